@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Softnet.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("softnet — the Linux packet receive path in user space");
+        return root.Parse(args).Invoke();
+    }
+}

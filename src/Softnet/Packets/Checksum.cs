@@ -1,0 +1,146 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Softnet.Packets;
+
+/// <summary>
+/// RFC 1071 ones'-complement checksums (the kernel's csum_partial / csum_fold / csum_tcpudp_magic).
+/// All sums here are expressed as if the data were read as big-endian 16-bit words, so a result can be
+/// compared with, or written into, a header field directly with BinaryPrimitives.WriteUInt16BigEndian.
+/// Internally the bytes are summed in native order (the ones'-complement sum is byte-order independent up
+/// to a final swap) with 256-bit vectors where the CPU has them.
+/// </summary>
+public static class Checksum
+{
+    /// <summary>Ones'-complement sum of <paramref name="data"/>, folded to 16 bits (not complemented).
+    /// Only the last chunk of a multi-part sum may have odd length.</summary>
+    public static uint Sum(ReadOnlySpan<byte> data)
+    {
+        ulong acc = SumNative(data);
+        ushort folded = (ushort)Fold64(acc);
+        // The native sum of little-endian words is the byte-swapped big-endian sum.
+        return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(folded) : folded;
+    }
+
+    /// <summary>Adds two 16-bit-foldable partial sums with end-around carry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Add(uint a, uint b) => Fold64((ulong)a + b);
+
+    /// <summary>Folds a wide sum to 16 bits with end-around carry (csum_fold without the complement).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Fold64(ulong sum)
+    {
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+        uint s = (uint)sum;
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return s;
+    }
+
+    /// <summary>The value to store in a checksum field: ~(initial + sum(data)).</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data, uint initial = 0)
+        => (ushort)~Add(initial, Sum(data));
+
+    /// <summary>True when data (checksum field included) plus the initial sum verifies to 0xFFFF.</summary>
+    public static bool Verify(ReadOnlySpan<byte> data, uint initial = 0)
+        => Add(initial, Sum(data)) == 0xFFFF;
+
+    /// <summary>IPv4 pseudo-header sum for TCP/UDP (saddr, daddr, zero, protocol, L4 length).</summary>
+    public static uint PseudoHeaderV4(ReadOnlySpan<byte> src, ReadOnlySpan<byte> dst, byte protocol, int l4Length)
+    {
+        ulong s = (ulong)BinaryPrimitives.ReadUInt16BigEndian(src) + BinaryPrimitives.ReadUInt16BigEndian(src[2..])
+                + BinaryPrimitives.ReadUInt16BigEndian(dst) + BinaryPrimitives.ReadUInt16BigEndian(dst[2..])
+                + protocol + (uint)l4Length;
+        return Fold64(s);
+    }
+
+    /// <summary>IPv6 pseudo-header sum (RFC 8200 section 8.1): addresses, upper-layer length, next header.</summary>
+    public static uint PseudoHeaderV6(ReadOnlySpan<byte> src, ReadOnlySpan<byte> dst, byte nextHeader, int l4Length)
+    {
+        ulong s = (ulong)(uint)l4Length + nextHeader;
+        for (int i = 0; i < 16; i += 2)
+            s += (ulong)BinaryPrimitives.ReadUInt16BigEndian(src[i..]) + BinaryPrimitives.ReadUInt16BigEndian(dst[i..]);
+        return Fold64(s);
+    }
+
+    /// <summary>Incremental update of a stored checksum when one 16-bit word changes (RFC 1624 eqn. 3).</summary>
+    public static ushort Update16(ushort check, ushort oldWord, ushort newWord)
+        => (ushort)~Add(Add((ushort)~check, (ushort)~oldWord), newWord);
+
+    /// <summary>Ones'-complement sum of native-order 16-bit words, unfolded.</summary>
+    private static ulong SumNative(ReadOnlySpan<byte> data)
+    {
+        ulong acc = 0;
+        ref byte start = ref MemoryMarshal.GetReference(data);
+        nuint len = (nuint)data.Length;
+        nuint i = 0;
+
+        if (Vector256.IsHardwareAccelerated && len >= 64)
+        {
+            // Widen u16 lanes into u32 accumulators: 2048 iterations of 0xFFFF per lane cannot overflow,
+            // so the accumulators are drained into the 64-bit sum every 2048 blocks.
+            var acc0 = Vector256<uint>.Zero;
+            var acc1 = Vector256<uint>.Zero;
+            int blocks = 0;
+            for (; i + 32 <= len; i += 32)
+            {
+                var v = Vector256.LoadUnsafe(ref start, i).AsUInt16();
+                var (lo, hi) = Vector256.Widen(v);
+                acc0 += lo;
+                acc1 += hi;
+                if (++blocks == 2048)
+                {
+                    acc += Drain(acc0, acc1);
+                    acc0 = acc1 = Vector256<uint>.Zero;
+                    blocks = 0;
+                }
+            }
+            acc += Drain(acc0, acc1);
+        }
+        else if (Vector128.IsHardwareAccelerated && len >= 32)
+        {
+            var acc0 = Vector128<uint>.Zero;
+            var acc1 = Vector128<uint>.Zero;
+            int blocks = 0;
+            for (; i + 16 <= len; i += 16)
+            {
+                var v = Vector128.LoadUnsafe(ref start, i).AsUInt16();
+                var (lo, hi) = Vector128.Widen(v);
+                acc0 += lo;
+                acc1 += hi;
+                if (++blocks == 4096)
+                {
+                    acc += Vector128.Sum(Vector128.WidenLower(acc0) + Vector128.WidenUpper(acc0))
+                         + Vector128.Sum(Vector128.WidenLower(acc1) + Vector128.WidenUpper(acc1));
+                    acc0 = acc1 = Vector128<uint>.Zero;
+                    blocks = 0;
+                }
+            }
+            acc += Vector128.Sum(Vector128.WidenLower(acc0) + Vector128.WidenUpper(acc0))
+                 + Vector128.Sum(Vector128.WidenLower(acc1) + Vector128.WidenUpper(acc1));
+        }
+
+        for (; i + 8 <= len; i += 8)
+        {
+            ulong w = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i));
+            acc += (w & 0xFFFF_FFFF) + (w >> 32);
+        }
+        for (; i + 2 <= len; i += 2)
+            acc += Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, i));
+        if (i < len)
+        {
+            // A trailing odd byte is padded with a zero byte on the right in network order.
+            byte b = Unsafe.Add(ref start, i);
+            acc += BitConverter.IsLittleEndian ? b : (ulong)b << 8;
+        }
+        return acc;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Drain(Vector256<uint> a, Vector256<uint> b)
+        => Vector256.Sum(Vector256.WidenLower(a) + Vector256.WidenUpper(a))
+         + Vector256.Sum(Vector256.WidenLower(b) + Vector256.WidenUpper(b));
+}

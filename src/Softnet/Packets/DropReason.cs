@@ -1,0 +1,87 @@
+namespace Softnet.Packets;
+
+/// <summary>
+/// Why a frame was dropped. Mirrors the spirit of the kernel's SKB_DROP_REASON_* (include/net/dropreason-core.h):
+/// every drop in the datapath carries one of these, never an exception.
+/// Names are rendered in snake_case by <see cref="DropReasons.Name"/> for reports.
+/// </summary>
+public enum DropReason : ushort
+{
+    None = 0,
+    // link layer
+    UnsupportedLinkType,
+    EthTruncated,
+    VlanTruncated,
+    SllTruncated,
+    ArpTruncated,
+    // IPv4
+    IpHeaderTruncated,
+    IpBadVersion,
+    IpBadIhl,
+    IpBadTotalLength,
+    IpOptionsMalformed,
+    // IPv6
+    Ipv6HeaderTruncated,
+    Ipv6BadVersion,
+    Ipv6BadPayloadLength,
+    Ipv6ExtHeaderTruncated,
+    // transport
+    TcpHeaderTruncated,
+    TcpBadDoff,
+    TcpOptionsMalformed,
+    UdpHeaderTruncated,
+    UdpBadLength,
+    IcmpTruncated,
+    Icmpv6Truncated,
+    VxlanTruncated,
+    // checksum
+    IpCsumError,
+    TcpCsumError,
+    UdpCsumError,
+    // resources (NIC, pools)
+    RingFull,
+    PoolExhausted,
+    XdpDrop,
+    XdpAborted,
+    FrameTooLong,
+    NotSpecified,
+}
+
+public static class DropReasons
+{
+    private static readonly string[] Names = BuildNames();
+
+    /// <summary>snake_case name as used in reports, e.g. <c>ip_header_truncated</c>.</summary>
+    public static string Name(DropReason reason)
+    {
+        var i = (int)reason;
+        return (uint)i < (uint)Names.Length ? Names[i] : "unknown";
+    }
+
+    public static int Count => Names.Length;
+
+    private static string[] BuildNames()
+    {
+        var values = Enum.GetValues<DropReason>();
+        var names = new string[values.Max(v => (int)v) + 1];
+        foreach (var v in values)
+            names[(int)v] = ToSnake(v.ToString());
+        return names;
+    }
+
+    internal static string ToSnake(string pascal)
+    {
+        var sb = new System.Text.StringBuilder(pascal.Length + 8);
+        for (int i = 0; i < pascal.Length; i++)
+        {
+            char c = pascal[i];
+            if (char.IsUpper(c))
+            {
+                if (i > 0) sb.Append('_');
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
+}
