@@ -6,7 +6,10 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("softnet — the Linux packet receive path in user space");
+        var root = new RootCommand("softnet: the Linux packet receive path, rebuilt in user space")
+        {
+            ReplayCommand.Create(),
+        };
         return root.Parse(args).Invoke();
     }
 }

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using Softnet.Packets;
+
+namespace Softnet.Telemetry;
+
+/// <summary>Per-protocol packet counts as the replay summary and JSON report show them.</summary>
+public sealed class ProtocolCounts
+{
+    public long Ethernet, Vlan, Arp, Ipv4, Ipv6, Tcp, Udp, Icmp, Vxlan, Fragment, Other;
+
+    /// <summary>Counts one decoded packet. "other" is a frame carrying none of IPv4/IPv6 TCP/UDP/ICMP.</summary>
+    public void Count(ProtocolFlags p)
+    {
+        if ((p & ProtocolFlags.Ethernet) != 0) Ethernet++;
+        if ((p & ProtocolFlags.Vlan) != 0) Vlan++;
+        if ((p & ProtocolFlags.Arp) != 0) Arp++;
+        if ((p & ProtocolFlags.Ipv4) != 0) Ipv4++;
+        if ((p & ProtocolFlags.Ipv6) != 0) Ipv6++;
+        if ((p & ProtocolFlags.Tcp) != 0) Tcp++;
+        if ((p & ProtocolFlags.Udp) != 0) Udp++;
+        if ((p & (ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) != 0) Icmp++;
+        if ((p & ProtocolFlags.Vxlan) != 0) Vxlan++;
+        if ((p & ProtocolFlags.Fragment) != 0) Fragment++;
+        if ((p & (ProtocolFlags.Tcp | ProtocolFlags.Udp | ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) == 0) Other++;
+    }
+
+    public IEnumerable<(string Name, long Count)> Items()
+    {
+        yield return ("ethernet", Ethernet);
+        yield return ("vlan", Vlan);
+        yield return ("arp", Arp);
+        yield return ("ipv4", Ipv4);
+        yield return ("ipv6", Ipv6);
+        yield return ("tcp", Tcp);
+        yield return ("udp", Udp);
+        yield return ("icmp", Icmp);
+        yield return ("vxlan", Vxlan);
+        yield return ("fragment", Fragment);
+        yield return ("other", Other);
+    }
+}
+
+/// <summary>A section that a later stage adds to the report (nic, softnet, gro, netfilter ...).</summary>
+public interface IReportSection
+{
+    /// <summary>Top-level JSON key of the section.</summary>
+    string Key { get; }
+
+    /// <summary>Writes the section's value (an object or array).</summary>
+    void WriteJson(Utf8JsonWriter writer);
+}
+
+/// <summary>
+/// What a replay found. Conservation always holds: packets_in = delivered + sum(drops).
+/// </summary>
+public sealed class ReplayReport
+{
+    public string Source { get; set; } = "";
+    public long PacketsIn { get; set; }
+    public long BytesIn { get; set; }
+    public long Delivered { get; set; }
+    public ProtocolCounts Protocols { get; } = new();
+    public DropCounters Drops { get; } = new();
+    public TimeSpan Elapsed { get; set; }
+    public long FirstTimestampNs { get; set; }
+    public long LastTimestampNs { get; set; }
+
+    /// <summary>Set when the capture could not be read to its end; packets before the damage are counted.</summary>
+    public string? CaptureError { get; set; }
+
+    public List<IReportSection> Sections { get; } = [];
+
+    public bool Conserved => PacketsIn == Delivered + Drops.Total;
+
+    public void WriteJson(Stream stream)
+    {
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("source", Source);
+        w.WriteNumber("packets_in", PacketsIn);
+        w.WriteNumber("bytes_in", BytesIn);
+        w.WriteNumber("delivered", Delivered);
+        w.WriteBoolean("conserved", Conserved);
+        w.WriteStartObject("protocols");
+        foreach (var (name, count) in Protocols.Items()) w.WriteNumber(name, count);
+        w.WriteEndObject();
+        w.WriteStartObject("drops");
+        foreach (var (reason, count) in Drops.NonZero()) w.WriteNumber(DropReasons.Name(reason), count);
+        w.WriteEndObject();
+        w.WriteNumber("drops_total", Drops.Total);
+        if (CaptureError is not null) w.WriteString("capture_error", CaptureError);
+        w.WriteNumber("first_timestamp_ns", FirstTimestampNs);
+        w.WriteNumber("last_timestamp_ns", LastTimestampNs);
+        w.WriteNumber("elapsed_seconds", Elapsed.TotalSeconds);
+        w.WriteNumber("packets_per_second", Elapsed.TotalSeconds > 0 ? PacketsIn / Elapsed.TotalSeconds : 0);
+        foreach (var s in Sections)
+        {
+            w.WritePropertyName(s.Key);
+            s.WriteJson(w);
+        }
+        w.WriteEndObject();
+    }
+
+    public void WriteJson(string path)
+    {
+        using var f = File.Create(path);
+        WriteJson(f);
+    }
+}
