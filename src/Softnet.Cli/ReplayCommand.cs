@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Softnet.Capture;
+using Softnet.Capture.Generator;
 using Softnet.Packets;
 using Softnet.Pipeline;
 using Softnet.Telemetry;
