@@ -26,7 +26,7 @@ public static class RssCommand
         var cmd = new Command("rss", "Compute the RSS (Toeplitz) hash of a flow and the RX queue it lands on");
         var key = new Option<string?>("--key")
         {
-            Description = "RSS key in hex, 40 or 52 bytes, with or without ':' (default: Microsoft's verification key, as ethtool -x shows it)",
+            Description = "RSS key in hex, 40 or 52 bytes; ':' separators allowed, as ethtool -x prints keys (default: Microsoft's verification key)",
             HelpName = "HEX",
         };
         var queues = new Option<string?>("--queues")

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
+using System.Net.NetworkInformation;
+using PacketDotNet;
 using CsCheck;
 using Softnet.Nic;
 using Xunit;
@@ -78,11 +80,11 @@ public class RssHasherTests
     [MemberData(nameof(Ipv4Vectors))]
     public void Frame_hash_equals_typed_helper_ipv4(string src, ushort sport, string dst, ushort dport, uint ipOnly, uint withPorts)
     {
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv4(Ip(src), Ip(dst), 6, sport, dport), out uint h, out var t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv4(Ip(src), Ip(dst), 6, sport, dport), out uint h, out var t));
         Assert.Equal((withPorts, RssHashType.TcpIpv4), (h, t));
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv4(Ip(src), Ip(dst), 17, sport, dport), out h, out t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv4(Ip(src), Ip(dst), 17, sport, dport), out h, out t));
         Assert.Equal((withPorts, RssHashType.UdpIpv4), (h, t));
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv4(Ip(src), Ip(dst), 1, sport, dport), out h, out t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv4(Ip(src), Ip(dst), 1, sport, dport), out h, out t));
         Assert.Equal((ipOnly, RssHashType.Ipv4), (h, t));
     }
 
@@ -90,21 +92,49 @@ public class RssHasherTests
     [MemberData(nameof(Ipv6Vectors))]
     public void Frame_hash_equals_typed_helper_ipv6(string src, ushort sport, string dst, ushort dport, uint ipOnly, uint withPorts)
     {
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv6(Ip(src), Ip(dst), 6, sport, dport), out uint h, out var t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv6(Ip(src), Ip(dst), 6, sport, dport), out uint h, out var t));
         Assert.Equal((withPorts, RssHashType.TcpIpv6), (h, t));
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv6(Ip(src), Ip(dst), 17, sport, dport), out h, out t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv6(Ip(src), Ip(dst), 17, sport, dport), out h, out t));
         Assert.Equal((withPorts, RssHashType.UdpIpv6), (h, t));
-        Assert.True(Hasher.TryHashFrame(Frames.Ipv6(Ip(src), Ip(dst), 58, sport, dport), out h, out t));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.Ipv6(Ip(src), Ip(dst), 58, sport, dport), out h, out t));
         Assert.Equal((ipOnly, RssHashType.Ipv6), (h, t));
+    }
+
+    [Fact]
+    public void Frames_built_by_PacketDotNet_hash_like_the_vectors()
+    {
+        // An independent frame builder, so the parser is not only checked against our own test helper.
+        var mac = PhysicalAddress.Parse("02-00-00-00-00-01");
+        var tcp4 = new EthernetPacket(mac, mac, EthernetType.IPv4)
+        {
+            PayloadPacket = new IPv4Packet(IPAddress.Parse("66.9.149.187"), IPAddress.Parse("161.142.100.80"))
+            {
+                PayloadPacket = new TcpPacket(2794, 1766),
+            },
+        };
+        tcp4.UpdateCalculatedValues();
+        Assert.True(Hasher.TryHashFrame(tcp4.Bytes, out uint h, out var t));
+        Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h, t));
+
+        var udp6 = new EthernetPacket(mac, mac, EthernetType.IPv6)
+        {
+            PayloadPacket = new IPv6Packet(IPAddress.Parse("3ffe:501:8::260:97ff:fe40:efab"), IPAddress.Parse("ff02::1"))
+            {
+                PayloadPacket = new UdpPacket(14230, 4739),
+            },
+        };
+        udp6.UpdateCalculatedValues();
+        Assert.True(Hasher.TryHashFrame(udp6.Bytes, out h, out t));
+        Assert.Equal((0xdde51bbfu, RssHashType.UdpIpv6), (h, t));
     }
 
     [Fact]
     public void Vlan_and_qinq_tags_are_skipped()
     {
         var (src, dst) = (Ip("66.9.149.187"), Ip("161.142.100.80"));
-        byte[] plain = Frames.Ipv4(src, dst, 6, 2794, 1766);
-        Assert.True(Hasher.TryHashFrame(Frames.WithTags(plain, 0x8100), out uint h1, out var t1));
-        Assert.True(Hasher.TryHashFrame(Frames.WithTags(plain, 0x88a8, 0x8100), out uint h2, out var t2));
+        byte[] plain = RssTestFrames.Ipv4(src, dst, 6, 2794, 1766);
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.WithTags(plain, 0x8100), out uint h1, out var t1));
+        Assert.True(Hasher.TryHashFrame(RssTestFrames.WithTags(plain, 0x88a8, 0x8100), out uint h2, out var t2));
         Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h1, t1));
         Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h2, t2));
     }
@@ -112,7 +142,7 @@ public class RssHasherTests
     [Fact]
     public void Ipv4_options_are_skipped_by_ihl()
     {
-        byte[] f = Frames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, optionBytes: 8);
+        byte[] f = RssTestFrames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, optionBytes: 8);
         Assert.True(Hasher.TryHashFrame(f, out uint h, out var t));
         Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h, t));
     }
@@ -123,7 +153,7 @@ public class RssHasherTests
     [InlineData(0x2100)]      // middle fragment
     public void Ipv4_fragments_hash_addresses_only(ushort fragField)
     {
-        byte[] f = Frames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, fragField: fragField);
+        byte[] f = RssTestFrames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, fragField: fragField);
         Assert.True(Hasher.TryHashFrame(f, out uint h, out var t));
         Assert.Equal((0x323e8fc2u, RssHashType.Ipv4), (h, t));
     }
@@ -131,7 +161,7 @@ public class RssHasherTests
     [Fact]
     public void Ipv4_dont_fragment_bit_is_not_a_fragment()
     {
-        byte[] f = Frames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, fragField: 0x4000);
+        byte[] f = RssTestFrames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766, fragField: 0x4000);
         Assert.True(Hasher.TryHashFrame(f, out uint h, out var t));
         Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h, t));
     }
@@ -141,7 +171,7 @@ public class RssHasherTests
     {
         byte[] src = Ip("3ffe:2501:200:1fff::7"), dst = Ip("3ffe:2501:200:3::1");
         // hop-by-hop (8 bytes), routing (24 bytes), destination options (16 bytes), then TCP.
-        byte[] f = Frames.Ipv6(src, dst, 6, 2794, 1766, extensions: [(0, 8), (43, 24), (60, 16)]);
+        byte[] f = RssTestFrames.Ipv6(src, dst, 6, 2794, 1766, extensions: [(0, 8), (43, 24), (60, 16)]);
         Assert.True(Hasher.TryHashFrame(f, out uint h, out var t));
         Assert.Equal((0x40207d3du, RssHashType.TcpIpv6), (h, t));
     }
@@ -150,7 +180,7 @@ public class RssHasherTests
     public void Ipv6_fragment_header_hashes_addresses_only()
     {
         byte[] src = Ip("3ffe:2501:200:1fff::7"), dst = Ip("3ffe:2501:200:3::1");
-        byte[] f = Frames.Ipv6(src, dst, 17, 2794, 1766, extensions: [(0, 8), (44, 8)]);
+        byte[] f = RssTestFrames.Ipv6(src, dst, 17, 2794, 1766, extensions: [(0, 8), (44, 8)]);
         Assert.True(Hasher.TryHashFrame(f, out uint h, out var t));
         Assert.Equal((0x2cc18cd5u, RssHashType.Ipv6), (h, t));
     }
@@ -161,12 +191,12 @@ public class RssHasherTests
         var fields = RssHashFields.Default.With("udp4", "sd").With("udp6", "sd");
         var hasher = new RssHasher(RssHasher.DefaultKey, fields);
         byte[] s4 = Ip("66.9.149.187"), d4 = Ip("161.142.100.80");
-        Assert.True(hasher.TryHashFrame(Frames.Ipv4(s4, d4, 17, 2794, 1766), out uint h, out var t));
+        Assert.True(hasher.TryHashFrame(RssTestFrames.Ipv4(s4, d4, 17, 2794, 1766), out uint h, out var t));
         Assert.Equal((0x323e8fc2u, RssHashType.Ipv4), (h, t));
-        Assert.True(hasher.TryHashFrame(Frames.Ipv4(s4, d4, 6, 2794, 1766), out h, out t));
+        Assert.True(hasher.TryHashFrame(RssTestFrames.Ipv4(s4, d4, 6, 2794, 1766), out h, out t));
         Assert.Equal((0x51ccc178u, RssHashType.TcpIpv4), (h, t));
         byte[] s6 = Ip("3ffe:2501:200:1fff::7"), d6 = Ip("3ffe:2501:200:3::1");
-        Assert.True(hasher.TryHashFrame(Frames.Ipv6(s6, d6, 17, 2794, 1766), out h, out t));
+        Assert.True(hasher.TryHashFrame(RssTestFrames.Ipv6(s6, d6, 17, 2794, 1766), out h, out t));
         Assert.Equal((0x2cc18cd5u, RssHashType.Ipv6), (h, t));
         Assert.Throws<FormatException>(() => fields.With("udp4", "sdf"));
         Assert.Throws<FormatException>(() => fields.With("sctp9", "sd"));
@@ -179,9 +209,9 @@ public class RssHasherTests
         arp[12] = 0x08; arp[13] = 0x06;
         Assert.False(Hasher.TryHashFrame(arp, out uint h, out var t));
         Assert.Equal((0u, RssHashType.None), (h, t));
-        byte[] full = Frames.Ipv4(Ip("1.2.3.4"), Ip("5.6.7.8"), 6, 1, 2);
+        byte[] full = RssTestFrames.Ipv4(Ip("1.2.3.4"), Ip("5.6.7.8"), 6, 1, 2);
         Assert.False(Hasher.TryHashFrame(full.AsSpan(0, 14 + 19), out _, out _));
-        byte[] v6 = Frames.Ipv6(Ip("::1"), Ip("::2"), 6, 1, 2, extensions: [(0, 16)]);
+        byte[] v6 = RssTestFrames.Ipv6(Ip("::1"), Ip("::2"), 6, 1, 2, extensions: [(0, 16)]);
         Assert.False(Hasher.TryHashFrame(v6.AsSpan(0, 14 + 40 + 8), out _, out t));
         Assert.Equal(RssHashType.None, t);
     }
@@ -228,8 +258,8 @@ public class RssHasherTests
     [Fact]
     public void Hashing_does_not_allocate()
     {
-        byte[] v4 = Frames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766);
-        byte[] v6 = Frames.Ipv6(Ip("3ffe:2501:200:1fff::7"), Ip("3ffe:2501:200:3::1"), 17, 2794, 1766, extensions: [(0, 8)]);
+        byte[] v4 = RssTestFrames.Ipv4(Ip("66.9.149.187"), Ip("161.142.100.80"), 6, 2794, 1766);
+        byte[] v6 = RssTestFrames.Ipv6(Ip("3ffe:2501:200:1fff::7"), Ip("3ffe:2501:200:3::1"), 17, 2794, 1766, extensions: [(0, 8)]);
         byte[] s = Ip("66.9.149.187"), d = Ip("161.142.100.80");
         var table = RssIndirectionTable.Equal(8);
         uint acc = 0;
@@ -250,7 +280,7 @@ public class RssHasherTests
 }
 
 /// <summary>Minimal frame builders for the RSS tests (checksums are irrelevant to RSS and left zero).</summary>
-internal static class Frames
+internal static class RssTestFrames
 {
     public static byte[] Ipv4(byte[] src, byte[] dst, byte proto, ushort sport, ushort dport,
         int optionBytes = 0, ushort fragField = 0, int payload = 12)
