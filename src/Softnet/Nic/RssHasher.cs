@@ -1,0 +1,288 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Softnet.Nic;
+
+/// <summary>
+/// The Toeplitz hash a NIC computes for Receive Side Scaling (Microsoft's RSS specification; Linux drivers
+/// program the key with <c>ethtool -X hkey</c> and the kernel mirrors the function in
+/// lib/toeplitz / net/core for software hashes).
+/// <para>
+/// Toeplitz is linear over GF(2): every input byte at position p contributes a 32-bit value that depends only on
+/// (p, byte). The constructor precomputes those 256 values per position, so a hash is one table load and XOR per
+/// input byte with no allocation. Inputs are big-endian, exactly as they appear on the wire.
+/// </para>
+/// </summary>
+public sealed class RssHasher
+{
+    /// <summary>Microsoft's 40-byte verification key, also the default key of ixgbe/i40e/mlx4 style NICs.</summary>
+    public static ReadOnlySpan<byte> DefaultKey =>
+    [
+        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67,
+        0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+        0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30,
+        0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+    ];
+
+    /// <summary>The standard RSS key length.</summary>
+    public const int StandardKeyLength = 40;
+
+    /// <summary>The key length of Intel ice/i40e (ethtool reports 52 bytes there); the extra bytes serve longer inputs.</summary>
+    public const int ExtendedKeyLength = 52;
+
+    // Longest real input: IPv6 addresses + ports.
+    private const int V6TupleLength = 36;
+    private const int MaxExtensionHeaders = 8;
+
+    private readonly byte[] _key;
+    // _table[p * 256 + v] = contribution of byte value v at input position p.
+    private readonly uint[] _table;
+
+    /// <summary>A hasher with <see cref="DefaultKey"/> and <see cref="RssHashFields.Default"/>.</summary>
+    public RssHasher() : this(DefaultKey, RssHashFields.Default) { }
+
+    /// <summary>A hasher with <paramref name="key"/> (40 or 52 bytes) and the given port configuration.</summary>
+    /// <exception cref="ArgumentException">the key is not 40 or 52 bytes long.</exception>
+    public RssHasher(ReadOnlySpan<byte> key, RssHashFields fields)
+    {
+        if (key.Length != StandardKeyLength && key.Length != ExtendedKeyLength)
+            throw new ArgumentException(
+                $"RSS key must be {StandardKeyLength} bytes (standard Toeplitz key) or {ExtendedKeyLength} bytes " +
+                $"(Intel ice/i40e extended key); got {key.Length} bytes", nameof(key));
+        _key = key.ToArray();
+        Fields = fields;
+        MaxInputLength = key.Length - 4;
+        _table = BuildTable(_key);
+    }
+
+    /// <summary>A hasher with <paramref name="key"/> and the default port configuration.</summary>
+    public RssHasher(ReadOnlySpan<byte> key) : this(key, RssHashFields.Default) { }
+
+    /// <summary>The key in use.</summary>
+    public ReadOnlySpan<byte> Key => _key;
+
+    /// <summary>Which flow types include the L4 ports.</summary>
+    public RssHashFields Fields { get; }
+
+    /// <summary>Longest input this key can hash: every input bit needs 32 key bits after it.</summary>
+    public int MaxInputLength { get; }
+
+    private static uint[] BuildTable(byte[] key)
+    {
+        int positions = key.Length - 4;
+        var table = new uint[positions * 256];
+        Span<uint> bit = stackalloc uint[8];
+        for (int p = 0; p < positions; p++)
+        {
+            // The 40 key bits starting at byte p; the window for input bit b (0 = MSB) starts b bits in.
+            ulong w = (ulong)key[p] << 32 | (ulong)key[p + 1] << 24 | (ulong)key[p + 2] << 16
+                      | (ulong)key[p + 3] << 8 | key[p + 4];
+            for (int b = 0; b < 8; b++)
+                bit[b] = (uint)(w >> (8 - b));
+            int row = p * 256;
+            for (int v = 1; v < 256; v++)
+            {
+                // v = (v with lowest set bit cleared) + that bit; input bit b of a byte has value 0x80 >> b.
+                int low = v & -v;
+                table[row + v] = table[row + (v ^ low)] ^ bit[7 - BitOperations.Log2((uint)low)];
+            }
+        }
+        return table;
+    }
+
+    /// <summary>The Toeplitz hash of <paramref name="input"/> (ComputeHash in Microsoft's specification).</summary>
+    /// <exception cref="ArgumentException">input longer than <see cref="MaxInputLength"/>.</exception>
+    public uint Hash(ReadOnlySpan<byte> input)
+    {
+        if (input.Length > MaxInputLength)
+            throw new ArgumentException($"input of {input.Length} bytes is longer than this {_key.Length}-byte key can hash ({MaxInputLength} bytes)", nameof(input));
+        return Mix(0, 0, input);
+    }
+
+    /// <summary>IPv4 2-tuple: source then destination address.</summary>
+    public uint HashV4(ReadOnlySpan<byte> src4, ReadOnlySpan<byte> dst4)
+    {
+        CheckLength(src4, 4, nameof(src4));
+        CheckLength(dst4, 4, nameof(dst4));
+        return Mix(Mix(0, 0, src4), 4, dst4);
+    }
+
+    /// <summary>IPv4 4-tuple: source, destination, source port, destination port.</summary>
+    public uint HashV4(ReadOnlySpan<byte> src4, ReadOnlySpan<byte> dst4, ushort sport, ushort dport)
+        => MixPorts(HashV4(src4, dst4), 8, sport, dport);
+
+    /// <summary>IPv6 2-tuple: source then destination address.</summary>
+    public uint HashV6(ReadOnlySpan<byte> src16, ReadOnlySpan<byte> dst16)
+    {
+        CheckLength(src16, 16, nameof(src16));
+        CheckLength(dst16, 16, nameof(dst16));
+        return Mix(Mix(0, 0, src16), 16, dst16);
+    }
+
+    /// <summary>IPv6 4-tuple: source, destination, source port, destination port.</summary>
+    public uint HashV6(ReadOnlySpan<byte> src16, ReadOnlySpan<byte> dst16, ushort sport, ushort dport)
+        => MixPorts(HashV6(src16, dst16), 32, sport, dport);
+
+    private static void CheckLength(ReadOnlySpan<byte> s, int len, string name)
+    {
+        if (s.Length != len)
+            throw new ArgumentException($"expected a {len}-byte address, got {s.Length} bytes", name);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint Mix(uint h, int pos, ReadOnlySpan<byte> bytes)
+    {
+        // Callers keep pos + bytes.Length <= MaxInputLength (36 for every typed input, the minimum key allows it).
+        ref uint t = ref MemoryMarshal.GetArrayDataReference(_table);
+        int row = pos << 8;
+        for (int i = 0; i < bytes.Length; i++, row += 256)
+            h ^= Unsafe.Add(ref t, row + bytes[i]);
+        return h;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint MixPorts(uint h, int pos, ushort sport, ushort dport)
+    {
+        ref uint t = ref MemoryMarshal.GetArrayDataReference(_table);
+        int row = pos << 8;
+        h ^= Unsafe.Add(ref t, row + (sport >> 8));
+        h ^= Unsafe.Add(ref t, row + 256 + (sport & 0xff));
+        h ^= Unsafe.Add(ref t, row + 512 + (dport >> 8));
+        h ^= Unsafe.Add(ref t, row + 768 + (dport & 0xff));
+        return h;
+    }
+
+    /// <summary>
+    /// Parses an Ethernet frame the way a NIC's RSS parser does and hashes it by the configured types:
+    /// 802.1Q/802.1ad tags skipped; IPv4 with IHL checks; IPv6 walking hop-by-hop, routing, destination-options
+    /// and fragment headers; TCP/UDP ports when <see cref="Fields"/> says so; IP fragments (IPv4 MF or offset,
+    /// any IPv6 fragment header) and other protocols hash on the addresses only.
+    /// Returns false (hash 0, type None) for non-IP or malformed frames; never throws, never allocates.
+    /// </summary>
+    public bool TryHashFrame(ReadOnlySpan<byte> ethernetFrame, out uint hash, out RssHashType type)
+    {
+        hash = 0;
+        type = RssHashType.None;
+        ReadOnlySpan<byte> f = ethernetFrame;
+        if (f.Length < 14) return false;
+        int off = 12;
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off));
+        off += 2;
+        while (etherType is 0x8100 or 0x88a8 or 0x9100)
+        {
+            if (f.Length - off < 4) return false;
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2));
+            off += 4;
+        }
+        return etherType switch
+        {
+            0x0800 => TryHashIpv4(f.Slice(off), out hash, out type),
+            0x86dd => TryHashIpv6(f.Slice(off), out hash, out type),
+            _ => false,
+        };
+    }
+
+    /// <summary>As <see cref="TryHashFrame"/> for a packet starting at the IPv4 or IPv6 header (raw IP link types).</summary>
+    public bool TryHashIp(ReadOnlySpan<byte> ipPacket, out uint hash, out RssHashType type)
+    {
+        hash = 0;
+        type = RssHashType.None;
+        if (ipPacket.IsEmpty) return false;
+        return (ipPacket[0] >> 4) switch
+        {
+            4 => TryHashIpv4(ipPacket, out hash, out type),
+            6 => TryHashIpv6(ipPacket, out hash, out type),
+            _ => false,
+        };
+    }
+
+    private bool TryHashIpv4(ReadOnlySpan<byte> ip, out uint hash, out RssHashType type)
+    {
+        hash = 0;
+        type = RssHashType.None;
+        if (ip.Length < 20 || ip[0] >> 4 != 4) return false;
+        int ihl = (ip[0] & 0x0f) * 4;
+        if (ihl < 20 || ihl > ip.Length) return false;
+        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(2));
+        if (totalLength < ihl) return false;
+        // Trailing Ethernet padding is not part of the packet.
+        int end = Math.Min(totalLength, ip.Length);
+
+        hash = Mix(Mix(0, 0, ip.Slice(12, 4)), 4, ip.Slice(16, 4));
+        type = RssHashType.Ipv4;
+
+        ushort fragField = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(6));
+        bool fragment = (fragField & 0x2000) != 0 || (fragField & 0x1fff) != 0;
+        if (fragment) return true;
+
+        byte proto = ip[9];
+        bool ports = proto switch
+        {
+            6 => Fields.TcpV4Ports,
+            17 => Fields.UdpV4Ports,
+            _ => false,
+        };
+        // A TCP/UDP header too short to hold the ports falls back to the addresses, as for an unknown protocol.
+        if (ports && end - ihl >= 4)
+        {
+            hash = Mix(hash, 8, ip.Slice(ihl, 4));
+            type = proto == 6 ? RssHashType.TcpIpv4 : RssHashType.UdpIpv4;
+        }
+        return true;
+    }
+
+    private bool TryHashIpv6(ReadOnlySpan<byte> ip, out uint hash, out RssHashType type)
+    {
+        hash = 0;
+        type = RssHashType.None;
+        if (ip.Length < 40 || ip[0] >> 4 != 6) return false;
+        int payloadLength = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(4));
+        // Payload length 0 is a jumbogram (RFC 2675); otherwise it bounds the packet.
+        int end = payloadLength == 0 ? ip.Length : Math.Min(ip.Length, 40 + payloadLength);
+
+        hash = Mix(Mix(0, 0, ip.Slice(8, 16)), 16, ip.Slice(24, 16));
+        type = RssHashType.Ipv6;
+
+        byte next = ip[6];
+        int off = 40;
+        for (int n = 0; n < MaxExtensionHeaders; n++)
+        {
+            switch (next)
+            {
+                case 0:   // hop-by-hop options
+                case 43:  // routing
+                case 60:  // destination options
+                    if (end - off < 2) return Malformed(out hash, out type);
+                    int len = (ip[off + 1] + 1) * 8;
+                    if (end - off < len) return Malformed(out hash, out type);
+                    next = ip[off];
+                    off += len;
+                    continue;
+                case 44:  // fragment: the L4 header may be elsewhere, so addresses only
+                    return end - off >= 8 || Malformed(out hash, out type);
+                case 6:
+                case 17:
+                    bool ports = next == 6 ? Fields.TcpV6Ports : Fields.UdpV6Ports;
+                    if (ports && end - off >= 4)
+                    {
+                        hash = Mix(hash, 32, ip.Slice(off, 4));
+                        type = next == 6 ? RssHashType.TcpIpv6 : RssHashType.UdpIpv6;
+                    }
+                    return true;
+                default:
+                    return true;
+            }
+        }
+        // Too many extension headers to walk: hash on addresses, as a NIC parser that gives up would.
+        return true;
+    }
+
+    private static bool Malformed(out uint hash, out RssHashType type)
+    {
+        hash = 0;
+        type = RssHashType.None;
+        return false;
+    }
+}
