@@ -1,0 +1,123 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace Softnet.Packets.Headers;
+
+/// <summary>
+/// One 802.1Q / 802.1ad tag as it sits after its TPID: the 16-bit TCI (PCP, DEI, VID) followed by the
+/// EtherType (or next TPID) it encapsulates. The TPID itself is the EtherType field of the header before.
+/// </summary>
+public readonly ref struct VlanView
+{
+    public const int HeaderLength = 4;
+
+    private readonly ReadOnlySpan<byte> _data;
+
+    private VlanView(ReadOnlySpan<byte> data) => _data = data;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryParse(ReadOnlySpan<byte> data, out VlanView view, out DropReason reason)
+    {
+        if (data.Length < HeaderLength)
+        {
+            view = default;
+            reason = DropReason.VlanTruncated;
+            return false;
+        }
+        view = new VlanView(data);
+        reason = DropReason.None;
+        return true;
+    }
+
+    public ushort Tci => BinaryPrimitives.ReadUInt16BigEndian(_data);
+    /// <summary>Priority code point (3 bits).</summary>
+    public byte Pcp => (byte)(_data[0] >> 5);
+    /// <summary>Drop eligible indicator (formerly CFI).</summary>
+    public bool Dei => (_data[0] & 0x10) != 0;
+    /// <summary>VLAN identifier (12 bits).</summary>
+    public ushort Vid => (ushort)(Tci & 0x0FFF);
+    /// <summary>The EtherType (or inner TPID) that follows this tag.</summary>
+    public ushort EtherType => BinaryPrimitives.ReadUInt16BigEndian(_data[2..]);
+    public ReadOnlySpan<byte> Payload => _data[HeaderLength..];
+
+    /// <summary>Writes a tag (TCI + encapsulated EtherType); the caller writes the TPID before it.</summary>
+    public static void Write(Span<byte> dst, byte pcp, bool dei, ushort vid, ushort etherType)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(dst, (ushort)(pcp << 13 | (dei ? 0x1000 : 0) | (vid & 0x0FFF)));
+        BinaryPrimitives.WriteUInt16BigEndian(dst[2..], etherType);
+    }
+}
+
+/// <summary>
+/// A stack of VLAN tags after an Ethernet header (QinQ and deeper), walked the way the kernel's
+/// __vlan_get_protocol does, up to <see cref="MaxDepth"/> tags. A stack deeper than that leaves
+/// <see cref="InnerEtherType"/> at the next TPID, which callers treat as an unknown protocol.
+/// </summary>
+public readonly ref struct VlanStackView
+{
+    public const int MaxDepth = 4;
+
+    private readonly ReadOnlySpan<byte> _frame;
+
+    /// <summary>Number of tags found (0..MaxDepth).</summary>
+    public int Count { get; }
+
+    /// <summary>The EtherType after the last tag walked.</summary>
+    public ushort InnerEtherType { get; }
+
+    /// <summary>Offset in the frame of the header after the last tag.</summary>
+    public int PayloadOffset => EthernetView.HeaderLength + Count * VlanView.HeaderLength;
+
+    private VlanStackView(ReadOnlySpan<byte> frame, int count, ushort inner)
+    {
+        _frame = frame;
+        Count = count;
+        InnerEtherType = inner;
+    }
+
+    /// <summary>Walks the tags of an Ethernet frame (which must hold its 14-byte header).</summary>
+    public static bool TryParse(ReadOnlySpan<byte> frame, out VlanStackView view, out DropReason reason)
+    {
+        view = default;
+        if (frame.Length < EthernetView.HeaderLength)
+        {
+            reason = DropReason.EthTruncated;
+            return false;
+        }
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        int count = 0;
+        int off = EthernetView.HeaderLength;
+        while (EtherTypes.IsVlanTpid(type) && count < MaxDepth)
+        {
+            if (frame.Length - off < VlanView.HeaderLength)
+            {
+                reason = DropReason.VlanTruncated;
+                return false;
+            }
+            type = BinaryPrimitives.ReadUInt16BigEndian(frame[(off + 2)..]);
+            off += VlanView.HeaderLength;
+            count++;
+        }
+        view = new VlanStackView(frame, count, type);
+        reason = DropReason.None;
+        return true;
+    }
+
+    /// <summary>The TPID that introduced tag <paramref name="index"/> (0 = outermost).</summary>
+    public ushort Tpid(int index)
+    {
+        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+        return BinaryPrimitives.ReadUInt16BigEndian(_frame[(12 + index * VlanView.HeaderLength)..]);
+    }
+
+    /// <summary>Tag <paramref name="index"/> (0 = outermost).</summary>
+    public VlanView this[int index]
+    {
+        get
+        {
+            if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+            VlanView.TryParse(_frame[(EthernetView.HeaderLength + index * VlanView.HeaderLength)..], out var v, out _);
+            return v;
+        }
+    }
+}

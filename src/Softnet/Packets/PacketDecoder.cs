@@ -1,0 +1,348 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using Softnet.Capture;
+using Softnet.Packets.Headers;
+
+namespace Softnet.Packets;
+
+/// <summary>Protocols a decoded frame contains (outer headers; the VXLAN inner frame has its own set).</summary>
+[Flags]
+public enum ProtocolFlags : uint
+{
+    None = 0,
+    Ethernet = 1,
+    Vlan = 2,
+    Arp = 4,
+    Ipv4 = 8,
+    Ipv6 = 16,
+    Tcp = 32,
+    Udp = 64,
+    Icmp = 128,
+    Icmpv6 = 256,
+    Vxlan = 512,
+    Fragment = 1024,
+    Other = 2048,
+    LinuxSll = 4096,
+}
+
+public static class ProtocolFlagsExtensions
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Has(this ProtocolFlags flags, ProtocolFlags f) => (flags & f) == f;
+
+    /// <summary>IPv4 or IPv6.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsIp(this ProtocolFlags flags) => (flags & (ProtocolFlags.Ipv4 | ProtocolFlags.Ipv6)) != 0;
+}
+
+/// <summary>
+/// Where every header of a frame starts. Offsets are from the start of the frame, and -1 when the layer is
+/// absent. The top-level fields describe the outer headers; for VXLAN the Inner* fields describe the
+/// encapsulated frame (absolute offsets too).
+/// </summary>
+public struct DecodedPacket
+{
+    public ProtocolFlags Protocols;
+    /// <summary>Link header (Ethernet or SLL); -1 for raw IP.</summary>
+    public int L2Offset;
+    /// <summary>Network header (IPv4, IPv6, ARP, or the unknown EtherType's data).</summary>
+    public int L3Offset;
+    /// <summary>Upper-layer header after any IPv6 extension headers; -1 for non-first fragments.</summary>
+    public int L4Offset;
+    /// <summary>Data after the last decoded header (L4 payload; fragment data for non-first fragments).</summary>
+    public int PayloadOffset;
+    public int PayloadLength;
+    /// <summary>EtherType of the network header, after any VLAN tags.</summary>
+    public ushort EtherType;
+    /// <summary>Upper-layer protocol (after IPv6 extension headers).</summary>
+    public byte IpProtocol;
+    public byte VlanCount;
+    /// <summary>VID of the outermost VLAN tag (what hardware VLAN offload would put in skb->vlan_tci).</summary>
+    public ushort VlanId;
+    /// <summary>VID of the second tag (QinQ C-tag), 0 when fewer than two tags.</summary>
+    public ushort InnerVlanId;
+
+    /// <summary>IP datagram length (header + payload, without link padding); 0 when not IP.</summary>
+    public int L3Length;
+    /// <summary>TTL or hop limit.</summary>
+    public byte Ttl;
+    /// <summary>Fragment offset in bytes, MF flag and identification when <see cref="ProtocolFlags.Fragment"/> is set.</summary>
+    public int FragmentOffset;
+    public bool MoreFragments;
+    public uint FragmentId;
+
+    public ushort SourcePort, DestinationPort;
+    public TcpFlags TcpFlags;
+    public uint TcpSeq, TcpAck;
+    public ushort TcpWindow;
+    /// <summary>Parsed TCP options (valid when <see cref="ProtocolFlags.Tcp"/> is set).</summary>
+    public TcpOptions TcpOptions;
+    public byte IcmpType, IcmpCode;
+
+    /// <summary>VXLAN network identifier when <see cref="ProtocolFlags.Vxlan"/> is set.</summary>
+    public uint Vni;
+    public ProtocolFlags InnerProtocols;
+    public int InnerL2Offset, InnerL3Offset, InnerL4Offset, InnerPayloadOffset, InnerPayloadLength;
+    public ushort InnerEtherType;
+    public byte InnerIpProtocol;
+
+    /// <summary>Offset of the source address in the frame (-1 when not IP).</summary>
+    public readonly int SourceAddressOffset
+        => (Protocols & ProtocolFlags.Ipv4) != 0 ? L3Offset + 12 : (Protocols & ProtocolFlags.Ipv6) != 0 ? L3Offset + 8 : -1;
+    public readonly int DestinationAddressOffset
+        => (Protocols & ProtocolFlags.Ipv4) != 0 ? L3Offset + 16 : (Protocols & ProtocolFlags.Ipv6) != 0 ? L3Offset + 24 : -1;
+    /// <summary>4 for IPv4, 16 for IPv6, 0 otherwise.</summary>
+    public readonly int AddressLength
+        => (Protocols & ProtocolFlags.Ipv4) != 0 ? 4 : (Protocols & ProtocolFlags.Ipv6) != 0 ? 16 : 0;
+}
+
+/// <summary>
+/// Decodes every header of a captured frame in one straight pass, checking lengths as the kernel's receive
+/// path would (eth_type_trans, ip_rcv_core, ipv6_rcv, tcp_v4_rcv, __udp4_lib_rcv). Never throws and never
+/// allocates; a malformed frame yields the <see cref="DropReason"/> of the first bad header, with the
+/// layers decoded before it left in the result.
+/// </summary>
+public static class PacketDecoder
+{
+    public static DropReason Decode(ReadOnlySpan<byte> frame, LinkType linkType, out DecodedPacket packet)
+    {
+        packet = default;
+        packet.L2Offset = packet.L3Offset = packet.L4Offset = packet.PayloadOffset = -1;
+        packet.InnerL2Offset = packet.InnerL3Offset = packet.InnerL4Offset = packet.InnerPayloadOffset = -1;
+        switch (linkType)
+        {
+            case LinkType.Ethernet:
+                return DecodeEthernet(frame, 0, ref packet, true);
+            case LinkType.Raw:
+                if (frame.Length == 0) return DropReason.IpHeaderTruncated;
+                switch (frame[0] >> 4)
+                {
+                    case 4: return DecodeNetwork(frame, 0, EtherTypes.Ipv4, ref packet, true);
+                    case 6: return DecodeNetwork(frame, 0, EtherTypes.Ipv6, ref packet, true);
+                    default: return DropReason.IpBadVersion;
+                }
+            case LinkType.Ipv4:
+                return DecodeNetwork(frame, 0, EtherTypes.Ipv4, ref packet, true);
+            case LinkType.Ipv6:
+                return DecodeNetwork(frame, 0, EtherTypes.Ipv6, ref packet, true);
+            case LinkType.LinuxSll:
+                if (frame.Length < LinuxSllView.SllLength) return DropReason.SllTruncated;
+                packet.Protocols = ProtocolFlags.LinuxSll;
+                packet.L2Offset = 0;
+                return DecodeVlans(frame, LinuxSllView.SllLength, BinaryPrimitives.ReadUInt16BigEndian(frame[14..]), ref packet, true);
+            case LinkType.LinuxSll2:
+                if (frame.Length < LinuxSllView.Sll2Length) return DropReason.SllTruncated;
+                packet.Protocols = ProtocolFlags.LinuxSll;
+                packet.L2Offset = 0;
+                return DecodeVlans(frame, LinuxSllView.Sll2Length, BinaryPrimitives.ReadUInt16BigEndian(frame), ref packet, true);
+            default:
+                return DropReason.UnsupportedLinkType;
+        }
+    }
+
+    private static DropReason DecodeEthernet(ReadOnlySpan<byte> frame, int start, ref DecodedPacket p, bool allowTunnel)
+    {
+        if (frame.Length - start < EthernetView.HeaderLength) return DropReason.EthTruncated;
+        p.Protocols |= ProtocolFlags.Ethernet;
+        p.L2Offset = start;
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[(start + 12)..]);
+        return DecodeVlans(frame, start + EthernetView.HeaderLength, type, ref p, allowTunnel);
+    }
+
+    /// <summary>Walks VLAN tags (if <paramref name="type"/> is a TPID) and then the network header.</summary>
+    private static DropReason DecodeVlans(ReadOnlySpan<byte> frame, int off, ushort type, ref DecodedPacket p, bool allowTunnel)
+    {
+        if (EtherTypes.IsVlanTpid(type))
+        {
+            int count = 0;
+            do
+            {
+                if (frame.Length - off < VlanView.HeaderLength) return DropReason.VlanTruncated;
+                ushort vid = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame[off..]) & 0x0FFF);
+                if (count == 0) p.VlanId = vid;
+                else if (count == 1) p.InnerVlanId = vid;
+                type = BinaryPrimitives.ReadUInt16BigEndian(frame[(off + 2)..]);
+                off += VlanView.HeaderLength;
+                count++;
+            } while (EtherTypes.IsVlanTpid(type) && count < VlanStackView.MaxDepth);
+            p.VlanCount = (byte)count;
+            p.Protocols |= ProtocolFlags.Vlan;
+        }
+        return DecodeNetwork(frame, off, type, ref p, allowTunnel);
+    }
+
+    private static DropReason DecodeNetwork(ReadOnlySpan<byte> frame, int off, ushort type, ref DecodedPacket p, bool allowTunnel)
+    {
+        p.EtherType = type;
+        p.L3Offset = off;
+        switch (type)
+        {
+            case EtherTypes.Ipv4:
+                return DecodeIpv4(frame, off, ref p, allowTunnel);
+            case EtherTypes.Ipv6:
+                return DecodeIpv6(frame, off, ref p, allowTunnel);
+            case EtherTypes.Arp:
+                if (!ArpView.TryParse(frame[off..], out _, out var arpReason)) return arpReason;
+                p.Protocols |= ProtocolFlags.Arp;
+                return DropReason.None;
+            default:
+                // An unknown EtherType (or an 802.3 length, or a VLAN stack deeper than we walk) is passed on.
+                p.Protocols |= ProtocolFlags.Other;
+                p.PayloadOffset = off;
+                p.PayloadLength = frame.Length - off;
+                return DropReason.None;
+        }
+    }
+
+    private static DropReason DecodeIpv4(ReadOnlySpan<byte> frame, int off, ref DecodedPacket p, bool allowTunnel)
+    {
+        if (!Ipv4View.TryParse(frame[off..], out var ip, out var reason)) return reason;
+        p.Protocols |= ProtocolFlags.Ipv4;
+        int hl = ip.HeaderLength;
+        int total = ip.TotalLength;
+        byte proto = ip.Protocol;
+        p.L3Length = total;
+        p.Ttl = ip.Ttl;
+        p.IpProtocol = proto;
+        if (ip.IsFragment)
+        {
+            p.Protocols |= ProtocolFlags.Fragment;
+            p.FragmentOffset = ip.FragmentOffsetBytes;
+            p.MoreFragments = ip.MoreFragments;
+            p.FragmentId = ip.Identification;
+            if (p.FragmentOffset != 0)
+            {
+                // Only the first fragment carries the transport header.
+                p.PayloadOffset = off + hl;
+                p.PayloadLength = total - hl;
+                return DropReason.None;
+            }
+        }
+        return DecodeTransport(frame[..(off + total)], off + hl, proto, false, ref p, allowTunnel);
+    }
+
+    private static DropReason DecodeIpv6(ReadOnlySpan<byte> frame, int off, ref DecodedPacket p, bool allowTunnel)
+    {
+        if (!Ipv6View.TryParse(frame[off..], out var ip, out var reason)) return reason;
+        p.Protocols |= ProtocolFlags.Ipv6;
+        var payload = ip.Payload;
+        int end = off + Ipv6View.HeaderLength + payload.Length;
+        p.L3Length = end - off;
+        p.Ttl = ip.HopLimit;
+        byte nh = ip.NextHeader;
+        int l4 = off + Ipv6View.HeaderLength;
+        if (Ipv6ExtensionHeaderReader.IsExtensionHeader(nh))
+        {
+            if (!Ipv6ExtensionHeaderReader.TryWalk(payload, nh, out var ext, out reason)) return reason;
+            nh = ext.UpperProtocol;
+            l4 += ext.UpperOffset;
+            if (ext.HasFragmentHeader)
+            {
+                p.Protocols |= ProtocolFlags.Fragment;
+                p.FragmentOffset = ext.FragmentOffset;
+                p.MoreFragments = ext.MoreFragments;
+                p.FragmentId = ext.FragmentId;
+                if (ext.FragmentOffset != 0)
+                {
+                    p.IpProtocol = nh;
+                    p.PayloadOffset = l4;
+                    p.PayloadLength = end - l4;
+                    return DropReason.None;
+                }
+            }
+        }
+        p.IpProtocol = nh;
+        return DecodeTransport(frame[..end], l4, nh, true, ref p, allowTunnel);
+    }
+
+    /// <summary><paramref name="frame"/> ends where the IP datagram ends (link padding excluded).</summary>
+    private static DropReason DecodeTransport(ReadOnlySpan<byte> frame, int l4, byte proto, bool v6, ref DecodedPacket p, bool allowTunnel)
+    {
+        p.L4Offset = l4;
+        var seg = frame[l4..];
+        DropReason reason;
+        switch (proto)
+        {
+            case IpProtocols.Tcp:
+            {
+                if (!TcpView.TryParse(seg, out var tcp, out reason)) return reason;
+                p.Protocols |= ProtocolFlags.Tcp;
+                p.SourcePort = tcp.SourcePort;
+                p.DestinationPort = tcp.DestinationPort;
+                p.TcpSeq = tcp.SequenceNumber;
+                p.TcpAck = tcp.AckNumber;
+                p.TcpFlags = tcp.Flags;
+                p.TcpWindow = tcp.Window;
+                int hl = tcp.HeaderLength;
+                p.PayloadOffset = l4 + hl;
+                p.PayloadLength = seg.Length - hl;
+                if (hl > TcpView.MinHeaderLength && !TcpOptions.TryParse(tcp.Options, out p.TcpOptions, out reason))
+                    return reason;
+                return DropReason.None;
+            }
+            case IpProtocols.Udp:
+            {
+                if (!UdpView.TryParse(seg, out var udp, out reason)) return reason;
+                p.Protocols |= ProtocolFlags.Udp;
+                p.SourcePort = udp.SourcePort;
+                p.DestinationPort = udp.DestinationPort;
+                int ulen = udp.Length;
+                p.PayloadOffset = l4 + UdpView.HeaderLength;
+                p.PayloadLength = ulen - UdpView.HeaderLength;
+                if (allowTunnel && p.DestinationPort == UdpView.VxlanPort)
+                    return DecodeVxlan(frame[..(l4 + ulen)], l4 + UdpView.HeaderLength, ref p);
+                return DropReason.None;
+            }
+            case IpProtocols.Icmp when !v6:
+            {
+                if (!IcmpView.TryParse(seg, out var icmp, out reason)) return reason;
+                p.Protocols |= ProtocolFlags.Icmp;
+                p.IcmpType = icmp.Type;
+                p.IcmpCode = icmp.Code;
+                p.PayloadOffset = l4 + IcmpView.HeaderLength;
+                p.PayloadLength = seg.Length - IcmpView.HeaderLength;
+                return DropReason.None;
+            }
+            case IpProtocols.Icmpv6 when v6:
+            {
+                if (!Icmpv6View.TryParse(seg, out var icmp, out reason)) return reason;
+                p.Protocols |= ProtocolFlags.Icmpv6;
+                p.IcmpType = icmp.Type;
+                p.IcmpCode = icmp.Code;
+                p.PayloadOffset = l4 + Icmpv6View.HeaderLength;
+                p.PayloadLength = seg.Length - Icmpv6View.HeaderLength;
+                return DropReason.None;
+            }
+            case IpProtocols.NoNextHeader when v6:
+                p.PayloadOffset = l4;
+                p.PayloadLength = seg.Length;
+                return DropReason.None;
+            default:
+                p.Protocols |= ProtocolFlags.Other;
+                p.PayloadOffset = l4;
+                p.PayloadLength = seg.Length;
+                return DropReason.None;
+        }
+    }
+
+    /// <summary>VXLAN header at <paramref name="off"/>; the inner Ethernet frame is decoded without further tunnels.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static DropReason DecodeVxlan(ReadOnlySpan<byte> frame, int off, ref DecodedPacket p)
+    {
+        if (!VxlanView.TryParse(frame[off..], out var vx, out var reason)) return reason;
+        p.Protocols |= ProtocolFlags.Vxlan;
+        p.Vni = vx.Vni;
+        var inner = default(DecodedPacket);
+        inner.L2Offset = inner.L3Offset = inner.L4Offset = inner.PayloadOffset = -1;
+        reason = DecodeEthernet(frame, off + VxlanView.HeaderLength, ref inner, false);
+        p.InnerProtocols = inner.Protocols;
+        p.InnerL2Offset = inner.L2Offset;
+        p.InnerL3Offset = inner.L3Offset;
+        p.InnerL4Offset = inner.L4Offset;
+        p.InnerPayloadOffset = inner.PayloadOffset;
+        p.InnerPayloadLength = inner.PayloadLength;
+        p.InnerEtherType = inner.EtherType;
+        p.InnerIpProtocol = inner.IpProtocol;
+        return reason;
+    }
+}
