@@ -1,0 +1,115 @@
+using System.Runtime.CompilerServices;
+
+namespace Softnet.Packets;
+
+/// <summary>
+/// Bounded lock-free queue of int indices (Vyukov's sequence-numbered ring). Any thread may enqueue or
+/// dequeue; in the common case one owner dequeues and a few threads enqueue, so each operation is one
+/// uncontended compare-exchange. Used as the free list of <see cref="PagePool"/> and <see cref="SkbPool"/>:
+/// the pool belongs to one RX queue, but buffers and skbs are freed wherever the packet ends up
+/// (another CPU after RPS, a socket reader).
+/// </summary>
+internal sealed class IndexQueue
+{
+    private struct Cell
+    {
+        public long Sequence;
+        public int Value;
+    }
+
+    private readonly Cell[] _cells;
+    private readonly int _mask;
+    // Head and tail on their own cache lines: the owner moves head, remote freers move tail.
+    private PaddedLong _head;
+    private PaddedLong _tail;
+
+    public IndexQueue(int minCapacity)
+    {
+        if (minCapacity < 1) throw new ArgumentOutOfRangeException(nameof(minCapacity));
+        int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)minCapacity);
+        _cells = new Cell[size];
+        _mask = size - 1;
+        for (int i = 0; i < size; i++) _cells[i].Sequence = i;
+    }
+
+    public int Size => _cells.Length;
+
+    /// <summary>Total successful dequeues since creation.</summary>
+    public long Dequeued => Volatile.Read(ref _head.Value);
+
+    /// <summary>Total successful enqueues since creation.</summary>
+    public long Enqueued => Volatile.Read(ref _tail.Value);
+
+    /// <summary>Items currently queued (a snapshot; exact when no operation is in flight).</summary>
+    public int Count => (int)(Enqueued - Dequeued);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryEnqueue(int value)
+    {
+        long pos = Volatile.Read(ref _tail.Value);
+        while (true)
+        {
+            ref Cell cell = ref _cells[(int)pos & _mask];
+            long seq = Volatile.Read(ref cell.Sequence);
+            long diff = seq - pos;
+            if (diff == 0)
+            {
+                long seen = Interlocked.CompareExchange(ref _tail.Value, pos + 1, pos);
+                if (seen == pos)
+                {
+                    cell.Value = value;
+                    Volatile.Write(ref cell.Sequence, pos + 1);
+                    return true;
+                }
+                pos = seen;
+            }
+            else if (diff < 0)
+            {
+                return false; // full
+            }
+            else
+            {
+                pos = Volatile.Read(ref _tail.Value);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryDequeue(out int value)
+    {
+        long pos = Volatile.Read(ref _head.Value);
+        while (true)
+        {
+            ref Cell cell = ref _cells[(int)pos & _mask];
+            long seq = Volatile.Read(ref cell.Sequence);
+            long diff = seq - (pos + 1);
+            if (diff == 0)
+            {
+                long seen = Interlocked.CompareExchange(ref _head.Value, pos + 1, pos);
+                if (seen == pos)
+                {
+                    value = cell.Value;
+                    Volatile.Write(ref cell.Sequence, pos + _mask + 1);
+                    return true;
+                }
+                pos = seen;
+            }
+            else if (diff < 0)
+            {
+                value = -1;
+                return false; // empty (or an enqueue not yet published)
+            }
+            else
+            {
+                pos = Volatile.Read(ref _head.Value);
+            }
+        }
+    }
+}
+
+/// <summary>A long alone on a 128-byte span so two of them never share a cache line (or its pair).</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]
+internal struct PaddedLong
+{
+    [System.Runtime.InteropServices.FieldOffset(64)] public long Value;
+}

@@ -1,0 +1,146 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Softnet.Packets;
+
+/// <summary>
+/// Pinned memory cut into fixed-size buffers, handed out by index (the kernel's page_pool giving an RX
+/// queue half-pages). Each buffer starts with <see cref="Headroom"/> bytes (XDP_PACKET_HEADROOM) in front of
+/// the data area so later stages can push headers without copying.
+/// <para>
+/// Ownership moves with the index. Every buffer carries a reference count (page_ref_count): <see cref="TryRent"/>
+/// hands it out with one reference, <see cref="AddRef"/> adds one for each extra holder (a clone, a frag that
+/// points into it) and <see cref="Return"/> drops one; the buffer goes back to the free list when the last
+/// reference drops. The pool is bounded: when it is empty <see cref="TryRent"/> fails and
+/// <see cref="AllocFailed"/> counts it, nothing throws and nothing grows.
+/// </para>
+/// <para>Threads: every method is safe from any thread. The intended shape is one owner (the NAPI context of
+/// the RX queue) renting, and any thread returning, which keeps the free list's atomics uncontended.</para>
+/// </summary>
+public sealed class PagePool
+{
+    /// <summary>Default buffer size: half of a 4 KiB page, as ice and most page_pool drivers use.</summary>
+    public const int DefaultBufferSize = 2048;
+    /// <summary>XDP_PACKET_HEADROOM.</summary>
+    public const int DefaultHeadroom = 256;
+
+    private readonly byte[] _memory; // pinned: addresses stay fixed, as DMA memory would
+    private readonly int[] _refs;
+    private readonly IndexQueue _free;
+    private long _allocFailed;
+
+    /// <param name="capacity">number of buffers; fixed for the life of the pool</param>
+    /// <param name="bufferSize">bytes per buffer, headroom included</param>
+    /// <param name="headroom">bytes reserved in front of the data area</param>
+    /// <param name="name">label for reports</param>
+    public PagePool(int capacity, int bufferSize = DefaultBufferSize, int headroom = DefaultHeadroom, string name = "page_pool")
+    {
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity));
+        if (bufferSize < 64) throw new ArgumentOutOfRangeException(nameof(bufferSize));
+        if (headroom < 0 || headroom >= bufferSize) throw new ArgumentOutOfRangeException(nameof(headroom));
+        long total = (long)capacity * bufferSize;
+        if (total > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(capacity), "pool larger than one array");
+        Capacity = capacity;
+        BufferSize = bufferSize;
+        Headroom = headroom;
+        Name = name;
+        _memory = GC.AllocateUninitializedArray<byte>((int)total, pinned: true);
+        _refs = new int[capacity];
+        _free = new IndexQueue(capacity);
+        for (int i = 0; i < capacity; i++) _free.TryEnqueue(i);
+    }
+
+    public string Name { get; }
+    public int Capacity { get; }
+    public int BufferSize { get; }
+    public int Headroom { get; }
+    /// <summary>Bytes after the headroom: the largest frame one buffer holds.</summary>
+    public int DataSize => BufferSize - Headroom;
+
+    /// <summary>Buffers currently handed out (rented and not yet fully returned).</summary>
+    public int InUse => Capacity - _free.Count;
+    /// <summary>Successful rents since creation.</summary>
+    public long Allocated => _free.Dequeued;
+    /// <summary>Buffers that went back to the free list (last reference dropped) since creation.</summary>
+    public long Recycled => _free.Enqueued - Capacity;
+    /// <summary>Rents refused because the pool was empty.</summary>
+    public long AllocFailed => Volatile.Read(ref _allocFailed);
+
+    /// <summary>Takes a free buffer with one reference; false (and <see cref="AllocFailed"/>+1) when empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryRent(out int index)
+    {
+        if (_free.TryDequeue(out index))
+        {
+            Volatile.Write(ref _refs[index], 1);
+            return true;
+        }
+        Interlocked.Increment(ref _allocFailed);
+        return false;
+    }
+
+    /// <summary>Takes a free buffer; -1 when the pool is empty.</summary>
+    public int Rent() => TryRent(out int index) ? index : -1;
+
+    /// <summary>One more holder of <paramref name="index"/> (page_ref_inc). The caller must already hold a reference.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddRef(int index)
+    {
+        int n = Interlocked.Increment(ref _refs[index]);
+        if (n <= 1)
+        {
+            Interlocked.Decrement(ref _refs[index]);
+            ThrowNotOwned(index);
+        }
+    }
+
+    /// <summary>Drops one reference (put_page); the buffer is recycled when it was the last one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Return(int index)
+    {
+        ref int r = ref _refs[index];
+        int n;
+        // Sole holder: nobody else can add a reference, so a plain store is enough (page_pool's fast path).
+        if (Volatile.Read(ref r) == 1) { Volatile.Write(ref r, 0); n = 0; }
+        else n = Interlocked.Decrement(ref r);
+        if (n == 0)
+        {
+            if (!_free.TryEnqueue(index)) ThrowCorrupt(index);
+        }
+        else if (n < 0)
+        {
+            Interlocked.Increment(ref r);
+            ThrowNotOwned(index);
+        }
+    }
+
+    /// <summary>Current reference count of a buffer (0 = free).</summary>
+    public int RefCount(int index) => Volatile.Read(ref _refs[index]);
+
+    /// <summary>The whole buffer, headroom included.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<byte> Buffer(int index)
+        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), (nint)CheckIndex(index) * BufferSize), BufferSize);
+
+    /// <summary>The data area: the buffer after its headroom.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<byte> Data(int index) => Buffer(index).Slice(Headroom);
+
+    /// <summary>A slice of a buffer, offsets measured from the buffer start.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<byte> Slice(int index, int offset, int length) => Buffer(index).Slice(offset, length);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int CheckIndex(int index)
+    {
+        if ((uint)index >= (uint)Capacity) ThrowIndex(index);
+        return index;
+    }
+
+    public override string ToString()
+        => $"{Name}: capacity={Capacity} in_use={InUse} recycled={Recycled} alloc_failed={AllocFailed}";
+
+    private static void ThrowIndex(int index) => throw new ArgumentOutOfRangeException(nameof(index), index, "no such buffer");
+    private void ThrowNotOwned(int index) => throw new InvalidOperationException($"{Name}: buffer {index} is not held (reference count underflow)");
+    private void ThrowCorrupt(int index) => throw new InvalidOperationException($"{Name}: free list overflow returning buffer {index}");
+}

@@ -1,0 +1,600 @@
+using System.Runtime.CompilerServices;
+
+namespace Softnet.Packets;
+
+/// <summary>skb->ip_summed: what is known about the L4 checksum (CHECKSUM_NONE/UNNECESSARY/COMPLETE/PARTIAL).</summary>
+public enum CsumState : byte
+{
+    /// <summary>Nothing verified; software must check.</summary>
+    None,
+    /// <summary>The device (or an earlier stage) verified it; <see cref="Skb.CsumLevel"/> says how many encapsulation levels.</summary>
+    Unnecessary,
+    /// <summary><see cref="Skb.Csum"/> holds the ones'-complement sum of the packet from skb->data on.</summary>
+    Complete,
+    /// <summary>Checksum still to be filled in (locally generated or GRO-built packets).</summary>
+    Partial,
+}
+
+/// <summary>PKT_HASH_TYPE_*: what the flow hash covers. An L4 hash sets skb->l4_hash.</summary>
+public enum PktHashType : byte { None, L2, L3, L4 }
+
+/// <summary>skb->pkt_type (PACKET_HOST ...), set by eth_type_trans from the destination MAC.</summary>
+public enum PacketType : byte { Host = 0, Broadcast = 1, Multicast = 2, OtherHost = 3, Outgoing = 4, Loopback = 5 }
+
+/// <summary>NAPI_GRO_FREE / NAPI_GRO_FREE_STOLEN_HEAD: what dev_gro_receive does with a merged skb.</summary>
+public enum GroFree : byte { None = 0, Free = 1, StolenHead = 2 }
+
+/// <summary>
+/// One page fragment of a non-linear skb (skb_frag_t): a slice of a pool buffer. The skb holds one reference on
+/// the buffer per frag.
+/// </summary>
+public struct SkbFrag
+{
+    public PagePool? Pool;
+    public int Index;
+    /// <summary>Offset from the buffer start.</summary>
+    public int Offset;
+    public int Size;
+
+    public readonly Span<byte> Span => Pool!.Slice(Index, Offset, Size);
+}
+
+/// <summary>skb_shinfo(skb)->frags: MAX_SKB_FRAGS slots inline in the skb.</summary>
+[InlineArray(Skb.MaxFrags)]
+public struct SkbFragArray
+{
+    private SkbFrag _element0;
+}
+
+/// <summary>
+/// struct napi_gro_cb: the GRO scratch area in skb->cb. Only the fields GRO needs; <see cref="Reset"/> clears
+/// it the way dev_gro_receive does before each packet.
+/// </summary>
+public struct GroCb
+{
+    /// <summary>Offset from skb->data of the header being examined (skb_gro_offset).</summary>
+    public int DataOffset;
+    /// <summary>Packets merged into this one (1 = just itself).</summary>
+    public ushort Count;
+    /// <summary>Non-zero: this skb must be flushed rather than merged (bits OR-ed by each layer).</summary>
+    public ushort Flush;
+    /// <summary>IPv4 ID mismatch signal (flush_id).</summary>
+    public ushort FlushId;
+    /// <summary>On a held skb: it matches the incoming one. On the incoming skb: it was merged.</summary>
+    public bool SameFlow;
+    public GroFree Free;
+    /// <summary>IPv4 DF set with ID not incrementing (is_atomic).</summary>
+    public bool IsAtomic;
+    public bool IsIpv6;
+    /// <summary>Merged by chaining whole skbs on frag_list (fraglist GRO).</summary>
+    public bool IsFlist;
+    /// <summary>Encapsulation depth seen so far (encap_mark).</summary>
+    public byte EncapMark;
+    public bool CsumValid;
+    public byte CsumCnt;
+    public uint Csum;
+    /// <summary>L3 protocol (ETH_P_*) of the innermost header parsed.</summary>
+    public ushort Proto;
+    /// <summary>When the skb was first held (ns on the path's clock), for flush by age.</summary>
+    public long Age;
+    /// <summary>Last skb chained on this one's frag_list (NAPI_GRO_CB(p)->last).</summary>
+    public Skb? Last;
+    /// <summary>network_offsets[encap_mark]: outer and inner L3 offsets from skb->data.</summary>
+    public int NetworkOffset0, NetworkOffset1;
+
+    public void Reset() => this = default;
+}
+
+/// <summary>
+/// The packet (struct sk_buff). The head is a pool buffer: <see cref="Data"/>..<see cref="Tail"/> is the linear
+/// part, <see cref="HeadLen"/> bytes long. Up to <see cref="MaxFrags"/> page fragments follow, then a chain of
+/// whole skbs on <see cref="FragList"/>. <see cref="Len"/> counts all of it, <see cref="DataLen"/> the
+/// non-linear part (frags plus frag_list), so Len == HeadLen + DataLen always.
+/// <para>Skbs come from an <see cref="SkbPool"/> and go back there on <see cref="Free"/>, which also drops the
+/// references the skb holds on its head and frag buffers. Header offsets (mac/network/transport) are measured
+/// from the head buffer start, as in the kernel, so push/pull do not move them. An skb is used by one thread at
+/// a time.</para>
+/// </summary>
+public sealed class Skb
+{
+    /// <summary>MAX_SKB_FRAGS (17 with 4 KiB pages).</summary>
+    public const int MaxFrags = 17;
+    /// <summary>Value of an unset header offset (the kernel's (u16)~0).</summary>
+    public const int Unset = -1;
+
+    internal readonly SkbPool Owner;
+    internal readonly int Slot;
+    internal bool InPool = true;
+
+    private SkbFragArray _frags;
+    private Skb? _fragListTail;
+
+    internal Skb(SkbPool owner, int slot)
+    {
+        Owner = owner;
+        Slot = slot;
+        ResetFields();
+    }
+
+    // ---- head and lengths ----
+    public PagePool? HeadPool { get; private set; }
+    public int HeadIndex { get; private set; }
+    /// <summary>skb->data as an offset into the head buffer.</summary>
+    public int Data { get; private set; }
+    /// <summary>skb->end: the usable size of the head buffer.</summary>
+    public int End { get; private set; }
+    public int Len { get; private set; }
+    public int DataLen { get; private set; }
+    public int HeadLen => Len - DataLen;
+    /// <summary>skb->tail as an offset into the head buffer.</summary>
+    public int Tail => Data + HeadLen;
+    public int Headroom => Data;
+    /// <summary>Room after the tail; 0 for a non-linear skb, as skb_tailroom says.</summary>
+    public int Tailroom => DataLen != 0 ? 0 : End - Tail;
+    public bool IsNonlinear => DataLen != 0;
+    public int NrFrags { get; private set; }
+    /// <summary>First skb chained on skb_shinfo(skb)->frag_list; members are linked by <see cref="Next"/>.</summary>
+    public Skb? FragList { get; private set; }
+    /// <summary>Memory charged to this skb (skb->truesize).</summary>
+    public int TrueSize;
+    /// <summary>The head is a page fragment that GRO may steal into a frag (skb->head_frag).</summary>
+    public bool HeadFrag;
+    /// <summary>Another skb shares this one's buffers (skb_cloned): write only after making a private copy.</summary>
+    public bool Cloned { get; internal set; }
+
+    // ---- list linkage (GRO lists, backlogs, frag_list members) ----
+    public Skb? Next;
+    public Skb? Prev;
+
+    // ---- headers ----
+    public int MacHeader;
+    public int NetworkHeader;
+    public int TransportHeader;
+
+    // ---- metadata ----
+    public uint Hash;
+    public PktHashType HashType;
+    public uint Mark;
+    /// <summary>skb->tstamp in nanoseconds (receive time on the path's clock).</summary>
+    public long TimestampNs;
+    public ushort QueueMapping;
+    /// <summary>skb->protocol: the EtherType in host order (0x0800, 0x86DD ...).</summary>
+    public ushort Protocol;
+    public PacketType PktType;
+    /// <summary>skb->skb_iif: ifindex of the receiving device.</summary>
+    public int Ifindex;
+    public ushort VlanTci;
+    /// <summary>Non-zero when a VLAN tag was taken out of the frame (skb_vlan_tag_present).</summary>
+    public ushort VlanProto;
+    public CsumState IpSummed;
+    public uint Csum;
+    public byte CsumLevel;
+    /// <summary>GRO control block (NAPI_GRO_CB); a field so callers can take <c>ref skb.Gro</c>.</summary>
+    public GroCb Gro;
+    /// <summary>Conntrack entry (skb->_nfct), typed by the netfilter stage.</summary>
+    public object? Conntrack;
+    /// <summary>enum ip_conntrack_info for <see cref="Conntrack"/>.</summary>
+    public byte CtInfo;
+
+    public bool L4Hash => HashType == PktHashType.L4;
+
+    /// <summary>skb_set_hash.</summary>
+    public void SetHash(uint hash, PktHashType type)
+    {
+        Hash = hash;
+        HashType = type;
+    }
+
+    public void ClearHash()
+    {
+        Hash = 0;
+        HashType = PktHashType.None;
+    }
+
+    public bool MacHeaderWasSet => MacHeader != Unset;
+    public void ResetMacHeader() => MacHeader = Data;
+    public void ResetNetworkHeader() => NetworkHeader = Data;
+    public void ResetTransportHeader() => TransportHeader = Data;
+    public void SetMacHeader(int offsetFromData) => MacHeader = Data + offsetFromData;
+    public void SetNetworkHeader(int offsetFromData) => NetworkHeader = Data + offsetFromData;
+    public void SetTransportHeader(int offsetFromData) => TransportHeader = Data + offsetFromData;
+    /// <summary>skb_network_offset: network header relative to data (negative once pulled past it).</summary>
+    public int NetworkOffset => NetworkHeader - Data;
+    public int TransportOffset => TransportHeader - Data;
+    public int MacLen => NetworkHeader - MacHeader;
+
+    // ---- views ----
+
+    /// <summary>The whole head buffer, headroom included; header offsets index into it.</summary>
+    public Span<byte> HeadBuffer => HeadPool!.Buffer(HeadIndex);
+
+    /// <summary>The linear data (skb->data, headlen bytes).</summary>
+    public Span<byte> LinearData => HeadPool!.Slice(HeadIndex, Data, HeadLen);
+
+    public ref SkbFrag Frag(int i)
+    {
+        if ((uint)i >= (uint)NrFrags) throw new ArgumentOutOfRangeException(nameof(i));
+        return ref _frags[i];
+    }
+
+    public Span<byte> FragData(int i) => Frag(i).Span;
+
+    // ---- skb_reserve / skb_put / skb_push / skb_pull ----
+
+    /// <summary>skb_reserve: move data and tail forward on an empty skb to make headroom.</summary>
+    public void Reserve(int n)
+    {
+        if (Len != 0) throw new InvalidOperationException("skb_reserve on a non-empty skb");
+        if (n < 0 || Data + n > End) throw new InvalidOperationException("skb_reserve past the end of the head");
+        Data += n;
+    }
+
+    /// <summary>skb_put: extend the linear data at the tail; returns the new bytes. Over-running the head is a
+    /// bug (skb_over_panic) and throws.</summary>
+    public Span<byte> Put(int n)
+    {
+        if (DataLen != 0) throw new InvalidOperationException("skb_put on a non-linear skb");
+        int tail = Tail;
+        if (n < 0 || tail + n > End) throw new InvalidOperationException($"skb_over_panic: put {n} with tailroom {End - tail}");
+        Len += n;
+        return HeadPool!.Slice(HeadIndex, tail, n);
+    }
+
+    /// <summary>skb_push: extend the data at the front into the headroom; returns the new front. Running out of
+    /// headroom is a bug (skb_under_panic) and throws.</summary>
+    public Span<byte> Push(int n)
+    {
+        if (n < 0 || n > Data) throw new InvalidOperationException($"skb_under_panic: push {n} with headroom {Data}");
+        Data -= n;
+        Len += n;
+        return HeadPool!.Slice(HeadIndex, Data, n);
+    }
+
+    /// <summary>skb_pull: remove <paramref name="n"/> bytes from the front of the linear data. False (nothing
+    /// changed) if fewer linear bytes exist: the caller should <see cref="MayPull"/> first.</summary>
+    public bool Pull(int n)
+    {
+        if ((uint)n > (uint)HeadLen) return false;
+        Data += n;
+        Len -= n;
+        return true;
+    }
+
+    /// <summary>pskb_may_pull: make sure the first <paramref name="n"/> bytes are linear, copying them from the
+    /// page frags into the head's tailroom if needed (__pskb_pull_tail). False if the skb is shorter, the head
+    /// has no room, or the bytes would come from the frag_list.</summary>
+    public bool MayPull(int n)
+    {
+        int headLen = HeadLen;
+        if (n <= headLen) return true;
+        if (n > Len) return false;
+        int need = n - headLen;
+        if (End - Tail < need) return false;
+        int inFrags = 0;
+        for (int i = 0; i < NrFrags && inFrags < need; i++) inFrags += _frags[i].Size;
+        if (inFrags < need) return false;
+
+        Span<byte> dst = HeadPool!.Slice(HeadIndex, Tail, need);
+        int copied = 0, eaten = 0;
+        while (copied < need)
+        {
+            ref SkbFrag f = ref _frags[eaten];
+            int take = Math.Min(f.Size, need - copied);
+            f.Span.Slice(0, take).CopyTo(dst.Slice(copied));
+            copied += take;
+            if (take == f.Size)
+            {
+                f.Pool!.Return(f.Index);
+                eaten++;
+            }
+            else
+            {
+                f.Offset += take;
+                f.Size -= take;
+            }
+        }
+        if (eaten > 0)
+        {
+            for (int i = eaten; i < NrFrags; i++) _frags[i - eaten] = _frags[i];
+            for (int i = NrFrags - eaten; i < NrFrags; i++) _frags[i] = default;
+            NrFrags -= eaten;
+        }
+        DataLen -= need; // Len unchanged: the bytes moved from the paged part to the linear part
+        return true;
+    }
+
+    /// <summary>pskb_trim: cut the packet to <paramref name="len"/> bytes (e.g. Ethernet padding after the IP
+    /// total length), dropping frags and frag_list members past the cut.</summary>
+    public void Trim(int len)
+    {
+        if (len < 0) throw new ArgumentOutOfRangeException(nameof(len));
+        if (len >= Len) return;
+        int headLen = HeadLen;
+        if (len <= headLen)
+        {
+            ReleaseFrags(0);
+            FreeFragList();
+            DataLen = 0;
+            Len = len;
+            return;
+        }
+        int remaining = len - headLen;
+        int i = 0;
+        for (; i < NrFrags && remaining > 0; i++)
+        {
+            ref SkbFrag f = ref _frags[i];
+            if (f.Size >= remaining) f.Size = remaining;
+            remaining -= f.Size;
+        }
+        ReleaseFrags(i);
+        if (remaining == 0)
+        {
+            FreeFragList();
+        }
+        else
+        {
+            Skb? prev = null;
+            Skb? m = FragList;
+            while (m != null && remaining > 0)
+            {
+                if (m.Len > remaining) m.Trim(remaining);
+                remaining -= m.Len;
+                prev = m;
+                m = m.Next;
+            }
+            // m and what follows lie past the cut.
+            if (prev != null) prev.Next = null;
+            _fragListTail = prev;
+            while (m != null)
+            {
+                Skb? next = m.Next;
+                m.Next = null;
+                m.Free();
+                m = next;
+            }
+        }
+        DataLen = len - headLen;
+        Len = len;
+    }
+
+    // ---- frags and frag_list ----
+
+    /// <summary>skb_add_rx_frag: append a slice of a pool buffer as the next frag. The skb takes over one
+    /// reference the caller holds on the buffer. False (nothing taken) when all <see cref="MaxFrags"/> are used.</summary>
+    public bool AddFrag(PagePool pool, int index, int offset, int size, int trueSize)
+    {
+        if (NrFrags >= MaxFrags) return false;
+        if (offset < 0 || size < 0 || offset + size > pool.BufferSize) throw new ArgumentOutOfRangeException(nameof(size));
+        ref SkbFrag f = ref _frags[NrFrags++];
+        f.Pool = pool;
+        f.Index = index;
+        f.Offset = offset;
+        f.Size = size;
+        Len += size;
+        DataLen += size;
+        TrueSize += trueSize;
+        return true;
+    }
+
+    /// <summary>AddFrag charging the whole buffer as true size.</summary>
+    public bool AddFrag(PagePool pool, int index, int offset, int size) => AddFrag(pool, index, offset, size, pool.BufferSize);
+
+    /// <summary>Chain a whole skb on the frag_list (as skb_gro_receive_list does); its bytes count in this one's
+    /// len and data_len from now on and it is freed with this skb.</summary>
+    public void AppendFragList(Skb member)
+    {
+        if (member == this || member.Next != null || member.InPool) throw new InvalidOperationException("frag_list member must be a live, unlinked skb");
+        LinkFragList(member);
+        Len += member.Len;
+        DataLen += member.Len;
+        TrueSize += member.TrueSize;
+    }
+
+    internal void LinkFragList(Skb member)
+    {
+        if (_fragListTail == null) FragList = member;
+        else _fragListTail.Next = member;
+        _fragListTail = member;
+    }
+
+    /// <summary>Last member of the frag_list (null when empty).</summary>
+    public Skb? FragListLast => _fragListTail;
+
+    /// <summary>Adjust lengths after a frag or frag_list member was grown/shrunk in place by the caller
+    /// (GRO updates of a held skb).</summary>
+    public void AddNonlinearLen(int delta, int trueSizeDelta = 0)
+    {
+        Len += delta;
+        DataLen += delta;
+        TrueSize += trueSizeDelta;
+    }
+
+    // ---- copying ----
+
+    /// <summary>skb_copy_bits: copy <c>to.Length</c> bytes starting at <paramref name="offset"/> (from skb->data)
+    /// across the linear part, the frags and the frag_list. False if the range is outside the packet.</summary>
+    public bool CopyBits(int offset, Span<byte> to)
+    {
+        if (offset < 0 || offset > Len - to.Length) return false;
+        int headLen = HeadLen;
+        if (offset < headLen)
+        {
+            int n = Math.Min(headLen - offset, to.Length);
+            HeadPool!.Slice(HeadIndex, Data + offset, n).CopyTo(to);
+            to = to.Slice(n);
+            offset = 0;
+        }
+        else offset -= headLen;
+
+        for (int i = 0; i < NrFrags && to.Length > 0; i++)
+        {
+            ref SkbFrag f = ref _frags[i];
+            if (offset >= f.Size) { offset -= f.Size; continue; }
+            int n = Math.Min(f.Size - offset, to.Length);
+            f.Pool!.Slice(f.Index, f.Offset + offset, n).CopyTo(to);
+            to = to.Slice(n);
+            offset = 0;
+        }
+
+        for (Skb? m = FragList; m != null && to.Length > 0; m = m.Next)
+        {
+            if (offset >= m.Len) { offset -= m.Len; continue; }
+            int n = Math.Min(m.Len - offset, to.Length);
+            if (!m.CopyBits(offset, to.Slice(0, n))) return false;
+            to = to.Slice(n);
+            offset = 0;
+        }
+        return to.Length == 0;
+    }
+
+    /// <summary>Copy the whole packet (from skb->data) to <paramref name="destination"/>; false if it is too small.</summary>
+    public bool CopyTo(Span<byte> destination)
+        => destination.Length >= Len && CopyBits(0, destination.Slice(0, Len));
+
+    // ---- lifetime ----
+
+    /// <summary>kfree_skb / consume_skb: drop the references on the head and frag buffers, free the frag_list
+    /// members, and return this skb to its pool. The caller must have unlinked it from any list.</summary>
+    public void Free()
+    {
+        if (InPool) throw new InvalidOperationException("double free of an skb");
+        HeadPool?.Return(HeadIndex);
+        ReleaseFrags(0);
+        FreeFragList();
+        ResetFields();
+        Owner.Recycle(this);
+    }
+
+    /// <summary>Checks the length bookkeeping; for tests and debug assertions.</summary>
+    public bool Validate(out string? problem)
+    {
+        problem = null;
+        int frags = 0;
+        for (int i = 0; i < NrFrags; i++)
+        {
+            if (_frags[i].Pool is null || _frags[i].Size < 0) { problem = $"frag {i} empty"; return false; }
+            frags += _frags[i].Size;
+        }
+        int list = 0;
+        for (Skb? m = FragList; m != null; m = m.Next)
+        {
+            if (!m.Validate(out var inner)) { problem = "frag_list member: " + inner; return false; }
+            list += m.Len;
+        }
+        if (DataLen != frags + list) problem = $"data_len {DataLen} != frags {frags} + frag_list {list}";
+        else if (HeadLen < 0) problem = $"headlen {HeadLen} < 0";
+        else if (Data < 0 || Tail > End) problem = $"data {Data} tail {Tail} end {End} out of the head";
+        else if (Len != HeadLen + DataLen) problem = "len != headlen + data_len";
+        return problem is null;
+    }
+
+    internal void InitHead(PagePool pool, int index, int data, int len)
+    {
+        InPool = false;
+        HeadPool = pool;
+        HeadIndex = index;
+        End = pool.BufferSize;
+        Data = data;
+        Len = len;
+        DataLen = 0;
+        TrueSize = pool.BufferSize;
+        HeadFrag = true;
+    }
+
+    /// <summary>Share <paramref name="src"/>'s head, frags and lengths (the data part of skb_clone); takes a
+    /// reference on each buffer. The frag_list is handled by the caller.</summary>
+    internal void ShareDataOf(Skb src)
+    {
+        InitHead(src.HeadPool!, src.HeadIndex, src.Data, src.Len);
+        src.HeadPool!.AddRef(src.HeadIndex);
+        End = src.End;
+        TrueSize = src.TrueSize;
+        HeadFrag = src.HeadFrag;
+        for (int i = 0; i < src.NrFrags; i++)
+        {
+            ref SkbFrag f = ref src._frags[i];
+            f.Pool!.AddRef(f.Index);
+            _frags[i] = f;
+        }
+        NrFrags = src.NrFrags;
+        // Until the frag_list clones are linked, data_len also counts them, which Free does not mind.
+        DataLen = src.DataLen;
+    }
+
+    /// <summary>__copy_skb_header: every metadata field, not the data.</summary>
+    internal void CopyMetaFrom(Skb src)
+    {
+        MacHeader = src.MacHeader;
+        NetworkHeader = src.NetworkHeader;
+        TransportHeader = src.TransportHeader;
+        Hash = src.Hash;
+        HashType = src.HashType;
+        Mark = src.Mark;
+        TimestampNs = src.TimestampNs;
+        QueueMapping = src.QueueMapping;
+        Protocol = src.Protocol;
+        PktType = src.PktType;
+        Ifindex = src.Ifindex;
+        VlanTci = src.VlanTci;
+        VlanProto = src.VlanProto;
+        IpSummed = src.IpSummed;
+        Csum = src.Csum;
+        CsumLevel = src.CsumLevel;
+        Gro = src.Gro;
+        Gro.Last = null;
+        Conntrack = src.Conntrack;
+        CtInfo = src.CtInfo;
+    }
+
+    private void ReleaseFrags(int from)
+    {
+        for (int i = from; i < NrFrags; i++)
+        {
+            ref SkbFrag f = ref _frags[i];
+            f.Pool!.Return(f.Index);
+            f = default;
+        }
+        if (from < NrFrags) NrFrags = from;
+    }
+
+    private void FreeFragList()
+    {
+        Skb? m = FragList;
+        FragList = null;
+        _fragListTail = null;
+        while (m != null)
+        {
+            Skb? next = m.Next;
+            m.Next = null;
+            m.Free();
+            m = next;
+        }
+    }
+
+    private void ResetFields()
+    {
+        InPool = true;
+        HeadPool = null;
+        HeadIndex = -1;
+        Data = End = Len = DataLen = NrFrags = TrueSize = 0;
+        FragList = _fragListTail = null;
+        HeadFrag = Cloned = false;
+        Next = Prev = null;
+        MacHeader = NetworkHeader = TransportHeader = Unset;
+        Hash = 0;
+        HashType = PktHashType.None;
+        Mark = 0;
+        TimestampNs = 0;
+        QueueMapping = 0;
+        Protocol = 0;
+        PktType = PacketType.Host;
+        Ifindex = 0;
+        VlanTci = VlanProto = 0;
+        IpSummed = CsumState.None;
+        Csum = 0;
+        CsumLevel = 0;
+        Gro = default;
+        Conntrack = null;
+        CtInfo = 0;
+    }
+}

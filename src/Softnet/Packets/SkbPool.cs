@@ -1,0 +1,100 @@
+namespace Softnet.Packets;
+
+/// <summary>
+/// A bounded cache of preallocated <see cref="Skb"/> objects (napi_alloc_cache's skb_cache), so building an skb
+/// per packet allocates nothing. Allocation fails softly: null and <see cref="AllocFailed"/>+1. As with
+/// <see cref="PagePool"/>, any thread may free; the owner (one NAPI context) allocates.
+/// </summary>
+public sealed class SkbPool
+{
+    private readonly Skb[] _skbs;
+    private readonly IndexQueue _free;
+    private long _allocFailed;
+
+    public SkbPool(int capacity, string name = "skb_cache")
+    {
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity));
+        Name = name;
+        Capacity = capacity;
+        _skbs = new Skb[capacity];
+        _free = new IndexQueue(capacity);
+        for (int i = 0; i < capacity; i++)
+        {
+            _skbs[i] = new Skb(this, i);
+            _free.TryEnqueue(i);
+        }
+    }
+
+    public string Name { get; }
+    public int Capacity { get; }
+    public int InUse => Capacity - _free.Count;
+    public long Allocated => _free.Dequeued;
+    public long AllocFailed => Volatile.Read(ref _allocFailed);
+
+    /// <summary>napi_build_skb: wrap a buffer the caller holds (one reference, which the skb takes over) as the
+    /// head, with data at <paramref name="dataOffset"/> and <paramref name="len"/> linear bytes. No copy.
+    /// On failure (null) the caller still holds the buffer.</summary>
+    public Skb? Build(PagePool pool, int index, int dataOffset, int len)
+    {
+        if (dataOffset < 0 || len < 0 || dataOffset + len > pool.BufferSize) throw new ArgumentOutOfRangeException(nameof(len));
+        Skb? skb = Take();
+        skb?.InitHead(pool, index, dataOffset, len);
+        return skb;
+    }
+
+    /// <summary>napi_alloc_skb: rent a head buffer from <paramref name="headPool"/> and reserve
+    /// <paramref name="headroom"/> (default: the pool's headroom); the skb is empty, fill it with Put.
+    /// Null if either pool is exhausted.</summary>
+    public Skb? Alloc(PagePool headPool, int headroom = -1)
+    {
+        if (headroom < 0) headroom = headPool.Headroom;
+        Skb? skb = Take();
+        if (skb is null) return null;
+        if (!headPool.TryRent(out int index))
+        {
+            Recycle(skb);
+            return null;
+        }
+        skb.InitHead(headPool, index, headroom, 0);
+        return skb;
+    }
+
+    /// <summary>skb_clone: a new skb sharing <paramref name="src"/>'s buffers (one more reference on each) with a
+    /// copy of its metadata; the frag_list members are cloned too. Both are marked <see cref="Skb.Cloned"/>.
+    /// Null if the pool ran out (nothing is leaked).</summary>
+    public Skb? Clone(Skb src)
+    {
+        if (src.InPool) throw new InvalidOperationException("clone of a freed skb");
+        Skb? c = Take();
+        if (c is null) return null;
+        c.ShareDataOf(src);
+        for (Skb? m = src.FragList; m != null; m = m.Next)
+        {
+            Skb? mc = Clone(m);
+            if (mc is null)
+            {
+                c.Free();
+                return null;
+            }
+            c.LinkFragList(mc);
+        }
+        c.CopyMetaFrom(src);
+        c.Cloned = src.Cloned = true;
+        return c;
+    }
+
+    private Skb? Take()
+    {
+        if (_free.TryDequeue(out int slot)) return _skbs[slot];
+        Interlocked.Increment(ref _allocFailed);
+        return null;
+    }
+
+    internal void Recycle(Skb skb)
+    {
+        skb.InPool = true;
+        if (!_free.TryEnqueue(skb.Slot)) throw new InvalidOperationException($"{Name}: free list overflow");
+    }
+
+    public override string ToString() => $"{Name}: capacity={Capacity} in_use={InUse} alloc_failed={AllocFailed}";
+}

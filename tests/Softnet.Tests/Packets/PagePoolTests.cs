@@ -1,0 +1,121 @@
+using Softnet.Packets;
+using Xunit;
+
+namespace Softnet.Tests.Packets;
+
+public class PagePoolTests
+{
+    [Fact]
+    public void Pool_is_bounded_and_counts_exhaustion()
+    {
+        var pool = new PagePool(4);
+        var got = new List<int>();
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.True(pool.TryRent(out int idx));
+            got.Add(idx);
+        }
+        Assert.Equal(4, got.Distinct().Count());
+        Assert.Equal(4, pool.InUse);
+        Assert.False(pool.TryRent(out int none));
+        Assert.Equal(-1, none);
+        Assert.Equal(-1, pool.Rent());
+        Assert.Equal(2, pool.AllocFailed);
+        foreach (var i in got) pool.Return(i);
+        Assert.Equal(0, pool.InUse);
+        Assert.Equal(4, pool.Recycled);
+        Assert.True(pool.TryRent(out _));
+    }
+
+    [Fact]
+    public void Buffer_layout_has_headroom_before_data()
+    {
+        var pool = new PagePool(2, bufferSize: 2048, headroom: 256);
+        int idx = pool.Rent();
+        Assert.Equal(2048, pool.Buffer(idx).Length);
+        Assert.Equal(1792, pool.Data(idx).Length);
+        Assert.Equal(1792, pool.DataSize);
+        pool.Data(idx)[0] = 0xAB;
+        Assert.Equal(0xAB, pool.Buffer(idx)[256]);
+        // Buffers do not overlap.
+        int other = pool.Rent();
+        pool.Buffer(other).Fill(0x11);
+        Assert.Equal(0xAB, pool.Buffer(idx)[256]);
+    }
+
+    [Fact]
+    public void Last_reference_recycles_the_buffer()
+    {
+        var pool = new PagePool(1);
+        int idx = pool.Rent();
+        pool.AddRef(idx);
+        pool.AddRef(idx);
+        Assert.Equal(3, pool.RefCount(idx));
+        pool.Return(idx);
+        pool.Return(idx);
+        Assert.Equal(1, pool.InUse);
+        Assert.Equal(-1, pool.Rent());
+        pool.Return(idx);
+        Assert.Equal(0, pool.InUse);
+        Assert.Equal(0, pool.RefCount(idx));
+        Assert.Equal(idx, pool.Rent());
+    }
+
+    [Fact]
+    public void Return_of_a_free_buffer_is_caught()
+    {
+        var pool = new PagePool(2);
+        int idx = pool.Rent();
+        pool.Return(idx);
+        Assert.Throws<InvalidOperationException>(() => pool.Return(idx));
+        Assert.Throws<InvalidOperationException>(() => pool.AddRef(idx));
+        Assert.Equal(0, pool.InUse);
+    }
+
+    [Fact]
+    public void Returns_from_other_threads_while_owner_rents()
+    {
+        // One owner rents; four threads return what it hands them, as remote CPUs free skbs after RPS.
+        const int Capacity = 64, Total = 200_000;
+        var pool = new PagePool(Capacity, bufferSize: 128, headroom: 0);
+        var queues = Enumerable.Range(0, 4).Select(_ => new System.Collections.Concurrent.BlockingCollection<int>(16)).ToArray();
+        var freers = queues.Select(q => new Thread(() =>
+        {
+            foreach (int idx in q.GetConsumingEnumerable())
+            {
+                if (pool.Buffer(idx)[0] != (byte)idx) throw new Exception("buffer corrupted");
+                pool.Return(idx);
+            }
+        })).ToArray();
+        foreach (var t in freers) t.Start();
+        int sent = 0;
+        while (sent < Total)
+        {
+            if (!pool.TryRent(out int idx)) { Thread.Yield(); continue; }
+            pool.Buffer(idx)[0] = (byte)idx;
+            queues[sent & 3].Add(idx);
+            sent++;
+        }
+        foreach (var q in queues) q.CompleteAdding();
+        foreach (var t in freers) t.Join();
+        Assert.Equal(0, pool.InUse);
+        Assert.Equal(Total, pool.Recycled);
+        Assert.Equal(Total, pool.Allocated);
+    }
+
+    [Fact]
+    public void Rent_and_return_do_not_allocate()
+    {
+        var pool = new PagePool(8);
+        for (int i = 0; i < 1000; i++) pool.Return(pool.Rent());
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100_000; i++)
+        {
+            int a = pool.Rent();
+            pool.AddRef(a);
+            pool.Return(a);
+            pool.Return(a);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
