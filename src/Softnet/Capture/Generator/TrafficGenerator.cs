@@ -112,6 +112,8 @@ public sealed class TrafficGenerator
                 f.IdS = (ushort)rng.Next();
                 f.LabelC = 1 + (uint)rng.Below(0xFFFFF);
                 f.LabelS = 1 + (uint)rng.Below(0xFFFFF);
+                // Stagger the streams' pacing phases so that together they arrive evenly spaced at the test rate.
+                f.DataStartPs += s * Interval(f, FrameLength(f, (f.Udp ? 8 : 32) + f.Mss)) / o.Streams;
                 f.Step = f.Udp ? ClientStep.UdpConnect : ClientStep.Syn;
                 f.ClientAtPs = startPs + s * spacing;
                 flows.Add(f);
