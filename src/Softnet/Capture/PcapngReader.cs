@@ -91,7 +91,7 @@ public sealed class PcapngReader : ICaptureReader
             uint len = U32(_in.Peek(8)[4..]);
             string name = BlockName(type);
             if (len < 12 || len % 4 != 0)
-                throw Fail($"block total length {len} is {(len < 12 ? "below the minimum 12" : "not a multiple of 4")}", at, name);
+                throw Fail($"block total length {len} is {(len % 4 != 0 ? "not a multiple of 4" : "below the minimum 12")}", at, name);
             bool known = type is IdbType or EpbType or SpbType or OpbType;
             if (!known)
             {
@@ -143,7 +143,7 @@ public sealed class PcapngReader : ICaptureReader
         else throw Fail($"bad byte-order magic 0x{BinaryPrimitives.ReadUInt32BigEndian(h[8..]):x8}", at, name);
         uint len = U32(h[4..]);
         if (len < 28 || len % 4 != 0)
-            throw Fail($"block total length {len} is {(len < 28 ? "below the minimum 28" : "not a multiple of 4")}", at, name);
+            throw Fail($"block total length {len} is {(len % 4 != 0 ? "not a multiple of 4" : "below the minimum 28")}", at, name);
         if (len > MaxBlockLength)
             throw Fail($"block total length {len} exceeds the limit {MaxBlockLength}", at, name);
         if (!_in.Ensure((int)len))
