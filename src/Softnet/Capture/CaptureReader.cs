@@ -1,0 +1,33 @@
+using System.Buffers.Binary;
+
+namespace Softnet.Capture;
+
+/// <summary>Opens a capture file as pcap or pcapng, chosen by its first four bytes.</summary>
+public static class CaptureReader
+{
+    /// <summary>Opens <paramref name="path"/>; the format comes from the magic, not the extension.</summary>
+    public static ICaptureReader Open(string path) => Open(PcapReader.OpenFile(path), ownsStream: true);
+
+    /// <summary>Opens a stream (need not be seekable: the magic is read once and kept in the buffer).</summary>
+    public static ICaptureReader Open(Stream s, bool ownsStream = true)
+    {
+        var input = new CaptureInput(s, ownsStream);
+        try
+        {
+            if (!input.Ensure(4))
+                throw new CaptureFormatException($"not a capture file: only {input.Available} bytes", 0, "file magic");
+            uint le = BinaryPrimitives.ReadUInt32LittleEndian(input.Peek(4));
+            uint be = BinaryPrimitives.ReverseEndianness(le);
+            if (le == PcapngReader.ShbType) return new PcapngReader(input);
+            if (le is PcapReader.MagicMicro or PcapReader.MagicNano || be is PcapReader.MagicMicro or PcapReader.MagicNano)
+                return new PcapReader(input);
+            throw new CaptureFormatException($"not a pcap or pcapng file (magic 0x{be:x8})", 0, "file magic");
+        }
+        catch
+        {
+            // The format readers dispose the input themselves when their header is bad; doing it twice is harmless.
+            input.Dispose();
+            throw;
+        }
+    }
+}
