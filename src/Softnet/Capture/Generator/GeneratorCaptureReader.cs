@@ -7,12 +7,15 @@ namespace Softnet.Capture.Generator;
 public sealed class GeneratorCaptureReader : ICaptureReader
 {
     private readonly TrafficGenerator _generator;
-    private readonly byte[] _buffer = new byte[65536 + 64];
+    private readonly byte[] _buffer;
     private long _position;
 
-    public GeneratorCaptureReader(GeneratorOptions options)
+    public GeneratorCaptureReader(GeneratorOptions options) : this([options]) { }
+
+    public GeneratorCaptureReader(IReadOnlyList<GeneratorOptions> streams)
     {
-        _generator = new TrafficGenerator(options);
+        _generator = new TrafficGenerator(streams);
+        _buffer = new byte[_generator.MaxFrameLength];
         Interfaces = [new CaptureInterface(LinkType.Ethernet, _buffer.Length, "gen0", 1_000_000_000)];
     }
 
