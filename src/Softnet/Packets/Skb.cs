@@ -139,8 +139,13 @@ public sealed class Skb
     public int TrueSize;
     /// <summary>The head is a page fragment that GRO may steal into a frag (skb->head_frag).</summary>
     public bool HeadFrag;
-    /// <summary>Another skb shares this one's buffers (skb_cloned): write only after making a private copy.</summary>
+    /// <summary>This skb was cloned or is a clone (skb_cloned). Sticky; <see cref="HeadShared"/> says whether the
+    /// head is still shared right now. Before writing into a shared head (Push, Put, header rewrites) call
+    /// <see cref="UnshareHead"/> (skb_cow_head); <see cref="MayPull"/> does so itself.</summary>
     public bool Cloned { get; internal set; }
+
+    /// <summary>Another skb (a clone) holds the same head buffer.</summary>
+    public bool HeadShared => HeadPool != null && HeadPool.RefCount(HeadIndex) > 1;
 
     // ---- list linkage (GRO lists, backlogs, frag_list members) ----
     public Skb? Next;
@@ -273,6 +278,7 @@ public sealed class Skb
         int inFrags = 0;
         for (int i = 0; i < NrFrags && inFrags < need; i++) inFrags += _frags[i].Size;
         if (inFrags < need) return false;
+        if (HeadShared && !UnshareHead()) return false;
 
         Span<byte> dst = HeadPool!.Slice(HeadIndex, Tail, need);
         int copied = 0, eaten = 0;
@@ -300,6 +306,25 @@ public sealed class Skb
             NrFrags -= eaten;
         }
         DataLen -= need; // Len unchanged: the bytes moved from the paged part to the linear part
+        return true;
+    }
+
+    /// <summary>pskb_expand_head without growth: give this skb a private copy of its head from
+    /// <paramref name="pool"/> (default: the current head's pool; must have buffers at least as large), at the same
+    /// offsets so header offsets stay valid, and drop its reference on the shared head. True if the head was not
+    /// shared or the copy succeeded; false if no buffer was free (nothing changed).</summary>
+    public bool UnshareHead(PagePool? pool = null)
+    {
+        if (!HeadShared) return true;
+        pool ??= HeadPool!;
+        if (pool.BufferSize < End) throw new ArgumentException("head pool buffers too small", nameof(pool));
+        if (!pool.TryRent(out int index)) return false;
+        // Copy headroom too: pushed-back headers (MAC after a pull) stay readable.
+        HeadPool!.Slice(HeadIndex, 0, Tail).CopyTo(pool.Buffer(index));
+        HeadPool.Return(HeadIndex);
+        HeadPool = pool;
+        HeadIndex = index;
+        End = Math.Min(End, pool.BufferSize);
         return true;
     }
 

@@ -224,6 +224,29 @@ public class SkbTests
     }
 
     [Fact]
+    public void May_pull_on_a_clone_copies_the_shared_head_first()
+    {
+        var (heads, pages, skbs) = Pools();
+        var skb = skbs.Alloc(heads)!;
+        skb.Put(10).Fill(1);
+        AddFragWith(skb, pages, 0, Enumerable.Range(0, 30).Select(i => (byte)i).ToArray());
+        skb.ResetMacHeader();
+        var clone = skbs.Clone(skb)!;
+        Assert.True(clone.HeadShared);
+        skb.Trim(5);                  // the original's tail moves back inside the shared head
+        Assert.True(clone.MayPull(25)); // must not write into the original's head
+        Assert.False(clone.HeadShared);
+        Assert.NotEqual(skb.HeadIndex, clone.HeadIndex);
+        Assert.Equal(skb.MacHeader, clone.MacHeader);
+        Assert.Equal(Enumerable.Repeat((byte)1, 5).ToArray(), Bytes(skb));
+        var expected = Enumerable.Repeat((byte)1, 10).Concat(Enumerable.Range(0, 30).Select(i => (byte)i)).ToArray();
+        Assert.Equal(expected, Bytes(clone));
+        skb.Free();
+        clone.Free();
+        Assert.Equal(0, heads.InUse + pages.InUse + skbs.InUse);
+    }
+
+    [Fact]
     public void Exhausted_pools_fail_softly()
     {
         var heads = new PagePool(1, 512, 128);

@@ -1,0 +1,183 @@
+using System.Buffers.Binary;
+using Softnet.Packets;
+
+namespace Softnet.Nic;
+
+/// <summary>
+/// Turns completed RX descriptors into skbs, by the two ice driver paths:
+/// <list type="bullet">
+/// <item><see cref="BuildSkb(PagePool, in RxDescriptor, int)"/> (ice_build_skb, the usual one): the ring buffer
+/// itself becomes the skb head, data starting after the headroom. Nothing is copied.</item>
+/// <item><see cref="ConstructSkb(PagePool, in RxDescriptor, int)"/> (ice_construct_skb, used when the buffer has
+/// no room for build_skb or legacy-rx is set): a small head comes from a separate head pool (napi_alloc_skb's
+/// page_frag cache), the headers (eth_get_headlen, at most <see cref="RxHdrSize"/> bytes) are copied into it
+/// and the rest of the ring buffer is attached as frag 0.</item>
+/// </list>
+/// Either way the skb takes over the caller's reference on the ring buffer, so the buffer goes back to the
+/// pool, and from there into the ring's next refill, when the last skb or clone that uses it is freed
+/// (page reuse). Failures drop the packet, release the buffer and count <see cref="AllocFailed"/>
+/// (<see cref="DropReason.PoolExhausted"/>).
+/// </summary>
+public sealed class SkbBuilder
+{
+    /// <summary>ICE_RX_HDR_SIZE: most bytes copied into a constructed head.</summary>
+    public const int RxHdrSize = 256;
+
+    private readonly SkbPool _skbs;
+    private readonly PagePool? _heads;
+    private long _allocFailed;
+
+    /// <param name="skbs">skb cache of this NAPI context</param>
+    /// <param name="headPool">small buffers for constructed heads (data area at least <see cref="RxHdrSize"/>);
+    /// only needed for <see cref="ConstructSkb(PagePool, in RxDescriptor, int)"/></param>
+    public SkbBuilder(SkbPool skbs, PagePool? headPool = null)
+    {
+        if (headPool != null && headPool.DataSize < RxHdrSize)
+            throw new ArgumentException($"head pool data area must hold {RxHdrSize} bytes", nameof(headPool));
+        _skbs = skbs;
+        _heads = headPool;
+    }
+
+    /// <summary>A head pool sized for <see cref="ConstructSkb(PagePool, in RxDescriptor, int)"/>: 512-byte buffers,
+    /// 64 bytes of headroom (NET_SKB_PAD) in front of the 256 header bytes.</summary>
+    public static PagePool CreateHeadPool(int capacity) => new(capacity, 512, 64, "skb_heads");
+
+    /// <summary>Packets dropped because no skb or head buffer was available.</summary>
+    public long AllocFailed => Volatile.Read(ref _allocFailed);
+
+    /// <summary>ice_build_skb for an untouched descriptor (frame at the pool's headroom).</summary>
+    public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue)
+        => BuildSkb(ringPool, in d, queue, ringPool.Headroom, d.Length);
+
+    /// <summary>ice_build_skb with the frame at <paramref name="dataOffset"/> (from the buffer start) and
+    /// <paramref name="length"/> bytes long, as XDP may have moved them (bpf_xdp_adjust_head/tail).</summary>
+    public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue, int dataOffset, int length)
+    {
+        Skb? skb = _skbs.Build(ringPool, d.BufferIndex, dataOffset, length);
+        if (skb is null) return Fail(ringPool, d.BufferIndex);
+        FillFields(skb, in d, queue);
+        return skb;
+    }
+
+    /// <summary>ice_construct_skb for an untouched descriptor.</summary>
+    public Skb? ConstructSkb(PagePool ringPool, in RxDescriptor d, int queue)
+        => ConstructSkb(ringPool, in d, queue, ringPool.Headroom, d.Length);
+
+    /// <summary>ice_construct_skb with an explicit frame position (after XDP).</summary>
+    public Skb? ConstructSkb(PagePool ringPool, in RxDescriptor d, int queue, int dataOffset, int length)
+    {
+        if (_heads is null) throw new InvalidOperationException("ConstructSkb needs a head pool");
+        ReadOnlySpan<byte> frame = ringPool.Slice(d.BufferIndex, dataOffset, length);
+        int headLen = length <= RxHdrSize ? length : EthGetHeadlen(frame, RxHdrSize);
+        Skb? skb = _skbs.Alloc(_heads);
+        if (skb is null) return Fail(ringPool, d.BufferIndex);
+        frame.Slice(0, headLen).CopyTo(skb.Put(headLen));
+        if (length > headLen)
+            skb.AddFrag(ringPool, d.BufferIndex, dataOffset + headLen, length - headLen, ringPool.BufferSize);
+        else
+            ringPool.Return(d.BufferIndex); // everything was copied: the page goes straight back for reuse
+        FillFields(skb, in d, queue);
+        return skb;
+    }
+
+    /// <summary>Build skbs for a polled batch. Skbs are written densely to <paramref name="output"/> (which must be
+    /// at least as long as the batch); returns how many. Failures are dropped and counted.</summary>
+    public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
+    {
+        int n = 0;
+        for (int i = 0; i < batch.Length; i++)
+        {
+            Skb? skb = construct
+                ? ConstructSkb(ring.Pool, in batch[i], ring.QueueId)
+                : BuildSkb(ring.Pool, in batch[i], ring.QueueId);
+            if (skb != null) output[n++] = skb;
+        }
+        return n;
+    }
+
+    // ice_process_skb_fields, minus eth_type_trans (which belongs to the next stage): the MAC header is at
+    // skb->data and skb->protocol is still unset.
+    private static void FillFields(Skb skb, in RxDescriptor d, int queue)
+    {
+        skb.TimestampNs = d.TimestampNs;
+        if (d.HashType != PktHashType.None) skb.SetHash(d.RssHash, d.HashType);
+        skb.QueueMapping = (ushort)queue; // skb_record_rx_queue
+        skb.ResetMacHeader();
+    }
+
+    private Skb? Fail(PagePool ringPool, int index)
+    {
+        ringPool.Return(index);
+        Interlocked.Increment(ref _allocFailed);
+        return null;
+    }
+
+    /// <summary>
+    /// eth_get_headlen: length of the protocol headers at the start of <paramref name="frame"/> (Ethernet, up to
+    /// two VLAN tags, IPv4 or IPv6 with extension headers, then the TCP/UDP/SCTP/ICMP header), at most
+    /// <paramref name="max"/>. Stops at the last header it could read completely, like the flow dissector.
+    /// </summary>
+    public static int EthGetHeadlen(ReadOnlySpan<byte> frame, int max)
+    {
+        int len = Math.Min(frame.Length, max);
+        const int EthHlen = 14;
+        if (len < EthHlen) return len;
+        ReadOnlySpan<byte> f = frame.Slice(0, len);
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(12));
+        int off = EthHlen;
+        for (int tags = 0; (type == 0x8100 || type == 0x88A8) && tags < 2; tags++)
+        {
+            if (f.Length < off + 4) return off;
+            type = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2));
+            off += 4;
+        }
+
+        byte proto;
+        if (type == 0x0800)
+        {
+            if (f.Length < off + 20) return off;
+            int ihl = (f[off] & 0x0F) * 4;
+            if ((f[off] >> 4) != 4 || ihl < 20 || f.Length < off + ihl) return off;
+            proto = f[off + 9];
+            bool laterFragment = (BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 6)) & 0x1FFF) != 0;
+            off += ihl;
+            if (laterFragment) return off; // no L4 header in this fragment
+        }
+        else if (type == 0x86DD)
+        {
+            if (f.Length < off + 40 || (f[off] >> 4) != 6) return off;
+            proto = f[off + 6];
+            off += 40;
+            for (int ext = 0; ext < 8; ext++)
+            {
+                if (proto is 0 or 43 or 60) // hop-by-hop, routing, destination options
+                {
+                    if (f.Length < off + 8) return off;
+                    proto = f[off];
+                    off += (f[off + 1] + 1) * 8;
+                }
+                else if (proto == 44) // fragment header
+                {
+                    if (f.Length < off + 8) return off;
+                    proto = f[off];
+                    bool laterFragment = (BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2)) & 0xFFF8) != 0;
+                    off += 8;
+                    if (laterFragment) return Math.Min(off, len);
+                }
+                else break;
+            }
+            if (off > f.Length) return f.Length;
+        }
+        else return off;
+
+        int l4 = proto switch
+        {
+            6 => f.Length >= off + 13 ? Math.Max(20, (f[off + 12] >> 4) * 4) : 0,
+            17 or 136 => 8,  // UDP, UDP-Lite
+            132 => 12,       // SCTP common header
+            1 or 58 => 8,    // ICMP, ICMPv6
+            _ => 0,
+        };
+        return Math.Min(off + l4, len);
+    }
+}
