@@ -44,6 +44,24 @@ public static class CaptureTestKit
         }
     }
 
+    /// <summary>
+    /// tcpdump's test captures: $SOFTNET_CORPUS, else shared/corpus/tcpdump-tests beside any folder above
+    /// the test binaries (CI puts shared/ next to its clone), else /work/shared/corpus/tcpdump-tests.
+    /// </summary>
+    public static string CorpusDir { get; } = FindCorpus();
+
+    private static string FindCorpus()
+    {
+        const string rel = "shared/corpus/tcpdump-tests";
+        if (Environment.GetEnvironmentVariable("SOFTNET_CORPUS") is { Length: > 0 } env) return env;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var candidate = Path.Combine(d.FullName, rel);
+            if (Directory.Exists(candidate)) return candidate;
+        }
+        return "/work/" + rel;
+    }
+
     public static string TempFile(string ext)
         => Path.Combine(Path.GetTempPath(), $"softnet-capture-{Guid.NewGuid():N}{ext}");
 }

@@ -9,7 +9,7 @@ namespace Softnet.Tests.Capture;
 /// <summary>tcpdump's regression captures (some deliberately malformed) as a robustness corpus.</summary>
 public class CorpusTests(ITestOutputHelper output)
 {
-    private const string CorpusDir = "/work/shared/corpus/tcpdump-tests";
+    private static string CorpusDir => CaptureTestKit.CorpusDir;
 
     private static string[] CorpusFiles()
         => Directory.Exists(CorpusDir)

@@ -113,13 +113,50 @@ public class TsharkTests
     }
 
     [SkippableFact]
+    public void We_read_hand_built_odd_pcapng_like_tshark()
+    {
+        Skip.IfNot(ExternalTool.Exists("tshark"), ExternalTool.Missing("tshark"));
+        byte[] a = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19], b = [.. a, .. a, .. a];
+        ulong secs = 1_700_000_000;
+        var s1 = new FileBuilder(false).Shb()
+            .Idb(1, 0, "micro").Idb(1, 0, "nano", 9).Idb(1, 0, "bin20", 0x80 | 20).Idb(1, 0, "offset", 6, 1000)
+            .Epb(0, secs * 1_000_000 + 1, a).Epb(1, secs * 1_000_000_000 + 7, b, 100).Epb(2, (secs << 20) + 12345, a).Epb(3, 17, a)
+            .Block(5, x => x.U32(0).U64(0)).Opb(1, 99, b).ToArray();
+        var s2 = new FileBuilder(true).Shb().Idb(1, 0, "be-snap", 9).Idb(1, 0, "be-second", 9)
+            .Epb(1, 5, b).Epb(0, secs * 1_000_000_000, a).ToArray();
+        var path = TempFile(".pcapng");
+        try
+        {
+            File.WriteAllBytes(path, [.. s1, .. s2]);
+            var theirs = Tshark(path);
+            using var r = CaptureReader.Open(path);
+            var (ours, err) = ReadAll(r);
+            Assert.Null(err);
+            Assert.Equal(theirs.Count, ours.Count);
+            for (int i = 0; i < ours.Count; i++)
+            {
+                Assert.Equal(theirs[i].TimestampNs, ours[i].Meta.TimestampNs);
+                Assert.Equal(theirs[i].Length, ours[i].Meta.OriginalLength);
+                Assert.Equal(theirs[i].CapLength, ours[i].Data.Length);
+                // Section 2 restarts interface ids at 0 (per the pcapng spec); tshark 4.0 still looks them up
+                // in section 1's list, so the interface is compared in the first section only.
+                if (i >= 5) continue;
+                Assert.Equal(theirs[i].InterfaceId, ours[i].Meta.InterfaceId);
+                Assert.Equal(theirs[i].InterfaceName, r.Interfaces[ours[i].Meta.InterfaceId].Name);
+            }
+            Assert.Equal(["be-second", "be-snap"], ours.Skip(5).Select(f => r.Interfaces[f.Meta.InterfaceId].Name));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [SkippableFact]
     public void We_read_corpus_pcapng_like_tshark()
     {
-        const string dir = "/work/shared/corpus/tcpdump-tests";
+        string dir = CorpusDir;
         Skip.IfNot(ExternalTool.Exists("tshark"), ExternalTool.Missing("tshark"));
         Skip.IfNot(Directory.Exists(dir), $"{dir} is not present");
-        // A sample (tshark takes about a second to start): every third pcapng, plus a few classic files.
-        var png = Directory.GetFiles(dir, "*.pcapng").Order(StringComparer.Ordinal).Where((_, i) => i % 3 == 0);
+        // A sample (tshark takes about a second to start): every fifth pcapng, plus a few classic files.
+        var png = Directory.GetFiles(dir, "*.pcapng").Order(StringComparer.Ordinal).Where((_, i) => i % 5 == 0);
         // Fuzzer-made pcaps (oobr, asan...) carry microsecond fields past 10^6 that readers normalise
         // differently; the sample of classic files leaves those out.
         string[] fuzzed = ["oobr", "asan", "overflow", "crash", "bad", "invalid", "corrupt", "bogus"];
