@@ -78,6 +78,8 @@ public sealed class NapiEngine : IDisposable
         if (Options.Cpus.Any(c => c < 0 || c >= CpuMask.MaxCpus)) throw new ArgumentException("CPU id out of range", nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(Options.NetdevBudget, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(Options.NetdevBudgetUsecs, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPacket);
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPoll);
         _cpus = Options.Cpus.Select(id => new SoftnetCpu(id, Options, 16)).ToArray();
         foreach (var c in _cpus)
             c.PinStatus = Options.Mode == NapiMode.Deterministic ? "unpinned: deterministic mode (one thread)" : "not started";
@@ -240,7 +242,12 @@ public sealed class NapiEngine : IDisposable
         if (_fault is not null) throw new InvalidOperationException("a softnet worker failed", _fault);
     }
 
-    public void Dispose() => Stop();
+    /// <summary>Stops the workers if running; a worker failure is only reported by an explicit <see cref="Stop"/>.</summary>
+    public void Dispose()
+    {
+        try { Stop(); }
+        catch (InvalidOperationException) { }
+    }
 
     private void Worker(SoftnetCpu cpu, ManualResetEventSlim wake, CountdownEvent ready)
     {
@@ -261,13 +268,8 @@ public sealed class NapiEngine : IDisposable
             var spin = new SpinWait();
             while (true)
             {
-                if (cpu.HasWork)
-                {
-                    cpu.NetRxAction(NowNs, virtualTime: false);
-                    spin.Reset();
-                    continue;
-                }
-
+                // Moderation timers of this CPU's vectors are checked between rounds too, so a moderated queue is
+                // not starved while other queues keep the CPU in ksoftirqd mode. Lock-free when nothing is due.
                 long now = NowNs;
                 long next = long.MaxValue;
                 foreach (var v in _vectors)
@@ -276,29 +278,41 @@ public sealed class NapiEngine : IDisposable
                     v.CheckTimer(now);
                     next = Math.Min(next, v.NextDeadlineNs);
                 }
+
+                if (cpu.HasWork)
+                {
+                    cpu.NetRxAction(NowNs, virtualTime: false);
+                    spin.Reset();
+                    continue;
+                }
+
+                // Reset before the last looks, so an interrupt or a newly armed timer after this point wakes us.
+                wake.Reset();
                 if (cpu.HasWork) continue;
+                next = long.MaxValue;
+                foreach (var v in _vectors)
+                    if (v.TargetCpu == cpu) next = Math.Min(next, v.NextDeadlineNs);
 
                 if (_stopping)
                 {
                     bool fired = false;
                     foreach (var v in _vectors)
-                        if (v.TargetCpu == cpu) fired |= v.Flush(now);
+                        if (v.TargetCpu == cpu) fired |= v.Flush(NowNs);
                     if (!fired && !cpu.HasWork) return;
                     continue;
                 }
-
-                wake.Reset();
-                if (cpu.HasWork || _stopping) continue; // an interrupt raced with the reset
 
                 if (Options.BusyPoll)
                 {
                     spin.SpinOnce(sleep1Threshold: -1);
                     continue;
                 }
+                now = NowNs;
                 int timeoutMs = next == long.MaxValue
                     ? Timeout.Infinite
-                    : (int)Math.Clamp((next - now + 999_999) / 1_000_000, 1, int.MaxValue);
+                    : (int)Math.Clamp((next - now + 999_999) / 1_000_000, 0, int.MaxValue);
                 wake.Wait(timeoutMs);
+                cpu.CountIdleWakeup();
             }
         }
         catch (Exception e)

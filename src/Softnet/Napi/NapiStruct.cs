@@ -103,9 +103,10 @@ public sealed class NapiStruct
     /// </summary>
     internal int Poll(long nowNs, out bool repoll)
     {
+        int work;
         _inPoll = true;
-        int work = Poller.Poll(Weight);
-        _inPoll = false;
+        try { work = Poller.Poll(Weight); }
+        finally { _inPoll = false; }
         if ((uint)work > (uint)Weight)
             throw new InvalidOperationException($"NAPI poller {Id} returned {work}, more than its budget {Weight}");
         _polls++;

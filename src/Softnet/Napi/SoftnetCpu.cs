@@ -20,6 +20,12 @@ public sealed class SoftnetCpu
 
     private long _processed, _dropped, _timeSqueeze, _rounds, _ksoftirqdRounds, _ksoftirqdWakeups, _polls;
     private long _raisedAtNs = long.MaxValue;
+    private long _idleWakeups;
+
+    /// <summary>Threaded mode: times the worker woke from sleep (to check it sleeps rather than spins).</summary>
+    internal long IdleWakeups => Volatile.Read(ref _idleWakeups);
+
+    internal void CountIdleWakeup() => _idleWakeups++;
 
     internal SoftnetCpu(int id, NapiEngineOptions options, int capacity)
     {

@@ -101,7 +101,7 @@ public sealed class IrqVector
     public bool IsMasked { get { lock (_lock) return _masked; } }
 
     /// <summary>Moderation deadline of frames waiting for an interrupt, or long.MaxValue.</summary>
-    public long NextDeadlineNs { get { lock (_lock) return _deadlineNs; } }
+    public long NextDeadlineNs => Volatile.Read(ref _deadlineNs);
 
     /// <summary>Frames signalled by the port side.</summary>
     public long FramesNotified => Volatile.Read(ref _frames);
@@ -163,6 +163,7 @@ public sealed class IrqVector
     /// <summary>Fires if the rx-usecs deadline has passed at <paramref name="nowNs"/>.</summary>
     internal bool CheckTimer(long nowNs)
     {
+        if (Volatile.Read(ref _deadlineNs) > nowNs) return false; // the common case, without the lock
         bool fire;
         lock (_lock) fire = !_masked && _pending > 0 && _deadlineNs <= nowNs && MaskForFire();
         if (fire) Deliver(nowNs);
@@ -203,5 +204,6 @@ public sealed class IrqVector
         return true;
     }
 
+    // _deadlineNs is written under _lock and read lock-free (an aligned long): a stale read only delays a check.
     private void Deliver(long nowNs) => Napi.Schedule(_target, nowNs);
 }

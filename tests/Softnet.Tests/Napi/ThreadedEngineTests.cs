@@ -40,6 +40,11 @@ public class ThreadedEngineTests
         })).ToArray();
         foreach (var t in producers) t.Start();
         foreach (var t in producers) t.Join();
+
+        // Everything must be consumed without Stop's final flush: a lost wakeup would leave frames behind.
+        var sw = Stopwatch.StartNew();
+        while (pollers.Any(p => p.Consumed < perQueue) && sw.ElapsedMilliseconds < 20_000) Thread.Sleep(1);
+        Assert.All(pollers, p => Assert.Equal(perQueue, p.Consumed));
         engine.Stop();
 
         for (int i = 0; i < queues; i++)
@@ -55,6 +60,21 @@ public class ThreadedEngineTests
         Assert.True(totals.InterruptsFired > 0);
         Assert.Equal(perQueue * 2L, engine.Cpus.Single(c => c.Id == 0).Processed);
         Assert.Equal(perQueue * 2L, engine.Cpus.Single(c => c.Id == 1).Processed);
+    }
+
+    [Fact]
+    public void IdleWorkers_Sleep()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [0, 1], PinThreads = false });
+        var p = new ConcurrentFakePoller();
+        var irq = engine.AddQueue(p);
+        engine.Start();
+        p.Produce(100);
+        irq.NotifyFrames(100);
+        Thread.Sleep(300);
+        Assert.Equal(100, p.Consumed);
+        Assert.All(engine.Cpus, c => Assert.True(c.IdleWakeups <= 3, $"cpu{c.Id} woke {c.IdleWakeups} times while idle"));
+        engine.Stop();
     }
 
     [Fact]
