@@ -1,0 +1,354 @@
+using System.Diagnostics;
+using Softnet.Nic;
+
+namespace Softnet.Napi;
+
+/// <summary>How the engine runs net_rx_action.</summary>
+public enum NapiMode
+{
+    /// <summary>One thread, virtual clock, fixed order: same input, same counters.</summary>
+    Deterministic,
+    /// <summary>One worker thread per CPU, pinned where allowed, woken by interrupts; wall clock.</summary>
+    Threaded,
+}
+
+/// <summary>Engine settings; the sysctl names are the kernel's.</summary>
+public sealed record NapiEngineOptions
+{
+    public NapiMode Mode { get; init; } = NapiMode.Deterministic;
+
+    /// <summary>CPU ids to run softnet on (--cpus 0,1).</summary>
+    public IReadOnlyList<int> Cpus { get; init; } = [0];
+
+    /// <summary>net.core.netdev_budget: frames per net_rx_action round.</summary>
+    public int NetdevBudget { get; init; } = 300;
+
+    /// <summary>net.core.netdev_budget_usecs: time per round.</summary>
+    public int NetdevBudgetUsecs { get; init; } = 2000;
+
+    /// <summary>Deterministic cost model: virtual ns charged per frame polled.</summary>
+    public long NsPerPacket { get; init; }
+
+    /// <summary>Deterministic cost model: virtual ns charged per NAPI poll call.</summary>
+    public long NsPerPoll { get; init; }
+
+    /// <summary>Threaded mode: pin each worker to its CPU with sched_setaffinity.</summary>
+    public bool PinThreads { get; init; } = true;
+
+    /// <summary>Threaded mode: spin instead of sleeping when idle (lower latency, burns the CPU).</summary>
+    public bool BusyPoll { get; init; }
+}
+
+/// <summary>Sums of the per-CPU and per-vector counters.</summary>
+public readonly record struct SoftnetTotals(
+    long Processed, long Dropped, long TimeSqueeze, long Rounds, long KsoftirqdRounds, long Polls,
+    long InterruptsFired, long SuppressedWhileMasked, long Coalesced);
+
+/// <summary>
+/// The NAPI / NET_RX runtime: per-CPU <see cref="SoftnetCpu"/>s, one <see cref="IrqVector"/> + <see cref="NapiStruct"/>
+/// per RX queue. Register queues with <see cref="AddQueue"/>, then either drive it on a virtual clock
+/// (<see cref="Step"/>, <see cref="RunUntilIdle"/>) or run worker threads (<see cref="Start"/>, <see cref="Stop"/>).
+/// </summary>
+/// <remarks>
+/// Deterministic use: for each frame with timestamp ts, call <c>Step(ts)</c> (rounds and moderation timers due
+/// before ts run first), write the frame into the ring, then <c>irq.NotifyFrames(1, ts)</c>; at the end call
+/// <see cref="RunUntilIdle"/>. A round sees the ring as it is when the round runs; rounds are charged
+/// <see cref="NapiEngineOptions.NsPerPoll"/> + frames × <see cref="NapiEngineOptions.NsPerPacket"/> of virtual time,
+/// which both drives netdev_budget_usecs and keeps the CPU busy (later rounds start when it is free).
+/// </remarks>
+public sealed class NapiEngine : IDisposable
+{
+    private readonly SoftnetCpu[] _cpus;
+    private readonly List<IrqVector> _vectorList = [];
+    private IrqVector[] _vectors = [];
+    private readonly long _t0 = Stopwatch.GetTimestamp();
+    private long _now;
+    private long _lastEventNs;
+
+    private Thread[]? _threads;
+    private ManualResetEventSlim[]? _wakes;
+    private volatile bool _stopping;
+    private Exception? _fault;
+
+    public NapiEngine(NapiEngineOptions? options = null)
+    {
+        Options = options ?? new NapiEngineOptions();
+        if (Options.Cpus.Count == 0) throw new ArgumentException("at least one CPU is needed", nameof(options));
+        if (Options.Cpus.Distinct().Count() != Options.Cpus.Count) throw new ArgumentException("CPU ids repeat", nameof(options));
+        if (Options.Cpus.Any(c => c < 0 || c >= CpuMask.MaxCpus)) throw new ArgumentException("CPU id out of range", nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Options.NetdevBudget, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(Options.NetdevBudgetUsecs, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPacket);
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPoll);
+        _cpus = Options.Cpus.Select(id => new SoftnetCpu(id, Options, 16)).ToArray();
+        foreach (var c in _cpus)
+            c.PinStatus = Options.Mode == NapiMode.Deterministic ? "unpinned: deterministic mode (one thread)" : "not started";
+    }
+
+    public NapiEngineOptions Options { get; }
+
+    public NapiMode Mode => Options.Mode;
+
+    public IReadOnlyList<SoftnetCpu> Cpus => _cpus;
+
+    public IReadOnlyList<IrqVector> Vectors => _vectors;
+
+    public bool IsRunning => _threads is not null;
+
+    /// <summary>Current time in ns: the virtual clock (deterministic) or wall time since the engine was made.</summary>
+    public long NowNs => Mode == NapiMode.Deterministic ? _now : Stopwatch.GetElapsedTime(_t0).Ticks * 100;
+
+    /// <summary>
+    /// Registers an RX queue: its poller becomes a NAPI instance of <paramref name="weight"/> behind a new vector
+    /// whose interrupts go to the lowest engine CPU in <paramref name="affinity"/> (all engine CPUs when null;
+    /// the lowest engine CPU when the mask allows none of them). Not allowed while threads run.
+    /// </summary>
+    public IrqVector AddQueue(INapiPoller poller, CpuMask? affinity = null, InterruptModeration moderation = default,
+        int weight = NapiStruct.DefaultWeight)
+    {
+        ArgumentNullException.ThrowIfNull(poller);
+        if (IsRunning) throw new InvalidOperationException("add queues before Start()");
+        int index = _vectorList.Count;
+        var napi = new NapiStruct(poller, weight, index);
+        var vector = new IrqVector(this, index, napi, affinity ?? CpuMask.Of(Options.Cpus.ToArray()), moderation);
+        napi.Vector = vector;
+        _vectorList.Add(vector);
+        _vectors = [.. _vectorList];
+        return vector;
+    }
+
+    /// <summary>The CPU an interrupt with this affinity lands on.</summary>
+    internal SoftnetCpu ResolveCpu(CpuMask mask)
+    {
+        SoftnetCpu? best = null, lowest = null;
+        foreach (var c in _cpus)
+        {
+            if (lowest is null || c.Id < lowest.Id) lowest = c;
+            if (mask.Contains(c.Id) && (best is null || c.Id < best.Id)) best = c;
+        }
+        return best ?? lowest!;
+    }
+
+    internal void OnTimerArmed(IrqVector vector)
+    {
+        // A sleeping worker must recompute its wait so the rx-usecs deadline is honoured.
+        var wakes = _wakes;
+        if (wakes is not null) wakes[Array.IndexOf(_cpus, vector.TargetCpu)].Set();
+    }
+
+    // ---------------------------------------------------------------- deterministic mode
+
+    /// <summary>
+    /// Advances the virtual clock to <paramref name="nowNs"/>, running in time order every moderation timer and
+    /// every net_rx_action round due by then (ties: timers before rounds, lower index first).
+    /// </summary>
+    public void Step(long nowNs)
+    {
+        RequireMode(NapiMode.Deterministic);
+        if (nowNs < _now) nowNs = _now;
+        RunEvents(nowNs);
+        _now = nowNs;
+    }
+
+    /// <summary>
+    /// Runs until nothing is left: due timers fire at their deadlines, rounds run back to back, and frames held only
+    /// by an rx-frames threshold are flushed by a forced interrupt. The clock ends at the last event.
+    /// </summary>
+    public void RunUntilIdle()
+    {
+        RequireMode(NapiMode.Deterministic);
+        while (true)
+        {
+            RunEvents(long.MaxValue);
+            long now = Math.Max(_now, _lastEventNs);
+            bool fired = false;
+            foreach (var v in _vectors) fired |= v.Flush(now);
+            if (!fired) break;
+        }
+        _now = Math.Max(_now, _lastEventNs);
+    }
+
+    private void RunEvents(long limitNs)
+    {
+        while (true)
+        {
+            long best = long.MaxValue;
+            int kind = -1, index = -1;
+            for (int i = 0; i < _vectors.Length; i++)
+            {
+                long d = _vectors[i].NextDeadlineNs;
+                if (d <= limitNs && d < best) { best = d; kind = 0; index = i; }
+            }
+            for (int i = 0; i < _cpus.Length; i++)
+            {
+                var c = _cpus[i];
+                if (!c.HasWork) continue;
+                long t = Math.Max(c.FreeAtNs, c.RaisedAtNs);
+                if (t <= limitNs && t < best) { best = t; kind = 1; index = i; }
+            }
+            if (kind < 0) return;
+            if (best > _lastEventNs) _lastEventNs = best;
+            if (kind == 0)
+            {
+                _vectors[index].CheckTimer(best);
+            }
+            else
+            {
+                var c = _cpus[index];
+                c.FreeAtNs = best + c.NetRxAction(best, virtualTime: true);
+                if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- threaded mode
+
+    /// <summary>Starts one worker per CPU; each pins itself (when allowed) and sleeps until an interrupt.</summary>
+    public void Start()
+    {
+        RequireMode(NapiMode.Threaded);
+        if (IsRunning) throw new InvalidOperationException("already running");
+        _stopping = false;
+        _wakes = _cpus.Select(_ => new ManualResetEventSlim(false)).ToArray();
+        for (int i = 0; i < _cpus.Length; i++) _cpus[i].AttachWakeEvent(_wakes[i]);
+        using var ready = new CountdownEvent(_cpus.Length);
+        _threads = new Thread[_cpus.Length];
+        for (int i = 0; i < _cpus.Length; i++)
+        {
+            int k = i;
+            _threads[i] = new Thread(() => Worker(_cpus[k], _wakes[k], ready))
+            {
+                IsBackground = true,
+                Name = $"softnet/{_cpus[k].Id}",
+            };
+            _threads[i].Start();
+        }
+        ready.Wait(); // pin status is known once Start returns
+    }
+
+    /// <summary>
+    /// Drains and stops: workers flush moderated frames, poll until every ring and poll list is empty, then exit and
+    /// are joined. Call after the port side has stopped notifying. Rethrows a poller exception if a worker hit one.
+    /// </summary>
+    public void Stop()
+    {
+        if (_threads is null) return;
+        _stopping = true;
+        foreach (var w in _wakes!) w.Set();
+        foreach (var t in _threads) t.Join();
+        _threads = null;
+        foreach (var w in _wakes) w.Dispose();
+        _wakes = null;
+        if (_fault is not null) throw new InvalidOperationException("a softnet worker failed", _fault);
+    }
+
+    /// <summary>Stops the workers if running; a worker failure is only reported by an explicit <see cref="Stop"/>.</summary>
+    public void Dispose()
+    {
+        try { Stop(); }
+        catch (InvalidOperationException) { }
+    }
+
+    private void Worker(SoftnetCpu cpu, ManualResetEventSlim wake, CountdownEvent ready)
+    {
+        if (Options.PinThreads)
+        {
+            bool ok = CpuAffinity.TryPinCurrentThread(cpu.Id, out int errno);
+            cpu.Pinned = ok;
+            cpu.PinStatus = CpuAffinity.Describe(cpu.Id, ok, errno);
+        }
+        else
+        {
+            cpu.PinStatus = "unpinned: pinning disabled";
+        }
+        ready.Signal();
+
+        try
+        {
+            var spin = new SpinWait();
+            while (true)
+            {
+                // Moderation timers of this CPU's vectors are checked between rounds too, so a moderated queue is
+                // not starved while other queues keep the CPU in ksoftirqd mode. Lock-free when nothing is due.
+                long now = NowNs;
+                long next = long.MaxValue;
+                foreach (var v in _vectors)
+                {
+                    if (v.TargetCpu != cpu) continue;
+                    v.CheckTimer(now);
+                    next = Math.Min(next, v.NextDeadlineNs);
+                }
+
+                if (cpu.HasWork)
+                {
+                    cpu.NetRxAction(NowNs, virtualTime: false);
+                    spin.Reset();
+                    continue;
+                }
+
+                // Reset before the last looks, so an interrupt or a newly armed timer after this point wakes us.
+                wake.Reset();
+                if (cpu.HasWork) continue;
+                next = long.MaxValue;
+                foreach (var v in _vectors)
+                    if (v.TargetCpu == cpu) next = Math.Min(next, v.NextDeadlineNs);
+
+                if (_stopping)
+                {
+                    bool fired = false;
+                    foreach (var v in _vectors)
+                        if (v.TargetCpu == cpu) fired |= v.Flush(NowNs);
+                    if (!fired && !cpu.HasWork) return;
+                    continue;
+                }
+
+                if (Options.BusyPoll)
+                {
+                    spin.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+                now = NowNs;
+                int timeoutMs = next == long.MaxValue
+                    ? Timeout.Infinite
+                    : (int)Math.Clamp((next - now + 999_999) / 1_000_000, 0, int.MaxValue);
+                wake.Wait(timeoutMs);
+                cpu.CountIdleWakeup();
+            }
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _fault, e, null);
+            _stopping = true;
+        }
+    }
+
+    // ---------------------------------------------------------------- reporting
+
+    /// <summary>Counters summed over CPUs and vectors (exact after Stop / in deterministic mode).</summary>
+    public SoftnetTotals Totals()
+    {
+        long p = 0, d = 0, ts = 0, r = 0, kr = 0, polls = 0, f = 0, s = 0, co = 0;
+        foreach (var c in _cpus)
+        {
+            p += c.Processed; d += c.Dropped; ts += c.TimeSqueeze; r += c.Rounds; kr += c.KsoftirqdRounds; polls += c.Polls;
+        }
+        foreach (var v in _vectors)
+        {
+            f += v.InterruptsFired; s += v.SuppressedWhileMasked; co += v.Coalesced;
+        }
+        return new SoftnetTotals(p, d, ts, r, kr, polls, f, s, co);
+    }
+
+    /// <summary>/proc/net/softnet_stat for the engine's CPUs, one line each (newline-terminated), ascending CPU id.</summary>
+    public string FormatSoftnetStat()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var c in _cpus.OrderBy(c => c.Id)) sb.Append(c.FormatSoftnetStat()).Append('\n');
+        return sb.ToString();
+    }
+
+    private void RequireMode(NapiMode mode)
+    {
+        if (Mode != mode) throw new InvalidOperationException($"only in {mode} mode");
+    }
+}

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using Softnet.Napi;
+using Softnet.Nic;
+using Xunit;
+
+namespace Softnet.Tests.Napi;
+
+/// <summary>Threaded mode: worker per CPU, interrupts from producer threads, pinning with clean fallback.</summary>
+public class ThreadedEngineTests
+{
+    private static bool IsRoot => OperatingSystem.IsLinux() && Environment.UserName == "root";
+
+    [Fact]
+    public void ProducersAndWorkers_EveryFrameProcessedExactlyOnce()
+    {
+        const int queues = 4, perQueue = 200_000;
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [0, 1] });
+        var pollers = new ConcurrentFakePoller[queues];
+        var irqs = new IrqVector[queues];
+        for (int i = 0; i < queues; i++)
+        {
+            pollers[i] = new ConcurrentFakePoller();
+            var moderation = i < 2 ? InterruptModeration.Immediate : new InterruptModeration(RxUsecs: 20, RxFrames: 8);
+            irqs[i] = engine.AddQueue(pollers[i], CpuMask.Of(i % 2), moderation);
+        }
+        engine.Start();
+
+        var producers = Enumerable.Range(0, queues).Select(q => new Thread(() =>
+        {
+            var rng = new Random(q);
+            int sent = 0;
+            while (sent < perQueue)
+            {
+                int n = Math.Min(rng.Next(1, 33), perQueue - sent);
+                pollers[q].Produce(n);         // descriptors written...
+                irqs[q].NotifyFrames(n);       // ...then the interrupt cause
+                sent += n;
+                if (rng.Next(64) == 0) Thread.Yield();
+            }
+        })).ToArray();
+        foreach (var t in producers) t.Start();
+        foreach (var t in producers) t.Join();
+
+        // Everything must be consumed without Stop's final flush: a lost wakeup would leave frames behind.
+        var sw = Stopwatch.StartNew();
+        while (pollers.Any(p => p.Consumed < perQueue) && sw.ElapsedMilliseconds < 20_000) Thread.Sleep(1);
+        Assert.All(pollers, p => Assert.Equal(perQueue, p.Consumed));
+        engine.Stop();
+
+        for (int i = 0; i < queues; i++)
+        {
+            Assert.Equal(perQueue, pollers[i].Produced);
+            Assert.Equal(perQueue, pollers[i].Consumed);
+            Assert.Equal(0, pollers[i].OverlapViolations);
+            Assert.Equal(perQueue, irqs[i].Napi.Frames);
+            Assert.Equal(NapiState.Idle, irqs[i].Napi.State);
+        }
+        var totals = engine.Totals();
+        Assert.Equal((long)queues * perQueue, totals.Processed);
+        Assert.True(totals.InterruptsFired > 0);
+        Assert.Equal(perQueue * 2L, engine.Cpus.Single(c => c.Id == 0).Processed);
+        Assert.Equal(perQueue * 2L, engine.Cpus.Single(c => c.Id == 1).Processed);
+    }
+
+    [Fact]
+    public void IdleWorkers_Sleep()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [0, 1], PinThreads = false });
+        var p = new ConcurrentFakePoller();
+        var irq = engine.AddQueue(p);
+        engine.Start();
+        p.Produce(100);
+        irq.NotifyFrames(100);
+        Thread.Sleep(300);
+        Assert.Equal(100, p.Consumed);
+        Assert.All(engine.Cpus, c => Assert.True(c.IdleWakeups <= 3, $"cpu{c.Id} woke {c.IdleWakeups} times while idle"));
+        engine.Stop();
+    }
+
+    [Fact]
+    public void ModerationTimer_FiresWithoutFurtherFrames()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, PinThreads = false });
+        var p = new ConcurrentFakePoller();
+        var irq = engine.AddQueue(p, moderation: new InterruptModeration(RxUsecs: 1000, RxFrames: 0));
+        engine.Start();
+        p.Produce(3);
+        irq.NotifyFrames(3);
+        var sw = Stopwatch.StartNew();
+        while (p.Consumed < 3 && sw.ElapsedMilliseconds < 5000) Thread.Sleep(1);
+        Assert.Equal(3, p.Consumed);
+        Assert.Equal(1, irq.InterruptsFired);
+        engine.Stop();
+        Assert.Equal("unpinned: pinning disabled", engine.Cpus[0].PinStatus);
+    }
+
+    [Fact]
+    public void Stop_DrainsFramesHeldByModeration()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, PinThreads = false });
+        var p = new ConcurrentFakePoller();
+        var irq = engine.AddQueue(p, moderation: new InterruptModeration(RxUsecs: 0, RxFrames: 1000));
+        engine.Start();
+        p.Produce(10);
+        irq.NotifyFrames(10);
+        engine.Stop();
+        Assert.Equal(10, p.Consumed);
+        Assert.False(engine.IsRunning);
+    }
+
+    [Fact]
+    public void Pinning_NonexistentCpu_FallsBackUnpinned()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [4095] });
+        var p = new ConcurrentFakePoller();
+        var irq = engine.AddQueue(p);
+        engine.Start();
+        var cpu = engine.Cpus[0];
+        Assert.False(cpu.Pinned);
+        Assert.StartsWith("unpinned:", cpu.PinStatus);
+        if (OperatingSystem.IsLinux()) Assert.Contains("errno 22 (EINVAL)", cpu.PinStatus);
+
+        p.Produce(1000);
+        irq.NotifyFrames(1000);
+        engine.Stop();
+        Assert.Equal(1000, p.Consumed);
+        Assert.Equal(1000, cpu.Processed);
+    }
+
+    [SkippableFact]
+    public void Pinning_Cpu0_SucceedsAsRootOnLinux()
+    {
+        Skip.IfNot(IsRoot, "needs root on Linux");
+        Skip.IfNot(CpuAffinity.CurrentThreadAffinity()?.Contains(0) == true, "CPU 0 is outside this process's cpuset");
+
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [0] });
+        engine.AddQueue(new ConcurrentFakePoller());
+        engine.Start();
+        Assert.True(engine.Cpus[0].Pinned, engine.Cpus[0].PinStatus);
+        Assert.Equal("pinned to CPU 0", engine.Cpus[0].PinStatus);
+        engine.Stop();
+
+        // The syscall itself, on a scratch thread so the test runner's thread keeps its affinity.
+        CpuMask? seen = null;
+        bool ok = false;
+        int errno = -2;
+        var t = new Thread(() =>
+        {
+            ok = CpuAffinity.TryPinCurrentThread(0, out errno);
+            seen = CpuAffinity.CurrentThreadAffinity();
+        });
+        t.Start();
+        t.Join();
+        Assert.True(ok, $"errno {errno}");
+        Assert.Equal(CpuMask.Of(0), seen);
+    }
+
+    [Fact]
+    public void Pinning_NegativeCpu_IsEinvalWithoutSyscall()
+    {
+        Assert.False(CpuAffinity.TryPinCurrentThread(-1, out int errno));
+        Assert.Equal(OperatingSystem.IsLinux() ? 22 : -1, errno);
+    }
+
+    [Fact]
+    public void WrongModeCalls_Throw()
+    {
+        using var threaded = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, PinThreads = false });
+        Assert.Throws<InvalidOperationException>(() => threaded.Step(0));
+        var det = new NapiEngine();
+        Assert.Throws<InvalidOperationException>(det.Start);
+        threaded.Start();
+        Assert.Throws<InvalidOperationException>(() => threaded.AddQueue(new ConcurrentFakePoller()));
+        threaded.Stop();
+    }
+}
