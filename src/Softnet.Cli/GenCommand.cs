@@ -9,12 +9,9 @@ namespace Softnet.Cli;
 /// <summary>`softnet gen`: writes iperf3-style traffic to a capture file.</summary>
 public static class GenCommand
 {
-    /// <summary>
-    /// Opens the capture writer for an output path. Until the pcapng writer lands everything goes to classic
-    /// pcap (nanosecond); the lead points this at CaptureWriter.Create, which picks the format by extension.
-    /// </summary>
+    /// <summary>Opens the output: pcap for .pcap/.cap, pcapng otherwise (tests may swap it).</summary>
     internal static Func<string, ICaptureWriter> WriterFactory { get; set; } =
-        path => PcapWriter.Create(path, LinkType.Ethernet); // TODO: .pcapng -> PcapngWriter via CaptureWriter.Create
+        path => CaptureWriter.Create(path, LinkType.Ethernet);
 
     public static Command Create()
     {

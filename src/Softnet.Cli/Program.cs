@@ -9,6 +9,7 @@ public static class Program
         var root = new RootCommand("softnet: the Linux packet receive path, rebuilt in user space")
         {
             ReplayCommand.Create(),
+            GenCommand.Create(),
             RssCommand.Create(),
         };
         return root.Parse(args).Invoke();
