@@ -348,4 +348,20 @@ public class PacketDecoderTests
         Assert.Equal(new byte[] { 2, 1, 1, 99, 0 }, kinds);
         Assert.Equal(DropReason.None, rd.Error);
     }
+
+    [Fact]
+    public void Aligned_timestamp_fast_path_matches_general_parse()
+    {
+        byte[] aligned = [1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6];
+        Assert.True(TcpOptions.TryParse(aligned, out var fast, out _));
+        Assert.True(fast.HasTimestamps);
+        Assert.Equal(5u, fast.TsVal);
+        Assert.Equal(6u, fast.TsEcr);
+        // The same option laid out differently takes the general loop.
+        byte[] other = [8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 0];
+        Assert.True(TcpOptions.TryParse(other, out var slow, out _));
+        Assert.Equal(fast.TsVal, slow.TsVal);
+        Assert.Equal(fast.TsEcr, slow.TsEcr);
+        Assert.Equal(fast.HasTimestamps, slow.HasTimestamps);
+    }
 }
