@@ -100,6 +100,16 @@ public struct TcpOptions
     public static bool TryParse(ReadOnlySpan<byte> options, out TcpOptions parsed, out DropReason reason)
     {
         parsed = default;
+        // Fast path for the layout Linux sends on every established segment (NOP, NOP, timestamps),
+        // the same shortcut as tcp_parse_aligned_timestamp.
+        if (options.Length == 12 && BinaryPrimitives.ReadUInt32BigEndian(options) == 0x0101080Au)
+        {
+            parsed.HasTimestamps = true;
+            parsed.TsVal = BinaryPrimitives.ReadUInt32BigEndian(options[4..]);
+            parsed.TsEcr = BinaryPrimitives.ReadUInt32BigEndian(options[8..]);
+            reason = DropReason.None;
+            return true;
+        }
         int i = 0;
         int n = options.Length;
         while (i < n)
