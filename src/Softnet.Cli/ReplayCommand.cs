@@ -1,9 +1,11 @@
 using System.CommandLine;
 using Softnet.Capture;
 using Softnet.Capture.Generator;
+using Softnet.Nic;
 using Softnet.Packets;
 using Softnet.Pipeline;
 using Softnet.Telemetry;
+using Softnet.Xdp;
 using Spectre.Console;
 
 namespace Softnet.Cli;
@@ -21,20 +23,100 @@ public static class ReplayCommand
         var json = new Option<string?>("--json") { Description = "write a machine-readable report to FILE" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "print no summary" };
         var noProgress = new Option<bool>("--no-progress") { Description = "no progress bar even on a terminal" };
+        var queues = new Option<int>("--queues") { Description = "RX queues (ethtool -L combined N)", DefaultValueFactory = _ => 1 };
+        var cpus = new Option<string>("--cpus") { Description = "CPUs running NAPI, e.g. 0,1 or 0-3", DefaultValueFactory = _ => "0" };
+        var ring = new Option<int>("--ring") { Description = "descriptors per RX ring (ethtool -G rx N)", DefaultValueFactory = _ => RxRing.DefaultSize };
+        var budget = new Option<int>("--budget") { Description = "net.core.netdev_budget", DefaultValueFactory = _ => 300 };
+        var budgetUsecs = new Option<int>("--budget-usecs") { Description = "net.core.netdev_budget_usecs", DefaultValueFactory = _ => 2000 };
+        var weight = new Option<int>("--weight") { Description = "NAPI weight per queue", DefaultValueFactory = _ => 64 };
+        var skb = new Option<string>("--skb") { Description = "skb build path: build (zero copy) or construct (copy headers)", DefaultValueFactory = _ => "build" };
+        skb.AcceptOnlyFromAmong("build", "construct");
+        var irqUsecs = new Option<int>("--irq-usecs") { Description = "interrupt moderation rx-usecs", DefaultValueFactory = _ => 0 };
+        var irqFrames = new Option<int>("--irq-frames") { Description = "interrupt moderation rx-frames", DefaultValueFactory = _ => 0 };
+        var rate = new Option<string?>("--rate") { Description = "offered rate: e.g. 10Gbit, 14.88Mpps, max (default: the capture's clock)" };
+        var clock = new Option<string?>("--clock") { Description = "arrival times: capture (timestamps in the file, the default) or rate (--rate)" };
+        clock.AcceptOnlyFromAmong("capture", "rate");
+        var mode = new Option<string>("--mode") { Description = "deterministic (one thread, virtual time) or threaded (a worker per CPU)", DefaultValueFactory = _ => "deterministic" };
+        mode.AcceptOnlyFromAmong("deterministic", "threaded");
+        var deterministic = new Option<bool>("--deterministic") { Description = "same as --mode deterministic" };
+        var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
+        var xdp = new Option<string?>("--xdp") { Description = "attach a built-in XDP program to every queue: pass or drop" };
+        xdp.AcceptOnlyFromAmong("pass", "drop");
 
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
-            capture, json, quiet, noProgress,
+            capture, json, quiet, noProgress, queues, cpus, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
+            rate, clock, mode, deterministic, pollCost, xdp,
         };
-        cmd.SetAction(pr => Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress)));
+        cmd.SetAction(pr =>
+        {
+            ReplayOptions options;
+            try
+            {
+                Rate? r = null;
+                string? rateText = pr.GetValue(rate);
+                if (rateText is not null) r = Units.ParseRate(rateText);
+                if (pr.GetValue(clock) == "rate" && r is null) throw new ArgumentException("--clock rate needs --rate");
+                if (pr.GetValue(clock) == "capture" && r is not null)
+                    throw new ArgumentException("--clock capture and --rate contradict each other");
+                var nic = new NicOptions
+                {
+                    Queues = pr.GetValue(queues),
+                    RingSize = pr.GetValue(ring),
+                    Weight = pr.GetValue(weight),
+                    SkbMode = pr.GetValue(skb) == "construct" ? SkbBuildMode.Construct : SkbBuildMode.Build,
+                    Moderation = new InterruptModeration(pr.GetValue(irqUsecs), pr.GetValue(irqFrames)),
+                    Xdp = pr.GetValue(xdp) switch { "drop" => XdpPrograms.DropAll, "pass" => XdpPrograms.PassAll, _ => null },
+                };
+                nic.Validate();
+                int b = pr.GetValue(budget);
+                if (b < 1) throw new ArgumentException($"--budget must be positive, got {b}");
+                options = new ReplayOptions
+                {
+                    Nic = nic,
+                    Cpus = ParseCpuList(pr.GetValue(cpus)!),
+                    NetdevBudget = b,
+                    NetdevBudgetUsecs = pr.GetValue(budgetUsecs),
+                    Rate = r,
+                    Mode = pr.GetValue(deterministic) || pr.GetValue(mode) == "deterministic" ? ReplayMode.Deterministic : ReplayMode.Threaded,
+                    PollCostNs = pr.GetValue(pollCost),
+                };
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException)
+            {
+                Console.Error.WriteLine($"softnet replay: {e.Message}");
+                return 2;
+            }
+            return Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options);
+        });
         return cmd;
     }
 
-    internal static int Run(string? capturePath, string? jsonPath, bool quiet, bool noProgress)
+    /// <summary>Parses a CPU list as the kernel writes them: "0", "0,2", "0-3,6".</summary>
+    public static IReadOnlyList<int> ParseCpuList(string text)
     {
+        var cpus = new SortedSet<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var range = part.Split('-');
+            if (range.Length > 2 || !int.TryParse(range[0], out int lo) || lo < 0)
+                throw new FormatException($"bad CPU list '{text}'");
+            int hi = lo;
+            if (range.Length == 2 && (!int.TryParse(range[1], out hi) || hi < lo))
+                throw new FormatException($"bad CPU list '{text}'");
+            if (hi > 4095) throw new FormatException($"CPU {hi} is out of range in '{text}'");
+            for (int c = lo; c <= hi; c++) cpus.Add(c);
+        }
+        if (cpus.Count == 0) throw new FormatException("the CPU list is empty");
+        return [.. cpus];
+    }
+
+    internal static int Run(string? capturePath, string? jsonPath, bool quiet, bool noProgress, ReplayOptions? options = null)
+    {
+        options ??= new ReplayOptions();
         ICaptureReader reader;
         string source;
-        long totalBytes = 0;
+        long totalBytes;
         try
         {
             (reader, source, totalBytes) = OpenSource(capturePath);
@@ -46,6 +128,7 @@ public static class ReplayCommand
         }
 
         ReplayReport report;
+        var pipeline = new ReplayPipeline(options);
         using (reader)
         {
             bool showProgress = !quiet && !noProgress && !Console.IsOutputRedirected && totalBytes > 0;
@@ -58,19 +141,19 @@ public static class ReplayCommand
                     .Start(ctx =>
                     {
                         var task = ctx.AddTask($"replay {Path.GetFileName(source)}", maxValue: totalBytes);
-                        var pipeline = new ReplayPipeline(new ReplayOptions { Progress = (_, pos) => task.Value = pos });
+                        pipeline = new ReplayPipeline(options with { Progress = (_, pos) => task.Value = pos });
                         report = pipeline.Run(reader, source);
                         task.Value = totalBytes;
                     });
             }
             else
             {
-                report = new ReplayPipeline(new ReplayOptions()).Run(reader, source);
+                report = pipeline.Run(reader, source);
             }
         }
 
         if (jsonPath is not null) report.WriteJson(jsonPath);
-        if (!quiet) PrintSummary(report);
+        if (!quiet) PrintSummary(report, pipeline);
         if (report.CaptureError is not null)
         {
             Console.Error.WriteLine($"softnet replay: {source}: {report.CaptureError}; the {report.PacketsIn} packets before it were replayed");
@@ -87,12 +170,13 @@ public static class ReplayCommand
         return (reader, path, new FileInfo(path).Length);
     }
 
-    private static void PrintSummary(ReplayReport r)
+    private static void PrintSummary(ReplayReport r, ReplayPipeline pipeline)
     {
         var console = AnsiConsole.Console;
         console.MarkupLine($"[bold]softnet replay[/] {Markup.Escape(r.Source)}");
-        console.MarkupLine($"  packets in {r.PacketsIn:N0}  bytes in {r.BytesIn:N0}  delivered {r.Delivered:N0}  dropped {r.Drops.Total:N0}  " +
-                           $"({(r.Conserved ? "conserved" : "[red]NOT conserved[/]")})  in {r.Elapsed.TotalMilliseconds:N0} ms");
+        console.MarkupLine($"  packets in {r.PacketsIn:N0}  bytes in {r.BytesIn:N0}  delivered {r.Delivered:N0}  dropped {r.Drops.Total:N0}" +
+                           (r.XdpTx + r.XdpRedirect > 0 ? $"  xdp tx/redirect {r.XdpTx + r.XdpRedirect:N0}" : "") +
+                           $"  ({(r.Conserved ? "conserved" : "[red]NOT conserved[/]")})  in {r.Elapsed.TotalMilliseconds:N0} ms");
         var proto = new Table().Border(TableBorder.Simple).AddColumn("protocol").AddColumn(new TableColumn("packets").RightAligned());
         foreach (var (name, count) in r.Protocols.Items())
             if (count != 0 || name is "ethernet" or "ipv4" or "ipv6" or "tcp" or "udp" or "icmp" or "other")
@@ -104,6 +188,30 @@ public static class ReplayCommand
             foreach (var (reason, count) in r.Drops.NonZero())
                 drops.AddRow(DropReasons.Name(reason), count.ToString("N0"));
             console.Write(drops);
+        }
+        if (pipeline.Nic is { } nic)
+        {
+            var t = new Table().Border(TableBorder.Simple).Title("RX queues (ethtool -S)");
+            foreach (var c in new[] { "queue", "packets", "bytes", "missed", "alloc_fail", "occ_max", "irqs", "cpu" })
+                t.AddColumn(new TableColumn(c).RightAligned());
+            foreach (var q in nic.Queues)
+            {
+                var s = q.Ring.Stats;
+                t.AddRow(q.Id.ToString(), s.RxPackets.ToString("N0"), s.RxBytes.ToString("N0"), s.RxMissed.ToString("N0"),
+                    (s.AllocFailed + q.SkbAllocFailed).ToString("N0"), q.MaxOccupancy.ToString("N0"),
+                    q.Vector.InterruptsFired.ToString("N0"), q.Vector.TargetCpu.Id.ToString());
+            }
+            console.Write(t);
+        }
+        if (pipeline.Engine is { } engine)
+        {
+            var t = new Table().Border(TableBorder.Simple).Title("softnet_stat");
+            foreach (var c in new[] { "cpu", "processed", "dropped", "squeeze", "rounds", "ksoftirqd", "pinned" })
+                t.AddColumn(new TableColumn(c).RightAligned());
+            foreach (var c in engine.Cpus)
+                t.AddRow(c.Id.ToString(), c.Processed.ToString("N0"), c.Dropped.ToString("N0"), c.TimeSqueeze.ToString("N0"),
+                    c.Rounds.ToString("N0"), c.KsoftirqdRounds.ToString("N0"), c.Pinned ? "yes" : "no");
+            console.Write(t);
         }
     }
 }

@@ -1,11 +1,22 @@
 using System.Diagnostics;
 using Softnet.Capture;
+using Softnet.Napi;
+using Softnet.Nic;
 using Softnet.Packets;
 using Softnet.Telemetry;
 
 namespace Softnet.Pipeline;
 
-/// <summary>Options of a replay run; later stages add theirs.</summary>
+/// <summary>How the replay runs the path.</summary>
+public enum ReplayMode
+{
+    /// <summary>One thread, fixed order, virtual time from the capture (or the rate): counters repeat exactly.</summary>
+    Deterministic,
+    /// <summary>One NAPI worker thread per CPU, the port on the calling thread, real time.</summary>
+    Threaded,
+}
+
+/// <summary>Options of a replay run.</summary>
 public sealed record ReplayOptions
 {
     /// <summary>Called now and then with (frames so far, reader position in bytes).</summary>
@@ -13,11 +24,36 @@ public sealed record ReplayOptions
 
     /// <summary>How many frames between progress callbacks.</summary>
     public int ProgressEvery { get; init; } = 16384;
+
+    public ReplayMode Mode { get; init; } = ReplayMode.Deterministic;
+
+    public NicOptions Nic { get; init; } = new();
+
+    /// <summary>CPUs running NAPI (softirq) work; real CPU ids in threaded mode.</summary>
+    public IReadOnlyList<int> Cpus { get; init; } = [0];
+
+    /// <summary>Arrival pacing: null follows the capture's clock; a rate spaces frames evenly (max: no spacing).</summary>
+    public Rate? Rate { get; init; }
+
+    /// <summary>net.core.netdev_budget.</summary>
+    public int NetdevBudget { get; init; } = 300;
+
+    /// <summary>net.core.netdev_budget_usecs.</summary>
+    public int NetdevBudgetUsecs { get; init; } = 2000;
+
+    /// <summary>Deterministic mode's CPU cost model: virtual nanoseconds per packet polled.</summary>
+    public long PollCostNs { get; init; }
+
+    /// <summary>Pin NAPI worker threads to their CPUs (threaded mode).</summary>
+    public bool PinThreads { get; init; } = true;
+
+    /// <summary>Makes the stack above the driver; default: decode and count (<see cref="DecodeStack"/>).</summary>
+    public Func<int, IRxHandler>? Stack { get; init; }
 }
 
 /// <summary>
-/// Runs frames from a capture (or the generator) through the stages that exist: for now decode
-/// and per-protocol accounting. Bad frames become counted drops; a broken file ends the run with
+/// Replays frames from a capture (or the generator) through the path: port → RSS → RX ring → interrupt →
+/// NAPI poll (XDP, skb build) → the stack. Bad frames become counted drops; a broken file ends the run with
 /// <see cref="ReplayReport.CaptureError"/> set and every frame before the damage counted.
 /// </summary>
 public sealed class ReplayPipeline(ReplayOptions options)
@@ -25,29 +61,69 @@ public sealed class ReplayPipeline(ReplayOptions options)
     public ReplayReport Run(ICaptureReader reader, string sourceName)
     {
         var report = new ReplayReport { Source = sourceName };
-        var sw = Stopwatch.StartNew();
-        long packets = 0, bytes = 0, delivered = 0;
-        var protocols = report.Protocols;
-        var drops = report.Drops;
+        var engine = new NapiEngine(new NapiEngineOptions
+        {
+            Mode = options.Mode == ReplayMode.Deterministic ? NapiMode.Deterministic : NapiMode.Threaded,
+            Cpus = options.Cpus,
+            NetdevBudget = options.NetdevBudget,
+            NetdevBudgetUsecs = options.NetdevBudgetUsecs,
+            NsPerPacket = options.PollCostNs,
+            PinThreads = options.PinThreads,
+        });
+        int maxFrame = options.Nic.BufferSize;
+        var stack = options.Stack?.Invoke(options.Nic.Queues) ?? new DecodeStack(options.Nic.Queues, maxFrame);
+        var nic = new VirtualNic(options.Nic, engine, stack);
+        var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
+        var portDrops = report.Drops;
+        bool deterministic = options.Mode == ReplayMode.Deterministic;
+        var rate = options.Rate;
         int every = Math.Max(1, options.ProgressEvery);
+
+        long packets = 0, bytes = 0;
+        long firstTs = 0;
+        double virtualNs = 0;
+        long startTicks = 0;
+        var sw = Stopwatch.StartNew();
+        if (!deterministic) engine.Start();
         try
         {
             while (reader.TryRead(out var meta, out var frame))
             {
-                if (packets == 0) report.FirstTimestampNs = meta.TimestampNs;
+                if (packets == 0)
+                {
+                    firstTs = meta.TimestampNs;
+                    report.FirstTimestampNs = meta.TimestampNs;
+                    startTicks = Stopwatch.GetTimestamp();
+                }
                 report.LastTimestampNs = meta.TimestampNs;
                 packets++;
                 bytes += frame.Length;
-                var reason = PacketDecoder.Decode(frame, meta.LinkType, out var decoded);
-                if (reason == DropReason.None)
-                {
-                    protocols.Count(decoded.Protocols);
-                    delivered++;
-                }
+
+                // Arrival time relative to the first frame, on the capture's clock or the requested rate.
+                long arrival;
+                if (rate is null) arrival = Math.Max(0, meta.TimestampNs - firstTs);
                 else
                 {
-                    drops.Add(reason);
+                    arrival = (long)virtualNs;
+                    virtualNs += rate.Value.IsMax ? 0 : SpacingNs(rate.Value, frame.Length);
                 }
+
+                var reason = LinkAdapter.ToEthernet(meta.LinkType, frame, scratch, out int len, out bool adapted);
+                if (reason == DropReason.None)
+                {
+                    var ethernet = adapted ? scratch.AsSpan(0, len) : frame;
+                    if (deterministic)
+                    {
+                        engine.Step(arrival);
+                        reason = nic.Offer(ethernet, arrival);
+                    }
+                    else
+                    {
+                        if (rate is null || !rate.Value.IsMax) WaitUntil(startTicks, arrival);
+                        reason = nic.Offer(ethernet, engine.NowNs);
+                    }
+                }
+                if (reason != DropReason.None) portDrops.Add(reason);
                 if (options.Progress is not null && packets % every == 0)
                     options.Progress(packets, reader.Position);
             }
@@ -56,12 +132,62 @@ public sealed class ReplayPipeline(ReplayOptions options)
         {
             report.CaptureError = e.Message;
         }
+        finally
+        {
+            if (deterministic) engine.RunUntilIdle();
+            else engine.Stop();
+        }
         sw.Stop();
+
+        long delivered = 0;
+        foreach (var q in nic.Queues)
+        {
+            report.Drops.AddFrom(q.Drops);
+            report.XdpTx += q.Xdp.Tx;
+            report.XdpRedirect += q.Xdp.Redirect;
+            if (stack is DecodeStack ds)
+            {
+                delivered += ds.Delivered(q.Id);
+                report.Protocols.AddFrom(ds.Protocols(q.Id));
+            }
+        }
+        nic.Drain();
         report.PacketsIn = packets;
         report.BytesIn = bytes;
         report.Delivered = delivered;
         report.Elapsed = sw.Elapsed;
+        report.Sections.Add(new NicReportSection(nic));
+        report.Sections.Add(new SoftnetReportSection(engine));
+        Nic = nic;
+        Engine = engine;
         options.Progress?.Invoke(packets, reader.Position);
         return report;
+    }
+
+    /// <summary>The NIC of the last run (for tables and tests).</summary>
+    public VirtualNic? Nic { get; private set; }
+
+    /// <summary>The NAPI engine of the last run.</summary>
+    public NapiEngine? Engine { get; private set; }
+
+    /// <summary>Time one frame occupies at <paramref name="rate"/>: bits on the wire (with 24 bytes of
+    /// preamble, IFG and FCS, as the generator counts them) or 1/pps.</summary>
+    internal static double SpacingNs(Rate rate, int frameLength)
+        => rate.IsPacketRate
+            ? 1e9 / rate.PacketsPerSecond
+            : (frameLength + 24) * 8 * 1e9 / rate.BitsPerSecond;
+
+    private static void WaitUntil(long startTicks, long offsetNs)
+    {
+        long target = startTicks + offsetNs * Stopwatch.Frequency / 1_000_000_000;
+        while (true)
+        {
+            long now = Stopwatch.GetTimestamp();
+            long left = target - now;
+            if (left <= 0) return;
+            // Sleep through long gaps, spin through short ones (sub-millisecond pacing needs a spin).
+            if (left > Stopwatch.Frequency / 500) Thread.Sleep(1);
+            else Thread.SpinWait(20);
+        }
     }
 }

@@ -24,6 +24,12 @@ public sealed class ProtocolCounts
         if ((p & (ProtocolFlags.Tcp | ProtocolFlags.Udp | ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) == 0) Other++;
     }
 
+    public void AddFrom(ProtocolCounts o)
+    {
+        Ethernet += o.Ethernet; Vlan += o.Vlan; Arp += o.Arp; Ipv4 += o.Ipv4; Ipv6 += o.Ipv6; Tcp += o.Tcp;
+        Udp += o.Udp; Icmp += o.Icmp; Vxlan += o.Vxlan; Fragment += o.Fragment; Other += o.Other;
+    }
+
     public IEnumerable<(string Name, long Count)> Items()
     {
         yield return ("ethernet", Ethernet);
@@ -51,7 +57,8 @@ public interface IReportSection
 }
 
 /// <summary>
-/// What a replay found. Conservation always holds: packets_in = delivered + sum(drops).
+/// What a replay found. Conservation always holds: packets_in = delivered + sum(drops) + frames XDP sent
+/// elsewhere (XDP_TX / XDP_REDIRECT, which leave the receive path without being dropped).
 /// </summary>
 public sealed class ReplayReport
 {
@@ -59,6 +66,8 @@ public sealed class ReplayReport
     public long PacketsIn { get; set; }
     public long BytesIn { get; set; }
     public long Delivered { get; set; }
+    public long XdpTx { get; set; }
+    public long XdpRedirect { get; set; }
     public ProtocolCounts Protocols { get; } = new();
     public DropCounters Drops { get; } = new();
     public TimeSpan Elapsed { get; set; }
@@ -70,7 +79,7 @@ public sealed class ReplayReport
 
     public List<IReportSection> Sections { get; } = [];
 
-    public bool Conserved => PacketsIn == Delivered + Drops.Total;
+    public bool Conserved => PacketsIn == Delivered + Drops.Total + XdpTx + XdpRedirect;
 
     public void WriteJson(Stream stream)
     {
@@ -88,6 +97,11 @@ public sealed class ReplayReport
         foreach (var (reason, count) in Drops.NonZero()) w.WriteNumber(DropReasons.Name(reason), count);
         w.WriteEndObject();
         w.WriteNumber("drops_total", Drops.Total);
+        if (XdpTx != 0 || XdpRedirect != 0)
+        {
+            w.WriteNumber("xdp_tx", XdpTx);
+            w.WriteNumber("xdp_redirect", XdpRedirect);
+        }
         if (CaptureError is not null) w.WriteString("capture_error", CaptureError);
         w.WriteNumber("first_timestamp_ns", FirstTimestampNs);
         w.WriteNumber("last_timestamp_ns", LastTimestampNs);

@@ -1,0 +1,119 @@
+using Softnet.Napi;
+using Softnet.Packets;
+using Softnet.Telemetry;
+using Softnet.Xdp;
+
+namespace Softnet.Nic;
+
+/// <summary>What the stack does with an skb the driver hands up (napi_gro_receive / netif_receive_skb).</summary>
+public interface IRxHandler
+{
+    /// <summary>Takes ownership of <paramref name="skb"/>. Runs on the NAPI thread of <paramref name="queue"/>.</summary>
+    void Receive(Skb skb, RxQueue queue);
+
+    /// <summary>End of a NAPI poll of <paramref name="queue"/> (napi_complete_done's hook: GRO flushes here).</summary>
+    void PollEnd(RxQueue queue, int workDone, int budget);
+}
+
+/// <summary>
+/// One RX queue with its driver poll (ice_clean_rx_irq): descriptor ring, page pool, XDP program, skb build.
+/// All counters are written by the one NAPI thread polling the queue and read after the run.
+/// </summary>
+public sealed class RxQueue : INapiPoller
+{
+    private readonly RxDescriptor[] _batch;
+    private readonly SkbBuilder _builder;
+    private readonly XdpProgram? _xdp;
+    private readonly SkbBuildMode _mode;
+    private readonly IRxHandler _handler;
+
+    internal RxQueue(int id, NicOptions o, IRxHandler handler)
+    {
+        Id = id;
+        Pool = new PagePool(o.EffectivePoolBuffers, o.BufferSize, 256, $"rxq{id}");
+        Ring = new RxRing(Pool, o.RingSize, id);
+        Skbs = new SkbPool(o.EffectivePoolBuffers + 64, $"skb_cache{id}");
+        HeadPool = o.SkbMode == SkbBuildMode.Construct ? SkbBuilder.CreateHeadPool(o.EffectivePoolBuffers) : null;
+        _builder = new SkbBuilder(Skbs, HeadPool);
+        _batch = new RxDescriptor[Math.Max(o.Weight, 64)];
+        _xdp = o.Xdp;
+        _mode = o.SkbMode;
+        _handler = handler;
+    }
+
+    public int Id { get; }
+    public PagePool Pool { get; }
+    public PagePool? HeadPool { get; }
+    public RxRing Ring { get; }
+    public SkbPool Skbs { get; }
+    public IrqVector Vector { get; internal set; } = null!;
+    public XdpCounters Xdp { get; } = new();
+    public DropCounters Drops { get; } = new();
+
+    /// <summary>Skbs handed to the stack.</summary>
+    public long SkbsBuilt { get; private set; }
+
+    /// <summary>Frames the port offered to this queue, dropped or not.</summary>
+    public long Offered;
+
+    /// <summary>Largest ring occupancy the port saw (filled, not yet polled descriptors).</summary>
+    public int MaxOccupancy;
+
+    /// <summary>Sum of occupancy samples (one per offered frame) for the mean.</summary>
+    public long OccupancySum;
+
+    public bool HasWork => Ring.Pending > 0;
+
+    public long SkbAllocFailed => _builder.AllocFailed;
+
+    /// <summary>The driver's NAPI poll: up to <paramref name="budget"/> descriptors through XDP and skb build.</summary>
+    public int Poll(int budget)
+    {
+        int done = 0;
+        while (done < budget)
+        {
+            int want = Math.Min(budget - done, _batch.Length);
+            int n = Ring.Poll(_batch.AsSpan(0, want));
+            for (int i = 0; i < n; i++) Process(in _batch[i]);
+            done += n;
+            if (n < want) break;
+        }
+        _handler.PollEnd(this, done, budget);
+        return done;
+    }
+
+    private void Process(in RxDescriptor d)
+    {
+        int offset = Pool.Headroom, length = d.Length;
+        if (_xdp is not null)
+        {
+            var ctx = new XdpBuff(Pool.Buffer(d.BufferIndex), offset, length, Id);
+            var verdict = _xdp(ref ctx);
+            Xdp.Count(verdict);
+            if (verdict != XdpAction.Pass)
+            {
+                // No TX/redirect path yet: those frames leave the receive path like drops do, counted apart.
+                Pool.Return(d.BufferIndex);
+                switch (verdict)
+                {
+                    case XdpAction.Drop: Drops.Add(DropReason.XdpDrop); break;
+                    case XdpAction.Tx or XdpAction.Redirect: break;
+                    default: Drops.Add(DropReason.XdpAborted); break; // ABORTED or an invalid verdict
+                }
+                return;
+            }
+            offset = ctx.Data;
+            length = ctx.Length;
+        }
+        Skb? skb = _mode == SkbBuildMode.Build
+            ? _builder.BuildSkb(Pool, in d, Id, offset, length)
+            : _builder.ConstructSkb(Pool, in d, Id, offset, length);
+        if (skb is null)
+        {
+            Drops.Add(DropReason.PoolExhausted);
+            return;
+        }
+        SkbsBuilt++;
+        _handler.Receive(skb, this);
+    }
+}

@@ -1,0 +1,70 @@
+using Softnet.Napi;
+using Softnet.Packets;
+
+namespace Softnet.Nic;
+
+/// <summary>
+/// A multi-queue NIC: the port side (<see cref="Offer"/>) hashes each frame with RSS, picks a queue from the
+/// indirection table, DMAs it into that queue's ring and signals the queue's interrupt vector; the NAPI side
+/// is each <see cref="RxQueue"/>'s poll, registered with a <see cref="NapiEngine"/>.
+/// </summary>
+public sealed class VirtualNic
+{
+    private readonly RxQueue[] _queues;
+    private readonly RssHasher _rss;
+    private readonly RssIndirectionTable _indir;
+
+    public VirtualNic(NicOptions options, NapiEngine engine, IRxHandler handler)
+    {
+        options.Validate();
+        Options = options;
+        _rss = options.RssKey is null ? new RssHasher() : new RssHasher(options.RssKey);
+        _indir = options.RssWeights is null
+            ? RssIndirectionTable.Equal(options.Queues)
+            : RssIndirectionTable.Weighted(options.RssWeights, 128);
+        _queues = new RxQueue[options.Queues];
+        var cpus = engine.Options.Cpus;
+        for (int i = 0; i < _queues.Length; i++)
+        {
+            var q = new RxQueue(i, options, handler);
+            var mask = options.Affinity is { Count: > 0 } a ? a[i % a.Count] : CpuMask.Of(cpus[i % cpus.Count]);
+            q.Vector = engine.AddQueue(q, mask, options.Moderation, options.Weight);
+            _queues[i] = q;
+        }
+    }
+
+    public NicOptions Options { get; }
+    public IReadOnlyList<RxQueue> Queues => _queues;
+    public RssIndirectionTable IndirectionTable => _indir;
+
+    /// <summary>
+    /// The wire delivers one frame at <paramref name="nowNs"/>. Returns the drop reason when the NIC could not
+    /// take it (ring full: rx_missed; too long for a buffer), else <see cref="DropReason.None"/>.
+    /// </summary>
+    public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs)
+    {
+        uint hash = 0;
+        PktHashType type = PktHashType.None;
+        if (_rss.TryHashFrame(frame, out uint h, out var rssType))
+        {
+            hash = h;
+            type = rssType.IsL4() ? PktHashType.L4 : PktHashType.L3;
+        }
+        var q = _queues.Length == 1 ? _queues[0] : _queues[_indir.QueueFor(hash)];
+        q.Offered++;
+        var ring = q.Ring;
+        int occupancy = ring.Pending;
+        q.OccupancySum += occupancy;
+        if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
+        if (!ring.TryReceive(frame, nowNs, hash, type))
+            return frame.Length > ring.Pool.DataSize ? DropReason.FrameTooLong : DropReason.RingFull;
+        q.Vector.NotifyFrames(1, nowNs);
+        return DropReason.None;
+    }
+
+    /// <summary>Returns every buffer the rings hold to their pools (ifdown); all threads must be stopped.</summary>
+    public void Drain()
+    {
+        foreach (var q in _queues) q.Ring.Drain();
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Softnet.Napi;
+using Softnet.Nic;
+
+namespace Softnet.Telemetry;
+
+/// <summary>The `nic` section: per-queue counters as ethtool -S shows them, plus ring occupancy and XDP verdicts.</summary>
+public sealed class NicReportSection(VirtualNic nic) : IReportSection
+{
+    public string Key => "nic";
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("ring_size", nic.Options.RingSize);
+        w.WriteString("skb", nic.Options.SkbMode == SkbBuildMode.Build ? "build" : "construct");
+        w.WriteNumber("weight", nic.Options.Weight);
+        w.WriteString("moderation", nic.Options.Moderation.ToString());
+        w.WriteStartArray("queues");
+        foreach (var q in nic.Queues)
+        {
+            var s = q.Ring.Stats;
+            w.WriteStartObject();
+            w.WriteNumber("queue", q.Id);
+            w.WriteNumber("offered", q.Offered);
+            w.WriteNumber("rx_packets", s.RxPackets);
+            w.WriteNumber("rx_bytes", s.RxBytes);
+            w.WriteNumber("rx_missed", s.RxMissed);
+            w.WriteNumber("rx_oversize", s.RxOversize);
+            w.WriteNumber("alloc_failed", s.AllocFailed + q.SkbAllocFailed);
+            w.WriteNumber("occupancy_max", q.MaxOccupancy);
+            w.WriteNumber("occupancy_mean", q.Offered > 0 ? Math.Round((double)q.OccupancySum / q.Offered, 2) : 0);
+            w.WriteNumber("interrupts", q.Vector.InterruptsFired);
+            w.WriteNumber("irq_cpu", q.Vector.TargetCpu.Id);
+            w.WriteNumber("napi_polls", q.Vector.Napi.Polls);
+            w.WriteStartObject("xdp");
+            w.WriteNumber("pass", q.Xdp.Pass);
+            w.WriteNumber("drop", q.Xdp.Drop);
+            w.WriteNumber("tx", q.Xdp.Tx);
+            w.WriteNumber("redirect", q.Xdp.Redirect);
+            w.WriteNumber("aborted", q.Xdp.Aborted + q.Xdp.Invalid);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+}
+
+/// <summary>The `softnet` section: one entry per CPU, the columns of /proc/net/softnet_stat and a little more.</summary>
+public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
+{
+    public string Key => "softnet";
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartArray();
+        foreach (var c in engine.Cpus)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("cpu", c.Id);
+            w.WriteNumber("processed", c.Processed);
+            w.WriteNumber("dropped", c.Dropped);
+            w.WriteNumber("time_squeeze", c.TimeSqueeze);
+            w.WriteNumber("rounds", c.Rounds);
+            w.WriteNumber("ksoftirqd_rounds", c.KsoftirqdRounds);
+            w.WriteNumber("polls", c.Polls);
+            w.WriteBoolean("pinned", c.Pinned);
+            w.WriteString("pin_status", c.PinStatus);
+            w.WriteString("softnet_stat", c.FormatSoftnetStat());
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+}
