@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Text.Json;
+using Softnet.Cli;
+using Softnet.Tests.Support;
+using Xunit;
+
+namespace Softnet.Tests.Cli;
+
+/// <summary>The acceptance path: `softnet gen` then `softnet replay --json` agree with tshark.</summary>
+[Collection("console")]
+public class ReplayCliTests
+{
+    private static int Softnet(params string[] args)
+        => new RootCommand { GenCommand.Create(), ReplayCommand.Create() }.Parse(args).Invoke();
+
+    [SkippableFact]
+    public void Gen_then_replay_counts_equal_tsharks()
+    {
+        Skip.IfNot(ExternalTool.Exists("tshark"), ExternalTool.Missing("tshark"));
+        var dir = Directory.CreateTempSubdirectory("softnet-cli-");
+        try
+        {
+            string cap = Path.Combine(dir.FullName, "a.pcapng"), json = Path.Combine(dir.FullName, "a.json");
+            Assert.Equal(0, Softnet("gen", "--streams", "4", "--bytes", "2M", "--udp", "--out", cap));
+            Assert.Equal(0, Softnet("replay", cap, "--json", json, "--quiet"));
+            var report = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+
+            long Count(string? filter)
+            {
+                var args = new List<string> { "-r", cap, "-T", "fields", "-e", "frame.number" };
+                if (filter is not null) { args.Add("-Y"); args.Add(filter); }
+                var (exit, stdout, _) = ExternalTool.Run("tshark", [.. args]);
+                Assert.Equal(0, exit);
+                return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+            }
+
+            Assert.Equal(Count(null), report.GetProperty("packets_in").GetInt64());
+            Assert.Equal(Count("udp"), report.GetProperty("protocols").GetProperty("udp").GetInt64());
+            Assert.Equal(Count("ip"), report.GetProperty("protocols").GetProperty("ipv4").GetInt64());
+            Assert.Equal(report.GetProperty("packets_in").GetInt64(), report.GetProperty("delivered").GetInt64());
+            Assert.True(report.GetProperty("conserved").GetBoolean());
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void Replay_of_the_embedded_default_needs_no_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-cli-");
+        try
+        {
+            string json = Path.Combine(dir.FullName, "d.json");
+            Assert.Equal(0, Softnet("replay", "--json", json, "--quiet", "--queues", "2"));
+            var report = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+            Assert.True(report.GetProperty("packets_in").GetInt64() > 1000);
+            Assert.Equal(2, report.GetProperty("nic").GetProperty("queues").GetArrayLength());
+            Assert.Equal(1, report.GetProperty("softnet").GetArrayLength());
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void Bad_options_exit_2_with_a_message()
+    {
+        Assert.Equal(2, Softnet("replay", "--ring", "1000", "--quiet"));
+        Assert.Equal(2, Softnet("replay", "--rate", "fast", "--quiet"));
+        Assert.Equal(2, Softnet("replay", "--cpus", "3-1", "--quiet"));
+    }
+
+    [Fact]
+    public void A_missing_capture_is_a_clear_error()
+    {
+        Assert.Equal(1, Softnet("replay", "/nonexistent/x.pcap", "--quiet"));
+    }
+}
