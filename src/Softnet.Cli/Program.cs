@@ -11,6 +11,7 @@ public static class Program
             ReplayCommand.Create(),
             GenCommand.Create(),
             RssCommand.Create(),
+            ExperimentCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -46,6 +46,25 @@ public static class CpuAffinity
         return false;
     }
 
+    /// <summary>Lets the calling thread run on any of <paramref name="cpus"/> (restores a saved affinity).</summary>
+    public static unsafe bool TrySetCurrentThreadAffinity(IReadOnlyList<int> cpus)
+    {
+        if (!OperatingSystem.IsLinux() || cpus.Count == 0) return false;
+        const int words = Nic.CpuMask.MaxCpus / 64;
+        ulong* mask = stackalloc ulong[words];
+        for (int i = 0; i < words; i++) mask[i] = 0;
+        foreach (int c in cpus)
+            if (c >= 0 && c < Nic.CpuMask.MaxCpus) mask[c / 64] |= 1UL << (c % 64);
+        try
+        {
+            return sched_setaffinity(0, words * sizeof(ulong), mask) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The CPUs the calling thread may run on, or null when that cannot be read (non-Linux).</summary>
     public static unsafe Nic.CpuMask? CurrentThreadAffinity()
     {

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using Softnet.Pipeline;
+
+namespace Softnet.Cli;
+
+/// <summary>`softnet experiment ring-vs-poll`: the sweep behind the study notes' first question.</summary>
+public static class ExperimentCommand
+{
+    public static Command Create()
+    {
+        var outDir = new Option<string>("--out") { Description = "directory for ring-vs-poll.csv and the PNG plots", DefaultValueFactory = _ => "ring-vs-poll" };
+        var frames = new Option<int>("--frames") { Description = "64-byte frames offered per point", DefaultValueFactory = _ => 200_000 };
+        var mode = new Option<string>("--mode") { Description = "threaded (real time on this machine) or deterministic (virtual time, --poll-cost-ns)", DefaultValueFactory = _ => "threaded" };
+        mode.AcceptOnlyFromAmong("threaded", "deterministic");
+        var rates = new Option<string?>("--rates") { Description = "offered rates in Mpps, comma separated; 0 = max (default 0.25,0.5,1,2,3,4,6,8,12,0)" };
+        var rings = new Option<string?>("--rings") { Description = "ring sizes (default 256,1024,4096)" };
+        var budgets = new Option<string?>("--budgets") { Description = "netdev_budget values (default 64,300)" };
+        var cpu = new Option<int>("--cpu") { Description = "CPU for the NAPI worker", DefaultValueFactory = _ => 0 };
+        var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual ns per packet", DefaultValueFactory = _ => 100 };
+        var irqUsecs = new Option<int>("--irq-usecs") { Description = "interrupt moderation rx-usecs", DefaultValueFactory = _ => 50 };
+
+        var ringVsPoll = new Command("ring-vs-poll", "Sweep offered rate against ring size and budget; write CSV and PNG plots of drops and ring occupancy")
+        {
+            outDir, frames, mode, rates, rings, budgets, cpu, pollCost, irqUsecs,
+        };
+        ringVsPoll.SetAction(pr =>
+        {
+            RingVsPollExperiment experiment;
+            try
+            {
+                experiment = new RingVsPollExperiment
+                {
+                    Frames = pr.GetValue(frames) > 0 ? pr.GetValue(frames) : throw new ArgumentException("--frames must be positive"),
+                    Mode = pr.GetValue(mode) == "deterministic" ? ReplayMode.Deterministic : ReplayMode.Threaded,
+                    Cpus = [pr.GetValue(cpu)],
+                    PollCostNs = pr.GetValue(pollCost),
+                    Moderation = new Nic.InterruptModeration(pr.GetValue(irqUsecs), 0),
+                };
+                if (pr.GetValue(rates) is { } r) experiment = experiment with { RatesMpps = ParseList(r, double.Parse) };
+                if (pr.GetValue(rings) is { } g) experiment = experiment with { RingSizes = ParseList(g, int.Parse) };
+                if (pr.GetValue(budgets) is { } b) experiment = experiment with { Budgets = ParseList(b, int.Parse) };
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException)
+            {
+                Console.Error.WriteLine($"softnet experiment: {e.Message}");
+                return 2;
+            }
+            string dir = pr.GetValue(outDir)!;
+            Directory.CreateDirectory(dir);
+            Console.WriteLine($"{"offered",8} {"achieved",9} {"ring",5} {"budget",6} {"drops %",8} {"occ mean",9} {"occ max",8} {"squeeze",8}");
+            var points = experiment.Run(p => Console.WriteLine(
+                $"{(p.OfferedMpps == 0 ? "max" : p.OfferedMpps.ToString("0.##")),8} {p.AchievedOfferedMpps,9:F2} {p.RingSize,5} {p.Budget,6} {p.DropPercent,8:F2} {p.OccupancyMean,9:F1} {p.OccupancyMax,8} {p.TimeSqueeze,8}"));
+            string csv = Path.Combine(dir, "ring-vs-poll.csv");
+            File.WriteAllText(csv, RingVsPollExperiment.ToCsv(points));
+            Plot(points, dir);
+            Console.WriteLine($"wrote {csv}, {Path.Combine(dir, "drops.png")}, {Path.Combine(dir, "occupancy.png")}");
+            return 0;
+        });
+        return new Command("experiment", "Experiments from the study notes, measured on this machine") { ringVsPoll };
+    }
+
+    private static IReadOnlyList<T> ParseList<T>(string text, Func<string, IFormatProvider, T> parse)
+        => [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(s => parse(s, System.Globalization.CultureInfo.InvariantCulture))];
+
+    private static void Plot(List<RingVsPollPoint> points, string dir)
+    {
+        foreach (var (file, title, ylabel, select) in new (string, string, string, Func<RingVsPollPoint, double>)[]
+                 {
+                     ("drops.png", "Ring overflow: rx_missed vs offered rate (64-byte frames)", "frames dropped (%)", p => p.DropPercent),
+                     ("occupancy.png", "Mean RX ring occupancy vs offered rate", "descriptors waiting (mean)", p => p.OccupancyMean),
+                 })
+        {
+            var plt = new ScottPlot.Plot();
+            foreach (var group in points.GroupBy(p => (p.RingSize, p.Budget)))
+            {
+                var ordered = group.OrderBy(p => p.AchievedOfferedMpps).ToArray();
+                var line = plt.Add.Scatter(ordered.Select(p => p.AchievedOfferedMpps).ToArray(), ordered.Select(select).ToArray());
+                line.LegendText = $"ring {group.Key.RingSize}, budget {group.Key.Budget}";
+            }
+            plt.Title(title);
+            plt.XLabel("offered rate achieved (Mpps)");
+            plt.YLabel(ylabel);
+            plt.ShowLegend();
+            plt.SavePng(Path.Combine(dir, file), 1000, 600);
+        }
+    }
+}
