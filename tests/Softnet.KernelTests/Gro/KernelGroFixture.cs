@@ -6,7 +6,7 @@ namespace Softnet.KernelTests.Gro;
 
 /// <summary>
 /// One kernel topology for the whole "KernelGro" collection: it runs every <see cref="GroCases"/> case through the
-/// kernel once (one injector process, about 40 ms per burst), keeps the results by case name, writes a summary to
+/// kernel once (one injector process, about 50 ms per burst), keeps the results by case name, writes a summary to
 /// kernel-gro.json beside the test assembly, and deletes the namespaces when the collection is done.
 /// </summary>
 public sealed class KernelGroFixture : IDisposable
