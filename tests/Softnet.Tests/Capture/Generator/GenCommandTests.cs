@@ -29,7 +29,7 @@ public class GenCommandTests
             // 24-byte pcap header, then records; 2 streams x (3 handshake + 23 data + ~12 ACKs + 3 FIN)
             Assert.InRange(new FileInfo(path).Length, 24 + 64 * 1024, 24 + 64 * 1024 + 120 * 100);
 
-            var again = path + ".2";
+            var again = Path.ChangeExtension(path, ".again.pcap");
             Assert.Equal(0, Run("--out", again, "--streams", "2", "--bytes", "64K", "--rate", "10Gbit", "--seed", "9", "--vlan", "5").Exit);
             Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(again));
             File.Delete(again);
