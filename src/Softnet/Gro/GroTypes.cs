@@ -127,6 +127,10 @@ public sealed record GroOptions
     public int HashBucketDepth { get; init; } = 64;
     /// <summary>skb->ip_summed of received packets.</summary>
     public RxChecksum RxChecksum { get; init; } = RxChecksum.None;
+    /// <summary>IPv4 fixed-ID flows merge only with DF set (kernels before the late-2025 GRO/GSO IP ID rework,
+    /// whose selftest expects "DF=0, Fixed - should not coalesce"). Off by default: the current rule merges
+    /// fixed IDs whatever DF says.</summary>
+    public bool FixedIdRequiresDf { get; init; }
     /// <summary>Keep per-flow merge statistics (one dictionary entry per flow, none per packet).</summary>
     public bool PerFlowStats { get; init; } = true;
 

@@ -78,19 +78,26 @@ public static class Ipv4Gro
     }
 
     /// <summary>inet_gro_flush: TTL, TOS and DF must match; the ID must advance by the number of merged
-    /// segments, or, if the flow showed a repeated ID with DF set on its second packet, stay fixed.</summary>
-    internal static int NetworkFlush(ReadOnlySpan<byte> iph, ReadOnlySpan<byte> iph2, Skb p, out GroFlushReason reason)
+    /// segments, unless the flow's second packet repeated the first one's ID, which makes it a fixed-ID flow
+    /// whose IDs must then stay equal. Kernels before the 2025 "remove unnecessary df checks" change only
+    /// accepted fixed IDs with DF set (<see cref="GroOptions.FixedIdRequiresDf"/>).</summary>
+    internal static int NetworkFlush(ReadOnlySpan<byte> iph, ReadOnlySpan<byte> iph2, Skb p, bool fixedIdRequiresDf, out GroFlushReason reason)
     {
         uint id = GroEngine.Be32(iph, 4), id2 = GroEngine.Be32(iph2, 4);
         ushort ipidOffset = (ushort)((id >> 16) - (id2 >> 16));
         ushort count = p.Gro.Count;
         uint df = id & IpDf;
         reason = GroFlushReason.TtlTos;
-        if (iph[8] != iph2[8] || iph[1] != iph2[1] || df != (id2 & IpDf)) return 1;
-        if (count == 1 && df != 0 && ipidOffset == 0) p.Gro.IpFixedId = true;
+        if (iph[8] != iph2[8] || iph[1] != iph2[1] || ((id ^ id2) & IpDf) != 0) return 1;
         reason = GroFlushReason.IpId;
-        if (p.Gro.IpFixedId && df != 0) return ipidOffset;
-        return ipidOffset ^ count;
+        if (fixedIdRequiresDf)
+        {
+            if (count == 1 && df != 0 && ipidOffset == 0) p.Gro.IpFixedId = true;
+            if (p.Gro.IpFixedId && df != 0) return ipidOffset;
+            return ipidOffset ^ count;
+        }
+        if (count == 1 && ipidOffset == 0) p.Gro.IpFixedId = true;
+        return ipidOffset ^ (p.Gro.IpFixedId ? 0 : count);
     }
 
     /// <summary>inet_gro_complete: total length and header checksum for the merged packet, then the L4 part.</summary>

@@ -4,14 +4,14 @@ using Softnet.Packets;
 namespace Softnet.Gro;
 
 /// <summary>
-/// ipv6_gro_receive / ipv6_gro_complete (net/ipv6/ip6_offload.c) and ipv6_gro_flush. Routing and destination
-/// options headers (the INET6_PROTO_GSO_EXTHDR offloads) are skipped and must match byte for byte between
-/// merged packets; hop-by-hop, fragment and other next headers have no GRO handler, so such packets pass up
-/// unmerged. A different flow label makes a different flow; a different traffic class or hop limit flushes.
+/// ipv6_gro_receive / ipv6_gro_complete (net/ipv6/ip6_offload.c) and ipv6_gro_flush. Hop-by-hop, routing and
+/// destination options headers (hop-by-hop always, the others as INET6_PROTO_GSO_EXTHDR offloads) are walked
+/// and must match byte for byte between merged packets; a fragment header or any other next header has no GRO
+/// handler, so such packets pass up unmerged. A different flow label makes a different flow; a different traffic class or hop limit flushes.
 /// </summary>
 public static class Ipv6Gro
 {
-    private const byte NextHdrRouting = 43, NextHdrDest = 60;
+    private const byte NextHdrHop = 0, NextHdrRouting = 43, NextHdrDest = 60;
 
     internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb)
     {
@@ -37,8 +37,8 @@ public static class Ipv6Gro
         int thoff = off + 40;
         if (proto != 6 && proto != 17)
         {
-            // ipv6_gro_pull_exthdrs: only routing and destination options are walked.
-            while (proto == NextHdrRouting || proto == NextHdrDest)
+            // ipv6_gro_pull_exthdrs
+            while (proto == NextHdrHop || proto == NextHdrRouting || proto == NextHdrDest)
             {
                 if (!GroEngine.MayPull(skb, thoff + 2)) break;
                 int optLen = (skb.LinearData[thoff + 1] + 1) * 8;
@@ -48,7 +48,7 @@ public static class Ipv6Gro
             }
             if (proto != 6 && proto != 17)
             {
-                e.NoteNormal(proto is 0 or 44 ? GroNormalReason.ExtHeader : GroNormalReason.NoHandler);
+                e.NoteNormal(proto == 44 ? GroNormalReason.Fragment : GroNormalReason.NoHandler);
                 goto Out;
             }
         }
@@ -94,7 +94,7 @@ public static class Ipv6Gro
         BinaryPrimitives.WriteUInt16BigEndian(iph.Slice(4), (ushort)(skb.Len - nhoff - 40));
         byte proto = iph[6];
         int thoff = nhoff + 40;
-        while (proto == NextHdrRouting || proto == NextHdrDest)
+        while (proto == NextHdrHop || proto == NextHdrRouting || proto == NextHdrDest)
         {
             ReadOnlySpan<byte> d = skb.LinearData;
             proto = d[thoff];

@@ -83,7 +83,7 @@ public static class TcpGro
 
     private static ReadOnlySpan<byte> NetworkHeader(Skb s) => s.LinearData.Slice(s.Gro.NetworkOffset0);
 
-    private static int NetworkFlush(Skb skb, Skb p, out GroFlushReason reason)
+    private static int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
     {
         ReadOnlySpan<byte> nh = NetworkHeader(skb), nh2 = NetworkHeader(p);
         if ((nh[0] >> 4) == 6)
@@ -91,7 +91,7 @@ public static class TcpGro
             reason = GroFlushReason.TtlTos;
             return Ipv6Gro.NetworkFlush(nh, nh2);
         }
-        return Ipv4Gro.NetworkFlush(nh, nh2, p, out reason);
+        return Ipv4Gro.NetworkFlush(nh, nh2, p, e.Options.FixedIdRequiresDf, out reason);
     }
 
     /// <summary>tcp_gro_receive.</summary>
@@ -130,7 +130,7 @@ public static class TcpGro
                 if (o != 0 && bad == 0) reason = GroFlushReason.OptionsDiffer;
                 bad |= o;
             }
-            int net = NetworkFlush(skb, p, out GroFlushReason netReason);
+            int net = NetworkFlush(e, skb, p, out GroFlushReason netReason);
             if (net != 0 && bad == 0) reason = netReason;
             bad |= (uint)net;
 
