@@ -12,6 +12,7 @@ public static class Program
             return args[0] switch
             {
                 "parse" => ParseBench.Run(BenchArgs.Parse(rest)),
+                "gro" => GroBench.Run(BenchArgs.Parse(rest)),
                 _ => Usage(),
             };
         }
@@ -24,7 +25,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse [--capture F] [--json FILE] [--seconds S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|gro [--capture F] [--json FILE] [--seconds S]");
         return 2;
     }
 }

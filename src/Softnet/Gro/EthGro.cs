@@ -38,6 +38,8 @@ public static class EthGro
     internal static void ListPrepare(GroBucket bucket, Skb skb, uint key)
     {
         ReadOnlySpan<byte> mac = skb.HeadBuffer.Slice(skb.MacHeader, EthHlen);
+        // compare_ether_header: destination, source and EtherType as two overlapping 8-byte words.
+        ulong mac0 = BinaryPrimitives.ReadUInt64LittleEndian(mac), mac1 = BinaryPrimitives.ReadUInt64LittleEndian(mac.Slice(6));
         bool tagged = skb.VlanProto != 0;
         for (Skb? p = bucket.Head; p != null; p = p.Next)
         {
@@ -46,10 +48,11 @@ public static class EthGro
                 p.Gro.SameFlow = false;
                 continue;
             }
+            ReadOnlySpan<byte> mac2 = p.HeadBuffer.Slice(p.MacHeader, EthHlen);
             bool diffs = p.Ifindex != skb.Ifindex
                 || (p.VlanProto != 0) != tagged
                 || (tagged && p.VlanTci != skb.VlanTci)
-                || !p.HeadBuffer.Slice(p.MacHeader, EthHlen).SequenceEqual(mac);
+                || ((BinaryPrimitives.ReadUInt64LittleEndian(mac2) ^ mac0) | (BinaryPrimitives.ReadUInt64LittleEndian(mac2.Slice(6)) ^ mac1)) != 0;
             p.Gro.SameFlow = !diffs;
         }
     }

@@ -39,7 +39,7 @@ public static class Ipv4Gro
             e.NoteNormal(GroNormalReason.Fragment);
             goto Out;
         }
-        if (!Checksum.Verify(iph))
+        if (!HeaderChecksumOk(iph))
         {
             e.NoteNormal(GroNormalReason.IpHeader);
             goto Out;
@@ -75,6 +75,15 @@ public static class Ipv4Gro
     Out:
         if (flush != 0) skb.Gro.Flush |= 1;
         return pp;
+    }
+
+    /// <summary>ip_fast_csum over a 20-byte header: five 32-bit words summed and folded must give 0xFFFF.</summary>
+    private static bool HeaderChecksumOk(ReadOnlySpan<byte> iph)
+    {
+        ulong sum = (ulong)BinaryPrimitives.ReadUInt32BigEndian(iph) + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(4))
+            + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(8)) + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(12))
+            + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(16));
+        return Checksum.Fold64(sum) == 0xFFFF;
     }
 
     /// <summary>inet_gro_flush: TTL, TOS and DF must match; the ID must advance by the number of merged
