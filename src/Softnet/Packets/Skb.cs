@@ -21,6 +21,18 @@ public enum PktHashType : byte { None, L2, L3, L4 }
 /// <summary>skb->pkt_type (PACKET_HOST ...), set by eth_type_trans from the destination MAC.</summary>
 public enum PacketType : byte { Host = 0, Broadcast = 1, Multicast = 2, OtherHost = 3, Outgoing = 4, Loopback = 5 }
 
+/// <summary>skb_shinfo(skb)->gso_type bits (SKB_GSO_*), as GRO completion sets them.</summary>
+[Flags]
+public enum GsoType : uint
+{
+    None = 0,
+    TcpV4 = 1 << 0,
+    Dodgy = 1 << 1,
+    TcpEcn = 1 << 2,
+    TcpFixedId = 1 << 3,
+    TcpV6 = 1 << 4,
+}
+
 /// <summary>NAPI_GRO_FREE / NAPI_GRO_FREE_STOLEN_HEAD: what dev_gro_receive does with a merged skb.</summary>
 public enum GroFree : byte { None = 0, Free = 1, StolenHead = 2 }
 
@@ -81,6 +93,12 @@ public struct GroCb
     public Skb? Last;
     /// <summary>network_offsets[encap_mark]: outer and inner L3 offsets from skb->data.</summary>
     public int NetworkOffset0, NetworkOffset1;
+    /// <summary>ip_fixedid: the held IPv4 flow keeps one IP ID (DF set) instead of incrementing it.</summary>
+    public bool IpFixedId;
+    /// <summary>Flow key the engine compares in place of skb->hash (the raw hash, or a software flow hash).</summary>
+    public uint FlowKey;
+    /// <summary>Engine bookkeeping: this held skb is a pure ACK kept by the pure-ACK coalescing variant.</summary>
+    public bool PureAck;
 
     public void Reset() => this = default;
 }
@@ -182,6 +200,18 @@ public sealed class Skb
     public byte CtInfo;
 
     public bool L4Hash => HashType == PktHashType.L4;
+
+    // ---- skb_shinfo GSO fields and CHECKSUM_PARTIAL offsets (set by GRO completion) ----
+    /// <summary>gso_size: payload bytes per segment (the MSS GRO saw).</summary>
+    public int GsoSize;
+    /// <summary>gso_segs: segments merged into this skb.</summary>
+    public int GsoSegs;
+    public GsoType GsoType;
+    /// <summary>csum_start as an offset into the head buffer (CHECKSUM_PARTIAL).</summary>
+    public int CsumStart;
+    /// <summary>csum_offset: where the checksum field lies from <see cref="CsumStart"/>.</summary>
+    public int CsumOffset;
+    public bool IsGso => GsoSize != 0 && GsoSegs > 1;
 
     /// <summary>skb_set_hash.</summary>
     public void SetHash(uint hash, PktHashType type)
@@ -434,6 +464,87 @@ public sealed class Skb
         TrueSize += trueSizeDelta;
     }
 
+    // ---- GRO merging (skb_gro_receive) ----
+
+    /// <summary>skb_gro_receive when the headers end inside or at the end of the linear part and the head is a
+    /// page fragment: the head (from <paramref name="offset"/> on) becomes a frag of <paramref name="lp"/>,
+    /// followed by this skb's own frags. Afterwards this skb owns nothing and is freed as an empty shell
+    /// (NAPI_GRO_FREE_STOLEN_HEAD). Returns the bytes moved, or -1 when lp has no room for them.</summary>
+    public int GroStealHeadInto(Skb lp, int offset)
+    {
+        if (!HeadFrag || HeadPool is null || offset > HeadLen) return -1;
+        if (lp.NrFrags + 1 + NrFrags > MaxFrags) return -1;
+        int moved = Len - offset;
+        ref SkbFrag f = ref lp._frags[lp.NrFrags++];
+        f.Pool = HeadPool;
+        f.Index = HeadIndex;
+        f.Offset = Data + offset;
+        f.Size = HeadLen - offset;
+        for (int i = 0; i < NrFrags; i++)
+        {
+            lp._frags[lp.NrFrags++] = _frags[i];
+            _frags[i] = default;
+        }
+        lp.Len += moved;
+        lp.DataLen += moved;
+        lp.TrueSize += TrueSize;
+        NrFrags = 0;
+        HeadPool = null;
+        HeadIndex = -1;
+        Len = DataLen = 0;
+        return moved;
+    }
+
+    /// <summary>skb_gro_receive when all headers sit in the linear part and the payload is in frags
+    /// (headlen &lt;= offset): the frags move to <paramref name="lp"/>, the first trimmed by what of the headers
+    /// it holds. This skb keeps its head and is freed normally (NAPI_GRO_FREE). Returns the bytes moved, or -1.</summary>
+    public int GroGiveFragsTo(Skb lp, int offset)
+    {
+        int headLen = HeadLen;
+        if (offset < headLen || NrFrags == 0) return -1;
+        if (lp.NrFrags + NrFrags > MaxFrags) return -1;
+        int eat = offset - headLen;
+        if (eat > _frags[0].Size) return -1;
+        int moved = 0;
+        for (int i = 0; i < NrFrags; i++)
+        {
+            SkbFrag f = _frags[i];
+            if (i == 0)
+            {
+                f.Offset += eat;
+                f.Size -= eat;
+            }
+            lp._frags[lp.NrFrags++] = f;
+            moved += f.Size;
+            _frags[i] = default;
+        }
+        lp.Len += moved;
+        lp.DataLen += moved;
+        NrFrags = 0;
+        Len -= DataLen;
+        DataLen = 0;
+        return moved;
+    }
+
+    /// <summary>The frag_list fallback of skb_gro_receive: drop the first <paramref name="offset"/> bytes
+    /// (headers) so the skb holds only payload and can be chained on a frag_list. False if the headers run past
+    /// the first frag.</summary>
+    public bool GroPullHeaders(int offset)
+    {
+        int headLen = HeadLen;
+        if (offset > headLen)
+        {
+            int eat = offset - headLen;
+            if (NrFrags == 0 || eat > _frags[0].Size) return false;
+            _frags[0].Offset += eat;
+            _frags[0].Size -= eat;
+            DataLen -= eat;
+            Len -= eat;
+            offset = headLen;
+        }
+        return Pull(offset);
+    }
+
     // ---- copying ----
 
     /// <summary>skb_copy_bits: copy <c>to.Length</c> bytes starting at <paramref name="offset"/> (from skb->data)
@@ -567,6 +678,11 @@ public sealed class Skb
         CsumLevel = src.CsumLevel;
         Gro = src.Gro;
         Gro.Last = null;
+        GsoSize = src.GsoSize;
+        GsoSegs = src.GsoSegs;
+        GsoType = src.GsoType;
+        CsumStart = src.CsumStart;
+        CsumOffset = src.CsumOffset;
         Conntrack = src.Conntrack;
         CtInfo = src.CtInfo;
     }
@@ -619,6 +735,9 @@ public sealed class Skb
         Csum = 0;
         CsumLevel = 0;
         Gro = default;
+        GsoSize = GsoSegs = 0;
+        GsoType = GsoType.None;
+        CsumStart = CsumOffset = 0;
         Conntrack = null;
         CtInfo = 0;
     }

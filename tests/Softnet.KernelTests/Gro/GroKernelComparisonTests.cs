@@ -1,5 +1,3 @@
-// Compiled once Softnet.Gro (GroReplay, GroOptions) is merged: remove this guard then.
-#if SOFTNET_GRO
 using Softnet.Gro;
 using Softnet.KernelTests.Support;
 using Xunit;
@@ -25,4 +23,3 @@ public sealed class GroKernelComparisonTests(KernelGroFixture fx)
         Assert.True(diff == null, $"{name}: {diff}");
     }
 }
-#endif

@@ -1,0 +1,153 @@
+using System.Buffers.Binary;
+using Softnet.Packets;
+
+namespace Softnet.Gro;
+
+/// <summary>
+/// The link-layer part of GRO: eth_type_trans (net/ethernet/eth.c), which the driver runs before
+/// napi_gro_receive, and gro_list_prepare's flow match (net/core/gro.c): same raw hash, device, VLAN tag and
+/// an identical 14-byte Ethernet header. eth_gro_receive itself only serves Ethernet inside tunnels (ETH_P_TEB),
+/// which is not modelled.
+/// </summary>
+public static class EthGro
+{
+    public const int EthHlen = 14;
+
+    /// <summary>eth_type_trans: note the MAC header, pull it, set skb->protocol and pkt_type. False if the skb is
+    /// shorter than an Ethernet header.</summary>
+    public static bool TypeTrans(Skb skb)
+    {
+        if (!GroEngine.MayPull(skb, EthHlen)) return false;
+        ReadOnlySpan<byte> eth = skb.LinearData;
+        skb.ResetMacHeader();
+        if ((eth[0] & 1) != 0)
+        {
+            bool broadcast = eth[0] == 0xFF && eth[1] == 0xFF && eth[2] == 0xFF && eth[3] == 0xFF && eth[4] == 0xFF && eth[5] == 0xFF;
+            skb.PktType = broadcast ? PacketType.Broadcast : PacketType.Multicast;
+        }
+        ushort proto = BinaryPrimitives.ReadUInt16BigEndian(eth.Slice(12));
+        // Below 0x600 the field is an 802.3 length: ETH_P_802_3 (raw IPX) or ETH_P_802_2 (LLC).
+        if (proto < 0x600)
+            proto = eth.Length >= 16 && eth[14] == 0xFF && eth[15] == 0xFF ? (ushort)0x0001 : (ushort)0x0004;
+        skb.Protocol = proto;
+        skb.Pull(EthHlen);
+        return true;
+    }
+
+    /// <summary>gro_list_prepare: mark which held skbs may belong to the same flow as <paramref name="skb"/>.</summary>
+    internal static void ListPrepare(GroBucket bucket, Skb skb, uint key)
+    {
+        ReadOnlySpan<byte> mac = skb.HeadBuffer.Slice(skb.MacHeader, EthHlen);
+        // compare_ether_header: destination, source and EtherType as two overlapping 8-byte words.
+        ulong mac0 = BinaryPrimitives.ReadUInt64LittleEndian(mac), mac1 = BinaryPrimitives.ReadUInt64LittleEndian(mac.Slice(6));
+        bool tagged = skb.VlanProto != 0;
+        for (Skb? p = bucket.Head; p != null; p = p.Next)
+        {
+            if (p.Gro.FlowKey != key)
+            {
+                p.Gro.SameFlow = false;
+                continue;
+            }
+            ReadOnlySpan<byte> mac2 = p.HeadBuffer.Slice(p.MacHeader, EthHlen);
+            bool diffs = p.Ifindex != skb.Ifindex
+                || (p.VlanProto != 0) != tagged
+                || (tagged && p.VlanTci != skb.VlanTci)
+                || ((BinaryPrimitives.ReadUInt64LittleEndian(mac2) ^ mac0) | (BinaryPrimitives.ReadUInt64LittleEndian(mac2.Slice(6)) ^ mac1)) != 0;
+            p.Gro.SameFlow = !diffs;
+        }
+    }
+}
+
+/// <summary>
+/// vlan_gro_receive / vlan_gro_complete (net/8021q/vlan_core.c): an 802.1Q/802.1ad header left in the packet
+/// (no hardware tag stripping). Held skbs whose VLAN ID or inner EtherType differ are another flow.
+/// </summary>
+public static class VlanGro
+{
+    internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb)
+    {
+        int off = skb.Gro.DataOffset;
+        Skb? pp = null;
+        int flush = 1;
+        if (!GroEngine.MayPull(skb, off + 4))
+        {
+            e.NoteNormal(GroNormalReason.Truncated);
+            goto Out;
+        }
+        ReadOnlySpan<byte> vh = skb.LinearData.Slice(off, 4);
+        ushort type = GroEngine.Be16(vh, 2);
+        if (type != GroEngine.EthPIp && type != GroEngine.EthPIpv6 && type != GroEngine.EthP8021Q && type != GroEngine.EthP8021AD)
+        {
+            e.NoteNormal(GroNormalReason.NoHandler);
+            goto Out;
+        }
+        flush = 0;
+        ushort tci = GroEngine.Be16(vh, 0);
+        for (Skb? p = bucket.Head; p != null; p = p.Next)
+        {
+            if (!p.Gro.SameFlow) continue;
+            ReadOnlySpan<byte> vh2 = p.LinearData.Slice(off, 4);
+            if (((tci ^ GroEngine.Be16(vh2, 0)) & 0x0FFF) != 0 || type != GroEngine.Be16(vh2, 2))
+                p.Gro.SameFlow = false;
+        }
+        skb.Gro.DataOffset += 4;
+        GroEngine.PostPullRcsum(skb, vh);
+        pp = e.DispatchL3(type, bucket, skb);
+    Out:
+        skb.Gro.Flush |= (ushort)flush;
+        return pp;
+    }
+
+    internal static bool Complete(Skb skb, int nhoff)
+    {
+        ushort type = GroEngine.Be16(skb.LinearData, nhoff + 2);
+        return GroEngine.DispatchComplete(type, skb, nhoff + 4);
+    }
+}
+
+/// <summary>The Hash variant's software flow key: a 5-tuple hash computed from the headers (no RSS needed).</summary>
+internal static class FlowHash
+{
+    public static uint Compute(Skb skb)
+    {
+        ReadOnlySpan<byte> d = skb.LinearData;
+        int off = 0;
+        ushort type = skb.Protocol;
+        for (int tags = 0; (type == GroEngine.EthP8021Q || type == GroEngine.EthP8021AD) && tags < 2; tags++)
+        {
+            if (d.Length < off + 4) return 0;
+            type = BinaryPrimitives.ReadUInt16BigEndian(d.Slice(off + 2));
+            off += 4;
+        }
+        ulong h = 0xcbf29ce484222325UL ^ type;
+        int l4;
+        byte proto;
+        if (type == GroEngine.EthPIp)
+        {
+            if (d.Length < off + 20) return 0;
+            proto = d[off + 9];
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(off + 12)));
+            l4 = off + (d[off] & 0x0F) * 4;
+        }
+        else if (type == GroEngine.EthPIpv6)
+        {
+            if (d.Length < off + 40) return 0;
+            proto = d[off + 6];
+            for (int i = 8; i < 40; i += 8) h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(off + i)));
+            l4 = off + 40;
+        }
+        else return 0;
+        h = Mix(h, proto);
+        if ((proto == 6 || proto == 17) && d.Length >= l4 + 4)
+            h = Mix(h, BinaryPrimitives.ReadUInt32LittleEndian(d.Slice(l4)));
+        uint r = (uint)(h ^ (h >> 32));
+        return r == 0 ? 1u : r;
+    }
+
+    private static ulong Mix(ulong h, ulong v)
+    {
+        h ^= v;
+        h *= 0x9E3779B97F4A7C15UL;
+        return h ^ (h >> 29);
+    }
+}

@@ -1,0 +1,93 @@
+using Softnet.Packets;
+
+namespace Softnet.Gro;
+
+/// <summary>
+/// The contract the kernel-comparison tests call: frames through build_skb and GRO as a veth receiving from an
+/// AF_PACKET sender would put them — no RSS hash (all flows in bucket 0), no VLAN offload, and
+/// skb->ip_summed = CHECKSUM_NONE unless <see cref="GroOptions.RxChecksum"/> says otherwise (veth stopped
+/// promoting CHECKSUM_NONE to CHECKSUM_UNNECESSARY, so GRO verifies every TCP checksum and a bad one is never
+/// merged). Checked by hand on the 6.18 kernel of the build machine (veth pair with GRO on, AF_PACKET sender,
+/// gro_flush_timeout set): a bad-checksum segment went up first and unmerged, then the held flow, then the next
+/// segment alone; DF=0 fixed-ID segments coalesced (so <see cref="GroOptions.FixedIdRequiresDf"/> stays off).
+/// </summary>
+public static class GroReplay
+{
+    /// <summary>Nanoseconds between bursts on the replay clock (several jiffies, so nothing ages inside a burst).</summary>
+    public const long BurstSpacingNs = 10_000_000;
+
+    /// <summary>Runs Ethernet frames through build_skb + GRO, burst by burst: each burst is received within one
+    /// NAPI poll, then the poll completes (flush). Returns the frames as delivered (as tcpdump on the receiving
+    /// device would show them), in delivery order.</summary>
+    public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options)
+    {
+        int frames = 0, maxLen = 64;
+        foreach (var b in bursts)
+        {
+            frames += b.Count;
+            foreach (var f in b) maxLen = Math.Max(maxLen, f.Length);
+        }
+        int bufferSize = PagePool.DefaultHeadroom + maxLen + 64;
+        var pool = new PagePool(Math.Max(frames, 1) + 8, Math.Max(bufferSize, PagePool.DefaultBufferSize));
+        var skbs = new SkbPool(Math.Max(frames, 1) + 8);
+        var sink = new CollectingSink();
+        var engine = new GroEngine(options, sink);
+        long now = BurstSpacingNs;
+        foreach (var burst in bursts)
+        {
+            foreach (var frame in burst)
+            {
+                if (!pool.TryRent(out int index)) throw new InvalidOperationException("replay page pool exhausted");
+                frame.CopyTo(pool.Slice(index, pool.Headroom, frame.Length));
+                Skb skb = skbs.Build(pool, index, pool.Headroom, frame.Length) ?? throw new InvalidOperationException("replay skb pool exhausted");
+                skb.ResetMacHeader();
+                skb.TimestampNs = now;
+                SetChecksumState(skb, options.RxChecksum);
+                engine.Receive(skb, now);
+            }
+            // The burst fits one poll (work below budget): napi_complete_done flushes.
+            engine.PollComplete(burst.Count, int.MaxValue, now);
+            while (engine.TimerDeadlineNs is long deadline)
+            {
+                now = Math.Max(now, deadline);
+                engine.TimerFired(now);
+            }
+            now += BurstSpacingNs;
+        }
+        return sink.Frames;
+    }
+
+    /// <summary>Sets skb->ip_summed (and skb->csum for CHECKSUM_COMPLETE: the sum from the network header on) for a
+    /// frame whose data still starts at the Ethernet header.</summary>
+    public static void SetChecksumState(Skb skb, RxChecksum state)
+    {
+        switch (state)
+        {
+            case RxChecksum.Unnecessary:
+                skb.IpSummed = CsumState.Unnecessary;
+                skb.CsumLevel = 0;
+                break;
+            case RxChecksum.Complete:
+                skb.IpSummed = CsumState.Complete;
+                skb.Csum = skb.HeadLen > EthGro.EthHlen ? Checksum.Sum(skb.LinearData.Slice(EthGro.EthHlen)) : 0;
+                break;
+            default:
+                skb.IpSummed = CsumState.None;
+                break;
+        }
+    }
+
+    private sealed class CollectingSink : IGroSink
+    {
+        public readonly List<byte[]> Frames = new();
+
+        public void Deliver(ReadOnlySpan<Skb> batch)
+        {
+            foreach (Skb skb in batch)
+            {
+                Frames.Add(GroTap.ToArray(skb));
+                skb.Free();
+            }
+        }
+    }
+}

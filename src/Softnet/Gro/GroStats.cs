@@ -1,0 +1,191 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Softnet.Packets;
+using Softnet.Telemetry;
+
+namespace Softnet.Gro;
+
+/// <summary>
+/// Counters of one <see cref="GroEngine"/>: packets held/merged/passed up, why held skbs completed (end of poll,
+/// age, eviction, or the flush rule that refused a merge), why packets went up unmerged, a histogram of segments
+/// per delivered skb and the merge ratio per flow. Written under the report's "gro" key.
+/// </summary>
+public sealed class GroStats : IReportSection
+{
+    /// <summary>Histogram slots: 1..63 segments exactly, the last slot 64 or more.</summary>
+    public const int HistogramSlots = 65;
+
+    private readonly GroOptions _options;
+    private readonly long[] _flushed = new long[Enum.GetValues<GroFlushReason>().Length];
+    private readonly long[] _normal = new long[Enum.GetValues<GroNormalReason>().Length];
+    private readonly long[] _histogram = new long[HistogramSlots];
+    private readonly Dictionary<uint, FlowCounters> _flows = new();
+
+    internal GroStats(GroOptions options) => _options = options;
+
+    public string Key => "gro";
+
+    public long Received;
+    public long Held;
+    public long Merged;
+    public long AcksCoalesced;
+    public long FragListMerges;
+    public long CompleteFailed;
+    public long Batches;
+    public long DeliveredSkbs;
+    public long DeliveredSegments;
+
+    public long Normal
+    {
+        get
+        {
+            long n = 0;
+            foreach (long v in _normal) n += v;
+            return n;
+        }
+    }
+
+    public long Flushed(GroFlushReason reason) => _flushed[(int)reason];
+    public long NormalBy(GroNormalReason reason) => _normal[(int)reason];
+    /// <summary>Delivered skbs made of <paramref name="segments"/> segments (64 = 64 or more).</summary>
+    public long Histogram(int segments) => _histogram[Math.Clamp(segments, 1, HistogramSlots - 1)];
+    public double MergeRatio => DeliveredSkbs == 0 ? 0 : (double)DeliveredSegments / DeliveredSkbs;
+    public IReadOnlyDictionary<uint, FlowCounters> Flows => _flows;
+
+    internal void CountFlush(GroFlushReason reason, Skb skb) => _flushed[(int)reason]++;
+
+    internal void CountNormal(GroNormalReason reason) => _normal[(int)reason]++;
+
+    internal void CountDelivered(Skb skb, int segs)
+    {
+        int count = Math.Max((int)skb.Gro.Count, 1);
+        DeliveredSkbs++;
+        DeliveredSegments += count;
+        _histogram[Math.Min(count, HistogramSlots - 1)]++;
+        if (!_options.PerFlowStats) return;
+        uint key = skb.Gro.FlowKey != 0 && _options.Mode == GroMode.Hash ? skb.Gro.FlowKey : FlowHash.Compute(skb);
+        if (!_flows.TryGetValue(key, out FlowCounters? f))
+        {
+            f = new FlowCounters(Describe(skb));
+            _flows.Add(key, f);
+        }
+        f.Skbs++;
+        f.Segments += count;
+    }
+
+    /// <summary>Segments and skbs delivered for one flow.</summary>
+    public sealed class FlowCounters(string name)
+    {
+        public string Name { get; } = name;
+        public long Segments;
+        public long Skbs;
+        public double MergeRatio => Skbs == 0 ? 0 : (double)Segments / Skbs;
+    }
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteString("mode", _options.Mode.ToString().ToLowerInvariant());
+        w.WriteNumber("received", Received);
+        w.WriteNumber("held", Held);
+        w.WriteNumber("merged", Merged);
+        w.WriteNumber("normal", Normal);
+        w.WriteNumber("acks_coalesced", AcksCoalesced);
+        w.WriteNumber("frag_list_merges", FragListMerges);
+        w.WriteNumber("delivered_skbs", DeliveredSkbs);
+        w.WriteNumber("delivered_segments", DeliveredSegments);
+        w.WriteNumber("batches", Batches);
+        w.WriteNumber("merge_ratio", Math.Round(MergeRatio, 4));
+        w.WriteStartObject("flushed");
+        w.WriteNumber("poll_end", Flushed(GroFlushReason.PollEnd));
+        w.WriteNumber("aged", Flushed(GroFlushReason.Aged));
+        w.WriteNumber("evicted_oldest", Flushed(GroFlushReason.EvictedOldest));
+        w.WriteStartObject("flush_rule");
+        foreach (GroFlushReason r in Enum.GetValues<GroFlushReason>())
+        {
+            if (r is GroFlushReason.PollEnd or GroFlushReason.Aged or GroFlushReason.EvictedOldest) continue;
+            w.WriteNumber(SnakeCase(r.ToString()), Flushed(r));
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+        w.WriteStartObject("normal_by_reason");
+        foreach (GroNormalReason r in Enum.GetValues<GroNormalReason>())
+        {
+            if (r == GroNormalReason.None || NormalBy(r) == 0) continue;
+            w.WriteNumber(SnakeCase(r.ToString()), NormalBy(r));
+        }
+        w.WriteEndObject();
+        w.WriteStartObject("segments_per_skb");
+        for (int i = 1; i < HistogramSlots; i++)
+        {
+            if (_histogram[i] == 0) continue;
+            w.WriteNumber(i == HistogramSlots - 1 ? "64+" : i.ToString(System.Globalization.CultureInfo.InvariantCulture), _histogram[i]);
+        }
+        w.WriteEndObject();
+        w.WriteStartArray("flows");
+        foreach (var f in _flows.Values.OrderByDescending(f => f.Segments).Take(64))
+        {
+            w.WriteStartObject();
+            w.WriteString("flow", f.Name);
+            w.WriteNumber("segments", f.Segments);
+            w.WriteNumber("skbs", f.Skbs);
+            w.WriteNumber("merge_ratio", Math.Round(f.MergeRatio, 4));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    internal static string SnakeCase(string name)
+    {
+        var sb = new StringBuilder(name.Length + 4);
+        for (int i = 0; i < name.Length; i++)
+        {
+            char c = name[i];
+            if (char.IsUpper(c))
+            {
+                if (i > 0) sb.Append('_');
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>"src:port > dst:port proto" from the headers at skb->data (after any VLAN tags).</summary>
+    private static string Describe(Skb skb)
+    {
+        ReadOnlySpan<byte> d = skb.LinearData;
+        int off = 0;
+        ushort type = skb.Protocol;
+        while ((type == GroEngine.EthP8021Q || type == GroEngine.EthP8021AD) && d.Length >= off + 4)
+        {
+            type = BinaryPrimitives.ReadUInt16BigEndian(d.Slice(off + 2));
+            off += 4;
+        }
+        string src, dst;
+        byte proto;
+        int l4;
+        if (type == GroEngine.EthPIp && d.Length >= off + 20)
+        {
+            src = new IPAddress(d.Slice(off + 12, 4)).ToString();
+            dst = new IPAddress(d.Slice(off + 16, 4)).ToString();
+            proto = d[off + 9];
+            l4 = off + (d[off] & 0x0F) * 4;
+        }
+        else if (type == GroEngine.EthPIpv6 && d.Length >= off + 40)
+        {
+            src = "[" + new IPAddress(d.Slice(off + 8, 16)) + "]";
+            dst = "[" + new IPAddress(d.Slice(off + 24, 16)) + "]";
+            proto = d[off + 6];
+            l4 = off + 40;
+        }
+        else return $"ethertype 0x{type:x4}";
+        string name = proto switch { 6 => "tcp", 17 => "udp", _ => "proto " + proto };
+        if ((proto == 6 || proto == 17) && d.Length >= l4 + 4)
+            return $"{src}:{BinaryPrimitives.ReadUInt16BigEndian(d.Slice(l4))} > {dst}:{BinaryPrimitives.ReadUInt16BigEndian(d.Slice(l4 + 2))} {name}";
+        return $"{src} > {dst} {name}";
+    }
+}

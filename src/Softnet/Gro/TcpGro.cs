@@ -1,0 +1,333 @@
+using System.Buffers.Binary;
+using Softnet.Packets;
+
+namespace Softnet.Gro;
+
+/// <summary>
+/// tcp4_gro_receive / tcp6_gro_receive / tcp_gro_receive and their completions (net/ipv4/tcp_offload.c,
+/// net/ipv6/tcpv6_offload.c), plus the pure-ACK coalescing of <see cref="GroMode.Ack"/>.
+/// <para>A segment merges into the held skb of its flow when: CWR is clear; every other flag, the data offset
+/// and the window equal the held header's (FIN and PSH excepted); the ACK number and the options are identical;
+/// the IP layer agrees (<see cref="Ipv4Gro.NetworkFlush"/>, <see cref="Ipv6Gro.NetworkFlush"/>); the payload is
+/// 1..MSS bytes, MSS being the held skb's first payload size; the sequence number continues the held bytes;
+/// and the result stays under gro_max_size. FIN/PSH of merged segments are OR-ed into the held header. A
+/// segment shorter than the MSS, or carrying URG/PSH/RST/SYN/FIN, completes the flow at once (merged if it
+/// could be). Pure ACKs (no payload) never merge.</para>
+/// </summary>
+public static class TcpGro
+{
+    internal const uint FlagCwr = 0x00800000, FlagEce = 0x00400000, FlagUrg = 0x00200000, FlagAck = 0x00100000,
+        FlagPsh = 0x00080000, FlagRst = 0x00040000, FlagSyn = 0x00020000, FlagFin = 0x00010000;
+    private const uint FlagBits = 0x00FF0000, WindowBits = 0x0000FFFF;
+
+    internal static Skb? Receive4(GroEngine e, GroBucket bucket, Skb skb)
+    {
+        if (skb.Gro.Flush == 0)
+        {
+            ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 20);
+            uint pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, GroEngine.GroLen(skb));
+            if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
+        }
+        int thoff = skb.Gro.DataOffset;
+        if (!PullHeader(skb)) return Flush(e, skb, GroNormalReason.Truncated);
+        return Receive(e, bucket, skb, thoff);
+    }
+
+    internal static Skb? Receive6(GroEngine e, GroBucket bucket, Skb skb)
+    {
+        if (skb.Gro.Flush == 0)
+        {
+            ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 40);
+            uint pseudo = Checksum.PseudoHeaderV6(iph.Slice(8, 16), iph.Slice(24, 16), 6, GroEngine.GroLen(skb));
+            if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
+        }
+        int thoff = skb.Gro.DataOffset;
+        if (!PullHeader(skb)) return Flush(e, skb, GroNormalReason.Truncated);
+        return Receive(e, bucket, skb, thoff);
+    }
+
+    private static Skb? Flush(GroEngine e, Skb skb, GroNormalReason reason)
+    {
+        e.NoteNormal(reason);
+        skb.Gro.Flush = 1;
+        return null;
+    }
+
+    /// <summary>tcp_gro_pull_header: make the whole TCP header linear and step over it.</summary>
+    private static bool PullHeader(Skb skb)
+    {
+        int off = skb.Gro.DataOffset;
+        if (!GroEngine.MayPull(skb, off + 20)) return false;
+        int thlen = (skb.LinearData[off + 12] >> 4) * 4;
+        if (thlen < 20 || !GroEngine.MayPull(skb, off + thlen)) return false;
+        skb.Gro.DataOffset += thlen;
+        return true;
+    }
+
+    /// <summary>tcp_gro_lookup: the first held skb of the same flow with the same ports.</summary>
+    private static Skb? Lookup(GroBucket bucket, ReadOnlySpan<byte> th)
+    {
+        uint ports = GroEngine.Be32(th, 0);
+        for (Skb? p = bucket.Head; p != null; p = p.Next)
+        {
+            if (!p.Gro.SameFlow) continue;
+            if (GroEngine.Be32(p.HeadBuffer, p.TransportHeader) != ports)
+            {
+                p.Gro.SameFlow = false;
+                continue;
+            }
+            return p;
+        }
+        return null;
+    }
+
+    private static ReadOnlySpan<byte> NetworkHeader(Skb s) => s.LinearData.Slice(s.Gro.NetworkOffset0);
+
+    private static int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
+    {
+        ReadOnlySpan<byte> nh = NetworkHeader(skb), nh2 = NetworkHeader(p);
+        if ((nh[0] >> 4) == 6)
+        {
+            reason = GroFlushReason.TtlTos;
+            return Ipv6Gro.NetworkFlush(nh, nh2);
+        }
+        return Ipv4Gro.NetworkFlush(nh, nh2, p, e.Options.FixedIdRequiresDf, out reason);
+    }
+
+    /// <summary>tcp_gro_receive.</summary>
+    private static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, int thoff)
+    {
+        ReadOnlySpan<byte> th = skb.LinearData.Slice(thoff, skb.Gro.DataOffset - thoff);
+        int thlen = th.Length;
+        int len = GroEngine.GroLen(skb);
+        uint flags = GroEngine.Be32(th, 12);
+        Skb? pp = null;
+        uint mss = 1;
+        bool flush;
+
+        if (e.Mode == GroMode.Ack && len == 0 && (flags & FlagBits) == FlagAck && skb.Gro.Flush == 0 && !HasSack(th))
+        {
+            Skb? held = Lookup(bucket, th);
+            if (held is null || held.Gro.PureAck) return CoalesceAck(e, skb, held, th);
+        }
+
+        Skb? p = Lookup(bucket, th);
+        if (p != null)
+        {
+            ReadOnlySpan<byte> th2 = p.HeadBuffer.Slice(p.TransportHeader);
+            uint flags2 = GroEngine.Be32(th2, 12);
+            GroFlushReason reason = GroFlushReason.PollEnd;
+            uint diff = flags & FlagCwr;
+            diff |= (flags ^ flags2) & ~(FlagCwr | FlagFin | FlagPsh);
+            if (diff != 0) reason = (diff & 0xFFFF0000) != 0 ? ((diff & 0xF0000000) != 0 ? GroFlushReason.OptionsDiffer : GroFlushReason.TcpFlags) : GroFlushReason.AckChanged;
+            uint bad = diff;
+            uint ackDiff = GroEngine.Be32(th, 8) ^ GroEngine.Be32(th2, 8);
+            if (ackDiff != 0 && bad == 0) reason = GroFlushReason.AckChanged;
+            bad |= ackDiff;
+            for (int i = 20; i < thlen; i += 4)
+            {
+                uint o = GroEngine.Be32(th, i) ^ GroEngine.Be32(th2, i);
+                if (o != 0 && bad == 0) reason = GroFlushReason.OptionsDiffer;
+                bad |= o;
+            }
+            int net = NetworkFlush(e, skb, p, out GroFlushReason netReason);
+            if (net != 0 && bad == 0) reason = netReason;
+            bad |= (uint)net;
+
+            mss = (uint)p.GsoSize;
+            if ((uint)(len - 1) >= mss)
+            {
+                if (bad == 0) reason = GroFlushReason.MssExceeded;
+                bad |= 1;
+            }
+            uint seqDiff = (GroEngine.Be32(th2, 4) + (uint)GroEngine.GroLen(p)) ^ GroEngine.Be32(th, 4);
+            if (seqDiff != 0 && bad == 0) reason = GroFlushReason.SeqGap;
+            bad |= seqDiff;
+
+            if (bad != 0)
+            {
+                mss = 1;
+                e.NoteFlush(reason);
+            }
+            else if (!GroReceive(e, p, skb))
+            {
+                mss = 1;
+                e.NoteFlush(skb.Gro.Flush != 0 ? GroFlushReason.SkbFlush : GroFlushReason.SizeLimit);
+            }
+            else
+            {
+                // The merged packet keeps the first header; FIN and PSH of later segments are carried over.
+                Span<byte> w = p.HeadBuffer.Slice(p.TransportHeader + 13, 1);
+                w[0] |= (byte)((flags & (FlagFin | FlagPsh)) >> 16);
+            }
+        }
+
+        // out_check_final
+        flush = (uint)len < mss;
+        bool final = (flags & (FlagUrg | FlagPsh | FlagRst | FlagSyn | FlagFin)) != 0;
+        flush |= final;
+        if (p != null && (!skb.Gro.SameFlow || flush))
+        {
+            pp = p;
+            if (skb.Gro.SameFlow) e.NoteFlush(final ? GroFlushReason.PushFlags : GroFlushReason.ShortSegment);
+        }
+        if (flush)
+        {
+            skb.Gro.Flush |= 1;
+            e.NoteNormal(GroNormalReason.TcpFinal);
+        }
+        return pp;
+    }
+
+    /// <summary>
+    /// Pure-ACK variant (seed 002): a pure ACK (no payload, only the ACK flag, no SACK blocks) with no held
+    /// skb of its flow is held itself. A later one whose ACK number is strictly newer and whose IP header
+    /// agrees (TTL/TOS/traffic class/hop limit) replaces it, the held count growing by one, and only the latest
+    /// is delivered. A duplicate or older ACK (which fast retransmit and reordering detection must see) ends
+    /// the run: the held ACK is completed first, then this one passes up unmerged.
+    /// </summary>
+    private static Skb? CoalesceAck(GroEngine e, Skb skb, Skb? held, ReadOnlySpan<byte> th)
+    {
+        if (held is null)
+        {
+            skb.Gro.PureAck = true;
+            return null;
+        }
+        ReadOnlySpan<byte> th2 = held.HeadBuffer.Slice(held.TransportHeader);
+        int newer = (int)(GroEngine.Be32(th, 8) - GroEngine.Be32(th2, 8));
+        bool sameHeader = (GroEngine.Be32(th, 12) & 0xF0000000) == (GroEngine.Be32(th2, 12) & 0xF0000000);
+        ReadOnlySpan<byte> nh = NetworkHeader(skb), nh2 = NetworkHeader(held);
+        bool ipSame = (nh[0] >> 4) == 6 ? Ipv6Gro.NetworkFlush(nh, nh2) == 0 : nh[1] == nh2[1] && nh[8] == nh2[8];
+        if (newer > 0 && sameHeader && ipSame)
+        {
+            skb.Gro.PureAck = true;
+            e.AckReplace = held;
+            return null;
+        }
+        e.NoteFlush(GroFlushReason.AckRun);
+        e.NoteNormal(GroNormalReason.TcpFinal);
+        skb.Gro.Flush |= 1;
+        return held;
+    }
+
+    private static bool HasSack(ReadOnlySpan<byte> th)
+    {
+        for (int i = 20; i < th.Length;)
+        {
+            byte kind = th[i];
+            if (kind == 0) break;
+            if (kind == 1) { i++; continue; }
+            if (kind == 5) return true;
+            if (i + 1 >= th.Length || th[i + 1] < 2) break;
+            i += th[i + 1];
+        }
+        return false;
+    }
+
+    /// <summary>skb_gro_receive: append the payload of <paramref name="skb"/> to <paramref name="p"/> — stealing its
+    /// head or frags into the last skb of p's chain while there are free frag slots, else chaining the whole skb on
+    /// p's frag_list. False (-E2BIG) if the skb was marked to flush or the result would reach gro_max_size.</summary>
+    internal static bool GroReceive(GroEngine e, Skb p, Skb skb)
+    {
+        int offset = skb.Gro.DataOffset;
+        int len = GroEngine.GroLen(skb);
+        if (p.Len + len >= e.Options.EffectiveMaxSize || skb.Gro.Flush != 0) return false;
+        int segs = skb.Gro.Count;
+        Skb lp = p.Gro.Last ?? p;
+        int moved;
+        if (skb.HeadLen <= offset)
+        {
+            moved = skb.GroGiveFragsTo(lp, offset);
+            if (moved >= 0) skb.Gro.Free = GroFree.Free;
+        }
+        else
+        {
+            moved = skb.GroStealHeadInto(lp, offset);
+            if (moved >= 0) skb.Gro.Free = GroFree.StolenHead;
+        }
+        if (moved >= 0)
+        {
+            if (lp != p) p.AddNonlinearLen(moved);
+        }
+        else
+        {
+            if (!skb.GroPullHeaders(offset)) return false;
+            skb.Next = null;
+            p.AppendFragList(skb);
+            p.Gro.Last = skb;
+            e.Stats.FragListMerges++;
+        }
+        p.Gro.Count = (ushort)(p.Gro.Count + segs);
+        skb.Gro.SameFlow = true;
+        return true;
+    }
+
+    /// <summary>tcp4_gro_complete: the checksum field gets the pseudo-header sum for the merged length (CHECKSUM_PARTIAL).</summary>
+    internal static bool Complete4(Skb skb, int nhoff, int thoff)
+    {
+        ReadOnlySpan<byte> iph = skb.LinearData.Slice(nhoff, 20);
+        uint pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, skb.Len - thoff);
+        BinaryPrimitives.WriteUInt16BigEndian(skb.LinearData.Slice(thoff + 16), (ushort)pseudo);
+        skb.GsoType |= GsoType.TcpV4 | (skb.Gro.IpFixedId ? GsoType.TcpFixedId : GsoType.None);
+        CompleteCommon(skb, thoff);
+        return true;
+    }
+
+    /// <summary>tcp6_gro_complete.</summary>
+    internal static bool Complete6(Skb skb, int nhoff, int thoff)
+    {
+        ReadOnlySpan<byte> iph = skb.LinearData.Slice(nhoff, 40);
+        uint pseudo = Checksum.PseudoHeaderV6(iph.Slice(8, 16), iph.Slice(24, 16), 6, skb.Len - thoff);
+        BinaryPrimitives.WriteUInt16BigEndian(skb.LinearData.Slice(thoff + 16), (ushort)pseudo);
+        skb.GsoType |= GsoType.TcpV6;
+        CompleteCommon(skb, thoff);
+        return true;
+    }
+
+    /// <summary>tcp_gro_complete.</summary>
+    private static void CompleteCommon(Skb skb, int thoff)
+    {
+        skb.CsumStart = skb.Data + thoff;
+        skb.CsumOffset = 16;
+        skb.IpSummed = CsumState.Partial;
+        skb.GsoSegs = skb.Gro.Count;
+        if ((skb.LinearData[thoff + 13] & 0x80) != 0) skb.GsoType |= GsoType.TcpEcn;
+    }
+}
+
+/// <summary>
+/// udp4_gro_receive / udp6_gro_receive (net/ipv4/udp_offload.c, net/ipv6/udp_offload.c). The checksum is
+/// verified (a zero IPv4 checksum is allowed), then udp_gro_receive finds no UDP-GRO socket, no tunnel and
+/// neither NETIF_F_GRO_UDP_FWD nor NETIF_F_GRO_FRAGLIST on the device — the receiving-host case modelled — so
+/// the datagram is flushed: UDP passes up unmerged and never disturbs the held TCP flows.
+/// </summary>
+public static class UdpGro
+{
+    internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, bool v6)
+    {
+        int off = skb.Gro.DataOffset;
+        if (!GroEngine.MayPull(skb, off + 8))
+        {
+            e.NoteNormal(GroNormalReason.Truncated);
+            skb.Gro.Flush = 1;
+            return null;
+        }
+        if (skb.Gro.Flush == 0)
+        {
+            ushort check = GroEngine.Be16(skb.LinearData, off + 6);
+            ReadOnlySpan<byte> nh = skb.LinearData.Slice(skb.Gro.NetworkOffset0);
+            uint pseudo = v6
+                ? Checksum.PseudoHeaderV6(nh.Slice(8, 16), nh.Slice(24, 16), 17, GroEngine.GroLen(skb))
+                : Checksum.PseudoHeaderV4(nh.Slice(12, 4), nh.Slice(16, 4), 17, GroEngine.GroLen(skb));
+            if (GroEngine.ChecksumBad(skb, pseudo, !v6, check))
+            {
+                e.NoteNormal(GroNormalReason.BadChecksum);
+                skb.Gro.Flush = 1;
+                return null;
+            }
+        }
+        e.NoteNormal(GroNormalReason.Udp);
+        skb.Gro.Flush |= 1;
+        return null;
+    }
+}
