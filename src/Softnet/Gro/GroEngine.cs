@@ -179,8 +179,7 @@ public sealed class GroEngine
         {
             case EthPIp: return Ipv4Gro.Receive(this, bucket, skb);
             case EthPIpv6: return Ipv6Gro.Receive(this, bucket, skb);
-            case EthP8021Q:
-            case EthP8021AD: return VlanGro.Receive(this, bucket, skb);
+            case EthP8021Q or EthP8021AD when Options.VlanGro: return VlanGro.Receive(this, bucket, skb);
             default:
                 skb.Gro.Flush |= 1;
                 NoteNormal(GroNormalReason.NoHandler);

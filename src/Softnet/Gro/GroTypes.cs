@@ -106,6 +106,9 @@ public enum GroNormalReason
 public sealed record GroOptions
 {
     public GroMode Mode { get; init; } = GroMode.Linux;
+    /// <summary>CONFIG_VLAN_8021Q: vlan_gro_receive is registered for 802.1Q/802.1ad. Kernels built without it
+    /// (like the CI machines') pass tagged frames up unmerged.</summary>
+    public bool VlanGro { get; init; } = true;
     /// <summary>CONFIG_HZ: jiffies per second (ageing unit).</summary>
     public int Hz { get; init; } = 1000;
     /// <summary>Age at which napi_gro_flush(flush_old) completes a held skb; 0 keeps the kernel's rule (held in an

@@ -6,7 +6,7 @@ namespace Softnet.Gro;
 /// <summary>
 /// tcp4_gro_receive / tcp6_gro_receive / tcp_gro_receive and their completions (net/ipv4/tcp_offload.c,
 /// net/ipv6/tcpv6_offload.c), plus the pure-ACK coalescing of <see cref="GroMode.Ack"/>.
-/// <para>A segment merges into the held skb of its flow when: CWR is clear; every other flag, the data offset
+/// <para>A segment merges into the held skb of its flow when: every flag (CWR included, as of 6.18), the data offset
 /// and the window equal the held header's (FIN and PSH excepted); the ACK number and the options are identical;
 /// the IP layer agrees (<see cref="Ipv4Gro.NetworkFlush"/>, <see cref="Ipv6Gro.NetworkFlush"/>); the payload is
 /// 1..MSS bytes, MSS being the held skb's first payload size; the sequence number continues the held bytes;
@@ -117,8 +117,9 @@ public static class TcpGro
             ReadOnlySpan<byte> th2 = p.HeadBuffer.Slice(p.TransportHeader);
             uint flags2 = GroEngine.Be32(th2, 12);
             GroFlushReason reason = GroFlushReason.PollEnd;
-            uint diff = flags & FlagCwr;
-            diff |= (flags ^ flags2) & ~(FlagCwr | FlagFin | FlagPsh);
+            // Since the AccECN work (Linux 6.18) CWR is compared like any other flag: a CWR segment neither
+            // joins a run without CWR nor lets one join it, instead of always forcing a flush.
+            uint diff = (flags ^ flags2) & ~(FlagFin | FlagPsh);
             if (diff != 0) reason = (diff & 0xFFFF0000) != 0 ? ((diff & 0xF0000000) != 0 ? GroFlushReason.OptionsDiffer : GroFlushReason.TcpFlags) : GroFlushReason.AckChanged;
             uint bad = diff;
             uint ackDiff = GroEngine.Be32(th, 8) ^ GroEngine.Be32(th2, 8);

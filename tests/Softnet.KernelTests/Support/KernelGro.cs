@@ -74,6 +74,12 @@ public static class KernelGro
     }
 
     /// <summary>True for the primer frames this harness adds.</summary>
+    /// <summary>
+    /// Whether the running kernel registers vlan_gro_receive (CONFIG_VLAN_8021Q): the 8021q module is loaded
+    /// or built in. Softnet follows the kernel's source by default; the comparison mirrors this machine.
+    /// </summary>
+    public static bool HasVlanGro => Directory.Exists("/proc/net/vlan") || Directory.Exists("/sys/module/8021q");
+
     public static bool IsPrimer(ReadOnlySpan<byte> frame)
         => frame.Length >= 14 + Magic.Length && BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == PrimerEtherType
            && frame.Slice(14, Magic.Length).SequenceEqual(Magic);

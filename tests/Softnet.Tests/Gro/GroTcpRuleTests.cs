@@ -106,12 +106,13 @@ public class GroTcpRuleTests
     }
 
     [Theory, InlineData(false), InlineData(true)]
-    public void Tcp_cwr_flushes_then_starts_a_new_ecn_skb(bool v6)
+    public void Tcp_cwr_segment_stands_alone_as_linux_6_18_compares_cwr_like_other_flags(bool v6)
     {
-        var t = Train(S(v6), 4);
-        t[1] = t[1] with { Flags = TcpSeg.AckF | TcpSeg.Cwr };
+        var t = Train(S(v6), 5);
+        t[2] = t[2] with { Flags = TcpSeg.AckF | TcpSeg.Cwr };
         var frames = One(t);
-        Assert.Equal([100, 300], Delivered.Payloads(frames));
+        // Before 6.18 a CWR segment flushed the held skb but then took later segments in: [200, 300].
+        Assert.Equal([200, 100, 200], Delivered.Payloads(frames));
         Assert.Equal(TcpSeg.AckF | TcpSeg.Cwr, Delivered.Parse(frames[1]).Flags);
     }
 
