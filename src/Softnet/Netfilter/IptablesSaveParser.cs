@@ -352,27 +352,27 @@ public static class IptablesSaveParser
     {
         // Reachability from each hook, with loop detection by DFS colouring.
         var state = new Dictionary<Chain, int>();
-        void Visit(Chain c, int hookBit, List<Chain> path)
+        void Visit(Chain c, int hookBit, List<Chain> path, int viaLine)
         {
             c.HookMask |= hookBit;
             if (state.TryGetValue(c, out int s) && s == 1)
-                throw new IptablesParseException(file, FirstLine(c), $"loop detected: chain '{c.Name}' is reached from itself ({string.Join(" -> ", path.Select(p => p.Name))} -> {c.Name})");
+                throw new IptablesParseException(file, viaLine, $"loop detected: chain '{c.Name}' is reached from itself ({string.Join(" -> ", path.Select(p => p.Name))} -> {c.Name})");
             state[c] = 1;
             path.Add(c);
             foreach (var r in c.Rules)
                 if (r.Action is RuleAction.Jump or RuleAction.Goto)
-                    Visit(table.GetChain(r.ChainTarget!)!, hookBit, path);
+                    Visit(table.GetChain(r.ChainTarget!)!, hookBit, path, r.Line);
             path.RemoveAt(path.Count - 1);
             state[c] = 2;
         }
         foreach (var hook in TableNames.BuiltinHooks(table.Kind))
         {
             state.Clear();
-            Visit(table.HookChain(hook)!, 1 << (int)hook, new List<Chain>());
+            Visit(table.HookChain(hook)!, 1 << (int)hook, new List<Chain>(), 0);
         }
         // Loops among chains no hook reaches are still rejected by the kernel.
         foreach (var c in table.Chains)
-            if (c.HookMask == 0) { state.Clear(); Visit(c, 0, new List<Chain>()); }
+            if (c.HookMask == 0) { state.Clear(); Visit(c, 0, new List<Chain>(), 0); }
 
         foreach (var c in table.Chains)
         {
@@ -396,8 +396,6 @@ public static class IptablesSaveParser
         }
         table.Compile();
     }
-
-    private static int FirstLine(Chain c) => c.Rules.Count > 0 ? c.Rules[0].Line : 0;
 
     private static string HookList(int mask)
     {
