@@ -44,6 +44,10 @@ public enum DropReason : ushort
     XdpDrop,
     XdpAborted,
     FrameTooLong,
+    // netfilter
+    NetfilterDrop,
+    NetfilterNatFailed,
+    ConntrackTableFull,
     NotSpecified,
 }
 

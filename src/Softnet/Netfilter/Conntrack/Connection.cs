@@ -1,0 +1,208 @@
+using System.Globalization;
+using System.Text;
+
+namespace Softnet.Netfilter.Conntrack;
+
+/// <summary>nf_conntrack_tuple for IPv4: addresses, protocol and the per-protocol part. For ICMP the
+/// source "port" is the echo id and the destination "port" holds type (high byte) and code (low byte).</summary>
+public struct ConnTuple : IEquatable<ConnTuple>
+{
+    public uint Src;
+    public uint Dst;
+    public ushort SrcPort;
+    public ushort DstPort;
+    public byte Protocol;
+
+    public ConnTuple(uint src, uint dst, byte protocol, ushort srcPort, ushort dstPort)
+    {
+        Src = src; Dst = dst; Protocol = protocol; SrcPort = srcPort; DstPort = dstPort;
+    }
+
+    public readonly byte IcmpType => (byte)(DstPort >> 8);
+    public readonly byte IcmpCode => (byte)DstPort;
+    public readonly ushort IcmpId => SrcPort;
+
+    public readonly bool Equals(ConnTuple o)
+        => Src == o.Src && Dst == o.Dst && SrcPort == o.SrcPort && DstPort == o.DstPort && Protocol == o.Protocol;
+
+    public override readonly bool Equals(object? obj) => obj is ConnTuple t && Equals(t);
+    public override readonly int GetHashCode() => (int)Hash(0);
+    public static bool operator ==(ConnTuple a, ConnTuple b) => a.Equals(b);
+    public static bool operator !=(ConnTuple a, ConnTuple b) => !a.Equals(b);
+
+    /// <summary>A keyed mix of the tuple words (the role of hash_conntrack_raw's siphash).</summary>
+    public readonly uint Hash(uint seed)
+    {
+        ulong h = seed ^ 0x9E3779B97F4A7C15UL;
+        h = Mix(h ^ Src);
+        h = Mix(h ^ Dst);
+        h = Mix(h ^ ((ulong)SrcPort << 16 | DstPort));
+        h = Mix(h ^ Protocol);
+        return (uint)(h ^ (h >> 32));
+    }
+
+    private static ulong Mix(ulong x)
+    {
+        x *= 0xBF58476D1CE4E5B9UL;
+        x ^= x >> 31;
+        x *= 0x94D049BB133111EBUL;
+        return x ^ (x >> 29);
+    }
+
+    /// <summary>nf_ct_invert_tuple: swap ends; ICMP queries map to their reply type. False for ICMP types with no inverse.</summary>
+    public readonly bool TryInvert(out ConnTuple inverse)
+    {
+        inverse = new ConnTuple(Dst, Src, Protocol, DstPort, SrcPort);
+        if (Protocol == 1)
+        {
+            byte inv = IcmpInverse(IcmpType);
+            if (inv == 0xFF) return false;
+            inverse.SrcPort = SrcPort;
+            inverse.DstPort = (ushort)(inv << 8 | IcmpCode);
+        }
+        return true;
+    }
+
+    internal static byte IcmpInverse(byte type) => type switch
+    {
+        8 => 0, 0 => 8, 13 => 14, 14 => 13, 15 => 16, 16 => 15, 17 => 18, 18 => 17,
+        _ => 0xFF,
+    };
+
+    /// <summary>The tuple as conntrack -L prints it: "src=.. dst=.. sport=.. dport=.." or "type= code= id=".</summary>
+    public readonly void Append(StringBuilder sb)
+    {
+        sb.Append("src=").Append(Ipv4.Format(Src)).Append(" dst=").Append(Ipv4.Format(Dst)).Append(' ');
+        if (Protocol is 6 or 17 or 132 or 136 or 33)
+            sb.Append("sport=").Append(SrcPort).Append(" dport=").Append(DstPort).Append(' ');
+        else if (Protocol == 1)
+            sb.Append("type=").Append(IcmpType).Append(" code=").Append(IcmpCode).Append(" id=").Append(IcmpId).Append(' ');
+    }
+
+    public override readonly string ToString()
+    {
+        var sb = new StringBuilder();
+        Append(sb);
+        return sb.ToString().TrimEnd();
+    }
+}
+
+/// <summary>ct->status bits (IPS_*), same values as the kernel.</summary>
+[Flags]
+public enum CtStatus : uint
+{
+    None = 0,
+    Expected = 1 << 0,
+    SeenReply = 1 << 1,
+    Assured = 1 << 2,
+    Confirmed = 1 << 3,
+    SrcNat = 1 << 4,
+    DstNat = 1 << 5,
+    SeqAdjust = 1 << 6,
+    SrcNatDone = 1 << 7,
+    DstNatDone = 1 << 8,
+    Dying = 1 << 9,
+    FixedTimeout = 1 << 10,
+    NatClash = 1 << 15,
+}
+
+/// <summary>TCP conntrack states (enum tcp_conntrack).</summary>
+public enum TcpCtState : byte
+{
+    None = 0,
+    SynSent,
+    SynRecv,
+    Established,
+    FinWait,
+    CloseWait,
+    LastAck,
+    TimeWait,
+    Close,
+    SynSent2,
+    /// <summary>sIV in the transition table.</summary>
+    Max,
+    /// <summary>sIG in the transition table.</summary>
+    Ignore,
+}
+
+/// <summary>ip_ct_tcp_state: what conntrack knows of one direction's sequence space.</summary>
+public struct TcpPeerState
+{
+    public uint End, MaxEnd, MaxWin, MaxAck;
+    public byte Scale;
+    public byte Flags;
+}
+
+/// <summary>One tracked connection (struct nf_conn): both tuples, status, timeout, mark, protocol state.</summary>
+public sealed class Connection
+{
+    public ConnTuple Original;
+    public ConnTuple Reply;
+    public CtStatus Status;
+    public uint Mark;
+    /// <summary>Absolute expiry on the caller's clock (ns).</summary>
+    public long ExpiresNs;
+    /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
+    public string? MasqueradeDevice;
+
+    // TCP (struct ip_ct_tcp)
+    public TcpCtState TcpState;
+    internal TcpPeerState Seen0, Seen1;
+    internal byte LastDir, LastWscale, LastFlags, Retrans;
+    internal byte LastIndex = TcpTracker.NoneSet;
+    internal uint LastSeq, LastAck, LastEnd;
+    internal ushort LastWin;
+
+    /// <summary>UDP: time after which a replied flow counts as a stream (creation + 2 s).</summary>
+    internal long UdpStreamNs;
+
+    internal readonly TupleNode[] Nodes;
+    internal uint BySourceKeyHash;
+
+    public Connection()
+    {
+        Nodes = new[] { new TupleNode(this, 0), new TupleNode(this, 1) };
+    }
+
+    public bool Confirmed => (Status & CtStatus.Confirmed) != 0;
+    public bool Assured => (Status & CtStatus.Assured) != 0;
+
+    internal ref TcpPeerState Seen(int dir) => ref dir == 0 ? ref Seen0 : ref Seen1;
+
+    public ref ConnTuple Tuple(int dir) => ref dir == 0 ? ref Original : ref Reply;
+
+    /// <summary>One line of `conntrack -L` (libnetfilter_conntrack's default output).</summary>
+    public string Format(long nowNs)
+    {
+        var sb = new StringBuilder();
+        string proto = Original.Protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", 132 => "sctp", 136 => "udplite", 33 => "dccp", 47 => "gre", _ => "unknown" };
+        sb.Append(proto.PadRight(8)).Append(' ').Append(Original.Protocol).Append(' ');
+        long remaining = Math.Max(0, ExpiresNs - nowNs) / 1_000_000_000L;
+        sb.Append(remaining.ToString(CultureInfo.InvariantCulture)).Append(' ');
+        if (Original.Protocol == 6) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
+        Original.Append(sb);
+        if ((Status & CtStatus.SeenReply) == 0) sb.Append("[UNREPLIED] ");
+        Reply.Append(sb);
+        if ((Status & CtStatus.Assured) != 0) sb.Append("[ASSURED] ");
+        sb.Append("mark=").Append(Mark).Append(" use=1");
+        return sb.ToString();
+    }
+
+    public override string ToString() => Format(0);
+}
+
+/// <summary>nf_conntrack_tuple_hash: the node a connection puts into the hash once per direction.</summary>
+internal sealed class TupleNode
+{
+    public readonly Connection Ct;
+    public readonly byte Dir;
+    public TupleNode? Next;
+
+    public TupleNode(Connection ct, byte dir)
+    {
+        Ct = ct;
+        Dir = dir;
+    }
+
+    public ref ConnTuple Tuple => ref Ct.Tuple(Dir);
+}

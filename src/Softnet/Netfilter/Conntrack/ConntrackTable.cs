@@ -1,0 +1,383 @@
+using System.Text;
+using Softnet.Packets;
+
+namespace Softnet.Netfilter.Conntrack;
+
+/// <summary>Sysctls of nf_conntrack with the kernel's defaults.</summary>
+public sealed class ConntrackOptions
+{
+    /// <summary>net.netfilter.nf_conntrack_max.</summary>
+    public int Max { get; init; } = 262144;
+    /// <summary>net.netfilter.nf_conntrack_buckets.</summary>
+    public int Buckets { get; init; } = 65536;
+    /// <summary>nf_conntrack_tcp_loose: pick up connections from a mid-stream ACK.</summary>
+    public bool TcpLoose { get; init; } = true;
+    /// <summary>nf_conntrack_tcp_be_liberal: only out-of-window RSTs are INVALID.</summary>
+    public bool TcpBeLiberal { get; init; }
+    /// <summary>nf_conntrack_tcp_ignore_invalid_rst.</summary>
+    public bool TcpIgnoreInvalidRst { get; init; }
+    public int TcpMaxRetrans { get; init; } = 3;
+    public TimeSpan UdpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan UdpStreamTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan IcmpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan GenericTimeout { get; init; } = TimeSpan.FromSeconds(600);
+    /// <summary>Per TCP state (index TcpCtState), then RETRANS and UNACK (tcp_timeouts[]).</summary>
+    public long[] TcpTimeoutsNs { get; init; } = TcpTracker.DefaultTimeouts();
+    /// <summary>Hash seed (the kernel's random nf_conntrack_hash_rnd); fixed for reproducible bucket placement.</summary>
+    public uint HashSeed { get; init; } = 0x5F3759DF;
+}
+
+/// <summary>Counters as `conntrack -S` shows them.</summary>
+public sealed class ConntrackStats
+{
+    public long Found, Invalid, Insert, InsertFailed, Drop, EarlyDrop, Error;
+}
+
+/// <summary>
+/// The conntrack hash table (nf_conntrack_core.c): lookup of both tuple directions, creation bounded by
+/// nf_conntrack_max with early_drop, confirmation at the last hook, expiry on the caller's clock.
+/// Single-threaded: one table per namespace, used from one worker.
+/// </summary>
+public sealed class ConntrackTable
+{
+    public ConntrackOptions Options { get; }
+    public ConntrackStats Stats { get; } = new();
+    private readonly TupleNode?[] _buckets;
+    private int _count;
+    internal NatEngine? Nat;
+
+    public ConntrackTable(ConntrackOptions? options = null)
+    {
+        Options = options ?? new ConntrackOptions();
+        _buckets = new TupleNode?[Math.Max(1, Options.Buckets)];
+    }
+
+    /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
+    public int Count => _count;
+
+    private int Bucket(in ConnTuple t) => (int)(((ulong)t.Hash(Options.HashSeed) * (ulong)_buckets.Length) >> 32);
+
+    /// <summary>Finds a confirmed entry by either tuple, collecting expired entries it meets on the way.</summary>
+    public Connection? Find(in ConnTuple t, long nowNs, out int dir)
+    {
+        int b = Bucket(t);
+        for (var n = _buckets[b]; n != null;)
+        {
+            var next = n.Next;
+            if (IsExpired(n.Ct, nowNs)) { Delete(n.Ct); n = next; continue; }
+            if (n.Tuple.Equals(t)) { dir = n.Dir; Stats.Found++; return n.Ct; }
+            n = next;
+        }
+        dir = 0;
+        return null;
+    }
+
+    /// <summary>nf_conntrack_tuple_taken: is <paramref name="t"/> used by a confirmed entry other than <paramref name="ignored"/>?</summary>
+    public bool TupleTaken(in ConnTuple t, Connection ignored, long nowNs)
+    {
+        for (var n = _buckets[Bucket(t)]; n != null; n = n.Next)
+        {
+            if (n.Ct == ignored) continue;
+            if (IsExpired(n.Ct, nowNs)) continue;
+            if (n.Tuple.Equals(t)) return true;
+        }
+        return false;
+    }
+
+    private static bool IsExpired(Connection c, long nowNs) => nowNs - c.ExpiresNs >= 0;
+
+    /// <summary>All confirmed, unexpired entries.</summary>
+    public IEnumerable<Connection> Entries(long nowNs)
+    {
+        var seen = new List<Connection>();
+        foreach (var head in _buckets)
+            for (var n = head; n != null; n = n.Next)
+                if (n.Dir == 0 && !IsExpired(n.Ct, nowNs)) seen.Add(n.Ct);
+        return seen;
+    }
+
+    /// <summary>Removes every expired entry (the gc worker).</summary>
+    public int Gc(long nowNs)
+    {
+        var dead = new List<Connection>();
+        foreach (var head in _buckets)
+            for (var n = head; n != null; n = n.Next)
+                if (n.Dir == 0 && IsExpired(n.Ct, nowNs)) dead.Add(n.Ct);
+        foreach (var c in dead) Delete(c);
+        return dead.Count;
+    }
+
+    /// <summary>`conntrack -L` output, one line per entry.</summary>
+    public string List(long nowNs)
+    {
+        var sb = new StringBuilder();
+        foreach (var c in Entries(nowNs)) sb.Append(c.Format(nowNs)).Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>nf_ct_delete / nf_ct_kill: unhash and release.</summary>
+    public void Delete(Connection ct)
+    {
+        if ((ct.Status & CtStatus.Dying) != 0) return;
+        ct.Status |= CtStatus.Dying;
+        if (ct.Confirmed)
+        {
+            Unlink(ct.Nodes[0]);
+            Unlink(ct.Nodes[1]);
+            Nat?.Forget(ct);
+            _count--;
+        }
+    }
+
+    /// <summary>Releases an entry that never got confirmed (its packet was dropped before the last hook).</summary>
+    internal void ReleaseUnconfirmed(Connection ct)
+    {
+        if (ct.Confirmed) return;
+        _count--;
+    }
+
+    private void Unlink(TupleNode node)
+    {
+        int b = Bucket(node.Tuple);
+        ref TupleNode? link = ref _buckets[b];
+        while (link != null)
+        {
+            if (link == node) { link = node.Next; node.Next = null; return; }
+            link = ref link.Next;
+        }
+    }
+
+    private void Link(TupleNode node)
+    {
+        int b = Bucket(node.Tuple);
+        node.Next = _buckets[b];
+        _buckets[b] = node;
+    }
+
+    /// <summary>
+    /// early_drop: from the new tuple's bucket, look at up to NF_CT_EVICTION_RANGE (8) buckets; in the first
+    /// bucket holding non-assured entries, delete all of them (expired ones are collected, not counted).
+    /// </summary>
+    private bool EarlyDrop(in ConnTuple t, long nowNs)
+    {
+        int bucket = Bucket(t);
+        for (int i = 0; i < 8; i++, bucket = (bucket + 1) % _buckets.Length)
+        {
+            int drops = 0;
+            for (var n = _buckets[bucket]; n != null;)
+            {
+                var next = n.Next;
+                var ct = n.Ct;
+                if (IsExpired(ct, nowNs)) { Delete(ct); n = next; continue; }
+                if ((ct.Status & (CtStatus.Assured | CtStatus.Dying)) == 0 && ct.Confirmed)
+                {
+                    // The other direction's node may be the next one; re-read next after unlinking.
+                    Delete(ct);
+                    drops++;
+                    n = _buckets[bucket];
+                    continue;
+                }
+                n = next;
+            }
+            if (drops > 0)
+            {
+                Stats.EarlyDrop += drops;
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>__nf_conntrack_alloc: respects nf_conntrack_max, trying early_drop when full.</summary>
+    private Connection? Alloc(in ConnTuple orig, in ConnTuple reply, long nowNs)
+    {
+        if (Options.Max > 0 && _count >= Options.Max && !EarlyDrop(orig, nowNs)) return null;
+        // A fresh object per connection: packets and callers may still hold a deleted one.
+        var ct = new Connection();
+        ct.Original = orig;
+        ct.Reply = reply;
+        ct.Status = CtStatus.None;
+        ct.Mark = 0;
+        ct.MasqueradeDevice = null;
+        ct.TcpState = TcpCtState.None;
+        ct.Seen0 = default;
+        ct.Seen1 = default;
+        ct.LastDir = ct.LastWscale = ct.LastFlags = ct.Retrans = 0;
+        ct.LastIndex = TcpTracker.NoneSet;
+        ct.LastSeq = ct.LastAck = ct.LastEnd = 0;
+        ct.LastWin = 0;
+        ct.Nodes[0].Next = ct.Nodes[1].Next = null;
+        _count++;
+        return ct;
+    }
+
+    /// <summary>Builds the packet's original-direction tuple (nf_ct_get_tuple).</summary>
+    internal static ConnTuple TupleOf(ref PacketContext p)
+    {
+        return p.Protocol switch
+        {
+            6 or 17 or 132 or 136 or 33 => new ConnTuple(p.Src, p.Dst, p.Protocol, p.SrcPort, p.DstPort),
+            1 => new ConnTuple(p.Src, p.Dst, 1, p.IcmpId, (ushort)(p.IcmpType << 8 | p.IcmpCode)),
+            _ => new ConnTuple(p.Src, p.Dst, p.Protocol, 0, 0),
+        };
+    }
+
+    /// <summary>
+    /// nf_conntrack_in (PREROUTING and OUTPUT at priority -200): attaches the connection and ctinfo to the
+    /// packet, creating an unconfirmed entry for a new flow. Returns Drop only when the table is full or
+    /// the TCP tracker says so; invalid packets pass with no conntrack (ctstate INVALID).
+    /// </summary>
+    public Verdict In(ref PacketContext p)
+    {
+        if (p.CtInfo == CtInfo.Untracked || p.Ct != null) return Verdict.Accept;
+        long now = p.TimestampNs;
+        if (p.IsFragment) { Stats.Invalid++; return Verdict.Accept; }
+        if (p.Protocol == 1)
+        {
+            if (p.IcmpType > 18) { Stats.Invalid++; return Verdict.Accept; }
+            if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now);
+        }
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            var tuple = TupleOf(ref p);
+            var ct = Find(tuple, now, out int dir);
+            if (ct == null)
+            {
+                if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
+                ct = Alloc(tuple, reply, now);
+                if (ct == null)
+                {
+                    Stats.Drop++;
+                    p.DropReason = DropReason.ConntrackTableFull;
+                    return Verdict.Drop;
+                }
+                dir = 0;
+            }
+            CtInfo info = dir == 1 ? CtInfo.EstablishedReply
+                : (ct.Status & CtStatus.SeenReply) != 0 ? CtInfo.Established
+                : (ct.Status & CtStatus.Expected) != 0 ? CtInfo.Related : CtInfo.New;
+            p.Ct = ct;
+            p.CtInfo = info;
+            int res = p.Protocol switch
+            {
+                6 => TcpTracker.Packet(this, ct, ref p, dir, now),
+                17 or 136 => UdpPacket(ct, ref p, now),
+                1 => IcmpPacket(ct, now),
+                _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
+            };
+            if (res > 0)
+            {
+                if (info == CtInfo.EstablishedReply) ct.Status |= CtStatus.SeenReply;
+                return Verdict.Accept;
+            }
+            // Invalid for the tracker: detach, and release an entry made only for this packet.
+            p.Ct = null;
+            p.CtInfo = CtInfo.None;
+            if (!ct.Confirmed) ReleaseUnconfirmed(ct);
+            if (res == RepeatLookup) continue;
+            Stats.Invalid++;
+            if (res == DropVerdict) { Stats.Drop++; p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
+            return Verdict.Accept;
+        }
+        return Verdict.Accept;
+    }
+
+    internal const int AcceptVerdict = 1, InvalidVerdict = 0, DropVerdict = -1, RepeatLookup = -2;
+
+    private int Refresh(Connection ct, long now, long timeoutNs)
+    {
+        if ((ct.Status & CtStatus.FixedTimeout) == 0) ct.ExpiresNs = now + timeoutNs;
+        return AcceptVerdict;
+    }
+
+    /// <summary>nf_conntrack_udp_packet: 30 s unreplied, 120 s once a reply was seen and the flow lives past 2 s (then ASSURED).</summary>
+    private int UdpPacket(Connection ct, ref PacketContext p, long now)
+    {
+        if (!ct.Confirmed) ct.UdpStreamNs = now + 2_000_000_000L;
+        // The first reply still sees SEEN_REPLY clear: the core sets it after the tracker ran.
+        bool seenReply = (ct.Status & CtStatus.SeenReply) != 0;
+        if (seenReply)
+        {
+            long extra = Options.UdpTimeout.Ticks * 100;
+            bool stream = false;
+            if (now - ct.UdpStreamNs > 0)
+            {
+                extra = Options.UdpStreamTimeout.Ticks * 100;
+                stream = (ct.Status & CtStatus.Assured) == 0;
+            }
+            Refresh(ct, now, extra);
+            if ((ct.Status & CtStatus.NatClash) != 0) return AcceptVerdict;
+            if (stream) ct.Status |= CtStatus.Assured;
+        }
+        else Refresh(ct, now, Options.UdpTimeout.Ticks * 100);
+        return AcceptVerdict;
+    }
+
+    /// <summary>nf_conntrack_icmp_packet: only query types (echo, timestamp, info, address mask) make a connection.</summary>
+    private int IcmpPacket(Connection ct, long now)
+    {
+        byte t = ct.Original.IcmpType;
+        if (t is not (8 or 13 or 15 or 17)) return InvalidVerdict;
+        return Refresh(ct, now, Options.IcmpTimeout.Ticks * 100);
+    }
+
+    /// <summary>icmp_error + nf_conntrack_inet_error: an ICMP error is RELATED to the connection of the
+    /// datagram it quotes, when the outer destination is that connection's endpoint.</summary>
+    private Verdict IcmpError(ref PacketContext p, long now)
+    {
+        if (!p.HasInner) { Stats.Invalid++; return Verdict.Accept; }
+        var inner = p.InnerProtocol == 1
+            ? new ConnTuple(p.InnerSrc, p.InnerDst, 1, p.InnerIcmpId, (ushort)(p.InnerIcmpType << 8 | p.InnerIcmpCode))
+            : p.InnerProtocol is 6 or 17 or 132 or 136 or 33
+                ? new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, p.InnerSrcPort, p.InnerDstPort)
+                : new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, 0, 0);
+        if (!inner.TryInvert(out var lookup)) { Stats.Invalid++; return Verdict.Accept; }
+        var ct = Find(lookup, now, out int dir);
+        if (ct == null || ct.Tuple(dir).Dst != p.Dst) { Stats.Invalid++; return Verdict.Accept; }
+        p.Ct = ct;
+        p.CtInfo = dir == 1 ? CtInfo.RelatedReply : CtInfo.Related;
+        return Verdict.Accept;
+    }
+
+    /// <summary>
+    /// __nf_conntrack_confirm (last hook of LOCAL_IN and POST_ROUTING): hashes a new entry in both directions.
+    /// A tuple already present (another flow raced to it) fails the insert and drops the packet.
+    /// </summary>
+    public Verdict Confirm(ref PacketContext p)
+    {
+        var ct = p.Ct;
+        if (ct == null || p.CtInfo == CtInfo.Untracked || ct.Confirmed) return Verdict.Accept;
+        if (p.CtInfo is CtInfo.EstablishedReply or CtInfo.RelatedReply) return Verdict.Accept;
+        if ((ct.Status & CtStatus.Dying) != 0)
+        {
+            // Killed while in flight (RST as only answer): never inserted.
+            ReleaseUnconfirmed(ct);
+            p.Ct = ct;
+            return Verdict.Accept;
+        }
+        long now = p.TimestampNs;
+        if (Find(ct.Original, now, out _) != null || Find(ct.Reply, now, out _) != null)
+        {
+            Stats.InsertFailed++;
+            Stats.Drop++;
+            ReleaseUnconfirmed(ct);
+            p.Ct = null;
+            p.CtInfo = CtInfo.None;
+            p.DropReason = DropReason.NetfilterDrop;
+            return Verdict.Drop;
+        }
+        ct.Status |= CtStatus.Confirmed;
+        Link(ct.Nodes[0]);
+        Link(ct.Nodes[1]);
+        Nat?.Remember(ct);
+        Stats.Insert++;
+        return Verdict.Accept;
+    }
+
+    /// <summary>Kills a connection while its packet is still in flight (nf_ct_kill_acct).</summary>
+    internal void Kill(Connection ct)
+    {
+        if (ct.Confirmed) Delete(ct);
+        else ct.Status |= CtStatus.Dying;
+    }
+}

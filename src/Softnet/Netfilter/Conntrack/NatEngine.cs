@@ -1,0 +1,365 @@
+using System.Buffers.Binary;
+using Softnet.Packets;
+
+namespace Softnet.Netfilter.Conntrack;
+
+/// <summary>Which end a NAT binding rewrites (enum nf_nat_manip_type).</summary>
+public enum NatManip : byte
+{
+    Src = 0,
+    Dst = 1,
+}
+
+/// <summary>NF_NAT_RANGE_* flags.</summary>
+[Flags]
+public enum NatRangeFlags : uint
+{
+    None = 0,
+    MapIps = 1,
+    ProtoSpecified = 2,
+    ProtoRandom = 4,
+    Persistent = 8,
+    ProtoRandomFully = 16,
+    ProtoOffset = 32,
+}
+
+/// <summary>nf_nat_range2 for IPv4 (host-order addresses and ports).</summary>
+public struct NatRange
+{
+    public NatRangeFlags Flags;
+    public uint MinIp, MaxIp;
+    public ushort MinPort, MaxPort;
+}
+
+/// <summary>
+/// NAT bindings and packet rewriting (nf_nat_core.c, nf_nat_proto.c): get_unique_tuple with the
+/// find_appropriate_src / find_best_ips_proto / nf_nat_l4proto_unique_tuple steps, reply-tuple rewrite,
+/// per-packet manipulation with incremental checksum updates, ICMP error translation.
+/// </summary>
+public sealed class NatEngine
+{
+    private readonly ConntrackTable _table;
+    private readonly Func<uint> _random;
+    // bysource: original source (proto, addr, port) -> a SNATed connection using it, for consistent mapping.
+    private readonly Dictionary<(byte, uint, ushort), Connection> _bySource = new();
+    private long _now;
+
+    public NatEngine(ConntrackTable table, Func<uint> random)
+    {
+        _table = table;
+        _random = random;
+        table.Nat = this;
+    }
+
+    public static bool Initialized(Connection ct, NatManip m)
+        => (ct.Status & (m == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone)) != 0;
+
+    internal void SetClock(long nowNs) => _now = nowNs;
+
+    internal void Remember(Connection ct)
+    {
+        if ((ct.Status & CtStatus.SrcNat) != 0)
+            _bySource[(ct.Original.Protocol, ct.Original.Src, ct.Original.SrcPort)] = ct;
+    }
+
+    internal void Forget(Connection ct)
+    {
+        var key = (ct.Original.Protocol, ct.Original.Src, ct.Original.SrcPort);
+        if (_bySource.TryGetValue(key, out var c) && c == ct) _bySource.Remove(key);
+    }
+
+    /// <summary>nf_nat_used_tuple: would this original-direction tuple's reply clash with another entry?</summary>
+    private bool Used(in ConnTuple t, Connection ct)
+    {
+        if (!t.TryInvert(out var reply)) return true;
+        return _table.TupleTaken(reply, ct, _now);
+    }
+
+    private static bool L4InRange(in ConnTuple t, NatManip m, ushort min, ushort max)
+    {
+        ushort key = t.Protocol == 1 ? t.SrcPort : m == NatManip.Src ? t.SrcPort : t.DstPort;
+        return key >= min && key <= max;
+    }
+
+    private static bool InRange(in ConnTuple t, in NatRange r)
+    {
+        if ((r.Flags & NatRangeFlags.MapIps) != 0 && (t.Src < r.MinIp || t.Src > r.MaxIp)) return false;
+        return (r.Flags & NatRangeFlags.ProtoSpecified) == 0 || L4InRange(t, NatManip.Src, r.MinPort, r.MaxPort);
+    }
+
+    /// <summary>nf_nat_setup_info: choose a unique tuple in the range, rewrite the reply tuple, set the NAT bits.</summary>
+    public bool SetupInfo(Connection ct, in NatRange range, NatManip manip)
+    {
+        if (Initialized(ct, manip)) return true;
+        // The tuple the packet would have after the other manip already bound: invert of the current reply.
+        if (!ct.Reply.TryInvert(out var cur)) return false;
+        var t = UniqueTuple(cur, range, ct, manip);
+        if (!t.Equals(cur))
+        {
+            if (!t.TryInvert(out var reply)) return false;
+            ct.Reply = reply;
+            ct.Status |= manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
+        }
+        ct.Status |= manip == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone;
+        return true;
+    }
+
+    /// <summary>nf_nat_alloc_null_binding: a binding to the current address, which still moves a clashing port.</summary>
+    public bool AllocNullBinding(Connection ct, NatManip manip)
+    {
+        uint ip = manip == NatManip.Src ? ct.Reply.Dst : ct.Reply.Src;
+        var r = new NatRange { Flags = NatRangeFlags.MapIps, MinIp = ip, MaxIp = ip };
+        return SetupInfo(ct, r, manip);
+    }
+
+    private ConnTuple UniqueTuple(in ConnTuple orig, in NatRange range, Connection ct, NatManip manip)
+    {
+        bool randomAll = (range.Flags & (NatRangeFlags.ProtoRandom | NatRangeFlags.ProtoRandomFully)) != 0;
+        if (manip == NatManip.Src && !randomAll)
+        {
+            if (InRange(orig, range))
+            {
+                if (!Used(orig, ct)) return orig;
+            }
+            else if (_bySource.TryGetValue((orig.Protocol, orig.Src, orig.SrcPort), out var other)
+                     && (other.Status & CtStatus.Dying) == 0)
+            {
+                // find_appropriate_src: reuse the mapping another connection from this source got.
+                var t0 = orig;
+                t0.Src = other.Reply.Dst;
+                t0.SrcPort = orig.Protocol == 1 ? other.Reply.SrcPort : other.Reply.DstPort;
+                if (InRange(t0, range) && !Used(t0, ct)) return t0;
+            }
+        }
+
+        var t = orig;
+        BestIps(ref t, range, manip);
+
+        if (!randomAll)
+        {
+            if ((range.Flags & NatRangeFlags.ProtoSpecified) != 0)
+            {
+                if (L4InRange(t, manip, range.MinPort, range.MaxPort) && (range.MinPort == range.MaxPort || !Used(t, ct))) return t;
+            }
+            else if (!Used(t, ct)) return t;
+        }
+        UniquePort(ref t, range, manip, ct);
+        return t;
+    }
+
+    /// <summary>find_best_ips_proto: a stable choice inside an address range from a hash of the addresses.</summary>
+    private static void BestIps(ref ConnTuple t, in NatRange r, NatManip manip)
+    {
+        if ((r.Flags & NatRangeFlags.MapIps) == 0) return;
+        ref uint var = ref manip == NatManip.Src ? ref t.Src : ref t.Dst;
+        if (r.MinIp == r.MaxIp) { var = r.MinIp; return; }
+        uint seed = (r.Flags & NatRangeFlags.Persistent) != 0 ? 0 : t.Dst;
+        var probe = new ConnTuple(t.Src, 0, 0, 0, 0);
+        uint j = probe.Hash(seed);
+        ulong dist = (ulong)r.MaxIp - r.MinIp + 1;
+        var = r.MinIp + (uint)((j * dist) >> 32);
+    }
+
+    /// <summary>nf_nat_l4proto_unique_tuple: try ports from a random offset, 128 attempts, halving on retry.</summary>
+    private void UniquePort(ref ConnTuple t, in NatRange range, NatManip manip, Connection ct)
+    {
+        uint min, size;
+        bool icmp = t.Protocol == 1;
+        if (icmp)
+        {
+            if ((range.Flags & NatRangeFlags.ProtoSpecified) == 0) { min = 0; size = 65536; }
+            else { min = range.MinPort; size = (uint)range.MaxPort - range.MinPort + 1; }
+        }
+        else if (t.Protocol is 6 or 17 or 132 or 136 or 33)
+        {
+            if ((range.Flags & NatRangeFlags.ProtoSpecified) == 0)
+            {
+                if (manip == NatManip.Dst) return;
+                ushort port = t.SrcPort;
+                if (port < 1024)
+                {
+                    if (port < 512) { min = 1; size = 511; }
+                    else { min = 600; size = 1023 - 600 + 1; }
+                }
+                else { min = 1024; size = 65535 - 1024 + 1; }
+            }
+            else
+            {
+                uint lo = range.MinPort, hi = range.MaxPort;
+                if (hi < lo) (lo, hi) = (hi, lo);
+                min = lo;
+                size = hi - lo + 1;
+            }
+        }
+        else return;
+
+        uint off = (randomOrSrc(range, manip)) ? (ushort)_random() : 0u;
+        uint attempts = Math.Min(size, 128u);
+        while (true)
+        {
+            for (uint i = 0; i < attempts; i++, off++)
+            {
+                ushort v = (ushort)(min + off % size);
+                if (icmp || manip == NatManip.Src) t.SrcPort = v; else t.DstPort = v;
+                if (!Used(t, ct)) return;
+            }
+            if (attempts >= size || attempts < 16) return;
+            attempts /= 2;
+            off = (ushort)_random();
+        }
+
+        static bool randomOrSrc(in NatRange r, NatManip m)
+            => (r.Flags & (NatRangeFlags.ProtoRandom | NatRangeFlags.ProtoRandomFully)) != 0 || m != NatManip.Dst;
+    }
+
+    /// <summary>nf_nat_packet: apply this hook's manip when the connection has that kind of NAT for the packet's direction.</summary>
+    public void Packet(Connection ct, CtInfo info, NatManip manip, ref PacketContext p, Span<byte> packet)
+    {
+        int dir = info is CtInfo.EstablishedReply or CtInfo.RelatedReply ? 1 : 0;
+        var bit = manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
+        if (dir == 1) bit = bit == CtStatus.SrcNat ? CtStatus.DstNat : CtStatus.SrcNat;
+        if ((ct.Status & bit) == 0) return;
+        // Target: the inverse of the other direction's tuple.
+        ct.Tuple(1 - dir).TryInvert(out var target);
+        Manip(ref p, packet, target, manip);
+    }
+
+    /// <summary>nf_nat_ipv4_manip_pkt: rewrite one end of the packet (context fields and bytes).</summary>
+    internal static void Manip(ref PacketContext p, Span<byte> packet, in ConnTuple target, NatManip manip)
+    {
+        uint newAddr = manip == NatManip.Src ? target.Src : target.Dst;
+        ushort newPort = p.Protocol == 1 ? target.SrcPort : manip == NatManip.Src ? target.SrcPort : target.DstPort;
+        uint oldAddr = manip == NatManip.Src ? p.Src : p.Dst;
+        if (packet.Length >= 20)
+        {
+            int ihl = (packet[0] & 0xF) * 4;
+            RewriteL4(packet, ihl, p.Protocol, p.IsFragment, p.Protocol == 1 ? PacketContext.IsIcmpError(p.IcmpType) : false,
+                oldAddr, newAddr, manip, newPort, pseudo: true);
+            ReplaceAddress(packet, 0, manip, newAddr);
+        }
+        if (manip == NatManip.Src) p.Src = newAddr; else p.Dst = newAddr;
+        if (!p.IsFragment)
+        {
+            if (p.Protocol is 6 or 17 or 132 or 136 or 33)
+            {
+                if (manip == NatManip.Src) p.SrcPort = newPort; else p.DstPort = newPort;
+            }
+            else if (p.Protocol == 1 && !PacketContext.IsIcmpError(p.IcmpType)) p.IcmpId = newPort;
+        }
+    }
+
+    /// <summary>Sets the source or destination address of the IPv4 header at <paramref name="off"/>, updating its checksum.</summary>
+    private static void ReplaceAddress(Span<byte> packet, int off, NatManip manip, uint newAddr)
+    {
+        int at = off + (manip == NatManip.Src ? 12 : 16);
+        uint oldAddr = BinaryPrimitives.ReadUInt32BigEndian(packet[at..]);
+        ushort check = BinaryPrimitives.ReadUInt16BigEndian(packet[(off + 10)..]);
+        check = Checksum.Update16(check, (ushort)(oldAddr >> 16), (ushort)(newAddr >> 16));
+        check = Checksum.Update16(check, (ushort)oldAddr, (ushort)newAddr);
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(off + 10)..], check);
+        BinaryPrimitives.WriteUInt32BigEndian(packet[at..], newAddr);
+    }
+
+    /// <summary>The transport part of a manip: ports or ICMP id, and the checksum for the pseudo-header address change.</summary>
+    private static void RewriteL4(Span<byte> packet, int l4, byte proto, bool fragment, bool icmpError, uint oldAddr, uint newAddr,
+        NatManip manip, ushort newPort, bool pseudo)
+    {
+        if (fragment) return;
+        var h = packet[l4..];
+        switch (proto)
+        {
+            case 6:
+            {
+                if (h.Length < 4) return;
+                int portAt = manip == NatManip.Src ? 0 : 2;
+                ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(h[portAt..]);
+                BinaryPrimitives.WriteUInt16BigEndian(h[portAt..], newPort);
+                if (h.Length < 20) return; // a quoted header inside an ICMP error may be cut short: ports only
+                ushort c = BinaryPrimitives.ReadUInt16BigEndian(h[16..]);
+                if (pseudo)
+                {
+                    c = Checksum.Update16(c, (ushort)(oldAddr >> 16), (ushort)(newAddr >> 16));
+                    c = Checksum.Update16(c, (ushort)oldAddr, (ushort)newAddr);
+                }
+                c = Checksum.Update16(c, oldPort, newPort);
+                BinaryPrimitives.WriteUInt16BigEndian(h[16..], c);
+                break;
+            }
+            case 17:
+            {
+                if (h.Length < 8) return;
+                int portAt = manip == NatManip.Src ? 0 : 2;
+                ushort oldPort = BinaryPrimitives.ReadUInt16BigEndian(h[portAt..]);
+                BinaryPrimitives.WriteUInt16BigEndian(h[portAt..], newPort);
+                ushort c = BinaryPrimitives.ReadUInt16BigEndian(h[6..]);
+                if (c == 0) return; // no checksum in use
+                if (pseudo)
+                {
+                    c = Checksum.Update16(c, (ushort)(oldAddr >> 16), (ushort)(newAddr >> 16));
+                    c = Checksum.Update16(c, (ushort)oldAddr, (ushort)newAddr);
+                }
+                c = Checksum.Update16(c, oldPort, newPort);
+                BinaryPrimitives.WriteUInt16BigEndian(h[6..], c == 0 ? (ushort)0xFFFF : c);
+                break;
+            }
+            case 1:
+            {
+                if (icmpError || h.Length < 8) return;
+                byte type = h[0];
+                if (type is not (0 or 8 or 13 or 14 or 15 or 16 or 17 or 18)) return;
+                ushort oldId = BinaryPrimitives.ReadUInt16BigEndian(h[4..]);
+                ushort c = BinaryPrimitives.ReadUInt16BigEndian(h[2..]);
+                BinaryPrimitives.WriteUInt16BigEndian(h[2..], Checksum.Update16(c, oldId, newPort));
+                BinaryPrimitives.WriteUInt16BigEndian(h[4..], newPort);
+                break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// nf_nat_icmp_reply_translation: for an ICMP error RELATED to a NATed connection, rewrite the quoted
+    /// datagram back the opposite way (so the receiver recognises its own packet), recompute the ICMP
+    /// checksum, then rewrite the outer header like a reply.
+    /// </summary>
+    public bool IcmpReplyTranslation(Connection ct, CtInfo info, NatManip manip, ref PacketContext p, Span<byte> packet)
+    {
+        int dir = info == CtInfo.RelatedReply ? 1 : 0;
+        if (p.IcmpType == 5)
+        {
+            var done = CtStatus.SrcNatDone | CtStatus.DstNatDone;
+            if ((ct.Status & done) != done || (ct.Status & (CtStatus.SrcNat | CtStatus.DstNat)) != 0) return false;
+        }
+        var bit = manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
+        if (dir == 1) bit = bit == CtStatus.SrcNat ? CtStatus.DstNat : CtStatus.SrcNat;
+        if ((ct.Status & bit) == 0) return true;
+
+        var inverseManip = manip == NatManip.Src ? NatManip.Dst : NatManip.Src;
+        ref var other = ref ct.Tuple(1 - dir);
+        // Inner datagram: apply the opposite manip with the other direction's tuple itself.
+        uint innerNew = inverseManip == NatManip.Src ? other.Src : other.Dst;
+        ushort innerPort = p.InnerProtocol == 1 ? other.SrcPort : inverseManip == NatManip.Src ? other.SrcPort : other.DstPort;
+        if (packet.Length >= 20)
+        {
+            int ihl = (packet[0] & 0xF) * 4;
+            int inner = ihl + 8;
+            if (packet.Length >= inner + 20)
+            {
+                int innerIhl = (packet[inner] & 0xF) * 4;
+                uint innerOld = BinaryPrimitives.ReadUInt32BigEndian(packet[(inner + (inverseManip == NatManip.Src ? 12 : 16))..]);
+                RewriteL4(packet, inner + innerIhl, p.InnerProtocol, false, false, innerOld, innerNew, inverseManip, innerPort, pseudo: true);
+                ReplaceAddress(packet, inner, inverseManip, innerNew);
+                var icmp = packet[ihl..];
+                BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], 0);
+                BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+            }
+        }
+        if (inverseManip == NatManip.Src) { p.InnerSrc = innerNew; } else { p.InnerDst = innerNew; }
+        if (p.InnerProtocol == 1) p.InnerIcmpId = innerPort;
+        else if (inverseManip == NatManip.Src) p.InnerSrcPort = innerPort; else p.InnerDstPort = innerPort;
+
+        // Outer header: addresses only (an ICMP error has no id to translate).
+        other.TryInvert(out var target);
+        Manip(ref p, packet, target, manip);
+        return true;
+    }
+}

@@ -1,0 +1,233 @@
+using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
+
+namespace Softnet.Netfilter;
+
+/// <summary>Entry points.</summary>
+public static class Netfilter
+{
+    /// <summary>Loads an iptables-save file; throws <see cref="IptablesParseException"/> naming file:line on any error.</summary>
+    public static NetfilterTables LoadIptablesSave(string path) => IptablesSaveParser.ParseFile(path);
+}
+
+/// <summary>
+/// One namespace's netfilter state: the loaded tables, conntrack and NAT, run in the kernel's hook order
+/// (raw -300, conntrack -200, mangle -150, nat DNAT -100, filter 0, security 50, nat SNAT 100, confirm last).
+/// Not thread-safe: one instance per worker, like a per-CPU view.
+/// </summary>
+public sealed class NetfilterTables
+{
+    private readonly IptTable?[] _tables = new IptTable?[5];
+    private readonly List<IptTable> _order = new();
+    private Chain[] _stackChains = new Chain[16];
+    private int[] _stackRules = new int[16];
+    private ulong _rng;
+
+    public ConntrackTable Conntrack { get; private set; }
+    public NatEngine Nat { get; private set; }
+    public INetfilterHost Host { get; set; } = new SimpleHost();
+    /// <summary>Run conntrack and NAT in the hooks (the kernel does once a ruleset needs them).</summary>
+    public bool ConntrackEnabled { get; set; } = true;
+    /// <summary>Receives LOG lines (level, text). Null: LOG only counts.</summary>
+    public Action<int, string>? LogSink { get; set; }
+    public long LogCount { get; internal set; }
+
+    public NetfilterTables(ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
+    {
+        Conntrack = new ConntrackTable(conntrack);
+        Nat = new NatEngine(Conntrack, NextRandom);
+        Seed(seed);
+    }
+
+    /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
+    public void UseConntrack(ConntrackOptions options)
+    {
+        Conntrack = new ConntrackTable(options);
+        Nat = new NatEngine(Conntrack, NextRandom);
+    }
+
+    /// <summary>Seeds the generator behind -m statistic and NAT port choice, for reproducible runs.</summary>
+    public void Seed(ulong seed) => _rng = seed == 0 ? 1 : seed;
+
+    /// <summary>xorshift64*: cheap, allocation-free, reproducible.</summary>
+    public uint NextRandom()
+    {
+        _rng ^= _rng >> 12;
+        _rng ^= _rng << 25;
+        _rng ^= _rng >> 27;
+        return (uint)((_rng * 0x2545F4914F6CDD1DUL) >> 32);
+    }
+
+    public IReadOnlyList<IptTable> Tables => _order;
+    public IptTable? this[TableKind kind] => _tables[(int)kind];
+
+    internal void SetTable(IptTable t)
+    {
+        var old = _tables[(int)t.Kind];
+        if (old != null) _order.Remove(old);
+        _tables[(int)t.Kind] = t;
+        _order.Add(t);
+        int chains = _order.Sum(x => x.Chains.Count) + 1;
+        if (_stackChains.Length < chains)
+        {
+            _stackChains = new Chain[chains];
+            _stackRules = new int[chains];
+        }
+    }
+
+    /// <summary>
+    /// Runs every registered hook function of <paramref name="hook"/> in priority order on one packet.
+    /// <paramref name="packet"/> is the IPv4 datagram to rewrite for NAT (may be empty: then only the
+    /// context changes). On Drop, <see cref="PacketContext.DropReason"/> and <see cref="PacketContext.Reject"/> say why.
+    /// </summary>
+    public Verdict Hook(HookPoint hook, ref PacketContext p, Span<byte> packet = default)
+    {
+        Nat.SetClock(p.TimestampNs);
+        Verdict v;
+        switch (hook)
+        {
+            case HookPoint.PreRouting:
+            case HookPoint.LocalOut:
+                if (!Run(TableKind.Raw, hook, ref p)) return Dropped(ref p);
+                if (ConntrackEnabled && Conntrack.In(ref p) == Verdict.Drop) return Dropped(ref p);
+                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
+                if ((v = NatHook(hook, ref p, packet)) == Verdict.Drop) return Dropped(ref p);
+                if (hook == HookPoint.LocalOut)
+                {
+                    if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
+                    if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
+                }
+                return Verdict.Accept;
+            case HookPoint.LocalIn:
+                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
+                if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
+                if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
+                if (NatHook(hook, ref p, packet) == Verdict.Drop) return Dropped(ref p);
+                return Confirm(ref p);
+            case HookPoint.Forward:
+                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
+                if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
+                if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
+                return Verdict.Accept;
+            default:
+                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
+                if (NatHook(hook, ref p, packet) == Verdict.Drop) return Dropped(ref p);
+                return Confirm(ref p);
+        }
+    }
+
+    private Verdict Confirm(ref PacketContext p)
+        => ConntrackEnabled ? Conntrack.Confirm(ref p) : Verdict.Accept;
+
+    /// <summary>A dropped packet takes its unconfirmed conntrack entry with it.</summary>
+    private Verdict Dropped(ref PacketContext p)
+    {
+        if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked) Conntrack.ReleaseUnconfirmed(p.Ct);
+        if (p.DropReason == DropReason.None) p.DropReason = DropReason.NetfilterDrop;
+        return Verdict.Drop;
+    }
+
+    private bool Run(TableKind kind, HookPoint hook, ref PacketContext p)
+    {
+        var t = _tables[(int)kind];
+        return t == null || Evaluate(t, hook, ref p) == Verdict.Accept;
+    }
+
+    /// <summary>nf_nat_ipv4_fn / nf_nat_inet_fn: rules only for a connection's first packet, then the binding.</summary>
+    private Verdict NatHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
+    {
+        if (!ConntrackEnabled) return Verdict.Accept;
+        var ct = p.Ct;
+        if (ct == null || p.CtInfo is CtInfo.None or CtInfo.Untracked) return Verdict.Accept;
+        var manip = hook is HookPoint.PreRouting or HookPoint.LocalOut ? NatManip.Dst : NatManip.Src;
+        if (p.CtInfo is CtInfo.Related or CtInfo.RelatedReply && p.Protocol == 1)
+            return Nat.IcmpReplyTranslation(ct, p.CtInfo, manip, ref p, packet) ? Verdict.Accept : Verdict.Drop;
+        if (p.CtInfo is CtInfo.New or CtInfo.Related or CtInfo.RelatedReply && !NatEngine.Initialized(ct, manip))
+        {
+            var nat = _tables[(int)TableKind.Nat];
+            if (nat != null && nat.HookChain(hook) != null && Evaluate(nat, hook, ref p) == Verdict.Drop) return Verdict.Drop;
+            if (!NatEngine.Initialized(ct, manip) && !Nat.AllocNullBinding(ct, manip)) return Verdict.Drop;
+        }
+        Nat.Packet(ct, p.CtInfo, manip, ref p, packet);
+        return Verdict.Accept;
+    }
+
+    /// <summary>
+    /// ipt_do_table: walk the hook's base chain; jumps push a return point, goto does not, RETURN pops
+    /// (or falls to the policy when the stack is empty); counters count packets and IP bytes.
+    /// </summary>
+    public Verdict Evaluate(IptTable table, HookPoint hook, ref PacketContext p)
+    {
+        var baseChain = table.HookChain(hook);
+        if (baseChain == null) return Verdict.Accept;
+        var chain = baseChain;
+        var rules = chain.RuleArray;
+        int i = 0, sp = 0;
+        while (true)
+        {
+            if (i >= rules.Length)
+            {
+                if (chain.BuiltIn || sp == 0) return Policy(baseChain, ref p);
+                sp--;
+                chain = _stackChains[sp];
+                rules = chain.RuleArray;
+                i = _stackRules[sp];
+                continue;
+            }
+            var r = rules[i];
+            if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, hook)) { i++; continue; }
+            r.Packets++;
+            r.Bytes += p.Length;
+            switch (r.Action)
+            {
+                case RuleAction.None: i++; continue;
+                case RuleAction.Accept: return Verdict.Accept;
+                case RuleAction.Drop: p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop;
+                case RuleAction.Return:
+                    if (sp == 0) return Policy(baseChain, ref p);
+                    sp--;
+                    chain = _stackChains[sp];
+                    rules = chain.RuleArray;
+                    i = _stackRules[sp];
+                    continue;
+                case RuleAction.Jump:
+                    _stackChains[sp] = chain;
+                    _stackRules[sp] = i + 1;
+                    sp++;
+                    chain = r.JumpChain!;
+                    rules = chain.RuleArray;
+                    i = 0;
+                    continue;
+                case RuleAction.Goto:
+                    chain = r.JumpChain!;
+                    rules = chain.RuleArray;
+                    i = 0;
+                    continue;
+                default:
+                    switch (r.Target!.Execute(ref p, this, hook))
+                    {
+                        case TargetResult.Continue: i++; continue;
+                        case TargetResult.Accept: return Verdict.Accept;
+                        default:
+                            if (p.DropReason == DropReason.None) p.DropReason = DropReason.NetfilterDrop;
+                            return Verdict.Drop;
+                    }
+            }
+        }
+    }
+
+    private bool AllMatch(Match[] matches, ref PacketContext p, HookPoint hook)
+    {
+        foreach (var m in matches)
+            if (!m.Matches(ref p, this, hook)) return false;
+        return true;
+    }
+
+    private static Verdict Policy(Chain c, ref PacketContext p)
+    {
+        c.PolicyPackets++;
+        c.PolicyBytes += p.Length;
+        if (c.Policy == Verdict.Drop) p.DropReason = DropReason.NetfilterDrop;
+        return c.Policy;
+    }
+}

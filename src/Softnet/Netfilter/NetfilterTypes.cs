@@ -1,0 +1,207 @@
+using System.Globalization;
+using System.Net;
+
+namespace Softnet.Netfilter;
+
+/// <summary>The five IPv4 netfilter hooks (NF_INET_*), in the kernel's numbering.</summary>
+public enum HookPoint : byte
+{
+    PreRouting = 0,
+    LocalIn = 1,
+    Forward = 2,
+    LocalOut = 3,
+    PostRouting = 4,
+}
+
+/// <summary>Hook verdicts (NF_DROP / NF_ACCEPT).</summary>
+public enum Verdict : byte
+{
+    Drop = 0,
+    Accept = 1,
+}
+
+/// <summary>Tables in the order iptables knows them.</summary>
+public enum TableKind : byte
+{
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+    Security,
+}
+
+/// <summary>ip_conntrack_info: how a packet relates to its connection. Zero means no conntrack attached,
+/// so a default-initialised context reads as INVALID like an skb without _nfct.</summary>
+public enum CtInfo : byte
+{
+    /// <summary>No conntrack attached (invalid packet, or conntrack not run yet).</summary>
+    None = 0,
+    Established,
+    Related,
+    New,
+    EstablishedReply,
+    RelatedReply,
+    /// <summary>Explicitly untracked by NOTRACK / CT --notrack in the raw table.</summary>
+    Untracked,
+}
+
+/// <summary>Bits of the conntrack / state match (--ctstate), independent of the kernel's bit layout.</summary>
+[Flags]
+public enum CtStateMask : byte
+{
+    None = 0,
+    Invalid = 1,
+    New = 2,
+    Related = 4,
+    Established = 8,
+    Untracked = 16,
+    Snat = 32,
+    Dnat = 64,
+}
+
+/// <summary>ICMP kinds a REJECT can answer with (ipt_reject_with).</summary>
+public enum RejectWith : byte
+{
+    None = 0,
+    IcmpNetUnreachable,
+    IcmpHostUnreachable,
+    IcmpPortUnreachable,
+    IcmpProtoUnreachable,
+    IcmpNetProhibited,
+    IcmpHostProhibited,
+    IcmpAdminProhibited,
+    TcpReset,
+}
+
+/// <summary>Route types as in RTN_* (for -m addrtype).</summary>
+public enum RouteType : byte
+{
+    Unspec = 0,
+    Unicast = 1,
+    Local = 2,
+    Broadcast = 3,
+    Anycast = 4,
+    Multicast = 5,
+    Blackhole = 6,
+    Unreachable = 7,
+    Prohibit = 8,
+    Throw = 9,
+    Nat = 10,
+    XResolve = 11,
+}
+
+/// <summary>What the netfilter stage needs to know about the host: interface addresses and address types.
+/// The kernel answers these from the FIB (inet_addr_type_dev_table) and the device's in_ifaddr list.</summary>
+public interface INetfilterHost
+{
+    /// <summary>Address type of <paramref name="address"/>, optionally limited to the table of <paramref name="device"/>.</summary>
+    RouteType AddressType(uint address, string? device);
+    /// <summary>The primary address of <paramref name="device"/> (inet_select_addr), or 0 when it has none.</summary>
+    uint PrimaryAddress(string? device);
+}
+
+/// <summary>A host described by a list of interface addresses: enough for addrtype, MASQUERADE and REDIRECT.</summary>
+public sealed class SimpleHost : INetfilterHost
+{
+    private readonly List<(string Device, uint Address, int PrefixLength)> _addresses = new();
+
+    /// <summary>Adds an address (like `ip addr add A/len dev D`).</summary>
+    public SimpleHost Add(string device, string cidr)
+    {
+        var (addr, len) = Ipv4.ParseCidr(cidr);
+        _addresses.Add((device, addr, len));
+        return this;
+    }
+
+    public RouteType AddressType(uint address, string? device)
+    {
+        if ((address >> 24) == 127) return RouteType.Local;
+        if (address == 0xFFFFFFFF) return RouteType.Broadcast;
+        if ((address >> 28) == 0xE) return RouteType.Multicast;
+        foreach (var a in _addresses)
+        {
+            if (device != null && a.Device != device) continue;
+            if (a.Address == address) return RouteType.Local;
+            if (a.PrefixLength < 31)
+            {
+                uint mask = Ipv4.Mask(a.PrefixLength);
+                if ((address & ~mask) == ~mask && (address & mask) == (a.Address & mask)) return RouteType.Broadcast;
+            }
+        }
+        return RouteType.Unicast;
+    }
+
+    public uint PrimaryAddress(string? device)
+    {
+        foreach (var a in _addresses)
+            if (a.Device == device) return a.Address;
+        return 0;
+    }
+}
+
+/// <summary>IPv4 address helpers on host-order uints.</summary>
+public static class Ipv4
+{
+    public static uint Mask(int prefixLength) => prefixLength <= 0 ? 0u : prefixLength >= 32 ? 0xFFFFFFFFu : ~(0xFFFFFFFFu >> prefixLength);
+
+    public static string Format(uint a)
+        => string.Create(CultureInfo.InvariantCulture, $"{a >> 24}.{(a >> 16) & 0xFF}.{(a >> 8) & 0xFF}.{a & 0xFF}");
+
+    /// <summary>Parses a dotted quad strictly (four decimal parts 0..255).</summary>
+    public static bool TryParse(string s, out uint address)
+    {
+        address = 0;
+        var parts = s.Split('.');
+        if (parts.Length != 4) return false;
+        foreach (var p in parts)
+        {
+            if (p.Length == 0 || p.Length > 3 || !p.All(char.IsAsciiDigit)) return false;
+            int v = int.Parse(p, CultureInfo.InvariantCulture);
+            if (v > 255) return false;
+            address = (address << 8) | (uint)v;
+        }
+        return true;
+    }
+
+    public static uint Parse(string s) => TryParse(s, out var a) ? a : throw new FormatException($"bad IPv4 address '{s}'");
+
+    public static (uint Address, int PrefixLength) ParseCidr(string s)
+    {
+        int slash = s.IndexOf('/');
+        if (slash < 0) return (Parse(s), 32);
+        return (Parse(s[..slash]), int.Parse(s[(slash + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Prefix length of a contiguous mask, or -1 when the mask has holes.</summary>
+    public static int PrefixLength(uint mask)
+    {
+        int len = System.Numerics.BitOperations.PopCount(mask);
+        return Mask(len) == mask ? len : -1;
+    }
+
+    /// <summary>Address with mask as iptables prints it: "a.b.c.d/len", or "/a.b.c.d" for a non-contiguous mask.</summary>
+    public static string FormatMasked(uint address, uint mask, bool omitHostMask)
+    {
+        int len = PrefixLength(mask);
+        if (len == 32 && omitHostMask) return Format(address);
+        return len >= 0 ? $"{Format(address)}/{len}" : $"{Format(address)}/{Format(mask)}";
+    }
+
+    public static IPAddress ToIPAddress(uint a) => new(new[] { (byte)(a >> 24), (byte)(a >> 16), (byte)(a >> 8), (byte)a });
+}
+
+/// <summary>An iptables-restore style error: file, line and what is wrong.</summary>
+public sealed class IptablesParseException : Exception
+{
+    public string File { get; }
+    public int Line { get; }
+    public string Reason { get; }
+
+    public IptablesParseException(string file, int line, string reason)
+        : base($"{file}:{line}: {reason}")
+    {
+        File = file;
+        Line = line;
+        Reason = reason;
+    }
+}

@@ -1,0 +1,235 @@
+using Softnet.Netfilter;
+using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+
+namespace Softnet.Tests.Netfilter;
+
+public class ConntrackTests
+{
+    private const long S = 1_000_000_000L;
+    private const byte SYN = 0x02, ACK = 0x10, FIN = 0x01, RST = 0x04, PSH = 0x08;
+
+    /// <summary>Runs a packet through conntrack_in and confirm, as PREROUTING then INPUT would.</summary>
+    private static PacketContext Pass(ConntrackTable ct, byte[] pkt, long t)
+    {
+        var ctx = Ctx(pkt, t);
+        Assert.Equal(Verdict.Accept, ct.In(ref ctx));
+        ct.Confirm(ref ctx);
+        return ctx;
+    }
+
+    private const string C = "10.0.0.1", Sv = "10.0.0.2";
+
+    [Fact]
+    public void Tcp_handshake_data_and_close_walk_the_state_table()
+    {
+        var ct = new ConntrackTable();
+        var p = Pass(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100), 0);
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        var conn = p.Ct!;
+        Assert.Equal(TcpCtState.SynSent, conn.TcpState);
+        Assert.Equal(120 * S, conn.ExpiresNs);
+
+        p = Pass(ct, Tcp(Sv, 80, C, 40000, SYN | ACK, seq: 5000, ack: 101), 1 * S);
+        Assert.Equal(CtInfo.EstablishedReply, p.CtInfo);
+        Assert.Equal(TcpCtState.SynRecv, conn.TcpState);
+
+        p = Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5001), 2 * S);
+        Assert.Equal(CtInfo.Established, p.CtInfo);
+        Assert.Equal(TcpCtState.Established, conn.TcpState);
+        Assert.True(conn.Assured);
+        Assert.Equal(2 * S + 432000 * S, conn.ExpiresNs);
+        Assert.Equal("tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 [ASSURED] mark=0 use=1",
+            conn.Format(2 * S + S / 2));
+
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK | PSH, seq: 101, ack: 5001, payload: 100), 3 * S);
+        Pass(ct, Tcp(Sv, 80, C, 40000, ACK, seq: 5001, ack: 201), 3 * S);
+        Pass(ct, Tcp(C, 40000, Sv, 80, FIN | ACK, seq: 201, ack: 5001), 4 * S);
+        Assert.Equal(TcpCtState.FinWait, conn.TcpState);
+        Pass(ct, Tcp(Sv, 80, C, 40000, ACK, seq: 5001, ack: 202), 4 * S);
+        Assert.Equal(TcpCtState.CloseWait, conn.TcpState);
+        Pass(ct, Tcp(Sv, 80, C, 40000, FIN | ACK, seq: 5001, ack: 202), 5 * S);
+        Assert.Equal(TcpCtState.LastAck, conn.TcpState);
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 202, ack: 5002), 5 * S);
+        Assert.Equal(TcpCtState.TimeWait, conn.TcpState);
+        Assert.Equal(5 * S + 120 * S, conn.ExpiresNs);
+        // Gone after TIME_WAIT expires.
+        Assert.Null(ct.Find(conn.Original, 126 * S, out _));
+    }
+
+    [Fact]
+    public void Rst_closes_with_ten_second_timeout()
+    {
+        var ct = new ConntrackTable();
+        var conn = Pass(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100), 0).Ct!;
+        Pass(ct, Tcp(Sv, 80, C, 40000, SYN | ACK, seq: 5000, ack: 101), 0);
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5001), 0);
+        Pass(ct, Tcp(Sv, 80, C, 40000, RST | ACK, seq: 5001, ack: 101), S);
+        Assert.Equal(TcpCtState.Close, conn.TcpState);
+        Assert.Equal(11 * S, conn.ExpiresNs);
+    }
+
+    [Fact]
+    public void Rst_as_only_answer_kills_the_entry()
+    {
+        var ct = new ConntrackTable();
+        var conn = Pass(ct, Tcp(C, 40000, Sv, 81, SYN, seq: 100), 0).Ct!;
+        Pass(ct, Tcp(Sv, 81, C, 40000, RST | ACK, seq: 0, ack: 101), S);
+        Assert.Equal(0, ct.Count);
+        Assert.Null(ct.Find(conn.Original, S, out _));
+    }
+
+    [Fact]
+    public void Invalid_tcp_packets_get_no_conntrack()
+    {
+        var ct = new ConntrackTable();
+        // SYN/ACK out of nowhere cannot start a connection.
+        var p = Pass(ct, Tcp(C, 40000, Sv, 80, SYN | ACK, seq: 1, ack: 1), 0);
+        Assert.Equal(CtInfo.None, p.CtInfo);
+        Assert.Equal(0, ct.Count);
+        // Bad flag combination.
+        p = Pass(ct, Tcp(C, 40001, Sv, 80, SYN | FIN), 0);
+        Assert.Equal(CtInfo.None, p.CtInfo);
+        // ACK from the client while still in SYN_SENT.
+        Pass(ct, Tcp(C, 40002, Sv, 80, SYN, seq: 100), 0);
+        p = Pass(ct, Tcp(C, 40002, Sv, 80, ACK, seq: 101, ack: 1), 0);
+        Assert.Equal(CtInfo.None, p.CtInfo);
+        Assert.True(ct.Stats.Invalid >= 3);
+    }
+
+    [Fact]
+    public void Data_beyond_the_window_is_invalid()
+    {
+        var ct = new ConntrackTable();
+        Pass(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100, window: 1000), 0);
+        Pass(ct, Tcp(Sv, 80, C, 40000, SYN | ACK, seq: 5000, ack: 101, window: 1000), 0);
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5001, window: 1000), 0);
+        var p = Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101 + 100000, ack: 5001, payload: 10), 0);
+        Assert.Equal(CtInfo.None, p.CtInfo);
+        // An ACK for data never sent is INVALID too.
+        p = Pass(ct, Tcp(Sv, 80, C, 40000, ACK, seq: 5001, ack: 999999), 0);
+        Assert.Equal(CtInfo.None, p.CtInfo);
+        // In-window data is fine.
+        p = Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5001, payload: 10), 0);
+        Assert.Equal(CtInfo.Established, p.CtInfo);
+    }
+
+    [Fact]
+    public void Simultaneous_open_goes_through_syn_sent2()
+    {
+        var ct = new ConntrackTable();
+        var conn = Pass(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100), 0).Ct!;
+        Pass(ct, Tcp(Sv, 80, C, 40000, SYN, seq: 5000), 0);
+        Assert.Equal(TcpCtState.SynSent2, conn.TcpState);
+        Pass(ct, Tcp(C, 40000, Sv, 80, SYN | ACK, seq: 100, ack: 5001), 0);
+        Assert.Equal(TcpCtState.SynRecv, conn.TcpState);
+        Pass(ct, Tcp(Sv, 80, C, 40000, ACK, seq: 5001, ack: 101), 0);
+        Assert.Equal(TcpCtState.Established, conn.TcpState);
+    }
+
+    [Fact]
+    public void Loose_pickup_of_a_midstream_ack()
+    {
+        var ct = new ConntrackTable();
+        var p = Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 777, ack: 888, payload: 10), 0);
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        Assert.Equal(TcpCtState.Established, p.Ct!.TcpState);
+        Assert.Equal(300 * S, p.Ct.ExpiresNs); // UNACK cap until a reply is seen
+        var strict = new ConntrackTable(new ConntrackOptions { TcpLoose = false });
+        Assert.Equal(CtInfo.None, Pass(strict, Tcp(C, 40000, Sv, 80, ACK, seq: 777, ack: 888), 0).CtInfo);
+    }
+
+    [Fact]
+    public void Udp_unreplied_replied_then_assured_stream()
+    {
+        var ct = new ConntrackTable();
+        var p = Pass(ct, Udp(C, 5000, Sv, 53), 0);
+        var conn = p.Ct!;
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        Assert.Equal("udp      17 30 src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=53 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=53 dport=5000 mark=0 use=1", conn.Format(0));
+        p = Pass(ct, Udp(Sv, 53, C, 5000), S / 2);
+        Assert.Equal(CtInfo.EstablishedReply, p.CtInfo);
+        Assert.False(conn.Assured);
+        Assert.Equal(S / 2 + 30 * S, conn.ExpiresNs);
+        p = Pass(ct, Udp(C, 5000, Sv, 53), 3 * S);
+        Assert.Equal(CtInfo.Established, p.CtInfo);
+        Assert.True(conn.Assured);
+        Assert.Equal(3 * S + 120 * S, conn.ExpiresNs);
+        Assert.Equal("udp      17 120 src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=53 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=5000 [ASSURED] mark=0 use=1", conn.Format(3 * S));
+    }
+
+    [Fact]
+    public void Udp_entry_expires_and_the_next_packet_is_new()
+    {
+        var ct = new ConntrackTable();
+        Pass(ct, Udp(C, 5000, Sv, 53), 0);
+        Assert.Equal(CtInfo.New, Pass(ct, Udp(C, 5000, Sv, 53), 10 * S).CtInfo); // still unreplied: NEW
+        var p = Pass(ct, Udp(C, 5000, Sv, 53), 41 * S);
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        Assert.Single(ct.Entries(41 * S));
+    }
+
+    [Fact]
+    public void Icmp_echo_and_related_error()
+    {
+        var ct = new ConntrackTable();
+        var p = Pass(ct, Icmp(C, Sv, 8, 0, 77), 0);
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        Assert.Equal("icmp     1 30 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=77 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=77 mark=0 use=1", p.Ct!.Format(0));
+        Assert.Equal(CtInfo.EstablishedReply, Pass(ct, Icmp(Sv, C, 0, 0, 77), 0).CtInfo);
+        // An echo reply nobody asked for is INVALID.
+        Assert.Equal(CtInfo.None, Pass(ct, Icmp(Sv, C, 0, 0, 78), 0).CtInfo);
+
+        // Port unreachable quoting a UDP datagram of a known flow: RELATED (reply direction).
+        var udp = Udp(C, 5000, Sv, 53);
+        Pass(ct, udp, 0);
+        var err = Icmp(Sv, C, 3, 3, 0, udp.AsSpan(0, 28));
+        p = Pass(ct, err, 0);
+        Assert.Equal(CtInfo.RelatedReply, p.CtInfo);
+        // Quoting an unknown flow: INVALID.
+        var err2 = Icmp(Sv, C, 3, 3, 0, Udp(C, 5001, Sv, 53).AsSpan(0, 28));
+        Assert.Equal(CtInfo.None, Pass(ct, err2, 0).CtInfo);
+    }
+
+    [Fact]
+    public void Full_table_early_drops_unassured_entries()
+    {
+        var ct = new ConntrackTable(new ConntrackOptions { Max = 4, Buckets = 1 });
+        for (ushort i = 0; i < 4; i++) Pass(ct, Udp(C, (ushort)(1000 + i), Sv, 53), 0);
+        Assert.Equal(4, ct.Count);
+        var p = Pass(ct, Udp(C, 2000, Sv, 53), 0);
+        Assert.Equal(CtInfo.New, p.CtInfo);
+        Assert.True(ct.Stats.EarlyDrop > 0);
+        Assert.True(ct.Count <= 4);
+    }
+
+    [Fact]
+    public void Full_table_of_assured_entries_drops_the_new_packet()
+    {
+        var ct = new ConntrackTable(new ConntrackOptions { Max = 2, Buckets = 1 });
+        for (ushort i = 0; i < 2; i++)
+        {
+            ushort port = (ushort)(1000 + i);
+            Pass(ct, Udp(C, port, Sv, 53), 0);
+            Pass(ct, Udp(Sv, 53, C, port), 0);
+            Pass(ct, Udp(C, port, Sv, 53), 3 * S);
+        }
+        Assert.All(ct.Entries(3 * S), c => Assert.True(c.Assured));
+        var ctx = Ctx(Udp(C, 3000, Sv, 53), 3 * S);
+        Assert.Equal(Verdict.Drop, ct.In(ref ctx));
+        Assert.Equal(DropReason.ConntrackTableFull, ctx.DropReason);
+        Assert.Equal(1, ct.Stats.Drop);
+    }
+
+    [Fact]
+    public void Notrack_in_raw_makes_packets_untracked()
+    {
+        var t = IptablesSaveParser.Parse("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp -m udp --dport 53 -j CT --notrack\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\nCOMMIT\n");
+        var ctx = Ctx(Udp(C, 5000, Sv, 53));
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx));
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref ctx));
+        Assert.Equal(0, t.Conntrack.Count);
+    }
+}

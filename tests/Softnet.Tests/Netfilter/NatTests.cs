@@ -1,0 +1,138 @@
+using Softnet.Netfilter;
+using Softnet.Netfilter.Conntrack;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+
+namespace Softnet.Tests.Netfilter;
+
+public class NatTests
+{
+    private static NetfilterTables DockerHost()
+    {
+        var t = IptablesSaveParser.Parse(NetfilterTestData.Read("docker-host.rules"));
+        t.Host = new SimpleHost().Add("eth0", "192.168.1.10/24").Add("docker0", "172.17.0.1/16");
+        return t;
+    }
+
+    /// <summary>PREROUTING, FORWARD, POSTROUTING for a routed packet.</summary>
+    private static Verdict Forward(NetfilterTables t, byte[] pkt, string inIf, string outIf, long time, out PacketContext ctx)
+    {
+        ctx = Ctx(pkt, time, inIf);
+        var v = t.Hook(HookPoint.PreRouting, ref ctx, pkt);
+        if (v == Verdict.Drop) return v;
+        ctx.OutInterface = outIf;
+        v = t.Hook(HookPoint.Forward, ref ctx, pkt);
+        if (v == Verdict.Drop) return v;
+        return t.Hook(HookPoint.PostRouting, ref ctx, pkt);
+    }
+
+    [Fact]
+    public void Dnat_published_port_and_reverse_translation_of_replies()
+    {
+        var t = DockerHost();
+        var syn = Tcp("203.0.113.7", 51000, "192.168.1.10", 8080, 0x02, seq: 100);
+        Assert.Equal(Verdict.Accept, Forward(t, syn, "eth0", "docker0", 0, out var ctx));
+        Assert.Equal(A("172.17.0.2"), ctx.Dst);
+        Assert.Equal(80, ctx.DstPort);
+        Assert.Equal(A("172.17.0.2"), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(syn.AsSpan(16)));
+        AssertChecksumsValid(syn);
+        var conn = ctx.Ct!;
+        Assert.True((conn.Status & CtStatus.DstNat) != 0);
+        Assert.Equal("tcp      6 120 SYN_SENT src=203.0.113.7 dst=192.168.1.10 sport=51000 dport=8080 [UNREPLIED] src=172.17.0.2 dst=203.0.113.7 sport=80 dport=51000 mark=0 use=1",
+            conn.Format(0));
+
+        // The container answers; POSTROUTING undoes the DNAT on the source.
+        var synack = Tcp("172.17.0.2", 80, "203.0.113.7", 51000, 0x12, seq: 9000, ack: 101);
+        Assert.Equal(Verdict.Accept, Forward(t, synack, "docker0", "eth0", 1, out ctx));
+        Assert.Equal(CtInfo.EstablishedReply, ctx.CtInfo);
+        Assert.Equal(A("192.168.1.10"), ctx.Src);
+        Assert.Equal(8080, ctx.SrcPort);
+        AssertChecksumsValid(synack);
+
+        // DNAT counter counted only the first packet; the ctstate DNAT bit matches.
+        var dnat = t[TableKind.Nat]!.GetChain("DOCKER")!.Rules[1];
+        Assert.Equal(3 + 1, dnat.Packets);
+        var m = IptablesSaveParser.Parse("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT\nCOMMIT\n");
+        var probe = ctx;
+        Assert.Equal(Verdict.Accept, m.Evaluate(m[TableKind.Filter]!, HookPoint.Forward, ref probe));
+    }
+
+    [Fact]
+    public void Masquerade_keeps_the_port_then_moves_a_clashing_one()
+    {
+        var t = DockerHost();
+        var a = Udp("172.17.0.2", 40000, "8.8.8.8", 53);
+        Assert.Equal(Verdict.Accept, Forward(t, a, "docker0", "eth0", 0, out var ca));
+        Assert.Equal(A("192.168.1.10"), ca.Src);
+        Assert.Equal(40000, ca.SrcPort);
+        AssertChecksumsValid(a);
+
+        var b = Udp("172.17.0.3", 40000, "8.8.8.8", 53);
+        Assert.Equal(Verdict.Accept, Forward(t, b, "docker0", "eth0", 0, out var cb));
+        Assert.Equal(A("192.168.1.10"), cb.Src);
+        Assert.NotEqual(40000, cb.SrcPort);
+        Assert.InRange(cb.SrcPort, 1024, 65535);
+        AssertChecksumsValid(b);
+        ushort mapped = cb.SrcPort;
+
+        // The reply to the moved port goes back to the second container.
+        var reply = Udp("8.8.8.8", 53, "192.168.1.10", mapped);
+        Assert.Equal(Verdict.Accept, Forward(t, reply, "eth0", "docker0", 1, out var cr));
+        Assert.Equal(A("172.17.0.3"), cr.Dst);
+        Assert.Equal(40000, cr.DstPort);
+        AssertChecksumsValid(reply);
+        Assert.Contains($"src=8.8.8.8 dst=192.168.1.10 sport=53 dport={mapped}", cb.Ct!.Format(1));
+    }
+
+    [Fact]
+    public void Icmp_error_about_a_masqueraded_flow_is_translated_inside_and_out()
+    {
+        var t = DockerHost();
+        var a = Udp("172.17.0.2", 40000, "8.8.8.8", 53);
+        Forward(t, a, "docker0", "eth0", 0, out _);
+        // The remote host answers port unreachable, quoting the datagram as it saw it (after SNAT).
+        var err = Icmp("8.8.8.8", "192.168.1.10", 3, 3, 0, a.AsSpan(0, 28));
+        Assert.Equal(Verdict.Accept, Forward(t, err, "eth0", "docker0", 1, out var ce));
+        Assert.Equal(CtInfo.RelatedReply, ce.CtInfo);
+        Assert.Equal(A("172.17.0.2"), ce.Dst);
+        Assert.Equal(A("172.17.0.2"), ce.InnerSrc);
+        Assert.True(Softnet.Packets.Checksum.Verify(err.AsSpan(20)), "ICMP checksum after inner rewrite");
+        Assert.True(Softnet.Packets.Checksum.Verify(err.AsSpan(0, 20)));
+        Assert.True(Softnet.Packets.Checksum.Verify(err.AsSpan(28, 20)), "inner IP header checksum");
+    }
+
+    [Fact]
+    public void Kube_service_dnat_picks_an_endpoint_and_marks_for_masquerade()
+    {
+        var t = IptablesSaveParser.Parse(NetfilterTestData.Read("kube-proxy.rules"));
+        t.Host = new SimpleHost().Add("eth0", "192.168.1.10/24").Add("cni0", "10.244.0.1/24");
+        t.Seed(7);
+        var seen = new HashSet<uint>();
+        for (ushort port = 30000; port < 30040; port++)
+        {
+            var syn = Tcp("192.168.1.50", port, "10.96.0.10", 80, 0x02);
+            Assert.Equal(Verdict.Accept, Forward(t, syn, "eth0", "cni0", 0, out var ctx));
+            Assert.Equal(80, ctx.DstPort);
+            seen.Add(ctx.Dst);
+            // From outside the pod CIDR: KUBE-MARK-MASQ set 0x4000, so KUBE-POSTROUTING masquerades.
+            Assert.Equal(A("10.244.0.1"), ctx.Src);
+            AssertChecksumsValid(syn);
+        }
+        Assert.Equal(new HashSet<uint> { A("10.244.1.5"), A("10.244.2.7") }, seen);
+    }
+
+    [Fact]
+    public void Snat_port_range_is_respected()
+    {
+        var t = IptablesSaveParser.Parse("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.1:2000-2001\nCOMMIT\n");
+        var ports = new List<ushort>();
+        for (ushort i = 0; i < 2; i++)
+        {
+            var syn = Tcp("10.0.0." + (i + 1), 5555, "203.0.113.1", 443, 0x02);
+            Assert.Equal(Verdict.Accept, Forward(t, syn, "eth1", "eth0", 0, out var ctx));
+            Assert.Equal(A("198.51.100.1"), ctx.Src);
+            ports.Add(ctx.SrcPort);
+        }
+        Assert.Equal(new ushort[] { 2000, 2001 }, ports.OrderBy(p => p));
+    }
+}
