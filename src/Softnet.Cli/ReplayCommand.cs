@@ -42,11 +42,19 @@ public static class ReplayCommand
         var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
         var xdp = new Option<string?>("--xdp") { Description = "attach a built-in XDP program to every queue: pass or drop" };
         xdp.AcceptOnlyFromAmong("pass", "drop");
+        var gro = new Option<string>("--gro") { Description = "GRO engine: linux (the kernel's), off (ethtool -K gro off), hash (flow hash table), ack (also coalesce pure ACKs)", DefaultValueFactory = _ => "linux" };
+        gro.AcceptOnlyFromAmong("linux", "off", "hash", "ack");
+        var groFlushTimeout = new Option<long>("--gro-flush-timeout") { Description = "/sys/class/net/DEV/gro_flush_timeout in ns", DefaultValueFactory = _ => 0 };
+        var deferIrqs = new Option<int>("--napi-defer-hard-irqs") { Description = "/sys/class/net/DEV/napi_defer_hard_irqs", DefaultValueFactory = _ => 0 };
+        var groMaxSize = new Option<int>("--gro-max-size") { Description = "gro_max_size (ip link set DEV gro_max_size N), at most 65536", DefaultValueFactory = _ => 65536 };
+        var groInterval = new Option<long>("--gro-flush-interval") { Description = "variant: age in ns at which held skbs are flushed (default: one jiffy)", DefaultValueFactory = _ => 0 };
+        var hz = new Option<int>("--hz") { Description = "CONFIG_HZ for jiffies (GRO ageing)", DefaultValueFactory = _ => 1000 };
+        var tap = new Option<string?>("--tap") { Description = "write every packet leaving the receive stage (post-GRO, what tcpdump on the device sees) to FILE (.pcap or .pcapng)" };
 
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
             capture, json, quiet, noProgress, queues, cpus, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
-            rate, clock, mode, deterministic, pollCost, xdp,
+            rate, clock, mode, deterministic, pollCost, xdp, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
         };
         cmd.SetAction(pr =>
         {
@@ -80,6 +88,16 @@ public static class ReplayCommand
                     Rate = r,
                     Mode = pr.GetValue(deterministic) || pr.GetValue(mode) == "deterministic" ? ReplayMode.Deterministic : ReplayMode.Threaded,
                     PollCostNs = pr.GetValue(pollCost),
+                    Gro = pr.GetValue(gro) == "off" ? null : new Softnet.Gro.GroOptions
+                    {
+                        Mode = pr.GetValue(gro) switch { "hash" => Softnet.Gro.GroMode.Hash, "ack" => Softnet.Gro.GroMode.Ack, _ => Softnet.Gro.GroMode.Linux },
+                        GroFlushTimeoutNs = pr.GetValue(groFlushTimeout),
+                        NapiDeferHardIrqs = pr.GetValue(deferIrqs),
+                        GroMaxSize = pr.GetValue(groMaxSize) is > 0 and <= 65536 and var m ? m : throw new ArgumentException("--gro-max-size must be 1..65536"),
+                        FlushIntervalNs = pr.GetValue(groInterval),
+                        Hz = pr.GetValue(hz) is > 0 and <= 10000 and var h ? h : throw new ArgumentException("--hz must be 1..10000"),
+                    },
+                    TapPath = pr.GetValue(tap),
                 };
             }
             catch (Exception e) when (e is ArgumentException or FormatException)
@@ -188,6 +206,12 @@ public static class ReplayCommand
             foreach (var (reason, count) in r.Drops.NonZero())
                 drops.AddRow(DropReasons.Name(reason), count.ToString("N0"));
             console.Write(drops);
+        }
+        if (pipeline.Gro is { } g)
+        {
+            var st = g.TotalStats();
+            console.MarkupLine($"  gro {g.Options.Mode.ToString().ToLowerInvariant()}: {st.Received:N0} segments in, {st.DeliveredSkbs:N0} skbs out " +
+                               $"(merge ratio {st.MergeRatio:F2}), {st.Merged:N0} merged, {st.Normal:N0} passed unmerged");
         }
         if (pipeline.Nic is { } nic)
         {

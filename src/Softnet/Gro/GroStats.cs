@@ -138,21 +138,27 @@ public sealed class GroStats : IReportSection
         w.WriteEndObject();
     }
 
-    internal static string SnakeCase(string name)
+    internal static string SnakeCase(string name) => Packets.DropReasons.ToSnake(name);
+
+    /// <summary>Adds another engine's counters (one engine per NAPI instance; the report shows their sum).</summary>
+    public void AddFrom(GroStats o)
     {
-        var sb = new StringBuilder(name.Length + 4);
-        for (int i = 0; i < name.Length; i++)
+        Received += o.Received; Held += o.Held; Merged += o.Merged; AcksCoalesced += o.AcksCoalesced;
+        FragListMerges += o.FragListMerges; CompleteFailed += o.CompleteFailed; Batches += o.Batches;
+        DeliveredSkbs += o.DeliveredSkbs; DeliveredSegments += o.DeliveredSegments;
+        for (int i = 0; i < _flushed.Length; i++) _flushed[i] += o._flushed[i];
+        for (int i = 0; i < _normal.Length; i++) _normal[i] += o._normal[i];
+        for (int i = 0; i < _histogram.Length; i++) _histogram[i] += o._histogram[i];
+        foreach (var (key, f) in o._flows)
         {
-            char c = name[i];
-            if (char.IsUpper(c))
-            {
-                if (i > 0) sb.Append('_');
-                sb.Append(char.ToLowerInvariant(c));
-            }
-            else sb.Append(c);
+            if (!_flows.TryGetValue(key, out var mine)) _flows.Add(key, mine = new FlowCounters(f.Name));
+            mine.Segments += f.Segments;
+            mine.Skbs += f.Skbs;
         }
-        return sb.ToString();
     }
+
+    /// <summary>A stats object to sum engines into.</summary>
+    public static GroStats Empty(GroOptions options) => new(options);
 
     /// <summary>"src:port > dst:port proto" from the headers at skb->data (after any VLAN tags).</summary>
     private static string Describe(Skb skb)

@@ -28,5 +28,6 @@ public static class GroTap
         return a;
     }
 
-    private static int MacLength(Skb skb) => skb.MacHeaderWasSet && skb.MacHeader < skb.Data ? skb.Data - skb.MacHeader : 0;
+    /// <summary>Bytes of MAC header in front of skb->data (0 when data is still at the MAC header).</summary>
+    public static int MacLength(Skb skb) => skb.MacHeaderWasSet && skb.MacHeader < skb.Data ? skb.Data - skb.MacHeader : 0;
 }

@@ -66,9 +66,16 @@ public sealed class RxQueue : INapiPoller
 
     public long SkbAllocFailed => _builder.AllocFailed;
 
+    /// <summary>Stopwatch ticks spent in this queue's NAPI polls, everything above the driver included.</summary>
+    public long PollTicks { get; private set; }
+
+    /// <summary>Stopwatch ticks of those spent in the stack above the driver (GRO and up).</summary>
+    public long StackTicks { get; private set; }
+
     /// <summary>The driver's NAPI poll: up to <paramref name="budget"/> descriptors through XDP and skb build.</summary>
     public int Poll(int budget)
     {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int done = 0;
         while (done < budget)
         {
@@ -78,7 +85,11 @@ public sealed class RxQueue : INapiPoller
             done += n;
             if (n < want) break;
         }
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         _handler.PollEnd(this, done, budget);
+        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        StackTicks += t2 - t1;
+        PollTicks += t2 - t0;
         return done;
     }
 
@@ -114,6 +125,8 @@ public sealed class RxQueue : INapiPoller
             return;
         }
         SkbsBuilt++;
+        long t = System.Diagnostics.Stopwatch.GetTimestamp();
         _handler.Receive(skb, this);
+        StackTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t;
     }
 }

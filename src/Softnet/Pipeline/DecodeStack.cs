@@ -1,4 +1,5 @@
 using Softnet.Capture;
+using Softnet.Gro;
 using Softnet.Nic;
 using Softnet.Packets;
 using Softnet.Telemetry;
@@ -16,7 +17,7 @@ public sealed class DecodeStack : IRxHandler
     private readonly long[] _delivered;
     private readonly byte[][] _scratch;
 
-    public DecodeStack(int queues, int maxFrame = 65536)
+    public DecodeStack(int queues, int maxFrame = 65536 + 256)
     {
         _protocols = new ProtocolCounts[queues];
         _delivered = new long[queues];
@@ -30,28 +31,32 @@ public sealed class DecodeStack : IRxHandler
 
     public void Receive(Skb skb, RxQueue queue)
     {
+        // The frame as a packet tap would see it: GRO has pulled skb->data past the MAC header.
         ReadOnlySpan<byte> frame;
+        int mac = GroTap.MacLength(skb);
         if (!skb.IsNonlinear)
         {
-            frame = skb.LinearData;
+            frame = skb.HeadBuffer.Slice(skb.Data - mac, mac + skb.HeadLen);
         }
         else
         {
-            // construct_skb left the payload in a frag; the decoder wants the frame in one piece.
+            // construct_skb and GRO leave payload in frags; the decoder wants the frame in one piece.
             var scratch = _scratch[queue.Id];
-            int n = Math.Min(skb.Len, scratch.Length);
-            skb.CopyBits(0, scratch.AsSpan(0, n));
-            frame = scratch.AsSpan(0, n);
+            int n = GroTap.ToFrame(skb, scratch);
+            frame = n > 0 ? scratch.AsSpan(0, n) : default;
         }
         var reason = PacketDecoder.Decode(frame, LinkType.Ethernet, out var decoded);
+        // A GRO skb stands for the segments merged into it: every count here is in segments, so that
+        // conservation (frames in = delivered + dropped) holds with GRO on or off.
+        int segments = skb.GsoSegs > 1 ? skb.GsoSegs : 1;
         if (reason == DropReason.None)
         {
-            _protocols[queue.Id].Count(decoded.Protocols);
-            _delivered[queue.Id]++;
+            _protocols[queue.Id].Count(decoded.Protocols, segments);
+            _delivered[queue.Id] += segments;
         }
         else
         {
-            queue.Drops.Add(reason);
+            queue.Drops.Add(reason, segments);
         }
         skb.Free();
     }

@@ -49,6 +49,12 @@ public sealed record ReplayOptions
 
     /// <summary>Makes the stack above the driver; default: decode and count (<see cref="DecodeStack"/>).</summary>
     public Func<int, IRxHandler>? Stack { get; init; }
+
+    /// <summary>GRO between the driver and the stack; null is `ethtool -K DEV gro off`.</summary>
+    public Gro.GroOptions? Gro { get; init; } = new();
+
+    /// <summary>Write every packet leaving the receive stage (post-GRO) to this pcap/pcapng file.</summary>
+    public string? TapPath { get; init; }
 }
 
 /// <summary>
@@ -71,8 +77,15 @@ public sealed class ReplayPipeline(ReplayOptions options)
             PinThreads = options.PinThreads,
         });
         int maxFrame = options.Nic.BufferSize;
-        var stack = options.Stack?.Invoke(options.Nic.Queues) ?? new DecodeStack(options.Nic.Queues, maxFrame);
-        var nic = new VirtualNic(options.Nic, engine, stack);
+        int queues = options.Nic.Queues;
+        var stack = options.Stack?.Invoke(queues) ?? new DecodeStack(queues);
+        IRxHandler top = stack;
+        TapStage? tap = options.TapPath is null ? null : new TapStage(options.TapPath, queues, stack);
+        if (tap is not null) top = tap;
+        GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top);
+        if (gro is not null) top = gro;
+        var nic = new VirtualNic(options.Nic, engine, top);
+        if (gro is not null) gro.Queues = nic.Queues;
         var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
         var portDrops = report.Drops;
         bool deterministic = options.Mode == ReplayMode.Deterministic;
@@ -97,6 +110,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
                 if (packets == 0)
                 {
                     firstTs = meta.TimestampNs;
+                    if (tap is not null) tap.TimeBaseNs = firstTs;
                     report.FirstTimestampNs = meta.TimestampNs;
                     startTicks = Stopwatch.GetTimestamp();
                 }
@@ -105,11 +119,12 @@ public sealed class ReplayPipeline(ReplayOptions options)
                 bytes += frame.Length;
 
                 // Arrival time relative to the first frame, on the capture's clock or the requested rate.
+                // Virtual time starts at 1 ns so that "everything due before the first frame" is a real instant.
                 long arrival;
-                if (rate is null) arrival = Math.Max(0, meta.TimestampNs - firstTs);
+                if (rate is null) arrival = 1 + Math.Max(0, meta.TimestampNs - firstTs);
                 else
                 {
-                    arrival = (long)virtualNs;
+                    arrival = 1 + (long)virtualNs;
                     virtualNs += rate.Value.IsMax ? 0 : SpacingNs(rate.Value, frame.Length);
                 }
 
@@ -119,7 +134,9 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     var ethernet = adapted ? scratch.AsSpan(0, len) : frame;
                     if (deterministic)
                     {
-                        engine.Step(arrival);
+                        // Run what was due before this instant, not at it: frames sharing a capture timestamp
+                        // all land in the ring before NAPI polls, so they arrive within one poll.
+                        engine.Step(arrival - 1);
                         reason = nic.Offer(ethernet, arrival);
                     }
                     else
@@ -142,6 +159,8 @@ public sealed class ReplayPipeline(ReplayOptions options)
             if (deterministic) engine.RunUntilIdle();
             else engine.Stop();
             if (savedAffinity is not null) CpuAffinity.TrySetCurrentThreadAffinity(savedAffinity);
+            gro?.FlushAll();
+            tap?.Dispose();
         }
         sw.Stop();
 
@@ -164,7 +183,10 @@ public sealed class ReplayPipeline(ReplayOptions options)
         report.Elapsed = sw.Elapsed;
         report.Sections.Add(new NicReportSection(nic));
         report.Sections.Add(new SoftnetReportSection(engine));
+        if (gro is not null) report.Sections.Add(gro.TotalStats());
+        report.Sections.Add(new StageTimeSection(nic, gro));
         Nic = nic;
+        Gro = gro;
         Engine = engine;
         options.Progress?.Invoke(packets, reader.Position);
         return report;
@@ -172,6 +194,9 @@ public sealed class ReplayPipeline(ReplayOptions options)
 
     /// <summary>The NIC of the last run (for tables and tests).</summary>
     public VirtualNic? Nic { get; private set; }
+
+    /// <summary>The GRO stage of the last run (null with GRO off).</summary>
+    public GroStage? Gro { get; private set; }
 
     /// <summary>The NAPI engine of the last run.</summary>
     public NapiEngine? Engine { get; private set; }

@@ -73,3 +73,39 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
         w.WriteEndArray();
     }
 }
+
+/// <summary>
+/// The `cpu_time` section: where the NAPI CPUs spent their time, per stage, measured with the timestamp
+/// counter around each stage (driver: ring poll, XDP, skb build; gro; stack: everything above GRO).
+/// </summary>
+public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? gro) : IReportSection
+{
+    public string Key => "cpu_time";
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        long poll = 0, above = 0, groTicks = 0;
+        foreach (var q in nic.Queues)
+        {
+            poll += q.PollTicks;
+            above += q.StackTicks;
+            if (gro is not null) groTicks += gro.GroTicks[q.Id];
+        }
+        double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
+        long packets = nic.Queues.Sum(q => q.Ring.RxPackets);
+        w.WriteStartObject();
+        Stage(w, "driver", (poll - above) * ns, packets);
+        Stage(w, "gro", groTicks * ns, packets);
+        Stage(w, "stack", (above - groTicks) * ns, packets);
+        Stage(w, "total", poll * ns, packets);
+        w.WriteEndObject();
+    }
+
+    private static void Stage(Utf8JsonWriter w, string name, double ns, long packets)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("seconds", Math.Round(ns / 1e9, 6));
+        w.WriteNumber("ns_per_packet", packets > 0 ? Math.Round(ns / packets, 1) : 0);
+        w.WriteEndObject();
+    }
+}

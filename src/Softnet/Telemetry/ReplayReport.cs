@@ -8,20 +8,20 @@ public sealed class ProtocolCounts
 {
     public long Ethernet, Vlan, Arp, Ipv4, Ipv6, Tcp, Udp, Icmp, Vxlan, Fragment, Other;
 
-    /// <summary>Counts one decoded packet. "other" is a frame carrying none of IPv4/IPv6 TCP/UDP/ICMP.</summary>
-    public void Count(ProtocolFlags p)
+    /// <summary>Counts <paramref name="n"/> packets of one kind. "other" is a frame carrying none of IPv4/IPv6 TCP/UDP/ICMP.</summary>
+    public void Count(ProtocolFlags p, long n = 1)
     {
-        if ((p & ProtocolFlags.Ethernet) != 0) Ethernet++;
-        if ((p & ProtocolFlags.Vlan) != 0) Vlan++;
-        if ((p & ProtocolFlags.Arp) != 0) Arp++;
-        if ((p & ProtocolFlags.Ipv4) != 0) Ipv4++;
-        if ((p & ProtocolFlags.Ipv6) != 0) Ipv6++;
-        if ((p & ProtocolFlags.Tcp) != 0) Tcp++;
-        if ((p & ProtocolFlags.Udp) != 0) Udp++;
-        if ((p & (ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) != 0) Icmp++;
-        if ((p & ProtocolFlags.Vxlan) != 0) Vxlan++;
-        if ((p & ProtocolFlags.Fragment) != 0) Fragment++;
-        if ((p & (ProtocolFlags.Tcp | ProtocolFlags.Udp | ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) == 0) Other++;
+        if ((p & ProtocolFlags.Ethernet) != 0) Ethernet += n;
+        if ((p & ProtocolFlags.Vlan) != 0) Vlan += n;
+        if ((p & ProtocolFlags.Arp) != 0) Arp += n;
+        if ((p & ProtocolFlags.Ipv4) != 0) Ipv4 += n;
+        if ((p & ProtocolFlags.Ipv6) != 0) Ipv6 += n;
+        if ((p & ProtocolFlags.Tcp) != 0) Tcp += n;
+        if ((p & ProtocolFlags.Udp) != 0) Udp += n;
+        if ((p & (ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) != 0) Icmp += n;
+        if ((p & ProtocolFlags.Vxlan) != 0) Vxlan += n;
+        if ((p & ProtocolFlags.Fragment) != 0) Fragment += n;
+        if ((p & (ProtocolFlags.Tcp | ProtocolFlags.Udp | ProtocolFlags.Icmp | ProtocolFlags.Icmpv6)) == 0) Other += n;
     }
 
     public void AddFrom(ProtocolCounts o)

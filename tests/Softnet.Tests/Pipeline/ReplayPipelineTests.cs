@@ -37,7 +37,7 @@ public class ReplayPipelineTests
         var doc = JsonDocument.Parse(ms.ToArray());
         // Wall-clock fields differ run to run; everything else must not.
         var filtered = doc.RootElement.EnumerateObject()
-            .Where(p => p.Name is not ("elapsed_seconds" or "packets_per_second"))
+            .Where(p => p.Name is not ("elapsed_seconds" or "packets_per_second" or "cpu_time"))
             .Select(p => p.Name + "=" + p.Value.GetRawText());
         return string.Join("\n", filtered);
     }

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Softnet.Gro;
+using Softnet.Nic;
+using Softnet.Packets;
+
+namespace Softnet.Pipeline;
+
+/// <summary>
+/// napi_gro_receive between the driver and the stack: one <see cref="GroEngine"/> per RX queue (GRO state
+/// belongs to the NAPI instance), completed skbs passed on to <paramref name="next"/> in the order the kernel
+/// passes them up, and the end of each poll run through napi_complete_done's GRO flush.
+/// </summary>
+public sealed class GroStage : IRxHandler
+{
+    private readonly IRxHandler _next;
+    private readonly GroEngine[] _engines;
+    private readonly long[] _now;
+    private readonly RxChecksum _checksum;
+
+    public GroStage(int queues, GroOptions options, IRxHandler next)
+    {
+        _next = next;
+        _checksum = options.RxChecksum;
+        _engines = new GroEngine[queues];
+        _now = new long[queues];
+        GroTicks = new long[queues];
+        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, new Sink(this, i));
+        Options = options;
+    }
+
+    public GroOptions Options { get; }
+    public IReadOnlyList<GroEngine> Engines => _engines;
+
+    /// <summary>Stopwatch ticks spent in GRO itself per queue (the stack's time below it excluded).</summary>
+    public long[] GroTicks { get; }
+
+    /// <summary>RX queues of the NIC, set by the pipeline so the sink can name the queue to the stack.</summary>
+    internal IReadOnlyList<RxQueue>? Queues { get; set; }
+
+    public void Receive(Skb skb, RxQueue queue)
+    {
+        int q = queue.Id;
+        long t0 = Stopwatch.GetTimestamp();
+        // The descriptor's arrival time is GRO's clock: held skbs age in jiffies of it.
+        long now = Math.Max(_now[q], skb.TimestampNs);
+        _now[q] = now;
+        var engine = _engines[q];
+        if (engine.TimerDeadlineNs is long deadline && deadline <= now) engine.TimerFired(now);
+        skb.ResetMacHeader();
+        GroReplay.SetChecksumState(skb, _checksum);
+        _stackTicks = 0;
+        engine.Receive(skb, now);
+        GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+    }
+
+    public void PollEnd(RxQueue queue, int workDone, int budget)
+    {
+        int q = queue.Id;
+        long t0 = Stopwatch.GetTimestamp();
+        _stackTicks = 0;
+        _engines[q].PollComplete(workDone, budget, _now[q]);
+        GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+        _next.PollEnd(queue, workDone, budget);
+    }
+
+    /// <summary>End of the run: every held skb goes up (as at ifdown / a final flush).</summary>
+    public void FlushAll()
+    {
+        for (int q = 0; q < _engines.Length; q++)
+        {
+            _engines[q].Flush(false, _now[q]);
+            _engines[q].NormalList();
+        }
+    }
+
+    /// <summary>The counters of all engines summed, for the report's `gro` section.</summary>
+    public GroStats TotalStats()
+    {
+        var total = GroStats.Empty(Options);
+        foreach (var e in _engines) total.AddFrom(e.Stats);
+        return total;
+    }
+
+    // Time spent below GRO during the current call (a NAPI thread runs one queue at a time, but queues on
+    // different CPUs run concurrently: keep it per thread).
+    [ThreadStatic] private static long _stackTicks;
+
+    private sealed class Sink(GroStage stage, int queue) : IGroSink
+    {
+        public void Deliver(ReadOnlySpan<Skb> batch)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            var q = stage.Queues![queue];
+            foreach (var skb in batch) stage._next.Receive(skb, q);
+            _stackTicks += Stopwatch.GetTimestamp() - t0;
+        }
+    }
+}
