@@ -11,6 +11,7 @@ passed=0; failed=0; skipped=0
 while read -r f p s; do
   failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
 done < <(sed -nE 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\1 \2 \3/p' "$log")
+grep -E '^\s+Failed ' "$log" | sed 's/^ */failed: /' || true
 rm -f "$log"
 if [ "$passed" -eq 0 ] && [ "$rc" -eq 0 ]; then echo "no test ran"; rc=1; fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
