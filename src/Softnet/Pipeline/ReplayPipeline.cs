@@ -87,6 +87,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
         var nic = new VirtualNic(options.Nic, engine, top);
         if (gro is not null) gro.Queues = nic.Queues;
         var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
+        var snapScratch = new byte[65536 + 64];
         var portDrops = report.Drops;
         bool deterministic = options.Mode == ReplayMode.Deterministic;
         var rate = options.Rate;
@@ -128,6 +129,17 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     virtualNs += rate.Value.IsMax ? 0 : SpacingNs(rate.Value, frame.Length);
                 }
 
+                // A capture taken with a snap length holds only the head of long frames. The wire carried the
+                // whole frame, so the port restores its length with zeros: headers and byte counts stay true
+                // (checksums over the lost payload cannot).
+                if (meta.OriginalLength > frame.Length && frame.Length > 0)
+                {
+                    int full = Math.Min(meta.OriginalLength, snapScratch.Length);
+                    frame.CopyTo(snapScratch);
+                    snapScratch.AsSpan(frame.Length, full - frame.Length).Clear();
+                    frame = snapScratch.AsSpan(0, full);
+                    report.SnappedFrames++;
+                }
                 var reason = LinkAdapter.ToEthernet(meta.LinkType, frame, scratch, out int len, out bool adapted);
                 if (reason == DropReason.None)
                 {

@@ -67,6 +67,9 @@ public sealed class ReplayReport
     public long BytesIn { get; set; }
     public long Delivered { get; set; }
     public long XdpTx { get; set; }
+
+    /// <summary>Frames the capture had cut at its snap length; replayed zero-filled to their wire length.</summary>
+    public long SnappedFrames { get; set; }
     public long XdpRedirect { get; set; }
     public ProtocolCounts Protocols { get; } = new();
     public DropCounters Drops { get; } = new();
@@ -97,6 +100,7 @@ public sealed class ReplayReport
         foreach (var (reason, count) in Drops.NonZero()) w.WriteNumber(DropReasons.Name(reason), count);
         w.WriteEndObject();
         w.WriteNumber("drops_total", Drops.Total);
+        if (SnappedFrames != 0) w.WriteNumber("snapped_frames", SnappedFrames);
         if (XdpTx != 0 || XdpRedirect != 0)
         {
             w.WriteNumber("xdp_tx", XdpTx);

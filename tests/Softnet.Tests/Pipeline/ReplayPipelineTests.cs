@@ -204,4 +204,30 @@ public class ReplayPipelineTests
         Assert.True(d.Protocols.Has(ProtocolFlags.Udp));
         Assert.Equal(DropReason.UnsupportedLinkType, LinkAdapter.ToEthernet((LinkType)105, ip, scratch, out _, out _));
     }
+
+    [Fact]
+    public void Frames_cut_by_a_snap_length_are_replayed_at_their_wire_length()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            var g = new GeneratorOptions { Bytes = 50_000, Seed = 2 };
+            long frames = 0, bytes = 0;
+            using (var w = PcapWriter.Create(path, LinkType.Ethernet))
+            using (var r = new GeneratorCaptureReader(g))
+                while (r.TryRead(out var meta, out var f))
+                {
+                    w.Write(meta.TimestampNs, f[..Math.Min(f.Length, 96)], f.Length); // tcpdump -s 96
+                    frames++;
+                    bytes += f.Length;
+                }
+            using var reader = CaptureReader.Open(path);
+            var rep = new ReplayPipeline(new ReplayOptions()).Run(reader, path);
+            Assert.Equal(frames, rep.PacketsIn);
+            Assert.Equal(frames, rep.Delivered);
+            Assert.True(rep.SnappedFrames > 0);
+            Assert.Equal(frames, rep.Protocols.Tcp);
+        }
+        finally { File.Delete(path); }
+    }
 }
