@@ -98,11 +98,11 @@ public static class KernelScenario
     /// after a `netns` or `link-netns` option.</summary>
     public static string RewriteNetns(string batch, string prefix)
     {
-        var sb = new StringBuilder();
+        var lines = new List<string>();
         foreach (var raw in batch.Split('\n'))
         {
-            var tokens = raw.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-            if (tokens.Length == 0 || tokens[0].StartsWith('#')) { sb.Append(raw.TrimEnd('\r')).Append('\n'); continue; }
+            var tokens = raw.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
+            if (tokens.Length == 0 || tokens[0].StartsWith('#')) { lines.Add(raw.TrimEnd('\r')); continue; }
             int start = 0;
             if (tokens[0] == "netns" && tokens.Length > 2 && tokens[1] is "add" or "del" or "delete" or "exec" or "set" or "attach")
             {
@@ -112,9 +112,9 @@ public static class KernelScenario
             for (int i = start; i < tokens.Length - 1; i++)
                 if (tokens[i] is "netns" or "link-netns" && !int.TryParse(tokens[i + 1], out _))
                     tokens[i + 1] = KernelName(prefix, tokens[i + 1]);
-            sb.Append(string.Join(' ', tokens)).Append('\n');
+            lines.Add(string.Join(' ', tokens));
         }
-        return sb.ToString();
+        return string.Join('\n', lines);
     }
 
     private static void Build(ScenarioFolder s, string prefix, string work, List<string> created)
