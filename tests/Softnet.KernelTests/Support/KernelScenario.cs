@@ -28,6 +28,11 @@ namespace Softnet.KernelTests.Support;
 // * ICMP errors the kernel builds (REJECT icmp-*, icmp_send) carry an IP ID from ip_idents with a random key:
 //   ScenarioCompare ignores the outer IP ID and header checksum of ICMP errors. REJECT --reject-with tcp-reset
 //   builds its RST with DF set and ID 0 (nf_reject_iphdr_put): stable.
+// * Replies the kernel builds for REJECT leave through the OUTPUT path: filter OUTPUT's policy counter counts them.
+//   REJECT in FORWARD sees the packet after ip_forward decremented its TTL, so the ICMP error quotes TTL 63.
+//   A rejected or dropped packet's conntrack entry is never confirmed: no entry for it in `conntrack -L`.
+// * A RST answering a SYN (SYN_SENT) removes the unassured entry at once; a RST on an ASSURED connection leaves
+//   it in CLOSE (10 s). SYN then SYN-ACK with no final ACK stays SYN_RECV.
 // * nf_conntrack_tcp_loose=1 (the default): a mid-stream ACK with no connection is picked up as ESTABLISHED
 //   (ctstate NEW for the rules). SYN+FIN is INVALID (no conntrack, so no NAT either). A bad TCP checksum is
 //   INVALID too (nf_conntrack_checksum=1, frames from a veth are CHECKSUM_NONE).
