@@ -1,0 +1,45 @@
+#if SOFTNET_SCENARIO
+// Compiled once Softnet.Topology.ScenarioReplay exists (the `softnet replay --scenario` work): remove this guard then.
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Netfilter;
+
+/// <summary>
+/// Each scenario through the real kernel and through Softnet (`softnet replay CAPTURE --scenario DIR --inject NS
+/// --dump OUTDIR`, in process), then every namespace's iptables-save -c counters, conntrack table and per-device
+/// captures compared (<see cref="ScenarioCompare"/>). Results stay in bin/.../scenario-runs/&lt;name&gt;/{kernel,softnet}.
+/// </summary>
+[Trait("Category", "Kernel")]
+public sealed class ScenarioComparisonTests(KernelScenarioFixture fx) : IClassFixture<KernelScenarioFixture>
+{
+    /// <summary>The kernel injects each frame by transmitting it from DEV's veth peer, so the peer's tx capture holds
+    /// the injected frames themselves; Softnet's frames enter as received on DEV. Those captures are not compared
+    /// (the endpoint namespaces send nothing else: they drop everything in raw PREROUTING).</summary>
+    private static readonly Dictionary<string, string[]> InjectingPeers = new()
+    {
+        ["docker-host"] = ["outside/wire0.tx.pcap", "c1/eth0.tx.pcap"],
+        ["kube-node"] = ["outside/wire0.tx.pcap", "pod1/eth0.tx.pcap", "pod2/eth0.tx.pcap", "pod3/eth0.tx.pcap"],
+        ["router-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+    };
+
+    private void Compare(string name)
+    {
+        string kernel = fx.Kernel(name);
+        string softnet = Path.Combine(KernelScenarioFixture.OutRoot, name, "softnet");
+        if (Directory.Exists(softnet)) Directory.Delete(softnet, true);
+        ScenarioReplay.Run(KernelScenarioFixture.ScenarioDir(name), KernelScenarioFixture.Capture(name), ScenarioTraffic.InjectNamespace(name), softnet);
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = InjectingPeers[name].ToHashSet() });
+    }
+
+    [SkippableFact]
+    public void Docker_host_matches_the_kernel() => Compare("docker-host");
+
+    [SkippableFact]
+    public void Kube_node_matches_the_kernel() => Compare("kube-node");
+
+    [SkippableFact]
+    public void Router_fw_matches_the_kernel() => Compare("router-fw");
+}
+#endif

@@ -1,0 +1,350 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using Softnet.Capture;
+
+namespace Softnet.KernelTests.Support;
+
+// Kernel facts this harness relies on, checked on Linux 6.18 with iptables 1.8.9 (nf_tables), one veth pair per
+// link, frames injected with AF_PACKET on the peer of the arrival device:
+//
+// * IPv6 flaps captures: a namespace sends router solicitations, DAD and MLD reports as soon as a link comes up.
+//   Every scenario namespace sets net.ipv6.conf.{all,default}.disable_ipv6=1 in its sysctl.conf, and the harness
+//   applies sysctl.conf BEFORE ip.batch brings links up (links.batch only creates them, down). Writing `all`
+//   reaches devices that already exist; `default` covers the bridges ip.batch creates later.
+// * A bridge sends IGMP/MLD queries and reports unless created with `mcast_snooping 0`; with STP off (the
+//   default) its ports forward at once. A bridge takes the lowest port MAC unless given one: ip.batch sets every
+//   MAC (veth MACs are random otherwise).
+// * Any next hop without a permanent neighbour entry makes the kernel ARP (and the ARP timing flaps): ip.batch
+//   has `neigh add ... nud permanent` for every next hop, in both directions.
+// * A router sends an ICMP redirect when it routes a packet back out the interface it came in on (pod -> service
+//   -> pod on the same bridge). send_redirects is an OR of `all` and the device: sysctl.conf sets both `all` and
+//   `default` to 0 before the bridge exists.
+// * Locally delivered TCP/UDP gets a RST / ICMP port unreachable from the kernel; Softnet has no local stack yet.
+//   The endpoint namespaces (clients, containers, pods, the wire) therefore drop everything in raw PREROUTING:
+//   silent, and without conntrack (a namespace tracks connections only once a loaded rule needs conntrack: nat,
+//   -m conntrack/state; raw DROP does not, so `conntrack -L` there is empty). Scenarios send no traffic that
+//   is locally delivered to a router namespace unless a rule drops or REJECTs it first.
+// * ICMP errors the kernel builds (REJECT icmp-*, icmp_send) carry an IP ID from ip_idents with a random key:
+//   ScenarioCompare ignores the outer IP ID and header checksum of ICMP errors. REJECT --reject-with tcp-reset
+//   builds its RST with DF set and ID 0 (nf_reject_iphdr_put): stable.
+// * Replies the kernel builds for REJECT leave through the OUTPUT path: filter OUTPUT's policy counter counts them.
+//   REJECT in FORWARD sees the packet after ip_forward decremented its TTL, so the ICMP error quotes TTL 63.
+//   A rejected or dropped packet's conntrack entry is never confirmed: no entry for it in `conntrack -L`.
+// * A RST answering a SYN (SYN_SENT) removes the unassured entry at once; a RST on an ASSURED connection leaves
+//   it in CLOSE (10 s). SYN then SYN-ACK with no final ACK stays SYN_RECV.
+// * nf_conntrack_tcp_loose=1 (the default): a mid-stream ACK with no connection is picked up as ESTABLISHED
+//   (ctstate NEW for the rules). SYN+FIN is INVALID (no conntrack, so no NAT either). A bad TCP checksum is
+//   INVALID too (nf_conntrack_checksum=1, frames from a veth are CHECKSUM_NONE).
+// * net.netfilter.nf_conntrack_max cannot be written inside a namespace (EINVAL on 6.18, even below the init
+//   value): scenarios leave it out. Per-namespace conntrack timeouts and nf_conntrack_tcp_loose can be set.
+// * LOG in a non-init namespace logs nothing (net.netfilter.nf_log_all_netns=0) but its rule still counts.
+// * CONFIG_BRIDGE_NETFILTER=y here, and bridge-nf-call-iptables defaults to 1 in every namespace: frames bridged
+//   port to port traverse iptables. The scenarios send no port-to-port bridged traffic (hosts route between
+//   bridge and uplink; the host's own frames out a bridge are not re-hooked), so this does not show.
+// * `conntrack -L` prints entries on stdout and "conntrack v1.4.7 (conntrack-tools): N flow entries have been
+//   shown." on stderr; entries come in hash order (compared as a set), their third column is the remaining
+//   timeout in seconds (real time here: normalised when comparing).
+// * `iptables-save -c` prints tables in its own fixed order (raw, filter, nat, ... as the kernel lists them) with
+//   "# Generated/Completed" lines that carry the date.
+// * Captures: one ETH_P_ALL packet socket per namespace sees every device's frames, direction from the
+//   sockaddr_ll packet type (PACKET_OUTGOING = tx): what `tcpdump -p -Q in|out -i DEV` sees, without the
+//   promiscuous mode tcpdump would otherwise set (promiscuity changes what a bridge passes up). One process
+//   captures and injects, so no capture can start late. Loopback is not captured.
+// * The injected frames are transmitted by DEV's veth peer, so they also appear in the peer's tx capture.
+
+/// <summary>
+/// Loads a scenario folder into real network namespaces, injects a capture's frames and dumps the result in the
+/// layout `softnet replay --dump` writes: OUTDIR/&lt;ns&gt;/iptables-save.txt, conntrack.txt, &lt;dev&gt;.rx.pcap,
+/// &lt;dev&gt;.tx.pcap. Everything is torn down afterwards, also on failure.
+/// </summary>
+public static class KernelScenario
+{
+    private static int s_runs;
+
+    /// <summary>Milliseconds the injector waits for quiet after each frame.</summary>
+    public const int GapMs = 3;
+
+    /// <summary>Milliseconds of quiet after the last frame before the dump.</summary>
+    public const int SettleMs = 300;
+
+    /// <summary>Null when the kernel run can work here; otherwise the reason to skip.</summary>
+    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack");
+
+    /// <summary>
+    /// Builds <paramref name="scenarioDir"/> in namespaces named &lt;prefix&gt;-&lt;ns&gt;, injects every frame of
+    /// <paramref name="capturePath"/> as received on NS:DEV (<paramref name="inject"/> is "NS" or "NS:DEV"; without
+    /// DEV the frame's pcapng if_name names the device in NS), then writes the dump to <paramref name="outDir"/>.
+    /// </summary>
+    public static void Run(string scenarioDir, string capturePath, string inject, string outDir)
+    {
+        var scenario = ScenarioFolder.Load(scenarioDir);
+        string prefix = $"sn{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
+        string work = Directory.CreateTempSubdirectory("softnet-kscn-").FullName;
+        var created = new List<string>();
+        try
+        {
+            Build(scenario, prefix, work, created);
+            var (targets, framesFile) = PrepareFrames(scenario, prefix, capturePath, inject, work);
+            Inject(scenario, prefix, targets, framesFile, outDir, work);
+            Dump(scenario, prefix, outDir);
+        }
+        finally
+        {
+            foreach (var ns in created) Proc.Run("ip", "netns", "del", ns);
+            try { Directory.Delete(work, true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The kernel's name for scenario namespace <paramref name="ns"/> in run <paramref name="prefix"/>.</summary>
+    public static string KernelName(string prefix, string ns) => $"{prefix}-{ns}";
+
+    /// <summary>Rewrites the namespace names in an `ip -batch` text: `netns add|del|exec|set NAME`, and NAME
+    /// after a `netns` or `link-netns` option.</summary>
+    public static string RewriteNetns(string batch, string prefix)
+    {
+        var lines = new List<string>();
+        foreach (var raw in batch.Split('\n'))
+        {
+            var tokens = raw.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
+            if (tokens.Length == 0 || tokens[0].StartsWith('#')) { lines.Add(raw.TrimEnd('\r')); continue; }
+            int start = 0;
+            if (tokens[0] == "netns" && tokens.Length > 2 && tokens[1] is "add" or "del" or "delete" or "exec" or "set" or "attach")
+            {
+                tokens[2] = KernelName(prefix, tokens[2]);
+                start = 3;
+            }
+            for (int i = start; i < tokens.Length - 1; i++)
+                if (tokens[i] is "netns" or "link-netns" && !int.TryParse(tokens[i + 1], out _))
+                    tokens[i + 1] = KernelName(prefix, tokens[i + 1]);
+            lines.Add(string.Join(' ', tokens));
+        }
+        return string.Join('\n', lines);
+    }
+
+    private static void Build(ScenarioFolder s, string prefix, string work, List<string> created)
+    {
+        string links = Path.Combine(work, "links.batch");
+        File.WriteAllText(links, RewriteNetns(s.LinksBatch, prefix));
+        // Record the names first: a batch that fails half way has still created some of them.
+        foreach (var ns in s.Namespaces) created.Add(KernelName(prefix, ns));
+        var (exit, _, err) = Proc.Run("ip", "-batch", links);
+        if (exit != 0) throw new InvalidOperationException($"ip -batch links.batch failed: {err.Trim()}");
+        foreach (var ns in s.Namespaces)
+        {
+            string kn = KernelName(prefix, ns);
+            string dir = Path.Combine(s.Root, "ns", ns);
+            // sysctl first: IPv6 off and redirects off before ip.batch brings links up and creates bridges.
+            string sysctl = Path.Combine(dir, "sysctl.conf");
+            if (File.Exists(sysctl))
+                foreach (var (key, value) in ScenarioFolder.ParseSysctl(File.ReadAllText(sysctl)))
+                {
+                    var r = Proc.Run("ip", "netns", "exec", kn, "sysctl", "-q", "-w", $"{key}={value}");
+                    if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/sysctl.conf: {key} = {value}: {r.Stderr.Trim()}");
+                }
+            string ipBatch = Path.Combine(dir, "ip.batch");
+            if (File.Exists(ipBatch))
+            {
+                string rewritten = Path.Combine(work, $"{ns}.ip.batch");
+                File.WriteAllText(rewritten, RewriteNetns(File.ReadAllText(ipBatch), prefix));
+                var r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
+                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
+            }
+            string save = Path.Combine(dir, "iptables.save");
+            if (File.Exists(save))
+            {
+                var r = Proc.Run("ip", "netns", "exec", kn, "iptables-restore", save);
+                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/iptables.save: {r.Stderr.Trim()}");
+            }
+        }
+    }
+
+    /// <summary>The veth peer of NS:DEV, found from the kernel (link_index in the namespace link_netnsid names).</summary>
+    private static (string Ns, string Dev) Peer(ScenarioFolder s, string prefix, string ns, string dev)
+    {
+        string kn = KernelName(prefix, ns);
+        using var link = JsonDocument.Parse(Proc.Check("ip", "-n", kn, "-j", "link", "show", "dev", dev));
+        var l = link.RootElement[0];
+        if (!l.TryGetProperty("link_index", out var peerIndex) || !l.TryGetProperty("link_netnsid", out var nsid))
+            throw new InvalidOperationException($"{ns}:{dev} is not a veth with its peer in another namespace: frames are injected from the peer");
+        using var ids = JsonDocument.Parse(Proc.Check("ip", "-n", kn, "-j", "netns", "list-id"));
+        string? peerNs = ids.RootElement.EnumerateArray()
+            .Where(e => e.GetProperty("nsid").GetInt32() == nsid.GetInt32() && e.TryGetProperty("name", out _))
+            .Select(e => e.GetProperty("name").GetString()).FirstOrDefault();
+        string? scenarioNs = s.Namespaces.FirstOrDefault(n => KernelName(prefix, n) == peerNs)
+            ?? throw new InvalidOperationException($"the peer of {ns}:{dev} is in namespace '{peerNs}', not one of the scenario's");
+        using var peerLinks = JsonDocument.Parse(Proc.Check("ip", "-n", peerNs!, "-j", "link", "show"));
+        var peer = peerLinks.RootElement.EnumerateArray().First(e => e.GetProperty("ifindex").GetInt32() == peerIndex.GetInt32());
+        return (scenarioNs, peer.GetProperty("ifname").GetString()!);
+    }
+
+    private static (List<(string Ns, string Dev)> Targets, string File) PrepareFrames(ScenarioFolder s, string prefix, string capturePath,
+        string inject, string work)
+    {
+        int colon = inject.IndexOf(':');
+        string ns = colon < 0 ? inject : inject[..colon];
+        string? fixedDev = colon < 0 ? null : inject[(colon + 1)..];
+        if (!s.Namespaces.Contains(ns)) throw new ArgumentException($"--inject {inject}: no namespace '{ns}' in the scenario");
+        var targets = new List<(string, string)>();
+        var byDev = new Dictionary<string, int>();
+        string file = Path.Combine(work, "frames.bin");
+        using var w = new BinaryWriter(File.Create(file));
+        using var reader = CaptureReader.Open(capturePath);
+        int n = 0;
+        while (reader.TryRead(out var meta, out var data))
+        {
+            string dev = fixedDev ?? reader.Interfaces[meta.InterfaceId].Name
+                ?? throw new ArgumentException($"frame {n}: its interface has no if_name; use --inject {ns}:DEV");
+            if (!byDev.TryGetValue(dev, out int t))
+            {
+                t = targets.Count;
+                targets.Add(Peer(s, prefix, ns, dev));
+                byDev[dev] = t;
+            }
+            w.Write(t);
+            w.Write(data.Length);
+            w.Write(data);
+            n++;
+        }
+        return (targets, file);
+    }
+
+    private static void Inject(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir, string work)
+    {
+        string script = Path.Combine(work, "inject.py");
+        File.WriteAllText(script, InjectorScript);
+        var config = new Dictionary<string, object>
+        {
+            ["namespaces"] = s.Namespaces.ToDictionary(n => n, n => $"/run/netns/{KernelName(prefix, n)}"),
+            ["targets"] = targets.Select(t => new[] { t.Ns, t.Dev }).ToArray(),
+            ["frames"] = framesFile,
+            ["out"] = Path.GetFullPath(outDir),
+            ["gapMs"] = GapMs,
+            ["settleMs"] = SettleMs,
+        };
+        string cfg = Path.Combine(work, "inject.json");
+        File.WriteAllText(cfg, JsonSerializer.Serialize(config));
+        Directory.CreateDirectory(outDir);
+        long frames = new FileInfo(framesFile).Length / 60 + 1;
+        var (exit, _, err) = Proc.Run("python3", [script, cfg], (int)Math.Min(600_000, 30_000 + frames * (GapMs + 20)));
+        if (exit != 0) throw new InvalidOperationException($"injector failed ({exit}): {err.Trim()}");
+    }
+
+    private static void Dump(ScenarioFolder s, string prefix, string outDir)
+    {
+        foreach (var ns in s.Namespaces)
+        {
+            string kn = KernelName(prefix, ns);
+            string dir = Path.Combine(outDir, ns);
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, "iptables-save.txt"), Proc.Check("ip", "netns", "exec", kn, "iptables-save", "-c"));
+            var ct = Proc.Run("ip", "netns", "exec", kn, "conntrack", "-L");
+            if (ct.Exit != 0) throw new InvalidOperationException($"[{ns}] conntrack -L exited {ct.Exit}: {ct.Stderr.Trim()}");
+            File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ct.Stdout);
+        }
+    }
+
+    /// <summary>
+    /// Captures and injects in one process: opens an ETH_P_ALL socket in every namespace (setns, socket, the
+    /// socket stays there), a send socket on every target device, sends each frame and reads until quiet for
+    /// gapMs, then writes one pcap per namespace, device and direction.
+    /// </summary>
+    internal const string InjectorScript = """
+import ctypes, json, os, select, socket, struct, sys, time
+cfg = json.load(open(sys.argv[1]))
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+def enter(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), 'setns ' + path)
+    finally:
+        os.close(fd)
+home = os.open('/proc/self/ns/net', os.O_RDONLY)
+caps = []
+for ns, path in cfg['namespaces'].items():
+    enter(path)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+    devs = [n for _, n in socket.if_nameindex() if n != 'lo']
+    caps.append((ns, s, devs))
+tx = []
+for ns, dev in cfg['targets']:
+    enter(cfg['namespaces'][ns])
+    t = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    t.bind((dev, 0))
+    tx.append(t)
+if libc.setns(home, CLONE_NEWNET) != 0:
+    raise OSError(ctypes.get_errno(), 'setns back')
+frames = {}
+def take(ns, s):
+    while True:
+        try:
+            f, addr = s.recvfrom(1 << 18, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        if addr[0] == 'lo':
+            continue
+        d = 'tx' if addr[2] == 4 else 'rx'  # PACKET_OUTGOING
+        frames.setdefault((ns, addr[0], d), []).append((time.time(), f))
+def drain(wait):
+    socks = [c[1] for c in caps]
+    while True:
+        r, _, _ = select.select(socks, [], [], wait)
+        if not r:
+            return
+        for ns, s, _ in caps:
+            if s in r:
+                take(ns, s)
+drain(0.05)
+data = open(cfg['frames'], 'rb').read()
+off = 0
+while off < len(data):
+    target, n = struct.unpack_from('<II', data, off); off += 8
+    tx[target].send(data[off:off + n]); off += n
+    drain(cfg['gapMs'] / 1000.0)
+drain(cfg['settleMs'] / 1000.0)
+for ns, s, devs in caps:
+    os.makedirs(os.path.join(cfg['out'], ns), exist_ok=True)
+    for dev in set(devs) | {k[1] for k in frames if k[0] == ns}:
+        for d in ('rx', 'tx'):
+            with open(os.path.join(cfg['out'], ns, dev + '.' + d + '.pcap'), 'wb') as w:
+                w.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+                for ts, f in frames.get((ns, dev, d), []):
+                    w.write(struct.pack('<IIII', int(ts), int((ts % 1) * 1e6), len(f), len(f)) + f)
+""";
+}
+
+/// <summary>A scenario folder: links.batch, then ns/&lt;name&gt;/ip.batch, iptables.save, sysctl.conf.</summary>
+public sealed record ScenarioFolder(string Root, string LinksBatch, IReadOnlyList<string> Namespaces)
+{
+    /// <summary>Reads links.batch; the namespaces are those it adds (`netns add NAME`), in order.</summary>
+    public static ScenarioFolder Load(string root)
+    {
+        string links = Path.Combine(root, "links.batch");
+        if (!File.Exists(links)) throw new FileNotFoundException($"scenario {root}: no links.batch", links);
+        string text = File.ReadAllText(links);
+        var names = new List<string>();
+        foreach (var line in text.Split('\n'))
+        {
+            var t = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (t.Length >= 3 && t[0] == "netns" && t[1] == "add") names.Add(t[2]);
+        }
+        if (names.Count == 0) throw new InvalidDataException($"scenario {root}: links.batch adds no namespace");
+        return new ScenarioFolder(Path.GetFullPath(root), text, names);
+    }
+
+    /// <summary>`key = value` lines; '#' and ';' start comments; keys may use '/' for '.'.</summary>
+    public static IEnumerable<(string Key, string Value)> ParseSysctl(string text)
+    {
+        foreach (var raw in text.Split('\n'))
+        {
+            string line = raw.Trim();
+            if (line.Length == 0 || line[0] is '#' or ';') continue;
+            int eq = line.IndexOf('=');
+            if (eq <= 0) throw new InvalidDataException($"sysctl.conf: not key = value: '{line}'");
+            yield return (line[..eq].Trim().TrimStart('-').Replace('/', '.'), line[(eq + 1)..].Trim());
+        }
+    }
+}

@@ -1,0 +1,247 @@
+using System.Buffers.Binary;
+using System.Text;
+using Softnet.Capture;
+using Xunit;
+
+namespace Softnet.KernelTests.Support;
+
+/// <summary>What <see cref="ScenarioCompare"/> leaves out.</summary>
+public sealed record ScenarioCompareOptions
+{
+    /// <summary>Files to skip, as "ns/file" (e.g. "outside/wire0.tx.pcap": the injecting peer's own frames).</summary>
+    public IReadOnlySet<string> IgnoreFiles { get; init; } = new HashSet<string>();
+
+    /// <summary>Only these namespaces (null: every namespace found in either folder).</summary>
+    public IReadOnlySet<string>? Namespaces { get; init; }
+}
+
+/// <summary>
+/// Compares two dump folders in the `softnet replay --dump` layout: per namespace iptables-save.txt (tables,
+/// chains, policies and rules with their counters; comment lines ignored), conntrack.txt (a set of entries with
+/// the timeout column normalised and use=/id= dropped) and every &lt;dev&gt;.rx.pcap / &lt;dev&gt;.tx.pcap frame by
+/// frame (timestamps ignored; the outer IP ID and header checksum of ICMP errors ignored, as the kernel keys
+/// that ID randomly). A missing pcap reads as an empty one.
+/// </summary>
+public static class ScenarioCompare
+{
+    /// <summary>Every difference, one line each, naming ns/file and the line or frame.</summary>
+    public static List<string> Differences(string expectedDir, string actualDir, ScenarioCompareOptions? options = null)
+    {
+        options ??= new ScenarioCompareOptions();
+        var diffs = new List<string>();
+        var namespaces = SubDirs(expectedDir).Union(SubDirs(actualDir)).Where(n => options.Namespaces?.Contains(n) ?? true).Order().ToList();
+        foreach (var ns in namespaces)
+        {
+            string e = Path.Combine(expectedDir, ns), a = Path.Combine(actualDir, ns);
+            if (!options.IgnoreFiles.Contains($"{ns}/iptables-save.txt"))
+                diffs.AddRange(CompareIptables(ns, Read(e, "iptables-save.txt"), Read(a, "iptables-save.txt")));
+            if (!options.IgnoreFiles.Contains($"{ns}/conntrack.txt"))
+                diffs.AddRange(CompareConntrack(ns, Read(e, "conntrack.txt"), Read(a, "conntrack.txt")));
+            var pcaps = Pcaps(e).Union(Pcaps(a)).Order();
+            foreach (var p in pcaps)
+                if (!options.IgnoreFiles.Contains($"{ns}/{p}"))
+                    diffs.AddRange(ComparePcap($"{ns}/{p}", ReadFrames(Path.Combine(e, p)), ReadFrames(Path.Combine(a, p))));
+        }
+        return diffs;
+    }
+
+    /// <summary>Fails with every difference listed (expected = first folder).</summary>
+    public static void AssertSame(string expectedDir, string actualDir, ScenarioCompareOptions? options = null)
+    {
+        var d = Differences(expectedDir, actualDir, options);
+        if (d.Count > 0)
+            Assert.Fail($"{d.Count} difference(s) between {expectedDir} (expected) and {actualDir} (actual):\n" + string.Join('\n', d.Take(60)));
+    }
+
+    private static IEnumerable<string> SubDirs(string dir)
+        => Directory.Exists(dir) ? Directory.GetDirectories(dir).Select(Path.GetFileName).OfType<string>() : [];
+
+    private static IEnumerable<string> Pcaps(string dir)
+        => Directory.Exists(dir) ? Directory.GetFiles(dir, "*.pcap").Select(Path.GetFileName).OfType<string>() : [];
+
+    private static string? Read(string dir, string file)
+    {
+        string p = Path.Combine(dir, file);
+        return File.Exists(p) ? File.ReadAllText(p) : null;
+    }
+
+    // ---- iptables-save -c
+
+    /// <summary>One table of an iptables-save text: chain headers and rules by chain, each with its file line.</summary>
+    public sealed class SavedTable
+    {
+        public Dictionary<string, (string Header, int Line)> Chains { get; } = [];
+        public Dictionary<string, List<(string Rule, int Line)>> Rules { get; } = [];
+    }
+
+    /// <summary>Parses iptables-save output into tables (comments and blank lines skipped).</summary>
+    public static Dictionary<string, SavedTable> ParseSave(string text)
+    {
+        var tables = new Dictionary<string, SavedTable>();
+        SavedTable? cur = null;
+        int n = 0;
+        foreach (var raw in text.Split('\n'))
+        {
+            n++;
+            string line = raw.TrimEnd('\r').Trim();
+            if (line.Length == 0 || line[0] == '#') continue;
+            if (line[0] == '*') { cur = new SavedTable(); tables[line[1..]] = cur; continue; }
+            if (cur is null || line == "COMMIT") continue;
+            if (line[0] == ':')
+            {
+                string name = line[1..].Split(' ')[0];
+                cur.Chains[name] = (line, n);
+                continue;
+            }
+            // "[p:b] -A CHAIN ..." or "-A CHAIN ..."
+            var tokens = line.Split(' ');
+            int ai = Array.IndexOf(tokens, "-A");
+            string chain = ai >= 0 && ai + 1 < tokens.Length ? tokens[ai + 1] : "?";
+            if (!cur.Rules.TryGetValue(chain, out var list)) cur.Rules[chain] = list = [];
+            list.Add((line, n));
+        }
+        return tables;
+    }
+
+    private static IEnumerable<string> CompareIptables(string ns, string? expected, string? actual)
+    {
+        string f = $"{ns}/iptables-save.txt";
+        if (expected is null || actual is null)
+        {
+            if ((expected ?? "").Trim().Length > 0 || (actual ?? "").Trim().Length > 0 || (expected is null) != (actual is null))
+                yield return $"{f}: {(expected is null ? "missing in expected" : "missing in actual")}";
+            yield break;
+        }
+        var e = ParseSave(expected);
+        var a = ParseSave(actual);
+        foreach (var t in e.Keys.Union(a.Keys).Order())
+        {
+            if (!e.TryGetValue(t, out var et)) { yield return $"{f}: table *{t} only in actual"; continue; }
+            if (!a.TryGetValue(t, out var at)) { yield return $"{f}: table *{t} only in expected"; continue; }
+            foreach (var c in et.Chains.Keys.Union(at.Chains.Keys).Order())
+            {
+                bool inE = et.Chains.TryGetValue(c, out var eh), inA = at.Chains.TryGetValue(c, out var ah);
+                if (!inE) yield return $"{f} *{t}: chain {c} only in actual (line {ah.Line}: {ah.Header})";
+                else if (!inA) yield return $"{f} *{t}: chain {c} only in expected (line {eh.Line}: {eh.Header})";
+                else if (eh.Header != ah.Header) yield return $"{f} *{t}: chain {c}: expected `{eh.Header}` (line {eh.Line}), actual `{ah.Header}` (line {ah.Line})";
+                var er = et.Rules.GetValueOrDefault(c) ?? [];
+                var ar = at.Rules.GetValueOrDefault(c) ?? [];
+                for (int i = 0; i < Math.Max(er.Count, ar.Count); i++)
+                {
+                    if (i >= er.Count) yield return $"{f} *{t}: chain {c} rule {i + 1} only in actual (line {ar[i].Line}): {ar[i].Rule}";
+                    else if (i >= ar.Count) yield return $"{f} *{t}: chain {c} rule {i + 1} only in expected (line {er[i].Line}): {er[i].Rule}";
+                    else if (er[i].Rule != ar[i].Rule)
+                        yield return $"{f} *{t}: chain {c} rule {i + 1}: expected `{er[i].Rule}` (line {er[i].Line}), actual `{ar[i].Rule}` (line {ar[i].Line})";
+                }
+            }
+        }
+    }
+
+    // ---- conntrack -L
+
+    /// <summary>A conntrack -L line with the timeout (third column) replaced by "T", use= and the entry id= dropped.</summary>
+    public static string NormaliseConntrack(string line)
+    {
+        var t = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).ToList();
+        if (t.Count > 2 && t[2].All(char.IsAsciiDigit)) t[2] = "T";
+        // `id=` before mark=/use= is an ICMP id (part of the tuple); after them it is the entry id of `-o id`.
+        int tail = t.FindIndex(x => x.StartsWith("mark=", StringComparison.Ordinal) || x.StartsWith("use=", StringComparison.Ordinal));
+        var kept = t.Where((x, i) => !x.StartsWith("use=", StringComparison.Ordinal) && !(tail >= 0 && i > tail && x.StartsWith("id=", StringComparison.Ordinal)));
+        return string.Join(' ', kept);
+    }
+
+    /// <summary>The normalised entries of a conntrack -L text, sorted.</summary>
+    public static List<string> ConntrackEntries(string? text)
+        => (text ?? "").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("conntrack v", StringComparison.Ordinal))
+            .Select(NormaliseConntrack).Order(StringComparer.Ordinal).ToList();
+
+    private static IEnumerable<string> CompareConntrack(string ns, string? expected, string? actual)
+    {
+        var e = ConntrackEntries(expected);
+        var a = ConntrackEntries(actual);
+        var left = new List<string>(a);
+        foreach (var x in e)
+            if (!left.Remove(x)) yield return $"{ns}/conntrack.txt: entry only in expected: {x}";
+        foreach (var x in left)
+            yield return $"{ns}/conntrack.txt: entry only in actual: {x}";
+    }
+
+    // ---- pcaps
+
+    /// <summary>The frames of a pcap/pcapng file (empty when it does not exist).</summary>
+    public static List<byte[]> ReadFrames(string path)
+    {
+        var frames = new List<byte[]>();
+        if (!File.Exists(path) || new FileInfo(path).Length == 0) return frames;
+        using var r = CaptureReader.Open(path);
+        while (r.TryRead(out _, out var data)) frames.Add(data.ToArray());
+        return frames;
+    }
+
+    /// <summary>A copy of an Ethernet frame with the parts the kernel varies blanked: for an IPv4 ICMP error
+    /// (types 3, 4, 5, 11, 12) the IP ID and header checksum.</summary>
+    public static byte[] Mask(byte[] frame)
+    {
+        var f = (byte[])frame.Clone();
+        if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
+        {
+            int ihl = (f[14] & 0x0f) * 4;
+            if (f.Length > 14 + ihl && f[14 + ihl] is 3 or 4 or 5 or 11 or 12)
+            {
+                f[14 + 4] = f[14 + 5] = 0;
+                f[14 + 10] = f[14 + 11] = 0;
+            }
+        }
+        return f;
+    }
+
+    private static IEnumerable<string> ComparePcap(string name, List<byte[]> e, List<byte[]> a)
+    {
+        if (e.Count != a.Count)
+            yield return $"{name}: expected {e.Count} frame(s), actual {a.Count}";
+        for (int i = 0; i < Math.Min(e.Count, a.Count); i++)
+        {
+            var me = Mask(e[i]);
+            var ma = Mask(a[i]);
+            if (me.AsSpan().SequenceEqual(ma)) continue;
+            int at = 0;
+            while (at < Math.Min(me.Length, ma.Length) && me[at] == ma[at]) at++;
+            yield return $"{name}: frame {i + 1} differs at byte {at} (lengths {e[i].Length}/{a[i].Length}): expected {Describe(e[i])}, actual {Describe(a[i])}";
+        }
+        for (int i = a.Count; i < e.Count; i++) yield return $"{name}: frame {i + 1} missing in actual: {Describe(e[i])}";
+        for (int i = e.Count; i < a.Count; i++) yield return $"{name}: frame {i + 1} only in actual: {Describe(a[i])}";
+    }
+
+    /// <summary>A one-line summary of an Ethernet/IPv4 frame for messages.</summary>
+    public static string Describe(byte[] f)
+    {
+        if (f.Length < 14) return $"runt ({f.Length} bytes)";
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12));
+        if (type != 0x0800 || f.Length < 34) return $"ethertype 0x{type:x4}, {f.Length} bytes";
+        var ip = f.AsSpan(14);
+        int ihl = (ip[0] & 0x0f) * 4;
+        string src = $"{ip[12]}.{ip[13]}.{ip[14]}.{ip[15]}", dst = $"{ip[16]}.{ip[17]}.{ip[18]}.{ip[19]}";
+        var l4 = ip.Length > ihl ? ip[ihl..] : [];
+        var sb = new StringBuilder();
+        switch (ip[9])
+        {
+            case 6 when l4.Length >= 20:
+                sb.Append($"TCP {src}:{BinaryPrimitives.ReadUInt16BigEndian(l4)} > {dst}:{BinaryPrimitives.ReadUInt16BigEndian(l4[2..])} [");
+                string flags = "FSRPAUEC";
+                for (int b = 0; b < 8; b++) if ((l4[13] & (1 << b)) != 0) sb.Append(flags[b]);
+                sb.Append($"] seq {BinaryPrimitives.ReadUInt32BigEndian(l4[4..])} ack {BinaryPrimitives.ReadUInt32BigEndian(l4[8..])}");
+                break;
+            case 17 when l4.Length >= 8:
+                sb.Append($"UDP {src}:{BinaryPrimitives.ReadUInt16BigEndian(l4)} > {dst}:{BinaryPrimitives.ReadUInt16BigEndian(l4[2..])}");
+                break;
+            case 1 when l4.Length >= 2:
+                sb.Append($"ICMP {src} > {dst} type {l4[0]} code {l4[1]}");
+                break;
+            default:
+                sb.Append($"IP proto {ip[9]} {src} > {dst}");
+                break;
+        }
+        sb.Append($" ttl {ip[8]} id 0x{BinaryPrimitives.ReadUInt16BigEndian(ip[4..]):x4}, {f.Length} bytes");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,266 @@
+using System.Buffers.Binary;
+using Softnet.Capture;
+using Softnet.Packets;
+
+namespace Softnet.KernelTests.Support;
+
+/// <summary>Ethernet + IPv4 frames with valid checksums (unless asked otherwise) for scenario captures.</summary>
+public static class Frames
+{
+    public static byte[] Mac(string s) => s.Split(':').Select(h => Convert.ToByte(h, 16)).ToArray();
+
+    public static byte[] Ip4(string s) => s.Split('.').Select(byte.Parse).ToArray();
+
+    /// <summary>An IPv4 datagram: DF set, the given TTL and ID, protocol payload <paramref name="l4"/> as is.</summary>
+    public static byte[] Ipv4(string src, string dst, byte proto, ReadOnlySpan<byte> l4, byte ttl = 64, ushort id = 0x1234)
+    {
+        var b = new byte[20 + l4.Length];
+        b[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(2), (ushort)b.Length);
+        BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(4), id);
+        b[6] = 0x40; // DF
+        b[8] = ttl;
+        b[9] = proto;
+        Ip4(src).CopyTo(b, 12);
+        Ip4(dst).CopyTo(b, 16);
+        l4.CopyTo(b.AsSpan(20));
+        BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(10), Checksum.Compute(b.AsSpan(0, 20)));
+        return b;
+    }
+
+    public static byte[] Tcp(string src, ushort sport, string dst, ushort dport, byte flags, uint seq, uint ack = 0, int payload = 0,
+        ushort window = 64240, bool badChecksum = false, byte ttl = 64)
+    {
+        var t = new byte[20 + payload];
+        BinaryPrimitives.WriteUInt16BigEndian(t, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(2), dport);
+        BinaryPrimitives.WriteUInt32BigEndian(t.AsSpan(4), seq);
+        BinaryPrimitives.WriteUInt32BigEndian(t.AsSpan(8), ack);
+        t[12] = 5 << 4;
+        t[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(14), window);
+        for (int i = 0; i < payload; i++) t[20 + i] = (byte)('0' + i % 10);
+        ushort c = Checksum.Compute(t, Checksum.PseudoHeaderV4(Ip4(src), Ip4(dst), 6, t.Length));
+        BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(16), badChecksum ? (ushort)(c ^ 0x5a5a) : c);
+        return Ipv4(src, dst, 6, t, ttl);
+    }
+
+    public static byte[] Udp(string src, ushort sport, string dst, ushort dport, int payload = 32, byte ttl = 64)
+    {
+        var u = new byte[8 + payload];
+        BinaryPrimitives.WriteUInt16BigEndian(u, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(2), dport);
+        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(4), (ushort)u.Length);
+        for (int i = 0; i < payload; i++) u[8 + i] = (byte)('a' + i % 26);
+        ushort c = Checksum.Compute(u, Checksum.PseudoHeaderV4(Ip4(src), Ip4(dst), 17, u.Length));
+        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(6), c == 0 ? (ushort)0xFFFF : c);
+        return Ipv4(src, dst, 17, u, ttl);
+    }
+
+    /// <summary>ICMP echo request (type 8) or reply (type 0).</summary>
+    public static byte[] Echo(string src, string dst, byte type, ushort id, ushort seq, int payload = 32)
+    {
+        var h = new byte[8 + payload];
+        h[0] = type;
+        BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(4), id);
+        BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(6), seq);
+        for (int i = 0; i < payload; i++) h[8 + i] = (byte)i;
+        BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(2), Checksum.Compute(h));
+        return Ipv4(src, dst, 1, h);
+    }
+
+    /// <summary>An ICMP error (e.g. 3/3 port unreachable) quoting the IP header and 8 bytes of <paramref name="offending"/>.</summary>
+    public static byte[] IcmpError(string src, string dst, byte type, byte code, byte[] offending)
+    {
+        int quote = Math.Min(offending.Length, 28);
+        var h = new byte[8 + quote];
+        h[0] = type;
+        h[1] = code;
+        offending.AsSpan(0, quote).CopyTo(h.AsSpan(8));
+        BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(2), Checksum.Compute(h));
+        return Ipv4(src, dst, 1, h, id: 0x4321);
+    }
+
+    /// <summary>Puts an Ethernet header (EtherType IPv4) in front of <paramref name="ip"/>.</summary>
+    public static byte[] Eth(string dstMac, string srcMac, byte[] ip)
+    {
+        var f = new byte[14 + ip.Length];
+        Mac(dstMac).CopyTo(f, 0);
+        Mac(srcMac).CopyTo(f, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
+        ip.CopyTo(f, 14);
+        return f;
+    }
+}
+
+/// <summary>Collects frames per arrival device and writes them as pcapng, one interface (if_name) per device.</summary>
+public sealed class ScenarioCapture
+{
+    private readonly List<string> _devices = [];
+    private readonly List<(int If, byte[] Frame, string Note)> _frames = [];
+
+    public IReadOnlyList<(int If, byte[] Frame, string Note)> FrameList => _frames;
+
+    public IReadOnlyList<string> Devices => _devices;
+
+    /// <summary>Adds a frame that arrives on <paramref name="dev"/>; the note says what it is, for test messages.</summary>
+    public ScenarioCapture Add(string dev, byte[] frame, string note = "")
+    {
+        int i = _devices.IndexOf(dev);
+        if (i < 0) { i = _devices.Count; _devices.Add(dev); }
+        _frames.Add((i, frame, note));
+        return this;
+    }
+
+    /// <summary>Writes the frames 1 ms apart (timestamps do not matter to the kernel run).</summary>
+    public void Write(string path)
+    {
+        using var w = PcapngWriter.Create(path, _devices.Select(d => new CaptureInterface(LinkType.Ethernet, 262144, d, 1_000_000_000)).ToList());
+        long t = 1_700_000_000_000_000_000;
+        foreach (var (iface, frame, _) in _frames)
+        {
+            w.Write(t, frame, interfaceId: iface);
+            t += 1_000_000;
+        }
+    }
+}
+
+/// <summary>
+/// The generated traffic of each scenario in tests/Softnet.KernelTests/Scenarios: both directions of every
+/// connection (the far end's replies are injected where its frames would arrive), so conntrack reaches
+/// ESTABLISHED, TIME_WAIT and CLOSE; plus UDP, ICMP echo, an ICMP error, RST, and invalid packets.
+/// Inject with `--inject NS` (the namespace in <see cref="InjectNamespace"/>): each frame's if_name is its device.
+/// </summary>
+public static class ScenarioTraffic
+{
+    public static string InjectNamespace(string scenario) => scenario switch
+    {
+        "docker-host" => "host",
+        "kube-node" => "node",
+        "router-fw" => "fw",
+        _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
+    };
+
+    public static ScenarioCapture For(string scenario) => scenario switch
+    {
+        "docker-host" => DockerHost(),
+        "kube-node" => KubeNode(),
+        "router-fw" => RouterFw(),
+        _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
+    };
+
+    private const byte Fin = TcpFlags.Fin, Syn = TcpFlags.Syn, Rst = TcpFlags.Rst, Psh = TcpFlags.Psh, Ack = TcpFlags.Ack;
+
+    /// <summary>docker-host: client 192.0.2.100 on the wire (eth0), container c1 172.17.0.2 behind docker0 (vethc1).</summary>
+    public static ScenarioCapture DockerHost()
+    {
+        const string wire = "02:00:c0:00:02:64", eth0 = "02:00:c0:00:02:0a", docker0 = "02:42:ac:11:00:01", c1Mac = "02:42:ac:11:00:02";
+        const string client = "192.0.2.100", host = "192.0.2.10", c1 = "172.17.0.2";
+        var c = new ScenarioCapture();
+        void In(byte[] ip, string note) => c.Add("eth0", Frames.Eth(eth0, wire, ip), note);
+        void FromC1(byte[] ip, string note) => c.Add("vethc1", Frames.Eth(docker0, c1Mac, ip), note);
+
+        // Published port 8080 -> c1:80: handshake, data both ways, FIN both ways, last ACK (TIME_WAIT).
+        In(Frames.Tcp(client, 40000, host, 8080, Syn, 1000), "SYN to the published port (DNAT to 172.17.0.2:80)");
+        FromC1(Frames.Tcp(c1, 80, client, 40000, Syn | Ack, 5000, 1001), "SYN-ACK from c1 (un-DNAT)");
+        In(Frames.Tcp(client, 40000, host, 8080, Ack, 1001, 5001), "ACK");
+        In(Frames.Tcp(client, 40000, host, 8080, Psh | Ack, 1001, 5001, payload: 100), "request");
+        FromC1(Frames.Tcp(c1, 80, client, 40000, Psh | Ack, 5001, 1101, payload: 200), "response");
+        In(Frames.Tcp(client, 40000, host, 8080, Ack, 1101, 5201), "ACK of the response");
+        In(Frames.Tcp(client, 40000, host, 8080, Fin | Ack, 1101, 5201), "client FIN");
+        FromC1(Frames.Tcp(c1, 80, client, 40000, Fin | Ack, 5201, 1102), "c1 FIN");
+        In(Frames.Tcp(client, 40000, host, 8080, Ack, 1102, 5202), "last ACK (TIME_WAIT)");
+        // Refused: c1 answers the SYN with RST (CLOSE).
+        In(Frames.Tcp(client, 40001, host, 8080, Syn, 2000), "SYN, refused by c1");
+        FromC1(Frames.Tcp(c1, 80, client, 40001, Rst | Ack, 0, 2001), "RST-ACK from c1");
+        // c1 connects out: MASQUERADE to the host's eth0 address.
+        FromC1(Frames.Tcp(c1, 33000, client, 443, Syn, 8000), "c1 SYN out (MASQUERADE)");
+        In(Frames.Tcp(client, 443, host, 33000, Syn | Ack, 9000, 8001), "SYN-ACK to the masqueraded port");
+        // UDP out and back; ICMP echo out and back.
+        FromC1(Frames.Udp(c1, 5353, "8.8.8.8", 53), "c1 DNS query (MASQUERADE)");
+        In(Frames.Udp("8.8.8.8", 53, host, 5353), "DNS answer (un-MASQUERADE)");
+        FromC1(Frames.Echo(c1, "8.8.8.8", 8, 77, 1), "c1 echo request (MASQUERADE)");
+        In(Frames.Echo("8.8.8.8", host, 0, 77, 1), "echo reply");
+        // An ICMP error from the far end about a masqueraded UDP flow: RELATED, inner header un-NATed.
+        FromC1(Frames.Udp(c1, 5000, "8.8.4.4", 9999), "c1 UDP to a closed port");
+        In(Frames.IcmpError("8.8.4.4", host, 3, 3, Frames.Udp(host, 5000, "8.8.4.4", 9999, ttl: 63)), "port unreachable (RELATED)");
+        // Invalid and odd packets.
+        In(Frames.Tcp(client, 40002, host, 8080, Ack, 3000, 7000), "ACK without a connection (picked up: nf_conntrack_tcp_loose)");
+        In(Frames.Tcp(client, 40003, host, 8080, Syn, 4000, badChecksum: true), "SYN with a bad checksum (INVALID, no DNAT, dropped by TCP)");
+        In(Frames.Tcp(client, 40004, c1, 80, Syn, 4100), "SYN straight to the container address (raw DROP)");
+        return c;
+    }
+
+    /// <summary>kube-node: client 192.168.1.100 on eth0; pods 10.244.0.11-13 on cni0 (vethp1-3).</summary>
+    public static ScenarioCapture KubeNode()
+    {
+        const string wire = "02:00:c0:a8:01:64", eth0 = "02:00:c0:a8:01:0a", cni0 = "02:00:0a:f4:00:01";
+        const string client = "192.168.1.100", node = "192.168.1.10", gw = "10.244.0.1";
+        string[] pod = ["", "10.244.0.11", "10.244.0.12", "10.244.0.13"];
+        string[] podMac = ["", "02:00:0a:f4:00:0b", "02:00:0a:f4:00:0c", "02:00:0a:f4:00:0d"];
+        var c = new ScenarioCapture();
+        void In(byte[] ip, string note) => c.Add("eth0", Frames.Eth(eth0, wire, ip), note);
+        void FromPod(int i, byte[] ip, string note) => c.Add($"vethp{i}", Frames.Eth(cni0, podMac[i], ip), note);
+
+        // Each pod speaks first, so the bridge has learned every pod MAC before traffic is sent to it.
+        for (int i = 1; i <= 3; i++) FromPod(i, Frames.Udp(pod[i], 7000, client, 9), $"pod{i} UDP out (bridge learns its MAC)");
+        // NodePort 30080: endpoints in turn (statistic nth): pod1, pod2, pod3, pod1. Source masqueraded to cni0's address.
+        In(Frames.Tcp(client, 41000, node, 30080, Syn, 1000), "NodePort SYN (-> pod1:8080, MASQUERADE)");
+        FromPod(1, Frames.Tcp(pod[1], 8080, gw, 41000, Syn | Ack, 9000, 1001), "pod1 SYN-ACK");
+        In(Frames.Tcp(client, 41000, node, 30080, Ack, 1001, 9001), "ACK");
+        In(Frames.Tcp(client, 41000, node, 30080, Psh | Ack, 1001, 9001, payload: 64), "request");
+        FromPod(1, Frames.Tcp(pod[1], 8080, gw, 41000, Psh | Ack, 9001, 1065, payload: 128), "response");
+        In(Frames.Tcp(client, 41000, node, 30080, Fin | Ack, 1065, 9129), "client FIN");
+        FromPod(1, Frames.Tcp(pod[1], 8080, gw, 41000, Fin | Ack, 9129, 1066), "pod1 FIN");
+        In(Frames.Tcp(client, 41000, node, 30080, Ack, 1066, 9130), "last ACK");
+        In(Frames.Tcp(client, 41001, node, 30080, Syn, 2000), "NodePort SYN (-> pod2)");
+        FromPod(2, Frames.Tcp(pod[2], 8080, gw, 41001, Rst | Ack, 0, 2001), "pod2 RST-ACK");
+        In(Frames.Tcp(client, 41002, node, 30080, Syn, 3000), "NodePort SYN (-> pod3, unanswered)");
+        In(Frames.Tcp(client, 41003, node, 30080, Syn, 4000), "NodePort SYN (-> pod1 again)");
+        // ClusterIP 10.96.0.10:53 from pod3: UDP to pod1 and answered, UDP to pod2, TCP to pod1 (own nth counter).
+        FromPod(3, Frames.Udp(pod[3], 33333, "10.96.0.10", 53), "DNS query to the ClusterIP (-> pod1:53)");
+        FromPod(1, Frames.Udp(pod[1], 53, pod[3], 33333), "DNS answer from pod1 (source back to the ClusterIP)");
+        FromPod(3, Frames.Udp(pod[3], 33334, "10.96.0.10", 53), "DNS query to the ClusterIP (-> pod2:53)");
+        FromPod(3, Frames.Tcp(pod[3], 34000, "10.96.0.10", 53, Syn, 100), "DNS over TCP SYN (-> pod1:53)");
+        // A service without endpoints: REJECT icmp-port-unreachable back to pod3.
+        FromPod(3, Frames.Tcp(pod[3], 34001, "10.96.0.30", 80, Syn, 200), "SYN to a service with no endpoints (REJECT)");
+        // Straight to a pod: invalid flags dropped by KUBE-FORWARD, a loose ACK picked up and forwarded, echo both ways.
+        In(Frames.Tcp(client, 41010, pod[2], 8080, Syn | Fin, 5000), "SYN+FIN (INVALID, KUBE-FORWARD drop)");
+        In(Frames.Tcp(client, 41011, pod[2], 8080, Ack, 6000, 7000), "ACK without a connection (picked up)");
+        In(Frames.Echo(client, pod[2], 8, 55, 1), "echo request to pod2");
+        FromPod(2, Frames.Echo(pod[2], client, 0, 55, 1), "echo reply from pod2");
+        return c;
+    }
+
+    /// <summary>router-fw: LAN client 10.0.0.2 (lan0), upstream router 198.51.100.2 (wan0), servers in 203.0.113.0/24.</summary>
+    public static ScenarioCapture RouterFw()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", fw = "198.51.100.1", srv = "203.0.113.5";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Syn, 100), "HTTP SYN (ACCEPT NEW, SNAT)");
+        FromWan(Frames.Tcp(srv, 80, fw, 50000, Syn | Ack, 700, 101), "SYN-ACK (un-SNAT)");
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Ack, 101, 701), "ACK");
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Psh | Ack, 101, 701, payload: 50), "request");
+        FromWan(Frames.Tcp(srv, 80, fw, 50000, Psh | Ack, 701, 151, payload: 300), "response");
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Rst | Ack, 151, 1001), "client aborts with RST (CLOSE)");
+        FromLan(Frames.Tcp(lan, 50001, srv, 23, Syn, 200), "telnet SYN (REJECT tcp-reset)");
+        FromLan(Frames.Udp(lan, 50002, "203.0.113.53", 53), "DNS query (ACCEPT, SNAT)");
+        FromWan(Frames.Udp("203.0.113.53", 53, fw, 50002), "DNS answer");
+        FromLan(Frames.Udp(lan, 50003, srv, 69), "TFTP (REJECT icmp-port-unreachable)");
+        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request (ACCEPT, SNAT)");
+        FromWan(Frames.Echo(srv, fw, 0, 99, 1), "echo reply");
+        FromLan(Frames.Udp(lan, 50004, "203.0.113.54", 53), "DNS query to a dead server");
+        FromWan(Frames.IcmpError("203.0.113.54", fw, 3, 3, Frames.Udp(fw, 50004, "203.0.113.54", 53, ttl: 63)), "port unreachable (RELATED)");
+        FromLan(Frames.Tcp(lan, 50005, srv, 80, Syn | Fin, 300), "SYN+FIN (INVALID: LOG, DROP)");
+        FromLan(Frames.Tcp(lan, 50006, srv, 80, Syn, 400, badChecksum: true), "SYN with a bad checksum (INVALID)");
+        FromLan(Frames.Tcp(lan, 50007, srv, 8080, Ack, 500, 900), "ACK without a connection to a closed port (picked up, LOG, policy DROP)");
+        FromWan(Frames.Tcp("203.0.113.9", 40000, lan, 22, Syn, 600), "inbound SYN from the WAN (LOG, policy DROP)");
+        FromLan(Frames.Tcp(lan, 50008, "10.0.0.1", 22, Syn, 700), "SYN to the firewall's ssh (INPUT REJECT tcp-reset)");
+        FromLan(Frames.Tcp(lan, 50009, "10.0.0.1", 8443, Syn, 800), "SYN to a firewall port (INPUT policy DROP)");
+        return c;
+    }
+}
