@@ -119,13 +119,21 @@ public sealed class IrqVector
     public void NotifyFrames(int frames, long nowNs)
     {
         if (frames <= 0) return;
+        // The common case under load: NAPI is polling, the interrupt is masked, nothing to do but count.
+        // The interlocked add is a full fence, so the descriptor written before this call is visible to a
+        // Rearm that unmasks after our read of _masked: either we see it unmasked, or it sees the frame.
+        Interlocked.Add(ref _frames, frames);
+        if (Volatile.Read(ref _masked))
+        {
+            Interlocked.Add(ref _suppressed, frames);
+            return;
+        }
         bool fire = false, armed = false;
         lock (_lock)
         {
-            _frames += frames;
             if (_masked)
             {
-                _suppressed += frames;
+                Interlocked.Add(ref _suppressed, frames);
                 return;
             }
             if (_pending == 0) _firstPendingNs = nowNs;
