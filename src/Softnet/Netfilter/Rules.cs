@@ -132,8 +132,10 @@ public sealed class IptTable
 
     private void Reindex()
     {
-        _byName = new Dictionary<string, int>(Chains.Count, StringComparer.Ordinal);
-        for (int i = 0; i < Chains.Count; i++) _byName.TryAdd(Chains[i].Name, i);
+        // Chains are only appended while loading: index the new ones; anything else rebuilds.
+        int from = _byName != null && Chains.Count > _byNameCount ? _byNameCount : 0;
+        if (from == 0) _byName = new Dictionary<string, int>(Chains.Count, StringComparer.Ordinal);
+        for (int i = from; i < Chains.Count; i++) _byName!.TryAdd(Chains[i].Name, i);
         _byNameCount = Chains.Count;
     }
 
