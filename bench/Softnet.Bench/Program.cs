@@ -14,6 +14,7 @@ public static class Program
                 "parse" => ParseBench.Run(BenchArgs.Parse(rest)),
                 "pipeline" => PipelineBench.Run(BenchArgs.Parse(rest)),
                 "gro" => GroBench.Run(BenchArgs.Parse(rest)),
+                "netfilter" => NetfilterBench.Run(BenchArgs.Parse(rest)),
                 _ => Usage(),
             };
         }
@@ -26,7 +27,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro [--capture F] [--json FILE] [--seconds S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter [--capture F] [--json FILE] [--seconds S]");
         return 2;
     }
 }

@@ -357,6 +357,8 @@ public static class IptablesSaveParser
             c.HookMask |= hookBit;
             if (state.TryGetValue(c, out int s) && s == 1)
                 throw new IptablesParseException(file, viaLine, $"loop detected: chain '{c.Name}' is reached from itself ({string.Join(" -> ", path.Select(p => p.Name))} -> {c.Name})");
+            // Done in this pass: everything below already carries the hook bit and was checked for loops.
+            if (s == 2) return;
             state[c] = 1;
             path.Add(c);
             foreach (var r in c.Rules)

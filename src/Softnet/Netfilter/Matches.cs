@@ -20,6 +20,10 @@ public abstract class Match
     /// <summary>Hooks this match may be used from (bit per HookPoint).</summary>
     internal virtual int ValidHooks => 0x1F;
 
+    /// <summary>True when evaluating the match changes nothing (no counter, no random draw), so the chain
+    /// compiler may skip it or evaluate it out of order. Opt-in: an unknown match is assumed impure.</summary>
+    internal virtual bool IsPure => false;
+
     /// <summary>Options as iptables-save prints them, each with a leading space (after " -m name").</summary>
     internal abstract void Save(StringBuilder sb);
 
@@ -102,11 +106,19 @@ internal static class Opt
 /// <summary>-m tcp (xt_tcpudp): ports, flags, --syn, --tcp-option.</summary>
 public sealed class TcpMatch : Match
 {
+    internal override bool IsPure => true;
     public ushort SrcMin, SrcMax = 65535, DstMin, DstMax = 65535;
     public bool InvSrc, InvDst, InvFlags, InvOption;
     public byte FlagMask, FlagCompare, Option;
     private bool _hasSrc, _hasDst, _hasFlags, _hasOption;
     public override string Name => "tcp";
+
+    /// <summary>True when the match is exactly one destination port (--dport P, not inverted): an index key.</summary>
+    internal bool ExactDstPort(out ushort port)
+    {
+        port = DstMin;
+        return _hasDst && !InvDst && DstMin == DstMax;
+    }
 
     internal static readonly (string Name, byte Bit)[] FlagNames =
     {
@@ -207,10 +219,18 @@ public sealed class TcpMatch : Match
 /// <summary>-m udp (xt_tcpudp): ports.</summary>
 public sealed class UdpMatch : Match
 {
+    internal override bool IsPure => true;
     public ushort SrcMin, SrcMax = 65535, DstMin, DstMax = 65535;
     public bool InvSrc, InvDst;
     private bool _hasSrc, _hasDst;
     public override string Name => "udp";
+
+    /// <summary>True when the match is exactly one destination port (--dport P, not inverted): an index key.</summary>
+    internal bool ExactDstPort(out ushort port)
+    {
+        port = DstMin;
+        return _hasDst && !InvDst && DstMin == DstMax;
+    }
 
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
@@ -256,6 +276,7 @@ public sealed class UdpMatch : Match
 /// <summary>-m icmp --icmp-type type[/code] (ipt_icmp). Type 255 means any.</summary>
 public sealed class IcmpMatch : Match
 {
+    internal override bool IsPure => true;
     public byte Type = 0xFF, CodeMin, CodeMax = 0xFF;
     public bool Invert;
     private bool _has;
@@ -382,6 +403,7 @@ internal static class CtStates
 /// <summary>-m state --state (xt_state).</summary>
 public sealed class StateMatch : Match
 {
+    internal override bool IsPure => true;
     public CtStateMask States;
     public bool Invert;
     public override string Name => "state";
@@ -409,6 +431,7 @@ public sealed class StateMatch : Match
 /// <summary>-m conntrack (xt_conntrack revision 3): --ctstate, --ctorigsrc/dst, --ctorigdstport, --ctdir ...</summary>
 public sealed class ConntrackMatch : Match
 {
+    internal override bool IsPure => true;
     public CtStateMask States;
     public bool HasState, InvState;
     public uint OrigSrc, OrigSrcMask, OrigDst, OrigDstMask, ReplSrc, ReplSrcMask, ReplDst, ReplDstMask;
@@ -508,6 +531,7 @@ public sealed class ConntrackMatch : Match
 /// <summary>-m addrtype (xt_addrtype revision 1).</summary>
 public sealed class AddrTypeMatch : Match
 {
+    internal override bool IsPure => true;
     public ushort SrcTypes, DstTypes;
     public bool InvSrc, InvDst, LimitIfaceIn, LimitIfaceOut;
     public override string Name => "addrtype";
@@ -585,6 +609,7 @@ public sealed class AddrTypeMatch : Match
 /// <summary>-m multiport (xt_multiport revision 1: up to 15 ports, ranges count double).</summary>
 public sealed class MultiportMatch : Match
 {
+    internal override bool IsPure => true;
     public enum Kind : byte { Source, Destination, Either }
     public Kind Flags;
     public bool Invert;
@@ -659,6 +684,7 @@ public sealed class MultiportMatch : Match
 /// <summary>-m comment --comment (xt_comment, at most 255 characters).</summary>
 public sealed class CommentMatch : Match
 {
+    internal override bool IsPure => true;
     public string Text = "";
     private bool _has;
     public override string Name => "comment";
@@ -686,6 +712,7 @@ public sealed class CommentMatch : Match
 /// <summary>-m mark --mark value[/mask] (xt_mark).</summary>
 public sealed class MarkMatch : Match
 {
+    internal override bool IsPure => true;
     public uint Value, Mask = 0xFFFFFFFF;
     public bool Invert;
     private bool _has;

@@ -31,6 +31,9 @@ public sealed class NetfilterTables
     /// <summary>Receives LOG lines (level, text). Null: LOG only counts.</summary>
     public Action<int, string>? LogSink { get; set; }
     public long LogCount { get; internal set; }
+    /// <summary>Rules whose matches were evaluated, plus one per indexed-run lookup: the per-packet cost of the
+    /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
+    public long RulesVisited;
 
     public NetfilterTables(ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
     {
@@ -175,7 +178,19 @@ public sealed class NetfilterTables
                 continue;
             }
             var r = rules[i];
-            if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, hook)) { i++; continue; }
+            if (r.Run is { } run)
+            {
+                // A compiled run: one lookup finds the first rule at or after i that matches.
+                int j = run.Next(ref p, i, this, hook);
+                if (j >= run.End) { i = run.End; continue; }
+                i = j;
+                r = rules[i];
+            }
+            else
+            {
+                RulesVisited++;
+                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook)) { i++; continue; }
+            }
             r.Packets++;
             r.Bytes += p.Length;
             switch (r.Action)
@@ -216,10 +231,10 @@ public sealed class NetfilterTables
         }
     }
 
-    private bool AllMatch(Match[] matches, ref PacketContext p, HookPoint hook)
+    internal static bool AllMatch(Match[] matches, ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         foreach (var m in matches)
-            if (!m.Matches(ref p, this, hook)) return false;
+            if (!m.Matches(ref p, t, hook)) return false;
         return true;
     }
 

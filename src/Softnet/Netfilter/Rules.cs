@@ -36,6 +36,8 @@ public sealed class Rule
 
     internal Chain? JumpChain;
     internal Match[] MatchArray = Array.Empty<Match>();
+    /// <summary>The indexed run this rule belongs to, if the chain compiler put it in one.</summary>
+    internal IndexedRun? Run;
 
     /// <summary>ip_packet_match: the fixed header fields of the rule.</summary>
     internal bool IpMatches(ref PacketContext p)
@@ -79,6 +81,10 @@ public sealed class Chain
     public int HookMask { get; internal set; }
 
     internal Rule[] RuleArray = Array.Empty<Rule>();
+    internal IndexedRun[] RunArray = Array.Empty<IndexedRun>();
+
+    /// <summary>Runs of rules the chain compiler evaluates by lookup instead of one by one.</summary>
+    public IReadOnlyList<IndexedRun> IndexedRuns => RunArray;
 
     public Chain(string name, bool builtIn)
     {
@@ -111,11 +117,26 @@ public sealed class IptTable
         }
     }
 
+    private Dictionary<string, int>? _byName;
+    private int _byNameCount = -1;
+
+    /// <summary>Chain by name; a name index keeps loading of rulesets with tens of thousands of chains linear.</summary>
     public Chain? GetChain(string name)
     {
-        foreach (var c in Chains)
-            if (c.Name == name) return c;
-        return null;
+        if (_byName == null || _byNameCount != Chains.Count) Reindex();
+        if (!_byName!.TryGetValue(name, out int i)) return null;
+        if (i < Chains.Count && Chains[i].Name == name) return Chains[i];
+        Reindex();
+        return _byName.TryGetValue(name, out i) ? Chains[i] : null;
+    }
+
+    private void Reindex()
+    {
+        // Chains are only appended while loading: index the new ones; anything else rebuilds.
+        int from = _byName != null && Chains.Count > _byNameCount ? _byNameCount : 0;
+        if (from == 0) _byName = new Dictionary<string, int>(Chains.Count, StringComparer.Ordinal);
+        for (int i = from; i < Chains.Count; i++) _byName!.TryAdd(Chains[i].Name, i);
+        _byNameCount = Chains.Count;
     }
 
     public Chain? HookChain(HookPoint hook) => HookChains[(int)hook];
@@ -147,6 +168,7 @@ public sealed class IptTable
             }
             c.RuleArray = c.Rules.ToArray();
         }
+        ChainCompiler.Compile(this);
     }
 }
 
