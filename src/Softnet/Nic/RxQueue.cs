@@ -59,8 +59,11 @@ public sealed class RxQueue : INapiPoller
     /// <summary>Largest ring occupancy the port saw (filled, not yet polled descriptors).</summary>
     public int MaxOccupancy;
 
-    /// <summary>Sum of occupancy samples (one per offered frame) for the mean.</summary>
+    /// <summary>Sum of occupancy samples for the mean.</summary>
     public long OccupancySum;
+
+    /// <summary>Occupancy samples taken (see <see cref="VirtualNic.OccupancySampleMask"/>).</summary>
+    public long OccupancySamples;
 
     public bool HasWork => Ring.Pending > 0;
 

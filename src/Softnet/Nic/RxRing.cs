@@ -54,6 +54,7 @@ public sealed class RxRing
     private PaddedLong _hwHead;
     private PaddedLong _rxMissed;
     private long _rxOversize;
+    private long _portTail;          // the port's copy of next_to_use
     // NAPI side (consumer): next_to_clean is private, next_to_use is the published tail.
     private PaddedLong _nextToClean;
     private PaddedLong _nextToUse;
@@ -121,10 +122,16 @@ public sealed class RxRing
             return false;
         }
         long head = _hwHead.Value;
-        if (head == Volatile.Read(ref _nextToUse.Value))
+        // The tail NAPI publishes lives on a cache line the consumer keeps writing; re-read it only when the
+        // copy the port holds says the ring is full (the usual single-producer/single-consumer trick).
+        if (head == _portTail)
         {
-            Volatile.Write(ref _rxMissed.Value, _rxMissed.Value + 1);
-            return false;
+            _portTail = Volatile.Read(ref _nextToUse.Value);
+            if (head == _portTail)
+            {
+                Volatile.Write(ref _rxMissed.Value, _rxMissed.Value + 1);
+                return false;
+            }
         }
         ref RxDescriptor d = ref _descs[(int)head & _mask];
         frame.CopyTo(Pool.Data(d.BufferIndex));

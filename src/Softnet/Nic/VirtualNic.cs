@@ -34,6 +34,10 @@ public sealed class VirtualNic
     }
 
     public NicOptions Options { get; }
+
+    /// <summary>Ring occupancy is sampled when (offered &amp; mask) == 0: every frame by default; threaded runs
+    /// sample less often, since reading the consumer's index costs a cache miss while NAPI runs elsewhere.</summary>
+    public int OccupancySampleMask { get; set; }
     public IReadOnlyList<RxQueue> Queues => _queues;
     public RssIndirectionTable IndirectionTable => _indir;
 
@@ -51,11 +55,14 @@ public sealed class VirtualNic
             type = rssType.IsL4() ? PktHashType.L4 : PktHashType.L3;
         }
         var q = _queues.Length == 1 ? _queues[0] : _queues[_indir.QueueFor(hash)];
-        q.Offered++;
         var ring = q.Ring;
-        int occupancy = ring.Pending;
-        q.OccupancySum += occupancy;
-        if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
+        if ((q.Offered++ & OccupancySampleMask) == 0)
+        {
+            int occupancy = ring.Pending;
+            q.OccupancySum += occupancy;
+            q.OccupancySamples++;
+            if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
+        }
         if (!ring.TryReceive(frame, nowNs, hash, type))
             return frame.Length > ring.Pool.DataSize ? DropReason.FrameTooLong : DropReason.RingFull;
         q.Vector.NotifyFrames(1, nowNs);

@@ -86,6 +86,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
         if (gro is not null) top = gro;
         var nic = new VirtualNic(options.Nic, engine, top);
         if (gro is not null) gro.Queues = nic.Queues;
+        if (options.Mode == ReplayMode.Threaded) nic.OccupancySampleMask = 15;
         var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
         var snapScratch = new byte[65536 + 64];
         var portDrops = report.Drops;

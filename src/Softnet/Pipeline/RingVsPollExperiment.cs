@@ -67,7 +67,7 @@ public sealed record RingVsPollExperiment
                 mpps, Mode == ReplayMode.Threaded ? frames.Count / report.Elapsed.TotalSeconds / 1e6 : mpps,
                 ring, budget, report.PacketsIn, report.Delivered, missed,
                 100.0 * missed / Math.Max(1, report.PacketsIn),
-                q.Offered > 0 ? (double)q.OccupancySum / q.Offered : 0, q.MaxOccupancy,
+                q.OccupancySamples > 0 ? (double)q.OccupancySum / q.OccupancySamples : 0, q.MaxOccupancy,
                 pipeline.Engine!.Cpus.Sum(c => c.TimeSqueeze), q.Vector.InterruptsFired, seconds);
             points.Add(point);
             progress?.Invoke(point);

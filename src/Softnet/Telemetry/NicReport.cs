@@ -29,7 +29,7 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteNumber("rx_oversize", s.RxOversize);
             w.WriteNumber("alloc_failed", s.AllocFailed + q.SkbAllocFailed);
             w.WriteNumber("occupancy_max", q.MaxOccupancy);
-            w.WriteNumber("occupancy_mean", q.Offered > 0 ? Math.Round((double)q.OccupancySum / q.Offered, 2) : 0);
+            w.WriteNumber("occupancy_mean", q.OccupancySamples > 0 ? Math.Round((double)q.OccupancySum / q.OccupancySamples, 2) : 0);
             w.WriteNumber("interrupts", q.Vector.InterruptsFired);
             w.WriteNumber("irq_cpu", q.Vector.TargetCpu.Id);
             w.WriteNumber("napi_polls", q.Vector.Napi.Polls);

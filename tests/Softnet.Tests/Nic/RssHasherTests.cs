@@ -267,7 +267,8 @@ public class RssHasherTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 10_000; i++) Run();
         long after = GC.GetAllocatedBytesForCurrentThread();
-        Assert.Equal(0, after - before);
+        // Tier-up (OSR) can allocate a few runtime objects once on this thread; what matters is nothing per call.
+        Assert.True(after - before < 10_000, $"{after - before} bytes over 10,000 calls");
         Assert.NotEqual(0u, acc);
 
         void Run()
