@@ -31,7 +31,7 @@ public sealed class GroStage : IRxHandler
     public GroOptions Options { get; }
     public IReadOnlyList<GroEngine> Engines => _engines;
 
-    /// <summary>Stopwatch ticks spent in GRO itself per queue (the stack's time below it excluded).</summary>
+    /// <summary>Stopwatch ticks spent in GRO itself per queue in the sampled polls (the stack above excluded).</summary>
     public long[] GroTicks { get; }
 
     /// <summary>RX queues of the NIC, set by the pipeline so the sink can name the queue to the stack.</summary>
@@ -40,7 +40,8 @@ public sealed class GroStage : IRxHandler
     public void Receive(Skb skb, RxQueue queue)
     {
         int q = queue.Id;
-        long t0 = Stopwatch.GetTimestamp();
+        bool timed = queue.TimingThisPoll;
+        long t0 = timed ? Stopwatch.GetTimestamp() : 0;
         // The descriptor's arrival time is GRO's clock: held skbs age in jiffies of it.
         long now = Math.Max(_now[q], skb.TimestampNs);
         _now[q] = now;
@@ -49,17 +50,21 @@ public sealed class GroStage : IRxHandler
         skb.ResetMacHeader();
         GroReplay.SetChecksumState(skb, _checksum);
         _stackTicks = 0;
+        _timed = timed;
         engine.Receive(skb, now);
-        GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget)
     {
         int q = queue.Id;
-        long t0 = Stopwatch.GetTimestamp();
+        bool timed = queue.TimingThisPoll;
+        long t0 = timed ? Stopwatch.GetTimestamp() : 0;
         _stackTicks = 0;
+        _timed = timed;
         _engines[q].PollComplete(workDone, budget, _now[q]);
-        GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+        _timed = false;
         _next.PollEnd(queue, workDone, budget);
     }
 
@@ -84,13 +89,19 @@ public sealed class GroStage : IRxHandler
     // Time spent below GRO during the current call (a NAPI thread runs one queue at a time, but queues on
     // different CPUs run concurrently: keep it per thread).
     [ThreadStatic] private static long _stackTicks;
+    [ThreadStatic] private static bool _timed;
 
     private sealed class Sink(GroStage stage, int queue) : IGroSink
     {
         public void Deliver(ReadOnlySpan<Skb> batch)
         {
-            long t0 = Stopwatch.GetTimestamp();
             var q = stage.Queues![queue];
+            if (!_timed)
+            {
+                foreach (var skb in batch) stage._next.Receive(skb, q);
+                return;
+            }
+            long t0 = Stopwatch.GetTimestamp();
             foreach (var skb in batch) stage._next.Receive(skb, q);
             _stackTicks += Stopwatch.GetTimestamp() - t0;
         }

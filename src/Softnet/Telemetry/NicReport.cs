@@ -75,8 +75,9 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
 }
 
 /// <summary>
-/// The `cpu_time` section: where the NAPI CPUs spent their time, per stage, measured with the timestamp
-/// counter around each stage (driver: ring poll, XDP, skb build; gro; stack: everything above GRO).
+/// The `cpu_time` section: where the NAPI CPUs spend their time per packet, per stage (driver: ring poll, XDP,
+/// skb build; gro; stack: everything above GRO). One poll in <see cref="RxQueue.TimingSampleEvery"/> is timed
+/// with the timestamp counter; seconds are the sampled cost per packet times all packets.
 /// </summary>
 public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? gro) : IReportSection
 {
@@ -84,28 +85,31 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
 
     public void WriteJson(Utf8JsonWriter w)
     {
-        long poll = 0, above = 0, groTicks = 0;
+        long poll = 0, above = 0, groTicks = 0, sampled = 0;
         foreach (var q in nic.Queues)
         {
             poll += q.PollTicks;
             above += q.StackTicks;
+            sampled += q.SampledPackets;
             if (gro is not null) groTicks += gro.GroTicks[q.Id];
         }
         double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
         long packets = nic.Queues.Sum(q => q.Ring.RxPackets);
         w.WriteStartObject();
-        Stage(w, "driver", (poll - above) * ns, packets);
-        Stage(w, "gro", groTicks * ns, packets);
-        Stage(w, "stack", (above - groTicks) * ns, packets);
-        Stage(w, "total", poll * ns, packets);
+        w.WriteNumber("sampled_packets", sampled);
+        Stage(w, "driver", (poll - above) * ns, sampled, packets);
+        Stage(w, "gro", groTicks * ns, sampled, packets);
+        Stage(w, "stack", (above - groTicks) * ns, sampled, packets);
+        Stage(w, "total", poll * ns, sampled, packets);
         w.WriteEndObject();
     }
 
-    private static void Stage(Utf8JsonWriter w, string name, double ns, long packets)
+    private static void Stage(Utf8JsonWriter w, string name, double sampledNs, long sampled, long packets)
     {
+        double perPacket = sampled > 0 ? sampledNs / sampled : 0;
         w.WriteStartObject(name);
-        w.WriteNumber("seconds", Math.Round(ns / 1e9, 6));
-        w.WriteNumber("ns_per_packet", packets > 0 ? Math.Round(ns / packets, 1) : 0);
+        w.WriteNumber("ns_per_packet", Math.Round(perPacket, 1));
+        w.WriteNumber("seconds", Math.Round(perPacket * packets / 1e9, 6));
         w.WriteEndObject();
     }
 }
