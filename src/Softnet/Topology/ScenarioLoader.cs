@@ -314,9 +314,9 @@ public static class ScenarioLoader
         int slash = s.IndexOf('/');
         string a = slash < 0 ? s : s[..slash];
         int len = 32;
+        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}' (only IPv4 is modeled)");
         if (slash >= 0 && (!int.TryParse(s[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out len) || len > 32))
             throw l.Error($"invalid prefix '{s}'");
-        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}' (only IPv4 is modeled)");
         return (addr, len);
     }
 
