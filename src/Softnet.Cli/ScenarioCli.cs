@@ -77,12 +77,12 @@ internal static class ScenarioCli
                 foreach (var table in ns.Netfilter.Tables)
                 {
                     console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: iptables -t {table.Name} -nvL");
-                    console.WriteLine(Softnet.Netfilter.IptablesSave.List(table));
+                    Console.Out.WriteLine(Softnet.Netfilter.IptablesSave.List(table));
                 }
             if (ns.HasIptables && ns.Netfilter.ConntrackEnabled && ns.Netfilter.Conntrack.Count > 0)
             {
                 console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: conntrack -L");
-                console.Write(ScenarioDump.ConntrackText(ns, report.EndNs));
+                Console.Out.Write(ScenarioDump.ConntrackText(ns, report.EndNs));
             }
         }
         if (report.DumpDirectory is not null) console.MarkupLine($"  dump written to {Markup.Escape(report.DumpDirectory)}");

@@ -5,8 +5,16 @@ using Xunit;
 
 namespace Softnet.Tests.Topology;
 
-public class ScenarioLoaderTests
+public class ScenarioLoaderTests : IDisposable
 {
+    private readonly List<string> _dirs = new();
+
+    public void Dispose()
+    {
+        foreach (var d in _dirs)
+            if (Directory.Exists(d)) Directory.Delete(d, true);
+    }
+
     [Fact]
     public void Docker_scenario_loads()
     {
@@ -48,11 +56,12 @@ public class ScenarioLoaderTests
 
     private static int _n;
 
-    private static string Temp(string links, params (string Ns, string File, string Text)[] files)
+    private string Temp(string links, params (string Ns, string File, string Text)[] files)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"softnet-scn-{Environment.ProcessId}-{Interlocked.Increment(ref _n)}");
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
         Directory.CreateDirectory(dir);
+        _dirs.Add(dir);
         File.WriteAllText(Path.Combine(dir, "links.batch"), links);
         foreach (var (ns, file, text) in files)
         {
