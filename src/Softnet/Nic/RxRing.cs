@@ -19,6 +19,8 @@ public struct RxDescriptor
     public uint RssHash;
     public PktHashType HashType;
     public int Status;
+    /// <summary>Which port interface the frame came in on (the capture's interface id; the stack's skb_iif).</summary>
+    public int Ifindex;
 
     public readonly bool Done => (Status & DescriptorDone) != 0;
 }
@@ -114,7 +116,7 @@ public sealed class RxRing
         => TryReceive(frame, timestampNs, rssHash, rssHash != 0 ? PktHashType.L3 : PktHashType.None);
 
     /// <inheritdoc cref="TryReceive(ReadOnlySpan{byte}, long, uint)"/>
-    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType)
+    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex = 0)
     {
         if (frame.Length > Pool.DataSize)
         {
@@ -139,6 +141,7 @@ public sealed class RxRing
         d.TimestampNs = timestampNs;
         d.RssHash = rssHash;
         d.HashType = hashType;
+        d.Ifindex = ifindex;
         Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone);
         Volatile.Write(ref _hwHead.Value, head + 1);
         return true;

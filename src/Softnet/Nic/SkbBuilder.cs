@@ -100,6 +100,7 @@ public sealed class SkbBuilder
     private static void FillFields(Skb skb, in RxDescriptor d, int queue)
     {
         skb.TimestampNs = d.TimestampNs;
+        skb.Ifindex = d.Ifindex;
         if (d.HashType != PktHashType.None) skb.SetHash(d.RssHash, d.HashType);
         skb.QueueMapping = (ushort)queue; // skb_record_rx_queue
         skb.ResetMacHeader();

@@ -45,7 +45,7 @@ public sealed class VirtualNic
     /// The wire delivers one frame at <paramref name="nowNs"/>. Returns the drop reason when the NIC could not
     /// take it (ring full: rx_missed; too long for a buffer), else <see cref="DropReason.None"/>.
     /// </summary>
-    public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs)
+    public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
     {
         uint hash = 0;
         PktHashType type = PktHashType.None;
@@ -63,7 +63,7 @@ public sealed class VirtualNic
             q.OccupancySamples++;
             if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
         }
-        if (!ring.TryReceive(frame, nowNs, hash, type))
+        if (!ring.TryReceive(frame, nowNs, hash, type, ifindex))
             return frame.Length > ring.Pool.DataSize ? DropReason.FrameTooLong : DropReason.RingFull;
         q.Vector.NotifyFrames(1, nowNs);
         return DropReason.None;

@@ -150,12 +150,12 @@ public sealed class ReplayPipeline(ReplayOptions options)
                         // Run what was due before this instant, not at it: frames sharing a capture timestamp
                         // all land in the ring before NAPI polls, so they arrive within one poll.
                         engine.Step(arrival - 1);
-                        reason = nic.Offer(ethernet, arrival);
+                        reason = nic.Offer(ethernet, arrival, meta.InterfaceId);
                     }
                     else
                     {
                         if (rate is null || !rate.Value.IsMax) WaitUntil(startTicks, arrival);
-                        reason = nic.Offer(ethernet, engine.NowNs);
+                        reason = nic.Offer(ethernet, engine.NowNs, meta.InterfaceId);
                     }
                 }
                 if (reason != DropReason.None) portDrops.Add(reason);

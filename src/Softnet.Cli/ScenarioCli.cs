@@ -1,0 +1,90 @@
+using Softnet.Capture;
+using Softnet.Packets;
+using Softnet.Pipeline;
+using Softnet.Topology;
+using Spectre.Console;
+
+namespace Softnet.Cli;
+
+/// <summary>`softnet replay CAPTURE --scenario DIR --inject NS[:DEV] [--dump OUTDIR]`.</summary>
+internal static class ScenarioCli
+{
+    public static int Run(string scenarioDir, string? capture, string? inject, string? dump, string? json, bool quiet, ReplayOptions options)
+    {
+        if (capture is null || inject is null)
+        {
+            Console.Error.WriteLine("softnet replay: --scenario needs a CAPTURE file and --inject NS[:DEV]");
+            return 2;
+        }
+        ScenarioReport report;
+        try
+        {
+            report = ScenarioReplay.Run(scenarioDir, capture, inject, dump ?? "", new ScenarioOptions { Replay = options });
+        }
+        catch (ScenarioFormatException e)
+        {
+            Console.Error.WriteLine($"softnet replay: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or CaptureFormatException)
+        {
+            Console.Error.WriteLine($"softnet replay: {e.Message}");
+            return e is ArgumentException ? 2 : 1;
+        }
+        if (json is not null) report.Replay.WriteJson(json);
+        if (!quiet) Print(report);
+        if (report.Replay.CaptureError is not null)
+        {
+            Console.Error.WriteLine($"softnet replay: {capture}: {report.Replay.CaptureError}");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static void Print(ScenarioReport report)
+    {
+        var console = AnsiConsole.Console;
+        var r = report.Replay;
+        console.MarkupLine($"[bold]softnet replay[/] {Markup.Escape(r.Source)} [bold]scenario[/] {Markup.Escape(report.Scenario.Directory)}");
+        console.MarkupLine($"  packets in {r.PacketsIn:N0}  into the scenario {r.Delivered:N0}  dropped before it {r.Drops.Total:N0}" +
+                           $"  ({(r.Conserved ? "conserved" : "[red]NOT conserved[/]")})");
+        var t = new Table().Border(TableBorder.Simple).Title("namespaces");
+        foreach (var c in new[] { "namespace", "received", "delivered", "forwarded", "bridged", "arp", "neigh wait", "dropped", "sent" })
+            t.AddColumn(new TableColumn(c).RightAligned());
+        foreach (var ns in report.Scenario.Namespaces)
+        {
+            var c = ns.Counters;
+            t.AddRow(Markup.Escape(ns.Name), c.Received.ToString("N0"), c.DeliveredTotal.ToString("N0"), c.Forwarded.ToString("N0"),
+                c.Bridged.ToString("N0"), c.Arp.ToString("N0"), c.NeighQueued.ToString("N0"), c.Drops.Total.ToString("N0"), c.Sent.ToString("N0"));
+        }
+        console.Write(t);
+        foreach (var ns in report.Scenario.Namespaces)
+        {
+            var c = ns.Counters;
+            if (c.Drops.Total > 0)
+            {
+                var d = new Table().Border(TableBorder.Simple).Title($"{Markup.Escape(ns.Name)}: drops").AddColumn("reason").AddColumn(new TableColumn("packets").RightAligned());
+                foreach (var (reason, n) in c.Drops.NonZero()) d.AddRow(DropReasons.Name(reason), n.ToString("N0"));
+                console.Write(d);
+            }
+            var devs = new Table().Border(TableBorder.Simple).Title($"{Markup.Escape(ns.Name)}: devices");
+            foreach (var col in new[] { "device", "rx packets", "rx bytes", "tx packets", "tx bytes", "tx dropped" }) devs.AddColumn(new TableColumn(col).RightAligned());
+            foreach (var dev in ns.Devices)
+                if (dev.RxPackets + dev.TxPackets + dev.TxDropped > 0)
+                    devs.AddRow(Markup.Escape(dev.Name), dev.RxPackets.ToString("N0"), dev.RxBytes.ToString("N0"), dev.TxPackets.ToString("N0"), dev.TxBytes.ToString("N0"), dev.TxDropped.ToString("N0"));
+            console.Write(devs);
+            if (ns.HasIptables)
+                foreach (var table in ns.Netfilter.Tables)
+                {
+                    console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: iptables -t {table.Name} -nvL");
+                    Console.Out.WriteLine(Softnet.Netfilter.IptablesSave.List(table));
+                }
+            if (ns.HasIptables && ns.Netfilter.ConntrackEnabled && ns.Netfilter.Conntrack.Count > 0)
+            {
+                console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: conntrack -L");
+                Console.Out.Write(ScenarioDump.ConntrackText(ns, report.EndNs));
+            }
+        }
+        if (report.DumpDirectory is not null) console.MarkupLine($"  dump written to {Markup.Escape(report.DumpDirectory)}");
+    }
+}

@@ -1,0 +1,56 @@
+using Softnet.Topology;
+
+namespace Softnet.Ip;
+
+/// <summary>NUD states a scenario replay models (the DELAY/PROBE re-confirmation of stale entries is not).</summary>
+public enum NudState : byte
+{
+    Incomplete,
+    Reachable,
+    Stale,
+    Failed,
+    Permanent,
+}
+
+/// <summary>One ARP cache entry (struct neighbour) with its queue of packets waiting for resolution.</summary>
+public sealed class Neighbour
+{
+    public required Device Device { get; init; }
+    public required uint Address { get; init; }
+    public byte[] Mac = new byte[6];
+    public NudState State;
+    /// <summary>Probes sent while INCOMPLETE, and when the next is due.</summary>
+    public int Probes;
+    public long NextProbeNs;
+    /// <summary>arp_queue: frames (IP datagrams with the output device's Ethernet header still to fill).</summary>
+    internal readonly Queue<PendingPacket> Queue = new();
+    internal int QueuedBytes;
+
+    public bool Valid => State is NudState.Reachable or NudState.Stale or NudState.Permanent;
+}
+
+/// <summary>A datagram waiting in a neighbour queue.</summary>
+internal readonly record struct PendingPacket(byte[] Datagram, long TimestampNs, Device InputDevice, bool Forwarded);
+
+/// <summary>The namespace's ARP table (arp_tbl), keyed by device and IPv4 address.</summary>
+public sealed class NeighbourTable
+{
+    private readonly Dictionary<(Device, uint), Neighbour> _entries = new();
+
+    /// <summary>neigh_params: retrans_time 1 s, mcast_probes 3 (broadcast requests while INCOMPLETE).</summary>
+    public const long RetransNs = 1_000_000_000L;
+    public const int McastProbes = 3;
+    /// <summary>unres_qlen_bytes default (SK_WMEM_MAX).</summary>
+    public const int UnresQlenBytes = 212992;
+
+    public Neighbour? Find(Device dev, uint address) => _entries.TryGetValue((dev, address), out var n) ? n : null;
+
+    public Neighbour Create(Device dev, uint address, NudState state)
+    {
+        var n = new Neighbour { Device = dev, Address = address, State = state };
+        _entries[(dev, address)] = n;
+        return n;
+    }
+
+    public IEnumerable<Neighbour> Entries => _entries.Values;
+}

@@ -1,0 +1,152 @@
+using System.Buffers.Binary;
+using Softnet.Packets;
+
+namespace Softnet.Ip;
+
+/// <summary>Builds the packets the stack originates: ARP, ICMP errors, TCP resets, Ethernet framing.</summary>
+public static class PacketFactory
+{
+    public const ushort EthIpv4 = 0x0800, EthArp = 0x0806, EthIpv6 = 0x86DD;
+
+    /// <summary>Prepends an Ethernet header to <paramref name="datagram"/>.</summary>
+    public static byte[] Ethernet(ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type, ReadOnlySpan<byte> payload)
+    {
+        var f = new byte[14 + payload.Length];
+        dst.CopyTo(f);
+        src.CopyTo(f.AsSpan(6));
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), type);
+        payload.CopyTo(f.AsSpan(14));
+        return f;
+    }
+
+    /// <summary>arp_create: a 42-byte ARP frame (no padding: veth and bridges do not pad, tcpdump sees 42 bytes).</summary>
+    public static byte[] Arp(ushort op, ReadOnlySpan<byte> ethDst, ReadOnlySpan<byte> ethSrc,
+        ReadOnlySpan<byte> sha, uint sip, ReadOnlySpan<byte> tha, uint tip)
+    {
+        var f = new byte[42];
+        ethDst.CopyTo(f);
+        ethSrc.CopyTo(f.AsSpan(6));
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EthArp);
+        var a = f.AsSpan(14);
+        BinaryPrimitives.WriteUInt16BigEndian(a, 1);          // ARPHRD_ETHER
+        BinaryPrimitives.WriteUInt16BigEndian(a[2..], 0x0800);
+        a[4] = 6;
+        a[5] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(a[6..], op);
+        sha.CopyTo(a[8..]);
+        BinaryPrimitives.WriteUInt32BigEndian(a[14..], sip);
+        if (!tha.IsEmpty) tha.CopyTo(a[18..]);
+        BinaryPrimitives.WriteUInt32BigEndian(a[24..], tip);
+        return f;
+    }
+
+    /// <summary>Writes a 20-byte IPv4 header (no options) with its checksum.</summary>
+    public static void Ipv4Header(Span<byte> h, byte tos, int totalLength, ushort id, bool df, byte ttl, byte protocol, uint src, uint dst)
+    {
+        h[0] = 0x45;
+        h[1] = tos;
+        BinaryPrimitives.WriteUInt16BigEndian(h[2..], (ushort)totalLength);
+        BinaryPrimitives.WriteUInt16BigEndian(h[4..], id);
+        BinaryPrimitives.WriteUInt16BigEndian(h[6..], df ? (ushort)0x4000 : (ushort)0);
+        h[8] = ttl;
+        h[9] = protocol;
+        h[10] = h[11] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(h[12..], src);
+        BinaryPrimitives.WriteUInt32BigEndian(h[16..], dst);
+        BinaryPrimitives.WriteUInt16BigEndian(h[10..], Checksum.Compute(h[..20]));
+    }
+
+    /// <summary>
+    /// __icmp_send's packet: IPv4 (TOS = original's TOS bits | 0xC0, no DF, TTL ip_default_ttl, IP ID
+    /// <paramref name="ipId"/> — the kernel's is randomly keyed, comparisons must ignore it) + ICMP header
+    /// with <paramref name="info"/> in the second word + as much of <paramref name="original"/> as fits in 576 bytes.
+    /// </summary>
+    public static byte[] IcmpError(ReadOnlySpan<byte> original, byte type, byte code, uint info, uint src, uint dst, byte ttl, int routeMtu, ushort ipId = 0)
+    {
+        int room = Math.Min(routeMtu, 576) - 20 - 8;
+        int data = Math.Min(original.Length, room);
+        var p = new byte[28 + data];
+        byte tos = (byte)((original[1] & 0x1E) | 0xC0);
+        Ipv4Header(p, tos, p.Length, ipId, false, ttl, 1, src, dst);
+        var icmp = p.AsSpan(20);
+        icmp[0] = type;
+        icmp[1] = code;
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], info);
+        original[..data].CopyTo(icmp[8..]);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+        return p;
+    }
+
+    /// <summary>
+    /// nf_send_reset: a 40-byte RST answering the TCP segment in <paramref name="original"/>. IP ID 0, DF,
+    /// TTL <paramref name="ttl"/>; with ACK set in the original, seq = its ack and only RST; otherwise seq 0,
+    /// ack = seq + SYN + FIN + payload length, RST|ACK. Window 0. The TCP checksum is complete here; the kernel
+    /// leaves it CHECKSUM_PARTIAL and a veth with tx offload on transmits the pseudo-header sum only.
+    /// </summary>
+    public static byte[]? TcpReset(ReadOnlySpan<byte> original, byte ttl)
+    {
+        int ihl = (original[0] & 0xF) * 4;
+        var oth = original[ihl..];
+        if (oth.Length < 20) return null;
+        int doff = (oth[12] >> 4) * 4;
+        byte flags = oth[13];
+        if ((flags & 0x04) != 0) return null;
+        var p = new byte[40];
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(original[16..]);
+        uint dst = BinaryPrimitives.ReadUInt32BigEndian(original[12..]);
+        Ipv4Header(p, 0, 40, 0, true, ttl, 6, src, dst);
+        var t = p.AsSpan(20);
+        oth[2..4].CopyTo(t);
+        oth[0..2].CopyTo(t[2..]);
+        byte outFlags = 0x04;
+        if ((flags & 0x10) != 0)
+        {
+            oth[8..12].CopyTo(t[4..]);
+        }
+        else
+        {
+            uint seq = BinaryPrimitives.ReadUInt32BigEndian(oth[4..]);
+            int payload = original.Length - ihl - doff;
+            uint ack = seq + (uint)((flags & 0x02) != 0 ? 1 : 0) + (uint)((flags & 0x01) != 0 ? 1 : 0) + (uint)payload;
+            BinaryPrimitives.WriteUInt32BigEndian(t[8..], ack);
+            outFlags |= 0x10;
+        }
+        t[12] = 5 << 4;
+        t[13] = outFlags;
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.AsSpan(12, 4), p.AsSpan(16, 4), 6, 20)));
+        return p;
+    }
+
+    /// <summary>nf_ip_checksum as REJECT uses it: is the transport checksum of this unfragmented datagram right?
+    /// Protocols without a checksum Softnet knows (and UDP with checksum 0) count as right.</summary>
+    public static bool TransportChecksumOk(ReadOnlySpan<byte> ip)
+    {
+        int ihl = (ip[0] & 0xF) * 4;
+        var l4 = ip[ihl..];
+        switch (ip[9])
+        {
+            case 6 when l4.Length >= 20:
+                return Checksum.Verify(l4, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4.Length));
+            case 17 when l4.Length >= 8:
+                return BinaryPrimitives.ReadUInt16BigEndian(l4[6..]) == 0
+                       || Checksum.Verify(l4, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 17, l4.Length));
+            case 1 when l4.Length >= 8:
+                return Checksum.Verify(l4);
+            case 6 or 17 or 1:
+                return false;
+            default:
+                return true;
+        }
+    }
+
+    /// <summary>ip_decrease_ttl: TTL - 1 with the kernel's incremental checksum update (bit-exact with it).</summary>
+    public static void DecreaseTtl(Span<byte> ip)
+    {
+        uint check = BinaryPrimitives.ReadUInt16LittleEndian(ip[10..]);
+        // The kernel adds htons(0x0100) to the raw (network-order) checksum word, read here as little-endian like x86 does.
+        check += 0x0001;
+        check += check >= 0xFFFF ? 1u : 0u;
+        BinaryPrimitives.WriteUInt16LittleEndian(ip[10..], (ushort)check);
+        ip[8]--;
+    }
+}

@@ -1,0 +1,88 @@
+using Softnet.Netfilter;
+using Softnet.Topology;
+
+namespace Softnet.Ip;
+
+/// <summary>Route types a scenario uses (RTN_*).</summary>
+public enum RouteKind : byte
+{
+    Unicast,
+    Local,
+    Broadcast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// <summary>One FIB entry (struct fib_alias + its nexthop).</summary>
+public sealed class Route
+{
+    public uint Prefix;
+    public int PrefixLength;
+    public RouteKind Type;
+    /// <summary>Nexthop gateway, 0 for an on-link route.</summary>
+    public uint Gateway;
+    public Device? Device;
+    /// <summary>Preferred source (`src`), else 0.</summary>
+    public uint Source;
+    /// <summary>Derived from an address (proto kernel scope link).</summary>
+    public bool Connected;
+
+    public uint Mask => Ipv4.Mask(PrefixLength);
+
+    public bool Contains(uint a) => (a & Mask) == (Prefix & Mask);
+
+    public override string ToString()
+    {
+        string p = PrefixLength == 0 ? "default" : PrefixLength == 32 ? Ipv4.Format(Prefix) : $"{Ipv4.Format(Prefix)}/{PrefixLength}";
+        string t = Type switch { RouteKind.Unicast => "", _ => Type.ToString().ToLowerInvariant() + " " };
+        return $"{t}{p}{(Gateway != 0 ? " via " + Ipv4.Format(Gateway) : "")}{(Device != null ? " dev " + Device.Name : "")}";
+    }
+}
+
+/// <summary>
+/// The local and main tables of one namespace (fib_lookup with the default rules: local, then main).
+/// Longest-prefix match over prefixes grouped by length; lookups allocate nothing.
+/// </summary>
+public sealed class RouteTable
+{
+    private readonly Dictionary<uint, Route> _local = new();
+    // Index = prefix length; each a map from masked prefix to its route.
+    private readonly Dictionary<uint, Route>?[] _main = new Dictionary<uint, Route>?[33];
+    private readonly List<int> _lengths = new();
+
+    public void AddLocal(Route r) => _local.TryAdd(r.Prefix, r);
+
+    /// <summary>Adds a main-table route; false when the same prefix exists already (RTNETLINK "File exists").</summary>
+    public bool AddMain(Route r)
+    {
+        var d = _main[r.PrefixLength] ??= new Dictionary<uint, Route>();
+        if (!d.TryAdd(r.Prefix & r.Mask, r)) return false;
+        if (!_lengths.Contains(r.PrefixLength))
+        {
+            _lengths.Add(r.PrefixLength);
+            _lengths.Sort((a, b) => b.CompareTo(a));
+        }
+        return true;
+    }
+
+    /// <summary>The local table alone: local and broadcast addresses of the namespace.</summary>
+    public Route? LookupLocal(uint dst) => _local.TryGetValue(dst, out var r) ? r : null;
+
+    /// <summary>fib_lookup: local table first, then the main table by longest prefix.</summary>
+    public Route? Lookup(uint dst)
+    {
+        if (_local.TryGetValue(dst, out var l)) return l;
+        return LookupMain(dst);
+    }
+
+    public Route? LookupMain(uint dst)
+    {
+        foreach (int len in _lengths)
+            if (_main[len]!.TryGetValue(dst & Ipv4.Mask(len), out var r)) return r;
+        return null;
+    }
+
+    public IEnumerable<Route> MainRoutes => _lengths.SelectMany(l => _main[l]!.Values);
+    public IEnumerable<Route> LocalRoutes => _local.Values;
+}

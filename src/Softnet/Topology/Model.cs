@@ -1,0 +1,292 @@
+using System.Globalization;
+using Softnet.Capture;
+using Softnet.Ip;
+using Softnet.Netfilter;
+using Softnet.Netfilter.Conntrack;
+
+namespace Softnet.Topology;
+
+/// <summary>What a device is (the rtnl_link_ops kind).</summary>
+public enum DeviceKind : byte
+{
+    Loopback,
+    Veth,
+    Bridge,
+}
+
+/// <summary>
+/// One network device (struct net_device): name, MAC, kind, state, bridge membership. A veth knows its
+/// peer (which may live in another namespace); a bridge owns its ports and forwarding database.
+/// </summary>
+public sealed class Device
+{
+    public Device(Namespace ns, string name, DeviceKind kind, int ifindex)
+    {
+        Namespace = ns;
+        Name = name;
+        Kind = kind;
+        Ifindex = ifindex;
+        Mtu = kind == DeviceKind.Loopback ? 65536 : 1500;
+    }
+
+    public Namespace Namespace { get; internal set; }
+    public string Name { get; }
+    public DeviceKind Kind { get; }
+    public int Ifindex { get; internal set; }
+    public byte[] Mac { get; internal set; } = new byte[6];
+    /// <summary>The MAC was given (`address`), not derived; a bridge then keeps it when ports change.</summary>
+    public bool MacSet { get; internal set; }
+    public bool Up { get; internal set; }
+    public int Mtu { get; internal set; }
+    /// <summary>The other end of a veth pair.</summary>
+    public Device? Peer { get; internal set; }
+    /// <summary>The bridge this device is a port of.</summary>
+    public Device? Master { get; internal set; }
+
+    // Bridge state (kind Bridge only).
+    public List<Device> Ports { get; } = new();
+    public bool McastSnooping { get; internal set; } = true;
+    public bool Stp { get; internal set; }
+    /// <summary>br_fdb: learned MAC → port.</summary>
+    internal readonly Dictionary<ulong, Device> Fdb = new();
+
+    /// <summary>Counters as `ip -s link` would show them.</summary>
+    public long RxPackets, RxBytes, TxPackets, TxBytes, TxDropped;
+
+    /// <summary>tcpdump -i DEV -Q in / -Q out, when the replay dumps.</summary>
+    internal ICaptureWriter? RxTap, TxTap;
+
+    /// <summary>Is the link usable for receive: up, and for a veth the peer up too (carrier).</summary>
+    public bool Carrier => Up && (Kind != DeviceKind.Veth || Peer is { Up: true });
+
+    public override string ToString() => $"{Namespace.Name}/{Name}";
+
+    internal static ulong MacKey(ReadOnlySpan<byte> mac)
+        => ((ulong)mac[0] << 40) | ((ulong)mac[1] << 32) | ((ulong)mac[2] << 24) | ((ulong)mac[3] << 16) | ((ulong)mac[4] << 8) | mac[5];
+
+    public static string FormatMac(ReadOnlySpan<byte> mac)
+        => string.Create(CultureInfo.InvariantCulture, $"{mac[0]:x2}:{mac[1]:x2}:{mac[2]:x2}:{mac[3]:x2}:{mac[4]:x2}:{mac[5]:x2}");
+
+    public static bool TryParseMac(string s, out byte[] mac)
+    {
+        mac = new byte[6];
+        var parts = s.Split(':');
+        if (parts.Length != 6) return false;
+        for (int i = 0; i < 6; i++)
+            if (parts[i].Length is < 1 or > 2 || !byte.TryParse(parts[i], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out mac[i])) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// A MAC derived from the namespace and device name (locally administered, unicast). The kernel picks
+    /// random MACs for veth and bridges (eth_hw_addr_random), so a scenario meant for kernel comparison must
+    /// set every address explicitly (`address MAC`); this only makes Softnet runs reproducible.
+    /// </summary>
+    public static byte[] DeriveMac(string ns, string name)
+    {
+        // FNV-1a over "ns/name": stable across runs and .NET versions (string.GetHashCode is randomized).
+        ulong h = 0xcbf29ce484222325UL;
+        foreach (char c in ns + "/" + name)
+        {
+            h ^= c;
+            h *= 0x100000001b3UL;
+        }
+        var mac = new byte[6];
+        for (int i = 0; i < 6; i++) mac[i] = (byte)(h >> (8 * i));
+        mac[0] = (byte)((mac[0] & 0xFC) | 0x02);
+        return mac;
+    }
+}
+
+/// <summary>One IPv4 address on a device (struct in_ifaddr).</summary>
+public sealed record IfAddress(Device Device, uint Address, int PrefixLength, uint Broadcast)
+{
+    public uint Mask => Ipv4.Mask(PrefixLength);
+    public uint Network => Address & Mask;
+}
+
+/// <summary>
+/// A network namespace: devices, addresses, routes, neighbours, sysctls, and its netfilter state
+/// (tables, conntrack, NAT). The receive path of <see cref="Ipv4Stack"/> runs against one of these.
+/// </summary>
+public sealed class Namespace : INetfilterHost
+{
+    public Namespace(Scenario scenario, string name)
+    {
+        Scenario = scenario;
+        Name = name;
+        var lo = new Device(this, "lo", DeviceKind.Loopback, 1);
+        Devices.Add(lo);
+        Netfilter = new NetfilterTables();
+        Netfilter.Host = this;
+    }
+
+    public Scenario Scenario { get; }
+    public string Name { get; }
+    public List<Device> Devices { get; } = new();
+    public List<IfAddress> Addresses { get; } = new();
+    /// <summary>Routes added with `route add` (the main table's static part; connected routes are derived).</summary>
+    public List<Route> StaticRoutes { get; } = new();
+    public NeighbourTable Neighbours { get; } = new();
+    public Dictionary<string, string> Sysctls { get; } = new(StringComparer.Ordinal);
+    /// <summary>The namespace's netfilter state; tables are empty unless iptables.save was given.</summary>
+    public NetfilterTables Netfilter { get; internal set; }
+    /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>
+    public bool HasIptables { get; internal set; }
+    public NamespaceCounters Counters { get; } = new();
+    private int _nextIfindex = 2;
+
+    internal int NextIfindex() => _nextIfindex++;
+
+    public Device? Device(string name)
+    {
+        foreach (var d in Devices)
+            if (d.Name == name) return d;
+        return null;
+    }
+
+    // ---- sysctls ----
+
+    public string? Sysctl(string key) => Sysctls.TryGetValue(key, out var v) ? v : null;
+
+    private int SysctlInt(string key, int dflt)
+        => Sysctls.TryGetValue(key, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) ? i : dflt;
+
+    /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
+    public bool Forwarding(Device dev)
+    {
+        var own = Sysctl($"net.ipv4.conf.{dev.Name}.forwarding");
+        if (own != null) return own == "1";
+        return SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+    }
+
+    /// <summary>rp_filter in effect on <paramref name="dev"/>: the maximum of conf.all and conf.DEV (0 off, 1 strict, 2 loose).</summary>
+    public int RpFilter(Device dev)
+        => Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt($"net.ipv4.conf.{dev.Name}.rp_filter", SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+
+    public int DefaultTtl => SysctlInt("net.ipv4.ip_default_ttl", 64);
+    /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
+    public int IcmpRateLimitMs => SysctlInt("net.ipv4.icmp_ratelimit", 1000);
+    public int IcmpRateMask => SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
+    public bool IcmpErrorsUseInboundIfaddr => SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
+    public bool BridgeNfCallIptables => SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+
+    // ---- INetfilterHost over the namespace's addresses ----
+
+    public RouteType AddressType(uint address, string? device)
+    {
+        if ((address >> 24) == 127) return RouteType.Local;
+        if (address == 0xFFFFFFFF) return RouteType.Broadcast;
+        if ((address >> 28) == 0xE) return RouteType.Multicast;
+        var r = Routing.LookupLocal(address);
+        if (r != null) return r.Type == RouteKind.Broadcast ? RouteType.Broadcast : RouteType.Local;
+        return RouteType.Unicast;
+    }
+
+    public uint PrimaryAddress(string? device)
+    {
+        foreach (var a in Addresses)
+            if (a.Device.Name == device) return a.Address;
+        return 0;
+    }
+
+    /// <summary>inet_select_addr: an address of <paramref name="dev"/> on the subnet of <paramref name="dst"/>,
+    /// else its first address, else any address of the namespace (not on lo).</summary>
+    public uint SelectAddress(Device? dev, uint dst)
+    {
+        uint first = 0;
+        if (dev != null)
+            foreach (var a in Addresses)
+            {
+                if (a.Device != dev) continue;
+                if (dst != 0 && (dst & a.Mask) == a.Network) return a.Address;
+                if (first == 0) first = a.Address;
+            }
+        if (first != 0) return first;
+        foreach (var a in Addresses)
+            if (a.Device.Kind != DeviceKind.Loopback && (a.Address >> 24) != 127) return a.Address;
+        return 0;
+    }
+
+    /// <summary>The routing tables, built from addresses, device state and static routes (<see cref="Compile"/>).</summary>
+    public RouteTable Routing { get; private set; } = new();
+
+    /// <summary>Rebuilds the local and main tables the way the kernel derives them (fib_add_ifaddr) plus the static routes.</summary>
+    public void Compile()
+    {
+        var t = new RouteTable();
+        foreach (var a in Addresses)
+        {
+            t.AddLocal(new Route { Prefix = a.Address, PrefixLength = 32, Type = RouteKind.Local, Device = a.Device, Source = a.Address });
+            if (!a.Device.Up) continue;
+            if (a.Broadcast != 0 && a.Broadcast != 0xFFFFFFFF)
+                t.AddLocal(new Route { Prefix = a.Broadcast, PrefixLength = 32, Type = RouteKind.Broadcast, Device = a.Device, Source = a.Address });
+            if (a.PrefixLength < 32 || a.Network != a.Address)
+            {
+                if (a.Network != 0)
+                    t.AddMain(new Route { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = a.Device.Kind == DeviceKind.Loopback ? RouteKind.Local : RouteKind.Unicast, Device = a.Device, Source = a.Address, Connected = true });
+                if (a.PrefixLength < 31)
+                    t.AddLocal(new Route { Prefix = a.Network | ~a.Mask, PrefixLength = 32, Type = RouteKind.Broadcast, Device = a.Device, Source = a.Address });
+            }
+        }
+        foreach (var r in StaticRoutes) t.AddMain(r);
+        Routing = t;
+    }
+
+    public override string ToString() => Name;
+}
+
+/// <summary>Per-namespace counters of the IPv4 path. Conservation: every receive event on a device ends in
+/// exactly one of delivered, forwarded, bridged, arp, or a drop.</summary>
+public sealed class NamespaceCounters
+{
+    /// <summary>Frames received on a device of the namespace (a frame a bridge passes up counts again on the bridge).</summary>
+    public long Received;
+    public long Forwarded;
+    public long Bridged;
+    /// <summary>ARP frames handled (answered, learned from, or ignored).</summary>
+    public long Arp;
+    /// <summary>Packets generated here: ARP requests/replies, ICMP errors, TCP resets.</summary>
+    public long Sent;
+    /// <summary>Forwarded packets held in a neighbour queue when the replay ended (not yet resolved).</summary>
+    public long NeighQueued;
+    public Telemetry.DropCounters Drops { get; } = new();
+    /// <summary>Delivered locally, by IP protocol number.</summary>
+    public Dictionary<byte, long> Delivered { get; } = new();
+    public long DeliveredTotal => Delivered.Values.Sum();
+    /// <summary>ICMP echo requests to a local address (the kernel would reply; Softnet consumes them for now).</summary>
+    public long EchoRequests;
+    public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
+
+    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total;
+}
+
+/// <summary>A set of namespaces linked by veth pairs (a scenario folder once loaded).</summary>
+public sealed class Scenario
+{
+    public string Directory { get; init; } = "";
+    public List<Namespace> Namespaces { get; } = new();
+
+    public Namespace? Namespace(string name)
+    {
+        foreach (var n in Namespaces)
+            if (n.Name == name) return n;
+        return null;
+    }
+
+    /// <summary>Finishes loading: bridge MACs from ports, routing tables, conntrack per iptables use.</summary>
+    public void Compile()
+    {
+        foreach (var ns in Namespaces)
+        {
+            foreach (var d in ns.Devices)
+                if (d.Kind == DeviceKind.Bridge && !d.MacSet && d.Ports.Count > 0)
+                {
+                    // br_stp_recalculate_bridge_id: a bridge without an assigned address takes its lowest port MAC.
+                    var min = d.Ports.Select(p => p.Mac).OrderBy(m => Device.MacKey(m)).First();
+                    d.Mac = (byte[])min.Clone();
+                }
+            ns.Compile();
+        }
+    }
+}

@@ -1,0 +1,579 @@
+using System.Globalization;
+using Softnet.Ip;
+using Softnet.Netfilter;
+using Softnet.Netfilter.Conntrack;
+
+namespace Softnet.Topology;
+
+/// <summary>A scenario file Softnet cannot load, naming file and line.</summary>
+public sealed class ScenarioFormatException(string file, int line, string reason) : Exception($"{file}:{line}: {reason}")
+{
+    public string File { get; } = file;
+    public int Line { get; } = line;
+    public string Reason { get; } = reason;
+}
+
+/// <summary>
+/// Loads a scenario folder — the same files the kernel-comparison harness feeds to iproute2, iptables-restore
+/// and sysctl:
+/// <list type="bullet">
+/// <item>links.batch: `ip -batch` lines run in the caller's namespace: `netns add N` and
+/// `link add NAME netns N [address MAC] [mtu N] type veth peer name P netns M [address MAC] [mtu N]`
+/// (both ends need `netns`, or the kernel would create them in the harness's own namespace);</item>
+/// <item>ns/NAME/ip.batch: `ip -batch` lines run inside NAME: `link add NAME [address MAC] type bridge
+/// [mcast_snooping 0|1] [stp_state 0]`, veth pairs, `link set [dev] DEV up|down|master BR|nomaster|address MAC|mtu N`,
+/// `addr add A/len [brd +|B] dev DEV`, `route add default|PREFIX via GW [dev DEV] [src A]`,
+/// `route add PREFIX dev DEV [src A]`, `route add blackhole|unreachable|prohibit PREFIX`,
+/// `neigh add A lladdr MAC dev DEV [nud permanent]`;</item>
+/// <item>ns/NAME/sysctl.conf (`key = value`) and ns/NAME/iptables.save, both optional.</item>
+/// </list>
+/// Anything else is rejected with file:line, as are commands the kernel itself would refuse (a gateway
+/// that is not on a connected subnet, a route via a down device, a duplicate address or route).
+/// </summary>
+public static class ScenarioLoader
+{
+    public static Scenario Load(string dir)
+    {
+        if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"scenario folder '{dir}' does not exist");
+        var sc = new Scenario { Directory = dir };
+        string links = Path.Combine(dir, "links.batch");
+        if (!File.Exists(links)) throw new ScenarioFormatException(links, 0, "links.batch is missing (it creates the namespaces)");
+        RunBatch(sc, null, links);
+        string nsDir = Path.Combine(dir, "ns");
+        if (System.IO.Directory.Exists(nsDir))
+        {
+            var names = System.IO.Directory.GetDirectories(nsDir).Select(Path.GetFileName).OrderBy(n => n, StringComparer.Ordinal).ToList();
+            foreach (var name in names)
+            {
+                var ns = sc.Namespace(name!) ?? throw new ScenarioFormatException(Path.Combine(nsDir, name!), 0, $"namespace '{name}' is not created by links.batch (netns add {name})");
+                string batch = Path.Combine(nsDir, name!, "ip.batch");
+                if (File.Exists(batch)) RunBatch(sc, ns, batch);
+            }
+            foreach (var name in names)
+            {
+                var ns = sc.Namespace(name!)!;
+                string sysctl = Path.Combine(nsDir, name!, "sysctl.conf");
+                if (File.Exists(sysctl)) LoadSysctl(ns, sysctl);
+                string ipt = Path.Combine(nsDir, name!, "iptables.save");
+                if (File.Exists(ipt)) LoadIptables(ns, ipt);
+                ApplyConntrackSysctls(ns);
+                foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
+                {
+                    string fn = Path.GetFileName(f);
+                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save)");
+                }
+            }
+        }
+        sc.Compile();
+        return sc;
+    }
+
+    // ---------------- ip -batch ----------------
+
+    private sealed class Line(string file, int number, List<string> tokens)
+    {
+        public readonly string File = file;
+        public readonly int Number = number;
+        public readonly List<string> Tokens = tokens;
+        public int Pos;
+        public bool AtEnd => Pos >= Tokens.Count;
+        public string Peek() => Pos < Tokens.Count ? Tokens[Pos] : "";
+        public string Take() => Tokens[Pos++];
+        public string Next(string what) => Pos < Tokens.Count ? Tokens[Pos++] : throw Error($"'{what}' needs an argument");
+        public ScenarioFormatException Error(string reason) => new(File, Number, reason);
+    }
+
+    /// <summary>Runs the `ip -batch` lines of <paramref name="path"/> in <paramref name="ns"/> (null: the caller's namespace, links.batch).</summary>
+    private static void RunBatch(Scenario sc, Namespace? ns, string path)
+    {
+        var lines = File.ReadAllText(path).Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var tokens = new List<string>();
+            foreach (var t in lines[i].TrimEnd('\r').Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (t.StartsWith('#')) break;
+                tokens.Add(t);
+            }
+            if (tokens.Count == 0) continue;
+            var l = new Line(path, i + 1, tokens);
+            string obj = l.Take();
+            if (obj.StartsWith('-'))
+                throw l.Error($"option '{obj}' is not supported in a batch line (ip -batch takes commands only; put namespace commands in ns/NAME/ip.batch)");
+            if (obj == "ip") throw l.Error("batch lines start with the object ('link', 'addr', ...), not 'ip'");
+            string cmd = l.AtEnd ? "" : l.Take();
+            switch (obj, cmd)
+            {
+                case ("netns", "add"):
+                    if (ns != null) throw l.Error("'netns add' belongs in links.batch");
+                    NetnsAdd(sc, l);
+                    break;
+                case ("link", "add"):
+                    LinkAdd(sc, ns, l);
+                    break;
+                case ("link", "set"):
+                    if (ns == null) throw l.Error("'link set' runs inside a namespace: put it in ns/NAME/ip.batch");
+                    LinkSet(ns, l);
+                    break;
+                case ("addr" or "address" or "a", "add"):
+                    if (ns == null) throw l.Error("'addr add' runs inside a namespace: put it in ns/NAME/ip.batch");
+                    AddrAdd(ns, l);
+                    break;
+                case ("route" or "r", "add"):
+                    if (ns == null) throw l.Error("'route add' runs inside a namespace: put it in ns/NAME/ip.batch");
+                    RouteAdd(ns, l);
+                    break;
+                case ("neigh" or "neighbour" or "neighbor", "add"):
+                    if (ns == null) throw l.Error("'neigh add' runs inside a namespace: put it in ns/NAME/ip.batch");
+                    NeighAdd(ns, l);
+                    break;
+                default:
+                    throw l.Error($"unsupported command '{obj} {cmd}'".TrimEnd() + " (supported: netns add, link add, link set, addr add, route add, neigh add)");
+            }
+        }
+    }
+
+    private static void NetnsAdd(Scenario sc, Line l)
+    {
+        string name = l.Next("netns add");
+        if (!l.AtEnd) throw l.Error($"unexpected '{l.Peek()}' after the namespace name");
+        if (name.Contains('/') || name is "." or "..") throw l.Error($"invalid namespace name '{name}'");
+        if (sc.Namespace(name) != null) throw l.Error($"namespace '{name}' exists already");
+        sc.Namespaces.Add(new Namespace(sc, name));
+    }
+
+    private static Namespace NsArg(Scenario sc, Line l)
+    {
+        string n = l.Next("netns");
+        return sc.Namespace(n) ?? throw l.Error($"namespace '{n}' does not exist (netns add it first)");
+    }
+
+    private static void CheckName(Line l, Namespace ns, string name)
+    {
+        if (name.Length is 0 or > 15 || name.Contains('/') || name.Contains(':') || name.Any(char.IsWhiteSpace))
+            throw l.Error($"invalid device name '{name}'");
+        if (ns.Device(name) != null) throw l.Error($"device '{name}' exists already in namespace '{ns.Name}' (RTNETLINK answers: File exists)");
+    }
+
+    private static byte[] MacArg(Line l)
+    {
+        string s = l.Next("address");
+        if (!Device.TryParseMac(s, out var mac)) throw l.Error($"invalid MAC address '{s}'");
+        if ((mac[0] & 1) != 0 || mac.All(b => b == 0)) throw l.Error($"'{s}' is not a valid unicast MAC address");
+        return mac;
+    }
+
+    private static int MtuArg(Line l)
+    {
+        string s = l.Next("mtu");
+        if (!int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < 68 || mtu > 65535)
+            throw l.Error($"invalid mtu '{s}' (68..65535)");
+        return mtu;
+    }
+
+    private static void LinkAdd(Scenario sc, Namespace? ns, Line l)
+    {
+        string name = l.Peek() == "name" ? (l.Take() is var _ ? l.Next("name") : "") : l.Next("link add");
+        Namespace? target = ns;
+        byte[]? mac = null;
+        int mtu = 0;
+        while (!l.AtEnd && l.Peek() != "type")
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "netns": target = NsArg(sc, l); break;
+                case "address": mac = MacArg(l); break;
+                case "mtu": mtu = MtuArg(l); break;
+                default: throw l.Error($"unsupported link attribute '{o}' (supported before 'type': netns, address, mtu)");
+            }
+        }
+        if (l.AtEnd) throw l.Error("'link add' needs 'type veth' or 'type bridge'");
+        l.Take();
+        string kind = l.Next("type");
+        if (target == null)
+            throw l.Error($"'{name}' would be created in the harness's own namespace: give 'netns NS'");
+        CheckName(l, target, name);
+        switch (kind)
+        {
+            case "veth":
+            {
+                string? peerName = null;
+                Namespace? peerNs = ns;
+                byte[]? peerMac = null;
+                int peerMtu = 0;
+                if (!l.AtEnd)
+                {
+                    if (l.Take() != "peer") throw l.Error("after 'type veth' only 'peer name P [netns N] [address MAC] [mtu N]' is supported");
+                    while (!l.AtEnd)
+                    {
+                        string o = l.Take();
+                        switch (o)
+                        {
+                            case "name": peerName = l.Next("name"); break;
+                            case "netns": peerNs = NsArg(sc, l); break;
+                            case "address": peerMac = MacArg(l); break;
+                            case "mtu": peerMtu = MtuArg(l); break;
+                            default:
+                                if (peerName == null && !o.StartsWith('-')) { peerName = o; break; }
+                                throw l.Error($"unsupported veth peer attribute '{o}'");
+                        }
+                    }
+                }
+                if (peerName == null) throw l.Error("veth needs 'peer name P' (the kernel would pick vethN)");
+                if (peerNs == null) throw l.Error($"peer '{peerName}' would be created in the harness's own namespace: give 'netns NS'");
+                if (peerNs == target && peerName == name) throw l.Error("veth peer has the same name as the device");
+                CheckName(l, peerNs, peerName);
+                var a = AddDevice(target, name, DeviceKind.Veth, mac, mtu);
+                var b = AddDevice(peerNs, peerName, DeviceKind.Veth, peerMac, peerMtu);
+                a.Peer = b;
+                b.Peer = a;
+                break;
+            }
+            case "bridge":
+            {
+                var br = AddDevice(target, name, DeviceKind.Bridge, mac, mtu);
+                while (!l.AtEnd)
+                {
+                    string o = l.Take();
+                    string v = l.Next(o);
+                    switch (o)
+                    {
+                        case "mcast_snooping" when v is "0" or "1": br.McastSnooping = v == "1"; break;
+                        case "stp_state" when v == "0": br.Stp = false; break;
+                        case "stp_state": throw l.Error("stp_state other than 0 is not modeled (STP port states and BPDUs)");
+                        default: throw l.Error($"unsupported bridge option '{o} {v}' (supported: mcast_snooping 0|1, stp_state 0)");
+                    }
+                }
+                break;
+            }
+            default:
+                throw l.Error($"unsupported link type '{kind}' (supported: veth, bridge)");
+        }
+    }
+
+    private static Device AddDevice(Namespace ns, string name, DeviceKind kind, byte[]? mac, int mtu)
+    {
+        var d = new Device(ns, name, kind, ns.NextIfindex());
+        d.Mac = mac ?? Device.DeriveMac(ns.Name, name);
+        d.MacSet = mac != null;
+        if (mtu != 0) d.Mtu = mtu;
+        ns.Devices.Add(d);
+        return d;
+    }
+
+    private static Device DevArg(Namespace ns, Line l, string option = "dev")
+    {
+        string n = l.Next(option);
+        return ns.Device(n) ?? throw l.Error($"Cannot find device \"{n}\" in namespace '{ns.Name}'");
+    }
+
+    private static void LinkSet(Namespace ns, Line l)
+    {
+        if (l.Peek() == "dev") l.Take();
+        var dev = DevArg(ns, l, "link set");
+        if (l.AtEnd) throw l.Error("'link set' needs an attribute (up, down, master, nomaster, address, mtu)");
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "up": dev.Up = true; break;
+                case "down": dev.Up = false; break;
+                case "master":
+                {
+                    var br = DevArg(ns, l, "master");
+                    if (br.Kind != DeviceKind.Bridge) throw l.Error($"'{br.Name}' is not a bridge");
+                    if (dev == br || dev.Kind == DeviceKind.Bridge) throw l.Error("a bridge cannot be a port");
+                    dev.Master?.Ports.Remove(dev);
+                    dev.Master = br;
+                    br.Ports.Add(dev);
+                    break;
+                }
+                case "nomaster":
+                    dev.Master?.Ports.Remove(dev);
+                    dev.Master = null;
+                    break;
+                case "address":
+                    dev.Mac = MacArg(l);
+                    dev.MacSet = true;
+                    break;
+                case "mtu":
+                    dev.Mtu = MtuArg(l);
+                    break;
+                default:
+                    throw l.Error($"unsupported 'link set' attribute '{o}' (supported: up, down, master BR, nomaster, address MAC, mtu N)");
+            }
+        }
+    }
+
+    private static (uint Address, int Length) Cidr(Line l, string s, bool allowDefault)
+    {
+        if (allowDefault && s is "default" or "0/0" or "0.0.0.0/0") return (0, 0);
+        int slash = s.IndexOf('/');
+        string a = slash < 0 ? s : s[..slash];
+        int len = 32;
+        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}' (only IPv4 is modeled)");
+        if (slash >= 0 && (!int.TryParse(s[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out len) || len > 32))
+            throw l.Error($"invalid prefix '{s}'");
+        return (addr, len);
+    }
+
+    private static void AddrAdd(Namespace ns, Line l)
+    {
+        var (addr, len) = Cidr(l, l.Next("addr add"), false);
+        Device? dev = null;
+        uint brd = 0;
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "dev": dev = DevArg(ns, l); break;
+                case "brd" or "broadcast":
+                {
+                    string b = l.Next(o);
+                    if (b == "+") brd = len < 31 ? addr | ~Ipv4.Mask(len) : 0;
+                    else if (b == "-") brd = len < 31 ? addr & Ipv4.Mask(len) : 0;
+                    else if (!Ipv4.TryParse(b, out brd)) throw l.Error($"invalid broadcast '{b}'");
+                    break;
+                }
+                default: throw l.Error($"unsupported 'addr add' option '{o}' (supported: brd, dev)");
+            }
+        }
+        if (dev == null) throw l.Error("'addr add' needs 'dev DEV'");
+        if (addr == 0 || (addr >> 28) >= 0xE) throw l.Error($"'{Ipv4.Format(addr)}' cannot be an interface address");
+        if (ns.Addresses.Any(x => x.Device == dev && x.Address == addr && x.PrefixLength == len))
+            throw l.Error("RTNETLINK answers: File exists");
+        ns.Addresses.Add(new IfAddress(dev, addr, len, brd));
+    }
+
+    private static void RouteAdd(Namespace ns, Line l)
+    {
+        var r = new Route { Type = RouteKind.Unicast };
+        string first = l.Next("route add");
+        if (first is "blackhole" or "unreachable" or "prohibit" or "unicast")
+        {
+            r.Type = first switch { "blackhole" => RouteKind.Blackhole, "unreachable" => RouteKind.Unreachable, "prohibit" => RouteKind.Prohibit, _ => RouteKind.Unicast };
+            first = l.Next(first);
+        }
+        (r.Prefix, r.PrefixLength) = Cidr(l, first, true);
+        if ((r.Prefix & ~r.Mask) != 0) throw l.Error("Error: Invalid prefix for given prefix length.");
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "via":
+                {
+                    string g = l.Next(o);
+                    if (g == "inet") g = l.Next(o);
+                    if (!Ipv4.TryParse(g, out r.Gateway)) throw l.Error($"invalid gateway '{g}'");
+                    break;
+                }
+                case "dev": r.Device = DevArg(ns, l); break;
+                case "src":
+                {
+                    string s = l.Next(o);
+                    if (!Ipv4.TryParse(s, out r.Source)) throw l.Error($"invalid source '{s}'");
+                    if (!ns.Addresses.Any(a => a.Address == r.Source)) throw l.Error("Error: Invalid prefsrc address.");
+                    break;
+                }
+                case "scope" when l.Peek() is "link" or "global":
+                    l.Take();
+                    break;
+                default: throw l.Error($"unsupported 'route add' option '{o}' (supported: via, dev, src, scope link|global)");
+            }
+        }
+        if (r.Type != RouteKind.Unicast)
+        {
+            if (r.Gateway != 0) throw l.Error($"a {first} route takes no gateway");
+        }
+        else if (r.Gateway != 0)
+        {
+            // fib_check_nh_v4_gw: the gateway must be on a connected subnet of an up device.
+            var onLink = ns.Addresses.FirstOrDefault(a => a.Device.Up && (r.Device == null || a.Device == r.Device)
+                                                          && a.PrefixLength < 32 && (r.Gateway & a.Mask) == a.Network);
+            if (r.Device is { Up: false }) throw l.Error("Error: Nexthop device is not up.");
+            if (onLink == null) throw l.Error("Error: Nexthop has invalid gateway.");
+            if (ns.Addresses.Any(a => a.Address == r.Gateway)) throw l.Error("Error: Gateway can not be a local address.");
+            r.Device ??= onLink.Device;
+        }
+        else
+        {
+            if (r.Device == null) throw l.Error("a unicast route needs 'via GW' or 'dev DEV'");
+            if (!r.Device.Up) throw l.Error("Error: Device for nexthop is not up.");
+        }
+        if (ns.StaticRoutes.Any(x => x.Prefix == r.Prefix && x.PrefixLength == r.PrefixLength))
+            throw l.Error("RTNETLINK answers: File exists");
+        ns.StaticRoutes.Add(r);
+    }
+
+    private static void NeighAdd(Namespace ns, Line l)
+    {
+        string a = l.Next("neigh add");
+        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}'");
+        byte[]? mac = null;
+        Device? dev = null;
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "lladdr":
+                {
+                    string s = l.Next(o);
+                    if (!Device.TryParseMac(s, out mac)) throw l.Error($"invalid MAC address '{s}'");
+                    break;
+                }
+                case "dev": dev = DevArg(ns, l); break;
+                case "nud":
+                    if (l.Next(o) != "permanent") throw l.Error("only 'nud permanent' entries are supported");
+                    break;
+                default: throw l.Error($"unsupported 'neigh add' option '{o}' (supported: lladdr, dev, nud permanent)");
+            }
+        }
+        if (dev == null) throw l.Error("'neigh add' needs 'dev DEV'");
+        if (mac == null) throw l.Error("'neigh add' needs 'lladdr MAC'");
+        if (ns.Neighbours.Find(dev, addr) != null) throw l.Error("RTNETLINK answers: File exists");
+        ns.Neighbours.Create(dev, addr, NudState.Permanent).Mac = mac;
+    }
+
+    // ---------------- sysctl.conf ----------------
+
+    private static readonly string[] ConntrackTcpTimeouts =
+        ["", "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack", "time_wait", "close", "", "max_retrans", "unacknowledged"];
+
+    private static void LoadSysctl(Namespace ns, string path)
+    {
+        var lines = File.ReadAllText(path).Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i].TrimEnd('\r').Trim();
+            if (line.Length == 0 || line[0] is '#' or ';') continue;
+            ScenarioFormatException Err(string m) => new(path, i + 1, m);
+            int eq = line.IndexOf('=');
+            if (eq < 0) throw Err("expected 'key = value'");
+            string key = line[..eq].Trim().Replace('/', '.');
+            if (key.StartsWith('-')) key = key[1..];
+            string value = line[(eq + 1)..].Trim();
+            if (!long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v))
+                throw Err($"'{key}': value '{value}' is not an integer");
+            CheckSysctl(ns, key, v, Err);
+            ns.Sysctls[key] = value;
+            // net.ipv4.ip_forward writes conf.all.forwarding and every device's (devinet_sysctl_forward).
+            if (key == "net.ipv4.ip_forward" || key == "net.ipv4.conf.all.forwarding")
+            {
+                foreach (var k in ns.Sysctls.Keys.Where(k => k.StartsWith("net.ipv4.conf.", StringComparison.Ordinal) && k.EndsWith(".forwarding", StringComparison.Ordinal)).ToList())
+                    ns.Sysctls.Remove(k);
+                ns.Sysctls["net.ipv4.ip_forward"] = value;
+            }
+        }
+    }
+
+    private static void CheckSysctl(Namespace ns, string key, long v, Func<string, ScenarioFormatException> err)
+    {
+        void Range(long lo, long hi)
+        {
+            if (v < lo || v > hi) throw err($"'{key}' must be {lo}..{hi}");
+        }
+        if (key is "net.ipv4.ip_forward" or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.bridge.bridge-nf-call-iptables"
+                or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal")
+        { Range(0, 1); return; }
+        if (key == "net.ipv4.ip_default_ttl") { Range(1, 255); return; }
+        if (key is "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask") { Range(0, int.MaxValue); return; }
+        if (key == "net.netfilter.nf_conntrack_max") { Range(1, int.MaxValue); return; }
+        if (key.StartsWith("net.netfilter.nf_conntrack_", StringComparison.Ordinal))
+        {
+            string rest = key["net.netfilter.nf_conntrack_".Length..];
+            if (rest is "udp_timeout" or "udp_timeout_stream" or "icmp_timeout" or "generic_timeout" or "tcp_max_retrans"
+                || (rest.StartsWith("tcp_timeout_", StringComparison.Ordinal) && Array.IndexOf(ConntrackTcpTimeouts, rest["tcp_timeout_".Length..]) > 0))
+            { Range(0, int.MaxValue); return; }
+            throw err($"unsupported sysctl '{key}'");
+        }
+        var parts = key.Split('.');
+        if (parts.Length == 5 && parts[0] == "net" && parts[1] is "ipv4" or "ipv6" && parts[2] == "conf")
+        {
+            string dev = parts[3], what = parts[4];
+            if (dev is not ("all" or "default") && ns.Device(dev) == null) throw err($"'{key}': no device '{dev}' in namespace '{ns.Name}'");
+            if (parts[1] == "ipv6")
+            {
+                // Softnet sends no IPv6 (router or neighbour solicitations); the kernel does unless this is 1.
+                if (what == "disable_ipv6") { Range(0, 1); return; }
+                throw err($"unsupported sysctl '{key}' (IPv6: only disable_ipv6)");
+            }
+            switch (what)
+            {
+                case "forwarding": Range(0, 1); return;
+                case "rp_filter": Range(0, 2); return;
+                // ICMP redirects are not generated by Softnet: set 0 for kernel comparisons.
+                case "send_redirects" or "accept_redirects" or "log_martians": Range(0, 1); return;
+                case "arp_ignore" or "arp_announce" or "route_localnet" or "accept_local" or "proxy_arp":
+                    if (v != 0) throw err($"'{key}' = {v} is not modeled (only 0)");
+                    return;
+            }
+        }
+        throw err($"unsupported sysctl '{key}'");
+    }
+
+    private static void ApplyConntrackSysctls(Namespace ns)
+    {
+        var d = new ConntrackOptions();
+        long S(string k, long dflt) => ns.Sysctl("net.netfilter.nf_conntrack_" + k) is { } s ? long.Parse(s, CultureInfo.InvariantCulture) : dflt;
+        var tcp = d.TcpTimeoutsNs.ToArray();
+        for (int i = 1; i < ConntrackTcpTimeouts.Length; i++)
+            if (ConntrackTcpTimeouts[i].Length > 0)
+                tcp[i] = S("tcp_timeout_" + ConntrackTcpTimeouts[i], tcp[i] / 1_000_000_000L) * 1_000_000_000L;
+        var o = new ConntrackOptions
+        {
+            Max = (int)S("max", d.Max),
+            TcpLoose = S("tcp_loose", 1) != 0,
+            TcpBeLiberal = S("tcp_be_liberal", 0) != 0,
+            TcpMaxRetrans = (int)S("tcp_max_retrans", d.TcpMaxRetrans),
+            UdpTimeout = TimeSpan.FromSeconds(S("udp_timeout", (long)d.UdpTimeout.TotalSeconds)),
+            UdpStreamTimeout = TimeSpan.FromSeconds(S("udp_timeout_stream", (long)d.UdpStreamTimeout.TotalSeconds)),
+            IcmpTimeout = TimeSpan.FromSeconds(S("icmp_timeout", (long)d.IcmpTimeout.TotalSeconds)),
+            GenericTimeout = TimeSpan.FromSeconds(S("generic_timeout", (long)d.GenericTimeout.TotalSeconds)),
+            TcpTimeoutsNs = tcp,
+        };
+        ns.Netfilter.UseConntrack(o);
+    }
+
+    // ---------------- iptables.save ----------------
+
+    private static void LoadIptables(Namespace ns, string path)
+    {
+        NetfilterTables t;
+        try
+        {
+            t = IptablesSaveParser.ParseFile(path);
+        }
+        catch (IptablesParseException e)
+        {
+            throw new ScenarioFormatException(e.File, e.Line, e.Reason);
+        }
+        t.Host = ns;
+        t.ConntrackEnabled = NeedsConntrack(t);
+        ns.Netfilter = t;
+        ns.HasIptables = true;
+    }
+
+    /// <summary>
+    /// nf_ct_netns_get: conntrack runs in a namespace only once something needs it — the nat table, a
+    /// conntrack/state/connmark match, or a CT/NOTRACK/CONNMARK/NAT target. A filter-only ruleset leaves
+    /// `conntrack -L` empty in the kernel, and here.
+    /// </summary>
+    internal static bool NeedsConntrack(NetfilterTables t)
+    {
+        if (t[TableKind.Nat] != null) return true;
+        foreach (var table in t.Tables)
+            foreach (var c in table.Chains)
+                foreach (var r in c.Rules)
+                {
+                    if (r.Matches.Any(m => m.Name is "conntrack" or "state" or "connmark" or "conntrack_helper")) return true;
+                    if (r.Target?.Name is "CT" or "NOTRACK" or "CONNMARK" or "MASQUERADE" or "SNAT" or "DNAT" or "REDIRECT") return true;
+                }
+        return false;
+    }
+}

@@ -1,0 +1,221 @@
+using Softnet.Capture;
+using Softnet.Gro;
+using Softnet.Ip;
+using Softnet.Nic;
+using Softnet.Packets;
+using Softnet.Pipeline;
+using Softnet.Telemetry;
+
+namespace Softnet.Topology;
+
+/// <summary>Options of a scenario replay.</summary>
+public sealed record ScenarioOptions
+{
+    /// <summary>
+    /// The NIC path in front of the injected device. GRO defaults to off here (<c>Gro = null</c>): the
+    /// injected device is a veth in a kernel-comparison run, and veth does GRO only with XDP or `gro on`.
+    /// Pass a GroOptions (CLI: --gro linux) to put GRO back.
+    /// </summary>
+    public ReplayOptions Replay { get; init; } = new() { Gro = null };
+
+    /// <summary>IP ID written into generated ICMP errors (the kernel's is random).</summary>
+    public ushort IcmpErrorIpId { get; init; }
+}
+
+/// <summary>What a scenario replay produced: the pipeline's report (with a "scenario" section) and the final scenario state.</summary>
+public sealed class ScenarioReport
+{
+    public required ReplayReport Replay { get; init; }
+    public required Scenario Scenario { get; init; }
+    public required ScenarioReportSection Section { get; init; }
+    /// <summary>The replay clock at the end (the last frame's capture time), for conntrack timeouts.</summary>
+    public long EndNs { get; init; }
+    public string? DumpDirectory { get; init; }
+}
+
+/// <summary>
+/// `softnet replay CAPTURE --scenario DIR --inject NS[:DEV] [--dump OUTDIR]`: frames go through the NIC path
+/// (port → RSS → ring → NAPI → XDP → skb → optional GRO) and then enter the scenario as received on DEV in
+/// namespace NS (without :DEV, on the device named by the frame's pcapng interface, if_name).
+/// </summary>
+public static class ScenarioReplay
+{
+    public static ScenarioReport Run(string scenarioDir, string capturePath, string inject, string outDir, ScenarioOptions? options = null)
+    {
+        options ??= new ScenarioOptions();
+        var scenario = ScenarioLoader.Load(scenarioDir);
+        var (ns, fixedDev) = ParseInject(scenario, inject);
+
+        // Resolve devices up front so a bad if_name is an error, not a silent drop.
+        var byInterface = new Dictionary<int, Device>();
+        if (fixedDev == null)
+        {
+            using var scan = CaptureReader.Open(capturePath);
+            long n = 0;
+            while (scan.TryRead(out var meta, out _))
+            {
+                n++;
+                if (byInterface.ContainsKey(meta.InterfaceId)) continue;
+                var ifs = scan.Interfaces;
+                string? name = meta.InterfaceId < ifs.Count ? ifs[meta.InterfaceId].Name : null;
+                if (name == null)
+                    throw new ArgumentException($"{capturePath}: frame {n} is on interface #{meta.InterfaceId}, which has no if_name: give --inject {ns.Name}:DEV");
+                var dev = ns.Device(name) ?? throw new ArgumentException($"{capturePath}: frame {n} arrives on '{name}', which is not a device of namespace '{ns.Name}'");
+                byInterface[meta.InterfaceId] = dev;
+            }
+        }
+
+        bool dump = !string.IsNullOrEmpty(outDir);
+        if (dump) OpenTaps(scenario, outDir);
+        var stack = new Ipv4Stack(scenario) { IcmpErrorIpId = options.IcmpErrorIpId };
+        ScenarioStack? top = null;
+        // One thread, fixed order: the scenario state is not shared between NAPI workers.
+        var replayOptions = options.Replay with
+        {
+            Mode = ReplayMode.Deterministic,
+            Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
+        };
+        ReplayReport report;
+        long endNs;
+        try
+        {
+            using var reader = new FirstTimestampReader(CaptureReader.Open(capturePath));
+            var pipeline = new ReplayPipeline(replayOptions);
+            report = pipeline.Run(new LazyBase(reader, () => top!), capturePath);
+            stack.Finish();
+            endNs = Math.Max(report.LastTimestampNs, top?.LastNs ?? 0);
+            report.Delivered = top?.Received ?? 0;
+            if (top != null) report.Drops.AddFrom(top.Drops);
+        }
+        finally
+        {
+            if (dump) CloseTaps(scenario);
+        }
+        var section = new ScenarioReportSection(scenario, endNs);
+        report.Sections.Add(section);
+        if (dump) ScenarioDump.Write(scenario, outDir, endNs);
+        return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dump ? outDir : null };
+    }
+
+    /// <summary>"NS" or "NS:DEV".</summary>
+    public static (Namespace Ns, Device? Dev) ParseInject(Scenario scenario, string inject)
+    {
+        int colon = inject.IndexOf(':');
+        string nsName = colon < 0 ? inject : inject[..colon];
+        var ns = scenario.Namespace(nsName) ?? throw new ArgumentException($"--inject: no namespace '{nsName}' in the scenario");
+        if (colon < 0) return (ns, null);
+        string devName = inject[(colon + 1)..];
+        var dev = ns.Device(devName) ?? throw new ArgumentException($"--inject: no device '{devName}' in namespace '{nsName}'");
+        return (ns, dev);
+    }
+
+    private static void OpenTaps(Scenario scenario, string outDir)
+    {
+        foreach (var ns in scenario.Namespaces)
+        {
+            string dir = Path.Combine(outDir, ns.Name);
+            System.IO.Directory.CreateDirectory(dir);
+            foreach (var d in ns.Devices)
+            {
+                if (d.Kind == DeviceKind.Loopback) continue;
+                // tcpdump -w writes microsecond pcap, snaplen 262144, LINKTYPE_ETHERNET.
+                d.RxTap = PcapWriter.Create(Path.Combine(dir, d.Name + ".rx.pcap"), LinkType.Ethernet, nanosecond: false);
+                d.TxTap = PcapWriter.Create(Path.Combine(dir, d.Name + ".tx.pcap"), LinkType.Ethernet, nanosecond: false);
+            }
+        }
+    }
+
+    private static void CloseTaps(Scenario scenario)
+    {
+        foreach (var ns in scenario.Namespaces)
+            foreach (var d in ns.Devices)
+            {
+                d.RxTap?.Dispose();
+                d.TxTap?.Dispose();
+                d.RxTap = d.TxTap = null;
+            }
+    }
+
+    /// <summary>Tells the stack the capture's first timestamp once it is known (arrival times are relative to it).</summary>
+    private sealed class LazyBase(FirstTimestampReader inner, Func<ScenarioStack> stack) : ICaptureReader
+    {
+        public IReadOnlyList<CaptureInterface> Interfaces => inner.Interfaces;
+        public long Position => inner.Position;
+
+        public bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
+        {
+            bool ok = inner.TryRead(out meta, out data);
+            if (ok && inner.Count == 1) stack().BaseNs = meta.TimestampNs;
+            return ok;
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    private sealed class FirstTimestampReader(ICaptureReader inner) : ICaptureReader
+    {
+        public long Count;
+        public IReadOnlyList<CaptureInterface> Interfaces => inner.Interfaces;
+        public long Position => inner.Position;
+
+        public bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
+        {
+            bool ok = inner.TryRead(out meta, out data);
+            if (ok) Count++;
+            return ok;
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}
+
+/// <summary>
+/// The stack above the NIC for a scenario replay: each skb becomes a frame received on its scenario device
+/// (chosen by <see cref="Skb.Ifindex"/>, the capture interface id). Single-threaded use only (deterministic mode).
+/// </summary>
+public sealed class ScenarioStack : IRxHandler
+{
+    private readonly Ipv4Stack _stack;
+    private readonly Func<int, Device?> _device;
+    private readonly byte[] _scratch = new byte[65536 + 256];
+
+    public ScenarioStack(int queues, Ipv4Stack stack, Func<int, Device?> device)
+    {
+        _stack = stack;
+        _device = device;
+    }
+
+    /// <summary>Capture time of the first frame; skb timestamps count from 1 ns after it.</summary>
+    public long BaseNs { get; set; }
+    public long LastNs { get; private set; }
+    /// <summary>Frames (GRO segments counted) handed to the scenario.</summary>
+    public long Received { get; private set; }
+    public DropCounters Drops { get; } = new();
+
+    public void Receive(Skb skb, RxQueue queue)
+    {
+        int segments = skb.GsoSegs > 1 ? skb.GsoSegs : 1;
+        var dev = _device(skb.Ifindex);
+        if (dev == null)
+        {
+            Drops.Add(DropReason.NotSpecified, segments);
+            skb.Free();
+            return;
+        }
+        ReadOnlySpan<byte> frame;
+        int mac = GroTap.MacLength(skb);
+        if (!skb.IsNonlinear) frame = skb.HeadBuffer.Slice(skb.Data - mac, mac + skb.HeadLen);
+        else
+        {
+            int n = GroTap.ToFrame(skb, _scratch);
+            frame = _scratch.AsSpan(0, Math.Max(0, n));
+        }
+        long ts = BaseNs + skb.TimestampNs - 1;
+        if (ts > LastNs) LastNs = ts;
+        Received += segments;
+        _stack.Inject(dev, frame, ts);
+        skb.Free();
+    }
+
+    public void PollEnd(RxQueue queue, int workDone, int budget) { }
+}

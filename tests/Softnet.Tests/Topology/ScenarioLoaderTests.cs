@@ -1,0 +1,168 @@
+using Softnet.Ip;
+using Softnet.Netfilter;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.Tests.Topology;
+
+public class ScenarioLoaderTests : IDisposable
+{
+    private readonly List<string> _dirs = new();
+
+    public void Dispose()
+    {
+        foreach (var d in _dirs)
+            if (Directory.Exists(d)) Directory.Delete(d, true);
+    }
+
+    [Fact]
+    public void Docker_scenario_loads()
+    {
+        var sc = ScenarioLoader.Load(TopologyTestData.PathOf("docker"));
+        Assert.Equal(["outside", "host", "c1"], sc.Namespaces.Select(n => n.Name));
+        var host = sc.Namespace("host")!;
+        Assert.Equal(["lo", "eth0", "veth1", "docker0"], host.Devices.Select(d => d.Name));
+        var docker0 = host.Device("docker0")!;
+        Assert.Equal(DeviceKind.Bridge, docker0.Kind);
+        Assert.False(docker0.McastSnooping);
+        Assert.Equal("02:42:ac:11:00:01", Device.FormatMac(docker0.Mac));
+        Assert.Same(docker0, host.Device("veth1")!.Master);
+        Assert.Same(sc.Namespace("c1")!.Device("eth0"), host.Device("veth1")!.Peer);
+        Assert.Same(sc.Namespace("outside")!.Device("wire0"), host.Device("eth0")!.Peer);
+        Assert.True(host.Forwarding(host.Device("eth0")!));
+        Assert.False(sc.Namespace("c1")!.Forwarding(sc.Namespace("c1")!.Device("eth0")!));
+        Assert.True(host.HasIptables);
+        Assert.True(host.Netfilter.ConntrackEnabled);
+        Assert.False(sc.Namespace("c1")!.HasIptables);
+        Assert.Equal(NudState.Permanent, host.Neighbours.Find(docker0, Ipv4.Parse("172.17.0.2"))!.State);
+        Assert.Equal(RouteType.Local, host.AddressType(Ipv4.Parse("172.17.0.1"), null));
+        Assert.Equal(RouteType.Broadcast, host.AddressType(Ipv4.Parse("172.17.255.255"), null));
+        Assert.Equal(Ipv4.Parse("192.0.2.1"), host.PrimaryAddress("eth0"));
+    }
+
+    [Fact]
+    public void Bridge_without_address_takes_lowest_port_mac_and_veth_macs_derive_from_names()
+    {
+        var dir = Temp(
+            "netns add a\nnetns add b\nlink add x1 netns a type veth peer name y1 netns b\nlink add x2 netns a address 02:00:00:00:00:05 type veth peer name y2 netns b\n",
+            ("a", "ip.batch", "link add br0 type bridge\nlink set x1 master br0\nlink set x2 master br0\n"));
+        var sc = ScenarioLoader.Load(dir);
+        var a = sc.Namespace("a")!;
+        var expected = new[] { a.Device("x1")!.Mac, a.Device("x2")!.Mac }.OrderBy(m => Device.MacKey(m)).First();
+        Assert.Equal(expected, a.Device("br0")!.Mac);
+        Assert.Equal(Device.DeriveMac("a", "x1"), a.Device("x1")!.Mac);
+        Assert.Equal(0x02, a.Device("x1")!.Mac[0] & 0x03);
+    }
+
+    private static int _n;
+
+    private string Temp(string links, params (string Ns, string File, string Text)[] files)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"softnet-scn-{Environment.ProcessId}-{Interlocked.Increment(ref _n)}");
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.CreateDirectory(dir);
+        _dirs.Add(dir);
+        File.WriteAllText(Path.Combine(dir, "links.batch"), links);
+        foreach (var (ns, file, text) in files)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "ns", ns));
+            File.WriteAllText(Path.Combine(dir, "ns", ns, file), text);
+        }
+        return dir;
+    }
+
+    private const string Links = "netns add h\nnetns add o\nlink add eth0 netns h type veth peer name w0 netns o\n";
+    private const string Prelude = "link set eth0 up\naddr add 10.0.0.1/24 dev eth0\n";
+
+    [Theory]
+    [InlineData("link add vx0 type vxlan id 1", "unsupported link type 'vxlan'")]
+    [InlineData("addr add 10.0.0.5/24 dev eth0 scope host", "unsupported 'addr add' option 'scope'")]
+    [InlineData("addr add fe80::1/64 dev eth0", "only IPv4")]
+    [InlineData("route add 10.9.0.0/16 via 10.0.0.99 metric 5", "unsupported 'route add' option 'metric'")]
+    [InlineData("route add 10.9.0.0/16 via 10.99.0.1", "Nexthop has invalid gateway")]
+    [InlineData("route add 10.9.0.1/16 via 10.0.0.2", "Invalid prefix for given prefix length")]
+    [InlineData("route add 10.9.0.0/16 dev nosuch", "Cannot find device \"nosuch\"")]
+    [InlineData("neigh add 10.0.0.9 lladdr 02:00:00:00:00:09 dev eth0 nud reachable", "only 'nud permanent'")]
+    [InlineData("link set eth0 promisc on", "unsupported 'link set' attribute 'promisc'")]
+    [InlineData("rule add from all lookup 100", "unsupported command 'rule add'")]
+    [InlineData("-n h link set eth0 up", "option '-n' is not supported")]
+    [InlineData("link add br1 type bridge stp_state 1", "stp_state other than 0")]
+    [InlineData("netns add z", "belongs in links.batch")]
+    [InlineData("addr add 10.0.0.1/24 dev eth0", "File exists")]
+    public void Unsupported_ip_batch_line_is_rejected_with_file_and_line(string line, string message)
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude + line + "\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Equal(Path.Combine(dir, "ns", "h", "ip.batch"), e.File);
+        Assert.Equal(3, e.Line);
+        Assert.Contains(message, e.Message);
+        Assert.StartsWith($"{e.File}:3: ", e.Message);
+    }
+
+    [Theory]
+    [InlineData("link add a0 type veth peer name b0 netns o", "harness's own namespace")]
+    [InlineData("link add a0 netns h type veth peer name b0", "harness's own namespace")]
+    [InlineData("link set eth0 up", "runs inside a namespace")]
+    [InlineData("ip link add a0 netns h type bridge", "not 'ip'")]
+    [InlineData("netns add h", "exists already")]
+    public void Unsupported_links_batch_line_is_rejected_with_file_and_line(string line, string message)
+    {
+        var dir = Temp(Links + line + "\n");
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Equal(Path.Combine(dir, "links.batch"), e.File);
+        Assert.Equal(4, e.Line);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Theory]
+    [InlineData("net.core.rmem_max = 1", "unsupported sysctl")]
+    [InlineData("net.ipv4.conf.eth9.rp_filter = 1", "no device 'eth9'")]
+    [InlineData("net.ipv4.conf.all.arp_ignore = 1", "not modeled")]
+    [InlineData("net.ipv4.ip_forward = yes", "not an integer")]
+    [InlineData("net.ipv4.ip_forward 1", "key = value")]
+    public void Bad_sysctl_is_rejected_with_file_and_line(string line, string message)
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysctl.conf", "# comment\n" + line + "\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Equal(Path.Combine(dir, "ns", "h", "sysctl.conf"), e.File);
+        Assert.Equal(2, e.Line);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void Bad_iptables_save_is_rejected_with_file_and_line()
+    {
+        var dir = Temp(Links, ("h", "iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m nosuch -j ACCEPT\nCOMMIT\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.EndsWith("iptables.save", e.File);
+        Assert.Equal(3, e.Line);
+    }
+
+    [Fact]
+    public void Namespace_folder_without_netns_add_is_rejected()
+    {
+        var dir = Temp(Links, ("ghost", "ip.batch", ""));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Contains("not created by links.batch", e.Message);
+    }
+
+    [Fact]
+    public void Filter_only_ruleset_does_not_enable_conntrack()
+    {
+        var dir = Temp(Links, ("h", "iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -j DROP\nCOMMIT\n"));
+        var h = ScenarioLoader.Load(dir).Namespace("h")!;
+        Assert.True(h.HasIptables);
+        Assert.False(h.Netfilter.ConntrackEnabled);
+    }
+
+    [Fact]
+    public void Conntrack_sysctls_apply()
+    {
+        var dir = Temp(Links, ("h", "iptables.save", "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"),
+            ("h", "sysctl.conf", "net.netfilter.nf_conntrack_max = 10\nnet.netfilter.nf_conntrack_tcp_timeout_syn_sent = 5\nnet.netfilter.nf_conntrack_udp_timeout = 7\n"));
+        var o = ScenarioLoader.Load(dir).Namespace("h")!.Netfilter.Conntrack.Options;
+        Assert.Equal(10, o.Max);
+        Assert.Equal(5_000_000_000L, o.TcpTimeoutsNs[1]);
+        Assert.Equal(TimeSpan.FromSeconds(7), o.UdpTimeout);
+    }
+}

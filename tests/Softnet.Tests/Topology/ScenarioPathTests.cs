@@ -1,0 +1,219 @@
+using System.Buffers.Binary;
+using CsCheck;
+using Softnet.Capture;
+using Softnet.Ip;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Softnet.Topology;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+using static Softnet.Tests.Topology.ScenarioRig;
+
+namespace Softnet.Tests.Topology;
+
+public class ScenarioPathTests
+{
+    private const string Eth0 = "02:00:00:00:00:02", Wire0 = "02:00:00:00:00:01", C1 = "02:00:00:00:01:02", Docker0 = "02:42:ac:11:00:01";
+
+    private static IEnumerable<byte[]> Ipv4Frames(List<byte[]> frames, byte proto)
+        => frames.Where(f => f.Length >= 34 && f[12] == 0x08 && f[13] == 0x00 && f[14 + 9] == proto);
+
+    [Fact]
+    public void Docker_dnat_published_port_reaches_container_and_reply_is_un_natted()
+    {
+        var rig = new ScenarioRig("docker");
+        rig.Inject("host", "eth0", Eth(Eth0, Wire0, Tcp("192.0.2.100", 40000, "192.0.2.1", 8080, 0x02, seq: 1000)));
+
+        // Double traversal: host forwards through docker0 → veth1 → c1's eth0.
+        var inC1 = Assert.Single(rig.Rx("c1", "eth0"));
+        Assert.Equal(A("172.17.0.2"), Dst(inC1));
+        Assert.Equal(80, DstPort(inC1));
+        Assert.Equal(A("192.0.2.100"), Src(inC1));
+        Assert.Equal(63, inC1[14 + 8]);
+        AssertChecksumsValid(IpOf(inC1));
+        Assert.Single(rig.Tx("host", "docker0"));
+        Assert.Single(rig.Tx("host", "veth1"));
+        Assert.Equal(1, rig.Ns("c1").Counters.Delivered[6]);
+
+        // The container answers (a frame c1 sends arrives on veth1): un-DNAT on the way out of eth0.
+        rig.Inject("host", "veth1", Eth(Docker0, C1, Tcp("172.17.0.2", 80, "192.0.2.100", 40000, 0x12, seq: 5000, ack: 1001)));
+        var outFrame = Assert.Single(Ipv4Frames(rig.Tx("host", "eth0"), 6));
+        Assert.Equal(A("192.0.2.1"), Src(outFrame));
+        Assert.Equal(8080, SrcPort(outFrame));
+        Assert.Equal(A("192.0.2.100"), Dst(outFrame));
+        AssertChecksumsValid(IpOf(outFrame));
+        Assert.Equal(1, rig.Ns("outside").Counters.Delivered[6]);
+        // The bridge learned c1's MAC on veth1 from the reply.
+        Assert.Same(rig.Dev("host", "veth1"), rig.Dev("host", "docker0").Fdb[Device.MacKey(Mac(C1))]);
+
+        var ct = rig.Ns("host").Netfilter.Conntrack.List(rig.Now);
+        Assert.Contains("SYN_RECV src=192.0.2.100 dst=192.0.2.1 sport=40000 dport=8080 src=172.17.0.2 dst=192.0.2.100 sport=80 dport=40000 mark=0 use=1", ct);
+        foreach (var ns in rig.Scenario.Namespaces) Assert.True(ns.Counters.Conserved, ns.Name);
+    }
+
+    [Fact]
+    public void Container_traffic_is_masqueraded()
+    {
+        var rig = new ScenarioRig("docker");
+        rig.Inject("host", "veth1", Eth(Docker0, C1, Udp("172.17.0.2", 5000, "198.51.100.7", 53)));
+        // host resolves 192.0.2.100 (the gateway) by ARP; "outside" answers; then the datagram leaves.
+        var tx = rig.Tx("host", "eth0");
+        Assert.Equal(0x0806, BinaryPrimitives.ReadUInt16BigEndian(tx[0].AsSpan(12)));
+        var udp = Assert.Single(Ipv4Frames(tx, 17));
+        Assert.Equal(A("192.0.2.1"), Src(udp));
+        Assert.Equal(A("198.51.100.7"), Dst(udp));
+        Assert.Equal(Mac(Wire0), udp[..6]);
+        AssertChecksumsValid(IpOf(udp));
+        Assert.Contains("udp      17 30 src=172.17.0.2 dst=198.51.100.7 sport=5000 dport=53 [UNREPLIED] src=198.51.100.7 dst=192.0.2.1 sport=53 dport=5000 mark=0 use=1",
+            rig.Ns("host").Netfilter.Conntrack.List(rig.Now));
+        Assert.Equal(1, rig.Ns("host").Counters.Forwarded);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Reject_tcp_reset_is_built_like_nf_send_reset(bool withAck)
+    {
+        var rig = new ScenarioRig("docker");
+        byte flags = withAck ? (byte)0x18 : (byte)0x02;
+        var syn = Tcp("192.0.2.100", 40001, "172.17.0.2", 9999, flags, seq: 777, ack: withAck ? 4242u : 0u, payload: withAck ? 10 : 0);
+        rig.Inject("host", "eth0", Eth(Eth0, Wire0, syn));
+        Assert.Equal(1, rig.Ns("host").Counters.Drops[DropReason.NetfilterDrop]);
+        var rst = IpOf(Assert.Single(Ipv4Frames(rig.Tx("host", "eth0"), 6)));
+        AssertChecksumsValid(rst);
+        Assert.Equal(40, rst.Length);
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16BigEndian(rst.AsSpan(4)));      // IP ID 0
+        Assert.Equal(0x4000, BinaryPrimitives.ReadUInt16BigEndian(rst.AsSpan(6))); // DF
+        Assert.Equal(64, rst[8]);
+        Assert.Equal(A("172.17.0.2"), BinaryPrimitives.ReadUInt32BigEndian(rst.AsSpan(12)));
+        Assert.Equal(A("192.0.2.100"), BinaryPrimitives.ReadUInt32BigEndian(rst.AsSpan(16)));
+        Assert.Equal(9999, BinaryPrimitives.ReadUInt16BigEndian(rst.AsSpan(20)));
+        Assert.Equal(40001, BinaryPrimitives.ReadUInt16BigEndian(rst.AsSpan(22)));
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(rst.AsSpan(24));
+        uint ack = BinaryPrimitives.ReadUInt32BigEndian(rst.AsSpan(28));
+        if (withAck)
+        {
+            Assert.Equal(4242u, seq);
+            Assert.Equal(0u, ack);
+            Assert.Equal(0x04, rst[33]);
+        }
+        else
+        {
+            Assert.Equal(0u, seq);
+            Assert.Equal(778u, ack);
+            Assert.Equal(0x14, rst[33]);
+        }
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16BigEndian(rst.AsSpan(34)));    // window
+        Assert.Equal(1, rig.Ns("outside").Counters.Delivered[6]);
+    }
+
+    [Fact]
+    public void Reject_icmp_port_unreachable_from_input_uses_the_local_address()
+    {
+        var rig = new ScenarioRig("docker");
+        var udp = Udp("192.0.2.100", 1234, "192.0.2.1", 9);
+        rig.Inject("host", "eth0", Eth(Eth0, Wire0, udp));
+        var icmp = IpOf(Assert.Single(Ipv4Frames(rig.Tx("host", "eth0"), 1)));
+        AssertChecksumsValid(icmp);
+        Assert.Equal((3, 3), (icmp[20], icmp[21]));
+        Assert.Equal(A("192.0.2.1"), BinaryPrimitives.ReadUInt32BigEndian(icmp.AsSpan(12)));
+        Assert.Equal(udp, icmp.AsSpan(28).ToArray());
+    }
+
+    [Fact]
+    public void Blackhole_and_forward_policy_drops()
+    {
+        var rig = new ScenarioRig("docker");
+        rig.Inject("host", "eth0", Eth(Eth0, Wire0, Udp("192.0.2.100", 1, "203.0.113.5", 2)));
+        rig.Inject("host", "eth0", Eth(Eth0, Wire0, Udp("192.0.2.100", 1, "172.17.0.2", 2)));
+        var c = rig.Ns("host").Counters;
+        Assert.Equal(1, c.Drops[DropReason.IpBlackhole]);
+        Assert.Equal(1, c.Drops[DropReason.NetfilterDrop]);
+        Assert.Equal(1, rig.Ns("host").Netfilter[TableKind.Filter]!.GetChain("FORWARD")!.PolicyPackets);
+        Assert.True(c.Conserved);
+    }
+
+    // ---------------- bridge ----------------
+
+    private const string A1 = "02:00:00:00:0a:01", B1 = "02:00:00:00:0b:01", Br0 = "02:00:00:00:10:00";
+
+    [Fact]
+    public void Bridge_floods_unknown_then_forwards_learned()
+    {
+        var rig = new ScenarioRig("bridge");
+        rig.Inject("sw", "p1", Eth(B1, A1, Udp("10.0.0.1", 1, "10.0.0.2", 2)));
+        Assert.Empty(rig.Tx("sw", "p1"));
+        Assert.Single(rig.Tx("sw", "p2"));
+        Assert.Single(rig.Tx("sw", "p3"));
+        Assert.Equal(1, rig.Ns("b").Counters.Delivered[17]);
+        Assert.Equal(1, rig.Ns("c").Counters.Drops[DropReason.OtherHost]);
+        Assert.Same(rig.Dev("sw", "p1"), rig.Dev("sw", "br0").Fdb[Device.MacKey(Mac(A1))]);
+
+        rig.Inject("sw", "p2", Eth(A1, B1, Udp("10.0.0.2", 2, "10.0.0.1", 1)));
+        Assert.Single(rig.Tx("sw", "p1"));
+        Assert.Single(rig.Tx("sw", "p3")); // unchanged: no flood for a learned address
+        Assert.Equal(1, rig.Ns("a").Counters.Delivered[17]);
+        // Back out of the port it came from: dropped.
+        rig.Inject("sw", "p1", Eth(A1, B1, Udp("10.0.0.2", 2, "10.0.0.1", 1)));
+        Assert.Equal(1, rig.Ns("sw").Counters.Drops[DropReason.BridgeSamePort]);
+        foreach (var ns in rig.Scenario.Namespaces) Assert.True(ns.Counters.Conserved, ns.Name);
+    }
+
+    [Fact]
+    public void Bridge_passes_frames_for_its_own_mac_up_and_answers_arp()
+    {
+        var rig = new ScenarioRig("bridge");
+        rig.Inject("sw", "p1", Eth(Br0, A1, Udp("10.0.0.1", 1, "10.0.0.254", 2)));
+        Assert.Equal(1, rig.Ns("sw").Counters.Delivered[17]);
+        Assert.Single(rig.Rx("sw", "br0"));
+        Assert.Empty(rig.Tx("sw", "p2"));
+
+        rig.Inject("sw", "p1", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(A1), Mac(A1), A("10.0.0.1"), default, A("10.0.0.254")));
+        // Flooded to the other ports and passed up; br0 answers out of p1 (where 10.0.0.1's MAC was learned).
+        Assert.Single(rig.Tx("sw", "p2"));
+        var reply = Assert.Single(rig.Tx("sw", "br0"));
+        Assert.Equal(PacketFactory.Arp(2, Mac(A1), Mac(Br0), Mac(Br0), A("10.0.0.254"), Mac(A1), A("10.0.0.1")), reply);
+        Assert.Equal(reply, rig.Tx("sw", "p1").Last());
+    }
+
+    [Fact]
+    public void Bridged_frames_bypass_iptables_unless_bridge_nf_call_iptables()
+    {
+        foreach (bool brnf in new[] { false, true })
+        {
+            var rig = new ScenarioRig("bridge");
+            var sw = rig.Ns("sw");
+            var t = IptablesSaveParser.Parse("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+            t.Host = sw;
+            sw.Netfilter = t;
+            sw.HasIptables = true;
+            if (brnf) sw.Sysctls["net.bridge.bridge-nf-call-iptables"] = "1";
+            rig.Inject("sw", "p1", Eth(B1, A1, Udp("10.0.0.1", 1, "10.0.0.2", 2)));
+            Assert.Equal(brnf ? 0 : 1, rig.Tx("sw", "p2").Count);
+            Assert.Equal(brnf ? 1 : 0, t[TableKind.Filter]!.GetChain("FORWARD")!.PolicyPackets);
+        }
+    }
+
+    // ---------------- robustness ----------------
+
+    [Fact]
+    public void Random_frames_never_throw_and_every_namespace_conserves()
+    {
+        var rig = new ScenarioRig("docker");
+        var header = Mac(Eth0).Concat(Mac(Wire0)).Concat(new byte[] { 0x08, 0x00 }).ToArray();
+        Gen.Select(Gen.Byte.Array[0, 120], Gen.Int[0, 3], Gen.Byte[0, 255]).Sample((bytes, where, ttl) =>
+        {
+            byte[] frame = where switch
+            {
+                0 => bytes,
+                1 => header.Concat(bytes).ToArray(),
+                _ => header.Concat(Tcp("192.0.2.100", 40000, "192.0.2.1", (ushort)(8080 + bytes.Length % 3), (byte)(bytes.Length == 0 ? 2 : bytes[0]))).ToArray(),
+            };
+            if (where == 3 && frame.Length > 22) frame[22] = ttl;
+            rig.Inject(where == 3 ? "c1" : "host", where == 3 ? "eth0" : "eth0", frame, advanceNs: 10_000_000);
+            foreach (var ns in rig.Scenario.Namespaces)
+                if (!ns.Counters.Conserved) return false;
+            return true;
+        }, iter: 3000);
+    }
+}
