@@ -1,4 +1,3 @@
-#if SOFTNET_SCENARIO
 // Compiled once Softnet.Topology.ScenarioReplay exists (the `softnet replay --scenario` work): remove this guard then.
 using Softnet.KernelTests.Support;
 using Softnet.Topology;
@@ -42,4 +41,3 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx) : IClassFi
     [SkippableFact]
     public void Router_fw_matches_the_kernel() => Compare("router-fw");
 }
-#endif
