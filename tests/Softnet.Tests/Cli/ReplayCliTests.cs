@@ -73,3 +73,55 @@ public class ReplayCliTests
         Assert.Equal(1, Softnet("replay", "/nonexistent/x.pcap", "--quiet"));
     }
 }
+
+/// <summary>`softnet replay --scenario`: a capture replayed into a Docker host's namespaces, dumped like the kernel's tools.</summary>
+[Collection("console")]
+public class ScenarioCliTests
+{
+    [Fact]
+    public void Replay_into_a_scenario_writes_the_dump_folder()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-scn-");
+        try
+        {
+            string cap = Path.Combine(dir.FullName, "in.pcap"), dump = Path.Combine(dir.FullName, "dump"), json = Path.Combine(dir.FullName, "r.json");
+            // Traffic from outside (192.0.2.100) to the host's published port and to the container network.
+            var root = new RootCommand { GenCommand.Create(), ReplayCommand.Create() };
+            Assert.Equal(0, root.Parse(["gen", "--bytes", "20K", "--out", cap]).Invoke());
+            string scenario = Path.Combine(ThisDir(), "..", "Topology", "Data", "docker");
+            int exit = root.Parse(["replay", cap, "--scenario", scenario, "--inject", "host:eth0", "--dump", dump, "--json", json, "--quiet"]).Invoke();
+            Assert.Equal(0, exit);
+            Assert.True(File.Exists(Path.Combine(dump, "host", "iptables-save.txt")));
+            Assert.True(File.Exists(Path.Combine(dump, "host", "conntrack.txt")));
+            Assert.True(File.Exists(Path.Combine(dump, "host", "eth0.rx.pcap")));
+            var report = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+            Assert.True(report.GetProperty("packets_in").GetInt64() > 0);
+            Assert.True(report.TryGetProperty("scenario", out _));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void A_bad_scenario_line_is_rejected_with_file_and_line()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-scn-");
+        try
+        {
+            File.WriteAllText(Path.Combine(dir.FullName, "links.batch"), "netns add host\nlink add eth0 type dummy\n");
+            string cap = Path.Combine(dir.FullName, "in.pcap");
+            var root = new RootCommand { GenCommand.Create(), ReplayCommand.Create() };
+            Assert.Equal(0, root.Parse(["gen", "--bytes", "2K", "--out", cap]).Invoke());
+            var err = new StringWriter();
+            var old = Console.Error;
+            Console.SetError(err);
+            int exit;
+            try { exit = root.Parse(["replay", cap, "--scenario", dir.FullName, "--inject", "host:eth0", "--quiet"]).Invoke(); }
+            finally { Console.SetError(old); }
+            Assert.NotEqual(0, exit);
+            Assert.Contains("links.batch:2", err.ToString());
+        }
+        finally { dir.Delete(true); }
+    }
+
+    private static string ThisDir([System.Runtime.CompilerServices.CallerFilePath] string here = "") => Path.GetDirectoryName(here)!;
+}
