@@ -7,17 +7,22 @@ using Softnet.Packets;
 namespace Softnet.Bench;
 
 /// <summary>
-/// `bench gro`: segments/s through <see cref="GroEngine"/> on generated 1448-byte TCP segments (iperf3-like:
-/// timestamps option, incrementing IP ID) of 1, 8 and 64 flows interleaved round robin, each flow with its own
-/// RSS hash, for the Linux engine and (64 flows) the Hash variant. The receive side is modelled as a NIC with
-/// checksum offload (CHECKSUM_UNNECESSARY): per segment the bench rents a ring buffer, writes the 66 header bytes
-/// (the DMA of the header; payload bytes are left in place), builds the skb and calls napi_gro_receive; every
-/// 64 segments the poll ends with its budget used, which flushes skbs older than a jiffy on a clock advancing
-/// 1230 ns per segment (10 GbE line rate).
+/// `bench gro`: GRO's cost per segment on one core. Generated 1448-byte TCP segments (iperf3-like: timestamps
+/// option, incrementing IP ID, payload "0123456789...") of 1, 8 and 64 flows interleaved round robin, each flow with
+/// its own RSS hash, for the Linux engine and (64 flows) the Hash variant. The NIC has checksum offload
+/// (CHECKSUM_UNNECESSARY).
+/// <para>As in <see cref="PipelineBench"/>, the port side runs untimed: it rents a poll's worth (64) of ring buffers
+/// and copies the 1514-byte frames in (the NIC's DMA). The timed side is the NAPI poll that empties them: per segment
+/// build_skb on the filled buffer and napi_gro_receive; every 64 segments the poll ends with its budget used
+/// (old skbs flushed on a clock advancing 1230 ns per segment, 10 GbE line rate) and rx_list is passed up to a sink
+/// that frees every skb. Merge ratio = segments in / skbs delivered.</para>
 /// </summary>
 public static class GroBench
 {
     private const int Payload = 1448, HeaderLen = 14 + 20 + 32, FrameLen = HeaderLen + Payload, Weight = 64;
+    // One poll per fill: a budget of frames fresh from the "DMA" (96 KiB, in L2 as DDIO and the driver's
+    // prefetch would leave them) rather than a ring larger than the cache.
+    private const int Batch = Weight;
     private const long NsPerSegment = 1230;
 
     public static int Run(BenchArgs args)
@@ -29,16 +34,26 @@ public static class GroBench
             ("linux_flows_64", GroMode.Linux, 64),
             ("hash_flows_64", GroMode.Hash, 64),
         };
-        var results = new List<(string Key, double Sps, double Ratio, double Alloc)>();
+        const int rounds = 3;
+        var results = new List<(string Key, double Sps, double Min, double Ratio, double Alloc)>();
         foreach (var (key, mode, flows) in cases)
         {
+            if (args.Case is not null && args.Case != key) continue;
             var c = new Case(mode, flows);
-            c.Pass(200_000); // warm up (tiering, PGO)
+            c.Measure(0.5); // warm up: tiered compilation reaches its optimised, profile-guided code
             c.ResetStats();
-            var (sps, alloc) = Measure(c, args.Seconds);
+            // A few rounds, keeping the best and the spread: the machine is shared.
+            double best = 0, worst = double.MaxValue, alloc = 0;
+            for (int r = 0; r < rounds; r++)
+            {
+                var (sps, a) = c.Measure(args.Seconds / rounds);
+                best = Math.Max(best, sps);
+                worst = Math.Min(worst, sps);
+                alloc = Math.Max(alloc, a);
+            }
             double ratio = c.Engine.Stats.MergeRatio;
-            results.Add((key, sps, ratio, alloc));
-            Console.WriteLine($"{key,-16} {sps / 1e6,8:F2} M segments/s  merge ratio {ratio,6:F2}  {alloc,6:F2} B/segment allocated");
+            results.Add((key, best, worst, ratio, alloc));
+            Console.WriteLine($"{key,-16} {best / 1e6,8:F2} M segments/s (worst of {rounds} {worst / 1e6,5:F2})  merge ratio {ratio,6:F2}  {alloc,6:F2} B/segment allocated");
         }
         if (args.Json is not null)
         {
@@ -49,6 +64,9 @@ public static class GroBench
             w.WriteStartObject("segments_per_s");
             foreach (var r in results) w.WriteNumber(r.Key, Math.Round(r.Sps));
             w.WriteEndObject();
+            w.WriteStartObject("segments_per_s_worst");
+            foreach (var r in results) w.WriteNumber(r.Key, Math.Round(r.Min));
+            w.WriteEndObject();
             w.WriteStartObject("merge_ratio");
             foreach (var r in results) w.WriteNumber(r.Key, Math.Round(r.Ratio, 3));
             w.WriteEndObject();
@@ -58,31 +76,17 @@ public static class GroBench
         return 0;
     }
 
-    private static (double Sps, double Alloc) Measure(Case c, double seconds)
-    {
-        const int chunk = 1 << 16;
-        long segments = 0;
-        long alloc0 = GC.GetAllocatedBytesForCurrentThread();
-        var sw = Stopwatch.StartNew();
-        do
-        {
-            c.Pass(chunk);
-            segments += chunk;
-        } while (sw.Elapsed.TotalSeconds < seconds);
-        sw.Stop();
-        long alloc = GC.GetAllocatedBytesForCurrentThread() - alloc0;
-        return (segments / sw.Elapsed.TotalSeconds, (double)alloc / segments);
-    }
-
     private sealed class Case : IGroSink
     {
         private readonly PagePool _pool = new(16384);
         private readonly SkbPool _skbs = new(16384);
-        private readonly byte[][] _headers;
+        private readonly byte[][] _frames;
         private readonly uint[] _seq, _hash;
         private readonly ushort[] _id, _csum0;
+        private readonly int[] _ring = new int[Batch];
+        private readonly uint[] _ringHash = new uint[Batch];
         private readonly int _flows;
-        private int _next, _inPoll;
+        private int _next;
         private long _now;
 
         public GroEngine Engine;
@@ -91,7 +95,7 @@ public static class GroBench
         {
             _flows = flows;
             Engine = new GroEngine(new GroOptions { Mode = mode, PerFlowStats = false }, this);
-            _headers = new byte[flows][];
+            _frames = new byte[flows][];
             _seq = new uint[flows];
             _hash = new uint[flows];
             _id = new ushort[flows];
@@ -99,40 +103,72 @@ public static class GroBench
             var rng = new Random(1);
             for (int i = 0; i < flows; i++)
             {
-                _headers[i] = Header(i);
+                _frames[i] = Frame(i);
                 _seq[i] = (uint)rng.Next();
                 _hash[i] = (uint)rng.Next(1, int.MaxValue);
-                _csum0[i] = BinaryPrimitives.ReadUInt16BigEndian(_headers[i].AsSpan(14 + 10));
+                _csum0[i] = BinaryPrimitives.ReadUInt16BigEndian(_frames[i].AsSpan(14 + 10));
             }
         }
 
-        public void ResetStats() => Engine = new GroEngine(Engine.Options, this);
-
-        public void Pass(int segments)
+        /// <summary>Flushes what the old engine holds and starts counting afresh.</summary>
+        public void ResetStats()
         {
-            for (int n = 0; n < segments; n++)
+            Engine.PollComplete(0, Weight, _now);
+            Engine = new GroEngine(Engine.Options, this);
+        }
+
+        /// <summary>Fill-and-poll rounds for about <paramref name="seconds"/>; segments/s of the polls alone.</summary>
+        public (double Sps, double Alloc) Measure(double seconds)
+        {
+            long segments = 0;
+            var timed = new Stopwatch();
+            var wall = Stopwatch.StartNew();
+            long alloc0 = GC.GetAllocatedBytesForCurrentThread();
+            do
+            {
+                Fill();
+                timed.Start();
+                Poll();
+                timed.Stop();
+                segments += Batch;
+            } while (wall.Elapsed.TotalSeconds < seconds);
+            long alloc = GC.GetAllocatedBytesForCurrentThread() - alloc0;
+            return (segments / timed.Elapsed.TotalSeconds, (double)alloc / segments);
+        }
+
+        /// <summary>The NIC (untimed): DMA the next frames of the round robin into fresh ring buffers.</summary>
+        private void Fill()
+        {
+            for (int n = 0; n < Batch; n++)
             {
                 int f = _next;
                 if (++_next == _flows) _next = 0;
                 if (!_pool.TryRent(out int index)) throw new InvalidOperationException("bench pool exhausted");
-                Span<byte> buf = _pool.Slice(index, _pool.Headroom, HeaderLen);
-                _headers[f].CopyTo(buf);
+                Span<byte> buf = _pool.Slice(index, _pool.Headroom, FrameLen);
+                _frames[f].CopyTo(buf);
                 ushort id = _id[f]++;
                 BinaryPrimitives.WriteUInt16BigEndian(buf.Slice(14 + 4), id);
                 BinaryPrimitives.WriteUInt16BigEndian(buf.Slice(14 + 10), Checksum.Update16(_csum0[f], 0, id));
                 BinaryPrimitives.WriteUInt32BigEndian(buf.Slice(34 + 4), _seq[f]);
                 _seq[f] += Payload;
-                Skb skb = _skbs.Build(_pool, index, _pool.Headroom, FrameLen)!;
+                _ring[n] = index;
+                _ringHash[n] = _hash[f];
+            }
+        }
+
+        /// <summary>The NAPI poll (timed): build_skb on each filled buffer and napi_gro_receive, 64 per poll.</summary>
+        private void Poll()
+        {
+            int headroom = _pool.Headroom;
+            for (int n = 0; n < Batch; n++)
+            {
+                Skb skb = _skbs.Build(_pool, _ring[n], headroom, FrameLen)!;
                 skb.ResetMacHeader();
-                skb.SetHash(_hash[f], PktHashType.L4);
+                skb.SetHash(_ringHash[n], PktHashType.L4);
                 skb.IpSummed = CsumState.Unnecessary;
                 Engine.Receive(skb, _now);
                 _now += NsPerSegment;
-                if (++_inPoll == Weight)
-                {
-                    _inPoll = 0;
-                    Engine.PollComplete(Weight, Weight, _now);
-                }
+                if ((n & (Weight - 1)) == Weight - 1) Engine.PollComplete(Weight, Weight, _now);
             }
         }
 
@@ -141,9 +177,10 @@ public static class GroBench
             foreach (Skb s in batch) s.Free();
         }
 
-        private static byte[] Header(int flow)
+        private static byte[] Frame(int flow)
         {
-            var h = new byte[HeaderLen];
+            var h = new byte[FrameLen];
+            for (int i = HeaderLen; i < FrameLen; i++) h[i] = (byte)('0' + (i - HeaderLen) % 10);
             h[5] = 2; h[11] = 1; h[12] = 0x08;
             Span<byte> ip = h.AsSpan(14, 20);
             ip[0] = 0x45;
