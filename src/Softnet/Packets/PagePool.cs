@@ -25,6 +25,7 @@ public sealed class PagePool
     public const int DefaultHeadroom = 256;
 
     private readonly byte[] _memory; // pinned: addresses stay fixed, as DMA memory would
+    private readonly unsafe byte* _base; // _memory's first byte; valid as long as the pool lives (pinned)
     private readonly int[] _refs;
     private readonly IndexQueue _free;
     private long _allocFailed;
@@ -45,6 +46,7 @@ public sealed class PagePool
         Headroom = headroom;
         Name = name;
         _memory = GC.AllocateUninitializedArray<byte>((int)total, pinned: true);
+        unsafe { _base = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_memory)); }
         _refs = new int[capacity];
         _free = new IndexQueue(capacity);
         for (int i = 0; i < capacity; i++) _free.TryEnqueue(i);
@@ -129,6 +131,17 @@ public sealed class PagePool
     /// <summary>A slice of a buffer, offsets measured from the buffer start.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> Slice(int index, int offset, int length) => Buffer(index).Slice(offset, length);
+
+    /// <summary>Address of a buffer's first byte. The memory is pinned, so the address holds for the pool's
+    /// life; an skb keeps it to reach its head without going through the pool on every header access.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal unsafe byte* BufferPointer(int index) => _base + (nint)CheckIndex(index) * BufferSize;
+
+    /// <summary>A slice the caller guarantees is inside a buffer it holds (an skb's own head or frag, whose
+    /// offsets the skb keeps within bounds): no checks, for the per-packet paths.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Span<byte> SliceUnchecked(int index, int offset, int length)
+        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), (nint)index * BufferSize + offset), length);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckIndex(int index)

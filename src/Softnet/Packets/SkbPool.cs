@@ -18,7 +18,7 @@ public sealed class SkbPool
     private readonly IndexQueue _free;
     private readonly Skb?[] _cache = new Skb?[OwnerCacheSize];
     private int _cacheCount;
-    private int _owner; // managed thread id of the allocating thread; 0 until the first allocation
+    private Thread? _owner; // the allocating thread; null until the first allocation
     private long _cacheTaken;
     private long _allocFailed;
 
@@ -96,8 +96,9 @@ public sealed class SkbPool
 
     private Skb? Take()
     {
-        int me = Environment.CurrentManagedThreadId;
-        if (_owner != me && _owner == 0) Interlocked.CompareExchange(ref _owner, me, 0);
+        // Thread.CurrentThread is an inlined thread-static read; Environment.CurrentManagedThreadId is a call.
+        Thread me = Thread.CurrentThread;
+        if (_owner != me && _owner is null) Interlocked.CompareExchange(ref _owner, me, null);
         if (_owner == me && _cacheCount > 0)
         {
             int n = _cacheCount - 1;
@@ -115,7 +116,7 @@ public sealed class SkbPool
     internal void Recycle(Skb skb)
     {
         skb.InPool = true;
-        if (_owner == Environment.CurrentManagedThreadId && _cacheCount < OwnerCacheSize)
+        if (_owner == Thread.CurrentThread && _cacheCount < OwnerCacheSize)
         {
             _cache[_cacheCount] = skb;
             Volatile.Write(ref _cacheCount, _cacheCount + 1);
