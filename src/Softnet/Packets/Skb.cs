@@ -716,10 +716,11 @@ public sealed class Skb
 
     private void ReleaseFrags(int from)
     {
+        Thread current = Thread.CurrentThread;
         for (int i = from; i < NrFrags; i++)
         {
             ref SkbFrag f = ref _frags[i];
-            f.Pool!.Return(f.Index);
+            f.Pool!.Return(f.Index, current);
             f = default;
         }
         if (from < NrFrags) NrFrags = from;
@@ -739,6 +740,7 @@ public sealed class Skb
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private unsafe void SetHeadPointer()
     {
         _head = HeadPool is null ? null : HeadPool.BufferPointer(HeadIndex);
