@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using System.Text.Json;
 using Softnet.Gro;
@@ -58,6 +59,17 @@ public static class GroBench
             results.Add((key, best, worst, ratio, alloc));
             Console.WriteLine($"{key,-16} {best / 1e6,8:F2} M segments/s (worst of {rounds} {worst / 1e6,5:F2})  merge ratio {ratio,6:F2}  {alloc,6:F2} B/segment allocated  ({dropped:P1} polls preempted, median poll {median / 1e6:F2} M/s)");
         }
+        // The real kernel on a veth pair, 64 flows as asked and 8 flows (which fit veth's single GRO bucket).
+        var kernel = new Dictionary<int, KernelGroRatio.Result>();
+        foreach (int flows in new[] { 64, 8 })
+        {
+            if (args.Case is not null && args.Case != $"kernel_flows_{flows}") continue;
+            var k = KernelGroRatio.Measure(flows);
+            kernel[flows] = k;
+            Console.WriteLine(k.Ratio is double kr
+                ? $"kernel_flows_{flows,-3}     merge ratio {kr,6:F3} on a veth pair ({k.Detail}); Softnet on the same input {k.SoftnetRatio:F3}"
+                : $"kernel_flows_{flows,-3}     not measured: {k.Detail} (Softnet on the same input {k.SoftnetRatio:F3})");
+        }
         if (args.Json is not null)
         {
             using var f = File.Create(args.Json);
@@ -73,10 +85,46 @@ public static class GroBench
             w.WriteStartObject("merge_ratio");
             foreach (var r in results) w.WriteNumber(r.Key, Math.Round(r.Ratio, 3));
             w.WriteEndObject();
-            w.WriteNumber("alloc_bytes_per_segment", Math.Round(results.Max(r => r.Alloc), 4));
+            w.WriteNumber("alloc_bytes_per_segment", Math.Round(results.Select(r => r.Alloc).DefaultIfEmpty().Max(), 4));
+            foreach (var (flows, k) in kernel)
+            {
+                if (k.Ratio is double kr) w.WriteNumber($"kernel_merge_ratio_flows_{flows}", Math.Round(kr, 3));
+                else w.WriteNull($"kernel_merge_ratio_flows_{flows}");
+                if (k.SoftnetRatio is double sr) w.WriteNumber($"softnet_merge_ratio_flows_{flows}_veth_input", Math.Round(sr, 3));
+                w.WriteString($"kernel_flows_{flows}_note", k.Detail);
+            }
             w.WriteEndObject();
         }
         return 0;
+    }
+
+    /// <summary>The bench's input as a veth would carry it: <paramref name="rounds"/> rounds of one segment per flow,
+    /// round robin, each with its IP ID and sequence number advanced and valid IPv4 and TCP checksums (veth hands
+    /// GRO CHECKSUM_NONE, so the TCP checksum is verified).</summary>
+    internal static List<byte[]> FlowFrames(int flows, int rounds)
+    {
+        var rng = new Random(1);
+        var seq = new uint[flows];
+        for (int i = 0; i < flows; i++) seq[i] = (uint)rng.Next();
+        var list = new List<byte[]>(flows * rounds);
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int f = 0; f < flows; f++)
+            {
+                byte[] frame = Case.Frame(f);
+                Span<byte> ip = frame.AsSpan(14, 20);
+                BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(4), (ushort)r);
+                ip[10] = ip[11] = 0;
+                BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(10), Checksum.Compute(ip));
+                Span<byte> tcp = frame.AsSpan(34);
+                BinaryPrimitives.WriteUInt32BigEndian(tcp.Slice(4), seq[f]);
+                seq[f] += Payload;
+                uint pseudo = Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, tcp.Length);
+                BinaryPrimitives.WriteUInt16BigEndian(tcp.Slice(16), Checksum.Compute(tcp, pseudo));
+                list.Add(frame);
+            }
+        }
+        return list;
     }
 
     private sealed class Case : IGroSink
@@ -164,6 +212,7 @@ public static class GroBench
         }
 
         /// <summary>The NIC (untimed): DMA the next frames of the round robin into fresh ring buffers.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)] // own tier-1 code rather than an OSR copy inside Measure
         private void Fill()
         {
             for (int n = 0; n < Batch; n++)
@@ -184,6 +233,7 @@ public static class GroBench
         }
 
         /// <summary>The NAPI poll (timed): build_skb on each filled buffer and napi_gro_receive, 64 per poll.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
         private void Poll()
         {
             int headroom = _pool.Headroom;
@@ -215,7 +265,7 @@ public static class GroBench
             foreach (Skb s in batch) s.Free();
         }
 
-        private static byte[] Frame(int flow)
+        internal static byte[] Frame(int flow)
         {
             var h = new byte[FrameLen];
             for (int i = HeaderLen; i < FrameLen; i++) h[i] = (byte)('0' + (i - HeaderLen) % 10);
