@@ -27,17 +27,17 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter [--capture F] [--json FILE] [--seconds S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter [--capture F] [--json FILE] [--seconds S] [--case NAME]");
         return 2;
     }
 }
 
 /// <summary>Flags common to every benchmark.</summary>
-public sealed record BenchArgs(string? Capture, string? Json, double Seconds)
+public sealed record BenchArgs(string? Capture, string? Json, double Seconds, string? Case = null)
 {
     public static BenchArgs Parse(string[] args)
     {
-        string? capture = null, json = null;
+        string? capture = null, json = null, only = null;
         double seconds = 2;
         for (int i = 0; i < args.Length; i++)
         {
@@ -46,10 +46,11 @@ public sealed record BenchArgs(string? Capture, string? Json, double Seconds)
             {
                 case "--capture": capture = Next(); break;
                 case "--json": json = Next(); break;
+                case "--case": only = Next(); break;
                 case "--seconds": seconds = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        return new BenchArgs(capture, json, seconds);
+        return new BenchArgs(capture, json, seconds, only);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Softnet.Packets;
 
 namespace Softnet.Gro;
@@ -352,6 +353,7 @@ public sealed class GroEngine
     // ------------------------------------------------------------------ helpers shared by the handlers
 
     /// <summary>skb_gro_len.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int GroLen(Skb skb) => skb.Len - skb.Gro.DataOffset;
 
     /// <summary>
@@ -360,7 +362,7 @@ public sealed class GroEngine
     /// </summary>
     internal static bool ChecksumBad(Skb skb, uint pseudo, bool zeroOkay, ushort check)
     {
-        bool needed = skb.IpSummed != CsumState.Partial && skb.Gro.CsumCnt == 0 && (!zeroOkay || check != 0);
+        bool needed = ChecksumNeeded(skb, zeroOkay, check);
         if (needed)
         {
             if (!(skb.Gro.CsumValid && Checksum.Add(pseudo, skb.Gro.Csum) == 0xFFFF))
@@ -377,6 +379,12 @@ public sealed class GroEngine
         else if (skb.IpSummed == CsumState.None) { skb.IpSummed = CsumState.Unnecessary; skb.CsumLevel = 0; }
         return false;
     }
+
+    /// <summary>Whether <see cref="ChecksumBad"/> has to verify the sum (and so needs the pseudo-header) or only
+    /// records that the device did.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool ChecksumNeeded(Skb skb, bool zeroOkay, ushort check)
+        => skb.IpSummed != CsumState.Partial && skb.Gro.CsumCnt == 0 && (!zeroOkay || check != 0);
 
     /// <summary>skb_checksum over [offset, offset+len) of the linear part, frags and frag_list (big-endian word sum).</summary>
     internal static uint SumRange(Skb skb, int offset, int len)
@@ -434,9 +442,12 @@ public sealed class GroEngine
     }
 
     /// <summary>skb_gro_header: make <paramref name="hlen"/> bytes from skb->data linear; false if the packet is shorter.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool MayPull(Skb skb, int hlen) => skb.HeadLen >= hlen || skb.MayPull(hlen);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static uint Be32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32BigEndian(s.Slice(at));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ushort Be16(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt16BigEndian(s.Slice(at));
 }
 

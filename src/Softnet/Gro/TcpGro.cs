@@ -24,8 +24,12 @@ public static class TcpGro
     {
         if (skb.Gro.Flush == 0)
         {
-            ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 20);
-            uint pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, GroEngine.GroLen(skb));
+            uint pseudo = 0;
+            if (GroEngine.ChecksumNeeded(skb, false, 0))
+            {
+                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 20);
+                pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, GroEngine.GroLen(skb));
+            }
             if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
         }
         int thoff = skb.Gro.DataOffset;
@@ -37,8 +41,12 @@ public static class TcpGro
     {
         if (skb.Gro.Flush == 0)
         {
-            ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 40);
-            uint pseudo = Checksum.PseudoHeaderV6(iph.Slice(8, 16), iph.Slice(24, 16), 6, GroEngine.GroLen(skb));
+            uint pseudo = 0;
+            if (GroEngine.ChecksumNeeded(skb, false, 0))
+            {
+                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 40);
+                pseudo = Checksum.PseudoHeaderV6(iph.Slice(8, 16), iph.Slice(24, 16), 6, GroEngine.GroLen(skb));
+            }
             if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
         }
         int thoff = skb.Gro.DataOffset;
@@ -125,11 +133,11 @@ public static class TcpGro
             uint ackDiff = GroEngine.Be32(th, 8) ^ GroEngine.Be32(th2, 8);
             if (ackDiff != 0 && bad == 0) reason = GroFlushReason.AckChanged;
             bad |= ackDiff;
-            for (int i = 20; i < thlen; i += 4)
+            // The options, compared word by word in the kernel; one block compare here.
+            if (thlen > 20 && !th.Slice(20).SequenceEqual(th2.Slice(20, thlen - 20)))
             {
-                uint o = GroEngine.Be32(th, i) ^ GroEngine.Be32(th2, i);
-                if (o != 0 && bad == 0) reason = GroFlushReason.OptionsDiffer;
-                bad |= o;
+                if (bad == 0) reason = GroFlushReason.OptionsDiffer;
+                bad |= 1;
             }
             int net = NetworkFlush(e, skb, p, out GroFlushReason netReason);
             if (net != 0 && bad == 0) reason = netReason;

@@ -126,6 +126,9 @@ public sealed class Skb
 
     private SkbFragArray _frags;
     private Skb? _fragListTail;
+    // The head buffer's address and size, cached from HeadPool (pinned memory) so header views cost one load.
+    private unsafe byte* _head;
+    private int _headSize;
 
     internal Skb(SkbPool owner, int slot)
     {
@@ -241,10 +244,31 @@ public sealed class Skb
     // ---- views ----
 
     /// <summary>The whole head buffer, headroom included; header offsets index into it.</summary>
-    public Span<byte> HeadBuffer => HeadPool!.Buffer(HeadIndex);
+    public Span<byte> HeadBuffer
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get { unsafe { return new Span<byte>(HeadPtr, _headSize); } }
+    }
 
     /// <summary>The linear data (skb->data, headlen bytes).</summary>
-    public Span<byte> LinearData => HeadPool!.Slice(HeadIndex, Data, HeadLen);
+    public Span<byte> LinearData
+    {
+        // Data..Tail lies inside the head buffer by construction (every length change is checked).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get { unsafe { return new Span<byte>(HeadPtr + Data, Len - DataLen); } }
+    }
+
+    private unsafe byte* HeadPtr
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            if (_head == null) ThrowNoHead();
+            return _head;
+        }
+    }
+
+    private static void ThrowNoHead() => throw new NullReferenceException("skb has no head buffer");
 
     public ref SkbFrag Frag(int i)
     {
@@ -354,6 +378,7 @@ public sealed class Skb
         HeadPool.Return(HeadIndex);
         HeadPool = pool;
         HeadIndex = index;
+        SetHeadPointer();
         End = Math.Min(End, pool.BufferSize);
         return true;
     }
@@ -491,6 +516,7 @@ public sealed class Skb
         NrFrags = 0;
         HeadPool = null;
         HeadIndex = -1;
+        SetHeadPointer();
         Len = DataLen = 0;
         return moved;
     }
@@ -595,8 +621,8 @@ public sealed class Skb
     {
         if (InPool) throw new InvalidOperationException("double free of an skb");
         HeadPool?.Return(HeadIndex);
-        ReleaseFrags(0);
-        FreeFragList();
+        if (NrFrags != 0) ReleaseFrags(0);
+        if (FragList != null) FreeFragList();
         ResetFields();
         Owner.Recycle(this);
     }
@@ -629,6 +655,7 @@ public sealed class Skb
         InPool = false;
         HeadPool = pool;
         HeadIndex = index;
+        SetHeadPointer();
         End = pool.BufferSize;
         Data = data;
         Len = len;
@@ -689,10 +716,11 @@ public sealed class Skb
 
     private void ReleaseFrags(int from)
     {
+        Thread current = Thread.CurrentThread;
         for (int i = from; i < NrFrags; i++)
         {
             ref SkbFrag f = ref _frags[i];
-            f.Pool!.Return(f.Index);
+            f.Pool!.Return(f.Index, current);
             f = default;
         }
         if (from < NrFrags) NrFrags = from;
@@ -712,11 +740,19 @@ public sealed class Skb
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void SetHeadPointer()
+    {
+        _head = HeadPool is null ? null : HeadPool.BufferPointer(HeadIndex);
+        _headSize = HeadPool?.BufferSize ?? 0;
+    }
+
     private void ResetFields()
     {
         InPool = true;
         HeadPool = null;
         HeadIndex = -1;
+        SetHeadPointer();
         Data = End = Len = DataLen = NrFrags = TrueSize = 0;
         FragList = _fragListTail = null;
         HeadFrag = Cloned = false;

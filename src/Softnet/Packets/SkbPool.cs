@@ -4,11 +4,22 @@ namespace Softnet.Packets;
 /// A bounded cache of preallocated <see cref="Skb"/> objects (napi_alloc_cache's skb_cache), so building an skb
 /// per packet allocates nothing. Allocation fails softly: null and <see cref="AllocFailed"/>+1. As with
 /// <see cref="PagePool"/>, any thread may free; the owner (one NAPI context) allocates.
+/// <para>The owner (the first thread that allocates) also keeps a small LIFO stack of skbs it freed itself
+/// (napi_skb_cache_put / napi_skb_cache_get), so an skb freed in a poll (a GRO-merged shell) is the next one
+/// built, still in the CPU cache; the shared FIFO free list alone would walk the whole pool, touching a cold
+/// skb per packet. Other threads always go through the shared list.</para>
 /// </summary>
 public sealed class SkbPool
 {
+    /// <summary>NAPI_SKB_CACHE_SIZE.</summary>
+    public const int OwnerCacheSize = 64;
+
     private readonly Skb[] _skbs;
     private readonly IndexQueue _free;
+    private readonly Skb?[] _cache = new Skb?[OwnerCacheSize];
+    private int _cacheCount;
+    private Thread? _owner; // the allocating thread; null until the first allocation
+    private long _cacheTaken;
     private long _allocFailed;
 
     public SkbPool(int capacity, string name = "skb_cache")
@@ -27,8 +38,8 @@ public sealed class SkbPool
 
     public string Name { get; }
     public int Capacity { get; }
-    public int InUse => Capacity - _free.Count;
-    public long Allocated => _free.Dequeued;
+    public int InUse => Capacity - _free.Count - Volatile.Read(ref _cacheCount);
+    public long Allocated => _free.Dequeued + Volatile.Read(ref _cacheTaken);
     public long AllocFailed => Volatile.Read(ref _allocFailed);
 
     /// <summary>napi_build_skb: wrap a buffer the caller holds (one reference, which the skb takes over) as the
@@ -85,6 +96,18 @@ public sealed class SkbPool
 
     private Skb? Take()
     {
+        // Thread.CurrentThread is an inlined thread-static read; Environment.CurrentManagedThreadId is a call.
+        Thread me = Thread.CurrentThread;
+        if (_owner != me && _owner is null) Interlocked.CompareExchange(ref _owner, me, null);
+        if (_owner == me && _cacheCount > 0)
+        {
+            int n = _cacheCount - 1;
+            Skb skb = _cache[n]!;
+            _cache[n] = null;
+            Volatile.Write(ref _cacheCount, n);
+            _cacheTaken++;
+            return skb;
+        }
         if (_free.TryDequeue(out int slot)) return _skbs[slot];
         Interlocked.Increment(ref _allocFailed);
         return null;
@@ -93,6 +116,12 @@ public sealed class SkbPool
     internal void Recycle(Skb skb)
     {
         skb.InPool = true;
+        if (_owner == Thread.CurrentThread && _cacheCount < OwnerCacheSize)
+        {
+            _cache[_cacheCount] = skb;
+            Volatile.Write(ref _cacheCount, _cacheCount + 1);
+            return;
+        }
         if (!_free.TryEnqueue(skb.Slot)) throw new InvalidOperationException($"{Name}: free list overflow");
     }
 
