@@ -28,6 +28,9 @@ namespace Softnet.KernelTests.Support;
 // * ICMP errors the kernel builds (REJECT icmp-*, icmp_send) carry an IP ID from ip_idents with a random key:
 //   ScenarioCompare ignores the outer IP ID and header checksum of ICMP errors. REJECT --reject-with tcp-reset
 //   builds its RST with DF set and ID 0 (nf_reject_iphdr_put): stable.
+// * REJECT --reject-with tcp-reset sends its RST CHECKSUM_PARTIAL (the field holds only the pseudo-header sum)
+//   and veth never completes it (NETIF_F_HW_CSUM): both captures show the partial value. ScenarioCompare completes
+//   such a field before comparing; Softnet writes the full checksum.
 // * Replies the kernel builds for REJECT leave through the OUTPUT path: filter OUTPUT's policy counter counts them.
 //   REJECT in FORWARD sees the packet after ip_forward decremented its TTL, so the ICMP error quotes TTL 63.
 //   A rejected or dropped packet's conntrack entry is never confirmed: no entry for it in `conntrack -L`.
