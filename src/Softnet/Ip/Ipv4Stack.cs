@@ -20,7 +20,14 @@ namespace Softnet.Ip;
 public sealed class Ipv4Stack
 {
     private readonly Scenario _scenario;
-    private readonly Queue<(Device Dev, byte[] Frame, long Ts)> _backlog = new();
+    private readonly Queue<(Device Dev, byte[] Frame, long Ts, BridgedIp? Nf)> _backlog = new();
+
+    /// <summary>A frame br_netfilter already took through PREROUTING (skb->_nfct and nf_bridge_info): passed up to the
+    /// bridge device, ip_sabotage_in makes the IP layer skip the PREROUTING hooks and keep this context.</summary>
+    private sealed class BridgedIp(PacketContext ctx)
+    {
+        public PacketContext Ctx = ctx;
+    }
     private readonly Dictionary<(Namespace, uint), (long Tokens, long LastMs)> _peers = new();
     private long _now;
 
@@ -33,13 +40,13 @@ public sealed class Ipv4Stack
     public void Inject(Device dev, ReadOnlySpan<byte> frame, long timestampNs)
     {
         AdvanceClock(timestampNs);
-        _backlog.Enqueue((dev, frame.ToArray(), timestampNs));
+        _backlog.Enqueue((dev, frame.ToArray(), timestampNs, null));
         Drain();
     }
 
     private void Drain()
     {
-        while (_backlog.TryDequeue(out var w)) Receive(w.Dev, w.Frame, w.Ts);
+        while (_backlog.TryDequeue(out var w)) Receive(w.Dev, w.Frame, w.Ts, w.Nf);
     }
 
     /// <summary>Runs neighbour timers due up to <paramref name="nowNs"/> (ARP retransmits, resolution failure).</summary>
@@ -67,7 +74,7 @@ public sealed class Ipv4Stack
 
     // ---------------- receive ----------------
 
-    private void Receive(Device dev, byte[] frame, long ts)
+    private void Receive(Device dev, byte[] frame, long ts, BridgedIp? nf)
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
@@ -78,7 +85,7 @@ public sealed class Ipv4Stack
         dev.RxBytes += frame.Length;
         if (frame.Length < 14) { c.Drops.Add(DropReason.EthTruncated); return; }
         if (dev.Master is { } br) { BridgeInput(br, dev, frame, ts); return; }
-        NetifReceive(dev, frame, ts, PacketTypeOf(dev, frame));
+        NetifReceive(dev, frame, ts, PacketTypeOf(dev, frame), nf);
     }
 
     /// <summary>eth_type_trans's pkt_type.</summary>
@@ -92,14 +99,14 @@ public sealed class Ipv4Stack
     private static readonly byte[] Broadcast = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 
     /// <summary>__netif_receive_skb_core's protocol demux for a device that is not a bridge port.</summary>
-    private void NetifReceive(Device dev, byte[] frame, long ts, PacketType pt)
+    private void NetifReceive(Device dev, byte[] frame, long ts, PacketType pt, BridgedIp? nf)
     {
         var c = dev.Namespace.Counters;
         ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12));
         switch (type)
         {
             case PacketFactory.EthArp: ArpReceive(dev, frame, ts, pt); break;
-            case PacketFactory.EthIpv4: IpReceive(dev, frame, ts, pt); break;
+            case PacketFactory.EthIpv4: IpReceive(dev, frame, ts, pt, nf); break;
             case PacketFactory.EthIpv6: c.Drops.Add(DropReason.Ipv6NotModeled); break;
             default: c.Drops.Add(DropReason.UnhandledProtocol); break;
         }
@@ -110,7 +117,11 @@ public sealed class Ipv4Stack
     private static bool IsLinkLocalGroup(ReadOnlySpan<byte> d)
         => d[0] == 0x01 && d[1] == 0x80 && d[2] == 0xC2 && d[3] == 0 && d[4] == 0 && (d[5] & 0xF0) == 0;
 
-    /// <summary>br_handle_frame + br_handle_frame_finish: learn, then forward, flood or pass up.</summary>
+    /// <summary>
+    /// br_handle_frame: source and link-local checks, then NF_BR_PRE_ROUTING, where br_netfilter (with
+    /// net.bridge.bridge-nf-call-iptables=1) runs the IPv4 PREROUTING hooks on every IPv4 frame a port receives,
+    /// the ones addressed to the bridge itself included; then br_handle_frame_finish.
+    /// </summary>
     private void BridgeInput(Device br, Device port, byte[] frame, long ts)
     {
         var ns = br.Namespace;
@@ -118,60 +129,143 @@ public sealed class Ipv4Stack
         if (!br.Up) { c.Drops.Add(DropReason.DeviceDown); return; }
         var src = frame.AsSpan(6, 6);
         if ((src[0] & 1) != 0 || src.IndexOfAnyExcept((byte)0) < 0) { c.Drops.Add(DropReason.BridgeInvalidSource); return; }
-        var dst = frame.AsSpan(0, 6);
-        if (IsLinkLocalGroup(dst)) { c.Drops.Add(DropReason.BridgeLinkLocal); return; }
-        ulong srcKey = Device.MacKey(src);
+        if (IsLinkLocalGroup(frame.AsSpan(0, 6))) { c.Drops.Add(DropReason.BridgeLinkLocal); return; }
+        BridgedIp? nf = null;
+        if (BrNfActive(ns) && BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12)) == PacketFactory.EthIpv4)
+        {
+            nf = BrNfPreRouting(br, ref frame, ts);
+            if (nf == null) return;
+        }
+        BridgeFinish(br, port, frame, ts, nf);
+    }
+
+    /// <summary>br_netfilter only with net.bridge.bridge-nf-call-iptables=1 (and iptables loaded); otherwise
+    /// bridged frames bypass iptables.</summary>
+    private static bool BrNfActive(Namespace ns) => ns.HasIptables && ns.BridgeNfCallIptables;
+
+    /// <summary>br_handle_frame_finish: learn the source, then forward, flood or pass up.</summary>
+    private void BridgeFinish(Device br, Device port, byte[] frame, long ts, BridgedIp? nf)
+    {
+        var c = br.Namespace.Counters;
+        ulong srcKey = Device.MacKey(frame.AsSpan(6, 6));
         if (!IsLocalMac(br, srcKey)) br.Fdb[srcKey] = port;
-
-        // br_netfilter (only with net.bridge.bridge-nf-call-iptables=1): iptables sees bridged IPv4 frames
-        // with the bridge as in/out interface. Off by default: bridged frames bypass iptables.
-        bool isIp = BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12)) == PacketFactory.EthIpv4;
-
+        var dst = frame.AsSpan(0, 6);
         if ((dst[0] & 1) != 0)
         {
-            if (!BridgeNetfilter(br, frame, ts, isIp)) return;
-            c.Bridged++;
-            Flood(br, port, frame, ts);
-            PassUp(br, frame, ts);
+            // The local copy keeps the PREROUTING context; the flooded copies go through FORWARD/POSTROUTING
+            // (once here: the kernel hooks each port's clone).
+            var up = nf == null ? null : new BridgedIp(nf.Ctx);
+            var copy = (byte[])frame.Clone();
+            if (nf == null || BrNfForward(br, copy, nf))
+            {
+                c.Bridged++;
+                Flood(br, port, copy, ts);
+            }
+            PassUp(br, frame, ts, up);
             return;
         }
         ulong dstKey = Device.MacKey(dst);
         if (IsLocalMac(br, dstKey))
         {
             c.Bridged++;
-            PassUp(br, frame, ts);
+            PassUp(br, frame, ts, nf);
             return;
         }
         if (br.Fdb.TryGetValue(dstKey, out var to))
         {
             if (to == port) { c.Drops.Add(DropReason.BridgeSamePort); return; }
-            if (!BridgeNetfilter(br, frame, ts, isIp)) return;
+            if (nf != null && !BrNfForward(br, frame, nf)) return;
             c.Bridged++;
             Transmit(to, frame, ts);
             return;
         }
-        if (!BridgeNetfilter(br, frame, ts, isIp)) return;
+        if (nf != null && !BrNfForward(br, frame, nf)) return;
         c.Bridged++;
         Flood(br, port, frame, ts);
     }
 
-    private bool BridgeNetfilter(Device br, byte[] frame, long ts, bool isIp)
+    /// <summary>
+    /// br_nf_pre_routing: br_validate_ipv4 (the header checks of ip_rcv_core, trim to tot_len), then PREROUTING
+    /// with the bridge as in-interface; br_nf_pre_routing_finish: when DNAT moved the destination, route it. Out
+    /// the same bridge (a pod to a service backed by another pod on the bridge) the frame stays bridged, not
+    /// routed: no TTL decrement, the destination MAC taken from the neighbour entry, the source MAC kept. Any
+    /// other route makes the frame one for the bridge itself (destination MAC the bridge's). Returns null when
+    /// the frame is dropped; <paramref name="frame"/> becomes the trimmed, possibly rewritten frame.
+    /// </summary>
+    private BridgedIp? BrNfPreRouting(Device br, ref byte[] frame, long ts)
     {
         var ns = br.Namespace;
-        if (!isIp || !ns.HasIptables || !ns.BridgeNfCallIptables) return true;
+        var c = ns.Counters;
         var ip = frame.AsSpan(14);
-        if (!PacketContext.FromIpv4(ip, out var ctx, out var reason)) { ns.Counters.Drops.Add(reason); return false; }
+        if (ip.Length < 20) { c.Drops.Add(DropReason.IpHeaderTruncated); return null; }
+        if ((ip[0] >> 4) != 4) { c.Drops.Add(DropReason.IpBadVersion); return null; }
+        int ihl = (ip[0] & 0xF) * 4;
+        if (ihl < 20) { c.Drops.Add(DropReason.IpBadIhl); return null; }
+        if (ip.Length < ihl) { c.Drops.Add(DropReason.IpHeaderTruncated); return null; }
+        if (!Checksum.Verify(ip[..ihl])) { c.Drops.Add(DropReason.IpCsumError); return null; }
+        int total = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]);
+        if (total > ip.Length || total < ihl) { c.Drops.Add(DropReason.IpBadTotalLength); return null; }
+        if (frame.Length != 14 + total) frame = frame.AsSpan(0, 14 + total).ToArray();
+        var pkt = frame.AsSpan(14);
+        if (!PacketContext.FromIpv4(pkt, out var ctx, out var reason)) { c.Drops.Add(reason); return null; }
         ctx.TimestampNs = ts;
         ctx.InInterface = br.Name;
-        foreach (var hook in (ReadOnlySpan<HookPoint>)[HookPoint.PreRouting, HookPoint.Forward, HookPoint.PostRouting])
+        uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        if (ns.Netfilter.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) { c.Drops.Add(ctx.DropReason); return null; }
+        uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        if (after == daddr) return new BridgedIp(ctx);
+
+        uint saddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
+        var route = ns.Routing.Lookup(after);
+        if (route is { Type: RouteKind.Unicast or RouteKind.Local } && !ValidateSource(br, saddr, out var why))
         {
-            ctx.OutInterface = hook == HookPoint.PreRouting ? null : br.Name;
-            if (hook == HookPoint.PostRouting) ctx.InInterface = null;
-            if (ns.Netfilter.Hook(hook, ref ctx, ip) == Verdict.Drop)
+            // ip_route_input failed: br_nf_pre_routing_finish frees the frame.
+            c.Drops.Add(why);
+            return null;
+        }
+        if (route is { Type: RouteKind.Unicast } && route.Device == br && ns.Forwarding(br))
+        {
+            // bridged_dnat → br_nf_pre_routing_finish_bridge: the neighbour's cached header (neigh_hh_bridge)
+            // gives the destination MAC. Without one, neigh->output builds the whole header (source: the bridge)
+            // and transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and
+            // bridges the frame: the bridge's tx tap sees it once.
+            uint nexthop = route.Gateway != 0 ? route.Gateway : after;
+            var n = ns.Neighbours.Find(br, nexthop);
+            if (n == null || !n.Valid) { c.Drops.Add(DropReason.BridgeDnatNeighUnresolved); return null; }
+            if (!(n.HhCached && n.Connected))
             {
-                ns.Counters.Drops.Add(ctx.DropReason);
-                return false;
+                var header = PacketFactory.Ethernet(n.Mac, br.Mac, PacketFactory.EthIpv4, pkt);
+                br.TxTap?.Write(ts, header);
+                br.TxPackets++;
+                br.TxBytes += header.Length;
+                n.HhCached = true;
             }
+            n.Mac.CopyTo(frame, 0);
+            return new BridgedIp(ctx);
+        }
+        br.Mac.CopyTo(frame, 0);
+        return new BridgedIp(ctx);
+    }
+
+    /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
+    /// POSTROUTING with it as out-interface; NAT rewrites the frame in place.</summary>
+    private bool BrNfForward(Device br, byte[] frame, BridgedIp nf)
+    {
+        var ns = br.Namespace;
+        ref var ctx = ref nf.Ctx;
+        var pkt = frame.AsSpan(14);
+        ctx.InInterface = br.Name;
+        ctx.OutInterface = br.Name;
+        if (ns.Netfilter.Hook(HookPoint.Forward, ref ctx, pkt) == Verdict.Drop)
+        {
+            ns.Counters.Drops.Add(ctx.DropReason);
+            return false;
+        }
+        ctx.InInterface = null;
+        if (ns.Netfilter.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Drop)
+        {
+            ns.Counters.Drops.Add(ctx.DropReason);
+            return false;
         }
         return true;
     }
@@ -191,7 +285,8 @@ public sealed class Ipv4Stack
     }
 
     /// <summary>br_pass_frame_up: the frame is received again, on the bridge device.</summary>
-    private void PassUp(Device br, byte[] frame, long ts) => _backlog.Enqueue((br, (byte[])frame.Clone(), ts));
+    private void PassUp(Device br, byte[] frame, long ts, BridgedIp? nf)
+        => _backlog.Enqueue((br, (byte[])frame.Clone(), ts, nf));
 
     // ---------------- transmit ----------------
 
@@ -209,7 +304,7 @@ public sealed class Ipv4Stack
                 // veth_xmit → __dev_forward_skb: the peer must be up and the frame fit its MTU.
                 var peer = dev.Peer!;
                 if (!peer.Up || frame.Length > peer.Mtu + 14 + 4) { dev.TxDropped++; return DropReason.VethPeerDown; }
-                _backlog.Enqueue((peer, frame, ts));
+                _backlog.Enqueue((peer, frame, ts, null));
                 return DropReason.None;
             }
             case DeviceKind.Bridge:
@@ -225,7 +320,7 @@ public sealed class Ipv4Stack
                 return DropReason.None;
             }
             default:
-                _backlog.Enqueue((dev, frame, ts));
+                _backlog.Enqueue((dev, frame, ts, null));
                 return DropReason.None;
         }
     }
@@ -282,6 +377,7 @@ public sealed class Ipv4Stack
         if (wasIncomplete)
         {
             var c = dev.Namespace.Counters;
+            if (n.Queue.Count > 0) n.HhCached = true;
             while (n.Queue.TryDequeue(out var pkt))
             {
                 n.QueuedBytes -= pkt.Datagram.Length;
@@ -339,7 +435,7 @@ public sealed class Ipv4Stack
     // ---------------- IPv4 ----------------
 
     /// <summary>ip_rcv_core: header checks, trim to tot_len; then PREROUTING and the routing decision.</summary>
-    private void IpReceive(Device dev, byte[] frame, long ts, PacketType pt)
+    private void IpReceive(Device dev, byte[] frame, long ts, PacketType pt, BridgedIp? nf)
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
@@ -357,7 +453,13 @@ public sealed class Ipv4Stack
         var pkt = ip[..total].ToArray();
 
         PacketContext ctx = default;
-        if (ns.HasIptables)
+        if (nf != null)
+        {
+            // ip_sabotage_in: br_netfilter already ran PREROUTING for this frame.
+            ctx = nf.Ctx;
+            ctx.InInterface = dev.Name;
+        }
+        else if (ns.HasIptables)
         {
             if (!PacketContext.FromIpv4(pkt, out ctx, out var reason)) { c.Drops.Add(reason); return; }
             ctx.TimestampNs = ts;
@@ -529,7 +631,10 @@ public sealed class Ipv4Stack
             return Transmit(outDev, PacketFactory.Ethernet(new byte[6], new byte[6], PacketFactory.EthIpv4, pkt), ts);
         var n = ns.Neighbours.Find(outDev, nexthop);
         if (n != null && n.Valid)
+        {
+            n.HhCached = true;
             return Transmit(outDev, PacketFactory.Ethernet(n.Mac, outDev.Mac, PacketFactory.EthIpv4, pkt), ts);
+        }
         // __neigh_event_send: start resolution (or keep waiting) and queue the packet, oldest dropped past unres_qlen_bytes.
         bool forwarded = inDev != null;
         if (n == null || n.State == NudState.Failed)

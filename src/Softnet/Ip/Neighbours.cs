@@ -26,7 +26,14 @@ public sealed class Neighbour
     internal readonly Queue<PendingPacket> Queue = new();
     internal int QueuedBytes;
 
+    /// <summary>The cached hardware header (neigh->hh): filled by the first output through the entry
+    /// (neigh_resolve_output → neigh_hh_init). br_netfilter's bridged DNAT takes its fast path only with it.</summary>
+    public bool HhCached;
+
     public bool Valid => State is NudState.Reachable or NudState.Stale or NudState.Permanent;
+
+    /// <summary>NUD_CONNECTED: PERMANENT or REACHABLE (NOARP is not modeled).</summary>
+    public bool Connected => State is NudState.Reachable or NudState.Permanent;
 }
 
 /// <summary>A datagram waiting in a neighbour queue.</summary>

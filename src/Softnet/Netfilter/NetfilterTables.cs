@@ -92,7 +92,7 @@ public sealed class NetfilterTables
             case HookPoint.PreRouting:
             case HookPoint.LocalOut:
                 if (!Run(TableKind.Raw, hook, ref p)) return Dropped(ref p);
-                if (ConntrackEnabled && Conntrack.In(ref p) == Verdict.Drop) return Dropped(ref p);
+                if (ConntrackEnabled && Conntrack.In(ref p, hook, packet) == Verdict.Drop) return Dropped(ref p);
                 if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
                 if ((v = NatHook(hook, ref p, packet)) == Verdict.Drop) return Dropped(ref p);
                 if (hook == HookPoint.LocalOut)

@@ -71,6 +71,9 @@ public enum DropReason : ushort
     BridgeLinkLocal,
     BridgeSamePort,
     Ipv6NotModeled,
+    /// <summary>br_netfilter DNAT to a host on the same bridge whose neighbour entry is not resolved (ARP from
+    /// the bridged-DNAT path is not modeled).</summary>
+    BridgeDnatNeighUnresolved,
     NotSpecified,
 }
 

@@ -479,7 +479,8 @@ public static class ScenarioLoader
             if (v < lo || v > hi) throw err($"'{key}' must be {lo}..{hi}");
         }
         if (key is "net.ipv4.ip_forward" or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.bridge.bridge-nf-call-iptables"
-                or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal")
+                or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal"
+                or "net.netfilter.nf_conntrack_checksum")
         { Range(0, 1); return; }
         if (key == "net.ipv4.ip_default_ttl") { Range(1, 255); return; }
         if (key is "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask") { Range(0, int.MaxValue); return; }
@@ -530,6 +531,7 @@ public static class ScenarioLoader
             Max = (int)S("max", d.Max),
             TcpLoose = S("tcp_loose", 1) != 0,
             TcpBeLiberal = S("tcp_be_liberal", 0) != 0,
+            Checksum = S("checksum", 1) != 0,
             TcpMaxRetrans = (int)S("tcp_max_retrans", d.TcpMaxRetrans),
             UdpTimeout = TimeSpan.FromSeconds(S("udp_timeout", (long)d.UdpTimeout.TotalSeconds)),
             UdpStreamTimeout = TimeSpan.FromSeconds(S("udp_timeout_stream", (long)d.UdpStreamTimeout.TotalSeconds)),

@@ -81,4 +81,21 @@ public sealed class ScenarioHarnessTests
         echo2[18] ^= 0x55;
         Assert.NotEqual(ScenarioCompare.Mask(echo), ScenarioCompare.Mask(echo2));
     }
+
+    [Fact]
+    public void A_partial_tcp_checksum_compares_equal_to_the_complete_one_and_nothing_else_does()
+    {
+        var full = Frames.Eth("02:00:00:00:00:01", "02:00:00:00:00:02", Frames.Tcp("203.0.113.5", 23, "10.0.0.2", 50001, TcpFlags.Rst | TcpFlags.Ack, 0, 201));
+        // What nf_reject_ip_tcphdr_put leaves in the field: the folded pseudo-header sum (saddr, daddr, 6, 20).
+        var partial = (byte[])full.Clone();
+        uint pseudo = Softnet.Packets.Checksum.PseudoHeaderV4(full.AsSpan(26, 4), full.AsSpan(30, 4), 6, 20);
+        partial[50] = (byte)(pseudo >> 8);
+        partial[51] = (byte)pseudo;
+        Assert.NotEqual(full, partial);
+        Assert.Equal(ScenarioCompare.Mask(full), ScenarioCompare.Mask(partial));
+        // Any other wrong checksum still differs.
+        var wrong = (byte[])full.Clone();
+        wrong[50] ^= 0x01;
+        Assert.NotEqual(ScenarioCompare.Mask(full), ScenarioCompare.Mask(wrong));
+    }
 }

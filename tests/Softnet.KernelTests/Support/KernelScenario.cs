@@ -28,6 +28,9 @@ namespace Softnet.KernelTests.Support;
 // * ICMP errors the kernel builds (REJECT icmp-*, icmp_send) carry an IP ID from ip_idents with a random key:
 //   ScenarioCompare ignores the outer IP ID and header checksum of ICMP errors. REJECT --reject-with tcp-reset
 //   builds its RST with DF set and ID 0 (nf_reject_iphdr_put): stable.
+// * REJECT --reject-with tcp-reset sends its RST CHECKSUM_PARTIAL (the field holds only the pseudo-header sum)
+//   and veth never completes it (NETIF_F_HW_CSUM): both captures show the partial value. ScenarioCompare completes
+//   such a field before comparing; Softnet writes the full checksum.
 // * Replies the kernel builds for REJECT leave through the OUTPUT path: filter OUTPUT's policy counter counts them.
 //   REJECT in FORWARD sees the packet after ip_forward decremented its TTL, so the ICMP error quotes TTL 63.
 //   A rejected or dropped packet's conntrack entry is never confirmed: no entry for it in `conntrack -L`.
@@ -39,9 +42,14 @@ namespace Softnet.KernelTests.Support;
 // * net.netfilter.nf_conntrack_max cannot be written inside a namespace (EINVAL on 6.18, even below the init
 //   value): scenarios leave it out. Per-namespace conntrack timeouts and nf_conntrack_tcp_loose can be set.
 // * LOG in a non-init namespace logs nothing (net.netfilter.nf_log_all_netns=0) but its rule still counts.
-// * CONFIG_BRIDGE_NETFILTER=y here, and bridge-nf-call-iptables defaults to 1 in every namespace: frames bridged
-//   port to port traverse iptables. The scenarios send no port-to-port bridged traffic (hosts route between
-//   bridge and uplink; the host's own frames out a bridge are not re-hooked), so this does not show.
+// * CONFIG_BRIDGE_NETFILTER=y here, and bridge-nf-call-iptables defaults to 1 in every namespace (Softnet's default
+//   is 0, a kernel without br_netfilter: the docker-host and kube-node sysctl.conf set it). br_nf_pre_routing runs
+//   the IPv4 PREROUTING hooks (in-interface: the bridge) on every IPv4 frame a port receives, also those addressed
+//   to the bridge itself: a pod's reply is de-NATed before the bridge's rx tap sees it, and ip_sabotage_in keeps
+//   the IP layer from running PREROUTING again. When that DNAT moves the destination to a host routed out the same
+//   bridge (pod -> ClusterIP -> pod), the frame is bridged, not routed: TTL kept, destination MAC from the
+//   neighbour's cached header, source MAC the sender's, FORWARD/POSTROUTING with -i/-o the bridge, nothing on the
+//   bridge's own taps (the neighbour was used before, so its hh cache is filled).
 // * `conntrack -L` prints entries on stdout and "conntrack v1.4.7 (conntrack-tools): N flow entries have been
 //   shown." on stderr; entries come in hash order (compared as a set), their third column is the remaining
 //   timeout in seconds (real time here: normalised when comparing).

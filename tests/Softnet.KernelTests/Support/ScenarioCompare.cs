@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Softnet.Capture;
+using Softnet.Packets;
 using Xunit;
 
 namespace Softnet.KernelTests.Support;
@@ -20,7 +21,7 @@ public sealed record ScenarioCompareOptions
 /// chains, policies and rules with their counters; comment lines ignored), conntrack.txt (a set of entries with
 /// the timeout column normalised and use=/id= dropped) and every &lt;dev&gt;.rx.pcap / &lt;dev&gt;.tx.pcap frame by
 /// frame (timestamps ignored; the outer IP ID and header checksum of ICMP errors ignored, as the kernel keys
-/// that ID randomly). A missing pcap reads as an empty one.
+/// that ID randomly; a TCP checksum the kernel left CHECKSUM_PARTIAL completed). A missing pcap reads as an empty one.
 /// </summary>
 public static class ScenarioCompare
 {
@@ -179,10 +180,12 @@ public static class ScenarioCompare
     }
 
     /// <summary>A copy of an Ethernet frame with the parts the kernel varies blanked: for an IPv4 ICMP error
-    /// (types 3, 4, 5, 11, 12) the IP ID and header checksum.</summary>
+    /// (types 3, 4, 5, 11, 12) the IP ID and header checksum. A TCP checksum left CHECKSUM_PARTIAL is completed
+    /// (<see cref="CompletePartialTcpChecksum"/>).</summary>
     public static byte[] Mask(byte[] frame)
     {
         var f = (byte[])frame.Clone();
+        CompletePartialTcpChecksum(f);
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;
@@ -193,6 +196,31 @@ public static class ScenarioCompare
             }
         }
         return f;
+    }
+
+    /// <summary>
+    /// The kernel builds some TCP segments with CHECKSUM_PARTIAL: REJECT --reject-with tcp-reset stores only the
+    /// folded pseudo-header sum in the checksum field (nf_reject_ip_tcphdr_put: ~tcp_v4_check(len, saddr, daddr, 0))
+    /// and leaves the rest to the device. veth advertises NETIF_F_HW_CSUM, so validate_xmit_skb never completes it,
+    /// and __dev_forward_skb hands the peer the skb still CHECKSUM_PARTIAL (trusted, never verified): both packet
+    /// sockets capture the partial value. NAT on such a segment keeps the field the pseudo-header sum of the new
+    /// addresses (inet_proto_csum_replace4). Softnet writes the finished checksum, what a NIC would send. So a field
+    /// that equals exactly the pseudo-header sum of its own frame is replaced by the complete checksum; a frame
+    /// whose field is already complete is left as it is (completing a complete checksum changes nothing).
+    /// </summary>
+    public static void CompletePartialTcpChecksum(byte[] f)
+    {
+        if (f.Length < 14 + 20 || BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) != 0x0800 || f[14 + 9] != 6) return;
+        var ip = f.AsSpan(14);
+        int ihl = (ip[0] & 0x0f) * 4;
+        int total = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]);
+        if (ihl < 20 || total < ihl + 20 || total > ip.Length) return;
+        if ((BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3fff) != 0) return; // fragments carry no whole segment
+        var tcp = ip[ihl..total];
+        uint pseudo = Checksum.PseudoHeaderV4(ip[12..16], ip[16..20], 6, tcp.Length);
+        if (BinaryPrimitives.ReadUInt16BigEndian(tcp[16..]) != (ushort)pseudo) return;
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Compute(tcp, pseudo));
     }
 
     private static IEnumerable<string> ComparePcap(string name, List<byte[]> e, List<byte[]> a)

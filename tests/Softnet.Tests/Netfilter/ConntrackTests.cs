@@ -232,4 +232,89 @@ public class ConntrackTests
         Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref ctx));
         Assert.Equal(0, t.Conntrack.Count);
     }
+
+    // ---- nf_conntrack_checksum (tcp_error / udp_error / icmp_error)
+
+    private static byte[] Corrupt(byte[] pkt, int offset)
+    {
+        var b = (byte[])pkt.Clone();
+        b[offset] ^= 0x5a;
+        return b;
+    }
+
+    private static PacketContext In(ConntrackTable ct, byte[] pkt, HookPoint hook, long t = 0)
+    {
+        var ctx = Ctx(pkt, t);
+        Assert.Equal(Verdict.Accept, ct.In(ref ctx, hook, pkt));
+        return ctx;
+    }
+
+    [Fact]
+    public void Bad_tcp_checksum_is_invalid_in_prerouting_only()
+    {
+        var ct = new ConntrackTable();
+        var bad = Corrupt(Tcp(C, 40000, Sv, 80, SYN, seq: 100), 20 + 16);
+        var pre = In(ct, bad, HookPoint.PreRouting);
+        Assert.Null(pre.Ct);
+        Assert.Equal(CtInfo.None, pre.CtInfo);
+        Assert.Equal(1, ct.Stats.Invalid);
+        Assert.Equal(0, ct.Count);
+        // The output path trusts its own checksums.
+        var output = In(ct, bad, HookPoint.LocalOut);
+        Assert.Equal(CtInfo.New, output.CtInfo);
+        Assert.Equal(TcpCtState.SynSent, output.Ct!.TcpState);
+        // A good checksum is tracked in PREROUTING, and so is a bad one with nf_conntrack_checksum=0.
+        Assert.Equal(CtInfo.New, In(new ConntrackTable(), Tcp(C, 40000, Sv, 80, SYN, seq: 100), HookPoint.PreRouting).CtInfo);
+        Assert.Equal(CtInfo.New, In(new ConntrackTable(new ConntrackOptions { Checksum = false }), bad, HookPoint.PreRouting).CtInfo);
+    }
+
+    [Fact]
+    public void Bad_tcp_checksum_does_not_touch_an_existing_connection()
+    {
+        var ct = new ConntrackTable();
+        var syn = In(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100), HookPoint.PreRouting);
+        ct.Confirm(ref syn);
+        var badAck = Corrupt(Tcp(Sv, 80, C, 40000, SYN | ACK, seq: 5000, ack: 101), 20 + 16);
+        Assert.Equal(CtInfo.None, In(ct, badAck, HookPoint.PreRouting, S).CtInfo);
+        Assert.Equal(TcpCtState.SynSent, syn.Ct!.TcpState);
+        Assert.Equal(120 * S, syn.Ct.ExpiresNs);
+    }
+
+    [Fact]
+    public void Udp_checksum_zero_is_accepted_bad_checksum_and_bad_length_are_invalid()
+    {
+        var ct = new ConntrackTable();
+        var none = Udp(C, 5000, Sv, 53);
+        none[20 + 6] = none[20 + 7] = 0;
+        Assert.Equal(CtInfo.New, In(ct, none, HookPoint.PreRouting).CtInfo);
+
+        Assert.Equal(CtInfo.None, In(ct, Corrupt(Udp(C, 5001, Sv, 53), 20 + 8), HookPoint.PreRouting).CtInfo);
+        Assert.Equal(CtInfo.New, In(ct, Corrupt(Udp(C, 5001, Sv, 53), 20 + 8), HookPoint.LocalOut).CtInfo);
+
+        // udp_error's length checks hold on every hook: beyond the datagram, or shorter than the header.
+        var longLen = Udp(C, 5002, Sv, 53);
+        longLen[20 + 5]++;
+        Assert.Equal(CtInfo.None, In(ct, longLen, HookPoint.LocalOut).CtInfo);
+        var shortLen = Udp(C, 5003, Sv, 53);
+        shortLen[20 + 4] = 0;
+        shortLen[20 + 5] = 7;
+        Assert.Equal(CtInfo.None, In(ct, shortLen, HookPoint.LocalOut).CtInfo);
+    }
+
+    [Fact]
+    public void Bad_icmp_checksum_is_invalid_in_prerouting_for_queries_and_errors()
+    {
+        var ct = new ConntrackTable();
+        Assert.Equal(CtInfo.None, In(ct, Corrupt(Icmp(C, Sv, 8, 0, 77), 20 + 4), HookPoint.PreRouting).CtInfo);
+        var echo = In(ct, Icmp(C, Sv, 8, 0, 77), HookPoint.PreRouting);
+        Assert.Equal(CtInfo.New, echo.CtInfo);
+        ct.Confirm(ref echo);
+
+        var udp = Udp(C, 5000, Sv, 53);
+        var q = In(ct, udp, HookPoint.PreRouting);
+        ct.Confirm(ref q);
+        var err = Icmp(Sv, C, 3, 3, 0, udp.AsSpan(0, 28));
+        Assert.Equal(CtInfo.RelatedReply, In(ct, err, HookPoint.PreRouting).CtInfo);
+        Assert.Equal(CtInfo.None, In(ct, Corrupt(err, 20 + 2), HookPoint.PreRouting).CtInfo);
+    }
 }

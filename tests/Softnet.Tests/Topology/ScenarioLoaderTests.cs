@@ -165,4 +165,16 @@ public class ScenarioLoaderTests : IDisposable
         Assert.Equal(5_000_000_000L, o.TcpTimeoutsNs[1]);
         Assert.Equal(TimeSpan.FromSeconds(7), o.UdpTimeout);
     }
+
+    [Fact]
+    public void Conntrack_checksum_sysctl_applies()
+    {
+        const string nat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+        var on = Temp(Links, ("h", "iptables.save", nat));
+        Assert.True(ScenarioLoader.Load(on).Namespace("h")!.Netfilter.Conntrack.Options.Checksum);
+        var off = Temp(Links, ("h", "iptables.save", nat), ("h", "sysctl.conf", "net.netfilter.nf_conntrack_checksum = 0\n"));
+        Assert.False(ScenarioLoader.Load(off).Namespace("h")!.Netfilter.Conntrack.Options.Checksum);
+        var bad = Temp(Links, ("h", "sysctl.conf", "net.netfilter.nf_conntrack_checksum = 2\n"));
+        Assert.Contains("must be 0..1", Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad)).Message);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text;
 using Softnet.Packets;
 
@@ -16,6 +17,8 @@ public sealed class ConntrackOptions
     public bool TcpBeLiberal { get; init; }
     /// <summary>nf_conntrack_tcp_ignore_invalid_rst.</summary>
     public bool TcpIgnoreInvalidRst { get; init; }
+    /// <summary>nf_conntrack_checksum: verify TCP/UDP/ICMP checksums in PREROUTING; a bad one makes the packet INVALID.</summary>
+    public bool Checksum { get; init; } = true;
     public int TcpMaxRetrans { get; init; } = 3;
     public TimeSpan UdpTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan UdpStreamTimeout { get; init; } = TimeSpan.FromSeconds(120);
@@ -227,13 +230,23 @@ public sealed class ConntrackTable
     /// packet, creating an unconfirmed entry for a new flow. Returns Drop only when the table is full or
     /// the TCP tracker says so; invalid packets pass with no conntrack (ctstate INVALID).
     /// </summary>
-    public Verdict In(ref PacketContext p)
+    public Verdict In(ref PacketContext p) => In(ref p, HookPoint.PreRouting, default);
+
+    /// <summary>
+    /// nf_conntrack_in at <paramref name="hook"/> with the datagram's bytes <paramref name="ip"/> (from the IPv4
+    /// header, at least <see cref="PacketContext.Length"/> long), which the protocol error checks read: with
+    /// nf_conntrack_checksum set, a TCP/UDP/ICMP checksum that fails in PREROUTING makes the packet INVALID. An
+    /// empty span skips those checks (a checksum already known good, CHECKSUM_UNNECESSARY).
+    /// </summary>
+    public Verdict In(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
         if (p.CtInfo == CtInfo.Untracked || p.Ct != null) return Verdict.Accept;
         long now = p.TimestampNs;
         if (p.IsFragment) { Stats.Invalid++; return Verdict.Accept; }
         if (p.Protocol == 1)
         {
+            // icmp_error: the checksum comes before the type checks, for queries and errors alike.
+            if (ChecksumFails(ref p, hook, ip)) { Stats.Invalid++; return Verdict.Accept; }
             if (p.IcmpType > 18) { Stats.Invalid++; return Verdict.Accept; }
             if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now);
         }
@@ -258,9 +271,12 @@ public sealed class ConntrackTable
                 : (ct.Status & CtStatus.Expected) != 0 ? CtInfo.Related : CtInfo.New;
             p.Ct = ct;
             p.CtInfo = info;
+            // tcp_error / udp_error run inside the protocol's packet function, after the lookup made the entry.
             int res = p.Protocol switch
             {
+                6 when ChecksumFails(ref p, hook, ip) => InvalidVerdict,
                 6 => TcpTracker.Packet(this, ct, ref p, dir, now),
+                17 when UdpError(ref p, hook, ip) => InvalidVerdict,
                 17 or 136 => UdpPacket(ct, ref p, now),
                 1 => IcmpPacket(ct, now),
                 _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
@@ -280,6 +296,37 @@ public sealed class ConntrackTable
             return Verdict.Accept;
         }
         return Verdict.Accept;
+    }
+
+    /// <summary>
+    /// The nf_checksum test of tcp_error / udp_error / icmp_error: only in PREROUTING (the output path trusts its
+    /// own checksums) and only with nf_conntrack_checksum. nf_ip_checksum sums from skb->data, which in PREROUTING is
+    /// the IP header, over skb->len (the IP total length), seeded with the pseudo-header for TCP and UDP (L4 length
+    /// = total length minus header, not the UDP length field). The verified header adds ones'-complement zero.
+    /// </summary>
+    private bool ChecksumFails(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
+    {
+        if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty) return false;
+        if (p.Length < 20 || p.Length > ip.Length) return false;
+        var dgram = ip[..p.Length];
+        int ihl = (dgram[0] & 0xF) * 4;
+        uint seed = p.Protocol is 6 or 17
+            ? Checksum.PseudoHeaderV4(dgram[12..16], dgram[16..20], p.Protocol, dgram.Length - ihl)
+            : 0;
+        return !Checksum.Verify(dgram, seed);
+    }
+
+    /// <summary>udp_error: a UDP length beyond the datagram or below 8 is INVALID; checksum 0 means none (IPv4).</summary>
+    private bool UdpError(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
+    {
+        if (ip.IsEmpty || p.Length > ip.Length) return false;
+        int ihl = (ip[0] & 0xF) * 4;
+        var udp = ip[ihl..p.Length];
+        if (udp.Length < 8) return true;
+        int len = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
+        if (len > udp.Length || len < 8) return true;
+        if (BinaryPrimitives.ReadUInt16BigEndian(udp[6..]) == 0) return false;
+        return ChecksumFails(ref p, hook, ip);
     }
 
     internal const int AcceptVerdict = 1, InvalidVerdict = 0, DropVerdict = -1, RepeatLookup = -2;
