@@ -28,11 +28,14 @@ public class ReplayAllocationTests
     public void Replay_allocates_nothing_per_packet(bool gro)
     {
         var options = new ReplayOptions { Gro = gro ? new GroOptions { PerFlowStats = false } : null, Nic = new() { Queues = 2 }, Cpus = [0, 1] };
-        AllocatedFor(1 << 20, options); // warm up: JIT, statics
+        // Warm up at the large size so tiered compilation has swapped in its final code before measuring.
+        AllocatedFor(16 << 20, options);
+        AllocatedFor(16 << 20, options);
         long small = AllocatedFor(1 << 20, options);
         long large = AllocatedFor(16 << 20, options);
         long extraPackets = (16 << 20) / 1448 - (1 << 20) / 1448;
-        Assert.True((large - small) / (double)extraPackets < 1.0,
+        // One object per packet would be >= 24 bytes each; allow a little runtime noise below that.
+        Assert.True((large - small) / (double)extraPackets < 2.0,
             $"{large - small} bytes more for {extraPackets} more packets");
     }
 
