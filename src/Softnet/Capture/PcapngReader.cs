@@ -198,28 +198,18 @@ public sealed class PcapngReader : ICaptureReader
         return false;
     }
 
+    // EPB and the obsolete OPB share a layout after the interface id: 32 bits of id in an EPB, 16 in an OPB
+    // (followed by a 16-bit drops count).
     private bool ReadEpb(ReadOnlySpan<byte> body, long at, out FrameMeta meta, out ReadOnlySpan<byte> data)
-    {
-        const string name = "pcapng EPB";
-        if (body.Length < 20)
-            throw Fail($"enhanced packet body {body.Length} bytes is below 20", at, name);
-        uint iface = U32(body);
-        ulong ticks = ((ulong)U32(body[4..]) << 32) | U32(body[8..]);
-        uint cap = U32(body[12..]), orig = U32(body[16..]);
-        if (cap > body.Length - 20)
-            throw Fail($"captured length {cap} runs past the block", at, name);
-        var conv = Interface(iface, at, name);
-        data = body.Slice(20, (int)cap);
-        meta = new FrameMeta(conv.ToNs(ticks), Clamp(orig), _interfaces[_sectionBase + (int)iface].LinkType, _sectionBase + (int)iface);
-        return true;
-    }
+        => ReadPacketBlock(body, at, "pcapng EPB", "enhanced packet", body.Length >= 4 ? U32(body) : 0u, out meta, out data);
 
     private bool ReadOpb(ReadOnlySpan<byte> body, long at, out FrameMeta meta, out ReadOnlySpan<byte> data)
+        => ReadPacketBlock(body, at, "pcapng OPB", "packet block", body.Length >= 2 ? U16(body) : 0u, out meta, out data);
+
+    private bool ReadPacketBlock(ReadOnlySpan<byte> body, long at, string name, string what, uint iface, out FrameMeta meta, out ReadOnlySpan<byte> data)
     {
-        const string name = "pcapng OPB";
         if (body.Length < 20)
-            throw Fail($"packet block body {body.Length} bytes is below 20", at, name);
-        uint iface = U16(body);
+            throw Fail($"{what} body {body.Length} bytes is below 20", at, name);
         ulong ticks = ((ulong)U32(body[4..]) << 32) | U32(body[8..]);
         uint cap = U32(body[12..]), orig = U32(body[16..]);
         if (cap > body.Length - 20)
