@@ -258,6 +258,14 @@ public sealed class Skb
         get { unsafe { return new Span<byte>(HeadPtr + Data, Len - DataLen); } }
     }
 
+    /// <summary>The head buffer's address (null without a head), for the GRO handlers' header reads within
+    /// offsets the skb keeps inside the buffer.</summary>
+    internal unsafe byte* HeadAddress
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _head;
+    }
+
     private unsafe byte* HeadPtr
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -620,11 +628,13 @@ public sealed class Skb
     public void Free()
     {
         if (InPool) throw new InvalidOperationException("double free of an skb");
-        HeadPool?.Return(HeadIndex);
-        if (NrFrags != 0) ReleaseFrags(0);
+        // One thread lookup for the whole free: the pools' owner checks each want it.
+        Thread current = Thread.CurrentThread;
+        HeadPool?.Return(HeadIndex, current);
+        if (NrFrags != 0) ReleaseFrags(0, current);
         if (FragList != null) FreeFragList();
         ResetFields();
-        Owner.Recycle(this);
+        Owner.Recycle(this, current);
     }
 
     /// <summary>Checks the length bookkeeping; for tests and debug assertions.</summary>
@@ -714,9 +724,10 @@ public sealed class Skb
         CtInfo = src.CtInfo;
     }
 
-    private void ReleaseFrags(int from)
+    private void ReleaseFrags(int from) => ReleaseFrags(from, Thread.CurrentThread);
+
+    private void ReleaseFrags(int from, Thread current)
     {
-        Thread current = Thread.CurrentThread;
         for (int i = from; i < NrFrags; i++)
         {
             ref SkbFrag f = ref _frags[i];
