@@ -74,6 +74,7 @@ public static class TcpGro
     }
 
     /// <summary>tcp_gro_lookup: the first held skb of the same flow with the same ports.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Skb? Lookup(GroBucket bucket, ReadOnlySpan<byte> th)
     {
         uint ports = GroEngine.Be32(th, 0);

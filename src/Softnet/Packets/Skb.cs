@@ -625,14 +625,16 @@ public sealed class Skb
 
     /// <summary>kfree_skb / consume_skb: drop the references on the head and frag buffers, free the frag_list
     /// members, and return this skb to its pool. The caller must have unlinked it from any list.</summary>
-    public void Free()
+    public void Free() => Free(Thread.CurrentThread);
+
+    /// <summary><see cref="Free()"/> for a caller that knows it runs on <paramref name="current"/> (the NAPI
+    /// context looks its thread up once per poll, not per packet): one lookup serves every pool owner check.</summary>
+    internal void Free(Thread current)
     {
         if (InPool) throw new InvalidOperationException("double free of an skb");
-        // One thread lookup for the whole free: the pools' owner checks each want it.
-        Thread current = Thread.CurrentThread;
         HeadPool?.Return(HeadIndex, current);
         if (NrFrags != 0) ReleaseFrags(0, current);
-        if (FragList != null) FreeFragList();
+        if (FragList != null) FreeFragList(current);
         ResetFields();
         Owner.Recycle(this, current);
     }
@@ -737,7 +739,9 @@ public sealed class Skb
         if (from < NrFrags) NrFrags = from;
     }
 
-    private void FreeFragList()
+    private void FreeFragList() => FreeFragList(Thread.CurrentThread);
+
+    private void FreeFragList(Thread current)
     {
         Skb? m = FragList;
         FragList = null;
@@ -746,7 +750,7 @@ public sealed class Skb
         {
             Skb? next = m.Next;
             m.Next = null;
-            m.Free();
+            m.Free(current);
             m = next;
         }
     }
@@ -758,6 +762,7 @@ public sealed class Skb
         _headSize = HeadPool?.BufferSize ?? 0;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, from Free
     private void ResetFields()
     {
         InPool = true;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Softnet.Packets;
 
 /// <summary>
@@ -115,6 +117,7 @@ public sealed class SkbPool
 
     internal void Recycle(Skb skb) => Recycle(skb, Thread.CurrentThread);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Recycle(Skb skb, Thread current)
     {
         skb.InPool = true;
