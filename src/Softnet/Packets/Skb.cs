@@ -258,14 +258,6 @@ public sealed class Skb
         get { unsafe { return new Span<byte>(HeadPtr + Data, Len - DataLen); } }
     }
 
-    /// <summary>The head buffer's address (null without a head), for the GRO handlers' header reads within
-    /// offsets the skb keeps inside the buffer.</summary>
-    internal unsafe byte* HeadAddress
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => _head;
-    }
-
     private unsafe byte* HeadPtr
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
