@@ -36,6 +36,9 @@ public sealed class GroEngine
     private int _rxListLen, _rxCount;
     private int _deferCount;
     private IGroSink? _sink;
+    // The thread running the current poll, looked up on first need and forgotten when the poll ends (or rx_list
+    // is passed up): the per-packet frees of merged shells then skip the thread-static lookup.
+    private Thread? _pollThread;
 
     // Per-packet scratch set by the protocol handlers (one packet in flight at a time).
     internal GroFlushReason PendingReason;
@@ -135,7 +138,7 @@ public sealed class GroEngine
         if (sameFlow)
         {
             Stats.Merged++;
-            if (ret == GroResult.MergedFree) skb.Free(); // napi_skb_finish: the shell (and an unstolen head) goes back
+            if (ret == GroResult.MergedFree) skb.Free(_pollThread ??= Thread.CurrentThread); // napi_skb_finish: the shell (and an unstolen head) goes back
             UpdateMask(bucketIndex, bucket);
             return ret;
         }
@@ -245,6 +248,7 @@ public sealed class GroEngine
     /// <summary>gro_normal_list: pass the queued skbs up.</summary>
     public void NormalList()
     {
+        _pollThread = null;
         if (_rxListLen == 0) return;
         int n = _rxListLen;
         _rxListLen = 0;
@@ -272,6 +276,7 @@ public sealed class GroEngine
     public void Flush(bool flushOld, long nowNs)
     {
         Now = nowNs;
+        _pollThread = null;
         for (int w = 0; w < _bitmask.Length; w++)
         {
             ulong bits = _bitmask[w];
@@ -312,6 +317,7 @@ public sealed class GroEngine
     public void PollComplete(int workDone, int budget, long nowNs)
     {
         Now = nowNs;
+        _pollThread = null;
         if (workDone >= budget)
         {
             Flush(Options.Hz >= 1000, nowNs);

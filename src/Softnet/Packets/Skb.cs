@@ -617,14 +617,18 @@ public sealed class Skb
 
     /// <summary>kfree_skb / consume_skb: drop the references on the head and frag buffers, free the frag_list
     /// members, and return this skb to its pool. The caller must have unlinked it from any list.</summary>
-    public void Free()
+    public void Free() => Free(Thread.CurrentThread);
+
+    /// <summary><see cref="Free()"/> for a caller that knows it runs on <paramref name="current"/> (the NAPI
+    /// context looks its thread up once per poll, not per packet): one lookup serves every pool owner check.</summary>
+    internal void Free(Thread current)
     {
         if (InPool) throw new InvalidOperationException("double free of an skb");
-        HeadPool?.Return(HeadIndex);
-        if (NrFrags != 0) ReleaseFrags(0);
-        if (FragList != null) FreeFragList();
+        HeadPool?.Return(HeadIndex, current);
+        if (NrFrags != 0) ReleaseFrags(0, current);
+        if (FragList != null) FreeFragList(current);
         ResetFields();
-        Owner.Recycle(this);
+        Owner.Recycle(this, current);
     }
 
     /// <summary>Checks the length bookkeeping; for tests and debug assertions.</summary>
@@ -714,9 +718,10 @@ public sealed class Skb
         CtInfo = src.CtInfo;
     }
 
-    private void ReleaseFrags(int from)
+    private void ReleaseFrags(int from) => ReleaseFrags(from, Thread.CurrentThread);
+
+    private void ReleaseFrags(int from, Thread current)
     {
-        Thread current = Thread.CurrentThread;
         for (int i = from; i < NrFrags; i++)
         {
             ref SkbFrag f = ref _frags[i];
@@ -726,7 +731,9 @@ public sealed class Skb
         if (from < NrFrags) NrFrags = from;
     }
 
-    private void FreeFragList()
+    private void FreeFragList() => FreeFragList(Thread.CurrentThread);
+
+    private void FreeFragList(Thread current)
     {
         Skb? m = FragList;
         FragList = null;
@@ -735,7 +742,7 @@ public sealed class Skb
         {
             Skb? next = m.Next;
             m.Next = null;
-            m.Free();
+            m.Free(current);
             m = next;
         }
     }
@@ -747,6 +754,7 @@ public sealed class Skb
         _headSize = HeadPool?.BufferSize ?? 0;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, from Free
     private void ResetFields()
     {
         InPool = true;

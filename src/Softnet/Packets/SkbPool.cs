@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Softnet.Packets;
 
 /// <summary>
@@ -113,10 +115,13 @@ public sealed class SkbPool
         return null;
     }
 
-    internal void Recycle(Skb skb)
+    internal void Recycle(Skb skb) => Recycle(skb, Thread.CurrentThread);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Recycle(Skb skb, Thread current)
     {
         skb.InPool = true;
-        if (_owner == Thread.CurrentThread && _cacheCount < OwnerCacheSize)
+        if (_owner == current && _cacheCount < OwnerCacheSize)
         {
             _cache[_cacheCount] = skb;
             Volatile.Write(ref _cacheCount, _cacheCount + 1);
