@@ -31,7 +31,7 @@ public static class ReplayCommand
         var weight = new Option<int>("--weight") { Description = "NAPI weight per queue", DefaultValueFactory = _ => 64 };
         var skb = new Option<string>("--skb") { Description = "skb build path: build (zero copy) or construct (copy headers)", DefaultValueFactory = _ => "build" };
         skb.AcceptOnlyFromAmong("build", "construct");
-        var irqUsecs = new Option<int>("--irq-usecs") { Description = "interrupt moderation rx-usecs", DefaultValueFactory = _ => 0 };
+        var irqUsecs = new Option<int>("--irq-usecs") { Description = "interrupt moderation rx-usecs (ice's default 50; 0 = an interrupt per frame)", DefaultValueFactory = _ => 50 };
         var irqFrames = new Option<int>("--irq-frames") { Description = "interrupt moderation rx-frames", DefaultValueFactory = _ => 0 };
         var rate = new Option<string?>("--rate") { Description = "offered rate: e.g. 10Gbit, 14.88Mpps, max (default: the capture's clock)" };
         var clock = new Option<string?>("--clock") { Description = "arrival times: capture (timestamps in the file, the default) or rate (--rate)" };

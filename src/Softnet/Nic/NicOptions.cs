@@ -31,8 +31,9 @@ public sealed record NicOptions
     /// <summary>NAPI weight per queue.</summary>
     public int Weight { get; init; } = 64;
 
-    /// <summary>Interrupt moderation (ethtool -C rx-usecs / rx-frames).</summary>
-    public InterruptModeration Moderation { get; init; } = InterruptModeration.Immediate;
+    /// <summary>Interrupt moderation (ethtool -C rx-usecs / rx-frames). The default is the ice driver's
+    /// (ICE_DFLT_RX_ITR: 50 µs), so a poll sees the frames of a moderation interval together, as on real hardware.</summary>
+    public InterruptModeration Moderation { get; init; } = new(50, 0);
 
     /// <summary>RSS key; null for the standard 40-byte key.</summary>
     public byte[]? RssKey { get; init; }
