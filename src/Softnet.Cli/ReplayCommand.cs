@@ -40,6 +40,7 @@ public static class ReplayCommand
         mode.AcceptOnlyFromAmong("deterministic", "threaded");
         var deterministic = new Option<bool>("--deterministic") { Description = "same as --mode deterministic" };
         var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
+        var busyPoll = new Option<bool>("--busy-poll") { Description = "threaded mode: idle NAPI workers spin instead of sleeping (no wake-up latency, one CPU each)" };
         var xdp = new Option<string?>("--xdp") { Description = "attach a built-in XDP program to every queue: pass or drop" };
         xdp.AcceptOnlyFromAmong("pass", "drop");
         var gro = new Option<string>("--gro") { Description = "GRO engine: linux (the kernel's), off (ethtool -K gro off), hash (flow hash table), ack (also coalesce pure ACKs)", DefaultValueFactory = _ => "linux" };
@@ -57,7 +58,7 @@ public static class ReplayCommand
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
             capture, json, quiet, noProgress, queues, cpus, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
-            rate, clock, mode, deterministic, pollCost, xdp, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
+            rate, clock, mode, deterministic, pollCost, busyPoll, xdp, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump,
         };
         cmd.SetAction(pr =>
@@ -92,6 +93,7 @@ public static class ReplayCommand
                     Rate = r,
                     Mode = pr.GetValue(deterministic) || pr.GetValue(mode) == "deterministic" ? ReplayMode.Deterministic : ReplayMode.Threaded,
                     PollCostNs = pr.GetValue(pollCost),
+                    BusyPoll = pr.GetValue(busyPoll),
                     Gro = pr.GetValue(gro) == "off" ? null : new Softnet.Gro.GroOptions
                     {
                         Mode = pr.GetValue(gro) switch { "hash" => Softnet.Gro.GroMode.Hash, "ack" => Softnet.Gro.GroMode.Ack, _ => Softnet.Gro.GroMode.Linux },

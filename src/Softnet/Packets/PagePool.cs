@@ -102,6 +102,19 @@ public sealed class PagePool
         return false;
     }
 
+    /// <summary>
+    /// Gives up the owner cache: its buffers go to the shared free list and the next thread that rents becomes
+    /// the owner. For a pool filled on one thread (a ring set up at ifup) and then used by a NAPI worker.
+    /// Call only while no other thread uses the pool.
+    /// </summary>
+    public void ReleaseOwner()
+    {
+        for (int i = 0; i < _cacheCount; i++)
+            if (!_free.TryEnqueue(_cache[i])) ThrowCorrupt(_cache[i]);
+        Volatile.Write(ref _cacheCount, 0);
+        Volatile.Write(ref _owner, null);
+    }
+
     /// <summary>Takes a free buffer; -1 when the pool is empty.</summary>
     public int Rent() => TryRent(out int index) ? index : -1;
 

@@ -47,6 +47,10 @@ public sealed record ReplayOptions
     /// <summary>Pin NAPI worker threads to their CPUs (threaded mode).</summary>
     public bool PinThreads { get; init; } = true;
 
+    /// <summary>Threaded mode: idle NAPI workers spin instead of sleeping until an interrupt (busy polling),
+    /// trading a CPU for the wake-up latency of a sleeping thread.</summary>
+    public bool BusyPoll { get; init; }
+
     /// <summary>Makes the stack above the driver; default: decode and count (<see cref="DecodeStack"/>).</summary>
     public Func<int, IRxHandler>? Stack { get; init; }
 
@@ -75,6 +79,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             NetdevBudgetUsecs = options.NetdevBudgetUsecs,
             NsPerPacket = options.PollCostNs,
             PinThreads = options.PinThreads,
+            BusyPoll = options.BusyPoll,
         });
         int maxFrame = options.Nic.BufferSize;
         int queues = options.Nic.Queues;
@@ -86,7 +91,12 @@ public sealed class ReplayPipeline(ReplayOptions options)
         if (gro is not null) top = gro;
         var nic = new VirtualNic(options.Nic, engine, top);
         if (gro is not null) gro.Queues = nic.Queues;
-        if (options.Mode == ReplayMode.Threaded) nic.OccupancySampleMask = 15;
+        if (options.Mode == ReplayMode.Threaded)
+        {
+            nic.OccupancySampleMask = 15;
+            // The rings were filled on this thread; their page pools belong to the NAPI workers that poll them.
+            foreach (var q in nic.Queues) q.Pool.ReleaseOwner();
+        }
         var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
         var snapScratch = new byte[65536 + 64];
         var portDrops = report.Drops;
