@@ -119,4 +119,22 @@ public class PagePoolTests
         }
         AllocationAssert.NothingPerOperation(GC.GetAllocatedBytesForCurrentThread() - before, 100_000, "rent/return cycles");
     }
+
+    [Fact]
+    public void Release_owner_hands_cached_buffers_and_ownership_to_the_next_renting_thread()
+    {
+        var pool = new PagePool(16);
+        var held = Enumerable.Range(0, 16).Select(_ => pool.Rent()).ToArray();
+        foreach (int i in held) pool.Return(i); // into this thread's owner cache
+        pool.ReleaseOwner();
+        int rented = 0;
+        var t = new Thread(() =>
+        {
+            while (pool.TryRent(out int i)) { rented++; }
+        });
+        t.Start();
+        t.Join();
+        Assert.Equal(16, rented); // every cached buffer reached the other thread
+        Assert.Equal(16, pool.InUse);
+    }
 }
