@@ -420,11 +420,60 @@ public sealed class NatTarget : Target
     }
 }
 
-/// <summary>MASQUERADE (nf_nat_masquerade_ipv4): SNAT to the primary address of the output device.</summary>
-public sealed class MasqueradeTarget : Target
+/// <summary>
+/// What MASQUERADE and REDIRECT share: an optional port range (--to-ports, which needs -p tcp/udp/...),
+/// --random, and the same save and list rendering (xt_MASQUERADE / xt_REDIRECT).
+/// </summary>
+public abstract class PortRangeNatTarget : Target
 {
     public NatRange Range;
+
+    /// <summary>Word iptables -nvL prints before the port range ("masq ports:", "redir ports").</summary>
+    private protected abstract string ListLabel { get; }
+
+    private protected virtual bool AllowsRandomFully => false;
+
+    internal override bool Parse(string option, bool invert, ArgReader a)
+    {
+        switch (option)
+        {
+            case "--to-ports":
+                (Range.MinPort, Range.MaxPort) = NatText.ParsePorts(a.Next(option), a);
+                Range.Flags |= NatRangeFlags.ProtoSpecified;
+                return true;
+            case "--random": Range.Flags |= NatRangeFlags.ProtoRandom; return true;
+            case "--random-fully" when AllowsRandomFully: Range.Flags |= NatRangeFlags.ProtoRandomFully; return true;
+        }
+        return false;
+    }
+
+    internal override void Final(Rule rule, ArgReader a)
+    {
+        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) NatText.RequirePortProtocol(rule, a);
+    }
+
+    internal override TableKind? OnlyTable => TableKind.Nat;
+
+    internal override void Save(StringBuilder sb)
+    {
+        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(" --to-ports ").Append(NatText.Ports(Range.MinPort, Range.MaxPort));
+        NatText.Flags(sb, Range.Flags, "--");
+    }
+
+    internal override void List(StringBuilder sb)
+    {
+        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(' ').Append(ListLabel).Append(' ').Append(NatText.Ports(Range.MinPort, Range.MaxPort));
+        NatText.Flags(sb, Range.Flags, "");
+    }
+}
+
+/// <summary>MASQUERADE (nf_nat_masquerade_ipv4): SNAT to the primary address of the output device.</summary>
+public sealed class MasqueradeTarget : PortRangeNatTarget
+{
     public override string Name => "MASQUERADE";
+    private protected override string ListLabel => "masq ports:";
+    private protected override bool AllowsRandomFully => true;
+    internal override int ValidHooks => HookPost;
 
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
@@ -437,47 +486,14 @@ public sealed class MasqueradeTarget : Target
         p.Ct.MasqueradeDevice = p.OutInterface;
         return t.Nat.SetupInfo(p.Ct, r, NatManip.Src) ? TargetResult.Accept : TargetResult.Drop;
     }
-
-    internal override bool Parse(string option, bool invert, ArgReader a)
-    {
-        switch (option)
-        {
-            case "--to-ports":
-                (Range.MinPort, Range.MaxPort) = NatText.ParsePorts(a.Next(option), a);
-                Range.Flags |= NatRangeFlags.ProtoSpecified;
-                return true;
-            case "--random": Range.Flags |= NatRangeFlags.ProtoRandom; return true;
-            case "--random-fully": Range.Flags |= NatRangeFlags.ProtoRandomFully; return true;
-        }
-        return false;
-    }
-
-    internal override void Final(Rule rule, ArgReader a)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) NatText.RequirePortProtocol(rule, a);
-    }
-
-    internal override int ValidHooks => HookPost;
-    internal override TableKind? OnlyTable => TableKind.Nat;
-
-    internal override void Save(StringBuilder sb)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(" --to-ports ").Append(NatText.Ports(Range.MinPort, Range.MaxPort));
-        NatText.Flags(sb, Range.Flags, "--");
-    }
-
-    internal override void List(StringBuilder sb)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(" masq ports: ").Append(NatText.Ports(Range.MinPort, Range.MaxPort));
-        NatText.Flags(sb, Range.Flags, "");
-    }
 }
 
 /// <summary>REDIRECT (nf_nat_redirect_ipv4): DNAT to the input device's address (127.0.0.1 for locally generated).</summary>
-public sealed class RedirectTarget : Target
+public sealed class RedirectTarget : PortRangeNatTarget
 {
-    public NatRange Range;
     public override string Name => "REDIRECT";
+    private protected override string ListLabel => "redir ports";
+    internal override int ValidHooks => HookPre | HookOut;
 
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
@@ -488,39 +504,6 @@ public sealed class RedirectTarget : Target
         r.MinIp = r.MaxIp = dst;
         r.Flags |= NatRangeFlags.MapIps;
         return t.Nat.SetupInfo(p.Ct, r, NatManip.Dst) ? TargetResult.Accept : TargetResult.Drop;
-    }
-
-    internal override bool Parse(string option, bool invert, ArgReader a)
-    {
-        switch (option)
-        {
-            case "--to-ports":
-                (Range.MinPort, Range.MaxPort) = NatText.ParsePorts(a.Next(option), a);
-                Range.Flags |= NatRangeFlags.ProtoSpecified;
-                return true;
-            case "--random": Range.Flags |= NatRangeFlags.ProtoRandom; return true;
-        }
-        return false;
-    }
-
-    internal override void Final(Rule rule, ArgReader a)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) NatText.RequirePortProtocol(rule, a);
-    }
-
-    internal override int ValidHooks => HookPre | HookOut;
-    internal override TableKind? OnlyTable => TableKind.Nat;
-
-    internal override void Save(StringBuilder sb)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(" --to-ports ").Append(NatText.Ports(Range.MinPort, Range.MaxPort));
-        NatText.Flags(sb, Range.Flags, "--");
-    }
-
-    internal override void List(StringBuilder sb)
-    {
-        if ((Range.Flags & NatRangeFlags.ProtoSpecified) != 0) sb.Append(" redir ports ").Append(NatText.Ports(Range.MinPort, Range.MaxPort));
-        NatText.Flags(sb, Range.Flags, "");
     }
 }
 

@@ -60,3 +60,11 @@ public sealed class KernelScenarioFixture
         return dir!;
     }
 }
+
+/// <summary>One fixture for every class that needs the kernel's scenario dumps: they write to the same folders,
+/// so they share the runs and never run at the same time.</summary>
+[CollectionDefinition(Name)]
+public sealed class KernelScenarioCollection : ICollectionFixture<KernelScenarioFixture>
+{
+    public const string Name = "KernelScenarios";
+}

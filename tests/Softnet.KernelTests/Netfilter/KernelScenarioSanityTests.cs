@@ -6,7 +6,8 @@ namespace Softnet.KernelTests.Netfilter;
 /// <summary>The harness against the kernel alone: the scenarios load, the rules fire, conntrack and the captures
 /// show what the rulesets say, and a second run gives the same dump (nothing flaps).</summary>
 [Trait("Category", "Kernel")]
-public sealed class KernelScenarioSanityTests(KernelScenarioFixture fx) : IClassFixture<KernelScenarioFixture>
+[Collection(KernelScenarioCollection.Name)]
+public sealed class KernelScenarioSanityTests(KernelScenarioFixture fx)
 {
     [SkippableFact]
     public void Dump_layout()

@@ -11,7 +11,8 @@ namespace Softnet.KernelTests.Netfilter;
 /// captures compared (<see cref="ScenarioCompare"/>). Results stay in bin/.../scenario-runs/&lt;name&gt;/{kernel,softnet}.
 /// </summary>
 [Trait("Category", "Kernel")]
-public sealed class ScenarioComparisonTests(KernelScenarioFixture fx) : IClassFixture<KernelScenarioFixture>
+[Collection(KernelScenarioCollection.Name)]
+public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
 {
     /// <summary>The kernel injects each frame by transmitting it from DEV's veth peer, so the peer's tx capture holds
     /// the injected frames themselves; Softnet's frames enter as received on DEV. Those captures are not compared
