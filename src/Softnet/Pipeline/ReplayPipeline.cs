@@ -122,7 +122,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
                 if (packets == 0)
                 {
                     firstTs = meta.TimestampNs;
-                    if (tap is not null) tap.TimeBaseNs = firstTs;
+                    if (tap is not null) tap.TimeBaseNs = firstTs - 1; // the path's clock starts at 1 ns
                     report.FirstTimestampNs = meta.TimestampNs;
                     startTicks = Stopwatch.GetTimestamp();
                 }

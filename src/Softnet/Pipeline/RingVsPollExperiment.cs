@@ -37,9 +37,8 @@ public sealed record RingVsPollExperiment
     {
         // 64-byte frames (60 on the capture, plus FCS on the wire): the hardest case for a receive path.
         var gen = new GeneratorOptions { Protocol = TrafficProtocol.Udp, Mss = 18, Streams = 4, Bytes = 18L * Frames, Seed = 1 };
-        var frames = new List<byte[]>();
-        using (var r = new GeneratorCaptureReader(gen))
-            while (r.TryRead(out _, out var f)) frames.Add(f.ToArray());
+        List<(long, byte[])> frames;
+        using (var r = new GeneratorCaptureReader(gen)) frames = MemoryCaptureReader.Load(r);
 
         var points = new List<RingVsPollPoint>();
         foreach (int budget in Budgets)
@@ -56,7 +55,7 @@ public sealed record RingVsPollExperiment
                 PollCostNs = PollCostNs,
             };
             var pipeline = new ReplayPipeline(options);
-            using var reader = new FrameListReader(frames);
+            using var reader = new MemoryCaptureReader(frames);
             var report = pipeline.Run(reader, "ring-vs-poll");
             var q = pipeline.Nic!.Queues[0];
             long missed = q.Ring.RxMissed;
@@ -86,24 +85,5 @@ public sealed record RingVsPollExperiment
                 p.OccupancyMean.ToString("F1", CultureInfo.InvariantCulture), p.OccupancyMax, p.TimeSqueeze, p.Interrupts,
                 p.Seconds.ToString("F4", CultureInfo.InvariantCulture)));
         return sb.ToString();
-    }
-
-    /// <summary>Frames held in memory presented as a capture (so pacing measures the path, not the disk).</summary>
-    private sealed class FrameListReader(List<byte[]> frames) : ICaptureReader
-    {
-        private int _next;
-        public IReadOnlyList<CaptureInterface> Interfaces { get; } = [new CaptureInterface(LinkType.Ethernet, 65535)];
-        public long Position => _next;
-
-        public bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
-        {
-            if (_next == frames.Count) { meta = default; data = default; return false; }
-            data = frames[_next];
-            meta = new FrameMeta(_next, data.Length, LinkType.Ethernet, 0);
-            _next++;
-            return true;
-        }
-
-        public void Dispose() { }
     }
 }

@@ -38,7 +38,7 @@ public sealed class TapStage : IRxHandler, IDisposable
             // NAPI threads of different CPUs share the file; the tap is a debugging aid, not the hot path.
             lock (_lock)
             {
-                _writer.Write(TimeBaseNs + skb.TimestampNs - 1, buffer.AsSpan(0, n));
+                _writer.Write(TimeBaseNs + skb.TimestampNs, buffer.AsSpan(0, n));
                 Written++;
             }
         }

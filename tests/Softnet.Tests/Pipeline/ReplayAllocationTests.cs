@@ -12,10 +12,10 @@ public class ReplayAllocationTests
     private static long AllocatedFor(long bytes, ReplayOptions options)
     {
         // Frames are generated up front so only the path itself is measured.
-        var frames = new List<(long, byte[])>();
+        List<(long, byte[])> frames;
         using (var g = new GeneratorCaptureReader(new GeneratorOptions { Streams = 4, Bytes = bytes, Seed = 5, Rate = Rate.FromBits(40e9) }))
-            while (g.TryRead(out var meta, out var f)) frames.Add((meta.TimestampNs, f.ToArray()));
-        using var reader = new ListReader(frames);
+            frames = MemoryCaptureReader.Load(g);
+        using var reader = new MemoryCaptureReader(frames);
         var pipeline = new ReplayPipeline(options);
         long before = GC.GetAllocatedBytesForCurrentThread();
         pipeline.Run(reader, "alloc");
@@ -37,23 +37,5 @@ public class ReplayAllocationTests
         // One object per packet would be >= 24 bytes each; allow a little runtime noise below that.
         Assert.True((large - small) / (double)extraPackets < 2.0,
             $"{large - small} bytes more for {extraPackets} more packets");
-    }
-
-    private sealed class ListReader(List<(long Ts, byte[] Frame)> frames) : ICaptureReader
-    {
-        private int _next;
-        public IReadOnlyList<CaptureInterface> Interfaces { get; } = [new CaptureInterface(LinkType.Ethernet, 65535)];
-        public long Position => _next;
-
-        public bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
-        {
-            if (_next == frames.Count) { meta = default; data = default; return false; }
-            var (ts, f) = frames[_next++];
-            meta = new FrameMeta(ts, f.Length, LinkType.Ethernet, 0);
-            data = f;
-            return true;
-        }
-
-        public void Dispose() { }
     }
 }
