@@ -244,11 +244,12 @@ public static class GroBench
         private void Poll()
         {
             int headroom = _pool.Headroom;
+            Thread current = Thread.CurrentThread; // the NAPI context knows its CPU: one lookup per poll
             for (int n = 0; n < Batch; n++)
             {
                 // The driver prefetches the next frame's headers while it builds this one's skb (net_prefetch).
                 if (Sse.IsSupported && n + 1 < Batch) PrefetchHeaders(_ring[n + 1]);
-                Skb skb = _skbs.Build(_pool, _ring[n], headroom, FrameLen)!;
+                Skb skb = _skbs.Build(_pool, _ring[n], headroom, FrameLen, current)!;
                 skb.ResetMacHeader();
                 skb.SetHash(_ringHash[n], PktHashType.L4);
                 skb.IpSummed = CsumState.Unnecessary;

@@ -91,11 +91,12 @@ public sealed class RxQueue : INapiPoller
         bool timed = TimingThisPoll = _polls++ % TimingSampleEvery == 0;
         long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         int done = 0;
+        Thread current = Thread.CurrentThread; // for the pools' owner checks: once per poll, not per packet
         while (done < budget)
         {
             int want = Math.Min(budget - done, _batch.Length);
             int n = Ring.Poll(_batch.AsSpan(0, want));
-            for (int i = 0; i < n; i++) Process(in _batch[i]);
+            for (int i = 0; i < n; i++) Process(in _batch[i], current);
             done += n;
             if (n < want) break;
         }
@@ -114,7 +115,7 @@ public sealed class RxQueue : INapiPoller
         return done;
     }
 
-    private void Process(in RxDescriptor d)
+    private void Process(in RxDescriptor d, Thread current)
     {
         int offset = Pool.Headroom, length = d.Length;
         if (_xdp is not null)
@@ -138,7 +139,7 @@ public sealed class RxQueue : INapiPoller
             length = ctx.Length;
         }
         Skb? skb = _mode == SkbBuildMode.Build
-            ? _builder.BuildSkb(Pool, in d, Id, offset, length)
+            ? _builder.BuildSkb(Pool, in d, Id, offset, length, current)
             : _builder.ConstructSkb(Pool, in d, Id, offset, length);
         if (skb is null)
         {

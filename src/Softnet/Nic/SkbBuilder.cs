@@ -52,8 +52,11 @@ public sealed class SkbBuilder
     /// <summary>ice_build_skb with the frame at <paramref name="dataOffset"/> (from the buffer start) and
     /// <paramref name="length"/> bytes long, as XDP may have moved them (bpf_xdp_adjust_head/tail).</summary>
     public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue, int dataOffset, int length)
+        => BuildSkb(ringPool, in d, queue, dataOffset, length, Thread.CurrentThread);
+
+    internal Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue, int dataOffset, int length, Thread current)
     {
-        Skb? skb = _skbs.Build(ringPool, d.BufferIndex, dataOffset, length);
+        Skb? skb = _skbs.Build(ringPool, d.BufferIndex, dataOffset, length, current);
         if (skb is null) return Fail(ringPool, d.BufferIndex);
         FillFields(skb, in d, queue);
         return skb;
@@ -85,11 +88,12 @@ public sealed class SkbBuilder
     public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
     {
         int n = 0;
+        Thread current = Thread.CurrentThread; // once per batch, not per packet
         for (int i = 0; i < batch.Length; i++)
         {
             Skb? skb = construct
                 ? ConstructSkb(ring.Pool, in batch[i], ring.QueueId)
-                : BuildSkb(ring.Pool, in batch[i], ring.QueueId);
+                : BuildSkb(ring.Pool, in batch[i], ring.QueueId, ring.Pool.Headroom, batch[i].Length, current);
             if (skb != null) output[n++] = skb;
         }
         return n;

@@ -105,6 +105,71 @@ internal sealed class IndexQueue
             }
         }
     }
+
+    /// <summary>Enqueues a prefix of <paramref name="values"/> with one compare-exchange: as many as there are
+    /// free cells in a row at the tail. Returns how many went in (0 when full).</summary>
+    public int TryEnqueueBatch(ReadOnlySpan<int> values)
+    {
+        long pos = Volatile.Read(ref _tail.Value);
+        while (true)
+        {
+            int n = 0;
+            // A cell is free for position pos+i when its sequence says the consumer of the previous lap left it.
+            while (n < values.Length && Volatile.Read(ref _cells[(int)(pos + n) & _mask].Sequence) == pos + n) n++;
+            if (n == 0)
+            {
+                long seq = Volatile.Read(ref _cells[(int)pos & _mask].Sequence);
+                if (seq < pos) return 0; // full
+                pos = Volatile.Read(ref _tail.Value); // another producer moved on
+                continue;
+            }
+            long seen = Interlocked.CompareExchange(ref _tail.Value, pos + n, pos);
+            if (seen != pos)
+            {
+                pos = seen;
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                ref Cell cell = ref _cells[(int)(pos + i) & _mask];
+                cell.Value = values[i];
+                Volatile.Write(ref cell.Sequence, pos + i + 1);
+            }
+            return n;
+        }
+    }
+
+    /// <summary>Dequeues up to <c>destination.Length</c> values with one compare-exchange: the published cells in a
+    /// row at the head. Returns how many (0 when empty).</summary>
+    public int TryDequeueBatch(Span<int> destination)
+    {
+        long pos = Volatile.Read(ref _head.Value);
+        while (true)
+        {
+            int n = 0;
+            while (n < destination.Length && Volatile.Read(ref _cells[(int)(pos + n) & _mask].Sequence) == pos + n + 1) n++;
+            if (n == 0)
+            {
+                long seq = Volatile.Read(ref _cells[(int)pos & _mask].Sequence);
+                if (seq <= pos) return 0; // empty (or the next enqueue not yet published)
+                pos = Volatile.Read(ref _head.Value); // another consumer moved on
+                continue;
+            }
+            long seen = Interlocked.CompareExchange(ref _head.Value, pos + n, pos);
+            if (seen != pos)
+            {
+                pos = seen;
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                ref Cell cell = ref _cells[(int)(pos + i) & _mask];
+                destination[i] = cell.Value;
+                Volatile.Write(ref cell.Sequence, pos + i + _mask + 1);
+            }
+            return n;
+        }
+    }
 }
 
 /// <summary>A long alone on a 128-byte span so two of them never share a cache line (or its pair).</summary>

@@ -124,7 +124,6 @@ public sealed class Skb
     internal readonly int Slot;
     internal bool InPool = true;
 
-    private SkbFragArray _frags;
     private Skb? _fragListTail;
     // The head buffer's address and size, cached from HeadPool (pinned memory) so header views cost one load.
     private unsafe byte* _head;
@@ -197,6 +196,10 @@ public sealed class Skb
     public byte CsumLevel;
     /// <summary>GRO control block (NAPI_GRO_CB); a field so callers can take <c>ref skb.Gro</c>.</summary>
     public GroCb Gro;
+    // After the GRO control block: the CLR lays struct fields out in declaration order after the scalars, and
+    // GRO reads the header fields and NAPI_GRO_CB of every held skb per packet, so they share cache lines while
+    // the 400-byte frag array follows.
+    private SkbFragArray _frags;
     /// <summary>Conntrack entry (skb->_nfct), typed by the netfilter stage.</summary>
     public object? Conntrack;
     /// <summary>enum ip_conntrack_info for <see cref="Conntrack"/>.</summary>

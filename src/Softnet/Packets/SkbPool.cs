@@ -18,7 +18,8 @@ public sealed class SkbPool
 
     private readonly Skb[] _skbs;
     private readonly IndexQueue _free;
-    private readonly Skb?[] _cache = new Skb?[OwnerCacheSize];
+    // Slots, not references: storing an int needs no GC write barrier, and the cache is written per packet.
+    private readonly int[] _cache = new int[OwnerCacheSize];
     private int _cacheCount;
     private Thread? _owner; // the allocating thread; null until the first allocation
     private long _cacheTaken;
@@ -47,10 +48,14 @@ public sealed class SkbPool
     /// <summary>napi_build_skb: wrap a buffer the caller holds (one reference, which the skb takes over) as the
     /// head, with data at <paramref name="dataOffset"/> and <paramref name="len"/> linear bytes. No copy.
     /// On failure (null) the caller still holds the buffer.</summary>
-    public Skb? Build(PagePool pool, int index, int dataOffset, int len)
+    public Skb? Build(PagePool pool, int index, int dataOffset, int len) => Build(pool, index, dataOffset, len, Thread.CurrentThread);
+
+    /// <summary><see cref="Build(PagePool, int, int, int)"/> for a caller that knows its thread: a NAPI poll looks
+    /// it up once rather than per packet (a thread-static read is a call into the TLS resolver here).</summary>
+    internal Skb? Build(PagePool pool, int index, int dataOffset, int len, Thread current)
     {
         if (dataOffset < 0 || len < 0 || dataOffset + len > pool.BufferSize) throw new ArgumentOutOfRangeException(nameof(len));
-        Skb? skb = Take();
+        Skb? skb = Take(current);
         skb?.InitHead(pool, index, dataOffset, len);
         return skb;
     }
@@ -96,16 +101,15 @@ public sealed class SkbPool
         return c;
     }
 
-    private Skb? Take()
+    private Skb? Take() => Take(Thread.CurrentThread);
+
+    private Skb? Take(Thread me)
     {
-        // Thread.CurrentThread is an inlined thread-static read; Environment.CurrentManagedThreadId is a call.
-        Thread me = Thread.CurrentThread;
         if (_owner != me && _owner is null) Interlocked.CompareExchange(ref _owner, me, null);
         if (_owner == me && _cacheCount > 0)
         {
             int n = _cacheCount - 1;
-            Skb skb = _cache[n]!;
-            _cache[n] = null;
+            Skb skb = _skbs[_cache[n]];
             Volatile.Write(ref _cacheCount, n);
             _cacheTaken++;
             return skb;
@@ -123,7 +127,7 @@ public sealed class SkbPool
         skb.InPool = true;
         if (_owner == current && _cacheCount < OwnerCacheSize)
         {
-            _cache[_cacheCount] = skb;
+            _cache[_cacheCount] = skb.Slot;
             Volatile.Write(ref _cacheCount, _cacheCount + 1);
             return;
         }
