@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Softnet.Packets;
 
 namespace Softnet.Gro;
@@ -15,31 +16,32 @@ public static class EthGro
 
     /// <summary>eth_type_trans: note the MAC header, pull it, set skb->protocol and pkt_type. False if the skb is
     /// shorter than an Ethernet header.</summary>
-    public static bool TypeTrans(Skb skb)
+    public static unsafe bool TypeTrans(Skb skb)
     {
         if (!GroEngine.MayPull(skb, EthHlen)) return false;
-        ReadOnlySpan<byte> eth = skb.LinearData;
+        byte* eth = skb.DataAddress;
         skb.ResetMacHeader();
         if ((eth[0] & 1) != 0)
         {
-            bool broadcast = eth[0] == 0xFF && eth[1] == 0xFF && eth[2] == 0xFF && eth[3] == 0xFF && eth[4] == 0xFF && eth[5] == 0xFF;
+            bool broadcast = Unsafe.ReadUnaligned<uint>(eth) == 0xFFFFFFFF && Unsafe.ReadUnaligned<ushort>(eth + 4) == 0xFFFF;
             skb.PktType = broadcast ? PacketType.Broadcast : PacketType.Multicast;
         }
-        ushort proto = BinaryPrimitives.ReadUInt16BigEndian(eth.Slice(12));
+        ushort proto = GroEngine.Be16(eth + 12);
         // Below 0x600 the field is an 802.3 length: ETH_P_802_3 (raw IPX) or ETH_P_802_2 (LLC).
         if (proto < 0x600)
-            proto = eth.Length >= 16 && eth[14] == 0xFF && eth[15] == 0xFF ? (ushort)0x0001 : (ushort)0x0004;
+            proto = skb.HeadLen >= 16 && eth[14] == 0xFF && eth[15] == 0xFF ? (ushort)0x0001 : (ushort)0x0004;
         skb.Protocol = proto;
         skb.Pull(EthHlen);
         return true;
     }
 
     /// <summary>gro_list_prepare: mark which held skbs may belong to the same flow as <paramref name="skb"/>.</summary>
-    internal static void ListPrepare(GroBucket bucket, Skb skb, uint key)
+    internal static unsafe void ListPrepare(GroBucket bucket, Skb skb, uint key)
     {
-        ReadOnlySpan<byte> mac = skb.HeadBuffer.Slice(skb.MacHeader, EthHlen);
+        if ((uint)skb.MacHeader > (uint)(skb.HeadBuffer.Length - EthHlen)) ThrowNoMacHeader();
+        byte* mac = skb.HeadAddress + skb.MacHeader;
         // compare_ether_header: destination, source and EtherType as two overlapping 8-byte words.
-        ulong mac0 = BinaryPrimitives.ReadUInt64LittleEndian(mac), mac1 = BinaryPrimitives.ReadUInt64LittleEndian(mac.Slice(6));
+        ulong mac0 = GroEngine.Raw64(mac), mac1 = GroEngine.Raw64(mac + 6);
         bool tagged = skb.VlanProto != 0;
         for (Skb? p = bucket.Head; p != null; p = p.Next)
         {
@@ -48,14 +50,16 @@ public static class EthGro
                 p.Gro.SameFlow = false;
                 continue;
             }
-            ReadOnlySpan<byte> mac2 = p.HeadBuffer.Slice(p.MacHeader, EthHlen);
+            byte* mac2 = p.HeadAddress + p.MacHeader;
             bool diffs = p.Ifindex != skb.Ifindex
                 || (p.VlanProto != 0) != tagged
                 || (tagged && p.VlanTci != skb.VlanTci)
-                || ((BinaryPrimitives.ReadUInt64LittleEndian(mac2) ^ mac0) | (BinaryPrimitives.ReadUInt64LittleEndian(mac2.Slice(6)) ^ mac1)) != 0;
+                || ((GroEngine.Raw64(mac2) ^ mac0) | (GroEngine.Raw64(mac2 + 6) ^ mac1)) != 0;
             p.Gro.SameFlow = !diffs;
         }
     }
+
+    private static void ThrowNoMacHeader() => throw new InvalidOperationException("GRO needs the MAC header (skb_mac_header) inside the head");
 }
 
 /// <summary>

@@ -452,6 +452,14 @@ public sealed class GroEngine
     internal static bool MayPull(Skb skb, int hlen) => skb.HeadLen >= hlen || skb.MayPull(hlen);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe uint Be32(byte* p) => BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe ushort Be16(byte* p) => BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ushort>(p));
+    /// <summary>Eight bytes as one word in memory order, for equality tests.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe ulong Raw64(byte* p) => Unsafe.ReadUnaligned<ulong>(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static uint Be32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32BigEndian(s.Slice(at));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ushort Be16(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt16BigEndian(s.Slice(at));

@@ -11,7 +11,7 @@ public static class Ipv4Gro
 {
     private const uint IpDf = 0x4000;
 
-    internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb)
+    internal static unsafe Skb? Receive(GroEngine e, GroBucket bucket, Skb skb)
     {
         int off = skb.Gro.DataOffset;
         Skb? pp = null;
@@ -21,7 +21,7 @@ public static class Ipv4Gro
             e.NoteNormal(GroNormalReason.Truncated);
             goto Out;
         }
-        Span<byte> iph = skb.LinearData.Slice(off, 20);
+        byte* iph = skb.DataAddress + off;
         byte proto = iph[9];
         if (proto != 6 && proto != 17)
         {
@@ -34,7 +34,7 @@ public static class Ipv4Gro
             e.NoteNormal(GroNormalReason.IpHeader);
             goto Out;
         }
-        if ((GroEngine.Be16(iph, 6) & 0x3FFF) != 0)
+        if ((GroEngine.Be16(iph + 6) & 0x3FFF) != 0)
         {
             e.NoteNormal(GroNormalReason.Fragment);
             goto Out;
@@ -47,24 +47,27 @@ public static class Ipv4Gro
         if (e.Mode == GroMode.Ack && proto == 6)
         {
             // Pure-ACK variant: drop Ethernet padding first (as ip_rcv would), so 60-byte ACKs can be compared.
-            int totLen = GroEngine.Be16(iph, 2);
+            int totLen = GroEngine.Be16(iph + 2);
             if (totLen >= 40 && totLen < GroEngine.GroLen(skb)) skb.Trim(off + totLen);
-            iph = skb.LinearData.Slice(off, 20);
+            iph = skb.DataAddress + off;
         }
         skb.Gro.Proto = proto;
-        uint word0 = GroEngine.Be32(iph, 0), word1 = GroEngine.Be32(iph, 4);
+        uint word0 = GroEngine.Be32(iph), word1 = GroEngine.Be32(iph + 4);
         // Total length must equal what arrived; the reserved/MF/offset bits must be clear (DF may be set).
         flush = (ushort)((word0 ^ (uint)GroEngine.GroLen(skb)) | (word1 & ~IpDf));
         if (flush != 0)
         {
             e.NoteNormal((word0 & 0xFFFF) != (uint)GroEngine.GroLen(skb) ? GroNormalReason.LengthMismatch : GroNormalReason.Fragment);
         }
-        uint saddr = GroEngine.Be32(iph, 12), daddr = GroEngine.Be32(iph, 16);
+        // Source and destination address as one 8-byte word.
+        ulong addrs = GroEngine.Raw64(iph + 12);
         for (Skb? p = bucket.Head; p != null; p = p.Next)
         {
             if (!p.Gro.SameFlow) continue;
-            ReadOnlySpan<byte> iph2 = p.LinearData.Slice(off, 20);
-            if (iph2[9] != proto || GroEngine.Be32(iph2, 12) != saddr || GroEngine.Be32(iph2, 16) != daddr)
+            // A held skb still marked same-flow came down the same link-layer path, so its IPv4 header sits at
+            // the same offset and was made linear when it arrived.
+            byte* iph2 = p.DataAddress + off;
+            if (iph2[9] != proto || GroEngine.Raw64(iph2 + 12) != addrs)
                 p.Gro.SameFlow = false;
         }
         skb.Gro.Flush |= (ushort)(flush != 0 ? 1 : 0);
@@ -78,11 +81,10 @@ public static class Ipv4Gro
     }
 
     /// <summary>ip_fast_csum over a 20-byte header: five 32-bit words summed and folded must give 0xFFFF.</summary>
-    private static bool HeaderChecksumOk(ReadOnlySpan<byte> iph)
+    private static unsafe bool HeaderChecksumOk(byte* iph)
     {
-        ulong sum = (ulong)BinaryPrimitives.ReadUInt32BigEndian(iph) + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(4))
-            + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(8)) + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(12))
-            + BinaryPrimitives.ReadUInt32BigEndian(iph.Slice(16));
+        ulong sum = (ulong)GroEngine.Be32(iph) + GroEngine.Be32(iph + 4) + GroEngine.Be32(iph + 8)
+            + GroEngine.Be32(iph + 12) + GroEngine.Be32(iph + 16);
         return Checksum.Fold64(sum) == 0xFFFF;
     }
 
@@ -90,9 +92,9 @@ public static class Ipv4Gro
     /// segments, unless the flow's second packet repeated the first one's ID, which makes it a fixed-ID flow
     /// whose IDs must then stay equal. Kernels before the 2025 "remove unnecessary df checks" change only
     /// accepted fixed IDs with DF set (<see cref="GroOptions.FixedIdRequiresDf"/>).</summary>
-    internal static int NetworkFlush(ReadOnlySpan<byte> iph, ReadOnlySpan<byte> iph2, Skb p, bool fixedIdRequiresDf, out GroFlushReason reason)
+    internal static unsafe int NetworkFlush(byte* iph, byte* iph2, Skb p, bool fixedIdRequiresDf, out GroFlushReason reason)
     {
-        uint id = GroEngine.Be32(iph, 4), id2 = GroEngine.Be32(iph2, 4);
+        uint id = GroEngine.Be32(iph + 4), id2 = GroEngine.Be32(iph2 + 4);
         ushort ipidOffset = (ushort)((id >> 16) - (id2 >> 16));
         ushort count = p.Gro.Count;
         uint df = id & IpDf;

@@ -63,11 +63,11 @@ public static class TcpGro
     }
 
     /// <summary>tcp_gro_pull_header: make the whole TCP header linear and step over it.</summary>
-    private static bool PullHeader(Skb skb)
+    private static unsafe bool PullHeader(Skb skb)
     {
         int off = skb.Gro.DataOffset;
         if (!GroEngine.MayPull(skb, off + 20)) return false;
-        int thlen = (skb.LinearData[off + 12] >> 4) * 4;
+        int thlen = (skb.DataAddress[off + 12] >> 4) * 4;
         if (thlen < 20 || !GroEngine.MayPull(skb, off + thlen)) return false;
         skb.Gro.DataOffset += thlen;
         return true;
@@ -75,13 +75,13 @@ public static class TcpGro
 
     /// <summary>tcp_gro_lookup: the first held skb of the same flow with the same ports.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Skb? Lookup(GroBucket bucket, ReadOnlySpan<byte> th)
+    private static unsafe Skb? Lookup(GroBucket bucket, byte* th)
     {
-        uint ports = GroEngine.Be32(th, 0);
+        uint ports = Unsafe.ReadUnaligned<uint>(th);
         for (Skb? p = bucket.Head; p != null; p = p.Next)
         {
             if (!p.Gro.SameFlow) continue;
-            if (GroEngine.Be32(p.HeadBuffer, p.TransportHeader) != ports)
+            if (Unsafe.ReadUnaligned<uint>(p.HeadAddress + p.TransportHeader) != ports)
             {
                 p.Gro.SameFlow = false;
                 continue;
@@ -94,63 +94,66 @@ public static class TcpGro
     /// <summary>The options of two headers of the same length are byte-identical. The common 12 bytes of
     /// NOP, NOP, timestamps as two loads; other lengths as a block compare.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool OptionsEqual(ReadOnlySpan<byte> th, ReadOnlySpan<byte> th2, int thlen)
+    private static unsafe bool OptionsEqual(byte* th, byte* th2, int thlen)
     {
-        if (thlen == 32 && th2.Length >= 32)
+        if (thlen == 32)
         {
-            ulong a = BinaryPrimitives.ReadUInt64LittleEndian(th.Slice(20)) ^ BinaryPrimitives.ReadUInt64LittleEndian(th2.Slice(20));
-            uint b = BinaryPrimitives.ReadUInt32LittleEndian(th.Slice(28)) ^ BinaryPrimitives.ReadUInt32LittleEndian(th2.Slice(28));
+            ulong a = GroEngine.Raw64(th + 20) ^ GroEngine.Raw64(th2 + 20);
+            uint b = Unsafe.ReadUnaligned<uint>(th + 28) ^ Unsafe.ReadUnaligned<uint>(th2 + 28);
             return (a | b) == 0;
         }
-        return th.Slice(20).SequenceEqual(th2.Slice(20, thlen - 20));
+        return new ReadOnlySpan<byte>(th + 20, thlen - 20).SequenceEqual(new ReadOnlySpan<byte>(th2 + 20, thlen - 20));
     }
 
     private static ReadOnlySpan<byte> NetworkHeader(Skb s) => s.LinearData.Slice(s.Gro.NetworkOffset0);
 
-    private static int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
+    private static unsafe int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
     {
-        ReadOnlySpan<byte> nh = NetworkHeader(skb), nh2 = NetworkHeader(p);
+        byte* nh = skb.DataAddress + skb.Gro.NetworkOffset0;
         if ((nh[0] >> 4) == 6)
         {
             reason = GroFlushReason.TtlTos;
-            return Ipv6Gro.NetworkFlush(nh, nh2);
+            return Ipv6Gro.NetworkFlush(NetworkHeader(skb), NetworkHeader(p));
         }
-        return Ipv4Gro.NetworkFlush(nh, nh2, p, e.Options.FixedIdRequiresDf, out reason);
+        return Ipv4Gro.NetworkFlush(nh, p.DataAddress + p.Gro.NetworkOffset0, p, e.Options.FixedIdRequiresDf, out reason);
     }
 
     /// <summary>tcp_gro_receive.</summary>
-    private static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, int thoff)
+    private static unsafe Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, int thoff)
     {
-        ReadOnlySpan<byte> th = skb.LinearData.Slice(thoff, skb.Gro.DataOffset - thoff);
-        int thlen = th.Length;
+        // PullHeader made the whole header linear: thoff .. DataOffset.
+        byte* th = skb.DataAddress + thoff;
+        int thlen = skb.Gro.DataOffset - thoff;
         int len = GroEngine.GroLen(skb);
-        uint flags = GroEngine.Be32(th, 12);
+        uint flags = GroEngine.Be32(th + 12);
         Skb? pp = null;
         uint mss = 1;
         bool flush;
 
-        if (e.Mode == GroMode.Ack && len == 0 && (flags & FlagBits) == FlagAck && skb.Gro.Flush == 0 && !HasSack(th))
+        if (e.Mode == GroMode.Ack && len == 0 && (flags & FlagBits) == FlagAck && skb.Gro.Flush == 0 && !HasSack(new ReadOnlySpan<byte>(th, thlen)))
         {
             Skb? held = Lookup(bucket, th);
-            if (held is null || held.Gro.PureAck) return CoalesceAck(e, skb, held, th);
+            if (held is null || held.Gro.PureAck) return CoalesceAck(e, skb, held, new ReadOnlySpan<byte>(th, thlen));
         }
 
         Skb? p = Lookup(bucket, th);
         if (p != null)
         {
-            ReadOnlySpan<byte> th2 = p.HeadBuffer.Slice(p.TransportHeader);
-            uint flags2 = GroEngine.Be32(th2, 12);
+            // The held skb's header was made linear when it arrived. Its data offset is among the compared
+            // flags; when it differs, the options compare still reads within the held skb's head buffer.
+            byte* th2 = p.HeadAddress + p.TransportHeader;
+            uint flags2 = GroEngine.Be32(th2 + 12);
             GroFlushReason reason = GroFlushReason.PollEnd;
             // Since the AccECN work (Linux 6.18) CWR is compared like any other flag: a CWR segment neither
             // joins a run without CWR nor lets one join it, instead of always forcing a flush.
             uint diff = (flags ^ flags2) & ~(FlagFin | FlagPsh);
             if (diff != 0) reason = (diff & 0xFFFF0000) != 0 ? ((diff & 0xF0000000) != 0 ? GroFlushReason.OptionsDiffer : GroFlushReason.TcpFlags) : GroFlushReason.AckChanged;
             uint bad = diff;
-            uint ackDiff = GroEngine.Be32(th, 8) ^ GroEngine.Be32(th2, 8);
+            uint ackDiff = Unsafe.ReadUnaligned<uint>(th + 8) ^ Unsafe.ReadUnaligned<uint>(th2 + 8);
             if (ackDiff != 0 && bad == 0) reason = GroFlushReason.AckChanged;
             bad |= ackDiff;
             // The options, compared word by word in the kernel; one block compare here.
-            if (thlen > 20 && !OptionsEqual(th, th2, thlen))
+            if (thlen > 20 && (p.TransportHeader + thlen > p.HeadBuffer.Length || !OptionsEqual(th, th2, thlen)))
             {
                 if (bad == 0) reason = GroFlushReason.OptionsDiffer;
                 bad |= 1;
@@ -165,7 +168,7 @@ public static class TcpGro
                 if (bad == 0) reason = GroFlushReason.MssExceeded;
                 bad |= 1;
             }
-            uint seqDiff = (GroEngine.Be32(th2, 4) + (uint)GroEngine.GroLen(p)) ^ GroEngine.Be32(th, 4);
+            uint seqDiff = (GroEngine.Be32(th2 + 4) + (uint)GroEngine.GroLen(p)) ^ GroEngine.Be32(th + 4);
             if (seqDiff != 0 && bad == 0) reason = GroFlushReason.SeqGap;
             bad |= seqDiff;
 
@@ -182,8 +185,7 @@ public static class TcpGro
             else
             {
                 // The merged packet keeps the first header; FIN and PSH of later segments are carried over.
-                Span<byte> w = p.HeadBuffer.Slice(p.TransportHeader + 13, 1);
-                w[0] |= (byte)((flags & (FlagFin | FlagPsh)) >> 16);
+                th2[13] |= (byte)((flags & (FlagFin | FlagPsh)) >> 16);
             }
         }
 

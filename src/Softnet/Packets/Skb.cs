@@ -261,6 +261,22 @@ public sealed class Skb
         get { unsafe { return new Span<byte>(HeadPtr + Data, Len - DataLen); } }
     }
 
+    /// <summary>The head buffer's address (pinned pool memory), for per-packet header parsing without span bounds
+    /// checks. Callers stay within what they made linear (MayPull) and re-read it after anything that may replace
+    /// the head (MayPull on a shared head, UnshareHead).</summary>
+    internal unsafe byte* HeadAddress
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => HeadPtr;
+    }
+
+    /// <summary>skb->data as an address; see <see cref="HeadAddress"/>.</summary>
+    internal unsafe byte* DataAddress
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => HeadPtr + Data;
+    }
+
     private unsafe byte* HeadPtr
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
