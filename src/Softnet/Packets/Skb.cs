@@ -157,7 +157,16 @@ public sealed class Skb
     }
 
     // ---- head and lengths ----
-    public PagePool? HeadPool { get; private set; }
+    /// <summary>The pool of the head buffer; null when the skb has no head.</summary>
+    public unsafe PagePool? HeadPool
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _head != null ? _headPool : null;
+    }
+
+    // Left pointing at the last head's pool when the head goes (freed or stolen by GRO): the next head almost
+    // always comes from the same pool, and an unchanged reference needs no store, so no GC write barrier per packet.
+    private PagePool? _headPool;
     public int HeadIndex { get; private set; }
     /// <summary>skb->data as an offset into the head buffer.</summary>
     public int Data { get => _m.Data; private set => _m.Data = value; }
@@ -415,9 +424,7 @@ public sealed class Skb
         // Copy headroom too: pushed-back headers (MAC after a pull) stay readable.
         HeadPool!.Slice(HeadIndex, 0, Tail).CopyTo(pool.Buffer(index));
         HeadPool.Return(HeadIndex);
-        HeadPool = pool;
-        HeadIndex = index;
-        SetHeadPointer();
+        SetHead(pool, index);
         End = Math.Min(End, pool.BufferSize);
         return true;
     }
@@ -536,11 +543,13 @@ public sealed class Skb
     /// (NAPI_GRO_FREE_STOLEN_HEAD). Returns the bytes moved, or -1 when lp has no room for them.</summary>
     public int GroStealHeadInto(Skb lp, int offset)
     {
-        if (!HeadFrag || HeadPool is null || offset > HeadLen) return -1;
+        PagePool? headPool = HeadPool;
+        if (!HeadFrag || headPool is null || offset > HeadLen) return -1;
         if (lp.NrFrags + 1 + NrFrags > MaxFrags) return -1;
         int moved = Len - offset;
         ref SkbFrag f = ref lp._frags[lp.NrFrags++];
-        f.Pool = HeadPool;
+        // Free frag slots keep their last pool (see ReleaseFrags): mostly this one, so no store is needed.
+        if (!ReferenceEquals(f.Pool, headPool)) f.Pool = headPool;
         f.Index = HeadIndex;
         f.Offset = Data + offset;
         f.Size = HeadLen - offset;
@@ -553,9 +562,7 @@ public sealed class Skb
         lp.DataLen += moved;
         lp.TrueSize += TrueSize;
         NrFrags = 0;
-        HeadPool = null;
-        HeadIndex = -1;
-        SetHeadPointer();
+        ClearHead();
         Len = DataLen = 0;
         return moved;
     }
@@ -696,9 +703,7 @@ public sealed class Skb
     internal void InitHead(PagePool pool, int index, int data, int len)
     {
         InPool = false;
-        HeadPool = pool;
-        HeadIndex = index;
-        SetHeadPointer();
+        SetHead(pool, index);
         End = pool.BufferSize;
         Data = data;
         Len = len;
@@ -765,7 +770,9 @@ public sealed class Skb
         {
             ref SkbFrag f = ref _frags[i];
             f.Pool!.Return(f.Index, current);
-            f = default;
+            // The pool reference stays (slots past NrFrags are never read): refilling the slot from the same
+            // pool then stores no reference, so no GC write barrier.
+            f.Index = f.Offset = f.Size = 0;
         }
         if (from < NrFrags) NrFrags = from;
     }
@@ -787,19 +794,27 @@ public sealed class Skb
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private unsafe void SetHeadPointer()
+    private unsafe void SetHead(PagePool pool, int index)
     {
-        _head = HeadPool is null ? null : HeadPool.BufferPointer(HeadIndex);
-        _headSize = HeadPool?.BufferSize ?? 0;
+        if (!ReferenceEquals(_headPool, pool)) _headPool = pool;
+        HeadIndex = index;
+        _head = pool.BufferPointer(index);
+        _headSize = pool.BufferSize;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void ClearHead()
+    {
+        HeadIndex = -1;
+        _head = null;
+        _headSize = 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, from Free
     private void ResetFields()
     {
         InPool = true;
-        HeadPool = null;
-        HeadIndex = -1;
-        SetHeadPointer();
+        ClearHead();
         _m = default;
         FragList = _fragListTail = null;
         Next = Prev = null;
