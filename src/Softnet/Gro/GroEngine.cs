@@ -59,12 +59,22 @@ public sealed class GroEngine
         _jiffyNs = 1_000_000_000L / options.Hz;
         _rxList = new Skb[Math.Max(options.GroNormalBatch, 1) + 1];
         _sink = sink;
+        _mode = options.Mode;
+        MaxSize = options.EffectiveMaxSize;
+        FixedIdRequiresDf = options.FixedIdRequiresDf;
+        _normalBatch = options.GroNormalBatch;
         Stats = new GroStats(options);
     }
 
     public GroOptions Options { get; }
     public GroStats Stats { get; }
-    public GroMode Mode => Options.Mode;
+    public GroMode Mode => _mode;
+
+    // Options read per packet, copied out of the (init-only) options object: one load instead of two.
+    private readonly GroMode _mode;
+    internal readonly int MaxSize;
+    internal readonly bool FixedIdRequiresDf;
+    private readonly int _normalBatch;
 
     /// <summary>Where completed skbs go; set before the first packet.</summary>
     public IGroSink? Sink { get => _sink; set => _sink = value; }
@@ -96,9 +106,9 @@ public sealed class GroEngine
         }
         Stats.Received++;
         skb.Gro.Reset();
-        if (Options.Mode == GroMode.Off) return FinishNormal(skb, GroNormalReason.Off);
+        if (_mode == GroMode.Off) return FinishNormal(skb, GroNormalReason.Off);
 
-        uint key = Options.Mode == GroMode.Hash ? FlowHash.Compute(skb) : skb.Hash;
+        uint key = _mode == GroMode.Hash ? FlowHash.Compute(skb) : skb.Hash;
         skb.Gro.FlowKey = key;
         int bucketIndex = (int)(key & (uint)(_buckets.Length - 1));
         GroBucket bucket = _buckets[bucketIndex];
@@ -139,7 +149,7 @@ public sealed class GroEngine
         {
             Stats.Merged++;
             if (ret == GroResult.MergedFree) skb.Free(_pollThread ??= Thread.CurrentThread); // napi_skb_finish: the shell (and an unstolen head) goes back
-            UpdateMask(bucketIndex, bucket);
+            if (pp != null) UpdateMask(bucketIndex, bucket); // a plain merge leaves the bucket's count as it was
             return ret;
         }
         if (AckReplace is { } old)
@@ -242,7 +252,7 @@ public sealed class GroEngine
         Stats.CountDelivered(skb, segs);
         _rxList[_rxListLen++] = skb;
         _rxCount += segs;
-        if (_rxCount >= Options.GroNormalBatch || _rxListLen == _rxList.Length) NormalList();
+        if (_rxCount >= _normalBatch || _rxListLen == _rxList.Length) NormalList();
     }
 
     /// <summary>gro_normal_list: pass the queued skbs up.</summary>

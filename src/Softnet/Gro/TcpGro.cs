@@ -115,7 +115,7 @@ public static class TcpGro
             reason = GroFlushReason.TtlTos;
             return Ipv6Gro.NetworkFlush(NetworkHeader(skb), NetworkHeader(p));
         }
-        return Ipv4Gro.NetworkFlush(nh, p.DataAddress + p.Gro.NetworkOffset0, p, e.Options.FixedIdRequiresDf, out reason);
+        return Ipv4Gro.NetworkFlush(nh, p.DataAddress + p.Gro.NetworkOffset0, p, e.FixedIdRequiresDf, out reason);
     }
 
     /// <summary>tcp_gro_receive.</summary>
@@ -258,7 +258,7 @@ public static class TcpGro
     {
         int offset = skb.Gro.DataOffset;
         int len = GroEngine.GroLen(skb);
-        if (p.Len + len >= e.Options.EffectiveMaxSize || skb.Gro.Flush != 0) return false;
+        if (p.Len + len >= e.MaxSize || skb.Gro.Flush != 0) return false;
         int segs = skb.Gro.Count;
         Skb lp = p.Gro.Last ?? p;
         int moved;
