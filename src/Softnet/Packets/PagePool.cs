@@ -25,8 +25,11 @@ namespace Softnet.Packets;
 /// </summary>
 public sealed class PagePool
 {
-    /// <summary>PP_ALLOC_CACHE_SIZE.</summary>
-    public const int OwnerCacheSize = 128;
+    /// <summary>The owner's cache depth. page_pool's alloc cache holds 128 (PP_ALLOC_CACHE_SIZE) in front of a
+    /// ptr_ring as long as the RX ring; here the shared free list spans the whole pool and its cells lap cold, so
+    /// the cache is deeper: one poll that completes a full 64 KB GRO skb on each of 8 flows gives back about 360
+    /// buffers, and a 512-deep cache takes them without touching the free list.</summary>
+    public const int OwnerCacheSize = 512;
     /// <summary>PP_ALLOC_CACHE_REFILL: buffers the owner takes from the free list at once when its cache is empty.</summary>
     public const int RefillBatch = 64;
 
