@@ -548,8 +548,7 @@ public sealed class Skb
         if (lp.NrFrags + 1 + NrFrags > MaxFrags) return -1;
         int moved = Len - offset;
         ref SkbFrag f = ref lp._frags[lp.NrFrags++];
-        // Free frag slots keep their last pool (see ReleaseFrags): mostly this one, so no store is needed.
-        if (!ReferenceEquals(f.Pool, headPool)) f.Pool = headPool;
+        f.Pool = headPool;
         f.Index = HeadIndex;
         f.Offset = Data + offset;
         f.Size = HeadLen - offset;
@@ -770,9 +769,7 @@ public sealed class Skb
         {
             ref SkbFrag f = ref _frags[i];
             f.Pool!.Return(f.Index, current);
-            // The pool reference stays (slots past NrFrags are never read): refilling the slot from the same
-            // pool then stores no reference, so no GC write barrier.
-            f.Index = f.Offset = f.Size = 0;
+            f = default;
         }
         if (from < NrFrags) NrFrags = from;
     }
