@@ -65,7 +65,9 @@ internal sealed class IndexQueue
             }
             else if (diff < 0)
             {
-                return false; // full
+                if (!ReleasePending(pos)) return false; // full
+                Thread.SpinWait(1);
+                pos = Volatile.Read(ref _tail.Value);
             }
             else
             {
@@ -96,8 +98,13 @@ internal sealed class IndexQueue
             }
             else if (diff < 0)
             {
-                value = -1;
-                return false; // empty (or an enqueue not yet published)
+                if (!PublishPending(pos))
+                {
+                    value = -1;
+                    return false; // empty
+                }
+                Thread.SpinWait(1);
+                pos = Volatile.Read(ref _head.Value);
             }
             else
             {
@@ -106,8 +113,16 @@ internal sealed class IndexQueue
         }
     }
 
+    // A cell at the tail that still holds the previous lap's value is either a full queue or a consumer that has
+    // claimed it (moved the head) but not yet released it; the second is a wait, not "full". Likewise a cell at
+    // the head not yet published is an empty queue or a producer between claiming and writing it.
+    private bool ReleasePending(long tailPos) => tailPos - Volatile.Read(ref _head.Value) < _cells.Length;
+
+    private bool PublishPending(long headPos) => Volatile.Read(ref _tail.Value) > headPos;
+
     /// <summary>Enqueues a prefix of <paramref name="values"/> with one compare-exchange: as many as there are
-    /// free cells in a row at the tail. Returns how many went in (0 when full).</summary>
+    /// free cells in a row at the tail (a cell still being released ends the batch; the caller puts the rest in after
+    /// it). Returns how many went in (0 only when full).</summary>
     public int TryEnqueueBatch(ReadOnlySpan<int> values)
     {
         long pos = Volatile.Read(ref _tail.Value);
@@ -119,8 +134,12 @@ internal sealed class IndexQueue
             if (n == 0)
             {
                 long seq = Volatile.Read(ref _cells[(int)pos & _mask].Sequence);
-                if (seq < pos) return 0; // full
-                pos = Volatile.Read(ref _tail.Value); // another producer moved on
+                if (seq < pos)
+                {
+                    if (!ReleasePending(pos)) return 0; // full
+                    Thread.SpinWait(1);
+                }
+                pos = Volatile.Read(ref _tail.Value); // another producer moved on, or the cell is being released
                 continue;
             }
             long seen = Interlocked.CompareExchange(ref _tail.Value, pos + n, pos);
@@ -140,7 +159,7 @@ internal sealed class IndexQueue
     }
 
     /// <summary>Dequeues up to <c>destination.Length</c> values with one compare-exchange: the published cells in a
-    /// row at the head. Returns how many (0 when empty).</summary>
+    /// row at the head. Returns how many (0 only when empty).</summary>
     public int TryDequeueBatch(Span<int> destination)
     {
         long pos = Volatile.Read(ref _head.Value);
@@ -151,8 +170,12 @@ internal sealed class IndexQueue
             if (n == 0)
             {
                 long seq = Volatile.Read(ref _cells[(int)pos & _mask].Sequence);
-                if (seq <= pos) return 0; // empty (or the next enqueue not yet published)
-                pos = Volatile.Read(ref _head.Value); // another consumer moved on
+                if (seq <= pos)
+                {
+                    if (!PublishPending(pos)) return 0; // empty
+                    Thread.SpinWait(1);
+                }
+                pos = Volatile.Read(ref _head.Value); // another consumer moved on, or the cell is being published
                 continue;
             }
             long seen = Interlocked.CompareExchange(ref _head.Value, pos + n, pos);

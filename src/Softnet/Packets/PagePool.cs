@@ -134,8 +134,13 @@ public sealed class PagePool
     private void Spill()
     {
         const int half = OwnerCacheSize / 2;
-        int n = _free.TryEnqueueBatch(_cache.AsSpan(0, half));
-        if (n != half) ThrowCorrupt(_cache[n]);
+        // A batch stops short at a cell another thread is still releasing: put the rest in after it.
+        for (int n = 0; n < half;)
+        {
+            int k = _free.TryEnqueueBatch(_cache.AsSpan(n, half - n));
+            if (k == 0) ThrowCorrupt(_cache[n]); // full: more buffers came back than the pool has
+            n += k;
+        }
         Array.Copy(_cache, half, _cache, 0, OwnerCacheSize - half);
         _spilled += half;
         Volatile.Write(ref _cacheCount, OwnerCacheSize - half);

@@ -164,4 +164,34 @@ public class PagePoolTests
         Assert.Equal(Capacity, all.Distinct().Count());
         Assert.Equal(-1, pool.Rent());
     }
+
+    [Fact]
+    public void Owner_spills_while_other_threads_rent_and_return()
+    {
+        // Other threads' single dequeues from the free list race with the owner's batch spills and refills; a
+        // spill that meets a cell another thread has not released yet must wait for it, not fail.
+        const int Capacity = 2048;
+        var pool = new PagePool(Capacity, bufferSize: 128, headroom: 0);
+        pool.Return(pool.Rent()); // this thread becomes the owner
+        using var stop = new CancellationTokenSource();
+        var others = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+                if (pool.TryRent(out int i)) pool.Return(i);
+        })).ToArray();
+        foreach (var t in others) t.Start();
+        var held = new List<int>(1500);
+        for (int round = 0; round < 300; round++)
+        {
+            while (held.Count < 1500 && pool.TryRent(out int i)) held.Add(i);
+            foreach (int i in held) pool.Return(i);
+            held.Clear();
+        }
+        stop.Cancel();
+        foreach (var t in others) t.Join();
+        Assert.Equal(0, pool.InUse);
+        Assert.Equal(pool.Allocated, pool.Recycled);
+        var all = Enumerable.Range(0, Capacity).Select(_ => pool.Rent()).ToArray();
+        Assert.Equal(Capacity, all.Distinct().Count(i => i >= 0));
+    }
 }
