@@ -6,7 +6,6 @@ namespace Softnet.Ip;
 /// <summary>Builds the packets the stack originates: ARP, ICMP errors, TCP resets, Ethernet framing.</summary>
 public static class PacketFactory
 {
-    public const ushort EthIpv4 = 0x0800, EthArp = 0x0806, EthIpv6 = 0x86DD;
 
     /// <summary>Prepends an Ethernet header to <paramref name="datagram"/>.</summary>
     public static byte[] Ethernet(ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type, ReadOnlySpan<byte> payload)
@@ -26,7 +25,7 @@ public static class PacketFactory
         var f = new byte[42];
         ethDst.CopyTo(f);
         ethSrc.CopyTo(f.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EthArp);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EtherTypes.Arp);
         var a = f.AsSpan(14);
         BinaryPrimitives.WriteUInt16BigEndian(a, 1);          // ARPHRD_ETHER
         BinaryPrimitives.WriteUInt16BigEndian(a[2..], 0x0800);

@@ -75,6 +75,8 @@ public enum DropReason : ushort
     /// the bridged-DNAT path is not modeled).</summary>
     BridgeDnatNeighUnresolved,
     NotSpecified,
+    /// <summary>A stack-local skb pool was exhausted (SKB_DROP_REASON_NOMEM).</summary>
+    SkbAllocFailed,
 }
 
 public static class DropReasons

@@ -1,3 +1,5 @@
+using Softnet.Link;
+using Softnet.Neigh;
 using System.Globalization;
 using Softnet.Ip;
 using Softnet.Netfilter;
@@ -140,7 +142,7 @@ public static class ScenarioLoader
         if (!l.AtEnd) throw l.Error($"unexpected '{l.Peek()}' after the namespace name");
         if (name.Contains('/') || name is "." or "..") throw l.Error($"invalid namespace name '{name}'");
         if (sc.Namespace(name) != null) throw l.Error($"namespace '{name}' exists already");
-        sc.Namespaces.Add(new Namespace(sc, name));
+        sc.Namespaces.Add(new Namespace(name));
     }
 
     private static Namespace NsArg(Scenario sc, Line l)
@@ -225,15 +227,15 @@ public static class ScenarioLoader
                 if (peerNs == null) throw l.Error($"peer '{peerName}' would be created in the harness's own namespace: give 'netns NS'");
                 if (peerNs == target && peerName == name) throw l.Error("veth peer has the same name as the device");
                 CheckName(l, peerNs, peerName);
-                var a = AddDevice(target, name, DeviceKind.Veth, mac, mtu);
-                var b = AddDevice(peerNs, peerName, DeviceKind.Veth, peerMac, peerMtu);
+                var a = AddDevice(target, name, LinkKind.Get("veth"), mac, mtu);
+                var b = AddDevice(peerNs, peerName, LinkKind.Get("veth"), peerMac, peerMtu);
                 a.Peer = b;
                 b.Peer = a;
                 break;
             }
             case "bridge":
             {
-                var br = AddDevice(target, name, DeviceKind.Bridge, mac, mtu);
+                var br = AddDevice(target, name, LinkKind.Get("bridge"), mac, mtu);
                 while (!l.AtEnd)
                 {
                     string o = l.Take();
@@ -253,7 +255,7 @@ public static class ScenarioLoader
         }
     }
 
-    private static Device AddDevice(Namespace ns, string name, DeviceKind kind, byte[]? mac, int mtu)
+    private static Device AddDevice(Namespace ns, string name, LinkKind kind, byte[]? mac, int mtu)
     {
         var d = new Device(ns, name, kind, ns.NextIfindex());
         d.Mac = mac ?? Device.DeriveMac(ns.Name, name);
@@ -284,8 +286,8 @@ public static class ScenarioLoader
                 case "master":
                 {
                     var br = DevArg(ns, l, "master");
-                    if (br.Kind != DeviceKind.Bridge) throw l.Error($"'{br.Name}' is not a bridge");
-                    if (dev == br || dev.Kind == DeviceKind.Bridge) throw l.Error("a bridge cannot be a port");
+                    if (!br.Kind.IsBridge) throw l.Error($"'{br.Name}' is not a bridge");
+                    if (dev == br || dev.Kind.IsBridge) throw l.Error("a bridge cannot be a port");
                     dev.Master?.Ports.Remove(dev);
                     dev.Master = br;
                     br.Ports.Add(dev);

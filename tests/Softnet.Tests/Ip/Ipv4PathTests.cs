@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using Softnet.Link;
+using Softnet.Neigh;
 using Softnet.Ip;
 using Softnet.Netfilter;
 using Softnet.Packets;

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Softnet.Capture;
 using Softnet.Ip;
+using Softnet.Link;
 using Softnet.Topology;
 
 namespace Softnet.Tests.Topology;
@@ -26,7 +27,7 @@ internal sealed class RecordingTap : ICaptureWriter
 internal sealed class ScenarioRig
 {
     public Scenario Scenario { get; }
-    public Ipv4Stack Stack { get; }
+    public NetStack Stack { get; }
     private long _ts = 1_000_000_000_000;
 
     public ScenarioRig(string name)
@@ -38,7 +39,7 @@ internal sealed class ScenarioRig
                 d.RxTap = new RecordingTap();
                 d.TxTap = new RecordingTap();
             }
-        Stack = new Ipv4Stack(Scenario);
+        Stack = new NetStack(Scenario.Namespaces);
     }
 
     public long Now => _ts;

@@ -306,7 +306,7 @@ public sealed class ConntrackTable
     /// </summary>
     private bool ChecksumFails(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
-        if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty) return false;
+        if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty || p.ChecksumVerified) return false;
         if (p.Length < 20 || p.Length > ip.Length) return false;
         var dgram = ip[..p.Length];
         int ihl = (dgram[0] & 0xF) * 4;

@@ -1,6 +1,7 @@
-using Softnet.Topology;
+using Softnet.Link;
+using Softnet.Packets;
 
-namespace Softnet.Ip;
+namespace Softnet.Neigh;
 
 /// <summary>NUD states a scenario replay models (the DELAY/PROBE re-confirmation of stale entries is not).</summary>
 public enum NudState : byte
@@ -22,7 +23,7 @@ public sealed class Neighbour
     /// <summary>Probes sent while INCOMPLETE, and when the next is due.</summary>
     public int Probes;
     public long NextProbeNs;
-    /// <summary>arp_queue: frames (IP datagrams with the output device's Ethernet header still to fill).</summary>
+    /// <summary>arp_queue: skbs (data at the IP header, the output device's Ethernet header still to push).</summary>
     internal readonly Queue<PendingPacket> Queue = new();
     internal int QueuedBytes;
 
@@ -37,7 +38,7 @@ public sealed class Neighbour
 }
 
 /// <summary>A datagram waiting in a neighbour queue.</summary>
-internal readonly record struct PendingPacket(byte[] Datagram, long TimestampNs, Device InputDevice, bool Forwarded);
+internal readonly record struct PendingPacket(Skb Skb, Device InputDevice, bool Forwarded);
 
 /// <summary>The namespace's ARP table (arp_tbl), keyed by device and IPv4 address.</summary>
 public sealed class NeighbourTable

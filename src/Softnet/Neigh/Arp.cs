@@ -1,0 +1,190 @@
+using System.Buffers.Binary;
+using Softnet.Ip;
+using Softnet.Link;
+using Softnet.Packets;
+
+namespace Softnet.Neigh;
+
+/// <summary>ARP (net/ipv4/arp.c): arp_rcv and arp_process answer requests for local addresses and learn from what
+/// they see; arp_solicit asks for an unresolved next hop.</summary>
+public sealed class Arp : PacketHandler
+{
+    public override ushort EtherType => EtherTypes.Arp;
+
+    public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
+    {
+        var ns = dev.Namespace;
+        var c = ns.Counters;
+        if (skb.PktType == PacketType.OtherHost) { c.Arp++; skb.Free(); return; }
+        if (!skb.MayPull(28)) { NetStack.Drop(ns, skb, DropReason.ArpTruncated); return; }
+        var a = skb.LinearData;
+        if (BinaryPrimitives.ReadUInt16BigEndian(a) != 1 || BinaryPrimitives.ReadUInt16BigEndian(a[2..]) != EtherTypes.Ipv4 || a[4] != 6 || a[5] != 4)
+        {
+            NetStack.Drop(ns, skb, DropReason.ArpTruncated);
+            return;
+        }
+        c.Arp++;
+        ushort op = BinaryPrimitives.ReadUInt16BigEndian(a[6..]);
+        Span<byte> sha = stackalloc byte[6];
+        a.Slice(8, 6).CopyTo(sha);
+        uint sip = BinaryPrimitives.ReadUInt32BigEndian(a[14..]);
+        uint tip = BinaryPrimitives.ReadUInt32BigEndian(a[24..]);
+        var pt = skb.PktType;
+        skb.Free();
+        if (op is not (1 or 2)) return;
+        if ((tip >> 28) == 0xE || (tip >> 24) == 127) return;
+        bool forUs = ns.Routing.LookupLocal(tip) is { Type: RouteKind.Local };
+        if (op == 1 && forUs)
+        {
+            if (sip != 0) Learn(stack, dev, sip, sha, NudState.Stale, create: true);
+            var reply = stack.SkbFrom(PacketFactory.Arp(2, sha, dev.Mac, dev.Mac, tip, sha, sip));
+            if (reply == null) { c.Drops.Add(DropReason.SkbAllocFailed); return; }
+            c.Sent++;
+            stack.Transmit(dev, reply);
+            return;
+        }
+        if (sip == 0 || (sip >> 28) == 0xE) return;
+        // An existing entry learns the sender's address; a reply (or a frame to us) confirms it.
+        var state = op == 2 || pt == PacketType.Host ? NudState.Reachable : NudState.Stale;
+        Learn(stack, dev, sip, sha, state, create: false);
+    }
+
+    /// <summary>neigh_update: the entry takes the address and state; an entry leaving INCOMPLETE sends its queue.</summary>
+    private static void Learn(NetStack stack, Device dev, uint ip, ReadOnlySpan<byte> mac, NudState state, bool create)
+    {
+        var n = dev.Namespace.Neighbours.Find(dev, ip);
+        if (n == null)
+        {
+            if (!create) return;
+            n = dev.Namespace.Neighbours.Create(dev, ip, state);
+        }
+        if (n.State == NudState.Permanent) return;
+        bool wasIncomplete = n.State is NudState.Incomplete or NudState.Failed;
+        if (!mac.SequenceEqual(n.Mac)) n.Mac = mac.ToArray();
+        n.State = state;
+        n.Probes = 0;
+        if (wasIncomplete) NeighOutput.SendQueue(stack, n);
+    }
+
+    /// <summary>arp_solicit: a broadcast request from the egress device, sourced from the packet's own address when
+    /// it is local, else from the device's address on the target's subnet.</summary>
+    internal static void Solicit(NetStack stack, Neighbour n, uint packetSource)
+    {
+        var dev = n.Device;
+        var ns = dev.Namespace;
+        uint saddr = packetSource != 0 && ns.Routing.LookupLocal(packetSource) is { Type: RouteKind.Local }
+            ? packetSource : ns.SelectAddress(dev, n.Address);
+        var req = stack.SkbFrom(PacketFactory.Arp(1, NetStack.Broadcast, dev.Mac, dev.Mac, saddr, default, n.Address));
+        if (req == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        ns.Counters.Sent++;
+        stack.Transmit(dev, req);
+    }
+}
+
+/// <summary>neigh_output / neigh_resolve_output: the Ethernet header from a valid entry, else resolution with the
+/// packet queued (arp_queue, bounded by unres_qlen_bytes).</summary>
+public static class NeighOutput
+{
+    /// <summary>Sends <paramref name="skb"/> (data at the IP header) to <paramref name="nexthop"/> on
+    /// <paramref name="outDev"/>; returns the transmit result, or <see cref="Ipv4Output.Queued"/>.</summary>
+    public static DropReason Output(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, Device? inDev)
+    {
+        var n = ns.Neighbours.Find(outDev, nexthop);
+        if (n != null && n.Valid)
+        {
+            n.HhCached = true;
+            NetStack.PushEthernet(skb, n.Mac, outDev.Mac, EtherTypes.Ipv4);
+            return stack.Transmit(outDev, skb);
+        }
+        // __neigh_event_send: start resolution (or keep waiting) and queue the packet, oldest dropped past unres_qlen_bytes.
+        bool forwarded = inDev != null;
+        if (n == null || n.State == NudState.Failed)
+        {
+            n ??= ns.Neighbours.Create(outDev, nexthop, NudState.Incomplete);
+            n.State = NudState.Incomplete;
+            n.Probes = 1;
+            n.NextProbeNs = stack.Now + NeighbourTable.RetransNs;
+            Arp.Solicit(stack, n, BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]));
+        }
+        var c = ns.Counters;
+        while (n.QueuedBytes + skb.Len > NeighbourTable.UnresQlenBytes && n.Queue.TryDequeue(out var old))
+        {
+            n.QueuedBytes -= old.Skb.Len;
+            if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighFailed); }
+            old.Skb.Free();
+        }
+        n.Queue.Enqueue(new PendingPacket(skb, inDev ?? outDev, forwarded));
+        n.QueuedBytes += skb.Len;
+        if (forwarded) c.NeighQueued++;
+        return Ipv4Output.Queued;
+    }
+
+    /// <summary>neigh_update's flush of arp_queue once the entry resolved.</summary>
+    internal static void SendQueue(NetStack stack, Neighbour n)
+    {
+        var dev = n.Device;
+        var c = dev.Namespace.Counters;
+        if (n.Queue.Count > 0) n.HhCached = true;
+        while (n.Queue.TryDequeue(out var pkt))
+        {
+            n.QueuedBytes -= pkt.Skb.Len;
+            if (pkt.Forwarded) c.NeighQueued--;
+            NetStack.PushEthernet(pkt.Skb, n.Mac, dev.Mac, EtherTypes.Ipv4);
+            var reason = stack.Transmit(dev, pkt.Skb);
+            if (pkt.Forwarded)
+            {
+                if (reason == DropReason.None) c.Forwarded++;
+                else c.Drops.Add(reason);
+            }
+        }
+    }
+}
+
+/// <summary>neigh_timer_handler for INCOMPLETE entries, run on the replay clock.</summary>
+public static class NeighTimers
+{
+    /// <summary>Runs every timer due up to <paramref name="nowNs"/>, earliest first, each at its own time.</summary>
+    public static void Run(NetStack stack, long nowNs)
+    {
+        while (true)
+        {
+            Neighbour? due = null;
+            foreach (var ns in stack.Namespaces)
+                foreach (var n in ns.Neighbours.Entries)
+                    if (n.State == NudState.Incomplete && n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs))
+                        due = n;
+            if (due == null) break;
+            stack.SetClock(due.NextProbeNs);
+            Timer(stack, due);
+            stack.Drain();
+        }
+    }
+
+    /// <summary>Retransmit, or fail and flush the queue (arp_error_report → ipv4_link_failure: host unreachable back
+    /// to the sender).</summary>
+    private static void Timer(NetStack stack, Neighbour n)
+    {
+        if (n.Probes < NeighbourTable.McastProbes)
+        {
+            n.Probes++;
+            n.NextProbeNs += NeighbourTable.RetransNs;
+            uint src = n.Queue.TryPeek(out var first) ? BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(first.Skb)[12..]) : 0;
+            Arp.Solicit(stack, n, src);
+            return;
+        }
+        n.State = NudState.Failed;
+        var ns = n.Device.Namespace;
+        var c = ns.Counters;
+        while (n.Queue.TryDequeue(out var pkt))
+        {
+            n.QueuedBytes -= pkt.Skb.Len;
+            Icmp.Send(stack, ns, pkt.Skb, pkt.InputDevice, 3, 1, 0, localDestination: false);
+            if (pkt.Forwarded)
+            {
+                c.NeighQueued--;
+                c.Drops.Add(DropReason.NeighFailed);
+            }
+            pkt.Skb.Free();
+        }
+    }
+}
