@@ -49,6 +49,12 @@ public sealed class Device
     /// <summary>Is the link usable for receive: up, and for a veth the peer up too (carrier).</summary>
     public bool Carrier => Up && Kind.HasCarrier(this);
 
+    internal const int ConfForwarding = 0, ConfRpFilter = 1;
+    private readonly string?[] _confKeys = new string?[2];
+
+    /// <summary>"net.ipv4.conf.DEV.NAME", made once per device (a per-packet lookup allocates nothing).</summary>
+    internal string ConfKey(int slot, string name) => _confKeys[slot] ??= $"net.ipv4.conf.{Name}.{name}";
+
     public override string ToString() => $"{Namespace.Name}/{Name}";
 
     internal static ulong MacKey(ReadOnlySpan<byte> mac)

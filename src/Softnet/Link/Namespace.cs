@@ -60,14 +60,14 @@ public sealed class Namespace : INetfilterHost
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)
     {
-        var own = Sysctl($"net.ipv4.conf.{dev.Name}.forwarding");
+        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
         if (own != null) return own == "1";
         return SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
     }
 
     /// <summary>rp_filter in effect on <paramref name="dev"/>: the maximum of conf.all and conf.DEV (0 off, 1 strict, 2 loose).</summary>
     public int RpFilter(Device dev)
-        => Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt($"net.ipv4.conf.{dev.Name}.rp_filter", SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+        => Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
 
     public int DefaultTtl => SysctlInt("net.ipv4.ip_default_ttl", 64);
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>

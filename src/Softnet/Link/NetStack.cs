@@ -25,19 +25,20 @@ public sealed class NetStack
 
     private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot);
 
-    public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 1024)
+    public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 256)
     {
         _namespaces = namespaces;
         // Frames this stack makes (ARP, ICMP errors, resets) and frames handed in as bytes: small buffers for the
         // common case, a few 64 KB ones for GSO-sized frames.
         LocalPages = new PagePool(localBuffers, 2048, 256, "local_skbs");
-        LargePages = new PagePool(64, 65536 + 1024, 256, "local_large");
         LocalSkbs = new SkbPool(localBuffers + 64 + 256, "local_skb_cache");
     }
 
     public IReadOnlyList<Namespace> Namespaces => _namespaces;
     public PagePool LocalPages { get; }
-    public PagePool LargePages { get; }
+    /// <summary>A few 64 KB buffers for GSO-sized frames, made on first use.</summary>
+    public PagePool LargePages => _large ??= new PagePool(32, 65536 + 1024, 256, "local_large");
+    private PagePool? _large;
     public SkbPool LocalSkbs { get; }
     /// <summary>The replay clock (ns): the current frame's arrival time.</summary>
     public long Now => _now;
@@ -77,6 +78,14 @@ public sealed class NetStack
         long target = Math.Max(_now, nowNs);
         NeighTimers.Run(this, nowNs);
         _now = target;
+    }
+
+    /// <summary>The earliest neighbour timer (long.MaxValue: none armed); the timer scan runs only once it is due.</summary>
+    internal long NeighTimerDue = long.MaxValue;
+
+    internal void ArmNeighTimer(long ns)
+    {
+        if (ns < NeighTimerDue) NeighTimerDue = ns;
     }
 
     /// <summary>A timer runs at its own expiry time: what it sends is stamped with it.</summary>

@@ -104,6 +104,7 @@ public static class NeighOutput
             n.State = NudState.Incomplete;
             n.Probes = 1;
             n.NextProbeNs = stack.Now + NeighbourTable.RetransNs;
+            stack.ArmNeighTimer(n.NextProbeNs);
             Arp.Solicit(stack, n, BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]));
         }
         var c = ns.Counters;
@@ -146,13 +147,20 @@ public static class NeighTimers
     /// <summary>Runs every timer due up to <paramref name="nowNs"/>, earliest first, each at its own time.</summary>
     public static void Run(NetStack stack, long nowNs)
     {
+        if (nowNs < stack.NeighTimerDue) return;
         while (true)
         {
             Neighbour? due = null;
-            foreach (var ns in stack.Namespaces)
-                foreach (var n in ns.Neighbours.Entries)
-                    if (n.State == NudState.Incomplete && n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs))
-                        due = n;
+            long next = long.MaxValue;
+            var all = stack.Namespaces;
+            for (int i = 0; i < all.Count; i++)
+                foreach (var n in all[i].Neighbours.Entries)
+                {
+                    if (n.State != NudState.Incomplete) continue;
+                    if (n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs)) due = n;
+                    if (n.NextProbeNs < next) next = n.NextProbeNs;
+                }
+            stack.NeighTimerDue = next;
             if (due == null) break;
             stack.SetClock(due.NextProbeNs);
             Timer(stack, due);
@@ -168,6 +176,7 @@ public static class NeighTimers
         {
             n.Probes++;
             n.NextProbeNs += NeighbourTable.RetransNs;
+            stack.ArmNeighTimer(n.NextProbeNs);
             uint src = n.Queue.TryPeek(out var first) ? BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(first.Skb)[12..]) : 0;
             Arp.Solicit(stack, n, src);
             return;

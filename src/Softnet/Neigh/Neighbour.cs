@@ -60,5 +60,5 @@ public sealed class NeighbourTable
         return n;
     }
 
-    public IEnumerable<Neighbour> Entries => _entries.Values;
+    public Dictionary<(Device, uint), Neighbour>.ValueCollection Entries => _entries.Values;
 }
