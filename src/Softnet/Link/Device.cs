@@ -49,6 +49,17 @@ public sealed class Device
     /// <summary>Is the link usable for receive: up, and for a veth the peer up too (carrier).</summary>
     public bool Carrier => Up && Kind.HasCarrier(this);
 
+    /// <summary>Per-device values derived from the namespace's sysctls (in_device's ipv4_devconf), valid while
+    /// <see cref="ConfCache.Version"/> is the table's version + 1.</summary>
+    internal struct ConfCache
+    {
+        public int Version;
+        public bool Forwarding;
+        public int RpFilter;
+    }
+
+    internal ConfCache Conf;
+
     internal const int ConfForwarding = 0, ConfRpFilter = 1;
     private readonly string?[] _confKeys = new string?[2];
 

@@ -33,7 +33,7 @@ public sealed class Namespace : INetfilterHost
     /// <summary>Routes added with `route add` (the main table's static part; connected routes are derived).</summary>
     public List<Route> StaticRoutes { get; } = new();
     public NeighbourTable Neighbours { get; } = new();
-    public Dictionary<string, string> Sysctls { get; } = new(StringComparer.Ordinal);
+    public SysctlTable Sysctls { get; } = new();
     /// <summary>The namespace's netfilter state; tables are empty unless iptables.save was given.</summary>
     public NetfilterTables Netfilter { get; internal set; }
     /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>
@@ -60,21 +60,45 @@ public sealed class Namespace : INetfilterHost
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)
     {
-        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
-        if (own != null) return own == "1";
-        return SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+        ref var c = ref DeviceConf(dev);
+        return c.Forwarding;
     }
 
     /// <summary>rp_filter in effect on <paramref name="dev"/>: the maximum of conf.all and conf.DEV (0 off, 1 strict, 2 loose).</summary>
-    public int RpFilter(Device dev)
-        => Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+    public int RpFilter(Device dev) => DeviceConf(dev).RpFilter;
+
+    /// <summary>The per-device values derived from the sysctls, recomputed when any sysctl changed.</summary>
+    private ref Device.ConfCache DeviceConf(Device dev)
+    {
+        ref var c = ref dev.Conf;
+        if (c.Version == Sysctls.Version + 1) return ref c;
+        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
+        c.Forwarding = own != null ? own == "1" : SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+        c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+        c.Version = Sysctls.Version + 1;
+        return ref c;
+    }
 
     public int DefaultTtl => SysctlInt("net.ipv4.ip_default_ttl", 64);
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
     public int IcmpRateLimitMs => SysctlInt("net.ipv4.icmp_ratelimit", 1000);
     public int IcmpRateMask => SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
     public bool IcmpErrorsUseInboundIfaddr => SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
-    public bool BridgeNfCallIptables => SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+    public bool BridgeNfCallIptables
+    {
+        get
+        {
+            if (_brNfVersion != Sysctls.Version + 1)
+            {
+                _brNf = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _brNfVersion = Sysctls.Version + 1;
+            }
+            return _brNf;
+        }
+    }
+
+    private bool _brNf;
+    private int _brNfVersion;
 
     // ---- INetfilterHost over the namespace's addresses ----
 

@@ -15,11 +15,14 @@ public abstract class PacketHandler
     /// a netfilter context br_netfilter already filled for this frame (see <see cref="NetStack.NfSlot"/>), or -1.</summary>
     public abstract void Receive(NetStack stack, Device dev, Skb skb, int nfSlot);
 
-    private static Dictionary<ushort, PacketHandler>? _handlers;
+    // A handful of handlers: a linear scan of an array beats a hash lookup (ptype_base is a short list too).
+    private static PacketHandler[]? _handlers;
 
     public static PacketHandler? Find(ushort etherType)
     {
-        _handlers ??= Registry.Instances<PacketHandler>().ToDictionary(h => h.EtherType);
-        return _handlers.GetValueOrDefault(etherType);
+        var all = _handlers ??= Registry.Instances<PacketHandler>().ToArray();
+        foreach (var h in all)
+            if (h.EtherType == etherType) return h;
+        return null;
     }
 }
