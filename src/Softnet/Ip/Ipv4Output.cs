@@ -31,7 +31,10 @@ public static class Ipv4Output
             NetStack.PushEthernet(skb, default, default, EtherTypes.Ipv4);
             return stack.Transmit(outDev, skb);
         }
-        return NeighOutput.Output(stack, ns, skb, outDev, nexthop, inDev);
+        stack.Clock.Begin(Telemetry.Stage.Egress);
+        var r = NeighOutput.Output(stack, ns, skb, outDev, nexthop, inDev);
+        stack.Clock.End();
+        return r;
     }
 
     /// <summary>ip_local_out: route, OUTPUT (re-route if NAT moved the destination), POSTROUTING, neighbour.</summary>

@@ -2,6 +2,7 @@ using Softnet.Capture;
 using Softnet.Neigh;
 using Softnet.Netfilter;
 using Softnet.Packets;
+using Softnet.Telemetry;
 
 namespace Softnet.Link;
 
@@ -32,7 +33,11 @@ public sealed class NetStack
         // common case, a few 64 KB ones for GSO-sized frames.
         LocalPages = new PagePool(localBuffers, 2048, 256, "local_skbs");
         LocalSkbs = new SkbPool(localBuffers + 64 + 256, "local_skb_cache");
+        foreach (var ns in namespaces) ns.Netfilter.Clock = Clock;
     }
+
+    /// <summary>Per-stage CPU time of sampled packets.</summary>
+    public StageClock Clock { get; } = new();
 
     public IReadOnlyList<Namespace> Namespaces => _namespaces;
     public PagePool LocalPages { get; }
@@ -103,7 +108,9 @@ public sealed class NetStack
     {
         while (_backlog.TryDequeue(out var e))
         {
+            Clock.Begin(Stage.Link);
             ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+            Clock.End();
             if (e.NfSlot >= 0) ReleaseNf(e.NfSlot);
         }
     }
@@ -171,7 +178,9 @@ public sealed class NetStack
     {
         var handler = PacketHandler.Find(skb.Protocol);
         if (handler == null) { Drop(dev.Namespace, skb, DropReason.UnhandledProtocol); return; }
+        Clock.Begin(handler.Stage);
         handler.Receive(this, dev, skb, nfSlot);
+        Clock.End();
     }
 
     // ---------------- transmit (dev_queue_xmit) ----------------
@@ -179,6 +188,14 @@ public sealed class NetStack
     /// <summary>dev_queue_xmit: the tx tap sees the frame (data at the MAC header), then the device's xmit.
     /// Returns a drop reason or None; the skb is gone either way.</summary>
     public DropReason Transmit(Device dev, Skb skb)
+    {
+        Clock.Begin(Stage.Egress);
+        var r = TransmitCore(dev, skb);
+        Clock.End();
+        return r;
+    }
+
+    private DropReason TransmitCore(Device dev, Skb skb)
     {
         if (!dev.Up) { dev.TxDropped++; skb.Free(); return DropReason.DeviceDown; }
         WriteTap(dev.TxTap, skb);

@@ -11,6 +11,9 @@ public abstract class PacketHandler
 {
     public abstract ushort EtherType { get; }
 
+    /// <summary>The stage the handler's time is charged to.</summary>
+    public virtual Telemetry.Stage Stage => Telemetry.Stage.Ip;
+
     /// <summary>The handler owns <paramref name="skb"/> (frees, forwards or queues it). <paramref name="nfSlot"/> is
     /// a netfilter context br_netfilter already filled for this frame (see <see cref="NetStack.NfSlot"/>), or -1.</summary>
     public abstract void Receive(NetStack stack, Device dev, Skb skb, int nfSlot);

@@ -10,6 +10,7 @@ namespace Softnet.Neigh;
 public sealed class Arp : PacketHandler
 {
     public override ushort EtherType => EtherTypes.Arp;
+    public override Telemetry.Stage Stage => Telemetry.Stage.Neigh;
 
     public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
     {

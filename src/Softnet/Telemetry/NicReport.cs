@@ -83,6 +83,38 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
 {
     public string Key => "cpu_time";
 
+    /// <summary>The stack's own stages (scenario replay): "stack" is split into them, the rest as stack_other.</summary>
+    public StageClock? StackStages { get; set; }
+
+    /// <summary>Sampled nanoseconds per packet by stage name, in path order: driver, gro, the stack's stages, total.</summary>
+    public List<(string Stage, double NsPerPacket)> PerPacket()
+    {
+        long poll = 0, above = 0, groTicks = 0, sampled = 0;
+        foreach (var q in nic.Queues)
+        {
+            poll += q.PollTicks;
+            above += q.StackTicks;
+            sampled += q.SampledPackets;
+            if (gro is not null) groTicks += gro.GroTicks[q.Id];
+        }
+        double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
+        double Per(double ticks) => sampled > 0 ? ticks * ns / sampled : 0;
+        var list = new List<(string, double)> { ("driver", Per(poll - above)), ("gro", Per(groTicks)) };
+        if (StackStages is { } st)
+        {
+            long inStages = 0;
+            for (int i = 0; i < (int)Softnet.Telemetry.Stage.Count; i++)
+            {
+                list.Add((StageClock.Name((Softnet.Telemetry.Stage)i), Per(st[(Softnet.Telemetry.Stage)i])));
+                inStages += st.Ticks[i];
+            }
+            list.Add(("stack_other", Per(Math.Max(0, above - groTicks - inStages))));
+        }
+        else list.Add(("stack", Per(above - groTicks)));
+        list.Add(("total", Per(poll)));
+        return list;
+    }
+
     public void WriteJson(Utf8JsonWriter w)
     {
         long poll = 0, above = 0, groTicks = 0, sampled = 0;
@@ -99,6 +131,16 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
         w.WriteNumber("sampled_packets", sampled);
         Stage(w, "driver", (poll - above) * ns, sampled, packets);
         Stage(w, "gro", groTicks * ns, sampled, packets);
+        if (StackStages is { } st)
+        {
+            long inStages = 0;
+            for (int i = 0; i < (int)Softnet.Telemetry.Stage.Count; i++)
+            {
+                Stage(w, StageClock.Name((Softnet.Telemetry.Stage)i), st[(Softnet.Telemetry.Stage)i] * ns, sampled, packets);
+                inStages += st.Ticks[i];
+            }
+            Stage(w, "stack_other", Math.Max(0, above - groTicks - inStages) * ns, sampled, packets);
+        }
         Stage(w, "stack", (above - groTicks) * ns, sampled, packets);
         Stage(w, "total", poll * ns, sampled, packets);
         w.WriteEndObject();

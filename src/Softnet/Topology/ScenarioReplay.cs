@@ -91,6 +91,7 @@ public static class ScenarioReplay
         {
             if (dump) CloseTaps(scenario);
         }
+        foreach (var t in report.Sections.OfType<StageTimeSection>()) t.StackStages = stack.Clock;
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         if (dump) ScenarioDump.Write(scenario, outDir, endNs);
@@ -208,7 +209,9 @@ public sealed class ScenarioStack : IRxHandler
         long ts = BaseNs + skb.TimestampNs - 1;
         if (ts > LastNs) LastNs = ts;
         Received += segments;
+        _stack.Clock.StartPacket(queue.TimingThisPoll);
         _stack.Receive(dev, skb, ts);
+        _stack.Clock.EndPacket();
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }
