@@ -72,6 +72,7 @@ public sealed class Ipv4Input : PacketHandler
         if (!PacketContext.FromIpv4(NetStack.L3(skb), skb.Len, out ctx, out reason)) return false;
         ctx.TimestampNs = skb.TimestampNs;
         ctx.Mark = skb.Mark;
+        ctx.PktType = skb.PktType;
         // GRO verified the checksum of every segment it merged (CHECKSUM_UNNECESSARY).
         ctx.ChecksumVerified = skb.IsNonlinear;
         return true;

@@ -73,7 +73,7 @@ public sealed class BridgeLink : LinkKind
         if (br.Fdb.TryGetValue(dstKey, out var to))
         {
             if (to == port) { NetStack.Drop(br.Namespace, skb, DropReason.BridgeSamePort); return; }
-            if (nf && !BridgeNetfilter.Forward(br, skb, ref ctx)) return;
+            if (nf && !BridgeNetfilter.Forward(br, skb, ref ctx, to)) return;
             c.Bridged++;
             skb.Push(14);
             stack.Transmit(to, skb);

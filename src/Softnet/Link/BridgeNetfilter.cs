@@ -29,6 +29,9 @@ public static class BridgeNetfilter
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return false; }
         if (!Ipv4Input.FillContext(skb, ref ctx, out why)) { NetStack.Drop(ns, skb, why); return false; }
         ctx.InInterface = br.Name;
+        // nf_bridge_info: the port the frame came in on, for -m physdev.
+        ctx.PhysIn = port.Name;
+        ctx.Bridged = true;
         var pkt = NetStack.L3(skb);
         uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         if (!Ipv4Input.Hook(ns, HookPoint.PreRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
@@ -79,8 +82,9 @@ public static class BridgeNetfilter
 
     /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
     /// POSTROUTING with it as out-interface; NAT rewrites the frame in place. False when dropped (and freed).</summary>
-    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx)
+    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx, Device? outPort = null)
     {
+        ctx.PhysOut = outPort?.Name;
         var ns = br.Namespace;
         ctx.InInterface = br.Name;
         ctx.OutInterface = br.Name;

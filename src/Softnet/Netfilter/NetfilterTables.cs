@@ -1,5 +1,6 @@
 using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
+using Softnet.Netfilter.Xtables;
 using Softnet.Telemetry;
 
 namespace Softnet.Netfilter;
@@ -35,6 +36,18 @@ public sealed class NetfilterTables
     /// <summary>Rules whose matches were evaluated, plus one per indexed-run lookup: the per-packet cost of the
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;
+
+    /// <summary>xt_recent's lists of this namespace (-m recent).</summary>
+    public RecentTables Recent => _recent ??= new();
+    private RecentTables? _recent;
+
+    /// <summary>The namespace's ipsets (ip_set's per-netns sets), for -m set and -j SET.</summary>
+    public IpsetCollection Ipsets => _ipsets ??= new();
+    private IpsetCollection? _ipsets;
+
+    /// <summary>xt_hashlimit's tables of this namespace (-m hashlimit).</summary>
+    public HashlimitTables Hashlimit => _hashlimit ??= new();
+    private HashlimitTables? _hashlimit;
 
     public NetfilterTables(ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
     {
@@ -136,7 +149,17 @@ public sealed class NetfilterTables
     /// <paramref name="packet"/> is the IPv4 datagram to rewrite for NAT (may be empty: then only the
     /// context changes). On Drop, <see cref="PacketContext.DropReason"/> and <see cref="PacketContext.Reject"/> say why.
     /// </summary>
-    public Verdict Hook(HookPoint hook, ref PacketContext p, Span<byte> packet = default)
+    public unsafe Verdict Hook(HookPoint hook, ref PacketContext p, Span<byte> packet = default)
+    {
+        fixed (byte* data = packet)
+        {
+            p.AttachPacket(data, packet.Length);
+            try { return RunHook(hook, ref p, packet); }
+            finally { p.AttachPacket(null, 0); }
+        }
+    }
+
+    private Verdict RunHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
     {
         Nat.SetClock(p.TimestampNs);
         var ops = Hooks.Entries(hook);
@@ -255,7 +278,7 @@ public sealed class NetfilterTables
         }
     }
 
-    internal static bool AllMatch(Match[] matches, ref PacketContext p, NetfilterTables t, HookPoint hook)
+    internal static bool AllMatch(XtMatch[] matches, ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         foreach (var m in matches)
             if (!m.Matches(ref p, t, hook)) return false;

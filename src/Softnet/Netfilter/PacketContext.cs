@@ -32,6 +32,20 @@ public struct PacketContext
     public uint Mark;
     /// <summary>Packet time in nanoseconds; drives conntrack timeouts.</summary>
     public long TimestampNs;
+    /// <summary>IPv4 TTL and TOS byte.</summary>
+    public byte Ttl;
+    public byte Tos;
+    /// <summary>IP header length in bytes (where the L4 header starts in <see cref="Packet"/>).</summary>
+    public byte IpHeaderLength;
+    /// <summary>skb->pkt_type as eth_type_trans set it (PACKET_HOST for locally generated packets).</summary>
+    public PacketType PktType;
+    /// <summary>br_netfilter's nf_bridge_info: bridge ports the frame came in on / goes out of, and whether
+    /// it is being bridged (BRNF_BRIDGED / the bridge path sets these; null when not bridged).</summary>
+    public string? PhysIn;
+    public string? PhysOut;
+    public bool Bridged;
+    /// <summary>The packet has a br_netfilter nf_bridge_info (it crossed a bridge with bridge-nf-call-iptables).</summary>
+    public bool HasBridgeInfo;
 
     // TCP fields conntrack's window tracking needs.
     public uint TcpSeq;
@@ -65,6 +79,24 @@ public struct PacketContext
     /// <summary>Why the packet was dropped, when a hook returns Drop.</summary>
     public DropReason DropReason;
 
+    // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
+    // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).
+    private unsafe byte* _packet;
+    private int _packetLength;
+
+    /// <summary>The IPv4 datagram (from the IP header on) for matches that read beyond the parsed fields
+    /// (u32, string, length, tcpmss); empty outside a hook or when the caller passed no bytes.</summary>
+    public readonly unsafe ReadOnlySpan<byte> Packet => new(_packet, _packetLength);
+
+    /// <summary>The same bytes, writable, for targets that rewrite the packet (TCPMSS, DSCP, TTL...).</summary>
+    public readonly unsafe Span<byte> WritablePacket => new(_packet, _packetLength);
+
+    internal unsafe void AttachPacket(byte* data, int length)
+    {
+        _packet = data;
+        _packetLength = data == null ? 0 : length;
+    }
+
     /// <summary>True for ICMP types that carry an embedded datagram (dest unreachable, source quench,
     /// redirect, time exceeded, parameter problem).</summary>
     public static bool IsIcmpError(byte type) => type is 3 or 4 or 5 or 11 or 12;
@@ -89,6 +121,9 @@ public struct PacketContext
         if (!Ipv4View.TryParseReceived(linear, length, out var ip, out reason, verifyChecksum: false)) return false;
         int total = ip.TotalLength, ihl = ip.HeaderLength;
         ctx.Length = total;
+        ctx.Ttl = ip.Ttl;
+        ctx.Tos = ip.Tos;
+        ctx.IpHeaderLength = (byte)ihl;
         ctx.Protocol = ip.Protocol;
         ctx.Src = ip.SourceAddress;
         ctx.Dst = ip.DestinationAddress;
