@@ -39,6 +39,10 @@ public sealed record NicOptions
     /// Captures hold no FCS, so none is counted.</summary>
     public int Mtu { get; init; } = DefaultMtu;
 
+    /// <summary>Take a TCP frame longer than the MTU allows whole, as a hardware-GRO aggregate (<see cref="TcpAggregate"/>):
+    /// what captures taken on GRO/TSO hosts hold. Off, such frames are oversize drops like any other.</summary>
+    public bool TcpAggregates { get; init; } = true;
+
     /// <summary>The longest frame of all (two VLAN tags): the ring's rxmax.</summary>
     public int MaxFrameSize => Mtu + EthHlen + 2 * VlanHlen;
 

@@ -70,7 +70,7 @@ public sealed class VirtualNic
         }
         RxAggregate aggregate = default;
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame)
-            && !TcpAggregate.TryParse(frame, Options.Mtu, out aggregate))
+            && !(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out aggregate)))
         {
             // Longer than the MTU lets the MAC take: the NIC drops it and counts it oversize (GLPRT_ROC, part
             // of rx_length_errors); the driver never sees it.
