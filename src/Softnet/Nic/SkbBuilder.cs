@@ -160,16 +160,26 @@ public sealed class SkbBuilder
     }
 
     /// <summary>Build skbs for a polled batch. Skbs are written densely to <paramref name="output"/> (which must be
-    /// at least as long as the batch); returns how many. Failures are dropped and counted.</summary>
+    /// at least as long as the number of frames); returns how many. A frame over several descriptors becomes one
+    /// skb with frags; the batch must end with an EOP descriptor. Failures are dropped and counted.</summary>
     public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
     {
-        int n = 0;
+        if (batch.Length > 0 && !batch[^1].Eop) throw new ArgumentException("the batch ends inside a frame", nameof(batch));
+        int n = 0, first = 0;
         Thread current = Thread.CurrentThread; // once per batch, not per packet
+        PagePool pool = ring.Pool;
         for (int i = 0; i < batch.Length; i++)
         {
-            Skb? skb = construct
-                ? ConstructSkb(ring.Pool, in batch[i], ring.QueueId)
-                : BuildSkb(ring.Pool, in batch[i], ring.QueueId, ring.Pool.Headroom, batch[i].Length, current);
+            if (!batch[i].Eop) continue;
+            ReadOnlySpan<RxDescriptor> frame = batch.Slice(first, i - first + 1);
+            first = i + 1;
+            Skb? skb = frame.Length == 1
+                ? (construct
+                    ? ConstructSkb(pool, in frame[0], ring.QueueId)
+                    : BuildSkb(pool, in frame[0], ring.QueueId, pool.Headroom, frame[0].Length, current))
+                : (construct
+                    ? ConstructSkb(pool, frame, ring.QueueId, pool.Headroom, frame[0].Length)
+                    : BuildSkb(pool, frame, ring.QueueId, pool.Headroom, frame[0].Length, current));
             if (skb != null) output[n++] = skb;
         }
         return n;

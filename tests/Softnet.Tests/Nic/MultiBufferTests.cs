@@ -178,6 +178,30 @@ public class MultiBufferTests
         skb.Free();
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Build_batch_makes_one_skb_per_frame_whatever_its_buffers(bool construct)
+    {
+        var pool = new PagePool(128);
+        var ring = new RxRing(pool, size: 64) { MaxFrameSize = 9216 + 22 };
+        var frames = new[] { SkbBuilderTests.Tcp4Frame(100), SkbBuilderTests.Tcp4Frame(8948), SkbBuilderTests.Tcp4Frame(2000), SkbBuilderTests.Tcp4Frame(10) };
+        foreach (var f in frames) Assert.True(ring.TryReceive(f, 0, 0));
+        var d = PollAll(ring).ToArray();
+        Assert.Equal(1 + 6 + 2 + 1, d.Length);
+        var builder = new SkbBuilder(new SkbPool(8), SkbBuilder.CreateHeadPool(8));
+        var output = new Skb?[8];
+        Assert.Equal(4, builder.BuildBatch(ring, d, output, construct));
+        for (int i = 0; i < frames.Length; i++)
+        {
+            var copy = new byte[frames[i].Length];
+            Assert.True(output[i]!.CopyTo(copy));
+            Assert.Equal(frames[i], copy);
+            output[i]!.Free();
+        }
+        Assert.Throws<ArgumentException>(() => builder.BuildBatch(ring, d.AsSpan(0, 3), output));
+    }
+
     // ---------------- the NIC: MTU, oversize, aggregates ----------------
 
     private sealed class Collector : IRxHandler
