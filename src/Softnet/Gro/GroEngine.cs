@@ -119,6 +119,13 @@ public sealed class GroEngine
         skb.SetNetworkHeader(0);
         skb.Gro.Count = 1;
         skb.Gro.Flush = (ushort)(skb.FragList != null ? 1 : 0);
+        if (skb.GsoSize != 0)
+        {
+            // skb_is_gso (a hardware-GRO aggregate from the driver): it counts as its segments, and only a TCP
+            // one that is not SKB_GSO_DODGY may merge.
+            skb.Gro.Count = (ushort)skb.GsoSegs;
+            if ((skb.GsoType & (GsoType.TcpV4 | GsoType.TcpV6)) == 0 || (skb.GsoType & GsoType.Dodgy) != 0) skb.Gro.Flush = 1;
+        }
         switch (skb.IpSummed)
         {
             case CsumState.Complete:
@@ -176,7 +183,7 @@ public sealed class GroEngine
         }
         if (AckReplace == null) skb.Gro.Age = nowNs;
         skb.Gro.Last = skb;
-        skb.GsoSize = skb.Len - skb.Gro.DataOffset;
+        if (skb.GsoSize == 0) skb.GsoSize = skb.Len - skb.Gro.DataOffset; // a GSO skb keeps its own gso_size
         bucket.AddHead(skb);
         HeldCount++;
         Stats.Held++;

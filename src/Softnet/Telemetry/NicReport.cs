@@ -13,6 +13,8 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
     {
         w.WriteStartObject();
         w.WriteNumber("ring_size", nic.Options.RingSize);
+        w.WriteNumber("mtu", nic.Options.Mtu);
+        w.WriteNumber("buffer_size", nic.Options.BufferSize);
         w.WriteString("skb", nic.Options.SkbMode == SkbBuildMode.Build ? "build" : "construct");
         w.WriteNumber("weight", nic.Options.Weight);
         w.WriteString("moderation", nic.Options.Moderation.ToString());
@@ -27,6 +29,10 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteNumber("rx_bytes", s.RxBytes);
             w.WriteNumber("rx_missed", s.RxMissed);
             w.WriteNumber("rx_oversize", s.RxOversize);
+            w.WriteNumber("rx_length_errors", s.RxLengthErrors);
+            w.WriteNumber("non_eop_descs", s.NonEopDescs);
+            w.WriteNumber("rx_gro_skbs", s.RxGroSkbs);
+            w.WriteNumber("rx_gro_packets", s.RxGroPackets);
             w.WriteNumber("alloc_failed", s.AllocFailed + q.SkbAllocFailed);
             w.WriteNumber("occupancy_max", q.MaxOccupancy);
             w.WriteNumber("occupancy_mean", q.OccupancySamples > 0 ? Math.Round((double)q.OccupancySum / q.OccupancySamples, 2) : 0);
