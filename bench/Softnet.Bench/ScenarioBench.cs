@@ -66,8 +66,8 @@ public static class ScenarioBench
             {
                 var r = MeasureSoftnet(c);
                 softnet[c.Name] = r;
-                Console.WriteLine($"softnet {c.Name,-15} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  ({c.Description})");
-                if (r.Forwarded < 0.99) Console.Error.WriteLine($"bench scenario: softnet {c.Name}: only {r.Forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
+                Console.WriteLine($"softnet {c.Name,-15} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  nat walks {r.NatWalks:P0}  ({c.Description})");
+                Check("softnet", c, r.Forwarded, r.NatWalks);
             }
 
             string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
@@ -86,8 +86,8 @@ public static class ScenarioBench
                     }
                     kernel[c.Name] = k;
                     if (k is null) continue;
-                    Console.WriteLine($"kernel  {c.Name,-15} {k.Pps / 1e6,7:F3} Mpps/core (softirq on CPU {cpu}: {k.SoftirqSeconds:F2} s for {k.Received:N0} packets, {k.Passes} passes)  forwarded {k.Forwarded:P1}");
-                    if (k.Forwarded < 0.99) Console.Error.WriteLine($"bench scenario: kernel {c.Name}: only {k.Forwarded:P1} of the received frames left by {string.Join('/', c.Egress)}");
+                    Console.WriteLine($"kernel  {c.Name,-15} {k.Pps / 1e6,7:F3} Mpps/core (softirq on CPU {cpu}: {k.SoftirqSeconds:F2} s for {k.Received:N0} packets, {k.Passes} passes)  forwarded {k.Forwarded:P1}  nat walks {k.NatWalks:P0}");
+                    Check("kernel", c, k.Forwarded, k.NatWalks);
                 }
             }
             else Console.Error.WriteLine($"bench scenario: kernel column not measured: {why}");
@@ -112,11 +112,22 @@ public static class ScenarioBench
         }
     }
 
+    /// <summary>Says on stderr when a side did not forward the frames or did not treat them as the case means to.</summary>
+    private static void Check(string side, Case c, double forwarded, double natWalks)
+    {
+        if (forwarded < 0.99)
+            Console.Error.WriteLine($"bench scenario: {side} {c.Name}: only {forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
+        double expected = c.NewConnections ? 1 : 0;
+        if (Math.Abs(natWalks - expected) > 0.01)
+            Console.Error.WriteLine($"bench scenario: {side} {c.Name}: {natWalks:P1} of the measured frames walked nat PREROUTING (expected {expected:P0}: " +
+                (c.NewConnections ? "every frame a new connection)" : "established connections skip the nat table)"));
+    }
+
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
         string? why, int cpu)
     {
         using var f = File.Create(path);
-        using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+        using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         void PerCase(string name, Func<Case, double?> value, int digits = 0)
         {
             w.WriteStartObject(name);
@@ -140,6 +151,8 @@ public static class ScenarioBench
         PerCase("softnet_forwarded", c => softnet[c.Name].Forwarded, 4);
         PerCase("kernel_forwarded", c => K(c)?.Forwarded, 4);
         PerCase("softnet_pps_wall", c => softnet[c.Name].WallPps);
+        PerCase("softnet_nat_walks", c => softnet[c.Name].NatWalks, 4);
+        PerCase("kernel_nat_walks", c => K(c)?.NatWalks, 4);
         if (why is not null) w.WriteString("kernel_unavailable", why);
         w.WriteNumber("cpu", cpu);
         w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up run, best of {Rounds}; " +
@@ -328,6 +341,7 @@ public static class ScenarioBench
     private static string KubeScenario(string work, string name, KubeProxyRuleset k)
     {
         string src = Path.Combine(ScenariosRoot(), "kube-node"), dir = Path.Combine(work, name);
+        if (Directory.Exists(dir)) return dir; // the _est and _new cases of one ruleset share it
         foreach (var file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
         {
             string to = Path.Combine(dir, Path.GetRelativePath(src, file));
@@ -347,17 +361,19 @@ public static class ScenarioBench
 
     // ---------------------------------------------------------------- Softnet
 
-    public sealed record SoftnetResult(double Pps, double WallPps, double AllocPerPacket, double Forwarded);
+    /// <summary>NatWalks: share of the measured packets that traversed nat PREROUTING (its first rule's counter): 0 when
+    /// every packet belongs to an established connection, 1 when each opens one.</summary>
+    public sealed record SoftnetResult(double Pps, double WallPps, double AllocPerPacket, double Forwarded, double NatWalks);
 
     /// <summary>What one replay gives the bench: the measured window and the packets that left by the egress devices.</summary>
-    public readonly record struct ReplayWindow(double CpuSeconds, double WallSeconds, long AllocBytes, long Egress);
+    public readonly record struct ReplayWindow(double CpuSeconds, double WallSeconds, long AllocBytes, long Egress, long NatWalks);
 
     /// <summary>
     /// The one call into the scenario replay (re-point it here when that API moves). The window opens when the frame
     /// after the setup has been offered to the NIC (the 1 ms gap before it let NAPI finish every setup frame) and closes at
     /// the replay's last progress call (the NIC drained); Progress runs on this thread in deterministic mode.
     /// </summary>
-    public static ReplayWindow ReplayScenario(Case c, string capturePath, int setupFrames, long totalFrames)
+    public static ReplayWindow ReplayScenario(Case c, string capturePath, int setupFrames, long totalFrames, bool counters = false)
     {
         long open = setupFrames + 1;
         TimeSpan cpu0 = default, cpu1 = default;
@@ -390,9 +406,10 @@ public static class ScenarioBench
         var report = ScenarioReplay.Run(c.ScenarioDir, capturePath, c.InjectNs, outDir: "", options);
         var ns = report.Scenario.Namespace(c.InjectNs)!;
         long egress = c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
+        long nat = counters ? NatPreroutingPackets(ScenarioDump.IptablesSaveText(ns, DateTimeOffset.UnixEpoch)) : 0;
         if (!opened || wall1 == 0)
-            return new ReplayWindow(double.NaN, double.NaN, 0, egress);
-        return new ReplayWindow((cpu1 - cpu0).TotalSeconds, Stopwatch.GetElapsedTime(wall0, wall1).TotalSeconds, alloc1 - alloc0, egress);
+            return new ReplayWindow(double.NaN, double.NaN, 0, egress, nat);
+        return new ReplayWindow((cpu1 - cpu0).TotalSeconds, Stopwatch.GetElapsedTime(wall0, wall1).TotalSeconds, alloc1 - alloc0, egress, nat);
     }
 
     /// <summary>Warm-up run, then the best of <see cref="Rounds"/>; a setup-only replay gives the egress the setup caused.</summary>
@@ -400,11 +417,11 @@ public static class ScenarioBench
     {
         string setupOnly = c.CapturePath + ".setup.pcapng";
         WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "" }, setupOnly);
-        long setupEgress = ReplayScenario(c, setupOnly, c.Setup.Count, c.Setup.Count).Egress;
+        var setup = ReplayScenario(c, setupOnly, c.Setup.Count, c.Setup.Count, counters: true);
         File.Delete(setupOnly);
 
         long total = c.Setup.Count + c.Measured.Count;
-        ReplayScenario(c, c.CapturePath!, c.Setup.Count, total);
+        var warm = ReplayScenario(c, c.CapturePath!, c.Setup.Count, total, counters: true);
         ReplayWindow best = default;
         for (int r = 0; r < rounds; r++)
         {
@@ -417,7 +434,8 @@ public static class ScenarioBench
         }
         // The frame after the setup opens the window, so it is measured with n - 1 of the others: count all n.
         double n = c.Measured.Count;
-        return new SoftnetResult(n / best.CpuSeconds, n / best.WallSeconds, best.AllocBytes / n, (best.Egress - setupEgress) / n);
+        return new SoftnetResult(n / best.CpuSeconds, n / best.WallSeconds, best.AllocBytes / n, (best.Egress - setup.Egress) / n,
+            (warm.NatWalks - setup.NatWalks) / n);
     }
 
     // ---------------------------------------------------------------- CPU pinning
@@ -449,7 +467,24 @@ public static class ScenarioBench
 
     // ---------------------------------------------------------------- kernel
 
-    public sealed record KernelResult(double Pps, long Received, double Forwarded, double SoftirqSeconds, int Passes);
+    public sealed record KernelResult(double Pps, long Received, double Forwarded, double SoftirqSeconds, int Passes, double NatWalks);
+
+    /// <summary>Packets counted by the first rule of nat PREROUTING in an `iptables-save -c` text (every packet that
+    /// walks the nat table: a connection's first).</summary>
+    public static long NatPreroutingPackets(string save)
+    {
+        bool nat = false;
+        foreach (var raw in save.Split('\n'))
+        {
+            string line = raw.Trim();
+            if (line.StartsWith('*')) nat = line == "*nat";
+            else if (nat && line.StartsWith('[') && line.Contains("] -A PREROUTING ", StringComparison.Ordinal))
+                return long.Parse(line[1..line.IndexOf(':')], CultureInfo.InvariantCulture);
+        }
+        return 0;
+    }
+
+    private static long KernelNatPrerouting(string ns) => NatPreroutingPackets(Proc.Check("ip", "netns", "exec", ns, "iptables-save", "-c", "-t", "nat"));
 
     private static int s_kernelRuns;
 
@@ -526,10 +561,12 @@ public static class ScenarioBench
             Thread.Sleep(200);
 
             var before = LinkStats(node);
+            long nat0 = KernelNatPrerouting(node);
             var run = Proc.Run("taskset", ["-c", S(cpu), "python3", Path.Combine(work, "send.py"), Path.Combine(work, "cfg.json"), Path.Combine(work, "measured.bin"), S(seconds)],
                 (int)(seconds * 1000) + 120_000);
             if (run.Exit != 0) throw new InvalidOperationException($"sender failed: {run.Stderr.Trim()}");
             var after = LinkStats(node);
+            long nat1 = KernelNatPrerouting(node);
             using var outJson = JsonDocument.Parse(run.Stdout);
             var o = outJson.RootElement;
             long ticks = o.GetProperty("ticks").GetInt64();
@@ -544,7 +581,7 @@ public static class ScenarioBench
                 Console.Error.WriteLine($"bench scenario: kernel {c.Name}: no softirq time or no packets measured (rx {rx}, softirq ticks {ticks})");
                 return null;
             }
-            return new KernelResult(rx / soft, rx, (double)tx / rx, soft, passes);
+            return new KernelResult(rx / soft, rx, (double)tx / rx, soft, passes, (double)(nat1 - nat0) / rx);
         }
         finally
         {
