@@ -22,7 +22,7 @@ public static class Program
                 "pipeline" => PipelineBench.Run(BenchArgs.Parse(rest)),
                 "gro" => GroBench.Run(BenchArgs.Parse(rest)),
                 "netfilter" => NetfilterBench.Run(BenchArgs.Parse(rest)),
-                "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest)),
+                "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 _ => Usage(),
             };
         }

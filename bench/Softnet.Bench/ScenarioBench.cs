@@ -47,8 +47,14 @@ public static class ScenarioBench
         public string? CapturePath { get; set; }
     }
 
-    public static int Run(BenchArgs args)
+    /// <summary>Kernel injection time per case without --seconds: the softirq column is sampled at CONFIG_HZ, so a
+    /// case needs about a second of softirq time for a few per cent.</summary>
+    public const double DefaultKernelSeconds = 3;
+
+    public static int Run(BenchArgs args, bool secondsGiven = false)
     {
+        if (args.Capture is not null) throw new ArgumentException("scenario generates its own captures (--capture is not used)");
+        double kernelSeconds = secondsGiven ? Math.Max(0.5, args.Seconds) : DefaultKernelSeconds;
         var names = args.Case is null ? CaseNames : [args.Case];
         if (args.Case is not null && !CaseNames.Contains(args.Case))
             throw new ArgumentException($"--case {args.Case}: one of {string.Join(", ", CaseNames)}");
@@ -72,13 +78,14 @@ public static class ScenarioBench
 
             string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
             var kernel = new Dictionary<string, KernelResult?>();
+            double idle = double.NaN;
             if (why is null)
             {
-                double idle = IdleSoftirqRate(cpu);
+                idle = IdleSoftirqRate(cpu);
                 foreach (var c in cases)
                 {
                     KernelResult? k;
-                    try { k = MeasureKernel(c, cpu, Math.Max(0.5, args.Seconds), idle); }
+                    try { k = MeasureKernel(c, cpu, kernelSeconds, idle); }
                     catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException)
                     {
                         Console.Error.WriteLine($"bench scenario: kernel {c.Name}: {e.Message}");
@@ -103,7 +110,7 @@ public static class ScenarioBench
                 Console.WriteLine($"{c.Name,-16}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
             }
 
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu);
+            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle);
             return 0;
         }
         finally
@@ -124,7 +131,7 @@ public static class ScenarioBench
     }
 
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
-        string? why, int cpu)
+        string? why, int cpu, double kernelSeconds, double idleTicksPerSecond)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -153,6 +160,9 @@ public static class ScenarioBench
         PerCase("softnet_pps_wall", c => softnet[c.Name].WallPps);
         PerCase("softnet_nat_walks", c => softnet[c.Name].NatWalks, 4);
         PerCase("kernel_nat_walks", c => K(c)?.NatWalks, 4);
+        PerCase("kernel_softirq_seconds", c => K(c)?.SoftirqSeconds, 3);
+        w.WriteNumber("kernel_send_seconds_per_case", kernelSeconds);
+        if (!double.IsNaN(idleTicksPerSecond)) w.WriteNumber("kernel_idle_softirq_ticks_per_second", Math.Round(idleTicksPerSecond, 2));
         if (why is not null) w.WriteString("kernel_unavailable", why);
         w.WriteNumber("cpu", cpu);
         w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up run, best of {Rounds}; " +
