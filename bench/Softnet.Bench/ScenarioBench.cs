@@ -86,7 +86,7 @@ public static class ScenarioBench
                 {
                     KernelResult? k;
                     try { k = MeasureKernel(c, cpu, kernelSeconds, idle); }
-                    catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException)
+                    catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
                     {
                         Console.Error.WriteLine($"bench scenario: kernel {c.Name}: {e.Message}");
                         k = null;
