@@ -213,7 +213,7 @@ public static class GroCases
     }
 
     /// <summary>The MTU of the jumbo cases, set on both veth ends.</summary>
-    public const int JumboMtu = 9000;
+    public const int JumboMtu = KernelGro.VethMtu;
 
     /// <summary>Jumbo cases: TCP segments filling a 9000-byte MTU (MSS 8948 with timestamps over IPv4, 8928 over
     /// IPv6), as case names for xunit.</summary>

@@ -59,6 +59,9 @@ public sealed record KernelGroOptions
 /// </summary>
 public static class KernelGro
 {
+    /// <summary>The veth MTU on both ends: room for the jumbo cases' frames.</summary>
+    public const int VethMtu = 9000;
+
     /// <summary>MAC address given to the receiving veth end; test frames are addressed to it.</summary>
     public static readonly byte[] RxMac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 
@@ -207,8 +210,8 @@ public sealed class KernelGroTopology : IDisposable
             rx.Check("ip", "link", "set", RxDev, "address", Mac(KernelGro.RxMac));
             // Jumbo MTU on both ends: room for the jumbo cases' 9014-byte frames (and 1448-byte segments over IPv6
             // with VLAN tags); GRO's limits do not depend on the MTU.
-            tx.Check("ip", "link", "set", TxDev, "mtu", GroCases.JumboMtu.ToString());
-            rx.Check("ip", "link", "set", RxDev, "mtu", GroCases.JumboMtu.ToString());
+            tx.Check("ip", "link", "set", TxDev, "mtu", KernelGro.VethMtu.ToString());
+            rx.Check("ip", "link", "set", RxDev, "mtu", KernelGro.VethMtu.ToString());
             // veth skips its NAPI (and so GRO) for skbs from a TSO-capable sender.
             tx.Check("ethtool", "-K", TxDev, "tso", "off");
             rx.Check("ethtool", "-K", RxDev, "gro", "on");
