@@ -204,7 +204,7 @@ public static class ScenarioBench
         return c;
     }
 
-    private static void WriteCapture(Case c, string path)
+    public static void WriteCapture(Case c, string path)
     {
         var devs = c.Setup.Concat(c.Measured).Select(f => f.Dev).Distinct().ToList();
         using var w = PcapngWriter.Create(path, devs.Select(d => new CaptureInterface(LinkType.Ethernet, 262144, d, 1_000_000_000)).ToList());
