@@ -73,6 +73,7 @@ public sealed class Ipv4Input : PacketHandler
         ctx.TimestampNs = skb.TimestampNs;
         ctx.Mark = skb.Mark;
         ctx.PktType = skb.PktType;
+        if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
         // GRO verified the checksum of every segment it merged (CHECKSUM_UNNECESSARY).
         ctx.ChecksumVerified = skb.IsNonlinear;
         return true;

@@ -22,6 +22,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["docker-host"] = ["outside/wire0.tx.pcap", "c1/eth0.tx.pcap"],
         ["kube-node"] = ["outside/wire0.tx.pcap", "pod1/eth0.tx.pcap", "pod2/eth0.tx.pcap", "pod3/eth0.tx.pcap"],
         ["router-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["edge-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -41,4 +42,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
 
     [SkippableFact]
     public void Router_fw_matches_the_kernel() => Compare("router-fw");
+
+    [SkippableFact]
+    public void Edge_fw_with_match_extensions_matches_the_kernel() => Compare("edge-fw");
 }
