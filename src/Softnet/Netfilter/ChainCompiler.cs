@@ -1,3 +1,5 @@
+using Softnet.Netfilter.Xtables;
+
 namespace Softnet.Netfilter;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Softnet.Netfilter.Xtables;
 
 namespace Softnet.Netfilter;
 
@@ -60,7 +61,7 @@ public static class IptablesSave
         foreach (var m in r.Matches)
         {
             sb.Append(" -m ").Append(m.Name);
-            m.Save(sb);
+            m.Extension.Save(m, sb);
         }
         switch (r.Action)
         {
@@ -71,7 +72,7 @@ public static class IptablesSave
             case RuleAction.Goto: sb.Append(" -g ").Append(r.ChainTarget); break;
             case RuleAction.Target:
                 sb.Append(" -j ").Append(r.Target!.Name);
-                r.Target.Save(sb);
+                r.Target.Extension.Save(r.Target, sb);
                 break;
         }
     }
@@ -124,7 +125,7 @@ public static class IptablesSave
             RuleAction.Drop => "DROP",
             RuleAction.Return => "RETURN",
             RuleAction.Jump or RuleAction.Goto => r.ChainTarget!,
-            RuleAction.Target => r.Target!.ListName,
+            RuleAction.Target => r.Target!.Extension.ListName,
             _ => "",
         };
         sb.Append(target.PadRight(9)).Append(' ');
@@ -136,8 +137,8 @@ public static class IptablesSave
         sb.Append(r.InvSrc ? '!' : ' ').Append(ListAddr(r.Src, r.SrcMask).PadRight(19)).Append(' ');
         sb.Append(r.InvDst ? '!' : ' ').Append(ListAddr(r.Dst, r.DstMask).PadRight(19)).Append(' ');
         if (r.Action == RuleAction.Goto) sb.Append("[goto] ");
-        foreach (var m in r.Matches) m.List(sb);
-        r.Target?.List(sb);
+        foreach (var m in r.Matches) m.Extension.List(m, sb);
+        r.Target?.Extension.List(r.Target, sb);
         sb.Append('\n');
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Softnet.Netfilter.Xtables;
 
 namespace Softnet.Netfilter;
 
@@ -64,7 +65,7 @@ public static class IptablesSaveParser
             if (line == "COMMIT")
             {
                 if (table == null) throw Err("COMMIT without a table (missing '*table' line)");
-                Finish(table, fileName);
+                Finish(table, fileName, result);
                 result.SetTable(table);
                 table = null;
                 continue;
@@ -83,7 +84,7 @@ public static class IptablesSaveParser
                 {
                     if (existing != null && existing.BuiltIn) throw Err($"built-in chain '{chainName}' needs a policy");
                     if (existing != null) throw Err($"chain '{chainName}' already exists");
-                    if (Target.Create(chainName) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
+                    if (XtRegistry.FindTarget(chainName) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
                         throw Err($"chain name '{chainName}' clashes with a target name");
                     table.Chains.Add(new Chain(chainName, false));
                 }
@@ -199,34 +200,13 @@ public static class IptablesSaveParser
         return tokens;
     }
 
-    private static readonly Dictionary<string, Func<Match>> MatchFactories = new()
-    {
-        ["tcp"] = () => new TcpMatch(),
-        ["udp"] = () => new UdpMatch(),
-        ["icmp"] = () => new IcmpMatch(),
-        ["conntrack"] = () => new ConntrackMatch(),
-        ["state"] = () => new StateMatch(),
-        ["addrtype"] = () => new AddrTypeMatch(),
-        ["multiport"] = () => new MultiportMatch(),
-        ["comment"] = () => new CommentMatch(),
-        ["mark"] = () => new MarkMatch(),
-        ["statistic"] = () => new StatisticMatch(),
-    };
-
-    private static readonly HashSet<string> NotYet = new()
-    {
-        "set", "limit", "hashlimit", "recent", "connlimit", "owner", "physdev", "mac", "iprange", "length", "ttl",
-        "tos", "dscp", "string", "u32", "bpf", "cgroup", "socket", "policy", "rpfilter", "pkttype", "devgroup", "helper",
-        "connbytes", "connmark", "quota", "time", "sctp", "ah", "esp", "ecn", "hl", "realm", "cluster", "nfacct",
-    };
-
     private static Rule ParseRule(ArgReader a, IptTable table, Chain chain)
     {
         var rule = new Rule { SrcMask = 0, DstMask = 0 };
         bool hasSrc = false, hasDst = false, hasIn = false, hasOut = false, hasProto = false;
         bool invert = false;
         bool inTarget = false;
-        Match? implicitProto = null;
+        XtMatch? implicitProto = null;
         while (!a.AtEnd)
         {
             string tok = a.Take();
@@ -264,10 +244,8 @@ public static class IptablesSaveParser
                 {
                     if (inv) throw a.Error("unexpected ! before -m");
                     string name = a.Next(tok);
-                    if (name == "set") throw a.Error("match \"set\" (ipset) is not supported yet");
-                    if (!MatchFactories.TryGetValue(name, out var f))
-                        throw a.Error(NotYet.Contains(name) ? $"match \"{name}\" is not supported yet" : $"Couldn't load match `{name}': No such file or directory");
-                    rule.Matches.Add(f());
+                    var ext = XtRegistry.FindMatch(name) ?? throw a.Error($"Couldn't load match `{name}':No such file or directory");
+                    rule.Matches.Add(ext.Create());
                     inTarget = false;
                     continue;
                 }
@@ -289,17 +267,15 @@ public static class IptablesSaveParser
                                 rule.Action = isGoto ? RuleAction.Goto : RuleAction.Jump;
                                 rule.ChainTarget = name;
                             }
-                            else if (!isGoto && Target.Create(name) is { } target)
+                            else if (!isGoto && XtRegistry.FindTarget(name) is { } targetExt)
                             {
                                 rule.Action = RuleAction.Target;
-                                rule.Target = target;
+                                rule.Target = targetExt.Create();
                                 inTarget = true;
                             }
                             else if (userChain != null) throw a.Error($"cannot jump to built-in chain '{name}'");
                             else if (isGoto) throw a.Error($"goto '{name}': chain does not exist");
-                            else if (name is "QUEUE" or "NFQUEUE" or "TRACE" or "TCPMSS" or "TPROXY" or "NETMAP" or "SET" or "CLASSIFY" or "DSCP" or "TOS" or "TTL" or "AUDIT" or "NFLOG" or "CHECKSUM" or "SYNPROXY" or "TEE" or "CONNSECMARK" or "SECMARK")
-                                throw a.Error($"target \"{name}\" is not supported yet");
-                            else throw a.Error($"Couldn't load target `{name}': No such file or directory (no chain or target named '{name}')");
+                            else throw a.Error($"Chain '{name}' does not exist");
                             break;
                     }
                     continue;
@@ -310,16 +286,17 @@ public static class IptablesSaveParser
                     continue;
             }
             if (!tok.StartsWith('-') || tok.Length < 2) throw a.Error($"Bad argument `{tok}'");
-            if (inTarget && rule.Target!.Parse(tok, inv, a)) continue;
+            if (inTarget && rule.Target!.Extension.Parse(rule.Target, tok, inv, a)) continue;
             bool taken = false;
             for (int m = rule.Matches.Count - 1; m >= 0 && !taken; m--)
-                taken = rule.Matches[m].Parse(tok, inv, a);
+                taken = rule.Matches[m].Extension.Parse(rule.Matches[m], tok, inv, a);
             if (taken) continue;
             // iptables loads the protocol's match implicitly for its options (the "-p tcp --dport" form).
-            if (implicitProto == null && !rule.InvProtocol && rule.Protocol is 6 or 17 or 1)
+            if (implicitProto == null && !rule.InvProtocol && rule.Protocol != 0
+                && XtRegistry.FindMatch(Protocols.Name(rule.Protocol)) is { } protoExt)
             {
-                Match cand = rule.Protocol switch { 6 => new TcpMatch(), 17 => new UdpMatch(), _ => new IcmpMatch() };
-                if (cand.Parse(tok, inv, a))
+                var cand = protoExt.Create();
+                if (protoExt.Parse(cand, tok, inv, a))
                 {
                     implicitProto = cand;
                     rule.Matches.Add(cand);
@@ -329,8 +306,8 @@ public static class IptablesSaveParser
             throw a.Error($"unknown option \"{tok}\"");
         }
         if (invert) throw a.Error("trailing '!'");
-        foreach (var m in rule.Matches) m.Final(rule, a);
-        rule.Target?.Final(rule, a);
+        foreach (var m in rule.Matches) m.Extension.FinalCheck(m, rule, a);
+        rule.Target?.Extension.FinalCheck(rule.Target, rule, a);
         if (chain.BuiltIn)
         {
             if (rule.InInterface.Length != 0 && chain.Name is "OUTPUT" or "POSTROUTING") throw a.Error($"Can't use -i with {chain.Name}");
@@ -348,7 +325,7 @@ public static class IptablesSaveParser
 
     /// <summary>Kernel-side checks done when the table is committed: loops (mark_source_chains), hook and table
     /// restrictions of targets and matches (xt_check_target / xt_check_match).</summary>
-    private static void Finish(IptTable table, string file)
+    private static void Finish(IptTable table, string file, NetfilterTables tables)
     {
         // Reachability from each hook, with loop detection by DFS colouring.
         var state = new Dictionary<Chain, int>();
@@ -387,12 +364,18 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~t.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}");
+                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r }) is { } why)
+                        throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
                 {
+                    if (m.OnlyTable is { } only && only != table.Kind)
+                        throw new IptablesParseException(file, r.Line, $"{m.Name} match: only valid in {TableNames.Name(only)} table, not {table.Name}");
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}");
+                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r }) is { } why)
+                        throw new IptablesParseException(file, r.Line, why);
                 }
             }
         }

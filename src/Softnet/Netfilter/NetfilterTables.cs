@@ -1,5 +1,6 @@
 using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
+using Softnet.Netfilter.Xtables;
 
 namespace Softnet.Netfilter;
 
@@ -83,7 +84,17 @@ public sealed class NetfilterTables
     /// <paramref name="packet"/> is the IPv4 datagram to rewrite for NAT (may be empty: then only the
     /// context changes). On Drop, <see cref="PacketContext.DropReason"/> and <see cref="PacketContext.Reject"/> say why.
     /// </summary>
-    public Verdict Hook(HookPoint hook, ref PacketContext p, Span<byte> packet = default)
+    public unsafe Verdict Hook(HookPoint hook, ref PacketContext p, Span<byte> packet = default)
+    {
+        fixed (byte* data = packet)
+        {
+            p.AttachPacket(data, packet.Length);
+            try { return RunHook(hook, ref p, packet); }
+            finally { p.AttachPacket(null, 0); }
+        }
+    }
+
+    private Verdict RunHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
     {
         Nat.SetClock(p.TimestampNs);
         Verdict v;
@@ -231,7 +242,7 @@ public sealed class NetfilterTables
         }
     }
 
-    internal static bool AllMatch(Match[] matches, ref PacketContext p, NetfilterTables t, HookPoint hook)
+    internal static bool AllMatch(XtMatch[] matches, ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         foreach (var m in matches)
             if (!m.Matches(ref p, t, hook)) return false;

@@ -64,6 +64,24 @@ public struct PacketContext
     /// <summary>Why the packet was dropped, when a hook returns Drop.</summary>
     public DropReason DropReason;
 
+    // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
+    // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).
+    private unsafe byte* _packet;
+    private int _packetLength;
+
+    /// <summary>The IPv4 datagram (from the IP header on) for matches that read beyond the parsed fields
+    /// (u32, string, length, tcpmss); empty outside a hook or when the caller passed no bytes.</summary>
+    public readonly unsafe ReadOnlySpan<byte> Packet => new(_packet, _packetLength);
+
+    /// <summary>The same bytes, writable, for targets that rewrite the packet (TCPMSS, DSCP, TTL...).</summary>
+    public readonly unsafe Span<byte> WritablePacket => new(_packet, _packetLength);
+
+    internal unsafe void AttachPacket(byte* data, int length)
+    {
+        _packet = data;
+        _packetLength = data == null ? 0 : length;
+    }
+
     /// <summary>True for ICMP types that carry an embedded datagram (dest unreachable, source quench,
     /// redirect, time exceeded, parameter problem).</summary>
     public static bool IsIcmpError(byte type) => type is 3 or 4 or 5 or 11 or 12;

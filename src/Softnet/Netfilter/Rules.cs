@@ -1,4 +1,5 @@
 using System.Text;
+using Softnet.Netfilter.Xtables;
 
 namespace Softnet.Netfilter;
 
@@ -26,16 +27,16 @@ public sealed class Rule
     public byte Protocol;
     public bool InvProtocol;
     public bool Fragment, InvFragment;
-    public List<Match> Matches { get; } = new();
+    public List<XtMatch> Matches { get; } = new();
     public RuleAction Action;
     public string? ChainTarget;
-    public Target? Target;
+    public XtTarget? Target;
     public long Packets, Bytes;
     /// <summary>Line in the source file (0 when built in code).</summary>
     public int Line;
 
     internal Chain? JumpChain;
-    internal Match[] MatchArray = Array.Empty<Match>();
+    internal XtMatch[] MatchArray = Array.Empty<XtMatch>();
     /// <summary>The indexed run this rule belongs to, if the chain compiler put it in one.</summary>
     internal IndexedRun? Run;
 

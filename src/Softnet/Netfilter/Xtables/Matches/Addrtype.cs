@@ -1,0 +1,86 @@
+using System.Text;
+
+namespace Softnet.Netfilter.Xtables;
+
+/// <summary>Kernel half of -m addrtype (xt_addrtype.c revision 1).</summary>
+public sealed class AddrTypeMatch : XtMatch
+{
+    internal override bool IsPure => true;
+    public ushort SrcTypes, DstTypes;
+    public bool InvSrc, InvDst, LimitIfaceIn, LimitIfaceOut;
+
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
+    {
+        string? dev = LimitIfaceIn ? p.InInterface : LimitIfaceOut ? p.OutInterface : null;
+        if (SrcTypes != 0 && (((SrcTypes >> (int)t.Host.AddressType(p.Src, dev)) & 1) == 0) != InvSrc) return false;
+        if (DstTypes != 0 && (((DstTypes >> (int)t.Host.AddressType(p.Dst, dev)) & 1) == 0) != InvDst) return false;
+        return true;
+    }
+
+    internal override int ValidHooks => LimitIfaceIn ? 0b00111 : LimitIfaceOut ? 0b11100 : XtHooks.All;
+}
+
+/// <summary>Userspace half of -m addrtype (libxt_addrtype.c).</summary>
+internal sealed class AddrTypeMatchExtension : XtMatchExtension<AddrTypeMatch>
+{
+    public override string Name => "addrtype";
+
+    private static readonly string[] TypeNames =
+    {
+        "UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE",
+    };
+
+    internal override bool Parse(AddrTypeMatch m, string option, bool invert, ArgReader a)
+    {
+        switch (option)
+        {
+            case "--src-type": m.SrcTypes = ParseTypes(a.Next(option), a); m.InvSrc = invert; return true;
+            case "--dst-type": m.DstTypes = ParseTypes(a.Next(option), a); m.InvDst = invert; return true;
+            case "--limit-iface-in": m.LimitIfaceIn = true; return true;
+            case "--limit-iface-out": m.LimitIfaceOut = true; return true;
+        }
+        return false;
+    }
+
+    private static ushort ParseTypes(string s, ArgReader a)
+    {
+        ushort m = 0;
+        foreach (var part in s.Split(','))
+        {
+            int i = Array.IndexOf(TypeNames, part.ToUpperInvariant());
+            if (i < 0) throw a.Error($"addrtype: bad type \"{part}\"");
+            m |= (ushort)(1 << i);
+        }
+        return m;
+    }
+
+    internal override void FinalCheck(AddrTypeMatch m, Rule rule, ArgReader a)
+    {
+        if (m.SrcTypes == 0 && m.DstTypes == 0) throw a.Error("addrtype: you must specify --src-type or --dst-type");
+        if (m.LimitIfaceIn && m.LimitIfaceOut) throw a.Error("addrtype: you can't specify both --limit-iface-in and --limit-iface-out");
+    }
+
+    private static string Types(ushort m)
+    {
+        var parts = new List<string>();
+        for (int i = 0; i < TypeNames.Length; i++) if ((m & (1 << i)) != 0) parts.Add(TypeNames[i]);
+        return string.Join(',', parts);
+    }
+
+    internal override void Save(AddrTypeMatch m, StringBuilder sb)
+    {
+        if (m.SrcTypes != 0) sb.Append(m.InvSrc ? " ! --src-type " : " --src-type ").Append(Types(m.SrcTypes));
+        if (m.DstTypes != 0) sb.Append(m.InvDst ? " ! --dst-type " : " --dst-type ").Append(Types(m.DstTypes));
+        if (m.LimitIfaceIn) sb.Append(" --limit-iface-in");
+        if (m.LimitIfaceOut) sb.Append(" --limit-iface-out");
+    }
+
+    internal override void List(AddrTypeMatch m, StringBuilder sb)
+    {
+        sb.Append(" ADDRTYPE match");
+        if (m.SrcTypes != 0) sb.Append(" src-type ").Append(m.InvSrc ? "!" : "").Append(Types(m.SrcTypes));
+        if (m.DstTypes != 0) sb.Append(" dst-type ").Append(m.InvDst ? "!" : "").Append(Types(m.DstTypes));
+        if (m.LimitIfaceIn) sb.Append(" limit-in");
+        if (m.LimitIfaceOut) sb.Append(" limit-out");
+    }
+}

@@ -1,0 +1,36 @@
+using System.Text;
+
+namespace Softnet.Netfilter.Xtables;
+
+/// <summary>Kernel half of -m comment (xt_comment.c): always true.</summary>
+public sealed class CommentMatch : XtMatch
+{
+    internal override bool IsPure => true;
+    public string Text = "";
+    internal bool Has;
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => true;
+}
+
+/// <summary>Userspace half of -m comment (libxt_comment.c, at most 255 characters).</summary>
+internal sealed class CommentMatchExtension : XtMatchExtension<CommentMatch>
+{
+    public override string Name => "comment";
+
+    internal override bool Parse(CommentMatch m, string option, bool invert, ArgReader a)
+    {
+        if (option != "--comment") return false;
+        if (invert) throw a.Error("comment: cannot invert");
+        m.Text = a.Next(option);
+        if (m.Text.Length > 255) throw a.Error("COMMENT must be shorter than 256 characters");
+        m.Has = true;
+        return true;
+    }
+
+    internal override void FinalCheck(CommentMatch m, Rule rule, ArgReader a)
+    {
+        if (!m.Has) throw a.Error("comment: option \"--comment\" must be specified");
+    }
+
+    internal override void Save(CommentMatch m, StringBuilder sb) { sb.Append(" --comment"); IptablesSave.AppendQuoted(sb, m.Text); }
+    internal override void List(CommentMatch m, StringBuilder sb) => sb.Append(" /* ").Append(m.Text).Append(" */");
+}
