@@ -602,6 +602,7 @@ public sealed class Ipv4Stack
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
+            SetRouteMtu(ns, pkt, outDev, ref ctx);
             if (ns.Netfilter.Hook(HookPoint.Forward, ref ctx, pkt) == Verdict.Drop)
             {
                 c.Drops.Add(ctx.DropReason);
@@ -615,6 +616,15 @@ public sealed class Ipv4Stack
         else if (reason != Queued) c.Drops.Add(reason);
     }
 
+    /// <summary>The route MTUs netfilter sees (TCPMSS --clamp-mss-to-pmtu): dst_mtu of the output route, and the MTU of
+    /// the route back to the source address (tcpmss_reverse_mtu; 0 when there is none).</summary>
+    private static void SetRouteMtu(Namespace ns, byte[] pkt, Device outDev, ref PacketContext ctx)
+    {
+        ctx.OutMtu = outDev.Mtu;
+        var back = ns.Routing.Lookup(BinaryPrimitives.ReadUInt32BigEndian(pkt.AsSpan(12)));
+        ctx.ReverseMtu = back?.Device?.Mtu ?? 0;
+    }
+
     /// <summary>Marker: the packet waits in a neighbour queue.</summary>
     private const DropReason Queued = (DropReason)ushort.MaxValue;
 
@@ -624,6 +634,7 @@ public sealed class Ipv4Stack
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
+            SetRouteMtu(ns, pkt, outDev, ref ctx);
             if (ns.Netfilter.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Drop) return ctx.DropReason;
         }
         if (pkt.Length > outDev.Mtu) return DropReason.IpFragmentationNotModeled;
@@ -742,6 +753,7 @@ public sealed class Ipv4Stack
             ctx.Ct = ct;
             ctx.CtInfo = info;
             ctx.OutInterface = route.Device.Name;
+            SetRouteMtu(ns, pkt, route.Device, ref ctx);
             if (ns.Netfilter.Hook(HookPoint.LocalOut, ref ctx, pkt) == Verdict.Drop) return;
             uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt.AsSpan(16));
             if (after != dst)

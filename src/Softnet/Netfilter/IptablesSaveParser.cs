@@ -364,7 +364,8 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~t.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}");
-                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r }) is { } why)
+                    // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init).
+                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r }) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
@@ -374,7 +375,7 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}");
-                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r }) is { } why)
+                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r }) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
             }
