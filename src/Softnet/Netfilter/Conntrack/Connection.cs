@@ -144,7 +144,8 @@ public sealed class Connection
     public ConnTuple Reply;
     public CtStatus Status;
     public uint Mark;
-    /// <summary>The entry's conntrack zone (CT --zone): id and directions (1 original, 2 reply, 3 both).</summary>
+    /// <summary>The entry's conntrack zone (CT --zone): id and directions (1 original, 2 reply, 3 both), as
+    /// conntrack -L prints them: "zone=N" after the mark, or "zone-orig=N" / "zone-reply=N" after that tuple.</summary>
     public ushort ZoneId;
     public byte ZoneDir = 3;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
@@ -188,15 +189,14 @@ public sealed class Connection
         sb.Append(remaining.ToString(CultureInfo.InvariantCulture)).Append(' ');
         if (Original.Protocol == 6) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
         Original.Append(sb);
+        if (ZoneId != 0 && ZoneDir == 1) sb.Append("zone-orig=").Append(ZoneId).Append(' ');
         if ((Status & CtStatus.SeenReply) == 0) sb.Append("[UNREPLIED] ");
         Reply.Append(sb);
+        if (ZoneId != 0 && ZoneDir == 2) sb.Append("zone-reply=").Append(ZoneId).Append(' ');
         if ((Status & CtStatus.Assured) != 0) sb.Append("[ASSURED] ");
         sb.Append("mark=").Append(Mark);
-        if (ZoneId != 0)
-        {
-            string word = ZoneDir switch { 1 => " orig-zone=", 2 => " reply-zone=", _ => " zone=" };
-            sb.Append(word).Append(ZoneId);
-        }
+        // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.
+        if (ZoneId != 0 && ZoneDir == 3) sb.Append(" zone=").Append(ZoneId);
         sb.Append(" use=1");
         return sb.ToString();
     }
