@@ -34,6 +34,8 @@ public sealed class TcpmssTarget : XtTarget
     {
         if (p.IsFragment) return 0;
         var pkt = p.WritablePacket;
+        // Called without the datagram's bytes (a context-only hook): nothing to mangle.
+        if (pkt.IsEmpty) return 0;
         if (pkt.Length < p.Length || p.Length < 20) return -1;
         var ip = pkt[..p.Length];
         int tcphoff = (ip[0] & 0xF) * 4;
