@@ -464,6 +464,7 @@ public sealed class Ipv4Stack
             if (!PacketContext.FromIpv4(pkt, out ctx, out var reason)) { c.Drops.Add(reason); return; }
             ctx.TimestampNs = ts;
             ctx.InInterface = dev.Name;
+            ctx.PktType = pt;
             if (ns.Netfilter.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) { c.Drops.Add(ctx.DropReason); return; }
         }
         RouteInput(dev, pkt, ts, pt, ref ctx);

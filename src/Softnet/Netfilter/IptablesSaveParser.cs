@@ -36,11 +36,12 @@ internal sealed class ArgReader
 /// </summary>
 public static class IptablesSaveParser
 {
-    public static NetfilterTables ParseFile(string path) => Parse(File.ReadAllText(path), path);
+    public static NetfilterTables ParseFile(string path, NetfilterTables? into = null) => Parse(File.ReadAllText(path), path, into);
 
-    public static NetfilterTables Parse(string text, string fileName = "<input>")
+    /// <summary>Parses into <paramref name="into"/> (whose ipsets the rules may reference) or a new instance.</summary>
+    public static NetfilterTables Parse(string text, string fileName = "<input>", NetfilterTables? into = null)
     {
-        var result = new NetfilterTables();
+        var result = into ?? new NetfilterTables();
         IptTable? table = null;
         var seenTables = new HashSet<TableKind>();
         int tableLine = 0;
@@ -364,8 +365,8 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~t.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}");
-                    // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init).
-                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r }) is { } why)
+                    // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init / nft_match_init).
+                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
@@ -375,7 +376,7 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, $"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}");
-                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r }) is { } why)
+                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
             }

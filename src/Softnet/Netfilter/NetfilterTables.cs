@@ -43,6 +43,18 @@ public sealed class NetfilterTables
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;
 
+    /// <summary>xt_recent's lists of this namespace (-m recent).</summary>
+    public RecentTables Recent => _recent ??= new();
+    private RecentTables? _recent;
+
+    /// <summary>The namespace's ipsets (ip_set's per-netns sets), for -m set and -j SET.</summary>
+    public IpsetCollection Ipsets => _ipsets ??= new();
+    private IpsetCollection? _ipsets;
+
+    /// <summary>xt_hashlimit's tables of this namespace (-m hashlimit).</summary>
+    public HashlimitTables Hashlimit => _hashlimit ??= new();
+    private HashlimitTables? _hashlimit;
+
     public NetfilterTables(ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
     {
         Conntrack = new ConntrackTable(conntrack);

@@ -31,6 +31,20 @@ public struct PacketContext
     public uint Mark;
     /// <summary>Packet time in nanoseconds; drives conntrack timeouts.</summary>
     public long TimestampNs;
+    /// <summary>IPv4 TTL and TOS byte.</summary>
+    public byte Ttl;
+    public byte Tos;
+    /// <summary>IP header length in bytes (where the L4 header starts in <see cref="Packet"/>).</summary>
+    public byte IpHeaderLength;
+    /// <summary>skb->pkt_type as eth_type_trans set it (PACKET_HOST for locally generated packets).</summary>
+    public PacketType PktType;
+    /// <summary>br_netfilter's nf_bridge_info: bridge ports the frame came in on / goes out of, and whether
+    /// it is being bridged (BRNF_BRIDGED / the bridge path sets these; null when not bridged).</summary>
+    public string? PhysIn;
+    public string? PhysOut;
+    public bool Bridged;
+    /// <summary>The packet has a br_netfilter nf_bridge_info (it crossed a bridge with bridge-nf-call-iptables).</summary>
+    public bool HasBridgeInfo;
 
     // TCP fields conntrack's window tracking needs.
     public uint TcpSeq;
@@ -118,6 +132,9 @@ public struct PacketContext
         if (total < ihl || total > ip.Length) { reason = DropReason.IpBadTotalLength; return false; }
         ip = ip[..total];
         ctx.Length = total;
+        ctx.Ttl = ip[8];
+        ctx.Tos = ip[1];
+        ctx.IpHeaderLength = (byte)ihl;
         ctx.Protocol = ip[9];
         ctx.Src = BinaryPrimitives.ReadUInt32BigEndian(ip[12..]);
         ctx.Dst = BinaryPrimitives.ReadUInt32BigEndian(ip[16..]);

@@ -60,8 +60,8 @@ public static class ScenarioLoader
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save)");
+                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save)");
                 }
             }
         }
@@ -549,7 +549,11 @@ public static class ScenarioLoader
         NetfilterTables t;
         try
         {
-            t = IptablesSaveParser.ParseFile(path);
+            // ns/NAME/ipset.save (`ipset save` output) first: -m set rules need their sets to exist.
+            var into = new NetfilterTables();
+            string ipset = Path.Combine(Path.GetDirectoryName(path)!, "ipset.save");
+            if (File.Exists(ipset)) into.Ipsets.LoadFile(ipset);
+            t = IptablesSaveParser.ParseFile(path, into);
         }
         catch (IptablesParseException e)
         {
@@ -573,7 +577,7 @@ public static class ScenarioLoader
             foreach (var c in table.Chains)
                 foreach (var r in c.Rules)
                 {
-                    if (r.Matches.Any(m => m.Name is "conntrack" or "state" or "connmark" or "conntrack_helper")) return true;
+                    if (r.Matches.Any(m => m.UsesConntrack || m.Name is "conntrack" or "state")) return true;
                     if (r.Target?.Name is "CT" or "NOTRACK" or "CONNMARK" or "MASQUERADE" or "SNAT" or "DNAT" or "REDIRECT") return true;
                 }
         return false;

@@ -135,6 +135,7 @@ public sealed class KernelScenarioSanityTests(KernelScenarioFixture fx)
     [InlineData("docker-host")]
     [InlineData("kube-node")]
     [InlineData("router-fw")]
+    [InlineData("edge-fw")]
     public void A_second_kernel_run_gives_the_same_dump(string name)
     {
         string first = fx.Kernel(name);

@@ -22,6 +22,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["docker-host"] = ["outside/wire0.tx.pcap", "c1/eth0.tx.pcap"],
         ["kube-node"] = ["outside/wire0.tx.pcap", "pod1/eth0.tx.pcap", "pod2/eth0.tx.pcap", "pod3/eth0.tx.pcap"],
         ["router-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["edge-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
@@ -42,6 +43,9 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
 
     [SkippableFact]
     public void Router_fw_matches_the_kernel() => Compare("router-fw");
+
+    [SkippableFact]
+    public void Edge_fw_with_match_extensions_matches_the_kernel() => Compare("edge-fw");
 
     /// <summary>TCPMSS (clamp and set), TTL, DSCP, TOS, NFQUEUE with and without bypass, NFLOG, TRACE, CONNMARK and
     /// CT zones / notrack on a forwarding router.</summary>

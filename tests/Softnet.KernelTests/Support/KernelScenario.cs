@@ -158,6 +158,12 @@ public static class KernelScenario
                 var r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
                 if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
             }
+            string ipset = Path.Combine(dir, "ipset.save");
+            if (File.Exists(ipset))
+            {
+                var r = Proc.Run("ip", "netns", "exec", kn, "ipset", "restore", "-f", ipset);
+                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ipset.save: {r.Stderr.Trim()}");
+            }
             string save = Path.Combine(dir, "iptables.save");
             if (File.Exists(save))
             {

@@ -140,6 +140,7 @@ public static class ScenarioTraffic
         "docker-host" => "host",
         "kube-node" => "node",
         "router-fw" => "fw",
+        "edge-fw" => "fw",
         "mangle-router" => "fw",
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
@@ -149,6 +150,7 @@ public static class ScenarioTraffic
         "docker-host" => DockerHost(),
         "kube-node" => KubeNode(),
         "router-fw" => RouterFw(),
+        "edge-fw" => EdgeFw(),
         "mangle-router" => MangleRouter(),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
@@ -297,6 +299,50 @@ public static class ScenarioTraffic
         FromWan(Frames.Tcp("203.0.113.9", 40000, lan, 22, Syn, 600), "inbound SYN from the WAN (LOG, policy DROP)");
         FromLan(Frames.Tcp(lan, 50008, "10.0.0.1", 22, Syn, 700), "SYN to the firewall's ssh (INPUT REJECT tcp-reset)");
         FromLan(Frames.Tcp(lan, 50009, "10.0.0.1", 8443, Syn, 800), "SYN to a firewall port (INPUT policy DROP)");
+        return c;
+    }
+
+    /// <summary>edge-fw: the router-fw links; the rules use pkttype, recent, set, iprange, length, limit, physdev.
+    /// Timing-insensitive on purpose: --seconds 3600 and 1/hour, so the kernel's injection pace does not matter.</summary>
+    public static ScenarioCapture EdgeFw()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", fw = "198.51.100.1", srv = "203.0.113.5", dns = "203.0.113.53";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+
+        // allowed-svc (hash:ip,port dst,dst) from the iprange of LAN hosts: HTTP to srv:80, DNS to dns:53.
+        FromLan(Frames.Tcp(lan, 51000, srv, 80, Syn, 100), "HTTP SYN (iprange + set allowed-svc, SNAT)");
+        FromWan(Frames.Tcp(srv, 80, fw, 51000, Syn | Ack, 700, 101), "SYN-ACK (un-SNAT)");
+        FromLan(Frames.Tcp(lan, 51000, srv, 80, Ack, 101, 701), "ACK");
+        FromLan(Frames.Tcp(lan, 51000, srv, 80, Psh | Ack, 101, 701, payload: 40), "request");
+        FromWan(Frames.Tcp(srv, 80, fw, 51000, Psh | Ack, 701, 141, payload: 200), "response");
+        FromLan(Frames.Tcp(lan, 51000, srv, 80, Rst | Ack, 141, 901), "client RST");
+        FromLan(Frames.Udp(lan, 51001, dns, 53), "DNS query (allowed-svc udp:53)");
+        FromWan(Frames.Udp(dns, 53, fw, 51001), "DNS answer");
+        FromLan(Frames.Tcp(lan, 51002, srv, 8080, Syn, 200), "SYN to a port not in allowed-svc (LOG, policy DROP)");
+        FromLan(Frames.Udp(lan, 51003, dns, 53, payload: 1200), "1228-byte DNS query (length DROP)");
+        // blocklist hash:net 203.0.113.64/26 with 203.0.113.66 nomatch.
+        FromLan(Frames.Tcp(lan, 51004, "203.0.113.70", 80, Syn, 300), "SYN into the blocklist (REJECT icmp-port-unreachable)");
+        FromLan(Frames.Tcp(lan, 51005, "203.0.113.66", 80, Syn, 400), "SYN to the nomatch hole (not blocked, policy DROP)");
+        // limit 1/hour burst 2 on ICMP out: two new echo flows pass, the third does not.
+        for (ushort seq = 1; seq <= 3; seq++)
+        {
+            FromLan(Frames.Echo(lan, srv, 8, (ushort)(40 + seq), seq), $"echo request {seq} (limit burst 2)");
+            if (seq <= 2) FromWan(Frames.Echo(srv, fw, 0, (ushort)(40 + seq), seq), $"echo reply {seq}");
+        }
+        // recent scanners: a SYN from the WAN is remembered and dropped; later packets from it hit --rcheck.
+        FromWan(Frames.Tcp("203.0.113.9", 40000, lan, 22, Syn, 600), "inbound SYN (recent --set scanners, DROP)");
+        FromWan(Frames.Tcp("203.0.113.9", 40001, lan, 80, Syn, 610), "second SYN (recent --rcheck, DROP)");
+        FromWan(Frames.Udp("203.0.113.9", 40002, lan, 5000), "UDP from the scanner (recent --rcheck, DROP)");
+        FromWan(Frames.Udp("203.0.113.10", 40003, lan, 5000), "UDP from another host (policy DROP)");
+        // recent ssh: admin-ports (bitmap:port) on the firewall; the fourth attempt within the hour is dropped silently.
+        for (ushort i = 0; i < 4; i++)
+            FromLan(Frames.Tcp(lan, (ushort)(52000 + i), "10.0.0.1", 22, Syn, 800u + i), i < 3 ? $"ssh attempt {i + 1} (REJECT tcp-reset)" : "ssh attempt 4 (recent --update --hitcount 3, DROP)");
+        FromLan(Frames.Tcp(lan, 52010, "10.0.0.1", 443, Syn, 900), "SYN to 443 (admin-ports; the same ssh list: DROP)");
+        // pkttype: a broadcast frame is dropped in raw PREROUTING.
+        c.Add("lan0", Frames.Eth("ff:ff:ff:ff:ff:ff", lanMac, Frames.Udp(lan, 51010, "10.0.0.255", 137)), "broadcast UDP (pkttype DROP)");
         return c;
     }
 }

@@ -19,6 +19,11 @@ public readonly struct XtCheck
     /// <summary>Hooks the rule's chain is reachable from.</summary>
     public int HookMask { get; init; }
     public Rule Rule { get; init; }
+    public string Chain { get; init; }
+
+    /// <summary>What iptables-restore (nf_tables) reports when the kernel's checkentry returns -EINVAL,
+    /// with the kernel's reason appended.</summary>
+    public string Invalid(string why) => $"RULE_APPEND failed (Invalid argument): rule in chain {Chain} ({why})";
 }
 
 /// <summary>
@@ -33,6 +38,12 @@ public abstract class XtMatch
 
     /// <summary>Module name as written after -m.</summary>
     public string Name => Extension.Name;
+
+    /// <summary>Userspace bookkeeping while the rule is parsed: the x6 options seen (libxtables' mflags).</summary>
+    internal uint OptionFlags;
+
+    /// <summary>The match needs conntrack in its namespace (the kernel's nf_ct_netns_get in checkentry).</summary>
+    internal virtual bool UsesConntrack => false;
 
     internal abstract bool Matches(ref PacketContext p, NetfilterTables tables, HookPoint hook);
 

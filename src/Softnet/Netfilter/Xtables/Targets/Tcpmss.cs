@@ -126,7 +126,7 @@ internal sealed class TcpmssTargetExtension : XtTargetExtension<TcpmssTarget>
 {
     public override string Name => "TCPMSS";
 
-    private static readonly XtOpt[] Options =
+    private static readonly XtOptSpec[] Options =
     {
         new("set-mss", 0, XtOptType.UInt16) { Max = ushort.MaxValue - 20 },
         new("clamp-mss-to-pmtu", 1, XtOptType.None),
@@ -134,17 +134,17 @@ internal sealed class TcpmssTargetExtension : XtTargetExtension<TcpmssTarget>
 
     internal override bool Parse(TcpmssTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptions.Find(Options, option);
+        var o = XtOptParse.Find(Options, option);
         if (o == null) return false;
-        string? arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a);
-        t.Mss = o.Id == 0 ? (ushort)XtOptions.Int(Name, o, arg!, a) : TcpmssTarget.ClampPmtu;
+        string? arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
+        t.Mss = o.Id == 0 ? (ushort)XtOptParse.Int(Name, o, arg!, a) : TcpmssTarget.ClampPmtu;
         return true;
     }
 
     internal override void FinalCheck(TcpmssTarget t, Rule rule, ArgReader a)
     {
         if (t.Flags == 0) throw a.Error("TCPMSS target: At least one parameter is required");
-        XtOptions.FinalCheck(Name, Options, t.Flags, a);
+        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
     }
 
     internal override void Save(TcpmssTarget t, StringBuilder sb)

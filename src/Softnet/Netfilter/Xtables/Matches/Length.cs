@@ -1,0 +1,37 @@
+using System.Text;
+
+namespace Softnet.Netfilter.Xtables;
+
+/// <summary>Kernel half of -m length (xt_length.c length_mt): the IP total length.</summary>
+public sealed class LengthMatch : XtMatch
+{
+    internal override bool IsPure => true;
+    public ushort Min, Max;
+    public bool Invert;
+
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
+        => (p.Length >= Min && p.Length <= Max) ^ Invert;
+}
+
+/// <summary>Userspace half of -m length (libxt_length.c).</summary>
+internal sealed class LengthMatchExtension : X6MatchExtension<LengthMatch>
+{
+    public override string Name => "length";
+    private static readonly XtOpt[] Table = { Arg("length", 0, invert: true, mandatory: true) };
+    private protected override XtOpt[] Options => Table;
+
+    private protected override void Parse(LengthMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
+    {
+        (m.Min, m.Max) = XtOptions.UInt16Range(Name, o, arg!, a);
+        m.Invert = invert;
+    }
+
+    private static void Range(LengthMatch m, StringBuilder sb)
+    {
+        sb.Append(m.Min);
+        if (m.Min != m.Max) sb.Append(':').Append(m.Max);
+    }
+
+    internal override void Save(LengthMatch m, StringBuilder sb) { sb.Append(m.Invert ? " !" : "").Append(" --length "); Range(m, sb); }
+    internal override void List(LengthMatch m, StringBuilder sb) { sb.Append(" length ").Append(m.Invert ? "!" : ""); Range(m, sb); }
+}

@@ -1,0 +1,270 @@
+using Softnet.Netfilter;
+using Softnet.Netfilter.Xtables;
+using Softnet.Packets;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+
+namespace Softnet.Tests.Netfilter;
+
+public class XtablesMatchTests
+{
+    private const long S = 1_000_000_000L;
+
+    private static Verdict Run(NetfilterTables t, byte[] pkt, long timeNs = 0, HookPoint hook = HookPoint.LocalIn, TableKind table = TableKind.Filter,
+        Func<PacketContext, PacketContext>? edit = null)
+    {
+        var ctx = Ctx(pkt, timeNs);
+        if (edit != null) ctx = edit(ctx);
+        return t.Evaluate(t[table]!, hook, ref ctx);
+    }
+
+    private static NetfilterTables Filter(string rules, string ipsets = "")
+    {
+        var into = new NetfilterTables();
+        if (ipsets.Length > 0) into.Ipsets.Load(ipsets);
+        return IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" + rules + "\nCOMMIT\n", "t", into);
+    }
+
+    [Fact]
+    public void Registry_finds_every_extension_by_name_and_rejects_unknown_ones()
+    {
+        foreach (var m in new[] { "tcp", "udp", "icmp", "conntrack", "state", "addrtype", "multiport", "comment", "mark", "statistic",
+                     "recent", "iprange", "set", "physdev", "pkttype", "length", "limit" })
+            Assert.Equal(m, XtRegistry.FindMatch(m)!.Name);
+        foreach (var t in new[] { "REJECT", "LOG", "MARK", "CONNMARK", "DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NOTRACK", "CT" })
+            Assert.Equal(t, XtRegistry.FindTarget(t)!.Name);
+        var e = Assert.Throws<IptablesParseException>(() => Filter("-A INPUT -m nosuch -j ACCEPT"));
+        Assert.Equal("Couldn't load match `nosuch':No such file or directory", e.Reason);
+        // A kernel half points back to the extension that prints it.
+        var rule = Filter("-A INPUT -m length --length 10:20 -j ACCEPT")[TableKind.Filter]!.GetChain("INPUT")!.Rules[0];
+        Assert.IsType<LengthMatch>(rule.Matches[0]);
+        Assert.Equal(" -m length --length 10:20 -j ACCEPT", rule.Render());
+    }
+
+    [Fact]
+    public void Kube_proxy_recent_ruleset_loads_prints_and_records_the_client()
+    {
+        string text = NetfilterTestData.Read("kube-proxy-recent.rules");
+        var t = IptablesSaveParser.Parse(text, "kube-proxy-recent.rules");
+        var nat = t[TableKind.Nat]!;
+        string saved = IptablesSave.Write(t, counters: false);
+        Assert.Contains("-A KUBE-SVC-1111111111111111 -p udp -m comment --comment \"kube-system/kube-dns:dns\" -m recent --set --name KUBE-SVC-1111111111111111 --mask 255.255.255.255 --rsource -j DNAT --to-destination 10.246.1.2:53", saved);
+        // Every rule line of the file comes back as iptables-save prints it (the file is iptables-save output).
+        var want = NetfilterTestData.Tables(text);
+        var got = NetfilterTestData.Tables(saved);
+        foreach (var table in want.Keys)
+            Assert.Equal(want[table].Where(l => l.StartsWith("-A")), got[table].Where(l => l.StartsWith("-A")));
+
+        // A DNS query to the cluster IP: PREROUTING -> KUBE-PORTALS-CONTAINER -> SVC-6666 -> SVC-1111 (recent --set, DNAT).
+        var q = Udp("10.246.1.5", 40000, "10.247.0.10", 53);
+        var ctx = Ctx(q, 5 * S, inIf: "cbr0");
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx, q));
+        Assert.Equal(A("10.246.1.2"), ctx.Dst);
+        var list = t.Recent["KUBE-SVC-1111111111111111"]!;
+        var entry = Assert.Single(list.Entries());
+        Assert.Equal(A("10.246.1.5"), entry.Addr);
+        Assert.Equal(XtClock.Jiffies(5 * S), entry.LastSeen);
+        Assert.Equal(1, nat.GetChain("KUBE-SVC-1111111111111111")!.Rules[0].Packets);
+        Assert.Empty(t.Recent["KUBE-SVC-3333333333333333"]!.Entries());
+    }
+
+    private const string Affinity = """
+        -A INPUT -m recent --name EP1 --rcheck --seconds 10 --reap -j ACCEPT
+        -A INPUT -m recent --name EP1 --set -j ACCEPT
+        """;
+
+    [Fact]
+    public void Recent_rcheck_seconds_reap_is_session_affinity_on_the_packet_clock()
+    {
+        var t = Filter(Affinity);
+        var rules = t[TableKind.Filter]!.GetChain("INPUT")!.Rules;
+        var p = Udp("10.0.0.1", 1000, "10.0.0.2", 80);
+        Run(t, p, 100 * S);
+        Assert.Equal(0, rules[0].Packets);
+        Assert.Equal(1, rules[1].Packets);
+        Run(t, p, 105 * S);
+        Assert.Equal(1, rules[0].Packets);
+        // --rcheck does not refresh: 111 s is more than 10 s after the only stamp (100 s).
+        Run(t, p, 111 * S);
+        Assert.Equal(1, rules[0].Packets);
+        Assert.Equal(2, rules[1].Packets);
+        // --reap removes the least recently used entry once stale: another client, much later.
+        Run(t, Udp("10.0.0.7", 1000, "10.0.0.2", 80), 200 * S);
+        Assert.Equal(new[] { A("10.0.0.7") }, t.Recent["EP1"]!.Entries().Select(e => e.Addr).ToArray()
+            .Where(a => a == A("10.0.0.7")).ToArray());
+        Run(t, Udp("10.0.0.7", 1000, "10.0.0.2", 80), 201 * S);
+        Assert.DoesNotContain(A("10.0.0.1"), t.Recent["EP1"]!.Entries().Select(e => e.Addr));
+    }
+
+    [Fact]
+    public void Recent_keeps_ip_list_tot_addresses_evicting_the_least_recently_used()
+    {
+        var t = Filter("-A INPUT -m recent --set --name L -j ACCEPT");
+        for (int i = 0; i < 101; i++) Run(t, Udp($"10.1.{i / 256}.{i % 256}", 1, "10.0.0.2", 2), i * S);
+        var addrs = t.Recent["L"]!.Entries().Select(e => e.Addr).ToList();
+        Assert.Equal(100, addrs.Count);
+        Assert.DoesNotContain(A("10.1.0.0"), addrs);
+        Assert.Equal(A("10.1.0.100"), addrs[^1]);
+    }
+
+    [Fact]
+    public void Recent_hitcount_update_and_remove()
+    {
+        var t = Filter("""
+            -A INPUT -m recent --name H --update --seconds 60 --hitcount 3 -j DROP
+            -A INPUT -m recent --name H --set
+            -A INPUT -m recent --name R --remove -j DROP
+            -A INPUT -j ACCEPT
+            """);
+        var p = Tcp("10.0.0.1", 1000, "10.0.0.2", 22, 0x02);
+        // set at 1, 2 (the --update misses: fewer than 3 stamps), then the third packet sees 2 stamps: miss, set -> 3.
+        Assert.Equal(Verdict.Accept, Run(t, p, 1 * S));
+        Assert.Equal(Verdict.Accept, Run(t, p, 2 * S));
+        Assert.Equal(Verdict.Accept, Run(t, p, 3 * S));
+        Assert.Equal(Verdict.Drop, Run(t, p, 4 * S));
+        // A matching --update adds a stamp too: the list keeps being hit.
+        Assert.Equal(Verdict.Drop, Run(t, p, 5 * S));
+        Assert.Equal(5, t.Recent["H"]!.Entries().Single().Hits);
+        Assert.Empty(t.Recent["R"]!.Entries());
+    }
+
+    [Fact]
+    public void Limit_is_nft_limits_token_bucket_in_nanoseconds()
+    {
+        var t = Filter("-A INPUT -m limit --limit 5/sec -j ACCEPT");
+        var p = Udp("10.0.0.1", 1, "10.0.0.2", 2);
+        long t0 = 1000 * S;
+        int accepted = 0;
+        for (int i = 0; i < 10; i++) if (Run(t, p, t0) == Verdict.Accept) accepted++;
+        Assert.Equal(5, accepted);
+        Assert.Equal(Verdict.Drop, Run(t, p, t0 + 199_999_999));
+        Assert.Equal(Verdict.Accept, Run(t, p, t0 + 200_000_000));
+        Assert.Equal(Verdict.Drop, Run(t, p, t0 + 200_000_000));
+        Assert.Equal(Verdict.Accept, Run(t, p, t0 + 10 * S));
+    }
+
+    [Fact]
+    public void Limit_legacy_is_xt_limits_credit_bucket_in_jiffies()
+    {
+        LimitMatch.Legacy = true;
+        try
+        {
+            var t = Filter("-A INPUT -m limit --limit 5/sec --limit-burst 2 -j ACCEPT");
+            var p = Udp("10.0.0.1", 1, "10.0.0.2", 2);
+            Assert.Equal(Verdict.Accept, Run(t, p, 0));
+            Assert.Equal(Verdict.Accept, Run(t, p, 0));
+            Assert.Equal(Verdict.Drop, Run(t, p, 0));
+            // 200 ms = 50 jiffies at HZ 250 is one packet's cost.
+            Assert.Equal(Verdict.Drop, Run(t, p, 196_000_000));
+            Assert.Equal(Verdict.Accept, Run(t, p, 200_000_000));
+        }
+        finally { LimitMatch.Legacy = false; }
+    }
+
+    private const string Sets = """
+        create nets hash:net family inet hashsize 1024 maxelem 65536
+        add nets 192.168.0.0/16
+        add nets 192.168.1.0/24 nomatch
+        create svc hash:ip,port family inet hashsize 1024 maxelem 65536
+        add svc 10.96.0.10,udp:53
+        add svc 10.96.0.10,tcp:53
+        create ports bitmap:port range 0-1024
+        add ports 22
+        add ports 80-82
+        create all list:set size 8
+        add all svc
+        add all nets
+        """;
+
+    [Fact]
+    public void Set_match_hash_net_nomatch_return_nomatch_ip_port_bitmap_and_list()
+    {
+        var t = Filter("""
+            -A INPUT -m set --match-set nets src -j ACCEPT
+            -A INPUT -m set --match-set nets src --return-nomatch -j ACCEPT
+            -A INPUT -m set --match-set svc dst,dst -j ACCEPT
+            -A INPUT -p tcp -m set --match-set ports dst -j ACCEPT
+            -A INPUT -m set ! --match-set all dst -j DROP
+            -A INPUT -j ACCEPT
+            """, Sets);
+        var r = t[TableKind.Filter]!.GetChain("INPUT")!.Rules;
+        Run(t, Udp("192.168.7.1", 1, "10.0.0.2", 2));
+        Assert.Equal(1, r[0].Packets);
+        // 192.168.1.0/24 is a nomatch entry, more specific than /16: no match, unless --return-nomatch.
+        Run(t, Udp("192.168.1.1", 1, "10.0.0.2", 2));
+        Assert.Equal(1, r[0].Packets);
+        Assert.Equal(1, r[1].Packets);
+        Run(t, Udp("10.0.0.1", 1, "10.96.0.10", 53));
+        Assert.Equal(1, r[2].Packets);
+        Run(t, Udp("10.0.0.1", 1, "10.96.0.10", 54));
+        Assert.Equal(1, r[2].Packets);
+        Run(t, Tcp("10.0.0.1", 1, "10.0.0.3", 81, 0x02));
+        Assert.Equal(1, r[3].Packets);
+        // list:set: the destination in no member set.
+        Assert.Equal(Verdict.Drop, Run(t, Tcp("10.0.0.1", 1, "10.0.0.3", 443, 0x02)));
+        Assert.Equal(Verdict.Accept, Run(t, Tcp("10.0.0.1", 1, "192.168.3.3", 443, 0x02)));
+    }
+
+    [Fact]
+    public void Set_match_needs_the_set_and_the_ipset_file_round_trips()
+    {
+        var e = Assert.Throws<IptablesParseException>(() => Filter("-A INPUT -m set --match-set docker-ext-bridges-v4 dst -j ACCEPT"));
+        Assert.Equal("Set docker-ext-bridges-v4 doesn't exist.", e.Reason);
+        Assert.Equal(5, e.Line);
+        var c = new IpsetCollection();
+        c.Load(Sets);
+        Assert.Contains("add nets 192.168.1.0/24 nomatch\n", c.Save());
+        Assert.Contains("add svc 10.96.0.10,udp:53\n", c.Save());
+        Assert.Contains("create ports bitmap:port range 0-1024\n", c.Save());
+        var bad = Assert.Throws<IptablesParseException>(() => new IpsetCollection().Load("create x hash:ip\nadd x 1.2.3.999\n", "ipset.save"));
+        Assert.Equal(2, bad.Line);
+    }
+
+    [Fact]
+    public void Iprange_length_pkttype_and_physdev_evaluate_as_the_kernel()
+    {
+        var t = Filter("""
+            -A INPUT -m iprange --src-range 10.0.0.5-10.0.0.9 ! --dst-range 10.0.1.0-10.0.1.255 -j ACCEPT
+            -A INPUT -m length --length 100:200 -j ACCEPT
+            -A INPUT -m pkttype --pkt-type broadcast -j ACCEPT
+            -A INPUT -m physdev --physdev-in veth1 -j ACCEPT
+            -A INPUT -m physdev ! --physdev-is-bridged -j DROP
+            -A INPUT -j ACCEPT
+            """);
+        var r = t[TableKind.Filter]!.GetChain("INPUT")!.Rules;
+        Run(t, Udp("10.0.0.7", 1, "10.0.2.1", 2));
+        Assert.Equal(1, r[0].Packets);
+        Run(t, Udp("10.0.0.7", 1, "10.0.1.1", 2));
+        Assert.Equal(1, r[0].Packets);
+        Run(t, Udp("10.0.0.1", 1, "10.0.1.1", 2, payload: 100));
+        Assert.Equal(1, r[1].Packets);
+        Run(t, Udp("10.0.0.1", 1, "10.0.1.255", 2), edit: c => { c.PktType = PacketType.Broadcast; return c; });
+        Assert.Equal(1, r[2].Packets);
+        // Not bridged: --physdev-in cannot match, the inverted --physdev-is-bridged does.
+        Assert.Equal(Verdict.Drop, Run(t, Udp("10.0.0.1", 1, "10.0.1.1", 2)));
+        Assert.Equal(0, r[3].Packets);
+        Assert.Equal(Verdict.Accept, Run(t, Udp("10.0.0.1", 1, "10.0.1.1", 2),
+            edit: c => { c.HasBridgeInfo = true; c.PhysIn = "veth1"; return c; }));
+        Assert.Equal(1, r[3].Packets);
+    }
+
+    [Fact]
+    public void Matches_do_not_allocate_per_packet()
+    {
+        var t = Filter("""
+            -A INPUT -m recent --name A --rcheck --seconds 10 --reap -j ACCEPT
+            -A INPUT -m iprange --src-range 10.0.0.5-10.0.0.9 -m length --length 10:2000 -m pkttype --pkt-type unicast -m limit --limit 1000/sec -m set --match-set nets src
+            -A INPUT -m set --match-set svc dst,dst -m physdev ! --physdev-is-in
+            -A INPUT -m recent --name A --set -j ACCEPT
+            """, Sets);
+        var pkts = Enumerable.Range(0, 64).Select(i => Udp($"10.0.0.{i}", 1, "10.96.0.10", 53)).ToArray();
+        for (int i = 0; i < 200; i++) Run(t, pkts[i % 64], i * 1000);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++)
+        {
+            var ctx = Ctx(pkts[i % 64], (200 + i) * 1000L);
+            t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
