@@ -34,7 +34,7 @@ public sealed class ConnmarkTarget : XtTarget
 
     /// <summary>The kernel refuses shifts of 32 bits or more (the rule fails with EINVAL, no log line).</summary>
     internal override string? CheckEntry(in XtCheck check)
-        => ShiftBits > 31 ? "RULE_APPEND failed (Invalid argument): CONNMARK shift of " + ShiftBits + " bits" : null;
+        => ShiftBits > 31 ? check.Invalid($"CONNMARK: shift by {ShiftBits} bits") : null;
 }
 
 /// <summary>Userspace half of CONNMARK (libxt_CONNMARK.c revision 2).</summary>

@@ -66,17 +66,20 @@ public sealed class CtTarget : XtTarget
     internal override string? CheckEntry(in XtCheck check)
     {
         // xt_target.table = "raw", checked under the kernel's name CT (also for the NOTRACK alias).
-        if (check.Table != TableKind.Raw) return $"CT target: only valid in raw table, not {TableNames.Name(check.Table)}";
+        if (check.Table != TableKind.Raw) return check.Invalid($"CT target: only valid in raw table, not {TableNames.Name(check.Table)}");
         if (Notrack) return null;
         if (Helper.Length != 0)
         {
             byte proto = check.Rule.InvProtocol ? (byte)0 : check.Rule.Protocol;
-            if (proto == 0) return "You must specify a L4 protocol and not use inversions on it";
-            if (Array.FindIndex(Helpers, h => h.Name == Helper && h.Proto == proto) < 0) return $"No such helper \"{Helper}\"";
+            if (proto == 0) return NoEntry(check, "xt_CT: You must specify a L4 protocol and not use inversions on it");
+            if (Array.FindIndex(Helpers, h => h.Name == Helper && h.Proto == proto) < 0) return NoEntry(check, $"xt_CT: No such helper \"{Helper}\"");
         }
-        if (Timeout.Length != 0) return "RULE_APPEND failed (Invalid argument): no timeout policy \"" + Timeout + "\"";
+        if (Timeout.Length != 0) return check.Invalid($"CT: no timeout policy \"{Timeout}\" (nfnetlink_cttimeout objects are not modeled)");
         return null;
     }
+
+    /// <summary>A checkentry failing with -ENOENT, as iptables-restore (nf_tables) reports it, with the kernel's reason.</summary>
+    private static string NoEntry(in XtCheck check, string why) => $"RULE_APPEND failed (No such file or directory): rule in chain {check.Chain} ({why})";
 }
 
 /// <summary>Userspace half of CT (libxt_CT.c revision 2, the one iptables 1.8.9 uses).</summary>

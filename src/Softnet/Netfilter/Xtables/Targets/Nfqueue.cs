@@ -31,7 +31,7 @@ public sealed class NfqueueTarget : XtTarget
     }
 
     internal override string? CheckEntry(in XtCheck check)
-        => QueuesTotal == 0 ? "number of total queues is 0" : null;
+        => QueuesTotal == 0 ? check.Invalid("xt_NFQUEUE: number of total queues is 0") : null;
 }
 
 /// <summary>Userspace half of NFQUEUE (libxt_NFQUEUE.c revision 3).</summary>

@@ -113,10 +113,10 @@ public sealed class TcpmssTarget : XtTarget
     internal override string? CheckEntry(in XtCheck check)
     {
         // xt_check_target: the target is registered for IPPROTO_TCP only.
-        if (check.Rule.Protocol != 6 || check.Rule.InvProtocol) return "TCPMSS target: only valid for protocol 6";
+        if (check.Rule.Protocol != 6 || check.Rule.InvProtocol) return check.Invalid("TCPMSS target: only valid for protocol 6");
         const int allowed = XtHooks.Forward | XtHooks.LocalOut | XtHooks.PostRouting;
         if (Mss == ClampPmtu && (check.HookMask & ~allowed) != 0)
-            return "path-MTU clamping only supported in FORWARD, OUTPUT and POSTROUTING hooks";
+            return check.Invalid("xt_TCPMSS: path-MTU clamping only supported in FORWARD, OUTPUT and POSTROUTING hooks");
         return null;
     }
 }
