@@ -73,6 +73,8 @@ public sealed class Ipv4Input : PacketHandler
         ctx.TimestampNs = skb.TimestampNs;
         ctx.Mark = skb.Mark;
         ctx.PktType = skb.PktType;
+        ctx.IpSummed = skb.IpSummed;
+        ctx.Gso = skb.IsGso;
         if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
         // GRO verified the checksum of every segment it merged (CHECKSUM_UNNECESSARY).
         ctx.ChecksumVerified = skb.IsNonlinear;
@@ -88,6 +90,15 @@ public sealed class Ipv4Input : PacketHandler
         skb.CtInfo = (byte)ctx.CtInfo;
         skb.Mark = ctx.Mark;
         return v == Verdict.Accept;
+    }
+
+    /// <summary>The route MTUs netfilter sees (TCPMSS --clamp-mss-to-pmtu): dst_mtu of the output route, and the MTU
+    /// of the route back to the source address (tcpmss_reverse_mtu; 0 when there is none).</summary>
+    public static void SetRouteMtu(Link.Namespace ns, Skb skb, Device outDev, ref PacketContext ctx)
+    {
+        ctx.OutMtu = outDev.Mtu;
+        var back = ns.Routing.Lookup(BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]));
+        ctx.ReverseMtu = back?.Device?.Mtu ?? 0;
     }
 
     private static bool IsMulticast(uint a) => (a >> 28) == 0xE;

@@ -22,6 +22,7 @@ public static class Ipv4Output
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
+            Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
         }
         // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
@@ -52,6 +53,7 @@ public static class Ipv4Output
             ctx.Ct = ct;
             ctx.CtInfo = info;
             ctx.OutInterface = route.Device.Name;
+            Ipv4Input.SetRouteMtu(ns, skb, route.Device, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx)) { skb.Free(); return; }
             uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
             if (after != dst)

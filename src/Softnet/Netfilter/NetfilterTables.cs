@@ -33,6 +33,13 @@ public sealed class NetfilterTables
     /// <summary>Receives LOG lines (level, text). Null: LOG only counts.</summary>
     public Action<int, string>? LogSink { get; set; }
     public long LogCount { get; internal set; }
+    /// <summary>Packets NFLOG handed to nfnetlink_log (no listener in Softnet: counted only).</summary>
+    public long NflogCount { get; internal set; }
+    /// <summary>Packets NFQUEUE sent to a queue nobody listens on: freed (no --queue-bypass) or passed on (bypass).</summary>
+    public long QueueDropped { get; internal set; }
+    public long QueueBypassed { get; internal set; }
+    /// <summary>Packets TRACE marked for tracing.</summary>
+    public long TraceCount { get; internal set; }
     /// <summary>Rules whose matches were evaluated, plus one per indexed-run lookup: the per-packet cost of the
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;

@@ -81,6 +81,22 @@ public struct PacketContext
     /// <summary>Why the packet was dropped, when a hook returns Drop.</summary>
     public DropReason DropReason;
 
+    /// <summary>dst_mtu of the packet's route (the output device's MTU) where the stack has routed it (FORWARD,
+    /// OUTPUT, POSTROUTING); 0 when unknown. TCPMSS --clamp-mss-to-pmtu reads it.</summary>
+    public int OutMtu;
+    /// <summary>MTU of the route back to the source address (tcpmss_reverse_mtu); 0 when there is none.</summary>
+    public int ReverseMtu;
+    /// <summary>skb->ip_summed: how far the transport checksum is done (CHECKSUM_PARTIAL: only the pseudo-header
+    /// sum is in the field; the mangling targets and CHECKSUM --checksum-fill follow it).</summary>
+    public CsumState IpSummed;
+    /// <summary>skb_is_gso: the packet is a GSO super-packet (CHECKSUM leaves those alone).</summary>
+    public bool Gso;
+    /// <summary>skb->nf_trace, set by TRACE: the tracer follows packets that carry it.</summary>
+    public bool Trace;
+    /// <summary>The CT target's template attached in the raw table (zone, helper, events), which nf_conntrack_in
+    /// consumes when it looks the packet up; null when none.</summary>
+    public Xtables.CtTarget? CtTemplate;
+
     // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
     // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).
     private unsafe byte* _packet;

@@ -61,14 +61,21 @@ public sealed class ConntrackTable
     private int Bucket(in ConnTuple t) => (int)(((ulong)t.Hash(Options.HashSeed) * (ulong)_buckets.Length) >> 32);
 
     /// <summary>Finds a confirmed entry by either tuple, collecting expired entries it meets on the way.</summary>
-    public Connection? Find(in ConnTuple t, long nowNs, out int dir)
+    public Connection? Find(in ConnTuple t, long nowNs, out int dir) => Find(t, t.Zone, nowNs, out dir);
+
+    /// <summary>
+    /// __nf_conntrack_find_get with a zone: <paramref name="t"/> carries the packet's original-direction zone id
+    /// (hash and tuple compare), and a reply-direction entry must also have the packet's reply-direction zone id
+    /// <paramref name="replyZone"/> (nf_ct_zone_equal).
+    /// </summary>
+    public Connection? Find(in ConnTuple t, ushort replyZone, long nowNs, out int dir)
     {
         int b = Bucket(t);
         for (var n = _buckets[b]; n != null;)
         {
             var next = n.Next;
             if (IsExpired(n.Ct, nowNs)) { Delete(n.Ct); n = next; continue; }
-            if (n.Tuple.Equals(t)) { dir = n.Dir; Stats.Found++; return n.Ct; }
+            if (n.Tuple.Equals(t) && (n.Dir == 0 || n.Ct.Reply.Zone == replyZone)) { dir = n.Dir; Stats.Found++; return n.Ct; }
             n = next;
         }
         dir = 0;
@@ -201,6 +208,8 @@ public sealed class ConntrackTable
         ct.Reply = reply;
         ct.Status = CtStatus.None;
         ct.Mark = 0;
+        ct.ZoneId = 0;
+        ct.ZoneDir = 3;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
         ct.Seen0 = default;
@@ -241,6 +250,10 @@ public sealed class ConntrackTable
     public Verdict In(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
         if (p.CtInfo == CtInfo.Untracked || p.Ct != null) return Verdict.Accept;
+        // A CT template from the raw table gives the zone; nf_conntrack_in detaches it before the lookup.
+        var tmpl = p.CtTemplate;
+        p.CtTemplate = null;
+        ushort zoneOrig = tmpl?.ZoneId(0, p.Mark) ?? 0, zoneReply = tmpl?.ZoneId(1, p.Mark) ?? 0;
         long now = p.TimestampNs;
         if (p.IsFragment) { Stats.Invalid++; return Verdict.Accept; }
         if (p.Protocol == 1)
@@ -248,16 +261,23 @@ public sealed class ConntrackTable
             // icmp_error: the checksum comes before the type checks, for queries and errors alike.
             if (ChecksumFails(ref p, hook, ip)) { Stats.Invalid++; return Verdict.Accept; }
             if (p.IcmpType > 18) { Stats.Invalid++; return Verdict.Accept; }
-            if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now);
+            if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now, zoneOrig, zoneReply);
         }
         for (int attempt = 0; attempt < 2; attempt++)
         {
             var tuple = TupleOf(ref p);
-            var ct = Find(tuple, now, out int dir);
+            tuple.Zone = zoneOrig;
+            var ct = Find(tuple, zoneReply, now, out int dir);
             if (ct == null)
             {
                 if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
+                reply.Zone = zoneReply;
                 ct = Alloc(tuple, reply, now);
+                if (ct != null && tmpl != null)
+                {
+                    ct.ZoneId = tmpl.ZoneId(tmpl.ZoneDir == 2 ? 1 : 0, p.Mark);
+                    ct.ZoneDir = tmpl.ZoneDir;
+                }
                 if (ct == null)
                 {
                     Stats.Drop++;
@@ -373,7 +393,7 @@ public sealed class ConntrackTable
 
     /// <summary>icmp_error + nf_conntrack_inet_error: an ICMP error is RELATED to the connection of the
     /// datagram it quotes, when the outer destination is that connection's endpoint.</summary>
-    private Verdict IcmpError(ref PacketContext p, long now)
+    private Verdict IcmpError(ref PacketContext p, long now, ushort zoneOrig, ushort zoneReply)
     {
         if (!p.HasInner) { Stats.Invalid++; return Verdict.Accept; }
         var inner = p.InnerProtocol == 1
@@ -382,7 +402,8 @@ public sealed class ConntrackTable
                 ? new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, p.InnerSrcPort, p.InnerDstPort)
                 : new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, 0, 0);
         if (!inner.TryInvert(out var lookup)) { Stats.Invalid++; return Verdict.Accept; }
-        var ct = Find(lookup, now, out int dir);
+        lookup.Zone = zoneOrig;
+        var ct = Find(lookup, zoneReply, now, out int dir);
         if (ct == null || ct.Tuple(dir).Dst != p.Dst) { Stats.Invalid++; return Verdict.Accept; }
         p.Ct = ct;
         p.CtInfo = dir == 1 ? CtInfo.RelatedReply : CtInfo.Related;
