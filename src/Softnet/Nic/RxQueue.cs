@@ -95,13 +95,30 @@ public sealed class RxQueue : INapiPoller
     public bool TimingThisPoll { get; private set; }
 
     public const int TimingSampleEvery = 8;
+    /// <summary>Wall time after the first poll before samples count as warm: the first polls run while the JIT
+    /// compiles the path (tier 0, then tier 1 after its call-counting delay), which a kernel's softirq never pays.
+    /// Once a warm sample exists the earlier ones are discarded; a replay too short to warm up keeps them.</summary>
+    public static readonly long TimingWarmupTicks = System.Diagnostics.Stopwatch.Frequency / 4;
     private long _polls;
+    private long _firstPollTicks;
+
+    /// <summary>The samples so far were taken after the warm-up.</summary>
+    public bool TimingWarm { get; private set; }
 
     /// <summary>The driver's NAPI poll: up to <paramref name="budget"/> descriptors through XDP and skb build.</summary>
     public int Poll(int budget)
     {
         bool timed = TimingThisPoll = _polls++ % TimingSampleEvery == 0;
         long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        if (timed)
+        {
+            if (_firstPollTicks == 0) _firstPollTicks = t0;
+            else if (!TimingWarm && t0 - _firstPollTicks >= TimingWarmupTicks)
+            {
+                TimingWarm = true;
+                PollTicks = StackTicks = SampledPackets = 0;
+            }
+        }
         int done = 0;
         Thread current = Thread.CurrentThread; // for the pools' owner checks: once per poll, not per packet
         // The budget counts frames (ice_clean_rx_irq's total_rx_pkts grows at EOP), so the ring hands out

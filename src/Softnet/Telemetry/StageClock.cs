@@ -59,6 +59,8 @@ public sealed class StageClock
     /// <summary>The current packet is sampled.</summary>
     public bool On;
 
+    private bool _warm;
+
     /// <summary>Packets whose time was sampled.</summary>
     public long SampledPackets;
 
@@ -96,9 +98,17 @@ public sealed class StageClock
     }
 
     /// <summary>Starts a sampled packet (or not); stages left open by an early return are closed.</summary>
-    public void StartPacket(bool sampled)
+    public void StartPacket(bool sampled, bool warm = false)
     {
         _depth = 0;
+        if (warm && !_warm)
+        {
+            // The NIC's samples just turned warm (see RxQueue.TimingWarm): drop the start-up ones, as it does.
+            _warm = true;
+            Array.Clear(Ticks);
+            Array.Clear(Charges);
+            SampledPackets = 0;
+        }
         On = sampled;
         if (sampled) SampledPackets++;
     }
