@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Ip;
 
@@ -18,18 +19,20 @@ public static class Icmp
     public static void Send(NetStack stack, Namespace ns, Skb original, Device inDev, byte type, byte code, uint info, bool localDestination)
     {
         var c = ns.Counters;
-        var o = NetStack.L3(original);
-        if (o.Length < 20) return;
-        if ((BinaryPrimitives.ReadUInt16BigEndian(o[6..]) & 0x1FFF) != 0) return;
-        int ihl = (o[0] & 0xF) * 4;
-        if (o[9] == IpProtocols.Icmp)
+        // No replies to link-level broadcast or multicast, nor to a broadcast or multicast destination.
+        if (original.PktType != PacketType.Host) return;
+        if (!Ipv4View.TryParseReceived(NetStack.L3(original), original.Len, out var o, out _, verifyChecksum: false)) return;
+        if (o.FragmentOffset != 0) return;
+        if (o.Protocol == IpProtocols.Icmp)
         {
-            if (o.Length < ihl + 1) return;
-            byte t = o[ihl];
+            // Never an error about an error (or an unknown type).
+            if (o.Payload.Length < 1) return;
+            byte t = o.Payload[0];
             if (t > 18 || PacketContext.IsIcmpError(t)) return;
         }
-        uint osrc = BinaryPrimitives.ReadUInt32BigEndian(o[12..]);
-        uint odst = BinaryPrimitives.ReadUInt32BigEndian(o[16..]);
+        uint osrc = o.SourceAddress;
+        uint odst = o.DestinationAddress;
+        if (original.Dst is { Type: RouteKind.Broadcast } || (odst >> 28) == 0xE) return;
         if (osrc == 0 || (osrc >> 28) == 0xE || osrc == 0xFFFFFFFF) return;
         var back = ns.Routing.Lookup(osrc);
         if (back == null || back.Type != RouteKind.Unicast || back.Device == null) return;
@@ -70,11 +73,12 @@ public static class Icmp
     {
         var ns = inDev.Namespace;
         var pkt = stack.Linearize(skb);
-        if ((BinaryPrimitives.ReadUInt16BigEndian(pkt[6..]) & 0x1FFF) != 0) return;
-        if (!PacketFactory.TransportChecksumOk(pkt)) return;
+        if (!Ipv4View.TryParse(pkt, out var ip, out _) || ip.FragmentOffset != 0) return;
+        // nf_ip_checksum: a checksum the device or GRO already verified is trusted.
+        if (!Ipv4Input.ChecksumUnnecessary(skb) && !PacketFactory.TransportChecksumOk(pkt)) return;
         if (ctx.Reject == RejectWith.TcpReset)
         {
-            if (pkt[9] != IpProtocols.Tcp) return;
+            if (ip.Protocol != IpProtocols.Tcp) return;
             var rst = PacketFactory.TcpReset(pkt, (byte)ns.DefaultTtl);
             if (rst == null) return;
             var r = stack.SkbFrom(rst);

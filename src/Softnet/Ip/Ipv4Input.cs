@@ -76,10 +76,15 @@ public sealed class Ipv4Input : PacketHandler
         ctx.IpSummed = skb.IpSummed;
         ctx.Gso = skb.IsGso;
         if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
-        // GRO verified the checksum of every segment it merged (CHECKSUM_UNNECESSARY).
-        ctx.ChecksumVerified = skb.IsNonlinear;
+        // skb_csum_unnecessary: GRO (or the device) verified it, or the sender's checksum is still to be filled.
+        ctx.ChecksumVerified = ChecksumUnnecessary(skb);
         return true;
     }
+
+    /// <summary>skb_csum_unnecessary: the transport checksum needs no software check (CHECKSUM_UNNECESSARY, or
+    /// CHECKSUM_PARTIAL: still to be filled in; a GSO skb's segments were checked when GRO merged them).</summary>
+    public static bool ChecksumUnnecessary(Skb skb)
+        => skb.IpSummed is CsumState.Unnecessary or CsumState.Partial || skb.IsGso;
 
     /// <summary>NF_HOOK for one IPv4 hook on <paramref name="skb"/>: the namespace's hook functions in priority order
     /// over the datagram; the skb then carries the result (_nfct, mark). False on NF_DROP.</summary>
@@ -103,6 +108,8 @@ public sealed class Ipv4Input : PacketHandler
 
     private static bool IsMulticast(uint a) => (a >> 28) == 0xE;
     private static bool IsLoopback(uint a) => (a >> 24) == 127;
+    /// <summary>ipv4_is_zeronet: 0.0.0.0/8.</summary>
+    private static bool IsZeroNet(uint a) => (a >> 24) == 0;
 
     /// <summary>ip_route_input_slow: martians, local/broadcast, forward or ip_error.</summary>
     private static void RouteInput(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
@@ -120,9 +127,15 @@ public sealed class Ipv4Input : PacketHandler
             return;
         }
         if (IsMulticast(src) || src == 0xFFFFFFFF) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
-        if (dst == 0xFFFFFFFF) { LocalDeliver(stack, dev, skb, ref ctx); return; }
-        if (src == 0) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
-        if (dst == 0 || IsLoopback(dst)) { NetStack.Drop(ns, skb, DropReason.IpMartianDestination); return; }
+        // Limited broadcast, or 0.0.0.0 → 0.0.0.0: brd_input, which validates any non-zero source.
+        if (dst == 0xFFFFFFFF || (src == 0 && dst == 0))
+        {
+            if (!IsZeroNet(src) && !ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            LocalDeliver(stack, dev, skb, ref ctx);
+            return;
+        }
+        if (IsZeroNet(src)) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
+        if (IsZeroNet(dst) || IsLoopback(dst)) { NetStack.Drop(ns, skb, DropReason.IpMartianDestination); return; }
         if (IsLoopback(src)) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
 
         var route = ns.Routing.Lookup(dst);

@@ -41,7 +41,7 @@ public sealed class Device
     internal readonly Dictionary<ulong, Device> Fdb = new();
 
     /// <summary>Counters as `ip -s link` would show them.</summary>
-    public long RxPackets, RxBytes, TxPackets, TxBytes, TxDropped;
+    public long RxPackets, RxBytes, RxDropped, TxPackets, TxBytes, TxDropped;
 
     /// <summary>tcpdump -i DEV -Q in / -Q out, when the replay dumps.</summary>
     public ICaptureWriter? RxTap, TxTap;

@@ -210,12 +210,12 @@ public sealed class NetStack
     public static void ScrubPacket(Skb skb, bool xnet)
     {
         skb.PktType = PacketType.Host;
+        skb.Priority = 0;
         skb.Dst = null;
         skb.Conntrack = null;
         skb.CtInfo = 0;
         if (!xnet) return;
         skb.Mark = 0;
-        skb.Priority = 0;
     }
 
     // ---------------- skbs ----------------

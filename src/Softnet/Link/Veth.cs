@@ -18,6 +18,7 @@ public sealed class VethLink : LinkKind
         if (!peer.Up || (!skb.IsGso && skb.Len > peer.Mtu + 14 + 4))
         {
             dev.TxDropped++;
+            peer.RxDropped++;
             skb.Free();
             return DropReason.VethPeerDown;
         }

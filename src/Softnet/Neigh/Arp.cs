@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Softnet.Ip;
 using Softnet.Link;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Neigh;
 
@@ -12,58 +13,75 @@ public sealed class Arp : PacketHandler
     public override ushort EtherType => EtherTypes.Arp;
     public override Telemetry.Stage Stage => Telemetry.Stage.Neigh;
 
+    /// <summary>arp_rcv + arp_process: answer requests for local addresses, learn from what the frame says.</summary>
     public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
         if (skb.PktType == PacketType.OtherHost) { c.Arp++; skb.Free(); return; }
-        if (!skb.MayPull(28)) { NetStack.Drop(ns, skb, DropReason.ArpTruncated); return; }
-        var a = skb.LinearData;
-        if (BinaryPrimitives.ReadUInt16BigEndian(a) != 1 || BinaryPrimitives.ReadUInt16BigEndian(a[2..]) != EtherTypes.Ipv4 || a[4] != 6 || a[5] != 4)
+        skb.MayPull(Math.Min(skb.Len, 28));
+        // arp_rcv: the header and both addresses present; arp_process: Ethernet (or IEEE 802) hardware, IPv4.
+        if (!ArpView.TryParse(skb.LinearData, out var arp, out _) || arp.ProtocolType != EtherTypes.Ipv4
+            || arp.HardwareType is not (1 or 6) || arp.HardwareLength != 6 || arp.ProtocolLength != 4)
         {
             NetStack.Drop(ns, skb, DropReason.ArpTruncated);
             return;
         }
         c.Arp++;
-        ushort op = BinaryPrimitives.ReadUInt16BigEndian(a[6..]);
+        ushort op = arp.Operation;
         Span<byte> sha = stackalloc byte[6];
-        a.Slice(8, 6).CopyTo(sha);
-        uint sip = BinaryPrimitives.ReadUInt32BigEndian(a[14..]);
-        uint tip = BinaryPrimitives.ReadUInt32BigEndian(a[24..]);
+        arp.SenderHardwareAddress.CopyTo(sha);
+        uint sip = BinaryPrimitives.ReadUInt32BigEndian(arp.SenderProtocolAddress);
+        uint tip = BinaryPrimitives.ReadUInt32BigEndian(arp.TargetProtocolAddress);
         var pt = skb.PktType;
         skb.Free();
-        if (op is not (1 or 2)) return;
+        if (op is not (ArpView.OpRequest or ArpView.OpReply)) return;
         if ((tip >> 28) == 0xE || (tip >> 24) == 127) return;
         bool forUs = ns.Routing.LookupLocal(tip) is { Type: RouteKind.Local };
-        if (op == 1 && forUs)
+        if (op == ArpView.OpRequest && forUs)
         {
-            if (sip != 0) Learn(stack, dev, sip, sha, NudState.Stale, create: true);
-            var reply = stack.SkbFrom(PacketFactory.Arp(2, sha, dev.Mac, dev.Mac, tip, sha, sip));
+            // neigh_event_ns: the asker's entry, created if need be, STALE, overriding.
+            if (sip != 0) Learn(stack, dev, sip, sha, NudState.Stale, create: true, overrideMac: true);
+            var reply = stack.SkbFrom(PacketFactory.Arp(ArpView.OpReply, sha, dev.Mac, dev.Mac, tip, sha, sip));
             if (reply == null) { c.Drops.Add(DropReason.SkbAllocFailed); return; }
             c.Sent++;
             stack.Transmit(dev, reply);
             return;
         }
         if (sip == 0 || (sip >> 28) == 0xE) return;
-        // An existing entry learns the sender's address; a reply (or a frame to us) confirms it.
-        var state = op == 2 || pt == PacketType.Host ? NudState.Reachable : NudState.Stale;
-        Learn(stack, dev, sip, sha, state, create: false);
+        // Broadcast replies and requests do not confirm reachability; a different address replaces the entry's only
+        // after locktime (1 s) since its last update, or for a gratuitous ARP.
+        var state = op == ArpView.OpReply && pt == PacketType.Host ? NudState.Reachable : NudState.Stale;
+        var n = ns.Neighbours.Find(dev, sip);
+        bool garp = tip == sip;
+        bool over = n == null || stack.Now > n.UpdatedNs + NeighbourTable.LocktimeNs || garp;
+        Learn(stack, dev, sip, sha, state, create: false, overrideMac: over);
     }
 
-    /// <summary>neigh_update: the entry takes the address and state; an entry leaving INCOMPLETE sends its queue.</summary>
-    private static void Learn(NetStack stack, Device dev, uint ip, ReadOnlySpan<byte> mac, NudState state, bool create)
+    /// <summary>neigh_update: a valid entry keeps its state when a STALE update brings the same address, and keeps
+    /// its address against a different one without override; an entry leaving INCOMPLETE sends its queue.</summary>
+    private static void Learn(NetStack stack, Device dev, uint ip, ReadOnlySpan<byte> mac, NudState state, bool create, bool overrideMac)
     {
         var n = dev.Namespace.Neighbours.Find(dev, ip);
         if (n == null)
         {
             if (!create) return;
-            n = dev.Namespace.Neighbours.Create(dev, ip, state);
+            n = dev.Namespace.Neighbours.Create(dev, ip, NudState.Incomplete);
+            n.State = NudState.Failed; // a new entry holds no address yet (NUD_NONE)
         }
         if (n.State == NudState.Permanent) return;
+        bool wasValid = n.Valid;
+        bool sameMac = mac.SequenceEqual(n.Mac);
+        if (wasValid)
+        {
+            if (!sameMac && !overrideMac) return;
+            if (sameMac && state == NudState.Stale) state = n.State;
+        }
         bool wasIncomplete = n.State is NudState.Incomplete or NudState.Failed;
-        if (!mac.SequenceEqual(n.Mac)) n.Mac = mac.ToArray();
+        if (!sameMac) mac.CopyTo(n.Mac);
         n.State = state;
         n.Probes = 0;
+        n.UpdatedNs = stack.Now;
         if (wasIncomplete) NeighOutput.SendQueue(stack, n);
     }
 

@@ -22,6 +22,8 @@ public sealed class Neighbour
     public NudState State;
     /// <summary>Probes sent while INCOMPLETE, and when the next is due.</summary>
     public int Probes;
+    /// <summary>When the entry last changed (neigh->updated), for locktime.</summary>
+    public long UpdatedNs;
     public long NextProbeNs;
     /// <summary>arp_queue: skbs (data at the IP header, the output device's Ethernet header still to push).</summary>
     internal readonly Queue<PendingPacket> Queue = new();
@@ -50,6 +52,8 @@ public sealed class NeighbourTable
     public const int McastProbes = 3;
     /// <summary>unres_qlen_bytes default (SK_WMEM_MAX).</summary>
     public const int UnresQlenBytes = 212992;
+    /// <summary>arp locktime default (1 s): a different address replaces an entry only this long after its last update.</summary>
+    public const long LocktimeNs = 1_000_000_000L;
 
     public Neighbour? Find(Device dev, uint address) => _entries.TryGetValue((dev, address), out var n) ? n : null;
 
