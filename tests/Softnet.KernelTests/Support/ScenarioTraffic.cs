@@ -267,6 +267,8 @@ public static class ScenarioTraffic
         FromWan(Frames.Udp(srv, 5001, fw, 50009), "reply without a template finds it (default zone in the reply direction): un-SNATed");
         FromLan(Frames.Udp(lan, 50010, srv, 6000), "CT --notrack: not SNATed");
         FromLan(Frames.Udp(lan, 50011, srv, 7000), "TRACE");
+        FromLan(Frames.Udp(lan, 50012, srv, 6001), "CT --zone mark: zone 7 (the mark's low 16 bits)");
+        FromLan(Frames.Tcp(lan, 50013, srv, 21, Syn, 900, options: syn), "CT --helper ftp (the helper itself is not modeled)");
         return c;
     }
 

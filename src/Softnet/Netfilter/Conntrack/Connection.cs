@@ -148,6 +148,8 @@ public sealed class Connection
     /// conntrack -L prints them: "zone=N" after the mark, or "zone-orig=N" / "zone-reply=N" after that tuple.</summary>
     public ushort ZoneId;
     public byte ZoneDir = 3;
+    /// <summary>The conntrack helper a CT --helper template assigned (its protocol logic is not modeled), or null.</summary>
+    public string? Helper;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
@@ -197,6 +199,7 @@ public sealed class Connection
         sb.Append("mark=").Append(Mark);
         // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.
         if (ZoneId != 0 && ZoneDir == 3) sb.Append(" zone=").Append(ZoneId);
+        if (Helper != null) sb.Append(" helper=").Append(Helper);
         sb.Append(" use=1");
         return sb.ToString();
     }
