@@ -604,7 +604,7 @@ public sealed class Ipv4Stack
         {
             ctx.OutInterface = outDev.Name;
             SetRouteMtu(ns, pkt, outDev, ref ctx);
-            if (ns.Netfilter.Hook(HookPoint.Forward, ref ctx, pkt) == Verdict.Drop)
+            if (GrowableHook(ns, HookPoint.Forward, ref ctx, ref pkt) == Verdict.Drop)
             {
                 c.Drops.Add(ctx.DropReason);
                 if (ctx.Reject != RejectWith.None) SendReject(dev, pkt, ts, ref ctx, localDestination: false);
@@ -626,6 +626,22 @@ public sealed class Ipv4Stack
         ctx.ReverseMtu = back?.Device?.Mtu ?? 0;
     }
 
+    /// <summary>
+    /// A hook whose targets may lengthen the datagram (TCPMSS adding its option, for which the kernel expands the
+    /// skb): when the namespace's tables can do that, the hook runs on a copy with room behind the datagram, and
+    /// <paramref name="pkt"/> becomes the (possibly longer) result.
+    /// </summary>
+    private static Verdict GrowableHook(Namespace ns, HookPoint hook, ref PacketContext ctx, ref byte[] pkt)
+    {
+        if (!ns.Netfilter.MayGrowPackets) return ns.Netfilter.Hook(hook, ref ctx, pkt);
+        var room = new byte[pkt.Length + Netfilter.NetfilterTables.MaxGrowth];
+        pkt.CopyTo(room, 0);
+        var v = ns.Netfilter.Hook(hook, ref ctx, room);
+        if (ctx.Length == pkt.Length) room.AsSpan(0, pkt.Length).CopyTo(pkt);
+        else pkt = room.AsSpan(0, ctx.Length).ToArray();
+        return v;
+    }
+
     /// <summary>Marker: the packet waits in a neighbour queue.</summary>
     private const DropReason Queued = (DropReason)ushort.MaxValue;
 
@@ -636,7 +652,7 @@ public sealed class Ipv4Stack
         {
             ctx.OutInterface = outDev.Name;
             SetRouteMtu(ns, pkt, outDev, ref ctx);
-            if (ns.Netfilter.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Drop) return ctx.DropReason;
+            if (GrowableHook(ns, HookPoint.PostRouting, ref ctx, ref pkt) == Verdict.Drop) return ctx.DropReason;
         }
         if (pkt.Length > outDev.Mtu) return DropReason.IpFragmentationNotModeled;
         if (outDev.Kind == DeviceKind.Loopback)
@@ -755,7 +771,7 @@ public sealed class Ipv4Stack
             ctx.CtInfo = info;
             ctx.OutInterface = route.Device.Name;
             SetRouteMtu(ns, pkt, route.Device, ref ctx);
-            if (ns.Netfilter.Hook(HookPoint.LocalOut, ref ctx, pkt) == Verdict.Drop) return;
+            if (GrowableHook(ns, HookPoint.LocalOut, ref ctx, ref pkt) == Verdict.Drop) return;
             uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt.AsSpan(16));
             if (after != dst)
             {

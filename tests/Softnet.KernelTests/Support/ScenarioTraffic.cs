@@ -269,6 +269,9 @@ public static class ScenarioTraffic
         FromLan(Frames.Udp(lan, 50011, srv, 7000), "TRACE");
         FromLan(Frames.Udp(lan, 50012, srv, 6001), "CT --zone mark: zone 7 (the mark's low 16 bits)");
         FromLan(Frames.Tcp(lan, 50013, srv, 21, Syn, 900, options: syn), "CT --helper ftp (the helper itself is not modeled)");
+        FromLan(Frames.Tcp(lan, 50014, srv, 80, Syn, 1000), "SYN without options: TCPMSS inserts MSS min(1360, 536)");
+        FromLan(Frames.Tcp(lan, 50015, srv, 80, Syn, 1100, options: [1, 1, 4, 2]), "SYN with NOP NOP SACK-permitted only: MSS inserted before them");
+        FromLan(Frames.Tcp(lan, 50016, srv, 80, Syn, 1200, payload: 20), "SYN with data and no MSS: left alone");
         return c;
     }
 
