@@ -156,7 +156,7 @@ public sealed class Ipv4Stack
             // (once here: the kernel hooks each port's clone).
             var up = nf == null ? null : new BridgedIp(nf.Ctx);
             var copy = (byte[])frame.Clone();
-            if (nf == null || BrNfForward(br, copy, nf))
+            if (nf == null || BrNfForward(br, ref copy, nf))
             {
                 c.Bridged++;
                 Flood(br, port, copy, ts);
@@ -174,12 +174,12 @@ public sealed class Ipv4Stack
         if (br.Fdb.TryGetValue(dstKey, out var to))
         {
             if (to == port) { c.Drops.Add(DropReason.BridgeSamePort); return; }
-            if (nf != null && !BrNfForward(br, frame, nf)) return;
+            if (nf != null && !BrNfForward(br, ref frame, nf)) return;
             c.Bridged++;
             Transmit(to, frame, ts);
             return;
         }
-        if (nf != null && !BrNfForward(br, frame, nf)) return;
+        if (nf != null && !BrNfForward(br, ref frame, nf)) return;
         c.Bridged++;
         Flood(br, port, frame, ts);
     }
@@ -249,20 +249,20 @@ public sealed class Ipv4Stack
 
     /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
     /// POSTROUTING with it as out-interface; NAT rewrites the frame in place.</summary>
-    private bool BrNfForward(Device br, byte[] frame, BridgedIp nf)
+    private bool BrNfForward(Device br, ref byte[] frame, BridgedIp nf)
     {
         var ns = br.Namespace;
         ref var ctx = ref nf.Ctx;
-        var pkt = frame.AsSpan(14);
         ctx.InInterface = br.Name;
         ctx.OutInterface = br.Name;
-        if (ns.Netfilter.Hook(HookPoint.Forward, ref ctx, pkt) == Verdict.Drop)
+        SetRouteMtu(ns, frame.AsSpan(14), br, ref ctx);
+        if (GrowableHook(ns, HookPoint.Forward, ref ctx, ref frame, 14) == Verdict.Drop)
         {
             ns.Counters.Drops.Add(ctx.DropReason);
             return false;
         }
         ctx.InInterface = null;
-        if (ns.Netfilter.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Drop)
+        if (GrowableHook(ns, HookPoint.PostRouting, ref ctx, ref frame, 14) == Verdict.Drop)
         {
             ns.Counters.Drops.Add(ctx.DropReason);
             return false;
@@ -619,10 +619,10 @@ public sealed class Ipv4Stack
 
     /// <summary>The route MTUs netfilter sees (TCPMSS --clamp-mss-to-pmtu): dst_mtu of the output route, and the MTU of
     /// the route back to the source address (tcpmss_reverse_mtu; 0 when there is none).</summary>
-    private static void SetRouteMtu(Namespace ns, byte[] pkt, Device outDev, ref PacketContext ctx)
+    private static void SetRouteMtu(Namespace ns, ReadOnlySpan<byte> pkt, Device outDev, ref PacketContext ctx)
     {
         ctx.OutMtu = outDev.Mtu;
-        var back = ns.Routing.Lookup(BinaryPrimitives.ReadUInt32BigEndian(pkt.AsSpan(12)));
+        var back = ns.Routing.Lookup(BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]));
         ctx.ReverseMtu = back?.Device?.Mtu ?? 0;
     }
 
@@ -634,11 +634,20 @@ public sealed class Ipv4Stack
     private static Verdict GrowableHook(Namespace ns, HookPoint hook, ref PacketContext ctx, ref byte[] pkt)
     {
         if (!ns.Netfilter.MayGrowPackets) return ns.Netfilter.Hook(hook, ref ctx, pkt);
-        var room = new byte[pkt.Length + Netfilter.NetfilterTables.MaxGrowth];
-        pkt.CopyTo(room, 0);
-        var v = ns.Netfilter.Hook(hook, ref ctx, room);
-        if (ctx.Length == pkt.Length) room.AsSpan(0, pkt.Length).CopyTo(pkt);
-        else pkt = room.AsSpan(0, ctx.Length).ToArray();
+        return GrowableHook(ns, hook, ref ctx, ref pkt, 0);
+    }
+
+    /// <summary><see cref="GrowableHook(Namespace, HookPoint, ref PacketContext, ref byte[])"/> on a buffer whose
+    /// datagram starts at <paramref name="ipOffset"/> (14 for an Ethernet frame).</summary>
+    private static Verdict GrowableHook(Namespace ns, HookPoint hook, ref PacketContext ctx, ref byte[] buf, int ipOffset)
+    {
+        if (!ns.Netfilter.MayGrowPackets) return ns.Netfilter.Hook(hook, ref ctx, buf.AsSpan(ipOffset));
+        var room = new byte[buf.Length + Netfilter.NetfilterTables.MaxGrowth];
+        buf.CopyTo(room, 0);
+        int before = ctx.Length;
+        var v = ns.Netfilter.Hook(hook, ref ctx, room.AsSpan(ipOffset));
+        if (ctx.Length == before) room.AsSpan(0, buf.Length).CopyTo(buf);
+        else buf = room.AsSpan(0, buf.Length + ctx.Length - before).ToArray();
         return v;
     }
 

@@ -75,6 +75,9 @@ public enum DropReason : ushort
     /// the bridged-DNAT path is not modeled).</summary>
     BridgeDnatNeighUnresolved,
     NotSpecified,
+    /// <summary>TCPMSS had to insert the MSS option but the caller passed no room behind the datagram (the kernel
+    /// would expand the skb's head; see NetfilterTables.MayGrowPackets).</summary>
+    NetfilterTcpmssNoRoom,
 }
 
 public static class DropReasons

@@ -130,6 +130,7 @@ public class TargetEffectTests
         var tight = TcpWithOptions(0x02, ReadOnlySpan<byte>.Empty);
         ctx = Ctx(tight);
         Assert.Equal(Verdict.Drop, Forward(t, tight, ref ctx));
+        Assert.Equal(DropReason.NetfilterTcpmssNoRoom, ctx.DropReason);
     }
 
     [Fact]
