@@ -265,6 +265,8 @@ public static class ScenarioTraffic
         FromWan(Frames.Udp(srv, 5000, fw, 50008), "reply in zone 3: un-SNATed");
         FromLan(Frames.Udp(lan, 50009, srv, 5001), "CT --zone-orig 3: the reply tuple stays in the default zone");
         FromWan(Frames.Udp(srv, 5001, fw, 50009), "reply without a template finds it (default zone in the reply direction): un-SNATed");
+        FromLan(Frames.Udp(lan, 50017, srv, 5002), "CT --zone-reply 4: the reply tuple is in zone 4");
+        FromWan(Frames.Udp(srv, 5002, fw, 50017), "reply without a template (default zone): not found, to the firewall (INPUT DROP)");
         FromLan(Frames.Udp(lan, 50010, srv, 6000), "CT --notrack: not SNATed");
         FromLan(Frames.Udp(lan, 50011, srv, 7000), "TRACE");
         FromLan(Frames.Udp(lan, 50012, srv, 6001), "CT --zone mark: zone 7 (the mark's low 16 bits)");
