@@ -465,6 +465,7 @@ public sealed class Ipv4Stack
             ctx.TimestampNs = ts;
             ctx.InInterface = dev.Name;
             ctx.PktType = pt;
+            ctx.SrcMac = PacketContext.MacOf(frame.AsSpan(6, 6));
             if (ns.Netfilter.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) { c.Drops.Add(ctx.DropReason); return; }
         }
         RouteInput(dev, pkt, ts, pt, ref ctx);

@@ -360,23 +360,28 @@ public static class IptablesSaveParser
             {
                 if (r.Target is { } t)
                 {
+                    // xt_check_target refuses these with -EINVAL, which iptables-restore (nf_tables) reports as below.
+                    var check = new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r, Chain = c.Name };
                     if (t.OnlyTable is { } only && only != table.Kind)
-                        throw new IptablesParseException(file, r.Line, $"{t.Name} target: only valid in {TableNames.Name(only)} table, not {table.Name}");
+                        throw new IptablesParseException(file, r.Line, check.Invalid($"{t.Name} target: only valid in {TableNames.Name(only)} table, not {table.Name}"));
                     int bad = c.HookMask & ~t.ValidHooks;
                     if (bad != 0)
-                        throw new IptablesParseException(file, r.Line, $"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}");
+                        throw new IptablesParseException(file, r.Line, check.Invalid($"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}"));
                     // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init / nft_match_init).
-                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (t.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
                 {
+                    var check = new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.HookMask, Rule = r, Chain = c.Name };
                     if (m.OnlyTable is { } only && only != table.Kind)
-                        throw new IptablesParseException(file, r.Line, $"{m.Name} match: only valid in {TableNames.Name(only)} table, not {table.Name}");
+                        throw new IptablesParseException(file, r.Line, check.Invalid($"{m.Name} match: only valid in {TableNames.Name(only)} table, not {table.Name}"));
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
-                        throw new IptablesParseException(file, r.Line, $"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}");
-                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
+                        throw new IptablesParseException(file, r.Line, check.Invalid($"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}"));
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (m.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
             }

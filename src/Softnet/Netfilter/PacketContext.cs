@@ -38,6 +38,8 @@ public struct PacketContext
     public byte IpHeaderLength;
     /// <summary>skb->pkt_type as eth_type_trans set it (PACKET_HOST for locally generated packets).</summary>
     public PacketType PktType;
+    /// <summary>Ethernet source address of the received frame (48 bits, big-endian order), 0 when none.</summary>
+    public ulong SrcMac;
     /// <summary>br_netfilter's nf_bridge_info: bridge ports the frame came in on / goes out of, and whether
     /// it is being bridged (BRNF_BRIDGED / the bridge path sets these; null when not bridged).</summary>
     public string? PhysIn;
@@ -105,6 +107,14 @@ public struct PacketContext
 
     /// <summary>The same bytes, writable, for targets that rewrite the packet (TCPMSS, DSCP, TTL...).</summary>
     public readonly unsafe Span<byte> WritablePacket => new(_packet, _packetLength);
+
+    /// <summary>Six address bytes as the 48-bit number <see cref="SrcMac"/> holds.</summary>
+    public static ulong MacOf(ReadOnlySpan<byte> mac)
+    {
+        ulong v = 0;
+        for (int i = 0; i < 6; i++) v = v << 8 | mac[i];
+        return v;
+    }
 
     internal unsafe void AttachPacket(byte* data, int length)
     {

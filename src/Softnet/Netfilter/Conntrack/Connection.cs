@@ -150,6 +150,8 @@ public sealed class Connection
     public byte ZoneDir = 3;
     /// <summary>The conntrack helper a CT --helper template assigned (its protocol logic is not modeled), or null.</summary>
     public string? Helper;
+    /// <summary>nf_conn_acct: packets and bytes (IP length) accepted per direction (0 original, 1 reply).</summary>
+    public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>

@@ -305,6 +305,9 @@ public sealed class ConntrackTable
             };
             if (res > 0)
             {
+                // nf_ct_refresh_acct: the accepted packet counts in its direction.
+                if (dir == 0) { ct.PacketsOrig++; ct.BytesOrig += p.Length; }
+                else { ct.PacketsReply++; ct.BytesReply += p.Length; }
                 if (info == CtInfo.EstablishedReply) ct.Status |= CtStatus.SeenReply;
                 return Verdict.Accept;
             }

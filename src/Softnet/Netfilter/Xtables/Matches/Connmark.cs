@@ -1,0 +1,44 @@
+using System.Text;
+
+namespace Softnet.Netfilter.Xtables;
+
+/// <summary>Kernel half of -m connmark (xt_connmark.c connmark_mt): the conntrack entry's mark.</summary>
+public sealed class ConnmarkMatch : XtMatch
+{
+    internal override bool IsPure => true;
+    internal override bool UsesConntrack => true;
+    public uint Mark, Mask = 0xFFFFFFFF;
+    public bool Invert;
+
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
+    {
+        // The untracked template is a conntrack entry too (mark 0); no entry at all never matches.
+        uint mark;
+        if (p.CtInfo == CtInfo.Untracked) mark = 0;
+        else if (p.Ct is { } ct && p.CtInfo != CtInfo.None) mark = ct.Mark;
+        else return false;
+        return ((mark & Mask) == Mark) ^ Invert;
+    }
+}
+
+/// <summary>Userspace half of -m connmark (libxt_connmark.c revision 1).</summary>
+internal sealed class ConnmarkMatchExtension : X6MatchExtension<ConnmarkMatch>
+{
+    public override string Name => "connmark";
+    private static readonly XtOpt[] Table = { Arg("mark", 0, invert: true, mandatory: true) };
+    private protected override XtOpt[] Options => Table;
+
+    private protected override void Parse(ConnmarkMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
+    {
+        int slash = arg!.IndexOf('/');
+        if (!XtOptions.TryStrtoul(slash < 0 ? arg : arg[..slash], out ulong v) || v > uint.MaxValue
+            || (slash >= 0 && (!XtOptions.TryStrtoul(arg[(slash + 1)..], out ulong mk) || mk > uint.MaxValue || (m.Mask = (uint)mk) != mk)))
+            throw a.Error("connmark: bad integer value for option \"--mark\", or out of range.");
+        m.Mark = (uint)v;
+        m.Invert = invert;
+    }
+
+    private static string Text(ConnmarkMatch m) => m.Mask == 0xFFFFFFFF ? Opt.Hex(m.Mark) : Opt.Hex(m.Mark) + "/" + Opt.Hex(m.Mask);
+    internal override void Save(ConnmarkMatch m, StringBuilder sb) => sb.Append(m.Invert ? " !" : "").Append(" --mark ").Append(Text(m));
+    internal override void List(ConnmarkMatch m, StringBuilder sb) => sb.Append(" connmark match ").Append(m.Invert ? "!" : "").Append(' ').Append(Text(m));
+}
