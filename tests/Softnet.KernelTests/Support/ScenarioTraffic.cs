@@ -256,7 +256,8 @@ public static class ScenarioTraffic
         FromLan(Frames.Tcp(lan, 50002, srv, 80, Syn, 300, options: [2, 4, 0x04, 0x00]), "SYN with MSS 1024: never raised");
         FromLan(Frames.Udp(lan, 50003, "203.0.113.53", 53), "DNS query: TTL set to 200 (199 after forwarding)");
         FromWan(Frames.Udp("203.0.113.53", 53, fw, 50003), "DNS answer: TTL 64 - 60, then 3 after forwarding");
-        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: DSCP EF on wan0");
+        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: TTL 64 + 100, DSCP EF on wan0");
+        FromLan(Frames.Udp(lan, 50018, srv, 33434), "TTL set to 1 before routing: time exceeded from the router");
         FromLan(Frames.Udp(lan, 50004, srv, 5353), "TOS --set-tos 0x10");
         FromLan(Frames.Udp(lan, 50005, srv, 5354), "TOS --and-tos 0x0f");
         FromLan(Frames.Udp(lan, 50006, srv, 9999), "NFQUEUE without listener: freed");
