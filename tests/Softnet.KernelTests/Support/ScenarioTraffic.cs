@@ -258,6 +258,20 @@ public static class ScenarioTraffic
         FromWan(Frames.Udp("203.0.113.53", 53, fw, 50003), "DNS answer: TTL 64 - 60, then 3 after forwarding");
         FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: TTL 64 + 100, DSCP EF on wan0");
         FromLan(Frames.Udp(lan, 50018, srv, 33434), "TTL set to 1 before routing: time exceeded from the router");
+        // Random TOS bytes, TTLs and IP IDs through TOS (set, and), DSCP and the TTL rules: the incremental header
+        // checksum updates (ipv4_change_dsfield, csum_replace2) over many starting checksums.
+        var rng = new Random(20261204);
+        for (int i = 0; i < 120; i++)
+        {
+            ushort dport = (i % 4) switch { 0 => 5353, 1 => 5354, 2 => 53, _ => 7 };
+            byte[] ip = i % 4 == 3 ? Frames.Echo(lan, srv, 8, (ushort)(1000 + i), 1) : Frames.Udp(lan, (ushort)(51000 + i), srv, dport);
+            ip[1] = (byte)rng.Next(256);
+            ip[8] = (byte)rng.Next(2, 256);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(4), (ushort)rng.Next(65536));
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), 0);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+            FromLan(ip, $"random TOS/TTL/ID #{i}");
+        }
         FromLan(Frames.Udp(lan, 50004, srv, 5353), "TOS --set-tos 0x10");
         FromLan(Frames.Udp(lan, 50005, srv, 5354), "TOS --and-tos 0x0f");
         FromLan(Frames.Udp(lan, 50006, srv, 9999), "NFQUEUE without listener: freed");
