@@ -90,7 +90,17 @@ public sealed class Ipv4Input : PacketHandler
     /// over the datagram; the skb then carries the result (_nfct, mark). False on NF_DROP.</summary>
     public static bool Hook(Link.Namespace ns, HookPoint hook, Skb skb, ref PacketContext ctx)
     {
-        var v = ns.Netfilter.Hook(hook, ref ctx, NetStack.L3(skb));
+        Verdict v;
+        if (ns.Netfilter.MayGrowPackets && !skb.IsNonlinear)
+        {
+            // A target may lengthen the datagram (TCPMSS inserting its option; the kernel expands the skb): the hook
+            // sees the tailroom behind it, and the skb takes the new length.
+            int room = Math.Min(NetfilterTables.MaxGrowth, skb.Tailroom);
+            int before = ctx.Length;
+            v = ns.Netfilter.Hook(hook, ref ctx, skb.HeadBuffer.Slice(skb.NetworkHeader, skb.Tail - skb.NetworkHeader + room));
+            if (ctx.Length > before) skb.Put(ctx.Length - before);
+        }
+        else v = ns.Netfilter.Hook(hook, ref ctx, NetStack.L3(skb));
         skb.Conntrack = ctx.Ct;
         skb.CtInfo = (byte)ctx.CtInfo;
         skb.Mark = ctx.Mark;

@@ -368,7 +368,8 @@ public static class IptablesSaveParser
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, check.Invalid($"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}"));
                     // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init / nft_match_init).
-                    if (t.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (t.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
@@ -379,7 +380,8 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, check.Invalid($"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}"));
-                    if (m.CheckEntry(new XtCheck { Tables = tables, Table = table.Kind, HookMask = c.BuiltIn ? c.HookMask : 0, Rule = r, Chain = c.Name }) is { } why)
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (m.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
             }

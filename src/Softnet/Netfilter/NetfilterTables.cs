@@ -33,6 +33,11 @@ public sealed class NetfilterTables
     /// <summary>Receives LOG lines (level, text). Null: LOG only counts.</summary>
     public Action<int, string>? LogSink { get; set; }
     public long LogCount { get; internal set; }
+    /// <summary>True when a rule can lengthen a datagram in a hook (TCPMSS inserting the MSS option): callers then pass
+    /// the datagram with <see cref="MaxGrowth"/> spare bytes behind it and take <see cref="PacketContext.Length"/> back.</summary>
+    public bool MayGrowPackets { get; private set; }
+    /// <summary>The most a hook lengthens a datagram (TCPOLEN_MSS).</summary>
+    public const int MaxGrowth = 4;
     /// <summary>Packets NFLOG handed to nfnetlink_log (no listener in Softnet: counted only).</summary>
     public long NflogCount { get; internal set; }
     /// <summary>Packets NFQUEUE sent to a queue nobody listens on: freed (no --queue-bypass) or passed on (bypass).</summary>
@@ -143,6 +148,7 @@ public sealed class NetfilterTables
         _tables[(int)t.Kind] = t;
         _order.Add(t);
         RegisterTable(t);
+        MayGrowPackets = _order.Any(x => x.Chains.Any(c => c.Rules.Any(r => r.Target is Xtables.TcpmssTarget)));
         int chains = _order.Sum(x => x.Chains.Count) + 1;
         if (_stackChains.Length < chains)
         {

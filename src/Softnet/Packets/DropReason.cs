@@ -77,6 +77,9 @@ public enum DropReason : ushort
     NotSpecified,
     /// <summary>A stack-local skb pool was exhausted (SKB_DROP_REASON_NOMEM).</summary>
     SkbAllocFailed,
+    /// <summary>TCPMSS had to insert the MSS option but the caller passed no room behind the datagram (the kernel
+    /// would expand the skb's head; see NetfilterTables.MayGrowPackets).</summary>
+    NetfilterTcpmssNoRoom,
 }
 
 public static class DropReasons

@@ -256,7 +256,22 @@ public static class ScenarioTraffic
         FromLan(Frames.Tcp(lan, 50002, srv, 80, Syn, 300, options: [2, 4, 0x04, 0x00]), "SYN with MSS 1024: never raised");
         FromLan(Frames.Udp(lan, 50003, "203.0.113.53", 53), "DNS query: TTL set to 200 (199 after forwarding)");
         FromWan(Frames.Udp("203.0.113.53", 53, fw, 50003), "DNS answer: TTL 64 - 60, then 3 after forwarding");
-        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: DSCP EF on wan0");
+        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: TTL 64 + 100, DSCP EF on wan0");
+        FromLan(Frames.Udp(lan, 50018, srv, 33434), "TTL set to 1 before routing: time exceeded from the router");
+        // Random TOS bytes, TTLs and IP IDs through TOS (set, and), DSCP and the TTL rules: the incremental header
+        // checksum updates (ipv4_change_dsfield, csum_replace2) over many starting checksums.
+        var rng = new Random(20261204);
+        for (int i = 0; i < 120; i++)
+        {
+            ushort dport = (i % 4) switch { 0 => 5353, 1 => 5354, 2 => 53, _ => 7 };
+            byte[] ip = i % 4 == 3 ? Frames.Echo(lan, srv, 8, (ushort)(1000 + i), 1) : Frames.Udp(lan, (ushort)(51000 + i), srv, dport);
+            ip[1] = (byte)rng.Next(256);
+            ip[8] = (byte)rng.Next(2, 256);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(4), (ushort)rng.Next(65536));
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), 0);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+            FromLan(ip, $"random TOS/TTL/ID #{i}");
+        }
         FromLan(Frames.Udp(lan, 50004, srv, 5353), "TOS --set-tos 0x10");
         FromLan(Frames.Udp(lan, 50005, srv, 5354), "TOS --and-tos 0x0f");
         FromLan(Frames.Udp(lan, 50006, srv, 9999), "NFQUEUE without listener: freed");
@@ -265,8 +280,15 @@ public static class ScenarioTraffic
         FromWan(Frames.Udp(srv, 5000, fw, 50008), "reply in zone 3: un-SNATed");
         FromLan(Frames.Udp(lan, 50009, srv, 5001), "CT --zone-orig 3: the reply tuple stays in the default zone");
         FromWan(Frames.Udp(srv, 5001, fw, 50009), "reply without a template finds it (default zone in the reply direction): un-SNATed");
+        FromLan(Frames.Udp(lan, 50017, srv, 5002), "CT --zone-reply 4: the reply tuple is in zone 4");
+        FromWan(Frames.Udp(srv, 5002, fw, 50017), "reply without a template (default zone): not found, to the firewall (INPUT DROP)");
         FromLan(Frames.Udp(lan, 50010, srv, 6000), "CT --notrack: not SNATed");
         FromLan(Frames.Udp(lan, 50011, srv, 7000), "TRACE");
+        FromLan(Frames.Udp(lan, 50012, srv, 6001), "CT --zone mark: zone 7 (the mark's low 16 bits)");
+        FromLan(Frames.Tcp(lan, 50013, srv, 21, Syn, 900, options: syn), "CT --helper ftp (the helper itself is not modeled)");
+        FromLan(Frames.Tcp(lan, 50014, srv, 80, Syn, 1000), "SYN without options: TCPMSS inserts MSS min(1360, 536)");
+        FromLan(Frames.Tcp(lan, 50015, srv, 80, Syn, 1100, options: [1, 1, 4, 2]), "SYN with NOP NOP SACK-permitted only: MSS inserted before them");
+        FromLan(Frames.Tcp(lan, 50016, srv, 80, Syn, 1200, payload: 20), "SYN with data and no MSS: left alone");
         return c;
     }
 

@@ -130,6 +130,7 @@ public class TargetEffectTests
         var tight = TcpWithOptions(0x02, ReadOnlySpan<byte>.Empty);
         ctx = Ctx(tight);
         Assert.Equal(Verdict.Drop, Forward(t, tight, ref ctx));
+        Assert.Equal(DropReason.NetfilterTcpmssNoRoom, ctx.DropReason);
     }
 
     [Fact]
@@ -322,5 +323,44 @@ public class TargetEffectTests
         Assert.True(ctx.Trace);
         Assert.Equal(1, t.TraceCount);
         Assert.Equal(1, t.NflogCount);
+    }
+    [Fact]
+    public void Targets_do_not_allocate_per_packet()
+    {
+        var t = IptablesSaveParser.Parse("""
+            *raw
+            -A PREROUTING -p udp -j CT --zone 3
+            -A PREROUTING -j TRACE
+            COMMIT
+            *mangle
+            -A PREROUTING -j TTL --ttl-dec 1
+            -A PREROUTING -j DSCP --set-dscp 10
+            -A PREROUTING -j TOS --xor-tos 0x01
+            -A PREROUTING -j CONNMARK --restore-mark --left-shift-mark 1
+            -A PREROUTING -j NFLOG --nflog-group 1 --nflog-prefix x
+            -A PREROUTING -p udp --dport 9 -j NFQUEUE --queue-num 1
+            -A PREROUTING -j NFQUEUE --queue-balance 1:4 --queue-bypass
+            -A FORWARD -p tcp -j TCPMSS --clamp-mss-to-pmtu
+            -A POSTROUTING -p tcp -j TCPMSS --set-mss 1000
+            -A POSTROUTING -p udp -j CHECKSUM --checksum-fill
+            COMMIT
+            """);
+        t.ConntrackEnabled = false;
+        var pkts = new[] { Udp("10.0.0.1", 1, "10.0.0.2", 53), Udp("10.0.0.1", 1, "10.0.0.2", 9), TcpWithOptions(0x02, SynOptions, tailroom: 4) };
+        void Once(int i)
+        {
+            var pkt = pkts[i % pkts.Length];
+            var ctx = Ctx(pkt, i);
+            ctx.OutMtu = 1500;
+            ctx.IpSummed = (i & 1) == 0 ? CsumState.Partial : CsumState.None;
+            if (t.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) return;
+            t.Hook(HookPoint.Forward, ref ctx, pkt);
+            t.Hook(HookPoint.PostRouting, ref ctx, pkt);
+        }
+        for (int i = 0; i < 300; i++) Once(i);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3000; i++) Once(i);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(t.QueueDropped > 0 && t.QueueBypassed > 0 && t.NflogCount > 0 && t.TraceCount > 0);
     }
 }

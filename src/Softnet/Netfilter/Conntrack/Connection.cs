@@ -144,12 +144,14 @@ public sealed class Connection
     public ConnTuple Reply;
     public CtStatus Status;
     public uint Mark;
-    /// <summary>nf_conn_acct: packets and bytes (IP length) accepted per direction (0 original, 1 reply).</summary>
-    public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
     /// <summary>The entry's conntrack zone (CT --zone): id and directions (1 original, 2 reply, 3 both), as
     /// conntrack -L prints them: "zone=N" after the mark, or "zone-orig=N" / "zone-reply=N" after that tuple.</summary>
     public ushort ZoneId;
     public byte ZoneDir = 3;
+    /// <summary>The conntrack helper a CT --helper template assigned (its protocol logic is not modeled), or null.</summary>
+    public string? Helper;
+    /// <summary>nf_conn_acct: packets and bytes (IP length) accepted per direction (0 original, 1 reply).</summary>
+    public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
@@ -199,6 +201,7 @@ public sealed class Connection
         sb.Append("mark=").Append(Mark);
         // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.
         if (ZoneId != 0 && ZoneDir == 3) sb.Append(" zone=").Append(ZoneId);
+        if (Helper != null) sb.Append(" helper=").Append(Helper);
         sb.Append(" use=1");
         return sb.ToString();
     }

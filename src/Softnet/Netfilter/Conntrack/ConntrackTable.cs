@@ -210,6 +210,7 @@ public sealed class ConntrackTable
         ct.Mark = 0;
         ct.ZoneId = 0;
         ct.ZoneDir = 3;
+        ct.Helper = null;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
         ct.Seen0 = default;
@@ -277,6 +278,7 @@ public sealed class ConntrackTable
                 {
                     ct.ZoneId = tmpl.ZoneId(tmpl.ZoneDir == 2 ? 1 : 0, p.Mark);
                     ct.ZoneDir = tmpl.ZoneDir;
+                    if (tmpl.Helper.Length != 0) ct.Helper = tmpl.Helper;
                 }
                 if (ct == null)
                 {

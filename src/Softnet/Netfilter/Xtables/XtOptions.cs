@@ -47,7 +47,8 @@ internal static class XtOptions
         return arg;
     }
 
-    /// <summary>xtables_options_fcheck: run after the extension's own final check.</summary>
+    /// <summary>xtables_options_fcheck, run after the extension's own final check: in table order, a missing
+    /// mandatory option; then, by option id, an excluded option present or a required one missing.</summary>
     public static void FinalCheck(XtOpt[] table, string ext, uint flags, ArgReader a)
     {
         foreach (var o in table)
@@ -55,17 +56,17 @@ internal static class XtOptions
             uint bit = 1u << o.Id;
             if (o.Mandatory && (flags & bit) == 0) throw a.Error($"{ext}: option \"--{o.Name}\" must be specified");
             if ((flags & bit) == 0) continue;
-            uint excl = o.Excl & flags & ~bit;
-            if (excl != 0) throw a.Error($"{ext}: option \"--{o.Name}\" cannot be used together with \"--{NameOf(table, excl)}\".");
-            uint missing = o.Also & ~flags;
-            if (missing != 0) throw a.Error($"{ext}: option \"--{o.Name}\" also requires \"--{NameOf(table, missing)}\".");
+            for (int i = 0; i < 32; i++)
+            {
+                if (i == o.Id) continue;
+                var other = Array.Find(table, x => x.Id == i);
+                if (other == null) continue;
+                if ((o.Excl & (1u << i)) != 0 && (flags & (1u << i)) != 0)
+                    throw a.Error($"{ext}: option \"--{o.Name}\" cannot be used together with \"--{other.Name}\".");
+                if ((o.Also & (1u << i)) != 0 && (flags & (1u << i)) == 0)
+                    throw a.Error($"{ext}: option \"--{o.Name}\" also requires \"--{other.Name}\".");
+            }
         }
-    }
-
-    private static string NameOf(XtOpt[] table, uint bits)
-    {
-        foreach (var o in table) if ((bits & (1u << o.Id)) != 0) return o.Name;
-        return "?";
     }
 
     /// <summary>strtoull with base 0 as xtables_strtoul uses it (decimal, 0x hex, 0 octal), whole string.</summary>

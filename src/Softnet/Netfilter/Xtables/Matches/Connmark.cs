@@ -33,7 +33,7 @@ internal sealed class ConnmarkMatchExtension : X6MatchExtension<ConnmarkMatch>
         int slash = arg!.IndexOf('/');
         if (!XtOptions.TryStrtoul(slash < 0 ? arg : arg[..slash], out ulong v) || v > uint.MaxValue
             || (slash >= 0 && (!XtOptions.TryStrtoul(arg[(slash + 1)..], out ulong mk) || mk > uint.MaxValue || (m.Mask = (uint)mk) != mk)))
-            throw a.Error($"connmark: bad value for option \"--mark\", or out of range (0-4294967295).");
+            throw a.Error("connmark: bad integer value for option \"--mark\", or out of range.");
         m.Mark = (uint)v;
         m.Invert = invert;
     }

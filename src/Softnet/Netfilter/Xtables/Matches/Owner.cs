@@ -55,6 +55,11 @@ internal sealed class OwnerMatchExtension : X6MatchExtension<OwnerMatch>
         }
     }
 
+    private protected override void Check(OwnerMatch m, uint flags, Rule rule, ArgReader a)
+    {
+        if (flags == 0) throw a.Error("owner: At least one of --uid-owner, --gid-owner or --socket-exists is required");
+    }
+
     /// <summary>A name from the passwd/group file, a number, or a range "a-b".</summary>
     private static (uint, uint) Range(string s, string db, string error, ArgReader a)
     {

@@ -34,7 +34,7 @@ internal sealed class TosMatchExtension : X6MatchExtension<TosMatch>
             int slash = arg!.IndexOf('/');
             if (!XtOptions.TryStrtoul(slash < 0 ? arg : arg[..slash], out ulong v) || v > 255
                 || (slash >= 0 && (!XtOptions.TryStrtoul(arg[(slash + 1)..], out ulong mk) || mk > 255 || (m.Mask = (byte)mk) != mk)))
-                throw a.Error($"Bad TOS value \"{arg}\"");
+                throw a.Error($"Symbolic name \"{arg}\" is unknown");
             m.Value = (byte)v;
             if (slash < 0) m.Mask = 0xFF;
         }

@@ -25,7 +25,7 @@ internal sealed class TtlMatchExtension : X6MatchExtension<TtlMatch>
     private const uint All = 7;
     private static readonly XtOpt[] Table =
     {
-        Arg("ttl-eq", 0, invert: true, excl: All), Arg("ttl-lt", 1, excl: All), Arg("ttl-gt", 2, excl: All),
+        Arg("ttl-lt", 1, excl: All), Arg("ttl-gt", 2, excl: All), Arg("ttl-eq", 0, invert: true, excl: All), Arg("ttl", 0, invert: true, excl: All),
     };
     private protected override XtOpt[] Options => Table;
 

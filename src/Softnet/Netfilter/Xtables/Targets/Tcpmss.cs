@@ -23,13 +23,15 @@ public sealed class TcpmssTarget : XtTarget
         int ret = Mangle(ref p);
         if (ret < 0)
         {
-            p.DropReason = DropReason.NetfilterDrop;
+            p.DropReason = ret == NoRoom ? DropReason.NetfilterTcpmssNoRoom : DropReason.NetfilterDrop;
             return TargetResult.Drop;
         }
         return TargetResult.Continue;
     }
 
-    /// <summary>tcpmss_mangle_packet + tcpmss_tg4: -1 drop, 0 unchanged length, 4 option inserted.</summary>
+    private const int NoRoom = -2;
+
+    /// <summary>tcpmss_mangle_packet + tcpmss_tg4: -1 drop (NF_DROP), -2 no room to insert, 0 unchanged length, 4 option inserted.</summary>
     private int Mangle(ref PacketContext p)
     {
         if (p.IsFragment) return 0;
@@ -77,7 +79,7 @@ public sealed class TcpmssTarget : XtTarget
         // doff has 4 bits: no room for another option word.
         if (hdrlen >= 15 * 4) return 0;
         // The kernel grows the skb (pskb_expand_head) when it lacks tailroom; here the caller's buffer must have it.
-        if (pkt.Length < p.Length + 4) return -1;
+        if (pkt.Length < p.Length + 4) return NoRoom;
 
         mss16 = Math.Min(mss16, (ushort)536);
         tcp = pkt[tcphoff..(p.Length + 4)];
