@@ -35,7 +35,7 @@ public static class Ipv4Forward
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
-            Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.Forward, skb, ref ctx))
             {
                 if (ctx.Reject != RejectWith.None) Icmp.SendReject(stack, dev, skb, ref ctx, localDestination: false);

@@ -108,7 +108,8 @@ public sealed class Ipv4Input : PacketHandler
     }
 
     /// <summary>The route MTUs netfilter sees (TCPMSS --clamp-mss-to-pmtu): dst_mtu of the output route, and the MTU
-    /// of the route back to the source address (tcpmss_reverse_mtu; 0 when there is none).</summary>
+    /// of the route back to the source address (tcpmss_reverse_mtu; 0 when there is none). Only TCPMSS reads them,
+    /// so callers fill them only where the namespace's rules have it (<see cref="NetfilterTables.MayGrowPackets"/>).</summary>
     public static void SetRouteMtu(Link.Namespace ns, Skb skb, Device outDev, ref PacketContext ctx)
     {
         ctx.OutMtu = outDev.Mtu;

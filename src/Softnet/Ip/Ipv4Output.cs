@@ -22,7 +22,7 @@ public static class Ipv4Output
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
-            Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
         }
         // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
@@ -53,7 +53,7 @@ public static class Ipv4Output
             ctx.Ct = ct;
             ctx.CtInfo = info;
             ctx.OutInterface = route.Device.Name;
-            Ipv4Input.SetRouteMtu(ns, skb, route.Device, ref ctx);
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, route.Device, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx)) { skb.Free(); return; }
             uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
             if (after != dst)

@@ -8,17 +8,6 @@ namespace Softnet.Ip;
 public static class PacketFactory
 {
 
-    /// <summary>Prepends an Ethernet header to <paramref name="datagram"/>.</summary>
-    public static byte[] Ethernet(ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type, ReadOnlySpan<byte> payload)
-    {
-        var f = new byte[14 + payload.Length];
-        dst.CopyTo(f);
-        src.CopyTo(f.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), type);
-        payload.CopyTo(f.AsSpan(14));
-        return f;
-    }
-
     /// <summary>arp_create: a 42-byte ARP frame (no padding: veth and bridges do not pad, tcpdump sees 42 bytes).</summary>
     public static byte[] Arp(ushort op, ReadOnlySpan<byte> ethDst, ReadOnlySpan<byte> ethSrc,
         ReadOnlySpan<byte> sha, uint sip, ReadOnlySpan<byte> tha, uint tip)

@@ -2,6 +2,7 @@ using Softnet.Capture;
 using Softnet.Neigh;
 using Softnet.Netfilter;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 using Softnet.Telemetry;
 
 namespace Softnet.Link;
@@ -66,15 +67,6 @@ public sealed class NetStack
         skb.TimestampNs = timestampNs;
         NetifRx(dev, skb);
         Drain();
-    }
-
-    /// <summary>A frame given as bytes (tests, tools): copied into an skb of the stack's pool, as a port's DMA would.</summary>
-    public void Inject(Device dev, ReadOnlySpan<byte> frame, long timestampNs)
-    {
-        var skb = AllocSkb(frame.Length);
-        if (skb == null) { AdvanceClock(timestampNs); dev.Namespace.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
-        frame.CopyTo(skb.Put(frame.Length));
-        Receive(dev, skb, timestampNs);
     }
 
     /// <summary>Runs timers due up to <paramref name="nowNs"/> (ARP retransmits, resolution failure).</summary>
@@ -159,14 +151,14 @@ public sealed class NetStack
     /// network header.</summary>
     public static void EthTypeTrans(Device dev, Skb skb)
     {
-        var eth = skb.LinearData;
+        EthernetView.TryParse(skb.LinearData, out var eth, out _);
         skb.Dev = dev;
         skb.ResetMacHeader();
-        if ((eth[0] & 1) != 0)
-            skb.PktType = eth[..6].SequenceEqual(Broadcast) ? PacketType.Broadcast : PacketType.Multicast;
+        if (eth.IsMulticast)
+            skb.PktType = eth.IsBroadcast ? PacketType.Broadcast : PacketType.Multicast;
         else
-            skb.PktType = eth[..6].SequenceEqual(dev.Mac) ? PacketType.Host : PacketType.OtherHost;
-        skb.Protocol = (ushort)((eth[12] << 8) | eth[13]);
+            skb.PktType = eth.Destination.SequenceEqual(dev.Mac) ? PacketType.Host : PacketType.OtherHost;
+        skb.Protocol = eth.EtherType;
         skb.Pull(14);
         skb.ResetNetworkHeader();
     }
@@ -268,11 +260,7 @@ public sealed class NetStack
     /// <summary>Pushes an Ethernet header (dev_hard_header / neigh_hh_output): data moves to the new MAC header.</summary>
     public static void PushEthernet(Skb skb, ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type)
     {
-        var h = skb.Push(14);
-        if (dst.IsEmpty) h[..6].Clear(); else dst.CopyTo(h);
-        if (src.IsEmpty) h.Slice(6, 6).Clear(); else src.CopyTo(h[6..]);
-        h[12] = (byte)(type >> 8);
-        h[13] = (byte)type;
+        EthernetView.Write(skb.Push(14), dst.IsEmpty ? 0 : EthernetView.ReadMac(dst), src.IsEmpty ? 0 : EthernetView.ReadMac(src), type);
         skb.ResetMacHeader();
         skb.Protocol = type;
     }

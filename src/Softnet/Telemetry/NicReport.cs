@@ -108,13 +108,15 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
         var list = new List<(string, double)> { ("driver", Per(poll - above)), ("gro", Per(groTicks)) };
         if (StackStages is { } st)
         {
-            long inStages = 0;
+            // The stages are sampled on their own packets (a subset of the NIC's): per packet from their own count.
+            double inStages = 0;
             for (int i = 0; i < (int)Softnet.Telemetry.Stage.Count; i++)
             {
-                list.Add((StageClock.Name((Softnet.Telemetry.Stage)i), Per(st[(Softnet.Telemetry.Stage)i])));
-                inStages += st.Ticks[i];
+                double v = st.SampledPackets > 0 ? st[(Softnet.Telemetry.Stage)i] * ns / st.SampledPackets : 0;
+                list.Add((StageClock.Name((Softnet.Telemetry.Stage)i), v));
+                inStages += v;
             }
-            list.Add(("stack_other", Per(Math.Max(0, above - groTicks - inStages))));
+            list.Add(("stack_other", Math.Max(0, Per(above - groTicks) - inStages)));
         }
         else list.Add(("stack", Per(above - groTicks)));
         list.Add(("total", Per(poll)));
@@ -123,38 +125,22 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
 
     public void WriteJson(Utf8JsonWriter w)
     {
-        long poll = 0, above = 0, groTicks = 0, sampled = 0;
-        foreach (var q in nic.Queues)
-        {
-            poll += q.PollTicks;
-            above += q.StackTicks;
-            sampled += q.SampledPackets;
-            if (gro is not null) groTicks += gro.GroTicks[q.Id];
-        }
-        double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
         long packets = nic.Queues.Sum(q => q.Ring.RxPackets);
         w.WriteStartObject();
-        w.WriteNumber("sampled_packets", sampled);
-        Stage(w, "driver", (poll - above) * ns, sampled, packets);
-        Stage(w, "gro", groTicks * ns, sampled, packets);
-        if (StackStages is { } st)
+        w.WriteNumber("sampled_packets", nic.Queues.Sum(q => q.SampledPackets));
+        if (StackStages is { } st) w.WriteNumber("stage_sampled_packets", st.SampledPackets);
+        var list = PerPacket();
+        foreach (var (stage, ns) in list)
         {
-            long inStages = 0;
-            for (int i = 0; i < (int)Softnet.Telemetry.Stage.Count; i++)
-            {
-                Stage(w, StageClock.Name((Softnet.Telemetry.Stage)i), st[(Softnet.Telemetry.Stage)i] * ns, sampled, packets);
-                inStages += st.Ticks[i];
-            }
-            Stage(w, "stack_other", Math.Max(0, above - groTicks - inStages) * ns, sampled, packets);
+            if (stage == "total" && StackStages is not null)
+                WriteStage(w, "stack", list.Where(x => x.Stage is not ("driver" or "gro" or "total")).Sum(x => x.NsPerPacket), packets);
+            WriteStage(w, stage, ns, packets);
         }
-        Stage(w, "stack", (above - groTicks) * ns, sampled, packets);
-        Stage(w, "total", poll * ns, sampled, packets);
         w.WriteEndObject();
     }
 
-    private static void Stage(Utf8JsonWriter w, string name, double sampledNs, long sampled, long packets)
+    private static void WriteStage(Utf8JsonWriter w, string name, double perPacket, long packets)
     {
-        double perPacket = sampled > 0 ? sampledNs / sampled : 0;
         w.WriteStartObject(name);
         w.WriteNumber("ns_per_packet", Math.Round(perPacket, 1));
         w.WriteNumber("seconds", Math.Round(perPacket * packets / 1e9, 6));

@@ -209,7 +209,7 @@ public sealed class ScenarioStack : IRxHandler
         long ts = BaseNs + skb.TimestampNs - 1;
         if (ts > LastNs) LastNs = ts;
         Received += segments;
-        _stack.Clock.StartPacket(queue.TimingThisPoll, queue.TimingWarm);
+        _stack.Clock.StartPacket(queue.TimingThisPoll, queue.TimingWarm, segments);
         _stack.Receive(dev, skb, ts);
         _stack.Clock.EndPacket();
     }

@@ -9,8 +9,9 @@ public sealed class ConntrackOptions
 {
     /// <summary>net.netfilter.nf_conntrack_max.</summary>
     public int Max { get; init; } = 262144;
-    /// <summary>net.netfilter.nf_conntrack_buckets.</summary>
-    public int Buckets { get; init; } = 65536;
+    /// <summary>net.netfilter.nf_conntrack_buckets: the kernel sizes it from memory, and with a few GB or more it
+    /// equals nf_conntrack_max (262144 on this project's machines, as `sysctl net.netfilter` shows).</summary>
+    public int Buckets { get; init; } = 262144;
     /// <summary>nf_conntrack_tcp_loose: pick up connections from a mid-stream ACK.</summary>
     public bool TcpLoose { get; init; } = true;
     /// <summary>nf_conntrack_tcp_be_liberal: only out-of-window RSTs are INVALID.</summary>
