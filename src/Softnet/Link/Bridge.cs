@@ -26,7 +26,17 @@ public sealed class BridgeLink : LinkKind
         var eth = skb.HeadBuffer.Slice(skb.MacHeader, 14);
         var src = eth.Slice(6, 6);
         if ((src[0] & 1) != 0 || src.IndexOfAnyExcept((byte)0) < 0) { NetStack.Drop(ns, skb, DropReason.BridgeInvalidSource); return RxHandlerResult.Consumed; }
-        if (IsLinkLocalGroup(eth[..6])) { NetStack.Drop(ns, skb, DropReason.BridgeLinkLocal); return RxHandlerResult.Consumed; }
+        if (IsLinkLocalGroup(eth[..6]))
+        {
+            // 01:80:C2:00:00:0X (group_fwd_mask not modeled, so 0): the STP group address is bridged like any frame
+            // while STP is off, pause frames are dropped, the rest go up on the port itself (RX_HANDLER_PASS).
+            switch (eth[5])
+            {
+                case 0x00 when !br.Stp: break;
+                case 0x01: NetStack.Drop(ns, skb, DropReason.BridgeLinkLocal); return RxHandlerResult.Consumed;
+                default: return RxHandlerResult.Pass;
+            }
+        }
         PacketContext ctx = default;
         bool nf = false;
         if (BridgeNetfilter.Active(ns) && skb.Protocol == EtherTypes.Ipv4)

@@ -127,17 +127,21 @@ public static class NeighOutput
             Arp.Solicit(stack, n, BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]));
         }
         var c = ns.Counters;
-        while (n.QueuedBytes + skb.Len > NeighbourTable.UnresQlenBytes && n.Queue.TryDequeue(out var old))
+        // arp_queue is bounded by unres_qlen_bytes of skb->truesize: the oldest go first (NEIGH_QUEUEFULL).
+        while (n.QueuedBytes + Truesize(skb) > NeighbourTable.UnresQlenBytes && n.Queue.TryDequeue(out var old))
         {
-            n.QueuedBytes -= old.Skb.Len;
-            if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighFailed); }
+            n.QueuedBytes -= Truesize(old.Skb);
+            if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighQueueFull); }
             old.Skb.Free();
         }
         n.Queue.Enqueue(new PendingPacket(skb, inDev ?? outDev, forwarded));
-        n.QueuedBytes += skb.Len;
+        n.QueuedBytes += Truesize(skb);
         if (forwarded) c.NeighQueued++;
         return Ipv4Output.Queued;
     }
+
+    /// <summary>skb->truesize: the buffer the skb holds (at least its length), what unres_qlen_bytes counts.</summary>
+    internal static int Truesize(Skb skb) => Math.Max(skb.TrueSize, skb.Len);
 
     /// <summary>neigh_update's flush of arp_queue once the entry resolved.</summary>
     internal static void SendQueue(NetStack stack, Neighbour n)
@@ -147,7 +151,7 @@ public static class NeighOutput
         if (n.Queue.Count > 0) n.HhCached = true;
         while (n.Queue.TryDequeue(out var pkt))
         {
-            n.QueuedBytes -= pkt.Skb.Len;
+            n.QueuedBytes -= NeighOutput.Truesize(pkt.Skb);
             if (pkt.Forwarded) c.NeighQueued--;
             NetStack.PushEthernet(pkt.Skb, n.Mac, dev.Mac, EtherTypes.Ipv4);
             var reason = stack.Transmit(dev, pkt.Skb);
@@ -205,7 +209,7 @@ public static class NeighTimers
         var c = ns.Counters;
         while (n.Queue.TryDequeue(out var pkt))
         {
-            n.QueuedBytes -= pkt.Skb.Len;
+            n.QueuedBytes -= NeighOutput.Truesize(pkt.Skb);
             Icmp.Send(stack, ns, pkt.Skb, pkt.InputDevice, 3, 1, 0, localDestination: false);
             if (pkt.Forwarded)
             {

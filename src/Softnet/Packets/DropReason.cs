@@ -66,6 +66,8 @@ public enum DropReason : ushort
     IpFragmentationNotModeled,
     MulticastNotJoined,
     NeighFailed,
+    /// <summary>The neighbour's queue of packets awaiting resolution overflowed (SKB_DROP_REASON_NEIGH_QUEUEFULL).</summary>
+    NeighQueueFull,
     VethPeerDown,
     BridgeInvalidSource,
     BridgeLinkLocal,
