@@ -46,14 +46,16 @@ public sealed class ConntrackTable
 {
     public ConntrackOptions Options { get; }
     public ConntrackStats Stats { get; } = new();
-    private readonly TupleNode?[] _buckets;
+    private TupleNode?[] _buckets;
     private int _count;
     internal NatEngine? Nat;
 
     public ConntrackTable(ConntrackOptions? options = null)
     {
         Options = options ?? new ConntrackOptions();
-        _buckets = new TupleNode?[Math.Max(1, Options.Buckets)];
+        // The table starts small and doubles as entries arrive, up to nf_conntrack_buckets: what a lookup touches
+        // stays in cache for a few thousand flows (the bucket count changes no verdict, only dump order).
+        _buckets = new TupleNode?[Math.Max(1, Math.Min(Options.Buckets, InitialBuckets))];
     }
 
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
@@ -156,6 +158,23 @@ public sealed class ConntrackTable
             if (link == node) { link = node.Next; node.Next = null; return; }
             link = ref link.Next;
         }
+    }
+
+    private const int InitialBuckets = 16384;
+
+    /// <summary>Doubles the bucket array (relinking every node) while entries outnumber buckets.</summary>
+    private void MaybeGrow()
+    {
+        if (_count <= _buckets.Length || _buckets.Length >= Options.Buckets) return;
+        var old = _buckets;
+        _buckets = new TupleNode?[Math.Min(Options.Buckets, old.Length * 2)];
+        foreach (var head in old)
+            for (var n = head; n != null;)
+            {
+                var next = n.Next;
+                Link(n);
+                n = next;
+            }
     }
 
     private void Link(TupleNode node)
@@ -441,6 +460,7 @@ public sealed class ConntrackTable
             return Verdict.Drop;
         }
         ct.Status |= CtStatus.Confirmed;
+        MaybeGrow();
         Link(ct.Nodes[0]);
         Link(ct.Nodes[1]);
         Nat?.Remember(ct);
