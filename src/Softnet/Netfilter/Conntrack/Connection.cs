@@ -215,6 +215,9 @@ internal sealed class TupleNode
     public readonly Connection Ct;
     public readonly byte Dir;
     public TupleNode? Next;
+    /// <summary>The tuple's hash, taken when the node is hashed in (a confirmed entry's tuples no longer change), so
+    /// growing the table or unlinking reads only the node.</summary>
+    public uint Hash;
 
     public TupleNode(Connection ct, byte dir)
     {

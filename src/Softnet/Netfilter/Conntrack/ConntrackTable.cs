@@ -61,7 +61,9 @@ public sealed class ConntrackTable
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
     public int Count => _count;
 
-    private int Bucket(in ConnTuple t) => (int)(((ulong)t.Hash(Options.HashSeed) * (ulong)_buckets.Length) >> 32);
+    private int Bucket(in ConnTuple t) => BucketOf(t.Hash(Options.HashSeed));
+
+    private int BucketOf(uint hash) => (int)(((ulong)hash * (ulong)_buckets.Length) >> 32);
 
     /// <summary>Finds a confirmed entry by either tuple, collecting expired entries it meets on the way.</summary>
     public Connection? Find(in ConnTuple t, long nowNs, out int dir) => Find(t, t.Zone, nowNs, out dir);
@@ -151,7 +153,7 @@ public sealed class ConntrackTable
 
     private void Unlink(TupleNode node)
     {
-        int b = Bucket(node.Tuple);
+        int b = BucketOf(node.Hash);
         ref TupleNode? link = ref _buckets[b];
         while (link != null)
         {
@@ -162,24 +164,27 @@ public sealed class ConntrackTable
 
     private const int InitialBuckets = 16384;
 
-    /// <summary>Doubles the bucket array (relinking every node) while entries outnumber buckets.</summary>
+    /// <summary>Doubles the bucket array (relinking every node) once entries outnumber buckets two to one.</summary>
     private void MaybeGrow()
     {
-        if (_count <= _buckets.Length || _buckets.Length >= Options.Buckets) return;
+        if (_count <= 2 * _buckets.Length || _buckets.Length >= Options.Buckets) return;
         var old = _buckets;
         _buckets = new TupleNode?[Math.Min(Options.Buckets, old.Length * 2)];
         foreach (var head in old)
             for (var n = head; n != null;)
             {
                 var next = n.Next;
-                Link(n);
+                int b = BucketOf(n.Hash);
+                n.Next = _buckets[b];
+                _buckets[b] = n;
                 n = next;
             }
     }
 
     private void Link(TupleNode node)
     {
-        int b = Bucket(node.Tuple);
+        node.Hash = node.Tuple.Hash(Options.HashSeed);
+        int b = BucketOf(node.Hash);
         node.Next = _buckets[b];
         _buckets[b] = node;
     }
