@@ -413,7 +413,8 @@ public static class ScenarioBench
                 },
             },
         };
-        var report = ScenarioReplay.Run(c.ScenarioDir, capturePath, c.InjectNs, outDir: "", options);
+        // Disposed at the end, as `ip netns del` would: the namespaces' conntrack entries go back to the slab.
+        using var report = ScenarioReplay.Run(c.ScenarioDir, capturePath, c.InjectNs, outDir: "", options);
         var ns = report.Scenario.Namespace(c.InjectNs)!;
         long egress = c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
         long nat = counters ? NatPreroutingPackets(ScenarioDump.IptablesSaveText(ns, DateTimeOffset.UnixEpoch)) : 0;

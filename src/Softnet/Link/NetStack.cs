@@ -67,6 +67,8 @@ public sealed class NetStack
         skb.TimestampNs = timestampNs;
         NetifRx(dev, skb);
         Drain();
+        // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
+        for (int i = 0; i < _namespaces.Count; i++) _namespaces[i].Netfilter.Conntrack.Quiesce();
     }
 
     /// <summary>Runs timers due up to <paramref name="nowNs"/> (ARP retransmits, resolution failure).</summary>

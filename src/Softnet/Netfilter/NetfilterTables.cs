@@ -122,6 +122,7 @@ public sealed class NetfilterTables
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
     public void UseConntrack(ConntrackOptions options)
     {
+        Conntrack.Release();
         Conntrack = new ConntrackTable(options);
         Nat = new NatEngine(Conntrack, NextRandom);
     }

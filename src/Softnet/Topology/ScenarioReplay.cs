@@ -23,7 +23,7 @@ public sealed record ScenarioOptions
 }
 
 /// <summary>What a scenario replay produced: the pipeline's report (with a "scenario" section) and the final scenario state.</summary>
-public sealed class ScenarioReport
+public sealed class ScenarioReport : IDisposable
 {
     public required ReplayReport Replay { get; init; }
     public required Scenario Scenario { get; init; }
@@ -31,6 +31,13 @@ public sealed class ScenarioReport
     /// <summary>The replay clock at the end (the last frame's capture time), for conntrack timeouts.</summary>
     public long EndNs { get; init; }
     public string? DumpDirectory { get; init; }
+
+    /// <summary>The namespaces go away (ip netns del): their conntrack entries return to the slab. Nothing of the
+    /// scenario's netfilter state may be read afterwards.</summary>
+    public void Dispose()
+    {
+        foreach (var ns in Scenario.Namespaces) ns.Netfilter.Conntrack.Release();
+    }
 }
 
 /// <summary>

@@ -170,6 +170,11 @@ public sealed class Connection
 
     internal readonly TupleNode[] Nodes;
     internal uint BySourceKeyHash;
+    /// <summary>Bumped each time the object goes back to <see cref="ConnectionCache"/>: a holder that kept a reference
+    /// across packets (nf_conncount's lists) sees that its entry is gone.</summary>
+    public int Generation;
+    /// <summary>Handed to the table's retired list already (an entry goes back to the slab once).</summary>
+    internal bool Retired;
 
     public Connection()
     {

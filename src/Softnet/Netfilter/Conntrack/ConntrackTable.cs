@@ -55,7 +55,7 @@ public sealed class ConntrackTable
         Options = options ?? new ConntrackOptions();
         // The table starts small and doubles as entries arrive, up to nf_conntrack_buckets: what a lookup touches
         // stays in cache for a few thousand flows (the bucket count changes no verdict, only dump order).
-        _buckets = new TupleNode?[Math.Max(1, Math.Min(Options.Buckets, InitialBuckets))];
+        _buckets = BucketArrays.Rent(Math.Max(1, Math.Min(Options.Buckets, InitialBuckets)));
     }
 
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
@@ -141,6 +141,7 @@ public sealed class ConntrackTable
             Unlink(ct.Nodes[1]);
             Nat?.Forget(ct);
             _count--;
+            Retire(ct);
         }
     }
 
@@ -149,6 +150,39 @@ public sealed class ConntrackTable
     {
         if (ct.Confirmed) return;
         _count--;
+        Retire(ct);
+    }
+
+    private readonly List<Connection> _retired = new();
+
+    private void Retire(Connection ct)
+    {
+        if (ct.Retired) return;
+        ct.Retired = true;
+        _retired.Add(ct);
+    }
+
+    /// <summary>A quiescent point (the stack has drained: no packet in flight holds an entry): what was deleted or
+    /// released since goes back to <see cref="ConnectionCache"/>. An entry confirmed after its release (a reset
+    /// attached to a dropped packet's entry) stays where it is.</summary>
+    public void Quiesce()
+    {
+        if (_retired.Count == 0) return;
+        _retired.RemoveAll(c => c.Confirmed && (c.Status & CtStatus.Dying) == 0);
+        ConnectionCache.Return(_retired);
+    }
+
+    /// <summary>nf_conntrack_cleanup_net: the namespace goes away and every entry with it, back to the slab. Callers
+    /// must hold no entry of this table afterwards.</summary>
+    public void Release()
+    {
+        foreach (var head in _buckets)
+            for (var n = head; n != null; n = n.Next)
+                if (n.Dir == 0) Retire(n.Ct);
+        BucketArrays.Return(_buckets);
+        _buckets = new TupleNode?[1];
+        _count = 0;
+        ConnectionCache.Return(_retired);
     }
 
     private void Unlink(TupleNode node)
@@ -169,7 +203,7 @@ public sealed class ConntrackTable
     {
         if (_count <= 2 * _buckets.Length || _buckets.Length >= Options.Buckets) return;
         var old = _buckets;
-        _buckets = new TupleNode?[Math.Min(Options.Buckets, old.Length * 2)];
+        _buckets = BucketArrays.Rent(Math.Min(Options.Buckets, old.Length * 2));
         foreach (var head in old)
             for (var n = head; n != null;)
             {
@@ -179,6 +213,7 @@ public sealed class ConntrackTable
                 _buckets[b] = n;
                 n = next;
             }
+        BucketArrays.Return(old);
     }
 
     private void Link(TupleNode node)
@@ -227,8 +262,8 @@ public sealed class ConntrackTable
     private Connection? Alloc(in ConnTuple orig, in ConnTuple reply, long nowNs)
     {
         if (Options.Max > 0 && _count >= Options.Max && !EarlyDrop(orig, nowNs)) return null;
-        // A fresh object per connection: packets and callers may still hold a deleted one.
-        var ct = new Connection();
+        // From the slab when it has one (only objects no packet can reach any more go back to it).
+        var ct = ConnectionCache.Rent() ?? new Connection();
         ct.Original = orig;
         ct.Reply = reply;
         ct.Status = CtStatus.None;
@@ -244,6 +279,11 @@ public sealed class ConntrackTable
         ct.LastIndex = TcpTracker.NoneSet;
         ct.LastSeq = ct.LastAck = ct.LastEnd = 0;
         ct.LastWin = 0;
+        ct.PacketsOrig = ct.BytesOrig = ct.PacketsReply = ct.BytesReply = 0;
+        ct.ExpiresNs = 0;
+        ct.UdpStreamNs = 0;
+        ct.BySourceKeyHash = 0;
+        ct.Retired = false;
         ct.Nodes[0].Next = ct.Nodes[1].Next = null;
         _count++;
         return ct;
