@@ -204,6 +204,34 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         { "OUTPUT", "-m owner --gid-owner 5 --suppl-groups" },
         { "OUTPUT", "-m owner --suppl-groups" },
         { "INPUT", "-m owner --uid-owner 0" },
+        { "INPUT", "-m u32 --u32 \"0>>22&0x3C@12>>26&0x3C@0=0x41424344\"" },
+        { "INPUT", "-m u32 ! --u32 \"6 & 0xFF = 1 && 4 & 0x3FFF = 0\"" },
+        { "INPUT", "-m u32 --u32 \"0=0x45000000:0x4500FFFF\"" },
+        { "INPUT", "-m u32 --u32 \"6&0xFF=1,6,17\"" },
+        { "INPUT", "-m u32 --u32 \"6&0xFF=\"" },
+        { "INPUT", "-m u32 --u32 \"=1\"" },
+        { "INPUT", "-m u32 --u32 \"6&0xFF\"" },
+        { "INPUT", "-m u32 --u32 \"6<0xFF=1\"" },
+        { "INPUT", "-m u32 --u32 \"6&0xFF=1 2\"" },
+        { "INPUT", "-m u32 --u32 \"6&&0xFF=1\"" },
+        { "INPUT", "-m u32 --u32 \"0x100000000=1\"" },
+        { "INPUT", "-m u32" },
+        { "INPUT", "-m string --string foo --algo bm" },
+        { "INPUT", "-m string --string \"a b\" --algo kmp --from 10 --to 100" },
+        { "INPUT", "-m string ! --hex-string \"|41 42|c\" --algo bm" },
+        { "INPUT", "-m string --hex-string \"|00|foo|0d0a|\" --algo bm" },
+        { "INPUT", "-m string --string foo" },
+        { "INPUT", "-m string --algo bm" },
+        { "INPUT", "-m string --string foo --algo bm --icase" },
+        { "INPUT", "-m string --string \"a\\\"b\" --algo bm" },
+        { "INPUT", "-m string --string \"x|y\" --algo bm" },
+        { "INPUT", "-m string --string foo --algo xx" },
+        { "INPUT", "-m string --string foo --algo bm --from 100 --to 10" },
+        { "INPUT", "-m string --string foo --algo bm --to 70000" },
+        { "INPUT", "-m string --hex-string \"|4|\" --algo bm" },
+        { "INPUT", "-m string --hex-string \"|41|\" --string x --algo bm" },
+        { "INPUT", "-m string --string \"\" --algo bm" },
+        { "INPUT", "-m string --string \"a\tb\" --algo bm" },
     };
 
     [SkippableTheory]
@@ -285,11 +313,23 @@ public sealed class XtablesIptablesCompareTests : IDisposable
             Maybe(Inv("--socket-exists"), 30), Maybe(Gen.Const("--suppl-groups"), 20)).Select(s => "-m owner " + s),
     });
 
+    private static readonly Gen<string> U32Rule = Gen.Int[1, 3].SelectMany(n =>
+        Gen.Select(Gen.OneOf("0", "6", "0>>22&0x3C@12", "4&0x3FFF", "0x10>>8", "0<<4", "0@4", " 2 ", "x", "0&"),
+                   Gen.OneOf("1", "0x45000000:0x4500FFFF", "1,6,17", "53", "", "1:", "0xFFFFFFFF"), (l, v) => l + "=" + v)
+            .Array[n].Select(tests => string.Join("&&", tests)))
+        .SelectMany(expr => Gen.Bool.Select(inv => (inv ? "! " : "") + "--u32 \"" + expr + "\"")).Select(s => "-m u32 " + s);
+
+    private static readonly Gen<string> StringRule = Shuffled(
+        Maybe(Gen.OneOf(Inv("--string", Gen.OneOf("foo", "\"a b\"", "GET", "\"x|y\"")), Inv("--hex-string", Gen.OneOf("\"|41 42|c\"", "\"|0d0a|\"", "\"|4|\"", "\"a|20|b\""))), 90),
+        Maybe(Gen.OneOf("bm", "kmp", "zz").Select(x => "--algo " + x), 85),
+        Maybe(Gen.OneOf("0", "20", "100").Select(x => "--from " + x), 30), Maybe(Gen.OneOf("10", "1500", "65535", "65536").Select(x => "--to " + x), 30),
+        Maybe(Gen.Const("--icase"), 20)).Select(s => "-m string " + s);
+
     [SkippableFact]
     public void Random_rules_match_iptables()
     {
         Skip.If(_skip != null, _skip);
-        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule })
+        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule, U32Rule, StringRule })
             .SelectMany(r => Gen.OneOf("INPUT", "FORWARD", "OUTPUT").Select(c => (Chain: c, Rule: r)));
         gen.Sample(x => Compare("filter", x.Chain, x.Rule), iter: int.TryParse(Environment.GetEnvironmentVariable("NFEXT_ITER"), out int n) ? n : 150, threads: 1);
     }

@@ -268,3 +268,126 @@ public class XtablesMatchTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
+
+public class XtablesMatchTests2
+{
+    private const long S = 1_000_000_000L;
+
+    private static NetfilterTables Filter(string rules)
+        => IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" + rules + "\nCOMMIT\n", "t");
+
+    /// <summary>Through the hooks with the datagram's bytes, as the datapath runs them (conntrack, Packet attached).</summary>
+    private static Verdict In(NetfilterTables t, byte[] pkt, long time = 0, Func<PacketContext, PacketContext>? edit = null)
+    {
+        var ctx = Ctx(pkt, time, inIf: "eth0");
+        if (edit != null) ctx = edit(ctx);
+        if (t.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) return Verdict.Drop;
+        return t.Hook(HookPoint.LocalIn, ref ctx, pkt);
+    }
+
+    private static List<Rule> Input(NetfilterTables t) => t[TableKind.Filter]!.GetChain("INPUT")!.Rules;
+
+    [Fact]
+    public void U32_and_string_read_the_datagram_bytes()
+    {
+        var t = Filter("""
+            -A INPUT -p udp -m u32 --u32 "0>>22&0x3C@0>>16=53" -j ACCEPT
+            -A INPUT -m u32 --u32 "6&0xFF=6 && 0>>22&0x3C@12>>26&0x3C@0=0x30313233" -j ACCEPT
+            -A INPUT -m string --string "ABC" --algo bm --icase -j ACCEPT
+            -A INPUT -m string --hex-string "|0d0a|" --algo kmp --to 30 -j ACCEPT
+            """);
+        var r = Input(t);
+        In(t, Udp("10.0.0.1", 53, "10.0.0.2", 9));
+        Assert.Equal(1, r[0].Packets);
+        // TCP payload starts "0123..." (PacketBuilder's pattern): the first payload word after IP + TCP headers.
+        In(t, Tcp("10.0.0.1", 1, "10.0.0.2", 80, 0x18, payload: 8));
+        Assert.Equal(1, r[1].Packets);
+        var withText = Udp("10.0.0.1", 1, "10.0.0.2", 9, payload: 0).Concat("xxabcxx"u8.ToArray()).ToArray();
+        FixLength(withText);
+        In(t, withText);
+        Assert.Equal(1, r[2].Packets);
+        var crlfLate = Udp("10.0.0.1", 1, "10.0.0.2", 9, payload: 0).Concat("0123456789\r\n"u8.ToArray()).ToArray();
+        FixLength(crlfLate);
+        // 28 bytes of headers + 10: "\r\n" sits at 38-39, past --to 30.
+        Assert.Equal(Verdict.Drop, In(t, crlfLate));
+        Assert.Equal(0, r[3].Packets);
+    }
+
+    private static void FixLength(byte[] ip)
+    {
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(2), (ushort)ip.Length);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(20 + 4), (ushort)(ip.Length - 20));
+        ip[10] = ip[11] = 0;
+        ushort c = Softnet.Packets.Checksum.Compute(ip.AsSpan(0, 20));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), c);
+        ip[26] = ip[27] = 0;
+    }
+
+    [Fact]
+    public void Tcpmss_reads_the_mss_option()
+    {
+        var t = Filter("-A INPUT -p tcp -m tcpmss --mss 1000:1460 -j ACCEPT\n-A INPUT -p tcp -m tcpmss ! --mss 0:65535 -j ACCEPT");
+        var syn = Tcp("10.0.0.1", 1, "10.0.0.2", 80, 0x02);
+        // Give the SYN an MSS option of 1400: data offset 6, option bytes 02 04 05 78.
+        var withMss = new byte[syn.Length + 4];
+        syn.AsSpan(0, 40).CopyTo(withMss);
+        withMss[32] = 6 << 4;
+        withMss[40] = 2; withMss[41] = 4; withMss[42] = 0x05; withMss[43] = 0x78;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(withMss.AsSpan(2), (ushort)withMss.Length);
+        var ctx = Ctx(withMss);
+        ctx.IpHeaderLength = 20;
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref ctx, withMss));
+        Assert.Equal(1, Input(t)[0].Packets);
+        // No options: no MSS, so only the inverted rule matches.
+        var plain = Ctx(syn);
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref plain, syn));
+        Assert.Equal(1, Input(t)[1].Packets);
+    }
+
+    [Fact]
+    public void Connlimit_counts_live_connections_per_masked_source()
+    {
+        var t = Filter("-A INPUT -p tcp -m connlimit --connlimit-above 2 --connlimit-mask 24 -j DROP\n-A INPUT -j ACCEPT");
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.1", 1000, "10.0.0.2", 80, 0x02), 1 * S));
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.7", 1001, "10.0.0.2", 80, 0x02), 2 * S));
+        Assert.Equal(Verdict.Drop, In(t, Tcp("10.0.0.9", 1002, "10.0.0.2", 80, 0x02), 3 * S));
+        // Another /24 has its own count; a retransmitted SYN of a counted connection is not a new one.
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.1.1", 1000, "10.0.0.2", 80, 0x02), 4 * S));
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.1", 1000, "10.0.0.2", 80, 0x02), 5 * S));
+    }
+
+    [Fact]
+    public void Connbytes_uses_conntrack_accounting_including_the_packet()
+    {
+        var t = Filter("-A INPUT -m connbytes --connbytes 3 --connbytes-dir original --connbytes-mode packets -j DROP\n-A INPUT -j ACCEPT");
+        for (int i = 0; i < 2; i++) Assert.Equal(Verdict.Accept, In(t, Udp("10.0.0.1", 5, "10.0.0.2", 6), i * S));
+        Assert.Equal(Verdict.Drop, In(t, Udp("10.0.0.1", 5, "10.0.0.2", 6), 3 * S));
+    }
+
+    [Fact]
+    public void Header_field_matches_ttl_tos_dscp_mac_connmark_helper_owner()
+    {
+        var t = Filter("""
+            -A INPUT -m ttl --ttl-lt 10 -j DROP
+            -A INPUT -m dscp --dscp-class EF -j DROP
+            -A INPUT -m tos --tos 0x10/0x3f -j DROP
+            -A INPUT -m mac --mac-source 02:00:00:00:00:99 -j DROP
+            -A INPUT -m connmark ! --mark 0 -j DROP
+            -A INPUT -m helper --helper ftp -j DROP
+            -A INPUT -j ACCEPT
+            -A OUTPUT -m owner ! --uid-owner 0 -j DROP
+            -A OUTPUT -m owner --uid-owner 0 -j ACCEPT
+            """);
+        var r = Input(t);
+        var p = Udp("10.0.0.1", 5, "10.0.0.2", 6);
+        Assert.Equal(Verdict.Accept, In(t, p));
+        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Ttl = 3; return c; }));
+        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Tos = 0x2e << 2; return c; }));
+        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Tos = 0x10; return c; }));
+        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.SrcMac = PacketContext.MacOf(new byte[] { 2, 0, 0, 0, 0, 0x99 }); return c; }));
+        Assert.Equal(new long[] { 1, 1, 1, 1, 0, 0, 1 }, r.Select(x => x.Packets).ToArray());
+        // No local sockets: the inverted owner rule matches, the plain one does not.
+        var o = Ctx(p);
+        Assert.Equal(Verdict.Drop, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalOut, ref o));
+    }
+}

@@ -29,7 +29,8 @@ public sealed class ConnlimitMatch : XtMatch
         {
             var c = list[i];
             if (c == ct) { present = true; continue; }
-            bool dead = c.ExpiresNs <= now
+            // Gone from the table (expired, or never confirmed: its packet was dropped) or already closed.
+            bool dead = !c.Confirmed || c.ExpiresNs <= now
                 || (c.Original.Protocol == 6 && c.TcpState is TcpCtState.TimeWait or TcpCtState.Close);
             if (dead) list.RemoveAt(i);
         }
