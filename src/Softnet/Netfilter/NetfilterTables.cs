@@ -58,7 +58,8 @@ public sealed class NetfilterTables
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
     public void UseConntrack(ConntrackOptions options)
     {
-        Conntrack = new ConntrackTable(options);
+        bool acct = Conntrack.Accounting;
+        Conntrack = new ConntrackTable(options) { Accounting = acct };
         Nat = new NatEngine(Conntrack, NextRandom);
     }
 

@@ -100,6 +100,12 @@ public struct PacketContext
         return v;
     }
 
+    /// <summary>The TTL as the header holds it now (after forwarding decremented it), else the parsed one.</summary>
+    public readonly byte CurrentTtl => _packetLength > 8 ? Packet[8] : Ttl;
+
+    /// <summary>The TOS byte as the header holds it now, else the parsed one.</summary>
+    public readonly byte CurrentTos => _packetLength > 1 ? Packet[1] : Tos;
+
     internal unsafe void AttachPacket(byte* data, int length)
     {
         _packet = data;

@@ -232,6 +232,32 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         { "INPUT", "-m string --hex-string \"|41|\" --string x --algo bm" },
         { "INPUT", "-m string --string \"\" --algo bm" },
         { "INPUT", "-m string --string \"a\tb\" --algo bm" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit-above 5/min --hashlimit-burst 10 --hashlimit-mode srcip,dstport --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit 5/sec --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name foo --hashlimit-srcmask 24 --hashlimit-dstmask 16 --hashlimit-htable-size 100 --hashlimit-htable-max 200 --hashlimit-htable-expire 5000 --hashlimit-htable-gcinterval 1000" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 100kb/s --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name foo --hashlimit-rate-match --hashlimit-rate-interval 5" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 7/min --hashlimit-name a --hashlimit-rate-match" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/hour --hashlimit-name foo --hashlimit-mode srcip --hashlimit-htable-expire 100" },
+        { "INPUT", "-m hashlimit ! --hashlimit-upto 5/sec --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 1/day --hashlimit-name foo" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name foo --hashlimit-mode foo" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-srcmask 33" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-burst 0" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-burst 2k" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 1kb/s --hashlimit-name a --hashlimit-burst 10k" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 1mb/s --hashlimit-name a --hashlimit-burst 100" },
+        { "INPUT", "-m hashlimit --hashlimit-name a" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 0/sec --hashlimit-name a" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 2000000/sec --hashlimit-name a" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-htable-gcinterval 0" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a/b" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 100b/s --hashlimit-name a" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-mode srcip|dstip" },
+        { "INPUT", "-m hashlimit --hashlimit-above 5/sec --hashlimit-upto 3/sec --hashlimit-name a" },
+        { "INPUT", "-m hashlimit --hashlimit-upto 4/sec --hashlimit-name a --hashlimit-htable-expire 250" },
     };
 
     [SkippableTheory]
@@ -325,11 +351,25 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         Maybe(Gen.OneOf("0", "20", "100").Select(x => "--from " + x), 30), Maybe(Gen.OneOf("10", "1500", "65535", "65536").Select(x => "--to " + x), 30),
         Maybe(Gen.Const("--icase"), 20)).Select(s => "-m string " + s);
 
+    private static readonly Gen<string> HashlimitRule = Shuffled(
+        Maybe(Gen.OneOf(Inv("--hashlimit-upto", Gen.OneOf("5/sec", "3/hour", "7/min", "2/day", "100kb/s", "1mb/s", "500b/s", "1000000/sec")),
+                        Inv("--hashlimit-above", Gen.OneOf("5/s", "10/m", "64kb/s"))), 90),
+        Maybe(Gen.OneOf("1", "10", "2k", "100kb", "1000001").Select(x => "--hashlimit-burst " + x), 40),
+        Maybe(Gen.OneOf("srcip", "dstip,dstport", "srcip,srcport", "bad").Select(x => "--hashlimit-mode " + x), 50),
+        Maybe(Gen.OneOf("h1", "h2").Select(x => "--hashlimit-name " + x), 90),
+        Maybe(Gen.OneOf("8", "24", "32").Select(x => "--hashlimit-srcmask " + x), 20),
+        Maybe(Gen.OneOf("16", "32").Select(x => "--hashlimit-dstmask " + x), 20),
+        Maybe(Gen.OneOf("64", "1024").Select(x => "--hashlimit-htable-size " + x), 15),
+        Maybe(Gen.OneOf("10", "4096").Select(x => "--hashlimit-htable-max " + x), 15),
+        Maybe(Gen.OneOf("1000", "500").Select(x => "--hashlimit-htable-gcinterval " + x), 15),
+        Maybe(Gen.OneOf("1000", "60000", "3600000").Select(x => "--hashlimit-htable-expire " + x), 20),
+        Maybe(Gen.Const("--hashlimit-rate-match"), 20), Maybe(Gen.OneOf("1", "5", "0").Select(x => "--hashlimit-rate-interval " + x), 15)).Select(s => "-m hashlimit " + s);
+
     [SkippableFact]
     public void Random_rules_match_iptables()
     {
         Skip.If(_skip != null, _skip);
-        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule, U32Rule, StringRule })
+        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule, U32Rule, StringRule, HashlimitRule, HashlimitRule })
             .SelectMany(r => Gen.OneOf("INPUT", "FORWARD", "OUTPUT").Select(c => (Chain: c, Rule: r)));
         gen.Sample(x => Compare("filter", x.Chain, x.Rule), iter: int.TryParse(Environment.GetEnvironmentVariable("NFEXT_ITER"), out int n) ? n : 150, threads: 1);
     }

@@ -305,6 +305,13 @@ public static class ScenarioTraffic
         for (ushort i = 0; i < 4; i++)
             FromLan(Frames.Tcp(lan, (ushort)(52000 + i), "10.0.0.1", 22, Syn, 800u + i), i < 3 ? $"ssh attempt {i + 1} (REJECT tcp-reset)" : "ssh attempt 4 (recent --update --hitcount 3, DROP)");
         FromLan(Frames.Tcp(lan, 52010, "10.0.0.1", 443, Syn, 900), "SYN to 443 (admin-ports; the same ssh list: DROP)");
+        // u32 + string + hashlimit (1/hour, burst 2, per source): two of three new UDP flows to 5353 pass.
+        for (ushort i = 0; i < 3; i++)
+            FromLan(Frames.Udp(lan, (ushort)(53530 + i), dns, 5353), $"UDP to 5353 #{i + 1} (u32, string, hashlimit burst 2)");
+        // connlimit 1 per source to 443: the first connection passes (ttl 63 after forwarding, dscp 0, no MSS, connbytes 1),
+        // the second is reset.
+        FromLan(Frames.Tcp(lan, 52100, srv, 443, Syn, 1000), "HTTPS SYN (connlimit 1, ttl/dscp/tcpmss/connbytes ACCEPT)");
+        FromLan(Frames.Tcp(lan, 52101, srv, 443, Syn, 2000), "second HTTPS SYN (connlimit above 1: REJECT tcp-reset)");
         // pkttype: a broadcast frame is dropped in raw PREROUTING.
         c.Add("lan0", Frames.Eth("ff:ff:ff:ff:ff:ff", lanMac, Frames.Udp(lan, 51010, "10.0.0.255", 137)), "broadcast UDP (pkttype DROP)");
         return c;

@@ -379,15 +379,56 @@ public class XtablesMatchTests2
             -A OUTPUT -m owner --uid-owner 0 -j ACCEPT
             """);
         var r = Input(t);
+        // Without the datagram attached, the header-field matches read the parsed fields the test sets.
+        static Verdict Eval(NetfilterTables t, byte[] pkt, Func<PacketContext, PacketContext>? edit = null)
+        {
+            var ctx = Ctx(pkt, 0, inIf: "eth0");
+            if (edit != null) ctx = edit(ctx);
+            return t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+        }
         var p = Udp("10.0.0.1", 5, "10.0.0.2", 6);
-        Assert.Equal(Verdict.Accept, In(t, p));
-        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Ttl = 3; return c; }));
-        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Tos = 0x2e << 2; return c; }));
-        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.Tos = 0x10; return c; }));
-        Assert.Equal(Verdict.Drop, In(t, p, edit: c => { c.SrcMac = PacketContext.MacOf(new byte[] { 2, 0, 0, 0, 0, 0x99 }); return c; }));
+        Assert.Equal(Verdict.Accept, Eval(t, p));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Ttl = 3; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Tos = 0x2e << 2; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Tos = 0x10; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.SrcMac = PacketContext.MacOf(new byte[] { 2, 0, 0, 0, 0, 0x99 }); return c; }));
         Assert.Equal(new long[] { 1, 1, 1, 1, 0, 0, 1 }, r.Select(x => x.Packets).ToArray());
         // No local sockets: the inverted owner rule matches, the plain one does not.
         var o = Ctx(p);
         Assert.Equal(Verdict.Drop, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalOut, ref o));
     }
+
+public class HashlimitTests
+{
+    [Fact]
+    public void Hashlimit_keeps_a_bucket_per_masked_source_with_the_kernels_credits()
+    {
+        var t = IptablesSaveParser.Parse("""
+            *filter
+            :INPUT DROP [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            -A INPUT -m hashlimit --hashlimit-upto 2/sec --hashlimit-burst 3 --hashlimit-mode srcip --hashlimit-srcmask 24 --hashlimit-name hl -j ACCEPT
+            COMMIT
+            """);
+        Verdict Run(string src, long ns)
+        {
+            var p = Udp(src, 1, "10.0.0.2", 2);
+            var ctx = Ctx(p, ns);
+            return t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+        }
+        long t0 = 1_000_000_000_000;
+        Assert.Equal(Verdict.Accept, Run("10.1.1.1", t0));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.2", t0));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.3", t0));
+        Assert.Equal(Verdict.Drop, Run("10.1.1.4", t0));
+        // Another /24 has its own bucket.
+        Assert.Equal(Verdict.Accept, Run("10.1.2.1", t0));
+        // 2/sec: one packet's cost comes back after 500 ms (125 jiffies at HZ 250).
+        Assert.Equal(Verdict.Drop, Run("10.1.1.1", t0 + 496_000_000));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.1", t0 + 500_000_000));
+        Assert.Equal(2, t.Hashlimit["hl"]!.Count);
+        Assert.Equal(137438953UL, HashlimitTable.UserToCredits(1));
+    }
+}
 }

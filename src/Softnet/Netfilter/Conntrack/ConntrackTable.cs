@@ -45,6 +45,9 @@ public sealed class ConntrackTable
 {
     public ConntrackOptions Options { get; }
     public ConntrackStats Stats { get; } = new();
+    /// <summary>net.netfilter.nf_conntrack_acct: new entries carry packet/byte counters that `conntrack -L` shows
+    /// (-m connbytes turns it on, as its checkentry does).</summary>
+    public bool Accounting { get; set; }
     private readonly TupleNode?[] _buckets;
     private int _count;
     internal NatEngine? Nat;
@@ -201,6 +204,7 @@ public sealed class ConntrackTable
         ct.Reply = reply;
         ct.Status = CtStatus.None;
         ct.Mark = 0;
+        ct.HasAcct = Accounting;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
         ct.Seen0 = default;
