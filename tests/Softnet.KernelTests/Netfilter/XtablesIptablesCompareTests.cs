@@ -44,7 +44,15 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         File.Delete(_file + ".ipset");
     }
 
-    /// <summary>What the real tools make of one rule: (null, save line) or (error text, null).</summary>
+    /// <summary>The rule's line of `iptables -nvL CHAIN` (the third line: after the chain and column headers).</summary>
+    private static string ListLine(string list, string chain)
+    {
+        var lines = list.Split('\n');
+        int at = Array.FindIndex(lines, l => l.StartsWith($"Chain {chain} ", StringComparison.Ordinal));
+        return lines[at + 2];
+    }
+
+    /// <summary>What the real tools make of one rule: (null, save line + list line) or (error text, null).</summary>
     private (string? Error, string? Saved) Real(string table, string chain, string rule)
     {
         File.WriteAllText(_file, $"*{table}\n-A {chain} {rule}\nCOMMIT\n");
@@ -61,8 +69,9 @@ public sealed class XtablesIptablesCompareTests : IDisposable
             return (first.Trim(), null);
         }
         string save = _ns.Check("iptables-save", "-t", table);
+        string list = _ns.Check("iptables", "-t", table, "-nvL", chain);
         _ns.Check("iptables", "-t", table, "-F", chain);
-        return (null, save.Split('\n').Single(l => l.StartsWith($"-A {chain} ", StringComparison.Ordinal)));
+        return (null, save.Split('\n').Single(l => l.StartsWith($"-A {chain} ", StringComparison.Ordinal)) + "\n" + ListLine(list, chain));
     }
 
     private static (string? Error, string? Saved) Ours(string table, string chain, string rule)
@@ -73,7 +82,8 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         {
             var t = IptablesSaveParser.Parse($"*{table}\n-A {chain} {rule}\nCOMMIT\n", "r", into);
             string save = IptablesSave.Write(t, counters: false);
-            return (null, save.Split('\n').Single(l => l.StartsWith($"-A {chain} ", StringComparison.Ordinal)));
+            string list = IptablesSave.List(t[TableNames.TryParse(table, out var k) ? k : TableKind.Filter]!);
+            return (null, save.Split('\n').Single(l => l.StartsWith($"-A {chain} ", StringComparison.Ordinal)) + "\n" + ListLine(list, chain));
         }
         catch (IptablesParseException e)
         {
@@ -266,6 +276,35 @@ public sealed class XtablesIptablesCompareTests : IDisposable
     {
         Skip.If(_skip != null, _skip);
         Compare("filter", chain, rule);
+    }
+
+    /// <summary>The kube-proxy fixture with -m recent (tests/Softnet.Tests/Netfilter/Data/kube-proxy-recent.rules) loads in the
+    /// real iptables-restore and iptables-save prints every rule as Softnet does.</summary>
+    [SkippableFact]
+    public void Kube_proxy_recent_ruleset_saves_as_iptables_does()
+    {
+        Skip.If(_skip != null, _skip);
+        string path = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../Softnet.Tests/Netfilter/Data/kube-proxy-recent.rules"));
+        Skip.IfNot(File.Exists(path), $"{path} not found");
+        _ns!.Check("iptables-restore", path);
+        string real = _ns.Check("iptables-save");
+        string ours = IptablesSave.Write(IptablesSaveParser.ParseFile(path), counters: false);
+        static List<string> Rules(string save, string table)
+        {
+            var lines = new List<string>();
+            string? cur = null;
+            foreach (var l in save.Split('\n'))
+            {
+                if (l.StartsWith('*')) cur = l[1..];
+                else if (cur == table && l.StartsWith("-A ", StringComparison.Ordinal)) lines.Add(l);
+            }
+            return lines;
+        }
+        foreach (var table in new[] { "nat", "filter" }) Assert.Equal(Rules(real, table), Rules(ours, table));
+        _ns.Check("iptables", "-t", "nat", "-F");
+        _ns.Check("iptables", "-t", "nat", "-X");
+        _ns.Check("iptables", "-F");
+        _ns.Check("iptables", "-X");
     }
 
     private static Gen<string> Shuffled(params Gen<string>[] parts)
