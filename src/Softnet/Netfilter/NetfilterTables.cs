@@ -206,6 +206,7 @@ public sealed class NetfilterTables
             {
                 // A compiled run: one lookup finds the first rule at or after i that matches.
                 int j = run.Next(ref p, i, this, hook);
+                if (p.HotDrop) { p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
                 if (j >= run.End) { i = run.End; continue; }
                 i = j;
                 r = rules[i];
@@ -213,7 +214,13 @@ public sealed class NetfilterTables
             else
             {
                 RulesVisited++;
-                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook)) { i++; continue; }
+                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook))
+                {
+                    // A match that set par->hotdrop ends the walk with NF_DROP (ipt_do_table).
+                    if (p.HotDrop) { p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
+                    i++;
+                    continue;
+                }
             }
             r.Packets++;
             r.Bytes += p.Length;

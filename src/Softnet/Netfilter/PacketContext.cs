@@ -79,6 +79,9 @@ public struct PacketContext
     public RejectWith Reject;
     /// <summary>Why the packet was dropped, when a hook returns Drop.</summary>
     public DropReason DropReason;
+    /// <summary>Set by a match that cannot decide (xt_action_param.hotdrop: a malformed header, a full table): the
+    /// table walk stops and drops the packet.</summary>
+    public bool HotDrop;
 
     // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
     // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).

@@ -266,6 +266,30 @@ public class XtablesMatchTests
             t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        // The byte-reading and per-key matches, through the hook with the datagram attached, once their keys exist
+        // (the flows accepted, so conntrack is not making a new entry per packet either).
+        var u = Filter("""
+            -A INPUT -m u32 --u32 "0>>22&0x3C@8=0x61626364" -m string --string "efgh" --algo bm -m ttl --ttl-gt 1 -m dscp --dscp 0 -m tos --tos 0/0xfc
+            -A INPUT -p udp -m hashlimit --hashlimit-upto 1000/sec --hashlimit-mode srcip,dstport --hashlimit-name nal -m connlimit --connlimit-above 100 -m connbytes --connbytes 1: --connbytes-dir both --connbytes-mode avgpkt
+            -A INPUT -p tcp -m tcpmss --mss 1:1000
+            -A INPUT -m string --hex-string "|7a7a7a|" --algo kmp --icase -m length --length 0:100 -j ACCEPT
+            -A INPUT -j ACCEPT
+            """);
+        for (int i = 0; i < 200; i++)
+        {
+            var ctx = Ctx(pkts[i % 64], i * 1000L);
+            u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
+            u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
+        }
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++)
+        {
+            var ctx = Ctx(pkts[i % 64], (200 + i) * 1000L);
+            u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
+            u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
 

@@ -103,10 +103,19 @@ public sealed class HashlimitTable
         uint src = (Cfg.Mode & HashlimitConfig.HashSip) != 0 ? p.Src & Ipv4.Mask(Cfg.SrcMask) : 0;
         uint dst = (Cfg.Mode & HashlimitConfig.HashDip) != 0 ? p.Dst & Ipv4.Mask(Cfg.DstMask) : 0;
         ushort sport = 0, dport = 0;
+        // proto_ports_offset: TCP, UDP, UDP-Lite, SCTP, DCCP have the ports first (read as found, even in a non-first
+        // fragment, as hashlimit_init_dst does); other protocols hash with ports 0.
         if ((Cfg.Mode & (HashlimitConfig.HashSpt | HashlimitConfig.HashDpt)) != 0 && p.Protocol is 6 or 17 or 132 or 136 or 33)
         {
-            if (p.IsFragment) return null;
-            if (!IpSet.GetPort(ref p, true, out sport, out _) || !IpSet.GetPort(ref p, false, out dport, out _)) return null;
+            if (!p.IsFragment && p.Protocol is 6 or 17) { sport = p.SrcPort; dport = p.DstPort; }
+            else
+            {
+                var pkt = p.Packet;
+                int off = p.IpHeaderLength;
+                if (pkt.Length < off + 4) return null;
+                sport = (ushort)(pkt[off] << 8 | pkt[off + 1]);
+                dport = (ushort)(pkt[off + 2] << 8 | pkt[off + 3]);
+            }
             if ((Cfg.Mode & HashlimitConfig.HashSpt) == 0) sport = 0;
             if ((Cfg.Mode & HashlimitConfig.HashDpt) == 0) dport = 0;
         }
@@ -249,7 +258,12 @@ public sealed class HashlimitMatch : XtMatch
     }
 
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
-        => Table!.Match(ref p, Cfg.Mode) ?? false;
+    {
+        if (Table!.Match(ref p, Cfg.Mode) is { } m) return m;
+        // No key (a non-first fragment with ports asked for) or the table is full: hotdrop.
+        p.HotDrop = true;
+        return false;
+    }
 }
 
 /// <summary>Userspace half of -m hashlimit (libxt_hashlimit.c revision 3).</summary>
