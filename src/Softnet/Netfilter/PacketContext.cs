@@ -40,11 +40,10 @@ public struct PacketContext
     public PacketType PktType;
     /// <summary>Ethernet source address of the received frame (48 bits, big-endian order), 0 when none.</summary>
     public ulong SrcMac;
-    /// <summary>br_netfilter's nf_bridge_info: bridge ports the frame came in on / goes out of, and whether
-    /// it is being bridged (BRNF_BRIDGED / the bridge path sets these; null when not bridged).</summary>
+    /// <summary>br_netfilter's nf_bridge_info, filled by the bridge path: the bridge port the frame came in on and
+    /// the one it leaves by (null until known; a frame being bridged has a PhysOut), for -m physdev.</summary>
     public string? PhysIn;
     public string? PhysOut;
-    public bool Bridged;
     /// <summary>The packet has a br_netfilter nf_bridge_info (it crossed a bridge with bridge-nf-call-iptables).</summary>
     public bool HasBridgeInfo;
 

@@ -9,6 +9,7 @@ public sealed class ConnmarkTarget : XtTarget
     public Mode Op;
     public uint CtMark, CtMask = 0xFFFFFFFF, NfMask = 0xFFFFFFFF;
     internal bool Has;
+    internal override bool UsesConntrack => true;
 
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {

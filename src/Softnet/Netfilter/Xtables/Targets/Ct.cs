@@ -15,6 +15,7 @@ public sealed class NotrackTarget : XtTarget
     }
 
     internal override TableKind? OnlyTable => TableKind.Raw;
+    internal override bool UsesConntrack => true;
 }
 
 /// <summary>Userspace half of NOTRACK (libxt_CT.c, the NOTRACK alias of CT --notrack).</summary>
