@@ -36,6 +36,10 @@ public sealed class NetfilterTables
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;
 
+    /// <summary>Rules are loaded as iptables-legacy loads them (every match an xt_match; -m limit is xt_limit) rather
+    /// than as iptables-nft 1.8.9 does (-m limit becomes the native nft limit expression). Set before parsing.</summary>
+    public bool IptablesLegacy { get; set; }
+
     /// <summary>xt_recent's lists of this namespace (-m recent).</summary>
     public RecentTables Recent => _recent ??= new();
     private RecentTables? _recent;

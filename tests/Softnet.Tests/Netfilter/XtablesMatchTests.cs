@@ -146,10 +146,9 @@ public class XtablesMatchTests
     [Fact]
     public void Limit_legacy_is_xt_limits_credit_bucket_in_jiffies()
     {
-        LimitMatch.Legacy = true;
-        try
         {
-            var t = Filter("-A INPUT -m limit --limit 5/sec --limit-burst 2 -j ACCEPT");
+            var t = IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -m limit --limit 5/sec --limit-burst 2 -j ACCEPT\nCOMMIT\n", "t",
+                new NetfilterTables { IptablesLegacy = true });
             var p = Udp("10.0.0.1", 1, "10.0.0.2", 2);
             Assert.Equal(Verdict.Accept, Run(t, p, 0));
             Assert.Equal(Verdict.Accept, Run(t, p, 0));
@@ -157,8 +156,11 @@ public class XtablesMatchTests
             // 200 ms = 50 jiffies at HZ 250 is one packet's cost.
             Assert.Equal(Verdict.Drop, Run(t, p, 196_000_000));
             Assert.Equal(Verdict.Accept, Run(t, p, 200_000_000));
+            // xt_limit refuses burst 0 (nft_limit takes it as 5).
+            var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse("*filter\n-A INPUT -m limit --limit-burst 0\nCOMMIT\n", "t",
+                new NetfilterTables { IptablesLegacy = true }));
+            Assert.StartsWith("RULE_APPEND failed (Invalid argument)", e.Reason);
         }
-        finally { LimitMatch.Legacy = false; }
     }
 
     private const string Sets = """
