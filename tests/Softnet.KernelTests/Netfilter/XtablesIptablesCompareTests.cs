@@ -111,6 +111,28 @@ public sealed class XtablesIptablesCompareTests : IDisposable
 
     public static TheoryData<string, string> Fixed => new()
     {
+        // Matches that existed before the registry, moved into it.
+        { "INPUT", "-m mark --mark 0x1/0xff" },
+        { "INPUT", "-m mark ! --mark 5" },
+        { "INPUT", "-m mark --mark abc" },
+        { "INPUT", "-m statistic --mode random --probability 0.3" },
+        { "INPUT", "-m statistic --mode nth --every 3 --packet 1" },
+        { "INPUT", "-m statistic --mode nth --every 3 --packet 3" },
+        { "INPUT", "-p tcp -m multiport --dports 80,443,8000:8080" },
+        { "INPUT", "-p tcp -m multiport ! --sports 1,2" },
+        { "INPUT", "-m multiport --dports 80" },
+        { "INPUT", "-m addrtype --src-type LOCAL --dst-type UNICAST,BROADCAST" },
+        { "INPUT", "-m addrtype ! --dst-type LOCAL --limit-iface-in" },
+        { "INPUT", "-m conntrack --ctstate NEW,ESTABLISHED --ctorigdst 10.0.0.1 --ctdir REPLY" },
+        { "INPUT", "-m conntrack ! --ctstate INVALID --ctorigsrcport 10:20 --ctproto tcp" },
+        { "INPUT", "-m state --state NEW,RELATED" },
+        { "INPUT", "-p icmp -m icmp --icmp-type echo-request" },
+        { "INPUT", "-p icmp -m icmp ! --icmp-type 3/4" },
+        { "INPUT", "-p tcp -m tcp --tcp-flags SYN,ACK SYN --sport 1:1024 ! --dport 22" },
+        { "INPUT", "-p tcp -m tcp ! --syn" },
+        { "INPUT", "-p udp -m udp --dport 53:" },
+        { "INPUT", "-m comment --comment \"hello world\"" },
+        // The new ones.
         { "INPUT", "-m recent --set" },
         { "INPUT", "-m recent --name foo --rcheck --seconds 10800 --reap --rsource --mask 255.255.255.0 -j ACCEPT" },
         { "INPUT", "-m recent --update --hitcount 5 --rttl --rdest" },
