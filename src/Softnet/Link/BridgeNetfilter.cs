@@ -31,7 +31,7 @@ public static class BridgeNetfilter
         ctx.InInterface = br.Name;
         // nf_bridge_info: the port the frame came in on, for -m physdev.
         ctx.PhysIn = port.Name;
-        ctx.Bridged = true;
+        ctx.HasBridgeInfo = true;
         var pkt = NetStack.L3(skb);
         uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         if (!Ipv4Input.Hook(ns, HookPoint.PreRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }

@@ -61,6 +61,7 @@ public sealed class IndexedRun
             t.RulesVisited++;
             var r = _rules[i];
             if (r.IpMatches(ref p) && NetfilterTables.AllMatch(r.MatchArray, ref p, t, hook)) return i;
+            if (p.HotDrop) return i;
         }
         return best;
     }

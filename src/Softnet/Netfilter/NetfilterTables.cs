@@ -49,6 +49,10 @@ public sealed class NetfilterTables
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;
 
+    /// <summary>Rules are loaded as iptables-legacy loads them (every match an xt_match; -m limit is xt_limit) rather
+    /// than as iptables-nft 1.8.9 does (-m limit becomes the native nft limit expression). Set before parsing.</summary>
+    public bool IptablesLegacy { get; set; }
+
     /// <summary>xt_recent's lists of this namespace (-m recent).</summary>
     public RecentTables Recent => _recent ??= new();
     private RecentTables? _recent;
@@ -122,8 +126,9 @@ public sealed class NetfilterTables
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
     public void UseConntrack(ConntrackOptions options)
     {
+        bool acct = Conntrack.Accounting;
         Conntrack.Release();
-        Conntrack = new ConntrackTable(options);
+        Conntrack = new ConntrackTable(options) { Accounting = acct };
         Nat = new NatEngine(Conntrack, NextRandom);
     }
 
@@ -243,6 +248,7 @@ public sealed class NetfilterTables
             {
                 // A compiled run: one lookup finds the first rule at or after i that matches.
                 int j = run.Next(ref p, i, this, hook);
+                if (p.HotDrop) { p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
                 if (j >= run.End) { i = run.End; continue; }
                 i = j;
                 r = rules[i];
@@ -250,7 +256,13 @@ public sealed class NetfilterTables
             else
             {
                 RulesVisited++;
-                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook)) { i++; continue; }
+                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook))
+                {
+                    // A match that set par->hotdrop ends the walk with NF_DROP (ipt_do_table).
+                    if (p.HotDrop) { p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
+                    i++;
+                    continue;
+                }
             }
             r.Packets++;
             r.Bytes += p.Length;

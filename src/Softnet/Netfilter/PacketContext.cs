@@ -41,11 +41,10 @@ public struct PacketContext
     public PacketType PktType;
     /// <summary>Ethernet source address of the received frame (48 bits, big-endian order), 0 when none.</summary>
     public ulong SrcMac;
-    /// <summary>br_netfilter's nf_bridge_info: bridge ports the frame came in on / goes out of, and whether
-    /// it is being bridged (BRNF_BRIDGED / the bridge path sets these; null when not bridged).</summary>
+    /// <summary>br_netfilter's nf_bridge_info, filled by the bridge path: the bridge port the frame came in on and
+    /// the one it leaves by (null until known; a frame being bridged has a PhysOut), for -m physdev.</summary>
     public string? PhysIn;
     public string? PhysOut;
-    public bool Bridged;
     /// <summary>The packet has a br_netfilter nf_bridge_info (it crossed a bridge with bridge-nf-call-iptables).</summary>
     public bool HasBridgeInfo;
 
@@ -80,6 +79,9 @@ public struct PacketContext
     public RejectWith Reject;
     /// <summary>Why the packet was dropped, when a hook returns Drop.</summary>
     public DropReason DropReason;
+    /// <summary>Set by a match that cannot decide (xt_action_param.hotdrop: a malformed header, a full table): the
+    /// table walk stops and drops the packet.</summary>
+    public bool HotDrop;
 
     /// <summary>dst_mtu of the packet's route (the output device's MTU) where the stack has routed it (FORWARD,
     /// OUTPUT, POSTROUTING); 0 when unknown. TCPMSS --clamp-mss-to-pmtu reads it.</summary>
@@ -116,6 +118,12 @@ public struct PacketContext
         for (int i = 0; i < 6; i++) v = v << 8 | mac[i];
         return v;
     }
+
+    /// <summary>The TTL as the header holds it now (after forwarding decremented it), else the parsed one.</summary>
+    public readonly byte CurrentTtl => _packetLength > 8 ? Packet[8] : Ttl;
+
+    /// <summary>The TOS byte as the header holds it now, else the parsed one.</summary>
+    public readonly byte CurrentTos => _packetLength > 1 ? Packet[1] : Tos;
 
     internal unsafe void AttachPacket(byte* data, int length)
     {

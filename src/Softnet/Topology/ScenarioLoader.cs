@@ -525,8 +525,8 @@ public static class ScenarioLoader
             foreach (var c in table.Chains)
                 foreach (var r in c.Rules)
                 {
-                    if (r.Matches.Any(m => m.UsesConntrack || m.Name is "conntrack" or "state")) return true;
-                    if (r.Target?.Name is "CT" or "NOTRACK" or "CONNMARK" or "MASQUERADE" or "SNAT" or "DNAT" or "REDIRECT") return true;
+                    if (r.Matches.Any(m => m.UsesConntrack)) return true;
+                    if (r.Target?.UsesConntrack == true) return true;
                 }
         return false;
     }

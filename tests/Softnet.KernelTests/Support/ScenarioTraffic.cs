@@ -359,10 +359,23 @@ public static class ScenarioTraffic
         FromWan(Frames.Tcp("203.0.113.9", 40001, lan, 80, Syn, 610), "second SYN (recent --rcheck, DROP)");
         FromWan(Frames.Udp("203.0.113.9", 40002, lan, 5000), "UDP from the scanner (recent --rcheck, DROP)");
         FromWan(Frames.Udp("203.0.113.10", 40003, lan, 5000), "UDP from another host (policy DROP)");
+        // The scanners list keeps ip_list_tot = 100 addresses: 100 more sources push 203.0.113.9 out (LRU), so its next
+        // SYN is --set again rather than caught by --rcheck; a source still in the list is caught.
+        for (int i = 0; i < 100; i++)
+            FromWan(Frames.Tcp($"198.18.{i / 200}.{1 + i % 200}", 41000, lan, 22, Syn, 700u + (uint)i), $"SYN from scanner {i + 2} (recent --set)");
+        FromWan(Frames.Tcp("203.0.113.9", 40010, lan, 22, Syn, 800), "SYN from the evicted first scanner (recent --set again)");
+        FromWan(Frames.Tcp("198.18.0.50", 41001, lan, 22, Syn, 900), "SYN from a scanner still listed (recent --rcheck)");
         // recent ssh: admin-ports (bitmap:port) on the firewall; the fourth attempt within the hour is dropped silently.
         for (ushort i = 0; i < 4; i++)
             FromLan(Frames.Tcp(lan, (ushort)(52000 + i), "10.0.0.1", 22, Syn, 800u + i), i < 3 ? $"ssh attempt {i + 1} (REJECT tcp-reset)" : "ssh attempt 4 (recent --update --hitcount 3, DROP)");
         FromLan(Frames.Tcp(lan, 52010, "10.0.0.1", 443, Syn, 900), "SYN to 443 (admin-ports; the same ssh list: DROP)");
+        // u32 + string + hashlimit (1/hour, burst 2, per source): two of three new UDP flows to 5353 pass.
+        for (ushort i = 0; i < 3; i++)
+            FromLan(Frames.Udp(lan, (ushort)(53530 + i), dns, 5353), $"UDP to 5353 #{i + 1} (u32, string, hashlimit burst 2)");
+        // connlimit 1 per source to 443: the first connection passes (ttl 63 after forwarding, dscp 0, no MSS, connbytes 1),
+        // the second is reset.
+        FromLan(Frames.Tcp(lan, 52100, srv, 443, Syn, 1000), "HTTPS SYN (connlimit 1, ttl/dscp/tcpmss/connbytes ACCEPT)");
+        FromLan(Frames.Tcp(lan, 52101, srv, 443, Syn, 2000), "second HTTPS SYN (connlimit above 1: REJECT tcp-reset)");
         // pkttype: a broadcast frame is dropped in raw PREROUTING.
         c.Add("lan0", Frames.Eth("ff:ff:ff:ff:ff:ff", lanMac, Frames.Udp(lan, 51010, "10.0.0.255", 137)), "broadcast UDP (pkttype DROP)");
         return c;

@@ -146,10 +146,9 @@ public class XtablesMatchTests
     [Fact]
     public void Limit_legacy_is_xt_limits_credit_bucket_in_jiffies()
     {
-        LimitMatch.Legacy = true;
-        try
         {
-            var t = Filter("-A INPUT -m limit --limit 5/sec --limit-burst 2 -j ACCEPT");
+            var t = IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -m limit --limit 5/sec --limit-burst 2 -j ACCEPT\nCOMMIT\n", "t",
+                new NetfilterTables { IptablesLegacy = true });
             var p = Udp("10.0.0.1", 1, "10.0.0.2", 2);
             Assert.Equal(Verdict.Accept, Run(t, p, 0));
             Assert.Equal(Verdict.Accept, Run(t, p, 0));
@@ -157,8 +156,11 @@ public class XtablesMatchTests
             // 200 ms = 50 jiffies at HZ 250 is one packet's cost.
             Assert.Equal(Verdict.Drop, Run(t, p, 196_000_000));
             Assert.Equal(Verdict.Accept, Run(t, p, 200_000_000));
+            // xt_limit refuses burst 0 (nft_limit takes it as 5).
+            var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse("*filter\n-A INPUT -m limit --limit-burst 0\nCOMMIT\n", "t",
+                new NetfilterTables { IptablesLegacy = true }));
+            Assert.StartsWith("RULE_APPEND failed (Invalid argument)", e.Reason);
         }
-        finally { LimitMatch.Legacy = false; }
     }
 
     private const string Sets = """
@@ -266,5 +268,193 @@ public class XtablesMatchTests
             t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        // The byte-reading and per-key matches, through the hook with the datagram attached, once their keys exist
+        // (the flows accepted, so conntrack is not making a new entry per packet either).
+        var u = Filter("""
+            -A INPUT -m u32 --u32 "0>>22&0x3C@8=0x61626364" -m string --string "efgh" --algo bm -m ttl --ttl-gt 1 -m dscp --dscp 0 -m tos --tos 0/0xfc
+            -A INPUT -p udp -m hashlimit --hashlimit-upto 1000/sec --hashlimit-mode srcip,dstport --hashlimit-name nal -m connlimit --connlimit-above 100 -m connbytes --connbytes 1: --connbytes-dir both --connbytes-mode avgpkt
+            -A INPUT -p tcp -m tcpmss --mss 1:1000
+            -A INPUT -m string --hex-string "|7a7a7a|" --algo kmp --icase -m length --length 0:100 -j ACCEPT
+            -A INPUT -j ACCEPT
+            """);
+        for (int i = 0; i < 200; i++)
+        {
+            var ctx = Ctx(pkts[i % 64], i * 1000L);
+            u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
+            u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
+        }
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++)
+        {
+            var ctx = Ctx(pkts[i % 64], (200 + i) * 1000L);
+            u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
+            u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
+}
+
+public class XtablesMatchTests2
+{
+    private const long S = 1_000_000_000L;
+
+    private static NetfilterTables Filter(string rules)
+        => IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" + rules + "\nCOMMIT\n", "t");
+
+    /// <summary>Through the hooks with the datagram's bytes, as the datapath runs them (conntrack, Packet attached).</summary>
+    private static Verdict In(NetfilterTables t, byte[] pkt, long time = 0, Func<PacketContext, PacketContext>? edit = null)
+    {
+        var ctx = Ctx(pkt, time, inIf: "eth0");
+        if (edit != null) ctx = edit(ctx);
+        if (t.Hook(HookPoint.PreRouting, ref ctx, pkt) == Verdict.Drop) return Verdict.Drop;
+        return t.Hook(HookPoint.LocalIn, ref ctx, pkt);
+    }
+
+    private static List<Rule> Input(NetfilterTables t) => t[TableKind.Filter]!.GetChain("INPUT")!.Rules;
+
+    [Fact]
+    public void U32_and_string_read_the_datagram_bytes()
+    {
+        var t = Filter("""
+            -A INPUT -p udp -m u32 --u32 "0>>22&0x3C@0>>16=53" -j ACCEPT
+            -A INPUT -m u32 --u32 "6&0xFF=6 && 0>>22&0x3C@12>>26&0x3C@0=0x30313233" -j ACCEPT
+            -A INPUT -m string --string "ABC" --algo bm --icase -j ACCEPT
+            -A INPUT -m string --hex-string "|0d0a|" --algo kmp --to 30 -j ACCEPT
+            """);
+        var r = Input(t);
+        In(t, Udp("10.0.0.1", 53, "10.0.0.2", 9));
+        Assert.Equal(1, r[0].Packets);
+        // TCP payload starts "0123..." (PacketBuilder's pattern): the first payload word after IP + TCP headers.
+        In(t, Tcp("10.0.0.1", 1, "10.0.0.2", 80, 0x18, payload: 8));
+        Assert.Equal(1, r[1].Packets);
+        var withText = Udp("10.0.0.1", 1, "10.0.0.2", 9, payload: 0).Concat("xxabcxx"u8.ToArray()).ToArray();
+        FixLength(withText);
+        In(t, withText);
+        Assert.Equal(1, r[2].Packets);
+        var crlfLate = Udp("10.0.0.1", 1, "10.0.0.2", 9, payload: 0).Concat("0123456789\r\n"u8.ToArray()).ToArray();
+        FixLength(crlfLate);
+        // 28 bytes of headers + 10: "\r\n" sits at 38-39, past --to 30.
+        Assert.Equal(Verdict.Drop, In(t, crlfLate));
+        Assert.Equal(0, r[3].Packets);
+    }
+
+    private static void FixLength(byte[] ip)
+    {
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(2), (ushort)ip.Length);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(20 + 4), (ushort)(ip.Length - 20));
+        ip[10] = ip[11] = 0;
+        ushort c = Softnet.Packets.Checksum.Compute(ip.AsSpan(0, 20));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), c);
+        ip[26] = ip[27] = 0;
+    }
+
+    [Fact]
+    public void Tcpmss_reads_the_mss_option()
+    {
+        var t = Filter("-A INPUT -p tcp -m tcpmss --mss 1000:1460 -j ACCEPT\n-A INPUT -p tcp -m tcpmss ! --mss 0:65535 -j ACCEPT");
+        var syn = Tcp("10.0.0.1", 1, "10.0.0.2", 80, 0x02);
+        // Give the SYN an MSS option of 1400: data offset 6, option bytes 02 04 05 78.
+        var withMss = new byte[syn.Length + 4];
+        syn.AsSpan(0, 40).CopyTo(withMss);
+        withMss[32] = 6 << 4;
+        withMss[40] = 2; withMss[41] = 4; withMss[42] = 0x05; withMss[43] = 0x78;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(withMss.AsSpan(2), (ushort)withMss.Length);
+        var ctx = Ctx(withMss);
+        ctx.IpHeaderLength = 20;
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref ctx, withMss));
+        Assert.Equal(1, Input(t)[0].Packets);
+        // No options: no MSS, so only the inverted rule matches.
+        var plain = Ctx(syn);
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalIn, ref plain, syn));
+        Assert.Equal(1, Input(t)[1].Packets);
+    }
+
+    [Fact]
+    public void Connlimit_counts_live_connections_per_masked_source()
+    {
+        var t = Filter("-A INPUT -p tcp -m connlimit --connlimit-above 2 --connlimit-mask 24 -j DROP\n-A INPUT -j ACCEPT");
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.1", 1000, "10.0.0.2", 80, 0x02), 1 * S));
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.7", 1001, "10.0.0.2", 80, 0x02), 2 * S));
+        Assert.Equal(Verdict.Drop, In(t, Tcp("10.0.0.9", 1002, "10.0.0.2", 80, 0x02), 3 * S));
+        // Another /24 has its own count; a retransmitted SYN of a counted connection is not a new one.
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.1.1", 1000, "10.0.0.2", 80, 0x02), 4 * S));
+        Assert.Equal(Verdict.Accept, In(t, Tcp("10.0.0.1", 1000, "10.0.0.2", 80, 0x02), 5 * S));
+    }
+
+    [Fact]
+    public void Connbytes_uses_conntrack_accounting_including_the_packet()
+    {
+        var t = Filter("-A INPUT -m connbytes --connbytes 3 --connbytes-dir original --connbytes-mode packets -j DROP\n-A INPUT -j ACCEPT");
+        for (int i = 0; i < 2; i++) Assert.Equal(Verdict.Accept, In(t, Udp("10.0.0.1", 5, "10.0.0.2", 6), i * S));
+        Assert.Equal(Verdict.Drop, In(t, Udp("10.0.0.1", 5, "10.0.0.2", 6), 3 * S));
+    }
+
+    [Fact]
+    public void Header_field_matches_ttl_tos_dscp_mac_connmark_helper_owner()
+    {
+        var t = Filter("""
+            -A INPUT -m ttl --ttl-lt 10 -j DROP
+            -A INPUT -m dscp --dscp-class EF -j DROP
+            -A INPUT -m tos --tos 0x10/0x3f -j DROP
+            -A INPUT -m mac --mac-source 02:00:00:00:00:99 -j DROP
+            -A INPUT -m connmark ! --mark 0 -j DROP
+            -A INPUT -m helper --helper ftp -j DROP
+            -A INPUT -j ACCEPT
+            -A OUTPUT -m owner ! --uid-owner 0 -j DROP
+            -A OUTPUT -m owner --uid-owner 0 -j ACCEPT
+            """);
+        var r = Input(t);
+        // Without the datagram attached, the header-field matches read the parsed fields the test sets.
+        static Verdict Eval(NetfilterTables t, byte[] pkt, Func<PacketContext, PacketContext>? edit = null)
+        {
+            var ctx = Ctx(pkt, 0, inIf: "eth0");
+            if (edit != null) ctx = edit(ctx);
+            return t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+        }
+        var p = Udp("10.0.0.1", 5, "10.0.0.2", 6);
+        Assert.Equal(Verdict.Accept, Eval(t, p));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Ttl = 3; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Tos = 0x2e << 2; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.Tos = 0x10; return c; }));
+        Assert.Equal(Verdict.Drop, Eval(t, p, edit: c => { c.SrcMac = PacketContext.MacOf(new byte[] { 2, 0, 0, 0, 0, 0x99 }); return c; }));
+        Assert.Equal(new long[] { 1, 1, 1, 1, 0, 0, 1 }, r.Select(x => x.Packets).ToArray());
+        // No local sockets: the inverted owner rule matches, the plain one does not.
+        var o = Ctx(p);
+        Assert.Equal(Verdict.Drop, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalOut, ref o));
+    }
+
+public class HashlimitTests
+{
+    [Fact]
+    public void Hashlimit_keeps_a_bucket_per_masked_source_with_the_kernels_credits()
+    {
+        var t = IptablesSaveParser.Parse("""
+            *filter
+            :INPUT DROP [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            -A INPUT -m hashlimit --hashlimit-upto 2/sec --hashlimit-burst 3 --hashlimit-mode srcip --hashlimit-srcmask 24 --hashlimit-name hl -j ACCEPT
+            COMMIT
+            """);
+        Verdict Run(string src, long ns)
+        {
+            var p = Udp(src, 1, "10.0.0.2", 2);
+            var ctx = Ctx(p, ns);
+            return t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+        }
+        long t0 = 1_000_000_000_000;
+        Assert.Equal(Verdict.Accept, Run("10.1.1.1", t0));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.2", t0));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.3", t0));
+        Assert.Equal(Verdict.Drop, Run("10.1.1.4", t0));
+        // Another /24 has its own bucket.
+        Assert.Equal(Verdict.Accept, Run("10.1.2.1", t0));
+        // 2/sec: one packet's cost comes back after 500 ms (125 jiffies at HZ 250).
+        Assert.Equal(Verdict.Drop, Run("10.1.1.1", t0 + 496_000_000));
+        Assert.Equal(Verdict.Accept, Run("10.1.1.1", t0 + 500_000_000));
+        Assert.Equal(2, t.Hashlimit["hl"]!.Count);
+        Assert.Equal(137438953UL, HashlimitTable.UserToCredits(1));
+    }
+}
 }

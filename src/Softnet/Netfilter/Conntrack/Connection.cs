@@ -152,6 +152,8 @@ public sealed class Connection
     public string? Helper;
     /// <summary>nf_conn_acct: packets and bytes (IP length) accepted per direction (0 original, 1 reply).</summary>
     public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
+    /// <summary>The entry has the accounting extension (created while nf_conntrack_acct was on).</summary>
+    public bool HasAcct;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
@@ -199,9 +201,11 @@ public sealed class Connection
         if (Original.Protocol == 6) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
         Original.Append(sb);
         if (ZoneId != 0 && ZoneDir == 1) sb.Append("zone-orig=").Append(ZoneId).Append(' ');
+        if (HasAcct) sb.Append("packets=").Append(PacketsOrig).Append(" bytes=").Append(BytesOrig).Append(' ');
         if ((Status & CtStatus.SeenReply) == 0) sb.Append("[UNREPLIED] ");
         Reply.Append(sb);
         if (ZoneId != 0 && ZoneDir == 2) sb.Append("zone-reply=").Append(ZoneId).Append(' ');
+        if (HasAcct) sb.Append("packets=").Append(PacketsReply).Append(" bytes=").Append(BytesReply).Append(' ');
         if ((Status & CtStatus.Assured) != 0) sb.Append("[ASSURED] ");
         sb.Append("mark=").Append(Mark);
         // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.

@@ -46,6 +46,9 @@ public sealed class ConntrackTable
 {
     public ConntrackOptions Options { get; }
     public ConntrackStats Stats { get; } = new();
+    /// <summary>net.netfilter.nf_conntrack_acct: new entries carry packet/byte counters that `conntrack -L` shows
+    /// (-m connbytes turns it on, as its checkentry does).</summary>
+    public bool Accounting { get; set; }
     private TupleNode?[] _buckets;
     private int _count;
     internal NatEngine? Nat;
@@ -271,6 +274,7 @@ public sealed class ConntrackTable
         ct.ZoneId = 0;
         ct.ZoneDir = 3;
         ct.Helper = null;
+        ct.HasAcct = Accounting;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
         ct.Seen0 = default;

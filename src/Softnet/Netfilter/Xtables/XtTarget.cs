@@ -32,6 +32,9 @@ public abstract class XtTarget
 
     /// <summary>The kernel's checkentry at table commit: null when fine, else the reason it refuses the rule.</summary>
     internal virtual string? CheckEntry(in XtCheck check) => null;
+
+    /// <summary>The target needs conntrack in its namespace (nf_ct_netns_get in its checkentry).</summary>
+    internal virtual bool UsesConntrack => false;
 }
 
 /// <summary>

@@ -15,6 +15,13 @@ public sealed class ConnbytesMatch : XtMatch
     public ulong From, To;
     public byte What, Direction;
 
+    /// <summary>connbytes_mt_check: forces conntrack accounting on in the namespace.</summary>
+    internal override string? CheckEntry(in XtCheck c)
+    {
+        c.Tables.Conntrack.Accounting = true;
+        return null;
+    }
+
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
         var ct = p.CtInfo is CtInfo.None or CtInfo.Untracked ? null : p.Ct;

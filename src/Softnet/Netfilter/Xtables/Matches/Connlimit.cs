@@ -30,7 +30,8 @@ public sealed class ConnlimitMatch : XtMatch
         {
             var (c, gen) = list[i];
             if (c == ct && gen == c.Generation) { present = true; continue; }
-            bool dead = gen != c.Generation || (c.Status & CtStatus.Dying) != 0 || c.ExpiresNs <= now
+            // Gone from the table (expired, never confirmed: its packet was dropped, or back in the slab) or closed.
+            bool dead = gen != c.Generation || !c.Confirmed || (c.Status & CtStatus.Dying) != 0 || c.ExpiresNs <= now
                 || (c.Original.Protocol == 6 && c.TcpState is TcpCtState.TimeWait or TcpCtState.Close);
             if (dead) list.RemoveAt(i);
         }

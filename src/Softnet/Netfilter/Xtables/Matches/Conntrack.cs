@@ -51,6 +51,7 @@ internal static class CtStates
 public sealed class ConntrackMatch : XtMatch
 {
     internal override bool IsPure => true;
+    internal override bool UsesConntrack => true;
     public CtStateMask States;
     public bool HasState, InvState;
     public uint OrigSrc, OrigSrcMask, OrigDst, OrigDstMask, ReplSrc, ReplSrcMask, ReplDst, ReplDstMask;

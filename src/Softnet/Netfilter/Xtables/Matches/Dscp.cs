@@ -10,7 +10,7 @@ public sealed class DscpMatch : XtMatch
     public byte Dscp;
     public bool Invert;
 
-    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => ((p.Tos >> 2) == Dscp) ^ Invert;
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => ((p.CurrentTos >> 2) == Dscp) ^ Invert;
 }
 
 /// <summary>Userspace half of -m dscp (libxt_dscp.c, classes from dscp_helper.c).</summary>

@@ -81,7 +81,8 @@ internal sealed class IcmpMatchExtension : XtMatchExtension<IcmpMatch>
 
     internal override void List(IcmpMatch m, StringBuilder sb)
     {
-        sb.Append(' ').Append(m.Invert ? "!" : "").Append("icmptype ");
+        // print_icmptype after " icmp": " !" when inverted, then "type N" (so " icmptype 8", " icmp !type 3").
+        sb.Append(" icmp").Append(m.Invert ? " !" : "").Append("type ");
         if (m.Type == 0xFF) sb.Append("any");
         else
         {

@@ -7,7 +7,7 @@ namespace Softnet.Netfilter.Xtables;
 /// Kernel half of -m limit. iptables-nft (1.8.9) does not load xt_limit: it turns the rule into the native
 /// nftables limit expression (nft.c add_nft_limit), so the token bucket is nft_limit's, in nanoseconds: a
 /// bucket of burst × (unit / rate) ns, each packet costing unit / rate ns, refilled by the time elapsed.
-/// <see cref="Legacy"/> selects xt_limit's bucket instead (credits per jiffy, as iptables-legacy loads it).
+/// With <see cref="NetfilterTables.IptablesLegacy"/> it is xt_limit's bucket instead (credits per jiffy).
 /// </summary>
 public sealed class LimitMatch : XtMatch
 {
@@ -15,8 +15,8 @@ public sealed class LimitMatch : XtMatch
     /// <summary>Average period per packet in 1/10000 s (xt_rateinfo.avg).</summary>
     public uint Avg = Scale * 3600 / 3;
     public uint Burst = 5;
-    /// <summary>Evaluate as xt_limit (iptables-legacy) rather than nft_limit.</summary>
-    public static bool Legacy { get; set; }
+    /// <summary>Evaluated as xt_limit (iptables-legacy) rather than nft_limit; set at checkentry.</summary>
+    public bool Legacy { get; private set; }
 
     // nft_limit state.
     private ulong _rate, _nsecs, _cost, _tokensMax, _tokens;
@@ -28,6 +28,15 @@ public sealed class LimitMatch : XtMatch
 
     internal override string? CheckEntry(in XtCheck c)
     {
+        Legacy = c.Tables.IptablesLegacy;
+        if (!Legacy)
+        {
+            // The rule reaches the kernel as an nft rate per unit and comes back from it (what iptables-save then
+            // prints); nft_limit takes burst 0 as its default of 5.
+            var (r, u) = NftRate(Avg);
+            Avg = (uint)(Scale * u / r);
+            if (Burst == 0) Burst = 5;
+        }
         if (Legacy)
         {
             if (Burst == 0 || UserToCredits((ulong)Avg * Burst) < UserToCredits(Avg))
@@ -106,14 +115,10 @@ internal sealed class LimitMatchExtension : X6MatchExtension<LimitMatch>
         if (o.Id == 1)
         {
             m.Burst = (uint)XtOptions.UInt(Name, o, arg!, 0, 10000, a);
-            // nft_limit takes burst 0 as its default of 5, which is what iptables-save then shows.
-            if (m.Burst == 0) m.Burst = 5;
             return;
         }
         if (!ParseRate(arg!, out uint avg, a)) throw a.Error($"bad rate \"{arg}\"'");
-        // The rule goes to the kernel as an nft rate per unit and comes back from it.
-        var (rate, unit) = LimitMatch.NftRate(avg);
-        m.Avg = LimitMatch.Legacy ? avg : (uint)(LimitMatch.Scale * unit / rate);
+        m.Avg = avg;
     }
 
     private static bool ParseRate(string rate, out uint val, ArgReader a)

@@ -50,5 +50,5 @@ internal sealed class MacMatchExtension : X6MatchExtension<MacMatch>
     }
 
     internal override void Save(MacMatch m, StringBuilder sb) => sb.Append(m.Invert ? " !" : "").Append(" --mac-source ").Append(Text(m.Source));
-    internal override void List(MacMatch m, StringBuilder sb) => sb.Append(" MAC").Append(m.Invert ? " !" : "").Append(' ').Append(Text(m.Source).ToUpperInvariant());
+    internal override void List(MacMatch m, StringBuilder sb) => sb.Append(" MAC").Append(m.Invert ? " !" : "").Append(' ').Append(Text(m.Source));
 }

@@ -205,7 +205,7 @@ public sealed class RecentMatch : XtMatch
     {
         var t = List!;
         uint addr = (Side == 2 ? p.Dst : p.Src) & t.Mask;
-        byte ttl = p.Ttl;
+        byte ttl = p.CurrentTtl;
         // The TTL as seen before forwarding: a packet with an output device and no local socket.
         if (hook is HookPoint.Forward or HookPoint.PostRouting && p.OutInterface != null) ttl++;
         long now = XtClock.Jiffies(p.TimestampNs);

@@ -6,6 +6,7 @@ namespace Softnet.Netfilter.Xtables;
 public sealed class StateMatch : XtMatch
 {
     internal override bool IsPure => true;
+    internal override bool UsesConntrack => true;
     public CtStateMask States;
     public bool Invert;
 

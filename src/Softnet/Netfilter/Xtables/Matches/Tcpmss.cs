@@ -15,14 +15,15 @@ public sealed class TcpmssMatch : XtMatch
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
         var pkt = p.Packet;
+        if (pkt.IsEmpty) return false;
         int off = p.IpHeaderLength;
-        // Without the bytes (or a header too short to hold the data offset) the options cannot be read.
-        if (pkt.Length < off + 20) return false;
+        // A header that cannot be read, or a malformed data offset: hotdrop, as tcpmss_mt does.
+        if (pkt.Length < off + 20) { p.HotDrop = true; return false; }
         int doff = (pkt[off + 12] >> 4) * 4;
-        if (doff < 20) return false;
+        if (doff < 20) { p.HotDrop = true; return false; }
         int optlen = doff - 20;
         if (optlen == 0) return Invert;
-        if (pkt.Length < off + doff) return false;
+        if (pkt.Length < off + doff) { p.HotDrop = true; return false; }
         var op = pkt.Slice(off + 20, optlen);
         for (int i = 0; i < optlen;)
         {

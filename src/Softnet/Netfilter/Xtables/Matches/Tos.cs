@@ -10,7 +10,7 @@ public sealed class TosMatch : XtMatch
     public byte Value, Mask = 0xFF;
     public bool Invert;
 
-    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => ((p.Tos & Mask) == Value) ^ Invert;
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => ((p.CurrentTos & Mask) == Value) ^ Invert;
 }
 
 /// <summary>Userspace half of -m tos (libxt_tos.c; symbolic names from tos_values.c).</summary>

@@ -9,13 +9,17 @@ public sealed class TtlMatch : XtMatch
     internal override bool IsPure => true;
     public byte Mode, Value;
 
-    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => Mode switch
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
-        Eq => p.Ttl == Value,
-        Ne => p.Ttl != Value,
-        Lt => p.Ttl < Value,
-        _ => p.Ttl > Value,
-    };
+        byte ttl = p.CurrentTtl;
+        return Mode switch
+        {
+            Eq => ttl == Value,
+            Ne => ttl != Value,
+            Lt => ttl < Value,
+            _ => ttl > Value,
+        };
+    }
 }
 
 /// <summary>Userspace half of -m ttl (libipt_ttl.c).</summary>

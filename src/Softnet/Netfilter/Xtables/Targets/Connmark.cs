@@ -18,6 +18,7 @@ public sealed class ConnmarkTarget : XtTarget
     internal uint Flags;
 
     private uint Shift(uint v) => ShiftBits >= 32 ? 0 : ShiftRight ? v >> ShiftBits : v << ShiftBits;
+    internal override bool UsesConntrack => true;
 
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {

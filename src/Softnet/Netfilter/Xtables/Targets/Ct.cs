@@ -53,6 +53,7 @@ public sealed class CtTarget : XtTarget
         return TargetResult.Continue;
     }
 
+    internal override bool UsesConntrack => true;
 
     /// <summary>Conntrack helpers the kernel has (name, L4 protocol), as nf_conntrack_helper_try_module_get finds them.</summary>
     private static readonly (string Name, byte Proto)[] Helpers =

@@ -86,6 +86,7 @@ public abstract class NatTarget : XtTarget
 
     internal override int ValidHooks => Manip == NatManip.Dst ? XtHooks.PreRouting | XtHooks.LocalOut : XtHooks.PostRouting | XtHooks.LocalIn;
     internal override TableKind? OnlyTable => TableKind.Nat;
+    internal override bool UsesConntrack => true;
 }
 
 /// <summary>Kernel half of DNAT.</summary>
@@ -205,4 +206,5 @@ public abstract class PortRangeNatTarget : XtTarget
 {
     public NatRange Range;
     internal override TableKind? OnlyTable => TableKind.Nat;
+    internal override bool UsesConntrack => true;
 }
