@@ -77,7 +77,7 @@ public static class KernelScenario
     public const int SettleMs = 300;
 
     /// <summary>Null when the kernel run can work here; otherwise the reason to skip.</summary>
-    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack");
+    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack", "ipset");
 
     /// <summary>
     /// Builds <paramref name="scenarioDir"/> in namespaces named &lt;prefix&gt;-&lt;ns&gt;, injects every frame of
