@@ -207,23 +207,25 @@ public struct PacketContext
     /// <summary>The tuple of the datagram an ICMP error quotes (its header and the first 8 bytes after it).</summary>
     private static void ReadInner(ReadOnlySpan<byte> inner, ref PacketContext ctx)
     {
-        if (inner.Length < 20 || (inner[0] >> 4) != 4) return;
-        int ihl = (inner[0] & 0xF) * 4;
-        if (ihl < 20 || inner.Length < ihl + 8) return;
-        ctx.InnerProtocol = inner[9];
-        ctx.InnerSrc = BinaryPrimitives.ReadUInt32BigEndian(inner[12..]);
-        ctx.InnerDst = BinaryPrimitives.ReadUInt32BigEndian(inner[16..]);
-        var l4 = inner[ihl..];
+        // The quoted datagram is cut after 8 bytes of its transport header: its total length is not checked.
+        if (!Ipv4View.TryParseReceived(inner, int.MaxValue, out var ip, out _, verifyChecksum: false)) return;
+        var l4 = ip.Payload;
+        if (l4.Length < 8) return;
+        ctx.InnerProtocol = ip.Protocol;
+        ctx.InnerSrc = ip.SourceAddress;
+        ctx.InnerDst = ip.DestinationAddress;
         if (ctx.InnerProtocol is IpProtocols.Tcp or IpProtocols.Udp)
         {
-            ctx.InnerSrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
-            ctx.InnerDstPort = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
+            // Both start with the two ports, which is all the first 8 bytes guarantee of a TCP header.
+            UdpView.TryParseHeader(l4, out var ports, out _);
+            ctx.InnerSrcPort = ports.SourcePort;
+            ctx.InnerDstPort = ports.DestinationPort;
         }
-        else if (ctx.InnerProtocol == IpProtocols.Icmp)
+        else if (ctx.InnerProtocol == IpProtocols.Icmp && IcmpView.TryParse(l4, out var icmp, out _))
         {
-            ctx.InnerIcmpType = l4[0];
-            ctx.InnerIcmpCode = l4[1];
-            ctx.InnerIcmpId = BinaryPrimitives.ReadUInt16BigEndian(l4[4..]);
+            ctx.InnerIcmpType = icmp.Type;
+            ctx.InnerIcmpCode = icmp.Code;
+            ctx.InnerIcmpId = icmp.Identifier;
         }
         else return;
         ctx.HasInner = true;
