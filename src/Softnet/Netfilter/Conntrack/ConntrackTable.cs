@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Netfilter.Conntrack;
 
@@ -403,7 +404,7 @@ public sealed class ConntrackTable
         if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty || p.ChecksumVerified) return false;
         if (p.Length < 20 || p.Length > ip.Length) return false;
         var dgram = ip[..p.Length];
-        int ihl = (dgram[0] & 0xF) * 4;
+        int ihl = p.IpHeaderLength;
         uint seed = p.Protocol is 6 or 17
             ? Checksum.PseudoHeaderV4(dgram[12..16], dgram[16..20], p.Protocol, dgram.Length - ihl)
             : 0;
@@ -414,12 +415,9 @@ public sealed class ConntrackTable
     private bool UdpError(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
         if (ip.IsEmpty || p.Length > ip.Length) return false;
-        int ihl = (ip[0] & 0xF) * 4;
-        var udp = ip[ihl..p.Length];
-        if (udp.Length < 8) return true;
-        int len = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
-        if (len > udp.Length || len < 8) return true;
-        if (BinaryPrimitives.ReadUInt16BigEndian(udp[6..]) == 0) return false;
+        // The UDP length must cover the header and stay within the datagram (UdpView checks both).
+        if (!UdpView.TryParse(ip[p.IpHeaderLength..p.Length], out var udp, out _)) return true;
+        if (udp.Checksum == 0) return false;
         return ChecksumFails(ref p, hook, ip);
     }
 
