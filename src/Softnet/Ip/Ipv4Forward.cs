@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Ip;
 
@@ -49,10 +50,12 @@ public static class Ipv4Forward
         else if (reason != Ipv4Output.Queued) c.Drops.Add(reason);
     }
 
+    /// <summary>The transport header of a GSO skb's segments (TCP with options, or UDP).</summary>
     private static int TcpHeaderLength(Skb skb)
     {
         var l3 = NetStack.L3(skb);
-        int ihl = (l3[0] & 0xF) * 4;
-        return l3[9] == IpProtocols.Tcp && l3.Length >= ihl + 13 ? (l3[ihl + 12] >> 4) * 4 : 0;
+        var l4 = l3[(skb.TransportHeader - skb.NetworkHeader)..];
+        if (l3[9] == IpProtocols.Tcp) return TcpView.TryParse(l4, out var tcp, out _) ? tcp.HeaderLength : 0;
+        return l3[9] == IpProtocols.Udp ? UdpView.HeaderLength : 0;
     }
 }

@@ -209,10 +209,10 @@ public sealed class Ipv4Input : PacketHandler
         }
         var pkt = NetStack.L3(skb);
         byte proto = pkt[9];
-        c.Delivered[proto] = c.Delivered.GetValueOrDefault(proto) + 1;
-        int ihl = (pkt[0] & 0xF) * 4;
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
         // The kernel would answer an echo request (icmp_echo); without a local stack it is consumed.
-        if (proto == IpProtocols.Icmp && pkt.Length >= ihl + 8 && pkt[ihl] == 8) c.EchoRequests++;
+        int l4 = skb.TransportHeader - skb.NetworkHeader;
+        if (proto == IpProtocols.Icmp && IcmpView.TryParse(pkt[l4..], out var icmp, out _) && icmp.Type == IcmpView.EchoRequest) c.EchoRequests++;
         skb.Free();
     }
 }
