@@ -7,7 +7,7 @@ namespace Softnet.Nic;
 /// <summary>
 /// Turns completed RX descriptors into skbs, by the two ice driver paths:
 /// <list type="bullet">
-/// <item><see cref="BuildSkb(PagePool, in RxDescriptor, int)"/> (ice_build_skb, the usual one): the ring buffer
+/// <item><see cref="BuildSkb(PagePool, in RxDescriptor, int, int, int)"/> (ice_build_skb, the usual one): the ring buffer
 /// itself becomes the skb head, data starting after the headroom. Nothing is copied.</item>
 /// <item><see cref="ConstructSkb(PagePool, in RxDescriptor, int)"/> (ice_construct_skb, used when the buffer has
 /// no room for build_skb or legacy-rx is set): a small head comes from a separate head pool (napi_alloc_skb's
@@ -52,10 +52,6 @@ public sealed class SkbBuilder
 
     /// <summary>Packets dropped because no skb or head buffer was available.</summary>
     public long AllocFailed => Volatile.Read(ref _allocFailed);
-
-    /// <summary>ice_build_skb for an untouched descriptor (frame at the pool's headroom).</summary>
-    public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue)
-        => BuildSkb(ringPool, in d, queue, ringPool.Headroom, d.Length);
 
     /// <summary>ice_build_skb with the frame at <paramref name="dataOffset"/> (from the buffer start) and
     /// <paramref name="length"/> bytes long, as XDP may have moved them (bpf_xdp_adjust_head/tail).</summary>
@@ -163,7 +159,7 @@ public sealed class SkbBuilder
     /// <summary>Build skbs for a polled batch. Skbs are written densely to <paramref name="output"/> (which must be
     /// at least as long as the number of frames); returns how many. A frame over several descriptors becomes one
     /// skb with frags; the batch must end with an EOP descriptor. Failures are dropped and counted.</summary>
-    public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
+    internal int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
     {
         if (batch.Length > 0 && !batch[^1].Eop) throw new ArgumentException("the batch ends inside a frame", nameof(batch));
         int n = 0, first = 0;
