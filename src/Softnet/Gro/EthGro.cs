@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Gro;
 
@@ -117,33 +118,40 @@ internal static class FlowHash
         ReadOnlySpan<byte> d = skb.LinearData;
         int off = 0;
         ushort type = skb.Protocol;
-        for (int tags = 0; (type == EtherTypes.Vlan || type == EtherTypes.QinQ) && tags < 2; tags++)
+        if (EtherTypes.IsVlanTpid(type))
         {
-            if (d.Length < off + 4) return 0;
-            type = BinaryPrimitives.ReadUInt16BigEndian(d.Slice(off + 2));
-            off += 4;
+            // Up to two tags (vlan_gro_receive nests once more); a deeper stack gets no software hash.
+            if (!VlanStackView.TryParse(d, 0, type, out var tags, out _) || tags.Count > 2) return 0;
+            type = tags.InnerEtherType;
+            off = tags.PayloadOffset;
         }
         ulong h = 0xcbf29ce484222325UL ^ type;
-        int l4;
+        ReadOnlySpan<byte> l4;
         byte proto;
         if (type == EtherTypes.Ipv4)
         {
-            if (d.Length < off + 20) return 0;
-            proto = d[off + 9];
-            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(off + 12)));
-            l4 = off + (d[off] & 0x0F) * 4;
+            if (!Ipv4View.TryParseHeader(d[off..], out var ip)) return 0;
+            proto = ip.Protocol;
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(ip.Header[12..])); // saddr, daddr
+            l4 = ip.Payload;
         }
         else if (type == EtherTypes.Ipv6)
         {
-            if (d.Length < off + 40) return 0;
-            proto = d[off + 6];
-            for (int i = 8; i < 40; i += 8) h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(off + i)));
-            l4 = off + 40;
+            if (!Ipv6View.TryParseHeader(d[off..], out var ip)) return 0;
+            proto = ip.NextHeader;
+            var src = ip.Source;
+            var dst = ip.Destination;
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(src));
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(src[8..]));
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(dst));
+            h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(dst[8..]));
+            l4 = ip.Payload;
         }
         else return 0;
         h = Mix(h, proto);
-        if ((proto == 6 || proto == 17) && d.Length >= l4 + 4)
-            h = Mix(h, BinaryPrimitives.ReadUInt32LittleEndian(d.Slice(l4)));
+        // The source and destination ports, the first four bytes of either L4 header.
+        if ((proto == IpProtocols.Tcp || proto == IpProtocols.Udp) && l4.Length >= 4)
+            h = Mix(h, BinaryPrimitives.ReadUInt32LittleEndian(l4));
         uint r = (uint)(h ^ (h >> 32));
         return r == 0 ? 1u : r;
     }

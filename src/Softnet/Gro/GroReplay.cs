@@ -18,11 +18,7 @@ public static class GroReplay
 
     /// <summary>Runs Ethernet frames through build_skb + GRO, burst by burst: each burst is received within one
     /// NAPI poll, then the poll completes (flush). Returns the frames as delivered (as tcpdump on the receiving
-    /// device would show them), in delivery order.</summary>
-    public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options)
-        => Run(bursts, options, 0);
-
-    /// <summary>As <see cref="Run(IReadOnlyList{IReadOnlyList{byte[]}}, GroOptions)"/>; with
+    /// device would show them), in delivery order. With
     /// <paramref name="rxBufferSize"/> &gt; 0 every frame is received as the NIC receives it, through an RX ring of
     /// buffers that size (256 bytes of headroom included): a frame longer than one buffer spans several
     /// descriptors and reaches GRO as a head plus page frags (ice's multi-buffer receive and build_skb).</summary>

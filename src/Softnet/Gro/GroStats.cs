@@ -50,9 +50,9 @@ public sealed class GroStats : IReportSection
     public long Flushed(GroFlushReason reason) => _flushed[(int)reason];
     public long NormalBy(GroNormalReason reason) => _normal[(int)reason];
     /// <summary>Delivered skbs made of <paramref name="segments"/> segments (64 = 64 or more).</summary>
-    public long Histogram(int segments) => _histogram[Math.Clamp(segments, 1, HistogramSlots - 1)];
+    internal long Histogram(int segments) => _histogram[Math.Clamp(segments, 1, HistogramSlots - 1)];
     public double MergeRatio => DeliveredSkbs == 0 ? 0 : (double)DeliveredSegments / DeliveredSkbs;
-    public IReadOnlyDictionary<uint, FlowCounters> Flows => _flows;
+    internal IReadOnlyDictionary<uint, FlowCounters> Flows => _flows;
 
     internal void CountFlush(GroFlushReason reason, Skb skb) => _flushed[(int)reason]++;
 

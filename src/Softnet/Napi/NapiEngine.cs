@@ -40,7 +40,7 @@ public sealed record NapiEngineOptions
 }
 
 /// <summary>Sums of the per-CPU and per-vector counters.</summary>
-public readonly record struct SoftnetTotals(
+internal readonly record struct SoftnetTotals(
     long Processed, long Dropped, long TimeSqueeze, long Rounds, long KsoftirqdRounds, long Polls,
     long InterruptsFired, long SuppressedWhileMasked, long Coalesced);
 
@@ -91,7 +91,7 @@ public sealed class NapiEngine : IDisposable
 
     public IReadOnlyList<SoftnetCpu> Cpus => _cpus;
 
-    public IReadOnlyList<IrqVector> Vectors => _vectors;
+    internal IReadOnlyList<IrqVector> Vectors => _vectors;
 
     public bool IsRunning => _threads is not null;
 
@@ -325,7 +325,7 @@ public sealed class NapiEngine : IDisposable
     // ---------------------------------------------------------------- reporting
 
     /// <summary>Counters summed over CPUs and vectors (exact after Stop / in deterministic mode).</summary>
-    public SoftnetTotals Totals()
+    internal SoftnetTotals Totals()
     {
         long p = 0, d = 0, ts = 0, r = 0, kr = 0, polls = 0, f = 0, s = 0, co = 0;
         foreach (var c in _cpus)
@@ -340,7 +340,7 @@ public sealed class NapiEngine : IDisposable
     }
 
     /// <summary>/proc/net/softnet_stat for the engine's CPUs, one line each (newline-terminated), ascending CPU id.</summary>
-    public string FormatSoftnetStat()
+    internal string FormatSoftnetStat()
     {
         var sb = new System.Text.StringBuilder();
         foreach (var c in _cpus.OrderBy(c => c.Id)) sb.Append(c.FormatSoftnetStat()).Append('\n');

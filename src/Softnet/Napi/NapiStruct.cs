@@ -51,7 +51,7 @@ public sealed class NapiStruct
     /// <summary>The CPU this instance was last scheduled on.</summary>
     public SoftnetCpu? Cpu => _cpu;
 
-    public NapiState State => _inPoll ? NapiState.InPoll
+    internal NapiState State => _inPoll ? NapiState.InPoll
         : (Volatile.Read(ref _state) & Sched) != 0 ? NapiState.Scheduled : NapiState.Idle;
 
     // Plain longs written only by the polling worker; the properties read them with Volatile for progress.
@@ -60,13 +60,13 @@ public sealed class NapiStruct
     /// <summary>Driver polls run.</summary>
     public long Polls => Volatile.Read(ref _polls);
     /// <summary>Frames the polls returned.</summary>
-    public long Frames => Volatile.Read(ref _frames);
+    internal long Frames => Volatile.Read(ref _frames);
     /// <summary>Polls that used the whole weight (the instance stayed on the poll list).</summary>
-    public long FullPolls => Volatile.Read(ref _fullPolls);
+    internal long FullPolls => Volatile.Read(ref _fullPolls);
     /// <summary>napi_complete_done calls that took the instance off the list and re-armed its interrupt.</summary>
-    public long Completions => Volatile.Read(ref _completions);
+    internal long Completions => Volatile.Read(ref _completions);
     /// <summary>Completions turned into a re-schedule because a schedule was missed during the poll (NAPI_STATE_MISSED).</summary>
-    public long MissedReschedules => Volatile.Read(ref _missed);
+    internal long MissedReschedules => Volatile.Read(ref _missed);
 
     /// <summary>
     /// napi_schedule: if not already scheduled, put this instance at the tail of <paramref name="cpu"/>'s poll list
@@ -87,13 +87,6 @@ public sealed class NapiStruct
             cpu.Enqueue(this, nowNs);
             return true;
         }
-    }
-
-    /// <summary>napi_schedule on the CPU its vector targets (or the CPU it ran on last).</summary>
-    public bool Schedule(long nowNs)
-    {
-        var cpu = Vector?.TargetCpu ?? _cpu ?? throw new InvalidOperationException("NAPI has no CPU yet");
-        return Schedule(cpu, nowNs);
     }
 
     /// <summary>

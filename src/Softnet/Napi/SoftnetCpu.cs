@@ -69,7 +69,7 @@ public sealed class SoftnetCpu
     /// <summary>Rounds run in ksoftirqd mode (the previous round left work behind).</summary>
     public long KsoftirqdRounds => Volatile.Read(ref _ksoftirqdRounds);
     /// <summary>Times the CPU went from softirq to ksoftirqd mode.</summary>
-    public long KsoftirqdWakeups => Volatile.Read(ref _ksoftirqdWakeups);
+    internal long KsoftirqdWakeups => Volatile.Read(ref _ksoftirqdWakeups);
     /// <summary>NAPI polls run.</summary>
     public long Polls => Volatile.Read(ref _polls);
 

@@ -112,9 +112,6 @@ public sealed class IrqVector
     /// <summary>Frames that arrived armed but were held back by moderation instead of interrupting.</summary>
     public long Coalesced => Volatile.Read(ref _coalesced);
 
-    /// <summary>Signals <paramref name="frames"/> new descriptors at the engine's current time.</summary>
-    public void NotifyFrames(int frames) => NotifyFrames(frames, _engine.NowNs);
-
     /// <summary>Signals <paramref name="frames"/> descriptors written at <paramref name="nowNs"/> (capture time in deterministic mode).</summary>
     public void NotifyFrames(int frames, long nowNs)
     {

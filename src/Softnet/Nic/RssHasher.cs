@@ -3,6 +3,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
+using Softnet.Packets;
+using Softnet.Packets.Headers;
+
 namespace Softnet.Nic;
 
 /// <summary>
@@ -165,21 +168,13 @@ public sealed class RssHasher
     {
         hash = 0;
         type = RssHashType.None;
-        ReadOnlySpan<byte> f = ethernetFrame;
-        if (f.Length < 14) return false;
-        int off = 12;
-        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off));
-        off += 2;
-        while (etherType is 0x8100 or 0x88a8 or 0x9100)
+        // The tags ice's parser skips: 802.1Q, 802.1ad and the pre-standard 0x9100 S-tag (double VLAN mode).
+        if (!VlanStackView.TryParse(ethernetFrame, out var tags, out _)) return false;
+        var l3 = ethernetFrame[tags.PayloadOffset..];
+        return tags.InnerEtherType switch
         {
-            if (f.Length - off < 4) return false;
-            etherType = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2));
-            off += 4;
-        }
-        return etherType switch
-        {
-            0x0800 => TryHashIpv4(f.Slice(off), out hash, out type),
-            0x86dd => TryHashIpv6(f.Slice(off), out hash, out type),
+            EtherTypes.Ipv4 => TryHashIpv4(l3, out hash, out type),
+            EtherTypes.Ipv6 => TryHashIpv6(l3, out hash, out type),
             _ => false,
         };
     }
@@ -198,84 +193,62 @@ public sealed class RssHasher
         };
     }
 
-    private bool TryHashIpv4(ReadOnlySpan<byte> ip, out uint hash, out RssHashType type)
+    private bool TryHashIpv4(ReadOnlySpan<byte> packet, out uint hash, out RssHashType type)
     {
         hash = 0;
         type = RssHashType.None;
-        if (ip.Length < 20 || ip[0] >> 4 != 4) return false;
-        int ihl = (ip[0] & 0x0f) * 4;
-        if (ihl < 20 || ihl > ip.Length) return false;
-        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(2));
-        if (totalLength < ihl) return false;
-        // Trailing Ethernet padding is not part of the packet.
-        int end = Math.Min(totalLength, ip.Length);
+        // The view stops at the total length: trailing Ethernet padding is not part of the packet.
+        if (!Ipv4View.TryParseHeader(packet, out var ip) || ip.TotalLength < ip.HeaderLength) return false;
 
-        hash = Mix(Mix(0, 0, ip.Slice(12, 4)), 4, ip.Slice(16, 4));
+        hash = Mix(Mix(0, 0, ip.Source), 4, ip.Destination);
         type = RssHashType.Ipv4;
+        if (ip.IsFragment) return true;
 
-        ushort fragField = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(6));
-        bool fragment = (fragField & 0x2000) != 0 || (fragField & 0x1fff) != 0;
-        if (fragment) return true;
-
-        byte proto = ip[9];
+        byte proto = ip.Protocol;
         bool ports = proto switch
         {
-            6 => Fields.TcpV4Ports,
-            17 => Fields.UdpV4Ports,
+            IpProtocols.Tcp => Fields.TcpV4Ports,
+            IpProtocols.Udp => Fields.UdpV4Ports,
             _ => false,
         };
         // A TCP/UDP header too short to hold the ports falls back to the addresses, as for an unknown protocol.
-        if (ports && end - ihl >= 4)
+        var l4 = ip.Payload;
+        if (ports && l4.Length >= 4)
         {
-            hash = Mix(hash, 8, ip.Slice(ihl, 4));
-            type = proto == 6 ? RssHashType.TcpIpv4 : RssHashType.UdpIpv4;
+            hash = Mix(hash, 8, l4[..4]);
+            type = proto == IpProtocols.Tcp ? RssHashType.TcpIpv4 : RssHashType.UdpIpv4;
         }
         return true;
     }
 
-    private bool TryHashIpv6(ReadOnlySpan<byte> ip, out uint hash, out RssHashType type)
+    private bool TryHashIpv6(ReadOnlySpan<byte> packet, out uint hash, out RssHashType type)
     {
         hash = 0;
         type = RssHashType.None;
-        if (ip.Length < 40 || ip[0] >> 4 != 6) return false;
-        int payloadLength = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(4));
         // Payload length 0 is a jumbogram (RFC 2675); otherwise it bounds the packet.
-        int end = payloadLength == 0 ? ip.Length : Math.Min(ip.Length, 40 + payloadLength);
+        if (!Ipv6View.TryParseHeader(packet, out var ip)) return false;
 
-        hash = Mix(Mix(0, 0, ip.Slice(8, 16)), 16, ip.Slice(24, 16));
+        hash = Mix(Mix(0, 0, ip.Source), 16, ip.Destination);
         type = RssHashType.Ipv6;
 
-        byte next = ip[6];
-        int off = 40;
-        for (int n = 0; n < MaxExtensionHeaders; n++)
+        // Hop-by-hop, routing and destination options are walked; a fragment header (the L4 header may be
+        // elsewhere), AH, or a chain too long for the parser leave the addresses only.
+        var payload = ip.Payload;
+        var ext = new Ipv6ExtensionHeaderReader(payload, ip.NextHeader);
+        while (ext.Count < MaxExtensionHeaders && ext.NextHeader != IpProtocols.Ah && ext.MoveNext())
         {
-            switch (next)
-            {
-                case 0:   // hop-by-hop options
-                case 43:  // routing
-                case 60:  // destination options
-                    if (end - off < 2) return Malformed(out hash, out type);
-                    int len = (ip[off + 1] + 1) * 8;
-                    if (end - off < len) return Malformed(out hash, out type);
-                    next = ip[off];
-                    off += len;
-                    continue;
-                case 44:  // fragment: the L4 header may be elsewhere, so addresses only
-                    return end - off >= 8 || Malformed(out hash, out type);
-                case 6:
-                case 17:
-                    bool ports = next == 6 ? Fields.TcpV6Ports : Fields.UdpV6Ports;
-                    if (ports && end - off >= 4)
-                    {
-                        hash = Mix(hash, 32, ip.Slice(off, 4));
-                        type = next == 6 ? RssHashType.TcpIpv6 : RssHashType.UdpIpv6;
-                    }
-                    return true;
-                default:
-                    return true;
-            }
+            if (ext.Type == IpProtocols.Fragment) return true;
         }
-        // Too many extension headers to walk: hash on addresses, as a NIC parser that gives up would.
+        if (ext.Error != DropReason.None) return Malformed(out hash, out type);
+        byte next = ext.NextHeader;
+        if (next is not (IpProtocols.Tcp or IpProtocols.Udp)) return true;
+        bool ports = next == IpProtocols.Tcp ? Fields.TcpV6Ports : Fields.UdpV6Ports;
+        int off = ext.NextOffset;
+        if (ports && payload.Length - off >= 4)
+        {
+            hash = Mix(hash, 32, payload.Slice(off, 4));
+            type = next == IpProtocols.Tcp ? RssHashType.TcpIpv6 : RssHashType.UdpIpv6;
+        }
         return true;
     }
 

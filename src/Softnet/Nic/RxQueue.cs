@@ -77,7 +77,7 @@ public sealed class RxQueue : INapiPoller
     public bool HasWork => Ring.Pending > 0;
 
     /// <summary>Buffers of a frame whose EOP descriptor has not been polled yet.</summary>
-    public int PartialFrameBuffers => _frameBuffers;
+    internal int PartialFrameBuffers => _frameBuffers;
 
     public long SkbAllocFailed => _builder.AllocFailed;
 

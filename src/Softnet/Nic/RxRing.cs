@@ -35,7 +35,7 @@ public struct RxDescriptor
     public ushort L4Offset;
     public GsoType GsoType;
 
-    public readonly bool Done => (Status & DescriptorDone) != 0;
+    internal readonly bool Done => (Status & DescriptorDone) != 0;
     /// <summary>The last buffer of its frame (ice_is_non_eop is false).</summary>
     public readonly bool Eop => (Status & EndOfPacket) != 0;
 }
@@ -147,7 +147,7 @@ public sealed class RxRing
     public long NonEopDescs => Volatile.Read(ref _nonEop);
 
     /// <summary>Descriptors holding a buffer the port may fill.</summary>
-    public int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _hwHead.Value));
+    internal int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _hwHead.Value));
     /// <summary>Filled descriptors NAPI has not consumed yet.</summary>
     public int Pending => (int)(Volatile.Read(ref _hwHead.Value) - Volatile.Read(ref _nextToClean.Value));
     /// <summary>Descriptors without a buffer (ICE_RX_DESC_UNUSED).</summary>
@@ -161,7 +161,7 @@ public sealed class RxRing
     };
 
     /// <summary>Counters under the names ethtool -S gives them (per queue, then the drop counters).</summary>
-    public IEnumerable<KeyValuePair<string, long>> EthtoolStats()
+    internal IEnumerable<KeyValuePair<string, long>> EthtoolStats()
     {
         yield return new($"rx_queue_{QueueId}_packets", RxPackets);
         yield return new($"rx_queue_{QueueId}_bytes", RxBytes);
@@ -175,10 +175,6 @@ public sealed class RxRing
 
     /// <summary>DMA one frame into the next posted buffers. False if the ring is full (rx_missed) or the frame is
     /// longer than <see cref="MaxFrameSize"/> (oversize); the frame is then dropped.</summary>
-    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash)
-        => TryReceive(frame, timestampNs, rssHash, rssHash != 0 ? PktHashType.L3 : PktHashType.None);
-
-    /// <inheritdoc cref="TryReceive(ReadOnlySpan{byte}, long, uint)"/>
     public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex = 0)
         => TryReceive(frame, timestampNs, rssHash, hashType, ifindex, default);
 
@@ -258,11 +254,8 @@ public sealed class RxRing
 
     /// <summary>Take up to <c>batch.Length</c> completed descriptors in ring order; the caller now owns each
     /// <see cref="RxDescriptor.BufferIndex"/> (build an skb from it, or <see cref="PagePool.Return"/> it to drop).
-    /// Refills the ring when enough slots are free. Returns how many were taken.</summary>
-    public int Poll(Span<RxDescriptor> batch) => Poll(batch, int.MaxValue);
-
-    /// <summary>As <see cref="Poll(Span{RxDescriptor})"/>, stopping after the <paramref name="maxFrames"/>-th EOP
-    /// descriptor: ice_clean_rx_irq's budget counts frames, not buffers. A frame whose last buffer has not come
+    /// Refills the ring when enough slots are free. Returns how many were taken. Stops after the
+    /// <paramref name="maxFrames"/>-th EOP descriptor: ice_clean_rx_irq's budget counts frames, not buffers. A frame whose last buffer has not come
     /// yet ends the batch with its first buffers; the rest follows in a later poll.</summary>
     public int Poll(Span<RxDescriptor> batch, int maxFrames)
     {

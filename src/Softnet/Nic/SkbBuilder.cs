@@ -1,12 +1,13 @@
 using System.Buffers.Binary;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Nic;
 
 /// <summary>
 /// Turns completed RX descriptors into skbs, by the two ice driver paths:
 /// <list type="bullet">
-/// <item><see cref="BuildSkb(PagePool, in RxDescriptor, int)"/> (ice_build_skb, the usual one): the ring buffer
+/// <item><see cref="BuildSkb(PagePool, in RxDescriptor, int, int, int)"/> (ice_build_skb, the usual one): the ring buffer
 /// itself becomes the skb head, data starting after the headroom. Nothing is copied.</item>
 /// <item><see cref="ConstructSkb(PagePool, in RxDescriptor, int)"/> (ice_construct_skb, used when the buffer has
 /// no room for build_skb or legacy-rx is set): a small head comes from a separate head pool (napi_alloc_skb's
@@ -51,10 +52,6 @@ public sealed class SkbBuilder
 
     /// <summary>Packets dropped because no skb or head buffer was available.</summary>
     public long AllocFailed => Volatile.Read(ref _allocFailed);
-
-    /// <summary>ice_build_skb for an untouched descriptor (frame at the pool's headroom).</summary>
-    public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue)
-        => BuildSkb(ringPool, in d, queue, ringPool.Headroom, d.Length);
 
     /// <summary>ice_build_skb with the frame at <paramref name="dataOffset"/> (from the buffer start) and
     /// <paramref name="length"/> bytes long, as XDP may have moved them (bpf_xdp_adjust_head/tail).</summary>
@@ -162,7 +159,7 @@ public sealed class SkbBuilder
     /// <summary>Build skbs for a polled batch. Skbs are written densely to <paramref name="output"/> (which must be
     /// at least as long as the number of frames); returns how many. A frame over several descriptors becomes one
     /// skb with frags; the batch must end with an EOP descriptor. Failures are dropped and counted.</summary>
-    public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
+    internal int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
     {
         if (batch.Length > 0 && !batch[^1].Eop) throw new ArgumentException("the batch ends inside a frame", nameof(batch));
         int n = 0, first = 0;
@@ -232,64 +229,57 @@ public sealed class SkbBuilder
     public static int EthGetHeadlen(ReadOnlySpan<byte> frame, int max)
     {
         int len = Math.Min(frame.Length, max);
-        const int EthHlen = 14;
-        if (len < EthHlen) return len;
-        ReadOnlySpan<byte> f = frame.Slice(0, len);
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(12));
-        int off = EthHlen;
-        for (int tags = 0; (type == 0x8100 || type == 0x88A8) && tags < 2; tags++)
-        {
-            if (f.Length < off + 4) return off;
-            type = BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2));
-            off += 4;
-        }
+        if (len < EthernetView.HeaderLength) return len;
+        ReadOnlySpan<byte> f = frame[..len];
+        const int MaxTags = 2;
+        bool complete = VlanStackView.TryParse(f, out var tags, out _);
+        int off = Math.Min(tags.PayloadOffset, EthernetView.HeaderLength + MaxTags * VlanView.HeaderLength);
+        if (!complete || tags.Count > MaxTags) return off;
 
         byte proto;
-        if (type == 0x0800)
+        if (tags.InnerEtherType == EtherTypes.Ipv4)
         {
-            if (f.Length < off + 20) return off;
-            int ihl = (f[off] & 0x0F) * 4;
-            if ((f[off] >> 4) != 4 || ihl < 20 || f.Length < off + ihl) return off;
-            proto = f[off + 9];
-            bool laterFragment = (BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 6)) & 0x1FFF) != 0;
-            off += ihl;
-            if (laterFragment) return off; // no L4 header in this fragment
+            if (!Ipv4View.TryParseHeader(f[off..], out var ip)) return off;
+            proto = ip.Protocol;
+            off += ip.HeaderLength;
+            if (ip.FragmentOffset != 0) return off; // no L4 header in a later fragment
         }
-        else if (type == 0x86DD)
+        else if (tags.InnerEtherType == EtherTypes.Ipv6)
         {
-            if (f.Length < off + 40 || (f[off] >> 4) != 6) return off;
-            proto = f[off + 6];
-            off += 40;
-            for (int ext = 0; ext < 8; ext++)
+            if (!Ipv6View.TryParseHeader(f[off..], out var ip)) return off;
+            off += Ipv6View.HeaderLength;
+            // Hop-by-hop, routing, destination options and fragment headers, as the dissector follows them.
+            var chain = f[off..];
+            var ext = new Ipv6ExtensionHeaderReader(chain, ip.NextHeader);
+            while (ext.Count < 8 && ext.NextHeader != IpProtocols.Ah && ext.MoveNext())
             {
-                if (proto is 0 or 43 or 60) // hop-by-hop, routing, destination options
-                {
-                    if (f.Length < off + 8) return off;
-                    proto = f[off];
-                    off += (f[off + 1] + 1) * 8;
-                }
-                else if (proto == 44) // fragment header
-                {
-                    if (f.Length < off + 8) return off;
-                    proto = f[off];
-                    bool laterFragment = (BinaryPrimitives.ReadUInt16BigEndian(f.Slice(off + 2)) & 0xFFF8) != 0;
-                    off += 8;
-                    if (laterFragment) return Math.Min(off, len);
-                }
-                else break;
+                if (ext.Type == IpProtocols.Fragment && Ipv6FragmentView.TryParse(ext.Data, out var frag, out _) && frag.FragmentOffset != 0)
+                    return off + ext.NextOffset;
             }
-            if (off > f.Length) return f.Length;
+            if (ext.Error != DropReason.None)
+                return chain.Length - ext.NextOffset < 8 ? off + ext.NextOffset : len;
+            proto = ext.NextHeader;
+            off += ext.NextOffset;
         }
         else return off;
 
-        int l4 = proto switch
+        int l4;
+        if (proto == IpProtocols.Tcp)
         {
-            6 => f.Length >= off + 13 ? Math.Max(20, (f[off + 12] >> 4) * 4) : 0,
-            17 or 136 => 8,  // UDP, UDP-Lite
-            132 => 12,       // SCTP common header
-            1 or 58 => 8,    // ICMP, ICMPv6
-            _ => 0,
-        };
+            // A TCP header that is cut short (or malformed) takes the rest of the bytes looked at.
+            if (TcpView.TryParse(f[off..], out var tcp, out _)) l4 = tcp.HeaderLength;
+            else l4 = len - off >= 13 ? len - off : 0;
+        }
+        else
+        {
+            l4 = proto switch
+            {
+                IpProtocols.Udp or 136 => UdpView.HeaderLength,  // UDP, UDP-Lite
+                132 => 12,                                        // SCTP common header
+                IpProtocols.Icmp or IpProtocols.Icmpv6 => 8,      // ICMP, ICMPv6
+                _ => 0,
+            };
+        }
         return Math.Min(off + l4, len);
     }
 }

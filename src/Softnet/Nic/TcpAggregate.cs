@@ -1,5 +1,5 @@
-using System.Buffers.Binary;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Nic;
 
@@ -24,60 +24,44 @@ public static class TcpAggregate
     public static bool TryParse(ReadOnlySpan<byte> frame, int mtu, out RxAggregate aggregate)
     {
         aggregate = default;
-        if (frame.Length > NicOptions.MaxAggregateFrame || frame.Length < NicOptions.EthHlen) return false;
-        int off = NicOptions.EthHlen;
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12));
-        for (int tags = 0; (type == 0x8100 || type == 0x88A8) && tags < 2; tags++)
-        {
-            if (frame.Length < off + 4) return false;
-            type = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(off + 2));
-            off += 4;
-        }
+        if (frame.Length > NicOptions.MaxAggregateFrame) return false;
+        if (!VlanStackView.TryParse(frame, out var tags, out _) || tags.Count > 2) return false;
+        int off = tags.PayloadOffset;
+        var l3 = frame[off..];
         int ipLen;
         GsoType gso;
-        if (type == 0x0800)
+        ReadOnlySpan<byte> segment;
+        if (tags.InnerEtherType == EtherTypes.Ipv4)
         {
-            if (frame.Length < off + 20 || (frame[off] >> 4) != 4) return false;
-            ipLen = (frame[off] & 0x0F) * 4;
-            if (ipLen < 20 || frame.Length < off + ipLen || frame[off + 9] != 6) return false;
-            if (BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(off + 2)) != frame.Length - off) return false;
-            if ((BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(off + 6)) & 0x3FFF) != 0) return false; // MF or an offset
+            if (!Ipv4View.TryParse(l3, out var ip, out _) || ip.Protocol != IpProtocols.Tcp) return false;
+            if (ip.TotalLength != l3.Length || ip.IsFragment) return false; // MF or an offset
+            ipLen = ip.HeaderLength;
+            segment = ip.Payload;
             gso = GsoType.TcpV4;
         }
-        else if (type == 0x86DD)
+        else if (tags.InnerEtherType == EtherTypes.Ipv6)
         {
-            if (frame.Length < off + 40 || (frame[off] >> 4) != 6 || frame[off + 6] != 6) return false;
-            ipLen = 40;
-            if (BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(off + 4)) != frame.Length - off - 40) return false;
+            if (!Ipv6View.TryParse(l3, out var ip, out _) || ip.NextHeader != IpProtocols.Tcp) return false;
+            if (ip.PayloadLength != l3.Length - Ipv6View.HeaderLength) return false;
+            ipLen = Ipv6View.HeaderLength;
+            segment = ip.Payload;
             gso = GsoType.TcpV6;
         }
         else return false;
 
+        if (!TcpView.TryParse(segment, out var tcp, out _)) return false;
         int l4 = off + ipLen;
-        if (frame.Length < l4 + 20) return false;
-        int thLen = (frame[l4 + 12] >> 4) * 4;
-        if (thLen < 20 || frame.Length < l4 + thLen) return false;
-        int payload = frame.Length - l4 - thLen;
+        int thLen = tcp.HeaderLength;
+        int payload = tcp.Payload.Length;
         int mss = mtu - ipLen - thLen;
         if (mss <= 0 || payload <= mss) return false;
         int segs = (payload + mss - 1) / mss;
-        if ((frame[l4 + 13] & 0x80) != 0) gso |= GsoType.TcpEcn; // tcp_gro_complete: CWR marks an ECN aggregate
+        if (tcp.Cwr) gso |= GsoType.TcpEcn; // tcp_gro_complete: CWR marks an ECN aggregate
         aggregate = new RxAggregate(mss, (ushort)segs, (ushort)l4, gso);
         return true;
     }
 
     /// <summary>VLAN tags (802.1Q / 802.1ad) at the front of an Ethernet frame, at most two.</summary>
     public static int VlanTags(ReadOnlySpan<byte> frame)
-    {
-        int tags = 0;
-        int at = 12;
-        while (tags < 2 && frame.Length >= at + 4)
-        {
-            ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(at));
-            if (type != 0x8100 && type != 0x88A8) break;
-            tags++;
-            at += 4;
-        }
-        return tags;
-    }
+        => VlanStackView.TryParse(frame, out var tags, out _) ? Math.Min(tags.Count, 2) : 0;
 }

@@ -125,16 +125,11 @@ public static class PacketDecoder
                 return DecodeNetwork(frame, 0, EtherTypes.Ipv4, ref packet, true);
             case LinkType.Ipv6:
                 return DecodeNetwork(frame, 0, EtherTypes.Ipv6, ref packet, true);
-            case LinkType.LinuxSll:
-                if (frame.Length < LinuxSllView.SllLength) return DropReason.SllTruncated;
+            case LinkType.LinuxSll or LinkType.LinuxSll2:
+                if (!LinuxSllView.TryParse(frame, linkType == LinkType.LinuxSll2, out var sll, out var sllReason)) return sllReason;
                 packet.Protocols = ProtocolFlags.LinuxSll;
                 packet.L2Offset = 0;
-                return DecodeVlans(frame, LinuxSllView.SllLength, BinaryPrimitives.ReadUInt16BigEndian(frame[14..]), ref packet, true);
-            case LinkType.LinuxSll2:
-                if (frame.Length < LinuxSllView.Sll2Length) return DropReason.SllTruncated;
-                packet.Protocols = ProtocolFlags.LinuxSll;
-                packet.L2Offset = 0;
-                return DecodeVlans(frame, LinuxSllView.Sll2Length, BinaryPrimitives.ReadUInt16BigEndian(frame), ref packet, true);
+                return DecodeVlans(frame, sll.HeaderLength, sll.Protocol, ref packet, true);
             default:
                 return DropReason.UnsupportedLinkType;
         }
@@ -142,11 +137,10 @@ public static class PacketDecoder
 
     private static DropReason DecodeEthernet(ReadOnlySpan<byte> frame, int start, ref DecodedPacket p, bool allowTunnel)
     {
-        if (frame.Length - start < EthernetView.HeaderLength) return DropReason.EthTruncated;
+        if (!EthernetView.TryParse(frame[start..], out var eth, out var reason)) return reason;
         p.Protocols |= ProtocolFlags.Ethernet;
         p.L2Offset = start;
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[(start + 12)..]);
-        return DecodeVlans(frame, start + EthernetView.HeaderLength, type, ref p, allowTunnel);
+        return DecodeVlans(frame, start + EthernetView.HeaderLength, eth.EtherType, ref p, allowTunnel);
     }
 
     /// <summary>Walks VLAN tags (if <paramref name="type"/> is a TPID) and then the network header.</summary>
@@ -154,19 +148,13 @@ public static class PacketDecoder
     {
         if (EtherTypes.IsVlanTpid(type))
         {
-            int count = 0;
-            do
-            {
-                if (frame.Length - off < VlanView.HeaderLength) return DropReason.VlanTruncated;
-                ushort vid = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame[off..]) & 0x0FFF);
-                if (count == 0) p.VlanId = vid;
-                else if (count == 1) p.InnerVlanId = vid;
-                type = BinaryPrimitives.ReadUInt16BigEndian(frame[(off + 2)..]);
-                off += VlanView.HeaderLength;
-                count++;
-            } while (EtherTypes.IsVlanTpid(type) && count < VlanStackView.MaxDepth);
-            p.VlanCount = (byte)count;
+            if (!VlanStackView.TryParse(frame, off, type, out var tags, out var reason)) return reason;
+            p.VlanId = tags.Vid(0);
+            if (tags.Count > 1) p.InnerVlanId = tags.Vid(1);
+            p.VlanCount = (byte)tags.Count;
             p.Protocols |= ProtocolFlags.Vlan;
+            type = tags.InnerEtherType;
+            off = tags.PayloadOffset;
         }
         return DecodeNetwork(frame, off, type, ref p, allowTunnel);
     }

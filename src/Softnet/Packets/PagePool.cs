@@ -83,7 +83,7 @@ public sealed class PagePool
     /// <summary>Buffers currently handed out (rented and not yet fully returned).</summary>
     public int InUse => Capacity - _free.Count - Volatile.Read(ref _cacheCount);
     /// <summary>Successful rents since creation.</summary>
-    public long Allocated => _free.Dequeued - Volatile.Read(ref _refilled) + Volatile.Read(ref _cacheTaken);
+    internal long Allocated => _free.Dequeued - Volatile.Read(ref _refilled) + Volatile.Read(ref _cacheTaken);
     /// <summary>Buffers that went back to the free list (last reference dropped) since creation.</summary>
     public long Recycled => _free.Enqueued - Capacity - Volatile.Read(ref _spilled) + Volatile.Read(ref _cachePut);
     /// <summary>Rents refused because the pool was empty.</summary>
@@ -159,9 +159,6 @@ public sealed class PagePool
         Volatile.Write(ref _cacheCount, 0);
         Volatile.Write(ref _owner, null);
     }
-
-    /// <summary>Takes a free buffer; -1 when the pool is empty.</summary>
-    public int Rent() => TryRent(out int index) ? index : -1;
 
     /// <summary>One more holder of <paramref name="index"/> (page_ref_inc). The caller must already hold a reference.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

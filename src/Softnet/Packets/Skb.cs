@@ -513,9 +513,6 @@ public sealed class Skb
         return true;
     }
 
-    /// <summary>AddFrag charging the whole buffer as true size.</summary>
-    public bool AddFrag(PagePool pool, int index, int offset, int size) => AddFrag(pool, index, offset, size, pool.BufferSize);
-
     /// <summary>Chain a whole skb on the frag_list (as skb_gro_receive_list does); its bytes count in this one's
     /// len and data_len from now on and it is freed with this skb.</summary>
     public void AppendFragList(Skb member)
@@ -533,9 +530,6 @@ public sealed class Skb
         else _fragListTail.Next = member;
         _fragListTail = member;
     }
-
-    /// <summary>Last member of the frag_list (null when empty).</summary>
-    public Skb? FragListLast => _fragListTail;
 
     /// <summary>Adjust lengths after a frag or frag_list member was grown/shrunk in place by the caller
     /// (GRO updates of a held skb).</summary>

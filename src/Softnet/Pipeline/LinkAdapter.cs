@@ -1,6 +1,6 @@
-using System.Buffers.Binary;
 using Softnet.Capture;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Pipeline;
 
@@ -29,26 +29,19 @@ public static class LinkAdapter
                 if (etherType == 0) return DropReason.IpBadVersion;
                 headerLength = 0;
                 break;
-            case LinkType.LinuxSll:
-                if (frame.Length < 16) return DropReason.SllTruncated;
-                etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[14..]);
-                if (BinaryPrimitives.ReadUInt16BigEndian(frame[4..]) == 6) source = frame.Slice(6, 6);
-                headerLength = 16;
-                break;
-            case LinkType.LinuxSll2:
-                if (frame.Length < 20) return DropReason.SllTruncated;
-                etherType = BinaryPrimitives.ReadUInt16BigEndian(frame);
-                if (frame[11] == 6) source = frame.Slice(12, 6);
-                headerLength = 20;
+            case LinkType.LinuxSll or LinkType.LinuxSll2:
+                if (!LinuxSllView.TryParse(frame, link == LinkType.LinuxSll2, out var sll, out var reason)) return reason;
+                etherType = sll.Protocol;
+                if (sll.AddressLength == 6) source = sll.Address;
+                headerLength = sll.HeaderLength;
                 break;
             default:
                 return DropReason.UnsupportedLinkType;
         }
         int payload = frame.Length - headerLength;
         if (14 + payload > scratch.Length) return DropReason.FrameTooLong;
-        scratch[..6].Clear();
-        if (source.Length == 6) source.CopyTo(scratch[6..]); else scratch.Slice(6, 6).Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(scratch[12..], etherType);
+        // A zero destination; the source is the SLL address when it is a MAC.
+        EthernetView.Write(scratch, 0, source.Length == 6 ? EthernetView.ReadMac(source) : 0, etherType);
         frame[headerLength..].CopyTo(scratch[14..]);
         length = 14 + payload;
         usedScratch = true;

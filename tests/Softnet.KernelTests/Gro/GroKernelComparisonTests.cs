@@ -18,7 +18,7 @@ public sealed class GroKernelComparisonTests(KernelGroFixture fx)
     {
         var kernel = fx.Kernel(name);
         var c = GroCases.ByName(name);
-        var softnet = GroReplay.Run(c.Bursts, new GroOptions { VlanGro = KernelGro.HasVlanGro });
+        var softnet = GroReplay.Run(c.Bursts, new GroOptions { VlanGro = KernelGro.HasVlanGro }, 0);
         string? diff = GroCompare.Diff(kernel, softnet);
         Assert.True(diff == null, $"{name}: {diff}");
     }

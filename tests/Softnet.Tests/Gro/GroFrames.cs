@@ -184,7 +184,7 @@ public static class GroRun
 {
     /// <summary>One burst (one NAPI poll) through <see cref="GroReplay"/>.</summary>
     public static List<byte[]> One(GroOptions? options, params TcpSeg[] segs)
-        => GroReplay.Run([segs.Select(s => s.Build()).ToList()], options ?? new GroOptions());
+        => GroReplay.Run([segs.Select(s => s.Build()).ToList()], options ?? new GroOptions(), 0);
 
     public static List<byte[]> One(params TcpSeg[] segs) => One(null, segs);
 

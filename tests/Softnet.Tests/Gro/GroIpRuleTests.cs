@@ -183,7 +183,7 @@ public class GroIpRuleTests
         var b = a.Next();
         var frag = b.Next() with { Ext = [(44, [0, 1, 0, 0, 0, 1])] };
         var d = frag.Next() with { Ext = [] };
-        var outp = GroReplay.Run([[a.Build(), b.Build()], [frag.Build(), d.Build()]], new GroOptions());
+        var outp = GroReplay.Run([[a.Build(), b.Build()], [frag.Build(), d.Build()]], new GroOptions(), 0);
         Assert.Equal([200, 100, 100], Delivered.Payloads(outp));
     }
 
@@ -218,7 +218,7 @@ public class GroIpRuleTests
     {
         var frames = new List<byte[]>();
         for (int i = 0; i < 4; i++) frames.Add(UdpFrame(100));
-        var outp = GroReplay.Run([frames], new GroOptions());
+        var outp = GroReplay.Run([frames], new GroOptions(), 0);
         Assert.Equal(4, outp.Count);
         for (int i = 0; i < 4; i++) Assert.Equal(frames[i], outp[i]);
     }
@@ -228,7 +228,7 @@ public class GroIpRuleTests
     {
         var arp = new byte[60];
         arp[0] = 0xFF; arp[12] = 0x08; arp[13] = 0x06;
-        var outp = GroReplay.Run([[arp]], new GroOptions());
+        var outp = GroReplay.Run([[arp]], new GroOptions(), 0);
         Assert.Equal(arp, Assert.Single(outp));
     }
 

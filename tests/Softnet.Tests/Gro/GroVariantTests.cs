@@ -28,7 +28,7 @@ public class GroVariantTests
         var frames = Interleaved(3, 5);
         frames.Add(new TcpSeg { PayloadLen = 0, TcpOptions = [], Padding = 6 }.Build());
         frames.Add(GroIpRuleTests.UdpFrame(30));
-        var outp = GroReplay.Run([frames], new GroOptions { Mode = GroMode.Off });
+        var outp = GroReplay.Run([frames], new GroOptions { Mode = GroMode.Off }, 0);
         Assert.Equal(frames.Count, outp.Count);
         for (int i = 0; i < frames.Count; i++) Assert.Equal(frames[i], outp[i]);
     }
@@ -37,8 +37,8 @@ public class GroVariantTests
     public void Hash_merges_at_least_as_well_as_linux_with_64_interleaved_flows()
     {
         var frames = Interleaved(64, 10);
-        var linux = GroReplay.Run([frames], new GroOptions());
-        var hash = GroReplay.Run([frames], new GroOptions { Mode = GroMode.Hash });
+        var linux = GroReplay.Run([frames], new GroOptions(), 0);
+        var hash = GroReplay.Run([frames], new GroOptions { Mode = GroMode.Hash }, 0);
         Assert.True(hash.Count <= linux.Count);
         Assert.Equal(640, linux.Count); // everything in bucket 0: each flow is evicted before its next segment
         Assert.Equal(64, hash.Count);
@@ -131,7 +131,7 @@ public class GroVariantTests
                 }
             }
             bursts.Add(burst);
-            var outp = GroReplay.Run(bursts, new GroOptions { Mode = mode });
+            var outp = GroReplay.Run(bursts, new GroOptions { Mode = mode }, 0);
             var got = Enumerable.Range(0, flows).Select(_ => new List<byte>()).ToArray();
             foreach (var f in outp)
             {

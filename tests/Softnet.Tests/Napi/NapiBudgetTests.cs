@@ -217,7 +217,7 @@ public class NapiBudgetTests
         var p = new FakePoller(3);
         var irq = engine.AddQueue(p);
         irq.NotifyFrames(3, 0);
-        Assert.False(irq.Napi.Schedule(0)); // already scheduled: NAPI_STATE_MISSED
+        Assert.False(irq.Napi.Schedule(irq.TargetCpu, 0)); // already scheduled: NAPI_STATE_MISSED
         engine.Step(0);
         Assert.Equal(1, irq.Napi.MissedReschedules);
         Assert.Equal(2, irq.Napi.Polls);

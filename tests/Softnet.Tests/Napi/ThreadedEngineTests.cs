@@ -33,7 +33,7 @@ public class ThreadedEngineTests
             {
                 int n = Math.Min(rng.Next(1, 33), perQueue - sent);
                 pollers[q].Produce(n);         // descriptors written...
-                irqs[q].NotifyFrames(n);       // ...then the interrupt cause
+                irqs[q].NotifyFrames(n, engine.NowNs);       // ...then the interrupt cause
                 sent += n;
                 if (rng.Next(64) == 0) Thread.Yield();
             }
@@ -70,7 +70,7 @@ public class ThreadedEngineTests
         var irq = engine.AddQueue(p);
         engine.Start();
         p.Produce(100);
-        irq.NotifyFrames(100);
+        irq.NotifyFrames(100, engine.NowNs);
         Thread.Sleep(300);
         Assert.Equal(100, p.Consumed);
         Assert.All(engine.Cpus, c => Assert.True(c.IdleWakeups <= 3, $"cpu{c.Id} woke {c.IdleWakeups} times while idle"));
@@ -85,7 +85,7 @@ public class ThreadedEngineTests
         var irq = engine.AddQueue(p, moderation: new InterruptModeration(RxUsecs: 1000, RxFrames: 0));
         engine.Start();
         p.Produce(3);
-        irq.NotifyFrames(3);
+        irq.NotifyFrames(3, engine.NowNs);
         var sw = Stopwatch.StartNew();
         while (p.Consumed < 3 && sw.ElapsedMilliseconds < 5000) Thread.Sleep(1);
         Assert.Equal(3, p.Consumed);
@@ -102,7 +102,7 @@ public class ThreadedEngineTests
         var irq = engine.AddQueue(p, moderation: new InterruptModeration(RxUsecs: 0, RxFrames: 1000));
         engine.Start();
         p.Produce(10);
-        irq.NotifyFrames(10);
+        irq.NotifyFrames(10, engine.NowNs);
         engine.Stop();
         Assert.Equal(10, p.Consumed);
         Assert.False(engine.IsRunning);
@@ -121,7 +121,7 @@ public class ThreadedEngineTests
         if (OperatingSystem.IsLinux()) Assert.Contains("errno 22 (EINVAL)", cpu.PinStatus);
 
         p.Produce(1000);
-        irq.NotifyFrames(1000);
+        irq.NotifyFrames(1000, engine.NowNs);
         engine.Stop();
         Assert.Equal(1000, p.Consumed);
         Assert.Equal(1000, cpu.Processed);

@@ -26,7 +26,7 @@ public class MultiBufferTests
         var batch = new RxDescriptor[256];
         var list = new List<RxDescriptor>();
         int n;
-        while ((n = ring.Poll(batch)) > 0) list.AddRange(batch.AsSpan(0, n).ToArray());
+        while ((n = ring.Poll(batch, int.MaxValue)) > 0) list.AddRange(batch.AsSpan(0, n).ToArray());
         return list;
     }
 
@@ -88,12 +88,12 @@ public class MultiBufferTests
         var pool = new PagePool(64);
         var ring = new RxRing(pool, size: 16) { MaxFrameSize = 4 * Data };
         var batch = new RxDescriptor[16];
-        for (int i = 0; i < 14; i++) Assert.True(ring.TryReceive(Frame(60, i), 0, 0));
-        foreach (var x in batch.AsSpan(0, ring.Poll(batch))) pool.Return(x.BufferIndex);
+        for (int i = 0; i < 14; i++) Assert.True(ring.TryReceive(Frame(60, i), 0, 0, PktHashType.None));
+        foreach (var x in batch.AsSpan(0, ring.Poll(batch, int.MaxValue))) pool.Return(x.BufferIndex);
         ring.Refill();
         // Next descriptor is slot 14: a 4-buffer frame takes 14, 15, 0, 1.
         var frame = Frame(3 * Data + 100, 7);
-        Assert.True(ring.TryReceive(frame, 0, 0));
+        Assert.True(ring.TryReceive(frame, 0, 0, PktHashType.None));
         var d = PollAll(ring);
         Assert.Equal(4, d.Count);
         Assert.Equal([false, false, false, true], d.Select(x => x.Eop).ToArray());
@@ -109,14 +109,14 @@ public class MultiBufferTests
     {
         var pool = new PagePool(64);
         var ring = new RxRing(pool, size: 16) { MaxFrameSize = 4 * Data }; // 15 posted
-        for (int i = 0; i < 13; i++) Assert.True(ring.TryReceive(Frame(60, i), 0, 0));
+        for (int i = 0; i < 13; i++) Assert.True(ring.TryReceive(Frame(60, i), 0, 0, PktHashType.None));
         // Two free descriptors: a three-buffer frame does not fit, the NIC drops it whole (one rx_missed).
-        Assert.False(ring.TryReceive(Frame(2 * Data + 1, 1), 0, 0));
+        Assert.False(ring.TryReceive(Frame(2 * Data + 1, 1), 0, 0, PktHashType.None));
         Assert.Equal(1, ring.RxMissed);
         Assert.Equal(13, ring.Pending);
         Assert.Equal(2, ring.Posted);
         // A two-buffer frame still fits exactly.
-        Assert.True(ring.TryReceive(Frame(Data + 1, 2), 0, 0));
+        Assert.True(ring.TryReceive(Frame(Data + 1, 2), 0, 0, PktHashType.None));
         Assert.Equal(15, ring.Pending);
         var d = PollAll(ring);
         Assert.Equal(15, d.Count);
@@ -131,14 +131,14 @@ public class MultiBufferTests
     {
         var pool = new PagePool(128);
         var ring = new RxRing(pool, size: 64) { MaxFrameSize = 4 * Data };
-        for (int i = 0; i < 5; i++) Assert.True(ring.TryReceive(Frame(2 * Data + 1, i), 0, 0)); // 3 buffers each
+        for (int i = 0; i < 5; i++) Assert.True(ring.TryReceive(Frame(2 * Data + 1, i), 0, 0, PktHashType.None)); // 3 buffers each
         var batch = new RxDescriptor[64];
         int n = ring.Poll(batch, maxFrames: 2);
         Assert.Equal(6, n);
         Assert.True(batch[5].Eop);
         Assert.Equal(2, ring.RxPackets);
         // A batch that ends inside a frame hands out its first buffers; the rest follows.
-        n = ring.Poll(batch.AsSpan(0, 4));
+        n = ring.Poll(batch.AsSpan(0, 4), int.MaxValue);
         Assert.Equal(4, n);
         Assert.Equal(3, ring.RxPackets);
         Assert.False(batch[3].Eop);
@@ -149,8 +149,8 @@ public class MultiBufferTests
     {
         var pool = new PagePool(64);
         var ring = new RxRing(pool, size: 16) { MaxFrameSize = 3000 };
-        Assert.True(ring.TryReceive(Frame(3000, 1), 0, 0));
-        Assert.False(ring.TryReceive(Frame(3001, 1), 0, 0));
+        Assert.True(ring.TryReceive(Frame(3000, 1), 0, 0, PktHashType.None));
+        Assert.False(ring.TryReceive(Frame(3001, 1), 0, 0, PktHashType.None));
         Assert.Equal(1, ring.RxOversize);
         Assert.Equal(1, ring.Stats.RxLengthErrors);
         Assert.Equal(0, ring.RxMissed);
@@ -162,7 +162,7 @@ public class MultiBufferTests
         var pool = new PagePool(64);
         var ring = new RxRing(pool, size: 16) { MaxFrameSize = 9216 + 22 };
         var frame = SkbBuilderTests.Tcp4Frame(8948);
-        Assert.True(ring.TryReceive(frame, 0, 0));
+        Assert.True(ring.TryReceive(frame, 0, 0, PktHashType.None));
         var d = PollAll(ring).ToArray();
         Assert.Equal(6, d.Length);
         var builder = new SkbBuilder(new SkbPool(4), SkbBuilder.CreateHeadPool(4));
@@ -186,7 +186,7 @@ public class MultiBufferTests
         var pool = new PagePool(128);
         var ring = new RxRing(pool, size: 64) { MaxFrameSize = 9216 + 22 };
         var frames = new[] { SkbBuilderTests.Tcp4Frame(100), SkbBuilderTests.Tcp4Frame(8948), SkbBuilderTests.Tcp4Frame(2000), SkbBuilderTests.Tcp4Frame(10) };
-        foreach (var f in frames) Assert.True(ring.TryReceive(f, 0, 0));
+        foreach (var f in frames) Assert.True(ring.TryReceive(f, 0, 0, PktHashType.None));
         var d = PollAll(ring).ToArray();
         Assert.Equal(1 + 6 + 2 + 1, d.Length);
         var builder = new SkbBuilder(new SkbPool(8), SkbBuilder.CreateHeadPool(8));

@@ -20,8 +20,8 @@ public class RxRingTests
         var ring = new RxRing(pool, size: 16);
         Assert.Equal(15, ring.Posted); // one slot stays unused, as ICE_RX_DESC_UNUSED leaves it
         Assert.Equal(15, pool.InUse);
-        for (int i = 0; i < 15; i++) Assert.True(ring.TryReceive(Frame(60, i), i, 0));
-        Assert.False(ring.TryReceive(Frame(60, 99), 99, 0));
+        for (int i = 0; i < 15; i++) Assert.True(ring.TryReceive(Frame(60, i), i, 0, PktHashType.None));
+        Assert.False(ring.TryReceive(Frame(60, 99), 99, 0, PktHashType.None));
         Assert.Equal(1, ring.RxMissed);
         Assert.Equal(15, ring.Pending);
     }
@@ -36,7 +36,7 @@ public class RxRingTests
         int seen = 0;
         while (true)
         {
-            int n = ring.Poll(batch);
+            int n = ring.Poll(batch, int.MaxValue);
             if (n == 0) break;
             Assert.True(n <= batch.Length);
             for (int k = 0; k < n; k++, seen++)
@@ -71,17 +71,17 @@ public class RxRingTests
         var ring = new RxRing(pool, size: 32);
         Assert.Equal(20, ring.Posted);
         Assert.Equal(1, ring.AllocFailed);
-        for (int i = 0; i < 20; i++) Assert.True(ring.TryReceive(Frame(64, i), 0, 0));
-        Assert.False(ring.TryReceive(Frame(64, 0), 0, 0));
+        for (int i = 0; i < 20; i++) Assert.True(ring.TryReceive(Frame(64, i), 0, 0, PktHashType.None));
+        Assert.False(ring.TryReceive(Frame(64, 0), 0, 0, PktHashType.None));
         Assert.Equal(1, ring.RxMissed);
 
         var batch = new RxDescriptor[32];
-        int n = ring.Poll(batch); // pool still empty: refill fails again
+        int n = ring.Poll(batch, int.MaxValue); // pool still empty: refill fails again
         Assert.Equal(20, n);
         Assert.Equal(2, ring.AllocFailed);
         Assert.Equal(0, ring.Posted);
         foreach (var d in batch.AsSpan(0, n)) pool.Return(d.BufferIndex);
-        Assert.Equal(0, ring.Poll(batch)); // nothing pending, but the refill now succeeds
+        Assert.Equal(0, ring.Poll(batch, int.MaxValue)); // nothing pending, but the refill now succeeds
         Assert.Equal(20, ring.Posted);
     }
 
@@ -90,8 +90,8 @@ public class RxRingTests
     {
         var pool = new PagePool(8, bufferSize: 2048, headroom: 256);
         var ring = new RxRing(pool, size: 4);
-        Assert.True(ring.TryReceive(new byte[1792], 0, 0));
-        Assert.False(ring.TryReceive(new byte[1793], 0, 0));
+        Assert.True(ring.TryReceive(new byte[1792], 0, 0, PktHashType.None));
+        Assert.False(ring.TryReceive(new byte[1793], 0, 0, PktHashType.None));
         Assert.Equal(1, ring.RxOversize);
         Assert.Equal(0, ring.RxMissed);
     }
@@ -101,7 +101,7 @@ public class RxRingTests
     {
         var pool = new PagePool(64);
         var ring = new RxRing(pool, size: 16);
-        ring.TryReceive(Frame(60, 1), 0, 0);
+        ring.TryReceive(Frame(60, 1), 0, 0, PktHashType.None);
         ring.Drain();
         Assert.Equal(0, pool.InUse);
         Assert.Equal(0, ring.Posted);
@@ -121,7 +121,7 @@ public class RxRingTests
             for (int i = 0; i < Frames; i++)
             {
                 BitConverter.TryWriteBytes(f, i);
-                ring.TryReceive(f, i, 0);
+                ring.TryReceive(f, i, 0, PktHashType.None);
             }
         });
         producer.Start();
@@ -129,7 +129,7 @@ public class RxRingTests
         int last = -1;
         while (producer.IsAlive || ring.Pending > 0)
         {
-            int n = ring.Poll(batch);
+            int n = ring.Poll(batch, int.MaxValue);
             for (int k = 0; k < n; k++)
             {
                 int seq = BitConverter.ToInt32(pool.Data(batch[k].BufferIndex));
@@ -149,7 +149,7 @@ public class RxRingTests
     private static int DrainCount(RxRing ring, PagePool pool, RxDescriptor[] batch)
     {
         int total = 0, n;
-        while ((n = ring.Poll(batch)) > 0)
+        while ((n = ring.Poll(batch, int.MaxValue)) > 0)
         {
             for (int k = 0; k < n; k++) pool.Return(batch[k].BufferIndex);
             total += n;

@@ -89,8 +89,8 @@ public class SkbBuilderTests
         var frame = Tcp4Frame(1400);
         Assert.True(rx.TryReceive(frame, 123456789, 0xabcdef01, PktHashType.L4));
         var batch = new RxDescriptor[4];
-        Assert.Equal(1, rx.Poll(batch));
-        var skb = b.BuildSkb(ringPool, in batch[0], rx.QueueId)!;
+        Assert.Equal(1, rx.Poll(batch, int.MaxValue));
+        var skb = b.BuildSkb(ringPool, in batch[0], rx.QueueId, ringPool.Headroom, batch[0].Length)!;
         Assert.Equal(batch[0].BufferIndex, skb.HeadIndex);
         Assert.Same(ringPool, skb.HeadPool);
         Assert.Equal(PagePool.DefaultHeadroom, skb.Headroom);
@@ -114,9 +114,9 @@ public class SkbBuilderTests
     {
         var (ringPool, rx, skbs, heads, b) = Setup();
         var frame = Tcp4Frame(1448);
-        rx.TryReceive(frame, 5, 7);
+        rx.TryReceive(frame, 5, 7, PktHashType.L3);
         var batch = new RxDescriptor[4];
-        rx.Poll(batch);
+        rx.Poll(batch, int.MaxValue);
         int buf = batch[0].BufferIndex;
         var skb = b.ConstructSkb(ringPool, in batch[0], rx.QueueId)!;
         Assert.Same(heads, skb.HeadPool);
@@ -146,9 +146,9 @@ public class SkbBuilderTests
     {
         var (ringPool, rx, skbs, heads, b) = Setup();
         var frame = Tcp4Frame(6); // 72 bytes
-        rx.TryReceive(frame, 0, 0);
+        rx.TryReceive(frame, 0, 0, PktHashType.None);
         var batch = new RxDescriptor[4];
-        rx.Poll(batch);
+        rx.Poll(batch, int.MaxValue);
         int before = ringPool.InUse;
         var skb = b.ConstructSkb(ringPool, in batch[0], 0)!;
         Assert.Equal(before - 1, ringPool.InUse);
@@ -171,8 +171,8 @@ public class SkbBuilderTests
         var outSkbs = new Skb?[32];
         foreach (bool construct in new[] { false, true })
         {
-            for (int i = 0; i < 10; i++) rx.TryReceive(Tcp4Frame(300 + i), i, 0);
-            int n = rx.Poll(batch);
+            for (int i = 0; i < 10; i++) rx.TryReceive(Tcp4Frame(300 + i), i, 0, PktHashType.None);
+            int n = rx.Poll(batch, int.MaxValue);
             Assert.Equal(10, n);
             int made = b.BuildBatch(rx, batch.AsSpan(0, n), outSkbs, construct);
             Assert.Equal(4, made);
@@ -196,12 +196,12 @@ public class SkbBuilderTests
         var outSkbs = new Skb?[16];
         void Round()
         {
-            for (int i = 0; i < 16; i++) rx.TryReceive(frame, i, 0x1234);
-            int n = rx.Poll(batch);
+            for (int i = 0; i < 16; i++) rx.TryReceive(frame, i, 0x1234, PktHashType.L3);
+            int n = rx.Poll(batch, int.MaxValue);
             int made = b.BuildBatch(rx, batch.AsSpan(0, n), outSkbs, construct: false);
             for (int i = 0; i < made; i++) outSkbs[i]!.Free();
-            for (int i = 0; i < 16; i++) rx.TryReceive(frame, i, 0x1234);
-            n = rx.Poll(batch);
+            for (int i = 0; i < 16; i++) rx.TryReceive(frame, i, 0x1234, PktHashType.L3);
+            n = rx.Poll(batch, int.MaxValue);
             made = b.BuildBatch(rx, batch.AsSpan(0, n), outSkbs, construct: true);
             for (int i = 0; i < made; i++) outSkbs[i]!.Free();
         }

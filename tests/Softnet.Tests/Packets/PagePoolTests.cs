@@ -6,6 +6,8 @@ namespace Softnet.Tests.Packets;
 
 public class PagePoolTests
 {
+    private static int Rent(PagePool pool) => pool.TryRent(out int index) ? index : -1;
+
     [Fact]
     public void Pool_is_bounded_and_counts_exhaustion()
     {
@@ -20,7 +22,7 @@ public class PagePoolTests
         Assert.Equal(4, pool.InUse);
         Assert.False(pool.TryRent(out int none));
         Assert.Equal(-1, none);
-        Assert.Equal(-1, pool.Rent());
+        Assert.Equal(-1, Rent(pool));
         Assert.Equal(2, pool.AllocFailed);
         foreach (var i in got) pool.Return(i);
         Assert.Equal(0, pool.InUse);
@@ -32,14 +34,14 @@ public class PagePoolTests
     public void Buffer_layout_has_headroom_before_data()
     {
         var pool = new PagePool(2, bufferSize: 2048, headroom: 256);
-        int idx = pool.Rent();
+        int idx = Rent(pool);
         Assert.Equal(2048, pool.Buffer(idx).Length);
         Assert.Equal(1792, pool.Data(idx).Length);
         Assert.Equal(1792, pool.DataSize);
         pool.Data(idx)[0] = 0xAB;
         Assert.Equal(0xAB, pool.Buffer(idx)[256]);
         // Buffers do not overlap.
-        int other = pool.Rent();
+        int other = Rent(pool);
         pool.Buffer(other).Fill(0x11);
         Assert.Equal(0xAB, pool.Buffer(idx)[256]);
     }
@@ -48,25 +50,25 @@ public class PagePoolTests
     public void Last_reference_recycles_the_buffer()
     {
         var pool = new PagePool(1);
-        int idx = pool.Rent();
+        int idx = Rent(pool);
         pool.AddRef(idx);
         pool.AddRef(idx);
         Assert.Equal(3, pool.RefCount(idx));
         pool.Return(idx);
         pool.Return(idx);
         Assert.Equal(1, pool.InUse);
-        Assert.Equal(-1, pool.Rent());
+        Assert.Equal(-1, Rent(pool));
         pool.Return(idx);
         Assert.Equal(0, pool.InUse);
         Assert.Equal(0, pool.RefCount(idx));
-        Assert.Equal(idx, pool.Rent());
+        Assert.Equal(idx, Rent(pool));
     }
 
     [Fact]
     public void Return_of_a_free_buffer_is_caught()
     {
         var pool = new PagePool(2);
-        int idx = pool.Rent();
+        int idx = Rent(pool);
         pool.Return(idx);
         Assert.Throws<InvalidOperationException>(() => pool.Return(idx));
         Assert.Throws<InvalidOperationException>(() => pool.AddRef(idx));
@@ -108,11 +110,11 @@ public class PagePoolTests
     public void Rent_and_return_do_not_allocate()
     {
         var pool = new PagePool(8);
-        for (int i = 0; i < 1000; i++) pool.Return(pool.Rent());
+        for (int i = 0; i < 1000; i++) pool.Return(Rent(pool));
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 100_000; i++)
         {
-            int a = pool.Rent();
+            int a = Rent(pool);
             pool.AddRef(a);
             pool.Return(a);
             pool.Return(a);
@@ -124,7 +126,7 @@ public class PagePoolTests
     public void Release_owner_hands_cached_buffers_and_ownership_to_the_next_renting_thread()
     {
         var pool = new PagePool(16);
-        var held = Enumerable.Range(0, 16).Select(_ => pool.Rent()).ToArray();
+        var held = Enumerable.Range(0, 16).Select(_ => Rent(pool)).ToArray();
         foreach (int i in held) pool.Return(i); // into this thread's owner cache
         pool.ReleaseOwner();
         int rented = 0;
@@ -159,10 +161,10 @@ public class PagePoolTests
         Assert.Equal(3 * 700, pool.Allocated);
         Assert.Equal(3 * 700, pool.Recycled);
         // Everything can still be rented, each buffer once.
-        var all = Enumerable.Range(0, Capacity).Select(_ => pool.Rent()).ToArray();
+        var all = Enumerable.Range(0, Capacity).Select(_ => Rent(pool)).ToArray();
         Assert.DoesNotContain(-1, all);
         Assert.Equal(Capacity, all.Distinct().Count());
-        Assert.Equal(-1, pool.Rent());
+        Assert.Equal(-1, Rent(pool));
     }
 
     [Fact]
@@ -172,7 +174,7 @@ public class PagePoolTests
         // spill that meets a cell another thread has not released yet must wait for it, not fail.
         const int Capacity = 2048;
         var pool = new PagePool(Capacity, bufferSize: 128, headroom: 0);
-        pool.Return(pool.Rent()); // this thread becomes the owner
+        pool.Return(Rent(pool)); // this thread becomes the owner
         using var stop = new CancellationTokenSource();
         var others = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
         {
@@ -191,7 +193,7 @@ public class PagePoolTests
         foreach (var t in others) t.Join();
         Assert.Equal(0, pool.InUse);
         Assert.Equal(pool.Allocated, pool.Recycled);
-        var all = Enumerable.Range(0, Capacity).Select(_ => pool.Rent()).ToArray();
+        var all = Enumerable.Range(0, Capacity).Select(_ => Rent(pool)).ToArray();
         Assert.Equal(Capacity, all.Distinct().Count(i => i >= 0));
     }
 }

@@ -56,7 +56,7 @@ public class GroPipelineTests
         try
         {
             var (report, tap) = Replay(path, new GroOptions());
-            var expected = GroReplay.Run(bursts, new GroOptions());
+            var expected = GroReplay.Run(bursts, new GroOptions(), 0);
             Assert.Equal(expected.Count, tap.Count);
             for (int i = 0; i < tap.Count; i++) Assert.Equal(expected[i], tap[i]);
             Assert.Equal(12, report.PacketsIn);

@@ -1,11 +1,9 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Capture.Generator;
-
-/// <summary>Receives each generated frame; the span is only valid during the call.</summary>
-public delegate void FrameSink(long timestampNs, ReadOnlySpan<byte> frame);
 
 /// <summary>Totals of what a generator has emitted so far.</summary>
 /// <param name="PayloadBytes">Test data carried (TCP segment data and UDP datagrams, not the UDP connect messages).</param>
@@ -126,12 +124,6 @@ public sealed class TrafficGenerator
     /// <summary>The largest frame this generator emits; <see cref="TryNext"/> needs a buffer at least this big.</summary>
     public int MaxFrameLength { get; }
 
-    /// <summary>Number of streams over all tests.</summary>
-    public int StreamCount => _flows.Length;
-
-    /// <summary>Client-side (ephemeral) port of each stream, in stream order.</summary>
-    public IEnumerable<int> ClientPorts => _flows.Select(f => (int)f.ClientPort);
-
     public GeneratorStats Stats => new(_frames, _frameBytes, _payloadBytes, _flows.Length, Math.Max(_firstNs, 0), _lastNs);
 
     /// <summary>Writes the next frame into <paramref name="buffer"/>; false when every stream has finished.</summary>
@@ -171,15 +163,6 @@ public sealed class TrafficGenerator
         if (_firstNs < 0) _firstNs = timestampNs;
         _lastNs = timestampNs;
         return true;
-    }
-
-    /// <summary>Pushes every remaining frame to <paramref name="sink"/>.</summary>
-    public GeneratorStats Run(FrameSink sink)
-    {
-        var buffer = new byte[MaxFrameLength];
-        while (TryNext(buffer, out int len, out long ts))
-            sink(ts, buffer.AsSpan(0, len));
-        return Stats;
     }
 
     /// <summary>Writes every remaining frame to a capture file.</summary>
@@ -346,46 +329,27 @@ public sealed class TrafficGenerator
     /// <summary>Writes Ethernet (+802.1Q) and the IP header; returns the offset of the transport header.</summary>
     private static int WriteL2L3(Span<byte> b, Flow f, bool fromClient, byte protocol, int l4Length)
     {
-        (fromClient ? f.ServerMac : f.ClientMac).CopyTo(b);
-        (fromClient ? f.ClientMac : f.ServerMac).CopyTo(b[6..]);
-        int p = 12;
+        ulong dstMac = EthernetView.ReadMac(fromClient ? f.ServerMac : f.ClientMac);
+        ulong srcMac = EthernetView.ReadMac(fromClient ? f.ClientMac : f.ServerMac);
+        ushort etherType = f.V6 ? EtherTypes.Ipv6 : EtherTypes.Ipv4;
+        int p = EthernetView.HeaderLength;
         if (f.Vlan >= 0)
         {
-            BinaryPrimitives.WriteUInt16BigEndian(b[p..], 0x8100);
-            BinaryPrimitives.WriteUInt16BigEndian(b[(p + 2)..], (ushort)f.Vlan);
-            p += 4;
+            EthernetView.Write(b, dstMac, srcMac, EtherTypes.Vlan);
+            VlanView.Write(b[p..], 0, false, (ushort)f.Vlan, etherType);
+            p += VlanView.HeaderLength;
         }
-        BinaryPrimitives.WriteUInt16BigEndian(b[p..], f.V6 ? (ushort)0x86DD : (ushort)0x0800);
-        p += 2;
+        else EthernetView.Write(b, dstMac, srcMac, etherType);
         var src = fromClient ? f.ClientIp : f.ServerIp;
         var dst = fromClient ? f.ServerIp : f.ClientIp;
         if (f.V6)
         {
-            var ip = b.Slice(p, 40);
-            BinaryPrimitives.WriteUInt32BigEndian(ip, 0x6000_0000u | (fromClient ? f.LabelC : f.LabelS));
-            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4Length);
-            ip[6] = protocol;
-            ip[7] = 64;
-            src.CopyTo(ip[8..]);
-            dst.CopyTo(ip[24..]);
-            return p + 40;
+            Ipv6View.Write(b[p..], l4Length, protocol, 64, src, dst, flowLabel: fromClient ? f.LabelC : f.LabelS);
+            return p + Ipv6View.HeaderLength;
         }
-        else
-        {
-            var ip = b.Slice(p, 20);
-            ip[0] = 0x45;
-            ip[1] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + l4Length));
-            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], fromClient ? f.IdC++ : f.IdS++);
-            BinaryPrimitives.WriteUInt16BigEndian(ip[6..], 0x4000); // DF
-            ip[8] = 64;
-            ip[9] = protocol;
-            ip[10] = ip[11] = 0;
-            src.CopyTo(ip[12..]);
-            dst.CopyTo(ip[16..]);
-            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip));
-            return p + 20;
-        }
+        Ipv4View.Write(b[p..], Ipv4View.MinHeaderLength + l4Length, fromClient ? f.IdC++ : f.IdS++, dontFragment: true, 64,
+            protocol, BinaryPrimitives.ReadUInt32BigEndian(src), BinaryPrimitives.ReadUInt32BigEndian(dst));
+        return p + Ipv4View.MinHeaderLength;
     }
 
     private static uint PseudoSum(Flow f, bool fromClient, byte protocol, int l4Length)
@@ -410,14 +374,8 @@ public sealed class TrafficGenerator
         int l4 = hdr + payload;
         int p = WriteL2L3(b, f, fromClient, (byte)ProtocolType.Tcp, l4);
         var t = b.Slice(p, l4);
-        BinaryPrimitives.WriteUInt16BigEndian(t, fromClient ? f.ClientPort : f.ServerPort);
-        BinaryPrimitives.WriteUInt16BigEndian(t[2..], fromClient ? f.ServerPort : f.ClientPort);
-        BinaryPrimitives.WriteUInt32BigEndian(t[4..], seq);
-        BinaryPrimitives.WriteUInt32BigEndian(t[8..], ack);
-        t[12] = (byte)((hdr / 4) << 4);
-        t[13] = flags;
-        BinaryPrimitives.WriteUInt16BigEndian(t[14..], window);
-        t[16] = t[17] = t[18] = t[19] = 0;
+        TcpView.Write(t, fromClient ? f.ClientPort : f.ServerPort, fromClient ? f.ServerPort : f.ClientPort, seq, ack,
+            (TcpFlags)flags, window, hdr);
 
         // Linux TCP timestamps tick in milliseconds from a random per-connection offset; TSecr echoes the
         // newest TSval seen from the peer (0 on the first SYN).
@@ -474,10 +432,7 @@ public sealed class TrafficGenerator
     private static int WriteUdpHeader(Span<byte> b, Flow f, bool fromClient, int payload)
     {
         int p = WriteL2L3(b, f, fromClient, (byte)ProtocolType.Udp, 8 + payload);
-        BinaryPrimitives.WriteUInt16BigEndian(b[p..], fromClient ? f.ClientPort : f.ServerPort);
-        BinaryPrimitives.WriteUInt16BigEndian(b[(p + 2)..], fromClient ? f.ServerPort : f.ClientPort);
-        BinaryPrimitives.WriteUInt16BigEndian(b[(p + 4)..], (ushort)(8 + payload));
-        b[p + 6] = b[p + 7] = 0;
+        UdpView.Write(b[p..], fromClient ? f.ClientPort : f.ServerPort, fromClient ? f.ServerPort : f.ClientPort, UdpView.HeaderLength + payload);
         return p;
     }
 
@@ -504,9 +459,6 @@ public sealed class TrafficGenerator
             offset += run;
         }
     }
-
-    /// <summary>The byte iperf3 puts at <paramref name="streamOffset"/> of a TCP stream written in blocks of <paramref name="blockSize"/>.</summary>
-    public static byte ExpectedStreamByte(long streamOffset, int blockSize) => (byte)('0' + streamOffset % blockSize % 10);
 
     private static byte[] BuildPattern(int length)
     {

@@ -54,6 +54,23 @@ public readonly ref struct Ipv4View
     }
 
     /// <summary>
+    /// The header alone, as a NIC parser or the flow dissector reads it: version 4, IHL at least 5 and the header
+    /// present; the total length is not checked (a truncated or padded packet still parses). The view covers the
+    /// data up to the total length (at least the header, at most the data).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryParseHeader(ReadOnlySpan<byte> data, out Ipv4View view)
+    {
+        view = default;
+        if (data.Length < MinHeaderLength || data[0] >> 4 != 4) return false;
+        int hl = (data[0] & 0x0F) << 2;
+        if (hl < MinHeaderLength || hl > data.Length) return false;
+        int total = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
+        view = new Ipv4View(data[..Math.Clamp(total, hl, data.Length)]);
+        return true;
+    }
+
+    /// <summary>
     /// ip_rcv_core's checks in its order: version and IHL, the header present, the header checksum, then the total
     /// length against <paramref name="packetLength"/>, the whole datagram's length (the linear bytes may end
     /// before it: a GSO skb's payload continues in frags). The view covers the linear bytes up to tot_len.

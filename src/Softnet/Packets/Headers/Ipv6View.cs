@@ -43,6 +43,20 @@ public readonly ref struct Ipv6View
         return true;
     }
 
+    /// <summary>
+    /// The fixed header alone, as a NIC parser reads it: 40 bytes present and version 6. The view covers the
+    /// data up to the payload length (all of it for a zero payload length, a jumbogram, or a truncated packet).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryParseHeader(ReadOnlySpan<byte> data, out Ipv6View view)
+    {
+        view = default;
+        if (data.Length < HeaderLength || data[0] >> 4 != 6) return false;
+        int plen = BinaryPrimitives.ReadUInt16BigEndian(data[4..]);
+        view = new Ipv6View(plen == 0 ? data : data[..Math.Min(data.Length, HeaderLength + plen)]);
+        return true;
+    }
+
     public byte Version => (byte)(_data[0] >> 4);
     public byte TrafficClass => (byte)(BinaryPrimitives.ReadUInt16BigEndian(_data) >> 4);
     public byte Dscp => (byte)(TrafficClass >> 2);
@@ -173,65 +187,50 @@ public ref struct Ipv6ExtensionHeaderReader
         return true;
     }
 
-    /// <summary>Walks the whole chain at once, collecting what the datapath needs.</summary>
+    /// <summary>Number of extension headers walked so far.</summary>
+    public readonly int Count => _count;
+
+    /// <summary>Walks the whole chain at once with <see cref="MoveNext"/>, collecting what the datapath needs.</summary>
     public static bool TryWalk(ReadOnlySpan<byte> payload, byte nextHeader, out Ipv6ExtInfo info, out DropReason reason)
     {
         info = default;
         info.FragmentHeaderOffset = -1;
-        int off = 0;
-        int count = 0;
-        while (IsExtensionHeader(nextHeader) && count < MaxHeaders)
+        var reader = new Ipv6ExtensionHeaderReader(payload, nextHeader);
+        while (reader.MoveNext())
         {
-            int remaining = payload.Length - off;
-            if (remaining < 8)
-            {
-                reason = DropReason.Ipv6ExtHeaderTruncated;
-                return false;
-            }
-            var h = payload[off..];
-            int len;
-            switch (nextHeader)
+            switch (reader.Type)
             {
                 case IpProtocols.Fragment:
-                    len = 8;
+                    var h = reader.Data;
                     info.HasFragmentHeader = true;
-                    info.FragmentHeaderOffset = off;
+                    info.FragmentHeaderOffset = reader.Offset;
                     ushort fo = BinaryPrimitives.ReadUInt16BigEndian(h[2..]);
                     info.FragmentOffset = fo & 0xFFF8;
                     info.MoreFragments = (fo & 1) != 0;
                     info.FragmentId = BinaryPrimitives.ReadUInt32BigEndian(h[4..]);
                     break;
                 case IpProtocols.Ah:
-                    len = (h[1] + 2) << 2;
                     info.HasAh = true;
                     break;
                 case IpProtocols.HopByHop:
-                    len = (h[1] + 1) << 3;
                     info.HasHopByHop = true;
                     break;
                 case IpProtocols.Routing:
-                    len = (h[1] + 1) << 3;
                     info.HasRouting = true;
                     break;
                 default:
-                    len = (h[1] + 1) << 3;
                     info.HasDestinationOptions = true;
                     break;
             }
-            if (len > remaining)
-            {
-                reason = DropReason.Ipv6ExtHeaderTruncated;
-                return false;
-            }
-            nextHeader = h[0];
-            off += len;
-            count++;
-            if (info.FragmentOffset != 0)
-                break;
         }
-        info.UpperProtocol = nextHeader;
-        info.UpperOffset = off;
-        info.HeaderCount = count;
+        if (reader.Error != DropReason.None)
+        {
+            reason = reader.Error;
+            return false;
+        }
+        info.UpperProtocol = reader.NextHeader;
+        info.UpperOffset = reader.NextOffset;
+        info.HeaderCount = reader.Count;
         reason = DropReason.None;
         return true;
     }

@@ -97,6 +97,7 @@ public struct TcpOptions
     public readonly uint SackLeft(int i) => SackEdges[2 * i];
     public readonly uint SackRight(int i) => SackEdges[2 * i + 1];
 
+    /// <summary>tcp_parse_options over <see cref="TcpOptionReader"/>, with the aligned-timestamp fast path.</summary>
     public static bool TryParse(ReadOnlySpan<byte> options, out TcpOptions parsed, out DropReason reason)
     {
         parsed = default;
@@ -110,27 +111,16 @@ public struct TcpOptions
             reason = DropReason.None;
             return true;
         }
-        int i = 0;
-        int n = options.Length;
-        while (i < n)
+        var reader = new TcpOptionReader(options);
+        while (reader.MoveNext())
         {
-            byte kind = options[i];
-            if (kind == TcpOptionKinds.EndOfList) break;
-            if (kind == TcpOptionKinds.Nop) { i++; continue; }
-            if (n - i < 2)
+            int len = reader.Length;
+            var v = reader.Data;
+            switch (reader.Kind)
             {
-                reason = DropReason.TcpOptionsMalformed;
-                return false;
-            }
-            int len = options[i + 1];
-            if (len < 2 || len > n - i)
-            {
-                reason = DropReason.TcpOptionsMalformed;
-                return false;
-            }
-            var v = options.Slice(i + 2, len - 2);
-            switch (kind)
-            {
+                case TcpOptionKinds.EndOfList:
+                case TcpOptionKinds.Nop:
+                    break;
                 case TcpOptionKinds.Mss when len == 4:
                     parsed.HasMss = true;
                     parsed.Mss = BinaryPrimitives.ReadUInt16BigEndian(v);
@@ -160,7 +150,11 @@ public struct TcpOptions
                     if (parsed.UnknownCount < byte.MaxValue) parsed.UnknownCount++;
                     break;
             }
-            i += len;
+        }
+        if (reader.Error != DropReason.None)
+        {
+            reason = reader.Error;
+            return false;
         }
         reason = DropReason.None;
         return true;

@@ -58,6 +58,8 @@ public readonly ref struct VlanStackView
     public const int MaxDepth = 4;
 
     private readonly ReadOnlySpan<byte> _frame;
+    private readonly int _tagsOffset;
+    private readonly ushort _outerTpid;
 
     /// <summary>Number of tags found (0..MaxDepth).</summary>
     public int Count { get; }
@@ -66,31 +68,45 @@ public readonly ref struct VlanStackView
     public ushort InnerEtherType { get; }
 
     /// <summary>Offset in the frame of the header after the last tag.</summary>
-    public int PayloadOffset => EthernetView.HeaderLength + Count * VlanView.HeaderLength;
+    public int PayloadOffset => _tagsOffset + Count * VlanView.HeaderLength;
 
-    private VlanStackView(ReadOnlySpan<byte> frame, int count, ushort inner)
+    private VlanStackView(ReadOnlySpan<byte> frame, int tagsOffset, ushort outerTpid, int count, ushort inner)
     {
         _frame = frame;
+        _tagsOffset = tagsOffset;
+        _outerTpid = outerTpid;
         Count = count;
         InnerEtherType = inner;
     }
 
     /// <summary>Walks the tags of an Ethernet frame (which must hold its 14-byte header).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryParse(ReadOnlySpan<byte> frame, out VlanStackView view, out DropReason reason)
     {
-        view = default;
         if (frame.Length < EthernetView.HeaderLength)
         {
+            view = default;
             reason = DropReason.EthTruncated;
             return false;
         }
-        ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        return TryParse(frame, EthernetView.HeaderLength, BinaryPrimitives.ReadUInt16BigEndian(frame[12..]), out view, out reason);
+    }
+
+    /// <summary>
+    /// Walks the tags that start at <paramref name="tagsOffset"/>, introduced by <paramref name="type"/> (the
+    /// protocol field of the header before: Ethernet, Linux SLL/SLL2); with no TPID there the stack is empty.
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<byte> frame, int tagsOffset, ushort type, out VlanStackView view, out DropReason reason)
+    {
+        ushort outer = type;
         int count = 0;
-        int off = EthernetView.HeaderLength;
+        int off = tagsOffset;
         while (EtherTypes.IsVlanTpid(type) && count < MaxDepth)
         {
             if (frame.Length - off < VlanView.HeaderLength)
             {
+                // The tags before the truncated one stay readable (PayloadOffset is where it starts).
+                view = new VlanStackView(frame, tagsOffset, outer, count, type);
                 reason = DropReason.VlanTruncated;
                 return false;
             }
@@ -98,7 +114,7 @@ public readonly ref struct VlanStackView
             off += VlanView.HeaderLength;
             count++;
         }
-        view = new VlanStackView(frame, count, type);
+        view = new VlanStackView(frame, tagsOffset, outer, count, type);
         reason = DropReason.None;
         return true;
     }
@@ -107,7 +123,14 @@ public readonly ref struct VlanStackView
     public ushort Tpid(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
-        return BinaryPrimitives.ReadUInt16BigEndian(_frame[(12 + index * VlanView.HeaderLength)..]);
+        return index == 0 ? _outerTpid : BinaryPrimitives.ReadUInt16BigEndian(_frame[(_tagsOffset + index * VlanView.HeaderLength - 2)..]);
+    }
+
+    /// <summary>VLAN id of tag <paramref name="index"/> (0 = outermost).</summary>
+    public ushort Vid(int index)
+    {
+        if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+        return (ushort)(BinaryPrimitives.ReadUInt16BigEndian(_frame[(_tagsOffset + index * VlanView.HeaderLength)..]) & 0x0FFF);
     }
 
     /// <summary>Tag <paramref name="index"/> (0 = outermost).</summary>
@@ -116,7 +139,7 @@ public readonly ref struct VlanStackView
         get
         {
             if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
-            VlanView.TryParse(_frame[(EthernetView.HeaderLength + index * VlanView.HeaderLength)..], out var v, out _);
+            VlanView.TryParse(_frame[(_tagsOffset + index * VlanView.HeaderLength)..], out var v, out _);
             return v;
         }
     }

@@ -57,7 +57,9 @@ public static class GenFrames
     public static List<GenFrame> All(TrafficGenerator g)
     {
         var list = new List<GenFrame>();
-        g.Run((ts, f) => list.Add(new GenFrame(ts, f.ToArray())));
+        var buffer = new byte[g.MaxFrameLength];
+        while (g.TryNext(buffer, out int length, out long ts))
+            list.Add(new GenFrame(ts, buffer.AsSpan(0, length).ToArray()));
         return list;
     }
 

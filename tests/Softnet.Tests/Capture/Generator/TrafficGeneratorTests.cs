@@ -7,6 +7,9 @@ namespace Softnet.Tests.Capture.Generator;
 
 public class TrafficGeneratorTests
 {
+    /// <summary>The byte iperf3 puts at <paramref name="streamOffset"/> of a TCP stream written in blocks of <paramref name="blockSize"/>.</summary>
+    private static byte ExpectedStreamByte(long streamOffset, int blockSize) => (byte)('0' + streamOffset % blockSize % 10);
+
     private static readonly GeneratorOptions Small = new() { Streams = 3, Bytes = 100_000, Seed = 7 };
 
     [Fact]
@@ -25,11 +28,11 @@ public class TrafficGeneratorTests
     [Fact]
     public void Different_seed_gives_different_ports()
     {
-        var a = new TrafficGenerator(Small).ClientPorts.ToArray();
-        var b = new TrafficGenerator(Small with { Seed = 8 }).ClientPorts.ToArray();
+        var a = GenFrames.All(Small).Select(f => f.ClientPort).Distinct().ToArray();
+        var b = GenFrames.All(Small with { Seed = 8 }).Select(f => f.ClientPort).Distinct().ToArray();
         Assert.NotEqual(a, b);
         Assert.All(a, p => Assert.InRange(p, 32768, 60999));
-        Assert.Equal(a.Length, a.Distinct().Count());
+        Assert.Equal(new TrafficGenerator(Small).Stats.Streams, a.Length); // one port per stream, none shared
     }
 
     [Fact]
@@ -157,7 +160,7 @@ public class TrafficGeneratorTests
                 Assert.Equal(next, off);
                 var p = f.Payload;
                 for (int i = 0; i < p.Length; i++)
-                    Assert.Equal(TrafficGenerator.ExpectedStreamByte(off + i, blk), p[i]);
+                    Assert.Equal(ExpectedStreamByte(off + i, blk), p[i]);
                 bool endsWrite = (off + p.Length) / blk > off / blk;
                 next = off + p.Length;
                 Assert.Equal(endsWrite || next == 300_000, f.Psh);
@@ -273,7 +276,7 @@ public class TrafficGeneratorTests
     {
         var g = new TrafficGenerator(GeneratorOptions.DefaultScenario);
         var frames = GenFrames.All(g);
-        Assert.Equal(5, g.StreamCount);
+        Assert.Equal(5, g.Stats.Streams);
         Assert.Equal(9L * 1024 * 1024, g.Stats.PayloadBytes);
         Assert.Equal(4, frames.Where(f => f.Tcp).Select(f => f.ClientPort).Distinct().Count());
         Assert.Single(frames.Where(f => !f.Tcp).Select(f => f.ClientPort).Distinct());
