@@ -280,7 +280,7 @@ public static class NetfilterBench
                 int len = f.Eth.Length - 14;
                 f.Eth.AsSpan(14).CopyTo(scratch);
                 var ip = scratch.AsSpan(0, len);
-                if (!PacketContext.FromIpv4(ip, out var ctx, out _)) continue;
+                if (!PacketContext.FromIpv4(ip, ip.Length, out var ctx, out _)) continue;
                 ctx.InInterface = Devices[f.Dev];
                 ctx.TimestampNs = now += 1000;
                 if (t.Hook(HookPoint.PreRouting, ref ctx, ip) == Verdict.Drop) continue;

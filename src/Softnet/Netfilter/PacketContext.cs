@@ -139,10 +139,6 @@ public struct PacketContext
     /// nf_ip_checksum skips it.</summary>
     public bool ChecksumVerified;
 
-    /// <summary>Fills a context from a linear IPv4 datagram; see the overload.</summary>
-    public static bool FromIpv4(ReadOnlySpan<byte> ip, out PacketContext ctx, out DropReason reason)
-        => FromIpv4(ip, ip.Length, out ctx, out reason);
-
     /// <summary>
     /// Fills a context from an IPv4 datagram whose headers are in <paramref name="linear"/> and whose whole length
     /// is <paramref name="length"/> (a GSO skb's payload may continue past the linear bytes), through the header

@@ -11,7 +11,7 @@ public class ConnectionCacheTests
     private static PacketContext Pass(ConntrackTable ct, byte[] pkt, long t)
     {
         var ctx = Ctx(pkt, t);
-        Assert.Equal(Verdict.Accept, ct.In(ref ctx));
+        Assert.Equal(Verdict.Accept, ct.In(ref ctx, HookPoint.PreRouting, default));
         ct.Confirm(ref ctx);
         return ctx;
     }

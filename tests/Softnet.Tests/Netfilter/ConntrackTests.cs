@@ -15,7 +15,7 @@ public class ConntrackTests
     private static PacketContext Pass(ConntrackTable ct, byte[] pkt, long t)
     {
         var ctx = Ctx(pkt, t);
-        Assert.Equal(Verdict.Accept, ct.In(ref ctx));
+        Assert.Equal(Verdict.Accept, ct.In(ref ctx, HookPoint.PreRouting, default));
         ct.Confirm(ref ctx);
         return ctx;
     }
@@ -218,7 +218,7 @@ public class ConntrackTests
         }
         Assert.All(ct.Entries(3 * S), c => Assert.True(c.Assured));
         var ctx = Ctx(Udp(C, 3000, Sv, 53), 3 * S);
-        Assert.Equal(Verdict.Drop, ct.In(ref ctx));
+        Assert.Equal(Verdict.Drop, ct.In(ref ctx, HookPoint.PreRouting, default));
         Assert.Equal(DropReason.ConntrackTableFull, ctx.DropReason);
         Assert.Equal(1, ct.Stats.Drop);
     }

@@ -65,7 +65,7 @@ internal static class PacketBuilder
 
     public static PacketContext Ctx(byte[] packet, long timeNs = 0, string? inIf = null, string? outIf = null)
     {
-        Assert.True(PacketContext.FromIpv4(packet, out var ctx, out _));
+        Assert.True(PacketContext.FromIpv4(packet, packet.Length, out var ctx, out _));
         ctx.TimestampNs = timeNs;
         ctx.InInterface = inIf;
         ctx.OutInterface = outIf;

@@ -306,13 +306,6 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
-    /// nf_conntrack_in (PREROUTING and OUTPUT at priority -200): attaches the connection and ctinfo to the
-    /// packet, creating an unconfirmed entry for a new flow. Returns Drop only when the table is full or
-    /// the TCP tracker says so; invalid packets pass with no conntrack (ctstate INVALID).
-    /// </summary>
-    public Verdict In(ref PacketContext p) => In(ref p, HookPoint.PreRouting, default);
-
-    /// <summary>
     /// nf_conntrack_in at <paramref name="hook"/> with the datagram's bytes <paramref name="ip"/> (from the IPv4
     /// header, at least <see cref="PacketContext.Length"/> long), which the protocol error checks read: with
     /// nf_conntrack_checksum set, a TCP/UDP/ICMP checksum that fails in PREROUTING makes the packet INVALID. An
