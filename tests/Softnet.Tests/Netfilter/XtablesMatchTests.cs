@@ -457,4 +457,32 @@ public class HashlimitTests
         Assert.Equal(137438953UL, HashlimitTable.UserToCredits(1));
     }
 }
+
+public class NftTranslationTests
+{
+    private static Rule One(string rule)
+        => IptablesSaveParser.Parse($"*filter\n-A INPUT {rule}\nCOMMIT\n")[TableKind.Filter]!.GetChain("INPUT")!.Rules[0];
+
+    [Theory]
+    [InlineData("-p tcp -m tcp ! --sport :80", " -p tcp -m tcp --sport 81:65535")]
+    [InlineData("-p tcp -m tcp ! --sport 80:", " -p tcp -m tcp ! --sport 80:65535")]
+    [InlineData("-p tcp -m tcp ! --sport 0:65535", " -p tcp")]
+    [InlineData("-p tcp -m tcp --sport 0:65535", " -p tcp -m tcp")]
+    [InlineData("-p tcp -m tcp ! --sport 1:65535 ! --dport 0:5", " -p tcp -m tcp ! --sport 1:65535 --dport 6:65535")]
+    [InlineData("-p udp ! --dport :80", " -p udp -m udp --dport 81:65535")]
+    [InlineData("-p tcp -m tcp --tcp-flags NONE NONE", " -p tcp -m tcp")]
+    [InlineData("-m limit --limit 7/s --limit-burst 0", " -m limit --limit 7/sec")]
+    public void Rules_read_back_as_iptables_nft_translated_them(string rule, string saved)
+        => Assert.Equal(saved, One(rule).Render());
+
+    [Fact]
+    public void An_inverted_range_from_zero_matches_the_ports_above_it()
+    {
+        var t = IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp ! --dport :1023 -j ACCEPT\nCOMMIT\n");
+        var low = PacketBuilder.Ctx(PacketBuilder.Tcp("10.0.0.1", 40000, "10.0.0.2", 22, 0x02));
+        var high = PacketBuilder.Ctx(PacketBuilder.Tcp("10.0.0.1", 40000, "10.0.0.2", 8080, 0x02));
+        Assert.Equal(Verdict.Drop, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref low));
+        Assert.Equal(Verdict.Accept, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref high));
+    }
+}
 }
