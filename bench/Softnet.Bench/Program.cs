@@ -22,6 +22,7 @@ public static class Program
                 "pipeline" => PipelineBench.Run(BenchArgs.Parse(rest)),
                 "gro" => GroBench.Run(BenchArgs.Parse(rest)),
                 "netfilter" => NetfilterBench.Run(BenchArgs.Parse(rest)),
+                "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 _ => Usage(),
             };
         }
@@ -47,7 +48,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter [--capture F] [--json FILE] [--seconds S] [--case NAME]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME]");
         return 2;
     }
 }

@@ -25,6 +25,9 @@ public static class ReplayCommand
         var noProgress = new Option<bool>("--no-progress") { Description = "no progress bar even on a terminal" };
         var queues = new Option<int>("--queues") { Description = "RX queues (ethtool -L combined N)", DefaultValueFactory = _ => 1 };
         var cpus = new Option<string>("--cpus") { Description = "CPUs running NAPI, e.g. 0,1 or 0-3", DefaultValueFactory = _ => "0" };
+        var mtu = new Option<int>("--mtu") { Description = $"device MTU (ip link set DEV mtu N), {NicOptions.DefaultMtu} by default, up to {NicOptions.MaxMtu}: longer frames are dropped as oversize, frames past one RX buffer span several descriptors", DefaultValueFactory = _ => NicOptions.DefaultMtu };
+        var aggregates = new Option<string>("--aggregates") { Description = "TCP frames longer than the MTU, as captures on GRO/TSO hosts hold (up to 64 KB): accept (whole, as hardware-GRO aggregates: GSO skbs) or drop (oversize, like any long frame)", DefaultValueFactory = _ => "accept" };
+        aggregates.AcceptOnlyFromAmong("accept", "drop");
         var ring = new Option<int>("--ring") { Description = "descriptors per RX ring (ethtool -G rx N)", DefaultValueFactory = _ => RxRing.DefaultSize };
         var budget = new Option<int>("--budget") { Description = "net.core.netdev_budget", DefaultValueFactory = _ => 300 };
         var budgetUsecs = new Option<int>("--budget-usecs") { Description = "net.core.netdev_budget_usecs", DefaultValueFactory = _ => 2000 };
@@ -57,7 +60,7 @@ public static class ReplayCommand
 
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
-            capture, json, quiet, noProgress, queues, cpus, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
+            capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump,
         };
@@ -76,6 +79,8 @@ public static class ReplayCommand
                 {
                     Queues = pr.GetValue(queues),
                     RingSize = pr.GetValue(ring),
+                    Mtu = pr.GetValue(mtu),
+                    TcpAggregates = pr.GetValue(aggregates) != "drop",
                     Weight = pr.GetValue(weight),
                     SkbMode = pr.GetValue(skb) == "construct" ? SkbBuildMode.Construct : SkbBuildMode.Build,
                     Moderation = new InterruptModeration(pr.GetValue(irqUsecs), pr.GetValue(irqFrames)),

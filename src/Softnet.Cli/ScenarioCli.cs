@@ -85,6 +85,13 @@ internal static class ScenarioCli
                 Console.Out.Write(ScenarioDump.ConntrackText(ns, report.EndNs));
             }
         }
+        if (r.Sections.OfType<Softnet.Telemetry.StageTimeSection>().FirstOrDefault() is { } time)
+        {
+            var ct = new Table().Border(TableBorder.Simple).Title("CPU time per packet (sampled)").AddColumn("stage").AddColumn(new TableColumn("ns").RightAligned());
+            foreach (var (stage, ns) in time.PerPacket())
+                if (ns > 0 || stage == "total") ct.AddRow(stage, ns.ToString("F1"));
+            console.Write(ct);
+        }
         if (report.DumpDirectory is not null) console.MarkupLine($"  dump written to {Markup.Escape(report.DumpDirectory)}");
     }
 }

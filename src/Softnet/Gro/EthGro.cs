@@ -80,7 +80,7 @@ public static class VlanGro
         }
         ReadOnlySpan<byte> vh = skb.LinearData.Slice(off, 4);
         ushort type = GroEngine.Be16(vh, 2);
-        if (type != GroEngine.EthPIp && type != GroEngine.EthPIpv6 && type != GroEngine.EthP8021Q && type != GroEngine.EthP8021AD)
+        if (type != EtherTypes.Ipv4 && type != EtherTypes.Ipv6 && type != EtherTypes.Vlan && type != EtherTypes.QinQ)
         {
             e.NoteNormal(GroNormalReason.NoHandler);
             goto Out;
@@ -117,7 +117,7 @@ internal static class FlowHash
         ReadOnlySpan<byte> d = skb.LinearData;
         int off = 0;
         ushort type = skb.Protocol;
-        for (int tags = 0; (type == GroEngine.EthP8021Q || type == GroEngine.EthP8021AD) && tags < 2; tags++)
+        for (int tags = 0; (type == EtherTypes.Vlan || type == EtherTypes.QinQ) && tags < 2; tags++)
         {
             if (d.Length < off + 4) return 0;
             type = BinaryPrimitives.ReadUInt16BigEndian(d.Slice(off + 2));
@@ -126,14 +126,14 @@ internal static class FlowHash
         ulong h = 0xcbf29ce484222325UL ^ type;
         int l4;
         byte proto;
-        if (type == GroEngine.EthPIp)
+        if (type == EtherTypes.Ipv4)
         {
             if (d.Length < off + 20) return 0;
             proto = d[off + 9];
             h = Mix(h, BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(off + 12)));
             l4 = off + (d[off] & 0x0F) * 4;
         }
-        else if (type == GroEngine.EthPIpv6)
+        else if (type == EtherTypes.Ipv6)
         {
             if (d.Length < off + 40) return 0;
             proto = d[off + 6];

@@ -26,8 +26,6 @@ public sealed class GroEngine
     /// <summary>GRO_LEGACY_MAX_SIZE.</summary>
     public const int GroLegacyMaxSize = 65536;
 
-    internal const ushort EthPIp = 0x0800, EthPIpv6 = 0x86DD, EthP8021Q = 0x8100, EthP8021AD = 0x88A8;
-
     private readonly GroBucket[] _buckets;
     private readonly ulong[] _bitmask;
     private readonly int _maxPerBucket;
@@ -115,12 +113,19 @@ public sealed class GroEngine
         EthGro.ListPrepare(bucket, skb, key);
 
         ushort type = skb.Protocol;
-        if (type != EthPIp && type != EthPIpv6 && type != EthP8021Q && type != EthP8021AD)
+        if (type != EtherTypes.Ipv4 && type != EtherTypes.Ipv6 && type != EtherTypes.Vlan && type != EtherTypes.QinQ)
             return FinishNormal(skb, GroNormalReason.NoHandler);
 
         skb.SetNetworkHeader(0);
         skb.Gro.Count = 1;
         skb.Gro.Flush = (ushort)(skb.FragList != null ? 1 : 0);
+        if (skb.GsoSize != 0)
+        {
+            // skb_is_gso (a hardware-GRO aggregate from the driver): it counts as its segments, and only a TCP
+            // one that is not SKB_GSO_DODGY may merge.
+            skb.Gro.Count = (ushort)skb.GsoSegs;
+            if ((skb.GsoType & (GsoType.TcpV4 | GsoType.TcpV6)) == 0 || (skb.GsoType & GsoType.Dodgy) != 0) skb.Gro.Flush = 1;
+        }
         switch (skb.IpSummed)
         {
             case CsumState.Complete:
@@ -178,7 +183,7 @@ public sealed class GroEngine
         }
         if (AckReplace == null) skb.Gro.Age = nowNs;
         skb.Gro.Last = skb;
-        skb.GsoSize = skb.Len - skb.Gro.DataOffset;
+        if (skb.GsoSize == 0) skb.GsoSize = skb.Len - skb.Gro.DataOffset; // a GSO skb keeps its own gso_size
         bucket.AddHead(skb);
         HeldCount++;
         Stats.Held++;
@@ -191,9 +196,9 @@ public sealed class GroEngine
     {
         switch (type)
         {
-            case EthPIp: return Ipv4Gro.Receive(this, bucket, skb);
-            case EthPIpv6: return Ipv6Gro.Receive(this, bucket, skb);
-            case EthP8021Q or EthP8021AD when Options.VlanGro: return VlanGro.Receive(this, bucket, skb);
+            case EtherTypes.Ipv4: return Ipv4Gro.Receive(this, bucket, skb);
+            case EtherTypes.Ipv6: return Ipv6Gro.Receive(this, bucket, skb);
+            case EtherTypes.Vlan or EtherTypes.QinQ when Options.VlanGro: return VlanGro.Receive(this, bucket, skb);
             default:
                 skb.Gro.Flush |= 1;
                 NoteNormal(GroNormalReason.NoHandler);
@@ -204,9 +209,9 @@ public sealed class GroEngine
     /// <summary>Calls the gro_complete handler for an EtherType at <paramref name="nhoff"/> from skb->data.</summary>
     internal static bool DispatchComplete(ushort type, Skb skb, int nhoff) => type switch
     {
-        EthPIp => Ipv4Gro.Complete(skb, nhoff),
-        EthPIpv6 => Ipv6Gro.Complete(skb, nhoff),
-        EthP8021Q or EthP8021AD => VlanGro.Complete(skb, nhoff),
+        EtherTypes.Ipv4 => Ipv4Gro.Complete(skb, nhoff),
+        EtherTypes.Ipv6 => Ipv6Gro.Complete(skb, nhoff),
+        EtherTypes.Vlan or EtherTypes.QinQ => VlanGro.Complete(skb, nhoff),
         _ => false,
     };
 

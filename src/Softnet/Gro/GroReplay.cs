@@ -20,6 +20,13 @@ public static class GroReplay
     /// NAPI poll, then the poll completes (flush). Returns the frames as delivered (as tcpdump on the receiving
     /// device would show them), in delivery order.</summary>
     public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options)
+        => Run(bursts, options, 0);
+
+    /// <summary>As <see cref="Run(IReadOnlyList{IReadOnlyList{byte[]}}, GroOptions)"/>; with
+    /// <paramref name="rxBufferSize"/> &gt; 0 every frame is received as the NIC receives it, through an RX ring of
+    /// buffers that size (256 bytes of headroom included): a frame longer than one buffer spans several
+    /// descriptors and reaches GRO as a head plus page frags (ice's multi-buffer receive and build_skb).</summary>
+    public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options, int rxBufferSize)
     {
         int frames = 0, maxLen = 64;
         foreach (var b in bursts)
@@ -27,9 +34,14 @@ public static class GroReplay
             frames += b.Count;
             foreach (var f in b) maxLen = Math.Max(maxLen, f.Length);
         }
-        int bufferSize = PagePool.DefaultHeadroom + maxLen + 64;
-        var pool = new PagePool(Math.Max(frames, 1) + 8, Math.Max(bufferSize, PagePool.DefaultBufferSize));
-        var skbs = new SkbPool(Math.Max(frames, 1) + 8);
+        int bufferSize = rxBufferSize > 0 ? rxBufferSize : Math.Max(PagePool.DefaultHeadroom + maxLen + 64, PagePool.DefaultBufferSize);
+        int perFrame = rxBufferSize > 0 ? (maxLen + bufferSize - PagePool.DefaultHeadroom - 1) / (bufferSize - PagePool.DefaultHeadroom) : 1;
+        int ringSize = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, perFrame + 2));
+        var pool = new PagePool(Math.Max(frames, 1) * perFrame + ringSize + 8, bufferSize);
+        var skbs = new SkbPool(Math.Max(frames, 1) * perFrame + 8);
+        Nic.RxRing? ring = rxBufferSize > 0 ? new Nic.RxRing(pool, ringSize) { MaxFrameSize = maxLen } : null;
+        var builder = new Nic.SkbBuilder(skbs);
+        var descs = new Nic.RxDescriptor[ringSize];
         var sink = new CollectingSink();
         var engine = new GroEngine(options, sink);
         long now = BurstSpacingNs;
@@ -37,9 +49,20 @@ public static class GroReplay
         {
             foreach (var frame in burst)
             {
-                if (!pool.TryRent(out int index)) throw new InvalidOperationException("replay page pool exhausted");
-                frame.CopyTo(pool.Slice(index, pool.Headroom, frame.Length));
-                Skb skb = skbs.Build(pool, index, pool.Headroom, frame.Length) ?? throw new InvalidOperationException("replay skb pool exhausted");
+                Skb skb;
+                if (ring is null)
+                {
+                    if (!pool.TryRent(out int index)) throw new InvalidOperationException("replay page pool exhausted");
+                    frame.CopyTo(pool.Slice(index, pool.Headroom, frame.Length));
+                    skb = skbs.Build(pool, index, pool.Headroom, frame.Length) ?? throw new InvalidOperationException("replay skb pool exhausted");
+                }
+                else
+                {
+                    if (!ring.TryReceive(frame, now, 0, PktHashType.None)) throw new InvalidOperationException("replay RX ring refused a frame");
+                    int n = ring.Poll(descs, 1);
+                    skb = builder.BuildSkb(pool, descs.AsSpan(0, n), 0, pool.Headroom, descs[0].Length)
+                        ?? throw new InvalidOperationException("replay skb pool exhausted");
+                }
                 skb.ResetMacHeader();
                 skb.TimestampNs = now;
                 SetChecksumState(skb, options.RxChecksum);

@@ -166,7 +166,7 @@ public sealed class GroStats : IReportSection
         ReadOnlySpan<byte> d = skb.LinearData;
         int off = 0;
         ushort type = skb.Protocol;
-        while ((type == GroEngine.EthP8021Q || type == GroEngine.EthP8021AD) && d.Length >= off + 4)
+        while ((type == EtherTypes.Vlan || type == EtherTypes.QinQ) && d.Length >= off + 4)
         {
             type = BinaryPrimitives.ReadUInt16BigEndian(d.Slice(off + 2));
             off += 4;
@@ -174,14 +174,14 @@ public sealed class GroStats : IReportSection
         string src, dst;
         byte proto;
         int l4;
-        if (type == GroEngine.EthPIp && d.Length >= off + 20)
+        if (type == EtherTypes.Ipv4 && d.Length >= off + 20)
         {
             src = new IPAddress(d.Slice(off + 12, 4)).ToString();
             dst = new IPAddress(d.Slice(off + 16, 4)).ToString();
             proto = d[off + 9];
             l4 = off + (d[off] & 0x0F) * 4;
         }
-        else if (type == GroEngine.EthPIpv6 && d.Length >= off + 40)
+        else if (type == EtherTypes.Ipv6 && d.Length >= off + 40)
         {
             src = "[" + new IPAddress(d.Slice(off + 8, 16)) + "]";
             dst = "[" + new IPAddress(d.Slice(off + 24, 16)) + "]";

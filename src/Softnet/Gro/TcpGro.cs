@@ -163,7 +163,9 @@ public static class TcpGro
             bad |= (uint)net;
 
             mss = (uint)p.GsoSize;
-            if ((uint)(len - 1) >= mss)
+            // A GSO skb (hardware-GRO aggregate) merges only with the held flow's own segment size; a single
+            // segment must not be longer than it.
+            if (skb.GsoSize != 0 ? (uint)skb.GsoSize != mss : (uint)(len - 1) >= mss)
             {
                 if (bad == 0) reason = GroFlushReason.MssExceeded;
                 bad |= 1;
@@ -189,8 +191,8 @@ public static class TcpGro
             }
         }
 
-        // out_check_final
-        flush = (uint)len < mss;
+        // out_check_final: a GSO skb ends the flow unless it is whole segments; a single one when short.
+        flush = skb.GsoSize != 0 ? len != skb.Gro.Count * skb.GsoSize : (uint)len < mss;
         bool final = (flags & (FlagUrg | FlagPsh | FlagRst | FlagSyn | FlagFin)) != 0;
         flush |= final;
         if (p != null && (!skb.Gro.SameFlow || flush))

@@ -1,23 +1,12 @@
 using System.Buffers.Binary;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Ip;
 
 /// <summary>Builds the packets the stack originates: ARP, ICMP errors, TCP resets, Ethernet framing.</summary>
 public static class PacketFactory
 {
-    public const ushort EthIpv4 = 0x0800, EthArp = 0x0806, EthIpv6 = 0x86DD;
-
-    /// <summary>Prepends an Ethernet header to <paramref name="datagram"/>.</summary>
-    public static byte[] Ethernet(ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type, ReadOnlySpan<byte> payload)
-    {
-        var f = new byte[14 + payload.Length];
-        dst.CopyTo(f);
-        src.CopyTo(f.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), type);
-        payload.CopyTo(f.AsSpan(14));
-        return f;
-    }
 
     /// <summary>arp_create: a 42-byte ARP frame (no padding: veth and bridges do not pad, tcpdump sees 42 bytes).</summary>
     public static byte[] Arp(ushort op, ReadOnlySpan<byte> ethDst, ReadOnlySpan<byte> ethSrc,
@@ -26,7 +15,7 @@ public static class PacketFactory
         var f = new byte[42];
         ethDst.CopyTo(f);
         ethSrc.CopyTo(f.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EthArp);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EtherTypes.Arp);
         var a = f.AsSpan(14);
         BinaryPrimitives.WriteUInt16BigEndian(a, 1);          // ARPHRD_ETHER
         BinaryPrimitives.WriteUInt16BigEndian(a[2..], 0x0800);
@@ -85,55 +74,47 @@ public static class PacketFactory
     /// </summary>
     public static byte[]? TcpReset(ReadOnlySpan<byte> original, byte ttl)
     {
-        int ihl = (original[0] & 0xF) * 4;
-        var oth = original[ihl..];
-        if (oth.Length < 20) return null;
-        int doff = (oth[12] >> 4) * 4;
-        byte flags = oth[13];
-        if ((flags & 0x04) != 0) return null;
+        if (!Ipv4View.TryParse(original, out var ip, out _) || !TcpView.TryParse(ip.Payload, out var oth, out _)) return null;
+        var flags = oth.Flags;
+        if ((flags & TcpFlags.Rst) != 0) return null;
         var p = new byte[40];
-        uint src = BinaryPrimitives.ReadUInt32BigEndian(original[16..]);
-        uint dst = BinaryPrimitives.ReadUInt32BigEndian(original[12..]);
-        Ipv4Header(p, 0, 40, 0, true, ttl, 6, src, dst);
+        Ipv4Header(p, 0, 40, 0, true, ttl, IpProtocols.Tcp, ip.DestinationAddress, ip.SourceAddress);
         var t = p.AsSpan(20);
-        oth[2..4].CopyTo(t);
-        oth[0..2].CopyTo(t[2..]);
-        byte outFlags = 0x04;
-        if ((flags & 0x10) != 0)
+        BinaryPrimitives.WriteUInt16BigEndian(t, oth.DestinationPort);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], oth.SourcePort);
+        byte outFlags = (byte)TcpFlags.Rst;
+        if ((flags & TcpFlags.Ack) != 0)
         {
-            oth[8..12].CopyTo(t[4..]);
+            BinaryPrimitives.WriteUInt32BigEndian(t[4..], oth.AckNumber);
         }
         else
         {
-            uint seq = BinaryPrimitives.ReadUInt32BigEndian(oth[4..]);
-            int payload = original.Length - ihl - doff;
-            uint ack = seq + (uint)((flags & 0x02) != 0 ? 1 : 0) + (uint)((flags & 0x01) != 0 ? 1 : 0) + (uint)payload;
+            int payload = ip.Payload.Length - oth.HeaderLength;
+            uint ack = oth.SequenceNumber + ((flags & TcpFlags.Syn) != 0 ? 1u : 0u) + ((flags & TcpFlags.Fin) != 0 ? 1u : 0u) + (uint)payload;
             BinaryPrimitives.WriteUInt32BigEndian(t[8..], ack);
-            outFlags |= 0x10;
+            outFlags |= (byte)TcpFlags.Ack;
         }
         t[12] = 5 << 4;
         t[13] = outFlags;
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.AsSpan(12, 4), p.AsSpan(16, 4), 6, 20)));
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.AsSpan(12, 4), p.AsSpan(16, 4), IpProtocols.Tcp, 20)));
         return p;
     }
 
     /// <summary>nf_ip_checksum as REJECT uses it: is the transport checksum of this unfragmented datagram right?
     /// Protocols without a checksum Softnet knows (and UDP with checksum 0) count as right.</summary>
-    public static bool TransportChecksumOk(ReadOnlySpan<byte> ip)
+    public static bool TransportChecksumOk(ReadOnlySpan<byte> datagram)
     {
-        int ihl = (ip[0] & 0xF) * 4;
-        var l4 = ip[ihl..];
-        switch (ip[9])
+        if (!Ipv4View.TryParse(datagram, out var ip, out _)) return false;
+        var l4 = ip.Payload;
+        uint pseudo = Checksum.PseudoHeaderV4(ip.Source, ip.Destination, ip.Protocol, l4.Length);
+        switch (ip.Protocol)
         {
-            case 6 when l4.Length >= 20:
-                return Checksum.Verify(l4, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4.Length));
-            case 17 when l4.Length >= 8:
-                return BinaryPrimitives.ReadUInt16BigEndian(l4[6..]) == 0
-                       || Checksum.Verify(l4, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 17, l4.Length));
-            case 1 when l4.Length >= 8:
-                return Checksum.Verify(l4);
-            case 6 or 17 or 1:
-                return false;
+            case IpProtocols.Tcp:
+                return TcpView.TryParse(l4, out var tcp, out _) && tcp.VerifyChecksum(pseudo);
+            case IpProtocols.Udp:
+                return UdpView.TryParseHeader(l4, out var udp, out _) && (udp.Checksum == 0 || Checksum.Verify(l4, pseudo));
+            case IpProtocols.Icmp:
+                return IcmpView.TryParse(l4, out var icmp, out _) && icmp.VerifyChecksum();
             default:
                 return true;
         }

@@ -368,7 +368,9 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~t.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, check.Invalid($"{t.Name} target: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(t.ValidHooks)}"));
-                    if (t.CheckEntry(check) is { } why)
+                    // nft_compat hands checkentry the hook of a base chain only (0 in a user chain: nft_target_init / nft_match_init).
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (t.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
                 foreach (var m in r.Matches)
@@ -379,7 +381,8 @@ public static class IptablesSaveParser
                     int bad = c.HookMask & ~m.ValidHooks;
                     if (bad != 0)
                         throw new IptablesParseException(file, r.Line, check.Invalid($"{m.Name} match: used from hooks {HookList(c.HookMask)}, but only usable from {HookList(m.ValidHooks)}"));
-                    if (m.CheckEntry(check) is { } why)
+                    var baseOnly = check with { HookMask = c.BuiltIn ? c.HookMask : 0 };
+                    if (m.CheckEntry(baseOnly) is { } why)
                         throw new IptablesParseException(file, r.Line, why);
                 }
             }

@@ -1,6 +1,7 @@
 using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
 using Softnet.Netfilter.Xtables;
+using Softnet.Telemetry;
 
 namespace Softnet.Netfilter;
 
@@ -32,6 +33,18 @@ public sealed class NetfilterTables
     /// <summary>Receives LOG lines (level, text). Null: LOG only counts.</summary>
     public Action<int, string>? LogSink { get; set; }
     public long LogCount { get; internal set; }
+    /// <summary>True when a rule can lengthen a datagram in a hook (TCPMSS inserting the MSS option): callers then pass
+    /// the datagram with <see cref="MaxGrowth"/> spare bytes behind it and take <see cref="PacketContext.Length"/> back.</summary>
+    public bool MayGrowPackets { get; private set; }
+    /// <summary>The most a hook lengthens a datagram (TCPOLEN_MSS).</summary>
+    public const int MaxGrowth = 4;
+    /// <summary>Packets NFLOG handed to nfnetlink_log (no listener in Softnet: counted only).</summary>
+    public long NflogCount { get; internal set; }
+    /// <summary>Packets NFQUEUE sent to a queue nobody listens on: freed (no --queue-bypass) or passed on (bypass).</summary>
+    public long QueueDropped { get; internal set; }
+    public long QueueBypassed { get; internal set; }
+    /// <summary>Packets TRACE marked for tracing.</summary>
+    public long TraceCount { get; internal set; }
     /// <summary>Rules whose matches were evaluated, plus one per indexed-run lookup: the per-packet cost of the
     /// rule walk independent of timing (what chain compilation keeps flat as rulesets grow).</summary>
     public long RulesVisited;
@@ -57,12 +70,64 @@ public sealed class NetfilterTables
         Conntrack = new ConntrackTable(conntrack);
         Nat = new NatEngine(Conntrack, NextRandom);
         Seed(seed);
+        RegisterConntrackAndNat();
+    }
+
+    /// <summary>The IPv4 hook functions of this namespace, by hook and priority.</summary>
+    public NfHookTable Hooks { get; } = new();
+
+    /// <summary>Charges each hook function's time to its stage for sampled packets (null: not timed).</summary>
+    public StageClock? Clock { get; set; }
+
+    /// <summary>nf_conntrack_l3proto_ipv4 and nf_nat_ipv4_ops: conntrack in at PREROUTING/OUTPUT, confirm last at
+    /// INPUT/POSTROUTING; DNAT at PREROUTING/OUTPUT, SNAT at INPUT/POSTROUTING.</summary>
+    private void RegisterConntrackAndNat()
+    {
+        static Verdict In(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt)
+            => t.ConntrackEnabled ? t.Conntrack.In(ref p, h, pkt) : Verdict.Accept;
+        static Verdict Confirm(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt)
+            => t.ConntrackEnabled ? t.Conntrack.Confirm(ref p) : Verdict.Accept;
+        static Verdict Nat(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt) => t.NatHook(h, ref p, pkt);
+        foreach (var h in new[] { HookPoint.PreRouting, HookPoint.LocalOut })
+        {
+            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, NfPriority.Conntrack, "nf_conntrack_in", Stage.Conntrack, In));
+            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, NfPriority.NatDst, "nf_nat_ipv4_in", Stage.Nat, Nat));
+        }
+        foreach (var h in new[] { HookPoint.LocalIn, HookPoint.PostRouting })
+        {
+            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, NfPriority.NatSrc, "nf_nat_ipv4_out", Stage.Nat, Nat));
+            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, NfPriority.ConntrackConfirm, "nf_confirm", Stage.Conntrack, Confirm));
+        }
+    }
+
+    /// <summary>ipt_register_table: a table's base chains become hook functions at the table's priority. The nat
+    /// table's chains run inside the NAT hook functions, for a connection's first packet.</summary>
+    private void RegisterTable(IptTable t)
+    {
+        Hooks.Unregister(o => o.Name == "iptable_" + t.Name);
+        if (t.Kind == TableKind.Nat) return;
+        var (prio, stage) = t.Kind switch
+        {
+            TableKind.Raw => (NfPriority.Raw, Stage.Raw),
+            TableKind.Mangle => (NfPriority.Mangle, Stage.Mangle),
+            TableKind.Filter => (NfPriority.Filter, Stage.Filter),
+            _ => (NfPriority.Security, Stage.Security),
+        };
+        var kind = t.Kind;
+        Verdict Run(NetfilterTables tables, HookPoint h, ref PacketContext p, Span<byte> pkt)
+        {
+            var table = tables._tables[(int)kind];
+            return table == null ? Verdict.Accept : tables.Evaluate(table, h, ref p);
+        }
+        foreach (var h in TableNames.BuiltinHooks(kind))
+            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, prio, "iptable_" + t.Name, stage, Run));
     }
 
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
     public void UseConntrack(ConntrackOptions options)
     {
         bool acct = Conntrack.Accounting;
+        Conntrack.Release();
         Conntrack = new ConntrackTable(options) { Accounting = acct };
         Nat = new NatEngine(Conntrack, NextRandom);
     }
@@ -88,6 +153,8 @@ public sealed class NetfilterTables
         if (old != null) _order.Remove(old);
         _tables[(int)t.Kind] = t;
         _order.Add(t);
+        RegisterTable(t);
+        MayGrowPackets = _order.Any(x => x.Chains.Any(c => c.Rules.Any(r => r.Target is Xtables.TcpmssTarget)));
         int chains = _order.Sum(x => x.Chains.Count) + 1;
         if (_stackChains.Length < chains)
         {
@@ -114,41 +181,18 @@ public sealed class NetfilterTables
     private Verdict RunHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
     {
         Nat.SetClock(p.TimestampNs);
-        Verdict v;
-        switch (hook)
+        var ops = Hooks.Entries(hook);
+        var clock = Clock;
+        for (int i = 0; i < ops.Length; i++)
         {
-            case HookPoint.PreRouting:
-            case HookPoint.LocalOut:
-                if (!Run(TableKind.Raw, hook, ref p)) return Dropped(ref p);
-                if (ConntrackEnabled && Conntrack.In(ref p, hook, packet) == Verdict.Drop) return Dropped(ref p);
-                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
-                if ((v = NatHook(hook, ref p, packet)) == Verdict.Drop) return Dropped(ref p);
-                if (hook == HookPoint.LocalOut)
-                {
-                    if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
-                    if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
-                }
-                return Verdict.Accept;
-            case HookPoint.LocalIn:
-                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
-                if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
-                if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
-                if (NatHook(hook, ref p, packet) == Verdict.Drop) return Dropped(ref p);
-                return Confirm(ref p);
-            case HookPoint.Forward:
-                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
-                if (!Run(TableKind.Filter, hook, ref p)) return Dropped(ref p);
-                if (!Run(TableKind.Security, hook, ref p)) return Dropped(ref p);
-                return Verdict.Accept;
-            default:
-                if (!Run(TableKind.Mangle, hook, ref p)) return Dropped(ref p);
-                if (NatHook(hook, ref p, packet) == Verdict.Drop) return Dropped(ref p);
-                return Confirm(ref p);
+            var op = ops[i];
+            clock?.Begin(op.Stage);
+            var v = op.Fn(this, hook, ref p, packet);
+            clock?.End();
+            if (v == Verdict.Drop) return Dropped(ref p);
         }
+        return Verdict.Accept;
     }
-
-    private Verdict Confirm(ref PacketContext p)
-        => ConntrackEnabled ? Conntrack.Confirm(ref p) : Verdict.Accept;
 
     /// <summary>A dropped packet takes its unconfirmed conntrack entry with it.</summary>
     private Verdict Dropped(ref PacketContext p)
@@ -156,12 +200,6 @@ public sealed class NetfilterTables
         if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked) Conntrack.ReleaseUnconfirmed(p.Ct);
         if (p.DropReason == DropReason.None) p.DropReason = DropReason.NetfilterDrop;
         return Verdict.Drop;
-    }
-
-    private bool Run(TableKind kind, HookPoint hook, ref PacketContext p)
-    {
-        var t = _tables[(int)kind];
-        return t == null || Evaluate(t, hook, ref p) == Verdict.Accept;
     }
 
     /// <summary>nf_nat_ipv4_fn / nf_nat_inet_fn: rules only for a connection's first packet, then the binding.</summary>

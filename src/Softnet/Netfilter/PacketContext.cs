@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 
 namespace Softnet.Netfilter;
 
@@ -82,6 +83,22 @@ public struct PacketContext
     /// table walk stops and drops the packet.</summary>
     public bool HotDrop;
 
+    /// <summary>dst_mtu of the packet's route (the output device's MTU) where the stack has routed it (FORWARD,
+    /// OUTPUT, POSTROUTING); 0 when unknown. TCPMSS --clamp-mss-to-pmtu reads it.</summary>
+    public int OutMtu;
+    /// <summary>MTU of the route back to the source address (tcpmss_reverse_mtu); 0 when there is none.</summary>
+    public int ReverseMtu;
+    /// <summary>skb->ip_summed: how far the transport checksum is done (CHECKSUM_PARTIAL: only the pseudo-header
+    /// sum is in the field; the mangling targets and CHECKSUM --checksum-fill follow it).</summary>
+    public CsumState IpSummed;
+    /// <summary>skb_is_gso: the packet is a GSO super-packet (CHECKSUM leaves those alone).</summary>
+    public bool Gso;
+    /// <summary>skb->nf_trace, set by TRACE: the tracer follows packets that carry it.</summary>
+    public bool Trace;
+    /// <summary>The CT target's template attached in the raw table (zone, helper, events), which nf_conntrack_in
+    /// consumes when it looks the packet up; null when none.</summary>
+    public Xtables.CtTarget? CtTemplate;
+
     // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
     // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).
     private unsafe byte* _packet;
@@ -118,63 +135,77 @@ public struct PacketContext
     /// redirect, time exceeded, parameter problem).</summary>
     public static bool IsIcmpError(byte type) => type is 3 or 4 or 5 or 11 or 12;
 
-    /// <summary>
-    /// Fills a context from an IPv4 datagram. Returns false with a reason for headers too short to read;
-    /// L4 fields stay zero for non-first fragments.
-    /// </summary>
+    /// <summary>GRO (or the NIC) already verified the transport checksum (CHECKSUM_UNNECESSARY): conntrack's
+    /// nf_ip_checksum skips it.</summary>
+    public bool ChecksumVerified;
+
+    /// <summary>Fills a context from a linear IPv4 datagram; see the overload.</summary>
     public static bool FromIpv4(ReadOnlySpan<byte> ip, out PacketContext ctx, out DropReason reason)
+        => FromIpv4(ip, ip.Length, out ctx, out reason);
+
+    /// <summary>
+    /// Fills a context from an IPv4 datagram whose headers are in <paramref name="linear"/> and whose whole length
+    /// is <paramref name="length"/> (a GSO skb's payload may continue past the linear bytes), through the header
+    /// views. Returns false with a reason for headers too short to read; L4 fields stay zero for non-first fragments.
+    /// </summary>
+    public static bool FromIpv4(ReadOnlySpan<byte> linear, int length, out PacketContext ctx, out DropReason reason)
     {
         ctx = default;
         ctx.TcpWindowScale = -1;
-        reason = DropReason.None;
-        if (ip.Length < 20 || (ip[0] >> 4) != 4) { reason = DropReason.IpHeaderTruncated; return false; }
-        int ihl = (ip[0] & 0xF) * 4;
-        int total = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]);
-        if (ihl < 20 || ihl > ip.Length) { reason = DropReason.IpBadIhl; return false; }
-        if (total < ihl || total > ip.Length) { reason = DropReason.IpBadTotalLength; return false; }
-        ip = ip[..total];
+        if (!Ipv4View.TryParseReceived(linear, length, out var ip, out reason, verifyChecksum: false)) return false;
+        int total = ip.TotalLength, ihl = ip.HeaderLength;
         ctx.Length = total;
-        ctx.Ttl = ip[8];
-        ctx.Tos = ip[1];
+        ctx.Ttl = ip.Ttl;
+        ctx.Tos = ip.Tos;
         ctx.IpHeaderLength = (byte)ihl;
-        ctx.Protocol = ip[9];
-        ctx.Src = BinaryPrimitives.ReadUInt32BigEndian(ip[12..]);
-        ctx.Dst = BinaryPrimitives.ReadUInt32BigEndian(ip[16..]);
-        ctx.IsFragment = (BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x1FFF) != 0;
+        ctx.Protocol = ip.Protocol;
+        ctx.Src = ip.SourceAddress;
+        ctx.Dst = ip.DestinationAddress;
+        ctx.IsFragment = ip.FragmentOffset != 0;
         if (ctx.IsFragment) return true;
-        var l4 = ip[ihl..];
+        var l4 = ip.Payload;
         switch (ctx.Protocol)
         {
-            case 6:
-                if (l4.Length < 20) { reason = DropReason.TcpHeaderTruncated; return false; }
-                ctx.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
-                ctx.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
-                ctx.TcpSeq = BinaryPrimitives.ReadUInt32BigEndian(l4[4..]);
-                ctx.TcpAck = BinaryPrimitives.ReadUInt32BigEndian(l4[8..]);
-                int doff = (l4[12] >> 4) * 4;
-                ctx.TcpFlags = l4[13];
-                ctx.TcpWindow = BinaryPrimitives.ReadUInt16BigEndian(l4[14..]);
-                if (doff < 20 || doff > l4.Length) { reason = DropReason.TcpBadDoff; return false; }
-                ctx.TcpPayloadLength = l4.Length - doff;
-                ParseTcpOptions(l4[20..doff], ref ctx);
+            case IpProtocols.Tcp:
+            {
+                if (!TcpView.TryParse(l4, out var tcp, out reason))
+                {
+                    // A header cut short by the linear part of a GSO skb is still a TCP header too short to read.
+                    return false;
+                }
+                ctx.SrcPort = tcp.SourcePort;
+                ctx.DstPort = tcp.DestinationPort;
+                ctx.TcpSeq = tcp.SequenceNumber;
+                ctx.TcpAck = tcp.AckNumber;
+                ctx.TcpFlags = (byte)tcp.Flags;
+                ctx.TcpWindow = tcp.Window;
+                ctx.TcpPayloadLength = total - ihl - tcp.HeaderLength;
+                ReadTcpOptions(tcp.Options, ref ctx);
                 break;
-            case 17:
-                if (l4.Length < 8) { reason = DropReason.UdpHeaderTruncated; return false; }
-                ctx.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
-                ctx.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
+            }
+            case IpProtocols.Udp:
+            {
+                if (!UdpView.TryParseHeader(l4, out var udp, out reason)) return false;
+                ctx.SrcPort = udp.SourcePort;
+                ctx.DstPort = udp.DestinationPort;
                 break;
-            case 1:
-                if (l4.Length < 8) { reason = DropReason.IcmpTruncated; return false; }
-                ctx.IcmpType = l4[0];
-                ctx.IcmpCode = l4[1];
-                ctx.IcmpId = BinaryPrimitives.ReadUInt16BigEndian(l4[4..]);
-                if (IsIcmpError(ctx.IcmpType)) ParseInner(l4[8..], ref ctx);
+            }
+            case IpProtocols.Icmp:
+            {
+                if (!IcmpView.TryParse(l4, out var icmp, out reason)) return false;
+                ctx.IcmpType = icmp.Type;
+                ctx.IcmpCode = icmp.Code;
+                ctx.IcmpId = icmp.Identifier;
+                if (IsIcmpError(ctx.IcmpType)) ReadInner(l4[8..], ref ctx);
                 break;
+            }
         }
+        reason = DropReason.None;
         return true;
     }
 
-    private static void ParseInner(ReadOnlySpan<byte> inner, ref PacketContext ctx)
+    /// <summary>The tuple of the datagram an ICMP error quotes (its header and the first 8 bytes after it).</summary>
+    private static void ReadInner(ReadOnlySpan<byte> inner, ref PacketContext ctx)
     {
         if (inner.Length < 20 || (inner[0] >> 4) != 4) return;
         int ihl = (inner[0] & 0xF) * 4;
@@ -183,12 +214,12 @@ public struct PacketContext
         ctx.InnerSrc = BinaryPrimitives.ReadUInt32BigEndian(inner[12..]);
         ctx.InnerDst = BinaryPrimitives.ReadUInt32BigEndian(inner[16..]);
         var l4 = inner[ihl..];
-        if (ctx.InnerProtocol is 6 or 17)
+        if (ctx.InnerProtocol is IpProtocols.Tcp or IpProtocols.Udp)
         {
             ctx.InnerSrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
             ctx.InnerDstPort = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
         }
-        else if (ctx.InnerProtocol == 1)
+        else if (ctx.InnerProtocol == IpProtocols.Icmp)
         {
             ctx.InnerIcmpType = l4[0];
             ctx.InnerIcmpCode = l4[1];
@@ -198,29 +229,31 @@ public struct PacketContext
         ctx.HasInner = true;
     }
 
-    private static void ParseTcpOptions(ReadOnlySpan<byte> opts, ref PacketContext ctx)
+    /// <summary>The options conntrack's window tracking reads (tcp_options / tcp_sack), through the shared
+    /// option reader; a malformed option ends the walk, as in the kernel.</summary>
+    private static void ReadTcpOptions(ReadOnlySpan<byte> opts, ref PacketContext ctx)
     {
-        int i = 0;
-        while (i < opts.Length)
+        var r = new TcpOptionReader(opts);
+        while (r.MoveNext())
         {
-            byte kind = opts[i];
-            if (kind == 0) return;
-            if (kind == 1) { i++; continue; }
-            if (i + 1 >= opts.Length) return;
-            int len = opts[i + 1];
-            if (len < 2 || i + len > opts.Length) return;
-            if (kind == 3 && len == 3) ctx.TcpWindowScale = (sbyte)Math.Min((int)opts[i + 2], 14);
-            else if (kind == 4 && len == 2) ctx.TcpSackPermitted = true;
-            else if (kind == 5 && len >= 10 && (len - 2) % 8 == 0)
+            var d = r.Data;
+            switch (r.Kind)
             {
-                for (int b = i + 2; b + 8 <= i + len; b += 8)
-                {
-                    uint right = BinaryPrimitives.ReadUInt32BigEndian(opts[(b + 4)..]);
-                    if (!ctx.TcpHasSack || (int)(right - ctx.TcpSackMax) > 0) ctx.TcpSackMax = right;
-                    ctx.TcpHasSack = true;
-                }
+                case TcpOptionKinds.WindowScale when r.Length == 3:
+                    ctx.TcpWindowScale = (sbyte)Math.Min((int)d[0], 14);
+                    break;
+                case TcpOptionKinds.SackPermitted when r.Length == 2:
+                    ctx.TcpSackPermitted = true;
+                    break;
+                case TcpOptionKinds.Sack when r.Length >= 10 && (r.Length - 2) % 8 == 0:
+                    for (int b = 0; b + 8 <= d.Length; b += 8)
+                    {
+                        uint right = BinaryPrimitives.ReadUInt32BigEndian(d[(b + 4)..]);
+                        if (!ctx.TcpHasSack || (int)(right - ctx.TcpSackMax) > 0) ctx.TcpSackMax = right;
+                        ctx.TcpHasSack = true;
+                    }
+                    break;
             }
-            i += len;
         }
     }
 }

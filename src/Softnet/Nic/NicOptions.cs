@@ -20,8 +20,31 @@ public sealed record NicOptions
     /// <summary>Descriptors per RX ring, a power of two (ethtool -G rx N).</summary>
     public int RingSize { get; init; } = RxRing.DefaultSize;
 
-    /// <summary>Bytes per page-pool buffer including the 256-byte headroom; bounds the frame size.</summary>
+    /// <summary>Bytes per page-pool buffer including the 256-byte headroom. A frame longer than one buffer's data
+    /// area spans several descriptors (multi-buffer receive).</summary>
     public int BufferSize { get; init; } = 2048;
+
+    /// <summary>ETH_DATA_LEN, the default MTU.</summary>
+    public const int DefaultMtu = 1500;
+    /// <summary>Largest MTU accepted (a common switch jumbo limit; ice's own max_mtu is 9702).</summary>
+    public const int MaxMtu = 9216;
+    /// <summary>ETH_HLEN and VLAN_HLEN.</summary>
+    public const int EthHlen = 14, VlanHlen = 4;
+    /// <summary>Longest TCP aggregate the port takes whole (see <see cref="VirtualNic.Offer"/>): an IPv4 packet of
+    /// 64 KB (its total length is 16 bits) behind an Ethernet header and two VLAN tags.</summary>
+    public const int MaxAggregateFrame = 65535 + EthHlen + 2 * VlanHlen;
+
+    /// <summary>The device MTU (ip link set DEV mtu N): the longest frame received is the MTU plus the Ethernet
+    /// header plus 4 bytes for each VLAN tag the frame carries (up to two, ICE_ETH_PKT_HDR_PAD's allowance).
+    /// Captures hold no FCS, so none is counted.</summary>
+    public int Mtu { get; init; } = DefaultMtu;
+
+    /// <summary>Take a TCP frame longer than the MTU allows whole, as a hardware-GRO aggregate (<see cref="TcpAggregate"/>):
+    /// what captures taken on GRO/TSO hosts hold. Off, such frames are oversize drops like any other.</summary>
+    public bool TcpAggregates { get; init; } = true;
+
+    /// <summary>The longest frame of all (two VLAN tags): the ring's rxmax.</summary>
+    public int MaxFrameSize => Mtu + EthHlen + 2 * VlanHlen;
 
     /// <summary>Buffers per queue's page pool; 0 means twice the ring size (ring plus skbs in flight).</summary>
     public int PoolBuffers { get; init; }
@@ -56,6 +79,12 @@ public sealed record NicOptions
             throw new ArgumentException($"ring size must be a power of two in 64..32768 (like ethtool -G), got {RingSize}");
         if (Weight is < 1 or > 1024) throw new ArgumentException($"weight must be 1..1024, got {Weight}");
         if (BufferSize < 512 + 256) throw new ArgumentException($"buffer size must be at least 768, got {BufferSize}");
+        if (Mtu is < 68 or > MaxMtu) throw new ArgumentException($"mtu must be 68..{MaxMtu}, got {Mtu}");
+        // ice keeps a frame within its chained-buffer limit; here the limit is the skb's frag slots, so a plain
+        // frame always becomes head + frags (construct mode can use a frag for the first buffer's tail too).
+        int data = BufferSize - 256;
+        if ((MaxFrameSize + data - 1) / data > Packets.Skb.MaxFrags)
+            throw new ArgumentException($"mtu {Mtu} needs more than {Packets.Skb.MaxFrags} buffers of {data} bytes: raise the buffer size");
         if (EffectivePoolBuffers < RingSize) throw new ArgumentException($"the page pool ({EffectivePoolBuffers}) must hold at least a ring ({RingSize}) of buffers");
     }
 }

@@ -26,12 +26,17 @@ public sealed class RxQueue : INapiPoller
     private readonly XdpProgram? _xdp;
     private readonly SkbBuildMode _mode;
     private readonly IRxHandler _handler;
+    // The buffers of the frame being assembled, first to last (ice keeps them on the ring between polls:
+    // rx_ring->first_desc and the xdp_buff), so a frame whose last buffer has not arrived spans polls.
+    private readonly RxDescriptor[] _frame;
+    private int _frameBuffers;
 
     internal RxQueue(int id, NicOptions o, IRxHandler handler)
     {
         Id = id;
         Pool = new PagePool(o.EffectivePoolBuffers, o.BufferSize, 256, $"rxq{id}");
-        Ring = new RxRing(Pool, o.RingSize, id);
+        Ring = new RxRing(Pool, o.RingSize, id) { MaxFrameSize = o.MaxFrameSize };
+        _frame = new RxDescriptor[Math.Max(Ring.BuffersFor(o.MaxFrameSize), Ring.BuffersFor(NicOptions.MaxAggregateFrame))];
         Skbs = new SkbPool(o.EffectivePoolBuffers + 64, $"skb_cache{id}");
         HeadPool = o.SkbMode == SkbBuildMode.Construct ? SkbBuilder.CreateHeadPool(o.EffectivePoolBuffers) : null;
         _builder = new SkbBuilder(Skbs, HeadPool);
@@ -53,6 +58,10 @@ public sealed class RxQueue : INapiPoller
     /// <summary>Skbs handed to the stack.</summary>
     public long SkbsBuilt { get; private set; }
 
+    /// <summary>Segments beyond the first of the TCP aggregates built into GSO skbs (see <see cref="TcpAggregate"/>);
+    /// the stack counts those skbs in segments, the port counted each as one frame.</summary>
+    public long AggregateSegments { get; private set; }
+
     /// <summary>Frames the port offered to this queue, dropped or not.</summary>
     public long Offered;
 
@@ -66,6 +75,9 @@ public sealed class RxQueue : INapiPoller
     public long OccupancySamples;
 
     public bool HasWork => Ring.Pending > 0;
+
+    /// <summary>Buffers of a frame whose EOP descriptor has not been polled yet.</summary>
+    public int PartialFrameBuffers => _frameBuffers;
 
     public long SkbAllocFailed => _builder.AllocFailed;
 
@@ -83,22 +95,42 @@ public sealed class RxQueue : INapiPoller
     public bool TimingThisPoll { get; private set; }
 
     public const int TimingSampleEvery = 8;
+    /// <summary>Wall time after the first poll before samples count as warm: the first polls run while the JIT
+    /// compiles the path (tier 0, then tier 1 after its call-counting delay), which a kernel's softirq never pays.
+    /// Once a warm sample exists the earlier ones are discarded; a replay too short to warm up keeps them.</summary>
+    public static readonly long TimingWarmupTicks = System.Diagnostics.Stopwatch.Frequency / 4;
     private long _polls;
+    private long _firstPollTicks;
+
+    /// <summary>The samples so far were taken after the warm-up.</summary>
+    public bool TimingWarm { get; private set; }
 
     /// <summary>The driver's NAPI poll: up to <paramref name="budget"/> descriptors through XDP and skb build.</summary>
     public int Poll(int budget)
     {
         bool timed = TimingThisPoll = _polls++ % TimingSampleEvery == 0;
         long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        if (timed)
+        {
+            if (_firstPollTicks == 0) _firstPollTicks = t0;
+            else if (!TimingWarm && t0 - _firstPollTicks >= TimingWarmupTicks)
+            {
+                TimingWarm = true;
+                PollTicks = StackTicks = SampledPackets = 0;
+            }
+        }
         int done = 0;
         Thread current = Thread.CurrentThread; // for the pools' owner checks: once per poll, not per packet
+        // The budget counts frames (ice_clean_rx_irq's total_rx_pkts grows at EOP), so the ring hands out
+        // descriptors up to the budget-th EOP and the rest wait.
         while (done < budget)
         {
-            int want = Math.Min(budget - done, _batch.Length);
-            int n = Ring.Poll(_batch.AsSpan(0, want));
-            for (int i = 0; i < n; i++) Process(in _batch[i], current);
-            done += n;
-            if (n < want) break;
+            int want = budget - done;
+            int n = Ring.Poll(_batch, want);
+            int frames = 0;
+            for (int i = 0; i < n; i++) frames += Process(in _batch[i], current);
+            done += frames;
+            if (n < _batch.Length && frames < want) break; // the ring ran dry
         }
         if (!timed)
         {
@@ -115,7 +147,79 @@ public sealed class RxQueue : INapiPoller
         return done;
     }
 
-    private void Process(in RxDescriptor d, Thread current)
+    // One descriptor: a buffer that is not the frame's last is kept (ice_is_non_eop), the EOP one completes the
+    // frame. Returns 1 when a frame completed (the budget's unit), else 0.
+    private int Process(in RxDescriptor d, Thread current)
+    {
+        if (!d.Eop)
+        {
+            if (_frameBuffers == _frame.Length) DropPartial(current); // cannot happen with a sane port
+            _frame[_frameBuffers++] = d;
+            return 0;
+        }
+        if (_frameBuffers == 0)
+        {
+            ProcessSingle(in d, current);
+            return 1;
+        }
+        if (_frameBuffers == _frame.Length) DropPartial(current);
+        _frame[_frameBuffers++] = d;
+        ProcessMulti(_frame.AsSpan(0, _frameBuffers), current);
+        _frameBuffers = 0;
+        return 1;
+    }
+
+    /// <summary>ifdown (ice_clean_rx_ring): the buffers of a frame still being assembled go back to the pool.</summary>
+    internal void DrainPartialFrame()
+    {
+        for (int i = 0; i < _frameBuffers; i++) Pool.Return(_frame[i].BufferIndex);
+        _frameBuffers = 0;
+    }
+
+    private void DropPartial(Thread current)
+    {
+        for (int i = 0; i < _frameBuffers; i++) Pool.Return(_frame[i].BufferIndex, current);
+        _frameBuffers = 0;
+        Drops.Add(DropReason.FrameTooLong);
+    }
+
+    // A frame over several buffers, as ice's multi-buffer path runs it: XDP sees the first buffer (the linear part
+    // of a frags-aware xdp_buff) once the whole frame is in, then the skb is built with the other buffers as frags.
+    private void ProcessMulti(ReadOnlySpan<RxDescriptor> frame, Thread current)
+    {
+        ref readonly RxDescriptor first = ref frame[0];
+        int offset = Pool.Headroom, length = first.Length;
+        if (_xdp is not null)
+        {
+            var ctx = new XdpBuff(Pool.Buffer(first.BufferIndex), offset, length, Id);
+            var verdict = _xdp(ref ctx);
+            Xdp.Count(verdict);
+            if (verdict != XdpAction.Pass)
+            {
+                foreach (ref readonly RxDescriptor b in frame) Pool.Return(b.BufferIndex, current);
+                CountXdpDrop(verdict);
+                return;
+            }
+            offset = ctx.Data;
+            length = ctx.Length;
+        }
+        Skb? skb = _mode == SkbBuildMode.Build
+            ? _builder.BuildSkb(Pool, frame, Id, offset, length, current)
+            : _builder.ConstructSkb(Pool, frame, Id, offset, length);
+        Deliver(skb);
+    }
+
+    private void CountXdpDrop(XdpAction verdict)
+    {
+        switch (verdict)
+        {
+            case XdpAction.Drop: Drops.Add(DropReason.XdpDrop); break;
+            case XdpAction.Tx or XdpAction.Redirect: break;
+            default: Drops.Add(DropReason.XdpAborted); break; // ABORTED or an invalid verdict
+        }
+    }
+
+    private void ProcessSingle(in RxDescriptor d, Thread current)
     {
         int offset = Pool.Headroom, length = d.Length;
         if (_xdp is not null)
@@ -126,13 +230,8 @@ public sealed class RxQueue : INapiPoller
             if (verdict != XdpAction.Pass)
             {
                 // No TX/redirect path yet: those frames leave the receive path like drops do, counted apart.
-                Pool.Return(d.BufferIndex);
-                switch (verdict)
-                {
-                    case XdpAction.Drop: Drops.Add(DropReason.XdpDrop); break;
-                    case XdpAction.Tx or XdpAction.Redirect: break;
-                    default: Drops.Add(DropReason.XdpAborted); break; // ABORTED or an invalid verdict
-                }
+                Pool.Return(d.BufferIndex, current);
+                CountXdpDrop(verdict);
                 return;
             }
             offset = ctx.Data;
@@ -141,12 +240,18 @@ public sealed class RxQueue : INapiPoller
         Skb? skb = _mode == SkbBuildMode.Build
             ? _builder.BuildSkb(Pool, in d, Id, offset, length, current)
             : _builder.ConstructSkb(Pool, in d, Id, offset, length);
+        Deliver(skb);
+    }
+
+    private void Deliver(Skb? skb)
+    {
         if (skb is null)
         {
             Drops.Add(DropReason.PoolExhausted);
             return;
         }
         SkbsBuilt++;
+        if (skb.GsoSegs > 1) AggregateSegments += skb.GsoSegs - 1;
         if (!TimingThisPoll)
         {
             _handler.Receive(skb, this);

@@ -6,14 +6,18 @@ namespace Softnet.Nic;
 /// <summary>
 /// One RX descriptor (the write-back format of union ice_32b_rx_flex_desc, reduced to what the path uses).
 /// The ring posts it with <see cref="BufferIndex"/> set; the port fills the rest and sets the DD bit.
+/// A frame longer than one buffer spans several descriptors in ring order; only the last carries EOF
+/// (<see cref="EndOfPacket"/>), as ice's multi-buffer receive sees them.
 /// </summary>
 public struct RxDescriptor
 {
     /// <summary>Status bit "descriptor done" (ICE_RX_FLEX_DESC_STATUS0_DD).</summary>
     public const int DescriptorDone = 1;
+    /// <summary>Status bit "end of packet": the last buffer of a frame (ICE_RX_FLEX_DESC_STATUS0_EOF).</summary>
+    public const int EndOfPacket = 2;
 
     public int BufferIndex;
-    /// <summary>Frame length written at <see cref="PagePool.Headroom"/> in the buffer.</summary>
+    /// <summary>Bytes of the frame in this buffer (the write-back pkt_len), written at <see cref="PagePool.Headroom"/>.</summary>
     public int Length;
     public long TimestampNs;
     public uint RssHash;
@@ -22,22 +26,54 @@ public struct RxDescriptor
     /// <summary>Which port interface the frame came in on (the capture's interface id; the stack's skb_iif).</summary>
     public int Ifindex;
 
+    /// <summary>Non-zero for a TCP aggregate the port received whole (see <see cref="VirtualNic.Offer"/>): the
+    /// payload bytes per segment, as a hardware-GRO completion reports it.</summary>
+    public int GsoSize;
+    /// <summary>Segments in the aggregate (the completion's segment count).</summary>
+    public ushort GsoSegs;
+    /// <summary>Offset of the TCP header from the frame start, for the aggregate's CHECKSUM_PARTIAL.</summary>
+    public ushort L4Offset;
+    public GsoType GsoType;
+
     public readonly bool Done => (Status & DescriptorDone) != 0;
+    /// <summary>The last buffer of its frame (ice_is_non_eop is false).</summary>
+    public readonly bool Eop => (Status & EndOfPacket) != 0;
+}
+
+/// <summary>What the port knows of a frame it DMAs as a TCP aggregate (hardware GRO); default for a plain frame.</summary>
+public readonly record struct RxAggregate(int GsoSize, ushort GsoSegs, ushort L4Offset, GsoType GsoType)
+{
+    public bool IsAggregate => GsoSize != 0;
 }
 
 /// <summary>Snapshot of one RX queue's counters.</summary>
-public readonly record struct RxQueueStats(long RxPackets, long RxBytes, long RxMissed, long AllocFailed, long RxOversize);
+public readonly record struct RxQueueStats(long RxPackets, long RxBytes, long RxMissed, long AllocFailed, long RxOversize)
+{
+    /// <summary>Buffers that were not the last of their frame (ice's rx_stats.non_eop_descs).</summary>
+    public long NonEopDescs { get; init; }
+    /// <summary>TCP aggregates received whole (mlx5's rx_gro_skbs for hardware GRO).</summary>
+    public long RxGroSkbs { get; init; }
+    /// <summary>Segments in those aggregates (rx_gro_packets).</summary>
+    public long RxGroPackets { get; init; }
+    /// <summary>rx_length_errors as ice folds it: oversize frames among the length errors (the MAC's
+    /// receive-oversize count, GLPRT_ROC, added into the netdev's rx_length_errors).</summary>
+    public long RxLengthErrors => RxOversize;
+}
 
 /// <summary>
 /// The descriptor ring of one RX queue. Two sides, one thread each, no locks:
 /// <list type="bullet">
-/// <item>the port (replay, generator; the NIC's DMA engine) calls <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType)"/>:
-/// it takes the next posted descriptor, copies the frame into its buffer after the headroom and sets DD.
-/// No posted descriptor left means the ring is full: the frame is dropped and counted in rx_missed.</item>
+/// <item>the port (replay, generator; the NIC's DMA engine) calls <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType, int)"/>:
+/// it takes the next posted descriptor, copies the frame into its buffer after the headroom and sets DD. A frame
+/// longer than one buffer's data area (up to <see cref="MaxFrameSize"/>) is cut into as many buffers as it needs,
+/// one descriptor each, EOP on the last. The port needs every descriptor of a frame before it writes any: with
+/// fewer posted the ring is full, the whole frame is dropped and counted once in rx_missed (the NIC holds a
+/// frame in its own packet buffer until it has descriptors for it, and drops it there), so NAPI never sees
+/// half a frame that will not be finished.</item>
 /// <item>NAPI calls <see cref="Poll"/> (ice_clean_rx_irq): completed descriptors come out in order, ownership of
 /// each buffer index moves to the caller, and the ring re-posts fresh buffers from its pool in batches of
 /// <see cref="RefillBatch"/> (ice_alloc_rx_bufs); an empty pool counts alloc_failed and the ring runs shorter
-/// until a later refill succeeds.</item>
+/// until a later refill succeeds. Packets and bytes count frames (EOP descriptors) and their bytes.</item>
 /// </list>
 /// Publication mirrors the hardware: the DD bit (written last with release semantics) hands a descriptor to
 /// NAPI, and the tail register (<c>next_to_use</c>, likewise) hands posted buffers to the port. As in the
@@ -60,7 +96,9 @@ public sealed class RxRing
     // NAPI side (consumer): next_to_clean is private, next_to_use is the published tail.
     private PaddedLong _nextToClean;
     private PaddedLong _nextToUse;
-    private long _rxPackets, _rxBytes, _allocFailed;
+    private long _rxPackets, _rxBytes, _allocFailed, _nonEop;
+    private long _groSkbs, _groPackets;
+    private int _maxFrame;
 
     /// <param name="pool">buffers to post; its data area bounds the frame size</param>
     /// <param name="size">descriptor count, a power of two</param>
@@ -73,12 +111,29 @@ public sealed class RxRing
         _descs = new RxDescriptor[size];
         _mask = size - 1;
         for (int i = 0; i < size; i++) _descs[i].BufferIndex = -1;
+        _maxFrame = pool.DataSize;
         Refill(); // ice_alloc_rx_bufs at ifup
     }
 
     public PagePool Pool { get; }
     public int QueueId { get; }
     public int Size => _descs.Length;
+
+    /// <summary>Longest plain frame the port accepts (the queue context's rxmax); longer ones count as oversize.
+    /// Defaults to one buffer's data area; the NIC sets it from the MTU, and frames past one buffer then span
+    /// several descriptors. Set before traffic starts.</summary>
+    public int MaxFrameSize
+    {
+        get => _maxFrame;
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value));
+            _maxFrame = value;
+        }
+    }
+
+    /// <summary>Descriptors a frame of <paramref name="length"/> bytes takes.</summary>
+    public int BuffersFor(int length) => length <= Pool.DataSize ? 1 : (length + Pool.DataSize - 1) / Pool.DataSize;
 
     public long RxPackets => Volatile.Read(ref _rxPackets);
     public long RxBytes => Volatile.Read(ref _rxBytes);
@@ -88,6 +143,8 @@ public sealed class RxRing
     public long AllocFailed => Volatile.Read(ref _allocFailed);
     /// <summary>Frames longer than one buffer's data area, dropped by the port.</summary>
     public long RxOversize => Volatile.Read(ref _rxOversize);
+    /// <summary>Descriptors that were not the last of their frame.</summary>
+    public long NonEopDescs => Volatile.Read(ref _nonEop);
 
     /// <summary>Descriptors holding a buffer the port may fill.</summary>
     public int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _hwHead.Value));
@@ -96,7 +153,12 @@ public sealed class RxRing
     /// <summary>Descriptors without a buffer (ICE_RX_DESC_UNUSED).</summary>
     public int Unused => (int)(_nextToClean.Value + _mask - _nextToUse.Value);
 
-    public RxQueueStats Stats => new(RxPackets, RxBytes, RxMissed, AllocFailed, RxOversize);
+    public RxQueueStats Stats => new(RxPackets, RxBytes, RxMissed, AllocFailed, RxOversize)
+    {
+        NonEopDescs = NonEopDescs,
+        RxGroSkbs = Volatile.Read(ref _groSkbs),
+        RxGroPackets = Volatile.Read(ref _groPackets),
+    };
 
     /// <summary>Counters under the names ethtool -S gives them (per queue, then the drop counters).</summary>
     public IEnumerable<KeyValuePair<string, long>> EthtoolStats()
@@ -106,45 +168,90 @@ public sealed class RxRing
         yield return new($"rx_queue_{QueueId}_missed", RxMissed);
         yield return new($"rx_queue_{QueueId}_alloc_failed", AllocFailed);
         yield return new($"rx_queue_{QueueId}_oversize", RxOversize);
+        yield return new($"rx_queue_{QueueId}_non_eop_descs", NonEopDescs);
     }
 
     // ---------------- port side ----------------
 
-    /// <summary>DMA one frame into the next posted buffer. False if the ring is full (rx_missed) or the frame does
-    /// not fit a buffer (oversize); the frame is then dropped.</summary>
+    /// <summary>DMA one frame into the next posted buffers. False if the ring is full (rx_missed) or the frame is
+    /// longer than <see cref="MaxFrameSize"/> (oversize); the frame is then dropped.</summary>
     public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash)
         => TryReceive(frame, timestampNs, rssHash, rssHash != 0 ? PktHashType.L3 : PktHashType.None);
 
     /// <inheritdoc cref="TryReceive(ReadOnlySpan{byte}, long, uint)"/>
     public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex = 0)
+        => TryReceive(frame, timestampNs, rssHash, hashType, ifindex, default);
+
+    /// <summary>As <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType, int)"/>; a frame the port took
+    /// as a TCP <paramref name="aggregate"/> is accepted past <see cref="MaxFrameSize"/> and its descriptors carry
+    /// the aggregate's GSO fields.</summary>
+    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
     {
-        if (frame.Length > Pool.DataSize)
+        if (frame.Length > _maxFrame && !aggregate.IsAggregate)
         {
-            Volatile.Write(ref _rxOversize, _rxOversize + 1);
+            CountOversize();
             return false;
         }
+        int dataSize = Pool.DataSize;
+        int need = frame.Length <= dataSize ? 1 : (frame.Length + dataSize - 1) / dataSize;
         long head = _hwHead.Value;
         // The tail NAPI publishes lives on a cache line the consumer keeps writing; re-read it only when the
-        // copy the port holds says the ring is full (the usual single-producer/single-consumer trick).
-        if (head == _portTail)
+        // copy the port holds says the ring has too few posted buffers (the usual single-producer/single-consumer trick).
+        if (_portTail - head < need)
         {
             _portTail = Volatile.Read(ref _nextToUse.Value);
-            if (head == _portTail)
+            if (_portTail - head < need)
             {
                 Volatile.Write(ref _rxMissed.Value, _rxMissed.Value + 1);
                 return false;
             }
         }
-        ref RxDescriptor d = ref _descs[(int)head & _mask];
-        frame.CopyTo(Pool.Data(d.BufferIndex));
-        d.Length = frame.Length;
+        if (need == 1)
+        {
+            ref RxDescriptor d = ref _descs[(int)head & _mask];
+            frame.CopyTo(Pool.Data(d.BufferIndex));
+            Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate);
+            Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket);
+        }
+        else
+        {
+            // One buffer after another, each with the headroom in front (the ring's rx_offset applies to every
+            // buffer); each descriptor is handed over as soon as it is written, as the hardware writes back.
+            int offset = 0;
+            for (int i = 0; i < need; i++)
+            {
+                ref RxDescriptor d = ref _descs[(int)(head + i) & _mask];
+                int n = Math.Min(dataSize, frame.Length - offset);
+                frame.Slice(offset, n).CopyTo(Pool.Data(d.BufferIndex));
+                Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate);
+                offset += n;
+                Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket : RxDescriptor.DescriptorDone);
+            }
+        }
+        if (aggregate.IsAggregate)
+        {
+            Volatile.Write(ref _groSkbs, _groSkbs + 1);
+            Volatile.Write(ref _groPackets, _groPackets + aggregate.GsoSegs);
+        }
+        Volatile.Write(ref _hwHead.Value, head + need);
+        return true;
+    }
+
+    /// <summary>The port dropped a frame longer than the MAC accepts (port side only).</summary>
+    public void CountOversize() => Volatile.Write(ref _rxOversize, _rxOversize + 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fill(ref RxDescriptor d, int length, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
+    {
+        d.Length = length;
         d.TimestampNs = timestampNs;
         d.RssHash = rssHash;
         d.HashType = hashType;
         d.Ifindex = ifindex;
-        Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone);
-        Volatile.Write(ref _hwHead.Value, head + 1);
-        return true;
+        d.GsoSize = aggregate.GsoSize;
+        d.GsoSegs = aggregate.GsoSegs;
+        d.L4Offset = aggregate.L4Offset;
+        d.GsoType = aggregate.GsoType;
     }
 
     // ---------------- NAPI side ----------------
@@ -152,17 +259,24 @@ public sealed class RxRing
     /// <summary>Take up to <c>batch.Length</c> completed descriptors in ring order; the caller now owns each
     /// <see cref="RxDescriptor.BufferIndex"/> (build an skb from it, or <see cref="PagePool.Return"/> it to drop).
     /// Refills the ring when enough slots are free. Returns how many were taken.</summary>
-    public int Poll(Span<RxDescriptor> batch)
+    public int Poll(Span<RxDescriptor> batch) => Poll(batch, int.MaxValue);
+
+    /// <summary>As <see cref="Poll(Span{RxDescriptor})"/>, stopping after the <paramref name="maxFrames"/>-th EOP
+    /// descriptor: ice_clean_rx_irq's budget counts frames, not buffers. A frame whose last buffer has not come
+    /// yet ends the batch with its first buffers; the rest follows in a later poll.</summary>
+    public int Poll(Span<RxDescriptor> batch, int maxFrames)
     {
         long ntc = _nextToClean.Value;
-        int n = 0;
+        int n = 0, frames = 0;
         long bytes = 0;
-        while (n < batch.Length)
+        while (n < batch.Length && frames < maxFrames)
         {
             ref RxDescriptor d = ref _descs[(int)ntc & _mask];
-            if ((Volatile.Read(ref d.Status) & RxDescriptor.DescriptorDone) == 0) break;
+            int status = Volatile.Read(ref d.Status);
+            if ((status & RxDescriptor.DescriptorDone) == 0) break;
             batch[n++] = d;
             bytes += d.Length;
+            if ((status & RxDescriptor.EndOfPacket) != 0) frames++;
             d.Status = 0;
             d.BufferIndex = -1;
             ntc++;
@@ -170,8 +284,9 @@ public sealed class RxRing
         if (n > 0)
         {
             Volatile.Write(ref _nextToClean.Value, ntc);
-            Volatile.Write(ref _rxPackets, _rxPackets + n);
+            Volatile.Write(ref _rxPackets, _rxPackets + frames);
             Volatile.Write(ref _rxBytes, _rxBytes + bytes);
+            if (n != frames) Volatile.Write(ref _nonEop, _nonEop + (n - frames));
         }
         if (Unused >= RefillBatch) Refill();
         return n;

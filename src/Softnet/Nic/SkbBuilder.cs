@@ -17,6 +17,13 @@ namespace Softnet.Nic;
 /// pool, and from there into the ring's next refill, when the last skb or clone that uses it is freed
 /// (page reuse). Failures drop the packet, release the buffer and count <see cref="AllocFailed"/>
 /// (<see cref="DropReason.PoolExhausted"/>).
+/// <para>A frame that spans several descriptors (multi-buffer receive) is built the same way from its first
+/// buffer, and every following buffer is attached as the next page frag (ice_add_rx_frag / skb_add_rx_frag),
+/// charged a whole buffer of truesize; a buffer the hardware left empty is recycled at once, as ice_add_rx_frag
+/// skips a zero size. Only a hardware-GRO aggregate can need more buffers than MAX_SKB_FRAGS slots: the rest
+/// go on the frag_list as skbs built around each buffer, the shape skb_gro_receive gives an skb it cannot
+/// extend with frags (a plain frame never gets there: <see cref="NicOptions.Validate"/> keeps the largest one
+/// within the frag slots).</para>
 /// </summary>
 public sealed class SkbBuilder
 {
@@ -83,17 +90,96 @@ public sealed class SkbBuilder
         return skb;
     }
 
+    /// <summary>ice_build_skb for a frame spread over <paramref name="frame"/> (its descriptors in ring order, EOP
+    /// last): the first buffer is the head, with the frame start at <paramref name="dataOffset"/> and
+    /// <paramref name="headLength"/> bytes (as XDP left them), the others follow as frags.</summary>
+    public Skb? BuildSkb(PagePool ringPool, ReadOnlySpan<RxDescriptor> frame, int queue, int dataOffset, int headLength)
+        => BuildSkb(ringPool, frame, queue, dataOffset, headLength, Thread.CurrentThread);
+
+    internal Skb? BuildSkb(PagePool ringPool, ReadOnlySpan<RxDescriptor> frame, int queue, int dataOffset, int headLength, Thread current)
+    {
+        Skb? skb = _skbs.Build(ringPool, frame[0].BufferIndex, dataOffset, headLength, current);
+        if (skb is null) return Fail(ringPool, frame, current);
+        if (!AddRxFrags(skb, ringPool, frame.Slice(1), current)) return null;
+        FillFields(skb, in frame[^1], queue);
+        return skb;
+    }
+
+    /// <summary>ice_construct_skb for a frame spread over several descriptors: the headers of the first buffer
+    /// are copied into a new head, the rest of that buffer becomes frag 0 and the following buffers the next frags.</summary>
+    public Skb? ConstructSkb(PagePool ringPool, ReadOnlySpan<RxDescriptor> frame, int queue, int dataOffset, int headLength)
+    {
+        if (_heads is null) throw new InvalidOperationException("ConstructSkb needs a head pool");
+        Thread current = Thread.CurrentThread;
+        int first = frame[0].BufferIndex;
+        ReadOnlySpan<byte> data = ringPool.Slice(first, dataOffset, headLength);
+        int headLen = headLength <= RxHdrSize ? headLength : EthGetHeadlen(data, RxHdrSize);
+        Skb? skb = _skbs.Alloc(_heads);
+        if (skb is null) return Fail(ringPool, frame, current);
+        data.Slice(0, headLen).CopyTo(skb.Put(headLen));
+        if (headLength > headLen)
+            skb.AddFrag(ringPool, first, dataOffset + headLen, headLength - headLen, ringPool.BufferSize);
+        else
+            ringPool.Return(first, current);
+        if (!AddRxFrags(skb, ringPool, frame.Slice(1), current)) return null;
+        FillFields(skb, in frame[^1], queue);
+        return skb;
+    }
+
+    // ice_add_rx_frag for each buffer after the first. On failure (no skb for a frag_list member) the skb and
+    // every buffer not yet attached are released, and the drop is counted.
+    private bool AddRxFrags(Skb skb, PagePool ringPool, ReadOnlySpan<RxDescriptor> rest, Thread current)
+    {
+        Skb tail = skb;
+        int offset = ringPool.Headroom, trueSize = ringPool.BufferSize;
+        for (int i = 0; i < rest.Length; i++)
+        {
+            ref readonly RxDescriptor d = ref rest[i];
+            if (d.Length == 0)
+            {
+                ringPool.Return(d.BufferIndex, current);
+                continue;
+            }
+            if (tail.AddFrag(ringPool, d.BufferIndex, offset, d.Length, trueSize))
+            {
+                if (tail != skb) skb.AddNonlinearLen(d.Length, trueSize);
+                continue;
+            }
+            // No frag slot left (an aggregate only): the buffer heads a frag_list member.
+            Skb? member = _skbs.Build(ringPool, d.BufferIndex, offset, d.Length, current);
+            if (member is null)
+            {
+                skb.Free(current);
+                Fail(ringPool, rest.Slice(i), current);
+                return false;
+            }
+            skb.AppendFragList(member);
+            tail = member;
+        }
+        return true;
+    }
+
     /// <summary>Build skbs for a polled batch. Skbs are written densely to <paramref name="output"/> (which must be
-    /// at least as long as the batch); returns how many. Failures are dropped and counted.</summary>
+    /// at least as long as the number of frames); returns how many. A frame over several descriptors becomes one
+    /// skb with frags; the batch must end with an EOP descriptor. Failures are dropped and counted.</summary>
     public int BuildBatch(RxRing ring, ReadOnlySpan<RxDescriptor> batch, Span<Skb?> output, bool construct = false)
     {
-        int n = 0;
+        if (batch.Length > 0 && !batch[^1].Eop) throw new ArgumentException("the batch ends inside a frame", nameof(batch));
+        int n = 0, first = 0;
         Thread current = Thread.CurrentThread; // once per batch, not per packet
+        PagePool pool = ring.Pool;
         for (int i = 0; i < batch.Length; i++)
         {
-            Skb? skb = construct
-                ? ConstructSkb(ring.Pool, in batch[i], ring.QueueId)
-                : BuildSkb(ring.Pool, in batch[i], ring.QueueId, ring.Pool.Headroom, batch[i].Length, current);
+            if (!batch[i].Eop) continue;
+            ReadOnlySpan<RxDescriptor> frame = batch.Slice(first, i - first + 1);
+            first = i + 1;
+            Skb? skb = frame.Length == 1
+                ? (construct
+                    ? ConstructSkb(pool, in frame[0], ring.QueueId)
+                    : BuildSkb(pool, in frame[0], ring.QueueId, pool.Headroom, frame[0].Length, current))
+                : (construct
+                    ? ConstructSkb(pool, frame, ring.QueueId, pool.Headroom, frame[0].Length)
+                    : BuildSkb(pool, frame, ring.QueueId, pool.Headroom, frame[0].Length, current));
             if (skb != null) output[n++] = skb;
         }
         return n;
@@ -108,11 +194,32 @@ public sealed class SkbBuilder
         if (d.HashType != PktHashType.None) skb.SetHash(d.RssHash, d.HashType);
         skb.QueueMapping = (ushort)queue; // skb_record_rx_queue
         skb.ResetMacHeader();
+        if (d.GsoSize != 0) SetAggregate(skb, in d);
+    }
+
+    // A hardware-GRO completion: the driver marks the skb as the GSO packet it is (skb_shinfo gso_size, gso_segs,
+    // gso_type) and, as bnxt and mlx5 do by calling tcp_gro_complete, leaves it CHECKSUM_PARTIAL with csum_start at
+    // the TCP header. A capture taken after GRO already holds the pseudo-header sum tcp_gro_complete wrote.
+    private static void SetAggregate(Skb skb, in RxDescriptor d)
+    {
+        skb.GsoSize = d.GsoSize;
+        skb.GsoSegs = d.GsoSegs;
+        skb.GsoType = d.GsoType;
+        skb.IpSummed = CsumState.Partial;
+        skb.CsumStart = skb.Data + d.L4Offset;
+        skb.CsumOffset = 16;
     }
 
     private Skb? Fail(PagePool ringPool, int index)
     {
         ringPool.Return(index);
+        Interlocked.Increment(ref _allocFailed);
+        return null;
+    }
+
+    private Skb? Fail(PagePool ringPool, ReadOnlySpan<RxDescriptor> buffers, Thread current)
+    {
+        foreach (ref readonly RxDescriptor d in buffers) ringPool.Return(d.BufferIndex, current);
         Interlocked.Increment(ref _allocFailed);
         return null;
     }

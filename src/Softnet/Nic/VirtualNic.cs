@@ -13,11 +13,13 @@ public sealed class VirtualNic
     private readonly RxQueue[] _queues;
     private readonly RssHasher _rss;
     private readonly RssIndirectionTable _indir;
+    private readonly int _plainMax; // MTU + ETH_HLEN: the longest untagged frame
 
     public VirtualNic(NicOptions options, NapiEngine engine, IRxHandler handler)
     {
         options.Validate();
         Options = options;
+        _plainMax = options.Mtu + NicOptions.EthHlen;
         _rss = options.RssKey is null ? new RssHasher() : new RssHasher(options.RssKey);
         _indir = options.RssWeights is null
             ? RssIndirectionTable.Equal(options.Queues)
@@ -43,7 +45,10 @@ public sealed class VirtualNic
 
     /// <summary>
     /// The wire delivers one frame at <paramref name="nowNs"/>. Returns the drop reason when the NIC could not
-    /// take it (ring full: rx_missed; too long for a buffer), else <see cref="DropReason.None"/>.
+    /// take it (ring full: rx_missed; longer than the MTU plus the Ethernet header and its VLAN tags:
+    /// <see cref="DropReason.FrameTooLong"/>, counted oversize), else <see cref="DropReason.None"/>. A frame
+    /// longer than one buffer spans several descriptors. A TCP packet longer than the MTU allows, as captures on
+    /// GRO/TSO hosts hold, is taken whole as a hardware-GRO aggregate (<see cref="TcpAggregate"/>).
     /// </summary>
     public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
     {
@@ -63,8 +68,16 @@ public sealed class VirtualNic
             q.OccupancySamples++;
             if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
         }
-        if (!ring.TryReceive(frame, nowNs, hash, type, ifindex))
-            return frame.Length > ring.Pool.DataSize ? DropReason.FrameTooLong : DropReason.RingFull;
+        RxAggregate aggregate = default;
+        if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame)
+            && !(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out aggregate)))
+        {
+            // Longer than the MTU lets the MAC take: the NIC drops it and counts it oversize (GLPRT_ROC, part
+            // of rx_length_errors); the driver never sees it.
+            ring.CountOversize();
+            return DropReason.FrameTooLong;
+        }
+        if (!ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate)) return DropReason.RingFull;
         q.Vector.NotifyFrames(1, nowNs);
         return DropReason.None;
     }
@@ -72,6 +85,10 @@ public sealed class VirtualNic
     /// <summary>Returns every buffer the rings hold to their pools (ifdown); all threads must be stopped.</summary>
     public void Drain()
     {
-        foreach (var q in _queues) q.Ring.Drain();
+        foreach (var q in _queues)
+        {
+            q.DrainPartialFrame();
+            q.Ring.Drain();
+        }
     }
 }

@@ -66,6 +66,8 @@ public enum DropReason : ushort
     IpFragmentationNotModeled,
     MulticastNotJoined,
     NeighFailed,
+    /// <summary>The neighbour's queue of packets awaiting resolution overflowed (SKB_DROP_REASON_NEIGH_QUEUEFULL).</summary>
+    NeighQueueFull,
     VethPeerDown,
     BridgeInvalidSource,
     BridgeLinkLocal,
@@ -75,6 +77,11 @@ public enum DropReason : ushort
     /// the bridged-DNAT path is not modeled).</summary>
     BridgeDnatNeighUnresolved,
     NotSpecified,
+    /// <summary>A stack-local skb pool was exhausted (SKB_DROP_REASON_NOMEM).</summary>
+    SkbAllocFailed,
+    /// <summary>TCPMSS had to insert the MSS option but the caller passed no room behind the datagram (the kernel
+    /// would expand the skb's head; see NetfilterTables.MayGrowPackets).</summary>
+    NetfilterTcpmssNoRoom,
 }
 
 public static class DropReasons

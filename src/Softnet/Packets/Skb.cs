@@ -136,6 +136,8 @@ public sealed class Skb
         public CsumState IpSummed;
         public byte CsumLevel, CtInfo;
         public bool HeadFrag, Cloned;
+        public long Id;
+        public uint Priority;
     }
 
     private Meta _m;
@@ -233,6 +235,15 @@ public sealed class Skb
     public object? Conntrack;
     /// <summary>enum ip_conntrack_info for <see cref="Conntrack"/>.</summary>
     public byte CtInfo { get => _m.CtInfo; set => _m.CtInfo = value; }
+    /// <summary>skb->dev: the device the packet is on (received on, or leaving by).</summary>
+    public Link.Device? Dev;
+    /// <summary>skb_dst: the routing decision (ip_route_input / ip_route_output).</summary>
+    public Ip.Route? Dst;
+    /// <summary>A packet id a tracer follows from the port to the packet's end (0: not assigned). Kept by clones
+    /// and across namespaces, as pwru follows the skb address.</summary>
+    public long Id { get => _m.Id; set => _m.Id = value; }
+    /// <summary>skb->priority.</summary>
+    public uint Priority { get => _m.Priority; set => _m.Priority = value; }
 
     public bool L4Hash => HashType == PktHashType.L4;
 
@@ -759,6 +770,10 @@ public sealed class Skb
         CsumOffset = src.CsumOffset;
         Conntrack = src.Conntrack;
         CtInfo = src.CtInfo;
+        Dev = src.Dev;
+        Dst = src.Dst;
+        Id = src.Id;
+        Priority = src.Priority;
     }
 
     private void ReleaseFrags(int from) => ReleaseFrags(from, Thread.CurrentThread);
@@ -818,5 +833,7 @@ public sealed class Skb
         MacHeader = NetworkHeader = TransportHeader = Unset;
         Gro = default;
         Conntrack = null;
+        Dev = null;
+        Dst = null;
     }
 }

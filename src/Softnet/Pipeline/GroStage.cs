@@ -48,7 +48,8 @@ public sealed class GroStage : IRxHandler
         var engine = _engines[q];
         if (engine.TimerDeadlineNs is long deadline && deadline <= now) engine.TimerFired(now);
         skb.ResetMacHeader();
-        GroReplay.SetChecksumState(skb, _checksum);
+        // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it.
+        if (skb.IpSummed != CsumState.Partial) GroReplay.SetChecksumState(skb, _checksum);
         _stackTicks = 0;
         _timed = timed;
         engine.Receive(skb, now);

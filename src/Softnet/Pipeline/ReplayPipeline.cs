@@ -193,6 +193,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             report.Drops.AddFrom(q.Drops);
             report.XdpTx += q.Xdp.Tx;
             report.XdpRedirect += q.Xdp.Redirect;
+            report.AggregateSegments += q.AggregateSegments;
             if (stack is DecodeStack ds)
             {
                 delivered += ds.Delivered(q.Id);

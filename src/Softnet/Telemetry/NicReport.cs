@@ -13,6 +13,8 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
     {
         w.WriteStartObject();
         w.WriteNumber("ring_size", nic.Options.RingSize);
+        w.WriteNumber("mtu", nic.Options.Mtu);
+        w.WriteNumber("buffer_size", nic.Options.BufferSize);
         w.WriteString("skb", nic.Options.SkbMode == SkbBuildMode.Build ? "build" : "construct");
         w.WriteNumber("weight", nic.Options.Weight);
         w.WriteString("moderation", nic.Options.Moderation.ToString());
@@ -27,6 +29,10 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteNumber("rx_bytes", s.RxBytes);
             w.WriteNumber("rx_missed", s.RxMissed);
             w.WriteNumber("rx_oversize", s.RxOversize);
+            w.WriteNumber("rx_length_errors", s.RxLengthErrors);
+            w.WriteNumber("non_eop_descs", s.NonEopDescs);
+            w.WriteNumber("rx_gro_skbs", s.RxGroSkbs);
+            w.WriteNumber("rx_gro_packets", s.RxGroPackets);
             w.WriteNumber("alloc_failed", s.AllocFailed + q.SkbAllocFailed);
             w.WriteNumber("occupancy_max", q.MaxOccupancy);
             w.WriteNumber("occupancy_mean", q.OccupancySamples > 0 ? Math.Round((double)q.OccupancySum / q.OccupancySamples, 2) : 0);
@@ -83,7 +89,11 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
 {
     public string Key => "cpu_time";
 
-    public void WriteJson(Utf8JsonWriter w)
+    /// <summary>The stack's own stages (scenario replay): "stack" is split into them, the rest as stack_other.</summary>
+    public StageClock? StackStages { get; set; }
+
+    /// <summary>Sampled nanoseconds per packet by stage name, in path order: driver, gro, the stack's stages, total.</summary>
+    public List<(string Stage, double NsPerPacket)> PerPacket()
     {
         long poll = 0, above = 0, groTicks = 0, sampled = 0;
         foreach (var q in nic.Queues)
@@ -94,19 +104,43 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
             if (gro is not null) groTicks += gro.GroTicks[q.Id];
         }
         double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
+        double Per(double ticks) => sampled > 0 ? ticks * ns / sampled : 0;
+        var list = new List<(string, double)> { ("driver", Per(poll - above)), ("gro", Per(groTicks)) };
+        if (StackStages is { } st)
+        {
+            // The stages are sampled on their own packets (a subset of the NIC's): per packet from their own count.
+            double inStages = 0;
+            for (int i = 0; i < (int)Softnet.Telemetry.Stage.Count; i++)
+            {
+                double v = st.SampledPackets > 0 ? st[(Softnet.Telemetry.Stage)i] * ns / st.SampledPackets : 0;
+                list.Add((StageClock.Name((Softnet.Telemetry.Stage)i), v));
+                inStages += v;
+            }
+            list.Add(("stack_other", Math.Max(0, Per(above - groTicks) - inStages)));
+        }
+        else list.Add(("stack", Per(above - groTicks)));
+        list.Add(("total", Per(poll)));
+        return list;
+    }
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
         long packets = nic.Queues.Sum(q => q.Ring.RxPackets);
         w.WriteStartObject();
-        w.WriteNumber("sampled_packets", sampled);
-        Stage(w, "driver", (poll - above) * ns, sampled, packets);
-        Stage(w, "gro", groTicks * ns, sampled, packets);
-        Stage(w, "stack", (above - groTicks) * ns, sampled, packets);
-        Stage(w, "total", poll * ns, sampled, packets);
+        w.WriteNumber("sampled_packets", nic.Queues.Sum(q => q.SampledPackets));
+        if (StackStages is { } st) w.WriteNumber("stage_sampled_packets", st.SampledPackets);
+        var list = PerPacket();
+        foreach (var (stage, ns) in list)
+        {
+            if (stage == "total" && StackStages is not null)
+                WriteStage(w, "stack", list.Where(x => x.Stage is not ("driver" or "gro" or "total")).Sum(x => x.NsPerPacket), packets);
+            WriteStage(w, stage, ns, packets);
+        }
         w.WriteEndObject();
     }
 
-    private static void Stage(Utf8JsonWriter w, string name, double sampledNs, long sampled, long packets)
+    private static void WriteStage(Utf8JsonWriter w, string name, double perPacket, long packets)
     {
-        double perPacket = sampled > 0 ? sampledNs / sampled : 0;
         w.WriteStartObject(name);
         w.WriteNumber("ns_per_packet", Math.Round(perPacket, 1));
         w.WriteNumber("seconds", Math.Round(perPacket * packets / 1e9, 6));

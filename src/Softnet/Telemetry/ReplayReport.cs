@@ -82,7 +82,11 @@ public sealed class ReplayReport
 
     public List<IReportSection> Sections { get; } = [];
 
-    public bool Conserved => PacketsIn == Delivered + Drops.Total + XdpTx + XdpRedirect;
+    /// <summary>Segments beyond the first of each TCP aggregate (a 64 KB GRO/TSO frame from a capture) the driver
+    /// turned into a GSO skb: from there on the path counts such a frame as its gso_segs segments.</summary>
+    public long AggregateSegments { get; set; }
+
+    public bool Conserved => PacketsIn + AggregateSegments == Delivered + Drops.Total + XdpTx + XdpRedirect;
 
     public void WriteJson(Stream stream)
     {
@@ -93,6 +97,7 @@ public sealed class ReplayReport
         w.WriteNumber("bytes_in", BytesIn);
         w.WriteNumber("delivered", Delivered);
         w.WriteBoolean("conserved", Conserved);
+        if (AggregateSegments != 0) w.WriteNumber("aggregate_segments", AggregateSegments);
         w.WriteStartObject("protocols");
         foreach (var (name, count) in Protocols.Items()) w.WriteNumber(name, count);
         w.WriteEndObject();

@@ -1,3 +1,4 @@
+using Softnet.Link;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -107,7 +108,7 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
             {
                 w.WriteStartObject();
                 w.WriteString("name", d.Name);
-                w.WriteString("kind", d.Kind.ToString().ToLowerInvariant());
+                w.WriteString("kind", d.Kind.Name);
                 w.WriteString("mac", Device.FormatMac(d.Mac));
                 w.WriteNumber("rx_packets", d.RxPackets);
                 w.WriteNumber("rx_bytes", d.RxBytes);

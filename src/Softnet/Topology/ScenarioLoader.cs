@@ -1,3 +1,5 @@
+using Softnet.Link;
+using Softnet.Neigh;
 using System.Globalization;
 using Softnet.Ip;
 using Softnet.Netfilter;
@@ -71,7 +73,7 @@ public static class ScenarioLoader
 
     // ---------------- ip -batch ----------------
 
-    private sealed class Line(string file, int number, List<string> tokens)
+    internal sealed class Line(string file, int number, List<string> tokens)
     {
         public readonly string File = file;
         public readonly int Number = number;
@@ -140,23 +142,23 @@ public static class ScenarioLoader
         if (!l.AtEnd) throw l.Error($"unexpected '{l.Peek()}' after the namespace name");
         if (name.Contains('/') || name is "." or "..") throw l.Error($"invalid namespace name '{name}'");
         if (sc.Namespace(name) != null) throw l.Error($"namespace '{name}' exists already");
-        sc.Namespaces.Add(new Namespace(sc, name));
+        sc.Namespaces.Add(new Namespace(name));
     }
 
-    private static Namespace NsArg(Scenario sc, Line l)
+    internal static Namespace NsArg(Scenario sc, Line l)
     {
         string n = l.Next("netns");
         return sc.Namespace(n) ?? throw l.Error($"namespace '{n}' does not exist (netns add it first)");
     }
 
-    private static void CheckName(Line l, Namespace ns, string name)
+    internal static void CheckName(Line l, Namespace ns, string name)
     {
         if (name.Length is 0 or > 15 || name.Contains('/') || name.Contains(':') || name.Any(char.IsWhiteSpace))
             throw l.Error($"invalid device name '{name}'");
         if (ns.Device(name) != null) throw l.Error($"device '{name}' exists already in namespace '{ns.Name}' (RTNETLINK answers: File exists)");
     }
 
-    private static byte[] MacArg(Line l)
+    internal static byte[] MacArg(Line l)
     {
         string s = l.Next("address");
         if (!Device.TryParseMac(s, out var mac)) throw l.Error($"invalid MAC address '{s}'");
@@ -164,7 +166,7 @@ public static class ScenarioLoader
         return mac;
     }
 
-    private static int MtuArg(Line l)
+    internal static int MtuArg(Line l)
     {
         string s = l.Next("mtu");
         if (!int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < 68 || mtu > 65535)
@@ -195,65 +197,11 @@ public static class ScenarioLoader
         if (target == null)
             throw l.Error($"'{name}' would be created in the harness's own namespace: give 'netns NS'");
         CheckName(l, target, name);
-        switch (kind)
-        {
-            case "veth":
-            {
-                string? peerName = null;
-                Namespace? peerNs = ns;
-                byte[]? peerMac = null;
-                int peerMtu = 0;
-                if (!l.AtEnd)
-                {
-                    if (l.Take() != "peer") throw l.Error("after 'type veth' only 'peer name P [netns N] [address MAC] [mtu N]' is supported");
-                    while (!l.AtEnd)
-                    {
-                        string o = l.Take();
-                        switch (o)
-                        {
-                            case "name": peerName = l.Next("name"); break;
-                            case "netns": peerNs = NsArg(sc, l); break;
-                            case "address": peerMac = MacArg(l); break;
-                            case "mtu": peerMtu = MtuArg(l); break;
-                            default:
-                                if (peerName == null && !o.StartsWith('-')) { peerName = o; break; }
-                                throw l.Error($"unsupported veth peer attribute '{o}'");
-                        }
-                    }
-                }
-                if (peerName == null) throw l.Error("veth needs 'peer name P' (the kernel would pick vethN)");
-                if (peerNs == null) throw l.Error($"peer '{peerName}' would be created in the harness's own namespace: give 'netns NS'");
-                if (peerNs == target && peerName == name) throw l.Error("veth peer has the same name as the device");
-                CheckName(l, peerNs, peerName);
-                var a = AddDevice(target, name, DeviceKind.Veth, mac, mtu);
-                var b = AddDevice(peerNs, peerName, DeviceKind.Veth, peerMac, peerMtu);
-                a.Peer = b;
-                b.Peer = a;
-                break;
-            }
-            case "bridge":
-            {
-                var br = AddDevice(target, name, DeviceKind.Bridge, mac, mtu);
-                while (!l.AtEnd)
-                {
-                    string o = l.Take();
-                    string v = l.Next(o);
-                    switch (o)
-                    {
-                        case "mcast_snooping" when v is "0" or "1": br.McastSnooping = v == "1"; break;
-                        case "stp_state" when v == "0": br.Stp = false; break;
-                        case "stp_state": throw l.Error("stp_state other than 0 is not modeled (STP port states and BPDUs)");
-                        default: throw l.Error($"unsupported bridge option '{o} {v}' (supported: mcast_snooping 0|1, stp_state 0)");
-                    }
-                }
-                break;
-            }
-            default:
-                throw l.Error($"unsupported link type '{kind}' (supported: veth, bridge)");
-        }
+        var ipl = IpLinkKind.Find(kind) ?? throw l.Error($"unsupported link type '{kind}' (supported: {string.Join(", ", IpLinkKind.Names)})");
+        ipl.Add(new IpLinkAdd(sc, ns, target, name, mac, mtu, l));
     }
 
-    private static Device AddDevice(Namespace ns, string name, DeviceKind kind, byte[]? mac, int mtu)
+    internal static Device AddDevice(Namespace ns, string name, LinkKind kind, byte[]? mac, int mtu)
     {
         var d = new Device(ns, name, kind, ns.NextIfindex());
         d.Mac = mac ?? Device.DeriveMac(ns.Name, name);
@@ -284,8 +232,8 @@ public static class ScenarioLoader
                 case "master":
                 {
                     var br = DevArg(ns, l, "master");
-                    if (br.Kind != DeviceKind.Bridge) throw l.Error($"'{br.Name}' is not a bridge");
-                    if (dev == br || dev.Kind == DeviceKind.Bridge) throw l.Error("a bridge cannot be a port");
+                    if (!br.Kind.IsBridge) throw l.Error($"'{br.Name}' is not a bridge");
+                    if (dev == br || dev.Kind.IsBridge) throw l.Error("a bridge cannot be a port");
                     dev.Master?.Ports.Remove(dev);
                     dev.Master = br;
                     br.Ports.Add(dev);

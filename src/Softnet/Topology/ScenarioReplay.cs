@@ -1,6 +1,6 @@
+using Softnet.Link;
 using Softnet.Capture;
 using Softnet.Gro;
-using Softnet.Ip;
 using Softnet.Nic;
 using Softnet.Packets;
 using Softnet.Pipeline;
@@ -23,7 +23,7 @@ public sealed record ScenarioOptions
 }
 
 /// <summary>What a scenario replay produced: the pipeline's report (with a "scenario" section) and the final scenario state.</summary>
-public sealed class ScenarioReport
+public sealed class ScenarioReport : IDisposable
 {
     public required ReplayReport Replay { get; init; }
     public required Scenario Scenario { get; init; }
@@ -31,6 +31,13 @@ public sealed class ScenarioReport
     /// <summary>The replay clock at the end (the last frame's capture time), for conntrack timeouts.</summary>
     public long EndNs { get; init; }
     public string? DumpDirectory { get; init; }
+
+    /// <summary>The namespaces go away (ip netns del): their conntrack entries return to the slab. Nothing of the
+    /// scenario's netfilter state may be read afterwards.</summary>
+    public void Dispose()
+    {
+        foreach (var ns in Scenario.Namespaces) ns.Netfilter.Conntrack.Release();
+    }
 }
 
 /// <summary>
@@ -67,7 +74,7 @@ public static class ScenarioReplay
 
         bool dump = !string.IsNullOrEmpty(outDir);
         if (dump) OpenTaps(scenario, outDir);
-        var stack = new Ipv4Stack(scenario) { IcmpErrorIpId = options.IcmpErrorIpId };
+        var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
         ScenarioStack? top = null;
         // One thread, fixed order: the scenario state is not shared between NAPI workers.
         var replayOptions = options.Replay with
@@ -91,6 +98,7 @@ public static class ScenarioReplay
         {
             if (dump) CloseTaps(scenario);
         }
+        foreach (var t in report.Sections.OfType<StageTimeSection>()) t.StackStages = stack.Clock;
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         if (dump) ScenarioDump.Write(scenario, outDir, endNs);
@@ -117,7 +125,7 @@ public static class ScenarioReplay
             System.IO.Directory.CreateDirectory(dir);
             foreach (var d in ns.Devices)
             {
-                if (d.Kind == DeviceKind.Loopback) continue;
+                if (d.Kind.IsLoopback) continue;
                 // tcpdump -w writes microsecond pcap, snaplen 262144, LINKTYPE_ETHERNET.
                 d.RxTap = PcapWriter.Create(Path.Combine(dir, d.Name + ".rx.pcap"), LinkType.Ethernet, nanosecond: false);
                 d.TxTap = PcapWriter.Create(Path.Combine(dir, d.Name + ".tx.pcap"), LinkType.Ethernet, nanosecond: false);
@@ -170,16 +178,16 @@ public static class ScenarioReplay
 }
 
 /// <summary>
-/// The stack above the NIC for a scenario replay: each skb becomes a frame received on its scenario device
-/// (chosen by <see cref="Skb.Ifindex"/>, the capture interface id). Single-threaded use only (deterministic mode).
+/// The stack above the NIC for a scenario replay: each skb is received on its scenario device (chosen by
+/// <see cref="Skb.Ifindex"/>, the capture interface id) and travels on as the same skb. Single-threaded use only
+/// (deterministic mode).
 /// </summary>
 public sealed class ScenarioStack : IRxHandler
 {
-    private readonly Ipv4Stack _stack;
+    private readonly NetStack _stack;
     private readonly Func<int, Device?> _device;
-    private readonly byte[] _scratch = new byte[65536 + 256];
 
-    public ScenarioStack(int queues, Ipv4Stack stack, Func<int, Device?> device)
+    public ScenarioStack(int queues, NetStack stack, Func<int, Device?> device)
     {
         _stack = stack;
         _device = device;
@@ -202,19 +210,15 @@ public sealed class ScenarioStack : IRxHandler
             skb.Free();
             return;
         }
-        ReadOnlySpan<byte> frame;
+        // The driver's eth_type_trans pulled the MAC header: the device's own receive path starts before it.
         int mac = GroTap.MacLength(skb);
-        if (!skb.IsNonlinear) frame = skb.HeadBuffer.Slice(skb.Data - mac, mac + skb.HeadLen);
-        else
-        {
-            int n = GroTap.ToFrame(skb, _scratch);
-            frame = _scratch.AsSpan(0, Math.Max(0, n));
-        }
+        if (mac > 0) skb.Push(mac);
         long ts = BaseNs + skb.TimestampNs - 1;
         if (ts > LastNs) LastNs = ts;
         Received += segments;
-        _stack.Inject(dev, frame, ts);
-        skb.Free();
+        _stack.Clock.StartPacket(queue.TimingThisPoll, queue.TimingWarm, segments);
+        _stack.Receive(dev, skb, ts);
+        _stack.Clock.EndPacket();
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }

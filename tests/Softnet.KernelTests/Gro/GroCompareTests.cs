@@ -59,4 +59,14 @@ public sealed class GroCompareTests
         Assert.All(all, c => Assert.All(c.Bursts, b => Assert.InRange(b.Count, 1, 249)));
         Assert.All(all, c => Assert.All(c.Bursts, b => Assert.All(b, f => Assert.InRange(f.Length, 54, 1522))));
     }
+
+    [Fact]
+    public void Jumbo_cases_are_unique_and_fit_the_veth_mtu()
+    {
+        var jumbo = GroCases.Jumbo().ToList();
+        Assert.Equal(jumbo.Count, jumbo.Select(c => c.Name).Concat(GroCases.All().Select(c => c.Name)).Distinct().Count() - GroCases.All().Count());
+        Assert.All(jumbo, c => Assert.All(c.Bursts, b => Assert.InRange(b.Count, 1, 249)));
+        Assert.All(jumbo, c => Assert.All(c.Bursts, b => Assert.All(b, f => Assert.InRange(f.Length, 54, GroCases.JumboMtu + 14))));
+        Assert.Contains(jumbo, c => c.Bursts.Any(b => b.Any(f => f.Length == GroCases.JumboMtu + 14)));
+    }
 }

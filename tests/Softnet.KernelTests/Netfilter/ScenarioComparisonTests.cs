@@ -23,6 +23,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["kube-node"] = ["outside/wire0.tx.pcap", "pod1/eth0.tx.pcap", "pod2/eth0.tx.pcap", "pod3/eth0.tx.pcap"],
         ["router-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["edge-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -45,4 +46,9 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
 
     [SkippableFact]
     public void Edge_fw_with_match_extensions_matches_the_kernel() => Compare("edge-fw");
+
+    /// <summary>TCPMSS (clamp and set), TTL, DSCP, TOS, NFQUEUE with and without bypass, NFLOG, TRACE, CONNMARK and
+    /// CT zones / notrack on a forwarding router.</summary>
+    [SkippableFact]
+    public void Mangle_router_matches_the_kernel() => Compare("mangle-router");
 }

@@ -21,6 +21,9 @@ public static class GroCases
 
     public static GroCase ByName(string name) => All().First(c => c.Name == name);
 
+    /// <summary>A case of <see cref="All"/> or, with <paramref name="jumbo"/>, of <see cref="Jumbo"/>.</summary>
+    public static GroCase ByName(string name, bool jumbo) => (jumbo ? Jumbo() : All()).First(c => c.Name == name);
+
     public static IEnumerable<GroCase> All()
     {
         foreach (bool v6 in new[] { false, true })
@@ -207,6 +210,38 @@ public static class GroCases
         yield return One("v6/ip_ext_dest_same", Enumerable.Range(0, 3).Select(i => Seg(v6, i) with { ExtHeaders = [Ipv6Ext.Options(Ipv6Ext.DestOptions, 0x00)] }));
         yield return One("v6/ip_ext_then_none", [Seg(v6, 0) with { ExtHeaders = [Ipv6Ext.Options(Ipv6Ext.HopByHop, 0x00)] }, Seg(v6, 1)]);
         yield return One("v6/ip_hoplimit_changed", [Seg(v6, 0), Seg(v6, 1) with { Ttl = 64 }, Seg(v6, 2) with { Ttl = 64 }]);
+    }
+
+    /// <summary>The MTU of the jumbo cases, set on both veth ends.</summary>
+    public const int JumboMtu = KernelGro.VethMtu;
+
+    /// <summary>Jumbo cases: TCP segments filling a 9000-byte MTU (MSS 8948 with timestamps over IPv4, 8928 over
+    /// IPv6), as case names for xunit.</summary>
+    public static IEnumerable<object[]> JumboNames() => Jumbo().Select(c => new object[] { c.Name });
+
+    /// <summary>Jumbo-frame cases (frames up to 9014 bytes), run on the same veth pair with MTU 9000: how many
+    /// 9000-byte segments the 64 KB limit lets GRO merge, the limit's edge, short and long segments, flows.</summary>
+    public static IEnumerable<GroCase> Jumbo()
+    {
+        foreach (bool v6 in new[] { false, true })
+        {
+            string p = v6 ? "jumbo/v6/" : "jumbo/v4/";
+            int ipHdr = v6 ? 40 : 20;
+            int mssTs = JumboMtu - ipHdr - 32, mss = JumboMtu - ipHdr - 20;
+            IEnumerable<TcpFrame> Ts(IEnumerable<TcpFrame> f) => f.Select(x => x with { TcpOptions = TcpOpt.Ts(1, 2) });
+            yield return One(p + "mss_ts_x16", Ts(Data(v6, Enumerable.Repeat(mssTs, 16).ToArray())));
+            yield return One(p + "mss_x9", Data(v6, Enumerable.Repeat(mss, 9).ToArray()));
+            yield return One(p + "short_last", Ts(Data(v6, [mssTs, mssTs, mssTs, 1000])));
+            yield return One(p + "short_first", Ts(Data(v6, [4000, mssTs, mssTs])));
+            yield return One(p + "small_then_jumbo", Data(v6, [1448, 1448, mss, 1448]));
+            // The 64 KB edge: as "large_max"/"large_rem", with 9000-byte segments.
+            int maxPayload = 65535 - ipHdr - 20;
+            int full = maxPayload / mss, rem = maxPayload % mss;
+            yield return One(p + "large_max", Data(v6, [.. Enumerable.Repeat(mss, full), rem, rem]));
+            yield return One(p + "large_rem", Data(v6, [.. Enumerable.Repeat(mss, full), rem + 1, rem + 1]));
+            yield return One(p + "flows_3_interleaved", Enumerable.Range(0, 8).SelectMany(i => Enumerable.Range(0, 3).Select(f =>
+                new TcpFrame { V6 = v6, Seq = (uint)(100 + i * mss), PayloadLength = mss, SrcPort = (ushort)(1500 + f), PayloadFill = (byte)('a' + f) })));
+        }
     }
 
     private static IEnumerable<GroCase> Mixed()

@@ -77,7 +77,7 @@ public static class KernelScenario
     public const int SettleMs = 300;
 
     /// <summary>Null when the kernel run can work here; otherwise the reason to skip.</summary>
-    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack");
+    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack", "ipset");
 
     /// <summary>
     /// Builds <paramref name="scenarioDir"/> in namespaces named &lt;prefix&gt;-&lt;ns&gt;, injects every frame of
@@ -130,7 +130,9 @@ public static class KernelScenario
         return string.Join('\n', lines);
     }
 
-    private static void Build(ScenarioFolder s, string prefix, string work, List<string> created)
+    /// <summary>Creates the scenario's namespaces (named by <see cref="KernelName"/>), applies sysctl.conf, ip.batch and
+    /// iptables.save; every namespace name goes into <paramref name="created"/> first, for the caller to delete.</summary>
+    public static void Build(ScenarioFolder s, string prefix, string work, List<string> created)
     {
         string links = Path.Combine(work, "links.batch");
         File.WriteAllText(links, RewriteNetns(s.LinksBatch, prefix));
@@ -174,7 +176,7 @@ public static class KernelScenario
     }
 
     /// <summary>The veth peer of NS:DEV, found from the kernel (link_index in the namespace link_netnsid names).</summary>
-    private static (string Ns, string Dev) Peer(ScenarioFolder s, string prefix, string ns, string dev)
+    public static (string Ns, string Dev) Peer(ScenarioFolder s, string prefix, string ns, string dev)
     {
         string kn = KernelName(prefix, ns);
         using var link = JsonDocument.Parse(Proc.Check("ip", "-n", kn, "-j", "link", "show", "dev", dev));

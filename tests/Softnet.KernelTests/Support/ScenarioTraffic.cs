@@ -29,17 +29,19 @@ public static class Frames
     }
 
     public static byte[] Tcp(string src, ushort sport, string dst, ushort dport, byte flags, uint seq, uint ack = 0, int payload = 0,
-        ushort window = 64240, bool badChecksum = false, byte ttl = 64)
+        ushort window = 64240, bool badChecksum = false, byte ttl = 64, byte[]? options = null)
     {
-        var t = new byte[20 + payload];
+        int optLen = ((options?.Length ?? 0) + 3) & ~3;
+        var t = new byte[20 + optLen + payload];
         BinaryPrimitives.WriteUInt16BigEndian(t, sport);
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(2), dport);
         BinaryPrimitives.WriteUInt32BigEndian(t.AsSpan(4), seq);
         BinaryPrimitives.WriteUInt32BigEndian(t.AsSpan(8), ack);
-        t[12] = 5 << 4;
+        t[12] = (byte)((20 + optLen) / 4 << 4);
         t[13] = flags;
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(14), window);
-        for (int i = 0; i < payload; i++) t[20 + i] = (byte)('0' + i % 10);
+        options?.CopyTo(t, 20);
+        for (int i = 0; i < payload; i++) t[20 + optLen + i] = (byte)('0' + i % 10);
         ushort c = Checksum.Compute(t, Checksum.PseudoHeaderV4(Ip4(src), Ip4(dst), 6, t.Length));
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(16), badChecksum ? (ushort)(c ^ 0x5a5a) : c);
         return Ipv4(src, dst, 6, t, ttl);
@@ -139,6 +141,7 @@ public static class ScenarioTraffic
         "kube-node" => "node",
         "router-fw" => "fw",
         "edge-fw" => "fw",
+        "mangle-router" => "fw",
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -148,6 +151,7 @@ public static class ScenarioTraffic
         "kube-node" => KubeNode(),
         "router-fw" => RouterFw(),
         "edge-fw" => EdgeFw(),
+        "mangle-router" => MangleRouter(),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -231,6 +235,60 @@ public static class ScenarioTraffic
         In(Frames.Tcp(client, 41011, pod[2], 8080, Ack, 6000, 7000), "ACK without a connection (picked up)");
         In(Frames.Echo(client, pod[2], 8, 55, 1), "echo request to pod2");
         FromPod(2, Frames.Echo(pod[2], client, 0, 55, 1), "echo reply from pod2");
+        return c;
+    }
+
+    /// <summary>mangle-router: router-fw's topology with wan0 at MTU 1400 and the packet-rewriting targets in mangle and raw.</summary>
+    public static ScenarioCapture MangleRouter()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", fw = "198.51.100.1", srv = "203.0.113.5";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+        // MSS 1460, SACK permitted, timestamps, NOP, window scale 7: a Linux SYN's options.
+        byte[] syn = [2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Syn, 100, options: syn), "HTTP SYN, MSS 1460 clamped to 1360 (wan0 MTU 1400)");
+        FromWan(Frames.Tcp(srv, 80, fw, 50000, Syn | Ack, 700, 101, options: syn), "SYN-ACK, MSS 1460 clamped to 1360 (reverse route via wan0)");
+        FromLan(Frames.Tcp(lan, 50000, srv, 80, Ack, 101, 701), "ACK");
+        FromLan(Frames.Tcp(lan, 50001, srv, 8080, Syn, 200, options: syn), "SYN to 8080: clamped, then --set-mss 1000");
+        FromLan(Frames.Tcp(lan, 50002, srv, 80, Syn, 300, options: [2, 4, 0x04, 0x00]), "SYN with MSS 1024: never raised");
+        FromLan(Frames.Udp(lan, 50003, "203.0.113.53", 53), "DNS query: TTL set to 200 (199 after forwarding)");
+        FromWan(Frames.Udp("203.0.113.53", 53, fw, 50003), "DNS answer: TTL 64 - 60, then 3 after forwarding");
+        FromLan(Frames.Echo(lan, srv, 8, 99, 1), "echo request: TTL 64 + 100, DSCP EF on wan0");
+        FromLan(Frames.Udp(lan, 50018, srv, 33434), "TTL set to 1 before routing: time exceeded from the router");
+        // Random TOS bytes, TTLs and IP IDs through TOS (set, and), DSCP and the TTL rules: the incremental header
+        // checksum updates (ipv4_change_dsfield, csum_replace2) over many starting checksums.
+        var rng = new Random(20261204);
+        for (int i = 0; i < 120; i++)
+        {
+            ushort dport = (i % 4) switch { 0 => 5353, 1 => 5354, 2 => 53, _ => 7 };
+            byte[] ip = i % 4 == 3 ? Frames.Echo(lan, srv, 8, (ushort)(1000 + i), 1) : Frames.Udp(lan, (ushort)(51000 + i), srv, dport);
+            ip[1] = (byte)rng.Next(256);
+            ip[8] = (byte)rng.Next(2, 256);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(4), (ushort)rng.Next(65536));
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), 0);
+            BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+            FromLan(ip, $"random TOS/TTL/ID #{i}");
+        }
+        FromLan(Frames.Udp(lan, 50004, srv, 5353), "TOS --set-tos 0x10");
+        FromLan(Frames.Udp(lan, 50005, srv, 5354), "TOS --and-tos 0x0f");
+        FromLan(Frames.Udp(lan, 50006, srv, 9999), "NFQUEUE without listener: freed");
+        FromLan(Frames.Udp(lan, 50007, srv, 9998), "NFQUEUE --queue-bypass: rest of mangle FORWARD skipped");
+        FromLan(Frames.Udp(lan, 50008, srv, 5000), "CT --zone 3 (both directions)");
+        FromWan(Frames.Udp(srv, 5000, fw, 50008), "reply in zone 3: un-SNATed");
+        FromLan(Frames.Udp(lan, 50009, srv, 5001), "CT --zone-orig 3: the reply tuple stays in the default zone");
+        FromWan(Frames.Udp(srv, 5001, fw, 50009), "reply without a template finds it (default zone in the reply direction): un-SNATed");
+        FromLan(Frames.Udp(lan, 50017, srv, 5002), "CT --zone-reply 4: the reply tuple is in zone 4");
+        FromWan(Frames.Udp(srv, 5002, fw, 50017), "reply without a template (default zone): not found, to the firewall (INPUT DROP)");
+        FromLan(Frames.Udp(lan, 50010, srv, 6000), "CT --notrack: not SNATed");
+        FromLan(Frames.Udp(lan, 50011, srv, 7000), "TRACE");
+        FromLan(Frames.Udp(lan, 50012, srv, 6001), "CT --zone mark: zone 7 (the mark's low 16 bits)");
+        FromLan(Frames.Tcp(lan, 50013, srv, 21, Syn, 900, options: syn), "CT --helper ftp (the helper itself is not modeled)");
+        FromLan(Frames.Tcp(lan, 50014, srv, 80, Syn, 1000), "SYN without options: TCPMSS inserts MSS min(1360, 536)");
+        FromLan(Frames.Tcp(lan, 50015, srv, 80, Syn, 1100, options: [1, 1, 4, 2]), "SYN with NOP NOP SACK-permitted only: MSS inserted before them");
+        FromLan(Frames.Tcp(lan, 50016, srv, 80, Syn, 1200, payload: 20), "SYN with data and no MSS: left alone");
         return c;
     }
 

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using Softnet.Link;
+using Softnet.Neigh;
 using Softnet.Ip;
 using Softnet.Netfilter;
 using Softnet.Packets;
@@ -217,5 +219,63 @@ public class Ipv4PathTests
             PacketFactory.DecreaseTtl(h);
             Assert.True(Checksum.Verify(h));
         }
+    }
+}
+
+public class NeighbourAndMartianTests
+{
+    private const string R0 = "02:00:00:01:00:02", L0 = "02:00:00:01:00:01", Other = "02:00:00:01:00:77";
+
+    private static Neighbour? Entry(ScenarioRig rig) => rig.Ns("r").Neighbours.Find(rig.Dev("r", "r0"), A("10.1.0.2"));
+
+    [Fact]
+    public void Arp_reply_confirms_reachability_only_when_unicast_to_us()
+    {
+        var rig = new ScenarioRig("router");
+        // A request for our address makes the asker's entry (STALE).
+        rig.Inject("r", "r0", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(L0), Mac(L0), A("10.1.0.2"), default, A("10.1.0.1")));
+        Assert.Equal(NudState.Stale, Entry(rig)!.State);
+        // A broadcast reply does not assert reachability (arp_process: ar_op != REPLY || pkt_type != PACKET_HOST).
+        rig.Inject("r", "r0", PacketFactory.Arp(2, Mac("ff:ff:ff:ff:ff:ff"), Mac(L0), Mac(L0), A("10.1.0.2"), Mac(R0), A("10.1.0.1")));
+        Assert.Equal(NudState.Stale, Entry(rig)!.State);
+        // A unicast reply does.
+        rig.Inject("r", "r0", PacketFactory.Arp(2, Mac(R0), Mac(L0), Mac(L0), A("10.1.0.2"), Mac(R0), A("10.1.0.1")));
+        Assert.Equal(NudState.Reachable, Entry(rig)!.State);
+        // A STALE update with the same address keeps the entry's state (neigh_update).
+        rig.Inject("r", "r0", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(L0), Mac(L0), A("10.1.0.2"), default, A("10.1.0.99")));
+        Assert.Equal(NudState.Reachable, Entry(rig)!.State);
+    }
+
+    [Fact]
+    public void A_different_address_replaces_an_entry_only_after_locktime()
+    {
+        var rig = new ScenarioRig("router");
+        rig.Inject("r", "r0", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(L0), Mac(L0), A("10.1.0.2"), default, A("10.1.0.1")));
+        rig.Inject("r", "r0", PacketFactory.Arp(2, Mac(R0), Mac(L0), Mac(L0), A("10.1.0.2"), Mac(R0), A("10.1.0.1")), advanceNs: 2_000_000_000);
+        rig.Inject("r", "r0", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(Other), Mac(Other), A("10.1.0.2"), default, A("10.1.0.99")), advanceNs: 100_000_000);
+        Assert.Equal(Mac(L0), Entry(rig)!.Mac);
+        rig.Inject("r", "r0", PacketFactory.Arp(1, Mac("ff:ff:ff:ff:ff:ff"), Mac(Other), Mac(Other), A("10.1.0.2"), default, A("10.1.0.99")), advanceNs: 2_000_000_000);
+        Assert.Equal(Mac(Other), Entry(rig)!.Mac);
+        Assert.Equal(NudState.Stale, Entry(rig)!.State);
+    }
+
+    [Theory]
+    [InlineData("0.1.2.3", "10.2.0.77", DropReason.IpMartianSource)]
+    [InlineData("10.1.0.2", "0.1.2.3", DropReason.IpMartianDestination)]
+    public void Zeronet_is_martian_as_ipv4_is_zeronet_says(string src, string dst, DropReason reason)
+    {
+        var rig = new ScenarioRig("router");
+        rig.Inject("r", "r0", Eth(R0, L0, Udp(src, 1, dst, 2)));
+        Assert.Equal(1, rig.Ns("r").Counters.Drops[reason]);
+    }
+
+    [Fact]
+    public void No_icmp_error_answers_a_link_level_broadcast()
+    {
+        var rig = new ScenarioRig("router");
+        // To an unreachable network, but sent to the broadcast MAC: ip_error's icmp_send stays silent.
+        rig.Inject("r", "r0", Eth("ff:ff:ff:ff:ff:ff", L0, Udp("10.1.0.2", 1, "10.9.1.1", 2)));
+        Assert.Empty(rig.Tx("r", "r0"));
+        Assert.Equal(0, rig.Ns("r").Counters.IcmpErrorsSent);
     }
 }

@@ -1,3 +1,5 @@
+using Softnet.Link;
+using Softnet.Neigh;
 using Softnet.Ip;
 using Softnet.Netfilter;
 using Softnet.Topology;
@@ -23,7 +25,7 @@ public class ScenarioLoaderTests : IDisposable
         var host = sc.Namespace("host")!;
         Assert.Equal(["lo", "eth0", "veth1", "docker0"], host.Devices.Select(d => d.Name));
         var docker0 = host.Device("docker0")!;
-        Assert.Equal(DeviceKind.Bridge, docker0.Kind);
+        Assert.True(docker0.Kind.IsBridge);
         Assert.False(docker0.McastSnooping);
         Assert.Equal("02:42:ac:11:00:01", Device.FormatMac(docker0.Mac));
         Assert.Same(docker0, host.Device("veth1")!.Master);

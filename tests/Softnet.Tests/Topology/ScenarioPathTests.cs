@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using CsCheck;
+using Softnet.Link;
+using Softnet.Neigh;
 using Softnet.Capture;
 using Softnet.Ip;
 using Softnet.Netfilter;

@@ -1,3 +1,4 @@
+using Softnet.Link;
 using Softnet.Capture;
 using Softnet.Netfilter;
 using Softnet.Topology;
@@ -49,7 +50,7 @@ public class ScenarioReplayTests
         {
             Assert.True(File.Exists(Path.Combine(outDir, ns.Name, "iptables-save.txt")));
             Assert.True(File.Exists(Path.Combine(outDir, ns.Name, "conntrack.txt")));
-            foreach (var d in ns.Devices.Where(d => d.Kind != DeviceKind.Loopback))
+            foreach (var d in ns.Devices.Where(d => !d.Kind.IsLoopback))
                 foreach (var dirn in new[] { "rx", "tx" })
                     Assert.True(File.Exists(Path.Combine(outDir, ns.Name, $"{d.Name}.{dirn}.pcap")), $"{ns.Name}/{d.Name}.{dirn}.pcap");
             Assert.False(File.Exists(Path.Combine(outDir, ns.Name, "lo.rx.pcap")));

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Softnet.Capture;
 using Softnet.Ip;
+using Softnet.Link;
 using Softnet.Topology;
 
 namespace Softnet.Tests.Topology;
@@ -26,7 +27,7 @@ internal sealed class RecordingTap : ICaptureWriter
 internal sealed class ScenarioRig
 {
     public Scenario Scenario { get; }
-    public Ipv4Stack Stack { get; }
+    public NetStack Stack { get; }
     private long _ts = 1_000_000_000_000;
 
     public ScenarioRig(string name)
@@ -38,7 +39,7 @@ internal sealed class ScenarioRig
                 d.RxTap = new RecordingTap();
                 d.TxTap = new RecordingTap();
             }
-        Stack = new Ipv4Stack(Scenario);
+        Stack = new NetStack(Scenario.Namespaces);
     }
 
     public long Now => _ts;
@@ -49,7 +50,8 @@ internal sealed class ScenarioRig
     public void Inject(string ns, string dev, byte[] frame, long advanceNs = 1_000_000)
     {
         _ts += advanceNs;
-        Stack.Inject(Dev(ns, dev), frame, _ts);
+        // A port hands the frame to the stack in an skb, as the NIC's DMA would fill one.
+        Stack.Receive(Dev(ns, dev), Stack.SkbFrom(frame) ?? throw new InvalidOperationException("local skb pool exhausted"), _ts);
     }
 
     public List<byte[]> Tx(string ns, string dev) => ((RecordingTap)Dev(ns, dev).TxTap!).Frames;
@@ -58,7 +60,14 @@ internal sealed class ScenarioRig
     public static byte[] Mac(string s) => Device.TryParseMac(s, out var m) ? m : throw new FormatException(s);
 
     public static byte[] Eth(string dst, string src, byte[] ip, ushort type = 0x0800)
-        => PacketFactory.Ethernet(Mac(dst), Mac(src), type, ip);
+    {
+        var f = new byte[14 + ip.Length];
+        Mac(dst).CopyTo(f, 0);
+        Mac(src).CopyTo(f, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), type);
+        ip.CopyTo(f, 14);
+        return f;
+    }
 
     public static uint Src(byte[] frame) => BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(14 + 12));
     public static uint Dst(byte[] frame) => BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(14 + 16));

@@ -12,6 +12,9 @@ public struct ConnTuple : IEquatable<ConnTuple>
     public ushort SrcPort;
     public ushort DstPort;
     public byte Protocol;
+    /// <summary>Conntrack zone id this tuple is hashed and compared in (nf_ct_zone_id of the entry's zone for the
+    /// tuple's direction); 0 is the default zone.</summary>
+    public ushort Zone;
 
     public ConnTuple(uint src, uint dst, byte protocol, ushort srcPort, ushort dstPort)
     {
@@ -23,7 +26,7 @@ public struct ConnTuple : IEquatable<ConnTuple>
     public readonly ushort IcmpId => SrcPort;
 
     public readonly bool Equals(ConnTuple o)
-        => Src == o.Src && Dst == o.Dst && SrcPort == o.SrcPort && DstPort == o.DstPort && Protocol == o.Protocol;
+        => Src == o.Src && Dst == o.Dst && SrcPort == o.SrcPort && DstPort == o.DstPort && Protocol == o.Protocol && Zone == o.Zone;
 
     public override readonly bool Equals(object? obj) => obj is ConnTuple t && Equals(t);
     public override readonly int GetHashCode() => (int)Hash(0);
@@ -38,6 +41,7 @@ public struct ConnTuple : IEquatable<ConnTuple>
         h = Mix(h ^ Dst);
         h = Mix(h ^ ((ulong)SrcPort << 16 | DstPort));
         h = Mix(h ^ Protocol);
+        if (Zone != 0) h = Mix(h ^ ((ulong)Zone << 24));
         return (uint)(h ^ (h >> 32));
     }
 
@@ -52,7 +56,7 @@ public struct ConnTuple : IEquatable<ConnTuple>
     /// <summary>nf_ct_invert_tuple: swap ends; ICMP queries map to their reply type. False for ICMP types with no inverse.</summary>
     public readonly bool TryInvert(out ConnTuple inverse)
     {
-        inverse = new ConnTuple(Dst, Src, Protocol, DstPort, SrcPort);
+        inverse = new ConnTuple(Dst, Src, Protocol, DstPort, SrcPort) { Zone = Zone };
         if (Protocol == 1)
         {
             byte inv = IcmpInverse(IcmpType);
@@ -140,6 +144,12 @@ public sealed class Connection
     public ConnTuple Reply;
     public CtStatus Status;
     public uint Mark;
+    /// <summary>The entry's conntrack zone (CT --zone): id and directions (1 original, 2 reply, 3 both), as
+    /// conntrack -L prints them: "zone=N" after the mark, or "zone-orig=N" / "zone-reply=N" after that tuple.</summary>
+    public ushort ZoneId;
+    public byte ZoneDir = 3;
+    /// <summary>The conntrack helper a CT --helper template assigned (its protocol logic is not modeled), or null.</summary>
+    public string? Helper;
     /// <summary>nf_conn_acct: packets and bytes (IP length) accepted per direction (0 original, 1 reply).</summary>
     public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
     /// <summary>The entry has the accounting extension (created while nf_conntrack_acct was on).</summary>
@@ -162,6 +172,11 @@ public sealed class Connection
 
     internal readonly TupleNode[] Nodes;
     internal uint BySourceKeyHash;
+    /// <summary>Bumped each time the object goes back to <see cref="ConnectionCache"/>: a holder that kept a reference
+    /// across packets (nf_conncount's lists) sees that its entry is gone.</summary>
+    public int Generation;
+    /// <summary>Handed to the table's retired list already (an entry goes back to the slab once).</summary>
+    internal bool Retired;
 
     public Connection()
     {
@@ -185,12 +200,18 @@ public sealed class Connection
         sb.Append(remaining.ToString(CultureInfo.InvariantCulture)).Append(' ');
         if (Original.Protocol == 6) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
         Original.Append(sb);
+        if (ZoneId != 0 && ZoneDir == 1) sb.Append("zone-orig=").Append(ZoneId).Append(' ');
         if (HasAcct) sb.Append("packets=").Append(PacketsOrig).Append(" bytes=").Append(BytesOrig).Append(' ');
         if ((Status & CtStatus.SeenReply) == 0) sb.Append("[UNREPLIED] ");
         Reply.Append(sb);
+        if (ZoneId != 0 && ZoneDir == 2) sb.Append("zone-reply=").Append(ZoneId).Append(' ');
         if (HasAcct) sb.Append("packets=").Append(PacketsReply).Append(" bytes=").Append(BytesReply).Append(' ');
         if ((Status & CtStatus.Assured) != 0) sb.Append("[ASSURED] ");
-        sb.Append("mark=").Append(Mark).Append(" use=1");
+        sb.Append("mark=").Append(Mark);
+        // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.
+        if (ZoneId != 0 && ZoneDir == 3) sb.Append(" zone=").Append(ZoneId);
+        if (Helper != null) sb.Append(" helper=").Append(Helper);
+        sb.Append(" use=1");
         return sb.ToString();
     }
 
@@ -203,6 +224,9 @@ internal sealed class TupleNode
     public readonly Connection Ct;
     public readonly byte Dir;
     public TupleNode? Next;
+    /// <summary>The tuple's hash, taken when the node is hashed in (a confirmed entry's tuples no longer change), so
+    /// growing the table or unlinking reads only the node.</summary>
+    public uint Hash;
 
     public TupleNode(Connection ct, byte dir)
     {

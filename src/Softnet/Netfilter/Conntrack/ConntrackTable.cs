@@ -9,8 +9,9 @@ public sealed class ConntrackOptions
 {
     /// <summary>net.netfilter.nf_conntrack_max.</summary>
     public int Max { get; init; } = 262144;
-    /// <summary>net.netfilter.nf_conntrack_buckets.</summary>
-    public int Buckets { get; init; } = 65536;
+    /// <summary>net.netfilter.nf_conntrack_buckets: the kernel sizes it from memory, and with a few GB or more it
+    /// equals nf_conntrack_max (262144 on this project's machines, as `sysctl net.netfilter` shows).</summary>
+    public int Buckets { get; init; } = 262144;
     /// <summary>nf_conntrack_tcp_loose: pick up connections from a mid-stream ACK.</summary>
     public bool TcpLoose { get; init; } = true;
     /// <summary>nf_conntrack_tcp_be_liberal: only out-of-window RSTs are INVALID.</summary>
@@ -48,30 +49,41 @@ public sealed class ConntrackTable
     /// <summary>net.netfilter.nf_conntrack_acct: new entries carry packet/byte counters that `conntrack -L` shows
     /// (-m connbytes turns it on, as its checkentry does).</summary>
     public bool Accounting { get; set; }
-    private readonly TupleNode?[] _buckets;
+    private TupleNode?[] _buckets;
     private int _count;
     internal NatEngine? Nat;
 
     public ConntrackTable(ConntrackOptions? options = null)
     {
         Options = options ?? new ConntrackOptions();
-        _buckets = new TupleNode?[Math.Max(1, Options.Buckets)];
+        // The table starts small and doubles as entries arrive, up to nf_conntrack_buckets: what a lookup touches
+        // stays in cache for a few thousand flows (the bucket count changes no verdict, only dump order).
+        _buckets = BucketArrays.Rent(Math.Max(1, Math.Min(Options.Buckets, InitialBuckets)));
     }
 
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
     public int Count => _count;
 
-    private int Bucket(in ConnTuple t) => (int)(((ulong)t.Hash(Options.HashSeed) * (ulong)_buckets.Length) >> 32);
+    private int Bucket(in ConnTuple t) => BucketOf(t.Hash(Options.HashSeed));
+
+    private int BucketOf(uint hash) => (int)(((ulong)hash * (ulong)_buckets.Length) >> 32);
 
     /// <summary>Finds a confirmed entry by either tuple, collecting expired entries it meets on the way.</summary>
-    public Connection? Find(in ConnTuple t, long nowNs, out int dir)
+    public Connection? Find(in ConnTuple t, long nowNs, out int dir) => Find(t, t.Zone, nowNs, out dir);
+
+    /// <summary>
+    /// __nf_conntrack_find_get with a zone: <paramref name="t"/> carries the packet's original-direction zone id
+    /// (hash and tuple compare), and a reply-direction entry must also have the packet's reply-direction zone id
+    /// <paramref name="replyZone"/> (nf_ct_zone_equal).
+    /// </summary>
+    public Connection? Find(in ConnTuple t, ushort replyZone, long nowNs, out int dir)
     {
         int b = Bucket(t);
         for (var n = _buckets[b]; n != null;)
         {
             var next = n.Next;
             if (IsExpired(n.Ct, nowNs)) { Delete(n.Ct); n = next; continue; }
-            if (n.Tuple.Equals(t)) { dir = n.Dir; Stats.Found++; return n.Ct; }
+            if (n.Tuple.Equals(t) && (n.Dir == 0 || n.Ct.Reply.Zone == replyZone)) { dir = n.Dir; Stats.Found++; return n.Ct; }
             n = next;
         }
         dir = 0;
@@ -132,6 +144,7 @@ public sealed class ConntrackTable
             Unlink(ct.Nodes[1]);
             Nat?.Forget(ct);
             _count--;
+            Retire(ct);
         }
     }
 
@@ -140,11 +153,44 @@ public sealed class ConntrackTable
     {
         if (ct.Confirmed) return;
         _count--;
+        Retire(ct);
+    }
+
+    private readonly List<Connection> _retired = new();
+
+    private void Retire(Connection ct)
+    {
+        if (ct.Retired) return;
+        ct.Retired = true;
+        _retired.Add(ct);
+    }
+
+    /// <summary>A quiescent point (the stack has drained: no packet in flight holds an entry): what was deleted or
+    /// released since goes back to <see cref="ConnectionCache"/>. An entry confirmed after its release (a reset
+    /// attached to a dropped packet's entry) stays where it is.</summary>
+    public void Quiesce()
+    {
+        if (_retired.Count == 0) return;
+        _retired.RemoveAll(c => c.Confirmed && (c.Status & CtStatus.Dying) == 0);
+        ConnectionCache.Return(_retired);
+    }
+
+    /// <summary>nf_conntrack_cleanup_net: the namespace goes away and every entry with it, back to the slab. Callers
+    /// must hold no entry of this table afterwards.</summary>
+    public void Release()
+    {
+        foreach (var head in _buckets)
+            for (var n = head; n != null; n = n.Next)
+                if (n.Dir == 0) Retire(n.Ct);
+        BucketArrays.Return(_buckets);
+        _buckets = new TupleNode?[1];
+        _count = 0;
+        ConnectionCache.Return(_retired);
     }
 
     private void Unlink(TupleNode node)
     {
-        int b = Bucket(node.Tuple);
+        int b = BucketOf(node.Hash);
         ref TupleNode? link = ref _buckets[b];
         while (link != null)
         {
@@ -153,9 +199,30 @@ public sealed class ConntrackTable
         }
     }
 
+    private const int InitialBuckets = 16384;
+
+    /// <summary>Doubles the bucket array (relinking every node) once entries outnumber buckets two to one.</summary>
+    private void MaybeGrow()
+    {
+        if (_count <= 2 * _buckets.Length || _buckets.Length >= Options.Buckets) return;
+        var old = _buckets;
+        _buckets = BucketArrays.Rent(Math.Min(Options.Buckets, old.Length * 2));
+        foreach (var head in old)
+            for (var n = head; n != null;)
+            {
+                var next = n.Next;
+                int b = BucketOf(n.Hash);
+                n.Next = _buckets[b];
+                _buckets[b] = n;
+                n = next;
+            }
+        BucketArrays.Return(old);
+    }
+
     private void Link(TupleNode node)
     {
-        int b = Bucket(node.Tuple);
+        node.Hash = node.Tuple.Hash(Options.HashSeed);
+        int b = BucketOf(node.Hash);
         node.Next = _buckets[b];
         _buckets[b] = node;
     }
@@ -198,12 +265,15 @@ public sealed class ConntrackTable
     private Connection? Alloc(in ConnTuple orig, in ConnTuple reply, long nowNs)
     {
         if (Options.Max > 0 && _count >= Options.Max && !EarlyDrop(orig, nowNs)) return null;
-        // A fresh object per connection: packets and callers may still hold a deleted one.
-        var ct = new Connection();
+        // From the slab when it has one (only objects no packet can reach any more go back to it).
+        var ct = ConnectionCache.Rent() ?? new Connection();
         ct.Original = orig;
         ct.Reply = reply;
         ct.Status = CtStatus.None;
         ct.Mark = 0;
+        ct.ZoneId = 0;
+        ct.ZoneDir = 3;
+        ct.Helper = null;
         ct.HasAcct = Accounting;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
@@ -213,6 +283,11 @@ public sealed class ConntrackTable
         ct.LastIndex = TcpTracker.NoneSet;
         ct.LastSeq = ct.LastAck = ct.LastEnd = 0;
         ct.LastWin = 0;
+        ct.PacketsOrig = ct.BytesOrig = ct.PacketsReply = ct.BytesReply = 0;
+        ct.ExpiresNs = 0;
+        ct.UdpStreamNs = 0;
+        ct.BySourceKeyHash = 0;
+        ct.Retired = false;
         ct.Nodes[0].Next = ct.Nodes[1].Next = null;
         _count++;
         return ct;
@@ -245,6 +320,10 @@ public sealed class ConntrackTable
     public Verdict In(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
         if (p.CtInfo == CtInfo.Untracked || p.Ct != null) return Verdict.Accept;
+        // A CT template from the raw table gives the zone; nf_conntrack_in detaches it before the lookup.
+        var tmpl = p.CtTemplate;
+        p.CtTemplate = null;
+        ushort zoneOrig = tmpl?.ZoneId(0, p.Mark) ?? 0, zoneReply = tmpl?.ZoneId(1, p.Mark) ?? 0;
         long now = p.TimestampNs;
         if (p.IsFragment) { Stats.Invalid++; return Verdict.Accept; }
         if (p.Protocol == 1)
@@ -252,16 +331,24 @@ public sealed class ConntrackTable
             // icmp_error: the checksum comes before the type checks, for queries and errors alike.
             if (ChecksumFails(ref p, hook, ip)) { Stats.Invalid++; return Verdict.Accept; }
             if (p.IcmpType > 18) { Stats.Invalid++; return Verdict.Accept; }
-            if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now);
+            if (PacketContext.IsIcmpError(p.IcmpType)) return IcmpError(ref p, now, zoneOrig, zoneReply);
         }
         for (int attempt = 0; attempt < 2; attempt++)
         {
             var tuple = TupleOf(ref p);
-            var ct = Find(tuple, now, out int dir);
+            tuple.Zone = zoneOrig;
+            var ct = Find(tuple, zoneReply, now, out int dir);
             if (ct == null)
             {
                 if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
+                reply.Zone = zoneReply;
                 ct = Alloc(tuple, reply, now);
+                if (ct != null && tmpl != null)
+                {
+                    ct.ZoneId = tmpl.ZoneId(tmpl.ZoneDir == 2 ? 1 : 0, p.Mark);
+                    ct.ZoneDir = tmpl.ZoneDir;
+                    if (tmpl.Helper.Length != 0) ct.Helper = tmpl.Helper;
+                }
                 if (ct == null)
                 {
                     Stats.Drop++;
@@ -313,7 +400,7 @@ public sealed class ConntrackTable
     /// </summary>
     private bool ChecksumFails(ref PacketContext p, HookPoint hook, ReadOnlySpan<byte> ip)
     {
-        if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty) return false;
+        if (!Options.Checksum || hook != HookPoint.PreRouting || ip.IsEmpty || p.ChecksumVerified) return false;
         if (p.Length < 20 || p.Length > ip.Length) return false;
         var dgram = ip[..p.Length];
         int ihl = (dgram[0] & 0xF) * 4;
@@ -377,7 +464,7 @@ public sealed class ConntrackTable
 
     /// <summary>icmp_error + nf_conntrack_inet_error: an ICMP error is RELATED to the connection of the
     /// datagram it quotes, when the outer destination is that connection's endpoint.</summary>
-    private Verdict IcmpError(ref PacketContext p, long now)
+    private Verdict IcmpError(ref PacketContext p, long now, ushort zoneOrig, ushort zoneReply)
     {
         if (!p.HasInner) { Stats.Invalid++; return Verdict.Accept; }
         var inner = p.InnerProtocol == 1
@@ -386,7 +473,8 @@ public sealed class ConntrackTable
                 ? new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, p.InnerSrcPort, p.InnerDstPort)
                 : new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, 0, 0);
         if (!inner.TryInvert(out var lookup)) { Stats.Invalid++; return Verdict.Accept; }
-        var ct = Find(lookup, now, out int dir);
+        lookup.Zone = zoneOrig;
+        var ct = Find(lookup, zoneReply, now, out int dir);
         if (ct == null || ct.Tuple(dir).Dst != p.Dst) { Stats.Invalid++; return Verdict.Accept; }
         p.Ct = ct;
         p.CtInfo = dir == 1 ? CtInfo.RelatedReply : CtInfo.Related;
@@ -421,6 +509,7 @@ public sealed class ConntrackTable
             return Verdict.Drop;
         }
         ct.Status |= CtStatus.Confirmed;
+        MaybeGrow();
         Link(ct.Nodes[0]);
         Link(ct.Nodes[1]);
         Nat?.Remember(ct);

@@ -3,27 +3,6 @@ using System.Runtime.CompilerServices;
 
 namespace Softnet.Packets.Headers;
 
-/// <summary>IANA protocol numbers used by the datapath.</summary>
-public static class IpProtocols
-{
-    public const byte HopByHop = 0;
-    public const byte Icmp = 1;
-    public const byte Igmp = 2;
-    public const byte IpIp = 4;
-    public const byte Tcp = 6;
-    public const byte Udp = 17;
-    public const byte Ipv6 = 41;
-    public const byte Routing = 43;
-    public const byte Fragment = 44;
-    public const byte Gre = 47;
-    public const byte Esp = 50;
-    public const byte Ah = 51;
-    public const byte Icmpv6 = 58;
-    public const byte NoNextHeader = 59;
-    public const byte DestinationOptions = 60;
-    public const byte Sctp = 132;
-}
-
 /// <summary>
 /// IPv4 header (RFC 791). <see cref="TryParse"/> applies the checks of the kernel's ip_rcv_core: version 4,
 /// IHL at least 5 and present, total length covering the header and not beyond the data. Accessors then
@@ -70,6 +49,27 @@ public readonly ref struct Ipv4View
             return false;
         }
         view = new Ipv4View(data[..total]);
+        reason = DropReason.None;
+        return true;
+    }
+
+    /// <summary>
+    /// ip_rcv_core's checks in its order: version and IHL, the header present, the header checksum, then the total
+    /// length against <paramref name="packetLength"/>, the whole datagram's length (the linear bytes may end
+    /// before it: a GSO skb's payload continues in frags). The view covers the linear bytes up to tot_len.
+    /// </summary>
+    public static bool TryParseReceived(ReadOnlySpan<byte> linear, int packetLength, out Ipv4View view, out DropReason reason, bool verifyChecksum = true)
+    {
+        view = default;
+        if (linear.Length < MinHeaderLength) { reason = DropReason.IpHeaderTruncated; return false; }
+        if (linear[0] >> 4 != 4) { reason = DropReason.IpBadVersion; return false; }
+        int hl = (linear[0] & 0x0F) << 2;
+        if (hl < MinHeaderLength) { reason = DropReason.IpBadIhl; return false; }
+        if (hl > linear.Length) { reason = DropReason.IpHeaderTruncated; return false; }
+        if (verifyChecksum && !Checksum.Verify(linear[..hl])) { reason = DropReason.IpCsumError; return false; }
+        int total = BinaryPrimitives.ReadUInt16BigEndian(linear[2..]);
+        if (total < hl || total > packetLength) { reason = DropReason.IpBadTotalLength; return false; }
+        view = new Ipv4View(linear[..Math.Min(total, linear.Length)]);
         reason = DropReason.None;
         return true;
     }

@@ -36,6 +36,21 @@ public readonly ref struct UdpView
         return true;
     }
 
+    /// <summary>The 8-byte header alone, its length field unchecked (what xt_tcpudp reads: ports only; conntrack's
+    /// udp_error judges the length). The view's payload is empty.</summary>
+    public static bool TryParseHeader(ReadOnlySpan<byte> data, out UdpView view, out DropReason reason)
+    {
+        view = default;
+        if (data.Length < HeaderLength)
+        {
+            reason = DropReason.UdpHeaderTruncated;
+            return false;
+        }
+        view = new UdpView(data[..HeaderLength]);
+        reason = DropReason.None;
+        return true;
+    }
+
     public ushort SourcePort => BinaryPrimitives.ReadUInt16BigEndian(_data);
     public ushort DestinationPort => BinaryPrimitives.ReadUInt16BigEndian(_data[2..]);
     public ushort Length => BinaryPrimitives.ReadUInt16BigEndian(_data[4..]);

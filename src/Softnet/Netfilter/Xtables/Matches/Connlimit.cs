@@ -16,25 +16,26 @@ public sealed class ConnlimitMatch : XtMatch
     public bool Upto, Daddr;
     public uint Mask = 0xFFFFFFFF;
     public int MaskLen = 32;
-    private readonly Dictionary<uint, List<Connection>> _lists = new();
+    // Each entry with the generation it had when seen: an object the slab handed out again is a connection gone.
+    private readonly Dictionary<uint, List<(Connection Ct, int Generation)>> _lists = new();
 
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
         var ct = p.CtInfo is CtInfo.None or CtInfo.Untracked ? null : p.Ct;
         uint key = (Daddr ? p.Dst : p.Src) & Mask;
-        if (!_lists.TryGetValue(key, out var list)) _lists.Add(key, list = new List<Connection>(4));
+        if (!_lists.TryGetValue(key, out var list)) _lists.Add(key, list = new List<(Connection, int)>(4));
         long now = p.TimestampNs;
         bool present = false;
         for (int i = list.Count - 1; i >= 0; i--)
         {
-            var c = list[i];
-            if (c == ct) { present = true; continue; }
-            // Gone from the table (expired, or never confirmed: its packet was dropped) or already closed.
-            bool dead = !c.Confirmed || c.ExpiresNs <= now
+            var (c, gen) = list[i];
+            if (c == ct && gen == c.Generation) { present = true; continue; }
+            // Gone from the table (expired, never confirmed: its packet was dropped, or back in the slab) or closed.
+            bool dead = gen != c.Generation || !c.Confirmed || (c.Status & CtStatus.Dying) != 0 || c.ExpiresNs <= now
                 || (c.Original.Protocol == 6 && c.TcpState is TcpCtState.TimeWait or TcpCtState.Close);
             if (dead) list.RemoveAt(i);
         }
-        if (!present && ct != null) list.Add(ct);
+        if (!present && ct != null) list.Add((ct, ct.Generation));
         int connections = list.Count + (ct == null ? 1 : 0);
         return (connections > Limit) ^ Upto;
     }

@@ -1,5 +1,5 @@
 using Softnet.Netfilter;
-using Softnet.Topology;
+using Softnet.Link;
 
 namespace Softnet.Ip;
 

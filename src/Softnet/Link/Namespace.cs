@@ -1,102 +1,9 @@
 using System.Globalization;
-using Softnet.Capture;
 using Softnet.Ip;
+using Softnet.Neigh;
 using Softnet.Netfilter;
-using Softnet.Netfilter.Conntrack;
 
-namespace Softnet.Topology;
-
-/// <summary>What a device is (the rtnl_link_ops kind).</summary>
-public enum DeviceKind : byte
-{
-    Loopback,
-    Veth,
-    Bridge,
-}
-
-/// <summary>
-/// One network device (struct net_device): name, MAC, kind, state, bridge membership. A veth knows its
-/// peer (which may live in another namespace); a bridge owns its ports and forwarding database.
-/// </summary>
-public sealed class Device
-{
-    public Device(Namespace ns, string name, DeviceKind kind, int ifindex)
-    {
-        Namespace = ns;
-        Name = name;
-        Kind = kind;
-        Ifindex = ifindex;
-        Mtu = kind == DeviceKind.Loopback ? 65536 : 1500;
-    }
-
-    public Namespace Namespace { get; internal set; }
-    public string Name { get; }
-    public DeviceKind Kind { get; }
-    public int Ifindex { get; internal set; }
-    public byte[] Mac { get; internal set; } = new byte[6];
-    /// <summary>The MAC was given (`address`), not derived; a bridge then keeps it when ports change.</summary>
-    public bool MacSet { get; internal set; }
-    public bool Up { get; internal set; }
-    public int Mtu { get; internal set; }
-    /// <summary>The other end of a veth pair.</summary>
-    public Device? Peer { get; internal set; }
-    /// <summary>The bridge this device is a port of.</summary>
-    public Device? Master { get; internal set; }
-
-    // Bridge state (kind Bridge only).
-    public List<Device> Ports { get; } = new();
-    public bool McastSnooping { get; internal set; } = true;
-    public bool Stp { get; internal set; }
-    /// <summary>br_fdb: learned MAC → port.</summary>
-    internal readonly Dictionary<ulong, Device> Fdb = new();
-
-    /// <summary>Counters as `ip -s link` would show them.</summary>
-    public long RxPackets, RxBytes, TxPackets, TxBytes, TxDropped;
-
-    /// <summary>tcpdump -i DEV -Q in / -Q out, when the replay dumps.</summary>
-    internal ICaptureWriter? RxTap, TxTap;
-
-    /// <summary>Is the link usable for receive: up, and for a veth the peer up too (carrier).</summary>
-    public bool Carrier => Up && (Kind != DeviceKind.Veth || Peer is { Up: true });
-
-    public override string ToString() => $"{Namespace.Name}/{Name}";
-
-    internal static ulong MacKey(ReadOnlySpan<byte> mac)
-        => ((ulong)mac[0] << 40) | ((ulong)mac[1] << 32) | ((ulong)mac[2] << 24) | ((ulong)mac[3] << 16) | ((ulong)mac[4] << 8) | mac[5];
-
-    public static string FormatMac(ReadOnlySpan<byte> mac)
-        => string.Create(CultureInfo.InvariantCulture, $"{mac[0]:x2}:{mac[1]:x2}:{mac[2]:x2}:{mac[3]:x2}:{mac[4]:x2}:{mac[5]:x2}");
-
-    public static bool TryParseMac(string s, out byte[] mac)
-    {
-        mac = new byte[6];
-        var parts = s.Split(':');
-        if (parts.Length != 6) return false;
-        for (int i = 0; i < 6; i++)
-            if (parts[i].Length is < 1 or > 2 || !byte.TryParse(parts[i], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out mac[i])) return false;
-        return true;
-    }
-
-    /// <summary>
-    /// A MAC derived from the namespace and device name (locally administered, unicast). The kernel picks
-    /// random MACs for veth and bridges (eth_hw_addr_random), so a scenario meant for kernel comparison must
-    /// set every address explicitly (`address MAC`); this only makes Softnet runs reproducible.
-    /// </summary>
-    public static byte[] DeriveMac(string ns, string name)
-    {
-        // FNV-1a over "ns/name": stable across runs and .NET versions (string.GetHashCode is randomized).
-        ulong h = 0xcbf29ce484222325UL;
-        foreach (char c in ns + "/" + name)
-        {
-            h ^= c;
-            h *= 0x100000001b3UL;
-        }
-        var mac = new byte[6];
-        for (int i = 0; i < 6; i++) mac[i] = (byte)(h >> (8 * i));
-        mac[0] = (byte)((mac[0] & 0xFC) | 0x02);
-        return mac;
-    }
-}
+namespace Softnet.Link;
 
 /// <summary>One IPv4 address on a device (struct in_ifaddr).</summary>
 public sealed record IfAddress(Device Device, uint Address, int PrefixLength, uint Broadcast)
@@ -107,28 +14,26 @@ public sealed record IfAddress(Device Device, uint Address, int PrefixLength, ui
 
 /// <summary>
 /// A network namespace: devices, addresses, routes, neighbours, sysctls, and its netfilter state
-/// (tables, conntrack, NAT). The receive path of <see cref="Ipv4Stack"/> runs against one of these.
+/// (tables, conntrack, NAT). The path of <see cref="NetStack"/> runs against one of these (struct net).
 /// </summary>
 public sealed class Namespace : INetfilterHost
 {
-    public Namespace(Scenario scenario, string name)
+    public Namespace(string name)
     {
-        Scenario = scenario;
         Name = name;
-        var lo = new Device(this, "lo", DeviceKind.Loopback, 1);
+        var lo = new Device(this, "lo", LinkKind.Get("loopback"), 1);
         Devices.Add(lo);
         Netfilter = new NetfilterTables();
         Netfilter.Host = this;
     }
 
-    public Scenario Scenario { get; }
     public string Name { get; }
     public List<Device> Devices { get; } = new();
     public List<IfAddress> Addresses { get; } = new();
     /// <summary>Routes added with `route add` (the main table's static part; connected routes are derived).</summary>
     public List<Route> StaticRoutes { get; } = new();
     public NeighbourTable Neighbours { get; } = new();
-    public Dictionary<string, string> Sysctls { get; } = new(StringComparer.Ordinal);
+    public SysctlTable Sysctls { get; } = new();
     /// <summary>The namespace's netfilter state; tables are empty unless iptables.save was given.</summary>
     public NetfilterTables Netfilter { get; internal set; }
     /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>
@@ -155,21 +60,45 @@ public sealed class Namespace : INetfilterHost
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)
     {
-        var own = Sysctl($"net.ipv4.conf.{dev.Name}.forwarding");
-        if (own != null) return own == "1";
-        return SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+        ref var c = ref DeviceConf(dev);
+        return c.Forwarding;
     }
 
     /// <summary>rp_filter in effect on <paramref name="dev"/>: the maximum of conf.all and conf.DEV (0 off, 1 strict, 2 loose).</summary>
-    public int RpFilter(Device dev)
-        => Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt($"net.ipv4.conf.{dev.Name}.rp_filter", SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+    public int RpFilter(Device dev) => DeviceConf(dev).RpFilter;
+
+    /// <summary>The per-device values derived from the sysctls, recomputed when any sysctl changed.</summary>
+    private ref Device.ConfCache DeviceConf(Device dev)
+    {
+        ref var c = ref dev.Conf;
+        if (c.Version == Sysctls.Version + 1) return ref c;
+        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
+        c.Forwarding = own != null ? own == "1" : SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+        c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+        c.Version = Sysctls.Version + 1;
+        return ref c;
+    }
 
     public int DefaultTtl => SysctlInt("net.ipv4.ip_default_ttl", 64);
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
     public int IcmpRateLimitMs => SysctlInt("net.ipv4.icmp_ratelimit", 1000);
     public int IcmpRateMask => SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
     public bool IcmpErrorsUseInboundIfaddr => SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
-    public bool BridgeNfCallIptables => SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+    public bool BridgeNfCallIptables
+    {
+        get
+        {
+            if (_brNfVersion != Sysctls.Version + 1)
+            {
+                _brNf = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _brNfVersion = Sysctls.Version + 1;
+            }
+            return _brNf;
+        }
+    }
+
+    private bool _brNf;
+    private int _brNfVersion;
 
     // ---- INetfilterHost over the namespace's addresses ----
 
@@ -204,7 +133,7 @@ public sealed class Namespace : INetfilterHost
             }
         if (first != 0) return first;
         foreach (var a in Addresses)
-            if (a.Device.Kind != DeviceKind.Loopback && (a.Address >> 24) != 127) return a.Address;
+            if (!a.Device.Kind.IsLoopback && (a.Address >> 24) != 127) return a.Address;
         return 0;
     }
 
@@ -224,7 +153,7 @@ public sealed class Namespace : INetfilterHost
             if (a.PrefixLength < 32 || a.Network != a.Address)
             {
                 if (a.Network != 0)
-                    t.AddMain(new Route { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = a.Device.Kind == DeviceKind.Loopback ? RouteKind.Local : RouteKind.Unicast, Device = a.Device, Source = a.Address, Connected = true });
+                    t.AddMain(new Route { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = a.Device.Kind.IsLoopback ? RouteKind.Local : RouteKind.Unicast, Device = a.Device, Source = a.Address, Connected = true });
                 if (a.PrefixLength < 31)
                     t.AddLocal(new Route { Prefix = a.Network | ~a.Mask, PrefixLength = 32, Type = RouteKind.Broadcast, Device = a.Device, Source = a.Address });
             }
@@ -259,34 +188,4 @@ public sealed class NamespaceCounters
     public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
 
     public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total;
-}
-
-/// <summary>A set of namespaces linked by veth pairs (a scenario folder once loaded).</summary>
-public sealed class Scenario
-{
-    public string Directory { get; init; } = "";
-    public List<Namespace> Namespaces { get; } = new();
-
-    public Namespace? Namespace(string name)
-    {
-        foreach (var n in Namespaces)
-            if (n.Name == name) return n;
-        return null;
-    }
-
-    /// <summary>Finishes loading: bridge MACs from ports, routing tables, conntrack per iptables use.</summary>
-    public void Compile()
-    {
-        foreach (var ns in Namespaces)
-        {
-            foreach (var d in ns.Devices)
-                if (d.Kind == DeviceKind.Bridge && !d.MacSet && d.Ports.Count > 0)
-                {
-                    // br_stp_recalculate_bridge_id: a bridge without an assigned address takes its lowest port MAC.
-                    var min = d.Ports.Select(p => p.Mac).OrderBy(m => Device.MacKey(m)).First();
-                    d.Mac = (byte[])min.Clone();
-                }
-            ns.Compile();
-        }
-    }
 }

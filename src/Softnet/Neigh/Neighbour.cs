@@ -1,6 +1,7 @@
-using Softnet.Topology;
+using Softnet.Link;
+using Softnet.Packets;
 
-namespace Softnet.Ip;
+namespace Softnet.Neigh;
 
 /// <summary>NUD states a scenario replay models (the DELAY/PROBE re-confirmation of stale entries is not).</summary>
 public enum NudState : byte
@@ -21,8 +22,10 @@ public sealed class Neighbour
     public NudState State;
     /// <summary>Probes sent while INCOMPLETE, and when the next is due.</summary>
     public int Probes;
+    /// <summary>When the entry last changed (neigh->updated), for locktime.</summary>
+    public long UpdatedNs;
     public long NextProbeNs;
-    /// <summary>arp_queue: frames (IP datagrams with the output device's Ethernet header still to fill).</summary>
+    /// <summary>arp_queue: skbs (data at the IP header, the output device's Ethernet header still to push).</summary>
     internal readonly Queue<PendingPacket> Queue = new();
     internal int QueuedBytes;
 
@@ -37,7 +40,7 @@ public sealed class Neighbour
 }
 
 /// <summary>A datagram waiting in a neighbour queue.</summary>
-internal readonly record struct PendingPacket(byte[] Datagram, long TimestampNs, Device InputDevice, bool Forwarded);
+internal readonly record struct PendingPacket(Skb Skb, Device InputDevice, bool Forwarded);
 
 /// <summary>The namespace's ARP table (arp_tbl), keyed by device and IPv4 address.</summary>
 public sealed class NeighbourTable
@@ -49,6 +52,8 @@ public sealed class NeighbourTable
     public const int McastProbes = 3;
     /// <summary>unres_qlen_bytes default (SK_WMEM_MAX).</summary>
     public const int UnresQlenBytes = 212992;
+    /// <summary>arp locktime default (1 s): a different address replaces an entry only this long after its last update.</summary>
+    public const long LocktimeNs = 1_000_000_000L;
 
     public Neighbour? Find(Device dev, uint address) => _entries.TryGetValue((dev, address), out var n) ? n : null;
 
@@ -59,5 +64,5 @@ public sealed class NeighbourTable
         return n;
     }
 
-    public IEnumerable<Neighbour> Entries => _entries.Values;
+    public Dictionary<(Device, uint), Neighbour>.ValueCollection Entries => _entries.Values;
 }

@@ -1,0 +1,58 @@
+using System.Buffers.Binary;
+using Softnet.Link;
+using Softnet.Netfilter;
+using Softnet.Packets;
+
+namespace Softnet.Ip;
+
+/// <summary>ip_forward (net/ipv4/ip_forward.c): pkt_type, TTL, MTU against DF, TTL decrement, FORWARD, then
+/// ip_output.</summary>
+public static class Ipv4Forward
+{
+    public static void Forward(NetStack stack, Device dev, Skb skb, Route route, ref PacketContext ctx)
+    {
+        var ns = dev.Namespace;
+        var c = ns.Counters;
+        if (skb.PktType != PacketType.Host) { NetStack.Drop(ns, skb, DropReason.IpForwardNotHost); return; }
+        var pkt = NetStack.L3(skb);
+        if (pkt[8] <= 1)
+        {
+            Icmp.Send(stack, ns, skb, dev, 11, 0, 0, localDestination: false);
+            NetStack.Drop(ns, skb, DropReason.IpTtlExpired);
+            return;
+        }
+        var outDev = route.Device!;
+        bool df = (pkt[6] & 0x40) != 0;
+        // ip_exceeds_mtu: a GSO skb is judged by its segments (skb_gso_validate_network_len).
+        int len = skb.IsGso ? (skb.TransportHeader - skb.NetworkHeader) + skb.GsoSize + TcpHeaderLength(skb) : skb.Len;
+        if (len > outDev.Mtu && df)
+        {
+            Icmp.Send(stack, ns, skb, dev, 3, 4, (uint)outDev.Mtu, localDestination: false);
+            NetStack.Drop(ns, skb, DropReason.IpFragNeeded);
+            return;
+        }
+        PacketFactory.DecreaseTtl(pkt);
+        if (ns.HasIptables)
+        {
+            ctx.OutInterface = outDev.Name;
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
+            if (!Ipv4Input.Hook(ns, HookPoint.Forward, skb, ref ctx))
+            {
+                if (ctx.Reject != RejectWith.None) Icmp.SendReject(stack, dev, skb, ref ctx, localDestination: false);
+                NetStack.Drop(ns, skb, ctx.DropReason);
+                return;
+            }
+        }
+        uint nexthop = route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        var reason = Ipv4Output.Output(stack, ns, skb, outDev, nexthop, ref ctx, dev);
+        if (reason == DropReason.None) c.Forwarded++;
+        else if (reason != Ipv4Output.Queued) c.Drops.Add(reason);
+    }
+
+    private static int TcpHeaderLength(Skb skb)
+    {
+        var l3 = NetStack.L3(skb);
+        int ihl = (l3[0] & 0xF) * 4;
+        return l3[9] == IpProtocols.Tcp && l3.Length >= ihl + 13 ? (l3[ihl + 12] >> 4) * 4 : 0;
+    }
+}

@@ -1,0 +1,227 @@
+using System.Buffers.Binary;
+using Softnet.Link;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Softnet.Packets.Headers;
+
+namespace Softnet.Ip;
+
+/// <summary>
+/// IPv4 receive (net/ipv4/ip_input.c, route.c): ip_rcv_core's header checks, PREROUTING, ip_route_input_slow's
+/// local / broadcast / forward decision with its martian checks, and ip_local_deliver. The skb's data is at the
+/// IP header from here on.
+/// </summary>
+public sealed class Ipv4Input : PacketHandler
+{
+    public override ushort EtherType => EtherTypes.Ipv4;
+
+    /// <summary>ip_rcv: header checks, trim to tot_len; then PREROUTING and the routing decision.</summary>
+    public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
+    {
+        var ns = dev.Namespace;
+        if (skb.PktType == PacketType.OtherHost) { NetStack.Drop(ns, skb, DropReason.OtherHost); return; }
+        var why = ValidateHeader(skb);
+        if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return; }
+
+        PacketContext ctx = default;
+        if (nfSlot >= 0)
+        {
+            // ip_sabotage_in: br_netfilter already ran PREROUTING for this frame.
+            ctx = stack.NfSlot(nfSlot);
+            ctx.InInterface = dev.Name;
+        }
+        else if (ns.HasIptables)
+        {
+            if (!FillContext(skb, ref ctx, out why)) { NetStack.Drop(ns, skb, why); return; }
+            ctx.InInterface = dev.Name;
+            if (!Hook(ns, HookPoint.PreRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return; }
+        }
+        RouteInput(stack, dev, skb, ref ctx);
+    }
+
+    /// <summary>ip_rcv_core: version, IHL, header checksum, total length against the frame; the frame is trimmed
+    /// to tot_len (pskb_trim_rcsum: Ethernet padding goes) and given a private head if it shares one (a flooded
+    /// clone: skb_cow before anything rewrites it). Returns the drop reason, or None.</summary>
+    public static DropReason ValidateHeader(Skb skb)
+    {
+        if (!skb.MayPull(20)) return DropReason.IpHeaderTruncated;
+        skb.MayPull(Math.Min(skb.Len, (skb.LinearData[0] & 0xF) * 4));
+        if (!Ipv4View.TryParseReceived(skb.LinearData, skb.Len, out var ip, out var reason)) return reason;
+        int total = ip.TotalLength, hl = ip.HeaderLength;
+        byte proto = ip.Protocol;
+        bool first = ip.FragmentOffset == 0;
+        if (skb.Len > total) skb.Trim(total);
+        if ((skb.Cloned || skb.HeadShared) && !skb.UnshareHead()) return DropReason.SkbAllocFailed;
+        skb.ResetNetworkHeader();
+        skb.SetTransportHeader(hl);
+        // The transport header linear, as far as netfilter and NAT read it.
+        int l4 = proto switch { IpProtocols.Tcp => 20, IpProtocols.Udp => 8, IpProtocols.Icmp => 8, _ => 0 };
+        if (l4 > 0 && first && skb.Len >= hl + l4 && skb.MayPull(hl + l4))
+        {
+            if (proto == IpProtocols.Tcp)
+                skb.MayPull(Math.Min(skb.Len, hl + Math.Max(20, (skb.LinearData[hl + 12] >> 4) * 4)));
+            else if (proto == IpProtocols.Icmp)
+                skb.MayPull(Math.Min(skb.Len, hl + 8 + 60 + 8)); // an error's quoted header
+        }
+        return DropReason.None;
+    }
+
+    /// <summary>What netfilter reads of the packet, from the header views at the skb's offsets.</summary>
+    public static bool FillContext(Skb skb, ref PacketContext ctx, out DropReason reason)
+    {
+        if (!PacketContext.FromIpv4(NetStack.L3(skb), skb.Len, out ctx, out reason)) return false;
+        ctx.TimestampNs = skb.TimestampNs;
+        ctx.Mark = skb.Mark;
+        ctx.PktType = skb.PktType;
+        ctx.IpSummed = skb.IpSummed;
+        ctx.Gso = skb.IsGso;
+        if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
+        // skb_csum_unnecessary: GRO (or the device) verified it, or the sender's checksum is still to be filled.
+        ctx.ChecksumVerified = ChecksumUnnecessary(skb);
+        return true;
+    }
+
+    /// <summary>skb_csum_unnecessary: the transport checksum needs no software check (CHECKSUM_UNNECESSARY, or
+    /// CHECKSUM_PARTIAL: still to be filled in; a GSO skb's segments were checked when GRO merged them).</summary>
+    public static bool ChecksumUnnecessary(Skb skb)
+        => skb.IpSummed is CsumState.Unnecessary or CsumState.Partial || skb.IsGso;
+
+    /// <summary>NF_HOOK for one IPv4 hook on <paramref name="skb"/>: the namespace's hook functions in priority order
+    /// over the datagram; the skb then carries the result (_nfct, mark). False on NF_DROP.</summary>
+    public static bool Hook(Link.Namespace ns, HookPoint hook, Skb skb, ref PacketContext ctx)
+    {
+        Verdict v;
+        if (ns.Netfilter.MayGrowPackets && !skb.IsNonlinear)
+        {
+            // A target may lengthen the datagram (TCPMSS inserting its option; the kernel expands the skb): the hook
+            // sees the tailroom behind it, and the skb takes the new length.
+            int room = Math.Min(NetfilterTables.MaxGrowth, skb.Tailroom);
+            int before = ctx.Length;
+            v = ns.Netfilter.Hook(hook, ref ctx, skb.HeadBuffer.Slice(skb.NetworkHeader, skb.Tail - skb.NetworkHeader + room));
+            if (ctx.Length > before) skb.Put(ctx.Length - before);
+        }
+        else v = ns.Netfilter.Hook(hook, ref ctx, NetStack.L3(skb));
+        skb.Conntrack = ctx.Ct;
+        skb.CtInfo = (byte)ctx.CtInfo;
+        skb.Mark = ctx.Mark;
+        return v == Verdict.Accept;
+    }
+
+    /// <summary>The route MTUs netfilter sees (TCPMSS --clamp-mss-to-pmtu): dst_mtu of the output route, and the MTU
+    /// of the route back to the source address (tcpmss_reverse_mtu; 0 when there is none). Only TCPMSS reads them,
+    /// so callers fill them only where the namespace's rules have it (<see cref="NetfilterTables.MayGrowPackets"/>).</summary>
+    public static void SetRouteMtu(Link.Namespace ns, Skb skb, Device outDev, ref PacketContext ctx)
+    {
+        ctx.OutMtu = outDev.Mtu;
+        var back = ns.Routing.Lookup(BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]));
+        ctx.ReverseMtu = back?.Device?.Mtu ?? 0;
+    }
+
+    private static bool IsMulticast(uint a) => (a >> 28) == 0xE;
+    private static bool IsLoopback(uint a) => (a >> 24) == 127;
+    /// <summary>ipv4_is_zeronet: 0.0.0.0/8.</summary>
+    private static bool IsZeroNet(uint a) => (a >> 24) == 0;
+
+    /// <summary>ip_route_input_slow: martians, local/broadcast, forward or ip_error.</summary>
+    private static void RouteInput(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
+    {
+        var ns = dev.Namespace;
+        var pkt = NetStack.L3(skb);
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
+        uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        if (IsMulticast(dst))
+        {
+            // ip_check_mc_rcu: a device is a member of 224.0.0.1; IGMP is always taken.
+            if (IsMulticast(src) || src == 0xFFFFFFFF) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
+            if (dst == 0xE0000001 || pkt[9] == IpProtocols.Igmp) { LocalDeliver(stack, dev, skb, ref ctx); return; }
+            NetStack.Drop(ns, skb, DropReason.MulticastNotJoined);
+            return;
+        }
+        if (IsMulticast(src) || src == 0xFFFFFFFF) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
+        // Limited broadcast, or 0.0.0.0 → 0.0.0.0: brd_input, which validates any non-zero source.
+        if (dst == 0xFFFFFFFF || (src == 0 && dst == 0))
+        {
+            if (!IsZeroNet(src) && !ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            LocalDeliver(stack, dev, skb, ref ctx);
+            return;
+        }
+        if (IsZeroNet(src)) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
+        if (IsZeroNet(dst) || IsLoopback(dst)) { NetStack.Drop(ns, skb, DropReason.IpMartianDestination); return; }
+        if (IsLoopback(src)) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
+
+        var route = ns.Routing.Lookup(dst);
+        skb.Dst = route;
+        if (route is { Type: RouteKind.Broadcast or RouteKind.Local })
+        {
+            if (!ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            LocalDeliver(stack, dev, skb, ref ctx);
+            return;
+        }
+        if (!ns.Forwarding(dev)) { NetStack.Drop(ns, skb, DropReason.IpForwardingDisabled); return; }
+        switch (route?.Type)
+        {
+            case null:
+                Icmp.IpError(stack, dev, skb, 0, DropReason.IpNoRoute);
+                return;
+            case RouteKind.Blackhole:
+                NetStack.Drop(ns, skb, DropReason.IpBlackhole);
+                return;
+            case RouteKind.Unreachable:
+                Icmp.IpError(stack, dev, skb, 1, DropReason.IpRouteUnreachable);
+                return;
+            case RouteKind.Prohibit:
+                Icmp.IpError(stack, dev, skb, 13, DropReason.IpRouteProhibited);
+                return;
+        }
+        if (!ValidateSource(dev, src, out var why)) { NetStack.Drop(ns, skb, why); return; }
+        Ipv4Forward.Forward(stack, dev, skb, route!, ref ctx);
+    }
+
+    /// <summary>fib_validate_source: our own address as source is a martian; rp_filter 1 wants the reverse route
+    /// through the input device, 2 any reverse route.</summary>
+    public static bool ValidateSource(Device dev, uint src, out DropReason reason)
+    {
+        var ns = dev.Namespace;
+        reason = DropReason.None;
+        if (ns.Routing.LookupLocal(src) is { Type: RouteKind.Local }) { reason = DropReason.IpMartianSource; return false; }
+        int rpf = ns.RpFilter(dev);
+        if (rpf == 0) return true;
+        var back = ns.Routing.LookupMain(src);
+        bool ok = back is { Type: RouteKind.Unicast } && (rpf == 2 || back.Device == dev);
+        if (!ok) reason = DropReason.IpRpFilter;
+        return ok;
+    }
+
+    /// <summary>ip_local_deliver: INPUT, then the protocol consumes the packet (no sockets yet: counted).</summary>
+    private static void LocalDeliver(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
+    {
+        var ns = dev.Namespace;
+        var c = ns.Counters;
+        if (ns.HasIptables)
+        {
+            ctx.OutInterface = null;
+            if (!Hook(ns, HookPoint.LocalIn, skb, ref ctx))
+            {
+                if (ctx.Reject != RejectWith.None) Icmp.SendReject(stack, dev, skb, ref ctx, localDestination: true);
+                NetStack.Drop(ns, skb, ctx.DropReason);
+                return;
+            }
+        }
+        var pkt = NetStack.L3(skb);
+        byte proto = pkt[9];
+        c.Delivered[proto] = c.Delivered.GetValueOrDefault(proto) + 1;
+        int ihl = (pkt[0] & 0xF) * 4;
+        // The kernel would answer an echo request (icmp_echo); without a local stack it is consumed.
+        if (proto == IpProtocols.Icmp && pkt.Length >= ihl + 8 && pkt[ihl] == 8) c.EchoRequests++;
+        skb.Free();
+    }
+}
+
+/// <summary>IPv6 frames reach a handler that counts them: the IPv6 path above GRO is not built yet.</summary>
+public sealed class Ipv6Input : PacketHandler
+{
+    public override ushort EtherType => EtherTypes.Ipv6;
+
+    public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
+        => NetStack.Drop(dev.Namespace, skb, DropReason.Ipv6NotModeled);
+}

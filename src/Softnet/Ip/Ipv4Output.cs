@@ -1,0 +1,77 @@
+using System.Buffers.Binary;
+using Softnet.Link;
+using Softnet.Neigh;
+using Softnet.Netfilter;
+using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
+
+namespace Softnet.Ip;
+
+/// <summary>IPv4 output (net/ipv4/ip_output.c): ip_output → POSTROUTING → ip_finish_output2 → the neighbour, and
+/// ip_local_out for packets this host makes (ICMP errors, resets).</summary>
+public static class Ipv4Output
+{
+    /// <summary>Marker: the packet waits in a neighbour queue.</summary>
+    public const DropReason Queued = (DropReason)ushort.MaxValue;
+
+    /// <summary>ip_output for <paramref name="skb"/> (data at the IP header). The skb is gone afterwards: sent,
+    /// queued for resolution (<see cref="Queued"/>) or dropped (the reason is returned, for the caller to count).</summary>
+    public static DropReason Output(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, ref PacketContext ctx, Device? inDev)
+    {
+        skb.Dev = outDev;
+        if (ns.HasIptables)
+        {
+            ctx.OutInterface = outDev.Name;
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
+            if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
+        }
+        // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
+        if (!skb.IsGso && skb.Len > outDev.Mtu) { skb.Free(); return DropReason.IpFragmentationNotModeled; }
+        if (outDev.Kind.IsLoopback)
+        {
+            NetStack.PushEthernet(skb, default, default, EtherTypes.Ipv4);
+            return stack.Transmit(outDev, skb);
+        }
+        stack.Clock.Begin(Telemetry.Stage.Egress);
+        var r = NeighOutput.Output(stack, ns, skb, outDev, nexthop, inDev);
+        stack.Clock.End();
+        return r;
+    }
+
+    /// <summary>ip_local_out: route, OUTPUT (re-route if NAT moved the destination), POSTROUTING, neighbour.</summary>
+    public static void LocalOut(NetStack stack, Namespace ns, Skb skb, Connection? ct, CtInfo info)
+    {
+        var c = ns.Counters;
+        var pkt = NetStack.L3(skb);
+        uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        var route = ns.Routing.Lookup(dst);
+        if (route == null || route.Device == null || route.Type is not (RouteKind.Unicast or RouteKind.Local)) { skb.Free(); return; }
+        PacketContext ctx = default;
+        if (ns.HasIptables)
+        {
+            if (!Ipv4Input.FillContext(skb, ref ctx, out _)) { skb.Free(); return; }
+            ctx.Ct = ct;
+            ctx.CtInfo = info;
+            ctx.OutInterface = route.Device.Name;
+            if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, route.Device, ref ctx);
+            if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx)) { skb.Free(); return; }
+            uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+            if (after != dst)
+            {
+                route = ns.Routing.Lookup(after);
+                if (route == null || route.Device == null || route.Type is not (RouteKind.Unicast or RouteKind.Local)) { skb.Free(); return; }
+                dst = after;
+            }
+        }
+        skb.Dst = route;
+        c.Sent++;
+        if (route.Type == RouteKind.Local)
+        {
+            // Addressed to ourselves: it would go over lo to a local socket; consumed.
+            skb.Free();
+            return;
+        }
+        uint nexthop = route.Gateway != 0 ? route.Gateway : dst;
+        Output(stack, ns, skb, route.Device, nexthop, ref ctx, null);
+    }
+}

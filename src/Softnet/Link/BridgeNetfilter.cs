@@ -1,0 +1,96 @@
+using System.Buffers.Binary;
+using Softnet.Ip;
+using Softnet.Netfilter;
+using Softnet.Packets;
+
+namespace Softnet.Link;
+
+/// <summary>
+/// br_netfilter (net/bridge/br_netfilter_hooks.c): with net.bridge.bridge-nf-call-iptables=1, bridged IPv4 frames
+/// cross the IPv4 PREROUTING, FORWARD and POSTROUTING hooks with the bridge as the interface.
+/// </summary>
+public static class BridgeNetfilter
+{
+    /// <summary>Only with net.bridge.bridge-nf-call-iptables=1 (and iptables loaded); otherwise bridged frames
+    /// bypass iptables.</summary>
+    public static bool Active(Namespace ns) => ns.HasIptables && ns.BridgeNfCallIptables;
+
+    /// <summary>
+    /// br_nf_pre_routing: br_validate_ipv4 (ip_rcv_core's checks, trim to tot_len), then PREROUTING with the bridge
+    /// as in-interface; br_nf_pre_routing_finish: when DNAT moved the destination, route it. Out the same bridge (a
+    /// pod to a service backed by another pod on the bridge) the frame stays bridged, not routed: no TTL decrement,
+    /// the destination MAC taken from the neighbour entry, the source MAC kept. Any other route makes the frame one
+    /// for the bridge itself (destination MAC the bridge's). False when the frame was dropped (and freed).
+    /// </summary>
+    internal static bool PreRouting(NetStack stack, Device br, Device port, Skb skb, ref PacketContext ctx)
+    {
+        var ns = br.Namespace;
+        var why = Ipv4Input.ValidateHeader(skb);
+        if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return false; }
+        if (!Ipv4Input.FillContext(skb, ref ctx, out why)) { NetStack.Drop(ns, skb, why); return false; }
+        ctx.InInterface = br.Name;
+        // nf_bridge_info: the port the frame came in on, for -m physdev.
+        ctx.PhysIn = port.Name;
+        ctx.HasBridgeInfo = true;
+        var pkt = NetStack.L3(skb);
+        uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        if (!Ipv4Input.Hook(ns, HookPoint.PreRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
+        uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        var eth = skb.HeadBuffer.Slice(skb.MacHeader, 14);
+        if (after == daddr) return true;
+
+        uint saddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
+        var route = ns.Routing.Lookup(after);
+        if (route is { Type: RouteKind.Unicast or RouteKind.Local } && !Ipv4Input.ValidateSource(br, saddr, out why))
+        {
+            // ip_route_input failed: br_nf_pre_routing_finish frees the frame.
+            NetStack.Drop(ns, skb, why);
+            return false;
+        }
+        if (route is { Type: RouteKind.Unicast } && route.Device == br && ns.Forwarding(br))
+        {
+            // bridged_dnat → br_nf_pre_routing_finish_bridge: the neighbour's cached header (neigh_hh_bridge) gives
+            // the destination MAC. Without one, neigh->output builds the whole header (source: the bridge) and
+            // transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and bridges the
+            // frame: the bridge's tx tap sees it once.
+            uint nexthop = route.Gateway != 0 ? route.Gateway : after;
+            var n = ns.Neighbours.Find(br, nexthop);
+            if (n == null || !n.Valid) { NetStack.Drop(ns, skb, DropReason.BridgeDnatNeighUnresolved); return false; }
+            if (!(n.HhCached && n.Connected))
+            {
+                if (br.TxTap != null)
+                {
+                    Span<byte> saved = stackalloc byte[6];
+                    eth.Slice(6, 6).CopyTo(saved);
+                    n.Mac.CopyTo(eth);
+                    br.Mac.CopyTo(eth[6..]);
+                    skb.Push(14);
+                    br.TxTap.Write(stack.Now, stack.Linearize(skb));
+                    skb.Pull(14);
+                    saved.CopyTo(eth[6..]);
+                }
+                br.TxPackets++;
+                br.TxBytes += 14 + skb.Len;
+                n.HhCached = true;
+            }
+            n.Mac.CopyTo(eth);
+            return true;
+        }
+        br.Mac.CopyTo(eth);
+        return true;
+    }
+
+    /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
+    /// POSTROUTING with it as out-interface; NAT rewrites the frame in place. False when dropped (and freed).</summary>
+    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx, Device? outPort = null)
+    {
+        ctx.PhysOut = outPort?.Name;
+        var ns = br.Namespace;
+        ctx.InInterface = br.Name;
+        ctx.OutInterface = br.Name;
+        if (!Ipv4Input.Hook(ns, HookPoint.Forward, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
+        ctx.InInterface = null;
+        if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
+        return true;
+    }
+}

@@ -1,0 +1,280 @@
+using Softnet.Capture;
+using Softnet.Neigh;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Softnet.Packets.Headers;
+using Softnet.Telemetry;
+
+namespace Softnet.Link;
+
+/// <summary>
+/// The core of the receive path above the NIC for a set of namespaces (net/core/dev.c): the backlog that
+/// netif_rx feeds (frames crossing a veth, passed up by a bridge, looped back), __netif_receive_skb_core with
+/// its rx_handler (bridge ports) and protocol demux by EtherType, and dev_queue_xmit. One skb travels the whole
+/// way: the NIC path's skb, or one this stack allocates from its own pools for frames it generates.
+/// <para>Single-threaded (deterministic replay): the backlog is one FIFO, so the path never recurses.</para>
+/// </summary>
+public sealed class NetStack
+{
+    private readonly IReadOnlyList<Namespace> _namespaces;
+    private readonly Queue<BacklogEntry> _backlog = new();
+    private PacketContext[] _nf = new PacketContext[16];
+    private readonly Stack<int> _nfFree = new();
+    private int _nfUsed;
+    private readonly byte[] _scratch = new byte[256 * 1024];
+    private long _now;
+    private long _nextId;
+
+    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot);
+
+    public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 256)
+    {
+        _namespaces = namespaces;
+        // Frames this stack makes (ARP, ICMP errors, resets) and frames handed in as bytes: small buffers for the
+        // common case, a few 64 KB ones for GSO-sized frames.
+        LocalPages = new PagePool(localBuffers, 2048, 256, "local_skbs");
+        LocalSkbs = new SkbPool(localBuffers + 64 + 256, "local_skb_cache");
+        foreach (var ns in namespaces) ns.Netfilter.Clock = Clock;
+    }
+
+    /// <summary>Per-stage CPU time of sampled packets.</summary>
+    public StageClock Clock { get; } = new();
+
+    public IReadOnlyList<Namespace> Namespaces => _namespaces;
+    public PagePool LocalPages { get; }
+    /// <summary>A few 64 KB buffers for GSO-sized frames, made on first use.</summary>
+    public PagePool LargePages => _large ??= new PagePool(32, 65536 + 1024, 256, "local_large");
+    private PagePool? _large;
+    public SkbPool LocalSkbs { get; }
+    /// <summary>The replay clock (ns): the current frame's arrival time.</summary>
+    public long Now => _now;
+    /// <summary>IP ID of generated ICMP errors (the kernel's is random per destination).</summary>
+    public ushort IcmpErrorIpId { get; set; }
+    /// <summary>Frames lost because a local pool was exhausted.</summary>
+    public long AllocFailed { get; private set; }
+
+    /// <summary>inet_peer tokens per (namespace, address), shared by ip_error and icmp_send.</summary>
+    internal readonly Dictionary<(Namespace, uint), (long Tokens, long LastMs)> InetPeers = new();
+
+    // ---------------- entry points ----------------
+
+    /// <summary>A frame arrives on <paramref name="dev"/> from outside the scenario (the NIC path): its skb, data at
+    /// the MAC header. The stack owns it from here.</summary>
+    public void Receive(Device dev, Skb skb, long timestampNs)
+    {
+        AdvanceClock(timestampNs);
+        if (skb.Id == 0) skb.Id = ++_nextId;
+        skb.TimestampNs = timestampNs;
+        NetifRx(dev, skb);
+        Drain();
+        // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
+        for (int i = 0; i < _namespaces.Count; i++) _namespaces[i].Netfilter.Conntrack.Quiesce();
+    }
+
+    /// <summary>Runs timers due up to <paramref name="nowNs"/> (ARP retransmits, resolution failure).</summary>
+    public void AdvanceClock(long nowNs)
+    {
+        long target = Math.Max(_now, nowNs);
+        NeighTimers.Run(this, nowNs);
+        _now = target;
+    }
+
+    /// <summary>The earliest neighbour timer (long.MaxValue: none armed); the timer scan runs only once it is due.</summary>
+    internal long NeighTimerDue = long.MaxValue;
+
+    internal void ArmNeighTimer(long ns)
+    {
+        if (ns < NeighTimerDue) NeighTimerDue = ns;
+    }
+
+    /// <summary>A timer runs at its own expiry time: what it sends is stamped with it.</summary>
+    internal void SetClock(long ns) => _now = ns;
+
+    /// <summary>End of the replay: drains what is in flight.</summary>
+    public void Finish() => Drain();
+
+    // ---------------- backlog (netif_rx / process_backlog) ----------------
+
+    /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
+    public void NetifRx(Device dev, Skb skb, int nfSlot = -1) => _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+
+    internal void Drain()
+    {
+        while (_backlog.TryDequeue(out var e))
+        {
+            Clock.Begin(Stage.Link);
+            ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+            Clock.End();
+            if (e.NfSlot >= 0) ReleaseNf(e.NfSlot);
+        }
+    }
+
+    /// <summary>A netfilter context that travels with a frame through the backlog (br_netfilter's PREROUTING
+    /// result and skb->_nfct for a frame the bridge passes up: ip_sabotage_in then skips the IP layer's hooks).</summary>
+    public int TakeNf(in PacketContext ctx)
+    {
+        int slot;
+        if (_nfFree.Count > 0) slot = _nfFree.Pop();
+        else
+        {
+            if (_nfUsed == _nf.Length) Array.Resize(ref _nf, _nf.Length * 2);
+            slot = _nfUsed++;
+        }
+        _nf[slot] = ctx;
+        return slot;
+    }
+
+    public ref PacketContext NfSlot(int slot) => ref _nf[slot];
+
+    private void ReleaseNf(int slot)
+    {
+        _nf[slot] = default;
+        _nfFree.Push(slot);
+    }
+
+    // ---------------- receive (__netif_receive_skb_core) ----------------
+
+    private void ReceiveSkb(Device dev, Skb skb, int nfSlot)
+    {
+        var ns = dev.Namespace;
+        var c = ns.Counters;
+        c.Received++;
+        if (!dev.Up) { Drop(ns, skb, DropReason.DeviceDown); return; }
+        WriteTap(dev.RxTap, skb);
+        dev.RxPackets++;
+        dev.RxBytes += skb.Len;
+        if (skb.Len < 14 || !skb.MayPull(14)) { Drop(ns, skb, DropReason.EthTruncated); return; }
+        EthTypeTrans(dev, skb);
+        if (dev.Master is { } master && master.Kind.PortReceive(this, master, dev, skb) == RxHandlerResult.Consumed) return;
+        Deliver(dev, skb, nfSlot);
+    }
+
+    /// <summary>eth_type_trans: pkt_type from the destination MAC, protocol from the EtherType, data moved to the
+    /// network header.</summary>
+    public static void EthTypeTrans(Device dev, Skb skb)
+    {
+        EthernetView.TryParse(skb.LinearData, out var eth, out _);
+        skb.Dev = dev;
+        skb.ResetMacHeader();
+        if (eth.IsMulticast)
+            skb.PktType = eth.IsBroadcast ? PacketType.Broadcast : PacketType.Multicast;
+        else
+            skb.PktType = eth.Destination.SequenceEqual(dev.Mac) ? PacketType.Host : PacketType.OtherHost;
+        skb.Protocol = eth.EtherType;
+        skb.Pull(14);
+        skb.ResetNetworkHeader();
+    }
+
+    public static readonly byte[] Broadcast = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+    /// <summary>The ptype demux: the handler registered for the frame's EtherType.</summary>
+    internal void Deliver(Device dev, Skb skb, int nfSlot)
+    {
+        var handler = PacketHandler.Find(skb.Protocol);
+        if (handler == null) { Drop(dev.Namespace, skb, DropReason.UnhandledProtocol); return; }
+        Clock.Begin(handler.Stage);
+        handler.Receive(this, dev, skb, nfSlot);
+        Clock.End();
+    }
+
+    // ---------------- transmit (dev_queue_xmit) ----------------
+
+    /// <summary>dev_queue_xmit: the tx tap sees the frame (data at the MAC header), then the device's xmit.
+    /// Returns a drop reason or None; the skb is gone either way.</summary>
+    public DropReason Transmit(Device dev, Skb skb)
+    {
+        Clock.Begin(Stage.Egress);
+        var r = TransmitCore(dev, skb);
+        Clock.End();
+        return r;
+    }
+
+    private DropReason TransmitCore(Device dev, Skb skb)
+    {
+        if (!dev.Up) { dev.TxDropped++; skb.Free(); return DropReason.DeviceDown; }
+        WriteTap(dev.TxTap, skb);
+        dev.TxPackets++;
+        dev.TxBytes += skb.Len;
+        skb.Dev = dev;
+        return dev.Kind.Xmit(this, dev, skb);
+    }
+
+    /// <summary>skb_scrub_packet: what a frame loses when it crosses to another device (and, with
+    /// <paramref name="xnet"/>, another namespace: the mark and the conntrack reference).</summary>
+    public static void ScrubPacket(Skb skb, bool xnet)
+    {
+        skb.PktType = PacketType.Host;
+        skb.Priority = 0;
+        skb.Dst = null;
+        skb.Conntrack = null;
+        skb.CtInfo = 0;
+        if (!xnet) return;
+        skb.Mark = 0;
+    }
+
+    // ---------------- skbs ----------------
+
+    /// <summary>alloc_skb for a frame of <paramref name="size"/> bytes with headroom for link headers.</summary>
+    public Skb? AllocSkb(int size)
+    {
+        var pool = size <= LocalPages.DataSize ? LocalPages : LargePages;
+        if (size > pool.DataSize) { AllocFailed++; return null; }
+        var skb = LocalSkbs.Alloc(pool);
+        if (skb == null) AllocFailed++;
+        return skb;
+    }
+
+    /// <summary>An skb holding <paramref name="frame"/> (a generated frame, data at its start).</summary>
+    public Skb? SkbFrom(ReadOnlySpan<byte> frame)
+    {
+        var skb = AllocSkb(frame.Length);
+        if (skb == null) return null;
+        frame.CopyTo(skb.Put(frame.Length));
+        if (skb.Id == 0) skb.Id = ++_nextId;
+        skb.TimestampNs = _now;
+        return skb;
+    }
+
+    /// <summary>skb_clone for a flooded copy; the receiving path unshares the head before changing it.</summary>
+    public Skb? Clone(Skb skb)
+    {
+        var c = LocalSkbs.Clone(skb);
+        if (c == null) AllocFailed++;
+        return c;
+    }
+
+    /// <summary>The frame's bytes from data on, linear: the skb's own memory when it is linear, else a copy in
+    /// the stack's scratch buffer (valid until the next call).</summary>
+    public ReadOnlySpan<byte> Linearize(Skb skb)
+    {
+        if (!skb.IsNonlinear) return skb.LinearData;
+        int n = Math.Min(skb.Len, _scratch.Length);
+        skb.CopyBits(0, _scratch.AsSpan(0, n));
+        return _scratch.AsSpan(0, n);
+    }
+
+    private void WriteTap(ICaptureWriter? tap, Skb skb)
+    {
+        if (tap == null) return;
+        tap.Write(_now, Linearize(skb));
+    }
+
+    /// <summary>Pushes an Ethernet header (dev_hard_header / neigh_hh_output): data moves to the new MAC header.</summary>
+    public static void PushEthernet(Skb skb, ReadOnlySpan<byte> dst, ReadOnlySpan<byte> src, ushort type)
+    {
+        EthernetView.Write(skb.Push(14), dst.IsEmpty ? 0 : EthernetView.ReadMac(dst), src.IsEmpty ? 0 : EthernetView.ReadMac(src), type);
+        skb.ResetMacHeader();
+        skb.Protocol = type;
+    }
+
+    /// <summary>The linear bytes from the network header to the tail, wherever data points (the IPv4 datagram
+    /// netfilter reads and NAT rewrites; headers are linear, a GSO skb's payload may continue in frags).</summary>
+    public static Span<byte> L3(Skb skb) => skb.HeadBuffer.Slice(skb.NetworkHeader, skb.Tail - skb.NetworkHeader);
+
+    /// <summary>kfree_skb_reason: counted in the namespace, then freed.</summary>
+    public static void Drop(Namespace ns, Skb skb, DropReason reason)
+    {
+        ns.Counters.Drops.Add(reason);
+        skb.Free();
+    }
+}

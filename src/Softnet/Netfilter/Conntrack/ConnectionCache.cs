@@ -1,0 +1,71 @@
+namespace Softnet.Netfilter.Conntrack;
+
+/// <summary>
+/// The nf_conn slab (nf_conntrack_cachep): connections a table no longer holds come back here and are handed out
+/// again, so a replay that opens connections at a steady rate allocates nothing once warm. A table gives entries
+/// back only at a quiescent point (no packet in flight can still point at them, as RCU waits out readers) or when
+/// its namespace goes away. Bounded: past <see cref="Capacity"/> objects are left to the GC.
+/// </summary>
+public static class ConnectionCache
+{
+    public const int Capacity = 1 << 20;
+    private static readonly Lock Gate = new();
+    private static Connection[] _free = new Connection[1024];
+    private static int _count;
+
+    /// <summary>Objects waiting for reuse.</summary>
+    public static int Count => Volatile.Read(ref _count);
+
+    internal static Connection? Rent()
+    {
+        lock (Gate)
+        {
+            if (_count == 0) return null;
+            var c = _free[--_count];
+            _free[_count] = null!;
+            return c;
+        }
+    }
+
+    internal static void Return(List<Connection> list)
+    {
+        if (list.Count == 0) return;
+        lock (Gate)
+        {
+            foreach (var c in list)
+            {
+                if (_count == Capacity) break;
+                if (_count == _free.Length) Array.Resize(ref _free, Math.Min(Capacity, _free.Length * 2));
+                c.Generation++;
+                _free[_count++] = c;
+            }
+        }
+        list.Clear();
+    }
+}
+
+/// <summary>Conntrack hash arrays kept for reuse by exact length, cleared: a table that grows, or a namespace that goes
+/// away, hands its old array back (up to 16 per length are kept).</summary>
+internal static class BucketArrays
+{
+    private const int PerLength = 16;
+    private static readonly Lock Gate = new();
+    private static readonly Dictionary<int, Stack<TupleNode?[]>> Free = new();
+
+    public static TupleNode?[] Rent(int length)
+    {
+        lock (Gate)
+            if (Free.TryGetValue(length, out var s) && s.Count > 0) return s.Pop();
+        return new TupleNode?[length];
+    }
+
+    public static void Return(TupleNode?[] array)
+    {
+        Array.Clear(array);
+        lock (Gate)
+        {
+            if (!Free.TryGetValue(array.Length, out var s)) Free.Add(array.Length, s = new Stack<TupleNode?[]>());
+            if (s.Count < PerLength) s.Push(array);
+        }
+    }
+}

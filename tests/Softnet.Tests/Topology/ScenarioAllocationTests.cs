@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using Softnet.Capture;
+using Softnet.Link;
+using Softnet.Topology;
+using Softnet.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+using static Softnet.Tests.Topology.ScenarioRig;
+
+namespace Softnet.Tests.Topology;
+
+/// <summary>Established TCP flows through the Docker test host: client → eth0 → DNAT → docker0 → veth1 → the
+/// container's namespace, and the container's ACKs back through MASQUERADE's reverse NAT.</summary>
+internal static class DockerFlows
+{
+    private const string Eth0 = "02:00:00:00:00:02", Wire0 = "02:00:00:00:00:01", Docker0 = "02:42:ac:11:00:01", C1 = "02:00:00:00:01:02";
+
+    /// <summary>A pcapng with interfaces eth0 (0) and veth1 (1): per flow a handshake, then rounds of two
+    /// 1448-byte segments and an ACK.</summary>
+    public static string Write(string path, int flows, int rounds)
+    {
+        var ifs = new[] { new CaptureInterface(LinkType.Ethernet, 262144, "eth0", 1_000_000_000), new CaptureInterface(LinkType.Ethernet, 262144, "veth1", 1_000_000_000) };
+        using var w = new PcapngWriter(File.Create(path), ifs);
+        long ts = 1_700_000_000_000_000_000;
+        void Out(byte[] ip) => w.Write(ts += 1_000, Eth(Eth0, Wire0, ip), -1, 0);
+        void Back(byte[] ip) => w.Write(ts += 1_000, Eth(Docker0, C1, ip), -1, 1);
+        for (int f = 0; f < flows; f++)
+        {
+            ushort sport = (ushort)(40000 + f);
+            Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x02, seq: 1000));
+            Back(Tcp("172.17.0.2", 80, "192.0.2.100", sport, 0x12, seq: 5000, ack: 1001));
+            Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: 1001, ack: 5001));
+        }
+        var seq = new uint[flows];
+        Array.Fill(seq, 1001u);
+        for (int r = 0; r < rounds; r++)
+            for (int f = 0; f < flows; f++)
+            {
+                ushort sport = (ushort)(40000 + f);
+                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: seq[f], ack: 5001, payload: 1448));
+                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x18, seq: seq[f] + 1448, ack: 5001, payload: 1448));
+                seq[f] += 2 * 1448;
+                Back(Tcp("172.17.0.2", 80, "192.0.2.100", sport, 0x10, seq: 5001, ack: seq[f]));
+            }
+        return path;
+    }
+}
+
+public class ScenarioAllocationTests(ITestOutputHelper output)
+{
+    private static (long Bytes, long Packets, ScenarioReport Report, TimeSpan Time) Replay(string capture)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var sw = Stopwatch.StartNew();
+        var report = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), capture, "host", "");
+        sw.Stop();
+        return (GC.GetAllocatedBytesForCurrentThread() - before, report.Replay.PacketsIn, report, sw.Elapsed);
+    }
+
+    [Fact]
+    public void Docker_host_replay_allocates_nothing_per_packet()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"softnet-scnalloc-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string small = DockerFlows.Write(Path.Combine(dir, "small.pcapng"), flows: 8, rounds: 200);
+            string large = DockerFlows.Write(Path.Combine(dir, "large.pcapng"), flows: 8, rounds: 2000);
+            Replay(large);
+            Replay(large);
+            var s = Replay(small);
+            var l = Replay(large);
+            var host = l.Report.Scenario.Namespace("host")!;
+            var c1 = l.Report.Scenario.Namespace("c1")!;
+            output.WriteLine($"large: {l.Packets} frames in {l.Time.TotalMilliseconds:F1} ms, {(l.Time - s.Time).TotalNanoseconds / (l.Packets - s.Packets):F0} ns per extra frame; host forwarded {host.Counters.Forwarded}, drops {host.Counters.Drops.Total}; c1 delivered {c1.Counters.DeliveredTotal}");
+            Assert.True(host.Counters.Forwarded >= l.Packets * 9 / 10, $"forwarded {host.Counters.Forwarded} of {l.Packets}");
+            Assert.Equal(8 * 2 * 2000 + 8 * 2, c1.Counters.DeliveredTotal);
+            AllocationAssert.NothingPerOperation(l.Bytes - s.Bytes, l.Packets - s.Packets, "frames");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
