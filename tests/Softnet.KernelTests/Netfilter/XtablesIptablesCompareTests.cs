@@ -133,6 +133,9 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         { "INPUT", "-p udp -m udp --dport 53:" },
         { "INPUT", "-m comment --comment \"hello world\"" },
         // The new ones.
+        { "INPUT", "-m nfacct --nfacct-name foo" },
+        { "INPUT", "-m nfacct" },
+        { "INPUT", "-m nfacct ! --nfacct-name foo" },
         { "INPUT", "-m recent --set" },
         { "INPUT", "-m recent --name foo --rcheck --seconds 10800 --reap --rsource --mask 255.255.255.0 -j ACCEPT" },
         { "INPUT", "-m recent --update --hitcount 5 --rttl --rdest" },

@@ -485,4 +485,23 @@ public class NftTranslationTests
         Assert.Equal(Verdict.Accept, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref high));
     }
 }
+
+public class NfacctTests
+{
+    [Fact]
+    public void Nfacct_counts_into_an_existing_object_and_refuses_a_missing_one()
+    {
+        var into = new NetfilterTables();
+        into.Nfacct.Load("{ pkts = 00000000000000000000, bytes = 00000000000000000000 } = localhost_nps_accepted_pkts;\nct_state_invalid_dropped_pkts\n");
+        var t = IptablesSaveParser.Parse("*filter\n-A INPUT -m nfacct --nfacct-name localhost_nps_accepted_pkts -j ACCEPT\nCOMMIT\n", "r", into);
+        Assert.Equal(" -m nfacct --nfacct-name localhost_nps_accepted_pkts -j ACCEPT", t[TableKind.Filter]!.GetChain("INPUT")!.Rules[0].Render());
+        var p = PacketBuilder.Udp("10.0.0.1", 1, "10.0.0.2", 2);
+        var ctx = PacketBuilder.Ctx(p);
+        Assert.Equal(Verdict.Accept, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx));
+        Assert.Equal(1, t.Nfacct["localhost_nps_accepted_pkts"]!.Packets);
+        Assert.Equal(p.Length, t.Nfacct["localhost_nps_accepted_pkts"]!.Bytes);
+        var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse("*filter\n-A INPUT -m nfacct --nfacct-name nope\nCOMMIT\n"));
+        Assert.StartsWith("RULE_APPEND failed (No such file or directory): rule in chain INPUT", e.Reason);
+    }
+}
 }
