@@ -308,6 +308,7 @@ public static class IptablesSaveParser
         }
         if (invert) throw a.Error("trailing '!'");
         foreach (var m in rule.Matches) m.Extension.FinalCheck(m, rule, a);
+        rule.Matches.RemoveAll(m => m.Elided);
         rule.Target?.Extension.FinalCheck(rule.Target, rule, a);
         if (chain.BuiltIn)
         {

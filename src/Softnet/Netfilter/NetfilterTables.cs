@@ -61,6 +61,10 @@ public sealed class NetfilterTables
     public IpsetCollection Ipsets => _ipsets ??= new();
     private IpsetCollection? _ipsets;
 
+    /// <summary>The namespace's nfacct accounting objects (-m nfacct).</summary>
+    public NfacctObjects Nfacct => _nfacct ??= new();
+    private NfacctObjects? _nfacct;
+
     /// <summary>xt_hashlimit's tables of this namespace (-m hashlimit).</summary>
     public HashlimitTables Hashlimit => _hashlimit ??= new();
     private HashlimitTables? _hashlimit;

@@ -27,7 +27,7 @@ internal static class Opt
         if (colon < 0) { var p = Port(s, a); return (p, p); }
         ushort min = colon == 0 ? (ushort)0 : Port(s[..colon], a);
         ushort max = colon == s.Length - 1 ? (ushort)65535 : Port(s[(colon + 1)..], a);
-        if (min > max) throw a.Error($"invalid portrange ({s}) specified");
+        if (min > max) throw a.Error("invalid portrange (min > max)");
         return (min, max);
     }
 

@@ -62,8 +62,8 @@ public static class ScenarioLoader
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save)");
+                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save" or "nfacct.list"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save, nfacct.list)");
                 }
             }
         }
@@ -501,6 +501,9 @@ public static class ScenarioLoader
             var into = new NetfilterTables();
             string ipset = Path.Combine(Path.GetDirectoryName(path)!, "ipset.save");
             if (File.Exists(ipset)) into.Ipsets.LoadFile(ipset);
+            // ns/NAME/nfacct.list: the accounting objects -m nfacct rules count into (`nfacct add`), one name a line.
+            string nfacct = Path.Combine(Path.GetDirectoryName(path)!, "nfacct.list");
+            if (File.Exists(nfacct)) into.Nfacct.Load(File.ReadAllText(nfacct));
             t = IptablesSaveParser.ParseFile(path, into);
         }
         catch (IptablesParseException e)

@@ -133,6 +133,9 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         { "INPUT", "-p udp -m udp --dport 53:" },
         { "INPUT", "-m comment --comment \"hello world\"" },
         // The new ones.
+        { "INPUT", "-m nfacct --nfacct-name foo" },
+        { "INPUT", "-m nfacct" },
+        { "INPUT", "-m nfacct ! --nfacct-name foo" },
         { "INPUT", "-m recent --set" },
         { "INPUT", "-m recent --name foo --rcheck --seconds 10800 --reap --rsource --mask 255.255.255.0 -j ACCEPT" },
         { "INPUT", "-m recent --update --hitcount 5 --rttl --rdest" },
@@ -426,11 +429,31 @@ public sealed class XtablesIptablesCompareTests : IDisposable
         Maybe(Gen.OneOf("1000", "60000", "3600000").Select(x => "--hashlimit-htable-expire " + x), 20),
         Maybe(Gen.Const("--hashlimit-rate-match"), 20), Maybe(Gen.OneOf("1", "5", "0").Select(x => "--hashlimit-rate-interval " + x), 15)).Select(s => "-m hashlimit " + s);
 
+    private static readonly Gen<string> OldRule = Gen.OneOf<string>(new IGen<string>[]
+    {
+        Shuffled(Maybe(Inv("--sport", Gen.OneOf("22", "1:1024", ":80", "8080:", "ssh", "70000")), 40), Maybe(Inv("--dport", Gen.OneOf("80", "443:450", "http")), 50),
+            Maybe(Gen.OneOf("--syn", "! --syn", "--tcp-flags SYN,ACK SYN", "! --tcp-flags ALL NONE", "--tcp-flags FIN,RST RST,FIN"), 40),
+            Maybe(Inv("--tcp-option", Gen.OneOf("2", "8")), 15)).Select(s => "-p tcp -m tcp " + s),
+        Shuffled(Maybe(Inv("--sport", Gen.OneOf("53", "1:1024")), 50), Maybe(Inv("--dport", Gen.OneOf("53", "67:68", "domain")), 50)).Select(s => "-p udp -m udp " + s),
+        Maybe(Inv("--icmp-type", Gen.OneOf("8", "echo-request", "3/4", "port-unreachable", "any", "0", "redirect", "11/1", "300")), 90).Select(s => "-p icmp -m icmp " + s),
+        Inv("--dports", Gen.OneOf("80,443", "1:10,20", "80")).SelectMany(x => Gen.OneOf("-p tcp", "-p udp", "").Select(p => (p + " -m multiport " + x).Trim())),
+        Maybe(Inv("--mark", Gen.OneOf("1", "0x10/0xff", "0xffffffff", "7/7")), 90).Select(s => "-m mark " + s),
+        Gen.OneOf("--mode random --probability 0.5", "--mode random --probability 0.25", "--mode nth --every 2", "--mode nth --every 5 --packet 4", "! --mode nth --every 3 --packet 0", "--mode nth --every 2 --packet 2", "--mode random")
+            .Select(s => "-m statistic " + s),
+        Shuffled(Maybe(Inv("--ctstate", Gen.OneOf("NEW", "RELATED,ESTABLISHED", "INVALID", "DNAT", "SNAT,DNAT", "UNTRACKED")), 70),
+            Maybe(Inv("--ctproto", Gen.OneOf("tcp", "17")), 20), Maybe(Inv("--ctorigsrc", Gen.OneOf("10.0.0.0/8", "1.2.3.4")), 20),
+            Maybe(Inv("--ctorigdstport", Gen.OneOf("80", "1000:2000")), 20), Maybe(Gen.OneOf("--ctdir ORIGINAL", "--ctdir REPLY"), 20)).Select(s => "-m conntrack " + s),
+        Maybe(Inv("--state", Gen.OneOf("NEW", "ESTABLISHED,RELATED", "INVALID,UNTRACKED")), 90).Select(s => "-m state " + s),
+        Shuffled(Maybe(Inv("--src-type", Gen.OneOf("LOCAL", "UNICAST,BROADCAST", "BLACKHOLE")), 50), Maybe(Inv("--dst-type", Gen.OneOf("LOCAL", "MULTICAST")), 60),
+            Maybe(Gen.OneOf("--limit-iface-in", "--limit-iface-out"), 30)).Select(s => "-m addrtype " + s),
+        Gen.OneOf("hello", "\"a b\"", "\"x\\\"y\"", "kube-system/dns:dns").Select(c => "-m comment --comment " + c),
+    });
+
     [SkippableFact]
     public void Random_rules_match_iptables()
     {
         Skip.If(_skip != null, _skip);
-        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule, U32Rule, StringRule, HashlimitRule, HashlimitRule })
+        var gen = Gen.OneOf<string>(new IGen<string>[] { RecentRule, IprangeRule, LengthRule, PkttypeRule, LimitRule, PhysdevRule, SetRule, MiscRule, MiscRule, U32Rule, StringRule, HashlimitRule, HashlimitRule, OldRule, OldRule })
             .SelectMany(r => Gen.OneOf("INPUT", "FORWARD", "OUTPUT").Select(c => (Chain: c, Rule: r)));
         gen.Sample(x => Compare("filter", x.Chain, x.Rule), iter: int.TryParse(Environment.GetEnvironmentVariable("NFEXT_ITER"), out int n) ? n : 150, threads: 1);
     }

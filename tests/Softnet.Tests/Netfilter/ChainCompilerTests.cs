@@ -55,7 +55,7 @@ public class ChainCompilerTests
             6 => $"-p {proto} -m {proto} --dport 50:100",
             7 => $"! -d {d}/32",
             8 => "-d 10.0.0.0/30",
-            9 => r.Next(2) == 0 ? "-m statistic --mode nth --every 3" : "-m statistic --mode random --probability 0.5",
+            9 => r.Next(2) == 0 ? "-m statistic --mode nth --every 3 --packet 0" : "-m statistic --mode random --probability 0.5",
             10 => $"-d {d}/32 -p {proto} -m {proto} ! --dport {port}",
             _ => "",
         };

@@ -62,7 +62,7 @@ public class IptablesSaveParserTests
     [InlineData("*bogus\nCOMMIT\n", 1, "unknown table 'bogus'")]
     [InlineData("-A INPUT -j ACCEPT\n", 1, "no table specified")]
     [InlineData("*filter\n:INPUT REJECT [0:0]\nCOMMIT\n", 2, "bad policy name")]
-    [InlineData("*filter\n-A INPUT -m tcp --dport 22 -j ACCEPT\nCOMMIT\n", 2, "only valid for protocol 6")]
+    [InlineData("*filter\n-A INPUT -m tcp --dport 22 -j ACCEPT\nCOMMIT\n", 2, "TCP match requires '-p tcp'")]
     public void Errors_name_file_and_line(string text, int line, string reason)
     {
         var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse(text, "rules.v4"));

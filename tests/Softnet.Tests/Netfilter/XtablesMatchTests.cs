@@ -457,4 +457,51 @@ public class HashlimitTests
         Assert.Equal(137438953UL, HashlimitTable.UserToCredits(1));
     }
 }
+
+public class NftTranslationTests
+{
+    private static Rule One(string rule)
+        => IptablesSaveParser.Parse($"*filter\n-A INPUT {rule}\nCOMMIT\n")[TableKind.Filter]!.GetChain("INPUT")!.Rules[0];
+
+    [Theory]
+    [InlineData("-p tcp -m tcp ! --sport :80", " -p tcp -m tcp --sport 81:65535")]
+    [InlineData("-p tcp -m tcp ! --sport 80:", " -p tcp -m tcp ! --sport 80:65535")]
+    [InlineData("-p tcp -m tcp ! --sport 0:65535", " -p tcp")]
+    [InlineData("-p tcp -m tcp --sport 0:65535", " -p tcp -m tcp")]
+    [InlineData("-p tcp -m tcp ! --sport 1:65535 ! --dport 0:5", " -p tcp -m tcp ! --sport 1:65535 --dport 6:65535")]
+    [InlineData("-p udp ! --dport :80", " -p udp -m udp --dport 81:65535")]
+    [InlineData("-p tcp -m tcp --tcp-flags NONE NONE", " -p tcp -m tcp")]
+    [InlineData("-m limit --limit 7/s --limit-burst 0", " -m limit --limit 7/sec")]
+    public void Rules_read_back_as_iptables_nft_translated_them(string rule, string saved)
+        => Assert.Equal(saved, One(rule).Render());
+
+    [Fact]
+    public void An_inverted_range_from_zero_matches_the_ports_above_it()
+    {
+        var t = IptablesSaveParser.Parse("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp ! --dport :1023 -j ACCEPT\nCOMMIT\n");
+        var low = PacketBuilder.Ctx(PacketBuilder.Tcp("10.0.0.1", 40000, "10.0.0.2", 22, 0x02));
+        var high = PacketBuilder.Ctx(PacketBuilder.Tcp("10.0.0.1", 40000, "10.0.0.2", 8080, 0x02));
+        Assert.Equal(Verdict.Drop, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref low));
+        Assert.Equal(Verdict.Accept, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref high));
+    }
+}
+
+public class NfacctTests
+{
+    [Fact]
+    public void Nfacct_counts_into_an_existing_object_and_refuses_a_missing_one()
+    {
+        var into = new NetfilterTables();
+        into.Nfacct.Load("{ pkts = 00000000000000000000, bytes = 00000000000000000000 } = localhost_nps_accepted_pkts;\nct_state_invalid_dropped_pkts\n");
+        var t = IptablesSaveParser.Parse("*filter\n-A INPUT -m nfacct --nfacct-name localhost_nps_accepted_pkts -j ACCEPT\nCOMMIT\n", "r", into);
+        Assert.Equal(" -m nfacct --nfacct-name localhost_nps_accepted_pkts -j ACCEPT", t[TableKind.Filter]!.GetChain("INPUT")!.Rules[0].Render());
+        var p = PacketBuilder.Udp("10.0.0.1", 1, "10.0.0.2", 2);
+        var ctx = PacketBuilder.Ctx(p);
+        Assert.Equal(Verdict.Accept, t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx));
+        Assert.Equal(1, t.Nfacct["localhost_nps_accepted_pkts"]!.Packets);
+        Assert.Equal(p.Length, t.Nfacct["localhost_nps_accepted_pkts"]!.Bytes);
+        var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse("*filter\n-A INPUT -m nfacct --nfacct-name nope\nCOMMIT\n"));
+        Assert.StartsWith("RULE_APPEND failed (No such file or directory): rule in chain INPUT", e.Reason);
+    }
+}
 }

@@ -42,6 +42,10 @@ public abstract class XtMatch
     /// <summary>Userspace bookkeeping while the rule is parsed: the x6 options seen (libxtables' mflags).</summary>
     internal uint OptionFlags;
 
+    /// <summary>Set by a final check when iptables-nft's translation leaves nothing of the match (e.g. `! --sport
+    /// 0:65535`): the parser drops it from the rule, as iptables-save then shows it.</summary>
+    internal bool Elided;
+
     /// <summary>The match needs conntrack in its namespace (the kernel's nf_ct_netns_get in checkentry).</summary>
     internal virtual bool UsesConntrack => false;
 

@@ -189,3 +189,41 @@ public abstract class X6MatchExtension<T> : XtMatchExtension<T> where T : XtMatc
 
     internal static string U(ulong v) => v.ToString(CultureInfo.InvariantCulture);
 }
+
+/// <summary>
+/// A target extension parsed with an x6 option table (the same generic checks and messages as
+/// <see cref="X6MatchExtension{T}"/>).
+/// </summary>
+public abstract class X6TargetExtension<T> : XtTargetExtension<T> where T : XtTarget, new()
+{
+    private protected abstract XtOpt[] Options { get; }
+
+    /// <summary>Handles one option of the table; <paramref name="arg"/> is null for options without argument.</summary>
+    private protected abstract void Parse(T info, XtOpt option, string? arg, bool invert, ArgReader a);
+
+    /// <summary>x6_fcheck, run before the generic table checks.</summary>
+    private protected virtual void Check(T info, uint flags, Rule rule, ArgReader a) { }
+
+    internal sealed override bool Parse(T info, string option, bool invert, ArgReader a)
+    {
+        var o = XtOptions.Find(Options, option);
+        if (o == null) return false;
+        uint flags = info.OptionFlags;
+        string? arg = XtOptions.Take(Options, Name, o, invert, ref flags, a);
+        info.OptionFlags = flags;
+        Parse(info, o, arg, invert, a);
+        return true;
+    }
+
+    internal sealed override void FinalCheck(T info, Rule rule, ArgReader a)
+    {
+        Check(info, info.OptionFlags, rule, a);
+        XtOptions.FinalCheck(Options, Name, info.OptionFlags, a);
+    }
+
+    private protected static XtOpt Flag(string name, int id, bool invert = false, uint excl = 0, uint also = 0)
+        => new() { Name = name, Id = id, Invert = invert, Excl = excl, Also = also };
+
+    private protected static XtOpt Arg(string name, int id, bool invert = false, bool mandatory = false, uint excl = 0, uint also = 0, bool multi = false)
+        => new() { Name = name, Id = id, HasArg = true, Invert = invert, Mandatory = mandatory, Excl = excl, Also = also, Multi = multi };
+}

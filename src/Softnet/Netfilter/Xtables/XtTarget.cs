@@ -22,6 +22,9 @@ public abstract class XtTarget
     /// <summary>Name after -j in iptables-save.</summary>
     public string Name => Extension.Name;
 
+    /// <summary>Userspace bookkeeping while the rule is parsed: the x6 options seen (libxtables' tflags).</summary>
+    internal uint OptionFlags;
+
     internal abstract TargetResult Execute(ref PacketContext p, NetfilterTables tables, HookPoint hook);
 
     /// <summary>Hooks the kernel allows this target from (xt_target.hooks), bit per HookPoint.</summary>

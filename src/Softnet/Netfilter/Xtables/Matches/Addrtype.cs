@@ -57,7 +57,7 @@ internal sealed class AddrTypeMatchExtension : XtMatchExtension<AddrTypeMatch>
     internal override void FinalCheck(AddrTypeMatch m, Rule rule, ArgReader a)
     {
         if (m.SrcTypes == 0 && m.DstTypes == 0) throw a.Error("addrtype: you must specify --src-type or --dst-type");
-        if (m.LimitIfaceIn && m.LimitIfaceOut) throw a.Error("addrtype: you can't specify both --limit-iface-in and --limit-iface-out");
+        if (m.LimitIfaceIn && m.LimitIfaceOut) throw a.Error("addrtype: option \"--limit-iface-in\" cannot be used together with \"--limit-iface-out\".");
     }
 
     private static string Types(ushort m)

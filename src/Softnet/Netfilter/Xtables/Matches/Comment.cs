@@ -19,9 +19,9 @@ internal sealed class CommentMatchExtension : XtMatchExtension<CommentMatch>
     internal override bool Parse(CommentMatch m, string option, bool invert, ArgReader a)
     {
         if (option != "--comment") return false;
-        if (invert) throw a.Error("comment: cannot invert");
+        if (invert) throw a.Error("comment: option \"--comment\" cannot be inverted.");
         m.Text = a.Next(option);
-        if (m.Text.Length > 255) throw a.Error("COMMENT must be shorter than 256 characters");
+        if (System.Text.Encoding.UTF8.GetByteCount(m.Text) > 256) throw a.Error("comment: option \"--comment\" is too long (max 256 characters)");
         m.Has = true;
         return true;
     }

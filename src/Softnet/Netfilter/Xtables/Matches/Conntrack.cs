@@ -20,7 +20,7 @@ internal static class CtStates
         foreach (var part in s.Split(','))
         {
             int i = Array.FindIndex(Order, o => o.Name == part);
-            if (i < 0 || (!allowNat && i >= 5)) throw a.Error($"Bad ctstate \"{part}\"");
+            if (i < 0 || (!allowNat && i >= 5)) throw a.Error(allowNat ? $"Bad ctstate \"{part}\"" : $"Bad state \"{part}\"");
             m |= Order[i].Bit;
         }
         return m;
@@ -106,7 +106,9 @@ internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
     {
         switch (option)
         {
-            case "--ctstate": m.States = CtStates.ParseList(a.Next(option), a, allowNat: true); m.HasState = true; m.InvState = invert; return true;
+            case "--ctstate":
+                if (m.HasState) throw a.Error("conntrack: option \"--ctstate\" can only be used once.");
+                m.States = CtStates.ParseList(a.Next(option), a, allowNat: true); m.HasState = true; m.InvState = invert; return true;
             case "--ctproto":
                 m.Proto = Protocols.Parse(a.Next(option), a); m.HasProto = true; m.InvProto = invert; return true;
             case "--ctorigsrc": (m.OrigSrc, m.OrigSrcMask) = Opt.AddressMask(a.Next(option), a); m.HasOrigSrc = true; m.InvOrigSrc = invert; return true;
@@ -119,7 +121,7 @@ internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
                 string d = a.Next(option);
                 m.Direction = d.Equals("ORIGINAL", StringComparison.OrdinalIgnoreCase) ? (byte)1
                           : d.Equals("REPLY", StringComparison.OrdinalIgnoreCase) ? (byte)2
-                          : throw a.Error($"Unknown --ctdir \"{d}\"");
+                          : throw a.Error($"conntrack: Bad value for \"--ctdir\" option: \"{d}\"");
                 if (invert) m.Direction = (byte)(3 - m.Direction);
                 return true;
         }

@@ -11,6 +11,10 @@ public sealed class IcmpMatch : XtMatch
     public bool Invert;
     internal bool Has;
 
+    /// <summary>xt_check_match's proto check: the rule must be -p icmp (not inverted).</summary>
+    internal override string? CheckEntry(in XtCheck c)
+        => c.Rule.Protocol != 1 || c.Rule.InvProtocol ? c.Invalid("icmp match: only valid for protocol 1") : null;
+
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
     {
         if (p.IsFragment) return false;
@@ -50,12 +54,14 @@ internal sealed class IcmpMatchExtension : XtMatchExtension<IcmpMatch>
         if (i >= 0) (m.Type, m.CodeMin, m.CodeMax) = (Names[i].Type, Names[i].CodeMin, Names[i].CodeMax);
         else
         {
+            // xtables_parse_icmp-style: numbers as strtoul reads them (0x8 is 8), the code after '/'.
             int slash = v.IndexOf('/');
             string ts = slash < 0 ? v : v[..slash];
-            if (!byte.TryParse(ts, NumberStyles.None, CultureInfo.InvariantCulture, out m.Type)) throw a.Error($"Invalid ICMP type `{v}'");
+            if (!XtOptions.TryStrtoul(ts, out ulong type) || type > 255) throw a.Error($"Unknown ICMP type `{v}'");
+            m.Type = (byte)type;
             if (slash < 0) (m.CodeMin, m.CodeMax) = ((byte)0, (byte)0xFF);
-            else if (byte.TryParse(v[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var code)) m.CodeMin = m.CodeMax = code;
-            else throw a.Error($"Invalid ICMP code `{v}'");
+            else if (XtOptions.TryStrtoul(v[(slash + 1)..], out ulong code) && code <= 255) m.CodeMin = m.CodeMax = (byte)code;
+            else throw a.Error($"Unknown ICMP code `{v}'");
         }
         m.Invert = invert;
         m.Has = true;
@@ -64,7 +70,7 @@ internal sealed class IcmpMatchExtension : XtMatchExtension<IcmpMatch>
 
     internal override void FinalCheck(IcmpMatch m, Rule rule, ArgReader a)
     {
-        if (rule.Protocol != 1 || rule.InvProtocol) throw a.Error("icmp match: only valid for protocol 1 (use -p icmp)");
+        if (!m.Has) throw a.Error("icmp: option \"--icmp-type\" must be specified");
     }
 
     internal override void Save(IcmpMatch m, StringBuilder sb)
@@ -83,8 +89,6 @@ internal sealed class IcmpMatchExtension : XtMatchExtension<IcmpMatch>
     {
         // print_icmptype after " icmp": " !" when inverted, then "type N" (so " icmptype 8", " icmp !type 3").
         sb.Append(" icmp").Append(m.Invert ? " !" : "").Append("type ");
-        if (m.Type == 0xFF) sb.Append("any");
-        else
         {
             sb.Append(m.Type);
             if (m.CodeMin == m.CodeMax) sb.Append(" code ").Append(m.CodeMin);

@@ -36,7 +36,7 @@ internal sealed class MarkMatchExtension : XtMatchExtension<MarkMatch>
 
     internal override void FinalCheck(MarkMatch m, Rule rule, ArgReader a)
     {
-        if (!m.Has) throw a.Error("mark match: option \"--mark\" must be specified");
+        if (!m.Has) throw a.Error("mark: option \"--mark\" must be specified");
     }
 
     private static string Text(MarkMatch m) => m.Mask == 0xFFFFFFFF ? Opt.Hex(m.Value) : Opt.Hex(m.Value) + "/" + Opt.Hex(m.Mask);

@@ -43,7 +43,15 @@ internal sealed class MultiportMatchExtension : XtMatchExtension<MultiportMatch>
             case "--ports": k = MultiportMatch.Kind.Either; break;
             default: return false;
         }
-        if (m.Has) throw a.Error("multiport can only have one option");
+        if (m.Has)
+        {
+            // x6 exclusions in libxt_multiport's table order: source-ports, destination-ports, ports.
+            int prev = (int)m.Flags, cur = (int)k;
+            string[] names = ["source-ports", "destination-ports", "ports"];
+            if (prev == cur) throw a.Error($"multiport: option \"--{names[cur]}\" can only be used once.");
+            int first = Math.Min(prev, cur), second = Math.Max(prev, cur);
+            throw a.Error($"multiport: option \"--{names[first]}\" cannot be used together with \"--{names[second]}\".");
+        }
         int slots = 0;
         foreach (var part in a.Next(option).Split(','))
         {
@@ -61,7 +69,7 @@ internal sealed class MultiportMatchExtension : XtMatchExtension<MultiportMatch>
 
     internal override void FinalCheck(MultiportMatch m, Rule rule, ArgReader a)
     {
-        if (!m.Has) throw a.Error("multiport expects an option");
+        if (!m.Has) throw a.Error("multiport expection an option");
         if (rule.InvProtocol || rule.Protocol is not (6 or 17 or 33 or 132 or 136))
             throw a.Error("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'");
     }

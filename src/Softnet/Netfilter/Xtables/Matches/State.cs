@@ -29,7 +29,7 @@ internal sealed class StateMatchExtension : XtMatchExtension<StateMatch>
 
     internal override void FinalCheck(StateMatch m, Rule rule, ArgReader a)
     {
-        if (m.States == 0) throw a.Error("state match: You must specify \"--state\"");
+        if (m.States == 0) throw a.Error("state: option \"--state\" must be specified");
     }
 
     internal override void Save(StateMatch m, StringBuilder sb) => sb.Append(m.Invert ? " ! --state " : " --state ").Append(CtStates.Format(m.States));

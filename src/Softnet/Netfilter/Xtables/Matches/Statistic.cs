@@ -33,71 +33,72 @@ public sealed class StatisticMatch : XtMatch
 }
 
 /// <summary>Userspace half of -m statistic (libxt_statistic.c).</summary>
-internal sealed class StatisticMatchExtension : XtMatchExtension<StatisticMatch>
+internal sealed class StatisticMatchExtension : X6MatchExtension<StatisticMatch>
 {
     public override string Name => "statistic";
-
-    internal override bool Parse(StatisticMatch m, string option, bool invert, ArgReader a)
+    private const int OMode = 0, OProbability = 1, OEvery = 2, OPacket = 3;
+    private static readonly XtOpt[] Table =
     {
-        switch (option)
+        Arg("mode", OMode, mandatory: true),
+        Arg("probability", OProbability, invert: true, excl: 1 << OEvery | 1 << OPacket),
+        Arg("every", OEvery, invert: true, excl: 1 << OProbability, also: 1 << OPacket),
+        Arg("packet", OPacket, excl: 1 << OProbability, also: 1 << OEvery),
+    };
+    private protected override XtOpt[] Options => Table;
+
+    private protected override void Parse(StatisticMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
+    {
+        switch (o.Id)
         {
-            case "--mode":
-                string mode = a.Next(option);
-                m.Nth = mode == "nth" ? true : mode == "random" ? false : throw a.Error($"Bad mode \"{mode}\"");
+            case OMode:
+                m.Nth = arg == "nth" ? true : arg == "random" ? false : throw a.Error($"Bad mode \"{arg}\"");
                 m.HasMode = true;
-                if (invert) m.Invert = true;
-                return true;
-            case "--probability":
-                string s = a.Next(option);
-                if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double prob) || prob < 0 || prob > 1)
-                    throw a.Error($"--probability must be between 0 and 1");
+                break;
+            case OProbability:
+                if (!double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out double prob) || prob < 0 || prob > 1)
+                    throw a.Error($"{Name}: bad value for option \"--probability\", or out of range (0-1).");
                 m.Probability = (uint)Math.Round(prob * 0x80000000, MidpointRounding.AwayFromZero);
                 m.HasProb = true;
                 if (invert) m.Invert = true;
-                return true;
-            case "--every":
-                uint e = Opt.UInt(a.Next(option), a, "--every");
-                if (e == 0) throw a.Error("--every cannot be 0");
-                m.Every = e - 1;
+                break;
+            case OEvery:
+                m.Every = (uint)XtOptions.UInt(Name, o, arg!, 1, uint.MaxValue, a) - 1;
                 m.HasEvery = true;
                 if (invert) m.Invert = true;
-                return true;
-            case "--packet":
-                m.Packet = Opt.UInt(a.Next(option), a, "--packet");
+                break;
+            default:
+                m.Packet = (uint)XtOptions.UInt(Name, o, arg!, 0, uint.MaxValue, a);
                 m.HasPacket = true;
-                return true;
+                break;
         }
-        return false;
     }
 
-    internal override void FinalCheck(StatisticMatch m, Rule rule, ArgReader a)
+    private protected override void Check(StatisticMatch m, uint flags, Rule rule, ArgReader a)
     {
-        if (!m.HasMode) throw a.Error("no mode specified");
-        if (m.HasProb && m.Nth) throw a.Error("--probability can only be used in random mode");
-        if ((m.HasEvery || m.HasPacket) && !m.Nth) throw a.Error("--every and --packet can only be used in nth mode");
-        if (m.Nth && !m.HasEvery) throw a.Error("--every must be specified in nth mode");
-        if (m.HasPacket && m.Packet > m.Every) throw a.Error("the --packet p must be 0 <= p <= n-1");
+        if (m.HasMode && !m.Nth && !m.HasProb) throw a.Error("--probability must be specified when using random mode");
+        if (m.HasMode && m.Nth && !m.HasEvery && !m.HasPacket) throw a.Error("--every and --packet must be specified when using nth mode");
+        if (m.HasPacket && m.HasEvery && m.Packet > m.Every) throw a.Error("the --packet p must be 0 <= p <= n-1");
         m.Count = m.Every - m.Packet;
     }
 
     private static string ProbText(StatisticMatch m) => (1.0 * m.Probability / 0x80000000).ToString("F11", CultureInfo.InvariantCulture);
 
-    internal override void Save(StatisticMatch m, StringBuilder sb)
+    private static void Render(StatisticMatch m, StringBuilder sb, string prefix)
     {
-        if (m.Invert) sb.Append(" !");
-        if (!m.Nth) sb.Append(" --mode random --probability ").Append(ProbText(m));
-        else sb.Append(" --mode nth --every ").Append(m.Every + 1).Append(" --packet ").Append(m.Packet);
+        string inv = m.Invert ? " !" : "";
+        if (!m.Nth) sb.Append(' ').Append(prefix).Append("mode random").Append(inv).Append(' ').Append(prefix).Append("probability ").Append(ProbText(m));
+        else
+        {
+            sb.Append(' ').Append(prefix).Append("mode nth").Append(inv).Append(' ').Append(prefix).Append("every ").Append(m.Every + 1);
+            if (m.Packet != 0 || prefix.Length > 0) sb.Append(' ').Append(prefix).Append("packet ").Append(m.Packet);
+        }
     }
+
+    internal override void Save(StatisticMatch m, StringBuilder sb) => Render(m, sb, "--");
 
     internal override void List(StatisticMatch m, StringBuilder sb)
     {
         sb.Append(" statistic");
-        if (m.Invert) sb.Append(" !");
-        if (!m.Nth) sb.Append(" mode random probability ").Append(ProbText(m));
-        else
-        {
-            sb.Append(" mode nth every ").Append(m.Every + 1);
-            if (m.Packet != 0) sb.Append(" packet ").Append(m.Packet);
-        }
+        Render(m, sb, "");
     }
 }

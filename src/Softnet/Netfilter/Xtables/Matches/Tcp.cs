@@ -83,7 +83,34 @@ internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
 
     internal override void FinalCheck(TcpMatch m, Rule rule, ArgReader a)
     {
-        if (rule.Protocol != 6 || rule.InvProtocol) throw a.Error("tcp match: only valid for protocol 6 (use -p tcp)");
+        if (rule.Protocol != 6 || rule.InvProtocol) throw a.Error("TCP match requires '-p tcp'");
+        // iptables-nft (nft.c add_nft_tcp): a match with every field at its default stays an xt match; any other
+        // becomes nft payload comparisons, which drop full port ranges and empty flag masks, and turn an inverted
+        // range from 0 into the range above it. What is left is what the kernel runs and iptables-save prints.
+        bool allZero = !m.HasSrc && !m.HasDst && !m.HasFlags && !m.HasOption
+            || (m.SrcMin == 0 && m.SrcMax == 65535 && !m.InvSrc && m.DstMin == 0 && m.DstMax == 65535 && !m.InvDst
+                && (!m.HasFlags || (m.FlagMask == 0 && m.FlagCompare == 0 && !m.InvFlags)) && !m.HasOption);
+        if (allZero || m.HasOption)
+        {
+            // Kept as xt_tcpudp: libxt_tcp prints a port range only when it is not 0:65535 (or is inverted), and
+            // flags only with a mask (or inverted).
+            if (m.HasSrc && m.SrcMin == 0 && m.SrcMax == 65535 && !m.InvSrc) m.HasSrc = false;
+            if (m.HasDst && m.DstMin == 0 && m.DstMax == 65535 && !m.InvDst) m.HasDst = false;
+            if (m.HasFlags && m.FlagMask == 0 && !m.InvFlags) m.HasFlags = false;
+            return;
+        }
+        NftPorts(ref m.HasSrc, ref m.SrcMin, ref m.SrcMax, ref m.InvSrc);
+        NftPorts(ref m.HasDst, ref m.DstMin, ref m.DstMax, ref m.InvDst);
+        if (m.HasFlags && m.FlagMask == 0) m.HasFlags = false;
+        if (!m.HasSrc && !m.HasDst && !m.HasFlags) m.Elided = true;
+    }
+
+    /// <summary>add_nft_tcpudp's port translation: a full range is no test; "! 0:N" is "N+1:65535".</summary>
+    internal static void NftPorts(ref bool has, ref ushort min, ref ushort max, ref bool inv)
+    {
+        if (!has) return;
+        if (min == 0 && max == 65535) { has = false; inv = false; return; }
+        if (inv && min == 0) { min = (ushort)(max + 1); max = 65535; inv = false; }
     }
 
     private static string FlagText(byte v)

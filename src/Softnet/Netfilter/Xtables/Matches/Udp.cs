@@ -47,7 +47,17 @@ internal sealed class UdpMatchExtension : XtMatchExtension<UdpMatch>
 
     internal override void FinalCheck(UdpMatch m, Rule rule, ArgReader a)
     {
-        if (rule.Protocol != 17 || rule.InvProtocol) throw a.Error("udp match: only valid for protocol 17 (use -p udp)");
+        if (rule.Protocol != 17 || rule.InvProtocol) throw a.Error("UDP match requires '-p udp'");
+        // iptables-nft (add_nft_udp): as for tcp, a non-default match becomes nft port comparisons.
+        bool allZero = (!m.HasSrc || (m.SrcMin == 0 && m.SrcMax == 65535 && !m.InvSrc)) && (!m.HasDst || (m.DstMin == 0 && m.DstMax == 65535 && !m.InvDst));
+        if (allZero)
+        {
+            m.HasSrc = m.HasDst = false;
+            return;
+        }
+        TcpMatchExtension.NftPorts(ref m.HasSrc, ref m.SrcMin, ref m.SrcMax, ref m.InvSrc);
+        TcpMatchExtension.NftPorts(ref m.HasDst, ref m.DstMin, ref m.DstMax, ref m.InvDst);
+        if (!m.HasSrc && !m.HasDst) m.Elided = true;
     }
 
     internal override void Save(UdpMatch m, StringBuilder sb)
