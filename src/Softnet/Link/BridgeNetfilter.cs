@@ -29,7 +29,9 @@ public static class BridgeNetfilter
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return false; }
         if (!Ipv4Input.FillContext(skb, ref ctx, out why)) { NetStack.Drop(ns, skb, why); return false; }
         ctx.InInterface = br.Name;
-        // nf_bridge_info: the port the frame came in on, for -m physdev.
+        // setup_pre_routing: a frame for another host is PACKET_HOST to the IP hooks (nf_bridge->pkt_otherhost keeps
+        // the truth for the bridge); nf_bridge_info: the port the frame came in on, for -m physdev.
+        if (ctx.PktType == PacketType.OtherHost) ctx.PktType = PacketType.Host;
         ctx.PhysIn = port.Name;
         ctx.HasBridgeInfo = true;
         var pkt = NetStack.L3(skb);
