@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Softnet.Link;
 using Softnet.Capture;
 using Softnet.Netfilter;
@@ -114,6 +115,32 @@ public class ScenarioReplayTests
         var ok = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), wrong, "host:eth0", "");
         Assert.Equal(1, ok.Scenario.Namespace("host")!.Counters.Delivered[17]);
         Assert.Throws<ArgumentException>(() => ScenarioReplay.Run(TopologyTestData.PathOf("docker"), wrong, "nosuch", ""));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void A_gro_sized_capture_frame_is_forwarded_whole_as_one_gso_skb()
+    {
+        // tcpdump on a GRO host captures 64 KB frames: they arrive as GSO skbs and are DNATed and forwarded whole
+        // (veth takes GSO), judged against the MTU by their segments, not their length.
+        var dir = TempDir("scngso");
+        var big = Tcp("192.0.2.100", 40000, "192.0.2.1", 8080, 0x10, seq: 1001, ack: 5001, payload: 1448 * 20);
+        big[6] = 0x40; // DF
+        BinaryPrimitives.WriteUInt16BigEndian(big.AsSpan(10), 0);
+        BinaryPrimitives.WriteUInt16BigEndian(big.AsSpan(10), Softnet.Packets.Checksum.Compute(big.AsSpan(0, 20)));
+        var capture = Capture(dir, "eth0", Eth(Eth0, Wire0, big));
+        string outDir = Path.Combine(dir, "out");
+        var report = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), capture, "host", outDir);
+        var host = report.Scenario.Namespace("host")!;
+        Assert.Equal(1, host.Counters.Forwarded);
+        Assert.Equal(0, host.Counters.Drops.Total);
+        Assert.True(host.Counters.Conserved);
+        // c1 received the one frame, its full length, DNATed to 172.17.0.2:80.
+        using var r = CaptureReader.Open(Path.Combine(outDir, "c1", "eth0.rx.pcap"));
+        Assert.True(r.TryRead(out var meta, out var frame));
+        Assert.Equal(14 + big.Length, frame.Length);
+        Assert.Equal(Softnet.Netfilter.Ipv4.Parse("172.17.0.2"), BinaryPrimitives.ReadUInt32BigEndian(frame[(14 + 16)..]));
+        Assert.False(r.TryRead(out _, out _));
         Directory.Delete(dir, true);
     }
 }
