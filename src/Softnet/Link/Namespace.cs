@@ -79,11 +79,36 @@ public sealed class Namespace : INetfilterHost
         return ref c;
     }
 
-    public int DefaultTtl => SysctlInt("net.ipv4.ip_default_ttl", 64);
+    public int DefaultTtl => Ipv4Conf.DefaultTtl;
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
-    public int IcmpRateLimitMs => SysctlInt("net.ipv4.icmp_ratelimit", 1000);
-    public int IcmpRateMask => SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
-    public bool IcmpErrorsUseInboundIfaddr => SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
+    public int IcmpRateLimitMs => Ipv4Conf.IcmpRateLimitMs;
+    public int IcmpRateMask => Ipv4Conf.IcmpRateMask;
+    public bool IcmpErrorsUseInboundIfaddr => Ipv4Conf.IcmpErrorsUseInboundIfaddr;
+
+    /// <summary>Namespace-wide IPv4 sysctls as numbers, re-read only when a sysctl changed.</summary>
+    private ref NetIpv4Conf Ipv4Conf
+    {
+        get
+        {
+            if (_ipv4Conf.Version != Sysctls.Version + 1)
+            {
+                _ipv4Conf.DefaultTtl = SysctlInt("net.ipv4.ip_default_ttl", 64);
+                _ipv4Conf.IcmpRateLimitMs = SysctlInt("net.ipv4.icmp_ratelimit", 1000);
+                _ipv4Conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
+                _ipv4Conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
+                _ipv4Conf.Version = Sysctls.Version + 1;
+            }
+            return ref _ipv4Conf;
+        }
+    }
+
+    private struct NetIpv4Conf
+    {
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask;
+        public bool IcmpErrorsUseInboundIfaddr;
+    }
+
+    private NetIpv4Conf _ipv4Conf;
     public bool BridgeNfCallIptables
     {
         get
