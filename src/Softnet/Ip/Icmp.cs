@@ -46,9 +46,10 @@ public static class Icmp
             : ns.IcmpErrorsUseInboundIfaddr ? ns.SelectAddress(inDev, osrc)
             : 0;
         if (saddr == 0) saddr = back.Source != 0 ? back.Source : ns.SelectAddress(back.Device, back.Gateway != 0 ? back.Gateway : osrc);
-        var err = PacketFactory.IcmpError(stack.Linearize(original), type, code, info, saddr, osrc, (byte)ns.DefaultTtl, back.Device.Mtu, stack.IcmpErrorIpId);
-        var skb = stack.SkbFrom(err);
+        var quoted = stack.Linearize(original);
+        var skb = stack.NewFrame(PacketFactory.IcmpErrorLength(quoted.Length, back.Device.Mtu));
         if (skb == null) { c.Drops.Add(DropReason.SkbAllocFailed); return; }
+        PacketFactory.WriteIcmpError(skb.LinearData, quoted, type, code, info, saddr, osrc, (byte)ns.DefaultTtl, stack.IcmpErrorIpId);
         skb.ResetNetworkHeader();
         c.IcmpErrorsSent++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
@@ -79,10 +80,9 @@ public static class Icmp
         if (ctx.Reject == RejectWith.TcpReset)
         {
             if (ip.Protocol != IpProtocols.Tcp) return;
-            var rst = PacketFactory.TcpReset(pkt, (byte)ns.DefaultTtl);
-            if (rst == null) return;
-            var r = stack.SkbFrom(rst);
+            var r = stack.NewFrame(PacketFactory.TcpResetLength);
             if (r == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+            if (!PacketFactory.WriteTcpReset(r.LinearData, pkt, (byte)ns.DefaultTtl)) { r.Free(); return; }
             r.ResetNetworkHeader();
             ns.Counters.TcpResetsSent++;
             // nf_ct_attach: the reset travels as part of the original's connection, reply direction.

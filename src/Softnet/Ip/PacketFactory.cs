@@ -12,21 +12,19 @@ public static class PacketFactory
     public static byte[] Arp(ushort op, ReadOnlySpan<byte> ethDst, ReadOnlySpan<byte> ethSrc,
         ReadOnlySpan<byte> sha, uint sip, ReadOnlySpan<byte> tha, uint tip)
     {
-        var f = new byte[42];
-        ethDst.CopyTo(f);
-        ethSrc.CopyTo(f.AsSpan(6));
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), EtherTypes.Arp);
-        var a = f.AsSpan(14);
-        BinaryPrimitives.WriteUInt16BigEndian(a, 1);          // ARPHRD_ETHER
-        BinaryPrimitives.WriteUInt16BigEndian(a[2..], 0x0800);
-        a[4] = 6;
-        a[5] = 4;
-        BinaryPrimitives.WriteUInt16BigEndian(a[6..], op);
-        sha.CopyTo(a[8..]);
-        BinaryPrimitives.WriteUInt32BigEndian(a[14..], sip);
-        if (!tha.IsEmpty) tha.CopyTo(a[18..]);
-        BinaryPrimitives.WriteUInt32BigEndian(a[24..], tip);
+        var f = new byte[ArpFrameLength];
+        WriteArp(f, op, ethDst, ethSrc, sha, sip, tha, tip);
         return f;
+    }
+
+    public const int ArpFrameLength = 42;
+
+    /// <summary><see cref="Arp"/> written in place (into an skb's data).</summary>
+    public static void WriteArp(Span<byte> f, ushort op, ReadOnlySpan<byte> ethDst, ReadOnlySpan<byte> ethSrc,
+        ReadOnlySpan<byte> sha, uint sip, ReadOnlySpan<byte> tha, uint tip)
+    {
+        EthernetView.Write(f, EthernetView.ReadMac(ethDst), EthernetView.ReadMac(ethSrc), EtherTypes.Arp);
+        ArpView.WriteEthernetIpv4(f[EthernetView.HeaderLength..], op, EthernetView.ReadMac(sha), sip, tha.IsEmpty ? 0 : EthernetView.ReadMac(tha), tip);
     }
 
     /// <summary>Writes a 20-byte IPv4 header (no options) with its checksum.</summary>
@@ -52,18 +50,29 @@ public static class PacketFactory
     /// </summary>
     public static byte[] IcmpError(ReadOnlySpan<byte> original, byte type, byte code, uint info, uint src, uint dst, byte ttl, int routeMtu, ushort ipId = 0)
     {
-        int room = Math.Min(routeMtu, 576) - 20 - 8;
-        int data = Math.Min(original.Length, room);
-        var p = new byte[28 + data];
+        var p = new byte[IcmpErrorLength(original.Length, routeMtu)];
+        WriteIcmpError(p, original, type, code, info, src, dst, ttl, ipId);
+        return p;
+    }
+
+    /// <summary>The length of the error about a datagram of <paramref name="originalLength"/> bytes: headers plus as
+    /// much of it as fits in 576 bytes (or the route's MTU, if smaller).</summary>
+    public static int IcmpErrorLength(int originalLength, int routeMtu)
+        => 28 + Math.Min(originalLength, Math.Min(routeMtu, 576) - 20 - 8);
+
+    /// <summary><see cref="IcmpError"/> written in place; <paramref name="p"/> is <see cref="IcmpErrorLength"/> long.</summary>
+    public static void WriteIcmpError(Span<byte> p, ReadOnlySpan<byte> original, byte type, byte code, uint info, uint src, uint dst, byte ttl, ushort ipId)
+    {
+        int data = p.Length - 28;
         byte tos = (byte)((original[1] & 0x1E) | 0xC0);
-        Ipv4Header(p, tos, p.Length, ipId, false, ttl, 1, src, dst);
-        var icmp = p.AsSpan(20);
+        Ipv4Header(p, tos, p.Length, ipId, false, ttl, IpProtocols.Icmp, src, dst);
+        var icmp = p[20..];
         icmp[0] = type;
         icmp[1] = code;
+        icmp[2] = icmp[3] = 0;
         BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], info);
         original[..data].CopyTo(icmp[8..]);
         BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
-        return p;
     }
 
     /// <summary>
@@ -74,12 +83,21 @@ public static class PacketFactory
     /// </summary>
     public static byte[]? TcpReset(ReadOnlySpan<byte> original, byte ttl)
     {
-        if (!Ipv4View.TryParse(original, out var ip, out _) || !TcpView.TryParse(ip.Payload, out var oth, out _)) return null;
+        var p = new byte[TcpResetLength];
+        return WriteTcpReset(p, original, ttl) ? p : null;
+    }
+
+    public const int TcpResetLength = 40;
+
+    /// <summary><see cref="TcpReset"/> written in place into 40 bytes; false when no reset is due (not TCP, or a RST).</summary>
+    public static bool WriteTcpReset(Span<byte> p, ReadOnlySpan<byte> original, byte ttl)
+    {
+        if (!Ipv4View.TryParse(original, out var ip, out _) || !TcpView.TryParse(ip.Payload, out var oth, out _)) return false;
         var flags = oth.Flags;
-        if ((flags & TcpFlags.Rst) != 0) return null;
-        var p = new byte[40];
+        if ((flags & TcpFlags.Rst) != 0) return false;
+        p.Clear();
         Ipv4Header(p, 0, 40, 0, true, ttl, IpProtocols.Tcp, ip.DestinationAddress, ip.SourceAddress);
-        var t = p.AsSpan(20);
+        var t = p[20..];
         BinaryPrimitives.WriteUInt16BigEndian(t, oth.DestinationPort);
         BinaryPrimitives.WriteUInt16BigEndian(t[2..], oth.SourcePort);
         byte outFlags = (byte)TcpFlags.Rst;
@@ -96,8 +114,8 @@ public static class PacketFactory
         }
         t[12] = 5 << 4;
         t[13] = outFlags;
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.AsSpan(12, 4), p.AsSpan(16, 4), IpProtocols.Tcp, 20)));
-        return p;
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, 20)));
+        return true;
     }
 
     /// <summary>nf_ip_checksum as REJECT uses it: is the transport checksum of this unfragmented datagram right?

@@ -224,6 +224,17 @@ public sealed class NetStack
         return skb;
     }
 
+    /// <summary>An skb of <paramref name="size"/> bytes for a frame this stack writes in place (data at its start).</summary>
+    public Skb? NewFrame(int size)
+    {
+        var skb = AllocSkb(size);
+        if (skb == null) return null;
+        skb.Put(size);
+        skb.Id = ++_nextId;
+        skb.TimestampNs = _now;
+        return skb;
+    }
+
     /// <summary>An skb holding <paramref name="frame"/> (a generated frame, data at its start).</summary>
     public Skb? SkbFrom(ReadOnlySpan<byte> frame)
     {

@@ -42,8 +42,9 @@ public sealed class Arp : PacketHandler
         {
             // neigh_event_ns: the asker's entry, created if need be, STALE, overriding.
             if (sip != 0) Learn(stack, dev, sip, sha, NudState.Stale, create: true, overrideMac: true);
-            var reply = stack.SkbFrom(PacketFactory.Arp(ArpView.OpReply, sha, dev.Mac, dev.Mac, tip, sha, sip));
+            var reply = stack.NewFrame(PacketFactory.ArpFrameLength);
             if (reply == null) { c.Drops.Add(DropReason.SkbAllocFailed); return; }
+            PacketFactory.WriteArp(reply.LinearData, ArpView.OpReply, sha, dev.Mac, dev.Mac, tip, sha, sip);
             c.Sent++;
             stack.Transmit(dev, reply);
             return;
@@ -93,8 +94,9 @@ public sealed class Arp : PacketHandler
         var ns = dev.Namespace;
         uint saddr = packetSource != 0 && ns.Routing.LookupLocal(packetSource) is { Type: RouteKind.Local }
             ? packetSource : ns.SelectAddress(dev, n.Address);
-        var req = stack.SkbFrom(PacketFactory.Arp(1, NetStack.Broadcast, dev.Mac, dev.Mac, saddr, default, n.Address));
+        var req = stack.NewFrame(PacketFactory.ArpFrameLength);
         if (req == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        PacketFactory.WriteArp(req.LinearData, ArpView.OpRequest, NetStack.Broadcast, dev.Mac, dev.Mac, saddr, default, n.Address);
         ns.Counters.Sent++;
         stack.Transmit(dev, req);
     }
