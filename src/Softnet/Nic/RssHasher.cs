@@ -97,7 +97,7 @@ public sealed class RssHasher
 
     /// <summary>The Toeplitz hash of <paramref name="input"/> (ComputeHash in Microsoft's specification).</summary>
     /// <exception cref="ArgumentException">input longer than <see cref="MaxInputLength"/>.</exception>
-    public uint Hash(ReadOnlySpan<byte> input)
+    internal uint Hash(ReadOnlySpan<byte> input)
     {
         if (input.Length > MaxInputLength)
             throw new ArgumentException($"input of {input.Length} bytes is longer than this {_key.Length}-byte key can hash ({MaxInputLength} bytes)", nameof(input));
