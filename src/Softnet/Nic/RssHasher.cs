@@ -169,9 +169,12 @@ public sealed class RssHasher
         hash = 0;
         type = RssHashType.None;
         // The tags ice's parser skips: 802.1Q, 802.1ad and the pre-standard 0x9100 S-tag (double VLAN mode).
-        if (!VlanStackView.TryParse(ethernetFrame, out var tags, out _)) return false;
-        var l3 = ethernetFrame[tags.PayloadOffset..];
-        return tags.InnerEtherType switch
+        if (!EthernetView.TryParse(ethernetFrame, out var eth, out _)) return false;
+        ushort etherType = eth.EtherType;
+        int off = EthernetView.HeaderLength;
+        if (!VlanStackView.TrySkip(ethernetFrame, ref off, ref etherType, out _)) return false;
+        var l3 = ethernetFrame[off..];
+        return etherType switch
         {
             EtherTypes.Ipv4 => TryHashIpv4(l3, out hash, out type),
             EtherTypes.Ipv6 => TryHashIpv6(l3, out hash, out type),
@@ -200,7 +203,8 @@ public sealed class RssHasher
         // The view stops at the total length: trailing Ethernet padding is not part of the packet.
         if (!Ipv4View.TryParseHeader(packet, out var ip) || ip.TotalLength < ip.HeaderLength) return false;
 
-        hash = Mix(Mix(0, 0, ip.Source), 4, ip.Destination);
+        var header = ip.Header;
+        hash = Mix(Mix(0, 0, header.Slice(12, 4)), 4, header.Slice(16, 4)); // saddr, daddr
         type = RssHashType.Ipv4;
         if (ip.IsFragment) return true;
 
