@@ -10,7 +10,7 @@ namespace Softnet.Napi;
 /// descriptors (hands the frames on to XDP / skb build / GRO) and returns how many it consumed;
 /// <see cref="HasWork"/> says whether written descriptors are waiting (must be safe to read from another
 /// thread, e.g. a Volatile read of the producer index).</item>
-/// <item>Register it: <c>var irq = engine.AddQueue(ring, CpuMask.Parse("1"), new InterruptModeration(50, 0));</c></item>
+/// <item>Register it: <c>var irq = engine.AddQueue(ring, CpuMask.Of(0), new InterruptModeration(50, 0));</c></item>
 /// <item>The port side (the "hardware" that writes descriptors) calls <c>irq.NotifyFrames(n, tsNs)</c> after
 /// writing <c>n</c> descriptors; the vector applies rx-usecs / rx-frames moderation and, when it fires, schedules
 /// the queue's NAPI on the CPU chosen from its affinity mask. While NAPI is scheduled the vector stays masked;

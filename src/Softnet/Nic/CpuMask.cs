@@ -51,7 +51,7 @@ public sealed class CpuMask : IEquatable<CpuMask>
     public bool Contains(int cpu) => cpu >= 0 && (cpu >> 6) < _words.Length && (_words[cpu >> 6] & (1UL << (cpu & 63))) != 0;
 
     /// <summary>Lowest CPU in the mask, or -1 when empty.</summary>
-    public int Lowest
+    internal int Lowest
     {
         get
         {
@@ -75,7 +75,7 @@ public sealed class CpuMask : IEquatable<CpuMask>
     }
 
     /// <summary>Parses the smp_affinity form; throws <see cref="FormatException"/> when malformed.</summary>
-    public static CpuMask Parse(string text)
+    internal static CpuMask Parse(string text)
         => TryParse(text, out var mask) ? mask : throw new FormatException($"not a CPU mask: '{text}'");
 
     /// <summary>

@@ -10,12 +10,12 @@ namespace Softnet.Nic;
 public readonly record struct InterruptModeration(int RxUsecs, int RxFrames)
 {
     /// <summary>No moderation: every notification interrupts.</summary>
-    public static InterruptModeration Immediate => default;
+    internal static InterruptModeration Immediate => default;
 
     public bool IsImmediate => (RxUsecs <= 0 && RxFrames <= 1) || RxFrames == 1;
 
     /// <summary>Parses "rx-usecs=50,rx-frames=16" style text (either part optional), e.g. from a CLI flag.</summary>
-    public static InterruptModeration Parse(string text)
+    internal static InterruptModeration Parse(string text)
     {
         int usecs = 0, frames = 0;
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -78,7 +78,7 @@ public sealed class IrqVector
     public NapiStruct Napi { get; }
 
     /// <summary>CPUs allowed to take this interrupt; setting it retargets the next interrupt.</summary>
-    public CpuMask Affinity
+    internal CpuMask Affinity
     {
         get => _affinity;
         set

@@ -64,7 +64,7 @@ public readonly record struct RssHashFields(bool TcpV4Ports, bool UdpV4Ports, bo
     /// flow type "tcp4", "udp4", "tcp6" or "udp6"; fields "sd" or "sdfn" (any order).
     /// </summary>
     /// <exception cref="FormatException">unknown flow type, or a field set a NIC cannot do.</exception>
-    public RssHashFields With(string flowType, string fields)
+    internal RssHashFields With(string flowType, string fields)
     {
         bool ports = ParseFields(fields);
         return flowType.Trim().ToLowerInvariant() switch

@@ -97,7 +97,7 @@ public sealed class RssHasher
 
     /// <summary>The Toeplitz hash of <paramref name="input"/> (ComputeHash in Microsoft's specification).</summary>
     /// <exception cref="ArgumentException">input longer than <see cref="MaxInputLength"/>.</exception>
-    public uint Hash(ReadOnlySpan<byte> input)
+    internal uint Hash(ReadOnlySpan<byte> input)
     {
         if (input.Length > MaxInputLength)
             throw new ArgumentException($"input of {input.Length} bytes is longer than this {_key.Length}-byte key can hash ({MaxInputLength} bytes)", nameof(input));
@@ -169,9 +169,12 @@ public sealed class RssHasher
         hash = 0;
         type = RssHashType.None;
         // The tags ice's parser skips: 802.1Q, 802.1ad and the pre-standard 0x9100 S-tag (double VLAN mode).
-        if (!VlanStackView.TryParse(ethernetFrame, out var tags, out _)) return false;
-        var l3 = ethernetFrame[tags.PayloadOffset..];
-        return tags.InnerEtherType switch
+        if (!EthernetView.TryParse(ethernetFrame, out var eth, out _)) return false;
+        ushort etherType = eth.EtherType;
+        int off = EthernetView.HeaderLength;
+        if (!VlanStackView.TrySkip(ethernetFrame, ref off, ref etherType, out _)) return false;
+        var l3 = ethernetFrame[off..];
+        return etherType switch
         {
             EtherTypes.Ipv4 => TryHashIpv4(l3, out hash, out type),
             EtherTypes.Ipv6 => TryHashIpv6(l3, out hash, out type),
@@ -193,18 +196,25 @@ public sealed class RssHasher
         };
     }
 
-    private bool TryHashIpv4(ReadOnlySpan<byte> packet, out uint hash, out RssHashType type)
+    private bool TryHashIpv4(ReadOnlySpan<byte> ip, out uint hash, out RssHashType type)
     {
         hash = 0;
         type = RssHashType.None;
-        // The view stops at the total length: trailing Ethernet padding is not part of the packet.
-        if (!Ipv4View.TryParseHeader(packet, out var ip) || ip.TotalLength < ip.HeaderLength) return false;
-
-        hash = Mix(Mix(0, 0, ip.Source), 4, ip.Destination);
+        // The same checks as Ipv4View.TryParseHeader plus tot_len >= IHL, read off the span directly: through the
+        // view (whose accessors re-check bounds) this per-frame hash cost 1-2 ns more, ~10 % of xdp_drop_64.
+        if (ip.Length < 20 || ip[0] >> 4 != 4) return false;
+        int ihl = (ip[0] & 0x0f) * 4;
+        if (ihl < 20 || ihl > ip.Length) return false;
+        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(2));
+        if (totalLength < ihl) return false;
+        // Trailing Ethernet padding is not part of the packet.
+        int end = Math.Min(totalLength, ip.Length);
+        hash = Mix(Mix(0, 0, ip.Slice(12, 4)), 4, ip.Slice(16, 4));
         type = RssHashType.Ipv4;
-        if (ip.IsFragment) return true;
-
-        byte proto = ip.Protocol;
+        ushort fragField = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(6));
+        bool fragment = (fragField & 0x2000) != 0 || (fragField & 0x1fff) != 0;
+        if (fragment) return true;
+        byte proto = ip[9];
         bool ports = proto switch
         {
             IpProtocols.Tcp => Fields.TcpV4Ports,
@@ -212,10 +222,9 @@ public sealed class RssHasher
             _ => false,
         };
         // A TCP/UDP header too short to hold the ports falls back to the addresses, as for an unknown protocol.
-        var l4 = ip.Payload;
-        if (ports && l4.Length >= 4)
+        if (ports && end - ihl >= 4)
         {
-            hash = Mix(hash, 8, l4[..4]);
+            hash = Mix(hash, 8, ip.Slice(ihl, 4));
             type = proto == IpProtocols.Tcp ? RssHashType.TcpIpv4 : RssHashType.UdpIpv4;
         }
         return true;

@@ -66,7 +66,7 @@ public readonly ref struct Ipv4View
         int hl = (data[0] & 0x0F) << 2;
         if (hl < MinHeaderLength || hl > data.Length) return false;
         int total = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
-        view = new Ipv4View(data[..Math.Clamp(total, hl, data.Length)]);
+        view = new Ipv4View(data[..(total < hl ? hl : Math.Min(total, data.Length))]);
         return true;
     }
 

@@ -124,6 +124,7 @@ public ref struct Ipv6ExtensionHeaderReader
     private int _count;
     private bool _stop;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Ipv6ExtensionHeaderReader(ReadOnlySpan<byte> payload, byte firstNextHeader)
     {
         _payload = payload;

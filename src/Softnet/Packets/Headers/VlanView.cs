@@ -96,26 +96,34 @@ public readonly ref struct VlanStackView
     /// Walks the tags that start at <paramref name="tagsOffset"/>, introduced by <paramref name="type"/> (the
     /// protocol field of the header before: Ethernet, Linux SLL/SLL2); with no TPID there the stack is empty.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryParse(ReadOnlySpan<byte> frame, int tagsOffset, ushort type, out VlanStackView view, out DropReason reason)
     {
         ushort outer = type;
-        int count = 0;
         int off = tagsOffset;
+        bool ok = TrySkip(frame, ref off, ref type, out int count);
+        // On a truncated tag the tags before it stay readable (PayloadOffset is where it starts).
+        view = new VlanStackView(frame, tagsOffset, outer, count, type);
+        reason = ok ? DropReason.None : DropReason.VlanTruncated;
+        return ok;
+    }
+
+    /// <summary>
+    /// The walk itself, for the per-packet paths that need only where the tags end: moves <paramref name="offset"/>
+    /// past up to <see cref="MaxDepth"/> tags and leaves <paramref name="type"/> at the EtherType after them.
+    /// False on a truncated tag (<paramref name="offset"/> then at its start).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TrySkip(ReadOnlySpan<byte> frame, ref int offset, ref ushort type, out int count)
+    {
+        count = 0;
         while (EtherTypes.IsVlanTpid(type) && count < MaxDepth)
         {
-            if (frame.Length - off < VlanView.HeaderLength)
-            {
-                // The tags before the truncated one stay readable (PayloadOffset is where it starts).
-                view = new VlanStackView(frame, tagsOffset, outer, count, type);
-                reason = DropReason.VlanTruncated;
-                return false;
-            }
-            type = BinaryPrimitives.ReadUInt16BigEndian(frame[(off + 2)..]);
-            off += VlanView.HeaderLength;
+            if (frame.Length - offset < VlanView.HeaderLength) return false;
+            type = BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + 2)..]);
+            offset += VlanView.HeaderLength;
             count++;
         }
-        view = new VlanStackView(frame, tagsOffset, outer, count, type);
-        reason = DropReason.None;
         return true;
     }
 
@@ -127,6 +135,7 @@ public readonly ref struct VlanStackView
     }
 
     /// <summary>VLAN id of tag <paramref name="index"/> (0 = outermost).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ushort Vid(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
