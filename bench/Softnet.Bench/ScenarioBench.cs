@@ -24,7 +24,7 @@ public static class ScenarioBench
 {
     public static readonly string[] CaseNames = ["docker", "kube_100_est", "kube_100_new", "kube_10000_est", "kube_10000_new"];
 
-    private const int Flows = 8192, Segments = 16, Payload = 100, Rounds = 3;
+    private const int Flows = 8192, Segments = 16, Payload = 100, Rounds = 5;
     private const string SetupDescription = "setup frames (bridge learning, handshakes) go first; the measured frames follow 1 ms later";
 
     /// <summary>A frame as it arrives on <paramref name="Dev"/> of the injected namespace.</summary>
