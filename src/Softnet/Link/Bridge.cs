@@ -57,13 +57,13 @@ public sealed class BridgeLink : LinkKind
         if (!IsLocalMac(br, srcKey)) br.Fdb[srcKey] = port;
         if ((eth[0] & 1) != 0)
         {
-            // The local copy keeps the PREROUTING context; the flooded copy goes through FORWARD/POSTROUTING
-            // (once here: the kernel hooks each port's clone), so it must not share bytes NAT may rewrite.
+            // The local copy keeps the PREROUTING context; the flooded copies go through FORWARD/POSTROUTING.
             int up = nf ? stack.TakeNf(ctx) : -1;
             Skb? flood = nf ? Copy(stack, skb) : stack.Clone(skb);
             if (flood != null)
             {
-                if (!nf || BridgeNetfilter.Forward(br, flood, ref ctx))
+                if (nf) FloodNetfilter(stack, br, port, flood, ref ctx);
+                else
                 {
                     c.Bridged++;
                     Flood(stack, br, port, flood);
@@ -89,9 +89,40 @@ public sealed class BridgeLink : LinkKind
             stack.Transmit(to, skb);
             return;
         }
-        if (nf && !BridgeNetfilter.Forward(br, skb, ref ctx)) return;
+        if (nf)
+        {
+            FloodNetfilter(stack, br, port, skb, ref ctx);
+            return;
+        }
         c.Bridged++;
         Flood(stack, br, port, skb);
+    }
+
+    /// <summary>br_flood with br_netfilter: each port's copy crosses FORWARD and POSTROUTING on its own, with that
+    /// port as physout (br_nf_forward_ip, br_nf_post_routing on every deliver_clone); each gets a private copy since
+    /// NAT may rewrite it. The frame counts once: bridged if any port took it, else dropped with the last reason.</summary>
+    private static void FloodNetfilter(NetStack stack, Device br, Device? except, Skb skb, ref PacketContext ctx)
+    {
+        var ns = br.Namespace;
+        Device? last = null;
+        foreach (var p in br.Ports)
+            if (p != except && p.Up) last = p;
+        if (last == null) { skb.Free(); ns.Counters.Bridged++; return; }
+        bool any = false;
+        var why = DropReason.None;
+        foreach (var p in br.Ports)
+        {
+            if (p == except || !p.Up) continue;
+            var copy = p == last ? skb : Copy(stack, skb);
+            if (copy == null) { why = DropReason.SkbAllocFailed; continue; }
+            var portCtx = ctx;
+            if (!BridgeNetfilter.Forward(br, copy, ref portCtx, p, countDrop: false)) { why = portCtx.DropReason; continue; }
+            any = true;
+            copy.Push(14);
+            stack.Transmit(p, copy);
+        }
+        if (any) ns.Counters.Bridged++;
+        else ns.Counters.Drops.Add(why == DropReason.None ? DropReason.NetfilterDrop : why);
     }
 
     /// <summary>A private copy of a frame (data at the network header, MAC header before it), same offsets.</summary>

@@ -84,15 +84,24 @@ public static class BridgeNetfilter
 
     /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
     /// POSTROUTING with it as out-interface; NAT rewrites the frame in place. False when dropped (and freed).</summary>
-    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx, Device? outPort = null)
+    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx, Device? outPort = null, bool countDrop = true)
     {
         ctx.PhysOut = outPort?.Name;
         var ns = br.Namespace;
         ctx.InInterface = br.Name;
         ctx.OutInterface = br.Name;
-        if (!Ipv4Input.Hook(ns, HookPoint.Forward, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
-        ctx.InInterface = null;
-        if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { NetStack.Drop(ns, skb, ctx.DropReason); return false; }
+        if (!Ipv4Input.Hook(ns, HookPoint.Forward, skb, ref ctx) || !PostRouting(ns, skb, ref ctx))
+        {
+            if (countDrop) NetStack.Drop(ns, skb, ctx.DropReason);
+            else skb.Free();
+            return false;
+        }
         return true;
+    }
+
+    private static bool PostRouting(Namespace ns, Skb skb, ref PacketContext ctx)
+    {
+        ctx.InInterface = null;
+        return Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx);
     }
 }
