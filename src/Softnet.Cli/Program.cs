@@ -12,6 +12,7 @@ public static class Program
             GenCommand.Create(),
             RssCommand.Create(),
             ExperimentCommand.Create(),
+            RulesCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
