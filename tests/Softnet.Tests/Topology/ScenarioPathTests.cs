@@ -244,6 +244,19 @@ public class ScenarioPathTests
     }
 
     [Fact]
+    public void Br_netfilter_dnat_needs_ip_forward_to_bridge_the_frame()
+    {
+        // Checked on Linux 6.18: with ip_forward=0, ip_route_input gives an ip_error route and the DNATed frame is
+        // not bridged to the target (br_nf_pre_routing_finish's EHOSTUNREACH fallback is not reached).
+        var (rig, _) = BridgedDnatRig();
+        rig.Ns("sw").Sysctls["net.ipv4.ip_forward"] = "0";
+        rig.Inject("sw", "p1", Eth(Br0, A1, Udp("10.0.0.1", 5000, "10.0.0.100", 53)));
+        Assert.Empty(rig.Tx("sw", "p2"));
+        Assert.Equal(1, rig.Ns("sw").Counters.Drops[DropReason.IpForwardingDisabled]);
+        foreach (var ns in rig.Scenario.Namespaces) Assert.True(ns.Counters.Conserved, ns.Name);
+    }
+
+    [Fact]
     public void Br_netfilter_uses_the_cached_header_of_a_neighbour_already_routed_to()
     {
         var (rig, _) = BridgedDnatRig();
