@@ -5,6 +5,23 @@ namespace Softnet.Netfilter;
 /// <summary>Shared option-value parsing.</summary>
 internal static class Opt
 {
+    /// <summary>The "/second", "/minute", "/hour", "/day" suffix of a rate (any prefix of the word, any case), as
+    /// libxt_limit and libxt_hashlimit parse it: the seconds per unit, 1 without a suffix; false for an unknown one.</summary>
+    public static bool RateUnit(string rate, out uint seconds)
+    {
+        seconds = 1;
+        int slash = rate.IndexOf('/');
+        if (slash < 0) return true;
+        string u = rate[(slash + 1)..];
+        if (u.Length == 0) return false;
+        if ("second".StartsWith(u, StringComparison.OrdinalIgnoreCase)) seconds = 1;
+        else if ("minute".StartsWith(u, StringComparison.OrdinalIgnoreCase)) seconds = 60;
+        else if ("hour".StartsWith(u, StringComparison.OrdinalIgnoreCase)) seconds = 3600;
+        else if ("day".StartsWith(u, StringComparison.OrdinalIgnoreCase)) seconds = 86400;
+        else return false;
+        return true;
+    }
+
     private static readonly Dictionary<string, ushort> Services = new()
     {
         ["ftp-data"] = 20, ["ftp"] = 21, ["ssh"] = 22, ["telnet"] = 23, ["smtp"] = 25, ["domain"] = 53,

@@ -370,18 +370,7 @@ internal sealed class HashlimitMatchExtension : X6MatchExtension<HashlimitMatch>
     private static bool ParseRate(string rate, out ulong avg, out uint mult, ArgReader a)
     {
         avg = 0;
-        mult = 1;
-        int slash = rate.IndexOf('/');
-        if (slash >= 0)
-        {
-            string u = rate[(slash + 1)..];
-            if (u.Length == 0) return false;
-            if ("second".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 1;
-            else if ("minute".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 60;
-            else if ("hour".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 3600;
-            else if ("day".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 86400;
-            else return false;
-        }
+        if (!Opt.RateUnit(rate, out mult)) return false;
         long r = Atoll(rate);
         if (r == 0) return false;
         avg = unchecked(Scale * mult / (ulong)r);

@@ -124,18 +124,7 @@ internal sealed class LimitMatchExtension : X6MatchExtension<LimitMatch>
     private static bool ParseRate(string rate, out uint val, ArgReader a)
     {
         val = 0;
-        uint mult = 1;
-        int slash = rate.IndexOf('/');
-        if (slash >= 0)
-        {
-            string u = rate[(slash + 1)..];
-            if (u.Length == 0) return false;
-            if ("second".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 1;
-            else if ("minute".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 60;
-            else if ("hour".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 3600;
-            else if ("day".StartsWith(u, StringComparison.OrdinalIgnoreCase)) mult = 86400;
-            else return false;
-        }
+        if (!Opt.RateUnit(rate, out uint mult)) return false;
         uint r = Atoi(rate);
         if (r == 0) return false;
         val = LimitMatch.Scale * mult / r;
