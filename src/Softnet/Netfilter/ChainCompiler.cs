@@ -138,8 +138,7 @@ public static class ChainCompiler
         {
             foreach (var m in r.Matches)
             {
-                if (m is TcpMatch tm && r.Protocol == 6 && tm.ExactDstPort(out port)) { hasPort = true; break; }
-                if (m is UdpMatch um && r.Protocol == 17 && um.ExactDstPort(out port)) { hasPort = true; break; }
+                if (m is PortsMatch pm && r.Protocol == pm.L4Protocol && pm.ExactDstPort(out port)) { hasPort = true; break; }
             }
         }
         if (hasDst && hasPort) key = IndexedRun.Key(IndexedRun.KindDstProtoPort, r.Dst, r.Protocol, port);

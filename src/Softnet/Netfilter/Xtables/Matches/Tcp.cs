@@ -1,16 +1,20 @@
 using System.Globalization;
 using System.Text;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Xtables;
 
-/// <summary>Kernel half of -m tcp (xt_tcpudp.c tcp_mt): ports, flags, --tcp-option.</summary>
-public sealed class TcpMatch : XtMatch
+/// <summary>The port ranges xt_tcpudp.c's tcp_mt and udp_mt share (port_match), and what the chain compiler
+/// indexes them by.</summary>
+public abstract class PortsMatch : XtMatch
 {
     internal override bool IsPure => true;
     public ushort SrcMin, SrcMax = 65535, DstMin, DstMax = 65535;
-    public bool InvSrc, InvDst, InvFlags, InvOption;
-    public byte FlagMask, FlagCompare, Option;
-    internal bool HasSrc, HasDst, HasFlags, HasOption;
+    public bool InvSrc, InvDst;
+    internal bool HasSrc, HasDst;
+
+    /// <summary>The -p protocol the match belongs to.</summary>
+    internal abstract byte L4Protocol { get; }
 
     /// <summary>True when the match is exactly one destination port (--dport P, not inverted): an index key.</summary>
     internal bool ExactDstPort(out ushort port)
@@ -19,11 +23,78 @@ public sealed class TcpMatch : XtMatch
         return HasDst && !InvDst && DstMin == DstMax;
     }
 
-    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
+    /// <summary>Not a later fragment, and both port ranges (with their inversions) hold.</summary>
+    private protected bool PortsHold(ref PacketContext p)
     {
         if (p.IsFragment) return false;
         if (HasSrc && ((p.SrcPort >= SrcMin && p.SrcPort <= SrcMax) == InvSrc)) return false;
         if (HasDst && ((p.DstPort >= DstMin && p.DstPort <= DstMax) == InvDst)) return false;
+        return true;
+    }
+
+    // The iptables half both libxt_tcp and libxt_udp have.
+
+    /// <summary>--sport / --dport (and their long names); false for any other option.</summary>
+    internal bool ParsePorts(string option, bool invert, ArgReader a)
+    {
+        switch (option)
+        {
+            case "--sport" or "--source-port":
+                if (HasSrc) throw a.Error("multiple --sport flags not allowed");
+                (SrcMin, SrcMax) = Opt.PortRange(a.Next(option), a); InvSrc = invert; HasSrc = true; return true;
+            case "--dport" or "--destination-port":
+                if (HasDst) throw a.Error("multiple --dport flags not allowed");
+                (DstMin, DstMax) = Opt.PortRange(a.Next(option), a); InvDst = invert; HasDst = true; return true;
+        }
+        return false;
+    }
+
+    /// <summary>add_nft_tcpudp's port translation of both ranges: a full range is no test; "! 0:N" is "N+1:65535".</summary>
+    internal void NftPorts()
+    {
+        NftPorts(ref HasSrc, ref SrcMin, ref SrcMax, ref InvSrc);
+        NftPorts(ref HasDst, ref DstMin, ref DstMax, ref InvDst);
+    }
+
+    private static void NftPorts(ref bool has, ref ushort min, ref ushort max, ref bool inv)
+    {
+        if (!has) return;
+        if (min == 0 && max == 65535) { has = false; inv = false; return; }
+        if (inv && min == 0) { min = (ushort)(max + 1); max = 65535; inv = false; }
+    }
+
+    internal void SavePorts(StringBuilder sb)
+    {
+        if (HasSrc) sb.Append(InvSrc ? " ! --sport " : " --sport ").Append(Opt.PortText(SrcMin, SrcMax));
+        if (HasDst) sb.Append(InvDst ? " ! --dport " : " --dport ").Append(Opt.PortText(DstMin, DstMax));
+    }
+
+    internal void ListPorts(StringBuilder sb)
+    {
+        if (HasSrc) ListPorts(sb, "spt", SrcMin, SrcMax, InvSrc);
+        if (HasDst) ListPorts(sb, "dpt", DstMin, DstMax, InvDst);
+    }
+
+    private static void ListPorts(StringBuilder sb, string label, ushort min, ushort max, bool inv)
+    {
+        if (min == 0 && max == 65535 && !inv) return;
+        if (min == max) sb.Append(' ').Append(label).Append(':').Append(inv ? "!" : "").Append(min);
+        else sb.Append(' ').Append(label).Append("s:").Append(inv ? "!" : "").Append(min).Append(':').Append(max);
+    }
+}
+
+/// <summary>Kernel half of -m tcp (xt_tcpudp.c tcp_mt): ports, flags, --tcp-option.</summary>
+public sealed class TcpMatch : PortsMatch
+{
+    public bool InvFlags, InvOption;
+    public byte FlagMask, FlagCompare, Option;
+    internal bool HasFlags, HasOption;
+
+    internal override byte L4Protocol => IpProtocols.Tcp;
+
+    internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h)
+    {
+        if (!PortsHold(ref p)) return false;
         if (HasFlags && (((p.TcpFlags & FlagMask) == FlagCompare) == InvFlags)) return false;
         // --tcp-option needs the option bytes; the context does not keep them, so only "absent" is decidable.
         if (HasOption && InvOption == false) return false;
@@ -43,14 +114,9 @@ internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
 
     internal override bool Parse(TcpMatch m, string option, bool invert, ArgReader a)
     {
+        if (m.ParsePorts(option, invert, a)) return true;
         switch (option)
         {
-            case "--sport" or "--source-port":
-                if (m.HasSrc) throw a.Error("multiple --sport flags not allowed");
-                (m.SrcMin, m.SrcMax) = Opt.PortRange(a.Next(option), a); m.InvSrc = invert; m.HasSrc = true; return true;
-            case "--dport" or "--destination-port":
-                if (m.HasDst) throw a.Error("multiple --dport flags not allowed");
-                (m.DstMin, m.DstMax) = Opt.PortRange(a.Next(option), a); m.InvDst = invert; m.HasDst = true; return true;
             case "--syn":
                 if (m.HasFlags) throw a.Error("multiple flags not allowed");
                 m.FlagMask = 0x17; m.FlagCompare = 0x02; m.InvFlags = invert; m.HasFlags = true; return true;
@@ -99,18 +165,9 @@ internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
             if (m.HasFlags && m.FlagMask == 0 && !m.InvFlags) m.HasFlags = false;
             return;
         }
-        NftPorts(ref m.HasSrc, ref m.SrcMin, ref m.SrcMax, ref m.InvSrc);
-        NftPorts(ref m.HasDst, ref m.DstMin, ref m.DstMax, ref m.InvDst);
+        m.NftPorts();
         if (m.HasFlags && m.FlagMask == 0) m.HasFlags = false;
         if (!m.HasSrc && !m.HasDst && !m.HasFlags) m.Elided = true;
-    }
-
-    /// <summary>add_nft_tcpudp's port translation: a full range is no test; "! 0:N" is "N+1:65535".</summary>
-    internal static void NftPorts(ref bool has, ref ushort min, ref ushort max, ref bool inv)
-    {
-        if (!has) return;
-        if (min == 0 && max == 65535) { has = false; inv = false; return; }
-        if (inv && min == 0) { min = (ushort)(max + 1); max = 65535; inv = false; }
     }
 
     private static string FlagText(byte v)
@@ -123,8 +180,7 @@ internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
 
     internal override void Save(TcpMatch m, StringBuilder sb)
     {
-        if (m.HasSrc) sb.Append(m.InvSrc ? " ! --sport " : " --sport ").Append(Opt.PortText(m.SrcMin, m.SrcMax));
-        if (m.HasDst) sb.Append(m.InvDst ? " ! --dport " : " --dport ").Append(Opt.PortText(m.DstMin, m.DstMax));
+        m.SavePorts(sb);
         if (m.HasOption) sb.Append(m.InvOption ? " ! --tcp-option " : " --tcp-option ").Append(m.Option);
         if (m.HasFlags) sb.Append(m.InvFlags ? " ! --tcp-flags " : " --tcp-flags ").Append(FlagText(m.FlagMask)).Append(' ').Append(FlagText(m.FlagCompare));
     }
@@ -132,18 +188,10 @@ internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
     internal override void List(TcpMatch m, StringBuilder sb)
     {
         sb.Append(" tcp");
-        if (m.HasSrc) ListPorts(sb, "spt", m.SrcMin, m.SrcMax, m.InvSrc);
-        if (m.HasDst) ListPorts(sb, "dpt", m.DstMin, m.DstMax, m.InvDst);
+        m.ListPorts(sb);
         if (m.HasOption) sb.Append(" option=").Append(m.InvOption ? "!" : "").Append(m.Option);
         if (m.HasFlags)
             sb.Append(" flags:").Append(m.InvFlags ? "!" : "").Append("0x").Append(m.FlagMask.ToString("X2", CultureInfo.InvariantCulture))
               .Append("/0x").Append(m.FlagCompare.ToString("X2", CultureInfo.InvariantCulture));
-    }
-
-    internal static void ListPorts(StringBuilder sb, string label, ushort min, ushort max, bool inv)
-    {
-        if (min == 0 && max == 65535 && !inv) return;
-        if (min == max) sb.Append(' ').Append(label).Append(':').Append(inv ? "!" : "").Append(min);
-        else sb.Append(' ').Append(label).Append("s:").Append(inv ? "!" : "").Append(min).Append(':').Append(max);
     }
 }
