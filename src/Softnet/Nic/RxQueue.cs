@@ -189,24 +189,34 @@ public sealed class RxQueue : INapiPoller
     {
         ref readonly RxDescriptor first = ref frame[0];
         int offset = Pool.Headroom, length = first.Length;
-        if (_xdp is not null)
+        if (_xdp is not null && !RunXdp(first.BufferIndex, ref offset, ref length))
         {
-            var ctx = new XdpBuff(Pool.Buffer(first.BufferIndex), offset, length, Id);
-            var verdict = _xdp(ref ctx);
-            Xdp.Count(verdict);
-            if (verdict != XdpAction.Pass)
-            {
-                foreach (ref readonly RxDescriptor b in frame) Pool.Return(b.BufferIndex, current);
-                CountXdpDrop(verdict);
-                return;
-            }
-            offset = ctx.Data;
-            length = ctx.Length;
+            foreach (ref readonly RxDescriptor b in frame) Pool.Return(b.BufferIndex, current);
+            return;
         }
         Skb? skb = _mode == SkbBuildMode.Build
             ? _builder.BuildSkb(Pool, frame, Id, offset, length, current)
             : _builder.ConstructSkb(Pool, frame, Id, offset, length);
         Deliver(skb);
+    }
+
+    /// <summary>The queue's XDP program on the frame's first buffer; on PASS the (possibly moved) data bounds come
+    /// back, on any other verdict false, counted (no TX/redirect path yet: those frames leave the receive path like
+    /// drops do, counted apart) and the caller returns the buffers.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool RunXdp(int bufferIndex, ref int offset, ref int length)
+    {
+        var ctx = new XdpBuff(Pool.Buffer(bufferIndex), offset, length, Id);
+        var verdict = _xdp!(ref ctx);
+        Xdp.Count(verdict);
+        if (verdict != XdpAction.Pass)
+        {
+            CountXdpDrop(verdict);
+            return false;
+        }
+        offset = ctx.Data;
+        length = ctx.Length;
+        return true;
     }
 
     private void CountXdpDrop(XdpAction verdict)
@@ -222,20 +232,10 @@ public sealed class RxQueue : INapiPoller
     private void ProcessSingle(in RxDescriptor d, Thread current)
     {
         int offset = Pool.Headroom, length = d.Length;
-        if (_xdp is not null)
+        if (_xdp is not null && !RunXdp(d.BufferIndex, ref offset, ref length))
         {
-            var ctx = new XdpBuff(Pool.Buffer(d.BufferIndex), offset, length, Id);
-            var verdict = _xdp(ref ctx);
-            Xdp.Count(verdict);
-            if (verdict != XdpAction.Pass)
-            {
-                // No TX/redirect path yet: those frames leave the receive path like drops do, counted apart.
-                Pool.Return(d.BufferIndex, current);
-                CountXdpDrop(verdict);
-                return;
-            }
-            offset = ctx.Data;
-            length = ctx.Length;
+            Pool.Return(d.BufferIndex, current);
+            return;
         }
         Skb? skb = _mode == SkbBuildMode.Build
             ? _builder.BuildSkb(Pool, in d, Id, offset, length, current)
