@@ -79,51 +79,38 @@ public sealed class Namespace : INetfilterHost
         return ref c;
     }
 
-    public int DefaultTtl => Ipv4Conf.DefaultTtl;
+    public int DefaultTtl => Conf.DefaultTtl;
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
-    public int IcmpRateLimitMs => Ipv4Conf.IcmpRateLimitMs;
-    public int IcmpRateMask => Ipv4Conf.IcmpRateMask;
-    public bool IcmpErrorsUseInboundIfaddr => Ipv4Conf.IcmpErrorsUseInboundIfaddr;
+    public int IcmpRateLimitMs => Conf.IcmpRateLimitMs;
+    public int IcmpRateMask => Conf.IcmpRateMask;
+    public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
+    public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
 
-    /// <summary>Namespace-wide IPv4 sysctls as numbers, re-read only when a sysctl changed.</summary>
-    private ref NetIpv4Conf Ipv4Conf
+    /// <summary>Namespace-wide sysctls the path reads, as numbers, re-read only when a sysctl changed.</summary>
+    private ref NetConf Conf
     {
         get
         {
-            if (_ipv4Conf.Version != Sysctls.Version + 1)
+            if (_conf.Version != Sysctls.Version + 1)
             {
-                _ipv4Conf.DefaultTtl = SysctlInt("net.ipv4.ip_default_ttl", 64);
-                _ipv4Conf.IcmpRateLimitMs = SysctlInt("net.ipv4.icmp_ratelimit", 1000);
-                _ipv4Conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
-                _ipv4Conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
-                _ipv4Conf.Version = Sysctls.Version + 1;
+                _conf.DefaultTtl = SysctlInt("net.ipv4.ip_default_ttl", 64);
+                _conf.IcmpRateLimitMs = SysctlInt("net.ipv4.icmp_ratelimit", 1000);
+                _conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
+                _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
+                _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _conf.Version = Sysctls.Version + 1;
             }
-            return ref _ipv4Conf;
+            return ref _conf;
         }
     }
 
-    private struct NetIpv4Conf
+    private struct NetConf
     {
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask;
-        public bool IcmpErrorsUseInboundIfaddr;
+        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables;
     }
 
-    private NetIpv4Conf _ipv4Conf;
-    public bool BridgeNfCallIptables
-    {
-        get
-        {
-            if (_brNfVersion != Sysctls.Version + 1)
-            {
-                _brNf = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
-                _brNfVersion = Sysctls.Version + 1;
-            }
-            return _brNf;
-        }
-    }
-
-    private bool _brNf;
-    private int _brNfVersion;
+    private NetConf _conf;
 
     // ---- INetfilterHost over the namespace's addresses ----
 
