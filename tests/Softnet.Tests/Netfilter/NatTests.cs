@@ -135,4 +135,26 @@ public class NatTests
         }
         Assert.Equal(new ushort[] { 2000, 2001 }, ports.OrderBy(p => p));
     }
+
+    [Fact]
+    public void A_source_keeps_its_mapping_past_newer_bindings_from_the_same_source()
+    {
+        // find_appropriate_src walks every connection from the source, newest first, for one whose mapping is in the
+        // range: the newer bindings (another range's SNAT, a null binding) do not hide the first one.
+        var t = IptablesSaveParser.Parse("*nat\n:POSTROUTING ACCEPT [0:0]\n" +
+            "-A POSTROUTING -d 192.0.2.0/24 -p udp -j SNAT --to-source 198.51.100.1-198.51.100.200\n" +
+            "-A POSTROUTING -d 203.0.113.0/24 -p udp -j SNAT --to-source 198.51.100.250\nCOMMIT\n");
+        Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.5", 40000, "192.0.2.1", 53), "eth1", "eth0", 0, out var first));
+        Assert.InRange(first.Src, A("198.51.100.1"), A("198.51.100.200"));
+        Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.5", 40000, "203.0.113.1", 53), "eth1", "eth0", 0, out var other));
+        Assert.Equal(A("198.51.100.250"), other.Src);
+        Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.5", 40000, "172.16.0.1", 53), "eth1", "eth0", 0, out var unmapped));
+        Assert.Equal(A("10.0.0.5"), unmapped.Src);
+        for (int host = 2; host < 40; host++)
+        {
+            Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.5", 40000, "192.0.2." + host, 53), "eth1", "eth0", 0, out var again));
+            Assert.Equal(first.Src, again.Src);
+            Assert.Equal(40000, again.SrcPort);
+        }
+    }
 }

@@ -170,21 +170,27 @@ public sealed class Connection
     /// <summary>UDP: time after which a replied flow counts as a stream (creation + 2 s).</summary>
     internal long UdpStreamNs;
 
-    internal readonly TupleNode[] Nodes;
-    internal uint BySourceKeyHash;
+    // tuplehash[IP_CT_DIR_ORIGINAL/REPLY]: the entry is its own hash node in both directions, as nf_conn embeds its
+    // nf_conntrack_tuple_hash pair, so a chain walk reads one object per node (tuple, expiry and link together).
+    internal HashLink NextOrig, NextReply;
+    /// <summary>Each tuple's hash, taken when the entry is hashed in (a confirmed entry's tuples no longer change), so
+    /// a walk skips other tuples by one compare and growing the table or unlinking needs no rehash.</summary>
+    internal uint HashOrig, HashReply;
+    /// <summary>nat_bysource: the next connection in this one's NAT source chain, while <see cref="InBySource"/>.</summary>
+    internal Connection? NextBySource;
+    internal uint BySourceHash;
+    internal bool InBySource;
     /// <summary>Bumped each time the object goes back to <see cref="ConnectionCache"/>: a holder that kept a reference
     /// across packets (nf_conncount's lists) sees that its entry is gone.</summary>
     public int Generation;
     /// <summary>Handed to the table's retired list already (an entry goes back to the slab once).</summary>
     internal bool Retired;
 
-    public Connection()
-    {
-        Nodes = new[] { new TupleNode(this, 0), new TupleNode(this, 1) };
-    }
-
     public bool Confirmed => (Status & CtStatus.Confirmed) != 0;
     public bool Assured => (Status & CtStatus.Assured) != 0;
+
+    internal ref HashLink Next(int dir) => ref dir == 0 ? ref NextOrig : ref NextReply;
+    internal uint HashOf(int dir) => dir == 0 ? HashOrig : HashReply;
 
     internal ref TcpPeerState Seen(int dir) => ref dir == 0 ? ref Seen0 : ref Seen1;
 
@@ -218,21 +224,12 @@ public sealed class Connection
     public override string ToString() => Format(0);
 }
 
-/// <summary>nf_conntrack_tuple_hash: the node a connection puts into the hash once per direction.</summary>
-internal sealed class TupleNode
+/// <summary>A link in a conntrack hash chain (the hnnode of nf_conntrack_tuple_hash): the entry and which of its two
+/// tuples this is; a null entry ends the chain.</summary>
+internal struct HashLink
 {
-    public readonly Connection Ct;
-    public readonly byte Dir;
-    public TupleNode? Next;
-    /// <summary>The tuple's hash, taken when the node is hashed in (a confirmed entry's tuples no longer change), so
-    /// growing the table or unlinking reads only the node.</summary>
-    public uint Hash;
+    public Connection? Ct;
+    public int Dir;
 
-    public TupleNode(Connection ct, byte dir)
-    {
-        Ct = ct;
-        Dir = dir;
-    }
-
-    public ref ConnTuple Tuple => ref Ct.Tuple(Dir);
+    public HashLink(Connection ct, int dir) { Ct = ct; Dir = dir; }
 }

@@ -44,27 +44,27 @@ public static class ConnectionCache
     }
 }
 
-/// <summary>Conntrack hash arrays kept for reuse by exact length, cleared: a table that grows, or a namespace that goes
-/// away, hands its old array back (up to 16 per length are kept).</summary>
-internal static class BucketArrays
+/// <summary>Hash bucket arrays (conntrack's and NAT's bysource) kept for reuse by exact length, cleared: a table that
+/// grows, or a namespace that goes away, hands its old array back (up to 16 per length are kept).</summary>
+internal static class BucketArrays<T>
 {
     private const int PerLength = 16;
     private static readonly Lock Gate = new();
-    private static readonly Dictionary<int, Stack<TupleNode?[]>> Free = new();
+    private static readonly Dictionary<int, Stack<T[]>> Free = new();
 
-    public static TupleNode?[] Rent(int length)
+    public static T[] Rent(int length)
     {
         lock (Gate)
             if (Free.TryGetValue(length, out var s) && s.Count > 0) return s.Pop();
-        return new TupleNode?[length];
+        return new T[length];
     }
 
-    public static void Return(TupleNode?[] array)
+    public static void Return(T[] array)
     {
         Array.Clear(array);
         lock (Gate)
         {
-            if (!Free.TryGetValue(array.Length, out var s)) Free.Add(array.Length, s = new Stack<TupleNode?[]>());
+            if (!Free.TryGetValue(array.Length, out var s)) Free.Add(array.Length, s = new Stack<T[]>());
             if (s.Count < PerLength) s.Push(array);
         }
     }

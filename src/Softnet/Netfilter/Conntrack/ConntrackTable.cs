@@ -50,7 +50,7 @@ public sealed class ConntrackTable
     /// <summary>net.netfilter.nf_conntrack_acct: new entries carry packet/byte counters that `conntrack -L` shows
     /// (-m connbytes turns it on, as its checkentry does).</summary>
     public bool Accounting { get; set; }
-    private TupleNode?[] _buckets;
+    private HashLink[] _buckets;
     private int _count;
     internal NatEngine? Nat;
 
@@ -59,7 +59,7 @@ public sealed class ConntrackTable
         Options = options ?? new ConntrackOptions();
         // The table starts small and doubles as entries arrive, up to nf_conntrack_buckets: what a lookup touches
         // stays in cache for a few thousand flows (the bucket count changes no verdict, only dump order).
-        _buckets = BucketArrays.Rent(Math.Max(1, Math.Min(Options.Buckets, InitialBuckets)));
+        _buckets = BucketArrays<HashLink>.Rent(Math.Max(1, Math.Min(Options.Buckets, InitialBuckets)));
     }
 
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
@@ -79,13 +79,20 @@ public sealed class ConntrackTable
     /// </summary>
     public Connection? Find(in ConnTuple t, ushort replyZone, long nowNs, out int dir)
     {
-        int b = Bucket(t);
-        for (var n = _buckets[b]; n != null;)
+        uint h = t.Hash(Options.HashSeed);
+        int b = BucketOf(h);
+        for (var n = _buckets[b]; n.Ct is { } ct;)
         {
-            var next = n.Next;
-            if (IsExpired(n.Ct, nowNs)) { Delete(n.Ct); n = next; continue; }
-            if (n.Tuple.Equals(t) && (n.Dir == 0 || n.Ct.Reply.Zone == replyZone)) { dir = n.Dir; Stats.Found++; return n.Ct; }
-            n = next;
+            int d = n.Dir;
+            if (IsExpired(ct, nowNs))
+            {
+                // Unhashing may unlink the entry's other node too: walk again from the head.
+                Delete(ct);
+                n = _buckets[b];
+                continue;
+            }
+            if (ct.HashOf(d) == h && ct.Tuple(d).Equals(t) && (d == 0 || ct.Reply.Zone == replyZone)) { dir = d; Stats.Found++; return ct; }
+            n = ct.Next(d);
         }
         dir = 0;
         return null;
@@ -94,11 +101,12 @@ public sealed class ConntrackTable
     /// <summary>nf_conntrack_tuple_taken: is <paramref name="t"/> used by a confirmed entry other than <paramref name="ignored"/>?</summary>
     public bool TupleTaken(in ConnTuple t, Connection ignored, long nowNs)
     {
-        for (var n = _buckets[Bucket(t)]; n != null; n = n.Next)
+        uint h = t.Hash(Options.HashSeed);
+        for (var n = _buckets[BucketOf(h)]; n.Ct is { } ct; n = ct.Next(n.Dir))
         {
-            if (n.Ct == ignored) continue;
-            if (IsExpired(n.Ct, nowNs)) continue;
-            if (n.Tuple.Equals(t)) return true;
+            if (ct == ignored || ct.HashOf(n.Dir) != h) continue;
+            if (IsExpired(ct, nowNs)) continue;
+            if (ct.Tuple(n.Dir).Equals(t)) return true;
         }
         return false;
     }
@@ -110,8 +118,8 @@ public sealed class ConntrackTable
     {
         var seen = new List<Connection>();
         foreach (var head in _buckets)
-            for (var n = head; n != null; n = n.Next)
-                if (n.Dir == 0 && !IsExpired(n.Ct, nowNs)) seen.Add(n.Ct);
+            for (var n = head; n.Ct is { } ct; n = ct.Next(n.Dir))
+                if (n.Dir == 0 && !IsExpired(ct, nowNs)) seen.Add(ct);
         return seen;
     }
 
@@ -120,8 +128,8 @@ public sealed class ConntrackTable
     {
         var dead = new List<Connection>();
         foreach (var head in _buckets)
-            for (var n = head; n != null; n = n.Next)
-                if (n.Dir == 0 && IsExpired(n.Ct, nowNs)) dead.Add(n.Ct);
+            for (var n = head; n.Ct is { } ct; n = ct.Next(n.Dir))
+                if (n.Dir == 0 && IsExpired(ct, nowNs)) dead.Add(ct);
         foreach (var c in dead) Delete(c);
         return dead.Count;
     }
@@ -141,8 +149,8 @@ public sealed class ConntrackTable
         ct.Status |= CtStatus.Dying;
         if (ct.Confirmed)
         {
-            Unlink(ct.Nodes[0]);
-            Unlink(ct.Nodes[1]);
+            Unlink(ct, 0);
+            Unlink(ct, 1);
             Nat?.Forget(ct);
             _count--;
             Retire(ct);
@@ -153,6 +161,7 @@ public sealed class ConntrackTable
     internal void ReleaseUnconfirmed(Connection ct)
     {
         if (ct.Confirmed) return;
+        Nat?.Forget(ct);
         _count--;
         Retire(ct);
     }
@@ -181,22 +190,27 @@ public sealed class ConntrackTable
     public void Release()
     {
         foreach (var head in _buckets)
-            for (var n = head; n != null; n = n.Next)
-                if (n.Dir == 0) Retire(n.Ct);
-        BucketArrays.Return(_buckets);
-        _buckets = new TupleNode?[1];
+            for (var n = head; n.Ct is { } ct; n = ct.Next(n.Dir))
+                if (n.Dir == 0) Retire(ct);
+        BucketArrays<HashLink>.Return(_buckets);
+        _buckets = new HashLink[1];
+        Nat?.Release();
         _count = 0;
         ConnectionCache.Return(_retired);
     }
 
-    private void Unlink(TupleNode node)
+    private void Unlink(Connection ct, int dir)
     {
-        int b = BucketOf(node.Hash);
-        ref TupleNode? link = ref _buckets[b];
-        while (link != null)
+        ref HashLink link = ref _buckets[BucketOf(ct.HashOf(dir))];
+        while (link.Ct is { } n)
         {
-            if (link == node) { link = node.Next; node.Next = null; return; }
-            link = ref link.Next;
+            if (n == ct && link.Dir == dir)
+            {
+                link = ct.Next(dir);
+                ct.Next(dir) = default;
+                return;
+            }
+            link = ref n.Next(link.Dir);
         }
     }
 
@@ -205,27 +219,29 @@ public sealed class ConntrackTable
     /// <summary>Doubles the bucket array (relinking every node) once entries outnumber buckets two to one.</summary>
     private void MaybeGrow()
     {
-        if (_count <= 2 * _buckets.Length || _buckets.Length >= Options.Buckets) return;
+        if (2 * _count <= _buckets.Length || _buckets.Length >= Options.Buckets) return;
         var old = _buckets;
-        _buckets = BucketArrays.Rent(Math.Min(Options.Buckets, old.Length * 2));
+        _buckets = BucketArrays<HashLink>.Rent(Math.Min(Options.Buckets, old.Length * 2));
         foreach (var head in old)
-            for (var n = head; n != null;)
+            for (var n = head; n.Ct is { } ct;)
             {
-                var next = n.Next;
-                int b = BucketOf(n.Hash);
-                n.Next = _buckets[b];
+                ref HashLink next = ref ct.Next(n.Dir);
+                var follow = next;
+                int b = BucketOf(ct.HashOf(n.Dir));
+                next = _buckets[b];
                 _buckets[b] = n;
-                n = next;
+                n = follow;
             }
-        BucketArrays.Return(old);
+        BucketArrays<HashLink>.Return(old);
     }
 
-    private void Link(TupleNode node)
+    private void Link(Connection ct, int dir)
     {
-        node.Hash = node.Tuple.Hash(Options.HashSeed);
-        int b = BucketOf(node.Hash);
-        node.Next = _buckets[b];
-        _buckets[b] = node;
+        uint h = ct.Tuple(dir).Hash(Options.HashSeed);
+        if (dir == 0) ct.HashOrig = h; else ct.HashReply = h;
+        int b = BucketOf(h);
+        ct.Next(dir) = _buckets[b];
+        _buckets[b] = new HashLink(ct, dir);
     }
 
     /// <summary>
@@ -238,20 +254,18 @@ public sealed class ConntrackTable
         for (int i = 0; i < 8; i++, bucket = (bucket + 1) % _buckets.Length)
         {
             int drops = 0;
-            for (var n = _buckets[bucket]; n != null;)
+            for (var n = _buckets[bucket]; n.Ct is { } ct;)
             {
-                var next = n.Next;
-                var ct = n.Ct;
-                if (IsExpired(ct, nowNs)) { Delete(ct); n = next; continue; }
+                if (IsExpired(ct, nowNs)) { Delete(ct); n = _buckets[bucket]; continue; }
                 if ((ct.Status & (CtStatus.Assured | CtStatus.Dying)) == 0 && ct.Confirmed)
                 {
-                    // The other direction's node may be the next one; re-read next after unlinking.
+                    // The other direction's node may be the next one: walk again from the head after unlinking.
                     Delete(ct);
                     drops++;
                     n = _buckets[bucket];
                     continue;
                 }
-                n = next;
+                n = ct.Next(n.Dir);
             }
             if (drops > 0)
             {
@@ -287,9 +301,11 @@ public sealed class ConntrackTable
         ct.PacketsOrig = ct.BytesOrig = ct.PacketsReply = ct.BytesReply = 0;
         ct.ExpiresNs = 0;
         ct.UdpStreamNs = 0;
-        ct.BySourceKeyHash = 0;
+        ct.NextBySource = null;
+        ct.BySourceHash = 0;
+        ct.InBySource = false;
         ct.Retired = false;
-        ct.Nodes[0].Next = ct.Nodes[1].Next = null;
+        ct.NextOrig = ct.NextReply = default;
         _count++;
         return ct;
     }
@@ -501,9 +517,8 @@ public sealed class ConntrackTable
         }
         ct.Status |= CtStatus.Confirmed;
         MaybeGrow();
-        Link(ct.Nodes[0]);
-        Link(ct.Nodes[1]);
-        Nat?.Remember(ct);
+        Link(ct, 0);
+        Link(ct, 1);
         Stats.Insert++;
         return Verdict.Accept;
     }

@@ -40,8 +40,12 @@ public sealed class NatEngine
 {
     private readonly ConntrackTable _table;
     private readonly Func<uint> _random;
-    // bysource: original source (proto, addr, port) -> a SNATed connection using it, for consistent mapping.
-    private readonly Dictionary<(byte, uint, ushort), Connection> _bySource = new();
+    // nf_nat_bysource: every connection that took a source binding, chained through Connection.NextBySource by the
+    // (protocol, address, port, zone) of its original source, newest first, so find_appropriate_src can give a new
+    // connection from that source the mapping an earlier one got. Sized as conntrack's table (nf_nat_htable_size is
+    // nf_conntrack_htable_size), starting small and doubling as entries arrive.
+    private Connection?[] _bySource;
+    private int _bySourceCount;
     private long _now;
 
     public NatEngine(ConntrackTable table, Func<uint> random)
@@ -49,23 +53,92 @@ public sealed class NatEngine
         _table = table;
         _random = random;
         table.Nat = this;
+        _bySource = BucketArrays<Connection?>.Rent(Math.Min(table.Options.Buckets, InitialBySource));
     }
+
+    private const int InitialBySource = 4096;
 
     public static bool Initialized(Connection ct, NatManip m)
         => (ct.Status & (m == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone)) != 0;
 
     internal void SetClock(long nowNs) => _now = nowNs;
 
-    internal void Remember(Connection ct)
+    /// <summary>hash_by_src: the original tuple's source address, port (ICMP id) and protocol, and its zone.</summary>
+    private uint SourceHash(in ConnTuple t)
+        => new ConnTuple(t.Src, 0, t.Protocol, t.SrcPort, 0) { Zone = t.Zone }.Hash(_table.Options.HashSeed);
+
+    private int SourceBucket(uint hash) => (int)(((ulong)hash * (ulong)_bySource.Length) >> 32);
+
+    /// <summary>nf_nat_setup_info for a source manip: the entry joins the head of its source's bysource chain.</summary>
+    private void LinkBySource(Connection ct)
     {
-        if ((ct.Status & CtStatus.SrcNat) != 0)
-            _bySource[(ct.Original.Protocol, ct.Original.Src, ct.Original.SrcPort)] = ct;
+        if (ct.InBySource) return;
+        if (_bySourceCount >= _bySource.Length && _bySource.Length < _table.Options.Buckets) GrowBySource();
+        ct.BySourceHash = SourceHash(ct.Original);
+        ref Connection? head = ref _bySource[SourceBucket(ct.BySourceHash)];
+        ct.NextBySource = head;
+        head = ct;
+        ct.InBySource = true;
+        _bySourceCount++;
     }
 
+    private void GrowBySource()
+    {
+        var old = _bySource;
+        _bySource = BucketArrays<Connection?>.Rent(Math.Min(_table.Options.Buckets, old.Length * 2));
+        // Walking each old chain from its head and pushing onto the new heads would reverse the chains: append at the
+        // tail instead, so newest-first order survives.
+        foreach (var head in old)
+            for (var c = head; c != null;)
+            {
+                var next = c.NextBySource;
+                c.NextBySource = null;
+                ref Connection? link = ref _bySource[SourceBucket(c.BySourceHash)];
+                while (link != null) link = ref link.NextBySource;
+                link = c;
+                c = next;
+            }
+        BucketArrays<Connection?>.Return(old);
+    }
+
+    /// <summary>nf_nat_cleanup_conntrack: the entry leaves its bysource chain when it is destroyed.</summary>
     internal void Forget(Connection ct)
     {
-        var key = (ct.Original.Protocol, ct.Original.Src, ct.Original.SrcPort);
-        if (_bySource.TryGetValue(key, out var c) && c == ct) _bySource.Remove(key);
+        if (!ct.InBySource) return;
+        ref Connection? link = ref _bySource[SourceBucket(ct.BySourceHash)];
+        while (link != null)
+        {
+            if (link == ct) { link = ct.NextBySource; break; }
+            link = ref link.NextBySource;
+        }
+        ct.NextBySource = null;
+        ct.InBySource = false;
+        _bySourceCount--;
+    }
+
+    /// <summary>The namespace goes away: the bysource array goes back to the pool (its entries go with the table).</summary>
+    internal void Release()
+    {
+        BucketArrays<Connection?>.Return(_bySource);
+        _bySource = new Connection?[1];
+        _bySourceCount = 0;
+    }
+
+    /// <summary>find_appropriate_src: the newest connection from the same source (and zone) whose mapping, with this
+    /// tuple's destination, is in the range.</summary>
+    private bool FindAppropriateSource(in ConnTuple orig, in NatRange range, out ConnTuple result)
+    {
+        for (var c = _bySource[SourceBucket(SourceHash(orig))]; c != null; c = c.NextBySource)
+        {
+            ref var o = ref c.Original;
+            if (o.Src != orig.Src || o.SrcPort != orig.SrcPort || o.Protocol != orig.Protocol || o.Zone != orig.Zone) continue;
+            result = orig;
+            result.Src = c.Reply.Dst;
+            result.SrcPort = orig.Protocol == 1 ? c.Reply.SrcPort : c.Reply.DstPort;
+            if (InRange(result, range)) return true;
+        }
+        result = default;
+        return false;
     }
 
     /// <summary>nf_nat_used_tuple: would this original-direction tuple's reply clash with another entry?</summary>
@@ -100,6 +173,7 @@ public sealed class NatEngine
             ct.Reply = reply;
             ct.Status |= manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
         }
+        if (manip == NatManip.Src) LinkBySource(ct);
         ct.Status |= manip == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone;
         return true;
     }
@@ -121,14 +195,10 @@ public sealed class NatEngine
             {
                 if (!Used(orig, ct)) return orig;
             }
-            else if (_bySource.TryGetValue((orig.Protocol, orig.Src, orig.SrcPort), out var other)
-                     && (other.Status & CtStatus.Dying) == 0)
+            else if (FindAppropriateSource(orig, range, out var t0))
             {
-                // find_appropriate_src: reuse the mapping another connection from this source got.
-                var t0 = orig;
-                t0.Src = other.Reply.Dst;
-                t0.SrcPort = orig.Protocol == 1 ? other.Reply.SrcPort : other.Reply.DstPort;
-                if (InRange(t0, range) && !Used(t0, ct)) return t0;
+                // The mapping another connection from this source got, if its reply is free.
+                if (!Used(t0, ct)) return t0;
             }
         }
 
