@@ -57,10 +57,12 @@ public sealed class ConntrackTable
     public ConntrackTable(ConntrackOptions? options = null)
     {
         Options = options ?? new ConntrackOptions();
-        // The table starts small and doubles as entries arrive, up to nf_conntrack_buckets: what a lookup touches
-        // stays in cache for a few thousand flows (the bucket count changes no verdict, only dump order).
-        _buckets = BucketArrays<HashLink>.Rent(Math.Max(1, Math.Min(Options.Buckets, InitialBuckets)));
+        // nf_conntrack_buckets entries, fixed as the kernel's table is, taken from the pool at the first insert: a
+        // table only parsed or never used costs nothing, and lookups before then search one empty bucket.
+        _buckets = NoBuckets;
     }
+
+    private static readonly HashLink[] NoBuckets = new HashLink[1];
 
     /// <summary>Connections allocated (confirmed and in flight), the kernel's net->ct.count.</summary>
     public int Count => _count;
@@ -192,8 +194,8 @@ public sealed class ConntrackTable
         foreach (var head in _buckets)
             for (var n = head; n.Ct is { } ct; n = ct.Next(n.Dir))
                 if (n.Dir == 0) Retire(ct);
-        BucketArrays<HashLink>.Return(_buckets);
-        _buckets = new HashLink[1];
+        if (_buckets != NoBuckets) BucketArrays<HashLink>.Return(_buckets);
+        _buckets = NoBuckets;
         Nat?.Release();
         _count = 0;
         ConnectionCache.Return(_retired);
@@ -214,29 +216,9 @@ public sealed class ConntrackTable
         }
     }
 
-    private const int InitialBuckets = 16384;
-
-    /// <summary>Doubles the bucket array (relinking every node) once entries outnumber buckets two to one.</summary>
-    private void MaybeGrow()
-    {
-        if (2 * _count <= _buckets.Length || _buckets.Length >= Options.Buckets) return;
-        var old = _buckets;
-        _buckets = BucketArrays<HashLink>.Rent(Math.Min(Options.Buckets, old.Length * 2));
-        foreach (var head in old)
-            for (var n = head; n.Ct is { } ct;)
-            {
-                ref HashLink next = ref ct.Next(n.Dir);
-                var follow = next;
-                int b = BucketOf(ct.HashOf(n.Dir));
-                next = _buckets[b];
-                _buckets[b] = n;
-                n = follow;
-            }
-        BucketArrays<HashLink>.Return(old);
-    }
-
     private void Link(Connection ct, int dir)
     {
+        if (_buckets == NoBuckets) _buckets = BucketArrays<HashLink>.Rent(Math.Max(1, Options.Buckets));
         uint h = ct.Tuple(dir).Hash(Options.HashSeed);
         if (dir == 0) ct.HashOrig = h; else ct.HashReply = h;
         int b = BucketOf(h);
@@ -516,7 +498,6 @@ public sealed class ConntrackTable
             return Verdict.Drop;
         }
         ct.Status |= CtStatus.Confirmed;
-        MaybeGrow();
         Link(ct, 0);
         Link(ct, 1);
         Stats.Insert++;

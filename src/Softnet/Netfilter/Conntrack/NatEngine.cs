@@ -43,9 +43,9 @@ public sealed class NatEngine
     // nf_nat_bysource: every connection that took a source binding, chained through Connection.NextBySource by the
     // (protocol, address, port, zone) of its original source, newest first, so find_appropriate_src can give a new
     // connection from that source the mapping an earlier one got. Sized as conntrack's table (nf_nat_htable_size is
-    // nf_conntrack_htable_size), starting small and doubling as entries arrive.
-    private Connection?[] _bySource;
-    private int _bySourceCount;
+    // nf_conntrack_htable_size), taken from the pool at the first binding.
+    private Connection?[] _bySource = NoBySource;
+    private static readonly Connection?[] NoBySource = new Connection?[1];
     private long _now;
 
     public NatEngine(ConntrackTable table, Func<uint> random)
@@ -53,10 +53,7 @@ public sealed class NatEngine
         _table = table;
         _random = random;
         table.Nat = this;
-        _bySource = BucketArrays<Connection?>.Rent(Math.Min(table.Options.Buckets, InitialBySource));
     }
-
-    private const int InitialBySource = 4096;
 
     public static bool Initialized(Connection ct, NatManip m)
         => (ct.Status & (m == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone)) != 0;
@@ -73,32 +70,12 @@ public sealed class NatEngine
     private void LinkBySource(Connection ct)
     {
         if (ct.InBySource) return;
-        if (_bySourceCount >= _bySource.Length && _bySource.Length < _table.Options.Buckets) GrowBySource();
+        if (_bySource == NoBySource) _bySource = BucketArrays<Connection?>.Rent(Math.Max(1, _table.Options.Buckets));
         ct.BySourceHash = SourceHash(ct.Original);
         ref Connection? head = ref _bySource[SourceBucket(ct.BySourceHash)];
         ct.NextBySource = head;
         head = ct;
         ct.InBySource = true;
-        _bySourceCount++;
-    }
-
-    private void GrowBySource()
-    {
-        var old = _bySource;
-        _bySource = BucketArrays<Connection?>.Rent(Math.Min(_table.Options.Buckets, old.Length * 2));
-        // Walking each old chain from its head and pushing onto the new heads would reverse the chains: append at the
-        // tail instead, so newest-first order survives.
-        foreach (var head in old)
-            for (var c = head; c != null;)
-            {
-                var next = c.NextBySource;
-                c.NextBySource = null;
-                ref Connection? link = ref _bySource[SourceBucket(c.BySourceHash)];
-                while (link != null) link = ref link.NextBySource;
-                link = c;
-                c = next;
-            }
-        BucketArrays<Connection?>.Return(old);
     }
 
     /// <summary>nf_nat_cleanup_conntrack: the entry leaves its bysource chain when it is destroyed.</summary>
@@ -113,15 +90,13 @@ public sealed class NatEngine
         }
         ct.NextBySource = null;
         ct.InBySource = false;
-        _bySourceCount--;
     }
 
     /// <summary>The namespace goes away: the bysource array goes back to the pool (its entries go with the table).</summary>
     internal void Release()
     {
-        BucketArrays<Connection?>.Return(_bySource);
-        _bySource = new Connection?[1];
-        _bySourceCount = 0;
+        if (_bySource != NoBySource) BucketArrays<Connection?>.Return(_bySource);
+        _bySource = NoBySource;
     }
 
     /// <summary>find_appropriate_src: the newest connection from the same source (and zone) whose mapping, with this
