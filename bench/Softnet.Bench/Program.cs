@@ -48,17 +48,18 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N]");
         return 2;
     }
 }
 
 /// <summary>Flags common to every benchmark.</summary>
-public sealed record BenchArgs(string? Capture, string? Json, double Seconds, string? Case = null)
+public sealed record BenchArgs(string? Capture, string? Json, double Seconds, string? Case = null, string? Keep = null, int Rounds = 0)
 {
     public static BenchArgs Parse(string[] args)
     {
-        string? capture = null, json = null, only = null;
+        string? capture = null, json = null, only = null, keep = null;
+        int rounds = 0;
         double seconds = 2;
         for (int i = 0; i < args.Length; i++)
         {
@@ -68,10 +69,12 @@ public sealed record BenchArgs(string? Capture, string? Json, double Seconds, st
                 case "--capture": capture = Next(); break;
                 case "--json": json = Next(); break;
                 case "--case": only = Next(); break;
+                case "--keep": keep = Next(); break;
+                case "--rounds": rounds = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--seconds": seconds = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        return new BenchArgs(capture, json, seconds, only);
+        return new BenchArgs(capture, json, seconds, only, keep, rounds);
     }
 }

@@ -58,19 +58,24 @@ public static class ScenarioBench
         var names = args.Case is null ? CaseNames : [args.Case];
         if (args.Case is not null && !CaseNames.Contains(args.Case))
             throw new ArgumentException($"--case {args.Case}: one of {string.Join(", ", CaseNames)}");
-        string work = Directory.CreateTempSubdirectory("softnet-scbench-").FullName;
+        // --keep DIR: the generated scenarios and captures stay, for `softnet replay --scenario` (per-stage CPU time).
+        string work = args.Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("softnet-scbench-").FullName;
+        int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
         try
         {
             int cpu = PickCpu();
             var cases = names.Select(n => Build(n, work)).ToList();
+            if (args.Keep is not null)
+                foreach (var c in cases)
+                    Console.WriteLine($"kept {c.Name}: dotnet run -c Release --project src/Softnet.Cli -- replay {c.CapturePath} --scenario {c.ScenarioDir} --inject {c.InjectNs}");
 
             // Softnet first, pinned; then the kernel on the same CPU.
             string pin = PinProcess(cpu) ? $"pinned to CPU {cpu}" : $"NOT pinned (sched_setaffinity failed), {Environment.ProcessorCount} CPUs";
-            Console.WriteLine($"softnet: {pin}; warm-up run, then best of {Rounds}; {SetupDescription}");
+            Console.WriteLine($"softnet: {pin}; warm-up run, then best of {rounds}; {SetupDescription}");
             var softnet = new Dictionary<string, SoftnetResult>();
             foreach (var c in cases)
             {
-                var r = MeasureSoftnet(c);
+                var r = MeasureSoftnet(c, rounds);
                 softnet[c.Name] = r;
                 Console.WriteLine($"softnet {c.Name,-15} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  nat walks {r.NatWalks:P0}  ({c.Description})");
                 Check("softnet", c, r.Forwarded, r.NatWalks);
@@ -110,12 +115,13 @@ public static class ScenarioBench
                 Console.WriteLine($"{c.Name,-16}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
             }
 
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle);
+            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds);
             return 0;
         }
         finally
         {
-            try { Directory.Delete(work, true); } catch (IOException) { }
+            if (args.Keep is null)
+                try { Directory.Delete(work, true); } catch (IOException) { }
         }
     }
 
@@ -131,7 +137,7 @@ public static class ScenarioBench
     }
 
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
-        string? why, int cpu, double kernelSeconds, double idleTicksPerSecond)
+        string? why, int cpu, double kernelSeconds, double idleTicksPerSecond, int rounds)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -165,7 +171,7 @@ public static class ScenarioBench
         if (!double.IsNaN(idleTicksPerSecond)) w.WriteNumber("kernel_idle_softirq_ticks_per_second", Math.Round(idleTicksPerSecond, 2));
         if (why is not null) w.WriteString("kernel_unavailable", why);
         w.WriteNumber("cpu", cpu);
-        w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up run, best of {Rounds}; " +
+        w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up run, best of {rounds}; " +
             "pps = measured frames / process CPU time (getrusage) from the first measured frame's arrival (all setup frames processed, and the setup's garbage collected before the clocks start) to the end of the replay; " +
             "alloc = GC.GetAllocatedBytesForCurrentThread over the same window / measured frames");
         w.WriteString("kernel_method", $"the scenario in network namespaces (KernelScenario), setup frames injected once, then an AF_PACKET sender pinned to CPU {cpu} " +
