@@ -81,7 +81,14 @@ public sealed class ConntrackTable
     /// </summary>
     public Connection? Find(in ConnTuple t, ushort replyZone, long nowNs, out int dir)
     {
-        uint h = t.Hash(Options.HashSeed);
+        var ct = Lookup(t, t.Hash(Options.HashSeed), replyZone, nowNs, out dir);
+        if (ct != null) Stats.Found++;
+        return ct;
+    }
+
+    /// <summary>The chain walk of <see cref="Find"/> for a tuple whose hash the caller has.</summary>
+    private Connection? Lookup(in ConnTuple t, uint h, ushort replyZone, long nowNs, out int dir)
+    {
         int b = BucketOf(h);
         for (var n = _buckets[b]; n.Ct is { } ct;)
         {
@@ -93,7 +100,7 @@ public sealed class ConntrackTable
                 n = _buckets[b];
                 continue;
             }
-            if (ct.HashOf(d) == h && ct.Tuple(d).Equals(t) && (d == 0 || ct.Reply.Zone == replyZone)) { dir = d; Stats.Found++; return ct; }
+            if (ct.HashOf(d) == h && ct.Tuple(d).Equals(t) && (d == 0 || ct.Reply.Zone == replyZone)) { dir = d; return ct; }
             n = ct.Next(d);
         }
         dir = 0;
@@ -216,11 +223,9 @@ public sealed class ConntrackTable
         }
     }
 
-    private void Link(Connection ct, int dir)
+    private void Link(Connection ct, int dir, uint h)
     {
         if (_buckets == NoBuckets) _buckets = BucketArrays<HashLink>.Rent(Math.Max(1, Options.Buckets));
-        uint h = ct.Tuple(dir).Hash(Options.HashSeed);
-        if (dir == 0) ct.HashOrig = h; else ct.HashReply = h;
         int b = BucketOf(h);
         ct.Next(dir) = _buckets[b];
         _buckets[b] = new HashLink(ct, dir);
@@ -259,13 +264,15 @@ public sealed class ConntrackTable
     }
 
     /// <summary>__nf_conntrack_alloc: respects nf_conntrack_max, trying early_drop when full.</summary>
-    private Connection? Alloc(in ConnTuple orig, in ConnTuple reply, long nowNs)
+    private Connection? Alloc(in ConnTuple orig, in ConnTuple reply, uint origHash, long nowNs)
     {
         if (Options.Max > 0 && _count >= Options.Max && !EarlyDrop(orig, nowNs)) return null;
         // From the slab when it has one (only objects no packet can reach any more go back to it).
         var ct = ConnectionCache.Rent() ?? new Connection();
         ct.Original = orig;
         ct.Reply = reply;
+        // The original tuple never changes (NAT rewrites only the reply): its hash is the lookup's.
+        ct.HashOrig = origHash;
         ct.Status = CtStatus.None;
         ct.Mark = 0;
         ct.ZoneId = 0;
@@ -329,12 +336,14 @@ public sealed class ConntrackTable
         {
             var tuple = TupleOf(ref p);
             tuple.Zone = zoneOrig;
-            var ct = Find(tuple, zoneReply, now, out int dir);
-            if (ct == null)
+            uint hash = tuple.Hash(Options.HashSeed);
+            var ct = Lookup(tuple, hash, zoneReply, now, out int dir);
+            if (ct != null) Stats.Found++;
+            else
             {
                 if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
                 reply.Zone = zoneReply;
-                ct = Alloc(tuple, reply, now);
+                ct = Alloc(tuple, reply, hash, now);
                 if (ct != null && tmpl != null)
                 {
                     ct.ZoneId = tmpl.ZoneId(tmpl.ZoneDir == 2 ? 1 : 0, p.Mark);
@@ -487,7 +496,9 @@ public sealed class ConntrackTable
             return Verdict.Accept;
         }
         long now = p.TimestampNs;
-        if (Find(ct.Original, now, out _) != null || Find(ct.Reply, now, out _) != null)
+        // The reply tuple is final now (NAT has bound both manips): hash it once for the clash check and the insert.
+        ct.HashReply = ct.Reply.Hash(Options.HashSeed);
+        if (Lookup(ct.Original, ct.HashOrig, ct.Original.Zone, now, out _) != null || Lookup(ct.Reply, ct.HashReply, ct.Reply.Zone, now, out _) != null)
         {
             Stats.InsertFailed++;
             Stats.Drop++;
@@ -498,8 +509,8 @@ public sealed class ConntrackTable
             return Verdict.Drop;
         }
         ct.Status |= CtStatus.Confirmed;
-        Link(ct, 0);
-        Link(ct, 1);
+        Link(ct, 0, ct.HashOrig);
+        Link(ct, 1, ct.HashReply);
         Stats.Insert++;
         return Verdict.Accept;
     }
