@@ -66,10 +66,11 @@ public sealed class Ipv4Input : PacketHandler
         return DropReason.None;
     }
 
-    /// <summary>What netfilter reads of the packet, from the header views at the skb's offsets.</summary>
+    /// <summary>What netfilter reads of the packet, from the header views at the skb's offsets. The IPv4 header is the
+    /// one <see cref="ValidateHeader"/> checked (or one this stack built): it is read, not parsed again.</summary>
     public static bool FillContext(Skb skb, ref PacketContext ctx, out DropReason reason)
     {
-        if (!PacketContext.FromIpv4(NetStack.L3(skb), skb.Len, out ctx, out reason)) return false;
+        if (!PacketContext.FromIpv4(Ipv4View.Checked(NetStack.L3(skb)), out ctx, out reason)) return false;
         ctx.TimestampNs = skb.TimestampNs;
         ctx.Mark = skb.Mark;
         ctx.PktType = skb.PktType;

@@ -146,9 +146,18 @@ public struct PacketContext
     /// </summary>
     public static bool FromIpv4(ReadOnlySpan<byte> linear, int length, out PacketContext ctx, out DropReason reason)
     {
+        if (Ipv4View.TryParseReceived(linear, length, out var ip, out reason, verifyChecksum: false)) return FromIpv4(ip, out ctx, out reason);
+        ctx = default;
+        return false;
+    }
+
+    /// <summary>Fills a context from an IPv4 header already parsed (see <see cref="Ipv4View.Checked"/>): its fields and
+    /// the transport header after it. False with a reason for a transport header too short to read.</summary>
+    public static bool FromIpv4(Ipv4View ip, out PacketContext ctx, out DropReason reason)
+    {
         ctx = default;
         ctx.TcpWindowScale = -1;
-        if (!Ipv4View.TryParseReceived(linear, length, out var ip, out reason, verifyChecksum: false)) return false;
+        reason = DropReason.None;
         int total = ip.TotalLength, ihl = ip.HeaderLength;
         ctx.Length = total;
         ctx.Ttl = ip.Ttl;

@@ -91,6 +91,12 @@ public readonly ref struct Ipv4View
         return true;
     }
 
+    /// <summary>A header ip_rcv_core already checked (the skb's network header once Ipv4Input.ValidateHeader has
+    /// passed it, or a datagram this stack built): no check is repeated. The view covers the linear bytes up to tot_len.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Ipv4View Checked(ReadOnlySpan<byte> linear)
+        => new(linear[..Math.Min(BinaryPrimitives.ReadUInt16BigEndian(linear[2..]), linear.Length)]);
+
     public byte Version => (byte)(_data[0] >> 4);
     /// <summary>Header length in 32-bit words.</summary>
     public byte Ihl => (byte)(_data[0] & 0x0F);
