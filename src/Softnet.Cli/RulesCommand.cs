@@ -4,7 +4,8 @@ using Softnet.Netfilter;
 namespace Softnet.Cli;
 
 /// <summary>`softnet rules kube-proxy`: a kube-proxy (iptables mode) ruleset of N services in iptables-save form, for a
-/// scenario's ns/NAME/iptables.save or for iptables-restore.</summary>
+/// scenario's ns/NAME/iptables.save or for iptables-restore. `softnet rules check`: loads a ruleset as a scenario
+/// would (iptables-restore --test), and says which runs of rules it evaluates by lookup.</summary>
 public static class RulesCommand
 {
     public static Command Create()
@@ -48,6 +49,46 @@ public static class RulesCommand
             else parseResult.InvocationConfiguration.Output.Write(rules.Text);
             return 0;
         });
-        return new Command("rules", "Generate rulesets real hosts run") { kube };
+        return new Command("rules", "Generate rulesets real hosts run, and check rulesets") { kube, Check() };
+    }
+
+    private static Command Check()
+    {
+        var file = new Argument<string>("file") { Description = "an iptables-save file (what a scenario's ns/NAME/iptables.save holds)" };
+        var ipset = new Option<string?>("--ipset") { Description = "an `ipset save` file with the sets -m set rules name (a scenario's ns/NAME/ipset.save)" };
+        var cmd = new Command("check", "Load a ruleset as a scenario does (iptables-restore --test): errors as FILE:LINE, then per table " +
+            "its chains and rules, and the runs of rules evaluated by one lookup instead of one by one") { file, ipset };
+        cmd.SetAction(parseResult =>
+        {
+            var o = parseResult.InvocationConfiguration.Output;
+            string path = parseResult.GetValue(file)!;
+            NetfilterTables t;
+            try
+            {
+                var into = new NetfilterTables();
+                if (parseResult.GetValue(ipset) is { } sets) into.Ipsets.LoadFile(sets);
+                t = IptablesSaveParser.ParseFile(path, into);
+            }
+            catch (IptablesParseException e)
+            {
+                parseResult.InvocationConfiguration.Error.WriteLine($"softnet rules check: {e.Message}");
+                return 2;
+            }
+            catch (IOException e)
+            {
+                parseResult.InvocationConfiguration.Error.WriteLine($"softnet rules check: {e.Message}");
+                return 2;
+            }
+            foreach (var table in t.Tables)
+            {
+                int rules = table.Chains.Sum(c => c.Rules.Count);
+                o.WriteLine($"{table.Name}: {table.Chains.Count} chains, {rules} rules");
+                foreach (var c in table.Chains)
+                    foreach (var run in c.IndexedRuns)
+                        o.WriteLine($"  {c.Name}: rules {run.Start + 1}-{run.End} looked up by {run.KeyCount} keys");
+            }
+            return 0;
+        });
+        return cmd;
     }
 }

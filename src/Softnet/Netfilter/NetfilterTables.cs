@@ -60,6 +60,8 @@ public sealed class NetfilterTables
     /// <summary>The namespace's ipsets (ip_set's per-netns sets), for -m set and -j SET.</summary>
     public IpsetCollection Ipsets => _ipsets ??= new();
     private IpsetCollection? _ipsets;
+    /// <summary>Any set was loaded (ns/NAME/ipset.save).</summary>
+    public bool HasIpsets => _ipsets is { Count: > 0 };
 
     /// <summary>The namespace's nfacct accounting objects (-m nfacct).</summary>
     public NfacctObjects Nfacct => _nfacct ??= new();

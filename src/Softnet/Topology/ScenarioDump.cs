@@ -10,7 +10,8 @@ namespace Softnet.Topology;
 
 /// <summary>
 /// The dump folder a kernel-comparison test also writes from the real kernel: per namespace
-/// iptables-save.txt (`iptables-save -c`), conntrack.txt (`conntrack -L`), and per device DEV.rx.pcap /
+/// iptables-save.txt (`iptables-save -c`), conntrack.txt (`conntrack -L`), ipset.save (`ipset save`, where the namespace
+/// has sets: their elements with the counters the replay left), and per device DEV.rx.pcap /
 /// DEV.tx.pcap (`tcpdump -i DEV -Q in|out -w`, written during the replay).
 /// </summary>
 public static class ScenarioDump
@@ -23,6 +24,7 @@ public static class ScenarioDump
             System.IO.Directory.CreateDirectory(dir);
             File.WriteAllText(Path.Combine(dir, "iptables-save.txt"), IptablesSaveText(ns, DateTimeOffset.UtcNow));
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ConntrackText(ns, endNs));
+            if (ns.HasIptables && ns.Netfilter.HasIpsets) File.WriteAllText(Path.Combine(dir, "ipset.save"), ns.Netfilter.Ipsets.Save());
         }
     }
 

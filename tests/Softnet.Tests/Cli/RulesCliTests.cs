@@ -27,4 +27,32 @@ public class RulesCliTests
             dir.Delete(true);
         }
     }
+
+    [Fact]
+    public void Check_loads_a_ruleset_and_names_its_lookups_or_the_bad_line()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-rules-");
+        try
+        {
+            string path = Path.Combine(dir.FullName, "iptables.save");
+            Assert.Equal(0, new RootCommand { RulesCommand.Create() }.Parse(["rules", "kube-proxy", "--services", "20", "--out", path]).Invoke());
+            var output = new StringWriter();
+            var config = new InvocationConfiguration { Output = output, Error = new StringWriter() };
+            Assert.Equal(0, new RootCommand { RulesCommand.Create() }.Parse(["rules", "check", path]).Invoke(config));
+            string text = output.ToString();
+            Assert.Matches(@"(?m)^nat: \d+ chains, \d+ rules$", text);
+            // KUBE-SERVICES' ClusterIP rules are one lookup.
+            Assert.Matches(@"(?m)^  KUBE-SERVICES: rules 1-\d+ looked up by \d+ keys$", text);
+
+            File.WriteAllText(path, "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n");
+            var error = new StringWriter();
+            config = new InvocationConfiguration { Output = new StringWriter(), Error = error };
+            Assert.Equal(2, new RootCommand { RulesCommand.Create() }.Parse(["rules", "check", path]).Invoke(config));
+            Assert.Contains($"{path}:3:", error.ToString());
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
 }

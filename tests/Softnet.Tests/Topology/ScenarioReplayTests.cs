@@ -32,6 +32,37 @@ public class ScenarioReplayTests
         return path;
     }
 
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            string dst = Path.Combine(to, Path.GetRelativePath(from, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dst)!);
+            File.Copy(f, dst);
+        }
+    }
+
+    [Fact]
+    public void Dump_writes_the_sets_with_the_counters_the_replay_left()
+    {
+        // The docker host with a counting set matched first in INPUT: `ipset save` after the replay shows the UDP probe.
+        var dir = TempDir("scnipset");
+        string scenario = Path.Combine(dir, "scenario");
+        CopyTree(TopologyTestData.PathOf("docker"), scenario);
+        string rules = Path.Combine(scenario, "ns", "host", "iptables.save");
+        File.WriteAllText(rules, File.ReadAllText(rules).Replace("-A INPUT -p udp -m udp --dport 9 -j REJECT",
+            "-A INPUT -m set --match-set probes src\n-A INPUT -p udp -m udp --dport 9 -j REJECT"));
+        File.WriteAllText(Path.Combine(scenario, "ns", "host", "ipset.save"), "create probes hash:ip family inet hashsize 1024 maxelem 65536 counters\nadd probes 192.0.2.100 packets 0 bytes 0\n");
+        var capture = Capture(dir, "eth0", Eth(Eth0, Wire0, Udp("192.0.2.100", 1234, "192.0.2.1", 9)));
+        string outDir = Path.Combine(dir, "out");
+        using var report = ScenarioReplay.Run(scenario, capture, "host", outDir);
+
+        string saved = File.ReadAllText(Path.Combine(outDir, "host", "ipset.save"));
+        Assert.Contains("add probes 192.0.2.100 packets 1 bytes 36\n", saved);
+        Assert.False(File.Exists(Path.Combine(outDir, "c1", "ipset.save")));
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public void Replay_into_scenario_writes_the_dump_folder()
     {
