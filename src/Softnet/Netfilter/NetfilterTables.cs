@@ -56,6 +56,8 @@ public sealed class NetfilterTables
     /// <summary>xt_recent's lists of this namespace (-m recent).</summary>
     public RecentTables Recent => _recent ??= new();
     private RecentTables? _recent;
+    /// <summary>A -m recent rule made a list.</summary>
+    public bool HasRecentLists => _recent is { } r && r.Lists.Any();
 
     /// <summary>The namespace's ipsets (ip_set's per-netns sets), for -m set and -j SET.</summary>
     public IpsetCollection Ipsets => _ipsets ??= new();

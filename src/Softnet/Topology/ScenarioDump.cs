@@ -11,7 +11,8 @@ namespace Softnet.Topology;
 /// <summary>
 /// The dump folder a kernel-comparison test also writes from the real kernel: per namespace
 /// iptables-save.txt (`iptables-save -c`), conntrack.txt (`conntrack -L`), ipset.save (`ipset save`, where the namespace
-/// has sets: their elements with the counters the replay left), and per device DEV.rx.pcap /
+/// has sets: their elements with the counters the replay left), xt_recent/NAME (/proc/net/xt_recent/NAME of each -m recent
+/// list), and per device DEV.rx.pcap /
 /// DEV.tx.pcap (`tcpdump -i DEV -Q in|out -w`, written during the replay).
 /// </summary>
 public static class ScenarioDump
@@ -25,6 +26,12 @@ public static class ScenarioDump
             File.WriteAllText(Path.Combine(dir, "iptables-save.txt"), IptablesSaveText(ns, DateTimeOffset.UtcNow));
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ConntrackText(ns, endNs));
             if (ns.HasIptables && ns.Netfilter.HasIpsets) File.WriteAllText(Path.Combine(dir, "ipset.save"), ns.Netfilter.Ipsets.Save());
+            if (ns.HasIptables && ns.Netfilter.HasRecentLists)
+            {
+                System.IO.Directory.CreateDirectory(Path.Combine(dir, "xt_recent"));
+                foreach (var list in ns.Netfilter.Recent.Lists)
+                    File.WriteAllText(Path.Combine(dir, "xt_recent", list.Name), list.ProcText());
+            }
         }
     }
 

@@ -126,6 +126,11 @@ public class XtablesMatchTests
         Assert.Equal(Verdict.Drop, Run(t, p, 5 * S));
         Assert.Equal(5, t.Recent["H"]!.Entries().Single().Hits);
         Assert.Empty(t.Recent["R"]!.Entries());
+        // /proc/net/xt_recent/H: the stamps in slot order, last_seen the newest, oldest_pkt the next slot to write.
+        long J(long ns) => XtClock.Jiffies(ns);
+        Assert.Equal($"src=10.0.0.1 ttl: 64 last_seen: {J(5 * S)} oldest_pkt: 5 {J(1 * S)}, {J(2 * S)}, {J(3 * S)}, {J(4 * S)}, {J(5 * S)}\n",
+            t.Recent["H"]!.ProcText());
+        Assert.Equal("", t.Recent["R"]!.ProcText());
     }
 
     [Fact]

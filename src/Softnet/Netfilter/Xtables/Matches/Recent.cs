@@ -77,6 +77,21 @@ public sealed class RecentList
             yield return (e.Addr, e.Ttl, e.Stamps[(e.Index - 1) & NstampsMaxMask], e.Nstamps);
     }
 
+    /// <summary>/proc/net/xt_recent/NAME as recent_seq_show prints it: per address its TTL, last stamp, the index of
+    /// the oldest, then every stamp (jiffies); least recently seen first (the kernel walks its hash buckets).</summary>
+    public string ProcText()
+    {
+        var sb = new System.Text.StringBuilder();
+        for (var e = _lruHead; e != null; e = e.LruNext)
+        {
+            sb.Append("src=").Append(Ipv4.Format(e.Addr)).Append(" ttl: ").Append(e.Ttl)
+              .Append(" last_seen: ").Append(e.Stamps[(e.Index - 1) & NstampsMaxMask]).Append(" oldest_pkt: ").Append(e.Index);
+            for (int i = 0; i < e.Nstamps; i++) sb.Append(i > 0 ? ", " : " ").Append(e.Stamps[i]);
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
     public void Flush()
     {
         while (_lruHead != null) Remove(_lruHead);
