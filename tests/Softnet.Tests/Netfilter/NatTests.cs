@@ -157,4 +157,24 @@ public class NatTests
             Assert.Equal(40000, again.SrcPort);
         }
     }
+
+    /// <summary>find_best_ips_proto's choice in an SNAT range, as Linux 6.18 made it (a netns with
+    /// `-j SNAT --to-source 198.51.100.10-198.51.100.200`, one UDP datagram per pair, `conntrack -L`).</summary>
+    [Theory]
+    [InlineData("10.9.0.11", "203.0.113.1", "198.51.100.32")]
+    [InlineData("10.9.0.11", "203.0.113.9", "198.51.100.181")]
+    [InlineData("10.9.0.12", "203.0.113.1", "198.51.100.119")]
+    [InlineData("10.9.0.12", "203.0.113.9", "198.51.100.36")]
+    [InlineData("10.9.0.13", "203.0.113.1", "198.51.100.176")]
+    [InlineData("10.9.0.14", "203.0.113.9", "198.51.100.15")]
+    [InlineData("10.9.0.15", "203.0.113.1", "198.51.100.149")]
+    [InlineData("10.9.0.77", "203.0.113.9", "198.51.100.158")]
+    [InlineData("10.9.0.200", "203.0.113.1", "198.51.100.52")]
+    [InlineData("10.9.0.200", "203.0.113.9", "198.51.100.174")]
+    public void Snat_address_range_choice_is_the_kernels(string src, string dst, string mapped)
+    {
+        var t = IptablesSaveParser.Parse("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o v0 -p udp -j SNAT --to-source 198.51.100.10-198.51.100.200\nCOMMIT\n");
+        Assert.Equal(Verdict.Accept, Forward(t, Udp(src, 40001, dst, 53), "lo", "v0", 0, out var ctx));
+        Assert.Equal(A(mapped), ctx.Src);
+    }
 }

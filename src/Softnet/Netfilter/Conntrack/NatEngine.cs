@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using Softnet.Packets;
 
 namespace Softnet.Netfilter.Conntrack;
@@ -192,17 +193,44 @@ public sealed class NatEngine
         return t;
     }
 
-    /// <summary>find_best_ips_proto: a stable choice inside an address range from a hash of the addresses.</summary>
+    /// <summary>find_best_ips_proto: a stable choice inside an address range, from jhash2 over the source address
+    /// (the 16-byte nf_inet_addr, IPv4 in its first word) seeded with the destination's first word and the zone id
+    /// (0 with --persistent), scaled into the range (reciprocal_scale). The same client maps to the same address
+    /// across runs and reboots, as the kernel's does.</summary>
     private static void BestIps(ref ConnTuple t, in NatRange r, NatManip manip)
     {
         if ((r.Flags & NatRangeFlags.MapIps) == 0) return;
         ref uint var = ref manip == NatManip.Src ? ref t.Src : ref t.Dst;
         if (r.MinIp == r.MaxIp) { var = r.MinIp; return; }
-        uint seed = (r.Flags & NatRangeFlags.Persistent) != 0 ? 0 : t.Dst;
-        var probe = new ConnTuple(t.Src, 0, 0, 0, 0);
-        uint j = probe.Hash(seed);
+        // The words as the kernel loads them: network-order bytes read as a little-endian u32.
+        uint seed = (r.Flags & NatRangeFlags.Persistent) != 0 ? 0 : BinaryPrimitives.ReverseEndianness(t.Dst) ^ t.Zone;
+        uint j = Jhash2Ipv4(BinaryPrimitives.ReverseEndianness(t.Src), seed);
         ulong dist = (ulong)r.MaxIp - r.MinIp + 1;
         var = r.MinIp + (uint)((j * dist) >> 32);
+    }
+
+    /// <summary>jhash2 (Bob Jenkins' lookup3 as include/linux/jhash.h has it) of the four words {addr, 0, 0, 0}.</summary>
+    internal static uint Jhash2Ipv4(uint addrWord, uint initval)
+    {
+        uint a, b, c;
+        a = b = c = 0xdeadbeef + (4u << 2) + initval;
+        a += addrWord;
+        // __jhash_mix over the first three words
+        a -= c; a ^= BitOperations.RotateLeft(c, 4); c += b;
+        b -= a; b ^= BitOperations.RotateLeft(a, 6); a += c;
+        c -= b; c ^= BitOperations.RotateLeft(b, 8); b += a;
+        a -= c; a ^= BitOperations.RotateLeft(c, 16); c += b;
+        b -= a; b ^= BitOperations.RotateLeft(a, 19); a += c;
+        c -= b; c ^= BitOperations.RotateLeft(b, 4); b += a;
+        // the fourth word is zero; __jhash_final
+        c ^= b; c -= BitOperations.RotateLeft(b, 14);
+        a ^= c; a -= BitOperations.RotateLeft(c, 11);
+        b ^= a; b -= BitOperations.RotateLeft(a, 25);
+        c ^= b; c -= BitOperations.RotateLeft(b, 16);
+        a ^= c; a -= BitOperations.RotateLeft(c, 4);
+        b ^= a; b -= BitOperations.RotateLeft(a, 14);
+        c ^= b; c -= BitOperations.RotateLeft(b, 24);
+        return c;
     }
 
     /// <summary>nf_nat_l4proto_unique_tuple: try ports from a random offset, 128 attempts, halving on retry.</summary>
