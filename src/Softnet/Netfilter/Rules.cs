@@ -160,7 +160,7 @@ public sealed class IptTable
         {
             foreach (var r in c.Rules)
             {
-                r.MatchArray = r.Matches.ToArray();
+                r.MatchArray = r.Matches.Where(m => !m.AlwaysMatches).ToArray();
                 if (r.Action is RuleAction.Jump or RuleAction.Goto)
                 {
                     r.JumpChain = GetChain(r.ChainTarget!) ?? throw new InvalidOperationException($"chain {r.ChainTarget} not found");

@@ -61,6 +61,10 @@ public abstract class XtMatch
     /// chain compiler may skip it or evaluate it out of order. Opt-in: an unknown match is assumed impure.</summary>
     internal virtual bool IsPure => false;
 
+    /// <summary>True when the match accepts every packet and changes nothing (xt_comment): the compiled rule leaves it
+    /// out of the walk. It stays in the rule for printing.</summary>
+    internal virtual bool AlwaysMatches => false;
+
     /// <summary>The kernel's checkentry at table commit: null when fine, else the reason the kernel refuses the
     /// rule (iptables-restore then fails). May bind per-namespace state (recent tables, ipsets).</summary>
     internal virtual string? CheckEntry(in XtCheck check) => null;

@@ -6,6 +6,7 @@ namespace Softnet.Netfilter.Xtables;
 public sealed class CommentMatch : XtMatch
 {
     internal override bool IsPure => true;
+    internal override bool AlwaysMatches => true;
     public string Text = "";
     internal bool Has;
     internal override bool Matches(ref PacketContext p, NetfilterTables t, HookPoint h) => true;
