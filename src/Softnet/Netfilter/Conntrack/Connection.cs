@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Softnet.Netfilter.Conntrack;
@@ -173,6 +174,8 @@ public sealed class Connection
     // tuplehash[IP_CT_DIR_ORIGINAL/REPLY]: the entry is its own hash node in both directions, as nf_conn embeds its
     // nf_conntrack_tuple_hash pair, so a chain walk reads one object per node (tuple, expiry and link together).
     internal HashLink NextOrig, NextReply;
+    /// <summary>What a hash chain holds for the reply direction (the original direction is the entry itself).</summary>
+    internal readonly ReplyNode ReplyHashNode;
     /// <summary>Each tuple's hash, taken when the entry is hashed in (a confirmed entry's tuples no longer change), so
     /// a walk skips other tuples by one compare and growing the table or unlinking needs no rehash.</summary>
     internal uint HashOrig, HashReply;
@@ -185,6 +188,15 @@ public sealed class Connection
     public int Generation;
     /// <summary>Handed to the table's retired list already (an entry goes back to the slab once).</summary>
     internal bool Retired;
+
+    /// <summary>A new entry, its reply node allocated first so the two sit together in memory.</summary>
+    internal static Connection Create() => new(new ReplyNode());
+
+    private Connection(ReplyNode reply)
+    {
+        ReplyHashNode = reply;
+        reply.Ct = this;
+    }
 
     public bool Confirmed => (Status & CtStatus.Confirmed) != 0;
     public bool Assured => (Status & CtStatus.Assured) != 0;
@@ -224,12 +236,21 @@ public sealed class Connection
     public override string ToString() => Format(0);
 }
 
-/// <summary>A link in a conntrack hash chain (the hnnode of nf_conntrack_tuple_hash): the entry and which of its two
-/// tuples this is; a null entry ends the chain.</summary>
-internal struct HashLink
+/// <summary>A link in a conntrack hash chain (the hnnode of nf_conntrack_tuple_hash): one reference, to the entry
+/// itself for its original tuple or to its <see cref="ReplyNode"/> for the reply tuple, so a bucket is 8 bytes as
+/// the kernel's hlist head is; null ends the chain.</summary>
+internal readonly struct HashLink
 {
-    public Connection? Ct;
-    public int Dir;
+    private readonly object? _node;
 
-    public HashLink(Connection ct, int dir) { Ct = ct; Dir = dir; }
+    public HashLink(Connection ct, int dir) => _node = dir == 0 ? ct : ct.ReplyHashNode;
+
+    public Connection? Ct => _node is ReplyNode r ? r.Ct : Unsafe.As<Connection?>(_node);
+    public int Dir => _node is ReplyNode ? 1 : 0;
+}
+
+/// <summary>The reply direction's chain node: allocated just before its entry, so both share a cache line or two.</summary>
+internal sealed class ReplyNode
+{
+    public Connection Ct = null!;
 }

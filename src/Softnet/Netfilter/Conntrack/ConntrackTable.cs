@@ -268,7 +268,7 @@ public sealed class ConntrackTable
     {
         if (Options.Max > 0 && _count >= Options.Max && !EarlyDrop(orig, nowNs)) return null;
         // From the slab when it has one (only objects no packet can reach any more go back to it).
-        var ct = ConnectionCache.Rent() ?? new Connection();
+        var ct = ConnectionCache.Rent() ?? Connection.Create();
         ct.Original = orig;
         ct.Reply = reply;
         // The original tuple never changes (NAT rewrites only the reply): its hash is the lookup's.
