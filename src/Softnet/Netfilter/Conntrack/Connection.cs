@@ -189,6 +189,8 @@ public sealed class Connection
     /// <summary>Handed to the table's retired list already (an entry goes back to the slab once).</summary>
     internal bool Retired;
 
+    public Connection() : this(new ReplyNode()) { }
+
     /// <summary>A new entry, its reply node allocated first so the two sit together in memory.</summary>
     internal static Connection Create() => new(new ReplyNode());
 
