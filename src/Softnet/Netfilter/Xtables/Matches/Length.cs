@@ -22,7 +22,9 @@ internal sealed class LengthMatchExtension : X6MatchExtension<LengthMatch>
 
     private protected override void Parse(LengthMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        (m.Min, m.Max) = XtOptions.UInt16Range(Name, o, arg!, a);
+        // XTTYPE_UINT16RC: one value is both ends.
+        var (min, max, n) = XtOptions.UInt16Range(Name, o, arg!, a);
+        (m.Min, m.Max) = (min, n == 2 ? max : min);
         m.Invert = invert;
     }
 

@@ -48,7 +48,9 @@ internal sealed class TcpmssMatchExtension : X6MatchExtension<TcpmssMatch>
 
     private protected override void Parse(TcpmssMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        (m.Min, m.Max) = XtOptions.UInt16Range(Name, o, arg!, a);
+        // XTTYPE_UINT16RC: one value is both ends.
+        var (min, max, n) = XtOptions.UInt16Range(Name, o, arg!, a);
+        (m.Min, m.Max) = (min, n == 2 ? max : min);
         m.Invert = invert;
     }
 

@@ -38,20 +38,20 @@ internal sealed class ChecksumTargetExtension : XtTargetExtension<ChecksumTarget
 {
     public override string Name => "CHECKSUM";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("checksum-fill", 0, XtOptType.None) { Mandatory = true },
     };
 
     internal override bool Parse(ChecksumTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
+        XtOptions.Begin(Name, o, ref t.Flags, invert, a);
         return true;
     }
 
-    internal override void FinalCheck(ChecksumTarget t, Rule rule, ArgReader a) => XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+    internal override void FinalCheck(ChecksumTarget t, Rule rule, ArgReader a) => XtOptions.FinalCheck(Name, Options, t.Flags, a);
     internal override void Save(ChecksumTarget t, StringBuilder sb) => sb.Append(" --checksum-fill");
     internal override void List(ChecksumTarget t, StringBuilder sb) => sb.Append(" CHECKSUM fill");
 }

@@ -47,7 +47,7 @@ internal sealed class ConnmarkTargetExtension : XtTargetExtension<ConnmarkTarget
         LeftShift = 6, RightShift = 7, SetXmark = 8, CtMaskId = 9, NfMaskId = 10, MaskId = 11;
     private const uint OpAny = 1u << SetMark | 1u << SaveMark | 1u << RestoreMark | 1u << AndMark | 1u << OrMark | 1u << XorMark | 1u << SetXmark;
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("set-xmark", SetXmark, XtOptType.MarkMask32) { Excl = OpAny },
         new("set-mark", SetMark, XtOptType.MarkMask32) { Excl = OpAny },
@@ -65,30 +65,30 @@ internal sealed class ConnmarkTargetExtension : XtTargetExtension<ConnmarkTarget
 
     internal override bool Parse(ConnmarkTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string? arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
+        string? arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a);
         switch (o.Id)
         {
-            case SetXmark: t.Op = ConnmarkTarget.Mode.Set; (t.CtMark, t.CtMask) = XtOptParse.MarkMask(Name, o, arg!, a); break;
+            case SetXmark: t.Op = ConnmarkTarget.Mode.Set; (t.CtMark, t.CtMask) = XtOptions.MarkMask(Name, o, arg!, a); break;
             case SetMark:
             {
-                var (v, m) = XtOptParse.MarkMask(Name, o, arg!, a);
+                var (v, m) = XtOptions.MarkMask(Name, o, arg!, a);
                 t.Op = ConnmarkTarget.Mode.Set;
                 t.CtMark = v;
                 t.CtMask = v | m;
                 break;
             }
-            case AndMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = 0; t.CtMask = ~(uint)XtOptParse.Int(Name, o, arg!, a); break;
-            case OrMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = t.CtMask = (uint)XtOptParse.Int(Name, o, arg!, a); break;
-            case XorMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = (uint)XtOptParse.Int(Name, o, arg!, a); t.CtMask = 0; break;
+            case AndMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = 0; t.CtMask = ~(uint)XtOptions.Int(Name, o, arg!, a); break;
+            case OrMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = t.CtMask = (uint)XtOptions.Int(Name, o, arg!, a); break;
+            case XorMark: t.Op = ConnmarkTarget.Mode.Set; t.CtMark = (uint)XtOptions.Int(Name, o, arg!, a); t.CtMask = 0; break;
             case SaveMark: t.Op = ConnmarkTarget.Mode.Save; break;
             case RestoreMark: t.Op = ConnmarkTarget.Mode.Restore; break;
-            case LeftShift: t.ShiftRight = false; t.ShiftBits = (byte)XtOptParse.Int(Name, o, arg!, a); break;
-            case RightShift: t.ShiftRight = true; t.ShiftBits = (byte)XtOptParse.Int(Name, o, arg!, a); break;
-            case CtMaskId: t.CtMask = (uint)XtOptParse.Int(Name, o, arg!, a); break;
-            case NfMaskId: t.NfMask = (uint)XtOptParse.Int(Name, o, arg!, a); break;
-            default: t.NfMask = t.CtMask = (uint)XtOptParse.Int(Name, o, arg!, a); break;
+            case LeftShift: t.ShiftRight = false; t.ShiftBits = (byte)XtOptions.Int(Name, o, arg!, a); break;
+            case RightShift: t.ShiftRight = true; t.ShiftBits = (byte)XtOptions.Int(Name, o, arg!, a); break;
+            case CtMaskId: t.CtMask = (uint)XtOptions.Int(Name, o, arg!, a); break;
+            case NfMaskId: t.NfMask = (uint)XtOptions.Int(Name, o, arg!, a); break;
+            default: t.NfMask = t.CtMask = (uint)XtOptions.Int(Name, o, arg!, a); break;
         }
         return true;
     }
@@ -96,7 +96,7 @@ internal sealed class ConnmarkTargetExtension : XtTargetExtension<ConnmarkTarget
     internal override void FinalCheck(ConnmarkTarget t, Rule rule, ArgReader a)
     {
         if ((t.Flags & OpAny) == 0) throw a.Error("CONNMARK target: No operation specified");
-        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+        XtOptions.FinalCheck(Name, Options, t.Flags, a);
     }
 
     private static string ShiftWord(ConnmarkTarget t) => t.ShiftRight ? "right-shift-mark" : "left-shift-mark";

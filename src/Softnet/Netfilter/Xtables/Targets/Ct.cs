@@ -88,7 +88,7 @@ internal sealed class CtTargetExtension : XtTargetExtension<CtTarget>
 {
     public override string Name => "CT";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("notrack", 0, XtOptType.None),
         new("helper", 1, XtOptType.String) { Size = 16 },
@@ -106,14 +106,14 @@ internal sealed class CtTargetExtension : XtTargetExtension<CtTarget>
 
     internal override bool Parse(CtTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string? arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
+        string? arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a);
         switch (o.Id)
         {
             case 0: t.CtFlags |= CtTarget.FlagNotrack; break;
-            case 1: t.Helper = XtOptParse.Str(o, arg!, a); break;
-            case 2: t.Timeout = XtOptParse.Str(o, arg!, a); break;
+            case 1: t.Helper = XtOptions.Str(o, arg!, a); break;
+            case 2: t.Timeout = XtOptions.Str(o, arg!, a); break;
             case 3: t.CtEvents = Events(CtEventNames, arg!, a); break;
             case 4: t.ExpEvents = Events(ExpEventNames, arg!, a); break;
             default: ParseZone(t, o.Id, arg!, a); break;
@@ -132,7 +132,7 @@ internal sealed class CtTargetExtension : XtTargetExtension<CtTarget>
             t.CtFlags |= CtTarget.FlagZoneMark;
             return;
         }
-        if (!XtOptParse.StrToUL(arg, 0, out ulong v, out int end, 0, ushort.MaxValue) || end != arg.Length)
+        if (!XtOptions.StrToUL(arg, 0, out ulong v, out int end, 0, ushort.MaxValue) || end != arg.Length)
             throw a.Error($"Cannot parse {arg} as a zone ID");
         t.Zone = (ushort)v;
     }

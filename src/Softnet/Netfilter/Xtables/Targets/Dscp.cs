@@ -27,7 +27,7 @@ internal sealed class DscpTargetExtension : XtTargetExtension<DscpTarget>
 {
     public override string Name => "DSCP";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("set-dscp", 0, XtOptType.UInt8) { Excl = 0b10, Max = 0x3F },
         new("set-dscp-class", 1, XtOptType.String) { Excl = 0b01 },
@@ -50,17 +50,17 @@ internal sealed class DscpTargetExtension : XtTargetExtension<DscpTarget>
 
     internal override bool Parse(DscpTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a)!;
-        t.Dscp = o.Id == 0 ? (byte)XtOptParse.Int(Name, o, arg, a) : ClassToDscp(arg, a);
+        string arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a)!;
+        t.Dscp = o.Id == 0 ? (byte)XtOptions.Int(Name, o, arg, a) : ClassToDscp(arg, a);
         return true;
     }
 
     internal override void FinalCheck(DscpTarget t, Rule rule, ArgReader a)
     {
         if (t.Flags == 0) throw a.Error("DSCP target: Parameter --set-dscp is required");
-        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+        XtOptions.FinalCheck(Name, Options, t.Flags, a);
     }
 
     private static string Hex2(byte v) => "0x" + v.ToString("x2", CultureInfo.InvariantCulture);

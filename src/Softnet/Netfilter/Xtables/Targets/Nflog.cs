@@ -33,7 +33,7 @@ internal sealed class NflogTargetExtension : XtTargetExtension<NflogTarget>
 {
     public override string Name => "NFLOG";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("nflog-group", 0, XtOptType.UInt16),
         new("nflog-prefix", 1, XtOptType.String) { Min = 1, Size = 128 },
@@ -47,24 +47,24 @@ internal sealed class NflogTargetExtension : XtTargetExtension<NflogTarget>
 
     internal override bool Parse(NflogTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a)!;
+        string arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a)!;
         switch (o.Id)
         {
-            case 0: t.Group = (ushort)XtOptParse.Int(Name, o, arg, a); break;
+            case 0: t.Group = (ushort)XtOptions.Int(Name, o, arg, a); break;
             case 1:
-                t.Prefix = XtOptParse.Str(o, arg, a);
+                t.Prefix = XtOptions.Str(o, arg, a);
                 if (t.Prefix.Contains('\n')) throw a.Error("Newlines not allowed in --log-prefix");
                 break;
-            case 2: XtOptParse.Int(Name, o, arg, a); break;
-            case 3: t.Size = (uint)XtOptParse.Int(Name, o, arg, a); t.HasSize = true; break;
-            default: t.Threshold = (ushort)XtOptParse.Int(Name, o, arg, a); break;
+            case 2: XtOptions.Int(Name, o, arg, a); break;
+            case 3: t.Size = (uint)XtOptions.Int(Name, o, arg, a); t.HasSize = true; break;
+            default: t.Threshold = (ushort)XtOptions.Int(Name, o, arg, a); break;
         }
         return true;
     }
 
-    internal override void FinalCheck(NflogTarget t, Rule rule, ArgReader a) => XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+    internal override void FinalCheck(NflogTarget t, Rule rule, ArgReader a) => XtOptions.FinalCheck(Name, Options, t.Flags, a);
 
     private static void Print(NflogTarget t, StringBuilder sb, string dash)
     {

@@ -39,7 +39,7 @@ internal sealed class NfqueueTargetExtension : XtTargetExtension<NfqueueTarget>
 {
     public override string Name => "NFQUEUE";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("queue-num", 0, XtOptType.UInt16) { Excl = 1u << 1 },
         new("queue-balance", 1, XtOptType.UInt16Range) { Excl = 1u << 0, Max = ushort.MaxValue - 1 },
@@ -49,14 +49,14 @@ internal sealed class NfqueueTargetExtension : XtTargetExtension<NfqueueTarget>
 
     internal override bool Parse(NfqueueTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string? arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
+        string? arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a);
         switch (o.Id)
         {
-            case 0: t.QueueNum = (ushort)XtOptParse.Int(Name, o, arg!, a); break;
+            case 0: t.QueueNum = (ushort)XtOptions.Int(Name, o, arg!, a); break;
             case 1:
-                var (first, last, n) = XtOptParse.UInt16Range(Name, o, arg!, a);
+                var (first, last, n) = XtOptions.UInt16Range(Name, o, arg!, a);
                 if (n != 2) throw a.Error($"Bad range \"{arg}\"");
                 if (first >= last) throw a.Error($"{first} should be less than {last}");
                 t.QueueNum = first;
@@ -68,7 +68,7 @@ internal sealed class NfqueueTargetExtension : XtTargetExtension<NfqueueTarget>
         return true;
     }
 
-    internal override void FinalCheck(NfqueueTarget t, Rule rule, ArgReader a) => XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+    internal override void FinalCheck(NfqueueTarget t, Rule rule, ArgReader a) => XtOptions.FinalCheck(Name, Options, t.Flags, a);
 
     private static void Print(NfqueueTarget t, StringBuilder sb, bool save)
     {

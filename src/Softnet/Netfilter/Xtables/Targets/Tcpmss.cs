@@ -128,7 +128,7 @@ internal sealed class TcpmssTargetExtension : XtTargetExtension<TcpmssTarget>
 {
     public override string Name => "TCPMSS";
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("set-mss", 0, XtOptType.UInt16) { Max = ushort.MaxValue - 20 },
         new("clamp-mss-to-pmtu", 1, XtOptType.None),
@@ -136,17 +136,17 @@ internal sealed class TcpmssTargetExtension : XtTargetExtension<TcpmssTarget>
 
     internal override bool Parse(TcpmssTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string? arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a);
-        t.Mss = o.Id == 0 ? (ushort)XtOptParse.Int(Name, o, arg!, a) : TcpmssTarget.ClampPmtu;
+        string? arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a);
+        t.Mss = o.Id == 0 ? (ushort)XtOptions.Int(Name, o, arg!, a) : TcpmssTarget.ClampPmtu;
         return true;
     }
 
     internal override void FinalCheck(TcpmssTarget t, Rule rule, ArgReader a)
     {
         if (t.Flags == 0) throw a.Error("TCPMSS target: At least one parameter is required");
-        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+        XtOptions.FinalCheck(Name, Options, t.Flags, a);
     }
 
     internal override void Save(TcpmssTarget t, StringBuilder sb)

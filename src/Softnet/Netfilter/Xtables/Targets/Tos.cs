@@ -30,7 +30,7 @@ internal sealed class TosTargetExtension : XtTargetExtension<TosTarget>
     public override string Name => "TOS";
     private const uint Any = 0b1111;
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("set-tos", 0, XtOptType.TosMask) { Excl = Any, Max = 0x3F },
         new("and-tos", 1, XtOptType.UInt8) { Excl = Any },
@@ -40,15 +40,15 @@ internal sealed class TosTargetExtension : XtTargetExtension<TosTarget>
 
     internal override bool Parse(TosTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a)!;
+        string arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a)!;
         if (o.Id == 0)
         {
-            (t.Value, t.Mask) = XtOptParse.TosMask(arg, 0x3F, a);
+            (t.Value, t.Mask) = XtOptions.TosMask(arg, 0x3F, a);
             return true;
         }
-        byte v = (byte)XtOptParse.Int(Name, o, arg, a);
+        byte v = (byte)XtOptions.Int(Name, o, arg, a);
         switch (o.Id)
         {
             case 1: t.Value = 0; t.Mask = (byte)~v; break;
@@ -61,7 +61,7 @@ internal sealed class TosTargetExtension : XtTargetExtension<TosTarget>
     internal override void FinalCheck(TosTarget t, Rule rule, ArgReader a)
     {
         if ((t.Flags & Any) == 0) throw a.Error("TOS: An action is required");
-        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+        XtOptions.FinalCheck(Name, Options, t.Flags, a);
     }
 
     private static string Hex2(byte v) => "0x" + v.ToString("x2", CultureInfo.InvariantCulture);

@@ -41,7 +41,7 @@ internal sealed class TtlTargetExtension : XtTargetExtension<TtlTarget>
     public override string Name => "TTL";
     private const uint Any = 0b111;
 
-    private static readonly XtOptSpec[] Options =
+    private static readonly XtOpt[] Options =
     {
         new("ttl-set", 0, XtOptType.UInt8) { Excl = Any },
         new("ttl-dec", 2, XtOptType.UInt8) { Excl = Any, Min = 1 },
@@ -50,10 +50,10 @@ internal sealed class TtlTargetExtension : XtTargetExtension<TtlTarget>
 
     internal override bool Parse(TtlTarget t, string option, bool invert, ArgReader a)
     {
-        var o = XtOptParse.Find(Options, option);
+        var o = XtOptions.Find(Options, option);
         if (o == null) return false;
-        string arg = XtOptParse.Begin(Name, o, ref t.Flags, invert, a)!;
-        t.Value = (byte)XtOptParse.Int(Name, o, arg, a);
+        string arg = XtOptions.Begin(Name, o, ref t.Flags, invert, a)!;
+        t.Value = (byte)XtOptions.Int(Name, o, arg, a);
         t.Mode = (TtlTarget.TtlMode)o.Id;
         return true;
     }
@@ -61,7 +61,7 @@ internal sealed class TtlTargetExtension : XtTargetExtension<TtlTarget>
     internal override void FinalCheck(TtlTarget t, Rule rule, ArgReader a)
     {
         if ((t.Flags & Any) == 0) throw a.Error("TTL: You must specify an action");
-        XtOptParse.FinalCheck(Name, Options, t.Flags, a);
+        XtOptions.FinalCheck(Name, Options, t.Flags, a);
     }
 
     private static string Word(TtlTarget.TtlMode m, bool save) => m switch
