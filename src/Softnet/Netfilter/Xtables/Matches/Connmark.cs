@@ -30,11 +30,7 @@ internal sealed class ConnmarkMatchExtension : X6MatchExtension<ConnmarkMatch>
 
     private protected override void Parse(ConnmarkMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        int slash = arg!.IndexOf('/');
-        if (!XtOptions.TryStrtoul(slash < 0 ? arg : arg[..slash], out ulong v) || v > uint.MaxValue
-            || (slash >= 0 && (!XtOptions.TryStrtoul(arg[(slash + 1)..], out ulong mk) || mk > uint.MaxValue || (m.Mask = (uint)mk) != mk)))
-            throw a.Error("connmark: bad integer value for option \"--mark\", or out of range.");
-        m.Mark = (uint)v;
+        (m.Mark, m.Mask) = XtOptions.MarkMask(Name, o, arg!, a);
         m.Invert = invert;
     }
 

@@ -17,18 +17,13 @@ public sealed class MarkMatch : XtMatch
 internal sealed class MarkMatchExtension : XtMatchExtension<MarkMatch>
 {
     public override string Name => "mark";
+    private static readonly XtOpt MarkOption = new("mark", 0, XtOptType.MarkMask32);
 
     internal override bool Parse(MarkMatch m, string option, bool invert, ArgReader a)
     {
         if (option != "--mark") return false;
-        // XTTYPE_MARKMASK32: value[/mask], each a number strtoul reads whole (0x.., 0.., decimal).
-        string s = a.Next(option);
-        int slash = s.IndexOf('/');
-        if (!XtOptions.TryStrtoul(slash < 0 ? s : s[..slash], out ulong v) || v > uint.MaxValue
-            || (slash >= 0 && (!XtOptions.TryStrtoul(s[(slash + 1)..], out ulong mk) || mk > uint.MaxValue || (m.Mask = (uint)mk) != mk)))
-            throw a.Error("mark: bad integer value for option \"--mark\", or out of range.");
-        m.Value = (uint)v;
-        if (slash < 0) m.Mask = 0xFFFFFFFF;
+        // XTTYPE_MARKMASK32: value[/mask].
+        (m.Value, m.Mask) = XtOptions.MarkMask(Name, MarkOption, a.Next(option), a);
         m.Invert = invert;
         m.Has = true;
         return true;

@@ -20,24 +20,10 @@ internal sealed class TosMatchExtension : X6MatchExtension<TosMatch>
     private static readonly XtOpt[] Table = { Arg("tos", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 
-    private static readonly (string Name, byte Value)[] Names =
-    {
-        ("Minimize-Cost", 0x02), ("Maximize-Reliability", 0x04), ("Maximize-Throughput", 0x08), ("Minimize-Delay", 0x10), ("Normal-Service", 0x00),
-    };
-
     private protected override void Parse(TosMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        int i = Array.FindIndex(Names, n => n.Name.Equals(arg, StringComparison.OrdinalIgnoreCase));
-        if (i >= 0) { m.Value = Names[i].Value; m.Mask = 0x3F; }
-        else
-        {
-            int slash = arg!.IndexOf('/');
-            if (!XtOptions.TryStrtoul(slash < 0 ? arg : arg[..slash], out ulong v) || v > 255
-                || (slash >= 0 && (!XtOptions.TryStrtoul(arg[(slash + 1)..], out ulong mk) || mk > 255 || (m.Mask = (byte)mk) != mk)))
-                throw a.Error($"Symbolic name \"{arg}\" is unknown");
-            m.Value = (byte)v;
-            if (slash < 0) m.Mask = 0xFF;
-        }
+        // XTTYPE_TOSMASK with max 0x3f: a symbol's mask is the TOS field without the ECN bits.
+        (m.Value, m.Mask) = XtOptions.TosMask(arg!, 0x3F, a);
         m.Invert = invert;
     }
 
