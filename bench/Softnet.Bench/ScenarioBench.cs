@@ -7,6 +7,7 @@ using Softnet.Capture;
 using Softnet.KernelTests.Support;
 using Softnet.Netfilter;
 using Softnet.Topology;
+using Softnet.Packets;
 
 namespace Softnet.Bench;
 

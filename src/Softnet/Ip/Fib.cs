@@ -1,5 +1,6 @@
 using Softnet.Netfilter;
 using Softnet.Link;
+using Softnet.Packets;
 
 namespace Softnet.Ip;
 

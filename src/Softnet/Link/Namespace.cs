@@ -2,6 +2,7 @@ using System.Globalization;
 using Softnet.Ip;
 using Softnet.Neigh;
 using Softnet.Netfilter;
+using Softnet.Packets;
 
 namespace Softnet.Link;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter;
 

@@ -4,6 +4,7 @@ using System.Globalization;
 using Softnet.Ip;
 using Softnet.Netfilter;
 using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
 
 namespace Softnet.Topology;
 

@@ -4,6 +4,7 @@ using CsCheck;
 using Softnet.Netfilter;
 using Xunit;
 using static Softnet.Tests.Netfilter.PacketBuilder;
+using Softnet.Packets;
 
 namespace Softnet.Tests.Netfilter;
 

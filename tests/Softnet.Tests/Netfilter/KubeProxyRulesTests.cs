@@ -1,6 +1,7 @@
 using Softnet.Netfilter;
 using Softnet.Tests.Support;
 using Xunit;
+using Softnet.Packets;
 
 namespace Softnet.Tests.Netfilter;
 

@@ -4,6 +4,7 @@ using Softnet.Ip;
 using Softnet.Netfilter;
 using Softnet.Topology;
 using Xunit;
+using Softnet.Packets;
 
 namespace Softnet.Tests.Topology;
 

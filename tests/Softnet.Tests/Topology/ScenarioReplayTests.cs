@@ -170,7 +170,7 @@ public class ScenarioReplayTests
         using var r = CaptureReader.Open(Path.Combine(outDir, "c1", "eth0.rx.pcap"));
         Assert.True(r.TryRead(out var meta, out var frame));
         Assert.Equal(14 + big.Length, frame.Length);
-        Assert.Equal(Softnet.Netfilter.Ipv4.Parse("172.17.0.2"), BinaryPrimitives.ReadUInt32BigEndian(frame[(14 + 16)..]));
+        Assert.Equal(Softnet.Packets.Ipv4.Parse("172.17.0.2"), BinaryPrimitives.ReadUInt32BigEndian(frame[(14 + 16)..]));
         Assert.False(r.TryRead(out _, out _));
         Directory.Delete(dir, true);
     }

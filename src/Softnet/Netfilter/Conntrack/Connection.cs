@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Conntrack;
 

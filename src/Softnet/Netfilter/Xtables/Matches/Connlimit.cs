@@ -1,5 +1,6 @@
 using System.Text;
 using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Xtables;
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Xtables;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Xtables;
 

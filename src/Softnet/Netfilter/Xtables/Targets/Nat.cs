@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Softnet.Netfilter.Conntrack;
+using Softnet.Packets;
 
 namespace Softnet.Netfilter.Xtables;
 
