@@ -1,4 +1,3 @@
-using Softnet.Netfilter;
 using Softnet.Link;
 using Softnet.Packets;
 
