@@ -257,6 +257,16 @@ public static class KernelScenario
             var ct = Proc.Run("ip", "netns", "exec", kn, "conntrack", "-L");
             if (ct.Exit != 0) throw new InvalidOperationException($"[{ns}] conntrack -L exited {ct.Exit}: {ct.Stderr.Trim()}");
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ct.Stdout);
+            // The sets (`ipset save`, only where the namespace has some) and each -m recent list (/proc/net/xt_recent).
+            var sets = Proc.Run("ip", "netns", "exec", kn, "ipset", "save");
+            if (sets.Exit == 0 && sets.Stdout.Length > 0) File.WriteAllText(Path.Combine(dir, "ipset.save"), sets.Stdout);
+            var lists = Proc.Run("ip", "netns", "exec", kn, "sh", "-c", "cd /proc/net/xt_recent 2>/dev/null && for f in *; do [ -f \"$f\" ] && printf '%s\\0' \"$f\" && cat \"$f\" && printf '\\0'; done");
+            var parts = lists.Stdout.Split('\0');
+            for (int i = 0; i + 1 < parts.Length; i += 2)
+            {
+                Directory.CreateDirectory(Path.Combine(dir, "xt_recent"));
+                File.WriteAllText(Path.Combine(dir, "xt_recent", parts[i]), parts[i + 1]);
+            }
         }
     }
 

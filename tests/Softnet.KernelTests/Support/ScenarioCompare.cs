@@ -38,6 +38,10 @@ public static class ScenarioCompare
                 diffs.AddRange(CompareIptables(ns, Read(e, "iptables-save.txt"), Read(a, "iptables-save.txt")));
             if (!options.IgnoreFiles.Contains($"{ns}/conntrack.txt"))
                 diffs.AddRange(CompareConntrack(ns, Read(e, "conntrack.txt"), Read(a, "conntrack.txt")));
+            if (!options.IgnoreFiles.Contains($"{ns}/ipset.save"))
+                diffs.AddRange(CompareIpsets(ns, Read(e, "ipset.save"), Read(a, "ipset.save")));
+            foreach (var list in RecentLists(e).Union(RecentLists(a)).Order())
+                diffs.AddRange(CompareRecent($"{ns}/xt_recent/{list}", Read(Path.Combine(e, "xt_recent"), list), Read(Path.Combine(a, "xt_recent"), list)));
             var pcaps = Pcaps(e).Union(Pcaps(a)).Order();
             foreach (var p in pcaps)
                 if (!options.IgnoreFiles.Contains($"{ns}/{p}"))
@@ -64,6 +68,64 @@ public static class ScenarioCompare
     {
         string p = Path.Combine(dir, file);
         return File.Exists(p) ? File.ReadAllText(p) : null;
+    }
+
+    private static IEnumerable<string> RecentLists(string dir)
+    {
+        string d = Path.Combine(dir, "xt_recent");
+        return Directory.Exists(d) ? Directory.GetFiles(d).Select(Path.GetFileName).OfType<string>() : [];
+    }
+
+    // ---- ipset save, /proc/net/xt_recent
+
+    /// <summary>`ipset save`: per set its type (the create line's first two words) and its elements with their
+    /// counters, as sets (the kernel prints elements in hash order, and create options such as bucketsize and initval
+    /// that only it has).</summary>
+    private static IEnumerable<string> CompareIpsets(string ns, string? expected, string? actual)
+    {
+        static SortedSet<string> Norm(string? text)
+        {
+            var set = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var raw in (text ?? "").Split('\n'))
+            {
+                var w = raw.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (w.Length < 3) continue;
+                if (w[0] == "create") set.Add($"create {w[1]} {w[2]}");
+                else if (w[0] == "add") set.Add(string.Join(' ', w));
+            }
+            return set;
+        }
+        var e = Norm(expected);
+        var a = Norm(actual);
+        foreach (var l in e.Except(a)) yield return $"{ns}/ipset.save: missing: {l}";
+        foreach (var l in a.Except(e)) yield return $"{ns}/ipset.save: extra: {l}";
+    }
+
+    /// <summary>/proc/net/xt_recent/NAME: per address its TTL, oldest_pkt index and how many stamps it holds, as a set
+    /// (the stamps are each side's jiffies; the kernel lists by hash bucket).</summary>
+    private static IEnumerable<string> CompareRecent(string file, string? expected, string? actual)
+    {
+        static SortedSet<string> Norm(string? text)
+        {
+            var set = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var raw in (text ?? "").Split('\n'))
+            {
+                var w = raw.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                // src=A ttl: T last_seen: J oldest_pkt: I s1, s2, ...
+                if (w.Length < 8 || !w[0].StartsWith("src=", StringComparison.Ordinal)) continue;
+                set.Add($"{w[0]} ttl={w[2]} oldest_pkt={w[6]} stamps={w.Length - 7}");
+            }
+            return set;
+        }
+        if (expected is null || actual is null)
+        {
+            yield return $"{file}: {(expected is null ? "only Softnet" : "only the kernel")} has this list";
+            yield break;
+        }
+        var e = Norm(expected);
+        var a = Norm(actual);
+        foreach (var l in e.Except(a)) yield return $"{file}: missing: {l}";
+        foreach (var l in a.Except(e)) yield return $"{file}: extra: {l}";
     }
 
     // ---- iptables-save -c
