@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Softnet.Netfilter.Conntrack;
 
 /// <summary>
@@ -27,9 +29,25 @@ public static class ConnectionCache
         }
     }
 
+    /// <summary>Returns this large (a namespace going away, a mass expiry) are sorted; the small batches of a steady
+    /// replay's quiescent points are not.</summary>
+    private const int SortFrom = 1024;
+
     internal static void Return(List<Connection> list)
     {
         if (list.Count == 0) return;
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
+        if (span.Length >= SortFrom)
+        {
+            // A slab hands out free objects in address order: sort what comes back by where it lies (highest first,
+            // as the stack pops from the end), so a burst of new connections writes memory in one direction
+            // instead of at random (the table gives entries back in hash order). Keys are read once: a GC moving
+            // objects meanwhile only makes the order less good.
+            var keys = System.Buffers.ArrayPool<long>.Shared.Rent(span.Length);
+            for (int i = 0; i < span.Length; i++) keys[i] = -(long)Unsafe.As<Connection, nint>(ref span[i]);
+            keys.AsSpan(0, span.Length).Sort(span);
+            System.Buffers.ArrayPool<long>.Shared.Return(keys);
+        }
         lock (Gate)
         {
             foreach (var c in list)
