@@ -1,0 +1,104 @@
+using System.Text.RegularExpressions;
+using Softnet.KernelTests.Support;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Xunit;
+
+namespace Softnet.KernelTests.Netfilter;
+
+/// <summary>
+/// NAT's choices against the kernel's: the same locally sent UDP datagrams through the same SNAT rules, in a
+/// namespace and through <see cref="NetfilterTables"/>, and every connection's mapped source address and port
+/// compared (conntrack -L's reply tuple). Covers find_best_ips_proto's address in a range (jhash2 of the source,
+/// keyed by the destination), find_appropriate_src reusing a source's earlier mapping past newer bindings of other
+/// ranges and null bindings, and a source port kept when free.
+/// </summary>
+[Trait("Category", "Kernel")]
+public sealed partial class NatKernelTests
+{
+    private const string Rules = """
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A POSTROUTING -d 192.0.2.0/24 -p udp -j SNAT --to-source 198.51.100.1-198.51.100.200
+        -A POSTROUTING -d 203.0.113.0/24 -p udp -j SNAT --to-source 198.51.100.250
+        COMMIT
+
+        """;
+
+    /// <summary>(source, source port, destination) in sending order: per source, a first range binding, a binding of
+    /// the other range, a null binding, then more destinations of the first range.</summary>
+    private static List<(string Src, ushort Port, string Dst)> Datagrams()
+    {
+        var list = new List<(string, ushort, string)>();
+        for (int s = 5; s <= 9; s++)
+        {
+            string src = $"10.0.0.{s}";
+            ushort port = (ushort)(40000 + s);
+            list.Add((src, port, $"192.0.2.{s}"));
+            list.Add((src, port, "203.0.113.1"));
+            list.Add((src, port, "172.16.0.1"));
+            for (int h = 20; h < 24; h++) list.Add((src, port, $"192.0.2.{h}"));
+            // A second port from the same address: its own first choice.
+            list.Add((src, (ushort)(port + 100), $"192.0.2.{s + 50}"));
+        }
+        return list;
+    }
+
+    [GeneratedRegex(@"^udp\s+17\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=53 (?:\[UNREPLIED\] )?src=\S+ dst=(\S+) sport=53 dport=(\d+)")]
+    private static partial Regex ConntrackUdp();
+
+    [SkippableFact]
+    public void Snat_address_choice_and_source_reuse_match_the_kernel()
+    {
+        string? why = Netns.Unavailable("iptables-restore", "conntrack", "python3");
+        Skip.If(why != null, why);
+
+        var sent = Datagrams();
+        var kernel = new SortedSet<string>(StringComparer.Ordinal);
+        using (var ns = Netns.Create("sn-nat"))
+        {
+            ns.Check("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1");
+            ns.Check("ip", "link", "set", "v0", "up");
+            ns.Check("ip", "link", "set", "v1", "up");
+            ns.Check("ip", "addr", "add", "10.0.0.1/24", "dev", "v0");
+            foreach (var src in sent.Select(d => d.Src).Distinct()) ns.Check("ip", "addr", "add", src + "/24", "dev", "v0");
+            foreach (var net in new[] { "192.0.2.0/24", "203.0.113.0/24", "172.16.0.0/24" })
+                ns.Check("ip", "route", "add", net, "via", "10.0.0.2", "dev", "v0");
+            ns.Check("ip", "neigh", "add", "10.0.0.2", "lladdr", "02:00:00:00:00:09", "dev", "v0", "nud", "permanent");
+            string rules = Path.Combine(Path.GetTempPath(), $"{ns.Name}.rules");
+            File.WriteAllText(rules, Rules);
+            try { ns.Check("iptables-restore", rules); }
+            finally { File.Delete(rules); }
+            string script = "import socket\nsocks = {}\n" + string.Concat(sent.Select(d =>
+                $"k = socks.get(('{d.Src}', {d.Port}))\n" +
+                $"if k is None:\n    k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); k.bind(('{d.Src}', {d.Port})); socks[('{d.Src}', {d.Port})] = k\n" +
+                $"k.sendto(b'x', ('{d.Dst}', 53))\n"));
+            ns.Check("python3", "-c", script);
+            foreach (var line in ns.Check("conntrack", "-L", "-p", "udp").Split('\n'))
+            {
+                var m = ConntrackUdp().Match(line.Trim());
+                if (m.Success) kernel.Add($"{m.Groups[1]}:{m.Groups[3]} -> {m.Groups[2]} as {m.Groups[4]}:{m.Groups[5]}");
+            }
+        }
+        Assert.Equal(sent.Count, kernel.Count);
+
+        // The same datagrams through Softnet's OUTPUT and POSTROUTING hooks.
+        var t = IptablesSaveParser.Parse(Rules);
+        var softnet = new SortedSet<string>(StringComparer.Ordinal);
+        long now = 1_000_000_000;
+        foreach (var (src, port, dst) in sent)
+        {
+            var pkt = Frames.Udp(src, port, dst, 53, payload: 1);
+            Assert.True(PacketContext.FromIpv4(pkt, pkt.Length, out var ctx, out _));
+            ctx.TimestampNs = now += 1000;
+            ctx.OutInterface = "v0";
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalOut, ref ctx, pkt));
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PostRouting, ref ctx, pkt));
+            softnet.Add($"{src}:{port} -> {dst} as {Ipv4.Format(ctx.Src)}:{ctx.SrcPort}");
+        }
+        Assert.Equal(string.Join('\n', kernel), string.Join('\n', softnet));
+    }
+}
