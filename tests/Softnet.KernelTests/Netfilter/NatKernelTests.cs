@@ -9,9 +9,9 @@ namespace Softnet.KernelTests.Netfilter;
 /// <summary>
 /// NAT's choices against the kernel's: the same locally sent UDP datagrams through the same SNAT rules, in a
 /// namespace and through <see cref="NetfilterTables"/>, and every connection's mapped source address and port
-/// compared (conntrack -L's reply tuple). Covers find_best_ips_proto's address in a range (jhash2 of the source,
-/// keyed by the destination), find_appropriate_src reusing a source's earlier mapping past newer bindings of other
-/// ranges and null bindings, and a source port kept when free.
+/// compared (conntrack -L's tuples). Covers find_best_ips_proto's address in a range (jhash2 of the source, keyed by
+/// the destination), find_appropriate_src reusing a source's earlier mapping past newer bindings of other ranges and
+/// null bindings, a source port kept when free, and DNAT to an address and port range (the first free port).
 /// </summary>
 [Trait("Category", "Kernel")]
 public sealed partial class NatKernelTests
@@ -22,6 +22,7 @@ public sealed partial class NatKernelTests
         :INPUT ACCEPT [0:0]
         :OUTPUT ACCEPT [0:0]
         :POSTROUTING ACCEPT [0:0]
+        -A OUTPUT -d 192.0.2.99/32 -p udp -j DNAT --to-destination 198.18.0.1-198.18.0.50:6000-6003
         -A POSTROUTING -d 192.0.2.0/24 -p udp -j SNAT --to-source 198.51.100.1-198.51.100.200
         -A POSTROUTING -d 203.0.113.0/24 -p udp -j SNAT --to-source 198.51.100.250
         COMMIT
@@ -43,11 +44,13 @@ public sealed partial class NatKernelTests
             for (int h = 20; h < 24; h++) list.Add((src, port, $"192.0.2.{h}"));
             // A second port from the same address: its own first choice.
             list.Add((src, (ushort)(port + 100), $"192.0.2.{s + 50}"));
+            // DNAT to an address and port range: the address by jhash2, the port from the start of the range.
+            for (int k = 0; k < 3; k++) list.Add((src, (ushort)(port + 200 + k), "192.0.2.99"));
         }
         return list;
     }
 
-    [GeneratedRegex(@"^udp\s+17\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=53 (?:\[UNREPLIED\] )?src=\S+ dst=(\S+) sport=53 dport=(\d+)")]
+    [GeneratedRegex(@"^udp\s+17\s+\d+\s+src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) (?:\[UNREPLIED\] )?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")]
     private static partial Regex ConntrackUdp();
 
     [SkippableFact]
@@ -65,7 +68,7 @@ public sealed partial class NatKernelTests
             ns.Check("ip", "link", "set", "v1", "up");
             ns.Check("ip", "addr", "add", "10.0.0.1/24", "dev", "v0");
             foreach (var src in sent.Select(d => d.Src).Distinct()) ns.Check("ip", "addr", "add", src + "/24", "dev", "v0");
-            foreach (var net in new[] { "192.0.2.0/24", "203.0.113.0/24", "172.16.0.0/24" })
+            foreach (var net in new[] { "192.0.2.0/24", "203.0.113.0/24", "172.16.0.0/24", "198.18.0.0/24" })
                 ns.Check("ip", "route", "add", net, "via", "10.0.0.2", "dev", "v0");
             ns.Check("ip", "neigh", "add", "10.0.0.2", "lladdr", "02:00:00:00:00:09", "dev", "v0", "nud", "permanent");
             string rules = Path.Combine(Path.GetTempPath(), $"{ns.Name}.rules");
@@ -80,7 +83,7 @@ public sealed partial class NatKernelTests
             foreach (var line in ns.Check("conntrack", "-L", "-p", "udp").Split('\n'))
             {
                 var m = ConntrackUdp().Match(line.Trim());
-                if (m.Success) kernel.Add($"{m.Groups[1]}:{m.Groups[3]} -> {m.Groups[2]} as {m.Groups[4]}:{m.Groups[5]}");
+                if (m.Success) kernel.Add($"{m.Groups[1]}:{m.Groups[3]} -> {m.Groups[2]}:{m.Groups[4]} | reply {m.Groups[5]}:{m.Groups[7]} -> {m.Groups[6]}:{m.Groups[8]}");
             }
         }
         Assert.Equal(sent.Count, kernel.Count);
@@ -97,7 +100,9 @@ public sealed partial class NatKernelTests
             ctx.OutInterface = "v0";
             Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalOut, ref ctx, pkt));
             Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PostRouting, ref ctx, pkt));
-            softnet.Add($"{src}:{port} -> {dst} as {Ipv4.Format(ctx.Src)}:{ctx.SrcPort}");
+            var ct = ctx.Ct!;
+            softnet.Add($"{Ipv4.Format(ct.Original.Src)}:{ct.Original.SrcPort} -> {Ipv4.Format(ct.Original.Dst)}:{ct.Original.DstPort} | " +
+                $"reply {Ipv4.Format(ct.Reply.Src)}:{ct.Reply.SrcPort} -> {Ipv4.Format(ct.Reply.Dst)}:{ct.Reply.DstPort}");
         }
         Assert.Equal(string.Join('\n', kernel), string.Join('\n', softnet));
     }
