@@ -23,6 +23,8 @@ public sealed partial class NatKernelTests
         :OUTPUT ACCEPT [0:0]
         :POSTROUTING ACCEPT [0:0]
         -A OUTPUT -d 192.0.2.99/32 -p udp -j DNAT --to-destination 198.18.0.1-198.18.0.50:6000-6003
+        -A OUTPUT -d 192.0.2.97/32 -p udp -j DNAT --to-destination 198.18.0.7:6000-6003
+        -A OUTPUT -d 192.0.2.98/32 -p udp -j DNAT --to-destination 198.18.0.7:6000-6003
         -A POSTROUTING -d 192.0.2.0/24 -p udp -j SNAT --to-source 198.51.100.1-198.51.100.200
         -A POSTROUTING -d 203.0.113.0/24 -p udp -j SNAT --to-source 198.51.100.250
         COMMIT
@@ -46,6 +48,10 @@ public sealed partial class NatKernelTests
             list.Add((src, (ushort)(port + 100), $"192.0.2.{s + 50}"));
             // DNAT to an address and port range: the address by jhash2, the port from the start of the range.
             for (int k = 0; k < 3; k++) list.Add((src, (ushort)(port + 200 + k), "192.0.2.99"));
+            // One socket to two services DNATed to the same endpoint: the second reply tuple would clash, so its port
+            // moves to the next free one of the range (nf_nat_l4proto_unique_tuple from offset 0 for DNAT).
+            list.Add((src, (ushort)(port + 300), "192.0.2.97"));
+            list.Add((src, (ushort)(port + 300), "192.0.2.98"));
         }
         return list;
     }
@@ -105,5 +111,7 @@ public sealed partial class NatKernelTests
                 $"reply {Ipv4.Format(ct.Reply.Src)}:{ct.Reply.SrcPort} -> {Ipv4.Format(ct.Reply.Dst)}:{ct.Reply.DstPort}");
         }
         Assert.Equal(string.Join('\n', kernel), string.Join('\n', softnet));
+        // The clash case did move a port.
+        Assert.Contains(kernel, l => l.Contains("reply 198.18.0.7:6001 ", StringComparison.Ordinal));
     }
 }
