@@ -22,6 +22,7 @@ public static class Ipv4Output
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
+            ctx.Nexthop = nexthop;
             if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
         }

@@ -102,6 +102,8 @@ public static class BridgeNetfilter
     private static bool PostRouting(Namespace ns, Skb skb, ref PacketContext ctx)
     {
         ctx.InInterface = null;
+        // br_netfilter's fake route has no gateway: the next hop is the destination itself.
+        ctx.Nexthop = ctx.Dst;
         return Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx);
     }
 }

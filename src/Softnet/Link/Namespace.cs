@@ -125,12 +125,7 @@ public sealed class Namespace : INetfilterHost
         return RouteType.Unicast;
     }
 
-    public uint PrimaryAddress(string? device)
-    {
-        foreach (var a in Addresses)
-            if (a.Device.Name == device) return a.Address;
-        return 0;
-    }
+    public uint SelectAddress(string? device, uint nexthop) => SelectAddress(device is null ? null : Device(device), nexthop);
 
     /// <summary>inet_select_addr: an address of <paramref name="dev"/> on the subnet of <paramref name="dst"/>,
     /// else its first address, else any address of the namespace (not on lo).</summary>

@@ -97,8 +97,9 @@ public interface INetfilterHost
 {
     /// <summary>Address type of <paramref name="address"/>, optionally limited to the table of <paramref name="device"/>.</summary>
     RouteType AddressType(uint address, string? device);
-    /// <summary>The primary address of <paramref name="device"/> (inet_select_addr), or 0 when it has none.</summary>
-    uint PrimaryAddress(string? device);
+    /// <summary>inet_select_addr: the address of <paramref name="device"/> on the subnet of <paramref name="nexthop"/>
+    /// (0: none asked), else its first address, else another device's (not loopback's); 0 when there is none.</summary>
+    uint SelectAddress(string? device, uint nexthop);
 }
 
 /// <summary>A host described by a list of interface addresses: enough for addrtype, MASQUERADE and REDIRECT.</summary>
@@ -132,10 +133,19 @@ public sealed class SimpleHost : INetfilterHost
         return RouteType.Unicast;
     }
 
-    public uint PrimaryAddress(string? device)
+    public uint SelectAddress(string? device, uint nexthop)
     {
+        uint first = 0;
         foreach (var a in _addresses)
-            if (a.Device == device) return a.Address;
+        {
+            if (a.Device != device) continue;
+            uint mask = Ipv4.Mask(a.PrefixLength);
+            if (nexthop != 0 && (nexthop & mask) == (a.Address & mask)) return a.Address;
+            if (first == 0) first = a.Address;
+        }
+        if (first != 0) return first;
+        foreach (var a in _addresses)
+            if ((a.Address >> 24) != 127) return a.Address;
         return 0;
     }
 }

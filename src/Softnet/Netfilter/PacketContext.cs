@@ -14,6 +14,9 @@ public struct PacketContext
 {
     public uint Src;
     public uint Dst;
+    /// <summary>The output route's next hop (rt_nexthop: the gateway, else the destination), from POSTROUTING on;
+    /// MASQUERADE picks its address by it.</summary>
+    public uint Nexthop;
     public byte Protocol;
     public ushort SrcPort;
     public ushort DstPort;

@@ -114,4 +114,69 @@ public sealed partial class NatKernelTests
         // The clash case did move a port.
         Assert.Contains(kernel, l => l.Contains("reply 198.18.0.7:6001 ", StringComparison.Ordinal));
     }
+
+    /// <summary>MASQUERADE on a device with two subnets: the address on the next hop's subnet (inet_select_addr), not
+    /// the device's first; a destination reached directly takes the address of its own subnet.</summary>
+    [SkippableFact]
+    public void Masquerade_picks_the_address_on_the_next_hops_subnet_as_the_kernel_does()
+    {
+        string? why = Netns.Unavailable("iptables-restore", "conntrack", "python3");
+        Skip.If(why != null, why);
+        const string masq = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+            "-A POSTROUTING -o v0 -p udp -j MASQUERADE\nCOMMIT\n";
+        // (source, destination, the route's next hop)
+        var sent = new (string Src, string Dst, string Nexthop)[]
+        {
+            ("10.9.9.9", "203.0.113.1", "10.1.0.2"),   // via the second subnet's gateway
+            ("10.9.9.9", "198.18.0.1", "10.0.0.2"),    // via the first subnet's gateway
+            ("10.9.9.9", "10.1.0.77", "10.1.0.77"),    // on-link in the second subnet
+        };
+        var kernel = new SortedSet<string>(StringComparer.Ordinal);
+        using (var ns = Netns.Create("sn-masq"))
+        {
+            ns.Check("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1");
+            ns.Check("ip", "link", "set", "v0", "up");
+            ns.Check("ip", "link", "set", "v1", "up");
+            ns.Check("ip", "addr", "add", "10.0.0.1/24", "dev", "v0");
+            ns.Check("ip", "addr", "add", "10.1.0.1/24", "dev", "v0");
+            ns.Check("ip", "addr", "add", "10.9.9.9/32", "dev", "v1");
+            ns.Check("ip", "route", "add", "203.0.113.0/24", "via", "10.1.0.2", "dev", "v0");
+            ns.Check("ip", "route", "add", "198.18.0.0/24", "via", "10.0.0.2", "dev", "v0");
+            foreach (var gw in new[] { "10.0.0.2", "10.1.0.2", "10.1.0.77" })
+                ns.Check("ip", "neigh", "add", gw, "lladdr", "02:00:00:00:00:09", "dev", "v0", "nud", "permanent");
+            string rules = Path.Combine(Path.GetTempPath(), $"{ns.Name}.rules");
+            File.WriteAllText(rules, masq);
+            try { ns.Check("iptables-restore", rules); }
+            finally { File.Delete(rules); }
+            ns.Check("python3", "-c", "import socket\n" + string.Concat(sent.Select((d, i) =>
+                $"k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); k.bind(('{d.Src}', {41000 + i})); k.sendto(b'x', ('{d.Dst}', 53))\n")));
+            foreach (var line in ns.Check("conntrack", "-L", "-p", "udp").Split('\n'))
+            {
+                var m = ConntrackUdp().Match(line.Trim());
+                if (m.Success) kernel.Add($"{m.Groups[1]}:{m.Groups[3]} -> {m.Groups[2]}:{m.Groups[4]} | reply {m.Groups[5]}:{m.Groups[7]} -> {m.Groups[6]}:{m.Groups[8]}");
+            }
+        }
+        Assert.Equal(sent.Length, kernel.Count);
+
+        var t = IptablesSaveParser.Parse(masq);
+        t.Host = new SimpleHost().Add("v0", "10.0.0.1/24").Add("v0", "10.1.0.1/24").Add("v1", "10.9.9.9/32");
+        var softnet = new SortedSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < sent.Length; i++)
+        {
+            var (src, dst, nexthop) = sent[i];
+            var pkt = Frames.Udp(src, (ushort)(41000 + i), dst, 53, payload: 1);
+            Assert.True(PacketContext.FromIpv4(pkt, pkt.Length, out var ctx, out _));
+            ctx.TimestampNs = 1_000_000_000 + i;
+            ctx.OutInterface = "v0";
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.LocalOut, ref ctx, pkt));
+            // What Ipv4Output.Output sets before POSTROUTING: the route's next hop.
+            ctx.Nexthop = Ipv4.Parse(nexthop);
+            var ct = ctx.Ct!;
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PostRouting, ref ctx, pkt));
+            softnet.Add($"{Ipv4.Format(ct.Original.Src)}:{ct.Original.SrcPort} -> {Ipv4.Format(ct.Original.Dst)}:{ct.Original.DstPort} | " +
+                $"reply {Ipv4.Format(ct.Reply.Src)}:{ct.Reply.SrcPort} -> {Ipv4.Format(ct.Reply.Dst)}:{ct.Reply.DstPort}");
+        }
+        Assert.Equal(string.Join('\n', kernel), string.Join('\n', softnet));
+        Assert.Contains(kernel, l => l.EndsWith("-> 10.1.0.1:41000", StringComparison.Ordinal));
+    }
 }

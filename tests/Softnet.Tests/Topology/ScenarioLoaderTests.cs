@@ -40,7 +40,7 @@ public class ScenarioLoaderTests : IDisposable
         Assert.Equal(NudState.Permanent, host.Neighbours.Find(docker0, Ipv4.Parse("172.17.0.2"))!.State);
         Assert.Equal(RouteType.Local, host.AddressType(Ipv4.Parse("172.17.0.1"), null));
         Assert.Equal(RouteType.Broadcast, host.AddressType(Ipv4.Parse("172.17.255.255"), null));
-        Assert.Equal(Ipv4.Parse("192.0.2.1"), host.PrimaryAddress("eth0"));
+        Assert.Equal(Ipv4.Parse("192.0.2.1"), host.SelectAddress("eth0", 0));
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 namespace Softnet.Netfilter.Xtables;
 
-/// <summary>Kernel half of MASQUERADE (nf_nat_masquerade_ipv4): SNAT to the primary address of the output device.</summary>
+/// <summary>Kernel half of MASQUERADE (nf_nat_masquerade_ipv4): SNAT to the output device's address that
+/// inet_select_addr picks for the route's next hop (the one on its subnet, else the device's first).</summary>
 public sealed class MasqueradeTarget : PortRangeNatTarget
 {
     internal override int ValidHooks => XtHooks.PostRouting;
@@ -8,7 +9,7 @@ public sealed class MasqueradeTarget : PortRangeNatTarget
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         if (p.Ct == null || p.CtInfo is not (CtInfo.New or CtInfo.Related or CtInfo.RelatedReply)) return TargetResult.Accept;
-        uint src = t.Host.PrimaryAddress(p.OutInterface);
+        uint src = t.Host.SelectAddress(p.OutInterface, p.Nexthop);
         if (src == 0) { p.DropReason = Packets.DropReason.NetfilterNatFailed; return TargetResult.Drop; }
         var r = Range;
         r.MinIp = r.MaxIp = src;

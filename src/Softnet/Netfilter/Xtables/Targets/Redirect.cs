@@ -8,7 +8,7 @@ public sealed class RedirectTarget : PortRangeNatTarget
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         if (p.Ct == null || p.CtInfo is not (CtInfo.New or CtInfo.Related or CtInfo.RelatedReply)) return TargetResult.Accept;
-        uint dst = hook == HookPoint.LocalOut ? 0x7F000001u : t.Host.PrimaryAddress(p.InInterface);
+        uint dst = hook == HookPoint.LocalOut ? 0x7F000001u : t.Host.SelectAddress(p.InInterface, 0);
         if (dst == 0) { p.DropReason = Packets.DropReason.NetfilterNatFailed; return TargetResult.Drop; }
         var r = Range;
         r.MinIp = r.MaxIp = dst;
