@@ -4,7 +4,8 @@ using Softnet.Nic;
 
 namespace Softnet.Telemetry;
 
-/// <summary>The `nic` section: per-queue counters as ethtool -S shows them, plus ring occupancy and XDP verdicts.</summary>
+/// <summary>The `nic` section: per-queue counters as ethtool -S shows them (and its text, `ethtool_s`), plus ring
+/// occupancy, NAPI and XDP verdicts.</summary>
 public sealed class NicReportSection(VirtualNic nic) : IReportSection
 {
     public string Key => "nic";
@@ -39,6 +40,10 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteNumber("interrupts", q.Vector.InterruptsFired);
             w.WriteNumber("irq_cpu", q.Vector.TargetCpu.Id);
             w.WriteNumber("napi_polls", q.Vector.Napi.Polls);
+            // Polls that used the whole weight (stayed on the poll list), and completions turned into a re-schedule
+            // because an interrupt came during the poll (NAPI_STATE_MISSED).
+            w.WriteNumber("napi_full_polls", q.Vector.Napi.FullPolls);
+            w.WriteNumber("napi_missed", q.Vector.Napi.MissedReschedules);
             w.WriteStartObject("xdp");
             w.WriteNumber("pass", q.Xdp.Pass);
             w.WriteNumber("drop", q.Xdp.Drop);
@@ -49,7 +54,18 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        w.WriteString("ethtool_s", EthtoolText(nic));
         w.WriteEndObject();
+    }
+
+    /// <summary>`ethtool -S DEV` as the driver prints it: a header line, then one indented "name: value" per counter.</summary>
+    public static string EthtoolText(VirtualNic nic)
+    {
+        var sb = new System.Text.StringBuilder("NIC statistics:\n");
+        foreach (var q in nic.Queues)
+            foreach (var (name, value) in q.Ring.EthtoolStats())
+                sb.Append("     ").Append(name).Append(": ").Append(value).Append('\n');
+        return sb.ToString();
     }
 }
 
@@ -70,6 +86,8 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
             w.WriteNumber("time_squeeze", c.TimeSqueeze);
             w.WriteNumber("rounds", c.Rounds);
             w.WriteNumber("ksoftirqd_rounds", c.KsoftirqdRounds);
+            w.WriteNumber("ksoftirqd_wakeups", c.KsoftirqdWakeups);
+            w.WriteNumber("idle_wakeups", c.IdleWakeups);
             w.WriteNumber("polls", c.Polls);
             w.WriteBoolean("pinned", c.Pinned);
             w.WriteString("pin_status", c.PinStatus);

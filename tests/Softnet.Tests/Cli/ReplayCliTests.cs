@@ -55,6 +55,20 @@ public class ReplayCliTests
             Assert.True(report.GetProperty("packets_in").GetInt64() > 1000);
             Assert.Equal(2, report.GetProperty("nic").GetProperty("queues").GetArrayLength());
             Assert.Equal(1, report.GetProperty("softnet").GetArrayLength());
+            // ethtool -S text: every queue's counters, agreeing with the JSON.
+            var nic = report.GetProperty("nic");
+            string ethtool = nic.GetProperty("ethtool_s").GetString()!;
+            Assert.StartsWith("NIC statistics:\n", ethtool);
+            foreach (var q in nic.GetProperty("queues").EnumerateArray())
+            {
+                int id = q.GetProperty("queue").GetInt32();
+                Assert.Contains($"\n     rx_queue_{id}_packets: {q.GetProperty("rx_packets").GetInt64()}\n", ethtool);
+                Assert.True(q.GetProperty("napi_full_polls").GetInt64() <= q.GetProperty("napi_polls").GetInt64());
+                Assert.True(q.GetProperty("napi_missed").GetInt64() >= 0);
+            }
+            var cpu = report.GetProperty("softnet")[0];
+            Assert.True(cpu.GetProperty("ksoftirqd_wakeups").GetInt64() <= cpu.GetProperty("ksoftirqd_rounds").GetInt64());
+            Assert.Equal(0, cpu.GetProperty("idle_wakeups").GetInt64()); // deterministic mode never sleeps
         }
         finally { dir.Delete(true); }
     }
