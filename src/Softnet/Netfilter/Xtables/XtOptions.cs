@@ -129,6 +129,20 @@ internal static class XtOptions
         return (vals[0], n > 1 ? vals[1] : (ushort)0, n);
     }
 
+    /// <summary>XTTYPE_UINT16RC as libxt_length and libxt_tcpmss take it: "a" is both ends.</summary>
+    public static (ushort Min, ushort Max) UInt16RangeOrOne(string ext, XtOpt o, string arg, ArgReader a)
+    {
+        var (min, max, n) = UInt16Range(ext, o, arg, a);
+        return (min, n == 2 ? max : min);
+    }
+
+    /// <summary>"min" or "min:max", as those extensions print a range.</summary>
+    public static void AppendRange(StringBuilder sb, ushort min, ushort max)
+    {
+        sb.Append(min);
+        if (min != max) sb.Append(':').Append(max);
+    }
+
     /// <summary>xtables_parse_mark_mask: "value[/mask]", mask all ones when absent.</summary>
     public static (uint Value, uint Mask) MarkMask(string ext, XtOpt o, string arg, ArgReader a)
     {

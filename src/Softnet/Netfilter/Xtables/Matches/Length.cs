@@ -22,18 +22,10 @@ internal sealed class LengthMatchExtension : X6MatchExtension<LengthMatch>
 
     private protected override void Parse(LengthMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        // XTTYPE_UINT16RC: one value is both ends.
-        var (min, max, n) = XtOptions.UInt16Range(Name, o, arg!, a);
-        (m.Min, m.Max) = (min, n == 2 ? max : min);
+        (m.Min, m.Max) = XtOptions.UInt16RangeOrOne(Name, o, arg!, a);
         m.Invert = invert;
     }
 
-    private static void Range(LengthMatch m, StringBuilder sb)
-    {
-        sb.Append(m.Min);
-        if (m.Min != m.Max) sb.Append(':').Append(m.Max);
-    }
-
-    internal override void Save(LengthMatch m, StringBuilder sb) { sb.Append(m.Invert ? " !" : "").Append(" --length "); Range(m, sb); }
-    internal override void List(LengthMatch m, StringBuilder sb) { sb.Append(" length ").Append(m.Invert ? "!" : ""); Range(m, sb); }
+    internal override void Save(LengthMatch m, StringBuilder sb) { sb.Append(m.Invert ? " !" : "").Append(" --length "); XtOptions.AppendRange(sb, m.Min, m.Max); }
+    internal override void List(LengthMatch m, StringBuilder sb) { sb.Append(" length ").Append(m.Invert ? "!" : ""); XtOptions.AppendRange(sb, m.Min, m.Max); }
 }

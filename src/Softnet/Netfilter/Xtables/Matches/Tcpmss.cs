@@ -48,18 +48,10 @@ internal sealed class TcpmssMatchExtension : X6MatchExtension<TcpmssMatch>
 
     private protected override void Parse(TcpmssMatch m, XtOpt o, string? arg, bool invert, ArgReader a)
     {
-        // XTTYPE_UINT16RC: one value is both ends.
-        var (min, max, n) = XtOptions.UInt16Range(Name, o, arg!, a);
-        (m.Min, m.Max) = (min, n == 2 ? max : min);
+        (m.Min, m.Max) = XtOptions.UInt16RangeOrOne(Name, o, arg!, a);
         m.Invert = invert;
     }
 
-    private static void Range(TcpmssMatch m, StringBuilder sb)
-    {
-        sb.Append(m.Min);
-        if (m.Min != m.Max) sb.Append(':').Append(m.Max);
-    }
-
-    internal override void Save(TcpmssMatch m, StringBuilder sb) { sb.Append(m.Invert ? " !" : "").Append(" --mss "); Range(m, sb); }
-    internal override void List(TcpmssMatch m, StringBuilder sb) { sb.Append(" tcpmss match ").Append(m.Invert ? "!" : ""); Range(m, sb); }
+    internal override void Save(TcpmssMatch m, StringBuilder sb) { sb.Append(m.Invert ? " !" : "").Append(" --mss "); XtOptions.AppendRange(sb, m.Min, m.Max); }
+    internal override void List(TcpmssMatch m, StringBuilder sb) { sb.Append(" tcpmss match ").Append(m.Invert ? "!" : ""); XtOptions.AppendRange(sb, m.Min, m.Max); }
 }
