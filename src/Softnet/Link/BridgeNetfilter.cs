@@ -56,6 +56,8 @@ public static class BridgeNetfilter
             // transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and bridges the
             // frame: the bridge's tx tap sees it once.
             uint nexthop = route.Gateway != 0 ? route.Gateway : after;
+            // The real route is the skb's dst from here on: POSTROUTING's MASQUERADE asks it for the next hop.
+            ctx.Nexthop = nexthop;
             var n = ns.Neighbours.Find(br, nexthop);
             if (n == null || !n.Valid) { NetStack.Drop(ns, skb, DropReason.BridgeDnatNeighUnresolved); return false; }
             if (!(n.HhCached && n.Connected))
@@ -102,8 +104,9 @@ public static class BridgeNetfilter
     private static bool PostRouting(Namespace ns, Skb skb, ref PacketContext ctx)
     {
         ctx.InInterface = null;
-        // br_netfilter's fake route has no gateway: the next hop is the destination itself.
-        ctx.Nexthop = ctx.Dst;
+        // br_netfilter's fake route has no gateway: the next hop is the destination itself, unless bridged DNAT set
+        // the real route's in PREROUTING.
+        if (ctx.Nexthop == 0) ctx.Nexthop = ctx.Dst;
         return Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx);
     }
 }

@@ -145,6 +145,15 @@ public sealed class Namespace : INetfilterHost
         return 0;
     }
 
+    public uint DeviceAddress(string? device)
+    {
+        var dev = device is null ? null : Device(device);
+        if (dev != null)
+            foreach (var a in Addresses)
+                if (a.Device == dev) return a.Address;
+        return 0;
+    }
+
     /// <summary>The routing tables, built from addresses, device state and static routes (<see cref="Compile"/>).</summary>
     public RouteTable Routing { get; private set; } = new();
 

@@ -213,7 +213,10 @@ public sealed class NetfilterTables
     /// <summary>nf_nat_ipv4_fn / nf_nat_inet_fn: rules only for a connection's first packet, then the binding.</summary>
     private Verdict NatHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
     {
-        if (!ConntrackEnabled) return Verdict.Accept;
+        // The NAT hook functions exist in a namespace once its nat table does (iptable_nat_table_init registers them):
+        // without one, no binding is made, not even the null binding that would move a clashing source port.
+        var nat = _tables[(int)TableKind.Nat];
+        if (!ConntrackEnabled || nat == null) return Verdict.Accept;
         var ct = p.Ct;
         if (ct == null || p.CtInfo is CtInfo.None or CtInfo.Untracked) return Verdict.Accept;
         var manip = hook is HookPoint.PreRouting or HookPoint.LocalOut ? NatManip.Dst : NatManip.Src;
@@ -221,8 +224,7 @@ public sealed class NetfilterTables
             return Nat.IcmpReplyTranslation(ct, p.CtInfo, manip, ref p, packet) ? Verdict.Accept : Verdict.Drop;
         if (p.CtInfo is CtInfo.New or CtInfo.Related or CtInfo.RelatedReply && !NatEngine.Initialized(ct, manip))
         {
-            var nat = _tables[(int)TableKind.Nat];
-            if (nat != null && nat.HookChain(hook) != null && Evaluate(nat, hook, ref p) == Verdict.Drop) return Verdict.Drop;
+            if (nat.HookChain(hook) != null && Evaluate(nat, hook, ref p) == Verdict.Drop) return Verdict.Drop;
             if (!NatEngine.Initialized(ct, manip) && !Nat.AllocNullBinding(ct, manip)) return Verdict.Drop;
         }
         Nat.Packet(ct, p.CtInfo, manip, ref p, packet);

@@ -100,6 +100,9 @@ public interface INetfilterHost
     /// <summary>inet_select_addr: the address of <paramref name="device"/> on the subnet of <paramref name="nexthop"/>
     /// (0: none asked), else its first address, else another device's (not loopback's); 0 when there is none.</summary>
     uint SelectAddress(string? device, uint nexthop);
+    /// <summary>The first address on <paramref name="device"/>'s in_ifaddr list (its primary), 0 when it has none: what
+    /// REDIRECT rewrites to, with no fallback to other devices.</summary>
+    uint DeviceAddress(string? device);
 }
 
 /// <summary>A host described by a list of interface addresses: enough for addrtype, MASQUERADE and REDIRECT.</summary>
@@ -146,6 +149,13 @@ public sealed class SimpleHost : INetfilterHost
         if (first != 0) return first;
         foreach (var a in _addresses)
             if ((a.Address >> 24) != 127) return a.Address;
+        return 0;
+    }
+
+    public uint DeviceAddress(string? device)
+    {
+        foreach (var a in _addresses)
+            if (a.Device == device) return a.Address;
         return 0;
     }
 }

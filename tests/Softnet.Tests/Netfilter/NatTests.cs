@@ -180,4 +180,39 @@ public class NatTests
         Assert.Equal(Verdict.Accept, Forward(t, Udp(src, 40001, dst, 53), "lo", "v0", 0, out var ctx));
         Assert.Equal(A(mapped), ctx.Src);
     }
+
+    [Fact]
+    public void A_range_of_every_address_wraps_the_distance_to_zero_and_takes_its_start()
+    {
+        // find_best_ips_proto's u32 distance is 0 for 0.0.0.0-255.255.255.255, so the choice is the range's start.
+        // Linux 6.18, a netns with these rules: the second datagram's reply clashes with the first's, and its entry reads
+        // "src=192.0.2.4 dst=0.0.0.0 sport=80 dport=5000".
+        var t = IptablesSaveParser.Parse("*nat\n:POSTROUTING ACCEPT [0:0]\n" +
+            "-A POSTROUTING -s 10.0.0.1/32 -p udp -j SNAT --to-source 10.0.0.2\n" +
+            "-A POSTROUTING -s 10.0.0.2/32 -p udp -j SNAT --to-source 0.0.0.0-255.255.255.255\nCOMMIT\n");
+        Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.1", 5000, "192.0.2.4", 80), "lo", "v0", 0, out var first));
+        Assert.Equal(A("10.0.0.2"), first.Src);
+        Assert.Equal(Verdict.Accept, Forward(t, Udp("10.0.0.2", 5000, "192.0.2.4", 80), "lo", "v0", 0, out var second));
+        Assert.Equal(0u, second.Src);
+        Assert.Equal(5000, second.SrcPort);
+    }
+
+    [Fact]
+    public void Redirect_on_a_device_without_an_address_drops_rather_than_borrow_another_devices()
+    {
+        var rules = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j REDIRECT --to-ports 3128\nCOMMIT\n";
+        var t = IptablesSaveParser.Parse(rules);
+        t.Host = new SimpleHost().Add("eth0", "192.168.1.10/24").Add("eth0", "192.168.2.10/24");
+        var pkt = Tcp("203.0.113.7", 51000, "198.51.100.1", 80, 0x02);
+        var ctx = Ctx(pkt, 0, "eth1");
+        Assert.Equal(Verdict.Drop, t.Hook(HookPoint.PreRouting, ref ctx, pkt));
+        // On a device with addresses: its first.
+        t = IptablesSaveParser.Parse(rules);
+        t.Host = new SimpleHost().Add("eth0", "192.168.1.10/24").Add("eth0", "192.168.2.10/24");
+        pkt = Tcp("203.0.113.7", 51000, "198.51.100.1", 80, 0x02);
+        ctx = Ctx(pkt, 0, "eth0");
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx, pkt));
+        Assert.Equal(A("192.168.1.10"), ctx.Dst);
+        Assert.Equal(3128, ctx.DstPort);
+    }
 }

@@ -221,6 +221,8 @@ public sealed class ConntrackTable
             }
             link = ref n.Next(link.Dir);
         }
+        // Not in the bucket its hash names: a tuple changed after it was hashed, which nothing may do.
+        System.Diagnostics.Debug.Fail($"conntrack entry {ct.Original} not found in its direction-{dir} bucket");
     }
 
     private void Link(Connection ct, int dir, uint h)

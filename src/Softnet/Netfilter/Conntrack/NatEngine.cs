@@ -61,9 +61,10 @@ public sealed class NatEngine
 
     internal void SetClock(long nowNs) => _now = nowNs;
 
-    /// <summary>hash_by_src: the original tuple's source address, port (ICMP id) and protocol, and its zone.</summary>
-    private uint SourceHash(in ConnTuple t)
-        => new ConnTuple(t.Src, 0, t.Protocol, t.SrcPort, 0) { Zone = t.Zone }.Hash(_table.Options.HashSeed);
+    /// <summary>hash_by_src: the original tuple's source address, port (ICMP id) and protocol, and the entry's zone id
+    /// (nf_ct_zone(ct)->id, whichever direction the zone applies to).</summary>
+    private uint SourceHash(in ConnTuple t, ushort zoneId)
+        => new ConnTuple(t.Src, 0, t.Protocol, t.SrcPort, 0) { Zone = zoneId }.Hash(_table.Options.HashSeed);
 
     private int SourceBucket(uint hash) => (int)(((ulong)hash * (ulong)_bySource.Length) >> 32);
 
@@ -72,7 +73,7 @@ public sealed class NatEngine
     {
         if (ct.InBySource) return;
         if (_bySource == NoBySource) _bySource = BucketArrays<Connection?>.Rent(Math.Max(1, _table.Options.Buckets));
-        ct.BySourceHash = SourceHash(ct.Original);
+        ct.BySourceHash = SourceHash(ct.Original, ct.ZoneId);
         ref Connection? head = ref _bySource[SourceBucket(ct.BySourceHash)];
         ct.NextBySource = head;
         head = ct;
@@ -100,14 +101,16 @@ public sealed class NatEngine
         _bySource = NoBySource;
     }
 
-    /// <summary>find_appropriate_src: the newest connection from the same source (and zone) whose mapping, with this
-    /// tuple's destination, is in the range.</summary>
-    private bool FindAppropriateSource(in ConnTuple orig, in NatRange range, out ConnTuple result)
+    /// <summary>find_appropriate_src: the newest connection from the same source whose mapping, with this tuple's
+    /// destination, is in the range. Zones compare as nf_ct_zone_equal(.., IP_CT_DIR_ORIGINAL) does: the zone each
+    /// entry applies to its original direction.</summary>
+    private bool FindAppropriateSource(in ConnTuple orig, Connection ct, in NatRange range, out ConnTuple result)
     {
-        for (var c = _bySource[SourceBucket(SourceHash(orig))]; c != null; c = c.NextBySource)
+        ushort zone = ct.Original.Zone;
+        for (var c = _bySource[SourceBucket(SourceHash(orig, ct.ZoneId))]; c != null; c = c.NextBySource)
         {
             ref var o = ref c.Original;
-            if (o.Src != orig.Src || o.SrcPort != orig.SrcPort || o.Protocol != orig.Protocol || o.Zone != orig.Zone) continue;
+            if (o.Src != orig.Src || o.SrcPort != orig.SrcPort || o.Protocol != orig.Protocol || o.Zone != zone) continue;
             result = orig;
             result.Src = c.Reply.Dst;
             result.SrcPort = orig.Protocol == 1 ? c.Reply.SrcPort : c.Reply.DstPort;
@@ -139,7 +142,8 @@ public sealed class NatEngine
     /// <summary>nf_nat_setup_info: choose a unique tuple in the range, rewrite the reply tuple, set the NAT bits.</summary>
     public bool SetupInfo(Connection ct, in NatRange range, NatManip manip)
     {
-        if (Initialized(ct, manip)) return true;
+        // A confirmed entry is hashed by its reply tuple: the kernel leaves it alone (NF_ACCEPT), and so must we.
+        if (ct.Confirmed || Initialized(ct, manip)) return true;
         // The tuple the packet would have after the other manip already bound: invert of the current reply.
         if (!ct.Reply.TryInvert(out var cur)) return false;
         var t = UniqueTuple(cur, range, ct, manip);
@@ -171,7 +175,7 @@ public sealed class NatEngine
             {
                 if (!Used(orig, ct)) return orig;
             }
-            else if (FindAppropriateSource(orig, range, out var t0))
+            else if (FindAppropriateSource(orig, ct, range, out var t0))
             {
                 // The mapping another connection from this source got, if its reply is free.
                 if (!Used(t0, ct)) return t0;
@@ -179,7 +183,7 @@ public sealed class NatEngine
         }
 
         var t = orig;
-        BestIps(ref t, range, manip);
+        BestIps(ref t, range, manip, ct.ZoneId);
 
         if (!randomAll)
         {
@@ -197,16 +201,17 @@ public sealed class NatEngine
     /// (the 16-byte nf_inet_addr, IPv4 in its first word) seeded with the destination's first word and the zone id
     /// (0 with --persistent), scaled into the range (reciprocal_scale). The same client maps to the same address
     /// across runs and reboots, as the kernel's does.</summary>
-    private static void BestIps(ref ConnTuple t, in NatRange r, NatManip manip)
+    private static void BestIps(ref ConnTuple t, in NatRange r, NatManip manip, ushort zoneId)
     {
         if ((r.Flags & NatRangeFlags.MapIps) == 0) return;
         ref uint var = ref manip == NatManip.Src ? ref t.Src : ref t.Dst;
         if (r.MinIp == r.MaxIp) { var = r.MinIp; return; }
         // The words as the kernel loads them: network-order bytes read as a little-endian u32.
-        uint seed = (r.Flags & NatRangeFlags.Persistent) != 0 ? 0 : BinaryPrimitives.ReverseEndianness(t.Dst) ^ t.Zone;
+        uint seed = (r.Flags & NatRangeFlags.Persistent) != 0 ? 0 : BinaryPrimitives.ReverseEndianness(t.Dst) ^ zoneId;
         uint j = Jhash2Ipv4(BinaryPrimitives.ReverseEndianness(t.Src), seed);
-        ulong dist = (ulong)r.MaxIp - r.MinIp + 1;
-        var = r.MinIp + (uint)((j * dist) >> 32);
+        // A u32 distance, as the kernel's: the whole address space wraps it to 0 and so picks the range's start.
+        uint dist = r.MaxIp - r.MinIp + 1;
+        var = r.MinIp + (uint)(((ulong)j * dist) >> 32);
     }
 
     /// <summary>jhash2 (Bob Jenkins' lookup3 as include/linux/jhash.h has it) of the four words {addr, 0, 0, 0}.</summary>

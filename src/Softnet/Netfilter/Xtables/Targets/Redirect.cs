@@ -1,6 +1,7 @@
 namespace Softnet.Netfilter.Xtables;
 
-/// <summary>Kernel half of REDIRECT (nf_nat_redirect_ipv4): DNAT to the input device's address (127.0.0.1 for locally generated).</summary>
+/// <summary>Kernel half of REDIRECT (nf_nat_redirect_ipv4): DNAT to the input device's primary address (127.0.0.1 for
+/// locally generated); a device without an address drops the packet.</summary>
 public sealed class RedirectTarget : PortRangeNatTarget
 {
     internal override int ValidHooks => XtHooks.PreRouting | XtHooks.LocalOut;
@@ -8,7 +9,7 @@ public sealed class RedirectTarget : PortRangeNatTarget
     internal override TargetResult Execute(ref PacketContext p, NetfilterTables t, HookPoint hook)
     {
         if (p.Ct == null || p.CtInfo is not (CtInfo.New or CtInfo.Related or CtInfo.RelatedReply)) return TargetResult.Accept;
-        uint dst = hook == HookPoint.LocalOut ? 0x7F000001u : t.Host.SelectAddress(p.InInterface, 0);
+        uint dst = hook == HookPoint.LocalOut ? 0x7F000001u : t.Host.DeviceAddress(p.InInterface);
         if (dst == 0) { p.DropReason = Packets.DropReason.NetfilterNatFailed; return TargetResult.Drop; }
         var r = Range;
         r.MinIp = r.MaxIp = dst;
