@@ -47,6 +47,12 @@ public sealed class NatEngine
     // nf_conntrack_htable_size), taken from the pool at the first binding.
     private Connection?[] _bySource = NoBySource;
     private static readonly Connection?[] NoBySource = new Connection?[1];
+    // As conntrack's table has: one 16-bit summary per chain (bit hash&15 of each member), so a source with no earlier
+    // binding is known without reading its chain.
+    private ushort[] _bySourceFilter = NoFilter;
+    private static readonly ushort[] NoFilter = new ushort[1];
+
+    private static ushort FilterBit(uint hash) => (ushort)(1 << (int)(hash & 15));
     private long _now;
 
     public NatEngine(ConntrackTable table, Func<uint> random)
@@ -72,9 +78,15 @@ public sealed class NatEngine
     private void LinkBySource(Connection ct)
     {
         if (ct.InBySource) return;
-        if (_bySource == NoBySource) _bySource = BucketArrays<Connection?>.Rent(Math.Max(1, _table.Options.Buckets));
+        if (_bySource == NoBySource)
+        {
+            _bySource = BucketArrays<Connection?>.Rent(Math.Max(1, _table.Options.Buckets));
+            _bySourceFilter = BucketArrays<ushort>.Rent(_bySource.Length);
+        }
         ct.BySourceHash = SourceHash(ct.Original, ct.ZoneId);
-        ref Connection? head = ref _bySource[SourceBucket(ct.BySourceHash)];
+        int b = SourceBucket(ct.BySourceHash);
+        _bySourceFilter[b] |= FilterBit(ct.BySourceHash);
+        ref Connection? head = ref _bySource[b];
         ct.NextBySource = head;
         head = ct;
         ct.InBySource = true;
@@ -84,12 +96,16 @@ public sealed class NatEngine
     internal void Forget(Connection ct)
     {
         if (!ct.InBySource) return;
-        ref Connection? link = ref _bySource[SourceBucket(ct.BySourceHash)];
+        int b = SourceBucket(ct.BySourceHash);
+        ref Connection? link = ref _bySource[b];
         while (link != null)
         {
             if (link == ct) { link = ct.NextBySource; break; }
             link = ref link.NextBySource;
         }
+        ushort f = 0;
+        for (var c = _bySource[b]; c != null; c = c.NextBySource) f |= FilterBit(c.BySourceHash);
+        _bySourceFilter[b] = f;
         ct.NextBySource = null;
         ct.InBySource = false;
     }
@@ -98,7 +114,9 @@ public sealed class NatEngine
     internal void Release()
     {
         if (_bySource != NoBySource) BucketArrays<Connection?>.Return(_bySource);
+        if (_bySourceFilter != NoFilter) BucketArrays<ushort>.Return(_bySourceFilter);
         _bySource = NoBySource;
+        _bySourceFilter = NoFilter;
     }
 
     /// <summary>find_appropriate_src: the newest connection from the same source whose mapping, with this tuple's
@@ -107,7 +125,11 @@ public sealed class NatEngine
     private bool FindAppropriateSource(in ConnTuple orig, Connection ct, in NatRange range, out ConnTuple result)
     {
         ushort zone = ct.Original.Zone;
-        for (var c = _bySource[SourceBucket(SourceHash(orig, ct.ZoneId))]; c != null; c = c.NextBySource)
+        uint h = SourceHash(orig, ct.ZoneId);
+        int b = SourceBucket(h);
+        result = default;
+        if ((_bySourceFilter[b] & FilterBit(h)) == 0) return false;
+        for (var c = _bySource[b]; c != null; c = c.NextBySource)
         {
             ref var o = ref c.Original;
             if (o.Src != orig.Src || o.SrcPort != orig.SrcPort || o.Protocol != orig.Protocol || o.Zone != zone) continue;
