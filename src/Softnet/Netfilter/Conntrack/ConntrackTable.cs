@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Text;
 using Softnet.Packets;
@@ -245,6 +246,19 @@ public sealed class ConntrackTable
         System.Diagnostics.Debug.Fail($"conntrack entry {ct.Original} not found in its direction-{dir} bucket");
     }
 
+    /// <summary>A hint to the memory system (no kernel counterpart): the bucket <paramref name="hash"/> names will be
+    /// written soon.</summary>
+    internal void PrefetchBucket(uint hash)
+    {
+        if (_buckets != NoBuckets) Prefetch(ref _buckets[BucketOf(hash)]);
+    }
+
+    internal static unsafe void Prefetch<T>(ref T location)
+    {
+        // The address as it is now; the GC moving the array meanwhile only wastes the hint.
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref location));
+    }
+
     private void Link(Connection ct, int dir, uint h)
     {
         if (_buckets == NoBuckets)
@@ -371,6 +385,15 @@ public sealed class ConntrackTable
                 if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
                 reply.Zone = zoneReply;
                 ct = Alloc(tuple, reply, hash, now);
+                if (ct != null)
+                {
+                    // A new entry is linked at confirm, a microsecond or so from now, into its original tuple's bucket
+                    // (which the lookup's summary answered without reading) and, if NAT leaves it alone, its reply's;
+                    // and NAT's source binding links it into its source's chain. Ask for those lines now.
+                    PrefetchBucket(hash);
+                    PrefetchBucket(reply.Hash(Options.HashSeed));
+                    Nat?.PrefetchSource(tuple);
+                }
                 if (ct != null && tmpl != null)
                 {
                     ct.ZoneId = tmpl.ZoneId(tmpl.ZoneDir == 2 ? 1 : 0, p.Mark);

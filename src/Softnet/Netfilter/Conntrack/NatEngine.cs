@@ -92,6 +92,14 @@ public sealed class NatEngine
         ct.InBySource = true;
     }
 
+    /// <summary>A new entry's source chain, which its source binding (real or null) will write when it leaves the
+    /// namespace: asked of memory when the entry is made (a hint, no kernel counterpart; zones other than the default
+    /// only waste it).</summary>
+    internal void PrefetchSource(in ConnTuple orig)
+    {
+        if (_bySource != NoBySource) ConntrackTable.Prefetch(ref _bySource[SourceBucket(SourceHash(orig, 0))]);
+    }
+
     /// <summary>nf_nat_cleanup_conntrack: the entry leaves its bysource chain when it is destroyed.</summary>
     internal void Forget(Connection ct)
     {
@@ -174,6 +182,8 @@ public sealed class NatEngine
             if (!t.TryInvert(out var reply)) return false;
             ct.Reply = reply;
             ct.Status |= manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
+            // The reply tuple confirm will link, unless a source binding changes it again.
+            _table.PrefetchBucket(reply.Hash(_table.Options.HashSeed));
         }
         if (manip == NatManip.Src) LinkBySource(ct);
         ct.Status |= manip == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone;
@@ -293,6 +303,14 @@ public sealed class NatEngine
         }
         else return;
 
+        if (size == 1)
+        {
+            // One port to choose from: it is the answer whether or not it is taken (the loop below would try it once
+            // and stop), so the clash lookup can be skipped. A DNAT to one address and port always comes here.
+            if (randomOrSrc(range, manip)) _random(); // the offset the loop would have drawn, for reproducible runs
+            if (icmp || manip == NatManip.Src) t.SrcPort = (ushort)min; else t.DstPort = (ushort)min;
+            return;
+        }
         uint off = (randomOrSrc(range, manip)) ? (ushort)_random() : 0u;
         uint attempts = Math.Min(size, 128u);
         while (true)
