@@ -48,19 +48,19 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }
 
 /// <summary>Flags common to every benchmark.</summary>
-public sealed record BenchArgs(string? Capture, string? Json, double Seconds, string? Case = null, string? Keep = null, int Rounds = 0)
+public sealed record BenchArgs(string? Capture, string? Json, double Seconds, string? Case = null, string? Keep = null, int Rounds = 0, double Warmup = -1)
 {
     public static BenchArgs Parse(string[] args)
     {
         string? capture = null, json = null, only = null, keep = null;
         int rounds = 0;
-        double seconds = 2;
+        double seconds = 2, warmup = -1;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -71,10 +71,11 @@ public sealed record BenchArgs(string? Capture, string? Json, double Seconds, st
                 case "--case": only = Next(); break;
                 case "--keep": keep = Next(); break;
                 case "--rounds": rounds = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--warmup": warmup = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--seconds": seconds = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        return new BenchArgs(capture, json, seconds, only, keep, rounds);
+        return new BenchArgs(capture, json, seconds, only, keep, rounds, warmup);
     }
 }

@@ -26,6 +26,8 @@ public static class ScenarioBench
     public static readonly string[] CaseNames = ["docker", "kube_100_est", "kube_100_new", "kube_10000_est", "kube_10000_new"];
 
     private const int Flows = 8192, Segments = 16, Payload = 100, Rounds = 5;
+    /// <summary>Default warm-up time per case before the measured rounds (--warmup).</summary>
+    private const double WarmupSeconds = 4;
     private const string SetupDescription = "setup frames (bridge learning, handshakes) go first; the measured frames follow 1 ms later";
 
     /// <summary>A frame as it arrives on <paramref name="Dev"/> of the injected namespace.</summary>
@@ -62,6 +64,7 @@ public static class ScenarioBench
         // --keep DIR: the generated scenarios and captures stay, for `softnet replay --scenario` (per-stage CPU time).
         string work = args.Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("softnet-scbench-").FullName;
         int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
+        double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
         try
         {
             int cpu = PickCpu();
@@ -72,11 +75,11 @@ public static class ScenarioBench
 
             // Softnet first, pinned; then the kernel on the same CPU.
             string pin = PinProcess(cpu) ? $"pinned to CPU {cpu}" : $"NOT pinned (sched_setaffinity failed), {Environment.ProcessorCount} CPUs";
-            Console.WriteLine($"softnet: {pin}; warm-up run, then best of {rounds}; {SetupDescription}");
+            Console.WriteLine($"softnet: {pin}; warm-up runs for {warmup:0.#} s (until the JIT's tiers settle), then best of {rounds}; {SetupDescription}");
             var softnet = new Dictionary<string, SoftnetResult>();
             foreach (var c in cases)
             {
-                var r = MeasureSoftnet(c, rounds);
+                var r = MeasureSoftnet(c, rounds, warmup);
                 softnet[c.Name] = r;
                 Console.WriteLine($"softnet {c.Name,-15} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  nat walks {r.NatWalks:P0}  ({c.Description})");
                 Check("softnet", c, r.Forwarded, r.NatWalks);
@@ -116,7 +119,7 @@ public static class ScenarioBench
                 Console.WriteLine($"{c.Name,-16}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
             }
 
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds);
+            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds, warmup);
             return 0;
         }
         finally
@@ -138,7 +141,7 @@ public static class ScenarioBench
     }
 
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
-        string? why, int cpu, double kernelSeconds, double idleTicksPerSecond, int rounds)
+        string? why, int cpu, double kernelSeconds, double idleTicksPerSecond, int rounds, double warmup)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -172,7 +175,7 @@ public static class ScenarioBench
         if (!double.IsNaN(idleTicksPerSecond)) w.WriteNumber("kernel_idle_softirq_ticks_per_second", Math.Round(idleTicksPerSecond, 2));
         if (why is not null) w.WriteString("kernel_unavailable", why);
         w.WriteNumber("cpu", cpu);
-        w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up run, best of {rounds}; " +
+        w.WriteString("softnet_method", $"ScenarioReplay.Run on the capture, all threads pinned to CPU {cpu}; warm-up replays for {warmup:0.#} s, then best of {rounds}; " +
             "pps = measured frames / process CPU time (getrusage) from the first measured frame's arrival (all setup frames processed, and the setup's garbage collected before the clocks start) to the end of the replay; " +
             "alloc = GC.GetAllocatedBytesForCurrentThread over the same window / measured frames");
         w.WriteString("kernel_method", $"the scenario in network namespaces (KernelScenario), setup frames injected once, then an AF_PACKET sender pinned to CPU {cpu} " +
@@ -436,7 +439,7 @@ public static class ScenarioBench
     }
 
     /// <summary>Warm-up run, then the best of <see cref="Rounds"/>; a setup-only replay gives the egress the setup caused.</summary>
-    public static SoftnetResult MeasureSoftnet(Case c, int rounds = Rounds)
+    public static SoftnetResult MeasureSoftnet(Case c, int rounds = Rounds, double warmupSeconds = 0)
     {
         string setupOnly = c.CapturePath + ".setup.pcapng";
         WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "" }, setupOnly);
@@ -445,6 +448,12 @@ public static class ScenarioBench
 
         long total = c.Setup.Count + c.Measured.Count;
         var warm = ReplayScenario(c, c.CapturePath!, c.Setup.Count, total, counters: true);
+        // More warm-up replays until warmupSeconds have passed: the runtime moves hot methods from tier 0 through an
+        // instrumented tier to tier 1 over the first seconds (PGO counting helpers showed up in the first rounds'
+        // profiles at a tenth of the time), and a user's replay of a real capture runs in that steady state.
+        var warmClock = Stopwatch.StartNew();
+        while (warmClock.Elapsed.TotalSeconds < warmupSeconds)
+            ReplayScenario(c, c.CapturePath!, c.Setup.Count, total);
         ReplayWindow best = default;
         for (int r = 0; r < rounds; r++)
         {

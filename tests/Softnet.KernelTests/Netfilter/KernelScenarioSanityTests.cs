@@ -102,6 +102,13 @@ public sealed class KernelScenarioSanityTests(KernelScenarioFixture fx)
         var wanTx = ScenarioCompare.ReadFrames(Path.Combine(dir, "fw", "wan0.tx.pcap")).Select(ScenarioCompare.Describe).ToList();
         Assert.Contains(wanTx, x => x.StartsWith("TCP 198.51.100.1:50000 > 203.0.113.5:80 [S]", StringComparison.Ordinal));
         Assert.DoesNotContain(wanTx, x => x.Contains(":23 ") || x.Contains(":69 ") || x.Contains(":50005 "));
+        // The SYN behind the TIME_WAIT connection's sequence never leaves; the one past it evicts that entry and
+        // takes port 61000 (Linux 6.5+, nf_nat_used_tuple_harder).
+        Assert.Single(wanTx, x => x.StartsWith("TCP 198.51.100.1:61000 > 203.0.113.5:443 [S] seq 2000", StringComparison.Ordinal));
+        Assert.DoesNotContain(wanTx, x => x.StartsWith("TCP 198.51.100.1:61000 > 203.0.113.5:443 [S] seq 10 ", StringComparison.Ordinal));
+        var ct = ScenarioCompare.ConntrackEntries(File.ReadAllText(Path.Combine(dir, "fw", "conntrack.txt")));
+        Assert.DoesNotContain(ct, l => l.Contains("src=10.0.0.2 dst=203.0.113.5 sport=52000"));
+        Assert.Contains(ct, l => l.Contains("src=10.0.0.3 dst=203.0.113.5 sport=52000 dport=443") && l.Contains("dport=61000"));
     }
 
     [SkippableFact]

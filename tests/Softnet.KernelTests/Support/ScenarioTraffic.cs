@@ -321,6 +321,15 @@ public static class ScenarioTraffic
         FromWan(Frames.Tcp("203.0.113.9", 40000, lan, 22, Syn, 600), "inbound SYN from the WAN (LOG, policy DROP)");
         FromLan(Frames.Tcp(lan, 50008, "10.0.0.1", 22, Syn, 700), "SYN to the firewall's ssh (INPUT REJECT tcp-reset)");
         FromLan(Frames.Tcp(lan, 50009, "10.0.0.1", 8443, Syn, 800), "SYN to a firewall port (INPUT policy DROP)");
+        // HTTPS is SNATed to one port: a connection closes into TIME_WAIT, then another client's SYN wants that port.
+        FromLan(Frames.Tcp(lan, 52000, srv, 443, Syn, 1000), "HTTPS SYN (SNAT to port 61000)");
+        FromWan(Frames.Tcp(srv, 443, fw, 61000, Syn | Ack, 5000, 1001), "SYN-ACK");
+        FromLan(Frames.Tcp(lan, 52000, srv, 443, Ack, 1001, 5001), "ACK");
+        FromLan(Frames.Tcp(lan, 52000, srv, 443, Fin | Ack, 1001, 5001), "client FIN");
+        FromWan(Frames.Tcp(srv, 443, fw, 61000, Fin | Ack, 5001, 1002), "server FIN");
+        FromLan(Frames.Tcp(lan, 52000, srv, 443, Ack, 1002, 5002), "last ACK (TIME_WAIT)");
+        FromLan(Frames.Tcp("10.0.0.3", 52000, srv, 443, Syn, 10), "another client's SYN, sequence behind: port taken, confirm drops it");
+        FromLan(Frames.Tcp("10.0.0.3", 52000, srv, 443, Syn, 2000), "its SYN again, sequence past: the TIME_WAIT entry is evicted (nf_nat_used_tuple_harder)");
         return c;
     }
 

@@ -356,4 +356,16 @@ public class ConntrackTests
             }
         });
     }
+
+    [Fact]
+    public void Dccp_is_tracked_by_the_generic_tracker_without_ports()
+    {
+        // Linux 6.16 removed DCCP's tracker: on 6.18 a DCCP packet from port 1234 to 5678 is listed as
+        // "dccp 33 599 src=10.0.0.1 dst=10.0.0.2 sport=0 dport=0 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=0 dport=0".
+        var pkt = PacketBuilder.Ip(A(C), A(Sv), 33, 16);
+        pkt[20] = 0x04; pkt[21] = 0xD2; pkt[22] = 0x16; pkt[23] = 0x2E;
+        var ct = new ConntrackTable();
+        var p = Pass(ct, pkt, 0);
+        Assert.Equal("dccp     33 600 src=10.0.0.1 dst=10.0.0.2 sport=0 dport=0 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=0 dport=0 mark=0 use=1", p.Ct!.Format(0));
+    }
 }

@@ -215,4 +215,35 @@ public class NatTests
         Assert.Equal(A("192.168.1.10"), ctx.Dst);
         Assert.Equal(3128, ctx.DstPort);
     }
+
+    [Fact]
+    public void A_syn_late_in_the_port_search_evicts_a_closing_source_nated_entry()
+    {
+        // nf_nat_used_tuple_harder (Linux 6.5+): with one port to give, the new SYN's search is all "late"; the old
+        // connection holding that port's reply tuple is in TIME_WAIT, was source-NATed, and the new SYN's sequence is
+        // past it, so the old entry is killed and the new connection takes the port (without it, confirm would find
+        // the clash and drop the SYN).
+        var t = IptablesSaveParser.Parse("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.1:5000\nCOMMIT\n");
+        long ns = 0;
+        Verdict Go(byte[] pkt, bool orig, out PacketContext c) => Forward(t, pkt, orig ? "eth1" : "eth0", orig ? "eth0" : "eth1", ns += 1000, out c);
+        Assert.Equal(Verdict.Accept, Go(Tcp("10.0.0.1", 4000, "203.0.113.1", 80, 0x02, seq: 100), true, out var a));
+        var old = a.Ct!;
+        Assert.Equal(5000, a.SrcPort);
+        Go(Tcp("203.0.113.1", 80, "198.51.100.1", 5000, 0x12, seq: 9000, ack: 101), false, out _);
+        Go(Tcp("10.0.0.1", 4000, "203.0.113.1", 80, 0x10, seq: 101, ack: 9001), true, out _);
+        Go(Tcp("10.0.0.1", 4000, "203.0.113.1", 80, 0x11, seq: 101, ack: 9001), true, out _);
+        Go(Tcp("203.0.113.1", 80, "198.51.100.1", 5000, 0x11, seq: 9001, ack: 102), false, out _);
+        Go(Tcp("10.0.0.1", 4000, "203.0.113.1", 80, 0x10, seq: 102, ack: 9002), true, out _);
+        Assert.Equal(TcpCtState.TimeWait, old.TcpState);
+
+        // A SYN from another client whose sequence is behind the old one's: the port stays taken, confirm drops it.
+        Assert.Equal(Verdict.Drop, Go(Tcp("10.0.0.2", 4000, "203.0.113.1", 80, 0x02, seq: 50), true, out _));
+        Assert.Equal(TcpCtState.TimeWait, old.TcpState);
+        Assert.Equal(0, (int)(old.Status & CtStatus.Dying));
+        // One past it: the old entry goes, the new connection gets port 5000.
+        Assert.Equal(Verdict.Accept, Go(Tcp("10.0.0.2", 4000, "203.0.113.1", 80, 0x02, seq: 500), true, out var b));
+        Assert.Equal(5000, b.SrcPort);
+        Assert.NotEqual(0, (int)(old.Status & CtStatus.Dying));
+        Assert.Single(t.Conntrack.Entries(ns));
+    }
 }

@@ -10,7 +10,7 @@ internal static class PacketBuilder
 {
     public static uint A(string s) => Ipv4.Parse(s);
 
-    private static byte[] Ip(uint src, uint dst, byte proto, int l4Len)
+    internal static byte[] Ip(uint src, uint dst, byte proto, int l4Len)
     {
         var b = new byte[20 + l4Len];
         b[0] = 0x45;

@@ -96,6 +96,10 @@ public sealed class ConntrackTable
         return ct;
     }
 
+    /// <summary>nf_conntrack_find_get as NAT calls it: the tuple's own zone, no statistics.</summary>
+    internal Connection? FindNoStats(in ConnTuple t, long nowNs, out int dir)
+        => Lookup(t, t.Hash(Options.HashSeed), t.Zone, nowNs, out dir);
+
     /// <summary>The chain walk of <see cref="Find"/> for a tuple whose hash the caller has.</summary>
     private Connection? Lookup(in ConnTuple t, uint h, ushort replyZone, long nowNs, out int dir)
     {
@@ -129,7 +133,8 @@ public sealed class ConntrackTable
         {
             if (ct == ignored || ct.HashOf(n.Dir) != h) continue;
             if (IsExpired(ct, nowNs)) continue;
-            if (ct.Tuple(n.Dir).Equals(t)) return true;
+            // Both entries for one flow (their original tuples equal): not a clash for NAT to avoid; confirm resolves it.
+            if (ct.Tuple(n.Dir).Equals(t) && !ct.Original.Equals(ignored.Original)) return true;
         }
         return false;
     }
@@ -345,7 +350,8 @@ public sealed class ConntrackTable
     {
         return p.Protocol switch
         {
-            6 or 17 or 132 or 136 or 33 => new ConnTuple(p.Src, p.Dst, p.Protocol, p.SrcPort, p.DstPort),
+            // DCCP (33) has no tracker since Linux 6.16: the generic one, whose tuple has no ports.
+            6 or 17 or 132 or 136 => new ConnTuple(p.Src, p.Dst, p.Protocol, p.SrcPort, p.DstPort),
             1 => new ConnTuple(p.Src, p.Dst, 1, p.IcmpId, (ushort)(p.IcmpType << 8 | p.IcmpCode)),
             _ => new ConnTuple(p.Src, p.Dst, p.Protocol, 0, 0),
         };
@@ -517,7 +523,7 @@ public sealed class ConntrackTable
         if (!p.HasInner) { Stats.Invalid++; return Verdict.Accept; }
         var inner = p.InnerProtocol == 1
             ? new ConnTuple(p.InnerSrc, p.InnerDst, 1, p.InnerIcmpId, (ushort)(p.InnerIcmpType << 8 | p.InnerIcmpCode))
-            : p.InnerProtocol is 6 or 17 or 132 or 136 or 33
+            : p.InnerProtocol is 6 or 17 or 132 or 136
                 ? new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, p.InnerSrcPort, p.InnerDstPort)
                 : new ConnTuple(p.InnerSrc, p.InnerDst, p.InnerProtocol, 0, 0);
         if (!inner.TryInvert(out var lookup)) { Stats.Invalid++; return Verdict.Accept; }

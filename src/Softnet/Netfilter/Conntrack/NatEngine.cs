@@ -157,8 +157,38 @@ public sealed class NatEngine
         return _table.TupleTaken(reply, ct, _now);
     }
 
+    /// <summary>NF_NAT_HARDER_THRESH: in the last quarter of a search's attempts, a closing TCP entry may give way.</summary>
+    private const uint HarderThreshold = 128 / 4;
+
+    /// <summary>Whether <see cref="UsedHarder"/> could evict for this tuple at all: a TCP connection in SYN_SENT.</summary>
+    private static bool MayEvict(in ConnTuple t, Connection ct) => t.Protocol == 6 && ct.TcpState == TcpCtState.SynSent;
+
+    /// <summary>
+    /// nf_nat_used_tuple_harder: late in a port search, a new TCP connection (SYN_SENT) may take the port of an
+    /// entry found by its reply tuple that is closing (TIME_WAIT, CLOSE or SYN_SENT2), was source-NATed, has no fixed
+    /// timeout, and whose original-direction sequence space the new SYN has passed: that entry is killed and the
+    /// tuple is free. Everywhere else the plain nf_nat_used_tuple answer.
+    /// </summary>
+    private bool UsedHarder(in ConnTuple t, Connection ct, uint attemptsLeft)
+    {
+        if (attemptsLeft > HarderThreshold || !MayEvict(t, ct)) return Used(t, ct);
+        if (!t.TryInvert(out var reply)) return true;
+        var old = _table.FindNoStats(reply, _now, out int dir);
+        if (old == null) return false;
+        if (dir == 0 || old == ct) return true;
+        // nf_nat_may_kill
+        if ((old.Status & (CtStatus.FixedTimeout | CtStatus.Dying)) != 0 || old.TcpState < TcpCtState.TimeWait
+            || (old.Status & CtStatus.SrcNat) == 0) return true;
+        // nf_seq_has_advanced: the new SYN's end beyond the old connection's, in the original direction.
+        if ((int)(ct.Seen0.End - old.Seen0.End) <= 0) return true;
+        _table.Delete(old);
+        return false;
+    }
+
+    /// <summary>l4proto_in_range: the manip's key (ICMP id, or port) in [min, max]; protocols without one always are.</summary>
     private static bool L4InRange(in ConnTuple t, NatManip m, ushort min, ushort max)
     {
+        if (t.Protocol is not (1 or 6 or 17 or 132 or 136)) return true;
         ushort key = t.Protocol == 1 ? t.SrcPort : m == NatManip.Src ? t.SrcPort : t.DstPort;
         return key >= min && key <= max;
     }
@@ -280,7 +310,7 @@ public sealed class NatEngine
             if ((range.Flags & NatRangeFlags.ProtoSpecified) == 0) { min = 0; size = 65536; }
             else { min = range.MinPort; size = (uint)range.MaxPort - range.MinPort + 1; }
         }
-        else if (t.Protocol is 6 or 17 or 132 or 136 or 33)
+        else if (t.Protocol is 6 or 17 or 132 or 136)
         {
             if ((range.Flags & NatRangeFlags.ProtoSpecified) == 0)
             {
@@ -303,15 +333,15 @@ public sealed class NatEngine
         }
         else return;
 
-        if (size == 1)
+        // The offset is a u16, as the kernel's: counting past 65535 wraps to 0.
+        ushort off = randomOrSrc(range, manip) ? (ushort)_random() : (ushort)0;
+        if (size == 1 && !MayEvict(t, ct))
         {
             // One port to choose from: it is the answer whether or not it is taken (the loop below would try it once
-            // and stop), so the clash lookup can be skipped. A DNAT to one address and port always comes here.
-            if (randomOrSrc(range, manip)) _random(); // the offset the loop would have drawn, for reproducible runs
+            // and stop), and with no TIME_WAIT entry to evict for it, the clash lookup can change nothing.
             if (icmp || manip == NatManip.Src) t.SrcPort = (ushort)min; else t.DstPort = (ushort)min;
             return;
         }
-        uint off = (randomOrSrc(range, manip)) ? (ushort)_random() : 0u;
         uint attempts = Math.Min(size, 128u);
         while (true)
         {
@@ -319,7 +349,7 @@ public sealed class NatEngine
             {
                 ushort v = (ushort)(min + off % size);
                 if (icmp || manip == NatManip.Src) t.SrcPort = v; else t.DstPort = v;
-                if (!Used(t, ct)) return;
+                if (!UsedHarder(t, ct, attempts - i)) return;
             }
             if (attempts >= size || attempts < 16) return;
             attempts /= 2;
@@ -358,7 +388,7 @@ public sealed class NatEngine
         if (manip == NatManip.Src) p.Src = newAddr; else p.Dst = newAddr;
         if (!p.IsFragment)
         {
-            if (p.Protocol is 6 or 17 or 132 or 136 or 33)
+            if (p.Protocol is 6 or 17 or 132 or 136)
             {
                 if (manip == NatManip.Src) p.SrcPort = newPort; else p.DstPort = newPort;
             }
