@@ -105,6 +105,9 @@ public sealed class ConntrackTable
     {
         int b = BucketOf(h);
         dir = 0;
+        // The bucket is asked for before the summary is read, so the two loads overlap: a hit needs both, and a new
+        // entry links into this bucket at confirm.
+        Prefetch(ref _buckets[b]);
         if ((_filters[b] & FilterBit(h)) == 0) return null;
         for (var n = _buckets[b]; n.Ct is { } ct;)
         {
