@@ -94,7 +94,7 @@ public sealed class RxQueue : INapiPoller
     /// <summary>True while a poll whose time is being sampled runs; stages above time themselves only then.</summary>
     public bool TimingThisPoll { get; private set; }
 
-    public const int TimingSampleEvery = 8;
+    public const int TimingSampleEvery = 16;
     /// <summary>Wall time after the first poll before samples count as warm: the first polls run while the JIT
     /// compiles the path (tier 0, then tier 1 after its call-counting delay), which a kernel's softirq never pays.
     /// Once a warm sample exists the earlier ones are discarded; a replay too short to warm up keeps them.</summary>
