@@ -13,6 +13,10 @@ public interface IRxHandler
 
     /// <summary>End of a NAPI poll of <paramref name="queue"/> (napi_complete_done's hook: GRO flushes here).</summary>
     void PollEnd(RxQueue queue, int workDone, int budget);
+
+    /// <summary>A frame further down the batch, before it is processed: a stack may ask memory for what that frame
+    /// will need (a hint; nothing may change).</summary>
+    void Lookahead(ReadOnlySpan<byte> frame, int ifindex) { }
 }
 
 /// <summary>
@@ -128,7 +132,12 @@ public sealed class RxQueue : INapiPoller
             int want = budget - done;
             int n = Ring.Poll(_batch, want);
             int frames = 0;
-            for (int i = 0; i < n; i++) frames += Process(in _batch[i], current);
+            for (int i = 0; i < n; i++)
+            {
+                // As ice prefetches the next descriptors' data, the stack may look one frame ahead.
+                if (i + 1 < n && _batch[i + 1].Eop) _handler.Lookahead(Pool.Data(_batch[i + 1].BufferIndex)[..Math.Min(_batch[i + 1].Length, 64)], _batch[i + 1].Ifindex);
+                frames += Process(in _batch[i], current);
+            }
             done += frames;
             if (n < _batch.Length && frames < want) break; // the ring ran dry
         }

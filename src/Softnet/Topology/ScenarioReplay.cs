@@ -222,4 +222,13 @@ public sealed class ScenarioStack : IRxHandler
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }
+
+    /// <summary>The next frame's conntrack bucket, asked of memory while this one goes up the stack.</summary>
+    public void Lookahead(ReadOnlySpan<byte> frame, int ifindex)
+    {
+        if (frame.Length < 34 || frame[12] != 0x08 || frame[13] != 0x00) return;
+        var dev = _device(ifindex);
+        if (dev == null || !dev.Namespace.HasIptables) return;
+        dev.Namespace.Netfilter.Conntrack.PrefetchFor(frame[14..]);
+    }
 }

@@ -254,6 +254,30 @@ public sealed class ConntrackTable
         System.Diagnostics.Debug.Fail($"conntrack entry {ct.Original} not found in its direction-{dir} bucket");
     }
 
+    /// <summary>
+    /// A hint, not a lookup (no kernel counterpart): the bucket and summary the datagram at <paramref name="ip"/> (an
+    /// IPv4 header and what follows) hashes to in the default zone are asked of memory ahead of nf_conntrack_in.
+    /// Wrong guesses (a zone from a CT template, a fragment, a malformed header) cost one useless prefetch.
+    /// </summary>
+    public void PrefetchFor(ReadOnlySpan<byte> ip)
+    {
+        if (_buckets == NoBuckets || ip.Length < 20) return;
+        int ihl = (ip[0] & 0xF) * 4;
+        byte proto = ip[9];
+        ushort sport = 0, dport = 0;
+        if (proto is 6 or 17 or 132 or 136)
+        {
+            if (ip.Length < ihl + 4) return;
+            sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[ihl..]);
+            dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[(ihl + 2)..]);
+        }
+        var t = new ConnTuple(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[12..]),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), proto, sport, dport);
+        int b = BucketOf(t.Hash(Options.HashSeed));
+        Prefetch(ref _buckets[b]);
+        Prefetch(ref _filters[b]);
+    }
+
     /// <summary>A hint to the memory system (no kernel counterpart): the bucket <paramref name="hash"/> names will be
     /// written soon.</summary>
     internal void PrefetchBucket(uint hash)
