@@ -282,7 +282,10 @@ public sealed class ConntrackTable
     /// written soon.</summary>
     internal void PrefetchBucket(uint hash)
     {
-        if (_buckets != NoBuckets) Prefetch(ref _buckets[BucketOf(hash)]);
+        if (_buckets == NoBuckets) return;
+        int b = BucketOf(hash);
+        Prefetch(ref _buckets[b]);
+        Prefetch(ref _filters[b]);
     }
 
     internal static unsafe void Prefetch<T>(ref T location)

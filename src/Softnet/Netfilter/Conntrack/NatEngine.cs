@@ -97,7 +97,10 @@ public sealed class NatEngine
     /// only waste it).</summary>
     internal void PrefetchSource(in ConnTuple orig)
     {
-        if (_bySource != NoBySource) ConntrackTable.Prefetch(ref _bySource[SourceBucket(SourceHash(orig, 0))]);
+        if (_bySource == NoBySource) return;
+        int b = SourceBucket(SourceHash(orig, 0));
+        ConntrackTable.Prefetch(ref _bySource[b]);
+        ConntrackTable.Prefetch(ref _bySourceFilter[b]);
     }
 
     /// <summary>nf_nat_cleanup_conntrack: the entry leaves its bysource chain when it is destroyed.</summary>
