@@ -193,7 +193,7 @@ public sealed class Ipv4Input : PacketHandler
         return ok;
     }
 
-    /// <summary>ip_local_deliver: INPUT, then the protocol consumes the packet (no sockets yet: counted).</summary>
+    /// <summary>ip_local_deliver: INPUT, then the transport protocol's receive function.</summary>
     private static void LocalDeliver(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
     {
         var ns = dev.Namespace;
@@ -211,9 +211,8 @@ public sealed class Ipv4Input : PacketHandler
         var pkt = NetStack.L3(skb);
         byte proto = pkt[9];
         System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
-        // The kernel would answer an echo request (icmp_echo); without a local stack it is consumed.
-        int l4 = skb.TransportHeader - skb.NetworkHeader;
-        if (proto == IpProtocols.Icmp && IcmpView.TryParse(pkt[l4..], out var icmp, out _) && icmp.Type == IcmpView.EchoRequest) c.EchoRequests++;
+        // ip_local_deliver_finish: the protocol's handler (inet_protos); protocols without one here are consumed.
+        if (Transport.InetProtocol.Find(proto) is { } handler) { handler.Receive(stack, dev, skb, ref ctx); return; }
         skb.Free();
     }
 }

@@ -86,6 +86,8 @@ public sealed class Namespace : INetfilterHost
     public int IcmpRateMask => Conf.IcmpRateMask;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
+    public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
+    public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
 
     /// <summary>Namespace-wide sysctls the path reads, as numbers, re-read only when a sysctl changed.</summary>
     private ref NetConf Conf
@@ -99,6 +101,8 @@ public sealed class Namespace : INetfilterHost
                 _conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
+                _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
                 _conf.Version = Sysctls.Version + 1;
             }
             return ref _conf;
@@ -108,7 +112,7 @@ public sealed class Namespace : INetfilterHost
     private struct NetConf
     {
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask;
-        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables;
+        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts;
     }
 
     private NetConf _conf;
@@ -201,7 +205,7 @@ public sealed class NamespaceCounters
     public Dictionary<byte, long> Delivered { get; } = new();
     public long DeliveredTotal => Delivered.Values.Sum();
     /// <summary>ICMP echo requests to a local address (the kernel would reply; Softnet consumes them for now).</summary>
-    public long EchoRequests;
+    public long EchoRequests, EchoReplies;
     public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
 
     public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total;

@@ -38,6 +38,7 @@ public enum DropReason : ushort
     IpCsumError,
     TcpCsumError,
     UdpCsumError,
+    IcmpCsumError,
     // resources (NIC, pools)
     RingFull,
     PoolExhausted,
@@ -51,6 +52,9 @@ public enum DropReason : ushort
     // IP receive / forward and the topology (scenario replay)
     OtherHost,
     UnhandledProtocol,
+    /// <summary>SKB_DROP_REASON_INVALID_PROTO: an ICMP message a broadcast or multicast may not carry (or an echo
+    /// to one, with icmp_echo_ignore_broadcasts).</summary>
+    InvalidProto,
     DeviceDown,
     IpMartianSource,
     IpMartianDestination,

@@ -428,6 +428,7 @@ public static class ScenarioLoader
             if (v < lo || v > hi) throw err($"'{key}' must be {lo}..{hi}");
         }
         if (key is "net.ipv4.ip_forward" or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.bridge.bridge-nf-call-iptables"
+                or "net.ipv4.icmp_echo_ignore_all" or "net.ipv4.icmp_echo_ignore_broadcasts"
                 or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal"
                 or "net.netfilter.nf_conntrack_checksum")
         { Range(0, 1); return; }

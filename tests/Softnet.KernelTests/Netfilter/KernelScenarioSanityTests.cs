@@ -58,7 +58,15 @@ public sealed class KernelScenarioSanityTests(KernelScenarioFixture fx)
         Assert.Contains(ct, l => l.StartsWith("udp 17 T src=172.17.0.2 dst=8.8.8.8 sport=5353 dport=53 src=8.8.8.8 dst=192.0.2.10 sport=53 dport=5353", StringComparison.Ordinal));
         Assert.DoesNotContain(ct, l => l.Contains("sport=40003") || l.Contains("sport=40004"));
         Assert.Empty(ScenarioCompare.ConntrackEntries(File.ReadAllText(Path.Combine(dir, "c1", "conntrack.txt"))));
-        Assert.True(ct.Count == 6, all);
+        // The host answered its pings (the reply is the entry's reply direction); the broadcast ping was not answered.
+        Assert.Contains("icmp 1 T src=192.0.2.100 dst=192.0.2.10 type=8 code=0 id=501 src=192.0.2.10 dst=192.0.2.100 type=0 code=0 id=501 mark=0", ct);
+        Assert.Contains(ct, l => l.StartsWith("icmp 1 T src=192.0.2.100 dst=192.0.2.255 type=8 code=0 id=502 [UNREPLIED]", StringComparison.Ordinal));
+        Assert.True(ct.Count == 8, all);
+        var replies = ScenarioCompare.ReadFrames(Path.Combine(dir, "host", "eth0.tx.pcap"))
+            .Where(f => f.Length > 34 && f[23] == 1 && f[34] == 0).ToList();
+        Assert.Equal(2, replies.Count);
+        Assert.Equal(new byte[] { 0x00, 0x2a }, replies.Select(f => f[15]).ToArray());
+        Assert.All(replies, f => Assert.Equal(0, f[20] & 0x40));
     }
 
     [SkippableFact]

@@ -242,7 +242,7 @@ public static class ScenarioCompare
     }
 
     /// <summary>A copy of an Ethernet frame with the parts the kernel varies blanked: for an IPv4 ICMP error
-    /// (types 3, 4, 5, 11, 12) the IP ID and header checksum. A TCP checksum left CHECKSUM_PARTIAL is completed
+    /// (types 3, 4, 5, 11, 12) or echo reply the IP ID and header checksum. A TCP checksum left CHECKSUM_PARTIAL is completed
     /// (<see cref="CompletePartialTcpChecksum"/>).</summary>
     public static byte[] Mask(byte[] frame)
     {
@@ -251,7 +251,8 @@ public static class ScenarioCompare
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;
-            if (f.Length > 14 + ihl && f[14 + ihl] is 3 or 4 or 5 or 11 or 12)
+            // Echo replies too: the ICMP socket does not set DF, so their ID is also the per-destination random one.
+            if (f.Length > 14 + ihl && f[14 + ihl] is 0 or 3 or 4 or 5 or 11 or 12)
             {
                 f[14 + 4] = f[14 + 5] = 0;
                 f[14 + 10] = f[14 + 11] = 0;

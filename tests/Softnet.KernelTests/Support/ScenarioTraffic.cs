@@ -60,6 +60,16 @@ public static class Frames
     }
 
     /// <summary>ICMP echo request (type 8) or reply (type 0).</summary>
+    /// <summary>A copy of the IPv4 datagram <paramref name="ip"/> with its TOS byte set (header checksum redone).</summary>
+    public static byte[] WithTos(byte[] ip, byte tos)
+    {
+        var p = (byte[])ip.Clone();
+        p[1] = tos;
+        p[10] = p[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(10), Checksum.Compute(p.AsSpan(0, (p[0] & 0xF) * 4)));
+        return p;
+    }
+
     public static byte[] Echo(string src, string dst, byte type, ushort id, ushort seq, int payload = 32)
     {
         var h = new byte[8 + payload];
@@ -187,6 +197,14 @@ public static class ScenarioTraffic
         In(Frames.Udp("8.8.8.8", 53, host, 5353), "DNS answer (un-MASQUERADE)");
         FromC1(Frames.Echo(c1, "8.8.8.8", 8, 77, 1), "c1 echo request (MASQUERADE)");
         In(Frames.Echo("8.8.8.8", host, 0, 77, 1), "echo reply");
+        // Pings to the host itself (icmp_echo): answered with the request's TOS byte; a bad ICMP checksum and an echo
+        // to the subnet broadcast (icmp_echo_ignore_broadcasts) are not.
+        In(Frames.Echo(client, host, 8, 501, 1), "echo request to the host (answered)");
+        In(Frames.WithTos(Frames.Echo(client, host, 8, 501, 2, payload: 56), 0x2a), "echo request with TOS 0x2a (answered, TOS kept)");
+        var bad = Frames.Echo(client, host, 8, 501, 3);
+        bad[20 + 8] ^= 0xff;
+        In(bad, "echo request with a bad ICMP checksum (dropped)");
+        c.Add("eth0", Frames.Eth("ff:ff:ff:ff:ff:ff", wire, Frames.Echo(client, "192.0.2.255", 8, 502, 1)), "echo request to the broadcast address (ignored)");
         // An ICMP error from the far end about a masqueraded UDP flow: RELATED, inner header un-NATed.
         FromC1(Frames.Udp(c1, 5000, "8.8.4.4", 9999), "c1 UDP to a closed port");
         In(Frames.IcmpError("8.8.4.4", host, 3, 3, Frames.Udp(host, 5000, "8.8.4.4", 9999, ttl: 63)), "port unreachable (RELATED)");

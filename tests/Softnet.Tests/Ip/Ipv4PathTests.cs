@@ -192,16 +192,31 @@ public class Ipv4PathTests
     }
 
     [Fact]
-    public void Local_delivery_is_counted_per_protocol_with_no_reply()
+    public void Local_delivery_is_counted_per_protocol_and_an_echo_request_is_answered()
     {
         var rig = new ScenarioRig("router");
-        rig.Inject("r", "r0", Eth(R0, L0, Icmp("10.1.0.2", "10.1.0.1", 8, 0, 7, new byte[8])));
+        var request = Icmp("10.1.0.2", "10.1.0.1", 8, 0, 7, new byte[] { 1, 2, 3, 4, 5, 6, 7, 8 });
+        request[1] = 0x28; // a TOS byte the reply carries back
+        request[10] = request[11] = 0;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(10), Softnet.Packets.Checksum.Compute(request.AsSpan(0, 20)));
+        rig.Inject("r", "r0", Eth(R0, L0, request));
         rig.Inject("r", "r0", Eth(R0, L0, Tcp("10.1.0.2", 1000, "10.2.0.1", 22, 0x02)));
         var c = rig.Ns("r").Counters;
         Assert.Equal(1, c.Delivered[1]);
         Assert.Equal(1, c.Delivered[6]);
         Assert.Equal(1, c.EchoRequests);
-        Assert.Empty(rig.Tx("r", "r0"));
+        // icmp_reply: type 0 from the address asked, the request's TOS, TTL 64, no DF, the same id, sequence and data.
+        // The sender's address is resolved first (ARP), then the reply leaves.
+        var reply = Assert.Single(rig.Tx("r", "r0"), f => f[12] == 0x08 && f[13] == 0x00);
+        var ip = reply.AsSpan(14);
+        Assert.Equal(0x28, ip[1]);
+        Assert.Equal(0, ip[6] & 0x40);
+        Assert.Equal(64, ip[8]);
+        Assert.Equal(new byte[] { 10, 1, 0, 1, 10, 1, 0, 2 }, ip[12..20].ToArray());
+        Assert.Equal(0, ip[20]);
+        Assert.Equal(request.AsSpan(24).ToArray(), ip[24..].ToArray());
+        Assert.True(Softnet.Packets.Checksum.Verify(ip[20..]));
+        Assert.True(Softnet.Packets.Checksum.Verify(ip[..20]));
     }
 
     [Fact]

@@ -1,0 +1,80 @@
+using System.Buffers.Binary;
+using Softnet.Ip;
+using Softnet.Link;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Softnet.Packets.Headers;
+
+namespace Softnet.Transport;
+
+/// <summary>
+/// icmp_rcv (net/ipv4/icmp.c) for datagrams addressed to this namespace: the checksum, the broadcast rules, and
+/// icmp_echo's reply (icmp_reply). Other types are taken and consumed (errors reach no socket yet).
+/// </summary>
+public sealed class IcmpReceive : InetProtocol
+{
+    public override byte Protocol => IpProtocols.Icmp;
+
+    public override void Receive(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
+    {
+        var ns = dev.Namespace;
+        var c = ns.Counters;
+        var pkt = stack.Linearize(skb);
+        int ihl = (pkt[0] & 0xF) * 4;
+        var icmp = pkt[ihl..];
+        // skb_checksum_simple_validate: unless the device or GRO vouched for it.
+        if (!Ipv4Input.ChecksumUnnecessary(skb) && !Checksum.Verify(icmp)) { NetStack.Drop(ns, skb, DropReason.IcmpCsumError); return; }
+        if (icmp.Length < 8) { NetStack.Drop(ns, skb, DropReason.IcmpTruncated); return; }
+        byte type = icmp[0];
+        // RFC 1122 3.2.2: unknown types are silently discarded.
+        if (type > 18) { NetStack.Drop(ns, skb, DropReason.UnhandledProtocol); return; }
+        if (skb.Dst is { Type: RouteKind.Broadcast } || (BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) >> 28) == 0xE
+            || BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) == 0xFFFFFFFF)
+        {
+            bool echoOrTimestamp = type is IcmpView.EchoRequest or 13;
+            if ((echoOrTimestamp && ns.IcmpEchoIgnoreBroadcasts) || !(echoOrTimestamp || type is 17 or 18))
+            {
+                NetStack.Drop(ns, skb, DropReason.InvalidProto);
+                return;
+            }
+        }
+        if (type == IcmpView.EchoRequest)
+        {
+            c.EchoRequests++;
+            if (!ns.IcmpEchoIgnoreAll) Echo(stack, dev, skb, pkt);
+        }
+        skb.Free();
+    }
+
+    /// <summary>
+    /// icmp_echo → icmp_reply: the request's identifier, sequence and data under type 0, from the address it was
+    /// sent to (fib_compute_spec_dst; a broadcast's answer takes the device's address facing the sender), with the
+    /// request's TOS byte, the route's TTL, no DF (the ICMP socket does not do path MTU discovery, so the IP ID is the
+    /// per-destination one the kernel keys randomly), mark 0. Echo replies are outside icmp_ratemask's default.
+    /// </summary>
+    private static void Echo(NetStack stack, Device dev, Skb request, ReadOnlySpan<byte> pkt)
+    {
+        var ns = dev.Namespace;
+        int ihl = (pkt[0] & 0xF) * 4;
+        int total = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(pkt[2..]), pkt.Length);
+        var message = pkt[ihl..total];
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
+        uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        if (((ns.IcmpRateMask >> IcmpView.EchoReply) & 1) != 0) return; // a ratemask that limits replies: not modelled
+        uint saddr = request.Dst is { Type: RouteKind.Local } ? dst : ns.SelectAddress(dev, src);
+        if (saddr == 0) return;
+        var skb = stack.NewFrame(20 + message.Length);
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var p = skb.LinearData;
+        PacketFactory.Ipv4Header(p, pkt[1], p.Length, stack.IcmpErrorIpId, false, (byte)ns.DefaultTtl, IpProtocols.Icmp, saddr, src);
+        var reply = p[20..];
+        message.CopyTo(reply);
+        reply[0] = IcmpView.EchoReply;
+        reply[1] = 0;
+        reply[2] = reply[3] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(reply[2..], Checksum.Compute(reply));
+        skb.ResetNetworkHeader();
+        ns.Counters.EchoReplies++;
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+}
