@@ -438,7 +438,8 @@ public static class ScenarioBench
         return new ReplayWindow((cpu1 - cpu0).TotalSeconds, Stopwatch.GetElapsedTime(wall0, wall1).TotalSeconds, alloc1 - alloc0, egress, nat);
     }
 
-    /// <summary>Warm-up run, then the best of <see cref="Rounds"/>; a setup-only replay gives the egress the setup caused.</summary>
+    /// <summary>Warm-up replays (at least one, for <paramref name="warmupSeconds"/>), then the best of
+    /// <paramref name="rounds"/>; a setup-only replay gives the egress the setup caused.</summary>
     public static SoftnetResult MeasureSoftnet(Case c, int rounds = Rounds, double warmupSeconds = 0)
     {
         string setupOnly = c.CapturePath + ".setup.pcapng";

@@ -204,7 +204,7 @@ public sealed class NamespaceCounters
     /// <summary>Delivered locally, by IP protocol number.</summary>
     public Dictionary<byte, long> Delivered { get; } = new();
     public long DeliveredTotal => Delivered.Values.Sum();
-    /// <summary>ICMP echo requests to a local address (the kernel would reply; Softnet consumes them for now).</summary>
+    /// <summary>ICMP echo requests to a local address, and the replies sent (icmp_echo).</summary>
     public long EchoRequests, EchoReplies;
     public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
 

@@ -91,12 +91,11 @@ public sealed class NetfilterTables
     /// INPUT/POSTROUTING; DNAT at PREROUTING/OUTPUT, SNAT at INPUT/POSTROUTING.</summary>
     private void RegisterConntrackAndNat()
     {
-        // Lambdas, not static local functions: the compiler makes a lambda an instance method of a cached object, and
-        // a delegate to an instance method is a direct call, where one to a static method goes through the runtime's
-        // argument-shuffling thunk (measured at a tenth of a new connection's time).
-        NfHookFn In = static (t, h, ref p, pkt) => t.ConntrackEnabled ? t.Conntrack.In(ref p, h, pkt) : Verdict.Accept;
-        NfHookFn Confirm = static (t, h, ref p, pkt) => t.ConntrackEnabled ? t.Conntrack.Confirm(ref p) : Verdict.Accept;
-        NfHookFn Nat = static (t, h, ref p, pkt) => t.NatHook(h, ref p, pkt);
+        static Verdict In(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt)
+            => t.ConntrackEnabled ? t.Conntrack.In(ref p, h, pkt) : Verdict.Accept;
+        static Verdict Confirm(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt)
+            => t.ConntrackEnabled ? t.Conntrack.Confirm(ref p) : Verdict.Accept;
+        static Verdict Nat(NetfilterTables t, HookPoint h, ref PacketContext p, Span<byte> pkt) => t.NatHook(h, ref p, pkt);
         foreach (var h in new[] { HookPoint.PreRouting, HookPoint.LocalOut })
         {
             Hooks.Register(new NfHookOps(NfProto.Ipv4, h, NfPriority.Conntrack, "nf_conntrack_in", Stage.Conntrack, In));

@@ -223,7 +223,8 @@ public sealed class ScenarioStack : IRxHandler
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }
 
-    /// <summary>The next frame's conntrack bucket, asked of memory while this one goes up the stack.</summary>
+    /// <summary>A frame further down the batch: its conntrack bucket is asked of memory while earlier ones go up the
+    /// stack.</summary>
     public void Lookahead(ReadOnlySpan<byte> frame, int ifindex)
     {
         if (frame.Length < 34 || frame[12] != 0x08 || frame[13] != 0x00) return;

@@ -60,7 +60,8 @@ public sealed class ConntrackTable
     private ushort[] _filters = NoFilters;
     private static readonly ushort[] NoFilters = new ushort[1];
 
-    private static ushort FilterBit(uint hash) => (ushort)(1 << (int)(hash & 15));
+    /// <summary>The summary bit of a node with this hash (NAT's bysource chains use the same).</summary>
+    internal static ushort FilterBit(uint hash) => (ushort)(1 << (int)(hash & 15));
     private int _count;
     internal NatEngine? Nat;
 
@@ -268,11 +269,10 @@ public sealed class ConntrackTable
         if (proto is 6 or 17 or 132 or 136)
         {
             if (ip.Length < ihl + 4) return;
-            sport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[ihl..]);
-            dport = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[(ihl + 2)..]);
+            sport = BinaryPrimitives.ReadUInt16BigEndian(ip[ihl..]);
+            dport = BinaryPrimitives.ReadUInt16BigEndian(ip[(ihl + 2)..]);
         }
-        var t = new ConnTuple(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[12..]),
-            System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), proto, sport, dport);
+        var t = new ConnTuple(BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), proto, sport, dport);
         int b = BucketOf(t.Hash(Options.HashSeed));
         Prefetch(ref _buckets[b]);
         Prefetch(ref _filters[b]);
@@ -424,9 +424,8 @@ public sealed class ConntrackTable
                 if (ct != null)
                 {
                     // A new entry is linked at confirm, a microsecond or so from now, into its original tuple's bucket
-                    // (which the lookup's summary answered without reading) and, if NAT leaves it alone, its reply's;
-                    // and NAT's source binding links it into its source's chain. Ask for those lines now.
-                    PrefetchBucket(hash);
+                    // (the lookup above already asked for it) and, if NAT leaves it alone, its reply's; and NAT's source
+                    // binding links it into its source's chain. Ask for those lines now.
                     PrefetchBucket(reply.Hash(Options.HashSeed));
                     Nat?.PrefetchSource(tuple);
                 }

@@ -51,8 +51,6 @@ public sealed class NatEngine
     // binding is known without reading its chain.
     private ushort[] _bySourceFilter = NoFilter;
     private static readonly ushort[] NoFilter = new ushort[1];
-
-    private static ushort FilterBit(uint hash) => (ushort)(1 << (int)(hash & 15));
     private long _now;
 
     public NatEngine(ConntrackTable table, Func<uint> random)
@@ -85,7 +83,7 @@ public sealed class NatEngine
         }
         ct.BySourceHash = SourceHash(ct.Original, ct.ZoneId);
         int b = SourceBucket(ct.BySourceHash);
-        _bySourceFilter[b] |= FilterBit(ct.BySourceHash);
+        _bySourceFilter[b] |= ConntrackTable.FilterBit(ct.BySourceHash);
         ref Connection? head = ref _bySource[b];
         ct.NextBySource = head;
         head = ct;
@@ -115,7 +113,7 @@ public sealed class NatEngine
             link = ref link.NextBySource;
         }
         ushort f = 0;
-        for (var c = _bySource[b]; c != null; c = c.NextBySource) f |= FilterBit(c.BySourceHash);
+        for (var c = _bySource[b]; c != null; c = c.NextBySource) f |= ConntrackTable.FilterBit(c.BySourceHash);
         _bySourceFilter[b] = f;
         ct.NextBySource = null;
         ct.InBySource = false;
@@ -139,7 +137,7 @@ public sealed class NatEngine
         uint h = SourceHash(orig, ct.ZoneId);
         int b = SourceBucket(h);
         result = default;
-        if ((_bySourceFilter[b] & FilterBit(h)) == 0) return false;
+        if ((_bySourceFilter[b] & ConntrackTable.FilterBit(h)) == 0) return false;
         for (var c = _bySource[b]; c != null; c = c.NextBySource)
         {
             ref var o = ref c.Original;
