@@ -40,6 +40,8 @@ public sealed class Namespace : INetfilterHost
     /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>
     public bool HasIptables { get; internal set; }
     public NamespaceCounters Counters { get; } = new();
+    /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
+    public Telemetry.SnmpMib Mib { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;

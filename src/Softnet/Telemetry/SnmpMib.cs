@@ -1,0 +1,151 @@
+using System.Globalization;
+using System.Text;
+
+namespace Softnet.Telemetry;
+
+/// <summary>
+/// The SNMP and extended MIB counters Softnet models, named as nstat names them and declared in the order
+/// `nstat -az` prints them (/proc/net/snmp, then /proc/net/snmp6, then /proc/net/netstat: Ip, Icmp, Tcp, Udp, Ip6,
+/// Icmp6, Udp6, TcpExt, IpExt). A counter is added here when the path that counts it is modelled; the kernel's others
+/// are left out of the dump rather than printed as zero.
+/// </summary>
+public enum SnmpCounter
+{
+    // Ip (ipstats_mib)
+    IpInReceives,
+    IpInHdrErrors,
+    IpInAddrErrors,
+    IpForwDatagrams,
+    IpInUnknownProtos,
+    IpInDiscards,
+    IpInDelivers,
+    IpOutRequests,
+    IpOutDiscards,
+    IpOutNoRoutes,
+    IpReasmTimeout,
+    IpReasmReqds,
+    IpReasmOKs,
+    IpReasmFails,
+    IpFragOKs,
+    IpFragFails,
+    IpFragCreates,
+    IpOutTransmits,
+    // Icmp (icmp_mib, icmpmsg_mib)
+    IcmpInMsgs,
+    IcmpInErrors,
+    IcmpInCsumErrors,
+    IcmpInDestUnreachs,
+    IcmpInTimeExcds,
+    IcmpInParmProbs,
+    IcmpInSrcQuenchs,
+    IcmpInRedirects,
+    IcmpInEchos,
+    IcmpInEchoReps,
+    IcmpInTimestamps,
+    IcmpInTimestampReps,
+    IcmpInAddrMasks,
+    IcmpInAddrMaskReps,
+    IcmpOutMsgs,
+    IcmpOutErrors,
+    IcmpOutRateLimitGlobal,
+    IcmpOutRateLimitHost,
+    IcmpOutDestUnreachs,
+    IcmpOutTimeExcds,
+    IcmpOutParmProbs,
+    IcmpOutSrcQuenchs,
+    IcmpOutRedirects,
+    IcmpOutEchos,
+    IcmpOutEchoReps,
+    IcmpOutTimestamps,
+    IcmpOutTimestampReps,
+    IcmpOutAddrMasks,
+    IcmpOutAddrMaskReps,
+    // Tcp (tcp_mib)
+    TcpActiveOpens,
+    TcpPassiveOpens,
+    TcpAttemptFails,
+    TcpEstabResets,
+    TcpInSegs,
+    TcpOutSegs,
+    TcpRetransSegs,
+    TcpInErrs,
+    TcpOutRsts,
+    TcpInCsumErrors,
+    // Udp (udp_mib)
+    UdpInDatagrams,
+    UdpNoPorts,
+    UdpInErrors,
+    UdpOutDatagrams,
+    UdpRcvbufErrors,
+    UdpSndbufErrors,
+    UdpInCsumErrors,
+    UdpIgnoredMulti,
+    UdpMemErrors,
+    // TcpExt (linux_mib)
+    TcpExtTW,
+    TcpExtDelayedACKs,
+    TcpExtListenOverflows,
+    TcpExtListenDrops,
+    TcpExtTCPPureAcks,
+    TcpExtTCPHPHits,
+    TcpExtTCPDSACKOldSent,
+    TcpExtTCPDSACKOfoSent,
+    TcpExtTCPAbortOnData,
+    TcpExtTCPAbortOnClose,
+    TcpExtTCPRcvCoalesce,
+    TcpExtTCPOFOQueue,
+    TcpExtTCPOFODrop,
+    TcpExtTCPOFOMerge,
+    TcpExtTCPRcvQDrop,
+    // IpExt (ipstats_mib, the extended half)
+    IpExtInNoRoutes,
+    IpExtInTruncatedPkts,
+    IpExtInBcastPkts,
+    IpExtOutBcastPkts,
+    IpExtInOctets,
+    IpExtOutOctets,
+    IpExtInCsumErrors,
+    IpExtReasmOverlaps,
+}
+
+/// <summary>One namespace's SNMP MIB (net->mib): <c>mib[SnmpCounter.UdpNoPorts]++</c>.</summary>
+public sealed class SnmpMib
+{
+    private static readonly SnmpCounter[] All = Enum.GetValues<SnmpCounter>();
+    private readonly long[] _values = new long[All.Length];
+
+    public ref long this[SnmpCounter c] => ref _values[(int)c];
+
+    /// <summary>Adds <paramref name="n"/> (SNMP_ADD_STATS).</summary>
+    public void Add(SnmpCounter c, long n) => _values[(int)c] += n;
+
+    /// <summary>Every modelled counter with its value, in nstat's order.</summary>
+    public IEnumerable<(string Name, long Value)> Values()
+    {
+        foreach (var c in All) yield return (c.ToString(), _values[(int)c]);
+    }
+
+    /// <summary>`nstat -az` output for the modelled counters: "#kernel", then "%-32s%-16llu%6.1f" per counter (the
+    /// rate column is 0.0: a dump is one absolute sample).</summary>
+    public string NstatText()
+    {
+        var sb = new StringBuilder("#kernel\n");
+        foreach (var (name, value) in Values())
+            sb.Append(name.PadRight(32)).Append(value.ToString(CultureInfo.InvariantCulture).PadRight(16)).Append("   0.0\n");
+        return sb.ToString();
+    }
+
+    /// <summary>Parses `nstat -az` text (ours or the kernel's) into name → value; the "#kernel" line and blank lines
+    /// are skipped.</summary>
+    public static Dictionary<string, long> ParseNstat(string text)
+    {
+        var d = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var raw in text.Split('\n'))
+        {
+            var t = raw.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (t.Length < 2 || t[0].StartsWith('#')) continue;
+            if (long.TryParse(t[1], NumberStyles.None, CultureInfo.InvariantCulture, out long v)) d[t[0]] = v;
+        }
+        return d;
+    }
+}
