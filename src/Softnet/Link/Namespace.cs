@@ -42,6 +42,8 @@ public sealed class Namespace : INetfilterHost
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();
+    /// <summary>The namespace's sockets (ns/NAME/sockets) and their lookup tables.</summary>
+    public Transport.SocketTable Sockets { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;
@@ -209,6 +211,8 @@ public sealed class NamespaceCounters
     /// <summary>ICMP echo requests to a local address, and the replies sent (icmp_echo).</summary>
     public long EchoRequests, EchoReplies;
     public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
+    /// <summary>Delivered datagrams their transport protocol or socket then dropped (also in <see cref="Drops"/>).</summary>
+    public long TransportDrops;
 
-    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total;
+    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total - TransportDrops;
 }

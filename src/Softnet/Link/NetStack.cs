@@ -67,6 +67,7 @@ public sealed class NetStack
         skb.TimestampNs = timestampNs;
         NetifRx(dev, skb);
         Drain();
+        if (_woken.Count > 0 && !DeferReaders) RunReaders();
         // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
         for (int i = 0; i < _namespaces.Count; i++) _namespaces[i].Netfilter.Conntrack.Quiesce();
     }
@@ -91,7 +92,45 @@ public sealed class NetStack
     internal void SetClock(long ns) => _now = ns;
 
     /// <summary>End of the replay: drains what is in flight.</summary>
-    public void Finish() => Drain();
+    public void Finish()
+    {
+        Drain();
+        if (_woken.Count > 0) RunReaders();
+    }
+
+    // ---------------- socket readers ----------------
+
+    private readonly List<Transport.Sock> _woken = new();
+
+    /// <summary>Readers run only when <see cref="RunReaders"/> is called (an application that lags behind the
+    /// softirq), not after every frame.</summary>
+    public bool DeferReaders { get; set; }
+
+    /// <summary>sk_data_ready: the socket's reader has something to read; it runs once this frame's softirq work is
+    /// done.</summary>
+    internal void WakeReader(Transport.Sock s)
+    {
+        if (s.ReaderWoken) return;
+        s.ReaderWoken = true;
+        _woken.Add(s);
+    }
+
+    /// <summary>The woken readers read (in wake order); what they send (a TCP FIN on close) goes through the stack
+    /// before the next frame arrives.</summary>
+    public void RunReaders()
+    {
+        while (_woken.Count > 0)
+        {
+            for (int i = 0; i < _woken.Count; i++)
+            {
+                var s = _woken[i];
+                s.ReaderWoken = false;
+                s.Read(this);
+            }
+            _woken.Clear();
+            Drain();
+        }
+    }
 
     // ---------------- backlog (netif_rx / process_backlog) ----------------
 

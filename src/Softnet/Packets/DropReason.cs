@@ -55,6 +55,10 @@ public enum DropReason : ushort
     /// <summary>SKB_DROP_REASON_INVALID_PROTO: an ICMP message a broadcast or multicast may not carry (or an echo
     /// to one, with icmp_echo_ignore_broadcasts).</summary>
     InvalidProto,
+    /// <summary>SKB_DROP_REASON_NO_SOCKET: a datagram or segment no socket takes.</summary>
+    NoSocket,
+    /// <summary>SKB_DROP_REASON_SOCKET_RCVBUFF: the socket's receive buffer is full.</summary>
+    SocketRcvBuff,
     DeviceDown,
     IpMartianSource,
     IpMartianDestination,

@@ -10,7 +10,7 @@ namespace Softnet.Topology;
 
 /// <summary>
 /// The dump folder a kernel-comparison test also writes from the real kernel: per namespace
-/// iptables-save.txt (`iptables-save -c`), conntrack.txt (`conntrack -L`), nstat.txt (`nstat -az`, the modelled counters), ipset.save (`ipset save`, where the namespace
+/// iptables-save.txt (`iptables-save -c`), conntrack.txt (`conntrack -L`), nstat.txt (`nstat -az`, the modelled counters), sockets.txt (what each socket's reader read), ipset.save (`ipset save`, where the namespace
 /// has sets: their elements with the counters the replay left), xt_recent/NAME (/proc/net/xt_recent/NAME of each -m recent
 /// list), and per device DEV.rx.pcap /
 /// DEV.tx.pcap (`tcpdump -i DEV -Q in|out -w`, written during the replay).
@@ -26,6 +26,7 @@ public static class ScenarioDump
             File.WriteAllText(Path.Combine(dir, "iptables-save.txt"), IptablesSaveText(ns, DateTimeOffset.UtcNow));
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ConntrackText(ns, endNs));
             File.WriteAllText(Path.Combine(dir, "nstat.txt"), ns.Mib.NstatText());
+            if (!ns.Sockets.IsEmpty) File.WriteAllText(Path.Combine(dir, "sockets.txt"), SocketsText(ns));
             if (ns.HasIptables && ns.Netfilter.HasIpsets) File.WriteAllText(Path.Combine(dir, "ipset.save"), ns.Netfilter.Ipsets.Save());
             if (ns.HasIptables && ns.Netfilter.HasRecentLists)
             {
@@ -34,6 +35,14 @@ public static class ScenarioDump
                     File.WriteAllText(Path.Combine(dir, "xt_recent", list.Name), list.ProcText());
             }
         }
+    }
+
+    /// <summary>sockets.txt: each socket's line of the sockets file, in file order, followed by what its reader read.</summary>
+    public static string SocketsText(Namespace ns)
+    {
+        var sb = new StringBuilder();
+        foreach (var s in ns.Sockets.All) s.WriteDump(sb);
+        return sb.ToString();
     }
 
     /// <summary>iptables-nft-save's table order (not the order the file declared them).</summary>

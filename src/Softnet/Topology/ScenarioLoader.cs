@@ -28,7 +28,8 @@ public sealed class ScenarioFormatException(string file, int line, string reason
 /// `addr add A/len [brd +|B] dev DEV`, `route add default|PREFIX via GW [dev DEV] [src A]`,
 /// `route add PREFIX dev DEV [src A]`, `route add blackhole|unreachable|prohibit PREFIX`,
 /// `neigh add A lladdr MAC dev DEV [nud permanent]`;</item>
-/// <item>ns/NAME/sysctl.conf (`key = value`) and ns/NAME/iptables.save, both optional.</item>
+/// <item>ns/NAME/sysctl.conf (`key = value`), ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>),
+/// all optional.</item>
 /// </list>
 /// Anything else is rejected with file:line, as are commands the kernel itself would refuse (a gateway
 /// that is not on a connected subnet, a route via a down device, a duplicate address or route).
@@ -63,12 +64,18 @@ public static class ScenarioLoader
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save" or "nfacct.list"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save, nfacct.list)");
+                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save" or "nfacct.list" or "sockets"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save, nfacct.list, sockets)");
                 }
             }
         }
         sc.Compile();
+        // Sockets bind to addresses the compiled routing tables know.
+        foreach (var ns in sc.Namespaces)
+        {
+            string sockets = Path.Combine(nsDir, ns.Name, "sockets");
+            if (File.Exists(sockets)) SocketsFile.Load(ns, sockets);
+        }
         return sc;
     }
 

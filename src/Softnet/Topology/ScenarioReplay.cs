@@ -73,7 +73,11 @@ public static class ScenarioReplay
         }
 
         bool dump = !string.IsNullOrEmpty(outDir);
-        if (dump) OpenTaps(scenario, outDir);
+        if (dump)
+        {
+            OpenTaps(scenario, outDir);
+            foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
+        }
         var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
         ScenarioStack? top = null;
         // One thread, fixed order: the scenario state is not shared between NAPI workers.

@@ -23,18 +23,18 @@ public sealed class IcmpReceive : InetProtocol
         int ihl = (pkt[0] & 0xF) * 4;
         var icmp = pkt[ihl..];
         // skb_checksum_simple_validate: unless the device or GRO vouched for it.
-        if (!Ipv4Input.ChecksumUnnecessary(skb) && !Checksum.Verify(icmp)) { NetStack.Drop(ns, skb, DropReason.IcmpCsumError); return; }
-        if (icmp.Length < 8) { NetStack.Drop(ns, skb, DropReason.IcmpTruncated); return; }
+        if (!Ipv4Input.ChecksumUnnecessary(skb) && !Checksum.Verify(icmp)) { DropDelivered(ns, skb, DropReason.IcmpCsumError); return; }
+        if (icmp.Length < 8) { DropDelivered(ns, skb, DropReason.IcmpTruncated); return; }
         byte type = icmp[0];
         // RFC 1122 3.2.2: unknown types are silently discarded.
-        if (type > 18) { NetStack.Drop(ns, skb, DropReason.UnhandledProtocol); return; }
+        if (type > 18) { DropDelivered(ns, skb, DropReason.UnhandledProtocol); return; }
         if (skb.Dst is { Type: RouteKind.Broadcast } || (BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) >> 28) == 0xE
             || BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) == 0xFFFFFFFF)
         {
             bool echoOrTimestamp = type is IcmpView.EchoRequest or 13;
             if ((echoOrTimestamp && ns.IcmpEchoIgnoreBroadcasts) || !(echoOrTimestamp || type is 17 or 18))
             {
-                NetStack.Drop(ns, skb, DropReason.InvalidProto);
+                DropDelivered(ns, skb, DropReason.InvalidProto);
                 return;
             }
         }

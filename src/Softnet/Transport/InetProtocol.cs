@@ -18,6 +18,15 @@ public abstract class InetProtocol
     /// answers or queues it. <paramref name="dev"/> is the device it arrived on.</summary>
     public abstract void Receive(NetStack stack, Device dev, Skb skb, ref PacketContext ctx);
 
+    /// <summary>A delivered datagram the transport drops (kfree_skb with a reason after ip_local_deliver_finish
+    /// counted it delivered): the reason is counted, and the namespace's conservation sum knows it was delivered
+    /// first.</summary>
+    public static void DropDelivered(Namespace ns, Skb skb, DropReason reason)
+    {
+        ns.Counters.TransportDrops++;
+        NetStack.Drop(ns, skb, reason);
+    }
+
     private static InetProtocol?[]? _byProtocol;
 
     /// <summary>inet_protos[protocol]: the registered handler, or null.</summary>

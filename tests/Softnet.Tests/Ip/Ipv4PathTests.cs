@@ -76,10 +76,14 @@ public class Ipv4PathTests
         copy[10] = copy[11] = 0;
         BinaryPrimitives.WriteUInt16BigEndian(copy.AsSpan(10), Checksum.Compute(copy.AsSpan(0, 20)));
         Assert.Equal(copy, fwd);
-        Assert.Equal(1, rig.Ns("r").Counters.Forwarded);
-        // Double traversal: "right" received it and delivered it locally.
-        Assert.Single(rig.Rx("right", "rt0"));
+        // The datagram, and the port unreachable "right" sends back.
+        Assert.Equal(2, rig.Ns("r").Counters.Forwarded);
+        // Double traversal: "right" received it first and delivered it locally; no socket takes port 53 there, so it
+        // answers port unreachable (after resolving the router's address).
+        Assert.Equal(copy, IpOf(rig.Rx("right", "rt0")[0]));
         Assert.Equal(1, rig.Ns("right").Counters.Delivered[17]);
+        Assert.Equal(1, rig.Ns("right").Mib[Softnet.Telemetry.SnmpCounter.UdpNoPorts]);
+        Assert.Equal(1, rig.Ns("right").Counters.IcmpErrorsSent);
         foreach (var ns in rig.Scenario.Namespaces) Assert.True(ns.Counters.Conserved, ns.Name);
     }
 
@@ -206,8 +210,13 @@ public class Ipv4PathTests
         Assert.Equal(1, c.Delivered[6]);
         Assert.Equal(1, c.EchoRequests);
         // icmp_reply: type 0 from the address asked, the request's TOS, TTL 64, no DF, the same id, sequence and data.
-        // The sender's address is resolved first (ARP), then the reply leaves.
-        var reply = Assert.Single(rig.Tx("r", "r0"), f => f[12] == 0x08 && f[13] == 0x00);
+        // The sender's address is resolved first (ARP), then the reply leaves; then the SYN's reset (no listener).
+        var replies = rig.Tx("r", "r0").Where(f => f[12] == 0x08 && f[13] == 0x00).ToList();
+        Assert.Equal(2, replies.Count);
+        Assert.Equal(IpProtocols.Tcp, replies[1][14 + 9]);
+        Assert.Equal(0x14, replies[1][14 + 20 + 13]); // RST|ACK
+        Assert.Equal(1, rig.Ns("r").Mib[Softnet.Telemetry.SnmpCounter.TcpOutRsts]);
+        var reply = replies[0];
         var ip = reply.AsSpan(14);
         Assert.Equal(0x28, ip[1]);
         Assert.Equal(0, ip[6] & 0x40);

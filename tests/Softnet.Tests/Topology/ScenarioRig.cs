@@ -30,9 +30,24 @@ internal sealed class ScenarioRig
     public NetStack Stack { get; }
     private long _ts = 1_000_000_000_000;
 
-    public ScenarioRig(string name)
+    /// <summary>The test scenario <paramref name="name"/>, with <paramref name="extraFiles"/> (path under the scenario
+    /// folder → content) added in a copy.</summary>
+    public ScenarioRig(string name, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
-        Scenario = ScenarioLoader.Load(TopologyTestData.PathOf(name));
+        string dir = TopologyTestData.PathOf(name);
+        if (extraFiles != null)
+        {
+            string copy = Directory.CreateTempSubdirectory("softnet-rig-").FullName;
+            foreach (var f in Directory.GetFiles(dir, "*", SearchOption.AllDirectories))
+            {
+                string to = Path.Combine(copy, Path.GetRelativePath(dir, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                File.Copy(f, to);
+            }
+            foreach (var (path, text) in extraFiles) File.WriteAllText(Path.Combine(copy, path), text);
+            dir = copy;
+        }
+        Scenario = ScenarioLoader.Load(dir);
         foreach (var ns in Scenario.Namespaces)
             foreach (var d in ns.Devices)
             {

@@ -1,0 +1,66 @@
+using System.Text;
+using Softnet.Link;
+
+namespace Softnet.Transport;
+
+/// <summary>
+/// A socket a scenario opens (ns/NAME/sockets, one per line) together with the application that reads it: struct
+/// sock's receive side (sk_rcvbuf, sk_rmem_alloc, sk_drops) and a reader that keeps up: it runs once the softirq work
+/// of each arriving frame is done (<see cref="NetStack"/>), as a reader woken by sk_data_ready on an idle CPU would.
+/// </summary>
+public abstract class Sock
+{
+    /// <summary>net.core.rmem_default: sk_rcvbuf of a socket that never set SO_RCVBUF.</summary>
+    public const int RmemDefault = 212992;
+    /// <summary>net.core.rmem_max: the most SO_RCVBUF takes (before doubling).</summary>
+    public const int RmemMax = 212992;
+    /// <summary>SOCK_MIN_RCVBUF: twice TCP_SKB_MIN_TRUESIZE (2048 bytes plus an aligned struct sk_buff).</summary>
+    public const int SockMinRcvbuf = 2 * (2048 + 256);
+
+    protected Sock(Namespace ns, string line, SockAddr local, int? rcvbuf, int cpu)
+    {
+        Namespace = ns;
+        Line = line;
+        Local = local;
+        // sock_setsockopt(SO_RCVBUF) → __sock_set_rcvbuf: capped at rmem_max, doubled for overhead, locked.
+        if (rcvbuf is int v)
+        {
+            RcvBuf = Math.Max(Math.Min(v, RmemMax) * 2, SockMinRcvbuf);
+            RcvBufLocked = true;
+        }
+        else RcvBuf = DefaultRcvBuf;
+        Cpu = cpu;
+    }
+
+    public Namespace Namespace { get; }
+    /// <summary>The line of the sockets file (comment stripped, trimmed): sockets.txt repeats it.</summary>
+    public string Line { get; }
+    public SockAddr Local { get; }
+    /// <summary>sk_rcvbuf, bytes of truesize the receive queue may hold.</summary>
+    public int RcvBuf { get; protected set; }
+    /// <summary>SOCK_RCVBUF_LOCK: the application set SO_RCVBUF, so TCP does not tune it.</summary>
+    public bool RcvBufLocked { get; }
+    /// <summary>The CPU the reader runs on (-1: not pinned).</summary>
+    public int Cpu { get; }
+    /// <summary>sk_rmem_alloc: truesize of what is queued and not yet read.</summary>
+    public int RmemAlloc;
+    /// <summary>sk_drops.</summary>
+    public long Drops;
+
+    protected virtual int DefaultRcvBuf => RmemDefault;
+
+    /// <summary>Next socket in the same hash slot.</summary>
+    internal Sock? NextInSlot;
+    /// <summary>On the stack's list of sockets with data for their reader.</summary>
+    internal bool ReaderWoken;
+
+    /// <summary>The application's turn: it reads what is queued (and, for TCP, closes on EOF).</summary>
+    public abstract void Read(NetStack stack);
+
+    /// <summary>sockets.txt's lines for this socket: <see cref="Line"/>, then one indented line per datagram or
+    /// connection.</summary>
+    public abstract void WriteDump(StringBuilder sb);
+
+    /// <summary>The first 16 hex digits of a SHA-256, as sockets.txt prints them.</summary>
+    public static string Hex16(ulong sha) => sha.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,94 @@
+namespace Softnet.Transport;
+
+/// <summary>
+/// A namespace's sockets and the tables the receive path looks them up in: UDP sockets hashed by local port
+/// (udp_table), TCP listeners by port (the listening hash) and TCP connections by their four-tuple (the established
+/// hash). Lookups score candidates as compute_score does: a socket bound to the packet's address beats a wildcard
+/// one, an IPv4 socket beats a dual-stack IPv6 one.
+/// </summary>
+public sealed class SocketTable
+{
+    private const int Slots = 256;
+    private readonly Sock?[] _udp = new Sock?[Slots];
+    private readonly Sock?[] _listen = new Sock?[Slots];
+    private readonly List<Sock> _all = new();
+
+    /// <summary>Every socket of the sockets file, in file order.</summary>
+    public IReadOnlyList<Sock> All => _all;
+    public bool IsEmpty => _all.Count == 0;
+
+    private static int Slot(ushort port) => port & (Slots - 1);
+
+    /// <summary>Binds <paramref name="s"/> (bind, then listen for TCP). Null, or why the kernel would refuse the bind
+    /// (EADDRINUSE: no SO_REUSEADDR, so two sockets of a protocol may share a port only on distinct specific
+    /// addresses).</summary>
+    public string? Add(Sock s)
+    {
+        var slots = s is UdpSock ? _udp : _listen;
+        for (var o = slots[Slot(s.Local.Port)]; o != null; o = o.NextInSlot)
+            if (o.Local.Port == s.Local.Port && Overlap(o.Local, s.Local))
+                return $"{s.Local} is already bound by '{o.Line}' (bind would fail with EADDRINUSE)";
+        ref var head = ref slots[Slot(s.Local.Port)];
+        s.NextInSlot = head;
+        head = s;
+        _all.Add(s);
+        return null;
+    }
+
+    /// <summary>Whether two binds of one port take a common address: a wildcard takes every address of its family,
+    /// and an IPv6 wildcard (not IPV6_V6ONLY, the default) IPv4's too.</summary>
+    private static bool Overlap(SockAddr a, SockAddr b)
+    {
+        if (a.V6 == b.V6) return a.IsWildcard || b.IsWildcard || a.Address == b.Address;
+        var v6 = a.V6 ? a : b;
+        var v4 = a.V6 ? b : a;
+        return v6.IsWildcard || v6.Address == v4.AsV4Mapped().Address;
+    }
+
+    /// <summary>__udp4_lib_lookup for an IPv4 datagram to <paramref name="daddr"/>:<paramref name="dport"/>.</summary>
+    public UdpSock? LookupUdp4(uint daddr, ushort dport) => (UdpSock?)Lookup4(_udp, daddr, dport);
+
+    /// <summary>__inet_lookup_listener for an IPv4 segment to <paramref name="daddr"/>:<paramref name="dport"/>.</summary>
+    public Sock? LookupListener4(uint daddr, ushort dport) => Lookup4(_listen, daddr, dport);
+
+    private static Sock? Lookup4(Sock?[] slots, uint daddr, ushort dport)
+    {
+        Sock? best = null;
+        int bestScore = -1;
+        for (var s = slots[Slot(dport)]; s != null; s = s.NextInSlot)
+        {
+            int score = Score4(s.Local, daddr, dport);
+            if (score > bestScore) { best = s; bestScore = score; }
+        }
+        return best;
+    }
+
+    /// <summary>compute_score for an IPv4 packet: -1 no match; an IPv4 socket 2, a dual-stack IPv6 wildcard 1; a
+    /// bound address that matches adds 4.</summary>
+    private static int Score4(SockAddr local, uint daddr, ushort dport)
+    {
+        if (local.Port != dport) return -1;
+        if (local.V6)
+        {
+            if (local.IsWildcard) return 1;
+            return local.Address == SockAddr.FromV4(daddr, 0).AsV4Mapped().Address ? 5 : -1;
+        }
+        if (local.IsWildcard) return 2;
+        return local.V4 == daddr ? 6 : -1;
+    }
+
+    /// <summary>The UDP sockets a broadcast or multicast datagram reaches (__udp_is_mcast_sock: the port, and a
+    /// wildcard or the datagram's destination as bound address), in hash-chain order.</summary>
+    public IEnumerable<UdpSock> UdpMulticastTargets(uint daddr, ushort dport)
+    {
+        for (var s = _udp[Slot(dport)]; s != null; s = s.NextInSlot)
+            if (Score4(s.Local, daddr, dport) >= 0) yield return (UdpSock)s;
+    }
+
+    /// <summary>Keep what readers read, for sockets.txt.</summary>
+    public void StartRecording()
+    {
+        foreach (var s in _all)
+            if (s is UdpSock u) u.Received ??= new List<DatagramRecord>();
+    }
+}
