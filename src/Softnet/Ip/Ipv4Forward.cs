@@ -3,6 +3,7 @@ using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
 using Softnet.Packets.Headers;
+using Softnet.Telemetry;
 
 namespace Softnet.Ip;
 
@@ -18,6 +19,8 @@ public static class Ipv4Forward
         var pkt = NetStack.L3(skb);
         if (pkt[8] <= 1)
         {
+            // too_many_hops: counted as a header error.
+            ns.Mib[SnmpCounter.IpInHdrErrors]++;
             Icmp.Send(stack, ns, skb, dev, 11, 0, 0, localDestination: false);
             NetStack.Drop(ns, skb, DropReason.IpTtlExpired);
             return;
@@ -44,6 +47,8 @@ public static class Ipv4Forward
                 return;
             }
         }
+        // ip_forward_finish: counted once FORWARD has let it through, before POSTROUTING.
+        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         uint nexthop = route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         var reason = Ipv4Output.Output(stack, ns, skb, outDev, nexthop, ref ctx, dev);
         if (reason == DropReason.None) c.Forwarded++;
