@@ -36,6 +36,8 @@ public static class Ipv4Forward
             return;
         }
         PacketFactory.DecreaseTtl(pkt);
+        // Counted before FORWARD: a datagram the FORWARD chain drops is a forwarded datagram too.
+        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
@@ -47,8 +49,6 @@ public static class Ipv4Forward
                 return;
             }
         }
-        // ip_forward_finish: counted once FORWARD has let it through, before POSTROUTING.
-        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         uint nexthop = route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         var reason = Ipv4Output.Output(stack, ns, skb, outDev, nexthop, ref ctx, dev);
         if (reason == DropReason.None) c.Forwarded++;
