@@ -8,7 +8,8 @@ using Softnet.Telemetry;
 namespace Softnet.Ip;
 
 /// <summary>ip_forward (net/ipv4/ip_forward.c): pkt_type, TTL, MTU against DF, TTL decrement, FORWARD, then
-/// ip_output.</summary>
+/// ip_output. Not counted here yet: IpFragFails for the DF-too-big drop (output fragmentation's counters belong with the
+/// fragmentation work).</summary>
 public static class Ipv4Forward
 {
     public static void Forward(NetStack stack, Device dev, Skb skb, Route route, ref PacketContext ctx)
@@ -25,6 +26,9 @@ public static class Ipv4Forward
             NetStack.Drop(ns, skb, DropReason.IpTtlExpired);
             return;
         }
+        // ip_forward counts the datagram once its TTL passed, before the MTU check and FORWARD: one too big for DF
+        // (FragFails) and one the FORWARD chain drops are forwarded datagrams too (both seen on 6.18).
+        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         var outDev = route.Device!;
         bool df = (pkt[6] & 0x40) != 0;
         // ip_exceeds_mtu: a GSO skb is judged by its segments (skb_gso_validate_network_len).
@@ -36,8 +40,6 @@ public static class Ipv4Forward
             return;
         }
         PacketFactory.DecreaseTtl(pkt);
-        // Counted before FORWARD: a datagram the FORWARD chain drops is a forwarded datagram too.
-        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;
