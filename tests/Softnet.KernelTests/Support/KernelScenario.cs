@@ -60,11 +60,25 @@ namespace Softnet.KernelTests.Support;
 //   promiscuous mode tcpdump would otherwise set (promiscuity changes what a bridge passes up). One process
 //   captures and injects, so no capture can start late. Loopback is not captured.
 // * The injected frames are transmitted by DEV's veth peer, so they also appear in the peer's tx capture.
+// * nstat.txt is `nstat -asz` in the namespace: absolute values (-a), zeros too (-z), nstat's history file left alone
+//   (-s). Besides the counters Softnet names it prints IcmpMsgInTypeN/OutTypeN, IpExtInNoECTPkts/ECT/CE and the
+//   *Octets of broadcast and multicast; ScenarioCompare compares only the names Softnet's file has (NstatScope).
+// * Counting facts seen on 6.18 with this harness: br_netfilter's br_validate_ipv4 leaves IpInReceives alone (a frame
+//   bridged through FORWARD moves no Ip counter; one passed up to the bridge counts in ip_rcv); ip_forward counts
+//   IpForwDatagrams after the TTL check and before the MTU check and FORWARD (a DF-too-big or FORWARD-dropped datagram
+//   counts); ip_error and icmp_send share the sender's inet_peer tokens (the third no-route ICMP from one source in a
+//   burst is OutRateLimitHost); an ICMP error about UDP with no socket is IcmpInErrors (udp_err); a UDP datagram
+//   to a closed port is still IpInDelivers.
+// * App sockets (ns/NAME/sockets) live in the injector process, created in their namespace before the first frame
+//   and read from the same select loop as the captures. They stay open until the dump is written: a close would send
+//   a FIN or RST and move counters afterwards. An IPv6 wildcard socket also takes IPv4 (net.ipv6.bindv6only=0): its
+//   IPv4 peers read as [::ffff:A.B.C.D]:PORT.
 
 /// <summary>
 /// Loads a scenario folder into real network namespaces, injects a capture's frames and dumps the result in the
-/// layout `softnet replay --dump` writes: OUTDIR/&lt;ns&gt;/iptables-save.txt, conntrack.txt, &lt;dev&gt;.rx.pcap,
-/// &lt;dev&gt;.tx.pcap. Everything is torn down afterwards, also on failure.
+/// layout `softnet replay --dump` writes: OUTDIR/&lt;ns&gt;/iptables-save.txt, conntrack.txt, nstat.txt, &lt;dev&gt;.rx.pcap,
+/// &lt;dev&gt;.tx.pcap, and sockets.txt where the namespace has a sockets file. Everything is torn down afterwards, also
+/// on failure.
 /// </summary>
 public static class KernelScenario
 {
