@@ -238,11 +238,11 @@ public sealed class Ipv4Input : PacketHandler
         }
         var pkt = NetStack.L3(skb);
         byte proto = pkt[9];
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
         // ip_protocol_deliver_rcu: a registered handler's return is never negative here, so InDelivers counts every
         // datagram it takes, whatever the handler then does with it.
         if (Transport.InetProtocol.Find(proto) is { } handler)
         {
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
             ns.Mib[SnmpCounter.IpInDelivers]++;
             handler.Receive(stack, dev, skb, ref ctx);
             return;
@@ -250,6 +250,7 @@ public sealed class Ipv4Input : PacketHandler
         if (KernelHasHandler(proto))
         {
             // The kernel's IGMP, TCP and UDP handlers are not modelled here yet: taken and consumed.
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
             ns.Mib[SnmpCounter.IpInDelivers]++;
             skb.Free();
             return;
