@@ -40,7 +40,7 @@ public abstract class Sock
     /// <summary>sk_rcvbuf, bytes of truesize the receive queue may hold.</summary>
     public int RcvBuf { get; protected set; }
     /// <summary>SOCK_RCVBUF_LOCK: the application set SO_RCVBUF, so TCP does not tune it.</summary>
-    public bool RcvBufLocked { get; }
+    public bool RcvBufLocked { get; protected set; }
     /// <summary>The CPU the reader runs on (-1: not pinned).</summary>
     public int Cpu { get; }
     /// <summary>sk_rmem_alloc: truesize of what is queued and not yet read.</summary>

@@ -41,6 +41,7 @@ public sealed class TcpSock : Sock
     {
         Listener = listener;
         RcvBuf = listener.RcvBuf;
+        RcvBufLocked = listener.RcvBufLocked;
         LocalAddr = local;
         LocalPort = lport;
         RemoteAddr = remote;
@@ -202,8 +203,9 @@ public sealed class TcpSock : Sock
         // tcp_validate_incoming: PAWS.
         if (TstampOk && opt.HasTimestamps && (int)(TsRecent - opt.TsVal) > 1 && !rst)
         {
+            if (syn) { SynChallenge(stack, now); Free(skb, DropReason.TcpRfc7323Paws); return; }
             mib[SnmpCounter.TcpExtPAWSEstab]++;
-            if (!(len == 0 && !syn) || !OowRateLimited(now)) SendDupAck(stack, seq, endSeq, len);
+            if (len > 0 || !OowRateLimited(now)) SendDupAck(stack, seq, endSeq, len);
             Free(skb, DropReason.TcpRfc7323Paws);
             return;
         }

@@ -1,0 +1,360 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Softnet.Packets;
+using Softnet.Telemetry;
+using Softnet.Topology;
+using Softnet.Transport;
+using Softnet.Tests.Topology;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+
+namespace Softnet.Tests.Transport;
+
+/// <summary>
+/// TCP receive against the behaviour recorded on Linux 6.18 (the test vectors of the receive-side notes): a client at
+/// 10.77.0.2 talks to listeners on srv 10.77.0.1 (5001: default buffer; 5002: SO_RCVBUF 65536), its segments built
+/// as a Linux client sends them (SYN: mss 1460, sackOK, TS, nop, wscale 7; then NOP NOP TS on every segment).
+/// </summary>
+public class TcpReceiveTests
+{
+    private const string Vs = "02:00:00:77:00:01", Vc = "02:00:00:77:00:02";
+    private const uint ClientIsn = 0x10000000;
+
+    private sealed class Conn
+    {
+        public readonly ScenarioRig Rig = new("tcp-host");
+        public ushort Sport = 41000, Dport = 5001;
+        public uint Ts = 1_000_000;
+        public uint ServerIsn;
+        public int Seen;
+
+        public Conn() => Rig.Ns("srv").Sockets.StartRecording();
+
+        public void Send(byte flags, uint seq, uint ack, int payload = 0, byte[]? options = null, ushort win = 502, long gapNs = 1_000_000)
+        {
+            options ??= TsOption(Ts++, ServerTsVal);
+            Rig.Inject("srv", "vs", ScenarioRig.Eth(Vs, Vc, Segment(flags, seq, ack, payload, options, win, Sport, Dport)), gapNs);
+        }
+
+        public uint ServerTsVal;
+
+        /// <summary>The server's segments sent since the last call.</summary>
+        public List<byte[]> Replies()
+        {
+            var all = Rig.Tx("srv", "vs").Where(f => f.Length > 34 && f[12] == 8 && f[13] == 0 && f[14 + 9] == 6).ToList();
+            var r = all.Skip(Seen).ToList();
+            Seen = all.Count;
+            foreach (var f in r)
+                if (Options(f) is { Length: >= 12 } o && BinaryPrimitives.ReadUInt32BigEndian(o) == 0x0101080A) ServerTsVal = BinaryPrimitives.ReadUInt32BigEndian(o.AsSpan(4));
+            return r;
+        }
+
+        /// <summary>SYN, the SYN-ACK, the third ACK.</summary>
+        public void Handshake()
+        {
+            Send(0x02, ClientIsn, 0, options: SynOptions(Ts++), win: 64240);
+            var sa = Assert.Single(Replies());
+            ServerIsn = Seq(sa);
+            ServerTsVal = BinaryPrimitives.ReadUInt32BigEndian(Options(sa).AsSpan(8));
+            Send(0x10, ClientIsn + 1, ServerIsn + 1);
+            Assert.Empty(Replies());
+        }
+
+        public TcpSock Sock => ((TcpListenSock)Rig.Ns("srv").Sockets.All[Dport == 5001 ? 0 : 1]).Accepted.Single();
+        public SnmpMib Mib => Rig.Ns("srv").Mib;
+    }
+
+    private static byte[] SynOptions(uint ts) => [2, 4, 0x05, 0xb4, 4, 2, 8, 10, .. Be(ts), 0, 0, 0, 0, 1, 3, 3, 7];
+    private static byte[] TsOption(uint ts, uint ecr) => [1, 1, 8, 10, .. Be(ts), .. Be(ecr)];
+    private static byte[] Be(uint v) { var b = new byte[4]; BinaryPrimitives.WriteUInt32BigEndian(b, v); return b; }
+
+    private static byte[] Segment(byte flags, uint seq, uint ack, int payload, byte[] options, ushort win, ushort sport, ushort dport)
+    {
+        int hl = 20 + ((options.Length + 3) & ~3);
+        var ip = new byte[20 + hl + payload];
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(2), (ushort)ip.Length);
+        ip[5] = 1;
+        ip[6] = 0x40;
+        ip[8] = 64;
+        ip[9] = 6;
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(12), A("10.77.0.2"));
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(16), A("10.77.0.1"));
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+        var t = ip.AsSpan(20);
+        BinaryPrimitives.WriteUInt16BigEndian(t, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], dport);
+        BinaryPrimitives.WriteUInt32BigEndian(t[4..], seq);
+        BinaryPrimitives.WriteUInt32BigEndian(t[8..], ack);
+        t[12] = (byte)(hl / 4 << 4);
+        t[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(t[14..], win);
+        options.CopyTo(t[20..]);
+        for (int i = 0; i < payload; i++) t[hl + i] = (byte)(seq + i);
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(ip.AsSpan(12, 4), ip.AsSpan(16, 4), 6, t.Length)));
+        return ip;
+    }
+
+    private static ReadOnlySpan<byte> Tcp(byte[] f) => f.AsSpan(14 + 20);
+    private static uint Seq(byte[] f) => BinaryPrimitives.ReadUInt32BigEndian(Tcp(f)[4..]);
+    private static uint Ack(byte[] f) => BinaryPrimitives.ReadUInt32BigEndian(Tcp(f)[8..]);
+    private static byte Flags(byte[] f) => Tcp(f)[13];
+    private static ushort Win(byte[] f) => BinaryPrimitives.ReadUInt16BigEndian(Tcp(f)[14..]);
+    private static ushort IpId(byte[] f) => BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(14 + 4));
+    private static byte[] Options(byte[] f) => Tcp(f)[20..((Tcp(f)[12] >> 4) * 4)].ToArray();
+
+    /// <summary>The SACK blocks of a server segment relative to the client's ISN: "l-r l-r".</summary>
+    private static string Sacks(byte[] f)
+    {
+        var o = Options(f);
+        for (int i = 0; i + 1 < o.Length;)
+        {
+            if (o[i] == 1) { i++; continue; }
+            if (o[i] == 5)
+            {
+                var parts = new List<string>();
+                for (int k = i + 2; k + 8 <= i + o[i + 1]; k += 8)
+                    parts.Add($"{BinaryPrimitives.ReadUInt32BigEndian(o.AsSpan(k)) - ClientIsn}-{BinaryPrimitives.ReadUInt32BigEndian(o.AsSpan(k + 4)) - ClientIsn}");
+                return string.Join(' ', parts);
+            }
+            i += o[i + 1];
+        }
+        return "";
+    }
+
+    [Fact]
+    public void The_syn_ack_carries_the_options_linux_chooses()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(1_000_000), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        // IP: 60 bytes, TOS 0, ID 0, DF, TTL 64.
+        Assert.Equal("4500003c00004000", Convert.ToHexString(sa.AsSpan(14, 8)).ToLowerInvariant());
+        Assert.Equal(64, sa[14 + 8]);
+        // TCP: doff 10, SYN|ACK, window 65160 (45 × 1448), MSS 1460, SACK_PERM packed with TS, NOP + WS 10.
+        Assert.Equal(0xa0, Tcp(sa)[12]);
+        Assert.Equal(0x12, Flags(sa));
+        Assert.Equal(65160, Win(sa));
+        Assert.Equal(ClientIsn + 1, Ack(sa));
+        var (isn, tsOff) = TcpSecure.SeqAndTsOff(0, A("10.77.0.1"), A("10.77.0.2"), 5001, 41000, c.Rig.Now);
+        Assert.Equal(isn, Seq(sa));
+        Assert.Equal("020405b40402080a" + TcpSecure.TsVal(c.Rig.Now, tsOff).ToString("x8") + "000f42400103030a",
+            Convert.ToHexString(Options(sa)).ToLowerInvariant());
+        Assert.True(Checksum.Verify(Tcp(sa), Checksum.PseudoHeaderV4(sa.AsSpan(14 + 12, 4), sa.AsSpan(14 + 16, 4), 6, Tcp(sa).Length)));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpOutSegs]);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpPassiveOpens]);
+    }
+
+    [Fact]
+    public void So_rcvbuf_65536_gives_window_scale_1_and_the_same_window()
+    {
+        var c = new Conn { Dport = 5002 };
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(1), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        Assert.Equal(65160, Win(sa));
+        Assert.Equal("01030301", Convert.ToHexString(Options(sa).AsSpan(16)).ToLowerInvariant());
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0 }, "020405b40402080a", 65160)]
+    [InlineData(new byte[] { 2, 4, 5, 0xb4, 1, 3, 3, 7 }, "020405b40103030a", 64240)]
+    [InlineData(new byte[] { 2, 4, 5, 0xb4, 1, 1, 4, 2 }, "020405b401010402", 64240)]
+    [InlineData(new byte[] { 2, 4, 2, 0x18 }, "020405b4", 64240)]
+    public void The_syn_ack_options_follow_what_the_syn_offered(byte[] syn, string prefix, int window)
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: syn, win: 64240);
+        var sa = Assert.Single(c.Replies());
+        Assert.StartsWith(prefix, Convert.ToHexString(Options(sa)).ToLowerInvariant());
+        Assert.Equal(window, Win(sa));
+    }
+
+    [Fact]
+    public void In_order_data_with_a_reader_is_acked_segment_by_segment_as_the_window_opens()
+    {
+        var c = new Conn();
+        c.Handshake();
+        var windows = new List<int>();
+        var ids = new List<int>();
+        uint seq = ClientIsn + 1;
+        for (int i = 0; i < 24; i++)
+        {
+            c.Send(0x18, seq, c.ServerIsn + 1, payload: 1448);
+            seq += 1448;
+            var a = Assert.Single(c.Replies());
+            Assert.Equal(0x10, Flags(a));
+            Assert.Equal(seq, Ack(a));
+            windows.Add(Win(a));
+            ids.Add(IpId(a));
+        }
+        Assert.Equal([67, 70, 73, 75, 78, 79, 79, 79], windows.Take(8));
+        Assert.All(windows.Skip(5), w => Assert.Equal(79, w));
+        // A full socket numbers its datagrams (inet_id), one up per segment.
+        Assert.Equal(Enumerable.Range(ids[0], 24).Select(i => (int)(ushort)i), ids);
+        // The client's FIN is answered by one FIN|ACK once the reader has closed.
+        c.Send(0x11, seq, c.ServerIsn + 1);
+        var fin = Assert.Single(c.Replies());
+        Assert.Equal(0x11, Flags(fin));
+        Assert.Equal(seq + 1, Ack(fin));
+        Assert.Equal(c.ServerIsn + 1, Seq(fin));
+        Assert.Equal(TcpState.LastAck, c.Sock.State);
+        c.Send(0x10, seq + 1, c.ServerIsn + 2);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Closed, c.Sock.State);
+        var m = c.Mib;
+        Assert.Equal(1, m[SnmpCounter.TcpPassiveOpens]);
+        Assert.Equal(28, m[SnmpCounter.TcpInSegs]);
+        Assert.Equal(26, m[SnmpCounter.TcpOutSegs]);
+        Assert.Equal(2, m[SnmpCounter.TcpExtTCPPureAcks]);
+        Assert.Equal(0, m[SnmpCounter.TcpExtTCPHPHits]);
+        Assert.Equal(0, m[SnmpCounter.TcpExtDelayedACKs]);
+        // sockets.txt: the stream's bytes and hash, ended by FIN.
+        var stream = new List<byte>();
+        for (uint s = ClientIsn + 1; s < seq; s += 1448)
+            for (int i = 0; i < 1448; i++) stream.Add((byte)(s + i));
+        string sha = Convert.ToHexString(SHA256.HashData(stream.ToArray()))[..16].ToLowerInvariant();
+        Assert.Equal($"tcp listen 10.77.0.1:5001\n  connection 10.77.0.2:41000 bytes {24 * 1448} sha256 {sha} end fin\ntcp listen 10.77.0.1:5002 rcvbuf 65536\n",
+            ScenarioDump.SocketsText(c.Rig.Ns("srv")));
+    }
+
+    [Fact]
+    public void Without_a_reader_twenty_quick_acks_then_the_delayed_ack_timer()
+    {
+        var c = new Conn();
+        c.Handshake();
+        c.Rig.Stack.DeferReaders = true;
+        uint seq = ClientIsn + 1;
+        var windows = new List<int>();
+        for (int i = 0; i < 40; i++)
+        {
+            c.Send(0x10, seq, c.ServerIsn + 1, payload: 1448);
+            seq += 1448;
+            windows.AddRange(c.Replies().Select(Win).Select(w => (int)w));
+        }
+        Assert.Equal([67, 70, 73, 75, 74, 73, 72, 71, 70, 69, 68, 67, 66, 65, 64, 63, 62, 61, 60, 59], windows);
+        // The timer (40 ms after the first unacknowledged segment) ACKs everything, the right edge kept.
+        c.Send(0x10, seq, c.ServerIsn + 1, gapNs: 100_000_000);
+        var late = c.Replies();
+        Assert.Equal(seq, Ack(late[0]));
+        Assert.Equal(31, Win(late[0]));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
+    }
+
+    [Fact]
+    public void Out_of_order_segments_get_sack_blocks_and_duplicates_d_sacks()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint S(int k) => ClientIsn + 1 + 1448u * (uint)k;
+        string Step(int k)
+        {
+            c.Send(0x18, S(k), c.ServerIsn + 1, payload: 1448, gapNs: 60_000_000);
+            var a = Assert.Single(c.Replies());
+            return $"{Ack(a) - ClientIsn}/{Win(a)}/{Sacks(a)}";
+        }
+        Assert.Equal("1449/67/", Step(0));
+        Assert.Equal("1449/70/2897-4345", Step(2));
+        Assert.Equal("1449/73/5793-7241 2897-4345", Step(4));
+        Assert.Equal("1449/73/2897-4345 2897-4345 5793-7241", Step(2));
+        Assert.Equal("1449/73/1-1449 2897-4345 5793-7241", Step(0));
+        Assert.Equal("1449/75/5793-8689 2897-4345", Step(5));
+        Assert.Equal("4345/75/5793-8689", Step(1));
+        Assert.Equal("8689/76/", Step(3));
+        var m = c.Mib;
+        Assert.Equal(4, m[SnmpCounter.TcpExtTCPOFOQueue]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPOFOMerge]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPDSACKOldSent]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPDSACKOfoSent]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtDelayedACKLost]);
+        Assert.Equal(6 * 1448u, c.Sock.CopiedSeq - (ClientIsn + 1));
+    }
+
+    [Fact]
+    public void A_fifth_island_evicts_the_oldest_sack_block()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint S(int k) => ClientIsn + 1 + 1000u * (uint)k;
+        string Step(int k)
+        {
+            c.Send(0x18, S(k), c.ServerIsn + 1, payload: 1000, gapNs: 60_000_000);
+            return Sacks(Assert.Single(c.Replies()));
+        }
+        c.Send(0x18, S(0), c.ServerIsn + 1, payload: 1000);
+        c.Replies();
+        Assert.Equal("2001-3001", Step(2));
+        Assert.Equal("4001-5001 2001-3001", Step(4));
+        Assert.Equal("6001-7001 4001-5001 2001-3001", Step(6));
+        Assert.Equal("8001-9001 6001-7001 4001-5001", Step(8));
+        Assert.Equal("10001-11001 8001-9001 6001-7001", Step(10));
+        Assert.Equal("6001-9001 10001-11001 4001-5001", Step(7));
+        Assert.Equal("3001-5001 6001-9001 10001-11001", Step(3));
+    }
+
+    [Fact]
+    public void Resets_follow_rfc_5961_and_a_closed_port_answers_as_tcp_v4_send_reset()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint nxt = ClientIsn + 1;
+        // In the window but not at rcv_nxt: a challenge ACK.
+        c.Send(0x04, nxt + 1000, 0);
+        var ch = Assert.Single(c.Replies());
+        Assert.Equal(0x10, Flags(ch));
+        Assert.Equal(nxt, Ack(ch));
+        // A SYN 50 ms later: challenged too, but the per-socket limit (500 ms) holds the ACK back.
+        c.Send(0x02, nxt + 5, 0, options: SynOptions(9), gapNs: 50_000_000);
+        Assert.Empty(c.Replies());
+        // Far outside the window: dropped silently. At rcv_nxt: the connection is reset.
+        c.Send(0x04, nxt + 10_000_000, 0);
+        Assert.Empty(c.Replies());
+        c.Send(0x04, nxt, 0);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Closed, c.Sock.State);
+        var m = c.Mib;
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPChallengeACK]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPSYNChallenge]);
+        Assert.Equal(1, m[SnmpCounter.TcpExtTCPACKSkippedChallenge]);
+        Assert.Equal(1, m[SnmpCounter.TcpEstabResets]);
+        Assert.Equal(1, m[SnmpCounter.TcpInErrs]);
+        Assert.EndsWith(" end rst\n", ScenarioDump.SocketsText(c.Rig.Ns("srv")).Split("5002")[0].Replace("tcp listen 10.77.0.1:", ""));
+        // Data now finds no socket: RST with seq = its ACK.
+        c.Send(0x18, nxt, c.ServerIsn + 1, payload: 10);
+        var r = Assert.Single(c.Replies());
+        Assert.Equal(0x04, Flags(r));
+        Assert.Equal(c.ServerIsn + 1, Seq(r));
+        Assert.Equal(0, IpId(r));
+        // A closed port: SYN → RST|ACK ack = seq + 1; bare data without ACK → ack = seq + length; RST → nothing.
+        var d = new Conn { Dport = 5999 };
+        d.Send(0x02, 100, 0, options: SynOptions(1));
+        var r1 = Assert.Single(d.Replies());
+        Assert.Equal((0x14, 0u, 101u), (Flags(r1), Seq(r1), Ack(r1)));
+        d.Send(0x08, 200, 0, payload: 20);
+        var r2 = Assert.Single(d.Replies());
+        Assert.Equal((0x14, 220u), (Flags(r2), Ack(r2)));
+        d.Send(0x04, 300, 0);
+        Assert.Empty(d.Replies());
+        Assert.Equal(2, d.Mib[SnmpCounter.TcpOutRsts]);
+    }
+
+    [Fact]
+    public void An_ack_to_a_listener_is_reset_and_a_wrong_third_ack_leaves_the_request()
+    {
+        var c = new Conn();
+        c.Send(0x10, 5, 77);
+        var r = Assert.Single(c.Replies());
+        Assert.Equal((0x04, 77u), (Flags(r), Seq(r)));
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        uint isn = Seq(sa);
+        c.Send(0x10, ClientIsn + 1, isn + 6);
+        var r2 = Assert.Single(c.Replies());
+        Assert.Equal((0x04, isn + 6), (Flags(r2), Seq(r2)));
+        // The right ACK still completes it; the third ACK's data is queued and acknowledged at once.
+        c.Send(0x18, ClientIsn + 1, isn + 1, payload: 100);
+        var a = Assert.Single(c.Replies());
+        Assert.Equal(ClientIsn + 101, Ack(a));
+        Assert.Equal(64, Win(a));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
+    }
+}
