@@ -27,9 +27,6 @@ public sealed class TcpListenSock : Sock
     /// <summary>sk_max_ack_backlog.</summary>
     public int Backlog { get; init; } = DefaultBacklog;
 
-    /// <summary>Request socks (SYN_RECV) of this listener (inet_csk_reqsk_queue_len).</summary>
-    internal int RequestCount;
-
     /// <summary>sk_acceptq_is_full: the queue admits one more than the backlog.</summary>
     internal bool AcceptQueueFull => _acceptQueue.Count > Backlog;
 

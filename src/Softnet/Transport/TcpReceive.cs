@@ -89,7 +89,6 @@ public sealed class TcpReceive : InetProtocol
         int mtu = back?.Device?.Mtu ?? 1500;
         req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
-        listener.RequestCount++;
         SendSynAck(stack, req, pkt[1]);
         skb.Free();
     }
@@ -123,7 +122,7 @@ public sealed class TcpReceive : InetProtocol
         int len = tcp.Length - (tcp[12] >> 4) * 4;
         uint end = seq + (uint)len + ((flags & 0x03) != 0 ? 1u : 0u);
         // tcp_in_window against the request's window.
-        bool inWindow = !(Before(end, req.RcvNxt) || After(seq, req.RcvNxt + req.RcvWnd)) || seq == req.RcvNxt;
+        bool inWindow = !(TcpSock.Before(end, req.RcvNxt) || TcpSock.After(seq, req.RcvNxt + req.RcvWnd)) || seq == req.RcvNxt;
         if (!inWindow)
         {
             if ((flags & 0x04) == 0) SendSynAck(stack, req, pkt[1]);
@@ -137,7 +136,6 @@ public sealed class TcpReceive : InetProtocol
             if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
             mib[SnmpCounter.TcpExtEmbryonicRsts]++;
             ns.Sockets.Unhash(req);
-            req.Listener.RequestCount--;
             DropDelivered(ns, skb, DropReason.TcpReset);
             return;
         }
@@ -151,15 +149,11 @@ public sealed class TcpReceive : InetProtocol
         }
         if (opt.HasTimestamps && req.TstampOk && (int)(opt.TsVal - req.TsRecent) >= 0) req.TsRecent = opt.TsVal;
         mib[SnmpCounter.TcpPassiveOpens]++;
-        req.Listener.RequestCount--;
         req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now);
         req.Listener.QueueForAccept(stack, req);
         // The child processes the third ACK itself: a pure ACK, or data queued.
         req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
     }
-
-    private static bool Before(uint a, uint b) => (int)(a - b) < 0;
-    private static bool After(uint a, uint b) => (int)(b - a) < 0;
 
     /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
     /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
@@ -171,16 +165,7 @@ public sealed class TcpReceive : InetProtocol
         var skb = stack.NewFrame(40 + opt);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
-        PacketFactory.Ipv4Header(p, 0, p.Length, 0, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, req.LocalAddr, req.RemoteAddr);
-        var t = p[20..];
-        t.Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(t, req.LocalPort);
-        BinaryPrimitives.WriteUInt16BigEndian(t[2..], req.RemotePort);
-        BinaryPrimitives.WriteUInt32BigEndian(t[4..], req.SndIsn);
-        BinaryPrimitives.WriteUInt32BigEndian(t[8..], req.RcvNxt);
-        t[12] = (byte)((20 + opt) / 4 << 4);
-        t[13] = 0x12;
-        BinaryPrimitives.WriteUInt16BigEndian(t[14..], (ushort)Math.Min(req.RcvWnd, 65535u));
+        var t = req.WriteHeaders(p, 0, req.SndIsn, 0x12, (ushort)Math.Min(req.RcvWnd, 65535u));
         int o = 20;
         t[o] = TcpOptionKinds.Mss; t[o + 1] = 4;
         BinaryPrimitives.WriteUInt16BigEndian(t[(o + 2)..], (ushort)req.AdvMss);
@@ -203,7 +188,7 @@ public sealed class TcpReceive : InetProtocol
         {
             t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
         }
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        TcpSock.FinishChecksum(p);
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);

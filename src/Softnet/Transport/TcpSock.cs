@@ -98,8 +98,8 @@ public sealed class TcpSock : Sock
     private long _bytesRead;
     public ConnectionRecord? Record { get; private set; }
 
-    private static bool Before(uint a, uint b) => (int)(a - b) < 0;
-    private static bool After(uint a, uint b) => (int)(b - a) < 0;
+    internal static bool Before(uint a, uint b) => (int)(a - b) < 0;
+    internal static bool After(uint a, uint b) => (int)(b - a) < 0;
 
     /// <summary>tcp_win_from_space: the window a buffer of <paramref name="space"/> bytes of truesize holds.</summary>
     private int WinFromSpace(long space) => (int)((space * ScalingRatio) >> 8);
@@ -931,17 +931,8 @@ public sealed class TcpSock : Sock
         var skb = stack.NewFrame(20 + 20 + optLen);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
-        PacketFactory.Ipv4Header(p, 0, p.Length, _ipId++, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, LocalAddr, RemoteAddr);
-        var t = p[20..];
-        t.Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
-        BinaryPrimitives.WriteUInt16BigEndian(t[2..], RemotePort);
-        BinaryPrimitives.WriteUInt32BigEndian(t[4..], SndNxt);
-        BinaryPrimitives.WriteUInt32BigEndian(t[8..], RcvNxt);
-        t[12] = (byte)((20 + optLen) / 4 << 4);
-        t[13] = flags;
         bool wasScheduled = (_pending & AckSched) != 0;
-        BinaryPrimitives.WriteUInt16BigEndian(t[14..], SelectWindow());
+        var t = WriteHeaders(p, _ipId++, SndNxt, flags, SelectWindow());
         int o = 20;
         if (TstampOk)
         {
@@ -971,7 +962,7 @@ public sealed class TcpSock : Sock
             }
         }
         if ((flags & 0x01) != 0) SndNxt++;
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        FinishChecksum(p);
         // tcp_event_ack_sent: a quick ACK used (if one was due), the delayed-ACK timer and pending state cleared.
         if (_quick > 0 && wasScheduled)
         {
@@ -983,6 +974,30 @@ public sealed class TcpSock : Sock
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    /// <summary>The IPv4 header (TOS 0, DF, the default TTL) and the fixed TCP header of a segment this connection
+    /// sends, sized by <paramref name="p"/> (the options follow at offset 20 of the returned TCP header).</summary>
+    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window)
+    {
+        PacketFactory.Ipv4Header(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr, RemoteAddr);
+        var t = p[20..];
+        t.Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], RemotePort);
+        BinaryPrimitives.WriteUInt32BigEndian(t[4..], seq);
+        BinaryPrimitives.WriteUInt32BigEndian(t[8..], RcvNxt);
+        t[12] = (byte)(t.Length / 4 << 4);
+        t[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(t[14..], window);
+        return t;
+    }
+
+    /// <summary>The complete TCP checksum of the datagram <paramref name="p"/> (no offload on this path).</summary>
+    internal static void FinishChecksum(Span<byte> p)
+    {
+        var t = p[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
     }
 
     // ================= the reader =================

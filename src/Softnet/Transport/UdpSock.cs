@@ -23,7 +23,6 @@ public sealed class UdpSock : Sock
 
     /// <summary>What the reader read, in order (kept only while the stack records, for the dump).</summary>
     public List<DatagramRecord>? Received { get; internal set; }
-    public long DatagramsRead { get; private set; }
 
     /// <summary>__udp_enqueue_schedule_skb: drops (false) when what is queued already exceeds sk_rcvbuf, so one
     /// datagram always fits an empty queue; otherwise charges its truesize and queues it.</summary>
@@ -60,7 +59,6 @@ public sealed class UdpSock : Sock
                 continue;
             }
             mib[SnmpCounter.UdpInDatagrams]++;
-            DatagramsRead++;
             if (Received is { } log)
             {
                 var from = SockAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
