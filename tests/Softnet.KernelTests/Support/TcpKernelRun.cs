@@ -217,7 +217,7 @@ sys.stdout.flush()
     /// Captures every frame of the server namespace (one ETH_P_ALL socket there, direction from the packet type) and
     /// sends the capture's frames from the arrival devices' peers at their relative times, shifting each flow's
     /// client segments into the kernel's sequence and timestamp space once its SYN-ACK is seen. Writes DEV.rx.pcap
-    /// and DEV.tx.pcap (µs timestamps, strictly increasing so rx/tx order survives a merge); prints the shifts.
+    /// and DEV.tx.pcap (ns timestamps from the kernel's tap, made strictly increasing so rx/tx order survives a merge); prints the shifts.
     /// </summary>
     internal const string InjectorScript = """
 import ctypes, json, os, select, socket, struct, sys, time
@@ -234,6 +234,7 @@ home = os.open('/proc/self/ns/net', os.O_RDONLY)
 enter(cfg['capture'])
 cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 cap.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+cap.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS: the time the frame passed the tap, not when Python read it
 devs = [n for _, n in socket.if_nameindex() if n != 'lo']
 tx = []
 for path, dev in cfg['targets']:
@@ -278,12 +279,18 @@ last_ts = [0]
 def take():
     while True:
         try:
-            f, addr = cap.recvfrom(1 << 18, socket.MSG_DONTWAIT)
+            f, anc, _, addr = cap.recvmsg(1 << 18, 64, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return
         if addr[0] == 'lo':
             continue
-        ts = time.time_ns() // 1000
+        ts = None
+        for level, kind, val in anc:
+            if level == socket.SOL_SOCKET and kind == 35 and len(val) >= 16:  # SCM_TIMESTAMPNS
+                sec, nsec = struct.unpack('qq', val[:16])
+                ts = sec * 1000000000 + nsec
+        if not ts:
+            ts = time.time_ns()
         if ts <= last_ts[0]:
             ts = last_ts[0] + 1
         last_ts[0] = ts
@@ -379,9 +386,9 @@ wait_until(time.monotonic() + cfg['settleMs'] / 1000.0)
 for dev in set(devs) | {k[0] for k in captured}:
     for d in ('rx', 'tx'):
         with open(os.path.join(cfg['out'], dev + '.' + d + '.pcap'), 'wb') as w:
-            w.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+            w.write(struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, 262144, 1))
             for ts, f in captured.get((dev, d), []):
-                w.write(struct.pack('<IIII', ts // 1000000, ts % 1000000, len(f), len(f)) + f)
+                w.write(struct.pack('<IIII', ts // 1000000000, ts % 1000000000, len(f), len(f)) + f)
 print('\n'.join(log))
 """;
 }
