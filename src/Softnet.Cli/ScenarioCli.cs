@@ -58,6 +58,12 @@ internal static class ScenarioCli
                 c.Bridged.ToString("N0"), c.Arp.ToString("N0"), c.NeighQueued.ToString("N0"), c.Drops.Total.ToString("N0"), c.Sent.ToString("N0"));
         }
         console.Write(t);
+        // nstat -a, compactly: the counters each namespace moved.
+        foreach (var ns in report.Scenario.Namespaces)
+        {
+            var moved = ns.Mib.NonZero().Select(x => $"{x.Name} {x.Value:N0}").ToList();
+            if (moved.Count > 0) console.MarkupLine($"  [bold]{Markup.Escape(ns.Name)}[/] nstat: {Markup.Escape(string.Join("  ", moved))}");
+        }
         foreach (var ns in report.Scenario.Namespaces)
         {
             var c = ns.Counters;

@@ -3,6 +3,7 @@ using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
 using Softnet.Packets.Headers;
+using Softnet.Telemetry;
 
 namespace Softnet.Ip;
 
@@ -36,10 +37,14 @@ public static class Icmp
         if (osrc == 0 || (osrc >> 28) == 0xE || osrc == 0xFFFFFFFF) return;
         var back = ns.Routing.Lookup(osrc);
         if (back == null || back.Type != RouteKind.Unicast || back.Device == null) return;
-        bool limited = ((ns.IcmpRateMask >> type) & 1) != 0 && !(type == 3 && code == 4);
+        // icmpv4_mask_allow, then icmpv4_xrlim_allow: the per-destination limit (none out of a loopback device).
+        // The namespace-wide icmp_msgs_per_sec bucket (OutRateLimitGlobal) is not modelled: the kernel takes a random
+        // 0..2 credits per message from a burst of 50, so only a burst of more than ~17 errors could reach it.
+        bool limited = ((ns.IcmpRateMask >> type) & 1) != 0 && !(type == 3 && code == 4) && !back.Device.Kind.IsLoopback;
         if (limited && !PeerAllow(stack, ns, osrc, ns.IcmpRateLimitMs, 6L * ns.IcmpRateLimitMs))
         {
             c.IcmpRateLimited++;
+            ns.Mib[SnmpCounter.IcmpOutRateLimitHost]++;
             return;
         }
         uint saddr = localDestination ? odst
@@ -48,11 +53,13 @@ public static class Icmp
         if (saddr == 0) saddr = back.Source != 0 ? back.Source : ns.SelectAddress(back.Device, back.Gateway != 0 ? back.Gateway : osrc);
         var quoted = stack.Linearize(original);
         var skb = stack.NewFrame(PacketFactory.IcmpErrorLength(quoted.Length, back.Device.Mtu));
-        if (skb == null) { c.Drops.Add(DropReason.SkbAllocFailed); return; }
+        // icmp_push_reply: ip_append_data failing counts OutErrors.
+        if (skb == null) { c.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.IcmpOutErrors]++; return; }
         PacketFactory.WriteIcmpError(skb.LinearData, quoted, type, code, info, saddr, osrc, (byte)ns.DefaultTtl, stack.IcmpErrorIpId);
         skb.ResetNetworkHeader();
         c.IcmpErrorsSent++;
-        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+        OutCount(ns.Mib, type);
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None, sendSkb: true);
     }
 
     /// <summary>ip_error: with forwarding on, an ICMP unreachable (rate limited per source, burst 5, 1/s) and the
@@ -61,13 +68,38 @@ public static class Icmp
     {
         var ns = dev.Namespace;
         ns.Counters.Drops.Add(reason);
-        if (skb.PktType == PacketType.Host)
-        {
-            uint src = BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]);
-            if (PeerAllow(stack, ns, src, 1000, 5000)) Send(stack, ns, skb, dev, 3, code, 0, localDestination: false);
-        }
+        // -ENETUNREACH (no route at all) is the one error ip_error counts with forwarding on.
+        if (code == 0) ns.Mib[SnmpCounter.IpExtInNoRoutes]++;
+        // The peer's token goes whatever the packet type; __icmp_send then refuses all but PACKET_HOST.
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]);
+        if (PeerAllow(stack, ns, src, 1000, 5000)) Send(stack, ns, skb, dev, 3, code, 0, localDestination: false);
         skb.Free();
     }
+
+    /// <summary>icmp_out_count (from __ip_make_skb, as the message is built): OutMsgs and the type's Out counter.</summary>
+    public static void OutCount(SnmpMib mib, byte type)
+    {
+        mib[SnmpCounter.IcmpOutMsgs]++;
+        if (TypeCounter(type, outgoing: true) is { } c) mib[c]++;
+    }
+
+    /// <summary>The Icmp In/Out counter of a message type (/proc/net/snmp prints them from the per-type icmpmsg
+    /// counts), or null for a type without one.</summary>
+    public static SnmpCounter? TypeCounter(byte type, bool outgoing) => type switch
+    {
+        0 => outgoing ? SnmpCounter.IcmpOutEchoReps : SnmpCounter.IcmpInEchoReps,
+        3 => outgoing ? SnmpCounter.IcmpOutDestUnreachs : SnmpCounter.IcmpInDestUnreachs,
+        4 => outgoing ? SnmpCounter.IcmpOutSrcQuenchs : SnmpCounter.IcmpInSrcQuenchs,
+        5 => outgoing ? SnmpCounter.IcmpOutRedirects : SnmpCounter.IcmpInRedirects,
+        8 => outgoing ? SnmpCounter.IcmpOutEchos : SnmpCounter.IcmpInEchos,
+        11 => outgoing ? SnmpCounter.IcmpOutTimeExcds : SnmpCounter.IcmpInTimeExcds,
+        12 => outgoing ? SnmpCounter.IcmpOutParmProbs : SnmpCounter.IcmpInParmProbs,
+        13 => outgoing ? SnmpCounter.IcmpOutTimestamps : SnmpCounter.IcmpInTimestamps,
+        14 => outgoing ? SnmpCounter.IcmpOutTimestampReps : SnmpCounter.IcmpInTimestampReps,
+        17 => outgoing ? SnmpCounter.IcmpOutAddrMasks : SnmpCounter.IcmpInAddrMasks,
+        18 => outgoing ? SnmpCounter.IcmpOutAddrMaskReps : SnmpCounter.IcmpInAddrMaskReps,
+        _ => null,
+    };
 
     /// <summary>REJECT: nf_send_reset or nf_send_unreach for the packet the rule dropped (not consumed).</summary>
     public static void SendReject(NetStack stack, Device inDev, Skb skb, ref PacketContext ctx, bool localDestination)

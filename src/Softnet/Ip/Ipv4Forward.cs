@@ -3,11 +3,13 @@ using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
 using Softnet.Packets.Headers;
+using Softnet.Telemetry;
 
 namespace Softnet.Ip;
 
 /// <summary>ip_forward (net/ipv4/ip_forward.c): pkt_type, TTL, MTU against DF, TTL decrement, FORWARD, then
-/// ip_output.</summary>
+/// ip_output. Not counted here yet: IpFragFails for the DF-too-big drop (output fragmentation's counters belong with the
+/// fragmentation work).</summary>
 public static class Ipv4Forward
 {
     public static void Forward(NetStack stack, Device dev, Skb skb, Route route, ref PacketContext ctx)
@@ -18,10 +20,15 @@ public static class Ipv4Forward
         var pkt = NetStack.L3(skb);
         if (pkt[8] <= 1)
         {
+            // too_many_hops: counted as a header error.
+            ns.Mib[SnmpCounter.IpInHdrErrors]++;
             Icmp.Send(stack, ns, skb, dev, 11, 0, 0, localDestination: false);
             NetStack.Drop(ns, skb, DropReason.IpTtlExpired);
             return;
         }
+        // ip_forward counts the datagram once its TTL passed, before the MTU check and FORWARD: one too big for DF
+        // (FragFails) and one the FORWARD chain drops are forwarded datagrams too (both seen on 6.18).
+        ns.Mib[SnmpCounter.IpForwDatagrams]++;
         var outDev = route.Device!;
         bool df = (pkt[6] & 0x40) != 0;
         // ip_exceeds_mtu: a GSO skb is judged by its segments (skb_gso_validate_network_len).

@@ -3,6 +3,7 @@ using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
 using Softnet.Packets.Headers;
+using Softnet.Telemetry;
 
 namespace Softnet.Ip;
 
@@ -20,7 +21,10 @@ public sealed class Ipv4Input : PacketHandler
     {
         var ns = dev.Namespace;
         if (skb.PktType == PacketType.OtherHost) { NetStack.Drop(ns, skb, DropReason.OtherHost); return; }
-        var why = ValidateHeader(skb);
+        // ip_rcv_core: IPSTATS_MIB_IN (InReceives, InOctets) before any check, skb->len as it came (padding included).
+        ns.Mib[SnmpCounter.IpInReceives]++;
+        ns.Mib.Add(SnmpCounter.IpExtInOctets, skb.Len);
+        var why = ValidateHeader(skb, ns.Mib);
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return; }
 
         PacketContext ctx = default;
@@ -41,17 +45,27 @@ public sealed class Ipv4Input : PacketHandler
 
     /// <summary>ip_rcv_core: version, IHL, header checksum, total length against the frame; the frame is trimmed
     /// to tot_len (pskb_trim_rcsum: Ethernet padding goes) and given a private head if it shares one (a flooded
-    /// clone: skb_cow before anything rewrites it). Returns the drop reason, or None.</summary>
-    public static DropReason ValidateHeader(Skb skb)
+    /// clone: skb_cow before anything rewrites it). Returns the drop reason, or None. A failure is counted in
+    /// <paramref name="mib"/> as ip_rcv_core and br_validate_ipv4 count it (InHdrErrors, with InCsumErrors for a bad
+    /// checksum; InTruncatedPkts when the frame is shorter than tot_len; InDiscards when the skb cannot be made
+    /// private); InReceives is the caller's, since br_validate_ipv4 does not count it.</summary>
+    public static DropReason ValidateHeader(Skb skb, SnmpMib mib)
     {
-        if (!skb.MayPull(20)) return DropReason.IpHeaderTruncated;
+        if (!skb.MayPull(20)) { mib[SnmpCounter.IpInHdrErrors]++; return DropReason.IpHeaderTruncated; }
         skb.MayPull(Math.Min(skb.Len, (skb.LinearData[0] & 0xF) * 4));
-        if (!Ipv4View.TryParseReceived(skb.LinearData, skb.Len, out var ip, out var reason)) return reason;
+        if (!Ipv4View.TryParseReceived(skb.LinearData, skb.Len, out var ip, out var reason))
+        {
+            if (reason == DropReason.IpCsumError) mib[SnmpCounter.IpExtInCsumErrors]++;
+            if (reason == DropReason.IpBadTotalLength && BinaryPrimitives.ReadUInt16BigEndian(skb.LinearData[2..]) > skb.Len)
+                mib[SnmpCounter.IpExtInTruncatedPkts]++;
+            else mib[SnmpCounter.IpInHdrErrors]++;
+            return reason;
+        }
         int total = ip.TotalLength, hl = ip.HeaderLength;
         byte proto = ip.Protocol;
         bool first = ip.FragmentOffset == 0;
         if (skb.Len > total) skb.Trim(total);
-        if ((skb.Cloned || skb.HeadShared) && !skb.UnshareHead()) return DropReason.SkbAllocFailed;
+        if ((skb.Cloned || skb.HeadShared) && !skb.UnshareHead()) { mib[SnmpCounter.IpInDiscards]++; return DropReason.SkbAllocFailed; }
         skb.ResetNetworkHeader();
         skb.SetTransportHeader(hl);
         // The transport header linear, as far as netfilter and NAT read it.
@@ -143,6 +157,8 @@ public sealed class Ipv4Input : PacketHandler
         if (dst == 0xFFFFFFFF || (src == 0 && dst == 0))
         {
             if (!IsZeroNet(src) && !ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            // ip_rcv_finish_core: an RTN_BROADCAST route counts IPSTATS_MIB_INBCAST.
+            ns.Mib[SnmpCounter.IpExtInBcastPkts]++;
             LocalDeliver(stack, dev, skb, ref ctx);
             return;
         }
@@ -155,10 +171,18 @@ public sealed class Ipv4Input : PacketHandler
         if (route is { Type: RouteKind.Broadcast or RouteKind.Local })
         {
             if (!ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            if (route.Type == RouteKind.Broadcast) ns.Mib[SnmpCounter.IpExtInBcastPkts]++;
             LocalDeliver(stack, dev, skb, ref ctx);
             return;
         }
-        if (!ns.Forwarding(dev)) { NetStack.Drop(ns, skb, DropReason.IpForwardingDisabled); return; }
+        if (!ns.Forwarding(dev))
+        {
+            // ip_route_input_slow turns any route (or none) into -EHOSTUNREACH without forwarding; ip_error counts
+            // that as InAddrErrors and sends nothing.
+            ns.Mib[SnmpCounter.IpInAddrErrors]++;
+            NetStack.Drop(ns, skb, DropReason.IpForwardingDisabled);
+            return;
+        }
         switch (route?.Type)
         {
             case null:
@@ -177,6 +201,10 @@ public sealed class Ipv4Input : PacketHandler
         if (!ValidateSource(dev, src, out var why)) { NetStack.Drop(ns, skb, why); return; }
         Ipv4Forward.Forward(stack, dev, skb, route!, ref ctx);
     }
+
+    /// <summary>inet_protos entries a kernel always has (igmp_rcv, tcp_v4_rcv, udp_rcv) that Softnet has no handler
+    /// for yet.</summary>
+    private static bool KernelHasHandler(byte proto) => proto is IpProtocols.Igmp or IpProtocols.Tcp or IpProtocols.Udp;
 
     /// <summary>fib_validate_source: our own address as source is a martian; rp_filter 1 wants the reverse route
     /// through the input device, 2 any reverse route.</summary>
@@ -210,10 +238,27 @@ public sealed class Ipv4Input : PacketHandler
         }
         var pkt = NetStack.L3(skb);
         byte proto = pkt[9];
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
-        // ip_local_deliver_finish: the protocol's handler (inet_protos); protocols without one here are consumed.
-        if (Transport.InetProtocol.Find(proto) is { } handler) { handler.Receive(stack, dev, skb, ref ctx); return; }
-        skb.Free();
+        // ip_protocol_deliver_rcu: a registered handler's return is never negative here, so InDelivers counts every
+        // datagram it takes, whatever the handler then does with it.
+        if (Transport.InetProtocol.Find(proto) is { } handler)
+        {
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
+            ns.Mib[SnmpCounter.IpInDelivers]++;
+            handler.Receive(stack, dev, skb, ref ctx);
+            return;
+        }
+        if (KernelHasHandler(proto))
+        {
+            // The kernel's IGMP, TCP and UDP handlers are not modelled here yet: taken and consumed.
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
+            ns.Mib[SnmpCounter.IpInDelivers]++;
+            skb.Free();
+            return;
+        }
+        // No handler and no raw socket: InUnknownProtos and an ICMP protocol unreachable from the address it was sent to.
+        ns.Mib[SnmpCounter.IpInUnknownProtos]++;
+        Icmp.Send(stack, ns, skb, dev, 3, 2, 0, localDestination: true);
+        NetStack.Drop(ns, skb, DropReason.UnhandledProtocol);
     }
 }
 

@@ -4,6 +4,7 @@ using Softnet.Neigh;
 using Softnet.Netfilter;
 using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
+using Softnet.Telemetry;
 
 namespace Softnet.Ip;
 
@@ -16,7 +17,9 @@ public static class Ipv4Output
 
     /// <summary>ip_output for <paramref name="skb"/> (data at the IP header). The skb is gone afterwards: sent,
     /// queued for resolution (<see cref="Queued"/>) or dropped (the reason is returned, for the caller to count).</summary>
-    public static DropReason Output(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, ref PacketContext ctx, Device? inDev)
+    /// <param name="sendSkb">From ip_send_skb: a POSTROUTING drop comes back to it as an error, counted as OutDiscards.</param>
+    public static DropReason Output(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, ref PacketContext ctx, Device? inDev,
+        bool sendSkb = false)
     {
         skb.Dev = outDev;
         if (ns.HasIptables)
@@ -24,10 +27,20 @@ public static class Ipv4Output
             ctx.OutInterface = outDev.Name;
             ctx.Nexthop = nexthop;
             if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
-            if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
+            if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx))
+            {
+                if (sendSkb) ns.Mib[SnmpCounter.IpOutDiscards]++;
+                skb.Free();
+                return ctx.DropReason;
+            }
         }
         // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
         if (!skb.IsGso && skb.Len > outDev.Mtu) { skb.Free(); return DropReason.IpFragmentationNotModeled; }
+        // ip_finish_output2: OutTransmits and OutOctets (IPSTATS_MIB_OUT) per datagram that leaves, before the neighbour
+        // resolves (a queued one counts too); OutBcastPkts for a broadcast route.
+        if (skb.Dst is { Type: RouteKind.Broadcast }) ns.Mib[SnmpCounter.IpExtOutBcastPkts]++;
+        ns.Mib[SnmpCounter.IpOutTransmits]++;
+        ns.Mib.Add(SnmpCounter.IpExtOutOctets, skb.Len);
         if (outDev.Kind.IsLoopback)
         {
             NetStack.PushEthernet(skb, default, default, EtherTypes.Ipv4);
@@ -39,14 +52,18 @@ public static class Ipv4Output
         return r;
     }
 
-    /// <summary>ip_local_out: route, OUTPUT (re-route if NAT moved the destination), POSTROUTING, neighbour.</summary>
-    public static void LocalOut(NetStack stack, Namespace ns, Skb skb, Connection? ct, CtInfo info)
+    /// <summary>ip_local_out: route, OUTPUT (re-route if NAT moved the destination), POSTROUTING, neighbour. With
+    /// <paramref name="sendSkb"/> the caller is ip_send_skb (ICMP messages), which counts OutDiscards when netfilter
+    /// drops the datagram; nf_send_reset calls ip_local_out itself and counts nothing.</summary>
+    public static void LocalOut(NetStack stack, Namespace ns, Skb skb, Connection? ct, CtInfo info, bool sendSkb = false)
     {
         var c = ns.Counters;
         var pkt = NetStack.L3(skb);
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         var route = ns.Routing.Lookup(dst);
         if (route == null || route.Device == null || route.Type is not (RouteKind.Unicast or RouteKind.Local)) { skb.Free(); return; }
+        // __ip_local_out: OutRequests before OUTPUT.
+        ns.Mib[SnmpCounter.IpOutRequests]++;
         PacketContext ctx = default;
         if (ns.HasIptables)
         {
@@ -55,7 +72,12 @@ public static class Ipv4Output
             ctx.CtInfo = info;
             ctx.OutInterface = route.Device.Name;
             if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, route.Device, ref ctx);
-            if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx)) { skb.Free(); return; }
+            if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx))
+            {
+                if (sendSkb) ns.Mib[SnmpCounter.IpOutDiscards]++;
+                skb.Free();
+                return;
+            }
             uint after = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
             if (after != dst)
             {
@@ -73,6 +95,6 @@ public static class Ipv4Output
             return;
         }
         uint nexthop = route.Gateway != 0 ? route.Gateway : dst;
-        Output(stack, ns, skb, route.Device, nexthop, ref ctx, null);
+        Output(stack, ns, skb, route.Device, nexthop, ref ctx, null, sendSkb);
     }
 }

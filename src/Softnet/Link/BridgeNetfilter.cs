@@ -25,7 +25,9 @@ public static class BridgeNetfilter
     internal static bool PreRouting(NetStack stack, Device br, Device port, Skb skb, ref PacketContext ctx)
     {
         var ns = br.Namespace;
-        var why = Ipv4Input.ValidateHeader(skb);
+        // br_validate_ipv4: the header errors count as in ip_rcv_core; InReceives does not (checked on 6.18: a bridged
+        // frame leaves IpInReceives alone).
+        var why = Ipv4Input.ValidateHeader(skb, ns.Mib);
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return false; }
         if (!Ipv4Input.FillContext(skb, ref ctx, out why)) { NetStack.Drop(ns, skb, why); return false; }
         ctx.InInterface = br.Name;

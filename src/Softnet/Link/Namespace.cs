@@ -42,6 +42,9 @@ public sealed class Namespace : INetfilterHost
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();
+    /// <summary>The key of TCP's initial sequence numbers and timestamp offsets (net_secret; the kernel's is random
+    /// per boot, a scenario's fixed so replays repeat).</summary>
+    public ulong TcpSecret { get; set; }
     /// <summary>The namespace's sockets (ns/NAME/sockets) and their lookup tables.</summary>
     public Transport.SocketTable Sockets { get; } = new();
     private int _nextIfindex = 2;

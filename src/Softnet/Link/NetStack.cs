@@ -77,6 +77,7 @@ public sealed class NetStack
     {
         long target = Math.Max(_now, nowNs);
         NeighTimers.Run(this, nowNs);
+        if (_tcpTimers.Count > 0) RunTcpTimers(nowNs);
         _now = target;
     }
 
@@ -96,6 +97,39 @@ public sealed class NetStack
     {
         Drain();
         if (_woken.Count > 0) RunReaders();
+        // The kernel's delayed ACKs still pending at the end go out within the harness's settling time.
+        if (_tcpTimers.Count > 0) RunTcpTimers(_now + FinishTimersNs);
+    }
+
+    /// <summary>How far past the last frame <see cref="Finish"/> runs TCP timers (delayed ACKs: at most 200 ms).</summary>
+    public const long FinishTimersNs = 250_000_000;
+
+    // ---------------- TCP timers (delayed ACK) ----------------
+
+    private readonly List<Transport.TcpSock> _tcpTimers = new();
+
+    internal void ArmTcpTimer(Transport.TcpSock s)
+    {
+        if (!_tcpTimers.Contains(s)) _tcpTimers.Add(s);
+    }
+
+    /// <summary>Fires, in expiry order, every delayed-ACK timer due by <paramref name="until"/>, each at its own time.</summary>
+    private void RunTcpTimers(long until)
+    {
+        while (true)
+        {
+            Transport.TcpSock? first = null;
+            for (int i = _tcpTimers.Count - 1; i >= 0; i--)
+            {
+                var s = _tcpTimers[i];
+                if (s.DelackDueNs == long.MaxValue) { _tcpTimers.RemoveAt(i); continue; }
+                if (first == null || s.DelackDueNs < first.DelackDueNs) first = s;
+            }
+            if (first == null || first.DelackDueNs > until) return;
+            if (first.DelackDueNs > _now) _now = first.DelackDueNs;
+            first.DelackTimer(this);
+            Drain();
+        }
     }
 
     // ---------------- socket readers ----------------

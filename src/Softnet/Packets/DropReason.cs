@@ -59,6 +59,36 @@ public enum DropReason : ushort
     NoSocket,
     /// <summary>SKB_DROP_REASON_SOCKET_RCVBUFF: the socket's receive buffer is full.</summary>
     SocketRcvBuff,
+    /// <summary>SKB_DROP_REASON_TCP_FLAGS: a TCP segment whose flags this state does not take.</summary>
+    TcpFlags,
+    /// <summary>SKB_DROP_REASON_TCP_RFC7323_PAWS: an old timestamp.</summary>
+    TcpRfc7323Paws,
+    /// <summary>SKB_DROP_REASON_TCP_OLD_SEQUENCE: before the window.</summary>
+    TcpOldSequence,
+    /// <summary>SKB_DROP_REASON_TCP_INVALID_SEQUENCE: beyond the window.</summary>
+    TcpInvalidSequence,
+    /// <summary>SKB_DROP_REASON_TCP_RESET: a RST (acted on, or answered with a challenge ACK).</summary>
+    TcpReset,
+    /// <summary>SKB_DROP_REASON_TCP_INVALID_SYN: a SYN on a synchronized connection.</summary>
+    TcpInvalidSyn,
+    /// <summary>SKB_DROP_REASON_TCP_ACK_UNSENT_DATA: it acknowledges what was never sent.</summary>
+    TcpAckUnsentData,
+    /// <summary>SKB_DROP_REASON_TCP_ZEROWINDOW: data while the window is closed.</summary>
+    TcpZeroWindow,
+    /// <summary>SKB_DROP_REASON_TCP_OLD_DATA: a retransmission of data already received.</summary>
+    TcpOldData,
+    /// <summary>SKB_DROP_REASON_TCP_OVERWINDOW: data beyond the window.</summary>
+    TcpOverWindow,
+    /// <summary>SKB_DROP_REASON_PROTO_MEM: the receive buffer is full.</summary>
+    ProtoMem,
+    /// <summary>SKB_DROP_REASON_TCP_OFO_DROP: out-of-order data that could not be kept (or already delivered).</summary>
+    TcpOfoDrop,
+    /// <summary>SKB_DROP_REASON_TCP_OFOMERGE: out-of-order data already queued.</summary>
+    TcpOfoMerge,
+    /// <summary>SKB_DROP_REASON_TCP_CLOSE: the connection is gone.</summary>
+    TcpClose,
+    /// <summary>SKB_DROP_REASON_SOCKET_BACKLOG / the listener's accept queue is full (ListenDrops).</summary>
+    TcpListenOverflow,
     DeviceDown,
     IpMartianSource,
     IpMartianDestination,

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 
 namespace Softnet.Telemetry;
 
@@ -82,12 +83,15 @@ public enum SnmpCounter
     UdpIgnoredMulti,
     UdpMemErrors,
     // TcpExt (linux_mib)
+    TcpExtEmbryonicRsts,
     TcpExtTW,
+    TcpExtPAWSEstab,
     TcpExtDelayedACKs,
+    TcpExtDelayedACKLost,
     TcpExtListenOverflows,
     TcpExtListenDrops,
-    TcpExtTCPPureAcks,
     TcpExtTCPHPHits,
+    TcpExtTCPPureAcks,
     TcpExtTCPDSACKOldSent,
     TcpExtTCPDSACKOfoSent,
     TcpExtTCPAbortOnData,
@@ -96,6 +100,16 @@ public enum SnmpCounter
     TcpExtTCPOFOQueue,
     TcpExtTCPOFODrop,
     TcpExtTCPOFOMerge,
+    TcpExtTCPChallengeACK,
+    TcpExtTCPSYNChallenge,
+    TcpExtTCPFromZeroWindowAdv,
+    TcpExtTCPToZeroWindowAdv,
+    TcpExtTCPWantZeroWindowAdv,
+    TcpExtTCPSynRetrans,
+    TcpExtTCPACKSkippedSynRecv,
+    TcpExtTCPACKSkippedSeq,
+    TcpExtTCPACKSkippedChallenge,
+    TcpExtTCPZeroWindowDrop,
     TcpExtTCPRcvQDrop,
     // IpExt (ipstats_mib, the extended half)
     IpExtInNoRoutes,
@@ -118,6 +132,13 @@ public sealed class SnmpMib
 
     /// <summary>Adds <paramref name="n"/> (SNMP_ADD_STATS).</summary>
     public void Add(SnmpCounter c, long n) => _values[(int)c] += n;
+
+    /// <summary>The counters that are not zero, in nstat's order (`nstat -a` without -z).</summary>
+    public IEnumerable<(string Name, long Value)> NonZero()
+    {
+        foreach (var c in All)
+            if (_values[(int)c] != 0) yield return (c.ToString(), _values[(int)c]);
+    }
 
     /// <summary>Every modelled counter with its value, in nstat's order.</summary>
     public IEnumerable<(string Name, long Value)> Values()
@@ -147,5 +168,23 @@ public sealed class SnmpMib
             if (long.TryParse(t[1], NumberStyles.None, CultureInfo.InvariantCulture, out long v)) d[t[0]] = v;
         }
         return d;
+    }
+}
+
+/// <summary>The "snmp" section of the JSON report: per namespace its non-zero SNMP counters, by nstat name.</summary>
+public sealed class SnmpReportSection(IReadOnlyList<(string Name, SnmpMib Mib)> namespaces) : IReportSection
+{
+    public string Key => "snmp";
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        foreach (var (name, mib) in namespaces)
+        {
+            w.WriteStartObject(name);
+            foreach (var (counter, value) in mib.NonZero()) w.WriteNumber(counter, value);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 }

@@ -105,6 +105,7 @@ public static class ScenarioReplay
         foreach (var t in report.Sections.OfType<StageTimeSection>()) t.StackStages = stack.Clock;
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
+        report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
         if (dump) ScenarioDump.Write(scenario, outDir, endNs);
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dump ? outDir : null };
     }

@@ -4,6 +4,7 @@ using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
 using Softnet.Packets.Headers;
+using Softnet.Telemetry;
 
 namespace Softnet.Transport;
 
@@ -19,31 +20,65 @@ public sealed class IcmpReceive : InetProtocol
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
+        var mib = ns.Mib;
         var pkt = stack.Linearize(skb);
         int ihl = (pkt[0] & 0xF) * 4;
         var icmp = pkt[ihl..];
+        mib[SnmpCounter.IcmpInMsgs]++;
         // skb_checksum_simple_validate: unless the device or GRO vouched for it.
-        if (!Ipv4Input.ChecksumUnnecessary(skb) && !Checksum.Verify(icmp)) { DropDelivered(ns, skb, DropReason.IcmpCsumError); return; }
-        if (icmp.Length < 8) { DropDelivered(ns, skb, DropReason.IcmpTruncated); return; }
+        if (!Ipv4Input.ChecksumUnnecessary(skb) && !Checksum.Verify(icmp))
+        {
+            mib[SnmpCounter.IcmpInCsumErrors]++;
+            mib[SnmpCounter.IcmpInErrors]++;
+            DropDelivered(ns, skb, DropReason.IcmpCsumError);
+            return;
+        }
+        if (icmp.Length < 8) { mib[SnmpCounter.IcmpInErrors]++; DropDelivered(ns, skb, DropReason.IcmpTruncated); return; }
         byte type = icmp[0];
+        // ICMPMSGIN_INC_STATS: the type's In counter, before the type is judged.
+        if (Icmp.TypeCounter(type, outgoing: false) is { } perType) mib[perType]++;
         // RFC 1122 3.2.2: unknown types are silently discarded.
-        if (type > 18) { DropDelivered(ns, skb, DropReason.UnhandledProtocol); return; }
+        if (type > 18) { mib[SnmpCounter.IcmpInErrors]++; DropDelivered(ns, skb, DropReason.UnhandledProtocol); return; }
         if (skb.Dst is { Type: RouteKind.Broadcast } || (BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) >> 28) == 0xE
             || BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]) == 0xFFFFFFFF)
         {
             bool echoOrTimestamp = type is IcmpView.EchoRequest or 13;
             if ((echoOrTimestamp && ns.IcmpEchoIgnoreBroadcasts) || !(echoOrTimestamp || type is 17 or 18))
             {
+                mib[SnmpCounter.IcmpInErrors]++;
                 DropDelivered(ns, skb, DropReason.InvalidProto);
                 return;
             }
         }
+        if (type is 3 or 4 or 5 or 11 or 12 && !ErrorReachesSocket(type, icmp)) mib[SnmpCounter.IcmpInErrors]++;
+        // icmp_timestamp wants the three timestamps' first word (the reply itself is not modelled).
+        if (type == 13 && icmp.Length < 12) mib[SnmpCounter.IcmpInErrors]++;
         if (type == IcmpView.EchoRequest)
         {
             c.EchoRequests++;
             if (!ns.IcmpEchoIgnoreAll) Echo(stack, dev, skb, pkt);
         }
         skb.Free();
+    }
+
+    /// <summary>
+    /// icmp_unreach (types 3, 4, 11, 12) and icmp_redirect (5), then icmp_socket_deliver: false where they count
+    /// InErrors. The quoted datagram must hold an IPv4 header with a sane IHL (icmp_unreach; icmp_redirect only asks
+    /// for 20 bytes) and 8 bytes past it (icmp_socket_deliver); then the quoted protocol's error handler looks for the
+    /// socket: udp_err and tcp_v4_err count InErrors when there is none, and Softnet has no sockets for them to find
+    /// yet. A destination-unreachable code above 15 and a fragment-reassembly time exceeded stop before delivery
+    /// (as does a fragmentation-needed under ip_no_pmtu_disc=2, which Softnet does not read: it assumes the default 0).
+    /// </summary>
+    private static bool ErrorReachesSocket(byte type, ReadOnlySpan<byte> icmp)
+    {
+        var quoted = icmp[8..];
+        if (quoted.Length < 20) return false;
+        int qihl = (quoted[0] & 0xF) * 4;
+        if (type != 5 && qihl < 20) return false;
+        if (type == 3 && icmp[1] > 15) return true;
+        if (type == 11 && icmp[1] == 1) return true;
+        if (quoted.Length < qihl + 8) return false;
+        return quoted[9] is not (IpProtocols.Udp or IpProtocols.Tcp);
     }
 
     /// <summary>
@@ -64,7 +99,7 @@ public sealed class IcmpReceive : InetProtocol
         uint saddr = request.Dst is { Type: RouteKind.Local } ? dst : ns.SelectAddress(dev, src);
         if (saddr == 0) return;
         var skb = stack.NewFrame(20 + message.Length);
-        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.IcmpOutErrors]++; return; }
         var p = skb.LinearData;
         PacketFactory.Ipv4Header(p, pkt[1], p.Length, stack.IcmpErrorIpId, false, (byte)ns.DefaultTtl, IpProtocols.Icmp, saddr, src);
         var reply = p[20..];
@@ -75,6 +110,7 @@ public sealed class IcmpReceive : InetProtocol
         BinaryPrimitives.WriteUInt16BigEndian(reply[2..], Checksum.Compute(reply));
         skb.ResetNetworkHeader();
         ns.Counters.EchoReplies++;
-        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+        Icmp.OutCount(ns.Mib, IcmpView.EchoReply);
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None, sendSkb: true);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Softnet.Link;
+using Softnet.Packets;
 
 namespace Softnet.Transport;
 
@@ -60,6 +61,21 @@ public abstract class Sock
     /// <summary>sockets.txt's lines for this socket: <see cref="Line"/>, then one indented line per datagram or
     /// connection.</summary>
     public abstract void WriteDump(StringBuilder sb);
+
+    /// <summary>
+    /// The truesize a received segment charges to sk_rmem_alloc. A frame that came over a veth was built by its
+    /// sender in one kmalloc'd head (an AF_PACKET send: LL_RESERVED_SPACE 16 bytes of headroom before the frame,
+    /// SKB_DATA_ALIGN, the 320-byte skb_shared_info, rounded to the kmalloc size class) plus a 256-byte struct
+    /// sk_buff: 2304 for a full 1514-byte frame, as the kernel shows. Other skbs charge their own truesize.
+    /// </summary>
+    public static int ChargeSize(Device dev, Skb skb)
+    {
+        if (dev.Kind.Name != "veth" || skb.IsNonlinear) return skb.TrueSize;
+        int frame = skb.Len + 14;
+        int size = ((16 + frame + 63) & ~63) + 320;
+        int bucket = size <= 96 ? 96 : size <= 128 ? 128 : size <= 192 ? 192 : (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size);
+        return bucket + 256;
+    }
 
     /// <summary>The first 16 hex digits of a SHA-256, as sockets.txt prints them.</summary>
     public static string Hex16(ulong sha) => sha.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);

@@ -88,7 +88,74 @@ public sealed class SocketTable
     /// <summary>Keep what readers read, for sockets.txt.</summary>
     public void StartRecording()
     {
+        Recording = true;
         foreach (var s in _all)
             if (s is UdpSock u) u.Received ??= new List<DatagramRecord>();
+    }
+
+    /// <summary>Readers keep what they read (sockets.txt).</summary>
+    public bool Recording { get; private set; }
+
+    // ---- TCP connections and requests, by four-tuple (inet_ehash) ----
+
+    private TcpSock?[] _established = new TcpSock?[64];
+    private int _connections;
+
+    private static uint TupleHash(uint laddr, ushort lport, uint raddr, ushort rport)
+    {
+        ulong x = ((ulong)laddr << 32 | raddr) * 0x9E3779B97F4A7C15UL ^ ((ulong)lport << 16 | rport) * 0xC2B2AE3D27D4EB4FUL;
+        return (uint)(x ^ (x >> 29));
+    }
+
+    /// <summary>__inet_lookup_established: the connection (or request) of this four-tuple.</summary>
+    public TcpSock? LookupEstablished(uint laddr, ushort lport, uint raddr, ushort rport)
+    {
+        if (_connections == 0) return null;
+        for (var s = _established[TupleHash(laddr, lport, raddr, rport) & (uint)(_established.Length - 1)]; s != null; s = s.NextInHash)
+            if (s.LocalAddr == laddr && s.LocalPort == lport && s.RemoteAddr == raddr && s.RemotePort == rport) return s;
+        return null;
+    }
+
+    internal void Hash(TcpSock s)
+    {
+        if (_connections >= _established.Length)
+        {
+            var old = _established;
+            _established = new TcpSock?[old.Length * 2];
+            _connections = 0;
+            foreach (var head in old)
+                for (var c = head; c != null;)
+                {
+                    var next = c.NextInHash;
+                    Link(c);
+                    c = next;
+                }
+        }
+        Link(s);
+    }
+
+    private void Link(TcpSock s)
+    {
+        ref var head = ref _established[TupleHash(s.LocalAddr, s.LocalPort, s.RemoteAddr, s.RemotePort) & (uint)(_established.Length - 1)];
+        s.NextInHash = head;
+        head = s;
+        _connections++;
+    }
+
+    /// <summary>inet_unhash: the connection is done; later segments of its four-tuple find no socket.</summary>
+    internal void Unhash(TcpSock s)
+    {
+        ref var link = ref _established[TupleHash(s.LocalAddr, s.LocalPort, s.RemoteAddr, s.RemotePort) & (uint)(_established.Length - 1)];
+        while (link != null)
+        {
+            if (link == s)
+            {
+                link = s.NextInHash;
+                s.NextInHash = null;
+                _connections--;
+                return;
+            }
+            link = ref link.NextInHash;
+        }
     }
 }

@@ -9,25 +9,60 @@ public sealed record ConnectionRecord(SockAddr Peer, long Bytes, ulong Sha, stri
 
 /// <summary>
 /// A listening TCP socket (`tcp listen ADDR:PORT` in a sockets file) and its reader, which accepts every connection
-/// and reads each until EOF or reset, closing on EOF.
+/// (the accept queue, sk_ack_backlog against the listen backlog) and reads each until EOF or reset, closing on EOF.
 /// </summary>
 public sealed class TcpListenSock : Sock
 {
+    /// <summary>The backlog a reader's listen() passes (Python's default, min(SOMAXCONN, 128)).</summary>
+    public const int DefaultBacklog = 128;
+
+    private readonly Queue<TcpSock> _acceptQueue = new();
+    private readonly List<TcpSock> _accepted = new();
+
     public TcpListenSock(Namespace ns, string line, SockAddr local, int? rcvbuf, int cpu) : base(ns, line, local, rcvbuf, cpu) { }
 
     /// <summary>net.ipv4.tcp_rmem[1]: a TCP socket's initial sk_rcvbuf unless SO_RCVBUF set it.</summary>
     protected override int DefaultRcvBuf => 131072;
 
-    /// <summary>Accepted connections in accept order (for the dump).</summary>
-    public List<ConnectionRecord> Accepted { get; } = new();
+    /// <summary>sk_max_ack_backlog.</summary>
+    public int Backlog { get; init; } = DefaultBacklog;
 
-    public override void Read(NetStack stack) { }
+    /// <summary>Request socks (SYN_RECV) of this listener (inet_csk_reqsk_queue_len).</summary>
+    internal int RequestCount;
+
+    /// <summary>sk_acceptq_is_full: the queue admits one more than the backlog.</summary>
+    internal bool AcceptQueueFull => _acceptQueue.Count > Backlog;
+
+    /// <summary>Connections in accept order.</summary>
+    public IReadOnlyList<TcpSock> Accepted => _accepted;
+
+    /// <summary>inet_csk_reqsk_queue_add: the child waits for accept().</summary>
+    internal void QueueForAccept(NetStack stack, TcpSock child)
+    {
+        _acceptQueue.Enqueue(child);
+        stack.WakeReader(this);
+    }
+
+    /// <summary>accept() for everything queued; each connection's reader then reads what it already has.</summary>
+    public override void Read(NetStack stack)
+    {
+        while (_acceptQueue.TryDequeue(out var c))
+        {
+            c.Accepted = true;
+            _accepted.Add(c);
+            c.Read(stack);
+        }
+    }
 
     public override void WriteDump(StringBuilder sb)
     {
         sb.Append(Line).Append('\n');
-        foreach (var c in Accepted)
-            sb.Append("  connection ").Append(c.Peer).Append(" bytes ").Append(c.Bytes).Append(" sha256 ").Append(Hex16(c.Sha))
-              .Append(" end ").Append(c.End).Append('\n');
+        foreach (var c in _accepted)
+        {
+            if (c.Record == null || c.Record.End == "open") c.UpdateRecord();
+            var r = c.Record!;
+            sb.Append("  connection ").Append(r.Peer).Append(" bytes ").Append(r.Bytes).Append(" sha256 ").Append(Hex16(r.Sha))
+              .Append(" end ").Append(r.End).Append('\n');
+        }
     }
 }

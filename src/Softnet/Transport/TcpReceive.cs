@@ -3,14 +3,15 @@ using Softnet.Ip;
 using Softnet.Link;
 using Softnet.Netfilter;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 using Softnet.Telemetry;
 
 namespace Softnet.Transport;
 
 /// <summary>
-/// tcp_v4_rcv for segments addressed to this namespace. No sockets are modelled yet, so every segment takes the
-/// "no socket" path: a bad checksum is counted and dropped (TCP CsumErrors, InErrs); otherwise tcp_v4_send_reset
-/// answers anything but a RST.
+/// tcp_v4_rcv for segments addressed to this namespace: the header and checksum checks (InSegs, InErrs,
+/// InCsumErrors), then the connection or request of the four-tuple, else a listener (tcp_v4_conn_request: the
+/// SYN-ACK), else tcp_v4_send_reset.
 /// </summary>
 public sealed class TcpReceive : InetProtocol
 {
@@ -19,31 +20,200 @@ public sealed class TcpReceive : InetProtocol
     public override void Receive(NetStack stack, Device dev, Skb skb, ref PacketContext ctx)
     {
         var ns = dev.Namespace;
+        var mib = ns.Mib;
         if (skb.PktType != PacketType.Host) { DropDelivered(ns, skb, DropReason.OtherHost); return; }
+        mib[SnmpCounter.TcpInSegs]++;
         var pkt = stack.Linearize(skb);
         int ihl = (pkt[0] & 0xF) * 4;
         var l4 = pkt[ihl..];
         if (l4.Length < 20) { DropDelivered(ns, skb, DropReason.TcpHeaderTruncated); return; }
         int doff = (l4[12] >> 4) * 4;
-        if (doff < 20) { ns.Mib[SnmpCounter.TcpInErrs]++; DropDelivered(ns, skb, DropReason.TcpBadDoff); return; }
+        if (doff < 20) { mib[SnmpCounter.TcpInErrs]++; DropDelivered(ns, skb, DropReason.TcpBadDoff); return; }
         if (doff > l4.Length) { DropDelivered(ns, skb, DropReason.TcpHeaderTruncated); return; }
         if (!Ipv4Input.ChecksumUnnecessary(skb)
             && !Checksum.Verify(l4, Checksum.PseudoHeaderV4(pkt[12..16], pkt[16..20], IpProtocols.Tcp, l4.Length)))
         {
-            ns.Mib[SnmpCounter.TcpInCsumErrors]++;
-            ns.Mib[SnmpCounter.TcpInErrs]++;
+            mib[SnmpCounter.TcpInCsumErrors]++;
+            mib[SnmpCounter.TcpInErrs]++;
             DropDelivered(ns, skb, DropReason.TcpCsumError);
             return;
         }
+        uint saddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
+        uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(l4);
+        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
+        var sockets = ns.Sockets;
+        if (!sockets.IsEmpty)
+        {
+            if (!TcpOptions.TryParse(l4[20..doff], out var opt, out _)) opt = default;
+            if (sockets.LookupEstablished(daddr, dport, saddr, sport) is { } sk)
+            {
+                // nf_reset_ct: the socket's queues hold no conntrack reference.
+                skb.Conntrack = null;
+                int truesize = Sock.ChargeSize(dev, skb);
+                if (sk.State == TcpState.SynRecv) CheckRequest(stack, sk, skb, pkt, l4, opt, truesize);
+                else sk.Receive(stack, skb, l4, opt, truesize);
+                return;
+            }
+            if (sockets.LookupListener4(daddr, dport) is TcpListenSock listener)
+            {
+                Listen(stack, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport);
+                return;
+            }
+        }
+        // No socket: a RST answers anything but a RST.
         SendReset(stack, ns, skb, pkt);
         DropDelivered(ns, skb, DropReason.NoSocket);
     }
 
-    /// <summary>tcp_v4_send_reset with no socket: nothing for a RST, nor for a segment not routed to a local address;
-    /// otherwise the reset of <see cref="PacketFactory.WriteTcpReset"/> (seq from the ACK, or ACK of what the segment
-    /// occupied) with the segment's TOS less its ECN bits (ip_send_unicast_reply), DF and IP ID 0 (the per-CPU
-    /// control socket does path MTU discovery and has no peer), TTL the default, a complete checksum.</summary>
-    private static void SendReset(NetStack stack, Namespace ns, Skb skb, ReadOnlySpan<byte> pkt)
+    /// <summary>tcp_rcv_state_process in LISTEN: an ACK is answered with a RST, a RST dropped, a SYN (without FIN)
+    /// opens a request (tcp_conn_request) unless the accept queue is full.</summary>
+    private static void Listen(NetStack stack, TcpListenSock listener, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp,
+        in TcpOptions opt, uint daddr, ushort dport, uint saddr, ushort sport)
+    {
+        var ns = listener.Namespace;
+        byte flags = tcp[13];
+        if ((flags & 0x10) != 0) { SendReset(stack, ns, skb, pkt); DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        if ((flags & 0x04) != 0 || (flags & 0x02) == 0 || (flags & 0x01) != 0) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        // tcp_v4_conn_request: no connections to broadcast or multicast.
+        if (skb.Dst is { Type: RouteKind.Broadcast } || (daddr >> 28) == 0xE) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        if (listener.AcceptQueueFull)
+        {
+            ns.Mib[SnmpCounter.TcpExtListenOverflows]++;
+            ns.Mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpListenOverflow);
+            return;
+        }
+        var req = new TcpSock(listener, daddr, dport, saddr, sport);
+        var back = ns.Routing.Lookup(saddr);
+        int mtu = back?.Device?.Mtu ?? 1500;
+        req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
+        ns.Sockets.Hash(req);
+        listener.RequestCount++;
+        SendSynAck(stack, req, pkt[1]);
+        skb.Free();
+    }
+
+    /// <summary>tcp_check_req for a segment to a request sock: a retransmitted SYN gets the SYN-ACK again, a wrong
+    /// ACK a RST (the request stays), RST or SYN kill the request, the right ACK creates the child
+    /// (tcp_create_openreq_child: PassiveOpens) and queues it for accept, then it processes the segment.</summary>
+    private static void CheckRequest(NetStack stack, TcpSock req, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
+    {
+        var ns = req.Namespace;
+        var mib = ns.Mib;
+        byte flags = tcp[13];
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
+        uint ack = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
+        if (seq == req.RcvIsn && (flags & 0x17) == 0x02)
+        {
+            // A retransmitted SYN: inet_rtx_syn_ack.
+            mib[SnmpCounter.TcpRetransSegs]++;
+            mib[SnmpCounter.TcpExtTCPSynRetrans]++;
+            SendSynAck(stack, req, pkt[1]);
+            skb.Free();
+            return;
+        }
+        if ((flags & 0x10) != 0 && ack != req.SndIsn + 1)
+        {
+            // Returned to the listener, which resets: the request is untouched.
+            SendReset(stack, ns, skb, pkt);
+            DropDelivered(ns, skb, DropReason.TcpFlags);
+            return;
+        }
+        int len = tcp.Length - (tcp[12] >> 4) * 4;
+        uint end = seq + (uint)len + ((flags & 0x03) != 0 ? 1u : 0u);
+        // tcp_in_window against the request's window.
+        bool inWindow = !(Before(end, req.RcvNxt) || After(seq, req.RcvNxt + req.RcvWnd)) || seq == req.RcvNxt;
+        if (!inWindow)
+        {
+            if ((flags & 0x04) == 0) SendSynAck(stack, req, pkt[1]);
+            DropDelivered(ns, skb, DropReason.TcpOldSequence);
+            return;
+        }
+        if ((flags & 0x06) != 0)
+        {
+            // RST or SYN in window: the embryonic connection dies (a SYN is answered with a RST).
+            mib[SnmpCounter.TcpAttemptFails]++;
+            if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
+            mib[SnmpCounter.TcpExtEmbryonicRsts]++;
+            ns.Sockets.Unhash(req);
+            req.Listener.RequestCount--;
+            DropDelivered(ns, skb, DropReason.TcpReset);
+            return;
+        }
+        if ((flags & 0x10) == 0) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        if (req.Listener.AcceptQueueFull)
+        {
+            mib[SnmpCounter.TcpExtListenOverflows]++;
+            mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpListenOverflow);
+            return;
+        }
+        if (opt.HasTimestamps && req.TstampOk && (int)(opt.TsVal - req.TsRecent) >= 0) req.TsRecent = opt.TsVal;
+        mib[SnmpCounter.TcpPassiveOpens]++;
+        req.Listener.RequestCount--;
+        req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now);
+        req.Listener.QueueForAccept(stack, req);
+        // The child processes the third ACK itself: a pure ACK, or data queued.
+        req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
+    }
+
+    private static bool Before(uint a, uint b) => (int)(a - b) < 0;
+    private static bool After(uint a, uint b) => (int)(b - a) < 0;
+
+    /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
+    /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
+    /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.</summary>
+    private static void SendSynAck(NetStack stack, TcpSock req, byte synTos)
+    {
+        var ns = req.Namespace;
+        int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);
+        var skb = stack.NewFrame(40 + opt);
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var p = skb.LinearData;
+        PacketFactory.Ipv4Header(p, 0, p.Length, 0, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, req.LocalAddr, req.RemoteAddr);
+        var t = p[20..];
+        t.Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(t, req.LocalPort);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], req.RemotePort);
+        BinaryPrimitives.WriteUInt32BigEndian(t[4..], req.SndIsn);
+        BinaryPrimitives.WriteUInt32BigEndian(t[8..], req.RcvNxt);
+        t[12] = (byte)((20 + opt) / 4 << 4);
+        t[13] = 0x12;
+        BinaryPrimitives.WriteUInt16BigEndian(t[14..], (ushort)Math.Min(req.RcvWnd, 65535u));
+        int o = 20;
+        t[o] = TcpOptionKinds.Mss; t[o + 1] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(t[(o + 2)..], (ushort)req.AdvMss);
+        o += 4;
+        if (req.TstampOk)
+        {
+            if (req.SackOk) { t[o] = TcpOptionKinds.SackPermitted; t[o + 1] = 2; }
+            else { t[o] = 1; t[o + 1] = 1; }
+            t[o + 2] = TcpOptionKinds.Timestamps; t[o + 3] = 10;
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], TcpSecure.TsVal(stack.Now, req.TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 8)..], req.TsRecent);
+            o += 12;
+        }
+        if (req.WscaleOk)
+        {
+            t[o] = 1; t[o + 1] = TcpOptionKinds.WindowScale; t[o + 2] = 3; t[o + 3] = req.RcvWscale;
+            o += 4;
+        }
+        if (req.SackOk && !req.TstampOk)
+        {
+            t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        skb.ResetNetworkHeader();
+        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    /// <summary>tcp_v4_send_reset from the per-namespace control socket: nothing for a RST, nor for a segment not
+    /// routed to a local address; otherwise the reset of <see cref="PacketFactory.WriteTcpReset"/> (seq from the ACK,
+    /// or ACK of what the segment occupied) with the segment's TOS less its ECN bits (ip_send_unicast_reply), DF and IP
+    /// ID 0, TTL the default, a complete checksum.</summary>
+    internal static void SendReset(NetStack stack, Namespace ns, Skb skb, ReadOnlySpan<byte> pkt)
     {
         if (skb.Dst is not { Type: RouteKind.Local }) return;
         var r = stack.NewFrame(PacketFactory.TcpResetLength);
@@ -55,6 +225,7 @@ public sealed class TcpReceive : InetProtocol
         BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
         r.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutRsts]++;
+        ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, r, null, CtInfo.None);
     }
 }

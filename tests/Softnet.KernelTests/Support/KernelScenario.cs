@@ -60,11 +60,25 @@ namespace Softnet.KernelTests.Support;
 //   promiscuous mode tcpdump would otherwise set (promiscuity changes what a bridge passes up). One process
 //   captures and injects, so no capture can start late. Loopback is not captured.
 // * The injected frames are transmitted by DEV's veth peer, so they also appear in the peer's tx capture.
+// * nstat.txt is `nstat -asz` in the namespace: absolute values (-a), zeros too (-z), nstat's history file left alone
+//   (-s). Besides the counters Softnet names it prints IcmpMsgInTypeN/OutTypeN, IpExtInNoECTPkts/ECT/CE and the
+//   *Octets of broadcast and multicast; ScenarioCompare compares only the names Softnet's file has (NstatScope).
+// * Counting facts seen on 6.18 with this harness: br_netfilter's br_validate_ipv4 leaves IpInReceives alone (a frame
+//   bridged through FORWARD moves no Ip counter; one passed up to the bridge counts in ip_rcv); ip_forward counts
+//   IpForwDatagrams after the TTL check and before the MTU check and FORWARD (a DF-too-big or FORWARD-dropped datagram
+//   counts); ip_error and icmp_send share the sender's inet_peer tokens (the third no-route ICMP from one source in a
+//   burst is OutRateLimitHost); an ICMP error about UDP with no socket is IcmpInErrors (udp_err); a UDP datagram
+//   to a closed port is still IpInDelivers.
+// * App sockets (ns/NAME/sockets) live in the injector process, created in their namespace before the first frame
+//   and read from the same select loop as the captures. They stay open until the dump is written: a close would send
+//   a FIN or RST and move counters afterwards. An IPv6 wildcard socket also takes IPv4 (net.ipv6.bindv6only=0): its
+//   IPv4 peers read as [::ffff:A.B.C.D]:PORT.
 
 /// <summary>
 /// Loads a scenario folder into real network namespaces, injects a capture's frames and dumps the result in the
-/// layout `softnet replay --dump` writes: OUTDIR/&lt;ns&gt;/iptables-save.txt, conntrack.txt, &lt;dev&gt;.rx.pcap,
-/// &lt;dev&gt;.tx.pcap. Everything is torn down afterwards, also on failure.
+/// layout `softnet replay --dump` writes: OUTDIR/&lt;ns&gt;/iptables-save.txt, conntrack.txt, nstat.txt, &lt;dev&gt;.rx.pcap,
+/// &lt;dev&gt;.tx.pcap, and sockets.txt where the namespace has a sockets file. Everything is torn down afterwards, also
+/// on failure.
 /// </summary>
 public static class KernelScenario
 {
@@ -77,7 +91,7 @@ public static class KernelScenario
     public const int SettleMs = 300;
 
     /// <summary>Null when the kernel run can work here; otherwise the reason to skip.</summary>
-    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack", "ipset");
+    public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack", "ipset", "nstat");
 
     /// <summary>
     /// Builds <paramref name="scenarioDir"/> in namespaces named &lt;prefix&gt;-&lt;ns&gt;, injects every frame of
@@ -94,8 +108,9 @@ public static class KernelScenario
         {
             Build(scenario, prefix, work, created);
             var (targets, framesFile) = PrepareFrames(scenario, prefix, capturePath, inject, work);
-            Inject(scenario, prefix, targets, framesFile, outDir, work);
-            Dump(scenario, prefix, outDir);
+            // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
+            // RST, which would move counters after the injection ended.
+            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work);
         }
         finally
         {
@@ -225,10 +240,12 @@ public static class KernelScenario
         return (targets, file);
     }
 
-    private static void Inject(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir, string work)
+    private static void InjectAndDump(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir,
+        string work)
     {
         string script = Path.Combine(work, "inject.py");
         File.WriteAllText(script, InjectorScript);
+        string ready = Path.Combine(work, "injected"), done = Path.Combine(work, "dumped");
         var config = new Dictionary<string, object>
         {
             ["namespaces"] = s.Namespaces.ToDictionary(n => n, n => $"/run/netns/{KernelName(prefix, n)}"),
@@ -237,13 +254,41 @@ public static class KernelScenario
             ["out"] = Path.GetFullPath(outDir),
             ["gapMs"] = GapMs,
             ["settleMs"] = SettleMs,
+            ["sockets"] = s.Namespaces.Where(n => s.Sockets(n).Count > 0).ToDictionary(n => n, n => s.Sockets(n).Select(x => new Dictionary<string, object?>
+            {
+                ["line"] = x.Line, ["tcp"] = x.Tcp, ["addr"] = x.Address, ["v6"] = x.V6, ["port"] = x.Port, ["rcvbuf"] = x.RcvBuf,
+            }).ToArray()),
+            ["ready"] = ready,
+            ["done"] = done,
         };
         string cfg = Path.Combine(work, "inject.json");
         File.WriteAllText(cfg, JsonSerializer.Serialize(config));
         Directory.CreateDirectory(outDir);
         long frames = new FileInfo(framesFile).Length / 60 + 1;
-        var (exit, _, err) = Proc.Run("python3", [script, cfg], (int)Math.Min(600_000, 30_000 + frames * (GapMs + 20)));
-        if (exit != 0) throw new InvalidOperationException($"injector failed ({exit}): {err.Trim()}");
+        int timeoutMs = (int)Math.Min(600_000, 30_000 + frames * (GapMs + 20));
+        var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
+        psi.ArgumentList.Add(cfg);
+        using var p = System.Diagnostics.Process.Start(psi) ?? throw new InvalidOperationException("cannot start python3");
+        var err = p.StandardError.ReadToEndAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            // The injector writes its captures and sockets.txt, then says so and waits for the dump.
+            while (!File.Exists(ready) && !p.HasExited)
+            {
+                if (clock.ElapsedMilliseconds > timeoutMs) throw new TimeoutException($"the injector did not finish in {timeoutMs} ms");
+                Thread.Sleep(20);
+            }
+            if (!File.Exists(ready)) throw new InvalidOperationException($"injector failed ({p.ExitCode}): {err.Result.Trim()}");
+            Dump(s, prefix, outDir);
+        }
+        finally
+        {
+            File.WriteAllText(done, "");
+            if (!p.WaitForExit(30_000)) { p.Kill(true); p.WaitForExit(); }
+        }
+        if (p.ExitCode != 0) throw new InvalidOperationException($"injector failed ({p.ExitCode}): {err.Result.Trim()}");
     }
 
     private static void Dump(ScenarioFolder s, string prefix, string outDir)
@@ -257,6 +302,10 @@ public static class KernelScenario
             var ct = Proc.Run("ip", "netns", "exec", kn, "conntrack", "-L");
             if (ct.Exit != 0) throw new InvalidOperationException($"[{ns}] conntrack -L exited {ct.Exit}: {ct.Stderr.Trim()}");
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ct.Stdout);
+            // The SNMP and extended counters as absolute values; -s leaves nstat's history file alone.
+            var nstat = Proc.Run("ip", "netns", "exec", kn, "nstat", "-asz");
+            if (nstat.Exit != 0) throw new InvalidOperationException($"[{ns}] nstat -asz exited {nstat.Exit}: {nstat.Stderr.Trim()}");
+            File.WriteAllText(Path.Combine(dir, "nstat.txt"), nstat.Stdout);
             // The sets (`ipset save`, only where the namespace has some) and each -m recent list (/proc/net/xt_recent).
             var sets = Proc.Run("ip", "netns", "exec", kn, "ipset", "save");
             if (sets.Exit == 0 && sets.Stdout.Length > 0) File.WriteAllText(Path.Combine(dir, "ipset.save"), sets.Stdout);
@@ -276,7 +325,7 @@ public static class KernelScenario
     /// gapMs, then writes one pcap per namespace, device and direction.
     /// </summary>
     internal const string InjectorScript = """
-import ctypes, json, os, select, socket, struct, sys, time
+import ctypes, errno, hashlib, json, os, select, socket, struct, sys, time
 cfg = json.load(open(sys.argv[1]))
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
@@ -295,6 +344,23 @@ for ns, path in cfg['namespaces'].items():
     s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
     devs = [n for _, n in socket.if_nameindex() if n != 'lo']
     caps.append((ns, s, devs))
+# App sockets (ns/NAME/sockets): created in their namespace before anything is injected, read from the select loop.
+apps = []   # per socket line: [ns, line, kind, sock, records]
+conns = {}  # accepted socket -> [app, peer, byte count, sha256, end]
+def peer(addr, v6):
+    return '[%s]:%d' % (addr[0], addr[1]) if v6 else '%s:%d' % (addr[0], addr[1])
+for ns, specs in cfg.get('sockets', {}).items():
+    enter(cfg['namespaces'][ns])
+    for sp in specs:
+        fam = socket.AF_INET6 if sp['v6'] else socket.AF_INET
+        a = socket.socket(fam, socket.SOCK_STREAM if sp['tcp'] else socket.SOCK_DGRAM)
+        if sp['rcvbuf']:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sp['rcvbuf'])
+        a.bind((sp['addr'], sp['port']))
+        if sp['tcp']:
+            a.listen(128)
+        a.setblocking(False)
+        apps.append([ns, sp['line'], 'tcp' if sp['tcp'] else 'udp', a, [], sp['v6']])
 tx = []
 for ns, dev in cfg['targets']:
     enter(cfg['namespaces'][ns])
@@ -314,15 +380,54 @@ def take(ns, s):
             continue
         d = 'tx' if addr[2] == 4 else 'rx'  # PACKET_OUTGOING
         frames.setdefault((ns, addr[0], d), []).append((time.time(), f))
+def serve(app):
+    ns, line, kind, a, records, v6 = app
+    while True:
+        try:
+            if kind == 'udp':
+                data, addr = a.recvfrom(1 << 17)
+                records.append('  datagram %s len %d sha256 %s' % (peer(addr, v6), len(data), hashlib.sha256(data).hexdigest()[:16]))
+            else:
+                c, addr = a.accept()
+                c.setblocking(False)
+                conn = [app, peer(addr, v6), 0, hashlib.sha256(), 'open']
+                records.append(conn)
+                conns[c] = conn
+        except BlockingIOError:
+            return
+def read_conn(c):
+    conn = conns[c]
+    while True:
+        try:
+            data = c.recv(1 << 17)
+        except BlockingIOError:
+            return
+        except ConnectionResetError:
+            conn[4] = 'rst'
+        else:
+            if data:
+                conn[2] += len(data)
+                conn[3].update(data)
+                continue
+            conn[4] = 'fin'
+        # EOF: the reader closes its side (the FIN); a reset connection is gone already.
+        del conns[c]
+        c.close()
+        return
 def drain(wait):
     socks = [c[1] for c in caps]
     while True:
-        r, _, _ = select.select(socks, [], [], wait)
+        r, _, _ = select.select(socks + [x[3] for x in apps] + list(conns), [], [], wait)
         if not r:
             return
         for ns, s, _ in caps:
             if s in r:
                 take(ns, s)
+        for app in apps:
+            if app[3] in r:
+                serve(app)
+        for c in [c for c in r if c in conns]:
+            read_conn(c)
 drain(0.05)
 data = open(cfg['frames'], 'rb').read()
 off = 0
@@ -339,10 +444,26 @@ for ns, s, devs in caps:
                 w.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
                 for ts, f in frames.get((ns, dev, d), []):
                     w.write(struct.pack('<IIII', int(ts), int((ts % 1) * 1e6), len(f), len(f)) + f)
+for ns in cfg.get('sockets', {}):
+    with open(os.path.join(cfg['out'], ns, 'sockets.txt'), 'w') as w:
+        for app in apps:
+            if app[0] != ns:
+                continue
+            w.write(app[1] + '\n')
+            for r in app[4]:
+                if isinstance(r, str):
+                    w.write(r + '\n')
+                else:
+                    w.write('  connection %s bytes %d sha256 %s end %s\n' % (r[1], r[2], r[3].hexdigest()[:16], r[4]))
+# Sockets stay open (no FIN or RST from a close) until the harness has dumped the namespaces.
+open(cfg['ready'], 'w').close()
+deadline = time.time() + 600
+while not os.path.exists(cfg['done']) and time.time() < deadline:
+    time.sleep(0.02)
 """;
 }
 
-/// <summary>A scenario folder: links.batch, then ns/&lt;name&gt;/ip.batch, iptables.save, sysctl.conf.</summary>
+/// <summary>A scenario folder: links.batch, then ns/&lt;name&gt;/ip.batch, iptables.save, sysctl.conf, ipset.save, sockets.</summary>
 public sealed record ScenarioFolder(string Root, string LinksBatch, IReadOnlyList<string> Namespaces)
 {
     /// <summary>Reads links.batch; the namespaces are those it adds (`netns add NAME`), in order.</summary>
@@ -359,6 +480,19 @@ public sealed record ScenarioFolder(string Root, string LinksBatch, IReadOnlyLis
         }
         if (names.Count == 0) throw new InvalidDataException($"scenario {root}: links.batch adds no namespace");
         return new ScenarioFolder(Path.GetFullPath(root), text, names);
+    }
+
+    private readonly Dictionary<string, List<SocketSpec>> _sockets = [];
+
+    /// <summary>ns/&lt;name&gt;/sockets parsed (empty when the namespace has none): the app sockets the harness opens
+    /// there before injecting.</summary>
+    public IReadOnlyList<SocketSpec> Sockets(string ns)
+    {
+        if (_sockets.TryGetValue(ns, out var list)) return list;
+        string path = Path.Combine(Root, "ns", ns, "sockets");
+        list = File.Exists(path) ? SocketSpec.ParseFile(File.ReadAllText(path), $"ns/{ns}/sockets") : [];
+        _sockets[ns] = list;
+        return list;
     }
 
     /// <summary>`key = value` lines; '#' and ';' start comments; keys may use '/' for '.'.</summary>

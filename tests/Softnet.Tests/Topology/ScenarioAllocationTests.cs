@@ -16,21 +16,22 @@ internal static class DockerFlows
 {
     private const string Eth0 = "02:00:00:00:00:02", Wire0 = "02:00:00:00:00:01", Docker0 = "02:42:ac:11:00:01", C1 = "02:00:00:00:01:02";
 
-    /// <summary>A pcapng with interfaces eth0 (0) and veth1 (1): per flow a handshake, then rounds of two
-    /// 1448-byte segments and an ACK.</summary>
+    /// <summary>A pcapng of the client's side, arriving on eth0: per flow a handshake with c1's listener (the third ACK
+    /// acknowledges the ISN c1 chooses: scenario key 0, the SYN's arrival time), then rounds of two 1448-byte
+    /// segments. c1's own SYN-ACKs and ACKs come back through the host.</summary>
     public static string Write(string path, int flows, int rounds)
     {
-        var ifs = new[] { new CaptureInterface(LinkType.Ethernet, 262144, "eth0", 1_000_000_000), new CaptureInterface(LinkType.Ethernet, 262144, "veth1", 1_000_000_000) };
+        var ifs = new[] { new CaptureInterface(LinkType.Ethernet, 262144, "eth0", 1_000_000_000) };
         using var w = new PcapngWriter(File.Create(path), ifs);
         long ts = 1_700_000_000_000_000_000;
         void Out(byte[] ip) => w.Write(ts += 1_000, Eth(Eth0, Wire0, ip), -1, 0);
-        void Back(byte[] ip) => w.Write(ts += 1_000, Eth(Docker0, C1, ip), -1, 1);
+        var isn = new uint[flows];
         for (int f = 0; f < flows; f++)
         {
             ushort sport = (ushort)(40000 + f);
             Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x02, seq: 1000));
-            Back(Tcp("172.17.0.2", 80, "192.0.2.100", sport, 0x12, seq: 5000, ack: 1001));
-            Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: 1001, ack: 5001));
+            isn[f] = Softnet.Transport.TcpSecure.SeqAndTsOff(0, A("172.17.0.2"), A("192.0.2.100"), 80, sport, ts).Isn;
+            Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: 1001, ack: isn[f] + 1));
         }
         var seq = new uint[flows];
         Array.Fill(seq, 1001u);
@@ -38,10 +39,9 @@ internal static class DockerFlows
             for (int f = 0; f < flows; f++)
             {
                 ushort sport = (ushort)(40000 + f);
-                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: seq[f], ack: 5001, payload: 1448));
-                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x18, seq: seq[f] + 1448, ack: 5001, payload: 1448));
+                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x10, seq: seq[f], ack: isn[f] + 1, payload: 1448));
+                Out(Tcp("192.0.2.100", sport, "192.0.2.1", 8080, 0x18, seq: seq[f] + 1448, ack: isn[f] + 1, payload: 1448));
                 seq[f] += 2 * 1448;
-                Back(Tcp("172.17.0.2", 80, "192.0.2.100", sport, 0x10, seq: 5001, ack: seq[f]));
             }
         return path;
     }
@@ -76,6 +76,11 @@ public class ScenarioAllocationTests(ITestOutputHelper output)
             output.WriteLine($"large: {l.Packets} frames in {l.Time.TotalMilliseconds:F1} ms, {(l.Time - s.Time).TotalNanoseconds / (l.Packets - s.Packets):F0} ns per extra frame; host forwarded {host.Counters.Forwarded}, drops {host.Counters.Drops.Total}; c1 delivered {c1.Counters.DeliveredTotal}");
             Assert.True(host.Counters.Forwarded >= l.Packets * 9 / 10, $"forwarded {host.Counters.Forwarded} of {l.Packets}");
             Assert.Equal(8 * 2 * 2000 + 8 * 2, c1.Counters.DeliveredTotal);
+            // Every segment reached c1's socket and its reader: 8 connections, 2000 rounds of 2 × 1448 bytes each.
+            var listener = (Softnet.Transport.TcpListenSock)c1.Sockets.All[0];
+            Assert.Equal(8, listener.Accepted.Count);
+            Assert.All(listener.Accepted, c => Assert.Equal(1001u + 2000u * 2 * 1448, c.CopiedSeq));
+            Assert.Equal(0, c1.Mib[Softnet.Telemetry.SnmpCounter.TcpOutRsts]);
             AllocationAssert.NothingPerOperation(l.Bytes - s.Bytes, l.Packets - s.Packets, "frames");
         }
         finally

@@ -99,10 +99,12 @@ public class ScenarioReplayTests
         var parsed = IptablesSaveParser.Parse(save);
         Assert.Equal(Softnet.Tests.Netfilter.NetfilterTestData.Tables(save), Softnet.Tests.Netfilter.NetfilterTestData.Tables(IptablesSave.Write(parsed)));
 
-        // conntrack -L: the DNATed SYN, forwarded to c1.
+        // conntrack -L: the DNATed SYN, forwarded to c1, whose listener answered it (SYN_RECV, 60 s).
         var ct = File.ReadAllLines(Path.Combine(outDir, "host", "conntrack.txt"));
         var line = Assert.Single(ct);
-        Assert.Matches(@"^tcp      6 11\d SYN_SENT src=192\.0\.2\.100 dst=192\.0\.2\.1 sport=40000 dport=8080 \[UNREPLIED\] src=172\.17\.0\.2 dst=192\.0\.2\.100 sport=80 dport=40000 mark=0 use=1$", line);
+        Assert.Matches(@"^tcp      6 5\d SYN_RECV src=192\.0\.2\.100 dst=192\.0\.2\.1 sport=40000 dport=8080 src=172\.17\.0\.2 dst=192\.0\.2\.100 sport=80 dport=40000 mark=0 use=1$", line);
+        // c1's sockets.txt: the listener, no connection accepted yet (no third ACK).
+        Assert.Equal("tcp listen 172.17.0.2:80\n", File.ReadAllText(Path.Combine(outDir, "c1", "sockets.txt")));
 
         // tcpdump-style pcaps: microsecond magic, Ethernet; the rx tap saw both frames and the ARP reply, c1 the forwarded one.
         var bytes = File.ReadAllBytes(Path.Combine(outDir, "host", "eth0.rx.pcap"));
@@ -110,15 +112,16 @@ public class ScenarioReplayTests
         Assert.Equal(3, Count(Path.Combine(outDir, "host", "eth0.rx.pcap")));
         Assert.Equal(1, Count(Path.Combine(outDir, "c1", "eth0.rx.pcap")));
         Assert.Equal(1, Count(Path.Combine(outDir, "host", "docker0.tx.pcap")));
-        // eth0 sent an ARP request for 192.0.2.100, then the ICMP port unreachable.
-        Assert.Equal(2, Count(Path.Combine(outDir, "host", "eth0.tx.pcap")));
+        // eth0 sent an ARP request for 192.0.2.100, c1's SYN-ACK and the ICMP port unreachable.
+        Assert.Equal(3, Count(Path.Combine(outDir, "host", "eth0.tx.pcap")));
 
         // The JSON report carries the scenario section.
         string jsonPath = Path.Combine(dir, "r.json");
         report.Replay.WriteJson(jsonPath);
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(jsonPath));
         var host = doc.RootElement.GetProperty("scenario").GetProperty("namespaces").EnumerateArray().Single(n => n.GetProperty("name").GetString() == "host");
-        Assert.Equal(3, host.GetProperty("received").GetInt64()); // two frames and the ARP reply
+        // Two frames, the ARP reply, and c1's SYN-ACK (on veth1, and again on docker0 that the bridge passed it up to).
+        Assert.Equal(5, host.GetProperty("received").GetInt64());
         Assert.Contains(host.GetProperty("netfilter").GetProperty("rules").EnumerateArray(),
             r => r.GetProperty("chain").GetString() == "DOCKER" && r.GetProperty("packets").GetInt64() == 1 && r.GetProperty("rule").GetString()!.Contains("DNAT"));
         Assert.Equal(1, host.GetProperty("conntrack").GetArrayLength());
@@ -163,7 +166,8 @@ public class ScenarioReplayTests
         string outDir = Path.Combine(dir, "out");
         var report = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), capture, "host", outDir);
         var host = report.Scenario.Namespace("host")!;
-        Assert.Equal(1, host.Counters.Forwarded);
+        // The segment, and the RST c1's listener answers its ACK with (no connection: tcp_v4_send_reset).
+        Assert.Equal(2, host.Counters.Forwarded);
         Assert.Equal(0, host.Counters.Drops.Total);
         Assert.True(host.Counters.Conserved);
         // c1 received the one frame, its full length, DNATed to 172.17.0.2:80.

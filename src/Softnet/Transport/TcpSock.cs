@@ -1,0 +1,1072 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Softnet.Ip;
+using Softnet.Link;
+using Softnet.Netfilter;
+using Softnet.Packets;
+using Softnet.Packets.Headers;
+using Softnet.Telemetry;
+
+namespace Softnet.Transport;
+
+/// <summary>TCP states a passive connection goes through here (the listener's own state is its class).</summary>
+public enum TcpState : byte { SynRecv, Established, CloseWait, LastAck, Closed }
+
+/// <summary>
+/// One passively opened TCP connection, from its request (SYN_RECV: the kernel's request sock) to its end, with the
+/// receive side of struct tcp_sock: the receive and out-of-order queues, SACK and D-SACK state, the ACK scheduling of
+/// inet_connection_sock (quick-ACK, delayed ACK on the replay clock, pushed flags) and the advertised window
+/// (tcp_select_window, tcp_grow_window), charged by skb truesize against sk_rcvbuf as Linux 6.18 charges it.
+/// The sending side is only what a server that never writes needs: SYN-ACK, ACKs and its FIN.
+/// </summary>
+public sealed class TcpSock : Sock
+{
+    // ---- constants (include/net/tcp.h) ----
+    private const int MaxQuickAcks = 16;          // TCP_MAX_QUICKACKS
+    private const long AtoMinNs = 40_000_000;     // TCP_ATO_MIN = TCP_DELACK_MIN (HZ/25)
+    private const long DelackMaxNs = 200_000_000; // TCP_DELACK_MAX
+    private const long InvalidRateLimitNs = 500_000_000; // net.ipv4.tcp_invalid_ratelimit
+    private const int MssDefault = 536;           // TCP_MSS_DEFAULT
+    private const int MinMss = 88;                // TCP_MIN_MSS
+    private const int NumSacks = 4;               // TCP_NUM_SACKS
+    private const int RmemMax2 = 33554432;        // net.ipv4.tcp_rmem[2] (the larger of it and rmem_max sets the scale)
+    private const int PageSize = 4096;
+
+    // ACK pending bits (inet_connection_sock.icsk_ack.pending)
+    private const byte AckSched = 1, AckTimer = 2, AckPushed = 4, AckPushed2 = 8, AckNow = 16;
+
+    internal TcpSock(TcpListenSock listener, uint local, ushort lport, uint remote, ushort rport)
+        : base(listener.Namespace, listener.Line, SockAddr.FromV4(local, lport), null, listener.Cpu)
+    {
+        Listener = listener;
+        RcvBuf = listener.RcvBuf;
+        LocalAddr = local;
+        LocalPort = lport;
+        RemoteAddr = remote;
+        RemotePort = rport;
+    }
+
+    public TcpListenSock Listener { get; }
+    public readonly uint LocalAddr, RemoteAddr;
+    public readonly ushort LocalPort, RemotePort;
+    public SockAddr Peer => SockAddr.FromV4(RemoteAddr, RemotePort);
+    public TcpState State { get; internal set; }
+    internal TcpSock? NextInHash;
+
+    // ---- send side (what a receiver sends) ----
+    public uint SndIsn, SndNxt, SndUna;
+    internal uint SndWndRaw;      // the peer's last window field, for header prediction
+    internal byte SndWscale;
+    private ushort _ipId;         // inet_id
+    private long _lastOowAckNs = long.MinValue;
+
+    // ---- receive side ----
+    public uint RcvIsn, RcvNxt, RcvWup, RcvWnd, RcvSsthresh, WindowClamp, CopiedSeq;
+    public byte RcvWscale;
+    public bool WscaleOk, SackOk, TstampOk;
+    internal uint TsRecent, TsOffset;
+    public int AdvMss, MssClamp, RcvMss, LastSegSize;
+    public int ScalingRatio = 128; // TCP_DEFAULT_SCALING_RATIO
+    public int ForwardAlloc;
+    private bool _rcvShutdown;     // RCV_SHUTDOWN: the peer's FIN is in
+    internal bool Accepted;        // taken from the accept queue by the reader
+
+    // ---- ACK scheduling (icsk_ack) ----
+    private byte _pending;
+    private int _quick;
+    private bool _pingpong;
+    private long _atoNs;
+    private long _lrcvNs;
+    internal long DelackDueNs = long.MaxValue;
+    private long _srttNs;          // the SYN-ACK's round trip (tcp_synack_rtt_meas), bounds the delayed ACK
+
+    // ---- queues ----
+    private readonly Queue<Segment> _receive = new();
+    private readonly List<Segment> _ofo = new();   // ordered by seq (the kernel's rb-tree)
+    private readonly record struct Segment(Skb Skb, uint Seq, uint EndSeq, int DataOffset, int Truesize, bool Fin);
+
+    // ---- SACK (tcp_sock.selective_acks, duplicate_sack) ----
+    private readonly uint[] _sackStart = new uint[NumSacks], _sackEnd = new uint[NumSacks];
+    private int _numSacks;
+    private bool _dsack;
+    private uint _dsackStart, _dsackEnd;
+
+    // ---- the reader's record ----
+    private IncrementalHash? _sha;
+    private long _bytesRead;
+    public ConnectionRecord? Record { get; private set; }
+
+    private static bool Before(uint a, uint b) => (int)(a - b) < 0;
+    private static bool After(uint a, uint b) => (int)(b - a) < 0;
+
+    /// <summary>tcp_win_from_space: the window a buffer of <paramref name="space"/> bytes of truesize holds.</summary>
+    private int WinFromSpace(long space) => (int)((space * ScalingRatio) >> 8);
+
+    /// <summary>tcp_space: what the receive buffer still takes, as window.</summary>
+    private int Space() => WinFromSpace((long)RcvBuf - RmemAlloc);
+
+    /// <summary>tcp_full_space.</summary>
+    private int FullSpace() => WinFromSpace(RcvBuf);
+
+    /// <summary>tcp_receive_window: what is left of the window last advertised.</summary>
+    private uint ReceiveWindow()
+    {
+        int w = (int)(RcvWup + RcvWnd - RcvNxt);
+        return w < 0 ? 0 : (uint)w;
+    }
+
+    // ================= passive open =================
+
+    /// <summary>tcp_openreq_init + tcp_openreq_init_rwin + tcp_select_initial_window: the request's state from the SYN
+    /// and the listener's buffer and route.</summary>
+    internal void InitRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
+    {
+        State = TcpState.SynRecv;
+        RcvIsn = synSeq;
+        RcvNxt = RcvWup = CopiedSeq = synSeq + 1;
+        TstampOk = opt.HasTimestamps;
+        SackOk = opt.SackPermitted;
+        WscaleOk = opt.HasWindowScale;
+        SndWscale = WscaleOk ? Math.Min(opt.WindowScale, (byte)14) : (byte)0;
+        if (TstampOk) TsRecent = opt.TsVal;
+        MssClamp = opt.HasMss && opt.Mss != 0 ? opt.Mss : MssDefault;
+        // dst_metric_advmss: the route MTU less the IPv4 and TCP headers.
+        AdvMss = routeMtu - 40;
+        (SndIsn, TsOffset) = TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs);
+        SndNxt = SndIsn + 1;
+        SndUna = SndIsn;
+        _ipId = (ushort)(TsOffset ^ (TsOffset >> 16));
+        // tcp_select_initial_window over tcp_full_space(listener) with the MSS less the timestamp option.
+        int mss = AdvMss - (TstampOk ? 12 : 0);
+        int space = FullSpace();
+        long clamp = RcvBufLocked ? space : 0;
+        if (clamp == 0) clamp = 65535L << 14;
+        space = (int)Math.Min(clamp, space);
+        if (space > mss) space = space / mss * mss;
+        RcvWnd = (uint)space;
+        RcvWscale = 0;
+        if (WscaleOk)
+        {
+            long s = Math.Max(space, Math.Max(RmemMax2, RmemMax));
+            s = Math.Min(s, clamp);
+            int log = 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)s);
+            RcvWscale = (byte)Math.Clamp(log - 15, 0, 14);
+        }
+        WindowClamp = (uint)Math.Min(65535L << RcvWscale, clamp);
+        RcvSsthresh = RcvWnd;
+        _srttNs = nowNs; // the SYN-ACK's send time, until the third ACK measures it
+    }
+
+    /// <summary>tcp_create_openreq_child + the SYN_RECV step of tcp_rcv_state_process: the third ACK made the child
+    /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
+    internal void Establish(uint ackedWindowRaw, long nowNs)
+    {
+        State = TcpState.Established;
+        SndUna = SndNxt;
+        SndWndRaw = ackedWindowRaw;
+        _srttNs = Math.Max(0, nowNs - _srttNs);
+        if (TstampOk) AdvMss -= 12;
+        int maxwin = FullSpace();
+        if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
+        RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
+        int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
+        RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
+    }
+
+    // ================= receive =================
+
+    /// <summary>Header length of our established segments as the peer sends them (tcp_header_len).</summary>
+    private int TcpHeaderLen => 20 + (TstampOk ? 12 : 0);
+
+    /// <summary>tcp_rcv_established / tcp_rcv_state_process for a segment on this connection. <paramref name="tcp"/>
+    /// is the segment (header and payload), <paramref name="truesize"/> what it charges.</summary>
+    internal void Receive(NetStack stack, Skb skb, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
+    {
+        var ns = Namespace;
+        var mib = ns.Mib;
+        byte flags = tcp[13];
+        bool syn = (flags & 0x02) != 0, rst = (flags & 0x04) != 0, ack = (flags & 0x10) != 0, fin = (flags & 0x01) != 0;
+        int doff = (tcp[12] >> 4) * 4;
+        int len = tcp.Length - doff;
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
+        uint ackSeq = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
+        uint endSeq = seq + (uint)len + (syn ? 1u : 0u) + (fin ? 1u : 0u);
+        ushort win = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
+        long now = stack.Now;
+
+        if (State == TcpState.Established && !_thirdAck && FastPath(stack, skb, tcp, opt, flags, doff, len, seq, ackSeq, win, truesize)) return;
+
+        // Slow path (tcp_rcv_established step 1 on / tcp_rcv_state_process).
+        if (!ack && !rst && !syn) { Free(skb, DropReason.TcpFlags); return; }
+        // tcp_validate_incoming: PAWS.
+        if (TstampOk && opt.HasTimestamps && (int)(TsRecent - opt.TsVal) > 1 && !rst)
+        {
+            mib[SnmpCounter.TcpExtPAWSEstab]++;
+            if (!(len == 0 && !syn) || !OowRateLimited(now)) SendDupAck(stack, seq, endSeq, len);
+            Free(skb, DropReason.TcpRfc7323Paws);
+            return;
+        }
+        // tcp_sequence.
+        if (Before(endSeq, RcvWup) || After(seq, RcvNxt + ReceiveWindow()))
+        {
+            if (!rst)
+            {
+                if (syn) { SynChallenge(stack, now); Free(skb, DropReason.TcpInvalidSequence); return; }
+                // Data segments are never rate limited (an ACK loop has no data).
+                if (len > 0 || !OowRateLimited(now)) SendDupAck(stack, seq, endSeq, len);
+                else mib[SnmpCounter.TcpExtTCPACKSkippedSeq]++;
+            }
+            Free(skb, Before(endSeq, RcvWup) ? DropReason.TcpOldSequence : DropReason.TcpInvalidSequence);
+            return;
+        }
+        if (rst)
+        {
+            if (seq == RcvNxt || (_rcvShutdown && seq == RcvNxt - 1) || (SackOk && _numSacks > 0 && seq == MaxSackEnd()))
+            {
+                Reset(stack);
+                Free(skb, DropReason.TcpReset);
+                return;
+            }
+            SendChallengeAck(stack, now);
+            Free(skb, DropReason.TcpReset);
+            return;
+        }
+        if (syn) { SynChallenge(stack, now); Free(skb, DropReason.TcpInvalidSyn); return; }
+        if (!ack) { Free(skb, DropReason.TcpFlags); return; }
+
+        // step 5: tcp_ack.
+        if (After(ackSeq, SndNxt)) { Free(skb, DropReason.TcpAckUnsentData); return; }
+        // tcp_ack with FLAG_SLOWPATH: a segment without data is a pure ACK.
+        if (len == 0 && !fin) mib[SnmpCounter.TcpExtTCPPureAcks]++;
+        if (After(ackSeq, SndUna)) SndUna = ackSeq;
+        SndWndRaw = win;
+        // FLAG_UPDATE_TS_RECENT: tcp_replace_ts_recent.
+        if (TstampOk && opt.HasTimestamps && !After(seq, RcvWup) && (int)(opt.TsVal - TsRecent) >= 0) TsRecent = opt.TsVal;
+
+        switch (State)
+        {
+            case TcpState.LastAck:
+                if (SndUna == SndNxt)
+                {
+                    // tcp_done: our FIN is acknowledged; the socket goes away.
+                    Close(TcpState.Closed);
+                    Free(skb, DropReason.None);
+                    return;
+                }
+                if (!Before(seq, RcvNxt)) { Free(skb, DropReason.None); AckSndCheck(stack, true); return; }
+                break;
+            case TcpState.CloseWait:
+                // Data after the peer's FIN is ignored.
+                if (!Before(seq, RcvNxt)) { Free(skb, DropReason.None); AckSndCheck(stack, true); return; }
+                break;
+        }
+        DataQueue(stack, skb, seq, endSeq, doff, len, flags, truesize);
+        if (State != TcpState.Closed) AckSndCheck(stack, true);
+    }
+
+    private bool _thirdAck;
+
+    /// <summary>The child's own processing of the ACK that completed it (tcp_child_process → tcp_rcv_state_process in
+    /// SYN_RECV): the slow path, never header prediction.</summary>
+    internal void ReceiveThirdAck(NetStack stack, Skb skb, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
+    {
+        _thirdAck = true;
+        Receive(stack, skb, tcp, opt, truesize);
+        _thirdAck = false;
+    }
+
+    /// <summary>Header prediction (tcp_rcv_established's fast path): an in-sequence segment with only ACK (and PSH),
+    /// the usual header length and the window the peer last sent, while nothing is out of order.</summary>
+    private bool FastPath(NetStack stack, Skb skb, ReadOnlySpan<byte> tcp, in TcpOptions opt, byte flags, int doff, int len,
+        uint seq, uint ackSeq, ushort win, int truesize)
+    {
+        if ((flags & ~0x08) != 0x10 || doff != TcpHeaderLen || win != SndWndRaw || _ofo.Count > 0 || RcvWnd == 0) return false;
+        if (seq != RcvNxt || After(ackSeq, SndNxt)) return false;
+        if (TstampOk)
+        {
+            // Only the aligned layout (NOP, NOP, TS) takes the fast path, and the timestamp must not be old.
+            if (BinaryPrimitives.ReadUInt32BigEndian(tcp[20..]) != 0x0101080Au) return false;
+            if ((int)(opt.TsVal - TsRecent) < 0) return false;
+        }
+        var mib = Namespace.Mib;
+        if (len == 0)
+        {
+            if (TstampOk && RcvNxt == RcvWup) TsRecent = opt.TsVal;
+            // tcp_ack without FLAG_SLOWPATH: a forward-moving ACK is an HP ack, anything else a pure ACK.
+            if (After(ackSeq, SndUna)) SndUna = ackSeq;
+            else mib[SnmpCounter.TcpExtTCPPureAcks]++;
+            Free(skb, DropReason.None);
+            return true;
+        }
+        // The memory already reserved must cover the segment (sk_forward_alloc), else the slow path charges it.
+        if (truesize > ForwardAlloc) return false;
+        if ((int)ReceiveWindow() < len) return false;
+        if (TstampOk && RcvNxt == RcvWup) TsRecent = opt.TsVal;
+        mib[SnmpCounter.TcpExtTCPHPHits]++;
+        if (After(ackSeq, SndUna)) SndUna = ackSeq;
+        ForwardAlloc -= truesize;
+        RmemAlloc += truesize;
+        _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, doff, truesize, false));
+        RcvNxt = seq + (uint)len;
+        EventDataRecv(len, doff, flags, truesize, stack.Now);
+        AckSndCheck(stack, false);
+        stack.WakeReader(this);
+        return true;
+    }
+
+    /// <summary>tcp_data_queue.</summary>
+    private void DataQueue(NetStack stack, Skb skb, uint seq, uint endSeq, int doff, int len, byte flags, int truesize)
+    {
+        bool fin = (flags & 0x01) != 0;
+        var mib = Namespace.Mib;
+        if (seq == endSeq) { Free(skb, DropReason.None); return; }
+        _dsack = false;
+        if (seq == RcvNxt)
+        {
+            if (ReceiveWindow() == 0 && !(len == 0 && fin))
+            {
+                mib[SnmpCounter.TcpExtTCPZeroWindowDrop]++;
+                EnterQuickAck();
+                _pending |= AckSched;
+                Free(skb, DropReason.TcpZeroWindow);
+                return;
+            }
+            QueueAndOut(stack, skb, seq, endSeq, doff, len, flags, truesize);
+            return;
+        }
+        if (!After(endSeq, RcvNxt))
+        {
+            // A retransmission of what we have: D-SACK it and ACK at once.
+            mib[SnmpCounter.TcpExtDelayedACKLost]++;
+            DsackSet(seq, endSeq);
+            EnterQuickAck();
+            _pending |= AckSched;
+            Free(skb, DropReason.TcpOldData);
+            return;
+        }
+        if (!Before(seq, RcvNxt + ReceiveWindow()))
+        {
+            EnterQuickAck();
+            _pending |= AckSched;
+            Free(skb, DropReason.TcpOverWindow);
+            return;
+        }
+        if (Before(seq, RcvNxt))
+        {
+            // Partly old: D-SACK the old part, queue the segment (the reader skips what it already has).
+            DsackSet(seq, RcvNxt);
+            if (ReceiveWindow() == 0) { EnterQuickAck(); _pending |= AckSched; Free(skb, DropReason.TcpZeroWindow); return; }
+            QueueAndOut(stack, skb, seq, endSeq, doff, len, flags, truesize);
+            return;
+        }
+        DataQueueOfo(skb, seq, endSeq, doff, len, fin, truesize);
+    }
+
+    private void QueueAndOut(NetStack stack, Skb skb, uint seq, uint endSeq, int doff, int len, byte flags, int truesize)
+    {
+        bool fin = (flags & 0x01) != 0;
+        var mib = Namespace.Mib;
+        if (!RmemSchedule(truesize))
+        {
+            _pending |= AckNow | AckSched;
+            if (_receive.Count > 0 && len > 0) { mib[SnmpCounter.TcpExtTCPRcvQDrop]++; Free(skb, DropReason.ProtoMem); return; }
+            ForwardAlloc += truesize; // sk_forced_mem_schedule
+        }
+        ForwardAlloc -= truesize;
+        RmemAlloc += truesize;
+        _receive.Enqueue(new Segment(skb, seq, endSeq, doff, truesize, fin));
+        RcvNxt = endSeq;
+        if (len > 0) EventDataRecv(len, doff, flags, truesize, stack.Now);
+        if (fin) Fin();
+        if (_ofo.Count > 0)
+        {
+            OfoQueue();
+            if (_ofo.Count == 0) _pending |= AckNow;
+        }
+        if (_numSacks > 0) SackRemove();
+        stack.WakeReader(this);
+    }
+
+    /// <summary>tcp_data_queue_ofo: into the out-of-order queue (no coalescing: kmalloc'd heads of veth frames cannot be
+    /// merged), with the overlap rules and the SACK block update.</summary>
+    private void DataQueueOfo(Skb skb, uint seq, uint endSeq, int doff, int len, bool fin, int truesize)
+    {
+        var mib = Namespace.Mib;
+        if (!RmemSchedule(truesize)) { mib[SnmpCounter.TcpExtTCPOFODrop]++; Free(skb, DropReason.TcpOfoDrop); return; }
+        _pending |= AckSched;
+        mib[SnmpCounter.TcpExtTCPOFOQueue]++;
+        var seg = new Segment(skb, seq, endSeq, doff, truesize, fin);
+        bool queued = true;
+        int at;
+        if (_ofo.Count == 0)
+        {
+            if (SackOk) { _numSacks = 1; _sackStart[0] = seq; _sackEnd[0] = endSeq; }
+            _ofo.Add(seg);
+            goto End;
+        }
+        if (!Before(seq, _ofo[^1].EndSeq)) { _ofo.Add(seg); at = _ofo.Count - 1; goto MergeRight; }
+        at = 0;
+        while (at < _ofo.Count)
+        {
+            var s1 = _ofo[at];
+            if (Before(seq, s1.Seq)) break;
+            if (Before(seq, s1.EndSeq))
+            {
+                if (!After(endSeq, s1.EndSeq))
+                {
+                    // Everything is here already.
+                    mib[SnmpCounter.TcpExtTCPOFOMerge]++;
+                    Free(skb, DropReason.TcpOfoMerge);
+                    queued = false;
+                    DsackSet(seq, endSeq);
+                    goto AddSack;
+                }
+                if (After(seq, s1.Seq)) DsackSet(seq, s1.EndSeq);
+                else
+                {
+                    // Same start, longer: it replaces the queued one.
+                    _ofo[at] = seg;
+                    DsackExtend(s1.Seq, s1.EndSeq);
+                    mib[SnmpCounter.TcpExtTCPOFOMerge]++;
+                    ReleaseQueued(s1, DropReason.TcpOfoMerge);
+                    goto MergeRight;
+                }
+            }
+            at++;
+        }
+        _ofo.Insert(at, seg);
+    MergeRight:
+        while (at + 1 < _ofo.Count)
+        {
+            var s1 = _ofo[at + 1];
+            if (!After(endSeq, s1.Seq)) break;
+            if (Before(endSeq, s1.EndSeq)) { DsackExtend(s1.Seq, endSeq); break; }
+            _ofo.RemoveAt(at + 1);
+            DsackExtend(s1.Seq, s1.EndSeq);
+            mib[SnmpCounter.TcpExtTCPOFOMerge]++;
+            ReleaseQueued(s1, DropReason.TcpOfoMerge);
+        }
+    AddSack:
+        if (SackOk) SackNewOfo(seq, endSeq);
+    End:
+        if (queued)
+        {
+            if (SackOk) GrowWindow(len, truesize);
+            ForwardAlloc -= truesize;
+            RmemAlloc += truesize;
+        }
+    }
+
+    /// <summary>tcp_ofo_queue: segments the in-order data now reaches move to the receive queue.</summary>
+    private void OfoQueue()
+    {
+        uint dsackHigh = RcvNxt;
+        while (_ofo.Count > 0)
+        {
+            var s = _ofo[0];
+            if (After(s.Seq, RcvNxt)) break;
+            if (Before(s.Seq, dsackHigh))
+            {
+                uint d = dsackHigh;
+                if (Before(s.EndSeq, dsackHigh)) dsackHigh = s.EndSeq;
+                DsackExtend(s.Seq, d);
+            }
+            _ofo.RemoveAt(0);
+            if (!After(s.EndSeq, RcvNxt)) { ReleaseQueued(s, DropReason.TcpOfoDrop); continue; }
+            _receive.Enqueue(s);
+            RcvNxt = s.EndSeq;
+            if (s.Fin) { Fin(); break; }
+        }
+    }
+
+    /// <summary>tcp_fin: the peer is done sending; ESTABLISHED becomes CLOSE_WAIT in pingpong mode, and what is out of
+    /// order beyond the FIN is dropped.</summary>
+    private void Fin()
+    {
+        _pending |= AckSched;
+        _rcvShutdown = true;
+        if (State == TcpState.Established) { State = TcpState.CloseWait; _pingpong = true; }
+        foreach (var s in _ofo) ReleaseQueued(s, DropReason.TcpOfoDrop);
+        _ofo.Clear();
+        _numSacks = 0;
+    }
+
+    /// <summary>tcp_event_data_recv: schedule an ACK, measure the peer's segment size, adapt the delayed-ACK timeout
+    /// to the arrival interval, and grow the window.</summary>
+    private void EventDataRecv(int len, int doff, byte flags, int truesize, long now)
+    {
+        _pending |= AckSched;
+        MeasureRcvMss(len, doff, flags, truesize);
+        if (_atoNs == 0)
+        {
+            IncrQuickAck(MaxQuickAcks);
+            _atoNs = AtoMinNs;
+        }
+        else
+        {
+            long m = (now - _lrcvNs) / 1_000_000 * 1_000_000; // jiffies at HZ=1000
+            long rto = RtoNs;
+            if (m <= AtoMinNs / 2) _atoNs = (_atoNs >> 1) + AtoMinNs / 2;
+            else if (m < _atoNs) { _atoNs = (_atoNs >> 1) + m; if (_atoNs > rto) _atoNs = rto; }
+            else if (m > rto) IncrQuickAck(MaxQuickAcks);
+        }
+        _lrcvNs = now;
+        if (len >= 128) GrowWindow(len, truesize);
+    }
+
+    /// <summary>icsk_rto after the handshake's one RTT sample (tcp_rtt_estimator, tcp_set_rto): srtt + 4·rttvar
+    /// with rttvar at least TCP_RTO_MIN.</summary>
+    private long RtoNs => _srttNs + Math.Max(_srttNs * 2, 200_000_000);
+
+    /// <summary>tcp_measure_rcv_mss.</summary>
+    private void MeasureRcvMss(int len, int doff, byte flags, int truesize)
+    {
+        int lss = LastSegSize;
+        LastSegSize = 0;
+        if (len >= RcvMss)
+        {
+            if (len != RcvMss)
+            {
+                int ratio = (int)(((long)len << 8) / truesize);
+                int old = ScalingRatio;
+                ScalingRatio = Math.Clamp(ratio, 1, 255);
+                if (old != ScalingRatio) SetWindowClamp(WinFromSpace(RcvBuf));
+            }
+            RcvMss = Math.Min(len, AdvMss);
+            if ((flags & 0x08) != 0) _pending |= AckPushed;
+        }
+        else
+        {
+            int withHeader = len + doff;
+            if (withHeader >= MssDefault + 20 || (withHeader >= MinMss + 20 && (flags & 0x2B) == 0))
+            {
+                int l = withHeader - TcpHeaderLen;
+                LastSegSize = l;
+                if (l == lss) { RcvMss = l; return; }
+            }
+            if ((_pending & AckPushed) != 0) _pending |= AckPushed2;
+            _pending |= AckPushed;
+        }
+    }
+
+    /// <summary>tcp_set_window_clamp for a new scaling ratio.</summary>
+    private void SetWindowClamp(int val)
+    {
+        uint n = (uint)Math.Max(SockMinRcvbuf / 2, val);
+        if (n == WindowClamp) return;
+        uint old = WindowClamp;
+        WindowClamp = n;
+        if (n < old) RcvSsthresh = Math.Min(RcvSsthresh, n);
+        else RcvSsthresh = Math.Max(Math.Min(RcvWnd, WindowClamp), RcvSsthresh);
+    }
+
+    /// <summary>tcp_grow_window: raise rcv_ssthresh by two segments while the buffer has room for segments this size.</summary>
+    private void GrowWindow(int len, int truesize)
+    {
+        int room = Math.Min((int)WindowClamp, Space()) - (int)RcvSsthresh;
+        if (room <= 0) return;
+        int incr;
+        if (WinFromSpace(truesize) <= len) incr = 2 * AdvMss;
+        else
+        {
+            incr = 0;
+            int t = WinFromSpace(truesize) >> 1;
+            int window = WinFromSpace(RmemMax2) >> 1;
+            while (RcvSsthresh <= window)
+            {
+                if (t <= len) { incr = 2 * RcvMss; break; }
+                t >>= 1;
+                window >>= 1;
+            }
+        }
+        if (incr == 0) return;
+        incr = Math.Max(incr, 2 * len);
+        RcvSsthresh += (uint)Math.Min(room, incr);
+        _quick |= 1;
+    }
+
+    private void IncrQuickAck(int max)
+    {
+        int q = (int)(RcvWnd / (uint)(2 * RcvMss));
+        if (q == 0) q = 2;
+        q = Math.Min(q, max);
+        if (q > _quick) _quick = q;
+    }
+
+    /// <summary>tcp_enter_quickack_mode.</summary>
+    private void EnterQuickAck()
+    {
+        IncrQuickAck(MaxQuickAcks);
+        _pingpong = false;
+        _atoNs = AtoMinNs;
+    }
+
+    /// <summary>sk_rmem_schedule under tcp_try_rmem_schedule: room in sk_rcvbuf, then whole pages of forward
+    /// allocation for the segment.</summary>
+    private bool RmemSchedule(int truesize)
+    {
+        if (RmemAlloc > RcvBuf) return false;
+        if (truesize > ForwardAlloc)
+        {
+            int pages = (truesize - ForwardAlloc + PageSize - 1) / PageSize;
+            ForwardAlloc += pages * PageSize;
+        }
+        return true;
+    }
+
+    // ================= ACKs =================
+
+    /// <summary>__tcp_ack_snd_check.</summary>
+    private void AckSndCheck(NetStack stack, bool ofoPossible)
+    {
+        if ((_pending & AckSched) == 0) return;
+        bool quick = _quick > 0 && !_pingpong;
+        if ((RcvNxt - RcvWup > (uint)RcvMss && (RcvNxt - CopiedSeq < 1 || SelectWindowRaw() >= RcvWnd)) || quick || (_pending & AckNow) != 0)
+        {
+            SendAck(stack);
+            return;
+        }
+        if (!ofoPossible || _ofo.Count == 0) { SendDelayedAck(stack); return; }
+        // Out-of-order data: the first few duplicate ACKs go at once (SACK compression comes later).
+        if (_compressedAckRcvNxt != RcvNxt) { _compressedAckRcvNxt = RcvNxt; _dupAckCounter = 0; }
+        if (_dupAckCounter < 3) { _dupAckCounter++; SendAck(stack); return; }
+        // tcp_comp_sack_delay_ns bounds the compressed ACK to 1 ms: modelled as a delayed ACK at that delay.
+        ArmDelack(stack, stack.Now + 1_000_000);
+    }
+
+    private uint _compressedAckRcvNxt;
+    private int _dupAckCounter;
+
+    /// <summary>tcp_send_delayed_ack.</summary>
+    private void SendDelayedAck(NetStack stack)
+    {
+        long ato = _atoNs;
+        if (ato > AtoMinNs)
+        {
+            long maxAto = 500_000_000;
+            if (_pingpong || (_pending & AckPushed) != 0) maxAto = DelackMaxNs;
+            long rtt = Math.Max(_srttNs / 1_000_000 * 1_000_000, AtoMinNs);
+            if (rtt < maxAto) maxAto = rtt;
+            ato = Math.Min(ato, maxAto);
+        }
+        ato = Math.Min(ato, DelackMaxNs);
+        long now = stack.Now / 1_000_000 * 1_000_000;
+        long timeout = now + ato;
+        if ((_pending & AckTimer) != 0)
+        {
+            if (DelackDueNs <= now + (ato >> 2)) { SendAck(stack); return; }
+            if (timeout >= DelackDueNs) timeout = DelackDueNs;
+        }
+        _pending |= AckSched | AckTimer;
+        ArmDelack(stack, timeout);
+    }
+
+    private void ArmDelack(NetStack stack, long due)
+    {
+        _pending |= AckTimer;
+        DelackDueNs = due;
+        stack.ArmTcpTimer(this);
+    }
+
+    /// <summary>tcp_delack_timer_handler at <see cref="DelackDueNs"/>.</summary>
+    internal void DelackTimer(NetStack stack)
+    {
+        DelackDueNs = long.MaxValue;
+        if ((_pending & AckTimer) == 0 || State == TcpState.Closed) return;
+        _pending = (byte)(_pending & ~AckTimer);
+        if ((_pending & AckSched) == 0) return;
+        if (!_pingpong) _atoNs = Math.Min(_atoNs << 1, RtoNs);
+        else { _pingpong = false; _atoNs = AtoMinNs; }
+        SendAck(stack);
+        Namespace.Mib[SnmpCounter.TcpExtDelayedACKs]++;
+    }
+
+    /// <summary>tcp_cleanup_rbuf after the reader copied <paramref name="copied"/> bytes.</summary>
+    private void CleanupRbuf(NetStack stack, int copied)
+    {
+        bool timeToAck = false;
+        if ((_pending & AckSched) != 0)
+        {
+            if (RcvNxt - RcvWup > (uint)RcvMss
+                || (copied > 0 && ((_pending & AckPushed2) != 0 || ((_pending & AckPushed) != 0 && !_pingpong)) && RmemAlloc == 0))
+                timeToAck = true;
+        }
+        if (copied > 0 && !timeToAck && !_rcvShutdown)
+        {
+            uint now = ReceiveWindow();
+            if (2 * now <= WindowClamp)
+            {
+                uint nw = SelectWindowRaw();
+                if (nw != 0 && nw >= 2 * now) timeToAck = true;
+            }
+        }
+        if (timeToAck) SendAck(stack);
+    }
+
+    /// <summary>__tcp_select_window (window scaling in use, or not).</summary>
+    private uint SelectWindowRaw()
+    {
+        int mss = RcvMss;
+        int free = Space();
+        int allowed = FullSpace();
+        int full = Math.Min((int)WindowClamp, allowed);
+        if (mss > full) { mss = full; if (mss <= 0) return 0; }
+        if (free < (full >> 1))
+        {
+            _quick = 0;
+            free = free >> RcvWscale << RcvWscale;
+            if (free < (allowed >> 4) || free < mss) return 0;
+        }
+        if (free > (int)RcvSsthresh) free = (int)RcvSsthresh;
+        if (RcvWscale != 0)
+        {
+            int unit = 1 << RcvWscale;
+            return (uint)((free + unit - 1) & ~(unit - 1));
+        }
+        uint window = RcvWnd;
+        if (window + mss <= (uint)free || window > (uint)free) window = (uint)(free / mss * mss);
+        else if (mss == full && free > window + (full >> 1)) window = (uint)free;
+        return window;
+    }
+
+    /// <summary>tcp_select_window: never moves the right edge left; records what is offered.</summary>
+    private ushort SelectWindow()
+    {
+        var mib = Namespace.Mib;
+        uint oldWin = RcvWnd;
+        uint cur = ReceiveWindow();
+        uint nw = SelectWindowRaw();
+        if (nw < cur)
+        {
+            if (nw == 0) mib[SnmpCounter.TcpExtTCPWantZeroWindowAdv]++;
+            uint unit = 1u << RcvWscale;
+            nw = (cur + unit - 1) & ~(unit - 1);
+        }
+        RcvWnd = nw;
+        RcvWup = RcvNxt;
+        nw = Math.Min(nw, 65535u << RcvWscale);
+        nw >>= RcvWscale;
+        if (nw == 0 && oldWin != 0) mib[SnmpCounter.TcpExtTCPToZeroWindowAdv]++;
+        else if (nw != 0 && oldWin == 0) mib[SnmpCounter.TcpExtTCPFromZeroWindowAdv]++;
+        return (ushort)nw;
+    }
+
+    /// <summary>tcp_send_ack.</summary>
+    internal void SendAck(NetStack stack) => Transmit(stack, 0x10);
+
+    /// <summary>tcp_send_dupack: a segment outside the window (or old data) is answered with an ACK, old data with a
+    /// D-SACK and quick-ACK mode.</summary>
+    private void SendDupAck(NetStack stack, uint seq, uint endSeq, int len)
+    {
+        if (endSeq != seq && Before(seq, RcvNxt))
+        {
+            Namespace.Mib[SnmpCounter.TcpExtDelayedACKLost]++;
+            EnterQuickAck();
+            if (SackOk) DsackSet(seq, After(endSeq, RcvNxt) ? RcvNxt : endSeq);
+        }
+        SendAck(stack);
+    }
+
+    /// <summary>__tcp_oow_rate_limited with tcp_invalid_ratelimit (500 ms per socket).</summary>
+    private bool OowRateLimited(long now)
+    {
+        long ms = now / 1_000_000 * 1_000_000;
+        if (_lastOowAckNs != long.MinValue && ms - _lastOowAckNs >= 0 && ms - _lastOowAckNs < InvalidRateLimitNs) return true;
+        _lastOowAckNs = ms;
+        return false;
+    }
+
+    /// <summary>tcp_send_challenge_ack (RFC 5961): per-socket rate limited; the per-namespace limit is off by default.</summary>
+    private void SendChallengeAck(NetStack stack, long now)
+    {
+        if (OowRateLimited(now)) { Namespace.Mib[SnmpCounter.TcpExtTCPACKSkippedChallenge]++; return; }
+        Namespace.Mib[SnmpCounter.TcpExtTCPChallengeACK]++;
+        SendAck(stack);
+    }
+
+    private void SynChallenge(NetStack stack, long now)
+    {
+        var mib = Namespace.Mib;
+        if (State == TcpState.Established) mib[SnmpCounter.TcpInErrs]++;
+        mib[SnmpCounter.TcpExtTCPSYNChallenge]++;
+        SendChallengeAck(stack, now);
+    }
+
+    /// <summary>tcp_reset: the connection is reset by the peer; the reader sees ECONNRESET.</summary>
+    private void Reset(NetStack stack)
+    {
+        if (State is TcpState.Established or TcpState.CloseWait) Namespace.Mib[SnmpCounter.TcpEstabResets]++;
+        _reset = true;
+        Close(TcpState.Closed);
+        stack.WakeReader(this);
+    }
+
+    private bool _reset;
+
+    /// <summary>tcp_done: out of the tables; queued data stays for the reader.</summary>
+    private void Close(TcpState to)
+    {
+        State = to;
+        _pending = 0;
+        DelackDueNs = long.MaxValue;
+        Namespace.Sockets.Unhash(this);
+        foreach (var s in _ofo) ReleaseQueued(s, DropReason.TcpClose);
+        _ofo.Clear();
+    }
+
+    // ================= SACK =================
+
+    private uint MaxSackEnd()
+    {
+        uint m = _sackEnd[0];
+        for (int i = 1; i < _numSacks; i++) if (After(_sackEnd[i], m)) m = _sackEnd[i];
+        return m;
+    }
+
+    private void DsackSet(uint seq, uint end)
+    {
+        if (!SackOk) return;
+        Namespace.Mib[Before(seq, RcvNxt) ? SnmpCounter.TcpExtTCPDSACKOldSent : SnmpCounter.TcpExtTCPDSACKOfoSent]++;
+        _dsack = true;
+        _dsackStart = seq;
+        _dsackEnd = end;
+    }
+
+    private void DsackExtend(uint seq, uint end)
+    {
+        if (!_dsack) { DsackSet(seq, end); return; }
+        if (!After(seq, _dsackEnd) && !After(_dsackStart, end))
+        {
+            if (Before(seq, _dsackStart)) _dsackStart = seq;
+            if (After(end, _dsackEnd)) _dsackEnd = end;
+        }
+    }
+
+    private bool SackExtend(int i, uint seq, uint end)
+    {
+        if (!After(seq, _sackEnd[i]) && !After(_sackStart[i], end))
+        {
+            if (Before(seq, _sackStart[i])) _sackStart[i] = seq;
+            if (After(end, _sackEnd[i])) _sackEnd[i] = end;
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>tcp_sack_new_ofo_skb: the block the segment touches (or a new one) moves to the front.</summary>
+    private void SackNewOfo(uint seq, uint end)
+    {
+        int cur = _numSacks;
+        if (cur == 0) { _sackStart[0] = seq; _sackEnd[0] = end; _numSacks = 1; return; }
+        for (int i = 0; i < cur; i++)
+        {
+            if (!SackExtend(i, seq, end)) continue;
+            for (; i > 0; i--) Swap(i, i - 1);
+            if (cur > 1) SackMaybeCoalesce();
+            return;
+        }
+        int n = cur;
+        if (n >= NumSacks) { n--; _numSacks--; }
+        for (int i = n; i > 0; i--) { _sackStart[i] = _sackStart[i - 1]; _sackEnd[i] = _sackEnd[i - 1]; }
+        _sackStart[0] = seq;
+        _sackEnd[0] = end;
+        _numSacks++;
+    }
+
+    private void Swap(int a, int b)
+    {
+        (_sackStart[a], _sackStart[b]) = (_sackStart[b], _sackStart[a]);
+        (_sackEnd[a], _sackEnd[b]) = (_sackEnd[b], _sackEnd[a]);
+    }
+
+    /// <summary>tcp_sack_maybe_coalesce: the front block swallows the blocks it now reaches.</summary>
+    private void SackMaybeCoalesce()
+    {
+        for (int i = 1; i < _numSacks;)
+        {
+            if (SackExtend(0, _sackStart[i], _sackEnd[i]))
+            {
+                _numSacks--;
+                for (int j = i; j < _numSacks; j++) { _sackStart[j] = _sackStart[j + 1]; _sackEnd[j] = _sackEnd[j + 1]; }
+                continue;
+            }
+            i++;
+        }
+    }
+
+    /// <summary>tcp_sack_remove: blocks rcv_nxt has passed go.</summary>
+    private void SackRemove()
+    {
+        if (_ofo.Count == 0) { _numSacks = 0; return; }
+        for (int i = 0; i < _numSacks;)
+        {
+            if (!Before(RcvNxt, _sackStart[i]))
+            {
+                for (int j = i + 1; j < _numSacks; j++) { _sackStart[j - 1] = _sackStart[j]; _sackEnd[j - 1] = _sackEnd[j]; }
+                _numSacks--;
+                continue;
+            }
+            i++;
+        }
+    }
+
+    // ================= output =================
+
+    /// <summary>tcp_transmit_skb for a segment without data: the window (tcp_select_window), timestamps, the D-SACK
+    /// and SACK blocks that fit; IP with DF, TOS 0, the default TTL and the socket's IP ID counter. Sending an ACK
+    /// ends a pending delayed ACK and uses up a quick ACK (tcp_event_ack_sent).</summary>
+    private void Transmit(NetStack stack, byte flags)
+    {
+        var ns = Namespace;
+        int optLen = TstampOk ? 12 : 0;
+        int blocks = 0;
+        if (SackOk && (_dsack || _numSacks > 0))
+        {
+            blocks = Math.Min((_dsack ? 1 : 0) + _numSacks, TstampOk ? 3 : 4);
+            optLen += 4 + 8 * blocks;
+        }
+        var skb = stack.NewFrame(20 + 20 + optLen);
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var p = skb.LinearData;
+        PacketFactory.Ipv4Header(p, 0, p.Length, _ipId++, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, LocalAddr, RemoteAddr);
+        var t = p[20..];
+        t.Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], RemotePort);
+        BinaryPrimitives.WriteUInt32BigEndian(t[4..], SndNxt);
+        BinaryPrimitives.WriteUInt32BigEndian(t[8..], RcvNxt);
+        t[12] = (byte)((20 + optLen) / 4 << 4);
+        t[13] = flags;
+        bool wasScheduled = (_pending & AckSched) != 0;
+        BinaryPrimitives.WriteUInt16BigEndian(t[14..], SelectWindow());
+        int o = 20;
+        if (TstampOk)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(t[o..], 0x0101080Au);
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], TcpSecure.TsVal(stack.Now, TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 8)..], TsRecent);
+            o += 12;
+        }
+        if (blocks > 0)
+        {
+            t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.Sack; t[o + 3] = (byte)(2 + 8 * blocks);
+            o += 4;
+            int k = 0;
+            if (_dsack)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(t[o..], _dsackStart);
+                BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], _dsackEnd);
+                o += 8;
+                k++;
+                _dsack = false;
+            }
+            for (int i = 0; k < blocks; i++, k++)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(t[o..], _sackStart[i]);
+                BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], _sackEnd[i]);
+                o += 8;
+            }
+        }
+        if ((flags & 0x01) != 0) SndNxt++;
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        // tcp_event_ack_sent: a quick ACK used (if one was due), the delayed-ACK timer and pending state cleared.
+        if (_quick > 0 && wasScheduled)
+        {
+            if (_quick <= 1) { _quick = 0; _atoNs = AtoMinNs; }
+            else _quick--;
+        }
+        _pending = 0;
+        DelackDueNs = long.MaxValue;
+        skb.ResetNetworkHeader();
+        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    // ================= the reader =================
+
+    /// <summary>The reader of an accepted connection: tcp_recvmsg copies everything queued (skipping what a partial
+    /// retransmission repeated), then tcp_cleanup_rbuf may ACK; on EOF the reader closes, which sends the FIN
+    /// (CLOSE_WAIT → LAST_ACK); on a reset it stops.</summary>
+    public override void Read(NetStack stack)
+    {
+        if (!Accepted) return;
+        int copied = 0;
+        bool eof = false;
+        while (_receive.TryDequeue(out var s))
+        {
+            var pkt = stack.Linearize(s.Skb);
+            int ihl = (pkt[0] & 0xF) * 4;
+            int dataLen = (int)(s.EndSeq - s.Seq) - (s.Fin ? 1 : 0);
+            int skip = Before(s.Seq, CopiedSeq) ? (int)(CopiedSeq - s.Seq) : 0;
+            if (skip < dataLen)
+            {
+                var data = pkt.Slice(ihl + s.DataOffset + skip, dataLen - skip);
+                if (Namespace.Sockets.Recording) (_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256)).AppendData(data);
+                copied += data.Length;
+                _bytesRead += data.Length;
+                CopiedSeq += (uint)data.Length;
+            }
+            if (s.Fin) { CopiedSeq++; eof = true; }
+            RmemAlloc -= s.Truesize;
+            ForwardAlloc += s.Truesize;
+            s.Skb.Free();
+        }
+        // sk_mem_reclaim: whole pages of the reserve go back.
+        if (ForwardAlloc >= PageSize) ForwardAlloc &= PageSize - 1;
+        if (copied > 0 && State != TcpState.Closed) CleanupRbuf(stack, copied);
+        if (eof && State == TcpState.CloseWait)
+        {
+            Finish("fin");
+            // tcp_close → tcp_send_fin: FIN|ACK, LAST_ACK.
+            State = TcpState.LastAck;
+            Transmit(stack, 0x11);
+        }
+        else if (_reset) Finish("rst");
+    }
+
+    private string _end = "open";
+
+    /// <summary>The stream is over for the reader (EOF or reset).</summary>
+    private void Finish(string end)
+    {
+        if (_end != "open") return;
+        _end = end;
+        UpdateRecord();
+    }
+
+    /// <summary>The connection's line in sockets.txt.</summary>
+    internal void UpdateRecord()
+    {
+        ulong sha = 0;
+        Span<byte> h = stackalloc byte[32];
+        if (_sha != null)
+        {
+            _sha.GetCurrentHash(h);
+            sha = BinaryPrimitives.ReadUInt64BigEndian(h);
+        }
+        else
+        {
+            SHA256.HashData(ReadOnlySpan<byte>.Empty, h);
+            sha = BinaryPrimitives.ReadUInt64BigEndian(h);
+        }
+        Record = new ConnectionRecord(Peer, _bytesRead, sha, _end);
+    }
+
+    public override void WriteDump(StringBuilder sb) { }
+
+    // ================= helpers =================
+
+    private void Free(Skb skb, DropReason reason)
+    {
+        if (reason == DropReason.None) skb.Free();
+        else InetProtocol.DropDelivered(Namespace, skb, reason);
+    }
+
+    private void ReleaseQueued(Segment s, DropReason reason)
+    {
+        RmemAlloc -= s.Truesize;
+        ForwardAlloc += s.Truesize;
+        Free(s.Skb, reason);
+    }
+}
