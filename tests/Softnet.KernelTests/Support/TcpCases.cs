@@ -12,7 +12,7 @@ public static class TcpCases
     public const string Client = "10.77.0.2", Server = "10.77.0.1";
     public const int Mss = 1448;
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port"];
 
     public static TcpCapture For(string name) => name switch
     {
@@ -24,6 +24,8 @@ public static class TcpCases
         "rst" => ClientReset(),
         "rcvbuf" => RcvBuf(),
         "thirdack" => ThirdAckData(),
+        "delack" => DelayedAcks(),
+        "closed-port" => ClosedPort(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -134,5 +136,26 @@ public static class TcpCases
         var (cap, f) = Open(40008, thirdAckData: 100);
         f.Data(Mss).Data(Mss);
         return Close(cap, f);
+    }
+
+    /// <summary>30 segments without PSH, 20 ms apart, reader draining (TV-7): the quick-ACK credit runs out, then an ACK
+    /// for every second full segment; the odd last one waits for the 40 ms delayed-ACK timer (DelayedACKs).</summary>
+    public static TcpCapture DelayedAcks()
+    {
+        var (cap, f) = Open(40009);
+        for (int i = 0; i < 29; i++) f.Data(Mss, psh: false, gapMs: 20);
+        return Close(cap, f);
+    }
+
+    /// <summary>Segments to a port nobody listens on (TV-11's closed port): a SYN (RST|ACK, ack = seq + 1), a stray
+    /// ACK with data (RST, seq = SEG.ACK), a bare FIN|ACK (RST) and a RST (no answer).</summary>
+    public static TcpCapture ClosedPort()
+    {
+        var cap = new TcpCapture();
+        cap.Flow(Client, 40010, Server, 5999).SendSyn(gapMs: 10);
+        // Never synchronised: its ACK field is whatever the capture says (ServerIsn 0), sent unchanged to the kernel.
+        var stray = cap.Flow(Client, 40011, Server, 5999, clientIsn: 0x20000000);
+        stray.Data(20, gapMs: 10).SendFin(gapMs: 10).SendRst(gapMs: 10);
+        return cap;
     }
 }

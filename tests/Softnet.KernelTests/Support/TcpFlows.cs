@@ -110,6 +110,8 @@ public sealed class TcpFlow
         ClientIsn = clientIsn;
         // Any start works; a per-port one keeps two flows' IDs apart in a trace.
         _ipId = (ushort)(clientPort * 13);
+        // A flow that never sends its SYN (a stray segment) starts its timestamp clock here.
+        _synNs = _lastNs = cap.Now;
     }
 
     public string Client { get; }
