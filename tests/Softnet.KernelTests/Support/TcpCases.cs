@@ -1,0 +1,161 @@
+namespace Softnet.KernelTests.Support;
+
+/// <summary>
+/// The client traffic of each TCP receive case against Scenarios/tcp-host (server 10.77.0.1, listeners :5001 default
+/// and :5002 with SO_RCVBUF 65536; client 10.77.0.2 with a port per case). Segments are 1448 bytes (mss 1460 less
+/// the timestamp option). Every case ends with the client's FIN, the server's FIN|ACK (its reader closes on EOF) and
+/// the client's ACK of it 100 ms later, after a pause of 150 ms before the FIN so that delayed-ACK timers (40 ms)
+/// have fired in both the kernel and Softnet, and nothing is pending when the capture ends.
+/// </summary>
+public static class TcpCases
+{
+    public const string Client = "10.77.0.2", Server = "10.77.0.1";
+    public const int Mss = 1448;
+
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port"];
+
+    public static TcpCapture For(string name) => name switch
+    {
+        "inorder" => InOrder(),
+        "reorder" => Reorder(),
+        "loss" => Loss(),
+        "duplicate" => Duplicate(),
+        "fin-data" => FinWithData(),
+        "rst" => ClientReset(),
+        "rcvbuf" => RcvBuf(),
+        "thirdack" => ThirdAckData(),
+        "delack" => DelayedAcks(),
+        "closed-port" => ClosedPort(),
+        _ => throw new ArgumentException($"no TCP case '{name}'"),
+    };
+
+    private static (TcpCapture Cap, TcpFlow Flow) Open(ushort clientPort, ushort serverPort = 5001, int thirdAckData = 0)
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client, clientPort, Server, serverPort);
+        f.SendSyn().SendAck(thirdAckData);
+        cap.Pause(48);
+        return (cap, f);
+    }
+
+    private static TcpCapture Close(TcpCapture cap, TcpFlow f, int finData = 0)
+    {
+        cap.Pause(150);
+        f.SendFin(finData, gapMs: 100);
+        f.AckServerFin();
+        return cap;
+    }
+
+    /// <summary>12 PSH segments then 12 without PSH, 1 ms apart, reader draining: the quick-ACK phase, the window
+    /// growing 65160 → 67, 70, 73, 75, 78, 79 (×1024), then ACKs every second full segment, and a delayed ACK for
+    /// the odd last one.</summary>
+    public static TcpCapture InOrder()
+    {
+        var (cap, f) = Open(40001);
+        for (int i = 0; i < 12; i++) f.Data(Mss);
+        for (int i = 0; i < 12; i++) f.Data(Mss, psh: false);
+        return Close(cap, f);
+    }
+
+    /// <summary>Segments 0, 2, 4, 5, 1, 3, 6 (5 ms apart): OFO queue, SACK blocks newest first, coalescing of the
+    /// adjacent 4-5 island, each hole filled (the last one empties the OFO queue: immediate ACK).</summary>
+    public static TcpCapture Reorder()
+    {
+        var (cap, f) = Open(40002);
+        long b = f.Lose(7 * Mss);
+        foreach (int k in new[] { 0, 2, 4, 5, 1, 3, 6 }) f.Segment(b + k * Mss, Mss, gapMs: 5);
+        return Close(cap, f);
+    }
+
+    /// <summary>Segment 2 of 8 is lost; 3..5 arrive (dup ACKs with a growing SACK block); 20 ms later segment 2 is
+    /// retransmitted (one ACK covering everything), then 6 and 7 in order.</summary>
+    public static TcpCapture Loss()
+    {
+        var (cap, f) = Open(40003);
+        f.Data(Mss).Data(Mss);
+        long lost = f.Lose(Mss);
+        f.Data(Mss).Data(Mss).Data(Mss);
+        cap.Pause(20);
+        f.Segment(lost, Mss, gapMs: 5);
+        f.Data(Mss).Data(Mss);
+        return Close(cap, f);
+    }
+
+    /// <summary>Network duplicates: an in-order segment twice (entirely old: D-SACK, DelayedACKLost), an out-of-order
+    /// one twice (D-SACK of the OFO duplicate), the hole filled, then a retransmission overlapping 500 old bytes
+    /// (D-SACK of the old part, the new part queued).</summary>
+    public static TcpCapture Duplicate()
+    {
+        var (cap, f) = Open(40004);
+        f.Data(Mss, gapMs: 5).Data(Mss, gapMs: 5).Duplicate(5);
+        long hole = f.Lose(Mss);
+        f.Data(Mss, gapMs: 5).Duplicate(5);
+        f.Segment(hole, Mss, gapMs: 5);
+        long end = f.Sent;
+        f.Lose(948);
+        f.Segment(end - 500, Mss, gapMs: 5);
+        return Close(cap, f);
+    }
+
+    /// <summary>Two segments, then 500 bytes carried by the FIN itself (FIN|PSH|ACK).</summary>
+    public static TcpCapture FinWithData()
+    {
+        var (cap, f) = Open(40005);
+        f.Data(Mss).Data(1000);
+        return Close(cap, f, finData: 500);
+    }
+
+    /// <summary>Three segments; an in-window RST that is not at rcv_nxt (challenge ACK); the exact RST (connection
+    /// reset: the reader sees ECONNRESET); then data on the dead four-tuple (RST from the no-socket path).</summary>
+    public static TcpCapture ClientReset()
+    {
+        var (cap, f) = Open(40006);
+        f.Data(Mss).Data(Mss).Data(Mss);
+        cap.Pause(50);
+        long at = f.Lose(1000);
+        f.SendRst(gapMs: 50);
+        f.Rewind(at);
+        f.SendRst(gapMs: 50);
+        f.Data(100, gapMs: 100);
+        return cap;
+    }
+
+    /// <summary>The SO_RCVBUF 65536 listener: window scale 1 and the locked buffer's windows (34028, 35476, 36924,
+    /// 38372, 39820, then 40240 raw with a draining reader).</summary>
+    public static TcpCapture RcvBuf()
+    {
+        var (cap, f) = Open(40007, 5002);
+        for (int i = 0; i < 12; i++) f.Data(Mss);
+        return Close(cap, f);
+    }
+
+    /// <summary>The third ACK carries 100 bytes with PSH (queued after the state change, ACKed at once), then two
+    /// segments.</summary>
+    public static TcpCapture ThirdAckData()
+    {
+        var (cap, f) = Open(40008, thirdAckData: 100);
+        f.Data(Mss).Data(Mss);
+        return Close(cap, f);
+    }
+
+    /// <summary>30 segments without PSH, 20 ms apart, reader draining (TV-7): the quick-ACK credit runs out, then an ACK
+    /// for every second full segment; the odd last one waits for the 40 ms delayed-ACK timer (DelayedACKs).</summary>
+    public static TcpCapture DelayedAcks()
+    {
+        var (cap, f) = Open(40009);
+        for (int i = 0; i < 29; i++) f.Data(Mss, psh: false, gapMs: 20);
+        return Close(cap, f);
+    }
+
+    /// <summary>Segments to a port nobody listens on (TV-11's closed port): a SYN (RST|ACK, ack = seq + 1), a stray
+    /// ACK with data (RST, seq = SEG.ACK), a bare FIN|ACK (RST) and a RST (no answer).</summary>
+    public static TcpCapture ClosedPort()
+    {
+        var cap = new TcpCapture();
+        cap.Flow(Client, 40010, Server, 5999).SendSyn(gapMs: 10);
+        // Never synchronised: its ACK field is whatever the capture says (ServerIsn 0), sent unchanged to the kernel.
+        var stray = cap.Flow(Client, 40011, Server, 5999, clientIsn: 0x20000000);
+        stray.Data(20, gapMs: 10).SendFin(gapMs: 10).SendRst(gapMs: 10);
+        return cap;
+    }
+}

@@ -1,0 +1,166 @@
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Transport;
+
+/// <summary>Each TCP case's capture and the kernel's dump of it, made once per test run (two for the self-test).</summary>
+public sealed class TcpKernelFixture
+{
+    private readonly Dictionary<string, Lazy<(string? Dir, string? Error)>> _runs = [];
+
+    /// <summary>Why kernel tests skip here, or null.</summary>
+    public string? SkipReason { get; } = TcpKernelRun.Unavailable();
+
+    /// <summary>Results stay beside the test assembly for inspection: tcp-runs/&lt;case&gt;/{kernel,kernel2,softnet}.</summary>
+    public static string OutRoot => Path.Combine(AppContext.BaseDirectory, "tcp-runs");
+
+    public static string ScenarioDir => Path.Combine(AppContext.BaseDirectory, "Scenarios", "tcp-host");
+
+    public TcpKernelFixture()
+    {
+        foreach (var n in TcpCases.Names)
+            foreach (var tag in new[] { "kernel", "kernel2" })
+                _runs[$"{n}/{tag}"] = new Lazy<(string?, string?)>(() => RunKernel(n, tag));
+    }
+
+    /// <summary>Writes the case's capture (once; the same file for every run) and returns its path.</summary>
+    public static string Capture(string name)
+    {
+        string path = Path.Combine(OutRoot, $"{name}.pcapng");
+        lock (typeof(TcpKernelFixture))
+        {
+            if (!File.Exists(path))
+            {
+                Directory.CreateDirectory(OutRoot);
+                TcpCases.For(name).Write(path + ".tmp");
+                File.Move(path + ".tmp", path, true);
+            }
+        }
+        return path;
+    }
+
+    private (string?, string?) RunKernel(string name, string tag)
+    {
+        string dir = Path.Combine(OutRoot, name, tag);
+        try
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+            string log = TcpKernelRun.Run(ScenarioDir, Capture(name), "server", dir);
+            File.WriteAllText(Path.Combine(dir, "injector.log"), log);
+            TcpCompare.WriteTimeline(dir);
+            return (dir, null);
+        }
+        catch (Exception e)
+        {
+            return (null, e.ToString());
+        }
+    }
+
+    /// <summary>The kernel's dump of a case (<paramref name="tag"/> "kernel", or "kernel2" for a second run).</summary>
+    public string Kernel(string name, string tag = "kernel")
+    {
+        Skip.If(SkipReason != null, SkipReason);
+        var (dir, err) = _runs[$"{name}/{tag}"].Value;
+        Assert.True(err == null, $"kernel run of {name} failed: {err}");
+        return dir!;
+    }
+
+    /// <summary>Softnet's dump of a case: `softnet replay CAPTURE --scenario tcp-host --inject server --dump DIR`.</summary>
+    public static string Softnet(string name)
+    {
+        string dir = Path.Combine(OutRoot, name, "softnet");
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        using (ScenarioReplay.Run(ScenarioDir, Capture(name), "server", dir)) { }
+        TcpCompare.WriteTimeline(dir);
+        return dir;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>
+{
+    public const string Name = "TcpKernel";
+}
+
+/// <summary>
+/// The harness against the kernel alone: two kernel runs of the same capture normalise to the same frames,
+/// sockets.txt and counters, and the normalised frames show the published test vectors
+/// (/work/notes/tcp-receive-6.18.md §8).
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(TcpKernelCollection.Name)]
+public sealed class TcpHarnessKernelTests(TcpKernelFixture fx)
+{
+    public static TheoryData<string> Cases() => [.. TcpCases.Names];
+
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Two_kernel_runs_normalise_to_the_same_result(string name)
+    {
+        var diffs = TcpCompare.Diff(fx.Kernel(name), fx.Kernel(name, "kernel2"), counterSource: fx.Kernel(name));
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+
+    private List<TcpNormFrame> Sent(string name) => TcpCompare.Normalise(fx.Kernel(name)).Where(f => f.Key.StartsWith("tx ", StringComparison.Ordinal)).ToList();
+
+    private static int Win(TcpNormFrame f) => int.Parse(f.Key.Split(" win=")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>TV-1 and TV-5: SYN-ACK window 65160 with mss 1460, sackOK, TS, nop, ws 10; then windows 67, 70, 73, 75,
+    /// 78, 79 on the ACKs of the first six segments; the client's FIN answered by one FIN|ACK.</summary>
+    [SkippableFact]
+    public void Kernel_shows_the_default_socket_vectors()
+    {
+        var tx = Sent("inorder");
+        Assert.Contains("AS seq=0 ack=1 win=65160 len=0 ip(tos=0 df ttl=64 id=0) [mss 1460, sackok, ts */0, nop, ws 10]", tx[0].Key);
+        Assert.Equal([67, 70, 73, 75, 78, 79], tx.Skip(1).Take(6).Select(Win));
+        Assert.Contains(tx, f => f.Key.Contains(" AF seq=1 ack=34754 ", StringComparison.Ordinal));
+    }
+
+    /// <summary>TV-2 and TV-8: SO_RCVBUF 65536 gives ws 1 and raw windows 34028 … 40240 with a draining reader.</summary>
+    [SkippableFact]
+    public void Kernel_shows_the_rcvbuf_socket_vectors()
+    {
+        var tx = Sent("rcvbuf");
+        Assert.Contains("win=65160", tx[0].Key);
+        Assert.Contains("ws 1]", tx[0].Key);
+        Assert.Equal([34028, 35476, 36924, 38372, 39820, 40240], tx.Skip(1).Take(6).Select(Win));
+    }
+
+    /// <summary>TV-13: 100 bytes on the third ACK are ACKed at once with window 64 (×1024).</summary>
+    [SkippableFact]
+    public void Kernel_acks_data_on_the_third_ack()
+        => Assert.Contains(" A seq=1 ack=101 win=64 ", Sent("thirdack")[1].Key);
+
+    /// <summary>TV-9: out-of-order segments get SACK blocks, newest first.</summary>
+    [SkippableFact]
+    public void Kernel_sacks_out_of_order_segments()
+    {
+        var tx = Sent("reorder");
+        Assert.Contains("ack=1449 ", tx[2].Key);
+        Assert.Contains("sack 2897-4345]", tx[2].Key);
+        Assert.Contains("sack 5793-7241 2897-4345]", tx[3].Key);
+        Assert.Contains("sack 5793-8689 2897-4345]", tx[4].Key);
+    }
+}
+
+/// <summary>
+/// Softnet against the kernel on each case: the server device's frames (normalised, in order), sockets.txt and the
+/// Tcp/TcpExt counters Softnet's nstat.txt lists. Results in bin/.../tcp-runs/&lt;case&gt;/{kernel,softnet}, with
+/// eth0.tcp.txt (the normalised timeline) in each for a diff.
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(TcpKernelCollection.Name)]
+public sealed class TcpReceiveKernelTests(TcpKernelFixture fx)
+{
+    public static TheoryData<string> Cases() => [.. TcpCases.Names];
+
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Softnet_matches_the_kernel(string name)
+    {
+        string kernel = fx.Kernel(name);
+        var diffs = TcpCompare.Diff(kernel, TcpKernelFixture.Softnet(name));
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+}
