@@ -26,8 +26,16 @@ public static class Ipv4Output
             if (ns.Netfilter.MayGrowPackets) Ipv4Input.SetRouteMtu(ns, skb, outDev, ref ctx);
             if (!Ipv4Input.Hook(ns, HookPoint.PostRouting, skb, ref ctx)) { skb.Free(); return ctx.DropReason; }
         }
-        // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
-        if (!skb.IsGso && skb.Len > outDev.Mtu) { skb.Free(); return DropReason.IpFragmentationNotModeled; }
+        // __ip_finish_output: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do); a datagram
+        // longer than the MTU, or one that was reassembled (frag_max_size), goes through ip_fragment.
+        if (!skb.IsGso && (skb.Len > outDev.Mtu || skb.FragMaxSize != 0))
+            return Ipv4Fragment.Fragment(stack, ns, skb, outDev, nexthop, inDev, FinishOutput);
+        return FinishOutput(stack, ns, skb, outDev, nexthop, inDev);
+    }
+
+    /// <summary>ip_finish_output2: one finished frame to loopback or to the neighbour.</summary>
+    private static DropReason FinishOutput(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, Device? inDev)
+    {
         if (outDev.Kind.IsLoopback)
         {
             NetStack.PushEthernet(skb, default, default, EtherTypes.Ipv4);

@@ -42,6 +42,8 @@ public sealed class Namespace : INetfilterHost
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();
+    /// <summary>The namespace's IPv4 reassembly queues (net->ipv4.fqdir).</summary>
+    public Ipv4Defrag Defrag { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;
@@ -202,6 +204,11 @@ public sealed class NamespaceCounters
     public long Sent;
     /// <summary>Forwarded packets held in a neighbour queue when the replay ended (not yet resolved).</summary>
     public long NeighQueued;
+    /// <summary>Fragments waiting in a reassembly queue now (held by ip_defrag, not yet merged or dropped).</summary>
+    public long FragHeld;
+    /// <summary>Fragments that became part of a reassembled datagram: the datagram travels on as one of them, the
+    /// others end here.</summary>
+    public long FragMerged;
     public Telemetry.DropCounters Drops { get; } = new();
     /// <summary>Delivered locally, by IP protocol number.</summary>
     public Dictionary<byte, long> Delivered { get; } = new();
@@ -210,5 +217,5 @@ public sealed class NamespaceCounters
     public long EchoRequests, EchoReplies;
     public long IcmpErrorsSent, IcmpRateLimited, TcpResetsSent;
 
-    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total;
+    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + FragHeld + FragMerged + Drops.Total;
 }
