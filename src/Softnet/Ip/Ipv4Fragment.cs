@@ -98,6 +98,8 @@ public static class Ipv4Fragment
         SetChecksum(iph[..hlen]);
         bool optionsDone = false;
         var r = output(stack, ns, skb, outDev, nexthop, inDev);
+        // The neighbour queue took the first piece as the forwarded frame: the caller must not count it again.
+        bool queued = r == Ipv4Output.Queued;
         while (true)
         {
             if (!Sent(r)) break;
@@ -124,7 +126,7 @@ public static class Ipv4Fragment
         if (Sent(r))
         {
             mib[SnmpCounter.IpFragOKs]++;
-            return DropReason.None;
+            return queued ? Ipv4Output.Queued : DropReason.None;
         }
         while (frag != null)
         {
