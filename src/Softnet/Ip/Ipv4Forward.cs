@@ -30,6 +30,8 @@ public static class Ipv4Forward
         // each fit (IPCB frag_max_size): ip_fragment cuts it again then.
         if (len > outDev.Mtu && df && (skb.FragMaxSize > outDev.Mtu || !skb.IgnoreDf))
         {
+            // ip_forward counts it as a fragmentation failure before answering.
+            ns.Mib[Telemetry.SnmpCounter.IpFragFails]++;
             Icmp.Send(stack, ns, skb, dev, 3, 4, (uint)outDev.Mtu, localDestination: false);
             NetStack.Drop(ns, skb, DropReason.IpFragNeeded);
             return;

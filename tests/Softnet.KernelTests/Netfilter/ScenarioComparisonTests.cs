@@ -24,6 +24,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["router-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["edge-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -51,4 +52,10 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// CT zones / notrack on a forwarding router.</summary>
     [SkippableFact]
     public void Mangle_router_matches_the_kernel() => Compare("mangle-router");
+
+    /// <summary>IPv4 fragments through a router without conntrack (forwarded as they are, cut again for a smaller MTU,
+    /// DF fragmentation needed) and to its own address (reassembled by ip_local_deliver: in order, out of order,
+    /// duplicates, an overlap, and two queues that time out, one answering ICMP 11/1).</summary>
+    [SkippableFact]
+    public void Frag_router_matches_the_kernel() => Compare("frag-router");
 }

@@ -332,6 +332,8 @@ public class Ipv4DefragTests
         Assert.Equal(3, icmp[20]);
         Assert.Equal(4, icmp[21]);
         Assert.Equal(600, BinaryPrimitives.ReadUInt16BigEndian(icmp.AsSpan(26)));
+        // ip_forward counts the refusal as a fragmentation failure (checked against nstat on 6.18).
+        Assert.Equal(1, Mib(rig, SnmpCounter.IpFragFails));
     }
 
     /// <summary>Through a namespace with conntrack (docker's host: MASQUERADE out of docker0) the fragments are gathered
@@ -434,6 +436,43 @@ public class Ipv4DefragTests
             Assert.Equal(0, ns.Defrag.QueueCount);
             Assert.Equal(0, ns.Defrag.Memory);
         }, iter: 200);
+    }
+
+    /// <summary>Steady state: reassembling datagrams and cutting them again on output (both the frag_list path and
+    /// the copying path) allocates nothing per fragment.</summary>
+    [Fact]
+    public void Reassembly_and_refragmentation_allocate_nothing_per_fragment()
+    {
+        var (stack, ns) = Engine();
+        var dev = new Device(ns, "d0", LinkKind.Get("veth"), 2) { Mtu = 1500 };
+        var pieces = Fragments(Udp("10.0.0.1", 1, "10.0.0.2", 2, 3000), 1200);
+        int sent = 0;
+        DropReason Out(NetStack st, Namespace n, Skb skb, Device d, uint nh, Device? inDev)
+        {
+            sent++;
+            skb.Free();
+            return DropReason.None;
+        }
+        Ipv4Fragment.FrameOutput output = Out;
+        void Round(int datagrams, int mtu)
+        {
+            dev.Mtu = mtu;
+            for (int d = 0; d < datagrams; d++)
+                foreach (var p in pieces)
+                    if (ns.Defrag.Defrag(stack, ns, dev, SkbOf(stack, p), DefragUser.ConntrackIn, out var dg) == DefragResult.Complete)
+                        Ipv4Fragment.DoFragment(stack, ns, dg!, dev, 0, null, output);
+        }
+        foreach (int mtu in new[] { 1500, 700 })
+        {
+            Round(200, mtu);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Round(2000, mtu);
+            long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            Support.AllocationAssert.NothingPerOperation(bytes, 2000 * pieces.Count, $"fragments at MTU {mtu}");
+        }
+        Assert.Equal(2 * 2200, ns.Mib[SnmpCounter.IpFragOKs]);
+        Assert.Equal(0, ns.Defrag.Memory);
+        Assert.True(sent > 0);
     }
 
     [Fact]
