@@ -22,6 +22,11 @@ public sealed class Ipv4Input : PacketHandler
         if (skb.PktType == PacketType.OtherHost) { NetStack.Drop(ns, skb, DropReason.OtherHost); return; }
         var why = ValidateHeader(skb);
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return; }
+        // ip_rcv_core clears IPCB, and skb_scrub_packet ignore_df when the skb crossed from another namespace: a
+        // datagram reassembled there arrives here as an ordinary packet.
+        skb.FragMaxSize = 0;
+        skb.FragPmtu = false;
+        skb.IgnoreDf = false;
 
         // nf_defrag_ipv4 (ipv4_conntrack_defrag, priority -400): where conntrack runs, fragments are gathered in front
         // of it and the rest of PREROUTING sees the whole datagram; an skb that already has a conntrack entry (looped
