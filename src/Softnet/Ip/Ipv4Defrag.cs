@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Softnet.Link;
 using Softnet.Packets;
 using Softnet.Telemetry;
@@ -50,8 +51,15 @@ public sealed class Ipv4Defrag
 
     private readonly Dictionary<FragKey, FragQueue> _queues = new();
     private readonly Stack<FragQueue> _free = new();
-    // inet_peer's rid per source (vif 0): every fragment from the source takes the next number.
-    private readonly Dictionary<uint, uint> _peerRid = new();
+    // inet_peer's rid per source (vif 0): every fragment from the source takes the next number. A queue holds its
+    // source's peer (qp->peer), so an entry lives while a queue from that source does: bounded by the queues.
+    private readonly Dictionary<uint, Peer> _peers = new();
+
+    private struct Peer
+    {
+        public uint Rid;
+        public int Queues;
+    }
     private int _confVersion = -1;
     private long _timeoutNs, _highThresh, _lowThresh;
     private uint _maxDist;
@@ -108,6 +116,7 @@ public sealed class Ipv4Defrag
             q = _free.Count > 0 ? _free.Pop() : new FragQueue();
             q.Init(key, stack.Now + _timeoutNs);
             _queues.Add(key, q);
+            CollectionsMarshal.GetValueRefOrAddDefault(_peers, key.Saddr, out _).Queues++;
             Memory += QueueTrueSize;
             if (q.ExpiresNs < _nextDue) _nextDue = q.ExpiresNs;
             stack.ArmDefragTimer(q.ExpiresNs);
@@ -201,9 +210,9 @@ public sealed class Ipv4Defrag
     private bool TooFar(FragQueue q, Namespace ns)
     {
         if (_maxDist == 0) return false;
-        ref uint rid = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_peerRid, q.Key.Saddr, out _);
+        ref Peer peer = ref CollectionsMarshal.GetValueRefOrNullRef(_peers, q.Key.Saddr);
         uint start = q.Rid;
-        uint end = ++rid;
+        uint end = ++peer.Rid;
         q.Rid = end;
         bool far = q.Count > 0 && end - start > _maxDist;
         if (far) ns.Mib[SnmpCounter.IpReasmFails]++;
@@ -299,6 +308,8 @@ public sealed class Ipv4Defrag
 
     private void Release(FragQueue q)
     {
+        ref Peer peer = ref CollectionsMarshal.GetValueRefOrNullRef(_peers, q.Key.Saddr);
+        if (--peer.Queues == 0) _peers.Remove(q.Key.Saddr);
         Memory -= QueueTrueSize;
         q.Clear();
         _free.Push(q);
