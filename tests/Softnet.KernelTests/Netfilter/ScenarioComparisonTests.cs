@@ -26,6 +26,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["edge-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -72,4 +73,11 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// duplicates, an overlap, and two queues that time out, one answering ICMP 11/1).</summary>
     [SkippableFact]
     public void Frag_router_matches_the_kernel() => Compare("frag-router");
+
+    /// <summary>Forwarded IPv4 fragments through conntrack: gathered by nf_defrag_ipv4, cut again at the smaller of the
+    /// largest original fragment and the egress MTU (copying path when that is smaller than what came, frag_list path
+    /// otherwise), DF datagrams refused with fragmentation needed when an original DF fragment exceeds the MTU, and no
+    /// ICMP when a forwarded datagram's queue times out.</summary>
+    [SkippableFact]
+    public void Frag_ct_router_matches_the_kernel() => Compare("frag-ct-router");
 }

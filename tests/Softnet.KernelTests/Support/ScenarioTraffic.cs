@@ -201,6 +201,7 @@ public static class ScenarioTraffic
         "edge-fw" => "fw",
         "mangle-router" => "fw",
         "frag-router" => "r",
+        "frag-ct-router" => "r",
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -212,6 +213,7 @@ public static class ScenarioTraffic
         "edge-fw" => EdgeFw(),
         "mangle-router" => MangleRouter(),
         "frag-router" => FragRouter(),
+        "frag-ct-router" => FragCtRouter(),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -424,6 +426,36 @@ public static class ScenarioTraffic
         c.Pause(2500);
         var p8 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 8, payload: 1200), 0x8108);
         foreach (var f in Frames.Fragments(p8, 1000)) FromLan(f, "fragment of an echo request after the pause");
+        return c;
+    }
+
+    /// <summary>frag-ct-router: frag-router's links with conntrack on in r (a FORWARD ctstate rule), so nf_defrag_ipv4
+    /// gathers forwarded fragments and ip_fragment cuts the datagram again: at most the largest original fragment
+    /// (frag_max_size) and wan0's MTU 1000, DF refused when an original DF fragment was bigger than the MTU.</summary>
+    public static ScenarioCapture FragCtRouter()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", srv = "203.0.113.5";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+
+        var big = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41000, srv, 9000, payload: 3000), 0x9001), 1480);
+        foreach (int i in new[] { 0, 1, 2 }) FromLan(big[i], $"1500-byte fragment {i}: gathered, then cut at wan0's MTU (copying path)");
+        var bigDf = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41001, srv, 9000, payload: 3000), 0x9002), 1480, df: true);
+        foreach (int i in new[] { 0, 1, 2 }) FromLan(bigDf[i], $"1500-byte DF fragment {i}: the datagram may not be cut below them, fragmentation needed");
+        var small = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41002, srv, 9000, payload: 1800), 0x9003), 800);
+        foreach (int i in new[] { 1, 2, 0 }) FromLan(small[i], $"800-byte fragment {i}: leaves as it came (frag_list path)");
+        var smallDf = Frames.Fragments(Frames.WithId(Frames.Echo(lan, srv, 8, 500, 1, payload: 1800), 0x9004), 800, df: true);
+        foreach (int i in new[] { 2, 1, 0 }) FromLan(smallDf[i], $"800-byte DF fragment {i} of an echo request: leaves as it came, without DF");
+        var reply = Frames.Fragments(Frames.WithId(Frames.Echo(srv, lan, 0, 500, 1, payload: 1800), 0x9005), 960);
+        foreach (int i in new[] { 1, 0 }) FromWan(reply[i], $"fragment {i} of the echo reply (ESTABLISHED once gathered)");
+        var lost = Frames.WithId(Frames.Udp(lan, 41003, srv, 9000, payload: 2000), 0x9006);
+        FromLan(Frames.Fragments(lost, 1000)[0], "first fragment of a forwarded datagram whose rest never comes");
+        // ipfrag_time = 1: the queue expires in the pause; a conntrack queue sends no ICMP for a datagram not
+        // addressed to this host (frag_expire_skip_icmp).
+        c.Pause(2500);
+        FromLan(Frames.Udp(lan, 41004, srv, 9000), "a whole datagram after the pause");
         return c;
     }
 
