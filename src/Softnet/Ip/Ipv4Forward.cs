@@ -33,8 +33,12 @@ public static class Ipv4Forward
         bool df = (pkt[6] & 0x40) != 0;
         // ip_exceeds_mtu: a GSO skb is judged by its segments (skb_gso_validate_network_len).
         int len = skb.IsGso ? (skb.TransportHeader - skb.NetworkHeader) + skb.GsoSize + TcpHeaderLength(skb) : skb.Len;
-        if (len > outDev.Mtu && df)
+        // ip_exceeds_mtu: DF over the MTU stops it, unless conntrack reassembled it (ignore_df) from fragments that
+        // each fit (IPCB frag_max_size): ip_fragment cuts it again then.
+        if (len > outDev.Mtu && df && (skb.FragMaxSize > outDev.Mtu || !skb.IgnoreDf))
         {
+            // ip_forward counts it as a fragmentation failure before answering.
+            ns.Mib[Telemetry.SnmpCounter.IpFragFails]++;
             Icmp.Send(stack, ns, skb, dev, 3, 4, (uint)outDev.Mtu, localDestination: false);
             NetStack.Drop(ns, skb, DropReason.IpFragNeeded);
             return;

@@ -26,7 +26,22 @@ public sealed class Ipv4Input : PacketHandler
         ns.Mib.Add(SnmpCounter.IpExtInOctets, skb.Len);
         var why = ValidateHeader(skb, ns.Mib);
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return; }
+        // ip_rcv_core clears IPCB, and skb_scrub_packet ignore_df when the skb crossed from another namespace: a
+        // datagram reassembled there arrives here as an ordinary packet.
+        skb.FragMaxSize = 0;
+        skb.FragPmtu = false;
+        skb.IgnoreDf = false;
 
+        // nf_defrag_ipv4 (ipv4_conntrack_defrag, priority -400): where conntrack runs, fragments are gathered in front
+        // of it and the rest of PREROUTING sees the whole datagram; an skb that already has a conntrack entry (looped
+        // back) is left alone. The bridge's PREROUTING (nfSlot) does not gather them here.
+        if (nfSlot < 0 && ns.HasIptables && ns.Netfilter.ConntrackEnabled && skb.Conntrack == null && Ipv4Defrag.IsFragment(skb))
+        {
+            if (ns.Defrag.Defrag(stack, ns, dev, skb, DefragUser.ConntrackIn, out var datagram) != DefragResult.Complete) return;
+            skb = datagram!;
+            // nf_ct_ipv4_gather_frags: DF no longer stops the datagram from being cut again on output.
+            skb.IgnoreDf = true;
+        }
         PacketContext ctx = default;
         if (nfSlot >= 0)
         {
@@ -226,6 +241,24 @@ public sealed class Ipv4Input : PacketHandler
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
+        // A fragment that reached local delivery (no conntrack in front gathered it) is reassembled first, and INPUT
+        // sees the datagram.
+        if (Ipv4Defrag.IsFragment(skb))
+        {
+            if (ns.Defrag.Defrag(stack, ns, dev, skb, DefragUser.LocalDeliver, out var datagram) != DefragResult.Complete) return;
+            skb = datagram!;
+            if (ns.HasIptables)
+            {
+                var keep = ctx;
+                if (!FillContext(skb, ref ctx, out var why)) { NetStack.Drop(ns, skb, why); return; }
+                ctx.InInterface = keep.InInterface;
+                ctx.Ct = keep.Ct;
+                ctx.CtInfo = keep.CtInfo;
+                ctx.Mark = keep.Mark;
+                ctx.PhysIn = keep.PhysIn;
+                ctx.HasBridgeInfo = keep.HasBridgeInfo;
+            }
+        }
         if (ns.HasIptables)
         {
             ctx.OutInterface = null;

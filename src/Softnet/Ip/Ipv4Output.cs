@@ -34,10 +34,18 @@ public static class Ipv4Output
                 return ctx.DropReason;
             }
         }
-        // ip_finish_output_gso: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do).
-        if (!skb.IsGso && skb.Len > outDev.Mtu) { skb.Free(); return DropReason.IpFragmentationNotModeled; }
-        // ip_finish_output2: OutTransmits and OutOctets (IPSTATS_MIB_OUT) per datagram that leaves, before the neighbour
-        // resolves (a queued one counts too); OutBcastPkts for a broadcast route.
+        // __ip_finish_output: a GSO skb leaves whole where the device takes GSO (veth, bridge, lo all do); a datagram
+        // longer than the MTU, or one that was reassembled (frag_max_size), goes through ip_fragment.
+        if (!skb.IsGso && (skb.Len > outDev.Mtu || skb.FragMaxSize != 0))
+            return Ipv4Fragment.Fragment(stack, ns, skb, outDev, nexthop, inDev, FinishOutput);
+        return FinishOutput(stack, ns, skb, outDev, nexthop, inDev);
+    }
+
+    /// <summary>ip_finish_output2: one finished frame to loopback or to the neighbour.</summary>
+    private static DropReason FinishOutput(NetStack stack, Namespace ns, Skb skb, Device outDev, uint nexthop, Device? inDev)
+    {
+        // ip_finish_output2: OutTransmits and OutOctets (IPSTATS_MIB_OUT) per frame that leaves (each fragment), before
+        // the neighbour resolves (a queued one counts too); OutBcastPkts for a broadcast route.
         if (skb.Dst is { Type: RouteKind.Broadcast }) ns.Mib[SnmpCounter.IpExtOutBcastPkts]++;
         ns.Mib[SnmpCounter.IpOutTransmits]++;
         ns.Mib.Add(SnmpCounter.IpExtOutOctets, skb.Len);

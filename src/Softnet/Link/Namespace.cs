@@ -47,6 +47,8 @@ public sealed class Namespace : INetfilterHost
     public ulong TcpSecret { get; set; }
     /// <summary>The namespace's sockets (ns/NAME/sockets) and their lookup tables.</summary>
     public Transport.SocketTable Sockets { get; } = new();
+    /// <summary>The namespace's IPv4 reassembly queues (net->ipv4.fqdir).</summary>
+    public Ipv4Defrag Defrag { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;
@@ -207,6 +209,11 @@ public sealed class NamespaceCounters
     public long Sent;
     /// <summary>Forwarded packets held in a neighbour queue when the replay ended (not yet resolved).</summary>
     public long NeighQueued;
+    /// <summary>Fragments waiting in a reassembly queue now (held by ip_defrag, not yet merged or dropped).</summary>
+    public long FragHeld;
+    /// <summary>Fragments that became part of a reassembled datagram: the datagram travels on as one of them, the
+    /// others end here.</summary>
+    public long FragMerged;
     public Telemetry.DropCounters Drops { get; } = new();
     /// <summary>Delivered locally, by IP protocol number.</summary>
     public Dictionary<byte, long> Delivered { get; } = new();
@@ -217,5 +224,5 @@ public sealed class NamespaceCounters
     /// <summary>Delivered datagrams their transport protocol or socket then dropped (also in <see cref="Drops"/>).</summary>
     public long TransportDrops;
 
-    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + Drops.Total - TransportDrops;
+    public bool Conserved => Received == DeliveredTotal + Forwarded + Bridged + Arp + NeighQueued + FragHeld + FragMerged + Drops.Total - TransportDrops;
 }

@@ -78,6 +78,7 @@ public sealed class NetStack
         long target = Math.Max(_now, nowNs);
         NeighTimers.Run(this, nowNs);
         if (_tcpTimers.Count > 0) RunTcpTimers(nowNs);
+        Ip.Ipv4Defrag.RunTimers(this, nowNs);
         _now = target;
     }
 
@@ -87,6 +88,14 @@ public sealed class NetStack
     internal void ArmNeighTimer(long ns)
     {
         if (ns < NeighTimerDue) NeighTimerDue = ns;
+    }
+
+    /// <summary>The earliest reassembly queue expiry of any namespace (long.MaxValue: none).</summary>
+    internal long DefragTimerDue = long.MaxValue;
+
+    internal void ArmDefragTimer(long ns)
+    {
+        if (ns < DefragTimerDue) DefragTimerDue = ns;
     }
 
     /// <summary>A timer runs at its own expiry time: what it sends is stamped with it.</summary>

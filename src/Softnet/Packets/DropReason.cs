@@ -120,6 +120,27 @@ public enum DropReason : ushort
     /// <summary>TCPMSS had to insert the MSS option but the caller passed no room behind the datagram (the kernel
     /// would expand the skb's head; see NetfilterTables.MayGrowPackets).</summary>
     NetfilterTcpmssNoRoom,
+    // IPv4 reassembly (net/ipv4/ip_fragment.c) and fragmentation (ip_output.c)
+    /// <summary>A fragment lying wholly inside what the queue already holds (SKB_DROP_REASON_DUP_FRAG): dropped,
+    /// the queue kept.</summary>
+    FragDuplicate,
+    /// <summary>A fragment overlapping held data without being a duplicate (RFC 5722): it and the whole queue go.</summary>
+    FragOverlap,
+    /// <summary>A fragment whose length or offset contradicts the queue (end before the known end, a second last
+    /// fragment with another end, data past the last fragment, no data): it and the whole queue go.</summary>
+    FragInvalid,
+    /// <summary>A held fragment whose queue expired after ipfrag_time (SKB_DROP_REASON_FRAG_REASM_TIMEOUT).</summary>
+    FragReasmTimeout,
+    /// <summary>Reassembly memory (truesize) above ipfrag_high_thresh: no queue for the fragment.</summary>
+    FragMemoryLimit,
+    /// <summary>A held fragment dropped when its queue was restarted: more than ipfrag_max_dist fragments from the
+    /// same source came in between (ip_frag_too_far).</summary>
+    FragTooFar,
+    /// <summary>The reassembled datagram would be longer than 65535 bytes, or its fragments mix ECN not-ECT with
+    /// ECT/CE: the queue goes.</summary>
+    FragReasmFailed,
+    /// <summary>ip_fragment: DF set on a datagram larger than the MTU that may not be fragmented (IpFragFails).</summary>
+    FragFailed,
 }
 
 public static class DropReasons

@@ -138,6 +138,8 @@ public sealed class Skb
         public bool HeadFrag, Cloned;
         public long Id;
         public uint Priority;
+        public ushort FragMaxSize;
+        public bool IgnoreDf, FragPmtu;
     }
 
     private Meta _m;
@@ -246,6 +248,16 @@ public sealed class Skb
     public uint Priority { get => _m.Priority; set => _m.Priority = value; }
 
     public bool L4Hash => HashType == PktHashType.L4;
+
+    // ---- IPCB(skb) and skb->ignore_df: what IPv4 reassembly leaves for the output path ----
+    /// <summary>IPCB(skb)->frag_max_size: the largest fragment a reassembled datagram was built from (0: it was
+    /// never reassembled). ip_do_fragment cuts it again at no more than this.</summary>
+    public ushort FragMaxSize { get => _m.FragMaxSize; set => _m.FragMaxSize = value; }
+    /// <summary>skb->ignore_df: DF does not stop fragmentation (set on datagrams nf_defrag_ipv4 reassembled).</summary>
+    public bool IgnoreDf { get => _m.IgnoreDf; set => _m.IgnoreDf = value; }
+    /// <summary>IPCB(skb)->flags IPSKB_FRAG_PMTU: the largest original fragment had DF, so the fragments cut on
+    /// output carry DF again.</summary>
+    public bool FragPmtu { get => _m.FragPmtu; set => _m.FragPmtu = value; }
 
     // ---- skb_shinfo GSO fields and CHECKSUM_PARTIAL offsets (set by GRO completion) ----
     /// <summary>gso_size: payload bytes per segment (the MSS GRO saw).</summary>
@@ -522,6 +534,26 @@ public sealed class Skb
         Len += member.Len;
         DataLen += member.Len;
         TrueSize += member.TrueSize;
+    }
+
+    /// <summary>Takes the whole frag_list chain off this skb (ip_fraglist_init's skb_frag_list_init): the members
+    /// stay linked by <see cref="Next"/> and belong to the caller; this skb's lengths and truesize drop by theirs.
+    /// Null when there is none.</summary>
+    public Skb? DetachFragList()
+    {
+        Skb? first = FragList;
+        if (first == null) return null;
+        int len = 0, truesize = 0;
+        for (Skb? m = first; m != null; m = m.Next)
+        {
+            len += m.Len;
+            truesize += m.TrueSize;
+        }
+        FragList = _fragListTail = null;
+        Len -= len;
+        DataLen -= len;
+        TrueSize -= truesize;
+        return first;
     }
 
     internal void LinkFragList(Skb member)

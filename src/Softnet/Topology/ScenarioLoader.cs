@@ -441,6 +441,9 @@ public static class ScenarioLoader
         { Range(0, 1); return; }
         if (key == "net.ipv4.ip_default_ttl") { Range(1, 255); return; }
         if (key is "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask") { Range(0, int.MaxValue); return; }
+        // IPv4 reassembly (Ip/Ipv4Defrag.cs): seconds, bytes of truesize, fragments from one source.
+        if (key is "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist")
+        { Range(0, int.MaxValue); return; }
         if (key == "net.netfilter.nf_conntrack_max") { Range(1, int.MaxValue); return; }
         if (key.StartsWith("net.netfilter.nf_conntrack_", StringComparison.Ordinal))
         {

@@ -73,6 +73,16 @@ namespace Softnet.KernelTests.Support;
 //   and read from the same select loop as the captures. They stay open until the dump is written: a close would send
 //   a FIN or RST and move counters afterwards. An IPv6 wildcard socket also takes IPv4 (net.ipv6.bindv6only=0): its
 //   IPv4 peers read as [::ffff:A.B.C.D]:PORT.
+// * IPv4 fragments: where conntrack runs, nf_defrag_ipv4 gathers them in front of it (PREROUTING -400); the datagram
+//   is forwarded and cut again as the fragments came (ip_do_fragment's frag_list path: offset order, no DF), since
+//   IPCB frag_max_size forces ip_fragment. That path writes each outgoing header over the chained skb's own IP header
+//   without unsharing it (it checks skb_shared, not skb_cloned); the fragment that completed the datagram is such a
+//   chained clone unless it is the first one (inet_frag_reasm_prepare unclones only the head), and the packet socket's
+//   clone of it is read after that: its rx capture shows the outgoing header (NATed, TTL 63). Softnet's tap records
+//   at receive; the scenarios send the first fragment last where a datagram is forwarded through conntrack.
+// * ipfrag_time runs on the kernel's clock: a pause in the capture (ScenarioCapture.Pause, >= LongGapMs) is kept by
+//   the injector, so a queue expires in it in both runs (ICMP 11/1 when its first fragment is in; a conntrack queue
+//   only for a datagram addressed to the host).
 
 /// <summary>
 /// Loads a scenario folder into real network namespaces, injects a capture's frames and dumps the result in the
@@ -89,6 +99,11 @@ public static class KernelScenario
 
     /// <summary>Milliseconds of quiet after the last frame before the dump.</summary>
     public const int SettleMs = 300;
+
+    /// <summary>A pause in the capture's timestamps at least this long is kept by the injector (it waits that long
+    /// before the next frame), so kernel timers such as ipfrag_time run as Softnet's replay clock runs them. Shorter
+    /// gaps are not kept: the scenarios' captures space frames 1 ms apart and the injector paces itself.</summary>
+    public const int LongGapMs = 500;
 
     /// <summary>Null when the kernel run can work here; otherwise the reason to skip.</summary>
     public static string? Unavailable() => Netns.Unavailable("python3", "sysctl", "iptables-restore", "iptables-save", "conntrack", "ipset", "nstat");
@@ -107,10 +122,10 @@ public static class KernelScenario
         try
         {
             Build(scenario, prefix, work, created);
-            var (targets, framesFile) = PrepareFrames(scenario, prefix, capturePath, inject, work);
+            var (targets, framesFile, pausesMs) = PrepareFrames(scenario, prefix, capturePath, inject, work);
             // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
             // RST, which would move counters after the injection ended.
-            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work);
+            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work, pausesMs);
         }
         finally
         {
@@ -209,7 +224,7 @@ public static class KernelScenario
         return (scenarioNs, peer.GetProperty("ifname").GetString()!);
     }
 
-    private static (List<(string Ns, string Dev)> Targets, string File) PrepareFrames(ScenarioFolder s, string prefix, string capturePath,
+    private static (List<(string Ns, string Dev)> Targets, string File, long PausesMs) PrepareFrames(ScenarioFolder s, string prefix, string capturePath,
         string inject, string work)
     {
         int colon = inject.IndexOf(':');
@@ -222,8 +237,19 @@ public static class KernelScenario
         using var w = new BinaryWriter(File.Create(file));
         using var reader = CaptureReader.Open(capturePath);
         int n = 0;
+        long lastNs = long.MinValue;
+        long extraMs = 0;
         while (reader.TryRead(out var meta, out var data))
         {
+            // A long pause: a wait record (target 0xFFFFFFFF, then the milliseconds).
+            if (lastNs != long.MinValue && meta.TimestampNs - lastNs >= LongGapMs * 1_000_000L)
+            {
+                long ms = (meta.TimestampNs - lastNs) / 1_000_000;
+                w.Write(uint.MaxValue);
+                w.Write((int)ms);
+                extraMs += ms;
+            }
+            lastNs = meta.TimestampNs;
             string dev = fixedDev ?? reader.Interfaces[meta.InterfaceId].Name
                 ?? throw new ArgumentException($"frame {n}: its interface has no if_name; use --inject {ns}:DEV");
             if (!byDev.TryGetValue(dev, out int t))
@@ -237,11 +263,11 @@ public static class KernelScenario
             w.Write(data);
             n++;
         }
-        return (targets, file);
+        return (targets, file, extraMs);
     }
 
     private static void InjectAndDump(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir,
-        string work)
+        string work, long pausesMs)
     {
         string script = Path.Combine(work, "inject.py");
         File.WriteAllText(script, InjectorScript);
@@ -265,7 +291,7 @@ public static class KernelScenario
         File.WriteAllText(cfg, JsonSerializer.Serialize(config));
         Directory.CreateDirectory(outDir);
         long frames = new FileInfo(framesFile).Length / 60 + 1;
-        int timeoutMs = (int)Math.Min(600_000, 30_000 + frames * (GapMs + 20));
+        int timeoutMs = (int)Math.Min(600_000, 30_000 + frames * (GapMs + 20) + pausesMs);
         var psi = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(script);
         psi.ArgumentList.Add(cfg);
@@ -433,6 +459,9 @@ data = open(cfg['frames'], 'rb').read()
 off = 0
 while off < len(data):
     target, n = struct.unpack_from('<II', data, off); off += 8
+    if target == 0xffffffff:  # a long pause in the capture: n milliseconds
+        drain(n / 1000.0)
+        continue
     tx[target].send(data[off:off + n]); off += n
     drain(cfg['gapMs'] / 1000.0)
 drain(cfg['settleMs'] / 1000.0)

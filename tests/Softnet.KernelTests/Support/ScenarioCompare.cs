@@ -319,7 +319,7 @@ public static class ScenarioCompare
     }
 
     /// <summary>A copy of an Ethernet frame with the parts the kernel varies blanked: for an IPv4 ICMP error
-    /// (types 3, 4, 5, 11, 12) or echo reply the IP ID and header checksum. A TCP checksum left CHECKSUM_PARTIAL is completed
+    /// (types 3, 4, 5, 11, 12), echo reply or ICMP fragment past the first, the IP ID and header checksum. A TCP checksum left CHECKSUM_PARTIAL is completed
     /// (<see cref="CompletePartialTcpChecksum"/>).</summary>
     public static byte[] Mask(byte[] frame)
     {
@@ -329,7 +329,10 @@ public static class ScenarioCompare
         {
             int ihl = (f[14] & 0x0f) * 4;
             // Echo replies too: the ICMP socket does not set DF, so their ID is also the per-destination random one.
-            if (f.Length > 14 + ihl && f[14 + ihl] is 0 or 3 or 4 or 5 or 11 or 12)
+            // A fragment past the first carries no ICMP type to tell: its ID is masked whatever it is (the fragments
+            // of an echo reply the kernel cut share the reply's random ID).
+            bool laterFragment = (BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(14 + 6)) & 0x1FFF) != 0;
+            if (f.Length > 14 + ihl && (laterFragment || f[14 + ihl] is 0 or 3 or 4 or 5 or 11 or 12))
             {
                 f[14 + 4] = f[14 + 5] = 0;
                 f[14 + 10] = f[14 + 11] = 0;

@@ -93,6 +93,41 @@ public static class Frames
         return Ipv4(src, dst, 1, h, id: 0x4321);
     }
 
+    /// <summary>A copy of the IPv4 datagram <paramref name="ip"/> with IP ID <paramref name="id"/> (header checksum redone):
+    /// reassembly keys on it, so each fragmented datagram of a scenario needs its own.</summary>
+    public static byte[] WithId(byte[] ip, ushort id)
+    {
+        var p = (byte[])ip.Clone();
+        BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(4), id);
+        p[10] = p[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(10), Checksum.Compute(p.AsSpan(0, (p[0] & 0xF) * 4)));
+        return p;
+    }
+
+    /// <summary>The fragments a sender cuts <paramref name="ip"/> (20-byte header) into: <paramref name="dataPer"/> data
+    /// bytes each (a multiple of 8), DF cleared unless <paramref name="df"/>.</summary>
+    public static List<byte[]> Fragments(byte[] ip, int dataPer, bool df = false)
+    {
+        var list = new List<byte[]>();
+        int data = ip.Length - 20;
+        for (int off = 0; off < data; off += dataPer)
+            list.Add(Piece(ip, off, Math.Min(dataPer, data - off), off + dataPer < data, df));
+        return list;
+    }
+
+    /// <summary>One fragment of <paramref name="ip"/>: data bytes [offset, offset + len) behind a copy of its header.</summary>
+    public static byte[] Piece(byte[] ip, int offset, int len, bool more, bool df = false)
+    {
+        var f = new byte[20 + len];
+        ip.AsSpan(0, 20).CopyTo(f);
+        ip.AsSpan(20 + offset, len).CopyTo(f.AsSpan(20));
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(2), (ushort)f.Length);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(6), (ushort)((offset >> 3) | (more ? 0x2000 : 0) | (df ? 0x4000 : 0)));
+        f[10] = f[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(10), Checksum.Compute(f.AsSpan(0, 20)));
+        return f;
+    }
+
     /// <summary>Puts an Ethernet header (EtherType IPv4) in front of <paramref name="ip"/>.</summary>
     public static byte[] Eth(string dstMac, string srcMac, byte[] ip)
     {
@@ -110,6 +145,17 @@ public sealed class ScenarioCapture
 {
     private readonly List<string> _devices = [];
     private readonly List<(int If, byte[] Frame, string Note)> _frames = [];
+    // Extra milliseconds before frame i (a pause the kernel run keeps: KernelScenario.LongGapMs).
+    private readonly Dictionary<int, int> _pauses = [];
+
+    /// <summary>A pause of <paramref name="ms"/> before the next frame (at least <see cref="KernelScenario.LongGapMs"/>
+    /// for the kernel run to keep it): kernel timers (ipfrag_time) run in it, as on Softnet's replay clock.</summary>
+    public ScenarioCapture Pause(int ms)
+    {
+        if (ms < KernelScenario.LongGapMs) throw new ArgumentOutOfRangeException(nameof(ms), $"pauses under {KernelScenario.LongGapMs} ms are not kept by the injector");
+        _pauses[_frames.Count] = ms;
+        return this;
+    }
 
     public IReadOnlyList<(int If, byte[] Frame, string Note)> FrameList => _frames;
 
@@ -124,13 +170,15 @@ public sealed class ScenarioCapture
         return this;
     }
 
-    /// <summary>Writes the frames 1 ms apart (timestamps do not matter to the kernel run).</summary>
+    /// <summary>Writes the frames 1 ms apart (the kernel run paces itself), with the <see cref="Pause"/>s added.</summary>
     public void Write(string path)
     {
         using var w = PcapngWriter.Create(path, _devices.Select(d => new CaptureInterface(LinkType.Ethernet, 262144, d, 1_000_000_000)).ToList());
         long t = 1_700_000_000_000_000_000;
-        foreach (var (iface, frame, _) in _frames)
+        for (int i = 0; i < _frames.Count; i++)
         {
+            var (iface, frame, _) = _frames[i];
+            if (_pauses.TryGetValue(i, out int ms)) t += ms * 1_000_000L;
             w.Write(t, frame, interfaceId: iface);
             t += 1_000_000;
         }
@@ -152,6 +200,8 @@ public static class ScenarioTraffic
         "router-fw" => "fw",
         "edge-fw" => "fw",
         "mangle-router" => "fw",
+        "frag-router" => "r",
+        "frag-ct-router" => "r",
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -162,6 +212,8 @@ public static class ScenarioTraffic
         "router-fw" => RouterFw(),
         "edge-fw" => EdgeFw(),
         "mangle-router" => MangleRouter(),
+        "frag-router" => FragRouter(),
+        "frag-ct-router" => FragCtRouter(),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -212,6 +264,27 @@ public static class ScenarioTraffic
         In(Frames.Tcp(client, 40002, host, 8080, Ack, 3000, 7000), "ACK without a connection (picked up: nf_conntrack_tcp_loose)");
         In(Frames.Tcp(client, 40003, host, 8080, Syn, 4000, badChecksum: true), "SYN with a bad checksum (INVALID, no DNAT, dropped by TCP)");
         In(Frames.Tcp(client, 40004, c1, 80, Syn, 4100), "SYN straight to the container address (raw DROP)");
+        // Fragmented echo requests to the host: nf_defrag_ipv4 gathers them in front of conntrack (user CONNTRACK_IN),
+        // the nat and filter counters see one datagram, and the 2028-byte reply leaves eth0 (MTU 1500) in two fragments.
+        var e1 = Frames.WithId(Frames.Echo(client, host, 8, 601, 1, payload: 2000), 0x6001);
+        foreach (var f in Frames.Fragments(e1, 1000)) In(f, "fragment of an echo request, in order (answered in fragments)");
+        var e2 = Frames.Fragments(Frames.WithId(Frames.Echo(client, host, 8, 601, 2, payload: 2400), 0x6002), 800);
+        foreach (int i in new[] { 3, 1, 0, 2 }) In(e2[i], $"fragment {i} of an echo request, out of order");
+        var e3 = Frames.WithId(Frames.Echo(client, host, 8, 601, 3, payload: 1992), 0x6003);
+        var e3f = Frames.Fragments(e3, 1000);
+        In(e3f[0], "first fragment");
+        In(e3f[0], "the same fragment again (duplicate: dropped, queue kept)");
+        In(Frames.Piece(e3, 200, 400, more: true), "a piece inside what is held (duplicate too)");
+        In(e3f[1], "last fragment (answered)");
+        var e4 = Frames.WithId(Frames.Echo(client, host, 8, 601, 4, payload: 2000), 0x6004);
+        In(Frames.Piece(e4, 0, 1000, more: true), "first fragment");
+        In(Frames.Piece(e4, 504, 1000, more: true), "an overlapping fragment (RFC 5722: the datagram is dropped)");
+        var e5 = Frames.WithId(Frames.Echo(client, host, 8, 601, 5, payload: 2000), 0x6005);
+        In(Frames.Fragments(e5, 1000)[0], "first fragment of a request whose rest never comes");
+        // ipfrag_time is 1 s in ns/host/sysctl.conf: the queue expires in the pause, ICMP 11/1 to the client.
+        c.Pause(2500);
+        var e6 = Frames.WithId(Frames.Echo(client, host, 8, 601, 6, payload: 1600), 0x6006);
+        foreach (var f in Frames.Fragments(e6, 1000)) In(f, "fragment of an echo request after the pause (answered)");
         return c;
     }
 
@@ -310,6 +383,82 @@ public static class ScenarioTraffic
         return c;
     }
 
+    /// <summary>frag-router: a router without netfilter (no conntrack, so no nf_defrag_ipv4) between the LAN (10.0.0.2 on
+    /// lan0, MTU 1500) and the WAN (wan0, MTU 1000). Forwarded fragments go as they are, cut again where bigger than
+    /// wan0's MTU; fragments to the router's own address are reassembled by ip_local_deliver.</summary>
+    public static ScenarioCapture FragRouter()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", r = "10.0.0.1", srv = "203.0.113.5";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+
+        var big = Frames.WithId(Frames.Udp(lan, 40000, srv, 9000, payload: 3000), 0x8001);
+        foreach (var f in Frames.Fragments(big, 1480)) FromLan(f, "1500-byte fragment forwarded to wan0 (MTU 1000): cut again, offset and MF kept");
+        var small = Frames.WithId(Frames.Udp(lan, 40001, srv, 9000, payload: 1800), 0x8002);
+        foreach (var f in Frames.Fragments(small, 800)) FromLan(f, "fragment that fits wan0: forwarded as it is");
+        var echo = Frames.Fragments(Frames.WithId(Frames.Echo(lan, srv, 8, 300, 1, payload: 1700), 0x8003), 600);
+        foreach (int i in new[] { 2, 0, 1 }) FromLan(echo[i], $"fragment {i} of a forwarded echo request, out of order: forwarded in arrival order");
+        FromWan(Frames.Fragments(Frames.WithId(Frames.Udp(srv, 9000, lan, 40000, payload: 1500), 0x8004), 960)[0], "first fragment from the WAN to the LAN (fits lan0)");
+        var dfFirst = Frames.WithId(Frames.Udp(lan, 40002, srv, 9000, payload: 2000), 0x8005);
+        FromLan(Frames.Piece(dfFirst, 0, 1200, more: true, df: true), "DF first fragment over wan0's MTU: fragmentation needed");
+        // To the router itself: ip_local_deliver reassembles (user LOCAL_DELIVER), icmp_echo answers, lan0 cuts the reply.
+        var p1 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 1, payload: 2000), 0x8101);
+        foreach (var f in Frames.Fragments(p1, 1000)) FromLan(f, "fragment of an echo request to the router, in order");
+        var p2 = Frames.Fragments(Frames.WithId(Frames.Echo(lan, r, 8, 400, 2, payload: 2400), 0x8102), 800);
+        foreach (int i in new[] { 1, 3, 2, 0 }) FromLan(p2[i], $"fragment {i} of an echo request to the router, out of order");
+        var p3 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 3, payload: 1992), 0x8103);
+        var p3f = Frames.Fragments(p3, 1000);
+        FromLan(p3f[1], "last fragment first");
+        FromLan(p3f[1], "the last fragment again (duplicate)");
+        FromLan(Frames.Piece(p3, 1000, 504, more: true), "a piece inside the held last fragment (duplicate)");
+        FromLan(p3f[0], "first fragment (answered)");
+        var p4 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 4, payload: 2000), 0x8104);
+        FromLan(Frames.Piece(p4, 1000, 1008, more: false), "last fragment");
+        FromLan(Frames.Piece(p4, 0, 1008, more: true), "first fragment running into the last (overlap: all dropped)");
+        var p5 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 5, payload: 2000), 0x8105);
+        FromLan(Frames.Fragments(p5, 1000)[0], "first fragment of a request whose rest never comes");
+        var p6 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 6, payload: 2000), 0x8106);
+        FromLan(Frames.Fragments(p6, 1000)[1], "last fragment of another request whose first never comes");
+        // ipfrag_time = 1 (ns/r/sysctl.conf): both queues expire in the pause; only the one with its first fragment
+        // answers with ICMP 11/1.
+        c.Pause(2500);
+        var p8 = Frames.WithId(Frames.Echo(lan, r, 8, 400, 8, payload: 1200), 0x8108);
+        foreach (var f in Frames.Fragments(p8, 1000)) FromLan(f, "fragment of an echo request after the pause");
+        return c;
+    }
+
+    /// <summary>frag-ct-router: frag-router's links with conntrack on in r (a FORWARD ctstate rule), so nf_defrag_ipv4
+    /// gathers forwarded fragments and ip_fragment cuts the datagram again: at most the largest original fragment
+    /// (frag_max_size) and wan0's MTU 1000, DF refused when an original DF fragment was bigger than the MTU.</summary>
+    public static ScenarioCapture FragCtRouter()
+    {
+        const string lanMac = "02:00:0a:00:00:02", lan0 = "02:00:0a:00:00:01", wan0 = "02:00:c6:33:64:01", wanMac = "02:00:c6:33:64:02";
+        const string lan = "10.0.0.2", srv = "203.0.113.5";
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames.Eth(lan0, lanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames.Eth(wan0, wanMac, ip), note);
+
+        var big = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41000, srv, 9000, payload: 3000), 0x9001), 1480);
+        foreach (int i in new[] { 0, 1, 2 }) FromLan(big[i], $"1500-byte fragment {i}: gathered, then cut at wan0's MTU (copying path)");
+        var bigDf = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41001, srv, 9000, payload: 3000), 0x9002), 1480, df: true);
+        foreach (int i in new[] { 0, 1, 2 }) FromLan(bigDf[i], $"1500-byte DF fragment {i}: the datagram may not be cut below them, fragmentation needed");
+        var small = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 41002, srv, 9000, payload: 1800), 0x9003), 800);
+        foreach (int i in new[] { 1, 2, 0 }) FromLan(small[i], $"800-byte fragment {i}: leaves as it came (frag_list path)");
+        var smallDf = Frames.Fragments(Frames.WithId(Frames.Echo(lan, srv, 8, 500, 1, payload: 1800), 0x9004), 800, df: true);
+        foreach (int i in new[] { 2, 1, 0 }) FromLan(smallDf[i], $"800-byte DF fragment {i} of an echo request: leaves as it came, without DF");
+        var reply = Frames.Fragments(Frames.WithId(Frames.Echo(srv, lan, 0, 500, 1, payload: 1800), 0x9005), 960);
+        foreach (int i in new[] { 1, 0 }) FromWan(reply[i], $"fragment {i} of the echo reply (ESTABLISHED once gathered)");
+        var lost = Frames.WithId(Frames.Udp(lan, 41003, srv, 9000, payload: 2000), 0x9006);
+        FromLan(Frames.Fragments(lost, 1000)[0], "first fragment of a forwarded datagram whose rest never comes");
+        // ipfrag_time = 1: the queue expires in the pause; a conntrack queue sends no ICMP for a datagram not
+        // addressed to this host (frag_expire_skip_icmp).
+        c.Pause(2500);
+        FromLan(Frames.Udp(lan, 41004, srv, 9000), "a whole datagram after the pause");
+        return c;
+    }
+
     /// <summary>router-fw: LAN client 10.0.0.2 (lan0), upstream router 198.51.100.2 (wan0), servers in 203.0.113.0/24.</summary>
     public static ScenarioCapture RouterFw()
     {
@@ -348,6 +497,19 @@ public static class ScenarioTraffic
         FromLan(Frames.Tcp(lan, 52000, srv, 443, Ack, 1002, 5002), "last ACK (TIME_WAIT)");
         FromLan(Frames.Tcp("10.0.0.3", 52000, srv, 443, Syn, 10), "another client's SYN, sequence behind: port taken, confirm drops it");
         FromLan(Frames.Tcp("10.0.0.3", 52000, srv, 443, Syn, 2000), "its SYN again, sequence past: the TIME_WAIT entry is evicted (nf_nat_used_tuple_harder)");
+        // Fragments through conntrack: gathered before it (nf_defrag_ipv4), SNATed as one datagram, cut again on output
+        // as they came (ip_do_fragment's frag_list path), in offset order and without DF. The first fragment comes
+        // last where the datagram is forwarded: the kernel writes each outgoing header over the chained fragment's
+        // own, in data it still shares with the packet socket's clone when that fragment completed the datagram (the
+        // head alone is uncloned), so its rx capture would show the rewritten header (see KernelScenario).
+        var q = Frames.Fragments(Frames.WithId(Frames.Udp(lan, 50020, "203.0.113.53", 53, payload: 2500), 0x7001), 1200);
+        foreach (int i in new[] { 1, 2, 0 }) FromLan(q[i], $"fragment {i} of a large DNS query (SNAT after reassembly)");
+        var a = Frames.Fragments(Frames.WithId(Frames.Udp("203.0.113.53", 53, fw, 50020, payload: 3000), 0x7002), 1000);
+        foreach (int i in new[] { 3, 2, 1, 0 }) FromWan(a[i], $"fragment {i} of the answer, last first (un-SNAT after reassembly)");
+        var ping = Frames.WithId(Frames.Echo(lan, srv, 8, 120, 1, payload: 3000), 0x7003);
+        foreach (int i in new[] { 2, 1, 0 }) FromLan(Frames.Fragments(ping, 1480, df: true)[i], $"DF fragment {i} of an echo request (DF kept only up to the router)");
+        var tftp = Frames.WithId(Frames.Udp(lan, 50021, srv, 69, payload: 1800), 0x7004);
+        foreach (var f in Frames.Fragments(tftp, 1000)) FromLan(f, "fragment of a TFTP datagram (REJECT quotes the reassembled datagram)");
         return c;
     }
 
