@@ -289,7 +289,11 @@ public class Ipv4DefragTests
             Assert.Equal(expected, IpOf(tx[i]));
         }
         Assert.Equal(0, Mib(rig, SnmpCounter.IpReasmReqds));
-        Assert.Equal(3, rig.Ns("r").Counters.Forwarded);
+        // The three fragments, and the port unreachable the far host answers once it reassembled them (no socket on 53).
+        Assert.Equal(4, rig.Ns("r").Counters.Forwarded);
+        var back = Assert.Single(rig.Tx("r", "r0"));
+        Assert.Equal((byte)IpProtocols.Icmp, IpOf(back)[9]);
+        Assert.Equal(3, IpOf(back)[20]);
     }
 
     [Fact]
@@ -368,7 +372,8 @@ public class Ipv4DefragTests
         Assert.True(Checksum.Verify(joined.AsSpan(20), Checksum.PseudoHeaderV4(joined.AsSpan(12, 4), joined.AsSpan(16, 4), 17, joined.Length - 20)));
         Assert.Equal(1, host.Mib[SnmpCounter.IpFragOKs]);
         Assert.Equal(3, host.Mib[SnmpCounter.IpFragCreates]);
-        Assert.Equal(1, host.Counters.Forwarded);
+        // The datagram, and the far end's port unreachable coming back.
+        Assert.Equal(2, host.Counters.Forwarded);
         Assert.True(host.Counters.Conserved);
     }
 
