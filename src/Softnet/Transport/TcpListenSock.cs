@@ -51,6 +51,24 @@ public sealed class TcpListenSock : Sock
         }
     }
 
+    /// <summary>Connections accepted, and the bytes read from all of them between the first and the last read.</summary>
+    public override ReadStats Stats
+    {
+        get
+        {
+            long bytes = 0, first = long.MaxValue, last = 0;
+            foreach (var c in _accepted)
+            {
+                var s = c.Stats;
+                if (s.Bytes == 0) continue;
+                bytes += s.Bytes;
+                first = Math.Min(first, s.FirstNs);
+                last = Math.Max(last, s.LastNs);
+            }
+            return new ReadStats(_accepted.Count, bytes, bytes == 0 ? 0 : first, last);
+        }
+    }
+
     public override void WriteDump(StringBuilder sb)
     {
         sb.Append(Line).Append('\n');

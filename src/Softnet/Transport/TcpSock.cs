@@ -1031,6 +1031,7 @@ public sealed class TcpSock : Sock
         }
         // sk_mem_reclaim: whole pages of the reserve go back.
         if (ForwardAlloc >= PageSize) ForwardAlloc &= PageSize - 1;
+        if (copied > 0) NoteRead(0, copied, stack.Now);
         if (copied > 0 && State != TcpState.Closed) CleanupRbuf(stack, copied);
         if (eof && State == TcpState.CloseWait)
         {

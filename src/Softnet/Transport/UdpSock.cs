@@ -59,6 +59,7 @@ public sealed class UdpSock : Sock
                 continue;
             }
             mib[SnmpCounter.UdpInDatagrams]++;
+            NoteRead(1, udp.Length - 8, stack.Now);
             if (Received is { } log)
             {
                 var from = SockAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
