@@ -48,6 +48,9 @@ public static class ScenarioBench
         public bool NewConnections { get; init; }
         public required string Description { get; init; }
         public string? CapturePath { get; set; }
+        /// <summary>What a measured frame's success is counted by, in the injected namespace after the replay (default:
+        /// packets sent by <see cref="Egress"/>; `bench local` counts datagrams and segments the sockets took).</summary>
+        public Func<Link.Namespace, long>? Outcome { get; init; }
     }
 
     /// <summary>Kernel injection time per case without --seconds: the softirq column is sampled at CONFIG_HZ, so a
@@ -189,7 +192,7 @@ public static class ScenarioBench
     // ---------------------------------------------------------------- cases and frames
 
     /// <summary>The scenarios folder of the kernel tests, found from the build output or the working directory upward.</summary>
-    private static string ScenariosRoot()
+    internal static string ScenariosRoot()
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
@@ -431,7 +434,7 @@ public static class ScenarioBench
         // Disposed at the end, as `ip netns del` would: the namespaces' conntrack entries go back to the slab.
         using var report = ScenarioReplay.Run(c.ScenarioDir, capturePath, c.InjectNs, outDir: "", options);
         var ns = report.Scenario.Namespace(c.InjectNs)!;
-        long egress = c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
+        long egress = c.Outcome?.Invoke(ns) ?? c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
         long nat = counters ? NatPreroutingPackets(ScenarioDump.IptablesSaveText(ns, DateTimeOffset.UnixEpoch)) : 0;
         if (!opened || wall1 == 0)
             return new ReplayWindow(double.NaN, double.NaN, 0, egress, nat);
@@ -443,7 +446,7 @@ public static class ScenarioBench
     public static SoftnetResult MeasureSoftnet(Case c, int rounds = Rounds, double warmupSeconds = 0)
     {
         string setupOnly = c.CapturePath + ".setup.pcapng";
-        WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "" }, setupOnly);
+        WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "", Outcome = c.Outcome }, setupOnly);
         var setup = ReplayScenario(c, setupOnly, c.Setup.Count, c.Setup.Count, counters: true);
         File.Delete(setupOnly);
 
@@ -474,7 +477,7 @@ public static class ScenarioBench
     // ---------------------------------------------------------------- CPU pinning
 
     /// <summary>The last CPU this process may run on (the kernel sender and Softnet share it).</summary>
-    private static int PickCpu()
+    internal static int PickCpu()
     {
         var mask = Softnet.Napi.CpuAffinity.CurrentThreadAffinity();
         var cpus = mask?.ToArray();
@@ -482,7 +485,7 @@ public static class ScenarioBench
     }
 
     /// <summary>sched_setaffinity on every thread of the process (threads started later inherit the mask).</summary>
-    private static unsafe bool PinProcess(int cpu)
+    internal static unsafe bool PinProcess(int cpu)
     {
         if (!OperatingSystem.IsLinux()) return false;
         var mask = new ulong[16];
@@ -521,10 +524,10 @@ public static class ScenarioBench
 
     private static int s_kernelRuns;
 
-    private const double UserHz = 100;
+    internal const double UserHz = 100;
 
     /// <summary>softirq column of CPU <paramref name="cpu"/> in /proc/stat (USER_HZ ticks).</summary>
-    private static long SoftirqTicks(int cpu)
+    internal static long SoftirqTicks(int cpu)
     {
         string prefix = $"cpu{cpu} ";
         foreach (var line in File.ReadLines("/proc/stat"))
@@ -533,7 +536,7 @@ public static class ScenarioBench
         throw new InvalidOperationException($"no {prefix.Trim()} line in /proc/stat");
     }
 
-    private static double IdleSoftirqRate(int cpu)
+    internal static double IdleSoftirqRate(int cpu)
     {
         long t0 = SoftirqTicks(cpu);
         var sw = Stopwatch.StartNew();
@@ -542,7 +545,7 @@ public static class ScenarioBench
     }
 
     /// <summary>Packets counters of the devices of a kernel namespace (`ip -s -j link show`).</summary>
-    private static Dictionary<string, (long Rx, long Tx)> LinkStats(string ns)
+    internal static Dictionary<string, (long Rx, long Tx)> LinkStats(string ns)
     {
         using var doc = JsonDocument.Parse(Proc.Check("ip", "-n", ns, "-s", "-j", "link", "show"));
         var d = new Dictionary<string, (long, long)>();
