@@ -27,6 +27,27 @@ public sealed class TcpListenSock : Sock
     /// <summary>sk_max_ack_backlog.</summary>
     public int Backlog { get; init; } = DefaultBacklog;
 
+    /// <summary>reqsk_queue_len: requests (SYN_RECV) waiting for their third ACK.</summary>
+    public int RequestCount { get; private set; }
+    /// <summary>reqsk_queue_len_young: requests whose SYN-ACK has not timed out yet.</summary>
+    public int YoungCount { get; internal set; }
+
+    internal void RequestAdded(TcpSock req)
+    {
+        req.InRequestQueue = true;
+        RequestCount++;
+        YoungCount++;
+    }
+
+    /// <summary>The request left the queue (established, reset or expired).</summary>
+    internal void RequestDone(TcpSock req)
+    {
+        if (!req.InRequestQueue) return;
+        req.InRequestQueue = false;
+        RequestCount--;
+        if (req.Young) YoungCount--;
+    }
+
     /// <summary>sk_acceptq_is_full: the queue admits one more than the backlog.</summary>
     internal bool AcceptQueueFull => _acceptQueue.Count > Backlog;
 

@@ -89,7 +89,9 @@ public sealed class TcpReceive : InetProtocol
         int mtu = back?.Device?.Mtu ?? 1500;
         req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
-        SendSynAck(stack, req, pkt[1]);
+        listener.RequestAdded(req);
+        SendSynAck(stack, req);
+        req.ArmRequestTimer(stack);
         skb.Free();
     }
 
@@ -106,9 +108,7 @@ public sealed class TcpReceive : InetProtocol
         if (seq == req.RcvIsn && (flags & 0x17) == 0x02)
         {
             // A retransmitted SYN: inet_rtx_syn_ack.
-            mib[SnmpCounter.TcpRetransSegs]++;
-            mib[SnmpCounter.TcpExtTCPSynRetrans]++;
-            SendSynAck(stack, req, pkt[1]);
+            req.RetransmitSynAck(stack);
             skb.Free();
             return;
         }
@@ -125,7 +125,8 @@ public sealed class TcpReceive : InetProtocol
         bool inWindow = !(TcpSock.Before(end, req.RcvNxt) || TcpSock.After(seq, req.RcvNxt + req.RcvWnd)) || seq == req.RcvNxt;
         if (!inWindow)
         {
-            if ((flags & 0x04) == 0) SendSynAck(stack, req, pkt[1]);
+            // Out of window: an ACK (tcp_v4_reqsk_send_ack), rate limited unless the segment carries data.
+            if ((flags & 0x04) == 0) req.SendRequestAck(stack, len > 0 && (flags & 0x02) == 0, pkt[1]);
             DropDelivered(ns, skb, DropReason.TcpOldSequence);
             return;
         }
@@ -135,6 +136,7 @@ public sealed class TcpReceive : InetProtocol
             mib[SnmpCounter.TcpAttemptFails]++;
             if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
             mib[SnmpCounter.TcpExtEmbryonicRsts]++;
+            req.Listener.RequestDone(req);
             ns.Sockets.Unhash(req);
             DropDelivered(ns, skb, DropReason.TcpReset);
             return;
@@ -149,7 +151,7 @@ public sealed class TcpReceive : InetProtocol
         }
         if (opt.HasTimestamps && req.TstampOk && (int)(opt.TsVal - req.TsRecent) >= 0) req.TsRecent = opt.TsVal;
         mib[SnmpCounter.TcpPassiveOpens]++;
-        req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now);
+        req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now, opt.HasTimestamps ? opt.TsEcr : 0);
         req.Listener.QueueForAccept(stack, req);
         // The child processes the third ACK itself: a pure ACK, or data queued.
         req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
@@ -158,7 +160,7 @@ public sealed class TcpReceive : InetProtocol
     /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
     /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
     /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.</summary>
-    private static void SendSynAck(NetStack stack, TcpSock req, byte synTos)
+    internal static void SendSynAck(NetStack stack, TcpSock req)
     {
         var ns = req.Namespace;
         int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);

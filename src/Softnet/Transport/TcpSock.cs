@@ -81,6 +81,26 @@ public sealed class TcpSock : Sock
     private long _lrcvNs;
     internal long DelackDueNs = long.MaxValue;
     private long _srttNs;          // the SYN-ACK's round trip (tcp_synack_rtt_meas), bounds the delayed ACK
+    private bool _noRttSample;     // the handshake gave no RTT sample: icsk_rto stays TCP_TIMEOUT_INIT
+
+    // ---- retransmission: the request's SYN-ACK (reqsk_timer_handler), the FIN in LAST_ACK (tcp_retransmit_timer) ----
+    internal long RtxDueNs = long.MaxValue;
+    private int _numTimeout;       // req->num_timeout, then icsk_retransmits
+    private int _numRetrans;       // req->num_retrans: SYN-ACKs sent again (timer or retransmitted SYN)
+    private long _rtxRtoNs;        // the FIN's current timeout (icsk_rto with backoff)
+    private bool _probe;           // the FIN's timer is the tail loss probe (ICSK_TIME_LOSS_PROBE)
+    internal bool InRequestQueue;
+    /// <summary>The request's SYN-ACK has not timed out yet.</summary>
+    internal bool Young => _numTimeout == 0;
+    /// <summary>The SYN's TOS, which the request's SYN-ACKs carry.</summary>
+    internal byte SynTos;
+    private const long TimeoutInitNs = 1_000_000_000;  // TCP_TIMEOUT_INIT
+    private const long RtoMaxNs = 120_000_000_000;     // TCP_RTO_MAX
+    private const int SynAckRetries = 5;               // net.ipv4.tcp_synack_retries
+    private const int OrphanRetries = 8;               // tcp_orphan_retries with net.ipv4.tcp_orphan_retries = 0
+
+    /// <summary>The earliest of this socket's timers.</summary>
+    internal long NextTimerNs => Math.Min(DelackDueNs, RtxDueNs);
 
     // ---- queues ----
     private readonly Queue<Segment> _receive = new();
@@ -161,12 +181,19 @@ public sealed class TcpSock : Sock
 
     /// <summary>tcp_create_openreq_child + the SYN_RECV step of tcp_rcv_state_process: the third ACK made the child
     /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
-    internal void Establish(uint ackedWindowRaw, long nowNs)
+    internal void Establish(uint ackedWindowRaw, long nowNs, uint tsEcr)
     {
         State = TcpState.Established;
         SndUna = SndNxt;
         SndWndRaw = ackedWindowRaw;
-        _srttNs = Math.Max(0, nowNs - _srttNs);
+        RtxDueNs = long.MaxValue;
+        Listener.RequestDone(this);
+        // tcp_synack_rtt_meas: the SYN-ACK's time to its ACK, unless a SYN-ACK went twice; then the echoed timestamp
+        // (tcp_rtt_tsopt_us, whole milliseconds, at least one); else no sample.
+        if (_numRetrans == 0) _srttNs = Math.Max(0, nowNs - _srttNs);
+        else if (TstampOk && tsEcr != 0)
+            _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
+        else { _srttNs = 0; _noRttSample = true; }
         if (TstampOk) AdvMss -= 12;
         int maxwin = FullSpace();
         if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
@@ -519,7 +546,7 @@ public sealed class TcpSock : Sock
 
     /// <summary>icsk_rto after the handshake's one RTT sample (tcp_rtt_estimator, tcp_set_rto): srtt + 4·rttvar
     /// with rttvar at least TCP_RTO_MIN.</summary>
-    private long RtoNs => _srttNs + Math.Max(_srttNs * 2, 200_000_000);
+    private long RtoNs => _noRttSample ? TimeoutInitNs : _srttNs + Math.Max(_srttNs * 2, 200_000_000);
 
     /// <summary>tcp_measure_rcv_mss.</summary>
     private void MeasureRcvMss(int len, int doff, byte flags, int truesize)
@@ -671,6 +698,117 @@ public sealed class TcpSock : Sock
         stack.ArmTcpTimer(this);
     }
 
+    private void ArmRtx(NetStack stack, long due)
+    {
+        RtxDueNs = due;
+        stack.ArmTcpTimer(this);
+    }
+
+    /// <summary>The timers due at the stack's clock.</summary>
+    internal void RunTimers(NetStack stack)
+    {
+        if (DelackDueNs <= stack.Now) DelackTimer(stack);
+        if (RtxDueNs <= stack.Now) RetransmitTimer(stack);
+    }
+
+    /// <summary>tcp_v4_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment: an ACK of the request's
+    /// state (seq ISN + 1, its window scaled down, its timestamps) from the control socket (the segment's TOS less
+    /// ECN, DF, IP ID 0), at most one per tcp_invalid_ratelimit unless the segment carried data without a SYN.</summary>
+    internal void SendRequestAck(NetStack stack, bool dataWithoutSyn, byte tos)
+    {
+        var ns = Namespace;
+        if (!dataWithoutSyn && OowRateLimited(stack.Now)) { ns.Mib[SnmpCounter.TcpExtTCPACKSkippedSynRecv]++; return; }
+        var skb = stack.NewFrame(40 + (TstampOk ? 12 : 0));
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var p = skb.LinearData;
+        uint win = Math.Min(RcvWnd, 65535u << RcvWscale) >> RcvWscale;
+        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win);
+        if (TstampOk)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(t[20..], 0x0101080Au);
+            BinaryPrimitives.WriteUInt32BigEndian(t[24..], TcpSecure.TsVal(stack.Now, TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[28..], TsRecent);
+        }
+        p[1] = (byte)(tos & ~0x03);
+        p[10] = p[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        FinishChecksum(p);
+        skb.ResetNetworkHeader();
+        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    /// <summary>A request's SYN-ACK went out (tcp_conn_request: the request timer starts at TCP_TIMEOUT_INIT).</summary>
+    internal void ArmRequestTimer(NetStack stack) => ArmRtx(stack, stack.Now + TimeoutInitNs);
+
+    /// <summary>inet_rtx_syn_ack for a retransmitted SYN: the SYN-ACK again, counted as a retransmission.</summary>
+    internal void RetransmitSynAck(NetStack stack)
+    {
+        var mib = Namespace.Mib;
+        mib[SnmpCounter.TcpRetransSegs]++;
+        mib[SnmpCounter.TcpExtTCPSynRetrans]++;
+        _numRetrans++;
+        TcpReceive.SendSynAck(stack, this);
+    }
+
+    /// <summary>reqsk_timer_handler for a request (SYN-ACK again, backing off from TCP_TIMEOUT_INIT, until
+    /// tcp_synack_retries; fewer for old requests when the listener's queue is over half full), tcp_retransmit_timer
+    /// for the FIN of LAST_ACK (again, backing off, until the orphan retries run out).</summary>
+    private void RetransmitTimer(NetStack stack)
+    {
+        RtxDueNs = long.MaxValue;
+        var mib = Namespace.Mib;
+        if (State == TcpState.SynRecv)
+        {
+            var l = Listener;
+            int max = SynAckRetries;
+            int qlen = l.RequestCount;
+            if (qlen << 1 > Math.Max(8, l.Backlog))
+            {
+                int young = l.YoungCount << 1;
+                while (max > 2 && qlen >= young) { max--; young <<= 1; }
+            }
+            // tcp_syn_ack_timeout.
+            mib[SnmpCounter.TcpExtTCPTimeouts]++;
+            if (_numTimeout >= max)
+            {
+                // inet_csk_reqsk_queue_drop_and_put: the request is gone.
+                l.RequestDone(this);
+                Namespace.Sockets.Unhash(this);
+                State = TcpState.Closed;
+                return;
+            }
+            RetransmitSynAck(stack);
+            if (_numTimeout++ == 0) l.YoungCount--;
+            ArmRtx(stack, stack.Now + Math.Min(TimeoutInitNs << _numTimeout, RtoMaxNs));
+            return;
+        }
+        if (State != TcpState.LastAck || SndUna == SndNxt) return;
+        if (_probe)
+        {
+            // tcp_send_loss_probe: the FIN again (TCPLossProbes), then the RTO armed from now (tcp_rearm_rto).
+            _probe = false;
+            mib[SnmpCounter.TcpExtTCPLossProbes]++;
+            mib[SnmpCounter.TcpRetransSegs]++;
+            Transmit(stack, 0x11, retransmit: true);
+            ArmRtx(stack, stack.Now + _rtxRtoNs);
+            return;
+        }
+        if (_numTimeout >= OrphanRetries)
+        {
+            // tcp_write_timeout → tcp_write_err: the orphan gives up.
+            mib[SnmpCounter.TcpExtTCPAbortOnTimeout]++;
+            Close(TcpState.Closed);
+            return;
+        }
+        if (_numTimeout == 0) mib[SnmpCounter.TcpExtTCPTimeouts]++;
+        mib[SnmpCounter.TcpRetransSegs]++;
+        Transmit(stack, 0x11, retransmit: true);
+        _numTimeout++;
+        _rtxRtoNs = Math.Min(_rtxRtoNs << 1, RtoMaxNs);
+        ArmRtx(stack, stack.Now + _rtxRtoNs);
+    }
+
     /// <summary>tcp_delack_timer_handler at <see cref="DelackDueNs"/>.</summary>
     internal void DelackTimer(NetStack stack)
     {
@@ -812,6 +950,7 @@ public sealed class TcpSock : Sock
         State = to;
         _pending = 0;
         DelackDueNs = long.MaxValue;
+        RtxDueNs = long.MaxValue;
         Namespace.Sockets.Unhash(this);
         foreach (var s in _ofo) ReleaseQueued(s, DropReason.TcpClose);
         _ofo.Clear();
@@ -918,7 +1057,7 @@ public sealed class TcpSock : Sock
     /// <summary>tcp_transmit_skb for a segment without data: the window (tcp_select_window), timestamps, the D-SACK
     /// and SACK blocks that fit; IP with DF, TOS 0, the default TTL and the socket's IP ID counter. Sending an ACK
     /// ends a pending delayed ACK and uses up a quick ACK (tcp_event_ack_sent).</summary>
-    private void Transmit(NetStack stack, byte flags)
+    private void Transmit(NetStack stack, byte flags, bool retransmit = false)
     {
         var ns = Namespace;
         int optLen = TstampOk ? 12 : 0;
@@ -932,7 +1071,7 @@ public sealed class TcpSock : Sock
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         bool wasScheduled = (_pending & AckSched) != 0;
-        var t = WriteHeaders(p, _ipId++, SndNxt, flags, SelectWindow());
+        var t = WriteHeaders(p, _ipId++, retransmit ? SndUna : SndNxt, flags, SelectWindow());
         int o = 20;
         if (TstampOk)
         {
@@ -961,7 +1100,15 @@ public sealed class TcpSock : Sock
                 o += 8;
             }
         }
-        if ((flags & 0x01) != 0) SndNxt++;
+        if ((flags & 0x01) != 0 && !retransmit)
+        {
+            SndNxt++;
+            // tcp_write_xmit sent the FIN, the only segment out: tcp_schedule_loss_probe arms the tail loss probe at
+            // 2·srtt + TCP_RTO_MIN, or sooner where the RTO would fire first.
+            _rtxRtoNs = RtoNs;
+            _probe = !_noRttSample;
+            ArmRtx(stack, stack.Now + (_probe ? Math.Min(2 * _srttNs + 200_000_000, _rtxRtoNs) : _rtxRtoNs));
+        }
         FinishChecksum(p);
         // tcp_event_ack_sent: a quick ACK used (if one was due), the delayed-ACK timer and pending state cleared.
         if (_quick > 0 && wasScheduled)
@@ -972,7 +1119,8 @@ public sealed class TcpSock : Sock
         _pending = 0;
         DelackDueNs = long.MaxValue;
         skb.ResetNetworkHeader();
-        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        // tcp_transmit_skb: OutSegs counts segments that carry something new or nothing at all.
+        if (!retransmit) ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
     }
 

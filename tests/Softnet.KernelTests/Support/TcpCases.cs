@@ -12,7 +12,7 @@ public static class TcpCases
     public const string Client = "10.77.0.2", Server = "10.77.0.1";
     public const int Mss = 1448;
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx"];
 
     public static TcpCapture For(string name) => name switch
     {
@@ -26,6 +26,8 @@ public static class TcpCases
         "thirdack" => ThirdAckData(),
         "delack" => DelayedAcks(),
         "closed-port" => ClosedPort(),
+        "synack-rtx" => SynAckRetransmit(),
+        "fin-rtx" => FinRetransmit(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -156,6 +158,30 @@ public static class TcpCases
         // Never synchronised: its ACK field is whatever the capture says (ServerIsn 0), sent unchanged to the kernel.
         var stray = cap.Flow(Client, 40011, Server, 5999, clientIsn: 0x20000000);
         stray.Data(20, gapMs: 10).SendFin(gapMs: 10).SendRst(gapMs: 10);
+        return cap;
+    }
+
+    /// <summary>The third ACK comes 1.3 s after the SYN: the request timer sends the SYN-ACK again at 1 s
+    /// (TCPSynRetrans, TCPTimeouts); the retransmission leaves no RTT sample (the TS echo gives it), then data.</summary>
+    public static TcpCapture SynAckRetransmit()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client, 40012, Server, 5001);
+        f.SendSyn(gapMs: 1300).SendAck();
+        cap.Pause(48);
+        for (int i = 0; i < 4; i++) f.Data(Mss);
+        return Close(cap, f);
+    }
+
+    /// <summary>The client takes 400 ms to ACK the server's FIN: LAST_ACK's retransmission timer sends the FIN again
+    /// after the RTO (the handshake's 1 ms RTT + TCP_RTO_MIN: about 201 ms).</summary>
+    public static TcpCapture FinRetransmit()
+    {
+        var (cap, f) = Open(40013);
+        f.Data(Mss).Data(Mss);
+        cap.Pause(150);
+        f.SendFin(gapMs: 400);
+        f.AckServerFin();
         return cap;
     }
 }

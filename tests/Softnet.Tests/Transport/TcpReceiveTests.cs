@@ -357,4 +357,101 @@ public class TcpReceiveTests
         Assert.Equal(64, Win(a));
         Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
     }
+
+    [Fact]
+    public void An_unanswered_syn_ack_is_sent_again_at_1_3_7_15_31_s_and_the_request_expires_at_63_s()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        long t0 = c.Rig.Now;
+        var times = new List<long>();
+        for (int s = 1; s <= 70; s++)
+        {
+            c.Rig.Advance(1_000_000_000);
+            foreach (var f in c.Replies())
+            {
+                Assert.Equal(0x12, Flags(f));
+                Assert.Equal(Seq(sa), Seq(f));
+                times.Add((c.Rig.Now - t0) / 1_000_000_000);
+            }
+        }
+        Assert.Equal([1, 3, 7, 15, 31], times);
+        Assert.Equal(5, c.Mib[SnmpCounter.TcpRetransSegs]);
+        Assert.Equal(5, c.Mib[SnmpCounter.TcpExtTCPSynRetrans]);
+        Assert.Equal(6, c.Mib[SnmpCounter.TcpExtTCPTimeouts]);
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        Assert.Equal(0, listener.RequestCount);
+        // The request is gone: the third ACK now reaches the listener, which resets it.
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1);
+        Assert.Equal(0x04, Flags(Assert.Single(c.Replies())));
+        Assert.Empty(listener.Accepted);
+    }
+
+    [Fact]
+    public void A_retransmitted_syn_ack_leaves_no_rtt_sample_and_the_third_ack_still_establishes()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        c.Rig.Advance(1_200_000_000);
+        Assert.Single(c.Replies());
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Established, c.Sock.State);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
+        // No more SYN-ACKs once established.
+        c.Rig.Advance(5_000_000_000);
+        Assert.Empty(c.Replies());
+    }
+
+    [Fact]
+    public void An_out_of_window_segment_to_a_request_gets_a_rate_limited_ack()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        // A pure ACK below the window (seq ISN - 1000), then another within 500 ms: one ACK, the second skipped.
+        c.Send(0x10, ClientIsn - 1000, Seq(sa) + 1);
+        var a = Assert.Single(c.Replies());
+        Assert.Equal(0x10, Flags(a));
+        Assert.Equal(Seq(sa) + 1, Seq(a));
+        Assert.Equal(ClientIsn + 1, Ack(a));
+        Assert.Equal(65160 >> 10, Win(a));
+        Assert.Equal(0, IpId(a));
+        c.Send(0x10, ClientIsn - 1000, Seq(sa) + 1);
+        Assert.Empty(c.Replies());
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPACKSkippedSynRecv]);
+    }
+
+    [Fact]
+    public void An_unacknowledged_fin_gets_a_loss_probe_then_the_rto()
+    {
+        var c = new Conn();
+        c.Handshake();
+        c.Send(0x11, ClientIsn + 1, c.ServerIsn + 1);
+        var fin = c.Replies().Single(f => (Flags(f) & 0x01) != 0);
+        long t0 = c.Rig.Now;
+        var times = new List<long>();
+        for (int ms = 10; ms <= 700; ms += 10)
+        {
+            c.Rig.Advance(10_000_000);
+            foreach (var f in c.Replies())
+            {
+                Assert.Equal(0x11, Flags(f));
+                Assert.Equal(Seq(fin), Seq(f));
+                times.Add((c.Rig.Now - t0) / 10_000_000 * 10);
+            }
+        }
+        // The handshake's RTT is 1 ms: the tail loss probe at min(2 ms + 200 ms, RTO 201 ms), then the RTO 201 ms later.
+        Assert.Equal([210, 410], times);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPLossProbes]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPTimeouts]);
+        Assert.Equal(2, c.Mib[SnmpCounter.TcpRetransSegs]);
+        // The ACK of the FIN ends it.
+        c.Send(0x10, ClientIsn + 2, c.ServerIsn + 2);
+        c.Rig.Advance(2_000_000_000);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Closed, c.Sock.State);
+    }
 }
