@@ -102,6 +102,16 @@ public sealed class TcpSock : Sock
     /// <summary>The earliest of this socket's timers.</summary>
     internal long NextTimerNs => Math.Min(DelackDueNs, RtxDueNs);
 
+    // ---- receive-buffer autotuning (DRS: rcv_rtt_est, rcvq_space) ----
+    private long _rcvRttUs8;       // rcv_rtt_est.rtt_us, the receiver's RTT estimate × 8
+    private uint _rcvRttSeq;       // rcv_rtt_est.seq: the window-based sample ends when rcv_nxt passes it
+    private long _rcvRttTimeNs;    // rcv_rtt_est.time (0: no sample running)
+    private uint _rcvRttLastTsecr;
+    private int _rcvqSpace;        // rcvq_space.space: bytes read per RTT so far at most
+    private uint _rcvqSeq;         // rcvq_space.seq
+    private long _rcvqTimeNs;      // rcvq_space.time
+    private long _mstampNs;        // tcp_mstamp: when the latest segment was processed
+
     // ---- queues ----
     private readonly Queue<Segment> _receive = new();
     private readonly List<Segment> _ofo = new();   // ordered by seq (the kernel's rb-tree)
@@ -198,6 +208,11 @@ public sealed class TcpSock : Sock
         int maxwin = FullSpace();
         if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
         RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
+        // tcp_init_buffer_space: DRS starts from ten segments' worth, now.
+        _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
+        _rcvqSeq = CopiedSeq;
+        _rcvqTimeNs = nowNs;
+        _mstampNs = nowNs;
         int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
         RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
     }
@@ -222,6 +237,7 @@ public sealed class TcpSock : Sock
         uint endSeq = seq + (uint)len + (syn ? 1u : 0u) + (fin ? 1u : 0u);
         ushort win = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
         long now = stack.Now;
+        _mstampNs = now;
 
         if (State == TcpState.Established && !_thirdAck && FastPath(stack, skb, tcp, opt, flags, doff, len, seq, ackSeq, win, truesize)) return;
 
@@ -272,6 +288,7 @@ public sealed class TcpSock : Sock
         SndWndRaw = win;
         // FLAG_UPDATE_TS_RECENT: tcp_replace_ts_recent.
         if (TstampOk && opt.HasTimestamps && !After(seq, RcvWup) && (int)(opt.TsVal - TsRecent) >= 0) TsRecent = opt.TsVal;
+        if (TstampOk && opt.HasTimestamps) RcvRttMeasureTs(opt.TsEcr, len);
 
         switch (State)
         {
@@ -332,6 +349,7 @@ public sealed class TcpSock : Sock
         if (truesize > ForwardAlloc) return false;
         if ((int)ReceiveWindow() < len) return false;
         if (TstampOk && RcvNxt == RcvWup) TsRecent = opt.TsVal;
+        if (TstampOk) RcvRttMeasureTs(opt.TsEcr, len);
         mib[SnmpCounter.TcpExtTCPHPHits]++;
         if (After(ackSeq, SndUna)) SndUna = ackSeq;
         ForwardAlloc -= truesize;
@@ -527,6 +545,7 @@ public sealed class TcpSock : Sock
     {
         _pending |= AckSched;
         MeasureRcvMss(len, doff, flags, truesize);
+        RcvRttMeasure();
         if (_atoNs == 0)
         {
             IncrQuickAck(MaxQuickAcks);
@@ -577,6 +596,71 @@ public sealed class TcpSock : Sock
             if ((_pending & AckPushed) != 0) _pending |= AckPushed2;
             _pending |= AckPushed;
         }
+    }
+
+    /// <summary>tcp_rcv_rtt_update: the lowest sample, or (timestamps, receive queue empty) a 7/8 average.</summary>
+    private void RcvRttUpdate(long sampleUs, bool windowBased)
+    {
+        long m = sampleUs << 3;
+        if (_rcvRttUs8 == 0 || m < _rcvRttUs8) _rcvRttUs8 = m;
+        else
+        {
+            if (windowBased || RcvNxt != CopiedSeq) return;
+            _rcvRttUs8 = _rcvRttUs8 - (_rcvRttUs8 >> 3) + sampleUs;
+        }
+    }
+
+    /// <summary>tcp_rcv_rtt_measure: without timestamps, the time one window of data takes to arrive.</summary>
+    private void RcvRttMeasure()
+    {
+        if (_rcvRttTimeNs != 0)
+        {
+            if (Before(RcvNxt, _rcvRttSeq)) return;
+            RcvRttUpdate(Math.Max(1, (_mstampNs - _rcvRttTimeNs) / 1000), true);
+        }
+        _rcvRttSeq = RcvNxt + RcvWnd;
+        _rcvRttTimeNs = _mstampNs;
+    }
+
+    /// <summary>tcp_rcv_rtt_measure_ts: the echo of our timestamp on a full-sized segment, in whole milliseconds.</summary>
+    private void RcvRttMeasureTs(uint tsEcr, int len)
+    {
+        if (tsEcr == _rcvRttLastTsecr) return;
+        _rcvRttLastTsecr = tsEcr;
+        if (len < RcvMss) return;
+        uint delta = TcpSecure.TsVal(_mstampNs, TsOffset) - tsEcr;
+        if (delta == 0 || delta >= int.MaxValue / 1000) return;
+        RcvRttUpdate(delta * 1000L, false);
+    }
+
+    /// <summary>tcp_rcv_space_adjust after the reader copied a segment: once per receiver RTT, a reader that took more
+    /// than rcvq_space.space grows the buffer (tcp_rcvbuf_grow: twice what it read, doubled again for slow start, plus
+    /// the out-of-order span, up to tcp_rmem[2]) and the window clamp with it, unless SO_RCVBUF locked it.</summary>
+    private void RcvSpaceAdjust()
+    {
+        if (_rcvRttUs8 == 0) return;
+        long timeUs = (_mstampNs - _rcvqTimeNs) / 1000;
+        if (timeUs < _rcvRttUs8 >> 3) return;
+        int copied = (int)(CopiedSeq - _rcvqSeq) - (int)(RcvNxt - CopiedSeq);
+        if (copied > _rcvqSpace)
+        {
+            int old = _rcvqSpace;
+            _rcvqSpace = copied;
+            if (!RcvBufLocked)
+            {
+                long rcvwin = (long)copied << 1;
+                rcvwin += (rcvwin << 1) * (copied - old) / old;
+                if (_ofo.Count > 0) rcvwin += _ofo[^1].EndSeq - RcvNxt;
+                long rcvbuf = Math.Min((rcvwin << 8) / ScalingRatio, RmemMax2);
+                if (rcvbuf > RcvBuf)
+                {
+                    RcvBuf = (int)rcvbuf;
+                    WindowClamp = (uint)WinFromSpace(rcvbuf);
+                }
+            }
+        }
+        _rcvqSeq = CopiedSeq;
+        _rcvqTimeNs = _mstampNs;
     }
 
     /// <summary>tcp_set_window_clamp for a new scaling ratio.</summary>
@@ -1171,6 +1255,7 @@ public sealed class TcpSock : Sock
                 copied += data.Length;
                 _bytesRead += data.Length;
                 CopiedSeq += (uint)data.Length;
+                RcvSpaceAdjust();
             }
             if (s.Fin) { CopiedSeq++; eof = true; }
             RmemAlloc -= s.Truesize;

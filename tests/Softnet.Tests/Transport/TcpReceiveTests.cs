@@ -454,4 +454,41 @@ public class TcpReceiveTests
         Assert.Empty(c.Replies());
         Assert.Equal(TcpState.Closed, c.Sock.State);
     }
+
+    /// <summary>A bulk sender (full segments 50 µs apart, each echoing the server's latest TSval) and a reader that
+    /// keeps up: the receiver's RTT comes from the window-based sample (tcp_rcv_rtt_measure), the reader copies more
+    /// than rcvq_space (14480) per RTT, so DRS grows sk_rcvbuf and the window clamp and the advertised window climbs
+    /// past the 79 × 1024 the initial buffer allows; a socket with SO_RCVBUF set keeps its buffer.</summary>
+    [Theory]
+    [InlineData(5001, true)]
+    [InlineData(5002, false)]
+    public void Drs_grows_the_buffer_of_a_fast_reader_unless_so_rcvbuf_locked_it(ushort port, bool grows)
+    {
+        var c = new Conn { Dport = port };
+        c.Handshake();
+        int before = c.Sock.RcvBuf;
+        uint seq = ClientIsn + 1;
+        int maxWin = 0;
+        for (int i = 0; i < 400; i++)
+        {
+            c.Send(0x10, seq, c.ServerIsn + 1, payload: 1448, gapNs: 50_000);
+            seq += 1448;
+            foreach (var a in c.Replies())
+            {
+                Assert.Equal(0x10, Flags(a));
+                maxWin = Math.Max(maxWin, Win(a) << c.Sock.RcvWscale);
+            }
+        }
+        if (grows)
+        {
+            Assert.True(c.Sock.RcvBuf > before, $"rcvbuf {c.Sock.RcvBuf}");
+            Assert.True(maxWin > 79 * 1024, $"largest window {maxWin}");
+        }
+        else
+        {
+            Assert.Equal(before, c.Sock.RcvBuf);
+            Assert.True(maxWin <= 2 * 40240, $"largest window {maxWin}");
+        }
+        Assert.Equal(0, c.Rig.Ns("srv").Counters.Drops.Total);
+    }
 }
