@@ -97,6 +97,8 @@ public sealed class Namespace : INetfilterHost
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.ipv4.tcp_syncookies: 0 off, 1 when a listener's request queue overflows, 2 always.</summary>
+    public int TcpSyncookies => Conf.TcpSyncookies;
 
     /// <summary>Namespace-wide sysctls the path reads, as numbers, re-read only when a sysctl changed.</summary>
     private ref NetConf Conf
@@ -112,6 +114,7 @@ public sealed class Namespace : INetfilterHost
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
+                _conf.TcpSyncookies = SysctlInt("net.ipv4.tcp_syncookies", 1);
                 _conf.Version = Sysctls.Version + 1;
             }
             return ref _conf;
@@ -120,7 +123,7 @@ public sealed class Namespace : INetfilterHost
 
     private struct NetConf
     {
-        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask;
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies;
         public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts;
     }
 

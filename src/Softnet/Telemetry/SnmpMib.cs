@@ -83,6 +83,9 @@ public enum SnmpCounter
     UdpIgnoredMulti,
     UdpMemErrors,
     // TcpExt (linux_mib)
+    TcpExtSyncookiesSent,
+    TcpExtSyncookiesRecv,
+    TcpExtSyncookiesFailed,
     TcpExtEmbryonicRsts,
     TcpExtTW,
     TcpExtPAWSEstab,
@@ -99,6 +102,8 @@ public enum SnmpCounter
     TcpExtTCPAbortOnData,
     TcpExtTCPAbortOnClose,
     TcpExtTCPAbortOnTimeout,
+    TcpExtTCPReqQFullDoCookies,
+    TcpExtTCPReqQFullDrop,
     TcpExtTCPRcvCoalesce,
     TcpExtTCPOFOQueue,
     TcpExtTCPOFODrop,

@@ -48,6 +48,22 @@ public sealed class TcpListenSock : Sock
         if (req.Young) YoungCount--;
     }
 
+    private TcpSock? _cookieScratch;
+
+    /// <summary>The request a cookie SYN-ACK is built from (reused: a flood of cookies allocates nothing).</summary>
+    internal TcpSock CookieScratch(uint local, ushort lport, uint remote, ushort rport)
+    {
+        if (_cookieScratch == null) return _cookieScratch = new TcpSock(this, local, lport, remote, rport);
+        _cookieScratch.RetargetCookie(local, lport, remote, rport);
+        return _cookieScratch;
+    }
+
+    /// <summary>When the listener last answered a SYN with a cookie (tcp_synq_overflow's stamp).</summary>
+    internal long LastCookieNs = long.MinValue;
+
+    /// <summary>!tcp_synq_no_recent_overflow: ACKs are checked for cookies within TCP_SYNCOOKIE_VALID of the last one.</summary>
+    internal bool CookiesRecent(long nowNs) => LastCookieNs != long.MinValue && nowNs - LastCookieNs <= TcpSyncookies.ValidNs;
+
     /// <summary>sk_acceptq_is_full: the queue admits one more than the backlog.</summary>
     internal bool AcceptQueueFull => _acceptQueue.Count > Backlog;
 

@@ -57,6 +57,10 @@ public sealed class TcpReceive : InetProtocol
             }
             if (sockets.LookupListener4(daddr, dport) is TcpListenSock listener)
             {
+                // tcp_v4_cookie_check: an ACK (not SYN, not RST) to a listener that sent cookies lately.
+                if ((l4[13] & 0x16) == 0x10 && ns.TcpSyncookies != 0 && listener.CookiesRecent(stack.Now)
+                    && CookieCheck(stack, dev, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport))
+                    return;
                 Listen(stack, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport);
                 return;
             }
@@ -77,6 +81,21 @@ public sealed class TcpReceive : InetProtocol
         if ((flags & 0x04) != 0 || (flags & 0x02) == 0 || (flags & 0x01) != 0) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
         // tcp_v4_conn_request: no connections to broadcast or multicast.
         if (skb.Dst is { Type: RouteKind.Broadcast } || (daddr >> 28) == 0xE) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        // tcp_conn_request: a request queue over the backlog (or tcp_syncookies 2) answers with a cookie, or drops.
+        bool wantCookie = false;
+        int syncookies = ns.TcpSyncookies;
+        if (syncookies == 2 || listener.RequestCount > listener.Backlog)
+        {
+            if (syncookies == 0)
+            {
+                ns.Mib[SnmpCounter.TcpExtTCPReqQFullDrop]++;
+                ns.Mib[SnmpCounter.TcpExtListenDrops]++;
+                DropDelivered(ns, skb, DropReason.TcpReqQueueFull);
+                return;
+            }
+            ns.Mib[SnmpCounter.TcpExtTCPReqQFullDoCookies]++;
+            wantCookie = true;
+        }
         if (listener.AcceptQueueFull)
         {
             ns.Mib[SnmpCounter.TcpExtListenOverflows]++;
@@ -84,15 +103,59 @@ public sealed class TcpReceive : InetProtocol
             DropDelivered(ns, skb, DropReason.TcpListenOverflow);
             return;
         }
-        var req = new TcpSock(listener, daddr, dport, saddr, sport);
         var back = ns.Routing.Lookup(saddr);
         int mtu = back?.Device?.Mtu ?? 1500;
-        req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
+        uint synSeq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
+        if (wantCookie)
+        {
+            // Stateless: the listener's scratch request answers and is forgotten (nothing to retransmit).
+            var c = listener.CookieScratch(daddr, dport, saddr, sport);
+            c.InitCookieRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
+            listener.LastCookieNs = stack.Now;
+            ns.Mib[SnmpCounter.TcpExtSyncookiesSent]++;
+            SendSynAck(stack, c);
+            skb.Free();
+            return;
+        }
+        var req = new TcpSock(listener, daddr, dport, saddr, sport);
+        req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
         listener.RequestAdded(req);
         SendSynAck(stack, req);
         req.ArmRequestTimer(stack);
         skb.Free();
+    }
+
+    /// <summary>cookie_v4_check: a valid cookie (SyncookiesRecv) becomes a child as the third ACK would have made it
+    /// (PassiveOpens, accept queue) and the child processes the segment; a bad one (SyncookiesFailed) returns false
+    /// and the listener answers it.</summary>
+    private static bool CookieCheck(NetStack stack, Device dev, TcpListenSock listener, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp,
+        in TcpOptions opt, uint daddr, ushort dport, uint saddr, ushort sport)
+    {
+        var ns = listener.Namespace;
+        var mib = ns.Mib;
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), ack = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
+        int mss = TcpSyncookies.Check(ns.TcpSecret, saddr, daddr, sport, dport, seq, ack, stack.Now);
+        if (mss == 0) { mib[SnmpCounter.TcpExtSyncookiesFailed]++; return false; }
+        mib[SnmpCounter.TcpExtSyncookiesRecv]++;
+        if (listener.AcceptQueueFull)
+        {
+            // tcp_v4_syn_recv_sock refuses the child.
+            mib[SnmpCounter.TcpExtListenOverflows]++;
+            mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpListenOverflow);
+            return true;
+        }
+        skb.Conntrack = null;
+        int mtu = ns.Routing.Lookup(saddr)?.Device?.Mtu ?? 1500;
+        var child = new TcpSock(listener, daddr, dport, saddr, sport);
+        child.InitCookieChild(opt, seq, ack, mss, mtu, ns.TcpSecret, stack.Now);
+        ns.Sockets.Hash(child);
+        mib[SnmpCounter.TcpPassiveOpens]++;
+        child.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now, opt.HasTimestamps ? opt.TsEcr : 0);
+        listener.QueueForAccept(stack, child);
+        child.ReceiveThirdAck(stack, skb, tcp, opt, Sock.ChargeSize(dev, skb));
+        return true;
     }
 
     /// <summary>tcp_check_req for a segment to a request sock: a retransmitted SYN gets the SYN-ACK again, a wrong
@@ -177,7 +240,7 @@ public sealed class TcpReceive : InetProtocol
             if (req.SackOk) { t[o] = TcpOptionKinds.SackPermitted; t[o + 1] = 2; }
             else { t[o] = 1; t[o + 1] = 1; }
             t[o + 2] = TcpOptionKinds.Timestamps; t[o + 3] = 10;
-            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], TcpSecure.TsVal(stack.Now, req.TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], req.CookieTsVal ?? TcpSecure.TsVal(stack.Now, req.TsOffset));
             BinaryPrimitives.WriteUInt32BigEndian(t[(o + 8)..], req.TsRecent);
             o += 12;
         }

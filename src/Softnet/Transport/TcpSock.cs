@@ -49,8 +49,20 @@ public sealed class TcpSock : Sock
     }
 
     public TcpListenSock Listener { get; }
-    public readonly uint LocalAddr, RemoteAddr;
-    public readonly ushort LocalPort, RemotePort;
+    public uint LocalAddr { get; private set; }
+    public uint RemoteAddr { get; private set; }
+    public ushort LocalPort { get; private set; }
+    public ushort RemotePort { get; private set; }
+
+    /// <summary>The listener's cookie scratch request takes the next SYN's four-tuple (InitCookieRequest sets the rest).</summary>
+    internal void RetargetCookie(uint local, ushort lport, uint remote, ushort rport)
+    {
+        LocalAddr = local;
+        LocalPort = lport;
+        RemoteAddr = remote;
+        RemotePort = rport;
+        CookieTsVal = null;
+    }
     public SockAddr Peer => SockAddr.FromV4(RemoteAddr, RemotePort);
     public TcpState State { get; internal set; }
     internal TcpSock? NextInHash;
@@ -151,7 +163,9 @@ public sealed class TcpSock : Sock
 
     /// <summary>tcp_openreq_init + tcp_openreq_init_rwin + tcp_select_initial_window: the request's state from the SYN
     /// and the listener's buffer and route.</summary>
-    internal void InitRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
+    /// <param name="windowMss">The MSS the initial window is rounded to (a cookie's child uses the cookie's MSS);
+    /// 0: the route's advmss less the timestamp option.</param>
+    internal void InitRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs, int windowMss = 0)
     {
         State = TcpState.SynRecv;
         RcvIsn = synSeq;
@@ -169,7 +183,7 @@ public sealed class TcpSock : Sock
         SndUna = SndIsn;
         _ipId = (ushort)(TsOffset ^ (TsOffset >> 16));
         // tcp_select_initial_window over tcp_full_space(listener) with the MSS less the timestamp option.
-        int mss = AdvMss - (TstampOk ? 12 : 0);
+        int mss = windowMss != 0 ? windowMss : AdvMss - (TstampOk ? 12 : 0);
         int space = FullSpace();
         long clamp = RcvBufLocked ? space : 0;
         if (clamp == 0) clamp = 65535L << 14;
@@ -189,6 +203,51 @@ public sealed class TcpSock : Sock
         _srttNs = nowNs; // the SYN-ACK's send time, until the third ACK measures it
     }
 
+    /// <summary>The TSval of a cookie SYN-ACK (the options in its low bits), null for a normal one.</summary>
+    internal uint? CookieTsVal;
+    private bool _noSynAckTime;    // a cookie's child: no SYN-ACK send time to measure from
+
+    /// <summary>tcp_conn_request with want_cookie: the SYN-ACK's state as for a request, but without timestamps the
+    /// SYN's options are dropped (tcp_clear_options), the ISN is the cookie and the MSS the cookie's table value;
+    /// with timestamps the TSval carries window scale and SACK (cookie_init_timestamp). Nothing is kept.</summary>
+    internal void InitCookieRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
+    {
+        var o = opt;
+        if (!o.HasTimestamps) { o.SackPermitted = false; o.HasWindowScale = false; o.WindowScale = 0; }
+        InitRequest(o, synSeq, routeMtu, secret, nowNs);
+        int mss = MssClamp;
+        SndIsn = TcpSyncookies.InitSequence(secret, RemoteAddr, LocalAddr, RemotePort, LocalPort, synSeq, ref mss, nowNs);
+        SndNxt = SndIsn + 1;
+        SndUna = SndIsn;
+        MssClamp = mss;
+        if (TstampOk) CookieTsVal = TcpSyncookies.InitTimestamp(nowNs, WscaleOk, SndWscale, SackOk) + TsOffset;
+    }
+
+    /// <summary>cookie_v4_check's child for an ACK whose cookie holds <paramref name="mss"/>: ISNs from the segment,
+    /// timestamps if the ACK has them, window scale and SACK from its echo (cookie_timestamp_decode), the initial
+    /// window rounded to the cookie's MSS (tcp_select_initial_window over req->mss).</summary>
+    internal void InitCookieChild(in TcpOptions ackOpt, uint seq, uint ack, int mss, int routeMtu, ulong secret, long nowNs)
+    {
+        var o = default(TcpOptions);
+        o.HasMss = true;
+        o.Mss = (ushort)mss;
+        if (ackOpt.HasTimestamps)
+        {
+            o.HasTimestamps = true;
+            o.TsVal = ackOpt.TsVal;
+            uint tsOff = TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs).TsOffset;
+            var (wsOk, ws, sack) = TcpSyncookies.DecodeTimestamp(ackOpt.TsEcr - (ackOpt.TsEcr != 0 ? tsOff : 0));
+            o.HasWindowScale = wsOk;
+            o.WindowScale = ws;
+            o.SackPermitted = sack;
+        }
+        InitRequest(o, seq - 1, routeMtu, secret, nowNs, windowMss: mss);
+        SndIsn = ack - 1;
+        SndNxt = ack;
+        SndUna = SndIsn;
+        _noSynAckTime = true;
+    }
+
     /// <summary>tcp_create_openreq_child + the SYN_RECV step of tcp_rcv_state_process: the third ACK made the child
     /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
     internal void Establish(uint ackedWindowRaw, long nowNs, uint tsEcr)
@@ -200,7 +259,7 @@ public sealed class TcpSock : Sock
         Listener.RequestDone(this);
         // tcp_synack_rtt_meas: the SYN-ACK's time to its ACK, unless a SYN-ACK went twice; then the echoed timestamp
         // (tcp_rtt_tsopt_us, whole milliseconds, at least one); else no sample.
-        if (_numRetrans == 0) _srttNs = Math.Max(0, nowNs - _srttNs);
+        if (_numRetrans == 0 && !_noSynAckTime) _srttNs = Math.Max(0, nowNs - _srttNs);
         else if (TstampOk && tsEcr != 0)
             _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
         else { _srttNs = 0; _noRttSample = true; }

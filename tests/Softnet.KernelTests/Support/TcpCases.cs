@@ -12,7 +12,7 @@ public static class TcpCases
     public const string Client = "10.77.0.2", Server = "10.77.0.1";
     public const int Mss = 1448;
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
 
     public static TcpCapture For(string name) => name switch
     {
@@ -28,6 +28,7 @@ public static class TcpCases
         "closed-port" => ClosedPort(),
         "synack-rtx" => SynAckRetransmit(),
         "fin-rtx" => FinRetransmit(),
+        "syncookies" => Syncookies(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -183,5 +184,24 @@ public static class TcpCases
         f.SendFin(gapMs: 400);
         f.AckServerFin();
         return cap;
+    }
+
+    /// <summary>129 SYNs nobody completes fill :5001's request queue past its backlog (128); the next SYN (no
+    /// timestamps) is answered with a cookie (SyncookiesSent, TCPReqQFullDoCookies; only the MSS option), a stray ACK
+    /// fails the check (SyncookiesFailed, RST) and the right ACK makes the connection (SyncookiesRecv,
+    /// PassiveOpens), which then carries data and closes. All within 1 s, before the first requests' SYN-ACKs go
+    /// again.</summary>
+    public static TcpCapture Syncookies()
+    {
+        var cap = new TcpCapture();
+        for (int k = 0; k < 129; k++) cap.Flow(Client, (ushort)(41000 + k), Server, 5001).SendSyn(gapMs: 0.5);
+        cap.Pause(10);
+        // A stray ACK (no SYN of its own: sent unchanged to the kernel) is checked as a cookie and fails.
+        cap.Flow(Client, 40015, Server, 5001, clientIsn: 0x30000000, timestamps: false).SendAck(gapMs: 5);
+        var f = cap.Flow(Client, 40014, Server, 5001, timestamps: false);
+        f.SendSyn(gapMs: 5, cookie: true).SendAck();
+        cap.Pause(48);
+        f.Data(1460).Data(1460).Data(500);
+        return Close(cap, f);
     }
 }

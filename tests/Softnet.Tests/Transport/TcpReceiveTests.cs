@@ -491,4 +491,86 @@ public class TcpReceiveTests
         }
         Assert.Equal(0, c.Rig.Ns("srv").Counters.Drops.Total);
     }
+
+    /// <summary>129 SYNs fill the request queue past the backlog (128): the next SYN is answered with a cookie.</summary>
+    private static Conn Flood(Conn c, int syns = 129)
+    {
+        for (int k = 0; k < syns; k++)
+        {
+            c.Sport = (ushort)(30000 + k);
+            c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240, gapNs: 100_000);
+        }
+        c.Replies();
+        c.Sport = 41000;
+        return c;
+    }
+
+    [Fact]
+    public void Past_the_backlog_a_syn_without_timestamps_gets_a_cookie_and_its_ack_a_connection()
+    {
+        var c = Flood(new Conn());
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        Assert.Equal(129, listener.RequestCount);
+        // SYN with MSS 1460, SACK-permitted and window scale but no timestamps: the cookie drops the options.
+        c.Send(0x02, ClientIsn, 0, options: [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7], win: 64240);
+        var sa = Assert.Single(c.Replies());
+        Assert.Equal(0x12, Flags(sa));
+        Assert.Equal("020405b4", Convert.ToHexString(Options(sa)).ToLowerInvariant());
+        Assert.Equal(64240, Win(sa)); // 65483 rounded down to whole 1460-byte segments, unscaled
+        Assert.Equal(129, listener.RequestCount);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesSent]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPReqQFullDoCookies]);
+        uint cookie = Seq(sa);
+        // A wrong cookie: SyncookiesFailed, and the listener resets the ACK.
+        c.Send(0x10, ClientIsn + 1, cookie + 2, options: []);
+        Assert.Equal(0x04, Flags(Assert.Single(c.Replies())));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesFailed]);
+        // The right one: the connection, with data on it.
+        c.Send(0x10, ClientIsn + 1, cookie + 1, options: []);
+        Assert.Empty(c.Replies());
+        c.Send(0x18, ClientIsn + 1, cookie + 1, payload: 1000, options: []);
+        var a = Assert.Single(c.Replies());
+        Assert.Equal(ClientIsn + 1001, Ack(a));
+        Assert.Equal(cookie + 1, Seq(a));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesRecv]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
+        var conn = listener.Accepted.Single();
+        Assert.False(conn.TstampOk || conn.SackOk || conn.WscaleOk);
+        Assert.Equal(1460, conn.MssClamp);
+    }
+
+    [Fact]
+    public void A_cookie_with_timestamps_carries_window_scale_and_sack_in_the_tsval()
+    {
+        var c = Flood(new Conn());
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        var o = Options(sa);
+        Assert.Equal(0x04, o[4]); // SACK-permitted packed with the timestamps, as for a request
+        uint tsval = BinaryPrimitives.ReadUInt32BigEndian(o.AsSpan(8));
+        var (isn, tsOff) = TcpSecure.SeqAndTsOff(0, A("10.77.0.1"), A("10.77.0.2"), 5001, 41000, c.Rig.Now);
+        Assert.NotEqual(isn, Seq(sa));
+        // Low six bits: SACK (bit 4) and the client's window scale 7; never ahead of the clock.
+        Assert.Equal(0x17u, (tsval - tsOff) & 0x3F);
+        Assert.True((int)(TcpSecure.TsVal(c.Rig.Now, tsOff) - tsval) is >= 0 and < 64);
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1, options: TsOption(c.Ts++, tsval));
+        var conn = ((TcpListenSock)c.Rig.Ns("srv").Sockets.All[0]).Accepted.Single();
+        Assert.True(conn.TstampOk && conn.SackOk && conn.WscaleOk);
+        Assert.Equal(TcpState.Established, conn.State);
+    }
+
+    [Theory]
+    [InlineData("2", 1, 0)]
+    [InlineData("0", 0, 1)]
+    public void Tcp_syncookies_2_always_sends_cookies_and_0_drops_past_the_backlog(string value, int cookies, int drops)
+    {
+        var c = new Conn();
+        c.Rig.Ns("srv").Sysctls["net.ipv4.tcp_syncookies"] = value;
+        Flood(c, value == "2" ? 0 : 129);
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        Assert.Equal(1 - drops, c.Replies().Count);
+        Assert.Equal(cookies, c.Mib[SnmpCounter.TcpExtSyncookiesSent]);
+        Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtTCPReqQFullDrop]);
+        Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtListenDrops]);
+    }
 }
