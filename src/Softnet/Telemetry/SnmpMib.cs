@@ -87,6 +87,7 @@ public enum SnmpCounter
     TcpExtSyncookiesRecv,
     TcpExtSyncookiesFailed,
     TcpExtEmbryonicRsts,
+    TcpExtOutOfWindowIcmps,
     TcpExtTW,
     TcpExtPAWSEstab,
     TcpExtDelayedACKs,

@@ -854,6 +854,31 @@ public sealed class TcpSock : Sock
         if (RtxDueNs <= stack.Now) RetransmitTimer(stack);
     }
 
+    /// <summary>tcp_v4_err for an ICMP error quoting a segment of this connection (sequence <paramref name="seq"/>):
+    /// a request checks it is its SYN-ACK (tcp_req_err: else OutOfWindowIcmps; unreachable network or host, time
+    /// exceeded or a parameter problem drop the request, ListenDrops); a connection ignores what it did not send
+    /// unacknowledged (OutOfWindowIcmps) and otherwise keeps the error as a soft one (no IP_RECVERR), which its reader
+    /// never sees.</summary>
+    internal void IcmpError(byte type, byte code, uint seq)
+    {
+        var mib = Namespace.Mib;
+        if (State == TcpState.SynRecv)
+        {
+            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
+            if (type is 11 or 12 || (type == 3 && code is 0 or 1))
+            {
+                Listener.RequestDone(this);
+                Namespace.Sockets.Unhash(this);
+                RtxDueNs = long.MaxValue;
+                State = TcpState.Closed;
+                mib[SnmpCounter.TcpExtListenDrops]++;
+            }
+            return;
+        }
+        if (State == TcpState.Closed) return;
+        if (Before(seq, SndUna) || After(seq, SndNxt)) mib[SnmpCounter.TcpExtOutOfWindowIcmps]++;
+    }
+
     /// <summary>tcp_v4_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment: an ACK of the request's
     /// state (seq ISN + 1, its window scaled down, its timestamps) from the control socket (the segment's TOS less
     /// ECN, DF, IP ID 0), at most one per tcp_invalid_ratelimit unless the segment carried data without a SYN.</summary>

@@ -573,4 +573,63 @@ public class TcpReceiveTests
         Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtTCPReqQFullDrop]);
         Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtListenDrops]);
     }
+
+    /// <summary>An ICMP error from the client's side quoting one of the server's segments (seq
+    /// <paramref name="seq"/>), as a router on the way back would send it.</summary>
+    private static void IcmpAbout(Conn c, byte type, byte code, uint seq)
+    {
+        var quoted = Segment(0x10, seq, 0, 0, [], 502, 5001, c.Sport);
+        // The quoted datagram goes from the server to the client.
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(12), A("10.77.0.1"));
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(16), A("10.77.0.2"));
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), 5001);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), c.Sport);
+        var icmp = new byte[8 + 28];
+        icmp[0] = type;
+        icmp[1] = code;
+        quoted.AsSpan(0, 28).CopyTo(icmp.AsSpan(8));
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp));
+        var ip = new byte[20 + icmp.Length];
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(2), (ushort)ip.Length);
+        ip[8] = 64;
+        ip[9] = 1;
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(12), A("10.77.0.2"));
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(16), A("10.77.0.1"));
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+        icmp.CopyTo(ip, 20);
+        c.Rig.Inject("srv", "vs", ScenarioRig.Eth(Vs, Vc, ip));
+    }
+
+    [Fact]
+    public void Icmp_errors_reach_the_connection_or_request_they_quote()
+    {
+        var c = new Conn();
+        c.Handshake();
+        // About the server's unacknowledged edge (snd_una = snd_nxt): in window, a soft error.
+        IcmpAbout(c, 3, 3, c.ServerIsn + 1);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(0, c.Mib[SnmpCounter.IcmpInErrors]);
+        // About something it never sent.
+        IcmpAbout(c, 3, 3, c.ServerIsn + 100_000);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(TcpState.Established, c.Sock.State);
+        // About no connection at all (another port): InErrors.
+        c.Sport = 41999;
+        IcmpAbout(c, 3, 3, 1);
+        Assert.Equal(1, c.Mib[SnmpCounter.IcmpInErrors]);
+
+        // A request: a host unreachable about its SYN-ACK drops it (ListenDrops); about another seq, OutOfWindowIcmps.
+        c.Sport = 42000;
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        IcmpAbout(c, 3, 1, Seq(sa) + 5);
+        Assert.Equal(2, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(1, listener.RequestCount);
+        IcmpAbout(c, 3, 1, Seq(sa));
+        Assert.Equal(0, listener.RequestCount);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtListenDrops]);
+        Assert.True(c.Rig.Ns("srv").Counters.Conserved);
+    }
 }
