@@ -89,16 +89,7 @@ public static class LocalBench
             }
             else Console.Error.WriteLine($"bench local: kernel column not measured: {why}");
 
-            Console.WriteLine();
-            Console.WriteLine($"{"case",-6}{"frames",9}{"softnet pps/core",18}{"kernel pps/core",17}{"softnet/kernel",16}{"alloc B/pkt",13}");
-            foreach (var c in cases)
-            {
-                var s = softnet[c.Name];
-                kernel.TryGetValue(c.Name, out var k);
-                string ratio = k is { Pps: > 0 } ? (s.Pps / k.Pps).ToString("F2", CultureInfo.InvariantCulture) : "-";
-                string kp = k is null ? "-" : k.Pps.ToString("N0", CultureInfo.InvariantCulture);
-                Console.WriteLine($"{c.Name,-6}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
-            }
+            ScenarioBench.PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 6);
             if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, readerCpu, kernelSeconds, idle, rounds, warmup);
             return 0;
         }
@@ -125,23 +116,9 @@ public static class LocalBench
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
         KernelLocal? K(ScenarioBench.Case c) => kernel.TryGetValue(c.Name, out var k) ? k : null;
-        void PerCase(string name, Func<ScenarioBench.Case, double?> value, int digits = 0)
-        {
-            w.WriteStartObject(name);
-            foreach (var c in cases)
-            {
-                var v = value(c);
-                if (v is null || double.IsNaN(v.Value)) w.WriteNull(c.Name);
-                else w.WriteNumber(c.Name, Math.Round(v.Value, digits));
-            }
-            w.WriteEndObject();
-        }
+        void PerCase(string name, Func<ScenarioBench.Case, double?> value, int digits = 0) => ScenarioBench.PerCase(w, cases, name, value, digits);
         w.WriteStartObject();
-        PerCase("softnet_pps_per_core", c => softnet[c.Name].Pps);
-        PerCase("kernel_pps_per_core", c => K(c)?.Pps);
-        PerCase("ratio", c => K(c) is { Pps: > 0 } k ? softnet[c.Name].Pps / k.Pps : null, 3);
-        PerCase("alloc_bytes_per_packet", c => softnet[c.Name].AllocPerPacket, 1);
-        PerCase("frames", c => c.Measured.Count);
+        ScenarioBench.WriteHeadline(w, cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null);
         PerCase("softnet_taken", c => softnet[c.Name].Forwarded, 4);
         PerCase("kernel_taken", c => K(c)?.Taken, 4);
         PerCase("softnet_pps_wall", c => softnet[c.Name].WallPps);

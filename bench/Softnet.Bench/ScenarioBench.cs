@@ -111,16 +111,7 @@ public static class ScenarioBench
             }
             else Console.Error.WriteLine($"bench scenario: kernel column not measured: {why}");
 
-            Console.WriteLine();
-            Console.WriteLine($"{"case",-16}{"frames",9}{"softnet pps/core",18}{"kernel pps/core",17}{"softnet/kernel",16}{"alloc B/pkt",13}");
-            foreach (var c in cases)
-            {
-                var s = softnet[c.Name];
-                kernel.TryGetValue(c.Name, out var k);
-                string ratio = k is { Pps: > 0 } ? (s.Pps / k.Pps).ToString("F2", CultureInfo.InvariantCulture) : "-";
-                string kp = k is null ? "-" : k.Pps.ToString("N0", CultureInfo.InvariantCulture);
-                Console.WriteLine($"{c.Name,-16}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
-            }
+            PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 16);
 
             if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds, warmup);
             return 0;
@@ -143,29 +134,53 @@ public static class ScenarioBench
                 (c.NewConnections ? "every frame a new connection)" : "established connections skip the nat table)"));
     }
 
+    /// <summary>The closing table: per case the frames, both pps per core, their ratio and Softnet's allocation.</summary>
+    internal static void PrintTable(List<Case> cases, Dictionary<string, SoftnetResult> softnet, Func<string, double?> kernelPps, int nameWidth)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{"case".PadRight(nameWidth)}{"frames",9}{"softnet pps/core",18}{"kernel pps/core",17}{"softnet/kernel",16}{"alloc B/pkt",13}");
+        foreach (var c in cases)
+        {
+            var s = softnet[c.Name];
+            double? k = kernelPps(c.Name);
+            string ratio = k is > 0 ? (s.Pps / k.Value).ToString("F2", CultureInfo.InvariantCulture) : "-";
+            string kp = k is null ? "-" : k.Value.ToString("N0", CultureInfo.InvariantCulture);
+            Console.WriteLine($"{c.Name.PadRight(nameWidth)}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
+        }
+    }
+
+    /// <summary>The keys every whole-path bench reports first: both pps per core, their ratio, the allocation, the frames.</summary>
+    internal static void WriteHeadline(Utf8JsonWriter w, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Func<string, double?> kernelPps)
+    {
+        PerCase(w, cases, "softnet_pps_per_core", c => softnet[c.Name].Pps);
+        PerCase(w, cases, "kernel_pps_per_core", c => kernelPps(c.Name));
+        PerCase(w, cases, "ratio", c => kernelPps(c.Name) is > 0 and var k ? softnet[c.Name].Pps / k : null, 3);
+        PerCase(w, cases, "alloc_bytes_per_packet", c => softnet[c.Name].AllocPerPacket, 1);
+        PerCase(w, cases, "frames", c => c.Measured.Count);
+    }
+
+    /// <summary>One JSON object keyed by case name (null where a value is missing).</summary>
+    internal static void PerCase(Utf8JsonWriter w, List<Case> cases, string name, Func<Case, double?> value, int digits = 0)
+    {
+        w.WriteStartObject(name);
+        foreach (var c in cases)
+        {
+            var v = value(c);
+            if (v is null || double.IsNaN(v.Value)) w.WriteNull(c.Name);
+            else w.WriteNumber(c.Name, Math.Round(v.Value, digits));
+        }
+        w.WriteEndObject();
+    }
+
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
         string? why, int cpu, double kernelSeconds, double idleTicksPerSecond, int rounds, double warmup)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
-        void PerCase(string name, Func<Case, double?> value, int digits = 0)
-        {
-            w.WriteStartObject(name);
-            foreach (var c in cases)
-            {
-                var v = value(c);
-                if (v is null || double.IsNaN(v.Value)) w.WriteNull(c.Name);
-                else w.WriteNumber(c.Name, Math.Round(v.Value, digits));
-            }
-            w.WriteEndObject();
-        }
+        void PerCase(string name, Func<Case, double?> value, int digits = 0) => ScenarioBench.PerCase(w, cases, name, value, digits);
         KernelResult? K(Case c) => kernel.TryGetValue(c.Name, out var k) ? k : null;
         w.WriteStartObject();
-        PerCase("softnet_pps_per_core", c => softnet[c.Name].Pps);
-        PerCase("kernel_pps_per_core", c => K(c)?.Pps);
-        PerCase("ratio", c => K(c) is { Pps: > 0 } k ? softnet[c.Name].Pps / k.Pps : null, 3);
-        PerCase("alloc_bytes_per_packet", c => softnet[c.Name].AllocPerPacket, 1);
-        PerCase("frames", c => c.Measured.Count);
+        WriteHeadline(w, cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null);
         PerCase("setup_frames", c => c.Setup.Count);
         PerCase("kernel_packets", c => K(c)?.Received);
         PerCase("softnet_forwarded", c => softnet[c.Name].Forwarded, 4);
