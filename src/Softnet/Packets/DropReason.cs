@@ -141,6 +141,14 @@ public enum DropReason : ushort
     FragReasmFailed,
     /// <summary>ip_fragment: DF set on a datagram larger than the MTU that may not be fragmented (IpFragFails).</summary>
     FragFailed,
+    /// <summary>ip_rcv_options: a source-routed datagram on a device without accept_source_route (in conf.all and
+    /// the device's own): dropped, nothing counted.</summary>
+    IpSourceRouteRejected,
+    /// <summary>ip_options_rcv_srr refused the source route: not PACKET_HOST, a route that is neither local nor
+    /// unicast, a strict route not addressed to us, a next hop without a usable route, or a bad pointer.</summary>
+    IpSourceRouteFailed,
+    /// <summary>ip_forward: a strict source route whose next hop is not directly connected (ICMP 3/5).</summary>
+    IpStrictRouteFailed,
 }
 
 public static class DropReasons
