@@ -145,6 +145,13 @@ public sealed class IpOptionsKernelTests
         In(WithOptions(Frames.Udp(S, 5002, Far, 9), Opt(68, [5, 0x01, .. new byte[16]])), "forwarded with timestamp and address: the address facing the sender");
         In(WithOptions(Frames.Udp(S, 5003, Far, 9), Opt(68, [5, 0x03, .. A(R1), 0, 0, 0, 0])), "forwarded, prespecified our eth1 address");
         In(WithOptions(Frames.Udp(S, 5004, Far, 9), Opt(148, 0, 0)), "forwarded with router alert (no RA socket)");
+        // ping -R through the router: the request takes our eth1 address, the far host's reply our eth0 address.
+        In(WithOptions(Frames.Echo(S, Far, 8, 0x78, 1), RecordRoute(9)), "ping -R through the router: request");
+        In1(WithOptions(Frames.Echo(Far, S, 0, 0x78, 1), Opt(7, [16, .. A(R1), .. A(Far), .. A(Far), .. new byte[24]])), "ping -R through the router: reply");
+        In1(WithOptions(Frames.Echo("10.10.0.1", R1, 8, 0x78, 2), RecordRoute(2)), "ping -R to the router's eth1 address from eth1");
+        // Broadcasts with options: compiled (spec_dst from the route back), then as any broadcast; a source route dies.
+        c.Add("eth0", Frames.Eth("ff:ff:ff:ff:ff:ff", WireMac0, WithOptions(Frames.Udp(S, 5011, "10.9.0.255", 9), RecordRoute(2))), "subnet broadcast with record route");
+        c.Add("eth0", Frames.Eth("ff:ff:ff:ff:ff:ff", WireMac0, WithOptions(Frames.Udp(S, 5012, "10.9.0.255", 9), SourceRoute(131, 4, Far))), "subnet broadcast with a source route: dropped");
         In(WithOptions(Frames.Udp(S, 5005, Far, 9), Opt(7, [12, 1, 1, 1, 1, 2, 2, 2, 2])), "forwarded with a full record route: left alone");
         In(WithOptions(Frames.Udp("10.9.0.26", 5006, Far, 9, ttl: 1), RecordRoute(3)), "TTL 1 with record route: time exceeded echoes it");
         In(WithOptions(Frames.Udp("10.9.0.27", 5007, Far, 9, payload: 1200), RecordRoute(2)), "DF over eth1's MTU with record route: fragmentation needed");
@@ -174,7 +181,7 @@ public sealed class IpOptionsKernelTests
         ScenarioReplay.Run(scn, capture, "r", softnet);
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap", "wire/wire1.tx.pcap" } });
         var n = Softnet.Telemetry.SnmpMib.ParseNstat(File.ReadAllText(Path.Combine(kernel, "r", "nstat.txt")));
-        foreach (var name in new[] { "IpInHdrErrors", "IcmpOutParmProbs", "IcmpOutEchoReps", "IpForwDatagrams", "IpFragCreates", "IcmpOutDestUnreachs" })
+        foreach (var name in new[] { "IpInHdrErrors", "IcmpOutParmProbs", "IcmpOutEchoReps", "IpForwDatagrams", "IpFragCreates", "IcmpOutDestUnreachs", "IpExtInBcastPkts" })
             Assert.True(n.GetValueOrDefault(name) > 0, $"the kernel's {name} is 0: the traffic misses its path");
     }
 }
