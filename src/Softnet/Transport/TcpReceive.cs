@@ -201,13 +201,33 @@ public sealed class TcpReceive : InetProtocol
     internal static void SendReset(NetStack stack, Namespace ns, Skb skb, ReadOnlySpan<byte> pkt)
     {
         if (skb.Dst is not { Type: RouteKind.Local }) return;
-        var r = stack.NewFrame(PacketFactory.TcpResetLength);
+        // ip_send_unicast_reply: the segment's IP options echoed (none sent when they cannot be answered; the reset
+        // still counts), the reply routed by a reversed source route's first hop.
+        Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
+        IpOptions opt = default;
+        if (skb.IpOpt.OptLen != 0 && !Ipv4Options.Echo(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt, ns, optData, out opt))
+        {
+            if ((pkt[((pkt[0] & 0xF) * 4) + 13] & 0x04) == 0) { ns.Mib[SnmpCounter.TcpOutRsts]++; ns.Mib[SnmpCounter.TcpOutSegs]++; }
+            return;
+        }
+        var r = stack.NewFrame(PacketFactory.TcpResetLength + opt.OptLen);
         if (r == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = r.LinearData;
-        if (!PacketFactory.WriteTcpReset(p, pkt, (byte)ns.DefaultTtl)) { r.Free(); return; }
-        p[1] = (byte)(pkt[1] & ~0x03);
-        p[10] = p[11] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        if (!PacketFactory.WriteTcpReset(p[..PacketFactory.TcpResetLength], pkt, (byte)ns.DefaultTtl)) { r.Free(); return; }
+        if (opt.OptLen != 0)
+        {
+            // The TCP header moves behind the options; its checksum keeps the sender as the pseudo-header's destination.
+            p.Slice(20, 20).CopyTo(p[(20 + opt.OptLen)..]);
+            uint src = BinaryPrimitives.ReadUInt32BigEndian(p[12..]), dst = BinaryPrimitives.ReadUInt32BigEndian(p[16..]);
+            PacketFactory.Ipv4HeaderWithOptions(p, (byte)(pkt[1] & ~0x03), p.Length, 0, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, src,
+                opt.Srr != 0 ? opt.Faddr : dst, opt, optData, dst, Ipv4Options.Timestamp32(stack.Now));
+        }
+        else
+        {
+            p[1] = (byte)(pkt[1] & ~0x03);
+            p[10] = p[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        }
         r.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutRsts]++;
         ns.Mib[SnmpCounter.TcpOutSegs]++;

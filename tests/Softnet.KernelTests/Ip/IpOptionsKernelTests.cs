@@ -161,6 +161,12 @@ public sealed class IpOptionsKernelTests
             "forwarded and fragmented: record route becomes NOPs after the first fragment, RA, SID and SEC (copied) stay");
         In(WithOptions(Frames.Udp(S, 5010, Far, 9, payload: 1400), [.. SourceRoute(131, 8, "10.9.0.30"), .. Opt(68, [5, 0x00, .. new byte[8]])], df: false),
             "forwarded LSRR passing by (pointer past the end), fragmented");
+        // Answers from the transport: a TCP reset (ip_send_unicast_reply echoes the options) and a port unreachable.
+        In(WithOptions(Frames.Tcp("10.9.0.30", 40000, R, 80, TcpFlags.Syn, 1000), RecordRoute(2)), "SYN to a closed port with record route: the reset echoes it");
+        In(WithOptions(Frames.Tcp(S, 40001, R, 80, TcpFlags.Syn, 2000), SourceRoute(131, 8, "10.9.0.31")), "SYN with an exhausted LSRR: the reset goes back by the reversed route");
+        In(WithOptions(Frames.Tcp(S, 40002, R, 80, TcpFlags.Syn, 3000), Opt(7, [4, .. new byte[7]])), "SYN whose record route cannot be answered: no reset, but counted");
+        In(WithOptions(Frames.Tcp(S, 40003, R, 80, TcpFlags.Ack, 4000, 77), Opt(68, [5, 0x01, .. new byte[16]])), "ACK to no socket with timestamps: reset with our entry");
+        In(WithOptions(Frames.Udp("10.9.0.34", 6000, R, 9), RecordRoute(2)), "UDP to a closed port with record route: port unreachable echoes it");
         // An unknown protocol to the router with options: the protocol unreachable quotes the changed header.
         In(WithOptions(Frames.Ipv4("10.9.0.29", R, 253, new byte[16]), RecordRoute(2)), "protocol 253 with record route");
         return c;
@@ -181,7 +187,7 @@ public sealed class IpOptionsKernelTests
         ScenarioReplay.Run(scn, capture, "r", softnet);
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap", "wire/wire1.tx.pcap" } });
         var n = Softnet.Telemetry.SnmpMib.ParseNstat(File.ReadAllText(Path.Combine(kernel, "r", "nstat.txt")));
-        foreach (var name in new[] { "IpInHdrErrors", "IcmpOutParmProbs", "IcmpOutEchoReps", "IpForwDatagrams", "IpFragCreates", "IcmpOutDestUnreachs", "IpExtInBcastPkts" })
+        foreach (var name in new[] { "IpInHdrErrors", "IcmpOutParmProbs", "IcmpOutEchoReps", "IpForwDatagrams", "IpFragCreates", "IcmpOutDestUnreachs", "IpExtInBcastPkts", "TcpOutRsts" })
             Assert.True(n.GetValueOrDefault(name) > 0, $"the kernel's {name} is 0: the traffic misses its path");
     }
 }
