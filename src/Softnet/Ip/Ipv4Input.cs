@@ -31,7 +31,6 @@ public sealed class Ipv4Input : PacketHandler
         skb.FragMaxSize = 0;
         skb.FragPmtu = false;
         skb.IgnoreDf = false;
-        skb.IpOpt = default;
 
         // nf_defrag_ipv4 (ipv4_conntrack_defrag, priority -400): where conntrack runs, fragments are gathered in front
         // of it and the rest of PREROUTING sees the whole datagram; an skb that already has a conntrack entry (looped
@@ -67,6 +66,8 @@ public sealed class Ipv4Input : PacketHandler
     /// private); InReceives is the caller's, since br_validate_ipv4 does not count it.</summary>
     public static DropReason ValidateHeader(Skb skb, SnmpMib mib)
     {
+        // IPCB is cleared (ip_rcv_core, br_validate_ipv4): no options compiled for another header survive.
+        skb.IpOpt = default;
         if (!skb.MayPull(20)) { mib[SnmpCounter.IpInHdrErrors]++; return DropReason.IpHeaderTruncated; }
         skb.MayPull(Math.Min(skb.Len, (skb.LinearData[0] & 0xF) * 4));
         if (!Ipv4View.TryParseReceived(skb.LinearData, skb.Len, out var ip, out var reason))

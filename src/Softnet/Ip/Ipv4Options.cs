@@ -183,10 +183,12 @@ public static class Ipv4Options
         dopt = default;
         data[..MaxLength].Clear();
         if (sopt.OptLen == 0) return true;
+        if (!Fits(header, sopt.Rr) || !Fits(header, sopt.Ts) || !Fits(header, sopt.Srr) || !Fits(header, sopt.Cipso, 2)) return false;
         int d = 0;
         if (sopt.Rr != 0)
         {
             int optlen = header[sopt.Rr + 1], soffset = header[sopt.Rr + 2];
+            if (d + optlen > MaxLength) return false;
             dopt.Rr = (byte)(d + 20);
             header.Slice(sopt.Rr, optlen).CopyTo(data[d..]);
             if (sopt.RrNeedAddr && soffset <= optlen)
@@ -200,6 +202,7 @@ public static class Ipv4Options
         if (sopt.Ts != 0)
         {
             int optlen = header[sopt.Ts + 1], soffset = header[sopt.Ts + 2];
+            if (d + optlen > MaxLength) return false;
             dopt.Ts = (byte)(d + 20);
             header.Slice(sopt.Ts, optlen).CopyTo(data[d..]);
             if (soffset <= optlen)
@@ -234,6 +237,7 @@ public static class Ipv4Options
             var start = header[sopt.Srr..];
             int optlen = start[1], soffset = start[2], doffset = 0;
             uint faddr = 0;
+            if (d + optlen > MaxLength) return false;
             if (soffset > optlen) soffset = optlen + 1;
             soffset -= 4;
             if (soffset > 3)
@@ -259,6 +263,7 @@ public static class Ipv4Options
         if (sopt.Cipso != 0)
         {
             int optlen = header[sopt.Cipso + 1];
+            if (d + optlen > MaxLength) return false;
             dopt.Cipso = (byte)(d + 20);
             header.Slice(sopt.Cipso, optlen).CopyTo(data[d..]);
             d += optlen;
@@ -274,10 +279,11 @@ public static class Ipv4Options
     public static void Build(Span<byte> header, in IpOptions opt, ReadOnlySpan<byte> data, uint daddr, uint saddr, uint now)
     {
         data[..opt.OptLen].CopyTo(header[20..]);
-        if (opt.Srr != 0) BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Srr + header[opt.Srr + 1] - 4)..], daddr);
-        if (opt.RrNeedAddr) BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Rr + header[opt.Rr + 2] - 5)..], saddr);
-        if (opt.TsNeedAddr) BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Ts + header[opt.Ts + 2] - 9)..], saddr);
-        if (opt.TsNeedTime) BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Ts + header[opt.Ts + 2] - 5)..], now);
+        if (!Fits(header, opt.Rr) || !Fits(header, opt.Ts) || !Fits(header, opt.Srr)) return;
+        if (opt.Srr != 0) Put(header, opt.Srr + header[opt.Srr + 1] - 4, daddr);
+        if (opt.RrNeedAddr) Put(header, opt.Rr + header[opt.Rr + 2] - 5, saddr);
+        if (opt.TsNeedAddr) Put(header, opt.Ts + header[opt.Ts + 2] - 9, saddr);
+        if (opt.TsNeedTime) Put(header, opt.Ts + header[opt.Ts + 2] - 5, now);
     }
 
     /// <summary>ip_forward_options: record route (and, on a source route hit, the route's slot and the timestamp's
@@ -285,16 +291,17 @@ public static class Ipv4Options
     /// destination to the next hop; the header checksum is redone when anything changed.</summary>
     public static void Forward(Span<byte> header, ref IpOptions opt, uint outAddr)
     {
+        if (!Fits(header, opt.Rr) || !Fits(header, opt.Ts) || !Fits(header, opt.Srr)) return;
         if (opt.RrNeedAddr)
         {
-            BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Rr + header[opt.Rr + 2] - 5)..], outAddr);
+            Put(header, opt.Rr + header[opt.Rr + 2] - 5, outAddr);
             opt.IsChanged = true;
         }
         if (opt.SrrIsHit)
         {
             var o = header[opt.Srr..];
             int srrptr, srrspace = o[1];
-            for (srrptr = o[2]; srrptr <= srrspace; srrptr += 4)
+            for (srrptr = Math.Max((int)o[2], 4); srrptr <= srrspace; srrptr += 4)
             {
                 if (srrptr + 3 > srrspace) break;
                 if (BinaryPrimitives.ReadUInt32BigEndian(o[(srrptr - 1)..]) == opt.Nexthop) break;
@@ -303,12 +310,12 @@ public static class Ipv4Options
             {
                 opt.IsChanged = true;
                 BinaryPrimitives.WriteUInt32BigEndian(header[16..], opt.Nexthop);
-                BinaryPrimitives.WriteUInt32BigEndian(o[(srrptr - 1)..], outAddr);
+                Put(o, srrptr - 1, outAddr);
                 o[2] = (byte)(srrptr + 4);
             }
             if (opt.TsNeedAddr)
             {
-                BinaryPrimitives.WriteUInt32BigEndian(header[(opt.Ts + header[opt.Ts + 2] - 9)..], outAddr);
+                Put(header, opt.Ts + header[opt.Ts + 2] - 9, outAddr);
                 opt.IsChanged = true;
             }
         }
@@ -319,6 +326,17 @@ public static class Ipv4Options
             BinaryPrimitives.WriteUInt16BigEndian(header[10..], Packets.Checksum.Compute(header));
         }
     }
+
+    /// <summary>A 32-bit value at <paramref name="at"/>, when that slot lies inside <paramref name="header"/>.</summary>
+    private static void Put(Span<byte> header, int at, uint value)
+    {
+        if (at >= 0 && at + 4 <= header.Length) BinaryPrimitives.WriteUInt32BigEndian(header[at..], value);
+    }
+
+    /// <summary>An option compiled at <paramref name="at"/> (0: none) still lies whole inside <paramref name="header"/>
+    /// with its pointer byte: a guard, so options compiled for another header can never index past this one.</summary>
+    private static bool Fits(ReadOnlySpan<byte> header, byte at, int minLength = 3)
+        => at == 0 || (at + 2 <= header.Length && header[at + 1] >= minLength && at + header[at + 1] <= header.Length);
 
     /// <summary>ip_options_fragment: in the header later fragments take, the options without the copied bit become
     /// NOPs (walking at most <paramref name="optlen"/> option bytes).</summary>

@@ -72,6 +72,27 @@ public class Ipv4OptionsPropertyTests
     }
 
     [Fact]
+    public void Echo_build_and_forward_never_throw_even_for_options_compiled_elsewhere()
+    {
+        // Offsets and flags that no compile of this header produced (the guards, not the kernel's logic, are tested).
+        Gen.Select(Gen.Byte.Array[0, 40], Gen.Byte.Array[5], Gen.Int[0, 63]).Sample((options, at, flags) =>
+        {
+            var h = Header(options);
+            var opt = new IpOptions
+            {
+                OptLen = (byte)(h.Length - 20), Rr = at[0], Ts = at[1], Srr = at[2], Cipso = at[3], RouterAlert = at[4],
+                RrNeedAddr = (flags & 1) != 0, TsNeedAddr = (flags & 2) != 0, TsNeedTime = (flags & 4) != 0,
+                SrrIsHit = (flags & 8) != 0, IsStrictRoute = (flags & 16) != 0, IsChanged = (flags & 32) != 0,
+            };
+            var data = new byte[Ipv4Options.MaxLength];
+            if (Ipv4Options.Echo(h, opt, null, data, out var dopt))
+                Ipv4Options.Build(new byte[20 + dopt.OptLen], dopt, data, 1, 2, 3);
+            Ipv4Options.Build(new byte[20 + (opt.OptLen & ~3)], opt with { OptLen = (byte)(opt.OptLen & ~3) }, new byte[40], 1, 2, 3);
+            Ipv4Options.Forward(h, ref opt, 0x0A000001);
+        }, iter: 50000);
+    }
+
+    [Fact]
     public void Random_options_on_the_router_path_are_delivered_forwarded_or_dropped_with_a_reason()
     {
         var rig = new ScenarioRig("router", new Dictionary<string, string>
