@@ -85,6 +85,8 @@ public sealed class TcpReceive : InetProtocol
             return;
         }
         var req = new TcpSock(listener, daddr, dport, saddr, sport);
+        // tcp_v4_init_req: the SYN's IP options, echoed, go on every segment of the connection.
+        if (skb.IpOpt.OptLen != 0) req.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
         var back = ns.Routing.Lookup(saddr);
         int mtu = back?.Device?.Mtu ?? 1500;
         req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
@@ -162,10 +164,10 @@ public sealed class TcpReceive : InetProtocol
     {
         var ns = req.Namespace;
         int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);
-        var skb = stack.NewFrame(40 + opt);
+        var skb = stack.NewFrame(req.IpHeaderLength + 20 + opt);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
-        var t = req.WriteHeaders(p, 0, req.SndIsn, 0x12, (ushort)Math.Min(req.RcvWnd, 65535u));
+        var t = req.WriteHeaders(p, 0, req.SndIsn, 0x12, (ushort)Math.Min(req.RcvWnd, 65535u), stack.Now);
         int o = 20;
         t[o] = TcpOptionKinds.Mss; t[o + 1] = 4;
         BinaryPrimitives.WriteUInt16BigEndian(t[(o + 2)..], (ushort)req.AdvMss);
@@ -188,7 +190,7 @@ public sealed class TcpReceive : InetProtocol
         {
             t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
         }
-        TcpSock.FinishChecksum(p);
+        req.FinishChecksum(p);
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);

@@ -928,11 +928,11 @@ public sealed class TcpSock : Sock
             blocks = Math.Min((_dsack ? 1 : 0) + _numSacks, TstampOk ? 3 : 4);
             optLen += 4 + 8 * blocks;
         }
-        var skb = stack.NewFrame(20 + 20 + optLen);
+        var skb = stack.NewFrame(IpHeaderLength + 20 + optLen);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         bool wasScheduled = (_pending & AckSched) != 0;
-        var t = WriteHeaders(p, _ipId++, SndNxt, flags, SelectWindow());
+        var t = WriteHeaders(p, _ipId++, SndNxt, flags, SelectWindow(), stack.Now);
         int o = 20;
         if (TstampOk)
         {
@@ -976,12 +976,32 @@ public sealed class TcpSock : Sock
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
     }
 
-    /// <summary>The IPv4 header (TOS 0, DF, the default TTL) and the fixed TCP header of a segment this connection
-    /// sends, sized by <paramref name="p"/> (the options follow at offset 20 of the returned TCP header).</summary>
-    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window)
+    /// <summary>inet_opt: the IP options this connection's segments carry, echoed from the SYN (tcp_v4_save_options);
+    /// their bytes are allocated once per connection, only when there are any.</summary>
+    internal IpOptions IpOpt;
+    private byte[]? _ipOptData;
+
+    /// <summary>The IPv4 header's length on this connection's segments (ip_options_build adds inet_opt's).</summary>
+    internal int IpHeaderLength => 20 + IpOpt.OptLen;
+
+    /// <summary>tcp_v4_save_options: the options an answer to the SYN <paramref name="header"/> takes (none when
+    /// __ip_options_echo refuses them).</summary>
+    internal void SaveIpOptions(ReadOnlySpan<byte> header, in IpOptions received)
     {
-        PacketFactory.Ipv4Header(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr, RemoteAddr);
-        var t = p[20..];
+        var data = new byte[Ipv4Options.MaxLength];
+        if (!Ipv4Options.Echo(header, received, Namespace, data, out var opt) || opt.OptLen == 0) return;
+        IpOpt = opt;
+        _ipOptData = data;
+    }
+
+    /// <summary>The IPv4 header (TOS 0, DF, the default TTL, inet_opt built by ip_options_build: to a reversed source
+    /// route's first hop) and the fixed TCP header of a segment this connection sends, sized by <paramref name="p"/>
+    /// (the options follow at offset 20 of the returned TCP header).</summary>
+    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window, long nowNs)
+    {
+        PacketFactory.Ipv4HeaderWithOptions(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr,
+            IpOpt.Srr != 0 ? IpOpt.Faddr : RemoteAddr, IpOpt, _ipOptData, RemoteAddr, Ipv4Options.Timestamp32(nowNs));
+        var t = p[IpHeaderLength..];
         t.Clear();
         BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
         BinaryPrimitives.WriteUInt16BigEndian(t[2..], RemotePort);
@@ -993,11 +1013,14 @@ public sealed class TcpSock : Sock
         return t;
     }
 
-    /// <summary>The complete TCP checksum of the datagram <paramref name="p"/> (no offload on this path).</summary>
-    internal static void FinishChecksum(Span<byte> p)
+    /// <summary>The complete TCP checksum of the datagram <paramref name="p"/> (no offload on this path), over the
+    /// connection's addresses (__tcp_v4_send_check: the real peer, not a source route's first hop).</summary>
+    internal void FinishChecksum(Span<byte> p)
     {
-        var t = p[20..];
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        var t = p[IpHeaderLength..];
+        Span<byte> remote = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(remote, RemoteAddr);
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), remote, IpProtocols.Tcp, t.Length)));
     }
 
     // ================= the reader =================
