@@ -161,6 +161,35 @@ public class Ipv4OptionsPathTests
     }
 
     [Fact]
+    public void Options_allocate_nothing_per_packet()
+    {
+        var rig = Router(acceptSourceRoute: true);
+        foreach (var ns in rig.Scenario.Namespaces)
+            foreach (var d in ns.Devices) d.RxTap = d.TxTap = null;
+        byte[][] frames =
+        [
+            Eth(R0, L0, WithOptions(EchoRequest("10.1.0.2", "10.1.0.1"), [7, 11, 4, .. new byte[8], 68, 12, 5, 1, .. new byte[8]])),
+            Eth(R0, L0, WithOptions(Udp("10.1.0.2", 5000, "10.2.0.2", 53), [7, 11, 4, .. new byte[8], 68, 8, 5, 0, 0, 0, 0, 0])),
+            Eth(R0, L0, WithOptions(Udp("10.1.0.2", 5001, "10.1.0.1", 53), [131, 7, 4, 10, 2, 0, 2, 148, 4, 0, 0])),
+            Eth(R0, L0, WithOptions(Udp("10.1.0.2", 5002, "10.2.0.2", 53), [1, 7, 2, 0])),
+        ];
+        void Run(int n)
+        {
+            for (int i = 0; i < n; i++) rig.Inject("r", "r0", frames[i % frames.Length]);
+        }
+        Run(400);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Run(4000);
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(bytes < 4000, $"{bytes} bytes allocated for 4000 datagrams with options");
+        var r = rig.Ns("r");
+        Assert.True(r.Counters.Conserved);
+        Assert.Equal(1100, r.Mib[SnmpCounter.IcmpOutEchoReps]);
+        Assert.Equal(1100, r.Counters.Drops[DropReason.IpOptionsMalformed]);
+        Assert.True(r.Counters.Forwarded >= 2200);
+    }
+
+    [Fact]
     public void Later_fragments_keep_only_copied_options()
     {
         // Record route (not copied), router alert and a loose source route (copied).
