@@ -35,7 +35,8 @@ public sealed class IpOptionsKernelTests
     {
         if (conntrack)
             Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
-                "-A FORWARD -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n");
+                "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -p udp -m udp --dport 7777 -j REJECT --reject-with icmp-port-unreachable\n" +
+                "-A INPUT -p udp -m udp --dport 7778 -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n");
         Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
             "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
         Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
@@ -225,6 +226,9 @@ public sealed class IpOptionsKernelTests
         foreach (var f in smallFrags) In(f, "800-byte fragment with options, forwarded (frag_list path under conntrack), last to first");
         var big = WithOptions(Frames.WithId(Frames.Udp(S, 7001, Far, 9, payload: 2600), 0x7003), [.. SourceRoute(131, 8, "10.9.0.30"), .. RecordRoute(2)], df: false);
         foreach (var f in FragmentsWithOptions(big, 1400)) In(f, "1400-byte fragment with LSRR and RR, cut again for eth1");
+        // With conntrack's rules, REJECT answers (nf_send_unreach is icmp_send: the options are echoed).
+        In(WithOptions(Frames.Udp("10.9.0.40", 7100, Far, 7777), [.. RecordRoute(2), .. Opt(68, [5, 0x01, .. new byte[8]])]), "UDP to 7777 with options: REJECT in FORWARD (conntrack run)");
+        In(WithOptions(Frames.Udp("10.9.0.41", 7101, R, 7778), [.. RecordRoute(2), .. SourceRoute(131, 8, "10.9.0.30")]), "UDP to the router's 7778 with options: REJECT in INPUT (conntrack run)");
         return c;
     }
 
