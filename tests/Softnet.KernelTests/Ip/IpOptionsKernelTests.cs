@@ -111,6 +111,12 @@ public sealed class IpOptionsKernelTests
         In(Echo(S, R, seq++, Opt(136, 0x12, 0x34)), "stream id: carried, not echoed");
         In(Echo(S, R, seq++, [.. RecordRoute(2), 0, 7, 3, 1]), "record route, END, bytes after it zeroed");
         In(Echo(S, R, seq++, [1, 1, .. RecordRoute(1), .. Opt(68, [5, 0x00, 0, 0, 0, 0])]), "NOPs, record route, timestamp");
+        In(Echo(S, R, seq++, Opt(68, [5, 0x02, .. new byte[8]])), "timestamp with flag 2 (unknown): carried, not stamped");
+        In(Echo(S, R, seq++, [0, 0, 0, 0]), "options of END only");
+        In(Echo(S, R, seq++, [1, 1, 1, 1, 1, 1, 1, 1]), "options of NOP only");
+        In(Echo(S, R, seq++, Opt(7, [200, 1, 2, 3, 4])), "record route pointer far past its end: full");
+        In(Echo(S, R, seq++, SourceRoute(131, 4, R1, R)), "LSRR through both of our addresses: delivered");
+        In(Echo("10.9.0.39", R, seq++, SourceRoute(131, 5, R1)), "LSRR pointer 5 (unaligned): problem at its pointer");
         // Malformed: parameter problem pointing at the fault, InHdrErrors (each from its own source: ICMP rate limit).
         In(Echo("10.9.0.11", R, seq++, Opt(68, [9, 0xF1, 1, 2, 3, 4])), "timestamp full with overflow 15: problem at its flags");
         In(Echo("10.9.0.12", R, seq++, [7, 2, 0, 0]), "record route of length 2: problem at its length");
