@@ -35,13 +35,19 @@ public static class Icmp
         uint odst = o.DestinationAddress;
         if (original.Dst is { Type: RouteKind.Broadcast } || (odst >> 28) == 0xE) return;
         if (osrc == 0 || (osrc >> 28) == 0xE || osrc == 0xFFFFFFFF) return;
-        var back = ns.Routing.Lookup(osrc);
+        // __ip_options_echo: the error carries the options an answer takes (none when they cannot be answered), and
+        // goes by a reversed source route's first hop.
+        Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
+        IpOptions opt = default;
+        if (original.IpOpt.OptLen != 0 && !Ipv4Options.Echo(o.Header, original.IpOpt, ns, optData, out opt)) return;
+        uint replyTo = opt.Srr != 0 ? opt.Faddr : osrc;
+        var back = ns.Routing.Lookup(replyTo);
         if (back == null || back.Type != RouteKind.Unicast || back.Device == null) return;
         // icmpv4_mask_allow, then icmpv4_xrlim_allow: the per-destination limit (none out of a loopback device).
         // The namespace-wide icmp_msgs_per_sec bucket (OutRateLimitGlobal) is not modelled: the kernel takes a random
         // 0..2 credits per message from a burst of 50, so only a burst of more than ~17 errors could reach it.
         bool limited = ((ns.IcmpRateMask >> type) & 1) != 0 && !(type == 3 && code == 4) && !back.Device.Kind.IsLoopback;
-        if (limited && !PeerAllow(stack, ns, osrc, ns.IcmpRateLimitMs, 6L * ns.IcmpRateLimitMs))
+        if (limited && !PeerAllow(stack, ns, replyTo, ns.IcmpRateLimitMs, 6L * ns.IcmpRateLimitMs))
         {
             c.IcmpRateLimited++;
             ns.Mib[SnmpCounter.IcmpOutRateLimitHost]++;
@@ -50,12 +56,18 @@ public static class Icmp
         uint saddr = localDestination ? odst
             : ns.IcmpErrorsUseInboundIfaddr ? ns.SelectAddress(inDev, osrc)
             : 0;
-        if (saddr == 0) saddr = back.Source != 0 ? back.Source : ns.SelectAddress(back.Device, back.Gateway != 0 ? back.Gateway : osrc);
+        if (saddr == 0) saddr = back.Source != 0 ? back.Source : ns.SelectAddress(back.Device, back.Gateway != 0 ? back.Gateway : replyTo);
         var quoted = stack.Linearize(original);
-        var skb = stack.NewFrame(PacketFactory.IcmpErrorLength(quoted.Length, back.Device.Mtu));
+        int length = PacketFactory.IcmpErrorLength(quoted.Length, back.Device.Mtu, opt.OptLen);
+        if (length == 0) return;
+        var skb = stack.NewFrame(length);
         // icmp_push_reply: ip_append_data failing counts OutErrors.
         if (skb == null) { c.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.IcmpOutErrors]++; return; }
-        PacketFactory.WriteIcmpError(skb.LinearData, quoted, type, code, info, saddr, osrc, (byte)ns.DefaultTtl, stack.IcmpErrorIpId);
+        if (opt.OptLen == 0)
+            PacketFactory.WriteIcmpError(skb.LinearData, quoted, type, code, info, saddr, osrc, (byte)ns.DefaultTtl, stack.IcmpErrorIpId);
+        else
+            PacketFactory.WriteIcmpError(skb.LinearData, quoted, type, code, info, saddr, replyTo, (byte)ns.DefaultTtl, stack.IcmpErrorIpId,
+                opt, optData, osrc, Ipv4Options.Timestamp32(stack.Now));
         skb.ResetNetworkHeader();
         c.IcmpErrorsSent++;
         OutCount(ns.Mib, type);

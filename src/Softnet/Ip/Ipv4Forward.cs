@@ -26,6 +26,13 @@ public static class Ipv4Forward
             NetStack.Drop(ns, skb, DropReason.IpTtlExpired);
             return;
         }
+        // Strict routing permits no gateway: ICMP source route failed (before the datagram counts as forwarded).
+        if (skb.IpOpt.IsStrictRoute && route.Gateway != 0)
+        {
+            Icmp.Send(stack, ns, skb, dev, 3, 5, 0, localDestination: false);
+            NetStack.Drop(ns, skb, DropReason.IpStrictRouteFailed);
+            return;
+        }
         // ip_forward counts the datagram once its TTL passed, before the MTU check and FORWARD: one too big for DF
         // (FragFails) and one the FORWARD chain drops are forwarded datagrams too (both seen on 6.18).
         ns.Mib[SnmpCounter.IpForwDatagrams]++;
@@ -55,6 +62,10 @@ public static class Ipv4Forward
                 return;
             }
         }
+        // ip_forward_finish: ip_forward_options fills record route (and a source route's slot) with our outgoing
+        // address and moves the destination to a source route's next hop.
+        if (skb.IpOpt.OptLen != 0)
+            Ipv4Options.Forward(pkt[..((pkt[0] & 0xF) * 4)], ref skb.IpOpt, Ipv4Input.RouteSource(ns, route));
         uint nexthop = route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         var reason = Ipv4Output.Output(stack, ns, skb, outDev, nexthop, ref ctx, dev);
         if (reason == DropReason.None) c.Forwarded++;

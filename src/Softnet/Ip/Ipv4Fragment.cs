@@ -108,7 +108,7 @@ public static class Ipv4Fragment
             var cur = frag;
             frag = cur.Next;
             cur.Next = null;
-            if (!optionsDone && hlen > 20) { OptionsFragment(header[..hlen]); optionsDone = true; }
+            if (!optionsDone && hlen > 20) { Ipv4Options.Fragment(header[..hlen], hlen - 20); optionsDone = true; }
             var h = cur.Push(hlen);
             cur.ResetNetworkHeader();
             cur.SetTransportHeader(hlen);
@@ -175,7 +175,8 @@ public static class Ipv4Fragment
             offset += len;
             CopyMetadata(piece, skb);
             piece.Id = first ? skb.Id : 0;
-            if (first && hlen > 20) OptionsFragment(header[..hlen]);
+            // ip_frag_next: only a datagram that starts at offset 0 has options to fix (a fragment's already are).
+            if (first && hlen > 20 && (fo & 0x1FFF) == 0) Ipv4Options.Fragment(header[..hlen], hlen - 20);
             var r = output(stack, ns, piece, outDev, nexthop, first ? inDev : null);
             if (!first && r == Ipv4Output.Queued) r = DropReason.None;
             first = false;
@@ -207,24 +208,6 @@ public static class Ipv4Fragment
         to.Conntrack = from.Conntrack;
         to.CtInfo = from.CtInfo;
         to.TimestampNs = from.TimestampNs;
-    }
-
-    /// <summary>ip_options_fragment: after the first fragment, options without the copied bit are overwritten with
-    /// NOPs in the header the later fragments take.</summary>
-    private static void OptionsFragment(Span<byte> header)
-    {
-        int i = 20;
-        while (i < header.Length)
-        {
-            byte type = header[i];
-            if (type == 0) return;
-            if (type == 1) { i++; continue; }
-            if (i + 1 >= header.Length) return;
-            int len = header[i + 1];
-            if (len < 2 || i + len > header.Length) return;
-            if ((type & 0x80) == 0) header.Slice(i, len).Fill(1);
-            i += len;
-        }
     }
 
     private static void SetChecksum(Span<byte> header)

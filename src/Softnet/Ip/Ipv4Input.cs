@@ -66,6 +66,8 @@ public sealed class Ipv4Input : PacketHandler
     /// private); InReceives is the caller's, since br_validate_ipv4 does not count it.</summary>
     public static DropReason ValidateHeader(Skb skb, SnmpMib mib)
     {
+        // IPCB is cleared (ip_rcv_core, br_validate_ipv4): no options compiled for another header survive.
+        skb.IpOpt = default;
         if (!skb.MayPull(20)) { mib[SnmpCounter.IpInHdrErrors]++; return DropReason.IpHeaderTruncated; }
         skb.MayPull(Math.Min(skb.Len, (skb.LinearData[0] & 0xF) * 4));
         if (!Ipv4View.TryParseReceived(skb.LinearData, skb.Len, out var ip, out var reason))
@@ -163,7 +165,12 @@ public sealed class Ipv4Input : PacketHandler
         {
             // ip_check_mc_rcu: a device is a member of 224.0.0.1; IGMP is always taken.
             if (IsMulticast(src) || src == 0xFFFFFFFF) { NetStack.Drop(ns, skb, DropReason.IpMartianSource); return; }
-            if (dst == 0xE0000001 || pkt[9] == IpProtocols.Igmp) { LocalDeliver(stack, dev, skb, ref ctx); return; }
+            if (dst == 0xE0000001 || pkt[9] == IpProtocols.Igmp)
+            {
+                if (!Options(stack, dev, skb, RouteType.Multicast, out _)) return;
+                LocalDeliver(stack, dev, skb, ref ctx);
+                return;
+            }
             NetStack.Drop(ns, skb, DropReason.MulticastNotJoined);
             return;
         }
@@ -172,6 +179,7 @@ public sealed class Ipv4Input : PacketHandler
         if (dst == 0xFFFFFFFF || (src == 0 && dst == 0))
         {
             if (!IsZeroNet(src) && !ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            if (!Options(stack, dev, skb, RouteType.Broadcast, out _)) return;
             // ip_rcv_finish_core: an RTN_BROADCAST route counts IPSTATS_MIB_INBCAST.
             ns.Mib[SnmpCounter.IpExtInBcastPkts]++;
             LocalDeliver(stack, dev, skb, ref ctx);
@@ -186,9 +194,18 @@ public sealed class Ipv4Input : PacketHandler
         if (route is { Type: RouteKind.Broadcast or RouteKind.Local })
         {
             if (!ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
+            if (!Options(stack, dev, skb, route.Type == RouteKind.Broadcast ? RouteType.Broadcast : RouteType.Local, out var hop)) return;
+            // ip_options_rcv_srr: a source route through this host goes on to its next hop (dst_input of the new route).
+            if (hop != null) { Ipv4Forward.Forward(stack, dev, skb, hop, ref ctx); return; }
             if (route.Type == RouteKind.Broadcast) ns.Mib[SnmpCounter.IpExtInBcastPkts]++;
             LocalDeliver(stack, dev, skb, ref ctx);
             return;
+        }
+        // ip_route_input_slow gives every failure below an RTN_UNREACHABLE route whose input is ip_error: the options
+        // are compiled first (ip_rcv_finish_core), and a source route dies there without an ICMP error.
+        if (!ns.Forwarding(dev) || route?.Type is null or RouteKind.Blackhole or RouteKind.Unreachable or RouteKind.Prohibit)
+        {
+            if (!Options(stack, dev, skb, RouteType.Unreachable, out _)) return;
         }
         if (!ns.Forwarding(dev))
         {
@@ -214,8 +231,126 @@ public sealed class Ipv4Input : PacketHandler
                 return;
         }
         if (!ValidateSource(dev, src, out var why)) { NetStack.Drop(ns, skb, why); return; }
+        if (!Options(stack, dev, skb, RouteType.Unicast, out _)) return;
         Ipv4Forward.Forward(stack, dev, skb, route!, ref ctx);
     }
+
+    /// <summary>ip_rcv_finish_core's `iph->ihl > 5` test in front of <see cref="RcvOptions"/>: a header without options
+    /// costs one byte read.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool Options(NetStack stack, Device dev, Skb skb, RouteType rt, out Route? nextHop)
+    {
+        nextHop = null;
+        return (skb.HeadBuffer[skb.NetworkHeader] & 0xF) <= 5 || RcvOptions(stack, dev, skb, rt, out nextHop);
+    }
+
+    /// <summary>
+    /// ip_rcv_options, once the input route is known (<paramref name="rt"/>, its RTN_* type): ip_options_compile
+    /// over the header (a malformed option: InHdrErrors, an ICMP parameter problem pointing at it, the drop);
+    /// a source route is dropped unless accept_source_route allows it on <paramref name="dev"/>, then walked by
+    /// ip_options_rcv_srr (<paramref name="nextHop"/>: the route to go on by). False when the skb was consumed.
+    /// </summary>
+    private static bool RcvOptions(NetStack stack, Device dev, Skb skb, RouteType rt, out Route? nextHop)
+    {
+        nextHop = null;
+        var iph = NetStack.L3(skb);
+        int hl = (iph[0] & 0xF) * 4;
+        var ns = dev.Namespace;
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(iph[12..]);
+        uint dst = BinaryPrimitives.ReadUInt32BigEndian(iph[16..]);
+        uint specDst = SpecDst(ns, dev, rt, src, dst);
+        if (!Ipv4Options.Compile(iph[..hl], ref skb.IpOpt, specDst, Ipv4Options.Timestamp32(stack.Now), ns, out int problem))
+        {
+            ns.Mib[SnmpCounter.IpInHdrErrors]++;
+            Icmp.Send(stack, ns, skb, dev, 12, 0, (uint)problem << 24, localDestination: rt == RouteType.Local);
+            NetStack.Drop(ns, skb, DropReason.IpOptionsMalformed);
+            return false;
+        }
+        if (skb.IpOpt.Srr == 0) return true;
+        if (!ns.AcceptSourceRoute(dev)) { NetStack.Drop(ns, skb, DropReason.IpSourceRouteRejected); return false; }
+        return RcvSrr(stack, dev, skb, rt, out nextHop);
+    }
+
+    /// <summary>ip_options_rcv_srr: a source route is followed only in a datagram addressed to this host (a loose one
+    /// passing by is forwarded as it is; a strict one gets a parameter problem pointing at 16). Each listed hop that is
+    /// ours becomes the destination in turn; the first that is not gives the route onward (srr_is_hit).</summary>
+    private static bool RcvSrr(NetStack stack, Device dev, Skb skb, RouteType rt, out Route? nextHop)
+    {
+        nextHop = null;
+        var ns = dev.Namespace;
+        ref var opt = ref skb.IpOpt;
+        if (skb.PktType != PacketType.Host) { NetStack.Drop(ns, skb, DropReason.IpSourceRouteFailed); return false; }
+        if (rt == RouteType.Unicast)
+        {
+            if (!opt.IsStrictRoute) return true;
+            Icmp.Send(stack, ns, skb, dev, 12, 0, 16u << 24, localDestination: false);
+            NetStack.Drop(ns, skb, DropReason.IpSourceRouteFailed);
+            return false;
+        }
+        if (rt != RouteType.Local) { NetStack.Drop(ns, skb, DropReason.IpSourceRouteFailed); return false; }
+        var iph = NetStack.L3(skb);
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(iph[12..]);
+        var o = iph[opt.Srr..];
+        int srrptr, srrspace = o[1];
+        uint hop = 0;
+        Route? hopRoute = null;
+        for (srrptr = o[2]; srrptr <= srrspace; srrptr += 4)
+        {
+            if (srrptr + 3 > srrspace)
+            {
+                Icmp.Send(stack, ns, skb, dev, 12, 0, (uint)(opt.Srr + 2) << 24, localDestination: true);
+                NetStack.Drop(ns, skb, DropReason.IpSourceRouteFailed);
+                return false;
+            }
+            hop = BinaryPrimitives.ReadUInt32BigEndian(o[(srrptr - 1)..]);
+            hopRoute = HopRoute(dev, src, hop, out bool local);
+            if (hopRoute == null) { NetStack.Drop(ns, skb, DropReason.IpSourceRouteFailed); return false; }
+            skb.Dst = hopRoute;
+            if (!local) break;
+            // A hop that is ours: it becomes the destination, and the walk goes on.
+            BinaryPrimitives.WriteUInt32BigEndian(iph[16..], hop);
+            opt.IsChanged = true;
+        }
+        if (srrptr <= srrspace)
+        {
+            opt.SrrIsHit = true;
+            opt.Nexthop = hop;
+            opt.IsChanged = true;
+            nextHop = hopRoute;
+        }
+        return true;
+    }
+
+    /// <summary>ip_route_input for a source route's hop: its local route, or a unicast route this device may forward
+    /// by (source validated); null for anything else (broadcast, martian, no route, forwarding off).</summary>
+    private static Route? HopRoute(Device dev, uint src, uint hop, out bool local)
+    {
+        local = false;
+        var ns = dev.Namespace;
+        if (IsMulticast(hop) || hop == 0xFFFFFFFF || IsZeroNet(hop) || IsLoopback(hop)) return null;
+        var r = ns.Routing.Lookup(hop);
+        if (r is { Type: RouteKind.Local })
+        {
+            local = true;
+            return ValidateSource(dev, src, out _) ? r : null;
+        }
+        if (r is not { Type: RouteKind.Unicast, Device: not null } || !ns.Forwarding(dev)) return null;
+        return ValidateSource(dev, src, out _) ? r : null;
+    }
+
+    /// <summary>fib_compute_spec_dst: the destination itself on a local route; otherwise our preferred source on the
+    /// route back to the sender (or the input device's address facing it).</summary>
+    private static uint SpecDst(Link.Namespace ns, Device dev, RouteType rt, uint src, uint dst)
+    {
+        if (rt == RouteType.Local) return dst;
+        if (!IsZeroNet(src) && ns.Routing.Lookup(src) is { Type: RouteKind.Unicast or RouteKind.Local } back)
+            return back.Source != 0 ? back.Source : ns.SelectAddress(back.Device, back.Gateway);
+        return ns.SelectAddress(dev, src);
+    }
+
+    /// <summary>ip_rt_get_source for a forwarded datagram: the preferred source of its output route.</summary>
+    public static uint RouteSource(Link.Namespace ns, Route route)
+        => route.Source != 0 ? route.Source : ns.SelectAddress(route.Device, route.Gateway);
 
     /// <summary>inet_protos entries a kernel always has (igmp_rcv, tcp_v4_rcv, udp_rcv) that Softnet has no handler
     /// for yet.</summary>

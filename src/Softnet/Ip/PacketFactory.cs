@@ -60,6 +60,48 @@ public static class PacketFactory
     public static int IcmpErrorLength(int originalLength, int routeMtu)
         => 28 + Math.Min(originalLength, Math.Min(routeMtu, 576) - 20 - 8);
 
+    /// <summary><see cref="IcmpErrorLength(int, int)"/> for an error carrying <paramref name="optlen"/> bytes of IP
+    /// options (__icmp_send takes them off the room for the quote); 0 when no room is left for a quoted header.</summary>
+    public static int IcmpErrorLength(int originalLength, int routeMtu, int optlen)
+    {
+        int room = Math.Min(routeMtu, 576) - 20 - optlen - 8;
+        return room <= 20 ? 0 : 28 + optlen + Math.Min(originalLength, room);
+    }
+
+    /// <summary>An IPv4 header of 20 + <paramref name="opt"/>.OptLen bytes: <see cref="Ipv4Header"/>'s fields and the
+    /// answer's options as ip_options_build writes them (<paramref name="realDst"/> ends a source route; our
+    /// <paramref name="src"/> and <paramref name="now"/> fill record route and timestamp); checksum over it all.</summary>
+    public static void Ipv4HeaderWithOptions(Span<byte> h, byte tos, int totalLength, ushort id, bool df, byte ttl, byte protocol,
+        uint src, uint dst, in Ip.IpOptions opt, ReadOnlySpan<byte> optData, uint realDst, uint now)
+    {
+        Ipv4Header(h, tos, totalLength, id, df, ttl, protocol, src, dst);
+        if (opt.OptLen == 0) return;
+        int hl = 20 + opt.OptLen;
+        h[0] = (byte)(0x40 | (hl >> 2));
+        Ip.Ipv4Options.Build(h[..hl], opt, optData, realDst, src, now);
+        h[10] = h[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(h[10..], Checksum.Compute(h[..hl]));
+    }
+
+    /// <summary><see cref="WriteIcmpError(Span{byte}, ReadOnlySpan{byte}, byte, byte, uint, uint, uint, byte, ushort)"/>
+    /// with the options __icmp_send echoes (<paramref name="opt"/>, built into the header; the IP destination is the
+    /// reversed source route's first hop when there is one, <paramref name="realDst"/> ends that route).</summary>
+    public static void WriteIcmpError(Span<byte> p, ReadOnlySpan<byte> original, byte type, byte code, uint info, uint src, uint dst, byte ttl, ushort ipId,
+        in Ip.IpOptions opt, ReadOnlySpan<byte> optData, uint realDst, uint now)
+    {
+        int hl = 20 + opt.OptLen;
+        int data = p.Length - hl - 8;
+        byte tos = (byte)((original[1] & 0x1E) | 0xC0);
+        Ipv4HeaderWithOptions(p, tos, p.Length, ipId, false, ttl, IpProtocols.Icmp, src, dst, opt, optData, realDst, now);
+        var icmp = p[hl..];
+        icmp[0] = type;
+        icmp[1] = code;
+        icmp[2] = icmp[3] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(icmp[4..], info);
+        original[..data].CopyTo(icmp[8..]);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+    }
+
     /// <summary><see cref="IcmpError"/> written in place; <paramref name="p"/> is <see cref="IcmpErrorLength"/> long.</summary>
     public static void WriteIcmpError(Span<byte> p, ReadOnlySpan<byte> original, byte type, byte code, uint info, uint src, uint dst, byte ttl, ushort ipId)
     {

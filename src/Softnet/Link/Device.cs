@@ -56,12 +56,13 @@ public sealed class Device
         public int Version;
         public bool Forwarding;
         public int RpFilter;
+        public bool AcceptSourceRoute;
     }
 
     internal ConfCache Conf;
 
-    internal const int ConfForwarding = 0, ConfRpFilter = 1;
-    private readonly string?[] _confKeys = new string?[2];
+    internal const int ConfForwarding = 0, ConfRpFilter = 1, ConfAcceptSourceRoute = 2;
+    private readonly string?[] _confKeys = new string?[3];
 
     /// <summary>"net.ipv4.conf.DEV.NAME", made once per device (a per-packet lookup allocates nothing).</summary>
     internal string ConfKey(int slot, string name) => _confKeys[slot] ??= $"net.ipv4.conf.{Name}.{name}";

@@ -77,6 +77,10 @@ public sealed class Namespace : INetfilterHost
     /// <summary>rp_filter in effect on <paramref name="dev"/>: the maximum of conf.all and conf.DEV (0 off, 1 strict, 2 loose).</summary>
     public int RpFilter(Device dev) => DeviceConf(dev).RpFilter;
 
+    /// <summary>IN_DEV_SOURCE_ROUTE: accept_source_route set in conf.all and on <paramref name="dev"/> (a device
+    /// takes conf.default's value; the kernel's defaults are all 0, default 1).</summary>
+    public bool AcceptSourceRoute(Device dev) => DeviceConf(dev).AcceptSourceRoute;
+
     /// <summary>The per-device values derived from the sysctls, recomputed when any sysctl changed.</summary>
     private ref Device.ConfCache DeviceConf(Device dev)
     {
@@ -85,6 +89,8 @@ public sealed class Namespace : INetfilterHost
         var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
         c.Forwarding = own != null ? own == "1" : SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
         c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+        c.AcceptSourceRoute = SysctlInt("net.ipv4.conf.all.accept_source_route", 0) != 0
+            && SysctlInt(dev.ConfKey(Link.Device.ConfAcceptSourceRoute, "accept_source_route"), SysctlInt("net.ipv4.conf.default.accept_source_route", 1)) != 0;
         c.Version = Sysctls.Version + 1;
         return ref c;
     }

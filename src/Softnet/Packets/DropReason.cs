@@ -144,6 +144,14 @@ public enum DropReason : ushort
     /// <summary>A SYN to a listener whose request queue is over its backlog, with tcp_syncookies 0
     /// (TCPReqQFullDrop).</summary>
     TcpReqQueueFull,
+    /// <summary>ip_rcv_options: a source-routed datagram on a device without accept_source_route (in conf.all and
+    /// the device's own): dropped, nothing counted.</summary>
+    IpSourceRouteRejected,
+    /// <summary>ip_options_rcv_srr refused the source route: not PACKET_HOST, a route that is neither local nor
+    /// unicast, a strict route not addressed to us, a next hop without a usable route, or a bad pointer.</summary>
+    IpSourceRouteFailed,
+    /// <summary>ip_forward: a strict source route whose next hop is not directly connected (ICMP 3/5).</summary>
+    IpStrictRouteFailed,
 }
 
 public static class DropReasons

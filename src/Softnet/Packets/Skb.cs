@@ -258,6 +258,8 @@ public sealed class Skb
     /// <summary>IPCB(skb)->flags IPSKB_FRAG_PMTU: the largest original fragment had DF, so the fragments cut on
     /// output carry DF again.</summary>
     public bool FragPmtu { get => _m.FragPmtu; set => _m.FragPmtu = value; }
+    /// <summary>IPCB(skb)->opt: the IPv4 options ip_rcv_options compiled (offsets into the header).</summary>
+    public Ip.IpOptions IpOpt;
 
     // ---- skb_shinfo GSO fields and CHECKSUM_PARTIAL offsets (set by GRO completion) ----
     /// <summary>gso_size: payload bytes per segment (the MSS GRO saw).</summary>
@@ -789,6 +791,7 @@ public sealed class Skb
         CsumLevel = src.CsumLevel;
         Gro = src.Gro;
         Gro.Last = null;
+        IpOpt = src.IpOpt;
         GsoSize = src.GsoSize;
         GsoSegs = src.GsoSegs;
         GsoType = src.GsoType;
@@ -858,6 +861,7 @@ public sealed class Skb
         Next = Prev = null;
         MacHeader = NetworkHeader = TransportHeader = Unset;
         Gro = default;
+        IpOpt = default;
         Conntrack = null;
         Dev = null;
         Dst = null;

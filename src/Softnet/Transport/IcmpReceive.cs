@@ -104,13 +104,21 @@ public sealed class IcmpReceive : InetProtocol
         uint src = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         if (((ns.IcmpRateMask >> IcmpView.EchoReply) & 1) != 0) return; // a ratemask that limits replies: not modelled
+        // icmp_reply: ip_options_echo first (no answer when the options cannot be answered); a reversed source route
+        // sends the reply to its first hop.
+        Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
+        IpOptions opt = default;
+        if (request.IpOpt.OptLen != 0 && !Ipv4Options.Echo(pkt[..ihl], request.IpOpt, ns, optData, out opt)) return;
+        uint daddr = opt.Srr != 0 ? opt.Faddr : src;
         uint saddr = request.Dst is { Type: RouteKind.Local } ? dst : ns.SelectAddress(dev, src);
         if (saddr == 0) return;
-        var skb = stack.NewFrame(20 + message.Length);
+        int hl = 20 + opt.OptLen;
+        var skb = stack.NewFrame(hl + message.Length);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.IcmpOutErrors]++; return; }
         var p = skb.LinearData;
-        PacketFactory.Ipv4Header(p, pkt[1], p.Length, stack.IcmpErrorIpId, false, (byte)ns.DefaultTtl, IpProtocols.Icmp, saddr, src);
-        var reply = p[20..];
+        PacketFactory.Ipv4HeaderWithOptions(p, pkt[1], p.Length, stack.IcmpErrorIpId, false, (byte)ns.DefaultTtl, IpProtocols.Icmp, saddr, daddr,
+            opt, optData, src, Ipv4Options.Timestamp32(stack.Now));
+        var reply = p[hl..];
         message.CopyTo(reply);
         reply[0] = IcmpView.EchoReply;
         reply[1] = 0;

@@ -110,6 +110,7 @@ public sealed class TcpReceive : InetProtocol
         {
             // Stateless: the listener's scratch request answers and is forgotten (nothing to retransmit).
             var c = listener.CookieScratch(daddr, dport, saddr, sport);
+            if (skb.IpOpt.OptLen != 0) c.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
             c.InitCookieRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
             listener.LastCookieNs = stack.Now;
             ns.Mib[SnmpCounter.TcpExtSyncookiesSent]++;
@@ -118,6 +119,8 @@ public sealed class TcpReceive : InetProtocol
             return;
         }
         var req = new TcpSock(listener, daddr, dport, saddr, sport);
+        // tcp_v4_init_req: the SYN's IP options, echoed, go on every segment of the connection.
+        if (skb.IpOpt.OptLen != 0) req.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
         listener.RequestAdded(req);
@@ -149,6 +152,8 @@ public sealed class TcpReceive : InetProtocol
         skb.Conntrack = null;
         int mtu = ns.Routing.Lookup(saddr)?.Device?.Mtu ?? 1500;
         var child = new TcpSock(listener, daddr, dport, saddr, sport);
+        // cookie_v4_check: the options of the SYN are gone; the ACK's are echoed instead.
+        if (skb.IpOpt.OptLen != 0) child.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
         child.InitCookieChild(opt, seq, ack, mss, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(child);
         mib[SnmpCounter.TcpPassiveOpens]++;
@@ -227,10 +232,10 @@ public sealed class TcpReceive : InetProtocol
     {
         var ns = req.Namespace;
         int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);
-        var skb = stack.NewFrame(40 + opt);
+        var skb = stack.NewFrame(req.IpHeaderLength + 20 + opt);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
-        var t = req.WriteHeaders(p, 0, req.SndIsn, 0x12, (ushort)Math.Min(req.RcvWnd, 65535u));
+        var t = req.WriteHeaders(p, 0, req.SndIsn, 0x12, (ushort)Math.Min(req.RcvWnd, 65535u), stack.Now);
         int o = 20;
         t[o] = TcpOptionKinds.Mss; t[o + 1] = 4;
         BinaryPrimitives.WriteUInt16BigEndian(t[(o + 2)..], (ushort)req.AdvMss);
@@ -253,7 +258,7 @@ public sealed class TcpReceive : InetProtocol
         {
             t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
         }
-        TcpSock.FinishChecksum(p);
+        req.FinishChecksum(p);
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
@@ -266,13 +271,33 @@ public sealed class TcpReceive : InetProtocol
     internal static void SendReset(NetStack stack, Namespace ns, Skb skb, ReadOnlySpan<byte> pkt)
     {
         if (skb.Dst is not { Type: RouteKind.Local }) return;
-        var r = stack.NewFrame(PacketFactory.TcpResetLength);
+        // ip_send_unicast_reply: the segment's IP options echoed (none sent when they cannot be answered; the reset
+        // still counts), the reply routed by a reversed source route's first hop.
+        Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
+        IpOptions opt = default;
+        if (skb.IpOpt.OptLen != 0 && !Ipv4Options.Echo(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt, ns, optData, out opt))
+        {
+            if ((pkt[((pkt[0] & 0xF) * 4) + 13] & 0x04) == 0) { ns.Mib[SnmpCounter.TcpOutRsts]++; ns.Mib[SnmpCounter.TcpOutSegs]++; }
+            return;
+        }
+        var r = stack.NewFrame(PacketFactory.TcpResetLength + opt.OptLen);
         if (r == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = r.LinearData;
-        if (!PacketFactory.WriteTcpReset(p, pkt, (byte)ns.DefaultTtl)) { r.Free(); return; }
-        p[1] = (byte)(pkt[1] & ~0x03);
-        p[10] = p[11] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        if (!PacketFactory.WriteTcpReset(p[..PacketFactory.TcpResetLength], pkt, (byte)ns.DefaultTtl)) { r.Free(); return; }
+        if (opt.OptLen != 0)
+        {
+            // The TCP header moves behind the options; its checksum keeps the sender as the pseudo-header's destination.
+            p.Slice(20, 20).CopyTo(p[(20 + opt.OptLen)..]);
+            uint src = BinaryPrimitives.ReadUInt32BigEndian(p[12..]), dst = BinaryPrimitives.ReadUInt32BigEndian(p[16..]);
+            PacketFactory.Ipv4HeaderWithOptions(p, (byte)(pkt[1] & ~0x03), p.Length, 0, true, (byte)ns.DefaultTtl, IpProtocols.Tcp, src,
+                opt.Srr != 0 ? opt.Faddr : dst, opt, optData, dst, Ipv4Options.Timestamp32(stack.Now));
+        }
+        else
+        {
+            p[1] = (byte)(pkt[1] & ~0x03);
+            p[10] = p[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        }
         r.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutRsts]++;
         ns.Mib[SnmpCounter.TcpOutSegs]++;

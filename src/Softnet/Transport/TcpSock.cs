@@ -62,6 +62,8 @@ public sealed class TcpSock : Sock
         RemoteAddr = remote;
         RemotePort = rport;
         CookieTsVal = null;
+        IpOpt = default;
+        _ipOptData = null;
     }
     public SockAddr Peer => SockAddr.FromV4(RemoteAddr, RemotePort);
     public TcpState State { get; internal set; }
@@ -886,11 +888,11 @@ public sealed class TcpSock : Sock
     {
         var ns = Namespace;
         if (!dataWithoutSyn && OowRateLimited(stack.Now)) { ns.Mib[SnmpCounter.TcpExtTCPACKSkippedSynRecv]++; return; }
-        var skb = stack.NewFrame(40 + (TstampOk ? 12 : 0));
+        var skb = stack.NewFrame(IpHeaderLength + 20 + (TstampOk ? 12 : 0));
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         uint win = Math.Min(RcvWnd, 65535u << RcvWscale) >> RcvWscale;
-        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win);
+        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win, stack.Now);
         if (TstampOk)
         {
             BinaryPrimitives.WriteUInt32BigEndian(t[20..], 0x0101080Au);
@@ -899,7 +901,7 @@ public sealed class TcpSock : Sock
         }
         p[1] = (byte)(tos & ~0x03);
         p[10] = p[11] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..IpHeaderLength]));
         FinishChecksum(p);
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
@@ -1235,11 +1237,11 @@ public sealed class TcpSock : Sock
             blocks = Math.Min((_dsack ? 1 : 0) + _numSacks, TstampOk ? 3 : 4);
             optLen += 4 + 8 * blocks;
         }
-        var skb = stack.NewFrame(20 + 20 + optLen);
+        var skb = stack.NewFrame(IpHeaderLength + 20 + optLen);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         bool wasScheduled = (_pending & AckSched) != 0;
-        var t = WriteHeaders(p, _ipId++, retransmit ? SndUna : SndNxt, flags, SelectWindow());
+        var t = WriteHeaders(p, _ipId++, retransmit ? SndUna : SndNxt, flags, SelectWindow(), stack.Now);
         int o = 20;
         if (TstampOk)
         {
@@ -1292,12 +1294,32 @@ public sealed class TcpSock : Sock
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
     }
 
-    /// <summary>The IPv4 header (TOS 0, DF, the default TTL) and the fixed TCP header of a segment this connection
-    /// sends, sized by <paramref name="p"/> (the options follow at offset 20 of the returned TCP header).</summary>
-    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window)
+    /// <summary>inet_opt: the IP options this connection's segments carry, echoed from the SYN (tcp_v4_save_options);
+    /// their bytes are allocated once per connection, only when there are any.</summary>
+    internal IpOptions IpOpt;
+    private byte[]? _ipOptData;
+
+    /// <summary>The IPv4 header's length on this connection's segments (ip_options_build adds inet_opt's).</summary>
+    internal int IpHeaderLength => 20 + IpOpt.OptLen;
+
+    /// <summary>tcp_v4_save_options: the options an answer to the SYN <paramref name="header"/> takes (none when
+    /// __ip_options_echo refuses them).</summary>
+    internal void SaveIpOptions(ReadOnlySpan<byte> header, in IpOptions received)
     {
-        PacketFactory.Ipv4Header(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr, RemoteAddr);
-        var t = p[20..];
+        var data = new byte[Ipv4Options.MaxLength];
+        if (!Ipv4Options.Echo(header, received, Namespace, data, out var opt) || opt.OptLen == 0) return;
+        IpOpt = opt;
+        _ipOptData = data;
+    }
+
+    /// <summary>The IPv4 header (TOS 0, DF, the default TTL, inet_opt built by ip_options_build: to a reversed source
+    /// route's first hop) and the fixed TCP header of a segment this connection sends, sized by <paramref name="p"/>
+    /// (the options follow at offset 20 of the returned TCP header).</summary>
+    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window, long nowNs)
+    {
+        PacketFactory.Ipv4HeaderWithOptions(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr,
+            IpOpt.Srr != 0 ? IpOpt.Faddr : RemoteAddr, IpOpt, _ipOptData, RemoteAddr, Ipv4Options.Timestamp32(nowNs));
+        var t = p[IpHeaderLength..];
         t.Clear();
         BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
         BinaryPrimitives.WriteUInt16BigEndian(t[2..], RemotePort);
@@ -1309,11 +1331,14 @@ public sealed class TcpSock : Sock
         return t;
     }
 
-    /// <summary>The complete TCP checksum of the datagram <paramref name="p"/> (no offload on this path).</summary>
-    internal static void FinishChecksum(Span<byte> p)
+    /// <summary>The complete TCP checksum of the datagram <paramref name="p"/> (no offload on this path), over the
+    /// connection's addresses (__tcp_v4_send_check: the real peer, not a source route's first hop).</summary>
+    internal void FinishChecksum(Span<byte> p)
     {
-        var t = p[20..];
-        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), p.Slice(16, 4), IpProtocols.Tcp, t.Length)));
+        var t = p[IpHeaderLength..];
+        Span<byte> remote = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(remote, RemoteAddr);
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), remote, IpProtocols.Tcp, t.Length)));
     }
 
     // ================= the reader =================

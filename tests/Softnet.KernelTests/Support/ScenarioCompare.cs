@@ -326,6 +326,7 @@ public static class ScenarioCompare
     {
         var f = (byte[])frame.Clone();
         CompletePartialTcpChecksum(f);
+        NormaliseIpTimestamps(f);
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;
@@ -340,6 +341,65 @@ public static class ScenarioCompare
             }
         }
         return f;
+    }
+
+    /// <summary>
+    /// IPv4 timestamp options hold each side's clock (the kernel's real time, Softnet's replay clock): the 32-bit time of
+    /// every filled entry (those before the pointer) is zeroed, in the header and in an ICMP error's quoted header,
+    /// and a checksum covering them that was right is redone (one that was wrong stays wrong). Pointers, flags,
+    /// overflow counts and addresses are left to compare.
+    /// </summary>
+    public static void NormaliseIpTimestamps(byte[] f)
+    {
+        if (f.Length < 14 + 20 || BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) != 0x0800) return;
+        var ip = f.AsSpan(14);
+        int hl = (ip[0] & 0x0f) * 4;
+        if (hl <= 20 || hl > ip.Length) return;
+        bool headerOk = Checksum.Verify(ip[..hl]);
+        if (ZeroTimestamps(ip) && headerOk)
+        {
+            ip[10] = ip[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..hl]));
+        }
+        if (ip[9] != 1 || ip.Length < hl + 8 + 20 || ip[hl] is not (3 or 4 or 5 or 11 or 12)) return;
+        int total = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(ip[2..]), ip.Length);
+        if (total < hl + 8) return;
+        var icmp = ip[hl..total];
+        bool icmpOk = Checksum.Verify(icmp);
+        if (ZeroTimestamps(icmp[8..]) && icmpOk)
+        {
+            icmp[2] = icmp[3] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum.Compute(icmp));
+        }
+    }
+
+    /// <summary>Zeroes the time values of the filled entries of a timestamp option (68) in the IPv4 header at the start
+    /// of <paramref name="ip"/>; true when there was one.</summary>
+    private static bool ZeroTimestamps(Span<byte> ip)
+    {
+        if (ip.Length < 20) return false;
+        int hl = (ip[0] & 0x0f) * 4;
+        if (hl <= 20 || hl > ip.Length) return false;
+        bool found = false;
+        for (int i = 20; i < hl;)
+        {
+            byte t = ip[i];
+            if (t == 0) break;
+            if (t == 1) { i++; continue; }
+            if (i + 1 >= hl) break;
+            int len = ip[i + 1];
+            if (len < 2 || i + len > hl) break;
+            if (t == 68 && len >= 4)
+            {
+                found = true;
+                int ptr = Math.Min((int)ip[i + 2], len + 1);
+                bool withAddress = (ip[i + 3] & 0xF) != 0;
+                int step = withAddress ? 8 : 4, at = withAddress ? 4 : 0;
+                for (int e = 4; e + step <= ptr - 1; e += step) ip.Slice(i + e + at, 4).Clear();
+            }
+            i += len;
+        }
+        return found;
     }
 
     /// <summary>
