@@ -53,8 +53,17 @@ public static class IptablesSave
     /// <summary>The part after "-A CHAIN", with a leading space before every option.</summary>
     public static void AppendRuleSpec(StringBuilder sb, Rule r)
     {
-        if (r.SrcMask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ipv4.FormatMasked(r.Src, r.SrcMask, false));
-        if (r.DstMask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ipv4.FormatMasked(r.Dst, r.DstMask, false));
+        if (r.Family == NfProto.Ipv6)
+        {
+            // ip6tables-save prints addresses with their prefix length, /128 included; ::/0 not at all.
+            if (r.Src6Mask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ip6Addr.FormatMasked(r.Src6, r.Src6Mask));
+            if (r.Dst6Mask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ip6Addr.FormatMasked(r.Dst6, r.Dst6Mask));
+        }
+        else
+        {
+            if (r.SrcMask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ipv4.FormatMasked(r.Src, r.SrcMask, false));
+            if (r.DstMask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ipv4.FormatMasked(r.Dst, r.DstMask, false));
+        }
         if (r.InInterface.Length != 0) sb.Append(r.InvIn ? " ! -i " : " -i ").Append(r.InInterface);
         if (r.OutInterface.Length != 0) sb.Append(r.InvOut ? " ! -o " : " -o ").Append(r.OutInterface);
         if (r.Protocol != 0) sb.Append(r.InvProtocol ? " ! -p " : " -p ").Append(Protocols.Name(r.Protocol));

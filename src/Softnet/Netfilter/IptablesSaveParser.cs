@@ -42,6 +42,7 @@ public static class IptablesSaveParser
     public static NetfilterTables Parse(string text, string fileName = "<input>", NetfilterTables? into = null)
     {
         var result = into ?? new NetfilterTables();
+        var family = result.Family;
         IptTable? table = null;
         var seenTables = new HashSet<TableKind>();
         int tableLine = 0;
@@ -59,7 +60,7 @@ public static class IptablesSaveParser
                 string name = line[1..].Trim();
                 if (!TableNames.TryParse(name, out var kind)) throw Err($"unknown table '{name}'");
                 if (!seenTables.Add(kind)) throw Err($"table '{name}' appears twice");
-                table = new IptTable(kind);
+                table = new IptTable(kind, family);
                 tableLine = lineNo;
                 continue;
             }
@@ -85,7 +86,7 @@ public static class IptablesSaveParser
                 {
                     if (existing != null && existing.BuiltIn) throw Err($"built-in chain '{chainName}' needs a policy");
                     if (existing != null) throw Err($"chain '{chainName}' already exists");
-                    if (XtRegistry.FindTarget(chainName) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
+                    if (XtRegistry.FindTarget(chainName, family) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
                         throw Err($"chain name '{chainName}' clashes with a target name");
                     table.Chains.Add(new Chain(chainName, false));
                 }
@@ -203,7 +204,9 @@ public static class IptablesSaveParser
 
     private static Rule ParseRule(ArgReader a, IptTable table, Chain chain)
     {
-        var rule = new Rule { SrcMask = 0, DstMask = 0 };
+        var family = table.Family;
+        bool v6 = family == NfProto.Ipv6;
+        var rule = new Rule { SrcMask = 0, DstMask = 0, Family = family };
         bool hasSrc = false, hasDst = false, hasIn = false, hasOut = false, hasProto = false;
         bool invert = false;
         bool inTarget = false;
@@ -223,10 +226,14 @@ public static class IptablesSaveParser
             {
                 case "-s" or "--source" or "--src":
                     if (hasSrc) throw a.Error("multiple -s flags not allowed");
-                    (rule.Src, rule.SrcMask) = Opt.AddressMask(a.Next(tok), a); rule.InvSrc = inv; hasSrc = true; continue;
+                    if (v6) (rule.Src6, rule.Src6Mask) = Ip6Addr.ParseMasked(a.Next(tok), a);
+                    else (rule.Src, rule.SrcMask) = Opt.AddressMask(a.Next(tok), a);
+                    rule.InvSrc = inv; hasSrc = true; continue;
                 case "-d" or "--destination" or "--dst":
                     if (hasDst) throw a.Error("multiple -d flags not allowed");
-                    (rule.Dst, rule.DstMask) = Opt.AddressMask(a.Next(tok), a); rule.InvDst = inv; hasDst = true; continue;
+                    if (v6) (rule.Dst6, rule.Dst6Mask) = Ip6Addr.ParseMasked(a.Next(tok), a);
+                    else (rule.Dst, rule.DstMask) = Opt.AddressMask(a.Next(tok), a);
+                    rule.InvDst = inv; hasDst = true; continue;
                 case "-i" or "--in-interface":
                     if (hasIn) throw a.Error("multiple -i flags not allowed");
                     rule.InInterface = Iface(a.Next(tok), a); rule.InvIn = inv; hasIn = true; continue;
@@ -238,14 +245,14 @@ public static class IptablesSaveParser
                     rule.Protocol = Protocols.Parse(a.Next(tok), a);
                     if (rule.Protocol == 0 && inv) throw a.Error("rule would never match protocol");
                     rule.InvProtocol = inv; hasProto = true; continue;
-                case "-f" or "--fragment":
+                case "-f" or "--fragment" when !v6:
                     if (rule.Fragment) throw a.Error("multiple -f flags not allowed");
                     rule.Fragment = true; rule.InvFragment = inv; continue;
                 case "-m" or "--match":
                 {
                     if (inv) throw a.Error("unexpected ! before -m");
                     string name = a.Next(tok);
-                    var ext = XtRegistry.FindMatch(name) ?? throw a.Error($"Couldn't load match `{name}':No such file or directory");
+                    var ext = XtRegistry.FindMatch(name, family) ?? throw a.Error($"Couldn't load match `{name}':No such file or directory");
                     rule.Matches.Add(ext.Create());
                     inTarget = false;
                     continue;
@@ -268,7 +275,7 @@ public static class IptablesSaveParser
                                 rule.Action = isGoto ? RuleAction.Goto : RuleAction.Jump;
                                 rule.ChainTarget = name;
                             }
-                            else if (!isGoto && XtRegistry.FindTarget(name) is { } targetExt)
+                            else if (!isGoto && XtRegistry.FindTarget(name, family) is { } targetExt)
                             {
                                 rule.Action = RuleAction.Target;
                                 rule.Target = targetExt.Create();
@@ -294,7 +301,7 @@ public static class IptablesSaveParser
             if (taken) continue;
             // iptables loads the protocol's match implicitly for its options (the "-p tcp --dport" form).
             if (implicitProto == null && !rule.InvProtocol && rule.Protocol != 0
-                && XtRegistry.FindMatch(Protocols.Name(rule.Protocol)) is { } protoExt)
+                && XtRegistry.FindMatch(Protocols.ImplicitMatch(rule.Protocol, family), family) is { } protoExt)
             {
                 var cand = protoExt.Create();
                 if (protoExt.Parse(cand, tok, inv, a))

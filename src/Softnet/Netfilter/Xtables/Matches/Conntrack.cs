@@ -102,6 +102,8 @@ public sealed class ConntrackMatch : XtMatch
 internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
 {
     public override string Name => "conntrack";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(ConntrackMatch m, string option, bool invert, ArgReader a)
     {
