@@ -99,7 +99,9 @@ public static class ScenarioDump
     /// <summary>`conntrack -L` stdout (the "N flow entries have been shown" line goes to stderr); empty when
     /// conntrack does not run in the namespace.</summary>
     public static string ConntrackText(Namespace ns, long nowNs)
-        => ns.HasIptables && ns.Netfilter.ConntrackEnabled ? ns.Netfilter.Conntrack.List(nowNs) : "";
+        => (ns.HasIptables && ns.Netfilter.ConntrackEnabled ? ns.Netfilter.Conntrack.List(nowNs) : "")
+           // `conntrack -L` without -f lists both families: the IPv6 entries follow.
+           + Conntrack6Text(ns, nowNs);
 }
 
 /// <summary>The "scenario" section of the JSON report: per namespace counters, devices, rules and conntrack entries.</summary>
