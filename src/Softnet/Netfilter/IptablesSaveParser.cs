@@ -19,6 +19,9 @@ internal sealed class ArgReader
         _line = line;
     }
 
+    /// <summary>The family the rule is parsed for (ip6tables: IPv6), for options that take addresses.</summary>
+    public NfProto Family { get; init; } = NfProto.Ipv4;
+
     public bool AtEnd => Position >= _tokens.Count;
     public string Peek() => _tokens[Position];
     public string Take() => _tokens[Position++];
@@ -113,7 +116,7 @@ public static class IptablesSaveParser
                 tokens.RemoveAt(0);
                 if (tokens.Count == 0) throw Err("counters without a rule");
             }
-            var args = new ArgReader(tokens, fileName, lineNo);
+            var args = new ArgReader(tokens, fileName, lineNo) { Family = family };
             string cmd = args.Take();
             switch (cmd)
             {

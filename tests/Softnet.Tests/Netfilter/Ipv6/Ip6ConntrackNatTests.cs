@@ -228,6 +228,32 @@ public class Ip6ConntrackNatTests
     }
 
     [Fact]
+    public void Conntrack_match_reads_the_ipv6_tuples()
+    {
+        var t = Load();
+        var filter = IptablesSaveParser.Parse("""
+            *mangle
+            :PREROUTING ACCEPT [0:0]
+            :INPUT ACCEPT [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :POSTROUTING ACCEPT [0:0]
+            -A FORWARD -m conntrack --ctreplsrc 2001:db8:1::10 --ctorigdst 2001:db8:ff::1/128
+            -A FORWARD -m conntrack --ctrepldst 2001:db8:1::20 --ctorigsrc 2001:db8:1::/64
+            -A FORWARD -m conntrack ! --ctorigsrc 2001:db8:1::/64
+            COMMIT
+
+            """, "r", t);
+        var syn = Tcp(Out, 50000, Wan, 8080, SYN);
+        Assert.Equal(Verdict.Accept, Forward(filter, syn, "wan0", "lan0", 0, out _));
+        var echo = Icmp6(Lan, Out, 128, 0, id: 1);
+        Assert.Equal(Verdict.Accept, Forward(filter, echo, "lan0", "wan0", 0, out _));
+        var rules = filter[TableKind.Mangle]!.GetChain("FORWARD")!.Rules;
+        // In FORWARD the masquerade is still to come (POSTROUTING): the reply goes to the LAN host yet.
+        Assert.Equal([1L, 1L, 1L], rules.Select(r => r.Packets));
+    }
+
+    [Fact]
     public void Masquerade_source_follows_ipv6_dev_get_saddr()
     {
         var h = new SimpleHost6().Add("wan0", "fe80::2/64").Add("wan0", "2001:db8:ff::1/64").Add("wan0", "2001:db8:aa::1/64").Add("lan0", "2001:db8:1::1/64");

@@ -121,6 +121,8 @@ public class Ip6tablesSaveTests
         ("-s 2001:db8::5/64 -j ACCEPT", "-s 2001:db8::/64 -j ACCEPT"),
         ("-p tcp --syn -j ACCEPT", "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT"),
         ("-p 132 -j ACCEPT", "-p sctp -j ACCEPT"),
+        ("-m conntrack --ctstate NEW --ctorigdst 2001:db8::1 -j ACCEPT", "-m conntrack --ctstate NEW --ctorigdst 2001:db8::1 -j ACCEPT"),
+        ("-m conntrack ! --ctreplsrc 2001:db8::5/48 -j ACCEPT", "-m conntrack ! --ctreplsrc 2001:db8::/48 -j ACCEPT"),
         ("-p tcp -j REJECT --reject-with no-route", "-p tcp -j REJECT --reject-with icmp6-no-route"),
         ("-p tcp -j REJECT --reject-with adm-prohibited", "-p tcp -j REJECT --reject-with icmp6-adm-prohibited"),
         ("-p tcp -j REJECT --reject-with addr-unreach", "-p tcp -j REJECT --reject-with icmp6-addr-unreachable"),
