@@ -31,9 +31,20 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private static bool Local(UInt128 dst) => dst == FwLan || dst == FwWan;
 
-    /// <summary>Runs the capture through the router's IPv6 hooks; returns its tables.</summary>
+    /// <summary>What the router sent, per output device, as IPv6 packets (forwarded, rewritten, hop limit decremented;
+    /// REJECT answers; echo replies), in order.</summary>
+    private static readonly Dictionary<string, List<byte[]>> Sent = [];
+
+    private static void Send(string dev, byte[] pkt)
+    {
+        if (!Sent.TryGetValue(dev, out var list)) Sent[dev] = list = [];
+        list.Add(pkt);
+    }
+
+    /// <summary>Runs the capture through the router's IPv6 hooks; returns its tables (and fills <see cref="Sent"/>).</summary>
     private static NetfilterTables Simulate(ScenarioCapture capture)
     {
+        Sent.Clear();
         var t = IptablesSaveParser.ParseFile(Path.Combine(Dir, "ns", "fw", "ip6tables.save"), NetfilterTables.CreateIpv6());
         t.ConntrackEnabled = true;
         t.Host6 = new SimpleHost6().Add("lan0", "2001:db8:1::1/64").Add("wan0", "2001:db8:ff::1/64");
@@ -55,8 +66,10 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
                 continue;
             }
             ctx.OutInterface = OutDev(ctx.Dst6);
+            // ip6_forward decrements the hop limit before NF_INET_FORWARD; a REJECT there quotes the packet so.
+            pkt[7]--;
             if (t.Hook(HookPoint.Forward, ref ctx, pkt) == Verdict.Drop) { Reject(t, ref ctx, pkt, now); continue; }
-            t.Hook(HookPoint.PostRouting, ref ctx, pkt);
+            if (t.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Accept) Send(ctx.OutInterface!, pkt);
         }
         return t;
     }
@@ -70,7 +83,7 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
         ctx.CtInfo = ct == null ? CtInfo.None : info;
         ctx.OutInterface = OutDev(ctx.Dst6);
         if (t.Hook(HookPoint.LocalOut, ref ctx, pkt) == Verdict.Drop) return;
-        t.Hook(HookPoint.PostRouting, ref ctx, pkt);
+        if (t.Hook(HookPoint.PostRouting, ref ctx, pkt) == Verdict.Accept) Send(ctx.OutInterface!, pkt);
     }
 
     /// <summary>The REJECT answer, as Nf6Reject.Send builds it, through the router's output hooks.</summary>
@@ -117,6 +130,21 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
             return string.Join(' ', tok);
         }).Order(StringComparer.Ordinal).ToList();
 
+    /// <summary>The IPv6 packets of a device's tx capture, without Ethernet, MLD reports (ICMPv6 143) left out.</summary>
+    private static List<byte[]> KernelSent(string pcap)
+    {
+        var list = new List<byte[]>();
+        using var r = Softnet.Capture.CaptureReader.Open(pcap);
+        while (r.TryRead(out _, out var frame))
+        {
+            if (frame.Length < 54 || BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) != 0x86DD) continue;
+            var ip = frame[14..].ToArray();
+            if (ip[6] == 58 && ip[40] == 143) continue;
+            list.Add(ip);
+        }
+        return list;
+    }
+
     /// <summary>Each entry's remaining seconds, by its line without them.</summary>
     private static Dictionary<string, long> Timeouts(string text)
         => text.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToDictionary(l =>
@@ -158,11 +186,23 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
             foreach (var (entry, secs) in Timeouts(t.Conntrack6.List(end)))
                 Assert.InRange(kt[entry] - secs, -3, 1);
 
-            var ours = new System.Text.StringBuilder();
+            var saved = new System.Text.StringBuilder();
             foreach (var line in kernelSave.Split('\n'))
                 if (line.StartsWith('*') && TableNames.TryParse(line[1..].Trim(), out var kind))
-                    IptablesSave.WriteTable(ours, t[kind]!, counters: true);
-            Assert.Equal(Counters(kernelSave), Counters(ours.ToString()));
+                    IptablesSave.WriteTable(saved, t[kind]!, counters: true);
+            Assert.Equal(Counters(kernelSave), Counters(saved.ToString()));
+
+            // Frame by frame, the IPv6 packets the router sent on each link (its MLD reports aside: Softnet's hooks do not
+            // make them), bytes and checksums as the kernel wrote them.
+            foreach (var dev in new[] { "lan0", "wan0" })
+            {
+                var kernel = KernelSent(Path.Combine(outDir, "fw", dev + ".tx.pcap"));
+                var ours = Sent.GetValueOrDefault(dev) ?? [];
+                output.WriteLine($"{dev}: kernel sent {kernel.Count} IPv6 packets (MLD aside), Softnet {ours.Count}");
+                Assert.Equal(kernel.Count, ours.Count);
+                for (int i = 0; i < kernel.Count; i++)
+                    Assert.True(kernel[i].AsSpan().SequenceEqual(ours[i]), $"{dev} packet {i}:\n kernel {Convert.ToHexString(kernel[i])}\n ours   {Convert.ToHexString(ours[i])}");
+            }
 
             // The kernel's save, counters and all, parses back through our parser to the same text.
             var back = IptablesSaveParser.Parse(kernelSave, "ip6tables-save.txt", NetfilterTables.CreateIpv6());
