@@ -219,7 +219,11 @@ public sealed partial class NetfilterTables
     /// <summary>A dropped packet takes its unconfirmed conntrack entry with it.</summary>
     private Verdict Dropped(ref PacketContext p)
     {
-        if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked && p.Ct.V6 == null) Conntrack.ReleaseUnconfirmed(p.Ct);
+        if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked)
+        {
+            if (p.Ct.V6 is { } v6) v6.Table.ReleaseUnconfirmed(p.Ct);
+            else Conntrack.ReleaseUnconfirmed(p.Ct);
+        }
         if (p.DropReason == DropReason.None) p.DropReason = DropReason.NetfilterDrop;
         return Verdict.Drop;
     }

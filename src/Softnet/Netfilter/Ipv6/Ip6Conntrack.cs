@@ -155,10 +155,18 @@ public sealed class Ip6Conntrack
     {
         if ((ct.Status & CtStatus.Dying) != 0) return;
         ct.Status |= CtStatus.Dying;
+        Nat?.Forget(ct);
         if (!ct.Confirmed || ct.V6 is not { } v6) return;
         _hash.Remove(v6.Original);
         _hash.Remove(v6.Reply);
         _count--;
+    }
+
+    /// <summary>An entry that was never confirmed goes away with its packet (a drop, a clash at confirm).</summary>
+    internal void ReleaseUnconfirmed(Connection ct)
+    {
+        if (ct.Confirmed) return;
+        Nat?.Forget(ct);
     }
 
     /// <summary>Kills a connection while its packet is still in flight (nf_ct_kill_acct).</summary>
@@ -377,6 +385,7 @@ public sealed class Ip6Conntrack
         long now = p.TimestampNs;
         if (Find(v6.Original, now, out _) != null || Find(v6.Reply, now, out _) != null)
         {
+            ReleaseUnconfirmed(ct);
             Stats.InsertFailed++;
             Stats.Drop++;
             p.Ct = null;

@@ -23,6 +23,9 @@ public sealed class Ip6Nat
     private readonly Ip6Conntrack _table;
     private readonly Func<uint> _random;
     private long _now;
+    // nf_nat_bysource: the connections that took a source binding, per original source (address, port or id, protocol,
+    // zone), newest last; find_appropriate_src gives a new connection from that source the mapping an earlier one got.
+    private readonly Dictionary<(UInt128 Addr, ushort Port, byte Proto, ushort Zone), List<Connection>> _bySource = new();
 
     public Ip6Nat(Ip6Conntrack table, Func<uint> random)
     {
@@ -68,6 +71,7 @@ public sealed class Ip6Nat
             ct.Reply = new ConnTuple(0, 0, reply.Protocol, reply.SrcPort, reply.DstPort) { Zone = reply.Zone };
             ct.Status |= manip == NatManip.Src ? CtStatus.SrcNat : CtStatus.DstNat;
         }
+        if (manip == NatManip.Src) LinkBySource(ct);
         ct.Status |= manip == NatManip.Src ? CtStatus.SrcNatDone : CtStatus.DstNatDone;
         return true;
     }
@@ -81,10 +85,63 @@ public sealed class Ip6Nat
         return SetupInfo(ct, r, manip);
     }
 
+    private static (UInt128, ushort, byte, ushort) SourceKey(in Conn6Tuple t, ushort zone) => (t.Src, t.SrcPort, t.Protocol, zone);
+
+    /// <summary>The entry joins its source's bysource list (nf_nat_setup_info for a source manip).</summary>
+    private void LinkBySource(Connection ct)
+    {
+        if (ct.InBySource) return;
+        var key = SourceKey(ct.V6!.Original, ct.ZoneId);
+        if (!_bySource.TryGetValue(key, out var list)) _bySource[key] = list = new List<Connection>(1);
+        list.Add(ct);
+        ct.InBySource = true;
+    }
+
+    /// <summary>nf_nat_cleanup_conntrack: the entry leaves its bysource list.</summary>
+    internal void Forget(Connection ct)
+    {
+        if (!ct.InBySource || ct.V6 is not { } v6) return;
+        ct.InBySource = false;
+        var key = SourceKey(v6.Original, ct.ZoneId);
+        if (!_bySource.TryGetValue(key, out var list)) return;
+        list.Remove(ct);
+        if (list.Count == 0) _bySource.Remove(key);
+    }
+
+    /// <summary>find_appropriate_src: the newest connection from the same source (protocol, address, port) whose
+    /// mapping, with this connection's destination, is in the range.</summary>
+    private bool FindAppropriateSource(in Conn6Tuple orig, Connection ct, in Nat6Range range, out Conn6Tuple result)
+    {
+        result = default;
+        if (!_bySource.TryGetValue(SourceKey(orig, ct.ZoneId), out var list)) return false;
+        for (int i = list.Count - 1; i >= 0; i--)
+        {
+            var other = list[i];
+            if (other == ct || other.V6 is not { } v6) continue;
+            v6.Reply.TryInvert(out result);
+            result.Dst = orig.Dst;
+            result.DstPort = orig.DstPort;
+            result.Zone = orig.Zone;
+            if (InRange(result, range)) return true;
+        }
+        return false;
+    }
+
     private Conn6Tuple UniqueTuple(in Conn6Tuple orig, in Nat6Range range, Connection ct, NatManip manip)
     {
         bool randomAll = (range.Flags & (NatRangeFlags.ProtoRandom | NatRangeFlags.ProtoRandomFully)) != 0;
-        if (manip == NatManip.Src && !randomAll && InRange(orig, range) && !Used(orig, ct)) return orig;
+        if (manip == NatManip.Src && !randomAll)
+        {
+            if (InRange(orig, range))
+            {
+                if (!Used(orig, ct)) return orig;
+            }
+            else if (FindAppropriateSource(orig, ct, range, out var t0))
+            {
+                // The mapping another connection from this source got, if its reply is free.
+                if (!Used(t0, ct)) return t0;
+            }
+        }
         var t = orig;
         BestIps(ref t, range, manip, ct.ZoneId);
         if (!randomAll)

@@ -254,6 +254,39 @@ public class Ip6ConntrackNatTests
     }
 
     [Fact]
+    public void A_source_keeps_its_mapping_for_new_destinations()
+    {
+        // find_appropriate_src: the port MASQUERADE gave 50000 (out of --to-ports, so moved) is the one its next
+        // connection gets, to another server; another source port gets its own.
+        var t = IptablesSaveParser.Parse("""
+            *nat
+            :PREROUTING ACCEPT [0:0]
+            :INPUT ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :POSTROUTING ACCEPT [0:0]
+            -A POSTROUTING -o wan0 -p tcp -j MASQUERADE --to-ports 2000-2999
+            COMMIT
+
+            """, "r", NetfilterTables.CreateIpv6());
+        t.Host6 = new SimpleHost6().Add("wan0", "2001:db8:ff::1/64");
+        var first = Tcp(Lan, 50000, Out, 443, SYN);
+        Assert.Equal(Verdict.Accept, Forward(t, first, "lan0", "wan0", 0, out _));
+        ushort mapped = SrcPort(first);
+        Assert.InRange(mapped, (ushort)2000, (ushort)2999);
+        var second = Tcp(Lan, 50000, "2001:db8:ff::200", 80, SYN);
+        Assert.Equal(Verdict.Accept, Forward(t, second, "lan0", "wan0", 0, out _));
+        Assert.Equal(mapped, SrcPort(second));
+        AssertChecksumValid(second);
+        var third = Tcp(Lan, 50001, "2001:db8:ff::200", 80, SYN);
+        Assert.Equal(Verdict.Accept, Forward(t, third, "lan0", "wan0", 0, out _));
+        Assert.NotEqual(mapped, SrcPort(third));
+        // A different source address with the same port is another source.
+        var other = Tcp("2001:db8:1::21", 50000, Out, 443, SYN);
+        Assert.Equal(Verdict.Accept, Forward(t, other, "lan0", "wan0", 0, out _));
+        Assert.NotEqual(mapped, SrcPort(other));
+    }
+
+    [Fact]
     public void Masquerade_source_follows_ipv6_dev_get_saddr()
     {
         var h = new SimpleHost6().Add("wan0", "fe80::2/64").Add("wan0", "2001:db8:ff::1/64").Add("wan0", "2001:db8:aa::1/64").Add("lan0", "2001:db8:1::1/64");
