@@ -89,6 +89,12 @@ public sealed class Ip6Conntrack
     private readonly NetfilterTables _owner;
     private readonly Dictionary<Conn6Tuple, (Connection Ct, byte Dir)> _hash = new();
     private int _count;
+    // The gc worker's walk, incremental: confirmed entries in a ring, a few looked at per new entry, the expired deleted.
+    private readonly Queue<(Connection Ct, int Generation)> _sweep = new();
+    // Entries deleted or released since the last quiescent point, then the table's own slab of IPv6 entries (each keeps
+    // its Ip6ConnInfo), so a steady stream of new connections allocates nothing once warm.
+    private readonly List<Connection> _retired = new();
+    private readonly Stack<Connection> _free = new();
     internal Ip6Nat? Nat;
 
     public Ip6Conntrack(NetfilterTables owner) => _owner = owner;
@@ -160,6 +166,7 @@ public sealed class Ip6Conntrack
         _hash.Remove(v6.Original);
         _hash.Remove(v6.Reply);
         _count--;
+        Retire(ct);
     }
 
     /// <summary>An entry that was never confirmed goes away with its packet (a drop, a clash at confirm).</summary>
@@ -167,6 +174,43 @@ public sealed class Ip6Conntrack
     {
         if (ct.Confirmed) return;
         Nat?.Forget(ct);
+        Retire(ct);
+    }
+
+    private void Retire(Connection ct)
+    {
+        if (ct.Retired) return;
+        ct.Retired = true;
+        _retired.Add(ct);
+    }
+
+    /// <summary>A quiescent point (no packet in flight holds an entry): what was deleted or released since is reused
+    /// by the next new connections.</summary>
+    public void Quiesce()
+    {
+        for (int i = 0; i < _retired.Count; i++)
+        {
+            var ct = _retired[i];
+            // Confirmed after its release (a reset attached to a dropped packet's entry): it stays in the table.
+            if (ct.Confirmed && (ct.Status & CtStatus.Dying) == 0) continue;
+            ct.Generation++;
+            _free.Push(ct);
+        }
+        _retired.Clear();
+    }
+
+    /// <summary>gc_worker, a little at a time: looks at the <paramref name="n"/> oldest-checked entries, deleting the
+    /// expired and putting the others back at the end.</summary>
+    private void Sweep(long nowNs, int n)
+    {
+        for (int i = 0; i < n && _sweep.Count > 0; i++)
+        {
+            var (ct, gen) = _sweep.Dequeue();
+            // Gone, or reused for another connection since (which has its own place in the ring).
+            if (gen != ct.Generation || (ct.Status & CtStatus.Dying) != 0 || !ct.Confirmed) continue;
+            if (IsExpired(ct, nowNs) && (ct.Status & CtStatus.FixedTimeout) == 0) Delete(ct);
+            else _sweep.Enqueue((ct, gen));
+        }
     }
 
     /// <summary>Kills a connection while its packet is still in flight (nf_ct_kill_acct).</summary>
@@ -216,7 +260,7 @@ public sealed class Ip6Conntrack
     private Connection? Alloc(in Conn6Tuple orig, in Conn6Tuple reply)
     {
         if (Options.Max > 0 && _count + _v4.Count >= Options.Max) return null;
-        var ct = ConnectionCache.Rent() ?? new Connection();
+        var ct = _free.TryPop(out var reused) ? reused : ConnectionCache.Rent() ?? new Connection();
         var v6 = ct.V6 ?? new Ip6ConnInfo();
         v6.Table = this;
         v6.Original = orig;
@@ -295,6 +339,7 @@ public sealed class Ip6Conntrack
             }
             p.Ct = null;
             p.CtInfo = CtInfo.None;
+            if (!ct.Confirmed) ReleaseUnconfirmed(ct);
             if (res == ConntrackTable.RepeatLookup) continue;
             Stats.Invalid++;
             if (res == ConntrackTable.DropVerdict) { Stats.Drop++; p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }
@@ -398,6 +443,8 @@ public sealed class Ip6Conntrack
         _hash[v6.Reply] = (ct, 1);
         _count++;
         Stats.Insert++;
+        _sweep.Enqueue((ct, ct.Generation));
+        Sweep(now, 2);
         return Verdict.Accept;
     }
 }

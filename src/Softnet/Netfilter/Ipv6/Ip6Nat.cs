@@ -26,6 +26,7 @@ public sealed class Ip6Nat
     // nf_nat_bysource: the connections that took a source binding, per original source (address, port or id, protocol,
     // zone), newest last; find_appropriate_src gives a new connection from that source the mapping an earlier one got.
     private readonly Dictionary<(UInt128 Addr, ushort Port, byte Proto, ushort Zone), List<Connection>> _bySource = new();
+    private readonly Stack<List<Connection>> _lists = new();
 
     public Ip6Nat(Ip6Conntrack table, Func<uint> random)
     {
@@ -92,7 +93,7 @@ public sealed class Ip6Nat
     {
         if (ct.InBySource) return;
         var key = SourceKey(ct.V6!.Original, ct.ZoneId);
-        if (!_bySource.TryGetValue(key, out var list)) _bySource[key] = list = new List<Connection>(1);
+        if (!_bySource.TryGetValue(key, out var list)) _bySource[key] = list = _lists.TryPop(out var l) ? l : new List<Connection>(1);
         list.Add(ct);
         ct.InBySource = true;
     }
@@ -105,7 +106,11 @@ public sealed class Ip6Nat
         var key = SourceKey(v6.Original, ct.ZoneId);
         if (!_bySource.TryGetValue(key, out var list)) return;
         list.Remove(ct);
-        if (list.Count == 0) _bySource.Remove(key);
+        if (list.Count == 0)
+        {
+            _bySource.Remove(key);
+            _lists.Push(list);
+        }
     }
 
     /// <summary>find_appropriate_src: the newest connection from the same source (protocol, address, port) whose
