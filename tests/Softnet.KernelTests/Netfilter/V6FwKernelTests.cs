@@ -98,13 +98,9 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
             LocalOut(t, rst, ctx.Ct, info, now);
             return;
         }
-        var odst = Ip6Addr.Read(pkt.AsSpan(24));
-        var osrc = Ip6Addr.Read(pkt.AsSpan(8));
-        // icmp6_send: the offending packet's destination when it is ours, else the source the route back selects.
-        UInt128 saddr = odst;
-        if (!t.Host6.IsLocal(odst) && !t.Host6.TrySelectSource(OutDev(osrc), osrc, out saddr)) return;
+        // nf_send_unreach6 as Nf6Reject.Send calls it (the packet came in on the device of the route back).
         var err = new byte[Nf6Reject.MinMtu];
-        int n = Nf6Reject.WriteUnreach(err, pkt, Softnet.Netfilter.Xtables.Reject6Target.Code(ctx.Reject), saddr);
+        int n = Nf6Reject.WriteUnreach(err, pkt, verified: false, ctx.Reject, t.Host6, OutDev(Ip6Addr.Read(pkt.AsSpan(8))));
         if (n > 0) LocalOut(t, err[..n], null, CtInfo.None, now);
     }
 

@@ -150,6 +150,7 @@ public static class ScenarioTrafficV6
         FromLan(Frames6.Tcp(Lan, 50006, Srv, 80, Syn | Fin, 500), "SYN+FIN (INVALID, DROP)");
         FromLan(Frames6.Tcp(Lan, 50007, Srv, 80, Syn, 600, badChecksum: true), "SYN with a bad checksum (INVALID, DROP)");
         FromLan(Frames6.Tcp(Lan, 50008, Srv, 80, Ack, 700, 900), "ACK without a connection (picked up: nf_conntrack_tcp_loose, MASQUERADE)");
+        FromWan(Frames6.Ipv6(Client, FwWan, 59, new byte[8]), "no next header to the router (INVALID; hotdropped by the first -p rule)");
         return c;
     }
 }

@@ -285,6 +285,8 @@ public sealed class Ip6Conntrack
         long now = p.TimestampNs;
         // nf_defrag_ipv6 hands conntrack whole packets; a fragment that reaches it here has no transport header to track.
         if (p.IsFragment) { Stats.Invalid++; return Verdict.Accept; }
+        // ipv6_skip_exthdr finds no upper-layer header behind "no next header": no tuple, INVALID.
+        if (p.Protocol == 59) { Stats.Invalid++; return Verdict.Accept; }
         if (p.Protocol == IpProtocols.Icmpv6)
         {
             if (ChecksumFails(ref p, hook, ip)) { Stats.Invalid++; return Verdict.Accept; }

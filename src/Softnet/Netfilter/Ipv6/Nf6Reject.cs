@@ -39,18 +39,13 @@ public static class Nf6Reject
             Ip.Ipv6Output.LocalOut(stack, ns, r);
             return;
         }
-        if (!Reject6ChecksumOk(pkt, csumOk)) return;
         if (skb.PktType != PacketType.Host) return;
-        if (!Ipv6View.TryParseHeader(pkt, out var o)) return;
-        var osrc = Ip6Addr.Read(o.Source);
-        var odst = Ip6Addr.Read(o.Destination);
-        UInt128 saddr;
-        if (t.Host6.IsLocal(odst)) saddr = odst;
-        else if (!t.Host6.TrySelectSource(inDev?.Name, osrc, out saddr)) return;
         int len = Math.Min(pkt.Length, MinMtu - Ipv6View.HeaderLength - Icmpv6View.HeaderLength) + Ipv6View.HeaderLength + Icmpv6View.HeaderLength;
         var e = stack.NewFrame(len);
         if (e == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
-        if (WriteUnreach(e.LinearData, pkt, Xtables.Reject6Target.Code(ctx.Reject), saddr) == 0) { e.Free(); return; }
+        int n = WriteUnreach(e.LinearData, pkt, csumOk, ctx.Reject, t.Host6, inDev?.Name);
+        if (n == 0) { e.Free(); return; }
+        if (n < len) e.Trim(n);
         e.ResetNetworkHeader();
         ns.Counters.IcmpErrorsSent++;
         Ip.Ipv6Output.LocalOut(stack, ns, e);
@@ -68,13 +63,29 @@ public static class Nf6Reject
         while (ext.MoveNext())
             if (ext.Type == IpProtocols.Fragment && (ext.Data[2] << 8 | ext.Data[3] & 0xF8) != 0) nonFirst = true;
         int thoff = Ipv6View.HeaderLength + ext.NextOffset;
-        if (ext.Error != DropReason.None || nonFirst || thoff >= pkt.Length) return false;
+        // ipv6_skip_exthdr: no upper-layer header behind "no next header" (59).
+        if (ext.Error != DropReason.None || nonFirst || thoff >= pkt.Length || ext.NextHeader == 59) return false;
         byte proto = ext.NextHeader;
         var l4 = pkt[thoff..];
         if (proto is 51 or 50 or 132 or 136 or 33) return true;
         if (proto == IpProtocols.Udp && (l4.Length < 8 || BinaryPrimitives.ReadUInt16BigEndian(l4[6..]) == 0)) return true;
         uint seed = Checksum.PseudoHeaderV6(pkt[8..24], pkt[24..40], proto, l4.Length);
         return Checksum.Verify(l4, seed);
+    }
+
+    /// <summary>
+    /// nf_send_unreach6 for <paramref name="orig"/> (the packet REJECT dropped): reject6_csum_ok, then icmp6_send's
+    /// source choice (the packet's destination when it is the host's, else the source <paramref name="host"/> selects
+    /// towards the packet's source on <paramref name="routeBackDevice"/>) and message. The length written, 0 for none.
+    /// </summary>
+    public static int WriteUnreach(Span<byte> dst, ReadOnlySpan<byte> orig, bool verified, RejectWith with, IIp6NetfilterHost host, string? routeBackDevice)
+    {
+        if (!Reject6ChecksumOk(orig, verified) || !Ipv6View.TryParseHeader(orig, out var o)) return 0;
+        var osrc = Ip6Addr.Read(o.Source);
+        var odst = Ip6Addr.Read(o.Destination);
+        UInt128 saddr = odst;
+        if (!host.IsLocal(odst) && !host.TrySelectSource(routeBackDevice, osrc, out saddr)) return 0;
+        return WriteUnreach(dst, orig, Xtables.Reject6Target.Code(with), saddr);
     }
 
     /// <summary>

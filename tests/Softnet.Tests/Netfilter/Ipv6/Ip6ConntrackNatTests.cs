@@ -287,6 +287,22 @@ public class Ip6ConntrackNatTests
     }
 
     [Fact]
+    public void No_next_header_is_invalid_and_matches_only_rules_without_a_protocol()
+    {
+        // ipv6_find_hdr returns 59 itself (no hotdrop); ipv6_skip_exthdr gives conntrack no tuple (INVALID).
+        var t = Load();
+        var none = PacketBuilder6.Ip(Out, Wan, 59, 8);
+        var ctx = Ctx(none, 0, "wan0");
+        Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx, none));
+        Assert.Equal(CtInfo.None, ctx.CtInfo);
+        Assert.Equal(Verdict.Drop, t.Hook(HookPoint.LocalIn, ref ctx, none));
+        Assert.Equal(RejectWith.Icmp6AdmProhibited, ctx.Reject);
+        Assert.Equal(1, t[TableKind.Filter]!.GetChain("INPUT")!.Rules[3].Packets);
+        // REJECT answers nothing: reject6_csum_ok finds no transport header.
+        Assert.False(Nf6Reject.Reject6ChecksumOk(none, verified: false));
+    }
+
+    [Fact]
     public void Masquerade_source_follows_ipv6_dev_get_saddr()
     {
         var h = new SimpleHost6().Add("wan0", "fe80::2/64").Add("wan0", "2001:db8:ff::1/64").Add("wan0", "2001:db8:aa::1/64").Add("lan0", "2001:db8:1::1/64");
