@@ -102,7 +102,7 @@ public static class IptablesSave
         sb.Append('"');
     }
 
-    /// <summary>`iptables -t TABLE -nvL` (or -nvxL with <paramref name="exact"/>).</summary>
+    /// <summary>`iptables -t TABLE -nvL` (or -nvxL with <paramref name="exact"/>); `ip6tables -nvL` for an IPv6 table.</summary>
     public static string List(IptTable t, bool exact = false)
     {
         var sb = new StringBuilder();
@@ -144,8 +144,9 @@ public static class IptablesSave
         string inIf = (r.InvIn ? "!" : "") + (r.InInterface.Length != 0 ? r.InInterface : "*");
         string outIf = (r.InvOut ? "!" : "") + (r.OutInterface.Length != 0 ? r.OutInterface : "*");
         sb.Append(' ').Append(inIf.PadRight(6)).Append(' ').Append(outIf.PadRight(6)).Append(' ');
-        sb.Append(r.InvSrc ? '!' : ' ').Append(ListAddr(r.Src, r.SrcMask).PadRight(19)).Append(' ');
-        sb.Append(r.InvDst ? '!' : ' ').Append(ListAddr(r.Dst, r.DstMask).PadRight(19)).Append(' ');
+        bool v6 = r.Family == NfProto.Ipv6;
+        sb.Append(r.InvSrc ? '!' : ' ').Append((v6 ? ListAddr6(r.Src6, r.Src6Mask) : ListAddr(r.Src, r.SrcMask)).PadRight(19)).Append(' ');
+        sb.Append(r.InvDst ? '!' : ' ').Append((v6 ? ListAddr6(r.Dst6, r.Dst6Mask) : ListAddr(r.Dst, r.DstMask)).PadRight(19)).Append(' ');
         if (r.Action == RuleAction.Goto) sb.Append("[goto] ");
         foreach (var m in r.Matches) m.Extension.List(m, sb);
         r.Target?.Extension.List(r.Target, sb);
@@ -153,6 +154,10 @@ public static class IptablesSave
     }
 
     private static string ListAddr(uint a, uint m) => m == 0 ? "0.0.0.0/0" : Ipv4.FormatMasked(a, m, omitHostMask: true);
+
+    /// <summary>ip6tables -L's address column: "::/0" for any, a host without "/128", else ADDR/LEN.</summary>
+    private static string ListAddr6(UInt128 a, UInt128 m)
+        => m == 0 ? "::/0" : m == UInt128.MaxValue ? Ip6Addr.Format(a) : Ip6Addr.FormatMasked(a, m);
 
     /// <summary>xtables_print_num: 5 columns with K/M/G/T past 99999 (rounded), or plain with a trailing space.</summary>
     private static string Num(long n, bool exact, bool table)

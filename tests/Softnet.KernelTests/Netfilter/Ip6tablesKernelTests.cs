@@ -134,6 +134,21 @@ public sealed class Ip6tablesKernelTests : IDisposable
     }
 
     [SkippableFact]
+    public void Mixed_ruleset_lists_as_ip6tables_nvL_does()
+    {
+        Skip.If(_skip != null, _skip);
+        using var fresh = Netns.Create("ip6t-ls");
+        Assert.Null(Real(Mixed, fresh).Error);
+        var ours = Ours(Mixed);
+        foreach (var table in new[] { "filter", "nat", "mangle", "raw" })
+        {
+            TableNames.TryParse(table, out var kind);
+            string real = fresh.Check("ip6tables", "-t", table, "-nvL");
+            Assert.Equal(real.TrimEnd('\n'), IptablesSave.List(ours[kind]!).TrimEnd('\n'));
+        }
+    }
+
+    [SkippableFact]
     public void V6_fw_scenario_rulesets_load_in_the_kernel_and_round_trip()
     {
         Skip.If(_skip != null, _skip);
@@ -182,6 +197,7 @@ public sealed class Ip6tablesKernelTests : IDisposable
                 return;
             }
             Assert.Equal(Strip(save!), ours);
+            Assert.Equal(_ns!.Check("ip6tables", "-nvL").TrimEnd('\n'), IptablesSave.List(Ours(text)[TableKind.Filter]!).TrimEnd('\n'));
         }, iter: 150, threads: 1);
     }
 }

@@ -84,7 +84,8 @@ internal sealed class Icmp6MatchExtension : XtMatchExtension<Icmp6Match>
 
     internal override void List(Icmp6Match m, StringBuilder sb)
     {
-        sb.Append(" ipv6-icmptype ").Append(m.Invert ? "!" : "").Append(m.Type);
+        // print_icmpv6type: " ipv6-icmp", " !" when inverted, then "type N" (" ipv6-icmptype 128", " ipv6-icmp !type 1").
+        sb.Append(" ipv6-icmp").Append(m.Invert ? " !" : "").Append("type ").Append(m.Type);
         if (m.CodeMin == m.CodeMax) sb.Append(" code ").Append(m.CodeMin);
         else if (m.CodeMin != 0 || m.CodeMax != 0xFF) sb.Append(" codes ").Append(m.CodeMin).Append('-').Append(m.CodeMax);
     }
