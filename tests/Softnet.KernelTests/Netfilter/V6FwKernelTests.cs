@@ -49,9 +49,11 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
         t.ConntrackEnabled = true;
         t.Host6 = new SimpleHost6().Add("lan0", "2001:db8:1::1/64").Add("wan0", "2001:db8:ff::1/64");
         long now = 0;
-        foreach (var (iface, frame, _) in capture.FrameList)
+        for (int i = 0; i < capture.FrameList.Count; i++)
         {
-            now += 3_000_000;
+            var (iface, frame, _) = capture.FrameList[i];
+            // The injector's pace (KernelScenario.GapMs) and the capture's pauses.
+            now += KernelScenario.GapMs * 1_000_000L + capture.PauseBefore(i) * 1_000_000L;
             string inDev = capture.Devices[iface];
             var pkt = frame.AsSpan(14).ToArray();
             Assert.True(PacketContext.FromIpv6(pkt, pkt.Length, out var ctx, out var why), why.ToString());
@@ -179,7 +181,7 @@ public sealed class V6FwKernelTests(Xunit.Abstractions.ITestOutputHelper output)
             output.WriteLine(kernelCt);
             output.WriteLine(kernelSave);
             var t = Simulate(capture);
-            long end = capture.FrameList.Count * 3_000_000L;
+            long end = Enumerable.Range(0, capture.FrameList.Count).Sum(i => KernelScenario.GapMs * 1_000_000L + capture.PauseBefore(i) * 1_000_000L);
             Assert.Equal(string.Join("\n", Entries(kernelCt)), string.Join("\n", Entries(t.Conntrack6.List(end))));
             // The timeouts too, within the seconds the kernel run took.
             var kt = Timeouts(kernelCt);

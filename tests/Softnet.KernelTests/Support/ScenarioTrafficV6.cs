@@ -128,12 +128,19 @@ public static class ScenarioTrafficV6
         FromWan(Frames6.Tcp(Client, 40000, FwWan, 8080, Syn, 5000), "SYN to the published port (DNAT to [2001:db8:1::2]:80)");
         FromLan(Frames6.Tcp(Lan, 80, Client, 40000, Syn | Ack, 9000, 5001), "SYN-ACK from the LAN host (un-DNAT)");
         FromWan(Frames6.Tcp(Client, 40000, FwWan, 8080, Ack, 5001, 9001), "ACK");
+        FromWan(Frames6.Tcp(Client, 40000, FwWan, 8080, Psh | Ack, 5001, 9001, payload: 100), "request");
+        FromLan(Frames6.Tcp(Lan, 80, Client, 40000, Ack, 9001, 5101), "ACK of the request");
+        FromWan(Frames6.Tcp(Client, 40000, FwWan, 8080, Ack, 5101 + 1_000_000_000u, 9001), "segment far out of the window (INVALID, DROP)");
         FromWan(Frames6.Tcp(Client, 40001, FwWan, 8080, Syn, 6000), "SYN to the published port, refused");
         FromLan(Frames6.Tcp(Lan, 80, Client, 40001, Rst | Ack, 0, 6001), "RST-ACK from the LAN host (CLOSE)");
         // UDP: DNS with SNAT to the fixed port 5353; TFTP refused in FORWARD.
         FromLan(Frames6.Udp(Lan, 50002, "2001:db8:100::53", 53), "DNS query (SNAT [2001:db8:ff::1]:5353)");
         FromWan(Frames6.Udp("2001:db8:100::53", 53, FwWan, 5353), "DNS answer (un-SNAT)");
         FromLan(Frames6.Udp(Lan, 50003, Srv, 69), "TFTP (FORWARD REJECT icmp6-port-unreachable)");
+        // A published UDP port; the LAN host answers with a port unreachable: RELATED, un-DNATed inside and out.
+        FromWan(Frames6.Udp(Client, 40010, FwWan, 5000), "UDP to the published port 5000 (DNAT to [2001:db8:1::2]:5001)");
+        FromLan(Frames6.Icmp6Error(Lan, Client, 1, 4, Frames6.Udp(Client, 40010, Lan, 5001, hopLimit: 63)),
+            "port unreachable from the LAN host (RELATED reply, un-DNAT inside and out)");
         // ICMPv6 echo through the router, and to it.
         FromLan(Frames6.Echo(Lan, Srv, 128, 99, 1), "echo request out (MASQUERADE, id kept)");
         FromWan(Frames6.Echo(Srv, FwWan, 129, 99, 1), "echo reply (un-MASQUERADE)");
@@ -150,7 +157,11 @@ public static class ScenarioTrafficV6
         FromLan(Frames6.Tcp(Lan, 50006, Srv, 80, Syn | Fin, 500), "SYN+FIN (INVALID, DROP)");
         FromLan(Frames6.Tcp(Lan, 50007, Srv, 80, Syn, 600, badChecksum: true), "SYN with a bad checksum (INVALID, DROP)");
         FromLan(Frames6.Tcp(Lan, 50008, Srv, 80, Ack, 700, 900), "ACK without a connection (picked up: nf_conntrack_tcp_loose, MASQUERADE)");
-        FromWan(Frames6.Ipv6(Client, FwWan, 59, new byte[8]), "no next header to the router (INVALID; hotdropped by the first -p rule)");
+        FromWan(Frames6.Ipv6(Client, FwWan, 59, new byte[8]), "no next header to the router (INVALID, INPUT REJECT answers nothing)");
+        // 2.5 s later the DNS flow speaks again: a replied UDP flow older than 2 s becomes ASSURED (120 s).
+        c.Pause(2500);
+        FromLan(Frames6.Udp(Lan, 50002, "2001:db8:100::53", 53), "DNS query again (the stream timeout)");
+        FromWan(Frames6.Udp("2001:db8:100::53", 53, FwWan, 5353), "DNS answer (ASSURED)");
         return c;
     }
 }
