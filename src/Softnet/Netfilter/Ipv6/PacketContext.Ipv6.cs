@@ -21,7 +21,11 @@ public partial struct PacketContext
         ctx.TcpWindowScale = -1;
         ctx.IsIpv6 = true;
         if (linear.Length > length) linear = linear[..length];
-        if (!Ipv6View.TryParseHeader(linear, out var ip)) { reason = DropReason.Ipv6HeaderTruncated; return false; }
+        if (!Ipv6View.TryParseHeader(linear, out var ip))
+        {
+            reason = linear.Length >= Ipv6View.HeaderLength ? DropReason.Ipv6BadVersion : DropReason.Ipv6HeaderTruncated;
+            return false;
+        }
         int total = Ipv6View.HeaderLength + ip.PayloadLength;
         if (total > length) { reason = DropReason.Ipv6BadPayloadLength; return false; }
         ctx.Length = total;
