@@ -6,9 +6,10 @@ using Softnet.Packets.Headers;
 namespace Softnet.Netfilter;
 
 /// <summary>
-/// What netfilter sees of one IPv4 packet: the fields matches read, the conntrack attachment (skb->_nfct)
-/// and the mark. Filled by <see cref="FromIpv4"/> from packet bytes, or by hand in tests. Addresses are
-/// host-order uints. No allocation: interface names are references to strings the caller owns.
+/// What netfilter sees of one packet: the fields matches read, the conntrack attachment (skb->_nfct)
+/// and the mark. Filled by <see cref="FromIpv4"/> (or FromIpv6, Ipv6/PacketContext.Ipv6.cs) from packet bytes, or by
+/// hand in tests. IPv4 addresses are host-order uints; IPv6 ones <see cref="Src6"/> / <see cref="Dst6"/>. No
+/// allocation: interface names are references to strings the caller owns.
 /// </summary>
 public partial struct PacketContext
 {

@@ -286,7 +286,7 @@ public sealed class Ip6Nat
         ushort newPort = icmp ? target.SrcPort : manip == NatManip.Src ? target.SrcPort : target.DstPort;
         if (packet.Length >= 40 && p.TransportOffset <= packet.Length)
         {
-            RewriteL4(packet, p.TransportOffset, p.Protocol, p.IsFragment, 0, manip, newAddr, newPort, packet);
+            RewriteL4(packet, p.TransportOffset, p.Protocol, p.IsFragment, 0, manip, newAddr, newPort);
             Ip6Addr.Write(packet.Slice(manip == NatManip.Src ? 8 : 24, 16), newAddr);
         }
         if (manip == NatManip.Src) p.Src6 = newAddr; else p.Dst6 = newAddr;
@@ -301,7 +301,7 @@ public sealed class Ip6Nat
     /// <summary>The transport part of a manip on the IPv6 header at <paramref name="ipOff"/> whose upper-layer header
     /// is at <paramref name="l4"/>: ports or the echo id, and the checksum for the pseudo-header address change.</summary>
     private static void RewriteL4(Span<byte> packet, int l4, byte proto, bool fragment, int ipOff, NatManip manip, UInt128 newAddr,
-        ushort newPort, Span<byte> whole)
+        ushort newPort)
     {
         if (fragment) return;
         var oldAddrBytes = packet.Slice(ipOff + (manip == NatManip.Src ? 8 : 24), 16);
@@ -369,7 +369,7 @@ public sealed class Ip6Nat
             while (ext.MoveNext()) { }
             if (ext.Error == DropReason.None)
             {
-                RewriteL4(packet, inner + 40 + ext.NextOffset, ext.NextHeader, false, inner, inverseManip, innerNew, innerPort, packet);
+                RewriteL4(packet, inner + 40 + ext.NextOffset, ext.NextHeader, false, inner, inverseManip, innerNew, innerPort);
                 Ip6Addr.Write(packet.Slice(inner + (inverseManip == NatManip.Src ? 8 : 24), 16), innerNew);
             }
         }

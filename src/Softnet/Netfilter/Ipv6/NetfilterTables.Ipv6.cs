@@ -15,8 +15,17 @@ public sealed partial class NetfilterTables
     /// <summary>NAT66 (ip6tables tables only).</summary>
     public Ip6Nat Nat6 => _nat6 ?? throw new InvalidOperationException("NAT66 exists in ip6tables tables only");
 
-    /// <summary>The host's IPv6 addresses, for MASQUERADE's source choice (ipv6_dev_get_saddr).</summary>
-    public IIp6NetfilterHost Host6 { get; set; } = new SimpleHost6();
+    private IIp6NetfilterHost? _host6;
+    private static readonly SimpleHost6 NoAddresses = new();
+
+    /// <summary>The host's IPv6 addresses, for MASQUERADE's source choice (ipv6_dev_get_saddr) and the REJECT answers'
+    /// source: the one set here, else <see cref="Host"/> when it knows IPv6 addresses (a namespace implementing
+    /// <see cref="IIp6NetfilterHost"/>), else none.</summary>
+    public IIp6NetfilterHost Host6
+    {
+        get => _host6 ?? Host as IIp6NetfilterHost ?? NoAddresses;
+        set => _host6 = value;
+    }
 
     /// <summary>A new ip6tables instance.</summary>
     public static NetfilterTables CreateIpv6(ConntrackOptions? conntrack = null) => new(NfProto.Ipv6, conntrack);

@@ -302,6 +302,33 @@ public class Ip6ConntrackNatTests
         Assert.False(Nf6Reject.Reject6ChecksumOk(none, verified: false));
     }
 
+    /// <summary>A namespace-like host that knows both families' addresses.</summary>
+    private sealed class DualHost : INetfilterHost, IIp6NetfilterHost
+    {
+        private readonly SimpleHost _v4 = new();
+        private readonly SimpleHost6 _v6 = new SimpleHost6().Add("wan0", "2001:db8:ff::7/64");
+        public RouteType AddressType(uint address, string? device) => _v4.AddressType(address, device);
+        public uint SelectAddress(string? device, uint nexthop) => _v4.SelectAddress(device, nexthop);
+        public uint DeviceAddress(string? device) => _v4.DeviceAddress(device);
+        public bool TrySelectSource(string? device, UInt128 dst, out UInt128 src) => _v6.TrySelectSource(device, dst, out src);
+        public bool IsLocal(UInt128 address) => _v6.IsLocal(address);
+    }
+
+    [Fact]
+    public void Masquerade_asks_the_namespace_for_its_ipv6_addresses_when_it_knows_them()
+    {
+        var t = IptablesSaveParser.Parse(Router, "ip6tables.save", NetfilterTables.CreateIpv6());
+        t.ConntrackEnabled = true;
+        // No address known: MASQUERADE has no source to give (nf_nat_masquerade_ipv6 drops).
+        var first = Tcp(Lan, 40000, Out, 443, SYN);
+        Assert.Equal(Verdict.Drop, Forward(t, first, "lan0", "wan0", 0, out var ctx));
+        Assert.Equal(Softnet.Packets.DropReason.NetfilterNatFailed, ctx.DropReason);
+        t.Host = new DualHost();
+        var second = Tcp(Lan, 40001, Out, 443, SYN);
+        Assert.Equal(Verdict.Accept, Forward(t, second, "lan0", "wan0", 0, out _));
+        Assert.Equal("2001:db8:ff::7", Src(second));
+    }
+
     [Fact]
     public void Masquerade_source_follows_ipv6_dev_get_saddr()
     {
