@@ -14,6 +14,12 @@ public static class Ip6Netfilter
     /// <summary>True when the namespace has IPv6 hooks to run (an ip6tables.save, or IPv6 conntrack).</summary>
     public static bool Active(Namespace ns) => ns.Netfilter6 != null;
 
+    /// <summary>nf_defrag_ipv6 runs in the namespace (IPv6 conntrack is on; ipv6_defrag at priority -400 of PREROUTING
+    /// and LOCAL_OUT): the IPv6 path gathers fragments (nf_ct_frag6_gather, users IP6_DEFRAG_CONNTRACK_IN / _OUT) before it
+    /// calls <see cref="Hook"/> there, as Ipv4Input does for nf_defrag_ipv4, and hands the hooks the whole packet (without
+    /// its fragment header; frag_max_size kept for ip6_fragment). A fragment that still reaches conntrack is INVALID.</summary>
+    public static bool Defrags(Namespace ns) => ns.Netfilter6 is { ConntrackEnabled: true };
+
     /// <summary>Runs <paramref name="ns"/>'s IPv6 hooks at <paramref name="hook"/> on <paramref name="skb"/> (data at
     /// the IPv6 header). False: the packet is dropped (<paramref name="reason"/>; a REJECT's reply already sent through
     /// <see cref="Ip.Ipv6Output.LocalOut"/>) and the caller frees the skb and counts the drop. A NAT target may rewrite

@@ -53,6 +53,24 @@ public class Ip6NetfilterHookTests
         Assert.True(Ip6Netfilter.Hook(none.Stack, none.Ns, HookPoint.PreRouting, skb, none.Lan, null, out var why));
         Assert.Equal(DropReason.None, why);
         Assert.True(Ip6Netfilter.Active(new Rig().Ns));
+        Assert.False(Ip6Netfilter.Defrags(none.Ns));
+        Assert.True(Ip6Netfilter.Defrags(new Rig().Ns));
+    }
+
+    [Fact]
+    public void A_fragment_reaching_conntrack_is_invalid()
+    {
+        // Without nf_ct_frag6_gather in front (the IPv6 path's job where Defrags is true), a non-first fragment has no
+        // transport header: no tuple, INVALID, and FORWARD drops INVALID.
+        var r = new Rig();
+        var frag = PacketBuilder6.Ip(Lan, Out, 44, 16);
+        frag[40] = 6;
+        BinaryPrimitives.WriteUInt16BigEndian(frag.AsSpan(42), 8 << 3);
+        var skb = r.Skb(frag);
+        Assert.False(r.Forward(skb, r.Lan, r.WanDev, out var why));
+        Assert.Equal(DropReason.NetfilterDrop, why);
+        Assert.Equal(CtInfo.None, (CtInfo)skb.CtInfo);
+        skb.Free();
     }
 
     private const string Lan = Ip6ConntrackNatTests.Lan, Out = Ip6ConntrackNatTests.Out, Wan = Ip6ConntrackNatTests.Wan;
