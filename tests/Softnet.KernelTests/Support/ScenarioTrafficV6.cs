@@ -137,6 +137,7 @@ public static class ScenarioTrafficV6
         FromLan(Frames6.Udp(Lan, 50002, "2001:db8:100::53", 53), "DNS query (SNAT [2001:db8:ff::1]:5353)");
         FromWan(Frames6.Udp("2001:db8:100::53", 53, FwWan, 5353), "DNS answer (un-SNAT)");
         FromLan(Frames6.Udp(Lan, 50003, Srv, 69), "TFTP (FORWARD REJECT icmp6-port-unreachable)");
+        FromLan(Frames6.Udp(Lan, 50123, Srv, 123), "NTP (raw CT --notrack: UNTRACKED, forwarded without MASQUERADE)");
         // A published UDP port; the LAN host answers with a port unreachable: RELATED, un-DNATed inside and out.
         FromWan(Frames6.Udp(Client, 40010, FwWan, 5000), "UDP to the published port 5000 (DNAT to [2001:db8:1::2]:5001)");
         FromLan(Frames6.Icmp6Error(Lan, Client, 1, 4, Frames6.Udp(Client, 40010, Lan, 5001, hopLimit: 63)),
