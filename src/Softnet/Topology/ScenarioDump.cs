@@ -157,33 +157,7 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
             w.WriteEndArray();
             w.WriteStartObject("netfilter");
             w.WriteStartArray("rules");
-            if (ns.HasIptables)
-                foreach (var t in ns.Netfilter.Tables)
-                    foreach (var ch in t.Chains)
-                    {
-                        if (ch.BuiltIn)
-                        {
-                            w.WriteStartObject();
-                            w.WriteString("table", t.Name);
-                            w.WriteString("chain", ch.Name);
-                            w.WriteString("rule", "policy " + (ch.Policy == Verdict.Accept ? "ACCEPT" : "DROP"));
-                            w.WriteNumber("packets", ch.PolicyPackets);
-                            w.WriteNumber("bytes", ch.PolicyBytes);
-                            w.WriteEndObject();
-                        }
-                        foreach (var r in ch.Rules)
-                        {
-                            var sb = new StringBuilder("-A ").Append(ch.Name);
-                            IptablesSave.AppendRuleSpec(sb, r);
-                            w.WriteStartObject();
-                            w.WriteString("table", t.Name);
-                            w.WriteString("chain", ch.Name);
-                            w.WriteString("rule", sb.ToString());
-                            w.WriteNumber("packets", r.Packets);
-                            w.WriteNumber("bytes", r.Bytes);
-                            w.WriteEndObject();
-                        }
-                    }
+            if (ns.HasIptables) WriteRules(w, ns.Netfilter);
             w.WriteEndArray();
             w.WriteEndObject();
             w.WriteStartArray("conntrack");
@@ -203,9 +177,86 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
                     w.WriteEndObject();
                 }
             w.WriteEndArray();
+            if (ns.Netfilter6 is { } t6)
+            {
+                // ip6tables counters and `conntrack -L -f ipv6`, in the same shapes.
+                w.WriteStartObject("netfilter6");
+                w.WriteStartArray("rules");
+                WriteRules(w, t6);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                w.WriteStartArray("conntrack6");
+                if (t6.ConntrackEnabled)
+                    foreach (var ct in t6.Conntrack6.Entries(endNs))
+                    {
+                        var v6 = ct.V6!;
+                        w.WriteStartObject();
+                        w.WriteString("protocol", v6.Original.Protocol == 58 ? "icmpv6" : ProtocolName(v6.Original.Protocol));
+                        w.WriteNumber("timeout", Math.Max(0, ct.ExpiresNs - endNs) / 1_000_000_000L);
+                        if (v6.Original.Protocol == 6) w.WriteString("state", ct.TcpState.ToString().ToUpperInvariant());
+                        Tuple6(w, "original", v6.Original);
+                        Tuple6(w, "reply", v6.Reply);
+                        w.WriteBoolean("assured", ct.Assured);
+                        w.WriteBoolean("seen_reply", (ct.Status & Netfilter.Conntrack.CtStatus.SeenReply) != 0);
+                        w.WriteNumber("mark", ct.Mark);
+                        w.WriteString("text", ct.Format(endNs));
+                        w.WriteEndObject();
+                    }
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Every policy and rule of <paramref name="tables"/> with its counters.</summary>
+    private static void WriteRules(Utf8JsonWriter w, NetfilterTables tables)
+    {
+        foreach (var t in tables.Tables)
+            foreach (var ch in t.Chains)
+            {
+                if (ch.BuiltIn)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("table", t.Name);
+                    w.WriteString("chain", ch.Name);
+                    w.WriteString("rule", "policy " + (ch.Policy == Verdict.Accept ? "ACCEPT" : "DROP"));
+                    w.WriteNumber("packets", ch.PolicyPackets);
+                    w.WriteNumber("bytes", ch.PolicyBytes);
+                    w.WriteEndObject();
+                }
+                foreach (var r in ch.Rules)
+                {
+                    var sb = new StringBuilder("-A ").Append(ch.Name);
+                    IptablesSave.AppendRuleSpec(sb, r);
+                    w.WriteStartObject();
+                    w.WriteString("table", t.Name);
+                    w.WriteString("chain", ch.Name);
+                    w.WriteString("rule", sb.ToString());
+                    w.WriteNumber("packets", r.Packets);
+                    w.WriteNumber("bytes", r.Bytes);
+                    w.WriteEndObject();
+                }
+            }
+    }
+
+    private static void Tuple6(Utf8JsonWriter w, string name, in Netfilter.Conntrack.Conn6Tuple t)
+    {
+        w.WriteStartObject(name);
+        w.WriteString("src", Ip6Addr.Format(t.Src));
+        w.WriteString("dst", Ip6Addr.Format(t.Dst));
+        if (t.Protocol is 6 or 17)
+        {
+            w.WriteNumber("sport", t.SrcPort);
+            w.WriteNumber("dport", t.DstPort);
+        }
+        else if (t.Protocol == 58)
+        {
+            w.WriteNumber("type", t.IcmpType);
+            w.WriteNumber("code", t.IcmpCode);
+            w.WriteNumber("id", t.IcmpId);
+        }
         w.WriteEndObject();
     }
 

@@ -69,6 +69,16 @@ public sealed class Ip6tablesScenarioTests : IDisposable
         Assert.True(save.IndexOf("*filter", StringComparison.Ordinal) < save.IndexOf("*nat", StringComparison.Ordinal));
         Assert.Equal("", File.ReadAllText(Path.Combine(dump, "h", "conntrack6.txt")));
         Assert.False(File.Exists(Path.Combine(dump, "o", "ip6tables-save.txt")));
+
+        // The JSON report has the IPv6 counters and entries beside the IPv4 ones.
+        using var ms = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(ms)) new ScenarioReportSection(sc, 0).WriteJson(w);
+        using var doc = System.Text.Json.JsonDocument.Parse(ms.ToArray());
+        var h = doc.RootElement.GetProperty("namespaces").EnumerateArray().Single(n => n.GetProperty("name").GetString() == "h");
+        var rules = h.GetProperty("netfilter6").GetProperty("rules").EnumerateArray().ToList();
+        Assert.Contains(rules, r => r.GetProperty("rule").GetString() == "-A FORWARD -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT");
+        Assert.Contains(rules, r => r.GetProperty("rule").GetString() == "policy DROP" && r.GetProperty("packets").GetInt64() == 3);
+        Assert.Equal(0, h.GetProperty("conntrack6").GetArrayLength());
     }
 
     [Fact]
