@@ -131,6 +131,10 @@ public static class IptablesSaveParser
                         if (pos < 1 || pos > chain.Rules.Count + 1) throw Err($"index of insertion too big");
                         insertAt = pos - 1;
                     }
+                    // -4 / -6 (xshared's do_parse in restore mode): a rule marked for the other family is skipped whole,
+                    // unparsed; the own family's flag is ignored.
+                    string other = family == NfProto.Ipv6 ? "-4" : "-6", otherLong = family == NfProto.Ipv6 ? "--ipv4" : "--ipv6";
+                    if (tokens.Skip(args.Position).Any(t => t == other || t == otherLong)) break;
                     var rule = ParseRule(args, table, chain);
                     rule.Line = lineNo;
                     if (cPk != 0 || cBy != 0) { rule.Packets = cPk; rule.Bytes = cBy; }
@@ -291,6 +295,10 @@ public static class IptablesSaveParser
                     }
                     continue;
                 }
+                case "-4" or "--ipv4" when !v6:
+                case "-6" or "--ipv6" when v6:
+                    if (inv) throw a.Error("unexpected ! flag before --ipv4/--ipv6");
+                    continue;
                 case "-c" or "--set-counters":
                     rule.Packets = (long)Opt.UInt(a.Next(tok), a, "packet counter");
                     rule.Bytes = (long)Opt.UInt(a.Next(tok), a, "byte counter");

@@ -84,6 +84,8 @@ public sealed class Ip6tablesKernelTests : IDisposable
         :OUTPUT ACCEPT [7:700]
         :FWD - [0:0]
         -A INPUT -i lo -j ACCEPT
+        -A INPUT -4 -s 10.0.0.1 -j ACCEPT
+        -A INPUT -6 -s 2001:db8::1 -j ACCEPT
         -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
         -A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT
         -A INPUT -p icmpv6 --icmpv6-type echo-request -j ACCEPT

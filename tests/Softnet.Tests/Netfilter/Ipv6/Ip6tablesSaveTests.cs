@@ -206,6 +206,17 @@ public class Ip6tablesSaveTests
     }
 
     [Fact]
+    public void Rules_marked_for_the_other_family_are_skipped()
+    {
+        // ip6tables-restore and iptables-restore 1.8.9 on the same file: each keeps its own family's rules.
+        const string both = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -4 -s 10.0.0.1 -j ACCEPT\n-A INPUT -6 -s 2001:db8::1 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n";
+        var v6 = Load(both)[TableKind.Filter]!.GetChain("INPUT")!.Rules.Select(r => r.Render());
+        Assert.Equal([" -s 2001:db8::1/128 -j ACCEPT", " -j DROP"], v6);
+        var v4 = IptablesSaveParser.Parse(both)[TableKind.Filter]!.GetChain("INPUT")!.Rules.Select(r => r.Render());
+        Assert.Equal([" -s 10.0.0.1/32 -j ACCEPT", " -j DROP"], v4);
+    }
+
+    [Fact]
     public void Iptables_rulesets_still_parse_as_ipv4()
     {
         var t = IptablesSaveParser.Parse("*filter\n-A INPUT -s 10.0.0.0/8 -p icmp --icmp-type 8 -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n");
