@@ -168,7 +168,9 @@ public sealed class Ip6tablesKernelTests : IDisposable
         ["-p tcp --dport 80", "-p tcp ! --sport 1:1023", "-p udp --dport 53", "-p icmpv6 --icmpv6-type echo-request", "-p ipv6-icmp -m icmp6 ! --icmpv6-type 1/3",
             "-p icmpv6 --icmpv6-type neighbour-advertisement", "-p 58", "-p tcp --syn", "-p tcp -m multiport --dports 22,80,443:450", "-p udp -m udp --sport 1:2", "-p all"],
         ["-m conntrack --ctstate NEW", "-m conntrack ! --ctstate INVALID,UNTRACKED", "-m state --state RELATED,ESTABLISHED", "-m mark --mark 0x4/0xf", "-m comment --comment \"a b\"",
-            "-m conntrack --ctstate NEW --ctorigdst 2001:db8::1", "-m conntrack ! --ctreplsrc 2001:db8::/48 --ctorigsrc ::1/128", "-m conntrack --ctrepldst 10.0.0.1"],
+            "-m conntrack --ctstate NEW --ctorigdst 2001:db8::1", "-m conntrack ! --ctreplsrc 2001:db8::/48 --ctorigsrc ::1/128", "-m conntrack --ctrepldst 10.0.0.1",
+            "-m addrtype --dst-type LOCAL", "-m addrtype ! --src-type MULTICAST,UNICAST --limit-iface-in", "-m addrtype --dst-type BROADCAST",
+            "-m addrtype --src-type PROHIBIT", "-m addrtype --src-type BLACKHOLE", "-m addrtype --dst-type UNREACHABLE,ANYCAST"],
         ["-j ACCEPT", "-j DROP", "-j REJECT", "-j REJECT --reject-with tcp-reset", "-j REJECT --reject-with icmp6-no-route", "-j REJECT --reject-with adm-prohibited",
             "-j LOG --log-prefix \"v6 \"", "-j LOG --log-level 7", "-j RETURN", "-j MARK --set-mark 1"],
     ];
@@ -178,7 +180,7 @@ public sealed class Ip6tablesKernelTests : IDisposable
     {
         Skip.If(_skip != null, _skip);
         var gen = Gen.Int[0, 2].SelectMany(a => Gen.Int[0, 4].SelectMany(b => Gen.Int[0, 3].SelectMany(c => Gen.Int[0, 10].SelectMany(d =>
-            Gen.Int[0, 7].SelectMany(e => Gen.Int[0, 9].SelectMany(f => Gen.Int[0, 63].Select(mask =>
+            Gen.Int[0, 13].SelectMany(e => Gen.Int[0, 9].SelectMany(f => Gen.Int[0, 63].Select(mask =>
             {
                 int[] pick = [b, c, a, d, e, f];
                 var parts = new List<string>();

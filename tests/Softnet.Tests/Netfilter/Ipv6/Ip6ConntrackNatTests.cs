@@ -330,6 +330,38 @@ public class Ip6ConntrackNatTests
     }
 
     [Fact]
+    public void Addrtype_matches_ipv6_addresses_as_match_type6_does()
+    {
+        var t = IptablesSaveParser.Parse("""
+            *mangle
+            :PREROUTING ACCEPT [0:0]
+            :INPUT ACCEPT [0:0]
+            :FORWARD ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :POSTROUTING ACCEPT [0:0]
+            -A PREROUTING -m addrtype --dst-type LOCAL
+            -A PREROUTING -m addrtype --dst-type MULTICAST
+            -A PREROUTING -m addrtype --dst-type UNICAST
+            -A PREROUTING -m addrtype --src-type UNICAST,LOCAL
+            -A PREROUTING -m addrtype ! --dst-type LOCAL
+            COMMIT
+
+            """, "r", NetfilterTables.CreateIpv6());
+        t.Host6 = new SimpleHost6().Add("wan0", "2001:db8:ff::1/64");
+        foreach (var pkt in new[] { Udp(Out, 1, Wan, 2), Udp(Out, 1, "ff02::1", 2), Udp(Wan, 1, Out, 2) })
+        {
+            var ctx = Ctx(pkt, 0, "wan0");
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx, pkt));
+        }
+        var rules = t[TableKind.Mangle]!.GetChain("PREROUTING")!.Rules;
+        Assert.Equal([1L, 1L, 2L, 1L, 2L], rules.Select(r => r.Packets));
+        // BROADCAST, BLACKHOLE and PROHIBIT and above are refused for IPv6 (addrtype_mt_checkentry).
+        var e = Assert.Throws<IptablesParseException>(() => IptablesSaveParser.Parse(
+            "*filter\n-A INPUT -m addrtype --dst-type BROADCAST\nCOMMIT\n", "r", NetfilterTables.CreateIpv6()));
+        Assert.Contains("ipv6 does not support BROADCAST matching", e.Reason);
+    }
+
+    [Fact]
     public void Masquerade_source_follows_ipv6_dev_get_saddr()
     {
         var h = new SimpleHost6().Add("wan0", "fe80::2/64").Add("wan0", "2001:db8:ff::1/64").Add("wan0", "2001:db8:aa::1/64").Add("lan0", "2001:db8:1::1/64");
