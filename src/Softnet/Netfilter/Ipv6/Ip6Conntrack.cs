@@ -260,7 +260,9 @@ public sealed class Ip6Conntrack
     private Connection? Alloc(in Conn6Tuple orig, in Conn6Tuple reply)
     {
         if (Options.Max > 0 && _count + _v4.Count >= Options.Max) return null;
-        var ct = _free.TryPop(out var reused) ? reused : ConnectionCache.Rent() ?? new Connection();
+        // The table's own slab, not the shared ConnectionCache: IPv6 entries keep their Ip6ConnInfo and never go back
+        // there, so taking from it would only drain the IPv4 tables' warm objects.
+        var ct = _free.TryPop(out var reused) ? reused : new Connection();
         var v6 = ct.V6 ?? new Ip6ConnInfo();
         v6.Table = this;
         v6.Original = orig;
