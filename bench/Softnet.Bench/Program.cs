@@ -22,6 +22,7 @@ public static class Program
                 "pipeline" => PipelineBench.Run(BenchArgs.Parse(rest)),
                 "gro" => GroBench.Run(BenchArgs.Parse(rest)),
                 "netfilter" => NetfilterBench.Run(BenchArgs.Parse(rest)),
+                "netfilter6" => Netfilter6Bench.Run(BenchArgs.Parse(rest)),
                 "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 "local" => LocalBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 _ => Usage(),
@@ -49,7 +50,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario|local [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }

@@ -56,8 +56,9 @@ public static class RulesCommand
     {
         var file = new Argument<string>("file") { Description = "an iptables-save file (what a scenario's ns/NAME/iptables.save holds)" };
         var ipset = new Option<string?>("--ipset") { Description = "an `ipset save` file with the sets -m set rules name (a scenario's ns/NAME/ipset.save)" };
+        var ipv6 = new Option<bool>("-6", "--ipv6") { Description = "an ip6tables-save file (a scenario's ns/NAME/ip6tables.save), loaded as ip6tables-restore --test does" };
         var cmd = new Command("check", "Load a ruleset as a scenario does (iptables-restore --test): errors as FILE:LINE, then per table " +
-            "its chains and rules, and the runs of rules evaluated by one lookup instead of one by one") { file, ipset };
+            "its chains and rules, and the runs of rules evaluated by one lookup instead of one by one") { file, ipset, ipv6 };
         cmd.SetAction(parseResult =>
         {
             var o = parseResult.InvocationConfiguration.Output;
@@ -65,7 +66,7 @@ public static class RulesCommand
             NetfilterTables t;
             try
             {
-                var into = new NetfilterTables();
+                var into = parseResult.GetValue(ipv6) ? NetfilterTables.CreateIpv6() : new NetfilterTables();
                 if (parseResult.GetValue(ipset) is { } sets) into.Ipsets.LoadFile(sets);
                 t = IptablesSaveParser.ParseFile(path, into);
             }

@@ -39,6 +39,9 @@ public sealed class Namespace : INetfilterHost
     public NetfilterTables Netfilter { get; internal set; }
     /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>
     public bool HasIptables { get; internal set; }
+
+    /// <summary>The namespace's ip6tables tables, IPv6 conntrack and NAT66 (ns/NAME/ip6tables.save); null when it has none.</summary>
+    public NetfilterTables? Netfilter6 { get; set; }
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();

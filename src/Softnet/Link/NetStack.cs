@@ -69,7 +69,11 @@ public sealed class NetStack
         Drain();
         if (_woken.Count > 0 && !DeferReaders) RunReaders();
         // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
-        for (int i = 0; i < _namespaces.Count; i++) _namespaces[i].Netfilter.Conntrack.Quiesce();
+        for (int i = 0; i < _namespaces.Count; i++)
+        {
+            _namespaces[i].Netfilter.Conntrack.Quiesce();
+            _namespaces[i].Netfilter6?.Conntrack6.Quiesce();
+        }
     }
 
     /// <summary>Runs timers due up to <paramref name="nowNs"/> (ARP retransmits, resolution failure).</summary>

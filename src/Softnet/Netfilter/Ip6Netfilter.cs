@@ -1,4 +1,5 @@
 using Softnet.Link;
+using Softnet.Netfilter.Conntrack;
 using Softnet.Packets;
 
 namespace Softnet.Netfilter;
@@ -11,15 +12,45 @@ namespace Softnet.Netfilter;
 public static class Ip6Netfilter
 {
     /// <summary>True when the namespace has IPv6 hooks to run (an ip6tables.save, or IPv6 conntrack).</summary>
-    public static bool Active(Namespace ns) => false;
+    public static bool Active(Namespace ns) => ns.Netfilter6 != null;
+
+    /// <summary>nf_defrag_ipv6 runs in the namespace (IPv6 conntrack is on; ipv6_defrag at priority -400 of PREROUTING
+    /// and LOCAL_OUT): the IPv6 path gathers fragments (nf_ct_frag6_gather, users IP6_DEFRAG_CONNTRACK_IN / _OUT) before it
+    /// calls <see cref="Hook"/> there, as Ipv4Input does for nf_defrag_ipv4, and hands the hooks the whole packet (without
+    /// its fragment header; frag_max_size kept for ip6_fragment). A fragment that still reaches conntrack is INVALID.</summary>
+    public static bool Defrags(Namespace ns) => ns.Netfilter6 is { ConntrackEnabled: true };
 
     /// <summary>Runs <paramref name="ns"/>'s IPv6 hooks at <paramref name="hook"/> on <paramref name="skb"/> (data at
     /// the IPv6 header). False: the packet is dropped (<paramref name="reason"/>; a REJECT's reply already sent through
     /// <see cref="Ip.Ipv6Output.LocalOut"/>) and the caller frees the skb and counts the drop. A NAT target may rewrite
-    /// addresses, ports and checksums in place.</summary>
+    /// addresses, ports and checksums in place. The skb carries the conntrack entry (skb->_nfct: <see cref="Skb.Conntrack"/>
+    /// and <see cref="Skb.CtInfo"/>) and the mark from one hook to the next.</summary>
     public static bool Hook(NetStack stack, Namespace ns, HookPoint hook, Skb skb, Device? inDev, Device? outDev, out DropReason reason)
     {
         reason = DropReason.None;
-        return true;
+        var t = ns.Netfilter6;
+        if (t == null) return true;
+        var l3 = NetStack.L3(skb);
+        if (!PacketContext.FromIpv6(l3, skb.Len - (skb.NetworkHeader - skb.Data), out var ctx, out reason)) return false;
+        ctx.TimestampNs = skb.TimestampNs;
+        ctx.Mark = skb.Mark;
+        ctx.PktType = skb.PktType;
+        ctx.IpSummed = skb.IpSummed;
+        ctx.Gso = skb.IsGso;
+        ctx.ChecksumVerified = skb.IpSummed is CsumState.Unnecessary or CsumState.Partial || skb.IsGso;
+        if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
+        ctx.InInterface = inDev?.Name;
+        ctx.OutInterface = outDev?.Name;
+        if (outDev != null) ctx.OutMtu = outDev.Mtu;
+        ctx.Ct = skb.Conntrack as Connection;
+        ctx.CtInfo = (CtInfo)skb.CtInfo;
+        var v = t.Hook(hook, ref ctx, l3);
+        skb.Conntrack = ctx.Ct;
+        skb.CtInfo = (byte)ctx.CtInfo;
+        skb.Mark = ctx.Mark;
+        if (v == Verdict.Accept) return true;
+        reason = ctx.DropReason == DropReason.None ? DropReason.NetfilterDrop : ctx.DropReason;
+        if (ctx.Reject != RejectWith.None) Nf6Reject.Send(stack, ns, t, hook, skb, inDev, ref ctx);
+        return false;
     }
 }

@@ -53,8 +53,17 @@ public static class IptablesSave
     /// <summary>The part after "-A CHAIN", with a leading space before every option.</summary>
     public static void AppendRuleSpec(StringBuilder sb, Rule r)
     {
-        if (r.SrcMask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ipv4.FormatMasked(r.Src, r.SrcMask, false));
-        if (r.DstMask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ipv4.FormatMasked(r.Dst, r.DstMask, false));
+        if (r.Family == NfProto.Ipv6)
+        {
+            // ip6tables-save prints addresses with their prefix length, /128 included; ::/0 not at all.
+            if (r.Src6Mask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ip6Addr.FormatMasked(r.Src6, r.Src6Mask));
+            if (r.Dst6Mask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ip6Addr.FormatMasked(r.Dst6, r.Dst6Mask));
+        }
+        else
+        {
+            if (r.SrcMask != 0 || r.InvSrc) sb.Append(r.InvSrc ? " ! -s " : " -s ").Append(Ipv4.FormatMasked(r.Src, r.SrcMask, false));
+            if (r.DstMask != 0 || r.InvDst) sb.Append(r.InvDst ? " ! -d " : " -d ").Append(Ipv4.FormatMasked(r.Dst, r.DstMask, false));
+        }
         if (r.InInterface.Length != 0) sb.Append(r.InvIn ? " ! -i " : " -i ").Append(r.InInterface);
         if (r.OutInterface.Length != 0) sb.Append(r.InvOut ? " ! -o " : " -o ").Append(r.OutInterface);
         if (r.Protocol != 0) sb.Append(r.InvProtocol ? " ! -p " : " -p ").Append(Protocols.Name(r.Protocol));
@@ -93,7 +102,7 @@ public static class IptablesSave
         sb.Append('"');
     }
 
-    /// <summary>`iptables -t TABLE -nvL` (or -nvxL with <paramref name="exact"/>).</summary>
+    /// <summary>`iptables -t TABLE -nvL` (or -nvxL with <paramref name="exact"/>); `ip6tables -nvL` for an IPv6 table.</summary>
     public static string List(IptTable t, bool exact = false)
     {
         var sb = new StringBuilder();
@@ -135,8 +144,9 @@ public static class IptablesSave
         string inIf = (r.InvIn ? "!" : "") + (r.InInterface.Length != 0 ? r.InInterface : "*");
         string outIf = (r.InvOut ? "!" : "") + (r.OutInterface.Length != 0 ? r.OutInterface : "*");
         sb.Append(' ').Append(inIf.PadRight(6)).Append(' ').Append(outIf.PadRight(6)).Append(' ');
-        sb.Append(r.InvSrc ? '!' : ' ').Append(ListAddr(r.Src, r.SrcMask).PadRight(19)).Append(' ');
-        sb.Append(r.InvDst ? '!' : ' ').Append(ListAddr(r.Dst, r.DstMask).PadRight(19)).Append(' ');
+        bool v6 = r.Family == NfProto.Ipv6;
+        sb.Append(r.InvSrc ? '!' : ' ').Append((v6 ? ListAddr6(r.Src6, r.Src6Mask) : ListAddr(r.Src, r.SrcMask)).PadRight(19)).Append(' ');
+        sb.Append(r.InvDst ? '!' : ' ').Append((v6 ? ListAddr6(r.Dst6, r.Dst6Mask) : ListAddr(r.Dst, r.DstMask)).PadRight(19)).Append(' ');
         if (r.Action == RuleAction.Goto) sb.Append("[goto] ");
         foreach (var m in r.Matches) m.Extension.List(m, sb);
         r.Target?.Extension.List(r.Target, sb);
@@ -144,6 +154,10 @@ public static class IptablesSave
     }
 
     private static string ListAddr(uint a, uint m) => m == 0 ? "0.0.0.0/0" : Ipv4.FormatMasked(a, m, omitHostMask: true);
+
+    /// <summary>ip6tables -L's address column: "::/0" for any, a host without "/128", else ADDR/LEN.</summary>
+    private static string ListAddr6(UInt128 a, UInt128 m)
+        => m == 0 ? "::/0" : m == UInt128.MaxValue ? Ip6Addr.Format(a) : Ip6Addr.FormatMasked(a, m);
 
     /// <summary>xtables_print_num: 5 columns with K/M/G/T past 99999 (rounded), or plain with a trailing space.</summary>
     private static string Num(long n, bool exact, bool table)

@@ -19,6 +19,9 @@ internal sealed class ArgReader
         _line = line;
     }
 
+    /// <summary>The family the rule is parsed for (ip6tables: IPv6), for options that take addresses.</summary>
+    public NfProto Family { get; init; } = NfProto.Ipv4;
+
     public bool AtEnd => Position >= _tokens.Count;
     public string Peek() => _tokens[Position];
     public string Take() => _tokens[Position++];
@@ -42,6 +45,7 @@ public static class IptablesSaveParser
     public static NetfilterTables Parse(string text, string fileName = "<input>", NetfilterTables? into = null)
     {
         var result = into ?? new NetfilterTables();
+        var family = result.Family;
         IptTable? table = null;
         var seenTables = new HashSet<TableKind>();
         int tableLine = 0;
@@ -59,7 +63,7 @@ public static class IptablesSaveParser
                 string name = line[1..].Trim();
                 if (!TableNames.TryParse(name, out var kind)) throw Err($"unknown table '{name}'");
                 if (!seenTables.Add(kind)) throw Err($"table '{name}' appears twice");
-                table = new IptTable(kind);
+                table = new IptTable(kind, family);
                 tableLine = lineNo;
                 continue;
             }
@@ -85,7 +89,7 @@ public static class IptablesSaveParser
                 {
                     if (existing != null && existing.BuiltIn) throw Err($"built-in chain '{chainName}' needs a policy");
                     if (existing != null) throw Err($"chain '{chainName}' already exists");
-                    if (XtRegistry.FindTarget(chainName) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
+                    if (XtRegistry.FindTarget(chainName, family) != null || chainName is "ACCEPT" or "DROP" or "RETURN" or "QUEUE")
                         throw Err($"chain name '{chainName}' clashes with a target name");
                     table.Chains.Add(new Chain(chainName, false));
                 }
@@ -112,7 +116,7 @@ public static class IptablesSaveParser
                 tokens.RemoveAt(0);
                 if (tokens.Count == 0) throw Err("counters without a rule");
             }
-            var args = new ArgReader(tokens, fileName, lineNo);
+            var args = new ArgReader(tokens, fileName, lineNo) { Family = family };
             string cmd = args.Take();
             switch (cmd)
             {
@@ -127,6 +131,10 @@ public static class IptablesSaveParser
                         if (pos < 1 || pos > chain.Rules.Count + 1) throw Err($"index of insertion too big");
                         insertAt = pos - 1;
                     }
+                    // -4 / -6 (xshared's do_parse in restore mode): a rule marked for the other family is skipped whole,
+                    // unparsed; the own family's flag is ignored.
+                    string other = family == NfProto.Ipv6 ? "-4" : "-6", otherLong = family == NfProto.Ipv6 ? "--ipv4" : "--ipv6";
+                    if (tokens.Skip(args.Position).Any(t => t == other || t == otherLong)) break;
                     var rule = ParseRule(args, table, chain);
                     rule.Line = lineNo;
                     if (cPk != 0 || cBy != 0) { rule.Packets = cPk; rule.Bytes = cBy; }
@@ -203,7 +211,9 @@ public static class IptablesSaveParser
 
     private static Rule ParseRule(ArgReader a, IptTable table, Chain chain)
     {
-        var rule = new Rule { SrcMask = 0, DstMask = 0 };
+        var family = table.Family;
+        bool v6 = family == NfProto.Ipv6;
+        var rule = new Rule { SrcMask = 0, DstMask = 0, Family = family };
         bool hasSrc = false, hasDst = false, hasIn = false, hasOut = false, hasProto = false;
         bool invert = false;
         bool inTarget = false;
@@ -223,10 +233,14 @@ public static class IptablesSaveParser
             {
                 case "-s" or "--source" or "--src":
                     if (hasSrc) throw a.Error("multiple -s flags not allowed");
-                    (rule.Src, rule.SrcMask) = Opt.AddressMask(a.Next(tok), a); rule.InvSrc = inv; hasSrc = true; continue;
+                    if (v6) (rule.Src6, rule.Src6Mask) = Ip6Addr.ParseMasked(a.Next(tok), a);
+                    else (rule.Src, rule.SrcMask) = Opt.AddressMask(a.Next(tok), a);
+                    rule.InvSrc = inv; hasSrc = true; continue;
                 case "-d" or "--destination" or "--dst":
                     if (hasDst) throw a.Error("multiple -d flags not allowed");
-                    (rule.Dst, rule.DstMask) = Opt.AddressMask(a.Next(tok), a); rule.InvDst = inv; hasDst = true; continue;
+                    if (v6) (rule.Dst6, rule.Dst6Mask) = Ip6Addr.ParseMasked(a.Next(tok), a);
+                    else (rule.Dst, rule.DstMask) = Opt.AddressMask(a.Next(tok), a);
+                    rule.InvDst = inv; hasDst = true; continue;
                 case "-i" or "--in-interface":
                     if (hasIn) throw a.Error("multiple -i flags not allowed");
                     rule.InInterface = Iface(a.Next(tok), a); rule.InvIn = inv; hasIn = true; continue;
@@ -238,14 +252,14 @@ public static class IptablesSaveParser
                     rule.Protocol = Protocols.Parse(a.Next(tok), a);
                     if (rule.Protocol == 0 && inv) throw a.Error("rule would never match protocol");
                     rule.InvProtocol = inv; hasProto = true; continue;
-                case "-f" or "--fragment":
+                case "-f" or "--fragment" when !v6:
                     if (rule.Fragment) throw a.Error("multiple -f flags not allowed");
                     rule.Fragment = true; rule.InvFragment = inv; continue;
                 case "-m" or "--match":
                 {
                     if (inv) throw a.Error("unexpected ! before -m");
                     string name = a.Next(tok);
-                    var ext = XtRegistry.FindMatch(name) ?? throw a.Error($"Couldn't load match `{name}':No such file or directory");
+                    var ext = XtRegistry.FindMatch(name, family) ?? throw a.Error($"Couldn't load match `{name}':No such file or directory");
                     rule.Matches.Add(ext.Create());
                     inTarget = false;
                     continue;
@@ -268,7 +282,7 @@ public static class IptablesSaveParser
                                 rule.Action = isGoto ? RuleAction.Goto : RuleAction.Jump;
                                 rule.ChainTarget = name;
                             }
-                            else if (!isGoto && XtRegistry.FindTarget(name) is { } targetExt)
+                            else if (!isGoto && XtRegistry.FindTarget(name, family) is { } targetExt)
                             {
                                 rule.Action = RuleAction.Target;
                                 rule.Target = targetExt.Create();
@@ -281,6 +295,10 @@ public static class IptablesSaveParser
                     }
                     continue;
                 }
+                case "-4" or "--ipv4" when !v6:
+                case "-6" or "--ipv6" when v6:
+                    if (inv) throw a.Error("unexpected ! flag before --ipv4/--ipv6");
+                    continue;
                 case "-c" or "--set-counters":
                     rule.Packets = (long)Opt.UInt(a.Next(tok), a, "packet counter");
                     rule.Bytes = (long)Opt.UInt(a.Next(tok), a, "byte counter");
@@ -294,7 +312,7 @@ public static class IptablesSaveParser
             if (taken) continue;
             // iptables loads the protocol's match implicitly for its options (the "-p tcp --dport" form).
             if (implicitProto == null && !rule.InvProtocol && rule.Protocol != 0
-                && XtRegistry.FindMatch(Protocols.Name(rule.Protocol)) is { } protoExt)
+                && XtRegistry.FindMatch(Protocols.ImplicitMatch(rule.Protocol, family), family) is { } protoExt)
             {
                 var cand = protoExt.Create();
                 if (protoExt.Parse(cand, tok, inv, a))

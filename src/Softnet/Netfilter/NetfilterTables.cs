@@ -17,7 +17,7 @@ public static class Netfilter
 /// (raw -300, conntrack -200, mangle -150, nat DNAT -100, filter 0, security 50, nat SNAT 100, confirm last).
 /// Not thread-safe: one instance per worker, like a per-CPU view.
 /// </summary>
-public sealed class NetfilterTables
+public sealed partial class NetfilterTables
 {
     private readonly IptTable?[] _tables = new IptTable?[5];
     private readonly List<IptTable> _order = new();
@@ -74,12 +74,24 @@ public sealed class NetfilterTables
     private HashlimitTables? _hashlimit;
 
     public NetfilterTables(ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
+        : this(NfProto.Ipv4, conntrack, seed)
     {
+    }
+
+    /// <summary>A namespace's tables of one family: iptables (IPv4) or ip6tables (IPv6, with IPv6 conntrack and NAT66).</summary>
+    public NetfilterTables(NfProto family, ConntrackOptions? conntrack = null, ulong seed = 0x2545F4914F6CDD1DUL)
+    {
+        if (family is not (NfProto.Ipv4 or NfProto.Ipv6)) throw new ArgumentOutOfRangeException(nameof(family));
+        Family = family;
         Conntrack = new ConntrackTable(conntrack);
         Nat = new NatEngine(Conntrack, NextRandom);
         Seed(seed);
-        RegisterConntrackAndNat();
+        if (family == NfProto.Ipv6) RegisterIpv6ConntrackAndNat();
+        else RegisterConntrackAndNat();
     }
+
+    /// <summary>NFPROTO_IPV4 (iptables) or NFPROTO_IPV6 (ip6tables): the family rules are parsed and run for.</summary>
+    public NfProto Family { get; }
 
     /// <summary>The IPv4 hook functions of this namespace, by hook and priority.</summary>
     public NfHookTable Hooks { get; } = new();
@@ -112,7 +124,7 @@ public sealed class NetfilterTables
     /// table's chains run inside the NAT hook functions, for a connection's first packet.</summary>
     private void RegisterTable(IptTable t)
     {
-        Hooks.Unregister(o => o.Name == "iptable_" + t.Name);
+        Hooks.Unregister(o => o.Name == (Family == NfProto.Ipv6 ? "ip6table_" : "iptable_") + t.Name);
         if (t.Kind == TableKind.Nat) return;
         var (prio, stage) = t.Kind switch
         {
@@ -128,7 +140,7 @@ public sealed class NetfilterTables
             return table == null ? Verdict.Accept : tables.Evaluate(table, h, ref p);
         }
         foreach (var h in TableNames.BuiltinHooks(kind))
-            Hooks.Register(new NfHookOps(NfProto.Ipv4, h, prio, "iptable_" + t.Name, stage, Run));
+            Hooks.Register(new NfHookOps(Family, h, prio, (Family == NfProto.Ipv6 ? "ip6table_" : "iptable_") + t.Name, stage, Run));
     }
 
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
@@ -138,6 +150,7 @@ public sealed class NetfilterTables
         Conntrack.Release();
         Conntrack = new ConntrackTable(options) { Accounting = acct };
         Nat = new NatEngine(Conntrack, NextRandom);
+        // IPv6 conntrack reads its sysctls from the table above: its entries stay.
     }
 
     /// <summary>Seeds the generator behind -m statistic and NAT port choice, for reproducible runs.</summary>
@@ -189,6 +202,7 @@ public sealed class NetfilterTables
     private Verdict RunHook(HookPoint hook, ref PacketContext p, Span<byte> packet)
     {
         Nat.SetClock(p.TimestampNs);
+        _nat6?.SetClock(p.TimestampNs);
         var ops = Hooks.Entries(hook);
         var clock = Clock;
         for (int i = 0; i < ops.Length; i++)
@@ -205,7 +219,11 @@ public sealed class NetfilterTables
     /// <summary>A dropped packet takes its unconfirmed conntrack entry with it.</summary>
     private Verdict Dropped(ref PacketContext p)
     {
-        if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked) Conntrack.ReleaseUnconfirmed(p.Ct);
+        if (p.Ct != null && !p.Ct.Confirmed && p.CtInfo != CtInfo.Untracked)
+        {
+            if (p.Ct.V6 is { } v6) v6.Table.ReleaseUnconfirmed(p.Ct);
+            else Conntrack.ReleaseUnconfirmed(p.Ct);
+        }
         if (p.DropReason == DropReason.None) p.DropReason = DropReason.NetfilterDrop;
         return Verdict.Drop;
     }
@@ -242,6 +260,7 @@ public sealed class NetfilterTables
         var chain = baseChain;
         var rules = chain.RuleArray;
         int i = 0, sp = 0;
+        bool v6 = table.Family == NfProto.Ipv6;
         while (true)
         {
             if (i >= rules.Length)
@@ -266,7 +285,7 @@ public sealed class NetfilterTables
             else
             {
                 RulesVisited++;
-                if (!r.IpMatches(ref p) || !AllMatch(r.MatchArray, ref p, this, hook))
+                if (!(v6 ? r.Ip6Matches(ref p) : r.IpMatches(ref p)) || !AllMatch(r.MatchArray, ref p, this, hook))
                 {
                     // A match that set par->hotdrop ends the walk with NF_DROP (ipt_do_table).
                     if (p.HotDrop) { p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop; }

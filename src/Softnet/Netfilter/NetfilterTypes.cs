@@ -72,6 +72,13 @@ public enum RejectWith : byte
     IcmpHostProhibited,
     IcmpAdminProhibited,
     TcpReset,
+    // ip6t_REJECT's ICMPv6 destination unreachable codes (ICMPV6_NOROUTE 0 .. ICMPV6_REJECT_ROUTE 6).
+    Icmp6NoRoute,
+    Icmp6AdmProhibited,
+    Icmp6AddrUnreachable,
+    Icmp6PortUnreachable,
+    Icmp6PolicyFail,
+    Icmp6RejectRoute,
 }
 
 /// <summary>Route types as in RTN_* (for -m addrtype).</summary>

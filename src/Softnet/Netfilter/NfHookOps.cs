@@ -5,6 +5,8 @@ namespace Softnet.Netfilter;
 /// <summary>Protocol families hooks register for (NFPROTO_*).</summary>
 public enum NfProto : byte
 {
+    /// <summary>NFPROTO_UNSPEC: an xtables extension for every family.</summary>
+    Unspec = 0,
     Inet = 1,
     Ipv4 = 2,
     Bridge = 7,

@@ -99,7 +99,12 @@ public static class Protocols
     {
         ("tcp", 6), ("udp", 17), ("udplite", 136), ("icmp", 1), ("esp", 50), ("ah", 51), ("sctp", 132), ("dccp", 33),
         ("igmp", 2), ("ipencap", 4), ("egp", 8), ("ipv6", 41), ("gre", 47), ("ospf", 89), ("pim", 103), ("vrrp", 112),
+        ("ipv6-icmp", 58), ("icmpv6", 58),
     };
+
+    /// <summary>The match -p loads implicitly for its options (xtables_find_match's fixed name "icmp6" for ICMPv6).</summary>
+    internal static string ImplicitMatch(byte number, NfProto family)
+        => number == 58 && family == NfProto.Ipv6 ? "icmp6" : Name(number);
 
     internal static byte Parse(string s, ArgReader a)
     {

@@ -6,11 +6,12 @@ using Softnet.Packets.Headers;
 namespace Softnet.Netfilter;
 
 /// <summary>
-/// What netfilter sees of one IPv4 packet: the fields matches read, the conntrack attachment (skb->_nfct)
-/// and the mark. Filled by <see cref="FromIpv4"/> from packet bytes, or by hand in tests. Addresses are
-/// host-order uints. No allocation: interface names are references to strings the caller owns.
+/// What netfilter sees of one packet: the fields matches read, the conntrack attachment (skb->_nfct)
+/// and the mark. Filled by <see cref="FromIpv4"/> (or FromIpv6, Ipv6/PacketContext.Ipv6.cs) from packet bytes, or by
+/// hand in tests. IPv4 addresses are host-order uints; IPv6 ones <see cref="Src6"/> / <see cref="Dst6"/>. No
+/// allocation: interface names are references to strings the caller owns.
 /// </summary>
-public struct PacketContext
+public partial struct PacketContext
 {
     public uint Src;
     public uint Dst;
@@ -101,6 +102,21 @@ public struct PacketContext
     /// <summary>The CT target's template attached in the raw table (zone, helper, events), which nf_conntrack_in
     /// consumes when it looks the packet up; null when none.</summary>
     public Xtables.CtTarget? CtTemplate;
+
+    // IPv6 (filled by FromIpv6, Ipv6/PacketContext.Ipv6.cs).
+    /// <summary>The packet is IPv6 (PacketContext.FromIpv6):
+    /// addresses are in <see cref="Src6"/> / <see cref="Dst6"/>, <see cref="Ttl"/> is the hop limit and <see cref="Tos"/>
+    /// the traffic class.</summary>
+    public bool IsIpv6;
+    public UInt128 Src6;
+    public UInt128 Dst6;
+    /// <summary>ICMPv6 error: the quoted packet's addresses.</summary>
+    public UInt128 InnerSrc6;
+    public UInt128 InnerDst6;
+    /// <summary>Where the upper-layer header starts, from the IPv6 header (after the extension headers).</summary>
+    public ushort TransportOffset;
+    /// <summary>The packet carries a fragment header (a first fragment too: conntrack sees only reassembled packets).</summary>
+    public bool HasFragmentHeader;
 
     // The IPv4 datagram's linear bytes, attached by NetfilterTables.Hook for the duration of the hook
     // (the caller's span is pinned there; datapath packet memory is pinned pool memory anyway).

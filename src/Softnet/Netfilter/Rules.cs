@@ -17,10 +17,15 @@ public enum RuleAction : byte
     Target,
 }
 
-/// <summary>One rule: the ipt_ip part (addresses, interfaces, protocol, fragment), matches and a target.</summary>
+/// <summary>One rule: the ipt_ip part (addresses, interfaces, protocol, fragment), matches and a target. An ip6tables
+/// rule (<see cref="Family"/> IPv6) keeps its addresses in <see cref="Src6"/> / <see cref="Dst6"/> (struct ip6t_ip6).</summary>
 public sealed class Rule
 {
     public uint Src, SrcMask, Dst, DstMask;
+    /// <summary>The rule's family: IPv4 (ipt_entry) or IPv6 (ip6t_entry).</summary>
+    public NfProto Family = NfProto.Ipv4;
+    /// <summary>ip6t_ip6 addresses and masks (IPv6 rules only).</summary>
+    public UInt128 Src6, Src6Mask, Dst6, Dst6Mask;
     public bool InvSrc, InvDst;
     public string InInterface = "", OutInterface = "";
     public bool InvIn, InvOut;
@@ -49,6 +54,22 @@ public sealed class Rule
         if (OutInterface.Length != 0 && !IfaceMatch(OutInterface, p.OutInterface) ^ InvOut) return false;
         if (Protocol != 0 && ((p.Protocol != Protocol) ^ InvProtocol)) return false;
         if (Fragment && (!p.IsFragment ^ InvFragment)) return false;
+        return true;
+    }
+
+    /// <summary>ip6_packet_match: addresses, interfaces and the upper-layer protocol (ipv6_find_hdr's, which
+    /// <see cref="PacketContext.FromIpv6"/> put in <see cref="PacketContext.Protocol"/>); "-p all" matches anything.</summary>
+    internal bool Ip6Matches(ref PacketContext p)
+    {
+        if (((p.Src6 & Src6Mask) != Src6) ^ InvSrc) return false;
+        if (((p.Dst6 & Dst6Mask) != Dst6) ^ InvDst) return false;
+        if (InInterface.Length != 0 && !IfaceMatch(InInterface, p.InInterface) ^ InvIn) return false;
+        if (OutInterface.Length != 0 && !IfaceMatch(OutInterface, p.OutInterface) ^ InvOut) return false;
+        if (Protocol != 0)
+        {
+            if (p.Protocol == Protocol) return !InvProtocol;
+            if (!InvProtocol) return false;
+        }
         return true;
     }
 
@@ -101,14 +122,17 @@ public sealed class Chain
 public sealed class IptTable
 {
     public TableKind Kind { get; }
+    /// <summary>IPv4 (iptables) or IPv6 (ip6tables).</summary>
+    public NfProto Family { get; }
     public string Name => TableNames.Name(Kind);
     /// <summary>Built-in chains in hook order, then user chains in the order they were declared.</summary>
     public List<Chain> Chains { get; } = new();
     internal readonly Chain?[] HookChains = new Chain?[5];
 
-    public IptTable(TableKind kind)
+    public IptTable(TableKind kind, NfProto family = NfProto.Ipv4)
     {
         Kind = kind;
+        Family = family;
         foreach (var hook in TableNames.BuiltinHooks(kind))
         {
             var c = new Chain(TableNames.HookChainName(hook), true);
@@ -169,7 +193,8 @@ public sealed class IptTable
             }
             c.RuleArray = c.Rules.ToArray();
         }
-        ChainCompiler.Compile(this);
+        // The lookups key on IPv4 addresses; ip6tables tables walk linearly, as ip6t_do_table does.
+        if (Family == NfProto.Ipv4) ChainCompiler.Compile(this);
     }
 }
 

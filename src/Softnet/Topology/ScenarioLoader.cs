@@ -60,12 +60,14 @@ public static class ScenarioLoader
                 if (File.Exists(sysctl)) LoadSysctl(ns, sysctl);
                 string ipt = Path.Combine(nsDir, name!, "iptables.save");
                 if (File.Exists(ipt)) LoadIptables(ns, ipt);
+                string ip6t = Path.Combine(nsDir, name!, "ip6tables.save");
+                if (File.Exists(ip6t)) LoadIp6tables(ns, ip6t);
                 ApplyConntrackSysctls(ns);
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ipset.save" or "nfacct.list" or "sockets"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ipset.save, nfacct.list, sockets)");
+                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets)");
                 }
             }
         }
@@ -503,6 +505,27 @@ public static class ScenarioLoader
             TcpTimeoutsNs = tcp,
         };
         ns.Netfilter.UseConntrack(o);
+        ns.Netfilter6?.UseConntrack(o);
+    }
+
+    // ---------------- ip6tables.save ----------------
+
+    /// <summary>ns/NAME/ip6tables.save (`ip6tables-save` output) into the namespace's IPv6 tables; errors name file:line.
+    /// Conntrack runs for IPv6 once the ruleset needs it, as for IPv4.</summary>
+    private static void LoadIp6tables(Namespace ns, string path)
+    {
+        NetfilterTables t;
+        try
+        {
+            t = IptablesSaveParser.ParseFile(path, NetfilterTables.CreateIpv6());
+        }
+        catch (IptablesParseException e)
+        {
+            throw new ScenarioFormatException(e.File, e.Line, e.Reason);
+        }
+        t.Host = ns;
+        t.ConntrackEnabled = NeedsConntrack(t);
+        ns.Netfilter6 = t;
     }
 
     // ---------------- iptables.save ----------------

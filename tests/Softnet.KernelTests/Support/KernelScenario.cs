@@ -202,6 +202,12 @@ public static class KernelScenario
                 var r = Proc.Run("ip", "netns", "exec", kn, "iptables-restore", save);
                 if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/iptables.save: {r.Stderr.Trim()}");
             }
+            string save6 = Path.Combine(dir, "ip6tables.save");
+            if (File.Exists(save6))
+            {
+                var r = Proc.Run("ip", "netns", "exec", kn, "ip6tables-restore", save6);
+                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip6tables.save: {r.Stderr.Trim()}");
+            }
         }
     }
 
@@ -328,6 +334,14 @@ public static class KernelScenario
             var ct = Proc.Run("ip", "netns", "exec", kn, "conntrack", "-L");
             if (ct.Exit != 0) throw new InvalidOperationException($"[{ns}] conntrack -L exited {ct.Exit}: {ct.Stderr.Trim()}");
             File.WriteAllText(Path.Combine(dir, "conntrack.txt"), ct.Stdout);
+            // IPv6: `ip6tables-save -c` and `conntrack -L -f ipv6`, where the namespace has an ip6tables ruleset.
+            if (File.Exists(Path.Combine(s.Root, "ns", ns, "ip6tables.save")))
+            {
+                File.WriteAllText(Path.Combine(dir, "ip6tables-save.txt"), Proc.Check("ip", "netns", "exec", kn, "ip6tables-save", "-c"));
+                var ct6 = Proc.Run("ip", "netns", "exec", kn, "conntrack", "-L", "-f", "ipv6");
+                if (ct6.Exit != 0) throw new InvalidOperationException($"[{ns}] conntrack -L -f ipv6 exited {ct6.Exit}: {ct6.Stderr.Trim()}");
+                File.WriteAllText(Path.Combine(dir, "conntrack6.txt"), ct6.Stdout);
+            }
             // The SNMP and extended counters as absolute values; -s leaves nstat's history file alone.
             var nstat = Proc.Run("ip", "netns", "exec", kn, "nstat", "-asz");
             if (nstat.Exit != 0) throw new InvalidOperationException($"[{ns}] nstat -asz exited {nstat.Exit}: {nstat.Stderr.Trim()}");
@@ -492,7 +506,7 @@ while not os.path.exists(cfg['done']) and time.time() < deadline:
 """;
 }
 
-/// <summary>A scenario folder: links.batch, then ns/&lt;name&gt;/ip.batch, iptables.save, sysctl.conf, ipset.save, sockets.</summary>
+/// <summary>A scenario folder: links.batch, then ns/&lt;name&gt;/ip.batch, iptables.save, ip6tables.save, sysctl.conf, ipset.save, sockets.</summary>
 public sealed record ScenarioFolder(string Root, string LinksBatch, IReadOnlyList<string> Namespaces)
 {
     /// <summary>Reads links.batch; the namespaces are those it adds (`netns add NAME`), in order.</summary>

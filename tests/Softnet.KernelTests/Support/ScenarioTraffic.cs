@@ -159,6 +159,9 @@ public sealed class ScenarioCapture
 
     public IReadOnlyList<(int If, byte[] Frame, string Note)> FrameList => _frames;
 
+    /// <summary>The <see cref="Pause"/> before frame <paramref name="i"/>, in ms (0: none).</summary>
+    public int PauseBefore(int i) => _pauses.TryGetValue(i, out int ms) ? ms : 0;
+
     public IReadOnlyList<string> Devices => _devices;
 
     /// <summary>Adds a frame that arrives on <paramref name="dev"/>; the note says what it is, for test messages.</summary>

@@ -55,4 +55,28 @@ public class RulesCliTests
             dir.Delete(true);
         }
     }
+
+    [Fact]
+    public void Check_with_ipv6_loads_an_ip6tables_save_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-rules-");
+        try
+        {
+            string path = Path.Combine(dir.FullName, "ip6tables.save");
+            File.WriteAllText(path, "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 2001:db8::/32 -p icmpv6 --icmpv6-type 128 -j ACCEPT\nCOMMIT\n");
+            var output = new StringWriter();
+            var config = new InvocationConfiguration { Output = output, Error = new StringWriter() };
+            Assert.Equal(0, new RootCommand { RulesCommand.Create() }.Parse(["rules", "check", "-6", path]).Invoke(config));
+            Assert.Contains("filter: 3 chains, 1 rules", output.ToString());
+            // The same file as iptables: the address is not IPv4.
+            var error = new StringWriter();
+            config = new InvocationConfiguration { Output = new StringWriter(), Error = error };
+            Assert.Equal(2, new RootCommand { RulesCommand.Create() }.Parse(["rules", "check", path]).Invoke(config));
+            Assert.Contains($"{path}:3:", error.ToString());
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
 }

@@ -160,6 +160,8 @@ public sealed class Connection
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
     public string? MasqueradeDevice;
+    /// <summary>The IPv6 tuples of an IPv6 entry (<see cref="Ip6Conntrack"/>); null for IPv4.</summary>
+    public Ip6ConnInfo? V6;
 
     // TCP (struct ip_ct_tcp)
     public TcpCtState TcpState;
@@ -201,6 +203,33 @@ public sealed class Connection
         reply.Ct = this;
     }
 
+    /// <summary>Clears the per-connection state for a new entry (what __nf_conntrack_alloc zeroes), tuples aside.</summary>
+    internal void ResetForReuse(bool accounting)
+    {
+        Status = CtStatus.None;
+        Mark = 0;
+        ZoneId = 0;
+        ZoneDir = 3;
+        Helper = null;
+        HasAcct = accounting;
+        MasqueradeDevice = null;
+        TcpState = TcpCtState.None;
+        Seen0 = default;
+        Seen1 = default;
+        LastDir = LastWscale = LastFlags = Retrans = 0;
+        LastIndex = TcpTracker.NoneSet;
+        LastSeq = LastAck = LastEnd = 0;
+        LastWin = 0;
+        PacketsOrig = BytesOrig = PacketsReply = BytesReply = 0;
+        ExpiresNs = 0;
+        UdpStreamNs = 0;
+        NextBySource = null;
+        BySourceHash = 0;
+        InBySource = false;
+        Retired = false;
+        NextOrig = NextReply = default;
+    }
+
     public bool Confirmed => (Status & CtStatus.Confirmed) != 0;
     public bool Assured => (Status & CtStatus.Assured) != 0;
 
@@ -214,6 +243,7 @@ public sealed class Connection
     /// <summary>One line of `conntrack -L` (libnetfilter_conntrack's default output).</summary>
     public string Format(long nowNs)
     {
+        if (V6 != null) return Ip6Conntrack.Format(this, nowNs);
         var sb = new StringBuilder();
         string proto = Original.Protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", 132 => "sctp", 136 => "udplite", 33 => "dccp", 47 => "gre", _ => "unknown" };
         sb.Append(proto.PadRight(8)).Append(' ').Append(Original.Protocol).Append(' ');

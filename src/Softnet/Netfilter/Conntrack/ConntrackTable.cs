@@ -603,6 +603,7 @@ public sealed class ConntrackTable
     /// <summary>Kills a connection while its packet is still in flight (nf_ct_kill_acct).</summary>
     internal void Kill(Connection ct)
     {
+        if (ct.V6 != null) { ct.V6.Table.Kill(ct); return; }
         if (ct.Confirmed) Delete(ct);
         else ct.Status |= CtStatus.Dying;
     }

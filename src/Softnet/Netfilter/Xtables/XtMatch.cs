@@ -83,6 +83,10 @@ public abstract class XtMatchExtension
     /// <summary>Other names -m accepts for this extension.</summary>
     public virtual IReadOnlyList<string> Aliases => Array.Empty<string>();
 
+    /// <summary>The family the extension registers for (xt_match.family): IPv4 unless it overrides it, NFPROTO_UNSPEC
+    /// for an extension that works on both families (its kernel half reads only family-neutral fields).</summary>
+    public virtual NfProto Family => NfProto.Ipv4;
+
     /// <summary>A fresh per-rule kernel half with its defaults (init).</summary>
     internal abstract XtMatch Create();
 

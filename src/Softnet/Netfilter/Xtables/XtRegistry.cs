@@ -3,16 +3,18 @@ using System.Reflection;
 namespace Softnet.Netfilter.Xtables;
 
 /// <summary>
-/// Every match and target extension of the assembly, by name: the non-abstract subclasses of
-/// <see cref="XtMatchExtension"/> and <see cref="XtTargetExtension"/>, instantiated once on first use
-/// (reflection at load time only, never per packet).
+/// Every match and target extension of the assembly, by family and name as xt_find_match / xt_find_target look them
+/// up: the non-abstract subclasses of <see cref="XtMatchExtension"/> and <see cref="XtTargetExtension"/>, instantiated
+/// once on first use (reflection at load time only, never per packet). An extension registers for its
+/// <see cref="XtMatchExtension.Family"/> (NFPROTO_IPV4 like ipt_REJECT, NFPROTO_IPV6 like ip6t_REJECT, or
+/// NFPROTO_UNSPEC for both, like xt_comment); a lookup tries the family first, then NFPROTO_UNSPEC.
 /// </summary>
 public static class XtRegistry
 {
     private sealed class Tables
     {
-        public readonly Dictionary<string, XtMatchExtension> Matches = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, XtTargetExtension> Targets = new(StringComparer.Ordinal);
+        public readonly Dictionary<(NfProto, string), XtMatchExtension> Matches = new();
+        public readonly Dictionary<(NfProto, string), XtTargetExtension> Targets = new();
     }
 
     private static readonly Lazy<Tables> All = new(Discover, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -26,14 +28,14 @@ public static class XtRegistry
             if (typeof(XtMatchExtension).IsAssignableFrom(type))
             {
                 var ext = (XtMatchExtension)Instantiate(type);
-                Add(t.Matches, ext.Name, ext, type);
-                foreach (var alias in ext.Aliases) Add(t.Matches, alias, ext, type);
+                Add(t.Matches, (ext.Family, ext.Name), ext, type);
+                foreach (var alias in ext.Aliases) Add(t.Matches, (ext.Family, alias), ext, type);
             }
             else if (typeof(XtTargetExtension).IsAssignableFrom(type))
             {
                 var ext = (XtTargetExtension)Instantiate(type);
-                Add(t.Targets, ext.Name, ext, type);
-                foreach (var alias in ext.Aliases) Add(t.Targets, alias, ext, type);
+                Add(t.Targets, (ext.Family, ext.Name), ext, type);
+                foreach (var alias in ext.Aliases) Add(t.Targets, (ext.Family, alias), ext, type);
             }
         }
         return t;
@@ -43,21 +45,32 @@ public static class XtRegistry
         => Activator.CreateInstance(type, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic, null, null, null)
            ?? throw new InvalidOperationException($"cannot create extension {type.FullName}");
 
-    private static void Add<T>(Dictionary<string, T> map, string name, T ext, Type type)
+    private static void Add<T>(Dictionary<(NfProto, string), T> map, (NfProto Family, string Name) key, T ext, Type type)
     {
-        if (!map.TryAdd(name, ext))
-            throw new InvalidOperationException($"xtables extension name '{name}' registered twice ({type.FullName})");
+        if (!map.TryAdd(key, ext))
+            throw new InvalidOperationException($"xtables extension name '{key.Name}' registered twice for family {key.Family} ({type.FullName})");
     }
 
-    /// <summary>The match extension loaded by -m NAME, or null.</summary>
-    public static XtMatchExtension? FindMatch(string name) => All.Value.Matches.GetValueOrDefault(name);
+    private static T? Find<T>(Dictionary<(NfProto, string), T> map, string name, NfProto family) where T : class
+        => map.GetValueOrDefault((family, name)) ?? map.GetValueOrDefault((NfProto.Unspec, name));
 
-    /// <summary>The target extension loaded by -j NAME, or null.</summary>
-    public static XtTargetExtension? FindTarget(string name) => All.Value.Targets.GetValueOrDefault(name);
+    /// <summary>The match extension loaded by -m NAME in <paramref name="family"/> (iptables: IPv4), or null.</summary>
+    public static XtMatchExtension? FindMatch(string name, NfProto family = NfProto.Ipv4) => Find(All.Value.Matches, name, family);
 
-    /// <summary>Registered match names (aliases included).</summary>
-    public static IEnumerable<string> MatchNames => All.Value.Matches.Keys;
+    /// <summary>The target extension loaded by -j NAME in <paramref name="family"/> (iptables: IPv4), or null.</summary>
+    public static XtTargetExtension? FindTarget(string name, NfProto family = NfProto.Ipv4) => Find(All.Value.Targets, name, family);
 
-    /// <summary>Registered target names (aliases included).</summary>
-    public static IEnumerable<string> TargetNames => All.Value.Targets.Keys;
+    /// <summary>Match names usable in <paramref name="family"/> (aliases included).</summary>
+    public static IEnumerable<string> MatchNamesOf(NfProto family)
+        => All.Value.Matches.Keys.Where(k => k.Item1 == family || k.Item1 == NfProto.Unspec).Select(k => k.Item2).Distinct();
+
+    /// <summary>Target names usable in <paramref name="family"/> (aliases included).</summary>
+    public static IEnumerable<string> TargetNamesOf(NfProto family)
+        => All.Value.Targets.Keys.Where(k => k.Item1 == family || k.Item1 == NfProto.Unspec).Select(k => k.Item2).Distinct();
+
+    /// <summary>Registered IPv4 match names (aliases included).</summary>
+    public static IEnumerable<string> MatchNames => MatchNamesOf(NfProto.Ipv4);
+
+    /// <summary>Registered IPv4 target names (aliases included).</summary>
+    public static IEnumerable<string> TargetNames => TargetNamesOf(NfProto.Ipv4);
 }

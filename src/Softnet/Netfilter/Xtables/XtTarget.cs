@@ -52,6 +52,10 @@ public abstract class XtTargetExtension
     /// <summary>Other names -j accepts for this extension.</summary>
     public virtual IReadOnlyList<string> Aliases => Array.Empty<string>();
 
+    /// <summary>The family the extension registers for (xt_target.family): IPv4 unless it overrides it, NFPROTO_UNSPEC
+    /// for a target that works on both families.</summary>
+    public virtual NfProto Family => NfProto.Ipv4;
+
     /// <summary>Name in the target column of iptables -L.</summary>
     public virtual string ListName => Name;
 

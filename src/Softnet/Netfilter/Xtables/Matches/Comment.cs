@@ -16,6 +16,8 @@ public sealed class CommentMatch : XtMatch
 internal sealed class CommentMatchExtension : XtMatchExtension<CommentMatch>
 {
     public override string Name => "comment";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(CommentMatch m, string option, bool invert, ArgReader a)
     {

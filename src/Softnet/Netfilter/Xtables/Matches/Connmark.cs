@@ -25,6 +25,8 @@ public sealed class ConnmarkMatch : XtMatch
 internal sealed class ConnmarkMatchExtension : X6MatchExtension<ConnmarkMatch>
 {
     public override string Name => "connmark";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("mark", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 

@@ -57,6 +57,9 @@ public sealed class ConntrackMatch : XtMatch
     public bool HasState, InvState;
     public uint OrigSrc, OrigSrcMask, OrigDst, OrigDstMask, ReplSrc, ReplSrcMask, ReplDst, ReplDstMask;
     public bool HasOrigSrc, InvOrigSrc, HasOrigDst, InvOrigDst, HasReplSrc, InvReplSrc, HasReplDst, InvReplDst;
+    /// <summary>The addresses of an ip6tables rule (xt_conntrack_mtinfo3's nf_inet_addr as IPv6).</summary>
+    public UInt128 OrigSrc6, OrigSrc6Mask, OrigDst6, OrigDst6Mask, ReplSrc6, ReplSrc6Mask, ReplDst6, ReplDst6Mask;
+    internal bool V6;
     public ushort OrigSrcPortMin, OrigSrcPortMax, OrigDstPortMin, OrigDstPortMax;
     public bool HasOrigSrcPort, InvOrigSrcPort, HasOrigDstPort, InvOrigDstPort;
     public byte Proto;
@@ -87,11 +90,22 @@ public sealed class ConntrackMatch : XtMatch
         }
         ref readonly var o = ref ct.Original;
         ref readonly var r = ref ct.Reply;
+        if (V6 && ct.V6 is { } v6)
+        {
+            if (HasOrigSrc && (((v6.Original.Src & OrigSrc6Mask) == OrigSrc6) == InvOrigSrc)) return false;
+            if (HasOrigDst && (((v6.Original.Dst & OrigDst6Mask) == OrigDst6) == InvOrigDst)) return false;
+            if (HasReplSrc && (((v6.Reply.Src & ReplSrc6Mask) == ReplSrc6) == InvReplSrc)) return false;
+            if (HasReplDst && (((v6.Reply.Dst & ReplDst6Mask) == ReplDst6) == InvReplDst)) return false;
+        }
+        else if (V6 && (HasOrigSrc || HasOrigDst || HasReplSrc || HasReplDst)) return false;
         if (HasProto && ((o.Protocol == Proto) == InvProto)) return false;
-        if (HasOrigSrc && (((o.Src & OrigSrcMask) == OrigSrc) == InvOrigSrc)) return false;
-        if (HasOrigDst && (((o.Dst & OrigDstMask) == OrigDst) == InvOrigDst)) return false;
-        if (HasReplSrc && (((r.Src & ReplSrcMask) == ReplSrc) == InvReplSrc)) return false;
-        if (HasReplDst && (((r.Dst & ReplDstMask) == ReplDst) == InvReplDst)) return false;
+        if (!V6)
+        {
+            if (HasOrigSrc && (((o.Src & OrigSrcMask) == OrigSrc) == InvOrigSrc)) return false;
+            if (HasOrigDst && (((o.Dst & OrigDstMask) == OrigDst) == InvOrigDst)) return false;
+            if (HasReplSrc && (((r.Src & ReplSrcMask) == ReplSrc) == InvReplSrc)) return false;
+            if (HasReplDst && (((r.Dst & ReplDstMask) == ReplDst) == InvReplDst)) return false;
+        }
         if (HasOrigSrcPort && ((o.SrcPort >= OrigSrcPortMin && o.SrcPort <= OrigSrcPortMax) == InvOrigSrcPort)) return false;
         if (HasOrigDstPort && ((o.DstPort >= OrigDstPortMin && o.DstPort <= OrigDstPortMax) == InvOrigDstPort)) return false;
         return true;
@@ -102,6 +116,8 @@ public sealed class ConntrackMatch : XtMatch
 internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
 {
     public override string Name => "conntrack";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(ConntrackMatch m, string option, bool invert, ArgReader a)
     {
@@ -112,6 +128,10 @@ internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
                 m.States = CtStates.ParseList(a.Next(option), a, allowNat: true); m.HasState = true; m.InvState = invert; return true;
             case "--ctproto":
                 m.Proto = Protocols.Parse(a.Next(option), a); m.HasProto = true; m.InvProto = invert; return true;
+            case "--ctorigsrc" when a.Family == NfProto.Ipv6: (m.OrigSrc6, m.OrigSrc6Mask) = Ip6Addr.ParseMasked(a.Next(option), a); m.V6 = m.HasOrigSrc = true; m.InvOrigSrc = invert; return true;
+            case "--ctorigdst" when a.Family == NfProto.Ipv6: (m.OrigDst6, m.OrigDst6Mask) = Ip6Addr.ParseMasked(a.Next(option), a); m.V6 = m.HasOrigDst = true; m.InvOrigDst = invert; return true;
+            case "--ctreplsrc" when a.Family == NfProto.Ipv6: (m.ReplSrc6, m.ReplSrc6Mask) = Ip6Addr.ParseMasked(a.Next(option), a); m.V6 = m.HasReplSrc = true; m.InvReplSrc = invert; return true;
+            case "--ctrepldst" when a.Family == NfProto.Ipv6: (m.ReplDst6, m.ReplDst6Mask) = Ip6Addr.ParseMasked(a.Next(option), a); m.V6 = m.HasReplDst = true; m.InvReplDst = invert; return true;
             case "--ctorigsrc": (m.OrigSrc, m.OrigSrcMask) = Opt.AddressMask(a.Next(option), a); m.HasOrigSrc = true; m.InvOrigSrc = invert; return true;
             case "--ctorigdst": (m.OrigDst, m.OrigDstMask) = Opt.AddressMask(a.Next(option), a); m.HasOrigDst = true; m.InvOrigDst = invert; return true;
             case "--ctreplsrc": (m.ReplSrc, m.ReplSrcMask) = Opt.AddressMask(a.Next(option), a); m.HasReplSrc = true; m.InvReplSrc = invert; return true;
@@ -136,6 +156,10 @@ internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
     }
 
     private static string Addr(uint a, uint m) => Ipv4.FormatMasked(a, m, omitHostMask: true);
+
+    /// <summary>conntrack_dump_addr for IPv6: the address, then "/LEN" unless it is a host (/128).</summary>
+    private static string Addr6(UInt128 a, UInt128 m)
+        => m == UInt128.MaxValue ? Ip6Addr.Format(a) : Ip6Addr.FormatMasked(a, m);
     private static string Ports(ushort min, ushort max) => min == max ? min.ToString(CultureInfo.InvariantCulture) : $"{min}:{max}";
 
     internal override void Save(ConntrackMatch m, StringBuilder sb) => Render(m, sb, "--");
@@ -146,10 +170,10 @@ internal sealed class ConntrackMatchExtension : XtMatchExtension<ConntrackMatch>
         void Opt(bool inv, string name, string value) => sb.Append(inv ? " ! " : " ").Append(dash).Append(name).Append(' ').Append(value);
         if (m.HasState) Opt(m.InvState, "ctstate", CtStates.Format(m.States));
         if (m.HasProto) Opt(m.InvProto, "ctproto", m.Proto.ToString(CultureInfo.InvariantCulture));
-        if (m.HasOrigSrc) Opt(m.InvOrigSrc, "ctorigsrc", Addr(m.OrigSrc, m.OrigSrcMask));
-        if (m.HasOrigDst) Opt(m.InvOrigDst, "ctorigdst", Addr(m.OrigDst, m.OrigDstMask));
-        if (m.HasReplSrc) Opt(m.InvReplSrc, "ctreplsrc", Addr(m.ReplSrc, m.ReplSrcMask));
-        if (m.HasReplDst) Opt(m.InvReplDst, "ctrepldst", Addr(m.ReplDst, m.ReplDstMask));
+        if (m.HasOrigSrc) Opt(m.InvOrigSrc, "ctorigsrc", m.V6 ? Addr6(m.OrigSrc6, m.OrigSrc6Mask) : Addr(m.OrigSrc, m.OrigSrcMask));
+        if (m.HasOrigDst) Opt(m.InvOrigDst, "ctorigdst", m.V6 ? Addr6(m.OrigDst6, m.OrigDst6Mask) : Addr(m.OrigDst, m.OrigDstMask));
+        if (m.HasReplSrc) Opt(m.InvReplSrc, "ctreplsrc", m.V6 ? Addr6(m.ReplSrc6, m.ReplSrc6Mask) : Addr(m.ReplSrc, m.ReplSrcMask));
+        if (m.HasReplDst) Opt(m.InvReplDst, "ctrepldst", m.V6 ? Addr6(m.ReplDst6, m.ReplDst6Mask) : Addr(m.ReplDst, m.ReplDstMask));
         if (m.HasOrigSrcPort) Opt(m.InvOrigSrcPort, "ctorigsrcport", Ports(m.OrigSrcPortMin, m.OrigSrcPortMax));
         if (m.HasOrigDstPort) Opt(m.InvOrigDstPort, "ctorigdstport", Ports(m.OrigDstPortMin, m.OrigDstPortMax));
         if (m.Direction != 0) sb.Append(' ').Append(dash).Append("ctdir ").Append(m.Direction == 1 ? "ORIGINAL" : "REPLY");

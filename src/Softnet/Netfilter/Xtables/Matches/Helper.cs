@@ -20,6 +20,8 @@ public sealed class HelperMatch : XtMatch
 internal sealed class HelperMatchExtension : X6MatchExtension<HelperMatch>
 {
     public override string Name => "helper";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("helper", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 

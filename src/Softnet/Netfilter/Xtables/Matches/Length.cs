@@ -17,6 +17,8 @@ public sealed class LengthMatch : XtMatch
 internal sealed class LengthMatchExtension : X6MatchExtension<LengthMatch>
 {
     public override string Name => "length";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("length", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 

@@ -107,6 +107,8 @@ public sealed class LimitMatch : XtMatch
 internal sealed class LimitMatchExtension : X6MatchExtension<LimitMatch>
 {
     public override string Name => "limit";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("limit", 0), Arg("limit-burst", 1) };
     private protected override XtOpt[] Options => Table;
 

@@ -20,6 +20,8 @@ public sealed class MacMatch : XtMatch
 internal sealed class MacMatchExtension : X6MatchExtension<MacMatch>
 {
     public override string Name => "mac";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("mac-source", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 

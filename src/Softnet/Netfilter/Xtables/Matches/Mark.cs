@@ -17,6 +17,8 @@ public sealed class MarkMatch : XtMatch
 internal sealed class MarkMatchExtension : XtMatchExtension<MarkMatch>
 {
     public override string Name => "mark";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt MarkOption = new("mark", 0, XtOptType.MarkMask32);
 
     internal override bool Parse(MarkMatch m, string option, bool invert, ArgReader a)

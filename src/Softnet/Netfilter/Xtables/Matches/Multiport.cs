@@ -32,6 +32,8 @@ public sealed class MultiportMatch : XtMatch
 internal sealed class MultiportMatchExtension : XtMatchExtension<MultiportMatch>
 {
     public override string Name => "multiport";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(MultiportMatch m, string option, bool invert, ArgReader a)
     {

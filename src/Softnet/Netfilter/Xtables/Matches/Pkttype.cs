@@ -23,6 +23,8 @@ public sealed class PkttypeMatch : XtMatch
 internal sealed class PkttypeMatchExtension : X6MatchExtension<PkttypeMatch>
 {
     public override string Name => "pkttype";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private static readonly XtOpt[] Table = { Arg("pkt-type", 0, invert: true, mandatory: true) };
     private protected override XtOpt[] Options => Table;
 

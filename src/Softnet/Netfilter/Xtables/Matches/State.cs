@@ -18,6 +18,8 @@ public sealed class StateMatch : XtMatch
 internal sealed class StateMatchExtension : XtMatchExtension<StateMatch>
 {
     public override string Name => "state";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(StateMatch m, string option, bool invert, ArgReader a)
     {

@@ -36,6 +36,8 @@ public sealed class StatisticMatch : XtMatch
 internal sealed class StatisticMatchExtension : X6MatchExtension<StatisticMatch>
 {
     public override string Name => "statistic";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     private const int OMode = 0, OProbability = 1, OEvery = 2, OPacket = 3;
     private static readonly XtOpt[] Table =
     {

@@ -106,6 +106,8 @@ public sealed class TcpMatch : PortsMatch
 internal sealed class TcpMatchExtension : XtMatchExtension<TcpMatch>
 {
     public override string Name => "tcp";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal static readonly (string Name, byte Bit)[] FlagNames =
     {

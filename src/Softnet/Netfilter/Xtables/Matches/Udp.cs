@@ -15,6 +15,8 @@ public sealed class UdpMatch : PortsMatch
 internal sealed class UdpMatchExtension : XtMatchExtension<UdpMatch>
 {
     public override string Name => "udp";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(UdpMatch m, string option, bool invert, ArgReader a) => m.ParsePorts(option, invert, a);
 

@@ -42,6 +42,8 @@ public sealed class ConnmarkTarget : XtTarget
 internal sealed class ConnmarkTargetExtension : XtTargetExtension<ConnmarkTarget>
 {
     public override string Name => "CONNMARK";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     private const int SetMark = 0, SaveMark = 1, RestoreMark = 2, AndMark = 3, OrMark = 4, XorMark = 5,
         LeftShift = 6, RightShift = 7, SetXmark = 8, CtMaskId = 9, NfMaskId = 10, MaskId = 11;

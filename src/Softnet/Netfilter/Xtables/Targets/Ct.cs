@@ -87,6 +87,8 @@ public sealed class CtTarget : XtTarget
 internal sealed class CtTargetExtension : XtTargetExtension<CtTarget>
 {
     public override string Name => "CT";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     private static readonly XtOpt[] Options =
     {
@@ -194,6 +196,8 @@ internal sealed class CtTargetExtension : XtTargetExtension<CtTarget>
 internal sealed class NotrackTargetExtension : XtTargetExtension<CtTarget>
 {
     public override string Name => "NOTRACK";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     public override string ListName => "CT";
     internal override void Init(CtTarget t) => t.CtFlags = CtTarget.FlagNotrack | CtTarget.FlagNotrackAlias;
     internal override bool Parse(CtTarget t, string option, bool invert, ArgReader a) => false;

@@ -18,12 +18,18 @@ public sealed class LogTarget : XtTarget
         if (t.LogSink != null)
         {
             var sb = new StringBuilder();
-            sb.Append(Prefix).Append("IN=").Append(p.InInterface).Append(" OUT=").Append(p.OutInterface)
-              .Append(" SRC=").Append(Ipv4.Format(p.Src)).Append(" DST=").Append(Ipv4.Format(p.Dst))
-              .Append(" LEN=").Append(p.Length).Append(" PROTO=");
+            sb.Append(Prefix).Append("IN=").Append(p.InInterface).Append(" OUT=").Append(p.OutInterface);
+            // nf_log_ip6_packet prints the IPv6 fields (traffic class, hop limit) where the IPv4 line has TOS and TTL.
+            if (p.IsIpv6)
+                sb.Append(" SRC=").Append(Ip6Addr.Format(p.Src6)).Append(" DST=").Append(Ip6Addr.Format(p.Dst6))
+                  .Append(" LEN=").Append(p.Length).Append(" TC=").Append(p.Tos).Append(" HOPLIMIT=").Append(p.Ttl).Append(" PROTO=");
+            else
+                sb.Append(" SRC=").Append(Ipv4.Format(p.Src)).Append(" DST=").Append(Ipv4.Format(p.Dst))
+                  .Append(" LEN=").Append(p.Length).Append(" PROTO=");
             if (p.Protocol == 6 || p.Protocol == 17)
                 sb.Append(p.Protocol == 6 ? "TCP" : "UDP").Append(" SPT=").Append(p.SrcPort).Append(" DPT=").Append(p.DstPort);
-            else if (p.Protocol == 1) sb.Append("ICMP TYPE=").Append(p.IcmpType).Append(" CODE=").Append(p.IcmpCode);
+            else if (p.Protocol == 1 && !p.IsIpv6) sb.Append("ICMP TYPE=").Append(p.IcmpType).Append(" CODE=").Append(p.IcmpCode);
+            else if (p.Protocol == 58 && p.IsIpv6) sb.Append("ICMPv6 TYPE=").Append(p.IcmpType).Append(" CODE=").Append(p.IcmpCode);
             else sb.Append(p.Protocol);
             if (p.Mark != 0) sb.Append(" MARK=").Append(Opt.Hex(p.Mark));
             t.LogSink(Level, sb.ToString());
@@ -36,6 +42,8 @@ public sealed class LogTarget : XtTarget
 internal sealed class LogTargetExtension : XtTargetExtension<LogTarget>
 {
     public override string Name => "LOG";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     private static readonly string[] Levels = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
 

@@ -19,6 +19,8 @@ public sealed class MarkTarget : XtTarget
 internal sealed class MarkTargetExtension : XtTargetExtension<MarkTarget>
 {
     public override string Name => "MARK";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     internal override bool Parse(MarkTarget t, string option, bool invert, ArgReader a)
     {

@@ -32,6 +32,8 @@ public sealed class NflogTarget : XtTarget
 internal sealed class NflogTargetExtension : XtTargetExtension<NflogTarget>
 {
     public override string Name => "NFLOG";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     private static readonly XtOpt[] Options =
     {

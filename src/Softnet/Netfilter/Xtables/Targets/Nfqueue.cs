@@ -38,6 +38,8 @@ public sealed class NfqueueTarget : XtTarget
 internal sealed class NfqueueTargetExtension : XtTargetExtension<NfqueueTarget>
 {
     public override string Name => "NFQUEUE";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
 
     private static readonly XtOpt[] Options =
     {

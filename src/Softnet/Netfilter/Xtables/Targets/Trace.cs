@@ -20,6 +20,8 @@ public sealed class TraceTarget : XtTarget
 internal sealed class TraceTargetExtension : XtTargetExtension<TraceTarget>
 {
     public override string Name => "TRACE";
+    /// <summary>NFPROTO_UNSPEC: iptables and ip6tables both load it.</summary>
+    public override NfProto Family => NfProto.Unspec;
     internal override bool Parse(TraceTarget t, string option, bool invert, ArgReader a) => false;
     internal override void Save(TraceTarget t, StringBuilder sb) { }
     internal override void List(TraceTarget t, StringBuilder sb) { }
