@@ -56,15 +56,20 @@ public sealed class Device
         public int Version;
         public bool Forwarding;
         public int RpFilter;
+        // IPv6 (inet6_dev's cnf): disable_ipv6, forwarding (the NA router flag), hop_limit, addr_gen_mode.
+        public bool Disable6, Forwarding6;
+        public int HopLimit6, AddrGenMode6;
     }
 
     internal ConfCache Conf;
 
-    internal const int ConfForwarding = 0, ConfRpFilter = 1;
-    private readonly string?[] _confKeys = new string?[2];
+    internal const int ConfForwarding = 0, ConfRpFilter = 1, Conf6Disable = 2, Conf6Forwarding = 3, Conf6HopLimit = 4, Conf6AddrGenMode = 5;
+    private readonly string?[] _confKeys = new string?[6];
 
-    /// <summary>"net.ipv4.conf.DEV.NAME", made once per device (a per-packet lookup allocates nothing).</summary>
-    internal string ConfKey(int slot, string name) => _confKeys[slot] ??= $"net.ipv4.conf.{Name}.{name}";
+    /// <summary>"net.ipv4.conf.DEV.NAME" (slots below <see cref="Conf6Disable"/>) or "net.ipv6.conf.DEV.NAME", made once
+    /// per device (a per-packet lookup allocates nothing).</summary>
+    internal string ConfKey(int slot, string name)
+        => _confKeys[slot] ??= slot >= Conf6Disable ? $"net.ipv6.conf.{Name}.{name}" : $"net.ipv4.conf.{Name}.{name}";
 
     public override string ToString() => $"{Namespace.Name}/{Name}";
 

@@ -56,6 +56,9 @@ public sealed class NetStack
     /// <summary>inet_peer tokens per (namespace, address), shared by ip_error and icmp_send.</summary>
     internal readonly Dictionary<(Namespace, uint), (long Tokens, long LastMs)> InetPeers = new();
 
+    /// <summary>IPv6 inet_peer tokens per (namespace, address) (net->ipv6.peers: icmpv6_xrlim_allow).</summary>
+    internal readonly Dictionary<(Namespace, UInt128), (long Tokens, long LastMs)> InetPeers6 = new();
+
     // ---------------- entry points ----------------
 
     /// <summary>A frame arrives on <paramref name="dev"/> from outside the scenario (the NIC path): its skb, data at

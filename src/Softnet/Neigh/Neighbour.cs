@@ -18,6 +18,9 @@ public sealed class Neighbour
 {
     public required Device Device { get; init; }
     public required uint Address { get; init; }
+    /// <summary>An nd_tbl entry (IPv6 neighbour discovery): its address is <see cref="Address6"/>.</summary>
+    public bool IsV6 { get; init; }
+    public UInt128 Address6 { get; init; }
     public byte[] Mac = new byte[6];
     public NudState State;
     /// <summary>Probes sent while INCOMPLETE, and when the next is due.</summary>
@@ -42,10 +45,11 @@ public sealed class Neighbour
 /// <summary>A datagram waiting in a neighbour queue.</summary>
 internal readonly record struct PendingPacket(Skb Skb, Device InputDevice, bool Forwarded);
 
-/// <summary>The namespace's ARP table (arp_tbl), keyed by device and IPv4 address.</summary>
+/// <summary>The namespace's ARP table (arp_tbl), keyed by device and IPv4 address, and its ND table (nd_tbl) by IPv6 address.</summary>
 public sealed class NeighbourTable
 {
     private readonly Dictionary<(Device, uint), Neighbour> _entries = new();
+    private readonly Dictionary<(Device, UInt128), Neighbour> _entries6 = new();
 
     /// <summary>neigh_params: retrans_time 1 s, mcast_probes 3 (broadcast requests while INCOMPLETE).</summary>
     public const long RetransNs = 1_000_000_000L;
@@ -65,4 +69,16 @@ public sealed class NeighbourTable
     }
 
     public Dictionary<(Device, uint), Neighbour>.ValueCollection Entries => _entries.Values;
+
+    /// <summary>The nd_tbl entry of <paramref name="address"/> on <paramref name="dev"/>.</summary>
+    public Neighbour? Find6(Device dev, UInt128 address) => _entries6.TryGetValue((dev, address), out var n) ? n : null;
+
+    public Neighbour Create6(Device dev, UInt128 address, NudState state)
+    {
+        var n = new Neighbour { Device = dev, Address = 0, IsV6 = true, Address6 = address, State = state };
+        _entries6[(dev, address)] = n;
+        return n;
+    }
+
+    public Dictionary<(Device, UInt128), Neighbour>.ValueCollection Entries6 => _entries6.Values;
 }
