@@ -122,6 +122,9 @@ public static class KernelScenario
         try
         {
             Build(scenario, prefix, work, created);
+            // A namespace with IPv6 on sends MLD reports for its groups when its links come up (the robustness
+            // retransmissions up to a second later): the run starts once they are over.
+            if (scenario.Namespaces.Any(ns => Ipv6On(Path.Combine(scenario.Root, "ns", ns, "sysctl.conf")))) Thread.Sleep(Ipv6SettleMs);
             var (targets, framesFile, pausesMs) = PrepareFrames(scenario, prefix, capturePath, inject, work);
             // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
             // RST, which would move counters after the injection ended.
@@ -134,8 +137,33 @@ public static class KernelScenario
         }
     }
 
+    /// <summary>Milliseconds to wait after building a scenario where IPv6 is on before the first frame (MLD reports).</summary>
+    public const int Ipv6SettleMs = 3000;
+
+    /// <summary>A namespace keeps IPv6 unless its sysctl.conf sets net.ipv6.conf.all.disable_ipv6 = 1.</summary>
+    private static bool Ipv6On(string sysctl)
+        => !File.Exists(sysctl) || !ScenarioFolder.ParseSysctl(File.ReadAllText(sysctl)).Any(kv => kv.Key == "net.ipv6.conf.all.disable_ipv6" && kv.Value.Trim() == "1");
+
     /// <summary>The kernel's name for scenario namespace <paramref name="ns"/> in run <paramref name="prefix"/>.</summary>
     public static string KernelName(string prefix, string ns) => $"{prefix}-{ns}";
+
+    /// <summary>An ip.batch text cut into runs of plain batch lines (family null) and single `-6`/`-4` lines (the family
+    /// option and the rest of the line).</summary>
+    public static IEnumerable<(string? Family, string Text)> SplitFamilyLines(string batch)
+    {
+        var run = new List<string>();
+        foreach (var raw in batch.Split('\n'))
+        {
+            var t = raw.Trim();
+            if (t.StartsWith("-6 ", StringComparison.Ordinal) || t.StartsWith("-4 ", StringComparison.Ordinal))
+            {
+                if (run.Count > 0) { yield return (null, string.Join('\n', run) + "\n"); run.Clear(); }
+                yield return (t[..2], t[3..]);
+            }
+            else run.Add(raw);
+        }
+        if (run.Count > 0) yield return (null, string.Join('\n', run) + "\n");
+    }
 
     /// <summary>Rewrites the namespace names in an `ip -batch` text: `netns add|del|exec|set NAME`, and NAME
     /// after a `netns` or `link-netns` option.</summary>
@@ -185,10 +213,21 @@ public static class KernelScenario
             string ipBatch = Path.Combine(dir, "ip.batch");
             if (File.Exists(ipBatch))
             {
-                string rewritten = Path.Combine(work, $"{ns}.ip.batch");
-                File.WriteAllText(rewritten, RewriteNetns(File.ReadAllText(ipBatch), prefix));
-                var r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
-                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
+                // `ip -batch` takes no options: a `-6 ...` / `-4 ...` line runs as its own `ip -n NS -6 ...`, between
+                // batches of the lines around it.
+                int part = 0;
+                foreach (var (family, text) in SplitFamilyLines(RewriteNetns(File.ReadAllText(ipBatch), prefix)))
+                {
+                    (int Exit, string Stdout, string Stderr) r;
+                    if (family == null)
+                    {
+                        string rewritten = Path.Combine(work, $"{ns}.{part++}.ip.batch");
+                        File.WriteAllText(rewritten, text);
+                        r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
+                    }
+                    else r = Proc.Run("ip", new[] { "-n", kn, family }.Concat(text.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+                    if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
+                }
             }
             string ipset = Path.Combine(dir, "ipset.save");
             if (File.Exists(ipset))
