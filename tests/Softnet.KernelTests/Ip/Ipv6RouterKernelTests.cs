@@ -170,7 +170,7 @@ public sealed class Ipv6RouterKernelTests
     private const string AMac = "02:00:0a:00:00:02", R0 = "02:00:0a:00:00:01", BMac = "02:00:0b:00:00:02", R1 = "02:00:0b:00:00:01";
     private const string RA = "2001:db8:a::1", RB = "2001:db8:b::1";
     /// <summary>r's link-local addresses, EUI-64 from its MACs.</summary>
-    private const string RLl0 = "fe80::ff:fe0a:1", RLl1 = "fe80::ff:fe0b:1";
+    private const string RLl0 = "fe80::aff:fe00:1", RLl1 = "fe80::bff:fe00:1";
 
     public static ScenarioCapture Traffic()
     {
