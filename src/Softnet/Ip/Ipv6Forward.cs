@@ -50,6 +50,8 @@ public static class Ipv6Forward
                 return;
             }
         }
+        // Counted once the source passed, before the MTU check and FORWARD (as ip_forward does on 6.18).
+        mib[SnmpCounter.Ip6OutForwDatagrams]++;
         int mtu = Math.Max(Icmpv6.MinMtu, outDev.Mtu);
         if (TooBig(skb, mtu))
         {
@@ -65,8 +67,6 @@ public static class Ipv6Forward
             NetStack.Drop(ns, skb, why);
             return;
         }
-        // ip6_forward_finish
-        mib[SnmpCounter.Ip6OutForwDatagrams]++;
         var nexthop = route.Gateway != 0 ? route.Gateway : Ipv6.Read(pkt[24..]);
         var reason = Ipv6Output.Output(stack, ns, skb, outDev, nexthop, dev);
         if (reason == DropReason.None) ns.Counters.Forwarded++;
