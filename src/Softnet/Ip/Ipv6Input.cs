@@ -224,6 +224,7 @@ public sealed class Ipv6Input : PacketHandler
         var pkt = NetStack.L3(skb);
         int nhoff = 6;
         int off = 40;
+        bool fragmented = false;
         byte nh = pkt[6];
         if (nh == IpProtocols.HopByHop)
         {
@@ -260,9 +261,10 @@ public sealed class Ipv6Input : PacketHandler
                 case IpProtocols.Fragment:
                 {
                     // ipv6_frag_rcv: the datagram comes back whole (its fragment header removed), or is held.
-                    var res = ns.Defrag6.Receive(stack, dev, skb, off, ref nhoff, out var datagram, out nh, out off);
+                    var res = ns.Defrag6.Receive(stack, dev, skb, off, ref nhoff, fragmented, out var datagram, out nh, out off);
                     if (res != DefragResult.Complete) return;
                     skb = datagram!;
+                    fragmented = true;
                     continue;
                 }
                 case IpProtocols.NoNextHeader:

@@ -79,9 +79,16 @@ public sealed class NetStack
     public void AdvanceClock(long nowNs)
     {
         long target = Math.Max(_now, nowNs);
-        NeighTimers.Run(this, nowNs);
+        // Neighbour and reassembly timers in expiry order across kinds (what each sends is stamped with its time).
+        for (int guard = 0; guard < 1_000_000; guard++)
+        {
+            long t = Math.Min(NeighTimerDue, Math.Min(DefragTimerDue, Defrag6TimerDue));
+            if (t > nowNs) break;
+            NeighTimers.Run(this, t);
+            Ip.Ipv4Defrag.RunTimers(this, t);
+            Ip.Ipv6Defrag.RunTimers(this, t);
+        }
         if (_tcpTimers.Count > 0) RunTcpTimers(nowNs);
-        Ip.Ipv4Defrag.RunTimers(this, nowNs);
         _now = target;
     }
 
@@ -99,6 +106,14 @@ public sealed class NetStack
     internal void ArmDefragTimer(long ns)
     {
         if (ns < DefragTimerDue) DefragTimerDue = ns;
+    }
+
+    /// <summary>The earliest IPv6 reassembly queue expiry of any namespace (long.MaxValue: none).</summary>
+    internal long Defrag6TimerDue = long.MaxValue;
+
+    internal void ArmDefrag6Timer(long ns)
+    {
+        if (ns < Defrag6TimerDue) Defrag6TimerDue = ns;
     }
 
     /// <summary>A timer runs at its own expiry time: what it sends is stamped with it.</summary>

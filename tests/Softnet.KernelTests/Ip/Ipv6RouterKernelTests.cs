@@ -226,7 +226,39 @@ public sealed class Ipv6RouterKernelTests
         A(Frames6.Ipv6(H6, RA, 253, new byte[16]), "unknown next header 253: parameter problem 1");
         A(Frames6.Ipv6(H6, RA, 60, Frames6.Concat(Frames6.Options(0), Frames6.Options(58), Frames6.EchoL4(H6, RA, 3, 7))), "hop-by-hop after destination options: parameter problem 1");
         A(Frames6.Ipv6(H6, RA, 59, new byte[8]), "no next header");
-        // A next hop that never answers: three solicitations, then address unreachable.
+        // Fragments to the router (reassembled by ipv6_frag_rcv) and through it (forwarded as they are).
+        const string F0 = "2001:db8:a::18", F1 = "2001:db8:a::19";
+        var e1 = Frames6.EchoL4(F0, RA, 5, 1, payload: 56);
+        A(Frames6.Fragment(F0, RA, 58, e1, 0, 24, true, 101), "in order 1/3");
+        A(Frames6.Fragment(F0, RA, 58, e1, 24, 24, true, 101), "in order 2/3");
+        A(Frames6.Fragment(F0, RA, 58, e1, 48, 16, false, 101), "in order 3/3: echo reply");
+        var e2 = Frames6.EchoL4(F0, RA, 5, 2, payload: 56);
+        A(Frames6.Fragment(F0, RA, 58, e2, 48, 16, false, 102), "out of order 3/3");
+        A(Frames6.Fragment(F0, RA, 58, e2, 0, 24, true, 102), "out of order 1/3");
+        A(Frames6.Fragment(F0, RA, 58, e2, 24, 24, true, 102), "out of order 2/3: echo reply");
+        var e3 = Frames6.EchoL4(F0, RA, 5, 3, payload: 56);
+        A(Frames6.Fragment(F0, RA, 58, e3, 0, 24, true, 103), "duplicate 1/3");
+        A(Frames6.Fragment(F0, RA, 58, e3, 0, 24, true, 103), "duplicate 1/3 again");
+        A(Frames6.Fragment(F0, RA, 58, e3, 24, 24, true, 103), "duplicate 2/3");
+        A(Frames6.Fragment(F0, RA, 58, e3, 48, 16, false, 103), "duplicate 3/3: echo reply");
+        var e4 = Frames6.EchoL4(F0, RA, 5, 4, payload: 56);
+        A(Frames6.Fragment(F0, RA, 58, e4, 0, 24, true, 104), "overlap 1/3");
+        A(Frames6.Fragment(F0, RA, 58, e4, 16, 24, true, 104), "overlap 16..40: the queue goes");
+        A(Frames6.Fragment(F0, RA, 58, e4, 48, 16, false, 104), "overlap 3/3: a new queue, never complete");
+        var e5 = Frames6.EchoL4(F1, RA, 5, 5, payload: 56);
+        A(Frames6.Fragment(F1, RA, 58, e5, 0, 24, true, 105), "first fragment alone: times out with ICMPv6 3/1");
+        A(Frames6.Fragment(F1, RA, 58, e5, 24, 24, true, 106), "middle fragment alone: times out silently");
+        A(Frames6.Ipv6(F0, RA, 44, Frames6.Concat(new byte[] { 58, 0, 0, 0, 0, 0, 0, 107 }, Frames6.EchoL4(F0, RA, 5, 6))), "atomic fragment: echo reply");
+        A(Frames6.Fragment(F1, RA, 58, e5, 0, 20, true, 108), "middle fragment not a multiple of 8: parameter problem");
+        A(Frames6.Fragment(F1, RA, 17, Frames6.UdpL4(F1, 4600, RA, 5000), 0, 4, true, 109), "first fragment without the UDP header: parameter problem 3");
+        var u1 = Frames6.UdpL4(F0, 4601, Far, 53, payload: 40);
+        A(Frames6.Fragment(F0, Far, 17, u1, 0, 24, true, 110), "forwarded fragment 1/2");
+        A(Frames6.Fragment(F0, Far, 17, u1, 24, 24, false, 110), "forwarded fragment 2/2");
+        var u2 = Frames6.UdpL4(F0, 4602, RA, 5000, payload: 40);
+        A(Frames6.Fragment(F0, RA, 17, u2, 24, 24, false, 111), "udp to a socket in fragments 2/2");
+        A(Frames6.Fragment(F0, RA, 17, u2, 0, 24, true, 111), "udp to a socket in fragments 1/2");
+        // A next hop that never answers: three solicitations, then address unreachable (the fragment queues above
+        // expire in the same pause).
         A(Frames6.Udp(H7, 4500, "2001:db8:b::8", 53), "to an unresolved neighbour");
         c.Pause(3500);
         // A next hop resolved by an advertisement: the queued datagram goes out.
