@@ -208,8 +208,13 @@ public static class Ndisc
         if (!lladdr.IsEmpty && dad) return DropReason.NdiscInvalid;
         bool inc = Ipv6.IsMulticast(daddr);
         bool ours = ns.FindAddress6(target, dev) != null;
-        if (!ours && !(ns.Routing6.LookupLocal(target) is { Type: RouteKind.Anycast } ac && ac.Device == dev))
-            return DropReason.NdiscInvalid;
+        if (!ours)
+        {
+            if (!(ns.Routing6.LookupLocal(target) is { Type: RouteKind.Anycast } ac && ac.Device == dev)) return DropReason.NdiscInvalid;
+            // An anycast target asked by multicast is answered after a random delay of up to proxy_delay (pneigh_enqueue,
+            // RFC 4861 7.2.7): not modelled, the solicitation is consumed.
+            if (skb.PktType != PacketType.Host && inc) return DropReason.None;
+        }
         bool router = ns.DeviceForwarding6(dev);
         Span<byte> mac = stackalloc byte[6];
         if (!lladdr.IsEmpty) lladdr.CopyTo(mac);

@@ -265,12 +265,83 @@ public sealed class Ipv6RouterKernelTests
         A(Frames6.Udp(H7, 4501, "2001:db8:b::9", 53), "to a neighbour being resolved");
         B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", "02:00:0b:00:00:09", solicited: true, over: true), "the advertisement");
         A(Frames6.Udp(H7, 4502, "2001:db8:b::9", 53), "to the resolved neighbour");
+        // Multicast and anycast destinations, router alert to the router, advertisements it only learns from.
+        A(Frames6.Echo(H0, "ff02::1", 6, 1), "echo to all nodes", dst: "33:33:00:00:00:01");
+        A(Frames6.Echo(H0, "ff02::2", 6, 2), "echo to all routers", dst: "33:33:00:00:00:02");
+        A(Frames6.Echo(H0, "ff02::99", 6, 3), "echo to a group r is not in", dst: "33:33:00:00:00:99");
+        A(Frames6.Echo(H0, "2001:db8:a::", 6, 4), "echo to the subnet-router anycast address");
+        A(Frames6.Ipv6(H0, RA, 0, Frames6.Concat(Frames6.Options(58, 5, 2, 0, 0), Frames6.EchoL4(H0, RA, 6, 5))), "router alert to r");
+        B(Frames6.Na("2001:db8:b::9", "ff02::1", "2001:db8:b::9", "02:00:0b:00:00:19", solicited: false, over: true), "unsolicited advertisement, new address");
+        A(Frames6.Udp(H7, 4503, "2001:db8:b::9", 53), "to the neighbour's new address");
+        B(Frames6.Na("2001:db8:b::7", "ff02::1", "2001:db8:b::7", "02:00:0b:00:00:07", solicited: false, over: true), "advertisement for an unknown neighbour: ignored");
+        B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", null, solicited: true, over: false), "solicited advertisement without an address");
+        A(Frames6.Ns("::", null, RA, null), "duplicate address detection for r's address", dst: "33:33:ff:00:00:01");
         // Solicitations for r's addresses (last: the asker's entry goes STALE, and probes later).
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20"), "solicitation for r eth0", dst: "33:33:ff:00:00:01");
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20", hop: 64), "solicitation with hop limit 64", dst: "33:33:ff:00:00:01");
         A(Frames6.Ns("2001:db8:a::20", null, "2001:db8:a::99", "02:00:0a:00:00:20"), "solicitation for another target", dst: "33:33:ff:00:00:99");
         A(Frames6.Ns("2001:db8:a::20", RA, RA, null), "unicast solicitation without an address option");
         return c;
+    }
+
+    /// <summary>The same router with forwarding off (all.forwarding 0: a host) and IPv6 disabled on eth1.</summary>
+    public static ScenarioCapture HostTraffic()
+    {
+        var c = new ScenarioCapture();
+        void A(byte[] ip, string note, string dst = R0) => c.Add("eth0", Frames6.Eth(dst, AMac, ip), note);
+        void B(byte[] ip, string note) => c.Add("eth1", Frames6.Eth(R1, BMac, ip), note);
+        const string H0 = "2001:db8:a::10", H1 = "2001:db8:a::11";
+        A(Frames6.Echo(H0, RA, 1, 1), "echo to r");
+        A(Frames6.Udp(H0, 4000, "2001:db8:77::5", 53), "not forwarded: InAddrErrors");
+        A(Frames6.Udp(H1, 4001, "2001:db8:99::1", 53), "no route: still unreachable");
+        A(Frames6.Udp(H1, 4002, "2001:db8:77::5", 53, hop: 1), "hop limit 1, not forwarded");
+        A(Frames6.Echo(H0, "2001:db8:a::", 1, 2), "the subnet-router anycast address is not r's now");
+        A(Frames6.Echo(H0, "ff02::2", 1, 3), "all routers: r is not one", dst: "33:33:00:00:00:02");
+        B(Frames6.Echo("2001:db8:b::2", RB, 1, 4), "echo on eth1, IPv6 disabled there");
+        A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20"), "solicitation: advertisement without the router flag", dst: "33:33:ff:00:00:01");
+        return c;
+    }
+
+    [SkippableFact]
+    public void V6_host_with_forwarding_off_matches_the_kernel()
+    {
+        string? skip = KernelScenario.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-host");
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario");
+        string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
+        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        string sysctl = Path.Combine(scn, "ns", "r", "sysctl.conf");
+        File.WriteAllText(sysctl, File.ReadAllText(sysctl).Replace("net.ipv6.conf.all.forwarding = 1", "net.ipv6.conf.all.forwarding = 0")
+                                  + "net.ipv6.conf.eth1.disable_ipv6 = 1\n");
+        // eth1 has no IPv6 now: its address, route and neighbour go.
+        string batch = Path.Combine(scn, "ns", "r", "ip.batch");
+        File.WriteAllLines(batch, File.ReadAllLines(batch).Where(l => !l.Contains("2001:db8:b::") && !l.Contains("2001:db8:77::")));
+        Compare(root, scn, HostTraffic());
+    }
+
+    private static void Compare(string root, string scn, ScenarioCapture traffic)
+    {
+        Directory.CreateDirectory(root);
+        string capture = Path.Combine(root, "in.pcapng");
+        traffic.Write(capture);
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        KernelScenario.Run(scn, capture, "r", kernel);
+        using (var report = ScenarioReplay.Run(scn, capture, "r", softnet))
+            foreach (var ns in report.Scenario.Namespaces)
+            {
+                var c = ns.Counters;
+                Assert.True(c.Conserved, $"{ns.Name}: counters not conserved: received {c.Received}, delivered {c.DeliveredTotal}, "
+                    + $"forwarded {c.Forwarded}, neigh queued {c.NeighQueued}, fragments held {c.FragHeld}, merged {c.FragMerged}, "
+                    + $"drops {c.Drops.Total} ({string.Join(", ", c.Drops.NonZero().Select(d => $"{DropReasons.Name(d.Reason)} {d.Count}"))})");
+            }
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "a/wire0.tx.pcap", "b/wire0.tx.pcap" } });
     }
 
     [SkippableFact]
@@ -280,19 +351,6 @@ public sealed class Ipv6RouterKernelTests
         Skip.If(skip != null, skip);
         string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-router");
         if (Directory.Exists(root)) Directory.Delete(root, true);
-        Directory.CreateDirectory(root);
-        string scn = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router"), capture = Path.Combine(root, "in.pcapng");
-        Traffic().Write(capture);
-        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel);
-        using (var report = ScenarioReplay.Run(scn, capture, "r", softnet))
-            foreach (var ns in report.Scenario.Namespaces)
-            {
-                var c = ns.Counters;
-                Assert.True(c.Conserved, $"v6-router/{ns.Name}: counters not conserved: received {c.Received}, delivered {c.DeliveredTotal}, "
-                    + $"forwarded {c.Forwarded}, neigh queued {c.NeighQueued}, fragments held {c.FragHeld}, merged {c.FragMerged}, "
-                    + $"drops {c.Drops.Total} ({string.Join(", ", c.Drops.NonZero().Select(d => $"{DropReasons.Name(d.Reason)} {d.Count}"))})");
-            }
-        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "a/wire0.tx.pcap", "b/wire0.tx.pcap" } });
+        Compare(root, Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router"), Traffic());
     }
 }
