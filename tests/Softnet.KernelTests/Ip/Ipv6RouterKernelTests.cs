@@ -322,7 +322,8 @@ public sealed class Ipv6RouterKernelTests
                                   + "net.ipv6.conf.eth1.disable_ipv6 = 1\n");
         // eth1 has no IPv6 now: its address, route and neighbour go.
         string batch = Path.Combine(scn, "ns", "r", "ip.batch");
-        File.WriteAllLines(batch, File.ReadAllLines(batch).Where(l => !l.Contains("2001:db8:b::") && !l.Contains("2001:db8:77::")));
+        File.WriteAllLines(batch, File.ReadAllLines(batch).Where(l => !l.Contains("2001:db8:b::") && !l.Contains("2001:db8:77::"))
+            .Append("route add 2001:db8:77::/48 via 2001:db8:a::10 dev eth0"));
         Compare(root, scn, HostTraffic());
     }
 
