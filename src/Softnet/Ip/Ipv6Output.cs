@@ -74,13 +74,10 @@ public static class Ipv6Output
             skb.Free();
             return why;
         }
-        // __ip6_finish_output: a datagram over the MTU would go through ip6_fragment, which Softnet does not model yet.
+        // __ip6_finish_output: a datagram over the MTU goes through ip6_fragment (a forwarded one was refused with a
+        // packet too big before).
         if (!skb.IsGso && skb.Len > outDev.Mtu)
-        {
-            ns.Mib[SnmpCounter.Ip6FragFails]++;
-            skb.Free();
-            return DropReason.FragFailed;
-        }
+            return Ipv6Fragment.Fragment(stack, ns, skb, outDev, nexthop, inDev, FinishOutput2);
         return FinishOutput2(stack, ns, skb, outDev, nexthop, inDev);
     }
 

@@ -257,6 +257,13 @@ public sealed class Ipv6RouterKernelTests
         var u2 = Frames6.UdpL4(F0, 4602, RA, 5000, payload: 40);
         A(Frames6.Fragment(F0, RA, 17, u2, 24, 24, false, 111), "udp to a socket in fragments 2/2");
         A(Frames6.Fragment(F0, RA, 17, u2, 0, 24, true, 111), "udp to a socket in fragments 1/2");
+        // Echo requests that arrive in fragments and whose replies exceed the MTU: ip6_fragment cuts the replies.
+        var big0 = Frames6.EchoL4(F0, RA, 7, 1, payload: 1600);
+        A(Frames6.Fragment(F0, RA, 58, big0, 0, 1400, true, 120), "big echo 1/2");
+        A(Frames6.Fragment(F0, RA, 58, big0, 1400, big0.Length - 1400, false, 120), "big echo 2/2: reply over eth0's 1500");
+        var big1 = Frames6.EchoL4("2001:db8:b::2", RB, 7, 2, payload: 1400);
+        B(Frames6.Fragment("2001:db8:b::2", RB, 58, big1, 0, 1200, true, 121), "big echo on eth1 1/2");
+        B(Frames6.Fragment("2001:db8:b::2", RB, 58, big1, 1200, big1.Length - 1200, false, 121), "big echo on eth1 2/2: reply over 1280");
         // A next hop that never answers: three solicitations, then address unreachable (the fragment queues above
         // expire in the same pause).
         A(Frames6.Udp(H7, 4500, "2001:db8:b::8", 53), "to an unresolved neighbour");

@@ -325,6 +325,9 @@ public static class ScenarioCompare
     {
         var f = (byte[])frame.Clone();
         CompletePartialTcpChecksum(f);
+        // An IPv6 fragment: the identification of what the kernel cuts itself is ipv6_select_ident's keyed hash.
+        if (f.Length >= 14 + 48 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86DD && f[14 + 6] == 44)
+            f.AsSpan(14 + 40 + 4, 4).Clear();
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;
