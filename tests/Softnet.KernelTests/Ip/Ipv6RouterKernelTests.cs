@@ -349,7 +349,13 @@ public sealed class Ipv6RouterKernelTests
                     + $"forwarded {c.Forwarded}, neigh queued {c.NeighQueued}, fragments held {c.FragHeld}, merged {c.FragMerged}, "
                     + $"drops {c.Drops.Total} ({string.Join(", ", c.Drops.NonZero().Select(d => $"{DropReasons.Name(d.Reason)} {d.Count}"))})");
             }
-        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "a/wire0.tx.pcap", "b/wire0.tx.pcap" } });
+        // Every counter Softnet writes is held to the kernel's: Ip6, Icmp6, Udp6 and the TCP resets' Tcp counters too.
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions
+        {
+            IgnoreFiles = new HashSet<string> { "a/wire0.tx.pcap", "b/wire0.tx.pcap" },
+            NstatCompared = null,
+            NstatIgnored = [],
+        });
     }
 
     [SkippableFact]
