@@ -16,7 +16,7 @@ public static class Icmpv6
 {
     /// <summary>The kernel's HZ here (jiffies of 4 ms): the rate limit's token bucket counts in them.</summary>
     private const long JiffyNs = 4_000_000;
-    private const int Hz = 250;
+    internal const int Hz = 250;
 
     /// <summary>IPV6_MIN_MTU: an error quotes at most this much less the two headers.</summary>
     public const int MinMtu = 1280;
@@ -127,7 +127,7 @@ public static class Icmpv6
 
     /// <summary>inet_peer_xrlim_allow on the IPv6 peer of <paramref name="address"/>, in jiffies: a new peer has had a
     /// minute to fill, capped at six timeouts.</summary>
-    private static bool PeerAllow(NetStack stack, Namespace ns, UInt128 address, long timeout)
+    internal static bool PeerAllow(NetStack stack, Namespace ns, UInt128 address, long timeout)
     {
         long now = stack.Now / JiffyNs;
         var (tokens, last) = stack.InetPeers6.TryGetValue((ns, address), out var p) ? p : (0L, now - 60L * Hz);

@@ -32,9 +32,15 @@ public static class Ipv6Forward
         }
         var outDev = route.Device!;
         var src = Ipv6.Read(pkt[8..]);
-        // A datagram going back out its arrival device would draw a redirect (not modelled); any other needs a
-        // source that names one node: not unspecified, multicast or loopback, and not link-local (beyond scope).
-        if (outDev != dev)
+        // A datagram going back out its arrival device draws a redirect (limited per destination, then per source,
+        // one a second); any other needs a source that names one node: not unspecified, multicast or loopback, and not
+        // link-local (beyond scope).
+        if (outDev == dev)
+        {
+            var target = route.Gateway != 0 ? route.Gateway : Ipv6.Read(pkt[24..]);
+            if (Icmpv6.PeerAllow(stack, ns, Ipv6.Read(pkt[24..]), Icmpv6.Hz)) Neigh.Ndisc.SendRedirect(stack, dev, skb, target);
+        }
+        else
         {
             if (src == 0 || Ipv6.IsMulticast(src) || src == Ipv6.Loopback)
             {

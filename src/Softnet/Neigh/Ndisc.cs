@@ -153,6 +153,48 @@ public static class Ndisc
         if (r is DropReason.None or Ipv4Output.Queued) Icmpv6.OutCount(ns.Mib, type);
     }
 
+    /// <summary>ndisc_send_redirect for <paramref name="skb"/>, about to be forwarded back out <paramref name="dev"/>:
+    /// from the device's link-local address to the packet's source, when <paramref name="target"/> is the destination
+    /// itself or a link-local router, the source is on-link, and the source's peer allows one a second; with the
+    /// target's link-layer address when the neighbour is valid, and as much of the packet as fits in 1280 bytes.</summary>
+    internal static void SendRedirect(NetStack stack, Device dev, Skb skb, UInt128 target)
+    {
+        var ns = dev.Namespace;
+        var saddr = LinkLocal(ns, dev);
+        if (saddr == 0) return;
+        var pkt = stack.Linearize(skb);
+        var src = Ipv6.Read(pkt[8..]);
+        var dst = Ipv6.Read(pkt[24..]);
+        if (dst != target && !Ipv6.IsLinkLocal(target)) return;
+        if (!Ipv6.IsLinkLocal(src))
+        {
+            var back = ns.Routing6.Lookup(src);
+            if (back == null || back.Type != RouteKind.Unicast || back.Gateway != 0) return;
+        }
+        if (!Icmpv6.PeerAllow(stack, ns, src, Icmpv6.Hz)) return;
+        // dst_neigh_lookup: the target's entry, made (NUD_NONE) when there is none.
+        var n = ns.Neighbours.Find6(dev, target);
+        if (n == null)
+        {
+            n = ns.Neighbours.Create6(dev, target, NudState.Failed);
+            n.Probes = -1;
+        }
+        int optlen = n.Valid ? 8 : 0;
+        int rd = Math.Min(Icmpv6.MinMtu - 40 - 40 - optlen, pkt.Length + 8) & ~7;
+        var f = stack.NewFrame(40 + 40 + optlen + rd);
+        if (f == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var m = Write(f, saddr, src, 137, 0, target);
+        Ipv6.Write(m[24..], dst);
+        if (n.Valid) WriteLlOption(m[40..], OptTargetLl, n.Mac);
+        var o = m[(40 + optlen)..];
+        o[..8].Clear();
+        o[0] = 4;
+        o[1] = (byte)(rd >> 3);
+        pkt[..(rd - 8)].CopyTo(o[8..]);
+        Icmpv6.Finish(f);
+        SendSkb(stack, dev, f, 137, src);
+    }
+
     /// <summary>ndisc_rcv: hop limit 255 and code 0, then the solicitation or advertisement (router messages and
     /// redirects are consumed). The skb is consumed.</summary>
     public static void Receive(NetStack stack, Device dev, Skb skb, int off)

@@ -194,6 +194,12 @@ public sealed class Ipv6RouterKernelTests
         A(Frames6.Udp(H2, 4005, "2001:db8:66:3::5", 53), "prohibit route");
         A(Frames6.Udp(H2, 4006, "2001:db8:66:1::5", 53), "blackhole route");
         A(Frames6.Udp("fe80::2", 4007, Far, 53), "link-local source forwarded: beyond scope");
+        // Forwarded back out the arrival device: a redirect (to the destination itself, or to a link-local router),
+        // one a second per destination and per source.
+        A(Frames6.Udp("2001:db8:a::1a", 4010, "2001:db8:a::30", 53), "on-link destination through r: redirect");
+        A(Frames6.Udp("2001:db8:a::1a", 4011, "2001:db8:a::30", 53), "again: no redirect within a second");
+        A(Frames6.Udp("2001:db8:a::1b", 4012, "2001:db8:88::1", 53), "via a link-local router on eth0: redirect to it");
+        A(Frames6.Udp("2001:db8:a::1b", 4013, "2001:db8:88::2", 53, payload: 1300), "a big one: the redirect quotes what fits");
         // UDP and TCP to the router.
         A(Frames6.Udp(H0, 4100, RA, 5000), "udp to a socket");
         A(Frames6.Udp(H0, 4101, RB, 5001), "udp to the wildcard socket");
