@@ -272,7 +272,7 @@ public class Ipv6PathTests
             for (int e = 0; e < edits; e++) ip[rng.Next(ip.Length)] = (byte)rng.Next(256);
             if (rng.Next(4) == 0) ip = ip[..rng.Next(ip.Length)];
             rig.Inject("r", "eth0", E(ip, rng.Next(3) == 0 ? "33:33:ff:00:00:01" : R0), advanceNs: rng.Next(4) == 0 ? 2_000_000_000 : 1_000_000);
-        }, iter: 20000);
+        }, iter: 20000, threads: 1);
         rig.Inject("r", "eth0", E(Echo(H0, RA, 2)), advanceNs: 120_000_000_000);
         foreach (var ns in rig.Scenario.Namespaces) Assert.True(ns.Counters.Conserved, ns.Name);
     }
