@@ -207,6 +207,7 @@ public static class Ndisc
         {
             Icmpv6View.NeighborSolicitation => ReceiveNs(stack, dev, skb, pkt, msg),
             Icmpv6View.NeighborAdvertisement => ReceiveNa(stack, dev, skb, pkt, msg),
+            Icmpv6View.RouterSolicitation => ReceiveRs(stack, dev, pkt, msg),
             _ => DropReason.None,
         };
         if (why != DropReason.None) Transport.InetProtocol.DropDelivered(ns, skb, why);
@@ -276,6 +277,30 @@ public static class Ndisc
         if (n == null) return DropReason.None;
         Update(stack, n, lladdr.IsEmpty ? default : mac, NudState.Stale, over: true, weak: true);
         SendNa(stack, dev, saddr, target, router, solicited: true, over: ours && inc, incOpt: inc);
+        return DropReason.None;
+    }
+
+    /// <summary>ndisc_recv_rs: a forwarding device learns the asker (STALE, created if need be) from a solicitation that
+    /// has a source and a link-layer option; no advertisement is sent (router advertisements are radvd's, not the
+    /// kernel's).</summary>
+    private static DropReason ReceiveRs(NetStack stack, Device dev, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> msg)
+    {
+        var ns = dev.Namespace;
+        if (msg.Length < 8) return DropReason.NdiscInvalid;
+        if (!ns.DeviceForwarding6(dev)) return DropReason.None;
+        var saddr = Ipv6.Read(pkt[8..]);
+        if (saddr == 0) return DropReason.None;
+        if (!ParseOptions(msg[8..], OptSourceLl, out var lladdr)) return DropReason.NdiscInvalid;
+        if (lladdr.IsEmpty) return DropReason.None;
+        Span<byte> mac = stackalloc byte[6];
+        lladdr.CopyTo(mac);
+        var n = ns.Neighbours.Find6(dev, saddr);
+        if (n == null)
+        {
+            n = ns.Neighbours.Create6(dev, saddr, NudState.Failed);
+            n.Probes = -1;
+        }
+        Update(stack, n, mac, NudState.Stale, over: true, weak: true);
         return DropReason.None;
     }
 

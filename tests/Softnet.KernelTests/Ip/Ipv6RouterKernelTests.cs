@@ -213,6 +213,12 @@ public sealed class Ipv6RouterKernelTests
         A(Frames6.Udp("ff02::5", 4202, RA, 5000), "multicast source");
         A(Frames6.Udp(H0, 4203, "::1", 5000), "loopback destination");
         A(Frames6.Echo(H0, RA, 2, 1, bad: true), "echo with a bad checksum");
+        A(Frames6.Udp(H0, 4204, "ff01::1", 5000), "interface-local multicast destination on the wire", dst: "33:33:00:00:00:01");
+        A(Frames6.Udp(H0, 4205, "ff00::1", 5000), "multicast destination of scope 0", dst: "33:33:00:00:00:01");
+        A(Frames6.Udp("::1", 4206, RA, 5000), "loopback source");
+        A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 129, 0, 0x10009, new byte[8])), "echo reply to r: no ping socket");
+        A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 200, 0, 0, new byte[8])), "unknown informational type");
+        A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 100, 0, 0, new byte[48])), "unknown error type quoting a short header");
         A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 1, 4, 0, Frames6.Udp(RA, 5000, H0, 4300))), "port unreachable about UDP from a socket");
         A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 1, 4, 0, Frames6.Udp(RA, 6000, H0, 4301))), "port unreachable about UDP, no socket");
         A(Frames6.Ipv6(H0, RA, 58, Frames6.IcmpL4(H0, RA, 1, 4, 0, new byte[16])), "unreachable quoting 16 bytes");
@@ -289,6 +295,13 @@ public sealed class Ipv6RouterKernelTests
         B(Frames6.Na("2001:db8:b::7", "ff02::1", "2001:db8:b::7", "02:00:0b:00:00:07", solicited: false, over: true), "advertisement for an unknown neighbour: ignored");
         B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", null, solicited: true, over: false), "solicited advertisement without an address");
         A(Frames6.Ns("::", null, RA, null), "duplicate address detection for r's address", dst: "33:33:ff:00:00:01");
+        // A router solicitation teaches r the asker's address: its echo reply needs no solicitation.
+        var rsBody = new byte[8];
+        rsBody[0] = 1;
+        rsBody[1] = 1;
+        Frames.Mac("02:00:0a:00:00:40").CopyTo(rsBody, 2);
+        A(Frames6.Ipv6("2001:db8:a::40", "ff02::2", 58, Frames6.IcmpL4("2001:db8:a::40", "ff02::2", 133, 0, 0, rsBody), 255), "router solicitation with an address", dst: "33:33:00:00:00:02");
+        A(Frames6.Echo("2001:db8:a::40", RA, 8, 1), "echo from the soliciting host");
         // Solicitations for r's addresses (last: the asker's entry goes STALE, and probes later).
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20"), "solicitation for r eth0", dst: "33:33:ff:00:00:01");
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20", hop: 64), "solicitation with hop limit 64", dst: "33:33:ff:00:00:01");
