@@ -165,6 +165,9 @@ public sealed class Ipv6Input : PacketHandler
         if (route != null && route.Type is RouteKind.Local or RouteKind.Anycast or RouteKind.Multicast && route.Device != dev
             && (Ipv6.IsLinkLocal(dst) || Ipv6.IsMulticast(dst)))
             route = route.Type == RouteKind.Multicast ? (ns.JoinedGroup6(dev, Ipv6.AllNodes) ? route : null) : ns.Routing6.LookupMain(dst);
+        // A link-local destination that is not ours is on the arrival device's link.
+        if (Ipv6.IsLinkLocal(dst) && route is not { Type: RouteKind.Local or RouteKind.Anycast })
+            route = ns.LinkLocalRoute6(dev);
         switch (route?.Type)
         {
             case RouteKind.Local or RouteKind.Anycast:

@@ -245,12 +245,17 @@ public sealed class Namespace : INetfilterHost
     public Route6Table Routing6 { get; private set; } = new();
 
     private HashSet<(Device, UInt128)> _groups6 = new();
+    private Dictionary<Device, Route6> _linkLocal6 = new();
+
+    /// <summary>The fe80::/64 route of <paramref name="dev"/> (RT6_LOOKUP_F_IFACE for a link-local destination), or null.</summary>
+    public Route6? LinkLocalRoute6(Device dev) => _linkLocal6.TryGetValue(dev, out var r) ? r : null;
 
     private void Compile6()
     {
         var t = new Route6Table();
         var all = new List<Inet6Address>();
         var groups = new HashSet<(Device, UInt128)>();
+        var ll = new Dictionary<Device, Route6>();
         foreach (var dev in Devices)
         {
             if (!dev.Up || Ipv6Disabled(dev)) continue;
@@ -275,7 +280,12 @@ public sealed class Namespace : INetfilterHost
             t.AddLocal(new Route6 { Prefix = a.Address, PrefixLength = 128, Type = RouteKind.Local, Device = a.Device, Source = a.Address, Connected = true });
             groups.Add((a.Device, Ipv6.SolicitedNode(a.Address)));
             if (a.PrefixLength < 128)
-                t.AddMain(new Route6 { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = RouteKind.Unicast, Device = a.Device, Connected = true });
+            {
+                var r = new Route6 { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = RouteKind.Unicast, Device = a.Device, Connected = true };
+                t.AddMain(r);
+                // fe80::/64 is every such device's: the table keeps one, a link-local lookup takes the device's own.
+                if (Ipv6.IsLinkLocal(a.Address) && a.PrefixLength == 64) ll[a.Device] = r;
+            }
             if (a.PrefixLength < 127 && DeviceForwarding6(a.Device))
             {
                 t.AddLocal(new Route6 { Prefix = a.Network, PrefixLength = 128, Type = RouteKind.Anycast, Device = a.Device, Connected = true });
@@ -285,6 +295,7 @@ public sealed class Namespace : INetfilterHost
         foreach (var r in StaticRoutes6) t.AddMain(r);
         Addresses6 = all;
         _groups6 = groups;
+        _linkLocal6 = ll;
         Routing6 = t;
     }
 

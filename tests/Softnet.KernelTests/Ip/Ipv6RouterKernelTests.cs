@@ -280,6 +280,10 @@ public sealed class Ipv6RouterKernelTests
         // expire in the same pause).
         A(Frames6.Udp(H7, 4500, "2001:db8:b::8", 53), "to an unresolved neighbour");
         c.Pause(3500);
+        // A link-local destination that is not r's, on eth1: forwarded back out with a redirect, never resolved (alone in
+        // its pause: the kernel's timer wheel may fire two solicitations due in the same tick in either order).
+        B(Frames6.Echo("2001:db8:b::2", "fe80::99", 9, 1), "a link-local destination on eth1, not r's");
+        c.Pause(3500);
         // A next hop resolved by an advertisement: the queued datagram goes out.
         A(Frames6.Udp(H7, 4501, "2001:db8:b::9", 53), "to a neighbour being resolved");
         B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", "02:00:0b:00:00:09", solicited: true, over: true), "the advertisement");
@@ -345,7 +349,10 @@ public sealed class Ipv6RouterKernelTests
         }
         string sysctl = Path.Combine(scn, "ns", "r", "sysctl.conf");
         File.WriteAllText(sysctl, File.ReadAllText(sysctl).Replace("net.ipv6.conf.all.forwarding = 1", "net.ipv6.conf.all.forwarding = 0")
-                                  + "net.ipv6.conf.eth1.disable_ipv6 = 1\n");
+                                  + "net.ipv6.conf.eth1.disable_ipv6 = 1\n"
+                                  // A host sends router solicitations (at link up, then every 4 s and more): none here.
+                                  + "net.ipv6.conf.all.router_solicitations = 0\nnet.ipv6.conf.default.router_solicitations = 0\n"
+                                  + "net.ipv6.conf.eth0.router_solicitations = 0\n");
         // eth1 has no IPv6 now: its address, route and neighbour go.
         string batch = Path.Combine(scn, "ns", "r", "ip.batch");
         File.WriteAllLines(batch, File.ReadAllLines(batch).Where(l => !l.Contains("2001:db8:b::") && !l.Contains("2001:db8:77::"))
