@@ -27,7 +27,10 @@ public sealed class ScenarioFormatException(string file, int line, string reason
 /// [mcast_snooping 0|1] [stp_state 0]`, veth pairs, `link set [dev] DEV up|down|master BR|nomaster|address MAC|mtu N`,
 /// `addr add A/len [brd +|B] dev DEV`, `route add default|PREFIX via GW [dev DEV] [src A]`,
 /// `route add PREFIX dev DEV [src A]`, `route add blackhole|unreachable|prohibit PREFIX`,
-/// `neigh add A lladdr MAC dev DEV [nud permanent]`;</item>
+/// `neigh add A lladdr MAC dev DEV [nud permanent]`; IPv6 versions of addr/route/neigh add, told by their addresses
+/// or a leading `-6` (`addr add 2001:db8::1/64 dev eth0 [nodad]`, `route add PREFIX|default via GW [dev DEV]`,
+/// `route add unreachable|prohibit|blackhole PREFIX`, `neigh add ...`), the link-local address and the kernel's routes
+/// derived as addrconf derives them (<see cref="Namespace.Compile"/>);</item>
 /// <item>ns/NAME/sysctl.conf (`key = value`), ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>),
 /// all optional.</item>
 /// </list>
