@@ -31,9 +31,6 @@ public sealed class Ipv6Input : PacketHandler
         RcvFinish(stack, dev, skb);
     }
 
-    /// <summary>Marker: the handler already freed the skb (and counted its outcome).</summary>
-    internal const DropReason Consumed = (DropReason)(ushort.MaxValue - 1);
-
     /// <summary>ip6_rcv_core: InReceives/InOctets, disable_ipv6 (InDiscards), version and address rules (InHdrErrors),
     /// payload length against the frame (InTruncatedPkts), the trim to it, the ECN counters, the hop-by-hop options.</summary>
     private static DropReason RcvCore(NetStack stack, Device dev, Skb skb)
