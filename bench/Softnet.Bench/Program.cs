@@ -23,6 +23,7 @@ public static class Program
                 "gro" => GroBench.Run(BenchArgs.Parse(rest)),
                 "netfilter" => NetfilterBench.Run(BenchArgs.Parse(rest)),
                 "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
+                "local" => LocalBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 _ => Usage(),
             };
         }
@@ -48,7 +49,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|scenario|local [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }

@@ -48,6 +48,9 @@ public static class ScenarioBench
         public bool NewConnections { get; init; }
         public required string Description { get; init; }
         public string? CapturePath { get; set; }
+        /// <summary>What a measured frame's success is counted by, in the injected namespace after the replay (default:
+        /// packets sent by <see cref="Egress"/>; `bench local` counts datagrams and segments the sockets took).</summary>
+        public Func<Link.Namespace, long>? Outcome { get; init; }
     }
 
     /// <summary>Kernel injection time per case without --seconds: the softirq column is sampled at CONFIG_HZ, so a
@@ -108,16 +111,7 @@ public static class ScenarioBench
             }
             else Console.Error.WriteLine($"bench scenario: kernel column not measured: {why}");
 
-            Console.WriteLine();
-            Console.WriteLine($"{"case",-16}{"frames",9}{"softnet pps/core",18}{"kernel pps/core",17}{"softnet/kernel",16}{"alloc B/pkt",13}");
-            foreach (var c in cases)
-            {
-                var s = softnet[c.Name];
-                kernel.TryGetValue(c.Name, out var k);
-                string ratio = k is { Pps: > 0 } ? (s.Pps / k.Pps).ToString("F2", CultureInfo.InvariantCulture) : "-";
-                string kp = k is null ? "-" : k.Pps.ToString("N0", CultureInfo.InvariantCulture);
-                Console.WriteLine($"{c.Name,-16}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
-            }
+            PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 16);
 
             if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds, warmup);
             return 0;
@@ -140,29 +134,53 @@ public static class ScenarioBench
                 (c.NewConnections ? "every frame a new connection)" : "established connections skip the nat table)"));
     }
 
+    /// <summary>The closing table: per case the frames, both pps per core, their ratio and Softnet's allocation.</summary>
+    internal static void PrintTable(List<Case> cases, Dictionary<string, SoftnetResult> softnet, Func<string, double?> kernelPps, int nameWidth)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{"case".PadRight(nameWidth)}{"frames",9}{"softnet pps/core",18}{"kernel pps/core",17}{"softnet/kernel",16}{"alloc B/pkt",13}");
+        foreach (var c in cases)
+        {
+            var s = softnet[c.Name];
+            double? k = kernelPps(c.Name);
+            string ratio = k is > 0 ? (s.Pps / k.Value).ToString("F2", CultureInfo.InvariantCulture) : "-";
+            string kp = k is null ? "-" : k.Value.ToString("N0", CultureInfo.InvariantCulture);
+            Console.WriteLine($"{c.Name.PadRight(nameWidth)}{c.Measured.Count,9:N0}{s.Pps,18:N0}{kp,17}{ratio,16}{s.AllocPerPacket,13:F1}");
+        }
+    }
+
+    /// <summary>The keys every whole-path bench reports first: both pps per core, their ratio, the allocation, the frames.</summary>
+    internal static void WriteHeadline(Utf8JsonWriter w, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Func<string, double?> kernelPps)
+    {
+        PerCase(w, cases, "softnet_pps_per_core", c => softnet[c.Name].Pps);
+        PerCase(w, cases, "kernel_pps_per_core", c => kernelPps(c.Name));
+        PerCase(w, cases, "ratio", c => kernelPps(c.Name) is > 0 and var k ? softnet[c.Name].Pps / k : null, 3);
+        PerCase(w, cases, "alloc_bytes_per_packet", c => softnet[c.Name].AllocPerPacket, 1);
+        PerCase(w, cases, "frames", c => c.Measured.Count);
+    }
+
+    /// <summary>One JSON object keyed by case name (null where a value is missing).</summary>
+    internal static void PerCase(Utf8JsonWriter w, List<Case> cases, string name, Func<Case, double?> value, int digits = 0)
+    {
+        w.WriteStartObject(name);
+        foreach (var c in cases)
+        {
+            var v = value(c);
+            if (v is null || double.IsNaN(v.Value)) w.WriteNull(c.Name);
+            else w.WriteNumber(c.Name, Math.Round(v.Value, digits));
+        }
+        w.WriteEndObject();
+    }
+
     private static void WriteJson(string path, List<Case> cases, Dictionary<string, SoftnetResult> softnet, Dictionary<string, KernelResult?> kernel,
         string? why, int cpu, double kernelSeconds, double idleTicksPerSecond, int rounds, double warmup)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
-        void PerCase(string name, Func<Case, double?> value, int digits = 0)
-        {
-            w.WriteStartObject(name);
-            foreach (var c in cases)
-            {
-                var v = value(c);
-                if (v is null || double.IsNaN(v.Value)) w.WriteNull(c.Name);
-                else w.WriteNumber(c.Name, Math.Round(v.Value, digits));
-            }
-            w.WriteEndObject();
-        }
+        void PerCase(string name, Func<Case, double?> value, int digits = 0) => ScenarioBench.PerCase(w, cases, name, value, digits);
         KernelResult? K(Case c) => kernel.TryGetValue(c.Name, out var k) ? k : null;
         w.WriteStartObject();
-        PerCase("softnet_pps_per_core", c => softnet[c.Name].Pps);
-        PerCase("kernel_pps_per_core", c => K(c)?.Pps);
-        PerCase("ratio", c => K(c) is { Pps: > 0 } k ? softnet[c.Name].Pps / k.Pps : null, 3);
-        PerCase("alloc_bytes_per_packet", c => softnet[c.Name].AllocPerPacket, 1);
-        PerCase("frames", c => c.Measured.Count);
+        WriteHeadline(w, cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null);
         PerCase("setup_frames", c => c.Setup.Count);
         PerCase("kernel_packets", c => K(c)?.Received);
         PerCase("softnet_forwarded", c => softnet[c.Name].Forwarded, 4);
@@ -189,7 +207,7 @@ public static class ScenarioBench
     // ---------------------------------------------------------------- cases and frames
 
     /// <summary>The scenarios folder of the kernel tests, found from the build output or the working directory upward.</summary>
-    private static string ScenariosRoot()
+    internal static string ScenariosRoot()
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
@@ -431,7 +449,7 @@ public static class ScenarioBench
         // Disposed at the end, as `ip netns del` would: the namespaces' conntrack entries go back to the slab.
         using var report = ScenarioReplay.Run(c.ScenarioDir, capturePath, c.InjectNs, outDir: "", options);
         var ns = report.Scenario.Namespace(c.InjectNs)!;
-        long egress = c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
+        long egress = c.Outcome?.Invoke(ns) ?? c.Egress.Sum(d => ns.Device(d)?.TxPackets ?? 0);
         long nat = counters ? NatPreroutingPackets(ScenarioDump.IptablesSaveText(ns, DateTimeOffset.UnixEpoch)) : 0;
         if (!opened || wall1 == 0)
             return new ReplayWindow(double.NaN, double.NaN, 0, egress, nat);
@@ -443,7 +461,7 @@ public static class ScenarioBench
     public static SoftnetResult MeasureSoftnet(Case c, int rounds = Rounds, double warmupSeconds = 0)
     {
         string setupOnly = c.CapturePath + ".setup.pcapng";
-        WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "" }, setupOnly);
+        WriteCapture(new Case { Name = c.Name, ScenarioDir = c.ScenarioDir, InjectNs = c.InjectNs, Ingress = c.Ingress, Egress = c.Egress, Setup = c.Setup, Measured = [], Description = "", Outcome = c.Outcome }, setupOnly);
         var setup = ReplayScenario(c, setupOnly, c.Setup.Count, c.Setup.Count, counters: true);
         File.Delete(setupOnly);
 
@@ -474,7 +492,7 @@ public static class ScenarioBench
     // ---------------------------------------------------------------- CPU pinning
 
     /// <summary>The last CPU this process may run on (the kernel sender and Softnet share it).</summary>
-    private static int PickCpu()
+    internal static int PickCpu()
     {
         var mask = Softnet.Napi.CpuAffinity.CurrentThreadAffinity();
         var cpus = mask?.ToArray();
@@ -482,7 +500,7 @@ public static class ScenarioBench
     }
 
     /// <summary>sched_setaffinity on every thread of the process (threads started later inherit the mask).</summary>
-    private static unsafe bool PinProcess(int cpu)
+    internal static unsafe bool PinProcess(int cpu)
     {
         if (!OperatingSystem.IsLinux()) return false;
         var mask = new ulong[16];
@@ -521,10 +539,10 @@ public static class ScenarioBench
 
     private static int s_kernelRuns;
 
-    private const double UserHz = 100;
+    internal const double UserHz = 100;
 
     /// <summary>softirq column of CPU <paramref name="cpu"/> in /proc/stat (USER_HZ ticks).</summary>
-    private static long SoftirqTicks(int cpu)
+    internal static long SoftirqTicks(int cpu)
     {
         string prefix = $"cpu{cpu} ";
         foreach (var line in File.ReadLines("/proc/stat"))
@@ -533,7 +551,7 @@ public static class ScenarioBench
         throw new InvalidOperationException($"no {prefix.Trim()} line in /proc/stat");
     }
 
-    private static double IdleSoftirqRate(int cpu)
+    internal static double IdleSoftirqRate(int cpu)
     {
         long t0 = SoftirqTicks(cpu);
         var sw = Stopwatch.StartNew();
@@ -542,7 +560,7 @@ public static class ScenarioBench
     }
 
     /// <summary>Packets counters of the devices of a kernel namespace (`ip -s -j link show`).</summary>
-    private static Dictionary<string, (long Rx, long Tx)> LinkStats(string ns)
+    internal static Dictionary<string, (long Rx, long Tx)> LinkStats(string ns)
     {
         using var doc = JsonDocument.Parse(Proc.Check("ip", "-n", ns, "-s", "-j", "link", "show"));
         var d = new Dictionary<string, (long, long)>();

@@ -47,10 +47,15 @@ public static class GenCommand
         var ipv6 = new Option<bool>("--ipv6", "-6") { Description = "IPv6 (fd00::1 -> fd00::2)" };
         var vlan = new Option<int?>("--vlan") { Description = "Tag every frame with this 802.1Q VLAN id" };
         var seed = new Option<ulong>("--seed") { Description = "Seed for ports, ISNs and IDs; same seed, same bytes", DefaultValueFactory = _ => 1 };
+        var serverKey = new Option<ulong?>("--server-key")
+        {
+            Description = "Answer a Softnet scenario listening on the server address (10.0.0.2:5201, MAC 02:00:00:00:00:02) with this TCP key " +
+                          "(0 unless the scenario sets one): server ISNs as that socket picks them, and only the client's frames",
+        };
         var output = new Option<string>("--out", "-o") { Description = "Output capture (.pcap or .pcapng)", Required = true };
 
         var cmd = new Command("gen", "Generate iperf3-style TCP/UDP traffic (handshake, data, delayed ACKs, teardown) into a capture");
-        foreach (Option o in new Option[] { streams, mss, length, bytes, duration, rate, udp, ipv6, vlan, seed, output })
+        foreach (Option o in new Option[] { streams, mss, length, bytes, duration, rate, udp, ipv6, vlan, seed, serverKey, output })
             cmd.Options.Add(o);
 
         cmd.SetAction(parseResult =>
@@ -69,6 +74,7 @@ public static class GenCommand
                 Ipv6 = parseResult.GetValue(ipv6),
                 Vlan = parseResult.GetValue(vlan),
                 Seed = parseResult.GetValue(seed),
+                ServerKey = parseResult.GetValue(serverKey),
             };
             var path = parseResult.GetRequiredValue(output);
             TrafficGenerator gen;

@@ -85,6 +85,21 @@ internal static class ScenarioCli
                     console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: iptables -t {table.Name} -nvL");
                     Console.Out.WriteLine(Softnet.Netfilter.IptablesSave.List(table));
                 }
+            if (!ns.Sockets.IsEmpty)
+            {
+                // What each socket's reader got, as iperf3's server reports it: bytes over the time between its first
+                // and last read with data (the replay clock).
+                var st = new Table().Border(TableBorder.Simple).Title($"{Markup.Escape(ns.Name)}: sockets");
+                foreach (var col in new[] { "socket", "datagrams / connections", "bytes read", "seconds", "receiver Mbit/s", "drops" })
+                    st.AddColumn(new TableColumn(col).RightAligned());
+                foreach (var sock in ns.Sockets.All)
+                {
+                    var rs = sock.Stats;
+                    st.AddRow(Markup.Escape(sock.Line), rs.Items.ToString("N0"), rs.Bytes.ToString("N0"), rs.Seconds.ToString("F6"),
+                        (rs.BitsPerSecond / 1e6).ToString("F1"), sock.Drops.ToString("N0"));
+                }
+                console.Write(st);
+            }
             if (ns.HasIptables && ns.Netfilter.ConntrackEnabled && ns.Netfilter.Conntrack.Count > 0)
             {
                 console.MarkupLine($"[bold]{Markup.Escape(ns.Name)}[/]: conntrack -L");

@@ -137,6 +137,8 @@ public sealed class Namespace : INetfilterHost
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.ipv4.tcp_syncookies: 0 off, 1 when a listener's request queue overflows, 2 always.</summary>
+    public int TcpSyncookies => Conf.TcpSyncookies;
 
     /// <summary>Namespace-wide sysctls the path reads, as numbers, re-read only when a sysctl changed.</summary>
     private ref NetConf Conf
@@ -157,6 +159,7 @@ public sealed class Namespace : INetfilterHost
                 _conf.Icmp6EchoIgnoreAll = SysctlInt("net.ipv6.icmp.echo_ignore_all", 0) != 0;
                 _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
                 _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
+                _conf.TcpSyncookies = SysctlInt("net.ipv4.tcp_syncookies", 1);
                 _conf.Version = Sysctls.Version + 1;
             }
             return ref _conf;
@@ -165,7 +168,7 @@ public sealed class Namespace : INetfilterHost
 
     private struct NetConf
     {
-        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, Icmp6RateLimitMs, Ip6FragTime;
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime;
         public long Ip6FragHighThresh;
         public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }

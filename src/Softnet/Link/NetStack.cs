@@ -131,7 +131,7 @@ public sealed class NetStack
     /// <summary>How far past the last frame <see cref="Finish"/> runs TCP timers (delayed ACKs: at most 200 ms).</summary>
     public const long FinishTimersNs = 250_000_000;
 
-    // ---------------- TCP timers (delayed ACK) ----------------
+    // ---------------- TCP timers (delayed ACK, retransmission) ----------------
 
     private readonly List<Transport.TcpSock> _tcpTimers = new();
 
@@ -140,7 +140,8 @@ public sealed class NetStack
         if (!_tcpTimers.Contains(s)) _tcpTimers.Add(s);
     }
 
-    /// <summary>Fires, in expiry order, every delayed-ACK timer due by <paramref name="until"/>, each at its own time.</summary>
+    /// <summary>Fires, in expiry order, every TCP timer (delayed ACK, SYN-ACK and FIN retransmission) due by
+    /// <paramref name="until"/>, each at its own time.</summary>
     private void RunTcpTimers(long until)
     {
         while (true)
@@ -149,12 +150,12 @@ public sealed class NetStack
             for (int i = _tcpTimers.Count - 1; i >= 0; i--)
             {
                 var s = _tcpTimers[i];
-                if (s.DelackDueNs == long.MaxValue) { _tcpTimers.RemoveAt(i); continue; }
-                if (first == null || s.DelackDueNs < first.DelackDueNs) first = s;
+                if (s.NextTimerNs == long.MaxValue) { _tcpTimers.RemoveAt(i); continue; }
+                if (first == null || s.NextTimerNs < first.NextTimerNs) first = s;
             }
-            if (first == null || first.DelackDueNs > until) return;
-            if (first.DelackDueNs > _now) _now = first.DelackDueNs;
-            first.DelackTimer(this);
+            if (first == null || first.NextTimerNs > until) return;
+            if (first.NextTimerNs > _now) _now = first.NextTimerNs;
+            first.RunTimers(this);
             Drain();
         }
     }

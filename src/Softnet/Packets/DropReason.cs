@@ -141,6 +141,9 @@ public enum DropReason : ushort
     FragReasmFailed,
     /// <summary>ip_fragment: DF set on a datagram larger than the MTU that may not be fragmented (IpFragFails).</summary>
     FragFailed,
+    /// <summary>A SYN to a listener whose request queue is over its backlog, with tcp_syncookies 0
+    /// (TCPReqQFullDrop).</summary>
+    TcpReqQueueFull,
     /// <summary>disable_ipv6 on the device (SKB_DROP_REASON_IPV6DISABLED): ip6_rcv_core counts InDiscards.</summary>
     Ipv6Disabled,
     /// <summary>ip6_rcv_core: a loopback or multicast source, a loopback destination on the wire, a multicast

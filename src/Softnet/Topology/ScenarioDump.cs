@@ -122,6 +122,20 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
             w.WriteNumber("icmp_errors_sent", c.IcmpErrorsSent);
             w.WriteNumber("icmp_rate_limited", c.IcmpRateLimited);
             w.WriteNumber("tcp_resets_sent", c.TcpResetsSent);
+            w.WriteStartArray("sockets");
+            foreach (var sock in ns.Sockets.All)
+            {
+                var rs = sock.Stats;
+                w.WriteStartObject();
+                w.WriteString("socket", sock.Line);
+                w.WriteNumber("read_items", rs.Items);
+                w.WriteNumber("read_bytes", rs.Bytes);
+                w.WriteNumber("read_seconds", Math.Round(rs.Seconds, 9));
+                w.WriteNumber("receiver_bits_per_second", Math.Round(rs.BitsPerSecond));
+                w.WriteNumber("drops", sock.Drops);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteStartArray("devices");
             foreach (var d in ns.Devices)
             {

@@ -609,6 +609,7 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_checksum")
         { Range(0, 1); return; }
         if (key == "net.ipv4.ip_default_ttl") { Range(1, 255); return; }
+        if (key == "net.ipv4.tcp_syncookies") { Range(0, 2); return; }
         if (key is "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask") { Range(0, int.MaxValue); return; }
         // IPv4 reassembly (Ip/Ipv4Defrag.cs): seconds, bytes of truesize, fragments from one source.
         if (key is "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist")

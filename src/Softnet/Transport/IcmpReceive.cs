@@ -50,7 +50,7 @@ public sealed class IcmpReceive : InetProtocol
                 return;
             }
         }
-        if (type is 3 or 4 or 5 or 11 or 12 && !ErrorReachesSocket(type, icmp)) mib[SnmpCounter.IcmpInErrors]++;
+        if (type is 3 or 4 or 5 or 11 or 12 && !ErrorReachesSocket(ns, type, icmp)) mib[SnmpCounter.IcmpInErrors]++;
         // icmp_timestamp wants the three timestamps' first word (the reply itself is not modelled).
         if (type == 13 && icmp.Length < 12) mib[SnmpCounter.IcmpInErrors]++;
         if (type == IcmpView.EchoRequest)
@@ -65,11 +65,12 @@ public sealed class IcmpReceive : InetProtocol
     /// icmp_unreach (types 3, 4, 11, 12) and icmp_redirect (5), then icmp_socket_deliver: false where they count
     /// InErrors. The quoted datagram must hold an IPv4 header with a sane IHL (icmp_unreach; icmp_redirect only asks
     /// for 20 bytes) and 8 bytes past it (icmp_socket_deliver); then the quoted protocol's error handler looks for the
-    /// socket: udp_err and tcp_v4_err count InErrors when there is none, and Softnet has no sockets for them to find
-    /// yet. A destination-unreachable code above 15 and a fragment-reassembly time exceeded stop before delivery
-    /// (as does a fragmentation-needed under ip_no_pmtu_disc=2, which Softnet does not read: it assumes the default 0).
+    /// socket that sent it: udp_err (__udp4_lib_err) the UDP socket bound to its source, tcp_v4_err the connection or
+    /// request of its four-tuple; none is InErrors. A destination-unreachable code above 15 and a
+    /// fragment-reassembly time exceeded stop before delivery (as does a fragmentation-needed under ip_no_pmtu_disc=2,
+    /// which Softnet does not read: it assumes the default 0).
     /// </summary>
-    private static bool ErrorReachesSocket(byte type, ReadOnlySpan<byte> icmp)
+    private static bool ErrorReachesSocket(Namespace ns, byte type, ReadOnlySpan<byte> icmp)
     {
         var quoted = icmp[8..];
         if (quoted.Length < 20) return false;
@@ -78,7 +79,14 @@ public sealed class IcmpReceive : InetProtocol
         if (type == 3 && icmp[1] > 15) return true;
         if (type == 11 && icmp[1] == 1) return true;
         if (quoted.Length < qihl + 8) return false;
-        return quoted[9] is not (IpProtocols.Udp or IpProtocols.Tcp);
+        if (quoted[9] is not (IpProtocols.Udp or IpProtocols.Tcp)) return true;
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(quoted[12..]), dst = BinaryPrimitives.ReadUInt32BigEndian(quoted[16..]);
+        var l4 = quoted[qihl..];
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(l4), dport = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
+        if (quoted[9] == IpProtocols.Udp) return ns.Sockets.LookupUdp4(src, sport) != null;
+        if (ns.Sockets.LookupEstablished(src, sport, dst, dport) is not { } sk) return false;
+        sk.IcmpError(type, icmp[1], BinaryPrimitives.ReadUInt32BigEndian(l4[4..]));
+        return true;
     }
 
     /// <summary>

@@ -50,6 +50,28 @@ public abstract class Sock
 
     protected virtual int DefaultRcvBuf => RmemDefault;
 
+    /// <summary>What the reader got: datagrams or connections, payload bytes, and the replay-clock times of its first
+    /// and last read with data (the receiver's throughput in the report, as iperf3's server prints it).</summary>
+    public readonly record struct ReadStats(long Items, long Bytes, long FirstNs, long LastNs)
+    {
+        public double Seconds => LastNs > FirstNs ? (LastNs - FirstNs) / 1e9 : 0;
+        public double BitsPerSecond => Seconds > 0 ? Bytes * 8 / Seconds : 0;
+    }
+
+    private long _readItems, _readBytes, _firstReadNs = -1, _lastReadNs;
+
+    /// <summary>The reader got <paramref name="bytes"/> (one datagram, or a connection's read) at <paramref name="nowNs"/>.</summary>
+    protected void NoteRead(long items, long bytes, long nowNs)
+    {
+        _readItems += items;
+        _readBytes += bytes;
+        if (_firstReadNs < 0) _firstReadNs = nowNs;
+        _lastReadNs = nowNs;
+    }
+
+    /// <summary>The reader's totals so far.</summary>
+    public virtual ReadStats Stats => new(_readItems, _readBytes, Math.Max(_firstReadNs, 0), _lastReadNs);
+
     /// <summary>Next socket in the same hash slot.</summary>
     internal Sock? NextInSlot;
     /// <summary>On the stack's list of sockets with data for their reader.</summary>

@@ -27,6 +27,43 @@ public sealed class TcpListenSock : Sock
     /// <summary>sk_max_ack_backlog.</summary>
     public int Backlog { get; init; } = DefaultBacklog;
 
+    /// <summary>reqsk_queue_len: requests (SYN_RECV) waiting for their third ACK.</summary>
+    public int RequestCount { get; private set; }
+    /// <summary>reqsk_queue_len_young: requests whose SYN-ACK has not timed out yet.</summary>
+    public int YoungCount { get; internal set; }
+
+    internal void RequestAdded(TcpSock req)
+    {
+        req.InRequestQueue = true;
+        RequestCount++;
+        YoungCount++;
+    }
+
+    /// <summary>The request left the queue (established, reset or expired).</summary>
+    internal void RequestDone(TcpSock req)
+    {
+        if (!req.InRequestQueue) return;
+        req.InRequestQueue = false;
+        RequestCount--;
+        if (req.Young) YoungCount--;
+    }
+
+    private TcpSock? _cookieScratch;
+
+    /// <summary>The request a cookie SYN-ACK is built from (reused: a flood of cookies allocates nothing).</summary>
+    internal TcpSock CookieScratch(uint local, ushort lport, uint remote, ushort rport)
+    {
+        if (_cookieScratch == null) return _cookieScratch = new TcpSock(this, local, lport, remote, rport);
+        _cookieScratch.RetargetCookie(local, lport, remote, rport);
+        return _cookieScratch;
+    }
+
+    /// <summary>When the listener last answered a SYN with a cookie (tcp_synq_overflow's stamp).</summary>
+    internal long LastCookieNs = long.MinValue;
+
+    /// <summary>!tcp_synq_no_recent_overflow: ACKs are checked for cookies within TCP_SYNCOOKIE_VALID of the last one.</summary>
+    internal bool CookiesRecent(long nowNs) => LastCookieNs != long.MinValue && nowNs - LastCookieNs <= TcpSyncookies.ValidNs;
+
     /// <summary>sk_acceptq_is_full: the queue admits one more than the backlog.</summary>
     internal bool AcceptQueueFull => _acceptQueue.Count > Backlog;
 
@@ -48,6 +85,24 @@ public sealed class TcpListenSock : Sock
             c.Accepted = true;
             _accepted.Add(c);
             c.Read(stack);
+        }
+    }
+
+    /// <summary>Connections accepted, and the bytes read from all of them between the first and the last read.</summary>
+    public override ReadStats Stats
+    {
+        get
+        {
+            long bytes = 0, first = long.MaxValue, last = 0;
+            foreach (var c in _accepted)
+            {
+                var s = c.Stats;
+                if (s.Bytes == 0) continue;
+                bytes += s.Bytes;
+                first = Math.Min(first, s.FirstNs);
+                last = Math.Max(last, s.LastNs);
+            }
+            return new ReadStats(_accepted.Count, bytes, bytes == 0 ? 0 : first, last);
         }
     }
 

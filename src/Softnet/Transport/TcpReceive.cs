@@ -57,6 +57,10 @@ public sealed class TcpReceive : InetProtocol
             }
             if (sockets.LookupListener4(daddr, dport) is TcpListenSock listener)
             {
+                // tcp_v4_cookie_check: an ACK (not SYN, not RST) to a listener that sent cookies lately.
+                if ((l4[13] & 0x16) == 0x10 && ns.TcpSyncookies != 0 && listener.CookiesRecent(stack.Now)
+                    && CookieCheck(stack, dev, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport))
+                    return;
                 Listen(stack, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport);
                 return;
             }
@@ -77,6 +81,21 @@ public sealed class TcpReceive : InetProtocol
         if ((flags & 0x04) != 0 || (flags & 0x02) == 0 || (flags & 0x01) != 0) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
         // tcp_v4_conn_request: no connections to broadcast or multicast.
         if (skb.Dst is { Type: RouteKind.Broadcast } || (daddr >> 28) == 0xE) { DropDelivered(ns, skb, DropReason.TcpFlags); return; }
+        // tcp_conn_request: a request queue over the backlog (or tcp_syncookies 2) answers with a cookie, or drops.
+        bool wantCookie = false;
+        int syncookies = ns.TcpSyncookies;
+        if (syncookies == 2 || listener.RequestCount > listener.Backlog)
+        {
+            if (syncookies == 0)
+            {
+                ns.Mib[SnmpCounter.TcpExtTCPReqQFullDrop]++;
+                ns.Mib[SnmpCounter.TcpExtListenDrops]++;
+                DropDelivered(ns, skb, DropReason.TcpReqQueueFull);
+                return;
+            }
+            ns.Mib[SnmpCounter.TcpExtTCPReqQFullDoCookies]++;
+            wantCookie = true;
+        }
         if (listener.AcceptQueueFull)
         {
             ns.Mib[SnmpCounter.TcpExtListenOverflows]++;
@@ -84,13 +103,59 @@ public sealed class TcpReceive : InetProtocol
             DropDelivered(ns, skb, DropReason.TcpListenOverflow);
             return;
         }
-        var req = new TcpSock(listener, daddr, dport, saddr, sport);
         var back = ns.Routing.Lookup(saddr);
         int mtu = back?.Device?.Mtu ?? 1500;
-        req.InitRequest(opt, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), mtu, ns.TcpSecret, stack.Now);
+        uint synSeq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
+        if (wantCookie)
+        {
+            // Stateless: the listener's scratch request answers and is forgotten (nothing to retransmit).
+            var c = listener.CookieScratch(daddr, dport, saddr, sport);
+            c.InitCookieRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
+            listener.LastCookieNs = stack.Now;
+            ns.Mib[SnmpCounter.TcpExtSyncookiesSent]++;
+            SendSynAck(stack, c);
+            skb.Free();
+            return;
+        }
+        var req = new TcpSock(listener, daddr, dport, saddr, sport);
+        req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
-        SendSynAck(stack, req, pkt[1]);
+        listener.RequestAdded(req);
+        SendSynAck(stack, req);
+        req.ArmRequestTimer(stack);
         skb.Free();
+    }
+
+    /// <summary>cookie_v4_check: a valid cookie (SyncookiesRecv) becomes a child as the third ACK would have made it
+    /// (PassiveOpens, accept queue) and the child processes the segment; a bad one (SyncookiesFailed) returns false
+    /// and the listener answers it.</summary>
+    private static bool CookieCheck(NetStack stack, Device dev, TcpListenSock listener, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp,
+        in TcpOptions opt, uint daddr, ushort dport, uint saddr, ushort sport)
+    {
+        var ns = listener.Namespace;
+        var mib = ns.Mib;
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), ack = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
+        int mss = TcpSyncookies.Check(ns.TcpSecret, saddr, daddr, sport, dport, seq, ack, stack.Now);
+        if (mss == 0) { mib[SnmpCounter.TcpExtSyncookiesFailed]++; return false; }
+        mib[SnmpCounter.TcpExtSyncookiesRecv]++;
+        if (listener.AcceptQueueFull)
+        {
+            // tcp_v4_syn_recv_sock refuses the child.
+            mib[SnmpCounter.TcpExtListenOverflows]++;
+            mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpListenOverflow);
+            return true;
+        }
+        skb.Conntrack = null;
+        int mtu = ns.Routing.Lookup(saddr)?.Device?.Mtu ?? 1500;
+        var child = new TcpSock(listener, daddr, dport, saddr, sport);
+        child.InitCookieChild(opt, seq, ack, mss, mtu, ns.TcpSecret, stack.Now);
+        ns.Sockets.Hash(child);
+        mib[SnmpCounter.TcpPassiveOpens]++;
+        child.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now, opt.HasTimestamps ? opt.TsEcr : 0);
+        listener.QueueForAccept(stack, child);
+        child.ReceiveThirdAck(stack, skb, tcp, opt, Sock.ChargeSize(dev, skb));
+        return true;
     }
 
     /// <summary>tcp_check_req for a segment to a request sock: a retransmitted SYN gets the SYN-ACK again, a wrong
@@ -106,9 +171,7 @@ public sealed class TcpReceive : InetProtocol
         if (seq == req.RcvIsn && (flags & 0x17) == 0x02)
         {
             // A retransmitted SYN: inet_rtx_syn_ack.
-            mib[SnmpCounter.TcpRetransSegs]++;
-            mib[SnmpCounter.TcpExtTCPSynRetrans]++;
-            SendSynAck(stack, req, pkt[1]);
+            req.RetransmitSynAck(stack);
             skb.Free();
             return;
         }
@@ -125,7 +188,8 @@ public sealed class TcpReceive : InetProtocol
         bool inWindow = !(TcpSock.Before(end, req.RcvNxt) || TcpSock.After(seq, req.RcvNxt + req.RcvWnd)) || seq == req.RcvNxt;
         if (!inWindow)
         {
-            if ((flags & 0x04) == 0) SendSynAck(stack, req, pkt[1]);
+            // Out of window: an ACK (tcp_v4_reqsk_send_ack), rate limited unless the segment carries data.
+            if ((flags & 0x04) == 0) req.SendRequestAck(stack, len > 0 && (flags & 0x02) == 0, pkt[1]);
             DropDelivered(ns, skb, DropReason.TcpOldSequence);
             return;
         }
@@ -135,6 +199,7 @@ public sealed class TcpReceive : InetProtocol
             mib[SnmpCounter.TcpAttemptFails]++;
             if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
             mib[SnmpCounter.TcpExtEmbryonicRsts]++;
+            req.Listener.RequestDone(req);
             ns.Sockets.Unhash(req);
             DropDelivered(ns, skb, DropReason.TcpReset);
             return;
@@ -149,7 +214,7 @@ public sealed class TcpReceive : InetProtocol
         }
         if (opt.HasTimestamps && req.TstampOk && (int)(opt.TsVal - req.TsRecent) >= 0) req.TsRecent = opt.TsVal;
         mib[SnmpCounter.TcpPassiveOpens]++;
-        req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now);
+        req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now, opt.HasTimestamps ? opt.TsEcr : 0);
         req.Listener.QueueForAccept(stack, req);
         // The child processes the third ACK itself: a pure ACK, or data queued.
         req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
@@ -158,7 +223,7 @@ public sealed class TcpReceive : InetProtocol
     /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
     /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
     /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.</summary>
-    private static void SendSynAck(NetStack stack, TcpSock req, byte synTos)
+    internal static void SendSynAck(NetStack stack, TcpSock req)
     {
         var ns = req.Namespace;
         int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);
@@ -175,7 +240,7 @@ public sealed class TcpReceive : InetProtocol
             if (req.SackOk) { t[o] = TcpOptionKinds.SackPermitted; t[o + 1] = 2; }
             else { t[o] = 1; t[o + 1] = 1; }
             t[o + 2] = TcpOptionKinds.Timestamps; t[o + 3] = 10;
-            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], TcpSecure.TsVal(stack.Now, req.TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[(o + 4)..], req.CookieTsVal ?? TcpSecure.TsVal(stack.Now, req.TsOffset));
             BinaryPrimitives.WriteUInt32BigEndian(t[(o + 8)..], req.TsRecent);
             o += 12;
         }

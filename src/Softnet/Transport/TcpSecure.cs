@@ -33,6 +33,16 @@ public static class TcpSecure
         return Mix(x ^ key);
     }
 
+    /// <summary>The same keyed mix over four words (the SYN cookie's hashes).</summary>
+    internal static ulong Mix3(ulong key, uint a, uint b, uint c, uint d)
+    {
+        ulong x = key ^ 0x736f6d6570736575UL;
+        x = Mix(x ^ a);
+        x = Mix(x ^ ((ulong)b << 32 | c));
+        x = Mix(x ^ d);
+        return Mix(x ^ key);
+    }
+
     private static ulong Mix(ulong z)
     {
         z += 0x9E3779B97F4A7C15UL;

@@ -49,8 +49,20 @@ public sealed class TcpSock : Sock
     }
 
     public TcpListenSock Listener { get; }
-    public readonly uint LocalAddr, RemoteAddr;
-    public readonly ushort LocalPort, RemotePort;
+    public uint LocalAddr { get; private set; }
+    public uint RemoteAddr { get; private set; }
+    public ushort LocalPort { get; private set; }
+    public ushort RemotePort { get; private set; }
+
+    /// <summary>The listener's cookie scratch request takes the next SYN's four-tuple (InitCookieRequest sets the rest).</summary>
+    internal void RetargetCookie(uint local, ushort lport, uint remote, ushort rport)
+    {
+        LocalAddr = local;
+        LocalPort = lport;
+        RemoteAddr = remote;
+        RemotePort = rport;
+        CookieTsVal = null;
+    }
     public SockAddr Peer => SockAddr.FromV4(RemoteAddr, RemotePort);
     public TcpState State { get; internal set; }
     internal TcpSock? NextInHash;
@@ -81,6 +93,36 @@ public sealed class TcpSock : Sock
     private long _lrcvNs;
     internal long DelackDueNs = long.MaxValue;
     private long _srttNs;          // the SYN-ACK's round trip (tcp_synack_rtt_meas), bounds the delayed ACK
+    private bool _noRttSample;     // the handshake gave no RTT sample: icsk_rto stays TCP_TIMEOUT_INIT
+
+    // ---- retransmission: the request's SYN-ACK (reqsk_timer_handler), the FIN in LAST_ACK (tcp_retransmit_timer) ----
+    internal long RtxDueNs = long.MaxValue;
+    private int _numTimeout;       // req->num_timeout, then icsk_retransmits
+    private int _numRetrans;       // req->num_retrans: SYN-ACKs sent again (timer or retransmitted SYN)
+    private long _rtxRtoNs;        // the FIN's current timeout (icsk_rto with backoff)
+    private bool _probe;           // the FIN's timer is the tail loss probe (ICSK_TIME_LOSS_PROBE)
+    internal bool InRequestQueue;
+    /// <summary>The request's SYN-ACK has not timed out yet.</summary>
+    internal bool Young => _numTimeout == 0;
+    /// <summary>The SYN's TOS, which the request's SYN-ACKs carry.</summary>
+    internal byte SynTos;
+    private const long TimeoutInitNs = 1_000_000_000;  // TCP_TIMEOUT_INIT
+    private const long RtoMaxNs = 120_000_000_000;     // TCP_RTO_MAX
+    private const int SynAckRetries = 5;               // net.ipv4.tcp_synack_retries
+    private const int OrphanRetries = 8;               // tcp_orphan_retries with net.ipv4.tcp_orphan_retries = 0
+
+    /// <summary>The earliest of this socket's timers.</summary>
+    internal long NextTimerNs => Math.Min(DelackDueNs, RtxDueNs);
+
+    // ---- receive-buffer autotuning (DRS: rcv_rtt_est, rcvq_space) ----
+    private long _rcvRttUs8;       // rcv_rtt_est.rtt_us, the receiver's RTT estimate × 8
+    private uint _rcvRttSeq;       // rcv_rtt_est.seq: the window-based sample ends when rcv_nxt passes it
+    private long _rcvRttTimeNs;    // rcv_rtt_est.time (0: no sample running)
+    private uint _rcvRttLastTsecr;
+    private int _rcvqSpace;        // rcvq_space.space: bytes read per RTT so far at most
+    private uint _rcvqSeq;         // rcvq_space.seq
+    private long _rcvqTimeNs;      // rcvq_space.time
+    private long _mstampNs;        // tcp_mstamp: when the latest segment was processed
 
     // ---- queues ----
     private readonly Queue<Segment> _receive = new();
@@ -121,7 +163,9 @@ public sealed class TcpSock : Sock
 
     /// <summary>tcp_openreq_init + tcp_openreq_init_rwin + tcp_select_initial_window: the request's state from the SYN
     /// and the listener's buffer and route.</summary>
-    internal void InitRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
+    /// <param name="windowMss">The MSS the initial window is rounded to (a cookie's child uses the cookie's MSS);
+    /// 0: the route's advmss less the timestamp option.</param>
+    internal void InitRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs, int windowMss = 0)
     {
         State = TcpState.SynRecv;
         RcvIsn = synSeq;
@@ -139,7 +183,7 @@ public sealed class TcpSock : Sock
         SndUna = SndIsn;
         _ipId = (ushort)(TsOffset ^ (TsOffset >> 16));
         // tcp_select_initial_window over tcp_full_space(listener) with the MSS less the timestamp option.
-        int mss = AdvMss - (TstampOk ? 12 : 0);
+        int mss = windowMss != 0 ? windowMss : AdvMss - (TstampOk ? 12 : 0);
         int space = FullSpace();
         long clamp = RcvBufLocked ? space : 0;
         if (clamp == 0) clamp = 65535L << 14;
@@ -159,18 +203,75 @@ public sealed class TcpSock : Sock
         _srttNs = nowNs; // the SYN-ACK's send time, until the third ACK measures it
     }
 
+    /// <summary>The TSval of a cookie SYN-ACK (the options in its low bits), null for a normal one.</summary>
+    internal uint? CookieTsVal;
+    private bool _noSynAckTime;    // a cookie's child: no SYN-ACK send time to measure from
+
+    /// <summary>tcp_conn_request with want_cookie: the SYN-ACK's state as for a request, but without timestamps the
+    /// SYN's options are dropped (tcp_clear_options), the ISN is the cookie and the MSS the cookie's table value;
+    /// with timestamps the TSval carries window scale and SACK (cookie_init_timestamp). Nothing is kept.</summary>
+    internal void InitCookieRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
+    {
+        var o = opt;
+        if (!o.HasTimestamps) { o.SackPermitted = false; o.HasWindowScale = false; o.WindowScale = 0; }
+        InitRequest(o, synSeq, routeMtu, secret, nowNs);
+        int mss = MssClamp;
+        SndIsn = TcpSyncookies.InitSequence(secret, RemoteAddr, LocalAddr, RemotePort, LocalPort, synSeq, ref mss, nowNs);
+        SndNxt = SndIsn + 1;
+        SndUna = SndIsn;
+        MssClamp = mss;
+        if (TstampOk) CookieTsVal = TcpSyncookies.InitTimestamp(nowNs, WscaleOk, SndWscale, SackOk) + TsOffset;
+    }
+
+    /// <summary>cookie_v4_check's child for an ACK whose cookie holds <paramref name="mss"/>: ISNs from the segment,
+    /// timestamps if the ACK has them, window scale and SACK from its echo (cookie_timestamp_decode), the initial
+    /// window rounded to the cookie's MSS (tcp_select_initial_window over req->mss).</summary>
+    internal void InitCookieChild(in TcpOptions ackOpt, uint seq, uint ack, int mss, int routeMtu, ulong secret, long nowNs)
+    {
+        var o = default(TcpOptions);
+        o.HasMss = true;
+        o.Mss = (ushort)mss;
+        if (ackOpt.HasTimestamps)
+        {
+            o.HasTimestamps = true;
+            o.TsVal = ackOpt.TsVal;
+            uint tsOff = TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs).TsOffset;
+            var (wsOk, ws, sack) = TcpSyncookies.DecodeTimestamp(ackOpt.TsEcr - (ackOpt.TsEcr != 0 ? tsOff : 0));
+            o.HasWindowScale = wsOk;
+            o.WindowScale = ws;
+            o.SackPermitted = sack;
+        }
+        InitRequest(o, seq - 1, routeMtu, secret, nowNs, windowMss: mss);
+        SndIsn = ack - 1;
+        SndNxt = ack;
+        SndUna = SndIsn;
+        _noSynAckTime = true;
+    }
+
     /// <summary>tcp_create_openreq_child + the SYN_RECV step of tcp_rcv_state_process: the third ACK made the child
     /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
-    internal void Establish(uint ackedWindowRaw, long nowNs)
+    internal void Establish(uint ackedWindowRaw, long nowNs, uint tsEcr)
     {
         State = TcpState.Established;
         SndUna = SndNxt;
         SndWndRaw = ackedWindowRaw;
-        _srttNs = Math.Max(0, nowNs - _srttNs);
+        RtxDueNs = long.MaxValue;
+        Listener.RequestDone(this);
+        // tcp_synack_rtt_meas: the SYN-ACK's time to its ACK, unless a SYN-ACK went twice; then the echoed timestamp
+        // (tcp_rtt_tsopt_us, whole milliseconds, at least one); else no sample.
+        if (_numRetrans == 0 && !_noSynAckTime) _srttNs = Math.Max(0, nowNs - _srttNs);
+        else if (TstampOk && tsEcr != 0)
+            _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
+        else { _srttNs = 0; _noRttSample = true; }
         if (TstampOk) AdvMss -= 12;
         int maxwin = FullSpace();
         if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
         RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
+        // tcp_init_buffer_space: DRS starts from ten segments' worth, now.
+        _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
+        _rcvqSeq = CopiedSeq;
+        _rcvqTimeNs = nowNs;
+        _mstampNs = nowNs;
         int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
         RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
     }
@@ -195,6 +296,7 @@ public sealed class TcpSock : Sock
         uint endSeq = seq + (uint)len + (syn ? 1u : 0u) + (fin ? 1u : 0u);
         ushort win = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
         long now = stack.Now;
+        _mstampNs = now;
 
         if (State == TcpState.Established && !_thirdAck && FastPath(stack, skb, tcp, opt, flags, doff, len, seq, ackSeq, win, truesize)) return;
 
@@ -245,6 +347,7 @@ public sealed class TcpSock : Sock
         SndWndRaw = win;
         // FLAG_UPDATE_TS_RECENT: tcp_replace_ts_recent.
         if (TstampOk && opt.HasTimestamps && !After(seq, RcvWup) && (int)(opt.TsVal - TsRecent) >= 0) TsRecent = opt.TsVal;
+        if (TstampOk && opt.HasTimestamps) RcvRttMeasureTs(opt.TsEcr, len);
 
         switch (State)
         {
@@ -305,6 +408,7 @@ public sealed class TcpSock : Sock
         if (truesize > ForwardAlloc) return false;
         if ((int)ReceiveWindow() < len) return false;
         if (TstampOk && RcvNxt == RcvWup) TsRecent = opt.TsVal;
+        if (TstampOk) RcvRttMeasureTs(opt.TsEcr, len);
         mib[SnmpCounter.TcpExtTCPHPHits]++;
         if (After(ackSeq, SndUna)) SndUna = ackSeq;
         ForwardAlloc -= truesize;
@@ -500,6 +604,7 @@ public sealed class TcpSock : Sock
     {
         _pending |= AckSched;
         MeasureRcvMss(len, doff, flags, truesize);
+        RcvRttMeasure();
         if (_atoNs == 0)
         {
             IncrQuickAck(MaxQuickAcks);
@@ -519,7 +624,7 @@ public sealed class TcpSock : Sock
 
     /// <summary>icsk_rto after the handshake's one RTT sample (tcp_rtt_estimator, tcp_set_rto): srtt + 4·rttvar
     /// with rttvar at least TCP_RTO_MIN.</summary>
-    private long RtoNs => _srttNs + Math.Max(_srttNs * 2, 200_000_000);
+    private long RtoNs => _noRttSample ? TimeoutInitNs : _srttNs + Math.Max(_srttNs * 2, 200_000_000);
 
     /// <summary>tcp_measure_rcv_mss.</summary>
     private void MeasureRcvMss(int len, int doff, byte flags, int truesize)
@@ -550,6 +655,71 @@ public sealed class TcpSock : Sock
             if ((_pending & AckPushed) != 0) _pending |= AckPushed2;
             _pending |= AckPushed;
         }
+    }
+
+    /// <summary>tcp_rcv_rtt_update: the lowest sample, or (timestamps, receive queue empty) a 7/8 average.</summary>
+    private void RcvRttUpdate(long sampleUs, bool windowBased)
+    {
+        long m = sampleUs << 3;
+        if (_rcvRttUs8 == 0 || m < _rcvRttUs8) _rcvRttUs8 = m;
+        else
+        {
+            if (windowBased || RcvNxt != CopiedSeq) return;
+            _rcvRttUs8 = _rcvRttUs8 - (_rcvRttUs8 >> 3) + sampleUs;
+        }
+    }
+
+    /// <summary>tcp_rcv_rtt_measure: without timestamps, the time one window of data takes to arrive.</summary>
+    private void RcvRttMeasure()
+    {
+        if (_rcvRttTimeNs != 0)
+        {
+            if (Before(RcvNxt, _rcvRttSeq)) return;
+            RcvRttUpdate(Math.Max(1, (_mstampNs - _rcvRttTimeNs) / 1000), true);
+        }
+        _rcvRttSeq = RcvNxt + RcvWnd;
+        _rcvRttTimeNs = _mstampNs;
+    }
+
+    /// <summary>tcp_rcv_rtt_measure_ts: the echo of our timestamp on a full-sized segment, in whole milliseconds.</summary>
+    private void RcvRttMeasureTs(uint tsEcr, int len)
+    {
+        if (tsEcr == _rcvRttLastTsecr) return;
+        _rcvRttLastTsecr = tsEcr;
+        if (len < RcvMss) return;
+        uint delta = TcpSecure.TsVal(_mstampNs, TsOffset) - tsEcr;
+        if (delta == 0 || delta >= int.MaxValue / 1000) return;
+        RcvRttUpdate(delta * 1000L, false);
+    }
+
+    /// <summary>tcp_rcv_space_adjust after the reader copied a segment: once per receiver RTT, a reader that took more
+    /// than rcvq_space.space grows the buffer (tcp_rcvbuf_grow: twice what it read, doubled again for slow start, plus
+    /// the out-of-order span, up to tcp_rmem[2]) and the window clamp with it, unless SO_RCVBUF locked it.</summary>
+    private void RcvSpaceAdjust()
+    {
+        if (_rcvRttUs8 == 0) return;
+        long timeUs = (_mstampNs - _rcvqTimeNs) / 1000;
+        if (timeUs < _rcvRttUs8 >> 3) return;
+        int copied = (int)(CopiedSeq - _rcvqSeq) - (int)(RcvNxt - CopiedSeq);
+        if (copied > _rcvqSpace)
+        {
+            int old = _rcvqSpace;
+            _rcvqSpace = copied;
+            if (!RcvBufLocked)
+            {
+                long rcvwin = (long)copied << 1;
+                rcvwin += (rcvwin << 1) * (copied - old) / old;
+                if (_ofo.Count > 0) rcvwin += _ofo[^1].EndSeq - RcvNxt;
+                long rcvbuf = Math.Min((rcvwin << 8) / ScalingRatio, RmemMax2);
+                if (rcvbuf > RcvBuf)
+                {
+                    RcvBuf = (int)rcvbuf;
+                    WindowClamp = (uint)WinFromSpace(rcvbuf);
+                }
+            }
+        }
+        _rcvqSeq = CopiedSeq;
+        _rcvqTimeNs = _mstampNs;
     }
 
     /// <summary>tcp_set_window_clamp for a new scaling ratio.</summary>
@@ -669,6 +839,142 @@ public sealed class TcpSock : Sock
         _pending |= AckTimer;
         DelackDueNs = due;
         stack.ArmTcpTimer(this);
+    }
+
+    private void ArmRtx(NetStack stack, long due)
+    {
+        RtxDueNs = due;
+        stack.ArmTcpTimer(this);
+    }
+
+    /// <summary>The timers due at the stack's clock.</summary>
+    internal void RunTimers(NetStack stack)
+    {
+        if (DelackDueNs <= stack.Now) DelackTimer(stack);
+        if (RtxDueNs <= stack.Now) RetransmitTimer(stack);
+    }
+
+    /// <summary>tcp_v4_err for an ICMP error quoting a segment of this connection (sequence <paramref name="seq"/>):
+    /// a request checks it is its SYN-ACK (tcp_req_err: else OutOfWindowIcmps; unreachable network or host, time
+    /// exceeded or a parameter problem drop the request, ListenDrops); a connection ignores what it did not send
+    /// unacknowledged (OutOfWindowIcmps) and otherwise keeps the error as a soft one (no IP_RECVERR), which its reader
+    /// never sees.</summary>
+    internal void IcmpError(byte type, byte code, uint seq)
+    {
+        var mib = Namespace.Mib;
+        if (State == TcpState.SynRecv)
+        {
+            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
+            if (type is 11 or 12 || (type == 3 && code is 0 or 1))
+            {
+                Listener.RequestDone(this);
+                Namespace.Sockets.Unhash(this);
+                RtxDueNs = long.MaxValue;
+                State = TcpState.Closed;
+                mib[SnmpCounter.TcpExtListenDrops]++;
+            }
+            return;
+        }
+        if (State == TcpState.Closed) return;
+        if (Before(seq, SndUna) || After(seq, SndNxt)) mib[SnmpCounter.TcpExtOutOfWindowIcmps]++;
+    }
+
+    /// <summary>tcp_v4_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment: an ACK of the request's
+    /// state (seq ISN + 1, its window scaled down, its timestamps) from the control socket (the segment's TOS less
+    /// ECN, DF, IP ID 0), at most one per tcp_invalid_ratelimit unless the segment carried data without a SYN.</summary>
+    internal void SendRequestAck(NetStack stack, bool dataWithoutSyn, byte tos)
+    {
+        var ns = Namespace;
+        if (!dataWithoutSyn && OowRateLimited(stack.Now)) { ns.Mib[SnmpCounter.TcpExtTCPACKSkippedSynRecv]++; return; }
+        var skb = stack.NewFrame(40 + (TstampOk ? 12 : 0));
+        if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
+        var p = skb.LinearData;
+        uint win = Math.Min(RcvWnd, 65535u << RcvWscale) >> RcvWscale;
+        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win);
+        if (TstampOk)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(t[20..], 0x0101080Au);
+            BinaryPrimitives.WriteUInt32BigEndian(t[24..], TcpSecure.TsVal(stack.Now, TsOffset));
+            BinaryPrimitives.WriteUInt32BigEndian(t[28..], TsRecent);
+        }
+        p[1] = (byte)(tos & ~0x03);
+        p[10] = p[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..20]));
+        FinishChecksum(p);
+        skb.ResetNetworkHeader();
+        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    /// <summary>A request's SYN-ACK went out (tcp_conn_request: the request timer starts at TCP_TIMEOUT_INIT).</summary>
+    internal void ArmRequestTimer(NetStack stack) => ArmRtx(stack, stack.Now + TimeoutInitNs);
+
+    /// <summary>inet_rtx_syn_ack for a retransmitted SYN: the SYN-ACK again, counted as a retransmission.</summary>
+    internal void RetransmitSynAck(NetStack stack)
+    {
+        var mib = Namespace.Mib;
+        mib[SnmpCounter.TcpRetransSegs]++;
+        mib[SnmpCounter.TcpExtTCPSynRetrans]++;
+        _numRetrans++;
+        TcpReceive.SendSynAck(stack, this);
+    }
+
+    /// <summary>reqsk_timer_handler for a request (SYN-ACK again, backing off from TCP_TIMEOUT_INIT, until
+    /// tcp_synack_retries; fewer for old requests when the listener's queue is over half full), tcp_retransmit_timer
+    /// for the FIN of LAST_ACK (again, backing off, until the orphan retries run out).</summary>
+    private void RetransmitTimer(NetStack stack)
+    {
+        RtxDueNs = long.MaxValue;
+        var mib = Namespace.Mib;
+        if (State == TcpState.SynRecv)
+        {
+            var l = Listener;
+            int max = SynAckRetries;
+            int qlen = l.RequestCount;
+            if (qlen << 1 > Math.Max(8, l.Backlog))
+            {
+                int young = l.YoungCount << 1;
+                while (max > 2 && qlen >= young) { max--; young <<= 1; }
+            }
+            // tcp_syn_ack_timeout.
+            mib[SnmpCounter.TcpExtTCPTimeouts]++;
+            if (_numTimeout >= max)
+            {
+                // inet_csk_reqsk_queue_drop_and_put: the request is gone.
+                l.RequestDone(this);
+                Namespace.Sockets.Unhash(this);
+                State = TcpState.Closed;
+                return;
+            }
+            RetransmitSynAck(stack);
+            if (_numTimeout++ == 0) l.YoungCount--;
+            ArmRtx(stack, stack.Now + Math.Min(TimeoutInitNs << _numTimeout, RtoMaxNs));
+            return;
+        }
+        if (State != TcpState.LastAck || SndUna == SndNxt) return;
+        if (_probe)
+        {
+            // tcp_send_loss_probe: the FIN again (TCPLossProbes), then the RTO armed from now (tcp_rearm_rto).
+            _probe = false;
+            mib[SnmpCounter.TcpExtTCPLossProbes]++;
+            mib[SnmpCounter.TcpRetransSegs]++;
+            Transmit(stack, 0x11, retransmit: true);
+            ArmRtx(stack, stack.Now + _rtxRtoNs);
+            return;
+        }
+        if (_numTimeout >= OrphanRetries)
+        {
+            // tcp_write_timeout → tcp_write_err: the orphan gives up.
+            mib[SnmpCounter.TcpExtTCPAbortOnTimeout]++;
+            Close(TcpState.Closed);
+            return;
+        }
+        if (_numTimeout == 0) mib[SnmpCounter.TcpExtTCPTimeouts]++;
+        mib[SnmpCounter.TcpRetransSegs]++;
+        Transmit(stack, 0x11, retransmit: true);
+        _numTimeout++;
+        _rtxRtoNs = Math.Min(_rtxRtoNs << 1, RtoMaxNs);
+        ArmRtx(stack, stack.Now + _rtxRtoNs);
     }
 
     /// <summary>tcp_delack_timer_handler at <see cref="DelackDueNs"/>.</summary>
@@ -812,6 +1118,7 @@ public sealed class TcpSock : Sock
         State = to;
         _pending = 0;
         DelackDueNs = long.MaxValue;
+        RtxDueNs = long.MaxValue;
         Namespace.Sockets.Unhash(this);
         foreach (var s in _ofo) ReleaseQueued(s, DropReason.TcpClose);
         _ofo.Clear();
@@ -918,7 +1225,7 @@ public sealed class TcpSock : Sock
     /// <summary>tcp_transmit_skb for a segment without data: the window (tcp_select_window), timestamps, the D-SACK
     /// and SACK blocks that fit; IP with DF, TOS 0, the default TTL and the socket's IP ID counter. Sending an ACK
     /// ends a pending delayed ACK and uses up a quick ACK (tcp_event_ack_sent).</summary>
-    private void Transmit(NetStack stack, byte flags)
+    private void Transmit(NetStack stack, byte flags, bool retransmit = false)
     {
         var ns = Namespace;
         int optLen = TstampOk ? 12 : 0;
@@ -932,7 +1239,7 @@ public sealed class TcpSock : Sock
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         bool wasScheduled = (_pending & AckSched) != 0;
-        var t = WriteHeaders(p, _ipId++, SndNxt, flags, SelectWindow());
+        var t = WriteHeaders(p, _ipId++, retransmit ? SndUna : SndNxt, flags, SelectWindow());
         int o = 20;
         if (TstampOk)
         {
@@ -961,7 +1268,15 @@ public sealed class TcpSock : Sock
                 o += 8;
             }
         }
-        if ((flags & 0x01) != 0) SndNxt++;
+        if ((flags & 0x01) != 0 && !retransmit)
+        {
+            SndNxt++;
+            // tcp_write_xmit sent the FIN, the only segment out: tcp_schedule_loss_probe arms the tail loss probe at
+            // 2·srtt + TCP_RTO_MIN, or sooner where the RTO would fire first.
+            _rtxRtoNs = RtoNs;
+            _probe = !_noRttSample;
+            ArmRtx(stack, stack.Now + (_probe ? Math.Min(2 * _srttNs + 200_000_000, _rtxRtoNs) : _rtxRtoNs));
+        }
         FinishChecksum(p);
         // tcp_event_ack_sent: a quick ACK used (if one was due), the delayed-ACK timer and pending state cleared.
         if (_quick > 0 && wasScheduled)
@@ -972,7 +1287,8 @@ public sealed class TcpSock : Sock
         _pending = 0;
         DelackDueNs = long.MaxValue;
         skb.ResetNetworkHeader();
-        ns.Mib[SnmpCounter.TcpOutSegs]++;
+        // tcp_transmit_skb: OutSegs counts segments that carry something new or nothing at all.
+        if (!retransmit) ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
     }
 
@@ -1023,6 +1339,7 @@ public sealed class TcpSock : Sock
                 copied += data.Length;
                 _bytesRead += data.Length;
                 CopiedSeq += (uint)data.Length;
+                RcvSpaceAdjust();
             }
             if (s.Fin) { CopiedSeq++; eof = true; }
             RmemAlloc -= s.Truesize;
@@ -1031,6 +1348,7 @@ public sealed class TcpSock : Sock
         }
         // sk_mem_reclaim: whole pages of the reserve go back.
         if (ForwardAlloc >= PageSize) ForwardAlloc &= PageSize - 1;
+        if (copied > 0) NoteRead(0, copied, stack.Now);
         if (copied > 0 && State != TcpState.Closed) CleanupRbuf(stack, copied);
         if (eof && State == TcpState.CloseWait)
         {

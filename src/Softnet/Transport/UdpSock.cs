@@ -61,6 +61,7 @@ public sealed class UdpSock : Sock
                 continue;
             }
             mib[v6 ? SnmpCounter.Udp6InDatagrams : SnmpCounter.UdpInDatagrams]++;
+            NoteRead(1, udp.Length - 8, stack.Now);
             if (Received is { } log)
             {
                 var from = v6 ? new SockAddr(true, Ipv6.Read(pkt[8..]), BinaryPrimitives.ReadUInt16BigEndian(udp))

@@ -12,7 +12,7 @@ public static class TcpCases
     public const string Client = "10.77.0.2", Server = "10.77.0.1";
     public const int Mss = 1448;
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
 
     public static TcpCapture For(string name) => name switch
     {
@@ -26,6 +26,9 @@ public static class TcpCases
         "thirdack" => ThirdAckData(),
         "delack" => DelayedAcks(),
         "closed-port" => ClosedPort(),
+        "synack-rtx" => SynAckRetransmit(),
+        "fin-rtx" => FinRetransmit(),
+        "syncookies" => Syncookies(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -157,5 +160,48 @@ public static class TcpCases
         var stray = cap.Flow(Client, 40011, Server, 5999, clientIsn: 0x20000000);
         stray.Data(20, gapMs: 10).SendFin(gapMs: 10).SendRst(gapMs: 10);
         return cap;
+    }
+
+    /// <summary>The third ACK comes 1.3 s after the SYN: the request timer sends the SYN-ACK again at 1 s
+    /// (TCPSynRetrans, TCPTimeouts); the retransmission leaves no RTT sample (the TS echo gives it), then data.</summary>
+    public static TcpCapture SynAckRetransmit()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client, 40012, Server, 5001);
+        f.SendSyn(gapMs: 1300).SendAck();
+        cap.Pause(48);
+        for (int i = 0; i < 4; i++) f.Data(Mss);
+        return Close(cap, f);
+    }
+
+    /// <summary>The client takes 400 ms to ACK the server's FIN: LAST_ACK's retransmission timer sends the FIN again
+    /// after the RTO (the handshake's 1 ms RTT + TCP_RTO_MIN: about 201 ms).</summary>
+    public static TcpCapture FinRetransmit()
+    {
+        var (cap, f) = Open(40013);
+        f.Data(Mss).Data(Mss);
+        cap.Pause(150);
+        f.SendFin(gapMs: 400);
+        f.AckServerFin();
+        return cap;
+    }
+
+    /// <summary>129 SYNs nobody completes fill :5001's request queue past its backlog (128); the next SYN (no
+    /// timestamps) is answered with a cookie (SyncookiesSent, TCPReqQFullDoCookies; only the MSS option), a stray ACK
+    /// fails the check (SyncookiesFailed, RST) and the right ACK makes the connection (SyncookiesRecv,
+    /// PassiveOpens), which then carries data and closes. All within 1 s, before the first requests' SYN-ACKs go
+    /// again.</summary>
+    public static TcpCapture Syncookies()
+    {
+        var cap = new TcpCapture();
+        for (int k = 0; k < 129; k++) cap.Flow(Client, (ushort)(41000 + k), Server, 5001).SendSyn(gapMs: 0.5);
+        cap.Pause(10);
+        // A stray ACK (no SYN of its own: sent unchanged to the kernel) is checked as a cookie and fails.
+        cap.Flow(Client, 40015, Server, 5001, clientIsn: 0x30000000, timestamps: false).SendAck(gapMs: 5);
+        var f = cap.Flow(Client, 40014, Server, 5001, timestamps: false);
+        f.SendSyn(gapMs: 5, cookie: true).SendAck();
+        cap.Pause(48);
+        f.Data(1460).Data(1460).Data(500);
+        return Close(cap, f);
     }
 }

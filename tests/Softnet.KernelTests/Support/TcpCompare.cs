@@ -206,7 +206,12 @@ public static class TcpCompare
     /// <see cref="LagToleranceMs"/>.</summary>
     public static bool Same(TcpNormFrame a, TcpNormFrame b)
         => a.Key == b.Key && OnClock(a) && OnClock(b) && (a.LagMs == null) == (b.LagMs == null)
-           && (a.LagMs == null || Math.Abs(a.LagMs.Value - b.LagMs!.Value) <= LagToleranceMs);
+           && (a.LagMs == null || Math.Abs(a.LagMs.Value - b.LagMs!.Value) <= LagTolerance(Math.Max(a.LagMs.Value, b.LagMs!.Value)));
+
+    /// <summary><see cref="LagToleranceMs"/>, or for a long timer the kernel's timer wheel slack: past level 0 (64
+    /// jiffies, 256 ms at HZ=250) a timer fires at its level's next bucket boundary, up to an eighth of its timeout
+    /// late (the SYN-ACK's 1 s, a backed-off RTO).</summary>
+    public static double LagTolerance(double lagMs) => Math.Max(LagToleranceMs, lagMs / 8 + 4);
 
     private static bool OnClock(TcpNormFrame f) => f.TsSkewMs == null || Math.Abs(f.TsSkewMs.Value) <= TsSkewToleranceMs;
 

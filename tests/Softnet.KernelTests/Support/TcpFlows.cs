@@ -52,8 +52,8 @@ public sealed class TcpCapture
     }
 
     /// <summary>A client connection from CLIENT:PORT to SERVER:PORT whose SYN carries <paramref name="clientIsn"/>.</summary>
-    public TcpFlow Flow(string client, ushort clientPort, string server, ushort serverPort, uint clientIsn = 0x10000000)
-        => new(this, client, clientPort, server, serverPort, clientIsn);
+    public TcpFlow Flow(string client, ushort clientPort, string server, ushort serverPort, uint clientIsn = 0x10000000, bool timestamps = true)
+        => new(this, client, clientPort, server, serverPort, clientIsn, timestamps);
 
     internal void Emit(byte[] ipPacket, double gapMs, string note)
     {
@@ -98,8 +98,11 @@ public sealed class TcpFlow
     private long _lastNs;
     private byte[]? _lastFrame;
 
-    internal TcpFlow(TcpCapture cap, string client, ushort clientPort, string server, ushort serverPort, uint clientIsn)
+    private readonly bool _timestamps;
+
+    internal TcpFlow(TcpCapture cap, string client, ushort clientPort, string server, ushort serverPort, uint clientIsn, bool timestamps = true)
     {
+        _timestamps = timestamps;
         _cap = cap;
         Client = client;
         Server = server;
@@ -139,13 +142,21 @@ public sealed class TcpFlow
     public static byte PayloadByte(long k) => (byte)(k * 7 + (k >> 8) + 0x41);
 
     /// <summary>The SYN. Softnet answers it at this very capture time, so its ISN and TS offset are fixed here.</summary>
-    public TcpFlow SendSyn(double gapMs = 1)
+    /// <param name="cookie">Softnet answers with a SYN cookie (its request queue is over the backlog): the ISN is the
+    /// cookie (the flow without timestamps only: a cookie's TSval is not modelled here).</param>
+    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false)
     {
         _synNs = _cap.Now;
         uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
         (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
-        byte[] opts = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7];
-        BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
+        if (cookie)
+        {
+            if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
+            int mss = 1460;
+            ServerIsn = TcpSyncookies.InitSequence(0, daddr, saddr, ClientPort, ServerPort, ClientIsn, ref mss, _synNs);
+        }
+        byte[] opts = _timestamps ? [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+        if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
         Send(Syn, ClientIsn, 0, 64240, opts, 0, 0, gapMs, "SYN");
         return this;
     }
@@ -223,6 +234,7 @@ public sealed class TcpFlow
     /// answered this flow's previous frame at that frame's capture time (Softnet answers in the same instant).</summary>
     private byte[] TsOption()
     {
+        if (!_timestamps) return [];
         var o = new byte[12];
         o[0] = 1; o[1] = 1; o[2] = 8; o[3] = 10;
         BinaryPrimitives.WriteUInt32BigEndian(o.AsSpan(4), ClientTsVal());

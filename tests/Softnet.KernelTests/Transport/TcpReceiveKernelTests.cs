@@ -24,13 +24,16 @@ public sealed class TcpKernelFixture
                 _runs[$"{n}/{tag}"] = new Lazy<(string?, string?)>(() => RunKernel(n, tag));
     }
 
-    /// <summary>Writes the case's capture (once; the same file for every run) and returns its path.</summary>
+    private static readonly HashSet<string> s_written = [];
+
+    /// <summary>Writes the case's capture (once per test process, so an edited case is never read stale from an
+    /// earlier run's file; the same file for every run in this one) and returns its path.</summary>
     public static string Capture(string name)
     {
         string path = Path.Combine(OutRoot, $"{name}.pcapng");
         lock (typeof(TcpKernelFixture))
         {
-            if (!File.Exists(path))
+            if (s_written.Add(name))
             {
                 Directory.CreateDirectory(OutRoot);
                 TcpCases.For(name).Write(path + ".tmp");

@@ -112,7 +112,9 @@ public class JumboReplayTests
         }
         Allocated(32 << 20);
         Allocated(32 << 20);
-        long small = Allocated(2 << 20), large = Allocated(32 << 20);
+        // The least of three runs each: a one-off allocation in a run (a lazily built table, the runtime's own work on
+        // this thread while methods tier up under a loaded machine) is not per packet.
+        long small = Enumerable.Range(0, 3).Min(_ => Allocated(2 << 20)), large = Enumerable.Range(0, 3).Min(_ => Allocated(32 << 20));
         long extraPackets = (32 << 20) / 8948 - (2 << 20) / 8948;
         Assert.True((large - small) / (double)extraPackets < 2.0, $"{large - small} bytes more for {extraPackets} more packets");
     }

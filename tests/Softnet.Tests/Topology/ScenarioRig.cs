@@ -69,6 +69,13 @@ internal sealed class ScenarioRig
         Stack.Receive(Dev(ns, dev), Stack.SkbFrom(frame) ?? throw new InvalidOperationException("local skb pool exhausted"), _ts);
     }
 
+    /// <summary>Time passes without a frame: the stack's timers due by then run.</summary>
+    public void Advance(long ns)
+    {
+        _ts += ns;
+        Stack.AdvanceClock(_ts);
+    }
+
     public List<byte[]> Tx(string ns, string dev) => ((RecordingTap)Dev(ns, dev).TxTap!).Frames;
     public List<byte[]> Rx(string ns, string dev) => ((RecordingTap)Dev(ns, dev).RxTap!).Frames;
 

@@ -357,4 +357,279 @@ public class TcpReceiveTests
         Assert.Equal(64, Win(a));
         Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
     }
+
+    [Fact]
+    public void An_unanswered_syn_ack_is_sent_again_at_1_3_7_15_31_s_and_the_request_expires_at_63_s()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        long t0 = c.Rig.Now;
+        var times = new List<long>();
+        for (int s = 1; s <= 70; s++)
+        {
+            c.Rig.Advance(1_000_000_000);
+            foreach (var f in c.Replies())
+            {
+                Assert.Equal(0x12, Flags(f));
+                Assert.Equal(Seq(sa), Seq(f));
+                times.Add((c.Rig.Now - t0) / 1_000_000_000);
+            }
+        }
+        Assert.Equal([1, 3, 7, 15, 31], times);
+        Assert.Equal(5, c.Mib[SnmpCounter.TcpRetransSegs]);
+        Assert.Equal(5, c.Mib[SnmpCounter.TcpExtTCPSynRetrans]);
+        Assert.Equal(6, c.Mib[SnmpCounter.TcpExtTCPTimeouts]);
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        Assert.Equal(0, listener.RequestCount);
+        // The request is gone: the third ACK now reaches the listener, which resets it.
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1);
+        Assert.Equal(0x04, Flags(Assert.Single(c.Replies())));
+        Assert.Empty(listener.Accepted);
+    }
+
+    [Fact]
+    public void A_retransmitted_syn_ack_leaves_no_rtt_sample_and_the_third_ack_still_establishes()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        c.Rig.Advance(1_200_000_000);
+        Assert.Single(c.Replies());
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Established, c.Sock.State);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
+        // No more SYN-ACKs once established.
+        c.Rig.Advance(5_000_000_000);
+        Assert.Empty(c.Replies());
+    }
+
+    [Fact]
+    public void An_out_of_window_segment_to_a_request_gets_a_rate_limited_ack()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        // A pure ACK below the window (seq ISN - 1000), then another within 500 ms: one ACK, the second skipped.
+        c.Send(0x10, ClientIsn - 1000, Seq(sa) + 1);
+        var a = Assert.Single(c.Replies());
+        Assert.Equal(0x10, Flags(a));
+        Assert.Equal(Seq(sa) + 1, Seq(a));
+        Assert.Equal(ClientIsn + 1, Ack(a));
+        Assert.Equal(65160 >> 10, Win(a));
+        Assert.Equal(0, IpId(a));
+        c.Send(0x10, ClientIsn - 1000, Seq(sa) + 1);
+        Assert.Empty(c.Replies());
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPACKSkippedSynRecv]);
+    }
+
+    [Fact]
+    public void An_unacknowledged_fin_gets_a_loss_probe_then_the_rto()
+    {
+        var c = new Conn();
+        c.Handshake();
+        c.Send(0x11, ClientIsn + 1, c.ServerIsn + 1);
+        var fin = c.Replies().Single(f => (Flags(f) & 0x01) != 0);
+        long t0 = c.Rig.Now;
+        var times = new List<long>();
+        for (int ms = 10; ms <= 700; ms += 10)
+        {
+            c.Rig.Advance(10_000_000);
+            foreach (var f in c.Replies())
+            {
+                Assert.Equal(0x11, Flags(f));
+                Assert.Equal(Seq(fin), Seq(f));
+                times.Add((c.Rig.Now - t0) / 10_000_000 * 10);
+            }
+        }
+        // The handshake's RTT is 1 ms: the tail loss probe at min(2 ms + 200 ms, RTO 201 ms), then the RTO 201 ms later.
+        Assert.Equal([210, 410], times);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPLossProbes]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPTimeouts]);
+        Assert.Equal(2, c.Mib[SnmpCounter.TcpRetransSegs]);
+        // The ACK of the FIN ends it.
+        c.Send(0x10, ClientIsn + 2, c.ServerIsn + 2);
+        c.Rig.Advance(2_000_000_000);
+        Assert.Empty(c.Replies());
+        Assert.Equal(TcpState.Closed, c.Sock.State);
+    }
+
+    /// <summary>A bulk sender (full segments 50 µs apart, each echoing the server's latest TSval) and a reader that
+    /// keeps up: the receiver's RTT comes from the window-based sample (tcp_rcv_rtt_measure), the reader copies more
+    /// than rcvq_space (14480) per RTT, so DRS grows sk_rcvbuf and the window clamp and the advertised window climbs
+    /// past the 79 × 1024 the initial buffer allows; a socket with SO_RCVBUF set keeps its buffer.</summary>
+    [Theory]
+    [InlineData(5001, true)]
+    [InlineData(5002, false)]
+    public void Drs_grows_the_buffer_of_a_fast_reader_unless_so_rcvbuf_locked_it(ushort port, bool grows)
+    {
+        var c = new Conn { Dport = port };
+        c.Handshake();
+        int before = c.Sock.RcvBuf;
+        uint seq = ClientIsn + 1;
+        int maxWin = 0;
+        for (int i = 0; i < 400; i++)
+        {
+            c.Send(0x10, seq, c.ServerIsn + 1, payload: 1448, gapNs: 50_000);
+            seq += 1448;
+            foreach (var a in c.Replies())
+            {
+                Assert.Equal(0x10, Flags(a));
+                maxWin = Math.Max(maxWin, Win(a) << c.Sock.RcvWscale);
+            }
+        }
+        if (grows)
+        {
+            Assert.True(c.Sock.RcvBuf > before, $"rcvbuf {c.Sock.RcvBuf}");
+            Assert.True(maxWin > 79 * 1024, $"largest window {maxWin}");
+        }
+        else
+        {
+            Assert.Equal(before, c.Sock.RcvBuf);
+            Assert.True(maxWin <= 2 * 40240, $"largest window {maxWin}");
+        }
+        Assert.Equal(0, c.Rig.Ns("srv").Counters.Drops.Total);
+    }
+
+    /// <summary>129 SYNs fill the request queue past the backlog (128): the next SYN is answered with a cookie.</summary>
+    private static Conn Flood(Conn c, int syns = 129)
+    {
+        for (int k = 0; k < syns; k++)
+        {
+            c.Sport = (ushort)(30000 + k);
+            c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240, gapNs: 100_000);
+        }
+        c.Replies();
+        c.Sport = 41000;
+        return c;
+    }
+
+    [Fact]
+    public void Past_the_backlog_a_syn_without_timestamps_gets_a_cookie_and_its_ack_a_connection()
+    {
+        var c = Flood(new Conn());
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        Assert.Equal(129, listener.RequestCount);
+        // SYN with MSS 1460, SACK-permitted and window scale but no timestamps: the cookie drops the options.
+        c.Send(0x02, ClientIsn, 0, options: [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7], win: 64240);
+        var sa = Assert.Single(c.Replies());
+        Assert.Equal(0x12, Flags(sa));
+        Assert.Equal("020405b4", Convert.ToHexString(Options(sa)).ToLowerInvariant());
+        Assert.Equal(64240, Win(sa)); // 65483 rounded down to whole 1460-byte segments, unscaled
+        Assert.Equal(129, listener.RequestCount);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesSent]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtTCPReqQFullDoCookies]);
+        uint cookie = Seq(sa);
+        // A wrong cookie: SyncookiesFailed, and the listener resets the ACK.
+        c.Send(0x10, ClientIsn + 1, cookie + 2, options: []);
+        Assert.Equal(0x04, Flags(Assert.Single(c.Replies())));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesFailed]);
+        // The right one: the connection, with data on it.
+        c.Send(0x10, ClientIsn + 1, cookie + 1, options: []);
+        Assert.Empty(c.Replies());
+        c.Send(0x18, ClientIsn + 1, cookie + 1, payload: 1000, options: []);
+        var a = Assert.Single(c.Replies());
+        Assert.Equal(ClientIsn + 1001, Ack(a));
+        Assert.Equal(cookie + 1, Seq(a));
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtSyncookiesRecv]);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpPassiveOpens]);
+        var conn = listener.Accepted.Single();
+        Assert.False(conn.TstampOk || conn.SackOk || conn.WscaleOk);
+        Assert.Equal(1460, conn.MssClamp);
+    }
+
+    [Fact]
+    public void A_cookie_with_timestamps_carries_window_scale_and_sack_in_the_tsval()
+    {
+        var c = Flood(new Conn());
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        var o = Options(sa);
+        Assert.Equal(0x04, o[4]); // SACK-permitted packed with the timestamps, as for a request
+        uint tsval = BinaryPrimitives.ReadUInt32BigEndian(o.AsSpan(8));
+        var (isn, tsOff) = TcpSecure.SeqAndTsOff(0, A("10.77.0.1"), A("10.77.0.2"), 5001, 41000, c.Rig.Now);
+        Assert.NotEqual(isn, Seq(sa));
+        // Low six bits: SACK (bit 4) and the client's window scale 7; never ahead of the clock.
+        Assert.Equal(0x17u, (tsval - tsOff) & 0x3F);
+        Assert.True((int)(TcpSecure.TsVal(c.Rig.Now, tsOff) - tsval) is >= 0 and < 64);
+        c.Send(0x10, ClientIsn + 1, Seq(sa) + 1, options: TsOption(c.Ts++, tsval));
+        var conn = ((TcpListenSock)c.Rig.Ns("srv").Sockets.All[0]).Accepted.Single();
+        Assert.True(conn.TstampOk && conn.SackOk && conn.WscaleOk);
+        Assert.Equal(TcpState.Established, conn.State);
+    }
+
+    [Theory]
+    [InlineData("2", 1, 0)]
+    [InlineData("0", 0, 1)]
+    public void Tcp_syncookies_2_always_sends_cookies_and_0_drops_past_the_backlog(string value, int cookies, int drops)
+    {
+        var c = new Conn();
+        c.Rig.Ns("srv").Sysctls["net.ipv4.tcp_syncookies"] = value;
+        Flood(c, value == "2" ? 0 : 129);
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        Assert.Equal(1 - drops, c.Replies().Count);
+        Assert.Equal(cookies, c.Mib[SnmpCounter.TcpExtSyncookiesSent]);
+        Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtTCPReqQFullDrop]);
+        Assert.Equal(drops, c.Mib[SnmpCounter.TcpExtListenDrops]);
+    }
+
+    /// <summary>An ICMP error from the client's side quoting one of the server's segments (seq
+    /// <paramref name="seq"/>), as a router on the way back would send it.</summary>
+    private static void IcmpAbout(Conn c, byte type, byte code, uint seq)
+    {
+        var quoted = Segment(0x10, seq, 0, 0, [], 502, 5001, c.Sport);
+        // The quoted datagram goes from the server to the client.
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(12), A("10.77.0.1"));
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(16), A("10.77.0.2"));
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(20), 5001);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(22), c.Sport);
+        var icmp = new byte[8 + 28];
+        icmp[0] = type;
+        icmp[1] = code;
+        quoted.AsSpan(0, 28).CopyTo(icmp.AsSpan(8));
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp));
+        var ip = new byte[20 + icmp.Length];
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(2), (ushort)ip.Length);
+        ip[8] = 64;
+        ip[9] = 1;
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(12), A("10.77.0.2"));
+        BinaryPrimitives.WriteUInt32BigEndian(ip.AsSpan(16), A("10.77.0.1"));
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
+        icmp.CopyTo(ip, 20);
+        c.Rig.Inject("srv", "vs", ScenarioRig.Eth(Vs, Vc, ip));
+    }
+
+    [Fact]
+    public void Icmp_errors_reach_the_connection_or_request_they_quote()
+    {
+        var c = new Conn();
+        c.Handshake();
+        // About the server's unacknowledged edge (snd_una = snd_nxt): in window, a soft error.
+        IcmpAbout(c, 3, 3, c.ServerIsn + 1);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(0, c.Mib[SnmpCounter.IcmpInErrors]);
+        // About something it never sent.
+        IcmpAbout(c, 3, 3, c.ServerIsn + 100_000);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(TcpState.Established, c.Sock.State);
+        // About no connection at all (another port): InErrors.
+        c.Sport = 41999;
+        IcmpAbout(c, 3, 3, 1);
+        Assert.Equal(1, c.Mib[SnmpCounter.IcmpInErrors]);
+
+        // A request: a host unreachable about its SYN-ACK drops it (ListenDrops); about another seq, OutOfWindowIcmps.
+        c.Sport = 42000;
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        var sa = Assert.Single(c.Replies());
+        var listener = (TcpListenSock)c.Rig.Ns("srv").Sockets.All[0];
+        IcmpAbout(c, 3, 1, Seq(sa) + 5);
+        Assert.Equal(2, c.Mib[SnmpCounter.TcpExtOutOfWindowIcmps]);
+        Assert.Equal(1, listener.RequestCount);
+        IcmpAbout(c, 3, 1, Seq(sa));
+        Assert.Equal(0, listener.RequestCount);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtListenDrops]);
+        Assert.True(c.Rig.Ns("srv").Counters.Conserved);
+    }
 }

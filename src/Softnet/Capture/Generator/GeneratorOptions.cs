@@ -57,6 +57,14 @@ public sealed record GeneratorOptions
     /// flow labels come from it.</summary>
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>
+    /// The capture answers a Softnet namespace that listens on the server address with this TCP key
+    /// (<see cref="Softnet.Transport.TcpSecure"/>): the server's initial sequence numbers and timestamp offsets are the
+    /// ones that socket picks for each SYN, and only the client's frames are written (the server's are what the
+    /// scenario's socket sends itself). Null: a self-contained two-sided capture.
+    /// </summary>
+    public ulong? ServerKey { get; init; }
+
     /// <summary>Capture time of the first frame, nanoseconds since the Unix epoch (default 2024-01-01T00:00:00Z).</summary>
     public long StartTimestampNs { get; init; } = DefaultStartTimestampNs;
 
@@ -135,6 +143,7 @@ public sealed record GeneratorOptions
             throw new ArgumentException($"client and server addresses must be {(Ipv6 ? "IPv6" : "IPv4")}");
         if (ClientMac.GetAddressBytes().Length != 6 || ServerMac.GetAddressBytes().Length != 6)
             throw new ArgumentException("MAC addresses must be 6 bytes");
+        if (ServerKey is not null && Ipv6) throw new ArgumentException("--server-key answers an IPv4 Softnet server only");
         if (Rtt < TimeSpan.Zero || AckDelay < TimeSpan.Zero) throw new ArgumentException("RTT and ACK delay must not be negative");
     }
 }

@@ -54,6 +54,9 @@ public sealed class TrafficGenerator
 
     public TrafficGenerator(GeneratorOptions options) : this([options]) { }
 
+    private readonly ulong? _serverKey;
+    private readonly bool _clientOnly;
+
     /// <summary>Runs several iperf3 tests side by side on one link (one capture).</summary>
     public TrafficGenerator(IReadOnlyList<GeneratorOptions> tests)
     {
@@ -62,6 +65,9 @@ public sealed class TrafficGenerator
         foreach (var t in tests) t.Validate();
 
         _baseNs = tests.Min(t => t.StartTimestampNs);
+        _serverKey = tests[0].ServerKey;
+        _clientOnly = tests[0].ServerKey is not null;
+        if (tests.Any(t => t.ServerKey != _serverKey)) throw new ArgumentException("every test of one capture answers the same server key");
         _psPerLinkByte = 8e12 / tests[0].LinkBitsPerSecond;
         var flows = new List<Flow>();
         var usedPorts = new HashSet<int>();
@@ -131,6 +137,7 @@ public sealed class TrafficGenerator
     {
         if (buffer.Length < MaxFrameLength)
             throw new ArgumentException($"buffer of {buffer.Length} bytes is smaller than MaxFrameLength {MaxFrameLength}", nameof(buffer));
+    next:
         Flow? best = null;
         bool bestServer = false;
         long bestAt = Never;
@@ -155,6 +162,12 @@ public sealed class TrafficGenerator
         }
 
         _now = bestAt;
+        if (bestServer && _clientOnly)
+        {
+            // The server's frame is the scenario socket's to send: its events still drive the client.
+            _linkFree[1] = bestAt + WireTime(EmitServer(best, buffer, bestAt));
+            goto next;
+        }
         length = bestServer ? EmitServer(best, buffer, bestAt) : EmitClient(best, buffer, bestAt);
         _linkFree[bestServer ? 1 : 0] = bestAt + WireTime(length);
         timestampNs = _baseNs + bestAt / 1000;
@@ -183,6 +196,13 @@ public sealed class TrafficGenerator
         switch (f.Step)
         {
             case ClientStep.Syn:
+                if (_serverKey is { } key)
+                {
+                    // The ISN and timestamp offset a Softnet listener with this key picks for the SYN at this time.
+                    long synNs = _baseNs + at / 1000;
+                    (f.IsnS, f.TsOffS) = Transport.TcpSecure.SeqAndTsOff(key, BinaryPrimitives.ReadUInt32BigEndian(f.ServerIp),
+                        BinaryPrimitives.ReadUInt32BigEndian(f.ClientIp), f.ServerPort, f.ClientPort, synNs);
+                }
                 len = WriteTcp(b, f, true, Syn, f.IsnC, 0, SynWindowClient, 0, at);
                 Wait(f, ClientStep.WaitSynAck);
                 Push(f, at + f.RttHalfPs, ServerKind.SynAck, 0);
