@@ -204,7 +204,7 @@ public static class NeighTimers
                 }
                 foreach (var n in all[i].Neighbours.Entries6)
                 {
-                    if (n.State != NudState.Incomplete) continue;
+                    if (n.State is not (NudState.Incomplete or NudState.Delay or NudState.Probe)) continue;
                     if (n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs)) due = n;
                     if (n.NextProbeNs < next) next = n.NextProbeNs;
                 }

@@ -25,6 +25,13 @@ public static class Ndisc
         var n = ns.Neighbours.Find6(outDev, nexthop);
         if (n != null && n.Valid)
         {
+            // neigh_event_send: a STALE entry in use waits delay_first_probe_time for a confirmation.
+            if (n.State == NudState.Stale)
+            {
+                n.State = NudState.Delay;
+                n.NextProbeNs = stack.Now + NeighbourTable.DelayProbeNs;
+                stack.ArmNeighTimer(n.NextProbeNs);
+            }
             n.HhCached = true;
             NetStack.PushEthernet(skb, n.Mac, outDev.Mac, EtherTypes.Ipv6);
             return stack.Transmit(outDev, skb);
@@ -46,6 +53,18 @@ public static class Ndisc
     /// ip6_link_failure sends address unreachable about every queued packet.</summary>
     internal static void Timer(NetStack stack, Neighbour n)
     {
+        if (n.State is NudState.Delay or NudState.Probe)
+        {
+            // No confirmation came: unicast solicitations to the known address, then FAILED.
+            if (n.State == NudState.Delay) { n.State = NudState.Probe; n.Probes = 0; }
+            if (n.Probes >= NeighbourTable.UcastProbes) { n.State = NudState.Failed; return; }
+            n.Probes++;
+            n.NextProbeNs = stack.Now + NeighbourTable.RetransNs;
+            stack.ArmNeighTimer(n.NextProbeNs);
+            var ll = LinkLocal(n.Device.Namespace, n.Device);
+            if (ll != 0) SendNs(stack, n.Device, n.Address6, n.Address6, ll);
+            return;
+        }
         if (n.Probes < NeighbourTable.McastProbes)
         {
             n.Probes++;

@@ -11,6 +11,10 @@ public enum NudState : byte
     Stale,
     Failed,
     Permanent,
+    /// <summary>NUD_DELAY: a STALE entry was used; confirmation is awaited for delay_first_probe_time (nd_tbl only).</summary>
+    Delay,
+    /// <summary>NUD_PROBE: unicast solicitations to the known address (nd_tbl only).</summary>
+    Probe,
 }
 
 /// <summary>One ARP cache entry (struct neighbour) with its queue of packets waiting for resolution.</summary>
@@ -36,7 +40,7 @@ public sealed class Neighbour
     /// (neigh_resolve_output → neigh_hh_init). br_netfilter's bridged DNAT takes its fast path only with it.</summary>
     public bool HhCached;
 
-    public bool Valid => State is NudState.Reachable or NudState.Stale or NudState.Permanent;
+    public bool Valid => State is NudState.Reachable or NudState.Stale or NudState.Permanent or NudState.Delay or NudState.Probe;
 
     /// <summary>NUD_CONNECTED: PERMANENT or REACHABLE (NOARP is not modeled).</summary>
     public bool Connected => State is NudState.Reachable or NudState.Permanent;
@@ -58,6 +62,9 @@ public sealed class NeighbourTable
     public const int UnresQlenBytes = 212992;
     /// <summary>arp locktime default (1 s): a different address replaces an entry only this long after its last update.</summary>
     public const long LocktimeNs = 1_000_000_000L;
+    /// <summary>delay_first_probe_time (5 s) and ucast_probes (3).</summary>
+    public const long DelayProbeNs = 5_000_000_000L;
+    public const int UcastProbes = 3;
 
     public Neighbour? Find(Device dev, uint address) => _entries.TryGetValue((dev, address), out var n) ? n : null;
 

@@ -280,10 +280,18 @@ public sealed class Ipv6RouterKernelTests
         // expire in the same pause).
         A(Frames6.Udp(H7, 4500, "2001:db8:b::8", 53), "to an unresolved neighbour");
         c.Pause(3500);
+        // A router solicitation teaches r the asker's address: its echo reply needs no solicitation; the entry, STALE and
+        // used, is probed by unicast solicitations 5 s later and fails (in the pause below).
+        var rsBody = new byte[8];
+        rsBody[0] = 1;
+        rsBody[1] = 1;
+        Frames.Mac("02:00:0a:00:00:40").CopyTo(rsBody, 2);
+        A(Frames6.Ipv6("2001:db8:a::40", "ff02::2", 58, Frames6.IcmpL4("2001:db8:a::40", "ff02::2", 133, 0, 0, rsBody), 255), "router solicitation with an address", dst: "33:33:00:00:00:02");
+        A(Frames6.Echo("2001:db8:a::40", RA, 8, 1), "echo from the soliciting host");
         // A link-local destination that is not r's, on eth1: forwarded back out with a redirect, never resolved (alone in
         // its pause: the kernel's timer wheel may fire two solicitations due in the same tick in either order).
         B(Frames6.Echo("2001:db8:b::2", "fe80::99", 9, 1), "a link-local destination on eth1, not r's");
-        c.Pause(3500);
+        c.Pause(9000);
         // A next hop resolved by an advertisement: the queued datagram goes out.
         A(Frames6.Udp(H7, 4501, "2001:db8:b::9", 53), "to a neighbour being resolved");
         B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", "02:00:0b:00:00:09", solicited: true, over: true), "the advertisement");
@@ -299,18 +307,14 @@ public sealed class Ipv6RouterKernelTests
         B(Frames6.Na("2001:db8:b::7", "ff02::1", "2001:db8:b::7", "02:00:0b:00:00:07", solicited: false, over: true), "advertisement for an unknown neighbour: ignored");
         B(Frames6.Na("2001:db8:b::9", RLl1, "2001:db8:b::9", null, solicited: true, over: false), "solicited advertisement without an address");
         A(Frames6.Ns("::", null, RA, null), "duplicate address detection for r's address", dst: "33:33:ff:00:00:01");
-        // A router solicitation teaches r the asker's address: its echo reply needs no solicitation.
-        var rsBody = new byte[8];
-        rsBody[0] = 1;
-        rsBody[1] = 1;
-        Frames.Mac("02:00:0a:00:00:40").CopyTo(rsBody, 2);
-        A(Frames6.Ipv6("2001:db8:a::40", "ff02::2", 58, Frames6.IcmpL4("2001:db8:a::40", "ff02::2", 133, 0, 0, rsBody), 255), "router solicitation with an address", dst: "33:33:00:00:00:02");
-        A(Frames6.Echo("2001:db8:a::40", RA, 8, 1), "echo from the soliciting host");
         // Solicitations for r's addresses (last: the asker's entry goes STALE, and probes later).
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20"), "solicitation for r eth0", dst: "33:33:ff:00:00:01");
         A(Frames6.Ns("2001:db8:a::20", null, RA, "02:00:0a:00:00:20", hop: 64), "solicitation with hop limit 64", dst: "33:33:ff:00:00:01");
         A(Frames6.Ns("2001:db8:a::20", null, "2001:db8:a::99", "02:00:0a:00:00:20"), "solicitation for another target", dst: "33:33:ff:00:00:99");
         A(Frames6.Ns("2001:db8:a::20", RA, RA, null), "unicast solicitation without an address option");
+        // The STALE entries used last (a::20 on eth0, b::9 on eth1) are probed 5 s on and fail.
+        c.Pause(9000);
+        A(Frames6.Echo(H0, RA, 10, 1), "after the probes");
         return c;
     }
 
