@@ -194,6 +194,9 @@ public sealed class Ipv6RouterKernelTests
         A(Frames6.Udp(H2, 4005, "2001:db8:66:3::5", 53), "prohibit route");
         A(Frames6.Udp(H2, 4006, "2001:db8:66:1::5", 53), "blackhole route");
         A(Frames6.Udp("fe80::2", 4007, Far, 53), "link-local source forwarded: beyond scope");
+        // A burst of errors to one source: icmpv6_xrlim_allow's bucket (ratelimit 100 ms, a quarter for a /64 route,
+        // six of them) lets six through, the seventh is OutRateLimitHost.
+        for (int i = 0; i < 7; i++) A(Frames6.Udp("2001:db8:a::1c", (ushort)(4020 + i), "2001:db8:99::2", 53), "no route, burst");
         // Forwarded back out the arrival device: a redirect (to the destination itself, or to a link-local router),
         // one a second per destination and per source.
         A(Frames6.Udp("2001:db8:a::1a", 4010, "2001:db8:a::30", 53), "on-link destination through r: redirect");
