@@ -12,6 +12,10 @@ public enum RouteKind : byte
     Blackhole,
     Unreachable,
     Prohibit,
+    /// <summary>IPv6 subnet-router anycast (local table, installed while forwarding).</summary>
+    Anycast,
+    /// <summary>IPv6 ff00::/8 of an up device (local table): ip6_mc_input.</summary>
+    Multicast,
 }
 
 /// <summary>One FIB entry (struct fib_alias + its nexthop).</summary>

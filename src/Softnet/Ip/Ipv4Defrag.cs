@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Softnet.Link;
 using Softnet.Packets;
 using Softnet.Telemetry;
+using FragQueue = Softnet.Ip.InetFragQueue<Softnet.Ip.Ipv4Defrag.FragKey>;
 
 namespace Softnet.Ip;
 
@@ -173,11 +174,11 @@ public sealed class Ipv4Defrag
 
         switch (q.Insert(skb, offset, end))
         {
-            case InsertResult.Duplicate:
+            case FragInsertResult.Duplicate:
                 // Ignored: the skb goes, the queue stays for later reassembly.
                 NetStack.Drop(ns, skb, DropReason.FragDuplicate);
                 return DefragResult.Dropped;
-            case InsertResult.Overlap:
+            case FragInsertResult.Overlap:
                 mib[SnmpCounter.IpExtReasmOverlaps]++;
                 return DiscardQueue(ns, q, skb, DropReason.FragOverlap);
         }
@@ -377,120 +378,6 @@ public sealed class Ipv4Defrag
 
     // ---------------- queue ----------------
 
-    private readonly record struct FragKey(uint Saddr, uint Daddr, ushort Id, byte Protocol, uint User, int Vif);
+    internal readonly record struct FragKey(uint Saddr, uint Daddr, ushort Id, byte Protocol, uint User, int Vif);
 
-    private enum InsertResult : byte { Ok, Duplicate, Overlap }
-
-    private struct Entry
-    {
-        public Skb Skb;
-        public int Offset;
-        public int Len;
-    }
-
-    /// <summary>A run of adjacent fragments (the rb-tree node of inet_frag_queue: a run head and frag_run_len).</summary>
-    private struct Run
-    {
-        public int Offset;
-        public int End;
-    }
-
-    /// <summary>struct ipq: one datagram being reassembled. Fragments sorted by offset; runs sorted and disjoint.</summary>
-    private sealed class FragQueue
-    {
-        private Entry[] _frags = new Entry[8];
-        private Run[] _runs = new Run[4];
-        private int _runCount;
-
-        public FragKey Key;
-        public long ExpiresNs;
-        public int Count;
-        public bool FirstIn, LastIn;
-        /// <summary>The datagram's data length as known so far (q->len).</summary>
-        public int Len;
-        /// <summary>Data bytes held (q->meat).</summary>
-        public int Meat;
-        public byte Ecn;
-        public int MaxSize, MaxDfSize;
-        public Device? Iif;
-        public long Stamp;
-        public uint Rid;
-
-        public ref Entry Frag(int i) => ref _frags[i];
-
-        public void Init(FragKey key, long expires)
-        {
-            Key = key;
-            Rid = 0;
-            Restart(expires);
-        }
-
-        /// <summary>The state after inet_frag_alloc, or ip_frag_reinit (the key and rid stay).</summary>
-        public void Restart(long expires)
-        {
-            ExpiresNs = expires;
-            FirstIn = LastIn = false;
-            Len = Meat = MaxSize = MaxDfSize = 0;
-            Ecn = 0;
-            Iif = null;
-            Stamp = 0;
-            Clear();
-        }
-
-        public void Clear()
-        {
-            Array.Clear(_frags, 0, Count);
-            Count = 0;
-            _runCount = 0;
-        }
-
-        /// <summary>inet_frag_queue_insert: past the last fragment it appends (to the last run when adjacent), starting
-        /// inside it is an overlap; otherwise the run it falls in decides: wholly inside one run is a duplicate, any
-        /// other contact an overlap, none a new run.</summary>
-        public InsertResult Insert(Skb skb, int offset, int end)
-        {
-            if (Count == 0)
-            {
-                AddRun(_runCount, offset, end);
-                AddFrag(Count, skb, offset, end);
-                return InsertResult.Ok;
-            }
-            ref Entry last = ref _frags[Count - 1];
-            int lastEnd = last.Offset + last.Len;
-            if (lastEnd < end)
-            {
-                if (offset < lastEnd) return InsertResult.Overlap;
-                if (offset == lastEnd) _runs[_runCount - 1].End = end;
-                else AddRun(_runCount, offset, end);
-                AddFrag(Count, skb, offset, end);
-                return InsertResult.Ok;
-            }
-            int r = 0;
-            while (r < _runCount && _runs[r].End <= offset) r++;
-            if (r < _runCount && _runs[r].Offset < end)
-                return offset >= _runs[r].Offset && end <= _runs[r].End ? InsertResult.Duplicate : InsertResult.Overlap;
-            // In a gap: a run of its own (the kernel does not merge it with its neighbours).
-            AddRun(r, offset, end);
-            int at = 0;
-            while (at < Count && _frags[at].Offset < offset) at++;
-            AddFrag(at, skb, offset, end);
-            return InsertResult.Ok;
-        }
-
-        private void AddRun(int at, int offset, int end)
-        {
-            if (_runCount == _runs.Length) Array.Resize(ref _runs, _runs.Length * 2);
-            Array.Copy(_runs, at, _runs, at + 1, _runCount - at);
-            _runs[at] = new Run { Offset = offset, End = end };
-            _runCount++;
-        }
-
-        private void AddFrag(int at, Skb skb, int offset, int end)
-        {
-            if (Count == _frags.Length) Array.Resize(ref _frags, _frags.Length * 2);
-            Array.Copy(_frags, at, _frags, at + 1, Count - at);
-            _frags[at] = new Entry { Skb = skb, Offset = offset, Len = end - offset };
-            Count++;
-        }
-    }
 }

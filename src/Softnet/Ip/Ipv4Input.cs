@@ -429,12 +429,3 @@ public sealed class Ipv4Input : PacketHandler
         NetStack.Drop(ns, skb, DropReason.UnhandledProtocol);
     }
 }
-
-/// <summary>IPv6 frames reach a handler that counts them: the IPv6 path above GRO is not built yet.</summary>
-public sealed class Ipv6Input : PacketHandler
-{
-    public override ushort EtherType => EtherTypes.Ipv6;
-
-    public override void Receive(NetStack stack, Device dev, Skb skb, int nfSlot)
-        => NetStack.Drop(dev.Namespace, skb, DropReason.Ipv6NotModeled);
-}

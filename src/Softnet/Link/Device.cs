@@ -57,15 +57,21 @@ public sealed class Device
         public bool Forwarding;
         public int RpFilter;
         public bool AcceptSourceRoute;
+        // IPv6 (inet6_dev's cnf): disable_ipv6, forwarding (the NA router flag), hop_limit, addr_gen_mode.
+        public bool Disable6, Forwarding6;
+        public int HopLimit6, AddrGenMode6;
     }
 
     internal ConfCache Conf;
 
-    internal const int ConfForwarding = 0, ConfRpFilter = 1, ConfAcceptSourceRoute = 2;
-    private readonly string?[] _confKeys = new string?[3];
+    internal const int ConfForwarding = 0, ConfRpFilter = 1, Conf6Disable = 2, Conf6Forwarding = 3, Conf6HopLimit = 4, Conf6AddrGenMode = 5,
+        ConfAcceptSourceRoute = 6;
+    private readonly string?[] _confKeys = new string?[7];
 
-    /// <summary>"net.ipv4.conf.DEV.NAME", made once per device (a per-packet lookup allocates nothing).</summary>
-    internal string ConfKey(int slot, string name) => _confKeys[slot] ??= $"net.ipv4.conf.{Name}.{name}";
+    /// <summary>"net.ipv6.conf.DEV.NAME" (the Conf6 slots) or "net.ipv4.conf.DEV.NAME", made once
+    /// per device (a per-packet lookup allocates nothing).</summary>
+    internal string ConfKey(int slot, string name)
+        => _confKeys[slot] ??= slot is >= Conf6Disable and <= Conf6AddrGenMode ? $"net.ipv6.conf.{Name}.{name}" : $"net.ipv4.conf.{Name}.{name}";
 
     public override string ToString() => $"{Namespace.Name}/{Name}";
 

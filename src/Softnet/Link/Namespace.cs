@@ -13,6 +13,13 @@ public sealed record IfAddress(Device Device, uint Address, int PrefixLength, ui
     public uint Network => Address & Mask;
 }
 
+/// <summary>One IPv6 address on a device (struct inet6_ifaddr); <paramref name="Kernel"/> for the link-local and
+/// loopback addresses addrconf adds itself.</summary>
+public sealed record Inet6Address(Device Device, UInt128 Address, int PrefixLength, bool NoDad, bool Kernel = false)
+{
+    public UInt128 Network => Address & Ipv6.Mask(PrefixLength);
+}
+
 /// <summary>
 /// A network namespace: devices, addresses, routes, neighbours, sysctls, and its netfilter state
 /// (tables, conntrack, NAT). The path of <see cref="NetStack"/> runs against one of these (struct net).
@@ -33,6 +40,12 @@ public sealed class Namespace : INetfilterHost
     public List<IfAddress> Addresses { get; } = new();
     /// <summary>Routes added with `route add` (the main table's static part; connected routes are derived).</summary>
     public List<Route> StaticRoutes { get; } = new();
+    /// <summary>IPv6 addresses added with `addr add` (the configured ones; <see cref="Addresses6"/> adds the kernel's).</summary>
+    public List<Inet6Address> ConfiguredAddresses6 { get; } = new();
+    /// <summary>Every IPv6 address in effect after <see cref="Compile"/>: configured, link-local, ::1.</summary>
+    public List<Inet6Address> Addresses6 { get; private set; } = new();
+    /// <summary>IPv6 routes added with `route add` / `-6 route add`.</summary>
+    public List<Route6> StaticRoutes6 { get; } = new();
     public NeighbourTable Neighbours { get; } = new();
     public SysctlTable Sysctls { get; } = new();
     /// <summary>The namespace's netfilter state; tables are empty unless iptables.save was given.</summary>
@@ -52,6 +65,8 @@ public sealed class Namespace : INetfilterHost
     public Transport.SocketTable Sockets { get; } = new();
     /// <summary>The namespace's IPv4 reassembly queues (net->ipv4.fqdir).</summary>
     public Ipv4Defrag Defrag { get; } = new();
+    /// <summary>The namespace's IPv6 reassembly queues (net->ipv6.fqdir).</summary>
+    public Ipv6Defrag Defrag6 { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;
@@ -94,9 +109,34 @@ public sealed class Namespace : INetfilterHost
         c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
         c.AcceptSourceRoute = SysctlInt("net.ipv4.conf.all.accept_source_route", 0) != 0
             && SysctlInt(dev.ConfKey(Link.Device.ConfAcceptSourceRoute, "accept_source_route"), SysctlInt("net.ipv4.conf.default.accept_source_route", 1)) != 0;
+        // IPv6: the device's own value, else what writing `all` gave every device, else `default`.
+        c.Disable6 = SysctlInt(dev.ConfKey(Link.Device.Conf6Disable, "disable_ipv6"),
+            SysctlInt("net.ipv6.conf.all.disable_ipv6", SysctlInt("net.ipv6.conf.default.disable_ipv6", 0))) != 0;
+        c.Forwarding6 = SysctlInt(dev.ConfKey(Link.Device.Conf6Forwarding, "forwarding"),
+            SysctlInt("net.ipv6.conf.all.forwarding", SysctlInt("net.ipv6.conf.default.forwarding", 0))) != 0;
+        c.HopLimit6 = SysctlInt(dev.ConfKey(Link.Device.Conf6HopLimit, "hop_limit"), SysctlInt("net.ipv6.conf.default.hop_limit", 64));
+        c.AddrGenMode6 = SysctlInt(dev.ConfKey(Link.Device.Conf6AddrGenMode, "addr_gen_mode"), SysctlInt("net.ipv6.conf.default.addr_gen_mode", 0));
         c.Version = Sysctls.Version + 1;
         return ref c;
     }
+
+    /// <summary>disable_ipv6 in effect on <paramref name="dev"/> (ip6_rcv_core and ip6_output drop everything then).</summary>
+    public bool Ipv6Disabled(Device dev) => DeviceConf(dev).Disable6;
+
+    /// <summary>The device's own IPv6 forwarding (ndisc's router flag, the routers' groups and anycast).</summary>
+    public bool DeviceForwarding6(Device dev) => DeviceConf(dev).Forwarding6;
+
+    /// <summary>The device's hop_limit (ip6_dst_hoplimit for what this host sends out of it).</summary>
+    public int HopLimit6(Device dev) => DeviceConf(dev).HopLimit6;
+
+    /// <summary>net.ipv6.conf.all.forwarding: what ip6_forward checks.</summary>
+    public bool Forwarding6 => Conf.Forwarding6;
+    /// <summary>net.ipv6.icmp.ratelimit in milliseconds (default 100 on 6.18).</summary>
+    public int Icmp6RateLimitMs => Conf.Icmp6RateLimitMs;
+    public bool Icmp6EchoIgnoreAll => Conf.Icmp6EchoIgnoreAll;
+    /// <summary>net.ipv6.ip6frag_time in seconds, and the memory thresholds.</summary>
+    public int Ip6FragTime => Conf.Ip6FragTime;
+    public long Ip6FragHighThresh => Conf.Ip6FragHighThresh;
 
     public int DefaultTtl => Conf.DefaultTtl;
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
@@ -123,6 +163,11 @@ public sealed class Namespace : INetfilterHost
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
+                _conf.Forwarding6 = SysctlInt("net.ipv6.conf.all.forwarding", 0) != 0;
+                _conf.Icmp6RateLimitMs = SysctlInt("net.ipv6.icmp.ratelimit", 100);
+                _conf.Icmp6EchoIgnoreAll = SysctlInt("net.ipv6.icmp.echo_ignore_all", 0) != 0;
+                _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
+                _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
                 _conf.TcpSyncookies = SysctlInt("net.ipv4.tcp_syncookies", 1);
                 _conf.Version = Sysctls.Version + 1;
             }
@@ -132,8 +177,9 @@ public sealed class Namespace : INetfilterHost
 
     private struct NetConf
     {
-        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies;
-        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts;
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime;
+        public long Ip6FragHighThresh;
+        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }
 
     private NetConf _conf;
@@ -202,6 +248,99 @@ public sealed class Namespace : INetfilterHost
         }
         foreach (var r in StaticRoutes) t.AddMain(r);
         Routing = t;
+        Compile6();
+    }
+
+    /// <summary>The IPv6 tables and addresses (struct net's fib6 tables): what addrconf installs for an up device with
+    /// IPv6 on — ::1 on lo, the EUI-64 link-local (addr_gen_mode 0) once the link has carrier, per address a local
+    /// route and its prefix route, the subnet-router anycast while the device forwards, ff00::/8 — then the static routes.</summary>
+    public Route6Table Routing6 { get; private set; } = new();
+
+    private HashSet<(Device, UInt128)> _groups6 = new();
+    private Dictionary<Device, Route6> _linkLocal6 = new();
+
+    /// <summary>The fe80::/64 route of <paramref name="dev"/> (RT6_LOOKUP_F_IFACE for a link-local destination), or null.</summary>
+    public Route6? LinkLocalRoute6(Device dev) => _linkLocal6.TryGetValue(dev, out var r) ? r : null;
+
+    private void Compile6()
+    {
+        var t = new Route6Table();
+        var all = new List<Inet6Address>();
+        var groups = new HashSet<(Device, UInt128)>();
+        var ll = new Dictionary<Device, Route6>();
+        foreach (var dev in Devices)
+        {
+            if (!dev.Up || Ipv6Disabled(dev)) continue;
+            if (dev.Kind.IsLoopback)
+            {
+                all.Add(new Inet6Address(dev, Ipv6.Loopback, 128, true, Kernel: true));
+                t.AddLocal(new Route6 { Prefix = Ipv6.Loopback, PrefixLength = 128, Type = RouteKind.Local, Device = dev, Connected = true });
+                continue;
+            }
+            bool carrier = dev.Carrier;
+            foreach (var a in ConfiguredAddresses6)
+                if (a.Device == dev) all.Add(a);
+            if (carrier && DeviceConf(dev).AddrGenMode6 == 0)
+                all.Add(new Inet6Address(dev, Ipv6.LinkLocalFromMac(dev.Mac), 64, false, Kernel: true));
+            t.AddLocal(new Route6 { Prefix = Ipv6.Make(0xff00_0000_0000_0000UL, 0), PrefixLength = 8, Type = RouteKind.Multicast, Device = dev, Connected = true });
+            groups.Add((dev, Ipv6.AllNodes));
+            if (DeviceForwarding6(dev)) groups.Add((dev, Ipv6.AllRouters));
+        }
+        foreach (var a in all)
+        {
+            if (a.Device.Kind.IsLoopback) continue;
+            t.AddLocal(new Route6 { Prefix = a.Address, PrefixLength = 128, Type = RouteKind.Local, Device = a.Device, Source = a.Address, Connected = true });
+            groups.Add((a.Device, Ipv6.SolicitedNode(a.Address)));
+            if (a.PrefixLength < 128)
+            {
+                var r = new Route6 { Prefix = a.Network, PrefixLength = a.PrefixLength, Type = RouteKind.Unicast, Device = a.Device, Connected = true };
+                t.AddMain(r);
+                // fe80::/64 is every such device's: the table keeps one, a link-local lookup takes the device's own.
+                if (Ipv6.IsLinkLocal(a.Address) && a.PrefixLength == 64) ll[a.Device] = r;
+            }
+            if (a.PrefixLength < 127 && DeviceForwarding6(a.Device))
+            {
+                t.AddLocal(new Route6 { Prefix = a.Network, PrefixLength = 128, Type = RouteKind.Anycast, Device = a.Device, Connected = true });
+                groups.Add((a.Device, Ipv6.SolicitedNode(a.Network)));
+            }
+        }
+        foreach (var r in StaticRoutes6) t.AddMain(r);
+        Addresses6 = all;
+        _groups6 = groups;
+        _linkLocal6 = ll;
+        Routing6 = t;
+    }
+
+    /// <summary>ipv6_chk_mcast_addr: <paramref name="dev"/> has joined <paramref name="group"/>.</summary>
+    public bool JoinedGroup6(Device dev, UInt128 group) => _groups6.Contains((dev, group));
+
+    /// <summary>ipv6_chk_addr: <paramref name="a"/> is one of the namespace's IPv6 addresses (on <paramref name="dev"/> when given).</summary>
+    public Inet6Address? FindAddress6(UInt128 a, Device? dev = null)
+    {
+        foreach (var x in Addresses6)
+            if (x.Address == a && (dev == null || x.Device == dev)) return x;
+        return null;
+    }
+
+    /// <summary>ipv6_dev_get_saddr, in short: an address of <paramref name="dev"/> of the destination's scope sharing the
+    /// longest prefix with it, else of a wider scope, else any device's (lo's ::1 only for a loopback destination).
+    /// 0 when there is none.</summary>
+    public UInt128 SelectAddress6(Device? dev, UInt128 dst)
+    {
+        int want = Ipv6.Scope(dst);
+        UInt128 best = 0;
+        int bestScore = -1;
+        foreach (var a in Addresses6)
+        {
+            if (a.Address == Ipv6.Loopback && dst != Ipv6.Loopback) continue;
+            int scope = Ipv6.Scope(a.Address);
+            // Rule 2: the destination's scope first, then a wider one, a narrower one last; rule 5: the outgoing
+            // device; rule 8: the longest common prefix.
+            int s = (scope == want ? 3 : scope > want ? 2 : 0) * 1000 + (a.Device == dev ? 500 : 0) + Ipv6.CommonPrefix(a.Address, dst);
+            if (dev != null && a.Device != dev && scope <= 2) continue;
+            if (s > bestScore) { best = a.Address; bestScore = s; }
+        }
+        return best;
     }
 
     public override string ToString() => Name;

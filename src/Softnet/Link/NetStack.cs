@@ -56,6 +56,9 @@ public sealed class NetStack
     /// <summary>inet_peer tokens per (namespace, address), shared by ip_error and icmp_send.</summary>
     internal readonly Dictionary<(Namespace, uint), (long Tokens, long LastMs)> InetPeers = new();
 
+    /// <summary>IPv6 inet_peer tokens per (namespace, address) (net->ipv6.peers: icmpv6_xrlim_allow).</summary>
+    internal readonly Dictionary<(Namespace, UInt128), (long Tokens, long LastMs)> InetPeers6 = new();
+
     // ---------------- entry points ----------------
 
     /// <summary>A frame arrives on <paramref name="dev"/> from outside the scenario (the NIC path): its skb, data at
@@ -80,9 +83,16 @@ public sealed class NetStack
     public void AdvanceClock(long nowNs)
     {
         long target = Math.Max(_now, nowNs);
-        NeighTimers.Run(this, nowNs);
+        // Neighbour and reassembly timers in expiry order across kinds (what each sends is stamped with its time).
+        for (int guard = 0; guard < 1_000_000; guard++)
+        {
+            long t = Math.Min(NeighTimerDue, Math.Min(DefragTimerDue, Defrag6TimerDue));
+            if (t > nowNs) break;
+            NeighTimers.Run(this, t);
+            Ip.Ipv4Defrag.RunTimers(this, t);
+            Ip.Ipv6Defrag.RunTimers(this, t);
+        }
         if (_tcpTimers.Count > 0) RunTcpTimers(nowNs);
-        Ip.Ipv4Defrag.RunTimers(this, nowNs);
         _now = target;
     }
 
@@ -100,6 +110,14 @@ public sealed class NetStack
     internal void ArmDefragTimer(long ns)
     {
         if (ns < DefragTimerDue) DefragTimerDue = ns;
+    }
+
+    /// <summary>The earliest IPv6 reassembly queue expiry of any namespace (long.MaxValue: none).</summary>
+    internal long Defrag6TimerDue = long.MaxValue;
+
+    internal void ArmDefrag6Timer(long ns)
+    {
+        if (ns < Defrag6TimerDue) Defrag6TimerDue = ns;
     }
 
     /// <summary>A timer runs at its own expiry time: what it sends is stamped with it.</summary>

@@ -142,6 +142,22 @@ public static class NeighOutput
         return Ipv4Output.Queued;
     }
 
+    /// <summary>Queues <paramref name="skb"/> on an unresolved entry, oldest dropped past unres_qlen_bytes.</summary>
+    internal static void Enqueue(Namespace ns, Neighbour n, Skb skb, Device? inDev, Device outDev)
+    {
+        bool forwarded = inDev != null;
+        var c = ns.Counters;
+        while (n.QueuedBytes + Truesize(skb) > NeighbourTable.UnresQlenBytes && n.Queue.TryDequeue(out var old))
+        {
+            n.QueuedBytes -= Truesize(old.Skb);
+            if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighQueueFull); }
+            old.Skb.Free();
+        }
+        n.Queue.Enqueue(new PendingPacket(skb, inDev ?? outDev, forwarded));
+        n.QueuedBytes += Truesize(skb);
+        if (forwarded) c.NeighQueued++;
+    }
+
     /// <summary>skb->truesize: the buffer the skb holds (at least its length), what unres_qlen_bytes counts.</summary>
     internal static int Truesize(Skb skb) => Math.Max(skb.TrueSize, skb.Len);
 
@@ -155,7 +171,7 @@ public static class NeighOutput
         {
             n.QueuedBytes -= NeighOutput.Truesize(pkt.Skb);
             if (pkt.Forwarded) c.NeighQueued--;
-            NetStack.PushEthernet(pkt.Skb, n.Mac, dev.Mac, EtherTypes.Ipv4);
+            NetStack.PushEthernet(pkt.Skb, n.Mac, dev.Mac, n.IsV6 ? EtherTypes.Ipv6 : EtherTypes.Ipv4);
             var reason = stack.Transmit(dev, pkt.Skb);
             if (pkt.Forwarded)
             {
@@ -179,12 +195,20 @@ public static class NeighTimers
             long next = long.MaxValue;
             var all = stack.Namespaces;
             for (int i = 0; i < all.Count; i++)
+            {
                 foreach (var n in all[i].Neighbours.Entries)
                 {
                     if (n.State != NudState.Incomplete) continue;
                     if (n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs)) due = n;
                     if (n.NextProbeNs < next) next = n.NextProbeNs;
                 }
+                foreach (var n in all[i].Neighbours.Entries6)
+                {
+                    if (n.State is not (NudState.Incomplete or NudState.Delay or NudState.Probe)) continue;
+                    if (n.NextProbeNs <= nowNs && (due == null || n.NextProbeNs < due.NextProbeNs)) due = n;
+                    if (n.NextProbeNs < next) next = n.NextProbeNs;
+                }
+            }
             stack.NeighTimerDue = next;
             if (due == null) break;
             stack.SetClock(due.NextProbeNs);
@@ -197,6 +221,7 @@ public static class NeighTimers
     /// to the sender).</summary>
     private static void Timer(NetStack stack, Neighbour n)
     {
+        if (n.IsV6) { Ndisc.Timer(stack, n); return; }
         if (n.Probes < NeighbourTable.McastProbes)
         {
             n.Probes++;

@@ -152,6 +152,35 @@ public enum DropReason : ushort
     IpSourceRouteFailed,
     /// <summary>ip_forward: a strict source route whose next hop is not directly connected (ICMP 3/5).</summary>
     IpStrictRouteFailed,
+    /// <summary>disable_ipv6 on the device (SKB_DROP_REASON_IPV6DISABLED): ip6_rcv_core counts InDiscards.</summary>
+    Ipv6Disabled,
+    /// <summary>ip6_rcv_core: a loopback or multicast source, a loopback destination on the wire, a multicast
+    /// destination of scope 0 or 1 (IP_INHDR, InHdrErrors).</summary>
+    Ipv6BadAddress,
+    /// <summary>A hop-by-hop or destination option that is malformed (padding over 7 bytes, bad length) or that its
+    /// type's action drops (SKB_DROP_REASON_IP_INHDR / UNHANDLED_PROTO).</summary>
+    Ipv6BadOption,
+    /// <summary>ip6_forward: hop limit 1 or 0 (ICMPv6 time exceeded).</summary>
+    Ipv6HopLimitExceeded,
+    /// <summary>ip6_forward: longer than the egress MTU (ICMPv6 packet too big; SKB_DROP_REASON_PKT_TOO_BIG).</summary>
+    Ipv6PacketTooBig,
+    /// <summary>ip6_forward: an unspecified, multicast, loopback or link-local source (InAddrErrors).</summary>
+    Ipv6ForwardBadSource,
+    /// <summary>No IPv6 route (ip6_pkt_discard: ICMPv6 no route, InNoRoutes).</summary>
+    Ipv6NoRoute,
+    /// <summary>A routing header the host will not process (unknown type with segments left: parameter problem),
+    /// or one to a multicast destination (InAddrErrors / InHdrErrors).</summary>
+    Ipv6BadRoutingHeader,
+    /// <summary>A next header no protocol handles (ICMPv6 parameter problem 1, InUnknownProtos).</summary>
+    Ipv6UnknownNextHeader,
+    /// <summary>An ICMPv6 message with a bad checksum (SKB_DROP_REASON_ICMP_CSUM).</summary>
+    Icmpv6CsumError,
+    /// <summary>A neighbour discovery message ndisc_rcv refuses: hop limit not 255, code not 0, bad options, a
+    /// target not ours (SKB_DROP_REASON_IPV6_NDISC_*).</summary>
+    NdiscInvalid,
+    /// <summary>An IPv6 reassembly queue overrun (ip6frag_high_thresh) or a fragment ip6_frag_queue refuses (bad
+    /// length: parameter problem).</summary>
+    Ipv6FragInvalid,
 }
 
 public static class DropReasons

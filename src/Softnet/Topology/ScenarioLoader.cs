@@ -27,7 +27,10 @@ public sealed class ScenarioFormatException(string file, int line, string reason
 /// [mcast_snooping 0|1] [stp_state 0]`, veth pairs, `link set [dev] DEV up|down|master BR|nomaster|address MAC|mtu N`,
 /// `addr add A/len [brd +|B] dev DEV`, `route add default|PREFIX via GW [dev DEV] [src A]`,
 /// `route add PREFIX dev DEV [src A]`, `route add blackhole|unreachable|prohibit PREFIX`,
-/// `neigh add A lladdr MAC dev DEV [nud permanent]`;</item>
+/// `neigh add A lladdr MAC dev DEV [nud permanent]`; IPv6 versions of addr/route/neigh add, told by their addresses
+/// or a leading `-6` (`addr add 2001:db8::1/64 dev eth0 [nodad]`, `route add PREFIX|default via GW [dev DEV]`,
+/// `route add unreachable|prohibit|blackhole PREFIX`, `neigh add ...`), the link-local address and the kernel's routes
+/// derived as addrconf derives them (<see cref="Namespace.Compile"/>);</item>
 /// <item>ns/NAME/sysctl.conf (`key = value`), ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>),
 /// all optional.</item>
 /// </list>
@@ -111,6 +114,14 @@ public static class ScenarioLoader
             if (tokens.Count == 0) continue;
             var l = new Line(path, i + 1, tokens);
             string obj = l.Take();
+            // `-6 route add ...`: the family option ip takes before the object (IPv6 is also told by the addresses).
+            bool v6 = false;
+            if (obj is "-6" or "-4")
+            {
+                v6 = obj == "-6";
+                if (l.AtEnd) throw l.Error($"'{obj}' needs a command after it");
+                obj = l.Take();
+            }
             if (obj.StartsWith('-'))
                 throw l.Error($"option '{obj}' is not supported in a batch line (ip -batch takes commands only; put namespace commands in ns/NAME/ip.batch)");
             if (obj == "ip") throw l.Error("batch lines start with the object ('link', 'addr', ...), not 'ip'");
@@ -130,20 +141,170 @@ public static class ScenarioLoader
                     break;
                 case ("addr" or "address" or "a", "add"):
                     if (ns == null) throw l.Error("'addr add' runs inside a namespace: put it in ns/NAME/ip.batch");
-                    AddrAdd(ns, l);
+                    if (v6 || IsV6Arg(l)) AddrAdd6(ns, l); else AddrAdd(ns, l);
                     break;
                 case ("route" or "r", "add"):
                     if (ns == null) throw l.Error("'route add' runs inside a namespace: put it in ns/NAME/ip.batch");
-                    RouteAdd(ns, l);
+                    if (v6 || IsV6Arg(l)) RouteAdd6(ns, l); else RouteAdd(ns, l);
                     break;
                 case ("neigh" or "neighbour" or "neighbor", "add"):
                     if (ns == null) throw l.Error("'neigh add' runs inside a namespace: put it in ns/NAME/ip.batch");
-                    NeighAdd(ns, l);
+                    if (v6 || IsV6Arg(l)) NeighAdd6(ns, l); else NeighAdd(ns, l);
                     break;
                 default:
                     throw l.Error($"unsupported command '{obj} {cmd}'".TrimEnd() + " (supported: netns add, link add, link set, addr add, route add, neigh add)");
             }
         }
+    }
+
+    /// <summary>The command's address (the first argument that is not a route type) is an IPv6 one.</summary>
+    private static bool IsV6Arg(Line l)
+    {
+        for (int i = l.Pos; i < l.Tokens.Count; i++)
+        {
+            if (l.Tokens[i] is "blackhole" or "unreachable" or "prohibit" or "unicast" or "local") continue;
+            return l.Tokens[i].Contains(':');
+        }
+        return false;
+    }
+
+    private static (UInt128 Address, int Length) Cidr6(Line l, string s, bool allowDefault)
+    {
+        if (allowDefault && s is "default" or "::/0") return (0, 0);
+        int slash = s.IndexOf('/');
+        string a = slash < 0 ? s : s[..slash];
+        int len = 128;
+        if (!Ipv6.TryParse(a, out var addr)) throw l.Error($"invalid IPv6 address '{a}'");
+        if (slash >= 0 && (!int.TryParse(s[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out len) || len > 128))
+            throw l.Error($"invalid prefix '{s}'");
+        return (addr, len);
+    }
+
+    /// <summary>`addr add A/len dev D [nodad]` for IPv6 (inet6_addr_add).</summary>
+    private static void AddrAdd6(Namespace ns, Line l)
+    {
+        var (addr, len) = Cidr6(l, l.Next("addr add"), false);
+        Device? dev = null;
+        bool nodad = false;
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "dev": dev = DevArg(ns, l); break;
+                case "nodad": nodad = true; break;
+                default: throw l.Error($"unsupported IPv6 'addr add' option '{o}' (supported: dev, nodad)");
+            }
+        }
+        if (dev == null) throw l.Error("'addr add' needs 'dev DEV'");
+        if (addr == 0 || Ipv6.IsMulticast(addr) || addr == Ipv6.Loopback) throw l.Error($"'{Ipv6.Format(addr)}' cannot be an interface address");
+        if (len == 0) throw l.Error("Error: Invalid prefix length (RTNETLINK answers: Invalid argument)");
+        if (ns.ConfiguredAddresses6.Any(x => x.Device == dev && x.Address == addr))
+            throw l.Error("RTNETLINK answers: File exists");
+        ns.ConfiguredAddresses6.Add(new Inet6Address(dev, addr, len, nodad));
+    }
+
+    /// <summary>`[-6] route add PREFIX|default [via GW] [dev D]`, and blackhole/unreachable/prohibit (ip6_route_add).</summary>
+    private static void RouteAdd6(Namespace ns, Line l)
+    {
+        var r = new Route6 { Type = RouteKind.Unicast };
+        string first = l.Next("route add");
+        if (first is "blackhole" or "unreachable" or "prohibit" or "unicast")
+        {
+            r.Type = first switch { "blackhole" => RouteKind.Blackhole, "unreachable" => RouteKind.Unreachable, "prohibit" => RouteKind.Prohibit, _ => RouteKind.Unicast };
+            first = l.Next(first);
+        }
+        (r.Prefix, r.PrefixLength) = Cidr6(l, first, true);
+        if ((r.Prefix & ~r.Mask) != 0) throw l.Error("Error: Invalid prefix for given prefix length.");
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "via":
+                {
+                    string g = l.Next(o);
+                    if (g == "inet6") g = l.Next(o);
+                    if (!Ipv6.TryParse(g, out r.Gateway)) throw l.Error($"invalid IPv6 gateway '{g}'");
+                    break;
+                }
+                case "dev": r.Device = DevArg(ns, l); break;
+                case "src":
+                {
+                    string s = l.Next(o);
+                    if (!Ipv6.TryParse(s, out r.Source)) throw l.Error($"invalid source '{s}'");
+                    if (!ns.ConfiguredAddresses6.Any(a => a.Address == r.Source)) throw l.Error("Error: Invalid source address.");
+                    break;
+                }
+                case "metric" or "proto" when !l.AtEnd:
+                    l.Take();
+                    break;
+                default: throw l.Error($"unsupported IPv6 'route add' option '{o}' (supported: via, dev, src)");
+            }
+        }
+        if (r.Type != RouteKind.Unicast)
+        {
+            if (r.Gateway != 0) throw l.Error($"a {first} route takes no gateway");
+        }
+        else if (r.Gateway != 0)
+        {
+            // ip6_validate_gw: not a local address; a link-local gateway needs the device, another one an on-link
+            // (connected) route.
+            if (r.Device is { Up: false }) throw l.Error("Error: Nexthop device is not up.");
+            if (ns.ConfiguredAddresses6.Any(a => a.Address == r.Gateway)) throw l.Error("Error: Gateway can not be a local address.");
+            if (Ipv6.IsMulticast(r.Gateway)) throw l.Error("Error: Invalid gateway address.");
+            if (Ipv6.IsLinkLocal(r.Gateway))
+            {
+                if (r.Device == null) throw l.Error("Error: Nexthop has invalid gateway or device mismatch.");
+            }
+            else
+            {
+                var onLink = ns.ConfiguredAddresses6.FirstOrDefault(a => a.Device.Up && (r.Device == null || a.Device == r.Device)
+                                                                         && a.PrefixLength < 128 && (r.Gateway & Ipv6.Mask(a.PrefixLength)) == a.Network)
+                             ?? throw l.Error("Error: Nexthop has invalid gateway.");
+                r.Device ??= onLink.Device;
+            }
+        }
+        else
+        {
+            if (r.Device == null) throw l.Error("a unicast route needs 'via GW' or 'dev DEV'");
+            if (!r.Device.Up) throw l.Error("Error: Nexthop device is not up.");
+        }
+        if (ns.StaticRoutes6.Any(x => x.Prefix == r.Prefix && x.PrefixLength == r.PrefixLength))
+            throw l.Error("RTNETLINK answers: File exists");
+        ns.StaticRoutes6.Add(r);
+    }
+
+    /// <summary>`[-6] neigh add A lladdr MAC dev D [nud permanent]`: an nd_tbl entry.</summary>
+    private static void NeighAdd6(Namespace ns, Line l)
+    {
+        string a = l.Next("neigh add");
+        if (!Ipv6.TryParse(a, out var addr)) throw l.Error($"invalid IPv6 address '{a}'");
+        if (Ipv6.IsMulticast(addr) || addr == 0) throw l.Error($"'{a}' cannot be a neighbour");
+        byte[]? mac = null;
+        Device? dev = null;
+        while (!l.AtEnd)
+        {
+            string o = l.Take();
+            switch (o)
+            {
+                case "lladdr":
+                {
+                    string s = l.Next(o);
+                    if (!Device.TryParseMac(s, out mac)) throw l.Error($"invalid MAC address '{s}'");
+                    break;
+                }
+                case "dev": dev = DevArg(ns, l); break;
+                case "nud":
+                    if (l.Next(o) != "permanent") throw l.Error("only 'nud permanent' entries are supported");
+                    break;
+                default: throw l.Error($"unsupported 'neigh add' option '{o}' (supported: lladdr, dev, nud permanent)");
+            }
+        }
+        if (dev == null) throw l.Error("'neigh add' needs 'dev DEV'");
+        if (mac == null) throw l.Error("'neigh add' needs 'lladdr MAC'");
+        if (ns.Neighbours.Find6(dev, addr) != null) throw l.Error("RTNETLINK answers: File exists");
+        ns.Neighbours.Create6(dev, addr, NudState.Permanent).Mac = mac;
     }
 
     private static void NetnsAdd(Scenario sc, Line l)
@@ -272,7 +433,7 @@ public static class ScenarioLoader
         int slash = s.IndexOf('/');
         string a = slash < 0 ? s : s[..slash];
         int len = 32;
-        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}' (only IPv4 is modeled)");
+        if (!Ipv4.TryParse(a, out uint addr)) throw l.Error($"invalid IPv4 address '{a}' (IPv6 addresses: give `-6` or an address with ':')");
         if (slash >= 0 && (!int.TryParse(s[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out len) || len > 32))
             throw l.Error($"invalid prefix '{s}'");
         return (addr, len);
@@ -421,6 +582,14 @@ public static class ScenarioLoader
             CheckSysctl(ns, key, v, Err);
             ns.Sysctls[key] = value;
             // net.ipv4.ip_forward writes conf.all.forwarding and every device's (devinet_sysctl_forward).
+            // addrconf_fixup_forwarding / addrconf_disable_ipv6: writing `all` writes every device's (and default).
+            if (key is "net.ipv6.conf.all.forwarding" or "net.ipv6.conf.all.disable_ipv6")
+            {
+                string what = key[(key.LastIndexOf('.') + 1)..];
+                foreach (var k in ns.Sysctls.Keys.Where(k => k.StartsWith("net.ipv6.conf.", StringComparison.Ordinal) && k.EndsWith("." + what, StringComparison.Ordinal) && k != key).ToList())
+                    ns.Sysctls.Remove(k);
+                ns.Sysctls["net.ipv6.conf.default." + what] = value;
+            }
             if (key == "net.ipv4.ip_forward" || key == "net.ipv4.conf.all.forwarding")
             {
                 foreach (var k in ns.Sysctls.Keys.Where(k => k.StartsWith("net.ipv4.conf.", StringComparison.Ordinal) && k.EndsWith(".forwarding", StringComparison.Ordinal)).ToList())
@@ -448,6 +617,16 @@ public static class ScenarioLoader
         if (key is "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist")
         { Range(0, int.MaxValue); return; }
         if (key == "net.netfilter.nf_conntrack_max") { Range(1, int.MaxValue); return; }
+        // IPv6 (Ip/Ipv6*.cs, Icmpv6.cs, Ipv6Defrag.cs). auto_flowlabels: Softnet's own datagrams carry flow label 0, as
+        // the kernel's do with 0 (its automatic labels hash with a random key).
+        if (key is "net.ipv6.icmp.ratelimit" or "net.ipv6.ip6frag_time" or "net.ipv6.ip6frag_high_thresh" or "net.ipv6.ip6frag_low_thresh")
+        { Range(0, int.MaxValue); return; }
+        if (key is "net.ipv6.icmp.echo_ignore_all") { Range(0, 1); return; }
+        if (key == "net.ipv6.auto_flowlabels")
+        {
+            if (v != 0) throw err($"'{key}' = {v} is not modeled (only 0: the kernel's automatic flow labels use a random key)");
+            return;
+        }
         if (key.StartsWith("net.netfilter.nf_conntrack_", StringComparison.Ordinal))
         {
             string rest = key["net.netfilter.nf_conntrack_".Length..];
@@ -463,9 +642,19 @@ public static class ScenarioLoader
             if (dev is not ("all" or "default") && ns.Device(dev) == null) throw err($"'{key}': no device '{dev}' in namespace '{ns.Name}'");
             if (parts[1] == "ipv6")
             {
-                // Softnet sends no IPv6 (router or neighbour solicitations); the kernel does unless this is 1.
-                if (what == "disable_ipv6") { Range(0, 1); return; }
-                throw err($"unsupported sysctl '{key}' (IPv6: only disable_ipv6)");
+                // Softnet sends no router solicitations, DAD probes or MLD reports (the kernel sends them when a link
+                // comes up, before a capture): addresses are taken as valid at once (nodad, accept_dad 0).
+                switch (what)
+                {
+                    case "disable_ipv6" or "forwarding": Range(0, 1); return;
+                    case "accept_dad": Range(0, 2); return;
+                    case "hop_limit": Range(1, 255); return;
+                    case "addr_gen_mode":
+                        if (v is not (0 or 1)) throw err($"'{key}' = {v} is not modeled (0 eui64, 1 none)");
+                        return;
+                    case "accept_ra" or "autoconf" or "router_solicitations" or "accept_redirects" or "use_tempaddr": return;
+                }
+                throw err($"unsupported sysctl '{key}' (IPv6 conf: disable_ipv6, forwarding, accept_dad, hop_limit, addr_gen_mode, accept_ra, autoconf, router_solicitations, accept_redirects, use_tempaddr)");
             }
             switch (what)
             {

@@ -3,6 +3,8 @@ using Softnet.Ip;
 using Softnet.Link;
 using Softnet.Transport;
 
+using Softnet.Packets;
+
 namespace Softnet.Topology;
 
 /// <summary>
@@ -56,6 +58,10 @@ public static class SocketsFile
             // ip_nonlocal_bind, which scenarios do not set.
             if (!local.V6 && !local.IsWildcard && (local.V4 >> 28) != 0xE
                 && ns.Routing.LookupLocal(local.V4) is not { Type: RouteKind.Local or RouteKind.Broadcast })
+                throw Err($"{local} is not an address of namespace '{ns.Name}' (bind would fail with EADDRNOTAVAIL)");
+            // inet6_bind: a specific IPv6 address must be one of the namespace's (a v4-mapped one follows IPv4's rule).
+            bool mapped = local.V6 && (local.Address >> 32) == 0xFFFF;
+            if (local.V6 && !local.IsWildcard && !mapped && !Ipv6.IsMulticast(local.Address) && ns.FindAddress6(local.Address) == null)
                 throw Err($"{local} is not an address of namespace '{ns.Name}' (bind would fail with EADDRNOTAVAIL)");
             Sock s = tcp ? new TcpListenSock(ns, line, local, rcvbuf, cpu) : new UdpSock(ns, line, local, rcvbuf, cpu);
             if (ns.Sockets.Add(s) is { } clash) throw Err(clash);

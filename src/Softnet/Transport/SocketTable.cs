@@ -77,6 +77,39 @@ public sealed class SocketTable
         return local.V4 == daddr ? 6 : -1;
     }
 
+    /// <summary>__udp6_lib_lookup for an IPv6 datagram to <paramref name="daddr"/>:<paramref name="dport"/>.</summary>
+    public UdpSock? LookupUdp6(UInt128 daddr, ushort dport) => (UdpSock?)Lookup6(_udp, daddr, dport);
+
+    /// <summary>inet6_lookup_listener for an IPv6 segment.</summary>
+    public Sock? LookupListener6(UInt128 daddr, ushort dport) => Lookup6(_listen, daddr, dport);
+
+    private static Sock? Lookup6(Sock?[] slots, UInt128 daddr, ushort dport)
+    {
+        Sock? best = null;
+        int bestScore = -1;
+        for (var s = slots[Slot(dport)]; s != null; s = s.NextInSlot)
+        {
+            int score = Score6(s.Local, daddr, dport);
+            if (score > bestScore) { best = s; bestScore = score; }
+        }
+        return best;
+    }
+
+    /// <summary>compute_score for an IPv6 packet: only IPv6 sockets; a wildcard 1, the bound address 5.</summary>
+    private static int Score6(SockAddr local, UInt128 daddr, ushort dport)
+    {
+        if (local.Port != dport || !local.V6) return -1;
+        if (local.IsWildcard) return 1;
+        return local.Address == daddr ? 5 : -1;
+    }
+
+    /// <summary>The UDP sockets an IPv6 multicast datagram reaches (__udp_v6_is_mcast_sock).</summary>
+    public IEnumerable<UdpSock> UdpMulticastTargets6(UInt128 daddr, ushort dport)
+    {
+        for (var s = _udp[Slot(dport)]; s != null; s = s.NextInSlot)
+            if (Score6(s.Local, daddr, dport) >= 0) yield return (UdpSock)s;
+    }
+
     /// <summary>The UDP sockets a broadcast or multicast datagram reaches (__udp_is_mcast_sock: the port, and a
     /// wildcard or the datagram's destination as bound address), in hash-chain order.</summary>
     public IEnumerable<UdpSock> UdpMulticastTargets(uint daddr, ushort dport)

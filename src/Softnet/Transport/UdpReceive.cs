@@ -73,15 +73,16 @@ public sealed class UdpReceive : InetProtocol
 
     /// <summary>udp_queue_rcv_one_skb → __udp_queue_rcv_skb: queue for the reader, or count the full receive buffer
     /// (RcvbufErrors and InErrors, SKB_DROP_REASON_SOCKET_RCVBUFF).</summary>
-    private static void QueueToSocket(NetStack stack, UdpSock sk, Skb skb)
+    internal static void QueueToSocket(NetStack stack, UdpSock sk, Skb skb)
     {
         // nf_reset_ct: the socket queue holds no conntrack reference.
         skb.Conntrack = null;
         if (!sk.Enqueue(skb))
         {
             var mib = sk.Namespace.Mib;
-            mib[SnmpCounter.UdpRcvbufErrors]++;
-            mib[SnmpCounter.UdpInErrors]++;
+            bool v6 = NetStack.L3(skb)[0] >> 4 == 6;
+            mib[v6 ? SnmpCounter.Udp6RcvbufErrors : SnmpCounter.UdpRcvbufErrors]++;
+            mib[v6 ? SnmpCounter.Udp6InErrors : SnmpCounter.UdpInErrors]++;
             DropDelivered(sk.Namespace, skb, DropReason.SocketRcvBuff);
             return;
         }

@@ -46,23 +46,26 @@ public sealed class UdpSock : Sock
         {
             RmemAlloc -= skb.TrueSize;
             var pkt = stack.Linearize(skb);
-            int ihl = (pkt[0] & 0xF) * 4;
+            bool v6 = pkt[0] >> 4 == 6;
+            int ihl = v6 ? skb.TransportHeader - skb.NetworkHeader : (pkt[0] & 0xF) * 4;
             var udp = pkt[ihl..];
             int ulen = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
+            if (v6 && ulen == 0) ulen = udp.Length;
             udp = udp[..ulen];
-            if (!UdpReceive.ChecksumOk(skb, pkt, udp))
+            if (v6 ? !Udp6Receive.ChecksumOk(skb, pkt, udp) : !UdpReceive.ChecksumOk(skb, pkt, udp))
             {
-                mib[SnmpCounter.UdpInCsumErrors]++;
-                mib[SnmpCounter.UdpInErrors]++;
+                mib[v6 ? SnmpCounter.Udp6InCsumErrors : SnmpCounter.UdpInCsumErrors]++;
+                mib[v6 ? SnmpCounter.Udp6InErrors : SnmpCounter.UdpInErrors]++;
                 Drops++;
                 InetProtocol.DropDelivered(Namespace, skb, DropReason.UdpCsumError);
                 continue;
             }
-            mib[SnmpCounter.UdpInDatagrams]++;
+            mib[v6 ? SnmpCounter.Udp6InDatagrams : SnmpCounter.UdpInDatagrams]++;
             NoteRead(1, udp.Length - 8, stack.Now);
             if (Received is { } log)
             {
-                var from = SockAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
+                var from = v6 ? new SockAddr(true, Ipv6.Read(pkt[8..]), BinaryPrimitives.ReadUInt16BigEndian(udp))
+                    : SockAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
                 if (Local.V6) from = from.AsV4Mapped();
                 SHA256.HashData(udp[8..], sha);
                 log.Add(new DatagramRecord(from, udp.Length - 8, BinaryPrimitives.ReadUInt64BigEndian(sha)));

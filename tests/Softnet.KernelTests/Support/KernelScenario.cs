@@ -63,6 +63,14 @@ namespace Softnet.KernelTests.Support;
 // * nstat.txt is `nstat -asz` in the namespace: absolute values (-a), zeros too (-z), nstat's history file left alone
 //   (-s). Besides the counters Softnet names it prints IcmpMsgInTypeN/OutTypeN, IpExtInNoECTPkts/ECT/CE and the
 //   *Octets of broadcast and multicast; ScenarioCompare compares only the names Softnet's file has (NstatScope).
+// * IPv6: a namespace where IPv6 stays on sends MLDv2 reports (robustness retransmissions up to ~2 s after link up)
+//   and, without accept_dad=0 on the device, DAD probes; the harness waits Ipv6SettleMs before the first frame and
+//   then takes an nstat baseline, so nstat.txt holds what the run moved. `ip -batch` takes no options: a `-6 ...`
+//   line of ip.batch runs as its own `ip -n NS -6 ...`. Flow labels of what the kernel builds are random unless
+//   net.ipv6.auto_flowlabels = 0. A non-forwarding namespace with IPv6 on sends router solicitations at link up and
+//   again 4 s later (and on, backing off) unless router_solicitations = 0. Neighbour timers due in the same timer-wheel
+//   tick (~32 ms at HZ 250 for 1 s timers) fire in either order: a capture keeps unresolved next hops on one link
+//   apart in time.
 // * Counting facts seen on 6.18 with this harness: br_netfilter's br_validate_ipv4 leaves IpInReceives alone (a frame
 //   bridged through FORWARD moves no Ip counter; one passed up to the bridge counts in ip_rcv); ip_forward counts
 //   IpForwDatagrams after the TTL check and before the MTU check and FORWARD (a DF-too-big or FORWARD-dropped datagram
@@ -93,6 +101,7 @@ namespace Softnet.KernelTests.Support;
 public static class KernelScenario
 {
     private static int s_runs;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<string, long>> s_nstatBaseline = new();
 
     /// <summary>Milliseconds the injector waits for quiet after each frame.</summary>
     public const int GapMs = 3;
@@ -122,6 +131,16 @@ public static class KernelScenario
         try
         {
             Build(scenario, prefix, work, created);
+            // A namespace with IPv6 on sends MLD reports for its groups when its links come up (the robustness
+            // retransmissions up to a second later): the run starts once they are over.
+            // Those reports (and the kernel's other set-up messages) move its counters: nstat.txt then holds what the
+            // run moved, from a baseline taken now.
+            if (scenario.Namespaces.Any(ns => Ipv6On(Path.Combine(scenario.Root, "ns", ns, "sysctl.conf"))))
+            {
+                Thread.Sleep(Ipv6SettleMs);
+                foreach (var ns in scenario.Namespaces)
+                    s_nstatBaseline[KernelName(prefix, ns)] = Softnet.Telemetry.SnmpMib.ParseNstat(Proc.Check("ip", "netns", "exec", KernelName(prefix, ns), "nstat", "-asz"));
+            }
             var (targets, framesFile, pausesMs) = PrepareFrames(scenario, prefix, capturePath, inject, work);
             // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
             // RST, which would move counters after the injection ended.
@@ -134,8 +153,47 @@ public static class KernelScenario
         }
     }
 
+    /// <summary>Milliseconds to wait after building a scenario where IPv6 is on before the first frame (MLD reports).</summary>
+    public const int Ipv6SettleMs = 3000;
+
+    /// <summary>A namespace keeps IPv6 unless its sysctl.conf sets net.ipv6.conf.all.disable_ipv6 = 1.</summary>
+    private static bool Ipv6On(string sysctl)
+        => !File.Exists(sysctl) || !ScenarioFolder.ParseSysctl(File.ReadAllText(sysctl)).Any(kv => kv.Key == "net.ipv6.conf.all.disable_ipv6" && kv.Value.Trim() == "1");
+
     /// <summary>The kernel's name for scenario namespace <paramref name="ns"/> in run <paramref name="prefix"/>.</summary>
     public static string KernelName(string prefix, string ns) => $"{prefix}-{ns}";
+
+    /// <summary>`nstat -asz` text less a baseline's values, line by line (name, value, rate).</summary>
+    private static string Subtract(string text, Dictionary<string, long> baseline)
+    {
+        var sb = new StringBuilder();
+        foreach (var line in text.Split('\n'))
+        {
+            var t = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (t.Length >= 2 && !t[0].StartsWith('#') && long.TryParse(t[1], out long v))
+                sb.Append(t[0].PadRight(32)).Append((v - baseline.GetValueOrDefault(t[0])).ToString(System.Globalization.CultureInfo.InvariantCulture).PadRight(16)).Append("   0.0\n");
+            else if (line.Length > 0) sb.Append(line).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>An ip.batch text cut into runs of plain batch lines (family null) and single `-6`/`-4` lines (the family
+    /// option and the rest of the line).</summary>
+    public static IEnumerable<(string? Family, string Text)> SplitFamilyLines(string batch)
+    {
+        var run = new List<string>();
+        foreach (var raw in batch.Split('\n'))
+        {
+            var t = raw.Trim();
+            if (t.StartsWith("-6 ", StringComparison.Ordinal) || t.StartsWith("-4 ", StringComparison.Ordinal))
+            {
+                if (run.Count > 0) { yield return (null, string.Join('\n', run) + "\n"); run.Clear(); }
+                yield return (t[..2], t[3..]);
+            }
+            else run.Add(raw);
+        }
+        if (run.Count > 0) yield return (null, string.Join('\n', run) + "\n");
+    }
 
     /// <summary>Rewrites the namespace names in an `ip -batch` text: `netns add|del|exec|set NAME`, and NAME
     /// after a `netns` or `link-netns` option.</summary>
@@ -185,10 +243,21 @@ public static class KernelScenario
             string ipBatch = Path.Combine(dir, "ip.batch");
             if (File.Exists(ipBatch))
             {
-                string rewritten = Path.Combine(work, $"{ns}.ip.batch");
-                File.WriteAllText(rewritten, RewriteNetns(File.ReadAllText(ipBatch), prefix));
-                var r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
-                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
+                // `ip -batch` takes no options: a `-6 ...` / `-4 ...` line runs as its own `ip -n NS -6 ...`, between
+                // batches of the lines around it.
+                int part = 0;
+                foreach (var (family, text) in SplitFamilyLines(RewriteNetns(File.ReadAllText(ipBatch), prefix)))
+                {
+                    (int Exit, string Stdout, string Stderr) r;
+                    if (family == null)
+                    {
+                        string rewritten = Path.Combine(work, $"{ns}.{part++}.ip.batch");
+                        File.WriteAllText(rewritten, text);
+                        r = Proc.Run("ip", "-n", kn, "-batch", rewritten);
+                    }
+                    else r = Proc.Run("ip", new[] { "-n", kn, family }.Concat(text.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+                    if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
+                }
             }
             string ipset = Path.Combine(dir, "ipset.save");
             if (File.Exists(ipset))
@@ -345,7 +414,7 @@ public static class KernelScenario
             // The SNMP and extended counters as absolute values; -s leaves nstat's history file alone.
             var nstat = Proc.Run("ip", "netns", "exec", kn, "nstat", "-asz");
             if (nstat.Exit != 0) throw new InvalidOperationException($"[{ns}] nstat -asz exited {nstat.Exit}: {nstat.Stderr.Trim()}");
-            File.WriteAllText(Path.Combine(dir, "nstat.txt"), nstat.Stdout);
+            File.WriteAllText(Path.Combine(dir, "nstat.txt"), s_nstatBaseline.TryRemove(kn, out var baseline) ? Subtract(nstat.Stdout, baseline) : nstat.Stdout);
             // The sets (`ipset save`, only where the namespace has some) and each -m recent list (/proc/net/xt_recent).
             var sets = Proc.Run("ip", "netns", "exec", kn, "ipset", "save");
             if (sets.Exit == 0 && sets.Stdout.Length > 0) File.WriteAllText(Path.Combine(dir, "ipset.save"), sets.Stdout);

@@ -327,6 +327,9 @@ public static class ScenarioCompare
         var f = (byte[])frame.Clone();
         CompletePartialTcpChecksum(f);
         NormaliseIpTimestamps(f);
+        // An IPv6 fragment: the identification of what the kernel cuts itself is ipv6_select_ident's keyed hash.
+        if (f.Length >= 14 + 48 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86DD && f[14 + 6] == 44)
+            f.AsSpan(14 + 40 + 4, 4).Clear();
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;
@@ -414,6 +417,20 @@ public static class ScenarioCompare
     /// </summary>
     public static void CompletePartialTcpChecksum(byte[] f)
     {
+        // IPv6 (no extension headers): tcp_v6_send_response's resets are CHECKSUM_PARTIAL the same way
+        // (__tcp_v6_send_check).
+        if (f.Length >= 14 + 40 + 20 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86DD && f[14 + 6] == 6)
+        {
+            var ip6 = f.AsSpan(14);
+            int plen = BinaryPrimitives.ReadUInt16BigEndian(ip6[4..]);
+            if (plen < 20 || 40 + plen > ip6.Length) return;
+            var seg = ip6.Slice(40, plen);
+            uint pseudo6 = Checksum.PseudoHeaderV6(ip6[8..24], ip6[24..40], 6, seg.Length);
+            if (BinaryPrimitives.ReadUInt16BigEndian(seg[16..]) != (ushort)pseudo6) return;
+            BinaryPrimitives.WriteUInt16BigEndian(seg[16..], 0);
+            BinaryPrimitives.WriteUInt16BigEndian(seg[16..], Checksum.Compute(seg, pseudo6));
+            return;
+        }
         if (f.Length < 14 + 20 || BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) != 0x0800 || f[14 + 9] != 6) return;
         var ip = f.AsSpan(14);
         int ihl = (ip[0] & 0x0f) * 4;

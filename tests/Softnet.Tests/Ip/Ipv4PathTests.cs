@@ -186,7 +186,7 @@ public class Ipv4PathTests
         rig.Inject("r", "r0", Eth(R0, L0, Udp("10.1.0.2", 1, "10.1.0.1", 2)[..10]));
         Assert.Equal(1, c.Drops[DropReason.IpHeaderTruncated]);
         rig.Inject("r", "r0", Eth(R0, L0, new byte[40], type: 0x86DD));
-        Assert.Equal(1, c.Drops[DropReason.Ipv6NotModeled]);
+        Assert.Equal(1, c.Drops[DropReason.Ipv6BadVersion]); // 40 zero bytes: version 0
         rig.Inject("r", "r0", Eth("ff:ff:ff:ff:ff:ff", L0, Udp("10.1.0.2", 1, "10.2.0.2", 2)));
         Assert.Equal(1, c.Drops[DropReason.IpForwardNotHost]);
         rig.Ns("r").Sysctls["net.ipv4.ip_forward"] = "0";
