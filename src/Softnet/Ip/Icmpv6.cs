@@ -92,6 +92,10 @@ public static class Icmpv6
         Ipv6Output.LocalOut(stack, ns, skb, oif, sendSkb: true);
     }
 
+    /// <summary>An ICMPv6 error another part built (ip6t REJECT's nf_send_unreach6 goes through icmpv6_send): counted
+    /// and sent as <see cref="SendSkb"/> does.</summary>
+    internal static void SendBuilt(NetStack stack, Namespace ns, Skb skb, byte type) => SendSkb(stack, ns, skb, type, null);
+
     /// <summary>is_ineligible: an ICMPv6 error (or a datagram too short to say) is never answered.</summary>
     private static bool IsIneligible(ReadOnlySpan<byte> pkt)
     {

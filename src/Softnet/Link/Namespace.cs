@@ -24,7 +24,7 @@ public sealed record Inet6Address(Device Device, UInt128 Address, int PrefixLeng
 /// A network namespace: devices, addresses, routes, neighbours, sysctls, and its netfilter state
 /// (tables, conntrack, NAT). The path of <see cref="NetStack"/> runs against one of these (struct net).
 /// </summary>
-public sealed class Namespace : INetfilterHost
+public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 {
     public Namespace(string name)
     {
@@ -310,6 +310,17 @@ public sealed class Namespace : INetfilterHost
         _linkLocal6 = ll;
         Routing6 = t;
     }
+
+    /// <summary>MASQUERADE's and REJECT's ipv6_dev_get_saddr (ip6tables): <see cref="SelectAddress6"/> for the named
+    /// output device.</summary>
+    bool Netfilter.IIp6NetfilterHost.TrySelectSource(string? device, UInt128 dst, out UInt128 src)
+    {
+        src = SelectAddress6(device != null ? Device(device) : null, dst);
+        return src != 0;
+    }
+
+    /// <summary>addrtype LOCAL for IPv6 (ipv6_chk_addr).</summary>
+    bool Netfilter.IIp6NetfilterHost.IsLocal(UInt128 address) => FindAddress6(address) != null;
 
     /// <summary>ipv6_chk_mcast_addr: <paramref name="dev"/> has joined <paramref name="group"/>.</summary>
     public bool JoinedGroup6(Device dev, UInt128 group) => _groups6.Contains((dev, group));

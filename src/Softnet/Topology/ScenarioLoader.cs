@@ -163,6 +163,12 @@ public static class ScenarioLoader
         for (int i = l.Pos; i < l.Tokens.Count; i++)
         {
             if (l.Tokens[i] is "blackhole" or "unreachable" or "prohibit" or "unicast" or "local") continue;
+            // `default` is either family's: the gateway says which (as iproute2 infers it).
+            if (l.Tokens[i] == "default")
+            {
+                int via = l.Tokens.IndexOf("via", i + 1);
+                return via > 0 && via + 1 < l.Tokens.Count && l.Tokens[via + 1].Contains(':');
+            }
             return l.Tokens[i].Contains(':');
         }
         return false;
@@ -630,7 +636,7 @@ public static class ScenarioLoader
         if (key.StartsWith("net.netfilter.nf_conntrack_", StringComparison.Ordinal))
         {
             string rest = key["net.netfilter.nf_conntrack_".Length..];
-            if (rest is "udp_timeout" or "udp_timeout_stream" or "icmp_timeout" or "generic_timeout" or "tcp_max_retrans"
+            if (rest is "udp_timeout" or "udp_timeout_stream" or "icmp_timeout" or "icmpv6_timeout" or "generic_timeout" or "tcp_max_retrans"
                 || (rest.StartsWith("tcp_timeout_", StringComparison.Ordinal) && Array.IndexOf(ConntrackTcpTimeouts, rest["tcp_timeout_".Length..]) > 0))
             { Range(0, int.MaxValue); return; }
             throw err($"unsupported sysctl '{key}'");
@@ -690,6 +696,7 @@ public static class ScenarioLoader
             UdpTimeout = TimeSpan.FromSeconds(S("udp_timeout", (long)d.UdpTimeout.TotalSeconds)),
             UdpStreamTimeout = TimeSpan.FromSeconds(S("udp_timeout_stream", (long)d.UdpStreamTimeout.TotalSeconds)),
             IcmpTimeout = TimeSpan.FromSeconds(S("icmp_timeout", (long)d.IcmpTimeout.TotalSeconds)),
+            Icmpv6Timeout = TimeSpan.FromSeconds(S("icmpv6_timeout", (long)d.Icmpv6Timeout.TotalSeconds)),
             GenericTimeout = TimeSpan.FromSeconds(S("generic_timeout", (long)d.GenericTimeout.TotalSeconds)),
             TcpTimeoutsNs = tcp,
         };

@@ -27,6 +27,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["v6-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -78,4 +79,9 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// ICMP when a forwarded datagram's queue times out.</summary>
     [SkippableFact]
     public void Frag_ct_router_matches_the_kernel() => Compare("frag-ct-router");
+
+    /// <summary>The IPv6 router with ip6tables through the whole path: IPv6 input and forwarding, conntrack, NAT66 and
+    /// REJECT, every frame out of every device, ip6tables-save -c, conntrack -L -f ipv6 and nstat.</summary>
+    [SkippableFact]
+    public void V6_fw_matches_the_kernel() => Compare("v6-fw");
 }

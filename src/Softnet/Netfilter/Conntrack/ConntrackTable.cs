@@ -26,6 +26,8 @@ public sealed class ConntrackOptions
     public TimeSpan UdpTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan UdpStreamTimeout { get; init; } = TimeSpan.FromSeconds(120);
     public TimeSpan IcmpTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>net.netfilter.nf_conntrack_icmpv6_timeout.</summary>
+    public TimeSpan Icmpv6Timeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan GenericTimeout { get; init; } = TimeSpan.FromSeconds(600);
     /// <summary>Per TCP state (index TcpCtState), then RETRANS and UNACK (tcp_timeouts[]).</summary>
     public long[] TcpTimeoutsNs { get; init; } = TcpTracker.DefaultTimeouts();

@@ -402,7 +402,7 @@ public sealed class Ip6Conntrack
     private int IcmpPacket(Connection ct, long now)
     {
         if (!ct.Confirmed && ct.V6!.Original.IcmpType is not (128 or 139)) return ConntrackTable.InvalidVerdict;
-        return Refresh(ct, now, Options.IcmpTimeout.Ticks * 100);
+        return Refresh(ct, now, Options.Icmpv6Timeout.Ticks * 100);
     }
 
     /// <summary>icmpv6_error_message + nf_conntrack_inet_error: an ICMPv6 error is RELATED to the connection of the

@@ -48,7 +48,8 @@ public static class Nf6Reject
         if (n < len) e.Trim(n);
         e.ResetNetworkHeader();
         ns.Counters.IcmpErrorsSent++;
-        Ip.Ipv6Output.LocalOut(stack, ns, e);
+        // nf_send_unreach6 → icmpv6_send: Ip6OutRequests, Icmp6OutMsgs, Icmp6OutDestUnreachs.
+        Ip.Icmpv6.SendBuilt(stack, ns, e, 1);
     }
 
     /// <summary>reject6_csum_ok: a packet whose transport checksum is wrong gets no answer (a checksum already verified
