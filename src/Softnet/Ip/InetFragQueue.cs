@@ -71,6 +71,36 @@ internal sealed class InetFragQueue<TKey> where TKey : struct
         _runCount = 0;
     }
 
+    /// <summary>inet_frag_kill's rbtree purge: frees every fragment held, each counted as dropped for
+    /// <paramref name="reason"/>; returns the truesize freed (for the fqdir's memory).</summary>
+    public long DropHeld(Namespace ns, DropReason reason)
+    {
+        long freed = 0;
+        for (int i = 0; i < Count; i++)
+        {
+            var s = _frags[i].Skb;
+            freed += s.TrueSize;
+            ns.Counters.FragHeld--;
+            NetStack.Drop(ns, s, reason);
+        }
+        Clear();
+        return freed;
+    }
+
+    /// <summary>The queue whose timer is due first by <paramref name="nowNs"/> (null: none), and the earliest expiry
+    /// of them all (<paramref name="next"/>: long.MaxValue for none).</summary>
+    public static InetFragQueue<TKey>? EarliestDue(Dictionary<TKey, InetFragQueue<TKey>> queues, long nowNs, out long next)
+    {
+        InetFragQueue<TKey>? due = null;
+        next = long.MaxValue;
+        foreach (var (_, q) in queues)
+        {
+            if (q.ExpiresNs <= nowNs && (due == null || q.ExpiresNs < due.ExpiresNs)) due = q;
+            if (q.ExpiresNs < next) next = q.ExpiresNs;
+        }
+        return due;
+    }
+
     /// <summary>inet_frag_queue_insert: past the last fragment it appends (to the last run when adjacent), starting
     /// inside it is an overlap; otherwise the run it falls in decides: wholly inside one run is a duplicate, any
     /// other contact an overlap, none a new run.</summary>

@@ -134,7 +134,7 @@ public sealed class Ipv4Defrag
         if (TooFar(q, ns))
         {
             // ip_frag_reinit: the held fragments go and the queue starts over, its timer rearmed.
-            DropHeld(ns, q, DropReason.FragTooFar);
+            Memory -= q.DropHeld(ns, DropReason.FragTooFar);
             q.Restart(stack.Now + _timeoutNs);
             if (q.ExpiresNs < _nextDue) _nextDue = q.ExpiresNs;
             stack.ArmDefragTimer(q.ExpiresNs);
@@ -235,7 +235,7 @@ public sealed class Ipv4Defrag
         if (ecn == 0xFF || len > 65535)
         {
             mib[SnmpCounter.IpReasmFails]++;
-            DropHeld(ns, q, DropReason.FragReasmFailed);
+            Memory -= q.DropHeld(ns, DropReason.FragReasmFailed);
             Release(q);
             return DefragResult.Dropped;
         }
@@ -285,24 +285,11 @@ public sealed class Ipv4Defrag
     private DefragResult DiscardQueue(Namespace ns, FragQueue q, Skb skb, DropReason reason)
     {
         Unlink(q);
-        DropHeld(ns, q, reason);
+        Memory -= q.DropHeld(ns, reason);
         Release(q);
         ns.Mib[SnmpCounter.IpReasmFails]++;
         NetStack.Drop(ns, skb, reason);
         return DefragResult.Dropped;
-    }
-
-    /// <summary>Frees every fragment a queue holds, each counted as dropped for <paramref name="reason"/>.</summary>
-    private void DropHeld(Namespace ns, FragQueue q, DropReason reason)
-    {
-        for (int i = 0; i < q.Count; i++)
-        {
-            var s = q.Frag(i).Skb;
-            Memory -= s.TrueSize;
-            ns.Counters.FragHeld--;
-            NetStack.Drop(ns, s, reason);
-        }
-        q.Clear();
     }
 
     private void Unlink(FragQueue q) => _queues.Remove(q.Key);
@@ -338,14 +325,7 @@ public sealed class Ipv4Defrag
     {
         while (true)
         {
-            FragQueue? due = null;
-            long next = long.MaxValue;
-            foreach (var (_, q) in _queues)
-            {
-                if (q.ExpiresNs <= nowNs && (due == null || q.ExpiresNs < due.ExpiresNs)) due = q;
-                if (q.ExpiresNs < next) next = q.ExpiresNs;
-            }
-            _nextDue = next;
+            var due = FragQueue.EarliestDue(_queues, nowNs, out _nextDue);
             if (due == null) return;
             stack.SetClock(due.ExpiresNs);
             IpExpire(stack, ns, due);
@@ -372,7 +352,7 @@ public sealed class Ipv4Defrag
                 Icmp.Send(stack, ns, head, dev, 11, 1, 0, localDestination: local);
             }
         }
-        DropHeld(ns, q, DropReason.FragReasmTimeout);
+        Memory -= q.DropHeld(ns, DropReason.FragReasmTimeout);
         Release(q);
     }
 

@@ -220,7 +220,7 @@ public sealed class Ipv6Defrag
         if (ecn == 0xFF || payload > 65535)
         {
             mib[SnmpCounter.Ip6ReasmFails]++;
-            DropHeld(ns, q, DropReason.FragReasmFailed);
+            Memory -= q.DropHeld(ns, DropReason.FragReasmFailed);
             Release(q);
             return DefragResult.Dropped;
         }
@@ -273,23 +273,11 @@ public sealed class Ipv6Defrag
     private DefragResult DiscardQueue(Namespace ns, FragQueue6 q, Skb skb, DropReason reason)
     {
         _queues.Remove(q.Key);
-        DropHeld(ns, q, reason);
+        Memory -= q.DropHeld(ns, reason);
         Release(q);
         ns.Mib[SnmpCounter.Ip6ReasmFails]++;
         NetStack.Drop(ns, skb, reason);
         return DefragResult.Dropped;
-    }
-
-    private void DropHeld(Namespace ns, FragQueue6 q, DropReason reason)
-    {
-        for (int i = 0; i < q.Count; i++)
-        {
-            var s = q.Frag(i).Skb;
-            Memory -= s.TrueSize;
-            ns.Counters.FragHeld--;
-            NetStack.Drop(ns, s, reason);
-        }
-        q.Clear();
     }
 
     private void Release(FragQueue6 q)
@@ -319,14 +307,7 @@ public sealed class Ipv6Defrag
     {
         while (true)
         {
-            FragQueue6? due = null;
-            long next = long.MaxValue;
-            foreach (var (_, q) in _queues)
-            {
-                if (q.ExpiresNs <= nowNs && (due == null || q.ExpiresNs < due.ExpiresNs)) due = q;
-                if (q.ExpiresNs < next) next = q.ExpiresNs;
-            }
-            _nextDue = next;
+            var due = FragQueue6.EarliestDue(_queues, nowNs, out _nextDue);
             if (due == null) return;
             stack.SetClock(due.ExpiresNs);
             FragExpire(stack, ns, due);
@@ -343,7 +324,7 @@ public sealed class Ipv6Defrag
         ns.Mib[SnmpCounter.Ip6ReasmTimeout]++;
         if (q.FirstIn && q.Count > 0 && q.Frag(0).Offset == 0 && q.Iif is { } dev)
             Icmpv6.Send(stack, ns, q.Frag(0).Skb, dev, Icmpv6View.TimeExceeded, 1, 0);
-        DropHeld(ns, q, DropReason.FragReasmTimeout);
+        Memory -= q.DropHeld(ns, DropReason.FragReasmTimeout);
         Release(q);
     }
 }
