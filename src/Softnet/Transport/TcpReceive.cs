@@ -204,8 +204,7 @@ public sealed class TcpReceive : InetProtocol
             mib[SnmpCounter.TcpAttemptFails]++;
             if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
             mib[SnmpCounter.TcpExtEmbryonicRsts]++;
-            req.Listener.RequestDone(req);
-            ns.Sockets.Unhash(req);
+            req.DropRequest();
             DropDelivered(ns, skb, DropReason.TcpReset);
             return;
         }

@@ -869,10 +869,7 @@ public sealed class TcpSock : Sock
             if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
             if (type is 11 or 12 || (type == 3 && code is 0 or 1))
             {
-                Listener.RequestDone(this);
-                Namespace.Sockets.Unhash(this);
-                RtxDueNs = long.MaxValue;
-                State = TcpState.Closed;
+                DropRequest();
                 mib[SnmpCounter.TcpExtListenDrops]++;
             }
             return;
@@ -906,6 +903,15 @@ public sealed class TcpSock : Sock
         skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+    }
+
+    /// <summary>inet_csk_reqsk_queue_drop: the request leaves the listener's queue and the hash, its timer with it.</summary>
+    internal void DropRequest()
+    {
+        Listener.RequestDone(this);
+        Namespace.Sockets.Unhash(this);
+        RtxDueNs = long.MaxValue;
+        State = TcpState.Closed;
     }
 
     /// <summary>A request's SYN-ACK went out (tcp_conn_request: the request timer starts at TCP_TIMEOUT_INIT).</summary>
@@ -942,10 +948,7 @@ public sealed class TcpSock : Sock
             mib[SnmpCounter.TcpExtTCPTimeouts]++;
             if (_numTimeout >= max)
             {
-                // inet_csk_reqsk_queue_drop_and_put: the request is gone.
-                l.RequestDone(this);
-                Namespace.Sockets.Unhash(this);
-                State = TcpState.Closed;
+                DropRequest();
                 return;
             }
             RetransmitSynAck(stack);

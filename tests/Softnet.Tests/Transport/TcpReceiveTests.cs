@@ -632,4 +632,18 @@ public class TcpReceiveTests
         Assert.Equal(1, c.Mib[SnmpCounter.TcpExtListenDrops]);
         Assert.True(c.Rig.Ns("srv").Counters.Conserved);
     }
+
+    [Fact]
+    public void A_request_reset_in_window_is_gone_and_sends_no_more_syn_acks()
+    {
+        var c = new Conn();
+        c.Send(0x02, ClientIsn, 0, options: SynOptions(c.Ts++), win: 64240);
+        Assert.Single(c.Replies());
+        c.Send(0x04, ClientIsn + 1, 0, options: []);
+        Assert.Equal(1, c.Mib[SnmpCounter.TcpExtEmbryonicRsts]);
+        Assert.Equal(0, ((TcpListenSock)c.Rig.Ns("srv").Sockets.All[0]).RequestCount);
+        // inet_csk_reqsk_queue_drop took its timer too: nothing at 1 s.
+        c.Rig.Advance(2_000_000_000);
+        Assert.Empty(c.Replies());
+    }
 }
