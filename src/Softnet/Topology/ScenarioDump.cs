@@ -256,39 +256,28 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
     }
 
     private static void Tuple6(Utf8JsonWriter w, string name, in Netfilter.Conntrack.Conn6Tuple t)
-    {
-        w.WriteStartObject(name);
-        w.WriteString("src", Ip6Addr.Format(t.Src));
-        w.WriteString("dst", Ip6Addr.Format(t.Dst));
-        if (t.Protocol is 6 or 17)
-        {
-            w.WriteNumber("sport", t.SrcPort);
-            w.WriteNumber("dport", t.DstPort);
-        }
-        else if (t.Protocol == 58)
-        {
-            w.WriteNumber("type", t.IcmpType);
-            w.WriteNumber("code", t.IcmpCode);
-            w.WriteNumber("id", t.IcmpId);
-        }
-        w.WriteEndObject();
-    }
+        => Tuple(w, name, Ip6Addr.Format(t.Src), Ip6Addr.Format(t.Dst), t.Protocol, icmp: t.Protocol == 58, t.SrcPort, t.DstPort, t.IcmpType, t.IcmpCode, t.IcmpId);
 
     private static void Tuple(Utf8JsonWriter w, string name, in Netfilter.Conntrack.ConnTuple t)
+        => Tuple(w, name, Ipv4.Format(t.Src), Ipv4.Format(t.Dst), t.Protocol, icmp: t.Protocol == 1, t.SrcPort, t.DstPort, t.IcmpType, t.IcmpCode, t.IcmpId);
+
+    /// <summary>One conntrack tuple in the report: addresses, then ports (TCP, UDP) or ICMP type/code/id.</summary>
+    private static void Tuple(Utf8JsonWriter w, string name, string src, string dst, byte protocol, bool icmp, ushort sport, ushort dport,
+        byte type, byte code, ushort id)
     {
         w.WriteStartObject(name);
-        w.WriteString("src", Ipv4.Format(t.Src));
-        w.WriteString("dst", Ipv4.Format(t.Dst));
-        if (t.Protocol is 6 or 17)
+        w.WriteString("src", src);
+        w.WriteString("dst", dst);
+        if (protocol is 6 or 17)
         {
-            w.WriteNumber("sport", t.SrcPort);
-            w.WriteNumber("dport", t.DstPort);
+            w.WriteNumber("sport", sport);
+            w.WriteNumber("dport", dport);
         }
-        else if (t.Protocol == 1)
+        else if (icmp)
         {
-            w.WriteNumber("type", t.IcmpType);
-            w.WriteNumber("code", t.IcmpCode);
-            w.WriteNumber("id", t.IcmpId);
+            w.WriteNumber("type", type);
+            w.WriteNumber("code", code);
+            w.WriteNumber("id", id);
         }
         w.WriteEndObject();
     }
