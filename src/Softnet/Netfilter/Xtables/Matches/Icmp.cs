@@ -45,24 +45,26 @@ internal sealed class IcmpMatchExtension : XtMatchExtension<IcmpMatch>
         ("address-mask-request", 17, 0, 0xFF), ("address-mask-reply", 18, 0, 0xFF),
     };
 
+    /// <summary>A --icmp-type / --icmpv6-type value: a name from <paramref name="names"/>, or xtables_parse_icmp-style
+    /// numbers as strtoul reads them (0x8 is 8) with the code after '/'.</summary>
+    internal static (byte Type, byte CodeMin, byte CodeMax) ParseTypeCode(string v, (string Name, byte Type, byte CodeMin, byte CodeMax)[] names,
+        string what, ArgReader a)
+    {
+        int i = Array.FindIndex(names, n => n.Name.Equals(v, StringComparison.OrdinalIgnoreCase));
+        if (i >= 0) return (names[i].Type, names[i].CodeMin, names[i].CodeMax);
+        int slash = v.IndexOf('/');
+        string ts = slash < 0 ? v : v[..slash];
+        if (!XtOptions.TryStrtoul(ts, out ulong type) || type > 255) throw a.Error($"Unknown {what} type `{v}'");
+        if (slash < 0) return ((byte)type, 0, 0xFF);
+        if (XtOptions.TryStrtoul(v[(slash + 1)..], out ulong code) && code <= 255) return ((byte)type, (byte)code, (byte)code);
+        throw a.Error($"Unknown {what} code `{v}'");
+    }
+
     internal override bool Parse(IcmpMatch m, string option, bool invert, ArgReader a)
     {
         if (option != "--icmp-type") return false;
         if (m.Has) throw a.Error("multiple --icmp-type flags not allowed");
-        string v = a.Next(option);
-        int i = Array.FindIndex(Names, n => n.Name.Equals(v, StringComparison.OrdinalIgnoreCase));
-        if (i >= 0) (m.Type, m.CodeMin, m.CodeMax) = (Names[i].Type, Names[i].CodeMin, Names[i].CodeMax);
-        else
-        {
-            // xtables_parse_icmp-style: numbers as strtoul reads them (0x8 is 8), the code after '/'.
-            int slash = v.IndexOf('/');
-            string ts = slash < 0 ? v : v[..slash];
-            if (!XtOptions.TryStrtoul(ts, out ulong type) || type > 255) throw a.Error($"Unknown ICMP type `{v}'");
-            m.Type = (byte)type;
-            if (slash < 0) (m.CodeMin, m.CodeMax) = ((byte)0, (byte)0xFF);
-            else if (XtOptions.TryStrtoul(v[(slash + 1)..], out ulong code) && code <= 255) m.CodeMin = m.CodeMax = (byte)code;
-            else throw a.Error($"Unknown ICMP code `{v}'");
-        }
+        (m.Type, m.CodeMin, m.CodeMax) = ParseTypeCode(a.Next(option), Names, "ICMP", a);
         m.Invert = invert;
         m.Has = true;
         return true;

@@ -51,19 +51,7 @@ internal sealed class Icmp6MatchExtension : XtMatchExtension<Icmp6Match>
     {
         if (option != "--icmpv6-type") return false;
         if (m.Has) throw a.Error("multiple --icmpv6-type flags not allowed");
-        string v = a.Next(option);
-        int i = Array.FindIndex(Names, n => n.Name.Equals(v, StringComparison.OrdinalIgnoreCase));
-        if (i >= 0) (m.Type, m.CodeMin, m.CodeMax) = (Names[i].Type, Names[i].CodeMin, Names[i].CodeMax);
-        else
-        {
-            int slash = v.IndexOf('/');
-            string ts = slash < 0 ? v : v[..slash];
-            if (!XtOptions.TryStrtoul(ts, out ulong type) || type > 255) throw a.Error($"Unknown ICMPv6 type `{v}'");
-            m.Type = (byte)type;
-            if (slash < 0) (m.CodeMin, m.CodeMax) = ((byte)0, (byte)0xFF);
-            else if (XtOptions.TryStrtoul(v[(slash + 1)..], out ulong code) && code <= 255) m.CodeMin = m.CodeMax = (byte)code;
-            else throw a.Error($"Unknown ICMPv6 code `{v}'");
-        }
+        (m.Type, m.CodeMin, m.CodeMax) = IcmpMatchExtension.ParseTypeCode(a.Next(option), Names, "ICMPv6", a);
         m.Invert = invert;
         m.Has = true;
         return true;
