@@ -234,6 +234,10 @@ public static class ScenarioTrafficV6
         foreach (int i in new[] { 0, 1, 2 }) FromLan(loc[i], $"fragment {i} to r's UDP socket, in order");
         var loc2 = Frames6.Fragments(Frames6.Udp(Lan, 41009, RLan, 6000, payload: 1500), 1000, 0x6009);
         foreach (int i in new[] { 1, 0 }) FromLan(loc2[i], $"fragment {i} to r's UDP socket, out of order");
+        var odd = Frames6.Udp(Lan, 41012, Srv, 9000, payload: 2400);
+        FromLan(Frames6.Fragment(odd, 0, 800, true, 0x600c), "first fragment (held)");
+        FromLan(Frames6.Fragment(odd, 800, 804, true, 0x600c), "middle fragment not a multiple of 8: its queue dies, it goes on as it is (no tuple: INVALID, DROP)");
+        FromLan(Frames6.Fragment(odd, 1600, odd.Length - 40 - 1600, false, 0x600c), "last fragment: a new queue that times out without its first");
         var lost = Frames6.Fragments(Frames6.Udp(Lan, 41004, Srv, 9000, payload: 2000), 1000, 0x600a);
         FromLan(lost[0], "first fragment of a forwarded datagram whose rest never comes");
         var lost2 = Frames6.Fragments(Frames6.Udp(Lan, 41005, Srv, 9000, payload: 2000), 1000, 0x600b);
