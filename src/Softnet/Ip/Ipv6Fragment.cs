@@ -10,7 +10,9 @@ namespace Softnet.Ip;
 /// IPv6 fragmentation on output (net/ipv6/ip6_output.c ip6_fragment) for datagrams this host makes that are longer
 /// than the device's MTU (an echo reply to a reassembled request): the unfragmentable part (the IPv6 header and a
 /// hop-by-hop header) is repeated in every fragment, followed by a fragment header and at most
-/// (MTU - unfragmentable - 8) &amp; ~7 bytes of the rest, copied into new skbs from the stack's pools.
+/// (MTU - unfragmentable - 8) &amp; ~7 bytes of the rest, copied into new skbs from the stack's pools. A datagram
+/// nf_defrag_ipv6 gathered (IP6CB frag_max_size) is cut no larger than its largest fragment, in the very pieces it came
+/// in when they fit (the frag_list path's geometry), or refused with a packet too big when that fragment exceeds the MTU.
 /// Ip6FragOKs / Ip6FragCreates / Ip6FragFails as the kernel counts them. The identification is the kernel's
 /// ipv6_select_ident (a keyed hash, random per boot): Softnet numbers them in turn.
 /// </summary>
