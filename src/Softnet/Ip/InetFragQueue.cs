@@ -42,6 +42,8 @@ internal sealed class InetFragQueue<TKey> where TKey : struct
     public Device? Iif;
     public long Stamp;
     public uint Rid;
+    /// <summary>frag_queue.nhoffset (IPv6): where the first fragment keeps the field that names its fragment header.</summary>
+    public int NhOff;
 
     public ref FragEntry Frag(int i) => ref _frags[i];
 
@@ -61,6 +63,7 @@ internal sealed class InetFragQueue<TKey> where TKey : struct
         Ecn = 0;
         Iif = null;
         Stamp = 0;
+        NhOff = 6;
         Clear();
     }
 

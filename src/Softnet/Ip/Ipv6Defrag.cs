@@ -21,12 +21,12 @@ public sealed class Ipv6Defrag
     /// <summary>What a queue itself costs against ip6frag_high_thresh (sizeof(struct frag_queue)).</summary>
     public const int QueueTrueSize = 200;
 
-    internal readonly record struct FragKey6(UInt128 Saddr, UInt128 Daddr, uint Id, int Iif);
+    /// <summary>frag_v6_compare_key: identification, addresses, the arrival device for a link-local or multicast
+    /// destination (else 0), and the defrag user (0 for ipv6_frag_rcv; nf_ct_frag6's are in <see cref="Netfilter.NfDefragIpv6"/>).</summary>
+    internal readonly record struct FragKey6(UInt128 Saddr, UInt128 Daddr, uint Id, int Iif, uint User = 0);
 
     private readonly Dictionary<FragKey6, FragQueue6> _queues = new();
     private readonly Stack<FragQueue6> _free = new();
-    // Per queue: the first fragment's nhoff (the field that names the fragment header).
-    private readonly Dictionary<FragQueue6, int> _nhoff = new();
     private long _nextDue = long.MaxValue;
 
     /// <summary>frag_mem_limit of the IPv6 fqdir: held truesize plus the queues' own.</summary>
@@ -117,7 +117,7 @@ public sealed class Ipv6Defrag
 
     /// <summary>ipv6frag_thdr_truncated over the first fragment: the headers after the fragment header and the first
     /// bytes of the upper layer (TCP 20, UDP 8, ICMPv6 8, else 1) must be in it.</summary>
-    private static bool FirstTruncated(NetStack stack, Skb skb, int off)
+    internal static bool FirstTruncated(NetStack stack, Skb skb, int off)
     {
         var pkt = stack.Linearize(skb);
         if (!Ipv6ExtensionHeaderReader.TryWalk(pkt[(off + 8)..], pkt[off], out var info, out _)) return false;
@@ -196,7 +196,7 @@ public sealed class Ipv6Defrag
         if (offset == 0)
         {
             q.FirstIn = true;
-            _nhoff[q] = nhoff;
+            q.NhOff = nhoff;
         }
         if (q.FirstIn && q.LastIn && q.Meat == q.Len)
             return Reassemble(ns, dev, q, out datagram, out headNhoff);
@@ -209,21 +209,51 @@ public sealed class Ipv6Defrag
     /// length redone, the ECN of all fragments folded in (not-ECT with ECT fails the queue), frag_max_size kept.</summary>
     private DefragResult Reassemble(Namespace ns, Device dev, FragQueue6 q, out Skb? datagram, out int nhoff)
     {
-        datagram = null;
-        nhoff = _nhoff.TryGetValue(q, out int h) ? h : 6;
+        nhoff = q.NhOff;
         var mib = ns.Mib;
         _queues.Remove(q.Key);
-        var head = q.Frag(0).Skb;
-        int off = head.TransportHeader - head.NetworkHeader - 8;
-        byte ecn = EcnOf(q.Ecn);
-        int payload = off - 40 + q.Len;
-        if (ecn == 0xFF || payload > 65535)
+        int n = q.Count;
+        if (!CanJoin(q))
         {
             mib[SnmpCounter.Ip6ReasmFails]++;
             Memory -= q.DropHeld(ns, DropReason.FragReasmFailed);
             Release(q);
+            datagram = null;
             return DefragResult.Dropped;
         }
+        var head = Join(q, dev);
+        head.FragMaxSize = (ushort)q.MaxSize;
+        mib[SnmpCounter.Ip6ReasmOKs]++;
+        ns.Counters.FragHeld -= n;
+        ns.Counters.FragMerged += n - 1;
+        Memory -= head.TrueSize;
+        q.Clear();
+        Release(q);
+        datagram = head;
+        return DefragResult.Complete;
+    }
+
+    /// <summary>The checks before a complete queue is joined (ip6_frag_reasm, nf_ct_frag6_reasm): the fragments' ECN
+    /// may combine (ip_frag_ecn_table) and the payload stays within 65535.</summary>
+    internal static bool CanJoin(FragQueue6 q)
+    {
+        var head = q.Frag(0).Skb;
+        int off = head.TransportHeader - head.NetworkHeader - 8;
+        return EcnOf(q.Ecn) != 0xFF && off - 40 + q.Len <= 65535;
+    }
+
+    /// <summary>The reassembly both IPv6 reassemblers share (ip6_frag_reasm / nf_ct_frag6_reasm over
+    /// inet_frag_reasm_finish): the offset-0 fragment becomes the datagram, the others chained on its frag_list in
+    /// offset order (no copy); its fragment header goes (what is in front of it moves up 8 bytes and the field at
+    /// nhoffset takes the next header); payload length and ECN redone; device and timestamp those of the queue's last
+    /// fragment. The caller checked <see cref="CanJoin"/> and settles counters and memory.</summary>
+    internal static Skb Join(FragQueue6 q, Device? dev)
+    {
+        int nhoff = q.NhOff;
+        var head = q.Frag(0).Skb;
+        int off = head.TransportHeader - head.NetworkHeader - 8;
+        byte ecn = EcnOf(q.Ecn);
+        int payload = off - 40 + q.Len;
         int n = q.Count;
         var summed = head.IpSummed;
         for (int i = 1; i < n; i++)
@@ -248,21 +278,13 @@ public sealed class Ipv6Defrag
         var ip = NetStack.L3(head);
         BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)payload);
         ip[1] |= (byte)(ecn << 4);
-        head.Dev = dev;
+        if (dev != null) head.Dev = dev;
         head.TimestampNs = q.Stamp;
-        head.FragMaxSize = (ushort)q.MaxSize;
-        mib[SnmpCounter.Ip6ReasmOKs]++;
-        ns.Counters.FragHeld -= n;
-        ns.Counters.FragMerged += n - 1;
-        Memory -= head.TrueSize;
-        q.Clear();
-        Release(q);
-        datagram = head;
-        return DefragResult.Complete;
+        return head;
     }
 
     /// <summary>ip_frag_ecn_table, as IPv4 reassembly reads it.</summary>
-    private static byte EcnOf(byte seen)
+    internal static byte EcnOf(byte seen)
     {
         const byte notEct = 0x01, ect1 = 0x02, ect0 = 0x04, ce = 0x08;
         if ((seen & notEct) != 0 && (seen & (ect1 | ect0 | ce)) != 0) return 0xFF;
@@ -282,7 +304,6 @@ public sealed class Ipv6Defrag
 
     private void Release(FragQueue6 q)
     {
-        _nhoff.Remove(q);
         Memory -= QueueTrueSize;
         q.Clear();
         _free.Push(q);
@@ -299,6 +320,10 @@ public sealed class Ipv6Defrag
             var d = all[i].Defrag6;
             if (d._nextDue <= nowNs) d.Expire(stack, all[i], nowNs);
             if (d._nextDue < next) next = d._nextDue;
+            // net->nf_frag.fqdir (nf_conntrack_reasm.c) shares the timer.
+            var nf = all[i].NfDefrag6;
+            if (nf.NextDue <= nowNs) nf.Expire(stack, all[i], nowNs);
+            if (nf.NextDue < next) next = nf.NextDue;
         }
         stack.Defrag6TimerDue = next;
     }
@@ -315,15 +340,24 @@ public sealed class Ipv6Defrag
         }
     }
 
+    /// <summary>ip6frag_expire_frag_queue, which ip6_frag_expire and nf_ct_frag6_expire both call: with the arrival
+    /// device known, a reassembly failure and a timeout; with the first fragment in, ICMPv6 time exceeded 1 quoting it
+    /// back to the sender from that device. The caller frees the queue.</summary>
+    internal static void ExpireQueue(NetStack stack, Namespace ns, FragQueue6 q)
+    {
+        if (q.Iif is not { } dev) return;
+        ns.Mib[SnmpCounter.Ip6ReasmFails]++;
+        ns.Mib[SnmpCounter.Ip6ReasmTimeout]++;
+        if (q.FirstIn && q.Count > 0 && q.Frag(0).Offset == 0)
+            Icmpv6.Send(stack, ns, q.Frag(0).Skb, dev, Icmpv6View.TimeExceeded, 1, 0);
+    }
+
     /// <summary>ip6_frag_expire: a reassembly failure and a timeout; with the first fragment in, ICMPv6 time exceeded 1
     /// quoting it back to the sender, from the arrival device.</summary>
     private void FragExpire(NetStack stack, Namespace ns, FragQueue6 q)
     {
         _queues.Remove(q.Key);
-        ns.Mib[SnmpCounter.Ip6ReasmFails]++;
-        ns.Mib[SnmpCounter.Ip6ReasmTimeout]++;
-        if (q.FirstIn && q.Count > 0 && q.Frag(0).Offset == 0 && q.Iif is { } dev)
-            Icmpv6.Send(stack, ns, q.Frag(0).Skb, dev, Icmpv6View.TimeExceeded, 1, 0);
+        ExpireQueue(stack, ns, q);
         Memory -= q.DropHeld(ns, DropReason.FragReasmTimeout);
         Release(q);
     }

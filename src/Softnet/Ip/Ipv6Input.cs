@@ -23,6 +23,14 @@ public sealed class Ipv6Input : PacketHandler
         if (skb.PktType == PacketType.OtherHost) { NetStack.Drop(ns, skb, DropReason.OtherHost); return; }
         var why = RcvCore(stack, dev, skb);
         if (why != DropReason.None) { NetStack.Drop(ns, skb, why); return; }
+        // nf_defrag_ipv6 (ipv6_defrag, priority -400): where IPv6 conntrack runs, fragments are gathered in front of it
+        // and the rest of PREROUTING sees the whole datagram; an skb that already has a conntrack entry (looped back)
+        // is left alone.
+        if (Ip6Netfilter.Defrags(ns) && skb.Conntrack == null)
+        {
+            if (ns.NfDefrag6.Gather(stack, ns, dev, skb, NfDefragIpv6.ConntrackIn, out var datagram) != DefragResult.Complete) return;
+            skb = datagram!;
+        }
         if (Ip6Netfilter.Active(ns) && !Ip6Netfilter.Hook(stack, ns, HookPoint.PreRouting, skb, dev, null, out why))
         {
             NetStack.Drop(ns, skb, why);

@@ -25,6 +25,13 @@ public static class Ipv6Output
         skb.ResetNetworkHeader();
         if (Ip6Netfilter.Active(ns))
         {
+            // nf_defrag_ipv6 at LOCAL_OUT (user IP6_DEFRAG_CONNTRACK_OUT): fragments this host sends itself (a raw
+            // socket's) are gathered before conntrack; the datagrams Softnet builds are whole and pass.
+            if (Ip6Netfilter.Defrags(ns) && skb.Conntrack == null)
+            {
+                if (ns.NfDefrag6.Gather(stack, ns, null, skb, NfDefragIpv6.ConntrackOut, out var datagram) != DefragResult.Complete) return;
+                skb = datagram!;
+            }
             if (!Ip6Netfilter.Hook(stack, ns, HookPoint.LocalOut, skb, null, outDev, out _))
             {
                 if (sendSkb) ns.Mib[SnmpCounter.Ip6OutDiscards]++;
@@ -75,8 +82,9 @@ public static class Ipv6Output
             return why;
         }
         // __ip6_finish_output: a datagram over the MTU goes through ip6_fragment (a forwarded one was refused with a
-        // packet too big before).
-        if (!skb.IsGso && skb.Len > outDev.Mtu)
+        // packet too big before), and so does one conntrack reassembled that is longer than its largest fragment was
+        // (IP6CB frag_max_size): it leaves cut as it came.
+        if (!skb.IsGso && (skb.Len > outDev.Mtu || (skb.FragMaxSize != 0 && skb.Len > skb.FragMaxSize)))
             return Ipv6Fragment.Fragment(stack, ns, skb, outDev, nexthop, inDev, FinishOutput2);
         return FinishOutput2(stack, ns, skb, outDev, nexthop, inDev);
     }

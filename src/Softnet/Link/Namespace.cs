@@ -67,6 +67,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public Ipv4Defrag Defrag { get; } = new();
     /// <summary>The namespace's IPv6 reassembly queues (net->ipv6.fqdir).</summary>
     public Ipv6Defrag Defrag6 { get; } = new();
+    /// <summary>The namespace's IPv6 conntrack reassembly queues (net->nf_frag.fqdir, nf_defrag_ipv6).</summary>
+    public Netfilter.NfDefragIpv6 NfDefrag6 { get; } = new();
     private int _nextIfindex = 2;
 
     internal int NextIfindex() => _nextIfindex++;

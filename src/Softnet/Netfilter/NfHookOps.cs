@@ -16,6 +16,10 @@ public enum NfProto : byte
 /// <summary>Hook priorities of the IPv4 family (enum nf_ip_hook_priorities): lower runs first.</summary>
 public static class NfPriority
 {
+    /// <summary>NF_IP_PRI_CONNTRACK_DEFRAG / NF_IP6_PRI_CONNTRACK_DEFRAG: nf_defrag_ipv4 / nf_defrag_ipv6. They hold and
+    /// replace skbs, which a <see cref="NfHookFn"/> cannot: the IP paths call them in front of the hook table
+    /// (Ipv4Input, <see cref="NfDefragIpv6"/>), where this priority puts them.</summary>
+    public const int ConntrackDefrag = -400;
     public const int Raw = -300;
     public const int Conntrack = -200;
     public const int Mangle = -150;

@@ -636,6 +636,8 @@ public static class ScenarioLoader
         if (key.StartsWith("net.netfilter.nf_conntrack_", StringComparison.Ordinal))
         {
             string rest = key["net.netfilter.nf_conntrack_".Length..];
+            // nf_defrag_ipv6's queues (Netfilter/Ipv6/NfDefragIpv6.cs): seconds, bytes of truesize.
+            if (rest is "frag6_timeout" or "frag6_high_thresh" or "frag6_low_thresh") { Range(0, int.MaxValue); return; }
             if (rest is "udp_timeout" or "udp_timeout_stream" or "icmp_timeout" or "icmpv6_timeout" or "generic_timeout" or "tcp_max_retrans"
                 || (rest.StartsWith("tcp_timeout_", StringComparison.Ordinal) && Array.IndexOf(ConntrackTcpTimeouts, rest["tcp_timeout_".Length..]) > 0))
             { Range(0, int.MaxValue); return; }

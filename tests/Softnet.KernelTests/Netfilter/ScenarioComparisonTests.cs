@@ -28,6 +28,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["v6-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["v6-frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -84,4 +85,12 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// REJECT, every frame out of every device, ip6tables-save -c, conntrack -L -f ipv6 and nstat.</summary>
     [SkippableFact]
     public void V6_fw_matches_the_kernel() => Compare("v6-fw");
+
+    /// <summary>Forwarded and local IPv6 fragments through IPv6 conntrack: gathered by nf_defrag_ipv6 before the rules
+    /// (out of order, duplicate, RFC 5722 overlap, a queue timing out with ICMPv6 3/1 and one without its first
+    /// fragment), SNAT66 / DNAT66 and ctstate on the datagram, cut again by ip6_fragment no larger than the largest
+    /// fragment (frag_max_size), packet too big when that exceeds the egress MTU, an atomic fragment, and datagrams
+    /// to a UDP socket on the router.</summary>
+    [SkippableFact]
+    public void V6_frag_ct_router_matches_the_kernel() => Compare("v6-frag-ct-router");
 }

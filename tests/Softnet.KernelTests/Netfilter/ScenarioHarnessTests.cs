@@ -75,6 +75,28 @@ public sealed class ScenarioHarnessTests
     }
 
     [Fact]
+    public void Ip6tables_save_compares_the_same_way_but_for_output_policy_counters()
+    {
+        string dir = Directory.CreateTempSubdirectory("sn-cmp-").FullName;
+        try
+        {
+            string e = Path.Combine(dir, "e", "r"), a = Path.Combine(dir, "a", "r");
+            Directory.CreateDirectory(e);
+            Directory.CreateDirectory(a);
+            File.WriteAllText(Path.Combine(e, "ip6tables-save.txt"),
+                "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [1:1648]\n:OUTPUT ACCEPT [6:2920]\n[1:852] -A FORWARD -j DROP\nCOMMIT\n");
+            File.WriteAllText(Path.Combine(a, "ip6tables-save.txt"),
+                "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [1:1648]\n:OUTPUT ACCEPT [2:2376]\n[2:904] -A FORWARD -j DROP\nCOMMIT\n");
+            var d = ScenarioCompare.Differences(Path.Combine(dir, "e"), Path.Combine(dir, "a"));
+            Assert.Equal(["r/ip6tables-save.txt *filter: chain FORWARD rule 1: expected `[1:852] -A FORWARD -j DROP` (line 5), actual `[2:904] -A FORWARD -j DROP` (line 5)"], d);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void Icmp_errors_are_compared_without_ip_id_and_header_checksum()
     {
         var quoted = Frames.Udp("10.0.0.2", 5, "10.0.0.9", 69);

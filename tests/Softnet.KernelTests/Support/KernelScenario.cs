@@ -88,6 +88,8 @@ namespace Softnet.KernelTests.Support;
 //   chained clone unless it is the first one (inet_frag_reasm_prepare unclones only the head), and the packet socket's
 //   clone of it is read after that: its rx capture shows the outgoing header (NATed, TTL 63). Softnet's tap records
 //   at receive; the scenarios send the first fragment last where a datagram is forwarded through conntrack.
+// * IPv6 fragments: where IPv6 conntrack runs, nf_defrag_ipv6 gathers them the same way (ip6_fragment's frag_list
+//   path rewrites the completing fragment's header alike); the scenarios send the first fragment last there too.
 // * ipfrag_time runs on the kernel's clock: a pause in the capture (ScenarioCapture.Pause, >= LongGapMs) is kept by
 //   the injector, so a queue expires in it in both runs (ICMP 11/1 when its first fragment is in; a conntrack queue
 //   only for a datagram addressed to the host).

@@ -205,7 +205,7 @@ public static class ScenarioTraffic
         "mangle-router" => "fw",
         "frag-router" => "r",
         "frag-ct-router" => "r",
-        "v6-fw" => ScenarioTrafficV6.InjectNamespace(scenario),
+        "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.InjectNamespace(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -218,7 +218,7 @@ public static class ScenarioTraffic
         "mangle-router" => MangleRouter(),
         "frag-router" => FragRouter(),
         "frag-ct-router" => FragCtRouter(),
-        "v6-fw" => ScenarioTrafficV6.For(scenario),
+        "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.For(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 

@@ -72,6 +72,32 @@ public static class Frames6
         return Ipv6(src, dst, 58, h);
     }
 
+    /// <summary>Bytes <paramref name="offset"/>..+<paramref name="len"/> of the upper-layer part of
+    /// <paramref name="whole"/> (an IPv6 packet without extension headers) behind a fragment header of
+    /// <paramref name="id"/>.</summary>
+    public static byte[] Fragment(byte[] whole, int offset, int len, bool more, uint id)
+    {
+        var h = new byte[8 + len];
+        h[0] = whole[6];
+        BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(2), (ushort)(offset | (more ? 1 : 0)));
+        BinaryPrimitives.WriteUInt32BigEndian(h.AsSpan(4), id);
+        whole.AsSpan(40 + offset, len).CopyTo(h.AsSpan(8));
+        var ip = Ipv6("::", "::", 44, h, whole[7]);
+        whole.AsSpan(8, 32).CopyTo(ip.AsSpan(8));
+        return ip;
+    }
+
+    /// <summary><paramref name="whole"/> cut into fragments of at most <paramref name="size"/> bytes of data (a multiple
+    /// of 8), in offset order.</summary>
+    public static List<byte[]> Fragments(byte[] whole, int size, uint id)
+    {
+        var list = new List<byte[]>();
+        int data = whole.Length - 40;
+        for (int off = 0; off < data; off += size)
+            list.Add(Fragment(whole, off, Math.Min(size, data - off), off + size < data, id));
+        return list;
+    }
+
     public static byte[] Eth(string dstMac, string srcMac, byte[] ip)
     {
         var f = new byte[14 + ip.Length];
@@ -93,12 +119,14 @@ public static class ScenarioTrafficV6
     public static string InjectNamespace(string scenario) => scenario switch
     {
         "v6-fw" => "fw",
+        "v6-frag-ct-router" => "r",
         _ => throw new ArgumentException($"no IPv6 traffic for scenario '{scenario}'"),
     };
 
     public static ScenarioCapture For(string scenario) => scenario switch
     {
         "v6-fw" => V6Fw(),
+        "v6-frag-ct-router" => V6FragCtRouter(),
         _ => throw new ArgumentException($"no IPv6 traffic for scenario '{scenario}'"),
     };
 
@@ -163,6 +191,61 @@ public static class ScenarioTrafficV6
         c.Pause(2500);
         FromLan(Frames6.Udp(Lan, 50002, "2001:db8:100::53", 53), "DNS query again (the stream timeout)");
         FromWan(Frames6.Udp("2001:db8:100::53", 53, FwWan, 5353), "DNS answer (ASSURED)");
+        return c;
+    }
+
+    /// <summary>v6-frag-ct-router: the v6-fw links (lan0 MTU 1500, wan0 MTU 1280) with IPv6 conntrack on in r, so
+    /// nf_defrag_ipv6 gathers fragments before the rules: forwarded ones out of order, duplicated, overlapping, timing
+    /// out, too big for wan0 once gathered, replies and a DNAT through it, an atomic fragment, and fragments to a UDP
+    /// socket on r. Where a datagram is forwarded its first fragment comes last (see KernelScenario: the frag_list
+    /// path of ip6_fragment writes the outgoing header over the completing fragment's own).</summary>
+    public static ScenarioCapture V6FragCtRouter()
+    {
+        var c = new ScenarioCapture();
+        void FromLan(byte[] ip, string note) => c.Add("lan0", Frames6.Eth(Lan0Mac, LanMac, ip), note);
+        void FromWan(byte[] ip, string note) => c.Add("wan0", Frames6.Eth(Wan0Mac, WanMac, ip), note);
+        const string RLan = "2001:db8:1::1";
+
+        var a = Frames6.Fragments(Frames6.Udp(Lan, 41000, Srv, 9000, payload: 2400), 1232, 0x6001);
+        foreach (int i in new[] { 1, 0 }) FromLan(a[i], $"1280-byte fragment {i}: gathered, NEW, SNAT, cut again as it came for wan0 (MTU 1280)");
+        var b = Frames6.Fragments(Frames6.Udp(Lan, 41001, Srv, 9000, payload: 1800), 800, 0x6002);
+        foreach (int i in new[] { 2, 1, 0 }) FromLan(b[i], $"fragment {i} of three, last first: out at frag_max_size 848");
+        var d = Frames6.Fragments(Frames6.Udp(Lan, 41002, Srv, 9000, payload: 1600), 800, 0x6003);
+        FromLan(d[1], "middle fragment");
+        FromLan(d[1], "the middle fragment again (duplicate: swallowed)");
+        FromLan(d[2], "last fragment");
+        FromLan(d[0], "first fragment: the datagram goes out once");
+        var ov = Frames6.Udp(Lan, 41003, Srv, 9000, payload: 1600);
+        FromLan(Frames6.Fragment(ov, 800, 808, false, 0x6004), "last fragment");
+        FromLan(Frames6.Fragment(ov, 0, 808, true, 0x6004), "first fragment running into it (RFC 5722 overlap: the queue goes)");
+        var tooBig = Frames6.Fragments(Frames6.Udp(Lan, 41006, Srv, 9000, payload: 2792), 1400, 0x6005);
+        foreach (int i in new[] { 1, 0 }) FromLan(tooBig[i], $"1448-byte fragment {i}: gathered, larger than wan0's MTU: packet too big 1280");
+        var ra = Frames6.Fragments(Frames6.Udp(Srv, 9000, FwWan, 41000, payload: 2400), 1232, 0x6101);
+        foreach (int i in new[] { 1, 0 }) FromWan(ra[i], $"fragment {i} of the reply to the first datagram: ESTABLISHED, un-SNAT, cut as it came for lan0");
+        var rb = Frames6.Fragments(Frames6.Udp(Srv, 9000, FwWan, 41001, payload: 1192), 600, 0x6102);
+        foreach (int i in new[] { 1, 0 }) FromWan(rb[i], $"fragment {i} of a reply that fits lan0 whole: cut again (longer than frag_max_size)");
+        var dn = Frames6.Fragments(Frames6.Udp(Client, 40000, FwWan, 5000, payload: 1500), 1000, 0x6103);
+        foreach (int i in new[] { 1, 0 }) FromWan(dn[i], $"fragment {i} to the published port: DNAT to [2001:db8:1::2]:5001 once gathered");
+        FromLan(Frames6.Fragment(Frames6.Udp(Lan, 41007, Srv, 9000, payload: 100), 0, 108, false, 0x6006),
+            "atomic fragment: gathered alone, forwarded without its fragment header");
+        var bad = Frames6.Fragments(Frames6.Udp(Lan, 41011, Srv, 9999, payload: 1600), 800, 0x6007);
+        foreach (int i in new[] { 2, 1, 0 }) FromLan(bad[i], $"fragment {i} to a port FORWARD does not allow: dropped once, as a datagram");
+        var loc = Frames6.Fragments(Frames6.Udp(Lan, 41008, RLan, 6000, payload: 2000), 1000, 0x6008);
+        foreach (int i in new[] { 0, 1, 2 }) FromLan(loc[i], $"fragment {i} to r's UDP socket, in order");
+        var loc2 = Frames6.Fragments(Frames6.Udp(Lan, 41009, RLan, 6000, payload: 1500), 1000, 0x6009);
+        foreach (int i in new[] { 1, 0 }) FromLan(loc2[i], $"fragment {i} to r's UDP socket, out of order");
+        var odd = Frames6.Udp(Lan, 41012, Srv, 9000, payload: 2400);
+        FromLan(Frames6.Fragment(odd, 0, 800, true, 0x600c), "first fragment (held)");
+        FromLan(Frames6.Fragment(odd, 800, 804, true, 0x600c), "middle fragment not a multiple of 8: its queue dies, it goes on as it is (no tuple: INVALID, DROP)");
+        FromLan(Frames6.Fragment(odd, 1600, odd.Length - 40 - 1600, false, 0x600c), "last fragment: a new queue that times out without its first");
+        var lost = Frames6.Fragments(Frames6.Udp(Lan, 41004, Srv, 9000, payload: 2000), 1000, 0x600a);
+        FromLan(lost[0], "first fragment of a forwarded datagram whose rest never comes");
+        var lost2 = Frames6.Fragments(Frames6.Udp(Lan, 41005, Srv, 9000, payload: 2000), 1000, 0x600b);
+        FromLan(lost2[2], "last fragment of one whose first never comes");
+        // nf_conntrack_frag6_timeout = 1: both queues expire in the pause (ip6frag_expire_frag_queue; ICMPv6 3/1 only
+        // for the one holding its first fragment).
+        c.Pause(2500);
+        FromLan(Frames6.Udp(Lan, 41010, Srv, 9000), "a whole datagram after the pause");
         return c;
     }
 }
