@@ -9,8 +9,27 @@ namespace Softnet.KernelTests.Support;
 /// </summary>
 public static class TcpCases
 {
-    public const string Client = "10.77.0.2", Server = "10.77.0.1";
-    public const int Mss = 1448;
+    public const string Client4 = "10.77.0.2", Server4 = "10.77.0.1";
+    /// <summary>Scenarios/tcp6-host's addresses, the IPv6 cases'.</summary>
+    public const string Client6 = "2001:db8:4d::2", Server6 = "2001:db8:4d::1";
+
+    /// <summary>The cases also run over IPv6 (Scenarios/tcp6-host).</summary>
+    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
+
+    [ThreadStatic] private static bool t_v6;
+    private static string Client => t_v6 ? Client6 : Client4;
+    private static string Server => t_v6 ? Server6 : Server4;
+    /// <summary>The full-sized segment: the MSS less the timestamp option (1460 or, over IPv6, 1440).</summary>
+    private static int Mss => t_v6 ? 1428 : 1448;
+
+    /// <summary>Case <paramref name="name"/> over IPv6 (tcp6-host) or IPv4 (tcp-host).</summary>
+    public static TcpCapture For(string name, bool v6)
+    {
+        bool was = t_v6;
+        t_v6 = v6;
+        try { return For(name); }
+        finally { t_v6 = was; }
+    }
 
     public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
 
@@ -203,7 +222,8 @@ public static class TcpCases
         var f = cap.Flow(Client, 40014, Server, 5001, timestamps: false);
         f.SendSyn(gapMs: 5, cookie: true).SendAck();
         cap.Pause(48);
-        f.Data(1460).Data(1460).Data(500);
+        int full = t_v6 ? 1440 : 1460;
+        f.Data(full).Data(full).Data(500);
         return Close(cap, f);
     }
 }

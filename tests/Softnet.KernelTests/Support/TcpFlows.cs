@@ -60,7 +60,7 @@ public sealed class TcpCapture
         var f = new byte[14 + ipPacket.Length];
         ServerMac.CopyTo(f, 0);
         ClientMac.CopyTo(f, 6);
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), (ipPacket[0] >> 4) == 6 ? (ushort)0x86DD : (ushort)0x0800);
         ipPacket.CopyTo(f, 14);
         EmitFrame(f, gapMs, note);
     }
@@ -81,7 +81,8 @@ public sealed class TcpCapture
 
 /// <summary>
 /// One client connection in a <see cref="TcpCapture"/>: a Linux-like client (SYN options mss 1460, sackOK, TS, nop,
-/// ws 7; later segments nop, nop, TS; window 502 × 128; IP DF, TTL 64, an IP ID counter) whose payload byte at
+/// ws 7; later segments nop, nop, TS; window 502 × 128; IP DF, TTL 64, an IP ID counter; over IPv6 when the addresses
+/// are IPv6 ones: traffic class 0, flow label 0, hop limit 64, and the SYN's MSS 1440) whose payload byte at
 /// stream offset k is a fixed function of k, so a retransmission or duplicate carries the same bytes.
 /// </summary>
 public sealed class TcpFlow
@@ -106,8 +107,9 @@ public sealed class TcpFlow
         _cap = cap;
         Client = client;
         Server = server;
-        _clientIp = Frames.Ip4(client);
-        _serverIp = Frames.Ip4(server);
+        V6 = client.Contains(':');
+        _clientIp = V6 ? Frames6.Addr(client) : Frames.Ip4(client);
+        _serverIp = V6 ? Frames6.Addr(server) : Frames.Ip4(server);
         ClientPort = clientPort;
         ServerPort = serverPort;
         ClientIsn = clientIsn;
@@ -117,6 +119,8 @@ public sealed class TcpFlow
         _synNs = _lastNs = cap.Now;
     }
 
+    /// <summary>The connection runs over IPv6.</summary>
+    public bool V6 { get; }
     public string Client { get; }
     public string Server { get; }
     public ushort ClientPort { get; }
@@ -147,15 +151,31 @@ public sealed class TcpFlow
     public TcpFlow SendSyn(double gapMs = 1, bool cookie = false)
     {
         _synNs = _cap.Now;
-        uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
-        (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
-        if (cookie)
+        int mss = V6 ? 1440 : 1460;
+        if (V6)
         {
-            if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
-            int mss = 1460;
-            ServerIsn = TcpSyncookies.InitSequence(0, daddr, saddr, ClientPort, ServerPort, ClientIsn, ref mss, _synNs);
+            UInt128 s6 = BinaryPrimitives.ReadUInt128BigEndian(_serverIp), d6 = BinaryPrimitives.ReadUInt128BigEndian(_clientIp);
+            (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff6(0, s6, d6, ServerPort, ClientPort, _synNs);
+            if (cookie)
+            {
+                if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
+                int m = mss;
+                ServerIsn = TcpSyncookies.InitSequence6(0, d6, s6, ClientPort, ServerPort, ClientIsn, ref m, _synNs);
+            }
         }
-        byte[] opts = _timestamps ? [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+        else
+        {
+            uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
+            (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
+            if (cookie)
+            {
+                if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
+                int m = mss;
+                ServerIsn = TcpSyncookies.InitSequence(0, daddr, saddr, ClientPort, ServerPort, ClientIsn, ref m, _synNs);
+            }
+        }
+        byte mh = (byte)(mss >> 8), ml = (byte)mss;
+        byte[] opts = _timestamps ? [2, 4, mh, ml, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, mh, ml, 1, 1, 4, 2, 1, 3, 3, 7];
         if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
         Send(Syn, ClientIsn, 0, 64240, opts, 0, 0, gapMs, "SYN");
         return this;
@@ -256,11 +276,11 @@ public sealed class TcpFlow
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(14), window);
         options.CopyTo(t, 20);
         for (int i = 0; i < len; i++) t[20 + options.Length + i] = PayloadByte(offset + i);
-        ushort c = Checksum.Compute(t, Checksum.PseudoHeaderV4(_clientIp, _serverIp, 6, t.Length));
+        ushort c = Checksum.Compute(t, V6 ? Checksum.PseudoHeaderV6(_clientIp, _serverIp, 6, t.Length) : Checksum.PseudoHeaderV4(_clientIp, _serverIp, 6, t.Length));
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(16), c);
-        var ip = Frames.Ipv4(Client, Server, 6, t, 64, _ipId++);
+        var ip = V6 ? Frames6.Ipv6(Client, Server, 6, t) : Frames.Ipv4(Client, Server, 6, t, 64, _ipId++);
         _lastNs = _cap.Now;
-        _cap.Emit(ip, gapMs, $"{Client}:{ClientPort} {note}");
+        _cap.Emit(ip, gapMs, V6 ? $"[{Client}]:{ClientPort} {note}" : $"{Client}:{ClientPort} {note}");
         _lastFrame = _cap.Emitted[^1].Frame;
     }
 
