@@ -114,7 +114,7 @@ public static class TcpCases
         f.Data(Mss, gapMs: 5).Duplicate(5);
         f.Segment(hole, Mss, gapMs: 5);
         long end = f.Sent;
-        f.Lose(948);
+        f.Lose(Mss - 500);
         f.Segment(end - 500, Mss, gapMs: 5);
         return Close(cap, f);
     }
