@@ -6,6 +6,8 @@ namespace Softnet.KernelTests.Support;
 /// the timestamp option). Every case ends with the client's FIN, the server's FIN|ACK (its reader closes on EOF) and
 /// the client's ACK of it 100 ms later, after a pause of 150 ms before the FIN so that delayed-ACK timers (40 ms)
 /// have fired in both the kernel and Softnet, and nothing is pending when the capture ends.
+/// <see cref="For(string, bool)"/> with v6 runs the same case over IPv6 against Scenarios/tcp6-host (server
+/// 2001:db8:4d::1, client ::2): segments of 1428 bytes (mss 1440 less the timestamp option), the same geometry.
 /// </summary>
 public static class TcpCases
 {
@@ -14,7 +16,7 @@ public static class TcpCases
     public const string Client6 = "2001:db8:4d::2", Server6 = "2001:db8:4d::1";
 
     /// <summary>The cases also run over IPv6 (Scenarios/tcp6-host).</summary>
-    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
+    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack"];
 
     [ThreadStatic] private static bool t_v6;
     private static string Client => t_v6 ? Client6 : Client4;
@@ -48,6 +50,7 @@ public static class TcpCases
         "synack-rtx" => SynAckRetransmit(),
         "fin-rtx" => FinRetransmit(),
         "syncookies" => Syncookies(),
+        "dual-stack" => DualStack(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -205,6 +208,25 @@ public static class TcpCases
         f.SendFin(gapMs: 400);
         f.AckServerFin();
         return cap;
+    }
+
+    /// <summary>tcp6-host only: an IPv4 client to the `[::]:5003` listener (dual-stack, bindv6only 0): the connection
+    /// is IPv4 on the wire and accept() reports its peer as ::ffff:10.77.0.2; then an IPv6 one to the same listener.</summary>
+    public static TcpCapture DualStack()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client4, 40016, Server4, 5003);
+        f.SendSyn().SendAck();
+        cap.Pause(48);
+        f.Data(1448).Data(1000);
+        cap.Pause(150);
+        f.SendFin(gapMs: 100);
+        f.AckServerFin(gapMs: 10);
+        var g = cap.Flow(Client6, 40017, Server6, 5003);
+        g.SendSyn().SendAck();
+        cap.Pause(48);
+        g.Data(1428).Data(500);
+        return Close(cap, g);
     }
 
     /// <summary>129 SYNs nobody completes fill :5001's request queue past its backlog (128); the next SYN (no
