@@ -208,6 +208,15 @@ public sealed class Tcp6ReceiveKernelTests(Tcp6KernelFixture fx)
         Assert.True(diffs.Count == 0, string.Join('\n', diffs));
     }
 
+    /// <summary>The harness over IPv6 against the kernel alone: two runs of a capture normalise alike.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Two_kernel_runs_normalise_to_the_same_result_over_ipv6(string name)
+    {
+        var diffs = TcpCompare.Diff(fx.Kernel(name), fx.Kernel(name, "kernel2"), counterSource: fx.Kernel(name), prefixes: ["Tcp", "Ip6"]);
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+
     /// <summary>The kernel's IPv6 SYN-ACK: MSS 1440 (the route MTU less 60), traffic class and flow label 0, hop limit
     /// 64, window 45 × 1428.</summary>
     [SkippableFact]
