@@ -16,7 +16,7 @@ public static class TcpCases
     public const string Client6 = "2001:db8:4d::2", Server6 = "2001:db8:4d::1";
 
     /// <summary>The cases also run over IPv6 (Scenarios/tcp6-host).</summary>
-    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack"];
+    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack", "icmp6-err"];
 
     [ThreadStatic] private static bool t_v6;
     private static string Client => t_v6 ? Client6 : Client4;
@@ -51,6 +51,7 @@ public static class TcpCases
         "fin-rtx" => FinRetransmit(),
         "syncookies" => Syncookies(),
         "dual-stack" => DualStack(),
+        "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -227,6 +228,24 @@ public static class TcpCases
         cap.Pause(48);
         g.Data(1428).Data(500);
         return Close(cap, g);
+    }
+
+    /// <summary>tcp6-host only, tcp_v6_err: a port unreachable (fatal for icmpv6_err_convert) about a request's SYN-ACK
+    /// drops the request (ListenDrops), so its third ACK finds only the listener (RST); an address unreachable (not
+    /// fatal) leaves the other request, which completes and carries data; an error about a connection that does not
+    /// exist counts Icmp6InErrors.</summary>
+    public static TcpCapture Icmp6Errors()
+    {
+        var cap = new TcpCapture();
+        var dead = cap.Flow(Client6, 40020, Server6, 5001);
+        dead.SendSyn(gapMs: 5).SendIcmp6Error(1, 4, gapMs: 5).SendAck(gapMs: 5);
+        var stray = cap.Flow(Client6, 40022, Server6, 5001);
+        stray.SendIcmp6Error(1, 4, gapMs: 5);
+        var f = cap.Flow(Client6, 40021, Server6, 5001);
+        f.SendSyn(gapMs: 5).SendIcmp6Error(1, 3, gapMs: 5).SendAck();
+        cap.Pause(48);
+        f.Data(1428).Data(300);
+        return Close(cap, f);
     }
 
     /// <summary>129 SYNs nobody completes fill :5001's request queue past its backlog (128); the next SYN (no

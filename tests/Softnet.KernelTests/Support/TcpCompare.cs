@@ -73,8 +73,9 @@ public static class TcpCompare
         return res;
     }
 
-    /// <summary>The kernel's own IPv6 chatter on a link that is not TCP's business: MLD reports (and queries) for its
-    /// addresses' solicited-node groups, router solicitations.</summary>
+    /// <summary>ICMPv6 stays out of the TCP timeline: the kernel's own chatter on the link (MLD reports for its
+    /// addresses' solicited-node groups) is not TCP's business, and the errors a case injects (icmp6-err) show in the
+    /// counters (Icmp6In*, ListenDrops) and in what the connections do next.</summary>
     private static bool IsIcmpv6Housekeeping(byte[] f)
         => f.Length >= 55 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86DD
            && (f[20] == 58 || (f[20] == 0 && f.Length >= 62 && f[54] == 58));

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Softnet.Capture;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 using Softnet.Transport;
 
 namespace Softnet.KernelTests.Support;
@@ -247,6 +248,26 @@ public sealed class TcpFlow
     public TcpFlow SendRst(double gapMs = 1)
     {
         Send(Rst, (uint)(ClientIsn + 1 + Sent), 0, 0, [], 0, 0, gapMs, "RST");
+        return this;
+    }
+
+    /// <summary>An ICMPv6 error from the client about the server's SYN-ACK (type/code, e.g. 1/4 port unreachable), quoting
+    /// its IPv6 header and the first 8 bytes of TCP (ports and seq = the server's ISN).</summary>
+    public TcpFlow SendIcmp6Error(byte type, byte code, double gapMs = 1)
+    {
+        if (!V6) throw new InvalidOperationException("an ICMPv6 error needs an IPv6 flow");
+        var quoted = new byte[48];
+        Ipv6View.Write(quoted, 40, 6, 64, _serverIp, _clientIp);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(40), ServerPort);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(42), ClientPort);
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(44), ServerIsn);
+        var icmp = new byte[8 + quoted.Length];
+        icmp[0] = type;
+        icmp[1] = code;
+        if (type == 2) BinaryPrimitives.WriteUInt32BigEndian(icmp.AsSpan(4), 1280);
+        quoted.CopyTo(icmp, 8);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp, Checksum.PseudoHeaderV6(_clientIp, _serverIp, 58, icmp.Length)));
+        _cap.Emit(Frames6.Ipv6(Client, Server, 58, icmp), gapMs, $"[{Client}]:{ClientPort} ICMPv6 {type}/{code} about the SYN-ACK");
         return this;
     }
 

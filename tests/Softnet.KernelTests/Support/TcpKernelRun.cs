@@ -323,10 +323,34 @@ def wait_until(deadline):
         if r:
             take()
 
+def rewrite_icmp6(f):
+    # An ICMPv6 error quoting one of the server's segments (IPv6 header, then TCP at 102): its quoted seq moves
+    # into the kernel's sequence space (a quoted SYN-ACK's seq is the capture's server ISN), the checksum redone.
+    if len(f) < 110 or f[12:14] != b'\x86\xdd' or f[20] != 58 or f[54] >= 128 or f[68] != 6:
+        return f
+    key = (f[86:102], f[104:106], f[70:86], f[102:104])
+    st = flows.get(key)
+    if st is None:
+        return f
+    deadline = time.monotonic() + 0.5
+    while st['kisn'] is None and time.monotonic() < deadline:
+        wait_until(min(deadline, time.monotonic() + 0.005))
+    if st['kisn'] is None:
+        return f
+    b = bytearray(f)
+    seq = struct.unpack_from('!I', b, 106)[0]
+    new = (seq + st['shift'][0]) & 0xFFFFFFFF if st['shift'] is not None else st['kisn']
+    struct.pack_into('!I', b, 106, new)
+    struct.pack_into('!H', b, 56, 0)
+    plen = struct.unpack_from('!H', b, 18)[0]
+    struct.pack_into('!H', b, 56, csum(bytes(b[22:54]) + struct.pack('!I3xB', plen, 58) + bytes(b[54:54 + plen])))
+    log.append('icmpv6 quoting seq %d sent with %d' % (seq, new))
+    return bytes(b)
+
 def rewrite(f):
     t = tcp_at(f)
     if t is None:
-        return f
+        return rewrite_icmp6(f)
     src, dst = addrs(f)
     key = (src, f[t:t + 2], dst, f[t + 2:t + 4])
     flags = f[t + 13]
