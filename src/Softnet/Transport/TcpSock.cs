@@ -19,6 +19,8 @@ public enum TcpState : byte { SynRecv, Established, CloseWait, LastAck, Closed }
 /// inet_connection_sock (quick-ACK, delayed ACK on the replay clock, pushed flags) and the advertised window
 /// (tcp_select_window, tcp_grow_window), charged by skb truesize against sk_rcvbuf as Linux 6.18 charges it.
 /// The sending side is only what a server that never writes needs: SYN-ACK, ACKs and its FIN.
+/// A connection is IPv4 or IPv6 (<see cref="V6"/>): the family decides the addresses, the headers its segments carry
+/// (<see cref="WriteHeaders"/>), its MSS and keyed ISN; everything between is one code path.
 /// </summary>
 public sealed class TcpSock : Sock
 {
@@ -78,7 +80,7 @@ public sealed class TcpSock : Sock
     public ushort LocalPort { get; private set; }
     public ushort RemotePort { get; private set; }
 
-    /// <summary>The listener's cookie scratch request takes the next SYN's four-tuple (InitCookieRequest sets the rest).</summary>
+    /// <summary>The listener's IPv6 cookie scratch request takes the next SYN's four-tuple.</summary>
     internal void RetargetCookie6(UInt128 local, ushort lport, UInt128 remote, ushort rport, Link.Device? outDev)
     {
         LocalAddr6 = local;
@@ -87,6 +89,7 @@ public sealed class TcpSock : Sock
         RetargetCookie(0, lport, 0, rport);
     }
 
+    /// <summary>The listener's cookie scratch request takes the next SYN's four-tuple (InitCookieRequest sets the rest).</summary>
     internal void RetargetCookie(uint local, ushort lport, uint remote, ushort rport)
     {
         LocalAddr = local;
