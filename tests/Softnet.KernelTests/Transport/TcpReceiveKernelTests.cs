@@ -90,8 +90,11 @@ public abstract class TcpKernelFixtureBase
 /// <summary>The IPv4 cases against Scenarios/tcp-host.</summary>
 public sealed class TcpKernelFixture() : TcpKernelFixtureBase("tcp-host", "tcp-runs", TcpCases.Names, v6: false);
 
+/// <summary>The IPv4 and IPv6 TCP cases share one collection: xunit runs collections in parallel, and two kernel
+/// readers and injectors competing for the two CPUs would make the kernel's timing (delayed ACKs, header-prediction
+/// hits) differ from run to run.</summary>
 [CollectionDefinition(Name)]
-public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>
+public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>, ICollectionFixture<Tcp6KernelFixture>
 {
     public const string Name = "TcpKernel";
 }
@@ -181,12 +184,6 @@ public sealed class TcpReceiveKernelTests(TcpKernelFixture fx)
 /// <summary>The IPv6 cases against Scenarios/tcp6-host (the same listeners at 2001:db8:4d::1, the client at ::2).</summary>
 public sealed class Tcp6KernelFixture() : TcpKernelFixtureBase("tcp6-host", "tcp6-runs", TcpCases.Names6, v6: true);
 
-[CollectionDefinition(Name)]
-public sealed class Tcp6KernelCollection : ICollectionFixture<Tcp6KernelFixture>
-{
-    public const string Name = "Tcp6Kernel";
-}
-
 /// <summary>
 /// TCP over IPv6 (tcp_v6_rcv, tcp_v6_send_synack, inet6_csk_xmit, tcp_v6_send_reset) against the kernel: each case's
 /// frames on the server device (normalised as for IPv4, with the IPv6 header's traffic class, flow label and hop
@@ -194,7 +191,7 @@ public sealed class Tcp6KernelCollection : ICollectionFixture<Tcp6KernelFixture>
 /// bin/.../tcp6-runs/&lt;case&gt;/{kernel,softnet}.
 /// </summary>
 [Trait("Category", "Kernel")]
-[Collection(Tcp6KernelCollection.Name)]
+[Collection(TcpKernelCollection.Name)]
 public sealed class Tcp6ReceiveKernelTests(Tcp6KernelFixture fx)
 {
     public static TheoryData<string> Cases() => [.. TcpCases.Names6];
