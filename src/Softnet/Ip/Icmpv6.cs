@@ -198,19 +198,19 @@ public static class Icmpv6
                 Ndisc.Receive(stack, dev, skb, off);
                 return;
             case Icmpv6View.PacketTooBig or Icmpv6View.DestinationUnreachable or Icmpv6View.TimeExceeded or Icmpv6View.ParameterProblem:
-                if (!Notify(ns, msg[8..])) mib[SnmpCounter.Icmp6InErrors]++;
+                if (!Notify(ns, msg[0], msg[1], msg[8..])) mib[SnmpCounter.Icmp6InErrors]++;
                 skb.Free();
                 return;
         }
         // Informational types without a handler here are ignored; an error of unknown type goes to icmpv6_notify.
-        if ((type & 0x80) == 0 && !Notify(ns, msg[8..])) mib[SnmpCounter.Icmp6InErrors]++;
+        if ((type & 0x80) == 0 && !Notify(ns, msg[0], msg[1], msg[8..])) mib[SnmpCounter.Icmp6InErrors]++;
         skb.Free();
     }
 
     /// <summary>icmpv6_notify: the quoted header (40 bytes) and 8 bytes past its extension headers must be there; the
     /// quoted protocol's error handler then looks for the socket: udpv6_err and tcp_v6_err count InErrors (false here)
     /// when there is none.</summary>
-    private static bool Notify(Namespace ns, ReadOnlySpan<byte> quoted)
+    private static bool Notify(Namespace ns, byte type, byte code, ReadOnlySpan<byte> quoted)
     {
         if (quoted.Length < 40) return false;
         byte nh = quoted[6];
@@ -228,7 +228,15 @@ public static class Icmpv6
             ushort sport = BinaryPrimitives.ReadUInt16BigEndian(quoted[inner..]);
             return !ns.Sockets.IsEmpty && ns.Sockets.LookupUdp6(saddr, sport) != null;
         }
-        return nh != IpProtocols.Tcp;
+        if (nh != IpProtocols.Tcp) return true;
+        // tcp_v6_err: the connection or request whose segment is quoted.
+        if (ns.Sockets.IsEmpty) return false;
+        var l4 = quoted[inner..];
+        if (ns.Sockets.LookupEstablished6(Ipv6.Read(quoted[8..]), BinaryPrimitives.ReadUInt16BigEndian(l4), Ipv6.Read(quoted[24..]),
+                BinaryPrimitives.ReadUInt16BigEndian(l4[2..])) is not { } sk)
+            return false;
+        sk.IcmpError6(type, code, BinaryPrimitives.ReadUInt32BigEndian(l4[4..]));
+        return true;
     }
 
     /// <summary>icmpv6_echo_reply: the request's identifier, sequence and data under type 129, from the address it was

@@ -4,7 +4,9 @@ namespace Softnet.Transport;
 /// A namespace's sockets and the tables the receive path looks them up in: UDP sockets hashed by local port
 /// (udp_table), TCP listeners by port (the listening hash) and TCP connections by their four-tuple (the established
 /// hash). Lookups score candidates as compute_score does: a socket bound to the packet's address beats a wildcard
-/// one, an IPv4 socket beats a dual-stack IPv6 one.
+/// one, an IPv4 socket beats a dual-stack IPv6 one. An IPv6 wildcard listener is dual-stack (net.ipv6.bindv6only 0,
+/// the default): IPv4 segments reach it when no IPv4 listener of the port takes them, and its connections are then
+/// IPv4 ones whose peer accept() reports as ::ffff:a.b.c.d. IPv4 and IPv6 connections share one established hash.
 /// </summary>
 public sealed class SocketTable
 {
@@ -140,12 +142,28 @@ public sealed class SocketTable
         return (uint)(x ^ (x >> 29));
     }
 
+    /// <summary>inet6_ehashfn's role: the IPv6 four-tuple folded into the IPv4 hash's inputs.</summary>
+    private static uint TupleHash6(UInt128 laddr, ushort lport, UInt128 raddr, ushort rport)
+        => TupleHash((uint)TcpSecure.Fold(laddr), lport, (uint)TcpSecure.Fold(raddr), rport);
+
+    private static uint TupleHash(TcpSock s)
+        => s.V6 ? TupleHash6(s.LocalAddr6, s.LocalPort, s.RemoteAddr6, s.RemotePort) : TupleHash(s.LocalAddr, s.LocalPort, s.RemoteAddr, s.RemotePort);
+
     /// <summary>__inet_lookup_established: the connection (or request) of this four-tuple.</summary>
     public TcpSock? LookupEstablished(uint laddr, ushort lport, uint raddr, ushort rport)
     {
         if (_connections == 0) return null;
         for (var s = _established[TupleHash(laddr, lport, raddr, rport) & (uint)(_established.Length - 1)]; s != null; s = s.NextInHash)
-            if (s.LocalAddr == laddr && s.LocalPort == lport && s.RemoteAddr == raddr && s.RemotePort == rport) return s;
+            if (s.LocalAddr == laddr && s.LocalPort == lport && s.RemoteAddr == raddr && s.RemotePort == rport && !s.V6) return s;
+        return null;
+    }
+
+    /// <summary>__inet6_lookup_established: the IPv6 connection (or request) of this four-tuple.</summary>
+    public TcpSock? LookupEstablished6(UInt128 laddr, ushort lport, UInt128 raddr, ushort rport)
+    {
+        if (_connections == 0) return null;
+        for (var s = _established[TupleHash6(laddr, lport, raddr, rport) & (uint)(_established.Length - 1)]; s != null; s = s.NextInHash)
+            if (s.LocalPort == lport && s.RemotePort == rport && s.V6 && s.LocalAddr6 == laddr && s.RemoteAddr6 == raddr) return s;
         return null;
     }
 
@@ -169,7 +187,7 @@ public sealed class SocketTable
 
     private void Link(TcpSock s)
     {
-        ref var head = ref _established[TupleHash(s.LocalAddr, s.LocalPort, s.RemoteAddr, s.RemotePort) & (uint)(_established.Length - 1)];
+        ref var head = ref _established[TupleHash(s) & (uint)(_established.Length - 1)];
         s.NextInHash = head;
         head = s;
         _connections++;
@@ -178,7 +196,7 @@ public sealed class SocketTable
     /// <summary>inet_unhash: the connection is done; later segments of its four-tuple find no socket.</summary>
     internal void Unhash(TcpSock s)
     {
-        ref var link = ref _established[TupleHash(s.LocalAddr, s.LocalPort, s.RemoteAddr, s.RemotePort) & (uint)(_established.Length - 1)];
+        ref var link = ref _established[TupleHash(s) & (uint)(_established.Length - 1)];
         while (link != null)
         {
             if (link == s)

@@ -58,6 +58,16 @@ public sealed class TcpListenSock : Sock
         return _cookieScratch;
     }
 
+    private TcpSock? _cookieScratch6;
+
+    /// <summary>The IPv6 request a cookie SYN-ACK is built from (reused as the IPv4 one).</summary>
+    internal TcpSock CookieScratch6(UInt128 local, ushort lport, UInt128 remote, ushort rport, Device? outDev)
+    {
+        if (_cookieScratch6 == null) return _cookieScratch6 = new TcpSock(this, local, lport, remote, rport, outDev);
+        _cookieScratch6.RetargetCookie6(local, lport, remote, rport, outDev);
+        return _cookieScratch6;
+    }
+
     /// <summary>When the listener last answered a SYN with a cookie (tcp_synq_overflow's stamp).</summary>
     internal long LastCookieNs = long.MinValue;
 

@@ -166,7 +166,7 @@ public sealed class TcpReceive : InetProtocol
     /// <summary>tcp_check_req for a segment to a request sock: a retransmitted SYN gets the SYN-ACK again, a wrong
     /// ACK a RST (the request stays), RST or SYN kill the request, the right ACK creates the child
     /// (tcp_create_openreq_child: PassiveOpens) and queues it for accept, then it processes the segment.</summary>
-    private static void CheckRequest(NetStack stack, TcpSock req, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
+    internal static void CheckRequest(NetStack stack, TcpSock req, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
     {
         var ns = req.Namespace;
         var mib = ns.Mib;
@@ -183,7 +183,7 @@ public sealed class TcpReceive : InetProtocol
         if ((flags & 0x10) != 0 && ack != req.SndIsn + 1)
         {
             // Returned to the listener, which resets: the request is untouched.
-            SendReset(stack, ns, skb, pkt);
+            ResetFor(stack, req, skb, pkt, tcp);
             DropDelivered(ns, skb, DropReason.TcpFlags);
             return;
         }
@@ -194,7 +194,8 @@ public sealed class TcpReceive : InetProtocol
         if (!inWindow)
         {
             // Out of window: an ACK (tcp_v4_reqsk_send_ack), rate limited unless the segment carries data.
-            if ((flags & 0x04) == 0) req.SendRequestAck(stack, len > 0 && (flags & 0x02) == 0, pkt[1]);
+            if ((flags & 0x04) == 0)
+                req.SendRequestAck(stack, len > 0 && (flags & 0x02) == 0, req.V6 ? (byte)(BinaryPrimitives.ReadUInt16BigEndian(pkt) >> 4) : pkt[1]);
             DropDelivered(ns, skb, DropReason.TcpOldSequence);
             return;
         }
@@ -202,7 +203,7 @@ public sealed class TcpReceive : InetProtocol
         {
             // RST or SYN in window: the embryonic connection dies (a SYN is answered with a RST).
             mib[SnmpCounter.TcpAttemptFails]++;
-            if ((flags & 0x04) == 0) SendReset(stack, ns, skb, pkt);
+            if ((flags & 0x04) == 0) ResetFor(stack, req, skb, pkt, tcp);
             mib[SnmpCounter.TcpExtEmbryonicRsts]++;
             req.DropRequest();
             DropDelivered(ns, skb, DropReason.TcpReset);
@@ -224,9 +225,17 @@ public sealed class TcpReceive : InetProtocol
         req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
     }
 
+    /// <summary>The reset tcp_v4_send_reset or tcp_v6_send_reset sends for a segment to a request.</summary>
+    private static void ResetFor(NetStack stack, TcpSock req, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp)
+    {
+        if (req.V6) Tcp6Receive.SendReset(stack, req.Namespace, req.OutDev6, pkt, pkt.Length - tcp.Length, (tcp[12] >> 4) * 4);
+        else SendReset(stack, req.Namespace, skb, pkt);
+    }
+
     /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
     /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
-    /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.</summary>
+    /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.
+    /// An IPv6 request's goes by tcp_v6_send_synack → ip6_xmit (<see cref="TcpSock.WriteHeaders"/>).</summary>
     internal static void SendSynAck(NetStack stack, TcpSock req)
     {
         var ns = req.Namespace;
@@ -258,9 +267,8 @@ public sealed class TcpReceive : InetProtocol
             t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
         }
         req.FinishChecksum(p);
-        skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
-        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+        req.LocalOut(stack, skb);
     }
 
     /// <summary>tcp_v4_send_reset from the per-namespace control socket: nothing for a RST, nor for a segment not

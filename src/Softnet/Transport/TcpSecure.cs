@@ -17,6 +17,22 @@ public static class TcpSecure
         return ((uint)h + (uint)((ulong)nowNs >> 6), (uint)(h >> 32));
     }
 
+    /// <summary>secure_tcpv6_seq and secure_tcpv6_ts_off for an IPv6 connection (local <paramref name="saddr"/>:
+    /// <paramref name="sport"/>, remote <paramref name="daddr"/>:<paramref name="dport"/>): the ISN keyed over the
+    /// four-tuple plus the 64 ns clock, the TSval offset keyed over the two addresses alone (as the kernel's
+    /// ts_secret hash is), each over the addresses' 128 bits.</summary>
+    public static (uint Isn, uint TsOffset) SeqAndTsOff6(ulong key, UInt128 saddr, UInt128 daddr, ushort sport, ushort dport, long nowNs)
+    {
+        ulong a = Fold(saddr), b = Fold(daddr);
+        ulong h = Mix3(key ^ 0x7463707636736571UL, (uint)a, (uint)(a >> 32), (uint)b, (uint)(b >> 32));
+        uint isn = (uint)Mix3(h, ((uint)sport << 16) | dport, 0, 0, 0) + (uint)((ulong)nowNs >> 6);
+        uint tsOff = (uint)Mix3(key ^ 0x7463707636747366UL, (uint)a, (uint)(a >> 32), (uint)b, (uint)(b >> 32));
+        return (isn, tsOff);
+    }
+
+    /// <summary>An IPv6 address's 128 bits keyed down to 64 (the siphash input's role).</summary>
+    internal static ulong Fold(UInt128 x) => Mix((ulong)(x >> 64)) ^ (ulong)x;
+
     /// <summary>tcp_clock_ms: the millisecond clock timestamps count in.</summary>
     public static uint ClockMs(long nowNs) => (uint)((ulong)nowNs / 1_000_000);
 

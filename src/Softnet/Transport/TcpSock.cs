@@ -19,6 +19,8 @@ public enum TcpState : byte { SynRecv, Established, CloseWait, LastAck, Closed }
 /// inet_connection_sock (quick-ACK, delayed ACK on the replay clock, pushed flags) and the advertised window
 /// (tcp_select_window, tcp_grow_window), charged by skb truesize against sk_rcvbuf as Linux 6.18 charges it.
 /// The sending side is only what a server that never writes needs: SYN-ACK, ACKs and its FIN.
+/// A connection is IPv4 or IPv6 (<see cref="V6"/>): the family decides the addresses, the headers its segments carry
+/// (<see cref="WriteHeaders"/>), its MSS and keyed ISN; everything between is one code path.
 /// </summary>
 public sealed class TcpSock : Sock
 {
@@ -48,11 +50,44 @@ public sealed class TcpSock : Sock
         RemotePort = rport;
     }
 
+    /// <summary>An IPv6 connection (tcp_v6_syn_recv_sock's child, struct ipv6_pinfo's addresses) to local
+    /// <paramref name="local"/>:<paramref name="lport"/>; <paramref name="outDev"/> is the device its route leaves by
+    /// (the hop limit's source, and the output device of a link-local peer).</summary>
+    internal TcpSock(TcpListenSock listener, UInt128 local, ushort lport, UInt128 remote, ushort rport, Link.Device? outDev)
+        : base(listener.Namespace, listener.Line, new SockAddr(true, local, lport), null, listener.Cpu)
+    {
+        Listener = listener;
+        RcvBuf = listener.RcvBuf;
+        RcvBufLocked = listener.RcvBufLocked;
+        V6 = true;
+        LocalAddr6 = local;
+        LocalPort = lport;
+        RemoteAddr6 = remote;
+        RemotePort = rport;
+        OutDev6 = outDev;
+    }
+
     public TcpListenSock Listener { get; }
+    /// <summary>AF_INET6 on the wire: the addresses are <see cref="LocalAddr6"/> and <see cref="RemoteAddr6"/>; else
+    /// AF_INET with <see cref="LocalAddr"/> and <see cref="RemoteAddr"/> (on a dual-stack listener too).</summary>
+    public bool V6 { get; }
+    public UInt128 LocalAddr6 { get; private set; }
+    public UInt128 RemoteAddr6 { get; private set; }
+    /// <summary>The device an IPv6 connection's route leaves by.</summary>
+    internal Link.Device? OutDev6 { get; private set; }
     public uint LocalAddr { get; private set; }
     public uint RemoteAddr { get; private set; }
     public ushort LocalPort { get; private set; }
     public ushort RemotePort { get; private set; }
+
+    /// <summary>The listener's IPv6 cookie scratch request takes the next SYN's four-tuple.</summary>
+    internal void RetargetCookie6(UInt128 local, ushort lport, UInt128 remote, ushort rport, Link.Device? outDev)
+    {
+        LocalAddr6 = local;
+        RemoteAddr6 = remote;
+        OutDev6 = outDev;
+        RetargetCookie(0, lport, 0, rport);
+    }
 
     /// <summary>The listener's cookie scratch request takes the next SYN's four-tuple (InitCookieRequest sets the rest).</summary>
     internal void RetargetCookie(uint local, ushort lport, uint remote, ushort rport)
@@ -65,7 +100,9 @@ public sealed class TcpSock : Sock
         IpOpt = default;
         _ipOptData = null;
     }
-    public SockAddr Peer => SockAddr.FromV4(RemoteAddr, RemotePort);
+    /// <summary>The peer as accept() reports it: an IPv4 peer of a dual-stack IPv6 listener as ::ffff:a.b.c.d.</summary>
+    public SockAddr Peer => V6 ? new SockAddr(true, RemoteAddr6, RemotePort)
+        : Listener.Local.V6 ? SockAddr.FromV4(RemoteAddr, RemotePort).AsV4Mapped() : SockAddr.FromV4(RemoteAddr, RemotePort);
     public TcpState State { get; internal set; }
     internal TcpSock? NextInHash;
 
@@ -129,7 +166,9 @@ public sealed class TcpSock : Sock
     // ---- queues ----
     private readonly Queue<Segment> _receive = new();
     private readonly List<Segment> _ofo = new();   // ordered by seq (the kernel's rb-tree)
+    /// <summary>A queued segment; <see cref="Segment.DataOffset"/> is its payload's offset from the network header.</summary>
     private readonly record struct Segment(Skb Skb, uint Seq, uint EndSeq, int DataOffset, int Truesize, bool Fin);
+    private int _rxL4Off;
 
     // ---- SACK (tcp_sock.selective_acks, duplicate_sack) ----
     private readonly uint[] _sackStart = new uint[NumSacks], _sackEnd = new uint[NumSacks];
@@ -178,9 +217,10 @@ public sealed class TcpSock : Sock
         SndWscale = WscaleOk ? Math.Min(opt.WindowScale, (byte)14) : (byte)0;
         if (TstampOk) TsRecent = opt.TsVal;
         MssClamp = opt.HasMss && opt.Mss != 0 ? opt.Mss : MssDefault;
-        // dst_metric_advmss: the route MTU less the IPv4 and TCP headers.
-        AdvMss = routeMtu - 40;
-        (SndIsn, TsOffset) = TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs);
+        // dst_metric_advmss: the route MTU less the IP and TCP headers (ip6_default_advmss: at least
+        // ip6_rt_min_advmss, IPV6_MIN_MTU less 60).
+        AdvMss = V6 ? Math.Max(routeMtu - 60, 1220) : routeMtu - 40;
+        (SndIsn, TsOffset) = SeqAndTsOff(secret, nowNs);
         SndNxt = SndIsn + 1;
         SndUna = SndIsn;
         _ipId = (ushort)(TsOffset ^ (TsOffset >> 16));
@@ -205,6 +245,11 @@ public sealed class TcpSock : Sock
         _srttNs = nowNs; // the SYN-ACK's send time, until the third ACK measures it
     }
 
+    /// <summary>secure_tcp_seq_and_ts_off or secure_tcpv6_seq/secure_tcpv6_ts_off, by family.</summary>
+    private (uint Isn, uint TsOffset) SeqAndTsOff(ulong secret, long nowNs)
+        => V6 ? TcpSecure.SeqAndTsOff6(secret, LocalAddr6, RemoteAddr6, LocalPort, RemotePort, nowNs)
+            : TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs);
+
     /// <summary>The TSval of a cookie SYN-ACK (the options in its low bits), null for a normal one.</summary>
     internal uint? CookieTsVal;
     private bool _noSynAckTime;    // a cookie's child: no SYN-ACK send time to measure from
@@ -218,7 +263,8 @@ public sealed class TcpSock : Sock
         if (!o.HasTimestamps) { o.SackPermitted = false; o.HasWindowScale = false; o.WindowScale = 0; }
         InitRequest(o, synSeq, routeMtu, secret, nowNs);
         int mss = MssClamp;
-        SndIsn = TcpSyncookies.InitSequence(secret, RemoteAddr, LocalAddr, RemotePort, LocalPort, synSeq, ref mss, nowNs);
+        SndIsn = V6 ? TcpSyncookies.InitSequence6(secret, RemoteAddr6, LocalAddr6, RemotePort, LocalPort, synSeq, ref mss, nowNs)
+            : TcpSyncookies.InitSequence(secret, RemoteAddr, LocalAddr, RemotePort, LocalPort, synSeq, ref mss, nowNs);
         SndNxt = SndIsn + 1;
         SndUna = SndIsn;
         MssClamp = mss;
@@ -237,7 +283,7 @@ public sealed class TcpSock : Sock
         {
             o.HasTimestamps = true;
             o.TsVal = ackOpt.TsVal;
-            uint tsOff = TcpSecure.SeqAndTsOff(secret, LocalAddr, RemoteAddr, LocalPort, RemotePort, nowNs).TsOffset;
+            uint tsOff = SeqAndTsOff(secret, nowNs).TsOffset;
             var (wsOk, ws, sack) = TcpSyncookies.DecodeTimestamp(ackOpt.TsEcr - (ackOpt.TsEcr != 0 ? tsOff : 0));
             o.HasWindowScale = wsOk;
             o.WindowScale = ws;
@@ -299,6 +345,8 @@ public sealed class TcpSock : Sock
         ushort win = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
         long now = stack.Now;
         _mstampNs = now;
+        // The segment's TCP header within the packet (IPv4 options, IPv6 extension headers): queued data is read there.
+        _rxL4Off = skb.Len - tcp.Length;
 
         if (State == TcpState.Established && !_thirdAck && FastPath(stack, skb, tcp, opt, flags, doff, len, seq, ackSeq, win, truesize)) return;
 
@@ -415,7 +463,7 @@ public sealed class TcpSock : Sock
         if (After(ackSeq, SndUna)) SndUna = ackSeq;
         ForwardAlloc -= truesize;
         RmemAlloc += truesize;
-        _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, doff, truesize, false));
+        _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, _rxL4Off + doff, truesize, false));
         RcvNxt = seq + (uint)len;
         EventDataRecv(len, doff, flags, truesize, stack.Now);
         AckSndCheck(stack, false);
@@ -483,7 +531,7 @@ public sealed class TcpSock : Sock
         }
         ForwardAlloc -= truesize;
         RmemAlloc += truesize;
-        _receive.Enqueue(new Segment(skb, seq, endSeq, doff, truesize, fin));
+        _receive.Enqueue(new Segment(skb, seq, endSeq, _rxL4Off + doff, truesize, fin));
         RcvNxt = endSeq;
         if (len > 0) EventDataRecv(len, doff, flags, truesize, stack.Now);
         if (fin) Fin();
@@ -504,7 +552,7 @@ public sealed class TcpSock : Sock
         if (!RmemSchedule(truesize)) { mib[SnmpCounter.TcpExtTCPOFODrop]++; Free(skb, DropReason.TcpOfoDrop); return; }
         _pending |= AckSched;
         mib[SnmpCounter.TcpExtTCPOFOQueue]++;
-        var seg = new Segment(skb, seq, endSeq, doff, truesize, fin);
+        var seg = new Segment(skb, seq, endSeq, _rxL4Off + doff, truesize, fin);
         bool queued = true;
         int at;
         if (_ofo.Count == 0)
@@ -862,12 +910,22 @@ public sealed class TcpSock : Sock
     /// unacknowledged (OutOfWindowIcmps) and otherwise keeps the error as a soft one (no IP_RECVERR), which its reader
     /// never sees.</summary>
     internal void IcmpError(byte type, byte code, uint seq)
+        => IcmpError(type is 11 or 12 || (type == 3 && code is 0 or 1), seq);
+
+    /// <summary>tcp_v6_err for an ICMPv6 error quoting this connection's segment: as <see cref="IcmpError(byte, byte,
+    /// uint)"/>, with icmpv6_err_convert's fatal errors killing a request (destination unreachable but for no route,
+    /// beyond scope and address unreachable; parameter problem). A packet too big would lower the MSS a sender uses
+    /// (tcp_v6_mtu_reduced): nothing here sends data, so it is the soft error it is for IPv4's fragmentation needed.</summary>
+    internal void IcmpError6(byte type, byte code, uint seq)
+        => IcmpError(type == 4 || (type == 1 && code is not (0 or 2 or 3)), seq);
+
+    private void IcmpError(bool fatal, uint seq)
     {
         var mib = Namespace.Mib;
         if (State == TcpState.SynRecv)
         {
             if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
-            if (type is 11 or 12 || (type == 3 && code is 0 or 1))
+            if (fatal)
             {
                 DropRequest();
                 mib[SnmpCounter.TcpExtListenDrops]++;
@@ -878,9 +936,9 @@ public sealed class TcpSock : Sock
         if (Before(seq, SndUna) || After(seq, SndNxt)) mib[SnmpCounter.TcpExtOutOfWindowIcmps]++;
     }
 
-    /// <summary>tcp_v4_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment: an ACK of the request's
-    /// state (seq ISN + 1, its window scaled down, its timestamps) from the control socket (the segment's TOS less
-    /// ECN, DF, IP ID 0), at most one per tcp_invalid_ratelimit unless the segment carried data without a SYN.</summary>
+    /// <summary>tcp_v4_reqsk_send_ack / tcp_v6_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment:
+    /// an ACK of the request's state (seq ISN + 1, its window scaled down, its timestamps) from the control socket
+    /// (the segment's TOS or traffic class less ECN; IPv4 DF, IP ID 0; IPv6 flow label 0), at most one per tcp_invalid_ratelimit unless the segment carried data without a SYN.</summary>
     internal void SendRequestAck(NetStack stack, bool dataWithoutSyn, byte tos)
     {
         var ns = Namespace;
@@ -889,20 +947,22 @@ public sealed class TcpSock : Sock
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
         uint win = Math.Min(RcvWnd, 65535u << RcvWscale) >> RcvWscale;
-        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win, stack.Now);
+        var t = WriteHeaders(p, 0, SndIsn + 1, 0x10, (ushort)win, stack.Now, (byte)(tos & ~0x03));
         if (TstampOk)
         {
             BinaryPrimitives.WriteUInt32BigEndian(t[20..], 0x0101080Au);
             BinaryPrimitives.WriteUInt32BigEndian(t[24..], TcpSecure.TsVal(stack.Now, TsOffset));
             BinaryPrimitives.WriteUInt32BigEndian(t[28..], TsRecent);
         }
-        p[1] = (byte)(tos & ~0x03);
-        p[10] = p[11] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..IpHeaderLength]));
+        if (!V6)
+        {
+            p[1] = (byte)(tos & ~0x03);
+            p[10] = p[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(p[10..], Checksum.Compute(p[..IpHeaderLength]));
+        }
         FinishChecksum(p);
-        skb.ResetNetworkHeader();
         ns.Mib[SnmpCounter.TcpOutSegs]++;
-        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+        LocalOut(stack, skb);
     }
 
     /// <summary>inet_csk_reqsk_queue_drop: the request leaves the listener's queue and the hash, its timer with it.</summary>
@@ -1291,10 +1351,23 @@ public sealed class TcpSock : Sock
         }
         _pending = 0;
         DelackDueNs = long.MaxValue;
-        skb.ResetNetworkHeader();
         // tcp_transmit_skb: OutSegs counts segments that carry something new or nothing at all.
         if (!retransmit) ns.Mib[SnmpCounter.TcpOutSegs]++;
-        Ipv4Output.LocalOut(stack, ns, skb, null, CtInfo.None);
+        LocalOut(stack, skb);
+    }
+
+    /// <summary>The segment leaves: ip_queue_xmit → ip_local_out, or inet6_csk_xmit / ip6_xmit (Ip6OutRequests) →
+    /// ip6_local_out, a link-local peer by the device its SYN came in on.</summary>
+    internal void LocalOut(NetStack stack, Skb skb)
+    {
+        skb.ResetNetworkHeader();
+        if (!V6)
+        {
+            Ipv4Output.LocalOut(stack, Namespace, skb, null, CtInfo.None);
+            return;
+        }
+        Namespace.Mib[SnmpCounter.Ip6OutRequests]++;
+        Ipv6Output.LocalOut(stack, Namespace, skb, OutDev6, sendSkb: false);
     }
 
     /// <summary>inet_opt: the IP options this connection's segments carry, echoed from the SYN (tcp_v4_save_options);
@@ -1303,7 +1376,7 @@ public sealed class TcpSock : Sock
     private byte[]? _ipOptData;
 
     /// <summary>The IPv4 header's length on this connection's segments (ip_options_build adds inet_opt's).</summary>
-    internal int IpHeaderLength => 20 + IpOpt.OptLen;
+    internal int IpHeaderLength => V6 ? 40 : 20 + IpOpt.OptLen;
 
     /// <summary>tcp_v4_save_options: the options an answer to the SYN <paramref name="header"/> takes (none when
     /// __ip_options_echo refuses them).</summary>
@@ -1318,10 +1391,23 @@ public sealed class TcpSock : Sock
     /// <summary>The IPv4 header (TOS 0, DF, the default TTL, inet_opt built by ip_options_build: to a reversed source
     /// route's first hop) and the fixed TCP header of a segment this connection sends, sized by <paramref name="p"/>
     /// (the options follow at offset 20 of the returned TCP header).</summary>
-    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window, long nowNs)
+    /// <remarks>IPv6 (ip6_xmit from inet6_csk_xmit or tcp_v6_send_synack): traffic class <paramref name="tclass"/>
+    /// (np->tclass, 0, for the socket's own segments), flow label 0 (np->flow_label unset, no flowlabel_reflect, and
+    /// net.ipv6.auto_flowlabels 0 as the scenarios set it; the default 1 would hash the flow with a per-boot key), the
+    /// hop limit of the route's device (ip6_dst_hoplimit).</remarks>
+    internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window, long nowNs, byte tclass = 0)
     {
-        PacketFactory.Ipv4HeaderWithOptions(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr,
-            IpOpt.Srr != 0 ? IpOpt.Faddr : RemoteAddr, IpOpt, _ipOptData, RemoteAddr, Ipv4Options.Timestamp32(nowNs));
+        if (V6)
+        {
+            Span<byte> a = stackalloc byte[32];
+            BinaryPrimitives.WriteUInt128BigEndian(a, LocalAddr6);
+            BinaryPrimitives.WriteUInt128BigEndian(a[16..], RemoteAddr6);
+            int hop = OutDev6 != null ? Namespace.HopLimit6(OutDev6) : 64;
+            Ipv6View.Write(p, p.Length - 40, IpProtocols.Tcp, (byte)hop, a[..16], a[16..], tclass);
+        }
+        else
+            PacketFactory.Ipv4HeaderWithOptions(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr,
+                IpOpt.Srr != 0 ? IpOpt.Faddr : RemoteAddr, IpOpt, _ipOptData, RemoteAddr, Ipv4Options.Timestamp32(nowNs));
         var t = p[IpHeaderLength..];
         t.Clear();
         BinaryPrimitives.WriteUInt16BigEndian(t, LocalPort);
@@ -1339,6 +1425,12 @@ public sealed class TcpSock : Sock
     internal void FinishChecksum(Span<byte> p)
     {
         var t = p[IpHeaderLength..];
+        if (V6)
+        {
+            // __tcp_v6_send_check over the IPv6 pseudo-header.
+            BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV6(p.Slice(8, 16), p.Slice(24, 16), IpProtocols.Tcp, t.Length)));
+            return;
+        }
         Span<byte> remote = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(remote, RemoteAddr);
         BinaryPrimitives.WriteUInt16BigEndian(t[16..], Checksum.Compute(t, Checksum.PseudoHeaderV4(p.Slice(12, 4), remote, IpProtocols.Tcp, t.Length)));
@@ -1357,12 +1449,11 @@ public sealed class TcpSock : Sock
         while (_receive.TryDequeue(out var s))
         {
             var pkt = stack.Linearize(s.Skb);
-            int ihl = (pkt[0] & 0xF) * 4;
             int dataLen = (int)(s.EndSeq - s.Seq) - (s.Fin ? 1 : 0);
             int skip = Before(s.Seq, CopiedSeq) ? (int)(CopiedSeq - s.Seq) : 0;
             if (skip < dataLen)
             {
-                var data = pkt.Slice(ihl + s.DataOffset + skip, dataLen - skip);
+                var data = pkt.Slice(s.DataOffset + skip, dataLen - skip);
                 if (Namespace.Sockets.Recording) (_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256)).AppendData(data);
                 copied += data.Length;
                 _bytesRead += data.Length;

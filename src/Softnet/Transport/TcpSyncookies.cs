@@ -56,6 +56,40 @@ public static class TcpSyncookies
         return ind < MssTable.Length ? MssTable[ind] : 0;
     }
 
+    /// <summary>msstab of net/ipv6/syncookies.c: IPv6 MTUs (1280, 1480, 1500, 9000) less 60.</summary>
+    private static readonly ushort[] MssTable6 = [1220, 1420, 1440, 8940];
+
+    /// <summary>cookie_v6_hash: the IPv6 addresses' 128 bits, the ports and the minute count.</summary>
+    private static uint Hash6(ulong key, UInt128 saddr, UInt128 daddr, ushort sport, ushort dport, uint count, int c)
+    {
+        ulong k = key ^ (c == 0 ? 0x636f6f6b36653030UL : 0x636f6f6b36653131UL);
+        ulong a = TcpSecure.Fold(saddr), b = TcpSecure.Fold(daddr);
+        ulong h = TcpSecure.Mix3(k, (uint)a, (uint)(a >> 32), (uint)b, (uint)(b >> 32));
+        return (uint)TcpSecure.Mix3(h, ((uint)sport << 16) | dport, count, 0, 0);
+    }
+
+    /// <summary>__cookie_v6_init_sequence: as the IPv4 cookie, with IPv6's hash input and MSS table.</summary>
+    public static uint InitSequence6(ulong key, UInt128 saddr, UInt128 daddr, ushort sport, ushort dport, uint seq, ref int mss, long nowNs)
+    {
+        int ind = MssTable6.Length - 1;
+        while (ind > 0 && mss < MssTable6[ind]) ind--;
+        mss = MssTable6[ind];
+        uint count = Count(nowNs);
+        return Hash6(key, saddr, daddr, sport, dport, 0, 0) + seq + (count << CookieBits)
+               + ((Hash6(key, saddr, daddr, sport, dport, count, 1) + (uint)ind) & CookieMask);
+    }
+
+    /// <summary>__cookie_v6_check: the MSS an ACK's cookie carries, or 0.</summary>
+    public static int Check6(ulong key, UInt128 saddr, UInt128 daddr, ushort sport, ushort dport, uint seq, uint ack, long nowNs)
+    {
+        uint cookie = ack - 1 - (Hash6(key, saddr, daddr, sport, dport, 0, 0) + (seq - 1));
+        uint count = Count(nowNs);
+        uint diff = (count - (cookie >> CookieBits)) & (uint.MaxValue >> CookieBits);
+        if (diff >= MaxAge) return 0;
+        uint ind = (cookie - Hash6(key, saddr, daddr, sport, dport, count - diff, 1)) & CookieMask;
+        return ind < MssTable6.Length ? MssTable6[ind] : 0;
+    }
+
     /// <summary>cookie_init_timestamp: the millisecond clock with the options in its low six bits, never ahead of
     /// the clock (before the timestamp offset is added).</summary>
     public static uint InitTimestamp(long nowNs, bool wscaleOk, byte sndWscale, bool sackOk)

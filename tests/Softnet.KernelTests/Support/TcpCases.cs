@@ -6,11 +6,32 @@ namespace Softnet.KernelTests.Support;
 /// the timestamp option). Every case ends with the client's FIN, the server's FIN|ACK (its reader closes on EOF) and
 /// the client's ACK of it 100 ms later, after a pause of 150 ms before the FIN so that delayed-ACK timers (40 ms)
 /// have fired in both the kernel and Softnet, and nothing is pending when the capture ends.
+/// <see cref="For(string, bool)"/> with v6 runs the same case over IPv6 against Scenarios/tcp6-host (server
+/// 2001:db8:4d::1, client ::2): segments of 1428 bytes (mss 1440 less the timestamp option), the same geometry.
 /// </summary>
 public static class TcpCases
 {
-    public const string Client = "10.77.0.2", Server = "10.77.0.1";
-    public const int Mss = 1448;
+    public const string Client4 = "10.77.0.2", Server4 = "10.77.0.1";
+    /// <summary>Scenarios/tcp6-host's addresses, the IPv6 cases'.</summary>
+    public const string Client6 = "2001:db8:4d::2", Server6 = "2001:db8:4d::1";
+
+    /// <summary>The cases also run over IPv6 (Scenarios/tcp6-host).</summary>
+    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack", "icmp6-err"];
+
+    [ThreadStatic] private static bool t_v6;
+    private static string Client => t_v6 ? Client6 : Client4;
+    private static string Server => t_v6 ? Server6 : Server4;
+    /// <summary>The full-sized segment: the MSS less the timestamp option (1460 or, over IPv6, 1440).</summary>
+    private static int Mss => t_v6 ? 1428 : 1448;
+
+    /// <summary>Case <paramref name="name"/> over IPv6 (tcp6-host) or IPv4 (tcp-host).</summary>
+    public static TcpCapture For(string name, bool v6)
+    {
+        bool was = t_v6;
+        t_v6 = v6;
+        try { return For(name); }
+        finally { t_v6 = was; }
+    }
 
     public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
 
@@ -29,6 +50,8 @@ public static class TcpCases
         "synack-rtx" => SynAckRetransmit(),
         "fin-rtx" => FinRetransmit(),
         "syncookies" => Syncookies(),
+        "dual-stack" => DualStack(),
+        "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
     };
 
@@ -95,7 +118,7 @@ public static class TcpCases
         f.Data(Mss, gapMs: 5).Duplicate(5);
         f.Segment(hole, Mss, gapMs: 5);
         long end = f.Sent;
-        f.Lose(948);
+        f.Lose(Mss - 500);
         f.Segment(end - 500, Mss, gapMs: 5);
         return Close(cap, f);
     }
@@ -188,6 +211,43 @@ public static class TcpCases
         return cap;
     }
 
+    /// <summary>tcp6-host only: an IPv4 client to the `[::]:5003` listener (dual-stack, bindv6only 0): the connection
+    /// is IPv4 on the wire and accept() reports its peer as ::ffff:10.77.0.2; then an IPv6 one to the same listener.</summary>
+    public static TcpCapture DualStack()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client4, 40016, Server4, 5003);
+        f.SendSyn().SendAck();
+        cap.Pause(48);
+        f.Data(1448).Data(1000);
+        cap.Pause(150);
+        f.SendFin(gapMs: 100);
+        f.AckServerFin(gapMs: 10);
+        var g = cap.Flow(Client6, 40017, Server6, 5003);
+        g.SendSyn().SendAck();
+        cap.Pause(48);
+        g.Data(1428).Data(500);
+        return Close(cap, g);
+    }
+
+    /// <summary>tcp6-host only, tcp_v6_err: a port unreachable (fatal for icmpv6_err_convert) about a request's SYN-ACK
+    /// drops the request (ListenDrops), so its third ACK finds only the listener (RST); an address unreachable (not
+    /// fatal) leaves the other request, which completes and carries data; an error about a connection that does not
+    /// exist counts Icmp6InErrors.</summary>
+    public static TcpCapture Icmp6Errors()
+    {
+        var cap = new TcpCapture();
+        var dead = cap.Flow(Client6, 40020, Server6, 5001);
+        dead.SendSyn(gapMs: 5).SendIcmp6Error(1, 4, gapMs: 5).SendAck(gapMs: 5);
+        var stray = cap.Flow(Client6, 40022, Server6, 5001);
+        stray.SendIcmp6Error(1, 4, gapMs: 5);
+        var f = cap.Flow(Client6, 40021, Server6, 5001);
+        f.SendSyn(gapMs: 5).SendIcmp6Error(1, 3, gapMs: 5).SendAck();
+        cap.Pause(48);
+        f.Data(1428).Data(300);
+        return Close(cap, f);
+    }
+
     /// <summary>129 SYNs nobody completes fill :5001's request queue past its backlog (128); the next SYN (no
     /// timestamps) is answered with a cookie (SyncookiesSent, TCPReqQFullDoCookies; only the MSS option), a stray ACK
     /// fails the check (SyncookiesFailed, RST) and the right ACK makes the connection (SyncookiesRecv,
@@ -203,7 +263,8 @@ public static class TcpCases
         var f = cap.Flow(Client, 40014, Server, 5001, timestamps: false);
         f.SendSyn(gapMs: 5, cookie: true).SendAck();
         cap.Pause(48);
-        f.Data(1460).Data(1460).Data(500);
+        int full = t_v6 ? 1440 : 1460;
+        f.Data(full).Data(full).Data(500);
         return Close(cap, f);
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Softnet.Capture;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 using Softnet.Transport;
 
 namespace Softnet.KernelTests.Support;
@@ -60,7 +61,7 @@ public sealed class TcpCapture
         var f = new byte[14 + ipPacket.Length];
         ServerMac.CopyTo(f, 0);
         ClientMac.CopyTo(f, 6);
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), (ipPacket[0] >> 4) == 6 ? (ushort)0x86DD : (ushort)0x0800);
         ipPacket.CopyTo(f, 14);
         EmitFrame(f, gapMs, note);
     }
@@ -81,7 +82,8 @@ public sealed class TcpCapture
 
 /// <summary>
 /// One client connection in a <see cref="TcpCapture"/>: a Linux-like client (SYN options mss 1460, sackOK, TS, nop,
-/// ws 7; later segments nop, nop, TS; window 502 × 128; IP DF, TTL 64, an IP ID counter) whose payload byte at
+/// ws 7; later segments nop, nop, TS; window 502 × 128; IP DF, TTL 64, an IP ID counter; over IPv6 when the addresses
+/// are IPv6 ones: traffic class 0, flow label 0, hop limit 64, and the SYN's MSS 1440) whose payload byte at
 /// stream offset k is a fixed function of k, so a retransmission or duplicate carries the same bytes.
 /// </summary>
 public sealed class TcpFlow
@@ -106,8 +108,9 @@ public sealed class TcpFlow
         _cap = cap;
         Client = client;
         Server = server;
-        _clientIp = Frames.Ip4(client);
-        _serverIp = Frames.Ip4(server);
+        V6 = client.Contains(':');
+        _clientIp = V6 ? Frames6.Addr(client) : Frames.Ip4(client);
+        _serverIp = V6 ? Frames6.Addr(server) : Frames.Ip4(server);
         ClientPort = clientPort;
         ServerPort = serverPort;
         ClientIsn = clientIsn;
@@ -117,6 +120,8 @@ public sealed class TcpFlow
         _synNs = _lastNs = cap.Now;
     }
 
+    /// <summary>The connection runs over IPv6.</summary>
+    public bool V6 { get; }
     public string Client { get; }
     public string Server { get; }
     public ushort ClientPort { get; }
@@ -147,15 +152,31 @@ public sealed class TcpFlow
     public TcpFlow SendSyn(double gapMs = 1, bool cookie = false)
     {
         _synNs = _cap.Now;
-        uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
-        (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
-        if (cookie)
+        int mss = V6 ? 1440 : 1460;
+        if (V6)
         {
-            if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
-            int mss = 1460;
-            ServerIsn = TcpSyncookies.InitSequence(0, daddr, saddr, ClientPort, ServerPort, ClientIsn, ref mss, _synNs);
+            UInt128 s6 = BinaryPrimitives.ReadUInt128BigEndian(_serverIp), d6 = BinaryPrimitives.ReadUInt128BigEndian(_clientIp);
+            (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff6(0, s6, d6, ServerPort, ClientPort, _synNs);
+            if (cookie)
+            {
+                if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
+                int m = mss;
+                ServerIsn = TcpSyncookies.InitSequence6(0, d6, s6, ClientPort, ServerPort, ClientIsn, ref m, _synNs);
+            }
         }
-        byte[] opts = _timestamps ? [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+        else
+        {
+            uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
+            (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
+            if (cookie)
+            {
+                if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
+                int m = mss;
+                ServerIsn = TcpSyncookies.InitSequence(0, daddr, saddr, ClientPort, ServerPort, ClientIsn, ref m, _synNs);
+            }
+        }
+        byte mh = (byte)(mss >> 8), ml = (byte)mss;
+        byte[] opts = _timestamps ? [2, 4, mh, ml, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, mh, ml, 1, 1, 4, 2, 1, 3, 3, 7];
         if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
         Send(Syn, ClientIsn, 0, 64240, opts, 0, 0, gapMs, "SYN");
         return this;
@@ -230,6 +251,26 @@ public sealed class TcpFlow
         return this;
     }
 
+    /// <summary>An ICMPv6 error from the client about the server's SYN-ACK (type/code, e.g. 1/4 port unreachable), quoting
+    /// its IPv6 header and the first 8 bytes of TCP (ports and seq = the server's ISN).</summary>
+    public TcpFlow SendIcmp6Error(byte type, byte code, double gapMs = 1)
+    {
+        if (!V6) throw new InvalidOperationException("an ICMPv6 error needs an IPv6 flow");
+        var quoted = new byte[48];
+        Ipv6View.Write(quoted, 40, 6, 64, _serverIp, _clientIp);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(40), ServerPort);
+        BinaryPrimitives.WriteUInt16BigEndian(quoted.AsSpan(42), ClientPort);
+        BinaryPrimitives.WriteUInt32BigEndian(quoted.AsSpan(44), ServerIsn);
+        var icmp = new byte[8 + quoted.Length];
+        icmp[0] = type;
+        icmp[1] = code;
+        if (type == 2) BinaryPrimitives.WriteUInt32BigEndian(icmp.AsSpan(4), 1280);
+        quoted.CopyTo(icmp, 8);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp, Checksum.PseudoHeaderV6(_clientIp, _serverIp, 58, icmp.Length)));
+        _cap.Emit(Frames6.Ipv6(Client, Server, 58, icmp), gapMs, $"[{Client}]:{ClientPort} ICMPv6 {type}/{code} about the SYN-ACK");
+        return this;
+    }
+
     /// <summary>nop, nop, TS: TSval the client's ms clock; TSecr the TSval of the server's latest segment, which
     /// answered this flow's previous frame at that frame's capture time (Softnet answers in the same instant).</summary>
     private byte[] TsOption()
@@ -256,11 +297,11 @@ public sealed class TcpFlow
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(14), window);
         options.CopyTo(t, 20);
         for (int i = 0; i < len; i++) t[20 + options.Length + i] = PayloadByte(offset + i);
-        ushort c = Checksum.Compute(t, Checksum.PseudoHeaderV4(_clientIp, _serverIp, 6, t.Length));
+        ushort c = Checksum.Compute(t, V6 ? Checksum.PseudoHeaderV6(_clientIp, _serverIp, 6, t.Length) : Checksum.PseudoHeaderV4(_clientIp, _serverIp, 6, t.Length));
         BinaryPrimitives.WriteUInt16BigEndian(t.AsSpan(16), c);
-        var ip = Frames.Ipv4(Client, Server, 6, t, 64, _ipId++);
+        var ip = V6 ? Frames6.Ipv6(Client, Server, 6, t) : Frames.Ipv4(Client, Server, 6, t, 64, _ipId++);
         _lastNs = _cap.Now;
-        _cap.Emit(ip, gapMs, $"{Client}:{ClientPort} {note}");
+        _cap.Emit(ip, gapMs, V6 ? $"[{Client}]:{ClientPort} {note}" : $"{Client}:{ClientPort} {note}");
         _lastFrame = _cap.Emitted[^1].Frame;
     }
 

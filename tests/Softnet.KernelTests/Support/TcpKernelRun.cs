@@ -126,7 +126,7 @@ public static class TcpKernelRun
                 for (int i = 3; i + 1 < t.Length; i += 2)
                     if (t[i] == "rcvbuf") rcvbuf = int.Parse(t[i + 1], System.Globalization.CultureInfo.InvariantCulture);
                     else throw new NotSupportedException($"{socketsFile}: option '{t[i]}' is not supported by the TCP runner");
-                listeners.Add(new() { ["line"] = line, ["addr"] = t[2][..colon], ["port"] = int.Parse(t[2][(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture), ["rcvbuf"] = rcvbuf });
+                listeners.Add(new() { ["line"] = line, ["addr"] = t[2][..colon].Trim('[', ']'), ["port"] = int.Parse(t[2][(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture), ["rcvbuf"] = rcvbuf });
             }
         string script = Path.Combine(work, "reader.py");
         File.WriteAllText(script, ReaderScript);
@@ -189,12 +189,13 @@ def serve(conn, rec):
 def accept(ls, recs):
     while True:
         c, a = ls.accept()
-        rec = {'peer': '%s:%d' % a, 'bytes': 0, 'sha': hashlib.sha256().hexdigest()[:16], 'end': 'open'}
+        peer = '[%s]:%d' % a[:2] if ls.family == socket.AF_INET6 else '%s:%d' % a
+        rec = {'peer': peer, 'bytes': 0, 'sha': hashlib.sha256().hexdigest()[:16], 'end': 'open'}
         with lock:
             recs.append(rec)
         threading.Thread(target=serve, args=(c, rec), daemon=True).start()
 for l in cfg:
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls = socket.socket(socket.AF_INET6 if ':' in l['addr'] else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if l['rcvbuf'] is not None:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, l['rcvbuf'])
@@ -253,10 +254,16 @@ def csum(b):
         s = (s & 0xFFFF) + (s >> 16)
     return (~s) & 0xFFFF
 def tcp_at(f):
+    if len(f) >= 74 and f[12:14] == b'\x86\xdd' and f[20] == 6:
+        return 54
     if len(f) < 34 or f[12:14] != b'\x08\x00' or f[23] != 6:
         return None
     ihl = (f[14] & 15) * 4
     return 14 + ihl
+def addrs(f):
+    if f[12:14] == b'\x86\xdd':
+        return f[22:38], f[38:54]
+    return f[26:30], f[30:34]
 def options(f, t):
     doff = (f[t + 12] >> 4) * 4
     i, end = t + 20, t + doff
@@ -298,7 +305,8 @@ def take():
         captured.setdefault((addr[0], d), []).append((ts, f))
         t = tcp_at(f)
         if d == 'tx' and t is not None and f[t + 13] & 0x12 == 0x12:
-            key = (f[30:34], f[t + 2:t + 4], f[26:30], f[t:t + 2])
+            src, dst = addrs(f)
+            key = (dst, f[t + 2:t + 4], src, f[t:t + 2])
             st = flows.get(key)
             if st is not None and st['kisn'] is None:
                 st['kisn'] = struct.unpack('!I', f[t + 4:t + 8])[0]
@@ -315,14 +323,42 @@ def wait_until(deadline):
         if r:
             take()
 
+def rewrite_icmp6(f):
+    # An ICMPv6 error quoting one of the server's segments (IPv6 header, then TCP at 102): its quoted seq moves
+    # into the kernel's sequence space (a quoted SYN-ACK's seq is the capture's server ISN), the checksum redone.
+    if len(f) < 110 or f[12:14] != b'\x86\xdd' or f[20] != 58 or f[54] >= 128 or f[68] != 6:
+        return f
+    key = (f[86:102], f[104:106], f[70:86], f[102:104])
+    st = flows.get(key)
+    if st is None:
+        return f
+    deadline = time.monotonic() + 0.5
+    while st['kisn'] is None and time.monotonic() < deadline:
+        wait_until(min(deadline, time.monotonic() + 0.005))
+    if st['kisn'] is None:
+        return f
+    b = bytearray(f)
+    seq = struct.unpack_from('!I', b, 106)[0]
+    new = (seq + st['shift'][0]) & 0xFFFFFFFF if st['shift'] is not None else st['kisn']
+    struct.pack_into('!I', b, 106, new)
+    struct.pack_into('!H', b, 56, 0)
+    plen = struct.unpack_from('!H', b, 18)[0]
+    struct.pack_into('!H', b, 56, csum(bytes(b[22:54]) + struct.pack('!I3xB', plen, 58) + bytes(b[54:54 + plen])))
+    log.append('icmpv6 quoting seq %d sent with %d' % (seq, new))
+    return bytes(b)
+
 def rewrite(f):
     t = tcp_at(f)
     if t is None:
-        return f
-    key = (f[26:30], f[t:t + 2], f[30:34], f[t + 2:t + 4])
+        return rewrite_icmp6(f)
+    src, dst = addrs(f)
+    key = (src, f[t:t + 2], dst, f[t + 2:t + 4])
     flags = f[t + 13]
     seq = struct.unpack('!I', f[t + 4:t + 8])[0]
-    name = '%s:%d' % (socket.inet_ntoa(key[0]), struct.unpack('!H', key[1])[0])
+    if len(src) == 16:
+        name = '[%s]:%d' % (socket.inet_ntop(socket.AF_INET6, src), struct.unpack('!H', key[1])[0])
+    else:
+        name = '%s:%d' % (socket.inet_ntoa(src), struct.unpack('!H', key[1])[0])
     if flags & 0x12 == 0x02:
         st = flows.get(key)
         if st is None or st['isn'] != seq:
@@ -362,10 +398,13 @@ def rewrite(f):
         elif k == 5:
             for j in range(i + 2, i + l - 7, 4):
                 struct.pack_into('!I', b, j, (struct.unpack_from('!I', b, j)[0] + ds) & 0xFFFFFFFF)
-    iplen = struct.unpack_from('!H', b, 16)[0]
-    seg_end = 14 + iplen
     struct.pack_into('!H', b, t + 16, 0)
-    pseudo = bytes(b[26:34]) + struct.pack('!BBH', 0, 6, seg_end - t)
+    if len(src) == 16:
+        seg_end = 54 + struct.unpack_from('!H', b, 18)[0]
+        pseudo = bytes(b[22:54]) + struct.pack('!I3xB', seg_end - t, 6)
+    else:
+        seg_end = 14 + struct.unpack_from('!H', b, 16)[0]
+        pseudo = bytes(b[26:34]) + struct.pack('!BBH', 0, 6, seg_end - t)
     struct.pack_into('!H', b, t + 16, csum(pseudo + bytes(b[t:seg_end])))
     return bytes(b)
 

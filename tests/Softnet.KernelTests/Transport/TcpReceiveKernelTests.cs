@@ -4,39 +4,46 @@ using Xunit;
 
 namespace Softnet.KernelTests.Transport;
 
-/// <summary>Each TCP case's capture and the kernel's dump of it, made once per test run (two for the self-test).</summary>
-public sealed class TcpKernelFixture
+/// <summary>Each TCP case's capture and the kernel's dump of it, made once per test run (two for the self-test), over
+/// IPv4 (Scenarios/tcp-host) or IPv6 (<see cref="Tcp6KernelFixture"/>, Scenarios/tcp6-host).</summary>
+public abstract class TcpKernelFixtureBase
 {
     private readonly Dictionary<string, Lazy<(string? Dir, string? Error)>> _runs = [];
+    private readonly bool _v6;
+    private readonly string _outName;
 
     /// <summary>Why kernel tests skip here, or null.</summary>
     public string? SkipReason { get; } = TcpKernelRun.Unavailable();
 
-    /// <summary>Results stay beside the test assembly for inspection: tcp-runs/&lt;case&gt;/{kernel,kernel2,softnet}.</summary>
-    public static string OutRoot => Path.Combine(AppContext.BaseDirectory, "tcp-runs");
+    /// <summary>Results stay beside the test assembly for inspection: tcp-runs/&lt;case&gt;/{kernel,kernel2,softnet}
+    /// (tcp6-runs for IPv6).</summary>
+    public string OutRoot => Path.Combine(AppContext.BaseDirectory, _outName);
 
-    public static string ScenarioDir => Path.Combine(AppContext.BaseDirectory, "Scenarios", "tcp-host");
+    public string ScenarioDir { get; }
 
-    public TcpKernelFixture()
+    protected TcpKernelFixtureBase(string scenario, string outName, IEnumerable<string> names, bool v6)
     {
-        foreach (var n in TcpCases.Names)
+        ScenarioDir = Path.Combine(AppContext.BaseDirectory, "Scenarios", scenario);
+        _outName = outName;
+        _v6 = v6;
+        foreach (var n in names)
             foreach (var tag in new[] { "kernel", "kernel2" })
                 _runs[$"{n}/{tag}"] = new Lazy<(string?, string?)>(() => RunKernel(n, tag));
     }
 
-    private static readonly HashSet<string> s_written = [];
+    private readonly HashSet<string> _written = [];
 
     /// <summary>Writes the case's capture (once per test process, so an edited case is never read stale from an
     /// earlier run's file; the same file for every run in this one) and returns its path.</summary>
-    public static string Capture(string name)
+    public string Capture(string name)
     {
         string path = Path.Combine(OutRoot, $"{name}.pcapng");
-        lock (typeof(TcpKernelFixture))
+        lock (_written)
         {
-            if (s_written.Add(name))
+            if (_written.Add(name))
             {
                 Directory.CreateDirectory(OutRoot);
-                TcpCases.For(name).Write(path + ".tmp");
+                TcpCases.For(name, _v6).Write(path + ".tmp");
                 File.Move(path + ".tmp", path, true);
             }
         }
@@ -70,7 +77,7 @@ public sealed class TcpKernelFixture
     }
 
     /// <summary>Softnet's dump of a case: `softnet replay CAPTURE --scenario tcp-host --inject server --dump DIR`.</summary>
-    public static string Softnet(string name)
+    public string Softnet(string name)
     {
         string dir = Path.Combine(OutRoot, name, "softnet");
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
@@ -80,8 +87,14 @@ public sealed class TcpKernelFixture
     }
 }
 
+/// <summary>The IPv4 cases against Scenarios/tcp-host.</summary>
+public sealed class TcpKernelFixture() : TcpKernelFixtureBase("tcp-host", "tcp-runs", TcpCases.Names, v6: false);
+
+/// <summary>The IPv4 and IPv6 TCP cases share one collection: xunit runs collections in parallel, and two kernel
+/// readers and injectors competing for the two CPUs would make the kernel's timing (delayed ACKs, header-prediction
+/// hits) differ from run to run.</summary>
 [CollectionDefinition(Name)]
-public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>
+public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>, ICollectionFixture<Tcp6KernelFixture>
 {
     public const string Name = "TcpKernel";
 }
@@ -163,7 +176,50 @@ public sealed class TcpReceiveKernelTests(TcpKernelFixture fx)
     public void Softnet_matches_the_kernel(string name)
     {
         string kernel = fx.Kernel(name);
-        var diffs = TcpCompare.Diff(kernel, TcpKernelFixture.Softnet(name));
+        var diffs = TcpCompare.Diff(kernel, fx.Softnet(name));
         Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+}
+
+/// <summary>The IPv6 cases against Scenarios/tcp6-host (the same listeners at 2001:db8:4d::1, the client at ::2).</summary>
+public sealed class Tcp6KernelFixture() : TcpKernelFixtureBase("tcp6-host", "tcp6-runs", TcpCases.Names6, v6: true);
+
+/// <summary>
+/// TCP over IPv6 (tcp_v6_rcv, tcp_v6_send_synack, inet6_csk_xmit, tcp_v6_send_reset) against the kernel: each case's
+/// frames on the server device (normalised as for IPv4, with the IPv6 header's traffic class, flow label and hop
+/// limit in each frame's key), sockets.txt (peers as [addr]:port) and the Tcp/TcpExt and Ip6 counters. Results in
+/// bin/.../tcp6-runs/&lt;case&gt;/{kernel,softnet}.
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(TcpKernelCollection.Name)]
+public sealed class Tcp6ReceiveKernelTests(Tcp6KernelFixture fx)
+{
+    public static TheoryData<string> Cases() => [.. TcpCases.Names6];
+
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Softnet_matches_the_kernel_over_ipv6(string name)
+    {
+        string kernel = fx.Kernel(name);
+        var diffs = TcpCompare.Diff(kernel, fx.Softnet(name), prefixes: ["Tcp", "Ip6", "Icmp6In"]);
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+
+    /// <summary>The harness over IPv6 against the kernel alone: two runs of a capture normalise alike.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Two_kernel_runs_normalise_to_the_same_result_over_ipv6(string name)
+    {
+        var diffs = TcpCompare.Diff(fx.Kernel(name), fx.Kernel(name, "kernel2"), counterSource: fx.Kernel(name), prefixes: ["Tcp", "Ip6", "Icmp6In"]);
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+
+    /// <summary>The kernel's IPv6 SYN-ACK: MSS 1440 (the route MTU less 60), traffic class and flow label 0, hop limit
+    /// 64, window 45 × 1428.</summary>
+    [SkippableFact]
+    public void Kernel_shows_the_ipv6_syn_ack()
+    {
+        var tx = TcpCompare.Normalise(fx.Kernel("inorder")).Where(f => f.Key.StartsWith("tx ", StringComparison.Ordinal)).ToList();
+        Assert.Contains("ip6(tc=0 fl=0 hlim=64) [mss 1440, sackok, ts */0, nop, ws 10]", tx[0].Key);
     }
 }
