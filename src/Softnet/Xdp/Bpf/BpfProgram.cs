@@ -1,0 +1,64 @@
+namespace Softnet.Xdp.Bpf;
+
+/// <summary>What R1 points at when the program starts, which decides what the verifier lets it touch.</summary>
+public enum BpfContextKind
+{
+    /// <summary>
+    /// The conformance suite's (and uBPF's) calling convention: R1 points at a plain memory block of
+    /// <see cref="BpfVerifierOptions.MemSize"/> bytes (the test's `-- mem`) and R2 holds its length.
+    /// </summary>
+    Memory,
+    // Xdp: R1 = PTR_TO_CTX over struct xdp_md; ctx loads of data/data_end/data_meta become packet pointers
+    // (convert_ctx_accesses) — added with the loader.
+}
+
+/// <summary>How strict the verifier is and what the program may call.</summary>
+public sealed record BpfVerifierOptions
+{
+    public BpfContextKind Context { get; init; } = BpfContextKind.Memory;
+
+    /// <summary>Bytes behind R1 for <see cref="BpfContextKind.Memory"/>.</summary>
+    public int MemSize { get; init; }
+
+    public BpfHelperTable? Helpers { get; init; }
+
+    /// <summary>
+    /// Accept what RFC 9669 defines but the kernel's verifier refuses: shifts by an immediate at or past the
+    /// operand width (masked), division or modulo by an immediate zero, and uBPF's call-by-register (callx).
+    /// The conformance suite needs these; the kernel (and XDP programs) do not.
+    /// </summary>
+    public bool Rfc9669 { get; init; }
+
+    /// <summary>The kernel's BPF_COMPLEXITY_LIMIT_INSNS: instructions the verifier may walk before giving up.</summary>
+    public int MaxProcessedInsns { get; init; } = 1_000_000;
+
+    /// <summary>The conformance suite's setting: plain memory of <paramref name="memSize"/> bytes, uBPF's helpers, RFC 9669.</summary>
+    public static BpfVerifierOptions Conformance(int memSize) => new()
+    {
+        Context = BpfContextKind.Memory,
+        MemSize = memSize,
+        Helpers = BpfHelperTable.Conformance(),
+        Rfc9669 = true,
+    };
+}
+
+/// <summary>A program the verifier accepted, ready for the interpreter (and later the JIT).</summary>
+public sealed class BpfProgram
+{
+    internal BpfProgram(BpfInsn[] insns, BpfVerifierOptions options, int processed)
+    {
+        Insns = insns;
+        Options = options;
+        ProcessedInsns = processed;
+    }
+
+    public BpfInsn[] Insns { get; }
+    public BpfVerifierOptions Options { get; }
+    public BpfHelperTable? Helpers => Options.Helpers;
+
+    /// <summary>Instructions the verifier walked (the kernel's "processed N insns").</summary>
+    public int ProcessedInsns { get; }
+
+    /// <summary>Verifies <paramref name="insns"/> and returns the program, or throws <see cref="BpfVerifierException"/>.</summary>
+    public static BpfProgram Load(BpfInsn[] insns, BpfVerifierOptions options) => BpfVerifier.Verify(insns, options);
+}
