@@ -43,6 +43,27 @@ public sealed class BpfInterpreter
     private readonly int[] _returnPc = new int[MaxCallFrames];
     private readonly ulong[] _saved = new ulong[MaxCallFrames * 4];
 
+    private readonly byte[] _ctx = new byte[XdpMd.TableSize];
+
+    /// <summary>
+    /// Runs an XDP program on one frame, as the driver's XDP hook does: R1 is the xdp_md context, whose table
+    /// holds data, data_end and data_meta as packet addresses; the program reads and writes the frame in place.
+    /// A fault, or a return value that is no XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
+    /// </summary>
+    public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, out BpfRunResult result)
+    {
+        var ctx = _ctx.AsSpan();
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataEnd));
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataMeta));
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
+        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
+        result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
+        return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
+    }
+
     /// <summary>Stack bytes, all frames (tests and helpers look at them).</summary>
     public Span<byte> StackBytes => _stack;
 

@@ -8,8 +8,25 @@ public enum BpfContextKind
     /// <see cref="BpfVerifierOptions.MemSize"/> bytes (the test's `-- mem`) and R2 holds its length.
     /// </summary>
     Memory,
-    // Xdp: R1 = PTR_TO_CTX over struct xdp_md; ctx loads of data/data_end/data_meta become packet pointers
-    // (convert_ctx_accesses) — added with the loader.
+
+    /// <summary>
+    /// An XDP program: R1 points at struct xdp_md. Loads of data, data_end and data_meta give packet pointers,
+    /// which the verifier rewrites into 64-bit loads of the run's context table (<see cref="XdpMd"/>).
+    /// </summary>
+    Xdp,
+}
+
+/// <summary>
+/// struct xdp_md (include/uapi/linux/bpf.h): what an XDP program reads through R1, six u32 fields. At run time
+/// the context region holds them as six u64 values (the packet ones as BPF addresses), which the verifier's
+/// rewrite of each ctx load reads.
+/// </summary>
+public static class XdpMd
+{
+    public const int Data = 0, DataEnd = 4, DataMeta = 8, IngressIfindex = 12, RxQueueIndex = 16, EgressIfindex = 20;
+    public const int Size = 24;
+    /// <summary>Bytes of the run-time context table: one u64 per field.</summary>
+    public const int TableSize = Size * 2;
 }
 
 /// <summary>How strict the verifier is and what the program may call.</summary>
@@ -31,6 +48,13 @@ public sealed record BpfVerifierOptions
 
     /// <summary>The kernel's BPF_COMPLEXITY_LIMIT_INSNS: instructions the verifier may walk before giving up.</summary>
     public int MaxProcessedInsns { get; init; } = 1_000_000;
+
+    /// <summary>An XDP program as the kernel loads one with CAP_BPF (helpers come with the loader).</summary>
+    public static BpfVerifierOptions Xdp(BpfHelperTable? helpers = null) => new()
+    {
+        Context = BpfContextKind.Xdp,
+        Helpers = helpers,
+    };
 
     /// <summary>The conformance suite's setting: plain memory of <paramref name="memSize"/> bytes, uBPF's helpers, RFC 9669.</summary>
     public static BpfVerifierOptions Conformance(int memSize) => new()

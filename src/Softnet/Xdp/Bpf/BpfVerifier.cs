@@ -377,6 +377,7 @@ public static class BpfVerifier
     private sealed class Walker(BpfInsn[] insns, BpfInsn[] rewritten, BpfVerifierOptions options, int[] subprogs)
     {
         private readonly bool[] _prunePoint = PrunePoints(insns);
+        private readonly byte[] _ctxLoad = new byte[insns.Length];
         private readonly Dictionary<(int Pc, StateKey Key), bool> _visited = [];
         private int _processed;
 
@@ -398,7 +399,6 @@ public static class BpfVerifier
         public int Run()
         {
             _ = subprogs;
-            _ = rewritten; // ctx-access rewriting (convert_ctx_accesses) lands here with the XDP context
             var init = new State();
             var f = new FrameState();
             f.Regs[FramePointer] = Reg.Ptr(RegType.PtrToStack, 0, 0);
@@ -407,6 +407,9 @@ public static class BpfVerifier
                 case BpfContextKind.Memory:
                     f.Regs[1] = Reg.Ptr(RegType.PtrToMem);
                     f.Regs[2] = Reg.Const((ulong)options.MemSize);
+                    break;
+                case BpfContextKind.Xdp:
+                    f.Regs[1] = Reg.Ptr(RegType.PtrToCtx);
                     break;
             }
             init.Frames.Add(f);
@@ -495,7 +498,10 @@ public static class BpfVerifier
                     CheckRead(s, pc, insn.Src);
                     CheckWrite(pc, insn.Dst);
                     int size = SizeBytes(insn.SizeField);
-                    var v = Access(s, pc, insn.Src, insn.Off, size, write: false, value: default, ctxRewrite: true);
+                    bool ctx = regs[insn.Src].Type == RegType.PtrToCtx;
+                    if (_ctxLoad[pc] != 0 && _ctxLoad[pc] != (ctx ? 1 : 2)) throw Fail(pc, "same insn cannot be used with different pointers");
+                    _ctxLoad[pc] = (byte)(ctx ? 1 : 2);
+                    var v = Access(s, pc, insn.Src, insn.Off, size, write: false, value: default, ctxRewrite: insn.Mode == BPF_MEM);
                     if (insn.Mode == BPF_MEMSX && v.IsScalar && !(v.IsConst && v.UMax < (1UL << (size * 8 - 1)))) v = Reg.Unknown;
                     regs[insn.Dst] = v;
                     s.Pc++;
@@ -595,11 +601,24 @@ public static class BpfVerifier
 
         private Reg CtxAccess(State s, int pc, int regno, Reg reg, short insnOff, int size, bool write, bool rewrite)
         {
-            _ = s; _ = rewrite;
+            _ = s;
             int off = reg.Off + insnOff;
-            // Only the plain-memory context exists so far; xdp_md (data, data_end, data_meta, ingress_ifindex,
-            // rx_queue_index, egress_ifindex) arrives with the loader, rewriting these loads as convert_ctx_accesses does.
-            throw Fail(pc, $"invalid bpf_context access off={off} size={size}{(write ? " (write)" : "")} R{regno}");
+            if (options.Context != BpfContextKind.Xdp)
+                throw Fail(pc, $"invalid bpf_context access off={off} size={size}");
+            if (reg.Off != 0 || !reg.VarOffZero) throw Fail(pc, $"dereference of modified ctx ptr R{regno} off={reg.Off} disallowed");
+            // xdp_is_valid_access: aligned 4-byte reads of xdp_md only; egress_ifindex is for devmap programs.
+            if (write || size != 4 || off < 0 || off % 4 != 0 || off >= XdpMd.Size || off == XdpMd.EgressIfindex || !rewrite)
+                throw Fail(pc, $"invalid bpf_context access off={off} size={size}");
+            // convert_ctx_accesses: the load becomes a 64-bit read of the run's context table, where the packet
+            // pointers are full BPF addresses.
+            rewritten[pc] = rewritten[pc] with { Code = (byte)(BPF_LDX | BPF_MEM | BPF_DW), Off = (short)(off / 4 * 8) };
+            return off switch
+            {
+                XdpMd.Data => Reg.Ptr(RegType.PtrToPacket),
+                XdpMd.DataEnd => Reg.Ptr(RegType.PtrToPacketEnd),
+                XdpMd.DataMeta => Reg.Ptr(RegType.PtrToPacketMeta),
+                _ => Reg.Bounded(uint.MaxValue),
+            };
         }
 
         private static Reg StackAccess(State s, int pc, int regno, Reg reg, short insnOff, int size, bool write, Reg value)
