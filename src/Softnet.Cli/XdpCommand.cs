@@ -23,7 +23,7 @@ public static class XdpCommand
     {
         var cmd = new Command("conformance", "Run every .data file of a bpf_conformance tests folder and report failures");
         var dir = new Argument<string>("dir") { Description = "folder of .data files (bpf_conformance tests/ or negative/)", HelpName = "DIR" };
-        var verbose = new Option<bool>("--verbose") { Description = "also print each passing file" };
+        var verbose = new Option<bool>("--verbose") { Description = "also print each passing file (and, for expected refusals, the verifier's message)" };
         cmd.Arguments.Add(dir);
         cmd.Options.Add(verbose);
         cmd.SetAction(parseResult =>
@@ -49,12 +49,12 @@ public static class XdpCommand
             if (o.Passed)
             {
                 passed++;
-                if (verbose) output.WriteLine($"PASS {o.File}");
+                if (verbose) output.WriteLine(o.Detail.Length > 0 ? $"PASS {o.File} ({o.Detail.Replace('\n', ' ')})" : $"PASS {o.File}");
             }
             else
             {
                 failed++;
-                output.WriteLine($"FAIL {o.Detail}");
+                output.WriteLine($"FAIL {o.Detail.Replace('\n', ' ')}");
             }
         }
         output.WriteLine($"{passed} passed, {failed} failed");

@@ -112,7 +112,7 @@ public sealed class BpfConformanceFile
     }
 }
 
-/// <summary>The outcome of one conformance file.</summary>
+/// <summary>The outcome of one conformance file; <see cref="Detail"/> says why it failed, or how an expected refusal read.</summary>
 public readonly record struct BpfConformanceOutcome(string File, bool Passed, string Detail);
 
 /// <summary>
@@ -146,7 +146,7 @@ public sealed class BpfConformanceRunner
         }
         catch (BpfVerifierException e)
         {
-            if (f.Error is not null && (f.Error.Length == 0 || f.Error.TrimEnd() == e.Reason)) return new(name, true, "");
+            if (f.Error is not null && (f.Error.Length == 0 || f.Error.TrimEnd() == e.Reason)) return new(name, true, $"refused: {e.Message}");
             return new(name, false, f.Error is null
                 ? $"{name}: verifier refused the program: {e.Message}"
                 : $"{name}: verifier refused with \"{e.Message}\" but expected \"{f.Error}\"");

@@ -966,47 +966,53 @@ public static class BpfVerifier
         }
 
         /// <summary>
-        /// find_good_pkt_pointers: comparing a packet pointer with data_end proves, on the side where the pointer
-        /// is not past the end, that every pointer of its lineage may read up to its offset.
+        /// find_good_pkt_pointers (via try_match_pkt_pointers): comparing a packet pointer with data_end (or a
+        /// metadata pointer with data) proves, on the side where it is not past the end, that every pointer of its
+        /// lineage may read up to its offset — one byte more when that side knows it is strictly below the end.
         /// </summary>
         private static void PacketBranch(int op, BpfInsn insn, State taken, State fall)
         {
             if (insn.Source != BPF_X) return;
             var a = fall.Regs[insn.Dst];
             var b = fall.Regs[insn.Src];
-            bool aPkt = a.Type is RegType.PtrToPacket or RegType.PtrToPacketMeta;
-            bool bPkt = b.Type is RegType.PtrToPacket or RegType.PtrToPacketMeta;
+            bool pktVsEnd = (a.Type == RegType.PtrToPacket && b.Type == RegType.PtrToPacketEnd)
+                || (a.Type == RegType.PtrToPacketMeta && b.Type == RegType.PtrToPacket);
+            bool endVsPkt = (a.Type == RegType.PtrToPacketEnd && b.Type == RegType.PtrToPacket)
+                || (a.Type == RegType.PtrToPacket && b.Type == RegType.PtrToPacketMeta);
             Reg pkt;
             State? safe;
-            if (aPkt && b.Type == RegType.PtrToPacketEnd)
+            bool open;
+            if (pktVsEnd)
             {
                 pkt = a;
-                // pkt > end / pkt >= end: safe when not taken; pkt < end / pkt <= end: safe when taken.
-                safe = op switch { BPF_JGT or BPF_JGE => fall, BPF_JLT or BPF_JLE => taken, _ => null };
+                (safe, open) = op switch
+                {
+                    BPF_JGT => (fall, false), BPF_JLT => (taken, true), BPF_JGE => (fall, true), BPF_JLE => (taken, false),
+                    _ => ((State?)null, false),
+                };
             }
-            else if (bPkt && a.Type == RegType.PtrToPacketEnd)
+            else if (endVsPkt)
             {
                 pkt = b;
-                // end > pkt / end >= pkt: safe when taken; end < pkt / end <= pkt: safe when not taken.
-                safe = op switch { BPF_JGT or BPF_JGE => taken, BPF_JLT or BPF_JLE => fall, _ => null };
-            }
-            else if (a.Type == RegType.PtrToPacketMeta && b.Type == RegType.PtrToPacket)
-            {
-                pkt = a;
-                safe = op switch { BPF_JGT or BPF_JGE => fall, BPF_JLT or BPF_JLE => taken, _ => null };
+                (safe, open) = op switch
+                {
+                    BPF_JGT => (taken, true), BPF_JLT => (fall, false), BPF_JGE => (taken, false), BPF_JLE => (fall, true),
+                    _ => ((State?)null, false),
+                };
             }
             else return;
-            if (safe is null || pkt.Off <= 0) return;
+            if (safe is null || pkt.Off < 0 || (pkt.Off == 0 && open)) return;
+            int range = open ? pkt.Off + 1 : pkt.Off;
             foreach (var f in safe.Frames)
             {
-                for (int r = 0; r < MaxReg; r++) Widen(ref f.Regs[r], pkt);
-                for (int k = 0; k < f.Spills.Length; k++) if (f.Slots[k * 8] == StackSpill) Widen(ref f.Spills[k], pkt);
+                for (int r = 0; r < MaxReg; r++) Widen(ref f.Regs[r], pkt, range);
+                for (int k = 0; k < f.Spills.Length; k++) if (f.Slots[k * 8] == StackSpill) Widen(ref f.Spills[k], pkt, range);
             }
         }
 
-        private static void Widen(ref Reg r, Reg pkt)
+        private static void Widen(ref Reg r, Reg pkt, int range)
         {
-            if (r.Type == pkt.Type && r.Id == pkt.Id && r.Range < pkt.Off) r.Range = pkt.Off;
+            if (r.Type == pkt.Type && r.Id == pkt.Id && r.Range < range) r.Range = range;
         }
 
         private bool Call(State s, int pc, BpfInsn insn)

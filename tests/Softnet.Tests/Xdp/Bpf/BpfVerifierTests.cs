@@ -65,6 +65,45 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void A_strict_comparison_proves_one_byte_more_and_metadata_is_checked_against_data()
+    {
+        const string lt = Prologue + """
+            mov %r4, %r2
+            add %r4, 14
+            jlt %r4, %r3, ok
+            mov %r0, 1
+            exit
+            ok:
+            ldxb %r0, [%r2+14]
+            exit
+            """;
+        Load(lt);
+        Assert.StartsWith("7: invalid access to packet, off=15 size=1, R2(id=0,off=0,r=15)", Refusal(lt.Replace("[%r2+14]", "[%r2+15]")));
+
+        var prog = Load("""
+            ldxw %r2, [%r1+8]
+            ldxw %r3, [%r1+0]
+            mov %r4, %r2
+            add %r4, 4
+            jgt %r4, %r3, nometa
+            ldxw %r0, [%r2+0]
+            exit
+            nometa:
+            mov %r0, 2
+            exit
+            """);
+        var buf = new byte[128];
+        var xdp = new XdpBuff(buf, 64, 20, rxQueue: 0);
+        var vm = new BpfInterpreter();
+        vm.RunXdp(prog, ref xdp, 1, out var r);
+        Assert.Equal(2UL, r.R0);
+        Assert.True(xdp.AdjustMeta(-4));
+        xdp.Meta.Fill(0x03);
+        vm.RunXdp(prog, ref xdp, 1, out r);
+        Assert.Equal(0x03030303UL, r.R0);
+    }
+
+    [Fact]
     public void Uninitialised_registers_unreachable_code_and_missing_exit_are_refused()
     {
         Assert.Equal("0: R2 !read_ok", Refusal("mov %r0, %r2\nexit"));
