@@ -46,6 +46,12 @@ public sealed record BpfVerifierOptions
     /// </summary>
     public bool Rfc9669 { get; init; }
 
+    /// <summary>
+    /// Loops allowed (and proven to end by walking them), as for a loader with CAP_BPF; when false any back-edge
+    /// is refused, as the kernel's verifier does for an unprivileged loader.
+    /// </summary>
+    public bool AllowLoops { get; init; } = true;
+
     /// <summary>The kernel's BPF_COMPLEXITY_LIMIT_INSNS: instructions the verifier may walk before giving up.</summary>
     public int MaxProcessedInsns { get; init; } = 1_000_000;
 

@@ -38,7 +38,7 @@ public static class BpfVerifier
     {
         CheckInstructions(insns, options);
         var subprogs = CheckSubprogs(insns);
-        CheckCfg(insns);
+        CheckCfg(insns, options.AllowLoops);
         var rewritten = (BpfInsn[])insns.Clone();
         int processed = new Walker(insns, rewritten, options, subprogs).Run();
         return new BpfProgram(rewritten, options, processed);
@@ -237,36 +237,62 @@ public static class BpfVerifier
         return list;
     }
 
-    private static void CheckCfg(BpfInsn[] insns)
+    /// <summary>
+    /// check_cfg: a depth-first walk of the control-flow graph. An edge to an instruction still on the walk's
+    /// stack is a back-edge (a loop): refused when loops are not allowed (the kernel's unprivileged loader),
+    /// otherwise left to pass 3 to prove it ends. Whatever the walk never reaches is unreachable.
+    /// </summary>
+    private static void CheckCfg(BpfInsn[] insns, bool allowLoops)
     {
-        var seen = new bool[insns.Length];
         var secondHalf = new bool[insns.Length];
         for (int i = 0; i < insns.Length; i++) if (insns[i].IsLdImm64 && i + 1 < insns.Length) secondHalf[++i] = true;
-        var stack = new Stack<int>();
-        void Push(int from, int to)
+        var color = new byte[insns.Length];   // 0 unseen, 1 on the stack, 2 done
+        var stack = new Stack<(int Insn, int Edge)>();
+        Span<int> edges = stackalloc int[2];
+        int Successors(int i, Span<int> e)
         {
-            if (to < 0 || to >= insns.Length) throw Fail(-1, $"jump out of range from insn {from} to {to}");
-            if (secondHalf[to]) throw Fail(-1, $"jump into the middle of ldimm64 insn {to - 1}");
-            if (!seen[to]) { seen[to] = true; stack.Push(to); }
-        }
-        seen[0] = true;
-        stack.Push(0);
-        while (stack.Count > 0)
-        {
-            int i = stack.Pop();
             var insn = insns[i];
-            if (insn.Code == (BPF_JMP | BPF_EXIT)) continue;
+            if (insn.Code == (BPF_JMP | BPF_EXIT)) return 0;
             if (IsJump(insn, out int t, i))
             {
-                Push(i, t);
-                if (insn.Op != BPF_JA) Push(i, i + 1);
+                e[0] = t;
+                if (insn.Op == BPF_JA) return 1;
+                e[1] = i + 1;
+                return 2;
+            }
+            if (IsPseudoCall(insn))
+            {
+                e[0] = i + 1 + insn.Imm;
+                e[1] = i + 1;
+                return 2;
+            }
+            e[0] = insn.IsLdImm64 ? i + 2 : i + 1;
+            return 1;
+        }
+        color[0] = 1;
+        stack.Push((0, 0));
+        while (stack.Count > 0)
+        {
+            var (i, edge) = stack.Pop();
+            int n = Successors(i, edges);
+            if (edge >= n)
+            {
+                color[i] = 2;
                 continue;
             }
-            if (IsPseudoCall(insn)) Push(i, i + 1 + insn.Imm);
-            Push(i, insn.IsLdImm64 ? i + 2 : i + 1);
+            int to = edges[edge];
+            stack.Push((i, edge + 1));
+            if (to < 0 || to >= insns.Length) throw Fail(-1, $"jump out of range from insn {i} to {to}");
+            if (secondHalf[to]) throw Fail(-1, $"jump into the middle of ldimm64 insn {to - 1}");
+            if (color[to] == 1 && !allowLoops) throw Fail(-1, $"back-edge from insn {i} to {to}");
+            if (color[to] == 0)
+            {
+                color[to] = 1;
+                stack.Push((to, 0));
+            }
         }
         for (int i = 0; i < insns.Length; i++)
-            if (!seen[i] && !secondHalf[i]) throw Fail(-1, $"unreachable insn {i}");
+            if (color[i] == 0 && !secondHalf[i]) throw Fail(-1, $"unreachable insn {i}");
     }
 
     // ---- pass 3: abstract interpretation ----
@@ -312,6 +338,8 @@ public static class BpfVerifier
             _ => "mem",
         };
     }
+
+    private const ulong MaxPacketOff = 0xffff;
 
     private const byte StackInvalid = 0, StackMisc = 1, StackSpill = 2;
 
@@ -584,6 +612,7 @@ public static class BpfVerifier
                 case RegType.PtrToPacket:
                 case RegType.PtrToPacketMeta:
                 {
+                    // The fixed part against the lineage's proven range (the variable part is in the lineage).
                     int off = reg.Off + insnOff;
                     if (off < 0 || (long)off + size > reg.Range)
                         throw Fail(pc, $"invalid access to packet, off={off} size={size}, R{regno}(id={reg.Id},off={reg.Off},r={reg.Range})\nR{regno} offset is outside of the packet");
@@ -825,10 +854,9 @@ public static class BpfVerifier
             if (ptr.Type is RegType.PtrToPacket or RegType.PtrToPacketMeta)
             {
                 // A variable offset starts a new lineage with nothing proven yet (the kernel's new reg->id).
+                // Ranges are relative to base + variable part, so this pointer's lineage has proven nothing yet.
                 ptr.Id = ++s.NextId;
                 ptr.Range = 0;
-                ptr.Off += (int)ptr.UMax; // ranges are proven for the largest offset the pointer may hold
-                ptr.UMin = ptr.UMax = 0;
             }
             return ptr;
         }
@@ -1002,6 +1030,8 @@ public static class BpfVerifier
             }
             else return;
             if (safe is null || pkt.Off < 0 || (pkt.Off == 0 && open)) return;
+            // MAX_PACKET_OFF: beyond it ptr + off could wrap and still compare below data_end.
+            if (pkt.UMax > MaxPacketOff || pkt.UMax + (ulong)pkt.Off > MaxPacketOff) return;
             int range = open ? pkt.Off + 1 : pkt.Off;
             foreach (var f in safe.Frames)
             {

@@ -104,6 +104,44 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void A_variable_offset_starts_a_lineage_that_needs_its_own_check()
+    {
+        const string text = Prologue + """
+            ldxw %r5, [%r1+16]
+            and %r5, 0x3f
+            mov %r4, %r2
+            add %r4, %r5
+            mov %r6, %r4
+            add %r6, 14
+            jgt %r6, %r3, drop
+            ldxb %r0, [%r4+13]
+            exit
+            drop:
+            mov %r0, 1
+            exit
+            """;
+        var prog = Load(text);
+        Assert.StartsWith("9: invalid access to packet, off=14 size=1, R4(id=1,off=0,r=14)", Refusal(text.Replace("[%r4+13]", "[%r4+14]")));
+        // The check on r4's lineage says nothing about data itself.
+        Assert.StartsWith("9: invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)", Refusal(text.Replace("[%r4+13]", "[%r2+0]")));
+        var buf = new byte[256];
+        buf[64 + 3 + 13] = 0x5a;
+        var xdp = new XdpBuff(buf, 64, 20, rxQueue: 3);
+        new BpfInterpreter().RunXdp(prog, ref xdp, 1, out var r);
+        Assert.Equal(0x5aUL, r.R0);
+        xdp = new XdpBuff(buf, 64, 16, rxQueue: 3);   // 3 + 14 > 16: the program's own check drops it
+        Assert.Equal(XdpAction.Drop, new BpfInterpreter().RunXdp(prog, ref xdp, 1, out _));
+    }
+
+    [Fact]
+    public void Without_loops_allowed_a_back_edge_is_refused_but_a_backward_jump_that_is_no_loop_is_not()
+    {
+        var noLoops = BpfVerifierOptions.Xdp() with { AllowLoops = false };
+        Assert.Equal("back-edge from insn 2 to 1", Refusal("mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 100, loop\nexit", noLoops));
+        BpfVerifier.Verify(Asm("mov %r1, 0\nja L2\nL1:\nmov %r2, 0\nexit\nL2:\nmov %r0, 0\nja L1"), noLoops);
+    }
+
+    [Fact]
     public void Uninitialised_registers_unreachable_code_and_missing_exit_are_refused()
     {
         Assert.Equal("0: R2 !read_ok", Refusal("mov %r0, %r2\nexit"));
