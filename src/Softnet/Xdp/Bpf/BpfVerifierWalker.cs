@@ -333,7 +333,12 @@ public static partial class BpfVerifier
             {
                 if (src.IsPtr)
                 {
-                    if (!is64 || insn.Off != 0) throw Fail(pc, $"R{insn.Src} partial copy of pointer");
+                    // A privileged loader may copy part of a pointer (allow_ptr_leaks): the result is just a number.
+                    if (!is64 || insn.Off != 0)
+                    {
+                        regs[insn.Dst] = is64 ? Reg.Unknown : Reg.Bounded(uint.MaxValue);
+                        return;
+                    }
                     regs[insn.Dst] = src;
                     return;
                 }
@@ -693,7 +698,8 @@ public static partial class BpfVerifier
             if (s.Frames.Count == 1) return false;
             var r0 = s.Regs[0];
             int callee = s.Frames.Count - 1;
-            if (r0.Type == RegType.PtrToStack && r0.Frame == callee) throw Fail(pc, "cannot return stack pointer to the caller");
+            // check_return_code for a subprogram: only a scalar may go back to the caller.
+            if (!r0.IsScalar) throw Fail(pc, $"At subprogram exit the register R0 is not a scalar value ({r0.TypeName})");
             int ret = s.Cur.ReturnPc;
             s.Frames.RemoveAt(callee);
             var regs = s.Regs;

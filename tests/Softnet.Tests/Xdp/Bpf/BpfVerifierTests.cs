@@ -205,6 +205,15 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void A_subprogram_returns_only_a_scalar()
+    {
+        Assert.Equal("4: At subprogram exit the register R0 is not a scalar value (fp)",
+            Refusal("call local f\nmov %r0, 0\nexit\nf:\nmov %r0, %r10\nexit"));
+        // Copying the low half of a pointer is allowed to a privileged loader and gives a plain number.
+        Load("mov32 %r0, %r1\nexit");
+    }
+
+    [Fact]
     public void An_xdp_program_parses_a_frame_and_rewrites_it_in_place()
     {
         // IPv4 frames: swap the MAC addresses and XDP_TX; anything else: XDP_PASS; runts: XDP_DROP.
