@@ -76,12 +76,12 @@ public sealed class BpfInterpreter
         regs[1] = r1;
         regs[2] = r2;
         regs[FramePointer] = BpfMemory.FramePointer(0);
-        // Frames start zeroed so a read of a never-written stack byte (which a privileged verifier allows) is deterministic.
-        _stack.AsSpan(0, StackSize).Clear();
-        return Execute(prog.Insns, prog.Helpers, ref mem, regs);
+        // Frames start zeroed when the verifier saw a possible read of a never-written stack byte, so it is deterministic.
+        if (prog.ZeroStack) _stack.AsSpan(0, StackSize).Clear();
+        return Execute(prog.Insns, prog.Helpers, prog.ZeroStack, ref mem, regs);
     }
 
-    private BpfRunResult Execute(BpfInsn[] insns, BpfHelperTable? helpers, ref BpfMemory mem, Span<ulong> regs)
+    private BpfRunResult Execute(BpfInsn[] insns, BpfHelperTable? helpers, bool zeroStack, ref BpfMemory mem, Span<ulong> regs)
     {
         int frame = 0;
         int pc = 0;
@@ -137,7 +137,7 @@ public sealed class BpfInterpreter
                             var sv = _saved.AsSpan(frame * 4, 4);
                             sv[0] = regs[6]; sv[1] = regs[7]; sv[2] = regs[8]; sv[3] = regs[9];
                             frame++;
-                            _stack.AsSpan(frame * StackSize, StackSize).Clear();
+                            if (zeroStack) _stack.AsSpan(frame * StackSize, StackSize).Clear();
                             regs[FramePointer] = BpfMemory.FramePointer(frame);
                             pc += 1 + insn.Imm;
                             continue;

@@ -86,6 +86,13 @@ public sealed class BpfProgram
     public BpfVerifierOptions Options { get; }
     public BpfHelperTable? Helpers => Options.Helpers;
 
+    /// <summary>
+    /// The program may read stack bytes it has not written (a privileged verifier allows it), so the interpreter
+    /// zeroes each frame first to make such reads deterministic; other programs skip the 512-byte clear.
+    /// Unverified programs built in tests get it too.
+    /// </summary>
+    internal bool ZeroStack { get; init; } = true;
+
     /// <summary>Instructions the verifier walked (the kernel's "processed N insns").</summary>
     public int ProcessedInsns { get; }
 

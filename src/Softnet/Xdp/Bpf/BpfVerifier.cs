@@ -40,8 +40,9 @@ public static partial class BpfVerifier
         var subprogs = CheckSubprogs(insns);
         CheckCfg(insns, options.AllowLoops);
         var rewritten = (BpfInsn[])insns.Clone();
-        int processed = new Walker(insns, rewritten, options, subprogs).Run();
-        return new BpfProgram(rewritten, options, processed);
+        var walker = new Walker(insns, rewritten, options, subprogs);
+        int processed = walker.Run();
+        return new BpfProgram(rewritten, options, processed) { ZeroStack = walker.ReadsUninitStack };
     }
 
     /// <summary>Verifies and returns null, or the refusal's message.</summary>

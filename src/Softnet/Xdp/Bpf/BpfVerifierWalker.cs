@@ -253,7 +253,7 @@ public static partial class BpfVerifier
             };
         }
 
-        private static Reg StackAccess(State s, int pc, int regno, Reg reg, short insnOff, int size, bool write, Reg value)
+        private Reg StackAccess(State s, int pc, int regno, Reg reg, short insnOff, int size, bool write, Reg value)
         {
             var frame = s.Frames[reg.Frame];
             long lo = (long)reg.Off + insnOff + (long)reg.UMin;
@@ -285,8 +285,11 @@ public static partial class BpfVerifier
                 return frame.Spills[first / 8];
             for (int k = first; k < last; k++)
             {
-                if (frame.Slots[k] == StackInvalid && !AllowUninitStack)
-                    throw Fail(pc, $"invalid read from stack off {reg.Off + insnOff}+{k - first} size {size}");
+                if (frame.Slots[k] == StackInvalid)
+                {
+                    if (!AllowUninitStack) throw Fail(pc, $"invalid read from stack off {reg.Off + insnOff}+{k - first} size {size}");
+                    ReadsUninitStack = true;
+                }
                 if (frame.Slots[k] == StackSpill && frame.Spills[k / 8].IsPtr)
                     throw Fail(pc, "invalid size of register fill");
             }
@@ -301,9 +304,12 @@ public static partial class BpfVerifier
 
         /// <summary>
         /// Reading stack bytes never written is allowed, as for a loader with CAP_PERFMON (allow_uninit_stack);
-        /// the interpreter zeroes each frame so such reads are at least deterministic.
+        /// a program that may do so gets its frames zeroed by the interpreter, so such reads are deterministic.
         /// </summary>
         private const bool AllowUninitStack = true;
+
+        /// <summary>Some path may read a stack byte no path has written before it.</summary>
+        public bool ReadsUninitStack { get; private set; }
 
         // ---- ALU ----
 

@@ -214,6 +214,20 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void A_read_of_never_written_stack_is_allowed_and_reads_zero()
+    {
+        var vm = new BpfInterpreter();
+        var writer = Load("stdw [%r10-8], 0x1234\nldxdw %r0, [%r10-8]\nexit");
+        var reader = Load("ldxdw %r0, [%r10-8]\nexit");
+        var buf = new byte[64];
+        var xdp = new XdpBuff(buf, 0, 60, 0);
+        vm.RunXdp(writer, ref xdp, 1, out var r);
+        Assert.Equal(0x1234UL, r.R0);
+        vm.RunXdp(reader, ref xdp, 1, out r);
+        Assert.Equal(0UL, r.R0);
+    }
+
+    [Fact]
     public void An_xdp_program_parses_a_frame_and_rewrites_it_in_place()
     {
         // IPv4 frames: swap the MAC addresses and XDP_TX; anything else: XDP_PASS; runts: XDP_DROP.
