@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static Softnet.Xdp.Bpf.BpfOp;
@@ -152,6 +151,7 @@ public sealed class BpfInterpreter
                         pc++;
                         continue;
                     }
+                    if (op > BPF_JSLE || op == BPF_CALL || op == BPF_EXIT) return new(0, BpfFault.BadInstruction, pc);
                     ulong a, b;
                     if (cls == BPF_JMP)
                     {
@@ -179,7 +179,7 @@ public sealed class BpfInterpreter
                             BPF_JSGE => (long)a >= (long)b,
                             BPF_JSLT => (long)a < (long)b,
                             BPF_JSLE => (long)a <= (long)b,
-                            _ => throw new UnreachableException(),
+                            _ => false,
                         };
                     }
                     else
@@ -197,7 +197,7 @@ public sealed class BpfInterpreter
                             BPF_JSGE => (int)a >= (int)b,
                             BPF_JSLT => (int)a < (int)b,
                             BPF_JSLE => (int)a <= (int)b,
-                            _ => throw new UnreachableException(),
+                            _ => false,
                         };
                     }
                     pc += taken ? 1 + insn.Off : 1;
@@ -205,6 +205,7 @@ public sealed class BpfInterpreter
                 }
                 case BPF_LDX:
                 {
+                    if (insn.Mode != BPF_MEM && insn.Mode != BPF_MEMSX) return new(0, BpfFault.BadInstruction, pc);
                     int size = SizeBytes(insn.SizeField);
                     if (!mem.TryMap(regs[src] + (ulong)(long)insn.Off, size, false, out var p))
                         return new(0, BpfFault.MemoryAccess, pc);
@@ -227,6 +228,7 @@ public sealed class BpfInterpreter
                 case BPF_STX:
                 {
                     int size = SizeBytes(insn.SizeField);
+                    if (insn.Mode != BPF_MEM && !(insn.Mode == BPF_ATOMIC && cls == BPF_STX)) return new(0, BpfFault.BadInstruction, pc);
                     if (insn.Mode == BPF_ATOMIC)
                     {
                         var fault = Atomic(insn, ref mem, regs, size);
