@@ -57,10 +57,12 @@ public static partial class BpfVerifier
         public readonly byte[] Slots = new byte[StackSize];      // per byte: invalid / misc / part of a spill
         public readonly Reg[] Spills = new Reg[StackSize / 8];   // the register spilled in each 8-byte slot
         public int ReturnPc;
+        /// <summary>The first instruction of the subprogram this frame runs.</summary>
+        public int Subprog;
 
         public FrameState Clone()
         {
-            var f = new FrameState { ReturnPc = ReturnPc };
+            var f = new FrameState { ReturnPc = ReturnPc, Subprog = Subprog };
             Regs.CopyTo(f.Regs, 0);
             Slots.CopyTo(f.Slots, 0);
             Spills.CopyTo(f.Spills, 0);

@@ -69,7 +69,29 @@ public static partial class BpfVerifier
                     if (!next) break;
                 }
             }
+            CheckMaxStackDepth();
             return _processed;
+        }
+
+        // Stack bytes each subprogram uses (bpf_subprog_info.stack_depth) and which subprograms each calls.
+        private readonly Dictionary<int, int> _stackDepth = [];
+        private readonly HashSet<(int Caller, int Callee)> _calls = [];
+
+        /// <summary>
+        /// check_max_stack_depth: the frames of any chain of calls share MAX_BPF_STACK, each counted rounded up to
+        /// 16 bytes as the x86-64 JIT lays them out (the kernel on this machine JITs).
+        /// </summary>
+        private void CheckMaxStackDepth()
+        {
+            int Depth(int subprog) => (_stackDepth.GetValueOrDefault(subprog) + 15) / 16 * 16;
+            void Walk(int subprog, int frames, int total)
+            {
+                total += Depth(subprog);
+                if (total > StackSize) throw Fail(-1, $"combined stack size of {frames} calls is {total}. Too large");
+                foreach (var (caller, callee) in _calls)
+                    if (caller == subprog) Walk(callee, frames + 1, total);
+            }
+            Walk(0, 1, 0);
         }
 
         private static StateKey KeyOf(State s)
@@ -79,6 +101,7 @@ public static partial class BpfVerifier
             foreach (var f in s.Frames)
             {
                 w.Write(f.ReturnPc);
+                w.Write(f.Subprog);
                 foreach (var r in f.Regs) WriteReg(w, r);
                 w.Write(f.Slots);
                 for (int i = 0; i < f.Spills.Length; i++)
@@ -262,6 +285,7 @@ public static partial class BpfVerifier
             if (reg.UMax > int.MaxValue || lo < -StackSize || hi > 0)
                 throw Fail(pc, $"invalid{what} stack R{regno} off={reg.Off + insnOff} size={size}");
             int first = (int)(lo + StackSize), last = (int)(hi + StackSize); // [first, last)
+            _stackDepth[frame.Subprog] = Math.Max(_stackDepth.GetValueOrDefault(frame.Subprog), StackSize - first);
             bool fixedOff = reg.VarOffZero;
             if (write)
             {
@@ -665,7 +689,8 @@ public static partial class BpfVerifier
             if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL)
             {
                 if (s.Frames.Count >= MaxCallFrames) throw Fail(pc, $"the call stack of {s.Frames.Count + 1} frames is too deep !");
-                var callee = new FrameState { ReturnPc = pc + 1 };
+                var callee = new FrameState { ReturnPc = pc + 1, Subprog = pc + 1 + insn.Imm };
+                _calls.Add((s.Cur.Subprog, callee.Subprog));
                 for (int r = 1; r <= 5; r++) callee.Regs[r] = regs[r];
                 callee.Regs[FramePointer] = Reg.Ptr(RegType.PtrToStack, 0, s.Frames.Count);
                 s.Frames.Add(callee);

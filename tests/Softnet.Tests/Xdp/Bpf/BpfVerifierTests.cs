@@ -205,6 +205,15 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void Frames_of_a_call_chain_share_the_512_byte_stack()
+    {
+        const string text = "stdw [%r10-300], 1\ncall local f\nmov %r0, 0\nexit\nf:\nstdw [%r10-256], 2\nmov %r0, 0\nexit";
+        // 300 rounds up to 304, plus 256.
+        Assert.Equal("combined stack size of 2 calls is 560. Too large", Refusal(text));
+        Load(text.Replace("[%r10-300]", "[%r10-200]"));
+    }
+
+    [Fact]
     public void A_subprogram_returns_only_a_scalar()
     {
         Assert.Equal("4: At subprogram exit the register R0 is not a scalar value (fp)",
