@@ -152,7 +152,7 @@ public sealed class BpfConformanceRunner
                 : $"{name}: verifier refused with \"{e.Message}\" but expected \"{f.Error}\"");
         }
         var mem = new BpfMemory(default, f.Mem, 0, f.Mem.Length);
-        var r = _vm.Run(prog, ref mem, f.Mem.Length == 0 ? 0 : BpfMemory.Address(BpfMemory.PacketRegion, 0), (ulong)f.Mem.Length);
+        var r = _vm.Run(prog, ref mem, BpfMemory.Address(BpfMemory.PacketRegion, 0), (ulong)f.Mem.Length);
         if (!r.Ok)
         {
             outcome = $"fault {r.Fault} at insn {r.Pc}";

@@ -551,6 +551,8 @@ public static partial class BpfVerifier
         /// <summary>1 when the comparison is always true, 0 when always false, -1 when the ranges cannot tell.</summary>
         private static int BranchTaken(int op, Reg a, Reg b, bool is32)
         {
+            // No pointer this verifier tracks can be NULL, so comparing one with 0 has a known outcome.
+            if (!is32 && a.IsPtr && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE) return op == BPF_JNE ? 1 : 0;
             if (!a.IsScalar || !b.IsScalar) return -1;
             if (a.IsConst && b.IsConst)
             {

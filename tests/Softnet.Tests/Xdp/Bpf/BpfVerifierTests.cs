@@ -214,6 +214,13 @@ public class BpfVerifierTests
     }
 
     [Fact]
+    public void A_pointer_compared_with_null_takes_the_non_null_branch_only()
+    {
+        // The kernel never walks the "ctx == NULL" side, so what is there does not matter.
+        Load("jne %r1, 0, ok\nldxb %r0, [%r0+0]\nexit\nok:\nmov %r0, 2\nexit");
+    }
+
+    [Fact]
     public void A_subprogram_returns_only_a_scalar()
     {
         Assert.Equal("4: At subprogram exit the register R0 is not a scalar value (fp)",
