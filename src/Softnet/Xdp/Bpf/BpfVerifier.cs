@@ -110,6 +110,9 @@ public static partial class BpfVerifier
                 i++;
                 continue;
             }
+            // Legacy packet loads (cBPF's ld abs/ind) are real opcodes, but only socket filters may use them.
+            if (insn.Class == BPF_LD && (insn.Mode == BPF_ABS || insn.Mode == BPF_IND) && insn.SizeField != BPF_DW)
+                throw Fail(i, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
             if (!IsValidOpcode(insn.Code, options.Rfc9669)) throw Fail(i, $"unknown opcode {insn.Code:x2}");
             CheckReservedFields(i, insn, options);
         }

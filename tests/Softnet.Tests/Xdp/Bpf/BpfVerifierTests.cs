@@ -159,6 +159,9 @@ public class BpfVerifierTests
     {
         var bad = new[] { new BpfInsn(0xff, 0, 0, 0, 0), new BpfInsn(0x95, 0, 0, 0, 0) };
         Assert.Equal("0: unknown opcode ff", Assert.Throws<BpfVerifierException>(() => BpfVerifier.Verify(bad, BpfVerifierOptions.Xdp())).Message);
+        var ldAbs = new[] { new BpfInsn(0x30, 0, 0, 0, 12), new BpfInsn(0x95, 0, 0, 0, 0) };
+        Assert.Equal("0: BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            Assert.Throws<BpfVerifierException>(() => BpfVerifier.Verify(ldAbs, BpfVerifierOptions.Xdp())).Message);
         var reserved = new[] { new BpfInsn(0xb7, 0, 0, 1, 0), new BpfInsn(0x95, 0, 0, 0, 0) };
         Assert.Equal("0: BPF_MOV uses reserved fields", Assert.Throws<BpfVerifierException>(() => BpfVerifier.Verify(reserved, BpfVerifierOptions.Xdp())).Message);
         // The kernel refuses what RFC 9669 allows: constant division by zero, shifts past the width, callx.
