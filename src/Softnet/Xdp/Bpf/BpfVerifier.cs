@@ -37,10 +37,10 @@ public static partial class BpfVerifier
     public static BpfProgram Verify(BpfInsn[] insns, BpfVerifierOptions options)
     {
         CheckInstructions(insns, options);
-        var subprogs = CheckSubprogs(insns);
+        CheckSubprogs(insns);
         CheckCfg(insns, options.AllowLoops);
         var rewritten = (BpfInsn[])insns.Clone();
-        var walker = new Walker(insns, rewritten, options, subprogs);
+        var walker = new Walker(insns, rewritten, options);
         int processed = walker.Run();
         return new BpfProgram(rewritten, options, processed) { ZeroStack = walker.ReadsUninitStack };
     }

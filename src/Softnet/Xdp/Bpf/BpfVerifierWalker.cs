@@ -5,7 +5,7 @@ namespace Softnet.Xdp.Bpf;
 /// <summary>Pass 3, do_check: the path-by-path abstract interpretation over <see cref="BpfVerifier"/>'s state.</summary>
 public static partial class BpfVerifier
 {
-    private sealed class Walker(BpfInsn[] insns, BpfInsn[] rewritten, BpfVerifierOptions options, int[] subprogs)
+    private sealed class Walker(BpfInsn[] insns, BpfInsn[] rewritten, BpfVerifierOptions options)
     {
         private readonly bool[] _prunePoint = PrunePoints(insns);
         private readonly byte[] _ctxLoad = new byte[insns.Length];
@@ -29,7 +29,6 @@ public static partial class BpfVerifier
 
         public int Run()
         {
-            _ = subprogs;
             var init = new State();
             var f = new FrameState();
             f.Regs[FramePointer] = Reg.Ptr(RegType.PtrToStack, 0, 0);
@@ -232,7 +231,6 @@ public static partial class BpfVerifier
                     long hi = (long)reg.Off + insnOff + (long)Math.Min(reg.UMax, int.MaxValue) + size;
                     if (reg.UMax > int.MaxValue || lo < 0 || hi > options.MemSize)
                         throw Fail(pc, $"invalid access to memory, mem_size={options.MemSize} off={reg.Off + insnOff} size={size}\nR{regno} min value is outside of the allowed memory range");
-                    if (write && value.IsPtr) { /* storing a pointer into plain memory leaks it; privileged loaders may */ }
                     return Reg.Bounded(size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1);
                 }
                 case RegType.PtrToPacket:
@@ -718,10 +716,6 @@ public static partial class BpfVerifier
             for (int r = 1; r <= 5; r++) regs[r] = default;
             regs[0] = Reg.Unknown;
             s.Pc = pc + 1;
-            if (h.UnwindOnZero)
-            {
-                // The program may stop here; the exit path needs nothing further.
-            }
             return true;
         }
 
