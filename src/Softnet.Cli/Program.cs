@@ -13,6 +13,7 @@ public static class Program
             RssCommand.Create(),
             ExperimentCommand.Create(),
             RulesCommand.Create(),
+            XdpCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

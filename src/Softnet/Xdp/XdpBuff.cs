@@ -44,6 +44,9 @@ public ref struct XdpBuff
         Tailroom = tailroom;
     }
 
+    /// <summary>The whole RX buffer from data_hard_start (the eBPF interpreter's packet region).</summary>
+    internal readonly Span<byte> Buffer => _buffer;
+
     /// <summary>Free room in front of the metadata (and data) for the program to grow into.</summary>
     public readonly int Headroom => DataMeta;
     public readonly int Length => DataEnd - Data;
