@@ -16,13 +16,15 @@ namespace Softnet.Xdp.Bpf;
 /// loads into the packet pointers and queue numbers, as the kernel's convert_ctx_accesses does).</item>
 /// <item>regions 8..15, one stack frame each (512 bytes; the frame pointer is the frame's end), so a pointer
 /// to a caller's stack passed down a BPF-to-BPF call still names its own frame.</item>
+/// <item>region 3, map handles: ld_imm64 of a map (BPF_PSEUDO_MAP_FD) gives <c>Address(MapRegion, id)</c>, the id
+/// being the map's index in <see cref="BpfRegionTable.Maps"/>; it is never dereferenced, only passed to helpers.</item>
 /// <item>regions 16 and up, <see cref="Extra"/>: map value storage and global data (.data/.rodata/.bss), one
 /// region per map, owned by the map, so a map lookup returns a pointer without allocating.</item>
 /// </list>
 /// </summary>
 public ref struct BpfMemory
 {
-    public const int PacketRegion = 1, CtxRegion = 2, StackRegion0 = 8, ExtraRegion0 = 16;
+    public const int PacketRegion = 1, CtxRegion = 2, MapRegion = 3, StackRegion0 = 8, ExtraRegion0 = 16;
 
     public Span<byte> Packet;
     public int PacketStart, PacketEnd;
@@ -30,6 +32,8 @@ public ref struct BpfMemory
     /// <summary>All frames' stacks, <see cref="BpfOp.MaxCallFrames"/> × 512 bytes.</summary>
     public Span<byte> Stack;
     public BpfRegionTable? Extra;
+    /// <summary>What helpers need beyond memory: the CPU, the clock, the redirect target (null for the conformance suite).</summary>
+    public BpfRunContext? Run;
 
     public BpfMemory(Span<byte> stack, Span<byte> packet, int packetStart, int packetEnd)
     {
@@ -91,11 +95,31 @@ public ref struct BpfMemory
     }
 }
 
-/// <summary>Regions beyond the packet, context and stack: map values and global data, each a byte array.</summary>
+/// <summary>
+/// The address space shared by the programs and maps of one object (as the kernel's maps are shared by every program
+/// that holds their fd): regions beyond the packet, context and stack — map values and global data, each a byte
+/// array — and the map handle table.
+/// </summary>
 public sealed class BpfRegionTable
 {
     private readonly List<byte[]> _regions = [];
     private readonly List<bool> _readOnly = [];
+    private readonly List<Maps.BpfMap> _maps = [];
+
+    /// <summary>Maps by id (the low half of a map handle).</summary>
+    public IReadOnlyList<Maps.BpfMap> Maps => _maps;
+
+    /// <summary>Binds <paramref name="map"/> into this space and returns its handle, the value ld_imm64 loads.</summary>
+    public ulong AddMap(Maps.BpfMap map)
+    {
+        _maps.Add(map);
+        map.Bind(this);
+        return BpfMemory.Address(BpfMemory.MapRegion, _maps.Count - 1);
+    }
+
+    /// <summary>The map a handle names, or null.</summary>
+    public Maps.BpfMap? MapAt(ulong handle)
+        => (handle >> 32) == BpfMemory.MapRegion && (uint)handle < (uint)_maps.Count ? _maps[(int)(uint)handle] : null;
 
     public int Count => _regions.Count;
     public byte[] this[int i] => _regions[i];
