@@ -66,4 +66,10 @@ public abstract class BpfMap(BpfMapSpec spec)
 
     /// <summary>BPF_MAP_GET_NEXT_KEY: the key after <paramref name="key"/> (the first when it is empty or absent).</summary>
     public abstract bool GetNextKey(ReadOnlySpan<byte> key, Span<byte> next);
+
+    /// <summary>BPF_MAP_DELETE_ELEM from user space: 0 or -errno (the program-side delete unless a map differs).</summary>
+    public virtual long UserDelete(ReadOnlySpan<byte> key) => Delete(key);
+
+    /// <summary>BPF_MAP_LOOKUP_ELEM with the kernel's errno: 0, -ENOENT, or another -errno some maps give.</summary>
+    public virtual long UserLookupElem(ReadOnlySpan<byte> key, Span<byte> value) => UserLookup(key, value) ? 0 : -2;
 }

@@ -1,0 +1,16 @@
+namespace Softnet.Xdp.Bpf.Maps;
+
+/// <summary>
+/// BPF_MAP_TYPE_LRU_PERCPU_HASH: the LRU hash with a value copy per possible CPU; an update of an existing key writes
+/// in place, and an update with BPF_EXIST takes no free element (htab_lru_percpu_map_update_elem). The LRU list is exact
+/// and map-wide; see <see cref="BpfLruHashMap"/> for how the kernel's per-CPU lists differ.
+/// </summary>
+public sealed class BpfLruPercpuHashMap(BpfMapSpec spec, int possibleCpus) : BpfHashMapBase(spec, possibleCpus, percpu: true, lru: true)
+{
+    private sealed class Kind : BpfMapKind
+    {
+        public override BpfMapType[] Types => [BpfMapType.LruPercpuHash];
+        public override int Check(BpfMapSpec spec, int possibleCpus) => CheckHtab(spec);
+        public override BpfMap Create(BpfMapSpec spec, int possibleCpus) => new BpfLruPercpuHashMap(spec, possibleCpus);
+    }
+}

@@ -1,0 +1,84 @@
+using static Softnet.Xdp.Bpf.Maps.BpfErrno;
+
+namespace Softnet.Xdp.Bpf.Maps;
+
+/// <summary>
+/// BPF_MAP_TYPE_PERCPU_ARRAY: an array per possible CPU, each in its own region; a program sees the copy of the CPU it
+/// runs on (this_cpu_ptr), user space all of them, round_up(value_size, 8) bytes apart (bpf_percpu_array_copy).
+/// </summary>
+public sealed class BpfPercpuArrayMap : BpfMap
+{
+    private readonly byte[][] _values;
+    private readonly ulong[] _base;
+    private readonly int _stride;
+
+    public BpfPercpuArrayMap(BpfMapSpec spec, int possibleCpus) : base(spec)
+    {
+        _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
+        _values = new byte[possibleCpus][];
+        for (int c = 0; c < possibleCpus; c++) _values[c] = new byte[(long)_stride * spec.MaxEntries];
+        _base = new ulong[possibleCpus];
+    }
+
+    public int Cpus => _values.Length;
+
+    /// <summary>CPU <paramref name="cpu"/>'s value of element <paramref name="index"/>.</summary>
+    public Span<byte> ValueAt(int index, int cpu) => _values[cpu].AsSpan(index * _stride, ValueSize);
+
+    public override int UserValueSize => _stride * _values.Length;
+
+    public override void Bind(BpfRegionTable space)
+    {
+        for (int c = 0; c < _values.Length; c++) _base[c] = space.Add(_values[c], Spec.ReadOnlyForProgram);
+    }
+
+    public override ulong Lookup(ReadOnlySpan<byte> key, int cpu)
+    {
+        uint index = BpfMapUtil.U32(key);
+        if (index >= (uint)MaxEntries || (uint)cpu >= (uint)_values.Length) return 0;
+        return _base[cpu] + (ulong)index * (ulong)_stride;
+    }
+
+    public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu)
+    {
+        if (BpfMapUtil.BadUpdateFlags(flags)) return -EINVAL;
+        uint index = BpfMapUtil.U32(key);
+        if (index >= (uint)MaxEntries) return -E2BIG;
+        if ((flags & BpfMapFlags.NoExist) != 0) return -EEXIST;
+        if ((flags & BpfMapFlags.Lock) != 0 || (uint)cpu >= (uint)_values.Length) return -EINVAL;
+        value[..ValueSize].CopyTo(_values[cpu].AsSpan((int)index * _stride));
+        return 0;
+    }
+
+    public override long Delete(ReadOnlySpan<byte> key) => -EINVAL;
+
+    public override bool UserLookup(ReadOnlySpan<byte> key, Span<byte> value)
+    {
+        uint index = BpfMapUtil.U32(key);
+        if (index >= (uint)MaxEntries) return false;
+        for (int c = 0; c < _values.Length; c++)
+            _values[c].AsSpan((int)index * _stride, _stride).CopyTo(value[(c * _stride)..]);
+        return true;
+    }
+
+    /// <summary>bpf_percpu_array_update: value_size bytes for each CPU from round_up(value_size, 8)-spaced slots.</summary>
+    public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags)
+    {
+        if ((flags & BpfMapFlags.Lock) != 0 || BpfMapUtil.BadUpdateFlags(flags)) return -EINVAL;
+        uint index = BpfMapUtil.U32(key);
+        if (index >= (uint)MaxEntries) return -E2BIG;
+        if (flags == BpfMapFlags.NoExist) return -EEXIST;
+        for (int c = 0; c < _values.Length; c++)
+            value.Slice(c * _stride, ValueSize).CopyTo(_values[c].AsSpan((int)index * _stride));
+        return 0;
+    }
+
+    public override bool GetNextKey(ReadOnlySpan<byte> key, Span<byte> next) => BpfMapUtil.ArrayNextKey(MaxEntries, key, next);
+
+    private sealed class Kind : BpfMapKind
+    {
+        public override BpfMapType[] Types => [BpfMapType.PercpuArray];
+        public override int Check(BpfMapSpec spec, int possibleCpus) => BpfArrayMap.CheckArray(spec, percpu: true);
+        public override BpfMap Create(BpfMapSpec spec, int possibleCpus) => new BpfPercpuArrayMap(spec, possibleCpus);
+    }
+}
