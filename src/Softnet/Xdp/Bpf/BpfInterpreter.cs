@@ -77,6 +77,11 @@ public sealed class BpfInterpreter
         regs[FramePointer] = BpfMemory.FramePointer(0);
         // Frames start zeroed when the verifier saw a possible read of a never-written stack byte, so it is deterministic.
         if (prog.ZeroStack) _stack.AsSpan(0, StackSize).Clear();
+        if (mem.Run is { } run)
+        {
+            run.TailCallCount = 0;
+            run.PendingTailCall = null;
+        }
         return Execute(prog.Insns, prog.Helpers, prog.ZeroStack, ref mem, regs);
     }
 
@@ -148,6 +153,23 @@ public sealed class BpfInterpreter
                         ulong ret = h.Fn(ref mem, regs[1], regs[2], regs[3], regs[4], regs[5]);
                         regs[0] = ret;
                         if (h.UnwindOnZero && ret == 0) return new(0, BpfFault.None, pc);
+                        if (mem.Run?.PendingTailCall is { } next)
+                        {
+                            // bpf_tail_call succeeded: continue at the start of the next program in this frame, stack
+                            // and registers as they are (the kernel's JMP_TAIL_CALL in ___bpf_prog_run). As in the
+                            // kernel's interpreter, only from the main frame (tail calls inside BPF-to-BPF calls need
+                            // the JIT); from a subprogram the call falls through.
+                            mem.Run.PendingTailCall = null;
+                            if (frame != 0)
+                            {
+                                pc++;
+                                continue;
+                            }
+                            insns = next.Insns;
+                            helpers = next.Helpers;
+                            pc = 0;
+                            continue;
+                        }
                         pc++;
                         continue;
                     }

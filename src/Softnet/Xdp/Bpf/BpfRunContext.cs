@@ -20,6 +20,15 @@ public sealed class BpfRunContext
     public Maps.BpfMap? RedirectMap;
     public uint RedirectKey;
 
+    /// <summary>
+    /// bpf_tail_call's jump: the helper sets the program to continue in, the interpreter (or JIT) replaces the running
+    /// program with it after the call returns, keeping the stack and R1. Null when no tail call is pending.
+    /// </summary>
+    public BpfProgram? PendingTailCall;
+
+    /// <summary>Tail calls taken in this run (the kernel's tail_call_cnt, at most MAX_TAIL_CALL_CNT = 33); reset per run.</summary>
+    public int TailCallCount;
+
     public void ClearRedirect()
     {
         RedirectIfindex = 0;
