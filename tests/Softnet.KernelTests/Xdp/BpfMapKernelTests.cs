@@ -81,9 +81,7 @@ public class BpfMapKernelTests
         }
     }
 
-    private static long Ours(BpfMap m, Func<long> op) => op();
-
-    private static BpfMapSpec S(BpfMapType t, int k, int v, int max, uint flags = 0, BpfMapSpec? inner = null)
+        private static BpfMapSpec S(BpfMapType t, int k, int v, int max, uint flags = 0, BpfMapSpec? inner = null)
         => new("t", t, k, v, max, flags) { Inner = inner };
 
     public static TheoryData<string, BpfMapSpec> Specs()
@@ -388,13 +386,16 @@ public class BpfMapKernelTests
                 {
                     var v = new byte[4];
                     var ov = new byte[4];
-                    Assert.Equal(KElem(1, fd, U32(k), v, 0), ours.UserLookupElem(U32(k), ov));
-                    Assert.Equal(KElem(3, fd, U32(k), null, 0), ours.UserDelete(U32(k)));
+                    long kl = KElem(1, fd, U32(k), v, 0), ol = ours.UserLookupElem(U32(k), ov);
+                    Assert.True(kl == ol, $"{spec.Type} lookup {k}: kernel {kl}, softnet {ol}");
+                    long kd = KElem(3, fd, U32(k), null, 0), od = ours.UserDelete(U32(k));
+                    Assert.True(kd == od, $"{spec.Type} delete {k}: kernel {kd}, softnet {od}");
                     // Bad flags are refused before the fd in the value is looked at.
-                    Assert.Equal(KElem(2, fd, U32(k), U32(0), 7), ours.UserUpdate(U32(k), U32(0), 7));
+                    long ku = KElem(2, fd, U32(k), U32(0), 7), ou = ours.UserUpdate(U32(k), U32(0), 7);
+                    Assert.True(ku == ou, $"{spec.Type} update {k}: kernel {ku}, softnet {ou}");
                     var kn = new byte[4];
                     var on = new byte[4];
-                    Assert.Equal(KElem(4, fd, U32(k), kn, 0) == 0, ours.GetNextKey(U32(k), on));
+                    Assert.True((KElem(4, fd, U32(k), kn, 0) == 0) == ours.GetNextKey(U32(k), on), $"{spec.Type} next {k}");
                     Assert.Equal(kn, on);
                 }
             }

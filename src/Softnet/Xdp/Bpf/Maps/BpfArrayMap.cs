@@ -54,7 +54,9 @@ public sealed class BpfArrayMap : BpfMap
         return true;
     }
 
-    public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags) => Update(key, value, flags, 0);
+    /// <summary>The syscall refuses BPF_F_LOCK first for a value without a bpf_spin_lock (bpf_map_check_op_flags).</summary>
+    public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags)
+        => (flags & BpfMapFlags.Lock) != 0 ? -EINVAL : Update(key, value, flags, 0);
 
     public override bool GetNextKey(ReadOnlySpan<byte> key, Span<byte> next) => BpfMapUtil.ArrayNextKey(MaxEntries, key, next);
 

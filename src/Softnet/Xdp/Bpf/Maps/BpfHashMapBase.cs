@@ -142,8 +142,7 @@ public abstract class BpfHashMapBase : BpfMap
             var v = Value(slot, c);
             if (onAllCpus)
             {
-                v.Clear();
-                value.Slice(c * _stride, ValueSize).CopyTo(v);
+                value.Slice(c * _stride, _stride).CopyTo(v); // copy_map_value_long: padding included
             }
             else if (c == cpu)
             {

@@ -61,6 +61,7 @@ public sealed class BpfLpmTrieMap : BpfMap
 
     private Node? Find(ReadOnlySpan<byte> data, int prefixLen)
     {
+        if (prefixLen > _maxPrefixLen) return null; // trie_lookup_elem refuses a key longer than the trie's
         Node? found = null;
         for (var node = _root; node != null;)
         {

@@ -61,7 +61,7 @@ public sealed class BpfPercpuArrayMap : BpfMap
         return true;
     }
 
-    /// <summary>bpf_percpu_array_update: value_size bytes for each CPU from round_up(value_size, 8)-spaced slots.</summary>
+    /// <summary>bpf_percpu_array_update: round_up(value_size, 8) bytes for each CPU, padding included, as user space gives them.</summary>
     public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags)
     {
         if ((flags & BpfMapFlags.Lock) != 0 || BpfMapUtil.BadUpdateFlags(flags)) return -EINVAL;
@@ -69,7 +69,7 @@ public sealed class BpfPercpuArrayMap : BpfMap
         if (index >= (uint)MaxEntries) return -E2BIG;
         if (flags == BpfMapFlags.NoExist) return -EEXIST;
         for (int c = 0; c < _values.Length; c++)
-            value.Slice(c * _stride, ValueSize).CopyTo(_values[c].AsSpan((int)index * _stride));
+            value.Slice(c * _stride, _stride).CopyTo(_values[c].AsSpan((int)index * _stride));
         return 0;
     }
 

@@ -8,7 +8,7 @@ namespace Softnet.Xdp.Bpf.Maps;
 /// to with bpf_ringbuf_output and user space consumes. Each record takes an 8-byte header (length, page offset) plus its
 /// data rounded up to 8 bytes, as the kernel's; when the unconsumed bytes plus the record would pass the ring size the
 /// output fails with -EAGAIN, as bpf_ringbuf_reserve does. User space drains records with <see cref="Drain"/> or
-/// <see cref="DrainTo"/>; the element operations of the syscall are -ENOTSUPP.
+/// <see cref="DrainTo"/>; the syscall's lookup, update and delete are -EINVAL (as the kernel answers).
 /// </summary>
 public sealed class BpfRingbufMap : BpfMap
 {
@@ -100,8 +100,10 @@ public sealed class BpfRingbufMap : BpfMap
     public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu) => -ENOTSUPP;
     public override long Delete(ReadOnlySpan<byte> key) => -ENOTSUPP;
     public override bool UserLookup(ReadOnlySpan<byte> key, Span<byte> value) => false;
-    public override long UserLookupElem(ReadOnlySpan<byte> key, Span<byte> value) => -ENOTSUPP;
-    public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags) => -ENOTSUPP;
+    /// <summary>The syscall refuses a lookup in a ring buffer with -EINVAL before the map is asked.</summary>
+    public override long UserLookupElem(ReadOnlySpan<byte> key, Span<byte> value) => -EINVAL;
+    public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags) => -EINVAL;
+    public override long UserDelete(ReadOnlySpan<byte> key) => -EINVAL;
     public override bool GetNextKey(ReadOnlySpan<byte> key, Span<byte> next) => false;
 
     private sealed class Kind : BpfMapKind
