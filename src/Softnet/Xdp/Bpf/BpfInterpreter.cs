@@ -58,10 +58,13 @@ public sealed class BpfInterpreter
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
-        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
+        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx, Extra = prog.Options.Maps, Run = RunContext };
         result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }
+
+    /// <summary>What helpers see of the run (CPU, clock, redirect); set once per queue.</summary>
+    public BpfRunContext? RunContext { get; set; }
 
     /// <summary>Stack bytes, all frames (tests and helpers look at them).</summary>
     public Span<byte> StackBytes => _stack;
