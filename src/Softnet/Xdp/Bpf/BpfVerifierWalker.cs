@@ -513,7 +513,7 @@ public static partial class BpfVerifier
             if (!is64) throw Fail(pc, $"R{insn.Dst} 32-bit pointer arithmetic prohibited");
             if (d.IsPtr && src.IsPtr)
             {
-                if (op == BPF_SUB && d.Type == src.Type) return Reg.Unknown;
+                if (op == BPF_SUB) return Reg.Unknown; // allow_ptr_leaks: any difference of pointers is a number
                 throw Fail(pc, $"R{insn.Dst} pointer {OpName(op)} pointer prohibited");
             }
             if (op != BPF_ADD && op != BPF_SUB)

@@ -76,7 +76,8 @@ public sealed class BpfObject
         if (possibleCpus <= 0) possibleCpus = Environment.ProcessorCount;
         string objName = fileName;
         int dot = objName.IndexOf('.');
-        if (dot >= 0) objName = objName[..dot];
+        if (objName.Length > BpfObjNameLen - 1) objName = objName[..(BpfObjNameLen - 1)];
+        if (dot >= 0 && dot < objName.Length) objName = objName[..dot];
         var obj = new BpfObject(objName);
         var elf = ElfFile.Parse(image);
         obj.ReadLicense(elf);
