@@ -14,6 +14,8 @@ public static partial class BpfVerifier
         PtrToMapValue,
         /// <summary>PTR_TO_MAP_VALUE | PTR_MAYBE_NULL: a lookup's result before its null check (copies share <see cref="Reg.Id"/>).</summary>
         PtrToMapValueOrNull,
+        /// <summary>CONST_PTR_TO_MAP | PTR_MAYBE_NULL: a lookup in an array/hash of maps, the inner map or NULL.</summary>
+        ConstPtrToMapOrNull,
     }
 
     /// <summary>
@@ -27,7 +29,10 @@ public static partial class BpfVerifier
         public int Off;
         public ulong UMin, UMax;
         public int Id, Range, Frame;
-        /// <summary>For map pointers: the map's index in <see cref="BpfVerifierOptions.Maps"/>.</summary>
+        /// <summary>
+        /// For map pointers: the map's index in <see cref="BpfVerifierOptions.Maps"/>, or −1 − index for the inner map
+        /// of that array/hash of maps (known only by its template, <see cref="Maps.BpfMapSpec.Inner"/>).
+        /// </summary>
         public int MapId;
 
         public static Reg Unknown => new() { Type = RegType.Scalar, UMin = 0, UMax = ulong.MaxValue };
@@ -39,6 +44,7 @@ public static partial class BpfVerifier
         public readonly bool IsConst => Type == RegType.Scalar && UMin == UMax;
         public readonly bool IsPtr => Type >= RegType.PtrToCtx;
         public readonly bool VarOffZero => UMin == 0 && UMax == 0;
+        public readonly bool MaybeNull => Type is RegType.PtrToMapValueOrNull or RegType.ConstPtrToMapOrNull;
 
         public readonly bool Equals(Reg o) => Type == o.Type && Off == o.Off && UMin == o.UMin && UMax == o.UMax
             && Id == o.Id && Range == o.Range && Frame == o.Frame && MapId == o.MapId;
@@ -57,6 +63,7 @@ public static partial class BpfVerifier
             RegType.ConstPtrToMap => "map_ptr",
             RegType.PtrToMapValue => "map_value",
             RegType.PtrToMapValueOrNull => "map_value_or_null",
+            RegType.ConstPtrToMapOrNull => "map_ptr_or_null",
             _ => "mem",
         };
     }

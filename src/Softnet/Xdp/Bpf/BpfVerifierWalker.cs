@@ -264,7 +264,9 @@ public static partial class BpfVerifier
             }
         }
 
-        private Maps.BpfMap MapOf(Reg reg) => options.Maps!.Maps[reg.MapId];
+        private Maps.BpfMapSpec SpecOf(int mapId) => mapId >= 0
+            ? options.Maps!.Maps[mapId].Spec
+            : options.Maps!.Maps[-1 - mapId].Spec.Inner ?? throw new InvalidOperationException("map of maps without an inner template");
 
         /// <summary>
         /// check_map_access: the whole access, fixed and variable offset, inside value_size; no writes through a
@@ -273,16 +275,17 @@ public static partial class BpfVerifier
         /// </summary>
         private Reg MapValueAccess(int pc, int regno, Reg reg, short insnOff, int size, bool write)
         {
-            var map = MapOf(reg);
+            var map = SpecOf(reg.MapId);
             CheckMapRange(pc, regno, reg, insnOff, size, map);
-            if (write && map.Spec.ReadOnlyForProgram)
+            if (write && map.ReadOnlyForProgram)
                 throw Fail(pc, $"write into map forbidden, value_size={map.ValueSize} off={reg.Off + insnOff} size={size}");
-            if (!write && map.Spec.ReadOnlyForProgram && reg.VarOffZero && size <= 8)
+            if (!write && map.ReadOnlyForProgram && reg.VarOffZero && size <= 8 && reg.MapId >= 0)
             {
                 Span<byte> key = stackalloc byte[4];
                 key.Clear();
-                var value = new byte[map.UserValueSize];
-                if (map.UserLookup(key, value))
+                var frozen = options.Maps!.Maps[reg.MapId];
+                var value = new byte[frozen.UserValueSize];
+                if (frozen.UserLookup(key, value))
                 {
                     ulong v = 0;
                     for (int k = size - 1; k >= 0; k--) v = (v << 8) | value[reg.Off + insnOff + k];
@@ -292,7 +295,7 @@ public static partial class BpfVerifier
             return Reg.Bounded(size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1);
         }
 
-        private static void CheckMapRange(int pc, int regno, Reg reg, long insnOff, long size, Maps.BpfMap map)
+        private static void CheckMapRange(int pc, int regno, Reg reg, long insnOff, long size, Maps.BpfMapSpec map)
         {
             long lo = reg.Off + insnOff + (long)Math.Min(reg.UMin, int.MaxValue);
             long hi = reg.Off + insnOff + (long)Math.Min(reg.UMax, int.MaxValue) + size;
@@ -526,7 +529,7 @@ public static partial class BpfVerifier
             var off = d.IsPtr ? src : d;
             if (ptr.Type == RegType.PtrToPacketEnd) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on pkt_end prohibited");
             if (ptr.Type == RegType.ConstPtrToMap) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on map_ptr prohibited");
-            if (ptr.Type == RegType.PtrToMapValueOrNull) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on map_value_or_null prohibited, null-check it first");
+            if (ptr.MaybeNull) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on {ptr.TypeName} prohibited, null-check it first");
             if (off.IsConst)
             {
                 long delta = op == BPF_ADD ? (long)off.UMin : -(long)off.UMin;
@@ -587,7 +590,7 @@ public static partial class BpfVerifier
             var other = s.Clone();
             other.Pc = target;
             s.Pc = pc + 1;
-            if (a.Type == RegType.PtrToMapValueOrNull && !is32 && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE)
+            if (a.MaybeNull && !is32 && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE)
             {
                 // mark_ptr_or_null_regs: the side where it equals 0 holds NULL, the other a valid value pointer,
                 // for every copy of the lookup's result.
@@ -611,7 +614,7 @@ public static partial class BpfVerifier
         private static int BranchTaken(int op, Reg a, Reg b, bool is32)
         {
             // No pointer this verifier tracks can be NULL, so comparing one with 0 has a known outcome.
-            if (!is32 && a.IsPtr && a.Type != RegType.PtrToMapValueOrNull && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE) return op == BPF_JNE ? 1 : 0;
+            if (!is32 && a.IsPtr && !a.MaybeNull && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE) return op == BPF_JNE ? 1 : 0;
             if (!a.IsScalar || !b.IsScalar) return -1;
             if (a.IsConst && b.IsConst)
             {
@@ -748,11 +751,11 @@ public static partial class BpfVerifier
             }
             void Mark(ref Reg r)
             {
-                if (r.Type != RegType.PtrToMapValueOrNull || r.Id != id) return;
+                if (!r.MaybeNull || r.Id != id) return;
                 if (isNull) r = Reg.Const(0);
                 else
                 {
-                    r.Type = RegType.PtrToMapValue;
+                    r.Type = r.Type == RegType.ConstPtrToMapOrNull ? RegType.ConstPtrToMap : RegType.PtrToMapValue;
                     r.Id = 0;
                 }
             }
@@ -793,13 +796,16 @@ public static partial class BpfVerifier
                 if (h is null) throw Fail(pc, $"invalid func unknown#{insn.Imm}");
             }
             for (int r = 1; r <= h.ArgCount; r++) CheckRead(s, pc, r);
-            int metaMap = CheckHelperArgs(s, pc, h);
+            int? metaMap = CheckHelperArgs(s, pc, h);
             if (h.ChangesPacketData) ClearPacketPointers(s);
             for (int r = 1; r <= 5; r++) regs[r] = default;
             regs[0] = h.Ret switch
             {
                 BpfRet.Void => default,
-                BpfRet.PtrToMapValueOrNull when metaMap >= 0 => new Reg { Type = RegType.PtrToMapValueOrNull, MapId = metaMap, Id = ++s.NextId },
+                // A lookup in an array/hash of maps gives the inner map (typed by the outer map's template) or NULL.
+                BpfRet.PtrToMapValueOrNull when metaMap is int m && m >= 0 && SpecOf(m).Type is Maps.BpfMapType.ArrayOfMaps or Maps.BpfMapType.HashOfMaps
+                    => new Reg { Type = RegType.ConstPtrToMapOrNull, MapId = -1 - m, Id = ++s.NextId },
+                BpfRet.PtrToMapValueOrNull when metaMap is int m => new Reg { Type = RegType.PtrToMapValueOrNull, MapId = m, Id = ++s.NextId },
                 BpfRet.PtrToMapValueOrNull => throw Fail(pc, $"kernel subsystem misconfigured verifier: {h.Name} returns a map value but takes no map"),
                 _ => Reg.Unknown,
             };
@@ -810,12 +816,12 @@ public static partial class BpfVerifier
         /// <summary>
         /// check_func_arg for each argument: the kind of register each BpfArg wants; keys and values as memory of
         /// the map's key_size / value_size (readable and, on the stack, written before); memory with its size in the
-        /// next argument. Returns the map argument's index (meta->map_ptr), or -1.
+        /// next argument. Returns the map argument's id (meta->map_ptr), or null.
         /// </summary>
-        private int CheckHelperArgs(State s, int pc, BpfHelper h)
+        private int? CheckHelperArgs(State s, int pc, BpfHelper h)
         {
             var regs = s.Regs;
-            int meta = -1;
+            int? meta = null;
             for (int i = 0; i < h.Args.Length; i++)
             {
                 int r = i + 1;
@@ -832,8 +838,8 @@ public static partial class BpfVerifier
                     case BpfArg.PtrToMapValue:
                     {
                         bool key = h.Args[i] == BpfArg.PtrToMapKey;
-                        if (meta < 0) throw Fail(pc, key ? "invalid map_ptr to access map->key" : "invalid map_ptr to access map->value");
-                        var map = options.Maps!.Maps[meta];
+                        if (meta is not int m) throw Fail(pc, key ? "invalid map_ptr to access map->key" : "invalid map_ptr to access map->value");
+                        var map = SpecOf(m);
                         CheckHelperMem(s, pc, r, key ? map.KeySize : map.ValueSize, write: false);
                         break;
                     }
@@ -906,9 +912,9 @@ public static partial class BpfVerifier
                     return;
                 case RegType.PtrToMapValue:
                 {
-                    var map = MapOf(reg);
+                    var map = SpecOf(reg.MapId);
                     CheckMapRange(pc, r, reg, 0, size, map);
-                    if (write && map.Spec.ReadOnlyForProgram)
+                    if (write && map.ReadOnlyForProgram)
                         throw Fail(pc, $"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     return;
                 }

@@ -103,7 +103,7 @@ public sealed class BpfObject
         {
             map = BpfMapFactory.Create(spec, possibleCpus);
         }
-        catch (Exception e) when (e is NotSupportedException or ArgumentException)
+        catch (Exception e) when (e is not BpfObjectException)
         {
             throw new BpfObjectException($"map '{spec.Name}': {e.Message}");
         }

@@ -98,8 +98,8 @@ public static class BpfTestPrograms
         var buffer = new byte[256 + frame.Length + 320];
         frame.CopyTo(buffer, 256);
         var xdp = new XdpBuff(buffer, 256, frame.Length, rxQueue, tailroom: 320);
-        var interp = new BpfInterpreter { RunContext = new BpfRunContext() };
-        var action = interp.RunXdp(prog, ref xdp, ifindex, out var result);
+        var interp = new BpfInterpreter();
+        var action = interp.RunXdp(prog, ref xdp, ifindex, new BpfRunContext(), prog.Options.Maps, out var result);
         Assert.True(result.Ok, $"run faulted: {result.Fault} at {result.Pc}");
         return (action, xdp.Packet.ToArray());
     }

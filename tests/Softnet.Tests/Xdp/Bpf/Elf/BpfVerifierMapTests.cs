@@ -153,4 +153,39 @@ public class BpfVerifierMapTests
         // Without the helper, the same read is fine.
         Load([.. prefix[..6], Mov(0, 0), Mov(0, 0), Mov(0, 0), LdxB(0, 6, 0), Exit, Mov(0, 2), Exit]);
     }
+
+    /// <summary>An array of maps, for the verifier only: its lookups are never run.</summary>
+    private sealed class OuterStub(BpfMapSpec spec) : BpfMap(spec)
+    {
+        public override void Bind(BpfRegionTable space) { }
+        public override ulong Lookup(ReadOnlySpan<byte> key, int cpu) => 0;
+        public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu) => -22;
+        public override long Delete(ReadOnlySpan<byte> key) => -22;
+        public override bool UserLookup(ReadOnlySpan<byte> key, Span<byte> value) => false;
+        public override long UserUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags) => -22;
+        public override bool GetNextKey(ReadOnlySpan<byte> key, Span<byte> next) => false;
+    }
+
+    [Fact]
+    public void A_lookup_in_an_array_of_maps_gives_the_inner_map_or_null_typed_by_its_template()
+    {
+        var inner = new BpfMapSpec("inner", BpfMapType.Array, 4, 16, 8);
+        ulong outer = _space.AddMap(new OuterStub(new BpfMapSpec("outer", BpfMapType.ArrayOfMaps, 4, 4, 2) { Inner = inner }));
+        IEnumerable<BpfInsn> LookupIn(ulong map)
+        {
+            yield return StW(10, -4, 0);
+            yield return MovX(2, 10);
+            yield return AddI(2, -4);
+            foreach (var i in Ld(1, BPF_PSEUDO_MAP_FD, map)) yield return i;
+            yield return Call(1);
+        }
+        // Using the inner map before the null check.
+        Assert.Equal("9: R1 type=map_ptr_or_null expected=map_ptr",
+            Refusal([.. LookupIn(outer), MovX(1, 0), MovX(2, 10), AddI(2, -4), Call(1), Exit]));
+        // After it: the inner lookup's value is 16 bytes (the template's), so off 8 size 8 is fine and off 16 is not.
+        BpfInsn[] prefix = [.. LookupIn(outer), JeqI(0, 0, 7), MovX(1, 0), MovX(2, 10), AddI(2, -4), Call(1), JeqI(0, 0, 2)];
+        Load([.. prefix, LdxDw(0, 0, 8), Exit, Mov(0, 2), Exit]);
+        Assert.Equal("13: invalid access to map value, value_size=16 off=16 size=8",
+            Refusal([.. prefix, LdxDw(0, 0, 16), Exit, Mov(0, 2), Exit]));
+    }
 }
