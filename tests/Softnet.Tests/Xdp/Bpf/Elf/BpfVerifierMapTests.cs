@@ -185,7 +185,7 @@ public class BpfVerifierMapTests
         // After it: the inner lookup's value is 16 bytes (the template's), so off 8 size 8 is fine and off 16 is not.
         BpfInsn[] prefix = [.. LookupIn(outer), JeqI(0, 0, 7), MovX(1, 0), MovX(2, 10), AddI(2, -4), Call(1), JeqI(0, 0, 2)];
         Load([.. prefix, LdxDw(0, 0, 8), Exit, Mov(0, 2), Exit]);
-        Assert.Equal("13: invalid access to map value, value_size=16 off=16 size=8",
+        Assert.Equal("12: invalid access to map value, value_size=16 off=16 size=8",
             Refusal([.. prefix, LdxDw(0, 0, 16), Exit, Mov(0, 2), Exit]));
     }
 }
