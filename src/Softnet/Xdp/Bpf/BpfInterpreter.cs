@@ -50,6 +50,14 @@ public sealed class BpfInterpreter
     /// A fault, or a return value that is no XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
     /// </summary>
     public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, out BpfRunResult result)
+        => RunXdp(prog, ref xdp, ingressIfindex, null, null, out result);
+
+    /// <summary>
+    /// <see cref="RunXdp(BpfProgram, ref XdpBuff, uint, out BpfRunResult)"/> with the helpers' run state
+    /// (<paramref name="run"/>: CPU, clock, redirect info) and the object's maps and global data
+    /// (<paramref name="space"/>).
+    /// </summary>
+    public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
         var ctx = _ctx.AsSpan();
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
@@ -58,7 +66,12 @@ public sealed class BpfInterpreter
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
-        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
+        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
+        {
+            Ctx = ctx,
+            Run = run,
+            Extra = space,
+        };
         result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }

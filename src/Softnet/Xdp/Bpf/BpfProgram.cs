@@ -40,6 +40,12 @@ public sealed record BpfVerifierOptions
     public BpfHelperTable? Helpers { get; init; }
 
     /// <summary>
+    /// The object's maps and global data (the loader's address space): ld_imm64 with src_reg BPF_PSEUDO_MAP_FD holds a
+    /// handle into it, with BPF_PSEUDO_MAP_VALUE a value address in it. Null: no map references allowed.
+    /// </summary>
+    public BpfRegionTable? Maps { get; init; }
+
+    /// <summary>
     /// Accept what RFC 9669 defines but the kernel's verifier refuses: shifts by an immediate at or past the
     /// operand width (masked), division or modulo by an immediate zero, and uBPF's call-by-register (callx).
     /// The conformance suite needs these; the kernel (and XDP programs) do not.

@@ -61,6 +61,30 @@ public static partial class BpfVerifier
 
     private static BpfVerifierException Fail(int insn, string reason) => new(insn, reason);
 
+    /// <summary>
+    /// The map whose value storage holds <paramref name="addr"/> (a BPF_PSEUDO_MAP_VALUE immediate: global data, a
+    /// one-entry array), with its index and the offset into the value; null when none does.
+    /// </summary>
+    private static Maps.BpfMap? ResolveMapValue(BpfRegionTable space, ulong addr, out int mapId, out int off)
+    {
+        Span<byte> key = stackalloc byte[4];
+        key.Clear();
+        for (int m = 0; m < space.Maps.Count; m++)
+        {
+            var map = space.Maps[m];
+            if (map.Type != Maps.BpfMapType.Array) continue;
+            ulong b = map.Lookup(key, 0);
+            if (b != 0 && (b >> 32) == (addr >> 32) && addr >= b && addr - b < (ulong)map.ValueSize)
+            {
+                mapId = m;
+                off = (int)(addr - b);
+                return map;
+            }
+        }
+        mapId = off = 0;
+        return null;
+    }
+
     // ---- pass 1: each instruction on its own ----
 
     private static bool IsValidOpcode(byte code, bool rfc)
@@ -106,7 +130,17 @@ public static partial class BpfVerifier
             {
                 if (i == insns.Length - 1 || insns[i + 1].Code != 0 || insns[i + 1].Regs != 0 || insns[i + 1].Off != 0)
                     throw Fail(i, "invalid bpf_ld_imm64 insn");
-                if (insn.Src != 0) throw Fail(i, $"unrecognized bpf_ld_imm64 insn"); // map references: the loader's job
+                // resolve_pseudo_ldimm64: a map reference must name one of the loader's maps.
+                ulong imm = (uint)insn.Imm | ((ulong)(uint)insns[i + 1].Imm << 32);
+                if (insn.Src == BPF_PSEUDO_MAP_FD && options.Maps is { } maps)
+                {
+                    if (maps.MapAt(imm) is null) throw Fail(i, $"fd {insn.Imm} is not pointing to valid bpf_map");
+                }
+                else if (insn.Src == BPF_PSEUDO_MAP_VALUE && options.Maps is { } space)
+                {
+                    if (ResolveMapValue(space, imm, out _, out _) is null) throw Fail(i, $"invalid bpf_ld_imm64 map value address {imm:x}");
+                }
+                else if (insn.Src != 0) throw Fail(i, "unrecognized bpf_ld_imm64 insn");
                 i++;
                 continue;
             }

@@ -5,7 +5,18 @@ namespace Softnet.Xdp.Bpf;
 /// <summary>The verifier's abstract state: register values, stack slots, call frames (bpf_verifier_state).</summary>
 public static partial class BpfVerifier
 {
-    internal enum RegType : byte { NotInit, Scalar, PtrToCtx, PtrToStack, PtrToPacket, PtrToPacketMeta, PtrToPacketEnd, PtrToMem }
+    internal enum RegType : byte
+    {
+        NotInit, Scalar, PtrToCtx, PtrToStack, PtrToPacket, PtrToPacketMeta, PtrToPacketEnd, PtrToMem,
+        /// <summary>CONST_PTR_TO_MAP: a map handle from ld_imm64 src_reg BPF_PSEUDO_MAP_FD; only helpers take it.</summary>
+        ConstPtrToMap,
+        /// <summary>PTR_TO_MAP_VALUE: into map <see cref="Reg.MapId"/>'s value, bounded by its value_size.</summary>
+        PtrToMapValue,
+        /// <summary>PTR_TO_MAP_VALUE | PTR_MAYBE_NULL: a lookup's result before its null check (copies share <see cref="Reg.Id"/>).</summary>
+        PtrToMapValueOrNull,
+        /// <summary>CONST_PTR_TO_MAP | PTR_MAYBE_NULL: a lookup in an array/hash of maps, the inner map or NULL.</summary>
+        ConstPtrToMapOrNull,
+    }
 
     /// <summary>
     /// A register's abstract value. Scalars: [UMin, UMax]. Pointers: a fixed offset <see cref="Off"/> plus a
@@ -18,6 +29,11 @@ public static partial class BpfVerifier
         public int Off;
         public ulong UMin, UMax;
         public int Id, Range, Frame;
+        /// <summary>
+        /// For map pointers: the map's index in <see cref="BpfVerifierOptions.Maps"/>, or −1 − index for the inner map
+        /// of that array/hash of maps (known only by its template, <see cref="Maps.BpfMapSpec.Inner"/>).
+        /// </summary>
+        public int MapId;
 
         public static Reg Unknown => new() { Type = RegType.Scalar, UMin = 0, UMax = ulong.MaxValue };
         public static Reg Const(ulong v) => new() { Type = RegType.Scalar, UMin = v, UMax = v };
@@ -28,11 +44,12 @@ public static partial class BpfVerifier
         public readonly bool IsConst => Type == RegType.Scalar && UMin == UMax;
         public readonly bool IsPtr => Type >= RegType.PtrToCtx;
         public readonly bool VarOffZero => UMin == 0 && UMax == 0;
+        public readonly bool MaybeNull => Type is RegType.PtrToMapValueOrNull or RegType.ConstPtrToMapOrNull;
 
         public readonly bool Equals(Reg o) => Type == o.Type && Off == o.Off && UMin == o.UMin && UMax == o.UMax
-            && Id == o.Id && Range == o.Range && Frame == o.Frame;
+            && Id == o.Id && Range == o.Range && Frame == o.Frame && MapId == o.MapId;
         public override readonly bool Equals(object? obj) => obj is Reg r && Equals(r);
-        public override readonly int GetHashCode() => HashCode.Combine(Type, Off, UMin, UMax, Id, Range, Frame);
+        public override readonly int GetHashCode() => HashCode.Combine(Type, Off, UMin, UMax, Id, Range, Frame, MapId);
 
         public readonly string TypeName => Type switch
         {
@@ -43,6 +60,10 @@ public static partial class BpfVerifier
             RegType.PtrToPacket => "pkt",
             RegType.PtrToPacketMeta => "pkt_meta",
             RegType.PtrToPacketEnd => "pkt_end",
+            RegType.ConstPtrToMap => "map_ptr",
+            RegType.PtrToMapValue => "map_value",
+            RegType.PtrToMapValueOrNull => "map_value_or_null",
+            RegType.ConstPtrToMapOrNull => "map_ptr_or_null",
             _ => "mem",
         };
     }

@@ -113,7 +113,7 @@ public static partial class BpfVerifier
         {
             w.Write((byte)r.Type);
             if (r.Type == RegType.NotInit) return;
-            w.Write(r.Off); w.Write(r.UMin); w.Write(r.UMax); w.Write(r.Id); w.Write(r.Range); w.Write(r.Frame);
+            w.Write(r.Off); w.Write(r.UMin); w.Write(r.UMax); w.Write(r.Id); w.Write(r.Range); w.Write(r.Frame); w.Write(r.MapId);
         }
 
         private static void CheckRead(State s, int pc, int reg)
@@ -142,10 +142,20 @@ public static partial class BpfVerifier
                     s.Pc++;
                     return true;
                 case BPF_LD:
+                {
                     CheckWrite(pc, insn.Dst);
-                    regs[insn.Dst] = Reg.Const((uint)insn.Imm | ((ulong)(uint)insns[pc + 1].Imm << 32));
+                    ulong imm = (uint)insn.Imm | ((ulong)(uint)insns[pc + 1].Imm << 32);
+                    if (insn.Src == BPF_PSEUDO_MAP_FD)
+                        regs[insn.Dst] = new Reg { Type = RegType.ConstPtrToMap, MapId = (int)(uint)imm };
+                    else if (insn.Src == BPF_PSEUDO_MAP_VALUE)
+                    {
+                        ResolveMapValue(options.Maps!, imm, out int mapId, out int off);
+                        regs[insn.Dst] = new Reg { Type = RegType.PtrToMapValue, MapId = mapId, Off = off };
+                    }
+                    else regs[insn.Dst] = Reg.Const(imm);
                     s.Pc += 2;
                     return true;
+                }
                 case BPF_LDX:
                 {
                     CheckRead(s, pc, insn.Src);
@@ -245,10 +255,55 @@ public static partial class BpfVerifier
                 }
                 case RegType.PtrToCtx:
                     return CtxAccess(s, pc, regno, reg, insnOff, size, write, ctxRewrite);
+                case RegType.PtrToMapValue:
+                    return MapValueAccess(pc, regno, reg, insnOff, size, write);
                 case RegType.PtrToPacketEnd:
                     throw Fail(pc, $"R{regno} invalid mem access 'pkt_end'");
                 default:
                     throw Fail(pc, $"R{regno} invalid mem access '{reg.TypeName}'");
+            }
+        }
+
+        private Maps.BpfMapSpec SpecOf(int mapId) => mapId >= 0
+            ? options.Maps!.Maps[mapId].Spec
+            : options.Maps!.Maps[-1 - mapId].Spec.Inner ?? throw new InvalidOperationException("map of maps without an inner template");
+
+        /// <summary>
+        /// check_map_access: the whole access, fixed and variable offset, inside value_size; no writes through a
+        /// BPF_F_RDONLY_PROG map (.rodata), whose bytes are known, so a constant-offset read of one is a constant
+        /// (the kernel reads frozen read-only maps the same way).
+        /// </summary>
+        private Reg MapValueAccess(int pc, int regno, Reg reg, short insnOff, int size, bool write)
+        {
+            var map = SpecOf(reg.MapId);
+            CheckMapRange(pc, regno, reg, insnOff, size, map);
+            if (write && map.ReadOnlyForProgram)
+                throw Fail(pc, $"write into map forbidden, value_size={map.ValueSize} off={reg.Off + insnOff} size={size}");
+            if (!write && map.ReadOnlyForProgram && reg.VarOffZero && size <= 8 && reg.MapId >= 0)
+            {
+                Span<byte> key = stackalloc byte[4];
+                key.Clear();
+                var frozen = options.Maps!.Maps[reg.MapId];
+                var value = new byte[frozen.UserValueSize];
+                if (frozen.UserLookup(key, value))
+                {
+                    ulong v = 0;
+                    for (int k = size - 1; k >= 0; k--) v = (v << 8) | value[reg.Off + insnOff + k];
+                    return Reg.Const(v);
+                }
+            }
+            return Reg.Bounded(size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1);
+        }
+
+        private static void CheckMapRange(int pc, int regno, Reg reg, long insnOff, long size, Maps.BpfMapSpec map)
+        {
+            long lo = reg.Off + insnOff + (long)Math.Min(reg.UMin, int.MaxValue);
+            long hi = reg.Off + insnOff + (long)Math.Min(reg.UMax, int.MaxValue) + size;
+            if (lo < 0 || reg.UMax > int.MaxValue || hi > map.ValueSize)
+            {
+                string msg = $"invalid access to map value, value_size={map.ValueSize} off={reg.Off + insnOff} size={size}";
+                if (!reg.VarOffZero) msg += $"\nR{regno} {(lo < 0 ? "min" : "max")} value is outside of the allowed memory range";
+                throw Fail(pc, msg);
             }
         }
 
@@ -461,7 +516,7 @@ public static partial class BpfVerifier
             if (!is64) throw Fail(pc, $"R{insn.Dst} 32-bit pointer arithmetic prohibited");
             if (d.IsPtr && src.IsPtr)
             {
-                if (op == BPF_SUB && d.Type == src.Type) return Reg.Unknown;
+                if (op == BPF_SUB) return Reg.Unknown; // allow_ptr_leaks: any difference of pointers is a number
                 throw Fail(pc, $"R{insn.Dst} pointer {OpName(op)} pointer prohibited");
             }
             if (op != BPF_ADD && op != BPF_SUB)
@@ -473,6 +528,8 @@ public static partial class BpfVerifier
             var ptr = d.IsPtr ? d : src;
             var off = d.IsPtr ? src : d;
             if (ptr.Type == RegType.PtrToPacketEnd) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on pkt_end prohibited");
+            if (ptr.Type == RegType.ConstPtrToMap) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on map_ptr prohibited");
+            if (ptr.MaybeNull) throw Fail(pc, $"R{insn.Dst} pointer arithmetic on {ptr.TypeName} prohibited, null-check it first");
             if (off.IsConst)
             {
                 long delta = op == BPF_ADD ? (long)off.UMin : -(long)off.UMin;
@@ -533,7 +590,14 @@ public static partial class BpfVerifier
             var other = s.Clone();
             other.Pc = target;
             s.Pc = pc + 1;
-            if (a.IsPtr || b.IsPtr)
+            if (a.MaybeNull && !is32 && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE)
+            {
+                // mark_ptr_or_null_regs: the side where it equals 0 holds NULL, the other a valid value pointer,
+                // for every copy of the lookup's result.
+                MarkPtrOrNull(op == BPF_JEQ ? other : s, a.Id, isNull: true);
+                MarkPtrOrNull(op == BPF_JEQ ? s : other, a.Id, isNull: false);
+            }
+            else if (a.IsPtr || b.IsPtr)
             {
                 if (!is32) PacketBranch(op, insn, other, s);
             }
@@ -550,7 +614,7 @@ public static partial class BpfVerifier
         private static int BranchTaken(int op, Reg a, Reg b, bool is32)
         {
             // No pointer this verifier tracks can be NULL, so comparing one with 0 has a known outcome.
-            if (!is32 && a.IsPtr && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE) return op == BPF_JNE ? 1 : 0;
+            if (!is32 && a.IsPtr && !a.MaybeNull && b.IsConst && b.UMin == 0 && op is BPF_JEQ or BPF_JNE) return op == BPF_JNE ? 1 : 0;
             if (!a.IsScalar || !b.IsScalar) return -1;
             if (a.IsConst && b.IsConst)
             {
@@ -678,6 +742,25 @@ public static partial class BpfVerifier
             }
         }
 
+        private static void MarkPtrOrNull(State st, int id, bool isNull)
+        {
+            foreach (var f in st.Frames)
+            {
+                for (int r = 0; r < MaxReg; r++) Mark(ref f.Regs[r]);
+                for (int k = 0; k < f.Spills.Length; k++) if (f.Slots[k * 8] == StackSpill) Mark(ref f.Spills[k]);
+            }
+            void Mark(ref Reg r)
+            {
+                if (!r.MaybeNull || r.Id != id) return;
+                if (isNull) r = Reg.Const(0);
+                else
+                {
+                    r.Type = r.Type == RegType.ConstPtrToMapOrNull ? RegType.ConstPtrToMap : RegType.PtrToMapValue;
+                    r.Id = 0;
+                }
+            }
+        }
+
         private static void Widen(ref Reg r, Reg pkt, int range)
         {
             if (r.Type == pkt.Type && r.Id == pkt.Id && r.Range < range) r.Range = range;
@@ -713,10 +796,153 @@ public static partial class BpfVerifier
                 if (h is null) throw Fail(pc, $"invalid func unknown#{insn.Imm}");
             }
             for (int r = 1; r <= h.ArgCount; r++) CheckRead(s, pc, r);
+            int? metaMap = CheckHelperArgs(s, pc, h);
+            if (h.ChangesPacketData) ClearPacketPointers(s);
             for (int r = 1; r <= 5; r++) regs[r] = default;
-            regs[0] = Reg.Unknown;
+            regs[0] = h.Ret switch
+            {
+                BpfRet.Void => default,
+                // A lookup in an array/hash of maps gives the inner map (typed by the outer map's template) or NULL.
+                BpfRet.PtrToMapValueOrNull when metaMap is int m && m >= 0 && SpecOf(m).Type is Maps.BpfMapType.ArrayOfMaps or Maps.BpfMapType.HashOfMaps
+                    => new Reg { Type = RegType.ConstPtrToMapOrNull, MapId = -1 - m, Id = ++s.NextId },
+                BpfRet.PtrToMapValueOrNull when metaMap is int m => new Reg { Type = RegType.PtrToMapValueOrNull, MapId = m, Id = ++s.NextId },
+                BpfRet.PtrToMapValueOrNull => throw Fail(pc, $"kernel subsystem misconfigured verifier: {h.Name} returns a map value but takes no map"),
+                _ => Reg.Unknown,
+            };
             s.Pc = pc + 1;
             return true;
+        }
+
+        /// <summary>
+        /// check_func_arg for each argument: the kind of register each BpfArg wants; keys and values as memory of
+        /// the map's key_size / value_size (readable and, on the stack, written before); memory with its size in the
+        /// next argument. Returns the map argument's id (meta->map_ptr), or null.
+        /// </summary>
+        private int? CheckHelperArgs(State s, int pc, BpfHelper h)
+        {
+            var regs = s.Regs;
+            int? meta = null;
+            for (int i = 0; i < h.Args.Length; i++)
+            {
+                int r = i + 1;
+                var reg = regs[r];
+                switch (h.Args[i])
+                {
+                    case BpfArg.Anything:
+                        break;
+                    case BpfArg.ConstMapPtr:
+                        if (reg.Type != RegType.ConstPtrToMap) throw Fail(pc, $"R{r} type={reg.TypeName} expected=map_ptr");
+                        meta = reg.MapId;
+                        break;
+                    case BpfArg.PtrToMapKey:
+                    case BpfArg.PtrToMapValue:
+                    {
+                        bool key = h.Args[i] == BpfArg.PtrToMapKey;
+                        if (meta is not int m) throw Fail(pc, key ? "invalid map_ptr to access map->key" : "invalid map_ptr to access map->value");
+                        var map = SpecOf(m);
+                        CheckHelperMem(s, pc, r, key ? map.KeySize : map.ValueSize, write: false);
+                        break;
+                    }
+                    case BpfArg.PtrToCtx:
+                        if (reg.Type != RegType.PtrToCtx) throw Fail(pc, $"R{r} type={reg.TypeName} expected=ctx");
+                        if (reg.Off != 0 || !reg.VarOffZero) throw Fail(pc, $"dereference of modified ctx ptr R{r} off={reg.Off} disallowed");
+                        break;
+                    case BpfArg.PtrToReadableMem:
+                    case BpfArg.PtrToWritableMem:
+                    case BpfArg.PtrToReadableMemOrNull:
+                    {
+                        if (i + 1 >= h.Args.Length || h.Args[i + 1] is not (BpfArg.ConstSize or BpfArg.ConstSizeOrZero))
+                            throw Fail(pc, $"kernel subsystem misconfigured verifier: {h.Name} arg{r} has no size argument");
+                        var size = regs[r + 1];
+                        bool zeroOk = h.Args[i + 1] == BpfArg.ConstSizeOrZero;
+                        if (!size.IsScalar) throw Fail(pc, $"R{r + 1} type={size.TypeName} expected=scalar");
+                        if (!zeroOk && size.UMin == 0 && size.UMax == 0) throw Fail(pc, $"invalid zero-sized read");
+                        if (size.UMax >= 1UL << 29)
+                            throw Fail(pc, $"R{r + 1} unbounded memory access, use 'var &= const' or 'if (var < const)'");
+                        if (h.Args[i] == BpfArg.PtrToReadableMemOrNull && reg.IsConst && reg.UMin == 0) break;
+                        if (size.UMax == 0 && reg.IsScalar && reg.IsConst && reg.UMin == 0) break;
+                        if (size.UMax > 0) CheckHelperMem(s, pc, r, (int)size.UMax, write: h.Args[i] == BpfArg.PtrToWritableMem);
+                        break;
+                    }
+                    case BpfArg.ConstSize:
+                    case BpfArg.ConstSizeOrZero:
+                        if (!reg.IsScalar) throw Fail(pc, $"R{r} type={reg.TypeName} expected=scalar");
+                        break;
+                }
+            }
+            return meta;
+        }
+
+        /// <summary>check_helper_mem_access: <paramref name="size"/> bytes at register <paramref name="r"/>.</summary>
+        private void CheckHelperMem(State s, int pc, int r, int size, bool write)
+        {
+            var reg = s.Regs[r];
+            switch (reg.Type)
+            {
+                case RegType.PtrToStack:
+                {
+                    var frame = s.Frames[reg.Frame];
+                    long lo = reg.Off + (long)Math.Min(reg.UMin, int.MaxValue);
+                    long hi = reg.Off + (long)Math.Min(reg.UMax, int.MaxValue) + size;
+                    if (reg.UMax > int.MaxValue || lo < -StackSize || hi > 0)
+                        throw Fail(pc, $"invalid indirect access to stack R{r} off={reg.Off} size={size}");
+                    int first = (int)(lo + StackSize), last = (int)(hi + StackSize);
+                    _stackDepth[frame.Subprog] = Math.Max(_stackDepth.GetValueOrDefault(frame.Subprog), StackSize - first);
+                    if (write)
+                    {
+                        // The helper fills the bytes: spills there are gone, the bytes are data.
+                        for (int b = first & ~7; b < last; b += 8)
+                            if (frame.Slots[b] == StackSpill)
+                                for (int k = b; k < b + 8; k++) frame.Slots[k] = StackMisc;
+                        if (reg.VarOffZero) for (int k = first; k < last; k++) frame.Slots[k] = StackMisc;
+                        return;
+                    }
+                    for (int k = first; k < last; k++)
+                    {
+                        if (frame.Slots[k] != StackInvalid) continue;
+                        if (!AllowUninitStack) throw Fail(pc, $"invalid indirect read from stack R{r} off {reg.Off}+{k - first} size {size}");
+                        ReadsUninitStack = true;
+                    }
+                    return;
+                }
+                case RegType.PtrToPacket:
+                case RegType.PtrToPacketMeta:
+                    if (reg.Off < 0 || (long)reg.Off + size > reg.Range)
+                        throw Fail(pc, $"invalid access to packet, off={reg.Off} size={size}, R{r}(id={reg.Id},off={reg.Off},r={reg.Range})\nR{r} offset is outside of the packet");
+                    return;
+                case RegType.PtrToMapValue:
+                {
+                    var map = SpecOf(reg.MapId);
+                    CheckMapRange(pc, r, reg, 0, size, map);
+                    if (write && map.ReadOnlyForProgram)
+                        throw Fail(pc, $"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
+                    return;
+                }
+                case RegType.PtrToMem:
+                {
+                    long lo = reg.Off + (long)Math.Min(reg.UMin, int.MaxValue);
+                    long hi = reg.Off + (long)Math.Min(reg.UMax, int.MaxValue) + size;
+                    if (lo < 0 || hi > options.MemSize)
+                        throw Fail(pc, $"invalid access to memory, mem_size={options.MemSize} off={reg.Off} size={size}");
+                    return;
+                }
+                default:
+                    throw Fail(pc, $"R{r} type={reg.TypeName} expected=fp, pkt, pkt_meta, map_value, mem");
+            }
+        }
+
+        /// <summary>clear_all_pkt_pointers: after a helper that may move packet data, no packet pointer is valid.</summary>
+        private static void ClearPacketPointers(State s)
+        {
+            foreach (var f in s.Frames)
+            {
+                for (int r = 0; r < MaxReg; r++) Clear(ref f.Regs[r]);
+                for (int k = 0; k < f.Spills.Length; k++) if (f.Slots[k * 8] == StackSpill) Clear(ref f.Spills[k]);
+            }
+            static void Clear(ref Reg r)
+            {
+                if (r.Type is RegType.PtrToPacket or RegType.PtrToPacketMeta or RegType.PtrToPacketEnd) r = Reg.Unknown;
+            }
         }
 
         private static bool Exit(State s, int pc)

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Softnet.Xdp;
+using Softnet.Xdp.Bpf;
+using Softnet.Xdp.Bpf.Maps;
+using Xunit;
+
+namespace Softnet.Tests.Xdp.Bpf.Elf;
+
+/// <summary>
+/// The C programs of Xdp/Bpf/Programs, compiled with clang-14 as users build them
+/// (<c>clang-14 -O2 -g -target bpf -c</c>) into a cache folder keyed by the source's hash, so each is built once.
+/// A missing clang fails the test with what to install: CI installs it (.ci/run).
+/// </summary>
+public static class BpfTestPrograms
+{
+    private static readonly string SourceDir = Path.Combine(AppContext.BaseDirectory, "Xdp", "Bpf", "Programs");
+    private static readonly string CacheDir = Path.Combine(Path.GetTempPath(), "softnet-bpf-test-objects");
+    private static readonly object Gate = new();
+
+    public static string Clang => Environment.GetEnvironmentVariable("SOFTNET_CLANG") is { Length: > 0 } c ? c : "clang-14";
+
+    /// <summary>The object file built from Programs/<paramref name="name"/>.c.</summary>
+    public static string Object(string name)
+    {
+        string src = Path.Combine(SourceDir, name + ".c");
+        Assert.True(File.Exists(src), $"no test program {src}");
+        string hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(src)))[..16];
+        string obj = Path.Combine(CacheDir, $"{name}-{hash}.o");
+        lock (Gate)
+        {
+            if (File.Exists(obj)) return obj;
+            Directory.CreateDirectory(CacheDir);
+            string tmp = obj + $".{Environment.ProcessId}.tmp";
+            var psi = new ProcessStartInfo(Clang)
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+            };
+            foreach (var a in new[] { "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", src, "-o", tmp }) psi.ArgumentList.Add(a);
+            Process p;
+            try
+            {
+                p = Process.Start(psi)!;
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                Assert.Fail($"{Clang} is needed to build the XDP test programs and was not found ({e.Message}); install clang-14 and libbpf-dev (.ci/run does) or set SOFTNET_CLANG");
+                throw;
+            }
+            string err = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, $"{Clang} failed on {src}:\n{err}");
+            File.Move(tmp, obj, overwrite: true);
+            return obj;
+        }
+    }
+
+    public static byte[] Bytes(string name) => File.ReadAllBytes(Object(name));
+
+    /// <summary>
+    /// bpf_map_lookup_elem / update_elem / delete_elem with the kernel's prototypes, for the tests only (the maps
+    /// branch registers the real ones).
+    /// </summary>
+    public static BpfHelperTable MapHelpers()
+    {
+        var t = new BpfHelperTable();
+        t.Register(new BpfHelper(1, "map_lookup_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey], BpfRet.PtrToMapValueOrNull, Lookup));
+        t.Register(new BpfHelper(2, "map_update_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey, BpfArg.PtrToMapValue, BpfArg.Anything], BpfRet.Integer, Update));
+        t.Register(new BpfHelper(3, "map_delete_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey], BpfRet.Integer, Delete));
+        return t;
+    }
+
+    private static ulong Lookup(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        var map = mem.Extra?.MapAt(r1);
+        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key)) return 0;
+        return map.Lookup(key, mem.Run?.Cpu ?? 0);
+    }
+
+    private static ulong Update(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        var map = mem.Extra?.MapAt(r1);
+        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key) || !mem.TryMap(r3, map.ValueSize, false, out var value)) return unchecked((ulong)-14);
+        return (ulong)map.Update(key, value, r4, mem.Run?.Cpu ?? 0);
+    }
+
+    private static ulong Delete(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        var map = mem.Extra?.MapAt(r1);
+        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key)) return unchecked((ulong)-14);
+        return (ulong)map.Delete(key);
+    }
+
+    /// <summary>Runs <paramref name="prog"/> on a copy of <paramref name="frame"/> with 256 bytes of headroom; returns the verdict and the frame after it.</summary>
+    public static (XdpAction Action, byte[] Frame) Run(BpfProgram prog, byte[] frame, int rxQueue = 0, uint ifindex = 1)
+    {
+        var buffer = new byte[256 + frame.Length + 320];
+        frame.CopyTo(buffer, 256);
+        var xdp = new XdpBuff(buffer, 256, frame.Length, rxQueue, tailroom: 320);
+        var interp = new BpfInterpreter();
+        var action = interp.RunXdp(prog, ref xdp, ifindex, new BpfRunContext(), prog.Options.Maps, out var result);
+        Assert.True(result.Ok, $"run faulted: {result.Fault} at {result.Pc}");
+        return (action, xdp.Packet.ToArray());
+    }
+
+    public static ulong U64(BpfMap map, uint key)
+    {
+        var v = new byte[map.UserValueSize];
+        Assert.True(map.UserLookup(BitConverter.GetBytes(key), v));
+        return BitConverter.ToUInt64(v, 0);
+    }
+
+    /// <summary>An Ethernet / IPv4 / UDP frame to <paramref name="dport"/> with <paramref name="payload"/> bytes of data.</summary>
+    public static byte[] Udp4(ushort dport, int payload = 18)
+    {
+        var f = new byte[14 + 20 + 8 + payload];
+        byte[] dst = [0x02, 0, 0, 0, 0, 0x01], src = [0x02, 0, 0, 0, 0, 0x02];
+        dst.CopyTo(f, 0);
+        src.CopyTo(f, 6);
+        f[12] = 0x08; f[13] = 0x00;
+        f[14] = 0x45; f[16] = (byte)((20 + 8 + payload) >> 8); f[17] = (byte)(20 + 8 + payload);
+        f[22] = 64; f[23] = 17;
+        f[26] = 10; f[29] = 1; f[30] = 10; f[33] = 2;
+        f[34] = 0x30; f[35] = 0x39; f[36] = (byte)(dport >> 8); f[37] = (byte)dport;
+        f[38] = (byte)((8 + payload) >> 8); f[39] = (byte)(8 + payload);
+        return f;
+    }
+}
