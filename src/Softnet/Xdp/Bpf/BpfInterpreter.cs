@@ -50,6 +50,15 @@ public sealed class BpfInterpreter
     /// A fault, or a return value that is no XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
     /// </summary>
     public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, out BpfRunResult result)
+        => RunXdp(prog, ref xdp, ingressIfindex, null, null, out result);
+
+    /// <summary>
+    /// <see cref="RunXdp(BpfProgram, ref XdpBuff, uint, out BpfRunResult)"/> with the helpers' run state
+    /// (<paramref name="run"/>: CPU, clock, redirect info) and the object's maps and global data
+    /// (<paramref name="space"/>). Helpers that move the packet (bpf_xdp_adjust_head/tail/meta) update the context
+    /// table; the bounds it holds at the end go back into <paramref name="xdp"/>.
+    /// </summary>
+    public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
         var ctx = _ctx.AsSpan();
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
@@ -58,8 +67,18 @@ public sealed class BpfInterpreter
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
-        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
+        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
+        {
+            Ctx = ctx,
+            PacketHardEnd = xdp.HardEnd,
+            Run = run,
+            Extra = space,
+        };
         result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
+        xdp.SetBounds(
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..]),
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.Data * 2)..]),
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..]));
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }
 
