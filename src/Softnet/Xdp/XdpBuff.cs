@@ -83,7 +83,7 @@ public ref struct XdpBuff
         return true;
     }
 
-    /// <summary>bpf_xdp_adjust_meta: negative delta grows the metadata area in front of data (at most 32 bytes, 4-aligned).</summary>
+    /// <summary>bpf_xdp_adjust_meta: negative delta grows the metadata area in front of data (4-aligned, up to 252 bytes).</summary>
     public bool AdjustMeta(int delta)
     {
         int meta = DataMeta;
@@ -106,7 +106,8 @@ public static class XdpAdjust
     public const int SkbSharedInfoSize = 320;
     /// <summary>XDP_PACKET_HEADROOM.</summary>
     public const int PacketHeadroom = 256;
-    public const int MaxMetaLen = 32;
+    /// <summary>The most metadata xdp_metalen_invalid allows: what skb_shared_info.meta_len (a u8) holds.</summary>
+    public const int MaxMetaLen = 255;
     public const int EthHlen = 14;
     public const int EINVAL = 22, EACCES = 13;
 
@@ -135,7 +136,7 @@ public static class XdpAdjust
     }
 
     /// <summary>bpf_xdp_adjust_meta: data_meta moves; the area must stay out of the xdp_frame room, end at data, and
-    /// be a multiple of 4 of at most 32 bytes (-EACCES otherwise, xdp_metalen_invalid).</summary>
+    /// be a multiple of 4 that skb_shared_info.meta_len can hold (-EACCES otherwise, xdp_metalen_invalid).</summary>
     public static int Meta(ref int dataMeta, int data, int delta)
     {
         long meta = (long)dataMeta + delta;

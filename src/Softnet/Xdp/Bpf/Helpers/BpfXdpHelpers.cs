@@ -96,7 +96,8 @@ public static class BpfXdpHelpers
     /// <summary>
     /// bpf_csum_diff(from, from_size, to, to_size, seed) as the kernel has it since the helper was made the same on
     /// every architecture: csum_partial of the new words (with the seed) less csum_partial of the old ones, folded to
-    /// 16 bits without complement (csum_from32to16); both sizes 0 returns the seed.
+    /// 16 bits without complement (csum_from32to16); with both sizes 0 the seed alone is folded. No size is refused
+    /// (the kernel dropped the multiple-of-4 and 512-byte checks with the scratch buffer; compared on 6.18).
     /// </summary>
     private static ulong CsumDiffFn(ref BpfMemory mem, ulong from, ulong fromSize, ulong to, ulong toSize, ulong seed)
     {
@@ -198,6 +199,6 @@ public static class Checksum
         if (from.Length != 0 && to.Length != 0) return From32To16(Sub(Partial(to, seed), Partial(from, 0)));
         if (to.Length != 0) return From32To16(Partial(to, seed));
         if (from.Length != 0) return From32To16(~Partial(from, ~seed));
-        return seed;
+        return From32To16(seed);
     }
 }

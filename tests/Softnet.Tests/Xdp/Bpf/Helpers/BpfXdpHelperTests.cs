@@ -86,14 +86,15 @@ public class BpfXdpHelperTests
     }
 
     [Fact]
-    public void Adjust_meta_grows_up_to_32_aligned_bytes_and_data_meta_follows_adjust_head()
+    public void Adjust_meta_grows_4_aligned_to_the_xdp_frame_and_data_meta_follows_adjust_head()
     {
         var r = Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, -8));
         Assert.Equal(0UL, r.R0);
         Assert.Equal(Headroom - 8, r.Meta);
         Assert.Equal(Headroom, r.Data);
         Assert.Equal(unchecked((ulong)-13L), Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, -3)).R0);
-        Assert.Equal(unchecked((ulong)-13L), Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, -36)).R0);
+        Assert.Equal(0UL, Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, -(Headroom - XdpAdjust.XdpFrameSize))).R0);
+        Assert.Equal(unchecked((ulong)-22L), Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, -(Headroom - XdpAdjust.XdpFrameSize) - 4)).R0);
         Assert.Equal(unchecked((ulong)-22L), Run(CallWithDelta(BpfXdpHelpers.XdpAdjustMeta, 4)).R0);
 
         var both = Run("""
@@ -177,7 +178,8 @@ public class BpfXdpHelperTests
         ulong diff = CsumDiffOf(a, b, 0);
         Assert.Equal(Checksum.CsumDiff(LE(a), LE(b), 0), (uint)diff);
         Assert.Equal(0x0100UL, diff); // +1 in the last byte: 0x0001 big-endian, 0x0100 as a little-endian halfword
-        Assert.Equal(0xABCDUL, CsumDiffOf(0, 0, 0xABCD, 0, 0)); // nothing to diff: the seed
+        Assert.Equal(0xABCDUL, CsumDiffOf(0, 0, 0xABCD, 0, 0)); // nothing to diff: the seed, folded
+        Assert.Equal(0x1CAFUL, CsumDiffOf(0, 0, 0x67A2B50C, 0, 0));
         Assert.Equal(Checksum.CsumDiff(default, LE(b), 7), (uint)CsumDiffOf(0, b, 7, 0, 4));
         Assert.Equal(Checksum.CsumDiff(LE(a), default, 7), (uint)CsumDiffOf(a, 0, 7, 4, 0));
     }
@@ -199,7 +201,7 @@ public class BpfXdpHelperTests
             uint r = Checksum.CsumDiff(from, to, seed);
             if (from.Length == 0 && to.Length == 0)
             {
-                Assert.Equal(seed, r);
+                Assert.Equal(Checksum.From32To16(seed), r);
                 return;
             }
             Assert.True(r <= 0xFFFF);
