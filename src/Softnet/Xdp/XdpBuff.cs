@@ -156,6 +156,10 @@ public sealed class XdpCounters
 {
     public long Pass, Drop, Tx, Redirect, Aborted, Invalid;
 
+    /// <summary>XDP_TX frames the transmit side refused, and XDP_REDIRECT frames with no target or refused by it
+    /// (xdp_do_redirect failing); both are also in <see cref="Tx"/> / <see cref="Redirect"/>.</summary>
+    public long TxErrors, RedirectErrors;
+
     public void Count(XdpAction action)
     {
         switch (action)
