@@ -15,8 +15,9 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
     public BpfProgram Program { get; } = program;
     public BpfRegionTable? Space { get; } = space;
 
-    /// <summary>xdp_md.ingress_ifindex: the device's ifindex (2, the first device after lo, unless told).</summary>
-    public int Ifindex { get; init; } = 2;
+    /// <summary>xdp_md.ingress_ifindex: the device's ifindex (2, the first device after lo, unless told; a scenario
+    /// replay sets the injected device's). Set before the replay starts, as are <see cref="Fib"/> and <see cref="Devices"/>.</summary>
+    public int Ifindex { get; set; } = 2;
 
     /// <summary>Seed of bpf_get_prandom_u32 (each queue's state mixes in its CPU).</summary>
     public ulong Seed { get; init; }
@@ -25,13 +26,13 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
     public TextWriter? Trace { get; init; }
 
     /// <summary>bpf_fib_lookup's namespace, or null.</summary>
-    public Bpf.Helpers.IBpfFib? Fib { get; init; }
+    public Bpf.Helpers.IBpfFib? Fib { get; set; }
 
     /// <summary>
     /// The device an ifindex names for XDP_REDIRECT (bpf_redirect's ifindex, or a devmap slot's ifindex), or null for
     /// none; without a resolver every redirect goes to the port's transmit side (the tx capture).
     /// </summary>
-    public Func<int, IXdpTransmit?>? Devices { get; init; }
+    public Func<int, IXdpTransmit?>? Devices { get; set; }
 
     /// <summary>The hooks made so far (one per queue), for tests and reports.</summary>
     public IReadOnlyList<Hook> Hooks => _hooks;
