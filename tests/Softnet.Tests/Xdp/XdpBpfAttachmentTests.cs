@@ -170,6 +170,30 @@ public class XdpBpfAttachmentTests
     }
 
     [Fact]
+    public void Xdp_pass_hands_up_the_frame_as_the_helpers_left_it()
+    {
+        // Frames that leave skb_shared_info's 320 bytes free in a 2048-byte buffer after 256 of headroom (a full-size
+        // frame does not, so growing it is refused as the kernel refuses past xdp_data_hard_end).
+        var input = Input().Where(f => f.Frame.Length <= 2048 - 256 - 320 - 4).ToList();
+        Assert.NotEmpty(input);
+        string path = Path.Combine(Path.GetTempPath(), $"softnet-xdp-tap-{Guid.NewGuid():N}.pcap");
+        try
+        {
+            // bpf_xdp_adjust_tail(ctx, 4); XDP_PASS: every frame reaches the stack with 4 zero bytes more (trailer
+            // padding the IP layer trims).
+            var attach = new XdpBpfAttachment(Load("mov %r2, 4\ncall 65\nmov %r0, 2\nexit"));
+            var report = new ReplayPipeline(new ReplayOptions { Nic = new NicOptions { XdpAttachment = attach }, Gro = null, TapPath = path })
+                .Run(new MemoryCaptureReader(input), "test");
+            Assert.Equal(input.Count, report.Delivered);
+            using var r = CaptureReader.Open(path);
+            var seen = MemoryCaptureReader.Load(r);
+            Assert.Equal(input.Select(f => f.Frame.Length + 4), seen.Select(f => f.Frame.Length));
+            Assert.True(input.Zip(seen).All(p => p.First.Frame.Concat(new byte[4]).SequenceEqual(p.Second.Frame)));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void The_cli_refuses_an_object_until_the_loader_lands()
     {
         Assert.Throws<NotSupportedException>(() => Softnet.Cli.ReplayCommand.LoadXdpObject("prog.o:xdp"));
