@@ -32,6 +32,9 @@ public static class PipelineBench
         foreach (var (name, frames) in new[] { ("64", small), ("1500", large) })
         {
             results[$"xdp_drop_{name}"] = Measure(frames, XdpPrograms.DropAll, SkbBuildMode.Build, args.Seconds);
+            // The same verdict from an eBPF program (r0 = XDP_DROP; exit) in the interpreter, attached to the queue.
+            var dropProg = Softnet.Xdp.Bpf.BpfProgram.Load(Softnet.Xdp.Bpf.BpfAssembler.Assemble("mov %r0, 1\nexit"), Softnet.Xdp.Bpf.BpfVerifierOptions.Xdp());
+            results[$"xdp_bpf_drop_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds, new XdpBpfAttachment(dropProg));
             results[$"deliver_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds);
             results[$"deliver_construct_{name}"] = Measure(frames, null, SkbBuildMode.Construct, args.Seconds);
         }
@@ -70,11 +73,11 @@ public static class PipelineBench
         return list;
     }
 
-    private static (double Pps, double Alloc) Measure(List<byte[]> frames, XdpProgram? xdp, SkbBuildMode mode, double seconds)
+    private static (double Pps, double Alloc) Measure(List<byte[]> frames, XdpProgram? xdp, SkbBuildMode mode, double seconds, XdpAttachment? attach = null)
     {
         var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Deterministic, Cpus = [0] });
         var stack = new FreeStack();
-        var nic = new VirtualNic(new NicOptions { RingSize = 4096, Xdp = xdp, SkbMode = mode }, engine, stack);
+        var nic = new VirtualNic(new NicOptions { RingSize = 4096, Xdp = xdp, XdpAttachment = attach, SkbMode = mode }, engine, stack);
         int fill = nic.Options.RingSize - 1;
 
         long Round(ref int next, Stopwatch sw)

@@ -44,8 +44,8 @@ public static class ReplayCommand
         var deterministic = new Option<bool>("--deterministic") { Description = "same as --mode deterministic" };
         var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<bool>("--busy-poll") { Description = "threaded mode: idle NAPI workers spin instead of sleeping (no wake-up latency, one CPU each)" };
-        var xdp = new Option<string?>("--xdp") { Description = "attach a built-in XDP program to every queue: pass or drop" };
-        xdp.AcceptOnlyFromAmong("pass", "drop");
+        var xdp = new Option<string?>("--xdp") { Description = "attach an XDP program to every queue: pass, drop (built in) or PROG.o[:SECTION] (a clang-built eBPF object)" };
+        var xdpTx = new Option<string?>("--xdp-tx") { Description = "write the frames XDP_TX sends (and XDP_REDIRECT without a target device) to FILE (.pcap or .pcapng)" };
         var gro = new Option<string>("--gro") { Description = "GRO engine: linux (the kernel's), off (ethtool -K gro off), hash (flow hash table), ack (also coalesce pure ACKs)", DefaultValueFactory = _ => "linux" };
         gro.AcceptOnlyFromAmong("linux", "off", "hash", "ack");
         var groFlushTimeout = new Option<long>("--gro-flush-timeout") { Description = "/sys/class/net/DEV/gro_flush_timeout in ns", DefaultValueFactory = _ => 0 };
@@ -61,7 +61,7 @@ public static class ReplayCommand
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
             capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
-            rate, clock, mode, deterministic, pollCost, busyPoll, xdp, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
+            rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump,
         };
         cmd.SetAction(pr =>
@@ -85,6 +85,7 @@ public static class ReplayCommand
                     SkbMode = pr.GetValue(skb) == "construct" ? SkbBuildMode.Construct : SkbBuildMode.Build,
                     Moderation = new InterruptModeration(pr.GetValue(irqUsecs), pr.GetValue(irqFrames)),
                     Xdp = pr.GetValue(xdp) switch { "drop" => XdpPrograms.DropAll, "pass" => XdpPrograms.PassAll, _ => null },
+                    XdpAttachment = pr.GetValue(xdp) is { } spec and not ("drop" or "pass") ? LoadXdpObject(spec) : null,
                 };
                 nic.Validate();
                 int b = pr.GetValue(budget);
@@ -109,9 +110,10 @@ public static class ReplayCommand
                         Hz = pr.GetValue(hz) is > 0 and <= 10000 and var h ? h : throw new ArgumentException("--hz must be 1..10000"),
                     },
                     TapPath = pr.GetValue(tap),
+                    XdpTxPath = pr.GetValue(xdpTx),
                 };
             }
-            catch (Exception e) when (e is ArgumentException or FormatException)
+            catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException or IOException)
             {
                 Console.Error.WriteLine($"softnet replay: {e.Message}");
                 return 2;
@@ -132,6 +134,12 @@ public static class ReplayCommand
         });
         return cmd;
     }
+
+    /// <summary>
+    /// `--xdp PROG.o[:SECTION]`: loads the object's XDP program (the named section, or the first XDP one) with its maps
+    /// and global data, verified, and attaches it to every queue. The one place the CLI meets the ELF loader.
+    /// </summary>
+    public static XdpAttachment LoadXdpObject(string spec) => XdpBpfAttachment.Load(spec);
 
     /// <summary>Parses a CPU list as the kernel writes them: "0", "0,2", "0-3,6".</summary>
     public static IReadOnlyList<int> ParseCpuList(string text)

@@ -67,8 +67,19 @@ public sealed record NicOptions
     /// <summary>Per-queue IRQ affinity (smp_affinity); null spreads queue i to CPU list[i % n].</summary>
     public IReadOnlyList<CpuMask>? Affinity { get; init; }
 
-    /// <summary>An XDP program attached to every queue, or null.</summary>
+    /// <summary>A C# XDP program attached to every queue, or null.</summary>
     public XdpProgram? Xdp { get; init; }
+
+    /// <summary>An attached program with a per-queue instance (an eBPF program: <see cref="XdpBpfAttachment"/>); wins
+    /// over <see cref="Xdp"/>.</summary>
+    public XdpAttachment? XdpAttachment { get; init; }
+
+    /// <summary>The port's transmit side for XDP_TX (and redirects without a device of their own), e.g. a tx capture;
+    /// null sends them nowhere (counted all the same).</summary>
+    public IXdpTransmit? XdpTransmit { get; init; }
+
+    /// <summary>What each queue runs: the attachment, or the C# program wrapped as one.</summary>
+    public XdpAttachment? EffectiveXdp => XdpAttachment ?? (Xdp is { } p ? new DelegateXdpAttachment(p) : null);
 
     public int EffectivePoolBuffers => PoolBuffers > 0 ? PoolBuffers : RingSize * 2;
 

@@ -27,7 +27,8 @@ public sealed class RxQueue : INapiPoller
 {
     private readonly RxDescriptor[] _batch;
     private readonly SkbBuilder _builder;
-    private readonly XdpProgram? _xdp;
+    private XdpQueueHook? _xdp;
+    private IXdpTransmit? _xdpTx;
     private readonly SkbBuildMode _mode;
     private readonly IRxHandler _handler;
     // The buffers of the frame being assembled, first to last (ice keeps them on the ring between polls:
@@ -45,12 +46,22 @@ public sealed class RxQueue : INapiPoller
         HeadPool = o.SkbMode == SkbBuildMode.Construct ? SkbBuilder.CreateHeadPool(o.EffectivePoolBuffers) : null;
         _builder = new SkbBuilder(Skbs, HeadPool);
         _batch = new RxDescriptor[Math.Max(o.Weight, 64)];
-        _xdp = o.Xdp;
         _mode = o.SkbMode;
         _handler = handler;
     }
 
     public int Id { get; }
+
+    /// <summary>Attaches the device's XDP program to this queue for its NAPI CPU (once the vector is known), with the
+    /// port's transmit side for XDP_TX.</summary>
+    internal void AttachXdp(XdpAttachment? attachment, IXdpTransmit? tx)
+    {
+        _xdpTx = tx;
+        _xdp = attachment?.CreateHook(Id, Vector.TargetCpu.Id, tx);
+    }
+
+    /// <summary>The queue's XDP hook, or null.</summary>
+    public XdpQueueHook? XdpHook => _xdp;
     public PagePool Pool { get; }
     public PagePool? HeadPool { get; }
     public RxRing Ring { get; }
@@ -208,7 +219,7 @@ public sealed class RxQueue : INapiPoller
     {
         ref readonly RxDescriptor first = ref frame[0];
         int offset = Pool.Headroom, length = first.Length;
-        if (_xdp is not null && !RunXdp(first.BufferIndex, ref offset, ref length))
+        if (_xdp is not null && !RunXdp(first.BufferIndex, first.TimestampNs, ref offset, ref length))
         {
             foreach (ref readonly RxDescriptor b in frame) Pool.Return(b.BufferIndex, current);
             return;
@@ -219,39 +230,44 @@ public sealed class RxQueue : INapiPoller
         Deliver(skb);
     }
 
-    /// <summary>The queue's XDP program on the frame's first buffer; on PASS the (possibly moved) data bounds come
-    /// back, on any other verdict false, counted (no TX/redirect path yet: those frames leave the receive path like
-    /// drops do, counted apart) and the caller returns the buffers.</summary>
+    /// <summary>The queue's XDP program on the frame's first buffer (ice_run_xdp); on PASS the (possibly moved) data
+    /// bounds come back, on any other verdict false and the caller returns the buffers. XDP_TX frames go to the port's
+    /// transmit side and XDP_REDIRECT frames to the target the program chose, both copied out as they left the program
+    /// (the buffer goes back to the pool at once, where ice recycles it on TX completion); failures are counted as
+    /// ethtool's xdp_tx_errors / xdp_redirect_errors.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool RunXdp(int bufferIndex, ref int offset, ref int length)
+    private bool RunXdp(int bufferIndex, long nowNs, ref int offset, ref int length)
     {
-        var ctx = new XdpBuff(Pool.Buffer(bufferIndex), offset, length, Id);
-        var verdict = _xdp!(ref ctx);
+        var buffer = Pool.Buffer(bufferIndex);
+        // skb_shared_info's room at the end, as far as the buffer has it past the frame.
+        int tailroom = Math.Clamp(buffer.Length - offset - length, 0, XdpAdjust.SkbSharedInfoSize);
+        var ctx = new XdpBuff(buffer, offset, length, Id, tailroom);
+        var verdict = _xdp!.Run(ref ctx, nowNs);
         Xdp.Count(verdict);
-        if (verdict != XdpAction.Pass)
+        if (verdict == XdpAction.Pass)
         {
-            CountXdpDrop(verdict);
-            return false;
+            offset = ctx.Data;
+            length = ctx.Length;
+            return true;
         }
-        offset = ctx.Data;
-        length = ctx.Length;
-        return true;
-    }
-
-    private void CountXdpDrop(XdpAction verdict)
-    {
         switch (verdict)
         {
             case XdpAction.Drop: Drops.Add(DropReason.XdpDrop); break;
-            case XdpAction.Tx or XdpAction.Redirect: break;
+            case XdpAction.Tx:
+                if (_xdpTx is { } tx && !tx.Transmit(ctx.Packet, nowNs)) Xdp.TxErrors++;
+                break;
+            case XdpAction.Redirect:
+                if (_xdp.TakeRedirect() is not { } target || !target.Transmit(ctx.Packet, nowNs)) Xdp.RedirectErrors++;
+                break;
             default: Drops.Add(DropReason.XdpAborted); break; // ABORTED or an invalid verdict
         }
+        return false;
     }
 
     private void ProcessSingle(in RxDescriptor d, Thread current)
     {
         int offset = Pool.Headroom, length = d.Length;
-        if (_xdp is not null && !RunXdp(d.BufferIndex, ref offset, ref length))
+        if (_xdp is not null && !RunXdp(d.BufferIndex, d.TimestampNs, ref offset, ref length))
         {
             Pool.Return(d.BufferIndex, current);
             return;

@@ -26,11 +26,13 @@ public sealed class VirtualNic
             : RssIndirectionTable.Weighted(options.RssWeights, 128);
         _queues = new RxQueue[options.Queues];
         var cpus = engine.Options.Cpus;
+        var xdp = options.EffectiveXdp;
         for (int i = 0; i < _queues.Length; i++)
         {
             var q = new RxQueue(i, options, handler);
             var mask = options.Affinity is { Count: > 0 } a ? a[i % a.Count] : CpuMask.Of(cpus[i % cpus.Count]);
             q.Vector = engine.AddQueue(q, mask, options.Moderation, options.Weight);
+            q.AttachXdp(xdp, options.XdpTransmit);
             _queues[i] = q;
         }
     }

@@ -59,6 +59,10 @@ public sealed record ReplayOptions
 
     /// <summary>Write every packet leaving the receive stage (post-GRO) to this pcap/pcapng file.</summary>
     public string? TapPath { get; init; }
+
+    /// <summary>Write every XDP_TX frame (and every redirected one without a device of its own) to this pcap/pcapng
+    /// file: the port's transmit side (`softnet replay --xdp-tx FILE`).</summary>
+    public string? XdpTxPath { get; init; }
 }
 
 /// <summary>
@@ -89,7 +93,8 @@ public sealed class ReplayPipeline(ReplayOptions options)
         if (tap is not null) top = tap;
         GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top);
         if (gro is not null) top = gro;
-        var nic = new VirtualNic(options.Nic, engine, top);
+        var xdpTx = options.XdpTxPath is null ? null : new Xdp.XdpTxCapture(CaptureWriter.Create(options.XdpTxPath, LinkType.Ethernet));
+        var nic = new VirtualNic(xdpTx is null ? options.Nic : options.Nic with { XdpTransmit = xdpTx }, engine, top);
         if (gro is not null) gro.Queues = nic.Queues;
         if (options.Mode == ReplayMode.Threaded)
         {
@@ -123,6 +128,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
                 {
                     firstTs = meta.TimestampNs;
                     if (tap is not null) tap.TimeBaseNs = firstTs - 1; // the path's clock starts at 1 ns
+                    if (xdpTx is not null) xdpTx.TimeBaseNs = firstTs - 1;
                     report.FirstTimestampNs = meta.TimestampNs;
                     startTicks = Stopwatch.GetTimestamp();
                 }
@@ -184,6 +190,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             if (savedAffinity is not null) CpuAffinity.TrySetCurrentThreadAffinity(savedAffinity);
             gro?.FlushAll();
             tap?.Dispose();
+            xdpTx?.Dispose();
         }
         sw.Stop();
 

@@ -50,6 +50,8 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteNumber("tx", q.Xdp.Tx);
             w.WriteNumber("redirect", q.Xdp.Redirect);
             w.WriteNumber("aborted", q.Xdp.Aborted + q.Xdp.Invalid);
+            w.WriteNumber("tx_errors", q.Xdp.TxErrors);
+            w.WriteNumber("redirect_errors", q.Xdp.RedirectErrors);
             w.WriteEndObject();
             w.WriteEndObject();
         }
@@ -65,6 +67,19 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
         foreach (var q in nic.Queues)
             foreach (var (name, value) in q.Ring.EthtoolStats())
                 sb.Append("     ").Append(name).Append(": ").Append(value).Append('\n');
+        if (nic.Queues.Count > 0 && nic.Queues[0].XdpHook is not null)
+        {
+            // The port's XDP verdict totals, in the rx_xdp_* names drivers print (mlx5, veth, virtio_net alike).
+            long pass = 0, drop = 0, tx = 0, txErr = 0, redirect = 0, redirectErr = 0, aborted = 0;
+            foreach (var q in nic.Queues)
+            {
+                pass += q.Xdp.Pass; drop += q.Xdp.Drop; tx += q.Xdp.Tx; txErr += q.Xdp.TxErrors;
+                redirect += q.Xdp.Redirect; redirectErr += q.Xdp.RedirectErrors; aborted += q.Xdp.Aborted + q.Xdp.Invalid;
+            }
+            foreach (var (name, value) in new[] { ("rx_xdp_pass", pass), ("rx_xdp_drop", drop), ("rx_xdp_tx", tx), ("rx_xdp_tx_errors", txErr),
+                         ("rx_xdp_redirect", redirect), ("rx_xdp_redirect_fail", redirectErr), ("rx_xdp_aborted", aborted) })
+                sb.Append("     ").Append(name).Append(": ").Append(value).Append('\n');
+        }
         return sb.ToString();
     }
 }

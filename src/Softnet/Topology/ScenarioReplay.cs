@@ -79,6 +79,16 @@ public static class ScenarioReplay
             foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
         }
         var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
+        if (options.Replay.Nic.XdpAttachment is Xdp.XdpBpfAttachment bpf)
+        {
+            // The program is attached to the injected device: its ifindex, its namespace's routes for bpf_fib_lookup,
+            // and that namespace's devices as redirect targets (ndo_xdp_xmit as the device's transmit).
+            if (fixedDev is not null) bpf.Ifindex = fixedDev.Ifindex;
+            bpf.Fib = new NamespaceBpfFib(ns);
+            var targets = new Dictionary<int, Xdp.IXdpTransmit>();
+            foreach (var d in ns.Devices) targets[d.Ifindex] = new DeviceXdpTransmit(stack, d);
+            bpf.Devices = ifindex => targets.GetValueOrDefault(ifindex);
+        }
         ScenarioStack? top = null;
         // One thread, fixed order: the scenario state is not shared between NAPI workers.
         var replayOptions = options.Replay with
@@ -108,6 +118,16 @@ public static class ScenarioReplay
         report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
         if (dump) ScenarioDump.Write(scenario, outDir, endNs);
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dump ? outDir : null };
+    }
+
+    /// <summary>A scenario device as an XDP redirect target: the frame becomes an skb sent out of the device.</summary>
+    private sealed class DeviceXdpTransmit(NetStack stack, Device dev) : Xdp.IXdpTransmit
+    {
+        public bool Transmit(ReadOnlySpan<byte> frame, long nowNs)
+        {
+            var skb = stack.SkbFrom(frame);
+            return skb is not null && stack.Transmit(dev, skb) == DropReason.None;
+        }
     }
 
     /// <summary>"NS" or "NS:DEV".</summary>

@@ -53,36 +53,98 @@ public ref struct XdpBuff
     public readonly Span<byte> Packet => _buffer[Data..DataEnd];
     public readonly Span<byte> Meta => _buffer[DataMeta..Data];
 
+    /// <summary>Where the frame may grow to: the buffer end less the reserved tailroom (xdp_data_hard_end).</summary>
+    public readonly int HardEnd => _buffer.Length - Tailroom;
+
+    /// <summary>Sets the bounds after an eBPF program's helpers moved them (the interpreter's context table).</summary>
+    internal void SetBounds(int dataMeta, int data, int dataEnd)
+    {
+        DataMeta = dataMeta;
+        Data = data;
+        DataEnd = dataEnd;
+    }
+
     /// <summary>bpf_xdp_adjust_head: negative delta grows the packet into the headroom. False when out of range.</summary>
     public bool AdjustHead(int delta)
     {
-        int metaLen = Data - DataMeta;
-        int data = Data + delta;
-        // Metadata moves with data; at least an Ethernet header must remain.
-        if (data - metaLen < 0 || data > DataEnd - 14) return false;
-        if (metaLen > 0) _buffer.Slice(DataMeta, metaLen).CopyTo(_buffer[(data - metaLen)..]);
-        DataMeta = data - metaLen;
+        int meta = DataMeta, data = Data;
+        if (XdpAdjust.Head(_buffer, ref meta, ref data, DataEnd, delta) != 0) return false;
+        DataMeta = meta;
         Data = data;
         return true;
     }
 
-    /// <summary>bpf_xdp_adjust_tail: grow or shrink the end of the packet.</summary>
+    /// <summary>bpf_xdp_adjust_tail: grow (zero-filled) or shrink the end of the packet.</summary>
     public bool AdjustTail(int delta)
     {
-        int end = DataEnd + delta;
-        if (end < Data + 14 || end > _buffer.Length - Tailroom) return false;
+        int end = DataEnd;
+        if (XdpAdjust.Tail(_buffer, Data, ref end, HardEnd, delta) != 0) return false;
         DataEnd = end;
         return true;
     }
 
-    /// <summary>bpf_xdp_adjust_meta: negative delta grows the metadata area in front of data (at most 32 bytes, 4-aligned).</summary>
+    /// <summary>bpf_xdp_adjust_meta: negative delta grows the metadata area in front of data (4-aligned, up to 252 bytes).</summary>
     public bool AdjustMeta(int delta)
     {
-        int meta = DataMeta + delta;
-        int metaLen = Data - meta;
-        if (meta < 0 || metaLen < 0 || metaLen > 32 || (metaLen & 3) != 0) return false;
+        int meta = DataMeta;
+        if (XdpAdjust.Meta(ref meta, Data, delta) != 0) return false;
         DataMeta = meta;
         return true;
+    }
+}
+
+/// <summary>
+/// The bounds arithmetic of bpf_xdp_adjust_head / _tail / _meta (net/core/filter.c), shared by <see cref="XdpBuff"/>
+/// and the eBPF helpers. Offsets are from data_hard_start; the results are 0 or the kernel's negative errno.
+/// </summary>
+public static class XdpAdjust
+{
+    /// <summary>sizeof(struct xdp_frame) on x86-64: the start of the headroom is kept for it (xdp_convert_buff_to_frame
+    /// writes it there on XDP_TX/REDIRECT), so neither data nor data_meta may move into it.</summary>
+    public const int XdpFrameSize = 40;
+    /// <summary>SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64: tailroom every XDP buffer reserves.</summary>
+    public const int SkbSharedInfoSize = 320;
+    /// <summary>XDP_PACKET_HEADROOM.</summary>
+    public const int PacketHeadroom = 256;
+    /// <summary>The most metadata xdp_metalen_invalid allows: what skb_shared_info.meta_len (a u8) holds.</summary>
+    public const int MaxMetaLen = 255;
+    public const int EthHlen = 14;
+    public const int EINVAL = 22, EACCES = 13;
+
+    /// <summary>bpf_xdp_adjust_head: data moves by <paramref name="delta"/>, the metadata moves with it.</summary>
+    public static int Head(Span<byte> buffer, ref int dataMeta, ref int data, int dataEnd, int delta)
+    {
+        int metaLen = data - dataMeta;
+        long newData = (long)data + delta;
+        if (newData < XdpFrameSize + metaLen || newData > dataEnd - EthHlen) return -EINVAL;
+        if (metaLen > 0) buffer.Slice(dataMeta, metaLen).CopyTo(buffer[(dataMeta + delta)..]);
+        dataMeta += delta;
+        data = (int)newData;
+        return 0;
+    }
+
+    /// <summary>bpf_xdp_adjust_tail (linear buffer): at least ETH_HLEN stays, growth stops at the hard end and is
+    /// zeroed (the buffer may hold an earlier frame's bytes).</summary>
+    public static int Tail(Span<byte> buffer, int data, ref int dataEnd, int hardEnd, int delta)
+    {
+        long newEnd = (long)dataEnd + delta;
+        if (newEnd > hardEnd) return -EINVAL;
+        if (newEnd < data + EthHlen) return -EINVAL;
+        if (delta > 0) buffer.Slice(dataEnd, delta).Clear();
+        dataEnd = (int)newEnd;
+        return 0;
+    }
+
+    /// <summary>bpf_xdp_adjust_meta: data_meta moves; the area must stay out of the xdp_frame room, end at data, and
+    /// be a multiple of 4 that skb_shared_info.meta_len can hold (-EACCES otherwise, xdp_metalen_invalid).</summary>
+    public static int Meta(ref int dataMeta, int data, int delta)
+    {
+        long meta = (long)dataMeta + delta;
+        if (meta < XdpFrameSize || meta > data) return -EINVAL;
+        long metaLen = data - meta;
+        if ((metaLen & 3) != 0 || metaLen > MaxMetaLen) return -EACCES;
+        dataMeta = (int)meta;
+        return 0;
     }
 }
 
@@ -93,6 +155,10 @@ public delegate XdpAction XdpProgram(ref XdpBuff ctx);
 public sealed class XdpCounters
 {
     public long Pass, Drop, Tx, Redirect, Aborted, Invalid;
+
+    /// <summary>XDP_TX frames the transmit side refused, and XDP_REDIRECT frames with no target or refused by it
+    /// (xdp_do_redirect failing); both are also in <see cref="Tx"/> / <see cref="Redirect"/>.</summary>
+    public long TxErrors, RedirectErrors;
 
     public void Count(XdpAction action)
     {

@@ -31,13 +31,13 @@ public class XdpBuffTests
     }
 
     [Fact]
-    public void Adjust_meta_is_bounded_to_32_aligned_bytes()
+    public void Adjust_meta_is_4_aligned_and_stays_out_of_the_xdp_frame()
     {
         var ctx = new XdpBuff(new byte[512], 256, 60, 0);
         Assert.False(ctx.AdjustMeta(-3));
-        Assert.False(ctx.AdjustMeta(-36));
-        Assert.True(ctx.AdjustMeta(-32));
-        Assert.True(ctx.AdjustMeta(32));
+        Assert.False(ctx.AdjustMeta(-(256 - XdpAdjust.XdpFrameSize) - 4));
+        Assert.True(ctx.AdjustMeta(-36)); // more than 32 bytes since meta_len's limit (255) took over
+        Assert.True(ctx.AdjustMeta(36));
         Assert.Equal(0, ctx.Meta.Length);
     }
 

@@ -55,7 +55,8 @@ public sealed class BpfInterpreter
     /// <summary>
     /// <see cref="RunXdp(BpfProgram, ref XdpBuff, uint, out BpfRunResult)"/> with the helpers' run state
     /// (<paramref name="run"/>: CPU, clock, redirect info) and the object's maps and global data
-    /// (<paramref name="space"/>).
+    /// (<paramref name="space"/>). Helpers that move the packet (bpf_xdp_adjust_head/tail/meta) update the context
+    /// table; the bounds it holds at the end go back into <paramref name="xdp"/>.
     /// </summary>
     public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
@@ -69,10 +70,15 @@ public sealed class BpfInterpreter
         var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
         {
             Ctx = ctx,
+            PacketHardEnd = xdp.HardEnd,
             Run = run,
             Extra = space,
         };
         result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
+        xdp.SetBounds(
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..]),
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.Data * 2)..]),
+            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..]));
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }
 

@@ -28,7 +28,12 @@ public ref struct BpfMemory
 
     public Span<byte> Packet;
     public int PacketStart, PacketEnd;
-    public ReadOnlySpan<byte> Ctx;
+    /// <summary>How far bpf_xdp_adjust_tail may grow the frame: the buffer end less the reserved tailroom
+    /// (the kernel's xdp_data_hard_end: data_hard_start + frame_sz - skb_shared_info).</summary>
+    public int PacketHardEnd;
+    /// <summary>The context table; writable so the packet-moving helpers can update data/data_end/data_meta in it
+    /// (the program itself only reads it).</summary>
+    public Span<byte> Ctx;
     /// <summary>All frames' stacks, <see cref="BpfOp.MaxCallFrames"/> × 512 bytes.</summary>
     public Span<byte> Stack;
     public BpfRegionTable? Extra;
@@ -41,6 +46,7 @@ public ref struct BpfMemory
         Packet = packet;
         PacketStart = packetStart;
         PacketEnd = packetEnd;
+        PacketHardEnd = packet.Length;
     }
 
     public static ulong Address(int region, int offset) => ((ulong)(uint)region << 32) | (uint)offset;
@@ -84,9 +90,7 @@ public ref struct BpfMemory
         {
             if (end <= (ulong)Ctx.Length)
             {
-                // The context is never written through a span returned for a read.
-                bytes = System.Runtime.InteropServices.MemoryMarshal.CreateSpan(
-                    ref Unsafe.AsRef(in Ctx[(int)off]), size);
+                bytes = Ctx.Slice((int)off, size);
                 return true;
             }
         }
