@@ -51,15 +51,38 @@ public sealed class BpfInterpreter
     /// </summary>
     public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, out BpfRunResult result)
     {
-        var ctx = _ctx.AsSpan();
+        var mem = BeginXdp(_ctx, _stack, ref xdp, ingressIfindex);
+        result = Run(prog, ref mem, XdpCtxPointer);
+        return EndXdp(ref xdp, ref mem, result);
+    }
+
+    /// <summary>R1 of an XDP run: the context region.</summary>
+    internal static ulong XdpCtxPointer => BpfMemory.Address(BpfMemory.CtxRegion, 0);
+
+    /// <summary>
+    /// The address space of one XDP run, shared by the interpreter and the JIT: the context table
+    /// <paramref name="ctx"/> filled from <paramref name="xdp"/> (data, data_end and data_meta as packet addresses),
+    /// the packet region over the whole buffer bounded by data_meta..data_end, and <paramref name="stack"/>.
+    /// </summary>
+    internal static BpfMemory BeginXdp(Span<byte> ctx, Span<byte> stack, scoped ref XdpBuff xdp, uint ingressIfindex)
+    {
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataEnd));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataMeta));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
-        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
-        result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
+        return new BpfMemory(stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd) { Ctx = ctx };
+    }
+
+    /// <summary>
+    /// The verdict of an XDP run, shared by the interpreter and the JIT: a fault, or a return value that is no
+    /// XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
+    /// </summary>
+    internal static XdpAction EndXdp(ref XdpBuff xdp, scoped ref BpfMemory mem, in BpfRunResult result)
+    {
+        _ = xdp;
+        _ = mem;
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }
 
