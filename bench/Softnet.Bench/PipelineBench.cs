@@ -34,7 +34,8 @@ public static class PipelineBench
             results[$"xdp_drop_{name}"] = Measure(frames, XdpPrograms.DropAll, SkbBuildMode.Build, args.Seconds);
             // The same verdict from an eBPF program (r0 = XDP_DROP; exit) in the interpreter, attached to the queue.
             var dropProg = Softnet.Xdp.Bpf.BpfProgram.Load(Softnet.Xdp.Bpf.BpfAssembler.Assemble("mov %r0, 1\nexit"), Softnet.Xdp.Bpf.BpfVerifierOptions.Xdp());
-            results[$"xdp_bpf_drop_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds, new XdpBpfAttachment(dropProg));
+            results[$"xdp_bpf_drop_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds, new XdpBpfAttachment(dropProg) { Engine = Softnet.Xdp.Bpf.BpfEngine.Interpreter });
+            results[$"xdp_jit_drop_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds, new XdpBpfAttachment(dropProg) { Engine = Softnet.Xdp.Bpf.BpfEngine.Jit });
             results[$"deliver_{name}"] = Measure(frames, null, SkbBuildMode.Build, args.Seconds);
             results[$"deliver_construct_{name}"] = Measure(frames, null, SkbBuildMode.Construct, args.Seconds);
         }

@@ -45,6 +45,8 @@ public static class ReplayCommand
         var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
         var busyPoll = new Option<bool>("--busy-poll") { Description = "threaded mode: idle NAPI workers spin instead of sleeping (no wake-up latency, one CPU each)" };
         var xdp = new Option<string?>("--xdp") { Description = "attach an XDP program to every queue: pass, drop (built in) or PROG.o[:SECTION] (a clang-built eBPF object)" };
+        var xdpEngine = new Option<string>("--xdp-engine") { Description = "what runs an --xdp PROG.o: jit (IL, the default, as the kernel's bpf_jit_enable) or interp (the reference interpreter)", DefaultValueFactory = _ => "jit" };
+        xdpEngine.AcceptOnlyFromAmong("jit", "interp");
         var xdpTx = new Option<string?>("--xdp-tx") { Description = "write the frames XDP_TX sends (and XDP_REDIRECT without a target device) to FILE (.pcap or .pcapng)" };
         var gro = new Option<string>("--gro") { Description = "GRO engine: linux (the kernel's), off (ethtool -K gro off), hash (flow hash table), ack (also coalesce pure ACKs)", DefaultValueFactory = _ => "linux" };
         gro.AcceptOnlyFromAmong("linux", "off", "hash", "ack");
@@ -61,7 +63,7 @@ public static class ReplayCommand
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
             capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
-            rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
+            rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump,
         };
         cmd.SetAction(pr =>
@@ -85,7 +87,7 @@ public static class ReplayCommand
                     SkbMode = pr.GetValue(skb) == "construct" ? SkbBuildMode.Construct : SkbBuildMode.Build,
                     Moderation = new InterruptModeration(pr.GetValue(irqUsecs), pr.GetValue(irqFrames)),
                     Xdp = pr.GetValue(xdp) switch { "drop" => XdpPrograms.DropAll, "pass" => XdpPrograms.PassAll, _ => null },
-                    XdpAttachment = pr.GetValue(xdp) is { } spec and not ("drop" or "pass") ? LoadXdpObject(spec) : null,
+                    XdpAttachment = pr.GetValue(xdp) is { } spec and not ("drop" or "pass") ? LoadXdpObject(spec, pr.GetValue(xdpEngine) == "interp" ? Softnet.Xdp.Bpf.BpfEngine.Interpreter : Softnet.Xdp.Bpf.BpfEngine.Jit) : null,
                 };
                 nic.Validate();
                 int b = pr.GetValue(budget);
@@ -139,7 +141,7 @@ public static class ReplayCommand
     /// `--xdp PROG.o[:SECTION]`: loads the object's XDP program (the named section, or the first XDP one) with its maps
     /// and global data, verified, and attaches it to every queue. The one place the CLI meets the ELF loader.
     /// </summary>
-    public static XdpAttachment LoadXdpObject(string spec) => XdpBpfAttachment.Load(spec);
+    public static XdpAttachment LoadXdpObject(string spec, Softnet.Xdp.Bpf.BpfEngine engine = Softnet.Xdp.Bpf.BpfEngine.Jit) => XdpBpfAttachment.Load(spec, engine);
 
     /// <summary>Parses a CPU list as the kernel writes them: "0", "0,2", "0-3,6".</summary>
     public static IReadOnlyList<int> ParseCpuList(string text)

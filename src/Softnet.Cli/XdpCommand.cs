@@ -7,6 +7,7 @@ namespace Softnet.Cli;
 /// <c>softnet xdp ...</c>: the eBPF side of XDP. <c>xdp conformance DIR</c> runs every .data file of a
 /// bpf_conformance test folder through the assembler, verifier and interpreter, as the suite's own runner runs a
 /// plugin, printing each failure and a closing "N passed, N failed" line; the exit code is 1 when any failed.
+/// <c>--jit</c> runs the programs through the JIT instead of the interpreter.
 /// </summary>
 public static class XdpCommand
 {
@@ -25,7 +26,9 @@ public static class XdpCommand
         var dir = new Argument<string>("dir") { Description = "folder of .data files (bpf_conformance tests/ or negative/)", HelpName = "DIR" };
         var verbose = new Option<bool>("--verbose") { Description = "also print each passing file (and, for expected refusals, the verifier's message)" };
         cmd.Arguments.Add(dir);
+        var jit = new Option<bool>("--jit") { Description = "run each program through the JIT instead of the interpreter" };
         cmd.Options.Add(verbose);
+        cmd.Options.Add(jit);
         cmd.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -36,15 +39,16 @@ public static class XdpCommand
                 error.WriteLine($"softnet xdp conformance: no such folder: {path}");
                 return BadInput;
             }
-            return RunConformance(path, parseResult.GetValue(verbose), output);
+            return RunConformance(path, parseResult.GetValue(verbose), output,
+                parseResult.GetValue(jit) ? BpfEngine.Jit : BpfEngine.Interpreter);
         });
         return cmd;
     }
 
-    public static int RunConformance(string dir, bool verbose, TextWriter output)
+    public static int RunConformance(string dir, bool verbose, TextWriter output, BpfEngine engine = BpfEngine.Interpreter)
     {
         int passed = 0, failed = 0;
-        foreach (var o in new BpfConformanceRunner().RunDirectory(dir))
+        foreach (var o in new BpfConformanceRunner(engine).RunDirectory(dir))
         {
             if (o.Passed)
             {

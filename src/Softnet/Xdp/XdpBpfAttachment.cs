@@ -14,6 +14,15 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
 {
     public BpfProgram Program { get; } = program;
 
+    /// <summary>
+    /// Which engine runs the program: the JIT (the default, as the kernel's bpf_jit_enable is on x86), compiled once
+    /// and shared by every queue, or the reference interpreter.
+    /// </summary>
+    public BpfEngine Engine { get; init; } = BpfEngine.Jit;
+
+    private BpfJitProgram? _jit;
+    private BpfJitProgram Jit => _jit ??= BpfJit.Compile(Program);
+
     /// <summary>The object the program came from (its maps), when loaded from one.</summary>
     public Bpf.Elf.BpfObject? Object { get; init; }
 
@@ -67,10 +76,10 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
     }
 
     /// <summary>`--xdp PROG.o[:SECTION]`: an attachment running the object's program on every queue.</summary>
-    public static XdpBpfAttachment Load(string spec, int possibleCpus = 0)
+    public static XdpBpfAttachment Load(string spec, BpfEngine engine = BpfEngine.Jit, int possibleCpus = 0)
     {
         var (obj, prog) = LoadProgram(spec, possibleCpus);
-        return new XdpBpfAttachment(prog, obj.Space) { Object = obj };
+        return new XdpBpfAttachment(prog, obj.Space) { Object = obj, Engine = engine };
     }
     public BpfRegionTable? Space { get; } = space;
 
@@ -99,6 +108,7 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
 
     public override XdpQueueHook CreateHook(int queue, int cpu, IXdpTransmit? tx)
     {
+        if (Engine == BpfEngine.Jit) lock (_hooks) _ = Jit;
         var h = new Hook(this, cpu, tx);
         lock (_hooks) _hooks.Add(h);
         return h;
@@ -108,7 +118,9 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
     public sealed class Hook : XdpQueueHook
     {
         private readonly XdpBpfAttachment _a;
-        private readonly BpfInterpreter _vm = new();
+        private readonly BpfInterpreter? _vm;
+        private readonly BpfJitProgram? _jit;
+        private readonly BpfJitStack? _jitStack;
         private readonly IXdpTransmit? _tx;
         private long _nowNs;
 
@@ -116,6 +128,12 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
         {
             _a = a;
             _tx = tx;
+            if (a.Engine == BpfEngine.Jit)
+            {
+                _jit = a.Jit;
+                _jitStack = new BpfJitStack();
+            }
+            else _vm = new BpfInterpreter();
             Context = new BpfRunContext
             {
                 Cpu = cpu,
@@ -136,7 +154,10 @@ public sealed class XdpBpfAttachment(BpfProgram program, BpfRegionTable? space =
         public override XdpAction Run(ref XdpBuff xdp, long nowNs)
         {
             _nowNs = nowNs;
-            var action = _vm.RunXdp(_a.Program, ref xdp, (uint)_a.Ifindex, Context, _a.Space, out var r);
+            BpfRunResult r;
+            var action = _jit is not null
+                ? _jit.RunXdp(_jitStack!, ref xdp, (uint)_a.Ifindex, Context, _a.Space, out r)
+                : _vm!.RunXdp(_a.Program, ref xdp, (uint)_a.Ifindex, Context, _a.Space, out r);
             if (!r.Ok)
             {
                 Faults++;

@@ -209,4 +209,29 @@ public class XdpBpfAttachmentTests
     {
         Assert.Equal((path, section), XdpBpfAttachment.ParseSpec(spec));
     }
+
+    [Theory]
+    [InlineData("jit")]
+    [InlineData("interp")]
+    public void Replay_runs_a_clang_built_object_with_its_maps_on_every_queue(string engine)
+    {
+        string obj = Softnet.Tests.Xdp.Bpf.Elf.BpfTestPrograms.Object("drop_port");
+        var input = new List<(long TimestampNs, byte[] Frame)>();
+        for (int i = 0; i < 200; i++)
+        {
+            var f = Softnet.Tests.Xdp.Bpf.Elf.BpfTestPrograms.Udp4(i % 4 == 0 ? (ushort)9 : (ushort)(1000 + i));
+            f[26 + 3] = (byte)i; // vary the source address so RSS spreads the frames over the queues
+            input.Add((i * 1000L, f));
+        }
+        var attach = (XdpBpfAttachment)Softnet.Cli.ReplayCommand.LoadXdpObject(obj + ":xdp",
+            engine == "jit" ? BpfEngine.Jit : BpfEngine.Interpreter);
+        var pipeline = new ReplayPipeline(new ReplayOptions { Nic = new NicOptions { XdpAttachment = attach, Queues = 2 }, Cpus = [0, 1], Gro = null });
+        var report = pipeline.Run(new MemoryCaptureReader(input), "test");
+        Assert.True(report.Conserved);
+        Assert.Equal(150, report.Delivered);
+        Assert.Equal(2, attach.Hooks.Count);
+        var verdicts = attach.Object!.Map("verdicts")!;
+        Assert.Equal(50UL, Softnet.Tests.Xdp.Bpf.Elf.BpfTestPrograms.U64(verdicts, 1));
+        Assert.Equal(150UL, Softnet.Tests.Xdp.Bpf.Elf.BpfTestPrograms.U64(verdicts, 2));
+    }
 }

@@ -118,11 +118,14 @@ public readonly record struct BpfConformanceOutcome(string File, bool Passed, st
 /// <summary>
 /// Runs conformance files as the suite's runner does with a plugin: `-- mem` is the memory R1 points at (R2 its
 /// length); a file passes when the program verifies and returns exactly `-- result` (all 64 bits), or when it
-/// is refused with exactly the `-- error` text. A file with nothing to run does not pass.
+/// is refused with exactly the `-- error` text. A file with nothing to run does not pass. The program runs in the
+/// interpreter or, with <see cref="BpfEngine.Jit"/>, compiled by <see cref="BpfJit"/>.
 /// </summary>
-public sealed class BpfConformanceRunner
+public sealed class BpfConformanceRunner(BpfEngine engine = BpfEngine.Interpreter)
 {
     private readonly BpfInterpreter _vm = new();
+
+    public BpfEngine Engine { get; } = engine;
 
     public BpfConformanceOutcome Run(string path)
     {
@@ -152,7 +155,8 @@ public sealed class BpfConformanceRunner
                 : $"{name}: verifier refused with \"{e.Message}\" but expected \"{f.Error}\"");
         }
         var mem = new BpfMemory(default, f.Mem, 0, f.Mem.Length);
-        var r = _vm.Run(prog, ref mem, BpfMemory.Address(BpfMemory.PacketRegion, 0), (ulong)f.Mem.Length);
+        ulong r1 = BpfMemory.Address(BpfMemory.PacketRegion, 0), r2 = (ulong)f.Mem.Length;
+        var r = Engine == BpfEngine.Jit ? BpfJit.Compile(prog).Run(ref mem, r1, r2) : _vm.Run(prog, ref mem, r1, r2);
         if (!r.Ok)
         {
             outcome = $"fault {r.Fault} at insn {r.Pc}";

@@ -19,6 +19,11 @@ public enum BpfFault
     BadInstruction,
     /// <summary>The program ran past its last instruction.</summary>
     FellOff,
+    /// <summary>
+    /// Not a fault: a JIT-compiled program's way of handing a taken bpf_tail_call back to <see cref="BpfJitProgram"/>,
+    /// which continues in the target program (R0 then holds R1, the context). Never returned to a caller.
+    /// </summary>
+    TailCall,
 }
 
 /// <summary>The outcome of one run: R0 at the final exit, or the fault and the instruction that raised it.</summary>
@@ -60,21 +65,45 @@ public sealed class BpfInterpreter
     /// </summary>
     public XdpAction RunXdp(BpfProgram prog, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
-        var ctx = _ctx.AsSpan();
+        var mem = BeginXdp(_ctx, _stack, ref xdp, ingressIfindex, run, space);
+        result = Run(prog, ref mem, XdpCtxPointer);
+        return EndXdp(ref xdp, ref mem, result);
+    }
+
+    /// <summary>R1 of an XDP run: the context region.</summary>
+    internal static ulong XdpCtxPointer => BpfMemory.Address(BpfMemory.CtxRegion, 0);
+
+    /// <summary>
+    /// The address space of one XDP run, shared by the interpreter and the JIT: the context table
+    /// <paramref name="ctx"/> filled from <paramref name="xdp"/> (data, data_end and data_meta as packet addresses),
+    /// the packet region over the whole buffer bounded by data_meta..data_end, and <paramref name="stack"/>.
+    /// </summary>
+    internal static BpfMemory BeginXdp(Span<byte> ctx, Span<byte> stack, scoped ref XdpBuff xdp, uint ingressIfindex,
+        BpfRunContext? run, BpfRegionTable? space)
+    {
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataEnd));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataMeta));
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
         BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
-        var mem = new BpfMemory(_stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
+        return new BpfMemory(stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
         {
             Ctx = ctx,
             PacketHardEnd = xdp.HardEnd,
             Run = run,
             Extra = space,
         };
-        result = Run(prog, ref mem, BpfMemory.Address(BpfMemory.CtxRegion, 0));
+    }
+
+    /// <summary>
+    /// The verdict of an XDP run, shared by the interpreter and the JIT: the packet bounds the context table holds
+    /// at the end (moved by bpf_xdp_adjust_*) go back into <paramref name="xdp"/>; a fault, or a return value that
+    /// is no XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
+    /// </summary>
+    internal static XdpAction EndXdp(ref XdpBuff xdp, scoped ref BpfMemory mem, in BpfRunResult result)
+    {
+        var ctx = mem.Ctx;
         xdp.SetBounds(
             (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..]),
             (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.Data * 2)..]),

@@ -99,6 +99,9 @@ public sealed class BpfProgram
     /// </summary>
     internal bool ZeroStack { get; init; } = true;
 
+    /// <summary>The program compiled by <see cref="BpfJit"/> when a JIT-compiled program tail-calls into it.</summary>
+    internal BpfJitProgram? Jitted { get; set; }
+
     /// <summary>Instructions the verifier walked (the kernel's "processed N insns").</summary>
     public int ProcessedInsns { get; }
 

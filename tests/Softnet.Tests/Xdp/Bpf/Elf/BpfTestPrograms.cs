@@ -58,48 +58,19 @@ public static class BpfTestPrograms
 
     public static byte[] Bytes(string name) => File.ReadAllBytes(Object(name));
 
-    /// <summary>
-    /// bpf_map_lookup_elem / update_elem / delete_elem with the kernel's prototypes, for the tests only (the maps
-    /// branch registers the real ones).
-    /// </summary>
-    public static BpfHelperTable MapHelpers()
-    {
-        var t = new BpfHelperTable();
-        t.Register(new BpfHelper(1, "map_lookup_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey], BpfRet.PtrToMapValueOrNull, Lookup));
-        t.Register(new BpfHelper(2, "map_update_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey, BpfArg.PtrToMapValue, BpfArg.Anything], BpfRet.Integer, Update));
-        t.Register(new BpfHelper(3, "map_delete_elem", [BpfArg.ConstMapPtr, BpfArg.PtrToMapKey], BpfRet.Integer, Delete));
-        return t;
-    }
-
-    private static ulong Lookup(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
-    {
-        var map = mem.Extra?.MapAt(r1);
-        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key)) return 0;
-        return map.Lookup(key, mem.Run?.Cpu ?? 0);
-    }
-
-    private static ulong Update(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
-    {
-        var map = mem.Extra?.MapAt(r1);
-        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key) || !mem.TryMap(r3, map.ValueSize, false, out var value)) return unchecked((ulong)-14);
-        return (ulong)map.Update(key, value, r4, mem.Run?.Cpu ?? 0);
-    }
-
-    private static ulong Delete(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
-    {
-        var map = mem.Extra?.MapAt(r1);
-        if (map is null || !mem.TryMap(r2, map.KeySize, false, out var key)) return unchecked((ulong)-14);
-        return (ulong)map.Delete(key);
-    }
+    /// <summary>The helpers of an XDP program (map helpers included).</summary>
+    public static BpfHelperTable MapHelpers() => Softnet.Xdp.Bpf.Helpers.BpfXdpHelpers.Table();
 
     /// <summary>Runs <paramref name="prog"/> on a copy of <paramref name="frame"/> with 256 bytes of headroom; returns the verdict and the frame after it.</summary>
-    public static (XdpAction Action, byte[] Frame) Run(BpfProgram prog, byte[] frame, int rxQueue = 0, uint ifindex = 1)
+    public static (XdpAction Action, byte[] Frame) Run(BpfProgram prog, byte[] frame, int rxQueue = 0, uint ifindex = 1, BpfEngine engine = BpfEngine.Interpreter)
     {
         var buffer = new byte[256 + frame.Length + 320];
         frame.CopyTo(buffer, 256);
         var xdp = new XdpBuff(buffer, 256, frame.Length, rxQueue, tailroom: 320);
-        var interp = new BpfInterpreter();
-        var action = interp.RunXdp(prog, ref xdp, ifindex, new BpfRunContext(), prog.Options.Maps, out var result);
+        BpfRunResult result;
+        var action = engine == BpfEngine.Jit
+            ? BpfJit.Compile(prog).RunXdp(new BpfJitStack(), ref xdp, ifindex, new BpfRunContext(), prog.Options.Maps, out result)
+            : new BpfInterpreter().RunXdp(prog, ref xdp, ifindex, new BpfRunContext(), prog.Options.Maps, out result);
         Assert.True(result.Ok, $"run faulted: {result.Fault} at {result.Pc}");
         return (action, xdp.Packet.ToArray());
     }

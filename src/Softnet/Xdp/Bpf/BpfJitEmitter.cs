@@ -1,0 +1,909 @@
+using System.Buffers.Binary;
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+using static Softnet.Xdp.Bpf.BpfOp;
+
+namespace Softnet.Xdp.Bpf;
+
+/// <summary>The compiled program's entry: the generated method bound to its <see cref="BpfJitClosure"/>.</summary>
+internal delegate BpfRunResult BpfJitEntry(ref BpfMemory mem, ulong r1, ulong r2);
+
+/// <summary>What the generated code reaches beyond its arguments: the helper functions bound at compile time.</summary>
+internal sealed class BpfJitClosure(BpfHelperFn[] fns, BpfHelperTable? table)
+{
+    public readonly BpfHelperFn[] Fns = fns;
+    public readonly BpfHelperTable? Table = table;
+}
+
+/// <summary>
+/// Emits one IL method for a whole program, mirroring <see cref="BpfInterpreter"/>'s loop instruction by
+/// instruction so every outcome is the same: each instruction slot gets a label (jumps, even into the second half
+/// of an ld_imm64 in an unverified program, land where the interpreter's pc would), each register is an IL local,
+/// every fault returns the interpreter's <see cref="BpfRunResult"/> with the same pc.
+/// <list type="bullet">
+/// <item>Memory: an access through R10 with a constant offset inside the frame is checked here, at compile time,
+/// when no instruction can write R10 (the verifier forbids it; unverified programs that do lose only this fast
+/// path). Any other address is rebased on data_meta and compared once, unsigned, with a per-size limit
+/// recomputed after each helper call (helpers move the packet); a miss calls <see cref="BpfMemory.TryMap"/> itself,
+/// out of line, so the stack through other registers, map values and the context answer exactly as in the
+/// interpreter. The verifier's rewritten xdp_md loads (64-bit loads) try the context table first.</item>
+/// <item>BPF-to-BPF calls stay in the one method, as in the interpreter: a call saves R6–R9 and a return-site
+/// number in a small native frame array (stackalloc, so runs on different threads share nothing), the exit of a
+/// callee restores them and dispatches on the return site with an IL switch.</item>
+/// <item>Helpers with a constant id are bound at compile time (the table lookup the interpreter does per call is
+/// done once); uBPF's callx looks the id up per call.</item>
+/// </list>
+/// Very large programs (thousands of memory accesses) exceed the .NET JIT's optimisation limits for one method
+/// and are compiled without optimisation: still correct, slower.
+/// </summary>
+internal sealed class BpfJitEmitter
+{
+    private const int SaveSlotBytes = 40; // R6–R9 and the return site of one frame
+    private static readonly ulong FramePointer0 = BpfMemory.FramePointer(0);
+    private static readonly ulong CtxLow = BpfMemory.Address(BpfMemory.CtxRegion, 0);
+
+    private static readonly ConstructorInfo ResultCtor = typeof(BpfRunResult).GetConstructor([typeof(ulong), typeof(BpfFault), typeof(int)])!;
+    private static readonly MethodInfo InvokeFn = typeof(BpfHelperFn).GetMethod(nameof(BpfHelperFn.Invoke))!;
+    private static readonly FieldInfo FnsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Fns))!;
+    private static readonly FieldInfo TableField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Table))!;
+    private static readonly MethodInfo IsNullRef = typeof(Unsafe).GetMethod(nameof(Unsafe.IsNullRef))!.MakeGenericMethod(typeof(byte));
+    private static readonly MethodInfo Barrier = typeof(Interlocked).GetMethod(nameof(Interlocked.MemoryBarrier), Type.EmptyTypes)!;
+    private static readonly MethodInfo HelperFnGetter = typeof(BpfHelper).GetProperty(nameof(BpfHelper.Fn))!.GetMethod!;
+    private static readonly MethodInfo HelperUnwindGetter = typeof(BpfHelper).GetProperty(nameof(BpfHelper.UnwindOnZero))!.GetMethod!;
+    private static readonly MethodInfo Swap16 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ushort)])!;
+    private static readonly MethodInfo Swap32 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(uint)])!;
+    private static readonly MethodInfo Swap64 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ulong)])!;
+
+    private static MethodInfo Rt(string name) => typeof(BpfJitRuntime).GetMethod(name, BindingFlags.Public | BindingFlags.Static)!;
+
+    private readonly BpfProgram _prog;
+    private readonly BpfInsn[] _insns;
+    private readonly List<BpfHelperFn> _fns = [];
+    private readonly Dictionary<int, Label> _outside = [];
+    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc)> _cold = [];
+    private readonly List<int> _callSites = [];
+    private ILGenerator _il = null!;
+
+    private LocalBuilder[] _r = null!;
+    private LocalBuilder _addr = null!, _t = null!, _p = null!, _len = null!;
+    private LocalBuilder _stackBase = null!, _frameBase = null!, _frame = null!, _save = null!, _slot = null!;
+    private LocalBuilder _pktFirst = null!, _pktLow = null!, _ctxFirst = null!, _ctxLim = null!, _helper = null!;
+    private readonly LocalBuilder?[] _lim = new LocalBuilder?[9];
+    private Label[] _labels = null!;
+    private Label _returnBlock;
+    private Label[] _returnSites = [];
+
+    private readonly bool _hasCalls, _r10Fixed, _usesCtx, _usesPacket;
+
+    public BpfJitEmitter(BpfProgram prog)
+    {
+        _prog = prog;
+        _insns = prog.Insns;
+        bool r10Fixed = true, usesCtx = false, usesPacket = false;
+        for (int i = 0; i < _insns.Length; i++)
+        {
+            var insn = _insns[i];
+            int cls = insn.Class;
+            if (insn.Code == (BPF_JMP | BPF_CALL) && insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL) _callSites.Add(i);
+            if ((cls is BPF_ALU or BPF_ALU64 or BPF_LDX or BPF_LD && insn.Dst == FramePointer)
+                || (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == FramePointer || insn.Dst == FramePointer)))
+                r10Fixed = false;
+            if (cls is BPF_LDX or BPF_ST or BPF_STX) usesPacket = true;
+            if (cls == BPF_LDX && insn.Code == (BPF_LDX | BPF_MEM | BPF_DW) && prog.Options.Context == BpfContextKind.Xdp) usesCtx = true;
+        }
+        _hasCalls = _callSites.Count > 0;
+        _r10Fixed = r10Fixed;
+        _usesCtx = usesCtx;
+        _usesPacket = usesPacket;
+    }
+
+    public BpfJitEntry Compile()
+    {
+        var dm = new DynamicMethod("bpf_jit", typeof(BpfRunResult),
+            [typeof(BpfJitClosure), typeof(BpfMemory).MakeByRefType(), typeof(ulong), typeof(ulong)],
+            typeof(BpfJitClosure).Module, skipVisibility: true);
+        _il = dm.GetILGenerator(64 + _insns.Length * 48);
+        var il = _il;
+        var byteRef = typeof(byte).MakeByRefType();
+        _r = new LocalBuilder[MaxReg];
+        for (int i = 0; i < MaxReg; i++) _r[i] = il.DeclareLocal(typeof(ulong));
+        _addr = il.DeclareLocal(typeof(ulong));
+        _t = il.DeclareLocal(typeof(ulong));
+        _p = il.DeclareLocal(byteRef);
+        _len = il.DeclareLocal(typeof(int));
+        _stackBase = il.DeclareLocal(byteRef);
+        _frameBase = il.DeclareLocal(byteRef);
+        _frame = il.DeclareLocal(typeof(int));
+        _save = il.DeclareLocal(typeof(nint));
+        _slot = il.DeclareLocal(typeof(nint));
+        _pktFirst = il.DeclareLocal(byteRef);
+        _pktLow = il.DeclareLocal(typeof(ulong));
+        _ctxFirst = il.DeclareLocal(byteRef);
+        _ctxLim = il.DeclareLocal(typeof(ulong));
+        _helper = il.DeclareLocal(typeof(BpfHelper));
+        foreach (int size in new[] { 1, 2, 4, 8 }) _lim[size] = il.DeclareLocal(typeof(ulong));
+
+        _labels = new Label[_insns.Length];
+        for (int i = 0; i < _labels.Length; i++) _labels[i] = il.DefineLabel();
+        _returnBlock = il.DefineLabel();
+        _returnSites = _callSites.Select(c => Target(c + 1)).ToArray();
+
+        EmitPrologue();
+        for (int i = 0; i < _insns.Length; i++)
+        {
+            il.MarkLabel(_labels[i]);
+            EmitInsn(i);
+        }
+        il.Emit(OpCodes.Br, Target(_insns.Length));
+        EmitColdBlocks();
+
+        var closure = new BpfJitClosure([.. _fns], _prog.Helpers);
+        return dm.CreateDelegate<BpfJitEntry>(closure);
+    }
+
+    // ---- structure ----
+
+    /// <summary>The label of instruction <paramref name="pc"/>, or of a "fell off" exit when it lies outside the program.</summary>
+    private Label Target(int pc)
+    {
+        if ((uint)pc < (uint)_insns.Length) return _labels[pc];
+        if (!_outside.TryGetValue(pc, out var l)) _outside[pc] = l = _il.DefineLabel();
+        return l;
+    }
+
+    private void EmitPrologue()
+    {
+        var il = _il;
+        for (int i = 0; i < MaxReg; i++)
+        {
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Conv_U8);
+            il.Emit(OpCodes.Stloc, _r[i]);
+        }
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Stloc, _r[1]);
+        il.Emit(OpCodes.Ldarg_3);
+        il.Emit(OpCodes.Stloc, _r[2]);
+        il.Emit(OpCodes.Ldc_I8, (long)FramePointer0);
+        il.Emit(OpCodes.Stloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stloc, _frame);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.StackFirst)));
+        il.Emit(OpCodes.Stloc, _stackBase);
+        il.Emit(OpCodes.Ldloc, _stackBase);
+        il.Emit(OpCodes.Stloc, _frameBase);
+        if (_prog.ZeroStack) EmitClearFrame();
+        if (_hasCalls)
+        {
+            il.Emit(OpCodes.Ldc_I4, MaxCallFrames * SaveSlotBytes);
+            il.Emit(OpCodes.Conv_U);
+            il.Emit(OpCodes.Localloc);
+            il.Emit(OpCodes.Stloc, _save);
+        }
+        EmitReload();
+    }
+
+    /// <summary>Re-reads the packet and context bounds: at entry and after every helper call (helpers move the packet).</summary>
+    private void EmitReload()
+    {
+        var il = _il;
+        if (_usesPacket)
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketLength)));
+            il.Emit(OpCodes.Stloc, _len);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketLow)));
+            il.Emit(OpCodes.Stloc, _pktLow);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketFirst)));
+            il.Emit(OpCodes.Stloc, _pktFirst);
+            foreach (int size in new[] { 1, 2, 4, 8 })
+            {
+                il.Emit(OpCodes.Ldloc, _len);
+                il.Emit(OpCodes.Ldc_I4, size);
+                il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Limit)));
+                il.Emit(OpCodes.Stloc, _lim[size]!);
+            }
+        }
+        if (_usesCtx)
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.CtxFirst)));
+            il.Emit(OpCodes.Stloc, _ctxFirst);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.CtxLength)));
+            il.Emit(OpCodes.Ldc_I4_8);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Limit)));
+            il.Emit(OpCodes.Stloc, _ctxLim);
+        }
+    }
+
+    private void EmitClearFrame()
+    {
+        _il.Emit(OpCodes.Ldloc, _frameBase);
+        _il.Emit(OpCodes.Ldc_I4_0);
+        _il.Emit(OpCodes.Ldc_I4, StackSize);
+        _il.Emit(OpCodes.Unaligned, (byte)1);
+        _il.Emit(OpCodes.Initblk);
+    }
+
+    private void EmitResult(BpfFault fault, int pc, LocalBuilder? r0 = null)
+    {
+        if (r0 is null)
+        {
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Conv_U8);
+        }
+        else _il.Emit(OpCodes.Ldloc, r0);
+        _il.Emit(OpCodes.Ldc_I4, (int)fault);
+        _il.Emit(OpCodes.Ldc_I4, pc);
+        _il.Emit(OpCodes.Newobj, ResultCtor);
+        _il.Emit(OpCodes.Ret);
+    }
+
+    private void EmitColdBlocks()
+    {
+        var il = _il;
+        foreach (var (slow, resume, size, write, pc) in _cold)
+        {
+            il.MarkLabel(slow);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, _addr);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Map)));
+            il.Emit(OpCodes.Stloc, _p);
+            il.Emit(OpCodes.Ldloc, _p);
+            il.Emit(OpCodes.Call, IsNullRef);
+            il.Emit(OpCodes.Brfalse, resume);
+            EmitResult(BpfFault.MemoryAccess, pc);
+        }
+        foreach (var (pc, label) in _outside)
+        {
+            il.MarkLabel(label);
+            EmitResult(BpfFault.FellOff, pc);
+        }
+        if (_hasCalls)
+        {
+            // The exit of a callee (frame > 0): restore the caller's R6–R9 and frame pointer, resume after its call.
+            il.MarkLabel(_returnBlock);
+            il.Emit(OpCodes.Ldloc, _frame);
+            il.Emit(OpCodes.Ldc_I4_1);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _frame);
+            EmitSlot();
+            for (int k = 0; k < 4; k++)
+            {
+                il.Emit(OpCodes.Ldloc, _slot);
+                if (k > 0)
+                {
+                    il.Emit(OpCodes.Ldc_I4, k * 8);
+                    il.Emit(OpCodes.Add);
+                }
+                il.Emit(OpCodes.Ldind_I8);
+                il.Emit(OpCodes.Stloc, _r[6 + k]);
+            }
+            EmitFrameRegisters();
+            il.Emit(OpCodes.Ldloc, _slot);
+            il.Emit(OpCodes.Ldc_I4, 32);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldind_I4);
+            il.Emit(OpCodes.Switch, _returnSites);
+            EmitResult(BpfFault.BadInstruction, -1); // never: every saved site is in the table
+        }
+    }
+
+    /// <summary>_slot = the save area of frame _frame.</summary>
+    private void EmitSlot()
+    {
+        _il.Emit(OpCodes.Ldloc, _save);
+        _il.Emit(OpCodes.Ldloc, _frame);
+        _il.Emit(OpCodes.Ldc_I4, SaveSlotBytes);
+        _il.Emit(OpCodes.Mul);
+        _il.Emit(OpCodes.Conv_I);
+        _il.Emit(OpCodes.Add);
+        _il.Emit(OpCodes.Stloc, _slot);
+    }
+
+    /// <summary>R10 and the frame's stack base for the current _frame.</summary>
+    private void EmitFrameRegisters()
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldc_I8, (long)FramePointer0);
+        il.Emit(OpCodes.Ldloc, _frame);
+        il.Emit(OpCodes.Conv_I8);
+        il.Emit(OpCodes.Ldc_I4, 32);
+        il.Emit(OpCodes.Shl);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldloc, _stackBase);
+        il.Emit(OpCodes.Ldloc, _frame);
+        il.Emit(OpCodes.Ldc_I4, StackSize);
+        il.Emit(OpCodes.Mul);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stloc, _frameBase);
+    }
+
+    // ---- instructions ----
+
+    private void EmitInsn(int pc)
+    {
+        var insn = _insns[pc];
+        if (insn.Dst >= MaxReg || insn.Src >= MaxReg)
+        {
+            EmitResult(BpfFault.BadInstruction, pc);
+            return;
+        }
+        switch (insn.Class)
+        {
+            case BPF_ALU64: EmitAlu64(insn); break;
+            case BPF_ALU: EmitAlu32(insn); break;
+            case BPF_JMP:
+            case BPF_JMP32: EmitJump(pc, insn); break;
+            case BPF_LDX: EmitLoad(pc, insn); break;
+            case BPF_ST:
+            case BPF_STX: EmitStore(pc, insn); break;
+            case BPF_LD:
+                if (!insn.IsLdImm64 || pc + 1 >= _insns.Length)
+                {
+                    EmitResult(BpfFault.BadInstruction, pc);
+                    break;
+                }
+                _il.Emit(OpCodes.Ldc_I8, (long)((uint)insn.Imm | ((ulong)(uint)_insns[pc + 1].Imm << 32)));
+                _il.Emit(OpCodes.Stloc, _r[insn.Dst]);
+                _il.Emit(OpCodes.Br, Target(pc + 2));
+                break;
+            default: EmitResult(BpfFault.BadInstruction, pc); break;
+        }
+    }
+
+    private void Ld(LocalBuilder l) => _il.Emit(OpCodes.Ldloc, l);
+    private void St(LocalBuilder l) => _il.Emit(OpCodes.Stloc, l);
+    private void Op(OpCode op) => _il.Emit(op);
+    private void Call(string runtime) => _il.Emit(OpCodes.Call, Rt(runtime));
+
+    private void EmitAlu64(BpfInsn insn)
+    {
+        var d = _r[insn.Dst];
+        bool x = insn.Source == BPF_X;
+        long imm = insn.Imm;
+        void Src()
+        {
+            if (x) Ld(_r[insn.Src]);
+            else _il.Emit(OpCodes.Ldc_I8, imm);
+        }
+        void Binary(OpCode op)
+        {
+            Ld(d);
+            Src();
+            Op(op);
+            St(d);
+        }
+        void Runtime(string name)
+        {
+            Ld(d);
+            Src();
+            Call(name);
+            St(d);
+        }
+        switch (insn.Op)
+        {
+            case BPF_ADD: Binary(OpCodes.Add); break;
+            case BPF_SUB: Binary(OpCodes.Sub); break;
+            case BPF_MUL: Binary(OpCodes.Mul); break;
+            case BPF_OR: Binary(OpCodes.Or); break;
+            case BPF_AND: Binary(OpCodes.And); break;
+            case BPF_XOR: Binary(OpCodes.Xor); break;
+            case BPF_DIV:
+                bool sdiv = insn.Off == 1;
+                if (x) Runtime(sdiv ? nameof(BpfJitRuntime.SDiv64) : nameof(BpfJitRuntime.Div64));
+                else if (imm == 0) SetConst(d, 0);
+                else if (sdiv && imm == -1) { Ld(d); Op(OpCodes.Neg); St(d); }
+                else Binary(sdiv ? OpCodes.Div : OpCodes.Div_Un);
+                break;
+            case BPF_MOD:
+                bool smod = insn.Off == 1;
+                if (x) Runtime(smod ? nameof(BpfJitRuntime.SMod64) : nameof(BpfJitRuntime.Mod64));
+                else if (imm == 0) { }
+                else if (smod && imm == -1) SetConst(d, 0);
+                else Binary(smod ? OpCodes.Rem : OpCodes.Rem_Un);
+                break;
+            case BPF_LSH: Shift(d, insn, OpCodes.Shl, 63); break;
+            case BPF_RSH: Shift(d, insn, OpCodes.Shr_Un, 63); break;
+            case BPF_ARSH: Shift(d, insn, OpCodes.Shr, 63); break;
+            case BPF_NEG: Ld(d); Op(OpCodes.Neg); St(d); break;
+            case BPF_MOV:
+                if (!x) SetConst(d, (ulong)imm);
+                else
+                {
+                    Ld(_r[insn.Src]);
+                    switch (insn.Off)
+                    {
+                        case 8: Op(OpCodes.Conv_I1); Op(OpCodes.Conv_I8); break;
+                        case 16: Op(OpCodes.Conv_I2); Op(OpCodes.Conv_I8); break;
+                        case 32: Op(OpCodes.Conv_I4); Op(OpCodes.Conv_I8); break;
+                    }
+                    St(d);
+                }
+                break;
+            case BPF_END: EmitSwap(d, insn.Imm); break;
+        }
+    }
+
+    private void EmitAlu32(BpfInsn insn)
+    {
+        var d = _r[insn.Dst];
+        bool x = insn.Source == BPF_X;
+        int imm = insn.Imm;
+        void Dst32()
+        {
+            Ld(d);
+            Op(OpCodes.Conv_U4);
+        }
+        void Src32()
+        {
+            if (x)
+            {
+                Ld(_r[insn.Src]);
+                Op(OpCodes.Conv_U4);
+            }
+            else _il.Emit(OpCodes.Ldc_I4, imm);
+        }
+        void Binary(OpCode op)
+        {
+            Dst32();
+            Src32();
+            Op(op);
+            Op(OpCodes.Conv_U8);
+            St(d);
+        }
+        void Runtime(string name)
+        {
+            Ld(d);
+            if (x) Ld(_r[insn.Src]);
+            else _il.Emit(OpCodes.Ldc_I8, (long)(uint)imm);
+            Call(name);
+            St(d);
+        }
+        void Truncate()
+        {
+            Dst32();
+            Op(OpCodes.Conv_U8);
+            St(d);
+        }
+        switch (insn.Op)
+        {
+            case BPF_ADD: Binary(OpCodes.Add); break;
+            case BPF_SUB: Binary(OpCodes.Sub); break;
+            case BPF_MUL: Binary(OpCodes.Mul); break;
+            case BPF_OR: Binary(OpCodes.Or); break;
+            case BPF_AND: Binary(OpCodes.And); break;
+            case BPF_XOR: Binary(OpCodes.Xor); break;
+            case BPF_DIV:
+                bool sdiv = insn.Off == 1;
+                if (x) Runtime(sdiv ? nameof(BpfJitRuntime.SDiv32) : nameof(BpfJitRuntime.Div32));
+                else if (imm == 0) SetConst(d, 0);
+                else if (sdiv && imm == -1) { Dst32(); Op(OpCodes.Neg); Op(OpCodes.Conv_U8); St(d); }
+                else Binary(sdiv ? OpCodes.Div : OpCodes.Div_Un);
+                break;
+            case BPF_MOD:
+                bool smod = insn.Off == 1;
+                if (x) Runtime(smod ? nameof(BpfJitRuntime.SMod32) : nameof(BpfJitRuntime.Mod32));
+                else if (imm == 0) Truncate();
+                else if (smod && imm == -1) SetConst(d, 0);
+                else Binary(smod ? OpCodes.Rem : OpCodes.Rem_Un);
+                break;
+            case BPF_LSH: Shift(d, insn, OpCodes.Shl, 31); break;
+            case BPF_RSH: Shift(d, insn, OpCodes.Shr_Un, 31); break;
+            case BPF_ARSH: Shift(d, insn, OpCodes.Shr, 31); break;
+            case BPF_NEG: Dst32(); Op(OpCodes.Neg); Op(OpCodes.Conv_U8); St(d); break;
+            case BPF_MOV:
+                if (!x) SetConst(d, (uint)imm);
+                else
+                {
+                    Ld(_r[insn.Src]);
+                    switch (insn.Off)
+                    {
+                        case 8: Op(OpCodes.Conv_I1); break;
+                        case 16: Op(OpCodes.Conv_I2); break;
+                        default: Op(OpCodes.Conv_U4); break;
+                    }
+                    Op(OpCodes.Conv_U8);
+                    St(d);
+                }
+                break;
+            case BPF_END:
+                if (insn.Source == BPF_TO_BE) EmitSwap(d, imm);
+                else if (imm == 16) { Ld(d); Op(OpCodes.Conv_U2); Op(OpCodes.Conv_U8); St(d); }
+                else if (imm == 32) Truncate();
+                break;
+        }
+    }
+
+    private void SetConst(LocalBuilder d, ulong v)
+    {
+        _il.Emit(OpCodes.Ldc_I8, (long)v);
+        St(d);
+    }
+
+    /// <summary>Shifts mask the amount to the operand width, as the interpreter does (IL leaves wider shifts undefined).</summary>
+    private void Shift(LocalBuilder d, BpfInsn insn, OpCode op, int mask)
+    {
+        bool wide = mask == 63;
+        Ld(d);
+        if (!wide) Op(OpCodes.Conv_U4);
+        if (insn.Source == BPF_X)
+        {
+            Ld(_r[insn.Src]);
+            Op(OpCodes.Conv_I4);
+            _il.Emit(OpCodes.Ldc_I4, mask);
+            Op(OpCodes.And);
+        }
+        else _il.Emit(OpCodes.Ldc_I4, insn.Imm & mask);
+        Op(op);
+        if (!wide) Op(OpCodes.Conv_U8);
+        St(d);
+    }
+
+    private void EmitSwap(LocalBuilder d, int width)
+    {
+        Ld(d);
+        switch (width)
+        {
+            case 16: Op(OpCodes.Conv_U2); _il.Emit(OpCodes.Call, Swap16); Op(OpCodes.Conv_U8); break;
+            case 32: Op(OpCodes.Conv_U4); _il.Emit(OpCodes.Call, Swap32); Op(OpCodes.Conv_U8); break;
+            default: _il.Emit(OpCodes.Call, Swap64); break;
+        }
+        St(d);
+    }
+
+    private void EmitJump(int pc, BpfInsn insn)
+    {
+        var il = _il;
+        int cls = insn.Class;
+        int op = insn.Op;
+        if (op == BPF_JA)
+        {
+            il.Emit(OpCodes.Br, Target(unchecked(pc + 1 + (cls == BPF_JMP ? insn.Off : insn.Imm))));
+            return;
+        }
+        if (op == BPF_EXIT && cls == BPF_JMP)
+        {
+            if (_hasCalls)
+            {
+                Ld(_frame);
+                il.Emit(OpCodes.Brtrue, _returnBlock);
+            }
+            EmitResult(BpfFault.None, pc, _r[0]);
+            return;
+        }
+        if (op == BPF_CALL && cls == BPF_JMP)
+        {
+            if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL) EmitLocalCall(pc, insn);
+            else EmitHelperCall(pc, insn);
+            return;
+        }
+        if (op > BPF_JSLE || op == BPF_CALL || op == BPF_EXIT)
+        {
+            EmitResult(BpfFault.BadInstruction, pc);
+            return;
+        }
+        bool x = insn.Source == BPF_X;
+        Ld(_r[insn.Dst]);
+        if (cls == BPF_JMP)
+        {
+            if (x) Ld(_r[insn.Src]);
+            else il.Emit(OpCodes.Ldc_I8, (long)insn.Imm);
+        }
+        else
+        {
+            Op(OpCodes.Conv_U4);
+            if (x)
+            {
+                Ld(_r[insn.Src]);
+                Op(OpCodes.Conv_U4);
+            }
+            else il.Emit(OpCodes.Ldc_I4, insn.Imm);
+        }
+        var target = Target(unchecked(pc + 1 + insn.Off));
+        switch (op)
+        {
+            case BPF_JEQ: il.Emit(OpCodes.Beq, target); break;
+            case BPF_JNE: il.Emit(OpCodes.Bne_Un, target); break;
+            case BPF_JGT: il.Emit(OpCodes.Bgt_Un, target); break;
+            case BPF_JGE: il.Emit(OpCodes.Bge_Un, target); break;
+            case BPF_JLT: il.Emit(OpCodes.Blt_Un, target); break;
+            case BPF_JLE: il.Emit(OpCodes.Ble_Un, target); break;
+            case BPF_JSET: Op(OpCodes.And); il.Emit(OpCodes.Brtrue, target); break;
+            case BPF_JSGT: il.Emit(OpCodes.Bgt, target); break;
+            case BPF_JSGE: il.Emit(OpCodes.Bge, target); break;
+            case BPF_JSLT: il.Emit(OpCodes.Blt, target); break;
+            case BPF_JSLE: il.Emit(OpCodes.Ble, target); break;
+        }
+    }
+
+    private void EmitLocalCall(int pc, BpfInsn insn)
+    {
+        var il = _il;
+        var ok = il.DefineLabel();
+        Ld(_frame);
+        il.Emit(OpCodes.Ldc_I4, MaxCallFrames - 1);
+        il.Emit(OpCodes.Blt, ok);
+        EmitResult(BpfFault.CallDepth, pc);
+        il.MarkLabel(ok);
+        EmitSlot();
+        for (int k = 0; k < 4; k++)
+        {
+            Ld(_slot);
+            if (k > 0)
+            {
+                il.Emit(OpCodes.Ldc_I4, k * 8);
+                Op(OpCodes.Add);
+            }
+            Ld(_r[6 + k]);
+            Op(OpCodes.Stind_I8);
+        }
+        Ld(_slot);
+        il.Emit(OpCodes.Ldc_I4, 32);
+        Op(OpCodes.Add);
+        il.Emit(OpCodes.Ldc_I4, _callSites.IndexOf(pc));
+        Op(OpCodes.Stind_I4);
+        Ld(_frame);
+        Op(OpCodes.Ldc_I4_1);
+        Op(OpCodes.Add);
+        St(_frame);
+        EmitFrameRegisters();
+        if (_prog.ZeroStack) EmitClearFrame();
+        il.Emit(OpCodes.Br, Target(unchecked(pc + 1 + insn.Imm)));
+    }
+
+    private void EmitHelperCall(int pc, BpfInsn insn)
+    {
+        var il = _il;
+        var cont = il.DefineLabel();
+        if (insn.Source == BPF_X)
+        {
+            // uBPF's callx: the helper id is in dst at run time.
+            Op(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, TableField);
+            Ld(_r[insn.Dst]);
+            Call(nameof(BpfJitRuntime.Helper));
+            St(_helper);
+            var found = il.DefineLabel();
+            Ld(_helper);
+            il.Emit(OpCodes.Brtrue, found);
+            EmitResult(BpfFault.UnknownHelper, pc);
+            il.MarkLabel(found);
+            Ld(_helper);
+            il.Emit(OpCodes.Callvirt, HelperFnGetter);
+            EmitHelperArgs();
+            il.Emit(OpCodes.Callvirt, InvokeFn);
+            St(_r[0]);
+            Ld(_helper);
+            il.Emit(OpCodes.Callvirt, HelperUnwindGetter);
+            il.Emit(OpCodes.Brfalse, cont);
+            Ld(_r[0]);
+            il.Emit(OpCodes.Brtrue, cont);
+            EmitResult(BpfFault.None, pc);
+        }
+        else
+        {
+            var h = _prog.Helpers?.Get(insn.Imm);
+            if (h is null)
+            {
+                EmitResult(BpfFault.UnknownHelper, pc);
+                return;
+            }
+            Op(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, FnsField);
+            il.Emit(OpCodes.Ldc_I4, _fns.Count);
+            _fns.Add(h.Fn);
+            il.Emit(OpCodes.Ldelem_Ref);
+            EmitHelperArgs();
+            il.Emit(OpCodes.Callvirt, InvokeFn);
+            St(_r[0]);
+            if (h.UnwindOnZero)
+            {
+                Ld(_r[0]);
+                il.Emit(OpCodes.Brtrue, cont);
+                EmitResult(BpfFault.None, pc);
+            }
+            if (h.Id == Helpers.BpfMapHelpers.TailCallId)
+            {
+                // A taken tail call leaves the method with R1 (the context) for BpfJitProgram to start the target with,
+                // rather than jumping between dynamic methods; only from the main frame, as the interpreter does.
+                Op(OpCodes.Ldarg_1);
+                Ld(_frame);
+                il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.TakeTailCall)));
+                il.Emit(OpCodes.Brfalse, cont);
+                EmitResult(BpfFault.TailCall, pc, _r[1]);
+            }
+        }
+        il.MarkLabel(cont);
+        EmitReload();
+    }
+
+    private void EmitHelperArgs()
+    {
+        Op(OpCodes.Ldarg_1);
+        for (int k = 1; k <= 5; k++) Ld(_r[k]);
+    }
+
+    private void EmitLoad(int pc, BpfInsn insn)
+    {
+        if (insn.Mode != BPF_MEM && insn.Mode != BPF_MEMSX)
+        {
+            EmitResult(BpfFault.BadInstruction, pc);
+            return;
+        }
+        int size = SizeBytes(insn.SizeField);
+        EmitAddress(insn.Src, insn.Off, size, write: false, pc, ctxFirst: _usesCtx && size == 8 && insn.Mode == BPF_MEM);
+        Ld(_p);
+        EmitLoadFrom(size, signed: insn.Mode == BPF_MEMSX);
+        St(_r[insn.Dst]);
+    }
+
+    /// <summary>Loads <paramref name="size"/> bytes from the byref on the stack, widened to 64 bits.</summary>
+    private void EmitLoadFrom(int size, bool signed)
+    {
+        var il = _il;
+        if (size > 1) il.Emit(OpCodes.Unaligned, (byte)1);
+        switch (size)
+        {
+            case 1: Op(signed ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1); break;
+            case 2: Op(signed ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2); break;
+            case 4: Op(signed ? OpCodes.Ldind_I4 : OpCodes.Ldind_U4); break;
+            default: Op(OpCodes.Ldind_I8); return;
+        }
+        Op(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+    }
+
+    /// <summary>Stores the 64-bit value on the stack (below it the byref) as <paramref name="size"/> bytes.</summary>
+    private void EmitStoreTo(int size)
+    {
+        if (size < 8) Op(OpCodes.Conv_U4);
+        if (size > 1) _il.Emit(OpCodes.Unaligned, (byte)1);
+        Op(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
+    }
+
+    private void EmitStore(int pc, BpfInsn insn)
+    {
+        int size = SizeBytes(insn.SizeField);
+        bool stx = insn.Class == BPF_STX;
+        if (insn.Mode != BPF_MEM && !(insn.Mode == BPF_ATOMIC && stx))
+        {
+            EmitResult(BpfFault.BadInstruction, pc);
+            return;
+        }
+        if (insn.Mode == BPF_ATOMIC)
+        {
+            EmitAtomic(pc, insn, size);
+            return;
+        }
+        EmitAddress(insn.Dst, insn.Off, size, write: true, pc, ctxFirst: false);
+        Ld(_p);
+        if (stx) Ld(_r[insn.Src]);
+        else _il.Emit(OpCodes.Ldc_I8, (long)insn.Imm);
+        EmitStoreTo(size);
+    }
+
+    private void EmitAtomic(int pc, BpfInsn insn, int size)
+    {
+        var il = _il;
+        int op = insn.Imm;
+        if (op == 0x100)
+        {
+            // Load-acquire: a plain load, then a full barrier (the interpreter's ordering).
+            EmitAddress(insn.Src, insn.Off, size, write: false, pc, ctxFirst: false);
+            Ld(_p);
+            EmitLoadFrom(size, signed: false);
+            St(_r[insn.Dst]);
+            il.Emit(OpCodes.Call, Barrier);
+            return;
+        }
+        if (op == 0x110)
+        {
+            EmitAddress(insn.Dst, insn.Off, size, write: true, pc, ctxFirst: false);
+            il.Emit(OpCodes.Call, Barrier);
+            Ld(_p);
+            Ld(_r[insn.Src]);
+            EmitStoreTo(size);
+            return;
+        }
+        if (size != 4 && size != 8)
+        {
+            EmitResult(BpfFault.BadInstruction, pc);
+            return;
+        }
+        EmitAddress(insn.Dst, insn.Off, size, write: true, pc, ctxFirst: false);
+        int rmw = op & ~BPF_FETCH;
+        switch (rmw)
+        {
+            case BPF_ADD:
+            case BPF_AND:
+            case BPF_OR:
+            case BPF_XOR:
+            case BPF_XCHG & ~BPF_FETCH:
+                Ld(_p);
+                il.Emit(OpCodes.Ldc_I4, rmw);
+                Ld(_r[insn.Src]);
+                Call(size == 8 ? nameof(BpfJitRuntime.Atomic64) : nameof(BpfJitRuntime.Atomic32));
+                if ((op & BPF_FETCH) != 0) St(_r[insn.Src]);
+                else Op(OpCodes.Pop);
+                break;
+            case BPF_CMPXCHG & ~BPF_FETCH:
+                Ld(_p);
+                Ld(_r[insn.Src]);
+                Ld(_r[0]);
+                Call(size == 8 ? nameof(BpfJitRuntime.CmpXchg64) : nameof(BpfJitRuntime.CmpXchg32));
+                St(_r[0]);
+                break;
+            default:
+                EmitResult(BpfFault.BadInstruction, pc);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Leaves in _p the bytes at R[<paramref name="baseReg"/>] + <paramref name="off"/>, or returns the
+    /// interpreter's MemoryAccess fault for <paramref name="pc"/>.
+    /// </summary>
+    private void EmitAddress(int baseReg, short off, int size, bool write, int pc, bool ctxFirst)
+    {
+        var il = _il;
+        if (baseReg == FramePointer && _r10Fixed && off >= -StackSize && off + size <= 0)
+        {
+            // R10 + constant inside the frame: proven here, so just the displacement.
+            Ld(_frameBase);
+            il.Emit(OpCodes.Ldc_I4, StackSize + off);
+            Op(OpCodes.Add);
+            St(_p);
+            return;
+        }
+        Ld(_r[baseReg]);
+        if (off != 0)
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)off);
+            Op(OpCodes.Add);
+        }
+        St(_addr);
+        var slow = il.DefineLabel();
+        var resume = il.DefineLabel();
+        if (ctxFirst)
+        {
+            var notCtx = il.DefineLabel();
+            Ld(_addr);
+            il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+            Op(OpCodes.Sub);
+            Op(OpCodes.Dup);
+            St(_t);
+            Ld(_ctxLim);
+            il.Emit(OpCodes.Bge_Un, notCtx);
+            Ld(_ctxFirst);
+            Ld(_t);
+            Op(OpCodes.Conv_U);
+            Op(OpCodes.Add);
+            St(_p);
+            il.Emit(OpCodes.Br, resume);
+            il.MarkLabel(notCtx);
+        }
+        Ld(_addr);
+        Ld(_pktLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        Ld(_lim[size]!);
+        il.Emit(OpCodes.Bge_Un, slow);
+        Ld(_pktFirst);
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+        il.MarkLabel(resume);
+        _cold.Add((slow, resume, size, write, pc));
+    }
+}

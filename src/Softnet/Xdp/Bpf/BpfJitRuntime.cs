@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static Softnet.Xdp.Bpf.BpfOp;
+
+namespace Softnet.Xdp.Bpf;
+
+/// <summary>
+/// What JIT-compiled code calls: the slow path of a memory access (the interpreter's own
+/// <see cref="BpfMemory.TryMap"/>, so both engines accept and refuse exactly the same addresses), the per-run views
+/// of the packet and context the inline fast paths compare against, the rare ALU operations with special cases
+/// (division, modulo), and the atomics. Small and static so the JIT inlines the scalar ones into the generated code.
+/// </summary>
+internal static class BpfJitRuntime
+{
+    /// <summary>The bytes at <paramref name="addr"/>, or a null reference when the access faults.</summary>
+    public static ref byte Map(ref BpfMemory mem, ulong addr, int size, bool write)
+    {
+        if (mem.TryMap(addr, size, write, out var bytes)) return ref MemoryMarshal.GetReference(bytes);
+        return ref Unsafe.NullRef<byte>();
+    }
+
+    /// <summary>
+    /// Bytes from data_meta to data_end, or -1 when the bounds do not fit the buffer (then every packet access takes
+    /// the slow path, which reports it as the interpreter does).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int PacketLength(ref BpfMemory mem)
+    {
+        int start = mem.PacketStart, end = mem.PacketEnd;
+        return start >= 0 && start <= end && end <= mem.Packet.Length ? end - start : -1;
+    }
+
+    /// <summary>The BPF address of data_meta: what a packet address is rebased on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PacketLow(ref BpfMemory mem) => BpfMemory.Address(BpfMemory.PacketRegion, mem.PacketStart);
+
+    /// <summary>The first accessible packet byte (data_meta), or the buffer start when the bounds are bad.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte PacketFirst(ref BpfMemory mem)
+    {
+        ref byte b = ref MemoryMarshal.GetReference(mem.Packet);
+        return ref PacketLength(ref mem) >= 0 ? ref Unsafe.Add(ref b, mem.PacketStart) : ref b;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int CtxLength(ref BpfMemory mem) => mem.Ctx.Length;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte CtxFirst(ref BpfMemory mem) => ref MemoryMarshal.GetReference(mem.Ctx);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte StackFirst(ref BpfMemory mem) => ref MemoryMarshal.GetReference(mem.Stack);
+
+    /// <summary>
+    /// The exclusive bound for (addr − low) of a <paramref name="size"/>-byte access in a region of
+    /// <paramref name="length"/> bytes: one unsigned compare then proves region, lower and upper bound at once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Limit(int length, int size) => length + 1 - size > 0 ? (ulong)(length + 1 - size) : 0;
+
+    /// <summary>A helper by run-time id (uBPF's callx), or null.</summary>
+    public static BpfHelper? Helper(BpfHelperTable? table, ulong id) => table?.Get((long)id);
+
+    /// <summary>After bpf_tail_call: is a jump pending that this frame takes? A pending jump from a BPF-to-BPF
+    /// subprogram is dropped and the call falls through (as <see cref="BpfInterpreter"/> does).</summary>
+    public static bool TakeTailCall(ref BpfMemory mem, int frame)
+    {
+        if (mem.Run is not { PendingTailCall: not null } run) return false;
+        if (frame == 0) return true;
+        run.PendingTailCall = null;
+        return false;
+    }
+
+    // Division and modulo by a register: the verifier's fix-ups (x / 0 = 0, x % 0 = x, INT_MIN / -1 = INT_MIN).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Div64(ulong d, ulong s) => s == 0 ? 0 : d / s;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Mod64(ulong d, ulong s) => s == 0 ? d : d % s;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SDiv64(ulong d, ulong s) => s == 0 ? 0 : BpfAlu.SDiv64((long)d, (long)s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SMod64(ulong d, ulong s) => s == 0 ? d : BpfAlu.SMod64((long)d, (long)s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Div32(ulong d, ulong s) => (uint)s == 0 ? 0 : (uint)d / (uint)s;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Mod32(ulong d, ulong s) => (uint)s == 0 ? (uint)d : (uint)d % (uint)s;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SDiv32(ulong d, ulong s) => (uint)s == 0 ? 0 : BpfAlu.SDiv32((int)d, (int)s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SMod32(ulong d, ulong s) => (uint)s == 0 ? (uint)d : BpfAlu.SMod32((int)d, (int)s);
+
+    /// <summary>
+    /// BPF_STX | BPF_ATOMIC read-modify-write on an 8-byte cell (already mapped). Returns the old value;
+    /// <paramref name="op"/> is imm without BPF_FETCH and is one of add/and/or/xor/xchg (cmpxchg has its own).
+    /// </summary>
+    public static ulong Atomic64(ref byte p, int op, ulong v)
+    {
+        ref long cell = ref Unsafe.As<byte, long>(ref p);
+        long s = (long)v;
+        switch (op)
+        {
+            case BPF_ADD: return (ulong)(Interlocked.Add(ref cell, s) - s);
+            case BPF_AND: return (ulong)Interlocked.And(ref cell, s);
+            case BPF_OR: return (ulong)Interlocked.Or(ref cell, s);
+            case BPF_XOR:
+            {
+                long old;
+                do old = Volatile.Read(ref cell); while (Interlocked.CompareExchange(ref cell, old ^ s, old) != old);
+                return (ulong)old;
+            }
+            default: return (ulong)Interlocked.Exchange(ref cell, s);
+        }
+    }
+
+    /// <summary>As <see cref="Atomic64"/> on a 4-byte cell; the old value zero-extended.</summary>
+    public static ulong Atomic32(ref byte p, int op, ulong v)
+    {
+        ref int cell = ref Unsafe.As<byte, int>(ref p);
+        int s = (int)v;
+        switch (op)
+        {
+            case BPF_ADD: return (uint)(Interlocked.Add(ref cell, s) - s);
+            case BPF_AND: return (uint)Interlocked.And(ref cell, s);
+            case BPF_OR: return (uint)Interlocked.Or(ref cell, s);
+            case BPF_XOR:
+            {
+                int old;
+                do old = Volatile.Read(ref cell); while (Interlocked.CompareExchange(ref cell, old ^ s, old) != old);
+                return (uint)old;
+            }
+            default: return (uint)Interlocked.Exchange(ref cell, s);
+        }
+    }
+
+    /// <summary>BPF_CMPXCHG: R0 becomes the old value; the cell takes <paramref name="v"/> when it held R0.</summary>
+    public static ulong CmpXchg64(ref byte p, ulong v, ulong r0)
+        => (ulong)Interlocked.CompareExchange(ref Unsafe.As<byte, long>(ref p), (long)v, (long)r0);
+
+    public static ulong CmpXchg32(ref byte p, ulong v, ulong r0)
+        => (uint)Interlocked.CompareExchange(ref Unsafe.As<byte, int>(ref p), (int)v, (int)r0);
+}
