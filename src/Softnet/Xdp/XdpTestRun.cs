@@ -67,9 +67,12 @@ public sealed class XdpTestRun
     private long _nowNs;
     private readonly Dictionary<(BpfFault, int), XdpTestRunFault> _faults = [];
 
-    public XdpTestRun(BpfObject obj, BpfProgram program, string section, XdpTestRunOptions? options = null)
+    /// <summary>A run of <paramref name="program"/> (named <paramref name="section"/> in faults) with the maps of
+    /// <paramref name="obj"/>, or of the program's verifier options when it came from no object.</summary>
+    public XdpTestRun(BpfObject? obj, BpfProgram program, string section, XdpTestRunOptions? options = null)
     {
         Object = obj;
+        Space = obj?.Space ?? program.Options.Maps;
         Program = program;
         Section = section;
         Options = options ?? new XdpTestRunOptions();
@@ -93,7 +96,9 @@ public sealed class XdpTestRun
         return new XdpTestRun(obj, prog, section, options);
     }
 
-    public BpfObject Object { get; }
+    public BpfObject? Object { get; }
+    private BpfRegionTable? Space { get; }
+    private IEnumerable<BpfMap> Maps => Object?.Maps ?? (IEnumerable<BpfMap>)[];
     public BpfProgram Program { get; }
     public string Section { get; }
     public XdpTestRunOptions Options { get; }
@@ -145,8 +150,8 @@ public sealed class XdpTestRun
         _ctx.ClearRedirect(); // each run gets a fresh bpf_net_context
         BpfRunResult r;
         var action = _jit is not null
-            ? _jit.RunXdp(_jitStack!, ref xdp, (uint)Options.Ifindex, _ctx, Object.Space, out r)
-            : _vm!.RunXdp(Program, ref xdp, (uint)Options.Ifindex, _ctx, Object.Space, out r);
+            ? _jit.RunXdp(_jitStack!, ref xdp, (uint)Options.Ifindex, _ctx, Space, out r)
+            : _vm!.RunXdp(Program, ref xdp, (uint)Options.Ifindex, _ctx, Space, out r);
         if (!r.Ok)
         {
             FaultedFrames++;
@@ -210,7 +215,7 @@ public sealed class XdpTestRun
     {
         Directory.CreateDirectory(dir);
         var files = new List<string>();
-        foreach (var map in Object.Maps)
+        foreach (var map in Maps)
         {
             if (map is BpfRingbufMap) continue;
             string path = Path.Combine(dir, map.Name + ".json");
@@ -228,7 +233,7 @@ public sealed class XdpTestRun
     public List<string> WriteRingbufs(string dir)
     {
         var files = new List<string>();
-        foreach (var map in Object.Maps)
+        foreach (var map in Maps)
         {
             if (map is not BpfRingbufMap rb) continue;
             Directory.CreateDirectory(dir);
@@ -266,7 +271,7 @@ public sealed class XdpTestRun
         w.WriteStartObject();
         w.WriteString("program", programSpec);
         w.WriteString("section", Section);
-        w.WriteString("object", Object.Name);
+        w.WriteString("object", Object?.Name);
         w.WriteString("capture", capture);
         w.WriteString("engine", Options.Engine == BpfEngine.Jit ? "jit" : "interp");
         w.WriteNumber("ingress_ifindex", Options.Ifindex);
@@ -301,7 +306,7 @@ public sealed class XdpTestRun
         }
         w.WriteEndArray();
         w.WriteStartObject("maps");
-        foreach (var m in Object.Maps)
+        foreach (var m in Maps)
         {
             w.WriteStartObject(m.Name);
             w.WriteString("type", MapTypeName(m.Type));
