@@ -32,8 +32,29 @@ public sealed record XdpTestRunOptions
     /// </summary>
     public bool WithMeta { get; init; }
 
-    /// <summary>CPUs of the per-CPU maps (0: this machine's, as libbpf's libbpf_num_possible_cpus).</summary>
+    /// <summary>CPUs of the per-CPU maps (0: this machine's possible CPUs, as libbpf's libbpf_num_possible_cpus).</summary>
     public int PossibleCpus { get; init; }
+
+    /// <summary>num_possible_cpus(): the CPUs /sys/devices/system/cpu/possible lists ("0-3,8"), else the processor count.</summary>
+    public static int MachinePossibleCpus()
+    {
+        const string path = "/sys/devices/system/cpu/possible";
+        try
+        {
+            if (!File.Exists(path)) return Environment.ProcessorCount;
+            int n = 0;
+            foreach (var part in File.ReadAllText(path).Trim().Split(',', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var r = part.Split('-');
+                n += r.Length == 1 ? 1 : int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture) - int.Parse(r[0], System.Globalization.CultureInfo.InvariantCulture) + 1;
+            }
+            return n > 0 ? n : Environment.ProcessorCount;
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+        {
+            return Environment.ProcessorCount;
+        }
+    }
 }
 
 /// <summary>One distinct fault of a test run: where, how often, and the first frame that hit it.</summary>
@@ -91,10 +112,13 @@ public sealed class XdpTestRun
     public static XdpTestRun Load(string spec, XdpTestRunOptions? options = null)
     {
         options ??= new XdpTestRunOptions();
-        var (obj, prog) = XdpBpfAttachment.LoadProgram(spec, options.PossibleCpus);
-        var section = obj.Program(XdpBpfAttachment.ParseSpec(spec).Section).Section;
-        return new XdpTestRun(obj, prog, section, options);
+        var (obj, prog) = XdpBpfAttachment.LoadProgram(spec, options.PossibleCpus > 0 ? options.PossibleCpus : XdpTestRunOptions.MachinePossibleCpus());
+        var (path, name) = XdpBpfAttachment.ParseSpec(spec);
+        return new XdpTestRun(obj, prog, obj.Program(name).Section, options) { MapBtf = BpfMapBtf.ForObject(File.ReadAllBytes(path), obj) };
     }
+
+    /// <summary>The BTF each map keeps in the kernel, by map name: their dumps add bpftool's "formatted" member.</summary>
+    public IReadOnlyDictionary<string, BpfMapBtf> MapBtf { get; init; } = new Dictionary<string, BpfMapBtf>();
 
     public BpfObject? Object { get; }
     private BpfRegionTable? Space { get; }
@@ -208,7 +232,8 @@ public sealed class XdpTestRun
     }
 
     /// <summary>
-    /// Each map's contents: DIR/&lt;map name&gt;.json as `bpftool map dump -j` prints it (<see cref="BpfMapJson"/>), and
+    /// Each map's contents: DIR/&lt;map name&gt;.json as `bpftool map dump -j` prints it (<see cref="BpfMapJson"/>, with
+    /// the "formatted" member for maps the kernel keeps BTF for, <see cref="MapBtf"/>), and
     /// ring buffers through <see cref="WriteRingbufs"/> into <paramref name="ringbufDir"/> (or DIR). Returns the files written.
     /// </summary>
     public List<string> WriteMaps(string dir, string? ringbufDir = null)
@@ -219,7 +244,7 @@ public sealed class XdpTestRun
         {
             if (map is BpfRingbufMap) continue;
             string path = Path.Combine(dir, map.Name + ".json");
-            BpfMapJson.WriteFile(map, path);
+            BpfMapJson.WriteFile(map, path, MapBtf.GetValueOrDefault(map.Name));
             files.Add(path);
         }
         files.AddRange(WriteRingbufs(ringbufDir ?? dir));
