@@ -232,6 +232,8 @@ public class XdpTestRunTests
                 .Select(b => Convert.ToByte(b.GetString()![2..], 16)).ToArray());
             Assert.Equal(3UL, Value(1)); // XDP_DROP
             Assert.Equal(4UL, Value(2)); // XDP_PASS
+            // The map has BTF (__type(key, __u32), __type(value, __u64)): bpftool's "formatted" member follows.
+            Assert.Contains("\"formatted\":{\"key\":1,\"value\":3}", File.ReadAllText(files[0]));
             var summary = new MemoryStream();
             run.WriteSummary(summary, "drop_port.o", "mem");
             var s = JsonDocument.Parse(summary.ToArray()).RootElement;
@@ -260,6 +262,11 @@ public class XdpTestRunTests
             Assert.Equal(["globals.bss.json", "globals.data.json", "globals.rodata.json"], names);
             var data = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.FullName, "maps", "globals.data.json"))).RootElement;
             Assert.Equal("0x66", data[0].GetProperty("value")[0].GetString()); // seen: 100 + 2
+            // bpftool's BTF view of global data: the section's variables in offset order (libbpf fixes them up).
+            string F(string n) => File.ReadAllText(Path.Combine(dir.FullName, "maps", n));
+            Assert.EndsWith(",\"formatted\":{\"value\":{\".data\":[{\"seen\":102}]}}}]\n", F("globals.data.json"));
+            Assert.EndsWith(",\"formatted\":{\"value\":{\".bss\":[{\"last_len\":80},{\"short_frames\":1}]}}}]\n", F("globals.bss.json"));
+            Assert.EndsWith(",\"formatted\":{\"value\":{\".rodata\":[{\"min_len\":60}]}}}]\n", F("globals.rodata.json"));
         }
         finally { dir.Delete(true); }
     }
