@@ -270,4 +270,37 @@ public class XdpTestRunTests
         }
         finally { dir.Delete(true); }
     }
+
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void Ring_buffer_records_go_to_a_file_as_length_and_bytes(BpfEngine engine)
+    {
+        var run = XdpTestRun.Load(BpfTestPrograms.Object("ringbuf_events"), new XdpTestRunOptions { Engine = engine });
+        // 4096 bytes of ring hold 170 records of 16 bytes of data (24 with the header); the rest are dropped.
+        for (int i = 0; i < 200; i++) run.RunFrame(Frame(60 + i, (byte)i), 0, out _);
+        var dir = Directory.CreateTempSubdirectory("softnet-xdptest-");
+        try
+        {
+            var files = run.WriteMaps(Path.Combine(dir.FullName, "maps"), Path.Combine(dir.FullName, "rb"));
+            string bin = Path.Combine(dir.FullName, "rb", "events.bin");
+            Assert.Equal([bin], files);
+            var bytes = File.ReadAllBytes(bin);
+            Assert.Equal(170 * (4 + 16), bytes.Length);
+            for (int i = 0; i < 170; i++)
+            {
+                var rec = bytes.AsSpan(i * 20, 20);
+                Assert.Equal(16u, BinaryPrimitives.ReadUInt32LittleEndian(rec));
+                Assert.Equal((byte)i, rec[4]);
+                Assert.Equal(60 + i, BinaryPrimitives.ReadUInt16LittleEndian(rec[18..]));
+            }
+            Assert.Equal(170, run.RingbufRecords["events"]);
+            var summary = new MemoryStream();
+            run.WriteSummary(summary, "ringbuf_events.o", "mem");
+            var m = JsonDocument.Parse(summary.ToArray()).RootElement.GetProperty("maps").GetProperty("events");
+            Assert.Equal("ringbuf", m.GetProperty("type").GetString());
+            Assert.Equal(170, m.GetProperty("records").GetInt32());
+            Assert.Equal(30, m.GetProperty("dropped").GetInt64());
+        }
+        finally { dir.Delete(true); }
+    }
 }
