@@ -41,13 +41,14 @@ public static class XdpCommand
         var withMeta = new Option<bool>("--with-meta") { Description = "output frames start at data_meta, as BPF_PROG_TEST_RUN's data_out (default: at data)" };
         var trace = new Option<string?>("--trace") { Description = "write bpf_trace_printk lines to FILE", HelpName = "FILE" };
         var seed = new Option<ulong>("--seed") { Description = "seed of bpf_get_prandom_u32", DefaultValueFactory = _ => 0 };
+        var cpu = new Option<int>("--cpu") { Description = "the CPU the runs are on (per-CPU maps, bpf_get_smp_processor_id); the kernel runs a test on the caller's CPU", DefaultValueFactory = _ => 0 };
         cmd.Arguments.Add(prog);
         cmd.Arguments.Add(capture);
-        foreach (var o in new Option[] { outFile, maps, json, ifindex, rxQueue, engine, ringbuf, withMeta, trace, seed }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outFile, maps, json, ifindex, rxQueue, engine, ringbuf, withMeta, trace, seed, cpu }) cmd.Options.Add(o);
         cmd.SetAction(pr => RunTest(new TestArgs(
             pr.GetValue(prog) ?? "", pr.GetValue(capture) ?? "", pr.GetValue(outFile), pr.GetValue(maps), pr.GetValue(json),
             pr.GetValue(ifindex), pr.GetValue(rxQueue), pr.GetValue(engine) == "interp" ? BpfEngine.Interpreter : BpfEngine.Jit,
-            pr.GetValue(ringbuf), pr.GetValue(withMeta), pr.GetValue(trace), pr.GetValue(seed)),
+            pr.GetValue(ringbuf), pr.GetValue(withMeta), pr.GetValue(trace), pr.GetValue(seed), pr.GetValue(cpu)),
             pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
         return cmd;
     }
@@ -55,7 +56,7 @@ public static class XdpCommand
     /// <summary>What `xdp test` was asked for.</summary>
     public sealed record TestArgs(string Program, string Capture, string? Out = null, string? Maps = null, string? Json = null,
         int Ifindex = 1, int RxQueue = 0, BpfEngine Engine = BpfEngine.Jit, string? Ringbuf = null, bool WithMeta = false,
-        string? Trace = null, ulong Seed = 0);
+        string? Trace = null, ulong Seed = 0, int Cpu = 0);
 
     /// <summary>`xdp test`: 0 when it ran (whatever the verdicts), 2 for a bad object, program, capture or option.</summary>
     public static int RunTest(TestArgs a, TextWriter output, TextWriter error)
@@ -63,6 +64,12 @@ public static class XdpCommand
         if (a.Ifindex <= 0 || a.RxQueue < 0)
         {
             error.WriteLine($"softnet xdp test: --ifindex must be at least 1 and --rx-queue at least 0 (the kernel refuses a queue without a device)");
+            return BadInput;
+        }
+        int cpus = XdpTestRunOptions.MachinePossibleCpus();
+        if (a.Cpu < 0 || a.Cpu >= cpus)
+        {
+            error.WriteLine($"softnet xdp test: --cpu {a.Cpu}: this machine's possible CPUs are 0-{cpus - 1}");
             return BadInput;
         }
         if (!File.Exists(a.Capture))
@@ -80,6 +87,7 @@ public static class XdpCommand
                 run = XdpTestRun.Load(a.Program, new XdpTestRunOptions
                 {
                     Ifindex = a.Ifindex, RxQueue = a.RxQueue, Engine = a.Engine, WithMeta = a.WithMeta, Seed = a.Seed, Trace = traceWriter,
+                    Cpu = a.Cpu, PossibleCpus = cpus,
                 });
             }
             catch (Exception e) when (e is ArgumentException or FileNotFoundException or IOException)

@@ -301,6 +301,7 @@ public sealed class XdpTestRun
         w.WriteString("engine", Options.Engine == BpfEngine.Jit ? "jit" : "interp");
         w.WriteNumber("ingress_ifindex", Options.Ifindex);
         w.WriteNumber("rx_queue_index", Options.RxQueue);
+        w.WriteNumber("cpu", Options.Cpu);
         w.WriteNumber("frames_in", FramesIn);
         w.WriteNumber("frames", Frames);
         w.WriteStartObject("verdicts");

@@ -115,6 +115,10 @@ public class XdpTestCliTests
             (exit, _, stderr) = Softnet("xdp", "test", good, Path.Combine(dir.FullName, "none.pcap"));
             Assert.Equal(2, exit);
             Assert.Contains("none.pcap", stderr);
+
+            (exit, _, stderr) = Softnet("xdp", "test", good, cap, "--cpu", "4096");
+            Assert.Equal(2, exit);
+            Assert.Contains("--cpu 4096", stderr);
             _ = stdout;
         }
         finally { dir.Delete(true); }
