@@ -19,6 +19,15 @@ public sealed record BtfType(int Id, BtfKind Kind, string Name, uint SizeOrType,
 {
     public int ElemType { get; init; }
     public uint Nelems { get; init; }
+
+    /// <summary>The info word's kind_flag: bitfield member offsets (struct/union), signedness (enum).</summary>
+    public bool KindFlag { get; init; }
+
+    /// <summary>An INT's encoding word: encoding &lt;&lt; 24 | bit offset &lt;&lt; 16 | bits.</summary>
+    public uint IntData { get; init; }
+
+    /// <summary>An ENUM's or ENUM64's names and values.</summary>
+    public (string Name, long Value)[] Enumerators { get; init; } = [];
 }
 
 /// <summary>
@@ -66,6 +75,8 @@ public sealed class Btf
             BtfMember[] members = [];
             int elem = 0;
             uint nelems = 0;
+            uint intData = 0;
+            (string, long)[] enums = [];
             int Need(int n)
             {
                 if (p + n > typeLen) throw Bad($"type {id} runs past the end of the type section");
@@ -75,7 +86,7 @@ public sealed class Btf
             }
             switch (kind)
             {
-                case BtfKind.Int: Need(4); break;
+                case BtfKind.Int: intData = BinaryPrimitives.ReadUInt32LittleEndian(types[Need(4)..]); break;
                 case BtfKind.Var: Need(4); break;
                 case BtfKind.DeclTag: Need(4); break;
                 case BtfKind.Array:
@@ -100,8 +111,23 @@ public sealed class Btf
                     }
                     break;
                 }
-                case BtfKind.Enum: Need(8 * vlen); break;
-                case BtfKind.Enum64: Need(12 * vlen); break;
+                case BtfKind.Enum:
+                {
+                    int at = Need(8 * vlen);
+                    enums = new (string, long)[vlen];
+                    for (int i = 0; i < vlen; i++)
+                        enums[i] = (Str(BinaryPrimitives.ReadUInt32LittleEndian(types[(at + 8 * i)..])), BinaryPrimitives.ReadInt32LittleEndian(types[(at + 8 * i + 4)..]));
+                    break;
+                }
+                case BtfKind.Enum64:
+                {
+                    int at = Need(12 * vlen);
+                    enums = new (string, long)[vlen];
+                    for (int i = 0; i < vlen; i++)
+                        enums[i] = (Str(BinaryPrimitives.ReadUInt32LittleEndian(types[(at + 12 * i)..])),
+                            (long)((ulong)BinaryPrimitives.ReadUInt32LittleEndian(types[(at + 12 * i + 8)..]) << 32 | BinaryPrimitives.ReadUInt32LittleEndian(types[(at + 12 * i + 4)..])));
+                    break;
+                }
                 case BtfKind.FuncProto: Need(8 * vlen); break;
                 case BtfKind.Ptr: case BtfKind.Fwd: case BtfKind.Typedef: case BtfKind.Volatile: case BtfKind.Const:
                 case BtfKind.Restrict: case BtfKind.Func: case BtfKind.Float: case BtfKind.TypeTag:
@@ -109,7 +135,10 @@ public sealed class Btf
                 default:
                     throw Bad($"type {id} has unknown kind {(int)kind}");
             }
-            btf._types.Add(new BtfType(id, kind, Str(nameOff), sizeOrType, members) { ElemType = elem, Nelems = nelems });
+            btf._types.Add(new BtfType(id, kind, Str(nameOff), sizeOrType, members)
+            {
+                ElemType = elem, Nelems = nelems, KindFlag = (info >> 31) != 0, IntData = intData, Enumerators = enums,
+            });
         }
         return btf;
     }
