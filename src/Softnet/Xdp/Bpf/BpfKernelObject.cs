@@ -211,7 +211,7 @@ public sealed unsafe class BpfKernelObject : IDisposable
     }
 
     /// <summary>Fills the kernel's prog array as ours is: each slot holding one of the object's programs (matched by its
-    /// instructions) gets that program's fd; an empty slot of ours is deleted from the kernel's.</summary>
+    /// instructions, <see cref="FdOf"/>) gets that program's fd; an empty slot of ours is deleted from the kernel's.</summary>
     public void CopyProgArray(BpfProgArrayMap ours)
     {
         int fd = KernelMapFd(ours);
@@ -225,11 +225,25 @@ public sealed unsafe class BpfKernelObject : IDisposable
                 BpfSyscall.DeleteElem(fd, key);
                 continue;
             }
-            var match = _progFds.FirstOrDefault(kv => kv.Key.Insns.AsSpan().SequenceEqual(prog.Insns));
-            if (match.Key is null) throw new InvalidOperationException($"{ours.Name}[{i}] holds a program that is none of {Object.Name}'s loaded programs");
-            BinaryPrimitives.WriteInt32LittleEndian(value, match.Value);
+            BinaryPrimitives.WriteInt32LittleEndian(value, FdOf(prog) ?? throw new InvalidOperationException($"{ours.Name}[{i}] holds a program that is none of {Object.Name}'s loaded programs"));
             BpfSyscall.UpdateElem(fd, key, value);
         }
+    }
+
+    /// <summary>The kernel fd of the object program <paramref name="prog"/> was verified from: the one with the same
+    /// instructions, where the verifier's rewrites (of context accesses, helper calls) leave most of them as they were.</summary>
+    private int? FdOf(BpfProgram prog)
+    {
+        int best = -1, bestFd = 0;
+        foreach (var (p, fd) in _progFds)
+        {
+            if (p.Insns.Length != prog.Insns.Length) continue;
+            int same = 0;
+            for (int i = 0; i < p.Insns.Length; i++)
+                if (p.Insns[i] == prog.Insns[i]) same++;
+            if (same > best) { best = same; bestFd = fd; }
+        }
+        return best >= 0 && best * 2 > prog.Insns.Length ? bestFd : null;
     }
 
     /// <summary>
