@@ -202,4 +202,12 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         });
         RunAll(c, All());
     }
+
+    [Fact]
+    public void Corpus_frames_are_read_when_the_corpus_is_there()
+    {
+        var frames = Corpus();
+        foreach (var g in frames.GroupBy(f => f.Name.Split('#')[0])) output.WriteLine($"{g.Key}: {g.Count()} frames");
+        if (CorpusDir() is not null) Assert.True(frames.Count >= 200, $"only {frames.Count} corpus frames");
+    }
 }

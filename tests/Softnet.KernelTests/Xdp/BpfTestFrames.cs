@@ -217,7 +217,9 @@ public static class BpfTestFrames
     public static readonly string[] CorpusFiles =
     [
         "802.1ad_QinQ.pcap", "dns_udp.pcap", "dns_tcp.pcap", "icmpv6.pcap", "ipv4_tcp_http_xml.pcap", "ipv6-routing-header.pcap",
-        "tcp-handshake-nano.pcap", "syslog_udp.pcap", "mptcp-v1.pcap", "ipv6-bad-version.pcap", "cve2015-0261-ipv6.pcap", "gso-ipv6.pcap",
+        "syslog_udp.pcap", "ipv6-bad-version.pcap", "mptcp-v0.pcap", "pim-packet-assortment.pcap", "vrrp.pcap", "afs.pcap",
+        "various_gre.pcap", "ldp-common-session.pcap", "rpvstp-trunk-native-vid5.pcap", "dhcp-rfc4388.pcap", "geneve.pcap",
+        "bgp-4byte-asn.pcap", "OSPFv3_with_AH.pcap", "arp-oobr.pcap", "sflow-print-v6.pcap", "ssh.pcap",
     ];
 
     /// <summary>Up to <paramref name="perFile"/> Ethernet frames of each corpus capture that fit a test run (14 bytes
