@@ -42,8 +42,9 @@ public sealed class BpfKernelCompare : IDisposable
     /// <param name="setup">Fills an object's maps before the runs; given ours (twice) and the loaded programs so
     /// prog arrays can be filled. The kernel's maps are copied from the interpreter's copy after it.</param>
     /// <param name="clock">bpf_ktime_get_ns for our engines (null: the monotonic clock).</param>
+    /// <param name="fib">What bpf_fib_lookup asks in our engines (the kernel asks the ingress device's namespace).</param>
     public BpfKernelCompare(string name, string? section = null, Action<BpfObject, Func<string, BpfProgram>>? setup = null, Func<ulong>? clock = null,
-        BpfHelperTable? helpers = null)
+        BpfHelperTable? helpers = null, IBpfFib? fib = null)
     {
         Section = section ?? "xdp";
         helpers ??= BpfXdpHelpers.Table();
@@ -60,6 +61,7 @@ public sealed class BpfKernelCompare : IDisposable
         _jitProgSource = Jit.LoadProgram(section, helpers);
         _jitProg = BpfJit.Compile(_jitProgSource);
         if (clock is not null) _interpRun.NowNs = _jitRun.NowNs = clock;
+        _interpRun.Fib = _jitRun.Fib = fib;
         Kernel = BpfKernelObject.Load(Interp);
         Kernel.CopyAllToKernel();
     }

@@ -210,4 +210,160 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         foreach (var g in frames.GroupBy(f => f.Name.Split('#')[0])) output.WriteLine($"{g.Key}: {g.Count()} frames");
         if (CorpusDir() is not null) Assert.True(frames.Count >= 200, $"only {frames.Count} corpus frames");
     }
+
+    /// <summary>A router namespace r between a (eth0) and b (eth1), as a scenario folder both the kernel harness and
+    /// Softnet's loader read: connected routes, a gateway route with its neighbour and one without, blackhole,
+    /// unreachable and prohibit routes, eth1 with MTU 1400, IPv6 alongside.</summary>
+    private static string FibScenario(bool forwarding)
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-xdp-fib-").FullName;
+        File.WriteAllText(Path.Combine(dir, "links.batch"), """
+            netns add r
+            netns add a
+            netns add b
+            link add name eth0 netns r type veth peer name eth0 netns a
+            link add name eth1 netns r type veth peer name eth0 netns b
+
+            """);
+        foreach (var ns in new[] { "r", "a", "b" }) Directory.CreateDirectory(Path.Combine(dir, "ns", ns));
+        string fwd = forwarding ? "1" : "0";
+        File.WriteAllText(Path.Combine(dir, "ns", "r", "sysctl.conf"), $"""
+            net.ipv4.ip_forward = {fwd}
+            net.ipv6.conf.all.forwarding = {fwd}
+            net.ipv6.conf.default.accept_dad = 0
+            net.ipv6.conf.all.router_solicitations = 0
+            net.ipv6.conf.default.router_solicitations = 0
+
+            """);
+        File.WriteAllText(Path.Combine(dir, "ns", "r", "ip.batch"), """
+            link set lo up
+            link set eth0 address 02:00:00:00:01:01
+            addr add 10.1.0.1/24 dev eth0
+            link set eth0 up
+            link set eth1 address 02:00:00:00:02:01
+            link set eth1 mtu 1400
+            addr add 10.2.0.1/24 dev eth1
+            link set eth1 up
+            neigh add 10.1.0.2 lladdr 02:00:00:00:01:02 dev eth0 nud permanent
+            neigh add 10.2.0.2 lladdr 02:00:00:00:02:02 dev eth1 nud permanent
+            route add 10.3.0.0/16 via 10.2.0.2 dev eth1
+            route add 10.4.0.0/16 via 10.2.0.9 dev eth1
+            route add blackhole 10.5.0.0/16
+            route add unreachable 10.6.0.0/16
+            route add prohibit 10.7.0.0/16
+            addr add 2001:db8:1::1/64 dev eth0 nodad
+            addr add 2001:db8:2::1/64 dev eth1 nodad
+            neigh add 2001:db8:1::2 lladdr 02:00:00:00:01:02 dev eth0 nud permanent
+            neigh add 2001:db8:2::2 lladdr 02:00:00:00:02:02 dev eth1 nud permanent
+            -6 route add 2001:db8:3::/48 via 2001:db8:2::2 dev eth1
+            -6 route add 2001:db8:4::/48 via 2001:db8:2::9 dev eth1
+            -6 route add blackhole 2001:db8:5::/48
+
+            """);
+        foreach (var ns in new[] { "a", "b" })
+        {
+            File.WriteAllText(Path.Combine(dir, "ns", ns, "sysctl.conf"), """
+                net.ipv6.conf.all.disable_ipv6 = 1
+                net.ipv6.conf.default.disable_ipv6 = 1
+
+                """);
+            File.WriteAllText(Path.Combine(dir, "ns", ns, "ip.batch"), """
+                link set lo up
+                link set eth0 up
+
+                """);
+        }
+        return dir;
+    }
+
+    /// <summary>Frames from a (10.1.0.2 / 2001:db8:1::2) to every kind of destination the router has.</summary>
+    private static List<(string, byte[])> FibFrames()
+    {
+        byte[] a = [10, 1, 0, 2];
+        var l = new List<(string, byte[])>();
+        foreach (var (name, dst) in new (string, byte[])[]
+        {
+            ("via gateway", [10, 3, 0, 5]), ("connected with neighbour", [10, 2, 0, 2]), ("connected without neighbour", [10, 2, 0, 7]),
+            ("gateway without neighbour", [10, 4, 0, 1]), ("blackhole", [10, 5, 0, 1]), ("unreachable", [10, 6, 0, 1]),
+            ("prohibit", [10, 7, 0, 1]), ("local address", [10, 1, 0, 1]), ("no route", [8, 8, 8, 8]), ("other local address", [10, 2, 0, 1]),
+            ("broadcast", [10, 2, 0, 255]), ("multicast", [224, 0, 0, 5]), ("limited broadcast", [255, 255, 255, 255]),
+        })
+        {
+            l.Add(($"udp4 {name}", Udp4(53, a, dst)));
+            l.Add(($"tcp4 {name}", Tcp4(80, a, dst)));
+        }
+        l.Add(("over eth1's mtu", Udp4(53, a, [10, 3, 0, 5], payload: 1400)));
+        l.Add(("at eth1's mtu", Udp4(53, a, [10, 3, 0, 5], payload: 1400 - 28)));
+        l.Add(("ttl 1", Eth(EtherIpv4, Ipv4(17, a, [10, 3, 0, 5], Udp(1, 2), ttl: 1))));
+        l.Add(("ttl 2", Eth(EtherIpv4, Ipv4(17, a, [10, 3, 0, 5], Udp(1, 2), ttl: 2))));
+        l.Add(("tos 0x10", Eth(EtherIpv4, Ipv4(17, a, [10, 3, 0, 5], Udp(1, 2), tos: 0x10))));
+        byte[] a6 = Addr6("2001:db8:1::2");
+        foreach (var (name, dst) in new (string, string)[]
+        {
+            ("via gateway", "2001:db8:3::5"), ("connected with neighbour", "2001:db8:2::2"), ("connected without neighbour", "2001:db8:2::7"),
+            ("gateway without neighbour", "2001:db8:4::1"), ("blackhole", "2001:db8:5::1"), ("no route", "2001:db8:99::1"),
+            ("local address", "2001:db8:1::1"), ("link-local", "fe80::1"), ("multicast", "ff02::1"), ("global multicast", "ff0e::1"),
+            ("loopback", "::1"), ("unspecified", "::"), ("v4-mapped", "::ffff:10.3.0.5"),
+        })
+            l.Add(($"udp6 {name}", Eth(EtherIpv6, Ipv6(17, a6, Addr6(dst), Udp(1, 53)))));
+        l.Add(("udp6 from link-local", Eth(EtherIpv6, Ipv6(17, Addr6("fe80::2"), Addr6("2001:db8:3::5"), Udp(1, 53)))));
+        l.Add(("udp6 from multicast", Eth(EtherIpv6, Ipv6(17, Addr6("ff02::2"), Addr6("2001:db8:3::5"), Udp(1, 53)))));
+        l.Add(("udp6 over eth1's mtu", Eth(EtherIpv6, Ipv6(17, a6, Addr6("2001:db8:3::5"), Udp(1, 53, 1400)))));
+        l.Add(("udp6 hop limit 1", Eth(EtherIpv6, Ipv6(17, a6, Addr6("2001:db8:3::5"), Udp(1, 53), hopLimit: 1))));
+        return l;
+    }
+
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Fib_forward_against_a_namespace(bool forwarding)
+    {
+        var why = BpfKernelCompare.SkipReason() ?? Support.Netns.Unavailable("sysctl");
+        Skip.If(why != null, why);
+        string dir = FibScenario(forwarding);
+        string prefix = Support.Netns.UniqueName("snfib");
+        var created = new List<string>();
+        try
+        {
+            var folder = Support.ScenarioFolder.Load(dir);
+            Support.KernelScenario.Build(folder, prefix, Directory.CreateTempSubdirectory("softnet-xdp-fib-work-").FullName, created);
+            var scenario = Softnet.Topology.ScenarioLoader.Load(dir);
+            var r = scenario.Namespace("r")!;
+            string kr = Support.KernelScenario.KernelName(prefix, "r");
+            uint Kernel(string dev)
+            {
+                using var j = System.Text.Json.JsonDocument.Parse(Support.Proc.Check("ip", "-n", kr, "-j", "link", "show", "dev", dev));
+                return (uint)j.RootElement[0].GetProperty("ifindex").GetInt32();
+            }
+            uint eth0 = Kernel("eth0"), eth1 = Kernel("eth1");
+            Assert.True(eth0 == (uint)r.Device("eth0")!.Ifindex && eth1 == (uint)r.Device("eth1")!.Ifindex,
+                $"ifindexes differ: kernel eth0 {eth0} eth1 {eth1}, Softnet {r.Device("eth0")!.Ifindex} {r.Device("eth1")!.Ifindex}");
+
+            string path = $"/run/netns/{kr}";
+            foreach (var section in new[] { "xdp", "xdp/output", "xdp/direct", "xdp/skip_neigh" })
+            {
+                using var c = new BpfKernelCompare("fib_forward", section, fib: new Softnet.Link.NamespaceBpfFib(r));
+                var verdicts = new Dictionary<uint, int>();
+                foreach (var (name, frame) in FibFrames().Concat(All()))
+                {
+                    uint v = c.Run(frame, $"{section} eth0: {name}", eth0, netnsPath: path);
+                    verdicts[v] = verdicts.GetValueOrDefault(v) + 1;
+                    c.AssertMapsEqual();
+                }
+                // From b's side: back to a.
+                c.Run(Udp4(53, [10, 2, 0, 2], [10, 1, 0, 2]), $"{section} eth1: to a", eth1, netnsPath: path);
+                c.Run(Eth(EtherIpv6, Ipv6(17, Addr6("2001:db8:2::2"), Addr6("2001:db8:1::2"), Udp(1, 53))), $"{section} eth1: udp6 to a", eth1, netnsPath: path);
+                c.AssertMapsEqual();
+                output.WriteLine($"forwarding {forwarding} {section}: {c.Runs} frames, verdicts {string.Join(", ", verdicts.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}×{kv.Value}"))}");
+                foreach (var e in c.Kernel.ReadMap(c.Interp.Map("answers")!).Where(e => e.Value.AsSpan().IndexOfAnyExcept((byte)0) >= 0))
+                    output.WriteLine($"  rc {BitConverter.ToUInt32(e.Key)}: {e}");
+                if (forwarding && section == "xdp") Assert.True(verdicts.GetValueOrDefault(4u) >= 4, "frames were forwarded");
+            }
+        }
+        finally
+        {
+            foreach (var ns in created) Support.Proc.Run("ip", "netns", "del", ns);
+            Directory.Delete(dir, true);
+        }
+    }
 }

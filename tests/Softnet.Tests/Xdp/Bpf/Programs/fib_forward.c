@@ -1,6 +1,7 @@
 // A router in XDP (as the kernel's samples/bpf/xdp_fwd): bpf_fib_lookup on the ingress device's namespace for IPv4
 // and IPv6; on success the TTL / hop limit goes down, the MACs come from the lookup and the frame is redirected to
-// the egress device; otherwise it passes to the stack. The lookup's answer is kept per return code.
+// the egress device; otherwise it passes to the stack. The lookup's answer is kept per return code. One program per
+// set of lookup flags: none, BPF_FIB_LOOKUP_OUTPUT, BPF_FIB_LOOKUP_DIRECT, BPF_FIB_LOOKUP_SKIP_NEIGH.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -44,8 +45,7 @@ static __always_inline void note(int rc, struct bpf_fib_lookup *p)
     __builtin_memcpy(a->dmac, p->dmac, 6);
 }
 
-SEC("xdp")
-int fib_forward(struct xdp_md *ctx)
+static __always_inline int forward(struct xdp_md *ctx, __u32 flags)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
@@ -83,7 +83,7 @@ int fib_forward(struct xdp_md *ctx)
     } else
         return XDP_PASS;
     p.ifindex = ctx->ingress_ifindex;
-    int rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
+    int rc = bpf_fib_lookup(ctx, &p, sizeof(p), flags);
     note(rc, &p);
     if (rc != BPF_FIB_LKUP_RET_SUCCESS)
         return XDP_PASS;
@@ -97,6 +97,30 @@ int fib_forward(struct xdp_md *ctx)
     __builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
     __builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
     return bpf_redirect(p.ifindex, 0);
+}
+
+SEC("xdp")
+int fib_forward(struct xdp_md *ctx)
+{
+    return forward(ctx, 0);
+}
+
+SEC("xdp/output")
+int fib_output(struct xdp_md *ctx)
+{
+    return forward(ctx, BPF_FIB_LOOKUP_OUTPUT);
+}
+
+SEC("xdp/direct")
+int fib_direct(struct xdp_md *ctx)
+{
+    return forward(ctx, BPF_FIB_LOOKUP_DIRECT);
+}
+
+SEC("xdp/skip_neigh")
+int fib_skip_neigh(struct xdp_md *ctx)
+{
+    return forward(ctx, BPF_FIB_LOOKUP_SKIP_NEIGH);
 }
 
 char _license[] SEC("license") = "GPL";
