@@ -55,10 +55,12 @@ public static unsafe class BpfSyscall
         n.AsSpan(0, Math.Min(n.Length, 15)).CopyTo(a.Slice(off, 15));
     }
 
-    /// <summary>Closes a program or map descriptor.</summary>
+    /// <summary>Closes a program or map descriptor. 0 and negative values mean "none" (an unset inner-map fd is 0), so
+    /// standard input is never closed by mistake: a closed fd 0 would be handed to the next socket or pipe, and child
+    /// processes would then inherit it as their stdin.</summary>
     public static void Close(int fd)
     {
-        if (fd >= 0) close(fd);
+        if (fd > 0) close(fd);
     }
 
     /// <summary>BPF_PROG_LOAD of raw 8-byte instructions (little-endian, as in an object file's section). Returns the
