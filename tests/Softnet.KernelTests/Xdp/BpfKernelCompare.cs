@@ -16,7 +16,7 @@ namespace Softnet.KernelTests.Xdp;
 /// byte for byte (data_meta..data_end, as the test run copies it) and, at the end, every map's contents. Each engine
 /// has its own copy of the object, so each one's maps see only its own runs; all three start from the same contents.
 /// Ours run on a buffer laid out as the test run's (256 bytes of headroom, skb_shared_info reserved at the end of a
-/// 4096-byte frame), on CPU 0 with the kernel's run pinned to CPU 0 too.
+/// 4096-byte frame), on CPU <see cref="Cpu"/> with the kernel's run pinned to the same CPU.
 /// </summary>
 public sealed class BpfKernelCompare : IDisposable
 {
@@ -25,6 +25,13 @@ public sealed class BpfKernelCompare : IDisposable
     public BpfKernelObject Kernel { get; }
     public string Section { get; }
     public int Runs { get; private set; }
+
+    /// <summary>The CPU every engine runs on (the kernel's test run pinned there, ours told so); 0 unless set.</summary>
+    public int Cpu
+    {
+        get => _interpRun.Cpu;
+        set => _interpRun.Cpu = _jitRun.Cpu = value;
+    }
 
     private readonly BpfProgram _interpProg, _jitProgSource;
     private readonly BpfJitProgram _jitProg;
@@ -92,7 +99,7 @@ public sealed class BpfKernelCompare : IDisposable
     public uint Run(byte[] frame, string what, uint ifindex = 0, int rxQueue = 0, string? netnsPath = null, uint ourIfindex = 1)
     {
         Runs++;
-        var k = Kernel.TestRun(Section, frame, ifindex, (uint)rxQueue, cpu: 0, netnsPath: netnsPath);
+        var k = Kernel.TestRun(Section, frame, ifindex, (uint)rxQueue, cpu: Cpu, netnsPath: netnsPath);
         uint ourIf = ifindex != 0 ? ifindex : ourIfindex;
         var i = RunOurs(false, frame, ourIf, rxQueue);
         var j = RunOurs(true, frame, ourIf, rxQueue);

@@ -78,6 +78,13 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         var byType = c.Kernel.ReadMap(c.Interp.Map("by_ethertype")!);
         Assert.NotNull(byType[0].PerCpu);
         Assert.True(BinaryPrimitives.ReadUInt64LittleEndian(byType[0].PerCpu![0]) > 5, "IPv4 frames counted on CPU 0");
+        if (Environment.ProcessorCount < 2) return;
+        // The same frames again on CPU 1: each CPU's slot holds what ran there, in the kernel as here.
+        c.Cpu = 1;
+        RunAll(c, Generated(), mapsEachFrame: true);
+        byType = c.Kernel.ReadMap(c.Interp.Map("by_ethertype")!);
+        Assert.True(BinaryPrimitives.ReadUInt64LittleEndian(byType[0].PerCpu![1]) > 5, "IPv4 frames counted on CPU 1");
+        Assert.Equal(1u, BitConverter.ToUInt32(c.Kernel.ReadMap(c.Interp.Map("last_cpu")!)[0].Value));
     }
 
     private static byte[] Key4(int len, params byte[] addr) => [.. U32((uint)len), .. addr];
