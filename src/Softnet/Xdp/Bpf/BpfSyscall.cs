@@ -17,7 +17,7 @@ public static unsafe class BpfSyscall
     private const int AttrSize = 144;
 
     public const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4,
-        ProgLoad = 5, ProgTestRun = 10, MapFreeze = 22;
+        ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22;
 
     public const uint ProgTypeSocketFilter = 1, ProgTypeXdp = 6;
     /// <summary>enum bpf_attach_type values libbpf gives XDP programs as expected_attach_type.</summary>
@@ -156,6 +156,24 @@ public static unsafe class BpfSyscall
         attr.Clear();
         U32(attr, 0, (uint)mapFd);
         if (Call(MapFreeze, attr, out int errno) < 0) throw new BpfSyscallException("BPF_MAP_FREEZE", errno, "");
+    }
+
+    /// <summary>BPF_OBJ_GET_INFO_BY_FD: the id of a map or program (struct bpf_map_info / bpf_prog_info keep the id at
+    /// offset 4), the handle `bpftool map dump id N` takes.</summary>
+    public static uint ObjectId(int fd)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        Span<byte> info = stackalloc byte[256];
+        attr.Clear();
+        info.Clear();
+        fixed (byte* ip = info)
+        {
+            U32(attr, 0, (uint)fd);
+            U32(attr, 4, (uint)info.Length);
+            U64(attr, 8, (ulong)ip);
+            if (Call(ObjGetInfoByFd, attr, out int errno) < 0) throw new BpfSyscallException("BPF_OBJ_GET_INFO_BY_FD", errno, "");
+        }
+        return BinaryPrimitives.ReadUInt32LittleEndian(info[4..]);
     }
 
     /// <summary>BPF_MAP_LOOKUP_ELEM into <paramref name="value"/> (for a per-CPU map, value_size rounded up to 8 times
