@@ -218,6 +218,35 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         if (CorpusDir() is not null) Assert.True(frames.Count >= 200, $"only {frames.Count} corpus frames");
     }
 
+    [SkippableFact]
+    public void Meta_trim()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        using var c = new BpfKernelCompare("meta_trim");
+        var frames = All();
+        frames.Add(("udp4 with a 20-byte trailer", [.. Udp4(53), .. new byte[20]]));
+        frames.Add(("tcp4 with Ethernet padding", [.. Eth(EtherIpv4, Ipv4(6, V4A, V4B, Tcp(1, 2, payload: 0))), .. new byte[6]]));
+        frames.Add(("bare 14 bytes", Eth(0x88b5, [])));
+        RunAll(c, frames, mapsEachFrame: true);
+    }
+
+    [SkippableFact]
+    public void Lru_flows()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        using var c = new BpfKernelCompare("lru_flows");
+        var frames = new List<(string, byte[])>();
+        // 40 flows from 12 sources, some seen again, then the built frames: within both maps' sizes. (The corpus has
+        // more sources than bytes_by_source holds, and the kernel's batch eviction is not modelled.)
+        for (int round = 0; round < 3; round++)
+            for (int i = 0; i < 40; i += round + 1)
+                frames.Add(($"round {round} flow {i}", Udp4((ushort)(1000 + i), [10, 0, 0, (byte)(i % 12)], payload: 10 + i)));
+        frames.AddRange(Generated());
+        RunAll(c, frames, mapsEachFrame: true);
+    }
+
     /// <summary>A router namespace r between a (eth0) and b (eth1), as a scenario folder both the kernel harness and
     /// Softnet's loader read: connected routes, a gateway route with its neighbour and one without, blackhole,
     /// unreachable and prohibit routes, eth1 with MTU 1400, IPv6 alongside.</summary>
