@@ -238,13 +238,21 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         Skip.If(why != null, why);
         using var c = new BpfKernelCompare("lru_flows");
         var frames = new List<(string, byte[])>();
-        // 40 flows from 12 sources, some seen again, then the built frames: within both maps' sizes. (The corpus has
-        // more sources than bytes_by_source holds, and the kernel's batch eviction is not modelled.)
+        // 40 flows from 12 sources, some seen again, then every built and corpus frame: all three LRU maps overflow,
+        // and the same keys are evicted here as in the kernel.
         for (int round = 0; round < 3; round++)
             for (int i = 0; i < 40; i += round + 1)
                 frames.Add(($"round {round} flow {i}", Udp4((ushort)(1000 + i), [10, 0, 0, (byte)(i % 12)], payload: 10 + i)));
-        frames.AddRange(Generated());
+        frames.AddRange(All());
         RunAll(c, frames, mapsEachFrame: true);
+        if (Environment.ProcessorCount < 2) return;
+        // Then on CPU 1, alternating with CPU 0: each CPU's local free and pending lists, and stealing between them.
+        for (int i = 0; i < 60; i++)
+        {
+            c.Cpu = i % 3 == 0 ? 0 : 1;
+            c.Run(Udp4((ushort)(2000 + i), [10, 0, 1, (byte)(i % 20)], payload: 10 + i), $"cpu {c.Cpu} flow {i}");
+            c.AssertMapsEqual();
+        }
     }
 
     /// <summary>A router namespace r between a (eth0) and b (eth1), as a scenario folder both the kernel harness and

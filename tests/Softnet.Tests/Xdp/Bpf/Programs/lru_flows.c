@@ -1,6 +1,6 @@
-// A flow table in an LRU hash: each IPv4 5-tuple counts its frames; a second, per-CPU LRU keeps bytes per source.
-// Both are sized for the flows the comparison sends: the kernel's bpf_lru evicts in batches (a CPU's free list is
-// refilled with up to 128 elements by shrinking the inactive list), which Softnet's exact LRU does not model.
+// A flow table in an LRU hash smaller than the number of flows: each IPv4 5-tuple counts its frames and old flows
+// are evicted as new ones come; a second, per-CPU LRU keeps bytes per source; a third, with BPF_F_NO_COMMON_LRU,
+// counts frames per destination port.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -14,15 +14,23 @@ struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __type(key, struct flow_key);
     __type(value, __u64);
-    __uint(max_entries, 256);
+    __uint(max_entries, 16);
 } flows SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
     __type(key, __u32);
     __type(value, __u64);
-    __uint(max_entries, 32);
+    __uint(max_entries, 8);
 } bytes_by_source SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __type(key, __u16);
+    __type(value, __u64);
+    __uint(max_entries, 12);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
+} by_port SEC(".maps");
 
 SEC("xdp")
 int lru_flows(struct xdp_md *ctx)
@@ -42,6 +50,14 @@ int lru_flows(struct xdp_md *ctx)
             return XDP_PASS;
         k.sport = ports[0];
         k.dport = ports[1];
+        __u16 port = bpf_ntohs(ports[1]);
+        __u64 *p = bpf_map_lookup_elem(&by_port, &port);
+        if (p)
+            (*p)++;
+        else {
+            __u64 one = 1;
+            bpf_map_update_elem(&by_port, &port, &one, BPF_NOEXIST);
+        }
     }
     __u64 *n = bpf_map_lookup_elem(&flows, &k);
     if (n)
