@@ -232,6 +232,27 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public void Ipip_encap()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        static byte[] Backend(byte[] addr, byte[] src, ushort vlan) => [.. addr, .. src, 2, 0, 0, 0, 0, 0x99, (byte)vlan, (byte)(vlan >> 8), .. new byte[8]];
+        using var c = new BpfKernelCompare("ipip_encap", setup: (obj, _) =>
+        {
+            var vips = obj.Map("vips")!;
+            Assert.Equal(0, vips.UserUpdate(V4B, Backend([192, 168, 9, 1], [192, 168, 9, 254], 0), 0));
+            Assert.Equal(0, vips.UserUpdate(V4D, Backend([192, 168, 9, 2], [192, 168, 9, 254], 300), 0));
+        });
+        var v = RunAll(c, All());
+        Assert.True(v.GetValueOrDefault(3u) >= 10, "frames were encapsulated");
+        // The outer header the kernel built (and ours, equal) sums to zero.
+        var k = c.Kernel.TestRun(c.Section, Udp4(53), cpu: 0).Frame;
+        Assert.Equal(0x0800, k[12] << 8 | k[13]);
+        Assert.Equal(0, Checksum(k.AsSpan(14, 20)));
+        Assert.Equal(4, k[23]);
+    }
+
+    [SkippableFact]
     public void Lru_flows()
     {
         var why = BpfKernelCompare.SkipReason();
