@@ -253,6 +253,29 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public void Ringbuf_events()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        using var c = new BpfKernelCompare("ringbuf_events");
+        // 16-byte records in a 4096-byte ring: the ring fills, then refuses; drained, it takes records again.
+        var frames = new List<(string, byte[])>();
+        for (int i = 0; i < 300; i++) frames.Add(($"event {i}", Udp4(53, [10, 0, 0, (byte)i], payload: i)));
+        var v = RunAll(c, frames);
+        Assert.True(v.GetValueOrDefault(1u) > 0, "the ring filled up");
+        var kernel = c.Kernel.DrainRingbuf(c.Interp.Map("events")!);
+        var ours = new List<byte[]>();
+        ((BpfRingbufMap)c.Interp.Map("events")!).Drain(r => ours.Add(r.ToArray()));
+        var jit = new List<byte[]>();
+        ((BpfRingbufMap)c.Jit.Map("events")!).Drain(r => jit.Add(r.ToArray()));
+        Assert.True(kernel.Count > 100, $"{kernel.Count} records");
+        Assert.Equal(kernel.Select(Convert.ToHexString), ours.Select(Convert.ToHexString));
+        Assert.Equal(kernel.Select(Convert.ToHexString), jit.Select(Convert.ToHexString));
+        RunAll(c, Generated());
+        Assert.Equal(c.Kernel.DrainRingbuf(c.Interp.Map("events")!).Count, ((BpfRingbufMap)c.Interp.Map("events")!).Drain(_ => { }));
+    }
+
+    [SkippableFact]
     public void Lru_flows()
     {
         var why = BpfKernelCompare.SkipReason();

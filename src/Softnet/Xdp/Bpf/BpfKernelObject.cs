@@ -377,6 +377,55 @@ public sealed unsafe class BpfKernelObject : IDisposable
         int cpu = -1, string? netnsPath = null)
         => TestRun(ProgramFd(sectionOrName), frame, ingressIfindex, rxQueue, repeat, cpu, netnsPath);
 
+    /// <summary>
+    /// Consumes the kernel ring buffer's records, oldest first (as libbpf's ring_buffer__consume): the consumer page is
+    /// mapped writable at offset 0, the producer page and the data (mapped twice over, so a record never wraps) read-only
+    /// after it; each record is an 8-byte header (length with the busy and discard bits, page offset) and its data,
+    /// rounded up to 8 bytes. Discarded records are skipped; a busy one ends the walk.
+    /// </summary>
+    public List<byte[]> DrainRingbuf(BpfMap ringbuf)
+    {
+        if (ringbuf.Type != BpfMapType.Ringbuf) throw new ArgumentException($"map '{ringbuf.Name}' is no ring buffer", nameof(ringbuf));
+        int fd = KernelMapFd(ringbuf);
+        nuint page = (nuint)Environment.SystemPageSize, size = (nuint)ringbuf.MaxEntries;
+        nint cons = mmap(0, page, 3 /* PROT_READ | PROT_WRITE */, 1 /* MAP_SHARED */, fd, 0);
+        if (cons == -1) throw new InvalidOperationException($"mmap of ring buffer '{ringbuf.Name}': errno {Marshal.GetLastPInvokeError()}");
+        nint prod = mmap(0, page + 2 * size, 1 /* PROT_READ */, 1, fd, (long)page);
+        if (prod == -1)
+        {
+            munmap(cons, page);
+            throw new InvalidOperationException($"mmap of ring buffer '{ringbuf.Name}' data: errno {Marshal.GetLastPInvokeError()}");
+        }
+        var records = new List<byte[]>();
+        try
+        {
+            ulong consPos = Volatile.Read(ref *(ulong*)cons), prodPos = Volatile.Read(ref *(ulong*)prod);
+            byte* data = (byte*)prod + page;
+            ulong mask = (ulong)size - 1;
+            while (consPos < prodPos)
+            {
+                uint hdr = Volatile.Read(ref *(uint*)(data + (consPos & mask)));
+                if ((hdr & 0x80000000u) != 0) break; // BPF_RINGBUF_BUSY_BIT: still being written
+                uint len = hdr & 0x3fffffffu;
+                if ((hdr & 0x40000000u) == 0) records.Add(new ReadOnlySpan<byte>(data + ((consPos + 8) & mask), (int)len).ToArray());
+                consPos += (len + 8 + 7) & ~7ul;
+            }
+            Volatile.Write(ref *(ulong*)cons, consPos);
+        }
+        finally
+        {
+            munmap(prod, page + 2 * size);
+            munmap(cons, page);
+        }
+        return records;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int munmap(nint addr, nuint length);
+
     [DllImport("libc", SetLastError = true)]
     private static extern int sched_setaffinity(int pid, nint size, byte* mask);
 
