@@ -194,6 +194,27 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
         Assert.True(v.ContainsKey(4) && v.ContainsKey(2), "redirects and fall-backs both ran");
     }
 
+    [SkippableFact]
+    public void Redirect_flags()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        using var c = new BpfKernelCompare("redirect_flags", setup: (obj, _) =>
+        {
+            // Loopback (ifindex 1) is the one device every namespace has.
+            Assert.Equal(0, obj.Map("tx_ports")!.UserUpdate(U32(2), U32(1), 0));
+            Assert.Equal(0, obj.Map("tx_ports")!.UserUpdate(U32(5), U32(1), 0));
+            Assert.Equal(0, obj.Map("ports_by_key")!.UserUpdate(U32(3), U32(1), 0));
+            Assert.Equal(0, obj.Map("cpus")!.UserUpdate(U32(1), [.. U32(256), .. U32(0)], 0));
+        });
+        var frames = new List<(string, byte[])>();
+        foreach (byte flags in new byte[] { 0, 1, 2, 3, 4, 7, 8, 9, 16, 24, 25, 32, 0x80 })
+            foreach (byte sel in new byte[] { 0, 2, 5, 7, 0x10, 0x13, 0x17, 0x20, 0x21, 0x23 })
+                frames.Add(($"flags {flags:x} sel {sel:x}", Eth(EtherIpv4, Ipv4(17, V4A, V4B, Udp(1, 2)), dst: [2, 0, 0, 0, flags, sel])));
+        var v = RunAll(c, frames);
+        Assert.True(v.ContainsKey(4) && v.ContainsKey(0), "redirects and aborts both ran");
+    }
+
     [SkippableTheory]
     [InlineData(true)]
     [InlineData(false)]

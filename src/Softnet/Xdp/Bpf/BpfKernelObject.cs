@@ -248,8 +248,8 @@ public sealed unsafe class BpfKernelObject : IDisposable
 
     /// <summary>
     /// Copies our map's contents into the kernel's (every entry of ours updated there, entries only the kernel has
-    /// deleted), so a comparison starts from equal maps. Prog arrays go through <see cref="CopyProgArray"/>; maps of
-    /// maps, ring buffers and frozen .rodata are left as they are.
+    /// deleted), so a comparison starts from equal maps. Prog arrays go through <see cref="CopyProgArray"/>; devmap and
+    /// cpumap entries go without a program; maps of maps, xskmaps, ring buffers and frozen .rodata are left as they are.
     /// </summary>
     public void CopyToKernel(BpfMap ours)
     {
@@ -262,16 +262,16 @@ public sealed unsafe class BpfKernelObject : IDisposable
             case BpfArrayOfMapsMap or BpfHashOfMapsMap or BpfRingbufMap:
                 return;
         }
-        if (ours.Type is BpfMapType.Xskmap or BpfMapType.Cpumap) return;
+        if (ours.Type is BpfMapType.Xskmap) return; // entries are AF_XDP sockets
         if (PerCpu(ours.Type) && ours.UserValueSize != (ours.ValueSize + 7 & ~7) * _cpus)
             throw new InvalidOperationException($"map '{ours.Name}': per-CPU values for {ours.UserValueSize / (ours.ValueSize + 7 & ~7)} CPUs, the kernel has {_cpus}; load the object with BpfKernelObject.PossibleCpus()");
-        bool arrayShaped = ours.Type is BpfMapType.Array or BpfMapType.PercpuArray or BpfMapType.Devmap;
+        bool arrayShaped = ours.Type is BpfMapType.Array or BpfMapType.PercpuArray or BpfMapType.Devmap or BpfMapType.Cpumap;
         if (!arrayShaped)
             foreach (var e in ReadKernel(fd, ours.KeySize, ours.ValueSize, ours.Type))
                 if (!ours.UserLookup(e.Key, new byte[ours.UserValueSize])) BpfSyscall.DeleteElem(fd, e.Key);
         foreach (var e in ReadOurs(ours))
         {
-            if (ours.Type == BpfMapType.Devmap && e.Value.Length == 8)
+            if (ours.Type is BpfMapType.Devmap or BpfMapType.DevmapHash or BpfMapType.Cpumap && e.Value.Length == 8)
                 BinaryPrimitives.WriteUInt32LittleEndian(e.Value.AsSpan(4), 0); // our prog id is no kernel prog fd
             try { BpfSyscall.UpdateElem(fd, e.Key, e.Value); }
             catch (BpfSyscallException x) when (x.Errno == 1 /* EPERM: frozen */) { return; }
