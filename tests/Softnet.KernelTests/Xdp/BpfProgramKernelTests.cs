@@ -195,6 +195,29 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public void Ipv6_ext_loop()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        using var c = new BpfKernelCompare("ipv6_ext_loop");
+        var frames = All();
+        // Chains of 0..7 extension headers (hop-by-hop first, then destination options, routing, a fragment header).
+        for (int depth = 0; depth <= 7; depth++)
+        {
+            var ext = new List<byte>();
+            byte[] kinds = [60, 43, 44, 60, 43, 60, 60];
+            for (int i = 0; i < depth; i++)
+            {
+                byte next = i + 1 < depth ? kinds[i] : (byte)17;
+                ext.AddRange(i < depth - 1 && kinds[i] == 44 ? [next, 0, 0, 0, 0, 0, 0, 1] : [next, (byte)(i % 2), .. new byte[6 + 8 * (i % 2)]]);
+            }
+            byte first = depth == 0 ? (byte)17 : (byte)0;
+            frames.Add(($"{depth} extension headers", Eth(EtherIpv6, Ipv6(first, V6A, V6B, Udp(1, 53), ext: [.. ext], l4Proto: 17))));
+        }
+        RunAll(c, frames);
+    }
+
+    [SkippableFact]
     public void Redirect_flags()
     {
         var why = BpfKernelCompare.SkipReason();
