@@ -114,16 +114,35 @@ public sealed class BpfKernelCompare : IDisposable
     /// <paramref name="mask"/>, when given, first blanks what is clock-dependent in a value).</summary>
     public void AssertMapsEqual(Func<string, byte[], byte[]>? mask = null, params string[] skip)
     {
-        foreach (var map in Interp.Maps)
+        foreach (var (map, jmap) in MapPairs())
         {
-            if (skip.Contains(map.Name) || map.Type is BpfMapType.ProgArray or BpfMapType.Ringbuf) continue;
-            var jmap = Jit.Map(map.Name)!;
+            if (skip.Contains(map.Name) || map.Type is BpfMapType.ProgArray or BpfMapType.Ringbuf or BpfMapType.ArrayOfMaps or BpfMapType.HashOfMaps) continue;
             string K(List<BpfMapEntry> l) => string.Join("\n", l
                 .Select(e => new BpfMapEntry(e.Key, mask is null ? e.Value : mask(map.Name, e.Value), e.PerCpu is null || mask is null ? e.PerCpu : e.PerCpu.Select(v => mask(map.Name, v)).ToArray()))
                 .OrderBy(e => Convert.ToHexString(e.Key), StringComparer.Ordinal).Select(e => e.ToString()));
             string kernel = K(Kernel.ReadMap(map)), interp = K(BpfKernelObject.ReadOurs(map)), jit = K(BpfKernelObject.ReadOurs(jmap));
             Assert.True(kernel == interp, $"map {map.Name}: kernel and interpreter differ\n kernel:\n{kernel}\n interpreter:\n{interp}");
             Assert.True(kernel == jit, $"map {map.Name}: kernel and JIT differ\n kernel:\n{kernel}\n JIT:\n{jit}");
+        }
+    }
+
+    /// <summary>Each map of the interpreter's object with the JIT's, inner maps of maps of maps included (by key).</summary>
+    private IEnumerable<(BpfMap Interp, BpfMap Jit)> MapPairs()
+    {
+        foreach (var map in Interp.Maps)
+        {
+            var jmap = Jit.Map(map.Name)!;
+            yield return (map, jmap);
+            if (map.Type is not (BpfMapType.ArrayOfMaps or BpfMapType.HashOfMaps)) continue;
+            var key = Array.Empty<byte>();
+            var next = new byte[map.KeySize];
+            while (map.GetNextKey(key, next))
+            {
+                key = (byte[])next.Clone();
+                ulong hi = map.Lookup(key, 0), hj = jmap.Lookup(key, 0);
+                Assert.True((hi == 0) == (hj == 0), $"{map.Name}: the interpreter's and the JIT's objects differ at key {Convert.ToHexString(key)}");
+                if (hi != 0) yield return (Interp.Space.MapAt(hi)!, Jit.Space.MapAt(hj)!);
+            }
         }
     }
 

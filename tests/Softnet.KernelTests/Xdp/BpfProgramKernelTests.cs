@@ -218,6 +218,25 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public void Map_in_map()
+    {
+        var why = BpfKernelCompare.SkipReason();
+        Skip.If(why != null, why);
+        int cpus = BpfKernelObject.PossibleCpus();
+        using var c = new BpfKernelCompare("map_in_map", setup: (obj, _) =>
+        {
+            var byProto = (BpfArrayOfMapsMap)obj.Map("by_proto")!;
+            Assert.Equal(0, byProto.SetMap(0, BpfMapFactory.Create(byProto.Spec.Inner! with { Name = "udp_sources" }, cpus)));
+            var byType = (BpfHashOfMapsMap)obj.Map("by_ethertype")!;
+            foreach (ushort t in new ushort[] { 0x0800, 0x86dd, 0x8100 })
+                Assert.Equal(0, byType.SetMap(BitConverter.GetBytes(t), BpfMapFactory.Create(byType.Spec.Inner! with { Name = $"type_{t:x4}" }, cpus)));
+        });
+        RunAll(c, All(), mapsEachFrame: true);
+        var udp = c.Kernel.ReadMap(((BpfArrayOfMapsMap)c.Interp.Map("by_proto")!).MapAt(0)!);
+        Assert.True(udp.Count >= 3, $"{udp.Count} UDP sources");
+    }
+
+    [SkippableFact]
     public void Redirect_flags()
     {
         var why = BpfKernelCompare.SkipReason();

@@ -259,7 +259,10 @@ public sealed unsafe class BpfKernelObject : IDisposable
             case BpfProgArrayMap pa:
                 if (_progFds.Count > 0) CopyProgArray(pa);
                 return;
-            case BpfArrayOfMapsMap or BpfHashOfMapsMap or BpfRingbufMap:
+            case BpfArrayOfMapsMap or BpfHashOfMapsMap:
+                CopyMapOfMaps(ours);
+                return;
+            case BpfRingbufMap:
                 return;
         }
         if (ours.Type is BpfMapType.Xskmap) return; // entries are AF_XDP sockets
@@ -275,6 +278,35 @@ public sealed unsafe class BpfKernelObject : IDisposable
                 BinaryPrimitives.WriteUInt32LittleEndian(e.Value.AsSpan(4), 0); // our prog id is no kernel prog fd
             try { BpfSyscall.UpdateElem(fd, e.Key, e.Value); }
             catch (BpfSyscallException x) when (x.Errno == 1 /* EPERM: frozen */) { return; }
+        }
+    }
+
+    /// <summary>
+    /// Mirrors an array or hash of maps: each inner map of ours gets a kernel map of its own (created once, its contents
+    /// copied; <see cref="KernelMapFd(BpfMap)"/> and <see cref="ReadMap"/> then work on it too) whose fd goes into the
+    /// kernel's outer map under the same key; a key ours has no map for is deleted there.
+    /// </summary>
+    public void CopyMapOfMaps(BpfMap outer)
+    {
+        if (outer.Type is not (BpfMapType.ArrayOfMaps or BpfMapType.HashOfMaps))
+            throw new ArgumentException($"map '{outer.Name}' is no map of maps", nameof(outer));
+        int fd = KernelMapFd(outer);
+        Span<byte> value = stackalloc byte[4];
+        var key = Array.Empty<byte>();
+        var next = new byte[outer.KeySize];
+        while (outer.GetNextKey(key, next))
+        {
+            key = (byte[])next.Clone();
+            ulong handle = outer.Lookup(key, 0);
+            if (handle == 0 || Object.Space.MapAt(handle) is not { } inner)
+            {
+                BpfSyscall.DeleteElem(fd, key);
+                continue;
+            }
+            if (!_mapFds.ContainsKey(inner)) CreateMap(inner);
+            else CopyToKernel(inner);
+            BinaryPrimitives.WriteInt32LittleEndian(value, _mapFds[inner]);
+            BpfSyscall.UpdateElem(fd, key, value);
         }
     }
 
