@@ -87,6 +87,27 @@ public sealed class RouteTable
         return null;
     }
 
+    /// <summary>
+    /// fib_lookup with flowi4_oif set (bpf_fib_lookup's BPF_FIB_LOOKUP_OUTPUT): fib_lookup_good_nhc passes over a
+    /// route whose nexthop leaves by another device, so a shorter prefix may answer; blackhole, unreachable and
+    /// prohibit routes have no nexthop and answer whatever the device. <paramref name="oif"/> 0 is <see cref="Lookup(uint)"/>.
+    /// </summary>
+    public Route? Lookup(uint dst, int oif)
+    {
+        if (_local.TryGetValue(dst, out var l) && LeavesBy(l, oif)) return l;
+        return LookupMain(dst, oif);
+    }
+
+    public Route? LookupMain(uint dst, int oif)
+    {
+        foreach (int len in _lengths)
+            if (_main[len]!.TryGetValue(dst & Ipv4.Mask(len), out var r) && LeavesBy(r, oif)) return r;
+        return null;
+    }
+
+    private static bool LeavesBy(Route r, int oif)
+        => oif == 0 || r.Type is RouteKind.Blackhole or RouteKind.Unreachable or RouteKind.Prohibit || r.Device?.Ifindex == oif;
+
     public IEnumerable<Route> MainRoutes => _lengths.SelectMany(l => _main[l]!.Values);
     public IEnumerable<Route> LocalRoutes => _local.Values;
 }

@@ -36,9 +36,12 @@ public sealed class NamespaceBpfFib(Namespace ns) : IBpfFib
         _ => BpfFibRouteType.Other,
     };
 
-    public BpfFibRoute Route4(uint dst, bool mainOnly)
+    public BpfFibRoute Route4(uint dst, bool mainOnly, int oif)
     {
-        var r = mainOnly ? Namespace.Routing.LookupMain(dst) : Namespace.Routing.Lookup(dst);
+        // BPF_FIB_LOOKUP_DIRECT asks the main table, but while no custom rules exist the kernel keeps the local table
+        // merged into the main trie (fib_trie, fib_unmerge only on a first rule): local addresses answer there too.
+        _ = mainOnly;
+        var r = Namespace.Routing.Lookup(dst, oif);
         if (r is null) return default;
         var route = new BpfFibRoute { Type = Kind(r.Type) };
         if (r.Device is { } dev)

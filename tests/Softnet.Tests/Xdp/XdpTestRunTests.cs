@@ -275,7 +275,7 @@ public class XdpTestRunTests
     [MemberData(nameof(Engines))]
     public void Ring_buffer_records_go_to_a_file_as_length_and_bytes(BpfEngine engine)
     {
-        var run = XdpTestRun.Load(BpfTestPrograms.Object("ringbuf_events"), new XdpTestRunOptions { Engine = engine });
+        var run = XdpTestRun.Load(BpfTestPrograms.Object("ringbuf_eth"), new XdpTestRunOptions { Engine = engine });
         // 4096 bytes of ring hold 170 records of 16 bytes of data (24 with the header); the rest are dropped.
         for (int i = 0; i < 200; i++) run.RunFrame(Frame(60 + i, (byte)i), 0, out _);
         var dir = Directory.CreateTempSubdirectory("softnet-xdptest-");
@@ -295,7 +295,7 @@ public class XdpTestRunTests
             }
             Assert.Equal(170, run.RingbufRecords["events"]);
             var summary = new MemoryStream();
-            run.WriteSummary(summary, "ringbuf_events.o", "mem");
+            run.WriteSummary(summary, "ringbuf_eth.o", "mem");
             var m = JsonDocument.Parse(summary.ToArray()).RootElement.GetProperty("maps").GetProperty("events");
             Assert.Equal("ringbuf", m.GetProperty("type").GetString());
             Assert.Equal(170, m.GetProperty("records").GetInt32());

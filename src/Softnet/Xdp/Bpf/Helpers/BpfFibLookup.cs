@@ -38,8 +38,9 @@ public interface IBpfFib
     /// <summary>The device with <paramref name="ifindex"/> exists; its IPv4 and IPv6 forwarding settings.</summary>
     bool TryDevice(int ifindex, out bool forwarding4, out bool forwarding6);
 
-    /// <summary>fib_lookup (<paramref name="mainOnly"/>: the main table alone, BPF_FIB_LOOKUP_DIRECT).</summary>
-    BpfFibRoute Route4(uint dst, bool mainOnly);
+    /// <summary>fib_lookup (<paramref name="mainOnly"/>: the main table alone, BPF_FIB_LOOKUP_DIRECT; <paramref name="oif"/>
+    /// nonzero: only routes leaving by that device, as flowi4_oif makes fib_table_lookup choose, BPF_FIB_LOOKUP_OUTPUT).</summary>
+    BpfFibRoute Route4(uint dst, bool mainOnly, int oif);
     BpfFibRoute Route6(UInt128 dst, bool mainOnly);
 
     /// <summary>A valid (NUD_VALID) neighbour entry's link-layer address.</summary>
@@ -89,9 +90,11 @@ public static class BpfFibLookup
     {
         int ifindex = (int)BinaryPrimitives.ReadUInt32LittleEndian(p[OffIfindex..]);
         if (fib is null || !fib.TryDevice(ifindex, out bool fwd, out _)) return -ENODEV;
-        if ((flags & FlagOutput) == 0 && !fwd) return RetFwdDisabled;
+        // The ingress device's forwarding setting counts for BPF_FIB_LOOKUP_OUTPUT too.
+        if (!fwd) return RetFwdDisabled;
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(p[OffDst..]);
-        var r = fib.Route4(dst, (flags & FlagDirect) != 0);
+        // BPF_FIB_LOOKUP_OUTPUT looks up as a locally sent packet would, out of params->ifindex.
+        var r = fib.Route4(dst, (flags & FlagDirect) != 0, (flags & FlagOutput) != 0 ? ifindex : 0);
         switch (r.Type)
         {
             case BpfFibRouteType.Blackhole: return RetBlackhole;
@@ -132,9 +135,13 @@ public static class BpfFibLookup
     /// <summary>bpf_ipv6_fib_lookup on <paramref name="p"/>.</summary>
     public static int Lookup6(IBpfFib? fib, Span<byte> p, uint flags)
     {
+        // Link-local, multicast and loopback addresses are never forwarded (rt6_need_strict on either address),
+        // checked before the device is.
+        if (NeedStrict(BinaryPrimitives.ReadUInt128BigEndian(p[OffDst..])) || NeedStrict(BinaryPrimitives.ReadUInt128BigEndian(p[OffSrc..])))
+            return RetNotFwded;
         int ifindex = (int)BinaryPrimitives.ReadUInt32LittleEndian(p[OffIfindex..]);
         if (fib is null || !fib.TryDevice(ifindex, out _, out bool fwd6)) return -ENODEV;
-        if ((flags & FlagOutput) == 0 && !fwd6) return RetFwdDisabled;
+        if (!fwd6) return RetFwdDisabled;
         UInt128 dst = BinaryPrimitives.ReadUInt128BigEndian(p[OffDst..]);
         var r = fib.Route6(dst, (flags & FlagDirect) != 0);
         switch (r.Type)
@@ -162,6 +169,10 @@ public static class BpfFibLookup
         SetFwdParams(p, r.Mtu);
         return RetSuccess;
     }
+
+    /// <summary>rt6_need_strict: ipv6_addr_type gives multicast (ff00::/8), link-local (fe80::/10) or loopback (::1).</summary>
+    internal static bool NeedStrict(UInt128 a)
+        => (a >> 120) == 0xff || (a >> 118) == (0xfe80 >> 6) || a == UInt128.One;
 
     // bpf_fib_set_fwd_params: no VLAN on the egress, the MTU into the tot_len union.
     private static void SetFwdParams(Span<byte> p, int mtu)

@@ -11,7 +11,8 @@ namespace Softnet.Xdp.Bpf.Helpers;
 public static class BpfXdpHelpers
 {
     public const int KtimeGetNs = 5, TracePrintk = 6, GetPrandomU32 = 7, GetSmpProcessorId = 8, CsumDiff = 28,
-        Redirect = 23, XdpAdjustHead = 44, XdpAdjustMeta = 54, XdpAdjustTail = 65, FibLookup = 69, KtimeGetBootNs = 125;
+        Redirect = 23, XdpAdjustHead = 44, XdpAdjustMeta = 54, XdpAdjustTail = 65, FibLookup = 69, KtimeGetBootNs = 125,
+        XdpGetBuffLen = 188, XdpLoadBytes = 189, XdpStoreBytes = 190;
 
     internal const int EINVAL = 22, EFAULT = 14;
 
@@ -22,6 +23,11 @@ public static class BpfXdpHelpers
         table.Register(new BpfHelper(XdpAdjustHead, "bpf_xdp_adjust_head", ctxAnything, BpfRet.Integer, AdjustHead) { ChangesPacketData = true });
         table.Register(new BpfHelper(XdpAdjustTail, "bpf_xdp_adjust_tail", ctxAnything, BpfRet.Integer, AdjustTail) { ChangesPacketData = true });
         table.Register(new BpfHelper(XdpAdjustMeta, "bpf_xdp_adjust_meta", ctxAnything, BpfRet.Integer, AdjustMeta) { ChangesPacketData = true });
+        table.Register(new BpfHelper(XdpGetBuffLen, "bpf_xdp_get_buff_len", [BpfArg.PtrToCtx], BpfRet.Integer, GetBuffLen));
+        table.Register(new BpfHelper(XdpLoadBytes, "bpf_xdp_load_bytes",
+            [BpfArg.PtrToCtx, BpfArg.Anything, BpfArg.PtrToWritableMem, BpfArg.ConstSize], BpfRet.Integer, LoadBytes));
+        table.Register(new BpfHelper(XdpStoreBytes, "bpf_xdp_store_bytes",
+            [BpfArg.PtrToCtx, BpfArg.Anything, BpfArg.PtrToReadableMem, BpfArg.ConstSize], BpfRet.Integer, StoreBytes));
         table.Register(new BpfHelper(CsumDiff, "bpf_csum_diff",
             [BpfArg.PtrToReadableMemOrNull, BpfArg.ConstSizeOrZero, BpfArg.PtrToReadableMemOrNull, BpfArg.ConstSizeOrZero, BpfArg.Anything],
             BpfRet.Integer, CsumDiffFn));
@@ -95,6 +101,47 @@ public static class BpfXdpHelpers
         int rc = XdpAdjust.Meta(ref meta, data, (int)r2);
         if (rc == 0) SetBounds(ref mem, meta, data, end);
         return (ulong)(long)rc;
+    }
+
+    /// <summary>bpf_xdp_get_buff_len: the frame's length (xdp_get_buff_len; one buffer here, no frags).</summary>
+    private static ulong GetBuffLen(ref BpfMemory mem, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        if (!HasXdpCtx(ref mem, r1)) return Errno(EINVAL);
+        return (ulong)(CtxPacketOffset(ref mem, XdpMd.DataEnd) - CtxPacketOffset(ref mem, XdpMd.Data));
+    }
+
+    /// <summary>bpf_xdp_pointer's checks for the load/store helpers: -EFAULT for an offset or length over 0xffff,
+    /// -EINVAL past the frame's end; else the bytes at data + offset.</summary>
+    private static int XdpBytes(ref BpfMemory mem, ulong r1, ulong offset, ulong len, out int at)
+    {
+        at = 0;
+        if (!HasXdpCtx(ref mem, r1)) return -EINVAL;
+        uint off = (uint)offset, n = (uint)len;
+        if (off > 0xffff || n > 0xffff) return -EFAULT;
+        int data = CtxPacketOffset(ref mem, XdpMd.Data), end = CtxPacketOffset(ref mem, XdpMd.DataEnd);
+        if (off + n > (uint)(end - data)) return -EINVAL;
+        at = data + (int)off;
+        return 0;
+    }
+
+    /// <summary>bpf_xdp_load_bytes(xdp, offset, buf, len): copies frame bytes to the program's buffer.</summary>
+    private static ulong LoadBytes(ref BpfMemory mem, ulong r1, ulong offset, ulong buf, ulong len, ulong r5)
+    {
+        int rc = XdpBytes(ref mem, r1, offset, len, out int at);
+        if (rc != 0) return Errno(-rc);
+        if (!mem.TryMap(buf, (int)(uint)len, true, out var dst)) return Errno(EFAULT);
+        mem.Packet.Slice(at, (int)(uint)len).CopyTo(dst);
+        return 0;
+    }
+
+    /// <summary>bpf_xdp_store_bytes(xdp, offset, buf, len): copies the program's buffer into the frame.</summary>
+    private static ulong StoreBytes(ref BpfMemory mem, ulong r1, ulong offset, ulong buf, ulong len, ulong r5)
+    {
+        int rc = XdpBytes(ref mem, r1, offset, len, out int at);
+        if (rc != 0) return Errno(-rc);
+        if (!mem.TryMap(buf, (int)(uint)len, false, out var src)) return Errno(EFAULT);
+        src.CopyTo(mem.Packet.Slice(at, (int)(uint)len));
+        return 0;
     }
 
     /// <summary>

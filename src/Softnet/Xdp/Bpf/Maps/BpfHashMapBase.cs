@@ -6,7 +6,7 @@ namespace Softnet.Xdp.Bpf.Maps;
 /// What the four htab map types share (kernel/bpf/hashtab.c): preallocated elements (max_entries slots, as the kernel
 /// allocates by default), values of round_up(value_size, 8) bytes in one region per copy (one copy, or one per possible
 /// CPU), BPF_NOEXIST / BPF_EXIST by check_flags, -E2BIG when full (-ENOENT / -EEXIST first when the flags say so),
-/// and, for the LRU types, an eviction of the least recently used element instead of -E2BIG.
+/// and, for the LRU types, elements taken from <see cref="BpfLru"/>'s lists, which evict as the kernel does.
 /// </summary>
 public abstract class BpfHashMapBase : BpfMap
 {
@@ -15,6 +15,7 @@ public abstract class BpfHashMapBase : BpfMap
     private readonly ulong[] _base;
     private readonly int _stride;
     private readonly bool _percpu, _lru;
+    private readonly BpfLru? _lruLists;
 
     private protected BpfHashMapBase(BpfMapSpec spec, int possibleCpus, bool percpu, bool lru) : base(spec)
     {
@@ -27,7 +28,17 @@ public abstract class BpfHashMapBase : BpfMap
             long up = (capacity + (long)possibleCpus - 1) / possibleCpus * possibleCpus;
             capacity = up > int.MaxValue ? capacity / possibleCpus * possibleCpus : (int)up;
         }
-        Table = new BpfHashTable(spec.KeySize, capacity, lru: lru);
+        Table = new BpfHashTable(spec.KeySize, capacity);
+        if (lru)
+        {
+            // htab_lru_map_delete_node: the element leaves the hash if it is still there.
+            _lruLists = new BpfLru(capacity, possibleCpus, (spec.Flags & BpfMapFlags.NoCommonLru) != 0, slot =>
+            {
+                if (Table.Find(Table.KeyAt(slot)) != slot) return false;
+                Table.Unlink(slot);
+                return true;
+            });
+        }
         _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
         int copies = percpu ? possibleCpus : 1;
         _values = new byte[copies][];
@@ -56,7 +67,7 @@ public abstract class BpfHashMapBase : BpfMap
         if (s < 0) return 0;
         int copy = _percpu ? cpu : 0;
         if ((uint)copy >= (uint)_values.Length) return 0;
-        if (_lru) Table.Touch(s); // bpf_lru_node_set_ref
+        _lruLists?.SetRef(s); // bpf_lru_node_set_ref
         return _base[copy] + (ulong)s * (ulong)_stride;
     }
 
@@ -75,56 +86,70 @@ public abstract class BpfHashMapBase : BpfMap
     {
         if (flags > BpfMapFlags.Exist) return -EINVAL; // BPF_F_LOCK needs a bpf_spin_lock in the value (BTF)
         if (_percpu && !onAllCpus && (uint)cpu >= (uint)_values.Length) return -EINVAL;
-        int newSlot = -1;
-        if (_lru && !(_percpu && flags == BpfMapFlags.Exist))
+        if (_lruLists is { } lru) return LruUpdate(lru, key, value, flags, onAllCpus, cpu);
+        int old = Table.Find(key);
+        long err = old >= 0 && flags == BpfMapFlags.NoExist ? -EEXIST : old < 0 && flags == BpfMapFlags.Exist ? -ENOENT : 0;
+        if (err != 0) return err;
+        if (old >= 0 && _percpu)
         {
-            // The LRU types take a free element before looking at the key (prealloc_lru_pop), evicting if none is free;
-            // so a failed or replacing update may still have evicted an element, as in the kernel.
-            newSlot = Table.Alloc();
-            if (newSlot < 0)
-            {
-                int victim = Table.Oldest;
-                Table.Unlink(victim);
-                newSlot = victim;
-            }
+            // Per-CPU values are replaced in place (pcpu_copy_value), the element keeps its place in its bucket.
+            WriteValue(old, value, onAllCpus, cpu, fresh: false);
+            return 0;
+        }
+        if (old >= 0)
+        {
+            // A replaced element keeps its storage here; the kernel swaps in a new element at the head of the
+            // bucket, which only changes the get_next_key order, so the element moves to the head too.
+            Value(old, 0)[..ValueSize].Clear();
+            value[..ValueSize].CopyTo(Value(old, 0));
+            Table.Unlink(old);
+            Table.Link(old, key);
+            return 0;
+        }
+        int newSlot = Table.Alloc();
+        if (newSlot < 0) return -E2BIG;
+        WriteValue(newSlot, value, onAllCpus, cpu, fresh: true);
+        Table.Link(newSlot, key);
+        return 0;
+    }
+
+    /// <summary>
+    /// htab_lru_map_update_elem / htab_lru_percpu_map_update_elem: an element is taken from the LRU lists first
+    /// (prealloc_lru_pop, which may evict — even the key being updated), then the flags are checked against what the
+    /// hash holds now. A new element goes in at the head of its bucket; replacing one marks the new element referenced
+    /// and frees the old; a failed update frees the taken element again. A per-CPU value of an existing key is
+    /// written in place (the element marked referenced), and BPF_EXIST takes no element.
+    /// </summary>
+    private long LruUpdate(BpfLru lru, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, bool onAllCpus, int cpu)
+    {
+        int newSlot = -1;
+        if (!(_percpu && flags == BpfMapFlags.Exist))
+        {
+            newSlot = lru.PopFree(cpu);
+            if (newSlot < 0) return -ENOMEM;
         }
         int old = Table.Find(key);
         long err = old >= 0 && flags == BpfMapFlags.NoExist ? -EEXIST : old < 0 && flags == BpfMapFlags.Exist ? -ENOENT : 0;
         if (err != 0)
         {
-            if (newSlot >= 0) Table.Free(newSlot);
+            if (newSlot >= 0) lru.PushFree(newSlot);
             return err;
         }
-        if (old >= 0 && _percpu)
+        if (_percpu && old >= 0)
         {
-            // Per-CPU values are replaced in place (pcpu_copy_value), the element keeps its place in its bucket.
+            lru.SetRef(old);
             WriteValue(old, value, onAllCpus, cpu, fresh: false);
-            if (_lru) Table.Touch(old);
-            if (newSlot >= 0) Table.Free(newSlot);
+            if (newSlot >= 0) lru.PushFree(newSlot);
             return 0;
         }
-        if (newSlot < 0)
-        {
-            if (old >= 0)
-            {
-                // A replaced element keeps its storage here; the kernel swaps in a new element at the head of the
-                // bucket, which only changes the get_next_key order, so the element moves to the head too.
-                Value(old, 0)[..ValueSize].Clear();
-                value[..ValueSize].CopyTo(Value(old, 0));
-                Table.Unlink(old);
-                Table.Link(old, key);
-                return 0;
-            }
-            newSlot = Table.Alloc();
-            if (newSlot < 0) return -E2BIG;
-        }
         WriteValue(newSlot, value, onAllCpus, cpu, fresh: true);
+        Table.Link(newSlot, key);
         if (old >= 0)
         {
+            lru.SetRef(newSlot);
             Table.Unlink(old);
-            Table.Free(old);
+            lru.PushFree(old);
         }
-        Table.Link(newSlot, key);
         return 0;
     }
 
@@ -160,7 +185,8 @@ public abstract class BpfHashMapBase : BpfMap
         int s = Table.Find(key);
         if (s < 0) return -ENOENT;
         Table.Unlink(s);
-        Table.Free(s);
+        if (_lruLists is { } lru) lru.PushFree(s); // htab_lru_push_free
+        else Table.Free(s);
         return 0;
     }
 

@@ -6,7 +6,7 @@ namespace Softnet.Xdp.Bpf.Maps;
 /// hlist add-head), and a free list of slots. The bucket of a key is jhash(key, key_size, 0) — the kernel's hash with
 /// BPF_F_ZERO_SEED — or, for devmap_hash, the key itself; so the order get_next_key walks (bucket 0 up, each chain
 /// newest first) is the kernel's for a map created with BPF_F_ZERO_SEED (the kernel otherwise seeds jhash randomly).
-/// Optionally keeps an exact LRU list for the LRU maps. Program-side operations never allocate.
+/// The LRU maps keep their element lists beside it (<see cref="BpfLru"/>). Program-side operations never allocate.
 /// </summary>
 internal sealed class BpfHashTable
 {
@@ -18,10 +18,8 @@ internal sealed class BpfHashTable
     private int _freeCount;
     private readonly uint _mask;
     private readonly bool _identity;
-    private readonly int[]? _lruPrev, _lruNext;
-    private int _lruHead = -1, _lruTail = -1;
 
-    public BpfHashTable(int keySize, int capacity, bool identityHash = false, bool lru = false)
+    public BpfHashTable(int keySize, int capacity, bool identityHash = false)
     {
         _keySize = keySize;
         Capacity = capacity;
@@ -35,11 +33,6 @@ internal sealed class BpfHashTable
         for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // slot 0 first
         _freeCount = capacity;
         _identity = identityHash;
-        if (lru)
-        {
-            _lruPrev = new int[capacity];
-            _lruNext = new int[capacity];
-        }
     }
 
     public int Capacity { get; }
@@ -63,7 +56,7 @@ internal sealed class BpfHashTable
 
     public void Free(int slot) => _free[_freeCount++] = slot;
 
-    /// <summary>Inserts <paramref name="key"/> in <paramref name="slot"/> at the head of its bucket (and of the LRU list).</summary>
+    /// <summary>Inserts <paramref name="key"/> in <paramref name="slot"/> at the head of its bucket.</summary>
     public void Link(int slot, ReadOnlySpan<byte> key)
     {
         key[.._keySize].CopyTo(_keys.AsSpan(slot * _keySize));
@@ -71,17 +64,15 @@ internal sealed class BpfHashTable
         _chain[slot] = head;
         head = slot;
         Count++;
-        if (_lruPrev != null) LruPushFront(slot);
     }
 
-    /// <summary>Takes <paramref name="slot"/> out of its bucket (and the LRU list); the caller frees it.</summary>
+    /// <summary>Takes <paramref name="slot"/> out of its bucket; the caller frees it.</summary>
     public void Unlink(int slot)
     {
         ref int p = ref _buckets[Bucket(KeyAt(slot))];
         while (p != slot) p = ref _chain[p];
         p = _chain[slot];
         Count--;
-        if (_lruPrev != null) LruRemove(slot);
     }
 
     /// <summary>
@@ -111,35 +102,5 @@ internal sealed class BpfHashTable
             }
         }
         return false;
-    }
-
-    // Exact LRU (head = most recent). The kernel's bpf_lru approximates this with active/inactive lists, reference bits
-    // and per-CPU free lists; see BpfLruHashMap for where that differs.
-
-    /// <summary>Marks <paramref name="slot"/> most recently used.</summary>
-    public void Touch(int slot)
-    {
-        if (_lruPrev == null || _lruHead == slot) return;
-        LruRemove(slot);
-        LruPushFront(slot);
-    }
-
-    /// <summary>The least recently used slot, or -1.</summary>
-    public int Oldest => _lruTail;
-
-    private void LruPushFront(int slot)
-    {
-        _lruPrev![slot] = -1;
-        _lruNext![slot] = _lruHead;
-        if (_lruHead >= 0) _lruPrev[_lruHead] = slot;
-        _lruHead = slot;
-        if (_lruTail < 0) _lruTail = slot;
-    }
-
-    private void LruRemove(int slot)
-    {
-        int p = _lruPrev![slot], n = _lruNext![slot];
-        if (p >= 0) _lruNext[p] = n; else _lruHead = n;
-        if (n >= 0) _lruPrev[n] = p; else _lruTail = p;
     }
 }

@@ -1,14 +1,11 @@
 namespace Softnet.Xdp.Bpf.Maps;
 
 /// <summary>
-/// BPF_MAP_TYPE_LRU_HASH: a hash that, when all max_entries elements are in use, evicts the least recently used
-/// (lookup from a program or an update marks an element used; a user-space lookup does not). Every update takes a free
-/// element first, evicting if needed, even one that then fails with -EEXIST / -ENOENT or replaces a key, as
-/// htab_lru_map_update_elem does.
-/// Where the kernel differs: its bpf_lru is approximate — per-CPU local free lists filled in batches of up to 128
-/// elements (or, with BPF_F_NO_COMMON_LRU, a separate list per CPU with max_entries / CPUs elements each), and an
-/// active/inactive list with reference bits — so it can evict before the map is full and may pick a recently used
-/// element; here the list is one exact LRU for the whole map, which never exceeds max_entries.
+/// BPF_MAP_TYPE_LRU_HASH: a hash that takes every new element from LRU lists kept as the kernel keeps them
+/// (<see cref="BpfLru"/>, kernel/bpf/bpf_lru.c): when no element is free it evicts — in batches, from the tail of the
+/// inactive list, sparing elements a program looked up since the last rotation — so which keys go, and when, are the
+/// kernel's for the same operations on the same CPU. An update takes its element before looking at the key, so even a
+/// failed or replacing update may evict (htab_lru_map_update_elem); a user-space lookup marks nothing.
 /// </summary>
 public sealed class BpfLruHashMap(BpfMapSpec spec, int possibleCpus) : BpfHashMapBase(spec, possibleCpus, percpu: false, lru: true)
 {

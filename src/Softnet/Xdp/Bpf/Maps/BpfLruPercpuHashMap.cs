@@ -2,8 +2,8 @@ namespace Softnet.Xdp.Bpf.Maps;
 
 /// <summary>
 /// BPF_MAP_TYPE_LRU_PERCPU_HASH: the LRU hash with a value copy per possible CPU; an update of an existing key writes
-/// in place, and an update with BPF_EXIST takes no free element (htab_lru_percpu_map_update_elem). The LRU list is exact
-/// and map-wide; see <see cref="BpfLruHashMap"/> for how the kernel's per-CPU lists differ.
+/// in place (still taking and returning an element first, which may evict), and an update with BPF_EXIST takes no
+/// element (htab_lru_percpu_map_update_elem). Evictions follow <see cref="BpfLru"/> as for <see cref="BpfLruHashMap"/>.
 /// </summary>
 public sealed class BpfLruPercpuHashMap(BpfMapSpec spec, int possibleCpus) : BpfHashMapBase(spec, possibleCpus, percpu: true, lru: true)
 {

@@ -5,7 +5,7 @@ namespace Softnet.Xdp.Bpf.Maps;
 /// <summary>errno values the map code returns (negated), as in include/uapi/asm-generic/errno*.h and include/linux/errno.h.</summary>
 public static class BpfErrno
 {
-    public const int EPERM = 1, ENOENT = 2, EBADF = 9, EAGAIN = 11, EFAULT = 14, EEXIST = 17, ENODEV = 19, EINVAL = 22,
+    public const int EPERM = 1, ENOENT = 2, EBADF = 9, ENOMEM = 12, EAGAIN = 11, EFAULT = 14, EEXIST = 17, ENODEV = 19, EINVAL = 22,
         ENOSPC = 28, E2BIG = 7, EOVERFLOW = 75, EOPNOTSUPP = 95, ENOTSUPP = 524;
 }
 

@@ -36,7 +36,9 @@ public sealed class BpfRingbufMap : BpfMap
     {
         if ((flags & ~3ul) != 0) return -EINVAL;
         long len = (data.Length + HeaderSize + 7L) & ~7L;
-        if (len > _ring.Length || _producer - _consumer + len > _ring.Length)
+        // __bpf_ringbuf_reserve: the producer may run at most ring size - 1 bytes ahead of the consumer (new_prod_pos -
+        // cons_pos > rb->mask fails), so the ring never fills to the last byte.
+        if (len > _ring.Length || _producer - _consumer + len > _ring.Length - 1)
         {
             Dropped++;
             return -EAGAIN;
