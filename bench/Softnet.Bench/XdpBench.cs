@@ -1,0 +1,342 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text.Json;
+using Softnet.Tests.Xdp.Bpf.Elf;
+using Softnet.Xdp;
+using Softnet.Xdp.Bpf;
+using Softnet.Xdp.Bpf.Elf;
+using Softnet.Xdp.Bpf.Helpers;
+
+namespace Softnet.Bench;
+
+/// <summary>
+/// `bench xdp`: the cost per packet of three clang-built XDP programs (Programs/*.c: a drop-by-port parser, a per-CPU
+/// counter, an LPM-trie lookup) in the interpreter, in the JIT and in the kernel (BPF_PROG_TEST_RUN with repeat, the
+/// kernel's own mean duration per run) on the same 64-byte UDP frames in the same run, and the replay pipeline's
+/// packets/s with a JIT'd XDP_DROP program (bench pipeline's xdp_jit_drop_64). The kernel columns need root (bpf(2));
+/// without it they are reported as unavailable.
+/// </summary>
+public static class XdpBench
+{
+    private const int FrameCount = 256, FrameLength = 64, Headroom = XdpAdjust.PacketHeadroom, Tailroom = XdpAdjust.SkbSharedInfoSize;
+    private const int Seed = 20261206, DropPort = 9, BlockedPrefixes = 64;
+    private const uint KernelRepeat = 20_000;
+
+    private static readonly string[] ProgramNames = ["drop_by_port", "percpu_counter", "lpm"];
+
+    public static int Run(BenchArgs args)
+    {
+        double seconds = Math.Max(0.2, args.Seconds / 2);
+        var rng = new Random(Seed);
+        var frames = Frames(rng);
+        var prefixes = Prefixes(rng);
+        string? kernelWhy = KernelUnavailable();
+        Console.WriteLine($"xdp: {frames.Count} UDP frames of {FrameLength} B (seed {Seed}); {seconds:F1} s per engine; kernel: {kernelWhy ?? $"BPF_PROG_TEST_RUN, repeat {KernelRepeat} per frame"}");
+
+        var interp = new Dictionary<string, double>();
+        var jit = new Dictionary<string, double>();
+        var kernel = new Dictionary<string, double>();
+        var verdicts = new Dictionary<string, string>();
+        foreach (string name in ProgramNames)
+        {
+            string path = ObjectPath(name);
+            var obj = BpfObject.Load(path);
+            var prog = obj.LoadProgram(null, BpfXdpHelpers.Table());
+            if (name == "lpm") FillBlocked(obj, prefixes);
+            var run = new BpfRunContext();
+            var buffers = frames.Select(f => Buffer(f)).ToArray();
+
+            var vm = new BpfInterpreter();
+            var compiled = BpfJit.Compile(prog);
+            var stack = new BpfJitStack();
+            var ours = new XdpAction[frames.Count];
+            var theirs = new XdpAction[frames.Count];
+            for (int i = 0; i < frames.Count; i++)
+            {
+                var x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                ours[i] = vm.RunXdp(prog, ref x, 2, run, obj.Space, out _);
+                x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                theirs[i] = compiled.RunXdp(stack, ref x, 2, run, obj.Space, out _);
+            }
+            if (!ours.AsSpan().SequenceEqual(theirs)) throw new InvalidOperationException($"{name}: the JIT's verdicts differ from the interpreter's");
+
+            interp[name] = NsPerPacket(seconds, frames.Count, () =>
+            {
+                for (int i = 0; i < buffers.Length; i++)
+                {
+                    var x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                    vm.RunXdp(prog, ref x, 2, run, obj.Space, out _);
+                }
+            });
+            jit[name] = NsPerPacket(seconds, frames.Count, () =>
+            {
+                for (int i = 0; i < buffers.Length; i++)
+                {
+                    var x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                    compiled.RunXdp(stack, ref x, 2, run, obj.Space, out _);
+                }
+            });
+            string summary = $"{ours.Count(a => a == XdpAction.Drop)} drop / {ours.Count(a => a == XdpAction.Pass)} pass";
+            if (kernelWhy is null)
+            {
+                var (ns, kernelVerdicts) = KernelNsPerPacket(obj, name, frames, prefixes);
+                kernel[name] = ns;
+                int differ = Enumerable.Range(0, frames.Count).Count(i => kernelVerdicts[i] != ours[i]);
+                summary += differ == 0 ? ", kernel agrees" : $", kernel DIFFERS on {differ} frames";
+            }
+            verdicts[name] = summary;
+        }
+        var replay = PipelineBench.XdpJitDrop(PipelineBench.SmallFrames(), Math.Max(1, seconds));
+
+        Console.WriteLine();
+        Console.WriteLine($"{"program",-16} {"interp ns/pkt",14} {"jit ns/pkt",11} {"kernel ns/pkt",14} {"jit/kernel",11} {"jit Mpps",9}  verdicts");
+        foreach (string name in ProgramNames)
+        {
+            string k = kernel.TryGetValue(name, out double kn) ? $"{kn,14:F1}" : $"{"unavailable",14}";
+            string r = kernel.ContainsKey(name) ? $"{jit[name] / kn,11:F2}" : $"{"-",11}";
+            Console.WriteLine($"{name,-16} {interp[name],14:F1} {jit[name],11:F1} {k} {r} {1e3 / jit[name],9:F1}  {verdicts[name]}");
+        }
+        Console.WriteLine($"{"replay xdp_jit_drop_64",-40} {replay.Pps / 1e6,8:F2} Mpps/core  {replay.Alloc:F2} B/packet allocated");
+        if (kernelWhy is not null) Console.WriteLine($"kernel columns unavailable: {kernelWhy}");
+
+        if (args.Json is not null)
+        {
+            using var f = File.Create(args.Json);
+            using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            void Figures(string key, Func<string, double?> value)
+            {
+                w.WriteStartObject(key);
+                foreach (string name in ProgramNames)
+                {
+                    if (value(name) is { } v) w.WriteNumber(name, Math.Round(v, 2));
+                    else w.WriteNull(name);
+                }
+                w.WriteEndObject();
+            }
+            Figures("interp_ns_per_packet", n => interp[n]);
+            Figures("jit_ns_per_packet", n => jit[n]);
+            Figures("kernel_ns_per_packet", n => kernel.TryGetValue(n, out double v) ? v : null);
+            Figures("jit_vs_kernel", n => kernel.TryGetValue(n, out double v) ? jit[n] / v : null);
+            w.WriteNumber("replay_xdp_drop_pps_per_core", Math.Round(replay.Pps));
+            if (kernelWhy is not null) w.WriteString("kernel_unavailable", kernelWhy);
+            w.WriteEndObject();
+        }
+        return 0;
+    }
+
+    /// <summary>The program's object, compiled from Programs/NAME.c at bench time (cached by the source's hash).</summary>
+    private static string ObjectPath(string name)
+    {
+        string src = Path.Combine(AppContext.BaseDirectory, "Programs", name + ".c");
+        try
+        {
+            return BpfClang.Compile(src, Path.Combine(Path.GetTempPath(), "softnet-bench-xdp-objects"));
+        }
+        catch (BpfClangException e)
+        {
+            throw new ArgumentException(e.Message);
+        }
+    }
+
+    /// <summary>A frame in a buffer with XDP_PACKET_HEADROOM before it and skb_shared_info's room after it.</summary>
+    private static byte[] Buffer(byte[] frame)
+    {
+        var b = new byte[Headroom + frame.Length + Tailroom];
+        frame.CopyTo(b, Headroom);
+        return b;
+    }
+
+    /// <summary>
+    /// 64-byte Ethernet / IPv4 / UDP frames (22 bytes of payload) from 10.0.0.0/11 to 192.168.0.0/16; about one in
+    /// eight to the dropped port, the rest to a mix of well-known and ephemeral ports.
+    /// </summary>
+    private static List<byte[]> Frames(Random rng)
+    {
+        ushort[] ports = [53, 80, 123, 443, 4789, 5353, 8080, 51820];
+        var list = new List<byte[]>(FrameCount);
+        for (int i = 0; i < FrameCount; i++)
+        {
+            var f = new byte[FrameLength];
+            f[0] = 0x02; f[5] = 0x01; f[6] = 0x02; f[11] = 0x02;
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
+            f[14] = 0x45;
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(16), FrameLength - 14);
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(18), (ushort)i);
+            f[22] = 64; f[23] = 17;
+            f[26] = 10; f[27] = (byte)rng.Next(32); f[28] = (byte)rng.Next(256); f[29] = (byte)rng.Next(1, 255);
+            f[30] = 192; f[31] = 168; f[32] = (byte)rng.Next(256); f[33] = (byte)rng.Next(1, 255);
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(24), Ipv4Checksum(f.AsSpan(14, 20)));
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(34), (ushort)rng.Next(1024, 65536));
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(36), rng.Next(8) == 0 ? (ushort)DropPort : ports[rng.Next(ports.Length)]);
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(38), FrameLength - 34);
+            list.Add(f);
+        }
+        return list;
+    }
+
+    private static ushort Ipv4Checksum(ReadOnlySpan<byte> h)
+    {
+        uint sum = 0;
+        for (int i = 0; i < h.Length; i += 2) sum += BinaryPrimitives.ReadUInt16BigEndian(h[i..]);
+        while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+        return (ushort)~sum;
+    }
+
+    /// <summary>The LPM program's blocked prefixes: /16 to /24 inside 10.0.0.0/11, as (prefixlen, network bytes) keys.</summary>
+    private static List<byte[]> Prefixes(Random rng)
+    {
+        var keys = new List<byte[]>(BlockedPrefixes);
+        for (int i = 0; i < BlockedPrefixes; i++)
+        {
+            int len = rng.Next(16, 25);
+            uint addr = (10u << 24) | ((uint)rng.Next(32) << 16) | ((uint)rng.Next(256) << 8);
+            addr &= ~0u << (32 - len);
+            var k = new byte[8];
+            BinaryPrimitives.WriteUInt32LittleEndian(k, (uint)len);
+            BinaryPrimitives.WriteUInt32BigEndian(k.AsSpan(4), addr);
+            keys.Add(k);
+        }
+        return keys;
+    }
+
+    private static void FillBlocked(BpfObject obj, List<byte[]> prefixes)
+    {
+        var map = obj.Map("blocked") ?? throw new InvalidOperationException("lpm.o has no map 'blocked'");
+        var one = new byte[4];
+        one[0] = 1;
+        foreach (var k in prefixes)
+        {
+            long err = map.UserUpdate(k, one, 0);
+            if (err != 0) throw new InvalidOperationException($"blocked: update failed ({err})");
+        }
+    }
+
+    /// <summary>
+    /// The median over timed chunks (about a tenth of <paramref name="seconds"/> each, after a warm-up that lets the
+    /// runtime tier the loop up) of the time per packet of <paramref name="pass"/>, one pass over <paramref name="frames"/> frames.
+    /// </summary>
+    private static double NsPerPacket(double seconds, int frames, Action pass)
+    {
+        var warm = Stopwatch.StartNew();
+        while (warm.Elapsed.TotalSeconds < 0.3) pass();
+        var chunks = new List<double>();
+        var wall = Stopwatch.StartNew();
+        long passes = 64;
+        while (wall.Elapsed.TotalSeconds < seconds || chunks.Count < 5)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (long i = 0; i < passes; i++) pass();
+            double ns = Stopwatch.GetElapsedTime(t0).TotalNanoseconds;
+            chunks.Add(ns / (passes * frames));
+            if (ns < seconds * 1e8) passes *= 2;
+        }
+        chunks.Sort();
+        return chunks[chunks.Count / 2];
+    }
+
+    // ---- the kernel's cost ----
+
+    private static string? KernelUnavailable()
+    {
+        if (!BpfSyscall.Supported) return "bpf(2) needs Linux x86-64";
+        try
+        {
+            int fd = BpfSyscall.LoadProgram(BpfSyscall.ProgTypeXdp, [new BpfInsn(BpfOp.BPF_ALU64 | BpfOp.BPF_MOV | BpfOp.BPF_K, 0, 0, 0, 2).ToUInt64(),
+                new BpfInsn(BpfOp.BPF_JMP | BpfOp.BPF_EXIT, 0, 0, 0, 0).ToUInt64()]);
+            BpfSyscall.Close(fd);
+            return null;
+        }
+        catch (BpfSyscallException e)
+        {
+            return $"cannot load an XDP program into the kernel (errno {e.Errno}; bpf(2) needs root or CAP_BPF)";
+        }
+    }
+
+    /// <summary>
+    /// The kernel's mean duration per run (BPF_PROG_TEST_RUN with <see cref="KernelRepeat"/> repeats) of the program
+    /// loaded with its maps, averaged over the frames; and its verdict for each frame.
+    /// </summary>
+    private static (double Ns, XdpAction[] Verdicts) KernelNsPerPacket(BpfObject obj, string name, List<byte[]> frames, List<byte[]> prefixes)
+    {
+        using var k = KernelLoader.Load(obj, name);
+        if (name == "lpm")
+        {
+            var one = new byte[4];
+            one[0] = 1;
+            foreach (var key in prefixes) BpfSyscall.UpdateElem(k.MapFd("blocked"), key, one);
+        }
+        var verdicts = new XdpAction[frames.Count];
+        var output = new byte[FrameLength + Tailroom];
+        for (int i = 0; i < frames.Count; i++) verdicts[i] = (XdpAction)BpfSyscall.TestRun(k.ProgramFd, frames[i], output).ReturnValue;
+        // Warm the program, maps and caches, then the timed runs: every frame, twice, the lower mean of the two kept
+        // (the machine is shared; a preempted run only ever adds time).
+        foreach (var f in frames) BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat / 10);
+        double total = 0;
+        foreach (var f in frames)
+        {
+            uint a = BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat).DurationNs;
+            uint b = BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat).DurationNs;
+            total += Math.Min(a, b);
+        }
+        return (total / frames.Count, verdicts);
+    }
+
+    /// <summary>
+    /// A minimal loader for the bench (until BpfKernelObject): each map created with BPF_MAP_CREATE as the object
+    /// declares it, each ld_imm64 of a map (BPF_PSEUDO_MAP_FD) given the kernel's fd, the program loaded as XDP.
+    /// </summary>
+    private sealed class KernelLoader : IDisposable
+    {
+        private readonly Dictionary<string, int> _maps = [];
+        public int ProgramFd { get; private set; } = -1;
+
+        public int MapFd(string name) => _maps[name];
+
+        public static KernelLoader Load(BpfObject obj, string section)
+        {
+            var k = new KernelLoader();
+            try
+            {
+                var fds = new int[obj.Space.Maps.Count];
+                for (int i = 0; i < fds.Length; i++)
+                {
+                    var m = obj.Space.Maps[i];
+                    fds[i] = BpfSyscall.CreateMap((uint)m.Type, (uint)m.KeySize, (uint)m.ValueSize, (uint)m.MaxEntries, m.Spec.Flags, m.Name);
+                    k._maps[m.Name] = fds[i];
+                }
+                var insns = obj.Program(null).Insns;
+                var raw = new ulong[insns.Length];
+                for (int i = 0; i < insns.Length; i++)
+                {
+                    var insn = insns[i];
+                    if (insn.IsLdImm64 && insn.Src == BpfOp.BPF_PSEUDO_MAP_FD && i + 1 < insns.Length)
+                    {
+                        var handle = (ulong)(uint)insn.Imm | ((ulong)(uint)insns[i + 1].Imm << 32);
+                        int fd = fds[(int)(uint)handle];
+                        raw[i] = new BpfInsn(insn.Code, insn.Dst, insn.Src, insn.Off, fd).ToUInt64();
+                        raw[i + 1] = new BpfInsn(0, 0, 0, 0, 0).ToUInt64();
+                        i++;
+                        continue;
+                    }
+                    if (insn.IsLdImm64 && insn.Src != 0) throw new InvalidOperationException($"{section}: ld_imm64 with src {insn.Src} is beyond the bench's loader");
+                    raw[i] = insn.ToUInt64();
+                }
+                k.ProgramFd = BpfSyscall.LoadProgram(BpfSyscall.ProgTypeXdp, raw, obj.License.Length > 0 ? obj.License : "GPL", section);
+                return k;
+            }
+            catch
+            {
+                k.Dispose();
+                throw;
+            }
+        }
+
+        public void Dispose()
+        {
+            BpfSyscall.Close(ProgramFd);
+            foreach (int fd in _maps.Values) BpfSyscall.Close(fd);
+            _maps.Clear();
+        }
+    }
+}
