@@ -17,9 +17,13 @@ public static unsafe class BpfSyscall
     private const int AttrSize = 144;
 
     public const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4,
-        ProgLoad = 5, ProgTestRun = 10;
+        ProgLoad = 5, ProgTestRun = 10, MapFreeze = 22;
 
     public const uint ProgTypeSocketFilter = 1, ProgTypeXdp = 6;
+    /// <summary>enum bpf_attach_type values libbpf gives XDP programs as expected_attach_type.</summary>
+    public const uint AttachXdp = 37, AttachXdpDevmap = 38, AttachXdpCpumap = 39;
+    /// <summary>prog_flags BPF_F_XDP_HAS_FRAGS: the program handles multi-buffer frames (SEC("xdp.frags")).</summary>
+    public const uint ProgFlagXdpHasFrags = 1 << 5;
     public const uint MapTypeHash = 1, MapTypeArray = 2, MapTypePercpuHash = 5, MapTypePercpuArray = 6, MapTypeLruHash = 9,
         MapTypeLpmTrie = 11;
 
@@ -91,8 +95,9 @@ public static unsafe class BpfSyscall
         }
     }
 
-    /// <summary>BPF_MAP_CREATE without BTF. Returns the map fd.</summary>
-    public static int CreateMap(uint mapType, uint keySize, uint valueSize, uint maxEntries, uint flags = 0, string name = "")
+    /// <summary>BPF_MAP_CREATE without BTF (for array/hash of maps, <paramref name="innerMapFd"/> is the template every
+    /// inner map must match). Returns the map fd.</summary>
+    public static int CreateMap(uint mapType, uint keySize, uint valueSize, uint maxEntries, uint flags = 0, string name = "", int innerMapFd = 0)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
         attr.Clear();
@@ -101,6 +106,7 @@ public static unsafe class BpfSyscall
         U32(attr, 8, valueSize);
         U32(attr, 12, maxEntries);
         U32(attr, 16, flags);
+        U32(attr, 20, (uint)innerMapFd);
         Name(attr, 28, name);
         long fd = Call(MapCreate, attr, out int errno);
         if (fd < 0) throw new BpfSyscallException("BPF_MAP_CREATE", errno, "");
@@ -130,6 +136,24 @@ public static unsafe class BpfSyscall
             if (Elem(MapUpdateElem, mapFd, key, new Span<byte>(v, value.Length), flags, out int errno) < 0)
                 throw new BpfSyscallException("BPF_MAP_UPDATE_ELEM", errno, "");
         }
+    }
+
+    /// <summary>BPF_MAP_DELETE_ELEM; false when the key is absent.</summary>
+    public static bool DeleteElem(int mapFd, ReadOnlySpan<byte> key)
+    {
+        if (Elem(MapDeleteElem, mapFd, key, default, 0, out int errno) >= 0) return true;
+        if (errno == 2) return false;
+        throw new BpfSyscallException("BPF_MAP_DELETE_ELEM", errno, "");
+    }
+
+    /// <summary>BPF_MAP_FREEZE: user space can no longer write the map (libbpf freezes .rodata after filling it, so the
+    /// verifier may treat its contents as constants).</summary>
+    public static void Freeze(int mapFd)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)mapFd);
+        if (Call(MapFreeze, attr, out int errno) < 0) throw new BpfSyscallException("BPF_MAP_FREEZE", errno, "");
     }
 
     /// <summary>BPF_MAP_LOOKUP_ELEM into <paramref name="value"/> (for a per-CPU map, value_size rounded up to 8 times
@@ -180,6 +204,22 @@ public static unsafe class BpfSyscall
             return new TestRunResult(BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]), (int)BinaryPrimitives.ReadUInt32LittleEndian(attr[12..]),
                 BinaryPrimitives.ReadUInt32LittleEndian(attr[36..]), (int)BinaryPrimitives.ReadUInt32LittleEndian(attr[44..]));
         }
+    }
+
+    /// <summary>
+    /// BPF_PROG_TEST_RUN of an XDP program with a struct xdp_md context (bpf_prog_test_run_xdp, xdp_convert_md_to_buff):
+    /// no metadata, data_end the frame's length, and the ingress device and RX queue the program sees. The kernel looks
+    /// <paramref name="ingressIfindex"/> up in the calling thread's network namespace and refuses a queue past the
+    /// device's real_num_rx_queues; 0 keeps the default (the namespace's loopback, queue 0).
+    /// </summary>
+    public static TestRunResult TestRunXdp(int progFd, ReadOnlySpan<byte> data, Span<byte> dataOut, uint ingressIfindex, uint rxQueue, uint repeat = 1)
+    {
+        Span<byte> md = stackalloc byte[24];
+        md.Clear();
+        U32(md, 4, (uint)data.Length);   // data_end
+        U32(md, 12, ingressIfindex);
+        U32(md, 16, rxQueue);
+        return TestRun(progFd, data, dataOut, repeat, md);
     }
 }
 
