@@ -39,8 +39,10 @@ public static class XdpBench
         var verdicts = new Dictionary<string, string>();
         foreach (string name in ProgramNames)
         {
+            if (args.Case is { } only && only != name) continue;
             string path = ObjectPath(name);
-            var obj = BpfObject.Load(path);
+            // Per-CPU values come in the kernel's possible-CPU count, so both sides' maps have the same shape.
+            var obj = BpfObject.Load(path, kernelWhy is null ? BpfKernelObject.PossibleCpus() : 0);
             var prog = obj.LoadProgram(null, BpfXdpHelpers.Table());
             if (name == "lpm") FillBlocked(obj, prefixes);
             var run = new BpfRunContext();
@@ -79,7 +81,7 @@ public static class XdpBench
             string summary = $"{ours.Count(a => a == XdpAction.Drop)} drop / {ours.Count(a => a == XdpAction.Pass)} pass";
             if (kernelWhy is null)
             {
-                var (ns, kernelVerdicts) = KernelNsPerPacket(obj, name, frames, prefixes);
+                var (ns, kernelVerdicts) = KernelNsPerPacket(obj, frames);
                 kernel[name] = ns;
                 int differ = Enumerable.Range(0, frames.Count).Count(i => kernelVerdicts[i] != ours[i]);
                 summary += differ == 0 ? ", kernel agrees" : $", kernel DIFFERS on {differ} frames";
@@ -90,7 +92,7 @@ public static class XdpBench
 
         Console.WriteLine();
         Console.WriteLine($"{"program",-16} {"interp ns/pkt",14} {"jit ns/pkt",11} {"kernel ns/pkt",14} {"jit/kernel",11} {"jit Mpps",9}  verdicts");
-        foreach (string name in ProgramNames)
+        foreach (string name in ProgramNames.Where(interp.ContainsKey))
         {
             string k = kernel.TryGetValue(name, out double kn) ? $"{kn,14:F1}" : $"{"unavailable",14}";
             string r = kernel.ContainsKey(name) ? $"{jit[name] / kn,11:F2}" : $"{"-",11}";
@@ -107,7 +109,7 @@ public static class XdpBench
             void Figures(string key, Func<string, double?> value)
             {
                 w.WriteStartObject(key);
-                foreach (string name in ProgramNames)
+                foreach (string name in ProgramNames.Where(interp.ContainsKey))
                 {
                     if (value(name) is { } v) w.WriteNumber(name, Math.Round(v, 2));
                     else w.WriteNull(name);
@@ -257,86 +259,24 @@ public static class XdpBench
     /// The kernel's mean duration per run (BPF_PROG_TEST_RUN with <see cref="KernelRepeat"/> repeats) of the program
     /// loaded with its maps, averaged over the frames; and its verdict for each frame.
     /// </summary>
-    private static (double Ns, XdpAction[] Verdicts) KernelNsPerPacket(BpfObject obj, string name, List<byte[]> frames, List<byte[]> prefixes)
+    private static (double Ns, XdpAction[] Verdicts) KernelNsPerPacket(BpfObject obj, List<byte[]> frames)
     {
-        using var k = KernelLoader.Load(obj, name);
-        if (name == "lpm")
-        {
-            var one = new byte[4];
-            one[0] = 1;
-            foreach (var key in prefixes) BpfSyscall.UpdateElem(k.MapFd("blocked"), key, one);
-        }
+        // BpfKernelObject creates the maps with our maps' contents (the LPM's blocked prefixes), then loads the program.
+        using var k = BpfKernelObject.Load(obj);
+        int fd = k.ProgramFd();
         var verdicts = new XdpAction[frames.Count];
         var output = new byte[FrameLength + Tailroom];
-        for (int i = 0; i < frames.Count; i++) verdicts[i] = (XdpAction)BpfSyscall.TestRun(k.ProgramFd, frames[i], output).ReturnValue;
+        for (int i = 0; i < frames.Count; i++) verdicts[i] = (XdpAction)BpfSyscall.TestRun(fd, frames[i], output).ReturnValue;
         // Warm the program, maps and caches, then the timed runs: every frame, twice, the lower mean of the two kept
         // (the machine is shared; a preempted run only ever adds time).
-        foreach (var f in frames) BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat / 10);
+        foreach (var f in frames) BpfSyscall.TestRun(fd, f, output, KernelRepeat / 10);
         double total = 0;
         foreach (var f in frames)
         {
-            uint a = BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat).DurationNs;
-            uint b = BpfSyscall.TestRun(k.ProgramFd, f, output, KernelRepeat).DurationNs;
+            uint a = BpfSyscall.TestRun(fd, f, output, KernelRepeat).DurationNs;
+            uint b = BpfSyscall.TestRun(fd, f, output, KernelRepeat).DurationNs;
             total += Math.Min(a, b);
         }
         return (total / frames.Count, verdicts);
-    }
-
-    /// <summary>
-    /// A minimal loader for the bench (until BpfKernelObject): each map created with BPF_MAP_CREATE as the object
-    /// declares it, each ld_imm64 of a map (BPF_PSEUDO_MAP_FD) given the kernel's fd, the program loaded as XDP.
-    /// </summary>
-    private sealed class KernelLoader : IDisposable
-    {
-        private readonly Dictionary<string, int> _maps = [];
-        public int ProgramFd { get; private set; } = -1;
-
-        public int MapFd(string name) => _maps[name];
-
-        public static KernelLoader Load(BpfObject obj, string section)
-        {
-            var k = new KernelLoader();
-            try
-            {
-                var fds = new int[obj.Space.Maps.Count];
-                for (int i = 0; i < fds.Length; i++)
-                {
-                    var m = obj.Space.Maps[i];
-                    fds[i] = BpfSyscall.CreateMap((uint)m.Type, (uint)m.KeySize, (uint)m.ValueSize, (uint)m.MaxEntries, m.Spec.Flags, m.Name);
-                    k._maps[m.Name] = fds[i];
-                }
-                var insns = obj.Program(null).Insns;
-                var raw = new ulong[insns.Length];
-                for (int i = 0; i < insns.Length; i++)
-                {
-                    var insn = insns[i];
-                    if (insn.IsLdImm64 && insn.Src == BpfOp.BPF_PSEUDO_MAP_FD && i + 1 < insns.Length)
-                    {
-                        var handle = (ulong)(uint)insn.Imm | ((ulong)(uint)insns[i + 1].Imm << 32);
-                        int fd = fds[(int)(uint)handle];
-                        raw[i] = new BpfInsn(insn.Code, insn.Dst, insn.Src, insn.Off, fd).ToUInt64();
-                        raw[i + 1] = new BpfInsn(0, 0, 0, 0, 0).ToUInt64();
-                        i++;
-                        continue;
-                    }
-                    if (insn.IsLdImm64 && insn.Src != 0) throw new InvalidOperationException($"{section}: ld_imm64 with src {insn.Src} is beyond the bench's loader");
-                    raw[i] = insn.ToUInt64();
-                }
-                k.ProgramFd = BpfSyscall.LoadProgram(BpfSyscall.ProgTypeXdp, raw, obj.License.Length > 0 ? obj.License : "GPL", section);
-                return k;
-            }
-            catch
-            {
-                k.Dispose();
-                throw;
-            }
-        }
-
-        public void Dispose()
-        {
-            BpfSyscall.Close(ProgramFd);
-            foreach (int fd in _maps.Values) BpfSyscall.Close(fd);
-            _maps.Clear();
-        }
     }
 }
