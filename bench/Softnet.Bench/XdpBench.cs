@@ -21,6 +21,8 @@ public static class XdpBench
     private const int FrameCount = 256, FrameLength = 64, Headroom = XdpAdjust.PacketHeadroom, Tailroom = XdpAdjust.SkbSharedInfoSize;
     private const int Seed = 20261206, DropPort = 9, BlockedPrefixes = 64;
     private const uint KernelRepeat = 20_000;
+    /// <summary>Runs of each frame in a row in the interpreter and JIT measurements (as the kernel's repeat).</summary>
+    private const int Repeat = 64;
 
     private static readonly string[] ProgramNames = ["drop_by_port", "percpu_counter", "lpm"];
 
@@ -35,6 +37,7 @@ public static class XdpBench
 
         var interp = new Dictionary<string, double>();
         var jit = new Dictionary<string, double>();
+        var jitMixed = new Dictionary<string, double>();
         var kernel = new Dictionary<string, double>();
         var verdicts = new Dictionary<string, string>();
         foreach (string name in ProgramNames)
@@ -62,22 +65,25 @@ public static class XdpBench
             }
             if (!ours.AsSpan().SequenceEqual(theirs)) throw new InvalidOperationException($"{name}: the JIT's verdicts differ from the interpreter's");
 
-            interp[name] = NsPerPacket(seconds, frames.Count, () =>
+            void Interp(byte[] buffer, int repeat)
             {
-                for (int i = 0; i < buffers.Length; i++)
+                for (int r = 0; r < repeat; r++)
                 {
-                    var x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                    var x = new XdpBuff(buffer, Headroom, FrameLength, 0, Tailroom);
                     vm.RunXdp(prog, ref x, 2, run, obj.Space, out _);
                 }
-            });
-            jit[name] = NsPerPacket(seconds, frames.Count, () =>
+            }
+            void Jit(byte[] buffer, int repeat)
             {
-                for (int i = 0; i < buffers.Length; i++)
+                for (int r = 0; r < repeat; r++)
                 {
-                    var x = new XdpBuff(buffers[i], Headroom, FrameLength, 0, Tailroom);
+                    var x = new XdpBuff(buffer, Headroom, FrameLength, 0, Tailroom);
                     compiled.RunXdp(stack, ref x, 2, run, obj.Space, out _);
                 }
-            });
+            }
+            interp[name] = NsPerPacket(seconds, buffers, Interp, Repeat);
+            jit[name] = NsPerPacket(seconds, buffers, Jit, Repeat);
+            jitMixed[name] = NsPerPacket(seconds / 2, buffers, Jit, 1);
             string summary = $"{ours.Count(a => a == XdpAction.Drop)} drop / {ours.Count(a => a == XdpAction.Pass)} pass";
             if (kernelWhy is null)
             {
@@ -88,16 +94,44 @@ public static class XdpBench
             }
             verdicts[name] = summary;
         }
+        // The fixed cost of a run (context set-up, entry, verdict): a program that only returns XDP_PASS.
+        var empty = BpfProgram.Load(BpfAssembler.Assemble("mov %r0, 2\nexit"), BpfVerifierOptions.Xdp());
+        double emptyInterp, emptyJit;
+        {
+            var vm = new BpfInterpreter();
+            var compiled = BpfJit.Compile(empty);
+            var stack = new BpfJitStack();
+            var run = new BpfRunContext();
+            var buffers = frames.Select(f => Buffer(f)).ToArray();
+            emptyInterp = NsPerPacket(seconds / 2, buffers, (buffer, repeat) =>
+            {
+                for (int r = 0; r < repeat; r++)
+                {
+                    var x = new XdpBuff(buffer, Headroom, FrameLength, 0, Tailroom);
+                    vm.RunXdp(empty, ref x, 2, run, null, out _);
+                }
+            }, Repeat);
+            emptyJit = NsPerPacket(seconds / 2, buffers, (buffer, repeat) =>
+            {
+                for (int r = 0; r < repeat; r++)
+                {
+                    var x = new XdpBuff(buffer, Headroom, FrameLength, 0, Tailroom);
+                    compiled.RunXdp(stack, ref x, 2, run, null, out _);
+                }
+            }, Repeat);
+        }
         var replay = PipelineBench.XdpJitDrop(PipelineBench.SmallFrames(), Math.Max(1, seconds));
 
         Console.WriteLine();
-        Console.WriteLine($"{"program",-16} {"interp ns/pkt",14} {"jit ns/pkt",11} {"kernel ns/pkt",14} {"jit/kernel",11} {"jit Mpps",9}  verdicts");
+        Console.WriteLine($"ns per packet: each frame run {Repeat}× in a row (the kernel: {KernelRepeat}×), averaged over the frames; jit mixed: the frames interleaved");
+        Console.WriteLine($"{"program",-16} {"interp ns/pkt",14} {"jit ns/pkt",11} {"kernel ns/pkt",14} {"jit/kernel",11} {"jit mixed",10} {"jit Mpps",9}  verdicts");
         foreach (string name in ProgramNames.Where(interp.ContainsKey))
         {
             string k = kernel.TryGetValue(name, out double kn) ? $"{kn,14:F1}" : $"{"unavailable",14}";
             string r = kernel.ContainsKey(name) ? $"{jit[name] / kn,11:F2}" : $"{"-",11}";
-            Console.WriteLine($"{name,-16} {interp[name],14:F1} {jit[name],11:F1} {k} {r} {1e3 / jit[name],9:F1}  {verdicts[name]}");
+            Console.WriteLine($"{name,-16} {interp[name],14:F1} {jit[name],11:F1} {k} {r} {jitMixed[name],10:F1} {1e3 / jit[name],9:F1}  {verdicts[name]}");
         }
+        Console.WriteLine($"{"(return XDP_PASS)",-16} {emptyInterp,14:F1} {emptyJit,11:F1} {"",14} {"",11} {"",10} {1e3 / emptyJit,9:F1}  fixed cost of a run");
         Console.WriteLine($"{"replay xdp_jit_drop_64",-40} {replay.Pps / 1e6,8:F2} Mpps/core  {replay.Alloc:F2} B/packet allocated");
         if (kernelWhy is not null) Console.WriteLine($"kernel columns unavailable: {kernelWhy}");
 
@@ -120,6 +154,7 @@ public static class XdpBench
             Figures("jit_ns_per_packet", n => jit[n]);
             Figures("kernel_ns_per_packet", n => kernel.TryGetValue(n, out double v) ? v : null);
             Figures("jit_vs_kernel", n => kernel.TryGetValue(n, out double v) ? jit[n] / v : null);
+            Figures("jit_mixed_ns_per_packet", n => jitMixed[n]);
             w.WriteNumber("replay_xdp_drop_pps_per_core", Math.Round(replay.Pps));
             if (kernelWhy is not null) w.WriteString("kernel_unavailable", kernelWhy);
             w.WriteEndObject();
@@ -215,22 +250,28 @@ public static class XdpBench
     }
 
     /// <summary>
-    /// The median over timed chunks (about a tenth of <paramref name="seconds"/> each, after a warm-up that lets the
-    /// runtime tier the loop up) of the time per packet of <paramref name="pass"/>, one pass over <paramref name="frames"/> frames.
+    /// Nanoseconds per run of <paramref name="runFrame"/> over <paramref name="buffers"/>, each frame run
+    /// <paramref name="repeat"/> times in a row (BPF_PROG_TEST_RUN's method, so the figures compare; 1: the frames
+    /// interleaved, as a replay sees them): the median over timed chunks of about a tenth of <paramref name="seconds"/>
+    /// each, after a warm-up that lets the runtime tier the loop up.
     /// </summary>
-    private static double NsPerPacket(double seconds, int frames, Action pass)
+    private static double NsPerPacket(double seconds, byte[][] buffers, Action<byte[], int> runFrame, int repeat)
     {
+        void Pass()
+        {
+            foreach (var b in buffers) runFrame(b, repeat);
+        }
         var warm = Stopwatch.StartNew();
-        while (warm.Elapsed.TotalSeconds < 0.3) pass();
+        while (warm.Elapsed.TotalSeconds < 0.3) Pass();
         var chunks = new List<double>();
         var wall = Stopwatch.StartNew();
-        long passes = 64;
+        long passes = 4;
         while (wall.Elapsed.TotalSeconds < seconds || chunks.Count < 5)
         {
             long t0 = Stopwatch.GetTimestamp();
-            for (long i = 0; i < passes; i++) pass();
+            for (long i = 0; i < passes; i++) Pass();
             double ns = Stopwatch.GetElapsedTime(t0).TotalNanoseconds;
-            chunks.Add(ns / (passes * frames));
+            chunks.Add(ns / (passes * buffers.Length * repeat));
             if (ns < seconds * 1e8) passes *= 2;
         }
         chunks.Sort();

@@ -10,10 +10,14 @@ namespace Softnet.Xdp.Bpf;
 internal delegate BpfRunResult BpfJitEntry(ref BpfMemory mem, ulong r1, ulong r2);
 
 /// <summary>What the generated code reaches beyond its arguments: the helper functions bound at compile time.</summary>
-internal sealed class BpfJitClosure(BpfHelperFn[] fns, BpfHelperTable? table)
+internal sealed class BpfJitClosure(BpfHelperFn[] fns, BpfHelperTable? table, BpfRegionTable? space, Maps.BpfMap[] maps)
 {
     public readonly BpfHelperFn[] Fns = fns;
     public readonly BpfHelperTable? Table = table;
+    /// <summary>The address space the program was verified against: inlined map lookups hold while a run uses it.</summary>
+    public readonly BpfRegionTable? Space = space;
+    /// <summary>The maps of the call sites whose lookup is inlined.</summary>
+    public readonly Maps.BpfMap[] Maps = maps;
 }
 
 /// <summary>
@@ -47,6 +51,8 @@ internal sealed class BpfJitEmitter
     private static readonly MethodInfo InvokeFn = typeof(BpfHelperFn).GetMethod(nameof(BpfHelperFn.Invoke))!;
     private static readonly FieldInfo FnsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Fns))!;
     private static readonly FieldInfo TableField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Table))!;
+    private static readonly FieldInfo SpaceField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Space))!;
+    private static readonly FieldInfo MapsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Maps))!;
     private static readonly MethodInfo IsNullRef = typeof(Unsafe).GetMethod(nameof(Unsafe.IsNullRef))!.MakeGenericMethod(typeof(byte));
     private static readonly MethodInfo Barrier = typeof(Interlocked).GetMethod(nameof(Interlocked.MemoryBarrier), Type.EmptyTypes)!;
     private static readonly MethodInfo HelperFnGetter = typeof(BpfHelper).GetProperty(nameof(BpfHelper.Fn))!.GetMethod!;
@@ -60,6 +66,8 @@ internal sealed class BpfJitEmitter
     private readonly BpfProgram _prog;
     private readonly BpfInsn[] _insns;
     private readonly List<BpfHelperFn> _fns = [];
+    private readonly List<Maps.BpfMap> _maps = [];
+    private readonly bool[] _jumpTarget;
     private readonly Dictionary<int, Label> _outside = [];
     private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc)> _cold = [];
     private readonly List<int> _callSites = [];
@@ -69,6 +77,7 @@ internal sealed class BpfJitEmitter
     private LocalBuilder _addr = null!, _t = null!, _p = null!, _len = null!;
     private LocalBuilder _stackBase = null!, _frameBase = null!, _frame = null!, _save = null!, _slot = null!;
     private LocalBuilder _pktFirst = null!, _pktLow = null!, _ctxFirst = null!, _ctxLim = null!, _helper = null!;
+    private LocalBuilder _frameLow = null!, _cache = null!, _sameSpace = null!;
     private readonly LocalBuilder?[] _lim = new LocalBuilder?[9];
     private Label[] _labels = null!;
     private Label _returnBlock;
@@ -93,10 +102,14 @@ internal sealed class BpfJitEmitter
             if (cls == BPF_LDX && insn.Code == (BPF_LDX | BPF_MEM | BPF_DW) && prog.Options.Context == BpfContextKind.Xdp) usesCtx = true;
         }
         _hasCalls = _callSites.Count > 0;
+        _jumpTarget = JumpTargets(_insns);
         _r10Fixed = r10Fixed;
         _usesCtx = usesCtx;
         _usesPacket = usesPacket;
     }
+
+    /// <summary>Lookups with the map known at compile time (after <see cref="Compile"/>).</summary>
+    public int InlinedLookups => _maps.Count;
 
     public BpfJitEntry Compile()
     {
@@ -122,6 +135,9 @@ internal sealed class BpfJitEmitter
         _ctxFirst = il.DeclareLocal(byteRef);
         _ctxLim = il.DeclareLocal(typeof(ulong));
         _helper = il.DeclareLocal(typeof(BpfHelper));
+        _frameLow = il.DeclareLocal(typeof(ulong));
+        _cache = il.DeclareLocal(typeof(BpfJitRegionCache));
+        _sameSpace = il.DeclareLocal(typeof(bool));
         foreach (int size in new[] { 1, 2, 4, 8 }) _lim[size] = il.DeclareLocal(typeof(ulong));
 
         _labels = new Label[_insns.Length];
@@ -138,7 +154,7 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Br, Target(_insns.Length));
         EmitColdBlocks();
 
-        var closure = new BpfJitClosure([.. _fns], _prog.Helpers);
+        var closure = new BpfJitClosure([.. _fns], _prog.Helpers, _prog.Options.Maps, [.. _maps]);
         return dm.CreateDelegate<BpfJitEntry>(closure);
     }
 
@@ -169,6 +185,16 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Stloc, _r[FramePointer]);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stloc, _frame);
+        il.Emit(OpCodes.Ldc_I8, (long)(FramePointer0 - StackSize));
+        il.Emit(OpCodes.Stloc, _frameLow);
+        // Inlined map lookups bind the maps of the space the program was verified with; a run in another space takes
+        // the helper (the kernel's maps are fixed at load, so there this never happens).
+        il.Emit(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldfld, SpaceField);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Extra)));
+        il.Emit(OpCodes.Ceq);
+        il.Emit(OpCodes.Stloc, _sameSpace);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.StackFirst)));
         il.Emit(OpCodes.Stloc, _stackBase);
@@ -249,12 +275,25 @@ internal sealed class BpfJitEmitter
         var il = _il;
         foreach (var (slow, resume, size, write, pc) in _cold)
         {
+            // Not the packet: the current frame's stack (a pointer derived from R10), then the region cache (a map
+            // value), then the out-of-line resolution, which fills the cache or answers as TryMap does.
             il.MarkLabel(slow);
+            EmitFrameAccess(_addr, size, resume);
+            il.Emit(OpCodes.Ldloca, _cache);
+            il.Emit(OpCodes.Ldloc, _addr);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Cached)));
+            il.Emit(OpCodes.Stloc, _p);
+            il.Emit(OpCodes.Ldloc, _p);
+            il.Emit(OpCodes.Call, IsNullRef);
+            il.Emit(OpCodes.Brfalse, resume);
+            il.Emit(OpCodes.Ldloca, _cache);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, _addr);
             il.Emit(OpCodes.Ldc_I4, size);
             il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Map)));
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Fill)));
             il.Emit(OpCodes.Stloc, _p);
             il.Emit(OpCodes.Ldloc, _p);
             il.Emit(OpCodes.Call, IsNullRef);
@@ -296,6 +335,95 @@ internal sealed class BpfJitEmitter
         }
     }
 
+    /// <summary>
+    /// _p = the bytes at <paramref name="addr"/> and a branch to <paramref name="hit"/> when the
+    /// <paramref name="size"/>-byte access lies in the current call frame's stack (the test of
+    /// <see cref="BpfMemory.TryMap"/> for that frame); falls through otherwise.
+    /// </summary>
+    private void EmitFrameAccess(LocalBuilder addr, int size, Label hit)
+    {
+        var il = _il;
+        var miss = il.DefineLabel();
+        Ld(addr);
+        Ld(_frameLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        il.Emit(OpCodes.Ldc_I8, (long)(StackSize + 1 - size));
+        il.Emit(OpCodes.Bge_Un, miss);
+        Ld(_frameBase);
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+        il.Emit(OpCodes.Br, hit);
+        il.MarkLabel(miss);
+    }
+
+    /// <summary>Instructions some jump, call or callee return lands on: where straight-line reasoning stops.</summary>
+    private static bool[] JumpTargets(BpfInsn[] insns)
+    {
+        var t = new bool[insns.Length + 1];
+        void Mark(long pc)
+        {
+            if (pc >= 0 && pc < t.Length) t[pc] = true;
+        }
+        for (int i = 0; i < insns.Length; i++)
+        {
+            var insn = insns[i];
+            if (insn.Class is not (BPF_JMP or BPF_JMP32)) continue;
+            if (insn.Op == BPF_EXIT) continue;
+            if (insn.Op == BPF_CALL)
+            {
+                if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL) Mark((long)i + 1 + insn.Imm);
+                Mark(i + 1);
+                continue;
+            }
+            Mark((long)i + 1 + (insn.Op == BPF_JA && insn.Class == BPF_JMP32 ? insn.Imm : insn.Off));
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// The map R1 holds at the helper call <paramref name="pc"/> when it is certain: the last write of R1 in the
+    /// straight line before the call (no jump lands between) is an ld_imm64 of a map (BPF_PSEUDO_MAP_FD) that the
+    /// program's address space knows. Null otherwise.
+    /// </summary>
+    private Maps.BpfMap? ConstantMapArg(int pc)
+    {
+        if (_prog.Options.Maps is not { } space || _jumpTarget[pc]) return null;
+        for (int k = pc - 1; k >= 0; k--)
+        {
+            var insn = _insns[k];
+            if (k > 0 && _insns[k - 1].IsLdImm64)
+            {
+                // The second half of an ld_imm64: look at the whole instruction.
+                if (_jumpTarget[k]) return null;
+                k--;
+                insn = _insns[k];
+            }
+            if (insn.IsLdImm64)
+            {
+                if (insn.Dst == 1)
+                {
+                    if (insn.Src != BPF_PSEUDO_MAP_FD || k + 1 >= _insns.Length) return null;
+                    return space.MapAt((uint)insn.Imm | ((ulong)(uint)_insns[k + 1].Imm << 32));
+                }
+            }
+            else if (insn.Class is BPF_JMP or BPF_JMP32 && insn.Op is BPF_CALL or BPF_EXIT) return null;
+            else if (WritesR1(insn)) return null;
+            if (_jumpTarget[k]) return null;
+        }
+        return null;
+    }
+
+    private static bool WritesR1(BpfInsn insn) => insn.Class switch
+    {
+        BPF_ALU or BPF_ALU64 or BPF_LDX or BPF_LD => insn.Dst == 1,
+        BPF_STX => insn.Mode == BPF_ATOMIC && (insn.Src == 1 || insn.Dst == 1),
+        _ => false,
+    };
+
     /// <summary>_slot = the save area of frame _frame.</summary>
     private void EmitSlot()
     {
@@ -319,6 +447,10 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Shl);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldc_I8, (long)StackSize);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _frameLow);
         il.Emit(OpCodes.Ldloc, _stackBase);
         il.Emit(OpCodes.Ldloc, _frame);
         il.Emit(OpCodes.Ldc_I4, StackSize);
@@ -665,6 +797,7 @@ internal sealed class BpfJitEmitter
     {
         var il = _il;
         var cont = il.DefineLabel();
+        var inlined = il.DefineLabel(); // after an inlined helper: nothing to reload
         if (insn.Source == BPF_X)
         {
             // uBPF's callx: the helper id is in dst at run time.
@@ -698,6 +831,11 @@ internal sealed class BpfJitEmitter
                 EmitResult(BpfFault.UnknownHelper, pc);
                 return;
             }
+            if (ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem) && ConstantMapArg(pc) is { } map)
+            {
+                EmitInlineLookup(map, inlined);
+                // The helper itself when the inline path does not apply (another address space, the key elsewhere).
+            }
             Op(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldfld, FnsField);
             il.Emit(OpCodes.Ldc_I4, _fns.Count);
@@ -725,6 +863,53 @@ internal sealed class BpfJitEmitter
         }
         il.MarkLabel(cont);
         EmitReload();
+        il.MarkLabel(inlined);
+    }
+
+    /// <summary>
+    /// bpf_map_lookup_elem with the map known at compile time (the kernel's verifier rewrites such calls too: array
+    /// maps through map_gen_lookup, the rest to a direct call of the map's lookup). When the run is in the program's
+    /// own address space and R2 points into the current stack frame — what a verified program passes as a key,
+    /// nearly always — R0 is computed here and the code continues at <paramref name="done"/>; otherwise it falls
+    /// through to the helper. A map lookup moves no packet, so no bounds are reloaded.
+    /// </summary>
+    private void EmitInlineLookup(Maps.BpfMap map, Label done)
+    {
+        var il = _il;
+        var helper = il.DefineLabel();
+        var key = il.DefineLabel();
+        Ld(_sameSpace);
+        il.Emit(OpCodes.Brfalse, helper);
+        EmitFrameAccess(_r[2], map.KeySize, key);
+        il.Emit(OpCodes.Br, helper);
+        il.MarkLabel(key);
+        Op(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldfld, MapsField);
+        il.Emit(OpCodes.Ldc_I4, _maps.Count);
+        _maps.Add(map);
+        il.Emit(OpCodes.Ldelem_Ref);
+        Ld(_p);
+        switch (map)
+        {
+            case Maps.BpfArrayMap:
+                il.Emit(OpCodes.Ldloca, _cache);
+                Call(nameof(BpfJitRuntime.ArrayLookup));
+                break;
+            case Maps.BpfPercpuArrayMap:
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                il.Emit(OpCodes.Ldloca, _cache);
+                Call(nameof(BpfJitRuntime.PercpuArrayLookup));
+                break;
+            default:
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                Call(nameof(BpfJitRuntime.MapLookup));
+                break;
+        }
+        St(_r[0]);
+        il.Emit(OpCodes.Br, done);
+        il.MarkLabel(helper);
     }
 
     private void EmitHelperArgs()

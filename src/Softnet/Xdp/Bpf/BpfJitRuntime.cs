@@ -58,6 +58,92 @@ internal static class BpfJitRuntime
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Limit(int length, int size) => length + 1 - size > 0 ? (ulong)(length + 1 - size) : 0;
 
+    // ---- map values and global data (regions 16 and up) ----
+
+    /// <summary>
+    /// The bytes at <paramref name="addr"/> when it lies in the region <paramref name="c"/> holds (the last map value or
+    /// global-data region this run touched), else a null reference. The same test <see cref="BpfMemory.TryMap"/> makes
+    /// for such a region: offset + size within the storage, and no write to a region read-only for programs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte Cached(ref BpfJitRegionCache c, ulong addr, int size, bool write)
+    {
+        ulong t = addr - c.Low;
+        if (t < Limit(c.Length, size) && !(write && c.ReadOnly))
+            return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.Storage!), (nint)t);
+        return ref Unsafe.NullRef<byte>();
+    }
+
+    /// <summary>
+    /// The slow path of an access the inline checks missed: a map value or global-data address fills the region cache
+    /// and is answered from it; anything else (another call frame's stack, the context, a fault) is
+    /// <see cref="BpfMemory.TryMap"/>'s answer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ref byte Fill(ref BpfJitRegionCache c, ref BpfMemory mem, ulong addr, int size, bool write)
+    {
+        uint region = (uint)(addr >> 32);
+        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
+        {
+            int i = (int)(region - BpfMemory.ExtraRegion0);
+            var storage = extra[i];
+            c.Storage = storage;
+            c.Low = addr & 0xFFFF_FFFF_0000_0000UL;
+            c.Length = storage.Length;
+            c.ReadOnly = extra.IsReadOnly(i);
+            return ref Cached(ref c, addr, size, write);
+        }
+        return ref Map(ref mem, addr, size, write);
+    }
+
+    /// <summary>The CPU per-CPU maps answer for (as the map helpers read it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Cpu(ref BpfMemory mem) => mem.Run?.Cpu ?? 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BpfRegionTable? Extra(ref BpfMemory mem) => mem.Extra;
+
+    /// <summary>bpf_map_lookup_elem inlined for an array map (the kernel's array_map_gen_lookup): the key is a u32
+    /// index; a hit also points the region cache at the array's values, which the program reads next.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong ArrayLookup(Maps.BpfMap map, ref byte key, ref BpfJitRegionCache c)
+    {
+        var m = Unsafe.As<Maps.BpfArrayMap>(map);
+        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key));
+        if (v != 0)
+        {
+            var storage = m.Values;
+            c.Storage = storage;
+            c.Low = m.RegionBase;
+            c.Length = storage.Length;
+            c.ReadOnly = m.Spec.ReadOnlyForProgram;
+        }
+        return v;
+    }
+
+    /// <summary>bpf_map_lookup_elem inlined for a per-CPU array (percpu_array_map_gen_lookup): this CPU's copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PercpuArrayLookup(Maps.BpfMap map, ref byte key, int cpu, ref BpfJitRegionCache c)
+    {
+        var m = Unsafe.As<Maps.BpfPercpuArrayMap>(map);
+        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu);
+        if (v != 0)
+        {
+            var storage = m.Values(cpu);
+            c.Storage = storage;
+            c.Low = m.RegionBase(cpu);
+            c.Length = storage.Length;
+            c.ReadOnly = m.Spec.ReadOnlyForProgram;
+        }
+        return v;
+    }
+
+    /// <summary>bpf_map_lookup_elem for any other map whose handle is constant at the call: the map's own lookup,
+    /// called directly (no delegate, handle resolution or key mapping).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong MapLookup(Maps.BpfMap map, ref byte key, int cpu)
+        => map.Lookup(MemoryMarshal.CreateReadOnlySpan(ref key, map.KeySize), cpu);
+
     /// <summary>A helper by run-time id (uBPF's callx), or null.</summary>
     public static BpfHelper? Helper(BpfHelperTable? table, ulong id) => table?.Get((long)id);
 
@@ -138,4 +224,17 @@ internal static class BpfJitRuntime
 
     public static ulong CmpXchg32(ref byte p, ulong v, ulong r0)
         => (uint)Interlocked.CompareExchange(ref Unsafe.As<byte, int>(ref p), (int)v, (int)r0);
+}
+
+/// <summary>
+/// The JIT's one-entry cache of a map value or global-data region (a local of the generated method): its storage, its
+/// BPF base address and whether programs may write it, so repeated accesses through a map value pointer cost one
+/// compare instead of a call. Regions never move while a program runs, so the cache needs no invalidation.
+/// </summary>
+internal struct BpfJitRegionCache
+{
+    public byte[]? Storage;
+    public ulong Low;
+    public int Length;
+    public bool ReadOnly;
 }
