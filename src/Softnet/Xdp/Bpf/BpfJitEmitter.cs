@@ -68,8 +68,10 @@ internal sealed class BpfJitEmitter
     private readonly List<BpfHelperFn> _fns = [];
     private readonly List<Maps.BpfMap> _maps = [];
     private readonly bool[] _jumpTarget;
+    private readonly bool[] _sizesUsed = new bool[9];
+    private readonly bool _constLookups;
     private readonly Dictionary<int, Label> _outside = [];
-    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc)> _cold = [];
+    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst)> _cold = [];
     private readonly List<int> _callSites = [];
     private ILGenerator _il = null!;
 
@@ -98,11 +100,21 @@ internal sealed class BpfJitEmitter
             if ((cls is BPF_ALU or BPF_ALU64 or BPF_LDX or BPF_LD && insn.Dst == FramePointer)
                 || (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == FramePointer || insn.Dst == FramePointer)))
                 r10Fixed = false;
-            if (cls is BPF_LDX or BPF_ST or BPF_STX) usesPacket = true;
+            if (cls is BPF_LDX or BPF_ST or BPF_STX)
+            {
+                usesPacket = true;
+                _sizesUsed[SizeBytes(insn.SizeField)] = true;
+            }
             if (cls == BPF_LDX && insn.Code == (BPF_LDX | BPF_MEM | BPF_DW) && prog.Options.Context == BpfContextKind.Xdp) usesCtx = true;
         }
         _hasCalls = _callSites.Count > 0;
         _jumpTarget = JumpTargets(_insns);
+        for (int i = 0; i < _insns.Length && !_constLookups; i++)
+        {
+            var insn = _insns[i];
+            _constLookups = insn.Code == (BPF_JMP | BPF_CALL) && insn.Src == 0 && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId
+                && ConstantMapArg(i) is not null;
+        }
         _r10Fixed = r10Fixed;
         _usesCtx = usesCtx;
         _usesPacket = usesPacket;
@@ -189,12 +201,15 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Stloc, _frameLow);
         // Inlined map lookups bind the maps of the space the program was verified with; a run in another space takes
         // the helper (the kernel's maps are fixed at load, so there this never happens).
-        il.Emit(OpCodes.Ldarg_0);
-        il.Emit(OpCodes.Ldfld, SpaceField);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Extra)));
-        il.Emit(OpCodes.Ceq);
-        il.Emit(OpCodes.Stloc, _sameSpace);
+        if (_constLookups)
+        {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, SpaceField);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Extra)));
+            il.Emit(OpCodes.Ceq);
+            il.Emit(OpCodes.Stloc, _sameSpace);
+        }
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.StackFirst)));
         il.Emit(OpCodes.Stloc, _stackBase);
@@ -224,10 +239,12 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketLow)));
             il.Emit(OpCodes.Stloc, _pktLow);
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketFirst)));
+            il.Emit(OpCodes.Ldloc, _len);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketFirstAt)));
             il.Emit(OpCodes.Stloc, _pktFirst);
             foreach (int size in new[] { 1, 2, 4, 8 })
             {
+                if (!_sizesUsed[size]) continue;
                 il.Emit(OpCodes.Ldloc, _len);
                 il.Emit(OpCodes.Ldc_I4, size);
                 il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Limit)));
@@ -273,21 +290,23 @@ internal sealed class BpfJitEmitter
     private void EmitColdBlocks()
     {
         var il = _il;
-        foreach (var (slow, resume, size, write, pc) in _cold)
+        foreach (var (slow, resume, size, write, pc, mapFirst, ctxFirst) in _cold)
         {
-            // Not the packet: the current frame's stack (a pointer derived from R10), then the region cache (a map
-            // value), then the out-of-line resolution, which fills the cache or answers as TryMap does.
+            // What the inline test missed: the other regions' tests — the context and packet (after a map-value
+            // guess), the current frame's stack (a pointer derived from R10), the region cache (a map value) — then
+            // the out-of-line resolution, which fills the cache or answers as TryMap does.
             il.MarkLabel(slow);
+            if (mapFirst)
+            {
+                if (ctxFirst) EmitCtxCheck(resume);
+                EmitPacketCheck(size, resume, branchOnHit: true);
+            }
             EmitFrameAccess(_addr, size, resume);
-            il.Emit(OpCodes.Ldloca, _cache);
-            il.Emit(OpCodes.Ldloc, _addr);
-            il.Emit(OpCodes.Ldc_I4, size);
-            il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Cached)));
-            il.Emit(OpCodes.Stloc, _p);
-            il.Emit(OpCodes.Ldloc, _p);
-            il.Emit(OpCodes.Call, IsNullRef);
-            il.Emit(OpCodes.Brfalse, resume);
+            if (!mapFirst)
+            {
+                EmitCacheCheck(size, write);
+                il.Emit(OpCodes.Brfalse, resume);
+            }
             il.Emit(OpCodes.Ldloca, _cache);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, _addr);
@@ -1058,37 +1077,113 @@ internal sealed class BpfJitEmitter
         St(_addr);
         var slow = il.DefineLabel();
         var resume = il.DefineLabel();
-        if (ctxFirst)
+        bool mapFirst = GuessMapValue(pc, baseReg);
+        if (mapFirst)
         {
-            var notCtx = il.DefineLabel();
-            Ld(_addr);
-            il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
-            Op(OpCodes.Sub);
-            Op(OpCodes.Dup);
-            St(_t);
-            Ld(_ctxLim);
-            il.Emit(OpCodes.Bge_Un, notCtx);
-            Ld(_ctxFirst);
-            Ld(_t);
-            Op(OpCodes.Conv_U);
-            Op(OpCodes.Add);
-            St(_p);
-            il.Emit(OpCodes.Br, resume);
-            il.MarkLabel(notCtx);
+            // The base came from a map lookup: the region cache first, the rest out of line.
+            EmitCacheCheck(size, write);
+            il.Emit(OpCodes.Brtrue, slow);
         }
+        else
+        {
+            if (ctxFirst) EmitCtxCheck(resume);
+            EmitPacketCheck(size, slow, branchOnHit: false);
+        }
+        il.MarkLabel(resume);
+        _cold.Add((slow, resume, size, write, pc, mapFirst, ctxFirst));
+    }
+
+    /// <summary>_p = the context bytes and a branch to <paramref name="hit"/> when _addr is an 8-byte field of the
+    /// context table (the verifier's rewritten xdp_md loads); falls through otherwise.</summary>
+    private void EmitCtxCheck(Label hit)
+    {
+        var il = _il;
+        var notCtx = il.DefineLabel();
+        Ld(_addr);
+        il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        Ld(_ctxLim);
+        il.Emit(OpCodes.Bge_Un, notCtx);
+        Ld(_ctxFirst);
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+        il.Emit(OpCodes.Br, hit);
+        il.MarkLabel(notCtx);
+    }
+
+    /// <summary>
+    /// The packet test of _addr: rebased on data_meta and compared once, unsigned, with the size's limit. With
+    /// <paramref name="branchOnHit"/> _p is set and the code branches to <paramref name="target"/> on a hit (falling
+    /// through on a miss); otherwise it branches to <paramref name="target"/> on a miss and falls through with _p set.
+    /// </summary>
+    private void EmitPacketCheck(int size, Label target, bool branchOnHit)
+    {
+        var il = _il;
+        var miss = branchOnHit ? il.DefineLabel() : target;
         Ld(_addr);
         Ld(_pktLow);
         Op(OpCodes.Sub);
         Op(OpCodes.Dup);
         St(_t);
         Ld(_lim[size]!);
-        il.Emit(OpCodes.Bge_Un, slow);
+        il.Emit(OpCodes.Bge_Un, miss);
         Ld(_pktFirst);
         Ld(_t);
         Op(OpCodes.Conv_U);
         Op(OpCodes.Add);
         St(_p);
-        il.MarkLabel(resume);
-        _cold.Add((slow, resume, size, write, pc));
+        if (branchOnHit)
+        {
+            il.Emit(OpCodes.Br, target);
+            il.MarkLabel(miss);
+        }
+    }
+
+    /// <summary>_p = <see cref="BpfJitRuntime.Cached"/>(_addr); leaves "missed" (a bool) on the IL stack.</summary>
+    private void EmitCacheCheck(int size, bool write)
+    {
+        var il = _il;
+        il.Emit(OpCodes.Ldloca, _cache);
+        Ld(_addr);
+        il.Emit(OpCodes.Ldc_I4, size);
+        il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Cached)));
+        St(_p);
+        Ld(_p);
+        il.Emit(OpCodes.Call, IsNullRef);
+    }
+
+    /// <summary>
+    /// Whether R[<paramref name="baseReg"/>] at <paramref name="pc"/> most likely holds a map value: followed back in
+    /// straight-line code (through moves and constant adds) to the R0 of bpf_map_lookup_elem. Only orders the checks.
+    /// </summary>
+    private bool GuessMapValue(int pc, int baseReg)
+    {
+        int reg = baseReg;
+        for (int k = pc - 1, steps = 0; k >= 0 && steps < 64; k--, steps++)
+        {
+            var insn = _insns[k];
+            int cls = insn.Class;
+            if (cls is BPF_JMP or BPF_JMP32)
+            {
+                if (insn.Op == BPF_CALL)
+                    return reg == 0 && insn.Source == BPF_K && insn.Src != BPF_PSEUDO_CALL && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId;
+                if (insn.Op is BPF_EXIT or BPF_JA) return false;
+                continue;
+            }
+            if (cls == BPF_ALU64 && insn.Dst == reg)
+            {
+                if (insn.Op == BPF_MOV && insn.Source == BPF_X && insn.Off == 0) { reg = insn.Src; continue; }
+                if (insn.Op == BPF_ADD && insn.Source == BPF_K) continue;
+                return false;
+            }
+            if (cls is BPF_ALU or BPF_LDX or BPF_LD && insn.Dst == reg) return false;
+            if (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == reg || (reg == 0 && (insn.Imm & ~BPF_FETCH) == (BPF_CMPXCHG & ~BPF_FETCH)))) return false;
+        }
+        return false;
     }
 }

@@ -42,6 +42,11 @@ internal static class BpfJitRuntime
         return ref PacketLength(ref mem) >= 0 ? ref Unsafe.Add(ref b, mem.PacketStart) : ref b;
     }
 
+    /// <summary>As <see cref="PacketFirst"/> with the packet length already known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte PacketFirstAt(ref BpfMemory mem, int length)
+        => ref Unsafe.Add(ref MemoryMarshal.GetReference(mem.Packet), length >= 0 ? mem.PacketStart : 0);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int CtxLength(ref BpfMemory mem) => mem.Ctx.Length;
 
@@ -116,7 +121,7 @@ internal static class BpfJitRuntime
             c.Storage = storage;
             c.Low = m.RegionBase;
             c.Length = storage.Length;
-            c.ReadOnly = m.Spec.ReadOnlyForProgram;
+            c.ReadOnly = m.ReadOnlyForProgram;
         }
         return v;
     }
@@ -126,14 +131,13 @@ internal static class BpfJitRuntime
     public static ulong PercpuArrayLookup(Maps.BpfMap map, ref byte key, int cpu, ref BpfJitRegionCache c)
     {
         var m = Unsafe.As<Maps.BpfPercpuArrayMap>(map);
-        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu);
+        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu, out var storage, out ulong low);
         if (v != 0)
         {
-            var storage = m.Values(cpu);
             c.Storage = storage;
-            c.Low = m.RegionBase(cpu);
-            c.Length = storage.Length;
-            c.ReadOnly = m.Spec.ReadOnlyForProgram;
+            c.Low = low;
+            c.Length = storage!.Length;
+            c.ReadOnly = m.ReadOnlyForProgram;
         }
         return v;
     }

@@ -13,11 +13,13 @@ public sealed class BpfArrayMap : BpfMap
     private readonly byte[] _values;
     private readonly int _stride;
     private readonly int _maxEntries;
+    private readonly bool _readOnly;
     private ulong _base;
 
     public BpfArrayMap(BpfMapSpec spec) : base(spec)
     {
         _maxEntries = spec.MaxEntries;
+        _readOnly = spec.ReadOnlyForProgram;
         _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
         _values = new byte[(long)_stride * spec.MaxEntries];
         spec.InitialValue?.AsSpan(0, Math.Min(spec.InitialValue.Length, spec.ValueSize)).CopyTo(_values);
@@ -38,6 +40,8 @@ public sealed class BpfArrayMap : BpfMap
     /// <summary>The value storage and its region's base address (the JIT's region cache).</summary>
     internal byte[] Values => _values;
     internal ulong RegionBase => _base;
+    /// <summary>BPF_F_RDONLY_PROG, read once.</summary>
+    internal bool ReadOnlyForProgram => _readOnly;
 
     public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu)
     {

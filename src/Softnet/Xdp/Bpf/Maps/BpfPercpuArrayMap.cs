@@ -11,10 +11,12 @@ public sealed class BpfPercpuArrayMap : BpfMap
     private readonly byte[][] _values;
     private readonly ulong[] _base;
     private readonly int _stride, _maxEntries;
+    private readonly bool _readOnly;
 
     public BpfPercpuArrayMap(BpfMapSpec spec, int possibleCpus) : base(spec)
     {
         _maxEntries = spec.MaxEntries;
+        _readOnly = spec.ReadOnlyForProgram;
         _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
         _values = new byte[possibleCpus][];
         for (int c = 0; c < possibleCpus; c++) _values[c] = new byte[(long)_stride * spec.MaxEntries];
@@ -45,9 +47,28 @@ public sealed class BpfPercpuArrayMap : BpfMap
         return bases[cpu] + (ulong)index * (ulong)_stride;
     }
 
-    /// <summary>CPU <paramref name="cpu"/>'s value storage and its region's base address (the JIT's region cache).</summary>
-    internal byte[] Values(int cpu) => _values[cpu];
-    internal ulong RegionBase(int cpu) => _base[cpu];
+    /// <summary>
+    /// As <see cref="LookupIndex"/>, also giving CPU <paramref name="cpu"/>'s value storage and its region's base
+    /// address on a hit (the JIT's region cache), with one range check.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupIndex(uint index, int cpu, out byte[]? storage, out ulong regionBase)
+    {
+        var bases = _base;
+        var values = _values;
+        if (index >= (uint)_maxEntries || (uint)cpu >= (uint)bases.Length || (uint)cpu >= (uint)values.Length)
+        {
+            storage = null;
+            regionBase = 0;
+            return 0;
+        }
+        storage = values[cpu];
+        regionBase = bases[cpu];
+        return regionBase + (ulong)index * (ulong)_stride;
+    }
+
+    /// <summary>BPF_F_RDONLY_PROG, read once.</summary>
+    internal bool ReadOnlyForProgram => _readOnly;
 
     public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu)
     {
