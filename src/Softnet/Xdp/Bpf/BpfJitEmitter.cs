@@ -53,6 +53,12 @@ internal sealed class BpfJitEmitter
     private static readonly FieldInfo TableField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Table))!;
     private static readonly FieldInfo SpaceField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Space))!;
     private static readonly FieldInfo MapsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Maps))!;
+    private static readonly FieldInfo CacheLow = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Low))!;
+    private static readonly FieldInfo CacheLim1 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim1))!;
+    private static readonly FieldInfo CacheLim2 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim2))!;
+    private static readonly FieldInfo CacheLim4 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim4))!;
+    private static readonly FieldInfo CacheLim8 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim8))!;
+    private static readonly FieldInfo CacheReadOnly = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.ReadOnly))!;
     private static readonly MethodInfo IsNullRef = typeof(Unsafe).GetMethod(nameof(Unsafe.IsNullRef))!.MakeGenericMethod(typeof(byte));
     private static readonly MethodInfo Barrier = typeof(Interlocked).GetMethod(nameof(Interlocked.MemoryBarrier), Type.EmptyTypes)!;
     private static readonly MethodInfo HelperFnGetter = typeof(BpfHelper).GetProperty(nameof(BpfHelper.Fn))!.GetMethod!;
@@ -71,7 +77,7 @@ internal sealed class BpfJitEmitter
     private readonly bool[] _sizesUsed = new bool[9];
     private readonly bool _constLookups;
     private readonly Dictionary<int, Label> _outside = [];
-    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst)> _cold = [];
+    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst, int Base, short Off)> _cold = [];
     private readonly List<int> _callSites = [];
     private ILGenerator _il = null!;
 
@@ -290,12 +296,13 @@ internal sealed class BpfJitEmitter
     private void EmitColdBlocks()
     {
         var il = _il;
-        foreach (var (slow, resume, size, write, pc, mapFirst, ctxFirst) in _cold)
+        foreach (var (slow, resume, size, write, pc, mapFirst, ctxFirst, baseReg, off) in _cold)
         {
             // What the inline test missed: the other regions' tests — the context and packet (after a map-value
             // guess), the current frame's stack (a pointer derived from R10), the region cache (a map value) — then
             // the out-of-line resolution, which fills the cache or answers as TryMap does.
             il.MarkLabel(slow);
+            if (!mapFirst && !ctxFirst) EmitAddr(baseReg, off); // the hot test kept it on the IL stack
             if (mapFirst)
             {
                 if (ctxFirst) EmitCtxCheck(resume);
@@ -304,8 +311,10 @@ internal sealed class BpfJitEmitter
             EmitFrameAccess(_addr, size, resume);
             if (!mapFirst)
             {
-                EmitCacheCheck(size, write);
-                il.Emit(OpCodes.Brfalse, resume);
+                var notCached = il.DefineLabel();
+                EmitCacheCheck(size, write, notCached);
+                il.Emit(OpCodes.Br, resume);
+                il.MarkLabel(notCached);
             }
             il.Emit(OpCodes.Ldloca, _cache);
             il.Emit(OpCodes.Ldarg_1);
@@ -1068,29 +1077,46 @@ internal sealed class BpfJitEmitter
             St(_p);
             return;
         }
-        Ld(_r[baseReg]);
-        if (off != 0)
-        {
-            il.Emit(OpCodes.Ldc_I8, (long)off);
-            Op(OpCodes.Add);
-        }
-        St(_addr);
         var slow = il.DefineLabel();
         var resume = il.DefineLabel();
         bool mapFirst = GuessMapValue(pc, baseReg);
         if (mapFirst)
         {
             // The base came from a map lookup: the region cache first, the rest out of line.
-            EmitCacheCheck(size, write);
-            il.Emit(OpCodes.Brtrue, slow);
+            EmitAddr(baseReg, off);
+            EmitCacheCheck(size, write, slow);
+        }
+        else if (ctxFirst)
+        {
+            EmitAddr(baseReg, off);
+            EmitCtxCheck(resume);
+            EmitPacketCheck(size, slow, branchOnHit: false);
         }
         else
         {
-            if (ctxFirst) EmitCtxCheck(resume);
-            EmitPacketCheck(size, slow, branchOnHit: false);
+            // The packet test alone, the address kept on the IL stack (the slow path recomputes it).
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            EmitPacketCheck(size, slow, branchOnHit: false, addrOnStack: true);
         }
         il.MarkLabel(resume);
-        _cold.Add((slow, resume, size, write, pc, mapFirst, ctxFirst));
+        _cold.Add((slow, resume, size, write, pc, mapFirst, ctxFirst, baseReg, off));
+    }
+
+    /// <summary>_addr = R[<paramref name="baseReg"/>] + <paramref name="off"/>.</summary>
+    private void EmitAddr(int baseReg, short off)
+    {
+        Ld(_r[baseReg]);
+        if (off != 0)
+        {
+            _il.Emit(OpCodes.Ldc_I8, (long)off);
+            Op(OpCodes.Add);
+        }
+        St(_addr);
     }
 
     /// <summary>_p = the context bytes and a branch to <paramref name="hit"/> when _addr is an 8-byte field of the
@@ -1120,11 +1146,11 @@ internal sealed class BpfJitEmitter
     /// <paramref name="branchOnHit"/> _p is set and the code branches to <paramref name="target"/> on a hit (falling
     /// through on a miss); otherwise it branches to <paramref name="target"/> on a miss and falls through with _p set.
     /// </summary>
-    private void EmitPacketCheck(int size, Label target, bool branchOnHit)
+    private void EmitPacketCheck(int size, Label target, bool branchOnHit, bool addrOnStack = false)
     {
         var il = _il;
         var miss = branchOnHit ? il.DefineLabel() : target;
-        Ld(_addr);
+        if (!addrOnStack) Ld(_addr);
         Ld(_pktLow);
         Op(OpCodes.Sub);
         Op(OpCodes.Dup);
@@ -1143,18 +1169,34 @@ internal sealed class BpfJitEmitter
         }
     }
 
-    /// <summary>_p = <see cref="BpfJitRuntime.Cached"/>(_addr); leaves "missed" (a bool) on the IL stack.</summary>
-    private void EmitCacheCheck(int size, bool write)
+    /// <summary>
+    /// The region cache's test of _addr, in IL so the hit is the straight path: branches to <paramref name="miss"/>
+    /// unless the access lies in the cached region (and it is writable, for a store); falls through with _p set.
+    /// </summary>
+    private void EmitCacheCheck(int size, bool write, Label miss)
     {
         var il = _il;
-        il.Emit(OpCodes.Ldloca, _cache);
         Ld(_addr);
-        il.Emit(OpCodes.Ldc_I4, size);
-        il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Cached)));
+        il.Emit(OpCodes.Ldloca, _cache);
+        il.Emit(OpCodes.Ldfld, CacheLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        il.Emit(OpCodes.Ldloca, _cache);
+        il.Emit(OpCodes.Ldfld, size switch { 1 => CacheLim1, 2 => CacheLim2, 4 => CacheLim4, _ => CacheLim8 });
+        il.Emit(OpCodes.Bge_Un, miss);
+        if (write)
+        {
+            il.Emit(OpCodes.Ldloca, _cache);
+            il.Emit(OpCodes.Ldfld, CacheReadOnly);
+            il.Emit(OpCodes.Brtrue, miss);
+        }
+        il.Emit(OpCodes.Ldloca, _cache);
+        Call(nameof(BpfJitRuntime.CachedFirst));
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
         St(_p);
-        Ld(_p);
-        il.Emit(OpCodes.Call, IsNullRef);
     }
 
     /// <summary>

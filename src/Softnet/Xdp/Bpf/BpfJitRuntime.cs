@@ -74,10 +74,14 @@ internal static class BpfJitRuntime
     public static ref byte Cached(ref BpfJitRegionCache c, ulong addr, int size, bool write)
     {
         ulong t = addr - c.Low;
-        if (t < Limit(c.Length, size) && !(write && c.ReadOnly))
+        if (t < c.Limit(size) && !(write && c.ReadOnly))
             return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.Storage!), (nint)t);
         return ref Unsafe.NullRef<byte>();
     }
+
+    /// <summary>The first byte of the cached region's storage (the generated code adds the offset).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte CachedFirst(ref BpfJitRegionCache c) => ref MemoryMarshal.GetArrayDataReference(c.Storage!);
 
     /// <summary>
     /// The slow path of an access the inline checks missed: a map value or global-data address fills the region cache
@@ -91,11 +95,7 @@ internal static class BpfJitRuntime
         if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
         {
             int i = (int)(region - BpfMemory.ExtraRegion0);
-            var storage = extra[i];
-            c.Storage = storage;
-            c.Low = addr & 0xFFFF_FFFF_0000_0000UL;
-            c.Length = storage.Length;
-            c.ReadOnly = extra.IsReadOnly(i);
+            c.Set(extra[i], addr & 0xFFFF_FFFF_0000_0000UL, extra.IsReadOnly(i));
             return ref Cached(ref c, addr, size, write);
         }
         return ref Map(ref mem, addr, size, write);
@@ -115,14 +115,7 @@ internal static class BpfJitRuntime
     {
         var m = Unsafe.As<Maps.BpfArrayMap>(map);
         ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key));
-        if (v != 0)
-        {
-            var storage = m.Values;
-            c.Storage = storage;
-            c.Low = m.RegionBase;
-            c.Length = storage.Length;
-            c.ReadOnly = m.ReadOnlyForProgram;
-        }
+        if (v != 0) c.Set(m.Values, m.RegionBase, m.ReadOnlyForProgram);
         return v;
     }
 
@@ -132,13 +125,7 @@ internal static class BpfJitRuntime
     {
         var m = Unsafe.As<Maps.BpfPercpuArrayMap>(map);
         ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu, out var storage, out ulong low);
-        if (v != 0)
-        {
-            c.Storage = storage;
-            c.Low = low;
-            c.Length = storage!.Length;
-            c.ReadOnly = m.ReadOnlyForProgram;
-        }
+        if (v != 0) c.Set(storage!, low, m.ReadOnlyForProgram);
         return v;
     }
 
@@ -239,6 +226,37 @@ internal struct BpfJitRegionCache
 {
     public byte[]? Storage;
     public ulong Low;
-    public int Length;
+    /// <summary>Exclusive bounds of (address − Low) for 1-, 2-, 4- and 8-byte accesses (<see cref="BpfJitRuntime.Limit"/>);
+    /// all 0 while the cache is empty, so nothing hits.</summary>
+    public ulong Lim1, Lim2, Lim4, Lim8;
     public bool ReadOnly;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Set(byte[] storage, ulong low, bool readOnly)
+    {
+        ulong n = (ulong)storage.Length;
+        Storage = storage;
+        Low = low;
+        if (n >= 8)
+        {
+            // Every map's storage (values are 8-byte aligned): no clamping.
+            Lim1 = n;
+            Lim2 = n - 1;
+            Lim4 = n - 3;
+            Lim8 = n - 7;
+        }
+        else SetSmall((int)n);
+        ReadOnly = readOnly;
+    }
+
+    private void SetSmall(int n)
+    {
+        Lim1 = BpfJitRuntime.Limit(n, 1);
+        Lim2 = BpfJitRuntime.Limit(n, 2);
+        Lim4 = BpfJitRuntime.Limit(n, 4);
+        Lim8 = BpfJitRuntime.Limit(n, 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly ulong Limit(int size) => size switch { 1 => Lim1, 2 => Lim2, 4 => Lim4, _ => Lim8 };
 }
