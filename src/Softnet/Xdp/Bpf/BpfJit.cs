@@ -35,7 +35,7 @@ public static class BpfJit
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the eBPF JIT emits little-endian loads");
         var emitter = new BpfJitEmitter(prog);
         var entry = emitter.Compile();
-        return new BpfJitProgram(prog, entry) { InlinedLookups = emitter.InlinedLookups };
+        return new BpfJitProgram(prog, entry) { InlinedLookups = emitter.InlinedLookups, ElidedChecks = emitter.ElidedChecks };
     }
 }
 
@@ -73,6 +73,11 @@ public sealed class BpfJitProgram
 
     /// <summary>Call sites of bpf_map_lookup_elem compiled inline or to the map's own lookup (tests).</summary>
     internal int InlinedLookups { get; init; }
+
+    /// <summary>Packet accesses compiled without a bounds test on the verifier's proof (tests). The generated code
+    /// runs them only when R1 is the context and the context table agrees with the packet bounds (an XDP run); any
+    /// other run goes to a version of the program with every test (<see cref="BpfJitRuntime.RunChecked"/>).</summary>
+    internal int ElidedChecks { get; init; }
 
     /// <summary>The program's own stack (what the overloads without a <see cref="BpfJitStack"/> use).</summary>
     public BpfJitStack Stack => _stack;

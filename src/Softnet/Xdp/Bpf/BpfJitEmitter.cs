@@ -10,8 +10,12 @@ namespace Softnet.Xdp.Bpf;
 internal delegate BpfRunResult BpfJitEntry(ref BpfMemory mem, ulong r1, ulong r2);
 
 /// <summary>What the generated code reaches beyond its arguments: the helper functions bound at compile time.</summary>
-internal sealed class BpfJitClosure(BpfHelperFn[] fns, BpfHelperTable? table, BpfRegionTable? space, Maps.BpfMap[] maps)
+internal sealed class BpfJitClosure(BpfProgram program, BpfHelperFn[] fns, BpfHelperTable? table, BpfRegionTable? space, Maps.BpfMap[] maps)
 {
+    public readonly BpfProgram Program = program;
+    /// <summary>The program compiled with every bounds test, for runs the verifier's packet proofs do not cover
+    /// (compiled on first need).</summary>
+    public BpfJitEntry? CheckedEntry;
     public readonly BpfHelperFn[] Fns = fns;
     public readonly BpfHelperTable? Table = table;
     /// <summary>The address space the program was verified against: inlined map lookups hold while a run uses it.</summary>
@@ -75,6 +79,7 @@ internal sealed class BpfJitEmitter
     private readonly List<Maps.BpfMap> _maps = [];
     private readonly bool[] _jumpTarget;
     private readonly bool[] _sizesUsed = new bool[9];
+    private readonly bool[]? _proven;
     private readonly bool _constLookups;
     private readonly Dictionary<int, Label> _outside = [];
     private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst, int Base, short Off)> _cold = [];
@@ -93,9 +98,13 @@ internal sealed class BpfJitEmitter
 
     private readonly bool _hasCalls, _r10Fixed, _usesCtx, _usesPacket;
 
-    public BpfJitEmitter(BpfProgram prog)
+    /// <param name="elideProvenChecks">Compile the accesses the verifier proved inside the packet without a bounds test
+    /// (valid only when the run's context table and packet bounds agree, as <see cref="BpfJitProgram.RunXdp(BpfJitStack, ref XdpBuff, uint, BpfRunContext?, BpfRegionTable?, out BpfRunResult)"/> ensures).</param>
+    public BpfJitEmitter(BpfProgram prog, bool elideProvenChecks = true)
     {
         _prog = prog;
+        _proven = elideProvenChecks ? prog.PacketAccessProven : null;
+        if (_proven is { } proven && !proven.Contains(true)) _proven = null;
         _insns = prog.Insns;
         bool r10Fixed = true, usesCtx = false, usesPacket = false;
         for (int i = 0; i < _insns.Length; i++)
@@ -128,6 +137,9 @@ internal sealed class BpfJitEmitter
 
     /// <summary>Lookups with the map known at compile time (after <see cref="Compile"/>).</summary>
     public int InlinedLookups => _maps.Count;
+
+    /// <summary>Packet accesses compiled without a bounds test (after <see cref="Compile"/>).</summary>
+    public int ElidedChecks { get; private set; }
 
     public BpfJitEntry Compile()
     {
@@ -172,7 +184,7 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Br, Target(_insns.Length));
         EmitColdBlocks();
 
-        var closure = new BpfJitClosure([.. _fns], _prog.Helpers, _prog.Options.Maps, [.. _maps]);
+        var closure = new BpfJitClosure(_prog, [.. _fns], _prog.Helpers, _prog.Options.Maps, [.. _maps]);
         return dm.CreateDelegate<BpfJitEntry>(closure);
     }
 
@@ -230,6 +242,24 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Stloc, _save);
         }
         EmitReload();
+        if (_proven is not null)
+        {
+            // The proven accesses hold for an XDP run: R1 the context, whose table agrees with the packet bounds.
+            // Anything else runs the program with every test.
+            var sane = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Ldloc, _len);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.XdpBoundsAgree)));
+            il.Emit(OpCodes.Brtrue, sane);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Ldarg_3);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.RunChecked)));
+            il.Emit(OpCodes.Ret);
+            il.MarkLabel(sane);
+        }
     }
 
     /// <summary>Re-reads the packet and context bounds: at entry and after every helper call (helpers move the packet).</summary>
@@ -1075,6 +1105,25 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Ldc_I4, StackSize + off);
             Op(OpCodes.Add);
             St(_p);
+            return;
+        }
+        if (_proven is { } proven && (uint)pc < (uint)proven.Length && proven[pc])
+        {
+            // The verifier proved this a packet access inside the range the program compared with data_end, on every
+            // path (check_packet_access): no test, as in the kernel's JIT. Rebased on data_meta like the tested path.
+            Ld(_pktFirst);
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            Ld(_pktLow);
+            Op(OpCodes.Sub);
+            Op(OpCodes.Conv_U);
+            Op(OpCodes.Add);
+            St(_p);
+            ElidedChecks++;
             return;
         }
         var slow = il.DefineLabel();

@@ -135,6 +135,30 @@ internal static class BpfJitRuntime
     public static ulong MapLookup(Maps.BpfMap map, ref byte key, int cpu)
         => map.Lookup(MemoryMarshal.CreateReadOnlySpan(ref key, map.KeySize), cpu);
 
+    /// <summary>
+    /// Whether the verifier's packet proofs hold for this run: R1 is the context, the packet bounds are sane
+    /// (<paramref name="packetLength"/> ≥ 0) and the context table's data_meta, data and data_end are packet addresses
+    /// with data_meta = the first accessible byte, data between, data_end = the end — so data + the range a comparison
+    /// with data_end proved lies inside [data_meta, data_end), as <see cref="BpfMemory.TryMap"/> would find.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool XdpBoundsAgree(ref BpfMemory mem, ulong r1, int packetLength)
+    {
+        var ctx = mem.Ctx;
+        if (r1 != BpfMemory.Address(BpfMemory.CtxRegion, 0) || packetLength < 0 || ctx.Length < XdpMd.TableSize) return false;
+        ref byte c = ref MemoryMarshal.GetReference(ctx);
+        ulong data = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.Data * 2));
+        ulong end = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2));
+        ulong meta = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2));
+        ulong low = BpfMemory.Address(BpfMemory.PacketRegion, mem.PacketStart);
+        return meta == low && end == BpfMemory.Address(BpfMemory.PacketRegion, mem.PacketEnd) && data >= low && data <= end;
+    }
+
+    /// <summary>The run the proofs do not cover: the program compiled with every test (once, on first need).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static BpfRunResult RunChecked(BpfJitClosure closure, ref BpfMemory mem, ulong r1, ulong r2)
+        => (closure.CheckedEntry ??= new BpfJitEmitter(closure.Program, elideProvenChecks: false).Compile())(ref mem, r1, r2);
+
     /// <summary>A helper by run-time id (uBPF's callx), or null.</summary>
     public static BpfHelper? Helper(BpfHelperTable? table, ulong id) => table?.Get((long)id);
 
