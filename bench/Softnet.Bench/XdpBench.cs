@@ -12,9 +12,12 @@ namespace Softnet.Bench;
 /// <summary>
 /// `bench xdp`: the cost per packet of three clang-built XDP programs (Programs/*.c: a drop-by-port parser, a per-CPU
 /// counter, an LPM-trie lookup) in the interpreter, in the JIT and in the kernel (BPF_PROG_TEST_RUN with repeat, the
-/// kernel's own mean duration per run) on the same 64-byte UDP frames in the same run, and the replay pipeline's
-/// packets/s with a JIT'd XDP_DROP program (bench pipeline's xdp_jit_drop_64). The kernel columns need root (bpf(2));
-/// without it they are reported as unavailable.
+/// kernel's own mean duration per run, loaded with its maps by BpfKernelObject) on the same 64-byte UDP frames in the
+/// same run, and the replay pipeline's packets/s with a JIT'd XDP_DROP program (bench pipeline's xdp_jit_drop_64).
+/// Ours are measured as the kernel's are — each frame run many times in a row, averaged over the frames — and also
+/// with the frames interleaved (jit_mixed_ns_per_packet, what a replay sees: mispredicted branches, colder data).
+/// The verdicts of the three engines are compared frame by frame. The kernel columns need root (bpf(2)); without it
+/// they are reported as unavailable. Figures are ns per packet; packets/s per core is 1e9 / ns.
 /// </summary>
 public static class XdpBench
 {

@@ -259,6 +259,15 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.RunChecked)));
             il.Emit(OpCodes.Ret);
             il.MarkLabel(sane);
+            // What the test established, as constants the .NET JIT folds: R1 is the context pointer and the table
+            // holds at least xdp_md's fields, so the rewritten context loads through R1 need no run-time test.
+            il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+            il.Emit(OpCodes.Stloc, _r[1]);
+            if (_usesCtx)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)(XdpMd.TableSize + 1 - 8));
+                il.Emit(OpCodes.Stloc, _ctxLim);
+            }
         }
     }
 
