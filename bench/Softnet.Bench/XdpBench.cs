@@ -87,7 +87,7 @@ public static class XdpBench
             interp[name] = NsPerPacket(seconds, buffers, Interp, Repeat);
             jit[name] = NsPerPacket(seconds, buffers, Jit, Repeat);
             jitMixed[name] = NsPerPacket(seconds / 2, buffers, Jit, 1);
-            string summary = $"{ours.Count(a => a == XdpAction.Drop)} drop / {ours.Count(a => a == XdpAction.Pass)} pass, JIT: {compiled.InlinedLookups} lookups inlined, {compiled.ElidedChecks} packet tests proven away";
+            string summary = $"{ours.Count(a => a == XdpAction.Drop)} drop / {ours.Count(a => a == XdpAction.Pass)} pass, JIT: {compiled.InlinedLookups} lookups inlined, {compiled.ElidedChecks} tests proven away";
             if (kernelWhy is null)
             {
                 var (ns, kernelVerdicts) = KernelNsPerPacket(obj, frames);

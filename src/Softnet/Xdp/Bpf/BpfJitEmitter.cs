@@ -81,6 +81,8 @@ internal sealed class BpfJitEmitter
     private readonly bool[] _sizesUsed = new bool[9];
     private readonly bool[]? _proven;
     private readonly bool _constLookups;
+    private readonly bool[] _mapElide = [];
+    private readonly bool _anyMapElide;
     private readonly Dictionary<int, Label> _outside = [];
     private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst, int Base, short Off)> _cold = [];
     private readonly List<int> _callSites = [];
@@ -124,6 +126,7 @@ internal sealed class BpfJitEmitter
         }
         _hasCalls = _callSites.Count > 0;
         _jumpTarget = JumpTargets(_insns);
+        _mapElide = new bool[_insns.Length];
         for (int i = 0; i < _insns.Length && !_constLookups; i++)
         {
             var insn = _insns[i];
@@ -133,6 +136,17 @@ internal sealed class BpfJitEmitter
         _r10Fixed = r10Fixed;
         _usesCtx = usesCtx;
         _usesPacket = usesPacket;
+        if (elideProvenChecks && prog.MapValueAccessProven is { } mapProven && prog.Options.Maps is not null)
+        {
+            // In instruction order: a decision looks back at the earlier ones.
+            for (int i = 0; i < _insns.Length; i++)
+            {
+                var insn = _insns[i];
+                if (!mapProven[i] || insn.Class is not (BPF_LDX or BPF_ST or BPF_STX)) continue;
+                int baseReg = insn.Class == BPF_LDX || (insn.Class == BPF_STX && insn.Mode == BPF_ATOMIC && insn.Imm == 0x100) ? insn.Src : insn.Dst;
+                if (MapValueFromLookup(i, baseReg)) _mapElide[i] = _anyMapElide = true;
+            }
+        }
     }
 
     /// <summary>Lookups with the map known at compile time (after <see cref="Compile"/>).</summary>
@@ -219,7 +233,7 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Stloc, _frameLow);
         // Inlined map lookups bind the maps of the space the program was verified with; a run in another space takes
         // the helper (the kernel's maps are fixed at load, so there this never happens).
-        if (_constLookups)
+        if (_constLookups || _anyMapElide)
         {
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldfld, SpaceField);
@@ -242,16 +256,27 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Stloc, _save);
         }
         EmitReload();
-        if (_proven is not null)
+        if (_proven is not null || _anyMapElide)
         {
-            // The proven accesses hold for an XDP run: R1 the context, whose table agrees with the packet bounds.
-            // Anything else runs the program with every test.
+            // The proven accesses hold for an XDP run: R1 the context, whose table agrees with the packet bounds; and
+            // proven map-value accesses for a run in the address space the program was verified with (its maps'
+            // value sizes). Anything else runs the program with every test.
             var sane = il.DefineLabel();
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldarg_2);
-            il.Emit(OpCodes.Ldloc, _len);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.XdpBoundsAgree)));
-            il.Emit(OpCodes.Brtrue, sane);
+            var insane = il.DefineLabel();
+            if (_anyMapElide)
+            {
+                il.Emit(OpCodes.Ldloc, _sameSpace);
+                il.Emit(_proven is not null ? OpCodes.Brfalse : OpCodes.Brtrue, _proven is not null ? insane : sane);
+            }
+            if (_proven is not null)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Ldloc, _len);
+                il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.XdpBoundsAgree)));
+                il.Emit(OpCodes.Brtrue, sane);
+            }
+            il.MarkLabel(insane);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldarg_2);
@@ -259,14 +284,17 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.RunChecked)));
             il.Emit(OpCodes.Ret);
             il.MarkLabel(sane);
-            // What the test established, as constants the .NET JIT folds: R1 is the context pointer and the table
-            // holds at least xdp_md's fields, so the rewritten context loads through R1 need no run-time test.
-            il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
-            il.Emit(OpCodes.Stloc, _r[1]);
-            if (_usesCtx)
+            if (_proven is not null)
             {
-                il.Emit(OpCodes.Ldc_I8, (long)(XdpMd.TableSize + 1 - 8));
-                il.Emit(OpCodes.Stloc, _ctxLim);
+                // What the test established, as constants the .NET JIT folds: R1 is the context pointer and the table
+                // holds at least xdp_md's fields, so the rewritten context loads through R1 need no run-time test.
+                il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+                il.Emit(OpCodes.Stloc, _r[1]);
+                if (_usesCtx)
+                {
+                    il.Emit(OpCodes.Ldc_I8, (long)(XdpMd.TableSize + 1 - 8));
+                    il.Emit(OpCodes.Stloc, _ctxLim);
+                }
             }
         }
     }
@@ -427,6 +455,65 @@ internal sealed class BpfJitEmitter
         il.MarkLabel(miss);
     }
 
+    /// <summary>The region cache = the region of the value a lookup returned in R0 (nothing when NULL), so the proven
+    /// accesses through it that follow find it there.</summary>
+    private void EmitCacheForR0()
+    {
+        _il.Emit(OpCodes.Ldloca, _cache);
+        Op(OpCodes.Ldarg_1);
+        Ld(_r[0]);
+        Call(nameof(BpfJitRuntime.CacheFor));
+    }
+
+    /// <summary>
+    /// Whether the access at <paramref name="pc"/> through R[<paramref name="baseReg"/>] (a proven map-value access)
+    /// may skip its test: in straight-line code (no jump lands in between) the base is R0 of a bpf_map_lookup_elem call,
+    /// through moves and constant adds, and no instruction in between can change the region cache (every memory access
+    /// there is a frame access off R10, a proven packet access, or itself such an access).
+    /// </summary>
+    private bool MapValueFromLookup(int pc, int baseReg)
+    {
+        int reg = baseReg;
+        if (_jumpTarget[pc]) return false;
+        for (int k = pc - 1, steps = 0; k >= 0 && steps < 64; k--, steps++)
+        {
+            if (k > 0 && _insns[k - 1].IsLdImm64)
+            {
+                if (_jumpTarget[k]) return false;
+                k--;
+            }
+            var insn = _insns[k];
+            int cls = insn.Class;
+            if (insn.IsLdImm64)
+            {
+                if (insn.Dst == reg) return false;
+            }
+            else if (cls is BPF_JMP or BPF_JMP32)
+            {
+                if (insn.Op == BPF_CALL)
+                    return reg == 0 && insn.Source == BPF_K && insn.Src == 0 && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId;
+                if (insn.Op is BPF_EXIT or BPF_JA) return false;
+            }
+            else if (cls == BPF_ALU64 && insn.Dst == reg)
+            {
+                if (insn.Op == BPF_MOV && insn.Source == BPF_X && insn.Off == 0) reg = insn.Src;
+                else if (!(insn.Op == BPF_ADD && insn.Source == BPF_K)) return false;
+            }
+            else if (cls is BPF_ALU or BPF_LD && insn.Dst == reg) return false;
+            else if (cls is BPF_LDX or BPF_ST or BPF_STX)
+            {
+                if (cls == BPF_LDX && insn.Dst == reg) return false;
+                if (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == reg || reg == 0)) return false;
+                int b = cls == BPF_LDX || (cls == BPF_STX && insn.Mode == BPF_ATOMIC && insn.Imm == 0x100) ? insn.Src : insn.Dst;
+                bool frame = b == FramePointer && _r10Fixed && insn.Off >= -StackSize && insn.Off + SizeBytes(insn.SizeField) <= 0;
+                bool packet = _proven is { } pr && pr[k];
+                if (!frame && !packet && !_mapElide[k]) return false;
+            }
+            if (_jumpTarget[k]) return false;
+        }
+        return false;
+    }
+
     /// <summary>Instructions some jump, call or callee return lands on: where straight-line reasoning stops.</summary>
     private static bool[] JumpTargets(BpfInsn[] insns)
     {
@@ -442,8 +529,11 @@ internal sealed class BpfJitEmitter
             if (insn.Op == BPF_EXIT) continue;
             if (insn.Op == BPF_CALL)
             {
-                if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL) Mark((long)i + 1 + insn.Imm);
-                Mark(i + 1);
+                if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL)
+                {
+                    Mark((long)i + 1 + insn.Imm);
+                    Mark(i + 1); // the callee's exit returns here
+                }
                 continue;
             }
             Mark((long)i + 1 + (insn.Op == BPF_JA && insn.Class == BPF_JMP32 ? insn.Imm : insn.Off));
@@ -911,6 +1001,7 @@ internal sealed class BpfJitEmitter
             EmitHelperArgs();
             il.Emit(OpCodes.Callvirt, InvokeFn);
             St(_r[0]);
+            if (_anyMapElide && ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem)) EmitCacheForR0();
             if (h.UnwindOnZero)
             {
                 Ld(_r[0]);
@@ -975,6 +1066,7 @@ internal sealed class BpfJitEmitter
                 break;
         }
         St(_r[0]);
+        if (_anyMapElide && map is not (Maps.BpfArrayMap or Maps.BpfPercpuArrayMap)) EmitCacheForR0();
         il.Emit(OpCodes.Br, done);
         il.MarkLabel(helper);
     }
@@ -1128,6 +1220,27 @@ internal sealed class BpfJitEmitter
                 Op(OpCodes.Add);
             }
             Ld(_pktLow);
+            Op(OpCodes.Sub);
+            Op(OpCodes.Conv_U);
+            Op(OpCodes.Add);
+            St(_p);
+            ElidedChecks++;
+            return;
+        }
+        if (_mapElide[pc])
+        {
+            // Proven inside a map value by the verifier, and the pointer came from the lookup that last set the region
+            // cache (nothing in between can change it): the value's bytes without a test.
+            il.Emit(OpCodes.Ldloca, _cache);
+            Call(nameof(BpfJitRuntime.CachedFirst));
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            il.Emit(OpCodes.Ldloca, _cache);
+            il.Emit(OpCodes.Ldfld, CacheLow);
             Op(OpCodes.Sub);
             Op(OpCodes.Conv_U);
             Op(OpCodes.Add);

@@ -101,6 +101,20 @@ internal static class BpfJitRuntime
         return ref Map(ref mem, addr, size, write);
     }
 
+    /// <summary>Points the region cache at the region of <paramref name="value"/>, a lookup's result (left as it is
+    /// for NULL, which the program cannot dereference).</summary>
+    public static void CacheFor(ref BpfJitRegionCache c, ref BpfMemory mem, ulong value)
+    {
+        if (value == 0) return;
+        uint region = (uint)(value >> 32);
+        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
+        {
+            int i = (int)(region - BpfMemory.ExtraRegion0);
+            c.Set(extra[i], value & 0xFFFF_FFFF_0000_0000UL, extra.IsReadOnly(i));
+        }
+        else c = default; // not a value region: an access through it finds no storage rather than another region's
+    }
+
     /// <summary>The CPU per-CPU maps answer for (as the map helpers read it).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Cpu(ref BpfMemory mem) => mem.Run?.Cpu ?? 0;

@@ -106,6 +106,10 @@ public sealed class BpfProgram
     /// </summary>
     internal bool[]? PacketAccessProven { get; init; }
 
+    /// <summary>The loads and stores the verifier proved, on every path, to lie inside a map value (check_map_access);
+    /// the JIT leaves out their test where it knows which value region the pointer is in. Null: none.</summary>
+    internal bool[]? MapValueAccessProven { get; init; }
+
     /// <summary>The program compiled by <see cref="BpfJit"/> when a JIT-compiled program tail-calls into it.</summary>
     internal BpfJitProgram? Jitted { get; set; }
 

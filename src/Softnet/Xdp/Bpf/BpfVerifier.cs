@@ -46,6 +46,7 @@ public static partial class BpfVerifier
         {
             ZeroStack = walker.ReadsUninitStack,
             PacketAccessProven = options.Context == BpfContextKind.Xdp ? walker.PacketOnlyAccesses() : null,
+            MapValueAccessProven = options.Maps is not null ? walker.MapValueOnlyAccesses() : null,
         };
     }
 

@@ -83,6 +83,15 @@ int jit_maps(struct xdp_md *ctx)
         if (v2)
             *v2 += 100;
     }
+    // Two values live at once: the second lookup moves the JIT's region cache, so accesses through the first must not
+    // take the untested path.
+    __u32 k4 = b[4] & 3, k5 = b[5] & 7;
+    struct pair *p2 = bpf_map_lookup_elem(&pcpu, &k4);
+    __u64 *v3 = bpf_map_lookup_elem(&arr, &k5);
+    if (p2 && v3) {
+        p2->bytes += *v3;
+        *v3 += p2->packets;
+    }
     if (l)
         return XDP_DROP;
     return (k & 1) ? XDP_TX : XDP_PASS;
