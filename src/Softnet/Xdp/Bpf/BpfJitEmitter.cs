@@ -1036,8 +1036,12 @@ internal sealed class BpfJitEmitter
         var il = _il;
         var helper = il.DefineLabel();
         var key = il.DefineLabel();
-        Ld(_sameSpace);
-        il.Emit(OpCodes.Brfalse, helper);
+        if (!_anyMapElide)
+        {
+            // (With proven map-value accesses the entry already sent a run in another space to the tested compile.)
+            Ld(_sameSpace);
+            il.Emit(OpCodes.Brfalse, helper);
+        }
         EmitFrameAccess(_r[2], map.KeySize, key);
         il.Emit(OpCodes.Br, helper);
         il.MarkLabel(key);
