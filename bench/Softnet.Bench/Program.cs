@@ -25,6 +25,7 @@ public static class Program
                 "netfilter6" => Netfilter6Bench.Run(BenchArgs.Parse(rest)),
                 "scenario" => ScenarioBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 "local" => LocalBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
+                "xdp" => XdpBench.Run(BenchArgs.Parse(rest)),
                 _ => Usage(),
             };
         }
@@ -50,7 +51,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local|xdp [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Softnet.Xdp.Bpf;
 
 /// <summary>Which engine runs a verified program: the reference interpreter or the JIT.</summary>
@@ -30,8 +33,9 @@ public static class BpfJit
     {
         ArgumentNullException.ThrowIfNull(prog);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the eBPF JIT emits little-endian loads");
-        var entry = new BpfJitEmitter(prog).Compile();
-        return new BpfJitProgram(prog, entry);
+        var emitter = new BpfJitEmitter(prog);
+        var entry = emitter.Compile();
+        return new BpfJitProgram(prog, entry) { InlinedLookups = emitter.InlinedLookups, ElidedChecks = emitter.ElidedChecks };
     }
 }
 
@@ -66,6 +70,14 @@ public sealed class BpfJitProgram
     }
 
     public BpfProgram Program { get; }
+
+    /// <summary>Call sites of bpf_map_lookup_elem compiled inline or to the map's own lookup (tests).</summary>
+    internal int InlinedLookups { get; init; }
+
+    /// <summary>Packet accesses compiled without a bounds test on the verifier's proof (tests). The generated code
+    /// runs them only when R1 is the context and the context table agrees with the packet bounds (an XDP run); any
+    /// other run goes to a version of the program with every test (<see cref="BpfJitRuntime.RunChecked"/>).</summary>
+    internal int ElidedChecks { get; init; }
 
     /// <summary>The program's own stack (what the overloads without a <see cref="BpfJitStack"/> use).</summary>
     public BpfJitStack Stack => _stack;
@@ -118,13 +130,38 @@ public sealed class BpfJitProgram
     /// </summary>
     public XdpAction RunXdp(BpfJitStack stack, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
-        var mem = BpfInterpreter.BeginXdp(stack.Ctx, stack.Bytes, ref xdp, ingressIfindex, run, space);
+        // BpfInterpreter.BeginXdp's context table, written straight into the stack's table (a run's fixed cost is
+        // most of what a small program costs): data, data_end and data_meta as packet addresses, then the queue numbers.
+        var ctx = stack.Ctx;
+        ref byte c = ref MemoryMarshal.GetArrayDataReference(ctx);
+        const ulong packet = (ulong)BpfMemory.PacketRegion << 32;
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.Data * 2), packet | (uint)xdp.Data);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2), packet | (uint)xdp.DataEnd);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2), packet | (uint)xdp.DataMeta);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.IngressIfindex * 2), (ulong)ingressIfindex);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.RxQueueIndex * 2), (ulong)(uint)xdp.RxQueue);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.EgressIfindex * 2), 0UL);
+        var mem = new BpfMemory(stack.Bytes, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
+        {
+            Ctx = ctx,
+            PacketHardEnd = xdp.HardEnd,
+            Run = run,
+            Extra = space,
+        };
         if (run is not null)
         {
             run.TailCallCount = 0;
             run.PendingTailCall = null;
         }
-        result = Finish(_entry(ref mem, BpfInterpreter.XdpCtxPointer, 0), ref mem);
-        return BpfInterpreter.EndXdp(ref xdp, ref mem, result);
+        var r = _entry(ref mem, BpfInterpreter.XdpCtxPointer, 0);
+        if (r.Fault == BpfFault.TailCall) r = Finish(r, ref mem);
+        result = r;
+        // BpfInterpreter.EndXdp: the bounds the helpers left in the table go back to the frame; a fault or a value
+        // that is no action is XDP_ABORTED.
+        xdp.SetBounds(
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2)),
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.Data * 2)),
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2)));
+        return r.Fault == BpfFault.None && r.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)r.R0 : XdpAction.Aborted;
     }
 }

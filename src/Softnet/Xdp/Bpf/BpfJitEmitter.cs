@@ -10,10 +10,18 @@ namespace Softnet.Xdp.Bpf;
 internal delegate BpfRunResult BpfJitEntry(ref BpfMemory mem, ulong r1, ulong r2);
 
 /// <summary>What the generated code reaches beyond its arguments: the helper functions bound at compile time.</summary>
-internal sealed class BpfJitClosure(BpfHelperFn[] fns, BpfHelperTable? table)
+internal sealed class BpfJitClosure(BpfProgram program, BpfHelperFn[] fns, BpfHelperTable? table, BpfRegionTable? space, Maps.BpfMap[] maps)
 {
+    public readonly BpfProgram Program = program;
+    /// <summary>The program compiled with every bounds test, for runs the verifier's packet proofs do not cover
+    /// (compiled on first need).</summary>
+    public BpfJitEntry? CheckedEntry;
     public readonly BpfHelperFn[] Fns = fns;
     public readonly BpfHelperTable? Table = table;
+    /// <summary>The address space the program was verified against: inlined map lookups hold while a run uses it.</summary>
+    public readonly BpfRegionTable? Space = space;
+    /// <summary>The maps of the call sites whose lookup is inlined.</summary>
+    public readonly Maps.BpfMap[] Maps = maps;
 }
 
 /// <summary>
@@ -47,6 +55,14 @@ internal sealed class BpfJitEmitter
     private static readonly MethodInfo InvokeFn = typeof(BpfHelperFn).GetMethod(nameof(BpfHelperFn.Invoke))!;
     private static readonly FieldInfo FnsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Fns))!;
     private static readonly FieldInfo TableField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Table))!;
+    private static readonly FieldInfo SpaceField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Space))!;
+    private static readonly FieldInfo MapsField = typeof(BpfJitClosure).GetField(nameof(BpfJitClosure.Maps))!;
+    private static readonly FieldInfo CacheLow = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Low))!;
+    private static readonly FieldInfo CacheLim1 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim1))!;
+    private static readonly FieldInfo CacheLim2 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim2))!;
+    private static readonly FieldInfo CacheLim4 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim4))!;
+    private static readonly FieldInfo CacheLim8 = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.Lim8))!;
+    private static readonly FieldInfo CacheReadOnly = typeof(BpfJitRegionCache).GetField(nameof(BpfJitRegionCache.ReadOnly))!;
     private static readonly MethodInfo IsNullRef = typeof(Unsafe).GetMethod(nameof(Unsafe.IsNullRef))!.MakeGenericMethod(typeof(byte));
     private static readonly MethodInfo Barrier = typeof(Interlocked).GetMethod(nameof(Interlocked.MemoryBarrier), Type.EmptyTypes)!;
     private static readonly MethodInfo HelperFnGetter = typeof(BpfHelper).GetProperty(nameof(BpfHelper.Fn))!.GetMethod!;
@@ -60,8 +76,15 @@ internal sealed class BpfJitEmitter
     private readonly BpfProgram _prog;
     private readonly BpfInsn[] _insns;
     private readonly List<BpfHelperFn> _fns = [];
+    private readonly List<Maps.BpfMap> _maps = [];
+    private readonly bool[] _jumpTarget;
+    private readonly bool[] _sizesUsed = new bool[9];
+    private readonly bool[]? _proven;
+    private readonly bool _constLookups;
+    private readonly bool[] _mapElide = [];
+    private readonly bool _anyMapElide;
     private readonly Dictionary<int, Label> _outside = [];
-    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc)> _cold = [];
+    private readonly List<(Label Slow, Label Resume, int Size, bool Write, int Pc, bool MapFirst, bool CtxFirst, int Base, short Off)> _cold = [];
     private readonly List<int> _callSites = [];
     private ILGenerator _il = null!;
 
@@ -69,6 +92,7 @@ internal sealed class BpfJitEmitter
     private LocalBuilder _addr = null!, _t = null!, _p = null!, _len = null!;
     private LocalBuilder _stackBase = null!, _frameBase = null!, _frame = null!, _save = null!, _slot = null!;
     private LocalBuilder _pktFirst = null!, _pktLow = null!, _ctxFirst = null!, _ctxLim = null!, _helper = null!;
+    private LocalBuilder _frameLow = null!, _cache = null!, _sameSpace = null!;
     private readonly LocalBuilder?[] _lim = new LocalBuilder?[9];
     private Label[] _labels = null!;
     private Label _returnBlock;
@@ -76,9 +100,13 @@ internal sealed class BpfJitEmitter
 
     private readonly bool _hasCalls, _r10Fixed, _usesCtx, _usesPacket;
 
-    public BpfJitEmitter(BpfProgram prog)
+    /// <param name="elideProvenChecks">Compile the accesses the verifier proved inside the packet without a bounds test
+    /// (valid only when the run's context table and packet bounds agree, as <see cref="BpfJitProgram.RunXdp(BpfJitStack, ref XdpBuff, uint, BpfRunContext?, BpfRegionTable?, out BpfRunResult)"/> ensures).</param>
+    public BpfJitEmitter(BpfProgram prog, bool elideProvenChecks = true)
     {
         _prog = prog;
+        _proven = elideProvenChecks ? prog.PacketAccessProven : null;
+        if (_proven is { } proven && !proven.Contains(true)) _proven = null;
         _insns = prog.Insns;
         bool r10Fixed = true, usesCtx = false, usesPacket = false;
         for (int i = 0; i < _insns.Length; i++)
@@ -89,14 +117,43 @@ internal sealed class BpfJitEmitter
             if ((cls is BPF_ALU or BPF_ALU64 or BPF_LDX or BPF_LD && insn.Dst == FramePointer)
                 || (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == FramePointer || insn.Dst == FramePointer)))
                 r10Fixed = false;
-            if (cls is BPF_LDX or BPF_ST or BPF_STX) usesPacket = true;
+            if (cls is BPF_LDX or BPF_ST or BPF_STX)
+            {
+                usesPacket = true;
+                _sizesUsed[SizeBytes(insn.SizeField)] = true;
+            }
             if (cls == BPF_LDX && insn.Code == (BPF_LDX | BPF_MEM | BPF_DW) && prog.Options.Context == BpfContextKind.Xdp) usesCtx = true;
         }
         _hasCalls = _callSites.Count > 0;
+        _jumpTarget = JumpTargets(_insns);
+        _mapElide = new bool[_insns.Length];
+        for (int i = 0; i < _insns.Length && !_constLookups; i++)
+        {
+            var insn = _insns[i];
+            _constLookups = insn.Code == (BPF_JMP | BPF_CALL) && insn.Src == 0 && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId
+                && ConstantMapArg(i) is not null;
+        }
         _r10Fixed = r10Fixed;
         _usesCtx = usesCtx;
         _usesPacket = usesPacket;
+        if (elideProvenChecks && prog.MapValueAccessProven is { } mapProven && prog.Options.Maps is not null)
+        {
+            // In instruction order: a decision looks back at the earlier ones.
+            for (int i = 0; i < _insns.Length; i++)
+            {
+                var insn = _insns[i];
+                if (!mapProven[i] || insn.Class is not (BPF_LDX or BPF_ST or BPF_STX)) continue;
+                int baseReg = insn.Class == BPF_LDX || (insn.Class == BPF_STX && insn.Mode == BPF_ATOMIC && insn.Imm == 0x100) ? insn.Src : insn.Dst;
+                if (MapValueFromLookup(i, baseReg)) _mapElide[i] = _anyMapElide = true;
+            }
+        }
     }
+
+    /// <summary>Lookups with the map known at compile time (after <see cref="Compile"/>).</summary>
+    public int InlinedLookups => _maps.Count;
+
+    /// <summary>Packet accesses compiled without a bounds test (after <see cref="Compile"/>).</summary>
+    public int ElidedChecks { get; private set; }
 
     public BpfJitEntry Compile()
     {
@@ -122,6 +179,9 @@ internal sealed class BpfJitEmitter
         _ctxFirst = il.DeclareLocal(byteRef);
         _ctxLim = il.DeclareLocal(typeof(ulong));
         _helper = il.DeclareLocal(typeof(BpfHelper));
+        _frameLow = il.DeclareLocal(typeof(ulong));
+        _cache = il.DeclareLocal(typeof(BpfJitRegionCache));
+        _sameSpace = il.DeclareLocal(typeof(bool));
         foreach (int size in new[] { 1, 2, 4, 8 }) _lim[size] = il.DeclareLocal(typeof(ulong));
 
         _labels = new Label[_insns.Length];
@@ -138,7 +198,7 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Br, Target(_insns.Length));
         EmitColdBlocks();
 
-        var closure = new BpfJitClosure([.. _fns], _prog.Helpers);
+        var closure = new BpfJitClosure(_prog, [.. _fns], _prog.Helpers, _prog.Options.Maps, [.. _maps]);
         return dm.CreateDelegate<BpfJitEntry>(closure);
     }
 
@@ -169,6 +229,19 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Stloc, _r[FramePointer]);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stloc, _frame);
+        il.Emit(OpCodes.Ldc_I8, (long)(FramePointer0 - StackSize));
+        il.Emit(OpCodes.Stloc, _frameLow);
+        // Inlined map lookups bind the maps of the space the program was verified with; a run in another space takes
+        // the helper (the kernel's maps are fixed at load, so there this never happens).
+        if (_constLookups || _anyMapElide)
+        {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, SpaceField);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Extra)));
+            il.Emit(OpCodes.Ceq);
+            il.Emit(OpCodes.Stloc, _sameSpace);
+        }
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.StackFirst)));
         il.Emit(OpCodes.Stloc, _stackBase);
@@ -183,6 +256,47 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Stloc, _save);
         }
         EmitReload();
+        if (_proven is not null || _anyMapElide)
+        {
+            // The proven accesses hold for an XDP run: R1 the context, whose table agrees with the packet bounds; and
+            // proven map-value accesses for a run in the address space the program was verified with (its maps'
+            // value sizes). Anything else runs the program with every test.
+            var sane = il.DefineLabel();
+            var insane = il.DefineLabel();
+            if (_anyMapElide)
+            {
+                il.Emit(OpCodes.Ldloc, _sameSpace);
+                il.Emit(_proven is not null ? OpCodes.Brfalse : OpCodes.Brtrue, _proven is not null ? insane : sane);
+            }
+            if (_proven is not null)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Ldloc, _len);
+                il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.XdpBoundsAgree)));
+                il.Emit(OpCodes.Brtrue, sane);
+            }
+            il.MarkLabel(insane);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Ldarg_3);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.RunChecked)));
+            il.Emit(OpCodes.Ret);
+            il.MarkLabel(sane);
+            if (_proven is not null)
+            {
+                // What the test established, as constants the .NET JIT folds: R1 is the context pointer and the table
+                // holds at least xdp_md's fields, so the rewritten context loads through R1 need no run-time test.
+                il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+                il.Emit(OpCodes.Stloc, _r[1]);
+                if (_usesCtx)
+                {
+                    il.Emit(OpCodes.Ldc_I8, (long)(XdpMd.TableSize + 1 - 8));
+                    il.Emit(OpCodes.Stloc, _ctxLim);
+                }
+            }
+        }
     }
 
     /// <summary>Re-reads the packet and context bounds: at entry and after every helper call (helpers move the packet).</summary>
@@ -198,10 +312,12 @@ internal sealed class BpfJitEmitter
             il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketLow)));
             il.Emit(OpCodes.Stloc, _pktLow);
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketFirst)));
+            il.Emit(OpCodes.Ldloc, _len);
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.PacketFirstAt)));
             il.Emit(OpCodes.Stloc, _pktFirst);
             foreach (int size in new[] { 1, 2, 4, 8 })
             {
+                if (!_sizesUsed[size]) continue;
                 il.Emit(OpCodes.Ldloc, _len);
                 il.Emit(OpCodes.Ldc_I4, size);
                 il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Limit)));
@@ -247,14 +363,32 @@ internal sealed class BpfJitEmitter
     private void EmitColdBlocks()
     {
         var il = _il;
-        foreach (var (slow, resume, size, write, pc) in _cold)
+        foreach (var (slow, resume, size, write, pc, mapFirst, ctxFirst, baseReg, off) in _cold)
         {
+            // What the inline test missed: the other regions' tests — the context and packet (after a map-value
+            // guess), the current frame's stack (a pointer derived from R10), the region cache (a map value) — then
+            // the out-of-line resolution, which fills the cache or answers as TryMap does.
             il.MarkLabel(slow);
+            if (!mapFirst && !ctxFirst) EmitAddr(baseReg, off); // the hot test kept it on the IL stack
+            if (mapFirst)
+            {
+                if (ctxFirst) EmitCtxCheck(resume);
+                EmitPacketCheck(size, resume, branchOnHit: true);
+            }
+            EmitFrameAccess(_addr, size, resume);
+            if (!mapFirst)
+            {
+                var notCached = il.DefineLabel();
+                EmitCacheCheck(size, write, notCached);
+                il.Emit(OpCodes.Br, resume);
+                il.MarkLabel(notCached);
+            }
+            il.Emit(OpCodes.Ldloca, _cache);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, _addr);
             il.Emit(OpCodes.Ldc_I4, size);
             il.Emit(write ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Map)));
+            il.Emit(OpCodes.Call, Rt(nameof(BpfJitRuntime.Fill)));
             il.Emit(OpCodes.Stloc, _p);
             il.Emit(OpCodes.Ldloc, _p);
             il.Emit(OpCodes.Call, IsNullRef);
@@ -296,6 +430,157 @@ internal sealed class BpfJitEmitter
         }
     }
 
+    /// <summary>
+    /// _p = the bytes at <paramref name="addr"/> and a branch to <paramref name="hit"/> when the
+    /// <paramref name="size"/>-byte access lies in the current call frame's stack (the test of
+    /// <see cref="BpfMemory.TryMap"/> for that frame); falls through otherwise.
+    /// </summary>
+    private void EmitFrameAccess(LocalBuilder addr, int size, Label hit)
+    {
+        var il = _il;
+        var miss = il.DefineLabel();
+        Ld(addr);
+        Ld(_frameLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        il.Emit(OpCodes.Ldc_I8, (long)(StackSize + 1 - size));
+        il.Emit(OpCodes.Bge_Un, miss);
+        Ld(_frameBase);
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+        il.Emit(OpCodes.Br, hit);
+        il.MarkLabel(miss);
+    }
+
+    /// <summary>The region cache = the region of the value a lookup returned in R0 (nothing when NULL), so the proven
+    /// accesses through it that follow find it there.</summary>
+    private void EmitCacheForR0()
+    {
+        _il.Emit(OpCodes.Ldloca, _cache);
+        Op(OpCodes.Ldarg_1);
+        Ld(_r[0]);
+        Call(nameof(BpfJitRuntime.CacheFor));
+    }
+
+    /// <summary>
+    /// Whether the access at <paramref name="pc"/> through R[<paramref name="baseReg"/>] (a proven map-value access)
+    /// may skip its test: in straight-line code (no jump lands in between) the base is R0 of a bpf_map_lookup_elem call,
+    /// through moves and constant adds, and no instruction in between can change the region cache (every memory access
+    /// there is a frame access off R10, a proven packet access, or itself such an access).
+    /// </summary>
+    private bool MapValueFromLookup(int pc, int baseReg)
+    {
+        int reg = baseReg;
+        if (_jumpTarget[pc]) return false;
+        for (int k = pc - 1, steps = 0; k >= 0 && steps < 64; k--, steps++)
+        {
+            if (k > 0 && _insns[k - 1].IsLdImm64)
+            {
+                if (_jumpTarget[k]) return false;
+                k--;
+            }
+            var insn = _insns[k];
+            int cls = insn.Class;
+            if (insn.IsLdImm64)
+            {
+                if (insn.Dst == reg) return false;
+            }
+            else if (cls is BPF_JMP or BPF_JMP32)
+            {
+                if (insn.Op == BPF_CALL)
+                    return reg == 0 && insn.Source == BPF_K && insn.Src == 0 && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId;
+                if (insn.Op is BPF_EXIT or BPF_JA) return false;
+            }
+            else if (cls == BPF_ALU64 && insn.Dst == reg)
+            {
+                if (insn.Op == BPF_MOV && insn.Source == BPF_X && insn.Off == 0) reg = insn.Src;
+                else if (!(insn.Op == BPF_ADD && insn.Source == BPF_K)) return false;
+            }
+            else if (cls is BPF_ALU or BPF_LD && insn.Dst == reg) return false;
+            else if (cls is BPF_LDX or BPF_ST or BPF_STX)
+            {
+                if (cls == BPF_LDX && insn.Dst == reg) return false;
+                if (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == reg || reg == 0)) return false;
+                int b = cls == BPF_LDX || (cls == BPF_STX && insn.Mode == BPF_ATOMIC && insn.Imm == 0x100) ? insn.Src : insn.Dst;
+                bool frame = b == FramePointer && _r10Fixed && insn.Off >= -StackSize && insn.Off + SizeBytes(insn.SizeField) <= 0;
+                bool packet = _proven is { } pr && pr[k];
+                if (!frame && !packet && !_mapElide[k]) return false;
+            }
+            if (_jumpTarget[k]) return false;
+        }
+        return false;
+    }
+
+    /// <summary>Instructions some jump, call or callee return lands on: where straight-line reasoning stops.</summary>
+    private static bool[] JumpTargets(BpfInsn[] insns)
+    {
+        var t = new bool[insns.Length + 1];
+        void Mark(long pc)
+        {
+            if (pc >= 0 && pc < t.Length) t[pc] = true;
+        }
+        for (int i = 0; i < insns.Length; i++)
+        {
+            var insn = insns[i];
+            if (insn.Class is not (BPF_JMP or BPF_JMP32)) continue;
+            if (insn.Op == BPF_EXIT) continue;
+            if (insn.Op == BPF_CALL)
+            {
+                if (insn.Source == BPF_K && insn.Src == BPF_PSEUDO_CALL)
+                {
+                    Mark((long)i + 1 + insn.Imm);
+                    Mark(i + 1); // the callee's exit returns here
+                }
+                continue;
+            }
+            Mark((long)i + 1 + (insn.Op == BPF_JA && insn.Class == BPF_JMP32 ? insn.Imm : insn.Off));
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// The map R1 holds at the helper call <paramref name="pc"/> when it is certain: the last write of R1 in the
+    /// straight line before the call (no jump lands between) is an ld_imm64 of a map (BPF_PSEUDO_MAP_FD) that the
+    /// program's address space knows. Null otherwise.
+    /// </summary>
+    private Maps.BpfMap? ConstantMapArg(int pc)
+    {
+        if (_prog.Options.Maps is not { } space || _jumpTarget[pc]) return null;
+        for (int k = pc - 1; k >= 0; k--)
+        {
+            var insn = _insns[k];
+            if (k > 0 && _insns[k - 1].IsLdImm64)
+            {
+                // The second half of an ld_imm64: look at the whole instruction.
+                if (_jumpTarget[k]) return null;
+                k--;
+                insn = _insns[k];
+            }
+            if (insn.IsLdImm64)
+            {
+                if (insn.Dst == 1)
+                {
+                    if (insn.Src != BPF_PSEUDO_MAP_FD || k + 1 >= _insns.Length) return null;
+                    return space.MapAt((uint)insn.Imm | ((ulong)(uint)_insns[k + 1].Imm << 32));
+                }
+            }
+            else if (insn.Class is BPF_JMP or BPF_JMP32 && insn.Op is BPF_CALL or BPF_EXIT) return null;
+            else if (WritesR1(insn)) return null;
+            if (_jumpTarget[k]) return null;
+        }
+        return null;
+    }
+
+    private static bool WritesR1(BpfInsn insn) => insn.Class switch
+    {
+        BPF_ALU or BPF_ALU64 or BPF_LDX or BPF_LD => insn.Dst == 1,
+        BPF_STX => insn.Mode == BPF_ATOMIC && (insn.Src == 1 || insn.Dst == 1),
+        _ => false,
+    };
+
     /// <summary>_slot = the save area of frame _frame.</summary>
     private void EmitSlot()
     {
@@ -319,6 +604,10 @@ internal sealed class BpfJitEmitter
         il.Emit(OpCodes.Shl);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldloc, _r[FramePointer]);
+        il.Emit(OpCodes.Ldc_I8, (long)StackSize);
+        il.Emit(OpCodes.Sub);
+        il.Emit(OpCodes.Stloc, _frameLow);
         il.Emit(OpCodes.Ldloc, _stackBase);
         il.Emit(OpCodes.Ldloc, _frame);
         il.Emit(OpCodes.Ldc_I4, StackSize);
@@ -665,6 +954,7 @@ internal sealed class BpfJitEmitter
     {
         var il = _il;
         var cont = il.DefineLabel();
+        var inlined = il.DefineLabel(); // after an inlined helper: nothing to reload
         if (insn.Source == BPF_X)
         {
             // uBPF's callx: the helper id is in dst at run time.
@@ -698,6 +988,11 @@ internal sealed class BpfJitEmitter
                 EmitResult(BpfFault.UnknownHelper, pc);
                 return;
             }
+            if (ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem) && ConstantMapArg(pc) is { } map)
+            {
+                EmitInlineLookup(map, inlined);
+                // The helper itself when the inline path does not apply (another address space, the key elsewhere).
+            }
             Op(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldfld, FnsField);
             il.Emit(OpCodes.Ldc_I4, _fns.Count);
@@ -706,6 +1001,7 @@ internal sealed class BpfJitEmitter
             EmitHelperArgs();
             il.Emit(OpCodes.Callvirt, InvokeFn);
             St(_r[0]);
+            if (_anyMapElide && ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem)) EmitCacheForR0();
             if (h.UnwindOnZero)
             {
                 Ld(_r[0]);
@@ -725,6 +1021,58 @@ internal sealed class BpfJitEmitter
         }
         il.MarkLabel(cont);
         EmitReload();
+        il.MarkLabel(inlined);
+    }
+
+    /// <summary>
+    /// bpf_map_lookup_elem with the map known at compile time (the kernel's verifier rewrites such calls too: array
+    /// maps through map_gen_lookup, the rest to a direct call of the map's lookup). When the run is in the program's
+    /// own address space and R2 points into the current stack frame — what a verified program passes as a key,
+    /// nearly always — R0 is computed here and the code continues at <paramref name="done"/>; otherwise it falls
+    /// through to the helper. A map lookup moves no packet, so no bounds are reloaded.
+    /// </summary>
+    private void EmitInlineLookup(Maps.BpfMap map, Label done)
+    {
+        var il = _il;
+        var helper = il.DefineLabel();
+        var key = il.DefineLabel();
+        if (!_anyMapElide)
+        {
+            // (With proven map-value accesses the entry already sent a run in another space to the tested compile.)
+            Ld(_sameSpace);
+            il.Emit(OpCodes.Brfalse, helper);
+        }
+        EmitFrameAccess(_r[2], map.KeySize, key);
+        il.Emit(OpCodes.Br, helper);
+        il.MarkLabel(key);
+        Op(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldfld, MapsField);
+        il.Emit(OpCodes.Ldc_I4, _maps.Count);
+        _maps.Add(map);
+        il.Emit(OpCodes.Ldelem_Ref);
+        Ld(_p);
+        switch (map)
+        {
+            case Maps.BpfArrayMap:
+                il.Emit(OpCodes.Ldloca, _cache);
+                Call(nameof(BpfJitRuntime.ArrayLookup));
+                break;
+            case Maps.BpfPercpuArrayMap:
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                il.Emit(OpCodes.Ldloca, _cache);
+                Call(nameof(BpfJitRuntime.PercpuArrayLookup));
+                break;
+            default:
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                Call(nameof(BpfJitRuntime.MapLookup));
+                break;
+        }
+        St(_r[0]);
+        if (_anyMapElide && map is not (Maps.BpfArrayMap or Maps.BpfPercpuArrayMap)) EmitCacheForR0();
+        il.Emit(OpCodes.Br, done);
+        il.MarkLabel(helper);
     }
 
     private void EmitHelperArgs()
@@ -864,46 +1212,195 @@ internal sealed class BpfJitEmitter
             St(_p);
             return;
         }
-        Ld(_r[baseReg]);
-        if (off != 0)
+        if (_proven is { } proven && (uint)pc < (uint)proven.Length && proven[pc])
         {
-            il.Emit(OpCodes.Ldc_I8, (long)off);
-            Op(OpCodes.Add);
-        }
-        St(_addr);
-        var slow = il.DefineLabel();
-        var resume = il.DefineLabel();
-        if (ctxFirst)
-        {
-            var notCtx = il.DefineLabel();
-            Ld(_addr);
-            il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+            // The verifier proved this a packet access inside the range the program compared with data_end, on every
+            // path (check_packet_access): no test, as in the kernel's JIT. Rebased on data_meta like the tested path.
+            Ld(_pktFirst);
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            Ld(_pktLow);
             Op(OpCodes.Sub);
-            Op(OpCodes.Dup);
-            St(_t);
-            Ld(_ctxLim);
-            il.Emit(OpCodes.Bge_Un, notCtx);
-            Ld(_ctxFirst);
-            Ld(_t);
             Op(OpCodes.Conv_U);
             Op(OpCodes.Add);
             St(_p);
-            il.Emit(OpCodes.Br, resume);
-            il.MarkLabel(notCtx);
+            ElidedChecks++;
+            return;
         }
+        if (_mapElide[pc])
+        {
+            // Proven inside a map value by the verifier, and the pointer came from the lookup that last set the region
+            // cache (nothing in between can change it): the value's bytes without a test.
+            il.Emit(OpCodes.Ldloca, _cache);
+            Call(nameof(BpfJitRuntime.CachedFirst));
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            il.Emit(OpCodes.Ldloca, _cache);
+            il.Emit(OpCodes.Ldfld, CacheLow);
+            Op(OpCodes.Sub);
+            Op(OpCodes.Conv_U);
+            Op(OpCodes.Add);
+            St(_p);
+            ElidedChecks++;
+            return;
+        }
+        var slow = il.DefineLabel();
+        var resume = il.DefineLabel();
+        bool mapFirst = GuessMapValue(pc, baseReg);
+        if (mapFirst)
+        {
+            // The base came from a map lookup: the region cache first, the rest out of line.
+            EmitAddr(baseReg, off);
+            EmitCacheCheck(size, write, slow);
+        }
+        else if (ctxFirst)
+        {
+            EmitAddr(baseReg, off);
+            EmitCtxCheck(resume);
+            EmitPacketCheck(size, slow, branchOnHit: false);
+        }
+        else
+        {
+            // The packet test alone, the address kept on the IL stack (the slow path recomputes it).
+            Ld(_r[baseReg]);
+            if (off != 0)
+            {
+                il.Emit(OpCodes.Ldc_I8, (long)off);
+                Op(OpCodes.Add);
+            }
+            EmitPacketCheck(size, slow, branchOnHit: false, addrOnStack: true);
+        }
+        il.MarkLabel(resume);
+        _cold.Add((slow, resume, size, write, pc, mapFirst, ctxFirst, baseReg, off));
+    }
+
+    /// <summary>_addr = R[<paramref name="baseReg"/>] + <paramref name="off"/>.</summary>
+    private void EmitAddr(int baseReg, short off)
+    {
+        Ld(_r[baseReg]);
+        if (off != 0)
+        {
+            _il.Emit(OpCodes.Ldc_I8, (long)off);
+            Op(OpCodes.Add);
+        }
+        St(_addr);
+    }
+
+    /// <summary>_p = the context bytes and a branch to <paramref name="hit"/> when _addr is an 8-byte field of the
+    /// context table (the verifier's rewritten xdp_md loads); falls through otherwise.</summary>
+    private void EmitCtxCheck(Label hit)
+    {
+        var il = _il;
+        var notCtx = il.DefineLabel();
         Ld(_addr);
+        il.Emit(OpCodes.Ldc_I8, (long)CtxLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        Ld(_ctxLim);
+        il.Emit(OpCodes.Bge_Un, notCtx);
+        Ld(_ctxFirst);
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+        il.Emit(OpCodes.Br, hit);
+        il.MarkLabel(notCtx);
+    }
+
+    /// <summary>
+    /// The packet test of _addr: rebased on data_meta and compared once, unsigned, with the size's limit. With
+    /// <paramref name="branchOnHit"/> _p is set and the code branches to <paramref name="target"/> on a hit (falling
+    /// through on a miss); otherwise it branches to <paramref name="target"/> on a miss and falls through with _p set.
+    /// </summary>
+    private void EmitPacketCheck(int size, Label target, bool branchOnHit, bool addrOnStack = false)
+    {
+        var il = _il;
+        var miss = branchOnHit ? il.DefineLabel() : target;
+        if (!addrOnStack) Ld(_addr);
         Ld(_pktLow);
         Op(OpCodes.Sub);
         Op(OpCodes.Dup);
         St(_t);
         Ld(_lim[size]!);
-        il.Emit(OpCodes.Bge_Un, slow);
+        il.Emit(OpCodes.Bge_Un, miss);
         Ld(_pktFirst);
         Ld(_t);
         Op(OpCodes.Conv_U);
         Op(OpCodes.Add);
         St(_p);
-        il.MarkLabel(resume);
-        _cold.Add((slow, resume, size, write, pc));
+        if (branchOnHit)
+        {
+            il.Emit(OpCodes.Br, target);
+            il.MarkLabel(miss);
+        }
+    }
+
+    /// <summary>
+    /// The region cache's test of _addr, in IL so the hit is the straight path: branches to <paramref name="miss"/>
+    /// unless the access lies in the cached region (and it is writable, for a store); falls through with _p set.
+    /// </summary>
+    private void EmitCacheCheck(int size, bool write, Label miss)
+    {
+        var il = _il;
+        Ld(_addr);
+        il.Emit(OpCodes.Ldloca, _cache);
+        il.Emit(OpCodes.Ldfld, CacheLow);
+        Op(OpCodes.Sub);
+        Op(OpCodes.Dup);
+        St(_t);
+        il.Emit(OpCodes.Ldloca, _cache);
+        il.Emit(OpCodes.Ldfld, size switch { 1 => CacheLim1, 2 => CacheLim2, 4 => CacheLim4, _ => CacheLim8 });
+        il.Emit(OpCodes.Bge_Un, miss);
+        if (write)
+        {
+            il.Emit(OpCodes.Ldloca, _cache);
+            il.Emit(OpCodes.Ldfld, CacheReadOnly);
+            il.Emit(OpCodes.Brtrue, miss);
+        }
+        il.Emit(OpCodes.Ldloca, _cache);
+        Call(nameof(BpfJitRuntime.CachedFirst));
+        Ld(_t);
+        Op(OpCodes.Conv_U);
+        Op(OpCodes.Add);
+        St(_p);
+    }
+
+    /// <summary>
+    /// Whether R[<paramref name="baseReg"/>] at <paramref name="pc"/> most likely holds a map value: followed back in
+    /// straight-line code (through moves and constant adds) to the R0 of bpf_map_lookup_elem. Only orders the checks.
+    /// </summary>
+    private bool GuessMapValue(int pc, int baseReg)
+    {
+        int reg = baseReg;
+        for (int k = pc - 1, steps = 0; k >= 0 && steps < 64; k--, steps++)
+        {
+            var insn = _insns[k];
+            int cls = insn.Class;
+            if (cls is BPF_JMP or BPF_JMP32)
+            {
+                if (insn.Op == BPF_CALL)
+                    return reg == 0 && insn.Source == BPF_K && insn.Src != BPF_PSEUDO_CALL && insn.Imm == Helpers.BpfMapHelpers.MapLookupElemId;
+                if (insn.Op is BPF_EXIT or BPF_JA) return false;
+                continue;
+            }
+            if (cls == BPF_ALU64 && insn.Dst == reg)
+            {
+                if (insn.Op == BPF_MOV && insn.Source == BPF_X && insn.Off == 0) { reg = insn.Src; continue; }
+                if (insn.Op == BPF_ADD && insn.Source == BPF_K) continue;
+                return false;
+            }
+            if (cls is BPF_ALU or BPF_LDX or BPF_LD && insn.Dst == reg) return false;
+            if (cls == BPF_STX && insn.Mode == BPF_ATOMIC && (insn.Src == reg || (reg == 0 && (insn.Imm & ~BPF_FETCH) == (BPF_CMPXCHG & ~BPF_FETCH)))) return false;
+        }
+        return false;
     }
 }

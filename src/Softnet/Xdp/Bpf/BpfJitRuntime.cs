@@ -42,6 +42,11 @@ internal static class BpfJitRuntime
         return ref PacketLength(ref mem) >= 0 ? ref Unsafe.Add(ref b, mem.PacketStart) : ref b;
     }
 
+    /// <summary>As <see cref="PacketFirst"/> with the packet length already known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte PacketFirstAt(ref BpfMemory mem, int length)
+        => ref Unsafe.Add(ref MemoryMarshal.GetReference(mem.Packet), length >= 0 ? mem.PacketStart : 0);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int CtxLength(ref BpfMemory mem) => mem.Ctx.Length;
 
@@ -57,6 +62,116 @@ internal static class BpfJitRuntime
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Limit(int length, int size) => length + 1 - size > 0 ? (ulong)(length + 1 - size) : 0;
+
+    // ---- map values and global data (regions 16 and up) ----
+
+    /// <summary>
+    /// The bytes at <paramref name="addr"/> when it lies in the region <paramref name="c"/> holds (the last map value or
+    /// global-data region this run touched), else a null reference. The same test <see cref="BpfMemory.TryMap"/> makes
+    /// for such a region: offset + size within the storage, and no write to a region read-only for programs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte Cached(ref BpfJitRegionCache c, ulong addr, int size, bool write)
+    {
+        ulong t = addr - c.Low;
+        if (t < c.Limit(size) && !(write && c.ReadOnly))
+            return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c.Storage!), (nint)t);
+        return ref Unsafe.NullRef<byte>();
+    }
+
+    /// <summary>The first byte of the cached region's storage (the generated code adds the offset).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte CachedFirst(ref BpfJitRegionCache c) => ref MemoryMarshal.GetArrayDataReference(c.Storage!);
+
+    /// <summary>
+    /// The slow path of an access the inline checks missed: a map value or global-data address fills the region cache
+    /// and is answered from it; anything else (another call frame's stack, the context, a fault) is
+    /// <see cref="BpfMemory.TryMap"/>'s answer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ref byte Fill(ref BpfJitRegionCache c, ref BpfMemory mem, ulong addr, int size, bool write)
+    {
+        uint region = (uint)(addr >> 32);
+        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
+        {
+            int i = (int)(region - BpfMemory.ExtraRegion0);
+            c.Set(extra[i], addr & 0xFFFF_FFFF_0000_0000UL, extra.IsReadOnly(i));
+            return ref Cached(ref c, addr, size, write);
+        }
+        return ref Map(ref mem, addr, size, write);
+    }
+
+    /// <summary>Points the region cache at the region of <paramref name="value"/>, a lookup's result (left as it is
+    /// for NULL, which the program cannot dereference).</summary>
+    public static void CacheFor(ref BpfJitRegionCache c, ref BpfMemory mem, ulong value)
+    {
+        if (value == 0) return;
+        uint region = (uint)(value >> 32);
+        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
+        {
+            int i = (int)(region - BpfMemory.ExtraRegion0);
+            c.Set(extra[i], value & 0xFFFF_FFFF_0000_0000UL, extra.IsReadOnly(i));
+        }
+        else c = default; // not a value region: an access through it finds no storage rather than another region's
+    }
+
+    /// <summary>The CPU per-CPU maps answer for (as the map helpers read it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Cpu(ref BpfMemory mem) => mem.Run?.Cpu ?? 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BpfRegionTable? Extra(ref BpfMemory mem) => mem.Extra;
+
+    /// <summary>bpf_map_lookup_elem inlined for an array map (the kernel's array_map_gen_lookup): the key is a u32
+    /// index; a hit also points the region cache at the array's values, which the program reads next.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong ArrayLookup(Maps.BpfMap map, ref byte key, ref BpfJitRegionCache c)
+    {
+        var m = Unsafe.As<Maps.BpfArrayMap>(map);
+        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key));
+        if (v != 0) c.Set(m.Values, m.RegionBase, m.ReadOnlyForProgram);
+        return v;
+    }
+
+    /// <summary>bpf_map_lookup_elem inlined for a per-CPU array (percpu_array_map_gen_lookup): this CPU's copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PercpuArrayLookup(Maps.BpfMap map, ref byte key, int cpu, ref BpfJitRegionCache c)
+    {
+        var m = Unsafe.As<Maps.BpfPercpuArrayMap>(map);
+        ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu, out var storage, out ulong low);
+        if (v != 0) c.Set(storage!, low, m.ReadOnlyForProgram);
+        return v;
+    }
+
+    /// <summary>bpf_map_lookup_elem for any other map whose handle is constant at the call: the map's own lookup,
+    /// called directly (no delegate, handle resolution or key mapping).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong MapLookup(Maps.BpfMap map, ref byte key, int cpu)
+        => map.Lookup(MemoryMarshal.CreateReadOnlySpan(ref key, map.KeySize), cpu);
+
+    /// <summary>
+    /// Whether the verifier's packet proofs hold for this run: R1 is the context, the packet bounds are sane
+    /// (<paramref name="packetLength"/> ≥ 0) and the context table's data_meta, data and data_end are packet addresses
+    /// with data_meta = the first accessible byte, data between, data_end = the end — so data + the range a comparison
+    /// with data_end proved lies inside [data_meta, data_end), as <see cref="BpfMemory.TryMap"/> would find.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool XdpBoundsAgree(ref BpfMemory mem, ulong r1, int packetLength)
+    {
+        var ctx = mem.Ctx;
+        if (r1 != BpfMemory.Address(BpfMemory.CtxRegion, 0) || packetLength < 0 || ctx.Length < XdpMd.TableSize) return false;
+        ref byte c = ref MemoryMarshal.GetReference(ctx);
+        ulong data = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.Data * 2));
+        ulong end = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2));
+        ulong meta = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2));
+        ulong low = BpfMemory.Address(BpfMemory.PacketRegion, mem.PacketStart);
+        return meta == low && end == BpfMemory.Address(BpfMemory.PacketRegion, mem.PacketEnd) && data >= low && data <= end;
+    }
+
+    /// <summary>The run the proofs do not cover: the program compiled with every test (once, on first need).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static BpfRunResult RunChecked(BpfJitClosure closure, ref BpfMemory mem, ulong r1, ulong r2)
+        => (closure.CheckedEntry ??= new BpfJitEmitter(closure.Program, elideProvenChecks: false).Compile())(ref mem, r1, r2);
 
     /// <summary>A helper by run-time id (uBPF's callx), or null.</summary>
     public static BpfHelper? Helper(BpfHelperTable? table, ulong id) => table?.Get((long)id);
@@ -138,4 +253,48 @@ internal static class BpfJitRuntime
 
     public static ulong CmpXchg32(ref byte p, ulong v, ulong r0)
         => (uint)Interlocked.CompareExchange(ref Unsafe.As<byte, int>(ref p), (int)v, (int)r0);
+}
+
+/// <summary>
+/// The JIT's one-entry cache of a map value or global-data region (a local of the generated method): its storage, its
+/// BPF base address and whether programs may write it, so repeated accesses through a map value pointer cost one
+/// compare instead of a call. Regions never move while a program runs, so the cache needs no invalidation.
+/// </summary>
+internal struct BpfJitRegionCache
+{
+    public byte[]? Storage;
+    public ulong Low;
+    /// <summary>Exclusive bounds of (address − Low) for 1-, 2-, 4- and 8-byte accesses (<see cref="BpfJitRuntime.Limit"/>);
+    /// all 0 while the cache is empty, so nothing hits.</summary>
+    public ulong Lim1, Lim2, Lim4, Lim8;
+    public bool ReadOnly;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Set(byte[] storage, ulong low, bool readOnly)
+    {
+        ulong n = (ulong)storage.Length;
+        Storage = storage;
+        Low = low;
+        if (n >= 8)
+        {
+            // Every map's storage (values are 8-byte aligned): no clamping.
+            Lim1 = n;
+            Lim2 = n - 1;
+            Lim4 = n - 3;
+            Lim8 = n - 7;
+        }
+        else SetSmall((int)n);
+        ReadOnly = readOnly;
+    }
+
+    private void SetSmall(int n)
+    {
+        Lim1 = BpfJitRuntime.Limit(n, 1);
+        Lim2 = BpfJitRuntime.Limit(n, 2);
+        Lim4 = BpfJitRuntime.Limit(n, 4);
+        Lim8 = BpfJitRuntime.Limit(n, 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly ulong Limit(int size) => size switch { 1 => Lim1, 2 => Lim2, 4 => Lim4, _ => Lim8 };
 }

@@ -99,6 +99,17 @@ public sealed class BpfProgram
     /// </summary>
     internal bool ZeroStack { get; init; } = true;
 
+    /// <summary>
+    /// For a verified XDP program: the loads and stores the verifier proved, on every path, to be packet accesses
+    /// inside the range a comparison with data_end established (check_packet_access). The JIT compiles them without
+    /// a bounds test, as the kernel's JIT does, when the run's packet bounds are sane. Null: none.
+    /// </summary>
+    internal bool[]? PacketAccessProven { get; init; }
+
+    /// <summary>The loads and stores the verifier proved, on every path, to lie inside a map value (check_map_access);
+    /// the JIT leaves out their test where it knows which value region the pointer is in. Null: none.</summary>
+    internal bool[]? MapValueAccessProven { get; init; }
+
     /// <summary>The program compiled by <see cref="BpfJit"/> when a JIT-compiled program tail-calls into it.</summary>
     internal BpfJitProgram? Jitted { get; set; }
 

@@ -42,7 +42,12 @@ public static partial class BpfVerifier
         var rewritten = (BpfInsn[])insns.Clone();
         var walker = new Walker(insns, rewritten, options);
         int processed = walker.Run();
-        return new BpfProgram(rewritten, options, processed) { ZeroStack = walker.ReadsUninitStack };
+        return new BpfProgram(rewritten, options, processed)
+        {
+            ZeroStack = walker.ReadsUninitStack,
+            PacketAccessProven = options.Context == BpfContextKind.Xdp ? walker.PacketOnlyAccesses() : null,
+            MapValueAccessProven = options.Maps is not null ? walker.MapValueOnlyAccesses() : null,
+        };
     }
 
     /// <summary>Verifies and returns null, or the refusal's message.</summary>

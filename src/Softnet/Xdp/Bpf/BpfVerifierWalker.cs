@@ -231,6 +231,12 @@ public static partial class BpfVerifier
         private Reg Access(State s, int pc, int regno, short insnOff, int size, bool write, Reg value, bool ctxRewrite)
         {
             var reg = s.Regs[regno];
+            _accessKinds[pc] |= reg.Type switch
+            {
+                RegType.PtrToPacket or RegType.PtrToPacketMeta => PacketAccess,
+                RegType.PtrToMapValue => ValueAccess,
+                _ => OtherAccess,
+            };
             switch (reg.Type)
             {
                 case RegType.PtrToStack:
@@ -387,6 +393,17 @@ public static partial class BpfVerifier
 
         /// <summary>Some path may read a stack byte no path has written before it.</summary>
         public bool ReadsUninitStack { get; private set; }
+
+        // What each load and store accessed on the paths walked: the JIT leaves out the bounds test of an access that
+        // was a packet access on every path, proven inside the packet as the kernel's JIT relies on.
+        private const byte PacketAccess = 1, OtherAccess = 2, ValueAccess = 4;
+        private readonly byte[] _accessKinds = new byte[insns.Length];
+
+        /// <summary>Instructions whose every walked access was to the packet (or data_meta area) within a proven range.</summary>
+        public bool[] PacketOnlyAccesses() => _accessKinds.Select(k => k == PacketAccess).ToArray();
+
+        /// <summary>Instructions whose every walked access was inside a map value (check_map_access).</summary>
+        public bool[] MapValueOnlyAccesses() => _accessKinds.Select(k => k == ValueAccess).ToArray();
 
         // ---- ALU ----
 

@@ -12,10 +12,14 @@ public sealed class BpfArrayMap : BpfMap
 {
     private readonly byte[] _values;
     private readonly int _stride;
+    private readonly int _maxEntries;
+    private readonly bool _readOnly;
     private ulong _base;
 
     public BpfArrayMap(BpfMapSpec spec) : base(spec)
     {
+        _maxEntries = spec.MaxEntries;
+        _readOnly = spec.ReadOnlyForProgram;
         _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
         _values = new byte[(long)_stride * spec.MaxEntries];
         spec.InitialValue?.AsSpan(0, Math.Min(spec.InitialValue.Length, spec.ValueSize)).CopyTo(_values);
@@ -26,11 +30,18 @@ public sealed class BpfArrayMap : BpfMap
 
     public override void Bind(BpfRegionTable space) => _base = space.Add(_values, Spec.ReadOnlyForProgram);
 
-    public override ulong Lookup(ReadOnlySpan<byte> key, int cpu)
-    {
-        uint index = BpfMapUtil.U32(key);
-        return index < (uint)MaxEntries ? _base + (ulong)index * (ulong)_stride : 0;
-    }
+    public override ulong Lookup(ReadOnlySpan<byte> key, int cpu) => LookupIndex(BpfMapUtil.U32(key));
+
+    /// <summary>array_map_lookup_elem on a u32 index: what the JIT inlines at a call site whose map is this array
+    /// (the kernel's array_map_gen_lookup); the value region is handed to the JIT's region cache.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupIndex(uint index) => index < (uint)_maxEntries ? _base + (ulong)index * (ulong)_stride : 0;
+
+    /// <summary>The value storage and its region's base address (the JIT's region cache).</summary>
+    internal byte[] Values => _values;
+    internal ulong RegionBase => _base;
+    /// <summary>BPF_F_RDONLY_PROG, read once.</summary>
+    internal bool ReadOnlyForProgram => _readOnly;
 
     public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu)
     {

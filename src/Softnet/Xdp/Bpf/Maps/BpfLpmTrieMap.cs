@@ -52,11 +52,40 @@ public sealed class BpfLpmTrieMap : BpfMap
     /// <summary>longest_prefix_match: equal leading bits of node and key, at most min(node, key prefix length).</summary>
     private static int MatchLen(Node node, ReadOnlySpan<byte> data, int prefixLen)
     {
+        // As the kernel does, a word at a time: the first differing bit is the leading zeros of the XOR of the
+        // big-endian words (8, 4 or 1 bytes as the data allows).
         int limit = Math.Min(node.PrefixLen, prefixLen);
-        int i = 0;
-        while (i + 8 <= limit && node.Data[i >> 3] == data[i >> 3]) i += 8;
-        while (i < limit && Bit(node.Data, i) == Bit(data, i)) i++;
-        return i;
+        ReadOnlySpan<byte> a = node.Data;
+        int bits = 0, i = 0;
+        while (bits < limit)
+        {
+            int rest = a.Length - i;
+            ulong x, y;
+            int chunk;
+            if (rest >= 8)
+            {
+                x = BinaryPrimitives.ReadUInt64BigEndian(a[i..]);
+                y = BinaryPrimitives.ReadUInt64BigEndian(data[i..]);
+                chunk = 8;
+            }
+            else if (rest >= 4)
+            {
+                x = (ulong)BinaryPrimitives.ReadUInt32BigEndian(a[i..]) << 32;
+                y = (ulong)BinaryPrimitives.ReadUInt32BigEndian(data[i..]) << 32;
+                chunk = 4;
+            }
+            else
+            {
+                x = (ulong)a[i] << 56;
+                y = (ulong)data[i] << 56;
+                chunk = 1;
+            }
+            ulong diff = x ^ y;
+            if (diff != 0) return Math.Min(bits + System.Numerics.BitOperations.LeadingZeroCount(diff), limit);
+            bits += chunk * 8;
+            i += chunk;
+        }
+        return limit;
     }
 
     private Node? Find(ReadOnlySpan<byte> data, int prefixLen)

@@ -10,10 +10,13 @@ public sealed class BpfPercpuArrayMap : BpfMap
 {
     private readonly byte[][] _values;
     private readonly ulong[] _base;
-    private readonly int _stride;
+    private readonly int _stride, _maxEntries;
+    private readonly bool _readOnly;
 
     public BpfPercpuArrayMap(BpfMapSpec spec, int possibleCpus) : base(spec)
     {
+        _maxEntries = spec.MaxEntries;
+        _readOnly = spec.ReadOnlyForProgram;
         _stride = BpfMapUtil.RoundUp8(spec.ValueSize);
         _values = new byte[possibleCpus][];
         for (int c = 0; c < possibleCpus; c++) _values[c] = new byte[(long)_stride * spec.MaxEntries];
@@ -32,12 +35,40 @@ public sealed class BpfPercpuArrayMap : BpfMap
         for (int c = 0; c < _values.Length; c++) _base[c] = space.Add(_values[c], Spec.ReadOnlyForProgram);
     }
 
-    public override ulong Lookup(ReadOnlySpan<byte> key, int cpu)
+    public override ulong Lookup(ReadOnlySpan<byte> key, int cpu) => LookupIndex(BpfMapUtil.U32(key), cpu);
+
+    /// <summary>percpu_array_map_lookup_elem on a u32 index: what the JIT inlines at a call site whose map is this
+    /// array (the kernel's percpu_array_map_gen_lookup).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupIndex(uint index, int cpu)
     {
-        uint index = BpfMapUtil.U32(key);
-        if (index >= (uint)MaxEntries || (uint)cpu >= (uint)_values.Length) return 0;
-        return _base[cpu] + (ulong)index * (ulong)_stride;
+        var bases = _base;
+        if (index >= (uint)_maxEntries || (uint)cpu >= (uint)bases.Length) return 0;
+        return bases[cpu] + (ulong)index * (ulong)_stride;
     }
+
+    /// <summary>
+    /// As <see cref="LookupIndex"/>, also giving CPU <paramref name="cpu"/>'s value storage and its region's base
+    /// address on a hit (the JIT's region cache), with one range check.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ulong LookupIndex(uint index, int cpu, out byte[]? storage, out ulong regionBase)
+    {
+        var bases = _base;
+        var values = _values;
+        if (index >= (uint)_maxEntries || (uint)cpu >= (uint)bases.Length || (uint)cpu >= (uint)values.Length)
+        {
+            storage = null;
+            regionBase = 0;
+            return 0;
+        }
+        storage = values[cpu];
+        regionBase = bases[cpu];
+        return regionBase + (ulong)index * (ulong)_stride;
+    }
+
+    /// <summary>BPF_F_RDONLY_PROG, read once.</summary>
+    internal bool ReadOnlyForProgram => _readOnly;
 
     public override long Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags, int cpu)
     {

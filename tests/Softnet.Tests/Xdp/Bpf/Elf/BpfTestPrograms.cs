@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Security.Cryptography;
 using Softnet.Xdp;
 using Softnet.Xdp.Bpf;
 using Softnet.Xdp.Bpf.Maps;
@@ -16,43 +14,21 @@ public static class BpfTestPrograms
 {
     private static readonly string SourceDir = Path.Combine(AppContext.BaseDirectory, "Xdp", "Bpf", "Programs");
     private static readonly string CacheDir = Path.Combine(Path.GetTempPath(), "softnet-bpf-test-objects");
-    private static readonly object Gate = new();
-
-    public static string Clang => Environment.GetEnvironmentVariable("SOFTNET_CLANG") is { Length: > 0 } c ? c : "clang-14";
+    public static string Clang => BpfClang.Clang;
 
     /// <summary>The object file built from Programs/<paramref name="name"/>.c.</summary>
     public static string Object(string name)
     {
         string src = Path.Combine(SourceDir, name + ".c");
         Assert.True(File.Exists(src), $"no test program {src}");
-        string hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(src)))[..16];
-        string obj = Path.Combine(CacheDir, $"{name}-{hash}.o");
-        lock (Gate)
+        try
         {
-            if (File.Exists(obj)) return obj;
-            Directory.CreateDirectory(CacheDir);
-            string tmp = obj + $".{Environment.ProcessId}.tmp";
-            var psi = new ProcessStartInfo(Clang)
-            {
-                RedirectStandardError = true,
-                RedirectStandardOutput = true,
-            };
-            foreach (var a in new[] { "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", src, "-o", tmp }) psi.ArgumentList.Add(a);
-            Process p;
-            try
-            {
-                p = Process.Start(psi)!;
-            }
-            catch (System.ComponentModel.Win32Exception e)
-            {
-                Assert.Fail($"{Clang} is needed to build the XDP test programs and was not found ({e.Message}); install clang-14 and libbpf-dev (.ci/run does) or set SOFTNET_CLANG");
-                throw;
-            }
-            string err = p.StandardError.ReadToEnd();
-            p.WaitForExit();
-            Assert.True(p.ExitCode == 0, $"{Clang} failed on {src}:\n{err}");
-            File.Move(tmp, obj, overwrite: true);
-            return obj;
+            return BpfClang.Compile(src, CacheDir);
+        }
+        catch (BpfClangException e)
+        {
+            Assert.Fail(e.Message);
+            throw;
         }
     }
 
