@@ -202,7 +202,8 @@ public static class BpfTestFrames
         return f;
     }
 
-    /// <summary>The tcpdump corpus, when this checkout has it next to it (../shared/corpus).</summary>
+    /// <summary>The tcpdump corpus, when this checkout has it next to it (../shared/corpus) or the machine has it at
+    /// /work/shared (a CI clone elsewhere).</summary>
     public static string? CorpusDir()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
@@ -210,7 +211,7 @@ public static class BpfTestFrames
             string p = Path.Combine(d.FullName, "shared", "corpus", "tcpdump-tests");
             if (Directory.Exists(p)) return p;
         }
-        return null;
+        return Directory.Exists("/work/shared/corpus/tcpdump-tests") ? "/work/shared/corpus/tcpdump-tests" : null;
     }
 
     /// <summary>Captures of the corpus with Ethernet frames of the shapes the programs parse.</summary>
