@@ -90,10 +90,10 @@ public abstract class TcpKernelFixtureBase
 /// <summary>The IPv4 cases against Scenarios/tcp-host.</summary>
 public sealed class TcpKernelFixture() : TcpKernelFixtureBase("tcp-host", "tcp-runs", TcpCases.Names, v6: false);
 
-/// <summary>The IPv4 and IPv6 TCP cases share one collection: xunit runs collections in parallel, and two kernel
-/// readers and injectors competing for the two CPUs would make the kernel's timing (delayed ACKs, header-prediction
-/// hits) differ from run to run.</summary>
-[CollectionDefinition(Name)]
+/// <summary>The IPv4 and IPv6 TCP cases share one collection, run alone after every parallel collection: the kernel's
+/// timing (delayed ACKs, header-prediction hits, the reader's window) shifts when other tests — a second kernel reader,
+/// the XDP tests' clang builds and JIT compiles — compete for the two CPUs, and two kernel runs then differ.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class TcpKernelCollection : ICollectionFixture<TcpKernelFixture>, ICollectionFixture<Tcp6KernelFixture>
 {
     public const string Name = "TcpKernel";
