@@ -75,18 +75,24 @@ public sealed class BpfInterpreter
 
     /// <summary>
     /// The address space of one XDP run, shared by the interpreter and the JIT: the context table
-    /// <paramref name="ctx"/> filled from <paramref name="xdp"/> (data, data_end and data_meta as packet addresses),
-    /// the packet region over the whole buffer bounded by data_meta..data_end, and <paramref name="stack"/>.
+    /// <paramref name="ctx"/> filled from <paramref name="xdp"/> (data, data_end and data_meta as packet addresses,
+    /// then the queue numbers), the packet region over the whole buffer bounded by data_meta..data_end, and
+    /// <paramref name="stack"/>. Written without per-field bounds tests: a run's fixed cost is most of what a small
+    /// program costs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static BpfMemory BeginXdp(Span<byte> ctx, Span<byte> stack, scoped ref XdpBuff xdp, uint ingressIfindex,
         BpfRunContext? run, BpfRegionTable? space)
     {
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.Data * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.Data));
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataEnd));
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..], BpfMemory.Address(BpfMemory.PacketRegion, xdp.DataMeta));
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.IngressIfindex * 2)..], ingressIfindex);
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.RxQueueIndex * 2)..], (uint)xdp.RxQueue);
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx[(XdpMd.EgressIfindex * 2)..], 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ctx.Length, XdpMd.TableSize);
+        ref byte c = ref MemoryMarshal.GetReference(ctx);
+        const ulong packet = (ulong)BpfMemory.PacketRegion << 32;
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.Data * 2), packet | (uint)xdp.Data);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2), packet | (uint)xdp.DataEnd);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2), packet | (uint)xdp.DataMeta);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.IngressIfindex * 2), (ulong)ingressIfindex);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.RxQueueIndex * 2), (ulong)(uint)xdp.RxQueue);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.EgressIfindex * 2), 0UL);
         return new BpfMemory(stack, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
         {
             Ctx = ctx,
@@ -101,13 +107,15 @@ public sealed class BpfInterpreter
     /// at the end (moved by bpf_xdp_adjust_*) go back into <paramref name="xdp"/>; a fault, or a return value that
     /// is no XDP action, is XDP_ABORTED (bpf_warn_invalid_xdp_action).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static XdpAction EndXdp(ref XdpBuff xdp, scoped ref BpfMemory mem, in BpfRunResult result)
     {
-        var ctx = mem.Ctx;
+        // BeginXdp checked the table's length.
+        ref byte c = ref MemoryMarshal.GetReference(mem.Ctx);
         xdp.SetBounds(
-            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataMeta * 2)..]),
-            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.Data * 2)..]),
-            (int)(uint)BinaryPrimitives.ReadUInt64LittleEndian(ctx[(XdpMd.DataEnd * 2)..]));
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2)),
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.Data * 2)),
+            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2)));
         return result.Ok && result.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)result.R0 : XdpAction.Aborted;
     }
 

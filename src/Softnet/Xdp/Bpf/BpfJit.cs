@@ -130,24 +130,7 @@ public sealed class BpfJitProgram
     /// </summary>
     public XdpAction RunXdp(BpfJitStack stack, ref XdpBuff xdp, uint ingressIfindex, BpfRunContext? run, BpfRegionTable? space, out BpfRunResult result)
     {
-        // BpfInterpreter.BeginXdp's context table, written straight into the stack's table (a run's fixed cost is
-        // most of what a small program costs): data, data_end and data_meta as packet addresses, then the queue numbers.
-        var ctx = stack.Ctx;
-        ref byte c = ref MemoryMarshal.GetArrayDataReference(ctx);
-        const ulong packet = (ulong)BpfMemory.PacketRegion << 32;
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.Data * 2), packet | (uint)xdp.Data);
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2), packet | (uint)xdp.DataEnd);
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2), packet | (uint)xdp.DataMeta);
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.IngressIfindex * 2), (ulong)ingressIfindex);
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.RxQueueIndex * 2), (ulong)(uint)xdp.RxQueue);
-        Unsafe.WriteUnaligned(ref Unsafe.Add(ref c, XdpMd.EgressIfindex * 2), 0UL);
-        var mem = new BpfMemory(stack.Bytes, xdp.Buffer, xdp.DataMeta, xdp.DataEnd)
-        {
-            Ctx = ctx,
-            PacketHardEnd = xdp.HardEnd,
-            Run = run,
-            Extra = space,
-        };
+        var mem = BpfInterpreter.BeginXdp(stack.Ctx, stack.Bytes, ref xdp, ingressIfindex, run, space);
         if (run is not null)
         {
             run.TailCallCount = 0;
@@ -156,12 +139,6 @@ public sealed class BpfJitProgram
         var r = _entry(ref mem, BpfInterpreter.XdpCtxPointer, 0);
         if (r.Fault == BpfFault.TailCall) r = Finish(r, ref mem);
         result = r;
-        // BpfInterpreter.EndXdp: the bounds the helpers left in the table go back to the frame; a fault or a value
-        // that is no action is XDP_ABORTED.
-        xdp.SetBounds(
-            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataMeta * 2)),
-            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.Data * 2)),
-            (int)(uint)Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref c, XdpMd.DataEnd * 2)));
-        return r.Fault == BpfFault.None && r.R0 <= (ulong)XdpAction.Redirect ? (XdpAction)r.R0 : XdpAction.Aborted;
+        return BpfInterpreter.EndXdp(ref xdp, ref mem, r);
     }
 }
