@@ -66,7 +66,7 @@ public static class XdpCommand
             error.WriteLine($"softnet xdp test: --ifindex must be at least 1 and --rx-queue at least 0 (the kernel refuses a queue without a device)");
             return BadInput;
         }
-        int cpus = XdpTestRunOptions.MachinePossibleCpus();
+        int cpus = Softnet.Xdp.Bpf.Maps.BpfMapFactory.PossibleCpus();
         if (a.Cpu < 0 || a.Cpu >= cpus)
         {
             error.WriteLine($"softnet xdp test: --cpu {a.Cpu}: this machine's possible CPUs are 0-{cpus - 1}");

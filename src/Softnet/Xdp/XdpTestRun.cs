@@ -34,27 +34,6 @@ public sealed record XdpTestRunOptions
 
     /// <summary>CPUs of the per-CPU maps (0: this machine's possible CPUs, as libbpf's libbpf_num_possible_cpus).</summary>
     public int PossibleCpus { get; init; }
-
-    /// <summary>num_possible_cpus(): the CPUs /sys/devices/system/cpu/possible lists ("0-3,8"), else the processor count.</summary>
-    public static int MachinePossibleCpus()
-    {
-        const string path = "/sys/devices/system/cpu/possible";
-        try
-        {
-            if (!File.Exists(path)) return Environment.ProcessorCount;
-            int n = 0;
-            foreach (var part in File.ReadAllText(path).Trim().Split(',', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var r = part.Split('-');
-                n += r.Length == 1 ? 1 : int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture) - int.Parse(r[0], System.Globalization.CultureInfo.InvariantCulture) + 1;
-            }
-            return n > 0 ? n : Environment.ProcessorCount;
-        }
-        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
-        {
-            return Environment.ProcessorCount;
-        }
-    }
 }
 
 /// <summary>One distinct fault of a test run: where, how often, and the first frame that hit it.</summary>
@@ -112,7 +91,7 @@ public sealed class XdpTestRun
     public static XdpTestRun Load(string spec, XdpTestRunOptions? options = null)
     {
         options ??= new XdpTestRunOptions();
-        var (obj, prog) = XdpBpfAttachment.LoadProgram(spec, options.PossibleCpus > 0 ? options.PossibleCpus : XdpTestRunOptions.MachinePossibleCpus());
+        var (obj, prog) = XdpBpfAttachment.LoadProgram(spec, options.PossibleCpus > 0 ? options.PossibleCpus : Bpf.Maps.BpfMapFactory.PossibleCpus());
         var (path, name) = XdpBpfAttachment.ParseSpec(spec);
         return new XdpTestRun(obj, prog, obj.Program(name).Section, options) { MapBtf = BpfMapBtf.ForObject(File.ReadAllBytes(path), obj) };
     }

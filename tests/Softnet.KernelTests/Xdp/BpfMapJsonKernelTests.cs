@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Softnet.KernelTests.Support;
@@ -24,46 +23,7 @@ public class BpfMapJsonKernelTests
             : !Proc.IsRoot ? "bpftool comparisons need root (CAP_BPF / CAP_SYS_ADMIN)"
             : !Proc.Exists("bpftool") ? "bpftool is not installed (apt-get install bpftool; .ci/run does)" : null;
 
-    internal static readonly int Cpus = PossibleCpus();
-
-    private static int PossibleCpus()
-    {
-        var text = File.Exists("/sys/devices/system/cpu/possible") ? File.ReadAllText("/sys/devices/system/cpu/possible").Trim() : "0";
-        int n = 0;
-        foreach (var part in text.Split(','))
-        {
-            var r = part.Split('-');
-            n += r.Length == 1 ? 1 : int.Parse(r[1]) - int.Parse(r[0]) + 1;
-        }
-        return n;
-    }
-
-    // BPF_OBJ_GET_INFO_BY_FD for the map's id (BpfSyscall has no info call; the smallest P/Invoke for it).
-    [DllImport("libc", SetLastError = true, EntryPoint = "syscall")]
-    private static extern long Syscall(long number, long cmd, byte[] attr, long size);
-
-    internal static long Bpf(int cmd, byte[] attr)
-    {
-        long r = Syscall(321, cmd, attr, attr.Length);
-        return r < 0 ? -Marshal.GetLastPInvokeError() : r;
-    }
-
-    internal static uint MapId(int fd)
-    {
-        var info = new byte[128]; // struct bpf_map_info: type, id, ...
-        var h = GCHandle.Alloc(info, GCHandleType.Pinned);
-        try
-        {
-            var a = new byte[144];
-            BinaryPrimitives.WriteUInt32LittleEndian(a, (uint)fd);
-            BinaryPrimitives.WriteUInt32LittleEndian(a.AsSpan(4), (uint)info.Length);
-            BinaryPrimitives.WriteUInt64LittleEndian(a.AsSpan(8), (ulong)h.AddrOfPinnedObject());
-            long r = Bpf(15, a);
-            Assert.True(r == 0, $"BPF_OBJ_GET_INFO_BY_FD: {r}");
-            return BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(4));
-        }
-        finally { h.Free(); }
-    }
+    internal static readonly int Cpus = BpfMapFactory.PossibleCpus();
 
     internal static string BpftoolDump(uint id)
     {
@@ -88,7 +48,7 @@ public class BpfMapJsonKernelTests
                 BpfSyscall.UpdateElem(fd, k, v);
                 Assert.Equal(0, ours.UserUpdate(k, v, 0));
             });
-            string kernel = BpftoolDump(MapId(fd));
+            string kernel = BpftoolDump(BpfSyscall.ObjectId(fd));
             string softnet = BpfMapJson.Dump(ours);
             if (ordered)
                 Assert.Equal(kernel, softnet);

@@ -16,13 +16,6 @@ namespace Softnet.KernelTests.Xdp;
 [Trait("Category", "Kernel")]
 public class BpfMapJsonProgramKernelTests
 {
-    private static string Bpftool(uint id)
-    {
-        var (exit, stdout, stderr) = Proc.Run("bpftool", "-j", "map", "dump", "id", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.True(exit == 0, $"bpftool map dump id {id}: {stderr.Trim()}");
-        return stdout;
-    }
-
     private static string Sorted(string json)
     {
         using var d = JsonDocument.Parse(json);
@@ -58,7 +51,7 @@ public class BpfMapJsonProgramKernelTests
         foreach (var map in c.Interp.Maps)
         {
             if (map.Type is BpfMapType.ProgArray or BpfMapType.Ringbuf) continue;
-            string kernel = Bpftool(BpfSyscall.ObjectId(c.Kernel.KernelMapFd(map)));
+            string kernel = BpfMapJsonKernelTests.BpftoolDump(BpfSyscall.ObjectId(c.Kernel.KernelMapFd(map)));
             string ours = BpfMapJson.Dump(map);
             if (program == "rate_limit")
             {

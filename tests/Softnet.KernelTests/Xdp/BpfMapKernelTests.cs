@@ -19,20 +19,7 @@ public class BpfMapKernelTests
         => !BpfSyscall.Supported ? "bpf(2) comparisons need Linux x86-64"
             : !Proc.IsRoot ? "bpf(2) comparisons need root (CAP_BPF / CAP_SYS_ADMIN)" : null;
 
-    private static readonly int Cpus = PossibleCpus();
-
-    private static int PossibleCpus()
-    {
-        // /sys/devices/system/cpu/possible, e.g. "0-1": num_possible_cpus().
-        var text = File.Exists("/sys/devices/system/cpu/possible") ? File.ReadAllText("/sys/devices/system/cpu/possible").Trim() : "0";
-        int n = 0;
-        foreach (var part in text.Split(','))
-        {
-            var r = part.Split('-');
-            n += r.Length == 1 ? 1 : int.Parse(r[1]) - int.Parse(r[0]) + 1;
-        }
-        return n;
-    }
+    private static readonly int Cpus = BpfMapFactory.PossibleCpus();
 
     // Raw bpf(2) for what BpfSyscall leaves out (errno results, delete, inner_map_fd), without unsafe code.
     [DllImport("libc", SetLastError = true, EntryPoint = "syscall")]

@@ -44,19 +44,7 @@ public sealed unsafe class BpfKernelObject : IDisposable
     /// <summary>The number of possible CPUs (/sys/devices/system/cpu/possible), the count per-CPU map values come in.
     /// Load the object with it (<c>BpfObject.Load(path, BpfKernelObject.PossibleCpus())</c>) for per-CPU values to
     /// compare.</summary>
-    public static int PossibleCpus()
-    {
-        string text;
-        try { text = File.ReadAllText("/sys/devices/system/cpu/possible").Trim(); }
-        catch (IOException) { return Environment.ProcessorCount; }
-        int max = -1;
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var r = part.Split('-');
-            max = Math.Max(max, int.Parse(r[^1], System.Globalization.CultureInfo.InvariantCulture));
-        }
-        return max + 1;
-    }
+    public static int PossibleCpus() => Maps.BpfMapFactory.PossibleCpus();
 
     /// <summary>
     /// Creates the object's maps in the kernel (with our maps' current contents, so both start equal), then loads its

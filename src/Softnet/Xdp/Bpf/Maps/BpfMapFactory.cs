@@ -25,6 +25,30 @@ public static class BpfMapFactory
         return d;
     }
 
+    /// <summary>
+    /// num_possible_cpus(): how many CPUs /sys/devices/system/cpu/possible lists ("0-3,8" is 5), the count per-CPU map
+    /// values come in through bpf(2); the processor count where the file is missing or unreadable.
+    /// </summary>
+    public static int PossibleCpus()
+    {
+        const string path = "/sys/devices/system/cpu/possible";
+        try
+        {
+            if (!File.Exists(path)) return Environment.ProcessorCount;
+            int n = 0;
+            foreach (var part in File.ReadAllText(path).Trim().Split(',', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var r = part.Split('-');
+                n += r.Length == 1 ? 1 : int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture) - int.Parse(r[0], System.Globalization.CultureInfo.InvariantCulture) + 1;
+            }
+            return n > 0 ? n : Environment.ProcessorCount;
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+        {
+            return Environment.ProcessorCount;
+        }
+    }
+
     /// <summary>The map types Softnet implements.</summary>
     public static IEnumerable<BpfMapType> SupportedTypes => Kinds.Value.Keys;
 
