@@ -92,8 +92,8 @@ public sealed class XdpTestRun
     {
         options ??= new XdpTestRunOptions();
         var (obj, prog) = XdpBpfAttachment.LoadProgram(spec, options.PossibleCpus > 0 ? options.PossibleCpus : Bpf.Maps.BpfMapFactory.PossibleCpus());
-        var (path, name) = XdpBpfAttachment.ParseSpec(spec);
-        return new XdpTestRun(obj, prog, obj.Program(name).Section, options) { MapBtf = BpfMapBtf.ForObject(File.ReadAllBytes(path), obj) };
+        var (_, name) = XdpBpfAttachment.ParseSpec(spec);
+        return new XdpTestRun(obj, prog, obj.Program(name).Section, options) { MapBtf = BpfMapBtf.ForObject(obj) };
     }
 
     /// <summary>The BTF each map keeps in the kernel, by map name: their dumps add bpftool's "formatted" member.</summary>

@@ -45,6 +45,11 @@ public sealed class BpfObject
 
     private static readonly byte[] ZeroKey = new byte[4];
 
+    /// <summary>The parsed file and its BTF (null when compiled without -g), kept for what reads types after loading
+    /// (the map dumps' "formatted" member, <see cref="Maps.BpfMapBtf.ForObject"/>).</summary>
+    internal ElfFile Elf { get; private set; } = null!;
+    internal Btf? Btf { get; private set; }
+
     private BpfObject(string name) => Name = name;
 
     public BpfMap? Map(string name) => _maps.FirstOrDefault(m => m.Name == name);
@@ -80,6 +85,7 @@ public sealed class BpfObject
         if (dot >= 0 && dot < objName.Length) objName = objName[..dot];
         var obj = new BpfObject(objName);
         var elf = ElfFile.Parse(image);
+        obj.Elf = elf;
         obj.ReadLicense(elf);
         obj.CreateMaps(elf, possibleCpus);
         obj.CollectPrograms(elf);
@@ -121,7 +127,7 @@ public sealed class BpfObject
     private void CreateMaps(ElfFile elf, int possibleCpus)
     {
         Btf? btf = null;
-        if (elf.Section(".BTF") is { } btfSec) btf = Btf.Parse(elf.Data(btfSec));
+        if (elf.Section(".BTF") is { } btfSec) btf = Btf = Btf.Parse(elf.Data(btfSec));
 
         // BTF-defined maps: SEC(".maps") variables, each a struct of __uint / __type / __array fields.
         if (elf.Section(".maps") is { } mapsSec)

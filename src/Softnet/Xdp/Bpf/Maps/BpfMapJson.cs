@@ -21,12 +21,11 @@ public sealed record BpfMapBtf(Btf Btf, int KeyTypeId, int ValueTypeId)
     /// kernel's map_check_btf refuses it for the rest but array (u32 key), hash and LPM trie (struct key) maps, where
     /// libbpf then creates the map without BTF; such maps get no entry here.
     /// </summary>
-    public static Dictionary<string, BpfMapBtf> ForObject(byte[] image, BpfObject obj)
+    public static Dictionary<string, BpfMapBtf> ForObject(BpfObject obj)
     {
         var result = new Dictionary<string, BpfMapBtf>();
-        var elf = ElfFile.Parse(image);
-        if (elf.Section(".BTF") is not { } btfSec) return result;
-        var btf = Btf.Parse(elf.Data(btfSec));
+        var elf = obj.Elf;
+        if (obj.Btf is not { } btf) return result;
 
         var datasecVars = new Dictionary<int, BtfMember[]>();
         foreach (var t in btf.Types)
