@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Softnet.KernelTests.Support;
 using Softnet.Xdp;
 using Softnet.Xdp.Bpf;
@@ -156,7 +155,6 @@ public sealed class BpfKernelCompare : IDisposable
 public static class BpfKernelPrograms
 {
     private static readonly string CacheDir = Path.Combine(Path.GetTempPath(), "softnet-bpf-test-objects");
-    private static readonly object Gate = new();
 
     public static string SourceDir { get; } = FindSourceDir();
 
@@ -170,23 +168,19 @@ public static class BpfKernelPrograms
         throw new DirectoryNotFoundException($"tests/Softnet.Tests/Xdp/Bpf/Programs not found above {AppContext.BaseDirectory}");
     }
 
-    public static string Clang => Environment.GetEnvironmentVariable("SOFTNET_CLANG") is { Length: > 0 } c ? c : "clang-14";
-
+    /// <summary>The object built from Programs/<paramref name="name"/>.c (BpfClang, shared with Softnet.Tests and the bench).</summary>
     public static string Object(string name)
     {
         string src = Path.Combine(SourceDir, name + ".c");
         Assert.True(File.Exists(src), $"no test program {src}");
-        string hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(src)))[..16];
-        string obj = Path.Combine(CacheDir, $"{name}-{hash}.o");
-        lock (Gate)
+        try
         {
-            if (File.Exists(obj)) return obj;
-            Directory.CreateDirectory(CacheDir);
-            string tmp = obj + $".{Environment.ProcessId}.k.tmp";
-            var (exit, _, err) = Proc.Run(Clang, ["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", src, "-o", tmp]);
-            Assert.True(exit == 0, $"{Clang} failed on {src}:\n{err}");
-            File.Move(tmp, obj, overwrite: true);
-            return obj;
+            return Softnet.Tests.Xdp.Bpf.Elf.BpfClang.Compile(src, CacheDir);
+        }
+        catch (Softnet.Tests.Xdp.Bpf.Elf.BpfClangException e)
+        {
+            Assert.Fail(e.Message);
+            throw;
         }
     }
 }
