@@ -95,22 +95,7 @@ public static class BpfFibLookup
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(p[OffDst..]);
         // BPF_FIB_LOOKUP_OUTPUT looks up as a locally sent packet would, out of params->ifindex.
         var r = fib.Route4(dst, (flags & FlagDirect) != 0, (flags & FlagOutput) != 0 ? ifindex : 0);
-        switch (r.Type)
-        {
-            case BpfFibRouteType.Blackhole: return RetBlackhole;
-            case BpfFibRouteType.Unreachable: return RetUnreachable;
-            case BpfFibRouteType.Prohibit: return RetProhibit;
-            case BpfFibRouteType.Unicast: break;
-            default: return RetNotFwded;
-        }
-        int totLen = BinaryPrimitives.ReadUInt16LittleEndian(p[OffTotLen..]);
-        if (totLen > r.Mtu)
-        {
-            BinaryPrimitives.WriteUInt16LittleEndian(p[OffTotLen..], (ushort)r.Mtu);
-            return RetFragNeeded;
-        }
-        BinaryPrimitives.WriteUInt32LittleEndian(p[OffMetric..], r.Metric);
-        BinaryPrimitives.WriteUInt32LittleEndian(p[OffIfindex..], (uint)r.Ifindex);
+        if (Forwardable(p, r) is int ret) return ret;
         bool viaV6 = false;
         if (r.GatewayFamily == 4) BinaryPrimitives.WriteUInt32BigEndian(p[OffDst..], r.Gateway4);
         else if (r.GatewayFamily == 6)
@@ -144,6 +129,24 @@ public static class BpfFibLookup
         if (!fwd6) return RetFwdDisabled;
         UInt128 dst = BinaryPrimitives.ReadUInt128BigEndian(p[OffDst..]);
         var r = fib.Route6(dst, (flags & FlagDirect) != 0);
+        if (Forwardable(p, r) is int ret) return ret;
+        if (r.GatewayFamily == 6) BinaryPrimitives.WriteUInt128BigEndian(p[OffDst..], r.Gateway6);
+        if ((flags & FlagSkipNeigh) == 0)
+        {
+            if (!fib.TryNeighbour6(r.Ifindex, BinaryPrimitives.ReadUInt128BigEndian(p[OffDst..]), p.Slice(OffDmac, 6))) return RetNoNeigh;
+            fib.DeviceMac(r.Ifindex, p.Slice(OffSmac, 6));
+        }
+        SetFwdParams(p, r.Mtu);
+        return RetSuccess;
+    }
+
+    /// <summary>
+    /// What both families do with the route: a blackhole, unreachable or prohibit route, or any other than unicast,
+    /// answers at once; a packet longer than the route's MTU gets FRAG_NEEDED with tot_len set to the MTU; otherwise
+    /// the answer's metric and egress ifindex are written and null lets the lookup go on to the neighbour.
+    /// </summary>
+    private static int? Forwardable(Span<byte> p, in BpfFibRoute r)
+    {
         switch (r.Type)
         {
             case BpfFibRouteType.Blackhole: return RetBlackhole;
@@ -160,14 +163,7 @@ public static class BpfFibLookup
         }
         BinaryPrimitives.WriteUInt32LittleEndian(p[OffMetric..], r.Metric);
         BinaryPrimitives.WriteUInt32LittleEndian(p[OffIfindex..], (uint)r.Ifindex);
-        if (r.GatewayFamily == 6) BinaryPrimitives.WriteUInt128BigEndian(p[OffDst..], r.Gateway6);
-        if ((flags & FlagSkipNeigh) == 0)
-        {
-            if (!fib.TryNeighbour6(r.Ifindex, BinaryPrimitives.ReadUInt128BigEndian(p[OffDst..]), p.Slice(OffDmac, 6))) return RetNoNeigh;
-            fib.DeviceMac(r.Ifindex, p.Slice(OffSmac, 6));
-        }
-        SetFwdParams(p, r.Mtu);
-        return RetSuccess;
+        return null;
     }
 
     /// <summary>rt6_need_strict: ipv6_addr_type gives multicast (ff00::/8), link-local (fe80::/10) or loopback (::1).</summary>
