@@ -92,7 +92,7 @@ internal sealed class BpfJitEmitter
     private LocalBuilder _addr = null!, _t = null!, _p = null!, _len = null!;
     private LocalBuilder _stackBase = null!, _frameBase = null!, _frame = null!, _save = null!, _slot = null!;
     private LocalBuilder _pktFirst = null!, _pktLow = null!, _ctxFirst = null!, _ctxLim = null!, _helper = null!;
-    private LocalBuilder _frameLow = null!, _cache = null!, _sameSpace = null!;
+    private LocalBuilder _frameLow = null!, _cache = null!, _sameSpace = null!, _valueFirst = null!;
     private readonly LocalBuilder?[] _lim = new LocalBuilder?[9];
     private Label[] _labels = null!;
     private Label _returnBlock;
@@ -181,6 +181,7 @@ internal sealed class BpfJitEmitter
         _helper = il.DeclareLocal(typeof(BpfHelper));
         _frameLow = il.DeclareLocal(typeof(ulong));
         _cache = il.DeclareLocal(typeof(BpfJitRegionCache));
+        _valueFirst = il.DeclareLocal(byteRef);
         _sameSpace = il.DeclareLocal(typeof(bool));
         foreach (int size in new[] { 1, 2, 4, 8 }) _lim[size] = il.DeclareLocal(typeof(ulong));
 
@@ -455,14 +456,14 @@ internal sealed class BpfJitEmitter
         il.MarkLabel(miss);
     }
 
-    /// <summary>The region cache = the region of the value a lookup returned in R0 (nothing when NULL), so the proven
-    /// accesses through it that follow find it there.</summary>
-    private void EmitCacheForR0()
+    /// <summary>_valueFirst = the first byte of the region of the value a lookup returned in R0 (a null reference when
+    /// NULL), so the proven accesses through it that follow need only add R0's offset.</summary>
+    private void EmitValueRegionForR0()
     {
-        _il.Emit(OpCodes.Ldloca, _cache);
         Op(OpCodes.Ldarg_1);
         Ld(_r[0]);
-        Call(nameof(BpfJitRuntime.CacheFor));
+        Call(nameof(BpfJitRuntime.ValueRegion));
+        St(_valueFirst);
     }
 
     /// <summary>
@@ -1001,7 +1002,7 @@ internal sealed class BpfJitEmitter
             EmitHelperArgs();
             il.Emit(OpCodes.Callvirt, InvokeFn);
             St(_r[0]);
-            if (_anyMapElide && ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem)) EmitCacheForR0();
+            if (_anyMapElide && ReferenceEquals(h, Helpers.BpfMapHelpers.MapLookupElem)) EmitValueRegionForR0();
             if (h.UnwindOnZero)
             {
                 Ld(_r[0]);
@@ -1051,26 +1052,54 @@ internal sealed class BpfJitEmitter
         _maps.Add(map);
         il.Emit(OpCodes.Ldelem_Ref);
         Ld(_p);
+        // With proven value accesses in the program, the arrays hand their value storage to _valueFirst (what those
+        // accesses read through); otherwise to the region cache, for the tested accesses that follow.
         switch (map)
         {
+            case Maps.BpfArrayMap when _anyMapElide:
+                Call(nameof(BpfJitRuntime.ArrayLookupIndex));
+                St(_r[0]);
+                Op(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldfld, MapsField);
+                il.Emit(OpCodes.Ldc_I4, _maps.Count - 1);
+                il.Emit(OpCodes.Ldelem_Ref);
+                Call(nameof(BpfJitRuntime.ArrayValues));
+                St(_valueFirst);
+                break;
             case Maps.BpfArrayMap:
                 il.Emit(OpCodes.Ldloca, _cache);
                 Call(nameof(BpfJitRuntime.ArrayLookup));
+                St(_r[0]);
+                break;
+            case Maps.BpfPercpuArrayMap when _anyMapElide:
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                Call(nameof(BpfJitRuntime.PercpuArrayLookupIndex));
+                St(_r[0]);
+                Op(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldfld, MapsField);
+                il.Emit(OpCodes.Ldc_I4, _maps.Count - 1);
+                il.Emit(OpCodes.Ldelem_Ref);
+                Op(OpCodes.Ldarg_1);
+                Call(nameof(BpfJitRuntime.Cpu));
+                Call(nameof(BpfJitRuntime.PercpuArrayValues));
+                St(_valueFirst);
                 break;
             case Maps.BpfPercpuArrayMap:
                 Op(OpCodes.Ldarg_1);
                 Call(nameof(BpfJitRuntime.Cpu));
                 il.Emit(OpCodes.Ldloca, _cache);
                 Call(nameof(BpfJitRuntime.PercpuArrayLookup));
+                St(_r[0]);
                 break;
             default:
                 Op(OpCodes.Ldarg_1);
                 Call(nameof(BpfJitRuntime.Cpu));
                 Call(nameof(BpfJitRuntime.MapLookup));
+                St(_r[0]);
+                if (_anyMapElide) EmitValueRegionForR0();
                 break;
         }
-        St(_r[0]);
-        if (_anyMapElide && map is not (Maps.BpfArrayMap or Maps.BpfPercpuArrayMap)) EmitCacheForR0();
         il.Emit(OpCodes.Br, done);
         il.MarkLabel(helper);
     }
@@ -1233,19 +1262,17 @@ internal sealed class BpfJitEmitter
         }
         if (_mapElide[pc])
         {
-            // Proven inside a map value by the verifier, and the pointer came from the lookup that last set the region
-            // cache (nothing in between can change it): the value's bytes without a test.
-            il.Emit(OpCodes.Ldloca, _cache);
-            Call(nameof(BpfJitRuntime.CachedFirst));
+            // Proven inside a map value by the verifier, and the pointer came from the lookup that last set _valueFirst
+            // (nothing in between can change it): the value's bytes without a test, at the address's offset in its
+            // region (a region's base address has offset 0).
+            Ld(_valueFirst);
             Ld(_r[baseReg]);
             if (off != 0)
             {
                 il.Emit(OpCodes.Ldc_I8, (long)off);
                 Op(OpCodes.Add);
             }
-            il.Emit(OpCodes.Ldloca, _cache);
-            il.Emit(OpCodes.Ldfld, CacheLow);
-            Op(OpCodes.Sub);
+            Op(OpCodes.Conv_U4);
             Op(OpCodes.Conv_U);
             Op(OpCodes.Add);
             St(_p);

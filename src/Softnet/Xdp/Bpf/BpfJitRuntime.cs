@@ -101,20 +101,6 @@ internal static class BpfJitRuntime
         return ref Map(ref mem, addr, size, write);
     }
 
-    /// <summary>Points the region cache at the region of <paramref name="value"/>, a lookup's result (left as it is
-    /// for NULL, which the program cannot dereference).</summary>
-    public static void CacheFor(ref BpfJitRegionCache c, ref BpfMemory mem, ulong value)
-    {
-        if (value == 0) return;
-        uint region = (uint)(value >> 32);
-        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
-        {
-            int i = (int)(region - BpfMemory.ExtraRegion0);
-            c.Set(extra[i], value & 0xFFFF_FFFF_0000_0000UL, extra.IsReadOnly(i));
-        }
-        else c = default; // not a value region: an access through it finds no storage rather than another region's
-    }
-
     /// <summary>The CPU per-CPU maps answer for (as the map helpers read it).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Cpu(ref BpfMemory mem) => mem.Run?.Cpu ?? 0;
@@ -141,6 +127,37 @@ internal static class BpfJitRuntime
         ulong v = m.LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu, out var storage, out ulong low);
         if (v != 0) c.Set(storage!, low, m.ReadOnlyForProgram);
         return v;
+    }
+
+    /// <summary>bpf_map_lookup_elem inlined for an array map whose values the program's proven accesses read through
+    /// <see cref="ArrayValues"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong ArrayLookupIndex(Maps.BpfMap map, ref byte key)
+        => Unsafe.As<Maps.BpfArrayMap>(map).LookupIndex(Unsafe.ReadUnaligned<uint>(ref key));
+
+    /// <summary>The first byte of an array map's value storage.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte ArrayValues(Maps.BpfMap map) => ref MemoryMarshal.GetArrayDataReference(Unsafe.As<Maps.BpfArrayMap>(map).Values);
+
+    /// <summary>bpf_map_lookup_elem inlined for a per-CPU array whose values the program's proven accesses read through
+    /// <see cref="PercpuArrayValues"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PercpuArrayLookupIndex(Maps.BpfMap map, ref byte key, int cpu)
+        => Unsafe.As<Maps.BpfPercpuArrayMap>(map).LookupIndex(Unsafe.ReadUnaligned<uint>(ref key), cpu);
+
+    /// <summary>The first byte of CPU <paramref name="cpu"/>'s copy of a per-CPU array (a null reference for a CPU the
+    /// map has no copy for, where the lookup gave NULL).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref byte PercpuArrayValues(Maps.BpfMap map, int cpu) => ref Unsafe.As<Maps.BpfPercpuArrayMap>(map).ValuesFirst(cpu);
+
+    /// <summary>The first byte of the storage of the region <paramref name="value"/> (a lookup's result) lies in, or a
+    /// null reference when it is NULL or no value region (which the verifier keeps the program from dereferencing).</summary>
+    public static ref byte ValueRegion(ref BpfMemory mem, ulong value)
+    {
+        uint region = (uint)(value >> 32);
+        if (region >= BpfMemory.ExtraRegion0 && mem.Extra is { } extra && region - BpfMemory.ExtraRegion0 < (uint)extra.Count)
+            return ref MemoryMarshal.GetArrayDataReference(extra[(int)(region - BpfMemory.ExtraRegion0)]);
+        return ref Unsafe.NullRef<byte>();
     }
 
     /// <summary>bpf_map_lookup_elem for any other map whose handle is constant at the call: the map's own lookup,

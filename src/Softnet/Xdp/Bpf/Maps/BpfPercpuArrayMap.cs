@@ -67,6 +67,16 @@ public sealed class BpfPercpuArrayMap : BpfMap
         return regionBase + (ulong)index * (ulong)_stride;
     }
 
+    /// <summary>The first byte of CPU <paramref name="cpu"/>'s values (a null reference past the map's CPUs).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ref byte ValuesFirst(int cpu)
+    {
+        var values = _values;
+        return ref (uint)cpu < (uint)values.Length
+            ? ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(values[cpu])
+            : ref System.Runtime.CompilerServices.Unsafe.NullRef<byte>();
+    }
+
     /// <summary>BPF_F_RDONLY_PROG, read once.</summary>
     internal bool ReadOnlyForProgram => _readOnly;
 
