@@ -14,6 +14,7 @@ public static class Program
             ExperimentCommand.Create(),
             RulesCommand.Create(),
             XdpCommand.Create(),
+            RunCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -41,11 +41,11 @@ internal static class ScenarioCli
         return 0;
     }
 
-    private static void Print(ScenarioReport report)
+    internal static void Print(ScenarioReport report, string verb = "replay")
     {
         var console = AnsiConsole.Console;
         var r = report.Replay;
-        console.MarkupLine($"[bold]softnet replay[/] {Markup.Escape(r.Source)} [bold]scenario[/] {Markup.Escape(report.Scenario.Directory)}");
+        console.MarkupLine($"[bold]softnet {verb}[/] {Markup.Escape(r.Source)} [bold]scenario[/] {Markup.Escape(report.Scenario.Directory)}");
         console.MarkupLine($"  packets in {r.PacketsIn:N0}  into the scenario {r.Delivered:N0}  dropped before it {r.Drops.Total:N0}" +
                            $"  ({(r.Conserved ? "conserved" : "[red]NOT conserved[/]")})");
         var t = new Table().Border(TableBorder.Simple).Title("namespaces");

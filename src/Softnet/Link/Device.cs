@@ -21,13 +21,32 @@ public sealed class Device
     public Namespace Namespace { get; internal set; }
     public string Name { get; }
     /// <summary>rtnl_link_ops: what the device does on transmit and for its ports.</summary>
-    public LinkKind Kind { get; }
+    public LinkKind Kind { get; private set; }
     public int Ifindex { get; internal set; }
     public byte[] Mac { get; internal set; } = new byte[6];
     /// <summary>The MAC was given (`address`), not derived; a bridge then keeps it when ports change.</summary>
     public bool MacSet { get; internal set; }
     public bool Up { get; internal set; }
     public int Mtu { get; internal set; }
+    /// <summary>The real interface this device is bound to (`softnet run --bind`), or null.</summary>
+    public IDeviceWire? Wire { get; private set; }
+
+    /// <summary>
+    /// Binds this device to a real interface: what it transmits leaves through <paramref name="wire"/>, what the wire
+    /// receives is received here. A veth's scenario peer is cut loose (it loses carrier, as if its end were moved
+    /// elsewhere); the device keeps its name, MAC, addresses and rules.
+    /// </summary>
+    public void BindWire(IDeviceWire wire)
+    {
+        if (Peer is { } peer)
+        {
+            peer.Peer = null;
+            Peer = null;
+        }
+        Wire = wire;
+        Kind = LiveLink.Instance;
+    }
+
     /// <summary>The other end of a veth pair.</summary>
     public Device? Peer { get; internal set; }
     /// <summary>The bridge this device is a port of.</summary>

@@ -14,7 +14,14 @@ public sealed class VethLink : LinkKind
     /// fits: is_skb_forwardable); skb_scrub_packet clears what must not cross namespaces; netif_rx on the peer.</summary>
     public override DropReason Xmit(NetStack stack, Device dev, Skb skb)
     {
-        var peer = dev.Peer!;
+        var peer = dev.Peer;
+        if (peer is null)
+        {
+            // The peer end was bound to a real interface (softnet run --bind): this end has no carrier.
+            dev.TxDropped++;
+            skb.Free();
+            return DropReason.VethPeerDown;
+        }
         if (!peer.Up || (!skb.IsGso && skb.Len > peer.Mtu + 14 + 4))
         {
             dev.TxDropped++;

@@ -181,6 +181,9 @@ public enum DropReason : ushort
     /// <summary>An IPv6 reassembly queue overrun (ip6frag_high_thresh) or a fragment ip6_frag_queue refuses (bad
     /// length: parameter problem).</summary>
     Ipv6FragInvalid,
+    /// <summary>A device bound to a real interface could not queue the frame: the live port's TX ring was full
+    /// (a driver's NETDEV_TX_BUSY that the qdisc drops) or the frame did not fit a slot.</summary>
+    TxRingFull,
 }
 
 public static class DropReasons

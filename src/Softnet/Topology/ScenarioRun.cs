@@ -1,0 +1,395 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Softnet.Capture;
+using Softnet.Capture.Live;
+using Softnet.Gro;
+using Softnet.Link;
+using Softnet.Napi;
+using Softnet.Nic;
+using Softnet.Packets;
+using Softnet.Pipeline;
+using Softnet.Telemetry;
+
+namespace Softnet.Topology;
+
+/// <summary>`--bind NS:DEV=IFNAME[@NETNS]`: scenario device DEV of namespace NS is the real interface IFNAME (in
+/// network namespace NETNS, or in Softnet's own when none is given).</summary>
+public sealed record LiveBinding(string Namespace, string Device, string Interface, string? InterfaceNetns)
+{
+    public static LiveBinding Parse(string text)
+    {
+        int colon = text.IndexOf(':');
+        int eq = text.IndexOf('=');
+        if (colon <= 0 || eq < colon + 2 || eq == text.Length - 1)
+            throw new ArgumentException($"--bind '{text}': expected NS:DEV=IFNAME or NS:DEV=IFNAME@NETNS");
+        string iface = text[(eq + 1)..];
+        string? netns = null;
+        int at = iface.IndexOf('@');
+        if (at >= 0)
+        {
+            netns = iface[(at + 1)..];
+            iface = iface[..at];
+            if (iface.Length == 0 || netns.Length == 0) throw new ArgumentException($"--bind '{text}': expected IFNAME@NETNS");
+        }
+        if (iface.Length > 15) throw new ArgumentException($"--bind '{text}': '{iface}' is longer than an interface name can be (IFNAMSIZ)");
+        return new LiveBinding(text[..colon], text[(colon + 1)..eq], iface, netns);
+    }
+
+    public override string ToString() => $"{Namespace}:{Device}={Interface}{(InterfaceNetns is null ? "" : "@" + InterfaceNetns)}";
+}
+
+/// <summary>Options of `softnet run`.</summary>
+public sealed record ScenarioRunOptions
+{
+    public required IReadOnlyList<LiveBinding> Bindings { get; init; }
+    public LivePortKind Port { get; init; } = LivePortKind.Packet;
+    /// <summary>Receive queues per port (fanout members or AF_XDP sockets).</summary>
+    public int PortQueues { get; init; } = 1;
+    public int RingFrames { get; init; } = 4096;
+    /// <summary>Allow interfaces of Softnet's own namespace when that is the host's (init) namespace.</summary>
+    public bool AllowHost { get; init; }
+    /// <summary>Stop after this long (null: until cancelled).</summary>
+    public TimeSpan? Duration { get; init; }
+    /// <summary>`--capture NS:DEV=FILE`: what the device receives and sends, as pcapng (interfaces "DEV rx" and "DEV tx").</summary>
+    public IReadOnlyList<(string Device, string File)> Captures { get; init; } = [];
+    /// <summary>The NIC path in front of the scenario (as replay's; GRO off by default as for a scenario replay).</summary>
+    public ReplayOptions Replay { get; init; } = new() { Gro = null };
+    /// <summary>Called about every <see cref="ProgressEvery"/> with the counters so far.</summary>
+    public Action<LiveProgress>? Progress { get; init; }
+    public TimeSpan ProgressEvery { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>Opens a port (the CLI gives PacketPort.Open / XskPort.Open; tests may give their own).</summary>
+    public required Func<LivePortKind, LivePortOptions, ILivePort> OpenPort { get; init; }
+    /// <summary>Called once the ports are open and the scenario is loaded (the metrics exporter attaches here).</summary>
+    public Action<LiveRun>? Started { get; init; }
+}
+
+/// <summary>Counters of a running `softnet run`, for the progress line.</summary>
+public readonly record struct LiveProgress(TimeSpan Elapsed, long RxPackets, long TxPackets, long Drops, long KernelDrops, double RxPps);
+
+/// <summary>
+/// `softnet run --scenario DIR --bind NS:DEV=IFNAME ...`: the scenario's devices bound to real interfaces, and the
+/// same path as a replay between them — port → RSS → RX ring → NAPI → (XDP, GRO) → the scenario's stack (bridge,
+/// netfilter, conntrack, NAT, routing) → the egress device, whose transmit is the bound port's TX ring. Runs on the
+/// calling thread in the order deterministic replay uses, on the wall clock, until cancelled or the duration ends;
+/// then drains, and the report, dumps and counters are those of a replay.
+/// </summary>
+public static class ScenarioRun
+{
+    public static ScenarioReport Run(string scenarioDir, ScenarioRunOptions options, string? dumpDir, CancellationToken stop)
+    {
+        if (options.Bindings.Count == 0) throw new ArgumentException("softnet run needs at least one --bind NS:DEV=IFNAME");
+        var scenario = ScenarioLoader.Load(scenarioDir);
+        var devices = new List<Device>();
+        foreach (var b in options.Bindings)
+        {
+            var ns = scenario.Namespace(b.Namespace) ?? throw new ArgumentException($"--bind {b}: no namespace '{b.Namespace}' in the scenario");
+            var dev = ns.Device(b.Device) ?? throw new ArgumentException($"--bind {b}: no device '{b.Device}' in namespace '{b.Namespace}'");
+            if (dev.Kind.IsLoopback || dev.Kind.IsBridge) throw new ArgumentException($"--bind {b}: {b.Device} is a {dev.Kind.Name}; only a device with a wire (veth) can be bound");
+            if (devices.Contains(dev)) throw new ArgumentException($"--bind {b}: {b.Namespace}:{b.Device} is bound twice");
+            devices.Add(dev);
+        }
+        var seen = new HashSet<(string?, string)>();
+        foreach (var b in options.Bindings)
+            if (!seen.Add((b.InterfaceNetns, b.Interface))) throw new ArgumentException($"--bind {b}: interface {b.Interface} is bound twice");
+        CheckHost(options);
+
+        var wires = new List<PortWire>();
+        var captures = new List<PcapngWriter>();
+        var run = new LiveRun(scenario, wires);
+        try
+        {
+            for (int i = 0; i < options.Bindings.Count; i++)
+            {
+                var b = options.Bindings[i];
+                var port = options.OpenPort(options.Port, new LivePortOptions
+                {
+                    Interface = b.Interface,
+                    Netns = b.InterfaceNetns,
+                    Queues = options.PortQueues,
+                    RingFrames = options.RingFrames,
+                });
+                var wire = new PortWire(b, port, devices[i]);
+                wires.Add(wire);
+                devices[i].BindWire(wire);
+            }
+            foreach (var (name, file) in options.Captures)
+            {
+                var dev = ResolveCapture(scenario, name);
+                var w = PcapngWriter.Create(file, [new CaptureInterface(LinkType.Ethernet, 262144, dev.Name + " rx", 1_000_000_000),
+                    new CaptureInterface(LinkType.Ethernet, 262144, dev.Name + " tx", 1_000_000_000)]);
+                captures.Add(w);
+                dev.RxTap = new InterfaceTap(w, 0);
+                dev.TxTap = new InterfaceTap(w, 1);
+            }
+            bool dump = !string.IsNullOrEmpty(dumpDir);
+            if (dump) foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
+            options.Started?.Invoke(run);
+            var report = Loop(scenario, options, wires, run, stop, dump ? dumpDir : null);
+            if (dump) ScenarioDump.Write(scenario, dumpDir!, report.EndNs);
+            return report;
+        }
+        finally
+        {
+            foreach (var w in wires) w.Port.Dispose();
+            foreach (var d in devices) d.RxTap = d.TxTap = null;
+            foreach (var c in captures) c.Dispose();
+        }
+    }
+
+    private static Device ResolveCapture(Scenario scenario, string name)
+    {
+        int colon = name.IndexOf(':');
+        if (colon < 0) throw new ArgumentException($"--capture {name}: expected NS:DEV=FILE");
+        var ns = scenario.Namespace(name[..colon]) ?? throw new ArgumentException($"--capture {name}: no namespace '{name[..colon]}'");
+        return ns.Device(name[(colon + 1)..]) ?? throw new ArgumentException($"--capture {name}: no device '{name[(colon + 1)..]}' in '{ns.Name}'");
+    }
+
+    /// <summary>An interface of Softnet's own namespace, when that is the host's, only with --allow-host: a scenario
+    /// is meant to sit between namespaces it binds, not to take over the machine's own links.</summary>
+    private static void CheckHost(ScenarioRunOptions options)
+    {
+        if (options.AllowHost) return;
+        var local = options.Bindings.Where(b => b.InterfaceNetns is null).ToList();
+        if (local.Count == 0 || !InInitNetns()) return;
+        throw new ArgumentException($"--bind {local[0]}: {local[0].Interface} is an interface of the host's own network namespace; "
+            + "bind interfaces of other namespaces (IFNAME@NETNS), run Softnet inside one (ip netns exec NS softnet run ...), or pass --allow-host");
+    }
+
+    private static bool InInitNetns()
+    {
+        try
+        {
+            string self = new FileInfo("/proc/self/ns/net").LinkTarget ?? "";
+            string init = new FileInfo("/proc/1/ns/net").LinkTarget ?? "";
+            return self.Length > 0 && self == init;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true; // cannot tell: assume the host's
+        }
+    }
+
+    private static ScenarioReport Loop(Scenario scenario, ScenarioRunOptions options, List<PortWire> wires, LiveRun run, CancellationToken stop, string? dumpDir)
+    {
+        var stack = new NetStack(scenario.Namespaces);
+        var report = new ReplayReport { Source = "live: " + string.Join(", ", options.Bindings) };
+        var engine = new NapiEngine(new NapiEngineOptions
+        {
+            Mode = NapiMode.Deterministic,
+            Cpus = options.Replay.Cpus,
+            NetdevBudget = options.Replay.NetdevBudget,
+            NetdevBudgetUsecs = options.Replay.NetdevBudgetUsecs,
+        });
+        int queues = options.Replay.Nic.Queues;
+        var top = new ScenarioStack(queues, stack, id => (uint)id < (uint)wires.Count ? wires[id].Device : null);
+        IRxHandler handler = top;
+        GroStage? gro = options.Replay.Gro is null ? null : new GroStage(queues, options.Replay.Gro, handler);
+        if (gro is not null) handler = gro;
+        var nic = new VirtualNic(options.Replay.Nic, engine, handler);
+        if (gro is not null) gro.Queues = nic.Queues;
+        run.Attach(stack, nic, engine, report);
+
+        var batch = new LiveFrame[64];
+        var clock = Stopwatch.StartNew();
+        long Now() => clock.Elapsed.Ticks * 100 + 1;
+        long deadline = options.Duration is { } d ? d.Ticks * 100 : long.MaxValue;
+        long nextProgress = options.ProgressEvery.Ticks * 100, nextLinkCheck = 0;
+        long lastRx = 0;
+        int idle = 0;
+        var portDrops = report.Drops;
+        while (!stop.IsCancellationRequested)
+        {
+            long now = Now();
+            if (now >= deadline) break;
+            if (now >= nextLinkCheck)
+            {
+                foreach (var w in wires) w.CheckLink();
+                nextLinkCheck = now + 100_000_000;
+            }
+            int got = 0;
+            for (int p = 0; p < wires.Count; p++)
+            {
+                var port = wires[p].Port;
+                for (int q = 0; q < port.Queues; q++)
+                {
+                    int n = port.Receive(q, batch);
+                    if (n == 0) continue;
+                    long arrival = Math.Max(now, engine.NowNs + 1);
+                    for (int i = 0; i < n; i++)
+                    {
+                        var frame = port.Bytes(q, batch[i]);
+                        report.PacketsIn++;
+                        report.BytesIn += frame.Length;
+                        // The wire is Ethernet: the port's frames go to the NIC as a capture's would (its DMA copy).
+                        var reason = nic.Offer(frame, arrival, p);
+                        if (reason != DropReason.None) portDrops.Add(reason);
+                    }
+                    port.Release(q);
+                    got += n;
+                }
+            }
+            if (got > 0)
+            {
+                // Everything those frames cause, now: interrupts, NAPI rounds, the stack, transmits to the ports.
+                engine.RunUntilIdle();
+                idle = 0;
+            }
+            else
+            {
+                engine.Step(now);
+                stack.AdvanceClock(Math.Max(now, stack.Now));
+            }
+            foreach (var w in wires) w.Port.FlushTransmit(0);
+            if (got == 0 && ++idle > 64)
+            {
+                // Nothing for a while: sleep in poll(2) until a frame comes (short, so timers and the stop request are
+                // seen; with several ports each gets a turn).
+                int ms = wires.Count == 1 ? 20 : 2;
+                foreach (var w in wires)
+                    if (w.Port.WaitReceive(ms)) break;
+            }
+            if (options.Progress is not null && now >= nextProgress)
+            {
+                long rx = report.PacketsIn;
+                double secs = options.ProgressEvery.TotalSeconds;
+                options.Progress(run.Progress(clock.Elapsed, (rx - lastRx) / secs));
+                lastRx = rx;
+                nextProgress = now + options.ProgressEvery.Ticks * 100;
+            }
+        }
+        // Stopping: what is in the rings goes through; held GRO packets and readers finish; the ports send the rest.
+        engine.RunUntilIdle();
+        gro?.FlushAll();
+        stack.Finish();
+        foreach (var w in wires) w.Port.FlushTransmit(0);
+        foreach (var w in wires) w.CheckLink();
+
+        foreach (var q in nic.Queues)
+        {
+            report.Drops.AddFrom(q.Drops);
+            report.AggregateSegments += q.AggregateSegments;
+        }
+        nic.Drain();
+        report.Delivered = top.Received;
+        report.Drops.AddFrom(top.Drops);
+        report.Elapsed = clock.Elapsed;
+        report.FirstTimestampNs = 1;
+        report.LastTimestampNs = Math.Max(1, top.LastNs);
+        report.Sections.Add(new NicReportSection(nic));
+        report.Sections.Add(new SoftnetReportSection(engine));
+        if (gro is not null) report.Sections.Add(gro.TotalStats());
+        var time = new StageTimeSection(nic, gro) { StackStages = stack.Clock };
+        report.Sections.Add(time);
+        long endNs = Math.Max(Now(), top.LastNs);
+        var section = new ScenarioReportSection(scenario, endNs);
+        report.Sections.Add(section);
+        report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
+        report.Sections.Add(new LivePortsSection(wires.Select(w => new LivePortRow(w.Binding, w.Port.Kind, w.Port.Ifindex, w.Port.Queues, w.Port.ReadStats())).ToList()));
+        return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dumpDir };
+    }
+
+    /// <summary>A bound device's wire: its port's queue 0 for transmit, its link state checked a few times a second.</summary>
+    internal sealed class PortWire(LiveBinding binding, ILivePort port, Device device) : IDeviceWire
+    {
+        public LiveBinding Binding { get; } = binding;
+        public ILivePort Port { get; } = port;
+        public Device Device { get; } = device;
+        public bool Carrier { get; private set; } = port.LinkUp;
+
+        public bool Send(ReadOnlySpan<byte> frame) => Port.Transmit(0, frame);
+
+        public void CheckLink() => Carrier = Port.LinkUp;
+    }
+
+    /// <summary>A device tap into one interface of a shared pcapng file (rx and tx of `--capture`).</summary>
+    private sealed class InterfaceTap(PcapngWriter writer, int interfaceId) : ICaptureWriter
+    {
+        public void Write(long timestampNs, ReadOnlySpan<byte> frame, int originalLength = -1, int id = 0)
+            => writer.Write(timestampNs, frame, originalLength, interfaceId);
+
+        public void Flush() => writer.Flush();
+
+        public void Dispose() { }
+    }
+}
+
+/// <summary>A running `softnet run`, for what watches it from other threads (the metrics exporter, the progress
+/// line): the scenario and its counters, read without locks (they are only ever added to).</summary>
+public sealed class LiveRun
+{
+    private readonly List<ScenarioRun.PortWire> _wires;
+
+    internal LiveRun(Scenario scenario, List<ScenarioRun.PortWire> wires)
+    {
+        Scenario = scenario;
+        _wires = wires;
+    }
+
+    public Scenario Scenario { get; }
+    public NetStack? Stack { get; private set; }
+    public VirtualNic? Nic { get; private set; }
+    public NapiEngine? Engine { get; private set; }
+    public ReplayReport? Report { get; private set; }
+
+    /// <summary>Each bound port: its binding and counters.</summary>
+    public IEnumerable<(LiveBinding Binding, ILivePort Port)> Ports => _wires.Select(w => (w.Binding, w.Port));
+
+    internal void Attach(NetStack stack, VirtualNic nic, NapiEngine engine, ReplayReport report)
+    {
+        Stack = stack;
+        Nic = nic;
+        Engine = engine;
+        Report = report;
+    }
+
+    internal LiveProgress Progress(TimeSpan elapsed, double pps)
+    {
+        long tx = 0, kernel = 0, drops = Report?.Drops.Total ?? 0;
+        foreach (var w in _wires)
+        {
+            var s = w.Port.ReadStats();
+            tx += s.TxPackets;
+            kernel += s.KernelRxDropped;
+        }
+        foreach (var ns in Scenario.Namespaces) drops += ns.Counters.Drops.Total;
+        if (Nic is not null) foreach (var q in Nic.Queues) drops += q.Drops.Total;
+        return new LiveProgress(elapsed, Report?.PacketsIn ?? 0, tx, drops, kernel, pps);
+    }
+}
+
+/// <summary>The "live_ports" report section: each bound interface and its port's counters at the end of the run, the
+/// kernel's drops beside Softnet's own.</summary>
+public sealed class LivePortsSection(IReadOnlyList<LivePortRow> rows) : IReportSection
+{
+    public string Key => "live_ports";
+
+    public IReadOnlyList<LivePortRow> Rows { get; } = rows;
+
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartArray();
+        foreach (var r in Rows)
+        {
+            var s = r.Stats;
+            w.WriteStartObject();
+            w.WriteString("bind", r.Binding.ToString());
+            w.WriteString("port", r.Kind == LivePortKind.Xdp ? "xdp" : "packet");
+            w.WriteNumber("ifindex", r.Ifindex);
+            w.WriteNumber("queues", r.Queues);
+            w.WriteNumber("rx_packets", s.RxPackets);
+            w.WriteNumber("rx_bytes", s.RxBytes);
+            w.WriteNumber("kernel_rx_dropped", s.KernelRxDropped);
+            w.WriteNumber("kernel_rx_ring_full", s.KernelRxRingFull);
+            w.WriteNumber("tx_packets", s.TxPackets);
+            w.WriteNumber("tx_bytes", s.TxBytes);
+            w.WriteNumber("tx_ring_full", s.TxRingFull);
+            w.WriteNumber("tx_errors", s.TxErrors);
+            w.WriteNumber("link_down_events", s.LinkDownEvents);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+}
+
+/// <summary>One bound port at the end of a run.</summary>
+public sealed record LivePortRow(LiveBinding Binding, LivePortKind Kind, int Ifindex, int Queues, LivePortStats Stats);
