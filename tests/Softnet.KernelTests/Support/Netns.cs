@@ -109,6 +109,17 @@ public sealed class Netns : IDisposable
     public (int Exit, string Stdout, string Stderr) ExecTimed(int timeoutMs, params string[] command)
         => Proc.Run("ip", new[] { "netns", "exec", Name }.Concat(command), timeoutMs);
 
+    /// <summary>Starts a command inside the namespace in the background (a server); its output is discarded.</summary>
+    public Process Start(params string[] command)
+    {
+        var psi = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "netns", "exec", Name }.Concat(command)) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {string.Join(' ', command)} in {Name}");
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
     /// <summary>Runs a command inside the namespace and throws when it fails.</summary>
     public string Check(params string[] command)
     {

@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Softnet.Capture.Live;
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Live;
+
+/// <summary>
+/// `softnet run` between real namespaces: a client namespace (curl, iperf3 -c) ↔ veth ↔ Softnet's namespace, where the
+/// live ports bind the veth ends to the scenario's host:eth0 and host:vethc1 ↔ veth ↔ a server namespace playing the
+/// container 172.17.0.2 (python3 http.server on :80, iperf3 -s on :5201). Softnet is the Docker host of
+/// Scenarios/live-docker: ARP, bridge, Docker's DNAT and MASQUERADE, conntrack, forwarding. Real TCP from Debian's
+/// curl and iperf3 must complete byte-exact through it, on AF_PACKET and on AF_XDP.
+/// </summary>
+[Collection("live")]
+public class RunEndToEndKernelTests
+{
+    private static string ScenarioDir => Path.Combine(AppContext.BaseDirectory, "Scenarios", "live-docker");
+
+    [SkippableTheory]
+    [InlineData(LivePortKind.Packet)]
+    [InlineData(LivePortKind.Xdp)]
+    public void Curl_and_iperf3_cross_softnet_byte_exact_with_conntrack_and_counters(LivePortKind kind)
+    {
+        string? why = Netns.Unavailable("curl", "iperf3", "ethtool", "python3");
+        Skip.If(why != null, why);
+        using var rig = new LiveRig();
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var run = rig.StartSoftnet(kind, stop.Token);
+
+        // HTTP through DNAT 192.0.2.10:8080 -> 172.17.0.2:80: the file arrives whole.
+        var body = rig.Http("blob", 3 << 20);
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(rig.ServedFile("blob"))), SHA256.HashData(body));
+
+        // iperf3 through DNAT 5201: what the client sent, the server received.
+        var (sent, received) = rig.Iperf3(seconds: 2);
+        Assert.True(sent > 1_000_000, $"iperf3 sent only {sent} bytes");
+        Assert.Equal(sent, received);
+
+        stop.Cancel();
+        using var report = run.Result;
+        var host = report.Scenario.Namespace("host")!;
+        string ct = host.Netfilter.Conntrack.List(report.EndNs);
+        Assert.Contains("src=192.0.2.100 dst=192.0.2.10 sport=", ct);
+        Assert.Contains("dport=8080 src=172.17.0.2 dst=192.0.2.100 sport=80", ct);
+        Assert.Contains("dport=5201 src=172.17.0.2 dst=192.0.2.100 sport=5201", ct);
+        Assert.True(report.Replay.Conserved, "packets in = delivered + dropped");
+
+        // Every frame the client's and the server's veths sent reached a port (or the kernel counted it dropped), and
+        // every frame the ports sent reached them.
+        var rows = report.Replay.Sections.OfType<LivePortsSection>().Single().Rows;
+        var client = rows.Single(r => r.Binding.Device == "eth0").Stats;
+        var server = rows.Single(r => r.Binding.Device == "vethc1").Stats;
+        Assert.Equal(rig.Counter(rig.Client, "cl0", "tx_packets"), client.RxPackets + client.KernelRxDropped);
+        Assert.Equal(rig.Counter(rig.Server, "srv0", "tx_packets"), server.RxPackets + server.KernelRxDropped);
+        Assert.Equal(client.TxPackets, rig.Counter(rig.Client, "cl0", "rx_packets"));
+        Assert.Equal(server.TxPackets, rig.Counter(rig.Server, "srv0", "rx_packets"));
+        Assert.Equal(0, client.KernelRxDropped + server.KernelRxDropped);
+    }
+
+    [SkippableTheory]
+    [InlineData(LivePortKind.Packet)]
+    [InlineData(LivePortKind.Xdp)]
+    public void A_bound_interface_going_down_and_up_mid_run_recovers(LivePortKind kind)
+    {
+        string? why = Netns.Unavailable("curl", "ethtool", "python3");
+        Skip.If(why != null, why);
+        using var rig = new LiveRig();
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var run = rig.StartSoftnet(kind, stop.Token);
+        Assert.Equal(64 << 10, rig.Http("small", 64 << 10).Length);
+
+        rig.Softnet.Check("ip", "link", "set", "sn0", "down");
+        Thread.Sleep(300);
+        rig.Softnet.Check("ip", "link", "set", "sn0", "up");
+        Thread.Sleep(300);
+        Assert.Equal(64 << 10, rig.Http("small", 64 << 10).Length);
+
+        stop.Cancel();
+        using var report = run.Result;
+        var eth0 = report.Replay.Sections.OfType<LivePortsSection>().Single().Rows.Single(r => r.Binding.Device == "eth0");
+        Assert.True(eth0.Stats.LinkDownEvents >= 1, "the port saw the interface go down");
+    }
+
+    [SkippableFact]
+    public void Sigint_mid_transfer_leaves_a_complete_report()
+    {
+        string? why = Netns.Unavailable("iperf3", "ethtool");
+        Skip.If(why != null, why);
+        using var rig = new LiveRig();
+        string json = Path.Combine(rig.Temp, "report.json");
+        string dump = Path.Combine(rig.Temp, "dump");
+        using var softnet = rig.StartCli("--json", json, "--dump", dump);
+        var iperf = rig.Client.Start("iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", "4");
+        Thread.Sleep(1500);
+        Proc.Check("kill", "-INT", softnet.Id.ToString());
+        Assert.True(softnet.WaitForExit(30_000), "softnet run stops on SIGINT");
+        Assert.Equal(0, softnet.ExitCode);
+        iperf.WaitForExit(20_000);
+        if (!iperf.HasExited) iperf.Kill(true);
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("packets_in").GetInt64() > 100);
+        Assert.Equal(2, root.GetProperty("live_ports").GetArrayLength());
+        Assert.True(File.Exists(Path.Combine(dump, "host", "conntrack.txt")));
+        Assert.Contains("dport=5201", File.ReadAllText(Path.Combine(dump, "host", "conntrack.txt")));
+        Assert.True(File.Exists(Path.Combine(dump, "host", "iptables-save.txt")));
+    }
+
+    [SkippableFact]
+    public void A_second_softnet_on_the_same_interface_is_refused()
+    {
+        string? why = Netns.Unavailable();
+        Skip.If(why != null, why);
+        using var rig = new LiveRig();
+        using var first = LivePorts.Open(LivePortKind.Packet, new LivePortOptions { Interface = "sn0", Netns = rig.Softnet.Name });
+        var e = Assert.Throws<LivePortException>(() => LivePorts.Open(LivePortKind.Packet, new LivePortOptions { Interface = "sn0", Netns = rig.Softnet.Name }));
+        Assert.Contains("sn0", e.Message);
+    }
+
+    /// <summary>The three namespaces, their veths (offloads off on the kernel ends: a frame a port takes must be whole,
+    /// checksummed and no longer than the MTU), the servers, and Softnet.</summary>
+    private sealed class LiveRig : IDisposable
+    {
+        public Netns Client { get; } = Netns.Create("snc");
+        public Netns Softnet { get; } = Netns.Create("sns");
+        public Netns Server { get; } = Netns.Create("sss");
+        public string Temp { get; } = Directory.CreateTempSubdirectory("softnet-live-").FullName;
+        private readonly List<Process> _servers = [];
+        private readonly string _www;
+
+        public LiveRig()
+        {
+            foreach (var ns in new[] { Client, Softnet, Server }) ns.DisableIpv6();
+            Netns.CreateVeth(Client, "cl0", Softnet, "sn0");
+            Netns.CreateVeth(Server, "srv0", Softnet, "sn1");
+            // The Softnet-side ends carry the scenario devices' MACs, as a NIC carries its own.
+            Softnet.Check("ip", "link", "set", "sn0", "address", "02:00:c0:00:02:0a");
+            Softnet.Check("ip", "link", "set", "sn1", "address", "02:42:ac:11:ff:02");
+            Client.Check("ip", "addr", "add", "192.0.2.100/24", "dev", "cl0");
+            Server.Check("ip", "addr", "add", "172.17.0.2/16", "dev", "srv0");
+            Server.Check("ip", "route", "add", "default", "via", "172.17.0.1");
+            foreach (var (ns, dev) in new[] { (Client, "cl0"), (Server, "srv0"), (Softnet, "sn0"), (Softnet, "sn1") })
+                ns.Exec("ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off");
+            _www = Path.Combine(Temp, "www");
+            Directory.CreateDirectory(_www);
+            _servers.Add(Server.Start("python3", "-m", "http.server", "80", "--bind", "172.17.0.2", "--directory", _www));
+            _servers.Add(Server.Start("iperf3", "-s", "-p", "5201", "-B", "172.17.0.2"));
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            while (Server.Exec("curl", "-s", "-o", "/dev/null", "http://172.17.0.2/").Exit != 0)
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException("the HTTP server in the server namespace did not start");
+                Thread.Sleep(100);
+            }
+        }
+
+        public string ServedFile(string name) => Path.Combine(_www, name);
+
+        /// <summary>Runs the scenario with the two veth ends bound, on a thread of its own, until the token.</summary>
+        public Task<ScenarioReport> StartSoftnet(LivePortKind kind, CancellationToken token)
+        {
+            var options = new ScenarioRunOptions
+            {
+                Bindings = [LiveBinding.Parse($"host:eth0=sn0@{Softnet.Name}"), LiveBinding.Parse($"host:vethc1=sn1@{Softnet.Name}")],
+                Port = kind,
+                OpenPort = LivePorts.Open,
+            };
+            var started = new ManualResetEventSlim();
+            options = options with { Started = _ => started.Set() };
+            var task = Task.Factory.StartNew(() => ScenarioRun.Run(ScenarioDir, options, null, token), TaskCreationOptions.LongRunning);
+            if (!started.Wait(TimeSpan.FromSeconds(20)) && task.IsFaulted) throw task.Exception!.InnerException!;
+            return task;
+        }
+
+        /// <summary>`softnet run` as a user starts it (the CLI in its own process), the two veth ends bound.</summary>
+        public Process StartCli(params string[] extra)
+        {
+            string cli = Path.Combine(AppContext.BaseDirectory, "Softnet.Cli.dll");
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in new[] { cli, "run", "--scenario", ScenarioDir, "--bind", $"host:eth0=sn0@{Softnet.Name}", "--bind", $"host:vethc1=sn1@{Softnet.Name}", "--no-progress" }.Concat(extra))
+                psi.ArgumentList.Add(a);
+            var p = Process.Start(psi)!;
+            _ = p.StandardOutput.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (true)
+            {
+                string? line = p.StandardError.ReadLine();
+                if (line is null) throw new InvalidOperationException($"softnet run exited {(p.WaitForExit(5000) ? p.ExitCode : -1)} before it started");
+                if (line.Contains("Ctrl-C stops")) break;
+                if (DateTime.UtcNow > deadline) throw new TimeoutException("softnet run did not start");
+            }
+            _ = p.StandardError.ReadToEndAsync();
+            return p;
+        }
+
+        /// <summary>curl from the client through the published port: a served file of <paramref name="size"/> random bytes.</summary>
+        public byte[] Http(string name, int size)
+        {
+            string path = ServedFile(name);
+            if (!File.Exists(path)) File.WriteAllBytes(path, RandomNumberGenerator.GetBytes(size));
+            string outFile = Path.Combine(Temp, name + ".got");
+            var (exit, _, err) = Client.ExecTimed(60_000, "curl", "-s", "--max-time", "50", "-o", outFile, $"http://192.0.2.10:8080/{name}");
+            Assert.True(exit == 0, $"curl exited {exit}: {err}");
+            return File.ReadAllBytes(outFile);
+        }
+
+        /// <summary>iperf3 -c through the published port 5201 for <paramref name="seconds"/>: bytes sent and received.</summary>
+        public (long Sent, long Received) Iperf3(int seconds)
+        {
+            var (exit, stdout, err) = Client.ExecTimed(60_000, "iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", seconds.ToString(), "-J");
+            Assert.True(exit == 0, $"iperf3 exited {exit}: {err} {stdout}");
+            using var doc = JsonDocument.Parse(stdout);
+            var end = doc.RootElement.GetProperty("end");
+            return (end.GetProperty("sum_sent").GetProperty("bytes").GetInt64(), end.GetProperty("sum_received").GetProperty("bytes").GetInt64());
+        }
+
+        public long Counter(Netns ns, string dev, string name) => long.Parse(ns.ReadFile($"/sys/class/net/{dev}/statistics/{name}"));
+
+        public void Dispose()
+        {
+            foreach (var p in _servers)
+            {
+                try { if (!p.HasExited) p.Kill(true); } catch (InvalidOperationException) { }
+                p.Dispose();
+            }
+            Client.Dispose();
+            Softnet.Dispose();
+            Server.Dispose();
+            try { Directory.Delete(Temp, true); } catch (IOException) { }
+        }
+    }
+}
+
+/// <summary>The live tests move real traffic through Softnet on a 2-core machine: they run alone.</summary>
+[CollectionDefinition("live", DisableParallelization = true)]
+public sealed class LiveCollection;
