@@ -182,9 +182,20 @@ public sealed unsafe class XskPort : ILivePort
         *(ushort*)(sa + 2) = XdpUseNeedWakeup;
         *(uint*)(sa + 4) = (uint)Ifindex;
         *(uint*)(sa + 8) = (uint)qi;
-        if (bind(q.Fd, sa, 16) != 0)
+        // A socket closed a moment ago (our own previous port, say) keeps its queue until the kernel's deferred pool
+        // release runs (xp_put_pool → xp_release_deferred on a workqueue), so EBUSY is retried briefly; we hold the
+        // interface lock, so no other Softnet is the one bound.
+        int err = 0;
+        for (int attempt = 0; attempt < 100; attempt++)
         {
-            int e = Errno;
+            if (bind(q.Fd, sa, 16) == 0) { err = 0; break; }
+            err = Errno;
+            if (err != Ebusy) break;
+            Thread.Sleep(10);
+        }
+        if (err != 0)
+        {
+            int e = err;
             throw new LivePortException(e == 22
                 ? $"binding AF_XDP to {Interface} queue {qi} refused (EINVAL): the device has fewer queues than {_q.Length}? (ethtool -l / numrxqueues)"
                 : e == Ebusy ? $"{Interface} queue {qi} already has an AF_XDP socket bound (EBUSY)"
