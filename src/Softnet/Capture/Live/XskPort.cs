@@ -81,7 +81,11 @@ public sealed unsafe class XskPort : ILivePort
     /// <summary>Opens the port: the interface lock, one bound XDP socket per queue and the attached redirect program,
     /// all made inside <see cref="LivePortOptions.Netns"/>. Throws <see cref="LivePortException"/> saying what is
     /// missing.</summary>
-    public static XskPort Open(LivePortOptions o)
+    public static XskPort Open(LivePortOptions o) => Open(o, nativeFirst: true);
+
+    /// <summary>As <see cref="Open(LivePortOptions)"/>; <paramref name="nativeFirst"/> false goes straight to generic
+    /// (skb) mode (the tests cover both paths on veth).</summary>
+    internal static XskPort Open(LivePortOptions o, bool nativeFirst)
     {
         if (o.Queues < 1) throw new LivePortException($"Queues must be at least 1 (got {o.Queues})");
         if (o.RingFrames < 2 || (o.RingFrames & (o.RingFrames - 1)) != 0)
@@ -102,7 +106,7 @@ public sealed unsafe class XskPort : ILivePort
             port._nlFd = OpenLinkEvents();
             port._lastUp = IfUpRunning(port._inetFd, port._ifname);
             for (int i = 0; i < port._q.Length; i++) port.OpenQueue(i);
-            port.AttachProgram();
+            port.AttachProgram(nativeFirst);
             for (int i = 0; i < port._q.Length; i++) port._pollFds[i] = new PollFd { Fd = port._q[i].Fd, Events = PollIn };
             port._pollFds[^1] = new PollFd { Fd = port._nlFd, Events = PollIn };
             return port;
@@ -222,7 +226,7 @@ public sealed unsafe class XskPort : ILivePort
     /// <summary>The XSKMAP (queue → socket fd) and the program: r2 = ctx->rx_queue_index; r1 = &amp;xsks; r3 = XDP_PASS;
     /// return bpf_redirect_map(r1, r2, r3). A queue with no socket in the map passes the frame to the stack. Native
     /// attach first, generic (skb) mode when the driver has no XDP hook.</summary>
-    private void AttachProgram()
+    private void AttachProgram(bool nativeFirst)
     {
         try
         {
@@ -256,6 +260,7 @@ public sealed unsafe class XskPort : ILivePort
 
         try
         {
+            if (!nativeFirst) throw new BpfSyscallException("BPF_LINK_CREATE", 95 /* EOPNOTSUPP: generic asked for */, "");
             _linkFd = BpfSyscall.LinkCreateXdp(_progFd, Ifindex, BpfSyscall.XdpFlagsDrvMode);
             XdpMode = "native";
         }
