@@ -147,6 +147,9 @@ public sealed unsafe class PacketPort : ILivePort
         var q = _queues[qi];
         int fd = q.Fd;
         Check(SetInt(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3), "PACKET_VERSION TPACKET_V3");
+        // A malformed TX slot is skipped (marked available) instead of stopping the ring at it; like the version,
+        // it can only be set before the rings exist (EBUSY after).
+        Check(SetInt(fd, SOL_PACKET, PACKET_LOSS, 1), "PACKET_LOSS");
 
         int framesPerBlock = _blockSize / _frameSize;
         q.RxBlocks = Math.Max(2, (o.RingFrames + framesPerBlock - 1) / framesPerBlock);
@@ -177,8 +180,6 @@ public sealed unsafe class PacketPort : ILivePort
         q.Tx = q.Rx + (long)q.RxBlocks * _blockSize;
 
         Check(SetInt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1), "PACKET_QDISC_BYPASS");
-        // A malformed TX slot is skipped (marked available) instead of stopping the ring at it.
-        Check(SetInt(fd, SOL_PACKET, PACKET_LOSS, 1), "PACKET_LOSS");
         if (SetInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) != 0)
             throw new LivePortException($"PACKET_IGNORE_OUTGOING: errno {Errno} (needs Linux 4.20 or later)", Errno);
 
