@@ -170,6 +170,36 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
         Assert.Equal(0, st.KernelRxDropped);
     }
 
+    /// <summary>The kernel strips an 802.1Q/802.1ad tag before the packet hooks (skb_vlan_untag) and reports it
+    /// beside the frame; the port puts it back so the frame reads as it was on the wire.</summary>
+    [SkippableFact]
+    public void Vlan_tagged_frames_arrive_with_their_tag_in_place()
+    {
+        SkipUnlessKernel();
+        using var link = new Link();
+        using var port = PacketPort.Open(link.Options());
+        using var peer = new RawPacketSocket(link.Peer.Name, link.PeerDev);
+
+        const int N = 200;
+        var sent = new byte[N][];
+        for (int i = 0; i < N; i++)
+        {
+            var inner = MarkedFrame(i, 60 + i * 7);
+            var f = new byte[inner.Length + 4];
+            inner.AsSpan(0, 12).CopyTo(f);
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), i % 2 == 0 ? (ushort)0x8100 : (ushort)0x88a8);
+            BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(14), (ushort)(0xa000 | (i * 13 % 4095 + 1)));
+            inner.AsSpan(12).CopyTo(f.AsSpan(16));
+            sent[i] = f;
+            peer.Send(f);
+        }
+        var got = Drain(port, c => c >= N, 5000);
+        Assert.Equal(N, got.Count);
+        for (int i = 0; i < N; i++)
+            Assert.True(sent[i].AsSpan().SequenceEqual(got[i].Bytes),
+                $"frame {i}: sent {Convert.ToHexString(sent[i].AsSpan(0, 20))}, got {Convert.ToHexString(got[i].Bytes.AsSpan(0, Math.Min(20, got[i].Bytes.Length)))}");
+    }
+
     [SkippableFact]
     public void Two_queues_share_the_flows_without_loss_or_duplicates()
     {

@@ -245,7 +245,14 @@ public sealed unsafe class PacketPort : ILivePort
             byte* h = q.NextFrame;
             int len = (int)*(uint*)(h + HdrSnaplen);
             long ts = *(uint*)(h + HdrSec) * 1_000_000_000L + *(uint*)(h + HdrNsec);
-            batch[n++] = new LiveFrame(h + *(ushort*)(h + HdrMac) - q.Rx, len, ts);
+            int mac = *(ushort*)(h + HdrMac);
+            if ((*(uint*)(h + HdrStatus) & TP_STATUS_VLAN_VALID) != 0 && len >= 12 && mac - 4 >= Tpacket3HdrWithAddr)
+            {
+                PutBackVlanTag(h, mac);
+                mac -= 4;
+                len += 4;
+            }
+            batch[n++] = new LiveFrame(h + mac - q.Rx, len, ts);
             q.RxPackets++;
             q.RxBytes += len;
             q.NextFrame = h + *(uint*)(h + HdrNextOffset);
@@ -259,6 +266,25 @@ public sealed unsafe class PacketPort : ILivePort
             q.Current = q.Current + 1 == q.RxBlocks ? 0 : q.Current + 1;
         }
         return n;
+    }
+
+    /// <summary>
+    /// The receive path (skb_vlan_untag in __netif_receive_skb_core, or the driver's VLAN offload) takes an 802.1Q
+    /// tag out of the frame before the packet hooks see it; tpacket_rcv reports it in tp_vlan_tci/tp_vlan_tpid. The
+    /// frame is given back as it was on the wire by moving the two MAC addresses 4 bytes down into the alignment gap
+    /// before tp_mac and writing the tag after them, in place in the block we own (as libpcap does on its copy).
+    /// </summary>
+    private static void PutBackVlanTag(byte* h, int mac)
+    {
+        byte* frame = h + mac;
+        Buffer.MemoryCopy(frame, frame - 4, 12, 12);
+        uint status = *(uint*)(h + HdrStatus);
+        ushort tpid = (status & TP_STATUS_VLAN_TPID_VALID) != 0 ? *(ushort*)(h + HdrVlanTpid) : (ushort)0x8100;
+        ushort tci = (ushort)*(uint*)(h + HdrVlanTci);
+        frame[8] = (byte)(tpid >> 8);
+        frame[9] = (byte)tpid;
+        frame[10] = (byte)(tci >> 8);
+        frame[11] = (byte)tci;
     }
 
     public ReadOnlySpan<byte> Bytes(int queue, in LiveFrame frame)

@@ -39,6 +39,8 @@ internal static unsafe class PacketSyscalls
     public const uint TP_STATUS_SEND_REQUEST = 1;
     public const uint TP_STATUS_SENDING = 2;
     public const uint TP_STATUS_WRONG_FORMAT = 4;
+    public const uint TP_STATUS_VLAN_VALID = 1 << 4;
+    public const uint TP_STATUS_VLAN_TPID_VALID = 1 << 6;
 
     /// <summary>TPACKET_ALIGN(sizeof(struct tpacket3_hdr)): where a TX slot's frame bytes start (the kernel's
     /// tp_hdrlen minus sizeof(struct sockaddr_ll), tpacket_parse_header without PACKET_TX_HAS_OFF).</summary>
@@ -57,6 +59,11 @@ internal static unsafe class PacketSyscalls
     public const int HdrLen = 16;
     public const int HdrStatus = 20;
     public const int HdrMac = 24;
+    public const int HdrVlanTci = 32;
+    public const int HdrVlanTpid = 36;
+    /// <summary>The V3 tp_hdrlen: the header, then the sockaddr_ll the kernel writes after it; the frame (at tp_mac)
+    /// starts past this plus the kernel's alignment gap.</summary>
+    public const int Tpacket3HdrWithAddr = Tpacket3HdrLen + 20;
 
     public const int PROT_READ = 1, PROT_WRITE = 2;
     public const int MAP_SHARED = 1, MAP_POPULATE = 0x8000;
