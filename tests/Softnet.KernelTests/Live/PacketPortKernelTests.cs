@@ -327,12 +327,14 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
         Assert.Equal(st.KernelRxDropped, port.ReadStats().KernelRxDropped);
     }
 
-    [SkippableFact]
-    public void Link_down_and_up_is_counted_and_frames_flow_again()
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Link_down_and_up_is_counted_and_frames_flow_again(int queues)
     {
         SkipUnlessKernel();
         using var link = new Link();
-        using var port = PacketPort.Open(link.Options(queues: 2));
+        using var port = PacketPort.Open(link.Options(queues: queues));
         using var peer = new RawPacketSocket(link.Peer.Name, link.PeerDev);
 
         for (int i = 0; i < 50; i++) peer.Send(FlowFrame(i, i));
@@ -378,6 +380,41 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
             () => PacketPort.Open(new LivePortOptions { Interface = "nosuchdev0", Netns = link.Us.Name }));
         Assert.Contains("nosuchdev0", ex.Message);
         Assert.Contains(link.Us.Name, ex.Message);
+    }
+
+    [SkippableFact]
+    public void Receive_release_transmit_and_flush_allocate_nothing_per_frame()
+    {
+        SkipUnlessKernel();
+        using var link = new Link();
+        using var port = PacketPort.Open(link.Options());
+        using var peer = PacketPort.Open(new LivePortOptions { Interface = link.PeerDev, Netns = link.Peer.Name });
+        var frame = MarkedFrame(1, 64);
+        var batch = new LiveFrame[64];
+        long received = 0, sum = 0;
+        void Round()
+        {
+            for (int i = 0; i < 32; i++) peer.Transmit(0, frame);
+            peer.FlushTransmit(0);
+            port.WaitReceive(5);
+            int n;
+            while ((n = port.Receive(0, batch)) > 0)
+                for (int i = 0; i < n; i++)
+                {
+                    received++;
+                    sum += port.Bytes(0, batch[i])[20];
+                }
+            port.Release(0);
+            _ = port.ReadStats();
+            _ = port.LinkUp;
+        }
+        for (int r = 0; r < 50; r++) Round();   // warm-up: JIT tiers, first-touch of the rings
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int r = 0; r < 500; r++) Round();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        output.WriteLine($"{received} frames received, {allocated} bytes allocated");
+        Assert.True(received > 0);
+        Assert.Equal(0, allocated);
     }
 
     /// <summary>A figure, not a check: one queue receiving 64-byte frames a second port blasts from the peer.</summary>
