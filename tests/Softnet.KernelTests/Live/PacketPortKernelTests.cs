@@ -439,7 +439,7 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
         long received = 0;
         blaster.Start();
         var sw = Stopwatch.StartNew();
-        long start = 0, drops0 = 0;
+        long start = 0, drops0 = 0, tx0 = 0;
         bool measuring = false;
         while (sw.ElapsedMilliseconds < 2000)
         {
@@ -448,6 +448,7 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
             {
                 var s0 = port.ReadStats();
                 (start, drops0, measuring, received) = (s0.RxPackets, s0.KernelRxDropped, true, 0);
+                tx0 = tx.ReadStats().TxPackets;
                 sw.Restart();
             }
             if (!port.WaitReceive(10)) continue;
@@ -456,12 +457,14 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
             port.Release(0);
         }
         double secs = sw.Elapsed.TotalSeconds;
+        long txDone = tx.ReadStats().TxPackets - tx0;
         stop.Cancel();
         blaster.Join();
         var st = port.ReadStats();
         var ts = tx.ReadStats();
         output.WriteLine($"received {received / secs:F0} frames/s ({st.RxPackets - start} in {secs:F2} s), "
-            + $"kernel dropped {st.KernelRxDropped - drops0}, peer queued {ts.TxPackets} (ring full {ts.TxRingFull})");
+            + $"kernel dropped {st.KernelRxDropped - drops0}; peer transmitted {txDone / secs:F0} frames/s "
+            + $"({ts.TxPackets} in all, ring full {ts.TxRingFull}, errors {ts.TxErrors})");
         Assert.True(received > 0);
     }
 }
