@@ -55,6 +55,10 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
         {
             Us.Dispose();
             Peer.Dispose();
+            // The port leaves its lock file behind (unlinking a lock file races with the next opener); the
+            // namespaces are gone, so the test's are removed here.
+            File.Delete(PacketPort.LockPath(Us.Name, Dev));
+            File.Delete(PacketPort.LockPath(Peer.Name, PeerDev));
         }
     }
 

@@ -62,7 +62,8 @@ public sealed unsafe class PacketPort : ILivePort
         _pollFds = new PollFd[o.Queues];
     }
 
-    /// <summary>The lock file that keeps a second Softnet off the same interface.</summary>
+    /// <summary>The lock file that keeps a second Softnet off the same interface (flock, so a crashed port frees it).
+    /// Dispose leaves the file in place: unlinking a lock file lets a later opener lock an inode nobody else sees.</summary>
     public static string LockPath(string? netns, string ifname)
         => $"/run/softnet/{(string.IsNullOrEmpty(netns) ? "host" : netns)}-{ifname}.lock";
 
