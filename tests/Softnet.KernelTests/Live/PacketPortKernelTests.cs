@@ -420,6 +420,7 @@ public sealed class PacketPortKernelTests(ITestOutputHelper output)
             () => PacketPort.Open(new LivePortOptions { Interface = "nosuchdev0", Netns = link.Us.Name }));
         Assert.Contains("nosuchdev0", ex.Message);
         Assert.Contains(link.Us.Name, ex.Message);
+        File.Delete(PacketPort.LockPath(link.Us.Name, "nosuchdev0"));
     }
 
     [SkippableFact]
