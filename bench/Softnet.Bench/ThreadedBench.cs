@@ -87,7 +87,6 @@ internal sealed class ThreadedBench
         using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [workerCpu] });
         var stack = new PipelineBench.FreeStack();
         var nic = new VirtualNic(new NicOptions(), engine, stack) { OccupancySampleMask = 15 };
-        foreach (var q in nic.Queues) q.Pool.ReleaseOwner();
         var q0 = nic.Queues[0];
         var cpu = engine.Cpus[0];
         var saved = CpuAffinity.CurrentThreadAffinity()?.ToArray();

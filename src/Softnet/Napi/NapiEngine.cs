@@ -277,6 +277,7 @@ public sealed class NapiEngine : IDisposable
         try
         {
             long idleSince = -1;
+            int spins = 0;
             while (true)
             {
                 // Moderation timers of this CPU's vectors are checked between rounds too, so a moderated queue is
@@ -300,10 +301,17 @@ public sealed class NapiEngine : IDisposable
                     continue;
                 }
 
-                if (idleSince < 0) idleSince = now;
+                if (idleSince < 0)
+                {
+                    idleSince = now;
+                    spins = 0;
+                }
                 if (Options.BusyPoll || now - idleSince < IdleSpinNs || next - now <= TimerSpinNs)
                 {
-                    Thread.SpinWait(16);
+                    // Now and then give the CPU to whatever else may run on it (the port, when it has no CPU
+                    // of its own): a spin that holds a shared CPU delays the very frames it waits for.
+                    if ((++spins & 7) == 0) Thread.Yield();
+                    else Thread.SpinWait(16);
                     continue;
                 }
 

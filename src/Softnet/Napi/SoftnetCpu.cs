@@ -25,6 +25,7 @@ public sealed class SoftnetCpu
     private long _processed, _dropped, _timeSqueeze, _rounds, _ksoftirqdRounds, _ksoftirqdWakeups, _polls;
     private long _raisedAtNs = long.MaxValue; // deterministic mode: when NET_RX was raised with nothing running
     private long _idleWakeups;
+    private long _signals;
 
     /// <summary>The fields interrupt delivery writes, on their own cache lines away from the worker's counters.</summary>
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
@@ -39,7 +40,9 @@ public sealed class SoftnetCpu
     /// <summary>Threaded mode: times the worker woke from sleep (to check it sleeps rather than spins).</summary>
     internal long IdleWakeups => Volatile.Read(ref _idleWakeups);
 
-    internal void CountIdleWakeup() => _idleWakeups++;
+    /// <summary>Threaded mode: times a waker (an interrupt, an armed timer, Stop) signalled the parked worker; a
+    /// worker that is running is never signalled.</summary>
+    internal long Signals => Volatile.Read(ref _signals);
 
     internal SoftnetCpu(int id, NapiEngineOptions options, int capacity)
     {
@@ -152,7 +155,9 @@ public sealed class SoftnetCpu
     /// <summary>Wakes the worker if it announced it sleeps; only the waker that takes the flag signals.</summary>
     private void Kick()
     {
-        if (Interlocked.Exchange(ref _irq.Sleeping, 0) != 0) _park!.Release();
+        if (Interlocked.Exchange(ref _irq.Sleeping, 0) == 0) return;
+        Interlocked.Increment(ref _signals);
+        _park!.Release();
     }
 
     /// <summary>The worker announces it is about to sleep; it must look for work once more afterwards (the exchange

@@ -44,6 +44,10 @@ public sealed class VirtualNic
             _queues[i] = q;
             _rings[i] = q.Ring;
             _vectors[i] = q.Vector;
+            // The ring was filled on this thread (ifup). With worker threads its buffers belong to the worker that
+            // polls it: the pool gives up this thread's cache, and the first rent on the NAPI CPU (the ring's
+            // refill) makes that worker the owner of the alloc cache, as page_pool is tied to its NAPI.
+            if (engine.Mode == NapiMode.Threaded) q.Pool.ReleaseOwner();
         }
     }
 
