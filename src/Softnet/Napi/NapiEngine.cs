@@ -276,7 +276,7 @@ public sealed class NapiEngine : IDisposable
 
         try
         {
-            long idleSince = -1;
+            long idleSince = -1, busyFrom = -1;
             int spins = 0;
             while (true)
             {
@@ -287,9 +287,16 @@ public sealed class NapiEngine : IDisposable
 
                 if (cpu.HasWork)
                 {
+                    if (busyFrom < 0) busyFrom = ThreadCpuClock.NowNs();
                     cpu.NetRxAction(now, virtualTime: false);
                     idleSince = -1;
                     continue;
+                }
+                if (busyFrom >= 0)
+                {
+                    // A stretch of work ends: its CPU time (read at the two ends only, a system call each).
+                    cpu.AddBusyCpu(ThreadCpuClock.NowNs() - busyFrom);
+                    busyFrom = -1;
                 }
 
                 if (_stopping)

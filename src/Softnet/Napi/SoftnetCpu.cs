@@ -26,6 +26,7 @@ public sealed class SoftnetCpu
     private long _raisedAtNs = long.MaxValue; // deterministic mode: when NET_RX was raised with nothing running
     private long _idleWakeups;
     private long _signals;
+    private long _busyCpuNs;
 
     /// <summary>The fields interrupt delivery writes, on their own cache lines away from the worker's counters.</summary>
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
@@ -39,6 +40,12 @@ public sealed class SoftnetCpu
 
     /// <summary>Threaded mode: times the worker woke from sleep (to check it sleeps rather than spins).</summary>
     internal long IdleWakeups => Volatile.Read(ref _idleWakeups);
+
+    /// <summary>Threaded mode: the worker's CPU time while NET_RX had work (its rounds and the timer checks between
+    /// them), its idle spinning and sleeping left out: the softirq time a kernel counts for the CPU.</summary>
+    public long BusyCpuNs => Volatile.Read(ref _busyCpuNs);
+
+    internal void AddBusyCpu(long ns) => Volatile.Write(ref _busyCpuNs, _busyCpuNs + ns);
 
     /// <summary>Threaded mode: times a waker (an interrupt, an armed timer, Stop) signalled the parked worker; a
     /// worker that is running is never signalled.</summary>
