@@ -102,9 +102,19 @@ public class RunEndToEndKernelTests
         using var rig = new LiveRig();
         string json = Path.Combine(rig.Temp, "report.json");
         string dump = Path.Combine(rig.Temp, "dump");
-        using var softnet = rig.StartCli("--json", json, "--dump", dump);
+        int metricsPort = 19100 + Environment.ProcessId % 800;
+        using var softnet = rig.StartCli("--json", json, "--dump", dump, "--metrics", $"127.0.0.1:{metricsPort}");
         var iperf = rig.Client.Start("iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", "4");
         Thread.Sleep(1500);
+        // Prometheus scrapes the running path: the ports, the rules, conntrack.
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        {
+            string metrics = http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics").Result;
+            Assert.Contains("softnet_port_rx_packets_total{bind=\"host:eth0=sn0@", metrics);
+            Assert.Contains("softnet_iptables_rule_packets_total{namespace=\"host\",family=\"ipv4\",table=\"nat\",chain=\"DOCKER\",rule=\"3\"}", metrics);
+            Assert.Matches("softnet_conntrack_entries\\{namespace=\"host\"\\} [1-9]", metrics);
+            Assert.Contains("softnet_stat_processed_total{cpu=\"0\"}", metrics);
+        }
         Proc.Check("kill", "-INT", softnet.Id.ToString());
         Assert.True(softnet.WaitForExit(30_000), "softnet run stops on SIGINT");
         Assert.Equal(0, softnet.ExitCode);
