@@ -63,10 +63,8 @@ public sealed unsafe class PacketPort : ILivePort
         _pollFds = new PollFd[o.Queues];
     }
 
-    /// <summary>The lock file that keeps a second Softnet off the same interface (flock, so a crashed port frees it).
-    /// Dispose leaves the file in place: unlinking a lock file lets a later opener lock an inode nobody else sees.</summary>
-    public static string LockPath(string? netns, string ifname)
-        => $"/run/softnet/{(string.IsNullOrEmpty(netns) ? "host" : netns)}-{ifname}.lock";
+    /// <summary>The interface's lock file (<see cref="LiveInterfaceLock"/>).</summary>
+    public static string LockPath(string? netns, string ifname) => LiveInterfaceLock.PathOf(netns, ifname);
 
     /// <summary>Opens the port: takes the interface's lock, makes and maps the queue sockets inside the namespace,
     /// binds them and joins them into a fanout group. Throws <see cref="LivePortException"/> with the cause.</summary>
@@ -99,27 +97,7 @@ public sealed unsafe class PacketPort : ILivePort
         }
     }
 
-    private void TakeLock(string? netns)
-    {
-        string path = LockPath(netns, Interface);
-        try
-        {
-            Directory.CreateDirectory("/run/softnet");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LivePortException($"cannot make /run/softnet for the interface lock: {e.Message}");
-        }
-        _lockFd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x1a4);
-        if (_lockFd < 0) throw new LivePortException($"cannot open the lock {path}: errno {Errno}", Errno);
-        if (flock(_lockFd, LOCK_EX | LOCK_NB) != 0)
-        {
-            int e = Errno;
-            throw new LivePortException(e == EAGAIN
-                ? $"interface '{Interface}' ({Where(netns)}) is already used by another Softnet: {path} is locked"
-                : $"cannot lock {path}: errno {e}", e);
-        }
-    }
+    private void TakeLock(string? netns) => _lockFd = LiveInterfaceLock.Take(netns, Interface);
 
     private static string Where(string? netns) => string.IsNullOrEmpty(netns) ? "host namespace" : $"namespace '{netns}'";
 

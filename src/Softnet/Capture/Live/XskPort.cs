@@ -101,7 +101,7 @@ public sealed unsafe class XskPort : ILivePort
         var port = new XskPort(o, ifindex);
         try
         {
-            port._lockFd = LockInterface(o.Netns, o.Interface);
+            port._lockFd = LiveInterfaceLock.Take(o.Netns, o.Interface);
             port._inetFd = socket(AfInet, SockDgram | SockCloexec, 0);
             port._nlFd = OpenLinkEvents();
             port._lastUp = IfUpRunning(port._inetFd, port._ifname);

@@ -95,34 +95,6 @@ internal static unsafe class XskSyscalls
         return (flags & (IffUp | IffRunning)) == (IffUp | IffRunning);
     }
 
-    /// <summary>The exclusive lock one Softnet holds on an interface (/run/softnet/&lt;netns or "host"&gt;-&lt;ifname&gt;.lock,
-    /// the same path for both live port kinds): flock LOCK_EX|LOCK_NB, refused clearly when another holds it.
-    /// Returns the locked fd (closing it releases the lock).</summary>
-    public static int LockInterface(string? netns, string ifname)
-    {
-        string path = LockPath(netns, ifname);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        int fd = open(path, ORdwr | OCreat | OCloexec, 0x1a4);
-        if (fd < 0) throw new LivePortException($"cannot open the interface lock {path}: {Describe(Errno)}", Errno);
-        if (flock(fd, LockEx | LockNb) != 0)
-        {
-            int errno = Errno;
-            close(fd);
-            string holder = "";
-            try { holder = File.ReadAllText(path).Trim(); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new LivePortException(errno == Eagain
-                ? $"interface '{ifname}' ({netns ?? "host"}) is already in use by another Softnet{(holder.Length > 0 ? $" (pid {holder})" : "")}: {path} is locked"
-                : $"flock {path}: {Describe(errno)}", errno);
-        }
-        ftruncate(fd, 0);
-        var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId + "\n");
-        fixed (byte* p = pid) write(fd, p, (nuint)pid.Length);
-        return fd;
-    }
-
-    public static string LockPath(string? netns, string ifname)
-        => $"/run/softnet/{(string.IsNullOrEmpty(netns) ? "host" : netns)}-{ifname}.lock";
-
     /// <summary>A non-blocking rtnetlink socket subscribed to RTMGRP_LINK in the current namespace: every RTM_NEWLINK
     /// (up, down, carrier) arrives there, so a down/up that happens between two reads is still seen.</summary>
     public static int OpenLinkEvents()

@@ -30,5 +30,5 @@ public class XskPortTests
     [InlineData("", "eth0", "/run/softnet/host-eth0.lock")]
     [InlineData("lab1", "veth3", "/run/softnet/lab1-veth3.lock")]
     public void TheInterfaceLockIsNamedForNamespaceAndInterface(string? netns, string ifname, string path)
-        => Assert.Equal(path, XskSyscalls.LockPath(netns, ifname));
+        => Assert.Equal(path, LiveInterfaceLock.PathOf(netns, ifname));
 }
