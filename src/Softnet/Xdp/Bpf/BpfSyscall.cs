@@ -17,7 +17,7 @@ public static unsafe class BpfSyscall
     private const int AttrSize = 144;
 
     public const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4,
-        ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22;
+        ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22, LinkCreate = 28;
 
     public const uint ProgTypeSocketFilter = 1, ProgTypeXdp = 6;
     /// <summary>enum bpf_attach_type values libbpf gives XDP programs as expected_attach_type.</summary>
@@ -25,7 +25,9 @@ public static unsafe class BpfSyscall
     /// <summary>prog_flags BPF_F_XDP_HAS_FRAGS: the program handles multi-buffer frames (SEC("xdp.frags")).</summary>
     public const uint ProgFlagXdpHasFrags = 1 << 5;
     public const uint MapTypeHash = 1, MapTypeArray = 2, MapTypePercpuHash = 5, MapTypePercpuArray = 6, MapTypeLruHash = 9,
-        MapTypeLpmTrie = 11;
+        MapTypeLpmTrie = 11, MapTypeXskmap = 17;
+    /// <summary>XDP attach flags (include/uapi/linux/if_link.h): generic (skb) mode, or the driver's native hook.</summary>
+    public const uint XdpFlagsSkbMode = 1 << 1, XdpFlagsDrvMode = 1 << 2;
 
     [DllImport("libc", SetLastError = true, EntryPoint = "syscall")]
     private static extern long Syscall(long number, long cmd, byte* attr, long size);
@@ -192,6 +194,22 @@ public static unsafe class BpfSyscall
         if (Elem(MapGetNextKey, mapFd, key.IsEmpty ? default : key, next, 0, out int errno) >= 0) return true;
         if (errno == 2) return false;
         throw new BpfSyscallException("BPF_MAP_GET_NEXT_KEY", errno, "");
+    }
+
+    /// <summary>BPF_LINK_CREATE of an XDP program on a device (bpf_xdp_link_attach): attr.link_create is prog_fd,
+    /// target_ifindex, attach_type BPF_XDP and the XDP_FLAGS_* mode. The ifindex is looked up in the calling thread's
+    /// network namespace. Returns the link fd; closing it detaches the program.</summary>
+    public static int LinkCreateXdp(int progFd, int ifindex, uint xdpFlags)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)progFd);
+        U32(attr, 4, (uint)ifindex);
+        U32(attr, 8, AttachXdp);
+        U32(attr, 12, xdpFlags);
+        long fd = Call(LinkCreate, attr, out int errno);
+        if (fd < 0) throw new BpfSyscallException("BPF_LINK_CREATE", errno, "");
+        return (int)fd;
     }
 
     /// <summary>The result of one BPF_PROG_TEST_RUN.</summary>
