@@ -11,7 +11,9 @@ public static class LivePorts
         if (MissingCapabilities(kind, options.Netns is not null) is { } why) throw new LivePortException(why, 1);
         return kind switch
         {
-            _ => throw new LivePortException($"the {kind} port is not built yet"),
+            LivePortKind.Packet => PacketPort.Open(options),
+            LivePortKind.Xdp => XskPort.Open(options),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "no such live port kind"),
         };
     }
 
