@@ -62,7 +62,8 @@ public sealed unsafe class PacketPort : ILivePort
         _pollFds = new PollFd[o.Queues];
     }
 
-    /// <summary>The lock file that keeps a second Softnet off the same interface.</summary>
+    /// <summary>The lock file that keeps a second Softnet off the same interface (flock, so a crashed port frees it).
+    /// Dispose leaves the file in place: unlinking a lock file lets a later opener lock an inode nobody else sees.</summary>
     public static string LockPath(string? netns, string ifname)
         => $"/run/softnet/{(string.IsNullOrEmpty(netns) ? "host" : netns)}-{ifname}.lock";
 
@@ -100,7 +101,14 @@ public sealed unsafe class PacketPort : ILivePort
     private void TakeLock(string? netns)
     {
         string path = LockPath(netns, Interface);
-        Directory.CreateDirectory("/run/softnet");
+        try
+        {
+            Directory.CreateDirectory("/run/softnet");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LivePortException($"cannot make /run/softnet for the interface lock: {e.Message}");
+        }
         _lockFd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0x1a4);
         if (_lockFd < 0) throw new LivePortException($"cannot open the lock {path}: errno {Errno}", Errno);
         if (flock(_lockFd, LOCK_EX | LOCK_NB) != 0)
