@@ -35,10 +35,12 @@ public class RunEndToEndKernelTests
         var body = rig.Http("blob", 3 << 20);
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(rig.ServedFile("blob"))), SHA256.HashData(body));
 
-        // iperf3 through DNAT 5201: what the client sent, the server received.
+        // iperf3 through DNAT 5201. Its server stops counting when the control connection says the test ended, so
+        // what was still in flight (about a window) is sent but not counted received: equal within a few MB, not exactly
+        // (the byte-exact proof is curl's file above).
         var (sent, received) = rig.Iperf3(seconds: 2);
         Assert.True(sent > 1_000_000, $"iperf3 sent only {sent} bytes");
-        Assert.Equal(sent, received);
+        Assert.InRange(received, sent - Math.Max(8L << 20, sent / 20), sent);
 
         stop.Cancel();
         using var report = run.Result;

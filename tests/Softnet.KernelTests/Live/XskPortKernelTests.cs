@@ -283,6 +283,11 @@ public sealed class XskPortKernelTests(ITestOutputHelper output)
         using var pair = new Pair();
         var e = Assert.Throws<LivePortException>(() => XskPort.Open(new LivePortOptions { Interface = "nosuch0", Netns = pair.A.Name }));
         Assert.Contains("no interface 'nosuch0'", e.Message);
+        // More queues than the device has: bind refuses queue 1 (xsk_reg_pool_at_qid), and the lock and the first
+        // queue's socket are given back.
+        var q = Assert.Throws<LivePortException>(() => pair.Open(queues: 2));
+        Assert.Contains("fewer queues", q.Message);
+        using var one = pair.Open();
     }
 
     /// <summary>Frames per second one queue takes of 64-byte frames blasted from the peer (three seconds).</summary>

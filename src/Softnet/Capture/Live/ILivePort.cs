@@ -35,7 +35,8 @@ public record struct LivePortStats
     /// <summary>Frames handed to Softnet.</summary>
     public long RxPackets, RxBytes;
     /// <summary>Frames the kernel dropped for want of ring room (PACKET_STATISTICS tp_drops; XDP_STATISTICS
-    /// rx_dropped + rx_ring_full + rx_fill_ring_empty_descs).</summary>
+    /// rx_dropped + rx_ring_full: in copy mode an empty FILL ring counts a drop in both rx_dropped and
+    /// rx_fill_ring_empty_descs, so the latter is not added).</summary>
     public long KernelRxDropped;
     /// <summary>Times the RX ring froze (tp_freeze_q_cnt) or the XSK RX ring was full (rx_ring_full).</summary>
     public long KernelRxRingFull;
