@@ -252,9 +252,15 @@ public static class LiveBench
         public List<string> Created { get; } = [];
         public string? Work { get; init; }
 
+        /// <summary>The interfaces ports were opened on: a port leaves its lock file behind (so that a second Softnet
+        /// finds it), and the bench's namespace names are used once.</summary>
+        public List<(string Ns, string Dev)> Locked { get; } = [];
+
         public void Dispose()
         {
             foreach (var ns in Created) Proc.Run("ip", "netns", "del", ns);
+            foreach (var (ns, dev) in Locked)
+                try { File.Delete(PacketPort.LockPath(ns, dev)); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             if (Work is not null)
                 try { Directory.Delete(Work, true); } catch (IOException) { }
         }
@@ -319,6 +325,7 @@ public static class LiveBench
             OffloadsOff(rig.MidNs, "sn0");
             OffloadsOff(rig.MidNs, "sn1");
             OffloadsOff(rig.SinkNs, "srv0");
+            rig.Locked.AddRange([(rig.GenNs, "gen0"), (rig.MidNs, "sn0"), (rig.MidNs, "sn1")]);
             return rig;
         }
         catch
@@ -347,6 +354,7 @@ public static class LiveBench
             OffloadsOff(rig.MidNs, "eth0");
             OffloadsOff(rig.MidNs, "vethc1");
             OffloadsOff(rig.SinkNs, "eth0");
+            rig.Locked.Add((rig.GenNs, "wire0"));
             return rig;
         }
         catch
