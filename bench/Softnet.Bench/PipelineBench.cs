@@ -15,7 +15,7 @@ namespace Softnet.Bench;
 /// </summary>
 public static class PipelineBench
 {
-    private sealed class FreeStack : IRxHandler
+    internal sealed class FreeStack : IRxHandler
     {
         public long Delivered;
         public void Receive(Skb skb, RxQueue queue) { Delivered++; skb.Free(); }
@@ -24,6 +24,7 @@ public static class PipelineBench
 
     public static int Run(BenchArgs args)
     {
+        if (args.Case == "threaded") return RunThreaded(args);
         var small = SmallFrames();
         var large = Frames(new GeneratorOptions { Streams = 1, Bytes = 1448 * 20000, Seed = 1 });
         Console.WriteLine($"pipeline: {small.Count:N0} frames of {small[0].Length} B, {large.Count:N0} frames of up to {large.Max(f => f.Length)} B");
@@ -39,10 +40,12 @@ public static class PipelineBench
             results[$"deliver_construct_{name}"] = Measure(frames, null, SkbBuildMode.Construct, args.Seconds);
         }
         double memcpy = MemcpyGBytesPerSecond(args.Seconds);
+        var threaded = ThreadedBench.Compare(small, results["deliver_64"].Pps, args.Seconds);
 
         foreach (var (k, v) in results)
             Console.WriteLine($"{k,-24} {v.Pps / 1e6,8:F2} Mpps/core  {v.Alloc,6:F2} B/packet allocated");
         Console.WriteLine($"{"memcpy",-24} {memcpy,8:F2} GB/s (ceiling: {memcpy * 1e9 / 64 / 1e6:F0} Mpps of 64 B copies, {memcpy * 1e9 / 1514 / 1e6:F2} Mpps of 1514 B)");
+        threaded?.Print();
         if (args.Json is not null)
         {
             using var f = File.Create(args.Json);
@@ -59,7 +62,31 @@ public static class PipelineBench
             w.WriteNumber("construct_frames_1500", Math.Round(results["deliver_construct_1500"].Pps));
             w.WriteEndObject();
             w.WriteNumber("memcpy_gbytes_per_s", Math.Round(memcpy, 2));
+            threaded?.WriteJson(w);
             w.WriteNumber("alloc_bytes_per_packet", Math.Round(results.Values.Max(v => v.Alloc), 3));
+            w.WriteEndObject();
+        }
+        return 0;
+    }
+
+    /// <summary>`bench pipeline --case threaded`: only the threaded figure beside the deterministic deliver_64 one.</summary>
+    private static int RunThreaded(BenchArgs args)
+    {
+        var small = SmallFrames();
+        double det = Measure(small, null, SkbBuildMode.Build, args.Seconds).Pps;
+        Console.WriteLine($"{"deliver_64",-24} {det / 1e6,8:F2} Mpps/core ({1e9 / det:F0} ns/packet, deterministic)");
+        var threaded = ThreadedBench.Compare(small, det, args.Seconds);
+        if (threaded is null) return 0;
+        threaded.Print();
+        if (args.Json is not null)
+        {
+            using var f = File.Create(args.Json);
+            using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteStartObject("deliver_pps_per_core");
+            w.WriteNumber("frames_64", Math.Round(det));
+            w.WriteEndObject();
+            threaded.WriteJson(w);
             w.WriteEndObject();
         }
         return 0;

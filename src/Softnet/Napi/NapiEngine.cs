@@ -66,8 +66,17 @@ public sealed class NapiEngine : IDisposable
     private long _lastEventNs;
 
     private Thread[]? _threads;
-    private ManualResetEventSlim[]? _wakes;
+    private SemaphoreSlim[]? _parks;
     private volatile bool _stopping;
+
+    /// <summary>Threaded mode: how long an idle worker keeps looking for work before it parks. Under load the next
+    /// interrupt is microseconds away, and parking and waking cost a system call on each side.</summary>
+    internal const long IdleSpinNs = 20_000;
+
+    /// <summary>Threaded mode: a moderation deadline closer than this is waited for by spinning. A timed sleep
+    /// wakes on the scheduler's timer, late by its slack and rounded to whole milliseconds, while rx-usecs is
+    /// typically tens of microseconds.</summary>
+    internal const long TimerSpinNs = 1_000_000;
     private Exception? _fault;
 
     public NapiEngine(NapiEngineOptions? options = null)
@@ -129,12 +138,9 @@ public sealed class NapiEngine : IDisposable
         return best ?? lowest!;
     }
 
-    internal void OnTimerArmed(IrqVector vector)
-    {
-        // A sleeping worker must recompute its wait so the rx-usecs deadline is honoured.
-        var wakes = _wakes;
-        if (wakes is not null) wakes[Array.IndexOf(_cpus, vector.TargetCpu)].Set();
-    }
+    /// <summary>A sleeping worker must recompute its wait so the rx-usecs deadline is honoured; a running one
+    /// sees the deadline between rounds and is left alone.</summary>
+    internal void OnTimerArmed(IrqVector vector) => vector.TargetCpu.Wake();
 
     // ---------------------------------------------------------------- deterministic mode
 
@@ -209,14 +215,14 @@ public sealed class NapiEngine : IDisposable
         RequireMode(NapiMode.Threaded);
         if (IsRunning) throw new InvalidOperationException("already running");
         _stopping = false;
-        _wakes = _cpus.Select(_ => new ManualResetEventSlim(false)).ToArray();
-        for (int i = 0; i < _cpus.Length; i++) _cpus[i].AttachWakeEvent(_wakes[i]);
+        _parks = _cpus.Select(_ => new SemaphoreSlim(0)).ToArray();
+        for (int i = 0; i < _cpus.Length; i++) _cpus[i].AttachParking(_parks[i]);
         using var ready = new CountdownEvent(_cpus.Length);
         _threads = new Thread[_cpus.Length];
         for (int i = 0; i < _cpus.Length; i++)
         {
             int k = i;
-            _threads[i] = new Thread(() => Worker(_cpus[k], _wakes[k], ready))
+            _threads[i] = new Thread(() => Worker(_cpus[k], ready))
             {
                 IsBackground = true,
                 Name = $"softnet/{_cpus[k].Id}",
@@ -234,11 +240,12 @@ public sealed class NapiEngine : IDisposable
     {
         if (_threads is null) return;
         _stopping = true;
-        foreach (var w in _wakes!) w.Set();
+        Interlocked.MemoryBarrier(); // the flag before the looks at the sleeping flags (the worker checks it after announcing)
+        foreach (var c in _cpus) c.Wake();
         foreach (var t in _threads) t.Join();
         _threads = null;
-        foreach (var w in _wakes) w.Dispose();
-        _wakes = null;
+        foreach (var p in _parks!) p.Dispose();
+        _parks = null;
         if (_fault is not null) throw new InvalidOperationException("a softnet worker failed", _fault);
     }
 
@@ -249,7 +256,11 @@ public sealed class NapiEngine : IDisposable
         catch (InvalidOperationException) { }
     }
 
-    private void Worker(SoftnetCpu cpu, ManualResetEventSlim wake, CountdownEvent ready)
+    /// <summary>
+    /// One CPU's softirq thread (ksoftirqd with threaded NAPI): net_rx_action while NET_RX is pending; when idle,
+    /// spin a little, spin through a near moderation deadline, else announce the sleep, look once more and park.
+    /// </summary>
+    private void Worker(SoftnetCpu cpu, CountdownEvent ready)
     {
         if (Options.PinThreads)
         {
@@ -265,33 +276,28 @@ public sealed class NapiEngine : IDisposable
 
         try
         {
-            var spin = new SpinWait();
+            long idleSince = -1, busyFrom = -1;
+            int spins = 0;
             while (true)
             {
                 // Moderation timers of this CPU's vectors are checked between rounds too, so a moderated queue is
-                // not starved while other queues keep the CPU in ksoftirqd mode. Lock-free when nothing is due.
+                // not starved while other queues keep the CPU in ksoftirqd mode. One read each when nothing is due.
                 long now = NowNs;
-                long next = long.MaxValue;
-                foreach (var v in _vectors)
-                {
-                    if (v.TargetCpu != cpu) continue;
-                    v.CheckTimer(now);
-                    next = Math.Min(next, v.NextDeadlineNs);
-                }
+                long next = CheckTimers(cpu, now);
 
                 if (cpu.HasWork)
                 {
-                    cpu.NetRxAction(NowNs, virtualTime: false);
-                    spin.Reset();
+                    if (busyFrom < 0) busyFrom = ThreadCpuClock.NowNs();
+                    cpu.NetRxAction(now, virtualTime: false);
+                    idleSince = -1;
                     continue;
                 }
-
-                // Reset before the last looks, so an interrupt or a newly armed timer after this point wakes us.
-                wake.Reset();
-                if (cpu.HasWork) continue;
-                next = long.MaxValue;
-                foreach (var v in _vectors)
-                    if (v.TargetCpu == cpu) next = Math.Min(next, v.NextDeadlineNs);
+                if (busyFrom >= 0)
+                {
+                    // A stretch of work ends: its CPU time (read at the two ends only, a system call each).
+                    cpu.AddBusyCpu(ThreadCpuClock.NowNs() - busyFrom);
+                    busyFrom = -1;
+                }
 
                 if (_stopping)
                 {
@@ -302,17 +308,35 @@ public sealed class NapiEngine : IDisposable
                     continue;
                 }
 
-                if (Options.BusyPoll)
+                if (idleSince < 0)
                 {
-                    spin.SpinOnce(sleep1Threshold: -1);
+                    idleSince = now;
+                    spins = 0;
+                }
+                if (Options.BusyPoll || now - idleSince < IdleSpinNs || next - now <= TimerSpinNs)
+                {
+                    // Now and then give the CPU to whatever else may run on it (the port, when it has no CPU
+                    // of its own): a spin that holds a shared CPU delays the very frames it waits for.
+                    if ((++spins & 7) == 0) Thread.Yield();
+                    else Thread.SpinWait(16);
                     continue;
                 }
+
+                // Announce the sleep, then the last looks: an interrupt, a newly armed timer or Stop from now on
+                // sees the flag and signals.
+                cpu.PrepareToPark();
+                next = NextDeadline(cpu);
                 now = NowNs;
-                int timeoutMs = next == long.MaxValue
+                if (cpu.HasWork || _stopping || next - now <= TimerSpinNs)
+                {
+                    cpu.CancelPark();
+                    continue;
+                }
+                // Wake a spin window before the deadline (the timed wait is late by the timer slack).
+                cpu.Park(next == long.MaxValue
                     ? Timeout.Infinite
-                    : (int)Math.Clamp((next - now + 999_999) / 1_000_000, 0, int.MaxValue);
-                wake.Wait(timeoutMs);
-                cpu.CountIdleWakeup();
+                    : (int)Math.Clamp((next - now - TimerSpinNs) / 1_000_000, 1, int.MaxValue));
+                idleSince = -1;
             }
         }
         catch (Exception e)
@@ -320,6 +344,27 @@ public sealed class NapiEngine : IDisposable
             Interlocked.CompareExchange(ref _fault, e, null);
             _stopping = true;
         }
+    }
+
+    /// <summary>Fires this CPU's due moderation timers; returns the earliest deadline still pending.</summary>
+    private long CheckTimers(SoftnetCpu cpu, long now)
+    {
+        long next = long.MaxValue;
+        foreach (var v in _vectors)
+        {
+            if (v.TargetCpu != cpu) continue;
+            v.CheckTimer(now);
+            next = Math.Min(next, v.NextDeadlineNs);
+        }
+        return next;
+    }
+
+    private long NextDeadline(SoftnetCpu cpu)
+    {
+        long next = long.MaxValue;
+        foreach (var v in _vectors)
+            if (v.TargetCpu == cpu) next = Math.Min(next, v.NextDeadlineNs);
+        return next;
     }
 
     // ---------------------------------------------------------------- reporting

@@ -27,6 +27,9 @@ public sealed class NapiStruct
 
     private int _state;
     private volatile bool _inPoll;
+
+    /// <summary>The link of a CPU's lock-free schedule list (<see cref="SoftnetCpu"/>); owned by whoever holds SCHED.</summary>
+    internal NapiStruct? NextScheduled;
     private volatile SoftnetCpu? _cpu;
 
     internal NapiStruct(INapiPoller poller, int weight, int id)

@@ -3,36 +3,60 @@ using System.Diagnostics;
 namespace Softnet.Napi;
 
 /// <summary>
-/// One CPU's softnet_data and its NET_RX softirq (net_rx_action). The poll list is shared with interrupt
-/// delivery (other threads schedule onto it under a short lock, as the kernel does with IRQs off); a round
-/// splices it into a worker-owned list and polls from there. Counters are plain longs written only by the
-/// thread running the rounds.
+/// One CPU's softnet_data and its NET_RX softirq (net_rx_action). The poll list belongs to the CPU's worker alone;
+/// interrupt delivery on other threads schedules NAPIs through a lock-free list (an llist: push with one
+/// compare-and-swap, taken whole by the worker), which each round splices onto the tail of the poll list, in the
+/// order the NAPIs were scheduled. Counters are plain longs written only by the thread running the rounds.
 /// </summary>
+/// <remarks>
+/// Threaded mode parks the worker (ksoftirqd sleeping in TASK_INTERRUPTIBLE) only after it has announced it in a
+/// sleeping flag; a waker reads the flag after publishing its work and signals only a worker that sleeps, so a busy
+/// worker is never signalled and an interrupt costs no system call while NAPI is running.
+/// </remarks>
 public sealed class SoftnetCpu
 {
-    private readonly Lock _lock = new();
-    private NapiList _pollList;              // sd->poll_list, guarded by _lock
-    private NapiList _list;                  // the round's local list (worker only)
+    private readonly NapiList _pollList;     // sd->poll_list: worker only
     private readonly NapiList _repoll;       // instances that used their whole weight this round
     private readonly NapiEngineOptions _options;
-    private volatile int _pendingCount;
-    private ManualResetEventSlim? _wake;
+    private readonly bool _virtual;
+    private IrqSide _irq;                    // what other threads write: the schedule list and the sleeping flag
+    private SemaphoreSlim? _park;
 
     private long _processed, _dropped, _timeSqueeze, _rounds, _ksoftirqdRounds, _ksoftirqdWakeups, _polls;
-    private long _raisedAtNs = long.MaxValue;
+    private long _raisedAtNs = long.MaxValue; // deterministic mode: when NET_RX was raised with nothing running
     private long _idleWakeups;
+    private long _signals;
+    private long _busyCpuNs;
+
+    /// <summary>The fields interrupt delivery writes, on their own cache lines away from the worker's counters.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
+    private struct IrqSide
+    {
+        /// <summary>Newest scheduled NAPI first, linked through <see cref="NapiStruct.NextScheduled"/>.</summary>
+        [System.Runtime.InteropServices.FieldOffset(64)] public NapiStruct? Scheduled;
+        /// <summary>1 while the worker is parked or about to park.</summary>
+        [System.Runtime.InteropServices.FieldOffset(72)] public int Sleeping;
+    }
 
     /// <summary>Threaded mode: times the worker woke from sleep (to check it sleeps rather than spins).</summary>
     internal long IdleWakeups => Volatile.Read(ref _idleWakeups);
 
-    internal void CountIdleWakeup() => _idleWakeups++;
+    /// <summary>Threaded mode: the worker's CPU time while NET_RX had work (its rounds and the timer checks between
+    /// them), its idle spinning and sleeping left out: the softirq time a kernel counts for the CPU.</summary>
+    public long BusyCpuNs => Volatile.Read(ref _busyCpuNs);
+
+    internal void AddBusyCpu(long ns) => Volatile.Write(ref _busyCpuNs, _busyCpuNs + ns);
+
+    /// <summary>Threaded mode: times a waker (an interrupt, an armed timer, Stop) signalled the parked worker; a
+    /// worker that is running is never signalled.</summary>
+    internal long Signals => Volatile.Read(ref _signals);
 
     internal SoftnetCpu(int id, NapiEngineOptions options, int capacity)
     {
         Id = id;
         _options = options;
+        _virtual = options.Mode == NapiMode.Deterministic;
         _pollList = new NapiList(capacity);
-        _list = new NapiList(capacity);
         _repoll = new NapiList(capacity);
     }
 
@@ -45,8 +69,8 @@ public sealed class SoftnetCpu
     /// <summary>How pinning went, e.g. "pinned to CPU 0" or "unpinned: sched_setaffinity errno 22 (EINVAL)".</summary>
     public string PinStatus { get; internal set; } = "not started";
 
-    /// <summary>True when NAPI instances wait on the poll list (NET_RX pending).</summary>
-    public bool HasWork => _pendingCount > 0;
+    /// <summary>True when NAPI instances wait on the poll list or were scheduled since the last round (NET_RX pending).</summary>
+    public bool HasWork => _pollList.Count > 0 || Volatile.Read(ref _irq.Scheduled) is not null;
 
     /// <summary>True after a round that ended with work left, until a round empties the list (ksoftirqd running).</summary>
     public bool InKsoftirqd { get; private set; }
@@ -79,20 +103,86 @@ public sealed class SoftnetCpu
     /// <summary>One /proc/net/softnet_stat line for this CPU (15 hex columns, kernel 6.x layout).</summary>
     public string FormatSoftnetStat() => SoftnetStat.FormatLine(Processed, Dropped, TimeSqueeze, ReceivedRps, FlowLimitCount, backlogLen: 0, Id);
 
-    internal long RaisedAtNs { get { lock (_lock) return _raisedAtNs; } }
+    /// <summary>Deterministic mode: when NET_RX was raised on an idle CPU (long.MaxValue when not raised).</summary>
+    internal long RaisedAtNs => _raisedAtNs;
 
-    internal void AttachWakeEvent(ManualResetEventSlim wake) => _wake = wake;
-
-    /// <summary>Puts a scheduled NAPI at the tail of the poll list and raises NET_RX (____napi_schedule).</summary>
+    /// <summary>
+    /// Puts a scheduled NAPI on this CPU's list and raises NET_RX (____napi_schedule): any thread, lock-free. The
+    /// NAPI's SCHED bit is the caller's, so an instance is on at most one list once.
+    /// </summary>
     internal void Enqueue(NapiStruct napi, long nowNs)
     {
-        lock (_lock)
+        if (_virtual && _raisedAtNs == long.MaxValue) _raisedAtNs = nowNs;
+        while (true)
         {
-            if (_pollList.Count == 0 && _raisedAtNs == long.MaxValue) _raisedAtNs = nowNs;
-            _pollList.AddTail(napi);
-            _pendingCount = _pollList.Count;
+            var head = Volatile.Read(ref _irq.Scheduled);
+            napi.NextScheduled = head;
+            if (Interlocked.CompareExchange(ref _irq.Scheduled, napi, head) == head) break;
         }
-        _wake?.Set();
+        // wakeup_softirqd: the compare-and-swap above is a full fence, so the read of the flag comes after the push.
+        if (Volatile.Read(ref _irq.Sleeping) != 0) Kick();
+    }
+
+    /// <summary>Moves the NAPIs scheduled since the last look to the tail of <paramref name="list"/>, oldest first
+    /// (llist_del_all, then the reversal the kernel's llist users do). False when there were none.</summary>
+    private bool TakeScheduled(NapiList list)
+    {
+        if (Volatile.Read(ref _irq.Scheduled) is null) return false;
+        var n = Interlocked.Exchange(ref _irq.Scheduled, null);
+        // Newest first as pushed: reverse the chain in place, then append.
+        NapiStruct? oldest = null;
+        while (n is not null)
+        {
+            var next = n.NextScheduled;
+            n.NextScheduled = oldest;
+            oldest = n;
+            n = next;
+        }
+        for (n = oldest; n is not null;)
+        {
+            var next = n.NextScheduled;
+            n.NextScheduled = null;
+            list.AddTail(n);
+            n = next;
+        }
+        return true;
+    }
+
+    // ---------------------------------------------------------------- parking (threaded mode)
+
+    internal void AttachParking(SemaphoreSlim park) => _park = park;
+
+    /// <summary>Wakes the worker if it sleeps (or is about to); a busy worker costs one read. Call after publishing
+    /// the work with a full fence.</summary>
+    internal void Wake()
+    {
+        if (Volatile.Read(ref _irq.Sleeping) != 0) Kick();
+    }
+
+    /// <summary>Wakes the worker if it announced it sleeps; only the waker that takes the flag signals.</summary>
+    private void Kick()
+    {
+        if (Interlocked.Exchange(ref _irq.Sleeping, 0) == 0) return;
+        Interlocked.Increment(ref _signals);
+        _park!.Release();
+    }
+
+    /// <summary>The worker announces it is about to sleep; it must look for work once more afterwards (the exchange
+    /// orders that look after the announcement, as set_current_state does before the last check).</summary>
+    internal void PrepareToPark() => Interlocked.Exchange(ref _irq.Sleeping, 1);
+
+    /// <summary>The worker found work after <see cref="PrepareToPark"/>: takes the flag back, or, if a waker took it
+    /// first, consumes the signal that waker gives so the next park does not return at once.</summary>
+    internal void CancelPark()
+    {
+        if (Interlocked.Exchange(ref _irq.Sleeping, 0) == 0) _park!.Wait();
+    }
+
+    /// <summary>Sleeps until kicked or <paramref name="timeoutMs"/> passes (after <see cref="PrepareToPark"/>).</summary>
+    internal void Park(int timeoutMs)
+    {
+        if (!_park!.Wait(timeoutMs)) CancelPark();
+        _idleWakeups++;
     }
 
     /// <summary>
@@ -111,28 +201,22 @@ public sealed class SoftnetCpu
         _rounds++;
         if (InKsoftirqd) _ksoftirqdRounds++;
 
-        lock (_lock)
-        {
-            _list.SpliceTailFrom(_pollList);
-            _raisedAtNs = long.MaxValue;
-        }
+        // The poll list: what the last round left, then what interrupts scheduled since.
+        TakeScheduled(_pollList);
+        _raisedAtNs = long.MaxValue;
 
         while (true)
         {
-            if (_list.Count == 0)
+            if (_pollList.Count == 0)
             {
                 if (_repoll.Count != 0) break;
                 // Catch instances scheduled while we were polling (the kernel's in_net_rx_action re-check).
-                lock (_lock)
-                {
-                    if (_pollList.Count == 0) break;
-                    _list.SpliceTailFrom(_pollList);
-                    _raisedAtNs = long.MaxValue;
-                }
+                if (!TakeScheduled(_pollList)) break;
+                _raisedAtNs = long.MaxValue;
                 continue;
             }
 
-            var n = _list.PopFront();
+            var n = _pollList.PopFront();
             int work = n.Poll(startNs + elapsed, out bool repoll);
             if (repoll) _repoll.AddTail(n);
             _polls++;
@@ -149,17 +233,11 @@ public sealed class SoftnetCpu
             }
         }
 
-        bool more;
-        lock (_lock)
-        {
-            // Leftovers of this round first, then what was scheduled meanwhile, then the repoll list.
-            _list.SpliceTailFrom(_pollList);
-            _list.SpliceTailFrom(_repoll);
-            (_pollList, _list) = (_list, _pollList);
-            _pendingCount = _pollList.Count;
-            more = _pollList.Count > 0;
-            if (more) _raisedAtNs = startNs + elapsed;
-        }
+        // Leftovers of this round first, then what was scheduled meanwhile, then the repoll list.
+        TakeScheduled(_pollList);
+        _pollList.SpliceTailFrom(_repoll);
+        bool more = _pollList.Count > 0;
+        if (more) _raisedAtNs = startNs + elapsed;
 
         if (more && !InKsoftirqd) _ksoftirqdWakeups++;
         InKsoftirqd = more;

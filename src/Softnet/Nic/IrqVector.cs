@@ -1,4 +1,5 @@
 using Softnet.Napi;
+using Softnet.Packets;
 
 namespace Softnet.Nic;
 
@@ -43,24 +44,32 @@ public readonly record struct InterruptModeration(int RxUsecs, int RxFrames)
 /// from any thread after writing descriptors; completion re-arms through <see cref="Rearm"/>.
 /// </summary>
 /// <remarks>
-/// A small lock serialises the port thread against the worker's re-arm; it is taken once per notification batch,
-/// and this ordering is what prevents the lost-wakeup race (a frame that lands between the last poll and the
-/// re-arm is seen by the re-arm's <see cref="INapiPoller.HasWork"/> check).
+/// No lock: one atomic word holds the mask bit and the frames counted since the last interrupt, and whoever
+/// moves it from armed to masked (the port's notification, the moderation timer, the driver's re-arm) is the one
+/// that raises the interrupt, exactly once, as NAPI_STATE_SCHED decides who puts a NAPI on the poll list. The
+/// lost-wakeup race (a frame that lands between the last poll and the re-arm) is closed by two full fences: the
+/// port publishes the descriptor and then reads the word; the re-arm clears the mask and then reads
+/// <see cref="INapiPoller.HasWork"/>. Either the port sees the vector armed, or the re-arm sees the frame.
 /// </remarks>
 public sealed class IrqVector
 {
-    private readonly Lock _lock = new();
+    // _state: Masked, or the frames counted while armed (they are reset to 0 when the interrupt fires).
+    private const long Masked = 1L << 62;
+
     private readonly NapiEngine _engine;
     private volatile SoftnetCpu _target;
     private volatile CpuMask _affinity;
-    private InterruptModeration _moderation;
+    private long _moderation;       // InterruptModeration packed (rx-usecs high, rx-frames low): read per notification
 
-    private bool _masked;
-    private long _pending;          // frames since the last interrupt, counted while armed
+    private PaddedLong _state;
+    // Written by whoever took _state from 0 frames to some (the port), reset to long.MaxValue by whoever fires.
     private long _firstPendingNs;
-    private long _deadlineNs = long.MaxValue;
+    private PaddedLong _deadlineNs;
 
-    private long _frames, _fired, _suppressed, _coalesced;
+    // The port's counters, apart from what the NAPI worker reads between rounds (the deadline).
+    private PaddedLong _frames;
+    private long _suppressed, _coalesced;
+    private long _fired;
 
     internal IrqVector(NapiEngine engine, int index, NapiStruct napi, CpuMask affinity, InterruptModeration moderation)
     {
@@ -68,8 +77,9 @@ public sealed class IrqVector
         Index = index;
         Napi = napi;
         _affinity = affinity;
-        _moderation = moderation;
+        _moderation = Pack(moderation);
         _target = engine.ResolveCpu(affinity);
+        _deadlineNs.Value = long.MaxValue;
     }
 
     /// <summary>Queue / vector number.</summary>
@@ -93,18 +103,21 @@ public sealed class IrqVector
 
     public InterruptModeration Moderation
     {
-        get { lock (_lock) return _moderation; }
-        set { lock (_lock) _moderation = value; }
+        get => Unpack(Volatile.Read(ref _moderation));
+        set => Volatile.Write(ref _moderation, Pack(value));
     }
 
+    private static long Pack(InterruptModeration m) => ((long)m.RxUsecs << 32) | (uint)m.RxFrames;
+    private static InterruptModeration Unpack(long bits) => new((int)(bits >> 32), (int)bits);
+
     /// <summary>True while the queue's NAPI owns the queue (interrupt disabled).</summary>
-    public bool IsMasked { get { lock (_lock) return _masked; } }
+    public bool IsMasked => (Volatile.Read(ref _state.Value) & Masked) != 0;
 
     /// <summary>Moderation deadline of frames waiting for an interrupt, or long.MaxValue.</summary>
-    public long NextDeadlineNs => Volatile.Read(ref _deadlineNs);
+    public long NextDeadlineNs => Volatile.Read(ref _deadlineNs.Value);
 
     /// <summary>Frames signalled by the port side.</summary>
-    public long FramesNotified => Volatile.Read(ref _frames);
+    public long FramesNotified => Volatile.Read(ref _frames.Value);
     /// <summary>Interrupts raised (each schedules NAPI once).</summary>
     public long InterruptsFired => Volatile.Read(ref _fired);
     /// <summary>Frames that arrived while masked: NAPI was already polling, so no interrupt was needed.</summary>
@@ -112,76 +125,87 @@ public sealed class IrqVector
     /// <summary>Frames that arrived armed but were held back by moderation instead of interrupting.</summary>
     public long Coalesced => Volatile.Read(ref _coalesced);
 
-    /// <summary>Signals <paramref name="frames"/> descriptors written at <paramref name="nowNs"/> (capture time in deterministic mode).</summary>
+    /// <summary>Signals <paramref name="frames"/> descriptors written at <paramref name="nowNs"/> (capture time in
+    /// deterministic mode). A port that writes a burst of descriptors signals them once, at the end of the burst.</summary>
     public void NotifyFrames(int frames, long nowNs)
     {
         if (frames <= 0) return;
-        // The common case under load: NAPI is polling, the interrupt is masked, nothing to do but count.
-        // The interlocked add is a full fence, so the descriptor written before this call is visible to a
-        // Rearm that unmasks after our read of _masked: either we see it unmasked, or it sees the frame.
-        Interlocked.Add(ref _frames, frames);
-        if (Volatile.Read(ref _masked))
+        // The interlocked add is the port's full fence: the descriptors written before this call are visible to a
+        // Rearm that unmasks after our read of _state below (see the remarks).
+        Interlocked.Add(ref _frames.Value, frames);
+        while (true)
         {
-            Interlocked.Add(ref _suppressed, frames);
-            return;
-        }
-        bool fire = false, armed = false;
-        lock (_lock)
-        {
-            if (_masked)
+            long s = Volatile.Read(ref _state.Value);
+            if ((s & Masked) != 0)
             {
+                // The common case under load: NAPI is polling, the interrupt is masked, nothing to do but count.
                 Interlocked.Add(ref _suppressed, frames);
                 return;
             }
-            if (_pending == 0) _firstPendingNs = nowNs;
-            _pending += frames;
-            var m = _moderation;
+            bool first = s == 0;
+            long firstNs = first ? nowNs : Volatile.Read(ref _firstPendingNs);
+            long pending = s + frames;
+            var m = Unpack(Volatile.Read(ref _moderation));
             if (m.IsImmediate
-                || (m.RxFrames > 0 && _pending >= m.RxFrames)
-                || (m.RxUsecs > 0 && nowNs - _firstPendingNs >= m.RxUsecs * 1000L))
+                || (m.RxFrames > 0 && pending >= m.RxFrames)
+                || (m.RxUsecs > 0 && nowNs - firstNs >= m.RxUsecs * 1000L))
             {
-                fire = MaskForFire();
+                if (Interlocked.CompareExchange(ref _state.Value, Masked, s) != s) continue;
+                Fire(nowNs);
+                return;
             }
-            else
+            if (Interlocked.CompareExchange(ref _state.Value, pending, s) != s) continue;
+            if (first) Volatile.Write(ref _firstPendingNs, nowNs);
+            Interlocked.Add(ref _coalesced, frames);
+            if (m.RxUsecs > 0 && Volatile.Read(ref _deadlineNs.Value) == long.MaxValue)
             {
-                _coalesced += frames;
-                if (m.RxUsecs > 0 && _deadlineNs == long.MaxValue)
-                {
-                    _deadlineNs = _firstPendingNs + m.RxUsecs * 1000L;
-                    armed = true;
-                }
+                // The moderation timer starts (the NIC's ITR countdown). The exchange orders the deadline before
+                // the read of the worker's sleeping flag in OnTimerArmed, so a parked worker recomputes its wait.
+                Interlocked.Exchange(ref _deadlineNs.Value, firstNs + m.RxUsecs * 1000L);
+                _engine.OnTimerArmed(this);
             }
+            return;
         }
-        if (fire) Deliver(nowNs);
-        else if (armed) _engine.OnTimerArmed(this);
     }
 
     /// <summary>Raises the interrupt now unless masked (a software-triggered interrupt, or a flush at end of input).</summary>
     public bool Raise(long nowNs)
     {
-        bool fire;
-        lock (_lock) fire = !_masked && MaskForFire();
-        if (fire) Deliver(nowNs);
-        return fire;
+        while (true)
+        {
+            long s = Volatile.Read(ref _state.Value);
+            if ((s & Masked) != 0) return false;
+            if (Interlocked.CompareExchange(ref _state.Value, Masked, s) == s) break;
+        }
+        Fire(nowNs);
+        return true;
     }
 
     /// <summary>Fires if the rx-usecs deadline has passed at <paramref name="nowNs"/>.</summary>
     internal bool CheckTimer(long nowNs)
     {
-        if (Volatile.Read(ref _deadlineNs) > nowNs) return false; // the common case, without the lock
-        bool fire;
-        lock (_lock) fire = !_masked && _pending > 0 && _deadlineNs <= nowNs && MaskForFire();
-        if (fire) Deliver(nowNs);
-        return fire;
+        if (Volatile.Read(ref _deadlineNs.Value) > nowNs) return false; // the common case: one read
+        while (true)
+        {
+            long s = Volatile.Read(ref _state.Value);
+            if ((s & Masked) != 0 || s == 0 || Volatile.Read(ref _deadlineNs.Value) > nowNs) return false;
+            if (Interlocked.CompareExchange(ref _state.Value, Masked, s) == s) break;
+        }
+        Fire(nowNs);
+        return true;
     }
 
     /// <summary>Fires if armed and anything is waiting, moderation or not (used to drain at the end of a run).</summary>
     internal bool Flush(long nowNs)
     {
-        bool fire;
-        lock (_lock) fire = !_masked && (_pending > 0 || Napi.Poller.HasWork) && MaskForFire();
-        if (fire) Deliver(nowNs);
-        return fire;
+        while (true)
+        {
+            long s = Volatile.Read(ref _state.Value);
+            if ((s & Masked) != 0 || (s == 0 && !Napi.Poller.HasWork)) return false;
+            if (Interlocked.CompareExchange(ref _state.Value, Masked, s) == s) break;
+        }
+        Fire(nowNs);
+        return true;
     }
 
     /// <summary>
@@ -190,25 +214,24 @@ public sealed class IrqVector
     /// </summary>
     internal void Rearm(long nowNs)
     {
-        bool fire;
-        lock (_lock)
+        // Full fence: the unmask is visible before we look at the ring (the port's side of the handshake is in
+        // NotifyFrames).
+        Interlocked.And(ref _state.Value, ~Masked);
+        if (!Napi.Poller.HasWork) return;
+        while (true)
         {
-            _masked = false;
-            fire = Napi.Poller.HasWork && MaskForFire();
+            long s = Volatile.Read(ref _state.Value);
+            if ((s & Masked) != 0) return; // the port's notification fired first
+            if (Interlocked.CompareExchange(ref _state.Value, Masked, s) == s) break;
         }
-        if (fire) Deliver(nowNs);
+        Fire(nowNs);
     }
 
-    // Caller holds _lock.
-    private bool MaskForFire()
+    // The caller has just moved _state to Masked: the moderation window closes and NAPI is scheduled.
+    private void Fire(long nowNs)
     {
-        _masked = true;
-        _pending = 0;
-        _deadlineNs = long.MaxValue;
-        _fired++;
-        return true;
+        Volatile.Write(ref _deadlineNs.Value, long.MaxValue);
+        Interlocked.Increment(ref _fired);
+        Napi.Schedule(_target, nowNs);
     }
-
-    // _deadlineNs is written under _lock and read lock-free (an aligned long): a stale read only delays a check.
-    private void Deliver(long nowNs) => Napi.Schedule(_target, nowNs);
 }

@@ -88,17 +88,32 @@ public sealed class RxRing
     private readonly RxDescriptor[] _descs;
     private readonly int _mask;
 
-    // Port side (producer): private head plus its counters.
-    private PaddedLong _hwHead;
-    private PaddedLong _rxMissed;
-    private long _rxOversize;
-    private long _portTail;          // the port's copy of next_to_use
+    // Port side (producer): everything it touches per frame, on cache lines of its own, so NAPI's per-poll counters
+    // and the page pool's per-packet cache (written on the worker's CPU) never share a line with them.
+    private PortSide _port;
     // NAPI side (consumer): next_to_clean is private, next_to_use is the published tail.
     private PaddedLong _nextToClean;
     private PaddedLong _nextToUse;
     private long _rxPackets, _rxBytes, _allocFailed, _nonEop;
-    private long _groSkbs, _groPackets;
-    private int _maxFrame;
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
+    private unsafe struct PortSide
+    {
+        [System.Runtime.InteropServices.FieldOffset(64)] public RxDescriptor[] Descs;
+        [System.Runtime.InteropServices.FieldOffset(72)] public long Head;      // the hardware's head: next descriptor to write
+        [System.Runtime.InteropServices.FieldOffset(80)] public long Tail;      // the port's copy of next_to_use
+        [System.Runtime.InteropServices.FieldOffset(88)] public long RxMissed;
+        [System.Runtime.InteropServices.FieldOffset(96)] public long RxOversize;
+        [System.Runtime.InteropServices.FieldOffset(104)] public long GroSkbs;
+        [System.Runtime.InteropServices.FieldOffset(112)] public long GroPackets;
+        // The pool's pinned memory as the DMA engine sees it: buffer 0's data area and the stride.
+        [System.Runtime.InteropServices.FieldOffset(120)] public byte* Data;
+        [System.Runtime.InteropServices.FieldOffset(128)] public int BufferSize;
+        [System.Runtime.InteropServices.FieldOffset(132)] public int DataSize;
+        [System.Runtime.InteropServices.FieldOffset(136)] public int MaxFrame;
+        [System.Runtime.InteropServices.FieldOffset(140)] public int Mask;
+        [System.Runtime.InteropServices.FieldOffset(144)] public int Buffers;
+    }
 
     /// <param name="pool">buffers to post; its data area bounds the frame size</param>
     /// <param name="size">descriptor count, a power of two</param>
@@ -111,7 +126,13 @@ public sealed class RxRing
         _descs = new RxDescriptor[size];
         _mask = size - 1;
         for (int i = 0; i < size; i++) _descs[i].BufferIndex = -1;
-        _maxFrame = pool.DataSize;
+        _port.Descs = _descs;
+        _port.Mask = _mask;
+        _port.MaxFrame = pool.DataSize;
+        _port.BufferSize = pool.BufferSize;
+        _port.DataSize = pool.DataSize;
+        _port.Buffers = pool.Capacity;
+        unsafe { _port.Data = pool.BufferPointer(0) + pool.Headroom; }
         Refill(); // ice_alloc_rx_bufs at ifup
     }
 
@@ -124,11 +145,11 @@ public sealed class RxRing
     /// several descriptors. Set before traffic starts.</summary>
     public int MaxFrameSize
     {
-        get => _maxFrame;
+        get => _port.MaxFrame;
         set
         {
             if (value < 1) throw new ArgumentOutOfRangeException(nameof(value));
-            _maxFrame = value;
+            _port.MaxFrame = value;
         }
     }
 
@@ -138,26 +159,26 @@ public sealed class RxRing
     public long RxPackets => Volatile.Read(ref _rxPackets);
     public long RxBytes => Volatile.Read(ref _rxBytes);
     /// <summary>Frames dropped because no posted descriptor was free (rx_missed / rx_dropped).</summary>
-    public long RxMissed => Volatile.Read(ref _rxMissed.Value);
+    public long RxMissed => Volatile.Read(ref _port.RxMissed);
     /// <summary>Refills that found the pool empty.</summary>
     public long AllocFailed => Volatile.Read(ref _allocFailed);
     /// <summary>Frames longer than one buffer's data area, dropped by the port.</summary>
-    public long RxOversize => Volatile.Read(ref _rxOversize);
+    public long RxOversize => Volatile.Read(ref _port.RxOversize);
     /// <summary>Descriptors that were not the last of their frame.</summary>
     public long NonEopDescs => Volatile.Read(ref _nonEop);
 
     /// <summary>Descriptors holding a buffer the port may fill.</summary>
-    internal int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _hwHead.Value));
+    internal int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _port.Head));
     /// <summary>Filled descriptors NAPI has not consumed yet.</summary>
-    public int Pending => (int)(Volatile.Read(ref _hwHead.Value) - Volatile.Read(ref _nextToClean.Value));
+    public int Pending => (int)(Volatile.Read(ref _port.Head) - Volatile.Read(ref _nextToClean.Value));
     /// <summary>Descriptors without a buffer (ICE_RX_DESC_UNUSED).</summary>
     public int Unused => (int)(_nextToClean.Value + _mask - _nextToUse.Value);
 
     public RxQueueStats Stats => new(RxPackets, RxBytes, RxMissed, AllocFailed, RxOversize)
     {
         NonEopDescs = NonEopDescs,
-        RxGroSkbs = Volatile.Read(ref _groSkbs),
-        RxGroPackets = Volatile.Read(ref _groPackets),
+        RxGroSkbs = Volatile.Read(ref _port.GroSkbs),
+        RxGroPackets = Volatile.Read(ref _port.GroPackets),
     };
 
     /// <summary>Counters under the names ethtool -S gives them (per queue, then the drop counters).</summary>
@@ -183,29 +204,31 @@ public sealed class RxRing
     /// the aggregate's GSO fields.</summary>
     public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
     {
-        if (frame.Length > _maxFrame && !aggregate.IsAggregate)
+        ref PortSide p = ref _port;
+        if (frame.Length > p.MaxFrame && !aggregate.IsAggregate)
         {
             CountOversize();
             return false;
         }
-        int dataSize = Pool.DataSize;
+        int dataSize = p.DataSize;
         int need = frame.Length <= dataSize ? 1 : (frame.Length + dataSize - 1) / dataSize;
-        long head = _hwHead.Value;
+        long head = p.Head;
         // The tail NAPI publishes lives on a cache line the consumer keeps writing; re-read it only when the
         // copy the port holds says the ring has too few posted buffers (the usual single-producer/single-consumer trick).
-        if (_portTail - head < need)
+        if (p.Tail - head < need)
         {
-            _portTail = Volatile.Read(ref _nextToUse.Value);
-            if (_portTail - head < need)
+            p.Tail = Volatile.Read(ref _nextToUse.Value);
+            if (p.Tail - head < need)
             {
-                Volatile.Write(ref _rxMissed.Value, _rxMissed.Value + 1);
+                Volatile.Write(ref p.RxMissed, p.RxMissed + 1);
                 return false;
             }
         }
+        var descs = p.Descs;
         if (need == 1)
         {
-            ref RxDescriptor d = ref _descs[(int)head & _mask];
-            frame.CopyTo(Pool.Data(d.BufferIndex));
+            ref RxDescriptor d = ref descs[(int)head & p.Mask];
+            frame.CopyTo(PortBuffer(ref p, d.BufferIndex));
             Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate);
             Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket);
         }
@@ -216,9 +239,9 @@ public sealed class RxRing
             int offset = 0;
             for (int i = 0; i < need; i++)
             {
-                ref RxDescriptor d = ref _descs[(int)(head + i) & _mask];
+                ref RxDescriptor d = ref descs[(int)(head + i) & p.Mask];
                 int n = Math.Min(dataSize, frame.Length - offset);
-                frame.Slice(offset, n).CopyTo(Pool.Data(d.BufferIndex));
+                frame.Slice(offset, n).CopyTo(PortBuffer(ref p, d.BufferIndex));
                 Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate);
                 offset += n;
                 Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket : RxDescriptor.DescriptorDone);
@@ -226,15 +249,26 @@ public sealed class RxRing
         }
         if (aggregate.IsAggregate)
         {
-            Volatile.Write(ref _groSkbs, _groSkbs + 1);
-            Volatile.Write(ref _groPackets, _groPackets + aggregate.GsoSegs);
+            Volatile.Write(ref p.GroSkbs, p.GroSkbs + 1);
+            Volatile.Write(ref p.GroPackets, p.GroPackets + aggregate.GsoSegs);
         }
-        Volatile.Write(ref _hwHead.Value, head + need);
+        Volatile.Write(ref p.Head, head + need);
         return true;
     }
 
+    /// <summary>The data area of a posted buffer, reached without touching the pool object (whose free-list cache the
+    /// NAPI worker writes per packet). The index comes from a descriptor this ring posted, so it is in range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Span<byte> PortBuffer(ref PortSide p, int index)
+    {
+        if ((uint)index >= (uint)p.Buffers) ThrowNoBuffer(index);
+        return new Span<byte>(p.Data + (nint)index * p.BufferSize, p.DataSize);
+    }
+
+    private static void ThrowNoBuffer(int index) => throw new InvalidOperationException($"posted descriptor holds no buffer ({index})");
+
     /// <summary>The port dropped a frame longer than the MAC accepts (port side only).</summary>
-    public void CountOversize() => Volatile.Write(ref _rxOversize, _rxOversize + 1);
+    public void CountOversize() => Volatile.Write(ref _port.RxOversize, _port.RxOversize + 1);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Fill(ref RxDescriptor d, int length, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
@@ -320,6 +354,6 @@ public sealed class RxRing
             d = default;
             d.BufferIndex = -1;
         }
-        _nextToClean.Value = _nextToUse.Value = _hwHead.Value = _nextToUse.Value;
+        _nextToClean.Value = _nextToUse.Value = _port.Head = _nextToUse.Value;
     }
 }

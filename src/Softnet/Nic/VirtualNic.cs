@@ -14,6 +14,11 @@ public sealed class VirtualNic
     private readonly RssHasher _rss;
     private readonly RssIndirectionTable _indir;
     private readonly int _plainMax; // MTU + ETH_HLEN: the longest untagged frame
+    // The port's view of the queues, so a frame touches no line the NAPI workers write (RxQueue's counters).
+    private readonly RxRing[] _rings;
+    private readonly IrqVector[] _vectors;
+    private readonly int[] _burst; // frames taken per queue since the burst's interrupt causes were last signalled
+    private int _burstFrames;
 
     public VirtualNic(NicOptions options, NapiEngine engine, IRxHandler handler)
     {
@@ -25,6 +30,9 @@ public sealed class VirtualNic
             ? RssIndirectionTable.Equal(options.Queues)
             : RssIndirectionTable.Weighted(options.RssWeights, 128);
         _queues = new RxQueue[options.Queues];
+        _rings = new RxRing[options.Queues];
+        _vectors = new IrqVector[options.Queues];
+        _burst = new int[options.Queues];
         var cpus = engine.Options.Cpus;
         var xdp = options.EffectiveXdp;
         for (int i = 0; i < _queues.Length; i++)
@@ -34,6 +42,12 @@ public sealed class VirtualNic
             q.Vector = engine.AddQueue(q, mask, options.Moderation, options.Weight);
             q.AttachXdp(xdp, options.XdpTransmit);
             _queues[i] = q;
+            _rings[i] = q.Ring;
+            _vectors[i] = q.Vector;
+            // The ring was filled on this thread (ifup). With worker threads its buffers belong to the worker that
+            // polls it: the pool gives up this thread's cache, and the first rent on the NAPI CPU (the ring's
+            // refill) makes that worker the owner of the alloc cache, as page_pool is tied to its NAPI.
+            if (engine.Mode == NapiMode.Threaded) q.Pool.ReleaseOwner();
         }
     }
 
@@ -54,6 +68,45 @@ public sealed class VirtualNic
     /// </summary>
     public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
     {
+        var reason = Take(frame, nowNs, ifindex, out int queue);
+        if (reason == DropReason.None) _vectors[queue].NotifyFrames(1, nowNs);
+        return reason;
+    }
+
+    /// <summary>
+    /// As <see cref="Offer"/>, but the frame's interrupt cause is held until <see cref="EndBurst"/>: a port that
+    /// writes frames in bursts (a DMA engine writing back a batch of descriptors, a batch from a socket ring) raises
+    /// each queue's interrupt once per burst, and NAPI, masked after the first, is not signalled per frame. The
+    /// descriptors themselves are handed over frame by frame, so a polling worker sees them at once.
+    /// </summary>
+    public DropReason OfferInBurst(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
+    {
+        var reason = Take(frame, nowNs, ifindex, out int queue);
+        if (reason == DropReason.None)
+        {
+            _burst[queue]++;
+            _burstFrames++;
+        }
+        return reason;
+    }
+
+    /// <summary>Ends a burst: signals each queue's vector once with the frames it took since the last call.</summary>
+    public void EndBurst(long nowNs)
+    {
+        if (_burstFrames == 0) return;
+        _burstFrames = 0;
+        for (int i = 0; i < _burst.Length; i++)
+        {
+            int n = _burst[i];
+            if (n == 0) continue;
+            _burst[i] = 0;
+            _vectors[i].NotifyFrames(n, nowNs);
+        }
+    }
+
+    // RSS, the MTU check and the DMA into the chosen queue's ring; the interrupt is the caller's.
+    private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, out int queue)
+    {
         uint hash = 0;
         PktHashType type = PktHashType.None;
         if (_rss.TryHashFrame(frame, out uint h, out var rssType))
@@ -61,15 +114,9 @@ public sealed class VirtualNic
             hash = h;
             type = rssType.IsL4() ? PktHashType.L4 : PktHashType.L3;
         }
-        var q = _queues.Length == 1 ? _queues[0] : _queues[_indir.QueueFor(hash)];
-        var ring = q.Ring;
-        if ((q.Offered++ & OccupancySampleMask) == 0)
-        {
-            int occupancy = ring.Pending;
-            q.OccupancySum += occupancy;
-            q.OccupancySamples++;
-            if (occupancy > q.MaxOccupancy) q.MaxOccupancy = occupancy;
-        }
+        queue = _rings.Length == 1 ? 0 : _indir.QueueFor(hash);
+        var ring = _rings[queue];
+        _queues[queue].CountOffered(ring, OccupancySampleMask);
         RxAggregate aggregate = default;
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame)
             && !(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out aggregate)))
@@ -79,9 +126,7 @@ public sealed class VirtualNic
             ring.CountOversize();
             return DropReason.FrameTooLong;
         }
-        if (!ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate)) return DropReason.RingFull;
-        q.Vector.NotifyFrames(1, nowNs);
-        return DropReason.None;
+        return ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate) ? DropReason.None : DropReason.RingFull;
     }
 
     /// <summary>Returns every buffer the rings hold to their pools (ifdown); all threads must be stopped.</summary>

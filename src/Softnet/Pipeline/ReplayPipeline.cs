@@ -96,12 +96,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
         var xdpTx = options.XdpTxPath is null ? null : new Xdp.XdpTxCapture(CaptureWriter.Create(options.XdpTxPath, LinkType.Ethernet));
         var nic = new VirtualNic(xdpTx is null ? options.Nic : options.Nic with { XdpTransmit = xdpTx }, engine, top);
         if (gro is not null) gro.Queues = nic.Queues;
-        if (options.Mode == ReplayMode.Threaded)
-        {
-            nic.OccupancySampleMask = 15;
-            // The rings were filled on this thread; their page pools belong to the NAPI workers that poll them.
-            foreach (var q in nic.Queues) q.Pool.ReleaseOwner();
-        }
+        if (options.Mode == ReplayMode.Threaded) nic.OccupancySampleMask = 15;
         var scratch = new byte[Math.Max(maxFrame, 65536 + 64)];
         var snapScratch = new byte[65536 + 64];
         var portDrops = report.Drops;
@@ -113,6 +108,8 @@ public sealed class ReplayPipeline(ReplayOptions options)
         long firstTs = 0;
         double virtualNs = 0;
         long startTicks = 0;
+        long burstNs = -1; // threaded: the current burst's timestamp, -1 between bursts
+        int inBurst = 0;
         var sw = Stopwatch.StartNew();
         int[]? savedAffinity = null;
         if (!deterministic)
@@ -170,8 +167,23 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     }
                     else
                     {
-                        if (rate is null || !rate.Value.IsMax) WaitUntil(startTicks, arrival);
-                        reason = nic.Offer(ethernet, engine.NowNs, meta.InterfaceId);
+                        // The port writes frames in bursts and raises each queue's interrupt once per burst: when the
+                        // burst is full, and before waiting for a frame that is not due yet.
+                        if ((rate is null || !rate.Value.IsMax) && !IsDue(startTicks, arrival))
+                        {
+                            if (burstNs >= 0) nic.EndBurst(burstNs);
+                            burstNs = -1;
+                            inBurst = 0;
+                            WaitUntil(startTicks, arrival);
+                        }
+                        if (burstNs < 0) burstNs = engine.NowNs;
+                        reason = nic.OfferInBurst(ethernet, burstNs, meta.InterfaceId);
+                        if (++inBurst == PortBurst)
+                        {
+                            nic.EndBurst(burstNs);
+                            burstNs = -1;
+                            inBurst = 0;
+                        }
                     }
                 }
                 if (reason != DropReason.None) portDrops.Add(reason);
@@ -186,7 +198,11 @@ public sealed class ReplayPipeline(ReplayOptions options)
         finally
         {
             if (deterministic) engine.RunUntilIdle();
-            else engine.Stop();
+            else
+            {
+                nic.EndBurst(engine.NowNs);
+                engine.Stop();
+            }
             if (savedAffinity is not null) CpuAffinity.TrySetCurrentThreadAffinity(savedAffinity);
             gro?.FlushAll();
             tap?.Dispose();
@@ -253,9 +269,19 @@ public sealed class ReplayPipeline(ReplayOptions options)
         return CpuAffinity.TryPinCurrentThread(allowed[free], out _) ? allowed : null;
     }
 
+    /// <summary>Threaded mode: frames the port writes before it raises the interrupts of a burst (as a NIC's
+    /// descriptor write-back or a socket ring's batch hands over several frames at once).</summary>
+    internal const int PortBurst = 32;
+
+    private static bool IsDue(long startTicks, long offsetNs) => Stopwatch.GetTimestamp() >= TicksAt(startTicks, offsetNs);
+
+    // Whole seconds apart, so a capture hours long does not overflow (ns x a 1 GHz frequency passes 2^63 at 9 s).
+    private static long TicksAt(long startTicks, long offsetNs)
+        => startTicks + offsetNs / 1_000_000_000 * Stopwatch.Frequency + offsetNs % 1_000_000_000 * Stopwatch.Frequency / 1_000_000_000;
+
     private static void WaitUntil(long startTicks, long offsetNs)
     {
-        long target = startTicks + offsetNs * Stopwatch.Frequency / 1_000_000_000;
+        long target = TicksAt(startTicks, offsetNs);
         while (true)
         {
             long now = Stopwatch.GetTimestamp();

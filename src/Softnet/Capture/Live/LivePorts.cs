@@ -13,7 +13,7 @@ public static class LivePorts
         {
             LivePortKind.Packet => PacketPort.Open(options),
             LivePortKind.Xdp => XskPort.Open(options),
-            _ => throw new LivePortException($"the {kind} port is not built yet"),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
     }
 

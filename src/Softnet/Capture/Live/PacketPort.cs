@@ -1,3 +1,4 @@
+using Softnet.Packets;
 using static Softnet.Capture.Live.PacketSyscalls;
 
 namespace Softnet.Capture.Live;
@@ -158,6 +159,10 @@ public sealed unsafe class PacketPort : ILivePort
         // A malformed TX slot is skipped (marked available) instead of stopping the ring at it; like the version,
         // it can only be set before the rings exist (EBUSY after).
         Check(SetInt(fd, SOL_PACKET, PACKET_LOSS, 1), "PACKET_LOSS");
+        // A virtio_net_hdr before each frame tells where a checksum is still to be done (CHECKSUM_PARTIAL frames a
+        // veth peer's stack sends, TP_STATUS_CSUMNOTREADY): Receive completes it as the sending NIC would have.
+        // The TX ring then expects one before each frame too (all zero: nothing to offload).
+        Check(SetInt(fd, SOL_PACKET, PACKET_VNET_HDR, 1), "PACKET_VNET_HDR");
 
         int framesPerBlock = _blockSize / _frameSize;
         q.RxBlocks = Math.Max(2, (o.RingFrames + framesPerBlock - 1) / framesPerBlock);
@@ -254,6 +259,9 @@ public sealed unsafe class PacketPort : ILivePort
             int len = (int)*(uint*)(h + HdrSnaplen);
             long ts = *(uint*)(h + HdrSec) * 1_000_000_000L + *(uint*)(h + HdrNsec);
             int mac = *(ushort*)(h + HdrMac);
+            byte* vnet = h + mac - VnetHdrLen;
+            if ((vnet[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 && len == (int)*(uint*)(h + HdrLen))
+                FinishChecksum(h + mac, len, *(ushort*)(vnet + VnetCsumStart), *(ushort*)(vnet + VnetCsumOffset));
             if ((*(uint*)(h + HdrStatus) & TP_STATUS_VLAN_VALID) != 0 && len >= 12 && mac - 4 >= Tpacket3HdrWithAddr)
             {
                 PutBackVlanTag(h, mac);
@@ -274,6 +282,20 @@ public sealed unsafe class PacketPort : ILivePort
             q.Current = q.Current + 1 == q.RxBlocks ? 0 : q.Current + 1;
         }
         return n;
+    }
+
+    /// <summary>
+    /// A frame whose transport checksum holds only the pseudo-header sum (CHECKSUM_PARTIAL, as a veth peer's stack
+    /// sends it): sum from csum_start to the end and store the folded complement at csum_offset, as
+    /// skb_checksum_help does before a device without checksum offload sends it (0 goes out as 0xffff).
+    /// </summary>
+    private static void FinishChecksum(byte* frame, int len, int start, int offset)
+    {
+        if (start + offset + 2 > len) return;
+        var field = new Span<byte>(frame + start + offset, 2);
+        ushort sum = Checksum.Compute(new ReadOnlySpan<byte>(frame + start, len - start));
+        if (sum == 0) sum = 0xffff;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(field, sum);
     }
 
     /// <summary>
@@ -344,7 +366,7 @@ public sealed unsafe class PacketPort : ILivePort
     public bool Transmit(int queue, ReadOnlySpan<byte> frame)
     {
         var q = _queues[queue];
-        if (frame.Length < 14 || frame.Length > _frameSize - Tpacket3HdrLen)
+        if (frame.Length < 14 || frame.Length > _frameSize - Tpacket3HdrLen - VnetHdrLen)
         {
             q.TxErrors++;
             return false;
@@ -363,10 +385,11 @@ public sealed unsafe class PacketPort : ILivePort
             // TP_STATUS_WRONG_FORMAT left by the kernel: the slot's frame was refused; count it and reuse the slot.
             q.TxErrors++;
         }
-        frame.CopyTo(new Span<byte>(h + Tpacket3HdrLen, frame.Length));
+        new Span<byte>(h + Tpacket3HdrLen, VnetHdrLen).Clear();
+        frame.CopyTo(new Span<byte>(h + Tpacket3HdrLen + VnetHdrLen, frame.Length));
         *(uint*)(h + HdrNextOffset) = 0;
-        *(uint*)(h + HdrLen) = (uint)frame.Length;
-        *(uint*)(h + HdrSnaplen) = (uint)frame.Length;
+        *(uint*)(h + HdrLen) = (uint)(VnetHdrLen + frame.Length);
+        *(uint*)(h + HdrSnaplen) = (uint)(VnetHdrLen + frame.Length);
         WriteStatus(h + HdrStatus, TP_STATUS_SEND_REQUEST);
         q.TxHead = slot + 1 == q.TxFrames ? 0 : slot + 1;
         q.TxPackets++;

@@ -23,6 +23,7 @@ internal static unsafe class PacketSyscalls
     public const int PACKET_VERSION = 10;
     public const int PACKET_TX_RING = 13;
     public const int PACKET_LOSS = 14;
+    public const int PACKET_VNET_HDR = 15;
     public const int PACKET_FANOUT = 18;
     public const int PACKET_QDISC_BYPASS = 20;
     public const int PACKET_IGNORE_OUTGOING = 23;
@@ -64,6 +65,13 @@ internal static unsafe class PacketSyscalls
     /// <summary>The V3 tp_hdrlen: the header, then the sockaddr_ll the kernel writes after it; the frame (at tp_mac)
     /// starts past this plus the kernel's alignment gap.</summary>
     public const int Tpacket3HdrWithAddr = Tpacket3HdrLen + 20;
+
+    /// <summary>struct virtio_net_hdr (PACKET_VNET_HDR): flags, gso_type, hdr_len, gso_size, csum_start,
+    /// csum_offset, in host order on little-endian hosts (vio_le).</summary>
+    public const int VnetHdrLen = 10;
+    public const int VnetCsumStart = 6;
+    public const int VnetCsumOffset = 8;
+    public const byte VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 
     public const int PROT_READ = 1, PROT_WRITE = 2;
     public const int MAP_SHARED = 1, MAP_POPULATE = 0x8000;
