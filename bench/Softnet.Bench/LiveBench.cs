@@ -111,6 +111,9 @@ public static class LiveBench
         public bool IsKernel { get; init; }
 
         public double CpuSeconds => IsKernel ? SoftirqSeconds : UserSeconds + SysSeconds;
+        /// <summary>Softnet's loop was the bottleneck: the port's ring overflowed in the window. Otherwise the loop also
+        /// spent time polling empty rings, and its pps/core is a lower bound.</summary>
+        public bool Saturated => !IsKernel && PortKernelDropped > 0;
         public double ForwardedPps => Forwarded / WindowSeconds;
         public double PpsPerCore => CpuSeconds > 0 ? Forwarded / CpuSeconds : double.NaN;
         /// <summary>Softnet's CPU (-1 for the kernel's side).</summary>
@@ -141,7 +144,8 @@ public static class LiveBench
             Console.WriteLine($"kernel  forwarded {r.Forwarded:N0} of {r.Generated:N0} in {r.WindowSeconds:F2} s; softirq {r.SoftirqSeconds:F2} s ({soft}), {softNs:F0} ns per generated frame");
         else
             Console.WriteLine($"{side,-7} forwarded {r.Forwarded:N0} of {r.Generated:N0} in {r.WindowSeconds:F2} s; loop user {r.UserSeconds:F2} s sys {r.SysSeconds:F2} s ({loopNs:F0} ns per forwarded frame); " +
-                $"softirq {r.SoftirqSeconds:F2} s ({soft}), {softNs:F0} ns per generated frame; port rx {r.PortRx:N0}, kernel dropped {r.PortKernelDropped:N0}; Softnet in {r.SoftnetPacketsIn:N0} dropped {r.SoftnetDrops:N0}{r.Drops}");
+                $"softirq {r.SoftirqSeconds:F2} s ({soft}), {softNs:F0} ns per generated frame; port rx {r.PortRx:N0}, kernel dropped {r.PortKernelDropped:N0}; Softnet in {r.SoftnetPacketsIn:N0} dropped {r.SoftnetDrops:N0}{r.Drops}" +
+                (r.Saturated ? "" : "; NOT saturated (no ring drops): the loop also polled empty rings, pps/core is a lower bound"));
     }
 
     private static void PrintTable(string[] sides, Dictionary<string, SideResult?> results)
@@ -209,6 +213,8 @@ public static class LiveBench
             if (!r.IsKernel)
             {
                 Num("pps_per_core_with_softirq", r.PpsPerCoreWithSoftirq);
+                w.WriteBoolean("saturated", r.Saturated);
+                Num("loop_cpu_share", r.CpuSeconds / r.WindowSeconds, 3);
                 w.WriteNumber("port_rx", r.PortRx);
                 w.WriteNumber("port_kernel_rx_dropped", r.PortKernelDropped);
                 w.WriteNumber("softnet_packets_in", r.SoftnetPacketsIn);
