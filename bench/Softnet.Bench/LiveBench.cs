@@ -61,7 +61,7 @@ public static class LiveBench
         if (why is null)
         {
             Console.WriteLine($"bench live: generator on CPU {genCpu}, Softnet's loop on CPU {netCpu}; {Flows} flows of {FrameBytes}-byte TCP ACKs; " +
-                $"warm-up {warmup:0.#} s, measured {seconds:0.#} s per side");
+                $"warm-up until the loop has had {warmup:0.#} s of CPU (the kernel's: 0.5 s), measured {seconds:0.#} s per side");
             idle = IdleSoftirqRates();
             foreach (var side in sides)
             {
@@ -236,7 +236,7 @@ public static class LiveBench
         w.WriteString("traffic", $"{FrameBytes}-byte TCP ACK segments (mid-stream, picked up by conntrack's tcp_loose) from {Client}:40000-{40000 + Flows - 1} to {Published}:{Port}, " +
             $"DNAT to {Container}:{Port} by Docker's rules and forwarded over the docker0 bridge; the generator (a PacketPort with PACKET_QDISC_BYPASS in its own namespace, " +
             $"pinned to CPU {genCpu}) sends as fast as it can; the sink namespace counts them in its veth's rx_packets and drops them in raw PREROUTING");
-        w.WriteString("softnet_method", $"ScenarioRun (softnet run) in-process on a thread pinned to CPU {netCpu}, host:eth0 and host:vethc1 bound to the middle namespace's veth ends; " +
+        w.WriteString("softnet_method", $"ScenarioRun (softnet run) in-process on a thread pinned to CPU {netCpu}, host:eth0 and host:vethc1 bound to the middle namespace's veth ends; the window opens once the loop has had the warm-up's CPU time (or four times that on the wall); " +
             "pps/core = sink rx_packets delta / the loop thread's CPU time (/proc/self/task/TID/schedstat, split into user and sys by the task's stat ticks) over the window; " +
             "softirq = both CPUs' softirq column of /proc/stat over the window, idle rates subtracted (tick-sampled; the part that ran inside the loop's syscalls is also in its sys time); " +
             "pps_per_core_with_softirq = forwarded / (the loop's CPU time + the softirq of the CPUs other than Softnet's: the port's receive on the generator's CPU)");
