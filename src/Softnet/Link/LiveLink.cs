@@ -28,14 +28,14 @@ public sealed class LiveLink : LinkKind
 
     public override bool HasCarrier(Device dev) => dev.Wire is { Carrier: true };
 
-    /// <summary>A GSO skb would need software segmentation first (validate_xmit_skb → skb_gso_segment), which
-    /// Softnet does not do: such frames, and any that do not fit the port's slot, are counted as TX drops.</summary>
+    /// <summary>The port offers no offloads: a GRO-built skb is segmented, and a checksum left partial completed, in
+    /// software first (validate_xmit_skb, <see cref="SoftwareGso"/>). A frame the port has no room for is a TX drop.</summary>
     public override DropReason Xmit(NetStack stack, Device dev, Skb skb)
     {
         var wire = dev.Wire;
         DropReason reason = DropReason.None;
         if (wire is null || !wire.Carrier) reason = DropReason.DeviceDown;
-        else if (skb.IsGso && skb.Len > dev.Mtu + 14) reason = DropReason.FrameTooLong;
+        else if (SoftwareGso.Needed(skb)) reason = SoftwareGso.Transmit(skb, wire);
         else if (!wire.Send(stack.Linearize(skb))) reason = DropReason.TxRingFull;
         if (reason != DropReason.None) dev.TxDropped++;
         skb.Free();

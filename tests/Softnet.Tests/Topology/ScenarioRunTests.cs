@@ -118,6 +118,64 @@ public class ScenarioRunTests
         Assert.Equal([2L, 1L], rows.Select(r => r.Stats.TxPackets));
     }
 
+    /// <summary>GRO merges a flow's segments in front of the scenario; the bound egress device has no TSO, so the merged
+    /// skb leaves as the segments it was made of (skb_gso_segment): same payloads, consecutive sequence numbers and IP
+    /// IDs, valid checksums, PSH only on the last.</summary>
+    [Fact]
+    public void Gro_merged_segments_leave_a_bound_device_segmented_again()
+    {
+        var outside = new MemoryPort("sn-out");
+        var container = new MemoryPort("sn-c1");
+        const int Segments = 8, Mss = 1000;
+        var sent = new List<byte[]>();
+        for (int k = 0; k < Segments; k++)
+        {
+            var ip = Tcp("192.0.2.100", 40000, "192.0.2.1", 8080, (byte)(k == Segments - 1 ? 0x18 : 0x10), seq: 1000 + (uint)(k * Mss), ack: 77, payload: Mss);
+            for (int i = 0; i < Mss; i++) ip[40 + i] = (byte)(k * 31 + i);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(4), (ushort)(100 + k));
+            Fix(ip);
+            sent.Add(ip);
+            outside.Feed(Eth(Eth0, Wire0, ip));
+        }
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        container.OnSend = () =>
+        {
+            if (container.Sent.Count == Segments) stop.Cancel();
+        };
+        var options = new ScenarioRunOptions
+        {
+            Bindings = [LiveBinding.Parse("host:eth0=sn-out@x"), LiveBinding.Parse("host:veth1=sn-c1@x")],
+            OpenPort = (_, o) => o.Interface == "sn-out" ? outside : container,
+            Replay = new Softnet.Pipeline.ReplayOptions { Gro = new Softnet.Gro.GroOptions() },
+        };
+        using var report = ScenarioRun.Run(TopologyTestData.PathOf("docker"), options, null, stop.Token);
+
+        Assert.Equal(Segments, container.Sent.Count);
+        Assert.True(report.Replay.Sections.OfType<Softnet.Gro.GroStats>().Single().Merged > 0, "GRO merged the segments");
+        for (int k = 0; k < Segments; k++)
+        {
+            var f = container.Sent[k];
+            var ip = f.AsSpan(14);
+            Assert.Equal(A("172.17.0.2"), Dst(f));
+            Assert.Equal(sent[k].AsSpan(40).ToArray(), ip[40..].ToArray());
+            Assert.Equal(1000u + (uint)(k * Mss), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ip[24..]));
+            Assert.Equal(100 + k, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ip[4..]));
+            Assert.Equal(k == Segments - 1 ? 0x18 : 0x10, ip[33]);
+            Assert.True(Softnet.Packets.Checksum.Verify(ip[..20]), "IPv4 header checksum");
+            Assert.True(Softnet.Packets.Checksum.Verify(ip[20..], Softnet.Packets.Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, ip.Length - 20)), "TCP checksum");
+        }
+    }
+
+    /// <summary>Recomputes an IPv4/TCP datagram's checksums after its bytes were changed.</summary>
+    private static void Fix(byte[] ip)
+    {
+        ip[10] = ip[11] = 0;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Softnet.Packets.Checksum.Compute(ip.AsSpan(0, 20)));
+        var t = ip.AsSpan(20);
+        t[16] = t[17] = 0;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(t[16..], Softnet.Packets.Checksum.Compute(t, Softnet.Packets.Checksum.PseudoHeaderV4(ip.AsSpan(12, 4), ip.AsSpan(16, 4), 6, t.Length)));
+    }
+
     [Fact]
     public void Bad_bindings_are_refused_with_what_is_wrong()
     {
