@@ -190,6 +190,7 @@ public static class ScenarioRun
         run.Attach(stack, nic, engine, report);
 
         var batch = new LiveFrame[64];
+        var waiter = new LivePortSet(wires.Select(w => w.Port).ToList());
         var clock = Stopwatch.StartNew();
         long Now() => clock.Elapsed.Ticks * 100 + 1;
         long deadline = options.Duration is { } d ? d.Ticks * 100 : long.MaxValue;
@@ -242,11 +243,9 @@ public static class ScenarioRun
             foreach (var w in wires) w.Port.FlushTransmit(0);
             if (got == 0 && ++idle > 64)
             {
-                // Nothing for a while: sleep in poll(2) until a frame comes (short, so timers and the stop request are
-                // seen; with several ports each gets a turn).
-                int ms = wires.Count == 1 ? 20 : 2;
-                foreach (var w in wires)
-                    if (w.Port.WaitReceive(ms)) break;
+                // Nothing for a while: sleep in one poll(2) over every port until a frame comes (20 ms at most, so
+                // timers and the stop request are seen).
+                waiter.Wait(20);
             }
             if (options.Progress is not null && now >= nextProgress)
             {

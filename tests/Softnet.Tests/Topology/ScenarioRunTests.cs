@@ -52,6 +52,8 @@ public class ScenarioRunTests
         public ReadOnlySpan<byte> Bytes(int queue, in LiveFrame frame) => _taken[(int)frame.Offset];
         public void Release(int queue) => _taken.Clear();
 
+        public IReadOnlyList<int> ReadinessFds => [];
+
         public bool WaitReceive(int timeoutMs)
         {
             Thread.Sleep(1);

@@ -74,6 +74,11 @@ public interface ILivePort : IDisposable
     /// the port's sockets). False on timeout or when interrupted.</summary>
     bool WaitReceive(int timeoutMs);
 
+    /// <summary>The descriptors poll(2) watches for this port (its sockets, and any it reads link events from), so one
+    /// thread can wait on several ports at once (<see cref="LivePortSet"/>); after they fire, <see cref="WaitReceive"/>
+    /// with timeout 0 takes what the port must (socket errors, link events).</summary>
+    IReadOnlyList<int> ReadinessFds { get; }
+
     /// <summary>Queues a copy of <paramref name="frame"/> for sending on <paramref name="queue"/>'s TX ring; false
     /// (and counted) when the ring is full or the frame does not fit a slot. Sent on <see cref="FlushTransmit"/>.</summary>
     bool Transmit(int queue, ReadOnlySpan<byte> frame);

@@ -309,6 +309,8 @@ public sealed unsafe class PacketPort : ILivePort
         }
     }
 
+    public IReadOnlyList<int> ReadinessFds => [.. _pollFds.Select(p => p.Fd)];
+
     public bool WaitReceive(int timeoutMs)
     {
         // A block already handed over needs no system call.

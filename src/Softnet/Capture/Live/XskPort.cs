@@ -339,6 +339,8 @@ public sealed unsafe class XskPort : ILivePort
             recvfrom(q.Fd, null, 0, MsgDontwait, null, null);
     }
 
+    public IReadOnlyList<int> ReadinessFds => [.. _pollFds.Take(_nlFd >= 0 ? _pollFds.Length : _q.Length).Select(p => p.Fd)];
+
     public bool WaitReceive(int timeoutMs)
     {
         for (int i = 0; i < _q.Length; i++)
