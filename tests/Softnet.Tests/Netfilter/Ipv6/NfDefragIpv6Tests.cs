@@ -285,16 +285,13 @@ public class NfDefragIpv6Tests
             foreach (var d in ns.Devices) d.RxTap = d.TxTap = null;
         var l4 = UdpL4(H0, Far, 53, 992);
         var frames = new[] { E(Frag(H0, Far, l4, 504, 496, false, 21)), E(Frag(H0, Far, l4, 0, 504, true, 21)) };
-        long Run(int n)
+        void Run(int n)
         {
-            long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < n; i++)
                 foreach (var f in frames) rig.Inject("r", "eth0", f, advanceNs: 30_000_000);
-            return GC.GetAllocatedBytesForCurrentThread() - before;
         }
         Run(300);
-        long bytes = Run(2000);
-        Assert.True(bytes / (2000.0 * frames.Length) < 1.0, $"{bytes} bytes for {2000 * frames.Length} fragments");
+        Support.AllocationAssert.NothingPerOperation(() => Run(2000), 2000 * frames.Length, "fragments");
         Assert.True(rig.Ns("r").Counters.Conserved);
     }
 }
