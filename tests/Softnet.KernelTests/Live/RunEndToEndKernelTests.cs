@@ -123,7 +123,8 @@ public class RunEndToEndKernelTests
         string json = Path.Combine(rig.Temp, "report.json");
         string dump = Path.Combine(rig.Temp, "dump");
         int metricsPort = 19100 + Environment.ProcessId % 800;
-        using var softnet = rig.StartCli("--json", json, "--dump", dump, "--metrics", $"127.0.0.1:{metricsPort}");
+        string capture = Path.Combine(rig.Temp, "eth0.pcapng");
+        using var softnet = rig.StartCli("--json", json, "--dump", dump, "--metrics", $"127.0.0.1:{metricsPort}", "--capture", $"host:eth0={capture}");
         var iperf = rig.Client.Start("iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", "4");
         Thread.Sleep(1500);
         // Prometheus scrapes the running path: the ports, the rules, conntrack.
@@ -148,6 +149,16 @@ public class RunEndToEndKernelTests
         Assert.True(File.Exists(Path.Combine(dump, "host", "conntrack.txt")));
         Assert.Contains("dport=5201", File.ReadAllText(Path.Combine(dump, "host", "conntrack.txt")));
         Assert.True(File.Exists(Path.Combine(dump, "host", "iptables-save.txt")));
+
+        // --capture: tshark reads the pcapng, with what eth0 received (to 192.0.2.10:5201) and sent (from it).
+        if (Proc.Exists("tshark"))
+        {
+            var (exit, stdout, err) = Proc.Run("tshark", "-r", capture, "-T", "fields", "-e", "frame.interface_name", "-e", "tcp.dstport", "-e", "tcp.srcport");
+            Assert.True(exit == 0, $"tshark: {err}");
+            var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToList();
+            Assert.Contains(rows, r => r[0] == "eth0 rx" && r[1] == "5201");
+            Assert.Contains(rows, r => r[0] == "eth0 tx" && r[2] == "5201");
+        }
     }
 
     [SkippableFact]
