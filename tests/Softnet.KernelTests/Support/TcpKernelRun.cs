@@ -133,10 +133,7 @@ public static class TcpKernelRun
         string cfg = Path.Combine(work, "reader.json");
         File.WriteAllText(cfg, JsonSerializer.Serialize(listeners));
         var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // The reader runs SCHED_FIFO (chrt) where it can: woken by data it runs at once, as an idle machine's reader
-        // would, so what it drained before the next segment (and the ACKs recvmsg sends) does not depend on other load.
-        string[] run = Proc.Exists("chrt") ? ["chrt", "-f", "10", "python3", script, cfg] : ["python3", script, cfg];
-        foreach (var a in new[] { "netns", "exec", kernelNs }.Concat(run)) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "netns", "exec", kernelNs, "python3", script, cfg }) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start the reader");
         string? ready = p.StandardOutput.ReadLine();
         if (ready != "ready")
