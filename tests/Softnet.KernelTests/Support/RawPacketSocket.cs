@@ -1,4 +1,5 @@
 using Softnet.Capture.Live;
+using static Softnet.Capture.Live.LiveSyscalls;
 using static Softnet.Capture.Live.PacketSyscalls;
 
 namespace Softnet.KernelTests.Support;

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using static Softnet.Capture.Live.LiveSyscalls;
 
 namespace Softnet.Capture.Live;
 
@@ -11,13 +11,6 @@ namespace Softnet.Capture.Live;
 public sealed unsafe class LivePortSet
 {
     private const short PollIn = 0x001, PollErr = 0x008;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events, Revents;
-    }
 
     private readonly IReadOnlyList<ILivePort> _ports;
     private readonly PollFd[] _fds;
@@ -60,7 +53,4 @@ public sealed unsafe class LivePortSet
         }
         return any;
     }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int poll(PollFd* fds, nuint nfds, int timeout);
 }

@@ -1,4 +1,5 @@
 using Softnet.Packets;
+using static Softnet.Capture.Live.LiveSyscalls;
 using static Softnet.Capture.Live.PacketSyscalls;
 
 namespace Softnet.Capture.Live;
@@ -41,6 +42,7 @@ public sealed unsafe class PacketPort : ILivePort
 
     private readonly Queue[] _queues;
     private readonly PollFd[] _pollFds;
+    private readonly byte[] _ifname;
     private readonly int _blockSize, _frameSize;
     private int _lockFd = -1;
     private long _linkDownEvents;
@@ -61,6 +63,7 @@ public sealed unsafe class PacketPort : ILivePort
         _queues = new Queue[o.Queues];
         for (int i = 0; i < _queues.Length; i++) _queues[i] = new Queue();
         _pollFds = new PollFd[o.Queues];
+        _ifname = IfName(o.Interface);
     }
 
     /// <summary>The interface's lock file (<see cref="LiveInterfaceLock"/>).</summary>
@@ -390,16 +393,7 @@ public sealed unsafe class PacketPort : ILivePort
         }
     }
 
-    public bool LinkUp
-    {
-        get
-        {
-            MakeIfReq(Interface, out var req);
-            if (ioctl(_queues[0].Fd, SIOCGIFFLAGS, &req) != 0) return false;
-            short flags = (short)req.Value;
-            return (flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING);
-        }
-    }
+    public bool LinkUp => IfUpRunning(_queues[0].Fd, _ifname);
 
     public LivePortStats ReadStats()
     {

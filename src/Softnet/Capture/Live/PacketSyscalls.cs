@@ -112,13 +112,6 @@ internal static unsafe class PacketSyscalls
         public ulong Addr;
     }
 
-    [StructLayout(LayoutKind.Sequential)]
-    public struct PollFd
-    {
-        public int Fd;
-        public short Events, Revents;
-    }
-
     /// <summary>struct ifreq: a 16-byte name and a 24-byte union (ifr_ifindex / ifr_flags at its start).</summary>
     [StructLayout(LayoutKind.Sequential, Size = 40)]
     public struct IfReq
@@ -134,7 +127,6 @@ internal static unsafe class PacketSyscalls
     [DllImport("libc", SetLastError = true)] public static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
     [DllImport("libc", SetLastError = true)] public static extern int munmap(nint addr, nuint length);
     [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
-    [DllImport("libc", SetLastError = true)] public static extern int poll(PollFd* fds, nuint n, int timeoutMs);
     [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, void* buf, nuint len, int flags);
     [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, void* buf, nuint len, int flags);
     [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, ulong request, IfReq* req);

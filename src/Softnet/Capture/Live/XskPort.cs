@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Softnet.Xdp.Bpf;
+using static Softnet.Capture.Live.LiveSyscalls;
 using static Softnet.Capture.Live.XskSyscalls;
 
 namespace Softnet.Capture.Live;
@@ -47,7 +48,7 @@ public sealed unsafe class XskPort : ILivePort
     private readonly Queue[] _q;
     private readonly int _frameSize, _ringFrames;
     private readonly ulong _chunkMask;
-    private readonly byte[] _ifname = new byte[16];
+    private readonly byte[] _ifname;
     private readonly PollFd[] _pollFds;
     private readonly byte[] _nlBuf = new byte[16384];
     private readonly object _linkLock = new();
@@ -75,7 +76,7 @@ public sealed unsafe class XskPort : ILivePort
         _q = new Queue[o.Queues];
         for (int i = 0; i < _q.Length; i++) _q[i] = new Queue();
         _pollFds = new PollFd[o.Queues + 1];
-        System.Text.Encoding.ASCII.GetBytes(o.Interface).AsSpan(0, Math.Min(o.Interface.Length, 15)).CopyTo(_ifname);
+        _ifname = IfName(o.Interface);
     }
 
     /// <summary>Opens the port: the interface lock, one bound XDP socket per queue and the attached redirect program,

@@ -33,19 +33,9 @@ internal static unsafe class XskSyscalls
     public const short PollIn = 1;
     public const int LockEx = 2, LockNb = 4, LockUn = 8;
     public const int ORdwr = 2, OCreat = 0x40, OCloexec = 0x80000;
-    public const ulong SiocGifFlags = 0x8913;
-    public const short IffUp = 1, IffRunning = 0x40;
     public const int ClockMonotonic = 1;
 
     public const int Eintr = 4, Eagain = 11, Eperm = 1, Enobufs = 105, Ebusy = 16, Enetdown = 100, Enxio = 6, Enodev = 19;
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
 
     [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
     [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, void* val, uint len);
@@ -56,7 +46,6 @@ internal static unsafe class XskSyscalls
     [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] public static extern nint sendto(int fd, void* buf, nuint len, int flags, void* addr, uint alen);
     [DllImport("libc", SetLastError = true)] public static extern nint recvfrom(int fd, void* buf, nuint len, int flags, void* addr, void* alen);
-    [DllImport("libc", SetLastError = true)] public static extern int poll(PollFd* fds, nuint n, int timeout);
     [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, ulong req, void* arg);
     [DllImport("libc", SetLastError = true)] public static extern int flock(int fd, int op);
     [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
@@ -82,18 +71,6 @@ internal static unsafe class XskSyscalls
     }
 
     public static string Describe(int errno) => $"errno {errno} ({Marshal.GetPInvokeErrorMessage(errno)})";
-
-    /// <summary>SIOCGIFFLAGS through <paramref name="inetFd"/> (a datagram socket in the interface's namespace):
-    /// up with carrier means IFF_UP and IFF_RUNNING. <paramref name="ifname"/> is the NUL-padded ifr_name.</summary>
-    public static bool IfUpRunning(int inetFd, ReadOnlySpan<byte> ifname)
-    {
-        byte* ifr = stackalloc byte[40];
-        new Span<byte>(ifr, 40).Clear();
-        ifname.CopyTo(new Span<byte>(ifr, 16));
-        if (ioctl(inetFd, SiocGifFlags, ifr) != 0) return false;
-        short flags = *(short*)(ifr + 16);
-        return (flags & (IffUp | IffRunning)) == (IffUp | IffRunning);
-    }
 
     /// <summary>A non-blocking rtnetlink socket subscribed to RTMGRP_LINK in the current namespace: every RTM_NEWLINK
     /// (up, down, carrier) arrives there, so a down/up that happens between two reads is still seen.</summary>
