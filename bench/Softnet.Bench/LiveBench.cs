@@ -540,14 +540,14 @@ public static class LiveBench
         public static Snapshot Take(Rig rig, int tid, LiveRun? live = null)
         {
             // Softnet's counters are its loop thread's, read from here without a lock: they only grow, and a read a
-            // frame late is noise next to a window's hundreds of thousands.
+            // frame late is noise next to a window's hundreds of thousands. The ports' counters are the copy the loop
+            // refreshes ten times a second (only the loop may read a port: PACKET_STATISTICS resets on read).
             long portRx = 0, portDropped = 0, softnetIn = 0, softnetDrops = 0;
             if (live is not null)
             {
-                foreach (var (binding, port) in live.Ports)
+                foreach (var (binding, _, ps) in live.Ports)
                     if (binding.Device == "eth0")
                     {
-                        var ps = port.ReadStats();
                         portRx += ps.RxPackets;
                         portDropped += ps.KernelRxDropped;
                     }

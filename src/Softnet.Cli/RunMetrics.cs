@@ -48,10 +48,9 @@ internal sealed class RunMetrics : IDisposable
             // The datapath only adds to these counters; a scrape reads them between its updates (64-bit reads are atomic).
             try
             {
-                foreach (var (b, p) in run.Ports)
+                foreach (var (b, k, s) in run.Ports)
                 {
-                    var s = p.ReadStats();
-                    string kind = p.Kind.ToString().ToLowerInvariant();
+                    string kind = k.ToString().ToLowerInvariant();
                     string bind = b.ToString();
                     portRx.WithLabels(bind, kind).IncTo(s.RxPackets);
                     portRxBytes.WithLabels(bind, kind).IncTo(s.RxBytes);

@@ -283,7 +283,7 @@ public static class ScenarioRun
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
-        report.Sections.Add(new LivePortsSection(wires.Select(w => new LivePortRow(w.Binding, w.Port.Kind, w.Port.Ifindex, w.Port.Queues, w.Port.ReadStats())).ToList()));
+        report.Sections.Add(new LivePortsSection(wires.Select(w => new LivePortRow(w.Binding, w.Port.Kind, w.Port.Ifindex, w.Port.Queues, w.Stats)).ToList()));
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dumpDir };
     }
 
@@ -297,7 +297,16 @@ public static class ScenarioRun
 
         public bool Send(ReadOnlySpan<byte> frame) => Port.Transmit(0, frame);
 
-        public void CheckLink() => Carrier = Port.LinkUp;
+        /// <summary>The port's counters as the loop last read them: only the loop's thread touches the port (reading
+        /// PACKET_STATISTICS resets the kernel's count, so two readers would lose counts), others read this copy.</summary>
+        public LivePortStats Stats { get; private set; }
+
+        /// <summary>A few times a second, on the loop's thread: the carrier and the counters.</summary>
+        public void CheckLink()
+        {
+            Carrier = Port.LinkUp;
+            Stats = Port.ReadStats();
+        }
     }
 
     /// <summary>A device tap into one interface of a shared pcapng file (rx and tx of `--capture`).</summary>
@@ -330,8 +339,8 @@ public sealed class LiveRun
     public NapiEngine? Engine { get; private set; }
     public ReplayReport? Report { get; private set; }
 
-    /// <summary>Each bound port: its binding and counters.</summary>
-    public IEnumerable<(LiveBinding Binding, ILivePort Port)> Ports => _wires.Select(w => (w.Binding, w.Port));
+    /// <summary>Each bound port: its binding, kind and counters as the loop last read them (at most 0.1 s old).</summary>
+    public IEnumerable<(LiveBinding Binding, LivePortKind Kind, LivePortStats Stats)> Ports => _wires.Select(w => (w.Binding, w.Port.Kind, w.Stats));
 
     internal void Attach(NetStack stack, VirtualNic nic, NapiEngine engine, ReplayReport report)
     {
@@ -346,7 +355,7 @@ public sealed class LiveRun
         long tx = 0, kernel = 0, drops = Report?.Drops.Total ?? 0;
         foreach (var w in _wires)
         {
-            var s = w.Port.ReadStats();
+            var s = w.Stats;
             tx += s.TxPackets;
             kernel += s.KernelRxDropped;
         }
