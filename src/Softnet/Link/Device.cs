@@ -61,6 +61,11 @@ public sealed class Device
 
     /// <summary>Counters as `ip -s link` would show them.</summary>
     public long RxPackets, RxBytes, RxDropped, TxPackets, TxBytes, TxDropped;
+    /// <summary>rx_errors and rx_frame_errors (a VXLAN device's malformed headers and ECN errors).</summary>
+    public long RxErrors, RxFrameErrors;
+
+    /// <summary>A VXLAN device's configuration and FDB (kind vxlan only).</summary>
+    public VxlanConfig? Vxlan { get; internal set; }
 
     /// <summary>tcpdump -i DEV -Q in / -Q out, when the replay dumps.</summary>
     public ICaptureWriter? RxTap, TxTap;

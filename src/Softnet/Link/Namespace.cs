@@ -48,6 +48,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public List<Route6> StaticRoutes6 { get; } = new();
     public NeighbourTable Neighbours { get; } = new();
     public SysctlTable Sysctls { get; } = new();
+    /// <summary>UDP ports a tunnel device of this namespace listens on (a VXLAN device's dstport).</summary>
+    public List<ushort> UdpTunnelPorts { get; } = new();
     /// <summary>The namespace's netfilter state; tables are empty unless iptables.save was given.</summary>
     public NetfilterTables Netfilter { get; internal set; }
     /// <summary>An iptables.save was loaded (else iptables-save prints nothing, and no hook runs).</summary>

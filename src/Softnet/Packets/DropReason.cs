@@ -184,6 +184,20 @@ public enum DropReason : ushort
     /// <summary>A device bound to a real interface could not queue the frame: the live port's TX ring was full
     /// (a driver's NETDEV_TX_BUSY that the qdisc drops) or the frame did not fit a slot.</summary>
     TxRingFull,
+    /// <summary>SKB_DROP_REASON_VXLAN_NO_REMOTE: a VXLAN device has no FDB entry (and no default one) for the
+    /// destination MAC.</summary>
+    VxlanNoRemote,
+    /// <summary>SKB_DROP_REASON_VXLAN_INVALID_HDR: the VXLAN header lacks the I flag or sets reserved bits.</summary>
+    VxlanInvalidHdr,
+    /// <summary>SKB_DROP_REASON_VXLAN_VNI_NOT_FOUND: no VXLAN device on the port has the packet's VNI.</summary>
+    VxlanVniNotFound,
+    /// <summary>SKB_DROP_REASON_LOCAL_MAC: a decapsulated frame carries the VXLAN device's own source MAC (a loop).</summary>
+    LocalMac,
+    /// <summary>SKB_DROP_REASON_PKT_TOO_SMALL: shorter than the headers the protocol needs (VXLAN's 8 bytes and the
+    /// inner Ethernet header).</summary>
+    PktTooSmall,
+    /// <summary>SKB_DROP_REASON_IP_TUNNEL_ECN: outer CE over an inner packet that is not ECN-capable (RFC 6040 4.2).</summary>
+    IpTunnelEcn,
 }
 
 public static class DropReasons

@@ -55,6 +55,8 @@ public static class ScenarioLoader
                 var ns = sc.Namespace(name!) ?? throw new ScenarioFormatException(Path.Combine(nsDir, name!), 0, $"namespace '{name}' is not created by links.batch (netns add {name})");
                 string batch = Path.Combine(nsDir, name!, "ip.batch");
                 if (File.Exists(batch)) RunBatch(sc, ns, batch);
+                string bridge = Path.Combine(nsDir, name!, "bridge.batch");
+                if (File.Exists(bridge)) BridgeBatch.Run(ns, bridge);
             }
             foreach (var name in names)
             {
@@ -69,8 +71,8 @@ public static class ScenarioLoader
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets)");
+                    if (fn is not ("ip.batch" or "bridge.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, bridge.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets)");
                 }
             }
         }

@@ -44,6 +44,20 @@ public sealed class UdpReceive : InetProtocol
             McastDeliver(stack, ns, skb, daddr, dport);
             return;
         }
+        if (ns.UdpTunnelPorts.Count != 0 && ns.UdpTunnelPorts.Contains(dport))
+        {
+            // A tunnel device's kernel socket holds the port (udp_tunnel_sock): udp_queue_rcv_one_skb checks the
+            // checksum before handing the datagram to its encap_rcv (vxlan_rcv).
+            if (!ChecksumOk(skb, pkt, udp))
+            {
+                mib[SnmpCounter.UdpInCsumErrors]++;
+                mib[SnmpCounter.UdpInErrors]++;
+                DropDelivered(ns, skb, DropReason.UdpCsumError);
+                return;
+            }
+            mib[SnmpCounter.UdpInDatagrams]++;
+            if (VxlanLink.Receive(stack, ns, skb, ihl, dport)) return;
+        }
         if (!sockets.IsEmpty && sockets.LookupUdp4(daddr, dport) is { } sk)
         {
             QueueToSocket(stack, sk, skb);

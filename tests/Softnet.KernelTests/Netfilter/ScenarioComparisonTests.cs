@@ -27,6 +27,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["mangle-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["flannel-vxlan"] = ["pod1/eth0.tx.pcap", "node2/eth1.tx.pcap"],
         ["v6-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["v6-frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
@@ -59,6 +60,12 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
 
     [SkippableFact]
     public void Router_fw_matches_the_kernel() => Compare("router-fw");
+
+    /// <summary>flannel's VXLAN overlay between two nodes: encapsulation (FDB lookup, outer headers, ECN, the device's
+    /// MTU), decapsulation through the UDP port 8472 and the inner frame's second traversal to the pod, and the
+    /// datagrams vxlan_rcv drops (unknown VNI, bad flags, a loop, ECN, truncated, a bad outer checksum).</summary>
+    [SkippableFact]
+    public void Flannel_vxlan_matches_the_kernel() => Compare("flannel-vxlan");
 
     [SkippableFact]
     public void Edge_fw_with_match_extensions_matches_the_kernel() => Compare("edge-fw");

@@ -261,6 +261,12 @@ public static class KernelScenario
                     if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ip.batch: {r.Stderr.Trim()}");
                 }
             }
+            string bridgeBatch = Path.Combine(dir, "bridge.batch");
+            if (File.Exists(bridgeBatch))
+            {
+                var r = Proc.Run("ip", "netns", "exec", kn, "bridge", "-batch", bridgeBatch);
+                if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/bridge.batch: {r.Stderr.Trim()}");
+            }
             string ipset = Path.Combine(dir, "ipset.save");
             if (File.Exists(ipset))
             {

@@ -336,6 +336,19 @@ public static class ScenarioCompare
         // An IPv6 fragment: the identification of what the kernel cuts itself is ipv6_select_ident's keyed hash.
         if (f.Length >= 14 + 48 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86DD && f[14 + 6] == 44)
             f.AsSpan(14 + 40 + 4, 4).Clear();
+        // A VXLAN datagram a tunnel device built (DF clear): its IP ID comes from ip_idents and its UDP source port from
+        // the flow hash, both keyed with boot-time random secrets; the header checksum covers the ID, the UDP checksum
+        // the port (and the kernel leaves it CHECKSUM_PARTIAL: veth shows the pseudo-header sum, Softnet the whole).
+        if (f.Length >= 14 + 20 + 8 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 17
+            && (f[14 + 6] & 0x40) == 0 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(14 + (f[14] & 0x0f) * 4 + 2)) is 8472 or 4789
+            && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(14 + (f[14] & 0x0f) * 4)) is >= 32768 and <= 60999)
+        {
+            int ihl = (f[14] & 0x0f) * 4;
+            f[14 + 4] = f[14 + 5] = 0;
+            f[14 + 10] = f[14 + 11] = 0;
+            f[14 + ihl] = f[14 + ihl + 1] = 0;
+            f[14 + ihl + 6] = f[14 + ihl + 7] = 0;
+        }
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {
             int ihl = (f[14] & 0x0f) * 4;

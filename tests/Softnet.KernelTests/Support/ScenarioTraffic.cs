@@ -205,6 +205,7 @@ public static class ScenarioTraffic
         "mangle-router" => "fw",
         "frag-router" => "r",
         "frag-ct-router" => "r",
+        "flannel-vxlan" => "node1",
         "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.InjectNamespace(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
@@ -218,6 +219,7 @@ public static class ScenarioTraffic
         "mangle-router" => MangleRouter(),
         "frag-router" => FragRouter(),
         "frag-ct-router" => FragCtRouter(),
+        "flannel-vxlan" => ScenarioTrafficVxlan.FlannelVxlan(),
         "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.For(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
