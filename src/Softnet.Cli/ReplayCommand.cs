@@ -43,6 +43,11 @@ public static class ReplayCommand
         mode.AcceptOnlyFromAmong("deterministic", "threaded");
         var deterministic = new Option<bool>("--deterministic") { Description = "same as --mode deterministic" };
         var pollCost = new Option<long>("--poll-cost-ns") { Description = "deterministic mode: virtual CPU nanoseconds per packet polled", DefaultValueFactory = _ => 0 };
+        var rpsCpus = new Option<string?>("--rps-cpus") { Description = "RPS: hex CPU mask written to every RX queue's rps_cpus (e.g. 2 or 3); deterministic mode" };
+        var rpsFlowCnt = new Option<int>("--rps-flow-cnt") { Description = "RFS: rps_flow_cnt of every RX queue (with --rps-sock-flow-entries)" };
+        var rpsSockFlows = new Option<int>("--rps-sock-flow-entries") { Description = "RFS: net.core.rps_sock_flow_entries (readers' CPUs from the scenario's sockets, `cpu N`)" };
+        var maxBacklog = new Option<int>("--netdev-max-backlog") { Description = "net.core.netdev_max_backlog: the per-CPU backlog RPS fills", DefaultValueFactory = _ => 1000 };
+        var flowLimitCpus = new Option<string?>("--flow-limit-cpus") { Description = "net.core.flow_limit_cpu_bitmap: hex mask of CPUs whose backlog limits single flows" };
         var busyPoll = new Option<bool>("--busy-poll") { Description = "threaded mode: idle NAPI workers spin instead of sleeping (no wake-up latency, one CPU each)" };
         var xdp = new Option<string?>("--xdp") { Description = "attach an XDP program to every queue: pass, drop (built in) or PROG.o[:SECTION] (a clang-built eBPF object)" };
         var xdpEngine = new Option<string>("--xdp-engine") { Description = "what runs an --xdp PROG.o: jit (IL, the default, as the kernel's bpf_jit_enable) or interp (the reference interpreter)", DefaultValueFactory = _ => "jit" };
@@ -64,7 +69,7 @@ public static class ReplayCommand
         {
             capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
-            scenario, inject, dump,
+            scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus,
         };
         cmd.SetAction(pr =>
         {
@@ -113,7 +118,10 @@ public static class ReplayCommand
                     },
                     TapPath = pr.GetValue(tap),
                     XdpTxPath = pr.GetValue(xdpTx),
+                    Rps = RpsFrom(pr.GetValue(rpsCpus), pr.GetValue(rpsFlowCnt), pr.GetValue(rpsSockFlows), pr.GetValue(maxBacklog), pr.GetValue(flowLimitCpus)),
                 };
+                if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)
+                    throw new ArgumentException("--rps-cpus / RFS are modelled in deterministic mode only");
             }
             catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException or IOException)
             {
@@ -160,6 +168,19 @@ public static class ReplayCommand
         }
         if (cpus.Count == 0) throw new FormatException("the CPU list is empty");
         return [.. cpus];
+    }
+
+    /// <summary>The RPS/RFS settings of the replay options (null when none is asked for).</summary>
+    internal static Softnet.Steering.RpsOptions? RpsFrom(string? cpus, int flowCnt, int sockFlows, int maxBacklog, string? flowLimit)
+    {
+        if (flowCnt < 0 || flowCnt > 1 << 20) throw new ArgumentException("--rps-flow-cnt must be 0..1048576");
+        if (sockFlows < 0 || sockFlows > 1 << 26) throw new ArgumentException("--rps-sock-flow-entries must be 0..67108864");
+        if (maxBacklog < 1) throw new ArgumentException("--netdev-max-backlog must be positive");
+        CpuMask? mask = null, limit = null;
+        if (cpus is not null && !CpuMask.TryParse(cpus, out mask)) throw new ArgumentException($"--rps-cpus '{cpus}': not a hex CPU mask (as /sys/class/net/DEV/queues/rx-N/rps_cpus takes)");
+        if (flowLimit is not null && !CpuMask.TryParse(flowLimit, out limit)) throw new ArgumentException($"--flow-limit-cpus '{flowLimit}': not a hex CPU mask");
+        if (mask is null && flowCnt == 0 && sockFlows == 0) return null;
+        return new Softnet.Steering.RpsOptions { RpsCpus = mask, RpsFlowCnt = flowCnt, SockFlowEntries = sockFlows, NetdevMaxBacklog = maxBacklog, FlowLimitCpus = limit };
     }
 
     internal static int Run(string? capturePath, string? jsonPath, bool quiet, bool noProgress, ReplayOptions? options = null)
@@ -263,10 +284,11 @@ public static class ReplayCommand
         if (pipeline.Engine is { } engine)
         {
             var t = new Table().Border(TableBorder.Simple).Title("softnet_stat");
-            foreach (var c in new[] { "cpu", "processed", "dropped", "squeeze", "rounds", "ksoftirqd", "pinned" })
+            foreach (var c in new[] { "cpu", "processed", "dropped", "squeeze", "rps_ipi", "flow_lim", "rounds", "ksoftirqd", "pinned" })
                 t.AddColumn(new TableColumn(c).RightAligned());
             foreach (var c in engine.Cpus)
                 t.AddRow(c.Id.ToString(), c.Processed.ToString("N0"), c.Dropped.ToString("N0"), c.TimeSqueeze.ToString("N0"),
+                    c.ReceivedRps.ToString("N0"), c.FlowLimitCount.ToString("N0"),
                     c.Rounds.ToString("N0"), c.KsoftirqdRounds.ToString("N0"), c.Pinned ? "yes" : "no");
             console.Write(t);
         }

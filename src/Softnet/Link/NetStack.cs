@@ -174,6 +174,9 @@ public sealed class NetStack
 
     /// <summary>sk_data_ready: the socket's reader has something to read; it runs once this frame's softirq work is
     /// done.</summary>
+    /// <summary>The rps_sock_flow_table readers record into when RFS is on (set by the steering stage).</summary>
+    public Steering.RpsSockFlowTable? RpsSockFlows { get; set; }
+
     internal void WakeReader(Transport.Sock s)
     {
         if (s.ReaderWoken) return;
@@ -192,6 +195,8 @@ public sealed class NetStack
                 var s = _woken[i];
                 s.ReaderWoken = false;
                 s.Read(this);
+                // recvmsg's sock_rps_record_flow: RFS learns the CPU the flow's reader runs on.
+                if (RpsSockFlows is { } rfs && s.Cpu >= 0) rfs.Record(s.RxHash, s.Cpu);
             }
             _woken.Clear();
             Drain();

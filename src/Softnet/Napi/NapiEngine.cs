@@ -104,6 +104,10 @@ public sealed class NapiEngine : IDisposable
 
     public bool IsRunning => _threads is not null;
 
+    /// <summary>Deterministic mode: the virtual time the running net_rx_action round started (what a NAPI scheduled
+    /// from inside it, e.g. a backlog on another CPU, is raised at).</summary>
+    public long RoundNs { get; private set; }
+
     /// <summary>Current time in ns: the virtual clock (deterministic) or wall time since the engine was made.</summary>
     public long NowNs => Mode == NapiMode.Deterministic ? _now : Stopwatch.GetElapsedTime(_t0).Ticks * 100;
 
@@ -201,6 +205,7 @@ public sealed class NapiEngine : IDisposable
             else
             {
                 var c = _cpus[index];
+                RoundNs = best;
                 c.FreeAtNs = best + c.NetRxAction(best, virtualTime: true);
                 if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
             }

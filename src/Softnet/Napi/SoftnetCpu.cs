@@ -84,10 +84,16 @@ public sealed class SoftnetCpu
     public long Dropped => Volatile.Read(ref _dropped);
     /// <summary>softnet_stat column 3: rounds cut short by netdev_budget or netdev_budget_usecs.</summary>
     public long TimeSqueeze => Volatile.Read(ref _timeSqueeze);
-    /// <summary>softnet_stat received_rps (IPIs received for RPS); 0 until steering exists.</summary>
-    public long ReceivedRps => 0;
-    /// <summary>softnet_stat flow_limit_count; 0 until steering exists.</summary>
-    public long FlowLimitCount => 0;
+    /// <summary>softnet_stat received_rps: IPIs received to run the backlog of packets other CPUs steered here.</summary>
+    public long ReceivedRps => Volatile.Read(ref _receivedRps);
+    /// <summary>softnet_stat flow_limit_count (set by the steering stage).</summary>
+    public long FlowLimitCount => Volatile.Read(ref _flowLimitCount);
+    private long _receivedRps, _flowLimitCount;
+
+    /// <summary>rps_trigger_softirq ran here. Owning thread only.</summary>
+    internal void CountReceivedRps() => _receivedRps++;
+    /// <summary>A packet the flow limit refused. Owning thread only.</summary>
+    internal void CountFlowLimit() => _flowLimitCount++;
     /// <summary>net_rx_action rounds run.</summary>
     public long Rounds => Volatile.Read(ref _rounds);
     /// <summary>Rounds run in ksoftirqd mode (the previous round left work behind).</summary>

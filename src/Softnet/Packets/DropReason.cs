@@ -198,6 +198,9 @@ public enum DropReason : ushort
     PktTooSmall,
     /// <summary>SKB_DROP_REASON_IP_TUNNEL_ECN: outer CE over an inner packet that is not ECN-capable (RFC 6040 4.2).</summary>
     IpTunnelEcn,
+    /// <summary>SKB_DROP_REASON_CPU_BACKLOG: the target CPU's backlog held more than netdev_max_backlog, or the
+    /// flow limit refused the flow (RPS).</summary>
+    CpuBacklog,
 }
 
 public static class DropReasons

@@ -57,6 +57,9 @@ public sealed record ReplayOptions
     /// <summary>GRO between the driver and the stack; null is `ethtool -K DEV gro off`.</summary>
     public Gro.GroOptions? Gro { get; init; } = new();
 
+    /// <summary>RPS/RFS between GRO and the stack (null or not enabled: none), deterministic mode only.</summary>
+    public Steering.RpsOptions? Rps { get; init; }
+
     /// <summary>Write every packet leaving the receive stage (post-GRO) to this pcap/pcapng file.</summary>
     public string? TapPath { get; init; }
 
@@ -91,6 +94,13 @@ public sealed class ReplayPipeline(ReplayOptions options)
         IRxHandler top = stack;
         TapStage? tap = options.TapPath is null ? null : new TapStage(options.TapPath, queues, stack);
         if (tap is not null) top = tap;
+        // RPS runs where netif_receive_skb_list_internal does: after GRO, before the taps and the protocols.
+        Steering.RpsStage? rps = options.Rps is { Enabled: true } ? new Steering.RpsStage(engine, queues, options.Rps, top) : null;
+        if (rps is not null)
+        {
+            if (stack is Steering.IRfsReader rfs) rfs.RpsSockFlows = rps.SockFlows;
+            top = rps;
+        }
         GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top);
         if (gro is not null) top = gro;
         var xdpTx = options.XdpTxPath is null ? null : new Xdp.XdpTxCapture(CaptureWriter.Create(options.XdpTxPath, LinkType.Ethernet));

@@ -99,6 +99,8 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
             w.WriteNumber("processed", c.Processed);
             w.WriteNumber("dropped", c.Dropped);
             w.WriteNumber("time_squeeze", c.TimeSqueeze);
+            w.WriteNumber("received_rps", c.ReceivedRps);
+            w.WriteNumber("flow_limit_count", c.FlowLimitCount);
             w.WriteNumber("rounds", c.Rounds);
             w.WriteNumber("ksoftirqd_rounds", c.KsoftirqdRounds);
             w.WriteNumber("ksoftirqd_wakeups", c.KsoftirqdWakeups);

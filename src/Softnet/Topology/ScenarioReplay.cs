@@ -207,8 +207,11 @@ public static class ScenarioReplay
 /// <see cref="Skb.Ifindex"/>, the capture interface id) and travels on as the same skb. Single-threaded use only
 /// (deterministic mode).
 /// </summary>
-public sealed class ScenarioStack : IRxHandler
+public sealed class ScenarioStack : IRxHandler, Steering.IRfsReader
 {
+    /// <summary>RFS: the scenario's socket readers record their flows here.</summary>
+    public Steering.RpsSockFlowTable? RpsSockFlows { get => _stack.RpsSockFlows; set => _stack.RpsSockFlows = value; }
+
     private readonly NetStack _stack;
     private readonly Func<int, Device?> _device;
 

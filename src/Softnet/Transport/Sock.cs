@@ -43,6 +43,9 @@ public abstract class Sock
     public bool RcvBufLocked { get; protected set; }
     /// <summary>The CPU the reader runs on (-1: not pinned).</summary>
     public int Cpu { get; }
+    /// <summary>sk_rxhash: the flow hash of the last skb received (sock_rps_save_rxhash), which RFS records with the
+    /// reader's CPU when the reader runs.</summary>
+    public uint RxHash;
     /// <summary>sk_rmem_alloc: truesize of what is queued and not yet read.</summary>
     public int RmemAlloc;
     /// <summary>sk_drops.</summary>

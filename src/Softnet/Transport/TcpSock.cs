@@ -333,6 +333,7 @@ public sealed class TcpSock : Sock
     /// is the segment (header and payload), <paramref name="truesize"/> what it charges.</summary>
     internal void Receive(NetStack stack, Skb skb, ReadOnlySpan<byte> tcp, in TcpOptions opt, int truesize)
     {
+        if (skb.Hash != 0) RxHash = skb.Hash; // tcp_v4_do_rcv: sock_rps_save_rxhash
         var ns = Namespace;
         var mib = ns.Mib;
         byte flags = tcp[13];

@@ -1,0 +1,90 @@
+using Softnet.Napi;
+using Softnet.Nic;
+using Softnet.Packets;
+
+namespace Softnet.Steering;
+
+/// <summary>
+/// One CPU's input_pkt_queue and its backlog NAPI (softnet_data.backlog, process_backlog): skbs other CPUs steered
+/// here wait in a bounded queue; the NAPI, scheduled on this CPU when the queue goes from empty to not empty,
+/// takes up to its quota per poll and hands each to the stack (__netif_receive_skb).
+/// </summary>
+internal sealed class CpuBacklog : INapiPoller
+{
+    private readonly (Skb Skb, RxQueue Queue)[] _ring;
+    private readonly IRxHandler _next;
+    private int _head, _count;
+
+    public CpuBacklog(SoftnetCpu cpu, int maxBacklog, int weight, IRxHandler next, int id)
+    {
+        Cpu = cpu;
+        // enqueue_to_backlog takes a packet while the queue holds at most netdev_max_backlog: one more fits.
+        _ring = new (Skb, RxQueue)[maxBacklog + 1];
+        _next = next;
+        Napi = new NapiStruct(this, weight, id);
+    }
+
+    public SoftnetCpu Cpu { get; }
+    public NapiStruct Napi { get; }
+    /// <summary>input_queue_head: skbs taken off the queue so far (RFS compares a flow's last tail with it).</summary>
+    public long InputQueueHead { get; private set; }
+    /// <summary>input_queue_tail: skbs queued so far.</summary>
+    public long InputQueueTail { get; private set; }
+    public int Length => _count;
+    public bool HasWork => _count > 0;
+    internal bool Full(int maxBacklog) => _count > maxBacklog;
+
+    internal void Enqueue(Skb skb, RxQueue queue)
+    {
+        _ring[(_head + _count) % _ring.Length] = (skb, queue);
+        _count++;
+        InputQueueTail++;
+    }
+
+    /// <summary>process_backlog: up to <paramref name="budget"/> skbs to the stack.</summary>
+    public int Poll(int budget)
+    {
+        int work = 0;
+        while (work < budget && _count > 0)
+        {
+            var (skb, queue) = _ring[_head];
+            _ring[_head] = default;
+            _head = (_head + 1) % _ring.Length;
+            _count--;
+            InputQueueHead++;
+            _next.Receive(skb, queue);
+            work++;
+        }
+        return work;
+    }
+}
+
+/// <summary>
+/// One CPU's sd_flow_limit (net.core.flow_limit_cpu_bitmap): the enqueuing CPU's history of the last 128 packets'
+/// flow buckets. skb_flow_limit consults the CPU that runs enqueue_to_backlog, whatever backlog the packet goes to.
+/// </summary>
+internal sealed class FlowLimit(SoftnetCpu cpu, int tableLen)
+{
+    private const int History = 128;
+    private readonly ushort[] _history = new ushort[History];
+    private readonly int[] _buckets = new int[System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, tableLen))];
+    private int _head;
+
+    /// <summary>skb_flow_limit: with the target backlog at least half full, a flow holding more than half of the
+    /// history is refused (counted in this CPU's flow_limit_count).</summary>
+    public bool Limited(uint hash, int qlen, int maxBacklog)
+    {
+        if (qlen < maxBacklog >> 1) return false;
+        int newFlow = (int)(hash & (uint)(_buckets.Length - 1));
+        int oldFlow = _history[_head];
+        _history[_head] = (ushort)newFlow;
+        _head = (_head + 1) & (History - 1);
+        if (_buckets[oldFlow] > 0) _buckets[oldFlow]--;
+        if (++_buckets[newFlow] > History >> 1)
+        {
+            cpu.CountFlowLimit();
+            return true;
+        }
+        return false;
+    }
+}
