@@ -15,12 +15,7 @@ internal static class BridgeBatch
         var lines = File.ReadAllText(path).Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
-            var tokens = new List<string>();
-            foreach (var t in lines[i].TrimEnd('\r').Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
-            {
-                if (t.StartsWith('#')) break;
-                tokens.Add(t);
-            }
+            var tokens = ScenarioLoader.Tokens(lines[i]);
             if (tokens.Count == 0) continue;
             var l = new ScenarioLoader.Line(path, i + 1, tokens);
             string obj = l.Take();

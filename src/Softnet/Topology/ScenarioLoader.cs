@@ -101,18 +101,25 @@ public static class ScenarioLoader
         public ScenarioFormatException Error(string reason) => new(File, Number, reason);
     }
 
+    /// <summary>A batch line's words, up to a `#` comment (ip -batch and bridge -batch split lines alike).</summary>
+    internal static List<string> Tokens(string line)
+    {
+        var tokens = new List<string>();
+        foreach (var t in line.TrimEnd('\r').Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (t.StartsWith('#')) break;
+            tokens.Add(t);
+        }
+        return tokens;
+    }
+
     /// <summary>Runs the `ip -batch` lines of <paramref name="path"/> in <paramref name="ns"/> (null: the caller's namespace, links.batch).</summary>
     private static void RunBatch(Scenario sc, Namespace? ns, string path)
     {
         var lines = File.ReadAllText(path).Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
-            var tokens = new List<string>();
-            foreach (var t in lines[i].TrimEnd('\r').Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
-            {
-                if (t.StartsWith('#')) break;
-                tokens.Add(t);
-            }
+            var tokens = Tokens(lines[i]);
             if (tokens.Count == 0) continue;
             var l = new Line(path, i + 1, tokens);
             string obj = l.Take();
