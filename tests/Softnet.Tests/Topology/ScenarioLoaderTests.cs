@@ -78,7 +78,7 @@ public class ScenarioLoaderTests : IDisposable
     private const string Prelude = "link set eth0 up\naddr add 10.0.0.1/24 dev eth0\n";
 
     [Theory]
-    [InlineData("link add vx0 type vxlan id 1", "unsupported link type 'vxlan'")]
+    [InlineData("link add gre0 type gre remote 192.0.2.1", "unsupported link type 'gre'")]
     [InlineData("addr add 10.0.0.5/24 dev eth0 scope host", "unsupported 'addr add' option 'scope'")]
     [InlineData("addr add fe80::1/64 dev eth0 brd +", "unsupported IPv6 'addr add' option")]
     [InlineData("route add 2001:db8::/64 via 10.0.0.1 dev eth0", "invalid IPv6 gateway")]
