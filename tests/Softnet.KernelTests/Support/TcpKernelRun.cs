@@ -43,8 +43,11 @@ public static class TcpKernelRun
 
     /// <summary>Runs <paramref name="capturePath"/> (if_name = device in <paramref name="serverNs"/>) through the
     /// scenario in <paramref name="scenarioDir"/>; writes OUT/&lt;serverNs&gt;/... Returns the injector's log (the
-    /// shifts it applied per flow).</summary>
-    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir)
+    /// shifts it applied per flow). With <paramref name="promptReader"/> the reader runs SCHED_FIFO (chrt) where it
+    /// can: woken by data it runs at once, as an idle machine's reader would, so what it drained before the next segment
+    /// (and the ACKs its reads send) does not depend on other load on the machine. A case that needs a slow reader (the
+    /// SYN flood that must overflow the accept queue) leaves it off.</summary>
+    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false)
     {
         var scenario = ScenarioFolder.Load(scenarioDir);
         if (!scenario.Namespaces.Contains(serverNs)) throw new ArgumentException($"no namespace '{serverNs}' in {scenarioDir}");
@@ -79,7 +82,7 @@ public static class TcpKernelRun
             foreach (var dev in devices)
                 Proc.Check("ip", "netns", "exec", kn, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off");
 
-            reader = StartReaders(Path.Combine(scenario.Root, "ns", serverNs, "sockets"), kn, work);
+            reader = StartReaders(Path.Combine(scenario.Root, "ns", serverNs, "sockets"), kn, work, promptReader);
 
             string script = Path.Combine(work, "inject.py");
             File.WriteAllText(script, InjectorScript);
@@ -110,7 +113,7 @@ public static class TcpKernelRun
     }
 
     /// <summary>Starts the reader process for the sockets file's `tcp listen` lines and waits until it listens.</summary>
-    private static Process StartReaders(string socketsFile, string kernelNs, string work)
+    private static Process StartReaders(string socketsFile, string kernelNs, string work, bool prompt)
     {
         var listeners = new List<Dictionary<string, object?>>();
         if (File.Exists(socketsFile))
@@ -133,7 +136,8 @@ public static class TcpKernelRun
         string cfg = Path.Combine(work, "reader.json");
         File.WriteAllText(cfg, JsonSerializer.Serialize(listeners));
         var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", kernelNs, "python3", script, cfg }) psi.ArgumentList.Add(a);
+        string[] run = prompt && Proc.Exists("chrt") ? ["chrt", "-f", "10", "python3", script, cfg] : ["python3", script, cfg];
+        foreach (var a in new[] { "netns", "exec", kernelNs }.Concat(run)) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start the reader");
         string? ready = p.StandardOutput.ReadLine();
         if (ready != "ready")
