@@ -48,6 +48,8 @@ public static class ReplayCommand
         var rpsSockFlows = new Option<int>("--rps-sock-flow-entries") { Description = "RFS: net.core.rps_sock_flow_entries (readers' CPUs from the scenario's sockets, `cpu N`)" };
         var maxBacklog = new Option<int>("--netdev-max-backlog") { Description = "net.core.netdev_max_backlog: the per-CPU backlog RPS fills", DefaultValueFactory = _ => 1000 };
         var flowLimitCpus = new Option<string?>("--flow-limit-cpus") { Description = "net.core.flow_limit_cpu_bitmap: hex mask of CPUs whose backlog limits single flows" };
+        var readerPerByte = new Option<double>("--reader-ns-per-byte") { Description = "scenario readers with `cpu N`: CPU ns per byte a read copies; the reader then shares its CPU with softirq (deterministic mode)" };
+        var readerPerRead = new Option<long>("--reader-ns-per-read") { Description = "scenario readers with `cpu N`: CPU ns per read (system call, wake-up)" };
         var busyPoll = new Option<bool>("--busy-poll") { Description = "threaded mode: idle NAPI workers spin instead of sleeping (no wake-up latency, one CPU each)" };
         var xdp = new Option<string?>("--xdp") { Description = "attach an XDP program to every queue: pass, drop (built in) or PROG.o[:SECTION] (a clang-built eBPF object)" };
         var xdpEngine = new Option<string>("--xdp-engine") { Description = "what runs an --xdp PROG.o: jit (IL, the default, as the kernel's bpf_jit_enable) or interp (the reference interpreter)", DefaultValueFactory = _ => "jit" };
@@ -69,7 +71,7 @@ public static class ReplayCommand
         {
             capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
-            scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus,
+            scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus, readerPerByte, readerPerRead,
         };
         cmd.SetAction(pr =>
         {
@@ -118,6 +120,8 @@ public static class ReplayCommand
                     },
                     TapPath = pr.GetValue(tap),
                     XdpTxPath = pr.GetValue(xdpTx),
+                    ReaderNsPerByte = pr.GetValue(readerPerByte) is >= 0 and var rb ? rb : throw new ArgumentException("--reader-ns-per-byte must not be negative"),
+                    ReaderNsPerRead = pr.GetValue(readerPerRead) is >= 0 and var rr ? rr : throw new ArgumentException("--reader-ns-per-read must not be negative"),
                     Rps = RpsFrom(pr.GetValue(rpsCpus), pr.GetValue(rpsFlowCnt), pr.GetValue(rpsSockFlows), pr.GetValue(maxBacklog), pr.GetValue(flowLimitCpus)),
                 };
                 if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)

@@ -177,11 +177,23 @@ public sealed class NetStack
     /// <summary>The rps_sock_flow_table readers record into when RFS is on (set by the steering stage).</summary>
     public Steering.RpsSockFlowTable? RpsSockFlows { get; set; }
 
+    /// <summary>Readers with a CPU run as tasks on the engine's CPUs (deterministic mode), or null: every reader runs
+    /// once the frame's softirq work is done.</summary>
+    public Transport.SocketReaderCpus? ReaderCpus { get; set; }
+
     internal void WakeReader(Transport.Sock s)
     {
+        if (ReaderCpus is { } cpus && cpus.TryWake(s, _now)) return;
         if (s.ReaderWoken) return;
         s.ReaderWoken = true;
         _woken.Add(s);
+    }
+
+    /// <summary>The reader of <paramref name="s"/> reads; recvmsg's sock_rps_record_flow tells RFS the CPU it ran on.</summary>
+    internal void ReadNow(Transport.Sock s)
+    {
+        s.Read(this);
+        if (RpsSockFlows is { } rfs && s.Cpu >= 0) rfs.Record(s.RxHash, s.Cpu);
     }
 
     /// <summary>The woken readers read (in wake order); what they send (a TCP FIN on close) goes through the stack
@@ -194,9 +206,7 @@ public sealed class NetStack
             {
                 var s = _woken[i];
                 s.ReaderWoken = false;
-                s.Read(this);
-                // recvmsg's sock_rps_record_flow: RFS learns the CPU the flow's reader runs on.
-                if (RpsSockFlows is { } rfs && s.Cpu >= 0) rfs.Record(s.RxHash, s.Cpu);
+                ReadNow(s);
             }
             _woken.Clear();
             Drain();

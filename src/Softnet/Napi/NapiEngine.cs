@@ -189,6 +189,12 @@ public sealed class NapiEngine : IDisposable
                 long d = _vectors[i].NextDeadlineNs;
                 if (d <= limitNs && d < best) { best = d; kind = 0; index = i; }
             }
+            // A task whose time is up completes before a round due at the same instant.
+            for (int i = 0; i < _cpus.Length; i++)
+            {
+                long t = _cpus[i].TaskDoneAt;
+                if (t <= limitNs && t < best) { best = t; kind = 2; index = i; }
+            }
             for (int i = 0; i < _cpus.Length; i++)
             {
                 var c = _cpus[i];
@@ -202,11 +208,16 @@ public sealed class NapiEngine : IDisposable
             {
                 _vectors[index].CheckTimer(best);
             }
+            else if (kind == 2)
+            {
+                _cpus[index].CompleteTask(best);
+            }
             else
             {
                 var c = _cpus[index];
                 RoundNs = best;
-                c.FreeAtNs = best + c.NetRxAction(best, virtualTime: true);
+                bool ksoftirqd = c.InKsoftirqd;
+                c.FreeAtNs = best + c.ShareWithTask(best, c.NetRxAction(best, virtualTime: true), ksoftirqd);
                 if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
             }
         }

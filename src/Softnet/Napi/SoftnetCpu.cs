@@ -106,6 +106,84 @@ public sealed class SoftnetCpu
     /// <summary>Counts backlog drops (enqueue_to_backlog over netdev_max_backlog). Owning thread only.</summary>
     public void AddDropped(long n) => _dropped += n;
 
+    // ---------------------------------------------------------------- tasks (deterministic mode)
+
+    private readonly Queue<CpuTask> _runnable = new();
+    private CpuTask? _task;
+    private long _taskLeft, _taskAt;
+
+    /// <summary>When the running task's CPU time is used up (long.MaxValue: no task runs).</summary>
+    internal long TaskDoneAt => _task is null ? long.MaxValue : _taskAt + _taskLeft;
+    /// <summary>CPU time tasks asked for on this CPU.</summary>
+    public long TaskCpuNs { get; private set; }
+    /// <summary>Time a running task lost to softirq rounds (preempted, or sharing the CPU with ksoftirqd).</summary>
+    public long TaskPreemptedNs { get; private set; }
+    /// <summary>Tasks run to completion.</summary>
+    public long TasksRun { get; private set; }
+
+    /// <summary>Makes <paramref name="task"/> runnable here (a wake-up); it runs after the tasks before it.</summary>
+    public void WakeTask(CpuTask task, long nowNs)
+    {
+        if (task.Runnable) return;
+        task.Runnable = true;
+        _runnable.Enqueue(task);
+        if (_task is null) StartNext(nowNs);
+    }
+
+    private void StartNext(long nowNs)
+    {
+        while (_task is null && _runnable.TryDequeue(out var t))
+        {
+            // Woken while a round runs, the task waits for the round's end.
+            t.Runnable = false;
+            long start = Math.Max(nowNs, FreeAtNs);
+            long cost = Math.Max(0, t.Start(start));
+            _task = t;
+            _taskLeft = cost;
+            _taskAt = start;
+            TaskCpuNs += cost;
+        }
+    }
+
+    /// <summary>The running task's time is up at <paramref name="nowNs"/>: it completes, the next one starts.</summary>
+    internal void CompleteTask(long nowNs)
+    {
+        var t = _task!;
+        long more = t.More(nowNs);
+        if (more > 0)
+        {
+            _taskLeft = more;
+            _taskAt = nowNs;
+            TaskCpuNs += more;
+            return;
+        }
+        _task = null;
+        _taskLeft = 0;
+        TasksRun++;
+        t.Complete(nowNs);
+        StartNext(nowNs);
+    }
+
+    /// <summary>
+    /// A round of <paramref name="durationNs"/> starts at <paramref name="startNs"/>: returns the wall time it takes on
+    /// this CPU. A running task is preempted for the round; in ksoftirqd mode the round and the task share the CPU
+    /// (the task runs as much as the round, up to what it has left), so the round takes longer.
+    /// </summary>
+    internal long ShareWithTask(long startNs, long durationNs, bool ksoftirqd)
+    {
+        if (_task is null) return durationNs;
+        if (startNs > _taskAt)
+        {
+            _taskLeft -= Math.Min(startNs - _taskAt, _taskLeft);
+            _taskAt = startNs;
+        }
+        long give = ksoftirqd ? Math.Min(durationNs, _taskLeft) : 0;
+        _taskLeft -= give;
+        _taskAt = startNs + durationNs + give;
+        TaskPreemptedNs += durationNs;
+        return durationNs + give;
+    }
+
     /// <summary>One /proc/net/softnet_stat line for this CPU (15 hex columns, kernel 6.x layout).</summary>
     public string FormatSoftnetStat() => SoftnetStat.FormatLine(Processed, Dropped, TimeSqueeze, ReceivedRps, FlowLimitCount, backlogLen: 0, Id);
 

@@ -57,6 +57,15 @@ public sealed record ReplayOptions
     /// <summary>GRO between the driver and the stack; null is `ethtool -K DEV gro off`.</summary>
     public Gro.GroOptions? Gro { get; init; } = new();
 
+    /// <summary>Scenario readers with `cpu N`: CPU time per byte a read copies (0 with <see cref="ReaderNsPerRead"/> 0:
+    /// readers take no CPU time and read at once).</summary>
+    public double ReaderNsPerByte { get; init; }
+    /// <summary>Scenario readers with `cpu N`: CPU time per read (the system call and wake-up).</summary>
+    public long ReaderNsPerRead { get; init; }
+
+    /// <summary>Called with the NAPI engine once it is made, before any frame (a scenario puts its readers' CPUs on it).</summary>
+    public Action<NapiEngine>? EngineCreated { get; init; }
+
     /// <summary>RPS/RFS between GRO and the stack (null or not enabled: none), deterministic mode only.</summary>
     public Steering.RpsOptions? Rps { get; init; }
 
@@ -88,6 +97,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             PinThreads = options.PinThreads,
             BusyPoll = options.BusyPoll,
         });
+        options.EngineCreated?.Invoke(engine);
         int maxFrame = options.Nic.BufferSize;
         int queues = options.Nic.Queues;
         var stack = options.Stack?.Invoke(queues) ?? new DecodeStack(queues);

@@ -106,6 +106,9 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
             w.WriteNumber("ksoftirqd_wakeups", c.KsoftirqdWakeups);
             w.WriteNumber("idle_wakeups", c.IdleWakeups);
             w.WriteNumber("polls", c.Polls);
+            w.WriteNumber("task_cpu_ns", c.TaskCpuNs);
+            w.WriteNumber("task_preempted_ns", c.TaskPreemptedNs);
+            w.WriteNumber("tasks_run", c.TasksRun);
             w.WriteBoolean("pinned", c.Pinned);
             w.WriteString("pin_status", c.PinStatus);
             w.WriteString("softnet_stat", c.FormatSoftnetStat());

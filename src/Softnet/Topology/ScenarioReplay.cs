@@ -94,6 +94,11 @@ public static class ScenarioReplay
         var replayOptions = options.Replay with
         {
             Mode = ReplayMode.Deterministic,
+            // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
+            EngineCreated = options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0
+                ? engine => stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead,
+                    () => (top?.BaseNs ?? 1) - 1)
+                : null,
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
         };
         ReplayReport report;

@@ -83,6 +83,9 @@ public abstract class Sock
     /// <summary>The application's turn: it reads what is queued (and, for TCP, closes on EOF).</summary>
     public abstract void Read(NetStack stack);
 
+    /// <summary>Bytes a read would copy now (what a reader's CPU cost is reckoned from).</summary>
+    public virtual long ReadableBytes => RmemAlloc;
+
     /// <summary>sockets.txt's lines for this socket: <see cref="Line"/>, then one indented line per datagram or
     /// connection.</summary>
     public abstract void WriteDump(StringBuilder sb);

@@ -1442,6 +1442,9 @@ public sealed class TcpSock : Sock
     /// <summary>The reader of an accepted connection: tcp_recvmsg copies everything queued (skipping what a partial
     /// retransmission repeated), then tcp_cleanup_rbuf may ACK; on EOF the reader closes, which sends the FIN
     /// (CLOSE_WAIT → LAST_ACK); on a reset it stops.</summary>
+    /// <summary>In-order bytes not yet copied (rcv_nxt - copied_seq).</summary>
+    public override long ReadableBytes => Accepted ? (uint)(RcvNxt - CopiedSeq) : 0;
+
     public override void Read(NetStack stack)
     {
         if (!Accepted) return;

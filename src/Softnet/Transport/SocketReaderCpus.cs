@@ -1,0 +1,64 @@
+using Softnet.Link;
+using Softnet.Napi;
+
+namespace Softnet.Transport;
+
+/// <summary>
+/// The applications reading the scenario's sockets, on their CPUs (`cpu N` in a sockets file), in deterministic
+/// mode: a woken reader becomes a task on that CPU of the NAPI engine and reads when the CPU time its read needs has
+/// passed in the time softirq leaves it (<see cref="CpuTask"/>). A read costs <see cref="NsPerRead"/> plus
+/// <see cref="NsPerByte"/> per byte it copies (recvmsg and copy_to_user): parameters to calibrate, as
+/// --poll-cost-ns is for the driver. Readers without a CPU, or on a CPU the engine does not run, read at once.
+/// </summary>
+/// <param name="stackOffsetNs">the stack's clock minus the engine's (the capture time the engine's 1 ns stands for, less 1)</param>
+public sealed class SocketReaderCpus(NapiEngine engine, NetStack stack, double nsPerByte, long nsPerRead, Func<long> stackOffsetNs)
+{
+    private readonly Dictionary<Sock, ReaderTask> _tasks = new(ReferenceEqualityComparer.Instance);
+
+    public double NsPerByte { get; } = nsPerByte;
+    public long NsPerRead { get; } = nsPerRead;
+
+    /// <summary>sk_data_ready for a reader with a CPU: false when it has none the engine runs (it reads at once).</summary>
+    internal bool TryWake(Sock s, long nowNs)
+    {
+        if (s.Cpu < 0) return false;
+        SoftnetCpu? cpu = null;
+        foreach (var c in engine.Cpus)
+            if (c.Id == s.Cpu) { cpu = c; break; }
+        if (cpu is null) return false;
+        if (!_tasks.TryGetValue(s, out var task)) _tasks[s] = task = new ReaderTask(this, s);
+        cpu.WakeTask(task, Math.Max(nowNs - _offset(), engine.RoundNs));
+        return true;
+    }
+
+    private sealed class ReaderTask(SocketReaderCpus owner, Sock sock) : CpuTask
+    {
+        private long _charged;
+
+        public override long Start(long nowNs)
+        {
+            _charged = sock.ReadableBytes;
+            return owner.NsPerRead + (long)(_charged * owner.NsPerByte);
+        }
+
+        // recvmsg keeps copying while data keeps coming: what arrived during the copy is copied too.
+        public override long More(long nowNs)
+        {
+            long extra = sock.ReadableBytes - _charged;
+            if (extra <= 0) return 0;
+            _charged += extra;
+            return Math.Max(1, (long)(extra * owner.NsPerByte));
+        }
+
+        public override void Complete(long nowNs)
+        {
+            var stack = owner._stack;
+            stack.AdvanceClock(nowNs + owner._offset());
+            stack.ReadNow(sock);
+            stack.Drain();
+        }
+    }
+
+    private readonly NetStack _stack = stack;
+    private readonly Func<long> _offset = stackOffsetNs;
+}
