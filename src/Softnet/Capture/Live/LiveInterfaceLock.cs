@@ -12,12 +12,12 @@ public static unsafe class LiveInterfaceLock
     {
         string path = PathOf(netns, ifname);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        int fd = XskSyscalls.open(path, XskSyscalls.ORdwr | XskSyscalls.OCreat | XskSyscalls.OCloexec, 0x1a4);
+        int fd = LiveSyscalls.open(path, XskSyscalls.ORdwr | XskSyscalls.OCreat | XskSyscalls.OCloexec, 0x1a4);
         if (fd < 0) throw new LivePortException($"cannot open the interface lock {path}: {XskSyscalls.Describe(XskSyscalls.Errno)}", XskSyscalls.Errno);
-        if (XskSyscalls.flock(fd, XskSyscalls.LockEx | XskSyscalls.LockNb) != 0)
+        if (LiveSyscalls.flock(fd, XskSyscalls.LockEx | XskSyscalls.LockNb) != 0)
         {
             int errno = XskSyscalls.Errno;
-            XskSyscalls.close(fd);
+            LiveSyscalls.close(fd);
             string holder = "";
             try { holder = File.ReadAllText(path).Trim(); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw new LivePortException(errno == XskSyscalls.Eagain

@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace Softnet.Capture.Live;
 
-/// <summary>The libc pieces every live port (and <see cref="LivePortSet"/>) uses alike: poll(2) and the interface's
-/// up-and-running test. Each port kind keeps its own socket calls and uapi constants (PacketSyscalls, XskSyscalls).</summary>
+/// <summary>The libc pieces every live port (and <see cref="LivePortSet"/>) uses alike: the socket, mmap, lock and
+/// poll(2) calls and the interface's up-and-running test. Each port kind keeps its own send/receive calls and uapi
+/// constants (PacketSyscalls, XskSyscalls).</summary>
 internal static unsafe class LiveSyscalls
 {
     private const ulong SiocGifFlags = 0x8913;
@@ -17,7 +18,16 @@ internal static unsafe class LiveSyscalls
     }
 
     [DllImport("libc", SetLastError = true)] public static extern int poll(PollFd* fds, nuint n, int timeoutMs);
-    [DllImport("libc", SetLastError = true)] private static extern int ioctl(int fd, ulong request, void* arg);
+    [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, ulong request, void* arg);
+    [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
+    [DllImport("libc", SetLastError = true)] public static extern int bind(int fd, void* addr, int len);
+    [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, void* val, int len);
+    [DllImport("libc", SetLastError = true)] public static extern int getsockopt(int fd, int level, int name, void* val, int* len);
+    [DllImport("libc", SetLastError = true)] public static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+    [DllImport("libc", SetLastError = true)] public static extern int munmap(nint addr, nuint length);
+    [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
+    [DllImport("libc", SetLastError = true)] public static extern int flock(int fd, int op);
 
     /// <summary>The interface name as ifr_name wants it: ASCII, NUL-padded to IFNAMSIZ (16).</summary>
     public static byte[] IfName(string ifname)

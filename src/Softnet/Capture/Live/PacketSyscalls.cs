@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 
+using static Softnet.Capture.Live.LiveSyscalls;
+
 namespace Softnet.Capture.Live;
 
 /// <summary>
@@ -120,18 +122,8 @@ internal static unsafe class PacketSyscalls
         public int Value;
     }
 
-    [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
-    [DllImport("libc", SetLastError = true)] public static extern int bind(int fd, SockaddrLl* addr, int len);
-    [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, void* val, int len);
-    [DllImport("libc", SetLastError = true)] public static extern int getsockopt(int fd, int level, int name, void* val, int* len);
-    [DllImport("libc", SetLastError = true)] public static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
-    [DllImport("libc", SetLastError = true)] public static extern int munmap(nint addr, nuint length);
-    [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] public static extern nint send(int fd, void* buf, nuint len, int flags);
     [DllImport("libc", SetLastError = true)] public static extern nint recv(int fd, void* buf, nuint len, int flags);
-    [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, ulong request, IfReq* req);
-    [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
-    [DllImport("libc", SetLastError = true)] public static extern int flock(int fd, int op);
 
     public static int Errno => Marshal.GetLastPInvokeError();
 

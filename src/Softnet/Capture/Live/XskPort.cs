@@ -158,7 +158,7 @@ public sealed unsafe class XskPort : ILivePort
 
         // struct xdp_mmap_offsets: rx, tx, fr, cr, each { producer, consumer, desc, flags }.
         ulong* off = stackalloc ulong[16];
-        uint olen = 128;
+        int olen = 128;
         if (getsockopt(q.Fd, SolXdp, XdpMmapOffsets, off, &olen) != 0 || olen < 128)
             throw new LivePortException($"XDP_MMAP_OFFSETS: {Describe(Errno)}", Errno);
         q.Rx = MapRing(q.Fd, off + 0, XdpPgoffRxRing, 16, "RX");
@@ -206,7 +206,8 @@ public sealed unsafe class XskPort : ILivePort
                 : e == Ebusy ? $"{Interface} queue {qi} already has an AF_XDP socket bound (EBUSY)"
                 : $"bind AF_XDP {Interface} queue {qi}: {Describe(e)}", e);
         }
-        uint opts = 0, optlen = 4;
+        uint opts = 0;
+        int optlen = 4;
         if (getsockopt(q.Fd, SolXdp, XdpOptions, &opts, &optlen) == 0) q.ZeroCopy = (opts & XdpOptionsZerocopy) != 0;
     }
 
@@ -501,7 +502,7 @@ public sealed unsafe class XskPort : ILivePort
             // rx_ring_full, rx_fill_ring_empty_descs, tx_ring_empty_descs. In copy mode an empty FILL ring counts in
             // both rx_dropped and rx_fill_ring_empty_descs (__xsk_rcv, xp_alloc), so only the first is summed.
             new Span<ulong>(x, 6).Clear();
-            uint len = 48;
+            int len = 48;
             if (q.Fd >= 0 && getsockopt(q.Fd, SolXdp, XdpStatistics, x, &len) == 0)
             {
                 s.KernelRxDropped += (long)(x[0] + x[3]);
@@ -518,7 +519,7 @@ public sealed unsafe class XskPort : ILivePort
     {
         ulong* x = stackalloc ulong[6];
         new Span<ulong>(x, 6).Clear();
-        uint len = 48;
+        int len = 48;
         getsockopt(_q[queue].Fd, SolXdp, XdpStatistics, x, &len);
         return (x[0], x[1], x[2], x[3], x[4], x[5]);
     }

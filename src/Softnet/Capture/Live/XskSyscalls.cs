@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 
+using static Softnet.Capture.Live.LiveSyscalls;
+
 namespace Softnet.Capture.Live;
 
 /// <summary>
@@ -37,18 +39,8 @@ internal static unsafe class XskSyscalls
 
     public const int Eintr = 4, Eagain = 11, Eperm = 1, Enobufs = 105, Ebusy = 16, Enetdown = 100, Enxio = 6, Enodev = 19;
 
-    [DllImport("libc", SetLastError = true)] public static extern int socket(int domain, int type, int protocol);
-    [DllImport("libc", SetLastError = true)] public static extern int setsockopt(int fd, int level, int name, void* val, uint len);
-    [DllImport("libc", SetLastError = true)] public static extern int getsockopt(int fd, int level, int name, void* val, uint* len);
-    [DllImport("libc", SetLastError = true)] public static extern int bind(int fd, void* addr, uint len);
-    [DllImport("libc", SetLastError = true)] public static extern nint mmap(nint addr, nuint len, int prot, int flags, int fd, long off);
-    [DllImport("libc", SetLastError = true)] public static extern int munmap(nint addr, nuint len);
-    [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
     [DllImport("libc", SetLastError = true)] public static extern nint sendto(int fd, void* buf, nuint len, int flags, void* addr, uint alen);
     [DllImport("libc", SetLastError = true)] public static extern nint recvfrom(int fd, void* buf, nuint len, int flags, void* addr, void* alen);
-    [DllImport("libc", SetLastError = true)] public static extern int ioctl(int fd, ulong req, void* arg);
-    [DllImport("libc", SetLastError = true)] public static extern int flock(int fd, int op);
-    [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
     [DllImport("libc", SetLastError = true)] public static extern nint write(int fd, void* buf, nuint len);
     [DllImport("libc", SetLastError = true)] public static extern int ftruncate(int fd, long len);
     [DllImport("libc", SetLastError = true)] public static extern uint if_nametoindex([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
