@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Softnet.Capture;
+using Softnet.Capture.Generator;
+using Softnet.Pipeline;
+using Softnet.Telemetry;
+
+namespace Softnet.Bench;
+
+/// <summary>
+/// `bench replay`: what `softnet replay FILE --rate max` does (file → reader → port → ring → NAPI → skb → GRO →
+/// decode, deterministic, on one core) on generated captures of 64-byte and 1514-byte frames, each at least four
+/// times the last-level cache so that the frames come from memory, not cache; beside it, in the same run,
+/// `tcpdump -r FILE -w /dev/null` on the same files and the machine's memcpy bandwidth.
+/// </summary>
+public static class ReplayBench
+{
+    /// <summary>Frame sizes measured, as the JSON names them.</summary>
+    internal static readonly int[] FrameSizes = [64, 1514];
+
+    public static int Run(BenchArgs args)
+    {
+        var (llc, llcSource) = LastLevelCacheBytes();
+        long fileBytes = 4 * llc;
+        Console.WriteLine($"replay: last-level cache {llc >> 20} MiB ({llcSource}); captures of {fileBytes >> 20} MiB each");
+        var r = Measure(fileBytes, args.Seconds, Path.GetTempPath());
+        r.Print();
+        if (args.Json is not null)
+        {
+            using var f = File.Create(args.Json);
+            r.WriteJson(f, llc, llcSource);
+        }
+        return 0;
+    }
+
+    /// <summary>One frame size's figures.</summary>
+    internal sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
+        double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs);
+
+    internal sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
+    {
+        public SizeResult Of(int frameLength) => Sizes.First(s => s.FrameLength == frameLength);
+
+        /// <summary>Frame bytes per second through the whole path at 1514 bytes.</summary>
+        public double SoftnetGBytesPerSecond
+        {
+            get
+            {
+                var s = Of(1514);
+                return s.SoftnetPps * s.FrameBytes / s.Packets / 1e9;
+            }
+        }
+
+        public double AllocPerPacket => Sizes.Max(s => s.AllocPerPacket);
+
+        public void Print()
+        {
+            Console.WriteLine($"{"frames",-8} {"softnet",12} {"streamed",12} {"reader only",12} {"tcpdump -r",12} {"driver",9} {"stack",9} {"alloc",9}");
+            foreach (var s in Sizes)
+                Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.StreamedPps / 1e6,7:F2} Mpps {s.ReaderPps / 1e6,7:F2} Mpps " +
+                                  $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.DriverNs,6:F0} ns {s.StackNs,6:F0} ns {s.AllocPerPacket,5:F2} B/p");
+            Console.WriteLine($"softnet at 1514 B: {SoftnetGBytesPerSecond:F2} GB/s of frames; memcpy {MemcpyGBytesPerSecond:F2} GB/s ({SoftnetGBytesPerSecond / MemcpyGBytesPerSecond:P0})");
+        }
+
+        public void WriteJson(Stream stream, long llc, string llcSource)
+        {
+            using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteString("command", "softnet replay FILE --rate max (deterministic, GRO linux, one core)");
+            w.WriteNumber("llc_bytes", llc);
+            w.WriteString("llc_source", llcSource);
+            Sized(w, "file_bytes", s => s.FileBytes);
+            Sized(w, "packets", s => s.Packets);
+            Sized(w, "softnet_pps", s => Math.Round(s.SoftnetPps));
+            Sized(w, "tcpdump_pps", s => double.IsNaN(s.TcpdumpPps) ? null : Math.Round(s.TcpdumpPps));
+            Sized(w, "softnet_streamed_pps", s => Math.Round(s.StreamedPps));
+            Sized(w, "reader_pps", s => Math.Round(s.ReaderPps));
+            Sized(w, "driver_ns_per_packet", s => Math.Round(s.DriverNs, 1));
+            Sized(w, "stack_ns_per_packet", s => Math.Round(s.StackNs, 1));
+            w.WriteNumber("softnet_gbytes_per_s", Math.Round(SoftnetGBytesPerSecond, 3));
+            w.WriteNumber("memcpy_gbytes_per_s", Math.Round(MemcpyGBytesPerSecond, 3));
+            w.WriteNumber("memcpy_fraction_1514", Math.Round(SoftnetGBytesPerSecond / MemcpyGBytesPerSecond, 3));
+            w.WriteNumber("alloc_bytes_per_packet", Math.Round(AllocPerPacket, 3));
+            w.WriteEndObject();
+        }
+
+        private void Sized(Utf8JsonWriter w, string name, Func<SizeResult, double?> value)
+        {
+            w.WriteStartObject(name);
+            foreach (var s in Sizes)
+            {
+                if (value(s) is { } v) w.WriteNumber($"frames_{s.FrameLength}", v);
+                else w.WriteNull($"frames_{s.FrameLength}");
+            }
+            w.WriteEndObject();
+        }
+    }
+
+    /// <summary>Generates a capture of about <paramref name="fileBytes"/> per frame size in <paramref name="dir"/>, measures
+    /// it and deletes it.</summary>
+    internal static Result Measure(long fileBytes, double seconds, string dir)
+    {
+        var sizes = new List<SizeResult>();
+        foreach (int frameLength in FrameSizes)
+        {
+            string path = Path.Combine(dir, $"softnet-bench-replay-{frameLength}-{Environment.ProcessId}.pcap");
+            try
+            {
+                Generate(path, frameLength, fileBytes);
+                sizes.Add(MeasureFile(path, frameLength, seconds));
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+        // The copy the memory bus allows one core, over buffers as large as a capture (at most 1 GiB).
+        double memcpy = PipelineBench.MemcpyGBytesPerSecond(Math.Min(seconds, 1), (int)Math.Clamp(fileBytes, 64 << 20, 1L << 30));
+        return new Result(sizes, memcpy);
+    }
+
+    /// <summary>UDP frames of exactly <paramref name="frameLength"/> bytes (8 streams, at line rate), enough of them
+    /// to make a pcap file of at least <paramref name="fileBytes"/>.</summary>
+    internal static void Generate(string path, int frameLength, long fileBytes)
+    {
+        const int headers = 14 + 20 + 8;
+        int payload = frameLength - headers;
+        long frames = (fileBytes + PcapRecord + frameLength - 1) / (PcapRecord + frameLength);
+        var gen = new TrafficGenerator(new GeneratorOptions
+        {
+            Streams = 8,
+            Protocol = TrafficProtocol.Udp,
+            Mss = payload,
+            Bytes = frames * payload,
+            Rate = Capture.Rate.Max,
+            Seed = 1,
+        });
+        using var w = CaptureWriter.Create(path, LinkType.Ethernet);
+        gen.WriteTo(w);
+    }
+
+    private const int PcapRecord = 16;
+
+    private static SizeResult MeasureFile(string path, int frameLength, double seconds)
+    {
+        long fileBytes = new FileInfo(path).Length;
+        // Warm-up: the JIT tiers the path up, and the file is in the page cache (as a user's second run has it).
+        ReplayOnce(path, streamed: false);
+        var best = ReplayOnce(path, streamed: false);
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < seconds / 4)
+        {
+            var again = ReplayOnce(path, streamed: false);
+            if (again.Pps > best.Pps) best = again;
+        }
+        var streamed = ReplayOnce(path, streamed: true);
+        streamed = Max(streamed, ReplayOnce(path, streamed: true));
+        double reader = Math.Max(ReadOnly(path), ReadOnly(path));
+        double tcpdump = Math.Max(Tcpdump(path, best.Packets), Tcpdump(path, best.Packets));
+        return new SizeResult(frameLength, fileBytes, best.Packets, best.Bytes, best.Pps, streamed.Pps, reader, tcpdump,
+            best.AllocPerPacket, best.DriverNs, best.StackNs);
+    }
+
+    private static RunFigures Max(RunFigures a, RunFigures b) => a.Pps >= b.Pps ? a : b;
+
+    private readonly record struct RunFigures(long Packets, long Bytes, double Pps, double AllocPerPacket, double DriverNs, double StackNs);
+
+    /// <summary>One `softnet replay FILE --rate max`, timed from open to close. The allocation per packet is the
+    /// marginal one: bytes allocated between the first progress point and the end, over the packets in between (the
+    /// NIC's rings and pools are set up once per run).</summary>
+    private static RunFigures ReplayOnce(string path, bool streamed)
+    {
+        long allocAtMark = -1, packetsAtMark = 0;
+        var options = new ReplayOptions
+        {
+            Rate = Capture.Rate.Max,
+            ProgressEvery = 1 << 14,
+            Progress = (packets, _) =>
+            {
+                if (allocAtMark >= 0) return;
+                allocAtMark = GC.GetAllocatedBytesForCurrentThread();
+                packetsAtMark = packets;
+            },
+        };
+        var pipeline = new ReplayPipeline(options);
+        long t0 = Stopwatch.GetTimestamp();
+        ReplayReport report;
+        using (var reader = streamed
+                   ? CaptureReader.Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
+                   : CaptureReader.Open(path))
+            report = pipeline.Run(reader, path);
+        double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        long allocEnd = GC.GetAllocatedBytesForCurrentThread();
+        if (report.CaptureError is not null) throw new InvalidOperationException(report.CaptureError);
+        double alloc = allocAtMark < 0 || report.PacketsIn == packetsAtMark ? 0 : (double)(allocEnd - allocAtMark) / (report.PacketsIn - packetsAtMark);
+        double driver = 0, stack = 0;
+        if (pipeline.Nic is { } nic)
+        {
+            long ticks = 0, stackTicks = 0, sampled = 0;
+            foreach (var q in nic.Queues) { ticks += q.PollTicks; stackTicks += q.StackTicks; sampled += q.SampledPackets; }
+            if (sampled > 0)
+            {
+                double nsPerTick = 1e9 / Stopwatch.Frequency;
+                driver = (ticks - stackTicks) * nsPerTick / sampled;
+                stack = stackTicks * nsPerTick / sampled;
+            }
+        }
+        return new RunFigures(report.PacketsIn, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
+    }
+
+    /// <summary>The reader alone: every frame read and its first and last byte touched, as the port's copy would.</summary>
+    private static double ReadOnly(string path)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        long n = 0, acc = 0;
+        using (var reader = CaptureReader.Open(path))
+        {
+            while (reader.TryRead(out _, out var frame))
+            {
+                n++;
+                acc += frame[0] + frame[^1];
+            }
+        }
+        double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        GC.KeepAlive(acc);
+        return n / s;
+    }
+
+    /// <summary>`tcpdump -r FILE -w /dev/null` timed on the wall clock (its start-up included); NaN without tcpdump.</summary>
+    internal static double Tcpdump(string path, long packets)
+    {
+        var psi = new ProcessStartInfo("tcpdump") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "-r", path, "-w", "/dev/null" }) psi.ArgumentList.Add(a);
+        try
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            using var p = Process.Start(psi)!;
+            p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            return p.ExitCode == 0 ? packets / s : double.NaN;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return double.NaN; // not installed
+        }
+    }
+
+    /// <summary>The last-level cache of CPU 0 from sysfs (the highest cache level listed). Virtual machines often list
+    /// none; then 32 MiB, a current server's L3 slice per core complex, is assumed and said so.</summary>
+    internal static (long Bytes, string Source) LastLevelCacheBytes()
+    {
+        const string dir = "/sys/devices/system/cpu/cpu0/cache";
+        long best = 0;
+        int bestLevel = -1;
+        if (Directory.Exists(dir))
+        {
+            foreach (var index in Directory.GetDirectories(dir, "index*"))
+            {
+                try
+                {
+                    int level = int.Parse(File.ReadAllText(Path.Combine(index, "level")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                    long size = Units.ParseBytes(File.ReadAllText(Path.Combine(index, "size")).Trim());
+                    if (level > bestLevel) (bestLevel, best) = (level, size);
+                }
+                catch (Exception e) when (e is IOException or FormatException or ArgumentException) { }
+            }
+        }
+        return best > 0 ? (best, $"{dir}/index L{bestLevel}") : (32L << 20, $"assumed: {dir} lists no caches");
+    }
+}
