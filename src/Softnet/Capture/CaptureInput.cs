@@ -70,6 +70,32 @@ internal abstract unsafe class CaptureInput : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte* PointerAhead(int ahead) => (uint)ahead < (uint)(WinEnd - WinStart) ? Window + WinStart + ahead : null;
 
+    /// <summary>Bytes ahead of the read position <see cref="PrefetchAhead"/> keeps in flight: enough lines that a miss started
+    /// there lands before the parser (and the port's copy) gets to it, at memory latency times the rate they consume.</summary>
+    public const int PrefetchDistance = 8192;
+
+    /// <summary>Set by inputs whose bytes come cold from memory (a mapping); a stream's buffer was just written by read(2).</summary>
+    protected bool ColdBytes;
+    private long _prefetchedTo; // file offset up to which every line has been prefetched
+
+    /// <summary>
+    /// Prefetches every cache line from where the last call stopped to <see cref="PrefetchDistance"/> bytes past the read
+    /// position (within the window). The parser's loads form a chain (each record's length gives the next record's
+    /// place), so without this every record header would be a full memory miss; issued by address, the misses overlap.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchAhead()
+    {
+        if (!ColdBytes || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        long target = Math.Min(Consumed + PrefetchDistance, Consumed + (WinEnd - WinStart));
+        long from = Math.Max(_prefetchedTo, Consumed);
+        if (from >= target) return;
+        byte* p = Window + WinStart + (from - Consumed);
+        byte* end = Window + WinStart + (target - Consumed);
+        for (; p < end; p += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p);
+        _prefetchedTo = target;
+    }
+
     /// <summary>Consumes <paramref name="count"/> bytes already made available.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Advance(int count)

@@ -31,6 +31,7 @@ internal sealed unsafe class MappedCaptureInput : CaptureInput
         _page = Environment.SystemPageSize;
         // At least a few pages, whole pages, and within an int (spans are int-indexed).
         _windowBytes = (int)Math.Clamp((long)windowBytes / _page * _page, 4L * _page, 1L << 30);
+        ColdBytes = true;
     }
 
     /// <summary>Maps <paramref name="fs"/> (which it then owns) or returns null when the stream cannot be mapped: not a

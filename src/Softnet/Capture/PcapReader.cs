@@ -104,6 +104,7 @@ public sealed class PcapReader : ICaptureReader
         meta = default;
         data = default;
         long at = _in.Position;
+        _in.PrefetchAhead();
         if (!_in.Ensure(RecordHeaderLength))
         {
             if (_in.Available == 0) return false;

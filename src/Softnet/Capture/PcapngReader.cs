@@ -80,6 +80,7 @@ public sealed class PcapngReader : ICaptureReader
         while (true)
         {
             long at = _in.Position;
+            _in.PrefetchAhead();
             if (!_in.Ensure(8))
             {
                 if (_in.Available == 0) return false;
