@@ -16,7 +16,7 @@ namespace Softnet.Bench;
 public static class ReplayBench
 {
     /// <summary>Frame sizes measured, as the JSON names them.</summary>
-    internal static readonly int[] FrameSizes = [64, 1514];
+    public static readonly int[] FrameSizes = [64, 1514];
 
     public static int Run(BenchArgs args)
     {
@@ -36,10 +36,10 @@ public static class ReplayBench
     }
 
     /// <summary>One frame size's figures.</summary>
-    internal sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
-        double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs);
+    public sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
+        double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction);
 
-    internal sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
+    public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
     {
         public SizeResult Of(int frameLength) => Sizes.First(s => s.FrameLength == frameLength);
 
@@ -77,6 +77,7 @@ public static class ReplayBench
             Sized(w, "tcpdump_pps", s => double.IsNaN(s.TcpdumpPps) ? null : Math.Round(s.TcpdumpPps));
             Sized(w, "softnet_streamed_pps", s => Math.Round(s.StreamedPps));
             Sized(w, "reader_pps", s => Math.Round(s.ReaderPps));
+            Sized(w, "delivered_fraction", s => Math.Round(s.DeliveredFraction, 6));
             Sized(w, "driver_ns_per_packet", s => Math.Round(s.DriverNs, 1));
             Sized(w, "stack_ns_per_packet", s => Math.Round(s.StackNs, 1));
             w.WriteNumber("softnet_gbytes_per_s", Math.Round(SoftnetGBytesPerSecond, 3));
@@ -100,7 +101,7 @@ public static class ReplayBench
 
     /// <summary>Generates a capture of about <paramref name="fileBytes"/> per frame size in <paramref name="dir"/>, measures
     /// it and deletes it.</summary>
-    internal static Result Measure(long fileBytes, double seconds, string dir, int[]? frameSizes = null)
+    public static Result Measure(long fileBytes, double seconds, string dir, int[]? frameSizes = null)
     {
         var sizes = new List<SizeResult>();
         foreach (int frameLength in frameSizes ?? FrameSizes)
@@ -123,14 +124,16 @@ public static class ReplayBench
 
     /// <summary>UDP frames of exactly <paramref name="frameLength"/> bytes (8 streams, at line rate), enough of them
     /// to make a pcap file of at least <paramref name="fileBytes"/>.</summary>
-    internal static void Generate(string path, int frameLength, long fileBytes)
+    public static void Generate(string path, int frameLength, long fileBytes)
     {
         const int headers = 14 + 20 + 8;
         int payload = frameLength - headers;
+        const int streams = 8;
         long frames = (fileBytes + PcapRecord + frameLength - 1) / (PcapRecord + frameLength);
+        frames = (frames + streams - 1) / streams * streams; // whole datagrams in every stream: none shorter
         var gen = new TrafficGenerator(new GeneratorOptions
         {
-            Streams = 8,
+            Streams = streams,
             Protocol = TrafficProtocol.Udp,
             Mss = payload,
             Bytes = frames * payload,
@@ -163,12 +166,12 @@ public static class ReplayBench
         double reader = Math.Max(ReadOnly(path), ReadOnly(path));
         double tcpdump = Math.Max(Tcpdump(path, best.Packets), Tcpdump(path, best.Packets));
         return new SizeResult(frameLength, fileBytes, best.Packets, best.Bytes, best.Pps, streamed.Pps, reader, tcpdump,
-            best.AllocPerPacket, best.DriverNs, best.StackNs);
+            best.AllocPerPacket, best.DriverNs, best.StackNs, best.Packets == 0 ? 0 : (double)best.Delivered / best.Packets);
     }
 
     private static RunFigures Max(RunFigures a, RunFigures b) => a.Pps >= b.Pps ? a : b;
 
-    private readonly record struct RunFigures(long Packets, long Bytes, double Pps, double AllocPerPacket, double DriverNs, double StackNs);
+    private readonly record struct RunFigures(long Packets, long Delivered, long Bytes, double Pps, double AllocPerPacket, double DriverNs, double StackNs);
 
     /// <summary>One `softnet replay FILE --rate max`, timed from open to close. The allocation per packet is the
     /// marginal one: bytes allocated between the first progress point and the end, over the packets in between (the
@@ -209,7 +212,7 @@ public static class ReplayBench
                 stack = stackTicks * nsPerTick / sampled;
             }
         }
-        return new RunFigures(report.PacketsIn, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
+        return new RunFigures(report.PacketsIn, report.Delivered, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
     }
 
     private static int ReaderOnly(long fileBytes)
