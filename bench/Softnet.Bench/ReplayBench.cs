@@ -8,10 +8,14 @@ using Softnet.Telemetry;
 namespace Softnet.Bench;
 
 /// <summary>
-/// `bench replay`: what `softnet replay FILE --rate max` does (file → reader → port → ring → NAPI → skb → GRO →
-/// decode, deterministic, on one core) on generated captures of 64-byte and 1514-byte frames, each at least four
-/// times the last-level cache so that the frames come from memory, not cache; beside it, in the same run,
-/// `tcpdump -r FILE -w /dev/null` on the same files and the machine's memcpy bandwidth.
+/// `bench replay`: what `softnet replay FILE` does (file → reader → port → ring → NAPI → skb → GRO → decode, deterministic,
+/// on one core) on generated captures of 64-byte and 1514-byte UDP frames at 10 Gbit/s line rate, each at least four times
+/// the last-level cache so that the frames come from memory, not cache; beside it, in the same run, `tcpdump -r FILE -w
+/// /dev/null` on the same files and the machine's memcpy bandwidth. Also timed: the same replay with GRO off, with the
+/// streaming reader (read(2) into a buffer: the reader before the mapping), the reader alone, and `--mode threaded --rate
+/// max` (the port as fast as it reads; what NAPI cannot take is dropped at the ring). The softnet figure is the
+/// deterministic one on the capture's clock: in deterministic mode `--rate max` puts every frame at one instant, so the
+/// ring takes 1023 and drops the rest, which would time the drop path.
 /// </summary>
 public static class ReplayBench
 {
@@ -37,7 +41,8 @@ public static class ReplayBench
 
     /// <summary>One frame size's figures.</summary>
     public sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
-        double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction);
+        double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction,
+        double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction);
 
     public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
     {
@@ -57,10 +62,12 @@ public static class ReplayBench
 
         public void Print()
         {
-            Console.WriteLine($"{"frames",-8} {"softnet",12} {"streamed",12} {"reader only",12} {"tcpdump -r",12} {"driver",9} {"stack",9} {"alloc",9}");
+            Console.WriteLine($"{"frames",-8} {"softnet",12} {"streamed",12} {"gro off",12} {"rate max thr",12} {"reader only",12} {"tcpdump -r",12} {"alloc",9}");
             foreach (var s in Sizes)
-                Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.StreamedPps / 1e6,7:F2} Mpps {s.ReaderPps / 1e6,7:F2} Mpps " +
-                                  $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.DriverNs,6:F0} ns {s.StackNs,6:F0} ns {s.AllocPerPacket,5:F2} B/p");
+                Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.StreamedPps / 1e6,7:F2} Mpps {s.GroOffPps / 1e6,7:F2} Mpps " +
+                                  $"{s.RateMaxPps / 1e6,7:F2} Mpps {s.ReaderPps / 1e6,7:F2} Mpps " +
+                                  $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.AllocPerPacket,5:F2} B/p" +
+                                  $"  (delivered {s.DeliveredFraction:P1}; threaded rate max delivered {s.RateMaxDeliveredFraction:P1})");
             Console.WriteLine($"softnet at 1514 B: {SoftnetGBytesPerSecond:F2} GB/s of frames; memcpy {MemcpyGBytesPerSecond:F2} GB/s ({SoftnetGBytesPerSecond / MemcpyGBytesPerSecond:P0})");
         }
 
@@ -68,7 +75,7 @@ public static class ReplayBench
         {
             using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
-            w.WriteString("command", "softnet replay FILE --rate max (deterministic, GRO linux, one core)");
+            w.WriteString("command", "softnet replay FILE (deterministic, capture clock at 10 Gbit/s line rate, GRO linux, one core)");
             w.WriteNumber("llc_bytes", llc);
             w.WriteString("llc_source", llcSource);
             Sized(w, "file_bytes", s => s.FileBytes);
@@ -78,8 +85,12 @@ public static class ReplayBench
             Sized(w, "softnet_streamed_pps", s => Math.Round(s.StreamedPps));
             Sized(w, "reader_pps", s => Math.Round(s.ReaderPps));
             Sized(w, "delivered_fraction", s => Math.Round(s.DeliveredFraction, 6));
-            Sized(w, "driver_ns_per_packet", s => Math.Round(s.DriverNs, 1));
-            Sized(w, "stack_ns_per_packet", s => Math.Round(s.StackNs, 1));
+            Sized(w, "softnet_gro_off_pps", s => Math.Round(s.GroOffPps));
+            Sized(w, "softnet_threaded_rate_max_pps", s => Math.Round(s.RateMaxPps));
+            Sized(w, "threaded_rate_max_delivered_fraction", s => Math.Round(s.RateMaxDeliveredFraction, 6));
+            // The NAPI poll's own sampled timing (RxQueue.PollTicks/StackTicks): one poll in 16, clock reads included.
+            Sized(w, "sampled_driver_ns_per_packet", s => Math.Round(s.DriverNs, 1));
+            Sized(w, "sampled_stack_ns_per_packet", s => Math.Round(s.StackNs, 1));
             w.WriteNumber("softnet_gbytes_per_s", Math.Round(SoftnetGBytesPerSecond, 3));
             w.WriteNumber("memcpy_gbytes_per_s", Math.Round(MemcpyGBytesPerSecond, 3));
             w.WriteNumber("memcpy_fraction_1514", Math.Round(SoftnetGBytesPerSecond / MemcpyGBytesPerSecond, 3));
@@ -163,11 +174,18 @@ public static class ReplayBench
         }
         var streamed = ReplayOnce(path, streamed: true);
         streamed = Max(streamed, ReplayOnce(path, streamed: true));
+        var groOff = Max(ReplayOnce(path, false, gro: false), ReplayOnce(path, false, gro: false));
+        // `softnet replay FILE --mode threaded --rate max`: the port on one CPU writes as fast as it reads, NAPI polls on
+        // the other (in deterministic mode --rate max puts every frame at one instant: the ring takes 1023 and drops the
+        // rest, which times nothing).
+        var rateMax = Max(ReplayOnce(path, false, threadedRateMax: true), ReplayOnce(path, false, threadedRateMax: true));
         double reader = Math.Max(ReadOnly(path), ReadOnly(path));
         double tcpdump = Math.Max(Tcpdump(path, best.Packets), Tcpdump(path, best.Packets));
         return new SizeResult(frameLength, fileBytes, best.Packets, best.Bytes, best.Pps, streamed.Pps, reader, tcpdump,
-            best.AllocPerPacket, best.DriverNs, best.StackNs, best.Packets == 0 ? 0 : (double)best.Delivered / best.Packets);
+            best.AllocPerPacket, best.DriverNs, best.StackNs, Fraction(best), groOff.Pps, rateMax.Pps, Fraction(rateMax));
     }
+
+    private static double Fraction(RunFigures r) => r.Packets == 0 ? 0 : (double)r.Delivered / r.Packets;
 
     private static RunFigures Max(RunFigures a, RunFigures b) => a.Pps >= b.Pps ? a : b;
 
@@ -176,11 +194,14 @@ public static class ReplayBench
     /// <summary>One `softnet replay FILE --rate max`, timed from open to close. The allocation per packet is the
     /// marginal one: bytes allocated between the first progress point and the end, over the packets in between (the
     /// NIC's rings and pools are set up once per run).</summary>
-    private static RunFigures ReplayOnce(string path, bool streamed)
+    private static RunFigures ReplayOnce(string path, bool streamed, bool gro = true, bool threadedRateMax = false)
     {
         long allocAtMark = -1, packetsAtMark = 0;
         var options = new ReplayOptions
         {
+            Gro = gro ? new Gro.GroOptions() : null,
+            Mode = threadedRateMax ? ReplayMode.Threaded : ReplayMode.Deterministic,
+            Rate = threadedRateMax ? Capture.Rate.Max : null,
             ProgressEvery = 1 << 14,
             Progress = (packets, _) =>
             {
