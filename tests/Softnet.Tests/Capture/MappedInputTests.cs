@@ -146,6 +146,37 @@ public class MappedInputTests
         Assert.True(files > 0);
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int mkfifo(string path, uint mode);
+
+    [SkippableFact]
+    public void A_fifo_is_streamed_to_the_same_frames()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "mkfifo is Linux's");
+        var file = Generated(".pcapng", 100_000);
+        string path = TempFile(".fifo");
+        Assert.Equal(0, mkfifo(path, Convert.ToUInt32("600", 8)));
+        try
+        {
+            // The writer blocks in open until the reader opens the other end.
+            var writer = Task.Run(() => File.WriteAllBytes(path, file));
+            (List<ReadFrame> Frames, CaptureFormatException? Error) got;
+            CaptureInputInfo info;
+            using (var r = CaptureReader.Open(path))
+            {
+                got = ReadAll(r);
+                info = ((PcapngReader)r).Input;
+            }
+            writer.Wait(TimeSpan.FromSeconds(30));
+            Assert.False(info.Mapped);
+            AssertSame(Streamed(file), (got.Frames, got.Error?.Message, got.Error?.Offset ?? -1), "fifo");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void Empty_file_and_pipes_are_streamed()
     {
