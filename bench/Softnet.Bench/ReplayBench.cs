@@ -42,7 +42,7 @@ public static class ReplayBench
     /// <summary>One frame size's figures.</summary>
     public sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
         double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction,
-        double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction);
+        double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction, double MapPps, double CopyPps, string AutoAccess);
 
     public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
     {
@@ -62,12 +62,13 @@ public static class ReplayBench
 
         public void Print()
         {
-            Console.WriteLine($"{"frames",-8} {"softnet",12} {"streamed",12} {"gro off",12} {"rate max thr",12} {"reader only",12} {"tcpdump -r",12} {"alloc",9}");
+            Console.WriteLine($"{"frames",-8} {"softnet",12} {"mapped",12} {"pread",12} {"streamed",12} {"gro off",12} {"rate max thr",12} {"reader only",12} {"tcpdump -r",12} {"alloc",9}");
             foreach (var s in Sizes)
-                Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.StreamedPps / 1e6,7:F2} Mpps {s.GroOffPps / 1e6,7:F2} Mpps " +
+                Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.MapPps / 1e6,7:F2} Mpps {s.CopyPps / 1e6,7:F2} Mpps " +
+                                  $"{s.StreamedPps / 1e6,7:F2} Mpps {s.GroOffPps / 1e6,7:F2} Mpps " +
                                   $"{s.RateMaxPps / 1e6,7:F2} Mpps {s.ReaderPps / 1e6,7:F2} Mpps " +
                                   $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.AllocPerPacket,5:F2} B/p" +
-                                  $"  (delivered {s.DeliveredFraction:P1}; threaded rate max delivered {s.RateMaxDeliveredFraction:P1})");
+                                  $"  (auto chose {s.AutoAccess}; delivered {s.DeliveredFraction:P1}; threaded rate max delivered {s.RateMaxDeliveredFraction:P1})");
             Console.WriteLine($"softnet at 1514 B: {SoftnetGBytesPerSecond:F2} GB/s of frames; memcpy {MemcpyGBytesPerSecond:F2} GB/s ({SoftnetGBytesPerSecond / MemcpyGBytesPerSecond:P0})");
         }
 
@@ -82,7 +83,12 @@ public static class ReplayBench
             Sized(w, "packets", s => s.Packets);
             Sized(w, "softnet_pps", s => Math.Round(s.SoftnetPps));
             Sized(w, "tcpdump_pps", s => double.IsNaN(s.TcpdumpPps) ? null : Math.Round(s.TcpdumpPps));
+            Sized(w, "softnet_mapped_pps", s => Math.Round(s.MapPps));
+            Sized(w, "softnet_pread_pps", s => Math.Round(s.CopyPps));
             Sized(w, "softnet_streamed_pps", s => Math.Round(s.StreamedPps));
+            w.WriteStartObject("auto_access");
+            foreach (var s in Sizes) w.WriteString($"frames_{s.FrameLength}", s.AutoAccess);
+            w.WriteEndObject();
             Sized(w, "reader_pps", s => Math.Round(s.ReaderPps));
             Sized(w, "delivered_fraction", s => Math.Round(s.DeliveredFraction, 6));
             Sized(w, "softnet_gro_off_pps", s => Math.Round(s.GroOffPps));
@@ -164,37 +170,43 @@ public static class ReplayBench
     {
         long fileBytes = new FileInfo(path).Length;
         // Warm-up: the JIT tiers the path up, and the file is in the page cache (as a user's second run has it).
-        ReplayOnce(path, streamed: false);
-        var best = ReplayOnce(path, streamed: false);
+        ReplayOnce(path, Input.Auto);
+        var best = ReplayOnce(path, Input.Auto);
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed.TotalSeconds < seconds / 4)
         {
-            var again = ReplayOnce(path, streamed: false);
+            var again = ReplayOnce(path, Input.Auto);
             if (again.Pps > best.Pps) best = again;
         }
-        var streamed = ReplayOnce(path, streamed: true);
-        streamed = Max(streamed, ReplayOnce(path, streamed: true));
-        var groOff = Max(ReplayOnce(path, false, gro: false), ReplayOnce(path, false, gro: false));
+        var streamed = Max(ReplayOnce(path, Input.Streamed), ReplayOnce(path, Input.Streamed));
+        var mapped = Max(ReplayOnce(path, Input.Map), ReplayOnce(path, Input.Map));
+        var copied = Max(ReplayOnce(path, Input.Copy), ReplayOnce(path, Input.Copy));
+        var groOff = Max(ReplayOnce(path, Input.Auto, gro: false), ReplayOnce(path, Input.Auto, gro: false));
         // `softnet replay FILE --mode threaded --rate max`: the port on one CPU writes as fast as it reads, NAPI polls on
         // the other (in deterministic mode --rate max puts every frame at one instant: the ring takes 1023 and drops the
         // rest, which times nothing).
-        var rateMax = Max(ReplayOnce(path, false, threadedRateMax: true), ReplayOnce(path, false, threadedRateMax: true));
+        var rateMax = Max(ReplayOnce(path, Input.Auto, threadedRateMax: true), ReplayOnce(path, Input.Auto, threadedRateMax: true));
         double reader = Math.Max(ReadOnly(path), ReadOnly(path));
         double tcpdump = Math.Max(Tcpdump(path, best.Packets), Tcpdump(path, best.Packets));
         return new SizeResult(frameLength, fileBytes, best.Packets, best.Bytes, best.Pps, streamed.Pps, reader, tcpdump,
-            best.AllocPerPacket, best.DriverNs, best.StackNs, Fraction(best), groOff.Pps, rateMax.Pps, Fraction(rateMax));
+            best.AllocPerPacket, best.DriverNs, best.StackNs, Fraction(best), groOff.Pps, rateMax.Pps, Fraction(rateMax),
+            mapped.Pps, copied.Pps, best.Mapped ? "map" : "pread");
     }
 
     private static double Fraction(RunFigures r) => r.Packets == 0 ? 0 : (double)r.Delivered / r.Packets;
 
     private static RunFigures Max(RunFigures a, RunFigures b) => a.Pps >= b.Pps ? a : b;
 
-    private readonly record struct RunFigures(long Packets, long Delivered, long Bytes, double Pps, double AllocPerPacket, double DriverNs, double StackNs);
+    /// <summary>The reader under test: the default (mapped unless mapping does not pay), forced mapping, forced pread into a
+    /// small buffer, or the streaming reader (a FileStream read into a 64 KiB buffer: the only reader before the mapping).</summary>
+    private enum Input { Auto, Map, Copy, Streamed }
+
+    private readonly record struct RunFigures(bool Mapped, long Packets, long Delivered, long Bytes, double Pps, double AllocPerPacket, double DriverNs, double StackNs);
 
     /// <summary>One `softnet replay FILE --rate max`, timed from open to close. The allocation per packet is the
     /// marginal one: bytes allocated between the first progress point and the end, over the packets in between (the
     /// NIC's rings and pools are set up once per run).</summary>
-    private static RunFigures ReplayOnce(string path, bool streamed, bool gro = true, bool threadedRateMax = false)
+    private static RunFigures ReplayOnce(string path, Input input, bool gro = true, bool threadedRateMax = false)
     {
         long allocAtMark = -1, packetsAtMark = 0;
         var options = new ReplayOptions
@@ -213,10 +225,18 @@ public static class ReplayBench
         var pipeline = new ReplayPipeline(options);
         long t0 = Stopwatch.GetTimestamp();
         ReplayReport report;
-        using (var reader = streamed
-                   ? CaptureReader.Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
-                   : CaptureReader.Open(path))
+        bool mapped;
+        using (var reader = input switch
+               {
+                   Input.Streamed => CaptureReader.Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0)),
+                   Input.Map => CaptureReader.Open(path, access: CaptureFileAccess.Map),
+                   Input.Copy => CaptureReader.Open(path, access: CaptureFileAccess.Copy),
+                   _ => CaptureReader.Open(path),
+               })
+        {
             report = pipeline.Run(reader, path);
+            mapped = ((PcapReader)reader).Input.Mapped;
+        }
         double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         long allocEnd = GC.GetAllocatedBytesForCurrentThread();
         if (report.CaptureError is not null) throw new InvalidOperationException(report.CaptureError);
@@ -233,7 +253,7 @@ public static class ReplayBench
                 stack = stackTicks * nsPerTick / sampled;
             }
         }
-        return new RunFigures(report.PacketsIn, report.Delivered, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
+        return new RunFigures(mapped, report.PacketsIn, report.Delivered, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
     }
 
     private static int ReaderOnly(long fileBytes)
@@ -243,7 +263,8 @@ public static class ReplayBench
         {
             Generate(path, 1514, fileBytes);
             for (int i = 0; i < 6; i++)
-                Console.WriteLine($"mapped {ReadOnly(path) / 1e6:F2} Mpps  streamed {ReadOnly(path, streamed: true) / 1e6:F2} Mpps");
+                Console.WriteLine($"auto {ReadOnly(path, Input.Auto) / 1e6:F2} Mpps  mapped {ReadOnly(path, Input.Map) / 1e6:F2} Mpps  " +
+                                  $"pread {ReadOnly(path, Input.Copy) / 1e6:F2} Mpps  streamed {ReadOnly(path, Input.Streamed) / 1e6:F2} Mpps");
         }
         finally
         {
@@ -253,11 +274,17 @@ public static class ReplayBench
     }
 
     /// <summary>The reader alone: every frame read and its first and last byte touched, as the port's copy would.</summary>
-    private static double ReadOnly(string path, bool streamed = false)
+    private static double ReadOnly(string path, Input input = Input.Auto)
     {
         long t0 = Stopwatch.GetTimestamp();
         long n = 0, acc = 0;
-        using (var reader = streamed ? CaptureReader.Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0)) : CaptureReader.Open(path))
+        using (var reader = input switch
+               {
+                   Input.Streamed => CaptureReader.Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0)),
+                   Input.Map => CaptureReader.Open(path, access: CaptureFileAccess.Map),
+                   Input.Copy => CaptureReader.Open(path, access: CaptureFileAccess.Copy),
+                   _ => CaptureReader.Open(path),
+               })
         {
             while (reader.TryRead(out _, out var frame))
             {

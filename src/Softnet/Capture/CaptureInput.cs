@@ -22,13 +22,14 @@ internal abstract unsafe class CaptureInput : IDisposable
     protected int WinEnd;
     protected long Consumed;  // file offset of Window[WinStart]
 
-    /// <summary>Opens a file: mapped when it is a regular, non-empty file that can be mapped, else streamed.</summary>
-    public static CaptureInput OpenFile(string path, int windowBytes = DefaultWindowBytes)
+    /// <summary>Opens a file: a regular, non-empty file through <see cref="MappedCaptureInput"/> (mapped, or copied by
+    /// pread when <paramref name="access"/> says so or mapping does not pay), anything else streamed.</summary>
+    public static CaptureInput OpenFile(string path, int windowBytes = DefaultWindowBytes, CaptureFileAccess access = CaptureFileAccess.Auto)
     {
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
         try
         {
-            if (MappedCaptureInput.TryCreate(fs, windowBytes) is { } mapped) return mapped;
+            if (MappedCaptureInput.TryCreate(fs, windowBytes, access) is { } mapped) return mapped;
         }
         catch
         {

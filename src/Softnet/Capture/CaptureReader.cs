@@ -7,9 +7,10 @@ public static class CaptureReader
 {
     /// <summary>Opens <paramref name="path"/>; the format comes from the magic, not the extension. A regular file is
     /// read through a sliding mapping of <paramref name="windowBytes"/> (frames are spans of the page cache, RSS stays
-    /// bounded); a pipe or FIFO is streamed.</summary>
-    public static ICaptureReader Open(string path, int windowBytes = CaptureInput.DefaultWindowBytes)
-        => Open(CaptureInput.OpenFile(path, windowBytes));
+    /// bounded) unless <paramref name="access"/> asks for copies or, left at Auto, mapped pages prove dearer than
+    /// copies on this machine; a pipe or FIFO is streamed.</summary>
+    public static ICaptureReader Open(string path, int windowBytes = CaptureInput.DefaultWindowBytes, CaptureFileAccess access = CaptureFileAccess.Auto)
+        => Open(CaptureInput.OpenFile(path, windowBytes, access));
 
     /// <summary>Opens a stream (need not be seekable: the magic is read once and kept in the buffer).</summary>
     public static ICaptureReader Open(Stream s, bool ownsStream = true) => Open(new StreamCaptureInput(s, ownsStream));

@@ -7,9 +7,9 @@ using static Softnet.Tests.Capture.CaptureTestKit;
 namespace Softnet.Tests.Capture;
 
 /// <summary>
-/// A file read through the sliding mapping (<see cref="MappedCaptureInput"/>) gives exactly what the same bytes give
-/// streamed: the same frames, and on damage the same error at the same offset. A window of a few pages makes records
-/// and blocks straddle window ends all the time.
+/// A file read through the sliding mapping (<see cref="MappedCaptureInput"/>), or copied out of it by pread, gives exactly
+/// what the same bytes give streamed: the same frames, and on damage the same error at the same offset. A window of a
+/// few pages (and the 256 KiB copy buffer) makes records and blocks straddle window ends all the time.
 /// </summary>
 public class MappedInputTests
 {
@@ -21,11 +21,12 @@ public class MappedInputTests
         return (frames, err?.Message, err?.Offset ?? -1);
     }
 
-    private static (List<ReadFrame> Frames, string? Error, long Offset) Mapped(string path, int window = TinyWindow)
+    private static (List<ReadFrame> Frames, string? Error, long Offset) Mapped(string path, int window = TinyWindow,
+        CaptureFileAccess access = CaptureFileAccess.Map)
     {
         try
         {
-            using var r = CaptureReader.Open(path, window);
+            using var r = CaptureReader.Open(path, window, access);
             var (frames, err) = ReadAll(r);
             return (frames, err?.Message, err?.Offset ?? -1);
         }
@@ -75,32 +76,44 @@ public class MappedInputTests
         }
     }
 
+    public static TheoryData<string, CaptureFileAccess> Formats() => new()
+    {
+        { ".pcap", CaptureFileAccess.Map }, { ".pcapng", CaptureFileAccess.Map },
+        { ".pcap", CaptureFileAccess.Copy }, { ".pcapng", CaptureFileAccess.Copy },
+    };
+
     [Theory]
-    [InlineData(".pcap")]
-    [InlineData(".pcapng")]
-    public void Whole_file_maps_to_the_same_frames(string ext)
+    [MemberData(nameof(Formats))]
+    public void Whole_file_reads_to_the_same_frames(string ext, CaptureFileAccess access)
     {
         var file = Generated(ext, 200_000);
         var expected = Streamed(file);
         Assert.Null(expected.Error);
         Assert.True(expected.Frames.Count > 100);
         foreach (int window in new[] { TinyWindow, 65536, CaptureInput.DefaultWindowBytes })
-            AssertSame(expected, WithFile(file, p => Mapped(p, window)), $"{ext} window {window}");
+            AssertSame(expected, WithFile(file, p => Mapped(p, window, access)), $"{ext} {access} window {window}");
         WithFile(file, p =>
         {
-            using var r = CaptureReader.Open(p, TinyWindow);
+            using var r = CaptureReader.Open(p, TinyWindow, access);
             while (r.TryRead(out _, out _)) { }
             var info = ext == ".pcap" ? ((PcapReader)r).Input : ((PcapngReader)r).Input;
-            Assert.True(info.Mapped);
-            Assert.InRange(info.PeakHeldBytes, 1, TinyWindow);
+            Assert.Equal(access == CaptureFileAccess.Map, info.Mapped);
+            Assert.InRange(info.PeakHeldBytes, 1, access == CaptureFileAccess.Map ? TinyWindow : 256 << 10);
             return 0;
         });
     }
 
+    [Fact]
+    public void Auto_reads_a_large_file_to_the_same_frames_whichever_way_it_chose()
+    {
+        var file = Generated(".pcap", 6 << 20);
+        Assert.True(file.Length > 4 << 20); // large enough to be probed
+        AssertSame(Streamed(file), WithFile(file, p => Mapped(p, 1 << 20, CaptureFileAccess.Auto)), "auto");
+    }
+
     [Theory]
-    [InlineData(".pcap")]
-    [InlineData(".pcapng")]
-    public void Truncated_anywhere_gives_the_streamed_error(string ext)
+    [MemberData(nameof(Formats))]
+    public void Truncated_anywhere_gives_the_streamed_error(string ext, CaptureFileAccess access)
     {
         var file = Generated(ext, 60_000);
         // Every cut in the headers and around window ends, and a spread of cuts elsewhere.
@@ -113,21 +126,20 @@ public class MappedInputTests
         foreach (int cut in cuts)
         {
             var bytes = file[..cut];
-            AssertSame(Streamed(bytes), WithFile(bytes, p => Mapped(p)), $"{ext} cut at {cut}");
+            AssertSame(Streamed(bytes), WithFile(bytes, p => Mapped(p, TinyWindow, access)), $"{ext} {access} cut at {cut}");
         }
     }
 
     [Theory]
-    [InlineData(".pcap")]
-    [InlineData(".pcapng")]
-    public void Damaged_bytes_give_the_streamed_result(string ext)
+    [MemberData(nameof(Formats))]
+    public void Damaged_bytes_give_the_streamed_result(string ext, CaptureFileAccess access)
     {
         var file = Generated(ext, 60_000);
         Gen.Select(Gen.Int[0, file.Length - 1], Gen.Byte).Array[1, 6].Sample(edits =>
         {
             var bad = (byte[])file.Clone();
             foreach (var (pos, value) in edits) bad[pos] = value;
-            AssertSame(Streamed(bad), WithFile(bad, p => Mapped(p)), $"{ext} damaged at {string.Join(',', edits.Select(e => e.Item1))}");
+            AssertSame(Streamed(bad), WithFile(bad, p => Mapped(p, TinyWindow, access)), $"{ext} {access} damaged at {string.Join(',', edits.Select(e => e.Item1))}");
         }, iter: 150);
     }
 
@@ -141,6 +153,7 @@ public class MappedInputTests
             var bytes = File.ReadAllBytes(path);
             if (bytes.Length == 0) continue; // an empty file cannot be mapped and is streamed
             AssertSame(Streamed(bytes), Mapped(path), Path.GetFileName(path));
+            AssertSame(Streamed(bytes), Mapped(path, TinyWindow, CaptureFileAccess.Copy), Path.GetFileName(path) + " (pread)");
             files++;
         }
         Assert.True(files > 0);
