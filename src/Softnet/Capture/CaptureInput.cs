@@ -5,8 +5,8 @@ namespace Softnet.Capture;
 
 /// <summary>
 /// The bytes a capture reader parses, handed out by reference: records are spans of whatever holds the file's bytes
-/// (the mapping of the file, or one reusable buffer for pipes), so a frame costs no allocation and, from a mapped
-/// file, no copy at all until the port's "DMA" into its RX buffer. The reader sees one window of the file at a time:
+/// (the mapping of the file, or one reusable buffer that pread or a pipe's reads fill), so a frame costs no allocation
+/// and, from a mapped file, no copy at all until the port's "DMA" into its RX buffer. The reader sees one window of the file at a time:
 /// <see cref="Peek"/> is valid from <see cref="Ensure"/> until the next <see cref="Ensure"/> or <see cref="Skip"/>.
 /// </summary>
 /// <remarks>The hot path (a record already inside the window) is the inlined test in <see cref="Ensure"/>; moving the

@@ -37,8 +37,8 @@ public static class CaptureReader
     }
 }
 
-/// <summary>How a file reader holds the file: through a mapping (and how much of it at most) or a stream buffer.</summary>
-/// <param name="Mapped">Read through a sliding memory mapping (false: copied out of a stream).</param>
+/// <summary>How a file reader holds the file: through a mapping, or copies in a buffer (and how much of it at most).</summary>
+/// <param name="Mapped">Read through the sliding memory mapping (false: copied, by pread or out of a stream).</param>
 /// <param name="PeakHeldBytes">Most bytes of the file the reader held at once: the largest mapping window, or the
-/// stream buffer.</param>
+/// largest buffer.</param>
 public readonly record struct CaptureInputInfo(bool Mapped, long PeakHeldBytes);

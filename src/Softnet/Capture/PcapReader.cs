@@ -70,7 +70,7 @@ public sealed class PcapReader : ICaptureReader
         }
     }
 
-    /// <summary>Opens a pcap file (mapped when it is a regular file, see <see cref="CaptureReader.Open(string, int)"/>).</summary>
+    /// <summary>Opens a pcap file (mapped when it is a regular file, see <see cref="CaptureReader.Open(string, int, CaptureFileAccess)"/>).</summary>
     public static PcapReader Open(string path) => new(CaptureInput.OpenFile(path));
 
     public IReadOnlyList<CaptureInterface> Interfaces => _interfaces;
