@@ -26,7 +26,7 @@ public static class ReplayBench
     {
         var (llc, llcSource) = LastLevelCacheBytes();
         long fileBytes = 4 * llc;
-        if (args.Case == "reader") return ReaderOnly(fileBytes);
+        if (args.Case == "reader") return ReaderOnly(fileBytes, args.Capture);
         Console.WriteLine($"replay: last-level cache {llc >> 20} MiB ({llcSource}); captures of {fileBytes >> 20} MiB each");
         int[] sizes = args.Case is { } c && int.TryParse(c, out int only) ? [only] : FrameSizes;
         var r = Measure(fileBytes, args.Seconds, Path.GetTempPath(), sizes);
@@ -261,19 +261,25 @@ public static class ReplayBench
         return new RunFigures(mapped, report.PacketsIn, report.Delivered, report.BytesIn, report.PacketsIn / s, alloc, driver, stack);
     }
 
-    private static int ReaderOnly(long fileBytes)
+    /// <summary>`bench replay --case reader [--capture FILE]`: the readers alone, side by side, on FILE or a generated
+    /// capture of 1514-byte frames; and what Auto chose.</summary>
+    private static int ReaderOnly(long fileBytes, string? capture)
     {
-        string path = Path.Combine(Path.GetTempPath(), $"softnet-bench-reader-{Environment.ProcessId}.pcap");
+        string path = capture ?? Path.Combine(Path.GetTempPath(), $"softnet-bench-reader-{Environment.ProcessId}.pcap");
         try
         {
-            Generate(path, 1514, fileBytes);
-            for (int i = 0; i < 6; i++)
+            if (capture is null) Generate(path, 1514, fileBytes);
+            for (int i = 0; i < 4; i++)
+            {
+                using (var probe = CaptureReader.Open(path))
+                    Console.Write($"auto chose {(probe is PcapReader p ? p.Input : ((PcapngReader)probe).Input).Mapped switch { true => "map  ", false => "pread" }}  ");
                 Console.WriteLine($"auto {ReadOnly(path, Input.Auto) / 1e6:F2} Mpps  mapped {ReadOnly(path, Input.Map) / 1e6:F2} Mpps  " +
                                   $"pread {ReadOnly(path, Input.Copy) / 1e6:F2} Mpps  streamed {ReadOnly(path, Input.Streamed) / 1e6:F2} Mpps");
+            }
         }
         finally
         {
-            File.Delete(path);
+            if (capture is null) File.Delete(path);
         }
         return 0;
     }
