@@ -42,7 +42,7 @@ public static class ReplayBench
     /// <summary>One frame size's figures.</summary>
     public sealed record SizeResult(int FrameLength, long FileBytes, long Packets, long FrameBytes, double SoftnetPps,
         double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction,
-        double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction, double MapPps, double CopyPps, string AutoAccess);
+        double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction, double MapPps, double CopyPps, string AutoAccess, double XdpDropPps);
 
     public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
     {
@@ -62,10 +62,10 @@ public static class ReplayBench
 
         public void Print()
         {
-            Console.WriteLine($"{"frames",-8} {"softnet",12} {"mapped",12} {"pread",12} {"streamed",12} {"gro off",12} {"rate max thr",12} {"reader only",12} {"tcpdump -r",12} {"alloc",9}");
+            Console.WriteLine($"{"frames",-8} {"softnet",12} {"mapped",12} {"pread",12} {"streamed",12} {"gro off",12} {"xdp drop",12} {"rate max thr",12} {"reader only",12} {"tcpdump -r",12} {"alloc",9}");
             foreach (var s in Sizes)
                 Console.WriteLine($"{s.FrameLength + " B",-8} {s.SoftnetPps / 1e6,7:F2} Mpps {s.MapPps / 1e6,7:F2} Mpps {s.CopyPps / 1e6,7:F2} Mpps " +
-                                  $"{s.StreamedPps / 1e6,7:F2} Mpps {s.GroOffPps / 1e6,7:F2} Mpps " +
+                                  $"{s.StreamedPps / 1e6,7:F2} Mpps {s.GroOffPps / 1e6,7:F2} Mpps {s.XdpDropPps / 1e6,7:F2} Mpps " +
                                   $"{s.RateMaxPps / 1e6,7:F2} Mpps {s.ReaderPps / 1e6,7:F2} Mpps " +
                                   $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.AllocPerPacket,5:F2} B/p" +
                                   $"  (auto chose {s.AutoAccess}; delivered {s.DeliveredFraction:P1}; threaded rate max delivered {s.RateMaxDeliveredFraction:P1})");
@@ -92,6 +92,7 @@ public static class ReplayBench
             Sized(w, "reader_pps", s => Math.Round(s.ReaderPps));
             Sized(w, "delivered_fraction", s => Math.Round(s.DeliveredFraction, 6));
             Sized(w, "softnet_gro_off_pps", s => Math.Round(s.GroOffPps));
+            Sized(w, "handoff_xdp_drop_pps", s => Math.Round(s.XdpDropPps));
             Sized(w, "softnet_threaded_rate_max_pps", s => Math.Round(s.RateMaxPps));
             Sized(w, "threaded_rate_max_delivered_fraction", s => Math.Round(s.RateMaxDeliveredFraction, 6));
             // The NAPI poll's own sampled timing (RxQueue.PollTicks/StackTicks): one poll in 16, clock reads included.
@@ -182,6 +183,8 @@ public static class ReplayBench
         var mapped = Max(ReplayOnce(path, Input.Map), ReplayOnce(path, Input.Map));
         var copied = Max(ReplayOnce(path, Input.Copy), ReplayOnce(path, Input.Copy));
         var groOff = Max(ReplayOnce(path, Input.Auto, gro: false), ReplayOnce(path, Input.Auto, gro: false));
+        // The hand-off alone: file → reader → port → ring → NAPI poll → XDP_DROP (no skb, no stack).
+        var xdpDrop = Max(ReplayOnce(path, Input.Auto, gro: false, xdpDrop: true), ReplayOnce(path, Input.Auto, gro: false, xdpDrop: true));
         // `softnet replay FILE --mode threaded --rate max`: the port on one CPU writes as fast as it reads, NAPI polls on
         // the other (in deterministic mode --rate max puts every frame at one instant: the ring takes 1023 and drops the
         // rest, which times nothing).
@@ -190,7 +193,7 @@ public static class ReplayBench
         double tcpdump = Math.Max(Tcpdump(path, best.Packets), Tcpdump(path, best.Packets));
         return new SizeResult(frameLength, fileBytes, best.Packets, best.Bytes, best.Pps, streamed.Pps, reader, tcpdump,
             best.AllocPerPacket, best.DriverNs, best.StackNs, Fraction(best), groOff.Pps, rateMax.Pps, Fraction(rateMax),
-            mapped.Pps, copied.Pps, best.Mapped ? "map" : "pread");
+            mapped.Pps, copied.Pps, best.Mapped ? "map" : "pread", xdpDrop.Pps);
     }
 
     private static double Fraction(RunFigures r) => r.Packets == 0 ? 0 : (double)r.Delivered / r.Packets;
@@ -206,13 +209,14 @@ public static class ReplayBench
     /// <summary>One `softnet replay FILE`, timed from open to close. The allocation per packet is the marginal one:
     /// bytes allocated between the first and the last progress point inside the loop, over the packets in between (the
     /// NIC's rings and pools are set up once per run, the report built once at its end).</summary>
-    private static RunFigures ReplayOnce(string path, Input input, bool gro = true, bool threadedRateMax = false)
+    private static RunFigures ReplayOnce(string path, Input input, bool gro = true, bool threadedRateMax = false, bool xdpDrop = false)
     {
         // Progress points: every 16384 frames in the loop, then once after the report is built (that one is dropped).
         var marks = new List<(long Packets, long Alloc)>(4096); // never grows inside the loop
         var options = new ReplayOptions
         {
             Gro = gro ? new Gro.GroOptions() : null,
+            Nic = xdpDrop ? new Nic.NicOptions { Xdp = Xdp.XdpPrograms.DropAll } : new Nic.NicOptions(),
             Mode = threadedRateMax ? ReplayMode.Threaded : ReplayMode.Deterministic,
             Rate = threadedRateMax ? Capture.Rate.Max : null,
             ProgressEvery = 1 << 14,
