@@ -111,7 +111,18 @@ internal sealed unsafe class MappedCaptureInput : CaptureInput
         int lead = (int)(Consumed - start);
         long size = Math.Min(_length - start, Math.Max(_windowBytes, (long)lead + count));
         Unmap();
-        var view = _map.CreateViewAccessor(start, size, MemoryMappedFileAccess.Read);
+        MemoryMappedViewAccessor view;
+        try
+        {
+            view = _map.CreateViewAccessor(start, size, MemoryMappedFileAccess.Read);
+        }
+        catch (IOException)
+        {
+            // Out of address space, or a file system that refuses mmap after all: read on by copies.
+            _access = CaptureFileAccess.Copy;
+            ColdBytes = false;
+            return FillCopy(count);
+        }
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _view = view;
