@@ -16,10 +16,10 @@ public sealed class FrameSet
     public ReadOnlySpan<byte> this[int i] => Data.AsSpan(Offsets[i], Lengths[i]);
 
     /// <summary>The capture of the file, or the generated one the issues name (`gen --streams 4 --bytes 20M`).</summary>
-    public static FrameSet Load(string? path)
+    public static FrameSet Load(string? path, long generatedBytes = 20L * 1024 * 1024)
     {
         using ICaptureReader reader = path is null
-            ? new GeneratorCaptureReader(new GeneratorOptions { Streams = 4, Bytes = 20L * 1024 * 1024, Seed = 1 })
+            ? new GeneratorCaptureReader(new GeneratorOptions { Streams = 4, Bytes = generatedBytes, Seed = 1 })
             : CaptureReader.Open(path);
         var data = new MemoryStream();
         var offsets = new List<int>();
@@ -38,7 +38,7 @@ public sealed class FrameSet
             Offsets = [.. offsets],
             Lengths = [.. lengths],
             LinkType = link ?? LinkType.Ethernet,
-            Source = path ?? "generated: gen --streams 4 --bytes 20M --seed 1",
+            Source = path ?? $"generated: gen --streams 4 --bytes {generatedBytes >> 20}M --seed 1",
         };
     }
 }

@@ -145,10 +145,12 @@ public static class PipelineBench
         return (packets / timed.Elapsed.TotalSeconds, (double)alloc / packets);
     }
 
-    private static double MemcpyGBytesPerSecond(double seconds)
+    /// <summary>memcpy bandwidth: GB/s of one core copying <paramref name="size"/> bytes (larger than the caches, so it
+    /// streams from and to memory) over and over.</summary>
+    internal static double MemcpyGBytesPerSecond(double seconds, int size = 64 << 20)
     {
-        var src = GC.AllocateUninitializedArray<byte>(64 << 20, pinned: true);
-        var dst = GC.AllocateUninitializedArray<byte>(64 << 20, pinned: true);
+        var src = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        var dst = GC.AllocateUninitializedArray<byte>(size, pinned: true);
         new Random(1).NextBytes(src);
         src.AsSpan().CopyTo(dst);
         long bytes = 0;

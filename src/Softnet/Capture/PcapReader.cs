@@ -28,7 +28,7 @@ public sealed class PcapReader : ICaptureReader
     private CaptureFormatException? _failed;
 
     /// <summary>Opens a pcap stream; the file header is read and checked here.</summary>
-    public PcapReader(Stream stream, bool ownsStream = true) : this(new CaptureInput(stream, ownsStream)) { }
+    public PcapReader(Stream stream, bool ownsStream = true) : this(new StreamCaptureInput(stream, ownsStream)) { }
 
     internal PcapReader(CaptureInput input)
     {
@@ -70,15 +70,15 @@ public sealed class PcapReader : ICaptureReader
         }
     }
 
-    /// <summary>Opens a pcap file.</summary>
-    public static PcapReader Open(string path) => new(OpenFile(path));
-
-    internal static FileStream OpenFile(string path)
-        => new(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+    /// <summary>Opens a pcap file (mapped when it is a regular file, see <see cref="CaptureReader.Open(string, int, CaptureFileAccess)"/>).</summary>
+    public static PcapReader Open(string path) => new(CaptureInput.OpenFile(path));
 
     public IReadOnlyList<CaptureInterface> Interfaces => _interfaces;
 
     public long Position => _in.Position;
+
+    /// <summary>How the file is held (mapped or streamed) and the most of it held at once.</summary>
+    public CaptureInputInfo Input => new(_in.Mapped, _in.PeakHeldBytes);
 
     /// <summary>Link type from the file header.</summary>
     public LinkType LinkType => _interfaces[0].LinkType;
@@ -104,6 +104,7 @@ public sealed class PcapReader : ICaptureReader
         meta = default;
         data = default;
         long at = _in.Position;
+        _in.PrefetchAhead();
         if (!_in.Ensure(RecordHeaderLength))
         {
             if (_in.Available == 0) return false;

@@ -36,7 +36,7 @@ public sealed class PcapngReader : ICaptureReader
     private CaptureFormatException? _failed;
 
     /// <summary>Opens a pcapng stream; the first section header is read and checked here.</summary>
-    public PcapngReader(Stream stream, bool ownsStream = true) : this(new CaptureInput(stream, ownsStream)) { }
+    public PcapngReader(Stream stream, bool ownsStream = true) : this(new StreamCaptureInput(stream, ownsStream)) { }
 
     internal PcapngReader(CaptureInput input)
     {
@@ -57,11 +57,14 @@ public sealed class PcapngReader : ICaptureReader
     }
 
     /// <summary>Opens a pcapng file.</summary>
-    public static PcapngReader Open(string path) => new(PcapReader.OpenFile(path));
+    public static PcapngReader Open(string path) => new(CaptureInput.OpenFile(path));
 
     public IReadOnlyList<CaptureInterface> Interfaces => _interfaces;
 
     public long Position => _in.Position;
+
+    /// <summary>How the file is held (mapped or streamed) and the most of it held at once.</summary>
+    public CaptureInputInfo Input => new(_in.Mapped, _in.PeakHeldBytes);
 
     /// <summary>Byte order of the current section.</summary>
     public bool BigEndian => _bigEndian;
@@ -77,6 +80,7 @@ public sealed class PcapngReader : ICaptureReader
         while (true)
         {
             long at = _in.Position;
+            _in.PrefetchAhead();
             if (!_in.Ensure(8))
             {
                 if (_in.Available == 0) return false;
