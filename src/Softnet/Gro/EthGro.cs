@@ -113,11 +113,17 @@ public static class VlanGro
 /// <summary>The Hash variant's software flow key: a 5-tuple hash computed from the headers (no RSS needed).</summary>
 internal static class FlowHash
 {
-    public static uint Compute(Skb skb)
+    public static uint Compute(Skb skb) => Compute(skb.LinearData, skb.Protocol);
+
+    /// <summary>The same for a whole frame (data at the Ethernet header).</summary>
+    public static uint ComputeFrame(ReadOnlySpan<byte> frame)
+        => frame.Length < 14 ? 0 : Compute(frame[14..], BinaryPrimitives.ReadUInt16BigEndian(frame[12..]));
+
+    /// <summary>Over the headers in <paramref name="d"/> (data at the network header, or at the VLAN tags of
+    /// <paramref name="type"/>).</summary>
+    public static uint Compute(ReadOnlySpan<byte> d, ushort type)
     {
-        ReadOnlySpan<byte> d = skb.LinearData;
         int off = 0;
-        ushort type = skb.Protocol;
         if (EtherTypes.IsVlanTpid(type))
         {
             // Up to two tags (vlan_gro_receive nests once more); a deeper stack gets no software hash.

@@ -303,11 +303,26 @@ public sealed class NetStack
     /// Returns a drop reason or None; the skb is gone either way.</summary>
     public DropReason Transmit(Device dev, Skb skb)
     {
+        // dev_xmit_recursion: a virtual device whose transmit leads back into transmit (a tunnel routed through
+        // another tunnel that routes back) is cut at XMIT_RECURSION_LIMIT, "Dead loop on virtual device".
+        if (_xmitDepth >= XmitRecursionLimit)
+        {
+            dev.TxDropped++;
+            skb.Free();
+            return DropReason.RecursionLimit;
+        }
+        _xmitDepth++;
         Clock.Begin(Stage.Egress);
-        var r = TransmitCore(dev, skb);
-        Clock.End();
-        return r;
+        try { return TransmitCore(dev, skb); }
+        finally
+        {
+            Clock.End();
+            _xmitDepth--;
+        }
     }
+
+    private const int XmitRecursionLimit = 8;
+    private int _xmitDepth;
 
     private DropReason TransmitCore(Device dev, Skb skb)
     {

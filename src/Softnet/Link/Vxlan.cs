@@ -38,33 +38,41 @@ public sealed class VxlanConfig
     /// <summary>vxlan_fdb: MAC → the remotes a frame to it goes to; the all-zeros MAC is the default entry
     /// (`remote`/`group`, or `bridge fdb append 00:00:00:00:00:00 ... dst IP`), used for unknown destinations.</summary>
     internal readonly Dictionary<ulong, List<uint>> Fdb = new();
+    /// <summary>Entries configured (`bridge fdb`, `remote`: NUD_PERMANENT), which learning never moves.</summary>
+    internal readonly HashSet<ulong> StaticFdb = new();
 
-    /// <summary>`bridge fdb add` (<paramref name="append"/> false: the MAC must be new) or `append` (another remote).
+    /// <summary>`bridge fdb add` (the MAC must be new: NLM_F_EXCL), `append` (another remote for the all-zeros or a
+    /// multicast entry; on a unicast entry, or with a remote it has, nothing changes) or `replace` (unicast only).
     /// False with the kernel's words when it refuses.</summary>
-    public bool FdbAdd(ReadOnlySpan<byte> mac, uint remote, bool append, out string? error)
+    public bool FdbAdd(ReadOnlySpan<byte> mac, uint remote, string command, out string? error)
     {
         ulong key = Device.MacKey(mac);
-        bool zero = key == 0;
-        if (Fdb.TryGetValue(key, out var remotes))
+        bool multi = key == 0 || (mac[0] & 1) != 0;
+        error = null;
+        if (command == "replace")
         {
-            // vxlan_fdb_update_existing: NLM_F_EXCL → EEXIST; append is allowed only for the all-zeros and multicast
-            // entries, and a remote already present is EEXIST too.
-            if (!append || remotes.Contains(remote))
-            {
-                error = "RTNETLINK answers: File exists";
-                return false;
-            }
-            if (!zero && (mac[0] & 1) == 0)
+            if (multi)
             {
                 error = "RTNETLINK answers: Operation not supported";
                 return false;
             }
-            remotes.Add(remote);
-            error = null;
+            Fdb[key] = [remote];
+            StaticFdb.Add(key);
+            return true;
+        }
+        if (Fdb.TryGetValue(key, out var remotes))
+        {
+            if (command != "append")
+            {
+                error = "RTNETLINK answers: File exists";
+                return false;
+            }
+            // vxlan_fdb_update_existing / vxlan_fdb_append: only a non-unicast entry takes another remote.
+            if (multi && !remotes.Contains(remote)) remotes.Add(remote);
             return true;
         }
         Fdb[key] = [remote];
-        error = null;
+        StaticFdb.Add(key);
         return true;
     }
 
@@ -188,21 +196,16 @@ public sealed class VxlanLink : LinkKind
         Ipv4Output.LocalOut(stack, ns, skb, null, default);
     }
 
-    /// <summary>udp_flow_src_port: the flow's hash scaled into the port range. The kernel hashes with a boot-time
+    /// <summary>udp_flow_src_port: the flow's hash scaled into [min, max) (with no range of its own, the
+    /// namespace's ip_local_port_range, its upper end included). The kernel hashes the inner flow with a boot-time
     /// random key (skb_get_hash), so the exact port differs from a kernel's; the range and the per-flow stability
-    /// are the same.</summary>
+    /// are the same: the skb's hash, else a software hash of the inner addresses, protocol and ports.</summary>
     private static ushort SourcePort(Skb skb, ReadOnlySpan<byte> frame, VxlanConfig cfg)
     {
         int min = cfg.PortMin, max = cfg.PortMax;
-        if (min == 0 && max == 0) { min = 32768; max = 60999 + 1; }
+        if (min >= max) { min = 32768; max = 60999 + 1; }
         uint hash = skb.Hash;
-        if (hash == 0)
-        {
-            // A flow hash of the inner headers (addresses and ports when present), FNV-1a.
-            hash = 2166136261;
-            int n = Math.Min(frame.Length, 14 + 20 + 4);
-            for (int i = 12; i < n; i++) hash = (hash ^ frame[i]) * 16777619;
-        }
+        if (hash == 0) hash = Gro.FlowHash.ComputeFrame(frame);
         // The kernel folds the hash's high half in: hash ^= hash << 16.
         hash ^= hash << 16;
         return (ushort)((((ulong)hash * (uint)(max - min)) >> 32) + (uint)min);
@@ -218,9 +221,11 @@ public sealed class VxlanLink : LinkKind
     /// </summary>
     public static bool Receive(NetStack stack, Namespace ns, Skb skb, int udpOffset, ushort dport)
     {
+        // The port's kernel socket exists while a VXLAN device on it is up (vxlan_open / vxlan_stop); only up devices
+        // are found by VNI.
         Device? any = null;
         foreach (var d in ns.Devices)
-            if (d.Vxlan is { } c && c.DstPort == dport) { any = d; break; }
+            if (d.Vxlan is { } c && c.DstPort == dport && d.Up) { any = d; break; }
         if (any is null) return false;
         var pkt = skb.LinearData;
         if (skb.Len < udpOffset + 16 || !skb.MayPull(udpOffset + 16))
@@ -239,7 +244,7 @@ public sealed class VxlanLink : LinkKind
         uint vni = vniField >> 8;
         Device? dev = null;
         foreach (var d in ns.Devices)
-            if (d.Vxlan is { } c && c.DstPort == dport && c.Vni == vni) { dev = d; break; }
+            if (d.Vxlan is { } c && c.DstPort == dport && c.Vni == vni && d.Up) { dev = d; break; }
         if (dev is null)
         {
             Drop(ns, skb, DropReason.VxlanVniNotFound);
@@ -273,12 +278,26 @@ public sealed class VxlanLink : LinkKind
             Drop(ns, skb, DropReason.LocalMac);
             return true;
         }
-        if (cfg.Learning && !inner[6..12].SequenceEqual(stackalloc byte[6]) && (inner[6] & 1) == 0)
+        if (cfg.Learning)
         {
-            // vxlan_snoop: the inner source MAC is reachable at the outer source address.
+            // vxlan_set_mac: learning refuses an invalid source MAC; vxlan_snoop then learns where it is, or moves a
+            // learned entry (a configured one is never moved: the frame is dropped).
+            if ((inner[6] & 1) != 0 || inner[6..12].SequenceEqual(stackalloc byte[6]))
+            {
+                Drop(ns, skb, DropReason.MacInvalidSource);
+                return true;
+            }
             ulong key = Device.MacKey(inner[6..12]);
             if (!cfg.Fdb.TryGetValue(key, out var r)) cfg.Fdb[key] = [outerSrc];
-            else if (r.Count == 1 && r[0] != outerSrc) r[0] = outerSrc;
+            else if (r[0] != outerSrc)
+            {
+                if (cfg.StaticFdb.Contains(key))
+                {
+                    Drop(ns, skb, DropReason.VxlanEntryExists);
+                    return true;
+                }
+                r[0] = outerSrc;
+            }
         }
         // IP_ECN_decapsulate: outer CE onto an ECN-capable inner packet; CE over a not-ECT inner one is an error.
         if ((outerTos & 3) == 3 && !EcnDecapsulate(skb))
@@ -286,12 +305,6 @@ public sealed class VxlanLink : LinkKind
             dev.RxErrors++;
             dev.RxFrameErrors++;
             Drop(ns, skb, DropReason.IpTunnelEcn);
-            return true;
-        }
-        if (!dev.Up)
-        {
-            dev.RxDropped++;
-            Drop(ns, skb, DropReason.DeviceDown);
             return true;
         }
         // gro_cells_receive → netif_receive_skb on the VXLAN device (no GRO cell here: the frame is received as is).

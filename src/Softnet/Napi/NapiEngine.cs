@@ -108,6 +108,9 @@ public sealed class NapiEngine : IDisposable
     /// from inside it, e.g. a backlog on another CPU, is raised at).</summary>
     public long RoundNs { get; private set; }
 
+    /// <summary>Deterministic mode: a CPU's net_rx_action round ended at the given time (where RPS sends its IPIs).</summary>
+    internal event Action<SoftnetCpu, long>? RoundEnded;
+
     /// <summary>Current time in ns: the virtual clock (deterministic) or wall time since the engine was made.</summary>
     public long NowNs => Mode == NapiMode.Deterministic ? _now : Stopwatch.GetElapsedTime(_t0).Ticks * 100;
 
@@ -218,6 +221,7 @@ public sealed class NapiEngine : IDisposable
                 RoundNs = best;
                 bool ksoftirqd = c.InKsoftirqd;
                 c.FreeAtNs = best + c.ShareWithTask(best, c.NetRxAction(best, virtualTime: true), ksoftirqd);
+                RoundEnded?.Invoke(c, c.FreeAtNs);
                 if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
             }
         }

@@ -57,6 +57,7 @@ public sealed class IrqVector
     private const long Masked = 1L << 62;
 
     private readonly NapiEngine _engine;
+    private readonly bool _serial; // deterministic mode: one thread does everything, no fences needed
     private volatile SoftnetCpu _target;
     private volatile CpuMask _affinity;
     private long _moderation;       // InterruptModeration packed (rx-usecs high, rx-frames low): read per notification
@@ -74,6 +75,7 @@ public sealed class IrqVector
     internal IrqVector(NapiEngine engine, int index, NapiStruct napi, CpuMask affinity, InterruptModeration moderation)
     {
         _engine = engine;
+        _serial = engine.Mode == NapiMode.Deterministic;
         Index = index;
         Napi = napi;
         _affinity = affinity;
@@ -130,9 +132,19 @@ public sealed class IrqVector
     public void NotifyFrames(int frames, long nowNs)
     {
         if (frames <= 0) return;
+        if (_serial)
+        {
+            // One thread runs the port and NAPI: plain counts, and the masked case (NAPI scheduled) is all of it.
+            _frames.Value += frames;
+            if ((_state.Value & Masked) != 0)
+            {
+                _suppressed += frames;
+                return;
+            }
+        }
         // The interlocked add is the port's full fence: the descriptors written before this call are visible to a
         // Rearm that unmasks after our read of _state below (see the remarks).
-        Interlocked.Add(ref _frames.Value, frames);
+        else Interlocked.Add(ref _frames.Value, frames);
         while (true)
         {
             long s = Volatile.Read(ref _state.Value);

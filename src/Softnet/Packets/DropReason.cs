@@ -201,6 +201,12 @@ public enum DropReason : ushort
     /// <summary>SKB_DROP_REASON_CPU_BACKLOG: the target CPU's backlog held more than netdev_max_backlog, or the
     /// flow limit refused the flow (RPS).</summary>
     CpuBacklog,
+    /// <summary>SKB_DROP_REASON_RECURSION_LIMIT: transmit nested past XMIT_RECURSION_LIMIT (a loop of virtual devices).</summary>
+    RecursionLimit,
+    /// <summary>SKB_DROP_REASON_MAC_INVALID_SOURCE: a learning VXLAN device got a frame from a multicast or zero MAC.</summary>
+    MacInvalidSource,
+    /// <summary>SKB_DROP_REASON_VXLAN_ENTRY_EXISTS: learning would move a configured FDB entry.</summary>
+    VxlanEntryExists,
 }
 
 public static class DropReasons

@@ -13,44 +13,56 @@ internal sealed class CpuBacklog : INapiPoller
 {
     private readonly (Skb Skb, RxQueue Queue)[] _ring;
     private readonly IRxHandler _next;
-    private int _head, _count;
+    private int _head, _process, _input; // the ring holds process_queue, then input_pkt_queue
 
     public CpuBacklog(SoftnetCpu cpu, int maxBacklog, int weight, IRxHandler next, int id)
     {
         Cpu = cpu;
-        // enqueue_to_backlog takes a packet while the queue holds at most netdev_max_backlog: one more fits.
-        _ring = new (Skb, RxQueue)[maxBacklog + 1];
+        // enqueue_to_backlog takes a packet while input_pkt_queue holds at most netdev_max_backlog, and
+        // process_backlog moves the whole input queue to its process queue: two full queues at most.
+        _ring = new (Skb, RxQueue)[2 * (maxBacklog + 1)];
         _next = next;
         Napi = new NapiStruct(this, weight, id);
     }
 
     public SoftnetCpu Cpu { get; }
     public NapiStruct Napi { get; }
-    /// <summary>input_queue_head: skbs taken off the queue so far (RFS compares a flow's last tail with it).</summary>
+    /// <summary>input_queue_head: skbs taken off the queues so far (RFS compares a flow's last tail with it).</summary>
     public long InputQueueHead { get; private set; }
     /// <summary>input_queue_tail: skbs queued so far.</summary>
     public long InputQueueTail { get; private set; }
-    public int Length => _count;
-    public bool HasWork => _count > 0;
-    internal bool Full(int maxBacklog) => _count > maxBacklog;
+    /// <summary>skb_queue_len(&amp;sd->input_pkt_queue): what enqueue_to_backlog and the flow limit look at.</summary>
+    public int InputLength => _input;
+    /// <summary>Both queues.</summary>
+    public int Length => _input + _process;
+    public bool HasWork => Length > 0;
+    /// <summary>An IPI to schedule this backlog is queued on another CPU (its NAPI is as good as scheduled).</summary>
+    internal bool IpiPending;
 
     internal void Enqueue(Skb skb, RxQueue queue)
     {
-        _ring[(_head + _count) % _ring.Length] = (skb, queue);
-        _count++;
+        _ring[(_head + _process + _input) % _ring.Length] = (skb, queue);
+        _input++;
         InputQueueTail++;
     }
 
-    /// <summary>process_backlog: up to <paramref name="budget"/> skbs to the stack.</summary>
+    /// <summary>process_backlog: the process queue first; when it is empty the input queue is spliced onto it,
+    /// until the quota is used or both are empty.</summary>
     public int Poll(int budget)
     {
         int work = 0;
-        while (work < budget && _count > 0)
+        while (work < budget)
         {
+            if (_process == 0)
+            {
+                if (_input == 0) break;
+                _process = _input;
+                _input = 0;
+            }
             var (skb, queue) = _ring[_head];
             _ring[_head] = default;
             _head = (_head + 1) % _ring.Length;
-            _count--;
+            _process--;
             InputQueueHead++;
             _next.Receive(skb, queue);
             work++;

@@ -51,6 +51,7 @@ public sealed class RpsStage : IRxHandler
         SockFlows = sockFlows ?? (options.SockFlowEntries > 0 ? new RpsSockFlowTable(options.SockFlowEntries, cpuMask) : null);
         _backlogs = new CpuBacklog?[_nrCpuIds];
         _flowLimit = new FlowLimit?[_nrCpuIds];
+        engine.RoundEnded += SendIpis;
         int id = 1_000_000; // backlog NAPI ids, apart from the RX queues'
         foreach (var c in cpus)
         {
@@ -70,6 +71,15 @@ public sealed class RpsStage : IRxHandler
 
     /// <summary>The backlog of CPU <paramref name="cpu"/> (null for a CPU the engine does not run).</summary>
     public int BacklogLength(int cpu) => (uint)cpu < (uint)_backlogs.Length ? _backlogs[cpu]?.Length ?? 0 : 0;
+
+    // skb_get_hash: with no hash from the NIC the flow dissector computes one (and keeps it in the skb).
+    private static uint Hash(Skb skb)
+    {
+        if (skb.Hash != 0) return skb.Hash;
+        uint h = Gro.FlowHash.Compute(skb);
+        if (h != 0) skb.SetHash(h, PktHashType.L4);
+        return h;
+    }
 
     public void Receive(Skb skb, RxQueue queue)
     {
@@ -94,7 +104,7 @@ public sealed class RpsStage : IRxHandler
         slot = -1;
         var flows = _flows[queue];
         if (flows.Length == 0 && _map.Length == 0) return -1;
-        uint hash = skb.Hash;
+        uint hash = Hash(skb);
         if (hash == 0) return -1;
         if (flows.Length != 0 && SockFlows is { } sock)
         {
@@ -134,8 +144,10 @@ public sealed class RpsStage : IRxHandler
     {
         var b = _backlogs[cpu]!;
         int max = _options.NetdevMaxBacklog;
-        var limit = _flowLimit[queue.Vector.TargetCpu.Id]; // the enqueuing CPU's table
-        if (b.Full(max) || (limit is not null && limit.Limited(skb.Hash, b.Length, max)))
+        var current = queue.Vector.TargetCpu;
+        var limit = _flowLimit[current.Id]; // the enqueuing CPU's table
+        int qlen = b.InputLength;
+        if (qlen > max || (limit is not null && limit.Limited(skb.Hash, qlen, max)))
         {
             // sd->dropped on the target, the device's rx_dropped, SKB_DROP_REASON_CPU_BACKLOG.
             b.Cpu.AddDropped(1);
@@ -144,14 +156,35 @@ public sealed class RpsStage : IRxHandler
             skb.Free();
             return;
         }
-        bool wasEmpty = !b.HasWork;
         b.Enqueue(skb, queue);
         if (slot >= 0) _flows[queue.Id][slot].LastQtail = b.InputQueueTail;
         Steered++;
-        if (wasEmpty && b.Napi.Schedule(b.Cpu, _engine.RoundNs))
+        // The input queue was empty and the backlog NAPI not scheduled (test_and_set of NAPI_STATE_SCHED): on this
+        // CPU it joins the poll list now; another CPU's is raised by an IPI sent when this round ends
+        // (rps_ipi_queued, then net_rps_send_ipi at the end of net_rx_action).
+        if (qlen != 0 || b.IpiPending || b.Napi.State != NapiState.Idle) return;
+        if (b.Cpu == current)
         {
-            // From another CPU the backlog is scheduled by an IPI (rps_trigger_softirq counts it there).
-            if (b.Cpu != queue.Vector.TargetCpu) b.Cpu.CountReceivedRps();
+            b.Napi.Schedule(b.Cpu, _engine.RoundNs);
+            return;
         }
+        b.IpiPending = true;
+        _ipis.Add(b);
+    }
+
+    private readonly List<CpuBacklog> _ipis = new();
+
+    /// <summary>End of a net_rx_action round: the IPIs it queued are sent; each target schedules its backlog
+    /// (rps_trigger_softirq) and counts received_rps.</summary>
+    private void SendIpis(SoftnetCpu cpu, long endNs)
+    {
+        if (_ipis.Count == 0) return;
+        foreach (var b in _ipis)
+        {
+            b.IpiPending = false;
+            b.Cpu.CountReceivedRps();
+            b.Napi.Schedule(b.Cpu, endNs);
+        }
+        _ipis.Clear();
     }
 }

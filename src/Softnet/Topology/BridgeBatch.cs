@@ -50,12 +50,7 @@ internal static class BridgeBatch
             if (dev is null) throw l.Error("fdb needs 'dev DEV'");
             if (dev.Vxlan is not { } cfg) throw l.Error($"{dev.Name} is not a vxlan device (bridge ports' FDB entries are learned, not configured, here)");
             if (dst == 0) throw l.Error("RTNETLINK answers: Invalid argument (a vxlan FDB entry needs 'dst')");
-            if (cmd == "replace")
-            {
-                cfg.Fdb.Remove(Device.MacKey(mac));
-                cmd = "add";
-            }
-            if (!cfg.FdbAdd(mac, dst, append: cmd == "append", out string? error)) throw l.Error(error!);
+            if (!cfg.FdbAdd(mac, dst, cmd, out string? error)) throw l.Error(error!);
         }
     }
 }

@@ -55,8 +55,12 @@ public sealed class UdpReceive : InetProtocol
                 DropDelivered(ns, skb, DropReason.UdpCsumError);
                 return;
             }
-            mib[SnmpCounter.UdpInDatagrams]++;
-            if (VxlanLink.Receive(stack, ns, skb, ihl, dport)) return;
+            if (VxlanLink.Receive(stack, ns, skb, ihl, dport))
+            {
+                // encap_rcv consumed it: udp_queue_rcv_one_skb counts it delivered, dropped or not.
+                mib[SnmpCounter.UdpInDatagrams]++;
+                return;
+            }
         }
         if (!sockets.IsEmpty && sockets.LookupUdp4(daddr, dport) is { } sk)
         {

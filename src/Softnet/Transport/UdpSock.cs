@@ -28,7 +28,6 @@ public sealed class UdpSock : Sock
     /// datagram always fits an empty queue; otherwise charges its truesize and queues it.</summary>
     internal bool Enqueue(Skb skb)
     {
-        if (skb.Hash != 0) RxHash = skb.Hash; // __udp_queue_rcv_skb: sock_rps_save_rxhash
         if (RmemAlloc > RcvBuf) { Drops++; return false; }
         RmemAlloc += skb.TrueSize;
         _queue.Enqueue(skb);

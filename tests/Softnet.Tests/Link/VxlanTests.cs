@@ -77,9 +77,10 @@ public class VxlanTests
     public void The_outer_source_port_follows_the_flow()
     {
         var rig = Rig();
+        // The second round's datagrams are longer: length, ID and checksums differ, the flow does not.
         for (int i = 0; i < 2; i++)
             foreach (ushort sport in new ushort[] { 40000, 40001, 40002, 40003 })
-                rig.Inject("node1", "vethp1", ScenarioRig.Eth(Vethp1, Pod1Mac, PacketBuilder.Udp("10.244.0.2", sport, "10.244.1.2", 53)));
+                rig.Inject("node1", "vethp1", ScenarioRig.Eth(Vethp1, Pod1Mac, PacketBuilder.Udp("10.244.0.2", sport, "10.244.1.2", 53, payload: 8 + 100 * i)));
         var ports = rig.Tx("node1", "eth1").Select(ScenarioRig.SrcPort).ToList();
         Assert.Equal(8, ports.Count);
         Assert.Equal(ports[..4], ports[4..]);
@@ -141,6 +142,26 @@ public class VxlanTests
         rig.Inject("node1", "eth1", ScenarioRig.Eth(Eth1Node1, Eth1Node2, Outer(inner)));
         Assert.Single(rig.Rx("pod1", "eth0"));
         Assert.True(rig.Dev("node1", "flannel.1").Vxlan!.Fdb.ContainsKey(Device.MacKey(ScenarioRig.Mac("02:00:0f:00:00:77"))));
+    }
+
+    [Fact]
+    public void Learning_never_moves_a_configured_entry_and_refuses_invalid_sources()
+    {
+        var rig = Rig(new Dictionary<string, string>
+        {
+            ["ns/node1/ip.batch"] = File.ReadAllText(Path.Combine(TopologyTestData.PathOf(Scenario), "ns/node1/ip.batch")).Replace(" nolearning", " learning"),
+        });
+        // node2's flannel MAC is configured at 10.0.0.2; a frame from it via another address is refused.
+        var outer = Outer(ScenarioRig.Eth(Flannel1, Flannel2, PacketBuilder.Udp("10.244.1.2", 53, "10.244.0.2", 40000)));
+        outer[12 + 3] = 9; // from 10.0.0.9
+        outer[10] = outer[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(outer.AsSpan(10), Checksum.Compute(outer.AsSpan(0, 20)));
+        rig.Inject("node1", "eth1", ScenarioRig.Eth(Eth1Node1, Eth1Node2, outer));
+        rig.Inject("node1", "eth1", ScenarioRig.Eth(Eth1Node1, Eth1Node2, Outer(ScenarioRig.Eth(Flannel1, "03:00:0f:00:00:02", PacketBuilder.Udp("10.244.1.2", 53, "10.244.0.2", 40000)))));
+        var drops = rig.Ns("node1").Counters.Drops;
+        Assert.Equal(1, drops[DropReason.VxlanEntryExists]);
+        Assert.Equal(1, drops[DropReason.MacInvalidSource]);
+        Assert.Empty(rig.Rx("pod1", "eth0"));
     }
 
     [Theory]

@@ -44,7 +44,7 @@ internal sealed class VxlanLinkArgs : IpLinkKind
                 {
                     string v = l.Next(o);
                     if (!ushort.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out ushort port)) throw l.Error($"invalid dstport \"{v}\"");
-                    cfg.DstPort = port;
+                    if (port != 0) cfg.DstPort = port; // 0: the kernel's default
                     havePort = true;
                     break;
                 }
@@ -71,7 +71,8 @@ internal sealed class VxlanLinkArgs : IpLinkKind
                 {
                     string v = l.Next(o);
                     if (v == "inherit") throw l.Error("vxlan: tos inherit is not modelled");
-                    if (!byte.TryParse(v.StartsWith("0x", StringComparison.Ordinal) ? v[2..] : v, v.StartsWith("0x", StringComparison.Ordinal) ? NumberStyles.HexNumber : NumberStyles.None,
+                    // rtnl_dsfield_a2n reads the number in base 16, with or without 0x.
+                    if (!byte.TryParse(v.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? v[2..] : v, NumberStyles.HexNumber,
                             CultureInfo.InvariantCulture, out byte tos)) throw l.Error($"invalid TOS \"{v}\"");
                     cfg.Tos = tos;
                     break;
@@ -102,9 +103,10 @@ internal sealed class VxlanLinkArgs : IpLinkKind
                 throw l.Error("RTNETLINK answers: File exists (a vxlan device with this VNI and port exists)");
         // vxlan_config_apply: with a lower device the MTU is its MTU less the headroom.
         int mtu = a.Mtu != 0 ? a.Mtu : cfg.Lower is { } lower ? lower.Mtu - VxlanConfig.Headroom : 1500;
+        if (cfg.Lower is { } low && mtu > low.Mtu - VxlanConfig.Headroom) mtu = low.Mtu - VxlanConfig.Headroom; // clamped
         var dev = AddDevice(a.Target, a.Name, LinkKind.Get("vxlan"), a.Mac, mtu);
         dev.Vxlan = cfg;
-        if (remote != 0) cfg.FdbAdd(new byte[6], remote, append: false, out _);
+        if (remote != 0) cfg.FdbAdd(new byte[6], remote, "add", out _);
         if (!a.Target.UdpTunnelPorts.Contains(cfg.DstPort)) a.Target.UdpTunnelPorts.Add(cfg.DstPort);
     }
 }
