@@ -122,7 +122,7 @@ public static class SysctlCatalogue
             case "ipv4_local_port_range":
             {
                 // ipv4_local_port_range: two ports in 1..65535, low <= high, low at or above ip_unprivileged_port_start.
-                long lowFloor = Bound("@net.ipv4.ip_unprivileged_port_start", current);
+                long lowFloor = current("net.ipv4.ip_unprivileged_port_start") is { } u ? Bound("@net.ipv4.ip_unprivileged_port_start", current) : 1024;
                 long[] v = new long[2];
                 var err = Ints(value, Conv.Int, 1, 65535, 2, v);
                 if (err != SysctlWriteError.None) return err;
@@ -175,7 +175,17 @@ public static class SysctlCatalogue
         if (conv == null) return value;
         int count = e.Handler == "ipv4_local_port_range" ? 2 : e.Args.Length > 2 ? Int(e.Args[2]) : e.Handler == "proc_dointvec" && e.Args.Length > 0 ? Int(e.Args[0]) : 1;
         var into = new long[count];
-        var olds = (old ?? "").Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        // A vector written in part keeps the rest: the kernel's initial values where nothing was written before
+        // (tcp_init_mem/tcp_init: rmem 4096 131072 6291456, wmem 4096 16384 4194304 on a host of ample memory).
+        old ??= e.Key switch
+        {
+            "net.ipv4.tcp_rmem" => "4096 131072 6291456",
+            "net.ipv4.tcp_wmem" => "4096 16384 4194304",
+            "net.ipv4.ip_local_port_range" => "32768 60999",
+            "net.ipv4.ping_group_range" => "1 0",
+            _ => "",
+        };
+        var olds = old.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
         for (int i = 0; i < count; i++) into[i] = long.MinValue;
         Ints(value, conv.Value, long.MinValue, long.MaxValue, count, into);
         var parts = new string[count];
