@@ -12,8 +12,14 @@ public enum SysctlWriteError
     InvalidArgument,
     /// <summary>ENOENT: a name the handler looks up and does not find (tcp_congestion_control, nf_log).</summary>
     NoSuchFile,
-    /// <summary>EIO: stable_secret that is not an IPv6 address.</summary>
+    /// <summary>EIO: stable_secret that is not an IPv6 address, or all's (which has none).</summary>
     IoError,
+    /// <summary>EPERM: a congestion control a namespace other than the first may not make its default.</summary>
+    NotPermitted,
+    /// <summary>EBUSY: nf_hooks_lwtunnel, which cannot be turned off once on.</summary>
+    Busy,
+    /// <summary>EOVERFLOW: a CPU mask with bits beyond the machine's CPUs.</summary>
+    Overflow,
 }
 
 /// <summary>
@@ -115,15 +121,29 @@ public static class SysctlCatalogue
             case "proc_dointvec_ms_jiffies": return Ints(value, Conv.MsJiffies, long.MinValue, long.MaxValue, 1, null);
             case "proc_dointvec_ms_jiffies_minmax": return Ints(value, Conv.MsJiffies, Bound(a[0], current), Bound(a[1], current), 1, null);
             case "proc_do_large_bitmap": return Bitmap(value, Int(a[0]));
-            case "proc_tcp_congestion_control" or "proc_path_manager" or "proc_scheduler" or "nf_log_proc_dostring":
+            case "proc_tcp_congestion_control":
+                // tcp_set_default_congestion_control: unknown is ENOENT; outside the first namespace only the algorithms
+                // tcp_allowed_congestion_control lists (non-restricted) may be the default, others are EPERM.
+                if (a[0].Split(',').Contains(value.Trim())) return SysctlWriteError.None;
+                return a.Length > 1 && a[1].Split(',').Contains(value.Trim()) ? SysctlWriteError.NotPermitted : SysctlWriteError.NoSuchFile;
+            case "nf_hooks_lwtunnel_sysctl_handler":
+            {
+                // 0..1; the static key is on (some namespace turned it on) and cannot be turned off: 0 is EBUSY.
+                long[] v = new long[1];
+                var err = Ints(value, Conv.Int, 0, 1, 1, v);
+                return err != SysctlWriteError.None ? err : v[0] == 0 ? SysctlWriteError.Busy : SysctlWriteError.None;
+            }
+            case "proc_path_manager" or "proc_scheduler" or "nf_log_proc_dostring":
                 // A name the kernel looks up (and cannot find: ENOENT); nf_log also takes NONE.
                 return a[0].Split(',').Contains(value.Trim()) ? SysctlWriteError.None : SysctlWriteError.NoSuchFile;
             case "proc_tcp_fastopen_key": return FastopenKey(value);
             case "ipv4_local_port_range":
             {
                 // ipv4_local_port_range: two ports in 1..65535, low <= high, low at or above ip_unprivileged_port_start.
-                long lowFloor = current("net.ipv4.ip_unprivileged_port_start") is { } u ? Bound("@net.ipv4.ip_unprivileged_port_start", current) : 1024;
-                long[] v = new long[2];
+                long lowFloor = Bound("@net.ipv4.ip_unprivileged_port_start", current);
+                // A write of one port changes the low end only: the other stays.
+                var now = (current("net.ipv4.ip_local_port_range") ?? "32768 60999").Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+                long[] v = [long.Parse(now[0], CultureInfo.InvariantCulture), long.Parse(now[1], CultureInfo.InvariantCulture)];
                 var err = Ints(value, Conv.Int, 1, 65535, 2, v);
                 if (err != SysctlWriteError.None) return err;
                 return v[1] < v[0] || v[0] < lowFloor ? SysctlWriteError.InvalidArgument : SysctlWriteError.None;
@@ -138,19 +158,19 @@ public static class SysctlCatalogue
                 // IPV6_MIN_MTU up to the device's own MTU (all and default: no upper bound).
                 return Ints(value, Conv.Int, 1280, deviceMtu > 0 ? deviceMtu : int.MaxValue, 1, null);
             case "addrconf_sysctl_addr_gen_mode":
-                // 0..3; lo cannot take stable_privacy/random (it has no stable_secret of its own).
-                return Ints(value, Conv.UInt, 0, device == "lo" ? 1 : 3, 1, null);
+            {
+                // 0..3; a device takes stable_privacy (2) only with a stable_secret, its own or default's.
+                long[] v = new long[1];
+                var err = Ints(value, Conv.UInt, 0, 3, 1, v);
+                if (err != SysctlWriteError.None) return err;
+                bool secret = current($"net.ipv6.conf.{device}.stable_secret") != null || current("net.ipv6.conf.default.stable_secret") != null;
+                return v[0] == 2 && device is not ("all" or "default") && !secret ? SysctlWriteError.InvalidArgument : SysctlWriteError.None;
+            }
             case "addrconf_sysctl_stable_secret":
+                if (device == "all") return SysctlWriteError.IoError;
                 return System.Net.IPAddress.TryParse(value.Trim(), out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
                     ? SysctlWriteError.None : SysctlWriteError.IoError;
-            case "rps_default_mask_sysctl":
-            {
-                // A hex CPU mask; bits beyond the CPUs the machine has are refused.
-                string v = value.Trim();
-                if (v.Length == 0 || v.Length > 16 || !ulong.TryParse(v, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong m)) return SysctlWriteError.InvalidArgument;
-                int cpus = Environment.ProcessorCount;
-                return cpus < 64 && (m >> cpus) != 0 ? SysctlWriteError.InvalidArgument : SysctlWriteError.None;
-            }
+            case "rps_default_mask_sysctl": return CpuMask(value, Environment.ProcessorCount);
         }
         throw new InvalidOperationException($"sysctl catalogue: no check for handler '{e.Handler}' ({e.Key})");
     }
@@ -198,13 +218,26 @@ public static class SysctlCatalogue
         return string.Join('\t', parts);
     }
 
+    /// <summary>The values of a fresh namespace for the keys other keys' bounds point at.</summary>
+    private static readonly Dictionary<string, string> Initial = new(StringComparer.Ordinal)
+    {
+        ["net.ipv4.ipfrag_low_thresh"] = "3145728",
+        ["net.ipv4.ipfrag_high_thresh"] = "4194304",
+        ["net.ipv6.ip6frag_low_thresh"] = "3145728",
+        ["net.ipv6.ip6frag_high_thresh"] = "4194304",
+        ["net.netfilter.nf_conntrack_frag6_low_thresh"] = "3145728",
+        ["net.netfilter.nf_conntrack_frag6_high_thresh"] = "4194304",
+        ["net.ipv4.ip_unprivileged_port_start"] = "1024",
+        ["net.ipv4.tcp_max_reordering"] = "300",
+    };
+
     private static int Int(string s) => int.Parse(s, CultureInfo.InvariantCulture);
 
     private static long Bound(string s, Func<string, string?> current)
     {
         if (s[0] == '@')
         {
-            string? v = current(s[1..]);
+            string? v = current(s[1..]) ?? Initial.GetValueOrDefault(s[1..]);
             return v != null && long.TryParse(v.Trim().Split([' ', '\t'])[0], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long x) ? x : 0;
         }
         // 18446744073709551615 (ULONG_MAX) does not fit a long: the ulong handler takes it as "no upper bound".
@@ -334,6 +367,41 @@ public static class SysctlCatalogue
             p++; // ','
         }
         return SysctlWriteError.None;
+    }
+
+    /// <summary>
+    /// bitmap_parse as cpumask_parse calls it, for <paramref name="cpus"/> bits: 32-bit hex chunks read from the end,
+    /// separated by commas or blanks; one chunk more than the mask holds is EOVERFLOW (found before it is read), a
+    /// character that is not hex EINVAL, a ninth digit EOVERFLOW, then a bit at or above the CPU count EOVERFLOW.
+    /// </summary>
+    private static SysctlWriteError CpuMask(string value, int cpus)
+    {
+        static bool EndOfRegion(char c) => c is ' ' or '\t' or '\n' or '\r' or '\v' or '\f' or ',';
+        int chunks = (cpus + 31) / 32, end = value.Length - 1, chunk = 0;
+        bool beyond = false;
+        while (true)
+        {
+            while (end >= 0 && EndOfRegion(value[end])) end--;
+            if (end < 0) break;
+            if (chunks-- == 0) return SysctlWriteError.Overflow;
+            uint bits = 0;
+            for (int i = 0; ; i += 4)
+            {
+                if (i == 32)
+                {
+                    if (char.IsAsciiHexDigit(value[end--])) return SysctlWriteError.Overflow;
+                    break;
+                }
+                char c = value[end--];
+                if (!char.IsAsciiHexDigit(c)) return SysctlWriteError.InvalidArgument;
+                bits |= (uint)Convert.ToInt32(c.ToString(), 16) << i;
+                if (end < 0 || EndOfRegion(value[end])) break;
+            }
+            for (int b = 0; b < 32; b++)
+                if ((bits >> b & 1) != 0 && chunk * 32 + b >= cpus) beyond = true;
+            chunk++;
+        }
+        return beyond ? SysctlWriteError.Overflow : SysctlWriteError.None;
     }
 
     /// <summary>proc_tcp_fastopen_key: one or two keys (primary, backup), each four 32-bit hex words joined by '-'.</summary>

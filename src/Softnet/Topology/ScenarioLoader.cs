@@ -580,7 +580,11 @@ public static class ScenarioLoader
     /// kernel does not have or a value it refuses is rejected with file:line and sysctl's own words; a line without '='
     /// is skipped (sysctl warns and goes on). Keys Softnet does not act on are kept and listed as "set, not modelled".
     /// </summary>
-    private static void LoadSysctl(Namespace ns, string path, Func<Device, bool> createdBefore)
+    private static void LoadSysctl(Namespace ns, string path, Func<Device, bool> createdBefore) => LoadSysctl(ns, path, createdBefore, null);
+
+    /// <summary>Reads <paramref name="path"/> into <paramref name="ns"/>; with <paramref name="onError"/> it goes on past a
+    /// refused line as `sysctl -p` does (the kernel comparisons collect every message), else the first one throws.</summary>
+    internal static void LoadSysctl(Namespace ns, string path, Func<Device, bool> createdBefore, Action<ScenarioFormatException>? onError)
     {
         var settings = new List<(int Line, string Path, string Value, bool IgnoreFailure)>();
         var excludes = new List<string>();
@@ -608,6 +612,17 @@ public static class ScenarioLoader
         }
         var devices = ns.Devices.Select(d => d.Name).Append("lo").ToHashSet(StringComparer.Ordinal);
         bool DeviceExists(string d) => devices.Contains(d);
+        void Write(int line, string p, string value, bool ignore)
+        {
+            try
+            {
+                WriteOneSysctl(ns, path, line, p, value, ignore, DeviceExists, createdBefore);
+            }
+            catch (ScenarioFormatException e) when (onError != null)
+            {
+                onError(e);
+            }
+        }
         foreach (var (line, p, value, ignore) in settings)
         {
             if (p.IndexOfAny(['*', '?', '[']) >= 0)
@@ -618,11 +633,11 @@ public static class ScenarioLoader
                 foreach (var k in SysctlCatalogue.Keys(devices).Select(k => k.Replace('.', '/')).Where(k => rx.IsMatch(k)).OrderBy(k => k, StringComparer.Ordinal))
                 {
                     if (settings.Any(s => s.Path == k) || excludes.Any(x => GlobMatch(x, k))) continue;
-                    WriteOneSysctl(ns, path, line, k, value, ignore, DeviceExists, createdBefore);
+                    Write(line, k, value, ignore);
                 }
                 continue;
             }
-            WriteOneSysctl(ns, path, line, p, value, ignore, DeviceExists, createdBefore);
+            Write(line, p, value, ignore);
         }
     }
 
@@ -666,6 +681,9 @@ public static class ScenarioLoader
             {
                 SysctlWriteError.NoSuchFile => "No such file or directory",
                 SysctlWriteError.IoError => "Input/output error",
+                SysctlWriteError.NotPermitted => "Operation not permitted",
+                SysctlWriteError.Busy => "Device or resource busy",
+                SysctlWriteError.Overflow => "Value too large for defined data type",
                 _ => "Invalid argument",
             };
             throw Err($"sysctl: setting key \"{shown}\": {why}");
