@@ -264,6 +264,7 @@ public class ScenarioLoaderTests : IDisposable
         "proc_do_large_bitmap" => "",
         "proc_dointvec_minmax" or "proc_douintvec_minmax" or "proc_dou8vec_minmax" or "proc_doulongvec_minmax" or "proc_dointvec_ms_jiffies_minmax"
             when !e.Args[0].StartsWith('@') => e.Args[0] == "0" ? "1" : e.Args[0],
+        "proc_doulongvec_minmax" => "4194304",
         "host" => "x",
         _ => "1",
     };
