@@ -181,10 +181,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         // IN_DEV_SOURCE_ROUTE: IN_DEV_ANDCONF (the kernel's defaults: all 0, default 1).
         c.AcceptSourceRoute = SysctlInt("net.ipv4.conf.all.accept_source_route", 0) != 0
             && Dev4(dev, Link.Device.ConfAcceptSourceRoute, "accept_source_route", 1) != 0;
-        // IN_DEV_ACCEPT_LOCAL, IN_DEV_LOG_MARTIANS, IN_DEV_ROUTE_LOCALNET: IN_DEV_ORCONF.
+        // IN_DEV_ACCEPT_LOCAL: IN_DEV_ORCONF.
         c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
-        c.LogMartians = SysctlInt("net.ipv4.conf.all.log_martians", 0) != 0 || Dev4(dev, Link.Device.ConfLogMartians, "log_martians", 0) != 0;
-        c.RouteLocalnet = SysctlInt("net.ipv4.conf.all.route_localnet", 0) != 0 || Dev4(dev, Link.Device.ConfRouteLocalnet, "route_localnet", 0) != 0;
         // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
         c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
         c.Forwarding6 = Sysctl6Dev(dev, Link.Device.Conf6Forwarding, "forwarding", SysctlInt("net.ipv6.conf.all.forwarding", 0)) != 0;
@@ -200,12 +198,6 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     /// <summary>IN_DEV_ACCEPT_LOCAL: conf.all or the device accepts packets whose source is one of this host's addresses.</summary>
     public bool AcceptLocal(Device dev) => DeviceConf(dev).AcceptLocal;
-
-    /// <summary>IN_DEV_LOG_MARTIANS: conf.all or the device logs martian packets.</summary>
-    public bool LogMartians(Device dev) => DeviceConf(dev).LogMartians;
-
-    /// <summary>IN_DEV_ROUTE_LOCALNET: conf.all or the device routes 127/8 like other addresses.</summary>
-    public bool RouteLocalnet(Device dev) => DeviceConf(dev).RouteLocalnet;
 
     /// <summary>disable_ipv6 in effect on <paramref name="dev"/> (ip6_rcv_core and ip6_output drop everything then).</summary>
     public bool Ipv6Disabled(Device dev) => DeviceConf(dev).Disable6;

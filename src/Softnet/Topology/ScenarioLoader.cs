@@ -724,7 +724,7 @@ public static class ScenarioLoader
         if (parts.Length >= 5 && parts[0] == "net" && parts[2] == "conf")
         {
             string what = parts[^1];
-            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local" or "log_martians" or "route_localnet";
+            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local";
             if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode";
         }
         return false;
