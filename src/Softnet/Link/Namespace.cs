@@ -225,6 +225,14 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.ipv4.tcp_rmem[1] and [2]: a TCP socket's initial receive buffer and the most it grows to.</summary>
+    public int TcpRmemDefault => Conf.TcpRmem1;
+    public int TcpRmemMax => Conf.TcpRmem2;
+    /// <summary>net.ipv4.tcp_timestamps (0 off, 1 with a random offset per connection, 2 without), tcp_sack,
+    /// tcp_window_scaling: what a SYN's options may turn on.</summary>
+    public int TcpTimestamps => Conf.TcpTimestamps;
+    public bool TcpSack => Conf.TcpSack;
+    public bool TcpWindowScaling => Conf.TcpWindowScaling;
     /// <summary>net.ipv4.tcp_syncookies: 0 off, 1 when a listener's request queue overflows, 2 always.</summary>
     public int TcpSyncookies => Conf.TcpSyncookies;
 
@@ -248,6 +256,13 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
                 _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
                 _conf.TcpSyncookies = SysctlInt("net.ipv4.tcp_syncookies", 1);
+                // tcp_rmem as this host has it (tcp_init: the top end from the memory, 32 MB here).
+                var rmem = (Sysctl("net.ipv4.tcp_rmem") ?? "").Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+                _conf.TcpRmem1 = rmem.Length > 1 && int.TryParse(rmem[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r1) ? r1 : 131072;
+                _conf.TcpRmem2 = rmem.Length > 2 && int.TryParse(rmem[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r2) ? r2 : 33554432;
+                _conf.TcpTimestamps = SysctlInt("net.ipv4.tcp_timestamps", 1);
+                _conf.TcpSack = SysctlInt("net.ipv4.tcp_sack", 1) != 0;
+                _conf.TcpWindowScaling = SysctlInt("net.ipv4.tcp_window_scaling", 1) != 0;
                 _conf.Version = Sysctls.Version + 1;
             }
             return ref _conf;
@@ -256,7 +271,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
-        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime;
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
+        public bool TcpSack, TcpWindowScaling;
         public long Ip6FragHighThresh;
         public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }

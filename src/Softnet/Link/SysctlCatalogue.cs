@@ -196,10 +196,10 @@ public static class SysctlCatalogue
         int count = e.Handler == "ipv4_local_port_range" ? 2 : e.Args.Length > 2 ? Int(e.Args[2]) : e.Handler == "proc_dointvec" && e.Args.Length > 0 ? Int(e.Args[0]) : 1;
         var into = new long[count];
         // A vector written in part keeps the rest: the kernel's initial values where nothing was written before
-        // (tcp_init_mem/tcp_init: rmem 4096 131072 6291456, wmem 4096 16384 4194304 on a host of ample memory).
+        // (tcp_init: what a fresh namespace of this host shows; rmem's top end comes from the host's memory).
         old ??= e.Key switch
         {
-            "net.ipv4.tcp_rmem" => "4096 131072 6291456",
+            "net.ipv4.tcp_rmem" => "4096 131072 33554432",
             "net.ipv4.tcp_wmem" => "4096 16384 4194304",
             "net.ipv4.ip_local_port_range" => "32768 60999",
             "net.ipv4.ping_group_range" => "1 0",
