@@ -31,8 +31,10 @@ public sealed class ScenarioFormatException(string file, int line, string reason
 /// or a leading `-6` (`addr add 2001:db8::1/64 dev eth0 [nodad]`, `route add PREFIX|default via GW [dev DEV]`,
 /// `route add unreachable|prohibit|blackhole PREFIX`, `neigh add ...`), the link-local address and the kernel's routes
 /// derived as addrconf derives them (<see cref="Namespace.Compile"/>);</item>
-/// <item>ns/NAME/sysctl.conf (`key = value`), ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>),
-/// all optional.</item>
+/// <item>ns/NAME/sysctl.conf as `sysctl -p` reads it: every key a network namespace of Linux 6.18 has (and host keys
+/// such as kernel.* and vm.*), checked as the kernel checks it (<see cref="SysctlCatalogue"/>); the keys Softnet does
+/// not act on are kept and reported as "set, not modelled";</item>
+/// <item>ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>), all optional.</item>
 /// </list>
 /// Anything else is rejected with file:line, as are commands the kernel itself would refuse (a gateway
 /// that is not on a connected subnet, a route via a down device, a duplicate address or route).
