@@ -97,8 +97,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     /// conf.default and every device (which then no longer follows default) and turns conf.all.accept_redirects to its
     /// negation; addrconf_fixup_forwarding/addrconf_disable_ipv6 — IPv6 all.forwarding and all.disable_ipv6 set default
     /// and every device. An IPv4 device key left unwritten follows conf.default (devinet_copy_dflt_conf); an IPv6 device
-    /// took default's values when it was created and keeps them: writing default pins, on the devices
-    /// <paramref name="createdBefore"/> names, the value they had.
+    /// took default's values when it was created and keeps them: writing default pins the value they had.
+    /// <paramref name="createdBefore"/> tells the devices that existed when the write happened (the harness writes
+    /// sysctl.conf before ip.batch makes the rest, which take default's values); null: all of them.
     /// </summary>
     public void WriteSysctl(string key, string value, Func<Device, bool>? createdBefore = null)
     {
@@ -110,7 +111,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
             if (old == value) return;
             Sysctls["net.ipv4.conf.default.forwarding"] = value;
             Sysctls["net.ipv4.conf.all.accept_redirects"] = value == "0" ? "1" : "0";
-            foreach (var d in Devices) Sysctls[$"net.ipv4.conf.{d.Name}.forwarding"] = value;
+            foreach (var d in Devices)
+                if (createdBefore?.Invoke(d) != false) Sysctls[$"net.ipv4.conf.{d.Name}.forwarding"] = value;
             return;
         }
         if (key is "net.ipv6.conf.all.forwarding" or "net.ipv6.conf.all.disable_ipv6")
@@ -118,7 +120,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
             string what = key[(key.LastIndexOf('.') + 1)..];
             Sysctls[key] = value;
             Sysctls["net.ipv6.conf.default." + what] = value;
-            foreach (var d in Devices) Sysctls[$"net.ipv6.conf.{d.Name}.{what}"] = value;
+            foreach (var d in Devices)
+                if (createdBefore?.Invoke(d) != false) Sysctls[$"net.ipv6.conf.{d.Name}.{what}"] = value;
             return;
         }
         const string v6dflt = "net.ipv6.conf.default.";

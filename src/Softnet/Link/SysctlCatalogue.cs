@@ -87,8 +87,9 @@ public static class SysctlCatalogue
         foreach (var prefix in DevicePrefixes)
         {
             if (!key.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            int dot = key.IndexOf('.', prefix.Length);
-            if (dot < 0) return null;
+            // The key's last component is the setting; what lies between is the device (whose name may hold dots: eth0.10).
+            int dot = key.LastIndexOf('.');
+            if (dot <= prefix.Length) return null;
             string dev = key[prefix.Length..dot];
             if (!PerDevice.TryGetValue((prefix, key[(dot + 1)..]), out e)) return null;
             bool neigh = prefix.EndsWith("neigh.", StringComparison.Ordinal);

@@ -612,7 +612,8 @@ public static class ScenarioLoader
             if (ignore) key = key[1..];
             settings.Add((i + 1, SysctlPath(key), value, ignore));
         }
-        var devices = ns.Devices.Select(d => d.Name).Append("lo").ToHashSet(StringComparer.Ordinal);
+        // The devices sysctl sees: those links.batch made (ip.batch runs after sysctl.conf in the harness), and lo.
+        var devices = ns.Devices.Where(createdBefore).Select(d => d.Name).Append("lo").ToHashSet(StringComparer.Ordinal);
         bool DeviceExists(string d) => devices.Contains(d);
         void Write(int line, string p, string value, bool ignore)
         {

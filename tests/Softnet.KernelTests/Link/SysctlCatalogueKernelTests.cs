@@ -98,3 +98,63 @@ public sealed class SysctlCatalogueKernelTests
         Directory.Delete(dir, true);
     }
 }
+
+/// <summary>
+/// conf/all and conf/default as the kernel combines them, in the harness's order (links.batch's veth pair, then
+/// sysctl.conf, then ip.batch's bridge): each device's value in effect read from the kernel (the device's own, and
+/// all's where the path combines them) against what Softnet's namespace uses.
+/// </summary>
+public sealed class SysctlConfKernelTests
+{
+    private const string Conf =
+        // devinet: default reaches devices never written (v0), not one written (v1); the bridge made later takes it.
+        "net.ipv4.conf.v1.rp_filter = 0\nnet.ipv4.conf.default.rp_filter = 2\n" +
+        "net.ipv4.conf.all.accept_source_route = 1\nnet.ipv4.conf.v1.accept_source_route = 0\n" +
+        "net.ipv4.conf.default.accept_local = 1\nnet.ipv4.conf.v0.accept_local = 0\n" +
+        // ip_forward writes every device (which then keeps it when default changes) and default.
+        "net.ipv4.ip_forward = 1\nnet.ipv4.conf.default.forwarding = 0\nnet.ipv4.conf.v1.forwarding = 0\n" +
+        // addrconf: default seeds devices made after it (the bridge), not those before (the veths).
+        "net.ipv6.conf.default.hop_limit = 7\nnet.ipv6.conf.v1.hop_limit = 9\n" +
+        "net.ipv6.conf.all.forwarding = 1\nnet.ipv6.conf.v0.forwarding = 0\n" +
+        "net.ipv6.conf.default.disable_ipv6 = 1\n";
+
+    [SkippableFact]
+    public void All_and_default_combine_as_in_the_kernel()
+    {
+        string? skip = Netns.Unavailable("sysctl");
+        Skip.If(skip != null, skip);
+        string dir = Path.Combine(Path.GetTempPath(), "softnet-sysctl-conf-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(dir, "ns", "h"));
+        File.WriteAllText(Path.Combine(dir, "links.batch"), "netns add h\nlink add v0 netns h type veth peer name v1 netns h\n");
+        File.WriteAllText(Path.Combine(dir, "ns", "h", "sysctl.conf"), Conf);
+        File.WriteAllText(Path.Combine(dir, "ns", "h", "ip.batch"), "link add br0 type bridge\n");
+        using var k = Netns.Create("sn-sysctl-conf");
+        k.Check("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1");
+        string conf = Path.Combine(dir, "k.conf");
+        File.WriteAllText(conf, Conf);
+        k.Check("sysctl", "-q", "-p", conf);
+        k.Check("ip", "link", "add", "br0", "type", "bridge");
+        int K(string key) => int.Parse(k.Check("sysctl", "-n", key).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var ns = ScenarioLoader.Load(dir).Namespace("h")!;
+        var diffs = new List<string>();
+        void Same<T>(string what, T kernel, T ours)
+        {
+            if (!EqualityComparer<T>.Default.Equals(kernel, ours)) diffs.Add($"{what}: kernel {kernel}, Softnet {ours}");
+        }
+        foreach (var name in new[] { "v0", "v1", "br0" })
+        {
+            var dev = ns.Device(name)!;
+            // IN_DEV_FORWARD, IN_DEV_RPFILTER (max), IN_DEV_SOURCE_ROUTE (and), IN_DEV_ACCEPT_LOCAL (or).
+            Same($"{name} forwarding", K($"net.ipv4.conf.{name}.forwarding") != 0, ns.Forwarding(dev));
+            Same($"{name} rp_filter", Math.Max(K("net.ipv4.conf.all.rp_filter"), K($"net.ipv4.conf.{name}.rp_filter")), ns.RpFilter(dev));
+            Same($"{name} accept_source_route", K("net.ipv4.conf.all.accept_source_route") != 0 && K($"net.ipv4.conf.{name}.accept_source_route") != 0, ns.AcceptSourceRoute(dev));
+            Same($"{name} accept_local", K("net.ipv4.conf.all.accept_local") != 0 || K($"net.ipv4.conf.{name}.accept_local") != 0, ns.AcceptLocal(dev));
+            // The device's own IPv6 values.
+            Same($"{name} hop_limit", K($"net.ipv6.conf.{name}.hop_limit"), ns.HopLimit6(dev));
+            Same($"{name} ipv6 forwarding", K($"net.ipv6.conf.{name}.forwarding") != 0, ns.DeviceForwarding6(dev));
+            Same($"{name} disable_ipv6", K($"net.ipv6.conf.{name}.disable_ipv6") != 0, ns.Ipv6Disabled(dev));
+        }
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+        Directory.Delete(dir, true);
+    }
+}
