@@ -127,18 +127,18 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         const string v6dflt = "net.ipv6.conf.default.";
         if (key.StartsWith(v6dflt, StringComparison.Ordinal) && createdBefore != null)
         {
+            // Each existing device without a value of its own keeps the one it took at creation: default's earlier
+            // write, or (none yet) the kernel's initial value. A device's mtu is its own link's, never default's.
             string what = key[v6dflt.Length..];
             string? before = Sysctl(key);
-            if (before != null && what != "mtu")
+            if (what != "mtu")
                 foreach (var d in Devices)
-                    if (createdBefore(d) && !Sysctls.ContainsKey($"net.ipv6.conf.{d.Name}.{what}"))
-                        Sysctls[$"net.ipv6.conf.{d.Name}.{what}"] = before;
-            // A device that never saw a written default keeps the kernel's initial value: record default's first write
-            // as the device's pin only when it had one; otherwise mark the device as holding the initial value.
-            if (before == null && what != "mtu")
-                foreach (var d in Devices)
-                    if (createdBefore(d) && !Sysctls.ContainsKey($"net.ipv6.conf.{d.Name}.{what}"))
-                        _v6Initial.Add($"net.ipv6.conf.{d.Name}.{what}");
+                {
+                    string own = $"net.ipv6.conf.{d.Name}.{what}";
+                    if (!createdBefore(d) || Sysctls.ContainsKey(own)) continue;
+                    if (before != null) Sysctls[own] = before;
+                    else _v6Initial.Add(own);
+                }
         }
         Sysctls[key] = value;
     }
@@ -187,6 +187,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         // IN_DEV_ACCEPT_LOCAL: IN_DEV_ORCONF.
         c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
         // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
+        // (disable_ipv6 and forwarding fall back to all's for tests that write all raw, without WriteSysctl.)
         c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
         c.Forwarding6 = Sysctl6Dev(dev, Link.Device.Conf6Forwarding, "forwarding", SysctlInt("net.ipv6.conf.all.forwarding", 0)) != 0;
         c.HopLimit6 = Sysctl6Dev(dev, Link.Device.Conf6HopLimit, "hop_limit", 64);
