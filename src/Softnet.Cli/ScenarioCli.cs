@@ -51,6 +51,10 @@ internal static class ScenarioCli
         var t = new Table().Border(TableBorder.Simple).Title("namespaces");
         foreach (var c in new[] { "namespace", "received", "delivered", "forwarded", "bridged", "arp", "neigh wait", "dropped", "sent" })
             t.AddColumn(new TableColumn(c).RightAligned());
+        // The sysctls a namespace set that the replay keeps but does not act on, once each.
+        foreach (var ns in report.Scenario.Namespaces)
+            if (ns.SysctlsNotModelled.Count > 0)
+                console.MarkupLine($"  [bold]{Markup.Escape(ns.Name)}[/] sysctls set, not modelled: {Markup.Escape(string.Join("  ", ns.SysctlsNotModelled.Select(kv => $"{kv.Key}={kv.Value.Replace('\t', ' ')}")))}");
         foreach (var ns in report.Scenario.Namespaces)
         {
             var c = ns.Counters;

@@ -356,14 +356,23 @@ public sealed class Ipv4Input : PacketHandler
     /// for yet.</summary>
     private static bool KernelHasHandler(byte proto) => proto is IpProtocols.Igmp or IpProtocols.Tcp or IpProtocols.Udp;
 
-    /// <summary>fib_validate_source: our own address as source is a martian; rp_filter 1 wants the reverse route
-    /// through the input device, 2 any reverse route.</summary>
+    /// <summary>fib_validate_source: our own address as source is a martian unless accept_local (IN_DEV_ACCEPT_LOCAL:
+    /// conf.all or the device) says otherwise; rp_filter 1 wants the reverse route through the input device, 2 any
+    /// reverse route.</summary>
     public static bool ValidateSource(Device dev, uint src, out DropReason reason)
     {
         var ns = dev.Namespace;
         reason = DropReason.None;
-        if (ns.Routing.LookupLocal(src) is { Type: RouteKind.Local }) { reason = DropReason.IpMartianSource; return false; }
         int rpf = ns.RpFilter(dev);
+        if (ns.Routing.LookupLocal(src) is { Type: RouteKind.Local } local)
+        {
+            if (!ns.AcceptLocal(dev)) { reason = DropReason.IpMartianSource; return false; }
+            // __fib_validate_source: the reverse lookup finds the local route; it passes when its device is the input
+            // device, and loose mode passes it anyway; strict mode refuses one on another device.
+            if (rpf == 0 || rpf == 2 || local.Device == dev) return true;
+            reason = DropReason.IpRpFilter;
+            return false;
+        }
         if (rpf == 0) return true;
         var back = ns.Routing.LookupMain(src);
         bool ok = back is { Type: RouteKind.Unicast } && (rpf == 2 || back.Device == dev);

@@ -82,15 +82,15 @@ public sealed class Device
         public int RpFilter;
         public bool AcceptSourceRoute;
         // IPv6 (inet6_dev's cnf): disable_ipv6, forwarding (the NA router flag), hop_limit, addr_gen_mode.
-        public bool Disable6, Forwarding6;
+        public bool Disable6, Forwarding6, AcceptLocal;
         public int HopLimit6, AddrGenMode6;
     }
 
     internal ConfCache Conf;
 
     internal const int ConfForwarding = 0, ConfRpFilter = 1, Conf6Disable = 2, Conf6Forwarding = 3, Conf6HopLimit = 4, Conf6AddrGenMode = 5,
-        ConfAcceptSourceRoute = 6;
-    private readonly string?[] _confKeys = new string?[7];
+        ConfAcceptSourceRoute = 6, ConfAcceptLocal = 7;
+    private readonly string?[] _confKeys = new string?[8];
 
     /// <summary>"net.ipv6.conf.DEV.NAME" (the Conf6 slots) or "net.ipv4.conf.DEV.NAME", made once
     /// per device (a per-packet lookup allocates nothing).</summary>

@@ -89,6 +89,75 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     private int SysctlInt(string key, int dflt)
         => Sysctls.TryGetValue(key, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) ? i : dflt;
 
+    /// <summary>Sysctls set by the scenario that Softnet keeps but does not act on, by key (the summary and the JSON
+    /// report list them as "set, not modelled").</summary>
+    public SortedDictionary<string, string> SysctlsNotModelled { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Writes a sysctl with the side effects the kernel's handler has (the value is already checked):
+    /// devinet_sysctl_forward/inet_forward_change — ip_forward and conf.all.forwarding are one value; writing it sets
+    /// conf.default and every device (which then no longer follows default) and turns conf.all.accept_redirects to its
+    /// negation; addrconf_fixup_forwarding/addrconf_disable_ipv6 — IPv6 all.forwarding and all.disable_ipv6 set default
+    /// and every device. An IPv4 device key left unwritten follows conf.default (devinet_copy_dflt_conf); an IPv6 device
+    /// took default's values when it was created and keeps them: writing default pins the value they had.
+    /// <paramref name="createdBefore"/> tells the devices that existed when the write happened (the harness writes
+    /// sysctl.conf before ip.batch makes the rest, which take default's values); null: all of them.
+    /// </summary>
+    public void WriteSysctl(string key, string value, Func<Device, bool>? createdBefore = null)
+    {
+        if (key is "net.ipv4.ip_forward" or "net.ipv4.conf.all.forwarding")
+        {
+            string old = Sysctl("net.ipv4.ip_forward") ?? Sysctl("net.ipv4.conf.all.forwarding") ?? "0";
+            Sysctls["net.ipv4.ip_forward"] = value;
+            Sysctls["net.ipv4.conf.all.forwarding"] = value;
+            if (old == value) return;
+            Sysctls["net.ipv4.conf.default.forwarding"] = value;
+            Sysctls["net.ipv4.conf.all.accept_redirects"] = value == "0" ? "1" : "0";
+            foreach (var d in Devices)
+                if (createdBefore?.Invoke(d) != false) Sysctls[$"net.ipv4.conf.{d.Name}.forwarding"] = value;
+            return;
+        }
+        if (key is "net.ipv6.conf.all.forwarding" or "net.ipv6.conf.all.disable_ipv6")
+        {
+            string what = key[(key.LastIndexOf('.') + 1)..];
+            Sysctls[key] = value;
+            Sysctls["net.ipv6.conf.default." + what] = value;
+            foreach (var d in Devices)
+                if (createdBefore?.Invoke(d) != false) Sysctls[$"net.ipv6.conf.{d.Name}.{what}"] = value;
+            return;
+        }
+        const string v6dflt = "net.ipv6.conf.default.";
+        if (key.StartsWith(v6dflt, StringComparison.Ordinal) && createdBefore != null)
+        {
+            // Each existing device without a value of its own keeps the one it took at creation: default's earlier
+            // write, or (none yet) the kernel's initial value. A device's mtu is its own link's, never default's.
+            string what = key[v6dflt.Length..];
+            string? before = Sysctl(key);
+            if (what != "mtu")
+                foreach (var d in Devices)
+                {
+                    string own = $"net.ipv6.conf.{d.Name}.{what}";
+                    if (!createdBefore(d) || Sysctls.ContainsKey(own)) continue;
+                    if (before != null) Sysctls[own] = before;
+                    else _v6Initial.Add(own);
+                }
+        }
+        Sysctls[key] = value;
+    }
+
+    /// <summary>IPv6 device keys that keep the kernel's initial value although default was written after the device came.</summary>
+    private readonly HashSet<string> _v6Initial = new(StringComparer.Ordinal);
+
+    /// <summary>An IPv6 per-device value: the device's own, else (unless it predates a write of default) default's, else
+    /// <paramref name="initial"/>.</summary>
+    private int Sysctl6Dev(Device dev, int slot, string name, int initial)
+    {
+        string k = dev.ConfKey(slot, name);
+        if (Sysctls.TryGetValue(k, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) return i;
+        if (_v6Initial.Contains(k)) return initial;
+        return SysctlInt("net.ipv6.conf.default." + name, initial);
+    }
+
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)
     {
@@ -108,21 +177,33 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     {
         ref var c = ref dev.Conf;
         if (c.Version == Sysctls.Version + 1) return ref c;
-        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding"));
-        c.Forwarding = own != null ? own == "1" : SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
-        c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), SysctlInt(dev.ConfKey(Link.Device.ConfRpFilter, "rp_filter"), SysctlInt("net.ipv4.conf.default.rp_filter", 0)));
+        // IN_DEV_FORWARD: the device's own value; one never written follows conf.default (a raw write of ip_forward, as
+        // tests make, counts as all's).
+        var own = Sysctl(dev.ConfKey(Link.Device.ConfForwarding, "forwarding")) ?? Sysctl("net.ipv4.conf.default.forwarding");
+        c.Forwarding = own != null ? own != "0" : SysctlInt("net.ipv4.ip_forward", SysctlInt("net.ipv4.conf.all.forwarding", 0)) != 0;
+        // IN_DEV_RPFILTER: IN_DEV_MAXCONF, the larger of conf.all and the device.
+        c.RpFilter = Math.Max(SysctlInt("net.ipv4.conf.all.rp_filter", 0), Dev4(dev, Link.Device.ConfRpFilter, "rp_filter", 0));
+        // IN_DEV_SOURCE_ROUTE: IN_DEV_ANDCONF (the kernel's defaults: all 0, default 1).
         c.AcceptSourceRoute = SysctlInt("net.ipv4.conf.all.accept_source_route", 0) != 0
-            && SysctlInt(dev.ConfKey(Link.Device.ConfAcceptSourceRoute, "accept_source_route"), SysctlInt("net.ipv4.conf.default.accept_source_route", 1)) != 0;
-        // IPv6: the device's own value, else what writing `all` gave every device, else `default`.
-        c.Disable6 = SysctlInt(dev.ConfKey(Link.Device.Conf6Disable, "disable_ipv6"),
-            SysctlInt("net.ipv6.conf.all.disable_ipv6", SysctlInt("net.ipv6.conf.default.disable_ipv6", 0))) != 0;
-        c.Forwarding6 = SysctlInt(dev.ConfKey(Link.Device.Conf6Forwarding, "forwarding"),
-            SysctlInt("net.ipv6.conf.all.forwarding", SysctlInt("net.ipv6.conf.default.forwarding", 0))) != 0;
-        c.HopLimit6 = SysctlInt(dev.ConfKey(Link.Device.Conf6HopLimit, "hop_limit"), SysctlInt("net.ipv6.conf.default.hop_limit", 64));
-        c.AddrGenMode6 = SysctlInt(dev.ConfKey(Link.Device.Conf6AddrGenMode, "addr_gen_mode"), SysctlInt("net.ipv6.conf.default.addr_gen_mode", 0));
+            && Dev4(dev, Link.Device.ConfAcceptSourceRoute, "accept_source_route", 1) != 0;
+        // IN_DEV_ACCEPT_LOCAL: IN_DEV_ORCONF.
+        c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
+        // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
+        // (disable_ipv6 and forwarding fall back to all's for tests that write all raw, without WriteSysctl.)
+        c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
+        c.Forwarding6 = Sysctl6Dev(dev, Link.Device.Conf6Forwarding, "forwarding", SysctlInt("net.ipv6.conf.all.forwarding", 0)) != 0;
+        c.HopLimit6 = Sysctl6Dev(dev, Link.Device.Conf6HopLimit, "hop_limit", 64);
+        c.AddrGenMode6 = Sysctl6Dev(dev, Link.Device.Conf6AddrGenMode, "addr_gen_mode", 0);
         c.Version = Sysctls.Version + 1;
         return ref c;
     }
+
+    /// <summary>An IPv4 per-device value: the device's own, else conf.default's (devinet_copy_dflt_conf), else the initial.</summary>
+    private int Dev4(Device dev, int slot, string name, int initial)
+        => SysctlInt(dev.ConfKey(slot, name), SysctlInt("net.ipv4.conf.default." + name, initial));
+
+    /// <summary>IN_DEV_ACCEPT_LOCAL: conf.all or the device accepts packets whose source is one of this host's addresses.</summary>
+    public bool AcceptLocal(Device dev) => DeviceConf(dev).AcceptLocal;
 
     /// <summary>disable_ipv6 in effect on <paramref name="dev"/> (ip6_rcv_core and ip6_output drop everything then).</summary>
     public bool Ipv6Disabled(Device dev) => DeviceConf(dev).Disable6;
@@ -150,6 +231,14 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.ipv4.tcp_rmem[1] and [2]: a TCP socket's initial receive buffer and the most it grows to.</summary>
+    public int TcpRmemDefault => Conf.TcpRmem1;
+    public int TcpRmemMax => Conf.TcpRmem2;
+    /// <summary>net.ipv4.tcp_timestamps (0 off, 1 with a random offset per connection, 2 without), tcp_sack,
+    /// tcp_window_scaling: what a SYN's options may turn on.</summary>
+    public int TcpTimestamps => Conf.TcpTimestamps;
+    public bool TcpSack => Conf.TcpSack;
+    public bool TcpWindowScaling => Conf.TcpWindowScaling;
     /// <summary>net.ipv4.tcp_syncookies: 0 off, 1 when a listener's request queue overflows, 2 always.</summary>
     public int TcpSyncookies => Conf.TcpSyncookies;
 
@@ -173,6 +262,13 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
                 _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
                 _conf.TcpSyncookies = SysctlInt("net.ipv4.tcp_syncookies", 1);
+                // tcp_rmem as this host has it (tcp_init: the top end from the memory, 32 MB here).
+                var rmem = (Sysctl("net.ipv4.tcp_rmem") ?? "").Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+                _conf.TcpRmem1 = rmem.Length > 1 && int.TryParse(rmem[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r1) ? r1 : 131072;
+                _conf.TcpRmem2 = rmem.Length > 2 && int.TryParse(rmem[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r2) ? r2 : 33554432;
+                _conf.TcpTimestamps = SysctlInt("net.ipv4.tcp_timestamps", 1);
+                _conf.TcpSack = SysctlInt("net.ipv4.tcp_sack", 1) != 0;
+                _conf.TcpWindowScaling = SysctlInt("net.ipv4.tcp_window_scaling", 1) != 0;
                 _conf.Version = Sysctls.Version + 1;
             }
             return ref _conf;
@@ -181,7 +277,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
-        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime;
+        public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
+        public bool TcpSack, TcpWindowScaling;
         public long Ip6FragHighThresh;
         public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }

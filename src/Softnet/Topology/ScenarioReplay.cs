@@ -121,6 +121,7 @@ public static class ScenarioReplay
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
+        report.Sections.Add(new SysctlReportSection(scenario.Namespaces.Select(n => (n.Name, (IReadOnlyDictionary<string, string>)n.SysctlsNotModelled)).ToList()));
         if (dump) ScenarioDump.Write(scenario, outDir, endNs);
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dump ? outDir : null };
     }

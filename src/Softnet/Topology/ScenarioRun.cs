@@ -283,6 +283,7 @@ public static class ScenarioRun
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
+        report.Sections.Add(new SysctlReportSection(scenario.Namespaces.Select(n => (n.Name, (IReadOnlyDictionary<string, string>)n.SysctlsNotModelled)).ToList()));
         report.Sections.Add(new LivePortsSection(wires.Select(w => new LivePortRow(w.Binding, w.Port.Kind, w.Port.Ifindex, w.Port.Queues, w.Stats)).ToList()));
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dumpDir };
     }

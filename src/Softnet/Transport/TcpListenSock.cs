@@ -22,7 +22,7 @@ public sealed class TcpListenSock : Sock
     public TcpListenSock(Namespace ns, string line, SockAddr local, int? rcvbuf, int cpu) : base(ns, line, local, rcvbuf, cpu) { }
 
     /// <summary>net.ipv4.tcp_rmem[1]: a TCP socket's initial sk_rcvbuf unless SO_RCVBUF set it.</summary>
-    protected override int DefaultRcvBuf => 131072;
+    protected override int DefaultRcvBuf => Namespace.TcpRmemDefault;
 
     /// <summary>sk_max_ack_backlog.</summary>
     public int Backlog { get; init; } = DefaultBacklog;

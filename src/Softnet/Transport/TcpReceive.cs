@@ -257,14 +257,15 @@ public sealed class TcpReceive : InetProtocol
             BinaryPrimitives.WriteUInt32BigEndian(t[(o + 8)..], req.TsRecent);
             o += 12;
         }
-        if (req.WscaleOk)
-        {
-            t[o] = 1; t[o + 1] = TcpOptionKinds.WindowScale; t[o + 2] = 3; t[o + 3] = req.RcvWscale;
-            o += 4;
-        }
+        // tcp_options_write: SACK-permitted alone (no timestamps to share a word with) before the window scale.
         if (req.SackOk && !req.TstampOk)
         {
             t[o] = 1; t[o + 1] = 1; t[o + 2] = TcpOptionKinds.SackPermitted; t[o + 3] = 2;
+            o += 4;
+        }
+        if (req.WscaleOk)
+        {
+            t[o] = 1; t[o + 1] = TcpOptionKinds.WindowScale; t[o + 2] = 3; t[o + 3] = req.RcvWscale;
         }
         req.FinishChecksum(p);
         ns.Mib[SnmpCounter.TcpOutSegs]++;

@@ -32,7 +32,8 @@ public sealed class TcpSock : Sock
     private const int MssDefault = 536;           // TCP_MSS_DEFAULT
     private const int MinMss = 88;                // TCP_MIN_MSS
     private const int NumSacks = 4;               // TCP_NUM_SACKS
-    private const int RmemMax2 = 33554432;        // net.ipv4.tcp_rmem[2] (the larger of it and rmem_max sets the scale)
+    /// <summary>net.ipv4.tcp_rmem[2] (the larger of it and rmem_max sets the scale).</summary>
+    private int RmemMax2 => Namespace.TcpRmemMax;
     private const int PageSize = 4096;
 
     // ACK pending bits (inet_connection_sock.icsk_ack.pending)
@@ -211,9 +212,12 @@ public sealed class TcpSock : Sock
         State = TcpState.SynRecv;
         RcvIsn = synSeq;
         RcvNxt = RcvWup = CopiedSeq = synSeq + 1;
-        TstampOk = opt.HasTimestamps;
-        SackOk = opt.SackPermitted;
-        WscaleOk = opt.HasWindowScale;
+        // tcp_parse_options on a SYN reads timestamps, SACK-permitted and window scale only where tcp_timestamps,
+        // tcp_sack and tcp_window_scaling allow them.
+        var ns = Namespace;
+        TstampOk = opt.HasTimestamps && ns.TcpTimestamps != 0;
+        SackOk = opt.SackPermitted && ns.TcpSack;
+        WscaleOk = opt.HasWindowScale && ns.TcpWindowScaling;
         SndWscale = WscaleOk ? Math.Min(opt.WindowScale, (byte)14) : (byte)0;
         if (TstampOk) TsRecent = opt.TsVal;
         MssClamp = opt.HasMss && opt.Mss != 0 ? opt.Mss : MssDefault;
@@ -224,6 +228,8 @@ public sealed class TcpSock : Sock
         SndNxt = SndIsn + 1;
         SndUna = SndIsn;
         _ipId = (ushort)(TsOffset ^ (TsOffset >> 16));
+        // secure_tcp_ts_off: tcp_timestamps 2 keeps timestamps without the per-connection random offset.
+        if (ns.TcpTimestamps != 1) TsOffset = 0;
         // tcp_select_initial_window over tcp_full_space(listener) with the MSS less the timestamp option.
         int mss = windowMss != 0 ? windowMss : AdvMss - (TstampOk ? 12 : 0);
         int space = FullSpace();
@@ -260,6 +266,7 @@ public sealed class TcpSock : Sock
     internal void InitCookieRequest(in TcpOptions opt, uint synSeq, int routeMtu, ulong secret, long nowNs)
     {
         var o = opt;
+        if (Namespace.TcpTimestamps == 0) o.HasTimestamps = false;
         if (!o.HasTimestamps) { o.SackPermitted = false; o.HasWindowScale = false; o.WindowScale = 0; }
         InitRequest(o, synSeq, routeMtu, secret, nowNs);
         int mss = MssClamp;

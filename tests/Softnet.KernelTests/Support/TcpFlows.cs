@@ -134,6 +134,9 @@ public sealed class TcpFlow
     /// <summary>Softnet's timestamp offset for this connection.</summary>
     public uint TsOffset { get; private set; }
 
+    /// <summary>The server runs with net.ipv4.tcp_timestamps = 2: timestamps without a per-connection offset.</summary>
+    [ThreadStatic] public static bool ServerTsOffsetZero;
+
     /// <summary>Stream offset of the next new byte (0 = the first byte after the SYN).</summary>
     public long Sent { get; private set; }
 
@@ -157,6 +160,7 @@ public sealed class TcpFlow
         {
             UInt128 s6 = BinaryPrimitives.ReadUInt128BigEndian(_serverIp), d6 = BinaryPrimitives.ReadUInt128BigEndian(_clientIp);
             (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff6(0, s6, d6, ServerPort, ClientPort, _synNs);
+            if (ServerTsOffsetZero) TsOffset = 0;
             if (cookie)
             {
                 if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");
@@ -168,6 +172,7 @@ public sealed class TcpFlow
         {
             uint saddr = BinaryPrimitives.ReadUInt32BigEndian(_serverIp), daddr = BinaryPrimitives.ReadUInt32BigEndian(_clientIp);
             (ServerIsn, TsOffset) = TcpSecure.SeqAndTsOff(0, saddr, daddr, ServerPort, ClientPort, _synNs);
+            if (ServerTsOffsetZero) TsOffset = 0;
             if (cookie)
             {
                 if (_timestamps) throw new InvalidOperationException("a cookie flow is modelled without timestamps");

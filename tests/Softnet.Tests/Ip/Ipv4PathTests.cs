@@ -189,7 +189,7 @@ public class Ipv4PathTests
         Assert.Equal(1, c.Drops[DropReason.Ipv6BadVersion]); // 40 zero bytes: version 0
         rig.Inject("r", "r0", Eth("ff:ff:ff:ff:ff:ff", L0, Udp("10.1.0.2", 1, "10.2.0.2", 2)));
         Assert.Equal(1, c.Drops[DropReason.IpForwardNotHost]);
-        rig.Ns("r").Sysctls["net.ipv4.ip_forward"] = "0";
+        rig.Ns("r").WriteSysctl("net.ipv4.ip_forward", "0");
         rig.Inject("r", "r0", Eth(R0, L0, Udp("10.1.0.2", 1, "10.2.0.2", 2)));
         Assert.Equal(1, c.Drops[DropReason.IpForwardingDisabled]);
         Assert.True(c.Conserved);

@@ -84,9 +84,9 @@ public class Ipv6PathTests
     }
 
     [Theory]
-    [InlineData("sysctl.conf", "net.ipv6.conf.eth0.addr_gen_mode = 2\n", "is not modeled")]
-    [InlineData("sysctl.conf", "net.ipv6.auto_flowlabels = 1\n", "random key")]
-    [InlineData("sysctl.conf", "net.ipv6.conf.eth0.mtu = 1400\n", "unsupported sysctl")]
+    [InlineData("sysctl.conf", "net.ipv6.conf.eth0.addr_gen_mode = 4\n", "sysctl: setting key \"net.ipv6.conf.eth0.addr_gen_mode\": Invalid argument")]
+    [InlineData("sysctl.conf", "net.ipv6.auto_flowlabels = 4\n", "sysctl: setting key \"net.ipv6.auto_flowlabels\": Invalid argument")]
+    [InlineData("sysctl.conf", "net.ipv6.conf.eth0.mtu = 1279\n", "sysctl: setting key \"net.ipv6.conf.eth0.mtu\": Invalid argument")]
     [InlineData("ip.batch", "route add 2001:db8:88::/48 via 2001:db8:c::1\n", "Nexthop has invalid gateway")]
     [InlineData("ip.batch", "addr add 2001:db8:a::1/64 dev eth0\n", "File exists")]
     [InlineData("ip.batch", "addr add ff02::9/64 dev eth0\n", "cannot be an interface address")]

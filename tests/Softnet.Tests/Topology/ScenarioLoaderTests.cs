@@ -120,11 +120,24 @@ public class ScenarioLoaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData("net.core.rmem_max = 1", "unsupported sysctl")]
-    [InlineData("net.ipv4.conf.eth9.rp_filter = 1", "no device 'eth9'")]
-    [InlineData("net.ipv4.conf.all.arp_ignore = 1", "not modeled")]
-    [InlineData("net.ipv4.ip_forward = yes", "not an integer")]
-    [InlineData("net.ipv4.ip_forward 1", "key = value")]
+    [InlineData("net.core.rmem_max = 1", "sysctl: setting key \"net.core.rmem_max\": Invalid argument")]
+    [InlineData("net.ipv4.conf.eth9.rp_filter = 1", "sysctl: cannot stat /proc/sys/net/ipv4/conf/eth9/rp_filter: No such file or directory")]
+    [InlineData("net.ipv4.nosuch = 1", "sysctl: cannot stat /proc/sys/net/ipv4/nosuch: No such file or directory")]
+    [InlineData("net/ipv4/nosuch = 1", "sysctl: cannot stat /proc/sys/net/ipv4/nosuch: No such file or directory")]
+    [InlineData("net.ipv4 = 1", "sysctl: setting key \"net.ipv4\": Invalid argument")]
+    [InlineData("net.ipv4.ip_forward = yes", "sysctl: setting key \"net.ipv4.ip_forward\": Invalid argument")]
+    [InlineData("net.ipv4.ip_forward = 1x", "sysctl: setting key \"net.ipv4.ip_forward\": Invalid argument")]
+    [InlineData("net.ipv4.ip_forward = 2147483648", "sysctl: setting key \"net.ipv4.ip_forward\": Invalid argument")]
+    [InlineData("net.ipv4.ip_default_ttl = 256", "sysctl: setting key \"net.ipv4.ip_default_ttl\": Invalid argument")]
+    [InlineData("net.ipv4.ip_default_ttl =", "sysctl: setting key \"net.ipv4.ip_default_ttl\": Invalid argument")]
+    [InlineData("net.ipv4.ipfrag_time = 8589935", "sysctl: setting key \"net.ipv4.ipfrag_time\": Invalid argument")]
+    [InlineData("net.ipv4.icmp_ratelimit = -1", "sysctl: setting key \"net.ipv4.icmp_ratelimit\": Invalid argument")]
+    [InlineData("net.ipv4.tcp_sack = -0", "sysctl: setting key \"net.ipv4.tcp_sack\": Invalid argument")]
+    [InlineData("net.ipv4.tcp_rmem = 4096 131072 x", "sysctl: setting key \"net.ipv4.tcp_rmem\": Invalid argument")]
+    [InlineData("net.ipv4.ip_local_port_range = 1000 2000", "sysctl: setting key \"net.ipv4.ip_local_port_range\": Invalid argument")]
+    [InlineData("net.ipv6.icmp.ratemask = 0-256", "sysctl: setting key \"net.ipv6.icmp.ratemask\": Invalid argument")]
+    [InlineData("net.ipv4.tcp_congestion_control = foo", "sysctl: setting key \"net.ipv4.tcp_congestion_control\": No such file or directory")]
+    [InlineData("net.ipv4.neigh.all.locktime = 1", "sysctl: cannot stat /proc/sys/net/ipv4/neigh/all/locktime: No such file or directory")]
     public void Bad_sysctl_is_rejected_with_file_and_line(string line, string message)
     {
         var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysctl.conf", "# comment\n" + line + "\n"));
@@ -180,6 +193,80 @@ public class ScenarioLoaderTests : IDisposable
         var off = Temp(Links, ("h", "iptables.save", nat), ("h", "sysctl.conf", "net.netfilter.nf_conntrack_checksum = 0\n"));
         Assert.False(ScenarioLoader.Load(off).Namespace("h")!.Netfilter.Conntrack.Options.Checksum);
         var bad = Temp(Links, ("h", "sysctl.conf", "net.netfilter.nf_conntrack_checksum = 2\n"));
-        Assert.Contains("must be 0..1", Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad)).Message);
+        Assert.EndsWith("sysctl: setting key \"net.netfilter.nf_conntrack_checksum\": Invalid argument", Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad)).Message);
     }
+
+    [Fact]
+    public void Sysctl_conf_takes_what_sysctl_p_takes()
+    {
+        const string conf = "# comment\n; comment\n  net.ipv4.conf.all.rp_filter   =   2   \nnet/ipv4/ip_default_ttl=0x20\n"
+            + "net.ipv4.ip_forward = 1 # not a comment: proc_dointvec reads 1 and stops\nnet.ipv6.icmp.ratemask =\n"
+            + "-net.ipv4.nosuch = 1\n-net.ipv4.ip_default_ttl = 999\nno equals sign: sysctl warns and goes on\n"
+            + "net.ipv4.icmp_ratelimit = 1\nnet.ipv4.tcp_rmem = 8192\nnet.ipv4.conf.*.log_martians = 1\n-net.ipv4.conf.lo.log_martians\n";
+        var ns = ScenarioLoader.Load(Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysctl.conf", conf))).Namespace("h")!;
+        Assert.Equal("2", ns.Sysctl("net.ipv4.conf.all.rp_filter"));
+        Assert.Equal(32, ns.DefaultTtl);
+        Assert.Equal("1", ns.Sysctl("net.ipv4.ip_forward"));
+        Assert.Equal("", ns.Sysctl("net.ipv6.icmp.ratemask"));
+        Assert.Null(ns.Sysctl("net.ipv4.nosuch"));
+        // 1 ms is one jiffy at HZ=250, read back as 4 ms.
+        Assert.Equal(4, ns.IcmpRateLimitMs);
+        Assert.Equal("8192\t131072\t33554432", ns.Sysctl("net.ipv4.tcp_rmem"));
+        // The glob wrote all, default and eth0, not lo (excluded).
+        Assert.Equal("1", ns.Sysctl("net.ipv4.conf.eth0.log_martians"));
+        Assert.Equal("1", ns.Sysctl("net.ipv4.conf.default.log_martians"));
+        Assert.Null(ns.Sysctl("net.ipv4.conf.lo.log_martians"));
+        // log_martians only prints: kept, not modelled.
+        Assert.Contains("net.ipv4.conf.eth0.log_martians", ns.SysctlsNotModelled.Keys);
+        // Kept and reported: keys Softnet does not act on.
+        Assert.Equal("", ns.SysctlsNotModelled["net.ipv6.icmp.ratemask"]);
+        Assert.DoesNotContain("net.ipv4.tcp_rmem", ns.SysctlsNotModelled.Keys);
+        Assert.DoesNotContain("net.ipv4.ip_forward", ns.SysctlsNotModelled.Keys);
+    }
+
+    [Fact]
+    public void Conf_all_and_default_combine_as_the_kernel_does()
+    {
+        // devinet: default seeds a device's unwritten keys; rp_filter is the larger of all and the device, accept_local
+        // either, accept_source_route both; ip_forward writes all, default and every device (which then keep it).
+        const string conf = "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.all.rp_filter = 1\n"
+            + "net.ipv4.conf.all.accept_local = 1\nnet.ipv4.conf.all.accept_source_route = 1\nnet.ipv4.conf.eth0.accept_source_route = 0\n"
+            + "net.ipv4.ip_forward = 1\nnet.ipv4.conf.default.forwarding = 0\n"
+            + "net.ipv6.conf.default.hop_limit = 7\n";
+        var ns = ScenarioLoader.Load(Temp(Links, ("h", "ip.batch", Prelude + "link add br0 type bridge\n"), ("h", "sysctl.conf", conf))).Namespace("h")!;
+        var eth0 = ns.Device("eth0")!;
+        Assert.Equal(2, ns.RpFilter(eth0));
+        Assert.True(ns.AcceptLocal(eth0));
+        Assert.False(ns.AcceptSourceRoute(eth0));
+        Assert.True(ns.AcceptSourceRoute(ns.Device("br0")!));
+        Assert.True(ns.Forwarding(eth0));
+        Assert.Equal("0", ns.Sysctl("net.ipv4.conf.all.accept_redirects"));
+        // addrconf: eth0 (links.batch) came before the write of default and keeps 64; br0 (ip.batch) takes 7.
+        Assert.Equal(64, ns.HopLimit6(eth0));
+        Assert.Equal(7, ns.HopLimit6(ns.Device("br0")!));
+    }
+
+    [Fact]
+    public void Sysctl_a_of_a_fresh_namespace_loads()
+    {
+        // What `sysctl -a` prints in a fresh namespace, less the read-only keys (sysctl -p refuses those as well).
+        var lines = SysctlCatalogue.Keys(["lo"]).Where(k => !k.EndsWith(".stable_secret", StringComparison.Ordinal))
+            .Select(k => (k, SysctlCatalogue.Find(k, _ => true, out _)!)).Where(x => !x.Item2.ReadOnly)
+            .Select(x => x.k + " = " + SampleValue(x.k, x.Item2));
+        ScenarioLoader.Load(Temp(Links, ("h", "sysctl.conf", string.Join("\n", lines) + "\n")));
+    }
+
+    private static string SampleValue(string key, SysctlCatalogue.Entry e) => e.Handler switch
+    {
+        "proc_tcp_congestion_control" or "proc_path_manager" or "proc_scheduler" or "nf_log_proc_dostring" => e.Args[0].Split(',')[0],
+        "proc_tcp_fastopen_key" => "00000000-00000000-00000000-00000000",
+        "ipv4_local_port_range" => "32768 60999",
+        "addrconf_sysctl_mtu" => "1280",
+        "proc_do_large_bitmap" => "",
+        "proc_dointvec_minmax" or "proc_douintvec_minmax" or "proc_dou8vec_minmax" or "proc_doulongvec_minmax" or "proc_dointvec_ms_jiffies_minmax"
+            when !e.Args[0].StartsWith('@') => e.Args[0] == "0" ? "1" : e.Args[0],
+        "proc_doulongvec_minmax" => "4194304",
+        "host" => "x",
+        _ => "1",
+    };
 }

@@ -125,6 +125,10 @@ public class ScenarioReplayTests
         Assert.Contains(host.GetProperty("netfilter").GetProperty("rules").EnumerateArray(),
             r => r.GetProperty("chain").GetString() == "DOCKER" && r.GetProperty("packets").GetInt64() == 1 && r.GetProperty("rule").GetString()!.Contains("DNAT"));
         Assert.Equal(1, host.GetProperty("conntrack").GetArrayLength());
+        // The sysctls the replay keeps but does not act on: send_redirects (Softnet sends no redirects); ip_forward acts.
+        var notModelled = doc.RootElement.GetProperty("sysctls_not_modelled").GetProperty("host");
+        Assert.Equal("0", notModelled.GetProperty("net.ipv4.conf.all.send_redirects").GetString());
+        Assert.False(notModelled.TryGetProperty("net.ipv4.ip_forward", out _));
         Directory.Delete(dir, true);
     }
 

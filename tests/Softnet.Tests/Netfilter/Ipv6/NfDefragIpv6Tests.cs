@@ -242,7 +242,8 @@ public class NfDefragIpv6Tests
     [Fact]
     public void Memory_is_bounded_by_nf_conntrack_frag6_high_thresh()
     {
-        var rig = Rig(sysctl: "net.netfilter.nf_conntrack_frag6_high_thresh = 4000\n");
+        // high_thresh may not go below low_thresh (proc_doulongvec_minmax bounds each by the other): low first.
+        var rig = Rig(sysctl: "net.netfilter.nf_conntrack_frag6_low_thresh = 3000\nnet.netfilter.nf_conntrack_frag6_high_thresh = 4000\n");
         var r = rig.Ns("r");
         var l4 = UdpL4(H0, Far, 53, 1592);
         for (uint id = 100; id < 140; id++) rig.Inject("r", "eth0", E(Frag(H0, Far, l4, 0, 800, true, id)));

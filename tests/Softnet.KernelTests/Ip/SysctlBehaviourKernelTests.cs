@@ -1,0 +1,85 @@
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Ip;
+
+/// <summary>
+/// Sysctls that change the IPv4 receive path, each setting through the kernel and through Softnet on the same capture,
+/// compared whole (what r sends, its nstat counters, its socket's datagrams): accept_local with rp_filter off, strict
+/// and loose (the loose one from conf.default, which a device never written follows), icmp_echo_ignore_all and
+/// icmp_echo_ignore_broadcasts, icmp_ratelimit and icmp_ratemask on a burst of port unreachables.
+/// </summary>
+[Trait("Category", "Kernel")]
+public sealed class SysctlBehaviourKernelTests
+{
+    private const string WireMac0 = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02";
+
+    private static void Write(string root, string file, string text)
+    {
+        string path = Path.Combine(root, file);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, text);
+    }
+
+    private static void BuildScenario(string scn, string sysctls)
+    {
+        Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
+            "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
+        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
+            $"link set wire0 address {WireMac0}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
+            "link set wire1 address 02:00:0a:0a:00:01\naddr add 10.10.0.1/24 dev wire1\nlink set wire1 up\n");
+        Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
+        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
+            "net.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\n" + sysctls);
+        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
+            $"link set eth0 address {RMac0}\naddr add 10.9.0.2/24 brd 10.9.0.255 dev eth0\nlink set eth0 up\n" +
+            "link set eth1 address 02:00:0a:0a:00:02\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
+            $"neigh add 10.9.0.10 lladdr {WireMac0} dev eth0 nud permanent\n");
+        Write(scn, "ns/r/sockets", "udp 10.9.0.2:7000\n");
+    }
+
+    private static ScenarioCapture Traffic()
+    {
+        var c = new ScenarioCapture();
+        void In(byte[] ip, string note, string dstMac = RMac0) => c.Add("eth0", Frames.Eth(dstMac, WireMac0, ip), note);
+        In(Frames.Echo("10.9.0.10", "10.9.0.2", 8, 7, 1), "echo");
+        In(Frames.Echo("10.9.0.10", "10.9.0.255", 8, 7, 2), "broadcast echo", "ff:ff:ff:ff:ff:ff");
+        // Sources that are r's own addresses: eth0's (the arrival device), eth1's (another device).
+        In(Frames.Udp("10.9.0.2", 5555, "10.9.0.2", 7000), "own source, this device");
+        In(Frames.Udp("10.10.0.2", 5556, "10.9.0.2", 7000), "own source, another device");
+        // A burst of port unreachables: icmp_ratelimit / icmp_ratemask decide how many go.
+        for (int i = 0; i < 8; i++) In(Frames.Udp("10.9.0.10", (ushort)(6000 + i), "10.9.0.2", 9), "closed port");
+        return c;
+    }
+
+    public static TheoryData<string, string> Settings() => new()
+    {
+        { "defaults", "" },
+        { "accept-local", "net.ipv4.conf.all.accept_local = 1\n" },
+        { "accept-local-strict", "net.ipv4.conf.all.accept_local = 1\nnet.ipv4.conf.all.rp_filter = 1\n" },
+        { "accept-local-dev-loose-default", "net.ipv4.conf.eth0.accept_local = 1\nnet.ipv4.conf.default.rp_filter = 2\n" },
+        { "echo-ignore-all", "net.ipv4.icmp_echo_ignore_all = 1\nnet.ipv4.icmp_echo_ignore_broadcasts = 0\n" },
+        { "echo-broadcasts", "net.ipv4.icmp_echo_ignore_broadcasts = 0\n" },
+        { "ratelimit-0", "net.ipv4.icmp_ratelimit = 0\n" },
+        { "ratemask-0", "net.ipv4.icmp_ratemask = 0\n" },
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(Settings))]
+    public void A_sysctl_changes_the_path_as_in_the_kernel(string name, string sysctls)
+    {
+        string? skip = KernelScenario.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "sysctl-" + name);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
+        BuildScenario(scn, sysctls);
+        Traffic().Write(capture);
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        KernelScenario.Run(scn, capture, "r", kernel);
+        ScenarioReplay.Run(scn, capture, "r", softnet);
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap", "wire/wire1.tx.pcap" } });
+    }
+}

@@ -1,0 +1,60 @@
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Transport;
+
+/// <summary>
+/// The TCP sysctls a listener's connections follow, each set in Scenarios/tcp-host's server through the kernel and
+/// through Softnet on the same case, compared as the TCP receive tests compare (the server's frames normalised, its
+/// sockets.txt and counters): tcp_timestamps 0 and 2, tcp_sack 0 on out-of-order data, tcp_window_scaling 0 and a
+/// smaller tcp_rmem (the SYN-ACK's window and scale, the windows that follow).
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(TcpKernelCollection.Name)]
+public sealed class TcpSysctlKernelTests
+{
+    public static TheoryData<string, string, string> Settings() => new()
+    {
+        { "timestamps-0", "inorder", "net.ipv4.tcp_timestamps = 0\n" },
+        { "timestamps-2", "inorder", "net.ipv4.tcp_timestamps = 2\n" },
+        { "sack-0", "reorder", "net.ipv4.tcp_sack = 0\n" },
+        { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
+        // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
+        // tcp_select_initial_window also takes for the scale.
+        { "rmem-max", "inorder", "net.ipv4.tcp_rmem = 4096 131072 8388608\n" },
+        { "rmem-default", "inorder", "net.ipv4.tcp_rmem = 4096 262144 33554432\n" },
+        { "rmem-small", "inorder", "net.ipv4.tcp_rmem = 4096 65536 8388608\n" },
+    };
+
+    private static void Copy(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)), true);
+        foreach (var d in Directory.GetDirectories(from)) Copy(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Settings))]
+    public void A_tcp_sysctl_shapes_the_connection_as_in_the_kernel(string name, string tcpCase, string sysctls)
+    {
+        string? skip = TcpKernelRun.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "tcp-sysctl-runs", name);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario");
+        Copy(Path.Combine(AppContext.BaseDirectory, "Scenarios", "tcp-host"), scn);
+        File.AppendAllText(Path.Combine(scn, "ns", "server", "sysctl.conf"), sysctls);
+        string capture = Path.Combine(root, tcpCase + ".pcapng");
+        TcpFlow.ServerTsOffsetZero = sysctls.Contains("tcp_timestamps = 2");
+        try { TcpCases.For(tcpCase, v6: false).Write(capture); }
+        finally { TcpFlow.ServerTsOffsetZero = false; }
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        File.WriteAllText(Path.Combine(root, "injector.log"), TcpKernelRun.Run(scn, capture, "server", kernel));
+        TcpCompare.WriteTimeline(kernel);
+        using (ScenarioReplay.Run(scn, capture, "server", softnet)) { }
+        TcpCompare.WriteTimeline(softnet);
+        var diffs = TcpCompare.Diff(kernel, softnet);
+        Assert.True(diffs.Count == 0, string.Join('\n', diffs));
+    }
+}
