@@ -106,7 +106,7 @@ public sealed class RxQueue : INapiPoller
     internal void CountOffered(RxRing ring, int sampleMask)
     {
         if ((_port.Offered++ & sampleMask) != 0) return;
-        int occupancy = ring.Pending;
+        int occupancy = ring.PortPending;
         _port.OccupancySum += occupancy;
         _port.OccupancySamples++;
         if (occupancy > _port.MaxOccupancy) _port.MaxOccupancy = occupancy;

@@ -94,6 +94,9 @@ public sealed class RxRing
     // NAPI side (consumer): next_to_clean is private, next_to_use is the published tail.
     private PaddedLong _nextToClean;
     private PaddedLong _nextToUse;
+    // The descriptors the port has written back (a count, like Head): NAPI reads no descriptor past it. A port that
+    // writes in bursts moves it once per burst, so NAPI never reads a descriptor line the port is still writing.
+    private PaddedLong _writtenBack;
     private long _rxPackets, _rxBytes, _allocFailed, _nonEop;
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
@@ -169,8 +172,11 @@ public sealed class RxRing
 
     /// <summary>Descriptors holding a buffer the port may fill.</summary>
     internal int Posted => (int)(Volatile.Read(ref _nextToUse.Value) - Volatile.Read(ref _port.Head));
-    /// <summary>Filled descriptors NAPI has not consumed yet.</summary>
-    public int Pending => (int)(Volatile.Read(ref _port.Head) - Volatile.Read(ref _nextToClean.Value));
+    /// <summary>Written-back descriptors NAPI has not consumed yet.</summary>
+    public int Pending => (int)(Volatile.Read(ref _writtenBack.Value) - Volatile.Read(ref _nextToClean.Value));
+
+    /// <summary>Port side: descriptors filled (written back or not) and not consumed yet.</summary>
+    internal int PortPending => (int)(_port.Head - Volatile.Read(ref _nextToClean.Value));
     /// <summary>Descriptors without a buffer (ICE_RX_DESC_UNUSED).</summary>
     public int Unused => (int)(_nextToClean.Value + _mask - _nextToUse.Value);
 
@@ -203,6 +209,17 @@ public sealed class RxRing
     /// as a TCP <paramref name="aggregate"/> is accepted past <see cref="MaxFrameSize"/> and its descriptors carry
     /// the aggregate's GSO fields.</summary>
     public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
+    {
+        bool ok = TryReceiveHeld(frame, timestampNs, rssHash, hashType, ifindex, aggregate);
+        if (ok) WriteBack();
+        return ok;
+    }
+
+    /// <summary>As <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType, int, RxAggregate)"/>, but the
+    /// descriptors stay unseen by NAPI until <see cref="WriteBack"/>: a DMA engine writing a burst hands its
+    /// descriptors over together (ice writes descriptors back a cache line at a time, or on the interrupt with
+    /// WB_ON_ITR), and NAPI then reads lines the port has finished with instead of chasing the port line by line.</summary>
+    internal bool TryReceiveHeld(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
     {
         ref PortSide p = ref _port;
         if (frame.Length > p.MaxFrame && !aggregate.IsAggregate)
@@ -256,6 +273,12 @@ public sealed class RxRing
         return true;
     }
 
+    /// <summary>Port side: hands every descriptor filled so far to NAPI (the descriptor write-back).</summary>
+    internal void WriteBack()
+    {
+        if (_writtenBack.Value != _port.Head) Volatile.Write(ref _writtenBack.Value, _port.Head);
+    }
+
     /// <summary>The data area of a posted buffer, reached without touching the pool object (whose free-list cache the
     /// NAPI worker writes per packet). The index comes from a descriptor this ring posted, so it is in range.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -294,9 +317,10 @@ public sealed class RxRing
     public int Poll(Span<RxDescriptor> batch, int maxFrames)
     {
         long ntc = _nextToClean.Value;
+        long written = Volatile.Read(ref _writtenBack.Value);
         int n = 0, frames = 0;
         long bytes = 0;
-        while (n < batch.Length && frames < maxFrames)
+        while (n < batch.Length && frames < maxFrames && ntc < written)
         {
             ref RxDescriptor d = ref _descs[(int)ntc & _mask];
             int status = Volatile.Read(ref d.Status);
@@ -354,6 +378,6 @@ public sealed class RxRing
             d = default;
             d.BufferIndex = -1;
         }
-        _nextToClean.Value = _nextToUse.Value = _port.Head = _nextToUse.Value;
+        _nextToClean.Value = _nextToUse.Value = _port.Head = _writtenBack.Value = _nextToUse.Value;
     }
 }

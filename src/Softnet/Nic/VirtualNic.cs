@@ -68,7 +68,7 @@ public sealed class VirtualNic
     /// </summary>
     public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
     {
-        var reason = Take(frame, nowNs, ifindex, out int queue);
+        var reason = Take(frame, nowNs, ifindex, held: false, out int queue);
         if (reason == DropReason.None) _vectors[queue].NotifyFrames(1, nowNs);
         return reason;
     }
@@ -77,11 +77,11 @@ public sealed class VirtualNic
     /// As <see cref="Offer"/>, but the frame's interrupt cause is held until <see cref="EndBurst"/>: a port that
     /// writes frames in bursts (a DMA engine writing back a batch of descriptors, a batch from a socket ring) raises
     /// each queue's interrupt once per burst, and NAPI, masked after the first, is not signalled per frame. The
-    /// descriptors themselves are handed over frame by frame, so a polling worker sees them at once.
+    /// descriptors are written back together at <see cref="EndBurst"/>, so NAPI reads lines the port has finished writing.
     /// </summary>
     public DropReason OfferInBurst(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
     {
-        var reason = Take(frame, nowNs, ifindex, out int queue);
+        var reason = Take(frame, nowNs, ifindex, held: true, out int queue);
         if (reason == DropReason.None)
         {
             _burst[queue]++;
@@ -100,12 +100,13 @@ public sealed class VirtualNic
             int n = _burst[i];
             if (n == 0) continue;
             _burst[i] = 0;
+            _rings[i].WriteBack(); // the burst's descriptors, then its interrupt
             _vectors[i].NotifyFrames(n, nowNs);
         }
     }
 
     // RSS, the MTU check and the DMA into the chosen queue's ring; the interrupt is the caller's.
-    private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, out int queue)
+    private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, bool held, out int queue)
     {
         uint hash = 0;
         PktHashType type = PktHashType.None;
@@ -126,7 +127,9 @@ public sealed class VirtualNic
             ring.CountOversize();
             return DropReason.FrameTooLong;
         }
-        return ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate) ? DropReason.None : DropReason.RingFull;
+        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate)
+            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate);
+        return taken ? DropReason.None : DropReason.RingFull;
     }
 
     /// <summary>Returns every buffer the rings hold to their pools (ifdown); all threads must be stopped.</summary>

@@ -6,7 +6,7 @@ using Xunit;
 
 namespace Softnet.Tests.Nic;
 
-/// <summary>The port's bursts: descriptors handed over frame by frame, each queue's interrupt raised once per burst.</summary>
+/// <summary>The port's bursts: descriptors written back and each queue's interrupt raised once per burst.</summary>
 public class BurstTests
 {
     private sealed class Counter : IRxHandler
@@ -39,8 +39,11 @@ public class BurstTests
         var irq = nic.Queues[0].Vector;
         for (int i = 0; i < 10; i++) Assert.Equal(DropReason.None, nic.OfferInBurst(frame, 5));
         Assert.Equal(0, irq.InterruptsFired);
-        Assert.Equal(10, nic.Queues[0].Ring.Pending); // the descriptors are the worker's already
+        // The descriptors are written but not yet written back: NAPI sees them with the burst's end.
+        Assert.Equal(0, nic.Queues[0].Ring.Pending);
+        Assert.Equal(10, nic.Queues[0].Ring.PortPending);
         nic.EndBurst(5);
+        Assert.Equal(10, nic.Queues[0].Ring.Pending);
         Assert.Equal(1, irq.InterruptsFired);
         Assert.Equal(10, irq.FramesNotified);
         nic.EndBurst(6); // nothing taken since: no interrupt
