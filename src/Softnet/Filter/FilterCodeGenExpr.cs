@@ -90,7 +90,7 @@ internal sealed partial class FilterCodeGen
             case Qa.Protochain:
                 throw NotSupported("'protochain'");
             default:
-                throw Error(FilterException.SyntaxError);
+                throw Error(FilterException.SemanticSyntaxError);
         }
     }
 
@@ -193,7 +193,7 @@ internal sealed partial class FilterCodeGen
             case Qa.Protochain:
                 throw NotSupported("'protochain'");
             default:
-                throw Error(FilterException.SyntaxError);
+                throw Error(FilterException.SemanticSyntaxError);
         }
     }
 

@@ -121,7 +121,7 @@ internal sealed partial class FilterCodeGen
             case Qp.Aarp: throw Error("AARP host filtering not implemented");
             case Qp.Iso: throw Error("ISO host filtering not implemented");
             case Qp.Ipx: throw Error("IPX host filtering not implemented");
-            case Qp.Undef: throw Error(FilterException.SyntaxError);
+            case Qp.Undef: throw Error(FilterException.SemanticSyntaxError);
             default: throw Error($"'{QualName(proto)}' modifier applied to {typestr}");
         }
     }
@@ -134,7 +134,7 @@ internal sealed partial class FilterCodeGen
             Qp.Default or Qp.Ipv6 => GenHostop6(a, m, dir, EthertypeIpv6, 8, 24),
             Qp.Link => throw Error($"link-layer modifier applied to ip6 {typestr}"),
             Qp.Atalk => throw Error($"AppleTalk modifier applied to ip6 {typestr}"),
-            Qp.Undef => throw Error(FilterException.SyntaxError),
+            Qp.Undef => throw Error(FilterException.SemanticSyntaxError),
             _ => throw Error($"'{QualName(proto)}' modifier applied to ip6 {typestr}"),
         };
     }
@@ -335,7 +335,7 @@ internal sealed partial class FilterCodeGen
             case Qp.Netbeui: throw Error("'netbeui proto' is bogus");
             case Qp.Radio: throw Error("'radio proto' is bogus");
             case Qp.Carp: throw Error("'carp proto' is bogus");
-            case Qp.Undef: throw Error(FilterException.SyntaxError);
+            case Qp.Undef: throw Error(FilterException.SemanticSyntaxError);
             default: throw Error($"'{QualName(proto)} proto' is bogus");
         }
     }
@@ -385,7 +385,7 @@ internal sealed partial class FilterCodeGen
             case Qp.Netbeui: return GenLinktype(LlcsapNetbeui);
             case Qp.Radio: throw Error("'radio' is not a valid protocol type");
         }
-        throw Error(FilterException.SyntaxError);
+        throw Error(FilterException.SemanticSyntaxError);
 
         // The IS-IS PDU type sets: the first two or-ed, then each further one or-ed onto them.
         Block OrChain(uint[] types)

@@ -12,4 +12,7 @@ public sealed class FilterException(string reason, int position)
     public int Position { get; } = position;
 
     internal const string SyntaxError = "can't parse filter expression: syntax error";
+
+    // gencode.c's syntax(): an id with no qualifier to inherit ("tcp and 80").
+    internal const string SemanticSyntaxError = "syntax error in filter expression";
 }
