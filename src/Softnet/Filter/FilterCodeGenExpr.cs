@@ -522,7 +522,7 @@ internal sealed partial class FilterCodeGen
                 return GenEhostop([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Qd.Dst);
             case Qp.Ip:
                 {
-                    if (_netmask is not { } nm) throw Error("netmask not known, so 'ip broadcast' not supported");
+                    if (_netmask is not { } nm || nm == 0xffffffff) throw Error("netmask not known, so 'ip broadcast' not supported");
                     Block b0 = GenLinktype(EthertypeIp);
                     uint hostmask = ~nm;
                     Block b1 = GenMcmp(OffRel.LinkPl, 16, BpfOp.W, 0, hostmask);

@@ -22,7 +22,8 @@ internal enum Tok
     // Protocol names (pname).
     Link, Ip, Arp, Rarp, Sctp, Tcp, Udp, Icmp, Igmp, Igrp, Pim, Vrrp, Carp, Atalk, Aarp, Decnet, Lat, Sca, Mopdl,
     Moprc, Ip6, Icmp6, Ah, Esp, Iso, Esis, Isis, L1, L2, Iih, Lsp, Snp, Csnp, Psnp, Clnp, Stp, Ipx, Netbeui, Radio,
-    // Keywords of link types and extensions this compiler does not generate code for (ATM, MTP2/3, pflog, LLC).
+    // Keywords of link types and extensions this compiler does not generate code for (ATM, MTP2/3, pflog, LLC),
+    // and "vxlan", which libpcap 1.10 does not know either.
     Unsupported,
 }
 
@@ -63,7 +64,7 @@ internal static class FilterLexer
     {
         "lane", "llc", "metac", "bcc", "oam", "oamf4", "oamf4ec", "oamf4sc", "sc", "ilmic", "vpi", "vci", "connectmsg",
         "metaconnect", "on", "ifname", "rset", "ruleset", "rnr", "rulenum", "srnr", "subrulenum", "reason", "action",
-        "fisu", "lssu", "lsu", "msu", "hfisu", "hlssu", "hmsu", "sio", "opc", "dpc", "sls", "hsio", "hopc", "hdpc", "hsls",
+        "vxlan", "fisu", "lssu", "lsu", "msu", "hfisu", "hlssu", "hmsu", "sio", "opc", "dpc", "sls", "hsio", "hopc", "hdpc", "hsls",
     };
 
     // The named numbers of scanner.l (ICMP/ICMPv6 types and fields, TCP flags).

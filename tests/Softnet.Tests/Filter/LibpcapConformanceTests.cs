@@ -20,7 +20,7 @@ namespace Softnet.Tests.Filter;
 public class LibpcapConformanceTests(ITestOutputHelper output)
 {
     // Reached on this suite; a drop means a regression.
-    private const int MinAcceptPrograms = 0, MinRejects = 0, MinApplyPackets = 0;
+    private const int MinAcceptPrograms = 286, MinRejects = 80, MinApplyPackets = 348;
 
     internal static string? SuiteDir()
     {
@@ -37,6 +37,16 @@ public class LibpcapConformanceTests(ITestOutputHelper output)
     {
         ["EN10MB"] = Dlt.En10Mb, ["LINUX_SLL"] = Dlt.LinuxSll, ["LINUX_SLL2"] = Dlt.LinuxSll2, ["RAW"] = Dlt.Raw,
         ["IPV4"] = Dlt.Ipv4, ["IPV6"] = Dlt.Ipv6,
+    };
+
+    // Reject tests for range checks libpcap added after 1.10: libpcap 1.10.3 (tcpdump 4.99 on Debian), which this
+    // compiler follows, compiles these (FilterToolComparisonKernelTests checks that against tcpdump).
+    internal static readonly HashSet<string> AcceptedByLibpcap110 = new(StringComparer.Ordinal)
+    {
+        "proto_256", "ip_proto_256", "ip6_proto_256", "iso_proto_256", "isis_proto_32", "byte_eq_256", "byte_lt_256",
+        "byte_gt_256", "byte_and_256", "byte_or_256", "link_proto_65536_EN10MB", "link_proto_1500_EN10MB",
+        "link_proto_65536_LINUX_SLL", "link_proto_1500_LINUX_SLL", "link_proto_65536_LINUX_SLL2",
+        "link_proto_1500_LINUX_SLL2",
     };
 
     private static Dictionary<string, object?> Scalars(string text)
@@ -65,7 +75,7 @@ public class LibpcapConformanceTests(ITestOutputHelper output)
 
     private void Report(string what, List<string> skipped, List<string> failed, int passed)
     {
-        output.WriteLine($"{what}: {passed} passed, {failed.Count} differ, {skipped.Count} skipped");
+        output.WriteLine($"{what}: {passed} passed, {failed.Count} differ from TESTrun, {skipped.Count} skipped");
         foreach (var f in failed) output.WriteLine($"  DIFFERS {f}");
         foreach (var s in skipped) output.WriteLine($"  skipped {s}");
     }
@@ -104,6 +114,8 @@ public class LibpcapConformanceTests(ITestOutputHelper output)
                 catch (FilterException e) { failed.Add($"{label}: refused: {e.Message}"); }
             }
         }
+        // The programs that differ are libpcap 1.11's changes to code generation; FilterToolComparisonKernelTests
+        // checks each of these expressions against tcpdump's own libpcap instead.
         Report("accept programs", skipped, failed, passed);
         Assert.True(passed >= MinAcceptPrograms, $"{passed} accept programs equal libpcap's, below the {MinAcceptPrograms} reached before");
     }
@@ -130,6 +142,7 @@ public class LibpcapConformanceTests(ITestOutputHelper output)
             if (!t.ContainsKey("expr")) { skipped.Add($"{name}: a savefile test"); continue; }
             if (!Dlts.TryGetValue(S(t, "DLT"), out var d)) { skipped.Add($"{name}: DLT_{S(t, "DLT")}"); continue; }
             string errstr = S(t, "errstr");
+            if (AcceptedByLibpcap110.Contains(name)) { skipped.Add($"{name}: libpcap 1.10 accepts it ({errstr} is a later check)"); continue; }
             if (errstr == "expression rejects all packets") { skipped.Add($"{name}: only libpcap's optimiser refuses it"); continue; }
             uint? netmask = t.TryGetValue("netmask", out var nm) && nm is string nms ? MaskOf(nms) : null;
             string expr = S(t, "expr");
