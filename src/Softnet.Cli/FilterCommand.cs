@@ -86,10 +86,13 @@ public static class FilterCommand
             while (reader.TryRead(out var meta, out var data))
             {
                 total++;
+                int snap = reader.Interfaces.Count > meta.InterfaceId ? reader.Interfaces[meta.InterfaceId].SnapLength : 0;
+                // libpcap's savefile reader cuts a record longer than the file's snap length to that length, so
+                // the filter sees (and tcpdump -w writes) only those bytes.
+                if (snap > 0 && data.Length > snap) data = data[..snap];
                 if (!filters.TryGetValue(meta.LinkType, out var filter))
                 {
-                    uint snap = (uint)Math.Max(1, reader.Interfaces.Count > meta.InterfaceId ? reader.Interfaces[meta.InterfaceId].SnapLength : (int)PcapFilter.DefaultSnaplen);
-                    filter = PcapFilter.Compile(expression, meta.LinkType, snap);
+                    filter = PcapFilter.Compile(expression, meta.LinkType, snap > 0 ? (uint)snap : PcapFilter.DefaultSnaplen);
                     filters[meta.LinkType] = filter;
                 }
                 if (!filter.Matches(data, meta.OriginalLength)) continue;
@@ -103,6 +106,9 @@ public static class FilterCommand
         }
         finally
         {
+            // No match still leaves a (header-only) capture, as tcpdump -w does.
+            if (write != null && writer == null)
+                writer = CaptureWriter.Create(write, reader.Interfaces.Count > 0 ? reader.Interfaces[0].LinkType : LinkType.Ethernet);
             writer?.Dispose();
         }
         return (matched, total);
