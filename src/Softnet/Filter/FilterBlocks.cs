@@ -6,6 +6,8 @@ internal sealed class Stmt(ushort code, uint k = 0)
     public ushort Code = code;
     public uint K = k;
     public Stmt? Next;
+    // Targets of a conditional jump inside a block (only protochain's loop uses them).
+    public Stmt? Jt, Jf;
 }
 
 /// <summary>
@@ -140,7 +142,24 @@ internal static class FilterBlocks
         tail -= slen + 1 + p.LongJt + p.LongJf;
         int dst = tail;
         p.Offset = dst;
-        for (Stmt? s = p.Stmts; s != null; s = s.Next) prog[dst++] = new BpfInsn(s.Code, 0, 0, s.K);
+        var stmts = new List<Stmt>(slen);
+        for (Stmt? s = p.Stmts; s != null; s = s.Next) stmts.Add(s);
+        for (int off = 0; off < stmts.Count; off++)
+        {
+            Stmt s = stmts[off];
+            byte sjt = 0, sjf = 0;
+            // A conditional jump between statements of the block: relative to the next statement. convert_code_r
+            // leaves the one second to last unresolved (in libpcap's programs that slot is never such a jump).
+            if (BpfOp.Class(s.Code) == BpfOp.Jmp && s.Code != (BpfOp.Jmp | BpfOp.Ja) && off != slen - 2)
+            {
+                int ti = stmts.IndexOf(s.Jt!), fi = stmts.IndexOf(s.Jf!);
+                if (ti < 0 || fi < 0 || ti - off - 1 >= 256 || fi - off - 1 >= 256)
+                    throw new InvalidOperationException("block-local jump without a destination in the block");
+                sjt = (byte)(ti - off - 1);
+                sjf = (byte)(fi - off - 1);
+            }
+            prog[dst++] = new BpfInsn(s.Code, sjt, sjf, s.K);
+        }
         byte jt = 0, jf = 0;
         if (p.JT != null)
         {

@@ -88,7 +88,7 @@ internal sealed partial class FilterCodeGen
             case Qa.Proto:
                 return GenProto(LookupProto(name, q.Proto), q.Proto, q.Dir);
             case Qa.Protochain:
-                throw NotSupported("'protochain'");
+                return GenProtochain(LookupProto(name, q.Proto), q.Proto);
             default:
                 throw Error(FilterException.SemanticSyntaxError);
         }
@@ -191,7 +191,7 @@ internal sealed partial class FilterCodeGen
             case Qa.Proto:
                 return GenProto(v, proto, q.Dir);
             case Qa.Protochain:
-                throw NotSupported("'protochain'");
+                return GenProtochain(v, proto);
             default:
                 throw Error(FilterException.SemanticSyntaxError);
         }

@@ -202,7 +202,7 @@ public class FilterCompilerTests
 
     [Theory]
     [InlineData("host example.com")]
-    [InlineData("ip6 protochain 6")]
+    [InlineData("decnet host 1.1")]
     [InlineData("llc")]
     [InlineData("geneve")]
     public void Unimplemented_parts_are_named(string expr)
