@@ -141,7 +141,15 @@ internal sealed partial class FilterCodeGen
         Qp proto = q.Proto;
         int vlen;
         if (s == null) vlen = 32;
-        else if (proto == Qp.Decnet) throw NotSupported("DECnet addresses");
+        else if (proto == Qp.Decnet)
+        {
+            // __pcap_atodn: "area.node", area in the top 6 of 16 bits.
+            var m = System.Text.RegularExpressions.Regex.Match(s, @"^(\d+)\.(\d+)");
+            if (!m.Success) throw Error($"malformed decnet address '{s}'");
+            uint area = uint.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), node = uint.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+            v = (area << 10) & 0xfc00 | node & 0x3ff;
+            vlen = 32;
+        }
         else
         {
             vlen = Atoin(s, out v);
@@ -151,7 +159,7 @@ internal sealed partial class FilterCodeGen
         {
             case Qa.Default or Qa.Host or Qa.Net:
                 {
-                    if (proto == Qp.Decnet) throw NotSupported("DECnet addresses");
+                    if (proto == Qp.Decnet) return GenHost(v, 0, proto, q.Dir, q.Addr);
                     if (proto == Qp.Link) throw Error("illegal link layer address");
                     uint mask = 0xffffffff;
                     if (s == null && q.Addr == Qa.Net)

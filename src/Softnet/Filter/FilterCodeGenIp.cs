@@ -112,7 +112,7 @@ internal sealed partial class FilterCodeGen
             case Qp.Rarp: return GenHostop(addr, mask, dir, EthertypeRevarp, 14, 24);
             case Qp.Arp: return GenHostop(addr, mask, dir, EthertypeArp, 14, 24);
             case Qp.Atalk: throw Error("AppleTalk host filtering not implemented");
-            case Qp.Decnet: throw NotSupported("DECnet host filtering");
+            case Qp.Decnet: return GenDnhostop(addr, dir);
             case Qp.Lat: throw Error("LAT host filtering not implemented");
             case Qp.Sca: throw Error("SCA host filtering not implemented");
             case Qp.Moprc: throw Error("MOPRC host filtering not implemented");
@@ -124,6 +124,51 @@ internal sealed partial class FilterCodeGen
             case Qp.Undef: throw Error(FilterException.SemanticSyntaxError);
             default: throw Error($"'{QualName(proto)}' modifier applied to {typestr}");
         }
+    }
+
+    // gen_dnhostop: a DECnet routing header (long or short form, padded or not) with the node address, which
+    // libpcap compares in host (little-endian) order as it was written.
+    private Block GenDnhostop(uint addr, Qd dir)
+    {
+        Block b0, b1, b2, tmp;
+        uint offLh, offSh;
+        switch (dir)
+        {
+            case Qd.Dst: offSh = 1; offLh = 7; break;
+            case Qd.Src: offSh = 3; offLh = 15; break;
+            case Qd.And:
+                b0 = GenDnhostop(addr, Qd.Src);
+                b1 = GenDnhostop(addr, Qd.Dst);
+                And(b0, b1);
+                return b1;
+            case Qd.Default or Qd.Or:
+                b0 = GenDnhostop(addr, Qd.Src);
+                b1 = GenDnhostop(addr, Qd.Dst);
+                Or(b0, b1);
+                return b1;
+            default:
+                throw Error(NotForAddresses(dir));
+        }
+        static uint Swap(uint x) => (x & 0xff) << 8 | (x >> 8) & 0xff;
+        uint a = Swap(addr & 0xffff);
+        b0 = GenLinktype(EthertypeDn);
+        tmp = GenMcmp(OffRel.LinkPl, 2, BpfOp.H, Swap(0x0681), Swap(0x07ff));
+        b1 = GenCmp(OffRel.LinkPl, 2 + 1 + offLh, BpfOp.H, a);
+        And(tmp, b1);
+        tmp = GenMcmp(OffRel.LinkPl, 2, BpfOp.B, 0x06, 0x7);
+        b2 = GenCmp(OffRel.LinkPl, 2 + offLh, BpfOp.H, a);
+        And(tmp, b2);
+        Or(b2, b1);
+        tmp = GenMcmp(OffRel.LinkPl, 2, BpfOp.H, Swap(0x0281), Swap(0x07ff));
+        b2 = GenCmp(OffRel.LinkPl, 2 + 1 + offSh, BpfOp.H, a);
+        And(tmp, b2);
+        Or(b2, b1);
+        tmp = GenMcmp(OffRel.LinkPl, 2, BpfOp.B, 0x02, 0x7);
+        b2 = GenCmp(OffRel.LinkPl, 2 + offSh, BpfOp.H, a);
+        And(tmp, b2);
+        Or(b2, b1);
+        And(b0, b1);
+        return b1;
     }
 
     private Block GenHost6(ReadOnlySpan<uint> a, ReadOnlySpan<uint> m, Qp proto, Qd dir, Qa type)

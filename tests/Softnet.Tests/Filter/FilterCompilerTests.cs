@@ -202,7 +202,7 @@ public class FilterCompilerTests
 
     [Theory]
     [InlineData("host example.com")]
-    [InlineData("decnet host 1.1")]
+    [InlineData("gateway router1")]
     [InlineData("llc")]
     [InlineData("geneve")]
     public void Unimplemented_parts_are_named(string expr)
