@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using static Softnet.Filter.FilterBlocks;
 
 namespace Softnet.Filter;
@@ -118,16 +115,14 @@ internal sealed partial class FilterCodeGen
 
     private static Block RetBlock(uint v) => new(BpfOp.Ret | BpfOp.K) { K = v };
 
+    // finish_parse. No insert_compute_vloffsets: only radio headers and VLAN via Linux extensions need
+    // variable offsets, and neither is generated here.
     private void FinishParse(Block p)
     {
-        InsertComputeVlOffsets(p.Head);
         Backpatch(p, RetBlock(_snaplen));
         p.Sense = !p.Sense;
         Backpatch(p, RetBlock(0));
     }
-
-    // insert_compute_vloffsets: only the VLAN-via-extensions case could need it here, which offline code never uses.
-    private static void InsertComputeVlOffsets(Block _) { }
 
     private Block Gen(FNode n)
     {

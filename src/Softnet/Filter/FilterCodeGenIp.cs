@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using static Softnet.Filter.FilterBlocks;
 
 namespace Softnet.Filter;

@@ -237,8 +237,4 @@ internal static class FilterLexer
         value = (uint)n;
         return true;
     }
-
-    internal static string Describe(Token t) => t.Kind == Tok.End ? "end of expression" : $"'{t.Text}'";
-
-    internal static uint ParseUInt(string s) => uint.Parse(s, CultureInfo.InvariantCulture);
 }
