@@ -40,7 +40,7 @@ internal sealed record ProtoNode(Qp Proto, int At) : FNode(At);
 /// <summary>arth relop arth: gen_relation with a BPF jump code, reversed for the irelops.</summary>
 internal sealed record RelNode(ushort Jmp, ANode A0, ANode A1, bool Reversed, int At) : FNode(At);
 
-internal enum OtherKind { Broadcast, Multicast, Less, Greater, ByteOp, Vlan, Mpls, Pppoed, Pppoes, Geneve, Inbound, Outbound, Ifindex }
+internal enum OtherKind { Broadcast, Multicast, Less, Greater, ByteOp, Vlan, Mpls, Pppoed, Pppoes, Geneve, Inbound, Outbound, Ifindex, Llc }
 
 /// <summary>The primitives of the "other" rule.</summary>
 internal sealed record OtherNode(OtherKind Kind, Qp Proto, uint N, bool HasN, char Op, uint N2, int At) : FNode(At);

@@ -487,6 +487,7 @@ internal sealed partial class FilterCodeGen
             case OtherKind.Pppoed: return GenLinktype(EthertypePppoed);
             case OtherKind.Pppoes: return GenPppoes(o.N, o.HasN);
             case OtherKind.Geneve: throw NotSupported("'geneve'");
+            case OtherKind.Llc: return GenLlc(o.Op, o.N2);
             case OtherKind.Inbound or OtherKind.Outbound:
                 {
                     // The cooked header's packet type says PACKET_OUTGOING (4); other link types have no direction.
@@ -501,6 +502,33 @@ internal sealed partial class FilterCodeGen
                 }
             default: throw NotSupported("'ifindex'");
         }
+    }
+
+    // gen_llc_internal and the llc i/s/u and subtype tests: an 802.2 header behind an Ethernet length field that
+    // is not Novell's raw 802.3 (0xffff).
+    private Block GenLlc(char kind, uint subtype)
+    {
+        if (_linktype != Dlt.En10Mb) throw Error($"'llc' not supported for {Describe(_linktype)}");
+        Block b0 = GenCmpGt(OffRel.LinkType, 0, BpfOp.H, EtherMtu);
+        Not(b0);
+        Block b1 = GenCmp(OffRel.Llc, 0, BpfOp.H, 0xffff);
+        Not(b1);
+        And(b0, b1);
+        if (kind == 'a') return b1;
+        b0 = b1;
+        switch (kind)
+        {
+            case 'i':
+                b1 = new Block(BpfOp.Jmp | BpfOp.Jset) { K = 0x01, Stmts = GenLoadA(OffRel.Llc, 2, BpfOp.B) };
+                Not(b1);
+                break;
+            case 's': b1 = GenMcmp(OffRel.Llc, 2, BpfOp.B, 0x01, 0x03); break;
+            case 'u': b1 = GenMcmp(OffRel.Llc, 2, BpfOp.B, 0x03, 0x03); break;
+            case 'S': b1 = GenMcmp(OffRel.Llc, 2, BpfOp.B, subtype, 0x0f); break;
+            default: b1 = GenMcmp(OffRel.Llc, 2, BpfOp.B, subtype, 0xef); break;
+        }
+        And(b0, b1);
+        return b1;
     }
 
     private static Block GenLen(ushort jmp, uint n) =>

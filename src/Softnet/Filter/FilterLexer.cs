@@ -17,12 +17,12 @@ internal enum Tok
     // Qualifiers and primitives.
     Dst, Src, Host, Net, Mask, Port, Portrange, Proto, Protochain, Gateway,
     Less, Greater, Byte, Broadcast, Multicast, Len, Inbound, Outbound, Ifindex,
-    Vlan, Mpls, Pppoed, Pppoes, Geneve,
+    Vlan, Mpls, Pppoed, Pppoes, Geneve, Llc,
     Addr1, Addr2, Addr3, Addr4, Ra, Ta, Type, Subtype, Dir,
     // Protocol names (pname).
     Link, Ip, Arp, Rarp, Sctp, Tcp, Udp, Icmp, Igmp, Igrp, Pim, Vrrp, Carp, Atalk, Aarp, Decnet, Lat, Sca, Mopdl,
     Moprc, Ip6, Icmp6, Ah, Esp, Iso, Esis, Isis, L1, L2, Iih, Lsp, Snp, Csnp, Psnp, Clnp, Stp, Ipx, Netbeui, Radio,
-    // Keywords of link types and extensions this compiler does not generate code for (ATM, MTP2/3, pflog, LLC),
+    // Keywords of link types and extensions this compiler does not generate code for (ATM, MTP2/3, pflog),
     // and "vxlan", which libpcap 1.10 does not know either.
     Unsupported,
 }
@@ -57,12 +57,12 @@ internal static class FilterLexer
         ["broadcast"] = Tok.Broadcast, ["multicast"] = Tok.Multicast,
         ["and"] = Tok.And, ["or"] = Tok.Or, ["not"] = Tok.Not, ["len"] = Tok.Len, ["length"] = Tok.Len,
         ["inbound"] = Tok.Inbound, ["outbound"] = Tok.Outbound, ["ifindex"] = Tok.Ifindex,
-        ["vlan"] = Tok.Vlan, ["mpls"] = Tok.Mpls, ["pppoed"] = Tok.Pppoed, ["pppoes"] = Tok.Pppoes, ["geneve"] = Tok.Geneve,
+        ["llc"] = Tok.Llc, ["vlan"] = Tok.Vlan, ["mpls"] = Tok.Mpls, ["pppoed"] = Tok.Pppoed, ["pppoes"] = Tok.Pppoes, ["geneve"] = Tok.Geneve,
     };
 
     private static readonly HashSet<string> UnsupportedKeywords = new(StringComparer.Ordinal)
     {
-        "lane", "llc", "metac", "bcc", "oam", "oamf4", "oamf4ec", "oamf4sc", "sc", "ilmic", "vpi", "vci", "connectmsg",
+        "lane", "metac", "bcc", "oam", "oamf4", "oamf4ec", "oamf4sc", "sc", "ilmic", "vpi", "vci", "connectmsg",
         "metaconnect", "on", "ifname", "rset", "ruleset", "rnr", "rulenum", "srnr", "subrulenum", "reason", "action",
         "vxlan", "fisu", "lssu", "lsu", "msu", "hfisu", "hlssu", "hmsu", "sio", "opc", "dpc", "sls", "hsio", "hopc", "hdpc", "hsls",
     };

@@ -186,6 +186,28 @@ internal sealed class FilterParser
                         return (new OtherNode(kind, Qp.Default, ParsePnum(), true, '\0', 0, t.Pos), Qual.Err);
                     return (new OtherNode(kind, Qp.Default, 0, false, '\0', 0, t.Pos), Qual.Err);
                 }
+            case Tok.Llc:
+                {
+                    // pllc: LLC | LLC ID | LLC PF_RNR ("rnr" is also the pflog keyword).
+                    _p++;
+                    char kind = 'a';
+                    uint sub = 0;
+                    if (Cur.Kind == Tok.Id || (Cur.Kind == Tok.Unsupported && Cur.Text is "rnr" or "rulenum"))
+                    {
+                        string id = Cur.Kind == Tok.Id ? Cur.Text.ToLowerInvariant() : "rnr";
+                        int at = Cur.Pos;
+                        _p++;
+                        (kind, sub) = id switch
+                        {
+                            "i" => ('i', 0u), "s" => ('s', 0u), "u" => ('u', 0u),
+                            "rr" => ('S', 0x01u), "rnr" => ('S', 0x05u), "rej" => ('S', 0x09u),
+                            "ui" => ('U', 0x03u), "ua" => ('U', 0x63u), "disc" => ('U', 0x43u), "dm" => ('U', 0x0fu),
+                            "sabme" => ('U', 0x6fu), "test" => ('U', 0xe3u), "xid" => ('U', 0xafu), "frmr" => ('U', 0x87u),
+                            _ => throw new Fail(at, $"unknown LLC type name \"{_toks[_p - 1].Text}\""),
+                        };
+                    }
+                    return (new OtherNode(OtherKind.Llc, Qp.Default, 0, false, kind, sub, t.Pos), Qual.Err);
+                }
             case Tok.Pppoed:
                 _p++;
                 return (new OtherNode(OtherKind.Pppoed, Qp.Default, 0, false, '\0', 0, t.Pos), Qual.Err);

@@ -203,7 +203,7 @@ public class FilterCompilerTests
     [Theory]
     [InlineData("host example.com")]
     [InlineData("gateway router1")]
-    [InlineData("llc")]
+    [InlineData("lane")]
     [InlineData("geneve")]
     public void Unimplemented_parts_are_named(string expr)
     {
