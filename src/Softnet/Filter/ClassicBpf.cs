@@ -16,14 +16,14 @@ public static class ClassicBpf
     /// <summary>Runs <paramref name="program"/> over a frame; the return value is the snap length kept (0 = reject).</summary>
     public static uint Run(ReadOnlySpan<BpfInsn> program, ReadOnlySpan<byte> frame, int wireLength)
     {
+        // stackalloc memory is zeroed (the assembly does not skip locals init): M[] starts at 0.
         Span<uint> mem = stackalloc uint[BpfOp.MemWords];
-        mem.Clear();
         uint a = 0, x = 0;
         uint buflen = (uint)frame.Length;
         int pc = 0;
         while ((uint)pc < (uint)program.Length)
         {
-            BpfInsn ins = program[pc++];
+            ref readonly BpfInsn ins = ref program[pc++];
             uint k = ins.K;
             switch (ins.Code)
             {
