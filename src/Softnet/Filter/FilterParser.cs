@@ -115,7 +115,9 @@ internal sealed class FilterParser
         }
         if (StartsId(Cur.Kind) || Cur.Kind == Tok.LParen)
         {
+            int save = _p;
             if (Try(() => ParseTerm(q), out var t) && FollowsTerm(Cur.Kind)) return t;
+            _p = save;
             return (ParseId(q), q);
         }
         return ParseTerm(q);

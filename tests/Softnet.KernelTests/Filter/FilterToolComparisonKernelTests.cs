@@ -37,6 +37,7 @@ public class FilterToolComparisonKernelTests(ITestOutputHelper output)
         "esp or ah", "sctp", "stp", "iso", "udp and (port 67 or 68)", "not port 22 and not arp", "len % 4 = 0",
         "ip and ip[8] < 64", "(tcp or udp) and host 10.0.0.1 and not port 22", "ip6 protochain 58", "protochain 17",
         "ip protochain 89 or ip6 protochain 89", "decnet host 1.1 or decnet src 63.1023", "llc", "llc u or llc s",
+        "host 10.0.0.1 and (10.0.0.2 or not 10.0.0.3)", "udp port 53 and (67 or (68))", "(tcp[0] + 1) * 2 = 4", "-(1) = 0xffffffff",
     ];
 
     // Ethernet, Linux cooked (SLL) and raw IP (LINKTYPE_RAW, LINKTYPE_IPV4/IPV6) captures of the corpus.
