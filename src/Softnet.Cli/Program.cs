@@ -15,6 +15,7 @@ public static class Program
             RulesCommand.Create(),
             XdpCommand.Create(),
             RunCommand.Create(),
+            FilterCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
