@@ -17,7 +17,7 @@ public static class ReplayCommand
     {
         var capture = new Argument<string?>("capture")
         {
-            Description = "pcap or pcapng file; without it, an embedded default scenario generated on the fly",
+            Description = "pcap or pcapng file; without it, the embedded default: two Kubernetes nodes with flannel VXLAN, iperf3 streams native->native and pod->pod generated on the fly into node B",
             Arity = ArgumentArity.ZeroOrOne,
         };
         var json = new Option<string?>("--json") { Description = "write a machine-readable report to FILE" };
@@ -139,6 +139,8 @@ public static class ReplayCommand
                 return ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
                     groGiven ? options : options with { Gro = null });
             }
+            if (pr.GetValue(capture) is null && pr.GetValue(inject) is null)
+                return DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options);
             if (pr.GetValue(inject) is not null || pr.GetValue(dump) is not null)
             {
                 Console.Error.WriteLine("softnet replay: --inject and --dump need --scenario");

@@ -499,6 +499,7 @@ public static class ScenarioLoader
         }
         (r.Prefix, r.PrefixLength) = Cidr(l, first, true);
         if ((r.Prefix & ~r.Mask) != 0) throw l.Error("Error: Invalid prefix for given prefix length.");
+        bool onlink = false;
         while (!l.AtEnd)
         {
             string o = l.Take();
@@ -522,12 +523,23 @@ public static class ScenarioLoader
                 case "scope" when l.Peek() is "link" or "global":
                     l.Take();
                     break;
-                default: throw l.Error($"unsupported 'route add' option '{o}' (supported: via, dev, src, scope link|global)");
+                // RTNH_F_ONLINK: the gateway is taken as on the device's link without a connected subnet (flannel's
+                // `10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink`).
+                case "onlink": onlink = true; break;
+                default: throw l.Error($"unsupported 'route add' option '{o}' (supported: via, dev, src, scope link|global, onlink)");
             }
         }
         if (r.Type != RouteKind.Unicast)
         {
             if (r.Gateway != 0) throw l.Error($"a {first} route takes no gateway");
+        }
+        else if (r.Gateway != 0 && onlink)
+        {
+            // fib_check_nh_v4_gw with RTNH_F_ONLINK: a device is needed and must be up; the gateway must be unicast.
+            if (r.Device == null) throw l.Error("Error: Nexthop device required for onlink.");
+            if (!r.Device.Up) throw l.Error("Error: Nexthop device is not up.");
+            if (r.Gateway >= 0xe0000000u || r.Gateway == 0xffffffffu) throw l.Error("Error: Nexthop has invalid gateway.");
+            if (ns.Addresses.Any(a => a.Address == r.Gateway)) throw l.Error("Error: Gateway can not be a local address.");
         }
         else if (r.Gateway != 0)
         {

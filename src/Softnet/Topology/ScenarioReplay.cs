@@ -48,6 +48,11 @@ public sealed class ScenarioReport : IDisposable
 public static class ScenarioReplay
 {
     public static ScenarioReport Run(string scenarioDir, string capturePath, string inject, string outDir, ScenarioOptions? options = null)
+        => Run(scenarioDir, () => CaptureReader.Open(capturePath), capturePath, inject, outDir, options);
+
+    /// <summary>The same, on frames from <paramref name="open"/> (a generator, or a file opened again for each pass);
+    /// <paramref name="capturePath"/> names the source in messages and the report.</summary>
+    public static ScenarioReport Run(string scenarioDir, Func<ICaptureReader> open, string capturePath, string inject, string outDir, ScenarioOptions? options = null)
     {
         options ??= new ScenarioOptions();
         var scenario = ScenarioLoader.Load(scenarioDir);
@@ -57,7 +62,7 @@ public static class ScenarioReplay
         var byInterface = new Dictionary<int, Device>();
         if (fixedDev == null)
         {
-            using var scan = CaptureReader.Open(capturePath);
+            using var scan = open();
             long n = 0;
             while (scan.TryRead(out var meta, out _))
             {
@@ -105,7 +110,7 @@ public static class ScenarioReplay
         long endNs;
         try
         {
-            using var reader = new FirstTimestampReader(CaptureReader.Open(capturePath));
+            using var reader = new FirstTimestampReader(open());
             var pipeline = new ReplayPipeline(replayOptions);
             report = pipeline.Run(new LazyBase(reader, () => top!), capturePath);
             stack.Finish();
