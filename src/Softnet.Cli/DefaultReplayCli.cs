@@ -61,7 +61,7 @@ internal static class DefaultReplayCli
         Row("receiver Mbit/s (offered 2 Gbit/s)", p => (p.ReceiverBitsPerSecond / 1e6).ToString("F1"));
         Row("one core's capacity, Gbit/s", p => (p.CoreCapacityBitsPerSecond / 1e9).ToString("F2"));
         Row("GRO segments per skb", p => p.GroMergeRatio.ToString("F2"));
-        Row("ip_rcv per segment", p => p.IpRcvPerSegment.ToString("F2"));
+        Row("ip_rcv per segment (ACKs incl.)", p => p.IpRcvPerSegment.ToString("F2"));
         Row("conntrack entries", p => p.ConntrackEntries.ToString("N0"));
         Row("drops", p => p.Drops.ToString("N0"));
         foreach (var stage in paths[0].CpuPerSegment.Select(s => s.Stage))

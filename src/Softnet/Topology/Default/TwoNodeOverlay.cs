@@ -188,6 +188,10 @@ public static class TwoNodeOverlay
             Ipv4.Parse("10.244.0.0"), 16, "02:00:0a:00:00:01", "02:00:0a:00:00:02", Ipv4.Parse("10.0.0.1"), Ipv4.Parse("10.0.0.2"));
 
     /// <summary>Replays both paths together (the report, dumps and JSON), then each path alone for its figures.</summary>
+    /// <summary>Runs of each path alone; the cheapest is reported (the counters are identical run to run, only the
+    /// sampled CPU times differ).</summary>
+    public const int RepeatsPerPath = 3;
+
     public static TwoNodeRun Run(ReplayOptions replay, string dumpDir = "", long bytesPerPath = 16 << 20, double bitsPerSecond = 2e9)
     {
         string dir = Extract();
@@ -197,8 +201,17 @@ public static class TwoNodeOverlay
         var figures = new List<TwoNodePathFigures>();
         foreach (var p in both)
         {
-            using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytesPerPath, bitsPerSecond), SourceName, Inject, "", options);
-            figures.Add(Figures(p, alone));
+            // The CPU figures are sampled (one timed poll in 16, one packet in 8 of those broken down by stage), so one
+            // run holds about a hundred samples and a single preemption on a shared core can double a stage; each path
+            // runs RepeatsPerPath times and keeps the run that cost least, as a benchmark keeps its best of N.
+            TwoNodePathFigures? best = null;
+            for (int i = 0; i < RepeatsPerPath; i++)
+            {
+                using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytesPerPath, bitsPerSecond), SourceName, Inject, "", options);
+                var f = Figures(p, alone);
+                if (best is null || (f.TotalNsPerSegment > 0 && f.TotalNsPerSegment < best.TotalNsPerSegment)) best = f;
+            }
+            figures.Add(best!);
         }
         combined.Replay.Sections.Add(new TwoNodePathsSection(figures));
         return new TwoNodeRun { Combined = combined, Paths = figures };
