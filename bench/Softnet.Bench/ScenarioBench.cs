@@ -492,7 +492,7 @@ public static class ScenarioBench
     // ---------------------------------------------------------------- CPU pinning
 
     /// <summary>The last CPU this process may run on (the kernel sender and Softnet share it).</summary>
-    internal static int PickCpu()
+    public static int PickCpu()
     {
         var mask = Softnet.Napi.CpuAffinity.CurrentThreadAffinity();
         var cpus = mask?.ToArray();

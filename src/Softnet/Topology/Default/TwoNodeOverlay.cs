@@ -97,9 +97,8 @@ public static class TwoNodeOverlay
             files[name[ResourcePrefix.Length..].Replace('\\', '/')] = r.ReadToEnd();
         }
         if (files.Count == 0) throw new InvalidOperationException("the default scenario is missing from the assembly");
-        string flannel = files["ns/nodeB/iptables.flannel"];
         files.Remove("ns/nodeB/iptables.flannel");
-        files["ns/nodeB/iptables.save"] = MergeRules(KubeProxyRules.Generate(new KubeProxyOptions { Services = 100 }).Text, flannel);
+        files["ns/nodeB/iptables.save"] = NodeRules("10.244.1.0/24", 100);
 
         var hash = new StringBuilder();
         foreach (var (k, v) in files) hash.Append(k).Append('\0').Append(v).Append('\0');
@@ -118,9 +117,20 @@ public static class TwoNodeOverlay
         return dir;
     }
 
+    /// <summary>A flannel node's iptables-save: kube-proxy's generated ruleset for <paramref name="services"/> services
+    /// with flanneld's rules for the node's pod subnet <paramref name="podSubnet"/> appended (as node B has them).</summary>
+    public static string NodeRules(string podSubnet, int services)
+    {
+        var asm = typeof(TwoNodeOverlay).Assembly;
+        using var s = asm.GetManifestResourceStream(ResourcePrefix + "ns/nodeB/iptables.flannel")
+                      ?? throw new InvalidOperationException("the default scenario's flannel rules are missing from the assembly");
+        string flannel = new StreamReader(s).ReadToEnd().Replace("10.244.1.0/24", podSubnet, StringComparison.Ordinal);
+        return MergeRules(KubeProxyRules.Generate(new KubeProxyOptions { Services = services }).Text, flannel);
+    }
+
     /// <summary>Adds each table block of <paramref name="extra"/> to the same table of <paramref name="rules"/>:
     /// chain declarations after the table line, rules before its COMMIT (appended, as flanneld appends them).</summary>
-    internal static string MergeRules(string rules, string extra)
+    public static string MergeRules(string rules, string extra)
     {
         var decls = new Dictionary<string, List<string>>();
         var appends = new Dictionary<string, List<string>>();
