@@ -24,6 +24,7 @@ public sealed class GroStage : IRxHandler
         _engines = new GroEngine[queues];
         _now = new long[queues];
         GroTicks = new long[queues];
+        _warm = new bool[queues];
         for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, new Sink(this, i));
         Options = options;
     }
@@ -33,6 +34,18 @@ public sealed class GroStage : IRxHandler
 
     /// <summary>Stopwatch ticks spent in GRO itself per queue in the sampled polls (the stack above excluded).</summary>
     public long[] GroTicks { get; }
+    private readonly bool[] _warm;
+
+    /// <summary>The queue's samples just turned warm (RxQueue.TimingWarm discards the JIT-cold ones): so do GRO's, or
+    /// the cold GRO time would be divided by the warm packet count.</summary>
+    private void WarmCheck(RxQueue queue)
+    {
+        if (queue.TimingWarm && !_warm[queue.Id])
+        {
+            _warm[queue.Id] = true;
+            GroTicks[queue.Id] = 0;
+        }
+    }
 
     /// <summary>RX queues of the NIC, set by the pipeline so the sink can name the queue to the stack.</summary>
     internal IReadOnlyList<RxQueue>? Queues { get; set; }
@@ -41,6 +54,7 @@ public sealed class GroStage : IRxHandler
     {
         int q = queue.Id;
         bool timed = queue.TimingThisPoll;
+        if (timed) WarmCheck(queue);
         long t0 = timed ? Stopwatch.GetTimestamp() : 0;
         // The descriptor's arrival time is GRO's clock: held skbs age in jiffies of it.
         long now = Math.Max(_now[q], skb.TimestampNs);
@@ -60,6 +74,7 @@ public sealed class GroStage : IRxHandler
     {
         int q = queue.Id;
         bool timed = queue.TimingThisPoll;
+        if (timed) WarmCheck(queue);
         long t0 = timed ? Stopwatch.GetTimestamp() : 0;
         _stackTicks = 0;
         _timed = timed;

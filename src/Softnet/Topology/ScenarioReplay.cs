@@ -72,7 +72,13 @@ public static class ScenarioReplay
                 string? name = meta.InterfaceId < ifs.Count ? ifs[meta.InterfaceId].Name : null;
                 if (name == null)
                     throw new ArgumentException($"{capturePath}: frame {n} is on interface #{meta.InterfaceId}, which has no if_name: give --inject {ns.Name}:DEV");
-                var dev = ns.Device(name) ?? throw new ArgumentException($"{capturePath}: frame {n} arrives on '{name}', which is not a device of namespace '{ns.Name}'");
+                // An if_name of NS:DEV places the frame in another namespace of the scenario (a capture of several hosts'
+                // interfaces, as the default scenario's generator writes one).
+                int colon = name.IndexOf(':');
+                var home = colon < 0 ? ns : scenario.Namespace(name[..colon])
+                    ?? throw new ArgumentException($"{capturePath}: frame {n} arrives on '{name}': no namespace '{name[..colon]}' in the scenario");
+                string devName = colon < 0 ? name : name[(colon + 1)..];
+                var dev = home.Device(devName) ?? throw new ArgumentException($"{capturePath}: frame {n} arrives on '{name}', which is not a device of namespace '{home.Name}'");
                 byInterface[meta.InterfaceId] = dev;
             }
         }

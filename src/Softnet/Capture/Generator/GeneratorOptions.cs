@@ -65,6 +65,11 @@ public sealed record GeneratorOptions
     /// </summary>
     public ulong? ServerKey { get; init; }
 
+    /// <summary>With <see cref="ServerKey"/>: the client's address as the server sees it when a source NAT on the way
+    /// rewrites it (MASQUERADE keeping the port, as a pod's traffic leaves its node), so the ISN answered is the one
+    /// the listener picks for the translated tuple. Null: the client's own address.</summary>
+    public System.Net.IPAddress? ClientSeenByServer { get; init; }
+
     /// <summary>Capture time of the first frame, nanoseconds since the Unix epoch (default 2024-01-01T00:00:00Z).</summary>
     public long StartTimestampNs { get; init; } = DefaultStartTimestampNs;
 

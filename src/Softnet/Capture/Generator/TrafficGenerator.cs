@@ -92,6 +92,7 @@ public sealed class TrafficGenerator
                     ClientMac = o.ClientMac.GetAddressBytes(),
                     ServerMac = o.ServerMac.GetAddressBytes(),
                     ClientIp = o.EffectiveClient.GetAddressBytes(),
+                    ClientIpAtServer = (o.ClientSeenByServer ?? o.EffectiveClient).GetAddressBytes(),
                     ServerIp = o.EffectiveServer.GetAddressBytes(),
                     ServerPort = (ushort)o.ServerPort,
                     Mss = o.EffectiveMss,
@@ -201,7 +202,7 @@ public sealed class TrafficGenerator
                     // The ISN and timestamp offset a Softnet listener with this key picks for the SYN at this time.
                     long synNs = _baseNs + at / 1000;
                     (f.IsnS, f.TsOffS) = Transport.TcpSecure.SeqAndTsOff(key, BinaryPrimitives.ReadUInt32BigEndian(f.ServerIp),
-                        BinaryPrimitives.ReadUInt32BigEndian(f.ClientIp), f.ServerPort, f.ClientPort, synNs);
+                        BinaryPrimitives.ReadUInt32BigEndian(f.ClientIpAtServer), f.ServerPort, f.ClientPort, synNs);
                 }
                 len = WriteTcp(b, f, true, Syn, f.IsnC, 0, SynWindowClient, 0, at);
                 Wait(f, ClientStep.WaitSynAck);
@@ -506,7 +507,7 @@ public sealed class TrafficGenerator
     {
         public bool Udp, V6;
         public int Vlan;
-        public byte[] ClientMac = [], ServerMac = [], ClientIp = [], ServerIp = [];
+        public byte[] ClientMac = [], ServerMac = [], ClientIp = [], ServerIp = [], ClientIpAtServer = [];
         public ushort ClientPort, ServerPort, IdC, IdS;
         public uint LabelC, LabelS, IsnC, IsnS, TsOffC, TsOffS, LastTsC, LastTsS, FinalAck, UdpCount;
         public int Mss, Block, Unacked;
