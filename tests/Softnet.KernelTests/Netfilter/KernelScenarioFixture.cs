@@ -8,7 +8,7 @@ public sealed class KernelScenarioFixture
 {
     private readonly Dictionary<string, Lazy<(string? Dir, string? Error)>> _runs = [];
 
-    public static readonly string[] Names = ["docker-host", "kube-node", "router-fw", "edge-fw", "mangle-router", "frag-router", "frag-ct-router", "v6-fw", "v6-frag-ct-router", "flannel-vxlan"];
+    public static readonly string[] Names = ["docker-host", "kube-node", "router-fw", "edge-fw", "mangle-router", "frag-router", "frag-ct-router", "v6-fw", "v6-frag-ct-router", "flannel-vxlan", "default-two-node"];
 
     /// <summary>Why kernel tests skip here, or null.</summary>
     public string? SkipReason { get; } = KernelScenario.Unavailable();
@@ -23,7 +23,9 @@ public sealed class KernelScenarioFixture
     }
 
     /// <summary>The scenario folder as copied beside the test assembly.</summary>
-    public static string ScenarioDir(string name) => Path.Combine(AppContext.BaseDirectory, "Scenarios", name);
+    public static string ScenarioDir(string name) => name == "default-two-node"
+        ? Softnet.Topology.Default.TwoNodeOverlay.Extract() // `softnet replay`'s embedded default, as it writes it out
+        : Path.Combine(AppContext.BaseDirectory, "Scenarios", name);
 
     /// <summary>Writes the scenario's generated traffic (pcapng, if_name = arrival device) and returns its path.</summary>
     public static string Capture(string name)

@@ -28,6 +28,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["frag-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["flannel-vxlan"] = ["pod1/eth0.tx.pcap", "node2/eth1.tx.pcap"],
+        ["default-two-node"] = ["podA/eth0.tx.pcap"],
         ["v6-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["v6-frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
     };
@@ -66,6 +67,12 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// datagrams vxlan_rcv drops (unknown VNI, bad flags, a loop, ECN, truncated, a bad outer checksum).</summary>
     [SkippableFact]
     public void Flannel_vxlan_matches_the_kernel() => Compare("flannel-vxlan");
+
+    /// <summary>`softnet replay`'s embedded default (two nodes, cni0 bridges, flannel VXLAN, kube-proxy's 100 services and
+    /// flanneld's rules, conntrack on both nodes, br_netfilter): pod A's traffic to node B's host, MASQUERADEd, and to
+    /// pod B over VXLAN, with the answers coming back the same ways.</summary>
+    [SkippableFact]
+    public void Default_two_node_scenario_matches_the_kernel() => Compare("default-two-node");
 
     [SkippableFact]
     public void Edge_fw_with_match_extensions_matches_the_kernel() => Compare("edge-fw");

@@ -50,6 +50,11 @@ public sealed class ScenarioHarnessTests
         Assert.Equal("tcp 6 T TIME_WAIT src=1.2.3.4 [ASSURED] mark=0",
             ScenarioCompare.NormaliseConntrack("tcp      6 117 TIME_WAIT src=1.2.3.4 [ASSURED] mark=0 use=1 id=3735928559"));
         Assert.Equal("icmp 1 T src=1.2.3.4 type=8 code=0 id=77", ScenarioCompare.NormaliseConntrack("icmp     1 29 src=1.2.3.4 type=8 code=0 id=77 use=2"));
+        // A VXLAN outer flow: the source port is the boot-keyed flow hash, in both tuples.
+        Assert.Equal("udp 17 T src=10.0.0.1 dst=10.0.0.2 sport=H dport=8472 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=8472 dport=H mark=0",
+            ScenarioCompare.NormaliseConntrack("udp      17 27 src=10.0.0.1 dst=10.0.0.2 sport=50082 dport=8472 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=8472 dport=50082 mark=0 use=1"));
+        Assert.Equal("udp 17 T src=10.0.0.1 dst=10.0.0.2 sport=1234 dport=8472 mark=0",
+            ScenarioCompare.NormaliseConntrack("udp 17 27 src=10.0.0.1 dst=10.0.0.2 sport=1234 dport=8472 mark=0")); // below the port range: kept
     }
 
     [Fact]

@@ -338,7 +338,9 @@ public static class KernelScenario
             if (!byDev.TryGetValue(dev, out int t))
             {
                 t = targets.Count;
-                targets.Add(Peer(s, prefix, ns, dev));
+                // NS:DEV names a device of another namespace (as Softnet's scenario replay reads such an if_name).
+                int c = dev.IndexOf(':');
+                targets.Add(c < 0 ? Peer(s, prefix, ns, dev) : Peer(s, prefix, dev[..c], dev[(c + 1)..]));
                 byDev[dev] = t;
             }
             w.Write(t);

@@ -293,8 +293,25 @@ public static class ScenarioCompare
         if (t.Count > 2 && t[2].All(char.IsAsciiDigit)) t[2] = "T";
         // `id=` before mark=/use= is an ICMP id (part of the tuple); after them it is the entry id of `-o id`.
         int tail = t.FindIndex(x => x.StartsWith("mark=", StringComparison.Ordinal) || x.StartsWith("use=", StringComparison.Ordinal));
-        var kept = t.Where((x, i) => !x.StartsWith("use=", StringComparison.Ordinal) && !(tail >= 0 && i > tail && x.StartsWith("id=", StringComparison.Ordinal)));
+        var kept = t.Where((x, i) => !x.StartsWith("use=", StringComparison.Ordinal) && !(tail >= 0 && i > tail && x.StartsWith("id=", StringComparison.Ordinal))).ToList();
+        MaskTunnelSourcePort(kept);
         return string.Join(' ', kept);
+    }
+
+    /// <summary>A VXLAN tunnel's outer flow (UDP to 8472 or 4789 from a source port in the local port range): the port is
+    /// the flow hash keyed with the kernel's boot-time secret, so it is written as H in both tuples. The number of such
+    /// entries still has to agree: one per inner flow the hash told apart.</summary>
+    private static void MaskTunnelSourcePort(List<string> t)
+    {
+        if (t.Count == 0 || t[0] != "udp") return;
+        int sport = t.FindIndex(x => x.StartsWith("sport=", StringComparison.Ordinal));
+        int dport = t.FindIndex(x => x.StartsWith("dport=", StringComparison.Ordinal));
+        if (sport < 0 || dport < 0 || t[dport] is not ("dport=8472" or "dport=4789")) return;
+        if (!int.TryParse(t[sport].AsSpan(6), out int port) || port is < 32768 or > 60999) return;
+        string reply = "dport=" + port;
+        int back = t.FindIndex(dport + 1, x => x == reply);
+        t[sport] = "sport=H";
+        if (back >= 0) t[back] = "dport=H";
     }
 
     /// <summary>The normalised entries of a conntrack -L text, sorted.</summary>
@@ -348,6 +365,10 @@ public static class ScenarioCompare
             f[14 + 10] = f[14 + 11] = 0;
             f[14 + ihl] = f[14 + ihl + 1] = 0;
             f[14 + ihl + 6] = f[14 + ihl + 7] = 0;
+            // The inner frame is masked as any frame is (an ICMP error or echo reply inside keeps its random IP ID).
+            int inner = 14 + ihl + 8 + 8;
+            if (f.Length > inner + 14)
+                Mask(f[inner..]).CopyTo(f, inner);
         }
         if (f.Length >= 14 + 20 + 1 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x0800 && f[14 + 9] == 1)
         {

@@ -206,6 +206,7 @@ public static class ScenarioTraffic
         "frag-router" => "r",
         "frag-ct-router" => "r",
         "flannel-vxlan" => "node1",
+        "default-two-node" => "nodeA",
         "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.InjectNamespace(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
@@ -220,6 +221,7 @@ public static class ScenarioTraffic
         "frag-router" => FragRouter(),
         "frag-ct-router" => FragCtRouter(),
         "flannel-vxlan" => ScenarioTrafficVxlan.FlannelVxlan(),
+        "default-two-node" => ScenarioTrafficVxlan.TwoNodeDefault(),
         "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.For(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };

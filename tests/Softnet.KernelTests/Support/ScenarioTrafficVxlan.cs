@@ -47,6 +47,34 @@ public static class ScenarioTrafficVxlan
         return c;
     }
 
+    /// <summary>
+    /// The embedded default of `softnet replay` (two Kubernetes nodes, flannel VXLAN, kube-proxy's and flanneld's rules,
+    /// conntrack on both nodes): pod A (10.244.0.2, behind node A's cni0) sends to node B's host (MASQUERADEd by node A)
+    /// and to pod B (over VXLAN). Echo requests come back as replies; UDP to a port nobody holds and TCP to a closed
+    /// port come back as port unreachable (RELATED, translated back) and resets: both directions of both paths, outer
+    /// headers built by each node's flannel.1. Injected on node A's veth0, as pod A transmits.
+    /// </summary>
+    public static ScenarioCapture TwoNodeDefault()
+    {
+        const string podA = "10.244.0.2", podB = "10.244.1.2", nodeB = "10.0.0.2", podAMac = "02:00:0a:f4:00:02", cni0 = "02:00:0a:f4:00:01";
+        var c = new ScenarioCapture();
+        void FromPodA(byte[] ip, string note) => c.Add("veth0", Frames.Eth(cni0, podAMac, ip), note);
+        for (ushort i = 1; i <= 3; i++)
+        {
+            FromPodA(Frames.Echo(podA, nodeB, 8, 0x77, i), $"echo pod A -> node B's host #{i} (MASQUERADE to node A's address)");
+            FromPodA(Frames.Echo(podA, podB, 8, 0x78, i), $"echo pod A -> pod B #{i} (VXLAN both ways)");
+        }
+        for (ushort k = 0; k < 4; k++)
+        {
+            FromPodA(Frames.Udp(podA, (ushort)(41000 + k), nodeB, 9), "UDP pod A -> node B's host, no socket (port unreachable, RELATED, un-NATed)");
+            FromPodA(Frames.Udp(podA, (ushort)(42000 + k), podB, 9), "UDP pod A -> pod B, no socket (port unreachable over VXLAN; another outer source port)");
+        }
+        FromPodA(Frames.Tcp(podA, 43000, nodeB, 81, TcpFlags.Syn, 7000), "TCP SYN pod A -> node B's host, closed port (reset)");
+        FromPodA(Frames.Tcp(podA, 43001, podB, 81, TcpFlags.Syn, 8000), "TCP SYN pod A -> pod B, closed port (reset over VXLAN)");
+        FromPodA(Frames.Udp(podA, 44000, podB, 9, payload: 1400), "1428-byte datagram: fits pod A's and flannel.1's MTU 1450");
+        return c;
+    }
+
     /// <summary>An outer IPv4/UDP/VXLAN datagram node2 → node1:8472 around <paramref name="innerFrame"/>.</summary>
     private static byte[] Vxlan(uint vni, byte[] innerFrame, uint flags = 0x0800_0000, bool udpChecksum = false, bool badChecksum = false, byte tos = 0)
     {
