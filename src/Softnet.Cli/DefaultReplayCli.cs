@@ -60,6 +60,7 @@ internal static class DefaultReplayCli
         Row("segments sent by iperf3 -c", p => p.Segments.ToString("N0"));
         Row("bytes read by iperf3 -s", p => p.BytesRead.ToString("N0"));
         Row("receiver Mbit/s (offered 2 Gbit/s)", p => (p.ReceiverBitsPerSecond / 1e6).ToString("F1"));
+        Row("cpu ns per byte (replay thread)", p => p.CpuNsPerByte.ToString("F3"));
         Row("one core's capacity, Gbit/s", p => (p.CoreCapacityBitsPerSecond / 1e9).ToString("F2"));
         Row("GRO segments per skb", p => p.GroMergeRatio.ToString("F2"));
         Row("ip_rcv per segment, both nodes (ACKs incl.)", p => p.IpRcvPerSegment.ToString("F2"));
@@ -68,7 +69,7 @@ internal static class DefaultReplayCli
         foreach (var stage in paths[0].CpuPerSegment.Select(s => s.Stage))
         {
             if (paths.All(p => p.CpuPerSegment.FirstOrDefault(s => s.Stage == stage).NsPerPacket <= 0) && stage != "total") continue;
-            Row($"cpu ns/segment: {stage}", p => p.CpuPerSegment.FirstOrDefault(s => s.Stage == stage).NsPerPacket.ToString("F1"));
+            Row($"sampled ns/segment: {stage}", p => p.CpuPerSegment.FirstOrDefault(s => s.Stage == stage).NsPerPacket.ToString("F1"));
         }
         console.Write(t);
         console.MarkupLine(Markup.Escape(run.Verdict()));

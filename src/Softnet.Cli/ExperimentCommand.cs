@@ -56,7 +56,51 @@ public static class ExperimentCommand
             Console.WriteLine($"wrote {csv}, {Path.Combine(dir, "drops.png")}, {Path.Combine(dir, "occupancy.png")}");
             return 0;
         });
-        return new Command("experiment", "Experiments from the study notes, measured on this machine") { ringVsPoll };
+        return new Command("experiment", "Experiments from the study notes, measured on this machine") { ringVsPoll, PodVsNative() };
+    }
+
+    /// <summary>`softnet experiment pod-vs-native`: seed 003's question, the kernel measured beside Softnet's prediction.</summary>
+    private static Command PodVsNative()
+    {
+        var outDir = new Option<string>("--out") { Description = "directory for pod-vs-native.csv, pod-vs-native.png and the scenario variants", DefaultValueFactory = _ => "pod-vs-native" };
+        var json = new Option<string?>("--json") { Description = "write the settings (name, kernel_ratio, softnet_ratio) as JSON" };
+        var quick = new Option<bool>("--quick") { Description = "a short run (two settings, one 1-second iperf3 run per path) that fits in CI" };
+        var seconds = new Option<double>("--seconds") { Description = "seconds per iperf3 run", DefaultValueFactory = _ => 3 };
+        var cmd = new Command("pod-vs-native", "iperf3 pod->native against native->native in kernel namespaces, beside Softnet's prediction, per remedy; CSV + PNG")
+        {
+            outDir, json, quick, seconds,
+        };
+        cmd.SetAction(pr =>
+        {
+            bool q = pr.GetValue(quick);
+            double secs = pr.GetValue(seconds);
+            if (secs <= 0) { Console.Error.WriteLine("softnet experiment: --seconds must be positive"); return 2; }
+            var experiment = new PodVsNativeExperiment { Quick = q, Seconds = q ? Math.Min(secs, 1) : secs };
+            string dir = pr.GetValue(outDir)!;
+            Directory.CreateDirectory(dir);
+            List<PodVsNativeRow> rows;
+            try
+            {
+                rows = experiment.Run(dir, Console.WriteLine);
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.Error.WriteLine($"softnet experiment pod-vs-native: {e.Message}");
+                return 1;
+            }
+            Console.WriteLine();
+            Console.WriteLine($"{"setting",-22} {"kernel native",14} {"kernel pod",11} {"kernel ratio",13} {"softnet ratio",14} {"error",7}");
+            foreach (var r in rows)
+                Console.WriteLine($"{r.Setting.Name,-22} {(r.KernelNativeBps is { } kn ? $"{kn / 1e9:F2} Gbit/s" : "-"),14} {(r.KernelPodBps is { } kp ? $"{kp / 1e9:F2} Gbit/s" : "-"),11} " +
+                                  $"{(r.KernelRatio is { } k ? k.ToString("F3") : "-"),13} {r.SoftnetRatio,14:F3} {(r.ErrorPercent is { } e ? $"{e:+0.0;-0.0}%" : "-"),7}");
+            string csv = Path.Combine(dir, "pod-vs-native.csv");
+            File.WriteAllText(csv, PodVsNativeExperiment.ToCsv(rows));
+            PodVsNativeExperiment.Plot(rows, dir);
+            if (pr.GetValue(json) is { } j) PodVsNativeExperiment.WriteJson(j, rows, PodVsNativeExperiment.KernelUnavailable());
+            Console.WriteLine($"wrote {csv}, {Path.Combine(dir, "pod-vs-native.png")}");
+            return 0;
+        });
+        return cmd;
     }
 
     private static IReadOnlyList<T> ParseList<T>(string text, Func<string, IFormatProvider, T> parse)

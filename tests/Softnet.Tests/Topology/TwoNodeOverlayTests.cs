@@ -44,7 +44,7 @@ public class TwoNodeOverlayTests
         {
             string src = $"{d[26]}.{d[27]}.{d[28]}.{d[29]}";
             if (meta.InterfaceId == 1) { pod++; Assert.Equal("10.244.0.2", src); }
-            else { wire++; Assert.Equal("10.0.0.1", src); }
+            else { wire++; Assert.Equal("10.0.0.11", src); } // node A's host client binds its second address
         }
         Assert.True(wire > 100 && pod > 200);
     }

@@ -39,12 +39,18 @@ public sealed record TwoNodePathFigures(
     double IpRcvPerSegment,
     long ConntrackEntries,
     long Drops,
-    IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment)
+    IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment,
+    double CpuNsPerSegment = 0)
 {
+    /// <summary>The sampled stages' total per segment (the breakdown's sum; <see cref="CpuNsPerSegment"/> is the
+    /// measured whole).</summary>
     public double TotalNsPerSegment => CpuPerSegment.LastOrDefault(s => s.Stage == "total").NsPerPacket;
 
-    /// <summary>What one core would carry at this cost: payload bits per segment over CPU time per segment.</summary>
-    public double CoreCapacityBitsPerSecond => Segments > 0 && TotalNsPerSegment > 0 ? BytesRead * 8.0 / Segments / (TotalNsPerSegment * 1e-9) : 0;
+    /// <summary>CPU time per payload byte (the replay thread's CPU time over the run, the generator's own cost taken out).</summary>
+    public double CpuNsPerByte => BytesRead > 0 ? CpuNsPerSegment * Segments / BytesRead : 0;
+
+    /// <summary>What one core would carry at this cost: payload bits per CPU second.</summary>
+    public double CoreCapacityBitsPerSecond => CpuNsPerByte > 0 ? 8e9 / CpuNsPerByte : 0;
 }
 
 /// <summary>The default replay: the combined run (both paths at once, as node B sees them) and each path alone.</summary>
@@ -59,18 +65,20 @@ public sealed class TwoNodeRun : IDisposable
         var native = Paths.First(p => p.Path == TwoNodePath.Native);
         var pod = Paths.First(p => p.Path == TwoNodePath.PodToNative);
         var overlay = Paths.FirstOrDefault(p => p.Path == TwoNodePath.PodToPod);
-        if (native.TotalNsPerSegment <= 0 || pod.TotalNsPerSegment <= 0) return "no CPU time was sampled: the runs were too short to compare the paths";
-        var deltas = pod.CpuPerSegment.Where(s => s.Stage != "total")
+        if (native.CpuNsPerByte <= 0 || pod.CpuNsPerByte <= 0) return "no CPU time was measured: the runs were too short to compare the paths";
+        // The breakdown is per segment from the sampled stage clocks; the headline per byte from the measured CPU time
+        // (the pod's segments are smaller: MSS 1398 against 1448).
+        var deltas = pod.CpuPerSegment.Where(s => s.Stage is not ("total" or "stack_other"))
             .Select(s => (s.Stage, Delta: s.NsPerPacket - native.CpuPerSegment.FirstOrDefault(f => f.Stage == s.Stage).NsPerPacket))
             .Where(d => d.Delta > 0).OrderByDescending(d => d.Delta).Take(3)
             .Select(d => $"{d.Stage} +{d.Delta:F0} ns");
-        string line = $"{pod.Name} costs {pod.TotalNsPerSegment / native.TotalNsPerSegment:F1}x the CPU of {native.Name} per segment " +
-                      $"({pod.TotalNsPerSegment:F0} vs {native.TotalNsPerSegment:F0} ns, both nodes): the pod's frames cross a veth and cni0 " +
+        string line = $"{pod.Name} costs {pod.CpuNsPerByte / native.CpuNsPerByte:F2}x the CPU of {native.Name} per byte " +
+                      $"({pod.CpuNsPerByte:F2} vs {native.CpuNsPerByte:F2} ns, both nodes): the pod's frames cross a veth and cni0 " +
                       $"and are tracked, forwarded and MASQUERADEd by node A before node B sees them (ip_rcv {pod.IpRcvPerSegment:F2} times per " +
                       $"segment against {native.IpRcvPerSegment:F2}, {pod.ConntrackEntries} conntrack entries against {native.ConntrackEntries}); " +
-                      $"most of the difference: {string.Join(", ", deltas)}";
-        if (overlay is { TotalNsPerSegment: > 0 })
-            line += $". {overlay.Name} costs {overlay.TotalNsPerSegment / native.TotalNsPerSegment:F1}x: VXLAN sends each segment through " +
+                      $"most of the difference per segment: {string.Join(", ", deltas)}";
+        if (overlay is { CpuNsPerByte: > 0 })
+            line += $". {overlay.Name} costs {overlay.CpuNsPerByte / native.CpuNsPerByte:F2}x: VXLAN sends each segment through " +
                     $"both stacks twice (ip_rcv {overlay.IpRcvPerSegment:F2} times per segment)";
         return line;
     }
@@ -124,7 +132,8 @@ public static class TwoNodeOverlay
         if (files.Count == 0) throw new InvalidOperationException("the default scenario is missing from the assembly");
         files.Remove("ns/nodeB/iptables.flannel");
         files["ns/nodeB/iptables.save"] = NodeRules("10.244.1.0/24", 100);
-        files["ns/nodeA/iptables.save"] = MergeRules(NodeRules("10.244.0.0/24", 100), files["ns/nodeA/iptables.extra"]);
+        // The raw table of iptables.extra is one kube-proxy's rules do not have: it follows them as a block of its own.
+        files["ns/nodeA/iptables.save"] = NodeRules("10.244.0.0/24", 100) + files["ns/nodeA/iptables.extra"];
         files.Remove("ns/nodeA/iptables.extra");
 
         var hash = new StringBuilder();
@@ -197,7 +206,9 @@ public static class TwoNodeOverlay
     /// <summary>iperf3 -c on node A: two TCP streams per path, <paramref name="bytesPerPath"/> each path, at
     /// <paramref name="bitsPerSecond"/> per path. The pod's segments fit its MTU 1450 (MSS 1398 with timestamps); its
     /// frames go to cni0's MAC, its gateway.</summary>
-    public static IReadOnlyList<GeneratorOptions> Streams(IEnumerable<TwoNodePath> paths, long bytesPerPath, double bitsPerSecond)
+    /// <param name="masquerade">Node A MASQUERADEs the pod's traffic to node B's host (false where conntrack is off for
+    /// it: node B then sees and answers the pod's own address).</param>
+    public static IReadOnlyList<GeneratorOptions> Streams(IEnumerable<TwoNodePath> paths, long bytesPerPath, double bitsPerSecond, bool masquerade = true)
     {
         static System.Net.IPAddress Ip(string s) => System.Net.IPAddress.Parse(s);
         static System.Net.NetworkInformation.PhysicalAddress Mac(string s) => System.Net.NetworkInformation.PhysicalAddress.Parse(s);
@@ -208,14 +219,14 @@ public static class TwoNodeOverlay
                 TwoNodePath.Native => new GeneratorOptions
                 {
                     Streams = 2, Bytes = bytesPerPath, Rate = Rate.FromBits(bitsPerSecond), ServerKey = 0, Seed = 1,
-                    Client = Ip("10.0.0.1"), Server = Ip("10.0.0.2"), ClientMac = Mac("02-00-0a-00-00-01"), ServerMac = Mac("02-00-0a-00-00-02"),
+                    Client = Ip("10.0.0.11"), Server = Ip("10.0.0.2"), ClientMac = Mac("02-00-0a-00-00-01"), ServerMac = Mac("02-00-0a-00-00-02"),
                 },
                 TwoNodePath.PodToNative => new GeneratorOptions
                 {
                     Streams = 2, Bytes = bytesPerPath, Rate = Rate.FromBits(bitsPerSecond), ServerKey = 0, Seed = 3, Mss = 1398,
                     Client = Ip("10.244.0.2"), Server = Ip("10.0.0.2"), ClientMac = Mac("02-00-0a-f4-00-02"), ServerMac = Mac("02-00-0a-f4-00-01"),
                     // flanneld's MASQUERADE on node A: node B's listener answers node A's address (the port is kept).
-                    ClientSeenByServer = Ip("10.0.0.1"),
+                    ClientSeenByServer = masquerade ? Ip("10.0.0.1") : null,
                 },
                 _ => new GeneratorOptions
                 {
@@ -228,8 +239,8 @@ public static class TwoNodeOverlay
 
     /// <summary>The clients' frames where they enter the scenario: the host's on node B's eth0, the pod's on node A's
     /// end of its veth.</summary>
-    public static ICaptureReader Traffic(IEnumerable<TwoNodePath> paths, long bytesPerPath, double bitsPerSecond)
-        => new TwoNodeTrafficReader(new GeneratorCaptureReader(Streams(paths, bytesPerPath, bitsPerSecond)),
+    public static ICaptureReader Traffic(IEnumerable<TwoNodePath> paths, long bytesPerPath, double bitsPerSecond, bool masquerade = true)
+        => new TwoNodeTrafficReader(new GeneratorCaptureReader(Streams(paths, bytesPerPath, bitsPerSecond, masquerade)),
             Ipv4.Parse("10.244.0.0"), 24, PodDevice, WireDevice);
 
     /// <summary>Replays the paths together (the report, dumps and JSON), then each path alone for its figures.</summary>
@@ -242,25 +253,67 @@ public static class TwoNodeOverlay
         string dir = Extract();
         var options = new ScenarioOptions { Replay = replay };
         var combined = ScenarioReplay.Run(dir, () => Traffic(AllPaths, bytesPerPath, bitsPerSecond), SourceName, Inject, dumpDir, options);
-        // The CPU figures are sampled (one timed poll in 16, one packet in 8 of those broken down by stage), so one run
-        // holds a few hundred samples, and a preemption on a shared core or a method still moving up the JIT's tiers
-        // can double a stage: the paths take turns, RepeatsPerPath rounds, and each keeps its cheapest run, as a
-        // benchmark keeps its best of N. The counters are identical run to run.
+        // Each path alone: the paths take turns, RepeatsPerPath rounds, and each keeps its cheapest run (a preemption
+        // or a method still moving up the JIT's tiers only ever adds time), as a benchmark keeps its best of N.
         var best = new TwoNodePathFigures?[AllPaths.Length];
         for (int i = 0; i < RepeatsPerPath; i++)
             for (int k = 0; k < AllPaths.Length; k++)
             {
-                var p = AllPaths[k];
-                using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytesPerPath, bitsPerSecond), SourceName, Inject, "", options);
-                var f = Figures(p, alone);
-                if (best[k] is not { } b || (f.TotalNsPerSegment > 0 && f.TotalNsPerSegment < b.TotalNsPerSegment)) best[k] = f;
+                var f = RunAlone(dir, AllPaths[k], options, bytesPerPath, bitsPerSecond, true);
+                if (best[k] is not { } b || f.CpuNsPerSegment < b.CpuNsPerSegment) best[k] = f;
             }
         var figures = best.Select(f => f!).ToList();
         combined.Replay.Sections.Add(new TwoNodePathsSection(figures));
         return new TwoNodeRun { Combined = combined, Paths = figures };
     }
 
-    private static TwoNodePathFigures Figures(TwoNodePath p, ScenarioReport r)
+    /// <summary>One path of the scenario in <paramref name="dir"/> (the default or a variant of it) replayed alone
+    /// <paramref name="repeats"/> times; the cheapest run's figures.</summary>
+    public static TwoNodePathFigures MeasurePath(string dir, TwoNodePath p, ScenarioOptions options, long bytes, double bitsPerSecond, int repeats = RepeatsPerPath, bool masquerade = true)
+    {
+        TwoNodePathFigures? best = null;
+        for (int i = 0; i < repeats; i++)
+        {
+            var f = RunAlone(dir, p, options, bytes, bitsPerSecond, masquerade);
+            if (best is null || f.CpuNsPerSegment < best.CpuNsPerSegment) best = f;
+        }
+        return best!;
+    }
+
+    /// <summary>
+    /// One replay of path <paramref name="p"/> alone. Its CPU time is the replay thread's (CLOCK_THREAD_CPUTIME_ID:
+    /// time preempted by other work is not counted, unlike the sampled stage clocks) from the first frame to the end,
+    /// less what the generator alone takes to make the same frames (measured just before).
+    /// </summary>
+    private static TwoNodePathFigures RunAlone(string dir, TwoNodePath p, ScenarioOptions options, long bytes, double bitsPerSecond, bool masquerade)
+    {
+        long g0 = Napi.ThreadCpuClock.NowNs();
+        using (var gen = Traffic([p], bytes, bitsPerSecond, masquerade))
+            while (gen.TryRead(out _, out _)) { }
+        long generator = Napi.ThreadCpuClock.NowNs() - g0;
+        long t0 = 0;
+        var timed = options with
+        {
+            Replay = options.Replay with
+            {
+                ProgressEvery = 1,
+                Progress = (n, _) =>
+                {
+                    if (n != 1) return;
+                    // Loading the scenario (the kube-proxy ruleset) leaves garbage: collect it before the clock starts,
+                    // or a collection on this thread lands in the window. The datapath allocates nothing per packet.
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    t0 = Napi.ThreadCpuClock.NowNs();
+                },
+            },
+        };
+        using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytes, bitsPerSecond, masquerade), SourceName, Inject, "", timed);
+        long cpu = Math.Max(0, Napi.ThreadCpuClock.NowNs() - t0 - generator);
+        return Figures(p, alone, cpu);
+    }
+
+    private static TwoNodePathFigures Figures(TwoNodePath p, ScenarioReport r, long cpuNs)
     {
         var sockNs = r.Scenario.Namespace(p == TwoNodePath.PodToPod ? "podB" : "nodeB")!;
         var stats = sockNs.Sockets.All.OfType<TcpListenSock>().First().Stats;
@@ -274,15 +327,15 @@ public static class TwoNodeOverlay
                      + ForwardDrops(r.Scenario.Namespace("nodeA")!);
         return new TwoNodePathFigures(p, PathName(p), segments, stats.Bytes, stats.BitsPerSecond, gro?.MergeRatio ?? 1,
             segments > 0 ? (double)nodes.Sum(n => n.Mib[SnmpCounter.IpInReceives]) / segments : 0,
-            nodes.Sum(n => n.HasIptables && n.Netfilter.ConntrackEnabled ? n.Netfilter.Conntrack.Count : 0), drops, cpu);
+            nodes.Sum(n => n.HasIptables && n.Netfilter.ConntrackEnabled ? n.Netfilter.Conntrack.Count : 0), drops, cpu,
+            segments > 0 ? (double)cpuNs / segments : 0);
     }
 
-    /// <summary>Node A's drops but those of the INPUT rule that stands for the host client's socket (the last rule of
-    /// its filter INPUT, from iptables.extra).</summary>
+    /// <summary>Node A's drops but those of the raw rule that stands for the host client's socket (from iptables.extra).</summary>
     private static long ForwardDrops(Link.Namespace nodeA)
     {
-        var input = nodeA.HasIptables ? nodeA.Netfilter[TableKind.Filter]?.GetChain("INPUT") : null;
-        long client = input?.Rules.LastOrDefault(r => r.InInterface == "eth0" && r.Protocol == 6)?.Packets ?? 0;
+        var raw = nodeA.HasIptables ? nodeA.Netfilter[TableKind.Raw]?.GetChain("PREROUTING") : null;
+        long client = raw?.Rules.LastOrDefault(r => r.InInterface == "eth0" && r.Action == RuleAction.Drop)?.Packets ?? 0;
         return nodeA.Counters.Drops.Total - client;
     }
 }
@@ -302,6 +355,7 @@ public sealed class TwoNodePathsSection(IReadOnlyList<TwoNodePathFigures> paths)
             w.WriteNumber("segments", p.Segments);
             w.WriteNumber("bytes_read", p.BytesRead);
             w.WriteNumber("receiver_bits_per_second", Math.Round(p.ReceiverBitsPerSecond));
+            w.WriteNumber("cpu_ns_per_byte", Math.Round(p.CpuNsPerByte, 4));
             w.WriteNumber("core_capacity_bits_per_second", Math.Round(p.CoreCapacityBitsPerSecond));
             w.WriteNumber("gro_merge_ratio", Math.Round(p.GroMergeRatio, 3));
             w.WriteNumber("ip_rcv_per_segment", Math.Round(p.IpRcvPerSegment, 3));

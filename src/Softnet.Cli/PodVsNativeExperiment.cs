@@ -1,0 +1,362 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Softnet.Pipeline;
+using Softnet.Topology;
+using Softnet.Topology.Default;
+
+namespace Softnet.Cli;
+
+/// <summary>One remedy (or the baseline) of the seed's pod-vs-native question, applied alike to the kernel and Softnet.</summary>
+/// <param name="Gro">GRO on the receiving devices (Softnet's NIC; the kernel's veths with `ethtool -K gro on`, which
+/// gives a veth its NAPI). Off is the kernel's veth default.</param>
+/// <param name="Notrack">raw NOTRACK for everything on both nodes (no conntrack, so no MASQUERADE either: node B
+/// answers the pod's own address, through flannel.1).</param>
+/// <param name="ReaderWithSoftirq">The iperf3 server on the CPU that runs the softirq work (over veth: the sender's).</param>
+public sealed record PodVsNativeSetting(string Name, string Description, bool Gro = false, bool Notrack = false, bool ReaderWithSoftirq = false);
+
+/// <summary>One setting's outcome: the kernel's measured throughputs and Softnet's CPU per byte and prediction.</summary>
+public sealed record PodVsNativeRow(PodVsNativeSetting Setting, double? KernelNativeBps, double? KernelPodBps,
+    double SoftnetNativeNsPerByte, double SoftnetPodNsPerByte, double SoftnetRatio)
+{
+    public double? KernelRatio => KernelNativeBps is > 0 && KernelPodBps is { } p ? p / KernelNativeBps.Value : null;
+
+    /// <summary>Softnet's ratio against the kernel's, in per cent of the kernel's.</summary>
+    public double? ErrorPercent => KernelRatio is > 0 and var k ? (SoftnetRatio - k) / k * 100 : null;
+}
+
+/// <summary>
+/// `softnet experiment pod-vs-native`: seed 003's question (why iperf3 from a pod to a native host is slower than
+/// native to native) as a table. For each setting the same two-node topology as `softnet replay`'s default is built in
+/// kernel namespaces and real iperf3 (Debian's) runs native→native and pod→native, the client pinned to CPU 0, with
+/// TSO and GSO off on the clients' devices so the kernel carries MSS-sized segments as Softnet's generator sends them;
+/// Softnet replays the same paths and measures its CPU time per byte on them. Softnet's CPU time is its own, not the
+/// kernel's: one factor, fitted on the baseline's native→native throughput, turns it into the kernel's time per byte,
+/// and the reader's copy to user (this machine's memcpy time per byte) is added where the reader shares the softirq
+/// CPU. The prediction is the pod/native throughput ratio that model gives, beside the kernel's measured ratio.
+/// </summary>
+public sealed class PodVsNativeExperiment
+{
+    public static readonly PodVsNativeSetting[] Settings =
+    [
+        new("baseline", "GRO off (the veth default), conntrack on, the server apart from the softirq CPU"),
+        new("gro", "GRO on where the frames arrive (ethtool -K gro on)", Gro: true),
+        new("notrack", "raw NOTRACK on both nodes: no conntrack, no MASQUERADE", Notrack: true),
+        new("reader-on-softirq-cpu", "the iperf3 server pinned to the softirq CPU", ReaderWithSoftirq: true),
+    ];
+
+    public static readonly string[] QuickSettings = ["baseline", "notrack"];
+
+    public bool Quick { get; init; }
+    /// <summary>Seconds per iperf3 run.</summary>
+    public double Seconds { get; init; } = 3;
+    /// <summary>Kernel runs per setting and path (interleaved); the median is kept.</summary>
+    public int Repeats { get; init; } = 3;
+
+    public IReadOnlyList<PodVsNativeSetting> Selected => Quick ? Settings.Where(s => QuickSettings.Contains(s.Name)).ToList() : Settings;
+
+    /// <summary>Why the kernel half cannot run here, or null.</summary>
+    public static string? KernelUnavailable()
+    {
+        if (!OperatingSystem.IsLinux()) return "not Linux";
+        if (!Environment.IsPrivilegedProcess) return "not root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)";
+        foreach (var tool in new[] { "ip", "iperf3", "iptables-restore", "ethtool", "taskset", "sysctl" })
+            if (!OnPath(tool)) return $"{tool} is not installed";
+        return null;
+    }
+
+    private static bool OnPath(string tool)
+        => (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':')
+            .Any(d => File.Exists(Path.Combine(d, tool)));
+
+    public List<PodVsNativeRow> Run(string outDir, Action<string> log)
+    {
+        string? why = KernelUnavailable();
+        if (why is not null) log($"kernel half not measured: {why}");
+        string root = TwoNodeOverlay.Extract();
+        double memcpyNsPerByte = MemcpyNsPerByte();
+        log($"memcpy on this machine: {1 / memcpyNsPerByte:F1} GB/s (the reader's copy to user)");
+        var kernel = new Dictionary<string, (double Native, double Pod)>();
+        if (why is null)
+            foreach (var s in Selected)
+            {
+                kernel[s.Name] = MeasureKernel(root, s, log);
+                log($"kernel  {s.Name,-22} native {kernel[s.Name].Native / 1e9,6:F2} Gbit/s  pod {kernel[s.Name].Pod / 1e9,6:F2} Gbit/s  ratio {kernel[s.Name].Pod / kernel[s.Name].Native:F3}");
+            }
+
+        long bytes = Quick ? 8 << 20 : 16 << 20;
+        // Warm-up: the replay's methods go through the JIT's tiers in the first second or so; the CPU time per byte
+        // is what the steady state costs.
+        {
+            var warm = new ScenarioOptions { Replay = new ReplayOptions { Gro = null } };
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < (Quick ? 1.5 : 3))
+                foreach (var p in new[] { TwoNodePath.Native, TwoNodePath.PodToNative })
+                    TwoNodeOverlay.MeasurePath(root, p, warm with { Replay = new ReplayOptions { Gro = clock.Elapsed.TotalSeconds < 1 ? null : new Gro.GroOptions() } }, 4 << 20, 2e9, 1);
+        }
+        var softnet = new Dictionary<string, (double Native, double Pod)>();
+        foreach (var s in Selected)
+        {
+            string dir = Variant(root, s, Path.Combine(outDir, "scenarios", s.Name));
+            var options = new ScenarioOptions { Replay = new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null } };
+            // Offered at what the kernel carried on this path, where it was measured.
+            double rate(double? k) => k is > 0 ? k.Value : 2e9;
+            var n = TwoNodeOverlay.MeasurePath(dir, TwoNodePath.Native, options, bytes, rate(kernel.TryGetValue(s.Name, out var kn) ? kn.Native : null), 3);
+            var p = TwoNodeOverlay.MeasurePath(dir, TwoNodePath.PodToNative, options, bytes, rate(kernel.TryGetValue(s.Name, out var kp) ? kp.Pod : null), 3,
+                masquerade: !s.Notrack);
+            if (n.BytesRead != bytes || p.BytesRead != bytes)
+                throw new InvalidOperationException($"{s.Name}: Softnet's iperf3 servers read {n.BytesRead} and {p.BytesRead} of {bytes} bytes");
+            softnet[s.Name] = (NsPerByte(n), NsPerByte(p));
+            log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)");
+        }
+
+        // One factor from Softnet's CPU time to the kernel's: the baseline's native→native, whose bottleneck CPU ran
+        // the sender and the softirq work (the reader apart). Without the kernel: 1 (Softnet's own times).
+        double scale = 1;
+        if (kernel.TryGetValue("baseline", out var kb) && softnet.TryGetValue("baseline", out var sb) && kb.Native > 0 && sb.Native > 0)
+            scale = 8e9 / kb.Native / sb.Native;
+        log($"scale: {scale:F4} kernel ns per Softnet ns" + (kernel.Count == 0 ? " (no kernel run: Softnet's own times)" : ""));
+        var rows = new List<PodVsNativeRow>();
+        foreach (var s in Selected)
+        {
+            var (sn, sp) = softnet[s.Name];
+            double reader = s.ReaderWithSoftirq ? memcpyNsPerByte : 0;
+            double ratio = (scale * sn + reader) / (scale * sp + reader);
+            kernel.TryGetValue(s.Name, out var k);
+            rows.Add(new PodVsNativeRow(s, kernel.ContainsKey(s.Name) ? k.Native : null, kernel.ContainsKey(s.Name) ? k.Pod : null, sn, sp, ratio));
+        }
+        return rows;
+    }
+
+    private static double NsPerByte(TwoNodePathFigures f) => f.CpuNsPerByte;
+
+    /// <summary>Memory copy time per byte: 64 MiB copied a few times, the best pass.</summary>
+    private static double MemcpyNsPerByte()
+    {
+        var a = new byte[64 << 20];
+        var b = new byte[64 << 20];
+        Array.Fill(a, (byte)1);
+        Array.Fill(b, (byte)2); // pages faulted in before the timed copies
+        double best = double.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            a.AsSpan().CopyTo(b);
+            best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalNanoseconds / a.Length);
+        }
+        return best;
+    }
+
+    /// <summary>The default scenario with the setting's changes that Softnet sees (NOTRACK rules).</summary>
+    private static string Variant(string root, PodVsNativeSetting s, string dir)
+    {
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        foreach (var file in Directory.GetFiles(root, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(dir, Path.GetRelativePath(root, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(file, to);
+        }
+        if (s.Notrack)
+            foreach (var node in new[] { "nodeA", "nodeB" })
+            {
+                string f = Path.Combine(dir, "ns", node, "iptables.save");
+                File.WriteAllText(f, WithNotrack(File.ReadAllText(f)));
+            }
+        return dir;
+    }
+
+    /// <summary>The NOTRACK rules added to a ruleset's raw table, or as a raw table of their own.</summary>
+    private static string WithNotrack(string rules)
+        => rules.Contains("*raw\n", StringComparison.Ordinal)
+            ? TwoNodeOverlay.MergeRules(rules, NotrackRules.Replace(":PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n", "", StringComparison.Ordinal))
+            : rules + NotrackRules;
+
+    private const string NotrackRules = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j NOTRACK\n-A OUTPUT -j NOTRACK\nCOMMIT\n";
+
+    // ---------------------------------------------------------------- the kernel half
+
+    private static int s_runs;
+
+    /// <summary>Builds the scenario in namespaces, runs iperf3 on both paths <see cref="Repeats"/> times, interleaved,
+    /// and returns the median receiver throughput of each.</summary>
+    private (double Native, double Pod) MeasureKernel(string root, PodVsNativeSetting s, Action<string> log)
+    {
+        string prefix = $"snx{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
+        var names = Directory.GetDirectories(Path.Combine(root, "ns")).Select(Path.GetFileName).OfType<string>().ToList();
+        var created = new List<string>();
+        try
+        {
+            Build(root, prefix, names, created, s);
+            int cpus = Environment.ProcessorCount;
+            string clientCpu = "0", serverCpu = s.ReaderWithSoftirq || cpus < 2 ? "0" : "1";
+            foreach (var (ns, addr) in new[] { ("nodeB", "10.0.0.2") })
+                Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", serverCpu, "iperf3", "-s", "-D", "-B", addr, "-p", "5201");
+            Thread.Sleep(300);
+            var native = new List<double>();
+            var pod = new List<double>();
+            int repeats = Quick ? 1 : Repeats;
+            for (int r = 0; r < repeats; r++)
+            {
+                native.Add(Iperf(prefix, "nodeA", "10.0.0.2", clientCpu));
+                pod.Add(Iperf(prefix, "podA", "10.0.0.2", clientCpu));
+            }
+            return (Median(native), Median(pod));
+        }
+        finally
+        {
+            foreach (var ns in created)
+            {
+                foreach (var pid in Sh("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                    Sh("kill", pid);
+                Sh("ip", "netns", "del", ns);
+            }
+        }
+    }
+
+    private static double Median(List<double> v)
+    {
+        v.Sort();
+        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+    }
+
+    private double Iperf(string prefix, string ns, string server, string cpu)
+    {
+        string json = Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", cpu, "iperf3", "-c", server, "-p", "5201", "-J",
+            "-t", Seconds.ToString(CultureInfo.InvariantCulture));
+        using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.TryGetProperty("error", out var err)) throw new InvalidOperationException($"iperf3 -c {server} in {ns}: {err.GetString()}");
+        return doc.RootElement.GetProperty("end").GetProperty("sum_received").GetProperty("bits_per_second").GetDouble();
+    }
+
+    /// <summary>The scenario folder in kernel namespaces: links.batch, then each namespace's ip.batch, bridge.batch,
+    /// sysctl.conf and iptables.save, as `softnet replay` loads them, but for the rules that stand for the generated
+    /// clients' sockets (the real iperf3 clients have theirs).</summary>
+    private static void Build(string root, string prefix, List<string> names, List<string> created, PodVsNativeSetting s)
+    {
+        string links = File.ReadAllText(Path.Combine(root, "links.batch"));
+        foreach (var n in names)
+            links = Regex.Replace(links, $@"\bnetns {Regex.Escape(n)}\b", $"netns {prefix}-{n}");
+        var sb = new StringBuilder();
+        foreach (var line in links.Split('\n'))
+        {
+            string l = line.Trim();
+            if (l.Length == 0 || l.StartsWith('#')) continue;
+            if (l.StartsWith("netns add ", StringComparison.Ordinal))
+            {
+                string ns = $"{prefix}-{l["netns add ".Length..].Trim()}";
+                Sh("ip", "netns", "add", ns);
+                created.Add(ns);
+                continue;
+            }
+            sb.Append(l).Append('\n');
+        }
+        string work = Directory.CreateTempSubdirectory("softnet-pvn-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(work, "links.batch"), sb.ToString());
+            Sh("ip", "-batch", Path.Combine(work, "links.batch"));
+            foreach (var n in names)
+            {
+                string kn = $"{prefix}-{n}", dir = Path.Combine(root, "ns", n);
+                Sh("ip", "-n", kn, "-batch", Path.Combine(dir, "ip.batch"));
+                if (File.Exists(Path.Combine(dir, "bridge.batch"))) Sh("ip", "netns", "exec", kn, "bridge", "-batch", Path.Combine(dir, "bridge.batch"));
+                if (File.Exists(Path.Combine(dir, "sysctl.conf"))) Sh("ip", "netns", "exec", kn, "sysctl", "-q", "-p", Path.Combine(dir, "sysctl.conf"));
+                string rules = Path.Combine(dir, "iptables.save");
+                if (File.Exists(rules) && n != "podA")
+                {
+                    string text = string.Join('\n', File.ReadAllLines(rules).Where(l => !l.Contains("softnet: the generated", StringComparison.Ordinal))) + "\n";
+                    if (s.Notrack) text = WithNotrack(text);
+                    string f = Path.Combine(work, n + ".save");
+                    File.WriteAllText(f, text);
+                    Sh("ip", "netns", "exec", kn, "iptables-restore", f);
+                }
+            }
+            // The clients send MSS-sized segments, as the generator does (no TSO/GSO super-packets through the path).
+            foreach (var (ns, dev) in new[] { ("nodeA", "eth0"), ("podA", "eth0") })
+                Sh("ip", "netns", "exec", $"{prefix}-{ns}", "ethtool", "-K", dev, "tso", "off", "gso", "off");
+            foreach (var (ns, dev) in new[] { ("nodeB", "eth0"), ("nodeA", "veth0") })
+                Sh("ip", "netns", "exec", $"{prefix}-{ns}", "ethtool", "-K", dev, "gro", s.Gro ? "on" : "off");
+        }
+        finally
+        {
+            try { Directory.Delete(work, true); } catch (IOException) { }
+        }
+    }
+
+    private static string Sh(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0 && file is not "kill")
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {stderr.Trim()}");
+        return stdout.Result;
+    }
+
+    // ---------------------------------------------------------------- output
+
+    public static string ToCsv(IEnumerable<PodVsNativeRow> rows)
+    {
+        static string F(double? v, string f) => v is { } x ? x.ToString(f, CultureInfo.InvariantCulture) : "";
+        var sb = new StringBuilder("setting,kernel_native_gbps,kernel_pod_gbps,kernel_ratio,softnet_native_ns_per_byte,softnet_pod_ns_per_byte,softnet_ratio,error_percent\n");
+        foreach (var r in rows)
+            sb.Append(CultureInfo.InvariantCulture, $"{r.Setting.Name},{F(r.KernelNativeBps / 1e9, "F3")},{F(r.KernelPodBps / 1e9, "F3")},{F(r.KernelRatio, "F4")},")
+              .Append(CultureInfo.InvariantCulture, $"{r.SoftnetNativeNsPerByte:F4},{r.SoftnetPodNsPerByte:F4},{r.SoftnetRatio:F4},{F(r.ErrorPercent, "F1")}\n");
+        return sb.ToString();
+    }
+
+    public static void WriteJson(string path, IReadOnlyList<PodVsNativeRow> rows, string? kernelUnavailable)
+    {
+        using var f = File.Create(path);
+        using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteStartArray("settings");
+        foreach (var r in rows)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", r.Setting.Name);
+            w.WriteString("description", r.Setting.Description);
+            if (r.KernelRatio is { } k) w.WriteNumber("kernel_ratio", Math.Round(k, 4)); else w.WriteNull("kernel_ratio");
+            w.WriteNumber("softnet_ratio", Math.Round(r.SoftnetRatio, 4));
+            if (r.ErrorPercent is { } e) w.WriteNumber("error_percent", Math.Round(e, 1));
+            if (r.KernelNativeBps is { } kn) w.WriteNumber("kernel_native_bits_per_second", Math.Round(kn));
+            if (r.KernelPodBps is { } kp) w.WriteNumber("kernel_pod_bits_per_second", Math.Round(kp));
+            w.WriteNumber("softnet_native_ns_per_byte", Math.Round(r.SoftnetNativeNsPerByte, 4));
+            w.WriteNumber("softnet_pod_ns_per_byte", Math.Round(r.SoftnetPodNsPerByte, 4));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        if (kernelUnavailable is not null) w.WriteString("kernel_unavailable", kernelUnavailable);
+        w.WriteString("method", "kernel: the default scenario's topology in namespaces, iperf3 native->native (node A's host to node B's) and pod->native " +
+            "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, median receiver throughput; Softnet: the same paths " +
+            "replayed, CPU time per payload byte over both nodes, scaled to the kernel by one factor fitted on the baseline's native path, plus the " +
+            "memcpy time per byte where the reader shares the softirq CPU; ratio = pod / native throughput");
+        w.WriteEndObject();
+    }
+
+    public static void Plot(IReadOnlyList<PodVsNativeRow> rows, string dir)
+    {
+        var plt = new ScottPlot.Plot();
+        var kernelBars = new List<ScottPlot.Bar>();
+        var softnetBars = new List<ScottPlot.Bar>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].KernelRatio is { } k) kernelBars.Add(new ScottPlot.Bar { Position = i * 3, Value = k, FillColor = ScottPlot.Colors.SteelBlue });
+            softnetBars.Add(new ScottPlot.Bar { Position = i * 3 + 1, Value = rows[i].SoftnetRatio, FillColor = ScottPlot.Colors.DarkOrange });
+        }
+        if (kernelBars.Count > 0) plt.Add.Bars(kernelBars).LegendText = "kernel (iperf3, measured)";
+        plt.Add.Bars(softnetBars).LegendText = "Softnet (predicted)";
+        plt.Axes.Bottom.SetTicks(rows.Select((_, i) => i * 3 + 0.5).ToArray(), rows.Select(r => r.Setting.Name).ToArray());
+        plt.Axes.Margins(bottom: 0);
+        plt.Title("pod->native / native->native throughput");
+        plt.YLabel("throughput ratio");
+        plt.ShowLegend();
+        plt.SavePng(Path.Combine(dir, "pod-vs-native.png"), 1000, 600);
+    }
+}
