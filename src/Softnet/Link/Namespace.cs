@@ -37,6 +37,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     public string Name { get; }
     public List<Device> Devices { get; } = new();
+
+    /// <summary>ns/NAME/cpuset: the CPUs its applications may run on (Docker's --cpuset-cpus); null: any.</summary>
+    public IReadOnlyList<int>? CpuSet { get; set; }
     public List<IfAddress> Addresses { get; } = new();
     /// <summary>Routes added with `route add` (the main table's static part; connected routes are derived).</summary>
     public List<Route> StaticRoutes { get; } = new();

@@ -76,8 +76,8 @@ public static class ScenarioLoader
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "bridge.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, bridge.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets)");
+                    if (fn is not ("ip.batch" or "bridge.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets" or "cpuset"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, bridge.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets, cpuset)");
                 }
             }
         }
@@ -85,10 +85,51 @@ public static class ScenarioLoader
         // Sockets bind to addresses the compiled routing tables know.
         foreach (var ns in sc.Namespaces)
         {
+            string cpuset = Path.Combine(nsDir, ns.Name, "cpuset");
+            if (File.Exists(cpuset)) ns.CpuSet = LoadCpuSet(cpuset);
             string sockets = Path.Combine(nsDir, ns.Name, "sockets");
             if (File.Exists(sockets)) SocketsFile.Load(ns, sockets);
         }
         return sc;
+    }
+
+    // ---------------- cpuset ----------------
+
+    /// <summary>
+    /// ns/NAME/cpuset: the CPUs the namespace's applications may run on, in cpuset.cpus' list format (<c>0-3,6</c>), as
+    /// Docker's <c>--cpuset-cpus</c> writes it into the container's cgroup. '#' comments; one list.
+    /// </summary>
+    public static int[] LoadCpuSet(string path)
+    {
+        var lines = File.ReadAllLines(path);
+        int[]? set = null;
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = SocketsFile.StripComment(lines[i]);
+            if (line.Length == 0) continue;
+            if (set != null) throw new ScenarioFormatException(path, i + 1, "a cpuset file holds one CPU list");
+            set = ParseCpuList(line) ?? throw new ScenarioFormatException(path, i + 1,
+                $"'{line}' is not a CPU list (cpuset.cpus format: 0-3,6; writing it to cpuset.cpus would fail with EINVAL)");
+        }
+        return set ?? throw new ScenarioFormatException(path, 0, "the cpuset file is empty (an empty cpuset.cpus leaves no CPU to run on)");
+    }
+
+    /// <summary>A list like <c>0-3,6</c>, sorted and without repeats; null when malformed or past CPU 1023.</summary>
+    public static int[]? ParseCpuList(string text)
+    {
+        var cpus = new SortedSet<int>();
+        foreach (var part in text.Split(','))
+        {
+            string p = part.Trim();
+            int dash = p.IndexOf('-');
+            string a = dash < 0 ? p : p[..dash], b = dash < 0 ? p : p[(dash + 1)..];
+            if (!int.TryParse(a, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int lo)
+                || !int.TryParse(b, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int hi)
+                || hi < lo || hi > 1023)
+                return null;
+            for (int c = lo; c <= hi; c++) cpus.Add(c);
+        }
+        return cpus.Count == 0 ? null : [.. cpus];
     }
 
     // ---------------- ip -batch ----------------

@@ -11,7 +11,8 @@ namespace Softnet.Topology;
 /// ns/NAME/sockets: the sockets a namespace's applications hold, one per line, '#' comments:
 /// <c>udp ADDR:PORT</c> (a bound UDP socket whose reader reads every datagram) or <c>tcp listen ADDR:PORT</c> (a
 /// listener whose reader accepts every connection and reads until EOF or reset), IPv6 as <c>[ADDR]:PORT</c>, then
-/// optionally <c>rcvbuf BYTES</c> (SO_RCVBUF) and <c>cpu N</c> (the reader's CPU). Binds the kernel would refuse
+/// optionally <c>rcvbuf BYTES</c> (SO_RCVBUF) and <c>cpu N</c> (the reader's CPU; without it, the first CPU of the
+/// namespace's cpuset if it has one). Binds the kernel would refuse
 /// (an address the namespace does not have, a port already taken) are rejected with file:line.
 /// </summary>
 public static class SocketsFile
@@ -53,6 +54,14 @@ public static class SocketsFile
                     default:
                         throw Err($"unknown socket option '{opt}' (expected rcvbuf BYTES, cpu N)");
                 }
+            }
+            // The namespace's cpuset (a container's --cpuset-cpus): a reader with no CPU of its own runs on the set's
+            // first CPU; one pinned outside the set could not be (sched_setaffinity fails with EINVAL).
+            if (ns.CpuSet is { Count: > 0 } set)
+            {
+                if (cpu < 0) cpu = set[0];
+                else if (!set.Contains(cpu))
+                    throw Err($"cpu {cpu} is outside namespace '{ns.Name}'s cpuset {string.Join(',', set)} (sched_setaffinity would fail with EINVAL)");
             }
             // inet_bind: a specific IPv4 address must be one of the namespace's (or its broadcast/multicast) unless
             // ip_nonlocal_bind, which scenarios do not set.

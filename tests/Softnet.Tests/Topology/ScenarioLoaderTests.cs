@@ -57,6 +57,33 @@ public class ScenarioLoaderTests : IDisposable
         Assert.Equal(0x02, a.Device("x1")!.Mac[0] & 0x03);
     }
 
+    [Fact]
+    public void A_cpuset_places_readers_without_a_cpu_and_refuses_one_outside_it()
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "cpuset", "# docker run --cpuset-cpus 2-3,5\n2-3,5\n"),
+            ("h", "sockets", "udp 10.0.0.1:53\ntcp listen 10.0.0.1:80 cpu 5\n"));
+        var h = ScenarioLoader.Load(dir).Namespace("h")!;
+        Assert.Equal([2, 3, 5], h.CpuSet!);
+        Assert.Equal([2, 5], h.Sockets.All.Select(s => s.Cpu).OrderBy(c => c).ToArray());
+
+        var bad = Temp(Links, ("h", "ip.batch", Prelude), ("h", "cpuset", "2-3\n"), ("h", "sockets", "udp 10.0.0.1:53 cpu 1\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad));
+        Assert.Contains("outside namespace 'h's cpuset 2,3", e.Message);
+        Assert.Equal(1, e.Line);
+    }
+
+    [Theory]
+    [InlineData("3-1")]
+    [InlineData("a")]
+    [InlineData("0-2000")]
+    [InlineData("")]
+    public void A_malformed_cpuset_is_rejected(string list)
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "cpuset", list + "\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Contains("cpuset", e.Message);
+    }
+
     private static int _n;
 
     private string Temp(string links, params (string Ns, string File, string Text)[] files)
