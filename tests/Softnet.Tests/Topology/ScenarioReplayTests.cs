@@ -153,6 +153,12 @@ public class ScenarioReplayTests
         var ok = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), wrong, "host:eth0", "");
         Assert.Equal(1, ok.Scenario.Namespace("host")!.Counters.Delivered[17]);
         Assert.Throws<ArgumentException>(() => ScenarioReplay.Run(TopologyTestData.PathOf("docker"), wrong, "nosuch", ""));
+        // NS:DEV as the if_name places the frame in another namespace; an unknown one is named.
+        var elsewhere = Capture(dir, "host:eth0", frame);
+        using (var r = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), elsewhere, "outside", ""))
+            Assert.Equal(1, r.Scenario.Namespace("host")!.Counters.Delivered[17]);
+        var unknown = Capture(dir, "nosuch:eth0", frame);
+        Assert.Contains("no namespace 'nosuch'", Assert.Throws<ArgumentException>(() => ScenarioReplay.Run(TopologyTestData.PathOf("docker"), unknown, "host", "")).Message);
         Directory.Delete(dir, true);
     }
 
