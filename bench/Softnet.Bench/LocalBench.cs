@@ -42,13 +42,11 @@ public static class LocalBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        if (args.Capture is not null) throw new ArgumentException("local generates its own captures (--capture is not used)");
-        var names = args.Case is null ? CaseNames : [args.Case];
-        if (args.Case is not null && !CaseNames.Contains(args.Case)) throw new ArgumentException($"--case {args.Case}: one of {string.Join(", ", CaseNames)}");
-        double kernelSeconds = secondsGiven ? Math.Max(0.5, args.Seconds) : ScenarioBench.DefaultKernelSeconds;
+        var names = args.Cases("local", CaseNames);
+        double kernelSeconds = args.KernelSeconds(secondsGiven, ScenarioBench.DefaultKernelSeconds);
         int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
         double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
-        string work = args.Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("softnet-local-").FullName;
+        string work = args.WorkDir("softnet-local-");
         try
         {
             string scenario = BuildScenario(work);

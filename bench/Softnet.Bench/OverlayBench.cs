@@ -35,57 +35,17 @@ public static class OverlayBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        if (args.Capture is not null) throw new ArgumentException("overlay generates its own captures (--capture is not used)");
-        var names = args.Case is null ? CaseNames : [args.Case];
-        if (args.Case is not null && !CaseNames.Contains(args.Case)) throw new ArgumentException($"--case {args.Case}: one of {string.Join(", ", CaseNames)}");
-        double kernelSeconds = secondsGiven ? Math.Max(0.5, args.Seconds) : ScenarioBench.DefaultKernelSeconds;
+        var names = args.Cases("overlay", CaseNames);
+        double kernelSeconds = args.KernelSeconds(secondsGiven, ScenarioBench.DefaultKernelSeconds);
         int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
         double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
-        string work = args.Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("softnet-overlay-").FullName;
+        string work = args.WorkDir("softnet-overlay-");
         try
         {
             string scenario = BuildScenario(work);
             var cases = names.Select(n => Build(n, scenario, work)).ToList();
-            if (args.Keep is not null)
-                foreach (var c in cases)
-                    Console.WriteLine($"kept {c.Name}: dotnet run -c Release --project src/Softnet.Cli -- replay {c.CapturePath} --scenario {c.ScenarioDir} --inject {c.InjectNs}");
-            int cpu = ScenarioBench.PickCpu();
-            string pin = ScenarioBench.PinProcess(cpu) ? $"pinned to CPU {cpu}" : "NOT pinned";
-            Console.WriteLine($"softnet: {pin}; warm-up {warmup:0.#} s, then best of {rounds}");
-            var softnet = new Dictionary<string, ScenarioBench.SoftnetResult>();
-            foreach (var c in cases)
-            {
-                var r = ScenarioBench.MeasureSoftnet(c, rounds, warmup);
-                softnet[c.Name] = r;
-                Console.WriteLine($"softnet {c.Name,-6} {r.Pps / 1e6,7:F3} Mpps/core  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  ({c.Description})");
-                if (r.Forwarded < 0.99) Console.Error.WriteLine($"bench overlay: softnet {c.Name}: only {r.Forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
-            }
-
-            string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
-            var kernel = new Dictionary<string, ScenarioBench.KernelResult?>();
-            double idle = double.NaN;
-            if (why is null)
-            {
-                idle = ScenarioBench.IdleSoftirqRate(cpu);
-                foreach (var c in cases)
-                {
-                    ScenarioBench.KernelResult? k;
-                    try { k = ScenarioBench.MeasureKernel(c, cpu, kernelSeconds, idle); }
-                    catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
-                    {
-                        Console.Error.WriteLine($"bench overlay: kernel {c.Name}: {e.Message}");
-                        k = null;
-                    }
-                    kernel[c.Name] = k;
-                    if (k is null) continue;
-                    Console.WriteLine($"kernel  {c.Name,-6} {k.Pps / 1e6,7:F3} Mpps/core  (softirq on CPU {cpu}: {k.SoftirqSeconds:F2} s for {k.Received:N0} packets, {k.Passes} passes)  forwarded {k.Forwarded:P1}");
-                    if (k.Forwarded < 0.99) Console.Error.WriteLine($"bench overlay: kernel {c.Name}: only {k.Forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
-                }
-            }
-            else Console.Error.WriteLine($"bench overlay: kernel column not measured: {why}");
-
-            ScenarioBench.PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 8);
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds, warmup);
+            var r = ScenarioBench.MeasureCases("overlay", cases, args.Keep is not null, rounds, warmup, kernelSeconds, 8);
+            if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
             return 0;
         }
         finally

@@ -84,4 +84,18 @@ public sealed record BenchArgs(string? Capture, string? Json, double Seconds, st
         }
         return new BenchArgs(capture, json, seconds, only, keep, rounds, warmup);
     }
+
+    /// <summary>The cases to run: --case if given (one of <paramref name="all"/>), else all of them.</summary>
+    public string[] Cases(string bench, string[] all)
+    {
+        if (Capture is not null) throw new ArgumentException($"{bench} generates its own captures (--capture is not used)");
+        if (Case is null) return all;
+        return all.Contains(Case) ? [Case] : throw new ArgumentException($"--case {Case}: one of {string.Join(", ", all)}");
+    }
+
+    /// <summary>Seconds of kernel injection per case: --seconds if given (at least half a second), else the default.</summary>
+    public double KernelSeconds(bool secondsGiven, double fallback) => secondsGiven ? Math.Max(0.5, Seconds) : fallback;
+
+    /// <summary>--keep DIR (kept afterwards) or a new temporary directory.</summary>
+    public string WorkDir(string prefix) => Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory(prefix).FullName;
 }

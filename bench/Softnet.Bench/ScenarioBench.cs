@@ -59,61 +59,17 @@ public static class ScenarioBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        if (args.Capture is not null) throw new ArgumentException("scenario generates its own captures (--capture is not used)");
-        double kernelSeconds = secondsGiven ? Math.Max(0.5, args.Seconds) : DefaultKernelSeconds;
-        var names = args.Case is null ? CaseNames : [args.Case];
-        if (args.Case is not null && !CaseNames.Contains(args.Case))
-            throw new ArgumentException($"--case {args.Case}: one of {string.Join(", ", CaseNames)}");
+        var names = args.Cases("scenario", CaseNames);
+        double kernelSeconds = args.KernelSeconds(secondsGiven, DefaultKernelSeconds);
         // --keep DIR: the generated scenarios and captures stay, for `softnet replay --scenario` (per-stage CPU time).
-        string work = args.Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory("softnet-scbench-").FullName;
+        string work = args.WorkDir("softnet-scbench-");
         int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
         double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
         try
         {
-            int cpu = PickCpu();
             var cases = names.Select(n => Build(n, work)).ToList();
-            if (args.Keep is not null)
-                foreach (var c in cases)
-                    Console.WriteLine($"kept {c.Name}: dotnet run -c Release --project src/Softnet.Cli -- replay {c.CapturePath} --scenario {c.ScenarioDir} --inject {c.InjectNs}");
-
-            // Softnet first, pinned; then the kernel on the same CPU.
-            string pin = PinProcess(cpu) ? $"pinned to CPU {cpu}" : $"NOT pinned (sched_setaffinity failed), {Environment.ProcessorCount} CPUs";
-            Console.WriteLine($"softnet: {pin}; warm-up runs for {warmup:0.#} s (until the JIT's tiers settle), then best of {rounds}; {SetupDescription}");
-            var softnet = new Dictionary<string, SoftnetResult>();
-            foreach (var c in cases)
-            {
-                var r = MeasureSoftnet(c, rounds, warmup);
-                softnet[c.Name] = r;
-                Console.WriteLine($"softnet {c.Name,-15} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  nat walks {r.NatWalks:P0}  ({c.Description})");
-                Check("softnet", c, r.Forwarded, r.NatWalks);
-            }
-
-            string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
-            var kernel = new Dictionary<string, KernelResult?>();
-            double idle = double.NaN;
-            if (why is null)
-            {
-                idle = IdleSoftirqRate(cpu);
-                foreach (var c in cases)
-                {
-                    KernelResult? k;
-                    try { k = MeasureKernel(c, cpu, kernelSeconds, idle); }
-                    catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
-                    {
-                        Console.Error.WriteLine($"bench scenario: kernel {c.Name}: {e.Message}");
-                        k = null;
-                    }
-                    kernel[c.Name] = k;
-                    if (k is null) continue;
-                    Console.WriteLine($"kernel  {c.Name,-15} {k.Pps / 1e6,7:F3} Mpps/core (softirq on CPU {cpu}: {k.SoftirqSeconds:F2} s for {k.Received:N0} packets, {k.Passes} passes)  forwarded {k.Forwarded:P1}  nat walks {k.NatWalks:P0}");
-                    Check("kernel", c, k.Forwarded, k.NatWalks);
-                }
-            }
-            else Console.Error.WriteLine($"bench scenario: kernel column not measured: {why}");
-
-            PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 16);
-
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, kernelSeconds, idle, rounds, warmup);
+            var r = MeasureCases("scenario", cases, args.Keep is not null, rounds, warmup, kernelSeconds, 16);
+            if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
             return 0;
         }
         finally
@@ -123,14 +79,63 @@ public static class ScenarioBench
         }
     }
 
+    /// <summary>Both halves of a forwarding bench's cases: Softnet first, pinned, then the kernel on the same CPU.</summary>
+    public sealed record CaseResults(Dictionary<string, SoftnetResult> Softnet, Dictionary<string, KernelResult?> Kernel, string? Why, double Idle, int Cpu);
+
+    /// <summary>Measures <paramref name="cases"/> on both sides, printing a line per case and side (with the checks of
+    /// <see cref="Check"/>), then the closing table.</summary>
+    public static CaseResults MeasureCases(string bench, List<Case> cases, bool kept, int rounds, double warmup, double kernelSeconds, int nameWidth)
+    {
+        if (kept)
+            foreach (var c in cases)
+                Console.WriteLine($"kept {c.Name}: dotnet run -c Release --project src/Softnet.Cli -- replay {c.CapturePath} --scenario {c.ScenarioDir} --inject {c.InjectNs}");
+        int cpu = PickCpu();
+        string pin = PinProcess(cpu) ? $"pinned to CPU {cpu}" : $"NOT pinned (sched_setaffinity failed), {Environment.ProcessorCount} CPUs";
+        Console.WriteLine($"softnet: {pin}; warm-up runs for {warmup:0.#} s (until the JIT's tiers settle), then best of {rounds}; {SetupDescription}");
+        var softnet = new Dictionary<string, SoftnetResult>();
+        foreach (var c in cases)
+        {
+            var r = MeasureSoftnet(c, rounds, warmup);
+            softnet[c.Name] = r;
+            Console.WriteLine($"softnet {c.Name.PadRight(nameWidth - 1)} {r.Pps / 1e6,7:F3} Mpps/core (CPU time; wall {r.WallPps / 1e6:F3})  {r.AllocPerPacket,6:F1} B/packet  forwarded {r.Forwarded:P1}  nat walks {r.NatWalks:P0}  ({c.Description})");
+            Check(bench, "softnet", c, r.Forwarded, r.NatWalks);
+        }
+
+        string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
+        var kernel = new Dictionary<string, KernelResult?>();
+        double idle = double.NaN;
+        if (why is null)
+        {
+            idle = IdleSoftirqRate(cpu);
+            foreach (var c in cases)
+            {
+                KernelResult? k;
+                try { k = MeasureKernel(c, cpu, kernelSeconds, idle); }
+                catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
+                {
+                    Console.Error.WriteLine($"bench {bench}: kernel {c.Name}: {e.Message}");
+                    k = null;
+                }
+                kernel[c.Name] = k;
+                if (k is null) continue;
+                Console.WriteLine($"kernel  {c.Name.PadRight(nameWidth - 1)} {k.Pps / 1e6,7:F3} Mpps/core (softirq on CPU {cpu}: {k.SoftirqSeconds:F2} s for {k.Received:N0} packets, {k.Passes} passes)  forwarded {k.Forwarded:P1}  nat walks {k.NatWalks:P0}");
+                Check(bench, "kernel", c, k.Forwarded, k.NatWalks);
+            }
+        }
+        else Console.Error.WriteLine($"bench {bench}: kernel column not measured: {why}");
+
+        PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, nameWidth);
+        return new CaseResults(softnet, kernel, why, idle, cpu);
+    }
+
     /// <summary>Says on stderr when a side did not forward the frames or did not treat them as the case means to.</summary>
-    private static void Check(string side, Case c, double forwarded, double natWalks)
+    private static void Check(string bench, string side, Case c, double forwarded, double natWalks)
     {
         if (forwarded < 0.99)
-            Console.Error.WriteLine($"bench scenario: {side} {c.Name}: only {forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
+            Console.Error.WriteLine($"bench {bench}: {side} {c.Name}: only {forwarded:P1} of the measured frames left by {string.Join('/', c.Egress)}");
         double expected = c.NewConnections ? 1 : 0;
         if (Math.Abs(natWalks - expected) > 0.01)
-            Console.Error.WriteLine($"bench scenario: {side} {c.Name}: {natWalks:P1} of the measured frames walked nat PREROUTING (expected {expected:P0}: " +
+            Console.Error.WriteLine($"bench {bench}: {side} {c.Name}: {natWalks:P1} of the measured frames walked nat PREROUTING (expected {expected:P0}: " +
                 (c.NewConnections ? "every frame a new connection)" : "established connections skip the nat table)"));
     }
 
