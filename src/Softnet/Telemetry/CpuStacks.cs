@@ -47,40 +47,62 @@ public sealed class CpuStacks
         }
         var acc = new Dictionary<string, long>(StringComparer.Ordinal);
         if (sampled == 0) return new CpuStacks([], packets);
-        double nsPerTick = 1e9 / System.Diagnostics.Stopwatch.Frequency;
-        // Run totals: per sampled packet, times every packet.
-        double Run(double ticks, long per) => per > 0 ? ticks * nsPerTick / per * packets : 0;
-        void Add(string stack, double ns, bool ran)
-        {
-            long v = (long)Math.Round(ns);
-            if (v <= 0)
-            {
-                if (!ran) return;
-                v = 1;
-            }
-            acc[stack] = acc.GetValueOrDefault(stack) + v;
-        }
+        double Run(double ticks, long per) => RunNs(ticks, per, packets);
+        void Add(string stack, double ns, bool ran) => AddLine(acc, stack, ns, ran);
         string driver = string.Join(';', StageFrames.DriverPoll);
         string toStack = driver + ";" + string.Join(';', StageFrames.GroToStack);
         Add(driver, Run(Math.Max(0, poll - above), sampled), false);
         Add(driver + ";" + string.Join(';', StageFrames.Gro), Run(groTicks, sampled), false);
         if (time.StackStages is { } clock)
         {
-            double inStages = 0;
-            var names = new string?[clock.PathCount];
-            for (int p = 1; p < clock.PathCount; p++)
-            {
-                if (clock.PathCharges[p] == 0) continue;
-                double ns = Run(clock.PathTicksCorrected(p), clock.SampledPackets);
-                inStages += ns;
-                Add(PathName(clock, p, names, toStack), ns, true);
-            }
+            double inStages = AddStages(acc, clock, packets);
             // The handler's own work outside any stage (pushing the MAC header back, the device lookup).
             Add(toStack, Math.Max(0, Run(above - groTicks, sampled) - inStages), false);
         }
         else Add(toStack + ";__netif_receive_skb_core", Run(Math.Max(0, above - groTicks), sampled), false);
-        var lines = acc.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToList();
-        return new CpuStacks(lines, packets);
+        return Sorted(acc, packets);
+    }
+
+    /// <summary>The stacks of the stack's stages alone (no driver or GRO frames), for <paramref name="packets"/> packets.</summary>
+    public static CpuStacks FromStages(StageClock clock, long packets)
+    {
+        var acc = new Dictionary<string, long>(StringComparer.Ordinal);
+        AddStages(acc, clock, packets);
+        return Sorted(acc, packets);
+    }
+
+    private static CpuStacks Sorted(Dictionary<string, long> acc, long packets)
+        => new(acc.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToList(), packets);
+
+    private static readonly double NsPerTick = 1e9 / System.Diagnostics.Stopwatch.Frequency;
+
+    // Run totals: the sampled cost per packet, times every packet.
+    private static double RunNs(double ticks, long per, long packets) => per > 0 ? ticks * NsPerTick / per * packets : 0;
+
+    private static void AddLine(Dictionary<string, long> acc, string stack, double ns, bool ran)
+    {
+        long v = (long)Math.Round(ns);
+        if (v <= 0)
+        {
+            if (!ran) return;
+            v = 1; // a path that ran keeps its frame, however cheap
+        }
+        acc[stack] = acc.GetValueOrDefault(stack) + v;
+    }
+
+    private static double AddStages(Dictionary<string, long> acc, StageClock clock, long packets)
+    {
+        string wire = string.Join(';', StageFrames.DriverPoll) + ";" + string.Join(';', StageFrames.GroToStack);
+        double inStages = 0;
+        var names = new string?[clock.PathCount];
+        for (int p = 1; p < clock.PathCount; p++)
+        {
+            if (clock.PathCharges[p] == 0) continue;
+            double ns = RunNs(clock.PathTicksCorrected(p), clock.SampledPackets, packets);
+            inStages += ns;
+            AddLine(acc, PathName(clock, p, names, wire), ns, true);
+        }
+        return inStages;
     }
 
     // A path's frames: its parent's, then the stage's own. At the root, a wire frame sits under the driver's poll and

@@ -71,10 +71,14 @@ public static class HtmlReport
         Row(sb, "elapsed", $"{r.Elapsed.TotalMilliseconds.ToString("N0", Inv)} ms");
         Row(sb, "capture span", $"{((r.LastTimestampNs - r.FirstTimestampNs) / 1e9).ToString("F6", Inv)} s");
         if (r.CaptureError is not null) Row(sb, "capture error", r.CaptureError);
-        sb.Append("</table>\n<table class=\"grid\"><tr><th>protocol</th><th>packets</th></tr>\n");
-        foreach (var (name, count) in r.Protocols.Items())
-            if (count != 0) sb.Append("<tr><td>").Append(name).Append("</td><td class=\"n\">").Append(N(count)).Append("</td></tr>\n");
         sb.Append("</table>\n");
+        if (r.Protocols.Items().Any(p => p.Count != 0))
+        {
+            sb.Append("<table class=\"grid\"><tr><th>protocol</th><th>packets</th></tr>\n");
+            foreach (var (name, count) in r.Protocols.Items())
+                if (count != 0) sb.Append("<tr><td>").Append(name).Append("</td><td class=\"n\">").Append(N(count)).Append("</td></tr>\n");
+            sb.Append("</table>\n");
+        }
         if (scenario is not null)
         {
             sb.Append("<table class=\"grid\"><tr><th>namespace</th><th>received</th><th>delivered</th><th>forwarded</th><th>bridged</th><th>dropped</th><th>sent</th></tr>\n");
@@ -293,6 +297,15 @@ svg .link:hover { fill-opacity: 0.8; }
   window.addEventListener('error', function (e) { errors.push(String(e.message)); document.documentElement.setAttribute('data-script-errors', errors.join(' | ')); });
   var marks = document.querySelectorAll('svg rect, svg path').length;
   document.documentElement.setAttribute('data-chart-marks', String(marks));
+  // Where each chart sits on the page (section:left,top,width,height), to find it in a screenshot.
+  var boxes = [];
+  document.querySelectorAll('section').forEach(function (s) {
+    s.querySelectorAll('svg').forEach(function (g) {
+      var b = g.getBoundingClientRect();
+      boxes.push(s.id + ':' + [b.left, b.top + window.scrollY, b.width, b.height].map(Math.round).join(','));
+    });
+  });
+  document.documentElement.setAttribute('data-chart-boxes', boxes.join(' '));
   document.documentElement.setAttribute('data-report-ready', 'yes');
 })();
 </script>

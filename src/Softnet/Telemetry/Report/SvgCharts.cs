@@ -142,7 +142,7 @@ public static class SvgCharts
         sb.Append(Inv, $"<g class=\"axes\" stroke=\"#888\"><line x1=\"{left}\" y1=\"{top + ph}\" x2=\"{left + pw}\" y2=\"{top + ph}\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{top + ph}\"/></g>\n");
         sb.Append(Inv, $"<text x=\"{left - 6}\" y=\"{top + 10}\" text-anchor=\"end\">{y1.ToString("G4", Inv)}</text><text x=\"{left - 6}\" y=\"{top + ph}\" text-anchor=\"end\">0</text>\n");
         sb.Append(Inv, $"<text x=\"{left}\" y=\"{height - 12}\">{x0.ToString("G6", Inv)}</text><text x=\"{left + pw}\" y=\"{height - 12}\" text-anchor=\"end\">{x1.ToString("G6", Inv)} {Html.Escape(xUnit)}</text>\n");
-        sb.Append(Inv, $"<text x=\"{left + 4}\" y=\"{top + 12}\" fill=\"#555\">{Html.Escape(yUnit)}</text>\n");
+        sb.Append(Inv, $"<text x=\"{left + pw / 2}\" y=\"{height - 12}\" text-anchor=\"middle\" fill=\"#555\">{Html.Escape(yUnit)} over {Html.Escape(xUnit)}</text>\n");
         for (int i = 0; i < series.Count; i++)
         {
             var (name, pts) = series[i];
