@@ -8,6 +8,9 @@ namespace Softnet.Cli;
 internal sealed record ReportFileOptions(string? Folded, string? Flamegraph, string? Html)
 {
     public bool Any => Folded is not null || Flamegraph is not null || Html is not null;
+
+    /// <summary>The `--trace` journeys for the report's trace section, asked for once the run is over (null: none).</summary>
+    public Func<IReadOnlyList<string>?>? TraceLines { get; init; }
 }
 
 /// <summary>
@@ -43,7 +46,7 @@ internal static class ReportFiles
             var stacks = time is null ? new CpuStacks([], 0) : CpuStacks.From(time);
             if (files.Folded is not null) File.WriteAllText(files.Folded, stacks.Folded());
             if (files.Flamegraph is not null) File.WriteAllText(files.Flamegraph, FlamegraphSvg.Render(stacks, $"softnet {verb} {report.Source}: CPU time by call path"));
-            if (files.Html is not null) HtmlReport.Write(files.Html, report, new HtmlReportOptions { TraceLines = traceLines });
+            if (files.Html is not null) HtmlReport.Write(files.Html, report, new HtmlReportOptions { TraceLines = traceLines ?? files.TraceLines?.Invoke() });
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -219,7 +219,7 @@ public static class HtmlReport
         foreach (var (reason, n) in r.Drops.NonZero()) links.Add(new("arrived", "drop: " + DropReasons.Name(reason), n));
         links.Add(new("arrived", "XDP_TX", r.XdpTx));
         links.Add(new("arrived", "XDP_REDIRECT", r.XdpRedirect));
-        if (scenario is null) return links;
+        if (scenario is null) return links.Where(l => l.Value > 0).ToList();
         foreach (var ns in scenario.Scenario.Namespaces)
         {
             var c = ns.Counters;
