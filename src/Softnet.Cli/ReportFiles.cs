@@ -21,9 +21,9 @@ internal static class ReportFiles
 {
     public sealed class Options
     {
-        public Option<string?> Folded { get; } = new("--folded") { Description = "write CPU time per call path as collapsed stacks (`frame;frame;... N`, N in nanoseconds over the run, frames named for kernel functions) to FILE" };
-        public Option<string?> Flamegraph { get; } = new("--flamegraph") { Description = "draw those stacks as a flamegraph SVG to FILE.svg" };
-        public Option<string?> Report { get; } = new("--report") { Description = "write a self-contained HTML report (summary, packet-fate Sankey, CPU per stage, flamegraph, ring occupancy, GRO histogram, busiest rules, conntrack, trace) to FILE.html" };
+        public Option<string?> Folded { get; } = new("--folded") { HelpName = "FILE", Description = "write CPU time per call path as collapsed stacks (`frame;frame;... N`, N in nanoseconds over the run, frames named for kernel functions) to FILE" };
+        public Option<string?> Flamegraph { get; } = new("--flamegraph") { HelpName = "FILE.svg", Description = "draw those stacks as a flamegraph SVG to FILE.svg" };
+        public Option<string?> Report { get; } = new("--report") { HelpName = "FILE.html", Description = "write a self-contained HTML report (summary, packet-fate Sankey, CPU per stage, flamegraph, ring occupancy, GRO histogram, busiest rules, conntrack, trace) to FILE.html" };
 
         public void AddTo(Command cmd)
         {
