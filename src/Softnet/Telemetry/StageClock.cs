@@ -27,7 +27,8 @@ public enum Stage : byte
 /// Exclusive CPU time per stage for sampled packets: entering a stage charges the time since the last switch to
 /// the stage that was running, so nested stages (netfilter inside IP) are not counted twice. Off unless the
 /// current packet is sampled (one NAPI poll in <see cref="Nic.RxQueue.TimingSampleEvery"/>), so the unsampled
-/// path pays one load and branch per switch.
+/// path pays one load and branch per switch. The same time is also charged to the call path the stage ran on (the
+/// stages open around it, each with its detail), which <see cref="CpuStacks"/> turns into collapsed stacks.
 /// </summary>
 public sealed class StageClock
 {
