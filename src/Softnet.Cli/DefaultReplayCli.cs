@@ -8,7 +8,7 @@ namespace Softnet.Cli;
 /// <summary>`softnet replay` with no capture: the embedded two-node Kubernetes scenario, both paths compared.</summary>
 internal static class DefaultReplayCli
 {
-    public static int Run(string? json, string? dump, bool quiet, ReplayOptions options)
+    public static int Run(string? json, string? dump, bool quiet, ReplayOptions options, ReportFileOptions? files = null)
     {
         TwoNodeRun run;
         try
@@ -23,6 +23,7 @@ internal static class DefaultReplayCli
         using (run)
         {
             if (json is not null) run.Combined.Replay.WriteJson(json);
+            if (!ReportFiles.Write(run.Combined.Replay, files, "replay")) return 1;
             if (!quiet) Print(run);
         }
         return 0;

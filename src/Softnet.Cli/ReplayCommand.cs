@@ -73,6 +73,8 @@ public static class ReplayCommand
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus, readerPerByte, readerPerRead,
         };
+        var reportFiles = new ReportFiles.Options();
+        reportFiles.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ReplayOptions options;
@@ -137,16 +139,16 @@ public static class ReplayCommand
                 // Scenario replay: GRO only when asked for (a kernel veth does GRO only with XDP or gro on).
                 bool groGiven = pr.GetResult(gro) is { Implicit: false };
                 return ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
-                    groGiven ? options : options with { Gro = null });
+                    groGiven ? options : options with { Gro = null }, reportFiles.From(pr));
             }
             if (pr.GetValue(capture) is null && pr.GetValue(inject) is null)
-                return DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options);
+                return DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options, reportFiles.From(pr));
             if (pr.GetValue(inject) is not null || pr.GetValue(dump) is not null)
             {
                 Console.Error.WriteLine("softnet replay: --inject and --dump need --scenario");
                 return 2;
             }
-            return Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options);
+            return Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options, reportFiles.From(pr));
         });
         return cmd;
     }
@@ -189,7 +191,7 @@ public static class ReplayCommand
         return new Softnet.Steering.RpsOptions { RpsCpus = mask, RpsFlowCnt = flowCnt, SockFlowEntries = sockFlows, NetdevMaxBacklog = maxBacklog, FlowLimitCpus = limit };
     }
 
-    internal static int Run(string? capturePath, string? jsonPath, bool quiet, bool noProgress, ReplayOptions? options = null)
+    internal static int Run(string? capturePath, string? jsonPath, bool quiet, bool noProgress, ReplayOptions? options = null, ReportFileOptions? files = null)
     {
         options ??= new ReplayOptions();
         ICaptureReader reader;
@@ -231,6 +233,7 @@ public static class ReplayCommand
         }
 
         if (jsonPath is not null) report.WriteJson(jsonPath);
+        if (!ReportFiles.Write(report, files, "replay")) return 1;
         if (!quiet) PrintSummary(report, pipeline);
         if (report.CaptureError is not null)
         {

@@ -40,6 +40,8 @@ public static class RunCommand
         {
             scenario, bind, port, queues, cpus, ring, duration, json, dump, metrics, capture, allowHost, quiet, noProgress, gro,
         };
+        var reportFiles = new ReportFiles.Options();
+        reportFiles.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ScenarioRunOptions options;
@@ -83,12 +85,12 @@ public static class RunCommand
                 Console.Error.WriteLine($"softnet run: {e.Message}");
                 return 2;
             }
-            return Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress));
+            return Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress), reportFiles.From(pr));
         });
         return cmd;
     }
 
-    internal static int Run(string scenarioDir, ScenarioRunOptions options, string? json, string? dump, string? metricsEndpoint, bool quiet, bool noProgress)
+    internal static int Run(string scenarioDir, ScenarioRunOptions options, string? json, string? dump, string? metricsEndpoint, bool quiet, bool noProgress, ReportFileOptions? files = null)
     {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -139,6 +141,7 @@ public static class RunCommand
         using (report)
         {
             if (json is not null) report.Replay.WriteJson(json);
+            if (!ReportFiles.Write(report.Replay, files, "run")) return 1;
             if (!quiet)
             {
                 ScenarioCli.Print(report, "run");

@@ -9,7 +9,7 @@ namespace Softnet.Cli;
 /// <summary>`softnet replay CAPTURE --scenario DIR --inject NS[:DEV] [--dump OUTDIR]`.</summary>
 internal static class ScenarioCli
 {
-    public static int Run(string scenarioDir, string? capture, string? inject, string? dump, string? json, bool quiet, ReplayOptions options)
+    public static int Run(string scenarioDir, string? capture, string? inject, string? dump, string? json, bool quiet, ReplayOptions options, ReportFileOptions? files = null)
     {
         if (capture is null || inject is null)
         {
@@ -32,6 +32,7 @@ internal static class ScenarioCli
             return e is ArgumentException ? 2 : 1;
         }
         if (json is not null) report.Replay.WriteJson(json);
+        if (!ReportFiles.Write(report.Replay, files, "replay")) return 1;
         if (!quiet) Print(report);
         if (report.Replay.CaptureError is not null)
         {

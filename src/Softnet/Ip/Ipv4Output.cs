@@ -54,7 +54,7 @@ public static class Ipv4Output
             NetStack.PushEthernet(skb, default, default, EtherTypes.Ipv4);
             return stack.Transmit(outDev, skb);
         }
-        stack.Clock.Begin(Telemetry.Stage.Egress);
+        stack.Clock.Begin(Telemetry.Stage.Egress, Telemetry.StageFrames.EgressNeigh);
         var r = NeighOutput.Output(stack, ns, skb, outDev, nexthop, inDev);
         stack.Clock.End();
         return r;

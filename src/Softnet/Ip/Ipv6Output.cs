@@ -115,7 +115,7 @@ public static class Ipv6Output
             NetStack.PushEthernet(skb, mac, outDev.Mac, EtherTypes.Ipv6);
             return stack.Transmit(outDev, skb);
         }
-        stack.Clock.Begin(Stage.Egress);
+        stack.Clock.Begin(Stage.Egress, StageFrames.EgressNeigh6);
         var r = Ndisc.Output(stack, ns, skb, outDev, nexthop, inDev);
         stack.Clock.End();
         return r;

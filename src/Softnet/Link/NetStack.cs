@@ -69,6 +69,7 @@ public sealed class NetStack
         if (skb.Id == 0) skb.Id = ++_nextId;
         skb.TimestampNs = timestampNs;
         NetifRx(dev, skb);
+        _wireFrame = true;
         Drain();
         if (_woken.Count > 0 && !DeferReaders) RunReaders();
         // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
@@ -218,11 +219,15 @@ public sealed class NetStack
     /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1) => _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
 
+    private bool _wireFrame;
+
     internal void Drain()
     {
         while (_backlog.TryDequeue(out var e))
         {
-            Clock.Begin(Stage.Link);
+            // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
+            Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
+            _wireFrame = false;
             ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
             Clock.End();
             if (e.NfSlot >= 0) ReleaseNf(e.NfSlot);
@@ -292,7 +297,7 @@ public sealed class NetStack
     {
         var handler = PacketHandler.Find(skb.Protocol);
         if (handler == null) { Drop(dev.Namespace, skb, DropReason.UnhandledProtocol); return; }
-        Clock.Begin(handler.Stage);
+        Clock.Begin(handler.Stage, skb.Protocol == EtherTypes.Ipv6 ? StageFrames.Ipv6 : 0);
         handler.Receive(this, dev, skb, nfSlot);
         Clock.End();
     }

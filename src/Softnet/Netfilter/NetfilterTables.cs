@@ -208,7 +208,7 @@ public sealed partial class NetfilterTables
         for (int i = 0; i < ops.Length; i++)
         {
             var op = ops[i];
-            clock?.Begin(op.Stage);
+            clock?.Begin(op.Stage, StageFrames.Hook((int)hook, Family == NfProto.Ipv6));
             var v = op.Fn(this, hook, ref p, packet);
             clock?.End();
             if (v == Verdict.Drop) return Dropped(ref p);

@@ -9,6 +9,7 @@ namespace Softnet.Telemetry;
 public sealed class NicReportSection(VirtualNic nic) : IReportSection
 {
     public string Key => "nic";
+    public VirtualNic Nic => nic;
 
     public void WriteJson(Utf8JsonWriter w)
     {
@@ -126,6 +127,8 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
 public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? gro) : IReportSection
 {
     public string Key => "cpu_time";
+    public VirtualNic Nic => nic;
+    public Softnet.Pipeline.GroStage? Gro => gro;
 
     /// <summary>The stack's own stages (scenario replay): "stack" is split into them, the rest as stack_other.</summary>
     public StageClock? StackStages { get; set; }

@@ -109,6 +109,8 @@ public sealed class ScenarioReportSection(Scenario scenario, long endNs) : IRepo
 {
     public string Key => "scenario";
     public Scenario Scenario => scenario;
+    /// <summary>The replay clock at the end (for conntrack timeouts).</summary>
+    public long EndNs => endNs;
 
     public void WriteJson(Utf8JsonWriter w)
     {

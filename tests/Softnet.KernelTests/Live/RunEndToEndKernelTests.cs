@@ -124,7 +124,9 @@ public class RunEndToEndKernelTests
         string dump = Path.Combine(rig.Temp, "dump");
         int metricsPort = 19100 + Environment.ProcessId % 800;
         string capture = Path.Combine(rig.Temp, "eth0.pcapng");
-        using var softnet = rig.StartCli("--json", json, "--dump", dump, "--metrics", $"127.0.0.1:{metricsPort}", "--capture", $"host:eth0={capture}");
+        string html = Path.Combine(rig.Temp, "report.html"), folded = Path.Combine(rig.Temp, "cpu.folded");
+        using var softnet = rig.StartCli("--json", json, "--dump", dump, "--metrics", $"127.0.0.1:{metricsPort}", "--capture", $"host:eth0={capture}",
+            "--report", html, "--folded", folded);
         var iperf = rig.Client.Start("iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", "4");
         Thread.Sleep(1500);
         // Prometheus scrapes the running path: the ports, the rules, conntrack.
@@ -149,6 +151,12 @@ public class RunEndToEndKernelTests
         Assert.True(File.Exists(Path.Combine(dump, "host", "conntrack.txt")));
         Assert.Contains("dport=5201", File.ReadAllText(Path.Combine(dump, "host", "conntrack.txt")));
         Assert.True(File.Exists(Path.Combine(dump, "host", "iptables-save.txt")));
+        // --report and --folded, written at the end as --json is: the connection in the report's conntrack table, the
+        // NAPI poll's stacks with the stack's stages under it.
+        string page = File.ReadAllText(html);
+        Assert.Contains("<section id=\"flamegraph\">", page);
+        Assert.Contains("dport=5201", page);
+        Assert.Contains(File.ReadAllLines(folded), l => l.StartsWith("net_rx_action;__napi_poll;ice_napi_poll;ice_clean_rx_irq;", StringComparison.Ordinal) && l.Contains(";ip_rcv", StringComparison.Ordinal));
 
         // --capture: tshark reads the pcapng, with what eth0 received (to 192.0.2.10:5201) and sent (from it).
         if (Proc.Exists("tshark"))

@@ -118,6 +118,13 @@ public class ScenarioRunTests
         Assert.True(report.Replay.Conserved);
         var rows = report.Replay.Sections.OfType<LivePortsSection>().Single().Rows;
         Assert.Equal([2L, 1L], rows.Select(r => r.Stats.TxPackets));
+        // What `softnet run --report` writes: the rules that counted the SYN (DNAT first of all) and the entry made.
+        var busiest = Softnet.Telemetry.Report.HtmlReport.BusiestRules(report.Scenario, 50);
+        Assert.Contains(busiest, r => r.Table == "nat" && r.Chain == "DOCKER" && r.Number == 2 && r.Packets == 1 && r.Text.Contains("--to-destination 172.17.0.2:80"));
+        Assert.Contains(busiest, r => r.Table == "filter" && r.Chain == "FORWARD" && r.Number == 3 && r.Packets == 1);
+        string html = Softnet.Telemetry.Report.HtmlReport.Render(report.Replay);
+        Assert.Contains("sport=40000 dport=8080 src=172.17.0.2", html);
+        Assert.Contains("<section id=\"rings\">", html);
     }
 
     /// <summary>GRO merges a flow's segments in front of the scenario; the bound egress device has no TSO, so the merged
