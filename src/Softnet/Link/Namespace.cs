@@ -188,6 +188,10 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
             && Dev4(dev, Link.Device.ConfAcceptSourceRoute, "accept_source_route", 1) != 0;
         // IN_DEV_ACCEPT_LOCAL: IN_DEV_ORCONF.
         c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
+        c.SendRedirects = SysctlInt("net.ipv4.conf.all.send_redirects", 1) != 0 || Dev4(dev, Link.Device.ConfSendRedirects, "send_redirects", 1) != 0;
+        c.SharedMedia = SysctlInt("net.ipv4.conf.all.shared_media", 1) != 0 || Dev4(dev, Link.Device.ConfSharedMedia, "shared_media", 1) != 0;
+        c.ArpIgnore = Math.Max(SysctlInt("net.ipv4.conf.all.arp_ignore", 0), Dev4(dev, Link.Device.ConfArpIgnore, "arp_ignore", 0));
+        c.ArpAnnounce = Math.Max(SysctlInt("net.ipv4.conf.all.arp_announce", 0), Dev4(dev, Link.Device.ConfArpAnnounce, "arp_announce", 0));
         // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
         // (disable_ipv6 and forwarding fall back to all's for tests that write all raw, without WriteSysctl.)
         c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
@@ -204,6 +208,25 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     /// <summary>IN_DEV_ACCEPT_LOCAL: conf.all or the device accepts packets whose source is one of this host's addresses.</summary>
     public bool AcceptLocal(Device dev) => DeviceConf(dev).AcceptLocal;
+
+    /// <summary>IN_DEV_TX_REDIRECTS: send_redirects in conf.all or on the device.</summary>
+    public bool SendRedirects(Device dev) => DeviceConf(dev).SendRedirects;
+
+    /// <summary>IN_DEV_SHARED_MEDIA: shared_media in conf.all or on the device (every host on the link reaches every other).</summary>
+    public bool SharedMedia(Device dev) => DeviceConf(dev).SharedMedia;
+
+    /// <summary>IN_DEV_ARP_IGNORE and IN_DEV_ARP_ANNOUNCE: the larger of conf.all and the device.</summary>
+    public int ArpIgnore(Device dev) => DeviceConf(dev).ArpIgnore;
+    public int ArpAnnounce(Device dev) => DeviceConf(dev).ArpAnnounce;
+
+    /// <summary>inet_addr_onlink: an address of <paramref name="dev"/> whose subnet holds both <paramref name="a"/> and
+    /// <paramref name="b"/>.</summary>
+    public bool AddrOnlink(Device dev, uint a, uint b)
+    {
+        foreach (var ifa in Addresses)
+            if (ifa.Device == dev && (a & ifa.Mask) == ifa.Network && (b & ifa.Mask) == ifa.Network) return true;
+        return false;
+    }
 
     /// <summary>disable_ipv6 in effect on <paramref name="dev"/> (ip6_rcv_core and ip6_output drop everything then).</summary>
     public bool Ipv6Disabled(Device dev) => DeviceConf(dev).Disable6;
@@ -227,6 +250,13 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
     public int IcmpRateLimitMs => Conf.IcmpRateLimitMs;
     public int IcmpRateMask => Conf.IcmpRateMask;
+    /// <summary>net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst: the namespace's ICMP token bucket (<see cref="IcmpGlobal"/>).</summary>
+    public int IcmpMsgsPerSec => Conf.IcmpMsgsPerSec;
+    public int IcmpMsgsBurst => Conf.IcmpMsgsBurst;
+    /// <summary>net->ipv4.icmp_global_credit and icmp_global_stamp.</summary>
+    internal Ip.IcmpGlobalBucket IcmpGlobal = Ip.IcmpGlobalBucket.Create();
+    /// <summary>net.ipv4.tcp_dsack: D-SACK blocks in the ACKs of duplicate data.</summary>
+    public bool TcpDsack => Conf.TcpDsack;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
@@ -252,6 +282,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.DefaultTtl = SysctlInt("net.ipv4.ip_default_ttl", 64);
                 _conf.IcmpRateLimitMs = SysctlInt("net.ipv4.icmp_ratelimit", 1000);
                 _conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
+                _conf.IcmpMsgsPerSec = SysctlInt("net.ipv4.icmp_msgs_per_sec", 1000);
+                _conf.IcmpMsgsBurst = SysctlInt("net.ipv4.icmp_msgs_burst", 50);
+                _conf.TcpDsack = SysctlInt("net.ipv4.tcp_dsack", 1) != 0;
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
@@ -277,6 +310,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
+        public int IcmpMsgsPerSec, IcmpMsgsBurst;
+        public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;
         public long Ip6FragHighThresh;

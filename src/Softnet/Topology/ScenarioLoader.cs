@@ -728,6 +728,7 @@ public static class ScenarioLoader
         switch (key)
         {
             case "net.ipv4.ip_forward" or "net.ipv4.ip_default_ttl" or "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask"
+                or "net.ipv4.icmp_msgs_per_sec" or "net.ipv4.icmp_msgs_burst" or "net.ipv4.tcp_dsack"
                 or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.ipv4.icmp_echo_ignore_all" or "net.ipv4.icmp_echo_ignore_broadcasts"
                 or "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist"
                 or "net.ipv4.tcp_syncookies" or "net.ipv4.tcp_rmem" or "net.ipv4.tcp_timestamps" or "net.ipv4.tcp_sack" or "net.ipv4.tcp_window_scaling"
@@ -749,7 +750,9 @@ public static class ScenarioLoader
         if (parts.Length >= 5 && parts[0] == "net" && parts[2] == "conf")
         {
             string what = parts[^1];
-            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local";
+            // log_martians only logs (nothing a replay shows), so it is honoured by doing nothing.
+            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local"
+                or "send_redirects" or "shared_media" or "log_martians" or "arp_ignore" or "arp_announce";
             if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode";
         }
         return false;

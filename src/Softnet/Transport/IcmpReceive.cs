@@ -103,13 +103,15 @@ public sealed class IcmpReceive : InetProtocol
         var message = pkt[ihl..total];
         uint src = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
-        if (((ns.IcmpRateMask >> IcmpView.EchoReply) & 1) != 0) return; // a ratemask that limits replies: not modelled
         // icmp_reply: ip_options_echo first (no answer when the options cannot be answered); a reversed source route
         // sends the reply to its first hop.
         Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
         IpOptions opt = default;
         if (request.IpOpt.OptLen != 0 && !Ipv4Options.Echo(pkt[..ihl], request.IpOpt, ns, optData, out opt)) return;
         uint daddr = opt.Srr != 0 ? opt.Faddr : src;
+        // The rate limits where icmp_ratemask names echo replies: the namespace bucket, then the route's peer.
+        if (!Icmp.GlobalAllow(stack, ns, IcmpView.EchoReply, 0, out bool applyRateLimit)) return;
+        if (applyRateLimit && ns.Routing.Lookup(daddr) is { Device: { } outDev } && !Icmp.XrlimAllow(stack, ns, outDev, daddr, true)) return;
         uint saddr = request.Dst is { Type: RouteKind.Local } ? dst : ns.SelectAddress(dev, src);
         if (saddr == 0) return;
         int hl = 20 + opt.OptLen;

@@ -1144,7 +1144,7 @@ public sealed class TcpSock : Sock
         {
             Namespace.Mib[SnmpCounter.TcpExtDelayedACKLost]++;
             EnterQuickAck();
-            if (SackOk) DsackSet(seq, After(endSeq, RcvNxt) ? RcvNxt : endSeq);
+            if (SackOk && Namespace.TcpDsack) DsackSet(seq, After(endSeq, RcvNxt) ? RcvNxt : endSeq);
         }
         SendAck(stack);
     }
@@ -1206,9 +1206,10 @@ public sealed class TcpSock : Sock
         return m;
     }
 
+    /// <summary>tcp_dsack_set: only on a SACK connection, and only while net.ipv4.tcp_dsack is on.</summary>
     private void DsackSet(uint seq, uint end)
     {
-        if (!SackOk) return;
+        if (!SackOk || !Namespace.TcpDsack) return;
         Namespace.Mib[Before(seq, RcvNxt) ? SnmpCounter.TcpExtTCPDSACKOldSent : SnmpCounter.TcpExtTCPDSACKOfoSent]++;
         _dsack = true;
         _dsackStart = seq;
