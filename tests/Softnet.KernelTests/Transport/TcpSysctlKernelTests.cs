@@ -7,7 +7,8 @@ namespace Softnet.KernelTests.Transport;
 /// <summary>
 /// The TCP sysctls a listener's connections follow, each set in Scenarios/tcp-host's server through the kernel and
 /// through Softnet on the same case, compared as the TCP receive tests compare (the server's frames normalised, its
-/// sockets.txt and counters): tcp_timestamps 0 and 2, tcp_sack 0 on out-of-order data, tcp_window_scaling 0 and a
+/// sockets.txt and counters): tcp_timestamps 0 and 2, tcp_sack 0 on out-of-order data, tcp_dsack 0 on duplicate data,
+/// tcp_window_scaling 0 and a
 /// smaller tcp_rmem (the SYN-ACK's window and scale, the windows that follow).
 /// </summary>
 [Trait("Category", "Kernel")]
@@ -19,6 +20,8 @@ public sealed class TcpSysctlKernelTests
         { "timestamps-0", "inorder", "net.ipv4.tcp_timestamps = 0\n" },
         { "timestamps-2", "inorder", "net.ipv4.tcp_timestamps = 2\n" },
         { "sack-0", "reorder", "net.ipv4.tcp_sack = 0\n" },
+        // Duplicate data is still answered at once (quick-ACK), but with no D-SACK block in the ACK.
+        { "dsack-0", "duplicate", "net.ipv4.tcp_dsack = 0\n" },
         { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
         // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
         // tcp_select_initial_window also takes for the scale.
