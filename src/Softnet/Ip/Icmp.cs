@@ -85,6 +85,52 @@ public static class Icmp
         skb.Free();
     }
 
+    /// <summary>
+    /// __ip_do_redirect for a redirect that arrived on <paramref name="dev"/> from <paramref name="oldGw"/>, about a
+    /// datagram of ours to <paramref name="daddr"/>: taken only for the net and host codes, when our route there goes by
+    /// that very gateway, the device accepts redirects (accept_redirects, as IN_DEV_RX_REDIRECTS combines it), and the
+    /// new gateway is a plain unicast address (on shared media: not one of ours nor a broadcast; otherwise on the old
+    /// gateway's subnet and, with secure_redirects, already some route's gateway on the device). The new gateway's
+    /// neighbour must be valid: an unknown one is asked for (neigh_event_send) and the redirect goes unused; a known
+    /// one makes a nexthop exception, so what this host sends or forwards to <paramref name="daddr"/> goes by it.
+    /// </summary>
+    public static void ReceiveRedirect(NetStack stack, Device dev, uint oldGw, byte code, uint newGw, uint daddr)
+    {
+        if ((code & 7) > 3) return;
+        var ns = dev.Namespace;
+        var rt = ns.Routing.Lookup(daddr);
+        if (rt is not { Type: RouteKind.Unicast, Device: { } outDev } || rt.Gateway == 0 || rt.Gateway != oldGw) return;
+        if (newGw == oldGw || !ns.AcceptRedirects(dev) || (newGw >> 28) == 0xE || newGw == 0xFFFFFFFF || (newGw >> 24) == 0) return;
+        if (!ns.SharedMedia(dev))
+        {
+            if (!ns.AddrOnlink(dev, newGw, oldGw)) return;
+            if (ns.SecureRedirects(dev) && !IsGatewayOf(ns, newGw, dev)) return;
+        }
+        else if (ns.Routing.LookupLocal(newGw) != null) return;
+        var n = ns.Neighbours.Find(outDev, newGw);
+        if (n == null || !n.Valid)
+        {
+            // __neigh_event_send without a packet: an entry that is not already asking starts resolution.
+            if (n is { State: Neigh.NudState.Incomplete }) return;
+            n ??= ns.Neighbours.Create(outDev, newGw, Neigh.NudState.Incomplete);
+            n.State = Neigh.NudState.Incomplete;
+            n.Probes = 1;
+            n.NextProbeNs = stack.Now + Neigh.NeighbourTable.RetransNs;
+            stack.ArmNeighTimer(n.NextProbeNs);
+            Neigh.Arp.Solicit(stack, n, 0);
+            return;
+        }
+        if (ns.Routing.LookupFib(daddr) is { } fib) ns.Routing.AddRedirectException(daddr, fib, newGw);
+    }
+
+    /// <summary>ip_fib_check_default: some route's nexthop is <paramref name="gw"/> through <paramref name="dev"/>.</summary>
+    private static bool IsGatewayOf(Namespace ns, uint gw, Device dev)
+    {
+        foreach (var r in ns.Routing.MainRoutes)
+            if (r.Gateway == gw && r.Device == dev) return true;
+        return false;
+    }
+
     /// <summary>icmp_out_count (from __ip_make_skb, as the message is built): OutMsgs and the type's Out counter.</summary>
     public static void OutCount(SnmpMib mib, byte type)
     {

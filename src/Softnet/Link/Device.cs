@@ -85,15 +85,16 @@ public sealed class Device
         public bool Disable6, Forwarding6, AcceptLocal;
         public int HopLimit6, AddrGenMode6;
         // IN_DEV_TX_REDIRECTS, IN_DEV_SHARED_MEDIA (ORCONF); IN_DEV_ARP_IGNORE, IN_DEV_ARP_ANNOUNCE (MAXCONF).
-        public bool SendRedirects, SharedMedia;
+        public bool SendRedirects, SharedMedia, AcceptRedirects, SecureRedirects;
         public int ArpIgnore, ArpAnnounce;
     }
 
     internal ConfCache Conf;
 
     internal const int ConfForwarding = 0, ConfRpFilter = 1, Conf6Disable = 2, Conf6Forwarding = 3, Conf6HopLimit = 4, Conf6AddrGenMode = 5,
-        ConfAcceptSourceRoute = 6, ConfAcceptLocal = 7, ConfSendRedirects = 8, ConfSharedMedia = 9, ConfArpIgnore = 10, ConfArpAnnounce = 11;
-    private readonly string?[] _confKeys = new string?[12];
+        ConfAcceptSourceRoute = 6, ConfAcceptLocal = 7, ConfSendRedirects = 8, ConfSharedMedia = 9, ConfArpIgnore = 10, ConfArpAnnounce = 11,
+        ConfAcceptRedirects = 12, ConfSecureRedirects = 13;
+    private readonly string?[] _confKeys = new string?[14];
 
     /// <summary>"net.ipv6.conf.DEV.NAME" (the Conf6 slots) or "net.ipv4.conf.DEV.NAME", made once
     /// per device (a per-packet lookup allocates nothing).</summary>

@@ -190,6 +190,11 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
         c.SendRedirects = SysctlInt("net.ipv4.conf.all.send_redirects", 1) != 0 || Dev4(dev, Link.Device.ConfSendRedirects, "send_redirects", 1) != 0;
         c.SharedMedia = SysctlInt("net.ipv4.conf.all.shared_media", 1) != 0 || Dev4(dev, Link.Device.ConfSharedMedia, "shared_media", 1) != 0;
+        // IN_DEV_RX_REDIRECTS: a forwarding device wants accept_redirects in conf.all and on itself, a host in either
+        // (conf.all's follows ip_forward: writing it sets all.accept_redirects to its negation).
+        bool allRedirects = SysctlInt("net.ipv4.conf.all.accept_redirects", 1) != 0, devRedirects = Dev4(dev, Link.Device.ConfAcceptRedirects, "accept_redirects", 1) != 0;
+        c.AcceptRedirects = c.Forwarding ? allRedirects && devRedirects : allRedirects || devRedirects;
+        c.SecureRedirects = SysctlInt("net.ipv4.conf.all.secure_redirects", 1) != 0 || Dev4(dev, Link.Device.ConfSecureRedirects, "secure_redirects", 1) != 0;
         c.ArpIgnore = Math.Max(SysctlInt("net.ipv4.conf.all.arp_ignore", 0), Dev4(dev, Link.Device.ConfArpIgnore, "arp_ignore", 0));
         c.ArpAnnounce = Math.Max(SysctlInt("net.ipv4.conf.all.arp_announce", 0), Dev4(dev, Link.Device.ConfArpAnnounce, "arp_announce", 0));
         // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
@@ -211,6 +216,10 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     /// <summary>IN_DEV_TX_REDIRECTS: send_redirects in conf.all or on the device.</summary>
     public bool SendRedirects(Device dev) => DeviceConf(dev).SendRedirects;
+
+    /// <summary>IN_DEV_RX_REDIRECTS and IN_DEV_SEC_REDIRECTS on <paramref name="dev"/>.</summary>
+    public bool AcceptRedirects(Device dev) => DeviceConf(dev).AcceptRedirects;
+    public bool SecureRedirects(Device dev) => DeviceConf(dev).SecureRedirects;
 
     /// <summary>IN_DEV_SHARED_MEDIA: shared_media in conf.all or on the device (every host on the link reaches every other).</summary>
     public bool SharedMedia(Device dev) => DeviceConf(dev).SharedMedia;
