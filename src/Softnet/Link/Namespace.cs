@@ -264,6 +264,10 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public int IcmpMsgsBurst => Conf.IcmpMsgsBurst;
     /// <summary>net->ipv4.icmp_global_credit and icmp_global_stamp.</summary>
     internal Ip.IcmpGlobalBucket IcmpGlobal = Ip.IcmpGlobalBucket.Create();
+    /// <summary>net.ipv4.tcp_synack_retries: SYN-ACKs a request sends again before it is dropped;
+    /// net.ipv4.tcp_max_syn_backlog: without syncookies, the last quarter of it is kept for proven peers.</summary>
+    public int TcpSynackRetries => Conf.TcpSynackRetries;
+    public int TcpMaxSynBacklog => Conf.TcpMaxSynBacklog;
     /// <summary>net.ipv4.tcp_dsack: D-SACK blocks in the ACKs of duplicate data.</summary>
     public bool TcpDsack => Conf.TcpDsack;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
@@ -294,6 +298,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.IcmpMsgsPerSec = SysctlInt("net.ipv4.icmp_msgs_per_sec", 1000);
                 _conf.IcmpMsgsBurst = SysctlInt("net.ipv4.icmp_msgs_burst", 50);
                 _conf.TcpDsack = SysctlInt("net.ipv4.tcp_dsack", 1) != 0;
+                _conf.TcpSynackRetries = SysctlInt("net.ipv4.tcp_synack_retries", 5);
+                // tcp_sk_init: max(128, ehash buckets / 128), 2048 on this host.
+                _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
@@ -319,7 +326,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
-        public int IcmpMsgsPerSec, IcmpMsgsBurst;
+        public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog;
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;

@@ -103,6 +103,15 @@ public sealed class TcpReceive : InetProtocol
             DropDelivered(ns, skb, DropReason.TcpListenOverflow);
             return;
         }
+        // tcp_conn_request without syncookies: once fewer than a quarter of tcp_max_syn_backlog's requests are left, only
+        // peers with TCP metrics (tcp_peer_is_proven; none here) may open one.
+        int maxSyn = ns.TcpMaxSynBacklog;
+        if (!wantCookie && syncookies == 0 && maxSyn - listener.RequestCount < (maxSyn >> 2))
+        {
+            ns.Mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpReqQueueFull);
+            return;
+        }
         var back = ns.Routing.Lookup(saddr);
         int mtu = back?.Device?.Mtu ?? 1500;
         uint synSeq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);

@@ -148,7 +148,6 @@ public sealed class TcpSock : Sock
     internal byte SynTos;
     private const long TimeoutInitNs = 1_000_000_000;  // TCP_TIMEOUT_INIT
     private const long RtoMaxNs = 120_000_000_000;     // TCP_RTO_MAX
-    private const int SynAckRetries = 5;               // net.ipv4.tcp_synack_retries
     private const int OrphanRetries = 8;               // tcp_orphan_retries with net.ipv4.tcp_orphan_retries = 0
 
     /// <summary>The earliest of this socket's timers.</summary>
@@ -1005,7 +1004,8 @@ public sealed class TcpSock : Sock
         if (State == TcpState.SynRecv)
         {
             var l = Listener;
-            int max = SynAckRetries;
+            // net.ipv4.tcp_synack_retries (the listener sets no TCP_SYNCNT of its own).
+            int max = Namespace.TcpSynackRetries;
             int qlen = l.RequestCount;
             if (qlen << 1 > Math.Max(8, l.Backlog))
             {

@@ -50,6 +50,7 @@ public static class TcpCases
         "synack-rtx" => SynAckRetransmit(),
         "fin-rtx" => FinRetransmit(),
         "syncookies" => Syncookies(),
+        "synflood" => SynFlood(),
         "dual-stack" => DualStack(),
         "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
@@ -253,6 +254,16 @@ public static class TcpCases
     /// fails the check (SyncookiesFailed, RST) and the right ACK makes the connection (SyncookiesRecv,
     /// PassiveOpens), which then carries data and closes. All within 1 s, before the first requests' SYN-ACKs go
     /// again.</summary>
+    /// <summary>20 SYNs from as many ports, none completed: the request queue as tcp_max_syn_backlog bounds it without
+    /// syncookies.</summary>
+    public static TcpCapture SynFlood()
+    {
+        var cap = new TcpCapture();
+        for (int k = 0; k < 20; k++) cap.Flow(Client, (ushort)(42000 + k), Server, 5001).SendSyn(gapMs: 0.5);
+        cap.Pause(10);
+        return cap;
+    }
+
     public static TcpCapture Syncookies()
     {
         var cap = new TcpCapture();
