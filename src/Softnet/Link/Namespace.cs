@@ -267,6 +267,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     /// <summary>net.ipv4.tcp_synack_retries: SYN-ACKs a request sends again before it is dropped;
     /// net.ipv4.tcp_max_syn_backlog: without syncookies, the last quarter of it is kept for proven peers.</summary>
     public int TcpSynackRetries => Conf.TcpSynackRetries;
+    /// <summary>net.ipv4.tcp_fastopen: client (0x1) and server (0x2) flags, 0x200 no cookie needed, 0x400 every listener.</summary>
+    public int TcpFastopen => Conf.TcpFastopen;
     public int TcpMaxSynBacklog => Conf.TcpMaxSynBacklog;
     /// <summary>net.ipv4.tcp_dsack: D-SACK blocks in the ACKs of duplicate data.</summary>
     public bool TcpDsack => Conf.TcpDsack;
@@ -299,6 +301,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.IcmpMsgsBurst = SysctlInt("net.ipv4.icmp_msgs_burst", 50);
                 _conf.TcpDsack = SysctlInt("net.ipv4.tcp_dsack", 1) != 0;
                 _conf.TcpSynackRetries = SysctlInt("net.ipv4.tcp_synack_retries", 5);
+                _conf.TcpFastopen = SysctlInt("net.ipv4.tcp_fastopen", 1);
                 // tcp_sk_init: max(128, ehash buckets / 128), 2048 on this host.
                 _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
@@ -326,7 +329,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
-        public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog;
+        public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog, TcpFastopen;
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;

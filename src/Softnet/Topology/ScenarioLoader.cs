@@ -729,7 +729,7 @@ public static class ScenarioLoader
         {
             case "net.ipv4.ip_forward" or "net.ipv4.ip_default_ttl" or "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask"
                 or "net.ipv4.icmp_msgs_per_sec" or "net.ipv4.icmp_msgs_burst" or "net.ipv4.tcp_dsack" or "net.ipv4.tcp_synack_retries"
-                or "net.ipv4.tcp_max_syn_backlog"
+                or "net.ipv4.tcp_max_syn_backlog" or "net.ipv4.tcp_fastopen"
                 or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.ipv4.icmp_echo_ignore_all" or "net.ipv4.icmp_echo_ignore_broadcasts"
                 or "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist"
                 or "net.ipv4.tcp_syncookies" or "net.ipv4.tcp_rmem" or "net.ipv4.tcp_timestamps" or "net.ipv4.tcp_sack" or "net.ipv4.tcp_window_scaling"
