@@ -250,6 +250,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool Forwarding6 => Conf.Forwarding6;
     /// <summary>net.ipv6.icmp.ratelimit in milliseconds (default 100 on 6.18).</summary>
     public int Icmp6RateLimitMs => Conf.Icmp6RateLimitMs;
+    /// <summary>net.ipv6.icmp.ratemask (a 256-bit map, "0-1,3-127" by default): the ICMPv6 types the rate limits apply to.</summary>
+    public bool Icmp6RateLimited(byte type) => (Conf.Icmp6RateMask![type >> 6] >> (type & 63) & 1) != 0;
     public bool Icmp6EchoIgnoreAll => Conf.Icmp6EchoIgnoreAll;
     /// <summary>net.ipv6.ip6frag_time in seconds, and the memory thresholds.</summary>
     public int Ip6FragTime => Conf.Ip6FragTime;
@@ -310,6 +312,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
                 _conf.Forwarding6 = SysctlInt("net.ipv6.conf.all.forwarding", 0) != 0;
                 _conf.Icmp6RateLimitMs = SysctlInt("net.ipv6.icmp.ratelimit", 100);
+                _conf.Icmp6RateMask = LargeBitmap(Sysctl("net.ipv6.icmp.ratemask") ?? "0-1,3-127");
                 _conf.Icmp6EchoIgnoreAll = SysctlInt("net.ipv6.icmp.echo_ignore_all", 0) != 0;
                 _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
                 _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
@@ -329,6 +332,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
+        public ulong[]? Icmp6RateMask;
         public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog, TcpFastopen;
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
@@ -338,6 +342,21 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     }
 
     private NetConf _conf;
+
+    /// <summary>proc_do_large_bitmap's text (comma-separated numbers and ranges) as 256 bits.</summary>
+    private static ulong[] LargeBitmap(string text)
+    {
+        var bits = new ulong[4];
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int dash = part.IndexOf('-');
+            if (!int.TryParse(dash < 0 ? part : part[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out int lo)) continue;
+            int hi = lo;
+            if (dash >= 0 && !int.TryParse(part[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out hi)) continue;
+            for (int b = lo; b <= hi && b < 256; b++) bits[b >> 6] |= 1UL << (b & 63);
+        }
+        return bits;
+    }
 
     // ---- INetfilterHost over the namespace's addresses ----
 

@@ -734,7 +734,7 @@ public static class ScenarioLoader
                 or "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist"
                 or "net.ipv4.tcp_syncookies" or "net.ipv4.tcp_rmem" or "net.ipv4.tcp_timestamps" or "net.ipv4.tcp_sack" or "net.ipv4.tcp_window_scaling"
                 or "net.bridge.bridge-nf-call-iptables"
-                or "net.ipv6.icmp.ratelimit" or "net.ipv6.icmp.echo_ignore_all" or "net.ipv6.ip6frag_time" or "net.ipv6.ip6frag_high_thresh"
+                or "net.ipv6.icmp.ratelimit" or "net.ipv6.icmp.ratemask" or "net.ipv6.icmp.echo_ignore_all" or "net.ipv6.ip6frag_time" or "net.ipv6.ip6frag_high_thresh"
                 or "net.ipv6.ip6frag_low_thresh"
                 or "net.netfilter.nf_conntrack_max" or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal"
                 or "net.netfilter.nf_conntrack_checksum" or "net.netfilter.nf_conntrack_tcp_max_retrans" or "net.netfilter.nf_conntrack_udp_timeout"
