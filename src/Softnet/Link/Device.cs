@@ -83,7 +83,7 @@ public sealed class Device
         public bool AcceptSourceRoute;
         // IPv6 (inet6_dev's cnf): disable_ipv6, forwarding (the NA router flag), hop_limit, addr_gen_mode.
         public bool Disable6, Forwarding6, AcceptLocal;
-        public int HopLimit6, AddrGenMode6;
+        public int HopLimit6, AddrGenMode6, Mtu6;
         // IN_DEV_TX_REDIRECTS, IN_DEV_SHARED_MEDIA (ORCONF); IN_DEV_ARP_IGNORE, IN_DEV_ARP_ANNOUNCE (MAXCONF).
         public bool SendRedirects, SharedMedia, AcceptRedirects, SecureRedirects;
         public int ArpIgnore, ArpAnnounce;

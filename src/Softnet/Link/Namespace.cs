@@ -202,6 +202,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
         c.Forwarding6 = Sysctl6Dev(dev, Link.Device.Conf6Forwarding, "forwarding", SysctlInt("net.ipv6.conf.all.forwarding", 0)) != 0;
         c.HopLimit6 = Sysctl6Dev(dev, Link.Device.Conf6HopLimit, "hop_limit", 64);
+        c.Mtu6 = SysctlInt($"net.ipv6.conf.{dev.Name}.mtu", 0);
         c.AddrGenMode6 = Sysctl6Dev(dev, Link.Device.Conf6AddrGenMode, "addr_gen_mode", 0);
         c.Version = Sysctls.Version + 1;
         return ref c;
@@ -242,6 +243,14 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     /// <summary>The device's own IPv6 forwarding (ndisc's router flag, the routers' groups and anycast).</summary>
     public bool DeviceForwarding6(Device dev) => DeviceConf(dev).Forwarding6;
+
+    /// <summary>idev->cnf.mtu6: the device's net.ipv6.conf.DEV.mtu where written (it starts as, and follows changes of,
+    /// the link MTU), the MTU ip6_mtu gives IPv6 routes out of the device.</summary>
+    public int Mtu6(Device dev)
+    {
+        ref var c = ref DeviceConf(dev);
+        return c.Mtu6 > 0 ? c.Mtu6 : dev.Mtu;
+    }
 
     /// <summary>The device's hop_limit (ip6_dst_hoplimit for what this host sends out of it).</summary>
     public int HopLimit6(Device dev) => DeviceConf(dev).HopLimit6;

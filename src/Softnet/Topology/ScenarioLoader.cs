@@ -408,6 +408,13 @@ public static class ScenarioLoader
         return ns.Device(n) ?? throw l.Error($"Cannot find device \"{n}\" in namespace '{ns.Name}'");
     }
 
+    /// <summary>idev->cnf.mtu6 = dev->mtu (NETDEV_CHANGEMTU, and NETDEV_UP where they differ), for a link MTU IPv6 takes.</summary>
+    private static void SyncMtu6(Namespace ns, Device dev)
+    {
+        string key = $"net.ipv6.conf.{dev.Name}.mtu";
+        if (dev.Mtu >= 1280 && ns.Sysctl(key) != null) ns.Sysctls[key] = dev.Mtu.ToString(CultureInfo.InvariantCulture);
+    }
+
     private static void LinkSet(Namespace ns, Line l)
     {
         if (l.Peek() == "dev") l.Take();
@@ -440,6 +447,8 @@ public static class ScenarioLoader
                     break;
                 case "mtu":
                     dev.Mtu = MtuArg(l);
+                    // NETDEV_CHANGEMTU: the device's IPv6 MTU (conf.DEV.mtu) follows its new link MTU.
+                    SyncMtu6(ns, dev);
                     break;
                 default:
                     throw l.Error($"unsupported 'link set' attribute '{o}' (supported: up, down, master BR, nomaster, address MAC, mtu N)");
@@ -713,6 +722,11 @@ public static class ScenarioLoader
             throw Err($"sysctl: setting key \"{shown}\": {why}");
         }
         string stored = SysctlCatalogue.Normalize(e, value, ns.Sysctl(key));
+        // addrconf_notify (NETDEV_UP) sets an IPv6 MTU that differs from the link's back to it when the device comes up,
+        // which ip.batch does after sysctl.conf in the harness's order: a device that is up by now kept its link MTU.
+        if (dev is not (null or "all" or "default") && key.StartsWith("net.ipv6.conf.", StringComparison.Ordinal) && key.EndsWith(".mtu", StringComparison.Ordinal)
+            && ns.Device(dev) is { Up: true, Mtu: >= 1280 } up)
+            stored = up.Mtu.ToString(CultureInfo.InvariantCulture);
         ns.WriteSysctl(key, stored, createdBefore);
         if (!Modelled(key, stored)) ns.SysctlsNotModelled[key] = stored;
         else ns.SysctlsNotModelled.Remove(key);
@@ -755,7 +769,7 @@ public static class ScenarioLoader
             if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local"
                 or "send_redirects" or "shared_media" or "log_martians" or "arp_ignore" or "arp_announce" or "accept_redirects"
                 or "secure_redirects";
-            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode";
+            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu";
         }
         return false;
     }
