@@ -126,6 +126,7 @@ public static class Icmp
     /// <summary>ip_fib_check_default: some route's nexthop is <paramref name="gw"/> through <paramref name="dev"/>.</summary>
     private static bool IsGatewayOf(Namespace ns, uint gw, Device dev)
     {
+        // A rare path (a redirect off shared media): the walk over the compiled table may allocate.
         foreach (var r in ns.Routing.MainRoutes)
             if (r.Gateway == gw && r.Device == dev) return true;
         return false;
