@@ -80,12 +80,30 @@ public sealed class RouteTable
         return LookupMain(dst);
     }
 
-    public Route? LookupMain(uint dst)
+    public Route? LookupMain(uint dst) => WithException(dst, LookupFib(dst));
+
+    /// <summary>The main table alone, without the nexthop exceptions (fib_table_lookup).</summary>
+    public Route? LookupFib(uint dst)
     {
         foreach (int len in _lengths)
             if (_main[len]!.TryGetValue(dst & Ipv4.Mask(len), out var r)) return r;
         return null;
     }
+
+    // Nexthop exceptions (fib_nh_exception) by destination: the route they hang off and the route a lookup gets instead.
+    private Dictionary<uint, (Route Base, Route Via)>? _exceptions;
+
+    /// <summary>update_or_create_fnhe for an accepted redirect: <paramref name="dst"/>, while <paramref name="fib"/> is
+    /// its route, goes by <paramref name="gateway"/> (route.c binds the exception to the nexthop; a rebuilt table drops
+    /// them, as a route change flushes the kernel's). ip_rt_gc_timeout's expiry (300 s) is not modelled.</summary>
+    public void AddRedirectException(uint dst, Route fib, uint gateway)
+    {
+        _exceptions ??= new();
+        _exceptions[dst] = (fib, new Route { Prefix = dst, PrefixLength = 32, Type = fib.Type, Gateway = gateway, Device = fib.Device, Source = fib.Source });
+    }
+
+    private Route? WithException(uint dst, Route? r)
+        => r != null && _exceptions != null && _exceptions.TryGetValue(dst, out var e) && e.Base == r ? e.Via : r;
 
     /// <summary>
     /// fib_lookup with flowi4_oif set (bpf_fib_lookup's BPF_FIB_LOOKUP_OUTPUT): fib_lookup_good_nhc passes over a
@@ -101,7 +119,7 @@ public sealed class RouteTable
     public Route? LookupMain(uint dst, int oif)
     {
         foreach (int len in _lengths)
-            if (_main[len]!.TryGetValue(dst & Ipv4.Mask(len), out var r) && LeavesBy(r, oif)) return r;
+            if (_main[len]!.TryGetValue(dst & Ipv4.Mask(len), out var r) && LeavesBy(r, oif)) return WithException(dst, r);
         return null;
     }
 

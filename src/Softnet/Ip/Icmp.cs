@@ -13,8 +13,8 @@ public static class Icmp
 {
     /// <summary>
     /// __icmp_send about <paramref name="original"/> (data at its IP header; not consumed): no error about an ICMP
-    /// error, a non-first fragment, or a non-unicast packet; rate limited per destination (icmp_ratelimit, burst 6)
-    /// for the types in icmp_ratemask; source address the original destination when it was ours, else chosen by
+    /// error, a non-first fragment, or a non-unicast packet; for the types in icmp_ratemask, limited by the namespace's
+    /// bucket (icmp_msgs_per_sec, icmp_msgs_burst) and per destination (icmp_ratelimit, burst 6); source address the original destination when it was ours, else chosen by
     /// the route back.
     /// </summary>
     public static void Send(NetStack stack, Namespace ns, Skb original, Device inDev, byte type, byte code, uint info, bool localDestination)
@@ -35,6 +35,10 @@ public static class Icmp
         uint odst = o.DestinationAddress;
         if (original.Dst is { Type: RouteKind.Broadcast } || (odst >> 28) == 0xE) return;
         if (osrc == 0 || (osrc >> 28) == 0xE || osrc == 0xFFFFFFFF) return;
+        // __icmp_send: the namespace-wide bucket first (not for a datagram that came in on a loopback device, which
+        // then escapes the per-destination limit too).
+        bool applyRateLimit = false;
+        if (!inDev.Kind.IsLoopback && !GlobalAllow(stack, ns, type, code, out applyRateLimit)) return;
         // __ip_options_echo: the error carries the options an answer takes (none when they cannot be answered), and
         // goes by a reversed source route's first hop.
         Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
@@ -43,16 +47,9 @@ public static class Icmp
         uint replyTo = opt.Srr != 0 ? opt.Faddr : osrc;
         var back = ns.Routing.Lookup(replyTo);
         if (back == null || back.Type != RouteKind.Unicast || back.Device == null) return;
-        // icmpv4_mask_allow, then icmpv4_xrlim_allow: the per-destination limit (none out of a loopback device).
-        // The namespace-wide icmp_msgs_per_sec bucket (OutRateLimitGlobal) is not modelled: the kernel takes a random
-        // 0..2 credits per message from a burst of 50, so only a burst of more than ~17 errors could reach it.
-        bool limited = ((ns.IcmpRateMask >> type) & 1) != 0 && !(type == 3 && code == 4) && !back.Device.Kind.IsLoopback;
-        if (limited && !PeerAllow(stack, ns, replyTo, ns.IcmpRateLimitMs, 6L * ns.IcmpRateLimitMs))
-        {
-            c.IcmpRateLimited++;
-            ns.Mib[SnmpCounter.IcmpOutRateLimitHost]++;
-            return;
-        }
+        // icmpv4_xrlim_allow: the per-destination limit where the global check applied it (none out of a loopback
+        // device); a message it lets go takes its credits from the namespace bucket.
+        if (!XrlimAllow(stack, ns, back.Device, replyTo, applyRateLimit)) return;
         uint saddr = localDestination ? odst
             : ns.IcmpErrorsUseInboundIfaddr ? ns.SelectAddress(inDev, osrc)
             : 0;
@@ -86,6 +83,53 @@ public static class Icmp
         uint src = BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]);
         if (PeerAllow(stack, ns, src, 1000, 5000)) Send(stack, ns, skb, dev, 3, code, 0, localDestination: false);
         skb.Free();
+    }
+
+    /// <summary>
+    /// __ip_do_redirect for a redirect that arrived on <paramref name="dev"/> from <paramref name="oldGw"/>, about a
+    /// datagram of ours to <paramref name="daddr"/>: taken only for the net and host codes, when our route there goes by
+    /// that very gateway, the device accepts redirects (accept_redirects, as IN_DEV_RX_REDIRECTS combines it), and the
+    /// new gateway is a plain unicast address (on shared media: not one of ours nor a broadcast; otherwise on the old
+    /// gateway's subnet and, with secure_redirects, already some route's gateway on the device). The new gateway's
+    /// neighbour must be valid: an unknown one is asked for (neigh_event_send) and the redirect goes unused; a known
+    /// one makes a nexthop exception, so what this host sends or forwards to <paramref name="daddr"/> goes by it.
+    /// </summary>
+    public static void ReceiveRedirect(NetStack stack, Device dev, uint oldGw, byte code, uint newGw, uint daddr)
+    {
+        if ((code & 7) > 3) return;
+        var ns = dev.Namespace;
+        var rt = ns.Routing.Lookup(daddr);
+        if (rt is not { Type: RouteKind.Unicast, Device: { } outDev } || rt.Gateway == 0 || rt.Gateway != oldGw) return;
+        if (newGw == oldGw || !ns.AcceptRedirects(dev) || (newGw >> 28) == 0xE || newGw == 0xFFFFFFFF || (newGw >> 24) == 0) return;
+        if (!ns.SharedMedia(dev))
+        {
+            if (!ns.AddrOnlink(dev, newGw, oldGw)) return;
+            if (ns.SecureRedirects(dev) && !IsGatewayOf(ns, newGw, dev)) return;
+        }
+        else if (ns.Routing.LookupLocal(newGw) != null) return;
+        var n = ns.Neighbours.Find(outDev, newGw);
+        if (n == null || !n.Valid)
+        {
+            // __neigh_event_send without a packet: an entry that is not already asking starts resolution.
+            if (n is { State: Neigh.NudState.Incomplete }) return;
+            n ??= ns.Neighbours.Create(outDev, newGw, Neigh.NudState.Incomplete);
+            n.State = Neigh.NudState.Incomplete;
+            n.Probes = 1;
+            n.NextProbeNs = stack.Now + Neigh.NeighbourTable.RetransNs;
+            stack.ArmNeighTimer(n.NextProbeNs);
+            Neigh.Arp.Solicit(stack, n, 0);
+            return;
+        }
+        if (ns.Routing.LookupFib(daddr) is { } fib) ns.Routing.AddRedirectException(daddr, fib, newGw);
+    }
+
+    /// <summary>ip_fib_check_default: some route's nexthop is <paramref name="gw"/> through <paramref name="dev"/>.</summary>
+    private static bool IsGatewayOf(Namespace ns, uint gw, Device dev)
+    {
+        // A rare path (a redirect off shared media): the walk over the compiled table may allocate.
+        foreach (var r in ns.Routing.MainRoutes)
+            if (r.Gateway == gw && r.Device == dev) return true;
+        return false;
     }
 
     /// <summary>icmp_out_count (from __ip_make_skb, as the message is built): OutMsgs and the type's Out counter.</summary>
@@ -148,17 +192,149 @@ public static class Icmp
         Send(stack, ns, skb, inDev, 3, code, 0, localDestination);
     }
 
+    /// <summary>icmpv4_mask_allow: types above NR_ICMP_TYPES, fragmentation needed (path MTU discovery) and types outside
+    /// icmp_ratemask are never limited.</summary>
+    private static bool MaskAllow(Namespace ns, byte type, byte code)
+        => type > 18 || (type == 3 && code == 4) || ((ns.IcmpRateMask >> type) & 1) == 0;
+
+    /// <summary>icmpv4_global_allow: a type the mask limits needs the namespace bucket (icmp_global_allow) to have credit
+    /// or to refill; refused, it counts OutRateLimitGlobal. <paramref name="applyRateLimit"/>: the per-destination limit
+    /// and the credit consumption apply afterwards.</summary>
+    internal static bool GlobalAllow(NetStack stack, Namespace ns, byte type, byte code, out bool applyRateLimit)
+    {
+        applyRateLimit = false;
+        if (MaskAllow(ns, type, code)) return true;
+        if (ns.IcmpGlobal.Allow(stack.Now, ns.IcmpMsgsPerSec, ns.IcmpMsgsBurst)) { applyRateLimit = true; return true; }
+        ns.Mib[SnmpCounter.IcmpOutRateLimitGlobal]++;
+        return false;
+    }
+
+    /// <summary>icmpv4_xrlim_allow: where the global check applied the limit, the peer of <paramref name="daddr"/> pays
+    /// icmp_ratelimit (not out of a loopback device); refused, OutRateLimitHost; let go, the bucket's credits are
+    /// consumed (icmp_global_consume).</summary>
+    internal static bool XrlimAllow(NetStack stack, Namespace ns, Device outDev, uint daddr, bool applyRateLimit)
+    {
+        if (!applyRateLimit) return true;
+        if (!outDev.Kind.IsLoopback && !PeerAllow(stack, ns, daddr, ns.IcmpRateLimitMs, 6L * ns.IcmpRateLimitMs))
+        {
+            ns.Counters.IcmpRateLimited++;
+            ns.Mib[SnmpCounter.IcmpOutRateLimitHost]++;
+            return false;
+        }
+        ns.IcmpGlobal.Consume();
+        return true;
+    }
+
     /// <summary>inet_peer_xrlim_allow on the namespace's peer entry for <paramref name="address"/> (ip_error and
     /// icmp_send share it): tokens in ms, a new peer starts with a minute's worth, capped at the burst.</summary>
     private static bool PeerAllow(NetStack stack, Namespace ns, uint address, long costMs, long burstMs)
     {
         long now = stack.Now / 1_000_000;
-        var (tokens, last) = stack.InetPeers.TryGetValue((ns, address), out var p) ? p : (0L, now - 60_000);
-        tokens += now - last;
+        ref var p = ref InetPeer.Get(stack, ns, address, now);
+        long tokens = p.RateTokens + (now - p.RateLastMs);
+        p.RateLastMs = now;
         if (tokens > burstMs) tokens = burstMs;
         bool ok = tokens >= costMs;
         if (ok) tokens -= costMs;
-        stack.InetPeers[(ns, address)] = (tokens, now);
+        p.RateTokens = tokens;
         return ok;
+    }
+
+    /// <summary>ip_rt_redirect_number, ip_rt_redirect_load (HZ/50) and ip_rt_redirect_silence ((HZ/50) &lt;&lt; 10), in ms.</summary>
+    private const int RedirectNumber = 9;
+    private const long RedirectLoadMs = 20, RedirectSilenceMs = 20L << 10;
+
+    /// <summary>
+    /// ip_rt_send_redirect for a forwarded datagram (data at its IP header, TTL already decreased) that leaves by the
+    /// device it came in on (<paramref name="dev"/>) towards <paramref name="gateway"/>: a host redirect to its source
+    /// while send_redirects holds on the device, paced per source peer: after a redirect the next waits
+    /// ip_rt_redirect_load doubled per redirect sent, at most ip_rt_redirect_number of them until the source has been
+    /// quiet for ip_rt_redirect_silence. log_martians only logs here (the kernel's warning), so it changes nothing.
+    /// </summary>
+    public static void SendRedirect(NetStack stack, Device dev, Skb skb, uint gateway)
+    {
+        var ns = dev.Namespace;
+        if (!ns.SendRedirects(dev)) return;
+        long now = stack.Now / 1_000_000;
+        uint src = BinaryPrimitives.ReadUInt32BigEndian(NetStack.L3(skb)[12..]);
+        ref var p = ref InetPeer.Get(stack, ns, src, now);
+        if (now > p.RateLastMs + RedirectSilenceMs)
+        {
+            p.RateTokens = 0;
+            p.NRedirects = 0;
+        }
+        if (p.NRedirects >= RedirectNumber)
+        {
+            p.RateLastMs = now;
+            return;
+        }
+        if (p.NRedirects == 0 || now > p.RateLastMs + (RedirectLoadMs << p.NRedirects))
+        {
+            p.RateLastMs = now;
+            p.NRedirects++;
+            Send(stack, ns, skb, dev, IcmpView.Redirect, 1, gateway, localDestination: false);
+        }
+    }
+}
+
+/// <summary>struct inet_peer's rate state for one address of a namespace: the ICMP token bucket (rate_tokens, rate_last,
+/// shared by icmp_send and ip_error) and ip_rt_send_redirect's count (n_redirects; it reads and moves rate_last too).
+/// Times in ms.</summary>
+internal struct InetPeer
+{
+    public long RateTokens, RateLastMs;
+    public int NRedirects;
+
+    /// <summary>inet_getpeer_v4: the entry, made on first use with rate_last a minute back (inet_peer's creation).</summary>
+    public static ref InetPeer Get(NetStack stack, Namespace ns, uint address, long nowMs)
+    {
+        ref var p = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(stack.InetPeers, (ns, address), out bool exists);
+        if (!exists) p.RateLastMs = nowMs - 60_000;
+        return ref p;
+    }
+}
+
+/// <summary>
+/// The namespace's ICMP token bucket (icmp_global_allow / icmp_global_consume, per netns since 6.12): credit refills at
+/// icmp_msgs_per_sec, at most icmp_msgs_burst, only once 20 ms (HZ/50) have passed since the last refill, and a refill
+/// lets the message go even when it leaves no credit; each message sent then takes 0, 1 or 2 credits at random (the
+/// kernel's get_random_u32_below(3)). Softnet draws them from a fixed-seed generator so a replay repeats itself.
+/// </summary>
+internal struct IcmpGlobalBucket
+{
+    private const int Hz = Icmpv6.Hz;
+    private int _credit;
+    private long _stamp;
+    private bool _stamped;
+    private uint _rng;
+
+    public static IcmpGlobalBucket Create() => new() { _rng = 0x9E3779B9u };
+
+    /// <summary>icmp_global_allow at <paramref name="nowNs"/>.</summary>
+    public bool Allow(long nowNs, int perSec, int burst)
+    {
+        if (_credit > 0) return true;
+        long now = nowNs / (1_000_000_000L / Hz);
+        // The stamp starts at 0 and jiffies far from it: the first refill is a whole second's.
+        long delta = _stamped ? Math.Min((uint)(now - _stamp), Hz) : Hz;
+        if (delta < Hz / 50) return false;
+        long incr = (long)perSec * delta / Hz;
+        if (incr == 0) return false;
+        _stamp = now;
+        _stamped = true;
+        _credit = (int)Math.Min(_credit + incr, burst);
+        return true;
+    }
+
+    /// <summary>icmp_global_consume: 0..2 credits (the credit may go negative).</summary>
+    public void Consume()
+    {
+        // xorshift32, reduced to [0, 3) as get_random_u32_below reduces its draw.
+        uint x = _rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        _rng = x;
+        _credit -= (int)(((ulong)x * 3) >> 32);
     }
 }

@@ -45,8 +45,11 @@ public static class Icmpv6
         }
         if (osrc == 0 || Ipv6.IsMulticast(osrc)) return;
         if (IsIneligible(pkt)) return;
+        // icmpv6_global_allow: the namespace's ICMP bucket (shared with IPv4), not for what came in on a loopback device.
+        bool applyRateLimit = false;
+        if (!inDev.Kind.IsLoopback && !GlobalAllow(stack, ns, type, out applyRateLimit)) return;
         var back = ns.Routing6.Lookup(osrc);
-        if (!Allow(stack, ns, back, osrc, type)) return;
+        if (!Allow(stack, ns, back, osrc, applyRateLimit)) return;
         if (back == null || back.Type is not (RouteKind.Unicast or RouteKind.Local) || back.Device == null) return;
         if (saddr == 0) saddr = ns.SelectAddress6(inDev, osrc);
         if (saddr == 0) return;
@@ -106,12 +109,25 @@ public static class Icmpv6
         return (pkt[at] & 0x80) == 0;
     }
 
-    /// <summary>icmpv6_mask_allow and icmpv6_xrlim_allow: types outside the ratemask pass; otherwise the route back
-    /// decides (none: OutNoRoutes; through lo: allowed) and the destination's inet_peer bucket pays ratelimit, less for
-    /// wider routes (shifted right by (128 - prefix length) / 32), with a burst of six. A refusal is RateLimitHost.</summary>
-    private static bool Allow(NetStack stack, Namespace ns, Route6? back, UInt128 dst, byte type)
+    /// <summary>icmpv6_global_allow: a type in net.ipv6.icmp.ratemask needs the namespace bucket (icmp_global_allow,
+    /// the one icmp_msgs_per_sec and icmp_msgs_burst shape); refused, it counts IPv4's OutRateLimitGlobal as the kernel
+    /// does.</summary>
+    private static bool GlobalAllow(NetStack stack, Namespace ns, byte type, out bool applyRateLimit)
     {
-        if (type == Icmpv6View.PacketTooBig || type >= 128) return true;
+        applyRateLimit = false;
+        if (!ns.Icmp6RateLimited(type)) return true;
+        if (ns.IcmpGlobal.Allow(stack.Now, ns.IcmpMsgsPerSec, ns.IcmpMsgsBurst)) { applyRateLimit = true; return true; }
+        ns.Mib[SnmpCounter.IcmpOutRateLimitGlobal]++;
+        return false;
+    }
+
+    /// <summary>icmpv6_xrlim_allow where the global check applied the limit: the route back decides (none: OutNoRoutes;
+    /// through lo: allowed) and the destination's inet_peer bucket pays ratelimit, less for wider routes (shifted right
+    /// by (128 - prefix length) / 32), with a burst of six. A refusal is RateLimitHost; a message let go consumes the
+    /// bucket's credits.</summary>
+    private static bool Allow(NetStack stack, Namespace ns, Route6? back, UInt128 dst, bool applyRateLimit)
+    {
+        if (!applyRateLimit) return true;
         bool ok;
         if (back == null || back.Type is not (RouteKind.Unicast or RouteKind.Local))
         {
@@ -126,6 +142,7 @@ public static class Icmpv6
             ok = PeerAllow(stack, ns, dst, tmo);
         }
         if (!ok) { ns.Counters.IcmpRateLimited++; ns.Mib[SnmpCounter.Icmp6OutRateLimitHost]++; }
+        else ns.IcmpGlobal.Consume();
         return ok;
     }
 
@@ -241,7 +258,8 @@ public static class Icmpv6
 
     /// <summary>icmpv6_echo_reply: the request's identifier, sequence and data under type 129, from the address it was
     /// sent to when that is a unicast address of ours (else chosen for the route back), with the request's traffic
-    /// class, flow label 0, the output device's hop limit, out the arrival device. Outside the rate mask.</summary>
+    /// class, flow label 0, the output device's hop limit, out the arrival device. Rate limited only where ratemask
+    /// names type 129.</summary>
     private static void Echo(NetStack stack, Device dev, Skb request, ReadOnlySpan<byte> pkt, int off, bool anycast)
     {
         var ns = dev.Namespace;
@@ -251,7 +269,9 @@ public static class Icmpv6
         UInt128 saddr = !Ipv6.IsMulticast(dst) && !anycast ? dst : 0;
         var back = Ipv6.IsLinkLocal(src) ? null : ns.Routing6.Lookup(src);
         var outDev = Ipv6.IsLinkLocal(src) ? dev : back?.Device;
+        if (!GlobalAllow(stack, ns, Icmpv6View.EchoReply, out bool applyRateLimit)) return;
         if (outDev == null || (back != null && back.Type is not (RouteKind.Unicast or RouteKind.Local))) return;
+        if (applyRateLimit && !Allow(stack, ns, back ?? ns.Routing6.Lookup(src), src, true)) return;
         if (saddr == 0) saddr = ns.SelectAddress6(outDev, src);
         if (saddr == 0) return;
         var skb = stack.NewFrame(40 + message.Length);

@@ -12,7 +12,9 @@ namespace Softnet.Ip;
 /// fragmentation work).</summary>
 public static class Ipv4Forward
 {
-    public static void Forward(NetStack stack, Device dev, Skb skb, Route route, ref PacketContext ctx)
+    /// <summary>ip_forward; <paramref name="doRedirect"/> is the input route's IPSKB_DOREDIRECT (a datagram following a
+    /// source route never draws a redirect).</summary>
+    public static void Forward(NetStack stack, Device dev, Skb skb, Route route, ref PacketContext ctx, bool doRedirect = false)
     {
         var ns = dev.Namespace;
         var c = ns.Counters;
@@ -51,6 +53,9 @@ public static class Ipv4Forward
             return;
         }
         PacketFactory.DecreaseTtl(pkt);
+        // ip_forward: a host redirect naming the route's next hop, before FORWARD sees the datagram.
+        if (doRedirect && skb.IpOpt.Srr == 0)
+            Icmp.SendRedirect(stack, dev, skb, route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]));
         if (ns.HasIptables)
         {
             ctx.OutInterface = outDev.Name;

@@ -232,7 +232,7 @@ public sealed class Ipv4Input : PacketHandler
         }
         if (!ValidateSource(dev, src, out var why)) { NetStack.Drop(ns, skb, why); return; }
         if (!Options(stack, dev, skb, RouteType.Unicast, out _)) return;
-        Ipv4Forward.Forward(stack, dev, skb, route!, ref ctx);
+        Ipv4Forward.Forward(stack, dev, skb, route!, ref ctx, DoRedirect(dev, route!, src, dst));
     }
 
     /// <summary>ip_rcv_finish_core's `iph->ihl > 5` test in front of <see cref="RcvOptions"/>: a header without options
@@ -378,6 +378,29 @@ public sealed class Ipv4Input : PacketHandler
         bool ok = back is { Type: RouteKind.Unicast } && (rpf == 2 || back.Device == dev);
         if (!ok) reason = DropReason.IpRpFilter;
         return ok;
+    }
+
+    /// <summary>
+    /// __mkroute_input's IPSKB_DOREDIRECT: the datagram leaves by the device it came in on, send_redirects holds there,
+    /// fib_validate_source found the sender directly reachable through that device (its route back has no gateway:
+    /// nexthop scope host), and the sender and the next hop share a subnet of the device unless shared_media says every
+    /// host on the link reaches every other. Where the best route back leaves by another device, __fib_validate_source
+    /// looks again bound to the input device (strict rp_filter has refused the datagram by then).
+    /// </summary>
+    private static bool DoRedirect(Device dev, Route route, uint src, uint dst)
+    {
+        if (route.Device != dev) return false;
+        var ns = dev.Namespace;
+        if (!ns.SendRedirects(dev)) return false;
+        var back = ns.Routing.Lookup(src);
+        if (back is not { Type: RouteKind.Unicast or RouteKind.Local }) return false;
+        if (back.Device != dev)
+        {
+            back = ns.Routing.Lookup(src, dev.Ifindex);
+            if (back is not { Type: RouteKind.Unicast }) return false;
+        }
+        if (back.Gateway != 0) return false;
+        return ns.SharedMedia(dev) || ns.AddrOnlink(dev, src, route.Gateway != 0 ? route.Gateway : dst);
     }
 
     /// <summary>ip_local_deliver: INPUT, then the transport protocol's receive function.</summary>

@@ -58,7 +58,8 @@ public static class Ipv6Forward
         }
         // Counted once the source passed, before the MTU check and FORWARD (as ip_forward does on 6.18).
         mib[SnmpCounter.Ip6OutForwDatagrams]++;
-        int mtu = Math.Max(Icmpv6.MinMtu, outDev.Mtu);
+        // ip6_dst_mtu_maybe_forward: the output device's IPv6 MTU (conf.DEV.mtu).
+        int mtu = Math.Max(Icmpv6.MinMtu, ns.Mtu6(outDev));
         if (TooBig(skb, mtu))
         {
             Icmpv6.Send(stack, ns, skb, dev, Icmpv6View.PacketTooBig, 0, (uint)mtu);

@@ -28,7 +28,7 @@ public static class Ipv6Fragment
     public static DropReason Fragment(NetStack stack, Namespace ns, Skb skb, Device outDev, UInt128 nexthop, Device? inDev, FrameOutput output)
     {
         var mib = ns.Mib;
-        int mtu = Math.Max(Icmpv6.MinMtu, outDev.Mtu);
+        int mtu = Math.Max(Icmpv6.MinMtu, ns.Mtu6(outDev));
         if (skb.FragMaxSize != 0)
         {
             // Reassembled by conntrack: never cut larger than the largest fragment that came, and refused (packet too

@@ -84,7 +84,7 @@ public static class Ipv6Output
         // __ip6_finish_output: a datagram over the MTU goes through ip6_fragment (a forwarded one was refused with a
         // packet too big before), and so does one conntrack reassembled that is longer than its largest fragment was
         // (IP6CB frag_max_size): it leaves cut as it came.
-        if (!skb.IsGso && (skb.Len > outDev.Mtu || (skb.FragMaxSize != 0 && skb.Len > skb.FragMaxSize)))
+        if (!skb.IsGso && (skb.Len > ns.Mtu6(outDev) || (skb.FragMaxSize != 0 && skb.Len > skb.FragMaxSize)))
             return Ipv6Fragment.Fragment(stack, ns, skb, outDev, nexthop, inDev, FinishOutput2);
         return FinishOutput2(stack, ns, skb, outDev, nexthop, inDev);
     }

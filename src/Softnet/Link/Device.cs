@@ -83,14 +83,18 @@ public sealed class Device
         public bool AcceptSourceRoute;
         // IPv6 (inet6_dev's cnf): disable_ipv6, forwarding (the NA router flag), hop_limit, addr_gen_mode.
         public bool Disable6, Forwarding6, AcceptLocal;
-        public int HopLimit6, AddrGenMode6;
+        public int HopLimit6, AddrGenMode6, Mtu6;
+        // IN_DEV_TX_REDIRECTS, IN_DEV_SHARED_MEDIA (ORCONF); IN_DEV_ARP_IGNORE, IN_DEV_ARP_ANNOUNCE (MAXCONF).
+        public bool SendRedirects, SharedMedia, AcceptRedirects, SecureRedirects;
+        public int ArpIgnore, ArpAnnounce;
     }
 
     internal ConfCache Conf;
 
     internal const int ConfForwarding = 0, ConfRpFilter = 1, Conf6Disable = 2, Conf6Forwarding = 3, Conf6HopLimit = 4, Conf6AddrGenMode = 5,
-        ConfAcceptSourceRoute = 6, ConfAcceptLocal = 7;
-    private readonly string?[] _confKeys = new string?[8];
+        ConfAcceptSourceRoute = 6, ConfAcceptLocal = 7, ConfSendRedirects = 8, ConfSharedMedia = 9, ConfArpIgnore = 10, ConfArpAnnounce = 11,
+        ConfAcceptRedirects = 12, ConfSecureRedirects = 13;
+    private readonly string?[] _confKeys = new string?[14];
 
     /// <summary>"net.ipv6.conf.DEV.NAME" (the Conf6 slots) or "net.ipv4.conf.DEV.NAME", made once
     /// per device (a per-packet lookup allocates nothing).</summary>

@@ -191,11 +191,21 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
             && Dev4(dev, Link.Device.ConfAcceptSourceRoute, "accept_source_route", 1) != 0;
         // IN_DEV_ACCEPT_LOCAL: IN_DEV_ORCONF.
         c.AcceptLocal = SysctlInt("net.ipv4.conf.all.accept_local", 0) != 0 || Dev4(dev, Link.Device.ConfAcceptLocal, "accept_local", 0) != 0;
+        c.SendRedirects = SysctlInt("net.ipv4.conf.all.send_redirects", 1) != 0 || Dev4(dev, Link.Device.ConfSendRedirects, "send_redirects", 1) != 0;
+        c.SharedMedia = SysctlInt("net.ipv4.conf.all.shared_media", 1) != 0 || Dev4(dev, Link.Device.ConfSharedMedia, "shared_media", 1) != 0;
+        // IN_DEV_RX_REDIRECTS: a forwarding device wants accept_redirects in conf.all and on itself, a host in either
+        // (conf.all's follows ip_forward: writing it sets all.accept_redirects to its negation).
+        bool allRedirects = SysctlInt("net.ipv4.conf.all.accept_redirects", 1) != 0, devRedirects = Dev4(dev, Link.Device.ConfAcceptRedirects, "accept_redirects", 1) != 0;
+        c.AcceptRedirects = c.Forwarding ? allRedirects && devRedirects : allRedirects || devRedirects;
+        c.SecureRedirects = SysctlInt("net.ipv4.conf.all.secure_redirects", 1) != 0 || Dev4(dev, Link.Device.ConfSecureRedirects, "secure_redirects", 1) != 0;
+        c.ArpIgnore = Math.Max(SysctlInt("net.ipv4.conf.all.arp_ignore", 0), Dev4(dev, Link.Device.ConfArpIgnore, "arp_ignore", 0));
+        c.ArpAnnounce = Math.Max(SysctlInt("net.ipv4.conf.all.arp_announce", 0), Dev4(dev, Link.Device.ConfArpAnnounce, "arp_announce", 0));
         // IPv6: the device's own value (what writing `all` gave every device), else what default was when it came.
         // (disable_ipv6 and forwarding fall back to all's for tests that write all raw, without WriteSysctl.)
         c.Disable6 = Sysctl6Dev(dev, Link.Device.Conf6Disable, "disable_ipv6", SysctlInt("net.ipv6.conf.all.disable_ipv6", 0)) != 0;
         c.Forwarding6 = Sysctl6Dev(dev, Link.Device.Conf6Forwarding, "forwarding", SysctlInt("net.ipv6.conf.all.forwarding", 0)) != 0;
         c.HopLimit6 = Sysctl6Dev(dev, Link.Device.Conf6HopLimit, "hop_limit", 64);
+        c.Mtu6 = SysctlInt($"net.ipv6.conf.{dev.Name}.mtu", 0);
         c.AddrGenMode6 = Sysctl6Dev(dev, Link.Device.Conf6AddrGenMode, "addr_gen_mode", 0);
         c.Version = Sysctls.Version + 1;
         return ref c;
@@ -208,11 +218,42 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     /// <summary>IN_DEV_ACCEPT_LOCAL: conf.all or the device accepts packets whose source is one of this host's addresses.</summary>
     public bool AcceptLocal(Device dev) => DeviceConf(dev).AcceptLocal;
 
+    /// <summary>IN_DEV_TX_REDIRECTS: send_redirects in conf.all or on the device.</summary>
+    public bool SendRedirects(Device dev) => DeviceConf(dev).SendRedirects;
+
+    /// <summary>IN_DEV_RX_REDIRECTS and IN_DEV_SEC_REDIRECTS on <paramref name="dev"/>.</summary>
+    public bool AcceptRedirects(Device dev) => DeviceConf(dev).AcceptRedirects;
+    public bool SecureRedirects(Device dev) => DeviceConf(dev).SecureRedirects;
+
+    /// <summary>IN_DEV_SHARED_MEDIA: shared_media in conf.all or on the device (every host on the link reaches every other).</summary>
+    public bool SharedMedia(Device dev) => DeviceConf(dev).SharedMedia;
+
+    /// <summary>IN_DEV_ARP_IGNORE and IN_DEV_ARP_ANNOUNCE: the larger of conf.all and the device.</summary>
+    public int ArpIgnore(Device dev) => DeviceConf(dev).ArpIgnore;
+    public int ArpAnnounce(Device dev) => DeviceConf(dev).ArpAnnounce;
+
+    /// <summary>inet_addr_onlink: an address of <paramref name="dev"/> whose subnet holds both <paramref name="a"/> and
+    /// <paramref name="b"/>.</summary>
+    public bool AddrOnlink(Device dev, uint a, uint b)
+    {
+        foreach (var ifa in Addresses)
+            if (ifa.Device == dev && (a & ifa.Mask) == ifa.Network && (b & ifa.Mask) == ifa.Network) return true;
+        return false;
+    }
+
     /// <summary>disable_ipv6 in effect on <paramref name="dev"/> (ip6_rcv_core and ip6_output drop everything then).</summary>
     public bool Ipv6Disabled(Device dev) => DeviceConf(dev).Disable6;
 
     /// <summary>The device's own IPv6 forwarding (ndisc's router flag, the routers' groups and anycast).</summary>
     public bool DeviceForwarding6(Device dev) => DeviceConf(dev).Forwarding6;
+
+    /// <summary>idev->cnf.mtu6: the device's net.ipv6.conf.DEV.mtu where written (it starts as, and follows changes of,
+    /// the link MTU), the MTU ip6_mtu gives IPv6 routes out of the device.</summary>
+    public int Mtu6(Device dev)
+    {
+        ref var c = ref DeviceConf(dev);
+        return c.Mtu6 > 0 ? c.Mtu6 : dev.Mtu;
+    }
 
     /// <summary>The device's hop_limit (ip6_dst_hoplimit for what this host sends out of it).</summary>
     public int HopLimit6(Device dev) => DeviceConf(dev).HopLimit6;
@@ -221,6 +262,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool Forwarding6 => Conf.Forwarding6;
     /// <summary>net.ipv6.icmp.ratelimit in milliseconds (default 100 on 6.18).</summary>
     public int Icmp6RateLimitMs => Conf.Icmp6RateLimitMs;
+    /// <summary>net.ipv6.icmp.ratemask (a 256-bit map, "0-1,3-127" by default): the ICMPv6 types the rate limits apply to.</summary>
+    public bool Icmp6RateLimited(byte type) => (Conf.Icmp6RateMask![type >> 6] >> (type & 63) & 1) != 0;
     public bool Icmp6EchoIgnoreAll => Conf.Icmp6EchoIgnoreAll;
     /// <summary>net.ipv6.ip6frag_time in seconds, and the memory thresholds.</summary>
     public int Ip6FragTime => Conf.Ip6FragTime;
@@ -230,6 +273,19 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     /// <summary>net.ipv4.icmp_ratelimit in milliseconds (token bucket per destination).</summary>
     public int IcmpRateLimitMs => Conf.IcmpRateLimitMs;
     public int IcmpRateMask => Conf.IcmpRateMask;
+    /// <summary>net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst: the namespace's ICMP token bucket (<see cref="IcmpGlobal"/>).</summary>
+    public int IcmpMsgsPerSec => Conf.IcmpMsgsPerSec;
+    public int IcmpMsgsBurst => Conf.IcmpMsgsBurst;
+    /// <summary>net->ipv4.icmp_global_credit and icmp_global_stamp.</summary>
+    internal Ip.IcmpGlobalBucket IcmpGlobal = Ip.IcmpGlobalBucket.Create();
+    /// <summary>net.ipv4.tcp_synack_retries: SYN-ACKs a request sends again before it is dropped;
+    /// net.ipv4.tcp_max_syn_backlog: without syncookies, the last quarter of it is kept for proven peers.</summary>
+    public int TcpSynackRetries => Conf.TcpSynackRetries;
+    /// <summary>net.ipv4.tcp_fastopen: client (0x1) and server (0x2) flags, 0x200 no cookie needed, 0x400 every listener.</summary>
+    public int TcpFastopen => Conf.TcpFastopen;
+    public int TcpMaxSynBacklog => Conf.TcpMaxSynBacklog;
+    /// <summary>net.ipv4.tcp_dsack: D-SACK blocks in the ACKs of duplicate data.</summary>
+    public bool TcpDsack => Conf.TcpDsack;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
@@ -255,12 +311,20 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.DefaultTtl = SysctlInt("net.ipv4.ip_default_ttl", 64);
                 _conf.IcmpRateLimitMs = SysctlInt("net.ipv4.icmp_ratelimit", 1000);
                 _conf.IcmpRateMask = SysctlInt("net.ipv4.icmp_ratemask", 0x1818);
+                _conf.IcmpMsgsPerSec = SysctlInt("net.ipv4.icmp_msgs_per_sec", 1000);
+                _conf.IcmpMsgsBurst = SysctlInt("net.ipv4.icmp_msgs_burst", 50);
+                _conf.TcpDsack = SysctlInt("net.ipv4.tcp_dsack", 1) != 0;
+                _conf.TcpSynackRetries = SysctlInt("net.ipv4.tcp_synack_retries", 5);
+                _conf.TcpFastopen = SysctlInt("net.ipv4.tcp_fastopen", 1);
+                // tcp_sk_init: max(128, ehash buckets / 128), 2048 on this host.
+                _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
                 _conf.Forwarding6 = SysctlInt("net.ipv6.conf.all.forwarding", 0) != 0;
                 _conf.Icmp6RateLimitMs = SysctlInt("net.ipv6.icmp.ratelimit", 100);
+                _conf.Icmp6RateMask = LargeBitmap(Sysctl("net.ipv6.icmp.ratemask") ?? "0-1,3-127");
                 _conf.Icmp6EchoIgnoreAll = SysctlInt("net.ipv6.icmp.echo_ignore_all", 0) != 0;
                 _conf.Ip6FragTime = SysctlInt("net.ipv6.ip6frag_time", 60);
                 _conf.Ip6FragHighThresh = SysctlInt("net.ipv6.ip6frag_high_thresh", 4 * 1024 * 1024);
@@ -280,6 +344,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
 
     private struct NetConf
     {
+        public ulong[]? Icmp6RateMask;
+        public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog, TcpFastopen;
+        public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;
         public long Ip6FragHighThresh;
@@ -287,6 +354,21 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     }
 
     private NetConf _conf;
+
+    /// <summary>proc_do_large_bitmap's text (comma-separated numbers and ranges) as 256 bits.</summary>
+    private static ulong[] LargeBitmap(string text)
+    {
+        var bits = new ulong[4];
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int dash = part.IndexOf('-');
+            if (!int.TryParse(dash < 0 ? part : part[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out int lo)) continue;
+            int hi = lo;
+            if (dash >= 0 && !int.TryParse(part[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out hi)) continue;
+            for (int b = lo; b <= hi && b < 256; b++) bits[b >> 6] |= 1UL << (b & 63);
+        }
+        return bits;
+    }
 
     // ---- INetfilterHost over the namespace's addresses ----
 

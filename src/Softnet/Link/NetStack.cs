@@ -53,8 +53,8 @@ public sealed class NetStack
     /// <summary>Frames lost because a local pool was exhausted.</summary>
     public long AllocFailed { get; private set; }
 
-    /// <summary>inet_peer tokens per (namespace, address), shared by ip_error and icmp_send.</summary>
-    internal readonly Dictionary<(Namespace, uint), (long Tokens, long LastMs)> InetPeers = new();
+    /// <summary>inet_peer per (namespace, address), shared by ip_error, icmp_send and ip_rt_send_redirect.</summary>
+    internal readonly Dictionary<(Namespace, uint), Ip.InetPeer> InetPeers = new();
 
     /// <summary>IPv6 inet_peer tokens per (namespace, address) (net->ipv6.peers: icmpv6_xrlim_allow).</summary>
     internal readonly Dictionary<(Namespace, UInt128), (long Tokens, long LastMs)> InetPeers6 = new();

@@ -40,6 +40,8 @@ public sealed class Arp : PacketHandler
         bool forUs = ns.Routing.LookupLocal(tip) is { Type: RouteKind.Local };
         if (op == ArpView.OpRequest && forUs)
         {
+            // arp_ignore refuses the request: no answer, and the asker is not learnt either.
+            if (Ignore(dev, sip, tip)) return;
             // neigh_event_ns: the asker's entry, created if need be, STALE, overriding.
             if (sip != 0) Learn(stack, dev, sip, sha, NudState.Stale, create: true, overrideMac: true);
             var reply = stack.NewFrame(PacketFactory.ArpFrameLength);
@@ -57,6 +59,42 @@ public sealed class Arp : PacketHandler
         bool garp = tip == sip;
         bool over = n == null || stack.Now > n.UpdatedNs + NeighbourTable.LocktimeNs || garp;
         Learn(stack, dev, sip, sha, state, create: false, overrideMac: over);
+    }
+
+    /// <summary>
+    /// arp_ignore (IN_DEV_ARP_IGNORE, the larger of conf.all and the device): 0 answers for any local address, 1 only
+    /// for an address of the arrival device, 2 only for one of its addresses on a subnet of that device holding the
+    /// sender too, 3 not for host-scope addresses, 8 never; 4-7 answer (inet_confirm_addr).
+    /// </summary>
+    private static bool Ignore(Device dev, uint sip, uint tip)
+    {
+        var ns = dev.Namespace;
+        switch (ns.ArpIgnore(dev))
+        {
+            case 1: return !ConfirmOnDevice(ns, dev, 0, tip);
+            case 2: return !ConfirmOnDevice(ns, dev, sip, tip);
+            case 3:
+                // Any device; 127/8 on lo is the host-scope address the kernel keeps to itself.
+                foreach (var a in ns.Addresses)
+                    if (a.Address == tip && !a.Device.Kind.IsLoopback) return false;
+                return true;
+            case 8: return true;
+            default: return false;
+        }
+    }
+
+    /// <summary>confirm_addr_indev: <paramref name="local"/> is an address of <paramref name="dev"/> and some address of
+    /// the device has a subnet holding both it and <paramref name="dst"/> (0: any).</summary>
+    private static bool ConfirmOnDevice(Namespace ns, Device dev, uint dst, uint local)
+    {
+        bool mine = false, same = false;
+        foreach (var a in ns.Addresses)
+        {
+            if (a.Device != dev) continue;
+            if (a.Address == local) mine = true;
+            if ((local & a.Mask) == a.Network && (dst == 0 || (dst & a.Mask) == a.Network)) same = true;
+        }
+        return mine && same;
     }
 
     /// <summary>neigh_update: a valid entry keeps its state when a STALE update brings the same address, and keeps
@@ -86,14 +124,18 @@ public sealed class Arp : PacketHandler
         if (wasIncomplete) NeighOutput.SendQueue(stack, n);
     }
 
-    /// <summary>arp_solicit: a broadcast request from the egress device, sourced from the packet's own address when
-    /// it is local, else from the device's address on the target's subnet.</summary>
+    /// <summary>arp_solicit: a broadcast request from the egress device, its sender address by arp_announce
+    /// (IN_DEV_ARP_ANNOUNCE): 0 the packet's own source when it is local, 1 that source only when the target shares a
+    /// subnet of the device with it, 2 never; otherwise the device's address on the target's subnet
+    /// (inet_select_addr).</summary>
     internal static void Solicit(NetStack stack, Neighbour n, uint packetSource)
     {
         var dev = n.Device;
         var ns = dev.Namespace;
-        uint saddr = packetSource != 0 && ns.Routing.LookupLocal(packetSource) is { Type: RouteKind.Local }
-            ? packetSource : ns.SelectAddress(dev, n.Address);
+        int announce = ns.ArpAnnounce(dev);
+        bool local = announce != 2 && packetSource != 0 && ns.Routing.LookupLocal(packetSource) is { Type: RouteKind.Local };
+        if (local && announce == 1 && !ns.AddrOnlink(dev, n.Address, packetSource)) local = false;
+        uint saddr = local ? packetSource : ns.SelectAddress(dev, n.Address);
         var req = stack.NewFrame(PacketFactory.ArpFrameLength);
         if (req == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         PacketFactory.WriteArp(req.LinearData, ArpView.OpRequest, NetStack.Broadcast, dev.Mac, dev.Mac, saddr, default, n.Address);

@@ -190,6 +190,7 @@ public enum SnmpCounter
     TcpExtTCPOFOMerge,
     TcpExtTCPChallengeACK,
     TcpExtTCPSYNChallenge,
+    TcpExtTCPFastOpenPassive,
     TcpExtTCPFromZeroWindowAdv,
     TcpExtTCPToZeroWindowAdv,
     TcpExtTCPWantZeroWindowAdv,

@@ -449,6 +449,13 @@ public static class ScenarioLoader
         return ns.Device(n) ?? throw l.Error($"Cannot find device \"{n}\" in namespace '{ns.Name}'");
     }
 
+    /// <summary>idev->cnf.mtu6 = dev->mtu (NETDEV_CHANGEMTU, and NETDEV_UP where they differ), for a link MTU IPv6 takes.</summary>
+    private static void SyncMtu6(Namespace ns, Device dev)
+    {
+        string key = $"net.ipv6.conf.{dev.Name}.mtu";
+        if (dev.Mtu >= 1280 && ns.Sysctl(key) != null) ns.Sysctls[key] = dev.Mtu.ToString(CultureInfo.InvariantCulture);
+    }
+
     private static void LinkSet(Namespace ns, Line l)
     {
         if (l.Peek() == "dev") l.Take();
@@ -481,6 +488,8 @@ public static class ScenarioLoader
                     break;
                 case "mtu":
                     dev.Mtu = MtuArg(l);
+                    // NETDEV_CHANGEMTU: the device's IPv6 MTU (conf.DEV.mtu) follows its new link MTU.
+                    SyncMtu6(ns, dev);
                     break;
                 default:
                     throw l.Error($"unsupported 'link set' attribute '{o}' (supported: up, down, master BR, nomaster, address MAC, mtu N)");
@@ -754,6 +763,11 @@ public static class ScenarioLoader
             throw Err($"sysctl: setting key \"{shown}\": {why}");
         }
         string stored = SysctlCatalogue.Normalize(e, value, ns.Sysctl(key));
+        // addrconf_notify (NETDEV_UP) sets an IPv6 MTU that differs from the link's back to it when the device comes up,
+        // which ip.batch does after sysctl.conf in the harness's order: a device that is up by now kept its link MTU.
+        if (dev is not (null or "all" or "default") && key.StartsWith("net.ipv6.conf.", StringComparison.Ordinal) && key.EndsWith(".mtu", StringComparison.Ordinal)
+            && ns.Device(dev) is { Up: true, Mtu: >= 1280 } up)
+            stored = up.Mtu.ToString(CultureInfo.InvariantCulture);
         ns.WriteSysctl(key, stored, createdBefore);
         if (!Modelled(key, stored)) ns.SysctlsNotModelled[key] = stored;
         else ns.SysctlsNotModelled.Remove(key);
@@ -769,11 +783,13 @@ public static class ScenarioLoader
         switch (key)
         {
             case "net.ipv4.ip_forward" or "net.ipv4.ip_default_ttl" or "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask"
+                or "net.ipv4.icmp_msgs_per_sec" or "net.ipv4.icmp_msgs_burst" or "net.ipv4.tcp_dsack" or "net.ipv4.tcp_synack_retries"
+                or "net.ipv4.tcp_max_syn_backlog" or "net.ipv4.tcp_fastopen"
                 or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.ipv4.icmp_echo_ignore_all" or "net.ipv4.icmp_echo_ignore_broadcasts"
                 or "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist"
                 or "net.ipv4.tcp_syncookies" or "net.ipv4.tcp_rmem" or "net.ipv4.tcp_timestamps" or "net.ipv4.tcp_sack" or "net.ipv4.tcp_window_scaling"
                 or "net.bridge.bridge-nf-call-iptables"
-                or "net.ipv6.icmp.ratelimit" or "net.ipv6.icmp.echo_ignore_all" or "net.ipv6.ip6frag_time" or "net.ipv6.ip6frag_high_thresh"
+                or "net.ipv6.icmp.ratelimit" or "net.ipv6.icmp.ratemask" or "net.ipv6.icmp.echo_ignore_all" or "net.ipv6.ip6frag_time" or "net.ipv6.ip6frag_high_thresh"
                 or "net.ipv6.ip6frag_low_thresh"
                 or "net.netfilter.nf_conntrack_max" or "net.netfilter.nf_conntrack_tcp_loose" or "net.netfilter.nf_conntrack_tcp_be_liberal"
                 or "net.netfilter.nf_conntrack_checksum" or "net.netfilter.nf_conntrack_tcp_max_retrans" or "net.netfilter.nf_conntrack_udp_timeout"
@@ -790,8 +806,11 @@ public static class ScenarioLoader
         if (parts.Length >= 5 && parts[0] == "net" && parts[2] == "conf")
         {
             string what = parts[^1];
-            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local";
-            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode";
+            // log_martians only logs (nothing a replay shows), so it is honoured by doing nothing.
+            if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local"
+                or "send_redirects" or "shared_media" or "log_martians" or "arp_ignore" or "arp_announce" or "accept_redirects"
+                or "secure_redirects";
+            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu";
         }
         return false;
     }

@@ -50,7 +50,11 @@ public sealed class IcmpReceive : InetProtocol
                 return;
             }
         }
-        if (type is 3 or 4 or 5 or 11 or 12 && !ErrorReachesSocket(ns, type, icmp)) mib[SnmpCounter.IcmpInErrors]++;
+        bool redirects = false;
+        if (type is 3 or 4 or 5 or 11 or 12 && !ErrorReachesSocket(ns, type, icmp, out redirects)) mib[SnmpCounter.IcmpInErrors]++;
+        else if (type == IcmpView.Redirect && redirects)
+            Icmp.ReceiveRedirect(stack, dev, BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]), icmp[1], BinaryPrimitives.ReadUInt32BigEndian(icmp[4..]),
+                BinaryPrimitives.ReadUInt32BigEndian(icmp[(8 + 16)..]));
         // icmp_timestamp wants the three timestamps' first word (the reply itself is not modelled).
         if (type == 13 && icmp.Length < 12) mib[SnmpCounter.IcmpInErrors]++;
         if (type == IcmpView.EchoRequest)
@@ -70,8 +74,11 @@ public sealed class IcmpReceive : InetProtocol
     /// fragment-reassembly time exceeded stop before delivery (as does a fragmentation-needed under ip_no_pmtu_disc=2,
     /// which Softnet does not read: it assumes the default 0).
     /// </summary>
-    private static bool ErrorReachesSocket(Namespace ns, byte type, ReadOnlySpan<byte> icmp)
+    /// <param name="redirects">The handler that took it acts on a redirect: icmp_err (a quoted echo reply:
+    /// ipv4_redirect), udp_err on the socket found (ipv4_sk_redirect), tcp_v4_err on the connection (do_redirect).</param>
+    private static bool ErrorReachesSocket(Namespace ns, byte type, ReadOnlySpan<byte> icmp, out bool redirects)
     {
+        redirects = false;
         var quoted = icmp[8..];
         if (quoted.Length < 20) return false;
         int qihl = (quoted[0] & 0xF) * 4;
@@ -79,13 +86,20 @@ public sealed class IcmpReceive : InetProtocol
         if (type == 3 && icmp[1] > 15) return true;
         if (type == 11 && icmp[1] == 1) return true;
         if (quoted.Length < qihl + 8) return false;
-        if (quoted[9] is not (IpProtocols.Udp or IpProtocols.Tcp)) return true;
+        if (quoted[9] is not (IpProtocols.Udp or IpProtocols.Tcp))
+        {
+            // icmp_err acts only for an echo reply the kernel sent; any other quoted ICMP goes to ping_err's sockets.
+            redirects = quoted[9] == IpProtocols.Icmp && quoted[qihl] == IcmpView.EchoReply;
+            return true;
+        }
         uint src = BinaryPrimitives.ReadUInt32BigEndian(quoted[12..]), dst = BinaryPrimitives.ReadUInt32BigEndian(quoted[16..]);
         var l4 = quoted[qihl..];
         ushort sport = BinaryPrimitives.ReadUInt16BigEndian(l4), dport = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
-        if (quoted[9] == IpProtocols.Udp) return ns.Sockets.LookupUdp4(src, sport) != null;
+        if (quoted[9] == IpProtocols.Udp) return redirects = ns.Sockets.LookupUdp4(src, sport) != null;
         if (ns.Sockets.LookupEstablished(src, sport, dst, dport) is not { } sk) return false;
         sk.IcmpError(type, icmp[1], BinaryPrimitives.ReadUInt32BigEndian(l4[4..]));
+        // A request (tcp_req_err) ignores redirects. (tcp_v4_err also wants the quoted sequence in the window first.)
+        redirects = sk.State != TcpState.SynRecv;
         return true;
     }
 
@@ -103,13 +117,15 @@ public sealed class IcmpReceive : InetProtocol
         var message = pkt[ihl..total];
         uint src = BinaryPrimitives.ReadUInt32BigEndian(pkt[12..]);
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
-        if (((ns.IcmpRateMask >> IcmpView.EchoReply) & 1) != 0) return; // a ratemask that limits replies: not modelled
         // icmp_reply: ip_options_echo first (no answer when the options cannot be answered); a reversed source route
         // sends the reply to its first hop.
         Span<byte> optData = stackalloc byte[Ipv4Options.MaxLength];
         IpOptions opt = default;
         if (request.IpOpt.OptLen != 0 && !Ipv4Options.Echo(pkt[..ihl], request.IpOpt, ns, optData, out opt)) return;
         uint daddr = opt.Srr != 0 ? opt.Faddr : src;
+        // The rate limits where icmp_ratemask names echo replies: the namespace bucket, then the route's peer.
+        if (!Icmp.GlobalAllow(stack, ns, IcmpView.EchoReply, 0, out bool applyRateLimit)) return;
+        if (applyRateLimit && ns.Routing.Lookup(daddr) is { Device: { } outDev } && !Icmp.XrlimAllow(stack, ns, outDev, daddr, true)) return;
         uint saddr = request.Dst is { Type: RouteKind.Local } ? dst : ns.SelectAddress(dev, src);
         if (saddr == 0) return;
         int hl = 20 + opt.OptLen;

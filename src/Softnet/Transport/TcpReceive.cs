@@ -61,7 +61,7 @@ public sealed class TcpReceive : InetProtocol
                 if ((l4[13] & 0x16) == 0x10 && ns.TcpSyncookies != 0 && listener.CookiesRecent(stack.Now)
                     && CookieCheck(stack, dev, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport))
                     return;
-                Listen(stack, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport);
+                Listen(stack, dev, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport);
                 return;
             }
         }
@@ -72,7 +72,7 @@ public sealed class TcpReceive : InetProtocol
 
     /// <summary>tcp_rcv_state_process in LISTEN: an ACK is answered with a RST, a RST dropped, a SYN (without FIN)
     /// opens a request (tcp_conn_request) unless the accept queue is full.</summary>
-    private static void Listen(NetStack stack, TcpListenSock listener, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp,
+    private static void Listen(NetStack stack, Device dev, TcpListenSock listener, Skb skb, ReadOnlySpan<byte> pkt, ReadOnlySpan<byte> tcp,
         in TcpOptions opt, uint daddr, ushort dport, uint saddr, ushort sport)
     {
         var ns = listener.Namespace;
@@ -103,6 +103,15 @@ public sealed class TcpReceive : InetProtocol
             DropDelivered(ns, skb, DropReason.TcpListenOverflow);
             return;
         }
+        // tcp_conn_request without syncookies: once fewer than a quarter of tcp_max_syn_backlog's requests are left, only
+        // peers with TCP metrics (tcp_peer_is_proven; none here) may open one.
+        int maxSyn = ns.TcpMaxSynBacklog;
+        if (!wantCookie && syncookies == 0 && maxSyn - listener.RequestCount < (maxSyn >> 2))
+        {
+            ns.Mib[SnmpCounter.TcpExtListenDrops]++;
+            DropDelivered(ns, skb, DropReason.TcpReqQueueFull);
+            return;
+        }
         var back = ns.Routing.Lookup(saddr);
         int mtu = back?.Device?.Mtu ?? 1500;
         uint synSeq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
@@ -123,10 +132,37 @@ public sealed class TcpReceive : InetProtocol
         if (skb.IpOpt.OptLen != 0) req.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
+        if (FastOpen(ns, tcp))
+        {
+            // tcp_try_fastopen → tcp_fastopen_create_child: a full socket in SYN_RECV takes the SYN's data
+            // (tcp_create_openreq_child counts the passive open), its SYN-ACK acknowledges the data, and it goes to the
+            // accept queue at once (the reader has the data before the handshake completes).
+            ns.Mib[SnmpCounter.TcpPassiveOpens]++;
+            ns.Mib[SnmpCounter.TcpExtTCPFastOpenPassive]++;
+            skb.Conntrack = null;
+            req.InitFastOpenChild(stack, skb, tcp, Sock.ChargeSize(dev, skb));
+            SendSynAck(stack, req);
+            listener.QueueForAccept(stack, req);
+            req.ArmRequestTimer(stack);
+            return;
+        }
         listener.RequestAdded(req);
         SendSynAck(stack, req);
         req.ArmRequestTimer(stack);
         skb.Free();
+    }
+
+    /// <summary>
+    /// tcp_try_fastopen's server side as far as Softnet takes it: net.ipv4.tcp_fastopen enables the server
+    /// (TFO_SERVER_ENABLE 0x2), every listener has a Fast Open queue without setsockopt (TFO_SERVER_WO_SOCKOPT1 0x400;
+    /// the readers set no TCP_FASTOPEN), no cookie is asked for (TFO_SERVER_COOKIE_NOT_REQD 0x200), and the SYN carries
+    /// data. Cookies (TCP option 34, generated and checked with tcp_fastopen_key) are not modelled: without 0x200 the SYN's
+    /// data is left for the client to send again, as the kernel does for a SYN without a valid cookie.
+    /// </summary>
+    private static bool FastOpen(Namespace ns, ReadOnlySpan<byte> tcp)
+    {
+        int v = ns.TcpFastopen;
+        return (v & 0x602) == 0x602 && tcp.Length > (tcp[12] >> 4) * 4;
     }
 
     /// <summary>cookie_v4_check: a valid cookie (SyncookiesRecv) becomes a child as the third ACK would have made it
@@ -173,6 +209,20 @@ public sealed class TcpReceive : InetProtocol
         byte flags = tcp[13];
         uint seq = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
         uint ack = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
+        if (req.FastOpenChild)
+        {
+            // A Fast Open child is a full socket in SYN_RECV (tcp_rcv_state_process, not tcp_check_req): the ACK of its
+            // SYN-ACK makes it ESTABLISHED (it was counted and queued for accept when it was made).
+            if ((flags & 0x16) == 0x10 && ack == req.SndIsn + 1)
+            {
+                if (opt.HasTimestamps && req.TstampOk && (int)(opt.TsVal - req.TsRecent) >= 0) req.TsRecent = opt.TsVal;
+                req.Establish(BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]), stack.Now, opt.HasTimestamps ? opt.TsEcr : 0);
+                req.ReceiveThirdAck(stack, skb, tcp, opt, truesize);
+                return;
+            }
+            req.Receive(stack, skb, tcp, opt, truesize);
+            return;
+        }
         if (seq == req.RcvIsn && (flags & 0x17) == 0x02)
         {
             // A retransmitted SYN: inet_rtx_syn_ack.

@@ -148,7 +148,6 @@ public sealed class TcpSock : Sock
     internal byte SynTos;
     private const long TimeoutInitNs = 1_000_000_000;  // TCP_TIMEOUT_INIT
     private const long RtoMaxNs = 120_000_000_000;     // TCP_RTO_MAX
-    private const int SynAckRetries = 5;               // net.ipv4.tcp_synack_retries
     private const int OrphanRetries = 8;               // tcp_orphan_retries with net.ipv4.tcp_orphan_retries = 0
 
     /// <summary>The earliest of this socket's timers.</summary>
@@ -319,16 +318,49 @@ public sealed class TcpSock : Sock
             _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
         else { _srttNs = 0; _noRttSample = true; }
         if (TstampOk) AdvMss -= 12;
-        int maxwin = FullSpace();
-        if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
-        RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
-        // tcp_init_buffer_space: DRS starts from ten segments' worth, now.
-        _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
-        _rcvqSeq = CopiedSeq;
-        _rcvqTimeNs = nowNs;
+        // A Fast Open child ran tcp_init_transfer when it was made.
+        if (!FastOpenChild) InitBufferSpace(nowNs);
         _mstampNs = nowNs;
         int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
         RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
+    }
+
+    /// <summary>tcp_init_buffer_space (from tcp_init_transfer): the window clamp within the full space, DRS starting
+    /// from ten segments' worth at the sequence the reader has reached, now.</summary>
+    private void InitBufferSpace(long nowNs)
+    {
+        int maxwin = FullSpace();
+        if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
+        RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
+        _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
+        _rcvqSeq = CopiedSeq;
+        _rcvqTimeNs = nowNs;
+    }
+
+    /// <summary>A Fast Open child (tcp_fastopen_create_child): accepted before its handshake completes.</summary>
+    internal bool FastOpenChild;
+
+    /// <summary>tcp_fastopen_create_child for the request this sock was made as, from its SYN (<paramref name="tcp"/>,
+    /// data after the header): the peer's window as sent (unscaled), tcp_init_transfer, then tcp_fastopen_add_skb:
+    /// the data goes on the receive queue with its memory forced in (sk_forced_mem_schedule), past the SYN's sequence,
+    /// without the receive events of ordinary data; rcv_nxt and rcv_wup move past it. Takes <paramref name="skb"/>.</summary>
+    internal void InitFastOpenChild(NetStack stack, Skb skb, ReadOnlySpan<byte> tcp, int truesize)
+    {
+        FastOpenChild = true;
+        SndWndRaw = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
+        InitBufferSpace(stack.Now);
+        int doff = (tcp[12] >> 4) * 4;
+        int len = tcp.Length - doff;
+        uint seq = RcvIsn + 1;
+        _rxL4Off = skb.Len - tcp.Length;
+        if (truesize > ForwardAlloc) ForwardAlloc += (truesize - ForwardAlloc + PageSize - 1) / PageSize * PageSize;
+        ForwardAlloc -= truesize;
+        RmemAlloc += truesize;
+        bool fin = (tcp[13] & 0x01) != 0;
+        _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, _rxL4Off + doff, truesize, fin));
+        RcvNxt = RcvWup = seq + (uint)len;
+        if (fin) Fin();
+        stack.WakeReader(this);
     }
 
     // ================= receive =================
@@ -1005,9 +1037,11 @@ public sealed class TcpSock : Sock
         if (State == TcpState.SynRecv)
         {
             var l = Listener;
-            int max = SynAckRetries;
+            // net.ipv4.tcp_synack_retries (the listener sets no TCP_SYNCNT of its own); a Fast Open child's timer
+            // (tcp_fastopen_synack_timer) allows one more and does not look at the request queue.
+            int max = Namespace.TcpSynackRetries + (FastOpenChild ? 1 : 0);
             int qlen = l.RequestCount;
-            if (qlen << 1 > Math.Max(8, l.Backlog))
+            if (!FastOpenChild && qlen << 1 > Math.Max(8, l.Backlog))
             {
                 int young = l.YoungCount << 1;
                 while (max > 2 && qlen >= young) { max--; young <<= 1; }
@@ -1016,11 +1050,13 @@ public sealed class TcpSock : Sock
             mib[SnmpCounter.TcpExtTCPTimeouts]++;
             if (_numTimeout >= max)
             {
-                DropRequest();
+                // tcp_write_err for a Fast Open child.
+                if (FastOpenChild) Close(TcpState.Closed);
+                else DropRequest();
                 return;
             }
             RetransmitSynAck(stack);
-            if (_numTimeout++ == 0) l.YoungCount--;
+            if (_numTimeout++ == 0 && !FastOpenChild) l.YoungCount--;
             ArmRtx(stack, stack.Now + Math.Min(TimeoutInitNs << _numTimeout, RtoMaxNs));
             return;
         }
@@ -1144,7 +1180,7 @@ public sealed class TcpSock : Sock
         {
             Namespace.Mib[SnmpCounter.TcpExtDelayedACKLost]++;
             EnterQuickAck();
-            if (SackOk) DsackSet(seq, After(endSeq, RcvNxt) ? RcvNxt : endSeq);
+            if (SackOk && Namespace.TcpDsack) DsackSet(seq, After(endSeq, RcvNxt) ? RcvNxt : endSeq);
         }
         SendAck(stack);
     }
@@ -1206,9 +1242,10 @@ public sealed class TcpSock : Sock
         return m;
     }
 
+    /// <summary>tcp_dsack_set: only on a SACK connection, and only while net.ipv4.tcp_dsack is on.</summary>
     private void DsackSet(uint seq, uint end)
     {
-        if (!SackOk) return;
+        if (!SackOk || !Namespace.TcpDsack) return;
         Namespace.Mib[Before(seq, RcvNxt) ? SnmpCounter.TcpExtTCPDSACKOldSent : SnmpCounter.TcpExtTCPDSACKOfoSent]++;
         _dsack = true;
         _dsackStart = seq;

@@ -367,6 +367,71 @@ public sealed class Ipv6RouterKernelTests
         Compare(root, scn, HostTraffic());
     }
 
+    public static TheoryData<string, string> RateSettings() => new()
+    {
+        { "defaults", "" },
+        // Nothing in the mask: no limit at all (the default limits six of the eight).
+        { "ratemask-empty", "net.ipv6.icmp.ratemask = \n" },
+        // The namespace bucket IPv4's sysctls shape limits ICMPv6 too: one refill, nothing more within the second.
+        { "msgs-per-sec-1", "net.ipv4.icmp_msgs_per_sec = 1\nnet.ipv4.icmp_msgs_burst = 0\n" },
+        // Echo replies in the mask: the echo's reply takes the refill, the errors find none.
+        { "ratemask-echo", "net.ipv6.icmp.ratemask = 0-1,3-127,129\nnet.ipv4.icmp_msgs_per_sec = 1\nnet.ipv4.icmp_msgs_burst = 0\n" },
+    };
+
+    /// <summary>net.ipv6.icmp.ratemask and the namespace's ICMP bucket (icmp_msgs_per_sec, icmp_msgs_burst) on the
+    /// router: an echo, then eight datagrams without a route from one host.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(RateSettings))]
+    public void Icmpv6_rate_sysctls_match_the_kernel(string name, string sysctls)
+    {
+        string? skip = KernelScenario.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-rate-" + name);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario");
+        string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
+        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        File.AppendAllText(Path.Combine(scn, "ns", "r", "sysctl.conf"), sysctls);
+        var c = new ScenarioCapture();
+        const string H1 = "2001:db8:a::11";
+        c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo(H1, RA, 1, 1)), "echo to r");
+        for (int i = 0; i < 8; i++)
+            c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Udp(H1, (ushort)(4100 + i), "2001:db8:99::1", 53)), "no route");
+        Compare(root, scn, c);
+    }
+
+    /// <summary>net.ipv6.conf.eth0.mtu below the link's, written (as sysctl.conf is) while eth0 is down: ip6_mtu would
+    /// cut r's replies out of eth0 to it, but eth0 coming up sets its IPv6 MTU back to the link's (addrconf_notify,
+    /// NETDEV_UP), so the replies go whole as without the key.</summary>
+    [SkippableTheory]
+    [InlineData("mtu-default", "")]
+    [InlineData("mtu-1300", "net.ipv6.conf.eth0.mtu = 1300\n")]
+    public void Device_ipv6_mtu_matches_the_kernel(string name, string sysctls)
+    {
+        string? skip = KernelScenario.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-" + name);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario");
+        string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
+        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        File.AppendAllText(Path.Combine(scn, "ns", "r", "sysctl.conf"), sysctls);
+        var c = new ScenarioCapture();
+        c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo("2001:db8:a::10", RA, 2, 1, payload: 1350)), "echo whose reply is over 1300");
+        c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo("2001:db8:a::10", RA, 2, 2, payload: 1200)), "echo whose reply fits");
+        Compare(root, scn, c);
+    }
+
     private static void Compare(string root, string scn, ScenarioCapture traffic)
     {
         Directory.CreateDirectory(root);

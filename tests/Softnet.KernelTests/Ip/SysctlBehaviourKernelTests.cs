@@ -8,7 +8,8 @@ namespace Softnet.KernelTests.Ip;
 /// Sysctls that change the IPv4 receive path, each setting through the kernel and through Softnet on the same capture,
 /// compared whole (what r sends, its nstat counters, its socket's datagrams): accept_local with rp_filter off, strict
 /// and loose (the loose one from conf.default, which a device never written follows), icmp_echo_ignore_all and
-/// icmp_echo_ignore_broadcasts, icmp_ratelimit and icmp_ratemask on a burst of port unreachables.
+/// icmp_echo_ignore_broadcasts, icmp_ratelimit and icmp_ratemask on a burst of port unreachables, icmp_msgs_per_sec and
+/// icmp_msgs_burst (the namespace bucket, set where its random credits cannot change the count).
 /// </summary>
 [Trait("Category", "Kernel")]
 public sealed class SysctlBehaviourKernelTests
@@ -64,6 +65,12 @@ public sealed class SysctlBehaviourKernelTests
         { "echo-broadcasts", "net.ipv4.icmp_echo_ignore_broadcasts = 0\n" },
         { "ratelimit-0", "net.ipv4.icmp_ratelimit = 0\n" },
         { "ratemask-0", "net.ipv4.icmp_ratemask = 0\n" },
+        // The namespace bucket: a second's refill of one credit, no burst: the first limited error goes (a refill
+        // always lets its message go), the others within the second do not, whatever credits it consumed.
+        { "msgs-per-sec-1", "net.ipv4.icmp_msgs_per_sec = 1\nnet.ipv4.icmp_msgs_burst = 0\n" },
+        { "msgs-per-sec-0", "net.ipv4.icmp_msgs_per_sec = 0\n" },
+        // A ratemask naming echo replies puts them in front of the bucket too: the echo's reply takes the refill.
+        { "msgs-ratemask-echo", "net.ipv4.icmp_ratemask = 6169\nnet.ipv4.icmp_msgs_per_sec = 1\nnet.ipv4.icmp_msgs_burst = 0\n" },
     };
 
     [SkippableTheory]

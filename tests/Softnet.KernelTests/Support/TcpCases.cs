@@ -50,6 +50,8 @@ public static class TcpCases
         "synack-rtx" => SynAckRetransmit(),
         "fin-rtx" => FinRetransmit(),
         "syncookies" => Syncookies(),
+        "synflood" => SynFlood(),
+        "syn-data" => SynData(),
         "dual-stack" => DualStack(),
         "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
@@ -253,6 +255,31 @@ public static class TcpCases
     /// fails the check (SyncookiesFailed, RST) and the right ACK makes the connection (SyncookiesRecv,
     /// PassiveOpens), which then carries data and closes. All within 1 s, before the first requests' SYN-ACKs go
     /// again.</summary>
+    /// <summary>A SYN carrying 300 bytes (TCP Fast Open without a cookie option), the third ACK, more data, the close:
+    /// under tcp_fastopen's server flags the SYN's data is the reader's before the handshake completes; otherwise the
+    /// SYN-ACK leaves it unacknowledged and the client sends it again after the handshake.</summary>
+    public static TcpCapture SynData()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow(Client, 40020, Server, 5001);
+        f.SendSyn(data: 300).SendAck();
+        cap.Pause(48);
+        // What the server did not acknowledge goes again (a no-op for a Fast Open server: old data, D-SACKed).
+        f.Segment(0, 300);
+        f.Data(Mss).Data(1000);
+        return Close(cap, f);
+    }
+
+    /// <summary>20 SYNs from as many ports, none completed: the request queue as tcp_max_syn_backlog bounds it without
+    /// syncookies.</summary>
+    public static TcpCapture SynFlood()
+    {
+        var cap = new TcpCapture();
+        for (int k = 0; k < 20; k++) cap.Flow(Client, (ushort)(42000 + k), Server, 5001).SendSyn(gapMs: 0.5);
+        cap.Pause(10);
+        return cap;
+    }
+
     public static TcpCapture Syncookies()
     {
         var cap = new TcpCapture();

@@ -152,7 +152,8 @@ public sealed class TcpFlow
     /// <summary>The SYN. Softnet answers it at this very capture time, so its ISN and TS offset are fixed here.</summary>
     /// <param name="cookie">Softnet answers with a SYN cookie (its request queue is over the backlog): the ISN is the
     /// cookie (the flow without timestamps only: a cookie's TSval is not modelled here).</param>
-    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false)
+    /// <param name="data">Payload bytes in the SYN itself (TCP Fast Open), stream offsets 0 on.</param>
+    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false, int data = 0)
     {
         _synNs = _cap.Now;
         int mss = V6 ? 1440 : 1460;
@@ -183,7 +184,8 @@ public sealed class TcpFlow
         byte mh = (byte)(mss >> 8), ml = (byte)mss;
         byte[] opts = _timestamps ? [2, 4, mh, ml, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, mh, ml, 1, 1, 4, 2, 1, 3, 3, 7];
         if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
-        Send(Syn, ClientIsn, 0, 64240, opts, 0, 0, gapMs, "SYN");
+        Send(Syn, ClientIsn, 0, 64240, opts, 0, data, gapMs, data > 0 ? $"SYN [0,{data})" : "SYN");
+        Sent += data;
         return this;
     }
 

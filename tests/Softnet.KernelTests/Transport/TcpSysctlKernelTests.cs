@@ -7,7 +7,10 @@ namespace Softnet.KernelTests.Transport;
 /// <summary>
 /// The TCP sysctls a listener's connections follow, each set in Scenarios/tcp-host's server through the kernel and
 /// through Softnet on the same case, compared as the TCP receive tests compare (the server's frames normalised, its
-/// sockets.txt and counters): tcp_timestamps 0 and 2, tcp_sack 0 on out-of-order data, tcp_window_scaling 0 and a
+/// sockets.txt and counters): tcp_timestamps 0 and 2, tcp_sack 0 on out-of-order data, tcp_dsack 0 on duplicate data,
+/// tcp_synack_retries 0 on a late third ACK, tcp_max_syn_backlog on a SYN flood without syncookies, tcp_fastopen's
+/// server side on a SYN with data,
+/// tcp_window_scaling 0 and a
 /// smaller tcp_rmem (the SYN-ACK's window and scale, the windows that follow).
 /// </summary>
 [Trait("Category", "Kernel")]
@@ -19,6 +22,18 @@ public sealed class TcpSysctlKernelTests
         { "timestamps-0", "inorder", "net.ipv4.tcp_timestamps = 0\n" },
         { "timestamps-2", "inorder", "net.ipv4.tcp_timestamps = 2\n" },
         { "sack-0", "reorder", "net.ipv4.tcp_sack = 0\n" },
+        // Duplicate data is still answered at once (quick-ACK), but with no D-SACK block in the ACK.
+        { "dsack-0", "duplicate", "net.ipv4.tcp_dsack = 0\n" },
+        // The client's ACK comes 1.3 s after its SYN: with no SYN-ACK retransmission allowed the request is gone by then.
+        { "synack-retries-0", "synack-rtx", "net.ipv4.tcp_synack_retries = 0\n" },
+        // Without syncookies the request queue keeps its last quarter for proven peers: 13 of 20 SYNs get a SYN-ACK.
+        { "max-syn-backlog-16", "synflood", "net.ipv4.tcp_syncookies = 0\nnet.ipv4.tcp_max_syn_backlog = 16\n" },
+        { "max-syn-backlog-default", "synflood", "net.ipv4.tcp_syncookies = 0\n" },
+        // Fast Open's server side: enabled (0x2) on every listener (0x400) without cookies (0x200), the SYN's data
+        // reaches the reader at once; with the client flag alone (the default 1) it is not acknowledged.
+        { "fastopen-server", "syn-data", "net.ipv4.tcp_fastopen = 1539\n" },
+        { "fastopen-client-only", "syn-data", "" },
+        { "fastopen-cookie-required", "syn-data", "net.ipv4.tcp_fastopen = 1027\n" },
         { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
         // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
         // tcp_select_initial_window also takes for the scale.

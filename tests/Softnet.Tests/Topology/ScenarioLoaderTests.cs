@@ -232,7 +232,8 @@ public class ScenarioLoaderTests : IDisposable
         const string conf = "# comment\n; comment\n  net.ipv4.conf.all.rp_filter   =   2   \nnet/ipv4/ip_default_ttl=0x20\n"
             + "net.ipv4.ip_forward = 1 # not a comment: proc_dointvec reads 1 and stops\nnet.ipv6.icmp.ratemask =\n"
             + "-net.ipv4.nosuch = 1\n-net.ipv4.ip_default_ttl = 999\nno equals sign: sysctl warns and goes on\n"
-            + "net.ipv4.icmp_ratelimit = 1\nnet.ipv4.tcp_rmem = 8192\nnet.ipv4.conf.*.log_martians = 1\n-net.ipv4.conf.lo.log_martians\n";
+            + "net.ipv4.icmp_ratelimit = 1\nnet.ipv4.tcp_rmem = 8192\nnet.ipv4.conf.*.log_martians = 1\n-net.ipv4.conf.lo.log_martians\n"
+            + "net.ipv4.tcp_fin_timeout = 30\n";
         var ns = ScenarioLoader.Load(Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysctl.conf", conf))).Namespace("h")!;
         Assert.Equal("2", ns.Sysctl("net.ipv4.conf.all.rp_filter"));
         Assert.Equal(32, ns.DefaultTtl);
@@ -246,10 +247,11 @@ public class ScenarioLoaderTests : IDisposable
         Assert.Equal("1", ns.Sysctl("net.ipv4.conf.eth0.log_martians"));
         Assert.Equal("1", ns.Sysctl("net.ipv4.conf.default.log_martians"));
         Assert.Null(ns.Sysctl("net.ipv4.conf.lo.log_martians"));
-        // log_martians only prints: kept, not modelled.
-        Assert.Contains("net.ipv4.conf.eth0.log_martians", ns.SysctlsNotModelled.Keys);
+        // log_martians only prints: honoured by doing nothing, so not listed.
+        Assert.DoesNotContain("net.ipv4.conf.eth0.log_martians", ns.SysctlsNotModelled.Keys);
         // Kept and reported: keys Softnet does not act on.
-        Assert.Equal("", ns.SysctlsNotModelled["net.ipv6.icmp.ratemask"]);
+        Assert.Equal("30", ns.SysctlsNotModelled["net.ipv4.tcp_fin_timeout"]);
+        Assert.DoesNotContain("net.ipv6.icmp.ratemask", ns.SysctlsNotModelled.Keys);
         Assert.DoesNotContain("net.ipv4.tcp_rmem", ns.SysctlsNotModelled.Keys);
         Assert.DoesNotContain("net.ipv4.ip_forward", ns.SysctlsNotModelled.Keys);
     }

@@ -125,9 +125,10 @@ public class ScenarioReplayTests
         Assert.Contains(host.GetProperty("netfilter").GetProperty("rules").EnumerateArray(),
             r => r.GetProperty("chain").GetString() == "DOCKER" && r.GetProperty("packets").GetInt64() == 1 && r.GetProperty("rule").GetString()!.Contains("DNAT"));
         Assert.Equal(1, host.GetProperty("conntrack").GetArrayLength());
-        // The sysctls the replay keeps but does not act on: send_redirects (Softnet sends no redirects); ip_forward acts.
+        // The sysctls the replay keeps but does not act on: tcp_fin_timeout; ip_forward and send_redirects act.
         var notModelled = doc.RootElement.GetProperty("sysctls_not_modelled").GetProperty("host");
-        Assert.Equal("0", notModelled.GetProperty("net.ipv4.conf.all.send_redirects").GetString());
+        Assert.Equal("30", notModelled.GetProperty("net.ipv4.tcp_fin_timeout").GetString());
+        Assert.False(notModelled.TryGetProperty("net.ipv4.conf.all.send_redirects", out _));
         Assert.False(notModelled.TryGetProperty("net.ipv4.ip_forward", out _));
         Directory.Delete(dir, true);
     }
