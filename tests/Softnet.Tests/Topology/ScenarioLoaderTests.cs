@@ -196,7 +196,6 @@ public class ScenarioLoaderTests : IDisposable
         Assert.EndsWith("sysctl: setting key \"net.netfilter.nf_conntrack_checksum\": Invalid argument", Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad)).Message);
     }
 
-
     [Theory]
     [InlineData("net.ipv4.icmp_msgs_per_sec", "1000", true)]
     [InlineData("net.ipv4.icmp_msgs_burst", "50", true)]
