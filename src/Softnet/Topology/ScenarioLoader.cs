@@ -784,7 +784,7 @@ public static class ScenarioLoader
         {
             case "net.ipv4.ip_forward" or "net.ipv4.ip_default_ttl" or "net.ipv4.icmp_ratelimit" or "net.ipv4.icmp_ratemask"
                 or "net.ipv4.icmp_msgs_per_sec" or "net.ipv4.icmp_msgs_burst" or "net.ipv4.tcp_dsack" or "net.ipv4.tcp_synack_retries"
-                or "net.ipv4.tcp_max_syn_backlog" or "net.ipv4.tcp_fastopen"
+                or "net.ipv4.tcp_max_syn_backlog"
                 or "net.ipv4.icmp_errors_use_inbound_ifaddr" or "net.ipv4.icmp_echo_ignore_all" or "net.ipv4.icmp_echo_ignore_broadcasts"
                 or "net.ipv4.ipfrag_time" or "net.ipv4.ipfrag_high_thresh" or "net.ipv4.ipfrag_low_thresh" or "net.ipv4.ipfrag_max_dist"
                 or "net.ipv4.tcp_syncookies" or "net.ipv4.tcp_rmem" or "net.ipv4.tcp_timestamps" or "net.ipv4.tcp_sack" or "net.ipv4.tcp_window_scaling"
@@ -799,6 +799,10 @@ public static class ScenarioLoader
                 return true;
             // Softnet's own datagrams carry flow label 0, as the kernel's do with auto_flowlabels 0.
             case "net.ipv6.auto_flowlabels": return false;
+            // The server side without cookies (0x200) or without a Fast Open queue (no 0x400: the readers set no
+            // TCP_FASTOPEN); the cookies themselves (0x402 without 0x200) are not modelled.
+            case "net.ipv4.tcp_fastopen":
+                return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int tfo) && (tfo & 0x602) != 0x402;
         }
         if (key.StartsWith("net.netfilter.nf_conntrack_tcp_timeout_", StringComparison.Ordinal))
             return Array.IndexOf(ConntrackTcpTimeouts, key["net.netfilter.nf_conntrack_tcp_timeout_".Length..]) > 0;

@@ -226,6 +226,27 @@ public class ScenarioLoaderTests : IDisposable
         Assert.EndsWith("sysctl: setting key \"net.netfilter.nf_conntrack_checksum\": Invalid argument", Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(bad)).Message);
     }
 
+    [Theory]
+    [InlineData("net.ipv4.icmp_msgs_per_sec", "1000", true)]
+    [InlineData("net.ipv4.icmp_msgs_burst", "50", true)]
+    [InlineData("net.ipv4.conf.eth0.send_redirects", "0", true)]
+    [InlineData("net.ipv4.conf.all.accept_redirects", "1", true)]
+    [InlineData("net.ipv4.conf.default.secure_redirects", "1", true)]
+    [InlineData("net.ipv4.conf.all.log_martians", "1", true)]
+    [InlineData("net.ipv4.conf.eth0.arp_ignore", "2", true)]
+    [InlineData("net.ipv4.conf.eth0.arp_announce", "2", true)]
+    [InlineData("net.ipv4.tcp_dsack", "0", true)]
+    [InlineData("net.ipv4.tcp_synack_retries", "2", true)]
+    [InlineData("net.ipv4.tcp_max_syn_backlog", "16", true)]
+    [InlineData("net.ipv4.tcp_fastopen", "1", true)]
+    [InlineData("net.ipv4.tcp_fastopen", "1539", true)]
+    [InlineData("net.ipv4.tcp_fastopen", "1027", false)]
+    [InlineData("net.ipv6.icmp.ratemask", "0-1,3-127", true)]
+    [InlineData("net.ipv6.conf.eth0.mtu", "1300", true)]
+    [InlineData("net.ipv6.conf.eth0.accept_dad", "0", false)]
+    [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
+    public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
+        => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
     [Fact]
     public void Sysctl_conf_takes_what_sysctl_p_takes()
     {
