@@ -9,6 +9,12 @@ namespace Softnet.Topology.Default;
 /// network are wrapped in outer Ethernet / IPv4 / UDP / VXLAN headers the way vxlan_xmit_one builds them for
 /// flannel's device (no DF, TTL 64, TOS 0 with the inner ECN encapsulated, UDP checksum 0, source port from the
 /// inner flow's hash as udp_flow_src_port scales it into ip_local_port_range); other frames pass unchanged.
+/// <para>The outer IP ID is what a TSO sender's tunnel gives: iptunnel_xmit runs __ip_select_ident once per GSO skb,
+/// reserving as many IDs as the skb has segments from the counter of the outer (saddr, daddr, protocol), and the
+/// segments number themselves up from there. So each inner flow's frames carry consecutive outer IDs for one TSO
+/// skb's worth of segments (tcp_tso_autosize at these rates: GSO_LEGACY_MAX_SIZE less MAX_TCP_HEADER per skb), and
+/// the IDs jump where another flow reserved in between — which is where the receiver's GRO, checking that the outer
+/// ID counts up, starts a new aggregate.</para>
 /// </summary>
 public sealed class OverlayEncapReader : ICaptureReader
 {
@@ -21,6 +27,11 @@ public sealed class OverlayEncapReader : ICaptureReader
     private readonly uint _srcIp, _dstIp, _podNet, _podMask, _vni;
     private readonly ushort _port;
     private ushort _ipId;
+    // Per inner flow (its software hash): the next outer ID of the current TSO skb and how many of its segments are left.
+    private readonly Dictionary<uint, (ushort Next, int Left)> _tsoIds = new();
+
+    /// <summary>Bytes a sender puts in one TSO skb at high rates: GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER (320).</summary>
+    public const int TsoBytes = 65536 - 1 - 320;
 
     /// <param name="podNet">Frames whose IPv4 destination is in <paramref name="podNet"/>/<paramref name="podPrefix"/>
     /// are encapsulated.</param>
@@ -63,7 +74,7 @@ public sealed class OverlayEncapReader : ICaptureReader
         // ip_tunnel_ecn_encap with tos 0: ECT and CE of the inner header become ECT(0) outside, nothing else.
         ip[1] = (byte)((data[15] & 3) != 0 ? 2 : 0);
         BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(f.Length - 14));
-        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], _ipId++);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], OuterId(data));
         ip[6] = 0; ip[7] = 0;
         ip[8] = 64;
         ip[9] = 17;
@@ -82,6 +93,33 @@ public sealed class OverlayEncapReader : ICaptureReader
         meta = meta with { OriginalLength = meta.OriginalLength + Overhead, InterfaceId = 0 };
         data = f;
         return true;
+    }
+
+    /// <summary>The outer IP ID of the next segment of the frame's inner flow (see the class remarks).</summary>
+    private ushort OuterId(ReadOnlySpan<byte> innerFrame)
+    {
+        uint flow = Gro.FlowHash.ComputeFrame(innerFrame);
+        _tsoIds.TryGetValue(flow, out var t);
+        if (t.Left == 0)
+        {
+            int payload = TcpPayload(innerFrame);
+            int segs = payload > 0 ? Math.Max(1, TsoBytes / payload) : 1;
+            t = (_ipId, segs);
+            _ipId += (ushort)segs;
+        }
+        ushort id = t.Next;
+        _tsoIds[flow] = ((ushort)(t.Next + 1), t.Left - 1);
+        return id;
+    }
+
+    /// <summary>TCP payload bytes of an Ethernet/IPv4 frame (0 for anything else).</summary>
+    private static int TcpPayload(ReadOnlySpan<byte> f)
+    {
+        if (f.Length < 34 || f[23] != IpProtocols.Tcp) return 0;
+        int ihl = (f[14] & 0xF) * 4;
+        if (f.Length < 14 + ihl + 20) return 0;
+        int thl = (f[14 + ihl + 12] >> 4) * 4;
+        return Math.Max(0, BinaryPrimitives.ReadUInt16BigEndian(f[16..]) - ihl - thl);
     }
 
     /// <summary>udp_flow_src_port over the default ip_local_port_range (32768..60999, its upper end included), on the
