@@ -345,6 +345,54 @@ public class VxlanGroTests
         Assert.Equal(3, Poll(arp).Count);
     }
 
+    private sealed class Wire : Softnet.Link.IDeviceWire
+    {
+        public readonly List<byte[]> Frames = new();
+        public bool Send(ReadOnlySpan<byte> frame) { Frames.Add(frame.ToArray()); return true; }
+        public bool Carrier => true;
+    }
+
+    private sealed class Keep : IGroSink
+    {
+        public readonly List<Skb> Skbs = new();
+        public void Deliver(ReadOnlySpan<Skb> batch) { foreach (var s in batch) Skbs.Add(s); }
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void Software_gso_cuts_a_forwarded_aggregate_back_into_the_frames_it_was(bool udpCsum, bool fixedOuter)
+    {
+        // skb_udp_tunnel_segment after GRO: the segments are the original frames again, byte for byte.
+        var t = VxlanSeg.Train(First(udpCsum: udpCsum), 7);
+        t[^1] = t[^2].Next(700) with { Inner = t[^2].Next(700).Inner with { Flags = TcpSeg.AckF | TcpSeg.Psh } };
+        if (fixedOuter) t = t.Select(s => s with { OuterId = 5 }).ToArray();
+        var frames = t.Select(s => s.Build()).ToList();
+        var pool = new PagePool(64);
+        var skbs = new SkbPool(64);
+        var sink = new Keep();
+        var engine = new GroEngine(new GroOptions(), sink);
+        engine.AddUdpTunnel(8472, VxlanGro.Instance);
+        foreach (var frame in frames)
+        {
+            Assert.True(pool.TryRent(out int i));
+            frame.CopyTo(pool.Slice(i, pool.Headroom, frame.Length));
+            var b = skbs.Build(pool, i, pool.Headroom, frame.Length)!;
+            b.ResetMacHeader();
+            engine.Receive(b, 1000);
+        }
+        engine.PollComplete(frames.Count, int.MaxValue, 1000);
+        var skb = Assert.Single(sink.Skbs);
+        Assert.True(skb.Encapsulation && skb.IsGso);
+        skb.Push(14);
+        var wire = new Wire();
+        Assert.Equal(DropReason.None, Softnet.Link.SoftwareGso.Transmit(skb, wire));
+        skb.Free();
+        Assert.Equal(frames.Count, wire.Frames.Count);
+        for (int i = 0; i < frames.Count; i++) Assert.Equal(frames[i], wire.Frames[i]);
+    }
+
     [Fact]
     public void Merged_inner_payload_is_the_concatenation_of_the_inputs()
     {
