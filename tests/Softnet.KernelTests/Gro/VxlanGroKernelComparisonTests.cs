@@ -134,7 +134,12 @@ public sealed class VxlanGroKernelComparisonTests(ITestOutputHelper output)
         Proc.Check("ip", "-n", rxns, "link", "add", "snvx0", "type", "vxlan", "id", "1", "dstport", Port.ToString(),
             "dev", KernelGroTopology.RxDev, "nolearning");
         Proc.Check("ip", "-n", rxns, "link", "set", "snvx0", "up");
+        long Stat(string name) => long.Parse(Proc.Check("ip", "netns", "exec", rxns, "cat", $"/sys/class/net/snvx0/statistics/{name}").Trim());
+        long packets0 = Stat("rx_packets"), bytes0 = Stat("rx_bytes");
         var kernelUp = topo.RunMany(cases.Select(c => (IReadOnlyList<IReadOnlyList<byte[]>>)[c.Frames]).ToList());
+        // What the VXLAN device (flannel.1's part) received: one skb per aggregate, as long as the inner frame less its
+        // Ethernet header (vxlan_rcv counts after eth_type_trans).
+        long devPackets = Stat("rx_packets") - packets0, devBytes = Stat("rx_bytes") - bytes0;
         // The device down closes the socket: VXLAN is plain UDP to GRO again.
         Proc.Check("ip", "-n", rxns, "link", "set", "snvx0", "down");
         var kernelDown = topo.RunMany(cases.Select(c => (IReadOnlyList<IReadOnlyList<byte[]>>)[c.Frames]).ToList());
@@ -149,6 +154,12 @@ public sealed class VxlanGroKernelComparisonTests(ITestOutputHelper output)
             if (Diff(cases[i].Name, kernelUp[i], withSocket[i]) is { } d) problems.Add(d);
             if (Diff(cases[i].Name + " (device down)", kernelDown[i], withoutSocket[i]) is { } d2) problems.Add(d2);
         }
+        // Softnet's aggregates that the device takes (VNI 1 on its port) against the kernel device's counters.
+        var decapsulated = withSocket.SelectMany(l => l).Where(f => BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(36)) == Port
+            && (BinaryPrimitives.ReadUInt32BigEndian(f.AsSpan(46)) >> 8) == 1).ToList();
+        output.WriteLine($"vxlan device: kernel rx {devPackets} skbs {devBytes} bytes; softnet {decapsulated.Count} skbs {decapsulated.Sum(f => f.Length - 64)} bytes");
+        Assert.Equal(decapsulated.Count, devPackets);
+        Assert.Equal(decapsulated.Sum(f => (long)f.Length - 64), devBytes);
         // The kernel merged something (the harness works), and so did Softnet.
         Assert.True(kernelUp[0].Count < cases[0].Frames.Count, $"the kernel did not merge VXLAN: {kernelUp[0].Count} frames");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
