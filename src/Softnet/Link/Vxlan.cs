@@ -327,9 +327,11 @@ public sealed class VxlanLink : LinkKind
             return true;
         }
         // gro_cells_receive → netif_receive_skb on the VXLAN device (no GRO cell here: the frame is received as is).
-        // udp_rcv used up a CHECKSUM_UNNECESSARY level on the outer checksum; a GRO aggregate stays CHECKSUM_PARTIAL
-        // (its inner TCP checksum holds the pseudo-header sum GRO completion wrote).
-        if (skb.IpSummed != CsumState.Partial) skb.IpSummed = CsumState.None;
+        // udp_rcv used up a CHECKSUM_UNNECESSARY level on the outer checksum (__skb_decr_checksum_unnecessary): a level
+        // GRO added for the inner checksum it verified stays; a GRO aggregate stays CHECKSUM_PARTIAL (its inner TCP
+        // checksum holds the pseudo-header sum GRO completion wrote).
+        if (skb.IpSummed == CsumState.Unnecessary && skb.CsumLevel > 0) skb.CsumLevel--;
+        else if (skb.IpSummed != CsumState.Partial) skb.IpSummed = CsumState.None;
         stack.NetifRx(dev, skb);
         return true;
     }
