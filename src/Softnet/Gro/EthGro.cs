@@ -8,8 +8,8 @@ namespace Softnet.Gro;
 /// <summary>
 /// The link-layer part of GRO: eth_type_trans (net/ethernet/eth.c), which the driver runs before
 /// napi_gro_receive, and gro_list_prepare's flow match (net/core/gro.c): same raw hash, device, VLAN tag and
-/// an identical 14-byte Ethernet header. eth_gro_receive itself only serves Ethernet inside tunnels (ETH_P_TEB),
-/// which is not modelled.
+/// an identical 14-byte Ethernet header. eth_gro_receive / eth_gro_complete serve the Ethernet frame inside a
+/// tunnel (VXLAN's inner frame, <see cref="VxlanGro"/>).
 /// </summary>
 public static class EthGro
 {
@@ -58,6 +58,42 @@ public static class EthGro
                 || ((GroEngine.Raw64(mac2) ^ mac0) | (GroEngine.Raw64(mac2 + 6) ^ mac1)) != 0;
             p.Gro.SameFlow = !diffs;
         }
+    }
+
+    /// <summary>eth_gro_receive: an inner Ethernet header, which must be identical in held packets of the same flow;
+    /// then the handler of its EtherType.</summary>
+    internal static unsafe Skb? Receive(GroEngine e, GroBucket bucket, Skb skb)
+    {
+        int off = skb.Gro.DataOffset;
+        if (!GroEngine.MayPull(skb, off + EthHlen))
+        {
+            e.NoteNormal(GroNormalReason.Truncated);
+            skb.Gro.Flush |= 1;
+            return null;
+        }
+        byte* eh = skb.DataAddress + off;
+        // compare_ether_header as two overlapping 8-byte words.
+        ulong w0 = GroEngine.Raw64(eh), w1 = GroEngine.Raw64(eh + 6);
+        for (Skb? p = bucket.Head; p != null; p = p.Next)
+        {
+            if (!p.Gro.SameFlow) continue;
+            byte* eh2 = p.DataAddress + off;
+            if (((GroEngine.Raw64(eh2) ^ w0) | (GroEngine.Raw64(eh2 + 6) ^ w1)) != 0) p.Gro.SameFlow = false;
+        }
+        ushort type = GroEngine.Be16(eh + 12);
+        skb.Gro.DataOffset += EthHlen;
+        GroEngine.PostPullRcsum(skb, new ReadOnlySpan<byte>(eh, EthHlen));
+        // gro_find_receive_by_type: no handler for the EtherType flushes (DispatchL3 notes it).
+        return e.DispatchL3(type, bucket, skb);
+    }
+
+    /// <summary>eth_gro_complete: the inner MAC header is recorded on an encapsulated skb, then the EtherType's
+    /// completion runs.</summary>
+    internal static bool Complete(Skb skb, int nhoff)
+    {
+        if (skb.Encapsulation) skb.InnerMacHeader = skb.Data + nhoff;
+        ushort type = GroEngine.Be16(skb.LinearData, nhoff + 12);
+        return GroEngine.DispatchComplete(type, skb, nhoff + EthHlen);
     }
 
     private static void ThrowNoMacHeader() => throw new InvalidOperationException("GRO needs the MAC header (skb_mac_header) inside the head");

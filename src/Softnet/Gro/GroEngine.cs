@@ -77,6 +77,78 @@ public sealed class GroEngine
     /// <summary>Where completed skbs go; set before the first packet.</summary>
     public IGroSink? Sink { get => _sink; set => _sink = value; }
 
+    // ------------------------------------------------------------------ UDP tunnel sockets
+
+    private struct TunnelEntry
+    {
+        public ushort Port;
+        public int Ifindex;
+        public int Refs;
+        public UdpTunnelGro Handler;
+    }
+
+    private TunnelEntry[] _tunnels = [];
+    private int _tunnelCount;
+
+    /// <summary>Whether any UDP tunnel handler is registered (udp_encap_needed_key: without one, UDP GRO does no
+    /// socket lookup at all).</summary>
+    public bool HasUdpTunnels => _tunnelCount != 0;
+
+    /// <summary>
+    /// A UDP tunnel socket's GRO callbacks (setup_udp_tunnel_sock with udp_tunnel_sock_cfg's gro_receive): datagrams
+    /// to <paramref name="port"/> go to <paramref name="handler"/> instead of being flushed. The kernel finds the
+    /// socket in the namespace of the receiving device; <paramref name="ifindex"/> (the interface the packets arrive
+    /// on, -1 for any) stands for that when one NIC feeds several namespaces. Sockets sharing a port (devices sharing
+    /// one vxlan_sock) register it again: it stays until each has removed it.
+    /// </summary>
+    public void AddUdpTunnel(ushort port, UdpTunnelGro handler, int ifindex = -1)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        for (int i = 0; i < _tunnelCount; i++)
+        {
+            ref TunnelEntry t = ref _tunnels[i];
+            if (t.Port != port || t.Ifindex != ifindex) continue;
+            if (!ReferenceEquals(t.Handler, handler))
+                throw new InvalidOperationException($"UDP port {port} already has the {t.Handler.Name} GRO handler");
+            t.Refs++;
+            return;
+        }
+        if (_tunnelCount == _tunnels.Length) Array.Resize(ref _tunnels, Math.Max(4, _tunnels.Length * 2));
+        _tunnels[_tunnelCount++] = new TunnelEntry { Port = port, Ifindex = ifindex, Refs = 1, Handler = handler };
+    }
+
+    /// <summary>The socket closed (udp_tunnel_sock_release): one registration of the port goes. False if there was none.</summary>
+    public bool RemoveUdpTunnel(ushort port, int ifindex = -1)
+    {
+        for (int i = 0; i < _tunnelCount; i++)
+        {
+            ref TunnelEntry t = ref _tunnels[i];
+            if (t.Port != port || t.Ifindex != ifindex) continue;
+            if (--t.Refs == 0)
+            {
+                _tunnels[i] = _tunnels[--_tunnelCount];
+                _tunnels[_tunnelCount] = default;
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>The registered tunnel ports: (port, interface or -1, handler name).</summary>
+    public IReadOnlyList<(ushort Port, int Ifindex, string Handler)> UdpTunnels
+        => _tunnels.Take(_tunnelCount).Select(t => (t.Port, t.Ifindex, t.Handler.Name)).ToList();
+
+    /// <summary>udp4_gro_lookup_skb for a tunnel socket: the handler for a destination port on this interface.</summary>
+    internal UdpTunnelGro? LookupUdpTunnel(ushort port, int ifindex)
+    {
+        for (int i = 0; i < _tunnelCount; i++)
+        {
+            ref TunnelEntry t = ref _tunnels[i];
+            if (t.Port == port && (t.Ifindex < 0 || t.Ifindex == ifindex)) return t.Handler;
+        }
+        return null;
+    }
+
     /// <summary>Skbs currently held on the lists.</summary>
     public int HeldCount { get; private set; }
 

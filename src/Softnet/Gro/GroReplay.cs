@@ -22,7 +22,8 @@ public static class GroReplay
     /// <paramref name="rxBufferSize"/> &gt; 0 every frame is received as the NIC receives it, through an RX ring of
     /// buffers that size (256 bytes of headroom included): a frame longer than one buffer spans several
     /// descriptors and reaches GRO as a head plus page frags (ice's multi-buffer receive and build_skb).</summary>
-    public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options, int rxBufferSize)
+    /// <param name="created">Called with the engine before the first frame (to register UDP tunnel handlers).</param>
+    public static List<byte[]> Run(IReadOnlyList<IReadOnlyList<byte[]>> bursts, GroOptions options, int rxBufferSize, Action<GroEngine>? created = null)
     {
         int frames = 0, maxLen = 64;
         foreach (var b in bursts)
@@ -40,6 +41,7 @@ public static class GroReplay
         var descs = new Nic.RxDescriptor[ringSize];
         var sink = new CollectingSink();
         var engine = new GroEngine(options, sink);
+        created?.Invoke(engine);
         long now = BurstSpacingNs;
         foreach (var burst in bursts)
         {

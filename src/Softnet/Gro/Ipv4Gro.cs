@@ -44,7 +44,7 @@ public static class Ipv4Gro
             e.NoteNormal(GroNormalReason.IpHeader);
             goto Out;
         }
-        if (e.Mode == GroMode.Ack && proto == 6)
+        if (e.Mode == GroMode.Ack && proto == 6 && skb.Gro.EncapMark == 0)
         {
             // Pure-ACK variant: drop Ethernet padding first (as ip_rcv would), so 60-byte ACKs can be compared.
             int totLen = GroEngine.Be16(iph + 2);
@@ -71,7 +71,9 @@ public static class Ipv4Gro
                 p.Gro.SameFlow = false;
         }
         skb.Gro.Flush |= (ushort)(flush != 0 ? 1 : 0);
-        skb.Gro.NetworkOffset0 = off;
+        // network_offsets[encap_mark]: the outer header, or the one inside a UDP tunnel.
+        if (skb.Gro.EncapMark != 0) skb.Gro.NetworkOffset1 = off;
+        else skb.Gro.NetworkOffset0 = off;
         skb.Gro.DataOffset += 20;
         skb.SetTransportHeader(skb.Gro.DataOffset);
         pp = proto == 6 ? TcpGro.Receive4(e, bucket, skb) : UdpGro.Receive(e, bucket, skb, false);
@@ -90,9 +92,12 @@ public static class Ipv4Gro
 
     /// <summary>inet_gro_flush: TTL, TOS and DF must match; the ID must advance by the number of merged
     /// segments, unless the flow's second packet repeated the first one's ID, which makes it a fixed-ID flow
-    /// whose IDs must then stay equal. Kernels before the 2025 "remove unnecessary df checks" change only
-    /// accepted fixed IDs with DF set (<see cref="GroOptions.FixedIdRequiresDf"/>).</summary>
-    internal static unsafe int NetworkFlush(byte* iph, byte* iph2, Skb p, bool fixedIdRequiresDf, out GroFlushReason reason)
+    /// whose IDs must then stay equal. An encapsulated flow keeps that choice per header (<paramref name="inner"/>:
+    /// ip_fixedid's outer and inner bits), so a tunnel whose outer IDs count up carries inner headers with a fixed
+    /// ID and the other way round. Kernels before the 2025 "remove unnecessary df checks" change only accepted fixed
+    /// IDs with DF set, kept one fixed-ID bit for both headers, and did not check the outer ID of an encapsulated
+    /// packet with DF set at all (<see cref="GroOptions.FixedIdRequiresDf"/>).</summary>
+    internal static unsafe int NetworkFlush(byte* iph, byte* iph2, Skb p, bool fixedIdRequiresDf, bool inner, out GroFlushReason reason)
     {
         uint id = GroEngine.Be32(iph + 4), id2 = GroEngine.Be32(iph2 + 4);
         ushort ipidOffset = (ushort)((id >> 16) - (id2 >> 16));
@@ -103,17 +108,24 @@ public static class Ipv4Gro
         reason = GroFlushReason.IpId;
         if (fixedIdRequiresDf)
         {
+            if (p.Gro.EncapMark != 0 && !inner && df != 0) return 0;
             if (count == 1 && df != 0 && ipidOffset == 0) p.Gro.IpFixedId = true;
             if (p.Gro.IpFixedId && df != 0) return ipidOffset;
             return ipidOffset ^ count;
         }
-        if (count == 1 && ipidOffset == 0) p.Gro.IpFixedId = true;
-        return ipidOffset ^ (p.Gro.IpFixedId ? 0 : count);
+        ref bool fixedId = ref inner ? ref p.Gro.IpFixedIdInner : ref p.Gro.IpFixedId;
+        if (count == 1 && ipidOffset == 0) fixedId = true;
+        return ipidOffset ^ (fixedId ? 0 : count);
     }
 
     /// <summary>inet_gro_complete: total length and header checksum for the merged packet, then the L4 part.</summary>
     internal static bool Complete(Skb skb, int nhoff)
     {
+        if (skb.Encapsulation)
+        {
+            skb.InnerProtocol = EtherTypes.Ipv4;
+            skb.InnerNetworkHeader = skb.Data + nhoff;
+        }
         Span<byte> iph = skb.LinearData.Slice(nhoff, 20);
         ushort oldLen = BinaryPrimitives.ReadUInt16BigEndian(iph.Slice(2));
         ushort newLen = (ushort)(skb.Len - nhoff);
@@ -123,6 +135,7 @@ public static class Ipv4Gro
         return iph[9] switch
         {
             6 => TcpGro.Complete4(skb, nhoff, nhoff + 20),
+            17 => UdpGro.Complete4(skb, nhoff + 20),
             _ => false,
         };
     }

@@ -23,9 +23,10 @@ public static class Ipv6Gro
             e.NoteNormal(GroNormalReason.Truncated);
             goto Out;
         }
-        skb.Gro.NetworkOffset0 = off;
+        if (skb.Gro.EncapMark != 0) skb.Gro.NetworkOffset1 = off;
+        else skb.Gro.NetworkOffset0 = off;
         ReadOnlySpan<byte> iph = skb.LinearData.Slice(off, 40);
-        if (e.Mode == GroMode.Ack && iph[6] == 6)
+        if (e.Mode == GroMode.Ack && iph[6] == 6 && skb.Gro.EncapMark == 0)
         {
             int plen = GroEngine.Be16(iph, 4);
             if (plen + 40 < GroEngine.GroLen(skb)) skb.Trim(off + 40 + plen);
@@ -90,6 +91,11 @@ public static class Ipv6Gro
     /// <summary>ipv6_gro_complete: payload length for the merged packet, then the L4 part past the extension headers.</summary>
     internal static bool Complete(Skb skb, int nhoff)
     {
+        if (skb.Encapsulation)
+        {
+            skb.InnerProtocol = EtherTypes.Ipv6;
+            skb.InnerNetworkHeader = skb.Data + nhoff;
+        }
         Span<byte> iph = skb.LinearData.Slice(nhoff);
         BinaryPrimitives.WriteUInt16BigEndian(iph.Slice(4), (ushort)(skb.Len - nhoff - 40));
         byte proto = iph[6];
@@ -100,6 +106,11 @@ public static class Ipv6Gro
             proto = d[thoff];
             thoff += (d[thoff + 1] + 1) * 8;
         }
-        return proto == 6 && TcpGro.Complete6(skb, nhoff, thoff);
+        return proto switch
+        {
+            6 => TcpGro.Complete6(skb, nhoff, thoff),
+            17 => UdpGro.Complete6(skb, thoff),
+            _ => false,
+        };
     }
 }

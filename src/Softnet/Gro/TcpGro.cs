@@ -28,7 +28,7 @@ public static class TcpGro
             uint pseudo = 0;
             if (GroEngine.ChecksumNeeded(skb, false, 0))
             {
-                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 20);
+                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.InnermostNetworkOffset, 20);
                 pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, GroEngine.GroLen(skb));
             }
             if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
@@ -45,7 +45,7 @@ public static class TcpGro
             uint pseudo = 0;
             if (GroEngine.ChecksumNeeded(skb, false, 0))
             {
-                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.NetworkOffset0, 40);
+                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.InnermostNetworkOffset, 40);
                 pseudo = Checksum.PseudoHeaderV6(iph.Slice(8, 16), iph.Slice(24, 16), 6, GroEngine.GroLen(skb));
             }
             if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
@@ -105,17 +105,31 @@ public static class TcpGro
         return new ReadOnlySpan<byte>(th + 20, thlen - 20).SequenceEqual(new ReadOnlySpan<byte>(th2 + 20, thlen - 20));
     }
 
-    private static ReadOnlySpan<byte> NetworkHeader(Skb s) => s.LinearData.Slice(s.Gro.NetworkOffset0);
+    private static ReadOnlySpan<byte> NetworkHeader(Skb s) => s.LinearData.Slice(s.Gro.InnermostNetworkOffset);
 
-    private static unsafe int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
+    /// <summary>gro_receive_network_flush: the first IP header, then, for a flow that came through a UDP tunnel, the
+    /// inner one (both at the held skb's offsets; the new skb came down the same headers).</summary>
+    private static int NetworkFlush(GroEngine e, Skb skb, Skb p, out GroFlushReason reason)
     {
-        byte* nh = skb.DataAddress + skb.Gro.NetworkOffset0;
+        int flush = LayerFlush(e, skb, p, p.Gro.NetworkOffset0, false, out reason);
+        if (p.Gro.EncapMark != 0)
+        {
+            int inner = LayerFlush(e, skb, p, p.Gro.NetworkOffset1, true, out GroFlushReason innerReason);
+            if (flush == 0) reason = innerReason;
+            flush |= inner;
+        }
+        return flush;
+    }
+
+    private static unsafe int LayerFlush(GroEngine e, Skb skb, Skb p, int off, bool inner, out GroFlushReason reason)
+    {
+        byte* nh = skb.DataAddress + off;
         if ((nh[0] >> 4) == 6)
         {
             reason = GroFlushReason.TtlTos;
-            return Ipv6Gro.NetworkFlush(NetworkHeader(skb), NetworkHeader(p));
+            return Ipv6Gro.NetworkFlush(skb.LinearData.Slice(off), p.LinearData.Slice(off));
         }
-        return Ipv4Gro.NetworkFlush(nh, p.DataAddress + p.Gro.NetworkOffset0, p, e.FixedIdRequiresDf, out reason);
+        return Ipv4Gro.NetworkFlush(nh, p.DataAddress + off, p, e.FixedIdRequiresDf, inner, out reason);
     }
 
     /// <summary>tcp_gro_receive.</summary>
@@ -297,7 +311,8 @@ public static class TcpGro
         ReadOnlySpan<byte> iph = skb.LinearData.Slice(nhoff, 20);
         uint pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, skb.Len - thoff);
         BinaryPrimitives.WriteUInt16BigEndian(skb.LinearData.Slice(thoff + 16), (ushort)pseudo);
-        skb.GsoType |= GsoType.TcpV4 | (skb.Gro.IpFixedId ? GsoType.TcpFixedId : GsoType.None);
+        skb.GsoType |= GsoType.TcpV4 | (skb.Gro.IpFixedId ? GsoType.TcpFixedId : GsoType.None)
+            | (skb.Gro.IpFixedIdInner ? GsoType.TcpFixedIdInner : GsoType.None);
         CompleteCommon(skb, thoff);
         return true;
     }
@@ -316,47 +331,11 @@ public static class TcpGro
     /// <summary>tcp_gro_complete.</summary>
     private static void CompleteCommon(Skb skb, int thoff)
     {
+        if (skb.Encapsulation) skb.InnerTransportHeader = skb.Data + thoff;
         skb.CsumStart = skb.Data + thoff;
         skb.CsumOffset = 16;
         skb.IpSummed = CsumState.Partial;
         skb.GsoSegs = skb.Gro.Count;
         if ((skb.LinearData[thoff + 13] & 0x80) != 0) skb.GsoType |= GsoType.TcpEcn;
-    }
-}
-
-/// <summary>
-/// udp4_gro_receive / udp6_gro_receive (net/ipv4/udp_offload.c, net/ipv6/udp_offload.c). The checksum is
-/// verified (a zero IPv4 checksum is allowed), then udp_gro_receive finds no UDP-GRO socket, no tunnel and
-/// neither NETIF_F_GRO_UDP_FWD nor NETIF_F_GRO_FRAGLIST on the device — the receiving-host case modelled — so
-/// the datagram is flushed: UDP passes up unmerged and never disturbs the held TCP flows.
-/// </summary>
-public static class UdpGro
-{
-    internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, bool v6)
-    {
-        int off = skb.Gro.DataOffset;
-        if (!GroEngine.MayPull(skb, off + 8))
-        {
-            e.NoteNormal(GroNormalReason.Truncated);
-            skb.Gro.Flush = 1;
-            return null;
-        }
-        if (skb.Gro.Flush == 0)
-        {
-            ushort check = GroEngine.Be16(skb.LinearData, off + 6);
-            ReadOnlySpan<byte> nh = skb.LinearData.Slice(skb.Gro.NetworkOffset0);
-            uint pseudo = v6
-                ? Checksum.PseudoHeaderV6(nh.Slice(8, 16), nh.Slice(24, 16), 17, GroEngine.GroLen(skb))
-                : Checksum.PseudoHeaderV4(nh.Slice(12, 4), nh.Slice(16, 4), 17, GroEngine.GroLen(skb));
-            if (GroEngine.ChecksumBad(skb, pseudo, !v6, check))
-            {
-                e.NoteNormal(GroNormalReason.BadChecksum);
-                skb.Gro.Flush = 1;
-                return null;
-            }
-        }
-        e.NoteNormal(GroNormalReason.Udp);
-        skb.Gro.Flush |= 1;
-        return null;
     }
 }

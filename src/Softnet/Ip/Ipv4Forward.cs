@@ -41,7 +41,9 @@ public static class Ipv4Forward
         var outDev = route.Device!;
         bool df = (pkt[6] & 0x40) != 0;
         // ip_exceeds_mtu: a GSO skb is judged by its segments (skb_gso_validate_network_len).
-        int len = skb.IsGso ? (skb.TransportHeader - skb.NetworkHeader) + skb.GsoSize + TcpHeaderLength(skb) : skb.Len;
+        int len = !skb.IsGso ? skb.Len
+            : skb.Encapsulation ? (skb.InnerTransportHeader - skb.NetworkHeader) + skb.GsoSize + InnerTcpHeaderLength(skb)
+            : (skb.TransportHeader - skb.NetworkHeader) + skb.GsoSize + TcpHeaderLength(skb);
         // ip_exceeds_mtu: DF over the MTU stops it, unless conntrack reassembled it (ignore_df) from fragments that
         // each fit (IPCB frag_max_size): ip_fragment cuts it again then.
         if (len > outDev.Mtu && df && (skb.FragMaxSize > outDev.Mtu || !skb.IgnoreDf))
@@ -78,6 +80,10 @@ public static class Ipv4Forward
     }
 
     /// <summary>The transport header of a GSO skb's segments (TCP with options, or UDP).</summary>
+    /// <summary>skb_gso_network_seglen for a tunnel aggregate: its segments carry the inner TCP header.</summary>
+    private static int InnerTcpHeaderLength(Skb skb)
+        => skb.InnerTransportHeader + 13 <= skb.Tail ? (skb.HeadBuffer[skb.InnerTransportHeader + 12] >> 4) * 4 : 0;
+
     private static int TcpHeaderLength(Skb skb)
     {
         var l3 = NetStack.L3(skb);

@@ -31,6 +31,17 @@ public static class SoftwareGso
         if (linear.Length < 14 + 20) return DropReason.NotSpecified;
         ushort type = BinaryPrimitives.ReadUInt16BigEndian(linear[12..]);
         int l3 = 14, ipLen;
+        // skb_udp_tunnel_segment: a UDP tunnel aggregate (VXLAN GRO forwarded on) is cut by its inner TCP, each
+        // segment under a copy of the outer IPv4/UDP/tunnel headers with its own lengths, ID and checksums.
+        int outerUdp = 0;
+        if (skb.Encapsulation && (skb.GsoType & GsoType.EncapAll) != 0)
+        {
+            if (type != EtherTypes.Ipv4 || linear[14 + 9] != IpProtocols.Udp) return DropReason.NotSpecified;
+            outerUdp = 14 + (linear[14] & 0x0F) * 4;
+            l3 = skb.InnerNetworkHeader - skb.Data;
+            type = skb.InnerProtocol;
+            if (l3 < outerUdp + 8 || l3 > linear.Length - 20) return DropReason.NotSpecified;
+        }
         bool v4;
         if (type == EtherTypes.Ipv4)
         {
@@ -59,7 +70,10 @@ public static class SoftwareGso
         var headers = linear[..hdr];
         uint seq = BinaryPrimitives.ReadUInt32BigEndian(headers[(l4 + 4)..]);
         ushort id = v4 ? BinaryPrimitives.ReadUInt16BigEndian(headers[(l3 + 4)..]) : (ushort)0;
-        bool fixedId = (skb.GsoType & GsoType.TcpFixedId) != 0;
+        // With a tunnel, SKB_GSO_TCP_FIXEDID speaks of the outer header and the _INNER bit of the inner one.
+        bool fixedId = (skb.GsoType & (outerUdp != 0 ? GsoType.TcpFixedIdInner : GsoType.TcpFixedId)) != 0;
+        bool outerFixedId = (skb.GsoType & GsoType.TcpFixedId) != 0;
+        ushort outerId = outerUdp != 0 ? BinaryPrimitives.ReadUInt16BigEndian(headers[(14 + 4)..]) : (ushort)0;
         byte flags = headers[l4 + 13];
         int segments = payload == 0 ? 1 : (payload + mss - 1) / mss;
         for (int i = 0; i < segments; i++)
@@ -92,8 +106,29 @@ public static class SoftwareGso
                 ? Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), IpProtocols.Tcp, l4Len)
                 : Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), IpProtocols.Tcp, l4Len);
             BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Compute(tcp[..l4Len], pseudo));
+            if (outerUdp != 0) FinishOuter(f, outerUdp, outerFixedId ? outerId : (ushort)(outerId + i), (skb.GsoType & GsoType.UdpTunnelCsum) != 0);
             if (!wire.Send(f)) return DropReason.TxRingFull;
         }
         return DropReason.None;
+    }
+
+    /// <summary>The outer IPv4 and UDP headers of one tunnel segment: lengths, ID, header checksum, and the UDP
+    /// checksum when the tunnel has one (SKB_GSO_UDP_TUNNEL_CSUM; a computed 0 is sent as 0xFFFF).</summary>
+    private static void FinishOuter(Span<byte> f, int udpOffset, ushort id, bool udpCsum)
+    {
+        var ip = f[14..];
+        int ipLen = udpOffset - 14;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(f.Length - 14));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], id);
+        ip[10] = 0;
+        ip[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..ipLen]));
+        var udp = f[udpOffset..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udp.Length);
+        udp[6] = 0;
+        udp[7] = 0;
+        if (!udpCsum) return;
+        ushort c = Checksum.Compute(udp, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), IpProtocols.Udp, udp.Length));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], c == 0 ? (ushort)0xFFFF : c);
     }
 }

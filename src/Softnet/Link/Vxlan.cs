@@ -215,6 +215,21 @@ public sealed class VxlanLink : LinkKind
     private static void ScrubForTunnel(Skb skb, bool xnet) => NetStack.ScrubPacket(skb, xnet);
 
     /// <summary>
+    /// The GRO side of vxlan_open's socket (vxlan_socket_create → setup_udp_tunnel_sock with vxlan_gro_receive and
+    /// vxlan_gro_complete): each port an up VXLAN device of <paramref name="ns"/> listens on is registered once on
+    /// <paramref name="engine"/>, the GRO engine of a NIC whose packets arrive in that namespace (on interface
+    /// <paramref name="ifindex"/>, -1 for all its interfaces). Returns the ports registered.
+    /// </summary>
+    public static IReadOnlyList<ushort> RegisterGro(Namespace ns, Gro.GroEngine engine, int ifindex = -1)
+    {
+        var ports = new List<ushort>();
+        foreach (var d in ns.Devices)
+            if (d.Vxlan is { } c && d.Up && !ports.Contains(c.DstPort)) ports.Add(c.DstPort);
+        foreach (var port in ports) engine.AddUdpTunnel(port, Gro.VxlanGro.Instance, ifindex);
+        return ports;
+    }
+
+    /// <summary>
     /// vxlan_rcv: a datagram that reached the device's UDP port (the UDP header at <paramref name="udpOffset"/> of
     /// the linear data, which starts at the outer IPv4 header). True when the frame was taken (received on the
     /// VXLAN device or dropped with a reason); false when no VXLAN device of the namespace listens on the port.
@@ -271,6 +286,10 @@ public sealed class VxlanLink : LinkKind
         skb.Pull(pull);
         NetStack.ScrubPacket(skb, xnet: cfg.Lower is { } lower && lower.Namespace != ns);
         skb.ClearHash();
+        // iptunnel_pull_offloads: a GRO aggregate keeps its GSO size and segment count (the inner frame goes on as one
+        // skb of N segments) and loses only the tunnel bits; the headers at data are no longer a tunnel's.
+        if (skb.IsGso) skb.GsoType &= ~GsoType.EncapAll;
+        skb.Encapsulation = false;
         var inner = skb.LinearData;
         // vxlan_set_mac: a frame from our own MAC is a loop (or our multicast coming back).
         if (inner[6..12].SequenceEqual(dev.Mac))
@@ -308,7 +327,11 @@ public sealed class VxlanLink : LinkKind
             return true;
         }
         // gro_cells_receive → netif_receive_skb on the VXLAN device (no GRO cell here: the frame is received as is).
-        skb.IpSummed = CsumState.None;
+        // udp_rcv used up a CHECKSUM_UNNECESSARY level on the outer checksum (__skb_decr_checksum_unnecessary): a level
+        // GRO added for the inner checksum it verified stays; a GRO aggregate stays CHECKSUM_PARTIAL (its inner TCP
+        // checksum holds the pseudo-header sum GRO completion wrote).
+        if (skb.IpSummed == CsumState.Unnecessary && skb.CsumLevel > 0) skb.CsumLevel--;
+        else if (skb.IpSummed != CsumState.Partial) skb.IpSummed = CsumState.None;
         stack.NetifRx(dev, skb);
         return true;
     }

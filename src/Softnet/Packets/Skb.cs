@@ -31,6 +31,15 @@ public enum GsoType : uint
     TcpEcn = 1 << 2,
     TcpFixedId = 1 << 3,
     TcpV6 = 1 << 4,
+    /// <summary>SKB_GSO_UDP_TUNNEL: a UDP tunnel (VXLAN) aggregate whose outer UDP checksum is zero.</summary>
+    UdpTunnel = 1 << 10,
+    /// <summary>SKB_GSO_UDP_TUNNEL_CSUM: the same with an outer UDP checksum to fill per segment.</summary>
+    UdpTunnelCsum = 1 << 11,
+    /// <summary>SKB_GSO_TCP_FIXEDID_INNER: the inner IPv4 header of an encapsulated aggregate keeps one ID
+    /// (<see cref="TcpFixedId"/> then speaks of the outer header only).</summary>
+    TcpFixedIdInner = 1u << 31,
+    /// <summary>The tunnel bits iptunnel_pull_offloads clears on decapsulation (NETIF_F_GSO_ENCAP_ALL).</summary>
+    EncapAll = UdpTunnel | UdpTunnelCsum,
 }
 
 /// <summary>NAPI_GRO_FREE / NAPI_GRO_FREE_STOLEN_HEAD: what dev_gro_receive does with a merged skb.</summary>
@@ -93,12 +102,19 @@ public struct GroCb
     public Skb? Last;
     /// <summary>network_offsets[encap_mark]: outer and inner L3 offsets from skb->data.</summary>
     public int NetworkOffset0, NetworkOffset1;
-    /// <summary>ip_fixedid: the held IPv4 flow keeps one IP ID (DF set) instead of incrementing it.</summary>
+    /// <summary>ip_fixedid: the held IPv4 flow keeps one IP ID (DF set) instead of incrementing it. For an
+    /// encapsulated flow this is the outer header's bit; <see cref="IpFixedIdInner"/> is the inner one's.</summary>
     public bool IpFixedId;
+    public bool IpFixedIdInner;
     /// <summary>Flow key the engine compares in place of skb->hash (the raw hash, or a software flow hash).</summary>
     public uint FlowKey;
     /// <summary>Engine bookkeeping: this held skb is a pure ACK kept by the pure-ACK coalescing variant.</summary>
     public bool PureAck;
+    /// <summary>The UDP tunnel handler udp_gro_receive passed this skb to (the socket udp_gro_complete finds again).</summary>
+    public Gro.UdpTunnelGro? Tunnel;
+
+    /// <summary>network_offsets[encap_mark]: the innermost IP header parsed so far (the one TCP's pseudo-header uses).</summary>
+    public readonly int InnermostNetworkOffset => EncapMark != 0 ? NetworkOffset1 : NetworkOffset0;
 
     public void Reset() => this = default;
 }
@@ -140,6 +156,9 @@ public sealed class Skb
         public uint Priority;
         public ushort FragMaxSize;
         public bool IgnoreDf, FragPmtu;
+        public bool Encapsulation;
+        public ushort InnerProtocol;
+        public int InnerMacHeader, InnerNetworkHeader, InnerTransportHeader;
     }
 
     private Meta _m;
@@ -272,6 +291,17 @@ public sealed class Skb
     /// <summary>csum_offset: where the checksum field lies from <see cref="CsumStart"/>.</summary>
     public int CsumOffset { get => _m.CsumOffset; set => _m.CsumOffset = value; }
     public bool IsGso => GsoSize != 0 && GsoSegs > 1;
+
+    // ---- skb->encapsulation and the inner_* headers (set by tunnel GRO completion, cleared by decapsulation) ----
+    /// <summary>skb->encapsulation: the headers at data are a tunnel's; the inner_* offsets locate the packet inside.</summary>
+    public bool Encapsulation { get => _m.Encapsulation; set => _m.Encapsulation = value; }
+    /// <summary>skb->inner_protocol: the EtherType of the inner network header.</summary>
+    public ushort InnerProtocol { get => _m.InnerProtocol; set => _m.InnerProtocol = value; }
+    /// <summary>Inner header offsets into the head buffer (like <see cref="MacHeader"/>); meaningful only with
+    /// <see cref="Encapsulation"/> set.</summary>
+    public int InnerMacHeader { get => _m.InnerMacHeader; set => _m.InnerMacHeader = value; }
+    public int InnerNetworkHeader { get => _m.InnerNetworkHeader; set => _m.InnerNetworkHeader = value; }
+    public int InnerTransportHeader { get => _m.InnerTransportHeader; set => _m.InnerTransportHeader = value; }
 
     /// <summary>skb_set_hash.</summary>
     public void SetHash(uint hash, PktHashType type)
@@ -797,6 +827,11 @@ public sealed class Skb
         GsoType = src.GsoType;
         CsumStart = src.CsumStart;
         CsumOffset = src.CsumOffset;
+        Encapsulation = src.Encapsulation;
+        InnerProtocol = src.InnerProtocol;
+        InnerMacHeader = src.InnerMacHeader;
+        InnerNetworkHeader = src.InnerNetworkHeader;
+        InnerTransportHeader = src.InnerTransportHeader;
         Conntrack = src.Conntrack;
         CtInfo = src.CtInfo;
         Dev = src.Dev;

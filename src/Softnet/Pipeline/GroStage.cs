@@ -17,7 +17,9 @@ public sealed class GroStage : IRxHandler
     private readonly long[] _now;
     private readonly RxChecksum _checksum;
 
-    public GroStage(int queues, GroOptions options, IRxHandler next)
+    /// <param name="created">Called with each queue's engine once it is made, before any packet (the scenario registers
+    /// its UDP tunnel sockets' GRO handlers here).</param>
+    public GroStage(int queues, GroOptions options, IRxHandler next, Action<GroEngine>? created = null)
     {
         _next = next;
         _checksum = options.RxChecksum;
@@ -27,6 +29,7 @@ public sealed class GroStage : IRxHandler
         _warm = new bool[queues];
         for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, new Sink(this, i));
         Options = options;
+        if (created is not null) foreach (var e in _engines) created(e);
     }
 
     public GroOptions Options { get; }

@@ -66,6 +66,11 @@ public sealed record ReplayOptions
     /// <summary>Called with the NAPI engine once it is made, before any frame (a scenario puts its readers' CPUs on it).</summary>
     public Action<NapiEngine>? EngineCreated { get; init; }
 
+    /// <summary>Called with each RX queue's GRO engine once it is made, before any frame: the stack above registers its
+    /// UDP tunnel sockets' GRO handlers (<see cref="Gro.GroEngine.AddUdpTunnel"/>) as the kernel's tunnel devices do
+    /// when their sockets open.</summary>
+    public Action<Gro.GroEngine>? GroCreated { get; init; }
+
     /// <summary>RPS/RFS between GRO and the stack (null or not enabled: none), deterministic mode only.</summary>
     public Steering.RpsOptions? Rps { get; init; }
 
@@ -111,7 +116,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             if (stack is Steering.IRfsReader rfs) rfs.RpsSockFlows = rps.SockFlows;
             top = rps;
         }
-        GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top);
+        GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top, options.GroCreated);
         if (gro is not null) top = gro;
         var xdpTx = options.XdpTxPath is null ? null : new Xdp.XdpTxCapture(CaptureWriter.Create(options.XdpTxPath, LinkType.Ethernet));
         var nic = new VirtualNic(xdpTx is null ? options.Nic : options.Nic with { XdpTransmit = xdpTx }, engine, top);

@@ -111,6 +111,13 @@ public static class ScenarioReplay
                     () => (top?.BaseNs ?? 1) - 1)
                 : null,
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
+            // The NIC's GRO finds the UDP tunnel sockets (VXLAN) of the namespace its packets arrive in.
+            GroCreated = engine =>
+            {
+                options.Replay.GroCreated?.Invoke(engine);
+                if (fixedDev is not null) VxlanLink.RegisterGro(fixedDev.Namespace, engine);
+                else foreach (var (id, d) in byInterface) VxlanLink.RegisterGro(d.Namespace, engine, id);
+            },
         };
         ReplayReport report;
         long endNs;

@@ -183,7 +183,12 @@ public static class ScenarioRun
         int queues = options.Replay.Nic.Queues;
         var top = new ScenarioStack(queues, stack, id => (uint)id < (uint)wires.Count ? wires[id].Device : null);
         IRxHandler handler = top;
-        GroStage? gro = options.Replay.Gro is null ? null : new GroStage(queues, options.Replay.Gro, handler);
+        // Each bound interface's GRO knows the UDP tunnel sockets (VXLAN) of the namespace its device is in.
+        GroStage? gro = options.Replay.Gro is null ? null : new GroStage(queues, options.Replay.Gro, handler, e =>
+        {
+            options.Replay.GroCreated?.Invoke(e);
+            for (int i = 0; i < wires.Count; i++) VxlanLink.RegisterGro(wires[i].Device.Namespace, e, i);
+        });
         if (gro is not null) handler = gro;
         var nic = new VirtualNic(options.Replay.Nic, engine, handler);
         if (gro is not null) gro.Queues = nic.Queues;

@@ -21,21 +21,23 @@ public sealed class UdpReceive : InetProtocol
     {
         var ns = dev.Namespace;
         var mib = ns.Mib;
-        var pkt = stack.Linearize(skb);
+        // A GRO aggregate (a UDP tunnel's: CHECKSUM_PARTIAL, its checksum known good) is not copied out: only its
+        // headers, which GRO left linear, are read.
+        bool aggregate = skb.IsGso;
+        var pkt = aggregate ? skb.LinearData : stack.Linearize(skb);
         int ihl = (pkt[0] & 0xF) * 4;
-        var l4 = pkt[ihl..];
-        if (l4.Length < UdpView.HeaderLength) { mib[SnmpCounter.UdpInErrors]++; DropDelivered(ns, skb, DropReason.UdpHeaderTruncated); return; }
-        int ulen = BinaryPrimitives.ReadUInt16BigEndian(l4[4..]);
+        int l4Len = (aggregate ? skb.Len : pkt.Length) - ihl;
+        if (l4Len < UdpView.HeaderLength || pkt.Length < ihl + UdpView.HeaderLength) { mib[SnmpCounter.UdpInErrors]++; DropDelivered(ns, skb, DropReason.UdpHeaderTruncated); return; }
+        int ulen = BinaryPrimitives.ReadUInt16BigEndian(pkt[(ihl + 4)..]);
         // short_packet: a length beyond the datagram, or below the header (UDP validates it; pskb_trim_rcsum would
         // drop what follows it).
-        if (ulen > l4.Length || ulen < UdpView.HeaderLength) { mib[SnmpCounter.UdpInErrors]++; DropDelivered(ns, skb, DropReason.UdpBadLength); return; }
-        if (ulen < l4.Length)
+        if (ulen > l4Len || ulen < UdpView.HeaderLength) { mib[SnmpCounter.UdpInErrors]++; DropDelivered(ns, skb, DropReason.UdpBadLength); return; }
+        if (ulen < l4Len)
         {
             skb.Trim(ihl + ulen);
-            pkt = stack.Linearize(skb);
-            l4 = pkt[ihl..];
+            pkt = aggregate ? skb.LinearData : stack.Linearize(skb);
         }
-        var udp = l4[..ulen];
+        var udp = aggregate ? pkt.Slice(ihl, UdpView.HeaderLength) : pkt.Slice(ihl, ulen);
         uint daddr = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         ushort dport = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
         var sockets = ns.Sockets;
