@@ -73,6 +73,8 @@ public static class ReplayCommand
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus, readerPerByte, readerPerRead,
         };
+        var trace = new TraceCli("replay");
+        trace.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ReplayOptions options;
@@ -126,6 +128,7 @@ public static class ReplayCommand
                 };
                 if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)
                     throw new ArgumentException("--rps-cpus / RFS are modelled in deterministic mode only");
+                options = options with { Tracer = trace.Make(pr, options.Mode == ReplayMode.Deterministic) };
             }
             catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException or IOException)
             {
@@ -136,17 +139,17 @@ public static class ReplayCommand
             {
                 // Scenario replay: GRO only when asked for (a kernel veth does GRO only with XDP or gro on).
                 bool groGiven = pr.GetResult(gro) is { Implicit: false };
-                return ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
-                    groGiven ? options : options with { Gro = null });
+                return trace.Finish(pr, options.Tracer, ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
+                    groGiven ? options : options with { Gro = null }), pr.GetValue(quiet));
             }
             if (pr.GetValue(capture) is null && pr.GetValue(inject) is null)
-                return DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options);
+                return trace.Finish(pr, options.Tracer, DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options), pr.GetValue(quiet));
             if (pr.GetValue(inject) is not null || pr.GetValue(dump) is not null)
             {
                 Console.Error.WriteLine("softnet replay: --inject and --dump need --scenario");
                 return 2;
             }
-            return Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options);
+            return trace.Finish(pr, options.Tracer, Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options), pr.GetValue(quiet));
         });
         return cmd;
     }

@@ -40,6 +40,8 @@ public static class RunCommand
         {
             scenario, bind, port, queues, cpus, ring, duration, json, dump, metrics, capture, allowHost, quiet, noProgress, gro,
         };
+        var trace = new TraceCli("run");
+        trace.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ScenarioRunOptions options;
@@ -74,6 +76,7 @@ public static class RunCommand
                         Gro = pr.GetValue(gro) == "linux" ? new Gro.GroOptions() : null,
                         Nic = new NicOptions { Queues = q },
                         Cpus = cpuList,
+                        Tracer = trace.Make(pr, deterministic: true),
                     },
                     OpenPort = LivePorts.Open,
                 };
@@ -83,7 +86,8 @@ public static class RunCommand
                 Console.Error.WriteLine($"softnet run: {e.Message}");
                 return 2;
             }
-            return Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress));
+            return trace.Finish(pr, options.Replay.Tracer,
+                Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress)), pr.GetValue(quiet));
         });
         return cmd;
     }

@@ -108,6 +108,8 @@ public static class ScenarioReplay
         };
         ReplayReport report;
         long endNs;
+        // The trace follows packets through the scenario's stack too, to the timers its end runs.
+        PacketTracer.Scope? traceScope = options.Replay.Tracer?.Activate();
         try
         {
             using var reader = new FirstTimestampReader(open());
@@ -120,6 +122,7 @@ public static class ScenarioReplay
         }
         finally
         {
+            traceScope?.Dispose();
             if (dump) CloseTaps(scenario);
         }
         foreach (var t in report.Sections.OfType<StageTimeSection>()) t.StackStages = stack.Clock;
@@ -246,6 +249,7 @@ public sealed class ScenarioStack : IRxHandler, Steering.IRfsReader
         if (dev == null)
         {
             Drops.Add(DropReason.NotSpecified, segments);
+            if (skb.TraceId != 0) PacketTracer.Current?.Drop(skb.TraceId, null, DropReason.NotSpecified);
             skb.Free();
             return;
         }

@@ -197,7 +197,9 @@ public static class TwoNodeOverlay
         var figures = new List<TwoNodePathFigures>();
         foreach (var p in both)
         {
-            using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytesPerPath, bitsPerSecond), SourceName, Inject, "", options);
+            // A --trace follows the combined run only: each path alone replays the same packets again.
+            using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytesPerPath, bitsPerSecond), SourceName, Inject, "",
+                options with { Replay = replay with { Tracer = null } });
             figures.Add(Figures(p, alone));
         }
         combined.Replay.Sections.Add(new TwoNodePathsSection(figures));
