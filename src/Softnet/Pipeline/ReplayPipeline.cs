@@ -130,6 +130,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
         // The tracer follows packets on this thread: deterministic mode runs the whole path here.
         var tracer = deterministic ? options.Tracer : null;
         PacketTracer.Scope? traceScope = tracer?.Activate();
+        tracer?.UseClock(() => engine.NowNs);
 
         long packets = 0, bytes = 0;
         long firstTs = 0;

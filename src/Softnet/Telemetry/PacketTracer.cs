@@ -110,6 +110,13 @@ public sealed class PacketTracer
     private CompiledBpf? _program;
     private long _now;
     private string? _hookNs;
+    private Func<long>? _clock;
+
+    /// <summary>The path's clock (the NAPI engine's virtual time): events are stamped with it when set, else with the
+    /// last arrival.</summary>
+    public void UseClock(Func<long>? clock) => _clock = clock;
+
+    private long Now => _clock is { } c ? c() : _now;
 
     /// <param name="expression">a tcpdump filter expression; null or blank traces every packet</param>
     /// <param name="maxPackets">journeys kept at most; later packets are counted in <see cref="NotKept"/></param>
@@ -192,7 +199,7 @@ public sealed class PacketTracer
             }
             if (raw is null || raw.Run(l3, l3.Length) == 0) return;
         }
-        int id = Begin(l3, l3.Length, LinkType.Raw, _now, ns.Name + " local", 0);
+        int id = Begin(l3, l3.Length, LinkType.Raw, Now, ns.Name + " local", 0);
         if (id == 0) return;
         skb.TraceId = id;
         Add(id, TraceStage.Local, ns.Name, "ip_local_out: made by " + ns.Name + " " + TraceText.Summary(l3, LinkType.Raw));
@@ -225,7 +232,7 @@ public sealed class PacketTracer
 
     private TraceEvent Add(int id, TraceStage stage, string? ns, string text)
     {
-        var e = new TraceEvent { Packet = id, TimeNs = _now, Stage = stage, Namespace = ns, Text = text };
+        var e = new TraceEvent { Packet = id, TimeNs = Now, Stage = stage, Namespace = ns, Text = text };
         Append(e);
         return e;
     }
@@ -248,7 +255,8 @@ public sealed class PacketTracer
     public void Arrival(int id, int queue, int cpu, int slot, uint rssHash, int length)
     {
         var j = Journey(id);
-        Add(id, TraceStage.Arrival, null, $"arrival {j?.Origin} queue {queue} cpu {cpu} ring slot {slot} len {length} rss 0x{rssHash:x8}: {j?.Summary}");
+        if (j is null) return;
+        Append(new TraceEvent { Packet = id, TimeNs = j.ArrivalNs, Stage = TraceStage.Arrival, Text = $"{j.Origin} queue {queue} cpu {cpu} ring slot {slot} len {length} rss 0x{rssHash:x8}: {j.Summary}" });
     }
 
     /// <summary>The queue's XDP program ran (ice_run_xdp).</summary>
@@ -265,7 +273,7 @@ public sealed class PacketTracer
         };
         string moved = headMoved != 0 || lengthChange != 0 ? $" (data moved {headMoved:+#;-#;0}, length {lengthChange:+#;-#;0})" : "";
         string end = verdict switch { XdpAction.Tx => ": sent back out of the port", XdpAction.Redirect => ": redirected", _ => "" };
-        Add(id, TraceStage.Xdp, null, "xdp " + name + moved + end);
+        Add(id, TraceStage.Xdp, null, name + moved + end);
         if (verdict == XdpAction.Drop) Drop(id, null, DropReason.XdpDrop);
         else if (verdict != XdpAction.Pass && verdict is not (XdpAction.Tx or XdpAction.Redirect)) Drop(id, null, DropReason.XdpAborted);
     }
@@ -274,7 +282,7 @@ public sealed class PacketTracer
     public void SkbBuilt(Skb skb, int queue, string how)
     {
         string gso = skb.GsoSegs > 1 ? $" gso {skb.GsoSegs}x{skb.GsoSize}" : "";
-        Add(skb.TraceId, TraceStage.Skb, null, $"skb {how} len {skb.Len} queue {queue} hash 0x{skb.Hash:x8}{gso}");
+        Add(skb.TraceId, TraceStage.Skb, null, $"{how} len {skb.Len} queue {queue} hash 0x{skb.Hash:x8}{gso}");
     }
 
     /// <summary>napi_gro_receive's answer for the packet.</summary>
@@ -282,9 +290,9 @@ public sealed class PacketTracer
     {
         string? text = result switch
         {
-            GroResult.Held => "gro held: head of a new flow (dev_gro_receive)",
-            GroResult.Merged => "gro merged: chained on the held skb of its flow (frag_list); goes up inside it",
-            GroResult.MergedFree => "gro merged: its data moved into the held skb of its flow (NAPI_GRO_FREE); goes up inside it",
+            GroResult.Held => "held: head of a new flow (dev_gro_receive)",
+            GroResult.Merged => "merged: chained on the held skb of its flow (frag_list); goes up inside it",
+            GroResult.MergedFree => "merged: its data moved into the held skb of its flow (NAPI_GRO_FREE); goes up inside it",
             _ => null,
         };
         if (text is not null) Add(id, TraceStage.Gro, null, text);
@@ -292,11 +300,11 @@ public sealed class PacketTracer
 
     /// <summary>A held skb left GRO (napi_gro_complete).</summary>
     public void GroFlushed(int id, GroFlushReason reason, int segments)
-        => Add(id, TraceStage.Gro, null, $"gro flushed ({DropReasons.ToSnake(reason.ToString())}) with {segments} segment{(segments == 1 ? "" : "s")}");
+        => Add(id, TraceStage.Gro, null, $"flushed ({DropReasons.ToSnake(reason.ToString())}) with {segments} segment{(segments == 1 ? "" : "s")}");
 
     /// <summary>GRO passed the skb up unmerged (gro_normal_one).</summary>
     public void GroNormal(int id, GroNormalReason reason)
-        => Add(id, TraceStage.Gro, null, reason == GroNormalReason.None ? "gro passed up" : $"gro passed up unmerged ({DropReasons.ToSnake(reason.ToString())})");
+        => Add(id, TraceStage.Gro, null, reason == GroNormalReason.None ? "passed up" : $"passed up unmerged ({DropReasons.ToSnake(reason.ToString())})");
 
     // ---------------- devices and namespaces ----------------
 
@@ -313,7 +321,7 @@ public sealed class PacketTracer
         string where = dev.Peer is { } peer ? $" -> {peer.Namespace.Name}:{peer.Name}" : "";
         bool leaves = dev.Kind is LiveLink || (dev.Kind is VethLink && dev.Peer is null);
         Add(skb.TraceId, leaves ? TraceStage.Egress : TraceStage.Device, dev.Namespace.Name,
-            (leaves ? $"egress {dev.Name} ({dev.Kind.Name}): leaves the scenario" : $"tx {dev.Name} ({dev.Kind.Name})") + where + $" len {skb.Len}");
+            (leaves ? $"{dev.Name} ({dev.Kind.Name}): leaves the scenario" : $"tx {dev.Name} ({dev.Kind.Name})") + where + $" len {skb.Len}");
     }
 
     // ---------------- netfilter ----------------
@@ -337,13 +345,13 @@ public sealed class PacketTracer
             RuleAction.Return => "RETURN",
             RuleAction.Jump => "JUMP " + rule.JumpChain?.Name,
             RuleAction.Goto => "GOTO " + rule.JumpChain?.Name,
-            _ => rule.ChainTarget ?? rule.Target?.GetType().Name ?? "TARGET",
+            _ => rule.Target?.Name ?? rule.ChainTarget ?? "TARGET",
         };
         string text = "-A " + chain.Name + rule.Render();
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = _now,
+            TimeNs = Now,
             Stage = TraceStage.Netfilter,
             Namespace = _hookNs,
             Text = $"{table.Name} {chain.Name} rule {index + 1} ({TraceText.HookName(hook)}): {text} => {verdict}",
@@ -363,7 +371,7 @@ public sealed class PacketTracer
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = _now,
+            TimeNs = Now,
             Stage = TraceStage.Netfilter,
             Namespace = _hookNs,
             Text = $"{table.Name} {chain.Name} policy ({TraceText.HookName(hook)}) => {verdict}",
@@ -379,16 +387,16 @@ public sealed class PacketTracer
     {
         if (hook is HookPoint.PreRouting or HookPoint.LocalOut)
         {
-            if (info == CtInfo.Untracked) Add(id, TraceStage.Conntrack, ns.Name, "conntrack untracked (NOTRACK)");
+            if (info == CtInfo.Untracked) Add(id, TraceStage.Conntrack, ns.Name, "untracked (NOTRACK)");
             else if (ct is not null)
             {
                 string state = ct.Original.Protocol == IpProtocols.Tcp ? " " + TraceText.Upper(ct.TcpState.ToString()) : "";
-                Add(id, TraceStage.Conntrack, ns.Name, $"conntrack {TraceText.CtInfoName(info)}{state} orig {ct.Original} reply {ct.Reply}");
+                Add(id, TraceStage.Conntrack, ns.Name, $"{TraceText.CtInfoName(info)}{state} orig {ct.Original} reply {ct.Reply}");
             }
-            else if (verdict == Netfilter.Verdict.Accept && ns.Netfilter.ConntrackEnabled) Add(id, TraceStage.Conntrack, ns.Name, "conntrack invalid (no entry)");
+            else if (verdict == Netfilter.Verdict.Accept && ns.Netfilter.ConntrackEnabled) Add(id, TraceStage.Conntrack, ns.Name, "invalid (no entry)");
         }
         string after = TraceText.Tuple(l3);
-        if (after != before) Add(id, TraceStage.Nat, ns.Name, $"nat {TraceText.HookName(hook)}: {before} => {after}");
+        if (after != before) Add(id, TraceStage.Nat, ns.Name, $"{TraceText.HookName(hook)}: {before} => {after}");
     }
 
     // ---------------- routing and delivery ----------------
@@ -396,13 +404,13 @@ public sealed class PacketTracer
     /// <summary>ip_route_input_slow's decision.</summary>
     public void RouteInput(int id, Namespace ns, Ip.Route? route, bool forwarding)
     {
-        string text = route is null ? "route: no route"
+        string text = route is null ? "no route"
             : route.Type switch
             {
-                Ip.RouteKind.Local => $"route: local ({route})",
-                Ip.RouteKind.Broadcast => $"route: broadcast ({route})",
-                Ip.RouteKind.Unicast => (forwarding ? "route: forward " : "route: forward refused, ip_forward off ") + $"({route})",
-                _ => $"route: {TraceText.Lower(route.Type.ToString())} ({route})",
+                Ip.RouteKind.Local => $"local ({route})",
+                Ip.RouteKind.Broadcast => $"broadcast ({route})",
+                Ip.RouteKind.Unicast => (forwarding ? "forward " : "forward refused, ip_forward off ") + $"({route})",
+                _ => $"{TraceText.Lower(route.Type.ToString())} ({route})",
             };
         Add(id, TraceStage.Route, ns.Name, text);
     }
@@ -413,7 +421,7 @@ public sealed class PacketTracer
 
     /// <summary>The socket that took the packet.</summary>
     public void Socket(int id, Namespace ns, string kind, string line)
-        => Add(id, TraceStage.Socket, ns.Name, $"socket {kind}: {line}");
+        => Add(id, TraceStage.Socket, ns.Name, $"{kind}: {line}");
 
     /// <summary>kfree_skb_reason. A second report of the same drop (a caller counting what its callee already
     /// reported) is ignored.</summary>
@@ -426,10 +434,10 @@ public sealed class PacketTracer
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = _now,
+            TimeNs = Now,
             Stage = TraceStage.Drop,
             Namespace = ns?.Name,
-            Text = $"drop {kernel} ({DropReasons.Name(reason)})",
+            Text = $"{kernel} ({DropReasons.Name(reason)})",
             Reason = reason,
             KernelReason = kernel,
         });

@@ -200,6 +200,7 @@ public static class ScenarioRun
         var portDrops = report.Drops;
         var tracer = options.Replay.Tracer;
         using var traceScope = tracer is null ? default : tracer.Activate();
+        tracer?.UseClock(() => engine.NowNs);
         while (!stop.IsCancellationRequested)
         {
             long now = Now();
