@@ -120,16 +120,10 @@ public sealed class PacketTracerDropTests
 
     internal static PacketTracer Replay(string name, bool forwarding, bool rpFilter, byte[][] frames, string expr, bool xdpDrop, bool snat = false)
     {
-        string dir = Path.Combine(Path.GetTempPath(), $"softnet-tracedrop-{name}-{Environment.ProcessId}");
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        Directory.CreateDirectory(dir);
+        string dir = MakeScenario(name, forwarding, rpFilter, snat, frames);
         try
         {
-            WriteScenario(dir, forwarding, rpFilter, snat);
-            var cap = new ScenarioCapture();
-            foreach (var f in frames) cap.Add("lan0", f);
             string capture = Path.Combine(dir, "in.pcapng");
-            cap.Write(capture);
             var tracer = new PacketTracer(expr);
             var replay = new ReplayOptions { Gro = null, Tracer = tracer, Nic = xdpDrop ? new NicOptions { Xdp = Softnet.Xdp.XdpPrograms.DropAll } : new NicOptions() };
             using var report = ScenarioReplay.Run(dir, capture, "r:lan0", "", new ScenarioOptions { Replay = replay });
@@ -140,6 +134,22 @@ public sealed class PacketTracerDropTests
             Directory.Delete(dir, true);
         }
     }
+
+    /// <summary>The scenario in a fresh temporary folder, with <paramref name="frames"/> (arriving on r:lan0) as
+    /// DIR/in.pcapng. The caller deletes the folder.</summary>
+    internal static string MakeScenario(string name, bool forwarding, bool rpFilter, bool snat, byte[][] frames)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"softnet-trace-{name}-{Environment.ProcessId}");
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.CreateDirectory(dir);
+        WriteScenario(dir, forwarding, rpFilter, snat);
+        var cap = new ScenarioCapture();
+        foreach (var f in frames) cap.Add("lan0", f);
+        cap.Write(Path.Combine(dir, "in.pcapng"));
+        return dir;
+    }
+
+    internal static byte[] Lan(byte[] ip) => FromLan(ip);
 
     private static void WriteScenario(string dir, bool forwarding, bool rpFilter, bool snat)
     {
