@@ -28,6 +28,7 @@ public static class Program
                 "xdp" => XdpBench.Run(BenchArgs.Parse(rest)),
                 "live" => LiveBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 "replay" => ReplayBench.Run(BenchArgs.Parse(rest)),
+                "trace" => TraceBench.Run(BenchArgs.Parse(rest)),
                 _ => Usage(),
             };
         }
@@ -53,7 +54,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local|xdp|live|replay [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local|xdp|live|replay|trace [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }
