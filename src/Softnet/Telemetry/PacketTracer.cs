@@ -419,6 +419,9 @@ public sealed class PacketTracer
     public void LocalDeliver(int id, Namespace ns, byte protocol)
         => Add(id, TraceStage.Deliver, ns.Name, "ip_local_deliver_finish: " + TraceText.ProtocolName(protocol));
 
+    /// <summary>The end of the path without a scenario: the decode stack took the packet.</summary>
+    public void Delivered(int id, string text) => Add(id, TraceStage.Deliver, null, text);
+
     /// <summary>The socket that took the packet.</summary>
     public void Socket(int id, Namespace ns, string kind, string line)
         => Add(id, TraceStage.Socket, ns.Name, $"{kind}: {line}");
