@@ -72,6 +72,18 @@ public sealed class PacketTracerReplayTests
     }
 
     [Fact]
+    public void A_frame_the_filter_does_not_select_allocates_nothing()
+    {
+        var tracer = new PacketTracer("udp port 53 and ip[5] & 1 = 0");
+        var frame = Udp(9000, 40, 2);
+        for (int i = 0; i < 100; i++) tracer.Select(frame, frame.Length, LinkType.Ethernet, i, 0);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++) tracer.Select(frame, frame.Length, LinkType.Ethernet, i, 0);
+        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+        Assert.Empty(tracer.Journeys);
+    }
+
+    [Fact]
     public void A_bad_expression_is_refused_before_the_replay()
         => Assert.ThrowsAny<FilterException>(() => new PacketTracer("udp port"));
 }
