@@ -29,6 +29,7 @@ public static class Program
                 "live" => LiveBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
                 "replay" => ReplayBench.Run(BenchArgs.Parse(rest)),
                 "overlay" => OverlayBench.Run(BenchArgs.Parse(rest), secondsGiven: rest.Contains("--seconds")),
+                "trace" => TraceBench.Run(BenchArgs.Parse(rest)),
                 _ => Usage(),
             };
         }
@@ -54,7 +55,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local|overlay|xdp|live|replay [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
+        Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Softnet.Bench -- parse|pipeline|gro|netfilter|netfilter6|scenario|local|overlay|xdp|live|replay|trace [--capture F] [--json FILE] [--seconds S] [--case NAME] [--keep DIR] [--rounds N] [--warmup S]");
         return 2;
     }
 }

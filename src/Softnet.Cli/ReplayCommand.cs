@@ -13,6 +13,9 @@ namespace Softnet.Cli;
 /// <summary>`softnet replay [CAPTURE]`: runs a capture (or the embedded default scenario) through the path.</summary>
 public static class ReplayCommand
 {
+    /// <summary>Traced packets the HTML report shows (the rest are in --trace-json / --trace-pcapng).</summary>
+    private const int ReportTracePackets = 200;
+
     public static Command Create()
     {
         var capture = new Argument<string?>("capture")
@@ -75,6 +78,8 @@ public static class ReplayCommand
         };
         var reportFiles = new ReportFiles.Options();
         reportFiles.AddTo(cmd);
+        var trace = new TraceCli("replay");
+        trace.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ReplayOptions options;
@@ -128,27 +133,33 @@ public static class ReplayCommand
                 };
                 if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)
                     throw new ArgumentException("--rps-cpus / RFS are modelled in deterministic mode only");
+                options = options with { Tracer = trace.Make(pr, options.Mode == ReplayMode.Deterministic) };
             }
             catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException or IOException)
             {
                 Console.Error.WriteLine($"softnet replay: {e.Message}");
                 return 2;
             }
+            // The report's trace section: the traced journeys, asked for once the run is over.
+            ReportFileOptions Files() => reportFiles.From(pr) with
+            {
+                TraceLines = () => options.Tracer is { } t ? t.TextLines(ReportTracePackets) : null,
+            };
             if (pr.GetValue(scenario) is { } scenarioDir)
             {
                 // Scenario replay: GRO only when asked for (a kernel veth does GRO only with XDP or gro on).
                 bool groGiven = pr.GetResult(gro) is { Implicit: false };
-                return ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
-                    groGiven ? options : options with { Gro = null }, reportFiles.From(pr));
+                return trace.Finish(pr, options.Tracer, ScenarioCli.Run(scenarioDir, pr.GetValue(capture), pr.GetValue(inject), pr.GetValue(dump), pr.GetValue(json), pr.GetValue(quiet),
+                    groGiven ? options : options with { Gro = null }, Files()), pr.GetValue(quiet));
             }
             if (pr.GetValue(capture) is null && pr.GetValue(inject) is null)
-                return DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options, reportFiles.From(pr));
+                return trace.Finish(pr, options.Tracer, DefaultReplayCli.Run(pr.GetValue(json), pr.GetValue(dump), pr.GetValue(quiet), options, Files()), pr.GetValue(quiet));
             if (pr.GetValue(inject) is not null || pr.GetValue(dump) is not null)
             {
                 Console.Error.WriteLine("softnet replay: --inject and --dump need --scenario");
                 return 2;
             }
-            return Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options, reportFiles.From(pr));
+            return trace.Finish(pr, options.Tracer, Run(pr.GetValue(capture), pr.GetValue(json), pr.GetValue(quiet), pr.GetValue(noProgress), options, Files()), pr.GetValue(quiet));
         });
         return cmd;
     }

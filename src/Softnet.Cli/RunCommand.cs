@@ -42,6 +42,8 @@ public static class RunCommand
         };
         var reportFiles = new ReportFiles.Options();
         reportFiles.AddTo(cmd);
+        var trace = new TraceCli("run");
+        trace.AddTo(cmd);
         cmd.SetAction(pr =>
         {
             ScenarioRunOptions options;
@@ -76,6 +78,7 @@ public static class RunCommand
                         Gro = pr.GetValue(gro) == "linux" ? new Gro.GroOptions() : null,
                         Nic = new NicOptions { Queues = q },
                         Cpus = cpuList,
+                        Tracer = trace.Make(pr, deterministic: true),
                     },
                     OpenPort = LivePorts.Open,
                 };
@@ -85,7 +88,9 @@ public static class RunCommand
                 Console.Error.WriteLine($"softnet run: {e.Message}");
                 return 2;
             }
-            return Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress), reportFiles.From(pr));
+            var files = reportFiles.From(pr) with { TraceLines = () => options.Replay.Tracer is { } t ? t.TextLines(200) : null };
+            return trace.Finish(pr, options.Replay.Tracer,
+                Run(pr.GetValue(scenario)!, options, pr.GetValue(json), pr.GetValue(dump), pr.GetValue(metrics), pr.GetValue(quiet), pr.GetValue(noProgress), files), pr.GetValue(quiet));
         });
         return cmd;
     }

@@ -141,6 +141,41 @@ public sealed class PcapngWriter : ICaptureWriter
         _stream.Write(tail[..(padded - frame.Length + 4)]);
     }
 
+    /// <summary>As <see cref="Write(long, ReadOnlySpan{byte}, int, int)"/>, with an opt_comment on the EPB (what
+    /// tshark shows as frame.comment): a packet's trace journey, a note. Comments longer than an option holds are cut.</summary>
+    public void Write(long timestampNs, ReadOnlySpan<byte> frame, string comment, int originalLength = -1, int interfaceId = 0)
+    {
+        if ((uint)interfaceId >= (uint)_interfaces.Length)
+            throw new ArgumentOutOfRangeException(nameof(interfaceId), $"interface {interfaceId} was not declared ({_interfaces.Length} interfaces)");
+        int snap = _interfaces[interfaceId].SnapLength;
+        int orig = originalLength < 0 ? frame.Length : originalLength;
+        if (snap > 0 && frame.Length > snap) frame = frame[..snap];
+        byte[] text = Encoding.UTF8.GetBytes(comment);
+        int textLen = Math.Min(text.Length, ushort.MaxValue - 3);
+        long per = _nsPerTick[interfaceId];
+        ulong ticks = per > 0 ? (ulong)timestampNs / (ulong)per
+            : per < 0 ? unchecked((ulong)timestampNs * (ulong)-per)
+            : (ulong)(((UInt128)(ulong)timestampNs << _binaryShift[interfaceId]) / 1_000_000_000UL);
+        int padded = Pad4(frame.Length);
+        int options = 4 + Pad4(textLen) + 4; // opt_comment, opt_endofopt
+        int total = 32 + padded + options;
+        var b = new byte[total];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, PcapngReader.EpbType);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), (uint)total);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), (uint)interfaceId);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(12), (uint)(ticks >> 32));
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(16), (uint)ticks);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(20), (uint)frame.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(24), (uint)orig);
+        frame.CopyTo(b.AsSpan(28));
+        int o = 28 + padded;
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(o), 1); // opt_comment
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(o + 2), (ushort)textLen);
+        text.AsSpan(0, textLen).CopyTo(b.AsSpan(o + 4));
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(total - 4), (uint)total);
+        _stream.Write(b);
+    }
+
     public void Flush() => _stream.Flush();
 
     public void Dispose()

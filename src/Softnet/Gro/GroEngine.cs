@@ -296,6 +296,7 @@ public sealed class GroEngine
 
     private GroResult FinishNormal(Skb skb, GroNormalReason reason)
     {
+        if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.GroNormal(skb.TraceId, reason);
         Stats.CountNormal(reason);
         NormalOne(skb, 1);
         return GroResult.Normal;
@@ -309,6 +310,7 @@ public sealed class GroEngine
         skb.Next = skb.Prev = null;
         int count = skb.Gro.Count;
         Stats.CountFlush(reason, skb);
+        if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.GroFlushed(skb.TraceId, reason, count);
         if (count == 1 || skb.Gro.PureAck)
         {
             skb.GsoSize = 0;

@@ -77,6 +77,7 @@ public static class Icmp
     {
         var ns = dev.Namespace;
         ns.Counters.Drops.Add(reason);
+        if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(skb.TraceId, ns, reason);
         // -ENETUNREACH (no route at all) is the one error ip_error counts with forwarding on.
         if (code == 0) ns.Mib[SnmpCounter.IpExtInNoRoutes]++;
         // The peer's token goes whatever the packet type; __icmp_send then refuses all but PACKET_HOST.

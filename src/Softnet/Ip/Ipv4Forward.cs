@@ -74,9 +74,14 @@ public static class Ipv4Forward
         if (skb.IpOpt.OptLen != 0)
             Ipv4Options.Forward(pkt[..((pkt[0] & 0xF) * 4)], ref skb.IpOpt, Ipv4Input.RouteSource(ns, route));
         uint nexthop = route.Gateway != 0 ? route.Gateway : BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
+        int traceId = skb.TraceId;
         var reason = Ipv4Output.Output(stack, ns, skb, outDev, nexthop, ref ctx, dev);
         if (reason == DropReason.None) c.Forwarded++;
-        else if (reason != Ipv4Output.Queued) c.Drops.Add(reason);
+        else if (reason != Ipv4Output.Queued)
+        {
+            c.Drops.Add(reason);
+            if (traceId != 0) Telemetry.PacketTracer.Current?.Drop(traceId, ns, reason);
+        }
     }
 
     /// <summary>The transport header of a GSO skb's segments (TCP with options, or UDP).</summary>

@@ -175,6 +175,7 @@ public static class Ipv4Fragment
             offset += len;
             CopyMetadata(piece, skb);
             piece.Id = first ? skb.Id : 0;
+            piece.TraceId = skb.TraceId; // every piece of a traced datagram stays on its journey
             // ip_frag_next: only a datagram that starts at offset 0 has options to fix (a fragment's already are).
             if (first && hlen > 20 && (fo & 0x1FFF) == 0) Ipv4Options.Fragment(header[..hlen], hlen - 20);
             var r = output(stack, ns, piece, outDev, nexthop, first ? inDev : null);

@@ -123,6 +123,8 @@ public sealed class Ipv4Input : PacketHandler
     public static bool Hook(Link.Namespace ns, HookPoint hook, Skb skb, ref PacketContext ctx)
     {
         Verdict v;
+        int traceId = ctx.TraceId = skb.TraceId;
+        string? traceBefore = traceId != 0 ? PacketTracer.Current?.HookBegin(ns, NetStack.L3(skb)) : null;
         if (ns.Netfilter.MayGrowPackets && !skb.IsNonlinear)
         {
             // A target may lengthen the datagram (TCPMSS inserting its option; the kernel expands the skb): the hook
@@ -136,6 +138,7 @@ public sealed class Ipv4Input : PacketHandler
         skb.Conntrack = ctx.Ct;
         skb.CtInfo = (byte)ctx.CtInfo;
         skb.Mark = ctx.Mark;
+        if (traceId != 0) PacketTracer.Current?.HookDone(traceId, ns, hook, traceBefore ?? "", NetStack.L3(skb), ctx.Ct, ctx.CtInfo, v);
         return v == Verdict.Accept;
     }
 
@@ -191,6 +194,7 @@ public sealed class Ipv4Input : PacketHandler
 
         var route = ns.Routing.Lookup(dst);
         skb.Dst = route;
+        if (skb.TraceId != 0) PacketTracer.Current?.RouteInput(skb.TraceId, ns, route, ns.Forwarding(dev));
         if (route is { Type: RouteKind.Broadcast or RouteKind.Local })
         {
             if (!ValidateSource(dev, src, out var r)) { NetStack.Drop(ns, skb, r); return; }
@@ -444,6 +448,7 @@ public sealed class Ipv4Input : PacketHandler
         {
             System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(c.Delivered, proto, out _)++;
             ns.Mib[SnmpCounter.IpInDelivers]++;
+            if (skb.TraceId != 0) PacketTracer.Current?.LocalDeliver(skb.TraceId, ns, proto);
             handler.Receive(stack, dev, skb, ref ctx);
             return;
         }

@@ -67,6 +67,8 @@ public static class Ipv4Output
     {
         var c = ns.Counters;
         var pkt = NetStack.L3(skb);
+        // A packet this namespace makes (a reply, an ICMP error, a RST) starts its own journey when the trace selects it.
+        if (skb.TraceId == 0) Telemetry.PacketTracer.Current?.AdoptLocal(skb, ns, pkt);
         uint dst = BinaryPrimitives.ReadUInt32BigEndian(pkt[16..]);
         var route = ns.Routing.Lookup(dst);
         if (route == null || route.Device == null || route.Type is not (RouteKind.Unicast or RouteKind.Local)) { skb.Free(); return; }
@@ -83,6 +85,7 @@ public static class Ipv4Output
             if (!Ipv4Input.Hook(ns, HookPoint.LocalOut, skb, ref ctx))
             {
                 if (sendSkb) ns.Mib[SnmpCounter.IpOutDiscards]++;
+                if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(skb.TraceId, ns, ctx.DropReason == DropReason.None ? DropReason.NetfilterDrop : ctx.DropReason);
                 skb.Free();
                 return;
             }

@@ -75,9 +75,14 @@ public static class Ipv6Forward
             return;
         }
         var nexthop = route.Gateway != 0 ? route.Gateway : Ipv6.Read(pkt[24..]);
+        int traceId = skb.TraceId;
         var reason = Ipv6Output.Output(stack, ns, skb, outDev, nexthop, dev);
         if (reason == DropReason.None) ns.Counters.Forwarded++;
-        else if (reason != Ipv4Output.Queued) ns.Counters.Drops.Add(reason);
+        else if (reason != Ipv4Output.Queued)
+        {
+            ns.Counters.Drops.Add(reason);
+            if (traceId != 0) Telemetry.PacketTracer.Current?.Drop(traceId, ns, reason);
+        }
     }
 
     /// <summary>ip6_pkt_too_big: longer than the MTU, unless conntrack's reassembly allows it (frag_max_size,

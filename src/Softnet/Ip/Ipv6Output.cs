@@ -20,6 +20,7 @@ public static class Ipv6Output
     internal static void LocalOut(NetStack stack, Namespace ns, Skb skb, Device? oif, bool sendSkb)
     {
         var pkt = NetStack.L3(skb);
+        if (skb.TraceId == 0) Telemetry.PacketTracer.Current?.AdoptLocal(skb, ns, pkt);
         var dst = Ipv6.Read(pkt[24..]);
         if (!Resolve(ns, dst, oif, out var outDev, out var nexthop, out bool local)) { skb.Free(); return; }
         skb.ResetNetworkHeader();
@@ -32,9 +33,10 @@ public static class Ipv6Output
                 if (ns.NfDefrag6.Gather(stack, ns, null, skb, NfDefragIpv6.ConntrackOut, out var datagram) != DefragResult.Complete) return;
                 skb = datagram!;
             }
-            if (!Ip6Netfilter.Hook(stack, ns, HookPoint.LocalOut, skb, null, outDev, out _))
+            if (!Ip6Netfilter.Hook(stack, ns, HookPoint.LocalOut, skb, null, outDev, out var why))
             {
                 if (sendSkb) ns.Mib[SnmpCounter.Ip6OutDiscards]++;
+                if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(skb.TraceId, ns, why);
                 skb.Free();
                 return;
             }

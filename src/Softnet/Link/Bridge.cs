@@ -110,6 +110,7 @@ public sealed class BridgeLink : LinkKind
         if (last == null) { skb.Free(); ns.Counters.Bridged++; return; }
         bool any = false;
         var why = DropReason.None;
+        int traceId = skb.TraceId;
         foreach (var p in br.Ports)
         {
             if (p == except || !p.Up) continue;
@@ -122,7 +123,11 @@ public sealed class BridgeLink : LinkKind
             stack.Transmit(p, copy);
         }
         if (any) ns.Counters.Bridged++;
-        else ns.Counters.Drops.Add(why == DropReason.None ? DropReason.NetfilterDrop : why);
+        else
+        {
+            ns.Counters.Drops.Add(why == DropReason.None ? DropReason.NetfilterDrop : why);
+            if (traceId != 0) Telemetry.PacketTracer.Current?.Drop(traceId, ns, why == DropReason.None ? DropReason.NetfilterDrop : why);
+        }
     }
 
     /// <summary>A private copy of a frame (data at the network header, MAC header before it), same offsets.</summary>
@@ -133,6 +138,7 @@ public sealed class BridgeLink : LinkKind
         skb.Pull(14);
         if (copy == null) return null;
         copy.Id = skb.Id;
+        copy.TraceId = skb.TraceId;
         copy.Dev = skb.Dev;
         copy.PktType = skb.PktType;
         copy.Protocol = skb.Protocol;

@@ -264,6 +264,7 @@ public sealed class NetStack
         var ns = dev.Namespace;
         var c = ns.Counters;
         c.Received++;
+        if (skb.TraceId != 0) PacketTracer.Current?.DeviceRx(skb, dev);
         if (!dev.Up) { Drop(ns, skb, DropReason.DeviceDown); return; }
         WriteTap(dev.RxTap, skb);
         dev.RxPackets++;
@@ -318,7 +319,13 @@ public sealed class NetStack
         }
         _xmitDepth++;
         Clock.Begin(Stage.Egress);
-        try { return TransmitCore(dev, skb); }
+        int traceId = skb.TraceId;
+        try
+        {
+            var r = TransmitCore(dev, skb);
+            if (traceId != 0 && r != DropReason.None && r != Ip.Ipv4Output.Queued) PacketTracer.Current?.Drop(traceId, dev.Namespace, r);
+            return r;
+        }
         finally
         {
             Clock.End();
@@ -336,6 +343,7 @@ public sealed class NetStack
         dev.TxPackets++;
         dev.TxBytes += skb.Len;
         skb.Dev = dev;
+        if (skb.TraceId != 0) PacketTracer.Current?.DeviceTx(skb, dev);
         return dev.Kind.Xmit(this, dev, skb);
     }
 
@@ -426,6 +434,7 @@ public sealed class NetStack
     public static void Drop(Namespace ns, Skb skb, DropReason reason)
     {
         ns.Counters.Drops.Add(reason);
+        if (skb.TraceId != 0) PacketTracer.Current?.Drop(skb.TraceId, ns, reason);
         skb.Free();
     }
 }

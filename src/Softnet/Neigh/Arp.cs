@@ -176,6 +176,7 @@ public static class NeighOutput
         {
             n.QueuedBytes -= Truesize(old.Skb);
             if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighQueueFull); }
+            if (old.Skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(old.Skb.TraceId, ns, DropReason.NeighQueueFull);
             old.Skb.Free();
         }
         n.Queue.Enqueue(new PendingPacket(skb, inDev ?? outDev, forwarded));
@@ -193,6 +194,7 @@ public static class NeighOutput
         {
             n.QueuedBytes -= Truesize(old.Skb);
             if (old.Forwarded) { c.NeighQueued--; c.Drops.Add(DropReason.NeighQueueFull); }
+            if (old.Skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(old.Skb.TraceId, ns, DropReason.NeighQueueFull);
             old.Skb.Free();
         }
         n.Queue.Enqueue(new PendingPacket(skb, inDev ?? outDev, forwarded));
@@ -214,7 +216,7 @@ public static class NeighOutput
             n.QueuedBytes -= NeighOutput.Truesize(pkt.Skb);
             if (pkt.Forwarded) c.NeighQueued--;
             NetStack.PushEthernet(pkt.Skb, n.Mac, dev.Mac, n.IsV6 ? EtherTypes.Ipv6 : EtherTypes.Ipv4);
-            var reason = stack.Transmit(dev, pkt.Skb);
+            var reason = stack.Transmit(dev, pkt.Skb); // a traced packet's drop is recorded by Transmit
             if (pkt.Forwarded)
             {
                 if (reason == DropReason.None) c.Forwarded++;
@@ -285,6 +287,7 @@ public static class NeighTimers
                 c.NeighQueued--;
                 c.Drops.Add(DropReason.NeighFailed);
             }
+            if (pkt.Skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(pkt.Skb.TraceId, ns, DropReason.NeighFailed);
             pkt.Skb.Free();
         }
     }

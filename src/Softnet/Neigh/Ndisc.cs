@@ -86,6 +86,7 @@ public static class Ndisc
                 c.NeighQueued--;
                 c.Drops.Add(DropReason.NeighFailed);
             }
+            if (pkt.Skb.TraceId != 0) Telemetry.PacketTracer.Current?.Drop(pkt.Skb.TraceId, ns, DropReason.NeighFailed);
             pkt.Skb.Free();
         }
     }
@@ -167,6 +168,7 @@ public static class Ndisc
         var ns = dev.Namespace;
         ns.Mib[SnmpCounter.Ip6OutRequests]++;
         ns.Counters.Sent++;
+        if (skb.TraceId == 0) Telemetry.PacketTracer.Current?.AdoptLocal(skb, ns, NetStack.L3(skb));
         if (Ip6Netfilter.Active(ns) && !Ip6Netfilter.Hook(stack, ns, HookPoint.LocalOut, skb, null, dev, out _)) { skb.Free(); return; }
         var r = Ipv6Output.Output(stack, ns, skb, dev, daddr, null);
         if (r is DropReason.None or Ipv4Output.Queued) Icmpv6.OutCount(ns.Mib, type);

@@ -44,10 +44,13 @@ public static class Ip6Netfilter
         if (outDev != null) ctx.OutMtu = outDev.Mtu;
         ctx.Ct = skb.Conntrack as Connection;
         ctx.CtInfo = (CtInfo)skb.CtInfo;
+        int traceId = ctx.TraceId = skb.TraceId;
+        string? before = traceId != 0 ? Telemetry.PacketTracer.Current?.HookBegin(ns, l3) : null;
         var v = t.Hook(hook, ref ctx, l3);
         skb.Conntrack = ctx.Ct;
         skb.CtInfo = (byte)ctx.CtInfo;
         skb.Mark = ctx.Mark;
+        if (traceId != 0) Telemetry.PacketTracer.Current?.HookDone(traceId, ns, hook, before ?? "", l3, ctx.Ct, ctx.CtInfo, v);
         if (v == Verdict.Accept) return true;
         reason = ctx.DropReason == DropReason.None ? DropReason.NetfilterDrop : ctx.DropReason;
         if (ctx.Reject != RejectWith.None) Nf6Reject.Send(stack, ns, t, hook, skb, inDev, ref ctx);

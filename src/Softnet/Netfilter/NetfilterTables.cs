@@ -265,7 +265,7 @@ public sealed partial class NetfilterTables
         {
             if (i >= rules.Length)
             {
-                if (chain.BuiltIn || sp == 0) return Policy(baseChain, ref p);
+                if (chain.BuiltIn || sp == 0) return Policy(table, hook, baseChain, ref p);
                 sp--;
                 chain = _stackChains[sp];
                 rules = chain.RuleArray;
@@ -295,13 +295,14 @@ public sealed partial class NetfilterTables
             }
             r.Packets++;
             r.Bytes += p.Length;
+            if (p.TraceId != 0) Telemetry.PacketTracer.Current?.NfRule(p.TraceId, table, hook, chain, i, r);
             switch (r.Action)
             {
                 case RuleAction.None: i++; continue;
                 case RuleAction.Accept: return Verdict.Accept;
                 case RuleAction.Drop: p.DropReason = DropReason.NetfilterDrop; return Verdict.Drop;
                 case RuleAction.Return:
-                    if (sp == 0) return Policy(baseChain, ref p);
+                    if (sp == 0) return Policy(table, hook, baseChain, ref p);
                     sp--;
                     chain = _stackChains[sp];
                     rules = chain.RuleArray;
@@ -340,10 +341,11 @@ public sealed partial class NetfilterTables
         return true;
     }
 
-    private static Verdict Policy(Chain c, ref PacketContext p)
+    private static Verdict Policy(IptTable table, HookPoint hook, Chain c, ref PacketContext p)
     {
         c.PolicyPackets++;
         c.PolicyBytes += p.Length;
+        if (p.TraceId != 0) Telemetry.PacketTracer.Current?.NfPolicy(p.TraceId, table, hook, c);
         if (c.Policy == Verdict.Drop) p.DropReason = DropReason.NetfilterDrop;
         return c.Policy;
     }

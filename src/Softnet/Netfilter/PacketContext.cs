@@ -99,6 +99,9 @@ public partial struct PacketContext
     public bool Gso;
     /// <summary>skb->nf_trace, set by TRACE: the tracer follows packets that carry it.</summary>
     public bool Trace;
+    /// <summary>The skb's <see cref="Skb.TraceId"/>: the rule walk records each rule this packet hits for the
+    /// <see cref="Telemetry.PacketTracer"/> (0: not traced, one compare per rule hit).</summary>
+    public int TraceId;
     /// <summary>The CT target's template attached in the raw table (zone, helper, events), which nf_conntrack_in
     /// consumes when it looks the packet up; null when none.</summary>
     public Xtables.CtTarget? CtTemplate;

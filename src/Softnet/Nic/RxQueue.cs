@@ -256,7 +256,7 @@ public sealed class RxQueue : INapiPoller
     {
         ref readonly RxDescriptor first = ref frame[0];
         int offset = Pool.Headroom, length = first.Length;
-        if (_xdp is not null && !RunXdp(first.BufferIndex, first.TimestampNs, ref offset, ref length))
+        if (_xdp is not null && !RunXdp(first.BufferIndex, first.TimestampNs, ref offset, ref length, first.TraceId))
         {
             foreach (ref readonly RxDescriptor b in frame) Pool.Return(b.BufferIndex, current);
             return;
@@ -264,7 +264,7 @@ public sealed class RxQueue : INapiPoller
         Skb? skb = _mode == SkbBuildMode.Build
             ? _builder.BuildSkb(Pool, frame, Id, offset, length, current)
             : _builder.ConstructSkb(Pool, frame, Id, offset, length);
-        Deliver(skb);
+        Deliver(skb, first.TraceId);
     }
 
     /// <summary>The queue's XDP program on the frame's first buffer (ice_run_xdp); on PASS the (possibly moved) data
@@ -273,7 +273,7 @@ public sealed class RxQueue : INapiPoller
     /// (the buffer goes back to the pool at once, where ice recycles it on TX completion); failures are counted as
     /// ethtool's xdp_tx_errors / xdp_redirect_errors.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool RunXdp(int bufferIndex, long nowNs, ref int offset, ref int length)
+    private bool RunXdp(int bufferIndex, long nowNs, ref int offset, ref int length, int traceId)
     {
         var buffer = Pool.Buffer(bufferIndex);
         // skb_shared_info's room at the end, as far as the buffer has it past the frame.
@@ -281,6 +281,7 @@ public sealed class RxQueue : INapiPoller
         var ctx = new XdpBuff(buffer, offset, length, Id, tailroom);
         var verdict = _xdp!.Run(ref ctx, nowNs);
         Xdp.Count(verdict);
+        if (traceId != 0) PacketTracer.Current?.XdpVerdict(traceId, verdict, ctx.Data - offset, ctx.Length - length);
         if (verdict == XdpAction.Pass)
         {
             offset = ctx.Data;
@@ -304,7 +305,7 @@ public sealed class RxQueue : INapiPoller
     private void ProcessSingle(in RxDescriptor d, Thread current)
     {
         int offset = Pool.Headroom, length = d.Length;
-        if (_xdp is not null && !RunXdp(d.BufferIndex, d.TimestampNs, ref offset, ref length))
+        if (_xdp is not null && !RunXdp(d.BufferIndex, d.TimestampNs, ref offset, ref length, d.TraceId))
         {
             Pool.Return(d.BufferIndex, current);
             return;
@@ -312,16 +313,18 @@ public sealed class RxQueue : INapiPoller
         Skb? skb = _mode == SkbBuildMode.Build
             ? _builder.BuildSkb(Pool, in d, Id, offset, length, current)
             : _builder.ConstructSkb(Pool, in d, Id, offset, length);
-        Deliver(skb);
+        Deliver(skb, d.TraceId);
     }
 
-    private void Deliver(Skb? skb)
+    private void Deliver(Skb? skb, int traceId)
     {
         if (skb is null)
         {
             Drops.Add(DropReason.PoolExhausted);
+            if (traceId != 0) PacketTracer.Current?.Drop(traceId, null, DropReason.PoolExhausted);
             return;
         }
+        if (traceId != 0) PacketTracer.Current?.SkbBuilt(skb, Id, _mode == SkbBuildMode.Build ? "build_skb" : "construct_skb");
         SkbsBuilt++;
         if (skb.GsoSegs > 1) AggregateSegments += skb.GsoSegs - 1;
         if (!TimingThisPoll)

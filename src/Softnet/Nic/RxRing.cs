@@ -34,6 +34,9 @@ public struct RxDescriptor
     /// <summary>Offset of the TCP header from the frame start, for the aggregate's CHECKSUM_PARTIAL.</summary>
     public ushort L4Offset;
     public GsoType GsoType;
+    /// <summary>The journey a <see cref="Telemetry.PacketTracer"/> gave the frame at the port (0: not traced); the skb
+    /// built from the descriptor carries it on.</summary>
+    public int TraceId;
 
     internal readonly bool Done => (Status & DescriptorDone) != 0;
     /// <summary>The last buffer of its frame (ice_is_non_eop is false).</summary>
@@ -116,6 +119,8 @@ public sealed class RxRing
         [System.Runtime.InteropServices.FieldOffset(136)] public int MaxFrame;
         [System.Runtime.InteropServices.FieldOffset(140)] public int Mask;
         [System.Runtime.InteropServices.FieldOffset(144)] public int Buffers;
+        // The trace id of the frame being written (0 almost always): set by the port before the DMA.
+        [System.Runtime.InteropServices.FieldOffset(148)] public int TraceId;
     }
 
     /// <param name="pool">buffers to post; its data area bounds the frame size</param>
@@ -246,7 +251,7 @@ public sealed class RxRing
         {
             ref RxDescriptor d = ref descs[(int)head & p.Mask];
             frame.CopyTo(PortBuffer(ref p, d.BufferIndex));
-            Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate);
+            Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
             Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket);
         }
         else
@@ -259,7 +264,7 @@ public sealed class RxRing
                 ref RxDescriptor d = ref descs[(int)(head + i) & p.Mask];
                 int n = Math.Min(dataSize, frame.Length - offset);
                 frame.Slice(offset, n).CopyTo(PortBuffer(ref p, d.BufferIndex));
-                Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate);
+                Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
                 offset += n;
                 Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket : RxDescriptor.DescriptorDone);
             }
@@ -272,6 +277,16 @@ public sealed class RxRing
         Volatile.Write(ref p.Head, head + need);
         return true;
     }
+
+    /// <summary>Port side: the trace id the next frames' descriptors carry (0: untraced), and the slot the next frame
+    /// goes to (for the trace's arrival line).</summary>
+    internal int PortTraceId
+    {
+        get => _port.TraceId;
+        set => _port.TraceId = value;
+    }
+
+    internal int PortSlot => (int)_port.Head & _port.Mask;
 
     /// <summary>Port side: hands every descriptor filled so far to NAPI (the descriptor write-back).</summary>
     internal void WriteBack()
@@ -294,8 +309,9 @@ public sealed class RxRing
     public void CountOversize() => Volatile.Write(ref _port.RxOversize, _port.RxOversize + 1);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Fill(ref RxDescriptor d, int length, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
+    private static void Fill(ref RxDescriptor d, int length, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int traceId)
     {
+        d.TraceId = traceId;
         d.Length = length;
         d.TimestampNs = timestampNs;
         d.RssHash = rssHash;

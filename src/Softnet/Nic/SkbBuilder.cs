@@ -188,6 +188,7 @@ public sealed class SkbBuilder
     {
         skb.TimestampNs = d.TimestampNs;
         skb.Ifindex = d.Ifindex;
+        skb.TraceId = d.TraceId;
         if (d.HashType != PktHashType.None) skb.SetHash(d.RssHash, d.HashType);
         skb.QueueMapping = (ushort)queue; // skb_record_rx_queue
         skb.ResetMacHeader();

@@ -66,9 +66,9 @@ public sealed class VirtualNic
     /// longer than one buffer spans several descriptors. A TCP packet longer than the MTU allows, as captures on
     /// GRO/TSO hosts hold, is taken whole as a hardware-GRO aggregate (<see cref="TcpAggregate"/>).
     /// </summary>
-    public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
+    public DropReason Offer(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0, int traceId = 0)
     {
-        var reason = Take(frame, nowNs, ifindex, held: false, out int queue);
+        var reason = Take(frame, nowNs, ifindex, held: false, traceId, out int queue);
         if (reason == DropReason.None) _vectors[queue].NotifyFrames(1, nowNs);
         return reason;
     }
@@ -79,9 +79,9 @@ public sealed class VirtualNic
     /// each queue's interrupt once per burst, and NAPI, masked after the first, is not signalled per frame. The
     /// descriptors are written back together at <see cref="EndBurst"/>, so NAPI reads lines the port has finished writing.
     /// </summary>
-    public DropReason OfferInBurst(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0)
+    public DropReason OfferInBurst(ReadOnlySpan<byte> frame, long nowNs, int ifindex = 0, int traceId = 0)
     {
-        var reason = Take(frame, nowNs, ifindex, held: true, out int queue);
+        var reason = Take(frame, nowNs, ifindex, held: true, traceId, out int queue);
         if (reason == DropReason.None)
         {
             _burst[queue]++;
@@ -106,7 +106,7 @@ public sealed class VirtualNic
     }
 
     // RSS, the MTU check and the DMA into the chosen queue's ring; the interrupt is the caller's.
-    private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, bool held, out int queue)
+    private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, bool held, int traceId, out int queue)
     {
         uint hash = 0;
         PktHashType type = PktHashType.None;
@@ -118,6 +118,9 @@ public sealed class VirtualNic
         queue = _rings.Length == 1 ? 0 : _indir.QueueFor(hash);
         var ring = _rings[queue];
         _queues[queue].CountOffered(ring, OccupancySampleMask);
+        // The descriptors carry the frame's trace id (one store; 0 for every frame a trace did not select).
+        ring.PortTraceId = traceId;
+        if (traceId != 0) Telemetry.PacketTracer.Current?.Arrival(traceId, queue, _vectors[queue].TargetCpu.Id, ring.PortSlot, hash, frame.Length);
         RxAggregate aggregate = default;
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame)
             && !(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out aggregate)))

@@ -153,6 +153,7 @@ public sealed class Skb
         public byte CsumLevel, CtInfo;
         public bool HeadFrag, Cloned;
         public long Id;
+        public int TraceId;
         public uint Priority;
         public ushort FragMaxSize;
         public bool IgnoreDf, FragPmtu;
@@ -263,6 +264,10 @@ public sealed class Skb
     /// <summary>A packet id a tracer follows from the port to the packet's end (0: not assigned). Kept by clones
     /// and across namespaces, as pwru follows the skb address.</summary>
     public long Id { get => _m.Id; set => _m.Id = value; }
+    /// <summary>The journey number a <see cref="Telemetry.PacketTracer"/> gave the frame this skb carries (0: not traced).
+    /// Set from the RX descriptor at skb build, kept by clones, fragments and NAT, so every stage can tell with one
+    /// compare whether to record what it did.</summary>
+    public int TraceId { get => _m.TraceId; set => _m.TraceId = value; }
     /// <summary>skb->priority.</summary>
     public uint Priority { get => _m.Priority; set => _m.Priority = value; }
 
@@ -837,6 +842,7 @@ public sealed class Skb
         Dev = src.Dev;
         Dst = src.Dst;
         Id = src.Id;
+        TraceId = src.TraceId;
         Priority = src.Priority;
     }
 

@@ -58,7 +58,17 @@ public sealed class DecodeStack : IRxHandler
         {
             queue.Drops.Add(reason, segments);
         }
+        if (skb.TraceId != 0) TraceEnd(skb.TraceId, reason, segments);
         skb.Free();
+    }
+
+    // A replay without a scenario ends the path here: the packet was decoded and counted (or dropped as malformed).
+    private static void TraceEnd(int traceId, DropReason reason, int segments)
+    {
+        var tracer = Telemetry.PacketTracer.Current;
+        if (tracer is null) return;
+        if (reason == DropReason.None) tracer.Delivered(traceId, $"decoded and counted as {segments} segment{(segments == 1 ? "" : "s")} (no --scenario: the path ends here)");
+        else tracer.Drop(traceId, null, reason);
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }

@@ -69,7 +69,9 @@ public sealed class GroStage : IRxHandler
         if (skb.IpSummed != CsumState.Partial) GroReplay.SetChecksumState(skb, _checksum);
         _stackTicks = 0;
         _timed = timed;
-        engine.Receive(skb, now);
+        int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
+        var result = engine.Receive(skb, now);
+        if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result);
         if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
     }
 

@@ -80,6 +80,10 @@ public sealed record ReplayOptions
     /// <summary>Write every XDP_TX frame (and every redirected one without a device of its own) to this pcap/pcapng
     /// file: the port's transmit side (`softnet replay --xdp-tx FILE`).</summary>
     public string? XdpTxPath { get; init; }
+
+    /// <summary>`--trace EXPR`: the packets whose journeys are recorded (deterministic mode; a threaded replay runs
+    /// without it).</summary>
+    public PacketTracer? Tracer { get; init; }
 }
 
 /// <summary>
@@ -128,6 +132,10 @@ public sealed class ReplayPipeline(ReplayOptions options)
         bool deterministic = options.Mode == ReplayMode.Deterministic;
         var rate = options.Rate;
         int every = Math.Max(1, options.ProgressEvery);
+        // The tracer follows packets on this thread: deterministic mode runs the whole path here.
+        var tracer = deterministic ? options.Tracer : null;
+        PacketTracer.Scope? traceScope = tracer?.Activate();
+        tracer?.UseClock(() => engine.NowNs);
 
         long packets = 0, bytes = 0;
         long firstTs = 0;
@@ -168,6 +176,9 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     virtualNs += rate.Value.IsMax ? 0 : SpacingNs(rate.Value, frame.Length);
                 }
 
+                // The trace's filter sees the frame as tcpdump -r would: the captured bytes, the length on the wire.
+                int traceId = tracer is null ? 0 : tracer.Select(frame, Math.Max(meta.OriginalLength, frame.Length), meta.LinkType, arrival, meta.InterfaceId, packets);
+
                 // A capture taken with a snap length holds only the head of long frames. The wire carried the
                 // whole frame, so the port restores its length with zeros: headers and byte counts stay true
                 // (checksums over the lost payload cannot).
@@ -188,7 +199,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
                         // Run what was due before this instant, not at it: frames sharing a capture timestamp
                         // all land in the ring before NAPI polls, so they arrive within one poll.
                         engine.Step(arrival - 1);
-                        reason = nic.Offer(ethernet, arrival, meta.InterfaceId);
+                        reason = nic.Offer(ethernet, arrival, meta.InterfaceId, traceId);
                     }
                     else
                     {
@@ -211,7 +222,11 @@ public sealed class ReplayPipeline(ReplayOptions options)
                         }
                     }
                 }
-                if (reason != DropReason.None) portDrops.Add(reason);
+                if (reason != DropReason.None)
+                {
+                    portDrops.Add(reason);
+                    if (traceId != 0) tracer!.Drop(traceId, null, reason);
+                }
                 if (options.Progress is not null && packets % every == 0)
                     options.Progress(packets, reader.Position);
             }
@@ -232,6 +247,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             gro?.FlushAll();
             tap?.Dispose();
             xdpTx?.Dispose();
+            traceScope?.Dispose();
         }
         sw.Stop();
 

@@ -121,6 +121,8 @@ public static class ScenarioReplay
         };
         ReplayReport report;
         long endNs;
+        // The trace follows packets through the scenario's stack too, to the timers its end runs.
+        PacketTracer.Scope? traceScope = options.Replay.Tracer?.Activate();
         try
         {
             using var reader = new FirstTimestampReader(open());
@@ -133,6 +135,7 @@ public static class ScenarioReplay
         }
         finally
         {
+            traceScope?.Dispose();
             if (dump) CloseTaps(scenario);
         }
         foreach (var t in report.Sections.OfType<StageTimeSection>()) t.StackStages = stack.Clock;
@@ -259,6 +262,7 @@ public sealed class ScenarioStack : IRxHandler, Steering.IRfsReader
         if (dev == null)
         {
             Drops.Add(DropReason.NotSpecified, segments);
+            if (skb.TraceId != 0) PacketTracer.Current?.Drop(skb.TraceId, null, DropReason.NotSpecified);
             skb.Free();
             return;
         }

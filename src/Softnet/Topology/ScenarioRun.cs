@@ -203,6 +203,9 @@ public static class ScenarioRun
         long lastRx = 0;
         int idle = 0;
         var portDrops = report.Drops;
+        var tracer = options.Replay.Tracer;
+        using var traceScope = tracer is null ? default : tracer.Activate();
+        tracer?.UseClock(() => engine.NowNs);
         while (!stop.IsCancellationRequested)
         {
             long now = Now();
@@ -227,8 +230,13 @@ public static class ScenarioRun
                         report.PacketsIn++;
                         report.BytesIn += frame.Length;
                         // The wire is Ethernet: the port's frames go to the NIC as a capture's would (its DMA copy).
-                        var reason = nic.Offer(frame, arrival, p);
-                        if (reason != DropReason.None) portDrops.Add(reason);
+                        int traceId = tracer is null ? 0 : tracer.Select(frame, frame.Length, LinkType.Ethernet, arrival, p, report.PacketsIn);
+                        var reason = nic.Offer(frame, arrival, p, traceId);
+                        if (reason != DropReason.None)
+                        {
+                            portDrops.Add(reason);
+                            if (traceId != 0) tracer!.Drop(traceId, null, reason);
+                        }
                     }
                     port.Release(q);
                     got += n;

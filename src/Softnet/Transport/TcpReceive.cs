@@ -48,6 +48,7 @@ public sealed class TcpReceive : InetProtocol
             if (!TcpOptions.TryParse(l4[20..doff], out var opt, out _)) opt = default;
             if (sockets.LookupEstablished(daddr, dport, saddr, sport) is { } sk)
             {
+                if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Socket(skb.TraceId, ns, "tcp", sk.Line);
                 // nf_reset_ct: the socket's queues hold no conntrack reference.
                 skb.Conntrack = null;
                 int truesize = Sock.ChargeSize(dev, skb);
@@ -57,6 +58,7 @@ public sealed class TcpReceive : InetProtocol
             }
             if (sockets.LookupListener4(daddr, dport) is TcpListenSock listener)
             {
+                if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Socket(skb.TraceId, ns, "tcp listen", listener.Line);
                 // tcp_v4_cookie_check: an ACK (not SYN, not RST) to a listener that sent cookies lately.
                 if ((l4[13] & 0x16) == 0x10 && ns.TcpSyncookies != 0 && listener.CookiesRecent(stack.Now)
                     && CookieCheck(stack, dev, listener, skb, pkt, l4, opt, daddr, dport, saddr, sport))

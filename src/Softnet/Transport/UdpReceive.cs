@@ -106,6 +106,7 @@ public sealed class UdpReceive : InetProtocol
             DropDelivered(sk.Namespace, skb, DropReason.SocketRcvBuff);
             return;
         }
+        if (skb.TraceId != 0) Telemetry.PacketTracer.Current?.Socket(skb.TraceId, sk.Namespace, "udp", sk.Line);
         stack.WakeReader(sk);
     }
 

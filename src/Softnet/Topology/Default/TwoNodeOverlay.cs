@@ -296,6 +296,8 @@ public static class TwoNodeOverlay
         {
             Replay = options.Replay with
             {
+                // A --trace follows the combined run only: each path alone replays the same packets again.
+                Tracer = null,
                 ProgressEvery = 1,
                 Progress = (n, _) =>
                 {
