@@ -43,6 +43,31 @@ public sealed class BpfKernelCompare : IDisposable
         => !BpfSyscall.Supported ? "bpf(2) comparisons need Linux x86-64"
             : !Proc.IsRoot ? "bpf(2) comparisons need root (CAP_BPF / CAP_SYS_ADMIN)" : null;
 
+    /// <summary>Null when this kernel lets an XDP program call bpf_xdp_adjust_meta; otherwise why not. Some kernel builds
+    /// refuse the helper to XDP programs at load ("program of this type cannot use helper bpf_xdp_adjust_meta#54"),
+    /// and then there is no kernel result to compare with.</summary>
+    public static string? AdjustMetaRefused() => s_metaRefused.Value;
+
+    private static readonly Lazy<string?> s_metaRefused = new(() =>
+    {
+        if (SkipReason() is { } why) return why;
+        var raw = Softnet.Xdp.Bpf.BpfAssembler.Assemble("mov %r2, -4\ncall 54\nmov %r0, 2\nexit\n", "adjust-meta-probe").Select(i => i.ToUInt64()).ToArray();
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                BpfSyscall.Close(BpfSyscall.LoadProgram(BpfSyscall.ProgTypeXdp, raw));
+                return null;
+            }
+            catch (BpfSyscallException e) when (e.Errno == 11 && attempt < 5) { }
+            catch (BpfSyscallException e) when (e.VerifierLog.Contains("cannot use helper", StringComparison.Ordinal))
+            {
+                return $"this kernel ({File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}) refuses bpf_xdp_adjust_meta to XDP programs at load " +
+                       "(\"program of this type cannot use helper\"): no kernel result to compare with";
+            }
+        }
+    });
+
     /// <param name="name">The program file, Programs/<paramref name="name"/>.c.</param>
     /// <param name="section">The program to run (null: the first XDP program).</param>
     /// <param name="setup">Fills an object's maps before the runs; given ours (twice) and the loaded programs so

@@ -288,7 +288,7 @@ public class BpfProgramKernelTests(ITestOutputHelper output)
     [SkippableFact]
     public void Meta_trim()
     {
-        var why = BpfKernelCompare.SkipReason();
+        var why = BpfKernelCompare.AdjustMetaRefused();
         Skip.If(why != null, why);
         using var c = new BpfKernelCompare("meta_trim");
         var frames = All();
