@@ -165,6 +165,10 @@ public sealed class GroEngine
     /// here) or, if the caller already ran eth_type_trans, at the network header with <see cref="Skb.Protocol"/>
     /// set. The engine owns the skb afterwards whatever the result.
     /// </summary>
+    /// <summary>The trace id of the held skb the last merge went into (0: an untraced packet), for the tracer's
+    /// "merged into #N".</summary>
+    public int LastMergeTraceId { get; internal set; }
+
     public GroResult Receive(Skb skb, long nowNs)
     {
         Now = nowNs;

@@ -302,6 +302,7 @@ public static class TcpGro
         }
         p.Gro.Count = (ushort)(p.Gro.Count + segs);
         skb.Gro.SameFlow = true;
+        e.LastMergeTraceId = p.TraceId;
         return true;
     }
 

@@ -71,7 +71,7 @@ public sealed class GroStage : IRxHandler
         _timed = timed;
         int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
         var result = engine.Receive(skb, now);
-        if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result);
+        if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result, engine.LastMergeTraceId);
         if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
     }
 

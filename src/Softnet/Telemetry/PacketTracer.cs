@@ -286,13 +286,15 @@ public sealed class PacketTracer
     }
 
     /// <summary>napi_gro_receive's answer for the packet.</summary>
-    public void GroReceived(int id, GroResult result)
+    /// <param name="mergedInto">The trace id of the held skb a merge went into (0: a packet not traced).</param>
+    public void GroReceived(int id, GroResult result, int mergedInto = 0)
     {
+        string into = mergedInto != 0 ? $"#{mergedInto}'s skb (the held head of its flow)" : "the held skb of its flow (an untraced packet)";
         string? text = result switch
         {
             GroResult.Held => "held: head of a new flow (dev_gro_receive)",
-            GroResult.Merged => "merged: chained on the held skb of its flow (frag_list); goes up inside it",
-            GroResult.MergedFree => "merged: its data moved into the held skb of its flow (NAPI_GRO_FREE); goes up inside it",
+            GroResult.Merged => $"merged into {into}, chained on its frag_list; goes up inside it",
+            GroResult.MergedFree => $"merged into {into}, its data moved there (NAPI_GRO_FREE); goes up inside it",
             _ => null,
         };
         if (text is not null) Add(id, TraceStage.Gro, null, text);

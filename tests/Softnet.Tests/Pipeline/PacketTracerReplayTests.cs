@@ -33,6 +33,25 @@ public sealed class PacketTracerReplayTests
     }
 
     [Fact]
+    public void A_merged_segment_names_the_traced_packet_it_joined_in_gro()
+    {
+        // One iperf3-style stream at line rate: GRO merges its segments into the flow's held skb.
+        var tracer = new PacketTracer("tcp");
+        using (var reader = new Softnet.Capture.Generator.GeneratorCaptureReader([new Softnet.Capture.Generator.GeneratorOptions { Streams = 1, Bytes = 256 << 10 }]))
+            new ReplayPipeline(new ReplayOptions { Tracer = tracer }).Run(reader, "generated");
+        var merges = tracer.Journeys.SelectMany(j => j.Events.Where(e => e.Stage == TraceStage.Gro && e.Text.StartsWith("merged into", StringComparison.Ordinal))
+            .Select(e => (j.Id, e.Text))).ToList();
+        Assert.NotEmpty(merges);
+        foreach (var (id, text) in merges)
+        {
+            // Every packet is traced here, so the head it joined is too: an earlier one.
+            Assert.Matches(@"^merged into #\d+'s skb", text);
+            int head = int.Parse(text["merged into #".Length..text.IndexOf('\'')], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(head < id, $"#{id} merged into #{head}");
+        }
+    }
+
+    [Fact]
     public void The_filter_selects_what_tcpdump_would_and_each_journey_reaches_the_stack()
     {
         var frames = Enumerable.Range(0, 200).Select(i => Udp((ushort)(i % 7 == 0 ? 53 : 9000 + i), 18 + i % 40, (ushort)i)).ToList();

@@ -81,7 +81,18 @@ public class ScenarioAllocationTests(ITestOutputHelper output)
             Assert.Equal(8, listener.Accepted.Count);
             Assert.All(listener.Accepted, c => Assert.Equal(1001u + 2000u * 2 * 1448, c.CopiedSeq));
             Assert.Equal(0, c1.Mib[Softnet.Telemetry.SnmpCounter.TcpOutRsts]);
-            AllocationAssert.NothingPerOperation(l.Bytes - s.Bytes, l.Packets - s.Packets, "frames");
+            // A one-off (a pool growing, the runtime's tier-up) can land in one of the two replays: up to three rounds,
+            // the least kept, as the other allocation checks that tiered compilation can touch do.
+            long extra = l.Bytes - s.Bytes;
+            for (int round = 1; round < 3 && extra >= l.Packets - s.Packets; round++)
+            {
+                l.Report.Dispose();
+                s.Report.Dispose();
+                s = Replay(small);
+                l = Replay(large);
+                extra = Math.Min(extra, l.Bytes - s.Bytes);
+            }
+            AllocationAssert.NothingPerOperation(extra, l.Packets - s.Packets, "frames");
         }
         finally
         {
