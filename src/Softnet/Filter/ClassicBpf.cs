@@ -88,7 +88,11 @@ public static class ClassicBpf
                     mem[(int)k] = x;
                     break;
 
-                case BpfOp.Jmp | BpfOp.Ja: pc += (int)k; break;
+                // k is unsigned: a jump always goes forward, and one past the end ends the program (not a wrap back).
+                case BpfOp.Jmp | BpfOp.Ja:
+                    if (k >= (uint)(program.Length - pc)) return 0;
+                    pc += (int)k;
+                    break;
                 case BpfOp.Jmp | BpfOp.Jgt | BpfOp.K: pc += a > k ? ins.Jt : ins.Jf; break;
                 case BpfOp.Jmp | BpfOp.Jge | BpfOp.K: pc += a >= k ? ins.Jt : ins.Jf; break;
                 case BpfOp.Jmp | BpfOp.Jeq | BpfOp.K: pc += a == k ? ins.Jt : ins.Jf; break;

@@ -24,6 +24,17 @@ public class ClassicBpfTests
     }
 
     [Fact]
+    public void A_jump_past_the_end_ends_the_program_and_never_wraps_back()
+    {
+        byte[] f = new byte[4];
+        Assert.Equal(7u, Run(f, S(Jmp | Ja, 1), S(Ret | K, 1), S(Ret | K, 7)));
+        Assert.Equal(0u, Run(f, S(Jmp | Ja, 2), S(Ret | K, 1), S(Ret | K, 7)));
+        // 0xFFFFFFFF read as an int is -1: a jump to itself, forever, were it not treated as unsigned.
+        Assert.Equal(0u, Run(f, S(Jmp | Ja, uint.MaxValue), S(Ret | K, 1)));
+        Assert.Equal(0u, Run(f, S(Jmp | Ja, 0x8000_0000), S(Ret | K, 1)));
+    }
+
+    [Fact]
     public void Out_of_bounds_load_returns_zero()
     {
         byte[] f = new byte[10];
