@@ -9,8 +9,9 @@ namespace Softnet.Filter;
 /// libpcap's BPF JIT on FreeBSD does): the tracer runs its filter on every frame at the port, and a compiled program
 /// pays no dispatch per instruction. Same semantics as <see cref="ClassicBpf"/>, instruction by instruction: a load
 /// past the captured bytes, a division by zero, a jump off the end or an opcode the interpreter does not know returns 0;
-/// M[] starts at zero; shifts take their count modulo 32. Classic BPF only jumps forward, so each instruction becomes a
-/// label and its jumps branches to later labels: the CLR's JIT then makes native code of it.
+/// M[] starts at zero; shifts take their count modulo 32. Each instruction becomes a label and its jumps branches to later
+/// labels: the CLR's JIT then makes native code of it. A program that jumps back (libpcap's protochain) is left to the
+/// interpreter.
 /// </summary>
 public static class BpfJit
 {
@@ -25,6 +26,9 @@ public static class BpfJit
     public static Matcher? TryCompile(ReadOnlySpan<BpfInsn> program)
     {
         if (!BitConverter.IsLittleEndian || !System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeCompiled) return null;
+        // libpcap's protochain jumps back (BPF_JA with a negative k): the interpreter runs those, with its bound.
+        foreach (var ins in program)
+            if (ins.Code == (BpfOp.Jmp | BpfOp.Ja) && (int)ins.K < 0) return null;
         try { return Compile(program); }
         catch (Exception e) when (e is InvalidProgramException or NotSupportedException or PlatformNotSupportedException) { return null; }
     }

@@ -13,6 +13,9 @@ namespace Softnet.Filter;
 /// </summary>
 public static class ClassicBpf
 {
+    /// <summary>Backward jumps one run may take (protochain walks at most a few dozen headers).</summary>
+    public const int MaxBackJumps = 4096;
+
     /// <summary>Runs <paramref name="program"/> over a frame; the return value is the snap length kept (0 = reject).</summary>
     public static uint Run(ReadOnlySpan<BpfInsn> program, ReadOnlySpan<byte> frame, int wireLength)
     {
@@ -20,7 +23,7 @@ public static class ClassicBpf
         Span<uint> mem = stackalloc uint[BpfOp.MemWords];
         uint a = 0, x = 0;
         uint buflen = (uint)frame.Length;
-        int pc = 0;
+        int pc = 0, backJumps = 0;
         while ((uint)pc < (uint)program.Length)
         {
             ref readonly BpfInsn ins = ref program[pc++];
@@ -88,9 +91,10 @@ public static class ClassicBpf
                     mem[(int)k] = x;
                     break;
 
-                // k is unsigned: a jump always goes forward, and one past the end ends the program (not a wrap back).
+                // libpcap's bpf_filter adds k as a signed int, and its protochain code jumps back that way (the kernel
+                // refuses such programs). A program that keeps jumping back is ended with 0 rather than left to spin.
                 case BpfOp.Jmp | BpfOp.Ja:
-                    if (k >= (uint)(program.Length - pc)) return 0;
+                    if ((int)k < 0 && ++backJumps > MaxBackJumps) return 0;
                     pc += (int)k;
                     break;
                 case BpfOp.Jmp | BpfOp.Jgt | BpfOp.K: pc += a > k ? ins.Jt : ins.Jf; break;
