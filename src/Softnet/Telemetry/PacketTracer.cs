@@ -232,9 +232,18 @@ public sealed class PacketTracer
 
     private TraceEvent Add(int id, TraceStage stage, string? ns, string text)
     {
-        var e = new TraceEvent { Packet = id, TimeNs = Now, Stage = stage, Namespace = ns, Text = text };
+        var e = new TraceEvent { Packet = id, TimeNs = TimeFor(id), Stage = stage, Namespace = ns, Text = text };
         Append(e);
         return e;
+    }
+
+    /// <summary>The clock for an event of packet <paramref name="id"/>: the engine's clock may lag the arrival time the
+    /// port stamped (it moves per poll), so a journey's times never go back.</summary>
+    private long TimeFor(int id)
+    {
+        long t = Now;
+        if (Journey(id) is { Events.Count: > 0 } j && j.Events[^1].TimeNs > t) t = j.Events[^1].TimeNs;
+        return t;
     }
 
     private void Append(TraceEvent e)
@@ -353,7 +362,7 @@ public sealed class PacketTracer
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = Now,
+            TimeNs = TimeFor(id),
             Stage = TraceStage.Netfilter,
             Namespace = _hookNs,
             Text = $"{table.Name} {chain.Name} rule {index + 1} ({TraceText.HookName(hook)}): {text} => {verdict}",
@@ -373,7 +382,7 @@ public sealed class PacketTracer
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = Now,
+            TimeNs = TimeFor(id),
             Stage = TraceStage.Netfilter,
             Namespace = _hookNs,
             Text = $"{table.Name} {chain.Name} policy ({TraceText.HookName(hook)}) => {verdict}",
@@ -439,7 +448,7 @@ public sealed class PacketTracer
         Append(new TraceEvent
         {
             Packet = id,
-            TimeNs = Now,
+            TimeNs = TimeFor(id),
             Stage = TraceStage.Drop,
             Namespace = ns?.Name,
             Text = $"{kernel} ({DropReasons.Name(reason)})",

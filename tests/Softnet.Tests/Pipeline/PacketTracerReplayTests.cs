@@ -42,6 +42,10 @@ public sealed class PacketTracerReplayTests
         var merges = tracer.Journeys.SelectMany(j => j.Events.Where(e => e.Stage == TraceStage.Gro && e.Text.StartsWith("merged into", StringComparison.Ordinal))
             .Select(e => (j.Id, e.Text))).ToList();
         Assert.NotEmpty(merges);
+        // A journey's times never go back (the engine's clock can lag the port's arrival stamp).
+        foreach (var j in tracer.Journeys)
+            for (int i = 1; i < j.Events.Count; i++)
+                Assert.True(j.Events[i].TimeNs >= j.Events[i - 1].TimeNs, $"#{j.Id}: event {i} at {j.Events[i].TimeNs} before {j.Events[i - 1].TimeNs}");
         foreach (var (id, text) in merges)
         {
             // Every packet is traced here, so the head it joined is too: an earlier one.
