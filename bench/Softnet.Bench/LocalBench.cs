@@ -144,12 +144,7 @@ public static class LocalBench
     public static string BuildScenario(string work)
     {
         string src = Path.Combine(ScenarioBench.ScenariosRoot(), "tcp-host"), dir = Path.Combine(work, "local-host");
-        foreach (var file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir, Path.GetRelativePath(src, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(file, to, overwrite: true);
-        }
+        ScenarioFiles.Copy(src, dir);
         File.WriteAllText(Path.Combine(dir, "ns", "server", "sockets"), $"udp {Server}:{UdpPort}\ntcp listen {Server}:{TcpPort}\n");
         return dir;
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Softnet.KernelTests.Support;
 using Softnet.Packets;
+using Softnet.Topology;
 using Softnet.Topology.Default;
 
 namespace Softnet.Bench;
@@ -60,12 +61,7 @@ public static class OverlayBench
     public static string BuildScenario(string work)
     {
         string src = Path.Combine(ScenarioBench.ScenariosRoot(), "flannel-vxlan"), dir = Path.Combine(work, "flannel-kube");
-        foreach (var file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir, Path.GetRelativePath(src, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(file, to, overwrite: true);
-        }
+        ScenarioFiles.Copy(src, dir);
         // MASQUERADE without --random-fully, as in the default scenario (the rules a new connection walks are the same).
         File.WriteAllText(Path.Combine(dir, "ns", "node1", "iptables.save"), TwoNodeOverlay.NodeRules("10.244.0.0/24", Services).Replace(" --random-fully", "", StringComparison.Ordinal));
         File.WriteAllText(Path.Combine(dir, "ns", "node2", "iptables.save"), TwoNodeOverlay.NodeRules("10.244.1.0/24", Services).Replace(" --random-fully", "", StringComparison.Ordinal));

@@ -385,12 +385,7 @@ public static class ScenarioBench
     {
         string src = Path.Combine(ScenariosRoot(), "kube-node"), dir = Path.Combine(work, name);
         if (Directory.Exists(dir)) return dir; // the _est and _new cases of one ruleset share it
-        foreach (var file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir, Path.GetRelativePath(src, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(file, to);
-        }
+        ScenarioFiles.Copy(src, dir);
         // MASQUERADE without --random-fully keeps the client's port (as in kube-node/iptables.save): the reply tuple is known.
         File.WriteAllText(Path.Combine(dir, "ns", "node", "iptables.save"), k.Text.Replace(" --random-fully", "", StringComparison.Ordinal));
         var ip = new StringBuilder(File.ReadAllText(Path.Combine(dir, "ns", "node", "ip.batch")).TrimEnd('\n')).Append('\n');

@@ -163,12 +163,7 @@ public sealed class PodVsNativeExperiment
     private static string Variant(string root, PodVsNativeSetting s, string dir)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        foreach (var file in Directory.GetFiles(root, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir, Path.GetRelativePath(root, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(file, to);
-        }
+        ScenarioFiles.Copy(root, dir);
         if (s.Notrack)
             foreach (var node in new[] { "nodeA", "nodeB" })
             {

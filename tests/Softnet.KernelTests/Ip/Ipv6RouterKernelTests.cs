@@ -348,12 +348,7 @@ public sealed class Ipv6RouterKernelTests
         if (Directory.Exists(root)) Directory.Delete(root, true);
         string scn = Path.Combine(root, "scenario");
         string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
-        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to);
-        }
+        ScenarioFiles.Copy(src, scn);
         string sysctl = Path.Combine(scn, "ns", "r", "sysctl.conf");
         File.WriteAllText(sysctl, File.ReadAllText(sysctl).Replace("net.ipv6.conf.all.forwarding = 1", "net.ipv6.conf.all.forwarding = 0")
                                   + "net.ipv6.conf.eth1.disable_ipv6 = 1\n"
@@ -386,17 +381,7 @@ public sealed class Ipv6RouterKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-rate-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario");
-        string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
-        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to);
-        }
-        File.AppendAllText(Path.Combine(scn, "ns", "r", "sysctl.conf"), sysctls);
+        var (root, scn) = RouterWithSysctls("v6-rate-" + name, sysctls);
         var c = new ScenarioCapture();
         const string H1 = "2001:db8:a::11";
         c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo(H1, RA, 1, 1)), "echo to r");
@@ -415,21 +400,22 @@ public sealed class Ipv6RouterKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario");
-        string src = Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router");
-        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(scn, Path.GetRelativePath(src, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to);
-        }
-        File.AppendAllText(Path.Combine(scn, "ns", "r", "sysctl.conf"), sysctls);
+        var (root, scn) = RouterWithSysctls("v6-" + name, sysctls);
         var c = new ScenarioCapture();
         c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo("2001:db8:a::10", RA, 2, 1, payload: 1350)), "echo whose reply is over 1300");
         c.Add("eth0", Frames6.Eth(R0, AMac, Frames6.Echo("2001:db8:a::10", RA, 2, 2, payload: 1200)), "echo whose reply fits");
         Compare(root, scn, c);
+    }
+
+    /// <summary>A fresh run folder scenario-runs/<paramref name="run"/> holding a copy of v6-router whose r has
+    /// <paramref name="sysctls"/> appended to its sysctl.conf.</summary>
+    private static (string Root, string Scenario) RouterWithSysctls(string run, string sysctls)
+    {
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", run);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = ScenarioFiles.Copy(Path.Combine(AppContext.BaseDirectory, "Scenarios", "v6-router"), Path.Combine(root, "scenario"));
+        File.AppendAllText(Path.Combine(scn, "ns", "r", "sysctl.conf"), sysctls);
+        return (root, scn);
     }
 
     private static void Compare(string root, string scn, ScenarioCapture traffic)

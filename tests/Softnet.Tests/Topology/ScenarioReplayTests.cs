@@ -32,23 +32,13 @@ public class ScenarioReplayTests
         return path;
     }
 
-    private static void CopyTree(string from, string to)
-    {
-        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            string dst = Path.Combine(to, Path.GetRelativePath(from, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(dst)!);
-            File.Copy(f, dst);
-        }
-    }
-
     [Fact]
     public void Dump_writes_the_sets_with_the_counters_the_replay_left()
     {
         // The docker host with a counting set matched first in INPUT: `ipset save` after the replay shows the UDP probe.
         var dir = TempDir("scnipset");
         string scenario = Path.Combine(dir, "scenario");
-        CopyTree(TopologyTestData.PathOf("docker"), scenario);
+        ScenarioFiles.Copy(TopologyTestData.PathOf("docker"), scenario);
         string rules = Path.Combine(scenario, "ns", "host", "iptables.save");
         File.WriteAllText(rules, File.ReadAllText(rules).Replace("-A INPUT -p udp -m udp --dport 9 -j REJECT",
             "-A INPUT -m set --match-set probes src\n-A INPUT -p udp -m udp --dport 9 -j REJECT"));

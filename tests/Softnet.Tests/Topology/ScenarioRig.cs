@@ -38,12 +38,7 @@ internal sealed class ScenarioRig
         if (extraFiles != null)
         {
             string copy = Directory.CreateTempSubdirectory("softnet-rig-").FullName;
-            foreach (var f in Directory.GetFiles(dir, "*", SearchOption.AllDirectories))
-            {
-                string to = Path.Combine(copy, Path.GetRelativePath(dir, f));
-                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-                File.Copy(f, to);
-            }
+            ScenarioFiles.Copy(dir, copy);
             foreach (var (path, text) in extraFiles) File.WriteAllText(Path.Combine(copy, path), text);
             dir = copy;
         }
