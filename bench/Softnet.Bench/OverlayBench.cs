@@ -117,20 +117,7 @@ public static class OverlayBench
 
     /// <summary>An outer IPv4/UDP/VXLAN datagram (VNI 1, no outer UDP checksum, no DF) around <paramref name="inner"/>.</summary>
     private static byte[] Vxlan(string src, string dst, ushort sport, byte[] inner)
-    {
-        var u = new byte[16 + inner.Length];
-        BinaryPrimitives.WriteUInt16BigEndian(u, sport);
-        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(2), 8472);
-        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(4), (ushort)u.Length);
-        BinaryPrimitives.WriteUInt32BigEndian(u.AsSpan(8), 0x0800_0000);
-        BinaryPrimitives.WriteUInt32BigEndian(u.AsSpan(12), 1u << 8);
-        inner.CopyTo(u, 16);
-        var ip = Frames.Ipv4(src, dst, 17, u);
-        ip[6] = 0; // vxlan_xmit leaves DF clear by default
-        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), 0);
-        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(10), Checksum.Compute(ip.AsSpan(0, 20)));
-        return ip;
-    }
+        => ScenarioTrafficVxlan.Vxlan(1, inner, src: src, dst: dst, sport: sport, id: 0x1234);
 
     private static void WriteJson(string path, List<ScenarioBench.Case> cases, Dictionary<string, ScenarioBench.SoftnetResult> softnet,
         Dictionary<string, ScenarioBench.KernelResult?> kernel, string? why, int cpu, double kernelSeconds, double idle, int rounds, double warmup)
