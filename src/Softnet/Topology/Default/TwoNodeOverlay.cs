@@ -42,10 +42,6 @@ public sealed record TwoNodePathFigures(
     IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment,
     double CpuNsPerSegment = 0)
 {
-    /// <summary>The sampled stages' total per segment (the breakdown's sum; <see cref="CpuNsPerSegment"/> is the
-    /// measured whole).</summary>
-    public double TotalNsPerSegment => CpuPerSegment.LastOrDefault(s => s.Stage == "total").NsPerPacket;
-
     /// <summary>CPU time per payload byte (the replay thread's CPU time over the run, the generator's own cost taken out).</summary>
     public double CpuNsPerByte => BytesRead > 0 ? CpuNsPerSegment * Segments / BytesRead : 0;
 
@@ -243,11 +239,11 @@ public static class TwoNodeOverlay
         => new TwoNodeTrafficReader(new GeneratorCaptureReader(Streams(paths, bytesPerPath, bitsPerSecond, masquerade)),
             Ipv4.Parse("10.244.0.0"), 24, PodDevice, WireDevice);
 
-    /// <summary>Replays the paths together (the report, dumps and JSON), then each path alone for its figures.</summary>
     /// <summary>Runs of each path alone; the cheapest is reported (the counters are identical run to run, only the
-    /// sampled CPU times differ).</summary>
+    /// CPU times differ).</summary>
     public const int RepeatsPerPath = 3;
 
+    /// <summary>Replays the paths together (the report, dumps and JSON), then each path alone for its figures.</summary>
     public static TwoNodeRun Run(ReplayOptions replay, string dumpDir = "", long bytesPerPath = 16 << 20, double bitsPerSecond = 2e9)
     {
         string dir = Extract();

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using Softnet.Capture;
 using Softnet.Packets;
 
-namespace Softnet.Topology.Default;
+namespace Softnet.Tests.Topology;
 
 /// <summary>
 /// The sending node's flannel.1 as seen on the wire: frames of a generated capture addressed into the overlay's pod
@@ -98,7 +98,7 @@ public sealed class OverlayEncapReader : ICaptureReader
     /// <summary>The outer IP ID of the next segment of the frame's inner flow (see the class remarks).</summary>
     private ushort OuterId(ReadOnlySpan<byte> innerFrame)
     {
-        uint flow = Gro.FlowHash.ComputeFrame(innerFrame);
+        uint flow = Softnet.Gro.FlowHash.ComputeFrame(innerFrame);
         _tsoIds.TryGetValue(flow, out var t);
         if (t.Left == 0)
         {
@@ -127,7 +127,7 @@ public sealed class OverlayEncapReader : ICaptureReader
     private static ushort SourcePort(ReadOnlySpan<byte> innerFrame)
     {
         const int min = 32768, max = 61000;
-        uint hash = Gro.FlowHash.ComputeFrame(innerFrame);
+        uint hash = Softnet.Gro.FlowHash.ComputeFrame(innerFrame);
         hash ^= hash << 16;
         return (ushort)((((ulong)hash * (uint)(max - min)) >> 32) + (uint)min);
     }
