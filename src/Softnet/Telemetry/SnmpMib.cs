@@ -191,6 +191,8 @@ public enum SnmpCounter
     TcpExtTCPChallengeACK,
     TcpExtTCPSYNChallenge,
     TcpExtTCPFastOpenPassive,
+    TcpExtTCPFastOpenPassiveFail,
+    TcpExtTCPFastOpenCookieReqd,
     TcpExtTCPFromZeroWindowAdv,
     TcpExtTCPToZeroWindowAdv,
     TcpExtTCPWantZeroWindowAdv,
@@ -200,6 +202,7 @@ public enum SnmpCounter
     TcpExtTCPACKSkippedChallenge,
     TcpExtTCPZeroWindowDrop,
     TcpExtTCPRcvQDrop,
+    TcpExtTCPFastOpenPassiveAltKey,
     // IpExt (ipstats_mib, the extended half)
     IpExtInNoRoutes,
     IpExtInTruncatedPkts,

@@ -353,10 +353,18 @@ public sealed class TcpSock : Sock
         int len = tcp.Length - doff;
         uint seq = RcvIsn + 1;
         _rxL4Off = skb.Len - tcp.Length;
+        bool fin = (tcp[13] & 0x01) != 0;
+        // tcp_fastopen_add_skb: a SYN with a valid cookie and nothing after it queues nothing.
+        if (len == 0 && !fin)
+        {
+            RcvNxt = RcvWup = seq;
+            skb.Free();
+            stack.WakeReader(this);
+            return;
+        }
         if (truesize > ForwardAlloc) ForwardAlloc += (truesize - ForwardAlloc + PageSize - 1) / PageSize * PageSize;
         ForwardAlloc -= truesize;
         RmemAlloc += truesize;
-        bool fin = (tcp[13] & 0x01) != 0;
         _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, _rxL4Off + doff, truesize, fin));
         RcvNxt = RcvWup = seq + (uint)len;
         if (fin) Fin();

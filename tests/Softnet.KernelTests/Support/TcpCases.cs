@@ -1,3 +1,5 @@
+using Softnet.Transport;
+
 namespace Softnet.KernelTests.Support;
 
 /// <summary>
@@ -52,6 +54,7 @@ public static class TcpCases
         "syncookies" => Syncookies(),
         "synflood" => SynFlood(),
         "syn-data" => SynData(),
+        "tfo-cookies" => FastOpenCookies(),
         "dual-stack" => DualStack(),
         "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
@@ -268,6 +271,45 @@ public static class TcpCases
         f.Segment(0, 300);
         f.Data(Mss).Data(1000);
         return Close(cap, f);
+    }
+
+    /// <summary>The net.ipv4.tcp_fastopen_key the Fast Open cookie cases set (<see cref="FastOpenCookies"/>).</summary>
+    public const string FastOpenKey = "01234567-89abcdef-fedcba98-76543210";
+
+    /// <summary>The cookie a server keyed by <see cref="FastOpenKey"/> gives this case's client (its SYN's source and
+    /// destination addresses, as they stand in the header), as the option carries it.</summary>
+    public static byte[] FastOpenCookie(bool v6)
+    {
+        var key = TcpFastOpen.ParseKey(FastOpenKey)!.Value;
+        byte[] addrs = v6 ? [.. Frames6.Addr(Client6), .. Frames6.Addr(Server6)] : [.. Frames.Ip4(Client4), .. Frames.Ip4(Server4)];
+        var c = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(c, TcpFastOpen.Cookie(addrs, key.K0, key.K1));
+        return c;
+    }
+
+    /// <summary>Fast Open with cookies: a SYN asking for a cookie (empty option, no data) gets it in the SYN-ACK
+    /// (TCPFastOpenCookieReqd); a SYN with that cookie and 300 bytes makes a child that has the data at once
+    /// (TCPFastOpenPassive); a SYN with a wrong cookie and 300 bytes is an ordinary request whose SYN-ACK leaves the
+    /// data unacknowledged and carries the right cookie (TCPFastOpenPassiveFail), so the client sends the data again.
+    /// Each connection then carries a little more and closes.</summary>
+    public static TcpCapture FastOpenCookies()
+    {
+        var cap = new TcpCapture();
+        var ask = cap.Flow(Client, 40030, Server, 5001);
+        ask.SendSyn(fastOpen: []).SendAck();
+        var good = cap.Flow(Client, 40031, Server, 5001);
+        good.SendSyn(data: 300, fastOpen: FastOpenCookie(t_v6)).SendAck();
+        var bad = cap.Flow(Client, 40032, Server, 5001);
+        byte[] wrong = FastOpenCookie(t_v6);
+        wrong[0] ^= 0x5A;
+        bad.SendSyn(data: 300, fastOpen: wrong).SendAck();
+        cap.Pause(48);
+        bad.Segment(0, 300);
+        ask.Data(700);
+        good.Data(500);
+        cap.Pause(150);
+        foreach (var f in new[] { ask, good, bad }) f.SendFin(gapMs: 100).AckServerFin();
+        return cap;
     }
 
     /// <summary>20 SYNs from as many ports, none completed: the request queue as tcp_max_syn_backlog bounds it without

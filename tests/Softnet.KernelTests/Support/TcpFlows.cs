@@ -153,7 +153,9 @@ public sealed class TcpFlow
     /// <param name="cookie">Softnet answers with a SYN cookie (its request queue is over the backlog): the ISN is the
     /// cookie (the flow without timestamps only: a cookie's TSval is not modelled here).</param>
     /// <param name="data">Payload bytes in the SYN itself (TCP Fast Open), stream offsets 0 on.</param>
-    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false, int data = 0)
+    /// <param name="fastOpen">A Fast Open option (34) after the others, as a Linux client puts it: this cookie, or
+    /// with an empty one a cookie request; two NOPs pad it to a word.</param>
+    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false, int data = 0, byte[]? fastOpen = null)
     {
         _synNs = _cap.Now;
         int mss = V6 ? 1440 : 1460;
@@ -184,6 +186,11 @@ public sealed class TcpFlow
         byte mh = (byte)(mss >> 8), ml = (byte)mss;
         byte[] opts = _timestamps ? [2, 4, mh, ml, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, mh, ml, 1, 1, 4, 2, 1, 3, 3, 7];
         if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
+        if (fastOpen != null)
+        {
+            byte[] tfo = [34, (byte)(2 + fastOpen.Length), .. fastOpen];
+            opts = [.. opts, .. tfo, .. (tfo.Length & 3) == 2 ? new byte[] { 1, 1 } : []];
+        }
         Send(Syn, ClientIsn, 0, 64240, opts, 0, data, gapMs, data > 0 ? $"SYN [0,{data})" : "SYN");
         Sent += data;
         return this;
