@@ -36,10 +36,9 @@ public sealed class TcpSysctlKernelTests
         { "fastopen-cookie-required", "syn-data", "net.ipv4.tcp_fastopen = 1027\n" },
         // Cookies required (no 0x200): a cookie request, a right and a wrong cookie (tcp_try_fastopen), the key set in
         // both so the cookies are the same bytes; then the case's key as the backup one (TCPFastOpenPassiveAltKey, the
-        // primary cookie in the SYN-ACK); and the server off (the default 1: no cookie, yet TCPFastOpenCookieReqd).
+        // primary cookie in the SYN-ACK).
         { "fastopen-cookies", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = " + TcpCases.FastOpenKey + "\n" },
         { "fastopen-cookies-backup-key", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = 0badc0de-00000001-00000002-00000003," + TcpCases.FastOpenKey + "\n" },
-        { "fastopen-cookies-server-off", "tfo-cookies", "net.ipv4.tcp_fastopen_key = " + TcpCases.FastOpenKey + "\n" },
         { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
         // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
         // tcp_select_initial_window also takes for the scale.
