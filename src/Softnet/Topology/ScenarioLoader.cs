@@ -802,6 +802,9 @@ public static class ScenarioLoader
             // The server side with or without cookies (TcpFastOpen; the client bits have no active opens to act on), the
             // cookies keyed by tcp_fastopen_key.
             case "net.ipv4.tcp_fastopen" or "net.ipv4.tcp_fastopen_key": return true;
+            // The send buffer (sk_sndbuf: tcp_init_sock, tcp_sndbuf_expand) bounds what a writer queues; the readers
+            // write nothing and what the server sends (ACKs, FIN) does not wait on it, so it is honoured by doing nothing.
+            case "net.ipv4.tcp_wmem": return true;
         }
         if (key.StartsWith("net.netfilter.nf_conntrack_tcp_timeout_", StringComparison.Ordinal))
             return Array.IndexOf(ConntrackTcpTimeouts, key["net.netfilter.nf_conntrack_tcp_timeout_".Length..]) > 0;

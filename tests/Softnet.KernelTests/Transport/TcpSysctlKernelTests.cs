@@ -39,6 +39,10 @@ public sealed class TcpSysctlKernelTests
         // primary cookie in the SYN-ACK).
         { "fastopen-cookies", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = " + TcpCases.FastOpenKey + "\n" },
         { "fastopen-cookies-backup-key", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = 0badc0de-00000001-00000002-00000003," + TcpCases.FastOpenKey + "\n" },
+        // tcp_wmem sizes what a writer may queue (sk_sndbuf, tcp_sndbuf_expand); the readers write nothing, and the
+        // segments the server does send (ACKs, its FIN — tcp_send_fin forces its memory — and the FIN's retransmission,
+        // which waits only on skbs still in flight) do not wait on it: the smallest send buffer leaves the wire as it was.
+        { "wmem-small-fin-rtx", "fin-rtx", "net.ipv4.tcp_wmem = 4096 4096 4096\n" },
         { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
         // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
         // tcp_select_initial_window also takes for the scale.

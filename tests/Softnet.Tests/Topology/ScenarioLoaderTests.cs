@@ -242,6 +242,7 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv4.tcp_fastopen", "1539", true)]
     [InlineData("net.ipv4.tcp_fastopen", "1027", true)]
     [InlineData("net.ipv4.tcp_fastopen_key", "00010203-04050607-08090a0b-0c0d0e0f", true)]
+    [InlineData("net.ipv4.tcp_wmem", "4096 4096 4096", true)]
     [InlineData("net.ipv6.icmp.ratemask", "0-1,3-127", true)]
     [InlineData("net.ipv6.conf.eth0.mtu", "1300", true)]
     [InlineData("net.ipv6.conf.eth0.accept_dad", "0", false)]
