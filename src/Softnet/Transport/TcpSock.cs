@@ -956,8 +956,9 @@ public sealed class TcpSock : Sock
     /// a request checks it is its SYN-ACK (tcp_req_err: else OutOfWindowIcmps; unreachable network or host, time
     /// exceeded or a parameter problem drop the request, ListenDrops); a connection ignores what it did not send
     /// unacknowledged (OutOfWindowIcmps) and otherwise keeps the error as a soft one (no IP_RECVERR), which its reader
-    /// never sees.</summary>
-    internal void IcmpError(byte type, byte code, uint seq)
+    /// never sees. True when the error got past those checks to tcp_v4_err's switch, where a redirect is acted on
+    /// (do_redirect): a connection's (a Fast Open child's too), with the quoted sequence in the window.</summary>
+    internal bool IcmpError(byte type, byte code, uint seq)
         => IcmpError(type is 11 or 12 || (type == 3 && code is 0 or 1), seq);
 
     /// <summary>tcp_v6_err for an ICMPv6 error quoting this connection's segment: as <see cref="IcmpError(byte, byte,
@@ -967,21 +968,25 @@ public sealed class TcpSock : Sock
     internal void IcmpError6(byte type, byte code, uint seq)
         => IcmpError(type == 4 || (type == 1 && code is not (0 or 2 or 3)), seq);
 
-    private void IcmpError(bool fatal, uint seq)
+    private bool IcmpError(bool fatal, uint seq)
     {
         var mib = Namespace.Mib;
-        if (State == TcpState.SynRecv)
+        if (State == TcpState.SynRecv && !FastOpenChild)
         {
-            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
+            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return false; }
             if (fatal)
             {
                 DropRequest();
                 mib[SnmpCounter.TcpExtListenDrops]++;
             }
-            return;
+            return false;
         }
-        if (State == TcpState.Closed) return;
-        if (Before(seq, SndUna) || After(seq, SndNxt)) mib[SnmpCounter.TcpExtOutOfWindowIcmps]++;
+        if (State == TcpState.Closed) return false;
+        // !between(seq, snd_una, snd_nxt); a Fast Open child still in SYN_RECV counts from its ISN (its fastopen_rsk's
+        // snt_isn).
+        uint una = State == TcpState.SynRecv ? SndIsn : SndUna;
+        if (SndNxt - una < seq - una) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return false; }
+        return true;
     }
 
     /// <summary>tcp_v4_reqsk_send_ack / tcp_v6_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment:
