@@ -55,6 +55,7 @@ public static class TcpCases
         "synflood" => SynFlood(),
         "syn-data" => SynData(),
         "tfo-cookies" => FastOpenCookies(),
+        "tcp-redirect" => TcpRedirect(),
         "dual-stack" => DualStack(),
         "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
@@ -311,6 +312,26 @@ public static class TcpCases
         cap.Pause(150);
         foreach (var f in new[] { ask, good, bad }) f.SendFin(gapMs: 100).AckServerFin();
         return cap;
+    }
+
+    /// <summary>The server's routes a case needs beyond the scenario's (ip.batch lines for its eth0).</summary>
+    public static string ServerRoutes(string name) => name == "tcp-redirect" ? "route add 10.88.0.0/24 via 10.77.0.2 dev eth0\n" : "";
+
+    /// <summary>A client behind the gateway 10.77.0.2 (<see cref="ServerRoutes"/>): after the handshake the gateway
+    /// redirects the server to 10.77.0.9 (unresolved) quoting a sequence outside the connection's window (tcp_v4_err:
+    /// OutOfWindowIcmps, ignored), then the next one it would send (between snd_una and snd_nxt: do_redirect →
+    /// __ip_do_redirect, which asks for the new gateway's address, neigh_event_send, while accept_redirects allows).
+    /// Data and the close follow, still by the old gateway.</summary>
+    public static TcpCapture TcpRedirect()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow("10.88.0.5", 40040, Server4, 5001);
+        f.SendSyn().SendAck();
+        f.SendIcmpRedirect("10.77.0.2", "10.77.0.9", 100_000, gapMs: 5);
+        f.SendIcmpRedirect("10.77.0.2", "10.77.0.9", 1, gapMs: 5);
+        cap.Pause(20);
+        f.Data(1000);
+        return Close(cap, f);
     }
 
     /// <summary>20 SYNs from as many ports, none completed: the request queue as tcp_max_syn_backlog bounds it without

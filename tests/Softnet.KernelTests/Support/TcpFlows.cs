@@ -285,6 +285,27 @@ public sealed class TcpFlow
         return this;
     }
 
+    /// <summary>An ICMP host redirect (type 5 code 1) from <paramref name="oldGateway"/>, the hop the server reaches the
+    /// client by, naming <paramref name="newGateway"/>, quoting the server's segment to the client with sequence ISN +
+    /// <paramref name="seqFromIsn"/> (the kernel run moves it into the kernel's sequence space).</summary>
+    public TcpFlow SendIcmpRedirect(string oldGateway, string newGateway, uint seqFromIsn, double gapMs = 1)
+    {
+        if (V6) throw new InvalidOperationException("an ICMP redirect needs an IPv4 flow");
+        var tcp = new byte[8];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, ServerPort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(2), ClientPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp.AsSpan(4), ServerIsn + seqFromIsn);
+        var quoted = Frames.Ipv4(Server, Client, 6, tcp, 64, 0);
+        var icmp = new byte[8 + quoted.Length];
+        icmp[0] = 5;
+        icmp[1] = 1;
+        Frames.Ip4(newGateway).CopyTo(icmp, 4);
+        quoted.CopyTo(icmp, 8);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp));
+        _cap.Emit(Frames.Ipv4(oldGateway, Server, 1, icmp, 64, 0), gapMs, $"{oldGateway} ICMP redirect to {newGateway} quoting seq ISN+{seqFromIsn}");
+        return this;
+    }
+
     /// <summary>nop, nop, TS: TSval the client's ms clock; TSecr the TSval of the server's latest segment, which
     /// answered this flow's previous frame at that frame's capture time (Softnet answers in the same instant).</summary>
     private byte[] TsOption()

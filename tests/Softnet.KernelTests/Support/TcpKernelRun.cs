@@ -351,10 +351,34 @@ def rewrite_icmp6(f):
     log.append('icmpv6 quoting seq %d sent with %d' % (seq, new))
     return bytes(b)
 
+def rewrite_icmp4(f):
+    # An ICMP error quoting one of the server's segments (IPv4 header without options, then TCP at 62): its quoted
+    # seq moves into the kernel's sequence space as the ICMPv6 one does, the ICMP checksum redone.
+    if len(f) < 70 or f[23] != 1 or f[14] != 0x45 or f[34] not in (3, 4, 5, 11, 12) or f[42] != 0x45 or f[51] != 6:
+        return f
+    key = (f[58:62], f[64:66], f[54:58], f[62:64])
+    st = flows.get(key)
+    if st is None:
+        return f
+    deadline = time.monotonic() + 0.5
+    while st['kisn'] is None and time.monotonic() < deadline:
+        wait_until(min(deadline, time.monotonic() + 0.005))
+    if st['kisn'] is None:
+        return f
+    b = bytearray(f)
+    seq = struct.unpack_from('!I', b, 66)[0]
+    new = (seq + st['shift'][0]) & 0xFFFFFFFF if st['shift'] is not None else st['kisn']
+    struct.pack_into('!I', b, 66, new)
+    struct.pack_into('!H', b, 36, 0)
+    end = 14 + struct.unpack_from('!H', b, 16)[0]
+    struct.pack_into('!H', b, 36, csum(bytes(b[34:end])))
+    log.append('icmp quoting seq %d sent with %d' % (seq, new))
+    return bytes(b)
+
 def rewrite(f):
     t = tcp_at(f)
     if t is None:
-        return rewrite_icmp6(f)
+        return rewrite_icmp4(f) if f[12:14] == b'\x08\x00' else rewrite_icmp6(f)
     src, dst = addrs(f)
     key = (src, f[t:t + 2], dst, f[t + 2:t + 4])
     flags = f[t + 13]

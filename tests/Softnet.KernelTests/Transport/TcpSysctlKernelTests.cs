@@ -43,6 +43,10 @@ public sealed class TcpSysctlKernelTests
         // segments the server does send (ACKs, its FIN — tcp_send_fin forces its memory — and the FIN's retransmission,
         // which waits only on skbs still in flight) do not wait on it: the smallest send buffer leaves the wire as it was.
         { "wmem-small-fin-rtx", "fin-rtx", "net.ipv4.tcp_wmem = 4096 4096 4096\n" },
+        // A redirect about the connection: one quoting a sequence outside the window is counted and ignored, one inside
+        // it is acted on (the new gateway's address asked for) unless accept_redirects refuses it.
+        { "accept-redirects-tcp", "tcp-redirect", "" },
+        { "accept-redirects-0-tcp", "tcp-redirect", "net.ipv4.conf.all.accept_redirects = 0\nnet.ipv4.conf.default.accept_redirects = 0\n" },
         { "window-scaling-0", "inorder", "net.ipv4.tcp_window_scaling = 0\n" },
         // tcp_rmem[2] above this host's net.core.rmem_max (4 MB, the root namespace's, read-only here), which
         // tcp_select_initial_window also takes for the scale.
@@ -83,6 +87,7 @@ public sealed class TcpSysctlKernelTests
         string scn = Path.Combine(root, "scenario");
         Copy(Path.Combine(AppContext.BaseDirectory, "Scenarios", v6 ? "tcp6-host" : "tcp-host"), scn);
         File.AppendAllText(Path.Combine(scn, "ns", "server", "sysctl.conf"), sysctls);
+        File.AppendAllText(Path.Combine(scn, "ns", "server", "ip.batch"), TcpCases.ServerRoutes(tcpCase));
         string capture = Path.Combine(root, tcpCase + ".pcapng");
         TcpFlow.ServerTsOffsetZero = sysctls.Contains("tcp_timestamps = 2");
         try { TcpCases.For(tcpCase, v6).Write(capture); }
