@@ -317,20 +317,28 @@ public sealed class TcpSock : Sock
         else if (TstampOk && tsEcr != 0)
             _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
         else { _srttNs = 0; _noRttSample = true; }
-        if (TstampOk) AdvMss -= 12;
-        // A Fast Open child ran tcp_init_transfer when it was made.
+        // A Fast Open child ran tcp_init_transfer when it was made; the others run it now, before the timestamp option
+        // comes off advmss (tcp_rcv_state_process's order).
         if (!FastOpenChild) InitBufferSpace(nowNs);
+        if (TstampOk) AdvMss -= 12;
         _mstampNs = nowNs;
         int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
         RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
     }
 
-    /// <summary>tcp_init_buffer_space (from tcp_init_transfer): the window clamp within the full space, DRS starting
-    /// from ten segments' worth at the sequence the reader has reached, now.</summary>
+    /// <summary>tcp_init_buffer_space (from tcp_init_transfer): the window clamp within the full space less one
+    /// segment (tcp_app_win's reservation; its default 31 reserves nothing more), DRS starting from ten segments' worth
+    /// at the sequence the reader has reached, now.</summary>
     private void InitBufferSpace(long nowNs)
     {
+        const int tcpAppWin = 31;
         int maxwin = FullSpace();
-        if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
+        if (WindowClamp >= maxwin)
+        {
+            WindowClamp = (uint)maxwin;
+            if (maxwin > 4 * AdvMss) WindowClamp = (uint)Math.Max(maxwin - (maxwin >> tcpAppWin), 4 * AdvMss);
+        }
+        if (WindowClamp > 2 * AdvMss && WindowClamp + AdvMss > maxwin) WindowClamp = (uint)Math.Max(2 * AdvMss, maxwin - AdvMss);
         RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
         _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
         _rcvqSeq = CopiedSeq;

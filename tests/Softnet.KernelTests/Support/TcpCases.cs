@@ -292,9 +292,8 @@ public static class TcpCases
     /// (TCPFastOpenCookieReqd); a SYN with that cookie and 1000 bytes makes a child that has the data at once
     /// (TCPFastOpenPassive); a SYN with a wrong cookie and 1000 bytes is an ordinary request whose SYN-ACK leaves the
     /// data unacknowledged and carries the right cookie (TCPFastOpenPassiveFail), so the client sends the data again.
-    /// The other two then carry a little more; all close. (The Fast Open child carries nothing more: over IPv6 the
-    /// kernel's child grows its window less than Softnet's on its next segment, a receive-window difference apart from
-    /// the cookies, left for later.)</summary>
+    /// Each connection then carries a little more (a segment short of the MSS: the window keeps tcp_init_buffer_space's
+    /// clamp, one untrimmed advmss below the full space) and closes.</summary>
     public static TcpCapture FastOpenCookies()
     {
         var cap = new TcpCapture();
@@ -309,6 +308,7 @@ public static class TcpCases
         cap.Pause(48);
         bad.Segment(0, 1000);
         ask.Data(700);
+        good.Data(500);
         cap.Pause(150);
         foreach (var f in new[] { ask, good, bad }) f.SendFin(gapMs: 100).AckServerFin();
         return cap;
