@@ -192,6 +192,7 @@ public enum SnmpCounter
     TcpExtTCPSYNChallenge,
     TcpExtTCPFastOpenPassive,
     TcpExtTCPFastOpenPassiveFail,
+    TcpExtTCPFastOpenListenOverflow,
     TcpExtTCPFastOpenCookieReqd,
     TcpExtTCPFromZeroWindowAdv,
     TcpExtTCPToZeroWindowAdv,

@@ -128,7 +128,7 @@ public static class Tcp6Receive
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
         // tcp_try_fastopen (tcp_conn_request is shared): the cookie keyed over the SYN's two addresses.
-        if (TcpFastOpen.Try(ns, tcp, pkt[8..40], out var cookie))
+        if (TcpFastOpen.Try(ns, listener, tcp, pkt[8..40], out var cookie))
         {
             TcpReceive.FastOpenChild(stack, dev, listener, req, skb, tcp, cookie);
             return;

@@ -91,9 +91,10 @@ public static class TcpFastOpen
     /// (TCPFastOpenPassive). <paramref name="reply"/> is the cookie the SYN-ACK carries: the valid one for a cookie
     /// request or an invalid cookie (TCPFastOpenPassiveFail), the primary one when the backup key matched
     /// (TCPFastOpenPassiveAltKey), else none. Every listener has a Fast Open queue only with
-    /// TFO_SERVER_WO_SOCKOPT1 (the readers set no TCP_FASTOPEN); its length limit (the backlog) is not modelled.
+    /// TFO_SERVER_WO_SOCKOPT1 (the readers set no TCP_FASTOPEN), as long as fewer children than the backlog are
+    /// still in their handshake (tcp_fastopen_queue_check: else TCPFastOpenListenOverflow, before any cookie is looked at).
     /// </summary>
-    internal static bool Try(Namespace ns, ReadOnlySpan<byte> tcp, ReadOnlySpan<byte> addrs, out FastOpenCookie reply)
+    internal static bool Try(Namespace ns, TcpListenSock listener, ReadOnlySpan<byte> tcp, ReadOnlySpan<byte> addrs, out FastOpenCookie reply)
     {
         reply = default;
         int doff = (tcp[12] >> 4) * 4;
@@ -103,6 +104,11 @@ public static class TcpFastOpen
         int v = ns.TcpFastopen;
         bool synData = tcp.Length > doff;
         if ((v & TfoServerEnable) == 0 || !(synData || foc.Len >= 0) || (v & TfoServerWoSockopt1) == 0) return false;
+        if (listener.FastOpenQlen >= listener.Backlog)
+        {
+            mib[SnmpCounter.TcpExtTCPFastOpenListenOverflow]++;
+            return false;
+        }
         if (synData && (v & TfoServerCookieNotReqd) != 0)
         {
             mib[SnmpCounter.TcpExtTCPFastOpenPassive]++;

@@ -135,7 +135,7 @@ public sealed class TcpReceive : InetProtocol
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
         // tcp_try_fastopen: the SYN's source and destination addresses, as they stand in the header, key the cookie.
-        if (TcpFastOpen.Try(ns, tcp, pkt[12..20], out var cookie))
+        if (TcpFastOpen.Try(ns, listener, tcp, pkt[12..20], out var cookie))
         {
             FastOpenChild(stack, dev, listener, req, skb, tcp, cookie);
             return;
@@ -153,6 +153,7 @@ public sealed class TcpReceive : InetProtocol
         in FastOpenCookie cookie)
     {
         req.Namespace.Mib[SnmpCounter.TcpPassiveOpens]++;
+        listener.FastOpenQlen++;
         skb.Conntrack = null;
         req.InitFastOpenChild(stack, skb, tcp, Sock.ChargeSize(dev, skb));
         SendSynAck(stack, req, cookie);

@@ -306,6 +306,7 @@ public sealed class TcpSock : Sock
     /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
     internal void Establish(uint ackedWindowRaw, long nowNs, uint tsEcr)
     {
+        FastOpenRemove();
         State = TcpState.Established;
         SndUna = SndNxt;
         SndWndRaw = ackedWindowRaw;
@@ -347,6 +348,13 @@ public sealed class TcpSock : Sock
 
     /// <summary>A Fast Open child (tcp_fastopen_create_child): accepted before its handshake completes.</summary>
     internal bool FastOpenChild;
+
+    /// <summary>reqsk_fastopen_remove: a Fast Open child leaving SYN_RECV (its third ACK, or its end) frees its slot in
+    /// the listener's Fast Open queue.</summary>
+    private void FastOpenRemove()
+    {
+        if (FastOpenChild && State == TcpState.SynRecv) Listener.FastOpenQlen--;
+    }
 
     /// <summary>tcp_fastopen_create_child for the request this sock was made as, from its SYN (<paramref name="tcp"/>,
     /// data after the header): the peer's window as sent (unscaled), tcp_init_transfer, then tcp_fastopen_add_skb:
@@ -1245,6 +1253,7 @@ public sealed class TcpSock : Sock
     /// <summary>tcp_done: out of the tables; queued data stays for the reader.</summary>
     private void Close(TcpState to)
     {
+        FastOpenRemove();
         State = to;
         _pending = 0;
         DelackDueNs = long.MaxValue;

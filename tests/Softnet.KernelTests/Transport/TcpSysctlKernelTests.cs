@@ -38,6 +38,7 @@ public sealed class TcpSysctlKernelTests
         // both so the cookies are the same bytes; then the case's key as the backup one (TCPFastOpenPassiveAltKey, the
         // primary cookie in the SYN-ACK).
         { "fastopen-cookies", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = " + TcpCases.FastOpenKey + "\n" },
+        { "fastopen-queue-overflow", "tfo-overflow", "net.ipv4.tcp_fastopen = 1539\n" },
         { "fastopen-cookies-backup-key", "tfo-cookies", "net.ipv4.tcp_fastopen = 1027\nnet.ipv4.tcp_fastopen_key = 0badc0de-00000001-00000002-00000003," + TcpCases.FastOpenKey + "\n" },
         // tcp_wmem sizes what a writer may queue (sk_sndbuf, tcp_sndbuf_expand); the readers write nothing, and the
         // segments the server does send (ACKs, its FIN — tcp_send_fin forces its memory — and the FIN's retransmission,
@@ -97,7 +98,7 @@ public sealed class TcpSysctlKernelTests
         TcpCompare.WriteTimeline(kernel);
         using (ScenarioReplay.Run(scn, capture, "server", softnet)) { }
         TcpCompare.WriteTimeline(softnet);
-        var diffs = TcpCompare.Diff(kernel, softnet);
+        var diffs = TcpCompare.Diff(kernel, softnet, prefixes: TcpCases.ComparedCounters(tcpCase));
         Assert.True(diffs.Count == 0, string.Join('\n', diffs));
     }
 }
