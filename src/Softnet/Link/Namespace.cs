@@ -288,6 +288,8 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool TcpDsack => Conf.TcpDsack;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
+    /// <summary>net.bridge.bridge-nf-call-ip6tables: bridged IPv6 frames cross the IPv6 hooks (br_nf_pre_routing_ipv6).</summary>
+    public bool BridgeNfCallIp6tables => Conf.BridgeNfCallIp6tables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
     /// <summary>net.ipv4.tcp_rmem[1] and [2]: a TCP socket's initial receive buffer and the most it grows to.</summary>
@@ -320,6 +322,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _conf.BridgeNfCallIp6tables = SysctlInt("net.bridge.bridge-nf-call-ip6tables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
                 _conf.Forwarding6 = SysctlInt("net.ipv6.conf.all.forwarding", 0) != 0;
@@ -350,7 +353,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;
         public long Ip6FragHighThresh;
-        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
+        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, BridgeNfCallIp6tables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }
 
     private NetConf _conf;

@@ -356,6 +356,7 @@ public sealed class NetStack
         skb.Dst = null;
         skb.Conntrack = null;
         skb.CtInfo = 0;
+        skb.NfBridgePhysIn = skb.NfBridgePhysOut = null;
         if (!xnet) return;
         skb.Mark = 0;
     }

@@ -799,6 +799,10 @@ public static class ScenarioLoader
                 return true;
             // Softnet's own datagrams carry flow label 0, as the kernel's do with auto_flowlabels 0.
             case "net.ipv6.auto_flowlabels": return false;
+            // br_netfilter's IPv6 hooks (BridgeNetfilter.Ipv6.cs). Bridged ARP would cross arptables FORWARD
+            // (br_nf_forward_arp): Softnet has neither arptables nor nft's arp family, so there are no ARP rules and
+            // the key is honoured as a kernel with empty arp tables honours it: every frame accepted.
+            case "net.bridge.bridge-nf-call-ip6tables" or "net.bridge.bridge-nf-call-arptables": return true;
             // The server side without cookies (0x200) or without a Fast Open queue (no 0x400: the readers set no
             // TCP_FASTOPEN); the cookies themselves (0x402 without 0x200) are not modelled.
             case "net.ipv4.tcp_fastopen":

@@ -245,6 +245,8 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv6.conf.eth0.mtu", "1300", true)]
     [InlineData("net.ipv6.conf.eth0.accept_dad", "0", false)]
     [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
+    [InlineData("net.bridge.bridge-nf-call-ip6tables", "1", true)]
+    [InlineData("net.bridge.bridge-nf-call-arptables", "1", true)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
         => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
     [Fact]
