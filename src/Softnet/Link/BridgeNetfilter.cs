@@ -66,29 +66,26 @@ public static partial class BridgeNetfilter
     /// stays bridged, not routed: no TTL or hop limit decrement, the destination MAC taken from the neighbour's cached
     /// header (neigh_hh_bridge), the source MAC kept. Without one, neigh->output builds the whole header (source: the
     /// bridge) and transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and bridges the
-    /// frame: the bridge's tx tap sees it once. False when dropped (and freed).</summary>
+    /// frame: the bridge's tx tap sees it once, and with the sender's source MAC, as a packet socket reads it (checked
+    /// on 6.18 with IPv6: its clone shares the data br_nf_pre_routing_finish_bridge_slow rewrites in place before the
+    /// socket is read). False when dropped (and freed).</summary>
     private static bool BridgedDnat(NetStack stack, Device br, Skb skb, Neigh.Neighbour? n)
     {
         if (n == null || !n.Valid) { NetStack.Drop(br.Namespace, skb, DropReason.BridgeDnatNeighUnresolved); return false; }
         var eth = skb.HeadBuffer.Slice(skb.MacHeader, 14);
+        n.Mac.CopyTo(eth);
         if (!(n.HhCached && n.Connected))
         {
             if (br.TxTap != null)
             {
-                Span<byte> saved = stackalloc byte[6];
-                eth.Slice(6, 6).CopyTo(saved);
-                n.Mac.CopyTo(eth);
-                br.Mac.CopyTo(eth[6..]);
                 skb.Push(14);
                 br.TxTap.Write(stack.Now, stack.Linearize(skb));
                 skb.Pull(14);
-                saved.CopyTo(eth[6..]);
             }
             br.TxPackets++;
             br.TxBytes += 14 + skb.Len;
             n.HhCached = true;
         }
-        n.Mac.CopyTo(eth);
         return true;
     }
 
