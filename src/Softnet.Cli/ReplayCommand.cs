@@ -130,6 +130,12 @@ public static class ReplayCommand
                     ReaderNsPerByte = pr.GetValue(readerPerByte) is >= 0 and var rb ? rb : throw new ArgumentException("--reader-ns-per-byte must not be negative"),
                     ReaderNsPerRead = pr.GetValue(readerPerRead) is >= 0 and var rr ? rr : throw new ArgumentException("--reader-ns-per-read must not be negative"),
                     Rps = RpsFrom(pr.GetValue(rpsCpus), pr.GetValue(rpsFlowCnt), pr.GetValue(rpsSockFlows), pr.GetValue(maxBacklog), pr.GetValue(flowLimitCpus)),
+                    // An option given explicitly wins over a scenario's sysctl.conf for the same net.core key.
+                    GivenOnCommandLine = new (Option, string)[]
+                    {
+                        (budget, "net.core.netdev_budget"), (budgetUsecs, "net.core.netdev_budget_usecs"),
+                        (maxBacklog, "net.core.netdev_max_backlog"), (rpsSockFlows, "net.core.rps_sock_flow_entries"),
+                    }.Where(g => pr.GetResult(g.Item1) is { Implicit: false }).Select(g => g.Item2).ToHashSet(),
                 };
                 if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)
                     throw new ArgumentException("--rps-cpus / RFS are modelled in deterministic mode only");

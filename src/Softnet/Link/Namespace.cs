@@ -292,6 +292,10 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool BridgeNfCallIp6tables => Conf.BridgeNfCallIp6tables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.core.rmem_default and rmem_max: the kernel's global values (init_net's, read-only in other
+    /// namespaces); a scenario sets them once for every namespace (ScenarioLoader's global net.core keys).</summary>
+    public int RmemDefault => Conf.RmemDefault;
+    public int RmemMax => Conf.RmemMax;
     /// <summary>net.ipv4.tcp_rmem[1] and [2]: a TCP socket's initial receive buffer and the most it grows to.</summary>
     public int TcpRmemDefault => Conf.TcpRmem1;
     public int TcpRmemMax => Conf.TcpRmem2;
@@ -337,6 +341,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.TcpRmem1 = rmem.Length > 1 && int.TryParse(rmem[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r1) ? r1 : 131072;
                 _conf.TcpRmem2 = rmem.Length > 2 && int.TryParse(rmem[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r2) ? r2 : 33554432;
                 _conf.TcpTimestamps = SysctlInt("net.ipv4.tcp_timestamps", 1);
+                // The kernel's defaults (SK_RMEM_MAX); a host may have raised them (this one's rmem_max is 4 MB).
+                _conf.RmemDefault = SysctlInt("net.core.rmem_default", 212992);
+                _conf.RmemMax = SysctlInt("net.core.rmem_max", 212992);
                 _conf.TcpSack = SysctlInt("net.ipv4.tcp_sack", 1) != 0;
                 _conf.TcpWindowScaling = SysctlInt("net.ipv4.tcp_window_scaling", 1) != 0;
                 _conf.Version = Sysctls.Version + 1;
@@ -352,6 +359,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;
+        public int RmemDefault, RmemMax;
         public long Ip6FragHighThresh;
         public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, BridgeNfCallIp6tables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }

@@ -81,6 +81,7 @@ public static class ScenarioLoader
                 }
             }
         }
+        sc.NetCore = NetCoreSysctls.Gather(sc, nsDir);
         sc.Compile();
         // Sockets bind to addresses the compiled routing tables know.
         foreach (var ns in sc.Namespaces)
@@ -738,6 +739,8 @@ public static class ScenarioLoader
         // The store's key: the path's components joined by '.' (a device's own dots stay, as Device.ConfKey makes them).
         string key = procPath.Replace('/', '.');
         var e = SysctlCatalogue.Find(key, deviceExists, out string? dev);
+        // A global net.core key is written as on the host (NetCoreSysctls).
+        if (e != null && SysctlCatalogue.GlobalCore.TryGetValue(key, out var global)) e = global;
         if (e == null)
         {
             if (ignore) return;
@@ -799,6 +802,11 @@ public static class ScenarioLoader
                 return true;
             // Softnet's own datagrams carry flow label 0, as the kernel's do with auto_flowlabels 0.
             case "net.ipv6.auto_flowlabels": return false;
+            // The kernel's global net.core values (NetCoreSysctls): the replay's NAPI budget, backlogs, RFS table and
+            // every socket's receive buffer.
+            case "net.core.netdev_budget" or "net.core.netdev_budget_usecs" or "net.core.netdev_max_backlog" or "net.core.dev_weight"
+                or "net.core.rps_sock_flow_entries" or "net.core.rmem_default" or "net.core.rmem_max":
+                return true;
             // br_netfilter's IPv6 hooks (BridgeNetfilter.Ipv6.cs). Bridged ARP would cross arptables FORWARD
             // (br_nf_forward_arp): Softnet has neither arptables nor nft's arp family, so there are no ARP rules and
             // the key is honoured as a kernel with empty arp tables honours it: every frame accepted.

@@ -173,12 +173,14 @@ public static class ScenarioRun
     {
         var stack = new NetStack(scenario.Namespaces);
         var report = new ReplayReport { Source = "live: " + string.Join(", ", options.Bindings) };
+        var replay = scenario.NetCore.ApplyTo(options.Replay);
+        if (scenario.NetCore.NetdevMaxBacklog is int maxBacklog) stack.NetdevMaxBacklog = maxBacklog;
         var engine = new NapiEngine(new NapiEngineOptions
         {
             Mode = NapiMode.Deterministic,
             Cpus = options.Replay.Cpus,
-            NetdevBudget = options.Replay.NetdevBudget,
-            NetdevBudgetUsecs = options.Replay.NetdevBudgetUsecs,
+            NetdevBudget = replay.NetdevBudget,
+            NetdevBudgetUsecs = replay.NetdevBudgetUsecs,
         });
         int queues = options.Replay.Nic.Queues;
         var top = new ScenarioStack(queues, stack, id => (uint)id < (uint)wires.Count ? wires[id].Device : null);

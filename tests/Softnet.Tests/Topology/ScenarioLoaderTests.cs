@@ -304,9 +304,10 @@ public class ScenarioLoaderTests : IDisposable
     [Fact]
     public void Sysctl_a_of_a_fresh_namespace_loads()
     {
-        // What `sysctl -a` prints in a fresh namespace, less the read-only keys (sysctl -p refuses those as well).
+        // What `sysctl -a` prints in a fresh namespace, less the read-only keys (sysctl -p refuses those as well); the
+        // global net.core keys as the host takes them.
         var lines = SysctlCatalogue.Keys(["lo"]).Where(k => !k.EndsWith(".stable_secret", StringComparison.Ordinal))
-            .Select(k => (k, SysctlCatalogue.Find(k, _ => true, out _)!)).Where(x => !x.Item2.ReadOnly)
+            .Select(k => (k, SysctlCatalogue.GlobalCore.GetValueOrDefault(k) ?? SysctlCatalogue.Find(k, _ => true, out _)!)).Where(x => !x.Item2.ReadOnly)
             .Select(x => x.k + " = " + SampleValue(x.k, x.Item2));
         ScenarioLoader.Load(Temp(Links, ("h", "sysctl.conf", string.Join("\n", lines) + "\n")));
     }
