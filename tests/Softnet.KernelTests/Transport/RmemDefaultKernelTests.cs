@@ -1,0 +1,139 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Softnet.Capture.Live;
+using Softnet.KernelTests.Support;
+using Softnet.Link;
+using Softnet.Packets;
+using Softnet.Telemetry;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Transport;
+
+/// <summary>Tests that write the kernel's global net.core values (init_net's, seen by every namespace): they save and
+/// restore the host's value and run alone, after every parallel collection of this assembly.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GlobalSysctlCollection
+{
+    public const string Name = "GlobalSysctl";
+}
+
+/// <summary>
+/// net.core.rmem_default: the receive buffer of a UDP socket that never set SO_RCVBUF. The same burst of datagrams
+/// to a socket that does not read, on the kernel (rmem_default written in the root namespace while the socket is
+/// created, then put back) and on Softnet (the scenario's sysctl.conf): the same RcvbufErrors, and once the reader
+/// reads, the same InDatagrams.
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(GlobalSysctlCollection.Name)]
+public sealed class RmemDefaultKernelTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    private const string RmemDefaultPath = "/proc/sys/net/core/rmem_default";
+    private const string Mac0 = "02:00:0a:63:00:01", Mac1 = "02:00:0a:63:00:02";
+    private const int Datagrams = 24, Payload = 200, Rmem = 4608;
+
+    private static byte[] Frame(int i)
+    {
+        var f = new byte[14 + 20 + 8 + Payload];
+        Device.TryParseMac(Mac0, out var dst);
+        Device.TryParseMac(Mac1, out var src);
+        dst.CopyTo(f, 0);
+        src.CopyTo(f, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
+        var ip = f.AsSpan(14);
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + 8 + Payload));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(0x100 + i));
+        ip[8] = 64;
+        ip[9] = 17;
+        new byte[] { 10, 99, 0, 2 }.CopyTo(ip[12..]);
+        new byte[] { 10, 99, 0, 1 }.CopyTo(ip[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..20], 0));
+        var u = ip[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(u, 40000);
+        BinaryPrimitives.WriteUInt16BigEndian(u[2..], 5353);
+        BinaryPrimitives.WriteUInt16BigEndian(u[4..], 8 + Payload);
+        for (int k = 0; k < Payload; k++) u[8 + k] = (byte)(i + k);
+        ushort c = Checksum.Compute(u, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 17, u.Length));
+        BinaryPrimitives.WriteUInt16BigEndian(u[6..], c == 0 ? (ushort)0xFFFF : c);
+        return f;
+    }
+
+    private static (long RcvbufErrors, long InDatagrams) Kernel()
+    {
+        using var a = Netns.Create("snrm");
+        using var b = Netns.Create("snrm");
+        a.DisableIpv6();
+        b.DisableIpv6();
+        Netns.CreateVeth(a, "v0", b, "v1");
+        a.Check("ip", "link", "set", "v0", "address", Mac0);
+        a.Check("ip", "addr", "add", "10.99.0.1/24", "dev", "v0");
+        a.Check("ip", "link", "set", "v0", "up");
+        b.Check("ip", "link", "set", "v1", "address", Mac1);
+        b.Check("ip", "link", "set", "v1", "up");
+        Socket sock;
+        string saved = File.ReadAllText(RmemDefaultPath).Trim();
+        try
+        {
+            // sock_init_data reads rmem_default when the socket is made: the host's value is back right after.
+            File.WriteAllText(RmemDefaultPath, Rmem.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using (new NetnsScope(a.Name)) sock = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        }
+        finally
+        {
+            File.WriteAllText(RmemDefaultPath, saved);
+        }
+        using (sock)
+        {
+            Assert.Equal(Rmem, sock.ReceiveBufferSize);
+            sock.Bind(new IPEndPoint(IPAddress.Parse("10.99.0.1"), 5353));
+            using (var tx = new RawPacketSocket(b.Name, "v1"))
+                for (int i = 0; i < Datagrams; i++) tx.Send(Frame(i));
+            Thread.Sleep(300);
+            var before = SnmpMib.ParseNstat(a.Check("nstat", "-asz"));
+            var buf = new byte[2048];
+            sock.Blocking = false;
+            while (sock.Available > 0) sock.Receive(buf);
+            var after = SnmpMib.ParseNstat(a.Check("nstat", "-asz"));
+            return (before.GetValueOrDefault("UdpRcvbufErrors"), after.GetValueOrDefault("UdpInDatagrams"));
+        }
+    }
+
+    private static (long RcvbufErrors, long InDatagrams) Softnet()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rmem-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "links.batch"), "netns add a\nnetns add b\nlink add v0 netns a type veth peer name v1 netns b\n");
+            Directory.CreateDirectory(Path.Combine(dir, "ns", "a"));
+            File.WriteAllText(Path.Combine(dir, "ns", "a", "ip.batch"), $"link set v0 address {Mac0}\naddr add 10.99.0.1/24 dev v0\nlink set v0 up\n");
+            File.WriteAllText(Path.Combine(dir, "ns", "a", "sysctl.conf"), $"net.core.rmem_default = {Rmem}\n");
+            File.WriteAllText(Path.Combine(dir, "ns", "a", "sockets"), "udp 10.99.0.1:5353\n");
+            var sc = ScenarioLoader.Load(dir);
+            var ns = sc.Namespace("a")!;
+            var stack = new NetStack(sc.Namespaces) { DeferReaders = true };
+            long ts = 1_000_000_000_000;
+            for (int i = 0; i < Datagrams; i++) stack.Receive(ns.Device("v0")!, stack.SkbFrom(Frame(i))!, ts += 1_000_000);
+            long errors = ns.Mib[SnmpCounter.UdpRcvbufErrors];
+            stack.RunReaders();
+            return (errors, ns.Mib[SnmpCounter.UdpInDatagrams]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [SkippableFact]
+    public void A_small_rmem_default_drops_the_same_datagrams_as_the_kernel()
+    {
+        string? why = Netns.Unavailable("nstat");
+        Skip.If(why != null, why);
+        var kernel = Kernel();
+        var softnet = Softnet();
+        output.WriteLine($"kernel: UdpRcvbufErrors {kernel.RcvbufErrors}, UdpInDatagrams {kernel.InDatagrams}; softnet: {softnet.RcvbufErrors}, {softnet.InDatagrams}");
+        Assert.True(kernel.RcvbufErrors > 0, $"the kernel dropped nothing ({kernel})");
+        Assert.Equal(kernel, softnet);
+    }
+}
