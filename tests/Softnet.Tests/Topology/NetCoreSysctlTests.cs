@@ -75,11 +75,14 @@ public class NetCoreSysctlTests
     [Fact]
     public void An_option_given_on_the_command_line_wins_over_the_scenario()
     {
-        var rig = Router("net.core.netdev_budget = 64\nnet.core.netdev_budget_usecs = 16000\nnet.core.netdev_max_backlog = 10\n");
+        var rig = Router("net.core.netdev_budget = 64\nnet.core.netdev_budget_usecs = 16000\nnet.core.netdev_max_backlog = 10\n"
+            + "net.core.dev_weight = 16\nnet.core.rps_sock_flow_entries = 4096\n");
         var fromScenario = rig.Scenario.NetCore.ApplyTo(new ReplayOptions { Rps = new Softnet.Steering.RpsOptions() });
         Assert.Equal(64, fromScenario.NetdevBudget);
         Assert.Equal(16000, fromScenario.NetdevBudgetUsecs);
         Assert.Equal(10, fromScenario.Rps!.NetdevMaxBacklog);
+        Assert.Equal(16, fromScenario.Rps.BacklogWeight);
+        Assert.Equal(4096, fromScenario.Rps.SockFlowEntries);
         var given = rig.Scenario.NetCore.ApplyTo(new ReplayOptions { NetdevBudget = 100, GivenOnCommandLine = new HashSet<string> { "net.core.netdev_budget" } });
         Assert.Equal(100, given.NetdevBudget);
         Assert.Equal(16000, given.NetdevBudgetUsecs);
