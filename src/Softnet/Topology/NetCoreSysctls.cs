@@ -51,7 +51,8 @@ public sealed class NetCoreSysctls
     }
 
     /// <summary><paramref name="o"/> with the scenario's values where the command line gave none
-    /// (<see cref="ReplayOptions.GivenOnCommandLine"/>): NAPI's budget and time limit, and with RPS on its backlogs' limit
+    /// (<see cref="ReplayOptions.GivenOnCommandLine"/>): NAPI's budget and time limit, netif_rx's backlog limit, and with
+    /// RPS on its backlogs' limit
     /// and quota (dev_rx_weight: dev_weight × dev_weight_rx_bias, which is 1) and the RFS table.</summary>
     public ReplayOptions ApplyTo(ReplayOptions o)
     {
@@ -62,6 +63,7 @@ public sealed class NetCoreSysctls
         }
         if (Take("net.core.netdev_budget", out int budget)) o = o with { NetdevBudget = Math.Max(budget, 1) };
         if (Take("net.core.netdev_budget_usecs", out int usecs)) o = o with { NetdevBudgetUsecs = usecs };
+        if (Take("net.core.netdev_max_backlog", out int backlog)) o = o with { NetdevMaxBacklog = backlog };
         if (o.Rps is { } rps)
         {
             if (Take("net.core.netdev_max_backlog", out int max)) rps = rps with { NetdevMaxBacklog = max };

@@ -90,10 +90,7 @@ public static class ScenarioReplay
             foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
         }
         var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
-        if (options.Replay.GivenOnCommandLine.Contains("net.core.netdev_max_backlog") && options.Replay.Rps is { } cliRps)
-            stack.NetdevMaxBacklog = cliRps.NetdevMaxBacklog;
-        else if (scenario.NetCore.NetdevMaxBacklog is int maxBacklog)
-            stack.NetdevMaxBacklog = maxBacklog;
+        stack.NetdevMaxBacklog = scenario.NetCore.ApplyTo(options.Replay).NetdevMaxBacklog;
         if (options.Replay.Nic.XdpAttachment is Xdp.XdpBpfAttachment bpf)
         {
             // The program is attached to the injected device: its ifindex, its namespace's routes for bpf_fib_lookup,

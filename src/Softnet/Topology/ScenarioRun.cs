@@ -174,7 +174,7 @@ public static class ScenarioRun
         var stack = new NetStack(scenario.Namespaces);
         var report = new ReplayReport { Source = "live: " + string.Join(", ", options.Bindings) };
         var replay = scenario.NetCore.ApplyTo(options.Replay);
-        if (scenario.NetCore.NetdevMaxBacklog is int maxBacklog) stack.NetdevMaxBacklog = maxBacklog;
+        stack.NetdevMaxBacklog = replay.NetdevMaxBacklog;
         var engine = new NapiEngine(new NapiEngineOptions
         {
             Mode = NapiMode.Deterministic,

@@ -80,6 +80,7 @@ public class NetCoreSysctlTests
         var fromScenario = rig.Scenario.NetCore.ApplyTo(new ReplayOptions { Rps = new Softnet.Steering.RpsOptions() });
         Assert.Equal(64, fromScenario.NetdevBudget);
         Assert.Equal(16000, fromScenario.NetdevBudgetUsecs);
+        Assert.Equal(10, fromScenario.NetdevMaxBacklog);
         Assert.Equal(10, fromScenario.Rps!.NetdevMaxBacklog);
         Assert.Equal(16, fromScenario.Rps.BacklogWeight);
         Assert.Equal(4096, fromScenario.Rps.SockFlowEntries);
@@ -138,7 +139,7 @@ public class NetCoreSysctlTests
         foreach (int max in new[] { 1000, 0 })
         {
             var rig = new ScenarioRig("bridge", new Dictionary<string, string> { ["ns/sw/sysctl.conf"] = $"net.core.netdev_max_backlog = {max}\n" });
-            rig.Stack.NetdevMaxBacklog = rig.Scenario.NetCore.NetdevMaxBacklog!.Value;
+            rig.Stack.NetdevMaxBacklog = rig.Scenario.NetCore.ApplyTo(new ReplayOptions()).NetdevMaxBacklog;
             rig.Inject("sw", "p1", Eth("02:00:00:00:0f:0f", "02:00:00:00:0a:01", Udp("10.0.0.1", 1, "10.0.0.9", 2)));
             long dropped = rig.Scenario.Namespaces.Sum(n => n.Counters.Drops[DropReason.CpuBacklog]);
             Assert.Equal(max == 0 ? 1 : 0, dropped);
