@@ -807,9 +807,10 @@ public static class ScenarioLoader
             case "net.core.netdev_budget" or "net.core.netdev_budget_usecs" or "net.core.netdev_max_backlog" or "net.core.dev_weight"
                 or "net.core.rps_sock_flow_entries" or "net.core.rmem_default" or "net.core.rmem_max":
                 return true;
-            // br_netfilter's IPv6 hooks (BridgeNetfilter.Ipv6.cs). Bridged ARP would cross arptables FORWARD
-            // (br_nf_forward_arp): Softnet has neither arptables nor nft's arp family, so there are no ARP rules and
-            // the key is honoured as a kernel with empty arp tables honours it: every frame accepted.
+            // br_netfilter's IPv6 hooks (BridgeNetfilter.Ipv6.cs). Bridged ARP would cross NF_ARP_FORWARD
+            // (br_nf_forward_arp), where only legacy arptables' filter table hooks (nft's arp family has input and
+            // output chains only, so arptables-nft never sees it): Softnet has no arptables, so there are no ARP
+            // rules and the key is honoured as a kernel with empty arp tables honours it: every frame accepted.
             case "net.bridge.bridge-nf-call-ip6tables" or "net.bridge.bridge-nf-call-arptables": return true;
             // The server side without cookies (0x200) or without a Fast Open queue (no 0x400: the readers set no
             // TCP_FASTOPEN); the cookies themselves (0x402 without 0x200) are not modelled.
