@@ -221,12 +221,12 @@ public sealed class NetStack
     public int NetdevMaxBacklog { get; set; } = 1000;
     /// <summary>Frames the netif_rx backlog refused (softnet_stat's dropped; SKB_DROP_REASON_CPU_BACKLOG).</summary>
     public long BacklogDropped { get; private set; }
-    private int _inputQueued, _processLeft;
+    private BacklogQueueLimit _backlogLimit;
 
     /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
     {
-        if (_inputQueued > NetdevMaxBacklog)
+        if (!_backlogLimit.Admit(NetdevMaxBacklog))
         {
             // The frame never reaches __netif_receive_skb: it counts as received and dropped in its namespace.
             BacklogDropped++;
@@ -235,7 +235,6 @@ public sealed class NetStack
             Drop(dev.Namespace, skb, DropReason.CpuBacklog);
             return;
         }
-        _inputQueued++;
         _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
     }
 
@@ -243,17 +242,9 @@ public sealed class NetStack
 
     internal void Drain()
     {
-        while (true)
+        while (_backlogLimit.Next(_backlog.Count))
         {
-            if (_processLeft == 0)
-            {
-                // process_backlog: the input queue spliced onto the process queue, which netif_rx no longer counts.
-                _processLeft = _backlog.Count;
-                _inputQueued = 0;
-                if (_processLeft == 0) break;
-            }
             var e = _backlog.Dequeue();
-            _processLeft--;
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
             Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
             _wireFrame = false;
