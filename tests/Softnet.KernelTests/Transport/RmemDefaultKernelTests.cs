@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Softnet.Capture.Live;
@@ -34,31 +33,7 @@ public sealed class RmemDefaultKernelTests(Xunit.Abstractions.ITestOutputHelper 
     private const int Datagrams = 24, Payload = 200, Rmem = 4608;
 
     private static byte[] Frame(int i)
-    {
-        var f = new byte[14 + 20 + 8 + Payload];
-        Device.TryParseMac(Mac0, out var dst);
-        Device.TryParseMac(Mac1, out var src);
-        dst.CopyTo(f, 0);
-        src.CopyTo(f, 6);
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(12), 0x0800);
-        var ip = f.AsSpan(14);
-        ip[0] = 0x45;
-        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + 8 + Payload));
-        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(0x100 + i));
-        ip[8] = 64;
-        ip[9] = 17;
-        new byte[] { 10, 99, 0, 2 }.CopyTo(ip[12..]);
-        new byte[] { 10, 99, 0, 1 }.CopyTo(ip[16..]);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..20], 0));
-        var u = ip[20..];
-        BinaryPrimitives.WriteUInt16BigEndian(u, 40000);
-        BinaryPrimitives.WriteUInt16BigEndian(u[2..], 5353);
-        BinaryPrimitives.WriteUInt16BigEndian(u[4..], 8 + Payload);
-        for (int k = 0; k < Payload; k++) u[8 + k] = (byte)(i + k);
-        ushort c = Checksum.Compute(u, Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 17, u.Length));
-        BinaryPrimitives.WriteUInt16BigEndian(u[6..], c == 0 ? (ushort)0xFFFF : c);
-        return f;
-    }
+        => Frames.Eth(Mac0, Mac1, Frames.WithId(Frames.Udp("10.99.0.2", 40000, "10.99.0.1", 5353, payload: Payload), (ushort)(0x100 + i)));
 
     private static (long RcvbufErrors, long InDatagrams) Kernel()
     {
