@@ -58,8 +58,8 @@ public sealed class NetCoreSysctls
     {
         bool Take(string key, out int v)
         {
-            v = 0;
-            return !o.GivenOnCommandLine.Contains(key) && this[key] is int x && (v = x) == x;
+            v = this[key] ?? 0;
+            return this[key] is not null && !o.GivenOnCommandLine.Contains(key);
         }
         if (Take("net.core.netdev_budget", out int budget)) o = o with { NetdevBudget = Math.Max(budget, 1) };
         if (Take("net.core.netdev_budget_usecs", out int usecs)) o = o with { NetdevBudgetUsecs = usecs };
