@@ -11,8 +11,9 @@ namespace Softnet.Transport;
 /// </summary>
 public abstract class Sock
 {
-    /// <summary>SOCK_MIN_RCVBUF: twice TCP_SKB_MIN_TRUESIZE (2048 bytes plus an aligned struct sk_buff).</summary>
-    public const int SockMinRcvbuf = 2 * (2048 + 256);
+    /// <summary>SOCK_MIN_RCVBUF: TCP_SKB_MIN_TRUESIZE, 2048 bytes plus an aligned struct sk_buff (SO_RCVBUF 1 reads back
+    /// 2304 on 6.18; twice that is SOCK_MIN_SNDBUF).</summary>
+    public const int SockMinRcvbuf = 2048 + 256;
 
     protected Sock(Namespace ns, string line, SockAddr local, int? rcvbuf, int cpu)
     {

@@ -115,7 +115,7 @@ public class NetCoreSysctlTests
     [Fact]
     public void Rmem_max_caps_so_rcvbuf()
     {
-        var rig = Router("net.core.rmem_max = 5000\n", "udp 10.2.0.2:53 rcvbuf 100000\nudp 10.2.0.2:54 rcvbuf 2000\n");
+        var rig = Router("net.core.rmem_max = 5000\n", "udp 10.2.0.2:53 rcvbuf 100000\nudp 10.2.0.2:54 rcvbuf 1000\n");
         var socks = rig.Ns("right").Sockets.All;
         Assert.Equal(10000, socks[0].RcvBuf);
         Assert.Equal(Sock.SockMinRcvbuf, socks[1].RcvBuf);
