@@ -32,8 +32,8 @@ public static class ReplayCommand
         var aggregates = new Option<string>("--aggregates") { Description = "TCP frames longer than the MTU, as captures on GRO/TSO hosts hold (up to 64 KB): accept (whole, as hardware-GRO aggregates: GSO skbs) or drop (oversize, like any long frame)", DefaultValueFactory = _ => "accept" };
         aggregates.AcceptOnlyFromAmong("accept", "drop");
         var ring = new Option<int>("--ring") { Description = "descriptors per RX ring (ethtool -G rx N)", DefaultValueFactory = _ => RxRing.DefaultSize };
-        var budget = new Option<int>("--budget") { Description = "net.core.netdev_budget", DefaultValueFactory = _ => 300 };
-        var budgetUsecs = new Option<int>("--budget-usecs") { Description = "net.core.netdev_budget_usecs", DefaultValueFactory = _ => 2000 };
+        var budget = new Option<int>("--budget") { Description = "net.core.netdev_budget (given, it wins over a scenario's sysctl.conf)", DefaultValueFactory = _ => 300 };
+        var budgetUsecs = new Option<int>("--budget-usecs") { Description = "net.core.netdev_budget_usecs (given, it wins over a scenario's sysctl.conf)", DefaultValueFactory = _ => 2000 };
         var weight = new Option<int>("--weight") { Description = "NAPI weight per queue", DefaultValueFactory = _ => 64 };
         var skb = new Option<string>("--skb") { Description = "skb build path: build (zero copy) or construct (copy headers)", DefaultValueFactory = _ => "build" };
         skb.AcceptOnlyFromAmong("build", "construct");
@@ -49,7 +49,7 @@ public static class ReplayCommand
         var rpsCpus = new Option<string?>("--rps-cpus") { Description = "RPS: hex CPU mask written to every RX queue's rps_cpus (e.g. 2 or 3); deterministic mode" };
         var rpsFlowCnt = new Option<int>("--rps-flow-cnt") { Description = "RFS: rps_flow_cnt of every RX queue (with --rps-sock-flow-entries)" };
         var rpsSockFlows = new Option<int>("--rps-sock-flow-entries") { Description = "RFS: net.core.rps_sock_flow_entries (readers' CPUs from the scenario's sockets, `cpu N`)" };
-        var maxBacklog = new Option<int>("--netdev-max-backlog") { Description = "net.core.netdev_max_backlog: the per-CPU backlog RPS fills", DefaultValueFactory = _ => 1000 };
+        var maxBacklog = new Option<int>("--netdev-max-backlog") { Description = "net.core.netdev_max_backlog: the per-CPU backlog RPS fills, and netif_rx's in a scenario (given, it wins over the scenario's sysctl.conf)", DefaultValueFactory = _ => 1000 };
         var flowLimitCpus = new Option<string?>("--flow-limit-cpus") { Description = "net.core.flow_limit_cpu_bitmap: hex mask of CPUs whose backlog limits single flows" };
         var readerPerByte = new Option<double>("--reader-ns-per-byte") { Description = "scenario readers with `cpu N`: CPU ns per byte a read copies; the reader then shares its CPU with softirq (deterministic mode)" };
         var readerPerRead = new Option<long>("--reader-ns-per-read") { Description = "scenario readers with `cpu N`: CPU ns per read (system call, wake-up)" };
@@ -112,6 +112,7 @@ public static class ReplayCommand
                     Cpus = ParseCpuList(pr.GetValue(cpus)!),
                     NetdevBudget = b,
                     NetdevBudgetUsecs = pr.GetValue(budgetUsecs),
+                    NetdevMaxBacklog = pr.GetValue(maxBacklog),
                     Rate = r,
                     Mode = pr.GetValue(deterministic) || pr.GetValue(mode) == "deterministic" ? ReplayMode.Deterministic : ReplayMode.Threaded,
                     PollCostNs = pr.GetValue(pollCost),
@@ -130,6 +131,12 @@ public static class ReplayCommand
                     ReaderNsPerByte = pr.GetValue(readerPerByte) is >= 0 and var rb ? rb : throw new ArgumentException("--reader-ns-per-byte must not be negative"),
                     ReaderNsPerRead = pr.GetValue(readerPerRead) is >= 0 and var rr ? rr : throw new ArgumentException("--reader-ns-per-read must not be negative"),
                     Rps = RpsFrom(pr.GetValue(rpsCpus), pr.GetValue(rpsFlowCnt), pr.GetValue(rpsSockFlows), pr.GetValue(maxBacklog), pr.GetValue(flowLimitCpus)),
+                    // An option given explicitly wins over a scenario's sysctl.conf for the same net.core key.
+                    GivenOnCommandLine = new (Option, string)[]
+                    {
+                        (budget, "net.core.netdev_budget"), (budgetUsecs, "net.core.netdev_budget_usecs"),
+                        (maxBacklog, "net.core.netdev_max_backlog"), (rpsSockFlows, "net.core.rps_sock_flow_entries"),
+                    }.Where(g => pr.GetResult(g.Item1) is { Implicit: false }).Select(g => g.Item2).ToHashSet(),
                 };
                 if (options.Rps is { Enabled: true } && options.Mode != ReplayMode.Deterministic)
                     throw new ArgumentException("--rps-cpus / RFS are modelled in deterministic mode only");

@@ -26,6 +26,13 @@ public sealed class Ipv6Input : PacketHandler
         // nf_defrag_ipv6 (ipv6_defrag, priority -400): where IPv6 conntrack runs, fragments are gathered in front of it
         // and the rest of PREROUTING sees the whole datagram; an skb that already has a conntrack entry (looped back)
         // is left alone.
+        // ip_sabotage_in (first in PREROUTING): a frame the bridge passed up after br_netfilter ran PREROUTING for it
+        // (nfSlot) skips the hooks, nf_defrag_ipv6 included.
+        if (nfSlot >= 0)
+        {
+            RcvFinish(stack, dev, skb);
+            return;
+        }
         if (Ip6Netfilter.Defrags(ns) && skb.Conntrack == null)
         {
             if (ns.NfDefrag6.Gather(stack, ns, dev, skb, NfDefragIpv6.ConntrackIn, out var datagram) != DefragResult.Complete) return;

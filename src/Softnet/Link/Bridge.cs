@@ -17,8 +17,10 @@ public sealed class BridgeLink : LinkKind
         => d[0] == 0x01 && d[1] == 0x80 && d[2] == 0xC2 && d[3] == 0 && d[4] == 0 && (d[5] & 0xF0) == 0;
 
     /// <summary>br_handle_frame: source and link-local checks, then NF_BR_PRE_ROUTING, where br_netfilter (with
-    /// net.bridge.bridge-nf-call-iptables=1) runs the IPv4 PREROUTING hooks on every IPv4 frame a port receives,
-    /// the ones addressed to the bridge itself included; then br_handle_frame_finish.</summary>
+    /// net.bridge.bridge-nf-call-iptables=1, bridge-nf-call-ip6tables=1) runs the IPv4 (IPv6) PREROUTING hooks on every
+    /// IPv4 (IPv6) frame a port receives, the ones addressed to the bridge itself included; then br_handle_frame_finish.
+    /// ARP frames would cross arptables FORWARD with bridge-nf-call-arptables=1: Softnet has no arptables, so that key
+    /// is honoured with the empty table it implies (every frame accepted).</summary>
     public override RxHandlerResult PortReceive(NetStack stack, Device br, Device port, Skb skb)
     {
         var ns = br.Namespace;
@@ -42,6 +44,11 @@ public sealed class BridgeLink : LinkKind
         if (BridgeNetfilter.Active(ns) && skb.Protocol == EtherTypes.Ipv4)
         {
             if (!BridgeNetfilter.PreRouting(stack, br, port, skb, ref ctx)) return RxHandlerResult.Consumed;
+            nf = true;
+        }
+        else if (BridgeNetfilter.Active6(ns) && skb.Protocol == EtherTypes.Ipv6)
+        {
+            if (!BridgeNetfilter.PreRouting6(stack, br, port, skb)) return RxHandlerResult.Consumed;
             nf = true;
         }
         Finish(stack, br, port, skb, nf, ref ctx);
@@ -83,7 +90,7 @@ public sealed class BridgeLink : LinkKind
         if (br.Fdb.TryGetValue(dstKey, out var to))
         {
             if (to == port) { NetStack.Drop(br.Namespace, skb, DropReason.BridgeSamePort); return; }
-            if (nf && !BridgeNetfilter.Forward(br, skb, ref ctx, to)) return;
+            if (nf && !BridgeNetfilter.Forward(stack, br, skb, ref ctx, to)) return;
             c.Bridged++;
             skb.Push(14);
             stack.Transmit(to, skb);
@@ -117,7 +124,7 @@ public sealed class BridgeLink : LinkKind
             var copy = p == last ? skb : Copy(stack, skb);
             if (copy == null) { why = DropReason.SkbAllocFailed; continue; }
             var portCtx = ctx;
-            if (!BridgeNetfilter.Forward(br, copy, ref portCtx, p, countDrop: false)) { why = portCtx.DropReason; continue; }
+            if (!BridgeNetfilter.Forward(stack, br, copy, ref portCtx, p, countDrop: false)) { why = portCtx.DropReason; continue; }
             any = true;
             copy.Push(14);
             stack.Transmit(p, copy);
@@ -142,6 +149,11 @@ public sealed class BridgeLink : LinkKind
         copy.Dev = skb.Dev;
         copy.PktType = skb.PktType;
         copy.Protocol = skb.Protocol;
+        // skb_copy keeps the header's netfilter state (_nfct, mark, nf_bridge): the IPv6 hooks read it from the skb.
+        copy.Conntrack = skb.Conntrack;
+        copy.CtInfo = skb.CtInfo;
+        copy.Mark = skb.Mark;
+        copy.NfBridgePhysIn = skb.NfBridgePhysIn;
         copy.ResetMacHeader();
         copy.Pull(14);
         copy.ResetNetworkHeader();

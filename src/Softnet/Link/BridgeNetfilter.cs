@@ -9,7 +9,7 @@ namespace Softnet.Link;
 /// br_netfilter (net/bridge/br_netfilter_hooks.c): with net.bridge.bridge-nf-call-iptables=1, bridged IPv4 frames
 /// cross the IPv4 PREROUTING, FORWARD and POSTROUTING hooks with the bridge as the interface.
 /// </summary>
-public static class BridgeNetfilter
+public static partial class BridgeNetfilter
 {
     /// <summary>Only with net.bridge.bridge-nf-call-iptables=1 (and iptables loaded); otherwise bridged frames
     /// bypass iptables.</summary>
@@ -53,43 +53,47 @@ public static class BridgeNetfilter
         }
         if (route is { Type: RouteKind.Unicast } && route.Device == br && ns.Forwarding(br))
         {
-            // bridged_dnat → br_nf_pre_routing_finish_bridge: the neighbour's cached header (neigh_hh_bridge) gives
-            // the destination MAC. Without one, neigh->output builds the whole header (source: the bridge) and
-            // transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and bridges the
-            // frame: the bridge's tx tap sees it once.
             uint nexthop = route.Gateway != 0 ? route.Gateway : after;
             // The real route is the skb's dst from here on: POSTROUTING's MASQUERADE asks it for the next hop.
             ctx.Nexthop = nexthop;
-            var n = ns.Neighbours.Find(br, nexthop);
-            if (n == null || !n.Valid) { NetStack.Drop(ns, skb, DropReason.BridgeDnatNeighUnresolved); return false; }
-            if (!(n.HhCached && n.Connected))
-            {
-                if (br.TxTap != null)
-                {
-                    Span<byte> saved = stackalloc byte[6];
-                    eth.Slice(6, 6).CopyTo(saved);
-                    n.Mac.CopyTo(eth);
-                    br.Mac.CopyTo(eth[6..]);
-                    skb.Push(14);
-                    br.TxTap.Write(stack.Now, stack.Linearize(skb));
-                    skb.Pull(14);
-                    saved.CopyTo(eth[6..]);
-                }
-                br.TxPackets++;
-                br.TxBytes += 14 + skb.Len;
-                n.HhCached = true;
-            }
-            n.Mac.CopyTo(eth);
-            return true;
+            return BridgedDnat(stack, br, skb, ns.Neighbours.Find(br, nexthop));
         }
         br.Mac.CopyTo(eth);
         return true;
     }
 
+    /// <summary>br_nf_pre_routing_finish_bridge: DNAT moved the destination to a host out the same bridge, so the frame
+    /// stays bridged, not routed: no TTL or hop limit decrement, the destination MAC taken from the neighbour's cached
+    /// header (neigh_hh_bridge), the source MAC kept. Without one, neigh->output builds the whole header (source: the
+    /// bridge) and transmits on the bridge device, whose br_nf_dev_xmit puts the saved source MAC back and bridges the
+    /// frame: the bridge's tx tap sees it once, and with the sender's source MAC, as a packet socket reads it (checked
+    /// on 6.18 with IPv6: its clone shares the data br_nf_pre_routing_finish_bridge_slow rewrites in place before the
+    /// socket is read). False when dropped (and freed).</summary>
+    private static bool BridgedDnat(NetStack stack, Device br, Skb skb, Neigh.Neighbour? n)
+    {
+        if (n == null || !n.Valid) { NetStack.Drop(br.Namespace, skb, DropReason.BridgeDnatNeighUnresolved); return false; }
+        var eth = skb.HeadBuffer.Slice(skb.MacHeader, 14);
+        n.Mac.CopyTo(eth);
+        if (!(n.HhCached && n.Connected))
+        {
+            if (br.TxTap != null)
+            {
+                skb.Push(14);
+                br.TxTap.Write(stack.Now, stack.Linearize(skb));
+                skb.Pull(14);
+            }
+            br.TxPackets++;
+            br.TxBytes += 14 + skb.Len;
+            n.HhCached = true;
+        }
+        return true;
+    }
+
     /// <summary>br_nf_forward_ip then br_nf_post_routing: FORWARD with the bridge as in- and out-interface,
     /// POSTROUTING with it as out-interface; NAT rewrites the frame in place. False when dropped (and freed).</summary>
-    internal static bool Forward(Device br, Skb skb, ref PacketContext ctx, Device? outPort = null, bool countDrop = true)
+    internal static bool Forward(NetStack stack, Device br, Skb skb, ref PacketContext ctx, Device? outPort = null, bool countDrop = true)
     {
+        if (skb.Protocol == EtherTypes.Ipv6) return Forward6(stack, br, skb, outPort, countDrop, ref ctx);
         ctx.PhysOut = outPort?.Name;
         var ns = br.Namespace;
         ctx.InInterface = br.Name;

@@ -291,8 +291,14 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public bool TcpDsack => Conf.TcpDsack;
     public bool IcmpErrorsUseInboundIfaddr => Conf.IcmpErrorsUseInboundIfaddr;
     public bool BridgeNfCallIptables => Conf.BridgeNfCallIptables;
+    /// <summary>net.bridge.bridge-nf-call-ip6tables: bridged IPv6 frames cross the IPv6 hooks (br_nf_pre_routing_ipv6).</summary>
+    public bool BridgeNfCallIp6tables => Conf.BridgeNfCallIp6tables;
     public bool IcmpEchoIgnoreAll => Conf.IcmpEchoIgnoreAll;
     public bool IcmpEchoIgnoreBroadcasts => Conf.IcmpEchoIgnoreBroadcasts;
+    /// <summary>net.core.rmem_default and rmem_max: the kernel's global values (init_net's, read-only in other
+    /// namespaces); a scenario sets them once for every namespace (ScenarioLoader's global net.core keys).</summary>
+    public int RmemDefault => Conf.RmemDefault;
+    public int RmemMax => Conf.RmemMax;
     /// <summary>net.ipv4.tcp_rmem[1] and [2]: a TCP socket's initial receive buffer and the most it grows to.</summary>
     public int TcpRmemDefault => Conf.TcpRmem1;
     public int TcpRmemMax => Conf.TcpRmem2;
@@ -324,6 +330,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
                 _conf.BridgeNfCallIptables = SysctlInt("net.bridge.bridge-nf-call-iptables", 0) != 0;
+                _conf.BridgeNfCallIp6tables = SysctlInt("net.bridge.bridge-nf-call-ip6tables", 0) != 0;
                 _conf.IcmpEchoIgnoreAll = SysctlInt("net.ipv4.icmp_echo_ignore_all", 0) != 0;
                 _conf.IcmpEchoIgnoreBroadcasts = SysctlInt("net.ipv4.icmp_echo_ignore_broadcasts", 1) != 0;
                 _conf.Forwarding6 = SysctlInt("net.ipv6.conf.all.forwarding", 0) != 0;
@@ -338,6 +345,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.TcpRmem1 = rmem.Length > 1 && int.TryParse(rmem[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r1) ? r1 : 131072;
                 _conf.TcpRmem2 = rmem.Length > 2 && int.TryParse(rmem[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out int r2) ? r2 : 33554432;
                 _conf.TcpTimestamps = SysctlInt("net.ipv4.tcp_timestamps", 1);
+                // The kernel's defaults (SK_RMEM_MAX); a host may have raised them (this one's rmem_max is 4 MB).
+                _conf.RmemDefault = SysctlInt("net.core.rmem_default", 212992);
+                _conf.RmemMax = SysctlInt("net.core.rmem_max", 212992);
                 _conf.TcpSack = SysctlInt("net.ipv4.tcp_sack", 1) != 0;
                 _conf.TcpWindowScaling = SysctlInt("net.ipv4.tcp_window_scaling", 1) != 0;
                 _conf.Version = Sysctls.Version + 1;
@@ -354,8 +364,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;
         public bool TcpSack, TcpWindowScaling;
+        public int RmemDefault, RmemMax;
         public long Ip6FragHighThresh;
-        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
+        public bool IcmpErrorsUseInboundIfaddr, BridgeNfCallIptables, BridgeNfCallIp6tables, IcmpEchoIgnoreAll, IcmpEchoIgnoreBroadcasts, Forwarding6, Icmp6EchoIgnoreAll;
     }
 
     private NetConf _conf;

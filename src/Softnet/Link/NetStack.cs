@@ -216,15 +216,35 @@ public sealed class NetStack
 
     // ---------------- backlog (netif_rx / process_backlog) ----------------
 
+    /// <summary>net.core.netdev_max_backlog: enqueue_to_backlog refuses a frame while more than this many wait in
+    /// input_pkt_queue (those netif_rx queued since process_backlog last spliced it into its process queue).</summary>
+    public int NetdevMaxBacklog { get; set; } = 1000;
+    /// <summary>Frames the netif_rx backlog refused (softnet_stat's dropped; SKB_DROP_REASON_CPU_BACKLOG).</summary>
+    public long BacklogDropped { get; private set; }
+    private BacklogQueueLimit _backlogLimit;
+
     /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
-    public void NetifRx(Device dev, Skb skb, int nfSlot = -1) => _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+    public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
+    {
+        if (!_backlogLimit.Admit(NetdevMaxBacklog))
+        {
+            // The frame never reaches __netif_receive_skb: it counts as received and dropped in its namespace.
+            BacklogDropped++;
+            if (nfSlot >= 0) ReleaseNf(nfSlot);
+            dev.Namespace.Counters.Received++;
+            Drop(dev.Namespace, skb, DropReason.CpuBacklog);
+            return;
+        }
+        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+    }
 
     private bool _wireFrame;
 
     internal void Drain()
     {
-        while (_backlog.TryDequeue(out var e))
+        while (_backlogLimit.Next(_backlog.Count))
         {
+            var e = _backlog.Dequeue();
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
             Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
             _wireFrame = false;
@@ -356,6 +376,7 @@ public sealed class NetStack
         skb.Dst = null;
         skb.Conntrack = null;
         skb.CtInfo = 0;
+        skb.NfBridgePhysIn = skb.NfBridgePhysOut = null;
         if (!xnet) return;
         skb.Mark = 0;
     }

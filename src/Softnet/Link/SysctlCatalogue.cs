@@ -40,6 +40,27 @@ public static class SysctlCatalogue
         public bool ReadOnly => Handler == "readonly";
     }
 
+    /// <summary>
+    /// net_core_table's keys that shape the path (net/core/sysctl_net_core.c): one value for the whole kernel, registered
+    /// for init_net alone, so a namespace other than the first does not see them (rmem_default and rmem_max it sees
+    /// read-only). A scenario namespace that sets one speaks for the host, as the /etc/sysctl.conf it was copied from
+    /// does: the value is checked with init_net's handler and bounds, and holds for every namespace of the replay.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, Entry> GlobalCore = new Dictionary<string, Entry>(StringComparer.Ordinal)
+    {
+        ["net.core.netdev_budget"] = new("net.core.netdev_budget", "proc_dointvec", []),
+        // At least 2 jiffies since 6.14 (c180188ec022), 8000 at HZ=250.
+        ["net.core.netdev_budget_usecs"] = new("net.core.netdev_budget_usecs", "proc_dointvec_minmax", [(2 * 1_000_000 / Hz).ToString(CultureInfo.InvariantCulture), "2147483647"]),
+        ["net.core.netdev_max_backlog"] = new("net.core.netdev_max_backlog", "proc_dointvec", []),
+        // proc_do_dev_weight: proc_dointvec_minmax from 1, then dev_rx_weight and dev_tx_weight follow.
+        ["net.core.dev_weight"] = new("net.core.dev_weight", "proc_dointvec_minmax", ["1", "2147483647"]),
+        // rps_sock_flow_sysctl: more than 1 << 29 entries is EINVAL (a negative int read as unsigned is too).
+        ["net.core.rps_sock_flow_entries"] = new("net.core.rps_sock_flow_entries", "proc_dointvec_minmax", ["0", "536870912"]),
+        // min_rcvbuf: SOCK_MIN_RCVBUF, TCP_SKB_MIN_TRUESIZE (2048 + an aligned struct sk_buff); 2303 refused on 6.18.
+        ["net.core.rmem_default"] = new("net.core.rmem_default", "proc_dointvec_minmax", ["2304", "2147483647"]),
+        ["net.core.rmem_max"] = new("net.core.rmem_max", "proc_dointvec_minmax", ["2304", "2147483647"]),
+    };
+
     private static readonly Dictionary<string, Entry> Exact = new(StringComparer.Ordinal);
     /// <summary>Per-device templates by their prefix ("net.ipv4.conf.") and the name after the device.</summary>
     private static readonly Dictionary<(string Prefix, string Name), Entry> PerDevice = new();

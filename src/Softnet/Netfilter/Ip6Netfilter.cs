@@ -41,6 +41,14 @@ public static class Ip6Netfilter
         if (skb.MacHeaderWasSet) ctx.SrcMac = PacketContext.MacOf(skb.HeadBuffer.Slice(skb.MacHeader + 6, 6));
         ctx.InInterface = inDev?.Name;
         ctx.OutInterface = outDev?.Name;
+        // skb->nf_bridge: a frame br_netfilter took through the IPv6 hooks keeps its bridge ports for -m physdev, also
+        // once passed up to the bridge and routed or delivered.
+        if (skb.NfBridgePhysIn is { } physIn)
+        {
+            ctx.HasBridgeInfo = true;
+            ctx.PhysIn = physIn.Name;
+            ctx.PhysOut = skb.NfBridgePhysOut?.Name;
+        }
         if (outDev != null) ctx.OutMtu = outDev.Mtu;
         ctx.Ct = skb.Conntrack as Connection;
         ctx.CtInfo = (CtInfo)skb.CtInfo;

@@ -257,6 +257,9 @@ public sealed class Skb
     public object? Conntrack;
     /// <summary>enum ip_conntrack_info for <see cref="Conntrack"/>.</summary>
     public byte CtInfo { get => _m.CtInfo; set => _m.CtInfo = value; }
+    /// <summary>skb->nf_bridge's physindev and physoutdev: the bridge ports of a frame br_netfilter passed through the
+    /// IPv6 hooks (-m physdev reads them); null when it did not. Cleared by skb_scrub_packet (skb_ext_reset).</summary>
+    public Link.Device? NfBridgePhysIn, NfBridgePhysOut;
     /// <summary>skb->dev: the device the packet is on (received on, or leaving by).</summary>
     public Link.Device? Dev;
     /// <summary>skb_dst: the routing decision (ip_route_input / ip_route_output).</summary>
@@ -839,6 +842,8 @@ public sealed class Skb
         InnerTransportHeader = src.InnerTransportHeader;
         Conntrack = src.Conntrack;
         CtInfo = src.CtInfo;
+        NfBridgePhysIn = src.NfBridgePhysIn;
+        NfBridgePhysOut = src.NfBridgePhysOut;
         Dev = src.Dev;
         Dst = src.Dst;
         Id = src.Id;
@@ -904,6 +909,7 @@ public sealed class Skb
         Gro = default;
         IpOpt = default;
         Conntrack = null;
+        NfBridgePhysIn = NfBridgePhysOut = null;
         Dev = null;
         Dst = null;
     }

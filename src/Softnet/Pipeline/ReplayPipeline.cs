@@ -38,6 +38,14 @@ public sealed record ReplayOptions
     /// <summary>net.core.netdev_budget.</summary>
     public int NetdevBudget { get; init; } = 300;
 
+    /// <summary>net.core.netdev_max_backlog for a scenario's netif_rx backlog (RPS's per-CPU backlogs take
+    /// <see cref="Steering.RpsOptions.NetdevMaxBacklog"/>).</summary>
+    public int NetdevMaxBacklog { get; init; } = 1000;
+
+    /// <summary>The net.core sysctl keys the command line set explicitly (--budget: net.core.netdev_budget, ...): a
+    /// scenario's value for them (Topology.NetCoreSysctls) gives way.</summary>
+    public IReadOnlySet<string> GivenOnCommandLine { get; init; } = new HashSet<string>();
+
     /// <summary>net.core.netdev_budget_usecs.</summary>
     public int NetdevBudgetUsecs { get; init; } = 2000;
 

@@ -7,6 +7,8 @@ public sealed class Scenario
 {
     public string Directory { get; init; } = "";
     public List<Namespace> Namespaces { get; } = new();
+    /// <summary>The kernel's global net.core sysctls the scenario's sysctl.conf files set.</summary>
+    public NetCoreSysctls NetCore { get; set; } = new();
 
     public Namespace? Namespace(string name)
     {

@@ -81,6 +81,7 @@ public static class ScenarioLoader
                 }
             }
         }
+        sc.NetCore = NetCoreSysctls.Gather(sc, nsDir);
         sc.Compile();
         // Sockets bind to addresses the compiled routing tables know.
         foreach (var ns in sc.Namespaces)
@@ -738,6 +739,8 @@ public static class ScenarioLoader
         // The store's key: the path's components joined by '.' (a device's own dots stay, as Device.ConfKey makes them).
         string key = procPath.Replace('/', '.');
         var e = SysctlCatalogue.Find(key, deviceExists, out string? dev);
+        // A global net.core key is written as on the host (NetCoreSysctls).
+        if (e != null && SysctlCatalogue.GlobalCore.TryGetValue(key, out var global)) e = global;
         if (e == null)
         {
             if (ignore) return;
@@ -805,6 +808,16 @@ public static class ScenarioLoader
             // The send buffer (sk_sndbuf: tcp_init_sock, tcp_sndbuf_expand) bounds what a writer queues; the readers
             // write nothing and what the server sends (ACKs, FIN) does not wait on it, so it is honoured by doing nothing.
             case "net.ipv4.tcp_wmem": return true;
+            // The kernel's global net.core values (NetCoreSysctls): the replay's NAPI budget, backlogs, RFS table and
+            // every socket's receive buffer.
+            case "net.core.netdev_budget" or "net.core.netdev_budget_usecs" or "net.core.netdev_max_backlog" or "net.core.dev_weight"
+                or "net.core.rps_sock_flow_entries" or "net.core.rmem_default" or "net.core.rmem_max":
+                return true;
+            // br_netfilter's IPv6 hooks (BridgeNetfilter.Ipv6.cs). Bridged ARP would cross NF_ARP_FORWARD
+            // (br_nf_forward_arp), where only legacy arptables' filter table hooks (nft's arp family has input and
+            // output chains only, so arptables-nft never sees it): Softnet has no arptables, so there are no ARP
+            // rules and the key is honoured as a kernel with empty arp tables honours it: every frame accepted.
+            case "net.bridge.bridge-nf-call-ip6tables" or "net.bridge.bridge-nf-call-arptables": return true;
         }
         if (key.StartsWith("net.netfilter.nf_conntrack_tcp_timeout_", StringComparison.Ordinal))
             return Array.IndexOf(ConntrackTcpTimeouts, key["net.netfilter.nf_conntrack_tcp_timeout_".Length..]) > 0;

@@ -90,6 +90,7 @@ public static class ScenarioReplay
             foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
         }
         var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
+        stack.NetdevMaxBacklog = scenario.NetCore.ApplyTo(options.Replay).NetdevMaxBacklog;
         if (options.Replay.Nic.XdpAttachment is Xdp.XdpBpfAttachment bpf)
         {
             // The program is attached to the injected device: its ifindex, its namespace's routes for bpf_fib_lookup,
@@ -102,7 +103,8 @@ public static class ScenarioReplay
         }
         ScenarioStack? top = null;
         // One thread, fixed order: the scenario state is not shared between NAPI workers.
-        var replayOptions = options.Replay with
+        // The scenario's global net.core values where the command line gave none; the netif_rx backlog's limit too.
+        var replayOptions = scenario.NetCore.ApplyTo(options.Replay) with
         {
             Mode = ReplayMode.Deterministic,
             // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.

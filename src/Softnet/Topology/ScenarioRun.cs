@@ -173,6 +173,9 @@ public static class ScenarioRun
     {
         var stack = new NetStack(scenario.Namespaces);
         var report = new ReplayReport { Source = "live: " + string.Join(", ", options.Bindings) };
+        // The scenario's global net.core values where the command line gave none.
+        options = options with { Replay = scenario.NetCore.ApplyTo(options.Replay) };
+        stack.NetdevMaxBacklog = options.Replay.NetdevMaxBacklog;
         var cpus = options.Replay.Cpus;
         int workers = Math.Min(cpus.Count, options.PortQueues);
         var tracer = options.Replay.Tracer;

@@ -11,22 +11,19 @@ namespace Softnet.Transport;
 /// </summary>
 public abstract class Sock
 {
-    /// <summary>net.core.rmem_default: sk_rcvbuf of a socket that never set SO_RCVBUF.</summary>
-    public const int RmemDefault = 212992;
-    /// <summary>net.core.rmem_max: the most SO_RCVBUF takes (before doubling).</summary>
-    public const int RmemMax = 212992;
-    /// <summary>SOCK_MIN_RCVBUF: twice TCP_SKB_MIN_TRUESIZE (2048 bytes plus an aligned struct sk_buff).</summary>
-    public const int SockMinRcvbuf = 2 * (2048 + 256);
+    /// <summary>SOCK_MIN_RCVBUF: TCP_SKB_MIN_TRUESIZE, 2048 bytes plus an aligned struct sk_buff (SO_RCVBUF 1 reads back
+    /// 2304 on 6.18; twice that is SOCK_MIN_SNDBUF).</summary>
+    public const int SockMinRcvbuf = 2048 + 256;
 
     protected Sock(Namespace ns, string line, SockAddr local, int? rcvbuf, int cpu)
     {
         Namespace = ns;
         Line = line;
         Local = local;
-        // sock_setsockopt(SO_RCVBUF) → __sock_set_rcvbuf: capped at rmem_max, doubled for overhead, locked.
+        // sock_setsockopt(SO_RCVBUF) → __sock_set_rcvbuf: capped at net.core.rmem_max, doubled for overhead, locked.
         if (rcvbuf is int v)
         {
-            RcvBuf = Math.Max(Math.Min(v, RmemMax) * 2, SockMinRcvbuf);
+            RcvBuf = Math.Max(Math.Min(v, ns.RmemMax) * 2, SockMinRcvbuf);
             RcvBufLocked = true;
         }
         else RcvBuf = DefaultRcvBuf;
@@ -51,7 +48,8 @@ public abstract class Sock
     /// <summary>sk_drops.</summary>
     public long Drops;
 
-    protected virtual int DefaultRcvBuf => RmemDefault;
+    /// <summary>sock_init_data: net.core.rmem_default for a socket that never set SO_RCVBUF.</summary>
+    protected virtual int DefaultRcvBuf => Namespace.RmemDefault;
 
     /// <summary>What the reader got: datagrams or connections, payload bytes, and the replay-clock times of its first
     /// and last read with data (the receiver's throughput in the report, as iperf3's server prints it).</summary>

@@ -240,7 +240,7 @@ public sealed class TcpSock : Sock
         RcvWscale = 0;
         if (WscaleOk)
         {
-            long s = Math.Max(space, Math.Max(RmemMax2, RmemMax));
+            long s = Math.Max(space, Math.Max(RmemMax2, Namespace.RmemMax));
             s = Math.Min(s, clamp);
             int log = 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)s);
             RcvWscale = (byte)Math.Clamp(log - 15, 0, 14);

@@ -23,6 +23,11 @@ public sealed class SysctlCatalogueKernelTests
         return (k, dir);
     }
 
+    /// <summary>A message about a global net.core key (rmem_default, rmem_max: read-only in a namespace): a scenario
+    /// sets those as the host, whose checks <see cref="GlobalSysctlKernelTests"/> compares.</summary>
+    internal static bool Global(string message)
+        => SysctlCatalogue.GlobalCore.Keys.Any(key => message.Contains($"\"{key}\"", StringComparison.Ordinal));
+
     /// <summary>`sysctl -p FILE` in the namespace: the messages it prints on stderr, one a line.</summary>
     private static List<string> KernelMessages(Netns ns, string file)
         => ns.Exec("sysctl", "-q", "-p", file).Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -51,7 +56,7 @@ public sealed class SysctlCatalogueKernelTests
         // The network keys go back to the kernel: sysctl -p refuses only the read-only ones, and Softnet the same lines.
         string net = Path.Combine(dir, "net.conf");
         File.WriteAllLines(net, lines.Where(l => l.StartsWith("net.", StringComparison.Ordinal)));
-        var kernel = KernelMessages(k, net).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"")).ToList();
+        var kernel = KernelMessages(k, net).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"") && !Global(m)).ToList();
         var ours = SoftnetMessages(dir, net);
         Assert.Equal(kernel.Order(StringComparer.Ordinal), ours.Order(StringComparer.Ordinal));
         Assert.All(kernel, m => Assert.Contains("Invalid argument", m));
@@ -89,8 +94,8 @@ public sealed class SysctlCatalogueKernelTests
         string file = Path.Combine(dir, "values.conf");
         File.WriteAllLines(file, keys.Select(key => $"{key} = {value}"));
         // nf_conntrack_max is read-only outside the first namespace; Softnet lets a scenario set conntrack's limit.
-        var kernel = KernelMessages(k, file).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"")).ToList();
-        var ours = SoftnetMessages(dir, file).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"")).ToList();
+        var kernel = KernelMessages(k, file).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"") && !Global(m)).ToList();
+        var ours = SoftnetMessages(dir, file).Where(m => !m.Contains("\"net.netfilter.nf_conntrack_max\"") && !Global(m)).ToList();
         var onlyKernel = kernel.Except(ours).ToList();
         var onlyOurs = ours.Except(kernel).ToList();
         Assert.True(onlyKernel.Count == 0 && onlyOurs.Count == 0,
@@ -156,5 +161,41 @@ public sealed class SysctlConfKernelTests
         }
         Assert.True(diffs.Count == 0, string.Join('\n', diffs));
         Directory.Delete(dir, true);
+    }
+}
+
+/// <summary>
+/// The global net.core keys as the host's init_net checks them (<see cref="SysctlCatalogue.GlobalCore"/>): every value
+/// Softnet refuses for one, `sysctl -w` in the root namespace refuses too. Only refused values are written, so the
+/// host keeps its settings; should the kernel take one, the saved value goes back at once and the test fails.
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(Transport.GlobalSysctlCollection.Name)]
+public sealed class GlobalSysctlKernelTests
+{
+    [SkippableFact]
+    public void The_host_refuses_what_softnet_refuses_for_a_global_key()
+    {
+        Skip.If(!Proc.IsRoot || !Proc.Exists("sysctl"), "needs root and sysctl");
+        var taken = new List<string>();
+        int refusals = 0;
+        foreach (var (key, entry) in SysctlCatalogue.GlobalCore)
+        {
+            string path = "/proc/sys/" + key.Replace('.', '/');
+            string saved = File.ReadAllText(path).Trim();
+            foreach (string value in SysctlCatalogueKernelTests.Values())
+            {
+                if (value.Length == 0 || SysctlCatalogue.Check(entry, null, value, _ => null, 0) == SysctlWriteError.None) continue;
+                refusals++;
+                var r = Proc.Run("sysctl", "-q", "-w", $"{key}={value}");
+                if (r.Exit == 0 || File.ReadAllText(path).Trim() != saved)
+                {
+                    File.WriteAllText(path, saved);
+                    taken.Add($"{key} = {value}");
+                }
+            }
+        }
+        Assert.True(refusals > 20, $"only {refusals} refused values tried");
+        Assert.True(taken.Count == 0, "the host took what Softnet refuses: " + string.Join(", ", taken));
     }
 }

@@ -8,7 +8,7 @@ public sealed class KernelScenarioFixture
 {
     private readonly Dictionary<string, Lazy<(string? Dir, string? Error)>> _runs = [];
 
-    public static readonly string[] Names = ["docker-host", "kube-node", "router-fw", "edge-fw", "mangle-router", "frag-router", "frag-ct-router", "v6-fw", "v6-frag-ct-router", "flannel-vxlan", "default-two-node"];
+    public static readonly string[] Names = ["docker-host", "kube-node", "router-fw", "edge-fw", "mangle-router", "frag-router", "frag-ct-router", "v6-fw", "v6-frag-ct-router", "v6-bridge", "flannel-vxlan", "default-two-node"];
 
     /// <summary>Why kernel tests skip here, or null.</summary>
     public string? SkipReason { get; } = KernelScenario.Unavailable();

@@ -31,6 +31,7 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
         ["default-two-node"] = ["podA/eth0.tx.pcap"],
         ["v6-fw"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
         ["v6-frag-ct-router"] = ["lan/eth0.tx.pcap", "wan/eth0.tx.pcap"],
+        ["v6-bridge"] = ["a/eth0.tx.pcap", "b/eth0.tx.pcap"],
     };
 
     private void Compare(string name)
@@ -107,4 +108,10 @@ public sealed class ScenarioComparisonTests(KernelScenarioFixture fx)
     /// to a UDP socket on the router.</summary>
     [SkippableFact]
     public void V6_frag_ct_router_matches_the_kernel() => Compare("v6-frag-ct-router");
+
+    /// <summary>br_netfilter's IPv6 hooks (net.bridge.bridge-nf-call-ip6tables = 1): bridged IPv6 frames through ip6tables
+    /// PREROUTING, FORWARD and POSTROUTING with -m physdev, a DNAT that stays bridged, frames passed up to the bridge
+    /// (ip_sabotage_in), br_validate_ipv6's drops; every frame, ip6tables-save -c, conntrack -L -f ipv6 and nstat.</summary>
+    [SkippableFact]
+    public void V6_bridge_with_br_netfilter_matches_the_kernel() => Compare("v6-bridge");
 }

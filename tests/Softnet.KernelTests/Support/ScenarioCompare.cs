@@ -66,10 +66,10 @@ public static class ScenarioCompare
             string e = Path.Combine(expectedDir, ns), a = Path.Combine(actualDir, ns);
             if (!options.IgnoreFiles.Contains($"{ns}/iptables-save.txt"))
                 diffs.AddRange(CompareIptables(ns, Read(e, "iptables-save.txt"), Read(a, "iptables-save.txt")));
-            // ip6tables-save -c: the same, but for the policy counters of OUTPUT chains, which the kernel's own MLD
-            // reports (sent at link up, before the capture) move and Softnet, sending none, does not.
+            // ip6tables-save -c: the same, but for the policy counters of OUTPUT and POSTROUTING chains, which the
+            // kernel's own MLD reports (sent at link up, before the capture) move and Softnet, sending none, does not.
             if (!options.IgnoreFiles.Contains($"{ns}/ip6tables-save.txt"))
-                diffs.AddRange(CompareIptables(ns, Read(e, "ip6tables-save.txt"), Read(a, "ip6tables-save.txt"), "ip6tables-save.txt", ["OUTPUT"]));
+                diffs.AddRange(CompareIptables(ns, Read(e, "ip6tables-save.txt"), Read(a, "ip6tables-save.txt"), "ip6tables-save.txt", ["OUTPUT", "POSTROUTING"]));
             if (!options.IgnoreFiles.Contains($"{ns}/conntrack.txt"))
                 diffs.AddRange(CompareConntrack(ns, Read(e, "conntrack.txt"), Read(a, "conntrack.txt")));
             if (!options.IgnoreFiles.Contains($"{ns}/ipset.save"))

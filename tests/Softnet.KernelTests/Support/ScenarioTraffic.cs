@@ -207,7 +207,7 @@ public static class ScenarioTraffic
         "frag-ct-router" => "r",
         "flannel-vxlan" => "node1",
         "default-two-node" => "nodeA",
-        "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.InjectNamespace(scenario),
+        "v6-fw" or "v6-frag-ct-router" or "v6-bridge" => ScenarioTrafficV6.InjectNamespace(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 
@@ -222,7 +222,7 @@ public static class ScenarioTraffic
         "frag-ct-router" => FragCtRouter(),
         "flannel-vxlan" => ScenarioTrafficVxlan.FlannelVxlan(),
         "default-two-node" => ScenarioTrafficVxlan.TwoNodeDefault(),
-        "v6-fw" or "v6-frag-ct-router" => ScenarioTrafficV6.For(scenario),
+        "v6-fw" or "v6-frag-ct-router" or "v6-bridge" => ScenarioTrafficV6.For(scenario),
         _ => throw new ArgumentException($"no traffic for scenario '{scenario}'"),
     };
 

@@ -120,6 +120,7 @@ public static class ScenarioTrafficV6
     {
         "v6-fw" => "fw",
         "v6-frag-ct-router" => "r",
+        "v6-bridge" => "sw",
         _ => throw new ArgumentException($"no IPv6 traffic for scenario '{scenario}'"),
     };
 
@@ -127,6 +128,7 @@ public static class ScenarioTrafficV6
     {
         "v6-fw" => V6Fw(),
         "v6-frag-ct-router" => V6FragCtRouter(),
+        "v6-bridge" => V6Bridge(),
         _ => throw new ArgumentException($"no IPv6 traffic for scenario '{scenario}'"),
     };
 
@@ -246,6 +248,37 @@ public static class ScenarioTrafficV6
         // for the one holding its first fragment).
         c.Pause(2500);
         FromLan(Frames6.Udp(Lan, 41010, Srv, 9000), "a whole datagram after the pause");
+        return c;
+    }
+
+    /// <summary>v6-bridge: sw's br0 (2001:db8::fe) with a on p1 (2001:db8::1), b on p2 (2001:db8::2) and c on p3, and
+    /// br_netfilter's IPv6 hooks on (bridge-nf-call-ip6tables = 1): flooded and learned frames through FORWARD and
+    /// POSTROUTING per port, a FORWARD DROP of one port's copy, an echo to sw (passed up: PREROUTING once, INPUT with
+    /// its port), a DNAT to b kept bridged and its reply un-DNATed, frames br_validate_ipv6 refuses, and an echo to
+    /// all nodes (flooded and passed up).</summary>
+    public static ScenarioCapture V6Bridge()
+    {
+        const string a1 = "02:00:00:00:0a:01", b1 = "02:00:00:00:0b:01", c1 = "02:00:00:00:0c:01", br0 = "02:00:00:00:10:00";
+        const string a = "2001:db8::1", b = "2001:db8::2", sw = "2001:db8::fe", vip = "2001:db8::100";
+        var c = new ScenarioCapture();
+        void FromA(string dst, byte[] ip, string note) => c.Add("p1", Frames6.Eth(dst, a1, ip), note);
+        void FromB(string dst, byte[] ip, string note) => c.Add("p2", Frames6.Eth(dst, b1, ip), note);
+
+        FromA(b1, Frames6.Udp(a, 40000, b, 7), "a to b, b's MAC not learned: flooded to p2 and p3");
+        FromB(a1, Frames6.Udp(b, 7, a, 40000), "b's answer: to p1 alone");
+        FromA(b1, Frames6.Udp(a, 40000, b, 7, payload: 64), "a to b again: to p2 alone");
+        FromA(c1, Frames6.Udp(a, 40001, "2001:db8::3", 9), "a to c's MAC, never learned: flooded, FORWARD drops p3's copy");
+        FromA(br0, Frames6.Echo(a, sw, 128, 5, 1), "echo request to sw: passed up (PREROUTING once, INPUT with physdev-in p1), answered");
+        FromA(br0, Frames6.Udp(a, 40002, vip, 53), "DNS to 2001:db8::100: DNAT to b, bridged (first through br0's xmit)");
+        FromB(a1, Frames6.Udp(b, 53, a, 40002), "b's answer: un-DNATed, bridged to a");
+        FromA(br0, Frames6.Udp(a, 40003, vip, 53), "DNS again: the neighbour's cached header");
+        var cut = Frames6.Udp(a, 40004, b, 7, payload: 40);
+        cut[5] += 8;
+        FromA(b1, cut, "payload length past the frame: br_validate_ipv6 drops it (InTruncatedPkts)");
+        var v4 = Frames6.Udp(a, 40005, b, 7);
+        v4[0] = 0x40;
+        FromA(b1, v4, "version 4 in an IPv6 frame: br_validate_ipv6 drops it (InHdrErrors)");
+        FromA("33:33:00:00:00:01", Frames6.Echo(a, "ff02::1", 128, 6, 1), "echo to all nodes: flooded to p2 and p3 and passed up, answered");
         return c;
     }
 }

@@ -247,6 +247,8 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv6.conf.eth0.mtu", "1300", true)]
     [InlineData("net.ipv6.conf.eth0.accept_dad", "0", false)]
     [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
+    [InlineData("net.bridge.bridge-nf-call-ip6tables", "1", true)]
+    [InlineData("net.bridge.bridge-nf-call-arptables", "1", true)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
         => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
     [Fact]
@@ -304,9 +306,10 @@ public class ScenarioLoaderTests : IDisposable
     [Fact]
     public void Sysctl_a_of_a_fresh_namespace_loads()
     {
-        // What `sysctl -a` prints in a fresh namespace, less the read-only keys (sysctl -p refuses those as well).
+        // What `sysctl -a` prints in a fresh namespace, less the read-only keys (sysctl -p refuses those as well); the
+        // global net.core keys as the host takes them.
         var lines = SysctlCatalogue.Keys(["lo"]).Where(k => !k.EndsWith(".stable_secret", StringComparison.Ordinal))
-            .Select(k => (k, SysctlCatalogue.Find(k, _ => true, out _)!)).Where(x => !x.Item2.ReadOnly)
+            .Select(k => (k, SysctlCatalogue.GlobalCore.GetValueOrDefault(k) ?? SysctlCatalogue.Find(k, _ => true, out _)!)).Where(x => !x.Item2.ReadOnly)
             .Select(x => x.k + " = " + SampleValue(x.k, x.Item2));
         ScenarioLoader.Load(Temp(Links, ("h", "sysctl.conf", string.Join("\n", lines) + "\n")));
     }

@@ -560,6 +560,21 @@ public class TcpReceiveTests
     }
 
     [Theory]
+    [InlineData(null, 5)]
+    [InlineData("67108864", 11)]
+    public void Rmem_max_above_tcp_rmem_max_raises_the_window_scale(string? rmemMax, int wscale)
+    {
+        // tcp_select_initial_window: the scale covers the larger of tcp_rmem[2] (1 MB here) and net.core.rmem_max
+        // (the kernel's default 212992, or 64 MB).
+        var c = new Conn();
+        var srv = c.Rig.Ns("srv");
+        srv.Sysctls["net.ipv4.tcp_rmem"] = "4096\t131072\t1048576";
+        if (rmemMax != null) srv.Sysctls["net.core.rmem_max"] = rmemMax;
+        c.Handshake();
+        Assert.Equal(wscale, c.Sock.RcvWscale);
+    }
+
+    [Theory]
     [InlineData("2", 1, 0)]
     [InlineData("0", 0, 1)]
     public void Tcp_syncookies_2_always_sends_cookies_and_0_drops_past_the_backlog(string value, int cookies, int drops)

@@ -50,6 +50,8 @@ public sealed class PhysdevMatch : XtMatch
 internal sealed class PhysdevMatchExtension : X6MatchExtension<PhysdevMatch>
 {
     public override string Name => "physdev";
+    // xt_physdev and libxt_physdev are NFPROTO_UNSPEC: ip6tables takes it for br_netfilter's IPv6 frames.
+    public override NfProto Family => NfProto.Unspec;
     private const int OIn = 0, OOut = 1, OIsIn = 2, OIsOut = 3, OBridged = 4;
     private static readonly XtOpt[] Table =
     {
