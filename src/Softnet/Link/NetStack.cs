@@ -12,7 +12,9 @@ namespace Softnet.Link;
 /// netif_rx feeds (frames crossing a veth, passed up by a bridge, looped back), __netif_receive_skb_core with
 /// its rx_handler (bridge ports) and protocol demux by EtherType, and dev_queue_xmit. One skb travels the whole
 /// way: the NIC path's skb, or one this stack allocates from its own pools for frames it generates.
-/// <para>Single-threaded (deterministic replay): the backlog is one FIFO, so the path never recurses.</para>
+/// <para>Single-threaded (deterministic replay): the backlog is one FIFO, so the path never recurses. With RPS/RFS
+/// set on a device (<see cref="RpsSteering"/>), what netif_rx steers to another CPU waits in that CPU's backlog instead
+/// and goes up when that CPU's round polls it (<see cref="ReceiveQueued"/>).</para>
 /// </summary>
 public sealed class NetStack
 {
@@ -68,11 +70,42 @@ public sealed class NetStack
         AdvanceClock(timestampNs);
         if (skb.Id == 0) skb.Id = ++_nextId;
         skb.TimestampNs = timestampNs;
-        NetifRx(dev, skb);
-        _wireFrame = true;
+        // The device's own receive (the kernel harness's veth: netif_rx) may steer the frame to another CPU.
+        if (RpsSteering?.TrySteer(dev, skb, -1) != true)
+        {
+            _backlog.Enqueue(new BacklogEntry(dev, skb, -1));
+            _wireFrame = true;
+        }
+        FinishFrame();
+    }
+
+    /// <summary>A frame from a CPU's backlog goes up on the CPU polling it (process_backlog → __netif_receive_skb),
+    /// at <paramref name="nowNs"/> on the stack's clock; what it sends through netif_rx follows on that CPU.</summary>
+    internal void ReceiveQueued(Device dev, Skb skb, int nfSlot, long nowNs)
+    {
+        AdvanceClock(nowNs);
+        Clock.Begin(Stage.Link, StageFrames.LinkBacklog);
+        ReceiveSkb(dev, skb, nfSlot);
+        Clock.End();
+        if (nfSlot >= 0) ReleaseNf(nfSlot);
+        FinishFrame();
+    }
+
+    /// <summary>A frame netif_rx could not queue (enqueue_to_backlog over netdev_max_backlog or the flow limit).</summary>
+    internal void DropQueued(Device dev, Skb skb, int nfSlot, DropReason reason)
+    {
+        if (nfSlot >= 0) ReleaseNf(nfSlot);
+        Drop(dev.Namespace, skb, reason);
+    }
+
+    /// <summary>The rest of a frame's softirq work: the queue it filled, the readers it woke, the conntrack slab.</summary>
+    private void FinishFrame()
+    {
         Drain();
         if (_woken.Count > 0 && !DeferReaders) RunReaders();
-        // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
+        // Nothing is in flight now (unless frames wait in other CPUs' backlogs): conntrack entries deleted on the way
+        // can go back to the slab.
+        if (RpsSteering is { AnyQueued: true }) return;
         for (int i = 0; i < _namespaces.Count; i++)
         {
             _namespaces[i].Netfilter.Conntrack.Quiesce();
@@ -216,8 +249,16 @@ public sealed class NetStack
 
     // ---------------- backlog (netif_rx / process_backlog) ----------------
 
-    /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
-    public void NetifRx(Device dev, Skb skb, int nfSlot = -1) => _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+    /// <summary>RPS/RFS on netif_rx (null: every frame stays on this stack's own queue).</summary>
+    public Steering.NetifRxSteering? RpsSteering { get; set; }
+
+    /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>: on another
+    /// CPU's backlog when the device's RPS/RFS settings steer it there, else on this stack's own queue.</summary>
+    public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
+    {
+        if (RpsSteering is { } st && st.TrySteer(dev, skb, nfSlot)) return;
+        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+    }
 
     private bool _wireFrame;
 
@@ -227,6 +268,8 @@ public sealed class NetStack
         {
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
             Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
+            // A frame of the queue (not the NIC's own) counts in softnet_stat processed of the CPU running it.
+            if (!_wireFrame) RpsSteering?.CountLocal();
             _wireFrame = false;
             ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
             Clock.End();

@@ -103,6 +103,10 @@ public sealed class SoftnetCpu
     /// <summary>NAPI polls run.</summary>
     public long Polls => Volatile.Read(ref _polls);
 
+    /// <summary>Counts skbs a stack's backlog handed to __netif_receive_skb on this CPU outside a NAPI poll's work (the
+    /// scenario stack's netif_rx queue). Owning thread only.</summary>
+    internal void AddProcessed(long n) => _processed += n;
+
     /// <summary>Counts backlog drops (enqueue_to_backlog over netdev_max_backlog). Owning thread only.</summary>
     public void AddDropped(long n) => _dropped += n;
 

@@ -105,11 +105,18 @@ public static class ScenarioReplay
         var replayOptions = options.Replay with
         {
             Mode = ReplayMode.Deterministic,
-            // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
-            EngineCreated = options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0
-                ? engine => stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead,
-                    () => (top?.BaseNs ?? 1) - 1)
-                : null,
+            EngineCreated = engine =>
+            {
+                options.Replay.EngineCreated?.Invoke(engine);
+                Func<long> offset = () => (top?.BaseNs ?? 1) - 1;
+                // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
+                if (options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0)
+                    stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead, offset);
+                // RPS/RFS set on scenario devices (ns/NAME/sysfs): netif_rx steers to the CPUs' backlogs; the global
+                // settings (netdev_max_backlog, rps_sock_flow_entries, the flow limit) are the replay's.
+                if (Steering.NetifRxSteering.Needed(stack))
+                    stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, options.Replay.Rps ?? new Steering.RpsOptions(), offset);
+            },
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
             // The NIC's GRO finds the UDP tunnel sockets (VXLAN) of the namespace its packets arrive in.
             GroCreated = engine =>

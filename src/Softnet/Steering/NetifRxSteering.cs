@@ -1,0 +1,111 @@
+using Softnet.Link;
+using Softnet.Napi;
+using Softnet.Nic;
+using Softnet.Packets;
+
+namespace Softnet.Steering;
+
+/// <summary>
+/// /sys/class/net/DEV/queues/rx-0/{rps_cpus,rps_flow_cnt} of a scenario device (veth, vxlan, bridge: one RX queue).
+/// </summary>
+public sealed class RxQueueRps
+{
+    /// <summary>rps_cpus (null or empty: no RPS map).</summary>
+    public CpuMask? RpsCpus { get; internal set; }
+    /// <summary>rps_flow_cnt (0: no rps_dev_flow_table, RFS off on the queue).</summary>
+    public int RpsFlowCnt { get; internal set; }
+
+    // Resolved against the engine's CPUs when the steering is made.
+    internal int[] Map = [];
+    internal RpsDevFlow[] Flows = [];
+}
+
+/// <summary>
+/// RPS/RFS for the scenario stack's netif_rx (net/core/dev.c netif_rx_internal, and the same get_rps_cpu that
+/// netif_receive_skb_internal runs for what a bridge passes up or a VXLAN device's gro cell delivers): the receiving
+/// device's rx-0 map and flow table pick a CPU from the skb's hash (skb_get_hash: the hash the skb carries, else the
+/// flow dissector's), enqueue_to_backlog puts the frame in that CPU's backlog (netdev_max_backlog, the enqueuing CPU's
+/// flow limit, softnet_stat dropped and flow_limit_count), and the backlog's NAPI runs in that CPU's net_rx_action
+/// rounds: at once when it is the current CPU, after an IPI at the end of the current round otherwise
+/// (received_rps). Its work is charged to that CPU as any NAPI's is, and a reader task there shares the CPU with it.
+/// A device without settings, or a frame with no CPU chosen, stays on the stack's own queue, processed at once on the
+/// current CPU as before.
+/// </summary>
+public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
+{
+    private readonly NapiEngine _engine;
+    private readonly NetStack _stack;
+    private readonly Func<long> _stackOffsetNs;
+    private readonly RpsBacklogs<Entry> _cpus;
+
+    public readonly record struct Entry(Device Dev, Skb Skb, int NfSlot);
+
+    /// <param name="options">the global settings read: netdev_max_backlog, flow_limit_cpu_bitmap and table length,
+    /// the backlog weight (its rps_cpus and rps_flow_cnt are the NIC's, not used here)</param>
+    /// <param name="stackOffsetNs">the stack's clock minus the engine's</param>
+    public NetifRxSteering(NapiEngine engine, NetStack stack, RpsOptions options, Func<long> stackOffsetNs)
+    {
+        _engine = engine;
+        _stack = stack;
+        _stackOffsetNs = stackOffsetNs;
+        _cpus = new RpsBacklogs<Entry>(engine, options, this, 2_000_000);
+        foreach (var ns in stack.Namespaces)
+            foreach (var d in ns.Devices)
+                if (d.RpsRx is { } q)
+                {
+                    q.Map = _cpus.Map(q.RpsCpus);
+                    q.Flows = RpsBacklogs<Entry>.FlowTable(q.RpsFlowCnt);
+                }
+        // rps_sock_flow_table is global: one table, shared with the NIC's steering when it has one.
+        if (options.SockFlowEntries > 0 && stack.RpsSockFlows is null)
+            stack.RpsSockFlows = new RpsSockFlowTable(options.SockFlowEntries, _cpus.RpsCpuMask);
+    }
+
+    /// <summary>True when some device of <paramref name="stack"/>'s namespaces has RPS or RFS settings.</summary>
+    public static bool Needed(NetStack stack) => stack.Namespaces.Any(ns => ns.Devices.Any(d => d.RpsRx is { } q && (q.RpsCpus is { } m && m.ToArray().Length > 0 || q.RpsFlowCnt > 0)));
+
+    /// <summary>Frames steered to a backlog, and frames dropped there (backlog full or flow limit).</summary>
+    public long Steered { get; private set; }
+    public long BacklogDrops { get; private set; }
+
+    /// <summary>Frames waiting in backlogs (no conntrack entry may go back to the slab while one holds a reference).</summary>
+    public bool AnyQueued => _cpus.AnyQueued;
+
+    /// <summary>The CPU the stack's work runs on now (null outside the engine's rounds and tasks).</summary>
+    public SoftnetCpu? Current => _engine.Current;
+
+    /// <summary>netif_rx_internal's RPS branch: false when the frame stays on the stack's own queue.</summary>
+    internal bool TrySteer(Device dev, Skb skb, int nfSlot)
+    {
+        if (dev.RpsRx is not { } q || _engine.Current is not { } current) return false;
+        var flows = q.Flows;
+        if (flows.Length == 0 && q.Map.Length == 0) return false;
+        uint hash = skb.Hash;
+        if (hash == 0)
+        {
+            // skb_get_hash → __skb_get_hash: the flow dissector over the frame, kept in the skb (a TCP socket saves it
+            // as its rxhash, which RFS records).
+            hash = Gro.FlowHash.ComputeFrame(skb.LinearData);
+            if (hash == 0) return false;
+            skb.SetHash(hash, PktHashType.L4);
+        }
+        int cpu = _cpus.GetRpsCpu(hash, q.Map, flows, _stack.RpsSockFlows, out int slot);
+        if (cpu < 0) return false;
+        if (!_cpus.Enqueue(new Entry(dev, skb, nfSlot), hash, cpu, current, flows, slot))
+        {
+            // enqueue_to_backlog's drop: the device's rx_dropped, SKB_DROP_REASON_CPU_BACKLOG.
+            BacklogDrops++;
+            dev.RxDropped++;
+            _stack.DropQueued(dev, skb, nfSlot, DropReason.CpuBacklog);
+            return true;
+        }
+        Steered++;
+        return true;
+    }
+
+    /// <summary>process_backlog on the CPU whose round polls it: the frame goes up the stack there.</summary>
+    void IBacklogSink<Entry>.Process(Entry e) => _stack.ReceiveQueued(e.Dev, e.Skb, e.NfSlot, _engine.RoundNs + _stackOffsetNs());
+
+    /// <summary>An skb of the stack's own queue went up on the current CPU: softnet_stat processed there.</summary>
+    internal void CountLocal() => _engine.Current?.AddProcessed(1);
+}
