@@ -61,9 +61,6 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
             stack.RpsSockFlows = new RpsSockFlowTable(options.SockFlowEntries, _cpus.RpsCpuMask);
     }
 
-    /// <summary>True when some device of <paramref name="stack"/>'s namespaces has RPS or RFS settings.</summary>
-    public static bool Needed(NetStack stack) => stack.Namespaces.Any(ns => ns.Devices.Any(d => d.RpsRx is { } q && (q.RpsCpus is { } m && m.ToArray().Length > 0 || q.RpsFlowCnt > 0)));
-
     /// <summary>Frames steered to a backlog, and frames dropped there (backlog full or flow limit).</summary>
     public long Steered { get; private set; }
     public long BacklogDrops { get; private set; }

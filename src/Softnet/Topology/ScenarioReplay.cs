@@ -112,10 +112,10 @@ public static class ScenarioReplay
                 // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
                 if (options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0)
                     stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead, offset);
-                // RPS/RFS set on scenario devices (ns/NAME/sysfs): netif_rx steers to the CPUs' backlogs; the global
-                // settings (netdev_max_backlog, rps_sock_flow_entries, the flow limit) are the replay's.
-                if (Steering.NetifRxSteering.Needed(stack))
-                    stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, options.Replay.Rps ?? new Steering.RpsOptions(), offset);
+                // netif_rx on the engine's CPUs: RPS/RFS set on scenario devices (ns/NAME/sysfs) steers to the CPUs'
+                // backlogs, and softnet_stat counts what each CPU processed; the global settings (netdev_max_backlog,
+                // rps_sock_flow_entries, the flow limit) are the replay's.
+                stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, options.Replay.Rps ?? new Steering.RpsOptions(), offset);
             },
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
             // The NIC's GRO finds the UDP tunnel sockets (VXLAN) of the namespace its packets arrive in.
