@@ -27,7 +27,8 @@ public sealed class NetStack
     private long _now;
     private long _nextId;
 
-    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot);
+    /// <summary>A frame of the queue, with the CPU that queued it (null without steering): it goes up there.</summary>
+    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot, Napi.SoftnetCpu? Cpu = null);
 
     public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 256)
     {
@@ -71,9 +72,9 @@ public sealed class NetStack
         if (skb.Id == 0) skb.Id = ++_nextId;
         skb.TimestampNs = timestampNs;
         // The device's own receive (the kernel harness's veth: netif_rx) may steer the frame to another CPU.
-        if (RpsSteering?.TrySteer(dev, skb, -1) != true)
+        if (RpsSteering?.TrySteerWire(dev, skb) != true)
         {
-            _backlog.Enqueue(new BacklogEntry(dev, skb, -1));
+            _backlog.Enqueue(new BacklogEntry(dev, skb, -1, RpsSteering?.Current));
             _wireFrame = true;
         }
         FinishFrame();
@@ -226,7 +227,14 @@ public sealed class NetStack
     /// <summary>The reader of <paramref name="s"/> reads; recvmsg's sock_rps_record_flow tells RFS the CPU it ran on.</summary>
     internal void ReadNow(Transport.Sock s)
     {
-        s.Read(this);
+        if (ReaderCpus is null && RpsSteering is { } st)
+        {
+            // A reader with a CPU reads there: what it sends is netif_rx'd on that CPU.
+            var prev = st.RunOn(s.Cpu);
+            s.Read(this);
+            st.Return(prev);
+        }
+        else s.Read(this);
         if (RpsSockFlows is { } rfs && s.Cpu >= 0) rfs.Record(s.RxHash, s.Cpu);
     }
 
@@ -257,7 +265,7 @@ public sealed class NetStack
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
     {
         if (RpsSteering is { } st && st.TrySteer(dev, skb, nfSlot)) return;
-        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot, RpsSteering?.Current));
     }
 
     private bool _wireFrame;
@@ -267,11 +275,19 @@ public sealed class NetStack
         while (_backlog.TryDequeue(out var e))
         {
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
-            Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
-            // A frame of the queue (not the NIC's own) counts in softnet_stat processed of the CPU running it.
-            if (!_wireFrame) RpsSteering?.CountLocal();
+            bool wire = _wireFrame;
+            Clock.Begin(Stage.Link, wire ? StageFrames.LinkWire : StageFrames.LinkBacklog);
             _wireFrame = false;
-            ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+            if (RpsSteering is { } st && e.Cpu is { } cpu)
+            {
+                // A frame of the queue (not the NIC's own) counts in softnet_stat processed of the CPU that queued it,
+                // and goes up there (a reader's ACK on the reader's CPU).
+                if (!wire) cpu.AddProcessed(1);
+                var prev = st.RunOn(cpu.Id);
+                ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+                st.Return(prev);
+            }
+            else ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
             Clock.End();
             if (e.NfSlot >= 0) ReleaseNf(e.NfSlot);
         }

@@ -110,7 +110,7 @@ public sealed class NapiEngine : IDisposable
 
     /// <summary>Deterministic mode: the CPU whose net_rx_action round or task is running (smp_processor_id() of the
     /// work being done), null between them.</summary>
-    public SoftnetCpu? Current { get; private set; }
+    public SoftnetCpu? Current { get; internal set; }
 
     /// <summary>Deterministic mode: a net_rx_action round is running (on <see cref="Current"/>).</summary>
     public bool InRound { get; private set; }

@@ -71,6 +71,29 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
     /// <summary>The CPU the stack's work runs on now (null outside the engine's rounds and tasks).</summary>
     public SoftnetCpu? Current => _engine.Current;
 
+    /// <summary>A frame from the NIC (the device's own receive) is steered: the NIC's poll counted it in its CPU's
+    /// processed, but the kernel counts processed in __netif_receive_skb_core, which for a steered frame runs only on
+    /// the target CPU (and the kernel harness's injected device is a veth, whose transmit is no NAPI work).</summary>
+    internal bool TrySteerWire(Device dev, Skb skb)
+    {
+        if (!TrySteer(dev, skb, -1)) return false;
+        _engine.Current?.AddProcessed(-1);
+        return true;
+    }
+
+    /// <summary>A reader that read at once (no reader tasks) runs on its own CPU: what its read sends (an ACK through a
+    /// veth) is netif_rx'd there, as recvmsg's tcp_cleanup_rbuf does on the reader's CPU. Returns the CPU to go back to.</summary>
+    internal SoftnetCpu? RunOn(int cpu)
+    {
+        var prev = _engine.Current;
+        if (prev is null || cpu < 0 || cpu == prev.Id) return prev;
+        foreach (var c in _engine.Cpus)
+            if (c.Id == cpu) { _engine.Current = c; break; }
+        return prev;
+    }
+
+    internal void Return(SoftnetCpu? prev) => _engine.Current = prev;
+
     /// <summary>netif_rx_internal's RPS branch: false when the frame stays on the stack's own queue.</summary>
     internal bool TrySteer(Device dev, Skb skb, int nfSlot)
     {
@@ -103,6 +126,4 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
     /// <summary>process_backlog on the CPU whose round polls it: the frame goes up the stack there.</summary>
     void IBacklogSink<Entry>.Process(Entry e) => _stack.ReceiveQueued(e.Dev, e.Skb, e.NfSlot, _engine.RoundNs + _stackOffsetNs());
 
-    /// <summary>An skb of the stack's own queue went up on the current CPU: softnet_stat processed there.</summary>
-    internal void CountLocal() => _engine.Current?.AddProcessed(1);
 }
