@@ -124,6 +124,60 @@ public sealed class RpsPlacementKernelTests
     }
 }
 
+/// <summary>
+/// RPS on flannel's VXLAN device against the kernel: VXLAN datagrams from node2 arrive on node1's eth1 (its veth peer
+/// transmits them from CPU 0), node1's flannel.1 (rps_cpus 2, or nothing) takes the inner frames — in the kernel
+/// through its gro cell, whose netif_receive_skb_list_internal runs get_rps_cpu — and node1 forwards them to pod1, whose
+/// veth receive runs on the CPU that forwarded them.
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(RpsKernelCollection.Name)]
+public sealed class RpsVxlanPlacementKernelTests
+{
+    private const int Frames = 64;
+
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rps_on_flannel_1_runs_the_second_traversal_where_the_kernel_does(bool rps)
+    {
+        string? skip = RpsPlacementKernelTests.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", rps ? "rps-vxlan" : "rps-vxlan-off");
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
+        ScenarioFiles.Copy(Path.Combine(AppContext.BaseDirectory, "Scenarios", "flannel-vxlan"), scn);
+        if (rps) File.WriteAllText(Path.Combine(scn, "ns", "node1", "sysfs"), "class/net/flannel.1/queues/rx-0/rps_cpus = 2\n");
+        var c = new ScenarioCapture();
+        for (int i = 0; i < Frames; i++)
+            c.Add("eth1", Support.Frames.Eth("02:00:0a:00:00:01", "02:00:0a:00:00:02", ScenarioTrafficVxlan.Vxlan(1,
+                Support.Frames.Eth("02:00:0f:00:00:01", "02:00:0f:00:00:02", Support.Frames.Udp("10.244.1.2", 53, "10.244.0.2", (ushort)(40000 + i % 4))),
+                sport: (ushort)(45000 + i % 4))), "VXLAN from node2 to pod1");
+        c.Write(capture);
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        KernelScenario.Run(scn, capture, "node1", kernel, injectCpu: 0);
+
+        NapiEngine? engine = null;
+        var options = new ScenarioOptions { Replay = new ReplayOptions { Gro = null, Cpus = [0, 1], EngineCreated = e => engine = e } };
+        using (ScenarioReplay.Run(scn, capture, "node1", softnet, options)) { }
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "node2/eth1.tx.pcap" } });
+
+        var k = RpsPlacementKernelTests.KernelDelta(kernel);
+        string table = $"kernel cpu0 processed {k[0].Processed} received_rps {k[0].ReceivedRps}, cpu1 processed {k[1].Processed} received_rps {k[1].ReceivedRps}; " +
+                       $"softnet cpu0 processed {engine!.Cpus[0].Processed} received_rps {engine.Cpus[0].ReceivedRps}, cpu1 processed {engine.Cpus[1].Processed} received_rps {engine.Cpus[1].ReceivedRps}";
+        Console.WriteLine(table);
+        for (int cpu = 0; cpu < 2; cpu++)
+        {
+            var sc = engine.Cpus[cpu];
+            Assert.True(k[cpu].ReceivedRps == sc.ReceivedRps, table);
+            Assert.True(k[cpu].Processed >= sc.Processed && k[cpu].Processed <= sc.Processed + RpsPlacementKernelTests.HostNoise, table);
+        }
+        // eth1 on CPU 0; flannel.1 and pod1's eth0 where RPS puts flannel.1.
+        Assert.Equal(rps ? Frames : 3 * Frames, engine.Cpus[0].Processed);
+        Assert.Equal(rps ? 2 * Frames : 0, engine.Cpus[1].Processed);
+    }
+}
+
 /// <summary>Kernel tests that read the global softnet_stat or write global RPS settings run one at a time.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class RpsKernelCollection
