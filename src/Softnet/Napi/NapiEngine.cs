@@ -221,7 +221,9 @@ public sealed class NapiEngine : IDisposable
             else if (kind == 2)
             {
                 Current = _cpus[index];
+                long h0 = Stopwatch.GetTimestamp();
                 _cpus[index].CompleteTask(best);
+                _cpus[index].HostNs += Stopwatch.GetElapsedTime(h0).Ticks * 100;
                 Current = null;
             }
             else
@@ -231,7 +233,9 @@ public sealed class NapiEngine : IDisposable
                 bool ksoftirqd = c.InKsoftirqd;
                 Current = c;
                 InRound = true;
+                long h0 = Stopwatch.GetTimestamp();
                 long took = c.NetRxAction(best, virtualTime: true);
+                c.HostNs += Stopwatch.GetElapsedTime(h0).Ticks * 100;
                 InRound = false;
                 Current = null;
                 c.FreeAtNs = best + c.ShareWithTask(best, took, ksoftirqd);

@@ -75,6 +75,10 @@ public sealed class SoftnetCpu
     /// <summary>True after a round that ended with work left, until a round empties the list (ksoftirqd running).</summary>
     public bool InKsoftirqd { get; private set; }
 
+    /// <summary>Deterministic mode: the replay thread's wall time spent running this CPU's rounds and tasks (what the
+    /// virtual CPU's work cost here: its share of a replay's CPU time).</summary>
+    public long HostNs { get; internal set; }
+
     /// <summary>Virtual time this CPU is busy until (deterministic mode).</summary>
     public long FreeAtNs { get; internal set; }
 
