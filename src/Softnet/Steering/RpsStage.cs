@@ -57,6 +57,9 @@ public sealed class RpsStage : IRxHandler, IBacklogSink<(Skb Skb, RxQueue Queue)
             _next.Receive(skb, queue);
             return;
         }
+        // softnet_stat processed counts __netif_receive_skb_core runs, which for a steered skb happen only on the
+        // target CPU: the poll's work counted it on the NIC's CPU.
+        queue.Vector.TargetCpu.AddProcessed(-1);
         if (!_cpus.Enqueue((skb, queue), skb.Hash, cpu, queue.Vector.TargetCpu, _flows[queue.Id], slot))
         {
             // sd->dropped on the target (counted there), the device's rx_dropped, SKB_DROP_REASON_CPU_BACKLOG.
