@@ -35,19 +35,17 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
 {
     private readonly NapiEngine _engine;
     private readonly NetStack _stack;
-    private readonly Func<long> _stackOffsetNs;
     private readonly RpsBacklogs<Entry> _cpus;
 
-    public readonly record struct Entry(Device Dev, Skb Skb, int NfSlot);
+    /// <summary>A steered frame and the stack's clock when netif_rx queued it.</summary>
+    public readonly record struct Entry(Device Dev, Skb Skb, int NfSlot, long StackNs);
 
     /// <param name="options">the global settings read: netdev_max_backlog, flow_limit_cpu_bitmap and table length,
     /// the backlog weight (its rps_cpus and rps_flow_cnt are the NIC's, not used here)</param>
-    /// <param name="stackOffsetNs">the stack's clock minus the engine's</param>
-    public NetifRxSteering(NapiEngine engine, NetStack stack, RpsOptions options, Func<long> stackOffsetNs)
+    public NetifRxSteering(NapiEngine engine, NetStack stack, RpsOptions options)
     {
         _engine = engine;
         _stack = stack;
-        _stackOffsetNs = stackOffsetNs;
         _cpus = new RpsBacklogs<Entry>(engine, options, this, 2_000_000);
         foreach (var ns in stack.Namespaces)
             foreach (var d in ns.Devices)
@@ -111,7 +109,7 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
         }
         int cpu = _cpus.GetRpsCpu(hash, q.Map, flows, _stack.RpsSockFlows, out int slot);
         if (cpu < 0) return false;
-        if (!_cpus.Enqueue(new Entry(dev, skb, nfSlot), hash, cpu, current, flows, slot))
+        if (!_cpus.Enqueue(new Entry(dev, skb, nfSlot, _stack.Now), hash, cpu, current, flows, slot))
         {
             // enqueue_to_backlog's drop: the device's rx_dropped, SKB_DROP_REASON_CPU_BACKLOG.
             BacklogDrops++;
@@ -123,7 +121,9 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
         return true;
     }
 
-    /// <summary>process_backlog on the CPU whose round polls it: the frame goes up the stack there.</summary>
-    void IBacklogSink<Entry>.Process(Entry e) => _stack.ReceiveQueued(e.Dev, e.Skb, e.NfSlot, _engine.RoundNs + _stackOffsetNs());
+    /// <summary>process_backlog on the CPU whose round polls it: the frame goes up the stack there. The stack's clock is
+    /// the frame's, as for a frame the NIC hands up (the scenario stack runs on the frames' arrival times, not on when
+    /// a poll got to them).</summary>
+    void IBacklogSink<Entry>.Process(Entry e) => _stack.ReceiveQueued(e.Dev, e.Skb, e.NfSlot, e.StackNs);
 
 }

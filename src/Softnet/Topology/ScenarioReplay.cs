@@ -115,7 +115,7 @@ public static class ScenarioReplay
                 // netif_rx on the engine's CPUs: RPS/RFS set on scenario devices (ns/NAME/sysfs) steers to the CPUs'
                 // backlogs, and softnet_stat counts what each CPU processed; the global settings (netdev_max_backlog,
                 // rps_sock_flow_entries, the flow limit) are the replay's.
-                stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, options.Replay.Rps ?? new Steering.RpsOptions(), offset);
+                stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, options.Replay.Rps ?? new Steering.RpsOptions());
             },
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
             // The NIC's GRO finds the UDP tunnel sockets (VXLAN) of the namespace its packets arrive in.

@@ -155,6 +155,36 @@ public class NetifRxSteeringTests
         Assert.Equal(Dump("off", null), Dump("on", "class/net/rt0/queues/rx-0/rps_cpus = 2\n"));
     }
 
+    /// <summary>The steered backlog's rounds are CPU 1's time: a reader there that kept up with the stream beside the
+    /// softirq CPU falls behind once RPS brings the softirq work to its CPU (as A_reader_on_the_softirq_cpu_gets_less_of_it
+    /// with the reader moved instead).</summary>
+    [Fact]
+    public void Rps_onto_a_readers_cpu_takes_that_cpus_time_from_the_reader()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpscpu-").FullName;
+        string pcap = Path.Combine(dir, "gen.pcap");
+        const long Bytes = 4 * 1024 * 1024;
+        using (var w = CaptureWriter.Create(pcap))
+            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        (long Read, long Preempted) Run(string sub, bool rps)
+        {
+            string d = Path.Combine(dir, sub);
+            Directory.CreateDirectory(d);
+            string sc = Scenario(d, "iperf-server", "srv", rps ? "class/net/vs/queues/rx-0/rps_cpus = 2\n" : null,
+                s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1"));
+            var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], PollCostNs = 4000, ReaderNsPerByte = 6, ReaderNsPerRead = 3000 };
+            var (report, engine) = Replay(sc, pcap, "srv:vs", replay);
+            using (report)
+                return (report.Scenario.Namespace("srv")!.Sockets.All.OfType<TcpListenSock>().Single().Stats.Bytes, engine.Cpus[1].TaskPreemptedNs);
+        }
+        var apart = Run("off", false);
+        var together = Run("on", true);
+        Assert.Equal(Bytes, apart.Read);
+        Assert.Equal(0, apart.Preempted);
+        Assert.True(together.Preempted > 0, $"preempted {together.Preempted}, read {together.Read}");
+        Assert.True(together.Read < apart.Read / 2, $"with RPS onto its CPU the reader read {together.Read} bytes, without {apart.Read}");
+    }
+
     [Fact]
     public void Rfs_moves_a_tcp_flow_to_its_readers_cpu_without_reordering_it()
     {
