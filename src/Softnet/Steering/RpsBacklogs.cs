@@ -89,7 +89,7 @@ internal sealed class RpsBacklogs<T>
             if (((ident ^ hash) & ~sock.CpuMask) == 0)
             {
                 int nextCpu = (int)(ident & sock.CpuMask);
-                int s = (int)(hash & (uint)(flows.Length - 1));
+                int s = RfsSlot(hash, flows.Length);
                 ref RpsDevFlow rflow = ref flows[s];
                 int tcpu = rflow.Cpu;
                 if (tcpu != nextCpu && (!Online(tcpu) || _backlogs[tcpu]!.InputQueueHead - rflow.LastQtail >= 0))
@@ -112,6 +112,14 @@ internal sealed class RpsBacklogs<T>
             if (Online(tcpu)) return tcpu;
         }
         return -1;
+    }
+
+    /// <summary>rfs_slot: the flow's entry of a table of <paramref name="len"/> (a power of two) entries, hash_32 of the
+    /// hash over the table's log2 bits (the multiplicative hash's top bits, not the hash's low ones).</summary>
+    internal static int RfsSlot(uint hash, int len)
+    {
+        int log = System.Numerics.BitOperations.Log2((uint)len);
+        return log == 0 ? 0 : (int)((hash * 0x61C88647u) >> (32 - log));
     }
 
     /// <summary>enqueue_to_backlog onto <paramref name="cpu"/>'s queue from <paramref name="current"/>. False: refused

@@ -71,6 +71,14 @@ public class RpsStageTests
         skb.Free();
     }
 
+    [Theory]
+    [InlineData(0x12345678u, 256, 119)]
+    [InlineData(1u, 256, 97)]
+    [InlineData(0xffffffffu, 4096, 2531)]
+    [InlineData(0xffffffffu, 1, 0)]
+    public void Rfs_slot_is_hash_32_over_the_tables_bits(uint hash, int len, int slot)
+        => Assert.Equal(slot, RpsBacklogs<int>.RfsSlot(hash, len));
+
     [Fact]
     public void Reciprocal_scale_picks_the_cpu_from_the_hash()
     {
