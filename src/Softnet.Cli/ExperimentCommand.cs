@@ -66,16 +66,23 @@ public static class ExperimentCommand
         var json = new Option<string?>("--json") { Description = "write the settings (name, kernel_ratio, softnet_ratio) as JSON" };
         var quick = new Option<bool>("--quick") { Description = "a short run (two settings, one 1-second iperf3 run per path) that fits in CI" };
         var seconds = new Option<double>("--seconds") { Description = "seconds per iperf3 run", DefaultValueFactory = _ => 3 };
+        var settings = new Option<string?>("--settings") { Description = $"settings to run, comma separated (the baseline always runs): {string.Join(", ", PodVsNativeExperiment.Settings.Select(s => s.Name))}" };
         var cmd = new Command("pod-vs-native", "iperf3 pod->native against native->native in kernel namespaces, beside Softnet's prediction, per remedy; CSV + PNG")
         {
-            outDir, json, quick, seconds,
+            outDir, json, quick, seconds, settings,
         };
         cmd.SetAction(pr =>
         {
             bool q = pr.GetValue(quick);
             double secs = pr.GetValue(seconds);
             if (secs <= 0) { Console.Error.WriteLine("softnet experiment: --seconds must be positive"); return 2; }
-            var experiment = new PodVsNativeExperiment { Quick = q, Seconds = q ? Math.Min(secs, 1) : secs };
+            string[]? only = pr.GetValue(settings)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (only?.FirstOrDefault(n => PodVsNativeExperiment.Settings.All(s => s.Name != n)) is { } unknown)
+            {
+                Console.Error.WriteLine($"softnet experiment: no setting '{unknown}' (known: {string.Join(", ", PodVsNativeExperiment.Settings.Select(s => s.Name))})");
+                return 2;
+            }
+            var experiment = new PodVsNativeExperiment { Quick = q, Seconds = q ? Math.Min(secs, 1) : secs, Only = only };
             string dir = pr.GetValue(outDir)!;
             Directory.CreateDirectory(dir);
             List<PodVsNativeRow> rows;

@@ -15,7 +15,16 @@ namespace Softnet.Cli;
 /// <param name="Notrack">raw NOTRACK for everything on both nodes (no conntrack, so no MASQUERADE either: node B
 /// answers the pod's own address, through flannel.1).</param>
 /// <param name="ReaderWithSoftirq">The iperf3 server on the CPU that runs the softirq work (over veth: the sender's).</param>
-public sealed record PodVsNativeSetting(string Name, string Description, bool Gro = false, bool Notrack = false, bool ReaderWithSoftirq = false);
+/// <param name="Rfs">RFS on node B's eth0 (rps_flow_cnt 32768, net.core.rps_sock_flow_entries 32768): node B's receive
+/// follows the iperf3 server to its CPU, off the sender's.</param>
+/// <param name="RpsFlannel">rps_cpus 2 on node B's flannel.1 (CPU 1). Neither measured path is decapsulated there
+/// (pod→native leaves node A MASQUERADEd, not through VXLAN): the setting shows that it changes nothing here.</param>
+public sealed record PodVsNativeSetting(string Name, string Description, bool Gro = false, bool Notrack = false, bool ReaderWithSoftirq = false,
+    bool Rfs = false, bool RpsFlannel = false)
+{
+    /// <summary>The work is spread over CPUs 0 and 1 by RPS/RFS: predicted per CPU.</summary>
+    public bool Steered => Rfs || RpsFlannel;
+}
 
 /// <summary>One setting's outcome: the kernel's measured throughputs and Softnet's CPU per byte and prediction.</summary>
 public sealed record PodVsNativeRow(PodVsNativeSetting Setting, double? KernelNativeBps, double? KernelPodBps,
@@ -45,7 +54,12 @@ public sealed class PodVsNativeExperiment
         new("gro", "GRO on where the frames arrive (ethtool -K gro on)", Gro: true),
         new("notrack", "raw NOTRACK on both nodes: no conntrack, no MASQUERADE", Notrack: true),
         new("reader-on-softirq-cpu", "the iperf3 server pinned to the softirq CPU", ReaderWithSoftirq: true),
+        new("rfs", "RFS on node B's eth0: its receive on the iperf3 server's CPU", Rfs: true),
+        new("rps-flannel", "RPS on node B's flannel.1 (CPU 1): not on either path", RpsFlannel: true),
     ];
+
+    /// <summary>rps_flow_cnt and rps_sock_flow_entries of the rfs setting.</summary>
+    private const int RfsEntries = 32768;
 
     public static readonly string[] QuickSettings = ["baseline", "notrack"];
 
@@ -55,7 +69,12 @@ public sealed class PodVsNativeExperiment
     /// <summary>Kernel runs per setting and path (interleaved); the median is kept.</summary>
     public int Repeats { get; init; } = 3;
 
-    public IReadOnlyList<PodVsNativeSetting> Selected => Quick ? Settings.Where(s => QuickSettings.Contains(s.Name)).ToList() : Settings;
+    /// <summary>`--settings`: the settings to run (the baseline always runs: the predictions are fitted on it).</summary>
+    public IReadOnlyList<string>? Only { get; init; }
+
+    public IReadOnlyList<PodVsNativeSetting> Selected
+        => Only is { } only ? Settings.Where(s => s.Name == "baseline" || only.Contains(s.Name)).ToList()
+            : Quick ? Settings.Where(s => QuickSettings.Contains(s.Name)).ToList() : Settings;
 
     /// <summary>Why the kernel half cannot run here, or null.</summary>
     public static string? KernelUnavailable()
@@ -96,7 +115,12 @@ public sealed class PodVsNativeExperiment
         for (int round = 0; round < (Quick ? 3 : 4); round++)
             foreach (var s in Selected)
             {
-                var options = new ScenarioOptions { Replay = new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null } };
+                var options = new ScenarioOptions
+                {
+                    Replay = s.Steered
+                        ? new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null, Cpus = [0, 1], Rps = new Steering.RpsOptions { SockFlowEntries = s.Rfs ? RfsEntries : 0 } }
+                        : new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null },
+                };
                 foreach (var path in new[] { TwoNodePath.Native, TwoNodePath.PodToNative })
                 {
                     var f = TwoNodeOverlay.MeasurePath(dirs[s.Name], path, options, bytes, 2e9, 1, masquerade: !s.Notrack);
@@ -109,6 +133,8 @@ public sealed class PodVsNativeExperiment
         foreach (var s in Selected)
         {
             softnet[s.Name] = (NsPerByte(best[(s.Name, TwoNodePath.Native)]), NsPerByte(best[(s.Name, TwoNodePath.PodToNative)]));
+            if (s.Steered)
+                log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}");
             log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)");
         }
 
@@ -128,12 +154,25 @@ public sealed class PodVsNativeExperiment
         if (kernel.TryGetValue("baseline", out var kb) && softnet.TryGetValue("baseline", out var sb) && kb.Native > 0 && sb.Native > 0)
             scale = 8e9 / kb.Native / sb.Native;
         log($"scale: {scale:F4} kernel ns per Softnet ns" + (kernel.Count == 0 ? " (no kernel run: Softnet's own times)" : ""));
+        // The settings that spread the work over two CPUs need the sender's own cost apart from the receive work's: the
+        // baseline's two paths give both (kernel ns per byte = sender + factor × Softnet ns per byte), and each CPU's
+        // time is then its share of Softnet's work (CPU 1: plus the reader's copy); the busier CPU sets the throughput.
+        double sender = 0, factor = 1;
+        if (kernel.TryGetValue("baseline", out var kb2) && softnet.TryGetValue("baseline", out var sb2) && kb2.Native > 0 && kb2.Pod > 0 && sb2.Pod > sb2.Native)
+        {
+            factor = (8e9 / kb2.Pod - 8e9 / kb2.Native) / (sb2.Pod - sb2.Native);
+            sender = Math.Max(0, 8e9 / kb2.Native - factor * sb2.Native);
+            log($"two-CPU model: sender {sender:F3} ns/B, {factor:F4} kernel ns per Softnet ns (from the baseline's two paths)");
+        }
+        double OnBusierCpu(double ns, double cpu1Share) => Math.Max(sender + factor * ns * (1 - cpu1Share), factor * ns * cpu1Share + memcpyNsPerByte);
         var rows = new List<PodVsNativeRow>();
         foreach (var s in Selected)
         {
             var (sn, sp) = softnet[s.Name];
             double reader = s.ReaderWithSoftirq ? memcpyNsPerByte : 0;
-            double ratio = (scale * sn + reader) / (scale * sp + reader);
+            double ratio = s.Steered
+                ? OnBusierCpu(sn, best[(s.Name, TwoNodePath.Native)].Cpu1Share) / OnBusierCpu(sp, best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share)
+                : (scale * sn + reader) / (scale * sp + reader);
             kernel.TryGetValue(s.Name, out var k);
             rows.Add(new PodVsNativeRow(s, kernel.ContainsKey(s.Name) ? k.Native : null, kernel.ContainsKey(s.Name) ? k.Pod : null, sn, sp, ratio));
         }
@@ -170,8 +209,20 @@ public sealed class PodVsNativeExperiment
                 string f = Path.Combine(dir, "ns", node, "iptables.save");
                 File.WriteAllText(f, WithNotrack(File.ReadAllText(f)));
             }
+        if (Sysfs(s) is { } sysfs) File.WriteAllText(Path.Combine(dir, "ns", "nodeB", "sysfs"), sysfs);
+        if (s.Rfs)
+        {
+            // The iperf3 server's CPU, where its reads record the flow (the kernel half pins it there too).
+            string f = Path.Combine(dir, "ns", "nodeB", "sockets");
+            File.WriteAllText(f, File.ReadAllText(f).Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1", StringComparison.Ordinal));
+        }
         return dir;
     }
+
+    /// <summary>Node B's sysfs lines for the setting (both halves write them), or null.</summary>
+    private static string? Sysfs(PodVsNativeSetting s)
+        => s.Rfs ? $"class/net/eth0/queues/rx-0/rps_flow_cnt = {RfsEntries}\n"
+            : s.RpsFlannel ? "class/net/flannel.1/queues/rx-0/rps_cpus = 2\n" : null;
 
     /// <summary>The NOTRACK rules added to a ruleset's raw table, or as a raw table of their own.</summary>
     private static string WithNotrack(string rules)
@@ -192,8 +243,12 @@ public sealed class PodVsNativeExperiment
         string prefix = $"snx{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
         var names = Directory.GetDirectories(Path.Combine(root, "ns")).Select(Path.GetFileName).OfType<string>().ToList();
         var created = new List<string>();
+        // net.core.rps_sock_flow_entries is the host's, not the namespace's: set for the rfs setting, put back after.
+        const string Entries = "/proc/sys/net/core/rps_sock_flow_entries";
+        string? savedEntries = s.Rfs ? File.ReadAllText(Entries).Trim() : null;
         try
         {
+            if (s.Rfs) File.WriteAllText(Entries, RfsEntries.ToString(CultureInfo.InvariantCulture));
             Build(root, prefix, names, created, s);
             int cpus = Environment.ProcessorCount;
             string clientCpu = "0", serverCpu = s.ReaderWithSoftirq || cpus < 2 ? "0" : "1";
@@ -212,6 +267,7 @@ public sealed class PodVsNativeExperiment
         }
         finally
         {
+            if (savedEntries is not null) File.WriteAllText(Entries, savedEntries);
             foreach (var ns in created)
             {
                 foreach (var pid in Sh("ip", "netns", "pids", ns).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -284,6 +340,12 @@ public sealed class PodVsNativeExperiment
                 Sh("ip", "netns", "exec", $"{prefix}-{ns}", "ethtool", "-K", dev, "tso", "off", "gso", "off");
             foreach (var (ns, dev) in new[] { ("nodeB", "eth0"), ("nodeA", "veth0") })
                 Sh("ip", "netns", "exec", $"{prefix}-{ns}", "ethtool", "-K", dev, "gro", s.Gro ? "on" : "off");
+            if (Sysfs(s) is { } sysfs)
+                foreach (var line in sysfs.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    var kv = line.Split('=', 2, StringSplitOptions.TrimEntries);
+                    Sh("ip", "netns", "exec", $"{prefix}-nodeB", "sh", "-c", $"echo {kv[1]} > /sys/{kv[0]}");
+                }
         }
         finally
         {

@@ -67,6 +67,9 @@ public sealed class Device
     /// <summary>A VXLAN device's configuration and FDB (kind vxlan only).</summary>
     public VxlanConfig? Vxlan { get; internal set; }
 
+    /// <summary>RPS/RFS settings of the device's RX queue rx-0 (a scenario's sysfs file), null when none is set.</summary>
+    public Steering.RxQueueRps? RpsRx { get; internal set; }
+
     /// <summary>tcpdump -i DEV -Q in / -Q out, when the replay dumps.</summary>
     public ICaptureWriter? RxTap, TxTap;
 

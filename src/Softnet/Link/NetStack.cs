@@ -12,7 +12,9 @@ namespace Softnet.Link;
 /// netif_rx feeds (frames crossing a veth, passed up by a bridge, looped back), __netif_receive_skb_core with
 /// its rx_handler (bridge ports) and protocol demux by EtherType, and dev_queue_xmit. One skb travels the whole
 /// way: the NIC path's skb, or one this stack allocates from its own pools for frames it generates.
-/// <para>Single-threaded (deterministic replay): the backlog is one FIFO, so the path never recurses.</para>
+/// <para>Single-threaded (deterministic replay): the backlog is one FIFO, so the path never recurses. With RPS/RFS
+/// set on a device (<see cref="RpsSteering"/>), what netif_rx steers to another CPU waits in that CPU's backlog instead
+/// and goes up when that CPU's round polls it (<see cref="ReceiveQueued"/>).</para>
 /// </summary>
 public sealed class NetStack
 {
@@ -25,7 +27,8 @@ public sealed class NetStack
     private long _now;
     private long _nextId;
 
-    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot);
+    /// <summary>A frame of the queue, with the CPU that queued it (null without steering): it goes up there.</summary>
+    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot, Napi.SoftnetCpu? Cpu = null);
 
     public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 256)
     {
@@ -68,11 +71,38 @@ public sealed class NetStack
         AdvanceClock(timestampNs);
         if (skb.Id == 0) skb.Id = ++_nextId;
         skb.TimestampNs = timestampNs;
-        NetifRx(dev, skb);
-        _wireFrame = true;
+        // The device's own receive (the kernel harness's veth: netif_rx) may steer the frame to another CPU.
+        if (RpsSteering?.TrySteerWire(dev, skb) != true && EnqueueLocal(dev, skb, -1)) _wireFrame = true;
+        FinishFrame();
+    }
+
+    /// <summary>A frame from a CPU's backlog goes up on the CPU polling it (process_backlog → __netif_receive_skb),
+    /// at <paramref name="nowNs"/> on the stack's clock; what it sends through netif_rx follows on that CPU.</summary>
+    internal void ReceiveQueued(Device dev, Skb skb, int nfSlot, long nowNs)
+    {
+        AdvanceClock(nowNs);
+        Clock.Begin(Stage.Link, StageFrames.LinkBacklog);
+        ReceiveSkb(dev, skb, nfSlot);
+        Clock.End();
+        if (nfSlot >= 0) ReleaseNf(nfSlot);
+        FinishFrame();
+    }
+
+    /// <summary>A frame netif_rx could not queue (enqueue_to_backlog over netdev_max_backlog or the flow limit).</summary>
+    internal void DropQueued(Device dev, Skb skb, int nfSlot, DropReason reason)
+    {
+        if (nfSlot >= 0) ReleaseNf(nfSlot);
+        Drop(dev.Namespace, skb, reason);
+    }
+
+    /// <summary>The rest of a frame's softirq work: the queue it filled, the readers it woke, the conntrack slab.</summary>
+    private void FinishFrame()
+    {
         Drain();
         if (_woken.Count > 0 && !DeferReaders) RunReaders();
-        // Nothing is in flight now: conntrack entries deleted on the way can go back to the slab.
+        // Nothing is in flight now (unless frames wait in other CPUs' backlogs): conntrack entries deleted on the way
+        // can go back to the slab.
+        if (RpsSteering is { AnyQueued: true }) return;
         for (int i = 0; i < _namespaces.Count; i++)
         {
             _namespaces[i].Netfilter.Conntrack.Quiesce();
@@ -193,7 +223,14 @@ public sealed class NetStack
     /// <summary>The reader of <paramref name="s"/> reads; recvmsg's sock_rps_record_flow tells RFS the CPU it ran on.</summary>
     internal void ReadNow(Transport.Sock s)
     {
-        s.Read(this);
+        if (ReaderCpus is null && RpsSteering is { } st)
+        {
+            // A reader with a CPU reads there: what it sends is netif_rx'd on that CPU.
+            var prev = st.RunOn(s.Cpu);
+            s.Read(this);
+            st.Return(prev);
+        }
+        else s.Read(this);
         if (RpsSockFlows is { } rfs && s.Cpu >= 0) rfs.Record(s.RxHash, s.Cpu);
     }
 
@@ -223,8 +260,19 @@ public sealed class NetStack
     public long BacklogDropped { get; private set; }
     private BacklogQueueLimit _backlogLimit;
 
-    /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>.</summary>
+    /// <summary>RPS/RFS on netif_rx (null: every frame stays on this stack's own queue).</summary>
+    public Steering.NetifRxSteering? RpsSteering { get; set; }
+
+    /// <summary>netif_rx: queue a frame (data at the MAC header) for receive on <paramref name="dev"/>: on another
+    /// CPU's backlog when the device's RPS/RFS settings steer it there, else on this stack's own queue.</summary>
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
+    {
+        if (RpsSteering is { } st && st.TrySteer(dev, skb, nfSlot)) return;
+        EnqueueLocal(dev, skb, nfSlot);
+    }
+
+    /// <summary>enqueue_to_backlog on this stack's own queue, within netdev_max_backlog: false when refused (dropped).</summary>
+    private bool EnqueueLocal(Device dev, Skb skb, int nfSlot)
     {
         if (!_backlogLimit.Admit(NetdevMaxBacklog))
         {
@@ -233,9 +281,10 @@ public sealed class NetStack
             if (nfSlot >= 0) ReleaseNf(nfSlot);
             dev.Namespace.Counters.Received++;
             Drop(dev.Namespace, skb, DropReason.CpuBacklog);
-            return;
+            return false;
         }
-        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot));
+        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot, RpsSteering?.Current));
+        return true;
     }
 
     private bool _wireFrame;
@@ -246,9 +295,19 @@ public sealed class NetStack
         {
             var e = _backlog.Dequeue();
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
-            Clock.Begin(Stage.Link, _wireFrame ? StageFrames.LinkWire : StageFrames.LinkBacklog);
+            bool wire = _wireFrame;
+            Clock.Begin(Stage.Link, wire ? StageFrames.LinkWire : StageFrames.LinkBacklog);
             _wireFrame = false;
-            ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+            if (RpsSteering is { } st && e.Cpu is { } cpu)
+            {
+                // A frame of the queue (not the NIC's own) counts in softnet_stat processed of the CPU that queued it,
+                // and goes up there (a reader's ACK on the reader's CPU).
+                if (!wire) cpu.AddProcessed(1);
+                var prev = st.RunOn(cpu.Id);
+                ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
+                st.Return(prev);
+            }
+            else ReceiveSkb(e.Dev, e.Skb, e.NfSlot);
             Clock.End();
             if (e.NfSlot >= 0) ReleaseNf(e.NfSlot);
         }

@@ -108,6 +108,13 @@ public sealed class NapiEngine : IDisposable
     /// from inside it, e.g. a backlog on another CPU, is raised at).</summary>
     public long RoundNs { get; private set; }
 
+    /// <summary>Deterministic mode: the CPU whose net_rx_action round or task is running (smp_processor_id() of the
+    /// work being done), null between them.</summary>
+    public SoftnetCpu? Current { get; internal set; }
+
+    /// <summary>Deterministic mode: a net_rx_action round is running (on <see cref="Current"/>).</summary>
+    public bool InRound { get; private set; }
+
     /// <summary>Deterministic mode: a CPU's net_rx_action round ended at the given time (where RPS sends its IPIs).</summary>
     internal event Action<SoftnetCpu, long>? RoundEnded;
 
@@ -213,14 +220,25 @@ public sealed class NapiEngine : IDisposable
             }
             else if (kind == 2)
             {
+                Current = _cpus[index];
+                long h0 = Stopwatch.GetTimestamp();
                 _cpus[index].CompleteTask(best);
+                _cpus[index].HostNs += Stopwatch.GetElapsedTime(h0).Ticks * 100;
+                Current = null;
             }
             else
             {
                 var c = _cpus[index];
                 RoundNs = best;
                 bool ksoftirqd = c.InKsoftirqd;
-                c.FreeAtNs = best + c.ShareWithTask(best, c.NetRxAction(best, virtualTime: true), ksoftirqd);
+                Current = c;
+                InRound = true;
+                long h0 = Stopwatch.GetTimestamp();
+                long took = c.NetRxAction(best, virtualTime: true);
+                c.HostNs += Stopwatch.GetElapsedTime(h0).Ticks * 100;
+                InRound = false;
+                Current = null;
+                c.FreeAtNs = best + c.ShareWithTask(best, took, ksoftirqd);
                 RoundEnded?.Invoke(c, c.FreeAtNs);
                 if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
             }

@@ -75,6 +75,10 @@ public sealed class SoftnetCpu
     /// <summary>True after a round that ended with work left, until a round empties the list (ksoftirqd running).</summary>
     public bool InKsoftirqd { get; private set; }
 
+    /// <summary>Deterministic mode: the replay thread's wall time spent running this CPU's rounds and tasks (what the
+    /// virtual CPU's work cost here: its share of a replay's CPU time).</summary>
+    public long HostNs { get; internal set; }
+
     /// <summary>Virtual time this CPU is busy until (deterministic mode).</summary>
     public long FreeAtNs { get; internal set; }
 
@@ -102,6 +106,10 @@ public sealed class SoftnetCpu
     internal long KsoftirqdWakeups => Volatile.Read(ref _ksoftirqdWakeups);
     /// <summary>NAPI polls run.</summary>
     public long Polls => Volatile.Read(ref _polls);
+
+    /// <summary>Counts skbs a stack's backlog handed to __netif_receive_skb on this CPU outside a NAPI poll's work (the
+    /// scenario stack's netif_rx queue). Owning thread only.</summary>
+    internal void AddProcessed(long n) => _processed += n;
 
     /// <summary>Counts backlog drops (enqueue_to_backlog over netdev_max_backlog). Owning thread only.</summary>
     public void AddDropped(long n) => _dropped += n;

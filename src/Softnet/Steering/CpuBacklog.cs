@@ -1,27 +1,31 @@
 using Softnet.Napi;
-using Softnet.Nic;
-using Softnet.Packets;
 
 namespace Softnet.Steering;
 
-/// <summary>
-/// One CPU's input_pkt_queue and its backlog NAPI (softnet_data.backlog, process_backlog): skbs other CPUs steered
-/// here wait in a bounded queue; the NAPI, scheduled on this CPU when the queue goes from empty to not empty,
-/// takes up to its quota per poll and hands each to the stack (__netif_receive_skb).
-/// </summary>
-internal sealed class CpuBacklog : INapiPoller
+/// <summary>What a backlog hands its entries to when its NAPI polls them (__netif_receive_skb on that CPU).</summary>
+internal interface IBacklogSink<T>
 {
-    private readonly (Skb Skb, RxQueue Queue)[] _ring;
-    private readonly IRxHandler _next;
+    void Process(T entry);
+}
+
+/// <summary>
+/// One CPU's input_pkt_queue and its backlog NAPI (softnet_data.backlog, process_backlog): skbs steered here wait in
+/// a bounded queue; the NAPI, scheduled on this CPU when the queue goes from empty to not empty, takes up to its quota
+/// per poll and hands each to the stack.
+/// </summary>
+internal sealed class CpuBacklog<T> : INapiPoller
+{
+    private readonly T[] _ring;
+    private readonly IBacklogSink<T> _sink;
     private int _head, _process, _input; // the ring holds process_queue, then input_pkt_queue
 
-    public CpuBacklog(SoftnetCpu cpu, int maxBacklog, int weight, IRxHandler next, int id)
+    public CpuBacklog(SoftnetCpu cpu, int maxBacklog, int weight, IBacklogSink<T> sink, int id)
     {
         Cpu = cpu;
         // enqueue_to_backlog takes a packet while input_pkt_queue holds at most netdev_max_backlog, and
         // process_backlog moves the whole input queue to its process queue: two full queues at most.
-        _ring = new (Skb, RxQueue)[2 * (maxBacklog + 1)];
-        _next = next;
+        _ring = new T[2 * (maxBacklog + 1)];
+        _sink = sink;
         Napi = new NapiStruct(this, weight, id);
     }
 
@@ -39,9 +43,9 @@ internal sealed class CpuBacklog : INapiPoller
     /// <summary>An IPI to schedule this backlog is queued on another CPU (its NAPI is as good as scheduled).</summary>
     internal bool IpiPending;
 
-    internal void Enqueue(Skb skb, RxQueue queue)
+    internal void Enqueue(T entry)
     {
-        _ring[(_head + _process + _input) % _ring.Length] = (skb, queue);
+        _ring[(_head + _process + _input) % _ring.Length] = entry;
         _input++;
         InputQueueTail++;
     }
@@ -59,12 +63,12 @@ internal sealed class CpuBacklog : INapiPoller
                 _process = _input;
                 _input = 0;
             }
-            var (skb, queue) = _ring[_head];
-            _ring[_head] = default;
+            var entry = _ring[_head];
+            _ring[_head] = default!;
             _head = (_head + 1) % _ring.Length;
             _process--;
             InputQueueHead++;
-            _next.Receive(skb, queue);
+            _sink.Process(entry);
             work++;
         }
         return work;

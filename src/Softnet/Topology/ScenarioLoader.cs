@@ -34,7 +34,8 @@ public sealed class ScenarioFormatException(string file, int line, string reason
 /// <item>ns/NAME/sysctl.conf as `sysctl -p` reads it: every key a network namespace of Linux 6.18 has (and host keys
 /// such as kernel.* and vm.*), checked as the kernel checks it (<see cref="SysctlCatalogue"/>); the keys Softnet does
 /// not act on are kept and reported as "set, not modelled";</item>
-/// <item>ns/NAME/iptables.save and ns/NAME/sockets (<see cref="SocketsFile"/>), all optional.</item>
+/// <item>ns/NAME/iptables.save, ns/NAME/sockets (<see cref="SocketsFile"/>) and ns/NAME/sysfs (<see cref="SysfsFile"/>:
+/// RPS/RFS on a device's RX queue), all optional.</item>
 /// </list>
 /// Anything else is rejected with file:line, as are commands the kernel itself would refuse (a gateway
 /// that is not on a connected subnet, a route via a down device, a duplicate address or route).
@@ -73,11 +74,13 @@ public static class ScenarioLoader
                 string ip6t = Path.Combine(nsDir, name!, "ip6tables.save");
                 if (File.Exists(ip6t)) LoadIp6tables(ns, ip6t);
                 ApplyConntrackSysctls(ns);
+                string sysfs = Path.Combine(nsDir, name!, "sysfs");
+                if (File.Exists(sysfs)) SysfsFile.Load(ns, sysfs);
                 foreach (var f in System.IO.Directory.GetFiles(Path.Combine(nsDir, name!)))
                 {
                     string fn = Path.GetFileName(f);
-                    if (fn is not ("ip.batch" or "bridge.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets" or "cpuset"))
-                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, bridge.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets, cpuset)");
+                    if (fn is not ("ip.batch" or "bridge.batch" or "sysctl.conf" or "iptables.save" or "ip6tables.save" or "ipset.save" or "nfacct.list" or "sockets" or "cpuset" or "sysfs"))
+                        throw new ScenarioFormatException(f, 0, "unknown file in a namespace folder (expected ip.batch, bridge.batch, sysctl.conf, iptables.save, ip6tables.save, ipset.save, nfacct.list, sockets, cpuset, sysfs)");
                 }
             }
         }

@@ -90,7 +90,9 @@ public static class ScenarioReplay
             foreach (var n in scenario.Namespaces) n.Sockets.StartRecording();
         }
         var stack = new NetStack(scenario.Namespaces) { IcmpErrorIpId = options.IcmpErrorIpId };
-        stack.NetdevMaxBacklog = scenario.NetCore.ApplyTo(options.Replay).NetdevMaxBacklog;
+        // The scenario's global net.core values where the command line gave none; the netif_rx backlog's limit too.
+        var netCore = scenario.NetCore.ApplyTo(options.Replay);
+        stack.NetdevMaxBacklog = netCore.NetdevMaxBacklog;
         if (options.Replay.Nic.XdpAttachment is Xdp.XdpBpfAttachment bpf)
         {
             // The program is attached to the injected device: its ifindex, its namespace's routes for bpf_fib_lookup,
@@ -103,15 +105,26 @@ public static class ScenarioReplay
         }
         ScenarioStack? top = null;
         // One thread, fixed order: the scenario state is not shared between NAPI workers.
-        // The scenario's global net.core values where the command line gave none; the netif_rx backlog's limit too.
-        var replayOptions = scenario.NetCore.ApplyTo(options.Replay) with
+        var replayOptions = netCore with
         {
             Mode = ReplayMode.Deterministic,
-            // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
-            EngineCreated = options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0
-                ? engine => stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead,
-                    () => (top?.BaseNs ?? 1) - 1)
-                : null,
+            EngineCreated = engine =>
+            {
+                options.Replay.EngineCreated?.Invoke(engine);
+                Func<long> offset = () => (top?.BaseNs ?? 1) - 1;
+                // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
+                if (options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0)
+                    stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead, offset);
+                // netif_rx on the engine's CPUs: RPS/RFS set on scenario devices (ns/NAME/sysfs) steers to the CPUs'
+                // backlogs, and softnet_stat counts what each CPU processed; the global settings (netdev_max_backlog,
+                // rps_sock_flow_entries, the flow limit) are the replay's.
+                stack.RpsSteering = new Steering.NetifRxSteering(engine, stack, netCore.Rps ?? new Steering.RpsOptions
+                {
+                    NetdevMaxBacklog = netCore.NetdevMaxBacklog,
+                    BacklogWeight = scenario.NetCore.DevWeight ?? 64,
+                    SockFlowEntries = scenario.NetCore.RpsSockFlowEntries ?? 0,
+                });
+            },
             Stack = queues => top = new ScenarioStack(queues, stack, id => fixedDev ?? (byInterface.TryGetValue(id, out var d) ? d : null)),
             // The NIC's GRO finds the UDP tunnel sockets (VXLAN) of the namespace its packets arrive in.
             GroCreated = engine =>

@@ -123,8 +123,11 @@ public static class KernelScenario
     /// Builds <paramref name="scenarioDir"/> in namespaces named &lt;prefix&gt;-&lt;ns&gt;, injects every frame of
     /// <paramref name="capturePath"/> as received on NS:DEV (<paramref name="inject"/> is "NS" or "NS:DEV"; without
     /// DEV the frame's pcapng if_name names the device in NS), then writes the dump to <paramref name="outDir"/>.
+    /// With <paramref name="injectCpu"/> the injector runs on that CPU only (taskset: the veth's transmit and the
+    /// netif_rx behind it run there) and writes /proc/net/softnet_stat as it was just before the first frame and after
+    /// the settling time to OUTDIR/softnet_stat.before and softnet_stat.after.
     /// </summary>
-    public static void Run(string scenarioDir, string capturePath, string inject, string outDir)
+    public static void Run(string scenarioDir, string capturePath, string inject, string outDir, int injectCpu = -1)
     {
         var scenario = ScenarioFolder.Load(scenarioDir);
         string prefix = $"sn{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
@@ -146,7 +149,7 @@ public static class KernelScenario
             var (targets, framesFile, pausesMs) = PrepareFrames(scenario, prefix, capturePath, inject, work);
             // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
             // RST, which would move counters after the injection ended.
-            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work, pausesMs);
+            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work, pausesMs, injectCpu);
         }
         finally
         {
@@ -273,6 +276,15 @@ public static class KernelScenario
                 var r = Proc.Run("ip", "netns", "exec", kn, "ipset", "restore", "-f", ipset);
                 if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/ipset.save: {r.Stderr.Trim()}");
             }
+            // sysfs after ip.batch (the devices exist): `echo VALUE > /sys/PATH` in the namespace, whose /sys
+            // `ip netns exec` mounts.
+            string sysfs = Path.Combine(dir, "sysfs");
+            if (File.Exists(sysfs))
+                foreach (var (path, value) in ScenarioFolder.ParseSysfs(File.ReadAllText(sysfs)))
+                {
+                    var r = Proc.Run("ip", "netns", "exec", kn, "sh", "-c", $"echo {value} > /sys/{path}");
+                    if (r.Exit != 0) throw new InvalidOperationException($"ns/{ns}/sysfs: {path} = {value}: {r.Stderr.Trim()}");
+                }
             string save = Path.Combine(dir, "iptables.save");
             if (File.Exists(save))
             {
@@ -352,7 +364,7 @@ public static class KernelScenario
     }
 
     private static void InjectAndDump(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir,
-        string work, long pausesMs)
+        string work, long pausesMs, int injectCpu)
     {
         string script = Path.Combine(work, "inject.py");
         File.WriteAllText(script, InjectorScript);
@@ -371,6 +383,7 @@ public static class KernelScenario
             }).ToArray()),
             ["ready"] = ready,
             ["done"] = done,
+            ["cpu"] = injectCpu,
         };
         string cfg = Path.Combine(work, "inject.json");
         File.WriteAllText(cfg, JsonSerializer.Serialize(config));
@@ -446,6 +459,8 @@ public static class KernelScenario
     internal const string InjectorScript = """
 import ctypes, errno, hashlib, json, os, select, socket, struct, sys, time
 cfg = json.load(open(sys.argv[1]))
+if cfg.get('cpu', -1) >= 0:
+    os.sched_setaffinity(0, {cfg['cpu']})
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 def enter(path):
@@ -548,6 +563,11 @@ def drain(wait):
         for c in [c for c in r if c in conns]:
             read_conn(c)
 drain(0.05)
+def softnet_stat(name):
+    if cfg.get('cpu', -1) >= 0:
+        with open('/proc/net/softnet_stat') as f, open(os.path.join(cfg['out'], name), 'w') as w:
+            w.write(f.read())
+softnet_stat('softnet_stat.before')
 data = open(cfg['frames'], 'rb').read()
 off = 0
 while off < len(data):
@@ -558,6 +578,7 @@ while off < len(data):
     tx[target].send(data[off:off + n]); off += n
     drain(cfg['gapMs'] / 1000.0)
 drain(cfg['settleMs'] / 1000.0)
+softnet_stat('softnet_stat.after')
 for ns, s, devs in caps:
     os.makedirs(os.path.join(cfg['out'], ns), exist_ok=True)
     for dev in set(devs) | {k[1] for k in frames if k[0] == ns}:
@@ -618,6 +639,22 @@ public sealed record ScenarioFolder(string Root, string LinksBatch, IReadOnlyLis
     }
 
     /// <summary>`key = value` lines; '#' and ';' start comments; keys may use '/' for '.'.</summary>
+    /// <summary>ns/NAME/sysfs lines: (path under /sys, value); '#' comments, a leading /sys/ dropped.</summary>
+    public static IEnumerable<(string Path, string Value)> ParseSysfs(string text)
+    {
+        foreach (var raw in text.Split('\n'))
+        {
+            int hash = raw.IndexOf('#');
+            string line = (hash >= 0 ? raw[..hash] : raw).Trim();
+            if (line.Length == 0) continue;
+            int eq = line.IndexOf('=');
+            if (eq < 0) throw new InvalidDataException($"sysfs: expected PATH = VALUE: '{line}'");
+            string path = line[..eq].Trim();
+            if (path.StartsWith("/sys/", StringComparison.Ordinal)) path = path[5..];
+            yield return (path, line[(eq + 1)..].Trim());
+        }
+    }
+
     public static IEnumerable<(string Key, string Value)> ParseSysctl(string text)
     {
         foreach (var raw in text.Split('\n'))

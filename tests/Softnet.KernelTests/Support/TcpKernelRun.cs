@@ -46,8 +46,10 @@ public static class TcpKernelRun
     /// shifts it applied per flow). With <paramref name="promptReader"/> the reader runs SCHED_FIFO (chrt) where it
     /// can: woken by data it runs at once, as an idle machine's reader would, so what it drained before the next segment
     /// (and the ACKs its reads send) does not depend on other load on the machine. A case that needs a slow reader (the
-    /// SYN flood that must overflow the accept queue) leaves it off.</summary>
-    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false)
+    /// SYN flood that must overflow the accept queue) leaves it off. A `cpu N` on the sockets lines runs the reader on
+    /// CPU N (taskset); with <paramref name="injectCpu"/> the injector runs on that CPU, and /proc/net/softnet_stat is
+    /// written before and after the injection to OUTDIR/softnet_stat.before and softnet_stat.after.</summary>
+    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false, int injectCpu = -1)
     {
         var scenario = ScenarioFolder.Load(scenarioDir);
         if (!scenario.Namespaces.Contains(serverNs)) throw new ArgumentException($"no namespace '{serverNs}' in {scenarioDir}");
@@ -95,7 +97,10 @@ public static class TcpKernelRun
                 ["out"] = Path.GetFullPath(nsDir),
                 ["settleMs"] = SettleMs,
             }));
-            var (exit, log, err) = Proc.Run("python3", [script, cfg], 60_000);
+            string[] inject = injectCpu >= 0 ? ["-c", injectCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "python3", script, cfg] : [script, cfg];
+            if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.before"), File.ReadAllText("/proc/net/softnet_stat"));
+            var (exit, log, err) = Proc.Run(injectCpu >= 0 ? "taskset" : "python3", inject, 60_000);
+            if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.after"), File.ReadAllText("/proc/net/softnet_stat"));
             if (exit != 0) throw new InvalidOperationException($"TCP injector failed ({exit}): {err.Trim()}\n{log}");
 
             File.WriteAllText(Path.Combine(nsDir, "sockets.txt"), StopReaders(reader));
@@ -116,6 +121,7 @@ public static class TcpKernelRun
     private static Process StartReaders(string socketsFile, string kernelNs, string work, bool prompt)
     {
         var listeners = new List<Dictionary<string, object?>>();
+        string? cpu = null;
         if (File.Exists(socketsFile))
             foreach (var raw in File.ReadAllLines(socketsFile))
             {
@@ -128,6 +134,11 @@ public static class TcpKernelRun
                 int? rcvbuf = null;
                 for (int i = 3; i + 1 < t.Length; i += 2)
                     if (t[i] == "rcvbuf") rcvbuf = int.Parse(t[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                    else if (t[i] == "cpu")
+                    {
+                        if (cpu is { } other && other != t[i + 1]) throw new NotSupportedException($"{socketsFile}: the TCP runner's readers share one process: one `cpu`");
+                        cpu = t[i + 1];
+                    }
                     else throw new NotSupportedException($"{socketsFile}: option '{t[i]}' is not supported by the TCP runner");
                 listeners.Add(new() { ["line"] = line, ["addr"] = t[2][..colon].Trim('[', ']'), ["port"] = int.Parse(t[2][(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture), ["rcvbuf"] = rcvbuf });
             }
@@ -137,6 +148,7 @@ public static class TcpKernelRun
         File.WriteAllText(cfg, JsonSerializer.Serialize(listeners));
         var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         string[] run = prompt && Proc.Exists("chrt") ? ["chrt", "-f", "10", "python3", script, cfg] : ["python3", script, cfg];
+        if (cpu is not null) run = ["taskset", "-c", cpu, .. run];
         foreach (var a in new[] { "netns", "exec", kernelNs }.Concat(run)) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start the reader");
         string? ready = p.StandardOutput.ReadLine();

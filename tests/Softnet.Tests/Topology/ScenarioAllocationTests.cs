@@ -49,20 +49,40 @@ internal static class DockerFlows
 
 public class ScenarioAllocationTests(ITestOutputHelper output)
 {
-    private static (long Bytes, long Packets, ScenarioReport Report, TimeSpan Time) Replay(string capture)
+    private static (long Bytes, long Packets, ScenarioReport Report, TimeSpan Time) Replay(string scenario, string capture, ScenarioOptions? options)
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
         var sw = Stopwatch.StartNew();
-        var report = ScenarioReplay.Run(TopologyTestData.PathOf("docker"), capture, "host", "");
+        var report = ScenarioReplay.Run(scenario, capture, "host", "", options);
         sw.Stop();
         return (GC.GetAllocatedBytesForCurrentThread() - before, report.Replay.PacketsIn, report, sw.Elapsed);
     }
 
-    [Fact]
-    public void Docker_host_replay_allocates_nothing_per_packet()
+    /// <param name="rps">c1's eth0 with rps_cpus 2 on CPUs 0 and 1: every segment into the container crosses to CPU 1's
+    /// backlog (an IPI, the backlog's NAPI).</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Docker_host_replay_allocates_nothing_per_packet(bool rps)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"softnet-scnalloc-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
+        string scenario = TopologyTestData.PathOf("docker");
+        ScenarioOptions? options = null;
+        if (rps)
+        {
+            scenario = Path.Combine(dir, "docker");
+            ScenarioFiles.Copy(TopologyTestData.PathOf("docker"), scenario);
+            File.WriteAllText(Path.Combine(scenario, "ns", "c1", "sysfs"), "class/net/eth0/queues/rx-0/rps_cpus = 2\n");
+            // An interrupt per frame: the open-loop client sends its ACK 1 µs after its SYN, so the SYN-ACK must come
+            // from CPU 1's round before the ACK's (with frames batched into one poll, the ACK would cross the host's
+            // conntrack before the SYN-ACK, as it would in the kernel).
+            options = new ScenarioOptions
+            {
+                Replay = new Softnet.Pipeline.ReplayOptions { Gro = null, Cpus = [0, 1], Nic = new Softnet.Nic.NicOptions { Moderation = Softnet.Nic.InterruptModeration.Immediate } },
+            };
+        }
+        (long Bytes, long Packets, ScenarioReport Report, TimeSpan Time) Replay(string capture) => ScenarioAllocationTests.Replay(scenario, capture, options);
         try
         {
             string small = DockerFlows.Write(Path.Combine(dir, "small.pcapng"), flows: 8, rounds: 200);

@@ -72,6 +72,30 @@ public class ScenarioLoaderTests : IDisposable
         Assert.Equal(1, e.Line);
     }
 
+    [Fact]
+    public void A_sysfs_file_sets_rps_on_a_devices_rx_queue()
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysfs", "# RPS and RFS on eth0\n/sys/class/net/eth0/queues/rx-0/rps_cpus = 00000002\nclass/net/eth0/queues/rx-0/rps_flow_cnt = 4096\n"));
+        var q = ScenarioLoader.Load(dir).Namespace("h")!.Device("eth0")!.RpsRx!;
+        Assert.Equal([1], q.RpsCpus!.ToArray());
+        Assert.Equal(4096, q.RpsFlowCnt);
+    }
+
+    [Theory]
+    [InlineData("class/net/nope/queues/rx-0/rps_cpus = 2", "No such file or directory")]
+    [InlineData("class/net/eth0/queues/rx-1/rps_cpus = 2", "one RX queue")]
+    [InlineData("class/net/eth0/queues/rx-0/rps_cpus = xyz", "Invalid argument")]
+    [InlineData("class/net/eth0/queues/rx-0/rps_flow_cnt = -1", "Invalid argument")]
+    [InlineData("class/net/eth0/queues/rx-0/xps_cpus = 1", "not a file Softnet writes")]
+    [InlineData("class/net/eth0/queues/rx-0/rps_cpus 2", "PATH = VALUE")]
+    public void A_bad_sysfs_line_is_rejected_with_its_line(string line, string why)
+    {
+        var dir = Temp(Links, ("h", "ip.batch", Prelude), ("h", "sysfs", "# first\n" + line + "\n"));
+        var e = Assert.Throws<ScenarioFormatException>(() => ScenarioLoader.Load(dir));
+        Assert.Contains(why, e.Message);
+        Assert.Equal(2, e.Line);
+    }
+
     [Theory]
     [InlineData("3-1")]
     [InlineData("a")]

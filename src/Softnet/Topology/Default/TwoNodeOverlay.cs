@@ -40,7 +40,8 @@ public sealed record TwoNodePathFigures(
     long ConntrackEntries,
     long Drops,
     IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment,
-    double CpuNsPerSegment = 0)
+    double CpuNsPerSegment = 0,
+    double Cpu1Share = 0)
 {
     /// <summary>CPU time per payload byte (the replay thread's CPU time over the run, the generator's own cost taken out).</summary>
     public double CpuNsPerByte => BytesRead > 0 ? CpuNsPerSegment * Segments / BytesRead : 0;
@@ -292,10 +293,16 @@ public static class TwoNodeOverlay
         // replay would spread thinner and a steady state never pays.
         long open = Math.Clamp(bytes / 1448 / 4, 1, 2048);
         long t0 = 0;
+        Napi.NapiEngine? engine = null;
         var timed = options with
         {
             Replay = options.Replay with
             {
+                EngineCreated = e =>
+                {
+                    options.Replay.EngineCreated?.Invoke(e);
+                    engine = e;
+                },
                 // A --trace follows the combined run only: each path alone replays the same packets again.
                 Tracer = null,
                 ProgressEvery = 1,
@@ -313,14 +320,17 @@ public static class TwoNodeOverlay
         using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytes, bitsPerSecond, masquerade), SourceName, Inject, "", timed);
         long t1 = Napi.ThreadCpuClock.NowNs();
         long frames = alone.Replay.PacketsIn;
-        if (t0 == 0 || frames <= open) return Figures(p, alone, 0);
+        // The share of the rounds' and tasks' time that virtual CPU 1 ran (RPS/RFS moving work there).
+        long host = engine?.Cpus.Sum(c => c.HostNs) ?? 0;
+        double share = host > 0 ? (double)engine!.Cpus.Where(c => c.Id == 1).Sum(c => c.HostNs) / host : 0;
+        if (t0 == 0 || frames <= open) return Figures(p, alone, 0, share);
         // The generator made every frame; the window holds frames - open + 1 of them.
         double inWindow = (double)(frames - open + 1) / frames;
         long cpu = Math.Max(0, t1 - t0 - (long)(generator * inWindow));
-        return Figures(p, alone, (long)(cpu / inWindow));
+        return Figures(p, alone, (long)(cpu / inWindow), share);
     }
 
-    private static TwoNodePathFigures Figures(TwoNodePath p, ScenarioReport r, long cpuNs)
+    private static TwoNodePathFigures Figures(TwoNodePath p, ScenarioReport r, long cpuNs, double cpu1Share = 0)
     {
         var sockNs = r.Scenario.Namespace(p == TwoNodePath.PodToPod ? "podB" : "nodeB")!;
         var stats = sockNs.Sockets.All.OfType<TcpListenSock>().First().Stats;
@@ -335,7 +345,7 @@ public static class TwoNodeOverlay
         return new TwoNodePathFigures(p, PathName(p), segments, stats.Bytes, stats.BitsPerSecond, gro?.MergeRatio ?? 1,
             segments > 0 ? (double)nodes.Sum(n => n.Mib[SnmpCounter.IpInReceives]) / segments : 0,
             nodes.Sum(n => n.HasIptables && n.Netfilter.ConntrackEnabled ? n.Netfilter.Conntrack.Count : 0), drops, cpu,
-            segments > 0 ? (double)cpuNs / segments : 0);
+            segments > 0 ? (double)cpuNs / segments : 0, cpu1Share);
     }
 
     /// <summary>Node A's drops but those of the raw rule that stands for the host client's socket (from iptables.extra).</summary>

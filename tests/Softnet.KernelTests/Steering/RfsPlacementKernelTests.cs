@@ -1,0 +1,82 @@
+using Softnet.KernelTests.Support;
+using Softnet.Steering;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Steering;
+
+/// <summary>
+/// RFS against the kernel: a TCP flow into tcp-host's server, whose reader runs on CPU 1 (taskset) while the client's
+/// segments are injected from CPU 0; eth0's rx-0 has rps_flow_cnt 256 and net.core.rps_sock_flow_entries is 4096 (a
+/// global setting: saved and put back, and the collection runs alone). Once the reader has read (recvmsg records the
+/// flow's CPU), the flow's segments go up on CPU 1 in both. The kernel's softnet_stat is read around the injection;
+/// received_rps counts only RPS/RFS IPIs, processed also the host's other receive work (compared with that allowance).
+/// </summary>
+[Trait("Category", "Kernel")]
+[Collection(RpsKernelCollection.Name)]
+public sealed class RfsPlacementKernelTests
+{
+    private const int Segments = 64;
+
+    private static string Scenario(string root, bool rfs)
+    {
+        string scn = Path.Combine(root, "scenario");
+        ScenarioFiles.Copy(Path.Combine(AppContext.BaseDirectory, "Scenarios", "tcp-host"), scn);
+        File.WriteAllText(Path.Combine(scn, "ns", "server", "sockets"), "tcp listen 10.77.0.1:5001 cpu 1\n");
+        if (rfs) File.WriteAllText(Path.Combine(scn, "ns", "server", "sysfs"), "class/net/eth0/queues/rx-0/rps_flow_cnt = 256\n");
+        return scn;
+    }
+
+    private static string Capture(string root)
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow("10.77.0.2", 40100, "10.77.0.1", 5001);
+        f.SendSyn().SendAck();
+        cap.Pause(48);
+        for (int i = 0; i < Segments; i++) f.Data(1448);
+        cap.Pause(150);
+        f.SendFin(0, gapMs: 100);
+        f.AckServerFin();
+        string path = Path.Combine(root, "in.pcapng");
+        cap.Write(path);
+        return path;
+    }
+
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rfs_runs_a_flows_receive_on_its_readers_cpu_as_the_kernel_does(bool rfs)
+    {
+        string? skip = TcpKernelRun.Unavailable() ?? (Environment.ProcessorCount < 2 ? "RFS placement needs CPUs 0 and 1" : null)
+            ?? (Proc.Exists("taskset") ? null : "taskset is missing");
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", rfs ? "rfs-tcp" : "rfs-tcp-off");
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        Directory.CreateDirectory(root);
+        string scn = Scenario(root, rfs), capture = Capture(root);
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        const string Entries = "/proc/sys/net/core/rps_sock_flow_entries";
+        string saved = File.ReadAllText(Entries).Trim();
+        try
+        {
+            File.WriteAllText(Entries, rfs ? "4096" : "0");
+            TcpKernelRun.Run(scn, capture, "server", kernel, promptReader: true, injectCpu: 0);
+        }
+        finally
+        {
+            File.WriteAllText(Entries, saved);
+        }
+
+        var engine = RpsPlacementKernelTests.Replay(scn, capture, "server", softnet, new RpsOptions { SockFlowEntries = rfs ? 4096 : 0 });
+        Assert.Equal(File.ReadAllText(Path.Combine(kernel, "server", "sockets.txt")), File.ReadAllText(Path.Combine(softnet, "server", "sockets.txt")));
+        // Each CPU's processed: the kernel's at least Softnet's (less a segment or two the kernel's reader, whose wake-up
+        // is not instant, had not read when the next came) and at most the host's noise more; received_rps alike.
+        // Without RFS the segments go up on CPU 0 and only what the reader sends (its ACKs, received by the client's
+        // veth) on CPU 1.
+        string table = RpsPlacementKernelTests.AssertPlacement(kernel, engine, rpsSlack: 3, below: 3);
+        File.WriteAllText(Path.Combine(root, "placement.txt"), table + "\n");
+        // With RFS the data segments after the reader's first read, the FIN and the last ACK: an IPI to CPU 1 each.
+        if (rfs) Assert.True(engine.Cpus[1].ReceivedRps >= Segments - 2, table);
+        else Assert.Equal(0, engine.Cpus[1].ReceivedRps);
+    }
+}

@@ -1,0 +1,224 @@
+using Softnet.Capture;
+using Softnet.Capture.Generator;
+using Softnet.Napi;
+using Softnet.Pipeline;
+using Softnet.Steering;
+using Softnet.Tests.Topology;
+using Softnet.Topology;
+using Softnet.Transport;
+using Xunit;
+using static Softnet.Tests.Netfilter.PacketBuilder;
+using static Softnet.Tests.Topology.ScenarioRig;
+
+namespace Softnet.Tests.Steering;
+
+/// <summary>RPS/RFS on the scenario stack's netif_rx: a device's rx-0 rps_cpus / rps_flow_cnt (ns/NAME/sysfs), the
+/// per-CPU backlogs the engine's CPUs poll, and their softnet_stat columns.</summary>
+public class NetifRxSteeringTests
+{
+    private const string R0 = "02:00:00:01:00:02", L0 = "02:00:00:01:00:01";
+
+    /// <summary>The router scenario with <paramref name="sysfs"/> lines for namespace <paramref name="ns"/>.</summary>
+    private static string Scenario(string dir, string source, string? ns = null, string? sysfs = null, Func<string, string>? sockets = null)
+    {
+        string sc = Path.Combine(dir, "scenario");
+        ScenarioFiles.Copy(TopologyTestData.PathOf(source), sc);
+        if (sysfs is not null) File.WriteAllText(Path.Combine(sc, "ns", ns!, "sysfs"), sysfs);
+        if (sockets is not null)
+        {
+            string p = Path.Combine(sc, "ns", "srv", "sockets");
+            File.WriteAllText(p, sockets(File.ReadAllText(p)));
+        }
+        return sc;
+    }
+
+    /// <summary><paramref name="n"/> UDP datagrams of <paramref name="flows"/> flows, left → 10.3.0.5 (routed by r to
+    /// right, which does not forward: a silent drop there), 1 ms apart, or all at once.</summary>
+    private static string Capture(string dir, int n, int flows, bool burst = false)
+    {
+        string path = Path.Combine(dir, "in.pcapng");
+        using var w = new PcapngWriter(File.Create(path), [new CaptureInterface(LinkType.Ethernet, 262144, "r0", 1_000_000_000)]);
+        long ts = 1_700_000_000_000_000_000;
+        for (int i = 0; i < n; i++)
+            w.Write(ts += burst ? 0 : 1_000_000, Eth(R0, L0, Udp("10.1.0.2", (ushort)(40000 + i % flows), "10.3.0.5", 9000)));
+        return path;
+    }
+
+    private static (ScenarioReport Report, NapiEngine Engine) Replay(string scenario, string capture, string inject, ReplayOptions? replay = null)
+    {
+        NapiEngine? engine = null;
+        var o = (replay ?? new ReplayOptions { Gro = null, Cpus = [0, 1] }) with { EngineCreated = e => engine = e };
+        var report = ScenarioReplay.Run(scenario, capture, inject, "", new ScenarioOptions { Replay = o });
+        return (report, engine!);
+    }
+
+    [Fact]
+    public void Rps_cpus_on_a_veth_moves_its_receive_to_that_cpu_with_an_ipi_per_backlog_schedule()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsrx-").FullName;
+        const int N = 40;
+        var (report, engine) = Replay(Scenario(dir, "router", "right", "class/net/rt0/queues/rx-0/rps_cpus = 2\n"), Capture(dir, N, 4), "r:r0");
+        using (report)
+        {
+            var c0 = engine.Cpus[0];
+            var c1 = engine.Cpus[1];
+            // CPU 0 polled r0's frames (the NIC, the kernel harness's veth backlog); rt0's receive ran on CPU 1 out of
+            // its backlog, raised by an IPI each time (frames 1 ms apart: the backlog is empty between them).
+            Assert.Equal(N, c0.Processed);
+            Assert.Equal(N, c1.Processed);
+            Assert.Equal(N, c1.ReceivedRps);
+            Assert.Equal(0, c0.ReceivedRps);
+            Assert.Equal(N, report.Scenario.Namespace("right")!.Device("rt0")!.RxPackets);
+            Assert.Contains($"{N:x8} 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 {N:x8}", c1.FormatSoftnetStat());
+        }
+    }
+
+    [Fact]
+    public void Without_rps_the_backlog_runs_on_the_current_cpu_and_counts_there()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsrx-").FullName;
+        const int N = 40;
+        var (report, engine) = Replay(Scenario(dir, "router"), Capture(dir, N, 4), "r:r0");
+        using (report)
+        {
+            // __netif_receive_skb_core twice per frame on CPU 0: r0 (the NIC's poll) and rt0 (netif_rx's backlog).
+            Assert.Equal(2 * N, engine.Cpus[0].Processed);
+            Assert.Equal(0, engine.Cpus[1].Processed);
+            Assert.Equal(0, engine.Cpus[1].ReceivedRps);
+        }
+    }
+
+    [Fact]
+    public void A_two_cpu_map_spreads_flows_by_reciprocal_scale_and_every_frame_arrives()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsrx-").FullName;
+        const int N = 160;
+        var (report, engine) = Replay(Scenario(dir, "router", "right", "/sys/class/net/rt0/queues/rx-0/rps_cpus = 3\n"), Capture(dir, N, 16), "r:r0");
+        using (report)
+        {
+            long onCpu0 = engine.Cpus[0].Processed - N, onCpu1 = engine.Cpus[1].Processed;
+            Assert.Equal(N, onCpu0 + onCpu1);
+            Assert.True(onCpu0 > 0 && onCpu1 > 0, $"16 flows over two CPUs: {onCpu0} and {onCpu1}");
+            Assert.Equal(N, report.Scenario.Namespace("right")!.Device("rt0")!.RxPackets);
+            // Each flow stays on one CPU: its frames' share is a multiple of the flow's frame count.
+            Assert.Equal(0, onCpu1 % (N / 16));
+        }
+    }
+
+    [Fact]
+    public void A_burst_past_netdev_max_backlog_drops_on_the_target_cpu()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsrx-").FullName;
+        const int N = 100;
+        var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], Rps = new RpsOptions { NetdevMaxBacklog = 10 } };
+        var (report, engine) = Replay(Scenario(dir, "router", "right", "class/net/rt0/queues/rx-0/rps_cpus = 2\n"), Capture(dir, N, 1, burst: true), "r:r0", replay);
+        using (report)
+        {
+            var c1 = engine.Cpus[1];
+            var rt0 = report.Scenario.Namespace("right")!.Device("rt0")!;
+            // One NIC round takes the whole burst (netdev_budget 300): the input queue takes 11 (qlen 0..10), then
+            // every later frame finds it over netdev_max_backlog.
+            Assert.Equal(11, c1.Processed);
+            Assert.Equal(N - 11, c1.Dropped);
+            Assert.Equal(N - 11, rt0.RxDropped);
+            Assert.Equal(11, rt0.RxPackets);
+            Assert.Equal(N - 11, report.Scenario.Namespace("right")!.Counters.Drops[Softnet.Packets.DropReason.CpuBacklog]);
+        }
+    }
+
+    [Fact]
+    public void Rps_changes_where_frames_go_up_not_what_the_scenario_does_with_them()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsrx-").FullName;
+        string capture = Capture(dir, 60, 8);
+        string Dump(string sub, string? sysfs)
+        {
+            string d = Path.Combine(dir, sub);
+            Directory.CreateDirectory(d);
+            string outDir = Path.Combine(d, "out");
+            string sc = Scenario(d, "router", "right", sysfs);
+            if (sysfs is not null) File.WriteAllText(Path.Combine(sc, "ns", "r", "sysfs"), "class/net/r1/queues/rx-0/rps_cpus = 3\n");
+            using var r = ScenarioReplay.Run(sc, capture, "r:r0", outDir,
+                new ScenarioOptions { Replay = new ReplayOptions { Gro = null, Cpus = [0, 1] } });
+            return string.Join("\n", Directory.GetFiles(outDir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+                .Select(f => Path.GetRelativePath(outDir, f) + ":" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Content(f)))));
+        }
+        // A capture's frames without their times: a frame steered to another CPU goes up later.
+        static byte[] Content(string f)
+        {
+            if (!f.EndsWith(".pcap", StringComparison.Ordinal)) return File.ReadAllBytes(f);
+            var all = new MemoryStream();
+            using var r = CaptureReader.Open(f);
+            while (r.TryRead(out _, out var frame)) all.Write(frame);
+            return all.ToArray();
+        }
+        Assert.Equal(Dump("off", null), Dump("on", "class/net/rt0/queues/rx-0/rps_cpus = 2\n"));
+    }
+
+    /// <summary>The steered backlog's rounds are CPU 1's time: a reader there that kept up with the stream beside the
+    /// softirq CPU falls behind once RPS brings the softirq work to its CPU (as A_reader_on_the_softirq_cpu_gets_less_of_it
+    /// with the reader moved instead).</summary>
+    [Fact]
+    public void Rps_onto_a_readers_cpu_takes_that_cpus_time_from_the_reader()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpscpu-").FullName;
+        string pcap = Path.Combine(dir, "gen.pcap");
+        const long Bytes = 4 * 1024 * 1024;
+        using (var w = CaptureWriter.Create(pcap))
+            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        (long Read, long Preempted) Run(string sub, bool rps)
+        {
+            string d = Path.Combine(dir, sub);
+            Directory.CreateDirectory(d);
+            string sc = Scenario(d, "iperf-server", "srv", rps ? "class/net/vs/queues/rx-0/rps_cpus = 2\n" : null,
+                s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1"));
+            var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], PollCostNs = 4000, ReaderNsPerByte = 6, ReaderNsPerRead = 3000 };
+            var (report, engine) = Replay(sc, pcap, "srv:vs", replay);
+            using (report)
+                return (report.Scenario.Namespace("srv")!.Sockets.All.OfType<TcpListenSock>().Single().Stats.Bytes, engine.Cpus[1].TaskPreemptedNs);
+        }
+        var apart = Run("off", false);
+        var together = Run("on", true);
+        Assert.Equal(Bytes, apart.Read);
+        Assert.Equal(0, apart.Preempted);
+        Assert.True(together.Preempted > 0, $"preempted {together.Preempted}, read {together.Read}");
+        Assert.True(together.Read < apart.Read / 2, $"with RPS onto its CPU the reader read {together.Read} bytes, without {apart.Read}");
+    }
+
+    [Fact]
+    public void Rfs_moves_a_tcp_flow_to_its_readers_cpu_without_reordering_it()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rfsrx-").FullName;
+        string pcap = Path.Combine(dir, "gen.pcap");
+        const long Bytes = 1_000_000;
+        using (var w = CaptureWriter.Create(pcap))
+            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        (long Cpu0, long Cpu1, long Rps, long Read) Run(string sub, bool rfs)
+        {
+            string d = Path.Combine(dir, sub);
+            Directory.CreateDirectory(d);
+            string sc = Scenario(d, "iperf-server", "srv", rfs ? "class/net/vs/queues/rx-0/rps_flow_cnt = 256\n" : null,
+                s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1"));
+            var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], Rps = new RpsOptions { SockFlowEntries = rfs ? 4096 : 0 } };
+            var (report, engine) = Replay(sc, pcap, "srv:vs", replay);
+            using (report)
+            {
+                var listener = report.Scenario.Namespace("srv")!.Sockets.All.OfType<TcpListenSock>().Single();
+                var rec = listener.Accepted.Single().Record!;
+                Assert.Equal("fin", rec.End);
+                Assert.Equal(0, report.Scenario.Namespace("srv")!.Mib[Telemetry.SnmpCounter.TcpOutRsts]);
+                return (engine.Cpus[0].Processed, engine.Cpus[1].Processed, engine.Cpus[1].ReceivedRps, rec.Bytes);
+            }
+        }
+        var off = Run("off", false);
+        var on = Run("on", true);
+        Assert.Equal(Bytes, off.Read);
+        Assert.Equal(Bytes, on.Read);
+        // Without RFS only what the reader sends (its ACKs, received by the wire's veth) goes up on its CPU.
+        Assert.Equal(0, off.Rps);
+        Assert.True(off.Cpu1 < off.Cpu0, $"without RFS CPU 1 processed {off.Cpu1}, CPU 0 {off.Cpu0}");
+        // The reader recorded its flow on CPU 1 at its first read; the flow's later segments went up there.
+        Assert.True(on.Cpu1 > 0 && on.Rps > 0, $"CPU 1 processed {on.Cpu1}, received_rps {on.Rps}");
+        Assert.True(on.Cpu1 > off.Cpu0 / 2, $"most segments on the reader's CPU: {on.Cpu1} of {off.Cpu0}");
+    }
+}
