@@ -115,6 +115,7 @@ public static class RunCommand
         {
             Progress = progress ? p => Console.Error.Write(
                 $"\r{p.Elapsed:hh\\:mm\\:ss}  rx {p.RxPackets:N0} ({p.RxPps / 1e3:F1} kpps)  tx {p.TxPackets:N0}  dropped {p.Drops:N0}  kernel dropped {p.KernelDrops:N0}   ") : null,
+            Warning = quiet ? null : w => Console.Error.WriteLine($"softnet run: warning: {w}"),
             Started = run =>
             {
                 if (metricsEndpoint is not null) exporter = RunMetrics.Start(metricsEndpoint, run);

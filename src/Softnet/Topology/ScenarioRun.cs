@@ -59,6 +59,8 @@ public sealed record ScenarioRunOptions
     public TimeSpan ProgressEvery { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Opens a port (the CLI gives PacketPort.Open / XskPort.Open; tests may give their own).</summary>
     public required Func<LivePortKind, LivePortOptions, ILivePort> OpenPort { get; init; }
+    /// <summary>Told what the run leaves out of the scenario (the CLI prints it on stderr).</summary>
+    public Action<string>? Warning { get; init; }
     /// <summary>Called once the ports are open and the scenario is loaded (the metrics exporter attaches here).</summary>
     public Action<LiveRun>? Started { get; init; }
 }
@@ -92,6 +94,12 @@ public static class ScenarioRun
         foreach (var b in options.Bindings)
             if (!seen.Add((b.InterfaceNetns, b.Interface))) throw new ArgumentException($"--bind {b}: interface {b.Interface} is bound twice");
         CheckHost(options);
+        // RPS/RFS on netif_rx steers between the virtual CPUs of one deterministic engine (replay); a live run's
+        // workers each have their own, fed by the ports' queues, so the sysfs settings have nowhere to steer to.
+        foreach (var ns in scenario.Namespaces)
+            foreach (var dev in ns.Devices)
+                if (dev.RpsRx is not null)
+                    options.Warning?.Invoke($"ns/{ns.Name}/sysfs: RPS/RFS on {dev.Name} is applied by replay only, not live (spread live traffic with --queues and --cpus)");
 
         var wires = new List<PortWire>();
         var captures = new List<PcapngWriter>();

@@ -258,6 +258,34 @@ public class ScenarioRunTests
         Assert.Contains("--trace follows packets through one worker", e.Message);
     }
 
+    /// <summary>A scenario's sysfs RPS settings steer between one replay engine's CPUs; a live run cannot apply them,
+    /// and says so rather than dropping them silently.</summary>
+    [Fact]
+    public void Sysfs_rps_settings_are_reported_as_not_applied_live()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-run-rps-").FullName;
+        try
+        {
+            Softnet.Topology.ScenarioFiles.Copy(TopologyTestData.PathOf("docker"), dir);
+            File.WriteAllText(Path.Combine(dir, "ns", "host", "sysfs"), "class/net/veth1/queues/rx-0/rps_cpus = 1\n");
+            var warnings = new List<string>();
+            var options = new ScenarioRunOptions
+            {
+                Bindings = [LiveBinding.Parse("host:eth0=sn-out@x")],
+                OpenPort = (_, o) => new MemoryPort(o.Interface),
+                Duration = TimeSpan.FromMilliseconds(50),
+                Warning = warnings.Add,
+            };
+            using var report = ScenarioRun.Run(dir, options, null, CancellationToken.None);
+            var w = Assert.Single(warnings);
+            Assert.Contains("ns/host/sysfs: RPS/RFS on veth1 is applied by replay only", w);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void Bad_bindings_are_refused_with_what_is_wrong()
     {
