@@ -161,6 +161,19 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         return SysctlInt("net.ipv6.conf.default." + name, initial);
     }
 
+    /// <summary>An IPv6 per-device key (idev->cnf.NAME) as the device holds it; see <see cref="Sysctl6Dev"/>. Not cached:
+    /// for addrconf's bring-up, not the per-packet path.</summary>
+    public int Conf6(Device dev, string name, int initial)
+    {
+        string k = $"net.ipv6.conf.{dev.Name}.{name}";
+        if (Sysctls.TryGetValue(k, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) return i;
+        if (_v6Initial.Contains(k)) return initial;
+        return SysctlInt("net.ipv6.conf.default." + name, initial);
+    }
+
+    /// <summary>A namespace-wide integer sysctl, <paramref name="dflt"/> when unset or not an integer.</summary>
+    public int SysctlValue(string key, int dflt) => SysctlInt(key, dflt);
+
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)
     {

@@ -16,7 +16,7 @@ namespace Softnet.Neigh;
 /// </summary>
 public static class Ndisc
 {
-    private const byte OptSourceLl = 1, OptTargetLl = 2;
+    internal const byte OptSourceLl = 1, OptTargetLl = 2;
 
     /// <summary>neigh_output / neigh_resolve_output on nd_tbl: the Ethernet header from a valid entry, else resolution
     /// with the packet queued. Returns the transmit result, or <see cref="Ipv4Output.Queued"/>.</summary>
@@ -137,7 +137,7 @@ public static class Ndisc
     }
 
     /// <summary>ip6_nd_hdr and the nd_msg: hop limit 255, traffic class and flow label 0.</summary>
-    private static Span<byte> Write(Skb skb, UInt128 saddr, UInt128 daddr, byte type, uint word, UInt128 target)
+    internal static Span<byte> Write(Skb skb, UInt128 saddr, UInt128 daddr, byte type, uint word, UInt128 target)
     {
         var p = skb.LinearData;
         Span<byte> s = stackalloc byte[16], d = stackalloc byte[16];
@@ -154,7 +154,7 @@ public static class Ndisc
         return m;
     }
 
-    private static void WriteLlOption(Span<byte> o, byte type, ReadOnlySpan<byte> mac)
+    internal static void WriteLlOption(Span<byte> o, byte type, ReadOnlySpan<byte> mac)
     {
         o[0] = type;
         o[1] = 1;
@@ -163,7 +163,7 @@ public static class Ndisc
 
     /// <summary>ndisc_send_skb: OutRequests, LOCAL_OUT, out <paramref name="dev"/> to <paramref name="daddr"/> directly
     /// (icmp6_dst_alloc), then Icmp6OutMsgs and the type's counter.</summary>
-    private static void SendSkb(NetStack stack, Device dev, Skb skb, byte type, UInt128 daddr)
+    internal static void SendSkb(NetStack stack, Device dev, Skb skb, byte type, UInt128 daddr)
     {
         var ns = dev.Namespace;
         ns.Mib[SnmpCounter.Ip6OutRequests]++;
