@@ -71,6 +71,12 @@ public sealed class Ipv6Addrconf
         public bool RaReceived;
     }
 
+    /// <summary>The net.ipv6.conf.*.KEY names bring-up reads (for the loader's "set, not modelled" list). Optimistic DAD,
+    /// stable-privacy addresses and temporary addresses are not modelled.</summary>
+    public static bool Honours(string key) => key is "accept_dad" or "dad_transmits" or "enhanced_dad" or "accept_ra"
+        or "router_solicitations" or "router_solicitation_interval" or "router_solicitation_delay" or "router_solicitation_max_interval"
+        or "mldv1_unsolicited_report_interval" or "mldv2_unsolicited_report_interval" or "force_mld_version";
+
     /// <summary>Frames sent so far, by kind, for reports and tests.</summary>
     public int MldReports, DadSolicitations, RouterSolicitations;
 

@@ -814,7 +814,8 @@ public static class ScenarioLoader
             if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local"
                 or "send_redirects" or "shared_media" or "log_martians" or "arp_ignore" or "arp_announce" or "accept_redirects"
                 or "secure_redirects";
-            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu";
+            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu"
+                || Ip.Ipv6Addrconf.Honours(what);
         }
         return false;
     }

@@ -30,45 +30,46 @@ public sealed class Ipv6BringUpKernelTests
         // A quiet host: no DAD, no router solicitation, no link-local address (MLD reports every group a device
         // joins beyond ff02::1: without an address it joins none).
         { "quiet", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
-            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.conf.eth0.addr_gen_mode = 1\n", "", 1500 },
+            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.conf.eth0.addr_gen_mode = 1\n", "", 600 },
         // No DAD or solicitation, but a link-local address: its MLDv2 reports only, at a short interval.
         { "no-dad-no-rs", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
-            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 1000 },
+            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 600 },
         // MLDv1 forced (two reports per group, from :: while tentative), two DAD probes right away (a zero delay), two
         // solicitations a second apart once DAD is over.
         { "mldv1-dad2-rs2", "net.ipv6.conf.eth0.force_mld_version = 1\nnet.ipv6.conf.eth0.mldv1_unsolicited_report_interval = 300\n" +
             "net.ipv6.conf.eth0.dad_transmits = 2\nnet.ipv6.conf.eth0.router_solicitation_delay = 0\n" +
-            "net.ipv6.conf.eth0.router_solicitations = 2\nnet.ipv6.conf.eth0.router_solicitation_interval = 1\n", "", 3600 },
+            "net.ipv6.conf.eth0.router_solicitations = 2\nnet.ipv6.conf.eth0.router_solicitation_interval = 1\n", "", 4000 },
         // A forwarding device with accept_ra 2 still solicits; it reports the all-routers groups and the
         // subnet-router anycast's solicited-node group besides its addresses'.
         { "forwarding-accept-ra-2", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
             "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.accept_ra = 2\nnet.ipv6.conf.eth0.router_solicitations = 1\n" +
-            "net.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "2001:db8:1::1/64", 1000 },
+            "net.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "2001:db8:1::1/64", 600 },
         // Forwarding with accept_ra 1: no solicitation.
         { "forwarding-accept-ra-1", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
-            "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 1000 },
+            "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 600 },
         // A host with accept_ra 0: no solicitation; a configured address's DAD probe (from :: to its group).
         { "accept-ra-0-address", "net.ipv6.conf.eth0.accept_ra = 0\nnet.ipv6.conf.eth0.router_solicitation_delay = 0\n" +
-            "net.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "2001:db8:1::1/64", 2600 },
+            "net.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "2001:db8:1::1/64", 1800 },
     };
 
     [SkippableTheory]
     [MemberData(nameof(Cases))]
     public void Bring_up_messages_match_the_kernel(string name, string sysctls, string address, int windowMs)
     {
-        string? skip = Netns.Unavailable("tcpdump", "sysctl");
+        string? skip = Netns.Unavailable("sysctl");
         Skip.If(skip != null, skip);
-        var kernel = Describe(KernelRun(sysctls, address, windowMs));
+        var kernelFrames = KernelRun(sysctls, address, windowMs);
+        var kernel = Describe(kernelFrames.Select(f => f.Frame).ToList());
         var softnet = Describe(SoftnetRun(name, sysctls, address, windowMs));
         Assert.True(kernel.Messages.SequenceEqual(softnet.Messages),
-            $"{name}: kernel sent\n  {string.Join("\n  ", kernel.Messages)}\nSoftnet sent\n  {string.Join("\n  ", softnet.Messages)}");
+            $"{name}: kernel sent\n  {string.Join("\n  ", kernel.Messages)}\n(at ms {string.Join(", ", kernelFrames.Select(f => (f.TimestampNs - kernelFrames[0].TimestampNs) / 1_000_000))})\nSoftnet sent\n  {string.Join("\n  ", softnet.Messages)}");
         Assert.Equal(kernel.MldSources, softnet.MldSources);
     }
 
     /// <summary>The kernel: eth0 in one namespace with the sysctls (default and all keys before the device exists, its own
     /// after), its peer in another with IPv6 off capturing everything eth0 sends for <paramref name="windowMs"/> after
     /// eth0 comes up.</summary>
-    private static List<byte[]> KernelRun(string sysctls, string address, int windowMs)
+    private static List<(long TimestampNs, byte[] Frame)> KernelRun(string sysctls, string address, int windowMs)
     {
         using var a = Netns.Create("sn-v6up");
         using var b = Netns.Create("sn-v6up");
@@ -81,38 +82,19 @@ public sealed class Ipv6BringUpKernelTests
             a.Sysctl(kv[0].Trim(), kv[1].Trim());
         if (address.Length > 0) a.Check("ip", "-6", "addr", "add", address, "dev", "eth0");
         b.Check("ip", "link", "set", "peer0", "up");
-        string pcap = Path.Combine(Path.GetTempPath(), $"sn-v6up-{Environment.ProcessId}-{Guid.NewGuid():N}.pcap");
-        try
+        // A packet socket on the peer, open before eth0 comes up, hears every frame eth0 sends.
+        using var peer = new RawPacketSocket(b.Name, "peer0");
+        var frames = new List<(long TimestampNs, byte[] Frame)>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        a.Check("ip", "link", "set", "eth0", "up");
+        long upNs = clock.Elapsed.Ticks * 100;
+        while (clock.ElapsedMilliseconds < windowMs + (upNs / 1_000_000))
         {
-            using var dump = b.Start("tcpdump", "-p", "-U", "-n", "-i", "peer0", "-w", pcap, "ip6");
-            // tcpdump has no readiness signal: the file appears once the capture is open.
-            for (int i = 0; i < 100 && !File.Exists(pcap); i++) Thread.Sleep(20);
-            Thread.Sleep(200);
-            a.Check("ip", "link", "set", "eth0", "up");
-            Thread.Sleep(windowMs);
-            // `ip netns exec` passes no signal on: stop the tcpdump it runs by its own pid.
-            StopTcpdump(pcap);
-            dump.WaitForExit(5000);
-            return MemoryCaptureReader.Load(CaptureReader.Open(pcap)).Select(f => f.Frame).ToList();
+            int left = (int)Math.Max(1, windowMs + upNs / 1_000_000 - clock.ElapsedMilliseconds);
+            if (peer.Receive(left) is { } f && f.Length >= 14 && BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) == 0x86dd)
+                frames.Add((clock.Elapsed.Ticks * 100 - upNs, f));
         }
-        finally
-        {
-            File.Delete(pcap);
-        }
-    }
-
-    /// <summary>Sends SIGINT to the tcpdump writing <paramref name="pcap"/> (found by its command line).</summary>
-    private static void StopTcpdump(string pcap)
-    {
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            string cmd;
-            try { cmd = File.ReadAllText(Path.Combine(dir, "cmdline")); }
-            catch (IOException) { continue; }
-            catch (UnauthorizedAccessException) { continue; }
-            if (cmd.StartsWith("tcpdump\0", StringComparison.Ordinal) && cmd.Contains(pcap, StringComparison.Ordinal))
-                Proc.Run("kill", "-INT", Path.GetFileName(dir));
-        }
+        return frames;
     }
 
     /// <summary>Softnet: the same namespaces as a scenario, eth0 brought up by <see cref="Softnet.Ip.Ipv6Addrconf"/>
