@@ -63,6 +63,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();
+
+    /// <summary>auto_flowlabels and flowlabel_state_ranges as numbers (<see cref="Ip.Ipv6FlowLabel"/>).</summary>
+    internal Ip.Ipv6FlowLabel.Conf FlowLabelConf;
     /// <summary>The key of TCP's initial sequence numbers and timestamp offsets (net_secret; the kernel's is random
     /// per boot, a scenario's fixed so replays repeat).</summary>
     public ulong TcpSecret { get; set; }

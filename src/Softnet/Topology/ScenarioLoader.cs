@@ -797,8 +797,8 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_icmpv6_timeout" or "net.netfilter.nf_conntrack_generic_timeout"
                 or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh":
                 return true;
-            // Softnet's own datagrams carry flow label 0, as the kernel's do with auto_flowlabels 0.
-            case "net.ipv6.auto_flowlabels": return false;
+            // ip6_make_flowlabel on what Softnet builds (Ipv6FlowLabel).
+            case "net.ipv6.auto_flowlabels" or "net.ipv6.flowlabel_state_ranges": return true;
             // The server side without cookies (0x200) or without a Fast Open queue (no 0x400: the readers set no
             // TCP_FASTOPEN); the cookies themselves (0x402 without 0x200) are not modelled.
             case "net.ipv4.tcp_fastopen":

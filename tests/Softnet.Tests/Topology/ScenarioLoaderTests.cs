@@ -256,6 +256,8 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv6.conf.all.mldv2_unsolicited_report_interval", "100", true)]
     [InlineData("net.ipv6.conf.all.force_mld_version", "1", true)]
     [InlineData("net.ipv6.conf.eth0.optimistic_dad", "1", false)]
+    [InlineData("net.ipv6.auto_flowlabels", "1", true)]
+    [InlineData("net.ipv6.flowlabel_state_ranges", "1", true)]
     [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
         => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
