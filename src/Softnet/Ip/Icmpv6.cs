@@ -271,7 +271,12 @@ public static class Icmpv6
         var back = Ipv6.IsLinkLocal(src) ? null : ns.Routing6.Lookup(src);
         var outDev = Ipv6.IsLinkLocal(src) ? dev : back?.Device;
         if (!GlobalAllow(stack, ns, Icmpv6View.EchoReply, out bool applyRateLimit)) return;
-        if (outDev == null || (back != null && back.Type is not (RouteKind.Unicast or RouteKind.Local))) return;
+        if (outDev == null || (back != null && back.Type is not (RouteKind.Unicast or RouteKind.Local)))
+        {
+            // ip6_dst_lookup_tail: no route at all (ip6_null_entry, ENETUNREACH) is OutNoRoutes.
+            if (back == null) ns.Mib[SnmpCounter.Ip6OutNoRoutes]++;
+            return;
+        }
         if (applyRateLimit && !Allow(stack, ns, back ?? ns.Routing6.Lookup(src), src, true)) return;
         if (saddr == 0) saddr = ns.SelectAddress6(outDev, src);
         if (saddr == 0) return;

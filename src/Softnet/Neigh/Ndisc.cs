@@ -11,8 +11,8 @@ namespace Softnet.Neigh;
 /// <summary>
 /// IPv6 neighbour discovery (net/ipv6/ndisc.c): ndisc_rcv answers neighbour solicitations for our addresses and
 /// learns from solicitations and advertisements; ndisc_solicit asks for an unresolved next hop (the packets wait in
-/// the entry's queue as they do for ARP); ip6_link_failure answers what could not be resolved. Router discovery and
-/// redirects are not modelled (received ones are consumed).
+/// the entry's queue as they do for ARP); ip6_link_failure answers what could not be resolved. Router advertisements
+/// are <see cref="NdiscRouter"/>'s; received redirects are consumed.
 /// </summary>
 public static class Ndisc
 {
@@ -229,6 +229,7 @@ public static class Ndisc
             Icmpv6View.NeighborSolicitation => ReceiveNs(stack, dev, skb, pkt, msg),
             Icmpv6View.NeighborAdvertisement => ReceiveNa(stack, dev, skb, pkt, msg),
             Icmpv6View.RouterSolicitation => ReceiveRs(stack, dev, pkt, msg),
+            NdiscRouter.RouterAdvertisement => NdiscRouter.Receive(stack, dev, pkt, msg),
             _ => DropReason.None,
         };
         if (why != DropReason.None) Transport.InetProtocol.DropDelivered(ns, skb, why);
@@ -237,7 +238,7 @@ public static class Ndisc
 
     /// <summary>ndisc_parse_options: every option of non-zero length within the message; the first link-layer option of
     /// <paramref name="want"/> must be 8 bytes (Ethernet). False when the options are invalid.</summary>
-    private static bool ParseOptions(ReadOnlySpan<byte> opts, byte want, out ReadOnlySpan<byte> lladdr)
+    internal static bool ParseOptions(ReadOnlySpan<byte> opts, byte want, out ReadOnlySpan<byte> lladdr)
     {
         lladdr = default;
         bool found = false;
@@ -349,7 +350,7 @@ public static class Ndisc
     /// <summary>neigh_update as ndisc_update calls it: permanent entries stay; without an address an entry must already
     /// hold one; a valid entry keeps a different address unless overridden (weakly: a connected one goes STALE), and
     /// keeps its state when a STALE update brings its own address; an entry that becomes valid sends its queue.</summary>
-    private static void Update(NetStack stack, Neighbour n, ReadOnlySpan<byte> mac, NudState state, bool over, bool weak)
+    internal static void Update(NetStack stack, Neighbour n, ReadOnlySpan<byte> mac, NudState state, bool over, bool weak)
     {
         if (n.State == NudState.Permanent) return;
         bool wasValid = n.Valid;

@@ -1,0 +1,89 @@
+using System.Buffers.Binary;
+using Softnet.KernelTests.Support;
+using Softnet.Topology;
+using Xunit;
+
+namespace Softnet.KernelTests.Ip;
+
+/// <summary>
+/// accept_ra on a received router advertisement (ndisc_router_discovery): a host takes the default route through the
+/// router's link-local address, its current hop limit and its MTU option; accept_ra 0, or a forwarding device with
+/// accept_ra 1, ignores all three (the router's link-layer address is learnt either way). Seen from outside: echo
+/// requests from an off-link source are answered through the router (hop limit 33) or not at all (no route), and a
+/// large one's reply is cut to the advertised MTU.
+/// </summary>
+[Trait("Category", "Kernel")]
+public sealed class RouterAdvertisementKernelTests
+{
+    private const string WireMac = "02:00:0a:4f:00:02", RMac = "02:00:0a:4f:00:01", R = "2001:db8:4f::1", Far = "2001:db8:99::5";
+
+    private static void Write(string root, string file, string text)
+    {
+        string path = Path.Combine(root, file);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, text);
+    }
+
+    private static void BuildScenario(string scn, string sysctls)
+    {
+        Write(scn, "links.batch", "netns add wire\nnetns add r\nlink add name eth0 netns r type veth peer name wire0 netns wire\n");
+        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\nlink set wire0 up\n");
+        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
+            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.auto_flowlabels = 0\n" + sysctls);
+        Write(scn, "ns/r/ip.batch", $"link set lo up\nlink set eth0 address {RMac}\naddr add {R}/64 dev eth0 nodad\nlink set eth0 up\n");
+    }
+
+    /// <summary>A router advertisement from fe80::1 to ff02::1: current hop limit 33, router lifetime 1800 s, the
+    /// source link-layer option and an MTU option of 1400.</summary>
+    private static byte[] Ra()
+    {
+        var m = new byte[16 + 8 + 8];
+        m[0] = 134;
+        m[4] = 33;
+        BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(6), 1800);
+        m[16] = 1;
+        m[17] = 1;
+        Convert.FromHexString(WireMac.Replace(":", "", StringComparison.Ordinal)).CopyTo(m, 18);
+        m[24] = 5;
+        m[25] = 1;
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(28), 1400);
+        var l4 = Frames6.WithChecksum("fe80::1", "ff02::1", 58, m, 2);
+        return Frames6.Ipv6("fe80::1", "ff02::1", 58, l4, hop: 255);
+    }
+
+    private static ScenarioCapture Traffic()
+    {
+        var c = new ScenarioCapture();
+        c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 1)), "echo before any advertisement: no route");
+        c.Add("eth0", Frames6.Eth("33:33:00:00:00:01", WireMac, Ra()), "router advertisement");
+        c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 2)), "echo from off-link");
+        c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 3, payload: 1400)), "echo needing fragments at 1400");
+        return c;
+    }
+
+    public static TheoryData<string, string> Settings() => new()
+    {
+        { "host", "" },
+        { "accept-ra-0", "net.ipv6.conf.eth0.accept_ra = 0\n" },
+        { "forwarding-accept-ra-1", "net.ipv6.conf.eth0.forwarding = 1\n" },
+        { "forwarding-accept-ra-2", "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.accept_ra = 2\n" },
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(Settings))]
+    public void Accept_ra_decides_what_an_advertisement_changes(string name, string sysctls)
+    {
+        string? skip = KernelScenario.Unavailable();
+        Skip.If(skip != null, skip);
+        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "ra-" + name);
+        if (Directory.Exists(root)) Directory.Delete(root, true);
+        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
+        BuildScenario(scn, sysctls);
+        Traffic().Write(capture);
+        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
+        KernelScenario.Run(scn, capture, "r", kernel);
+        ScenarioReplay.Run(scn, capture, "r", softnet);
+        ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap" } });
+    }
+}
