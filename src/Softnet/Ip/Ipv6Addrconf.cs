@@ -71,11 +71,13 @@ public sealed class Ipv6Addrconf
         public bool RaReceived;
     }
 
-    /// <summary>The net.ipv6.conf.*.KEY names bring-up reads (for the loader's "set, not modelled" list). Optimistic DAD,
-    /// stable-privacy addresses and temporary addresses are not modelled.</summary>
+    /// <summary>The net.ipv6.conf.*.KEY names bring-up and router advertisements (<see cref="Neigh.NdiscRouter"/>) read,
+    /// for the loader's "set, not modelled" list. Optimistic DAD, stable-privacy and temporary addresses and prefix
+    /// information (accept_ra_pinfo) are not modelled.</summary>
     public static bool Honours(string key) => key is "accept_dad" or "dad_transmits" or "enhanced_dad" or "accept_ra"
         or "router_solicitations" or "router_solicitation_interval" or "router_solicitation_delay" or "router_solicitation_max_interval"
-        or "mldv1_unsolicited_report_interval" or "mldv2_unsolicited_report_interval" or "force_mld_version";
+        or "mldv1_unsolicited_report_interval" or "mldv2_unsolicited_report_interval" or "force_mld_version"
+        or "accept_ra_defrtr" or "accept_ra_from_local" or "accept_ra_min_lft" or "accept_ra_min_hop_limit" or "accept_ra_mtu";
 
     /// <summary>Frames sent so far, by kind, for reports and tests.</summary>
     public int MldReports, DadSolicitations, RouterSolicitations;
@@ -290,33 +292,25 @@ public sealed class Ipv6Addrconf
         idev.IfcDue = now + (Below(1) + 2) * Jiffy;
     }
 
-    /// <summary>mld_ifc_work: a report of the change records owed, again after a random part of the unsolicited
-    /// report interval while the count lasts.</summary>
-    private void IfcWork(NetStack stack, Idev idev)
+    /// <summary>mld_ifc_work (<paramref name="initial"/> false: the change records owed) and mld_dad_work (true: every
+    /// group's state): a report, again after a random part of the unsolicited report interval while the count lasts.</summary>
+    private void ReportWork(NetStack stack, Idev idev, bool initial)
     {
-        long now = idev.IfcDue;
-        idev.IfcDue = long.MaxValue;
-        SendV2(stack, idev, initial: false);
-        if (idev.IfcCount > 0 && --idev.IfcCount > 0)
-            idev.IfcDue = now + (Below(ReportInterval(idev)) + 2) * Jiffy;
+        ref long due = ref initial ? ref idev.McDadDue : ref idev.IfcDue;
+        ref int count = ref initial ? ref idev.DadCount : ref idev.IfcCount;
+        long now = due;
+        due = long.MaxValue;
+        SendV2(stack, idev, initial);
+        if (count > 0 && --count > 0) due = now + (Below(ReportInterval(idev)) + 2) * Jiffy;
     }
 
     /// <summary>ipv6_mc_dad_complete: the current state of every group, from the now valid link-local source, qrv
-    /// times (mld_send_initial_cr, then mld_dad_work).</summary>
+    /// times (mld_send_initial_cr now, then <see cref="ReportWork"/>).</summary>
     private void McDadComplete(NetStack stack, Idev idev, long now)
     {
         idev.DadCount = Qrv;
         SendV2(stack, idev, initial: true);
         if (--idev.DadCount > 0) idev.McDadDue = now + (Below(ReportInterval(idev)) + 2) * Jiffy;
-    }
-
-    private void McDadWork(NetStack stack, Idev idev)
-    {
-        long now = idev.McDadDue;
-        idev.McDadDue = long.MaxValue;
-        SendV2(stack, idev, initial: true);
-        if (idev.DadCount > 0 && --idev.DadCount > 0)
-            idev.McDadDue = now + (Below(ReportInterval(idev)) + 2) * Jiffy;
     }
 
     /// <summary>mld_in_v1_mode without a querier: force_mld_version 2 on conf.all or the device wins, then 1.</summary>
@@ -348,8 +342,8 @@ public sealed class Ipv6Addrconf
             stack.SetClock(t);
             foreach (var d in _devs)
             {
-                if (d.IfcDue == t) IfcWork(stack, d);
-                if (d.McDadDue == t) McDadWork(stack, d);
+                if (d.IfcDue == t) ReportWork(stack, d, initial: false);
+                if (d.McDadDue == t) ReportWork(stack, d, initial: true);
                 foreach (var g in d.Groups)
                     if (g.V1Due == t)
                     {

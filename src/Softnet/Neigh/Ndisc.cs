@@ -314,16 +314,23 @@ public static class Ndisc
         if (saddr == 0) return DropReason.None;
         if (!ParseOptions(msg[8..], OptSourceLl, out var lladdr)) return DropReason.NdiscInvalid;
         if (lladdr.IsEmpty) return DropReason.None;
+        LearnStale(stack, dev, saddr, lladdr);
+        return DropReason.None;
+    }
+
+    /// <summary>__neigh_lookup(creat) then ndisc_update to STALE, overriding: what a router solicitation or
+    /// advertisement teaches about its sender.</summary>
+    internal static void LearnStale(NetStack stack, Device dev, UInt128 addr, ReadOnlySpan<byte> lladdr)
+    {
         Span<byte> mac = stackalloc byte[6];
         lladdr.CopyTo(mac);
-        var n = ns.Neighbours.Find6(dev, saddr);
+        var n = dev.Namespace.Neighbours.Find6(dev, addr);
         if (n == null)
         {
-            n = ns.Neighbours.Create6(dev, saddr, NudState.Failed);
-            n.Probes = -1;
+            n = dev.Namespace.Neighbours.Create6(dev, addr, NudState.Failed);
+            n.Probes = -1; // NUD_NONE: not yet resolving
         }
         Update(stack, n, mac, NudState.Stale, over: true, weak: true);
-        return DropReason.None;
     }
 
     /// <summary>ndisc_recv_na: only an existing, not FAILED entry learns (accept_untracked_na 0).</summary>
@@ -350,7 +357,7 @@ public static class Ndisc
     /// <summary>neigh_update as ndisc_update calls it: permanent entries stay; without an address an entry must already
     /// hold one; a valid entry keeps a different address unless overridden (weakly: a connected one goes STALE), and
     /// keeps its state when a STALE update brings its own address; an entry that becomes valid sends its queue.</summary>
-    internal static void Update(NetStack stack, Neighbour n, ReadOnlySpan<byte> mac, NudState state, bool over, bool weak)
+    private static void Update(NetStack stack, Neighbour n, ReadOnlySpan<byte> mac, NudState state, bool over, bool weak)
     {
         if (n.State == NudState.Permanent) return;
         bool wasValid = n.Valid;

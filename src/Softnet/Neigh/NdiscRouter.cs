@@ -40,18 +40,7 @@ public static class NdiscRouter
                 DefaultRouter(ns, dev, saddr, msg);
         }
         // Learn the router's link-layer address (NUD_STALE, overriding).
-        if (!lladdr.IsEmpty)
-        {
-            Span<byte> mac = stackalloc byte[6];
-            lladdr.CopyTo(mac);
-            var n = ns.Neighbours.Find6(dev, saddr);
-            if (n == null)
-            {
-                n = ns.Neighbours.Create6(dev, saddr, NudState.Failed);
-                n.Probes = -1;
-            }
-            Ndisc.Update(stack, n, mac, NudState.Stale, over: true, weak: true);
-        }
+        if (!lladdr.IsEmpty) Ndisc.LearnStale(stack, dev, saddr, lladdr);
         if (accept && ns.Conf6(dev, "accept_ra_mtu", 1) != 0 && Mtu(opts) is uint mtu)
         {
             if (mtu >= Icmpv6.MinMtu && mtu <= (uint)dev.Mtu && ns.Mtu6(dev) != (int)mtu)

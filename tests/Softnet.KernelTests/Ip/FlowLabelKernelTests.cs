@@ -1,5 +1,4 @@
 using Softnet.KernelTests.Support;
-using Softnet.Topology;
 using Xunit;
 
 namespace Softnet.KernelTests.Ip;
@@ -15,23 +14,16 @@ public sealed class FlowLabelKernelTests
 {
     private const string WireMac = "02:00:0a:4e:00:02", RMac = "02:00:0a:4e:00:01", R = "2001:db8:4e::1";
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
-
     private static void BuildScenario(string scn, string sysctls)
     {
-        Write(scn, "links.batch", "netns add wire\nnetns add r\nlink add name eth0 netns r type veth peer name wire0 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\nlink set wire0 up\n");
+        ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add r\nlink add name eth0 netns r type veth peer name wire0 netns wire\n");
+        ScenarioPair.Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        ScenarioPair.Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\nlink set wire0 up\n");
         // A quiet host (no DAD, no link-local, no solicitations) with a global address and its peers' neighbours.
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
+        ScenarioPair.Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
             "net.ipv6.conf.eth0.addr_gen_mode = 1\nnet.ipv6.conf.all.router_solicitations = 0\nnet.ipv6.conf.default.router_solicitations = 0\n" +
             "net.ipv6.conf.eth0.router_solicitations = 0\n" + sysctls);
-        Write(scn, "ns/r/ip.batch", $"link set lo up\nlink set eth0 address {RMac}\naddr add {R}/64 dev eth0 nodad\nlink set eth0 up\n" +
+        ScenarioPair.Write(scn, "ns/r/ip.batch", $"link set lo up\nlink set eth0 address {RMac}\naddr add {R}/64 dev eth0 nodad\nlink set eth0 up\n" +
             $"neigh add 2001:db8:4e::2 lladdr {WireMac} dev eth0 nud permanent\nneigh add 2001:db8:4e::3 lladdr {WireMac} dev eth0 nud permanent\n");
     }
 
@@ -63,14 +55,7 @@ public sealed class FlowLabelKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "flowlabel-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
-        BuildScenario(scn, sysctls);
-        Traffic().Write(capture);
-        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel);
-        ScenarioReplay.Run(scn, capture, "r", softnet);
+        var (kernel, softnet) = ScenarioPair.Run("flowlabel-" + name, scn => BuildScenario(scn, sysctls), Traffic(), "r");
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions
         {
             IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap" },

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using Softnet.KernelTests.Support;
-using Softnet.Topology;
 using Xunit;
 
 namespace Softnet.KernelTests.Ip;
@@ -17,21 +16,14 @@ public sealed class RouterAdvertisementKernelTests
 {
     private const string WireMac = "02:00:0a:4f:00:02", RMac = "02:00:0a:4f:00:01", R = "2001:db8:4f::1", Far = "2001:db8:99::5";
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
-
     private static void BuildScenario(string scn, string sysctls)
     {
-        Write(scn, "links.batch", "netns add wire\nnetns add r\nlink add name eth0 netns r type veth peer name wire0 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\nlink set wire0 up\n");
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
+        ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add r\nlink add name eth0 netns r type veth peer name wire0 netns wire\n");
+        ScenarioPair.Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        ScenarioPair.Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\nlink set wire0 up\n");
+        ScenarioPair.Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
             "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.auto_flowlabels = 0\n" + sysctls);
-        Write(scn, "ns/r/ip.batch", $"link set lo up\nlink set eth0 address {RMac}\naddr add {R}/64 dev eth0 nodad\nlink set eth0 up\n");
+        ScenarioPair.Write(scn, "ns/r/ip.batch", $"link set lo up\nlink set eth0 address {RMac}\naddr add {R}/64 dev eth0 nodad\nlink set eth0 up\n");
     }
 
     /// <summary>A router advertisement from fe80::1 to ff02::1: current hop limit 33, router lifetime 1800 s, the
@@ -76,14 +68,7 @@ public sealed class RouterAdvertisementKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "ra-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
-        BuildScenario(scn, sysctls);
-        Traffic().Write(capture);
-        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel);
-        ScenarioReplay.Run(scn, capture, "r", softnet);
+        var (kernel, softnet) = ScenarioPair.Run("ra-" + name, scn => BuildScenario(scn, sysctls), Traffic(), "r");
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap" } });
     }
 }

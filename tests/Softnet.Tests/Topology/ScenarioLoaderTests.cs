@@ -256,6 +256,8 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv6.conf.all.mldv2_unsolicited_report_interval", "100", true)]
     [InlineData("net.ipv6.conf.all.force_mld_version", "1", true)]
     [InlineData("net.ipv6.conf.eth0.optimistic_dad", "1", false)]
+    [InlineData("net.ipv6.conf.eth0.accept_ra_mtu", "0", true)]
+    [InlineData("net.ipv6.conf.eth0.accept_ra_pinfo", "0", false)]
     [InlineData("net.ipv6.auto_flowlabels", "1", true)]
     [InlineData("net.ipv6.flowlabel_state_ranges", "1", true)]
     [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
