@@ -72,12 +72,13 @@ public sealed class Ipv6Addrconf
     }
 
     /// <summary>The net.ipv6.conf.*.KEY names bring-up and router advertisements (<see cref="Neigh.NdiscRouter"/>) read,
-    /// for the loader's "set, not modelled" list. Optimistic DAD, stable-privacy and temporary addresses and prefix
-    /// information (accept_ra_pinfo) are not modelled.</summary>
+    /// for the loader's "set, not modelled" list. Optimistic DAD, stable-privacy and temporary addresses are not
+    /// modelled.</summary>
     public static bool Honours(string key) => key is "accept_dad" or "dad_transmits" or "enhanced_dad" or "accept_ra"
         or "router_solicitations" or "router_solicitation_interval" or "router_solicitation_delay" or "router_solicitation_max_interval"
         or "mldv1_unsolicited_report_interval" or "mldv2_unsolicited_report_interval" or "force_mld_version"
-        or "accept_ra_defrtr" or "accept_ra_from_local" or "accept_ra_min_lft" or "accept_ra_min_hop_limit" or "accept_ra_mtu";
+        or "accept_ra_defrtr" or "accept_ra_from_local" or "accept_ra_min_lft" or "accept_ra_min_hop_limit" or "accept_ra_mtu"
+        or "accept_ra_pinfo" or "autoconf";
 
     /// <summary>Frames sent so far, by kind, for reports and tests.</summary>
     public int MldReports, DadSolicitations, RouterSolicitations;
@@ -110,19 +111,7 @@ public sealed class Ipv6Addrconf
         var idev = new Idev(dev);
         _devs.Add(idev);
         long now = stack.Now;
-        // ipv6_add_dev: ff01::1 and ff02::1, and ff02::2 when forwarding. A forwarding value written to the device
-        // itself (directly or through conf.all) went through dev_forward_change, which also joins ff01::2 and ff05::2.
-        Join(stack, idev, Ipv6.Make(0xff01_0000_0000_0000UL, 1), now, up: false);
-        Join(stack, idev, Ipv6.AllNodes, now, up: false);
-        if (ns.DeviceForwarding6(dev))
-        {
-            Join(stack, idev, Ipv6.AllRouters, now, up: false);
-            if (ns.Sysctl($"net.ipv6.conf.{dev.Name}.forwarding") != null)
-            {
-                Join(stack, idev, Ipv6.Make(0xff01_0000_0000_0000UL, 2), now, up: false);
-                Join(stack, idev, SiteAllRouters, now, up: false);
-            }
-        }
+        DeviceGroups(stack, idev, now);
         // Addresses configured while the device was down joined their solicited-node groups then (addrconf_dad_begin
         // ran at once and waits for IF_READY unless it skipped DAD).
         foreach (var a in ns.ConfiguredAddresses6)
@@ -146,6 +135,57 @@ public sealed class Ipv6Addrconf
         foreach (var ifa in idev.Addrs)
             if (ifa.Tentative && !ifa.Kicked) DadKick(stack, idev, ifa, now);
         Rearm();
+    }
+
+    /// <summary>ipv6_add_dev: ff01::1 and ff02::1, and ff02::2 when forwarding. A forwarding value written to the device
+    /// itself (directly or through conf.all) went through dev_forward_change, which also joins ff01::2 and ff05::2.</summary>
+    private void DeviceGroups(NetStack stack, Idev idev, long now)
+    {
+        var dev = idev.Dev;
+        var ns = dev.Namespace;
+        Join(stack, idev, Ipv6.Make(0xff01_0000_0000_0000UL, 1), now, up: false);
+        Join(stack, idev, Ipv6.AllNodes, now, up: false);
+        if (!ns.DeviceForwarding6(dev)) return;
+        Join(stack, idev, Ipv6.AllRouters, now, up: false);
+        if (ns.Sysctl($"net.ipv6.conf.{dev.Name}.forwarding") != null)
+        {
+            Join(stack, idev, Ipv6.Make(0xff01_0000_0000_0000UL, 2), now, up: false);
+            Join(stack, idev, SiteAllRouters, now, up: false);
+        }
+    }
+
+    /// <summary>The device's state, or (IPv6 came up before the replay, as a harness waits for it) the state long after
+    /// its bring-up: groups joined and reported, addresses valid, solicitation over. Null where IPv6 is not up.</summary>
+    private Idev? Settled(NetStack stack, Device dev)
+    {
+        var idev = _devs.Find(d => d.Dev == dev);
+        if (idev != null) return idev;
+        var ns = dev.Namespace;
+        if (dev.Kind.IsLoopback || !dev.Carrier || ns.Ipv6Disabled(dev)) return null;
+        idev = new Idev(dev);
+        _devs.Add(idev);
+        DeviceGroups(stack, idev, 0);
+        foreach (var a in ns.Addresses6)
+            if (a.Device == dev)
+            {
+                idev.Addrs.Add(new Ifa(a) { Tentative = false, Kicked = true });
+                Join(stack, idev, Ipv6.SolicitedNode(a.Address), 0, up: false);
+                if (ns.DeviceForwarding6(dev) && a.PrefixLength < 127 && a.Network != 0)
+                    Join(stack, idev, Ipv6.SolicitedNode(a.Network), 0, up: false);
+            }
+        return idev;
+    }
+
+    /// <summary>An address the host made itself on an up device (addrconf_prefix_rcv_add_addr: SLAAC):
+    /// addrconf_dad_start, so its solicited-node group is reported and DAD runs as the sysctls say.</summary>
+    internal static void AddressAdded(NetStack stack, Inet6Address a)
+    {
+        var ac = stack.Addrconf6 ??= new Ipv6Addrconf();
+        if (ac.Settled(stack, a.Device) is not { } idev) return;
+        var ifa = new Ifa(a);
+        idev.Addrs.Add(ifa);
+        ac.DadBegin(stack, idev, ifa, stack.Now);
+        ac.Rearm();
     }
 
     /// <summary>addrconf_dad_begin's first test: no DAD on a NOARP device, when neither conf.all nor the device has

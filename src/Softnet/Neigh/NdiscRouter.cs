@@ -12,14 +12,15 @@ namespace Softnet.Neigh;
 /// default route through its link-local source (accept_ra_defrtr, not from one of this host's addresses unless
 /// accept_ra_from_local, lifetime at least accept_ra_min_lft), takes its current hop limit as the device's hop_limit
 /// (not below accept_ra_min_hop_limit) and its MTU option as the device's IPv6 mtu (accept_ra_mtu, between 1280 and the
-/// link MTU), stops router solicitation; the router's source link-layer option makes its neighbour entry STALE
-/// whatever accept_ra says. Not modelled: the route's expiry, reachable time and retrans timer, prefix information
-/// (on-link routes, SLAAC addresses) and route information options.
+/// link MTU), takes its prefixes (accept_ra_pinfo: on-link routes, SLAAC addresses), stops router solicitation; the
+/// router's source link-layer option makes its neighbour entry STALE whatever accept_ra says. Not modelled: route and
+/// address lifetimes past zero or not, reachable time and retrans timer, route information options.
 /// </summary>
 public static class NdiscRouter
 {
     public const byte RouterAdvertisement = 134;
-    private const byte OptMtu = 5;
+    private const byte OptMtu = 5, OptPrefix = 3;
+    private const int PrefixInfoLength = 32;
     private const int RaHeader = 16;
 
     /// <summary>ndisc_router_discovery for the advertisement <paramref name="msg"/> (the IPv6 datagram is
@@ -41,12 +42,58 @@ public static class NdiscRouter
         }
         // Learn the router's link-layer address (NUD_STALE, overriding).
         if (!lladdr.IsEmpty) Ndisc.LearnStale(stack, dev, saddr, lladdr);
-        if (accept && ns.Conf6(dev, "accept_ra_mtu", 1) != 0 && Mtu(opts) is uint mtu)
+        if (!accept) return DropReason.None;
+        if (ns.Conf6(dev, "accept_ra_pinfo", 1) != 0)
+            for (var o = opts; o.Length >= 2 && o[1] != 0 && o[1] << 3 <= o.Length; o = o[(o[1] << 3)..])
+                if (o[0] == OptPrefix && o[1] << 3 >= PrefixInfoLength) Prefix(stack, dev, o[..PrefixInfoLength]);
+        if (ns.Conf6(dev, "accept_ra_mtu", 1) != 0 && Mtu(opts) is uint mtu)
         {
             if (mtu >= Icmpv6.MinMtu && mtu <= (uint)dev.Mtu && ns.Mtu6(dev) != (int)mtu)
                 ns.WriteSysctl($"net.ipv6.conf.{dev.Name}.mtu", mtu.ToString(CultureInfo.InvariantCulture));
         }
         return DropReason.None;
+    }
+
+    /// <summary>addrconf_prefix_rcv for one prefix information option: not for a multicast or link-local prefix, nor
+    /// with a preferred lifetime past the valid one; on-link (L): the prefix route, removed by a zero valid lifetime;
+    /// autonomous (A) with conf autoconf: a /64's address from the prefix and the EUI-64 interface identifier (addr_gen_mode
+    /// eui64 or none; stable privacy and random are not modelled), which goes through addrconf_dad_start. Lifetimes
+    /// are not modelled past zero or not.</summary>
+    private static void Prefix(NetStack stack, Device dev, ReadOnlySpan<byte> o)
+    {
+        var ns = dev.Namespace;
+        int plen = o[2];
+        bool onlink = (o[3] & 0x80) != 0, autoconf = (o[3] & 0x40) != 0;
+        uint valid = BinaryPrimitives.ReadUInt32BigEndian(o[4..]), preferred = BinaryPrimitives.ReadUInt32BigEndian(o[8..]);
+        var prefix = Ipv6.Read(o[16..]);
+        if (plen > 128 || Ipv6.IsMulticast(prefix) || Ipv6.IsLinkLocal(prefix) || preferred > valid) return;
+        bool changed = false;
+        if (onlink)
+        {
+            var net = prefix & Ipv6.Mask(plen);
+            int at = ns.StaticRoutes6.FindIndex(r => r.PrefixLength == plen && r.Prefix == net && r.Gateway == 0 && r.Device == dev);
+            if (at >= 0 && valid == 0) { ns.StaticRoutes6.RemoveAt(at); changed = true; }
+            else if (at < 0 && valid != 0)
+            {
+                ns.StaticRoutes6.Add(new Route6 { Prefix = net, PrefixLength = plen, Type = RouteKind.Unicast, Device = dev });
+                changed = true;
+            }
+        }
+        Inet6Address? added = null;
+        if (autoconf && plen == 64 && valid != 0 && ns.Conf6(dev, "autoconf", 1) != 0 && ns.Conf6(dev, "addr_gen_mode", 0) is 0 or 1)
+        {
+            var addr = (prefix & Ipv6.Mask(64)) | (Ipv6.LinkLocalFromMac(dev.Mac) & ~Ipv6.Mask(64));
+            if (ns.FindAddress6(addr, dev) == null)
+            {
+                added = new Inet6Address(dev, addr, 64, false, Kernel: true);
+                ns.ConfiguredAddresses6.Add(added);
+                changed = true;
+            }
+        }
+        // DAD starts before the tables are remade: a device whose bring-up Softnet did not run takes its settled state
+        // from the addresses it had.
+        if (added != null) Ipv6Addrconf.AddressAdded(stack, added);
+        if (changed) ns.Compile();
     }
 
     /// <summary>The default route through <paramref name="router"/> (rt6_add_dflt_router, removed by a zero lifetime)

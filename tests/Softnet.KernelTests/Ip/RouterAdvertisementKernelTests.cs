@@ -9,12 +9,15 @@ namespace Softnet.KernelTests.Ip;
 /// router's link-local address, its current hop limit and its MTU option; accept_ra 0, or a forwarding device with
 /// accept_ra 1, ignores all three (the router's link-layer address is learnt either way). Seen from outside: echo
 /// requests from an off-link source are answered through the router (hop limit 33) or not at all (no route), and a
-/// large one's reply is cut to the advertised MTU.
+/// large one's reply is cut to the advertised MTU; the advertised prefix gives r an address (SLAAC, EUI-64) that
+/// answers.
 /// </summary>
 [Trait("Category", "Kernel")]
 public sealed class RouterAdvertisementKernelTests
 {
     private const string WireMac = "02:00:0a:4f:00:02", RMac = "02:00:0a:4f:00:01", R = "2001:db8:4f::1", Far = "2001:db8:99::5";
+    /// <summary>The address r makes from the advertised prefix and its EUI-64 interface identifier.</summary>
+    private const string Slaac = "2001:db8:50::aff:fe4f:1";
 
     private static void BuildScenario(string scn, string sysctls)
     {
@@ -27,10 +30,17 @@ public sealed class RouterAdvertisementKernelTests
     }
 
     /// <summary>A router advertisement from fe80::1 to ff02::1: current hop limit 33, router lifetime 1800 s, the
-    /// source link-layer option and an MTU option of 1400.</summary>
+    /// source link-layer option, an MTU option of 1400 and the prefix 2001:db8:50::/64, on-link and autonomous.</summary>
     private static byte[] Ra()
     {
-        var m = new byte[16 + 8 + 8];
+        var m = new byte[16 + 8 + 8 + 32];
+        m[32] = 3;
+        m[33] = 4;
+        m[34] = 64;
+        m[35] = 0xC0;
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(36), 3600);
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(40), 1800);
+        Frames6.Addr("2001:db8:50::").CopyTo(m, 48);
         m[0] = 134;
         m[4] = 33;
         BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(6), 1800);
@@ -49,8 +59,11 @@ public sealed class RouterAdvertisementKernelTests
         var c = new ScenarioCapture();
         c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 1)), "echo before any advertisement: no route");
         c.Add("eth0", Frames6.Eth("33:33:00:00:00:01", WireMac, Ra()), "router advertisement");
+        // The reports for a new address's solicited-node group go within the pause (mldv2 interval 100 ms).
+        c.Pause(600);
         c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 2)), "echo from off-link");
         c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, R, 128, 7, 3, payload: 1400)), "echo needing fragments at 1400");
+        c.Add("eth0", Frames6.Eth(RMac, WireMac, Support.Frames6.Echo(Far, Slaac, 128, 7, 4)), "echo to the SLAAC address");
         return c;
     }
 
@@ -58,6 +71,8 @@ public sealed class RouterAdvertisementKernelTests
     {
         { "host", "" },
         { "accept-ra-0", "net.ipv6.conf.eth0.accept_ra = 0\n" },
+        // No link-local address: the SLAAC address's solicited-node group is a new one, reported twice.
+        { "host-no-link-local", "net.ipv6.conf.eth0.addr_gen_mode = 1\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n" },
         { "forwarding-accept-ra-1", "net.ipv6.conf.eth0.forwarding = 1\n" },
         { "forwarding-accept-ra-2", "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.accept_ra = 2\n" },
     };
