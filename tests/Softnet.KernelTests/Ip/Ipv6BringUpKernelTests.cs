@@ -47,6 +47,9 @@ public sealed class Ipv6BringUpKernelTests
         // Forwarding with accept_ra 1: no solicitation.
         { "forwarding-accept-ra-1", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
             "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 600 },
+        // A nodad address: no probe for it, the link-local's only; reports for both groups, one solicitation.
+        { "nodad-address", "net.ipv6.conf.eth0.router_solicitation_delay = 0\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n",
+            "2001:db8:1::1/64 nodad", 2000 },
         // A host with accept_ra 0: no solicitation; a configured address's DAD probe (from :: to its group).
         { "accept-ra-0-address", "net.ipv6.conf.eth0.accept_ra = 0\nnet.ipv6.conf.eth0.router_solicitation_delay = 0\n" +
             "net.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "2001:db8:1::1/64", 1800 },
@@ -80,7 +83,7 @@ public sealed class Ipv6BringUpKernelTests
         Proc.Check("ip", "link", "add", "name", "eth0", "netns", a.Name, "address", Mac, "type", "veth", "peer", "name", "peer0", "netns", b.Name, "address", PeerMac);
         foreach (var kv in lines.Where(kv => kv[0].Contains(".eth0.")))
             a.Sysctl(kv[0].Trim(), kv[1].Trim());
-        if (address.Length > 0) a.Check("ip", "-6", "addr", "add", address, "dev", "eth0");
+        if (address.Length > 0) a.Check(["ip", "-6", "addr", "add", address.Split(' ')[0], "dev", "eth0", .. address.Split(' ')[1..]]);
         // eth0 goes up first, without carrier (its peer is down): addrconf waits for the link. The peer coming up gives
         // both carrier; linkwatch then activates eth0's qdisc before NETDEV_CHANGE starts addrconf. Brought up with its
         // peer already up, eth0 could start sending before linkwatch activated its qdisc, and the noop qdisc drops
@@ -129,7 +132,7 @@ public sealed class Ipv6BringUpKernelTests
         Write(scn, "links.batch", "netns add a\nnetns add b\nlink add name eth0 netns a type veth peer name peer0 netns b\n");
         Write(scn, "ns/a/sysctl.conf", sysctls);
         Write(scn, "ns/a/ip.batch", $"link set lo up\nlink set eth0 address {Mac}\n" +
-            (address.Length > 0 ? $"-6 addr add {address} dev eth0\n" : "") + "link set eth0 up\n");
+            (address.Length > 0 ? $"-6 addr add {address.Split(' ')[0]} dev eth0 {string.Join(' ', address.Split(' ')[1..])}\n" : "") + "link set eth0 up\n");
         Write(scn, "ns/b/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
         Write(scn, "ns/b/ip.batch", $"link set lo up\nlink set peer0 address {PeerMac}\nlink set peer0 up\n");
         var scenario = ScenarioLoader.Load(scn);
