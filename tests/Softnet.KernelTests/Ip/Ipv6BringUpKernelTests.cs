@@ -129,12 +129,12 @@ public sealed class Ipv6BringUpKernelTests
     {
         string scn = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "v6-bring-up-" + name);
         if (Directory.Exists(scn)) Directory.Delete(scn, true);
-        Write(scn, "links.batch", "netns add a\nnetns add b\nlink add name eth0 netns a type veth peer name peer0 netns b\n");
-        Write(scn, "ns/a/sysctl.conf", sysctls);
-        Write(scn, "ns/a/ip.batch", $"link set lo up\nlink set eth0 address {Mac}\n" +
+        ScenarioPair.Write(scn, "links.batch", "netns add a\nnetns add b\nlink add name eth0 netns a type veth peer name peer0 netns b\n");
+        ScenarioPair.Write(scn, "ns/a/sysctl.conf", sysctls);
+        ScenarioPair.Write(scn, "ns/a/ip.batch", $"link set lo up\nlink set eth0 address {Mac}\n" +
             (address.Length > 0 ? $"-6 addr add {address.Split(' ')[0]} dev eth0 {string.Join(' ', address.Split(' ')[1..])}\n" : "") + "link set eth0 up\n");
-        Write(scn, "ns/b/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/b/ip.batch", $"link set lo up\nlink set peer0 address {PeerMac}\nlink set peer0 up\n");
+        ScenarioPair.Write(scn, "ns/b/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        ScenarioPair.Write(scn, "ns/b/ip.batch", $"link set lo up\nlink set peer0 address {PeerMac}\nlink set peer0 up\n");
         var scenario = ScenarioLoader.Load(scn);
         var stack = new NetStack(scenario.Namespaces);
         var tap = new FrameList();
@@ -142,13 +142,6 @@ public sealed class Ipv6BringUpKernelTests
         Softnet.Ip.Ipv6Addrconf.BringUpAll(stack);
         stack.AdvanceClock((long)windowMs * 1_000_000);
         return tap.Frames;
-    }
-
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
     }
 
     private sealed class FrameList : ICaptureWriter
