@@ -14,6 +14,12 @@ namespace Softnet.Ip;
 /// (get_random_u32_below) are drawn from a fixed-seed generator, so a run repeats itself; the kernel's values,
 /// and so the exact times, differ. Addresses are usable in Softnet's datapath at once (the tentative state only
 /// shapes what is sent here).
+/// <para>No MLD sysctl silences a device that has an address: its solicited-node group is always reported (qrv times,
+/// then qrv times again once the link-local address is valid); a quiet host is one without addresses on the link
+/// (addr_gen_mode 1 and none configured), with accept_dad 0 and router_solicitations 0. A replay starts from the
+/// settled state (what a kernel harness waits for); an address made later (SLAAC) goes through DAD and MLD from it.
+/// The kernel can lose the very first reports to the noop qdisc when addrconf sends before linkwatch activated the
+/// device (a race Softnet does not model; Ipv6BringUpKernelTests gives the link carrier last to avoid it).</para>
 /// </summary>
 public sealed class Ipv6Addrconf
 {
