@@ -23,7 +23,7 @@ public static class RunCommand
         var port = new Option<string>("--port") { Description = "packet (AF_PACKET, TPACKET_V3 rings) or xdp (AF_XDP sockets with an XDP redirect program)", DefaultValueFactory = _ => "packet" };
         port.AcceptOnlyFromAmong("packet", "xdp");
         var queues = new Option<int>("--queues") { Description = "receive queues per port (fanout members or AF_XDP sockets) and RX queues of the virtual NIC", DefaultValueFactory = _ => 1 };
-        var cpus = new Option<string>("--cpus") { Description = "CPUs for the datapath, e.g. 0 or 2-3 (the loop is pinned to the first)", DefaultValueFactory = _ => "" };
+        var cpus = new Option<string>("--cpus") { Description = "CPUs for the datapath, e.g. 0 or 2-3: a worker per CPU (at most --queues), each pinned to its CPU with its own queues, NIC queue, NAPI and GRO, the scenario's stack shared; with one worker the loop is pinned to the first CPU", DefaultValueFactory = _ => "" };
         var ring = new Option<int>("--ring") { Description = "frames per port ring (RX and TX)", DefaultValueFactory = _ => 4096 };
         var duration = new Option<double?>("--duration") { Description = "stop after this many seconds (default: run until SIGINT/SIGTERM)" };
         var json = new Option<string?>("--json") { Description = "write a machine-readable report to FILE at the end" };

@@ -59,11 +59,15 @@ internal sealed class RunMetrics : IDisposable
                     portTxFull.WithLabels(bind, kind).IncTo(s.TxRingFull);
                     portDown.WithLabels(bind, kind).IncTo(s.LinkDownEvents);
                 }
-                if (run.Nic is { } nic)
+                int queue = 0;
+                foreach (var nic in run.Nics)
                     foreach (var q in nic.Queues)
+                    {
+                        string label = (queue++).ToString();
                         foreach (var (reason, n) in q.Drops.NonZero())
-                            queueDrops.WithLabels(q.Id.ToString(), DropReasons.Name(reason)).IncTo(n);
-                if (run.Engine is { } engine)
+                            queueDrops.WithLabels(label, DropReasons.Name(reason)).IncTo(n);
+                    }
+                foreach (var engine in run.Engines)
                     foreach (var c in engine.Cpus)
                     {
                         string cpu = c.Id.ToString();

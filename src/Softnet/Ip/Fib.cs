@@ -90,20 +90,31 @@ public sealed class RouteTable
         return null;
     }
 
-    // Nexthop exceptions (fib_nh_exception) by destination: the route they hang off and the route a lookup gets instead.
-    private Dictionary<uint, (Route Base, Route Via)>? _exceptions;
+    // Nexthop exceptions (fib_nh_exception) by destination: the route they hang off, the route a lookup gets instead,
+    // and when it stops (fnhe_expires, on the clock of the stack that learned it).
+    private Dictionary<uint, (Route Base, Route Via, long ExpiresNs)>? _exceptions;
+    private NetStack? _clock;
+
+    /// <summary>ip_rt_gc_timeout (RT_GC_TIMEOUT, 300 s): how long a learned redirect lasts. The kernel's
+    /// net.ipv4.route.gc_timeout is global, not in a namespace's sysctls, so a scenario cannot change it.</summary>
+    public const long RedirectLifetimeNs = 300_000_000_000;
 
     /// <summary>update_or_create_fnhe for an accepted redirect: <paramref name="dst"/>, while <paramref name="fib"/> is
-    /// its route, goes by <paramref name="gateway"/> (route.c binds the exception to the nexthop; a rebuilt table drops
-    /// them, as a route change flushes the kernel's). ip_rt_gc_timeout's expiry (300 s) is not modelled.</summary>
-    public void AddRedirectException(uint dst, Route fib, uint gateway)
+    /// its route, goes by <paramref name="gateway"/> until ip_rt_gc_timeout from now (a later redirect renews it; route.c
+    /// binds the exception to the nexthop; a rebuilt table drops them, as a route change flushes the kernel's).</summary>
+    public void AddRedirectException(uint dst, Route fib, uint gateway, NetStack stack)
     {
         _exceptions ??= new();
-        _exceptions[dst] = (fib, new Route { Prefix = dst, PrefixLength = 32, Type = fib.Type, Gateway = gateway, Device = fib.Device, Source = fib.Source });
+        _clock = stack;
+        _exceptions[dst] = (fib, new Route { Prefix = dst, PrefixLength = 32, Type = fib.Type, Gateway = gateway, Device = fib.Device, Source = fib.Source },
+            stack.Now + RedirectLifetimeNs);
     }
 
+    /// <summary>find_exception: the destination's exception while it lasts; one past fnhe_expires (time_after) is
+    /// ignored, as the kernel deletes it on that lookup (ip_del_fnhe). Kept rather than removed so a lookup never
+    /// writes the table other CPUs read.</summary>
     private Route? WithException(uint dst, Route? r)
-        => r != null && _exceptions != null && _exceptions.TryGetValue(dst, out var e) && e.Base == r ? e.Via : r;
+        => r != null && _exceptions != null && _exceptions.TryGetValue(dst, out var e) && e.Base == r && _clock!.Now <= e.ExpiresNs ? e.Via : r;
 
     /// <summary>
     /// fib_lookup with flowi4_oif set (bpf_fib_lookup's BPF_FIB_LOOKUP_OUTPUT): fib_lookup_good_nhc passes over a

@@ -121,7 +121,7 @@ public static class Icmp
             Neigh.Arp.Solicit(stack, n, 0);
             return;
         }
-        if (ns.Routing.LookupFib(daddr) is { } fib) ns.Routing.AddRedirectException(daddr, fib, newGw);
+        if (ns.Routing.LookupFib(daddr) is { } fib) ns.Routing.AddRedirectException(daddr, fib, newGw, stack);
     }
 
     /// <summary>ip_fib_check_default: some route's nexthop is <paramref name="gw"/> through <paramref name="dev"/>.</summary>

@@ -299,6 +299,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public int TcpSynackRetries => Conf.TcpSynackRetries;
     /// <summary>net.ipv4.tcp_fastopen: client (0x1) and server (0x2) flags, 0x200 no cookie needed, 0x400 every listener.</summary>
     public int TcpFastopen => Conf.TcpFastopen;
+    /// <summary>net.ipv4.tcp_fastopen_key: the primary siphash key of Fast Open cookies and the backup one a cookie may
+    /// also match. The kernel's is random until written; a scenario's is 0 until set, so a replay is reproducible.</summary>
+    public (ulong K0, ulong K1, (ulong K0, ulong K1)? Backup) TcpFastopenKey => Conf.TcpFastopenKey;
     public int TcpMaxSynBacklog => Conf.TcpMaxSynBacklog;
     /// <summary>net.ipv4.tcp_dsack: D-SACK blocks in the ACKs of duplicate data.</summary>
     public bool TcpDsack => Conf.TcpDsack;
@@ -332,6 +335,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
                 _conf.TcpDsack = SysctlInt("net.ipv4.tcp_dsack", 1) != 0;
                 _conf.TcpSynackRetries = SysctlInt("net.ipv4.tcp_synack_retries", 5);
                 _conf.TcpFastopen = SysctlInt("net.ipv4.tcp_fastopen", 1);
+                _conf.TcpFastopenKey = Transport.TcpFastOpen.ParseKey(Sysctl("net.ipv4.tcp_fastopen_key") ?? "") ?? default;
                 // tcp_sk_init: max(128, ehash buckets / 128), 2048 on this host.
                 _conf.TcpMaxSynBacklog = SysctlInt("net.ipv4.tcp_max_syn_backlog", 2048);
                 _conf.IcmpErrorsUseInboundIfaddr = SysctlInt("net.ipv4.icmp_errors_use_inbound_ifaddr", 0) != 0;
@@ -361,6 +365,7 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     private struct NetConf
     {
         public ulong[]? Icmp6RateMask;
+        public (ulong K0, ulong K1, (ulong K0, ulong K1)? Backup) TcpFastopenKey;
         public int IcmpMsgsPerSec, IcmpMsgsBurst, TcpSynackRetries, TcpMaxSynBacklog, TcpFastopen;
         public bool TcpDsack;
         public int Version, DefaultTtl, IcmpRateLimitMs, IcmpRateMask, TcpSyncookies, Icmp6RateLimitMs, Ip6FragTime, TcpRmem1, TcpRmem2, TcpTimestamps;

@@ -53,6 +53,14 @@ public sealed class VirtualNic
 
     public NicOptions Options { get; }
 
+    /// <summary>Gives up this thread's claim on the queues' page pools (see <see cref="PagePool.ReleaseOwner"/>): for
+    /// a NIC set up on one thread and polled by another in deterministic mode (a `softnet run` worker). Call before
+    /// the polling thread starts.</summary>
+    public void ReleasePoolOwnership()
+    {
+        foreach (var q in _queues) q.Pool.ReleaseOwner();
+    }
+
     /// <summary>Ring occupancy is sampled when (offered &amp; mask) == 0: every frame by default; threaded runs
     /// sample less often, since reading the consumer's index costs a cache miss while NAPI runs elsewhere.</summary>
     public int OccupancySampleMask { get; set; }

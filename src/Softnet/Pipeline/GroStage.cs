@@ -107,6 +107,14 @@ public sealed class GroStage : IRxHandler
         return total;
     }
 
+    /// <summary>The totals of several stages (one per worker of a multi-worker `softnet run`).</summary>
+    public static GroStats TotalStats(IReadOnlyList<GroStage> stages)
+    {
+        var total = GroStats.Empty(stages[0].Options);
+        foreach (var s in stages) total.AddFrom(s.TotalStats());
+        return total;
+    }
+
     // Time spent below GRO during the current call (a NAPI thread runs one queue at a time, but queues on
     // different CPUs run concurrently: keep it per thread).
     [ThreadStatic] private static long _stackTicks;

@@ -6,13 +6,17 @@ namespace Softnet.Telemetry;
 
 /// <summary>The `nic` section: per-queue counters as ethtool -S shows them (and its text, `ethtool_s`), plus ring
 /// occupancy, NAPI and XDP verdicts.</summary>
-public sealed class NicReportSection(VirtualNic nic) : IReportSection
+public sealed class NicReportSection(IReadOnlyList<VirtualNic> nics) : IReportSection
 {
+    public NicReportSection(VirtualNic nic) : this([nic]) { }
+
     public string Key => "nic";
-    public VirtualNic Nic => nic;
+    /// <summary>The first NIC (the only one but in a multi-worker `softnet run`, where each worker has its own).</summary>
+    public VirtualNic Nic => nics[0];
 
     public void WriteJson(Utf8JsonWriter w)
     {
+        var nic = nics[0];
         w.WriteStartObject();
         w.WriteNumber("ring_size", nic.Options.RingSize);
         w.WriteNumber("mtu", nic.Options.Mtu);
@@ -21,11 +25,13 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
         w.WriteNumber("weight", nic.Options.Weight);
         w.WriteString("moderation", nic.Options.Moderation.ToString());
         w.WriteStartArray("queues");
-        foreach (var q in nic.Queues)
+        int index = 0;
+        foreach (var q in nics.SelectMany(n => n.Queues))
         {
             var s = q.Ring.Stats;
             w.WriteStartObject();
-            w.WriteNumber("queue", q.Id);
+            // Several NICs (one per worker) number their queues on from each other's, as one device's would be.
+            w.WriteNumber("queue", index++);
             w.WriteNumber("offered", q.Offered);
             w.WriteNumber("rx_packets", s.RxPackets);
             w.WriteNumber("rx_bytes", s.RxBytes);
@@ -57,22 +63,29 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteString("ethtool_s", EthtoolText(nic));
+        w.WriteString("ethtool_s", EthtoolText(nics));
         w.WriteEndObject();
     }
 
     /// <summary>`ethtool -S DEV` as the driver prints it: a header line, then one indented "name: value" per counter.</summary>
-    public static string EthtoolText(VirtualNic nic)
+    public static string EthtoolText(VirtualNic nic) => EthtoolText([nic]);
+
+    /// <summary><see cref="EthtoolText(VirtualNic)"/> for NICs whose queues make one device's (numbered on in order).</summary>
+    public static string EthtoolText(IReadOnlyList<VirtualNic> nics)
     {
         var sb = new System.Text.StringBuilder("NIC statistics:\n");
-        foreach (var q in nic.Queues)
-            foreach (var (name, value) in q.Ring.EthtoolStats())
-                sb.Append("     ").Append(name).Append(": ").Append(value).Append('\n');
-        if (nic.Queues.Count > 0 && nic.Queues[0].XdpHook is not null)
+        var queues = nics.SelectMany(n => n.Queues).ToList();
+        for (int i = 0; i < queues.Count; i++)
+            foreach (var (name, value) in queues[i].Ring.EthtoolStats())
+            {
+                string shown = nics.Count == 1 ? name : name.Replace($"rx_queue_{queues[i].Id}_", $"rx_queue_{i}_", StringComparison.Ordinal);
+                sb.Append("     ").Append(shown).Append(": ").Append(value).Append('\n');
+            }
+        if (queues.Count > 0 && queues[0].XdpHook is not null)
         {
             // The port's XDP verdict totals, in the rx_xdp_* names drivers print (mlx5, veth, virtio_net alike).
             long pass = 0, drop = 0, tx = 0, txErr = 0, redirect = 0, redirectErr = 0, aborted = 0;
-            foreach (var q in nic.Queues)
+            foreach (var q in queues)
             {
                 pass += q.Xdp.Pass; drop += q.Xdp.Drop; tx += q.Xdp.Tx; txErr += q.Xdp.TxErrors;
                 redirect += q.Xdp.Redirect; redirectErr += q.Xdp.RedirectErrors; aborted += q.Xdp.Aborted + q.Xdp.Invalid;
@@ -86,14 +99,16 @@ public sealed class NicReportSection(VirtualNic nic) : IReportSection
 }
 
 /// <summary>The `softnet` section: one entry per CPU, the columns of /proc/net/softnet_stat and a little more.</summary>
-public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
+public sealed class SoftnetReportSection(IReadOnlyList<NapiEngine> engines) : IReportSection
 {
+    public SoftnetReportSection(NapiEngine engine) : this([engine]) { }
+
     public string Key => "softnet";
 
     public void WriteJson(Utf8JsonWriter w)
     {
         w.WriteStartArray();
-        foreach (var c in engine.Cpus)
+        foreach (var c in engines.SelectMany(e => e.Cpus))
         {
             w.WriteStartObject();
             w.WriteNumber("cpu", c.Id);
@@ -124,11 +139,14 @@ public sealed class SoftnetReportSection(NapiEngine engine) : IReportSection
 /// skb build; gro; stack: everything above GRO). One poll in <see cref="RxQueue.TimingSampleEvery"/> is timed
 /// with the timestamp counter; seconds are the sampled cost per packet times all packets.
 /// </summary>
-public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? gro) : IReportSection
+public sealed class StageTimeSection(IReadOnlyList<VirtualNic> nics, IReadOnlyList<Softnet.Pipeline.GroStage?> gros) : IReportSection
 {
+    /// <summary>One NIC and its GRO (several only in a multi-worker `softnet run`: one pair per worker).</summary>
+    public StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? gro) : this([nic], [gro]) { }
+
     public string Key => "cpu_time";
-    public VirtualNic Nic => nic;
-    public Softnet.Pipeline.GroStage? Gro => gro;
+    public VirtualNic Nic => nics[0];
+    public Softnet.Pipeline.GroStage? Gro => gros[0];
 
     /// <summary>The stack's own stages (scenario replay): "stack" is split into them, the rest as stack_other.</summary>
     public StageClock? StackStages { get; set; }
@@ -137,13 +155,14 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
     public List<(string Stage, double NsPerPacket)> PerPacket()
     {
         long poll = 0, above = 0, groTicks = 0, sampled = 0;
-        foreach (var q in nic.Queues)
-        {
-            poll += q.PollTicks;
-            above += q.StackTicks;
-            sampled += q.SampledPackets;
-            if (gro is not null) groTicks += gro.GroTicks[q.Id];
-        }
+        for (int n = 0; n < nics.Count; n++)
+            foreach (var q in nics[n].Queues)
+            {
+                poll += q.PollTicks;
+                above += q.StackTicks;
+                sampled += q.SampledPackets;
+                if (gros[n] is { } gro) groTicks += gro.GroTicks[q.Id];
+            }
         double ns = 1e9 / System.Diagnostics.Stopwatch.Frequency;
         double Per(double ticks) => sampled > 0 ? ticks * ns / sampled : 0;
         var list = new List<(string, double)> { ("driver", Per(poll - above)), ("gro", Per(groTicks)) };
@@ -166,9 +185,9 @@ public sealed class StageTimeSection(VirtualNic nic, Softnet.Pipeline.GroStage? 
 
     public void WriteJson(Utf8JsonWriter w)
     {
-        long packets = nic.Queues.Sum(q => q.Ring.RxPackets);
+        long packets = nics.Sum(n => n.Queues.Sum(q => q.Ring.RxPackets));
         w.WriteStartObject();
-        w.WriteNumber("sampled_packets", nic.Queues.Sum(q => q.SampledPackets));
+        w.WriteNumber("sampled_packets", nics.Sum(n => n.Queues.Sum(q => q.SampledPackets)));
         if (StackStages is { } st) w.WriteNumber("stage_sampled_packets", st.SampledPackets);
         var list = PerPacket();
         foreach (var (stage, ns) in list)

@@ -191,6 +191,9 @@ public enum SnmpCounter
     TcpExtTCPChallengeACK,
     TcpExtTCPSYNChallenge,
     TcpExtTCPFastOpenPassive,
+    TcpExtTCPFastOpenPassiveFail,
+    TcpExtTCPFastOpenListenOverflow,
+    TcpExtTCPFastOpenCookieReqd,
     TcpExtTCPFromZeroWindowAdv,
     TcpExtTCPToZeroWindowAdv,
     TcpExtTCPWantZeroWindowAdv,
@@ -200,6 +203,7 @@ public enum SnmpCounter
     TcpExtTCPACKSkippedChallenge,
     TcpExtTCPZeroWindowDrop,
     TcpExtTCPRcvQDrop,
+    TcpExtTCPFastOpenPassiveAltKey,
     // IpExt (ipstats_mib, the extended half)
     IpExtInNoRoutes,
     IpExtInTruncatedPkts,

@@ -799,10 +799,12 @@ public static class ScenarioLoader
                 return true;
             // ip6_make_flowlabel on what Softnet builds (Ipv6FlowLabel).
             case "net.ipv6.auto_flowlabels" or "net.ipv6.flowlabel_state_ranges": return true;
-            // The server side without cookies (0x200) or without a Fast Open queue (no 0x400: the readers set no
-            // TCP_FASTOPEN); the cookies themselves (0x402 without 0x200) are not modelled.
-            case "net.ipv4.tcp_fastopen":
-                return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int tfo) && (tfo & 0x602) != 0x402;
+            // The server side with or without cookies (TcpFastOpen; the client bits have no active opens to act on), the
+            // cookies keyed by tcp_fastopen_key.
+            case "net.ipv4.tcp_fastopen" or "net.ipv4.tcp_fastopen_key": return true;
+            // The send buffer (sk_sndbuf: tcp_init_sock, tcp_sndbuf_expand) bounds what a writer queues; the readers
+            // write nothing and what the server sends (ACKs, FIN) does not wait on it, so it is honoured by doing nothing.
+            case "net.ipv4.tcp_wmem": return true;
         }
         if (key.StartsWith("net.netfilter.nf_conntrack_tcp_timeout_", StringComparison.Ordinal))
             return Array.IndexOf(ConntrackTcpTimeouts, key["net.netfilter.nf_conntrack_tcp_timeout_".Length..]) > 0;

@@ -173,135 +173,135 @@ public static class ScenarioRun
     {
         var stack = new NetStack(scenario.Namespaces);
         var report = new ReplayReport { Source = "live: " + string.Join(", ", options.Bindings) };
-        var engine = new NapiEngine(new NapiEngineOptions
+        var cpus = options.Replay.Cpus;
+        int workers = Math.Min(cpus.Count, options.PortQueues);
+        var tracer = options.Replay.Tracer;
+        if (workers > 1 && tracer is not null)
+            throw new ArgumentException($"--trace follows packets through one worker; --cpus gives {workers} (give one CPU, or leave --trace out)");
+        // One worker: the whole path on the calling thread, its NIC's queues spread over the CPUs as a replay's are.
+        // Several: each worker (pinned to its CPU) owns the port queues q with q % workers == its index, and has
+        // its own NIC queue, NAPI and GRO; the scenario's stack is one, entered under a lock (see LiveFront).
+        object? gate = workers > 1 ? new object() : null;
+        var fronts = new LiveFront[workers];
+        for (int w = 0; w < workers; w++)
         {
-            Mode = NapiMode.Deterministic,
-            Cpus = options.Replay.Cpus,
-            NetdevBudget = options.Replay.NetdevBudget,
-            NetdevBudgetUsecs = options.Replay.NetdevBudgetUsecs,
-        });
-        int queues = options.Replay.Nic.Queues;
-        var top = new ScenarioStack(queues, stack, id => (uint)id < (uint)wires.Count ? wires[id].Device : null);
-        IRxHandler handler = top;
-        // Each bound interface's GRO knows the UDP tunnel sockets (VXLAN) of the namespace its device is in.
-        GroStage? gro = options.Replay.Gro is null ? null : new GroStage(queues, options.Replay.Gro, handler, e =>
-        {
-            options.Replay.GroCreated?.Invoke(e);
-            for (int i = 0; i < wires.Count; i++) VxlanLink.RegisterGro(wires[i].Device.Namespace, e, i);
-        });
-        if (gro is not null) handler = gro;
-        var nic = new VirtualNic(options.Replay.Nic, engine, handler);
-        if (gro is not null) gro.Queues = nic.Queues;
-        run.Attach(stack, nic, engine, report);
+            var rx = new List<(int Port, int Queue)>();
+            for (int p = 0; p < wires.Count; p++)
+                for (int q = w; q < wires[p].Port.Queues; q += workers) rx.Add((p, q));
+            fronts[w] = new LiveFront(w, workers == 1 ? cpus : [cpus[w]], workers == 1 ? options.Replay.Nic : options.Replay.Nic with { Queues = 1 },
+                stack, options, wires, rx, gate);
+        }
+        run.Attach(stack, fronts, report);
 
-        var batch = new LiveFrame[64];
-        var waiter = new LivePortSet(wires.Select(w => w.Port).ToList());
         var clock = Stopwatch.StartNew();
         long Now() => clock.Elapsed.Ticks * 100 + 1;
         long deadline = options.Duration is { } d ? d.Ticks * 100 : long.MaxValue;
         long nextProgress = options.ProgressEvery.Ticks * 100, nextLinkCheck = 0;
         long lastRx = 0;
-        int idle = 0;
-        var portDrops = report.Drops;
-        var tracer = options.Replay.Tracer;
         using var traceScope = tracer is null ? default : tracer.Activate();
-        tracer?.UseClock(() => engine.NowNs);
-        while (!stop.IsCancellationRequested)
+        tracer?.UseClock(() => fronts[0].Engine.NowNs);
+        void Supervise(long now)
         {
-            long now = Now();
-            if (now >= deadline) break;
             if (now >= nextLinkCheck)
             {
-                foreach (var w in wires) w.CheckLink();
+                if (gate is null) foreach (var w in wires) w.CheckLink();
+                else lock (gate) foreach (var w in wires) w.CheckLink();
                 nextLinkCheck = now + 100_000_000;
-            }
-            int got = 0;
-            for (int p = 0; p < wires.Count; p++)
-            {
-                var port = wires[p].Port;
-                for (int q = 0; q < port.Queues; q++)
-                {
-                    int n = port.Receive(q, batch);
-                    if (n == 0) continue;
-                    long arrival = Math.Max(now, engine.NowNs + 1);
-                    for (int i = 0; i < n; i++)
-                    {
-                        var frame = port.Bytes(q, batch[i]);
-                        report.PacketsIn++;
-                        report.BytesIn += frame.Length;
-                        // The wire is Ethernet: the port's frames go to the NIC as a capture's would (its DMA copy).
-                        int traceId = tracer is null ? 0 : tracer.Select(frame, frame.Length, LinkType.Ethernet, arrival, p, report.PacketsIn);
-                        var reason = nic.Offer(frame, arrival, p, traceId);
-                        if (reason != DropReason.None)
-                        {
-                            portDrops.Add(reason);
-                            if (traceId != 0) tracer!.Drop(traceId, null, reason);
-                        }
-                    }
-                    port.Release(q);
-                    got += n;
-                }
-            }
-            if (got > 0)
-            {
-                // Everything those frames cause, now: interrupts, NAPI rounds, the stack, transmits to the ports.
-                engine.RunUntilIdle();
-                idle = 0;
-            }
-            else
-            {
-                engine.Step(now);
-                stack.AdvanceClock(Math.Max(now, stack.Now));
-            }
-            foreach (var w in wires) w.Port.FlushTransmit(0);
-            if (got == 0 && ++idle > 64)
-            {
-                // Nothing for a while: sleep in one poll(2) over every port until a frame comes (20 ms at most, so
-                // timers and the stop request are seen).
-                waiter.Wait(20);
             }
             if (options.Progress is not null && now >= nextProgress)
             {
-                long rx = report.PacketsIn;
-                double secs = options.ProgressEvery.TotalSeconds;
-                options.Progress(run.Progress(clock.Elapsed, (rx - lastRx) / secs));
+                long rx = fronts.Sum(f => f.PacketsIn);
+                options.Progress(run.Progress(clock.Elapsed, (rx - lastRx) / options.ProgressEvery.TotalSeconds));
                 lastRx = rx;
                 nextProgress = now + options.ProgressEvery.Ticks * 100;
             }
         }
-        // Stopping: what is in the rings goes through; held GRO packets and readers finish; the ports send the rest.
-        engine.RunUntilIdle();
-        gro?.FlushAll();
+        if (workers == 1)
+        {
+            var f = fronts[0];
+            var waiter = new LivePortSet(wires.Select(w => w.Port).ToList());
+            int idle = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                long now = Now();
+                if (now >= deadline) break;
+                Supervise(now);
+                int got = f.Turn(now, tracer);
+                if (got == 0 && ++idle > 64)
+                {
+                    // Nothing for a while: sleep in one poll(2) over every port until a frame comes (20 ms at most, so
+                    // timers and the stop request are seen).
+                    waiter.Wait(20);
+                }
+                else if (got > 0) idle = 0;
+            }
+            f.Drain();
+        }
+        else
+        {
+            using var done = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            var threads = fronts.Select(f => new Thread(() => f.Work(Now, done.Token)) { Name = $"softnet-run-{f.Index}", IsBackground = true }).ToArray();
+            foreach (var t in threads) t.Start();
+            try
+            {
+                while (!stop.IsCancellationRequested && threads.All(t => t.IsAlive))
+                {
+                    long now = Now();
+                    if (now >= deadline) break;
+                    Supervise(now);
+                    stop.WaitHandle.WaitOne(10);
+                }
+            }
+            finally
+            {
+                // Whatever ends the run, the workers stop (and drain) before the ports can close.
+                done.Cancel();
+                foreach (var t in threads) t.Join();
+            }
+            foreach (var f in fronts) f.Failure?.Throw();
+        }
+        // Stopping: what is in the rings went through; held GRO packets were flushed; readers finish; the ports send the rest.
         stack.Finish();
-        foreach (var w in wires) w.Port.FlushTransmit(0);
+        foreach (var w in wires)
+            for (int q = 0; q < w.Port.Queues; q++) w.Port.FlushTransmit(q);
         foreach (var w in wires) w.CheckLink();
 
-        foreach (var q in nic.Queues)
+        foreach (var f in fronts)
         {
-            report.Drops.AddFrom(q.Drops);
-            report.AggregateSegments += q.AggregateSegments;
+            report.PacketsIn += f.PacketsIn;
+            report.BytesIn += f.BytesIn;
+            report.Drops.AddFrom(f.PortDrops);
+            foreach (var q in f.Nic.Queues)
+            {
+                report.Drops.AddFrom(q.Drops);
+                report.AggregateSegments += q.AggregateSegments;
+            }
+            f.Nic.Drain();
+            report.Delivered += f.Top.Received;
+            report.Drops.AddFrom(f.Top.Drops);
         }
-        nic.Drain();
-        report.Delivered = top.Received;
-        report.Drops.AddFrom(top.Drops);
         report.Elapsed = clock.Elapsed;
         report.FirstTimestampNs = 1;
-        report.LastTimestampNs = Math.Max(1, top.LastNs);
-        report.Sections.Add(new NicReportSection(nic));
-        report.Sections.Add(new SoftnetReportSection(engine));
-        if (gro is not null) report.Sections.Add(gro.TotalStats());
-        var time = new StageTimeSection(nic, gro) { StackStages = stack.Clock };
-        report.Sections.Add(time);
-        long endNs = Math.Max(Now(), top.LastNs);
+        long lastNs = fronts.Max(f => f.Top.LastNs);
+        report.LastTimestampNs = Math.Max(1, lastNs);
+        var nics = fronts.Select(f => f.Nic).ToList();
+        report.Sections.Add(new NicReportSection(nics));
+        report.Sections.Add(new SoftnetReportSection(fronts.Select(f => f.Engine).ToList()));
+        var gros = fronts.Select(f => f.Gro).ToList();
+        if (gros[0] is not null) report.Sections.Add(gros.Count == 1 ? gros[0]!.TotalStats() : GroStage.TotalStats(gros!));
+        report.Sections.Add(new StageTimeSection(nics, gros) { StackStages = stack.Clock });
+        long endNs = Math.Max(Now(), lastNs);
         var section = new ScenarioReportSection(scenario, endNs);
         report.Sections.Add(section);
         report.Sections.Add(new SnmpReportSection(scenario.Namespaces.Select(n => (n.Name, n.Mib)).ToList()));
         report.Sections.Add(new SysctlReportSection(scenario.Namespaces.Select(n => (n.Name, (IReadOnlyDictionary<string, string>)n.SysctlsNotModelled)).ToList()));
         report.Sections.Add(new LivePortsSection(wires.Select(w => new LivePortRow(w.Binding, w.Port.Kind, w.Port.Ifindex, w.Port.Queues, w.Stats)).ToList()));
+        report.Sections.Add(new LiveWorkersSection(fronts.Select(f => new LiveWorkerRow(f.Index, f.Cpu, f.Pinned, f.PacketsIn, f.Owned)).ToList()));
         return new ScenarioReport { Replay = report, Scenario = scenario, Section = section, EndNs = endNs, DumpDirectory = dumpDir };
     }
 
-    /// <summary>A bound device's wire: its port's queue 0 for transmit, its link state checked a few times a second.</summary>
+    /// <summary>A bound device's wire: the port's queue of the worker that transmits (XPS: a transmit queue per CPU),
+    /// its link state checked a few times a second.</summary>
     internal sealed class PortWire(LiveBinding binding, ILivePort port, Device device) : IDeviceWire
     {
         public LiveBinding Binding { get; } = binding;
@@ -309,7 +309,11 @@ public static class ScenarioRun
         public Device Device { get; } = device;
         public bool Carrier { get; private set; } = port.LinkUp;
 
-        public bool Send(ReadOnlySpan<byte> frame) => Port.Transmit(0, frame);
+        /// <summary>The transmit queue of the calling thread: a worker sends on its own first queue, whose rings no
+        /// other thread touches (0 on the thread that set up or finishes the run).</summary>
+        [ThreadStatic] internal static int TxQueue;
+
+        public bool Send(ReadOnlySpan<byte> frame) => Port.Transmit(TxQueue, frame);
 
         /// <summary>The port's counters as the loop last read them: only the loop's thread touches the port (reading
         /// PACKET_STATISTICS resets the kernel's count, so two readers would lose counts), others read this copy.</summary>
@@ -349,24 +353,33 @@ public sealed class LiveRun
 
     public Scenario Scenario { get; }
     public NetStack? Stack { get; private set; }
-    public VirtualNic? Nic { get; private set; }
-    public NapiEngine? Engine { get; private set; }
+    /// <summary>The first worker's NIC (the only one unless `--cpus` gives several workers).</summary>
+    public VirtualNic? Nic => Nics.Count > 0 ? Nics[0] : null;
+    /// <summary>Each worker's NIC: their queues make the device's, numbered on in order.</summary>
+    public IReadOnlyList<VirtualNic> Nics { get; private set; } = [];
+    /// <summary>Each worker's NAPI engine (its CPUs' softnet_stat).</summary>
+    public IReadOnlyList<NapiEngine> Engines { get; private set; } = [];
     public ReplayReport? Report { get; private set; }
+    private IReadOnlyList<LiveFront> _fronts = [];
+
+    /// <summary>Frames taken from the ports so far, over all workers.</summary>
+    public long RxPackets => _fronts.Sum(f => f.PacketsIn);
 
     /// <summary>Each bound port: its binding, kind and counters as the loop last read them (at most 0.1 s old).</summary>
     public IEnumerable<(LiveBinding Binding, LivePortKind Kind, LivePortStats Stats)> Ports => _wires.Select(w => (w.Binding, w.Port.Kind, w.Stats));
 
-    internal void Attach(NetStack stack, VirtualNic nic, NapiEngine engine, ReplayReport report)
+    internal void Attach(NetStack stack, IReadOnlyList<LiveFront> fronts, ReplayReport report)
     {
         Stack = stack;
-        Nic = nic;
-        Engine = engine;
+        _fronts = fronts;
+        Nics = fronts.Select(f => f.Nic).ToList();
+        Engines = fronts.Select(f => f.Engine).ToList();
         Report = report;
     }
 
     internal LiveProgress Progress(TimeSpan elapsed, double pps)
     {
-        long tx = 0, kernel = 0, drops = Report?.Drops.Total ?? 0;
+        long tx = 0, kernel = 0, drops = _fronts.Sum(f => f.PortDrops.Total);
         foreach (var w in _wires)
         {
             var s = w.Stats;
@@ -374,8 +387,8 @@ public sealed class LiveRun
             kernel += s.KernelRxDropped;
         }
         foreach (var ns in Scenario.Namespaces) drops += ns.Counters.Drops.Total;
-        if (Nic is not null) foreach (var q in Nic.Queues) drops += q.Drops.Total;
-        return new LiveProgress(elapsed, Report?.PacketsIn ?? 0, tx, drops, kernel, pps);
+        foreach (var nic in Nics) foreach (var q in nic.Queues) drops += q.Drops.Total;
+        return new LiveProgress(elapsed, RxPackets, tx, drops, kernel, pps);
     }
 }
 

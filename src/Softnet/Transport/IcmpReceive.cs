@@ -97,9 +97,8 @@ public sealed class IcmpReceive : InetProtocol
         ushort sport = BinaryPrimitives.ReadUInt16BigEndian(l4), dport = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
         if (quoted[9] == IpProtocols.Udp) return redirects = ns.Sockets.LookupUdp4(src, sport) != null;
         if (ns.Sockets.LookupEstablished(src, sport, dst, dport) is not { } sk) return false;
-        sk.IcmpError(type, icmp[1], BinaryPrimitives.ReadUInt32BigEndian(l4[4..]));
-        // A request (tcp_req_err) ignores redirects. (tcp_v4_err also wants the quoted sequence in the window first.)
-        redirects = sk.State != TcpState.SynRecv;
+        // A request (tcp_req_err) ignores redirects, a connection those quoting a sequence outside its window.
+        redirects = sk.IcmpError(type, icmp[1], BinaryPrimitives.ReadUInt32BigEndian(l4[4..]));
         return true;
     }
 

@@ -127,8 +127,14 @@ public static class Tcp6Receive
         var req = new TcpSock(listener, daddr, dport, saddr, sport, outDev);
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
+        // tcp_try_fastopen (tcp_conn_request is shared): the cookie keyed over the SYN's two addresses.
+        if (TcpFastOpen.Try(ns, listener, tcp, pkt[8..40], out var cookie))
+        {
+            TcpReceive.FastOpenChild(stack, dev, listener, req, skb, tcp, cookie);
+            return;
+        }
         listener.RequestAdded(req);
-        TcpReceive.SendSynAck(stack, req);
+        TcpReceive.SendSynAck(stack, req, cookie);
         req.ArmRequestTimer(stack);
         skb.Free();
     }

@@ -32,6 +32,11 @@ public sealed class TcpListenSock : Sock
     /// <summary>reqsk_queue_len_young: requests whose SYN-ACK has not timed out yet.</summary>
     public int YoungCount { get; internal set; }
 
+    /// <summary>fastopenq.qlen: Fast Open children whose handshake has not completed (tcp_fastopen_create_child adds
+    /// one, reqsk_fastopen_remove takes it off when the third ACK comes or the child dies). The queue's limit is the
+    /// backlog (fastopen_queue_tune); the 60 s a reset child's slot is held (rskq_rst_head) is not modelled.</summary>
+    internal int FastOpenQlen;
+
     internal void RequestAdded(TcpSock req)
     {
         req.InRequestQueue = true;

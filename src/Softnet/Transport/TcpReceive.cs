@@ -134,37 +134,31 @@ public sealed class TcpReceive : InetProtocol
         if (skb.IpOpt.OptLen != 0) req.SaveIpOptions(pkt[..((pkt[0] & 0xF) * 4)], skb.IpOpt);
         req.InitRequest(opt, synSeq, mtu, ns.TcpSecret, stack.Now);
         ns.Sockets.Hash(req);
-        if (FastOpen(ns, tcp))
+        // tcp_try_fastopen: the SYN's source and destination addresses, as they stand in the header, key the cookie.
+        if (TcpFastOpen.Try(ns, listener, tcp, pkt[12..20], out var cookie))
         {
-            // tcp_try_fastopen → tcp_fastopen_create_child: a full socket in SYN_RECV takes the SYN's data
-            // (tcp_create_openreq_child counts the passive open), its SYN-ACK acknowledges the data, and it goes to the
-            // accept queue at once (the reader has the data before the handshake completes).
-            ns.Mib[SnmpCounter.TcpPassiveOpens]++;
-            ns.Mib[SnmpCounter.TcpExtTCPFastOpenPassive]++;
-            skb.Conntrack = null;
-            req.InitFastOpenChild(stack, skb, tcp, Sock.ChargeSize(dev, skb));
-            SendSynAck(stack, req);
-            listener.QueueForAccept(stack, req);
-            req.ArmRequestTimer(stack);
+            FastOpenChild(stack, dev, listener, req, skb, tcp, cookie);
             return;
         }
         listener.RequestAdded(req);
-        SendSynAck(stack, req);
+        SendSynAck(stack, req, cookie);
         req.ArmRequestTimer(stack);
         skb.Free();
     }
 
-    /// <summary>
-    /// tcp_try_fastopen's server side as far as Softnet takes it: net.ipv4.tcp_fastopen enables the server
-    /// (TFO_SERVER_ENABLE 0x2), every listener has a Fast Open queue without setsockopt (TFO_SERVER_WO_SOCKOPT1 0x400;
-    /// the readers set no TCP_FASTOPEN), no cookie is asked for (TFO_SERVER_COOKIE_NOT_REQD 0x200), and the SYN carries
-    /// data. Cookies (TCP option 34, generated and checked with tcp_fastopen_key) are not modelled: without 0x200 the SYN's
-    /// data is left for the client to send again, as the kernel does for a SYN without a valid cookie.
-    /// </summary>
-    private static bool FastOpen(Namespace ns, ReadOnlySpan<byte> tcp)
+    /// <summary>tcp_try_fastopen → tcp_fastopen_create_child: a full socket in SYN_RECV takes the SYN's data
+    /// (tcp_create_openreq_child counts the passive open), its SYN-ACK acknowledges the data, and it goes to the
+    /// accept queue at once (the reader has the data before the handshake completes).</summary>
+    internal static void FastOpenChild(NetStack stack, Device dev, TcpListenSock listener, TcpSock req, Skb skb, ReadOnlySpan<byte> tcp,
+        in FastOpenCookie cookie)
     {
-        int v = ns.TcpFastopen;
-        return (v & 0x602) == 0x602 && tcp.Length > (tcp[12] >> 4) * 4;
+        req.Namespace.Mib[SnmpCounter.TcpPassiveOpens]++;
+        listener.FastOpenQlen++;
+        skb.Conntrack = null;
+        req.InitFastOpenChild(stack, skb, tcp, Sock.ChargeSize(dev, skb));
+        SendSynAck(stack, req, cookie);
+        listener.QueueForAccept(stack, req);
+        req.ArmRequestTimer(stack);
     }
 
     /// <summary>cookie_v4_check: a valid cookie (SyncookiesRecv) becomes a child as the third ACK would have made it
@@ -286,12 +280,13 @@ public sealed class TcpReceive : InetProtocol
 
     /// <summary>tcp_make_synack through ip_build_and_send_pkt: IP ID 0 with DF (a request sock has no ID counter),
     /// TOS 0 (the listener's), TTL the default; TCP options in tcp_options_write's order: MSS, SACK-permitted packed
-    /// with timestamps (or after a NOP pair without them), window scale behind a NOP; the window field unscaled.
+    /// with timestamps (or after a NOP pair without them), window scale behind a NOP, the Fast Open cookie; the window
+    /// field unscaled.
     /// An IPv6 request's goes by tcp_v6_send_synack → ip6_xmit (<see cref="TcpSock.WriteHeaders"/>).</summary>
-    internal static void SendSynAck(NetStack stack, TcpSock req)
+    internal static void SendSynAck(NetStack stack, TcpSock req, in FastOpenCookie cookie = default)
     {
         var ns = req.Namespace;
-        int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0);
+        int opt = 4 + (req.TstampOk ? 12 : 0) + (req.WscaleOk ? 4 : 0) + (req.SackOk && !req.TstampOk ? 4 : 0) + cookie.OptionSpace;
         var skb = stack.NewFrame(req.IpHeaderLength + 20 + opt);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = skb.LinearData;
@@ -318,7 +313,11 @@ public sealed class TcpReceive : InetProtocol
         if (req.WscaleOk)
         {
             t[o] = 1; t[o + 1] = TcpOptionKinds.WindowScale; t[o + 2] = 3; t[o + 3] = req.RcvWscale;
+            o += 4;
         }
+        // The first SYN-ACK of a request carries the Fast Open cookie tcp_try_fastopen chose (tcp_synack_options);
+        // a retransmitted one has none (tcp_rtx_synack passes no cookie).
+        TcpFastOpen.Write(t[o..], cookie);
         req.FinishChecksum(p);
         ns.Mib[SnmpCounter.TcpOutSegs]++;
         req.LocalOut(stack, skb);

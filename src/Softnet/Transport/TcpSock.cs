@@ -306,6 +306,7 @@ public sealed class TcpSock : Sock
     /// ESTABLISHED (tcp_init_transfer: tcp_init_buffer_space, tcp_initialize_rcv_mss).</summary>
     internal void Establish(uint ackedWindowRaw, long nowNs, uint tsEcr)
     {
+        FastOpenRemove();
         State = TcpState.Established;
         SndUna = SndNxt;
         SndWndRaw = ackedWindowRaw;
@@ -317,20 +318,28 @@ public sealed class TcpSock : Sock
         else if (TstampOk && tsEcr != 0)
             _srttNs = Math.Max(1, (long)(uint)(TcpSecure.ClockMs(nowNs) - (tsEcr - TsOffset))) * 1_000_000;
         else { _srttNs = 0; _noRttSample = true; }
-        if (TstampOk) AdvMss -= 12;
-        // A Fast Open child ran tcp_init_transfer when it was made.
+        // A Fast Open child ran tcp_init_transfer when it was made; the others run it now, before the timestamp option
+        // comes off advmss (tcp_rcv_state_process's order).
         if (!FastOpenChild) InitBufferSpace(nowNs);
+        if (TstampOk) AdvMss -= 12;
         _mstampNs = nowNs;
         int hint = Math.Min(Math.Min(AdvMss, MssClamp - (TstampOk ? 12 : 0)), (int)(RcvWnd / 2));
         RcvMss = Math.Max(Math.Min(hint, MssDefault), MinMss);
     }
 
-    /// <summary>tcp_init_buffer_space (from tcp_init_transfer): the window clamp within the full space, DRS starting
-    /// from ten segments' worth at the sequence the reader has reached, now.</summary>
+    /// <summary>tcp_init_buffer_space (from tcp_init_transfer): the window clamp within the full space less one
+    /// segment (tcp_app_win's reservation; its default 31 reserves nothing more), DRS starting from ten segments' worth
+    /// at the sequence the reader has reached, now.</summary>
     private void InitBufferSpace(long nowNs)
     {
+        const int tcpAppWin = 31;
         int maxwin = FullSpace();
-        if (WindowClamp >= maxwin) WindowClamp = (uint)maxwin;
+        if (WindowClamp >= maxwin)
+        {
+            WindowClamp = (uint)maxwin;
+            if (maxwin > 4 * AdvMss) WindowClamp = (uint)Math.Max(maxwin - (maxwin >> tcpAppWin), 4 * AdvMss);
+        }
+        if (WindowClamp > 2 * AdvMss && WindowClamp + AdvMss > maxwin) WindowClamp = (uint)Math.Max(2 * AdvMss, maxwin - AdvMss);
         RcvSsthresh = Math.Min(RcvSsthresh, WindowClamp);
         _rcvqSpace = (int)Math.Min(Math.Min(RcvSsthresh, RcvWnd), 10u * (uint)AdvMss);
         _rcvqSeq = CopiedSeq;
@@ -339,6 +348,13 @@ public sealed class TcpSock : Sock
 
     /// <summary>A Fast Open child (tcp_fastopen_create_child): accepted before its handshake completes.</summary>
     internal bool FastOpenChild;
+
+    /// <summary>reqsk_fastopen_remove: a Fast Open child leaving SYN_RECV (its third ACK, or its end) frees its slot in
+    /// the listener's Fast Open queue.</summary>
+    private void FastOpenRemove()
+    {
+        if (FastOpenChild && State == TcpState.SynRecv) Listener.FastOpenQlen--;
+    }
 
     /// <summary>tcp_fastopen_create_child for the request this sock was made as, from its SYN (<paramref name="tcp"/>,
     /// data after the header): the peer's window as sent (unscaled), tcp_init_transfer, then tcp_fastopen_add_skb:
@@ -353,10 +369,18 @@ public sealed class TcpSock : Sock
         int len = tcp.Length - doff;
         uint seq = RcvIsn + 1;
         _rxL4Off = skb.Len - tcp.Length;
+        bool fin = (tcp[13] & 0x01) != 0;
+        // tcp_fastopen_add_skb: a SYN with a valid cookie and nothing after it queues nothing.
+        if (len == 0 && !fin)
+        {
+            RcvNxt = RcvWup = seq;
+            skb.Free();
+            stack.WakeReader(this);
+            return;
+        }
         if (truesize > ForwardAlloc) ForwardAlloc += (truesize - ForwardAlloc + PageSize - 1) / PageSize * PageSize;
         ForwardAlloc -= truesize;
         RmemAlloc += truesize;
-        bool fin = (tcp[13] & 0x01) != 0;
         _receive.Enqueue(new Segment(skb, seq, seq + (uint)len, _rxL4Off + doff, truesize, fin));
         RcvNxt = RcvWup = seq + (uint)len;
         if (fin) Fin();
@@ -948,8 +972,9 @@ public sealed class TcpSock : Sock
     /// a request checks it is its SYN-ACK (tcp_req_err: else OutOfWindowIcmps; unreachable network or host, time
     /// exceeded or a parameter problem drop the request, ListenDrops); a connection ignores what it did not send
     /// unacknowledged (OutOfWindowIcmps) and otherwise keeps the error as a soft one (no IP_RECVERR), which its reader
-    /// never sees.</summary>
-    internal void IcmpError(byte type, byte code, uint seq)
+    /// never sees. True when the error got past those checks to tcp_v4_err's switch, where a redirect is acted on
+    /// (do_redirect): a connection's (a Fast Open child's too), with the quoted sequence in the window.</summary>
+    internal bool IcmpError(byte type, byte code, uint seq)
         => IcmpError(type is 11 or 12 || (type == 3 && code is 0 or 1), seq);
 
     /// <summary>tcp_v6_err for an ICMPv6 error quoting this connection's segment: as <see cref="IcmpError(byte, byte,
@@ -959,21 +984,25 @@ public sealed class TcpSock : Sock
     internal void IcmpError6(byte type, byte code, uint seq)
         => IcmpError(type == 4 || (type == 1 && code is not (0 or 2 or 3)), seq);
 
-    private void IcmpError(bool fatal, uint seq)
+    private bool IcmpError(bool fatal, uint seq)
     {
         var mib = Namespace.Mib;
-        if (State == TcpState.SynRecv)
+        if (State == TcpState.SynRecv && !FastOpenChild)
         {
-            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return; }
+            if (seq != SndIsn) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return false; }
             if (fatal)
             {
                 DropRequest();
                 mib[SnmpCounter.TcpExtListenDrops]++;
             }
-            return;
+            return false;
         }
-        if (State == TcpState.Closed) return;
-        if (Before(seq, SndUna) || After(seq, SndNxt)) mib[SnmpCounter.TcpExtOutOfWindowIcmps]++;
+        if (State == TcpState.Closed) return false;
+        // !between(seq, snd_una, snd_nxt); a Fast Open child still in SYN_RECV counts from its ISN (its fastopen_rsk's
+        // snt_isn).
+        uint una = State == TcpState.SynRecv ? SndIsn : SndUna;
+        if (SndNxt - una < seq - una) { mib[SnmpCounter.TcpExtOutOfWindowIcmps]++; return false; }
+        return true;
     }
 
     /// <summary>tcp_v4_reqsk_send_ack / tcp_v6_reqsk_send_ack, tcp_check_req's answer to an out-of-window segment:
@@ -1224,6 +1253,7 @@ public sealed class TcpSock : Sock
     /// <summary>tcp_done: out of the tables; queued data stays for the reader.</summary>
     private void Close(TcpState to)
     {
+        FastOpenRemove();
         State = to;
         _pending = 0;
         DelackDueNs = long.MaxValue;

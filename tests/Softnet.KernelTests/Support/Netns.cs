@@ -150,10 +150,12 @@ public sealed class Netns : IDisposable
 
     /// <summary>Creates a veth pair with one end in <paramref name="a"/> and the other in <paramref name="b"/>,
     /// both up. Names are at most 15 characters (IFNAMSIZ).</summary>
-    public static void CreateVeth(Netns a, string nameA, Netns b, string nameB)
+    public static void CreateVeth(Netns a, string nameA, Netns b, string nameB, int queues = 1)
     {
         // "ip link add a type veth" would parse `a` as a keyword: always spell out `name`.
-        Proc.Check("ip", "link", "add", "name", nameA, "netns", a.Name, "type", "veth", "peer", "name", nameB, "netns", b.Name);
+        string q = queues.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Proc.Check("ip", "link", "add", "name", nameA, "netns", a.Name, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+            "peer", "name", nameB, "netns", b.Name, "numtxqueues", q, "numrxqueues", q);
         a.Check("ip", "link", "set", nameA, "up");
         b.Check("ip", "link", "set", nameB, "up");
     }

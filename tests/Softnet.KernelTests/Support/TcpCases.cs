@@ -1,3 +1,5 @@
+using Softnet.Transport;
+
 namespace Softnet.KernelTests.Support;
 
 /// <summary>
@@ -52,6 +54,9 @@ public static class TcpCases
         "syncookies" => Syncookies(),
         "synflood" => SynFlood(),
         "syn-data" => SynData(),
+        "tfo-cookies" => FastOpenCookies(),
+        "tcp-redirect" => TcpRedirect(),
+        "tfo-overflow" => FastOpenOverflow(),
         "dual-stack" => DualStack(),
         "icmp6-err" => Icmp6Errors(),
         _ => throw new ArgumentException($"no TCP case '{name}'"),
@@ -267,6 +272,83 @@ public static class TcpCases
         // What the server did not acknowledge goes again (a no-op for a Fast Open server: old data, D-SACKed).
         f.Segment(0, 300);
         f.Data(Mss).Data(1000);
+        return Close(cap, f);
+    }
+
+    /// <summary>The net.ipv4.tcp_fastopen_key the Fast Open cookie cases set (<see cref="FastOpenCookies"/>).</summary>
+    public const string FastOpenKey = "01234567-89abcdef-fedcba98-76543210";
+
+    /// <summary>The cookie a server keyed by <see cref="FastOpenKey"/> gives this case's client (its SYN's source and
+    /// destination addresses, as they stand in the header), as the option carries it.</summary>
+    public static byte[] FastOpenCookie(bool v6)
+    {
+        var key = TcpFastOpen.ParseKey(FastOpenKey)!.Value;
+        byte[] addrs = v6 ? [.. Frames6.Addr(Client6), .. Frames6.Addr(Server6)] : [.. Frames.Ip4(Client4), .. Frames.Ip4(Server4)];
+        var c = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(c, TcpFastOpen.Cookie(addrs, key.K0, key.K1));
+        return c;
+    }
+
+    /// <summary>Fast Open with cookies: a SYN asking for a cookie (empty option, no data) gets it in the SYN-ACK
+    /// (TCPFastOpenCookieReqd); a SYN with that cookie and 1000 bytes makes a child that has the data at once
+    /// (TCPFastOpenPassive); a SYN with a wrong cookie and 1000 bytes is an ordinary request whose SYN-ACK leaves the
+    /// data unacknowledged and carries the right cookie (TCPFastOpenPassiveFail), so the client sends the data again.
+    /// Each connection then carries a little more (a segment short of the MSS: the window keeps tcp_init_buffer_space's
+    /// clamp, one untrimmed advmss below the full space) and closes.</summary>
+    public static TcpCapture FastOpenCookies()
+    {
+        var cap = new TcpCapture();
+        var ask = cap.Flow(Client, 40030, Server, 5001);
+        ask.SendSyn(fastOpen: []).SendAck();
+        var good = cap.Flow(Client, 40031, Server, 5001);
+        good.SendSyn(data: 1000, fastOpen: FastOpenCookie(t_v6)).SendAck();
+        var bad = cap.Flow(Client, 40032, Server, 5001);
+        byte[] wrong = FastOpenCookie(t_v6);
+        wrong[0] ^= 0x5A;
+        bad.SendSyn(data: 1000, fastOpen: wrong).SendAck();
+        cap.Pause(48);
+        bad.Segment(0, 1000);
+        ask.Data(700);
+        good.Data(500);
+        cap.Pause(150);
+        foreach (var f in new[] { ask, good, bad }) f.SendFin(gapMs: 100).AckServerFin();
+        return cap;
+    }
+
+    /// <summary>129 SYNs with 100 bytes each from as many ports, none completed: under tcp_fastopen's server flags
+    /// without cookies the first 128 make Fast Open children (the reader has their data), which fill the listener's
+    /// Fast Open queue (its backlog); the last is an ordinary request (TCPFastOpenListenOverflow), its data
+    /// unacknowledged.</summary>
+    public static TcpCapture FastOpenOverflow()
+    {
+        var cap = new TcpCapture();
+        for (int k = 0; k < 129; k++) cap.Flow(Client, (ushort)(43000 + k), Server, 5001).SendSyn(gapMs: 0.5, data: 100);
+        cap.Pause(10);
+        return cap;
+    }
+
+    /// <summary>The counters a case compares (names starting with these). The Fast Open overflow case leaves its 128
+    /// children open, and the kernel's reader, exiting before the counters are read, closes them: their FINs go after
+    /// the capture but count in the Tcp MIB (OutSegs), so it compares TcpExt alone.</summary>
+    public static string[] ComparedCounters(string name) => name == "tfo-overflow" ? ["TcpExt"] : ["Tcp"];
+
+    /// <summary>The server's routes a case needs beyond the scenario's (ip.batch lines for its eth0).</summary>
+    public static string ServerRoutes(string name) => name == "tcp-redirect" ? "route add 10.88.0.0/24 via 10.77.0.2 dev eth0\n" : "";
+
+    /// <summary>A client behind the gateway 10.77.0.2 (<see cref="ServerRoutes"/>): after the handshake the gateway
+    /// redirects the server to 10.77.0.9 (unresolved) quoting a sequence outside the connection's window (tcp_v4_err:
+    /// OutOfWindowIcmps, ignored), then the next one it would send (between snd_una and snd_nxt: do_redirect →
+    /// __ip_do_redirect, which asks for the new gateway's address, neigh_event_send, while accept_redirects allows).
+    /// Data and the close follow, still by the old gateway.</summary>
+    public static TcpCapture TcpRedirect()
+    {
+        var cap = new TcpCapture();
+        var f = cap.Flow("10.88.0.5", 40040, Server4, 5001);
+        f.SendSyn().SendAck();
+        f.SendIcmpRedirect("10.77.0.2", "10.77.0.9", 100_000, gapMs: 5);
+        f.SendIcmpRedirect("10.77.0.2", "10.77.0.9", 1, gapMs: 5);
+        cap.Pause(20);
+        f.Data(1000);
         return Close(cap, f);
     }
 

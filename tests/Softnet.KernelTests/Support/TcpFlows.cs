@@ -153,7 +153,9 @@ public sealed class TcpFlow
     /// <param name="cookie">Softnet answers with a SYN cookie (its request queue is over the backlog): the ISN is the
     /// cookie (the flow without timestamps only: a cookie's TSval is not modelled here).</param>
     /// <param name="data">Payload bytes in the SYN itself (TCP Fast Open), stream offsets 0 on.</param>
-    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false, int data = 0)
+    /// <param name="fastOpen">A Fast Open option (34) after the others, as a Linux client puts it: this cookie, or
+    /// with an empty one a cookie request; two NOPs pad it to a word.</param>
+    public TcpFlow SendSyn(double gapMs = 1, bool cookie = false, int data = 0, byte[]? fastOpen = null)
     {
         _synNs = _cap.Now;
         int mss = V6 ? 1440 : 1460;
@@ -184,6 +186,11 @@ public sealed class TcpFlow
         byte mh = (byte)(mss >> 8), ml = (byte)mss;
         byte[] opts = _timestamps ? [2, 4, mh, ml, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7] : [2, 4, mh, ml, 1, 1, 4, 2, 1, 3, 3, 7];
         if (_timestamps) BinaryPrimitives.WriteUInt32BigEndian(opts.AsSpan(8), ClientTsBase);
+        if (fastOpen != null)
+        {
+            byte[] tfo = [34, (byte)(2 + fastOpen.Length), .. fastOpen];
+            opts = [.. opts, .. tfo, .. (tfo.Length & 3) == 2 ? new byte[] { 1, 1 } : []];
+        }
         Send(Syn, ClientIsn, 0, 64240, opts, 0, data, gapMs, data > 0 ? $"SYN [0,{data})" : "SYN");
         Sent += data;
         return this;
@@ -275,6 +282,27 @@ public sealed class TcpFlow
         quoted.CopyTo(icmp, 8);
         BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp, Checksum.PseudoHeaderV6(_clientIp, _serverIp, 58, icmp.Length)));
         _cap.Emit(Frames6.Ipv6(Client, Server, 58, icmp), gapMs, $"[{Client}]:{ClientPort} ICMPv6 {type}/{code} about the SYN-ACK");
+        return this;
+    }
+
+    /// <summary>An ICMP host redirect (type 5 code 1) from <paramref name="oldGateway"/>, the hop the server reaches the
+    /// client by, naming <paramref name="newGateway"/>, quoting the server's segment to the client with sequence ISN +
+    /// <paramref name="seqFromIsn"/> (the kernel run moves it into the kernel's sequence space).</summary>
+    public TcpFlow SendIcmpRedirect(string oldGateway, string newGateway, uint seqFromIsn, double gapMs = 1)
+    {
+        if (V6) throw new InvalidOperationException("an ICMP redirect needs an IPv4 flow");
+        var tcp = new byte[8];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, ServerPort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(2), ClientPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp.AsSpan(4), ServerIsn + seqFromIsn);
+        var quoted = Frames.Ipv4(Server, Client, 6, tcp, 64, 0);
+        var icmp = new byte[8 + quoted.Length];
+        icmp[0] = 5;
+        icmp[1] = 1;
+        Frames.Ip4(newGateway).CopyTo(icmp, 4);
+        quoted.CopyTo(icmp, 8);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum.Compute(icmp));
+        _cap.Emit(Frames.Ipv4(oldGateway, Server, 1, icmp, 64, 0), gapMs, $"{oldGateway} ICMP redirect to {newGateway} quoting seq ISN+{seqFromIsn}");
         return this;
     }
 

@@ -327,34 +327,52 @@ def wait_until(deadline):
         if r:
             take()
 
-def rewrite_icmp6(f):
-    # An ICMPv6 error quoting one of the server's segments (IPv6 header, then TCP at 102): its quoted seq moves
-    # into the kernel's sequence space (a quoted SYN-ACK's seq is the capture's server ISN), the checksum redone.
-    if len(f) < 110 or f[12:14] != b'\x86\xdd' or f[20] != 58 or f[54] >= 128 or f[68] != 6:
-        return f
-    key = (f[86:102], f[104:106], f[70:86], f[102:104])
+def shift_quoted(f, key, at, what):
+    # The quoted server segment's seq (at offset `at`) moved into the kernel's sequence space (a quoted SYN-ACK's seq
+    # is the capture's server ISN), once the flow's SYN-ACK is seen; None when the flow is unknown or never answered.
     st = flows.get(key)
     if st is None:
-        return f
+        return None
     deadline = time.monotonic() + 0.5
     while st['kisn'] is None and time.monotonic() < deadline:
         wait_until(min(deadline, time.monotonic() + 0.005))
     if st['kisn'] is None:
-        return f
+        return None
     b = bytearray(f)
-    seq = struct.unpack_from('!I', b, 106)[0]
+    seq = struct.unpack_from('!I', b, at)[0]
     new = (seq + st['shift'][0]) & 0xFFFFFFFF if st['shift'] is not None else st['kisn']
-    struct.pack_into('!I', b, 106, new)
+    struct.pack_into('!I', b, at, new)
+    log.append('%s quoting seq %d sent with %d' % (what, seq, new))
+    return b
+
+def rewrite_icmp6(f):
+    # An ICMPv6 error quoting one of the server's segments (IPv6 header, then TCP at 102), the checksum redone.
+    if len(f) < 110 or f[12:14] != b'\x86\xdd' or f[20] != 58 or f[54] >= 128 or f[68] != 6:
+        return f
+    b = shift_quoted(f, (f[86:102], f[104:106], f[70:86], f[102:104]), 106, 'icmpv6')
+    if b is None:
+        return f
     struct.pack_into('!H', b, 56, 0)
     plen = struct.unpack_from('!H', b, 18)[0]
     struct.pack_into('!H', b, 56, csum(bytes(b[22:54]) + struct.pack('!I3xB', plen, 58) + bytes(b[54:54 + plen])))
-    log.append('icmpv6 quoting seq %d sent with %d' % (seq, new))
+    return bytes(b)
+
+def rewrite_icmp4(f):
+    # An ICMP error quoting one of the server's segments (IPv4 headers without options, TCP at 62), the checksum redone.
+    if len(f) < 70 or f[23] != 1 or f[14] != 0x45 or f[34] not in (3, 4, 5, 11, 12) or f[42] != 0x45 or f[51] != 6:
+        return f
+    b = shift_quoted(f, (f[58:62], f[64:66], f[54:58], f[62:64]), 66, 'icmp')
+    if b is None:
+        return f
+    struct.pack_into('!H', b, 36, 0)
+    end = 14 + struct.unpack_from('!H', b, 16)[0]
+    struct.pack_into('!H', b, 36, csum(bytes(b[34:end])))
     return bytes(b)
 
 def rewrite(f):
     t = tcp_at(f)
     if t is None:
-        return rewrite_icmp6(f)
+        return rewrite_icmp4(f) if f[12:14] == b'\x08\x00' else rewrite_icmp6(f)
     src, dst = addrs(f)
     key = (src, f[t:t + 2], dst, f[t + 2:t + 4])
     flags = f[t + 13]

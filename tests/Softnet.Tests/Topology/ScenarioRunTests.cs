@@ -15,61 +15,70 @@ public class ScenarioRunTests
 {
     private const string Eth0 = "02:00:00:00:00:02", Wire0 = "02:00:00:00:00:01", C1 = "02:00:00:00:01:02", Docker0 = "02:42:ac:11:00:01";
 
-    /// <summary>A port whose wire is two lists: frames queued for it to receive, frames it sent.</summary>
-    private sealed class MemoryPort(string name) : ILivePort
+    /// <summary>A port whose wire is lists: frames queued for each of its queues to receive, frames it sent (and on
+    /// which queue).</summary>
+    private sealed class MemoryPort(string name, int queues = 1) : ILivePort
     {
-        private readonly Queue<byte[]> _in = new();
-        private readonly List<byte[]> _taken = [];
-        private LivePortStats _stats;
+        private readonly Queue<byte[]>[] _in = [.. Enumerable.Range(0, queues).Select(_ => new Queue<byte[]>())];
+        private readonly List<byte[]>[] _taken = [.. Enumerable.Range(0, queues).Select(_ => new List<byte[]>())];
+        private long _rx, _tx;
         public List<byte[]> Sent { get; } = [];
+        public List<int> SentOnQueue { get; } = [];
         public bool Disposed { get; private set; }
         public Action? OnSend;
 
-        public void Feed(byte[] frame)
+        public void Feed(byte[] frame, int queue = 0)
         {
-            lock (_in) _in.Enqueue(frame);
+            lock (_in[queue]) _in[queue].Enqueue(frame);
         }
 
         public LivePortKind Kind => LivePortKind.Packet;
         public string Interface => name;
         public int Ifindex => 7;
-        public int Queues => 1;
+        public int Queues => queues;
         public bool LinkUp { get; set; } = true;
 
         public int Receive(int queue, Span<LiveFrame> batch)
         {
             int n = 0;
-            lock (_in)
-                while (n < batch.Length && _in.TryDequeue(out var f))
+            var q = _in[queue];
+            lock (q)
+                while (n < batch.Length && q.TryDequeue(out var f))
                 {
-                    batch[n++] = new LiveFrame(_taken.Count, f.Length, 0);
-                    _taken.Add(f);
-                    _stats.RxPackets++;
+                    batch[n++] = new LiveFrame(_taken[queue].Count, f.Length, 0);
+                    _taken[queue].Add(f);
+                    Interlocked.Increment(ref _rx);
                 }
             return n;
         }
 
-        public ReadOnlySpan<byte> Bytes(int queue, in LiveFrame frame) => _taken[(int)frame.Offset];
-        public void Release(int queue) => _taken.Clear();
+        public ReadOnlySpan<byte> Bytes(int queue, in LiveFrame frame) => _taken[queue][(int)frame.Offset];
+        public void Release(int queue) => _taken[queue].Clear();
 
         public IReadOnlyList<int> ReadinessFds => [];
 
         public bool WaitReceive(int timeoutMs)
         {
             Thread.Sleep(1);
-            lock (_in) return _in.Count > 0;
+            foreach (var q in _in)
+                lock (q) if (q.Count > 0) return true;
+            return false;
         }
 
         public bool Transmit(int queue, ReadOnlySpan<byte> frame)
         {
-            Sent.Add(frame.ToArray());
-            _stats.TxPackets++;
+            lock (Sent)
+            {
+                Sent.Add(frame.ToArray());
+                SentOnQueue.Add(queue);
+            }
+            Interlocked.Increment(ref _tx);
             OnSend?.Invoke();
             return true;
         }
 
         public void FlushTransmit(int queue) { }
-        public LivePortStats ReadStats() => _stats;
+        public LivePortStats ReadStats() => new() { RxPackets = Interlocked.Read(ref _rx), TxPackets = Interlocked.Read(ref _tx) };
         public void Dispose() => Disposed = true;
     }
 
@@ -183,6 +192,70 @@ public class ScenarioRunTests
         var t = ip.AsSpan(20);
         t[16] = t[17] = 0;
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(t[16..], Softnet.Packets.Checksum.Compute(t, Softnet.Packets.Checksum.PseudoHeaderV4(ip.AsSpan(12, 4), ip.AsSpan(16, 4), 6, t.Length)));
+    }
+
+    /// <summary>`--queues 2 --cpus 0,1`: two workers, each reading its own queue of both ports with its own NIC queue,
+    /// NAPI and GRO, sharing the scenario's stack (conntrack, NAT, the rules) under its lock; each sends on its own TX
+    /// queue. Every SYN crosses the DNAT once, whichever worker took it, and the report adds both workers up.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Two_workers_share_the_scenario_and_each_use_their_own_queues(bool gro)
+    {
+        const int flows = 400;
+        var outside = new MemoryPort("sn-out", queues: 2);
+        var container = new MemoryPort("sn-c1", queues: 2);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        container.OnSend = () =>
+        {
+            lock (container.Sent) if (container.Sent.Count == flows) stop.Cancel();
+        };
+        for (int i = 0; i < flows; i++)
+            outside.Feed(Eth(Eth0, Wire0, Tcp("192.0.2.100", (ushort)(20000 + i), "192.0.2.1", 8080, 0x02, seq: 1000)), queue: i % 2);
+        var ports = new Dictionary<string, MemoryPort> { ["sn-out"] = outside, ["sn-c1"] = container };
+        var options = new ScenarioRunOptions
+        {
+            Bindings = [LiveBinding.Parse("host:eth0=sn-out@x"), LiveBinding.Parse("host:veth1=sn-c1@x")],
+            PortQueues = 2,
+            Replay = new Softnet.Pipeline.ReplayOptions { Gro = gro ? new Softnet.Gro.GroOptions() : null, Nic = new Softnet.Nic.NicOptions { Queues = 2 }, Cpus = [0, 1] },
+            OpenPort = (_, o) => ports[o.Interface],
+        };
+        using var report = ScenarioRun.Run(TopologyTestData.PathOf("docker"), options, null, stop.Token);
+
+        Assert.Equal(flows, container.Sent.Count);
+        Assert.All(container.Sent, syn => Assert.Equal(A("172.17.0.2"), Dst(syn)));
+        Assert.Equal(Enumerable.Range(20000, flows), container.Sent.Select(f => (int)SrcPort(f)).Order());
+        Assert.Equal([0, 1], container.SentOnQueue.Distinct().Order());
+        Assert.Equal(flows, report.Scenario.Namespace("host")!.Netfilter.Conntrack.Count);
+        Assert.Equal(flows, report.Replay.PacketsIn);
+        Assert.True(report.Replay.Conserved);
+        var workers = report.Replay.Sections.OfType<LiveWorkersSection>().Single().Rows;
+        Assert.Equal([(0, 0, flows / 2L), (1, 1, flows / 2L)], workers.Select(w => (w.Worker, w.Cpu, w.RxPackets)));
+        Assert.Equal(["0:0,1:0", "0:1,1:1"], workers.Select(w => w.PortQueues));
+        var buffer = new MemoryStream();
+        report.Replay.WriteJson(buffer);
+        using var json = System.Text.Json.JsonDocument.Parse(buffer.ToArray());
+        var nic = json.RootElement.GetProperty("nic").GetProperty("queues");
+        Assert.Equal([0, 1], nic.EnumerateArray().Select(q => q.GetProperty("queue").GetInt32()));
+        Assert.All(nic.EnumerateArray(), q => Assert.Equal(flows / 2, q.GetProperty("rx_packets").GetInt64()));
+        Assert.Contains("rx_queue_1_packets: " + flows / 2, json.RootElement.GetProperty("nic").GetProperty("ethtool_s").GetString());
+        Assert.Equal([0, 1], json.RootElement.GetProperty("softnet").EnumerateArray().Select(c => c.GetProperty("cpu").GetInt32()));
+        var dnat = report.Scenario.Namespace("host")!.Netfilter.Tables.Single(t => t.Name == "nat").Chains.Single(c => c.Name == "DOCKER").Rules[1];
+        Assert.Equal(flows, dnat.Packets);
+    }
+
+    [Fact]
+    public void Tracing_needs_a_single_worker()
+    {
+        var options = new ScenarioRunOptions
+        {
+            Bindings = [LiveBinding.Parse("host:eth0=sn-out@x")],
+            PortQueues = 2,
+            Replay = new Softnet.Pipeline.ReplayOptions { Gro = null, Cpus = [0, 1], Tracer = new Softnet.Telemetry.PacketTracer("tcp") },
+            OpenPort = (_, o) => new MemoryPort(o.Interface, 2),
+        };
+        var e = Assert.Throws<ArgumentException>(() => ScenarioRun.Run(TopologyTestData.PathOf("docker"), options, null, CancellationToken.None));
+        Assert.Contains("--trace follows packets through one worker", e.Message);
     }
 
     [Fact]
