@@ -47,6 +47,9 @@ public sealed class Ipv6BringUpKernelTests
         // Forwarding with accept_ra 1: no solicitation.
         { "forwarding-accept-ra-1", "net.ipv6.conf.all.accept_dad = 0\nnet.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.eth0.accept_dad = 0\n" +
             "net.ipv6.conf.eth0.forwarding = 1\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 600 },
+        // enhanced_dad off on conf.all and the device: the probe without its nonce option.
+        { "no-nonce", "net.ipv6.conf.all.enhanced_dad = 0\nnet.ipv6.conf.eth0.enhanced_dad = 0\nnet.ipv6.conf.eth0.router_solicitation_delay = 0\n" +
+            "net.ipv6.conf.eth0.router_solicitations = 0\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n", "", 1500 },
         // A nodad address: no probe for it, the link-local's only; reports for both groups, one solicitation.
         { "nodad-address", "net.ipv6.conf.eth0.router_solicitation_delay = 0\nnet.ipv6.conf.eth0.mldv2_unsolicited_report_interval = 100\n",
             "2001:db8:1::1/64 nodad", 2000 },
