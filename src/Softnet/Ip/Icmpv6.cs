@@ -57,7 +57,8 @@ public static class Icmpv6
         var skb = stack.NewFrame(40 + 8 + quoted);
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.Icmp6OutErrors]++; return; }
         var p = skb.LinearData;
-        Ipv6View.Write(p, 8 + quoted, IpProtocols.Icmpv6, (byte)ns.HopLimit6(back.Device), Span(saddr, stackalloc byte[16]), pkt[8..24]);
+        Ipv6View.Write(p, 8 + quoted, IpProtocols.Icmpv6, (byte)ns.HopLimit6(back.Device), Span(saddr, stackalloc byte[16]), pkt[8..24],
+            flowLabel: Ipv6FlowLabel.Make(ns, saddr, osrc, IpProtocols.Icmpv6, Ipv6FlowLabel.IcmpPorts(type, code)));
         var m = p[40..];
         m[0] = type;
         m[1] = code;
@@ -270,7 +271,12 @@ public static class Icmpv6
         var back = Ipv6.IsLinkLocal(src) ? null : ns.Routing6.Lookup(src);
         var outDev = Ipv6.IsLinkLocal(src) ? dev : back?.Device;
         if (!GlobalAllow(stack, ns, Icmpv6View.EchoReply, out bool applyRateLimit)) return;
-        if (outDev == null || (back != null && back.Type is not (RouteKind.Unicast or RouteKind.Local))) return;
+        if (outDev == null || (back != null && back.Type is not (RouteKind.Unicast or RouteKind.Local)))
+        {
+            // ip6_dst_lookup_tail: no route at all (ip6_null_entry, ENETUNREACH) is OutNoRoutes.
+            if (back == null) ns.Mib[SnmpCounter.Ip6OutNoRoutes]++;
+            return;
+        }
         if (applyRateLimit && !Allow(stack, ns, back ?? ns.Routing6.Lookup(src), src, true)) return;
         if (saddr == 0) saddr = ns.SelectAddress6(outDev, src);
         if (saddr == 0) return;
@@ -278,7 +284,8 @@ public static class Icmpv6
         if (skb == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); ns.Mib[SnmpCounter.Icmp6OutErrors]++; return; }
         var p = skb.LinearData;
         byte tclass = (byte)(BinaryPrimitives.ReadUInt16BigEndian(pkt) >> 4);
-        Ipv6View.Write(p, message.Length, IpProtocols.Icmpv6, (byte)ns.HopLimit6(outDev), Span(saddr, stackalloc byte[16]), pkt[8..24], tclass);
+        Ipv6View.Write(p, message.Length, IpProtocols.Icmpv6, (byte)ns.HopLimit6(outDev), Span(saddr, stackalloc byte[16]), pkt[8..24], tclass,
+            Ipv6FlowLabel.Make(ns, saddr, src, IpProtocols.Icmpv6, Ipv6FlowLabel.IcmpPorts(Icmpv6View.EchoReply, 0)));
         message.CopyTo(p[40..]);
         p[40] = Icmpv6View.EchoReply;
         p[41] = 0;

@@ -63,6 +63,9 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
     public NamespaceCounters Counters { get; } = new();
     /// <summary>The namespace's SNMP MIB (net->mib): what nstat reads.</summary>
     public Telemetry.SnmpMib Mib { get; } = new();
+
+    /// <summary>auto_flowlabels and flowlabel_state_ranges as numbers (<see cref="Ip.Ipv6FlowLabel"/>).</summary>
+    internal Ip.Ipv6FlowLabel.Conf FlowLabelConf;
     /// <summary>The key of TCP's initial sequence numbers and timestamp offsets (net_secret; the kernel's is random
     /// per boot, a scenario's fixed so replays repeat).</summary>
     public ulong TcpSecret { get; set; }
@@ -160,6 +163,19 @@ public sealed class Namespace : INetfilterHost, Netfilter.IIp6NetfilterHost
         if (_v6Initial.Contains(k)) return initial;
         return SysctlInt("net.ipv6.conf.default." + name, initial);
     }
+
+    /// <summary>An IPv6 per-device key (idev->cnf.NAME) as the device holds it; see <see cref="Sysctl6Dev"/>. Not cached:
+    /// for addrconf's bring-up, not the per-packet path.</summary>
+    public int Conf6(Device dev, string name, int initial)
+    {
+        string k = $"net.ipv6.conf.{dev.Name}.{name}";
+        if (Sysctls.TryGetValue(k, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) return i;
+        if (_v6Initial.Contains(k)) return initial;
+        return SysctlInt("net.ipv6.conf.default." + name, initial);
+    }
+
+    /// <summary>A namespace-wide integer sysctl, <paramref name="dflt"/> when unset or not an integer.</summary>
+    public int SysctlValue(string key, int dflt) => SysctlInt(key, dflt);
 
     /// <summary>net.ipv4.ip_forward (which sets conf.all.forwarding) or the device's own forwarding.</summary>
     public bool Forwarding(Device dev)

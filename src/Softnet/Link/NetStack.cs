@@ -118,7 +118,9 @@ public sealed class NetStack
         for (int guard = 0; guard < 1_000_000; guard++)
         {
             long t = Math.Min(NeighTimerDue, Math.Min(DefragTimerDue, Defrag6TimerDue));
+            if (Addrconf6 is { } ac) t = Math.Min(t, ac.Due);
             if (t > nowNs) break;
+            Addrconf6?.Run(this, t);
             NeighTimers.Run(this, t);
             Ip.Ipv4Defrag.RunTimers(this, t);
             Ip.Ipv6Defrag.RunTimers(this, t);
@@ -126,6 +128,9 @@ public sealed class NetStack
         if (_tcpTimers.Count > 0) RunTcpTimers(nowNs);
         _now = target;
     }
+
+    /// <summary>IPv6 bring-up (MLD, DAD, router solicitation) once a device was brought up through it, else null.</summary>
+    public Ip.Ipv6Addrconf? Addrconf6 { get; internal set; }
 
     /// <summary>The earliest neighbour timer (long.MaxValue: none armed); the timer scan runs only once it is due.</summary>
     internal long NeighTimerDue = long.MaxValue;

@@ -11,12 +11,12 @@ namespace Softnet.Neigh;
 /// <summary>
 /// IPv6 neighbour discovery (net/ipv6/ndisc.c): ndisc_rcv answers neighbour solicitations for our addresses and
 /// learns from solicitations and advertisements; ndisc_solicit asks for an unresolved next hop (the packets wait in
-/// the entry's queue as they do for ARP); ip6_link_failure answers what could not be resolved. Router discovery and
-/// redirects are not modelled (received ones are consumed).
+/// the entry's queue as they do for ARP); ip6_link_failure answers what could not be resolved. Router advertisements
+/// are <see cref="NdiscRouter"/>'s; received redirects are consumed.
 /// </summary>
 public static class Ndisc
 {
-    private const byte OptSourceLl = 1, OptTargetLl = 2;
+    internal const byte OptSourceLl = 1, OptTargetLl = 2;
 
     /// <summary>neigh_output / neigh_resolve_output on nd_tbl: the Ethernet header from a valid entry, else resolution
     /// with the packet queued. Returns the transmit result, or <see cref="Ipv4Output.Queued"/>.</summary>
@@ -137,7 +137,7 @@ public static class Ndisc
     }
 
     /// <summary>ip6_nd_hdr and the nd_msg: hop limit 255, traffic class and flow label 0.</summary>
-    private static Span<byte> Write(Skb skb, UInt128 saddr, UInt128 daddr, byte type, uint word, UInt128 target)
+    internal static Span<byte> Write(Skb skb, UInt128 saddr, UInt128 daddr, byte type, uint word, UInt128 target)
     {
         var p = skb.LinearData;
         Span<byte> s = stackalloc byte[16], d = stackalloc byte[16];
@@ -154,7 +154,7 @@ public static class Ndisc
         return m;
     }
 
-    private static void WriteLlOption(Span<byte> o, byte type, ReadOnlySpan<byte> mac)
+    internal static void WriteLlOption(Span<byte> o, byte type, ReadOnlySpan<byte> mac)
     {
         o[0] = type;
         o[1] = 1;
@@ -163,7 +163,7 @@ public static class Ndisc
 
     /// <summary>ndisc_send_skb: OutRequests, LOCAL_OUT, out <paramref name="dev"/> to <paramref name="daddr"/> directly
     /// (icmp6_dst_alloc), then Icmp6OutMsgs and the type's counter.</summary>
-    private static void SendSkb(NetStack stack, Device dev, Skb skb, byte type, UInt128 daddr)
+    internal static void SendSkb(NetStack stack, Device dev, Skb skb, byte type, UInt128 daddr)
     {
         var ns = dev.Namespace;
         ns.Mib[SnmpCounter.Ip6OutRequests]++;
@@ -229,6 +229,7 @@ public static class Ndisc
             Icmpv6View.NeighborSolicitation => ReceiveNs(stack, dev, skb, pkt, msg),
             Icmpv6View.NeighborAdvertisement => ReceiveNa(stack, dev, skb, pkt, msg),
             Icmpv6View.RouterSolicitation => ReceiveRs(stack, dev, pkt, msg),
+            NdiscRouter.RouterAdvertisement => NdiscRouter.Receive(stack, dev, pkt, msg),
             _ => DropReason.None,
         };
         if (why != DropReason.None) Transport.InetProtocol.DropDelivered(ns, skb, why);
@@ -237,7 +238,7 @@ public static class Ndisc
 
     /// <summary>ndisc_parse_options: every option of non-zero length within the message; the first link-layer option of
     /// <paramref name="want"/> must be 8 bytes (Ethernet). False when the options are invalid.</summary>
-    private static bool ParseOptions(ReadOnlySpan<byte> opts, byte want, out ReadOnlySpan<byte> lladdr)
+    internal static bool ParseOptions(ReadOnlySpan<byte> opts, byte want, out ReadOnlySpan<byte> lladdr)
     {
         lladdr = default;
         bool found = false;
@@ -313,16 +314,23 @@ public static class Ndisc
         if (saddr == 0) return DropReason.None;
         if (!ParseOptions(msg[8..], OptSourceLl, out var lladdr)) return DropReason.NdiscInvalid;
         if (lladdr.IsEmpty) return DropReason.None;
+        LearnStale(stack, dev, saddr, lladdr);
+        return DropReason.None;
+    }
+
+    /// <summary>__neigh_lookup(creat) then ndisc_update to STALE, overriding: what a router solicitation or
+    /// advertisement teaches about its sender.</summary>
+    internal static void LearnStale(NetStack stack, Device dev, UInt128 addr, ReadOnlySpan<byte> lladdr)
+    {
         Span<byte> mac = stackalloc byte[6];
         lladdr.CopyTo(mac);
-        var n = ns.Neighbours.Find6(dev, saddr);
+        var n = dev.Namespace.Neighbours.Find6(dev, addr);
         if (n == null)
         {
-            n = ns.Neighbours.Create6(dev, saddr, NudState.Failed);
-            n.Probes = -1;
+            n = dev.Namespace.Neighbours.Create6(dev, addr, NudState.Failed);
+            n.Probes = -1; // NUD_NONE: not yet resolving
         }
         Update(stack, n, mac, NudState.Stale, over: true, weak: true);
-        return DropReason.None;
     }
 
     /// <summary>ndisc_recv_na: only an existing, not FAILED entry learns (accept_untracked_na 0).</summary>

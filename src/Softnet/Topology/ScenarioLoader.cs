@@ -803,8 +803,8 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_icmpv6_timeout" or "net.netfilter.nf_conntrack_generic_timeout"
                 or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh":
                 return true;
-            // Softnet's own datagrams carry flow label 0, as the kernel's do with auto_flowlabels 0.
-            case "net.ipv6.auto_flowlabels": return false;
+            // ip6_make_flowlabel on what Softnet builds (Ipv6FlowLabel).
+            case "net.ipv6.auto_flowlabels" or "net.ipv6.flowlabel_state_ranges": return true;
             // The server side with or without cookies (TcpFastOpen; the client bits have no active opens to act on), the
             // cookies keyed by tcp_fastopen_key.
             case "net.ipv4.tcp_fastopen" or "net.ipv4.tcp_fastopen_key": return true;
@@ -832,7 +832,8 @@ public static class ScenarioLoader
             if (parts[1] == "ipv4") return what is "forwarding" or "rp_filter" or "accept_source_route" or "accept_local"
                 or "send_redirects" or "shared_media" or "log_martians" or "arp_ignore" or "arp_announce" or "accept_redirects"
                 or "secure_redirects";
-            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu";
+            if (parts[1] == "ipv6") return what is "disable_ipv6" or "forwarding" or "hop_limit" or "addr_gen_mode" || what == "mtu"
+                || Ip.Ipv6Addrconf.Honours(what);
         }
         return false;
     }

@@ -186,7 +186,8 @@ public static class Tcp6Receive
         if (r == null) { ns.Counters.Drops.Add(DropReason.SkbAllocFailed); return; }
         var p = r.LinearData;
         byte tclass = (byte)((BinaryPrimitives.ReadUInt16BigEndian(pkt) >> 4) & ~0x03);
-        Ipv6View.Write(p, 20, IpProtocols.Tcp, (byte)ns.HopLimit6(outDev), pkt[24..40], pkt[8..24], tclass);
+        Ipv6View.Write(p, 20, IpProtocols.Tcp, (byte)ns.HopLimit6(outDev), pkt[24..40], pkt[8..24], tclass,
+            Ipv6FlowLabel.Make(ns, daddr, saddr, IpProtocols.Tcp, (uint)BinaryPrimitives.ReadUInt16BigEndian(th[2..]) << 16 | BinaryPrimitives.ReadUInt16BigEndian(th)));
         var t = p[40..];
         t.Clear();
         th[..2].CopyTo(t[2..]);

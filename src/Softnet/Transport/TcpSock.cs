@@ -1467,9 +1467,9 @@ public sealed class TcpSock : Sock
     /// route's first hop) and the fixed TCP header of a segment this connection sends, sized by <paramref name="p"/>
     /// (the options follow at offset 20 of the returned TCP header).</summary>
     /// <remarks>IPv6 (ip6_xmit from inet6_csk_xmit or tcp_v6_send_synack): traffic class <paramref name="tclass"/>
-    /// (np->tclass, 0, for the socket's own segments), flow label 0 (np->flow_label unset, no flowlabel_reflect, and
-    /// net.ipv6.auto_flowlabels 0 as the scenarios set it; the default 1 would hash the flow with a per-boot key), the
-    /// hop limit of the route's device (ip6_dst_hoplimit).</remarks>
+    /// (np->tclass, 0, for the socket's own segments), the automatic flow label (np->flow_label unset, no
+    /// flowlabel_reflect: ip6_make_flowlabel, 0 with net.ipv6.auto_flowlabels 0 as the scenarios set it), the hop limit
+    /// of the route's device (ip6_dst_hoplimit).</remarks>
     internal Span<byte> WriteHeaders(Span<byte> p, ushort ipId, uint seq, byte flags, ushort window, long nowNs, byte tclass = 0)
     {
         if (V6)
@@ -1478,7 +1478,8 @@ public sealed class TcpSock : Sock
             BinaryPrimitives.WriteUInt128BigEndian(a, LocalAddr6);
             BinaryPrimitives.WriteUInt128BigEndian(a[16..], RemoteAddr6);
             int hop = OutDev6 != null ? Namespace.HopLimit6(OutDev6) : 64;
-            Ipv6View.Write(p, p.Length - 40, IpProtocols.Tcp, (byte)hop, a[..16], a[16..], tclass);
+            Ipv6View.Write(p, p.Length - 40, IpProtocols.Tcp, (byte)hop, a[..16], a[16..], tclass,
+                Ip.Ipv6FlowLabel.Make(Namespace, LocalAddr6, RemoteAddr6, IpProtocols.Tcp, (uint)LocalPort << 16 | RemotePort));
         }
         else
             PacketFactory.Ipv4HeaderWithOptions(p, 0, p.Length, ipId, true, (byte)Namespace.DefaultTtl, IpProtocols.Tcp, LocalAddr,

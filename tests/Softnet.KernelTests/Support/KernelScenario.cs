@@ -67,8 +67,11 @@ namespace Softnet.KernelTests.Support;
 //   and, without accept_dad=0 on the device, DAD probes; the harness waits Ipv6SettleMs before the first frame and
 //   then takes an nstat baseline, so nstat.txt holds what the run moved. `ip -batch` takes no options: a `-6 ...`
 //   line of ip.batch runs as its own `ip -n NS -6 ...`. Flow labels of what the kernel builds are random unless
-//   net.ipv6.auto_flowlabels = 0. A non-forwarding namespace with IPv6 on sends router solicitations at link up and
-//   again 4 s later (and on, backing off) unless router_solicitations = 0. Neighbour timers due in the same timer-wheel
+//   net.ipv6.auto_flowlabels = 0 (FlowLabelKernelTests compares them by shape: ScenarioCompareOptions.CanonicalFlowLabels).
+//   A non-forwarding namespace with IPv6 on sends router solicitations at link up and
+//   again 4 s later (and on, backing off) unless router_solicitations = 0. Softnet models that bring-up
+//   (Ip/Ipv6Addrconf, compared by Ipv6BringUpKernelTests) but a replay starts from the settled state, as this harness
+//   starts after Ipv6SettleMs; a solicitation due later in the run would be the kernel's alone. Neighbour timers due in the same timer-wheel
 //   tick (~32 ms at HZ 250 for 1 s timers) fire in either order: a capture keeps unresolved next hops on one link
 //   apart in time.
 // * Counting facts seen on 6.18 with this harness: br_netfilter's br_validate_ipv4 leaves IpInReceives alone (a frame

@@ -21,6 +21,11 @@ public sealed record ScenarioCompareOptions
     /// <summary>nstat.txt: counters whose name starts with one of these are left out even when
     /// <see cref="NstatCompared"/> takes them.</summary>
     public IReadOnlyList<string> NstatIgnored { get; init; } = NstatScope.NotYet;
+
+    /// <summary>IPv6 flow labels compared by shape only (net.ipv6.auto_flowlabels on: the kernel hashes each flow with a
+    /// per-boot key): in each pcap a nonzero label becomes 1, 2, ... in order of first use, so zero or not and which
+    /// frames share a label are compared.</summary>
+    public bool CanonicalFlowLabels { get; init; }
 }
 
 /// <summary>
@@ -83,7 +88,11 @@ public static class ScenarioCompare
             var pcaps = Pcaps(e).Union(Pcaps(a)).Order();
             foreach (var p in pcaps)
                 if (!options.IgnoreFiles.Contains($"{ns}/{p}"))
-                    diffs.AddRange(ComparePcap($"{ns}/{p}", ReadFrames(Path.Combine(e, p)), ReadFrames(Path.Combine(a, p))));
+                {
+                    List<byte[]> ef = ReadFrames(Path.Combine(e, p)), af = ReadFrames(Path.Combine(a, p));
+                    if (options.CanonicalFlowLabels) { CanonicalFlowLabels(ef); CanonicalFlowLabels(af); }
+                    diffs.AddRange(ComparePcap($"{ns}/{p}", ef, af));
+                }
         }
         return diffs;
     }
@@ -331,6 +340,21 @@ public static class ScenarioCompare
     }
 
     // ---- pcaps
+
+    /// <summary>Each IPv6 frame's nonzero flow label replaced by its rank of first use in <paramref name="frames"/>;
+    /// no checksum covers the label.</summary>
+    public static void CanonicalFlowLabels(List<byte[]> frames)
+    {
+        var seen = new Dictionary<uint, uint>();
+        foreach (var f in frames)
+        {
+            if (f.Length < 14 + 40 || BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(12)) != 0x86DD) continue;
+            uint word = BinaryPrimitives.ReadUInt32BigEndian(f.AsSpan(14)), label = word & 0xFFFFF;
+            if (label == 0) continue;
+            if (!seen.TryGetValue(label, out uint rank)) seen[label] = rank = (uint)seen.Count + 1;
+            BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan(14), word & 0xFFF0_0000 | rank);
+        }
+    }
 
     /// <summary>The frames of a pcap/pcapng file (empty when it does not exist).</summary>
     public static List<byte[]> ReadFrames(string path)

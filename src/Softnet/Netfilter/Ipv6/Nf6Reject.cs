@@ -86,7 +86,12 @@ public static class Nf6Reject
         var odst = Ip6Addr.Read(o.Destination);
         UInt128 saddr = odst;
         if (!host.IsLocal(odst) && !host.TrySelectSource(routeBackDevice, osrc, out saddr)) return 0;
-        return WriteUnreach(dst, orig, Xtables.Reject6Target.Code(with), saddr);
+        byte code = Xtables.Reject6Target.Code(with);
+        int n = WriteUnreach(dst, orig, code, saddr);
+        // nf_send_unreach6 sends through icmpv6_send: the namespace's automatic flow label.
+        if (n > 0 && host is Link.Namespace ns)
+            Ip.Ipv6FlowLabel.Write(dst, Ip.Ipv6FlowLabel.Make(ns, saddr, osrc, IpProtocols.Icmpv6, Ip.Ipv6FlowLabel.IcmpPorts(Icmpv6View.DestinationUnreachable, code)));
+        return n;
     }
 
     /// <summary>
