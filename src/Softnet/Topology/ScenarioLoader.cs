@@ -801,8 +801,11 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_checksum" or "net.netfilter.nf_conntrack_tcp_max_retrans" or "net.netfilter.nf_conntrack_udp_timeout"
                 or "net.netfilter.nf_conntrack_udp_timeout_stream" or "net.netfilter.nf_conntrack_icmp_timeout"
                 or "net.netfilter.nf_conntrack_icmpv6_timeout" or "net.netfilter.nf_conntrack_generic_timeout"
-                or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh":
+                or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh"
+                or "net.netfilter.nf_conntrack_acct" or "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst":
                 return true;
+            // nf_log of invalid packets only logs (nothing a replay shows): honoured by doing nothing, as log_martians.
+            case "net.netfilter.nf_conntrack_log_invalid": return true;
             // ip6_make_flowlabel on what Softnet builds (Ipv6FlowLabel).
             case "net.ipv6.auto_flowlabels" or "net.ipv6.flowlabel_state_ranges": return true;
             // The server side with or without cookies (TcpFastOpen; the client bits have no active opens to act on), the
@@ -853,6 +856,7 @@ public static class ScenarioLoader
             TcpBeLiberal = S("tcp_be_liberal", 0) != 0,
             Checksum = S("checksum", 1) != 0,
             TcpMaxRetrans = (int)S("tcp_max_retrans", d.TcpMaxRetrans),
+            TcpIgnoreInvalidRst = S("tcp_ignore_invalid_rst", 0) != 0,
             UdpTimeout = TimeSpan.FromSeconds(S("udp_timeout", (long)d.UdpTimeout.TotalSeconds)),
             UdpStreamTimeout = TimeSpan.FromSeconds(S("udp_timeout_stream", (long)d.UdpStreamTimeout.TotalSeconds)),
             IcmpTimeout = TimeSpan.FromSeconds(S("icmp_timeout", (long)d.IcmpTimeout.TotalSeconds)),
@@ -862,6 +866,8 @@ public static class ScenarioLoader
         };
         ns.Netfilter.UseConntrack(o);
         ns.Netfilter6?.UseConntrack(o);
+        // nf_conntrack_acct: every new entry counts packets and bytes (as connbytes turns it on for its own).
+        if (S("acct", 0) != 0) ns.Netfilter.Conntrack.Accounting = true;
     }
 
     // ---------------- ip6tables.save ----------------

@@ -39,6 +39,10 @@ public sealed class SysctlBehaviourKernelTests
             "link set eth1 address 02:00:0a:0a:00:02\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
             $"neigh add 10.9.0.10 lladdr {WireMac0} dev eth0 nud permanent\n");
         Write(scn, "ns/r/sockets", "udp 10.9.0.2:7000\n");
+        // Conntrack's keys need a table that tracks: r's INPUT asks for the state of everything it accepts.
+        if (sysctls.Contains("nf_conntrack", StringComparison.Ordinal))
+            Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+                "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n");
     }
 
     private static ScenarioCapture Traffic()
@@ -71,6 +75,9 @@ public sealed class SysctlBehaviourKernelTests
         { "msgs-per-sec-0", "net.ipv4.icmp_msgs_per_sec = 0\n" },
         // A ratemask naming echo replies puts them in front of the bucket too: the echo's reply takes the refill.
         { "msgs-ratemask-echo", "net.ipv4.icmp_ratemask = 6169\nnet.ipv4.icmp_msgs_per_sec = 1\nnet.ipv4.icmp_msgs_burst = 0\n" },
+        // Conntrack accounting: `conntrack -L` shows packets= bytes= on both directions of every entry.
+        { "conntrack-acct", "net.netfilter.nf_conntrack_acct = 1\n" },
+        { "conntrack-no-acct", "net.netfilter.nf_conntrack_acct = 0\n" },
     };
 
     [SkippableTheory]

@@ -72,6 +72,29 @@ public class ConntrackTests
         Assert.Equal(11 * S, conn.ExpiresNs);
     }
 
+    /// <summary>An RST whose sequence is below what the other side already acknowledged is invalid (nf_conntrack_tcp_packet's
+    /// "invalid rst"), unless nf_conntrack_tcp_ignore_invalid_rst lets it through; then, not matching the acknowledged
+    /// sequence exactly, it leaves an established entry established (room for the challenge ACK).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Rst_below_the_acknowledged_sequence_is_invalid_unless_ignored(bool ignore)
+    {
+        var ct = new ConntrackTable(new ConntrackOptions { TcpIgnoreInvalidRst = ignore });
+        var conn = Pass(ct, Tcp(C, 40000, Sv, 80, SYN, seq: 100), 0).Ct!;
+        Pass(ct, Tcp(Sv, 80, C, 40000, SYN | ACK, seq: 5000, ack: 101), 0);
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5001), 0);
+        Pass(ct, Tcp(Sv, 80, C, 40000, ACK | PSH, seq: 5001, ack: 101, payload: 100), 0);
+        Pass(ct, Tcp(C, 40000, Sv, 80, ACK, seq: 101, ack: 5101), 0);
+        long invalid = ct.Stats.Invalid;
+        Pass(ct, Tcp(Sv, 80, C, 40000, RST | ACK, seq: 5001, ack: 101), S);
+        Assert.Equal(TcpCtState.Established, conn.TcpState);
+        Assert.Equal(ignore ? invalid : invalid + 1, ct.Stats.Invalid);
+        // The RST at exactly the acknowledged sequence closes it either way.
+        Pass(ct, Tcp(Sv, 80, C, 40000, RST | ACK, seq: 5101, ack: 101), 2 * S);
+        Assert.Equal(TcpCtState.Close, conn.TcpState);
+    }
+
     [Fact]
     public void Rst_as_only_answer_kills_the_entry()
     {

@@ -289,6 +289,10 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.ipv6.flowlabel_state_ranges", "1", true)]
     [InlineData("net.ipv4.tcp_fin_timeout", "30", false)]
     [InlineData("net.bridge.bridge-nf-call-ip6tables", "1", true)]
+    [InlineData("net.netfilter.nf_conntrack_acct", "1", true)]
+    [InlineData("net.netfilter.nf_conntrack_tcp_ignore_invalid_rst", "1", true)]
+    [InlineData("net.netfilter.nf_conntrack_log_invalid", "6", true)]
+    [InlineData("net.netfilter.nf_conntrack_events", "0", false)]
     [InlineData("net.bridge.bridge-nf-call-arptables", "1", true)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
         => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
