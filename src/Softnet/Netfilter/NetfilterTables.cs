@@ -146,9 +146,9 @@ public sealed partial class NetfilterTables
     /// <summary>Replaces the conntrack table (e.g. to set nf_conntrack_max).</summary>
     public void UseConntrack(ConntrackOptions options)
     {
-        bool acct = Conntrack.Accounting;
+        bool acct = Conntrack.Accounting, tstamp = Conntrack.Timestamps;
         Conntrack.Release();
-        Conntrack = new ConntrackTable(options) { Accounting = acct };
+        Conntrack = new ConntrackTable(options) { Accounting = acct, Timestamps = tstamp };
         Nat = new NatEngine(Conntrack, NextRandom);
         // IPv6 conntrack reads its sysctls from the table above: its entries stay.
     }

@@ -802,10 +802,14 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_udp_timeout_stream" or "net.netfilter.nf_conntrack_icmp_timeout"
                 or "net.netfilter.nf_conntrack_icmpv6_timeout" or "net.netfilter.nf_conntrack_generic_timeout"
                 or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh"
-                or "net.netfilter.nf_conntrack_acct" or "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst":
+                or "net.netfilter.nf_conntrack_acct" or "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst" or "net.netfilter.nf_conntrack_timestamp":
                 return true;
             // nf_log of invalid packets only logs (nothing a replay shows): honoured by doing nothing, as log_martians.
-            case "net.netfilter.nf_conntrack_log_invalid": return true;
+            // Events go to ctnetlink listeners (`conntrack -E`), which a replay has none of; expect_max bounds
+            // expectations, which only conntrack helpers create and Softnet runs none (see Helper.cs): each is honoured
+            // by doing nothing, as a kernel without those listeners or helpers does.
+            case "net.netfilter.nf_conntrack_log_invalid" or "net.netfilter.nf_conntrack_events" or "net.netfilter.nf_conntrack_expect_max":
+                return true;
             // ip6_make_flowlabel on what Softnet builds (Ipv6FlowLabel).
             case "net.ipv6.auto_flowlabels" or "net.ipv6.flowlabel_state_ranges": return true;
             // The server side with or without cookies (TcpFastOpen; the client bits have no active opens to act on), the
@@ -868,6 +872,8 @@ public static class ScenarioLoader
         ns.Netfilter6?.UseConntrack(o);
         // nf_conntrack_acct: every new entry counts packets and bytes (as connbytes turns it on for its own).
         if (S("acct", 0) != 0) ns.Netfilter.Conntrack.Accounting = true;
+        // nf_conntrack_timestamp: every new entry records its start (`conntrack -L`'s delta-time=).
+        ns.Netfilter.Conntrack.Timestamps = S("timestamp", 0) != 0;
     }
 
     // ---------------- ip6tables.save ----------------

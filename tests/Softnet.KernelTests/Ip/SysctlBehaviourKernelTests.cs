@@ -78,6 +78,8 @@ public sealed class SysctlBehaviourKernelTests
         // Conntrack accounting: `conntrack -L` shows packets= bytes= on both directions of every entry.
         { "conntrack-acct", "net.netfilter.nf_conntrack_acct = 1\n" },
         { "conntrack-no-acct", "net.netfilter.nf_conntrack_acct = 0\n" },
+        // Conntrack timestamps: `conntrack -L` shows each entry's delta-time= (its value, wall-clock seconds, is masked).
+        { "conntrack-timestamp", "net.netfilter.nf_conntrack_timestamp = 1\nnet.netfilter.nf_conntrack_acct = 1\n" },
     };
 
     [SkippableTheory]

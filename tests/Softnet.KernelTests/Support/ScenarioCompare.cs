@@ -295,11 +295,14 @@ public static class ScenarioCompare
 
     // ---- conntrack -L
 
-    /// <summary>A conntrack -L line with the timeout (third column) replaced by "T", use= and the entry id= dropped.</summary>
+    /// <summary>A conntrack -L line with the timeout (third column) replaced by "T" and a timestamped entry's age by
+    /// "delta-time=D" (both count wall-clock seconds since the frames), use= and the entry id= dropped.</summary>
     public static string NormaliseConntrack(string line)
     {
         var t = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).ToList();
         if (t.Count > 2 && t[2].All(char.IsAsciiDigit)) t[2] = "T";
+        for (int i = 0; i < t.Count; i++)
+            if (t[i].StartsWith("delta-time=", StringComparison.Ordinal)) t[i] = "delta-time=D";
         // `id=` before mark=/use= is an ICMP id (part of the tuple); after them it is the entry id of `-o id`.
         int tail = t.FindIndex(x => x.StartsWith("mark=", StringComparison.Ordinal) || x.StartsWith("use=", StringComparison.Ordinal));
         var kept = t.Where((x, i) => !x.StartsWith("use=", StringComparison.Ordinal) && !(tail >= 0 && i > tail && x.StartsWith("id=", StringComparison.Ordinal))).ToList();

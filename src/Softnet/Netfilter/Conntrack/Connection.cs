@@ -156,6 +156,9 @@ public sealed class Connection
     public long PacketsOrig, BytesOrig, PacketsReply, BytesReply;
     /// <summary>The entry has the accounting extension (created while nf_conntrack_acct was on).</summary>
     public bool HasAcct;
+    /// <summary>nf_conn_tstamp's start (the scenario clock, ns) when nf_conntrack_timestamp was on as the entry was
+    /// made; -1 without the extension.</summary>
+    public long TstampStartNs = -1;
     /// <summary>Absolute expiry on the caller's clock (ns).</summary>
     public long ExpiresNs;
     /// <summary>Output device MASQUERADE chose, so the binding can be dropped when the device goes away.</summary>
@@ -204,8 +207,9 @@ public sealed class Connection
     }
 
     /// <summary>Clears the per-connection state for a new entry (what __nf_conntrack_alloc zeroes), tuples aside.</summary>
-    internal void ResetForReuse(bool accounting)
+    internal void ResetForReuse(bool accounting, long tstampStartNs)
     {
+        TstampStartNs = tstampStartNs;
         Status = CtStatus.None;
         Mark = 0;
         ZoneId = 0;
@@ -261,9 +265,18 @@ public sealed class Connection
         sb.Append("mark=").Append(Mark);
         // A zone for both directions is the entry's zone; a one-direction zone is printed with its tuple.
         if (ZoneId != 0 && ZoneDir == 3) sb.Append(" zone=").Append(ZoneId);
+        AppendDeltaTime(sb, nowNs);
         if (Helper != null) sb.Append(" helper=").Append(Helper);
         sb.Append(" use=1");
         return sb.ToString();
+    }
+
+    /// <summary>libnetfilter_conntrack's delta-time of a timestamped entry: whole seconds now less whole seconds at the
+    /// start (each truncated, as it divides both by NSEC_PER_SEC).</summary>
+    internal void AppendDeltaTime(StringBuilder sb, long nowNs)
+    {
+        if (TstampStartNs < 0) return;
+        sb.Append(" delta-time=").Append(Math.Max(0, nowNs / 1_000_000_000L - TstampStartNs / 1_000_000_000L));
     }
 
     public override string ToString() => Format(0);

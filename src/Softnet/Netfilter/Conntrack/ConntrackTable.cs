@@ -53,6 +53,8 @@ public sealed class ConntrackTable
     /// <summary>net.netfilter.nf_conntrack_acct: new entries carry packet/byte counters that `conntrack -L` shows
     /// (-m connbytes turns it on, as its checkentry does).</summary>
     public bool Accounting { get; set; }
+    /// <summary>net.netfilter.nf_conntrack_timestamp: new entries get nf_conn_tstamp (`conntrack -L` prints delta-time=).</summary>
+    public bool Timestamps { get; set; }
     private HashLink[] _buckets;
     // One 16-bit summary per bucket, beside the table rather than in it: bit (hash & 15) is set for every node hashed
     // into the bucket (cleared again as nodes leave). A lookup whose bit is clear knows the tuple is absent without
@@ -357,6 +359,7 @@ public sealed class ConntrackTable
         ct.ZoneDir = 3;
         ct.Helper = null;
         ct.HasAcct = Accounting;
+        ct.TstampStartNs = Timestamps ? nowNs : -1;
         ct.MasqueradeDevice = null;
         ct.TcpState = TcpCtState.None;
         ct.Seen0 = default;

@@ -241,6 +241,7 @@ public sealed class Ip6Conntrack
         if ((ct.Status & CtStatus.Assured) != 0) sb.Append("[ASSURED] ");
         sb.Append("mark=").Append(ct.Mark);
         if (ct.ZoneId != 0 && ct.ZoneDir == 3) sb.Append(" zone=").Append(ct.ZoneId);
+        ct.AppendDeltaTime(sb, nowNs);
         if (ct.Helper != null) sb.Append(" helper=").Append(ct.Helper);
         sb.Append(" use=1");
         return sb.ToString();
@@ -257,7 +258,7 @@ public sealed class Ip6Conntrack
     /// <summary>ICMPv6 types nf_conntrack_icmpv6_error leaves untracked (noct_valid_new: MLD and neighbour discovery).</summary>
     private static bool Untracked(byte type) => type is 130 or 131 or 132 or 133 or 134 or 135 or 136 or 143;
 
-    private Connection? Alloc(in Conn6Tuple orig, in Conn6Tuple reply)
+    private Connection? Alloc(in Conn6Tuple orig, in Conn6Tuple reply, long nowNs)
     {
         if (Options.Max > 0 && _count + _v4.Count >= Options.Max) return null;
         // The table's own slab, not the shared ConnectionCache: IPv6 entries keep their Ip6ConnInfo and never go back
@@ -270,7 +271,7 @@ public sealed class Ip6Conntrack
         ct.V6 = v6;
         ct.Original = new ConnTuple(0, 0, orig.Protocol, orig.SrcPort, orig.DstPort) { Zone = orig.Zone };
         ct.Reply = new ConnTuple(0, 0, reply.Protocol, reply.SrcPort, reply.DstPort) { Zone = reply.Zone };
-        ct.ResetForReuse(_v4.Accounting);
+        ct.ResetForReuse(_v4.Accounting, _v4.Timestamps ? nowNs : -1);
         return ct;
     }
 
@@ -305,7 +306,7 @@ public sealed class Ip6Conntrack
             {
                 if (!tuple.TryInvert(out var reply)) { Stats.Invalid++; return Verdict.Accept; }
                 reply.Zone = zoneReply;
-                ct = Alloc(tuple, reply);
+                ct = Alloc(tuple, reply, now);
                 if (ct == null)
                 {
                     Stats.Drop++;
