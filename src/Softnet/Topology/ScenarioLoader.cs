@@ -802,7 +802,8 @@ public static class ScenarioLoader
                 or "net.netfilter.nf_conntrack_udp_timeout_stream" or "net.netfilter.nf_conntrack_icmp_timeout"
                 or "net.netfilter.nf_conntrack_icmpv6_timeout" or "net.netfilter.nf_conntrack_generic_timeout"
                 or "net.netfilter.nf_conntrack_frag6_timeout" or "net.netfilter.nf_conntrack_frag6_high_thresh" or "net.netfilter.nf_conntrack_frag6_low_thresh"
-                or "net.netfilter.nf_conntrack_acct" or "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst" or "net.netfilter.nf_conntrack_timestamp":
+                or "net.netfilter.nf_conntrack_acct" or "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst" or "net.netfilter.nf_conntrack_timestamp"
+                or "net.netfilter.nf_conntrack_gre_timeout" or "net.netfilter.nf_conntrack_gre_timeout_stream":
                 return true;
             // nf_log of invalid packets only logs (nothing a replay shows): honoured by doing nothing, as log_martians.
             // Events go to ctnetlink listeners (`conntrack -E`), which a replay has none of; expect_max bounds
@@ -866,6 +867,8 @@ public static class ScenarioLoader
             IcmpTimeout = TimeSpan.FromSeconds(S("icmp_timeout", (long)d.IcmpTimeout.TotalSeconds)),
             Icmpv6Timeout = TimeSpan.FromSeconds(S("icmpv6_timeout", (long)d.Icmpv6Timeout.TotalSeconds)),
             GenericTimeout = TimeSpan.FromSeconds(S("generic_timeout", (long)d.GenericTimeout.TotalSeconds)),
+            GreTimeout = TimeSpan.FromSeconds(S("gre_timeout", (long)d.GreTimeout.TotalSeconds)),
+            GreStreamTimeout = TimeSpan.FromSeconds(S("gre_timeout_stream", (long)d.GreStreamTimeout.TotalSeconds)),
             TcpTimeoutsNs = tcp,
         };
         ns.Netfilter.UseConntrack(o);

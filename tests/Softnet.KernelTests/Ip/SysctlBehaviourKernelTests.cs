@@ -45,7 +45,7 @@ public sealed class SysctlBehaviourKernelTests
                 "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n");
     }
 
-    private static ScenarioCapture Traffic()
+    private static ScenarioCapture Traffic(bool gre)
     {
         var c = new ScenarioCapture();
         void In(byte[] ip, string note, string dstMac = RMac0) => c.Add("eth0", Frames.Eth(dstMac, WireMac0, ip), note);
@@ -56,6 +56,20 @@ public sealed class SysctlBehaviourKernelTests
         In(Frames.Udp("10.10.0.2", 5556, "10.9.0.2", 7000), "own source, another device");
         // A burst of port unreachables: icmp_ratelimit / icmp_ratemask decide how many go.
         for (int i = 0; i < 8; i++) In(Frames.Udp("10.9.0.10", (ushort)(6000 + i), "10.9.0.2", 9), "closed port");
+        if (gre)
+        {
+            // Forwarded GRE (version 0: no keys, one flow per address pair): A answered twice from behind eth1, U never;
+            // then, past a second, one more of each. With nf_conntrack_acct the entries' packets= tell a flow kept
+            // (counts on) from one that expired and was made again.
+            static byte[] Gre(string src, string dst) => Frames.Ipv4(src, dst, 47, [0x00, 0x00, 0x08, 0x00, .. new byte[20]]);
+            In(Gre("10.9.0.10", "10.10.0.1"), "gre A");
+            c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01", Gre("10.10.0.1", "10.9.0.10")), "gre A reply");
+            c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01", Gre("10.10.0.1", "10.9.0.10")), "gre A reply");
+            In(Gre("10.9.0.20", "10.10.0.1"), "gre U");
+            c.Pause(2100);
+            In(Gre("10.9.0.10", "10.10.0.1"), "gre A again");
+            In(Gre("10.9.0.20", "10.10.0.1"), "gre U again");
+        }
         return c;
     }
 
@@ -79,6 +93,11 @@ public sealed class SysctlBehaviourKernelTests
         { "conntrack-acct", "net.netfilter.nf_conntrack_acct = 1\n" },
         { "conntrack-no-acct", "net.netfilter.nf_conntrack_acct = 0\n" },
         // Conntrack timestamps: `conntrack -L` shows each entry's delta-time= (its value, wall-clock seconds, is masked).
+        // GRE's timeouts: an unreplied flow past nf_conntrack_gre_timeout is made again; a replied one lives on the
+        // stream timeout, unless that is short too.
+        { "conntrack-gre-timeout", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\n" },
+        { "conntrack-gre-stream", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\nnet.netfilter.nf_conntrack_gre_timeout_stream = 1\n" },
+        { "conntrack-gre-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# gre_timeout defaults\n" },
         { "conntrack-timestamp", "net.netfilter.nf_conntrack_timestamp = 1\nnet.netfilter.nf_conntrack_acct = 1\n" },
     };
 
@@ -92,7 +111,7 @@ public sealed class SysctlBehaviourKernelTests
         if (Directory.Exists(root)) Directory.Delete(root, true);
         string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
         BuildScenario(scn, sysctls);
-        Traffic().Write(capture);
+        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal)).Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
         KernelScenario.Run(scn, capture, "r", kernel);
         ScenarioReplay.Run(scn, capture, "r", softnet);

@@ -294,6 +294,7 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.netfilter.nf_conntrack_log_invalid", "6", true)]
     [InlineData("net.netfilter.nf_conntrack_events", "0", true)]
     [InlineData("net.netfilter.nf_conntrack_timestamp", "1", true)]
+    [InlineData("net.netfilter.nf_conntrack_gre_timeout", "20", true)]
     [InlineData("net.netfilter.nf_conntrack_sctp_timeout_established", "300", false)]
     [InlineData("net.bridge.bridge-nf-call-arptables", "1", true)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)

@@ -83,6 +83,8 @@ public struct ConnTuple : IEquatable<ConnTuple>
             sb.Append("sport=").Append(SrcPort).Append(" dport=").Append(DstPort).Append(' ');
         else if (Protocol == 1)
             sb.Append("type=").Append(IcmpType).Append(" code=").Append(IcmpCode).Append(" id=").Append(IcmpId).Append(' ');
+        else if (Protocol == IpProtocols.Gre)
+            sb.Append("srckey=0x").Append(SrcPort.ToString("x", CultureInfo.InvariantCulture)).Append(" dstkey=0x").Append(DstPort.ToString("x", CultureInfo.InvariantCulture)).Append(' ');
     }
 
     public override readonly string ToString()

@@ -29,6 +29,10 @@ public sealed class ConntrackOptions
     /// <summary>net.netfilter.nf_conntrack_icmpv6_timeout.</summary>
     public TimeSpan Icmpv6Timeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan GenericTimeout { get; init; } = TimeSpan.FromSeconds(600);
+    /// <summary>nf_conntrack_gre_timeout: a GRE flow no reply was seen for.</summary>
+    public TimeSpan GreTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>nf_conntrack_gre_timeout_stream: a GRE flow with replies (then ASSURED).</summary>
+    public TimeSpan GreStreamTimeout { get; init; } = TimeSpan.FromSeconds(180);
     /// <summary>Per TCP state (index TcpCtState), then RETRANS and UNACK (tcp_timeouts[]).</summary>
     public long[] TcpTimeoutsNs { get; init; } = TcpTracker.DefaultTimeouts();
     /// <summary>Hash seed (the kernel's random nf_conntrack_hash_rnd); fixed for reproducible bucket placement.</summary>
@@ -461,6 +465,7 @@ public sealed class ConntrackTable
                 17 when UdpError(ref p, hook, ip) => InvalidVerdict,
                 17 or 136 => UdpPacket(ct, ref p, now),
                 1 => IcmpPacket(ct, now),
+                IpProtocols.Gre => GrePacket(ct, now, Options),
                 _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
             };
             if (res > 0)
@@ -513,9 +518,21 @@ public sealed class ConntrackTable
 
     internal const int AcceptVerdict = 1, InvalidVerdict = 0, DropVerdict = -1, RepeatLookup = -2;
 
-    private int Refresh(Connection ct, long now, long timeoutNs)
+    internal static int Refresh(Connection ct, long now, long timeoutNs)
     {
         if ((ct.Status & CtStatus.FixedTimeout) == 0) ct.ExpiresNs = now + timeoutNs;
+        return AcceptVerdict;
+    }
+
+    /// <summary>nf_conntrack_gre_packet: the unreplied timeout until a reply was seen, then the stream timeout and ASSURED
+    /// (the first reply still sees SEEN_REPLY clear: the core sets it after the tracker ran). The tuple's keys are 0: a
+    /// version-0 GRE header has none (gre_pkt_to_tuple behaves as the generic tracker), and without the PPTP helper's
+    /// keymap Softnet does not read version 1's call id.</summary>
+    internal static int GrePacket(Connection ct, long now, ConntrackOptions o)
+    {
+        if ((ct.Status & CtStatus.SeenReply) == 0) return Refresh(ct, now, o.GreTimeout.Ticks * 100);
+        Refresh(ct, now, o.GreStreamTimeout.Ticks * 100);
+        ct.Status |= CtStatus.Assured;
         return AcceptVerdict;
     }
 

@@ -56,6 +56,8 @@ public struct Conn6Tuple : IEquatable<Conn6Tuple>
             sb.Append("sport=").Append(SrcPort).Append(" dport=").Append(DstPort).Append(' ');
         else if (Protocol == IpProtocols.Icmpv6)
             sb.Append("type=").Append(IcmpType).Append(" code=").Append(IcmpCode).Append(" id=").Append(IcmpId).Append(' ');
+        else if (Protocol == IpProtocols.Gre)
+            sb.Append("srckey=0x").Append(SrcPort.ToString("x", CultureInfo.InvariantCulture)).Append(" dstkey=0x").Append(DstPort.ToString("x", CultureInfo.InvariantCulture)).Append(' ');
     }
 
     public override readonly string ToString()
@@ -333,6 +335,7 @@ public sealed class Ip6Conntrack
                 17 when UdpError(ref p, hook, ip) => ConntrackTable.InvalidVerdict,
                 17 or 136 => UdpPacket(ct, now),
                 IpProtocols.Icmpv6 => IcmpPacket(ct, now),
+                IpProtocols.Gre => ConntrackTable.GrePacket(ct, now, Options),
                 _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
             };
             if (res > 0)
