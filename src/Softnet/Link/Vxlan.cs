@@ -285,7 +285,9 @@ public sealed class VxlanLink : LinkKind
         }
         skb.Pull(pull);
         NetStack.ScrubPacket(skb, xnet: cfg.Lower is { } lower && lower.Namespace != ns);
-        skb.ClearHash();
+        // __iptunnel_pull_header's skb_clear_hash_if_not_l4: a hash over the outer UDP 4-tuple (the NIC's RSS, or the
+        // flow dissector's for RPS) stays with the inner frame, so RPS/RFS on the vxlan device steer by it.
+        if (!skb.L4Hash) skb.ClearHash();
         // iptunnel_pull_offloads: a GRO aggregate keeps its GSO size and segment count (the inner frame goes on as one
         // skb of N segments) and loses only the tunnel bits; the headers at data are no longer a tunnel's.
         if (skb.IsGso) skb.GsoType &= ~GsoType.EncapAll;

@@ -88,6 +88,49 @@ public class NetifRxSteeringTests
         }
     }
 
+    /// <summary>__iptunnel_pull_header keeps a hash over the outer UDP 4-tuple (skb_clear_hash_if_not_l4): the NIC's RSS
+    /// hash of a VXLAN datagram stays with its inner frame, so RPS on flannel.1 steers one inner flow by the outer source
+    /// port it came with. Sixteen outer ports around the same inner flow land on both CPUs; were the hash cleared, the
+    /// inner flow's own hash would put them all on one.</summary>
+    [Fact]
+    public void Rps_on_a_vxlan_device_steers_by_the_outer_l4_hash_the_inner_frame_keeps()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-rpsvx-").FullName;
+        string sc = Path.Combine(dir, "scenario");
+        ScenarioFiles.Copy(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Softnet.KernelTests", "Scenarios", "flannel-vxlan"), sc);
+        File.WriteAllText(Path.Combine(sc, "ns", "node2", "sysfs"), "class/net/flannel.1/queues/rx-0/rps_cpus = 3\n");
+        const int N = 16;
+        string capture = Path.Combine(dir, "in.pcapng");
+        using (var w = new PcapngWriter(File.Create(capture), [new CaptureInterface(LinkType.Ethernet, 262144, "eth1", 1_000_000_000)]))
+        {
+            long ts = 1_700_000_000_000_000_000;
+            var inner = Eth("02:00:0f:00:00:02", "02:00:0f:00:00:01", Udp("10.244.0.2", 40000, "10.244.1.2", 53, payload: 20));
+            for (int i = 0; i < N; i++)
+            {
+                var vx = new byte[8 + 8 + inner.Length];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx, (ushort)(40000 + 997 * i));
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx.AsSpan(2), 8472);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx.AsSpan(4), (ushort)vx.Length);
+                vx[8] = 0x08;
+                vx[14] = 1; // VNI 1
+                inner.CopyTo(vx, 16);
+                var ip = Softnet.Tests.Netfilter.PacketBuilder.Ip(A("10.0.0.1"), A("10.0.0.2"), 17, vx.Length);
+                vx.CopyTo(ip, 20);
+                w.Write(ts += 1_000_000, Eth("02:00:0a:00:00:02", "02:00:0a:00:00:01", ip));
+            }
+        }
+        var (report, engine) = Replay(sc, capture, "node2:eth1");
+        using (report)
+        {
+            Assert.Equal(N, report.Scenario.Namespace("node2")!.Device("flannel.1")!.RxPackets);
+            Assert.Equal(N, report.Scenario.Namespace("pod2")!.Device("eth0")!.RxPackets);
+            long rps0 = engine.Cpus[0].ReceivedRps, rps1 = engine.Cpus[1].ReceivedRps;
+            // flannel.1's receive ran where each datagram's outer hash sent it: some on CPU 1 (an IPI each), some on CPU 0.
+            Assert.InRange(rps1, 1, N - 1);
+            Assert.True(engine.Cpus[0].Processed > N, $"CPU 0 processed {engine.Cpus[0].Processed} (eth1's {N} and some of flannel.1's); rps {rps0}/{rps1}");
+        }
+    }
+
     [Fact]
     public void A_two_cpu_map_spreads_flows_by_reciprocal_scale_and_every_frame_arrives()
     {
