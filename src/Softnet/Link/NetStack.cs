@@ -281,8 +281,10 @@ public sealed class NetStack
     {
         if (!_backlogLimit.Admit(NetdevMaxBacklog))
         {
-            // The frame never reaches __netif_receive_skb: it counts as received and dropped in its namespace.
+            // The frame never reaches __netif_receive_skb: it counts as received and dropped in its namespace, and in
+            // softnet_stat's dropped column of the CPU whose backlog refused it (enqueue_to_backlog's sd->dropped).
             BacklogDropped++;
+            RpsSteering?.Current?.AddDropped(1);
             if (nfSlot >= 0) ReleaseNf(nfSlot);
             dev.Namespace.Counters.Received++;
             Drop(dev.Namespace, skb, DropReason.CpuBacklog);

@@ -140,6 +140,32 @@ public class NetCoreSysctlTests
         }
     }
 
+    /// <summary>In a replay the refused frame also counts in softnet_stat's dropped column of the CPU whose backlog
+    /// refused it, as enqueue_to_backlog counts sd->dropped.</summary>
+    [Fact]
+    public void A_netif_rx_backlog_drop_counts_in_softnet_stat_dropped()
+    {
+        foreach (int max in new[] { 1000, 0 })
+        {
+            string dir = Directory.CreateTempSubdirectory("softnet-netcore-").FullName;
+            string scenario = Path.Combine(dir, "scenario");
+            ScenarioFiles.Copy(TopologyTestData.PathOf("bridge"), scenario);
+            File.WriteAllText(Path.Combine(scenario, "ns", "sw", "sysctl.conf"), $"net.core.netdev_max_backlog = {max}\n");
+            string capture = Path.Combine(dir, "in.pcapng");
+            using (var w = new Softnet.Capture.PcapngWriter(File.Create(capture), [new Softnet.Capture.CaptureInterface(Softnet.Capture.LinkType.Ethernet, 262144, "p1", 1_000_000_000)]))
+                w.Write(1_700_000_000_000_000_000, Eth("02:00:00:00:0f:0f", "02:00:00:00:0a:01", Udp("10.0.0.1", 1, "10.0.0.9", 2)));
+            Softnet.Napi.NapiEngine? engine = null;
+            var options = new ScenarioOptions { Replay = new ReplayOptions { Gro = null, EngineCreated = e => engine = e } };
+            using (var report = ScenarioReplay.Run(scenario, capture, "sw", "", options))
+            {
+                long dropped = report.Scenario.Namespaces.Sum(n => n.Counters.Drops[DropReason.CpuBacklog]);
+                Assert.Equal(max == 0 ? 1 : 0, dropped);
+                Assert.Equal(dropped, engine!.Cpus.Sum(c => c.Dropped));
+            }
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void Netdev_budget_from_the_scenario_cuts_net_rx_action_rounds_short()
     {
