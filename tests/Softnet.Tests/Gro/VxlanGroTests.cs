@@ -393,41 +393,20 @@ public class VxlanGroTests
         for (int i = 0; i < frames.Count; i++) Assert.Equal(frames[i], wire.Frames[i]);
     }
 
-    private sealed class FreeingSink : IGroSink
-    {
-        public void Deliver(ReadOnlySpan<Skb> batch) { foreach (var s in batch) s.Free(); }
-    }
-
     [Fact]
     public void Vxlan_gro_allocates_nothing_per_segment()
     {
-        var pool = new PagePool(512);
-        var skbs = new SkbPool(512);
-        var engine = new GroEngine(new GroOptions(), new FreeingSink());
-        engine.AddUdpTunnel(8472, VxlanGro.Instance);
+        var gro = new GroSteadyState();
+        gro.Engine.AddUdpTunnel(8472, VxlanGro.Instance);
         // Two outer flows (two source ports), each with its inner flow, with and without an outer checksum.
         var a = VxlanSeg.Train(First(udpCsum: true), 24);
         var b = VxlanSeg.Train(First() with { Sport = 50000, Inner = new TcpSeg { PayloadLen = 1398, Sport = 40001 } }, 24);
         var frames = a.Zip(b).SelectMany(p => new[] { p.First.Build(), p.Second.Build() }).ToArray();
-        void RunOnce()
-        {
-            foreach (var f in frames)
-            {
-                pool.TryRent(out int i);
-                f.CopyTo(pool.Slice(i, pool.Headroom, f.Length));
-                var skb = skbs.Build(pool, i, pool.Headroom, f.Length)!;
-                skb.ResetMacHeader();
-                engine.Receive(skb, 0);
-            }
-            engine.PollComplete(frames.Length, int.MaxValue, 0);
-        }
-        for (int w = 0; w < 20; w++) RunOnce();
-        Assert.True(engine.Stats.Merged > 0);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int w = 0; w < 200; w++) RunOnce();
-        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        for (int w = 0; w < 20; w++) gro.Run(frames);
+        Assert.True(gro.Engine.Stats.Merged > 0);
+        long bytes = gro.AllocatedOver(frames, 200);
         Softnet.Tests.Support.AllocationAssert.NothingPerOperation(bytes, 200 * frames.Length, "segments");
-        Assert.Equal(0, skbs.InUse);
+        Assert.Equal(0, gro.Skbs.InUse);
     }
 
     [Fact]
