@@ -217,6 +217,10 @@ public partial struct PacketContext
                 ctx.DstPort = udp.DestinationPort;
                 break;
             }
+            case IpProtocols.Sctp:
+                // nf_ct_get_tuple reads the two ports; the tracker checks the rest (sctp_error).
+                if (l4.Length >= 4) { ctx.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4); ctx.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]); }
+                break;
             case IpProtocols.Icmp:
             {
                 if (!IcmpView.TryParse(l4, out var icmp, out reason)) return false;

@@ -832,6 +832,9 @@ public static class ScenarioLoader
         }
         if (key.StartsWith("net.netfilter.nf_conntrack_tcp_timeout_", StringComparison.Ordinal))
             return Array.IndexOf(ConntrackTcpTimeouts, key["net.netfilter.nf_conntrack_tcp_timeout_".Length..]) > 0;
+        // The SCTP tracker's state timeouts (SctpTracker), one key per state but NONE.
+        if (key.StartsWith("net.netfilter.nf_conntrack_sctp_timeout_", StringComparison.Ordinal))
+            return SctpStateOfTimeoutKey(key["net.netfilter.nf_conntrack_sctp_timeout_".Length..]) > 0;
         var parts = key.Split('.');
         if (parts.Length >= 5 && parts[0] == "net" && parts[2] == "conf")
         {
@@ -846,6 +849,14 @@ public static class ScenarioLoader
         return false;
     }
 
+    /// <summary>The SCTP state whose timeout an nf_conntrack_sctp_timeout_ suffix names, or 0.</summary>
+    private static int SctpStateOfTimeoutKey(string suffix)
+    {
+        for (int i = 1; i < (int)SctpCtState.Max; i++)
+            if (SctpTracker.TimeoutKey(i) == suffix) return i;
+        return 0;
+    }
+
     private static void ApplyConntrackSysctls(Namespace ns)
     {
         var d = new ConntrackOptions();
@@ -854,6 +865,9 @@ public static class ScenarioLoader
         for (int i = 1; i < ConntrackTcpTimeouts.Length; i++)
             if (ConntrackTcpTimeouts[i].Length > 0)
                 tcp[i] = S("tcp_timeout_" + ConntrackTcpTimeouts[i], tcp[i] / 1_000_000_000L) * 1_000_000_000L;
+        var sctp = d.SctpTimeoutsNs.ToArray();
+        for (int i = 1; i < sctp.Length; i++)
+            sctp[i] = S("sctp_timeout_" + SctpTracker.TimeoutKey(i), sctp[i] / 1_000_000_000L) * 1_000_000_000L;
         var o = new ConntrackOptions
         {
             Max = (int)S("max", d.Max),
@@ -870,6 +884,7 @@ public static class ScenarioLoader
             GreTimeout = TimeSpan.FromSeconds(S("gre_timeout", (long)d.GreTimeout.TotalSeconds)),
             GreStreamTimeout = TimeSpan.FromSeconds(S("gre_timeout_stream", (long)d.GreStreamTimeout.TotalSeconds)),
             TcpTimeoutsNs = tcp,
+            SctpTimeoutsNs = sctp,
         };
         ns.Netfilter.UseConntrack(o);
         ns.Netfilter6?.UseConntrack(o);

@@ -176,6 +176,9 @@ public sealed class Connection
     internal uint LastSeq, LastAck, LastEnd;
     internal ushort LastWin;
 
+    /// <summary>SCTP (struct ip_ct_sctp).</summary>
+    public SctpConnState Sctp;
+
     /// <summary>UDP: time after which a replied flow counts as a stream (creation + 2 s).</summary>
     internal long UdpStreamNs;
 
@@ -229,6 +232,7 @@ public sealed class Connection
         PacketsOrig = BytesOrig = PacketsReply = BytesReply = 0;
         ExpiresNs = 0;
         UdpStreamNs = 0;
+        Sctp = default;
         NextBySource = null;
         BySourceHash = 0;
         InBySource = false;
@@ -255,7 +259,7 @@ public sealed class Connection
         sb.Append(proto.PadRight(8)).Append(' ').Append(Original.Protocol).Append(' ');
         long remaining = Math.Max(0, ExpiresNs - nowNs) / 1_000_000_000L;
         sb.Append(remaining.ToString(CultureInfo.InvariantCulture)).Append(' ');
-        if (Original.Protocol == 6) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
+        AppendState(sb, Original.Protocol);
         Original.Append(sb);
         if (ZoneId != 0 && ZoneDir == 1) sb.Append("zone-orig=").Append(ZoneId).Append(' ');
         if (HasAcct) sb.Append("packets=").Append(PacketsOrig).Append(" bytes=").Append(BytesOrig).Append(' ');
@@ -271,6 +275,13 @@ public sealed class Connection
         if (Helper != null) sb.Append(" helper=").Append(Helper);
         sb.Append(" use=1");
         return sb.ToString();
+    }
+
+    /// <summary>print_conntrack of the trackers that have one: TCP's and SCTP's state names.</summary>
+    internal void AppendState(StringBuilder sb, byte protocol)
+    {
+        if (protocol == IpProtocols.Tcp) sb.Append(TcpTracker.StateName(TcpState)).Append(' ');
+        else if (protocol == IpProtocols.Sctp) sb.Append(SctpTracker.StateName(Sctp.State)).Append(' ');
     }
 
     /// <summary>libnetfilter_conntrack's delta-time of a timestamped entry: whole seconds now less whole seconds at the

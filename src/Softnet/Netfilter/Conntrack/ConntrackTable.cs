@@ -33,6 +33,9 @@ public sealed class ConntrackOptions
     public TimeSpan GreTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>nf_conntrack_gre_timeout_stream: a GRE flow with replies (then ASSURED).</summary>
     public TimeSpan GreStreamTimeout { get; init; } = TimeSpan.FromSeconds(180);
+    /// <summary>Per SCTP state (index SctpCtState; NONE has CLOSED's default, which no sysctl changes): the
+    /// nf_conntrack_sctp_timeout_* keys.</summary>
+    public long[] SctpTimeoutsNs { get; init; } = SctpTracker.DefaultTimeouts();
     /// <summary>Per TCP state (index TcpCtState), then RETRANS and UNACK (tcp_timeouts[]).</summary>
     public long[] TcpTimeoutsNs { get; init; } = TcpTracker.DefaultTimeouts();
     /// <summary>Hash seed (the kernel's random nf_conntrack_hash_rnd); fixed for reproducible bucket placement.</summary>
@@ -375,6 +378,7 @@ public sealed class ConntrackTable
         ct.PacketsOrig = ct.BytesOrig = ct.PacketsReply = ct.BytesReply = 0;
         ct.ExpiresNs = 0;
         ct.UdpStreamNs = 0;
+        ct.Sctp = default;
         ct.NextBySource = null;
         ct.BySourceHash = 0;
         ct.InBySource = false;
@@ -465,14 +469,13 @@ public sealed class ConntrackTable
                 17 when UdpError(ref p, hook, ip) => InvalidVerdict,
                 17 or 136 => UdpPacket(ct, ref p, now),
                 1 => IcmpPacket(ct, now),
-                IpProtocols.Gre => GrePacket(ct, now, Options),
-                _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
+                _ => L4Tracker.Find(p.Protocol) is { } l4 ? l4.Packet(ct, ref p, Transport(ref p, ip), dir, now, Options, hook)
+                    : Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
             };
             if (res > 0)
             {
-                // nf_ct_refresh_acct: the accepted packet counts in its direction.
-                if (dir == 0) { ct.PacketsOrig++; ct.BytesOrig += p.Length; }
-                else { ct.PacketsReply++; ct.BytesReply += p.Length; }
+                // nf_ct_refresh_acct: the accepted packet counts in its direction (one let through unrefreshed does not).
+                if (res == AcceptVerdict) Account(ct, dir, p.Length);
                 if (info == CtInfo.EstablishedReply) ct.Status |= CtStatus.SeenReply;
                 return Verdict.Accept;
             }
@@ -516,23 +519,30 @@ public sealed class ConntrackTable
         return ChecksumFails(ref p, hook, ip);
     }
 
-    internal const int AcceptVerdict = 1, InvalidVerdict = 0, DropVerdict = -1, RepeatLookup = -2;
+    /// <summary>A tracker's answers: accept (refreshed and counted), accept as NF_ACCEPT straight out of the tracker
+    /// (no nf_ct_refresh_acct: timeout and counters unchanged), invalid (detached, counted in the invalid stat), drop,
+    /// and look up again (an old entry was killed).</summary>
+    internal const int AcceptVerdict = 1, AcceptUnrefreshed = 2, InvalidVerdict = 0, DropVerdict = -1, RepeatLookup = -2;
+
+    /// <summary>nf_ct_acct_update: an accepted packet counts in its direction.</summary>
+    internal static void Account(Connection ct, int dir, int length)
+    {
+        if (dir == 0) { ct.PacketsOrig++; ct.BytesOrig += length; }
+        else { ct.PacketsReply++; ct.BytesReply += length; }
+    }
+
+    /// <summary>The transport header to the datagram's end (skb->len past dataoff), as far as <paramref name="ip"/>
+    /// holds it; empty when the caller gave no bytes.</summary>
+    private static ReadOnlySpan<byte> Transport(ref PacketContext p, ReadOnlySpan<byte> ip)
+    {
+        int ihl = p.IpHeaderLength;
+        if (ip.Length <= ihl) return default;
+        return ip[ihl..Math.Min(Math.Max(p.Length, ihl), ip.Length)];
+    }
 
     internal static int Refresh(Connection ct, long now, long timeoutNs)
     {
         if ((ct.Status & CtStatus.FixedTimeout) == 0) ct.ExpiresNs = now + timeoutNs;
-        return AcceptVerdict;
-    }
-
-    /// <summary>nf_conntrack_gre_packet: the unreplied timeout until a reply was seen, then the stream timeout and ASSURED
-    /// (the first reply still sees SEEN_REPLY clear: the core sets it after the tracker ran). The tuple's keys are 0: a
-    /// version-0 GRE header has none (gre_pkt_to_tuple behaves as the generic tracker), and without the PPTP helper's
-    /// keymap Softnet does not read version 1's call id.</summary>
-    internal static int GrePacket(Connection ct, long now, ConntrackOptions o)
-    {
-        if ((ct.Status & CtStatus.SeenReply) == 0) return Refresh(ct, now, o.GreTimeout.Ticks * 100);
-        Refresh(ct, now, o.GreStreamTimeout.Ticks * 100);
-        ct.Status |= CtStatus.Assured;
         return AcceptVerdict;
     }
 

@@ -232,7 +232,7 @@ public sealed class Ip6Conntrack
         sb.Append(name.PadRight(8)).Append(' ').Append(proto).Append(' ');
         long remaining = Math.Max(0, ct.ExpiresNs - nowNs) / 1_000_000_000L;
         sb.Append(remaining.ToString(CultureInfo.InvariantCulture)).Append(' ');
-        if (proto == 6) sb.Append(TcpTracker.StateName(ct.TcpState)).Append(' ');
+        ct.AppendState(sb, proto);
         v6.Original.Append(sb);
         if (ct.ZoneId != 0 && ct.ZoneDir == 1) sb.Append("zone-orig=").Append(ct.ZoneId).Append(' ');
         if (ct.HasAcct) sb.Append("packets=").Append(ct.PacketsOrig).Append(" bytes=").Append(ct.BytesOrig).Append(' ');
@@ -335,13 +335,12 @@ public sealed class Ip6Conntrack
                 17 when UdpError(ref p, hook, ip) => ConntrackTable.InvalidVerdict,
                 17 or 136 => UdpPacket(ct, now),
                 IpProtocols.Icmpv6 => IcmpPacket(ct, now),
-                IpProtocols.Gre => ConntrackTable.GrePacket(ct, now, Options),
-                _ => Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
+                _ => L4Tracker.Find(p.Protocol) is { } l4 ? l4.Packet(ct, ref p, Transport(ref p, ip), dir, now, Options, hook)
+                    : Refresh(ct, now, Options.GenericTimeout.Ticks * 100),
             };
             if (res > 0)
             {
-                if (dir == 0) { ct.PacketsOrig++; ct.BytesOrig += p.Length; }
-                else { ct.PacketsReply++; ct.BytesReply += p.Length; }
+                if (res == ConntrackTable.AcceptVerdict) ConntrackTable.Account(ct, dir, p.Length);
                 if (info == CtInfo.EstablishedReply) ct.Status |= CtStatus.SeenReply;
                 return Verdict.Accept;
             }
@@ -354,6 +353,15 @@ public sealed class Ip6Conntrack
             return Verdict.Accept;
         }
         return Verdict.Accept;
+    }
+
+    /// <summary>The transport header (past the extension headers) to the packet's end, as far as <paramref name="ip"/>
+    /// holds it; empty when the caller gave no bytes.</summary>
+    private static ReadOnlySpan<byte> Transport(ref PacketContext p, ReadOnlySpan<byte> ip)
+    {
+        int off = p.TransportOffset;
+        if (ip.Length <= off) return default;
+        return ip[off..Math.Min(Math.Max(p.Length, off), ip.Length)];
     }
 
     /// <summary>nf_ip6_checksum in PREROUTING with nf_conntrack_checksum: the transport checksum over the IPv6
