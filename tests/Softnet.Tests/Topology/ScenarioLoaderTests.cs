@@ -297,7 +297,6 @@ public class ScenarioLoaderTests : IDisposable
     [InlineData("net.netfilter.nf_conntrack_gre_timeout", "20", true)]
     [InlineData("net.netfilter.nf_conntrack_sctp_timeout_established", "300", true)]
     [InlineData("net.netfilter.nf_conntrack_sctp_timeout_heartbeat_sent", "5", true)]
-    [InlineData("net.netfilter.nf_conntrack_dccp_timeout_open", "300", false)]
     [InlineData("net.bridge.bridge-nf-call-arptables", "1", true)]
     public void Honoured_sysctls_are_not_listed_as_not_modelled(string key, string value, bool modelled)
         => Assert.Equal(modelled, ScenarioLoader.Modelled(key, value));
