@@ -1,3 +1,5 @@
+using Softnet.Packets;
+using Softnet.Tests.Support;
 using Softnet.KernelTests.Support;
 using Softnet.Topology;
 using Xunit;
@@ -45,7 +47,7 @@ public sealed class SysctlBehaviourKernelTests
                 "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n");
     }
 
-    private static ScenarioCapture Traffic(bool gre)
+    private static ScenarioCapture Traffic(bool gre, bool sctp = false)
     {
         var c = new ScenarioCapture();
         void In(byte[] ip, string note, string dstMac = RMac0) => c.Add("eth0", Frames.Eth(dstMac, WireMac0, ip), note);
@@ -70,7 +72,75 @@ public sealed class SysctlBehaviourKernelTests
             In(Gre("10.9.0.10", "10.10.0.1"), "gre A again");
             In(Gre("10.9.0.20", "10.10.0.1"), "gre U again");
         }
+        if (sctp) SctpTraffic(c, In);
         return c;
+    }
+
+    /// <summary>
+    /// Forwarded SCTP from 10.9.0.10 behind eth0 to 10.10.0.1 behind eth1, answered from there, one association per
+    /// client port. Before a 2.1 s pause: A's handshake (INIT, INIT_ACK, COOKIE_ECHO, COOKIE_ACK), DATA and SACK,
+    /// HEARTBEAT and its ACK, with a DATA carrying a wrong tag, one with a wrong CRC32c and one with a zero chunk length
+    /// among them (invalid: not counted in packets=); B established; C an INIT never answered; D a HEARTBEAT out of the
+    /// blue; E left in COOKIE_WAIT, F in COOKIE_ECHOED, G in SHUTDOWN_SENT, H in SHUTDOWN_RECD, I in SHUTDOWN_ACK_SENT.
+    /// After it: A's SHUTDOWN, SHUTDOWN_ACK, SHUTDOWN_COMPLETE (CLOSED), B's HEARTBEAT, C's INIT again; then, past
+    /// 3.5 s, an out-of-the-blue DATA (no entry), so that both dumps come after the 1 s and 3 s timeouts of what the
+    /// second part left (the kernel's dump runs a moment after the capture ends, Softnet's at its last frame). An entry
+    /// that expired and is made again shows packets=1 where a kept one counts on.
+    /// </summary>
+    private static void SctpTraffic(ScenarioCapture c, Action<byte[], string, string> fromEth0)
+    {
+        const string Client = "10.9.0.10", Server = "10.10.0.1";
+        const ushort Port = 36412;
+        void Out(ushort port, uint vtag, string note, params SctpPackets.Chunk[] chunks)
+            => fromEth0(Frames.Ipv4(Client, Server, IpProtocols.Sctp, SctpPackets.Packet(port, Port, vtag, chunks)), note, RMac0);
+        void OutRaw(byte[] sctp, string note) => fromEth0(Frames.Ipv4(Client, Server, IpProtocols.Sctp, sctp), note, RMac0);
+        void Back(ushort port, uint vtag, string note, params SctpPackets.Chunk[] chunks)
+            => c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01",
+                Frames.Ipv4(Server, Client, IpProtocols.Sctp, SctpPackets.Packet(Port, port, vtag, chunks))), note);
+        // Client tags 0x0Nxx, server tags 0x5Nxx for the association on port 5000 + N.
+        static uint CTag(ushort port) => 0x0A000000u + port;
+        static uint STag(ushort port) => 0x5A000000u + port;
+        void Handshake(ushort port, int steps)
+        {
+            string n = $"sctp :{port}";
+            Out(port, 0, n + " INIT", SctpPackets.InitChunk(SctpPackets.Init, CTag(port)));
+            if (steps > 1) Back(port, CTag(port), n + " INIT_ACK", SctpPackets.InitChunk(SctpPackets.InitAck, STag(port)));
+            if (steps > 2) Out(port, STag(port), n + " COOKIE_ECHO", SctpPackets.CookieEchoChunk());
+            if (steps > 3) Back(port, CTag(port), n + " COOKIE_ACK", SctpPackets.Plain(SctpPackets.CookieAck));
+        }
+        const ushort A = 5000, B = 5001, C = 5002, D = 5003, E = 5004, F = 5005, G = 5006, H = 5007, I = 5008;
+        Handshake(A, 4);
+        Out(A, STag(A), "sctp A DATA", SctpPackets.DataChunk(1));
+        Back(A, CTag(A), "sctp A SACK", SctpPackets.Plain(SctpPackets.Sack, body: 12));
+        Out(A, 0xBADBAD, "sctp A DATA, wrong tag", SctpPackets.DataChunk(2));
+        OutRaw(SctpPackets.Packet(A, Port, STag(A), [SctpPackets.DataChunk(2)], badCrc: true), "sctp A DATA, wrong CRC32c");
+        var zero = SctpPackets.Packet(A, Port, STag(A), SctpPackets.DataChunk(2));
+        zero[14] = zero[15] = 0;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(zero.AsSpan(8), Softnet.Netfilter.Conntrack.SctpTracker.Crc32c(zero));
+        OutRaw(zero, "sctp A DATA, zero chunk length");
+        Out(A, STag(A), "sctp A HEARTBEAT", SctpPackets.HeartbeatChunk(SctpPackets.Heartbeat));
+        Back(A, CTag(A), "sctp A HEARTBEAT_ACK", SctpPackets.HeartbeatChunk(SctpPackets.HeartbeatAck));
+        Handshake(B, 4);
+        Out(B, STag(B), "sctp B DATA", SctpPackets.DataChunk(1));
+        Handshake(C, 1);
+        Out(D, 0x0D0D0D0D, "sctp D HEARTBEAT", SctpPackets.HeartbeatChunk(SctpPackets.Heartbeat));
+        Handshake(E, 2);
+        Handshake(F, 3);
+        Handshake(G, 4);
+        Out(G, STag(G), "sctp G SHUTDOWN", SctpPackets.ShutdownChunk(0));
+        Handshake(H, 4);
+        Back(H, CTag(H), "sctp H SHUTDOWN", SctpPackets.ShutdownChunk(0));
+        Handshake(I, 4);
+        Out(I, STag(I), "sctp I SHUTDOWN", SctpPackets.ShutdownChunk(0));
+        Back(I, CTag(I), "sctp I SHUTDOWN_ACK", SctpPackets.Plain(SctpPackets.ShutdownAck));
+        c.Pause(2100);
+        Out(A, STag(A), "sctp A SHUTDOWN", SctpPackets.ShutdownChunk(1));
+        Back(A, CTag(A), "sctp A SHUTDOWN_ACK", SctpPackets.Plain(SctpPackets.ShutdownAck));
+        Out(A, STag(A), "sctp A SHUTDOWN_COMPLETE", SctpPackets.Plain(SctpPackets.ShutdownComplete));
+        Out(B, STag(B), "sctp B HEARTBEAT again", SctpPackets.HeartbeatChunk(SctpPackets.Heartbeat));
+        Out(C, 0, "sctp C INIT again", SctpPackets.InitChunk(SctpPackets.Init, CTag(C)));
+        c.Pause(3500);
+        Out(5009, 0x0F0F0F0F, "sctp DATA out of the blue", SctpPackets.DataChunk(1));
     }
 
     public static TheoryData<string, string> Settings() => new()
@@ -98,8 +168,19 @@ public sealed class SysctlBehaviourKernelTests
         { "conntrack-gre-timeout", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\n" },
         { "conntrack-gre-stream", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\nnet.netfilter.nf_conntrack_gre_timeout_stream = 1\n" },
         { "conntrack-gre-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# gre_timeout defaults\n" },
+        // SCTP's per-state timeouts: every key at 1 s leaves no SCTP entry by the dump; at 100 s every state's entry
+        // stays (the COOKIE_WAIT, COOKIE_ECHOED and SHUTDOWN ones too, gone past their 3 s with the defaults); the
+        // established key alone at 1 s has B made again by its HEARTBEAT (HEARTBEAT_SENT, packets=1).
+        { "conntrack-sctp-short", SctpTimeouts(1) },
+        { "conntrack-sctp-long", SctpTimeouts(100) },
+        { "conntrack-sctp-established", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_sctp_timeout_established = 1\n" },
+        { "conntrack-sctp-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# sctp_timeout defaults\n" },
         { "conntrack-timestamp", "net.netfilter.nf_conntrack_timestamp = 1\nnet.netfilter.nf_conntrack_acct = 1\n" },
     };
+
+    private static string SctpTimeouts(int seconds) => "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n" + string.Concat(
+        new[] { "closed", "cookie_wait", "cookie_echoed", "established", "shutdown_sent", "shutdown_recd", "shutdown_ack_sent", "heartbeat_sent" }
+            .Select(k => $"net.netfilter.nf_conntrack_sctp_timeout_{k} = {seconds}\n"));
 
     [SkippableTheory]
     [MemberData(nameof(Settings))]
@@ -111,7 +192,7 @@ public sealed class SysctlBehaviourKernelTests
         if (Directory.Exists(root)) Directory.Delete(root, true);
         string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
         BuildScenario(scn, sysctls);
-        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal)).Write(capture);
+        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal)).Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
         KernelScenario.Run(scn, capture, "r", kernel);
         ScenarioReplay.Run(scn, capture, "r", softnet);
