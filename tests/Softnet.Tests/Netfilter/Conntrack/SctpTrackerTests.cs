@@ -321,4 +321,31 @@ public class SctpTrackerTests
         }, 20_000, "packets");
         Assert.Equal(SctpCtState.Established, conn.Sctp.State);
     }
+
+    [Fact]
+    public void Over_ipv6_the_tracker_reads_the_chunks_past_the_extension_headers()
+    {
+        var ct6 = Ipv6.Ip6ConntrackNatTests.Load().Conntrack6;
+        static byte[] V6(string src, string dst, byte[] sctp)
+        {
+            var b = Ipv6.PacketBuilder6.Ip(src, dst, IpProtocols.Sctp, sctp.Length);
+            sctp.CopyTo(b, 40);
+            return b;
+        }
+        PacketContext Pass6(byte[] pkt)
+        {
+            var ctx = Ipv6.PacketBuilder6.Ctx(pkt, S);
+            Assert.Equal(Verdict.Accept, ct6.In(ref ctx, HookPoint.PreRouting, pkt));
+            ct6.Confirm(ref ctx);
+            return ctx;
+        }
+        const string C6 = "2001:db8:1::10", S6 = "2001:db8:ff::100";
+        var conn = Pass6(V6(C6, S6, Packet(Cp, Sp, 0, InitChunk(Init, CTag)))).Ct!;
+        Pass6(V6(S6, C6, Packet(Sp, Cp, CTag, InitChunk(InitAck, STag))));
+        Pass6(V6(C6, S6, Packet(Cp, Sp, STag, CookieEchoChunk())));
+        Pass6(V6(S6, C6, Packet(Sp, Cp, CTag, Plain(CookieAck))));
+        Assert.Equal(SctpCtState.Established, conn.Sctp.State);
+        Assert.StartsWith("sctp     132 210 ESTABLISHED src=2001:db8:1::10 dst=2001:db8:ff::100 sport=5000 dport=36412 ", conn.Format(S));
+        Assert.Null(Pass6(V6(C6, S6, Packet(Cp, Sp, 0xBAD, DataChunk(1)))).Ct);
+    }
 }
