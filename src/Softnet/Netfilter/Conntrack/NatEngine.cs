@@ -451,6 +451,9 @@ public sealed class NatEngine
                 BinaryPrimitives.WriteUInt16BigEndian(h[6..], c == 0 ? (ushort)0xFFFF : c);
                 break;
             }
+            case IpProtocols.Sctp:
+                SctpTracker.ManipPort(h, manip == NatManip.Src, newPort);
+                break;
             case 1:
             {
                 if (icmpError || h.Length < 8) return;

@@ -216,6 +216,17 @@ internal sealed class SctpTracker : L4Tracker
         return crc;
     }
 
+    /// <summary>sctp_manip_pkt (nf_nat_proto.c): the port NAT chose, then, when the whole common header is there, the
+    /// CRC32c computed again over the rest of the packet (whatever it was before: NAT also mends a bad one), the
+    /// addresses being outside it. <paramref name="sctp"/> runs from the SCTP header to the packet's end.</summary>
+    internal static void ManipPort(Span<byte> sctp, bool source, ushort port)
+    {
+        if (sctp.Length < 4) return;
+        BinaryPrimitives.WriteUInt16BigEndian(sctp[(source ? 0 : 2)..], port);
+        if (sctp.Length < HeaderLength) return;
+        BinaryPrimitives.WriteUInt32LittleEndian(sctp[8..], Crc32c(sctp));
+    }
+
     /// <summary>nf_conntrack_sctp_packet.</summary>
     public override int Packet(Connection ct, ref PacketContext p, ReadOnlySpan<byte> l4, int dir, long now, ConntrackOptions o, HookPoint hook)
     {

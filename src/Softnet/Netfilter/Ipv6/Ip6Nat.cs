@@ -1,3 +1,4 @@
+using Softnet.Netfilter.Conntrack;
 using System.Buffers.Binary;
 using System.Numerics;
 using Softnet.Packets;
@@ -306,6 +307,7 @@ public sealed class Ip6Nat
         if (fragment) return;
         var oldAddrBytes = packet.Slice(ipOff + (manip == NatManip.Src ? 8 : 24), 16);
         var h = packet[l4..];
+        if (proto == IpProtocols.Sctp) { SctpTracker.ManipPort(h, manip == NatManip.Src, newPort); return; }
         int checkAt;
         switch (proto)
         {

@@ -348,4 +348,32 @@ public class SctpTrackerTests
         Assert.StartsWith("sctp     132 210 ESTABLISHED src=2001:db8:1::10 dst=2001:db8:ff::100 sport=5000 dport=36412 ", conn.Format(S));
         Assert.Null(Pass6(V6(C6, S6, Packet(Cp, Sp, 0xBAD, DataChunk(1)))).Ct);
     }
+
+    [Fact]
+    public void Masquerade_moves_a_clashing_port_and_sums_the_packet_again()
+    {
+        var t = IptablesSaveParser.Parse(NetfilterTestData.Read("docker-host.rules"));
+        t.Host = new SimpleHost().Add("eth0", "192.168.1.10/24").Add("docker0", "172.17.0.1/16");
+        PacketContext Forward(byte[] pkt)
+        {
+            var ctx = Ctx(pkt, 0, "docker0");
+            ctx.IpSummed = CsumState.None;
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PreRouting, ref ctx, pkt));
+            ctx.OutInterface = "eth0";
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.Forward, ref ctx, pkt));
+            Assert.Equal(Verdict.Accept, t.Hook(HookPoint.PostRouting, ref ctx, pkt));
+            return ctx;
+        }
+        var a = Ipv4Of("172.17.0.2", "8.8.8.8", Packet(Cp, Sp, 0, InitChunk(Init, CTag)));
+        var b = Ipv4Of("172.17.0.3", "8.8.8.8", Packet(Cp, Sp, 0, InitChunk(Init, STag)));
+        var ca = Forward(a);
+        var cb = Forward(b);
+        Assert.Equal(Cp, ca.SrcPort);
+        Assert.NotEqual(Cp, cb.SrcPort);
+        // sctp_manip_pkt: the new port in the header and the CRC32c over the packet as it now is.
+        Assert.Equal(cb.SrcPort, BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(20)));
+        foreach (var pkt in new[] { a, b })
+            Assert.Equal(SctpTracker.Crc32c(pkt.AsSpan(20)), BinaryPrimitives.ReadUInt32LittleEndian(pkt.AsSpan(28)));
+        Assert.Equal(A("192.168.1.10"), BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12)));
+    }
 }
