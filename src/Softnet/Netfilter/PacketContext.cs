@@ -245,9 +245,10 @@ public partial struct PacketContext
         ctx.InnerProtocol = ip.Protocol;
         ctx.InnerSrc = ip.SourceAddress;
         ctx.InnerDst = ip.DestinationAddress;
-        if (ctx.InnerProtocol is IpProtocols.Tcp or IpProtocols.Udp)
+        if (ctx.InnerProtocol is IpProtocols.Tcp or IpProtocols.Udp or IpProtocols.Sctp)
         {
-            // Both start with the two ports, which is all the first 8 bytes guarantee of a TCP header.
+            // Each starts with the two ports (nf_ct_get_tuple reads no more of a quoted header), all the first 8 bytes
+            // guarantee of a TCP one.
             UdpView.TryParseHeader(l4, out var ports, out _);
             ctx.InnerSrcPort = ports.SourcePort;
             ctx.InnerDstPort = ports.DestinationPort;

@@ -376,4 +376,17 @@ public class SctpTrackerTests
             Assert.Equal(SctpTracker.Crc32c(pkt.AsSpan(20)), BinaryPrimitives.ReadUInt32LittleEndian(pkt.AsSpan(28)));
         Assert.Equal(A("192.168.1.10"), BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(12)));
     }
+
+    [Fact]
+    public void An_icmp_error_quoting_an_association_is_related_to_it()
+    {
+        var ct = new ConntrackTable();
+        var init = FromClient(0, InitChunk(Init, CTag));
+        var conn = Pass(ct, init, 0).Ct!;
+        var unreach = Icmp(Sv, C, 3, 3, 0, init.AsSpan(0, 28));
+        var ctx = Ctx(unreach, S);
+        Assert.Equal(Verdict.Accept, ct.In(ref ctx, HookPoint.PreRouting, unreach));
+        Assert.Same(conn, ctx.Ct);
+        Assert.Equal(CtInfo.RelatedReply, ctx.CtInfo);
+    }
 }
