@@ -44,10 +44,13 @@ public sealed class SysctlBehaviourKernelTests
         // Conntrack's keys need a table that tracks: r's INPUT asks for the state of everything it accepts.
         if (sysctls.Contains("nf_conntrack", StringComparison.Ordinal))
             Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
-                "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n");
+                "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n" +
+                (sysctls.Contains("sctp-nat", StringComparison.Ordinal)
+                    ? "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth1 -j MASQUERADE\nCOMMIT\n"
+                    : ""));
     }
 
-    private static ScenarioCapture Traffic(bool gre, bool sctp = false)
+    private static ScenarioCapture Traffic(bool gre, bool sctp = false, bool sctpNat = false)
     {
         var c = new ScenarioCapture();
         void In(byte[] ip, string note, string dstMac = RMac0) => c.Add("eth0", Frames.Eth(dstMac, WireMac0, ip), note);
@@ -73,6 +76,15 @@ public sealed class SysctlBehaviourKernelTests
             In(Gre("10.9.0.20", "10.10.0.1"), "gre U again");
         }
         if (sctp) SctpTraffic(c, In);
+        if (sctpNat)
+        {
+            // Two INITs MASQUERADEd out of eth1, the second with a wrong CRC32c: sctp_manip_pkt sums every NATed packet
+            // again, so with nf_conntrack_checksum 0 both leave with a right one; with it on, the second is INVALID,
+            // untouched by NAT, and leaves as it came.
+            In(Frames.Ipv4("10.9.0.10", "10.10.0.1", IpProtocols.Sctp, SctpPackets.Packet(6001, 36412, 0, SctpPackets.InitChunk(SctpPackets.Init, 0x61))), "sctp INIT");
+            In(Frames.Ipv4("10.9.0.10", "10.10.0.1", IpProtocols.Sctp,
+                SctpPackets.Packet(6002, 36412, 0, [SctpPackets.InitChunk(SctpPackets.Init, 0x62)], badCrc: true)), "sctp INIT, wrong CRC32c");
+        }
         return c;
     }
 
@@ -174,6 +186,8 @@ public sealed class SysctlBehaviourKernelTests
         { "conntrack-sctp-short", SctpTimeouts(1) },
         { "conntrack-sctp-long", SctpTimeouts(100) },
         { "conntrack-sctp-established", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_sctp_timeout_established = 1\n" },
+        { "conntrack-sctp-nat", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_checksum = 0\n# sctp-nat\n" },
+        { "conntrack-sctp-nat-checksum", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_checksum = 1\n# sctp-nat\n" },
         { "conntrack-sctp-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# sctp_timeout defaults\n" },
         { "conntrack-timestamp", "net.netfilter.nf_conntrack_timestamp = 1\nnet.netfilter.nf_conntrack_acct = 1\n" },
     };
@@ -192,7 +206,8 @@ public sealed class SysctlBehaviourKernelTests
         if (Directory.Exists(root)) Directory.Delete(root, true);
         string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
         BuildScenario(scn, sysctls);
-        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal)).Write(capture);
+        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal),
+            sysctls.Contains("sctp-nat", StringComparison.Ordinal)).Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
         KernelScenario.Run(scn, capture, "r", kernel);
         ScenarioReplay.Run(scn, capture, "r", softnet);
