@@ -64,14 +64,16 @@ public sealed class SysctlBehaviourKernelTests
         if (gre)
         {
             // Forwarded GRE (version 0: no keys, one flow per address pair): A answered twice from behind eth1, U never;
-            // then, past a second, one more of each. With nf_conntrack_acct the entries' packets= tell a flow kept
+            // then, past the 3 s timeouts, one more of each. With nf_conntrack_acct the entries' packets= tell a flow kept
             // (counts on) from one that expired and was made again.
             static byte[] Gre(string src, string dst) => Frames.Ipv4(src, dst, 47, [0x00, 0x00, 0x08, 0x00, .. new byte[20]]);
             In(Gre("10.9.0.10", "10.10.0.1"), "gre A");
             c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01", Gre("10.10.0.1", "10.9.0.10")), "gre A reply");
             c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01", Gre("10.10.0.1", "10.9.0.10")), "gre A reply");
             In(Gre("10.9.0.20", "10.10.0.1"), "gre U");
-            c.Pause(2100);
+            // 3 s timeouts, not 1: the entries made after the pause must outlive the moment between Softnet's dump (at
+            // its last frame) and the kernel's (after the capture ends), which a loaded machine stretched past 1 s.
+            c.Pause(4100);
             In(Gre("10.9.0.10", "10.10.0.1"), "gre A again");
             In(Gre("10.9.0.20", "10.10.0.1"), "gre U again");
         }
@@ -177,8 +179,8 @@ public sealed class SysctlBehaviourKernelTests
         // Conntrack timestamps: `conntrack -L` shows each entry's delta-time= (its value, wall-clock seconds, is masked).
         // GRE's timeouts: an unreplied flow past nf_conntrack_gre_timeout is made again; a replied one lives on the
         // stream timeout, unless that is short too.
-        { "conntrack-gre-timeout", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\n" },
-        { "conntrack-gre-stream", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 1\nnet.netfilter.nf_conntrack_gre_timeout_stream = 1\n" },
+        { "conntrack-gre-timeout", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 3\n" },
+        { "conntrack-gre-stream", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\nnet.netfilter.nf_conntrack_gre_timeout = 3\nnet.netfilter.nf_conntrack_gre_timeout_stream = 3\n" },
         { "conntrack-gre-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# gre_timeout defaults\n" },
         // SCTP's per-state timeouts: every key at 1 s leaves no SCTP entry by the dump; at 100 s every state's entry
         // stays (the COOKIE_WAIT, COOKIE_ECHOED and SHUTDOWN ones too, gone past their 3 s with the defaults); the
