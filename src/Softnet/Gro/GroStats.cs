@@ -22,6 +22,16 @@ public sealed class GroStats : IReportSection
     private readonly long[] _normal = new long[Enum.GetValues<GroNormalReason>().Length];
     private readonly long[] _histogram = new long[HistogramSlots];
     private readonly Dictionary<uint, FlowCounters> _flows = new();
+    // The flows counted lately, direct-mapped by key: a delivered skb nearly always belongs to a flow seen a moment
+    // ago, so the dictionary is searched only when a flow first shows up or two live flows share a slot.
+    private const int RecentFlows = 64;
+    private readonly RecentFlow[] _recent = new RecentFlow[RecentFlows];
+
+    private struct RecentFlow
+    {
+        public uint Key;
+        public FlowCounters? Flow;
+    }
 
     internal GroStats(GroOptions options) => _options = options;
 
@@ -66,10 +76,17 @@ public sealed class GroStats : IReportSection
         _histogram[Math.Min(count, HistogramSlots - 1)]++;
         if (!_options.PerFlowStats) return;
         uint key = skb.Gro.FlowKey != 0 && _options.Mode == GroMode.Hash ? skb.Gro.FlowKey : FlowHash.Compute(skb);
-        if (!_flows.TryGetValue(key, out FlowCounters? f))
+        ref RecentFlow recent = ref _recent[key & (RecentFlows - 1)];
+        FlowCounters? f = recent.Flow;
+        if (f is null || recent.Key != key)
         {
-            f = new FlowCounters(Describe(skb));
-            _flows.Add(key, f);
+            if (!_flows.TryGetValue(key, out f))
+            {
+                f = new FlowCounters(Describe(skb));
+                _flows.Add(key, f);
+            }
+            recent.Key = key;
+            recent.Flow = f;
         }
         f.Skbs++;
         f.Segments += count;
