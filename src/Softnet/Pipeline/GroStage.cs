@@ -14,6 +14,7 @@ public sealed class GroStage : IRxHandler
 {
     private readonly IRxHandler _next;
     private readonly GroEngine[] _engines;
+    private readonly Sink[] _sinks;
     private readonly long[] _now;
     private readonly RxChecksum _checksum;
 
@@ -27,7 +28,8 @@ public sealed class GroStage : IRxHandler
         _now = new long[queues];
         GroTicks = new long[queues];
         _warm = new bool[queues];
-        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, new Sink(this, i));
+        _sinks = new Sink[queues];
+        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, _sinks[i] = new Sink(next, i));
         Options = options;
         if (created is not null) foreach (var e in _engines) created(e);
     }
@@ -51,7 +53,16 @@ public sealed class GroStage : IRxHandler
     }
 
     /// <summary>RX queues of the NIC, set by the pipeline so the sink can name the queue to the stack.</summary>
-    internal IReadOnlyList<RxQueue>? Queues { get; set; }
+    internal IReadOnlyList<RxQueue>? Queues
+    {
+        get => _queues;
+        set
+        {
+            _queues = value;
+            if (value is not null) foreach (var sink in _sinks) sink.Queue = value[sink.QueueId];
+        }
+    }
+    private IReadOnlyList<RxQueue>? _queues;
 
     public void Receive(Skb skb, RxQueue queue)
     {
@@ -67,12 +78,13 @@ public sealed class GroStage : IRxHandler
         skb.ResetMacHeader();
         // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it.
         if (skb.IpSummed != CsumState.Partial) GroReplay.SetChecksumState(skb, _checksum);
-        _stackTicks = 0;
-        _timed = timed;
+        var sink = _sinks[q];
+        sink.StackTicks = 0;
+        sink.Timed = timed;
         int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
         var result = engine.Receive(skb, now);
         if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result, engine.LastMergeTraceId);
-        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - sink.StackTicks;
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget)
@@ -81,11 +93,12 @@ public sealed class GroStage : IRxHandler
         bool timed = queue.TimingThisPoll;
         if (timed) WarmCheck(queue);
         long t0 = timed ? Stopwatch.GetTimestamp() : 0;
-        _stackTicks = 0;
-        _timed = timed;
+        var sink = _sinks[q];
+        sink.StackTicks = 0;
+        sink.Timed = timed;
         _engines[q].PollComplete(workDone, budget, _now[q]);
-        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
-        _timed = false;
+        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - sink.StackTicks;
+        sink.Timed = false;
         _next.PollEnd(queue, workDone, budget);
     }
 
@@ -115,24 +128,27 @@ public sealed class GroStage : IRxHandler
         return total;
     }
 
-    // Time spent below GRO during the current call (a NAPI thread runs one queue at a time, but queues on
-    // different CPUs run concurrently: keep it per thread).
-    [ThreadStatic] private static long _stackTicks;
-    [ThreadStatic] private static bool _timed;
-
-    private sealed class Sink(GroStage stage, int queue) : IGroSink
+    /// <summary>One queue's delivery to the stack, with the time spent below GRO during the current call: queues on
+    /// different CPUs run concurrently, but one queue is polled by one thread at a time, so the queue's sink holds it
+    /// (a thread-static cost a TLS lookup per packet).</summary>
+    private sealed class Sink(IRxHandler next, int queue) : IGroSink
     {
+        public readonly int QueueId = queue;
+        public RxQueue? Queue;
+        public bool Timed;
+        public long StackTicks;
+
         public void Deliver(ReadOnlySpan<Skb> batch)
         {
-            var q = stage.Queues![queue];
-            if (!_timed)
+            var q = Queue!;
+            if (!Timed)
             {
-                foreach (var skb in batch) stage._next.Receive(skb, q);
+                foreach (var skb in batch) next.Receive(skb, q);
                 return;
             }
             long t0 = Stopwatch.GetTimestamp();
-            foreach (var skb in batch) stage._next.Receive(skb, q);
-            _stackTicks += Stopwatch.GetTimestamp() - t0;
+            foreach (var skb in batch) next.Receive(skb, q);
+            StackTicks += Stopwatch.GetTimestamp() - t0;
         }
     }
 }
