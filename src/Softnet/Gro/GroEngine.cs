@@ -488,9 +488,11 @@ public sealed class GroEngine
     /// <summary>skb_checksum over [offset, offset+len) of the linear part, frags and frag_list (big-endian word sum).</summary>
     internal static uint SumRange(Skb skb, int offset, int len)
     {
+        int headLen = skb.HeadLen;
+        // All of it in the linear part (every unmerged small packet): one sum, no walk.
+        if ((uint)offset <= (uint)headLen && len <= headLen - offset) return Checksum.Sum(skb.LinearData.Slice(offset, len));
         uint acc = 0;
         int pos = 0;
-        int headLen = skb.HeadLen;
         if (offset < headLen)
         {
             int n = Math.Min(headLen - offset, len);

@@ -143,6 +143,10 @@ public sealed class RxQueue : INapiPoller
     private long _polls;
     private long _firstPollTicks;
 
+    /// <summary>The thread running this queue's poll while it runs, else null: a stage above frees skbs with it instead
+    /// of looking the thread up per packet (Skb.Free's pool owner checks).</summary>
+    public Thread? PollThread { get; private set; }
+
     /// <summary>The samples so far were taken after the warm-up.</summary>
     public bool TimingWarm { get; private set; }
 
@@ -164,6 +168,7 @@ public sealed class RxQueue : INapiPoller
         int waiting = Ring.Pending;
         bool first = true;
         Thread current = Thread.CurrentThread; // for the pools' owner checks: once per poll, not per packet
+        PollThread = current;
         // The budget counts frames (ice_clean_rx_irq's total_rx_pkts grows at EOP), so the ring hands out
         // descriptors up to the budget-th EOP and the rest wait.
         while (done < budget)
@@ -190,10 +195,12 @@ public sealed class RxQueue : INapiPoller
         if (!timed)
         {
             _handler.PollEnd(this, done, budget);
+            PollThread = null;
             return done;
         }
         long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         _handler.PollEnd(this, done, budget);
+        PollThread = null;
         long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
         StackTicks += t2 - t1;
         PollTicks += t2 - t0;

@@ -59,7 +59,7 @@ public sealed class DecodeStack : IRxHandler
             queue.Drops.Add(reason, segments);
         }
         if (skb.TraceId != 0) TraceEnd(skb.TraceId, reason, segments);
-        skb.Free();
+        skb.Free(queue.PollThread ?? Thread.CurrentThread);
     }
 
     // A replay without a scenario ends the path here: the packet was decoded and counted (or dropped as malformed).

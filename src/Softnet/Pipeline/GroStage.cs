@@ -14,6 +14,7 @@ public sealed class GroStage : IRxHandler
 {
     private readonly IRxHandler _next;
     private readonly GroEngine[] _engines;
+    private readonly Sink[] _sinks;
     private readonly long[] _now;
     private readonly RxChecksum _checksum;
 
@@ -27,7 +28,8 @@ public sealed class GroStage : IRxHandler
         _now = new long[queues];
         GroTicks = new long[queues];
         _warm = new bool[queues];
-        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, new Sink(this, i));
+        _sinks = new Sink[queues];
+        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, _sinks[i] = new Sink(next, i));
         Options = options;
         if (created is not null) foreach (var e in _engines) created(e);
     }
@@ -51,14 +53,22 @@ public sealed class GroStage : IRxHandler
     }
 
     /// <summary>RX queues of the NIC, set by the pipeline so the sink can name the queue to the stack.</summary>
-    internal IReadOnlyList<RxQueue>? Queues { get; set; }
+    internal IReadOnlyList<RxQueue>? Queues
+    {
+        get => _queues;
+        set
+        {
+            _queues = value;
+            if (value is not null) foreach (var sink in _sinks) sink.Queue = value[sink.QueueId];
+        }
+    }
+    private IReadOnlyList<RxQueue>? _queues;
 
     public void Receive(Skb skb, RxQueue queue)
     {
         int q = queue.Id;
-        bool timed = queue.TimingThisPoll;
-        if (timed) WarmCheck(queue);
-        long t0 = timed ? Stopwatch.GetTimestamp() : 0;
+        var sink = _sinks[q];
+        if (queue.TimingThisPoll && !sink.Timed) StartTiming(queue, sink);
         // The descriptor's arrival time is GRO's clock: held skbs age in jiffies of it.
         long now = Math.Max(_now[q], skb.TimestampNs);
         _now[q] = now;
@@ -67,25 +77,37 @@ public sealed class GroStage : IRxHandler
         skb.ResetMacHeader();
         // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it.
         if (skb.IpSummed != CsumState.Partial) GroReplay.SetChecksumState(skb, _checksum);
-        _stackTicks = 0;
-        _timed = timed;
         int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
         var result = engine.Receive(skb, now);
         if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result, engine.LastMergeTraceId);
-        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
+    }
+
+    /// <summary>The first call of a sampled poll: the queue already times each call into this stage (its StackTicks), so
+    /// GRO's share of the receives is that time less the stack's, taken once at the poll's end instead of two clock
+    /// reads per packet.</summary>
+    private void StartTiming(RxQueue queue, Sink sink)
+    {
+        WarmCheck(queue);
+        sink.Timed = true;
+        sink.StackTicks = 0;
+        sink.ReceiveStart = queue.StackTicks;
     }
 
     public void PollEnd(RxQueue queue, int workDone, int budget)
     {
         int q = queue.Id;
         bool timed = queue.TimingThisPoll;
-        if (timed) WarmCheck(queue);
+        var sink = _sinks[q];
+        if (timed)
+        {
+            if (!sink.Timed) StartTiming(queue, sink);
+            GroTicks[q] += queue.StackTicks - sink.ReceiveStart - sink.StackTicks;
+            sink.StackTicks = 0;
+        }
         long t0 = timed ? Stopwatch.GetTimestamp() : 0;
-        _stackTicks = 0;
-        _timed = timed;
         _engines[q].PollComplete(workDone, budget, _now[q]);
-        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - _stackTicks;
-        _timed = false;
+        if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - sink.StackTicks;
+        sink.Timed = false;
         _next.PollEnd(queue, workDone, budget);
     }
 
@@ -115,24 +137,29 @@ public sealed class GroStage : IRxHandler
         return total;
     }
 
-    // Time spent below GRO during the current call (a NAPI thread runs one queue at a time, but queues on
-    // different CPUs run concurrently: keep it per thread).
-    [ThreadStatic] private static long _stackTicks;
-    [ThreadStatic] private static bool _timed;
-
-    private sealed class Sink(GroStage stage, int queue) : IGroSink
+    /// <summary>One queue's delivery to the stack, with the time spent below GRO during a sampled poll: queues on
+    /// different CPUs run concurrently, but one queue is polled by one thread at a time, so the queue's sink holds it
+    /// (a thread-static cost a TLS lookup per packet).</summary>
+    private sealed class Sink(IRxHandler next, int queue) : IGroSink
     {
+        public readonly int QueueId = queue;
+        public RxQueue? Queue;
+        public bool Timed;
+        public long StackTicks;
+        /// <summary>The queue's StackTicks when the sampled poll's first packet came in.</summary>
+        public long ReceiveStart;
+
         public void Deliver(ReadOnlySpan<Skb> batch)
         {
-            var q = stage.Queues![queue];
-            if (!_timed)
+            var q = Queue!;
+            if (!Timed)
             {
-                foreach (var skb in batch) stage._next.Receive(skb, q);
+                foreach (var skb in batch) next.Receive(skb, q);
                 return;
             }
             long t0 = Stopwatch.GetTimestamp();
-            foreach (var skb in batch) stage._next.Receive(skb, q);
-            _stackTicks += Stopwatch.GetTimestamp() - t0;
+            foreach (var skb in batch) next.Receive(skb, q);
+            StackTicks += Stopwatch.GetTimestamp() - t0;
         }
     }
 }
