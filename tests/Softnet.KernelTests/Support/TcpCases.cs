@@ -35,10 +35,12 @@ public static class TcpCases
         finally { t_v6 = was; }
     }
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "small-segs", "mid-segs"];
 
     public static TcpCapture For(string name) => name switch
     {
+        "small-segs" => SmallSegments(),
+        "mid-segs" => MidSegments(),
         "inorder" => InOrder(),
         "reorder" => Reorder(),
         "loss" => Loss(),
@@ -179,6 +181,25 @@ public static class TcpCases
     {
         var (cap, f) = Open(40009);
         for (int i = 0; i < 29; i++) f.Data(Mss, psh: false, gapMs: 20);
+        return Close(cap, f);
+    }
+
+    /// <summary>70 PSH segments of 500 bytes, 1 ms apart, reader draining: below TCP_MSS_DEFAULT with PSH, so rcv_mss
+    /// stays at tcp_initialize_rcv_mss's 536; the quick-ACK phase ends and every second segment is ACKed (two exceed
+    /// rcv_mss), the fast path taking segments once the window stops growing.</summary>
+    public static TcpCapture SmallSegments()
+    {
+        var (cap, f) = Open(40050);
+        for (int i = 0; i < 70; i++) f.Data(500);
+        return Close(cap, f);
+    }
+
+    /// <summary>40 PSH segments of 1000 bytes (between 536 and the MSS), 1 ms apart, reader draining: rcv_mss follows
+    /// the segment size (tcp_measure_rcv_mss), so each segment alone exceeds it.</summary>
+    public static TcpCapture MidSegments()
+    {
+        var (cap, f) = Open(40051);
+        for (int i = 0; i < 40; i++) f.Data(1000);
         return Close(cap, f);
     }
 
