@@ -580,7 +580,7 @@ public sealed class TcpSock : Sock
             QueueAndOut(stack, skb, seq, endSeq, doff, len, flags, truesize);
             return;
         }
-        DataQueueOfo(skb, seq, endSeq, doff, len, fin, truesize);
+        DataQueueOfo(skb, seq, endSeq, doff, len, flags, truesize);
     }
 
     private void QueueAndOut(NetStack stack, Skb skb, uint seq, uint endSeq, int doff, int len, byte flags, int truesize)
@@ -610,10 +610,14 @@ public sealed class TcpSock : Sock
 
     /// <summary>tcp_data_queue_ofo: into the out-of-order queue (no coalescing: kmalloc'd heads of veth frames cannot be
     /// merged), with the overlap rules and the SACK block update.</summary>
-    private void DataQueueOfo(Skb skb, uint seq, uint endSeq, int doff, int len, bool fin, int truesize)
+    private void DataQueueOfo(Skb skb, uint seq, uint endSeq, int doff, int len, byte flags, int truesize)
     {
         var mib = Namespace.Mib;
+        bool fin = (flags & 0x01) != 0;
         if (!RmemSchedule(truesize)) { mib[SnmpCounter.TcpExtTCPOFODrop]++; Free(skb, DropReason.TcpOfoDrop); return; }
+        // Since 6.17 an out-of-order segment that is kept feeds tcp_measure_rcv_mss too (rcv_mss, the scaling ratio,
+        // ICSK_ACK_PUSHED), before the ACK is scheduled.
+        MeasureRcvMss(len, doff, flags, truesize);
         _pending |= AckSched;
         mib[SnmpCounter.TcpExtTCPOFOQueue]++;
         var seg = new Segment(skb, seq, endSeq, _rxL4Off + doff, truesize, fin);

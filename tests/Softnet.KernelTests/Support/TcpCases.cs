@@ -18,7 +18,7 @@ public static class TcpCases
     public const string Client6 = "2001:db8:4d::2", Server6 = "2001:db8:4d::1";
 
     /// <summary>The cases also run over IPv6 (Scenarios/tcp6-host).</summary>
-    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack", "icmp6-err"];
+    public static readonly string[] Names6 = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "dual-stack", "icmp6-err", "small-nopsh", "ooo-mss"];
 
     [ThreadStatic] private static bool t_v6;
     private static string Client => t_v6 ? Client6 : Client4;
@@ -35,12 +35,14 @@ public static class TcpCases
         finally { t_v6 = was; }
     }
 
-    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "small-segs", "mid-segs"];
+    public static readonly string[] Names = ["inorder", "reorder", "loss", "duplicate", "fin-data", "rst", "rcvbuf", "thirdack", "delack", "closed-port", "synack-rtx", "fin-rtx", "syncookies", "small-segs", "mid-segs", "small-nopsh", "ooo-mss"];
 
     public static TcpCapture For(string name) => name switch
     {
         "small-segs" => SmallSegments(),
         "mid-segs" => MidSegments(),
+        "small-nopsh" => SmallSegmentsWithoutPsh(),
+        "ooo-mss" => OutOfOrderMss(),
         "inorder" => InOrder(),
         "reorder" => Reorder(),
         "loss" => Loss(),
@@ -191,6 +193,29 @@ public static class TcpCases
     {
         var (cap, f) = Open(40050);
         for (int i = 0; i < 70; i++) f.Data(500);
+        return Close(cap, f);
+    }
+
+    /// <summary>70 segments of 500 bytes without PSH, 1 ms apart, reader draining: two alike in a row set rcv_mss to
+    /// 500 (tcp_measure_rcv_mss trusts a PSH-less segment as full-sized), so the quick-ACK phase ends and every second
+    /// segment is ACKed.</summary>
+    public static TcpCapture SmallSegmentsWithoutPsh()
+    {
+        var (cap, f) = Open(40052);
+        for (int i = 0; i < 70; i++) f.Data(500, psh: false);
+        return Close(cap, f);
+    }
+
+    /// <summary>The first segment is lost; three full-sized segments arrive out of order before any in-order data
+    /// (tcp_data_queue_ofo measures them since 6.17: rcv_mss, and the scaling ratio from their truesize, which lets
+    /// tcp_grow_window open the SACKing duplicate ACKs' window), then the hole is filled and two more follow.</summary>
+    public static TcpCapture OutOfOrderMss()
+    {
+        var (cap, f) = Open(40053);
+        long hole = f.Lose(Mss);
+        f.Data(Mss, gapMs: 5).Data(Mss, gapMs: 5).Data(Mss, gapMs: 5);
+        f.Segment(hole, Mss, gapMs: 5);
+        f.Data(Mss, gapMs: 5).Data(Mss, gapMs: 5);
         return Close(cap, f);
     }
 
