@@ -240,6 +240,70 @@ public class TcpReceiveTests
         Assert.Equal(1, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
     }
 
+    /// <summary>The kernel case small-segs: 500-byte PSH segments stay below tcp_initialize_rcv_mss's 536 and, being
+    /// PSH, never count as full-sized (tcp_measure_rcv_mss), so rcv_mss stays 536; each one is ACKed, by a quick ACK
+    /// or (ICSK_ACK_PUSHED) by the reader draining the queue, and none takes the fast path (nothing left in
+    /// sk_forward_alloc after each read).</summary>
+    [Fact]
+    public void Small_psh_segments_keep_rcv_mss_536_and_are_each_acked()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint seq = ClientIsn + 1;
+        for (int i = 0; i < 40; i++)
+        {
+            c.Send(0x18, seq, c.ServerIsn + 1, payload: 500);
+            seq += 500;
+            Assert.Equal(seq, Ack(Assert.Single(c.Replies())));
+            Assert.Equal(536, c.Sock.RcvMss);
+        }
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtTCPHPHits]);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
+    }
+
+    /// <summary>The kernel case small-nopsh: two 500-byte segments without PSH in a row make rcv_mss 500 (a PSH-less
+    /// segment of at least TCP_MIN_MSS is taken as full-sized, last_seg_size confirms it); the 16 quick ACKs go one
+    /// per segment, then __tcp_ack_snd_check waits for more than rcv_mss unacknowledged: every second segment.</summary>
+    [Fact]
+    public void Small_segments_without_psh_set_rcv_mss_and_after_the_quick_acks_every_second_one_is_acked()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint seq = ClientIsn + 1;
+        var acked = new List<int>();
+        for (int i = 1; i <= 40; i++)
+        {
+            c.Send(0x10, seq, c.ServerIsn + 1, payload: 500);
+            seq += 500;
+            var r = c.Replies();
+            if (r.Count > 0) { Assert.Equal(seq, Ack(Assert.Single(r))); acked.Add(i); }
+            Assert.Equal(i == 1 ? 536 : 500, c.Sock.RcvMss);
+        }
+        Assert.Equal([.. Enumerable.Range(1, 16), .. Enumerable.Range(9, 12).Select(k => 2 * k)], acked);
+    }
+
+    /// <summary>The kernel case ooo-mss: with the first segment lost, full-sized segments out of order are measured by
+    /// tcp_data_queue_ofo (since 6.17): rcv_mss 1448 and a scaling ratio from their truesize, so tcp_grow_window opens
+    /// the window of each SACKing duplicate ACK as in-order data would (67, 70, 73 × 1024).</summary>
+    [Fact]
+    public void Out_of_order_segments_measure_rcv_mss_and_the_scaling_ratio()
+    {
+        var c = new Conn();
+        c.Handshake();
+        uint S(int k) => ClientIsn + 1 + 1448u * (uint)k;
+        var windows = new List<int>();
+        for (int k = 1; k <= 3; k++)
+        {
+            c.Send(0x18, S(k), c.ServerIsn + 1, payload: 1448, gapNs: 5_000_000);
+            var a = Assert.Single(c.Replies());
+            Assert.Equal(S(0), Ack(a));
+            windows.Add(Win(a));
+            Assert.Equal(1448, c.Sock.RcvMss);
+        }
+        Assert.Equal([67, 70, 73], windows);
+        Assert.NotEqual(128, c.Sock.ScalingRatio);
+    }
+
     [Fact]
     public void Out_of_order_segments_get_sack_blocks_and_duplicates_d_sacks()
     {
