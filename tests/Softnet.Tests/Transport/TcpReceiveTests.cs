@@ -240,32 +240,16 @@ public class TcpReceiveTests
         Assert.Equal(1, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
     }
 
-    /// <summary>The kernel case small-segs: 500-byte PSH segments stay below tcp_initialize_rcv_mss's 536 and, being
-    /// PSH, never count as full-sized (tcp_measure_rcv_mss), so rcv_mss stays 536; each one is ACKed, by a quick ACK
-    /// or (ICSK_ACK_PUSHED) by the reader draining the queue, and none takes the fast path (nothing left in
-    /// sk_forward_alloc after each read).</summary>
-    [Fact]
-    public void Small_psh_segments_keep_rcv_mss_536_and_are_each_acked()
-    {
-        var c = new Conn();
-        c.Handshake();
-        uint seq = ClientIsn + 1;
-        for (int i = 0; i < 40; i++)
-        {
-            c.Send(0x18, seq, c.ServerIsn + 1, payload: 500);
-            seq += 500;
-            Assert.Equal(seq, Ack(Assert.Single(c.Replies())));
-            Assert.Equal(536, c.Sock.RcvMss);
-        }
-        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtTCPHPHits]);
-        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
-    }
-
-    /// <summary>The kernel case small-nopsh: two 500-byte segments without PSH in a row make rcv_mss 500 (a PSH-less
-    /// segment of at least TCP_MIN_MSS is taken as full-sized, last_seg_size confirms it); the 16 quick ACKs go one
-    /// per segment, then __tcp_ack_snd_check waits for more than rcv_mss unacknowledged: every second segment.</summary>
-    [Fact]
-    public void Small_segments_without_psh_set_rcv_mss_and_after_the_quick_acks_every_second_one_is_acked()
+    /// <summary>The kernel cases small-segs and small-nopsh: 500-byte segments stay below tcp_initialize_rcv_mss's 536.
+    /// With PSH they never count as full-sized (tcp_measure_rcv_mss): rcv_mss stays 536 and each is ACKed, by a quick
+    /// ACK or (ICSK_ACK_PUSHED) by the reader draining the queue. Without PSH a segment of at least TCP_MIN_MSS is
+    /// taken as full-sized and the second alike (last_seg_size) makes rcv_mss 500; after the 16 quick ACKs
+    /// __tcp_ack_snd_check waits for more than rcv_mss unacknowledged: every second segment. Neither takes the fast
+    /// path (each read leaves nothing in sk_forward_alloc).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Small_segments_measure_rcv_mss_by_psh_and_are_acked_accordingly(bool psh)
     {
         var c = new Conn();
         c.Handshake();
@@ -273,13 +257,15 @@ public class TcpReceiveTests
         var acked = new List<int>();
         for (int i = 1; i <= 40; i++)
         {
-            c.Send(0x10, seq, c.ServerIsn + 1, payload: 500);
+            c.Send(psh ? (byte)0x18 : (byte)0x10, seq, c.ServerIsn + 1, payload: 500);
             seq += 500;
             var r = c.Replies();
             if (r.Count > 0) { Assert.Equal(seq, Ack(Assert.Single(r))); acked.Add(i); }
-            Assert.Equal(i == 1 ? 536 : 500, c.Sock.RcvMss);
+            Assert.Equal(psh || i == 1 ? 536 : 500, c.Sock.RcvMss);
         }
-        Assert.Equal([.. Enumerable.Range(1, 16), .. Enumerable.Range(9, 12).Select(k => 2 * k)], acked);
+        Assert.Equal(psh ? Enumerable.Range(1, 40) : [.. Enumerable.Range(1, 16), .. Enumerable.Range(9, 12).Select(k => 2 * k)], acked);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtTCPHPHits]);
+        Assert.Equal(0, c.Mib[SnmpCounter.TcpExtDelayedACKs]);
     }
 
     /// <summary>The kernel case ooo-mss: with the first segment lost, full-sized segments out of order are measured by
