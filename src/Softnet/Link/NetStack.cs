@@ -273,6 +273,9 @@ public sealed class NetStack
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
     {
         if (RpsSteering is { } st && st.TrySteer(dev, skb, nfSlot)) return;
+        // A hint (no kernel counterpart): the frame goes up once the current one has unwound, through the receiving
+        // namespace's hooks to nf_conntrack_in; its bucket is asked of memory now (a veth peer's, a decapsulated one's).
+        if (dev.Namespace.HasIptables) dev.Namespace.Netfilter.Conntrack.PrefetchForFrame(skb.LinearData);
         EnqueueLocal(dev, skb, nfSlot);
     }
 

@@ -305,11 +305,10 @@ public sealed class ScenarioStack : IRxHandler, Steering.IRfsReader
             pending.PrefetchEntry(_pendingBucket);
             _pendingTable = null;
         }
-        if (frame.Length < 34 || frame[12] != 0x08 || frame[13] != 0x00) return;
         var dev = _device(ifindex);
         if (dev == null || !dev.Namespace.HasIptables) return;
         var table = dev.Namespace.Netfilter.Conntrack;
-        int bucket = table.PrefetchFor(frame[14..]);
+        int bucket = table.PrefetchForFrame(frame);
         if (bucket >= 0) (_pendingTable, _pendingBucket) = (table, bucket);
     }
 

@@ -263,6 +263,10 @@ public sealed class ConntrackTable
         System.Diagnostics.Debug.Fail($"conntrack entry {ct.Original} not found in its direction-{dir} bucket");
     }
 
+    /// <summary><see cref="PrefetchFor"/> for an Ethernet frame: IPv4 ones only (others: -1).</summary>
+    public int PrefetchForFrame(ReadOnlySpan<byte> frame)
+        => frame.Length >= 34 && frame[12] == 0x08 && frame[13] == 0x00 ? PrefetchFor(frame[14..]) : -1;
+
     /// <summary>
     /// A hint, not a lookup (no kernel counterpart): the bucket and summary the datagram at <paramref name="ip"/> (an
     /// IPv4 header and what follows) hashes to in the default zone are asked of memory ahead of nf_conntrack_in.
