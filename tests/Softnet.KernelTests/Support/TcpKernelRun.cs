@@ -108,9 +108,14 @@ public static class TcpKernelRun
                 ["settleMs"] = SettleMs,
                 ["counters"] = work,
             }));
-            string[] inject = injectOn is not null ? ["-c", injectOn, "python3", script, cfg] : [script, cfg];
+            // With the prompt reader the injector is SCHED_FIFO too, below the reader: its frames leave at the capture's
+            // times however busy the machine is (a CFS injector pinned to one CPU waited tens of ms there at load 20,
+            // and a delayed-ACK or retransmission timer fired before the next frame).
+            string[] inject = ["python3", script, cfg];
+            if (promptReader && Proc.Exists("chrt")) inject = ["chrt", "-f", "5", .. inject];
+            if (injectOn is not null) inject = ["taskset", "-c", injectOn, .. inject];
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.before"), File.ReadAllText("/proc/net/softnet_stat"));
-            var (exit, log, err) = Proc.Run(injectOn is not null ? "taskset" : "python3", inject, 60_000);
+            var (exit, log, err) = Proc.Run(inject[0], inject[1..], 60_000);
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.after"), File.ReadAllText("/proc/net/softnet_stat"));
             if (exit != 0) throw new InvalidOperationException($"TCP injector failed ({exit}): {err.Trim()}\n{log}");
 
