@@ -108,11 +108,12 @@ public static class TcpKernelRun
                 ["settleMs"] = SettleMs,
                 ["counters"] = work,
             }));
-            // With the prompt reader the injector is SCHED_FIFO too, below the reader: its frames leave at the capture's
-            // times however busy the machine is (a CFS injector pinned to one CPU waited tens of ms there at load 20,
-            // and a delayed-ACK or retransmission timer fired before the next frame).
+            // Sharing the prompt reader's CPU, the injector is SCHED_FIFO too, below the reader: its frames leave at the
+            // capture's times however busy the machine is (a CFS injector pinned to one CPU waited tens of ms there at
+            // load 20, and a delayed-ACK or retransmission timer fired before the next frame). A run that places the
+            // injector itself (injectCpu) keeps it an ordinary task.
             string[] inject = ["python3", script, cfg];
-            if (promptReader && Proc.Exists("chrt")) inject = ["chrt", "-f", "5", .. inject];
+            if (promptReader && injectCpu < 0 && Proc.Exists("chrt")) inject = ["chrt", "-f", "5", .. inject];
             if (injectOn is not null) inject = ["taskset", "-c", injectOn, .. inject];
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.before"), File.ReadAllText("/proc/net/softnet_stat"));
             var (exit, log, err) = Proc.Run(inject[0], inject[1..], 60_000);
