@@ -47,8 +47,8 @@ public static class TcpKernelRun
     /// shifts it applied per flow). With <paramref name="promptReader"/> the reader runs SCHED_FIFO (chrt) where it
     /// can: woken by data it runs at once, as an idle machine's reader would, so what it drained before the next segment
     /// (and the ACKs its reads send) does not depend on other load on the machine; it runs on the injector's CPU, so it
-    /// has drained each segment before the injector sends the next, as Softnet's readers have. A case that needs a slow reader (the
-    /// SYN flood that must overflow the accept queue) leaves it off. A `cpu N` on the sockets lines runs the reader on
+    /// has drained each segment before the injector sends the next, as Softnet's readers have. The sysctl tests' SYN
+    /// flood and Fast Open overflow leave it off. A `cpu N` on the sockets lines runs the reader on
     /// CPU N (taskset); with <paramref name="injectCpu"/> the injector runs on that CPU, and /proc/net/softnet_stat is
     /// written before and after the injection to OUTDIR/softnet_stat.before and softnet_stat.after.</summary>
     public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false, int injectCpu = -1)
@@ -146,7 +146,7 @@ public static class TcpKernelRun
     }
 
     /// <summary>Starts the reader process for the sockets file's `tcp listen` lines and waits until it listens; on the
-    /// sockets file's `cpu`, else on <paramref name="cpu"/> (null: anywhere). Returns it and the CPU it runs on.</summary>
+    /// sockets file's `cpu`, else on <paramref name="fallbackCpu"/> (null: anywhere). Returns it and the CPU it runs on.</summary>
     private static (Process, string?) StartReaders(string socketsFile, string kernelNs, string work, bool prompt, string? fallbackCpu)
     {
         var listeners = new List<Dictionary<string, object?>>();
