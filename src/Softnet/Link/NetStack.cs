@@ -28,7 +28,9 @@ public sealed class NetStack
     private long _nextId;
 
     /// <summary>A frame of the queue, with the CPU that queued it (null without steering): it goes up there.</summary>
-    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot, Napi.SoftnetCpu? Cpu = null);
+    /// <param name="Bucket">The receiving namespace's conntrack bucket asked for at netif_rx (-1: none): its first entry
+    /// is asked for when the frame leaves the queue, the bucket having landed by then.</param>
+    private readonly record struct BacklogEntry(Device Dev, Skb Skb, int NfSlot, Napi.SoftnetCpu? Cpu = null, int Bucket = -1);
 
     public NetStack(IReadOnlyList<Namespace> namespaces, int localBuffers = 256)
     {
@@ -273,11 +275,14 @@ public sealed class NetStack
     public void NetifRx(Device dev, Skb skb, int nfSlot = -1)
     {
         if (RpsSteering is { } st && st.TrySteer(dev, skb, nfSlot)) return;
-        EnqueueLocal(dev, skb, nfSlot);
+        // A hint (no kernel counterpart): the frame goes up once the current one has unwound, through the receiving
+        // namespace's hooks to nf_conntrack_in; its bucket is asked of memory now (a veth peer's, a decapsulated one's).
+        int bucket = dev.Namespace.HasIptables ? dev.Namespace.Netfilter.Conntrack.PrefetchForFrame(skb.LinearData) : -1;
+        EnqueueLocal(dev, skb, nfSlot, bucket);
     }
 
     /// <summary>enqueue_to_backlog on this stack's own queue, within netdev_max_backlog: false when refused (dropped).</summary>
-    private bool EnqueueLocal(Device dev, Skb skb, int nfSlot)
+    private bool EnqueueLocal(Device dev, Skb skb, int nfSlot, int bucket = -1)
     {
         if (!_backlogLimit.Admit(NetdevMaxBacklog))
         {
@@ -290,7 +295,7 @@ public sealed class NetStack
             Drop(dev.Namespace, skb, DropReason.CpuBacklog);
             return false;
         }
-        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot, RpsSteering?.Current));
+        _backlog.Enqueue(new BacklogEntry(dev, skb, nfSlot, RpsSteering?.Current, bucket));
         return true;
     }
 
@@ -301,6 +306,7 @@ public sealed class NetStack
         while (_backlogLimit.Next(_backlog.Count))
         {
             var e = _backlog.Dequeue();
+            if (e.Bucket >= 0) e.Dev.Namespace.Netfilter.Conntrack.PrefetchEntry(e.Bucket);
             // The first frame of a Receive came from the NIC (ice's poll); the rest through netif_rx (process_backlog).
             bool wire = _wireFrame;
             Clock.Begin(Stage.Link, wire ? StageFrames.LinkWire : StageFrames.LinkBacklog);

@@ -183,6 +183,9 @@ public sealed class VxlanLink : LinkKind
         BinaryPrimitives.WriteUInt32BigEndian(ip[12..], saddr);
         BinaryPrimitives.WriteUInt32BigEndian(ip[16..], remote);
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip[..20]));
+        // A hint (no kernel counterpart): the outer datagram's conntrack bucket, asked for while the OUTPUT hooks
+        // before nf_conntrack_in (raw, the route) run.
+        if (ns.HasIptables) ns.Netfilter.Conntrack.PrefetchFor(ip);
         skb.ResetNetworkHeader();
         skb.SetTransportHeader(20);
         skb.Protocol = EtherTypes.Ipv4;

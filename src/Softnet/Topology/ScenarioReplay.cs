@@ -298,9 +298,20 @@ public sealed class ScenarioStack : IRxHandler, Steering.IRfsReader
     /// stack.</summary>
     public void Lookahead(ReadOnlySpan<byte> frame, int ifindex)
     {
-        if (frame.Length < 34 || frame[12] != 0x08 || frame[13] != 0x00) return;
+        // The frame looked ahead at before this one: its bucket has had a frame's time to land, so its first entry
+        // can be asked for now (a dependent miss the lookup would otherwise wait for).
+        if (_pendingTable is { } pending)
+        {
+            pending.PrefetchEntry(_pendingBucket);
+            _pendingTable = null;
+        }
         var dev = _device(ifindex);
         if (dev == null || !dev.Namespace.HasIptables) return;
-        dev.Namespace.Netfilter.Conntrack.PrefetchFor(frame[14..]);
+        var table = dev.Namespace.Netfilter.Conntrack;
+        int bucket = table.PrefetchForFrame(frame);
+        if (bucket >= 0) (_pendingTable, _pendingBucket) = (table, bucket);
     }
+
+    private Netfilter.Conntrack.ConntrackTable? _pendingTable;
+    private int _pendingBucket;
 }

@@ -22,7 +22,8 @@ namespace Softnet.KernelTests.Support;
 //   recv until EOF (then close) or ECONNRESET. A reader that drains the queue after a PSH segment makes the kernel
 //   ACK from recvmsg (tcp_cleanup_rbuf), so a prompt reader is part of the behaviour being compared.
 // * `nstat -asz` in a fresh namespace prints that namespace's counters since its creation (absolute, history
-//   untouched, zeros included).
+//   untouched, zeros included). It formats a copy of /proc/net/{snmp,netstat,snmp6} the injector takes as the
+//   capture ends (PROC_NET_*), so nothing after the settle time (a 1 s SYN-ACK timer, the reader's exit) counts.
 
 /// <summary>
 /// Runs a TCP capture (<see cref="TcpCapture"/>) against the real kernel: builds a scenario folder in namespaces
@@ -45,8 +46,9 @@ public static class TcpKernelRun
     /// scenario in <paramref name="scenarioDir"/>; writes OUT/&lt;serverNs&gt;/... Returns the injector's log (the
     /// shifts it applied per flow). With <paramref name="promptReader"/> the reader runs SCHED_FIFO (chrt) where it
     /// can: woken by data it runs at once, as an idle machine's reader would, so what it drained before the next segment
-    /// (and the ACKs its reads send) does not depend on other load on the machine. A case that needs a slow reader (the
-    /// SYN flood that must overflow the accept queue) leaves it off. A `cpu N` on the sockets lines runs the reader on
+    /// (and the ACKs its reads send) does not depend on other load on the machine; it runs on the injector's CPU, so it
+    /// has drained each segment before the injector sends the next, as Softnet's readers have. The sysctl tests' SYN
+    /// flood and Fast Open overflow leave it off. A `cpu N` on the sockets lines runs the reader on
     /// CPU N (taskset); with <paramref name="injectCpu"/> the injector runs on that CPU, and /proc/net/softnet_stat is
     /// written before and after the injection to OUTDIR/softnet_stat.before and softnet_stat.after.</summary>
     public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false, int injectCpu = -1)
@@ -84,7 +86,15 @@ public static class TcpKernelRun
             foreach (var dev in devices)
                 Proc.Check("ip", "netns", "exec", kn, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off");
 
-            reader = StartReaders(Path.Combine(scenario.Root, "ns", serverNs, "sockets"), kn, work, promptReader);
+            // A prompt reader shares one CPU with the injector (unless the run places the injector itself): woken
+            // by the segment the injector's send delivered (netif_rx's softirq runs in that send), the SCHED_FIFO
+            // reader preempts it there and drains before the injector can send the next frame. On another CPU it
+            // could still be asleep or busy then, leaving data queued, and the kernel's next window smaller
+            // (tcp_select_window's free space, tcp_grow_window's room) than with the drained queue Softnet's
+            // readers leave.
+            (reader, string? readerCpu) = StartReaders(Path.Combine(scenario.Root, "ns", serverNs, "sockets"), kn, work, promptReader,
+                promptReader && injectCpu < 0 ? SharedCpu() : null);
+            string? injectOn = injectCpu >= 0 ? injectCpu.ToString(System.Globalization.CultureInfo.InvariantCulture) : promptReader ? readerCpu : null;
 
             string script = Path.Combine(work, "inject.py");
             File.WriteAllText(script, InjectorScript);
@@ -96,16 +106,26 @@ public static class TcpKernelRun
                 ["frames"] = frames,
                 ["out"] = Path.GetFullPath(nsDir),
                 ["settleMs"] = SettleMs,
+                ["counters"] = work,
             }));
-            string[] inject = injectCpu >= 0 ? ["-c", injectCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "python3", script, cfg] : [script, cfg];
+            // Sharing the prompt reader's CPU, the injector is SCHED_FIFO too, below the reader: its frames leave at the
+            // capture's times however busy the machine is (a CFS injector pinned to one CPU waited tens of ms there at
+            // load 20, and a delayed-ACK or retransmission timer fired before the next frame). A run that places the
+            // injector itself (injectCpu) keeps it an ordinary task.
+            string[] inject = ["python3", script, cfg];
+            if (promptReader && injectCpu < 0 && Proc.Exists("chrt")) inject = ["chrt", "-f", "5", .. inject];
+            if (injectOn is not null) inject = ["taskset", "-c", injectOn, .. inject];
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.before"), File.ReadAllText("/proc/net/softnet_stat"));
-            var (exit, log, err) = Proc.Run(injectCpu >= 0 ? "taskset" : "python3", inject, 60_000);
+            var (exit, log, err) = Proc.Run(inject[0], inject[1..], 60_000);
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.after"), File.ReadAllText("/proc/net/softnet_stat"));
             if (exit != 0) throw new InvalidOperationException($"TCP injector failed ({exit}): {err.Trim()}\n{log}");
 
             File.WriteAllText(Path.Combine(nsDir, "sockets.txt"), StopReaders(reader));
             reader = null;
-            File.WriteAllText(Path.Combine(nsDir, "nstat.txt"), Proc.Check("ip", "netns", "exec", kn, "nstat", "-asz"));
+            // nstat formats the injector's snapshot of the namespace's counters (taken as the capture ended).
+            File.WriteAllText(Path.Combine(nsDir, "nstat.txt"), Proc.Check("ip", "netns", "exec", kn, "env",
+                "PROC_NET_SNMP=" + Path.Combine(work, "snmp"), "PROC_NET_NETSTAT=" + Path.Combine(work, "netstat"),
+                "PROC_NET_SNMP6=" + Path.Combine(work, "snmp6"), "nstat", "-asz"));
             return log;
         }
         finally
@@ -117,8 +137,17 @@ public static class TcpKernelRun
         }
     }
 
-    /// <summary>Starts the reader process for the sockets file's `tcp listen` lines and waits until it listens.</summary>
-    private static Process StartReaders(string socketsFile, string kernelNs, string work, bool prompt)
+    /// <summary>The CPU a prompt reader and the injector share: the last one this process may run on.</summary>
+    private static string SharedCpu()
+    {
+        string? allowed = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal));
+        string last = allowed?.Split(':')[1].Split(',')[^1].Split('-')[^1].Trim() ?? "0";
+        return last.Length > 0 ? last : "0";
+    }
+
+    /// <summary>Starts the reader process for the sockets file's `tcp listen` lines and waits until it listens; on the
+    /// sockets file's `cpu`, else on <paramref name="fallbackCpu"/> (null: anywhere). Returns it and the CPU it runs on.</summary>
+    private static (Process, string?) StartReaders(string socketsFile, string kernelNs, string work, bool prompt, string? fallbackCpu)
     {
         var listeners = new List<Dictionary<string, object?>>();
         string? cpu = null;
@@ -148,6 +177,7 @@ public static class TcpKernelRun
         File.WriteAllText(cfg, JsonSerializer.Serialize(listeners));
         var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         string[] run = prompt && Proc.Exists("chrt") ? ["chrt", "-f", "10", "python3", script, cfg] : ["python3", script, cfg];
+        cpu ??= fallbackCpu;
         if (cpu is not null) run = ["taskset", "-c", cpu, .. run];
         foreach (var a in new[] { "netns", "exec", kernelNs }.Concat(run)) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start the reader");
@@ -157,7 +187,7 @@ public static class TcpKernelRun
             p.WaitForExit(5000);
             throw new InvalidOperationException($"reader did not start: {ready} {p.StandardError.ReadToEnd()}");
         }
-        return p;
+        return (p, cpu);
     }
 
     /// <summary>Closes the reader's stdin, its signal to print sockets.txt and exit.</summary>
@@ -253,6 +283,13 @@ cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 cap.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
 cap.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS: the time the frame passed the tap, not when Python read it
 devs = [n for _, n in socket.if_nameindex() if n != 'lo']
+# Opened here, inside the server's namespace: a /proc/self/net file shows the namespace it was opened in.
+counters = {}
+for n in ('snmp', 'netstat', 'snmp6'):
+    try:
+        counters[n] = os.open('/proc/self/net/' + n, os.O_RDONLY)
+    except FileNotFoundError:
+        pass
 tx = []
 for path, dev in cfg['targets']:
     enter(path)
@@ -456,6 +493,18 @@ for ts, target, f in frames:
     tx[target].send(rewrite(f))
     take()
 wait_until(time.monotonic() + cfg['settleMs'] / 1000.0)
+# The counters as the capture ends, read before anything else runs: a timer due later (a SYN-ACK's 1 s
+# retransmission) or the reader's exit closing what is still open must not reach them, however slowly the
+# machine gets to `nstat`.
+for n, fd in counters.items():
+    parts = []
+    while True:
+        b = os.read(fd, 1 << 16)
+        if not b:
+            break
+        parts.append(b)
+    with open(os.path.join(cfg['counters'], n), 'wb') as w:
+        w.write(b''.join(parts))
 for dev in set(devs) | {k[0] for k in captured}:
     for d in ('rx', 'tx'):
         with open(os.path.join(cfg['out'], dev + '.' + d + '.pcap'), 'wb') as w:

@@ -56,8 +56,9 @@ public abstract class TcpKernelFixtureBase
         try
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
-            // A prompt reader except where the case needs the accept queue to overflow (the SYN flood).
-            string log = TcpKernelRun.Run(ScenarioDir, Capture(name), "server", dir, promptReader: name != "syncookies");
+            // A prompt reader in every case: the SYN flood fills the request queue (tcp_conn_request's syncookies),
+            // which no reader touches, and the cookie connection's data is then received as in any other case.
+            string log = TcpKernelRun.Run(ScenarioDir, Capture(name), "server", dir, promptReader: true);
             File.WriteAllText(Path.Combine(dir, "injector.log"), log);
             TcpCompare.WriteTimeline(dir);
             return (dir, null);

@@ -108,7 +108,8 @@ public class TwoNodeOverlayGroTests
 
 /// <summary>These replays allocate large pinned pools while they run; beside another test's allocation measurement
 /// (GC.GetAllocatedBytesForCurrentThread around a scenario replay) they made it miscount a replay's pools (about
-/// 5 MiB, once in a few runs). Run on their own, after the parallel tests.</summary>
+/// 5 MiB, once in a few runs). Run on their own, after the parallel tests; so does that measurement
+/// (<see cref="ScenarioAllocationTests"/>), which any other parallel replay's pools can disturb the same way.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class TwoNodeOverlayAlone
 {

@@ -266,20 +266,25 @@ public sealed class ConntrackTable
         System.Diagnostics.Debug.Fail($"conntrack entry {ct.Original} not found in its direction-{dir} bucket");
     }
 
+    /// <summary><see cref="PrefetchFor"/> for an Ethernet frame: IPv4 ones only (others: -1).</summary>
+    public int PrefetchForFrame(ReadOnlySpan<byte> frame)
+        => frame.Length >= 34 && frame[12] == 0x08 && frame[13] == 0x00 ? PrefetchFor(frame[14..]) : -1;
+
     /// <summary>
     /// A hint, not a lookup (no kernel counterpart): the bucket and summary the datagram at <paramref name="ip"/> (an
     /// IPv4 header and what follows) hashes to in the default zone are asked of memory ahead of nf_conntrack_in.
     /// Wrong guesses (a zone from a CT template, a fragment, a malformed header) cost one useless prefetch.
     /// </summary>
-    public void PrefetchFor(ReadOnlySpan<byte> ip)
+    /// <returns>The bucket asked for (for <see cref="PrefetchEntry"/> a frame later), or -1.</returns>
+    public int PrefetchFor(ReadOnlySpan<byte> ip)
     {
-        if (_buckets == NoBuckets || ip.Length < 20) return;
+        if (_buckets == NoBuckets || ip.Length < 20) return -1;
         int ihl = (ip[0] & 0xF) * 4;
         byte proto = ip[9];
         ushort sport = 0, dport = 0;
         if (proto is 6 or 17 or 132 or 136)
         {
-            if (ip.Length < ihl + 4) return;
+            if (ip.Length < ihl + 4) return -1;
             sport = BinaryPrimitives.ReadUInt16BigEndian(ip[ihl..]);
             dport = BinaryPrimitives.ReadUInt16BigEndian(ip[(ihl + 2)..]);
         }
@@ -287,7 +292,26 @@ public sealed class ConntrackTable
         int b = BucketOf(t.Hash(Options.HashSeed));
         Prefetch(ref _buckets[b]);
         Prefetch(ref _filters[b]);
+        return b;
     }
+
+    /// <summary>
+    /// The second half of <see cref="PrefetchFor"/> (no kernel counterpart), a frame later when the bucket has landed:
+    /// the first entry chained there is asked of memory, its tuples, hashes, timeout and tracker state (the lines a
+    /// hit reads next, each a miss that depends on the one before). An empty or changed bucket costs a useless hint.
+    /// </summary>
+    public unsafe void PrefetchEntry(int bucket)
+    {
+        var buckets = _buckets;
+        if ((uint)bucket >= (uint)buckets.Length || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        // The head's object reference read as an address, not dereferenced: a prefetch of a stale one never faults.
+        byte* node = (byte*)Unsafe.As<HashLink, nint>(ref buckets[bucket]);
+        if (node == null) return;
+        for (int line = 0; line < EntryLines; line++) System.Runtime.Intrinsics.X86.Sse.Prefetch0(node + line * 64);
+    }
+
+    /// <summary>Cache lines of an entry (and of its reply node, allocated just after it) a hit and its tracker read.</summary>
+    private const int EntryLines = 5;
 
     /// <summary>A hint to the memory system (no kernel counterpart): the bucket <paramref name="hash"/> names will be
     /// written soon.</summary>
