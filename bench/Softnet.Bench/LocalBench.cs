@@ -42,60 +42,49 @@ public static class LocalBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        var names = args.Cases("local", CaseNames);
-        double kernelSeconds = args.KernelSeconds(secondsGiven, ScenarioBench.DefaultKernelSeconds);
-        int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
-        double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
-        string work = args.WorkDir("softnet-local-");
-        try
+        using var run = args.Forwarding("local", CaseNames, secondsGiven, Rounds, WarmupSeconds, "softnet-local-");
+        var (names, kernelSeconds, rounds, warmup, work, _) = run;
+        string scenario = BuildScenario(work);
+        var cases = names.Select(n => Build(n, scenario, work)).ToList();
+        int cpu = ScenarioBench.PickCpu();
+        string pin = ScenarioBench.PinProcess(cpu) ? $"pinned to CPU {cpu}" : "NOT pinned";
+        Console.WriteLine($"softnet: {pin}; warm-up {warmup:0.#} s, then best of {rounds}");
+        var softnet = new Dictionary<string, ScenarioBench.SoftnetResult>();
+        foreach (var c in cases)
         {
-            string scenario = BuildScenario(work);
-            var cases = names.Select(n => Build(n, scenario, work)).ToList();
-            int cpu = ScenarioBench.PickCpu();
-            string pin = ScenarioBench.PinProcess(cpu) ? $"pinned to CPU {cpu}" : "NOT pinned";
-            Console.WriteLine($"softnet: {pin}; warm-up {warmup:0.#} s, then best of {rounds}");
-            var softnet = new Dictionary<string, ScenarioBench.SoftnetResult>();
+            var r = ScenarioBench.MeasureSoftnet(c, rounds, warmup);
+            softnet[c.Name] = r;
+            Console.WriteLine($"softnet {c.Name,-4} {r.Pps / 1e6,7:F3} Mpps/core  {r.AllocPerPacket,6:F1} B/packet  taken by the socket {r.Forwarded:P1}");
+            if (r.Forwarded < 0.99) Console.Error.WriteLine($"bench local: softnet {c.Name}: only {r.Forwarded:P1} of the measured frames reached the socket");
+        }
+
+        string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
+        var kernel = new Dictionary<string, KernelLocal?>();
+        double idle = double.NaN;
+        int readerCpu = OtherCpu(cpu);
+        if (why is null)
+        {
+            idle = ScenarioBench.IdleSoftirqRate(cpu);
             foreach (var c in cases)
             {
-                var r = ScenarioBench.MeasureSoftnet(c, rounds, warmup);
-                softnet[c.Name] = r;
-                Console.WriteLine($"softnet {c.Name,-4} {r.Pps / 1e6,7:F3} Mpps/core  {r.AllocPerPacket,6:F1} B/packet  taken by the socket {r.Forwarded:P1}");
-                if (r.Forwarded < 0.99) Console.Error.WriteLine($"bench local: softnet {c.Name}: only {r.Forwarded:P1} of the measured frames reached the socket");
-            }
-
-            string? why = KernelScenario.Unavailable() ?? (Proc.Exists("taskset") ? null : "taskset is not installed");
-            var kernel = new Dictionary<string, KernelLocal?>();
-            double idle = double.NaN;
-            int readerCpu = OtherCpu(cpu);
-            if (why is null)
-            {
-                idle = ScenarioBench.IdleSoftirqRate(cpu);
-                foreach (var c in cases)
+                KernelLocal? k;
+                try { k = MeasureKernel(c, cpu, readerCpu, kernelSeconds, idle); }
+                catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
                 {
-                    KernelLocal? k;
-                    try { k = MeasureKernel(c, cpu, readerCpu, kernelSeconds, idle); }
-                    catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException or JsonException or KeyNotFoundException)
-                    {
-                        Console.Error.WriteLine($"bench local: kernel {c.Name}: {e.Message}");
-                        k = null;
-                    }
-                    kernel[c.Name] = k;
-                    if (k is null) continue;
-                    Console.WriteLine($"kernel  {c.Name,-4} {k.Pps / 1e6,7:F3} Mpps/core  (softirq {k.SoftirqSeconds:F2} s on CPU {cpu} + reader system {k.ReaderSeconds:F2} s on CPU {readerCpu}, " +
-                                      $"{k.Received:N0} packets, {k.Passes} passes)  taken by the socket {k.Taken:P1}");
+                    Console.Error.WriteLine($"bench local: kernel {c.Name}: {e.Message}");
+                    k = null;
                 }
+                kernel[c.Name] = k;
+                if (k is null) continue;
+                Console.WriteLine($"kernel  {c.Name,-4} {k.Pps / 1e6,7:F3} Mpps/core  (softirq {k.SoftirqSeconds:F2} s on CPU {cpu} + reader system {k.ReaderSeconds:F2} s on CPU {readerCpu}, " +
+                                  $"{k.Received:N0} packets, {k.Passes} passes)  taken by the socket {k.Taken:P1}");
             }
-            else Console.Error.WriteLine($"bench local: kernel column not measured: {why}");
+        }
+        else Console.Error.WriteLine($"bench local: kernel column not measured: {why}");
 
-            ScenarioBench.PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 6);
-            if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, readerCpu, kernelSeconds, idle, rounds, warmup);
-            return 0;
-        }
-        finally
-        {
-            if (args.Keep is null)
-                try { Directory.Delete(work, true); } catch (IOException) { }
-        }
+        ScenarioBench.PrintTable(cases, softnet, name => kernel.TryGetValue(name, out var k) ? k?.Pps : null, 6);
+        if (args.Json is not null) WriteJson(args.Json, cases, softnet, kernel, why, cpu, readerCpu, kernelSeconds, idle, rounds, warmup);
+        return 0;
     }
 
     /// <summary>Another online CPU for the kernel's reader (the measured one where the machine has one CPU).</summary>

@@ -36,24 +36,13 @@ public static class OverlayBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        var names = args.Cases("overlay", CaseNames);
-        double kernelSeconds = args.KernelSeconds(secondsGiven, ScenarioBench.DefaultKernelSeconds);
-        int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
-        double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
-        string work = args.WorkDir("softnet-overlay-");
-        try
-        {
-            string scenario = BuildScenario(work);
-            var cases = names.Select(n => Build(n, scenario, work)).ToList();
-            var r = ScenarioBench.MeasureCases("overlay", cases, args.Keep is not null, rounds, warmup, kernelSeconds, 8);
-            if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
-            return 0;
-        }
-        finally
-        {
-            if (args.Keep is null)
-                try { Directory.Delete(work, true); } catch (IOException) { }
-        }
+        using var run = args.Forwarding("overlay", CaseNames, secondsGiven, Rounds, WarmupSeconds, "softnet-overlay-");
+        var (names, kernelSeconds, rounds, warmup, work, kept) = run;
+        string scenario = BuildScenario(work);
+        var cases = names.Select(n => Build(n, scenario, work)).ToList();
+        var r = ScenarioBench.MeasureCases("overlay", cases, kept, rounds, warmup, kernelSeconds, 8);
+        if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
+        return 0;
     }
 
     /// <summary>tests/.../Scenarios/flannel-vxlan with each node holding a kube-proxy ruleset and flanneld's rules

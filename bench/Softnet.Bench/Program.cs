@@ -94,9 +94,25 @@ public sealed record BenchArgs(string? Capture, string? Json, double Seconds, st
         return all.Contains(Case) ? [Case] : throw new ArgumentException($"--case {Case}: one of {string.Join(", ", all)}");
     }
 
-    /// <summary>Seconds of kernel injection per case: --seconds if given (at least half a second), else the default.</summary>
-    public double KernelSeconds(bool secondsGiven, double fallback) => secondsGiven ? Math.Max(0.5, Seconds) : fallback;
+    /// <summary>What a forwarding bench (scenario, local, overlay) takes from the flags, defaults filled in: the cases,
+    /// seconds of kernel injection per case (--seconds if given, at least half a second), rounds, warm-up seconds and the
+    /// work directory (--keep DIR, kept afterwards, or a new temporary one deleted on Dispose).</summary>
+    public ForwardingRun Forwarding(string bench, string[] all, bool secondsGiven, int rounds, double warmup, string workPrefix)
+    {
+        var cases = Cases(bench, all);
+        double kernelSeconds = secondsGiven ? Math.Max(0.5, Seconds) : ScenarioBench.DefaultKernelSeconds;
+        string work = Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory(workPrefix).FullName;
+        return new ForwardingRun(cases, kernelSeconds, Rounds > 0 ? Rounds : rounds, Warmup >= 0 ? Warmup : warmup, work, Keep is not null);
+    }
+}
 
-    /// <summary>--keep DIR (kept afterwards) or a new temporary directory.</summary>
-    public string WorkDir(string prefix) => Keep is { } keep ? Directory.CreateDirectory(keep).FullName : Directory.CreateTempSubdirectory(prefix).FullName;
+/// <summary>The settings of a forwarding bench's run (<see cref="BenchArgs.Forwarding"/>); disposing it deletes the
+/// work directory unless --keep named it.</summary>
+public sealed record ForwardingRun(string[] Cases, double KernelSeconds, int Rounds, double Warmup, string Work, bool Keep) : IDisposable
+{
+    public void Dispose()
+    {
+        if (!Keep)
+            try { Directory.Delete(Work, true); } catch (IOException) { }
+    }
 }

@@ -59,24 +59,13 @@ public static class ScenarioBench
 
     public static int Run(BenchArgs args, bool secondsGiven = false)
     {
-        var names = args.Cases("scenario", CaseNames);
-        double kernelSeconds = args.KernelSeconds(secondsGiven, DefaultKernelSeconds);
         // --keep DIR: the generated scenarios and captures stay, for `softnet replay --scenario` (per-stage CPU time).
-        string work = args.WorkDir("softnet-scbench-");
-        int rounds = args.Rounds > 0 ? args.Rounds : Rounds;
-        double warmup = args.Warmup >= 0 ? args.Warmup : WarmupSeconds;
-        try
-        {
-            var cases = names.Select(n => Build(n, work)).ToList();
-            var r = MeasureCases("scenario", cases, args.Keep is not null, rounds, warmup, kernelSeconds, 16);
-            if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
-            return 0;
-        }
-        finally
-        {
-            if (args.Keep is null)
-                try { Directory.Delete(work, true); } catch (IOException) { }
-        }
+        using var run = args.Forwarding("scenario", CaseNames, secondsGiven, Rounds, WarmupSeconds, "softnet-scbench-");
+        var (names, kernelSeconds, rounds, warmup, work, kept) = run;
+        var cases = names.Select(n => Build(n, work)).ToList();
+        var r = MeasureCases("scenario", cases, kept, rounds, warmup, kernelSeconds, 16);
+        if (args.Json is not null) WriteJson(args.Json, cases, r.Softnet, r.Kernel, r.Why, r.Cpu, kernelSeconds, r.Idle, rounds, warmup);
+        return 0;
     }
 
     /// <summary>Both halves of a forwarding bench's cases: Softnet first, pinned, then the kernel on the same CPU.</summary>
