@@ -125,7 +125,7 @@ public sealed class PodVsNativeExperiment
                     var f = TwoNodeOverlay.MeasurePath(dirs[s.Name], path, options, bytes, 2e9, 1, masquerade: !s.Notrack);
                     if (f.BytesRead != bytes)
                         throw new InvalidOperationException($"{s.Name}: Softnet's iperf3 server read {f.BytesRead} of {bytes} bytes on {TwoNodeOverlay.PathName(path)}");
-                    if (!best.TryGetValue((s.Name, path), out var b) || f.CpuNsPerSegment < b.CpuNsPerSegment) best[(s.Name, path)] = f;
+                    best[(s.Name, path)] = TwoNodePathFigures.Cheaper(best.GetValueOrDefault((s.Name, path)), f);
                 }
             }
         var softnet = new Dictionary<string, (double Native, double Pod)>();
