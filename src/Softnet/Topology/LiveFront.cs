@@ -215,26 +215,15 @@ internal sealed unsafe class LiveFront
 }
 
 /// <summary>The "live_workers" report section: each worker of `softnet run`, its CPU and the port queues it read.</summary>
-public sealed class LiveWorkersSection(IReadOnlyList<LiveWorkerRow> rows) : IReportSection
+public sealed class LiveWorkersSection(IReadOnlyList<LiveWorkerRow> rows) : RowsSection<LiveWorkerRow>("live_workers", rows)
 {
-    public string Key => "live_workers";
-
-    public IReadOnlyList<LiveWorkerRow> Rows { get; } = rows;
-
-    public void WriteJson(Utf8JsonWriter w)
+    protected override void WriteRow(Utf8JsonWriter w, LiveWorkerRow r)
     {
-        w.WriteStartArray();
-        foreach (var r in Rows)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("worker", r.Worker);
-            w.WriteNumber("cpu", r.Cpu);
-            w.WriteBoolean("pinned", r.Pinned);
-            w.WriteNumber("rx_packets", r.RxPackets);
-            w.WriteString("port_queues", r.PortQueues);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        w.WriteNumber("worker", r.Worker);
+        w.WriteNumber("cpu", r.Cpu);
+        w.WriteBoolean("pinned", r.Pinned);
+        w.WriteNumber("rx_packets", r.RxPackets);
+        w.WriteString("port_queues", r.PortQueues);
     }
 }
 

@@ -405,35 +405,24 @@ public sealed class LiveRun
 
 /// <summary>The "live_ports" report section: each bound interface and its port's counters at the end of the run, the
 /// kernel's drops beside Softnet's own.</summary>
-public sealed class LivePortsSection(IReadOnlyList<LivePortRow> rows) : IReportSection
+public sealed class LivePortsSection(IReadOnlyList<LivePortRow> rows) : RowsSection<LivePortRow>("live_ports", rows)
 {
-    public string Key => "live_ports";
-
-    public IReadOnlyList<LivePortRow> Rows { get; } = rows;
-
-    public void WriteJson(Utf8JsonWriter w)
+    protected override void WriteRow(Utf8JsonWriter w, LivePortRow r)
     {
-        w.WriteStartArray();
-        foreach (var r in Rows)
-        {
-            var s = r.Stats;
-            w.WriteStartObject();
-            w.WriteString("bind", r.Binding.ToString());
-            w.WriteString("port", r.Kind == LivePortKind.Xdp ? "xdp" : "packet");
-            w.WriteNumber("ifindex", r.Ifindex);
-            w.WriteNumber("queues", r.Queues);
-            w.WriteNumber("rx_packets", s.RxPackets);
-            w.WriteNumber("rx_bytes", s.RxBytes);
-            w.WriteNumber("kernel_rx_dropped", s.KernelRxDropped);
-            w.WriteNumber("kernel_rx_ring_full", s.KernelRxRingFull);
-            w.WriteNumber("tx_packets", s.TxPackets);
-            w.WriteNumber("tx_bytes", s.TxBytes);
-            w.WriteNumber("tx_ring_full", s.TxRingFull);
-            w.WriteNumber("tx_errors", s.TxErrors);
-            w.WriteNumber("link_down_events", s.LinkDownEvents);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        var s = r.Stats;
+        w.WriteString("bind", r.Binding.ToString());
+        w.WriteString("port", r.Kind == LivePortKind.Xdp ? "xdp" : "packet");
+        w.WriteNumber("ifindex", r.Ifindex);
+        w.WriteNumber("queues", r.Queues);
+        w.WriteNumber("rx_packets", s.RxPackets);
+        w.WriteNumber("rx_bytes", s.RxBytes);
+        w.WriteNumber("kernel_rx_dropped", s.KernelRxDropped);
+        w.WriteNumber("kernel_rx_ring_full", s.KernelRxRingFull);
+        w.WriteNumber("tx_packets", s.TxPackets);
+        w.WriteNumber("tx_bytes", s.TxBytes);
+        w.WriteNumber("tx_ring_full", s.TxRingFull);
+        w.WriteNumber("tx_errors", s.TxErrors);
+        w.WriteNumber("link_down_events", s.LinkDownEvents);
     }
 }
 

@@ -360,31 +360,22 @@ public static class TwoNodeOverlay
 }
 
 /// <summary>The `paths` section of the default replay's JSON report: each path alone, as node B paid for it.</summary>
-public sealed class TwoNodePathsSection(IReadOnlyList<TwoNodePathFigures> paths) : IReportSection
+public sealed class TwoNodePathsSection(IReadOnlyList<TwoNodePathFigures> paths) : RowsSection<TwoNodePathFigures>("paths", paths)
 {
-    public string Key => "paths";
-
-    public void WriteJson(Utf8JsonWriter w)
+    protected override void WriteRow(Utf8JsonWriter w, TwoNodePathFigures p)
     {
-        w.WriteStartArray();
-        foreach (var p in paths)
-        {
-            w.WriteStartObject();
-            w.WriteString("path", TwoNodeOverlay.JsonName(p.Path));
-            w.WriteNumber("segments", p.Segments);
-            w.WriteNumber("bytes_read", p.BytesRead);
-            w.WriteNumber("receiver_bits_per_second", Math.Round(p.ReceiverBitsPerSecond));
-            w.WriteNumber("cpu_ns_per_byte", Math.Round(p.CpuNsPerByte, 4));
-            w.WriteNumber("core_capacity_bits_per_second", Math.Round(p.CoreCapacityBitsPerSecond));
-            w.WriteNumber("gro_merge_ratio", Math.Round(p.GroMergeRatio, 3));
-            w.WriteNumber("ip_rcv_per_segment", Math.Round(p.IpRcvPerSegment, 3));
-            w.WriteNumber("conntrack_entries", p.ConntrackEntries);
-            w.WriteNumber("drops", p.Drops);
-            w.WriteStartObject("cpu_ns_per_segment");
-            foreach (var (stage, ns) in p.CpuPerSegment) w.WriteNumber(stage, Math.Round(ns, 1));
-            w.WriteEndObject();
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        w.WriteString("path", TwoNodeOverlay.JsonName(p.Path));
+        w.WriteNumber("segments", p.Segments);
+        w.WriteNumber("bytes_read", p.BytesRead);
+        w.WriteNumber("receiver_bits_per_second", Math.Round(p.ReceiverBitsPerSecond));
+        w.WriteNumber("cpu_ns_per_byte", Math.Round(p.CpuNsPerByte, 4));
+        w.WriteNumber("core_capacity_bits_per_second", Math.Round(p.CoreCapacityBitsPerSecond));
+        w.WriteNumber("gro_merge_ratio", Math.Round(p.GroMergeRatio, 3));
+        w.WriteNumber("ip_rcv_per_segment", Math.Round(p.IpRcvPerSegment, 3));
+        w.WriteNumber("conntrack_entries", p.ConntrackEntries);
+        w.WriteNumber("drops", p.Drops);
+        w.WriteStartObject("cpu_ns_per_segment");
+        foreach (var (stage, ns) in p.CpuPerSegment) w.WriteNumber(stage, Math.Round(ns, 1));
+        w.WriteEndObject();
     }
 }
