@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Softnet.Gro;
 using Softnet.KernelTests.Support;
 using Softnet.Packets;
+using Softnet.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -30,38 +31,9 @@ public sealed class VxlanGroKernelComparisonTests(ITestOutputHelper output)
             OuterId = (ushort)(OuterId + 1),
         };
 
-        public byte[] Build()
-        {
-            byte[] inner = Inner.Build();
-            var f = new byte[50 + inner.Length];
-            inner.CopyTo(f, 50);
-            KernelGro.RxMac.CopyTo(f, 0);
-            KernelGro.TxMac.CopyTo(f, 6);
-            f[12] = 0x08;
-            var ip = f.AsSpan(14, 20);
-            ip[0] = 0x45;
-            BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(f.Length - 14));
-            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], OuterId);
-            BinaryPrimitives.WriteUInt16BigEndian(ip[6..], (ushort)(OuterDf ? 0x4000 : 0));
-            ip[8] = 64;
-            ip[9] = 17;
-            byte[] src = [10, 99, 0, 1], dst = [10, 99, 0, 2];
-            src.CopyTo(ip[12..]);
-            dst.CopyTo(ip[16..]);
-            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip));
-            var udp = f.AsSpan(34);
-            BinaryPrimitives.WriteUInt16BigEndian(udp, Sport);
-            BinaryPrimitives.WriteUInt16BigEndian(udp[2..], Dport);
-            BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udp.Length);
-            BinaryPrimitives.WriteUInt32BigEndian(udp[8..], 0x0800_0000);
-            BinaryPrimitives.WriteUInt32BigEndian(udp[12..], Vni << 8);
-            if (UdpCsum)
-            {
-                ushort c = Checksum.Compute(udp, Checksum.PseudoHeaderV4(src, dst, 17, udp.Length));
-                BinaryPrimitives.WriteUInt16BigEndian(udp[6..], c == 0 ? (ushort)0xFFFF : c);
-            }
-            return f;
-        }
+        public byte[] Build() => VxlanPackets.Frame(KernelGro.RxMac, KernelGro.TxMac,
+            VxlanPackets.Datagram(Inner.Build(), [10, 99, 0, 1], [10, 99, 0, 2], Vni, Sport, Dport, id: OuterId, df: OuterDf,
+                udpChecksum: UdpCsum));
     }
 
     private static Vx First(ushort innerPort = 1500, ushort outerId = 100, bool udpCsum = false)

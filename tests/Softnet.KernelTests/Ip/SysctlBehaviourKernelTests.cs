@@ -16,34 +16,16 @@ namespace Softnet.KernelTests.Ip;
 [Trait("Category", "Kernel")]
 public sealed class SysctlBehaviourKernelTests
 {
-    private const string WireMac0 = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02";
-
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
+    private const string WireMac0 = SysctlRouterScenario.WireMac0, RMac0 = SysctlRouterScenario.RMac0;
 
     private static void BuildScenario(string scn, string sysctls)
     {
-        Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
-            "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
-            $"link set wire0 address {WireMac0}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
-            "link set wire1 address 02:00:0a:0a:00:01\naddr add 10.10.0.1/24 dev wire1\nlink set wire1 up\n");
-        Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
-            "net.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\n" + sysctls);
-        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
-            $"link set eth0 address {RMac0}\naddr add 10.9.0.2/24 brd 10.9.0.255 dev eth0\nlink set eth0 up\n" +
-            "link set eth1 address 02:00:0a:0a:00:02\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
+        SysctlRouterScenario.Write(scn,
+            "net.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\n" + sysctls,
             $"neigh add 10.9.0.10 lladdr {WireMac0} dev eth0 nud permanent\n");
-        Write(scn, "ns/r/sockets", "udp 10.9.0.2:7000\n");
         // Conntrack's keys need a table that tracks: r's INPUT asks for the state of everything it accepts.
         if (sysctls.Contains("nf_conntrack", StringComparison.Ordinal))
-            Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+            SysctlRouterScenario.WriteFile(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
                 "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n" +
                 (sysctls.Contains("sctp-nat", StringComparison.Ordinal)
                     ? "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth1 -j MASQUERADE\nCOMMIT\n"

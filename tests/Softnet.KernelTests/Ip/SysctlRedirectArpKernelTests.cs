@@ -16,7 +16,7 @@ namespace Softnet.KernelTests.Ip;
 [Trait("Category", "Kernel")]
 public sealed class SysctlRedirectArpKernelTests
 {
-    private const string WireMac0 = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02", GwMac9 = "02:00:0a:09:00:09";
+    private const string WireMac0 = SysctlRouterScenario.WireMac0, RMac0 = SysctlRouterScenario.RMac0, GwMac9 = "02:00:0a:09:00:09";
 
     /// <summary>An ICMP redirect (type 5) from <paramref name="src"/> naming <paramref name="gateway"/>, quoting the IP
     /// header and 8 bytes of <paramref name="offending"/>.</summary>
@@ -31,29 +31,8 @@ public sealed class SysctlRedirectArpKernelTests
         return Frames.Ipv4(src, "10.9.0.2", 1, h, id: 0x4321);
     }
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
-
     private static void BuildScenario(string scn, string sysctls, bool forwarding = true)
-    {
-        Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
-            "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
-            $"link set wire0 address {WireMac0}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
-            "link set wire1 address 02:00:0a:0a:00:01\naddr add 10.10.0.1/24 dev wire1\nlink set wire1 up\n");
-        // wire takes nothing in: what r sends ends there (ARP aside, which wire answers only for its own addresses).
-        Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n"
-            + (forwarding ? "net.ipv4.ip_forward = 1\n" : "") + sysctls);
-        Write(scn, "ns/r/sockets", "udp 10.9.0.2:7000\n");
-        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
-            $"link set eth0 address {RMac0}\naddr add 10.9.0.2/24 brd 10.9.0.255 dev eth0\nlink set eth0 up\n" +
-            "link set eth1 address 02:00:0a:0a:00:02\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
+        => SysctlRouterScenario.Write(scn, (forwarding ? "net.ipv4.ip_forward = 1\n" : "") + sysctls,
             // A network behind a gateway on eth0's own link, and one reached directly through eth0 though off its subnet.
             "route add 10.20.0.0/24 via 10.9.0.1 dev eth0\nroute add 10.30.0.0/24 dev eth0\n" +
             $"neigh add 10.9.0.1 lladdr {WireMac0} dev eth0 nud permanent\n" +
@@ -63,7 +42,6 @@ public sealed class SysctlRedirectArpKernelTests
             "neigh add 10.10.0.9 lladdr 02:00:0a:0a:00:01 dev eth1 nud permanent\n" +
             // The gateway redirects name (another MAC, so the frames show which gateway r used).
             $"neigh add 10.9.0.9 lladdr {GwMac9} dev eth0 nud permanent\n");
-    }
 
     /// <summary>An ARP request from wire0's MAC asking for <paramref name="tip"/> as <paramref name="sip"/>.</summary>
     private static byte[] ArpRequest(string sip, string tip)

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Softnet.Packets;
+using Softnet.Tests.Support;
 
 namespace Softnet.KernelTests.Support;
 
@@ -79,25 +80,8 @@ public static class ScenarioTrafficVxlan
     /// <paramref name="src"/> and <paramref name="dst"/> say otherwise; no DF, as a tunnel device sends it.</summary>
     public static byte[] Vxlan(uint vni, byte[] innerFrame, uint flags = 0x0800_0000, bool udpChecksum = false, bool badChecksum = false, byte tos = 0,
         string src = Node2, string dst = Node1, ushort sport = 45000, ushort id = 0x2222)
-    {
-        var u = new byte[8 + 8 + innerFrame.Length];
-        BinaryPrimitives.WriteUInt16BigEndian(u, sport);
-        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(2), 8472);
-        BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(4), (ushort)u.Length);
-        BinaryPrimitives.WriteUInt32BigEndian(u.AsSpan(8), flags);
-        BinaryPrimitives.WriteUInt32BigEndian(u.AsSpan(12), vni << 8);
-        innerFrame.CopyTo(u, 16);
-        if (udpChecksum)
-        {
-            ushort sum = Checksum.Compute(u, Checksum.PseudoHeaderV4(Frames.Ip4(src), Frames.Ip4(dst), 17, u.Length));
-            if (sum == 0) sum = 0xFFFF;
-            BinaryPrimitives.WriteUInt16BigEndian(u.AsSpan(6), badChecksum ? (ushort)(sum ^ 0x1111) : sum);
-        }
-        var ip = Frames.Ipv4(src, dst, 17, u, id: id);
-        // No DF on a tunnel's outer header (the kernel's default), and the given TOS.
-        ip[6] = 0;
-        return Frames.WithTos(ip, tos);
-    }
+        => VxlanPackets.Datagram(innerFrame, Frames.Ip4(src), Frames.Ip4(dst), vni, sport, flags: flags, id: id, tos: tos,
+            udpChecksum: udpChecksum, checksumXor: (ushort)(badChecksum ? 0x1111 : 0));
 
     private static byte[] Truncated()
     {

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using CsCheck;
 using Softnet.Gro;
 using Softnet.Packets;
+using Softnet.Tests.Support;
 using Xunit;
 
 namespace Softnet.Tests.Gro;
@@ -9,7 +10,7 @@ namespace Softnet.Tests.Gro;
 /// <summary>A TCP segment inside VXLAN: outer Ethernet / IPv4 / UDP / VXLAN around <see cref="Inner"/>'s frame.</summary>
 public sealed record VxlanSeg
 {
-    public const int Overhead = 14 + 20 + 8 + 8;
+    public const int Overhead = VxlanPackets.Overhead;
 
     public required TcpSeg Inner { get; init; }
     public uint Vni { get; init; } = 1;
@@ -27,40 +28,9 @@ public sealed record VxlanSeg
     /// <summary>The next segment of the inner flow, the outer ID counting up with it.</summary>
     public VxlanSeg Next(int? payloadLen = null) => this with { Inner = Inner.Next(payloadLen), OuterId = (ushort)(OuterId + 1) };
 
-    public byte[] Build()
-    {
-        byte[] inner = Inner.Build();
-        var f = new byte[Overhead + inner.Length];
-        inner.CopyTo(f, Overhead);
-        byte[] dmac = [2, 0, 10, 0, 0, 2], smac = [2, 0, 10, 0, 0, 1];
-        dmac.CopyTo(f, 0);
-        smac.CopyTo(f, 6);
-        f[12] = 0x08;
-        var ip = f.AsSpan(14, 20);
-        ip[0] = 0x45;
-        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(f.Length - 14));
-        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], OuterId);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[6..], (ushort)(OuterDf ? 0x4000 : 0));
-        ip[8] = OuterTtl;
-        ip[9] = 17;
-        byte[] src = [192, 168, 0, 1], dst = [192, 168, 0, 2];
-        src.CopyTo(ip[12..]);
-        dst.CopyTo(ip[16..]);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Compute(ip));
-        var udp = f.AsSpan(34);
-        BinaryPrimitives.WriteUInt16BigEndian(udp, Sport);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], Dport);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udp.Length);
-        BinaryPrimitives.WriteUInt32BigEndian(udp[8..], Flags);
-        BinaryPrimitives.WriteUInt32BigEndian(udp[12..], Vni << 8);
-        if (UdpCsum)
-        {
-            ushort c = Checksum.Compute(udp, Checksum.PseudoHeaderV4(src, dst, 17, udp.Length));
-            if (c == 0) c = 0xFFFF;
-            BinaryPrimitives.WriteUInt16BigEndian(udp[6..], BadUdpCsum ? (ushort)(c ^ 0x0101) : c);
-        }
-        return f;
-    }
+    public byte[] Build() => VxlanPackets.Frame([2, 0, 10, 0, 0, 2], [2, 0, 10, 0, 0, 1],
+        VxlanPackets.Datagram(Inner.Build(), [192, 168, 0, 1], [192, 168, 0, 2], Vni, Sport, Dport, Flags, OuterId, OuterDf,
+            OuterTtl, udpChecksum: UdpCsum, checksumXor: (ushort)(BadUdpCsum ? 0x0101 : 0)));
 
     public static VxlanSeg[] Train(VxlanSeg first, int n)
     {

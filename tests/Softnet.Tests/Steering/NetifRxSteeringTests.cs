@@ -3,6 +3,7 @@ using Softnet.Capture.Generator;
 using Softnet.Napi;
 using Softnet.Pipeline;
 using Softnet.Steering;
+using Softnet.Tests.Support;
 using Softnet.Tests.Topology;
 using Softnet.Topology;
 using Softnet.Transport;
@@ -107,15 +108,7 @@ public class NetifRxSteeringTests
             var inner = Eth("02:00:0f:00:00:02", "02:00:0f:00:00:01", Udp("10.244.0.2", 40000, "10.244.1.2", 53, payload: 20));
             for (int i = 0; i < N; i++)
             {
-                var vx = new byte[8 + 8 + inner.Length];
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx, (ushort)(40000 + 997 * i));
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx.AsSpan(2), 8472);
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(vx.AsSpan(4), (ushort)vx.Length);
-                vx[8] = 0x08;
-                vx[14] = 1; // VNI 1
-                inner.CopyTo(vx, 16);
-                var ip = Softnet.Tests.Netfilter.PacketBuilder.Ip(A("10.0.0.1"), A("10.0.0.2"), 17, vx.Length);
-                vx.CopyTo(ip, 20);
+                var ip = VxlanPackets.Datagram(inner, [10, 0, 0, 1], [10, 0, 0, 2], sport: (ushort)(40000 + 997 * i));
                 w.Write(ts += 1_000_000, Eth("02:00:0a:00:00:02", "02:00:0a:00:00:01", ip));
             }
         }
