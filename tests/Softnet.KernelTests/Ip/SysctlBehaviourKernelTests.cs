@@ -32,7 +32,7 @@ public sealed class SysctlBehaviourKernelTests
                     : ""));
     }
 
-    private static ScenarioCapture Traffic(bool gre, bool sctp = false, bool sctpNat = false)
+    private static ScenarioCapture Traffic(bool gre, bool sctp = false, bool sctpNat = false, bool tcpIgnored = false)
     {
         var c = new ScenarioCapture();
         void In(byte[] ip, string note, string dstMac = RMac0) => c.Add("eth0", Frames.Eth(dstMac, WireMac0, ip), note);
@@ -58,6 +58,17 @@ public sealed class SysctlBehaviourKernelTests
             c.Pause(4100);
             In(Gre("10.9.0.10", "10.10.0.1"), "gre A again");
             In(Gre("10.9.0.20", "10.10.0.1"), "gre U again");
+        }
+        if (tcpIgnored)
+        {
+            // A forwarded TCP connection, then its SYN again: in ESTABLISHED the tracker ignores it (TCP_CONNTRACK_IGNORE)
+            // and lets it through with NF_ACCEPT before nf_ct_refresh_acct, so packets= does not count it.
+            const string Client = "10.9.0.10", Server = "10.10.0.1";
+            In(Frames.Tcp(Client, 40000, Server, 80, 0x02, 1000), "tcp SYN");
+            c.Add("eth1", Frames.Eth("02:00:0a:0a:00:02", "02:00:0a:0a:00:01", Frames.Tcp(Server, 80, Client, 40000, 0x12, 5000, 1001)), "tcp SYN-ACK");
+            In(Frames.Tcp(Client, 40000, Server, 80, 0x10, 1001, 5001), "tcp ACK");
+            In(Frames.Tcp(Client, 40000, Server, 80, 0x18, 1001, 5001, payload: 100), "tcp data");
+            In(Frames.Tcp(Client, 40000, Server, 80, 0x02, 1000), "tcp SYN again (ignored)");
         }
         if (sctp) SctpTraffic(c, In);
         if (sctpNat)
@@ -173,6 +184,8 @@ public sealed class SysctlBehaviourKernelTests
         { "conntrack-sctp-nat", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_checksum = 0\n# sctp-nat\n" },
         { "conntrack-sctp-nat-checksum", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_checksum = 1\n# sctp-nat\n" },
         { "conntrack-sctp-default", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# sctp_timeout defaults\n" },
+        // A packet the TCP tracker ignores is accepted without being counted (acct) or refreshing the entry.
+        { "conntrack-tcp-ignored", "net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_acct = 1\n# tcp-ignored\n" },
         { "conntrack-timestamp", "net.netfilter.nf_conntrack_timestamp = 1\nnet.netfilter.nf_conntrack_acct = 1\n" },
     };
 
@@ -191,7 +204,7 @@ public sealed class SysctlBehaviourKernelTests
         string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
         BuildScenario(scn, sysctls);
         Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal),
-            sysctls.Contains("sctp-nat", StringComparison.Ordinal)).Write(capture);
+            sysctls.Contains("sctp-nat", StringComparison.Ordinal), sysctls.Contains("tcp-ignored", StringComparison.Ordinal)).Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
         KernelScenario.Run(scn, capture, "r", kernel);
         ScenarioReplay.Run(scn, capture, "r", softnet);

@@ -147,7 +147,8 @@ internal static class TcpTracker
                     if (old == TcpCtState.LastAck) ct.LastFlags |= FlagExpChallengeAck;
                 }
                 if (old == TcpCtState.SynSent && index == AckSet && dir == 1) ct.LastAck = p.TcpAck;
-                return ConntrackTable.AcceptVerdict;
+                // NF_ACCEPT straight out of the tracker: no nf_ct_refresh_acct, so neither the timeout nor the counters move.
+                return ConntrackTable.AcceptUnrefreshed;
             case TcpCtState.Max:
                 return ConntrackTable.InvalidVerdict;
             case TcpCtState.TimeWait:
@@ -156,7 +157,7 @@ internal static class TcpTracker
                 {
                     // RFC 5961 challenge ACK to a SYN: not the last ACK of the close.
                     ct.LastFlags = (byte)(ct.LastFlags & ~FlagExpChallengeAck);
-                    return ConntrackTable.AcceptVerdict;
+                    return ConntrackTable.AcceptUnrefreshed;
                 }
                 break;
             case TcpCtState.SynSent2:
@@ -193,7 +194,7 @@ internal static class TcpTracker
         if (!skipWindow)
         {
             var res = InWindow(table, ct, dir, index, ref p);
-            if (res == WindowResult.Ignore) return ConntrackTable.AcceptVerdict;
+            if (res == WindowResult.Ignore) return ConntrackTable.AcceptUnrefreshed;
             if (res == WindowResult.Invalid)
             {
                 HandleInvalid(table, ct, dir, index, now);
