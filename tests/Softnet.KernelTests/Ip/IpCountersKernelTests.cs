@@ -19,35 +19,29 @@ public sealed class IpCountersKernelTests
 {
     private const string WireMac0 = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02", RMac1 = "02:00:0a:0a:00:02";
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
 
     private static void BuildScenario(string scn)
     {
-        Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
+        ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
             "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
+        ScenarioPair.Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        ScenarioPair.Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
             $"link set wire0 address {WireMac0}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
             "link set wire1 address 02:00:0a:0a:00:01\nlink set wire1 mtu 1000\naddr add 10.10.0.1/24 dev wire1\nlink set wire1 up\n" +
             $"neigh add 10.9.0.2 lladdr {RMac0} dev wire0 nud permanent\nneigh add 10.10.0.2 lladdr {RMac1} dev wire1 nud permanent\n");
-        Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
+        ScenarioPair.Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
         // eth1 takes no forwarding on input; redirects off (errors go back out the arrival device).
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
+        ScenarioPair.Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
             "net.ipv4.ip_forward = 1\nnet.ipv4.conf.eth1.forwarding = 0\n" +
             "net.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\nnet.ipv4.conf.eth0.send_redirects = 0\n");
         var neigh = string.Concat(new[] { 1, 10, 11, 12 }.Select(h => $"neigh add 10.9.0.{h} lladdr {WireMac0} dev eth0 nud permanent\n"));
-        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
+        ScenarioPair.Write(scn, "ns/r/ip.batch", "link set lo up\n" +
             $"link set eth0 address {RMac0}\naddr add 10.9.0.2/24 brd 10.9.0.255 dev eth0\nlink set eth0 up\n" +
             $"link set eth1 address {RMac1}\nlink set eth1 mtu 1000\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
             neigh + "neigh add 10.10.0.1 lladdr 02:00:0a:0a:00:01 dev eth1 nud permanent\n" +
             "route add 10.77.0.0/16 via 10.10.0.1 dev eth1\nroute add blackhole 10.66.1.0/24\nroute add unreachable 10.66.2.0/24\nroute add prohibit 10.66.3.0/24\n");
         // The time exceeded this router builds dies in OUTPUT: ip_send_skb counts OutDiscards.
-        Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+        ScenarioPair.Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
             "-A OUTPUT -p icmp -m icmp --icmp-type 11 -j DROP\nCOMMIT\n");
     }
 

@@ -24,36 +24,30 @@ public sealed class IpOptionsKernelTests
     private const string WireMac0 = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02", WireMac1 = "02:00:0a:0a:00:01", RMac1 = "02:00:0a:0a:00:02";
     private const string R = "10.9.0.2", R1 = "10.10.0.2", Far = "10.77.0.5";
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
 
     private static void BuildScenario(string scn, bool conntrack = false)
     {
         if (conntrack)
-            Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+            ScenarioPair.Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
                 "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -p udp -m udp --dport 7777 -j REJECT --reject-with icmp-port-unreachable\n" +
                 "-A INPUT -p udp -m udp --dport 7778 -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n");
-        Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
+        ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add r\n" +
             "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name wire1 netns wire\n");
-        Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
-        Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
+        ScenarioPair.Write(scn, "ns/wire/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n");
+        ScenarioPair.Write(scn, "ns/wire/ip.batch", "link set lo up\n" +
             $"link set wire0 address {WireMac0}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
             $"link set wire1 address {WireMac1}\nlink set wire1 mtu 1000\naddr add 10.10.0.1/24 dev wire1\nlink set wire1 up\n" +
             $"neigh add {R} lladdr {RMac0} dev wire0 nud permanent\nneigh add {R1} lladdr {RMac1} dev wire1 nud permanent\n");
-        Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
+        ScenarioPair.Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
         // Source routes accepted on eth0 only (conf.all and the device must both allow them).
-        Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
+        ScenarioPair.Write(scn, "ns/r/sysctl.conf", "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n" +
             "net.ipv4.ip_forward = 1\n" +
             "net.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\nnet.ipv4.conf.eth0.send_redirects = 0\nnet.ipv4.conf.eth1.send_redirects = 0\n" +
             "net.ipv4.conf.all.rp_filter = 0\nnet.ipv4.conf.default.rp_filter = 0\nnet.ipv4.conf.eth0.rp_filter = 0\nnet.ipv4.conf.eth1.rp_filter = 0\n" +
             "net.ipv4.conf.all.accept_source_route = 1\nnet.ipv4.conf.default.accept_source_route = 1\n" +
             "net.ipv4.conf.eth0.accept_source_route = 1\nnet.ipv4.conf.eth1.accept_source_route = 0\n");
         var neigh = string.Concat(Enumerable.Range(10, 40).Select(h => $"neigh add 10.9.0.{h} lladdr {WireMac0} dev eth0 nud permanent\n"));
-        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
+        ScenarioPair.Write(scn, "ns/r/ip.batch", "link set lo up\n" +
             $"link set eth0 address {RMac0}\naddr add {R}/24 dev eth0\nlink set eth0 up\n" +
             $"link set eth1 address {RMac1}\nlink set eth1 mtu 1000\naddr add {R1}/24 dev eth1\nlink set eth1 up\n" +
             neigh + $"neigh add 10.10.0.1 lladdr {WireMac1} dev eth1 nud permanent\n" +

@@ -25,7 +25,7 @@ public sealed class SysctlBehaviourKernelTests
             $"neigh add 10.9.0.10 lladdr {WireMac0} dev eth0 nud permanent\n");
         // Conntrack's keys need a table that tracks: r's INPUT asks for the state of everything it accepts.
         if (sysctls.Contains("nf_conntrack", StringComparison.Ordinal))
-            SysctlRouterScenario.WriteFile(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+            ScenarioPair.Write(scn, "ns/r/iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
                 "-A INPUT -m conntrack --ctstate NEW,ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n" +
                 (sysctls.Contains("sctp-nat", StringComparison.Ordinal)
                     ? "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth1 -j MASQUERADE\nCOMMIT\n"
@@ -199,15 +199,9 @@ public sealed class SysctlBehaviourKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "sysctl-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
-        BuildScenario(scn, sysctls);
-        Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal),
-            sysctls.Contains("sctp-nat", StringComparison.Ordinal), sysctls.Contains("tcp-ignored", StringComparison.Ordinal)).Write(capture);
-        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel);
-        ScenarioReplay.Run(scn, capture, "r", softnet);
+        var traffic = Traffic(sysctls.Contains("gre_timeout", StringComparison.Ordinal), sysctls.Contains("sctp_timeout", StringComparison.Ordinal),
+            sysctls.Contains("sctp-nat", StringComparison.Ordinal), sysctls.Contains("tcp-ignored", StringComparison.Ordinal));
+        var (kernel, softnet) = ScenarioPair.Run("sysctl-" + name, scn => BuildScenario(scn, sysctls), traffic, "r");
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap", "wire/wire1.tx.pcap" } });
     }
 }

@@ -136,14 +136,8 @@ public sealed class SysctlRedirectArpKernelTests
     {
         string? skip = KernelScenario.Unavailable();
         Skip.If(skip != null, skip);
-        string root = Path.Combine(AppContext.BaseDirectory, "scenario-runs", "sysctl-dev-" + name);
-        if (Directory.Exists(root)) Directory.Delete(root, true);
-        string scn = Path.Combine(root, "scenario"), capture = Path.Combine(root, "in.pcapng");
-        BuildScenario(scn, sysctls, forwarding: traffic != "accept");
-        Traffic(traffic).Write(capture);
-        string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel);
-        ScenarioReplay.Run(scn, capture, "r", softnet);
+        var (kernel, softnet) = ScenarioPair.Run("sysctl-dev-" + name, scn => BuildScenario(scn, sysctls, forwarding: traffic != "accept"),
+            Traffic(traffic), "r");
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap", "wire/wire1.tx.pcap" } });
     }
 }

@@ -190,12 +190,6 @@ public sealed class ScenarioHarnessTests
 [Trait("Category", "Kernel")]
 public sealed class ScenarioHarnessKernelTests
 {
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
 
     private static string Hex16(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b))[..16];
 
@@ -213,17 +207,17 @@ public sealed class ScenarioHarnessKernelTests
         try
         {
             string scn = Path.Combine(root, "scenario"), outDir = Path.Combine(root, "out");
-            Write(scn, "links.batch", "netns add wire\nnetns add host\nlink add name eth0 netns host type veth peer name wire0 netns wire\n");
+            ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add host\nlink add name eth0 netns host type veth peer name wire0 netns wire\n");
             const string sysctl = "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n";
-            Write(scn, "ns/wire/sysctl.conf", sysctl);
-            Write(scn, "ns/host/sysctl.conf", sysctl);
-            Write(scn, "ns/wire/ip.batch", "link set lo up\nlink set wire0 address 02:00:0a:09:00:01\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
+            ScenarioPair.Write(scn, "ns/wire/sysctl.conf", sysctl);
+            ScenarioPair.Write(scn, "ns/host/sysctl.conf", sysctl);
+            ScenarioPair.Write(scn, "ns/wire/ip.batch", "link set lo up\nlink set wire0 address 02:00:0a:09:00:01\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n" +
                 "neigh add 10.9.0.2 lladdr 02:00:0a:09:00:02 dev wire0 nud permanent\n");
             // The wire answers nothing (the ICMP error it receives goes no further than raw PREROUTING).
-            Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
-            Write(scn, "ns/host/ip.batch", "link set lo up\nlink set eth0 address 02:00:0a:09:00:02\naddr add 10.9.0.2/24 dev eth0\nlink set eth0 up\n" +
+            ScenarioPair.Write(scn, "ns/wire/iptables.save", "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n");
+            ScenarioPair.Write(scn, "ns/host/ip.batch", "link set lo up\nlink set eth0 address 02:00:0a:09:00:02\naddr add 10.9.0.2/24 dev eth0\nlink set eth0 up\n" +
                 "neigh add 10.9.0.1 lladdr 02:00:0a:09:00:01 dev eth0 nud permanent\n");
-            Write(scn, "ns/host/sockets", "# the host's apps\nudp 10.9.0.2:5000\n\nudp 0.0.0.0:5001 rcvbuf 65536 cpu 1  # wildcard\ntcp listen 10.9.0.2:8080\n");
+            ScenarioPair.Write(scn, "ns/host/sockets", "# the host's apps\nudp 10.9.0.2:5000\n\nudp 0.0.0.0:5001 rcvbuf 65536 cpu 1  # wildcard\ntcp listen 10.9.0.2:8080\n");
 
             var datagrams = new[] { (4000, 5000, 10), (4000, 5000, 20), (4002, 5000, 30), (4001, 5001, 5), (4003, 6000, 7) };
             // ICMP errors about datagrams the host's sockets sent (udp_err finds 10.9.0.2:5000 and the wildcard :5001)

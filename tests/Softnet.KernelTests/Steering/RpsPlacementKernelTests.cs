@@ -21,33 +21,27 @@ public sealed class RpsPlacementKernelTests
     private const string WireMac = "02:00:0a:09:00:01", RMac0 = "02:00:0a:09:00:02", RMac1 = "02:00:0a:0a:00:02", DstMac = "02:00:0a:0a:00:01";
     private const int Frames = 64;
 
-    private static void Write(string root, string file, string text)
-    {
-        string path = Path.Combine(root, file);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, text);
-    }
 
     /// <summary>wire --veth-- r --veth-- dst; dst drops in raw PREROUTING (silent, no conntrack).</summary>
     internal static void BuildScenario(string scn, string? dstSysfs)
     {
         const string v6off = "net.ipv6.conf.all.disable_ipv6 = 1\nnet.ipv6.conf.default.disable_ipv6 = 1\n";
         const string rawDrop = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j DROP\nCOMMIT\n";
-        Write(scn, "links.batch", "netns add wire\nnetns add r\nnetns add dst\n" +
+        ScenarioPair.Write(scn, "links.batch", "netns add wire\nnetns add r\nnetns add dst\n" +
             "link add name eth0 netns r type veth peer name wire0 netns wire\nlink add name eth1 netns r type veth peer name dst0 netns dst\n");
-        Write(scn, "ns/wire/sysctl.conf", v6off);
-        Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n");
-        Write(scn, "ns/wire/iptables.save", rawDrop);
-        Write(scn, "ns/r/sysctl.conf", v6off + "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\n");
-        Write(scn, "ns/r/ip.batch", "link set lo up\n" +
+        ScenarioPair.Write(scn, "ns/wire/sysctl.conf", v6off);
+        ScenarioPair.Write(scn, "ns/wire/ip.batch", $"link set lo up\nlink set wire0 address {WireMac}\naddr add 10.9.0.1/24 dev wire0\nlink set wire0 up\n");
+        ScenarioPair.Write(scn, "ns/wire/iptables.save", rawDrop);
+        ScenarioPair.Write(scn, "ns/r/sysctl.conf", v6off + "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.send_redirects = 0\nnet.ipv4.conf.default.send_redirects = 0\n");
+        ScenarioPair.Write(scn, "ns/r/ip.batch", "link set lo up\n" +
             $"link set eth0 address {RMac0}\naddr add 10.9.0.2/24 dev eth0\nlink set eth0 up\n" +
             $"link set eth1 address {RMac1}\naddr add 10.10.0.2/24 dev eth1\nlink set eth1 up\n" +
             $"neigh add 10.9.0.1 lladdr {WireMac} dev eth0 nud permanent\nneigh add 10.10.0.1 lladdr {DstMac} dev eth1 nud permanent\n" +
             "route add 10.77.0.0/16 via 10.10.0.1 dev eth1\n");
-        Write(scn, "ns/dst/sysctl.conf", v6off);
-        Write(scn, "ns/dst/ip.batch", $"link set lo up\nlink set dst0 address {DstMac}\naddr add 10.10.0.1/24 dev dst0\nlink set dst0 up\n");
-        Write(scn, "ns/dst/iptables.save", rawDrop);
-        if (dstSysfs is not null) Write(scn, "ns/dst/sysfs", dstSysfs);
+        ScenarioPair.Write(scn, "ns/dst/sysctl.conf", v6off);
+        ScenarioPair.Write(scn, "ns/dst/ip.batch", $"link set lo up\nlink set dst0 address {DstMac}\naddr add 10.10.0.1/24 dev dst0\nlink set dst0 up\n");
+        ScenarioPair.Write(scn, "ns/dst/iptables.save", rawDrop);
+        if (dstSysfs is not null) ScenarioPair.Write(scn, "ns/dst/sysfs", dstSysfs);
     }
 
     /// <summary>UDP datagrams of four flows from the wire through r to 10.77.0.5.</summary>
