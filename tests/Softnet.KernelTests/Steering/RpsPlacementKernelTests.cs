@@ -9,10 +9,11 @@ namespace Softnet.KernelTests.Steering;
 /// <summary>
 /// Where the kernel runs a veth's receive with RPS, against Softnet's per-CPU softnet_stat for the same frames: a
 /// router forwards UDP from its eth0 (the frames' veth peer transmits them from CPU 0, so eth0's backlog runs there)
-/// out of eth1, whose peer dst0 has rps_cpus 2 (CPU 1) or nothing. The kernel's /proc/net/softnet_stat is read by the
-/// injector just before the first frame and after the settling time. received_rps is compared exactly (nothing else on
-/// the machine uses RPS); processed is global, so the kernel's figure may carry other traffic the host receives
-/// meanwhile (loopback, other tests' namespaces): it must be at least Softnet's and at most a little more.
+/// out of eth1, whose peer dst0 has rps_cpus 2 (CPU 1) or nothing. The kernel's placement is counted inside the
+/// scenario's namespaces, per CPU and per flow (<see cref="KernelPlacement"/>: xt_cpu in raw PREROUTING), so other
+/// receive work on the machine does not count: processed is compared exactly and each flow's CPU in r and dst checked.
+/// received_rps is softnet_stat's, read by the injector just before the first frame and after the settling time
+/// (see <see cref="AssertPlacement"/>).
 /// </summary>
 [Trait("Category", "Kernel")]
 [Collection(RpsKernelCollection.Name)]
@@ -53,23 +54,22 @@ public sealed class RpsPlacementKernelTests
         return c;
     }
 
-    /// <summary>Per CPU: processed, received_rps (softnet_stat columns 1 and 10), from the kernel's two snapshots.</summary>
-    internal static Dictionary<int, (long Processed, long ReceivedRps)> KernelDelta(string outDir)
+    /// <summary>Per CPU: received_rps (softnet_stat column 10), from the kernel's two snapshots.</summary>
+    internal static Dictionary<int, long> KernelReceivedRps(string outDir)
     {
-        static Dictionary<int, (long, long)> Read(string path)
+        static Dictionary<int, long> Read(string path)
         {
-            var d = new Dictionary<int, (long, long)>();
+            var d = new Dictionary<int, long>();
             foreach (var line in File.ReadAllLines(path))
             {
                 var t = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 if (t.Length < 13) continue;
-                d[Convert.ToInt32(t[12], 16)] = (Convert.ToInt64(t[0], 16), Convert.ToInt64(t[9], 16));
+                d[Convert.ToInt32(t[12], 16)] = Convert.ToInt64(t[9], 16);
             }
             return d;
         }
         var before = Read(Path.Combine(outDir, "softnet_stat.before"));
-        var after = Read(Path.Combine(outDir, "softnet_stat.after"));
-        return after.ToDictionary(kv => kv.Key, kv => (kv.Value.Item1 - before[kv.Key].Item1, kv.Value.Item2 - before[kv.Key].Item2));
+        return Read(Path.Combine(outDir, "softnet_stat.after")).ToDictionary(kv => kv.Key, kv => kv.Value - before[kv.Key]);
     }
 
     internal static string? Unavailable()
@@ -79,31 +79,49 @@ public sealed class RpsPlacementKernelTests
         return null;
     }
 
-    /// <summary>How much more the kernel's processed may be than Softnet's: the host's other receive work meanwhile.</summary>
-    internal const long HostNoise = Frames / 2;
-
-    /// <summary>The replay's engine (null until <see cref="Replay"/> ran) and its per-CPU softnet_stat beside the kernel's
-    /// deltas, asserted per CPU: received_rps within <paramref name="rpsSlack"/>, processed at least Softnet's less
-    /// <paramref name="below"/> and at most <see cref="HostNoise"/> more. Returns the table (also printed).</summary>
-    internal static string AssertPlacement(string kernelDir, NapiEngine engine, long rpsSlack = 0, long below = 0)
+    /// <summary>
+    /// Softnet's per-CPU softnet_stat beside the kernel's, asserted per CPU. processed: the kernel's is what the
+    /// scenario's namespaces counted in PREROUTING on that CPU (<see cref="KernelPlacement"/>, every frame here is IPv4),
+    /// so nothing else the machine receives meanwhile counts; it is within <paramref name="slack"/> of Softnet's.
+    /// received_rps has no per-namespace measure (sd->received_rps counts the RPS IPIs a CPU took, whoever sent them), so
+    /// it stays the machine-wide softnet_stat column: at most Softnet's plus <paramref name="rpsSlack"/> (the existing
+    /// allowance: nothing else on the machine sets up RPS, and these tests run one at a time), and at least one where
+    /// Softnet sent IPIs. Fewer is the kernel's own timing, not noise: enqueue_to_backlog raises the IPI only for a
+    /// backlog that was empty, and on a loaded machine CPU 1 may not have drained the previous frame when the next one
+    /// comes (56 of 64 seen with both CPUs busy). Returns the table (also printed).
+    /// </summary>
+    internal static string AssertPlacement(string kernelDir, NapiEngine engine, long rpsSlack = 0, long slack = 0)
     {
-        var k = KernelDelta(kernelDir);
+        var placement = KernelPlacement.Read(kernelDir);
+        var rps = KernelReceivedRps(kernelDir);
+        long Processed(int cpu) => placement.Where(c => c.Cpu == cpu && c.Flow is null).Sum(c => c.Packets);
         var sb = new System.Text.StringBuilder();
-        foreach (var (side, rows) in new[] { ("kernel", k.Where(kv => kv.Key < 2).OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value.Processed, kv.Value.ReceivedRps))),
+        foreach (var (side, rows) in new[] { ("kernel", engine.Cpus.Select(c => (c.Id, Processed(c.Id), rps[c.Id]))),
                      ("softnet", engine.Cpus.Select(c => (c.Id, c.Processed, c.ReceivedRps))) })
         {
             sb.Append(side);
             foreach (var (cpu, p, r) in rows) sb.Append($" cpu{cpu} processed {p} received_rps {r}");
             sb.Append("; ");
         }
+        sb.Append("kernel per namespace:");
+        foreach (var c in placement.Where(c => c.Packets > 0)) sb.Append($" {c.Ns} cpu{c.Cpu} {c.Flow ?? "all"} {c.Packets};");
         string table = sb.ToString();
         Console.WriteLine(table);
         foreach (var c in engine.Cpus)
         {
-            Assert.True(Math.Abs(k[c.Id].ReceivedRps - c.ReceivedRps) <= rpsSlack, table);
-            Assert.True(k[c.Id].Processed >= c.Processed - below && k[c.Id].Processed <= c.Processed + HostNoise, table);
+            Assert.True(Math.Abs(Processed(c.Id) - c.Processed) <= slack, table);
+            Assert.True(rps[c.Id] <= c.ReceivedRps + rpsSlack && (c.ReceivedRps == 0 || rps[c.Id] > 0), table);
         }
         return table;
+    }
+
+    /// <summary>Each of <paramref name="flows"/> went up in <paramref name="ns"/> on <paramref name="cpu"/> only (get_rps_cpu
+    /// places a flow by its hash; without RPS the backlog is the CPU that queued it), <paramref name="packets"/> each.</summary>
+    internal static void AssertFlowsOn(string kernelDir, string ns, IReadOnlyList<string> flows, int cpu, long packets, string table)
+    {
+        var counts = KernelPlacement.Read(kernelDir).Where(c => c.Ns == ns && c.Flow is not null && flows.Contains(c.Flow)).ToList();
+        Assert.Equal(2 * flows.Count, counts.Count);
+        foreach (var f in counts) Assert.True(f.Packets == (f.Cpu == cpu ? packets : 0), $"{ns} {f.Flow} cpu{f.Cpu}: {f.Packets}; {table}");
     }
 
     /// <summary>Softnet's replay of the scenario on CPUs 0 and 1 (GRO off, as the kernel's veths), dumped to
@@ -129,12 +147,16 @@ public sealed class RpsPlacementKernelTests
         BuildScenario(scn, rps ? "class/net/dst0/queues/rx-0/rps_cpus = 2\n" : null);
         Traffic().Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "r", kernel, injectCpu: 0);
+        string[] flows = [.. Enumerable.Range(4000, 4).Select(p => $"-p udp --sport {p}")];
+        KernelScenario.Run(scn, capture, "r", kernel, injectCpu: 0, placementFlows: flows);
 
         var engine = Replay(scn, capture, "r", softnet);
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap" } });
-        // The frames 3 ms apart: each finds CPU 1's backlog empty, one IPI each.
-        AssertPlacement(kernel, engine);
+        // The frames 3 ms apart: each finds CPU 1's backlog empty, one IPI each (on an idle machine).
+        string table = AssertPlacement(kernel, engine);
+        // eth0's receive on the injector's CPU; dst0's where RPS puts it.
+        AssertFlowsOn(kernel, "r", flows, 0, Frames / 4, table);
+        AssertFlowsOn(kernel, "dst", flows, rps ? 1 : 0, Frames / 4, table);
         var s0 = engine.Cpus[0];
         var s1 = engine.Cpus[1];
         Assert.Equal(rps ? Frames : 0, s1.Processed);
@@ -146,7 +168,8 @@ public sealed class RpsPlacementKernelTests
 /// RPS on flannel's VXLAN device against the kernel: VXLAN datagrams from node2 arrive on node1's eth1 (its veth peer
 /// transmits them from CPU 0), node1's flannel.1 (rps_cpus 2, or nothing) takes the inner frames — in the kernel
 /// through its gro cell, whose netif_receive_skb_list_internal runs get_rps_cpu — and node1 forwards them to pod1, whose
-/// veth receive runs on the CPU that forwarded them.
+/// veth receive runs on the CPU that forwarded them. Counted per namespace and flow: the outer datagrams in node1 on
+/// CPU 0, the inner ones in node1 and pod1 on CPU 1 with RPS.
 /// </summary>
 [Trait("Category", "Kernel")]
 [Collection(RpsKernelCollection.Name)]
@@ -173,18 +196,25 @@ public sealed class RpsVxlanPlacementKernelTests
                 sport: (ushort)(45000 + i % 4))), "VXLAN from node2 to pod1");
         c.Write(capture);
         string kernel = Path.Combine(root, "kernel"), softnet = Path.Combine(root, "softnet");
-        KernelScenario.Run(scn, capture, "node1", kernel, injectCpu: 0);
+        // The outer datagrams by their source port, the inner ones by their destination port.
+        string[] outer = [.. Enumerable.Range(45000, 4).Select(p => $"-p udp --sport {p}")];
+        string[] inner = [.. Enumerable.Range(40000, 4).Select(p => $"-p udp --dport {p}")];
+        KernelScenario.Run(scn, capture, "node1", kernel, injectCpu: 0, placementFlows: [.. outer, .. inner]);
 
         var engine = RpsPlacementKernelTests.Replay(scn, capture, "node1", softnet);
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "node2/eth1.tx.pcap" } });
-        RpsPlacementKernelTests.AssertPlacement(kernel, engine);
+        string table = RpsPlacementKernelTests.AssertPlacement(kernel, engine);
+        RpsPlacementKernelTests.AssertFlowsOn(kernel, "node1", outer, 0, Frames / 4, table);
+        RpsPlacementKernelTests.AssertFlowsOn(kernel, "node1", inner, rps ? 1 : 0, Frames / 4, table);
+        RpsPlacementKernelTests.AssertFlowsOn(kernel, "pod1", inner, rps ? 1 : 0, Frames / 4, table);
         // eth1 on CPU 0; flannel.1 and pod1's eth0 where RPS puts flannel.1.
         Assert.Equal(rps ? Frames : 3 * Frames, engine.Cpus[0].Processed);
         Assert.Equal(rps ? 2 * Frames : 0, engine.Cpus[1].Processed);
     }
 }
 
-/// <summary>Kernel tests that read the global softnet_stat or write global RPS settings run one at a time.</summary>
+/// <summary>Kernel tests that write global RPS settings (rps_sock_flow_entries; a device's rps_cpus turns the global
+/// rps_needed key on) or read the global softnet_stat run one at a time.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class RpsKernelCollection
 {

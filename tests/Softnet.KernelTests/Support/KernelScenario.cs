@@ -128,9 +128,12 @@ public static class KernelScenario
     /// DEV the frame's pcapng if_name names the device in NS), then writes the dump to <paramref name="outDir"/>.
     /// With <paramref name="injectCpu"/> the injector runs on that CPU only (taskset: the veth's transmit and the
     /// netif_rx behind it run there) and writes /proc/net/softnet_stat as it was just before the first frame and after
-    /// the settling time to OUTDIR/softnet_stat.before and softnet_stat.after.
+    /// the settling time to OUTDIR/softnet_stat.before and softnet_stat.after; and each namespace counts its IPv4
+    /// packets per CPU and per <paramref name="placementFlows"/> entry (<see cref="KernelPlacement"/>), written to
+    /// OUTDIR/placement.txt before the dump.
     /// </summary>
-    public static void Run(string scenarioDir, string capturePath, string inject, string outDir, int injectCpu = -1)
+    public static void Run(string scenarioDir, string capturePath, string inject, string outDir, int injectCpu = -1,
+        IReadOnlyList<string>? placementFlows = null)
     {
         var scenario = ScenarioFolder.Load(scenarioDir);
         string prefix = $"sn{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
@@ -150,9 +153,11 @@ public static class KernelScenario
                     s_nstatBaseline[KernelName(prefix, ns)] = Softnet.Telemetry.SnmpMib.ParseNstat(Proc.Check("ip", "netns", "exec", KernelName(prefix, ns), "nstat", "-asz"));
             }
             var (targets, framesFile, pausesMs) = PrepareFrames(scenario, prefix, capturePath, inject, work);
+            var placement = injectCpu < 0 ? null
+                : KernelPlacement.Install(scenario.Namespaces.Select(n => (n, KernelName(prefix, n))), placementFlows ?? []);
             // The injector keeps its app sockets open until the dump is written: closing a connection sends a FIN or
             // RST, which would move counters after the injection ended.
-            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work, pausesMs, injectCpu);
+            InjectAndDump(scenario, prefix, targets, framesFile, outDir, work, pausesMs, injectCpu, placement);
         }
         finally
         {
@@ -367,7 +372,7 @@ public static class KernelScenario
     }
 
     private static void InjectAndDump(ScenarioFolder s, string prefix, List<(string Ns, string Dev)> targets, string framesFile, string outDir,
-        string work, long pausesMs, int injectCpu)
+        string work, long pausesMs, int injectCpu, KernelPlacement? placement)
     {
         string script = Path.Combine(work, "inject.py");
         File.WriteAllText(script, InjectorScript);
@@ -408,6 +413,8 @@ public static class KernelScenario
                 Thread.Sleep(20);
             }
             if (!File.Exists(ready)) throw new InvalidOperationException($"injector failed ({p.ExitCode}): {err.Result.Trim()}");
+            // The placement counters are read and taken out first: the dump's iptables-save shows the scenario's rules.
+            placement?.Collect(outDir);
             Dump(s, prefix, outDir);
         }
         finally

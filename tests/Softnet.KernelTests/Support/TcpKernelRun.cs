@@ -49,9 +49,12 @@ public static class TcpKernelRun
     /// (and the ACKs its reads send) does not depend on other load on the machine; it runs on the injector's CPU, so it
     /// has drained each segment before the injector sends the next, as Softnet's readers have. The sysctl tests' SYN
     /// flood and Fast Open overflow leave it off. A `cpu N` on the sockets lines runs the reader on
-    /// CPU N (taskset); with <paramref name="injectCpu"/> the injector runs on that CPU, and /proc/net/softnet_stat is
-    /// written before and after the injection to OUTDIR/softnet_stat.before and softnet_stat.after.</summary>
-    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false, int injectCpu = -1)
+    /// CPU N (taskset); with <paramref name="injectCpu"/> the injector runs on that CPU, /proc/net/softnet_stat is
+    /// written before and after the injection to OUTDIR/softnet_stat.before and softnet_stat.after, and each namespace
+    /// counts its IPv4 packets per CPU and per <paramref name="placementFlows"/> entry into OUTDIR/placement.txt
+    /// (<see cref="KernelPlacement"/>).</summary>
+    public static string Run(string scenarioDir, string capturePath, string serverNs, string outDir, bool promptReader = false, int injectCpu = -1,
+        IReadOnlyList<string>? placementFlows = null)
     {
         var scenario = ScenarioFolder.Load(scenarioDir);
         if (!scenario.Namespaces.Contains(serverNs)) throw new ArgumentException($"no namespace '{serverNs}' in {scenarioDir}");
@@ -115,10 +118,13 @@ public static class TcpKernelRun
             string[] inject = ["python3", script, cfg];
             if (promptReader && injectCpu < 0 && Proc.Exists("chrt")) inject = ["chrt", "-f", "5", .. inject];
             if (injectOn is not null) inject = ["taskset", "-c", injectOn, .. inject];
+            var placement = injectCpu < 0 ? null
+                : KernelPlacement.Install(scenario.Namespaces.Select(n => (n, KernelScenario.KernelName(prefix, n))), placementFlows ?? []);
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.before"), File.ReadAllText("/proc/net/softnet_stat"));
             var (exit, log, err) = Proc.Run(inject[0], inject[1..], 60_000);
             if (injectCpu >= 0) File.WriteAllText(Path.Combine(outDir, "softnet_stat.after"), File.ReadAllText("/proc/net/softnet_stat"));
             if (exit != 0) throw new InvalidOperationException($"TCP injector failed ({exit}): {err.Trim()}\n{log}");
+            placement?.Collect(outDir);
 
             File.WriteAllText(Path.Combine(nsDir, "sockets.txt"), StopReaders(reader));
             reader = null;
