@@ -12,8 +12,8 @@ namespace Softnet.KernelTests.Steering;
 /// out of eth1, whose peer dst0 has rps_cpus 2 (CPU 1) or nothing. The kernel's placement is counted inside the
 /// scenario's namespaces, per CPU and per flow (<see cref="KernelPlacement"/>: xt_cpu in raw PREROUTING), so other
 /// receive work on the machine does not count: processed is compared exactly and each flow's CPU in r and dst checked.
-/// received_rps is softnet_stat's, read by the injector just before the first frame and after the settling time
-/// (see <see cref="AssertPlacement"/>).
+/// The kernel's received_rps (softnet_stat, read by the injector just before the first frame and after the settling
+/// time) is machine-wide and only printed (see <see cref="AssertPlacement"/>).
 /// </summary>
 [Trait("Category", "Kernel")]
 [Collection(RpsKernelCollection.Name)]
@@ -54,7 +54,7 @@ public sealed class RpsPlacementKernelTests
         return c;
     }
 
-    /// <summary>Per CPU: received_rps (softnet_stat column 10), from the kernel's two snapshots.</summary>
+    /// <summary>Per CPU: received_rps (softnet_stat column 10, machine-wide), from the kernel's two snapshots.</summary>
     internal static Dictionary<int, long> KernelReceivedRps(string outDir)
     {
         static Dictionary<int, long> Read(string path)
@@ -80,17 +80,16 @@ public sealed class RpsPlacementKernelTests
     }
 
     /// <summary>
-    /// Softnet's per-CPU softnet_stat beside the kernel's, asserted per CPU. processed: the kernel's is what the
-    /// scenario's namespaces counted in PREROUTING on that CPU (<see cref="KernelPlacement"/>, every frame here is IPv4),
+    /// Softnet's per-CPU softnet_stat beside the kernel's placement, asserted per CPU: the kernel's processed is what the
+    /// scenario's namespaces counted in PREROUTING on that CPU (<see cref="KernelPlacement"/>; every frame here is IPv4),
     /// so nothing else the machine receives meanwhile counts; it is within <paramref name="slack"/> of Softnet's.
-    /// received_rps has no per-namespace measure (sd->received_rps counts the RPS IPIs a CPU took, whoever sent them), so
-    /// it stays the machine-wide softnet_stat column: at most Softnet's plus <paramref name="rpsSlack"/> (the existing
-    /// allowance: nothing else on the machine sets up RPS, and these tests run one at a time), and at least one where
-    /// Softnet sent IPIs. Fewer is the kernel's own timing, not noise: enqueue_to_backlog raises the IPI only for a
-    /// backlog that was empty, and on a loaded machine CPU 1 may not have drained the previous frame when the next one
-    /// comes (56 of 64 seen with both CPUs busy). Returns the table (also printed).
+    /// received_rps is only printed: it has no per-namespace measure (sd->received_rps counts the RPS IPIs a CPU took,
+    /// whoever sent them), and the machine-wide column moves both ways on a shared machine: up with any other RPS or RFS
+    /// user (1398 and 2284 on CPU 1 in a 64-frame run while another process steered), down with load, as
+    /// enqueue_to_backlog raises the IPI only for a backlog that was empty and a busy CPU 1 may not have drained the
+    /// previous frame when the next comes (47 of 64 seen). The tests assert Softnet's own count. Returns the table.
     /// </summary>
-    internal static string AssertPlacement(string kernelDir, NapiEngine engine, long rpsSlack = 0, long slack = 0)
+    internal static string AssertPlacement(string kernelDir, NapiEngine engine, long slack = 0)
     {
         var placement = KernelPlacement.Read(kernelDir);
         var rps = KernelReceivedRps(kernelDir);
@@ -100,18 +99,14 @@ public sealed class RpsPlacementKernelTests
                      ("softnet", engine.Cpus.Select(c => (c.Id, c.Processed, c.ReceivedRps))) })
         {
             sb.Append(side);
-            foreach (var (cpu, p, r) in rows) sb.Append($" cpu{cpu} processed {p} received_rps {r}");
+            foreach (var (cpu, p, r) in rows) sb.Append($" cpu{cpu} processed {p} received_rps {r}{(side == "kernel" ? " (machine-wide)" : "")}");
             sb.Append("; ");
         }
         sb.Append("kernel per namespace:");
         foreach (var c in placement.Where(c => c.Packets > 0)) sb.Append($" {c.Ns} cpu{c.Cpu} {c.Flow ?? "all"} {c.Packets};");
         string table = sb.ToString();
         Console.WriteLine(table);
-        foreach (var c in engine.Cpus)
-        {
-            Assert.True(Math.Abs(Processed(c.Id) - c.Processed) <= slack, table);
-            Assert.True(rps[c.Id] <= c.ReceivedRps + rpsSlack && (c.ReceivedRps == 0 || rps[c.Id] > 0), table);
-        }
+        foreach (var c in engine.Cpus) Assert.True(Math.Abs(Processed(c.Id) - c.Processed) <= slack, table);
         return table;
     }
 
@@ -152,7 +147,6 @@ public sealed class RpsPlacementKernelTests
 
         var engine = Replay(scn, capture, "r", softnet);
         ScenarioCompare.AssertSame(kernel, softnet, new ScenarioCompareOptions { IgnoreFiles = new HashSet<string> { "wire/wire0.tx.pcap" } });
-        // The frames 3 ms apart: each finds CPU 1's backlog empty, one IPI each (on an idle machine).
         string table = AssertPlacement(kernel, engine);
         // eth0's receive on the injector's CPU; dst0's where RPS puts it.
         AssertFlowsOn(kernel, "r", flows, 0, Frames / 4, table);
@@ -161,6 +155,8 @@ public sealed class RpsPlacementKernelTests
         var s1 = engine.Cpus[1];
         Assert.Equal(rps ? Frames : 0, s1.Processed);
         Assert.Equal(rps ? Frames : 2 * Frames, s0.Processed);
+        // The frames 3 ms apart: each finds CPU 1's backlog empty, one IPI each.
+        Assert.Equal(rps ? Frames : 0, s1.ReceivedRps);
     }
 }
 
@@ -210,6 +206,8 @@ public sealed class RpsVxlanPlacementKernelTests
         // eth1 on CPU 0; flannel.1 and pod1's eth0 where RPS puts flannel.1.
         Assert.Equal(rps ? Frames : 3 * Frames, engine.Cpus[0].Processed);
         Assert.Equal(rps ? 2 * Frames : 0, engine.Cpus[1].Processed);
+        // flannel.1's frames 3 ms apart: each finds CPU 1's backlog empty, one IPI each.
+        Assert.Equal(rps ? Frames : 0, engine.Cpus[1].ReceivedRps);
     }
 }
 
