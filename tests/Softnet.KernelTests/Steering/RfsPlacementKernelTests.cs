@@ -22,14 +22,6 @@ public sealed class RfsPlacementKernelTests
     /// <summary>The client's segments, as the server's namespace counts them per CPU.</summary>
     private const string ServerFlow = "-p tcp --dport 5001";
 
-    private static int Frames(string pcap)
-    {
-        int n = 0;
-        using var r = Softnet.Capture.CaptureReader.Open(pcap);
-        while (r.TryRead(out _, out _)) n++;
-        return n;
-    }
-
     private static string Scenario(string root, bool rfs)
     {
         string scn = Path.Combine(root, "scenario");
@@ -83,17 +75,15 @@ public sealed class RfsPlacementKernelTests
         var engine = RpsPlacementKernelTests.Replay(scn, capture, "server", softnet, new RpsOptions { SockFlowEntries = rfs ? 4096 : 0 });
         Assert.Equal(File.ReadAllText(Path.Combine(kernel, "server", "sockets.txt")), File.ReadAllText(Path.Combine(softnet, "server", "sockets.txt")));
         // Each CPU's processed within a segment or two of Softnet's (segments the kernel's reader, whose wake-up is not
-        // instant, had not read when the next came go up on CPU 0 instead of CPU 1). Without RFS the
-        // segments go up on CPU 0 and only what the reader sends (its ACKs, received by the client's veth) on CPU 1.
-        // How many ACKs the server sends, and from where, is TCP's timing, not placement, and the client receives each on
-        // the CPU that sent it; both widen the allowance. The kernel's reader now and then reads two segments at once and
-        // sends one ACK from recvmsg for both: what the client received more or less than in Softnet. Without RFS, Softnet's
-        // CPU 1 receives only the reader's ACKs (the server's receive is all on CPU 0, asserted below), and the kernel's
-        // reader, woken later on a loaded machine, leaves more of them to the softirq on CPU 0 (tcp_rcv_established's
-        // __tcp_ack_snd_check): how far the client's count on CPU 1 is from that. With RFS both run on CPU 1.
+        // instant, had not read when the next came go up on CPU 0 instead of CPU 1), plus what TCP's timing moves: the
+        // client receives the server's ACKs on the CPU that sent them, and how many and from where is not placement.
+        // The kernel's reader now and then reads several segments at once and sends one ACK from recvmsg for them (the
+        // client's count less or more than Softnet's); without RFS, Softnet's CPU 1 receives only the reader's ACKs
+        // (the server's receive is all on CPU 0, asserted below) and the kernel's reader, woken later on a loaded
+        // machine, leaves more of them to the softirq on CPU 0 (__tcp_ack_snd_check). With RFS both run on CPU 1.
         var placement = KernelPlacement.Read(kernel);
         long Client(int? cpu) => placement.Where(c => c.Ns == "client" && c.Flow is null && (cpu is null || c.Cpu == cpu)).Sum(c => c.Packets);
-        long clientAcks = Math.Abs(Client(null) - Frames(Path.Combine(softnet, "client", "eth0.rx.pcap")));
+        long clientAcks = Math.Abs(Client(null) - ScenarioCompare.ReadFrames(Path.Combine(softnet, "client", "eth0.rx.pcap")).Count);
         long ackShift = rfs ? 0 : Math.Abs(Client(1) - engine.Cpus[1].Processed);
         string table = RpsPlacementKernelTests.AssertPlacement(kernel, engine, slack: 3 + clientAcks + ackShift);
         // The steered flow itself, in the server's namespace: on the reader's CPU from its first read on, or all on the
