@@ -149,6 +149,7 @@ public static class VlanGro
 /// <summary>The Hash variant's software flow key: a 5-tuple hash computed from the headers (no RSS needed).</summary>
 internal static class FlowHash
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe uint Compute(Skb skb)
     {
         // An option-less IPv4 header, read through the head's address (no span slicing or bounds checks): the same
@@ -159,11 +160,15 @@ internal static class FlowHash
             byte* d = skb.DataAddress;
             if (d[0] == 0x45) return HashIpv4(d, headLen);
         }
-        return Compute(skb.LinearData, skb.Protocol);
+        return ComputeSlow(skb);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static uint ComputeSlow(Skb skb) => Compute(skb.LinearData, skb.Protocol);
 
     /// <summary>The option-less IPv4 case of <see cref="Compute(ReadOnlySpan{byte}, ushort)"/> over
     /// <paramref name="length"/> (at least 20) bytes at <paramref name="d"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe uint HashIpv4(byte* d, int length)
     {
         int total = GroEngine.Be16(d + 2);

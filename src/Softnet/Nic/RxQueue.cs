@@ -31,6 +31,7 @@ public sealed class RxQueue : INapiPoller
     private IXdpTransmit? _xdpTx;
     private readonly SkbBuildMode _mode;
     private readonly IRxHandler _handler;
+    private readonly bool _handlerLooksAhead;
     // The buffers of the frame being assembled, first to last (ice keeps them on the ring between polls:
     // rx_ring->first_desc and the xdp_buff), so a frame whose last buffer has not arrived spans polls.
     private readonly RxDescriptor[] _frame;
@@ -48,6 +49,18 @@ public sealed class RxQueue : INapiPoller
         _batch = new RxDescriptor[Math.Max(o.Weight, 64)];
         _mode = o.SkbMode;
         _handler = handler;
+        _handlerLooksAhead = OverridesLookahead(handler);
+    }
+
+    /// <summary>Whether the handler's class implements <see cref="IRxHandler.Lookahead"/> rather than taking the
+    /// interface's empty default: the hint then costs no interface call per frame where nobody listens.</summary>
+    private static bool OverridesLookahead(IRxHandler handler)
+    {
+        var map = handler.GetType().GetInterfaceMap(typeof(IRxHandler));
+        for (int i = 0; i < map.InterfaceMethods.Length; i++)
+            if (map.InterfaceMethods[i].Name == nameof(IRxHandler.Lookahead))
+                return map.TargetMethods[i].DeclaringType != typeof(IRxHandler);
+        return true;
     }
 
     public int Id { get; }
@@ -218,7 +231,7 @@ public sealed class RxQueue : INapiPoller
         // so its first line is a cache miss that the frames in between can hide.
         if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(Pool.BufferPointer(d.BufferIndex) + Pool.Headroom);
-        if (d.Eop) _handler.Lookahead(Pool.Data(d.BufferIndex)[..Math.Min(d.Length, 64)], d.Ifindex);
+        if (d.Eop && _handlerLooksAhead) _handler.Lookahead(Pool.Data(d.BufferIndex)[..Math.Min(d.Length, 64)], d.Ifindex);
     }
 
     // One descriptor: a buffer that is not the frame's last is kept (ice_is_non_eop), the EOP one completes the
