@@ -1,0 +1,55 @@
+using System.Globalization;
+
+namespace Softnet.Cli;
+
+/// <summary>
+/// The CPU model behind pod-vs-native's predictions. A path's throughput is bounded by its busier CPU; each CPU's time
+/// per payload byte is
+/// <list type="bullet">
+/// <item>CPU 0 (the iperf3 client's): the sender's own work (tcp_sendmsg down to the first veth_xmit), plus the
+/// receive work over veth, which runs in softirq on the transmitting CPU, but the share RPS/RFS move to CPU 1;</item>
+/// <item>CPU 1 (the server's): that moved share, plus the reader's work (copy to user, the socket backlog processed on
+/// release_sock, the ACKs it sends); the reader's work is on CPU 0 instead where it shares the softirq CPU.</item>
+/// </list>
+/// The receive work is Softnet's CPU time per byte of each stage group turned into the kernel's by two factors: one for
+/// what native→native crosses (node B's receive, <see cref="NativeFactor"/>) and one for what the pod's frames cross
+/// besides (veth, cni0, forwarding, conntrack and MASQUERADE on node A, <see cref="ExtraFactor"/>): Softnet's relative
+/// cost of the two is not the kernel's. The factors, the senders' and the readers' work are measured or fitted on the
+/// baseline's kernel runs only (its CPU time per byte, not its throughput, which a loaded machine moves about); every
+/// other setting is predicted from Softnet's own figures for it.
+/// </summary>
+public sealed record PodVsNativeModel(double SenderNative, double SenderPod, double NativeFactor, double ExtraFactor, double ReaderNative, double ReaderPod)
+{
+    /// <summary>Without a kernel run: Softnet's own times, no sender, the reader's cost a memcpy per byte.</summary>
+    public static PodVsNativeModel Uncalibrated(double memcpyNsPerByte) => new(0, 0, 1, 1, memcpyNsPerByte, memcpyNsPerByte);
+
+    /// <summary>The model from the baseline's kernel runs (reader on CPU 1) and Softnet's baseline figures: the senders
+    /// and readers as measured; NativeFactor from native's CPU 0 (sender + factor × Softnet native), ExtraFactor from the
+    /// pod's (sender + NativeFactor × Softnet native + factor × Softnet's extra).</summary>
+    public static PodVsNativeModel Calibrate(KernelRuns baseline, double softnetNative, double softnetPod, double memcpyNsPerByte)
+    {
+        double sn = baseline.Of(false, x => x.SenderNsPerByte), sp = baseline.Of(true, x => x.SenderNsPerByte);
+        double cn = baseline.Of(false, x => x.Cpu0NsPerByte(false)), cp = baseline.Of(true, x => x.Cpu0NsPerByte(false));
+        if (softnetNative <= 0 || softnetPod <= softnetNative || cn <= sn) return Uncalibrated(memcpyNsPerByte);
+        double native = (cn - sn) / softnetNative;
+        double extra = Math.Max(0, (cp - sp - native * softnetNative) / (softnetPod - softnetNative));
+        return new(sn, sp, native, extra, baseline.Of(false, x => x.Cpu1NsPerByte(false)), baseline.Of(true, x => x.Cpu1NsPerByte(false)));
+    }
+
+    /// <summary>The busier CPU's predicted time per byte on one path of a setting.</summary>
+    /// <param name="softnetNative">Softnet's native→native time per byte in this setting (node B's receive).</param>
+    /// <param name="softnetPath">Softnet's time per byte on this path (= softnetNative for native).</param>
+    /// <param name="cpu1Share">The share of Softnet's work that ran on CPU 1 (RPS/RFS).</param>
+    /// <param name="senderSaving">Softnet time per byte the setting takes off node B's receive that the native sender's
+    /// output path pays alike (NOTRACK: nodeA's conntrack on OUTPUT mirrors node B's on PREROUTING).</param>
+    public (double Cpu0, double Cpu1) NsPerByte(PodVsNativeSetting s, bool pod, double softnetNative, double softnetPath, double cpu1Share, double senderSaving)
+    {
+        double sender = pod ? SenderPod : Math.Max(0, SenderNative - NativeFactor * senderSaving);
+        double work = NativeFactor * softnetNative + ExtraFactor * Math.Max(0, softnetPath - softnetNative);
+        double reader = pod ? ReaderPod : ReaderNative;
+        return (sender + (1 - cpu1Share) * work + (s.ReaderWithSoftirq ? reader : 0), cpu1Share * work + (s.ReaderWithSoftirq ? 0 : reader));
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"sender native {SenderNative:F3} pod {SenderPod:F3} ns/B; kernel ns per Softnet ns: native stages {NativeFactor:F3}, the pod's extra stages {ExtraFactor:F3}; reader native {ReaderNative:F3} pod {ReaderPod:F3} ns/B");
+}
