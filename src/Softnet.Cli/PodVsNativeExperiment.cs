@@ -42,12 +42,13 @@ public sealed record PodVsNativeRow(PodVsNativeSetting Setting, KernelRuns? Kern
 /// <summary>
 /// `softnet experiment pod-vs-native`: seed 003's question (why iperf3 from a pod to a native host is slower than
 /// native to native) as a table. For each setting the same two-node topology as `softnet replay`'s default is built in
-/// kernel namespaces and real iperf3 (Debian's) runs native→native and pod→native, the client pinned to CPU 0, with
-/// TSO and GSO off on the clients' devices so the kernel carries MSS-sized segments as Softnet's generator sends them;
-/// Softnet replays the same paths and measures its CPU time per byte on them. Softnet's CPU time is its own, not the
-/// kernel's: one factor, fitted on the baseline's native→native throughput, turns it into the kernel's time per byte,
-/// and the reader's copy to user (this machine's memcpy time per byte) is added where the reader shares the softirq
-/// CPU. The prediction is the pod/native throughput ratio that model gives, beside the kernel's measured ratio.
+/// kernel namespaces and real iperf3 (Debian's) runs native→native and pod→native in back-to-back pairs after a warm-up
+/// pair, the client pinned to CPU 0, with TSO and GSO off on the clients' devices so the kernel carries MSS-sized
+/// segments as Softnet's generator sends them. Each run records the throughput and the kernel's CPU time per byte
+/// (<see cref="KernelSample"/>); the kernel's ratio is the median pair's, printed with the pairs' spread and with the
+/// ratio the CPU time alone gives (steadier on a loaded machine). Softnet replays the same paths and measures its CPU
+/// time per byte on them; <see cref="PodVsNativeModel"/>, calibrated on the baseline's kernel runs only, turns that into
+/// each CPU's time per byte and the predicted pod/native throughput ratio of every setting.
 /// </summary>
 public sealed class PodVsNativeExperiment
 {
@@ -137,7 +138,11 @@ public sealed class PodVsNativeExperiment
             softnet[s.Name] = (NsPerByte(best[(s.Name, TwoNodePath.Native)]), NsPerByte(best[(s.Name, TwoNodePath.PodToNative)]));
             if (s.Steered)
                 log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}");
-            log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)");
+            log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)  " +
+                $"GRO merge ratio native {best[(s.Name, TwoNodePath.Native)].GroMergeRatio:F2} pod {best[(s.Name, TwoNodePath.PodToNative)].GroMergeRatio:F2}");
+            foreach (var path in new[] { TwoNodePath.Native, TwoNodePath.PodToNative })
+                log($"softnet {s.Name,-22} {(path == TwoNodePath.Native ? "native" : "pod"),-6} stages (sampled ns/segment): " +
+                    string.Join(' ', best[(s.Name, path)].CpuPerSegment.Select(c => $"{c.Stage} {c.NsPerPacket:F0}")));
         }
 
         // The kernel half after Softnet's: tearing its namespaces down keeps the kernel busy for a while after (netns
@@ -159,9 +164,10 @@ public sealed class PodVsNativeExperiment
         foreach (var s in Selected)
         {
             var (sn, sp) = softnet[s.Name];
-            double saving = s.Notrack ? Math.Max(0, softnet["baseline"].Native - sn) : 0;
-            var native = model.NsPerByte(s, false, sn, sn, best[(s.Name, TwoNodePath.Native)].Cpu1Share, saving);
-            var pod = model.NsPerByte(s, true, sn, sp, best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share, saving);
+            var nf = best[(s.Name, TwoNodePath.Native)];
+            var pf = best[(s.Name, TwoNodePath.PodToNative)];
+            var native = model.NsPerByte(s, false, sn, sn, nf.Cpu1Share, nf.Cpu1Share, nf.GroMergeRatio);
+            var pod = model.NsPerByte(s, true, sn, sp, nf.Cpu1Share, pf.Cpu1Share, pf.GroMergeRatio);
             double ratio = Math.Max(native.Cpu0, native.Cpu1) / Math.Max(pod.Cpu0, pod.Cpu1);
             log($"predict {s.Name,-22} native cpu0 {native.Cpu0:F3} cpu1 {native.Cpu1:F3} ns/B  pod cpu0 {pod.Cpu0:F3} cpu1 {pod.Cpu1:F3} ns/B  ratio {ratio:F3}");
             rows.Add(new PodVsNativeRow(s, kernel.GetValueOrDefault(s.Name), sn, sp, ratio));
@@ -295,12 +301,23 @@ public sealed class PodVsNativeExperiment
     {
         var cpus0 = KernelTicks.Cpus();
         var soft0 = KernelTicks.Ksoftirqd();
-        string json = Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", cpu, "iperf3", "-c", server, "-p", "5201", "-J",
-            "-t", seconds.ToString(CultureInfo.InvariantCulture));
+        JsonDocument doc;
+        // The server takes a moment after a test before it accepts the next (longer on a loaded machine): "busy" is retried.
+        for (int attempt = 1; ; attempt++)
+        {
+            doc = JsonDocument.Parse(Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", cpu, "iperf3", "-c", server, "-p", "5201", "-J",
+                "-t", seconds.ToString(CultureInfo.InvariantCulture)));
+            if (!doc.RootElement.TryGetProperty("error", out var err)) break;
+            string message = err.GetString() ?? "";
+            doc.Dispose();
+            if (attempt == 5 || !message.Contains("busy", StringComparison.Ordinal)) throw new InvalidOperationException($"iperf3 -c {server} in {ns}: {message}");
+            Thread.Sleep(500 * attempt);
+            cpus0 = KernelTicks.Cpus();
+            soft0 = KernelTicks.Ksoftirqd();
+        }
+        using var _ = doc;
         var soft1 = KernelTicks.Ksoftirqd();
         var cpus1 = KernelTicks.Cpus();
-        using var doc = JsonDocument.Parse(json);
-        if (doc.RootElement.TryGetProperty("error", out var err)) throw new InvalidOperationException($"iperf3 -c {server} in {ns}: {err.GetString()}");
         var end = doc.RootElement.GetProperty("end");
         var received = end.GetProperty("sum_received");
         double bytes = received.GetProperty("bytes").GetDouble(), wallNs = received.GetProperty("seconds").GetDouble() * 1e9;

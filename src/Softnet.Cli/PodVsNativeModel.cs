@@ -18,10 +18,11 @@ namespace Softnet.Cli;
 /// baseline's kernel runs only (its CPU time per byte, not its throughput, which a loaded machine moves about); every
 /// other setting is predicted from Softnet's own figures for it.
 /// </summary>
-public sealed record PodVsNativeModel(double SenderNative, double SenderPod, double NativeFactor, double ExtraFactor, double ReaderNative, double ReaderPod)
+public sealed record PodVsNativeModel(double SenderNative, double SenderPod, double NativeFactor, double ExtraFactor, double ReaderNative, double ReaderPod,
+    double CopyNsPerByte)
 {
     /// <summary>Without a kernel run: Softnet's own times, no sender, the reader's cost a memcpy per byte.</summary>
-    public static PodVsNativeModel Uncalibrated(double memcpyNsPerByte) => new(0, 0, 1, 1, memcpyNsPerByte, memcpyNsPerByte);
+    public static PodVsNativeModel Uncalibrated(double memcpyNsPerByte) => new(0, 0, 1, 1, memcpyNsPerByte, memcpyNsPerByte, memcpyNsPerByte);
 
     /// <summary>The model from the baseline's kernel runs (reader on CPU 1) and Softnet's baseline figures: the senders
     /// and readers as measured; NativeFactor from native's CPU 0 (sender + factor × Softnet native), ExtraFactor from the
@@ -33,23 +34,34 @@ public sealed record PodVsNativeModel(double SenderNative, double SenderPod, dou
         if (softnetNative <= 0 || softnetPod <= softnetNative || cn <= sn) return Uncalibrated(memcpyNsPerByte);
         double native = (cn - sn) / softnetNative;
         double extra = Math.Max(0, (cp - sp - native * softnetNative) / (softnetPod - softnetNative));
-        return new(sn, sp, native, extra, baseline.Of(false, x => x.Cpu1NsPerByte(false)), baseline.Of(true, x => x.Cpu1NsPerByte(false)));
+        return new(sn, sp, native, extra, baseline.Of(false, x => x.Cpu1NsPerByte(false)), baseline.Of(true, x => x.Cpu1NsPerByte(false)),
+            memcpyNsPerByte);
     }
 
-    /// <summary>The busier CPU's predicted time per byte on one path of a setting.</summary>
+    /// <summary>Each CPU's predicted time per byte on one path of a setting.</summary>
     /// <param name="softnetNative">Softnet's native→native time per byte in this setting (node B's receive).</param>
     /// <param name="softnetPath">Softnet's time per byte on this path (= softnetNative for native).</param>
-    /// <param name="cpu1Share">The share of Softnet's work that ran on CPU 1 (RPS/RFS).</param>
-    /// <param name="senderSaving">Softnet time per byte the setting takes off node B's receive that the native sender's
-    /// output path pays alike (NOTRACK: nodeA's conntrack on OUTPUT mirrors node B's on PREROUTING).</param>
-    public (double Cpu0, double Cpu1) NsPerByte(PodVsNativeSetting s, bool pod, double softnetNative, double softnetPath, double cpu1Share, double senderSaving)
+    /// <param name="nativeCpu1Share">The share of Softnet's native→native work that ran on CPU 1 (RPS/RFS moving node B's
+    /// receive there).</param>
+    /// <param name="pathCpu1Share">The share of this path's work that ran on CPU 1.</param>
+    /// <param name="groMergeRatio">Softnet's segments per skb reaching the socket on this path (1 without GRO).</param>
+    public (double Cpu0, double Cpu1) NsPerByte(PodVsNativeSetting s, bool pod, double softnetNative, double softnetPath, double nativeCpu1Share, double pathCpu1Share,
+        double groMergeRatio)
     {
-        double sender = pod ? SenderPod : Math.Max(0, SenderNative - NativeFactor * senderSaving);
-        double work = NativeFactor * softnetNative + ExtraFactor * Math.Max(0, softnetPath - softnetNative);
-        double reader = pod ? ReaderPod : ReaderNative;
-        return (sender + (1 - cpu1Share) * work + (s.ReaderWithSoftirq ? reader : 0), cpu1Share * work + (s.ReaderWithSoftirq ? 0 : reader));
+        // Stage by stage: what moved to CPU 1 of node B's receive is native-stage work; whatever else of the path moved
+        // there is extra-stage work (the pod's frames' own stages stay on CPU 0 but for that).
+        double extra = Math.Max(0, softnetPath - softnetNative);
+        double extraOnCpu1 = Math.Clamp(pathCpu1Share * softnetPath - nativeCpu1Share * softnetNative, 0, extra);
+        double work0 = NativeFactor * (1 - nativeCpu1Share) * softnetNative + ExtraFactor * (extra - extraOnCpu1);
+        double work1 = NativeFactor * nativeCpu1Share * softnetNative + ExtraFactor * extraOnCpu1;
+        double sender = pod ? SenderPod : SenderNative;
+        // The reader's copy is per byte; the rest of its work (the socket backlog on release_sock, the ACKs it sends
+        // and their way back) is per skb, and GRO hands the socket fewer of them.
+        double measured = pod ? ReaderPod : ReaderNative, copy = Math.Min(CopyNsPerByte, measured);
+        double reader = copy + (measured - copy) / Math.Max(1, groMergeRatio);
+        return s.ReaderWithSoftirq ? (sender + work0 + reader, work1) : (sender + work0, work1 + reader);
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"sender native {SenderNative:F3} pod {SenderPod:F3} ns/B; kernel ns per Softnet ns: native stages {NativeFactor:F3}, the pod's extra stages {ExtraFactor:F3}; reader native {ReaderNative:F3} pod {ReaderPod:F3} ns/B");
+        $"sender native {SenderNative:F3} pod {SenderPod:F3} ns/B; kernel ns per Softnet ns: native stages {NativeFactor:F3}, the pod's extra stages {ExtraFactor:F3}; reader native {ReaderNative:F3} pod {ReaderPod:F3} ns/B (copy {CopyNsPerByte:F3}, the rest per skb)");
 }
