@@ -246,8 +246,8 @@ public sealed class PodVsNativeExperiment
 
     private static int s_runs;
 
-    /// <summary>Builds the scenario in namespaces, runs iperf3 on both paths <see cref="Repeats"/> times, interleaved,
-    /// and returns the median receiver throughput of each.</summary>
+    /// <summary>Builds the scenario in namespaces and runs iperf3 on both paths: a warm-up pair, then <see cref="Repeats"/>
+    /// back-to-back pairs (one in --quick), each run with its CPU time per byte.</summary>
     private KernelRuns MeasureKernel(string root, PodVsNativeSetting s, Action<string> log)
     {
         string prefix = $"snx{Environment.ProcessId}x{Interlocked.Increment(ref s_runs)}";
@@ -453,9 +453,10 @@ public sealed class PodVsNativeExperiment
         w.WriteEndArray();
         if (kernelUnavailable is not null) w.WriteString("kernel_unavailable", kernelUnavailable);
         w.WriteString("method", "kernel: the default scenario's topology in namespaces, iperf3 native->native (node A's host to node B's) and pod->native " +
-            "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, median receiver throughput; Softnet: the same paths " +
+            "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, a warm-up pair then back-to-back pairs; Softnet: the same paths " +
             "replayed, CPU time per payload byte over both nodes; prediction: each path bounded by its busier CPU, CPU 0 = the sender + the receive work " +
-            "(but RPS/RFS's share on CPU 1), CPU 1 = that share + the reader (on CPU 0 where it shares the softirq CPU); the receive work is Softnet's " +
+            "(but RPS/RFS's share on CPU 1), CPU 1 = that share + the reader (its copy per byte, the rest per skb, so divided by the GRO merge ratio; " +
+            "where the reader shares the softirq CPU, CPU 0 carries its copy only); the receive work is Softnet's " +
             "native-path and the pod's extra-stage time per byte times two factors, fitted with the senders' and readers' CPU time per byte on the " +
             "baseline's kernel runs only; kernel_ratio = median pod/native throughput over back-to-back pairs (min/max beside it), kernel_cpu_ratio = " +
             "the same from the kernel's CPU time per byte (client + ksoftirqd on CPU 0, server on CPU 1)");
