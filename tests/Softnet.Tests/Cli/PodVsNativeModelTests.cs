@@ -34,14 +34,15 @@ public class PodVsNativeModelTests
     }
 
     [Fact]
-    public void Rfs_moves_node_Bs_receive_to_cpu_1_and_leaves_the_pods_own_stages_on_cpu_0()
+    public void Rfs_moves_node_Bs_receive_to_the_readers_cpu_and_leaves_the_pods_own_stages_on_cpu_0()
     {
         var m = Model();
         var rfs = PodVsNativeExperiment.Settings.Single(s => s.Rfs);
         // Softnet ran 90% of native on CPU 1, and of the pod's path just that same work (0.54 of 1.2 ns/B).
         var pod = m.NsPerByte(rfs, true, SoftnetNative, SoftnetPod, 0.9, 0.54 / 1.2, 1);
         Assert.Equal(0.6 + m.NativeFactor * 0.06 + m.ExtraFactor * 0.6, pod.Cpu0, 6);
-        Assert.Equal(m.NativeFactor * 0.54 + 1.6, pod.Cpu1, 6);
+        // The reader runs with its socket's receive there: its copy only, not the baseline's 1.6 apart.
+        Assert.Equal(m.NativeFactor * 0.54 + Copy, pod.Cpu1, 6);
     }
 
     [Fact]
