@@ -456,7 +456,7 @@ public sealed class PodVsNativeExperiment
             "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, a warm-up pair then back-to-back pairs; Softnet: the same paths " +
             "replayed, CPU time per payload byte over both nodes; prediction: each path bounded by its busier CPU, CPU 0 = the sender + the receive work " +
             "(but RPS/RFS's share on CPU 1), CPU 1 = that share + the reader (its copy per byte, the rest per skb, so divided by the GRO merge ratio; " +
-            "where it runs with its socket's receive, sharing the softirq CPU or by RFS, its copy only); the receive work is Softnet's " +
+            "on CPU 0 instead where it shares the softirq CPU); the receive work is Softnet's " +
             "native-path and the pod's extra-stage time per byte times two factors, fitted with the senders' and readers' CPU time per byte on the " +
             "baseline's kernel runs only; kernel_ratio = median pod/native throughput over back-to-back pairs (min/max beside it), kernel_cpu_ratio = " +
             "the same from the kernel's CPU time per byte (client + ksoftirqd on CPU 0, server on CPU 1)");

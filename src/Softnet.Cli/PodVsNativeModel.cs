@@ -9,8 +9,8 @@ namespace Softnet.Cli;
 /// <item>CPU 0 (the iperf3 client's): the sender's own work (tcp_sendmsg down to the first veth_xmit), plus the
 /// receive work over veth, which runs in softirq on the transmitting CPU, but the share RPS/RFS move to CPU 1;</item>
 /// <item>CPU 1 (the server's): that moved share, plus the reader's work (copy to user, the socket backlog processed on
-/// release_sock, the ACKs it sends, the cost of running apart from the softirq CPU); where the reader runs with its
-/// socket's receive (sharing the softirq CPU, or RFS bringing the receive to it) its CPU carries its copy to user only.</item>
+/// release_sock, the ACKs it sends and, on the pod path, their way back through node A), as the baseline measured it,
+/// its part per skb divided by GRO's merge ratio; on CPU 0 instead where it shares the softirq CPU.</item>
 /// </list>
 /// The receive work is Softnet's CPU time per byte of each stage group turned into the kernel's by two factors: one for
 /// what native→native crosses (node B's receive, <see cref="NativeFactor"/>) and one for what the pod's frames cross
@@ -60,13 +60,10 @@ public sealed record PodVsNativeModel(double SenderNative, double SenderPod, dou
         // and their way back) is per skb, and GRO hands the socket fewer of them.
         double measured = pod ? ReaderPod : ReaderNative, copy = Math.Min(CopyNsPerByte, measured);
         double reader = copy + (measured - copy) / Math.Max(1, groMergeRatio);
-        // Sharing CPU 0, the reader adds its copy only: the rest of what it cost CPU 1 in the baseline is the price of
-        // running apart (the wake-up IPI, copying from another CPU's cache, the socket lock passed between CPUs) and the
-        // ACKs it sent, whose way back Softnet's path already counts. The kernel agrees: with the reader on the softirq
-        // CPU its pod/native CPU-time ratio stayed the baseline's (0.47-0.49 against 0.49-0.53 on three runs).
-        // RFS brings the socket's receive to the reader's CPU, which is what it is for: the reader runs with it there.
-        if (s.ReaderWithSoftirq) return (sender + work0 + copy, work1);
-        return s.Rfs ? (sender + work0, work1 + copy) : (sender + work0, work1 + reader);
+        // The reader's work goes where the reader runs, all of it: with it on the softirq CPU the kernel's CPU 0 carried
+        // nearly the sum of the baseline's two CPUs (pod 4.1 against 2.8 + 1.7 ns/B; native 1.9 against 1.3 + 1.1, the
+        // rest the price of running apart), and under RFS its CPU 1 at least the moved receive plus most of it.
+        return s.ReaderWithSoftirq ? (sender + work0 + reader, work1) : (sender + work0, work1 + reader);
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
