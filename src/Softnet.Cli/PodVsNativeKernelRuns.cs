@@ -47,6 +47,12 @@ public sealed record KernelRuns(PodVsNativeSetting Setting, IReadOnlyList<Kernel
 
     public double CpuRatio => Median(CpuRatios);
 
+    /// <summary>The same from both CPUs' time together: what the throughput ratio follows where the two CPUs' work cannot
+    /// overlap (on a loaded machine the transfer's two halves seldom run at once; RFS's ratio followed this one there).</summary>
+    public double TotalCpuRatio => Median([.. Native.Zip(Pod, (n, p) => Total(p) is > 0 and var t ? Total(n) / t : 0)]);
+
+    private double Total(KernelSample x) => x.Cpu0NsPerByte(Setting.ReaderWithSoftirq) + x.Cpu1NsPerByte(Setting.ReaderWithSoftirq);
+
     public double NativeBps => Median([.. Native.Select(x => x.Bps)]);
     public double PodBps => Median([.. Pod.Select(x => x.Bps)]);
 
