@@ -96,10 +96,11 @@ public static class ExperimentCommand
                 return 1;
             }
             Console.WriteLine();
-            Console.WriteLine($"{"setting",-22} {"kernel native",14} {"kernel pod",11} {"kernel ratio",13} {"softnet ratio",14} {"error",7}");
+            Console.WriteLine($"{"setting",-22} {"kernel native",14} {"kernel pod",11} {"kernel ratio",13} {"(min..max)",13} {"by CPU",7} {"softnet ratio",14} {"error",7}");
             foreach (var r in rows)
                 Console.WriteLine($"{r.Setting.Name,-22} {(r.KernelNativeBps is { } kn ? $"{kn / 1e9:F2} Gbit/s" : "-"),14} {(r.KernelPodBps is { } kp ? $"{kp / 1e9:F2} Gbit/s" : "-"),11} " +
-                                  $"{(r.KernelRatio is { } k ? k.ToString("F3") : "-"),13} {r.SoftnetRatio,14:F3} {(r.ErrorPercent is { } e ? $"{e:+0.0;-0.0}%" : "-"),7}");
+                                  $"{(r.KernelRatio is { } k ? k.ToString("F3") : "-"),13} {(r.Kernel is { Native.Count: > 0 } ks ? $"{ks.Ratios.Min():F3}..{ks.Ratios.Max():F3}" : "-"),13} " +
+                                  $"{(r.Kernel is { Native.Count: > 0 } kc ? kc.CpuRatio.ToString("F3") : "-"),7} {r.SoftnetRatio,14:F3} {(r.ErrorPercent is { } e ? $"{e:+0.0;-0.0}%" : "-"),7}");
             string csv = Path.Combine(dir, "pod-vs-native.csv");
             File.WriteAllText(csv, PodVsNativeExperiment.ToCsv(rows));
             PodVsNativeExperiment.Plot(rows, dir);

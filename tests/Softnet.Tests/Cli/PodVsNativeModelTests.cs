@@ -1,0 +1,58 @@
+using Softnet.Cli;
+using Xunit;
+
+namespace Softnet.Tests.Cli;
+
+/// <summary>pod-vs-native's CPU model: calibrated on the baseline's kernel runs, it gives back their CPU time per byte,
+/// and it moves, adds and divides the parts each remedy changes.</summary>
+public class PodVsNativeModelTests
+{
+    private const double SoftnetNative = 0.6, SoftnetPod = 1.2, Copy = 0.1;
+    private static readonly PodVsNativeSetting Baseline = PodVsNativeExperiment.Settings.Single(s => s.Name == "baseline");
+
+    /// <summary>Native: client 1.3 ns/B of which 0.7 softirq (sender 0.6), server 1.0; pod: client 2.8 of which 2.2
+    /// softirq (sender 0.6), server 1.6.</summary>
+    private static PodVsNativeModel Model()
+    {
+        var native = new KernelSample(6e9, 1.3, 1.0, 0, 0, 0.7, default, default);
+        var pod = new KernelSample(3e9, 2.8, 1.6, 0, 0, 2.2, default, default);
+        return PodVsNativeModel.Calibrate(new KernelRuns(Baseline, [native], [pod]), SoftnetNative, SoftnetPod, Copy);
+    }
+
+    [Fact]
+    public void The_baseline_calibration_gives_back_the_baselines_cpu_time_per_byte()
+    {
+        var m = Model();
+        Assert.Equal(0.7 / 0.6, m.NativeFactor, 6);
+        Assert.Equal((2.8 - 0.6 - 0.7) / 0.6, m.ExtraFactor, 6);
+        var native = m.NsPerByte(Baseline, false, SoftnetNative, SoftnetNative, 0, 0, 1);
+        var pod = m.NsPerByte(Baseline, true, SoftnetNative, SoftnetPod, 0, 0, 1);
+        Assert.Equal(1.3, native.Cpu0, 6);
+        Assert.Equal(1.0, native.Cpu1, 6);
+        Assert.Equal(2.8, pod.Cpu0, 6);
+        Assert.Equal(1.6, pod.Cpu1, 6);
+    }
+
+    [Fact]
+    public void Rfs_moves_node_Bs_receive_to_the_readers_cpu_and_leaves_the_pods_own_stages_on_cpu_0()
+    {
+        var m = Model();
+        var rfs = PodVsNativeExperiment.Settings.Single(s => s.Rfs);
+        // Softnet ran 90% of native on CPU 1, and of the pod's path just that same work (0.54 of 1.2 ns/B).
+        var pod = m.NsPerByte(rfs, true, SoftnetNative, SoftnetPod, 0.9, 0.54 / 1.2, 1);
+        Assert.Equal(0.6 + m.NativeFactor * 0.06 + m.ExtraFactor * 0.6, pod.Cpu0, 6);
+        Assert.Equal(m.NativeFactor * 0.54 + 1.6, pod.Cpu1, 6);
+    }
+
+    [Fact]
+    public void A_reader_on_the_softirq_cpu_brings_its_work_there_and_gro_divides_its_per_skb_part()
+    {
+        var m = Model();
+        var shared = PodVsNativeExperiment.Settings.Single(s => s.ReaderWithSoftirq);
+        var native = m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1);
+        Assert.Equal(1.3 + 1.0, native.Cpu0, 6);
+        Assert.Equal(0, native.Cpu1, 6);
+        var gro = PodVsNativeExperiment.Settings.Single(s => s.Gro);
+        Assert.Equal(Copy + (1.0 - Copy) / 4, m.NsPerByte(gro, false, 0.4, 0.4, 0, 0, 4).Cpu1, 6);
+    }
+}
