@@ -82,6 +82,50 @@ public class XtCpuTests
         Assert.Equal(reason, e.Reason);
     }
 
+    /// <summary>A poller that runs a -m cpu ruleset of its own on each frame it polls.</summary>
+    private sealed class CpuRulesPoller : INapiPoller
+    {
+        private int _pending;
+        private readonly byte[] _pkt = Udp("10.0.0.1", 1, "10.0.0.2", 2);
+        public readonly NetfilterTables Tables = IptablesSaveParser.Parse("*raw\n-A PREROUTING -m cpu --cpu 0\n-A PREROUTING -m cpu ! --cpu 0\nCOMMIT\n");
+
+        public void Produce(int n) => Interlocked.Add(ref _pending, n);
+        public bool HasWork => Volatile.Read(ref _pending) > 0;
+
+        public int Poll(int budget)
+        {
+            int n = Math.Min(budget, Volatile.Read(ref _pending));
+            for (int i = 0; i < n; i++)
+            {
+                var ctx = Ctx(_pkt);
+                Tables.Evaluate(Tables[TableKind.Raw]!, HookPoint.PreRouting, ref ctx);
+            }
+            Interlocked.Add(ref _pending, -n);
+            return n;
+        }
+
+        public long[] Counts => [.. Tables[TableKind.Raw]!.GetChain("PREROUTING")!.Rules.Select(r => r.Packets)];
+    }
+
+    [Fact]
+    public void Threaded_workers_match_their_own_cpu()
+    {
+        using var engine = new NapiEngine(new NapiEngineOptions { Mode = NapiMode.Threaded, Cpus = [0, 1], PinThreads = false });
+        var pollers = new[] { new CpuRulesPoller(), new CpuRulesPoller() };
+        var irqs = pollers.Select((p, i) => engine.AddQueue(p, Softnet.Nic.CpuMask.Of(i))).ToArray();
+        engine.Start();
+        for (int i = 0; i < 2; i++)
+        {
+            pollers[i].Produce(100);
+            irqs[i].NotifyFrames(100, engine.NowNs);
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (pollers.Any(p => p.HasWork) && sw.ElapsedMilliseconds < 10_000) Thread.Sleep(1);
+        engine.Stop();
+        Assert.Equal(new long[] { 100, 0 }, pollers[0].Counts);
+        Assert.Equal(new long[] { 0, 100 }, pollers[1].Counts);
+    }
+
     [Fact]
     public void Cpu_matches_the_cpu_the_engine_runs_with_and_without_inversion()
     {
