@@ -186,7 +186,8 @@ public sealed class GroEngine
         skb.Gro.FlowKey = key;
         int bucketIndex = (int)(key & (uint)(_buckets.Length - 1));
         GroBucket bucket = _buckets[bucketIndex];
-        EthGro.ListPrepare(bucket, skb, key);
+        // An empty bucket has nothing to mark (every packet of a flow GRO never holds, such as plain UDP).
+        if (bucket.Head != null) EthGro.ListPrepare(bucket, skb, key);
 
         ushort type = skb.Protocol;
         if (type != EtherTypes.Ipv4 && type != EtherTypes.Ipv6 && type != EtherTypes.Vlan && type != EtherTypes.QinQ)

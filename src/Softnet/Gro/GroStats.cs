@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Softnet.Packets;
@@ -24,7 +25,8 @@ public sealed class GroStats : IReportSection
     private readonly Dictionary<uint, FlowCounters> _flows = new();
     // The flows counted lately, two per set by key: a delivered skb nearly always belongs to a flow seen a moment ago,
     // so the dictionary is searched only when a flow first shows up or a third live flow lands in a set (with one way,
-    // two interleaved flows sharing a slot missed on every packet).
+    // two interleaved flows sharing a slot missed on every packet; moving the way hit to the front on every hit, as
+    // before, cost the stores and their GC write barriers on every packet of two flows interleaving in a set).
     private const int RecentSets = 64;
     private readonly RecentFlow[] _recent = new RecentFlow[RecentSets * 2];
 
@@ -34,7 +36,15 @@ public sealed class GroStats : IReportSection
         public FlowCounters? Flow;
     }
 
-    internal GroStats(GroOptions options) => _options = options;
+    internal GroStats(GroOptions options)
+    {
+        _options = options;
+        _perFlow = options.PerFlowStats;
+        _hashMode = options.Mode == GroMode.Hash;
+    }
+
+    // Options read per delivered skb, copied out of the options object.
+    private readonly bool _perFlow, _hashMode;
 
     public string Key => "gro";
 
@@ -75,27 +85,33 @@ public sealed class GroStats : IReportSection
         DeliveredSkbs++;
         DeliveredSegments += count;
         _histogram[Math.Min(count, HistogramSlots - 1)]++;
-        if (!_options.PerFlowStats) return;
-        uint key = skb.Gro.FlowKey != 0 && _options.Mode == GroMode.Hash ? skb.Gro.FlowKey : FlowHash.Compute(skb);
-        FlowCounters f = RecentFlowOf(key, skb);
+        if (!_perFlow) return;
+        uint key = skb.Gro.FlowKey != 0 && _hashMode ? skb.Gro.FlowKey : FlowHash.Compute(skb);
+        // A hit in either way of the set changes nothing there (two flows sharing a set both stay, with no stores);
+        // the rest is out of line, so the hit path saves no registers and clears no locals.
+        ref RecentFlow way = ref _recent[(int)(key & (RecentSets - 1)) * 2];
+        FlowCounters? f = way.Key == key ? way.Flow : null;
+        if (f is null)
+        {
+            ref RecentFlow other = ref Unsafe.Add(ref way, 1);
+            f = other.Key == key ? other.Flow : null;
+            f ??= RecentFlowMiss(ref way, key, skb);
+        }
         f.Skbs++;
         f.Segments += count;
     }
 
-    private FlowCounters RecentFlowOf(uint key, Skb skb)
+    /// <summary>A flow in neither way of its set: found in (or added to) the dictionary and made the set's first way,
+    /// the one it displaces the second.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private FlowCounters RecentFlowMiss(ref RecentFlow first, uint key, Skb skb)
     {
-        int set = (int)(key & (RecentSets - 1)) * 2;
-        ref RecentFlow first = ref _recent[set];
-        if (first.Key == key && first.Flow is { } hit) return hit;
-        ref RecentFlow second = ref _recent[set + 1];
-        FlowCounters? f = second.Key == key ? second.Flow : null;
-        if (f is null && !_flows.TryGetValue(key, out f))
+        if (!_flows.TryGetValue(key, out var f))
         {
             f = new FlowCounters(Describe(skb));
             _flows.Add(key, f);
         }
-        // The most recent flow of the set first; the one it displaces stays as the second.
-        second = first;
+        Unsafe.Add(ref first, 1) = first;
         first.Key = key;
         first.Flow = f;
         return f;

@@ -448,8 +448,12 @@ public sealed class NapiEngine : IDisposable
         return sb.ToString();
     }
 
+    // The check inlines into Step (called per frame); the throw with its message stays out of line.
     private void RequireMode(NapiMode mode)
     {
-        if (Mode != mode) throw new InvalidOperationException($"only in {mode} mode");
+        if (Mode != mode) ThrowWrongMode(mode);
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void ThrowWrongMode(NapiMode mode) => throw new InvalidOperationException($"only in {mode} mode");
 }

@@ -15,7 +15,6 @@ public sealed class GroStage : IRxHandler
     private readonly IRxHandler _next;
     private readonly GroEngine[] _engines;
     private readonly Sink[] _sinks;
-    private readonly long[] _now;
     private readonly RxChecksum _checksum;
 
     /// <param name="created">Called with each queue's engine once it is made, before any packet (the scenario registers
@@ -25,11 +24,14 @@ public sealed class GroStage : IRxHandler
         _next = next;
         _checksum = options.RxChecksum;
         _engines = new GroEngine[queues];
-        _now = new long[queues];
         GroTicks = new long[queues];
         _warm = new bool[queues];
         _sinks = new Sink[queues];
-        for (int i = 0; i < queues; i++) _engines[i] = new GroEngine(options, _sinks[i] = new Sink(next, i));
+        for (int i = 0; i < queues; i++)
+        {
+            var sink = _sinks[i] = new Sink(next, i);
+            _engines[i] = sink.Engine = new GroEngine(options, sink);
+        }
         Options = options;
         if (created is not null) foreach (var e in _engines) created(e);
     }
@@ -67,12 +69,12 @@ public sealed class GroStage : IRxHandler
     public void Receive(Skb skb, RxQueue queue)
     {
         int q = queue.Id;
-        var sink = _sinks[q];
+        var sink = _sinks[q]; // the queue's engine and clock with it: one bounds-checked load per packet
         if (queue.TimingThisPoll && !sink.Timed) StartTiming(queue, sink);
         // The descriptor's arrival time is GRO's clock: held skbs age in jiffies of it.
-        long now = Math.Max(_now[q], skb.TimestampNs);
-        _now[q] = now;
-        var engine = _engines[q];
+        long now = Math.Max(sink.Now, skb.TimestampNs);
+        sink.Now = now;
+        var engine = sink.Engine!;
         if (engine.TimerDeadlineNs is long deadline && deadline <= now) engine.TimerFired(now);
         skb.ResetMacHeader();
         // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it.
@@ -105,7 +107,7 @@ public sealed class GroStage : IRxHandler
             sink.StackTicks = 0;
         }
         long t0 = timed ? Stopwatch.GetTimestamp() : 0;
-        _engines[q].PollComplete(workDone, budget, _now[q]);
+        _engines[q].PollComplete(workDone, budget, sink.Now);
         if (timed) GroTicks[q] += Stopwatch.GetTimestamp() - t0 - sink.StackTicks;
         sink.Timed = false;
         _next.PollEnd(queue, workDone, budget);
@@ -116,7 +118,7 @@ public sealed class GroStage : IRxHandler
     {
         for (int q = 0; q < _engines.Length; q++)
         {
-            _engines[q].Flush(false, _now[q]);
+            _engines[q].Flush(false, _sinks[q].Now);
             _engines[q].NormalList();
         }
     }
@@ -144,6 +146,9 @@ public sealed class GroStage : IRxHandler
     {
         public readonly int QueueId = queue;
         public RxQueue? Queue;
+        public GroEngine? Engine;
+        /// <summary>GRO's clock on this queue: the latest descriptor arrival time seen.</summary>
+        public long Now;
         public bool Timed;
         public long StackTicks;
         /// <summary>The queue's StackTicks when the sampled poll's first packet came in.</summary>

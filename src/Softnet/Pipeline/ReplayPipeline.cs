@@ -198,7 +198,11 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     frame = snapScratch.AsSpan(0, full);
                     report.SnappedFrames++;
                 }
-                var reason = LinkAdapter.ToEthernet(meta.LinkType, frame, scratch, out int len, out bool adapted);
+                // An Ethernet capture (nearly every one) needs no adapting: no call per frame for it.
+                int len = frame.Length;
+                bool adapted = false;
+                var reason = meta.LinkType == LinkType.Ethernet ? DropReason.None
+                    : LinkAdapter.ToEthernet(meta.LinkType, frame, scratch, out len, out adapted);
                 if (reason == DropReason.None)
                 {
                     var ethernet = adapted ? scratch.AsSpan(0, len) : frame;
