@@ -109,8 +109,25 @@ public sealed class NapiEngine : IDisposable
     public long RoundNs { get; private set; }
 
     /// <summary>Deterministic mode: the CPU whose net_rx_action round or task is running (smp_processor_id() of the
-    /// work being done), null between them.</summary>
-    public SoftnetCpu? Current { get; internal set; }
+    /// work being done), null between them. Setting it sets the calling thread's <see cref="ProcessorId"/> (the
+    /// engine's first CPU when null: work between rounds, timers, is charged there as well).</summary>
+    public SoftnetCpu? Current
+    {
+        get => _current;
+        internal set
+        {
+            _current = value;
+            t_processorId = value?.Id ?? _cpus[0].Id;
+        }
+    }
+    private SoftnetCpu? _current;
+
+    [ThreadStatic] private static int t_processorId;
+
+    /// <summary>smp_processor_id() for what runs on the calling thread (xt_cpu's cpu_mt): the CPU of the deterministic
+    /// round or task running (<see cref="Current"/>), a threaded worker's own CPU, 0 on a thread no engine ran on.
+    /// Per thread, so live workers sharing the stack under its lock each see their own; a read, no allocation.</summary>
+    public static int ProcessorId => t_processorId;
 
     /// <summary>Deterministic mode: a net_rx_action round is running (on <see cref="Current"/>).</summary>
     public bool InRound { get; private set; }
@@ -300,6 +317,7 @@ public sealed class NapiEngine : IDisposable
     /// </summary>
     private void Worker(SoftnetCpu cpu, CountdownEvent ready)
     {
+        t_processorId = cpu.Id;
         if (Options.PinThreads)
         {
             bool ok = CpuAffinity.TryPinCurrentThread(cpu.Id, out int errno);

@@ -22,6 +22,9 @@ public sealed class RfsPlacementKernelTests
     /// <summary>The client's segments, as the server's namespace counts them per CPU.</summary>
     private const string ServerFlow = "-p tcp --dport 5001";
 
+    /// <summary>The flows counted per CPU: the client's segments (in the server) and the server's (in the client).</summary>
+    private static readonly string[] Flows = [ServerFlow, "-p tcp --sport 5001"];
+
     private static string Scenario(string root, bool rfs)
     {
         string scn = Path.Combine(root, "scenario");
@@ -65,7 +68,7 @@ public sealed class RfsPlacementKernelTests
         {
             File.WriteAllText(Entries, rfs ? "4096" : "0");
             TcpKernelRun.Run(scn, capture, "server", kernel, promptReader: true, injectCpu: 0,
-                placementFlows: [ServerFlow, "-p tcp --sport 5001"]);
+                placementFlows: Flows);
         }
         finally
         {
@@ -86,6 +89,9 @@ public sealed class RfsPlacementKernelTests
         long clientAcks = Math.Abs(Client(null) - ScenarioCompare.ReadFrames(Path.Combine(softnet, "client", "eth0.rx.pcap")).Count);
         long ackShift = rfs ? 0 : Math.Abs(Client(1) - engine.Cpus[1].Processed);
         string table = RpsPlacementKernelTests.AssertPlacement(kernel, engine, slack: 3 + clientAcks + ackShift);
+        // The same counting rules in Softnet's namespaces: each count within the same allowance of the kernel's.
+        table += "; " + RpsPlacementKernelTests.AssertSameCounts(scn, capture, "server", kernel, Flows, engine,
+            new RpsOptions { SockFlowEntries = rfs ? 4096 : 0 }, slack: 3 + clientAcks + ackShift);
         // The steered flow itself, in the server's namespace: on the reader's CPU from its first read on, or all on the
         // injector's CPU without RFS.
         long onReaderCpu = placement.Single(c => c.Ns == "server" && c.Cpu == 1 && c.Flow == ServerFlow).Packets;

@@ -119,6 +119,43 @@ public sealed class RpsPlacementKernelTests
         foreach (var f in counts) Assert.True(f.Packets == (f.Cpu == cpu ? packets : 0), $"{ns} {f.Flow} cpu{f.Cpu}: {f.Packets}; {table}");
     }
 
+    /// <summary>
+    /// The kernel's counting chain put into Softnet's scenario too (<see cref="KernelPlacement.AddToScenario"/>; Softnet's
+    /// xt_cpu reads the CPU whose round runs the hook: the backlog's after RPS) and replayed into OUTDIR's sibling
+    /// softnet-counted, so the first replay's dump stays the scenario's own for the dump comparison: every namespace's
+    /// per-CPU and per-flow count (`iptables-save -c` of the chain) within <paramref name="slack"/> of the kernel's, and
+    /// per-CPU processed equal to <paramref name="engine"/>'s (counting changes nothing). Returns the comparison table.
+    /// </summary>
+    internal static string AssertSameCounts(string scn, string capture, string inject, string kernelDir, IReadOnlyList<string> flows,
+        NapiEngine engine, Softnet.Steering.RpsOptions? rps = null, long slack = 0)
+    {
+        string root = Path.GetDirectoryName(Path.GetFullPath(kernelDir))!;
+        string counted = Path.Combine(root, "scenario-counted"), outDir = Path.Combine(root, "softnet-counted");
+        ScenarioFiles.Copy(scn, counted);
+        KernelPlacement.AddToScenario(counted, flows);
+        var countedEngine = Replay(counted, capture, inject, outDir, rps);
+        var kernel = KernelPlacement.Read(kernelDir);
+        var softnet = KernelPlacement.ReadDump(outDir, counted, flows);
+        var sb = new System.Text.StringBuilder("per-CPU counts, the others 0 in both (ns cpu flow: kernel softnet):");
+        for (int i = 0; i < Math.Max(kernel.Count, softnet.Count); i++)
+        {
+            var k = i < kernel.Count ? kernel[i] : default;
+            var s = i < softnet.Count ? softnet[i] : default;
+            if (k.Packets == 0 && s.Packets == 0) continue;
+            sb.Append($" {k.Ns ?? s.Ns} cpu{k.Cpu} {k.Flow ?? "all"}: {k.Packets} {s.Packets}{(k.Packets != s.Packets ? " DIFF" : "")};");
+        }
+        string table = sb.ToString();
+        Console.WriteLine(table);
+        Assert.Equal(kernel.Count, softnet.Count);
+        for (int i = 0; i < kernel.Count; i++)
+        {
+            Assert.True(kernel[i] with { Packets = 0 } == softnet[i] with { Packets = 0 }, table);
+            Assert.True(Math.Abs(kernel[i].Packets - softnet[i].Packets) <= slack, table);
+        }
+        foreach (var c in engine.Cpus) Assert.Equal(c.Processed, countedEngine.Cpus.Single(x => x.Id == c.Id).Processed);
+        return table;
+    }
+
     /// <summary>Softnet's replay of the scenario on CPUs 0 and 1 (GRO off, as the kernel's veths), dumped to
     /// <paramref name="outDir"/>; returns its engine.</summary>
     internal static NapiEngine Replay(string scn, string capture, string inject, string outDir, Softnet.Steering.RpsOptions? rps = null)
@@ -151,6 +188,7 @@ public sealed class RpsPlacementKernelTests
         // eth0's receive on the injector's CPU; dst0's where RPS puts it.
         AssertFlowsOn(kernel, "r", flows, 0, Frames / 4, table);
         AssertFlowsOn(kernel, "dst", flows, rps ? 1 : 0, Frames / 4, table);
+        AssertSameCounts(scn, capture, "r", kernel, flows, engine);
         var s0 = engine.Cpus[0];
         var s1 = engine.Cpus[1];
         Assert.Equal(rps ? Frames : 0, s1.Processed);
@@ -203,6 +241,7 @@ public sealed class RpsVxlanPlacementKernelTests
         RpsPlacementKernelTests.AssertFlowsOn(kernel, "node1", outer, 0, Frames / 4, table);
         RpsPlacementKernelTests.AssertFlowsOn(kernel, "node1", inner, rps ? 1 : 0, Frames / 4, table);
         RpsPlacementKernelTests.AssertFlowsOn(kernel, "pod1", inner, rps ? 1 : 0, Frames / 4, table);
+        RpsPlacementKernelTests.AssertSameCounts(scn, capture, "node1", kernel, [.. outer, .. inner], engine);
         // eth1 on CPU 0; flannel.1 and pod1's eth0 where RPS puts flannel.1.
         Assert.Equal(rps ? Frames : 3 * Frames, engine.Cpus[0].Processed);
         Assert.Equal(rps ? 2 * Frames : 0, engine.Cpus[1].Processed);

@@ -40,22 +40,71 @@ public sealed class KernelPlacement
     public static KernelPlacement Install(IEnumerable<(string Ns, string Kernel)> namespaces, IReadOnlyList<string> flows, int cpus = 2)
     {
         var p = new KernelPlacement(flows, cpus);
-        var rules = new System.Text.StringBuilder($"*raw\n:{Chain} - [0:0]\n-I PREROUTING 1 -j {Chain}\n");
-        for (int cpu = 0; cpu < cpus; cpu++)
-        {
-            rules.Append($"-A {Chain} -m cpu --cpu {cpu}\n");
-            foreach (var f in flows) rules.Append($"-A {Chain} -m cpu --cpu {cpu} {f}\n");
-        }
-        rules.Append("COMMIT\n");
+        string rules = $"*raw\n:{Chain} - [0:0]\n-I PREROUTING 1 -j {Chain}\n" + string.Join("", ChainRules(flows, cpus).Select(r => r + "\n")) + "COMMIT\n";
         foreach (var (ns, kernel) in namespaces)
         {
             // Not `iptables-save -t raw`: iptables-nft prints a table it is asked for by name even where there is none.
             bool hadRaw = Proc.Check("ip", "netns", "exec", kernel, "iptables-save").Split('\n').Contains("*raw");
             p._namespaces.Add((ns, kernel, hadRaw));
-            Restore(kernel, rules.ToString());
+            Restore(kernel, rules);
         }
         return p;
     }
+
+    /// <summary>The counting chain's rules: per CPU the all-packets rule, then one per flow.</summary>
+    private static IEnumerable<string> ChainRules(IReadOnlyList<string> flows, int cpus)
+    {
+        for (int cpu = 0; cpu < cpus; cpu++)
+        {
+            yield return $"-A {Chain} -m cpu --cpu {cpu}";
+            foreach (var f in flows) yield return $"-A {Chain} -m cpu --cpu {cpu} {f}";
+        }
+    }
+
+    /// <summary>
+    /// The same counting chain written into a scenario folder for Softnet's replay: each namespace's iptables.save gets
+    /// it at the head of raw PREROUTING (ahead of the scenario's own raw rules), a raw table added where there was
+    /// none, as <see cref="Install"/> puts it into the kernel's namespaces. The replay's dump (OUTDIR/NS/iptables-save.txt,
+    /// `iptables-save -c`) then holds Softnet's counts: <see cref="ReadDump"/>.
+    /// </summary>
+    public static void AddToScenario(string scenarioDir, IReadOnlyList<string> flows, int cpus = 2)
+    {
+        foreach (var ns in ScenarioFolder.Load(scenarioDir).Namespaces)
+        {
+            string path = Path.Combine(scenarioDir, "ns", ns, "iptables.save");
+            var lines = File.Exists(path) ? File.ReadAllLines(path).ToList() : [];
+            int raw = lines.FindIndex(l => l.Trim() == "*raw");
+            if (raw < 0)
+            {
+                raw = lines.Count;
+                lines.AddRange(["*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", "COMMIT"]);
+            }
+            int at = raw + 1;
+            while (at < lines.Count && (lines[at].StartsWith(':') || lines[at].StartsWith('#') || lines[at].Trim().Length == 0)) at++;
+            lines.InsertRange(at, [$":{Chain} - [0:0]", $"-A PREROUTING -j {Chain}", .. ChainRules(flows, cpus)]);
+            File.WriteAllLines(path, lines);
+        }
+    }
+
+    /// <summary>The counting chain's counts in one namespace's `iptables-save -c` text, in <see cref="ChainRules"/>'s order.</summary>
+    private static List<PlacementCount> Counts(string ns, string saveC, IReadOnlyList<string> flows, int cpus)
+    {
+        var counts = saveC.Split('\n')
+            .Where(l => l.Contains($" -A {Chain} ", StringComparison.Ordinal))
+            .Select(l => long.Parse(l.AsSpan(1, l.IndexOf(':', StringComparison.Ordinal) - 1), CultureInfo.InvariantCulture)).ToList();
+        if (counts.Count != cpus * (flows.Count + 1))
+            throw new InvalidOperationException($"[{ns}] raw {Chain}: {counts.Count} rules, expected {cpus * (flows.Count + 1)}");
+        var list = new List<PlacementCount>();
+        for (int cpu = 0, i = 0; cpu < cpus; cpu++)
+            for (int f = -1; f < flows.Count; f++, i++)
+                list.Add(new PlacementCount(ns, cpu, f < 0 ? null : flows[f], counts[i]));
+        return list;
+    }
+
+    /// <summary>Softnet's counts from the dump of a replay of a scenario <see cref="AddToScenario"/> wrote.</summary>
+    public static List<PlacementCount> ReadDump(string outDir, string scenarioDir, IReadOnlyList<string> flows, int cpus = 2)
+        => [.. ScenarioFolder.Load(scenarioDir).Namespaces.SelectMany(ns =>
+            Counts(ns, File.ReadAllText(Path.Combine(outDir, ns, "iptables-save.txt")), flows, cpus))];
 
     /// <summary>Reads the counters into OUTDIR/<see cref="FileName"/> (lines "NS CPU PACKETS [FLOW]") and takes the chain
     /// out of every namespace again.</summary>
@@ -65,14 +114,8 @@ public sealed class KernelPlacement
         foreach (var (ns, kernel, hadRaw) in _namespaces)
         {
             // iptables-save -c lists the chain's rules in order: per CPU the all-packets rule, then the flows.
-            var counts = Proc.Check("ip", "netns", "exec", kernel, "iptables-save", "-c", "-t", "raw").Split('\n')
-                .Where(l => l.Contains($" -A {Chain} ", StringComparison.Ordinal))
-                .Select(l => long.Parse(l.AsSpan(1, l.IndexOf(':', StringComparison.Ordinal) - 1), CultureInfo.InvariantCulture)).ToList();
-            if (counts.Count != _cpus * (_flows.Count + 1))
-                throw new InvalidOperationException($"[{ns}] raw {Chain}: {counts.Count} rules, expected {_cpus * (_flows.Count + 1)}");
-            for (int cpu = 0, i = 0; cpu < _cpus; cpu++)
-                for (int f = -1; f < _flows.Count; f++, i++)
-                    lines.Add(f < 0 ? $"{ns} {cpu} {counts[i]}" : $"{ns} {cpu} {counts[i]} {_flows[f]}");
+            foreach (var c in Counts(ns, Proc.Check("ip", "netns", "exec", kernel, "iptables-save", "-c", "-t", "raw"), _flows, _cpus))
+                lines.Add(c.Flow is null ? $"{ns} {c.Cpu} {c.Packets}" : $"{ns} {c.Cpu} {c.Packets} {c.Flow}");
             if (hadRaw) Restore(kernel, $"*raw\n-D PREROUTING -j {Chain}\n-F {Chain}\n-X {Chain}\nCOMMIT\n");
             else DeleteRawTable(kernel);
         }

@@ -262,6 +262,7 @@ public class XtablesMatchTests
             -A INPUT -m recent --name A --rcheck --seconds 10 --reap -j ACCEPT
             -A INPUT -m iprange --src-range 10.0.0.5-10.0.0.9 -m length --length 10:2000 -m pkttype --pkt-type unicast -m limit --limit 1000/sec -m set --match-set nets src
             -A INPUT -m set --match-set svc dst,dst -m physdev ! --physdev-is-in
+            -A INPUT -m cpu ! --cpu 3 -m cpu --cpu 0
             -A INPUT -m recent --name A --set -j ACCEPT
             """, Sets);
         var pkts = Enumerable.Range(0, 64).Select(i => Udp($"10.0.0.{i}", 1, "10.96.0.10", 53)).ToArray();
