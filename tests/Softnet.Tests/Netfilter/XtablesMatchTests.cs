@@ -2,6 +2,7 @@ using Softnet.Netfilter;
 using Softnet.Netfilter.Xtables;
 using Softnet.Packets;
 using Xunit;
+using Softnet.Tests.Support;
 using static Softnet.Tests.Netfilter.PacketBuilder;
 
 namespace Softnet.Tests.Netfilter;
@@ -267,13 +268,15 @@ public class XtablesMatchTests
             """, Sets);
         var pkts = Enumerable.Range(0, 64).Select(i => Udp($"10.0.0.{i}", 1, "10.96.0.10", 53)).ToArray();
         for (int i = 0; i < 200; i++) Run(t, pkts[i % 64], i * 1000);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 2000; i++)
+        long n = 200;
+        AllocationAssert.NothingPerOperation(() =>
         {
-            var ctx = Ctx(pkts[i % 64], (200 + i) * 1000L);
-            t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
-        }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            for (int i = 0; i < 2000; i++, n++)
+            {
+                var ctx = Ctx(pkts[i % 64], n * 1000L);
+                t.Evaluate(t[TableKind.Filter]!, HookPoint.LocalIn, ref ctx);
+            }
+        }, 2000, "rule evaluations");
 
         // The byte-reading and per-key matches, through the hook with the datagram attached, once their keys exist
         // (the flows accepted, so conntrack is not making a new entry per packet either).
@@ -290,14 +293,16 @@ public class XtablesMatchTests
             u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
             u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
         }
-        before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 2000; i++)
+        n = 200;
+        AllocationAssert.NothingPerOperation(() =>
         {
-            var ctx = Ctx(pkts[i % 64], (200 + i) * 1000L);
-            u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
-            u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
-        }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            for (int i = 0; i < 2000; i++, n++)
+            {
+                var ctx = Ctx(pkts[i % 64], n * 1000L);
+                u.Hook(HookPoint.PreRouting, ref ctx, pkts[i % 64]);
+                u.Hook(HookPoint.LocalIn, ref ctx, pkts[i % 64]);
+            }
+        }, 2000, "packets through two hooks");
     }
 }
 
