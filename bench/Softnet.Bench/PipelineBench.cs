@@ -25,6 +25,7 @@ public static class PipelineBench
     public static int Run(BenchArgs args)
     {
         if (args.Case == "threaded") return RunThreaded(args);
+        if (args.Case == "handoff") return HandoffBench.Run(args);
         var small = SmallFrames();
         var large = Frames(new GeneratorOptions { Streams = 1, Bytes = 1448 * 20000, Seed = 1 });
         Console.WriteLine($"pipeline: {small.Count:N0} frames of {small[0].Length} B, {large.Count:N0} frames of up to {large.Max(f => f.Length)} B");
