@@ -77,6 +77,20 @@ public sealed class NapiStruct
     /// </summary>
     public bool Schedule(SoftnetCpu cpu, long nowNs)
     {
+        if (cpu.Serial)
+        {
+            // Deterministic mode: one thread, so the test-and-set is plain (a locked instruction each per frame
+            // otherwise, in a replay that schedules NAPI for most frames).
+            if ((_state & Sched) != 0)
+            {
+                _state |= Missed;
+                return false;
+            }
+            _state = Sched;
+            _cpu = cpu;
+            cpu.Enqueue(this, nowNs);
+            return true;
+        }
         while (true)
         {
             int s = Volatile.Read(ref _state);
@@ -126,6 +140,18 @@ public sealed class NapiStruct
     /// <summary>napi_complete_done: clear SCHED unless a schedule was missed, in which case stay scheduled and requeue.</summary>
     private bool CompleteDone(long nowNs)
     {
+        if (_cpu is { Serial: true } cpu)
+        {
+            if ((_state & Missed) != 0)
+            {
+                _state = Sched;
+                _missed++;
+                cpu.Enqueue(this, nowNs);
+                return false;
+            }
+            _state = 0;
+            return true;
+        }
         while (true)
         {
             int s = Volatile.Read(ref _state);

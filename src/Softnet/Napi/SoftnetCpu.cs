@@ -195,6 +195,10 @@ public sealed class SoftnetCpu
     /// <summary>One /proc/net/softnet_stat line for this CPU (15 hex columns, kernel 6.x layout).</summary>
     public string FormatSoftnetStat() => SoftnetStat.FormatLine(Processed, Dropped, TimeSqueeze, ReceivedRps, FlowLimitCount, backlogLen: 0, Id);
 
+    /// <summary>Deterministic mode (one thread runs the port, the interrupts and every CPU's rounds): the NAPI state
+    /// words and the poll lists are changed with plain stores, not atomics.</summary>
+    internal bool Serial => _virtual;
+
     /// <summary>Deterministic mode: when NET_RX was raised on an idle CPU (long.MaxValue when not raised).</summary>
     internal long RaisedAtNs => _raisedAtNs;
 
@@ -204,7 +208,14 @@ public sealed class SoftnetCpu
     /// </summary>
     internal void Enqueue(NapiStruct napi, long nowNs)
     {
-        if (_virtual && _raisedAtNs == long.MaxValue) _raisedAtNs = nowNs;
+        if (_virtual)
+        {
+            // Deterministic mode: one thread schedules and polls, so the push needs no atomics (and nobody sleeps).
+            if (_raisedAtNs == long.MaxValue) _raisedAtNs = nowNs;
+            napi.NextScheduled = _irq.Scheduled;
+            _irq.Scheduled = napi;
+            return;
+        }
         while (true)
         {
             var head = Volatile.Read(ref _irq.Scheduled);
@@ -220,7 +231,13 @@ public sealed class SoftnetCpu
     private bool TakeScheduled(NapiList list)
     {
         if (Volatile.Read(ref _irq.Scheduled) is null) return false;
-        var n = Interlocked.Exchange(ref _irq.Scheduled, null);
+        NapiStruct? n;
+        if (_virtual)
+        {
+            n = _irq.Scheduled;
+            _irq.Scheduled = null;
+        }
+        else n = Interlocked.Exchange(ref _irq.Scheduled, null);
         // Newest first as pushed: reverse the chain in place, then append.
         NapiStruct? oldest = null;
         while (n is not null)

@@ -141,6 +141,8 @@ public sealed class IrqVector
                 _suppressed += frames;
                 return;
             }
+            NotifySerial(frames, nowNs);
+            return;
         }
         // The interlocked add is the port's full fence: the descriptors written before this call are visible to a
         // Rearm that unmasks after our read of _state below (see the remarks).
@@ -158,9 +160,7 @@ public sealed class IrqVector
             long firstNs = first ? nowNs : Volatile.Read(ref _firstPendingNs);
             long pending = s + frames;
             var m = Unpack(Volatile.Read(ref _moderation));
-            if (m.IsImmediate
-                || (m.RxFrames > 0 && pending >= m.RxFrames)
-                || (m.RxUsecs > 0 && nowNs - firstNs >= m.RxUsecs * 1000L))
+            if (Due(m, pending, firstNs, nowNs))
             {
                 if (Interlocked.CompareExchange(ref _state.Value, Masked, s) != s) continue;
                 Fire(nowNs);
@@ -179,6 +179,39 @@ public sealed class IrqVector
             return;
         }
     }
+
+    /// <summary>Deterministic mode's <see cref="NotifyFrames"/> past the masked case: the same decisions as the
+    /// lock-free loop, with plain stores (one thread, nothing to race; the compare-and-swaps cost a locked
+    /// instruction per frame otherwise).</summary>
+    private void NotifySerial(int frames, long nowNs)
+    {
+        long s = _state.Value;
+        bool first = s == 0;
+        long firstNs = first ? nowNs : _firstPendingNs;
+        long pending = s + frames;
+        var m = Unpack(_moderation);
+        if (Due(m, pending, firstNs, nowNs))
+        {
+            _state.Value = Masked;
+            Fire(nowNs);
+            return;
+        }
+        _state.Value = pending;
+        if (first) _firstPendingNs = nowNs;
+        _coalesced += frames;
+        if (m.RxUsecs > 0 && _deadlineNs.Value == long.MaxValue)
+        {
+            _deadlineNs.Value = firstNs + m.RxUsecs * 1000L;
+            _engine.OnTimerArmed(this);
+        }
+    }
+
+    /// <summary>Moderation's verdict on <paramref name="pending"/> frames, the first of them at <paramref name="firstNs"/>:
+    /// interrupt now (no moderation, rx-frames reached, or rx-usecs passed).</summary>
+    private static bool Due(InterruptModeration m, long pending, long firstNs, long nowNs)
+        => m.IsImmediate
+            || (m.RxFrames > 0 && pending >= m.RxFrames)
+            || (m.RxUsecs > 0 && nowNs - firstNs >= m.RxUsecs * 1000L);
 
     /// <summary>Raises the interrupt now unless masked (a software-triggered interrupt, or a flush at end of input).</summary>
     public bool Raise(long nowNs)
@@ -227,8 +260,9 @@ public sealed class IrqVector
     internal void Rearm(long nowNs)
     {
         // Full fence: the unmask is visible before we look at the ring (the port's side of the handshake is in
-        // NotifyFrames).
-        Interlocked.And(ref _state.Value, ~Masked);
+        // NotifyFrames). Deterministic mode runs the port on this thread: nothing to order against.
+        if (_serial) _state.Value &= ~Masked;
+        else Interlocked.And(ref _state.Value, ~Masked);
         if (!Napi.Poller.HasWork) return;
         while (true)
         {
@@ -243,7 +277,8 @@ public sealed class IrqVector
     private void Fire(long nowNs)
     {
         Volatile.Write(ref _deadlineNs.Value, long.MaxValue);
-        Interlocked.Increment(ref _fired);
+        if (_serial) _fired++;
+        else Interlocked.Increment(ref _fired);
         Napi.Schedule(_target, nowNs);
     }
 }
