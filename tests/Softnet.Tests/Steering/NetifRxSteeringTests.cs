@@ -221,6 +221,40 @@ public class NetifRxSteeringTests
         Assert.True(together.Read < apart.Read / 2, $"with RPS onto its CPU the reader read {together.Read} bytes, without {apart.Read}");
     }
 
+    /// <summary>A server reading on CPU 1 sends its ACKs from there: veth_xmit → netif_rx queues them on the sending
+    /// CPU's backlog, so they and their way back to the client go up on CPU 1 (softnet_stat processed), and the replay
+    /// thread's time for them is CPU 1's too (HostNs), though the read ran inside CPU 0's round. A server without a CPU
+    /// reads where the softirq runs: nothing of it is CPU 1's.</summary>
+    [Fact]
+    public void A_readers_acks_go_up_on_its_cpu_and_their_time_is_that_cpus()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-ackcpu-").FullName;
+        string pcap = Path.Combine(dir, "gen.pcap");
+        const long Bytes = 1_000_000;
+        using (var w = CaptureWriter.Create(pcap))
+            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        (long Host0, long Host1, long Processed1, long Read) Run(string sub, string cpu)
+        {
+            string d = Path.Combine(dir, sub);
+            Directory.CreateDirectory(d);
+            string sc = Scenario(d, "iperf-server", sockets: s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201" + cpu));
+            var (report, engine) = Replay(sc, pcap, "srv:vs");
+            using (report)
+                return (engine.Cpus[0].HostNs, engine.Cpus[1].HostNs, engine.Cpus[1].Processed,
+                    report.Scenario.Namespace("srv")!.Sockets.All.OfType<TcpListenSock>().Single().Stats.Bytes);
+        }
+        var apart = Run("apart", " cpu 1");
+        var none = Run("none", "");
+        Assert.Equal(Bytes, apart.Read);
+        Assert.Equal(Bytes, none.Read);
+        Assert.Equal(0, none.Processed1);
+        Assert.Equal(0, none.Host1);
+        Assert.True(apart.Processed1 > 0, $"CPU 1 processed {apart.Processed1}");
+        Assert.True(apart.Host1 > 0, $"CPU 1's host time {apart.Host1} ns");
+        // Moved out of CPU 0's rounds, not counted twice: CPU 0 keeps a positive rest.
+        Assert.True(apart.Host0 > 0, $"CPU 0's host time {apart.Host0} ns");
+    }
+
     [Fact]
     public void Rfs_moves_a_tcp_flow_to_its_readers_cpu_without_reordering_it()
     {
