@@ -22,12 +22,15 @@ namespace Softnet.Cli;
 public sealed record PodVsNativeSetting(string Name, string Description, bool Gro = false, bool Notrack = false, bool ReaderWithSoftirq = false,
     bool Rfs = false, bool RpsFlannel = false)
 {
-    /// <summary>The work is spread over CPUs 0 and 1 by RPS/RFS: predicted per CPU.</summary>
+    /// <summary>RPS/RFS spread the work over CPUs 0 and 1 (Softnet replays it with the steering options).</summary>
     public bool Steered => Rfs || RpsFlannel;
 
-    /// <summary>Softnet replays this setting exactly as the baseline (only the reader's CPU differs, which the model
-    /// places): the baseline's replays stand for it.</summary>
-    public bool ReplaysAsBaseline => !Gro && !Notrack && !Steered;
+    /// <summary>Softnet replays this setting exactly as the baseline: the baseline's replays stand for it. The reader's
+    /// CPU is Softnet's to replay too (its reads' ACKs go up there), so a setting that moves it is replayed.</summary>
+    public bool ReplaysAsBaseline => !Gro && !Notrack && !Steered && !ReaderWithSoftirq;
+
+    /// <summary>The iperf3 server's CPU, in both halves.</summary>
+    public int ReaderCpu => ReaderWithSoftirq ? 0 : 1;
 }
 
 /// <summary>One setting's outcome: the kernel's measured throughputs and Softnet's CPU per byte and prediction.</summary>
@@ -151,8 +154,7 @@ public sealed class PodVsNativeExperiment
         foreach (var s in Selected)
         {
             softnet[s.Name] = (NsPerByte(best[(s.Name, TwoNodePath.Native)]), NsPerByte(best[(s.Name, TwoNodePath.PodToNative)]));
-            if (s.Steered)
-                log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}");
+            log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}");
             log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)  " +
                 $"GRO merge ratio native {best[(s.Name, TwoNodePath.Native)].GroMergeRatio:F2} pod {best[(s.Name, TwoNodePath.PodToNative)].GroMergeRatio:F2}");
             foreach (var path in new[] { TwoNodePath.Native, TwoNodePath.PodToNative })
@@ -172,7 +174,8 @@ public sealed class PodVsNativeExperiment
             }
 
         var model = kernel.TryGetValue("baseline", out var kb)
-            ? PodVsNativeModel.Calibrate(kb, softnet["baseline"].Native, softnet["baseline"].Pod, memcpyNsPerByte)
+            ? PodVsNativeModel.Calibrate(kb, softnet["baseline"].Native, softnet["baseline"].Pod, best[("baseline", TwoNodePath.Native)].Cpu1Share,
+                best[("baseline", TwoNodePath.PodToNative)].Cpu1Share, memcpyNsPerByte)
             : PodVsNativeModel.Uncalibrated(memcpyNsPerByte);
         log($"model: {model}" + (kernel.Count == 0 ? " (no kernel run: Softnet's own times)" : " (from the baseline's kernel runs)"));
         var rows = new List<PodVsNativeRow>();
@@ -195,12 +198,13 @@ public sealed class PodVsNativeExperiment
     /// <summary>Seconds of warm-up (every setting in turns) before the measured rounds.</summary>
     private const double WarmupSeconds = 10, WarmupQuickSeconds = 3;
 
-    /// <summary>Softnet's replay options for a setting: GRO on the receiving NIC, two CPUs where RPS/RFS steer.</summary>
+    /// <summary>Softnet's replay options for a setting: GRO on the receiving NIC; two CPUs, as the kernel half has, in
+    /// every setting: the server's reads, and the ACKs they send, run on its CPU (<see cref="Variant"/>).</summary>
     private static ScenarioOptions OptionsOf(PodVsNativeSetting s) => new()
     {
         Replay = s.Steered
             ? new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null, Cpus = [0, 1], Rps = new Steering.RpsOptions { SockFlowEntries = s.Rfs ? RfsEntries : 0 } }
-            : new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null },
+            : new ReplayOptions { Gro = s.Gro ? new Gro.GroOptions() : null, Cpus = [0, 1] },
     };
 
     /// <summary>Memory copy time per byte: 64 MiB copied a few times, the best pass.</summary>
@@ -220,7 +224,8 @@ public sealed class PodVsNativeExperiment
         return best;
     }
 
-    /// <summary>The default scenario with the setting's changes that Softnet sees (NOTRACK rules).</summary>
+    /// <summary>The default scenario with the setting's changes that Softnet sees (NOTRACK rules, node B's sysfs, the
+    /// server's CPU).</summary>
     private static string Variant(string root, PodVsNativeSetting s, string dir)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
@@ -232,12 +237,10 @@ public sealed class PodVsNativeExperiment
                 File.WriteAllText(f, WithNotrack(File.ReadAllText(f)));
             }
         if (Sysfs(s) is { } sysfs) File.WriteAllText(Path.Combine(dir, "ns", "nodeB", "sysfs"), sysfs);
-        if (s.Rfs)
-        {
-            // The iperf3 server's CPU, where its reads record the flow (the kernel half pins it there too).
-            string f = Path.Combine(dir, "ns", "nodeB", "sockets");
-            File.WriteAllText(f, File.ReadAllText(f).Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1", StringComparison.Ordinal));
-        }
+        // The iperf3 server's CPU, as the kernel half pins it: its reads, the ACKs they send and those ACKs' way back run
+        // there, and under RFS its reads record the flow there.
+        string sockets = Path.Combine(dir, "ns", "nodeB", "sockets");
+        File.WriteAllText(sockets, File.ReadAllText(sockets).Replace("tcp listen 10.0.0.2:5201", $"tcp listen 10.0.0.2:5201 cpu {s.ReaderCpu}", StringComparison.Ordinal));
         return dir;
     }
 
@@ -273,7 +276,7 @@ public sealed class PodVsNativeExperiment
             if (s.Rfs) File.WriteAllText(Entries, RfsEntries.ToString(CultureInfo.InvariantCulture));
             Build(root, prefix, names, created, s);
             int cpus = Environment.ProcessorCount;
-            string clientCpu = "0", serverCpu = s.ReaderWithSoftirq || cpus < 2 ? "0" : "1";
+            string clientCpu = "0", serverCpu = cpus < 2 ? "0" : s.ReaderCpu.ToString(CultureInfo.InvariantCulture);
             foreach (var (ns, addr) in new[] { ("nodeB", "10.0.0.2") })
                 Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", serverCpu, "iperf3", "-s", "-D", "-B", addr, "-p", "5201");
             Thread.Sleep(300);
@@ -466,11 +469,11 @@ public sealed class PodVsNativeExperiment
         if (kernelUnavailable is not null) w.WriteString("kernel_unavailable", kernelUnavailable);
         w.WriteString("method", "kernel: the default scenario's topology in namespaces, iperf3 native->native (node A's host to node B's) and pod->native " +
             "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, a warm-up pair then back-to-back pairs; Softnet: the same paths " +
-            "replayed, CPU time per payload byte over both nodes; prediction: each path bounded by its busier CPU, CPU 0 = the sender + the receive work " +
-            "(but RPS/RFS's share on CPU 1), CPU 1 = that share + the reader (its copy per byte, the rest per skb, so divided by the GRO merge ratio; " +
-            "on CPU 0 instead where it shares the softirq CPU); the receive work is Softnet's " +
-            "native-path and the pod's extra-stage time per byte times two factors, fitted with the senders' and readers' CPU time per byte on the " +
-            "baseline's kernel runs only; kernel_ratio = median pod/native throughput over back-to-back pairs (min/max beside it), kernel_cpu_ratio = " +
+            "replayed on two CPUs with the server on its CPU, CPU time per payload byte over both nodes and the share of it on CPU 1 (the server's " +
+            "reads, the ACKs they send and their way back, what RPS/RFS move there); prediction: each path bounded by its busier CPU, CPU 0 = the sender + " +
+            "Softnet's CPU 0 work, the server's CPU = Softnet's work there + the reader's own (its copy per byte, the rest per skb, so divided by the GRO " +
+            "merge ratio); Softnet's work on a CPU is its native-stage and the pod's extra-stage time per byte there times two factors, fitted with the " +
+            "senders' and readers' own CPU time per byte on the baseline's kernel runs only; kernel_ratio = median pod/native throughput over back-to-back pairs (min/max beside it), kernel_cpu_ratio = " +
             "the same from the kernel's CPU time per byte (client + ksoftirqd on CPU 0, server on CPU 1)");
         w.WriteEndObject();
     }

@@ -76,7 +76,8 @@ public sealed class SoftnetCpu
     public bool InKsoftirqd { get; private set; }
 
     /// <summary>Deterministic mode: the replay thread's wall time spent running this CPU's rounds and tasks (what the
-    /// virtual CPU's work cost here: its share of a replay's CPU time).</summary>
+    /// virtual CPU's work cost here: its share of a replay's CPU time), and the work another CPU's round ran on this
+    /// CPU's behalf (a reader's read and the ACK it sends, NetifRxSteering.RunOn).</summary>
     public long HostNs { get; internal set; }
 
     /// <summary>Virtual time this CPU is busy until (deterministic mode).</summary>

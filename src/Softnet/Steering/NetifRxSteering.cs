@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Softnet.Link;
 using Softnet.Napi;
 using Softnet.Nic;
@@ -80,17 +81,41 @@ public sealed class NetifRxSteering : IBacklogSink<NetifRxSteering.Entry>
     }
 
     /// <summary>A reader that read at once (no reader tasks) runs on its own CPU: what its read sends (an ACK through a
-    /// veth) is netif_rx'd there, as recvmsg's tcp_cleanup_rbuf does on the reader's CPU. Returns the CPU to go back to.</summary>
+    /// veth) is netif_rx'd there, as recvmsg's tcp_cleanup_rbuf does on the reader's CPU, and a frame of the queue goes
+    /// up on the CPU that queued it (veth_xmit → netif_rx → enqueue_to_backlog on smp_processor_id()). Returns the CPU
+    /// to go back to. The replay thread's time until <see cref="Return"/> is that CPU's, not the round's it ran inside
+    /// (<see cref="SoftnetCpu.HostNs"/>): the ACK's whole way back is the reader's CPU's work, as in the kernel.</summary>
     internal SoftnetCpu? RunOn(int cpu)
     {
         var prev = _engine.Current;
         if (prev is null || cpu < 0 || cpu == prev.Id) return prev;
         foreach (var c in _engine.Cpus)
-            if (c.Id == cpu) { _engine.Current = c; break; }
+            if (c.Id == cpu)
+            {
+                _engine.Current = c;
+                if (_switchDepth == _switchedAt.Length) Array.Resize(ref _switchedAt, _switchedAt.Length * 2);
+                _switchedAt[_switchDepth++] = Stopwatch.GetTimestamp();
+                break;
+            }
         return prev;
     }
 
-    internal void Return(SoftnetCpu? prev) => _engine.Current = prev;
+    internal void Return(SoftnetCpu? prev)
+    {
+        if (_engine.Current is { } on && on != prev && prev is not null && _switchDepth > 0)
+        {
+            // Moved from the CPU whose round (or task) this runs in, which counts the whole of it; nested switches
+            // move their own part on from the CPU they switched from.
+            long ns = Stopwatch.GetElapsedTime(_switchedAt[--_switchDepth]).Ticks * 100;
+            on.HostNs += ns;
+            prev.HostNs -= ns;
+        }
+        _engine.Current = prev;
+    }
+
+    /// <summary>When each open <see cref="RunOn"/> switch began (they nest: a reader's ACK draining the backlog).</summary>
+    private long[] _switchedAt = new long[8];
+    private int _switchDepth;
 
     /// <summary>netif_rx_internal's RPS branch: false when the frame stays on the stack's own queue.</summary>
     internal bool TrySteer(Device dev, Skb skb, int nfSlot)

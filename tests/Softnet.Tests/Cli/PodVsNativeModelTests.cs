@@ -12,11 +12,13 @@ public class PodVsNativeModelTests
 
     /// <summary>Native: client 1.3 ns/B of which 0.7 softirq (sender 0.6), server 1.0; pod: client 2.8 of which 2.2
     /// softirq (sender 0.6), server 1.6.</summary>
-    private static PodVsNativeModel Model()
+    /// <param name="nativeCpu1">The share of Softnet's baseline native work on the server's CPU (its reads' ACKs).</param>
+    /// <param name="podCpu1">The same on the pod path.</param>
+    private static PodVsNativeModel Model(double nativeCpu1 = 0, double podCpu1 = 0)
     {
         var native = new KernelSample(6e9, 1.3, 1.0, 0, 0, 0.7, default, default);
         var pod = new KernelSample(3e9, 2.8, 1.6, 0, 0, 2.2, default, default);
-        return PodVsNativeModel.Calibrate(new KernelRuns(Baseline, [native], [pod]), SoftnetNative, SoftnetPod, Copy);
+        return PodVsNativeModel.Calibrate(new KernelRuns(Baseline, [native], [pod]), SoftnetNative, SoftnetPod, nativeCpu1, podCpu1, Copy);
     }
 
     [Fact]
@@ -25,12 +27,35 @@ public class PodVsNativeModelTests
         var m = Model();
         Assert.Equal(0.7 / 0.6, m.NativeFactor, 6);
         Assert.Equal((2.8 - 0.6 - 0.7) / 0.6, m.ExtraFactor, 6);
-        var native = m.NsPerByte(Baseline, false, SoftnetNative, SoftnetNative, 0, 0, 1);
-        var pod = m.NsPerByte(Baseline, true, SoftnetNative, SoftnetPod, 0, 0, 1);
+        GivesBackTheBaseline(m, 0, 0);
+    }
+
+    /// <summary>The baseline predicted with Softnet's CPU 1 shares gives back the kernel runs <see cref="Model"/> took.</summary>
+    private static void GivesBackTheBaseline(PodVsNativeModel m, double nativeCpu1, double podCpu1)
+    {
+        var native = m.NsPerByte(Baseline, false, SoftnetNative, SoftnetNative, nativeCpu1, nativeCpu1, 1);
+        var pod = m.NsPerByte(Baseline, true, SoftnetNative, SoftnetPod, nativeCpu1, podCpu1, 1);
         Assert.Equal(1.3, native.Cpu0, 6);
         Assert.Equal(1.0, native.Cpu1, 6);
         Assert.Equal(2.8, pod.Cpu0, 6);
         Assert.Equal(1.6, pod.Cpu1, 6);
+    }
+
+    /// <summary>Softnet ran a quarter of native's work (0.15 of 0.6 ns/B) and 0.36 of the pod's 1.2 on the server's CPU:
+    /// the ACKs its reads send and their way back. The factors come from CPU 0's rest, the readers' own work is what of
+    /// the server's CPU that work leaves, and the calibration still gives the baseline back.</summary>
+    [Fact]
+    public void Softnets_work_on_the_servers_cpu_is_taken_out_of_the_readers_own()
+    {
+        var m = Model(0.25, 0.3);
+        Assert.Equal(0.7 / 0.45, m.NativeFactor, 6);
+        Assert.Equal((2.8 - 0.6 - 0.7) / (0.84 - 0.45), m.ExtraFactor, 6);
+        Assert.Equal(1.0 - m.NativeFactor * 0.15, m.ReaderNative, 6);
+        Assert.Equal(1.6 - m.NativeFactor * 0.15 - m.ExtraFactor * 0.21, m.ReaderPod, 6);
+        GivesBackTheBaseline(m, 0.25, 0.3);
+        // With the server on the softirq CPU, Softnet runs its ACKs there too: CPU 0 carries the baseline's two CPUs.
+        var shared = PodVsNativeExperiment.Settings.Single(s => s.ReaderWithSoftirq);
+        Assert.Equal(1.3 + 1.0, m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1).Cpu0, 6);
     }
 
     [Fact]

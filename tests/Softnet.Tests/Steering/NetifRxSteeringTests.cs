@@ -45,6 +45,24 @@ public class NetifRxSteeringTests
         return path;
     }
 
+    /// <summary>One iperf3-style TCP stream of <paramref name="bytes"/> at 1 Gbit/s, written to DIR/gen.pcap.</summary>
+    private static string IperfCapture(string dir, long bytes)
+    {
+        string pcap = Path.Combine(dir, "gen.pcap");
+        using var w = CaptureWriter.Create(pcap);
+        new TrafficGenerator([new GeneratorOptions { Bytes = bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        return pcap;
+    }
+
+    /// <summary>The iperf-server scenario in DIR/SUB, srv's <paramref name="sysfs"/> lines, its listener's
+    /// <paramref name="cpu"/> appended (" cpu 1", or "" for none).</summary>
+    private static string IperfServer(string dir, string sub, string? sysfs, string cpu = " cpu 1")
+    {
+        string d = Path.Combine(dir, sub);
+        Directory.CreateDirectory(d);
+        return Scenario(d, "iperf-server", "srv", sysfs, s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201" + cpu));
+    }
+
     private static (ScenarioReport Report, NapiEngine Engine) Replay(string scenario, string capture, string inject, ReplayOptions? replay = null)
     {
         NapiEngine? engine = null;
@@ -198,16 +216,11 @@ public class NetifRxSteeringTests
     public void Rps_onto_a_readers_cpu_takes_that_cpus_time_from_the_reader()
     {
         string dir = Directory.CreateTempSubdirectory("softnet-rpscpu-").FullName;
-        string pcap = Path.Combine(dir, "gen.pcap");
         const long Bytes = 4 * 1024 * 1024;
-        using (var w = CaptureWriter.Create(pcap))
-            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        string pcap = IperfCapture(dir, Bytes);
         (long Read, long Preempted) Run(string sub, bool rps)
         {
-            string d = Path.Combine(dir, sub);
-            Directory.CreateDirectory(d);
-            string sc = Scenario(d, "iperf-server", "srv", rps ? "class/net/vs/queues/rx-0/rps_cpus = 2\n" : null,
-                s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1"));
+            string sc = IperfServer(dir, sub, rps ? "class/net/vs/queues/rx-0/rps_cpus = 2\n" : null);
             var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], PollCostNs = 4000, ReaderNsPerByte = 6, ReaderNsPerRead = 3000 };
             var (report, engine) = Replay(sc, pcap, "srv:vs", replay);
             using (report)
@@ -221,20 +234,45 @@ public class NetifRxSteeringTests
         Assert.True(together.Read < apart.Read / 2, $"with RPS onto its CPU the reader read {together.Read} bytes, without {apart.Read}");
     }
 
+    /// <summary>A server reading on CPU 1 sends its ACKs from there: veth_xmit → netif_rx queues them on the sending
+    /// CPU's backlog, so they and their way back to the client go up on CPU 1 (softnet_stat processed), and the replay
+    /// thread's time for them is CPU 1's too (HostNs), though the read ran inside CPU 0's round. A server without a CPU
+    /// reads where the softirq runs: nothing of it is CPU 1's.</summary>
+    [Fact]
+    public void A_readers_acks_go_up_on_its_cpu_and_their_time_is_that_cpus()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-ackcpu-").FullName;
+        const long Bytes = 1_000_000;
+        string pcap = IperfCapture(dir, Bytes);
+        (long Host0, long Host1, long Processed1, long Read) Run(string sub, string cpu)
+        {
+            string sc = IperfServer(dir, sub, null, cpu);
+            var (report, engine) = Replay(sc, pcap, "srv:vs");
+            using (report)
+                return (engine.Cpus[0].HostNs, engine.Cpus[1].HostNs, engine.Cpus[1].Processed,
+                    report.Scenario.Namespace("srv")!.Sockets.All.OfType<TcpListenSock>().Single().Stats.Bytes);
+        }
+        var apart = Run("apart", " cpu 1");
+        var none = Run("none", "");
+        Assert.Equal(Bytes, apart.Read);
+        Assert.Equal(Bytes, none.Read);
+        Assert.Equal(0, none.Processed1);
+        Assert.Equal(0, none.Host1);
+        Assert.True(apart.Processed1 > 0, $"CPU 1 processed {apart.Processed1}");
+        Assert.True(apart.Host1 > 0, $"CPU 1's host time {apart.Host1} ns");
+        // Moved out of CPU 0's rounds, not counted twice: CPU 0 keeps a positive rest.
+        Assert.True(apart.Host0 > 0, $"CPU 0's host time {apart.Host0} ns");
+    }
+
     [Fact]
     public void Rfs_moves_a_tcp_flow_to_its_readers_cpu_without_reordering_it()
     {
         string dir = Directory.CreateTempSubdirectory("softnet-rfsrx-").FullName;
-        string pcap = Path.Combine(dir, "gen.pcap");
         const long Bytes = 1_000_000;
-        using (var w = CaptureWriter.Create(pcap))
-            new TrafficGenerator([new GeneratorOptions { Bytes = Bytes, Rate = Rate.FromBits(1e9), ServerKey = 0 }]).WriteTo(w);
+        string pcap = IperfCapture(dir, Bytes);
         (long Cpu0, long Cpu1, long Rps, long Read) Run(string sub, bool rfs)
         {
-            string d = Path.Combine(dir, sub);
-            Directory.CreateDirectory(d);
-            string sc = Scenario(d, "iperf-server", "srv", rfs ? "class/net/vs/queues/rx-0/rps_flow_cnt = 256\n" : null,
-                s => s.Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1"));
+            string sc = IperfServer(dir, sub, rfs ? "class/net/vs/queues/rx-0/rps_flow_cnt = 256\n" : null);
             var replay = new ReplayOptions { Gro = null, Cpus = [0, 1], Rps = new RpsOptions { SockFlowEntries = rfs ? 4096 : 0 } };
             var (report, engine) = Replay(sc, pcap, "srv:vs", replay);
             using (report)

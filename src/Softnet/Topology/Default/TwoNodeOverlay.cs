@@ -322,7 +322,8 @@ public static class TwoNodeOverlay
         using var alone = ScenarioReplay.Run(dir, () => Traffic([p], bytes, bitsPerSecond, masquerade), SourceName, Inject, "", timed);
         long t1 = Napi.ThreadCpuClock.NowNs();
         long frames = alone.Replay.PacketsIn;
-        // The share of the rounds' and tasks' time that virtual CPU 1 ran (RPS/RFS moving work there).
+        // The share of the rounds' and tasks' time that virtual CPU 1 ran: what RPS/RFS move there, and a server's reads
+        // on it with the ACKs they send and those ACKs' way back (NetifRxSteering.RunOn).
         long host = engine?.Cpus.Sum(c => c.HostNs) ?? 0;
         double share = host > 0 ? (double)engine!.Cpus.Where(c => c.Id == 1).Sum(c => c.HostNs) / host : 0;
         if (t0 == 0 || frames <= open) return Figures(p, alone, 0, share);
