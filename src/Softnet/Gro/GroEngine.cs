@@ -246,7 +246,8 @@ public sealed class GroEngine
         }
         else if (skb.Gro.Flush != 0)
         {
-            UpdateMask(bucketIndex, bucket);
+            // Only a completed pp changed the bucket (every unmerged UDP datagram and flushed packet comes here).
+            if (pp != null) UpdateMask(bucketIndex, bucket);
             return FinishNormal(skb, NormalReason == GroNormalReason.None ? GroNormalReason.TcpFinal : NormalReason);
         }
 

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Softnet.Packets;
@@ -36,11 +37,29 @@ public sealed class GroStats : IReportSection
         public FlowCounters? Flow;
     }
 
+    // Ahead of that, the flows of TCP/UDP over option-less IPv4 by the RSS hash the skb already carries (skb->hash):
+    // a hit is confirmed against every input of the flow key (addresses, protocol, ports), so it names the flow the
+    // hash would, and the key is computed only on a miss. A skb without a hash (no RSS) fills no slot.
+    private const int TupleSlots = 128;
+    private readonly TupleFlow[] _byRss = new TupleFlow[TupleSlots];
+    // The tuple names the key only where the key is computed from the delivered headers (not the Hash variant's
+    // receive-time key).
+    private readonly bool _tupleCache;
+
+    private struct TupleFlow
+    {
+        public ulong Addrs;
+        public uint Ports;
+        public byte Proto;
+        public FlowCounters? Flow;
+    }
+
     internal GroStats(GroOptions options)
     {
         _options = options;
         _perFlow = options.PerFlowStats;
         _hashMode = options.Mode == GroMode.Hash;
+        _tupleCache = _perFlow && !_hashMode;
     }
 
     // Options read per delivered skb, copied out of the options object.
@@ -79,16 +98,37 @@ public sealed class GroStats : IReportSection
 
     internal void CountNormal(GroNormalReason reason) => _normal[(int)reason]++;
 
-    internal void CountDelivered(Skb skb, int segs)
+    internal unsafe void CountDelivered(Skb skb, int segs)
     {
         int count = Math.Max((int)skb.Gro.Count, 1);
         DeliveredSkbs++;
         DeliveredSegments += count;
         _histogram[Math.Min(count, HistogramSlots - 1)]++;
         if (!_perFlow) return;
+        FlowCounters? f = null;
+        // The index is masked below the table's fixed length: no bounds check.
+        ref TupleFlow t = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byRss), (int)(skb.Hash & (TupleSlots - 1)));
+        // The slot's protocol is TCP or UDP, so a match means FlowHash would mix in the same type, addresses,
+        // protocol and ports: the same key, so the same counters.
+        if (_tupleCache && skb.Protocol == EtherTypes.Ipv4 && skb.HeadLen >= 24)
+        {
+            byte* d = skb.DataAddress;
+            if (d[0] == 0x45 && d[9] == t.Proto && GroEngine.Raw64(d + 12) == t.Addrs
+                && Unsafe.ReadUnaligned<uint>(d + 20) == t.Ports && GroEngine.Be16(d + 2) >= 24)
+                f = t.Flow;
+        }
+        f ??= FlowOf(skb, ref t);
+        f.Skbs++;
+        f.Segments += count;
+    }
+
+    /// <summary>The flow of a skb the RSS slot did not name: by its key, through the recent sets and the
+    /// dictionary; a TCP/UDP over option-less IPv4 skb with a hash then takes the slot.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private unsafe FlowCounters FlowOf(Skb skb, ref TupleFlow t)
+    {
         uint key = skb.Gro.FlowKey != 0 && _hashMode ? skb.Gro.FlowKey : FlowHash.Compute(skb);
-        // A hit in either way of the set changes nothing there (two flows sharing a set both stay, with no stores);
-        // the rest is out of line, so the hit path saves no registers and clears no locals.
+        // A hit in either way of the set changes nothing there (two flows sharing a set both stay, with no stores).
         ref RecentFlow way = ref _recent[(int)(key & (RecentSets - 1)) * 2];
         FlowCounters? f = way.Key == key ? way.Flow : null;
         if (f is null)
@@ -97,8 +137,18 @@ public sealed class GroStats : IReportSection
             f = other.Key == key ? other.Flow : null;
             f ??= RecentFlowMiss(ref way, key, skb);
         }
-        f.Skbs++;
-        f.Segments += count;
+        if (_tupleCache && skb.HashType != PktHashType.None && skb.Protocol == EtherTypes.Ipv4 && skb.HeadLen >= 24)
+        {
+            byte* d = skb.DataAddress;
+            if (d[0] == 0x45 && (d[9] == IpProtocols.Tcp || d[9] == IpProtocols.Udp) && GroEngine.Be16(d + 2) >= 24)
+            {
+                t.Addrs = GroEngine.Raw64(d + 12);
+                t.Ports = Unsafe.ReadUnaligned<uint>(d + 20);
+                t.Proto = d[9];
+                t.Flow = f;
+            }
+        }
+        return f;
     }
 
     /// <summary>A flow in neither way of its set: found in (or added to) the dictionary and made the set's first way,

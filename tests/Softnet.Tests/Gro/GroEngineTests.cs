@@ -1,3 +1,4 @@
+using CsCheck;
 using Softnet.Gro;
 using Softnet.Packets;
 using Xunit;
@@ -276,5 +277,57 @@ public class GroEngineTests
         r.Engine.PollComplete(100, 200, 0);
         Assert.Equal(0, r.Skbs.InUse);
         Assert.Equal(0, r.Pool.InUse);
+    }
+    /// <summary>Counts each delivered skb under its flow key, as GroStats did before it looked flows up by the RSS hash.</summary>
+    private sealed class FlowTally : IGroSink
+    {
+        public readonly Dictionary<uint, (long Segments, long Skbs)> Flows = new();
+
+        public void Deliver(ReadOnlySpan<Skb> batch)
+        {
+            foreach (var skb in batch)
+            {
+                uint key = FlowHash.Compute(skb);
+                Flows.TryGetValue(key, out var c);
+                Flows[key] = (c.Segments + Math.Max((int)skb.Gro.Count, 1), c.Skbs + 1);
+                skb.Free();
+            }
+        }
+    }
+
+    [Fact]
+    public void Per_flow_counts_found_by_rss_hash_match_the_flow_key()
+    {
+        // Flows that share a hash slot, one flow under several hashes, no hash, IP options, IPv6, UDP and ICMP:
+        // a slot hit must be confirmed by the tuple, whatever the hash says.
+        Gen.Select(Gen.Int[0, 15].Array[1, 300], Gen.Int[0, 4].Array[300]).Sample((flows, hashes) =>
+        {
+            var tally = new FlowTally();
+            var engine = new GroEngine(new GroOptions(), tally);
+            var pool = new PagePool(4096);
+            var skbs = new SkbPool(4096);
+            var segs = new TcpSeg[16];
+            for (int f = 0; f < segs.Length; f++)
+                segs[f] = new TcpSeg { Sport = (ushort)(1000 + (f & 1)), SrcIp = (byte)(1 + ((f >> 1) & 1)), IpOptions = (f & 4) != 0 ? [1, 1, 1, 1] : [], V6 = f == 15 };
+            for (int n = 0; n < flows.Length; n++)
+            {
+                int f = flows[n];
+                byte[] frame = segs[f].Build();
+                segs[f] = segs[f].Next();
+                if (f is 8 or 9) frame[14 + 9] = IpProtocols.Udp;
+                if (f is 10) frame[14 + 9] = 1;
+                Assert.True(pool.TryRent(out int b));
+                frame.CopyTo(pool.Slice(b, pool.Headroom, frame.Length));
+                var skb = skbs.Build(pool, b, pool.Headroom, frame.Length)!;
+                skb.ResetMacHeader();
+                uint hash = hashes[n] switch { 0 => 0u, 1 => 5u, 2 => 5u + 128, 3 => 77u, _ => (uint)f };
+                if (hash != 0) skb.SetHash(hash, PktHashType.L4);
+                engine.Receive(skb, n);
+                if (n % 7 == 6) engine.PollComplete(7, 64, n);
+            }
+            engine.PollComplete(0, 64, flows.Length);
+            var got = engine.Stats.Flows.ToDictionary(kv => kv.Key, kv => (kv.Value.Segments, kv.Value.Skbs));
+            Assert.Equal(tally.Flows.OrderBy(kv => kv.Key), got.OrderBy(kv => kv.Key));
+        });
     }
 }
