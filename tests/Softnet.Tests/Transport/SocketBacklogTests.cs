@@ -71,6 +71,24 @@ public class SocketBacklogTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(slow.OutSegs < prompt.OutSegs, $"ACKs: slow reader {slow.OutSegs}, prompt {prompt.OutSegs}");
     }
 
+    /// <summary>Whatever the reader's pace, the backlog hands every segment to the receive path in order: the stream
+    /// arrives whole and nothing is dropped while the limit is not reached.</summary>
+    [Theory]
+    [InlineData(1.0, 5_000L)]
+    [InlineData(4.0, 50_000L)]
+    [InlineData(0.5, 200_000L)]
+    public void The_stream_arrives_whole_at_any_reader_pace(double nsPerByte, long nsPerRead)
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-sockbacklog-pace-").FullName;
+        string pcap = Capture(dir, 1024 * 1024, 1e9);
+        var run = Replay(dir, pcap, "pace", nsPerByte, nsPerRead);
+        output.WriteLine($"{nsPerByte} ns/B {nsPerRead} ns/read: {run}");
+        Assert.Equal(1024 * 1024, run.Bytes);
+        Assert.Equal("fin", run.End);
+        Assert.Equal(0, run.BacklogDrops);
+        Assert.InRange(run.Coalesced, 0, run.InSegs);
+    }
+
     /// <summary>A small receive buffer bounds the backlog (sk_rcvqueues_full against tcp_add_backlog's limit): past it
     /// segments are dropped with TCPBacklogDrop, the sender's retransmissions never come (an open-loop capture), so
     /// the stream ends short.</summary>
