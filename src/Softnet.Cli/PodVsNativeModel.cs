@@ -14,7 +14,8 @@ namespace Softnet.Cli;
 /// <item>the server's CPU: the reader's own work (recvmsg's copy to user per byte, the rest per skb: divided by GRO's
 /// merge ratio), which Softnet's replay does not time. The rest holds the socket backlog too: segments that arrive
 /// while the reader owns the socket (sock_owned_by_user) wait in it and go through tcp_v4_do_rcv at release_sock on the
-/// reader's CPU, with the ACKs they send. Softnet has no socket ownership (its reader reads at once), so it sends
+/// reader's CPU, with the ACKs they send. This replay gives reads no virtual time (no --reader-ns-per-*), so its
+/// reader never holds the socket (TcpBacklog models that only for readers that take time) and Softnet sends
 /// those ACKs from softirq on CPU 0 (__tcp_ack_snd_check, every second full segment): without GRO it put 1 % of the
 /// baseline's work on CPU 1, with GRO (ACKs from tcp_cleanup_rbuf) a quarter.</item>
 /// </list>

@@ -73,6 +73,8 @@ public enum DropReason : ushort
     TcpInvalidSyn,
     /// <summary>SKB_DROP_REASON_TCP_ACK_UNSENT_DATA: it acknowledges what was never sent.</summary>
     TcpAckUnsentData,
+    /// <summary>SKB_DROP_REASON_SOCKET_BACKLOG: the owned socket's backlog is over its limit (tcp_add_backlog).</summary>
+    SocketBacklog,
     /// <summary>SKB_DROP_REASON_TCP_ZEROWINDOW: data while the window is closed.</summary>
     TcpZeroWindow,
     /// <summary>SKB_DROP_REASON_TCP_OLD_DATA: a retransmission of data already received.</summary>

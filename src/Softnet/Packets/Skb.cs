@@ -223,6 +223,11 @@ public sealed class Skb
     // ---- list linkage (GRO lists, backlogs, frag_list members) ----
     public Skb? Next;
     public Skb? Prev;
+    /// <summary>In a TCP socket's backlog (tcp_add_backlog): the truesize this skb charges when processed (its own,
+    /// or what skb_try_coalesce added to the tail it joined), and whether it was coalesced into the skb before it.
+    /// Set on every enqueue, so never reset.</summary>
+    internal int BacklogCharge;
+    internal bool BacklogCoalesced;
 
     // ---- headers ----
     public int MacHeader;

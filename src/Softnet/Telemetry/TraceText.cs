@@ -270,6 +270,7 @@ public static class KernelDropReasons
         DropReason.TcpReset => "TCP_RESET",
         DropReason.TcpInvalidSyn => "TCP_INVALID_SYN",
         DropReason.TcpAckUnsentData => "TCP_ACK_UNSENT_DATA",
+        DropReason.SocketBacklog => "SOCKET_BACKLOG",
         DropReason.TcpZeroWindow => "TCP_ZEROWINDOW",
         DropReason.TcpOldData => "TCP_OLD_DATA",
         DropReason.TcpOverWindow => "TCP_OVERWINDOW",

@@ -31,19 +31,39 @@ public sealed class SocketReaderCpus(NapiEngine engine, NetStack stack, double n
         return true;
     }
 
+    /// <summary>sock_owned_by_user for a TCP socket whose reader took it at <see cref="TcpSock.LockedAtNs"/>, asked
+    /// by softirq at the stack's <paramref name="stackNowNs"/>: a reader woken during the current round on the round's
+    /// own CPU has not run yet (softirq runs before any task there), so it holds nothing yet.</summary>
+    internal bool Owns(TcpSock s, long stackNowNs)
+    {
+        long locked = s.LockedAtNs;
+        if (engine.InRound && engine.Current is { } c && c.Id == s.Cpu && locked >= engine.RoundNs) return false;
+        return locked <= Math.Max(stackNowNs - _offset(), engine.RoundNs);
+    }
+
     private sealed class ReaderTask(SocketReaderCpus owner, Sock sock) : CpuTask
     {
         private long _charged;
 
+        // tcp_recvmsg's lock_sock: until the read ends, segments for the socket go to its backlog.
         public override long Start(long nowNs)
         {
+            if (sock is TcpSock t && owner.TakesTime) t.LockedAtNs = nowNs;
             _charged = sock.ReadableBytes;
             return owner.NsPerRead + (long)(_charged * owner.NsPerByte);
         }
 
-        // recvmsg keeps copying while data keeps coming: what arrived during the copy is copied too.
+        // recvmsg keeps copying while data keeps coming: what arrived during the copy is copied too, the backlog
+        // first processed into the receive queue (__sk_flush_backlog in tcp_recvmsg_locked), on this CPU.
         public override long More(long nowNs)
         {
+            if (sock is TcpSock { HasBacklog: true } t)
+            {
+                var stack = owner._stack;
+                stack.AdvanceClock(nowNs + owner._offset());
+                t.ProcessBacklog(stack);
+                stack.Drain();
+            }
             long extra = sock.ReadableBytes - _charged;
             if (extra <= 0) return 0;
             _charged += extra;
@@ -55,9 +75,19 @@ public sealed class SocketReaderCpus(NapiEngine engine, NetStack stack, double n
             var stack = owner._stack;
             stack.AdvanceClock(nowNs + owner._offset());
             stack.ReadNow(sock);
+            if (sock is TcpSock t)
+            {
+                // release_sock: the owner mark goes first, so a wake-up from the backlog's data (a next read that
+                // starts now) takes the socket anew; then __release_sock runs what the backlog holds.
+                t.LockedAtNs = long.MaxValue;
+                t.ProcessBacklog(stack);
+            }
             stack.Drain();
         }
     }
+
+    /// <summary>A read takes virtual time: only then does the reader hold the socket for a while.</summary>
+    private bool TakesTime => NsPerRead > 0 || NsPerByte > 0;
 
     private readonly NetStack _stack = stack;
     private readonly Func<long> _offset = stackOffsetNs;

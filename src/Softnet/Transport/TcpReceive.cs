@@ -53,6 +53,9 @@ public sealed class TcpReceive : InetProtocol
                 skb.Conntrack = null;
                 int truesize = Sock.ChargeSize(dev, skb);
                 if (sk.State == TcpState.SynRecv) CheckRequest(stack, sk, skb, pkt, l4, opt, truesize);
+                // sock_owned_by_user: the reader is inside recvmsg; the segment waits in the socket's backlog.
+                else if (sk.LockedAtNs != long.MaxValue && stack.ReaderCpus is { } readers && readers.Owns(sk, stack.Now))
+                    sk.AddBacklog(skb, pkt, l4, truesize);
                 else sk.Receive(stack, skb, l4, opt, truesize);
                 return;
             }
@@ -70,6 +73,17 @@ public sealed class TcpReceive : InetProtocol
         // No socket: a RST answers anything but a RST.
         SendReset(stack, ns, skb, pkt);
         DropDelivered(ns, skb, DropReason.NoSocket);
+    }
+
+    /// <summary>sk_backlog_rcv (tcp_v4_do_rcv) for a segment the socket's backlog held: the header and options read
+    /// again from the skb (data at the IP header), then the connection's receive path.</summary>
+    internal static void BacklogRcv(NetStack stack, TcpSock sk, Skb skb, int truesize)
+    {
+        var pkt = stack.Linearize(skb);
+        var l4 = pkt[((pkt[0] & 0xF) * 4)..];
+        int doff = (l4[12] >> 4) * 4;
+        if (!TcpOptions.TryParse(l4[20..doff], out var opt, out _)) opt = default;
+        sk.Receive(stack, skb, l4, opt, truesize);
     }
 
     /// <summary>tcp_rcv_state_process in LISTEN: an ACK is answered with a RST, a RST dropped, a SYN (without FIN)

@@ -22,7 +22,7 @@ public enum TcpState : byte { SynRecv, Established, CloseWait, LastAck, Closed }
 /// A connection is IPv4 or IPv6 (<see cref="V6"/>): the family decides the addresses, the headers its segments carry
 /// (<see cref="WriteHeaders"/>), its MSS and keyed ISN; everything between is one code path.
 /// </summary>
-public sealed class TcpSock : Sock
+public sealed partial class TcpSock : Sock
 {
     // ---- constants (include/net/tcp.h) ----
     private const int MaxQuickAcks = 16;          // TCP_MAX_QUICKACKS
@@ -910,7 +910,7 @@ public sealed class TcpSock : Sock
     /// <summary>__tcp_ack_snd_check.</summary>
     private void AckSndCheck(NetStack stack, bool ofoPossible)
     {
-        if ((_pending & AckSched) == 0) return;
+        if ((_pending & AckSched) == 0 || _ackHeld) return;
         bool quick = _quick > 0 && !_pingpong;
         if ((RcvNxt - RcvWup > (uint)RcvMss && (RcvNxt - CopiedSeq < 1 || SelectWindowRaw() >= RcvWnd)) || quick || (_pending & AckNow) != 0)
         {

@@ -264,6 +264,35 @@ public class NetifRxSteeringTests
         Assert.True(apart.Host0 > 0, $"CPU 0's host time {apart.Host0} ns");
     }
 
+    /// <summary>A reader whose reads take virtual time holds its socket while it copies: the segments meanwhile wait
+    /// in the socket backlog and are acknowledged when the reader processes it (__release_sock), on its CPU, so most
+    /// ACKs go up on CPU 1; a prompt reader's socket is never held and softirq on CPU 0 sends those ACKs.</summary>
+    [Fact]
+    public void A_slow_readers_backlog_acks_go_up_on_its_cpu()
+    {
+        string dir = Directory.CreateTempSubdirectory("softnet-backlogcpu-").FullName;
+        const long Bytes = 1_000_000;
+        string pcap = IperfCapture(dir, Bytes);
+        (long Processed1, long Acks, long Coalesced, long Read) Run(string sub, ReplayOptions replay)
+        {
+            var (report, engine) = Replay(IperfServer(dir, sub, null), pcap, "srv:vs", replay);
+            using (report)
+            {
+                var srv = report.Scenario.Namespace("srv")!;
+                return (engine.Cpus[1].Processed, srv.Mib[Telemetry.SnmpCounter.TcpOutSegs], srv.Mib[Telemetry.SnmpCounter.TcpExtTCPBacklogCoalesce],
+                    srv.Sockets.All.OfType<TcpListenSock>().Single().Stats.Bytes);
+            }
+        }
+        var prompt = Run("prompt", new ReplayOptions { Gro = null, Cpus = [0, 1] });
+        var slow = Run("slow", new ReplayOptions { Gro = null, Cpus = [0, 1], ReaderNsPerByte = 2, ReaderNsPerRead = 20_000 });
+        Assert.Equal(Bytes, prompt.Read);
+        Assert.Equal(Bytes, slow.Read);
+        Assert.True(slow.Coalesced > 0, $"coalesced {slow.Coalesced}");
+        Assert.True(slow.Acks < prompt.Acks, $"ACKs: slow {slow.Acks}, prompt {prompt.Acks}");
+        Assert.True(prompt.Processed1 < prompt.Acks / 2, $"prompt reader: CPU 1 processed {prompt.Processed1} of {prompt.Acks} ACKs");
+        Assert.True(slow.Processed1 > slow.Acks / 2, $"slow reader: CPU 1 processed {slow.Processed1} of {slow.Acks} ACKs");
+    }
+
     [Fact]
     public void Rfs_moves_a_tcp_flow_to_its_readers_cpu_without_reordering_it()
     {
