@@ -110,11 +110,10 @@ public sealed class GroStats : IReportSection
         ref TupleFlow t = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byRss), (int)(skb.Hash & (TupleSlots - 1)));
         // The slot's protocol is TCP or UDP, so a match means FlowHash would mix in the same type, addresses,
         // protocol and ports: the same key, so the same counters.
-        if (_tupleCache && skb.Protocol == EtherTypes.Ipv4 && skb.HeadLen >= 24)
+        if (_tupleCache)
         {
-            byte* d = skb.DataAddress;
-            if (d[0] == 0x45 && d[9] == t.Proto && GroEngine.Raw64(d + 12) == t.Addrs
-                && Unsafe.ReadUnaligned<uint>(d + 20) == t.Ports && GroEngine.Be16(d + 2) >= 24)
+            byte* d = TupleHeader(skb);
+            if (d != null && d[9] == t.Proto && GroEngine.Raw64(d + 12) == t.Addrs && Unsafe.ReadUnaligned<uint>(d + 20) == t.Ports)
                 f = t.Flow;
         }
         f ??= FlowOf(skb, ref t);
@@ -137,10 +136,10 @@ public sealed class GroStats : IReportSection
             f = other.Key == key ? other.Flow : null;
             f ??= RecentFlowMiss(ref way, key, skb);
         }
-        if (_tupleCache && skb.HashType != PktHashType.None && skb.Protocol == EtherTypes.Ipv4 && skb.HeadLen >= 24)
+        if (_tupleCache && skb.HashType != PktHashType.None)
         {
-            byte* d = skb.DataAddress;
-            if (d[0] == 0x45 && (d[9] == IpProtocols.Tcp || d[9] == IpProtocols.Udp) && GroEngine.Be16(d + 2) >= 24)
+            byte* d = TupleHeader(skb);
+            if (d != null && (d[9] == IpProtocols.Tcp || d[9] == IpProtocols.Udp))
             {
                 t.Addrs = GroEngine.Raw64(d + 12);
                 t.Ports = Unsafe.ReadUnaligned<uint>(d + 20);
@@ -149,6 +148,16 @@ public sealed class GroStats : IReportSection
             }
         }
         return f;
+    }
+
+    /// <summary>The IPv4 header of a skb the RSS slots can name: option-less, with its first four transport bytes (the
+    /// ports) in the head and within the datagram; null for any other.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe byte* TupleHeader(Skb skb)
+    {
+        if (skb.Protocol != EtherTypes.Ipv4 || skb.HeadLen < 24) return null;
+        byte* d = skb.DataAddress;
+        return d[0] == 0x45 && GroEngine.Be16(d + 2) >= 24 ? d : null;
     }
 
     /// <summary>A flow in neither way of its set: found in (or added to) the dictionary and made the set's first way,

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Softnet.Link;
 using Softnet.Packets;
+using Softnet.Packets.Headers;
 using Softnet.Telemetry;
 
 namespace Softnet.Transport;
@@ -35,8 +36,9 @@ public sealed partial class TcpSock
     /// <summary>sk_sndbuf as tcp_wmem[1] sets it (Softnet models no send buffer).</summary>
     private const int SndBufDefault = 16384;
 
-    private const int FlagFin = 0x01, FlagSyn = 0x02, FlagRst = 0x04, FlagAck = 0x10, FlagUrg = 0x20,
-        FlagEce = 0x40, FlagCwr = 0x80, FlagAe = 0x100;
+    // The header's flags as one int: byte 13's (TcpFlags) and, above them, byte 12's AE bit, which the enum's byte lacks.
+    private const int FlagFin = (int)TcpFlags.Fin, FlagSyn = (int)TcpFlags.Syn, FlagRst = (int)TcpFlags.Rst, FlagAck = (int)TcpFlags.Ack,
+        FlagUrg = (int)TcpFlags.Urg, FlagEce = (int)TcpFlags.Ece, FlagCwr = (int)TcpFlags.Cwr, FlagAe = 0x100;
 
     /// <summary>The backlog holds segments.</summary>
     internal bool HasBacklog => _backlogHead != null;
