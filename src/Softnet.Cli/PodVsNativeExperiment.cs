@@ -154,7 +154,8 @@ public sealed class PodVsNativeExperiment
         foreach (var s in Selected)
         {
             softnet[s.Name] = (NsPerByte(best[(s.Name, TwoNodePath.Native)]), NsPerByte(best[(s.Name, TwoNodePath.PodToNative)]));
-            log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}");
+            log($"softnet {s.Name,-22} CPU 1's share: native {best[(s.Name, TwoNodePath.Native)].Cpu1Share:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].Cpu1Share:P0}  " +
+                $"reader's wake-ups from its own CPU: native {best[(s.Name, TwoNodePath.Native)].LocalWakeShare:P0}  pod {best[(s.Name, TwoNodePath.PodToNative)].LocalWakeShare:P0}");
             log($"softnet {s.Name,-22} native {softnet[s.Name].Native:F3} ns/B  pod {softnet[s.Name].Pod:F3} ns/B  (CPU per payload byte, both nodes)  " +
                 $"GRO merge ratio native {best[(s.Name, TwoNodePath.Native)].GroMergeRatio:F2} pod {best[(s.Name, TwoNodePath.PodToNative)].GroMergeRatio:F2}");
             foreach (var path in new[] { TwoNodePath.Native, TwoNodePath.PodToNative })
@@ -184,8 +185,8 @@ public sealed class PodVsNativeExperiment
             var (sn, sp) = softnet[s.Name];
             var nf = best[(s.Name, TwoNodePath.Native)];
             var pf = best[(s.Name, TwoNodePath.PodToNative)];
-            var native = model.NsPerByte(s, false, sn, sn, nf.Cpu1Share, nf.Cpu1Share, nf.GroMergeRatio);
-            var pod = model.NsPerByte(s, true, sn, sp, nf.Cpu1Share, pf.Cpu1Share, pf.GroMergeRatio);
+            var native = model.NsPerByte(s, false, sn, sn, nf.Cpu1Share, nf.Cpu1Share, nf.GroMergeRatio, nf.LocalWakeShare);
+            var pod = model.NsPerByte(s, true, sn, sp, nf.Cpu1Share, pf.Cpu1Share, pf.GroMergeRatio, pf.LocalWakeShare);
             double ratio = Math.Max(native.Cpu0, native.Cpu1) / Math.Max(pod.Cpu0, pod.Cpu1);
             log($"predict {s.Name,-22} native cpu0 {native.Cpu0:F3} cpu1 {native.Cpu1:F3} ns/B  pod cpu0 {pod.Cpu0:F3} cpu1 {pod.Cpu1:F3} ns/B  ratio {ratio:F3}");
             rows.Add(new PodVsNativeRow(s, kernel.GetValueOrDefault(s.Name), sn, sp, ratio));
@@ -471,8 +472,8 @@ public sealed class PodVsNativeExperiment
             "(pod A to node B's host, MASQUERADEd by node A), client on CPU 0 with TSO/GSO off, a warm-up pair then back-to-back pairs; Softnet: the same paths " +
             "replayed on two CPUs with the server on its CPU, CPU time per payload byte over both nodes and the share of it on CPU 1 (the server's " +
             "reads, the ACKs they send and their way back, what RPS/RFS move there); prediction: each path bounded by its busier CPU, CPU 0 = the sender + " +
-            "Softnet's CPU 0 work, the server's CPU = Softnet's work there + the reader's own (its copy per byte, the rest per skb, so divided by the GRO " +
-            "merge ratio); Softnet's work on a CPU is its native-stage and the pod's extra-stage time per byte there times two factors, fitted with the " +
+            "Softnet's CPU 0 work, the server's CPU = Softnet's work there + the reader's own (its copy per byte, the rest per read: per skb, so divided by the GRO " +
+            "merge ratio, for the share of its wake-ups Softnet issued from the other CPU, nothing per byte for those from its own CPU, where it reads a batch); Softnet's work on a CPU is its native-stage and the pod's extra-stage time per byte there times two factors, fitted with the " +
             "senders' and readers' own CPU time per byte on the baseline's kernel runs only; kernel_ratio = median pod/native throughput over back-to-back pairs (min/max beside it), kernel_cpu_ratio = " +
             "the same from the kernel's CPU time per byte (client + ksoftirqd on CPU 0, server on CPU 1)");
         w.WriteEndObject();

@@ -11,8 +11,10 @@ namespace Softnet.Cli;
 /// pod's veth to the client's socket run on the server's CPU), plus
 /// <list type="bullet">
 /// <item>CPU 0: the sender's own work (tcp_sendmsg down to the first veth_xmit);</item>
-/// <item>the server's CPU: the reader's own work (recvmsg's copy to user per byte, the rest per skb: divided by GRO's
-/// merge ratio), which Softnet's replay does not time. The rest holds the socket backlog too: segments that arrive
+/// <item>the server's CPU: the reader's own work (recvmsg's copy to user per byte, the rest per read: a read per skb,
+/// so divided by GRO's merge ratio, where the reader is woken from another CPU; nothing per byte where Softnet's replay
+/// wakes it from its own, whose softirq work then runs first and leaves it a batch to read), which Softnet's replay
+/// does not time. The rest holds the socket backlog too: segments that arrive
 /// while the reader owns the socket (sock_owned_by_user) wait in it and go through tcp_v4_do_rcv at release_sock on the
 /// reader's CPU, with the ACKs they send. This replay gives reads no virtual time (no --reader-ns-per-*), so its
 /// reader never holds the socket (TcpBacklog models that only for readers that take time) and Softnet sends
@@ -59,8 +61,10 @@ public sealed record PodVsNativeModel(double SenderNative, double SenderPod, dou
     /// and their ACKs, and what RPS/RFS moved there).</param>
     /// <param name="pathCpu1Share">The share of this path's work that ran on CPU 1.</param>
     /// <param name="groMergeRatio">Softnet's segments per skb reaching the socket on this path (1 without GRO).</param>
+    /// <param name="localWakeShare">The share of the reader's wake-ups Softnet's replay issued on the reader's own CPU
+    /// (<see cref="Transport.Sock.WakeStats"/>): the socket's softirq work ran there.</param>
     public (double Cpu0, double Cpu1) NsPerByte(PodVsNativeSetting s, bool pod, double softnetNative, double softnetPath, double nativeCpu1Share, double pathCpu1Share,
-        double groMergeRatio)
+        double groMergeRatio, double localWakeShare)
     {
         // CPU by CPU: the path's work there up to native's own there is native-stage work, the rest the pod's extra.
         double n1 = nativeCpu1Share * softnetNative, n0 = softnetNative - n1;
@@ -68,10 +72,16 @@ public sealed record PodVsNativeModel(double SenderNative, double SenderPod, dou
         double work0 = NativeFactor * Math.Min(n0, p0) + ExtraFactor * Math.Max(0, p0 - n0);
         double work1 = NativeFactor * Math.Min(n1, p1) + ExtraFactor * Math.Max(0, p1 - n1);
         double sender = pod ? SenderPod : SenderNative;
-        // The reader's copy is per byte; the rest of its own work (recvmsg, the socket backlog on release_sock) is per
-        // skb, and GRO hands the socket fewer of them.
+        // The reader's copy is per byte; the rest of its own work (the wake-up, recvmsg, the ACK its read sends, the
+        // socket backlog on release_sock) is per read, a read per skb the wake-up brought when the reader is woken from
+        // another CPU (an IPI: it runs beside the softirq work, as in the baseline it is fitted on), and GRO hands the
+        // socket fewer skbs. Woken from its own CPU (the socket's softirq work runs there: the reader shares the
+        // softirq CPU, or RFS brought the softirq to the reader) the reader runs only once that work is done
+        // (softirq before tasks, ksoftirqd past the budget), so it reads what all of it queued in one read, and the
+        // segments that arrive while it reads wait in the socket backlog, one ACK for many: the per-read work spreads
+        // over a batch and counts for nothing per byte.
         double own = pod ? ReaderPod : ReaderNative, copy = Math.Min(CopyNsPerByte, own);
-        double reader = copy + (own - copy) / Math.Max(1, groMergeRatio);
+        double reader = copy + (own - copy) / Math.Max(1, groMergeRatio) * (1 - Math.Clamp(localWakeShare, 0, 1));
         // The reader's own work goes where the reader runs; what it sends, Softnet already placed there.
         return s.ReaderWithSoftirq ? (sender + work0 + reader, work1) : (sender + work0, work1 + reader);
     }

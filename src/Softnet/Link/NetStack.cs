@@ -221,6 +221,7 @@ public sealed class NetStack
 
     internal void WakeReader(Transport.Sock s)
     {
+        if (s.Cpu >= 0 && !s.ReaderWoken) s.NoteWake(Napi.NapiEngine.ProcessorId == s.Cpu);
         if (ReaderCpus is { } cpus && cpus.TryWake(s, _now)) return;
         if (s.ReaderWoken) return;
         s.ReaderWoken = true;

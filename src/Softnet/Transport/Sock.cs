@@ -78,6 +78,23 @@ public abstract class Sock
     /// <summary>On the stack's list of sockets with data for their reader.</summary>
     internal bool ReaderWoken;
 
+    /// <summary>Wake-ups of a pinned reader (sk_data_ready with the reader not already woken), and those issued on the
+    /// reader's own CPU: schedstat's ttwu_count and ttwu_local for this reader. A local wake-up comes from softirq
+    /// work on the reader's CPU, which runs before the reader does: the reader then reads what that work queued in one
+    /// go. A remote one (an IPI) runs the reader beside the softirq, a read for what each wake-up brought.</summary>
+    public readonly record struct WakeStats(long Wakeups, long Local)
+    {
+        public double LocalShare => Wakeups > 0 ? (double)Local / Wakeups : 0;
+        public static WakeStats operator +(WakeStats a, WakeStats b) => new(a.Wakeups + b.Wakeups, a.Local + b.Local);
+    }
+
+    private WakeStats _wakes;
+
+    /// <summary>This reader's wake-ups so far (a listening socket's: its connections' too).</summary>
+    public virtual WakeStats Wakes => _wakes;
+
+    internal void NoteWake(bool local) => _wakes = new(_wakes.Wakeups + 1, _wakes.Local + (local ? 1 : 0));
+
     /// <summary>The application's turn: it reads what is queued (and, for TCP, closes on EOF).</summary>
     public abstract void Read(NetStack stack);
 

@@ -121,6 +121,16 @@ public sealed class TcpListenSock : Sock
         }
     }
 
+    public override WakeStats Wakes
+    {
+        get
+        {
+            var w = base.Wakes;
+            foreach (var c in _accepted) w += c.Wakes;
+            return w;
+        }
+    }
+
     public override void WriteDump(StringBuilder sb)
     {
         sb.Append(Line).Append('\n');

@@ -33,8 +33,8 @@ public class PodVsNativeModelTests
     /// <summary>The baseline predicted with Softnet's CPU 1 shares gives back the kernel runs <see cref="Model"/> took.</summary>
     private static void GivesBackTheBaseline(PodVsNativeModel m, double nativeCpu1, double podCpu1)
     {
-        var native = m.NsPerByte(Baseline, false, SoftnetNative, SoftnetNative, nativeCpu1, nativeCpu1, 1);
-        var pod = m.NsPerByte(Baseline, true, SoftnetNative, SoftnetPod, nativeCpu1, podCpu1, 1);
+        var native = m.NsPerByte(Baseline, false, SoftnetNative, SoftnetNative, nativeCpu1, nativeCpu1, 1, 0);
+        var pod = m.NsPerByte(Baseline, true, SoftnetNative, SoftnetPod, nativeCpu1, podCpu1, 1, 0);
         Assert.Equal(1.3, native.Cpu0, 6);
         Assert.Equal(1.0, native.Cpu1, 6);
         Assert.Equal(2.8, pod.Cpu0, 6);
@@ -55,7 +55,20 @@ public class PodVsNativeModelTests
         GivesBackTheBaseline(m, 0.25, 0.3);
         // With the server on the softirq CPU, Softnet runs its ACKs there too: CPU 0 carries the baseline's two CPUs.
         var shared = PodVsNativeExperiment.Settings.Single(s => s.ReaderWithSoftirq);
-        Assert.Equal(1.3 + 1.0, m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1).Cpu0, 6);
+        Assert.Equal(1.3 + 1.0, m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1, 0).Cpu0, 6);
+    }
+
+    /// <summary>Woken from its own CPU (Softnet's replay ran the socket's softirq work there) the reader reads a batch:
+    /// its copy stays per byte, its per-read work spreads to nothing; half its wake-ups local, half that work.</summary>
+    [Fact]
+    public void A_reader_woken_from_its_own_cpu_pays_its_copy_and_not_its_per_read_work()
+    {
+        var m = Model();
+        var shared = PodVsNativeExperiment.Settings.Single(s => s.ReaderWithSoftirq);
+        Assert.Equal(1.3 + Copy, m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1, 1).Cpu0, 6);
+        Assert.Equal(2.8 + Copy, m.NsPerByte(shared, true, SoftnetNative, SoftnetPod, 0, 0, 1, 1).Cpu0, 6);
+        var rfs = PodVsNativeExperiment.Settings.Single(s => s.Rfs);
+        Assert.Equal(m.NativeFactor * 0.54 + Copy + (1.0 - Copy) / 2, m.NsPerByte(rfs, false, SoftnetNative, SoftnetNative, 0.9, 0.9, 1, 0.5).Cpu1, 6);
     }
 
     [Fact]
@@ -64,7 +77,7 @@ public class PodVsNativeModelTests
         var m = Model();
         var rfs = PodVsNativeExperiment.Settings.Single(s => s.Rfs);
         // Softnet ran 90% of native on CPU 1, and of the pod's path just that same work (0.54 of 1.2 ns/B).
-        var pod = m.NsPerByte(rfs, true, SoftnetNative, SoftnetPod, 0.9, 0.54 / 1.2, 1);
+        var pod = m.NsPerByte(rfs, true, SoftnetNative, SoftnetPod, 0.9, 0.54 / 1.2, 1, 0);
         Assert.Equal(0.6 + m.NativeFactor * 0.06 + m.ExtraFactor * 0.6, pod.Cpu0, 6);
         Assert.Equal(m.NativeFactor * 0.54 + 1.6, pod.Cpu1, 6);
     }
@@ -74,10 +87,10 @@ public class PodVsNativeModelTests
     {
         var m = Model();
         var shared = PodVsNativeExperiment.Settings.Single(s => s.ReaderWithSoftirq);
-        var native = m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1);
+        var native = m.NsPerByte(shared, false, SoftnetNative, SoftnetNative, 0, 0, 1, 0);
         Assert.Equal(1.3 + 1.0, native.Cpu0, 6);
         Assert.Equal(0, native.Cpu1, 6);
         var gro = PodVsNativeExperiment.Settings.Single(s => s.Gro);
-        Assert.Equal(Copy + (1.0 - Copy) / 4, m.NsPerByte(gro, false, 0.4, 0.4, 0, 0, 4).Cpu1, 6);
+        Assert.Equal(Copy + (1.0 - Copy) / 4, m.NsPerByte(gro, false, 0.4, 0.4, 0, 0, 4, 0).Cpu1, 6);
     }
 }

@@ -70,4 +70,27 @@ public class TwoNodeOverlayTests
         Assert.True(nodeA.Device("flannel.1")!.TxPackets > 0); // node A's own VXLAN device wrapped the pod's frames
         Assert.Contains("pod->native", run.Verdict());
     }
+
+    /// <summary>The iperf3 server's wake-ups (sk_data_ready) on node B, as schedstat's ttwu_local tells them apart:
+    /// issued on its own CPU when it shares the softirq CPU, from the other CPU when it is pinned apart.</summary>
+    [Theory]
+    [InlineData(0, 1.0)]
+    [InlineData(1, 0.0)]
+    public void The_readers_wake_ups_are_local_only_on_the_softirq_cpu(int readerCpu, double localShare)
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-wake-");
+        try
+        {
+            ScenarioFiles.Copy(TwoNodeOverlay.Extract(), dir.FullName);
+            string sockets = Path.Combine(dir.FullName, "ns", "nodeB", "sockets");
+            File.WriteAllText(sockets, File.ReadAllText(sockets).Replace("tcp listen 10.0.0.2:5201", $"tcp listen 10.0.0.2:5201 cpu {readerCpu}", StringComparison.Ordinal));
+            var f = TwoNodeOverlay.MeasurePath(dir.FullName, TwoNodePath.Native, new ScenarioOptions { Replay = new ReplayOptions { Cpus = [0, 1] } }, 256 << 10, 2e9, 1);
+            Assert.Equal(256 << 10, f.BytesRead);
+            Assert.Equal(localShare, f.LocalWakeShare, 6);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
 }

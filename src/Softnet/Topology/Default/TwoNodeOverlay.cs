@@ -28,7 +28,9 @@ public enum TwoNodePath
     PodToPod,
 }
 
-/// <summary>What one path cost both nodes, from a replay of that path's traffic alone.</summary>
+/// <summary>What one path cost both nodes, from a replay of that path's traffic alone. <c>Cpu1Share</c>: the share of
+/// the replay's time that ran on virtual CPU 1; <c>LocalWakeShare</c>: the share of the receiving reader's wake-ups
+/// issued on its own CPU (<see cref="Transport.Sock.WakeStats"/>).</summary>
 public sealed record TwoNodePathFigures(
     TwoNodePath Path,
     string Name,
@@ -41,7 +43,8 @@ public sealed record TwoNodePathFigures(
     long Drops,
     IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment,
     double CpuNsPerSegment = 0,
-    double Cpu1Share = 0)
+    double Cpu1Share = 0,
+    double LocalWakeShare = 0)
 {
     /// <summary>CPU time per payload byte (the replay thread's CPU time over the run, the generator's own cost taken out).</summary>
     public double CpuNsPerByte => BytesRead > 0 ? CpuNsPerSegment * Segments / BytesRead : 0;
@@ -336,7 +339,8 @@ public static class TwoNodeOverlay
     private static TwoNodePathFigures Figures(TwoNodePath p, ScenarioReport r, long cpuNs, double cpu1Share = 0)
     {
         var sockNs = r.Scenario.Namespace(p == TwoNodePath.PodToPod ? "podB" : "nodeB")!;
-        var stats = sockNs.Sockets.All.OfType<TcpListenSock>().First().Stats;
+        var listener = sockNs.Sockets.All.OfType<TcpListenSock>().First();
+        var stats = listener.Stats;
         long segments = r.Replay.PacketsIn;
         var gro = r.Replay.Sections.OfType<GroStats>().FirstOrDefault();
         var cpu = r.Replay.Sections.OfType<StageTimeSection>().FirstOrDefault()?.PerPacket() ?? [];
@@ -348,7 +352,7 @@ public static class TwoNodeOverlay
         return new TwoNodePathFigures(p, PathName(p), segments, stats.Bytes, stats.BitsPerSecond, gro?.MergeRatio ?? 1,
             segments > 0 ? (double)nodes.Sum(n => n.Mib[SnmpCounter.IpInReceives]) / segments : 0,
             nodes.Sum(n => n.HasIptables && n.Netfilter.ConntrackEnabled ? n.Netfilter.Conntrack.Count : 0), drops, cpu,
-            segments > 0 ? (double)cpuNs / segments : 0, cpu1Share);
+            segments > 0 ? (double)cpuNs / segments : 0, cpu1Share, listener.Wakes.LocalShare);
     }
 
     /// <summary>Node A's drops but those of the raw rule that stands for the host client's socket (from iptables.extra).</summary>
