@@ -590,19 +590,7 @@ public static class LiveBench
     }
 
     /// <summary>The softirq column of every cpuN line of /proc/stat (USER_HZ ticks), by CPU number.</summary>
-    internal static long[] SoftirqTicksByCpu()
-    {
-        var ticks = new List<long>();
-        foreach (var line in File.ReadLines("/proc/stat"))
-        {
-            if (!line.StartsWith("cpu", StringComparison.Ordinal) || line.Length < 4 || !char.IsAsciiDigit(line[3])) continue;
-            var t = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            int cpu = int.Parse(t[0].AsSpan(3), CultureInfo.InvariantCulture);
-            while (ticks.Count <= cpu) ticks.Add(0);
-            ticks[cpu] = long.Parse(t[7], CultureInfo.InvariantCulture);
-        }
-        return [.. ticks];
-    }
+    internal static long[] SoftirqTicksByCpu() => [.. Softnet.Telemetry.HostCpuTicks.PerCpu().Select(c => c[Softnet.Telemetry.HostCpuTicks.Softirq])];
 
     /// <summary>Each CPU's softirq ticks per second with nothing of ours running (other tenants of the machine).</summary>
     private static double[] IdleSoftirqRates()

@@ -90,10 +90,9 @@ public static class LocalBench
     /// <summary>Another online CPU for the kernel's reader (the measured one where the machine has one CPU).</summary>
     private static int OtherCpu(int cpu)
     {
-        foreach (var line in File.ReadLines("/proc/stat"))
-            if (line.StartsWith("cpu", StringComparison.Ordinal) && line.Length > 3 && char.IsDigit(line[3])
-                && int.TryParse(line[3..line.IndexOf(' ')], CultureInfo.InvariantCulture, out int c) && c != cpu)
-                return c;
+        var cpus = Softnet.Telemetry.HostCpuTicks.PerCpu();
+        for (int c = 0; c < cpus.Length; c++)
+            if (c != cpu && cpus[c].Sum() > 0) return c; // an offline CPU's line is missing: zeros
         return cpu;
     }
 

@@ -443,13 +443,7 @@ public static class NetfilterBench
     }
 
     /// <summary>Sum of the softirq column of the "cpu" line of /proc/stat, in USER_HZ ticks.</summary>
-    private static long SoftirqTicks()
-    {
-        foreach (var line in File.ReadLines("/proc/stat"))
-            if (line.StartsWith("cpu ", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture);
-        return 0;
-    }
+    private static long SoftirqTicks() => Softnet.Telemetry.HostCpuTicks.Total()[Softnet.Telemetry.HostCpuTicks.Softirq];
 
     private static (int Exit, string Out, string Err) Sh(string script)
     {

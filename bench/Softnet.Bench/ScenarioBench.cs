@@ -528,17 +528,10 @@ public static class ScenarioBench
 
     private static int s_kernelRuns;
 
-    internal const double UserHz = 100;
+    internal const double UserHz = Softnet.Telemetry.HostCpuTicks.UserHz;
 
     /// <summary>softirq column of CPU <paramref name="cpu"/> in /proc/stat (USER_HZ ticks).</summary>
-    internal static long SoftirqTicks(int cpu)
-    {
-        string prefix = $"cpu{cpu} ";
-        foreach (var line in File.ReadLines("/proc/stat"))
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture);
-        throw new InvalidOperationException($"no {prefix.Trim()} line in /proc/stat");
-    }
+    internal static long SoftirqTicks(int cpu) => Softnet.Telemetry.HostCpuTicks.Of(cpu, Softnet.Telemetry.HostCpuTicks.Softirq);
 
     internal static double IdleSoftirqRate(int cpu)
     {

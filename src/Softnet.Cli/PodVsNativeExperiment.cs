@@ -345,7 +345,7 @@ public sealed class PodVsNativeExperiment
         return new KernelSample(received.GetProperty("bits_per_second").GetDouble(),
             PerByte(util.GetProperty("host_total").GetDouble() / 100 * wallNs), PerByte(util.GetProperty("remote_total").GetDouble() / 100 * wallNs),
             PerByte((soft1[0] - soft0[0]) * KernelTicks.TickNs), PerByte((soft1[1] - soft0[1]) * KernelTicks.TickNs),
-            PerByte((cpus1[0][6] - cpus0[0][6]) * KernelTicks.TickNs),
+            PerByte((cpus1[0][Telemetry.HostCpuTicks.Softirq] - cpus0[0][Telemetry.HostCpuTicks.Softirq]) * KernelTicks.TickNs),
             CpuSplit.Between(cpus0[0], cpus1[0]), CpuSplit.Between(cpus0[1], cpus1[1]));
     }
 

@@ -1,3 +1,4 @@
+using Softnet.Telemetry;
 using System.Globalization;
 
 namespace Softnet.Cli;
@@ -72,11 +73,11 @@ public readonly record struct CpuSplit(double User, double System, double Softir
 {
     public static CpuSplit Between(long[] a, long[] b)
     {
-        // user nice system idle iowait irq softirq steal
         double d(int i) => b[i] - a[i];
-        double total = Enumerable.Range(0, 8).Sum(d);
+        double total = Enumerable.Range(0, HostCpuTicks.Steal + 1).Sum(d);
         if (total <= 0) return default;
-        return new CpuSplit((d(0) + d(1)) / total, (d(2) + d(5)) / total, d(6) / total, (d(3) + d(4)) / total, d(7) / total);
+        return new CpuSplit((d(HostCpuTicks.User) + d(HostCpuTicks.Nice)) / total, (d(HostCpuTicks.System) + d(HostCpuTicks.Irq)) / total,
+            d(HostCpuTicks.Softirq) / total, (d(HostCpuTicks.Idle) + d(HostCpuTicks.IoWait)) / total, d(HostCpuTicks.Steal) / total);
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"usr {User:P0} sys {System:P0} si {Softirq:P0} idle {Idle:P0} st {Steal:P0}");
@@ -85,21 +86,13 @@ public readonly record struct CpuSplit(double User, double System, double Softir
 /// <summary>Tick counters: /proc/stat's per CPU and ksoftirqd's per CPU (USER_HZ ticks).</summary>
 internal static class KernelTicks
 {
-    /// <summary>Nanoseconds per USER_HZ tick (100 Hz on Linux).</summary>
-    public const double TickNs = 1e7;
+    public const double TickNs = Telemetry.HostCpuTicks.TickNs;
 
+    /// <summary>CPUs 0 and 1's /proc/stat columns (zeros for a CPU the machine lacks).</summary>
     public static long[][] Cpus()
     {
-        var cpus = new long[2][];
-        foreach (var line in File.ReadLines("/proc/stat"))
-        {
-            if (line.Length < 4 || !line.StartsWith("cpu", StringComparison.Ordinal) || !char.IsDigit(line[3])) continue;
-            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            int id = int.Parse(f[0].AsSpan(3), CultureInfo.InvariantCulture);
-            if (id < 2) cpus[id] = [.. f.Skip(1).Take(8).Select(x => long.Parse(x, CultureInfo.InvariantCulture))];
-        }
-        for (int i = 0; i < 2; i++) cpus[i] ??= new long[8];
-        return cpus;
+        var all = Telemetry.HostCpuTicks.PerCpu();
+        return [.. Enumerable.Range(0, 2).Select(i => i < all.Length ? all[i] : new long[Telemetry.HostCpuTicks.Steal + 1])];
     }
 
     /// <summary>ksoftirqd/0's and ksoftirqd/1's utime + stime.</summary>
