@@ -468,7 +468,8 @@ public sealed class GroEngine
         {
             if (!(skb.Gro.CsumValid && Checksum.Add(pseudo, skb.Gro.Csum) == 0xFFFF))
             {
-                uint sum = SumRange(skb, skb.Gro.DataOffset, GroLen(skb));
+                // All of it in the head (every unmerged small packet): one sum, no frag walk.
+                uint sum = skb.DataLen == 0 ? SumLinear(skb) : SumRange(skb, skb.Gro.DataOffset, GroLen(skb));
                 skb.Gro.Csum = sum;
                 skb.Gro.CsumValid = true;
                 if (Checksum.Add(pseudo, sum) != 0xFFFF) return true;
@@ -479,6 +480,20 @@ public sealed class GroEngine
         else if (skb.IpSummed == CsumState.Unnecessary) { if (skb.CsumLevel < 3) skb.CsumLevel++; }
         else if (skb.IpSummed == CsumState.None) { skb.IpSummed = CsumState.Unnecessary; skb.CsumLevel = 0; }
         return false;
+    }
+
+    /// <summary>skb_checksum over the GRO payload of a linear skb (skb_gro_offset to the end of the head), read in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe uint SumLinear(Skb skb) => Checksum.Sum(new ReadOnlySpan<byte>(skb.DataAddress + skb.Gro.DataOffset, GroLen(skb)));
+
+    /// <summary>inet_gro_compute_pseudo: the pseudo-header of the innermost IPv4 header parsed, for
+    /// <paramref name="proto"/> over skb_gro_len, read in place (the header was made linear when it was parsed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe uint PseudoV4(Skb skb, byte proto)
+    {
+        byte* iph = skb.DataAddress + skb.Gro.InnermostNetworkOffset;
+        // The addresses as two 32-bit words: their sum folds to the same 16-bit value as the four 16-bit halves.
+        return Checksum.Fold64((ulong)Be32(iph + 12) + Be32(iph + 16) + proto + (uint)GroLen(skb));
     }
 
     /// <summary>Whether <see cref="ChecksumBad"/> has to verify the sum (and so needs the pseudo-header) or only

@@ -26,11 +26,7 @@ public static class TcpGro
         if (skb.Gro.Flush == 0)
         {
             uint pseudo = 0;
-            if (GroEngine.ChecksumNeeded(skb, false, 0))
-            {
-                ReadOnlySpan<byte> iph = skb.LinearData.Slice(skb.Gro.InnermostNetworkOffset, 20);
-                pseudo = Checksum.PseudoHeaderV4(iph.Slice(12, 4), iph.Slice(16, 4), 6, GroEngine.GroLen(skb));
-            }
+            if (GroEngine.ChecksumNeeded(skb, false, 0)) pseudo = GroEngine.PseudoV4(skb, 6);
             if (GroEngine.ChecksumBad(skb, pseudo, false, 0)) return Flush(e, skb, GroNormalReason.BadChecksum);
         }
         int thoff = skb.Gro.DataOffset;

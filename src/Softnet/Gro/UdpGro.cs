@@ -32,7 +32,7 @@ public abstract class UdpTunnelGro
 /// </summary>
 public static class UdpGro
 {
-    internal static Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, bool v6)
+    internal static unsafe Skb? Receive(GroEngine e, GroBucket bucket, Skb skb, bool v6)
     {
         int off = skb.Gro.DataOffset;
         if (!GroEngine.MayPull(skb, off + 8))
@@ -41,7 +41,7 @@ public static class UdpGro
             skb.Gro.Flush = 1;
             return null;
         }
-        ushort check = GroEngine.Be16(skb.LinearData, off + 6);
+        ushort check = GroEngine.Be16(skb.DataAddress + off + 6);
         if (skb.Gro.Flush == 0)
         {
             // Don't bother verifying a packet that is flushed anyway (as udp4_gro_receive skips it).
@@ -69,10 +69,9 @@ public static class UdpGro
     /// <summary>The pseudo-header of the innermost IP header parsed (inet_gro_compute_pseudo / ip6_gro_compute_pseudo).</summary>
     private static uint Pseudo(Skb skb, bool v6)
     {
+        if (!v6) return GroEngine.PseudoV4(skb, 17);
         ReadOnlySpan<byte> nh = skb.LinearData.Slice(skb.Gro.InnermostNetworkOffset);
-        return v6
-            ? Checksum.PseudoHeaderV6(nh.Slice(8, 16), nh.Slice(24, 16), 17, GroEngine.GroLen(skb))
-            : Checksum.PseudoHeaderV4(nh.Slice(12, 4), nh.Slice(16, 4), 17, GroEngine.GroLen(skb));
+        return Checksum.PseudoHeaderV6(nh.Slice(8, 16), nh.Slice(24, 16), 17, GroEngine.GroLen(skb));
     }
 
     /// <summary>udp_gro_receive.</summary>
