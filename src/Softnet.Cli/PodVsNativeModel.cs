@@ -17,9 +17,10 @@ namespace Softnet.Cli;
 /// does not time. The rest holds the socket backlog too: segments that arrive
 /// while the reader owns the socket (sock_owned_by_user) wait in it and go through tcp_v4_do_rcv at release_sock on the
 /// reader's CPU, with the ACKs they send. This replay gives reads no virtual time (no --reader-ns-per-*), so its
-/// reader never holds the socket (TcpBacklog models that only for readers that take time) and Softnet sends
-/// those ACKs from softirq on CPU 0 (__tcp_ack_snd_check, every second full segment): without GRO it put 1 % of the
-/// baseline's work on CPU 1, with GRO (ACKs from tcp_cleanup_rbuf) a quarter.</item>
+/// reader never holds the socket (TcpBacklog models that only for readers that take time); it reads once per softirq
+/// round (ReplayOptions.ReadersPerRound), so TCP leaves the ACKs to its reads (tcp_cleanup_rbuf) and Softnet runs
+/// them and their way back on the reader's CPU: 13-21 % of the baseline's work on CPU 1, with GRO 30 % (a reader after
+/// every frame kept the window growing, softirq sent them from CPU 0 and left 1 % there).</item>
 /// </list>
 /// Softnet's time on a CPU is turned into the kernel's by two factors: one for the stages native→native crosses
 /// (<see cref="NativeFactor"/>; the pod path's share of a CPU up to native's own there) and one for what the pod's frames

@@ -135,6 +135,10 @@ public sealed class NapiEngine : IDisposable
     /// <summary>Deterministic mode: a CPU's net_rx_action round ended at the given time (where RPS sends its IPIs).</summary>
     internal event Action<SoftnetCpu, long>? RoundEnded;
 
+    /// <summary>Deterministic mode: a CPU's net_rx_action round is done with its NAPI instances but still the running
+    /// work (<see cref="Current"/>, its host time): readers that read per round read here.</summary>
+    internal event Action<SoftnetCpu>? RoundClosing;
+
     /// <summary>Current time in ns: the virtual clock (deterministic) or wall time since the engine was made.</summary>
     public long NowNs => Mode == NapiMode.Deterministic ? _now : Stopwatch.GetElapsedTime(_t0).Ticks * 100;
 
@@ -252,6 +256,7 @@ public sealed class NapiEngine : IDisposable
                 InRound = true;
                 long h0 = Stopwatch.GetTimestamp();
                 long took = c.NetRxAction(best, virtualTime: true);
+                RoundClosing?.Invoke(c);
                 c.HostNs += Stopwatch.GetElapsedTime(h0).Ticks * 100;
                 InRound = false;
                 Current = null;

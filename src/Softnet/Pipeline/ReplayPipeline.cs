@@ -71,6 +71,11 @@ public sealed record ReplayOptions
     /// <summary>Scenario readers with `cpu N`: CPU time per read (the system call and wake-up).</summary>
     public long ReaderNsPerRead { get; init; }
 
+    /// <summary>Readers that take no CPU time read once per net_rx_action round, what the round queued for them, rather
+    /// than after each frame: a reader behind a busy softirq, which TCP sees (the window does not grow for data still
+    /// unread, so __tcp_ack_snd_check leaves the ACKs to the reads' tcp_cleanup_rbuf, on the reader's CPU).</summary>
+    public bool ReadersPerRound { get; init; }
+
     /// <summary>Called with the NAPI engine once it is made, before any frame (a scenario puts its readers' CPUs on it).</summary>
     public Action<NapiEngine>? EngineCreated { get; init; }
 

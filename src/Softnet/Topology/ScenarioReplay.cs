@@ -115,6 +115,11 @@ public static class ScenarioReplay
                 // Readers pinned with `cpu N` share their CPU with softirq when reads cost CPU time.
                 if (options.Replay.ReaderNsPerByte > 0 || options.Replay.ReaderNsPerRead > 0)
                     stack.ReaderCpus = new Transport.SocketReaderCpus(engine, stack, options.Replay.ReaderNsPerByte, options.Replay.ReaderNsPerRead, offset);
+                else if (options.Replay.ReadersPerRound)
+                {
+                    stack.DeferReaders = true;
+                    engine.RoundClosing += _ => stack.RunReaders();
+                }
                 // netif_rx on the engine's CPUs: RPS/RFS set on scenario devices (ns/NAME/sysfs) steers to the CPUs'
                 // backlogs, and softnet_stat counts what each CPU processed; the global settings (netdev_max_backlog,
                 // rps_sock_flow_entries, the flow limit) are the replay's.

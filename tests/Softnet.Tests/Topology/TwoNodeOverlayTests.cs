@@ -93,4 +93,33 @@ public class TwoNodeOverlayTests
             dir.Delete(true);
         }
     }
+
+    /// <summary>A reader that reads once per softirq round reads every byte, no more often than one that reads after
+    /// every frame, and TCP sends as many ACKs.</summary>
+    [Fact]
+    public void Readers_per_round_send_the_acks_from_the_readers_cpu()
+    {
+        var dir = Directory.CreateTempSubdirectory("softnet-perround-");
+        try
+        {
+            ScenarioFiles.Copy(TwoNodeOverlay.Extract(), dir.FullName);
+            string sockets = Path.Combine(dir.FullName, "ns", "nodeB", "sockets");
+            File.WriteAllText(sockets, File.ReadAllText(sockets).Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1", StringComparison.Ordinal));
+            TwoNodePathFigures Run(bool perRound) => TwoNodeOverlay.MeasurePath(dir.FullName, TwoNodePath.Native,
+                new ScenarioOptions { Replay = new ReplayOptions { Cpus = [0, 1], ReadersPerRound = perRound } }, 1 << 20, 2e9, 1);
+            var perFrame = Run(false);
+            var perRound = Run(true);
+            Assert.Equal(1 << 20, perFrame.BytesRead);
+            Assert.Equal(1 << 20, perRound.BytesRead);
+            Assert.Equal(0, perRound.Drops);
+            // Reads of what a round queued: no more of them than after every frame, and as many ACKs, which TCP now
+            // leaves to the reads (tcp_cleanup_rbuf, on the reader's CPU: the experiment's CPU 1 share shows it).
+            Assert.True(perRound.WakeupsPerSegment <= perFrame.WakeupsPerSegment, $"{perRound.WakeupsPerSegment:F3} > {perFrame.WakeupsPerSegment:F3}");
+            Assert.InRange(perRound.AcksPerSegment, 0.8 * perFrame.AcksPerSegment, 1.2 * perFrame.AcksPerSegment);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
 }

@@ -30,7 +30,9 @@ public enum TwoNodePath
 
 /// <summary>What one path cost both nodes, from a replay of that path's traffic alone. <c>Cpu1Share</c>: the share of
 /// the replay's time that ran on virtual CPU 1; <c>LocalWakeShare</c>: the share of the receiving reader's wake-ups
-/// issued on its own CPU (<see cref="Transport.Sock.WakeStats"/>).</summary>
+/// issued on its own CPU (<see cref="Transport.Sock.WakeStats"/>); <c>AcksPerSegment</c>: the receiving node's TCP
+/// segments sent (OutSegs: its ACKs) per data segment; <c>WakeupsPerSegment</c>: the reader's wake-ups (its reads) per
+/// data segment.</summary>
 public sealed record TwoNodePathFigures(
     TwoNodePath Path,
     string Name,
@@ -44,7 +46,9 @@ public sealed record TwoNodePathFigures(
     IReadOnlyList<(string Stage, double NsPerPacket)> CpuPerSegment,
     double CpuNsPerSegment = 0,
     double Cpu1Share = 0,
-    double LocalWakeShare = 0)
+    double LocalWakeShare = 0,
+    double AcksPerSegment = 0,
+    double WakeupsPerSegment = 0)
 {
     /// <summary>CPU time per payload byte (the replay thread's CPU time over the run, the generator's own cost taken out).</summary>
     public double CpuNsPerByte => BytesRead > 0 ? CpuNsPerSegment * Segments / BytesRead : 0;
@@ -352,7 +356,9 @@ public static class TwoNodeOverlay
         return new TwoNodePathFigures(p, PathName(p), segments, stats.Bytes, stats.BitsPerSecond, gro?.MergeRatio ?? 1,
             segments > 0 ? (double)nodes.Sum(n => n.Mib[SnmpCounter.IpInReceives]) / segments : 0,
             nodes.Sum(n => n.HasIptables && n.Netfilter.ConntrackEnabled ? n.Netfilter.Conntrack.Count : 0), drops, cpu,
-            segments > 0 ? (double)cpuNs / segments : 0, cpu1Share, listener.Wakes.LocalShare);
+            segments > 0 ? (double)cpuNs / segments : 0, cpu1Share, listener.Wakes.LocalShare,
+            segments > 0 ? (double)sockNs.Mib[SnmpCounter.TcpOutSegs] / segments : 0,
+            segments > 0 ? (double)listener.Wakes.Wakeups / segments : 0);
     }
 
     /// <summary>Node A's drops but those of the raw rule that stands for the host client's socket (from iptables.extra).</summary>
