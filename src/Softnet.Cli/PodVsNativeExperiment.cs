@@ -283,9 +283,14 @@ public sealed class PodVsNativeExperiment
             Build(root, prefix, names, created, s);
             int cpus = Environment.ProcessorCount;
             string clientCpu = "0", serverCpu = cpus < 2 ? "0" : s.ReaderCpu.ToString(CultureInfo.InvariantCulture);
-            foreach (var (ns, addr) in new[] { ("nodeB", "10.0.0.2") })
-                Sh("ip", "netns", "exec", $"{prefix}-{ns}", "taskset", "-c", serverCpu, "iperf3", "-s", "-D", "-B", addr, "-p", "5201");
-            Thread.Sleep(300);
+            // iperf3 -s -D: if the server is gone (it has exited on a client's error now and then), a run starts another.
+            void StartServer()
+            {
+                Sh("ip", "netns", "exec", $"{prefix}-nodeB", "taskset", "-c", serverCpu, "iperf3", "-s", "-D", "-B", "10.0.0.2", "-p", "5201");
+                Thread.Sleep(300);
+            }
+            StartServer();
+            KernelSample Iperf(string prefix, string ns, string server, string cpu, double seconds) => PodVsNativeExperiment.Iperf(prefix, ns, server, cpu, seconds, StartServer);
             // A warm-up pair, not kept: the first connection through fresh namespaces pays for the neighbour and route
             // caches, conntrack's first entries and page-cache misses of iperf3 itself.
             if (!Quick)
@@ -320,8 +325,9 @@ public sealed class PodVsNativeExperiment
     }
 
     /// <summary>One iperf3 run: throughput, and CPU time per byte from iperf3's own getrusage figures (client and
-    /// server), ksoftirqd's ticks and CPU 0's softirq ticks over the run.</summary>
-    private static KernelSample Iperf(string prefix, string ns, string server, string cpu, double seconds)
+    /// server), ksoftirqd's ticks and CPU 0's softirq ticks over the run. A busy server is waited for, a gone one
+    /// started again.</summary>
+    private static KernelSample Iperf(string prefix, string ns, string server, string cpu, double seconds, Action restartServer)
     {
         var cpus0 = KernelTicks.Cpus();
         var soft0 = KernelTicks.Ksoftirqd();
@@ -334,8 +340,11 @@ public sealed class PodVsNativeExperiment
             if (!doc.RootElement.TryGetProperty("error", out var err)) break;
             string message = err.GetString() ?? "";
             doc.Dispose();
-            if (attempt == 5 || !message.Contains("busy", StringComparison.Ordinal)) throw new InvalidOperationException($"iperf3 -c {server} in {ns}: {message}");
-            Thread.Sleep(500 * attempt);
+            bool refused = message.Contains("Connection refused", StringComparison.Ordinal);
+            if (attempt == 5 || !(refused || message.Contains("busy", StringComparison.Ordinal)))
+                throw new InvalidOperationException($"iperf3 -c {server} in {ns}: {message}");
+            if (refused) restartServer();
+            else Thread.Sleep(500 * attempt);
             cpus0 = KernelTicks.Cpus();
             soft0 = KernelTicks.Ksoftirqd();
         }
