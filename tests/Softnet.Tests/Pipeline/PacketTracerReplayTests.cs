@@ -4,6 +4,7 @@ using Softnet.Filter;
 using Softnet.Packets;
 using Softnet.Pipeline;
 using Softnet.Telemetry;
+using Softnet.Tests.Support;
 using Xunit;
 
 namespace Softnet.Tests.Pipeline;
@@ -100,9 +101,11 @@ public sealed class PacketTracerReplayTests
         var tracer = new PacketTracer("udp port 53 and ip[5] & 1 = 0");
         var frame = Udp(9000, 40, 2);
         for (int i = 0; i < 100; i++) tracer.Select(frame, frame.Length, LinkType.Ethernet, i, 0);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++) tracer.Select(frame, frame.Length, LinkType.Ethernet, i, 0);
-        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+        // Tiered compilation's one-off allocations (6 KB once in a CI run) land in one round at most.
+        AllocationAssert.NothingPerOperation(() =>
+        {
+            for (int i = 0; i < 10_000; i++) tracer.Select(frame, frame.Length, LinkType.Ethernet, i, 0);
+        }, 10_000, "unselected frames");
         Assert.Empty(tracer.Journeys);
     }
 
