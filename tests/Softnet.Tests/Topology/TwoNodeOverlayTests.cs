@@ -71,22 +71,18 @@ public class TwoNodeOverlayTests
         Assert.Contains("pod->native", run.Verdict());
     }
 
-    /// <summary>The iperf3 server's wake-ups (sk_data_ready) on node B, as schedstat's ttwu_local tells them apart:
-    /// issued on its own CPU when it shares the softirq CPU, from the other CPU when it is pinned apart.</summary>
-    [Theory]
-    [InlineData(0, 1.0)]
-    [InlineData(1, 0.0)]
-    public void The_readers_wake_ups_are_local_only_on_the_softirq_cpu(int readerCpu, double localShare)
+    /// <summary>The default scenario in a temporary folder with node B's iperf3 server pinned to <paramref name="readerCpu"/>;
+    /// the native path replayed in it on CPUs 0 and 1 with <paramref name="options"/>.</summary>
+    private static TwoNodePathFigures NativeWithReaderOn(int readerCpu, long bytes, Func<ReplayOptions, ReplayOptions>? options = null)
     {
-        var dir = Directory.CreateTempSubdirectory("softnet-wake-");
+        var dir = Directory.CreateTempSubdirectory("softnet-reader-");
         try
         {
             ScenarioFiles.Copy(TwoNodeOverlay.Extract(), dir.FullName);
             string sockets = Path.Combine(dir.FullName, "ns", "nodeB", "sockets");
             File.WriteAllText(sockets, File.ReadAllText(sockets).Replace("tcp listen 10.0.0.2:5201", $"tcp listen 10.0.0.2:5201 cpu {readerCpu}", StringComparison.Ordinal));
-            var f = TwoNodeOverlay.MeasurePath(dir.FullName, TwoNodePath.Native, new ScenarioOptions { Replay = new ReplayOptions { Cpus = [0, 1] } }, 256 << 10, 2e9, 1);
-            Assert.Equal(256 << 10, f.BytesRead);
-            Assert.Equal(localShare, f.LocalWakeShare, 6);
+            var replay = new ReplayOptions { Cpus = [0, 1] };
+            return TwoNodeOverlay.MeasurePath(dir.FullName, TwoNodePath.Native, new ScenarioOptions { Replay = options?.Invoke(replay) ?? replay }, bytes, 2e9, 1);
         }
         finally
         {
@@ -94,32 +90,31 @@ public class TwoNodeOverlayTests
         }
     }
 
+    /// <summary>The iperf3 server's wake-ups (sk_data_ready) on node B, as schedstat's ttwu_local tells them apart:
+    /// issued on its own CPU when it shares the softirq CPU, from the other CPU when it is pinned apart.</summary>
+    [Theory]
+    [InlineData(0, 1.0)]
+    [InlineData(1, 0.0)]
+    public void The_readers_wake_ups_are_local_only_on_the_softirq_cpu(int readerCpu, double localShare)
+    {
+        var f = NativeWithReaderOn(readerCpu, 256 << 10);
+        Assert.Equal(256 << 10, f.BytesRead);
+        Assert.Equal(localShare, f.LocalWakeShare, 6);
+    }
+
     /// <summary>A reader that reads once per softirq round reads every byte, no more often than one that reads after
     /// every frame, and TCP sends as many ACKs.</summary>
     [Fact]
     public void Readers_per_round_send_the_acks_from_the_readers_cpu()
     {
-        var dir = Directory.CreateTempSubdirectory("softnet-perround-");
-        try
-        {
-            ScenarioFiles.Copy(TwoNodeOverlay.Extract(), dir.FullName);
-            string sockets = Path.Combine(dir.FullName, "ns", "nodeB", "sockets");
-            File.WriteAllText(sockets, File.ReadAllText(sockets).Replace("tcp listen 10.0.0.2:5201", "tcp listen 10.0.0.2:5201 cpu 1", StringComparison.Ordinal));
-            TwoNodePathFigures Run(bool perRound) => TwoNodeOverlay.MeasurePath(dir.FullName, TwoNodePath.Native,
-                new ScenarioOptions { Replay = new ReplayOptions { Cpus = [0, 1], ReadersPerRound = perRound } }, 1 << 20, 2e9, 1);
-            var perFrame = Run(false);
-            var perRound = Run(true);
-            Assert.Equal(1 << 20, perFrame.BytesRead);
-            Assert.Equal(1 << 20, perRound.BytesRead);
-            Assert.Equal(0, perRound.Drops);
-            // Reads of what a round queued: no more of them than after every frame, and as many ACKs, which TCP now
-            // leaves to the reads (tcp_cleanup_rbuf, on the reader's CPU: the experiment's CPU 1 share shows it).
-            Assert.True(perRound.WakeupsPerSegment <= perFrame.WakeupsPerSegment, $"{perRound.WakeupsPerSegment:F3} > {perFrame.WakeupsPerSegment:F3}");
-            Assert.InRange(perRound.AcksPerSegment, 0.8 * perFrame.AcksPerSegment, 1.2 * perFrame.AcksPerSegment);
-        }
-        finally
-        {
-            dir.Delete(true);
-        }
+        var perFrame = NativeWithReaderOn(1, 1 << 20);
+        var perRound = NativeWithReaderOn(1, 1 << 20, r => r with { ReadersPerRound = true });
+        Assert.Equal(1 << 20, perFrame.BytesRead);
+        Assert.Equal(1 << 20, perRound.BytesRead);
+        Assert.Equal(0, perRound.Drops);
+        // Reads of what a round queued: no more of them than after every frame, and as many ACKs, which TCP now leaves
+        // to the reads (tcp_cleanup_rbuf, on the reader's CPU: the experiment's CPU 1 share shows it).
+        Assert.True(perRound.WakeupsPerSegment <= perFrame.WakeupsPerSegment, $"{perRound.WakeupsPerSegment:F3} > {perFrame.WakeupsPerSegment:F3}");
+        Assert.InRange(perRound.AcksPerSegment, 0.8 * perFrame.AcksPerSegment, 1.2 * perFrame.AcksPerSegment);
     }
 }
