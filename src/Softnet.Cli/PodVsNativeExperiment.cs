@@ -290,13 +290,12 @@ public sealed class PodVsNativeExperiment
                 Thread.Sleep(300);
             }
             StartServer();
-            KernelSample Iperf(string prefix, string ns, string server, string cpu, double seconds) => PodVsNativeExperiment.Iperf(prefix, ns, server, cpu, seconds, StartServer);
             // A warm-up pair, not kept: the first connection through fresh namespaces pays for the neighbour and route
             // caches, conntrack's first entries and page-cache misses of iperf3 itself.
             if (!Quick)
             {
-                Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, 1);
-                Iperf(prefix, "podA", "10.0.0.2", clientCpu, 1);
+                Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, 1, StartServer);
+                Iperf(prefix, "podA", "10.0.0.2", clientCpu, 1, StartServer);
             }
             var native = new List<KernelSample>();
             var pod = new List<KernelSample>();
@@ -304,9 +303,9 @@ public sealed class PodVsNativeExperiment
             for (int r = 0; r < repeats; r++)
             {
                 // Native first on even runs, pod first on odd: neither path always follows the other.
-                if (r % 2 == 0) native.Add(Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, Seconds));
-                pod.Add(Iperf(prefix, "podA", "10.0.0.2", clientCpu, Seconds));
-                if (r % 2 == 1) native.Add(Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, Seconds));
+                if (r % 2 == 0) native.Add(Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, Seconds, StartServer));
+                pod.Add(Iperf(prefix, "podA", "10.0.0.2", clientCpu, Seconds, StartServer));
+                if (r % 2 == 1) native.Add(Iperf(prefix, "nodeA", "10.0.0.2", clientCpu, Seconds, StartServer));
                 log($"kernel  {s.Name,-22} run {r}: native {native[^1].Describe(s.ReaderWithSoftirq)}");
                 log($"kernel  {s.Name,-22} run {r}: pod    {pod[^1].Describe(s.ReaderWithSoftirq)}");
             }
