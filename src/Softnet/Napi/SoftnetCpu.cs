@@ -154,7 +154,7 @@ public sealed class SoftnetCpu
             _taskLeft = cost;
             _taskAt = start;
             TaskCpuNs += cost;
-            Engine?.EventsChanged();
+            if (_virtual) Engine?.EventsChanged();
         }
     }
 
@@ -355,7 +355,7 @@ public sealed class SoftnetCpu
         if (more)
         {
             _raisedAtNs = startNs + elapsed;
-            Engine?.EventsChanged();
+            if (_virtual) Engine?.EventsChanged();
         }
 
         if (more && !InKsoftirqd) _ksoftirqdWakeups++;
