@@ -64,6 +64,11 @@ public sealed class NapiEngine : IDisposable
     private readonly long _t0 = Stopwatch.GetTimestamp();
     private long _now;
     private long _lastEventNs;
+    // Deterministic mode: no timer, task or round is due before this instant (long.MinValue: not known). RunEvents
+    // sets it when it finds nothing left to run, and anything that can bring an event forward (an interrupt
+    // scheduling NAPI, an armed moderation timer, a task starting) clears it, so the per-frame Step of a replay
+    // costs one compare while the CPUs are busy or idle.
+    private long _quietUntil = long.MinValue;
 
     private Thread[]? _threads;
     private SemaphoreSlim[]? _parks;
@@ -89,7 +94,7 @@ public sealed class NapiEngine : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(Options.NetdevBudgetUsecs, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPacket);
         ArgumentOutOfRangeException.ThrowIfNegative(Options.NsPerPoll);
-        _cpus = Options.Cpus.Select(id => new SoftnetCpu(id, Options, 16)).ToArray();
+        _cpus = Options.Cpus.Select(id => new SoftnetCpu(id, Options, 16) { Engine = this }).ToArray();
         foreach (var c in _cpus)
             c.PinStatus = Options.Mode == NapiMode.Deterministic ? "unpinned: deterministic mode (one thread)" : "not started";
     }
@@ -158,6 +163,7 @@ public sealed class NapiEngine : IDisposable
         napi.Vector = vector;
         _vectorList.Add(vector);
         _vectors = [.. _vectorList];
+        _quietUntil = long.MinValue;
         return vector;
     }
 
@@ -175,7 +181,14 @@ public sealed class NapiEngine : IDisposable
 
     /// <summary>A sleeping worker must recompute its wait so the rx-usecs deadline is honoured; a running one
     /// sees the deadline between rounds and is left alone.</summary>
-    internal void OnTimerArmed(IrqVector vector) => vector.TargetCpu.Wake();
+    internal void OnTimerArmed(IrqVector vector)
+    {
+        _quietUntil = long.MinValue;
+        vector.TargetCpu.Wake();
+    }
+
+    /// <summary>Deterministic mode: an event may now be due earlier than <see cref="RunEvents"/> last found.</summary>
+    internal void EventsChanged() => _quietUntil = long.MinValue;
 
     // ---------------------------------------------------------------- deterministic mode
 
@@ -187,7 +200,7 @@ public sealed class NapiEngine : IDisposable
     {
         RequireMode(NapiMode.Deterministic);
         if (nowNs < _now) nowNs = _now;
-        RunEvents(nowNs);
+        if (nowNs >= _quietUntil) RunEvents(nowNs);
         _now = nowNs;
     }
 
@@ -233,7 +246,12 @@ public sealed class NapiEngine : IDisposable
                 long t = Math.Max(c.FreeAtNs, c.RaisedAtNs);
                 if (t <= limitNs && t < best) { best = t; kind = 1; index = i; }
             }
-            if (kind < 0) return;
+            if (kind < 0)
+            {
+                _quietUntil = NextEventNs();
+                return;
+            }
+            _quietUntil = long.MinValue;
             if (best > _lastEventNs) _lastEventNs = best;
             if (kind == 0)
             {
@@ -265,6 +283,19 @@ public sealed class NapiEngine : IDisposable
                 if (c.FreeAtNs > _lastEventNs) _lastEventNs = c.FreeAtNs;
             }
         }
+    }
+
+    // The earliest instant any timer, task or round becomes due, as RunEvents looks for them.
+    private long NextEventNs()
+    {
+        long next = long.MaxValue;
+        foreach (var v in _vectors) next = Math.Min(next, v.NextDeadlineNs);
+        foreach (var c in _cpus)
+        {
+            next = Math.Min(next, c.TaskDoneAt);
+            if (c.HasWork) next = Math.Min(next, Math.Max(c.FreeAtNs, c.RaisedAtNs));
+        }
+        return next;
     }
 
     // ---------------------------------------------------------------- threaded mode

@@ -51,6 +51,9 @@ public sealed class SoftnetCpu
     /// worker that is running is never signalled.</summary>
     internal long Signals => Volatile.Read(ref _signals);
 
+    /// <summary>The engine whose next-event time this CPU's raises and task starts invalidate.</summary>
+    internal NapiEngine? Engine { get; init; }
+
     internal SoftnetCpu(int id, NapiEngineOptions options, int capacity)
     {
         Id = id;
@@ -151,6 +154,7 @@ public sealed class SoftnetCpu
             _taskLeft = cost;
             _taskAt = start;
             TaskCpuNs += cost;
+            if (_virtual) Engine?.EventsChanged();
         }
     }
 
@@ -215,6 +219,7 @@ public sealed class SoftnetCpu
             if (_raisedAtNs == long.MaxValue) _raisedAtNs = nowNs;
             napi.NextScheduled = _irq.Scheduled;
             _irq.Scheduled = napi;
+            Engine?.EventsChanged();
             return;
         }
         while (true)
@@ -347,7 +352,11 @@ public sealed class SoftnetCpu
         TakeScheduled(_pollList);
         _pollList.SpliceTailFrom(_repoll);
         bool more = _pollList.Count > 0;
-        if (more) _raisedAtNs = startNs + elapsed;
+        if (more)
+        {
+            _raisedAtNs = startNs + elapsed;
+            if (_virtual) Engine?.EventsChanged();
+        }
 
         if (more && !InKsoftirqd) _ksoftirqdWakeups++;
         InKsoftirqd = more;
