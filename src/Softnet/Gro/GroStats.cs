@@ -50,8 +50,13 @@ public sealed class GroStats : IReportSection
     {
         public ulong Addrs;
         public uint Ports;
-        public byte Proto;
+        public uint Key;
         public FlowCounters? Flow;
+        // A hit counts here, in the slot it has just compared, rather than in the flow's own object (a dependent load
+        // and a store to another line on every delivered skb). The counts move to Flow when the slot changes hands,
+        // and readers add them in (Flows, AddFrom, WriteJson).
+        public long Skbs, Segments;
+        public byte Proto;
     }
 
     internal GroStats(GroOptions options)
@@ -92,7 +97,16 @@ public sealed class GroStats : IReportSection
     /// <summary>Delivered skbs made of <paramref name="segments"/> segments (64 = 64 or more).</summary>
     internal long Histogram(int segments) => _histogram[Math.Clamp(segments, 1, HistogramSlots - 1)];
     public double MergeRatio => DeliveredSkbs == 0 ? 0 : (double)DeliveredSegments / DeliveredSkbs;
-    internal IReadOnlyDictionary<uint, FlowCounters> Flows => _flows;
+    /// <summary>The per-flow counters, the RSS slots' counts moved in first: read it from the counting thread, or once
+    /// that has stopped.</summary>
+    internal IReadOnlyDictionary<uint, FlowCounters> Flows
+    {
+        get
+        {
+            Settle();
+            return _flows;
+        }
+    }
 
     internal void CountFlush(GroFlushReason reason, Skb skb) => _flushed[(int)reason]++;
 
@@ -105,7 +119,6 @@ public sealed class GroStats : IReportSection
         DeliveredSegments += count;
         _histogram[Math.Min(count, HistogramSlots - 1)]++;
         if (!_perFlow) return;
-        FlowCounters? f = null;
         // The index is masked below the table's fixed length: no bounds check.
         ref TupleFlow t = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byRss), (int)(skb.Hash & (TupleSlots - 1)));
         // The slot's protocol is TCP or UDP, so a match means FlowHash would mix in the same type, addresses,
@@ -113,12 +126,38 @@ public sealed class GroStats : IReportSection
         if (_tupleCache)
         {
             byte* d = TupleHeader(skb);
-            if (d != null && d[9] == t.Proto && GroEngine.Raw64(d + 12) == t.Addrs && Unsafe.ReadUnaligned<uint>(d + 20) == t.Ports)
-                f = t.Flow;
+            if (d != null && d[9] == t.Proto && GroEngine.Raw64(d + 12) == t.Addrs && Unsafe.ReadUnaligned<uint>(d + 20) == t.Ports
+                && t.Flow is not null)
+            {
+                t.Skbs++;
+                t.Segments += count;
+                return;
+            }
         }
-        f ??= FlowOf(skb, ref t);
+        var f = FlowOf(skb, ref t);
         f.Skbs++;
         f.Segments += count;
+    }
+
+    /// <summary>Moves the counts the RSS slots hold into their flows. Only from the thread that counts, or once it
+    /// has stopped.</summary>
+    private void Settle()
+    {
+        foreach (ref TupleFlow t in _byRss.AsSpan())
+        {
+            if (t.Flow is null || (t.Skbs | t.Segments) == 0) continue;
+            t.Flow.Skbs += t.Skbs;
+            t.Flow.Segments += t.Segments;
+            t.Skbs = t.Segments = 0;
+        }
+    }
+
+    /// <summary>Whether some RSS slot still holds counts its flow does not show yet.</summary>
+    private bool SlotsPending()
+    {
+        foreach (ref readonly TupleFlow t in _byRss.AsSpan())
+            if (t.Flow is not null && (t.Skbs | t.Segments) != 0) return true;
+        return false;
     }
 
     /// <summary>The flow of a skb the RSS slot did not name: by its key, through the recent sets and the
@@ -141,6 +180,13 @@ public sealed class GroStats : IReportSection
             byte* d = TupleHeader(skb);
             if (d != null && (d[9] == IpProtocols.Tcp || d[9] == IpProtocols.Udp))
             {
+                if (t.Flow is { } old)
+                {
+                    old.Skbs += t.Skbs;
+                    old.Segments += t.Segments;
+                }
+                t.Skbs = t.Segments = 0;
+                t.Key = key;
                 t.Addrs = GroEngine.Raw64(d + 12);
                 t.Ports = Unsafe.ReadUnaligned<uint>(d + 20);
                 t.Proto = d[9];
@@ -226,7 +272,9 @@ public sealed class GroStats : IReportSection
         }
         w.WriteEndObject();
         w.WriteStartArray("flows");
-        foreach (var f in _flows.Values.OrderByDescending(f => f.Segments).Take(64))
+        // The slots' counts added in, on a copy when some are pending (this engine's may still be counting).
+        var flows = SlotsPending() ? WithSlots()._flows : _flows;
+        foreach (var f in flows.Values.OrderByDescending(f => f.Segments).Take(64))
         {
             w.WriteStartObject();
             w.WriteString("flow", f.Name);
@@ -256,6 +304,21 @@ public sealed class GroStats : IReportSection
             mine.Segments += f.Segments;
             mine.Skbs += f.Skbs;
         }
+        // What o's RSS slots hold, read without moving it (o's engine may still be counting).
+        foreach (ref readonly TupleFlow t in o._byRss.AsSpan())
+        {
+            if (t.Flow is not { } f || (t.Skbs | t.Segments) == 0) continue;
+            if (!_flows.TryGetValue(t.Key, out var mine)) _flows.Add(t.Key, mine = new FlowCounters(f.Name));
+            mine.Segments += t.Segments;
+            mine.Skbs += t.Skbs;
+        }
+    }
+
+    private GroStats WithSlots()
+    {
+        var copy = Empty(_options);
+        copy.AddFrom(this);
+        return copy;
     }
 
     /// <summary>A stats object to sum engines into.</summary>

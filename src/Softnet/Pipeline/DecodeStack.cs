@@ -14,12 +14,22 @@ namespace Softnet.Pipeline;
 public sealed class DecodeStack : IRxHandler
 {
     private readonly ProtocolCounts[] _protocols;
+    // Consecutive packets nearly always carry the same protocols: a run of them is one count here, added to
+    // _protocols when the protocols change or the counts are read (one compare a packet instead of eleven tests).
+    private readonly ProtocolRun[] _runs;
+
+    private struct ProtocolRun
+    {
+        public ProtocolFlags Flags;
+        public long Count;
+    }
     private readonly long[] _delivered;
     private readonly byte[][] _scratch;
 
     public DecodeStack(int queues, int maxFrame = 65536 + 256)
     {
         _protocols = new ProtocolCounts[queues];
+        _runs = new ProtocolRun[queues];
         _delivered = new long[queues];
         _scratch = new byte[queues][];
         for (int i = 0; i < queues; i++)
@@ -51,7 +61,14 @@ public sealed class DecodeStack : IRxHandler
         int segments = skb.GsoSegs > 1 ? skb.GsoSegs : 1;
         if (reason == DropReason.None)
         {
-            _protocols[queue.Id].Count(decoded.Protocols, segments);
+            ref ProtocolRun run = ref _runs[queue.Id];
+            if (decoded.Protocols != run.Flags)
+            {
+                if (run.Count != 0) _protocols[queue.Id].Count(run.Flags, run.Count);
+                run.Flags = decoded.Protocols;
+                run.Count = 0;
+            }
+            run.Count += segments;
             _delivered[queue.Id] += segments;
         }
         else
@@ -75,5 +92,13 @@ public sealed class DecodeStack : IRxHandler
 
     public long Delivered(int queue) => _delivered[queue];
 
-    public ProtocolCounts Protocols(int queue) => _protocols[queue];
+    /// <summary>The queue's counts so far (a copy, the current run added in).</summary>
+    public ProtocolCounts Protocols(int queue)
+    {
+        var counts = new ProtocolCounts();
+        counts.AddFrom(_protocols[queue]);
+        var run = _runs[queue];
+        if (run.Count != 0) counts.Count(run.Flags, run.Count);
+        return counts;
+    }
 }
