@@ -40,6 +40,17 @@ public class ChecksumTests
     }
 
     [Fact]
+    public void Short_sum_equals_naive_sum_for_every_length_and_start()
+    {
+        // Below 64 bytes the sum takes its in-line path: every length, from odd and even starts.
+        Gen.Select(Gen.Byte.Array[70], Gen.Int[0, 5], Gen.Int[0, 64]).Sample((d, start, len) =>
+        {
+            var slice = d.AsSpan(start, len);
+            Assert.Equal(NaiveSum(slice.ToArray()), Checksum.Sum(slice));
+        }, iter: 2000);
+    }
+
+    [Fact]
     public void Vectorised_sum_of_all_ones_past_the_accumulator_drain_equals_naive_sum()
     {
         // 0xFFFF in every word is the most a lane gains per step: past 2 MiB the vector accumulators must drain.
