@@ -14,23 +14,25 @@ namespace Softnet.Pipeline;
 public sealed class DecodeStack : IRxHandler
 {
     private readonly ProtocolCounts[] _protocols;
-    // Consecutive packets nearly always carry the same protocols: a run of them is one count here, added to
-    // _protocols when the protocols change or the counts are read (one compare a packet instead of eleven tests).
-    private readonly ProtocolRun[] _runs;
+    // What each packet updates, per queue. Consecutive packets nearly always carry the same protocols: a run of them
+    // is one count here, added to _protocols when the protocols change or the counts are read (one compare a packet
+    // instead of eleven tests).
+    private readonly QueueTally[] _tally;
 
-    private struct ProtocolRun
+    // 128 bytes apiece: each queue's NAPI thread writes its own per packet, never on a line another queue's writes.
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = 128)]
+    private struct QueueTally
     {
         public ProtocolFlags Flags;
-        public long Count;
+        public long Run;
+        public long Delivered;
     }
-    private readonly long[] _delivered;
     private readonly byte[][] _scratch;
 
     public DecodeStack(int queues, int maxFrame = 65536 + 256)
     {
         _protocols = new ProtocolCounts[queues];
-        _runs = new ProtocolRun[queues];
-        _delivered = new long[queues];
+        _tally = new QueueTally[queues];
         _scratch = new byte[queues][];
         for (int i = 0; i < queues; i++)
         {
@@ -61,15 +63,15 @@ public sealed class DecodeStack : IRxHandler
         int segments = skb.GsoSegs > 1 ? skb.GsoSegs : 1;
         if (reason == DropReason.None)
         {
-            ref ProtocolRun run = ref _runs[queue.Id];
-            if (decoded.Protocols != run.Flags)
+            ref QueueTally t = ref _tally[queue.Id];
+            if (decoded.Protocols != t.Flags)
             {
-                if (run.Count != 0) _protocols[queue.Id].Count(run.Flags, run.Count);
-                run.Flags = decoded.Protocols;
-                run.Count = 0;
+                if (t.Run != 0) _protocols[queue.Id].Count(t.Flags, t.Run);
+                t.Flags = decoded.Protocols;
+                t.Run = 0;
             }
-            run.Count += segments;
-            _delivered[queue.Id] += segments;
+            t.Run += segments;
+            t.Delivered += segments;
         }
         else
         {
@@ -90,15 +92,15 @@ public sealed class DecodeStack : IRxHandler
 
     public void PollEnd(RxQueue queue, int workDone, int budget) { }
 
-    public long Delivered(int queue) => _delivered[queue];
+    public long Delivered(int queue) => _tally[queue].Delivered;
 
     /// <summary>The queue's counts so far (a copy, the current run added in).</summary>
     public ProtocolCounts Protocols(int queue)
     {
         var counts = new ProtocolCounts();
         counts.AddFrom(_protocols[queue]);
-        var run = _runs[queue];
-        if (run.Count != 0) counts.Count(run.Flags, run.Count);
+        var t = _tally[queue];
+        if (t.Run != 0) counts.Count(t.Flags, t.Run);
         return counts;
     }
 }
