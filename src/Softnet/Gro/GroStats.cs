@@ -53,8 +53,8 @@ public sealed class GroStats : IReportSection
         public uint Key;
         public FlowCounters? Flow;
         // A hit counts here, in the slot it has just compared, rather than in the flow's own object (a dependent load
-        // and a store to another line on every delivered skb). The counts move to Flow when the slot changes hands,
-        // and readers add them in (Flows, AddFrom, WriteJson).
+        // and a store to another line on every delivered skb). The counts move to Flow when the slot changes hands;
+        // readers add them in without moving them (FlowsWithSlots).
         public long Skbs, Segments;
         public byte Proto;
     }
@@ -97,16 +97,8 @@ public sealed class GroStats : IReportSection
     /// <summary>Delivered skbs made of <paramref name="segments"/> segments (64 = 64 or more).</summary>
     internal long Histogram(int segments) => _histogram[Math.Clamp(segments, 1, HistogramSlots - 1)];
     public double MergeRatio => DeliveredSkbs == 0 ? 0 : (double)DeliveredSegments / DeliveredSkbs;
-    /// <summary>The per-flow counters, the RSS slots' counts moved in first: read it from the counting thread, or once
-    /// that has stopped.</summary>
-    internal IReadOnlyDictionary<uint, FlowCounters> Flows
-    {
-        get
-        {
-            Settle();
-            return _flows;
-        }
-    }
+    /// <summary>The per-flow counters, the RSS slots' counts added in.</summary>
+    internal IReadOnlyDictionary<uint, FlowCounters> Flows => FlowsWithSlots();
 
     internal void CountFlush(GroFlushReason reason, Skb skb) => _flushed[(int)reason]++;
 
@@ -139,25 +131,35 @@ public sealed class GroStats : IReportSection
         f.Segments += count;
     }
 
-    /// <summary>Moves the counts the RSS slots hold into their flows. Only from the thread that counts, or once it
-    /// has stopped.</summary>
-    private void Settle()
-    {
-        foreach (ref TupleFlow t in _byRss.AsSpan())
-        {
-            if (t.Flow is null || (t.Skbs | t.Segments) == 0) continue;
-            t.Flow.Skbs += t.Skbs;
-            t.Flow.Segments += t.Segments;
-            t.Skbs = t.Segments = 0;
-        }
-    }
-
-    /// <summary>Whether some RSS slot still holds counts its flow does not show yet.</summary>
-    private bool SlotsPending()
+    /// <summary>The flows with what the RSS slots hold added in, read without moving it (the engine may still be
+    /// counting): the flows themselves while no slot holds any, else a copy.</summary>
+    private Dictionary<uint, FlowCounters> FlowsWithSlots()
     {
         foreach (ref readonly TupleFlow t in _byRss.AsSpan())
-            if (t.Flow is not null && (t.Skbs | t.Segments) != 0) return true;
-        return false;
+        {
+            if (t.Flow is not null && (t.Skbs | t.Segments) != 0)
+            {
+                var copy = new Dictionary<uint, FlowCounters>();
+                AddFlows(copy, this);
+                return copy;
+            }
+        }
+        return _flows;
+    }
+
+    /// <summary>Adds <paramref name="o"/>'s flows, and the counts its RSS slots hold, into <paramref name="into"/>.</summary>
+    private static void AddFlows(Dictionary<uint, FlowCounters> into, GroStats o)
+    {
+        foreach (var (key, f) in o._flows) Add(key, f.Name, f.Segments, f.Skbs);
+        foreach (ref readonly TupleFlow t in o._byRss.AsSpan())
+            if (t.Flow is { } f && (t.Skbs | t.Segments) != 0) Add(t.Key, f.Name, t.Segments, t.Skbs);
+
+        void Add(uint key, string name, long segments, long skbs)
+        {
+            if (!into.TryGetValue(key, out var mine)) into.Add(key, mine = new FlowCounters(name));
+            mine.Segments += segments;
+            mine.Skbs += skbs;
+        }
     }
 
     /// <summary>The flow of a skb the RSS slot did not name: by its key, through the recent sets and the
@@ -272,9 +274,7 @@ public sealed class GroStats : IReportSection
         }
         w.WriteEndObject();
         w.WriteStartArray("flows");
-        // The slots' counts added in, on a copy when some are pending (this engine's may still be counting).
-        var flows = SlotsPending() ? WithSlots()._flows : _flows;
-        foreach (var f in flows.Values.OrderByDescending(f => f.Segments).Take(64))
+        foreach (var f in FlowsWithSlots().Values.OrderByDescending(f => f.Segments).Take(64))
         {
             w.WriteStartObject();
             w.WriteString("flow", f.Name);
@@ -298,27 +298,7 @@ public sealed class GroStats : IReportSection
         for (int i = 0; i < _flushed.Length; i++) _flushed[i] += o._flushed[i];
         for (int i = 0; i < _normal.Length; i++) _normal[i] += o._normal[i];
         for (int i = 0; i < _histogram.Length; i++) _histogram[i] += o._histogram[i];
-        foreach (var (key, f) in o._flows)
-        {
-            if (!_flows.TryGetValue(key, out var mine)) _flows.Add(key, mine = new FlowCounters(f.Name));
-            mine.Segments += f.Segments;
-            mine.Skbs += f.Skbs;
-        }
-        // What o's RSS slots hold, read without moving it (o's engine may still be counting).
-        foreach (ref readonly TupleFlow t in o._byRss.AsSpan())
-        {
-            if (t.Flow is not { } f || (t.Skbs | t.Segments) == 0) continue;
-            if (!_flows.TryGetValue(t.Key, out var mine)) _flows.Add(t.Key, mine = new FlowCounters(f.Name));
-            mine.Segments += t.Segments;
-            mine.Skbs += t.Skbs;
-        }
-    }
-
-    private GroStats WithSlots()
-    {
-        var copy = Empty(_options);
-        copy.AddFrom(this);
-        return copy;
+        AddFlows(_flows, o);
     }
 
     /// <summary>A stats object to sum engines into.</summary>

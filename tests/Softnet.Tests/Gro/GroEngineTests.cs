@@ -327,8 +327,8 @@ public class GroEngineTests
             }
             engine.PollComplete(0, 64, flows.Length);
             var expected = tally.Flows.OrderBy(kv => kv.Key).ToList();
-            // A sum of engines (the report's) reads the counts the RSS slots still hold without moving them; reading
-            // the engine's own flows moves them; a second sum after that counts nothing twice.
+            // A sum of engines (the report's) and the engine's own flows both read the counts the RSS slots still hold,
+            // without moving them: reading again counts nothing twice.
             Assert.Equal(expected, Summed(engine.Stats));
             var got = engine.Stats.Flows.ToDictionary(kv => kv.Key, kv => (kv.Value.Segments, kv.Value.Skbs));
             Assert.Equal(expected, got.OrderBy(kv => kv.Key));
