@@ -57,17 +57,18 @@ public sealed class DecodeStack : IRxHandler
             int n = GroTap.ToFrame(skb, scratch);
             frame = n > 0 ? scratch.AsSpan(0, n) : default;
         }
-        var reason = PacketDecoder.Decode(frame, LinkType.Ethernet, out var decoded);
+        // Only the protocols are counted: the offsets a full decode fills would be read by nobody.
+        var reason = PacketDecoder.Classify(frame, LinkType.Ethernet, out var protocols);
         // A GRO skb stands for the segments merged into it: every count here is in segments, so that
         // conservation (frames in = delivered + dropped) holds with GRO on or off.
         int segments = skb.GsoSegs > 1 ? skb.GsoSegs : 1;
         if (reason == DropReason.None)
         {
             ref QueueTally t = ref _tally[queue.Id];
-            if (decoded.Protocols != t.Flags)
+            if (protocols != t.Flags)
             {
                 if (t.Run != 0) _protocols[queue.Id].Count(t.Flags, t.Run);
-                t.Flags = decoded.Protocols;
+                t.Flags = protocols;
                 t.Run = 0;
             }
             t.Run += segments;

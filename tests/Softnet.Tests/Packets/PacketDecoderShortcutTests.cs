@@ -9,7 +9,8 @@ using Xunit;
 namespace Softnet.Tests.Packets;
 
 /// <summary>The decoder's shortcut for Ethernet + IPv4 + UDP or TCP frames must be invisible: it takes a frame only when the
-/// layer-by-layer decode would pass it, and then leaves every field as that decode does.</summary>
+/// layer-by-layer decode would pass it, and then leaves every field as that decode does; <see cref="PacketDecoder.Classify"/>
+/// gives that decode's reason and protocols.</summary>
 public class PacketDecoderShortcutTests
 {
     private static byte[] UdpFrame(int payload, ushort dport = 5001)
@@ -31,6 +32,9 @@ public class PacketDecoderShortcutTests
         var decoded = PacketDecoder.Decode(frame, LinkType.Ethernet, out var both);
         Assert.Equal(layers, decoded);
         Assert.Equal(Bytes(slow), Bytes(both));
+        // The decode stack's question (reason and protocols only) has the same answer.
+        Assert.Equal(layers, PacketDecoder.Classify(frame, LinkType.Ethernet, out var protocols));
+        Assert.Equal(slow.Protocols, protocols);
         if (took)
         {
             Assert.Equal(DropReason.None, layers);
