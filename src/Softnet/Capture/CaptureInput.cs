@@ -66,6 +66,11 @@ internal abstract unsafe class CaptureInput : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ReadOnlySpan<byte> Peek(int count) => new(Window + WinStart, count);
 
+    /// <summary>The read position when <paramref name="count"/> bytes from it are inside the window; null when the window
+    /// has to move first (<see cref="Ensure"/> moves it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte* Here(int count) => WinEnd - WinStart >= count ? Window + WinStart : null;
+
     /// <summary>Where the byte <paramref name="ahead"/> bytes past the read position lies, when it is inside the window
     /// (a prefetch hint for a reader that parses a batch); null past the window.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
