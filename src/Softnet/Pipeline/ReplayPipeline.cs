@@ -145,6 +145,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
         bool deterministic = options.Mode == ReplayMode.Deterministic;
         var rate = options.Rate;
         int every = Math.Max(1, options.ProgressEvery);
+        int untilProgress = every; // counted down: a division per frame cost more than the test it guards
         // The tracer follows packets on this thread: deterministic mode runs the whole path here.
         var tracer = deterministic ? options.Tracer : null;
         PacketTracer.Scope? traceScope = tracer?.Activate();
@@ -244,8 +245,11 @@ public sealed class ReplayPipeline(ReplayOptions options)
                     portDrops.Add(reason);
                     if (traceId != 0) tracer!.Drop(traceId, null, reason);
                 }
-                if (options.Progress is not null && packets % every == 0)
-                    options.Progress(packets, reader.Position);
+                if (--untilProgress == 0)
+                {
+                    untilProgress = every;
+                    options.Progress?.Invoke(packets, reader.Position);
+                }
             }
         }
         catch (CaptureFormatException e)
