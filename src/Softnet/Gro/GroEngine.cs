@@ -472,7 +472,7 @@ public sealed class GroEngine
                 uint sum = skb.DataLen == 0 ? SumLinear(skb) : SumRange(skb, skb.Gro.DataOffset, GroLen(skb));
                 skb.Gro.Csum = sum;
                 skb.Gro.CsumValid = true;
-                if (Checksum.Add(pseudo, sum) != 0xFFFF) return true;
+                if (Checksum.Add16(pseudo, sum) != 0xFFFF) return true;
             }
         }
         // skb_gro_incr_csum_unnecessary

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -27,6 +28,16 @@ public static class Checksum
     /// <summary>Adds two 16-bit-foldable partial sums with end-around carry.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Add(uint a, uint b) => Fold64((ulong)a + b);
+
+    /// <summary><see cref="Add"/> of two sums already folded to 16 bits: their total fits 17 bits, so one end-around
+    /// carry folds it (the per-packet checksum checks, where the general fold's four steps stood in a dependency chain).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Add16(uint a, uint b)
+    {
+        Debug.Assert(a <= 0xFFFF && b <= 0xFFFF);
+        uint s = a + b;
+        return (s & 0xFFFF) + (s >> 16);
+    }
 
     /// <summary>Folds a wide sum to 16 bits with end-around carry (csum_fold without the complement).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

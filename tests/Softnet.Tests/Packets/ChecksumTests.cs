@@ -63,6 +63,15 @@ public class ChecksumTests
     }
 
     [Fact]
+    public void Add16_of_folded_sums_equals_the_general_add()
+    {
+        foreach (uint a in new uint[] { 0, 1, 0x7FFF, 0xFFFE, 0xFFFF })
+            foreach (uint b in new uint[] { 0, 1, 0x8000, 0xFFFE, 0xFFFF })
+                Assert.Equal(Checksum.Add(a, b), Checksum.Add16(a, b));
+        Gen.Select(Gen.UInt[0, 0xFFFF], Gen.UInt[0, 0xFFFF]).Sample((a, b) => Assert.Equal(Checksum.Add(a, b), Checksum.Add16(a, b)), iter: 10000);
+    }
+
+    [Fact]
     public void Incremental_update_matches_recompute()
     {
         Gen.Select(Gen.Byte.Array[20], Gen.Int[0, 9], Gen.UShort).Sample((h, word, nv) =>
