@@ -39,7 +39,8 @@ public sealed class PagePool
     public const int DefaultHeadroom = 256;
 
     private readonly byte[] _memory; // pinned: addresses stay fixed, as DMA memory would
-    private readonly unsafe byte* _base; // _memory's first byte; valid as long as the pool lives (pinned)
+    private readonly int _offset; // where buffer 0 starts in _memory: the first page boundary
+    private readonly unsafe byte* _base; // buffer 0's first byte; valid as long as the pool lives (pinned)
     private readonly int[] _refs;
     private readonly IndexQueue _free;
     private readonly int[] _cache = new int[OwnerCacheSize];
@@ -61,17 +62,26 @@ public sealed class PagePool
         if (bufferSize < 64) throw new ArgumentOutOfRangeException(nameof(bufferSize));
         if (headroom < 0 || headroom >= bufferSize) throw new ArgumentOutOfRangeException(nameof(headroom));
         long total = (long)capacity * bufferSize;
-        if (total > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(capacity), "pool larger than one array");
+        if (total > Array.MaxLength - PageAlign) throw new ArgumentOutOfRangeException(nameof(capacity), "pool larger than one array");
         Capacity = capacity;
         BufferSize = bufferSize;
         Headroom = headroom;
         Name = name;
-        _memory = GC.AllocateUninitializedArray<byte>((int)total, pinned: true);
-        unsafe { _base = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_memory)); }
+        // Buffers start on a page boundary, as page_pool's pages do: with the headroom a multiple of 64, a frame then starts
+        // on a cache line (an array's data starts 16 bytes into its object, and a 64-byte frame spanned two lines).
+        _memory = GC.AllocateUninitializedArray<byte>((int)total + PageAlign, pinned: true);
+        unsafe
+        {
+            byte* start = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_memory));
+            _offset = (int)((PageAlign - (nint)start % PageAlign) % PageAlign);
+            _base = start + _offset;
+        }
         _refs = new int[capacity];
         _free = new IndexQueue(capacity);
         for (int i = 0; i < capacity; i++) _free.TryEnqueue(i);
     }
+
+    private const int PageAlign = 4096;
 
     public string Name { get; }
     public int Capacity { get; }
@@ -209,7 +219,7 @@ public sealed class PagePool
     /// <summary>The whole buffer, headroom included.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> Buffer(int index)
-        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), (nint)CheckIndex(index) * BufferSize), BufferSize);
+        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), _offset + (nint)CheckIndex(index) * BufferSize), BufferSize);
 
     /// <summary>The data area: the buffer after its headroom.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -228,7 +238,7 @@ public sealed class PagePool
     /// offsets the skb keeps within bounds): no checks, for the per-packet paths.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Span<byte> SliceUnchecked(int index, int offset, int length)
-        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), (nint)index * BufferSize + offset), length);
+        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), _offset + (nint)index * BufferSize + offset), length);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckIndex(int index)

@@ -47,6 +47,22 @@ public class PagePoolTests
     }
 
     [Fact]
+    public unsafe void Buffers_start_on_pages_and_frames_on_cache_lines()
+    {
+        // As page_pool's half-pages: buffer i at i * 2048 from a page boundary, so the data after the 256-byte headroom
+        // (where the port writes the frame) starts a cache line, whatever address the runtime gave the pool's array.
+        for (int n = 1; n <= 5; n++)
+        {
+            var pool = new PagePool(100 * n + 3, bufferSize: 2048, headroom: 256);
+            for (int i = 0; i < pool.Capacity; i += 7)
+            {
+                Assert.Equal(i * 2048 % 4096, (long)pool.BufferPointer(i) % 4096);
+                fixed (byte* data = pool.Data(i)) Assert.Equal(0, (long)data % 64);
+            }
+        }
+    }
+
+    [Fact]
     public void Last_reference_recycles_the_buffer()
     {
         var pool = new PagePool(1);
