@@ -358,9 +358,8 @@ public class TargetEffectTests
             t.Hook(HookPoint.PostRouting, ref ctx, pkt);
         }
         for (int i = 0; i < 300; i++) Once(i);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 3000; i++) Once(i);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Rounds, not one exact zero: tiered compilation may allocate once on this thread mid-loop.
+        Support.AllocationAssert.NothingPerOperation(() => { for (int i = 0; i < 3000; i++) Once(i); }, 3000, "packets");
         Assert.True(t.QueueDropped > 0 && t.QueueBypassed > 0 && t.NflogCount > 0 && t.TraceCount > 0);
     }
 }

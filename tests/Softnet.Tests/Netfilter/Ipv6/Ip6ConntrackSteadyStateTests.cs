@@ -36,9 +36,8 @@ public class Ip6ConntrackSteadyStateTests
         for (int i = 0; i < 20_000; i++) Flow();
         int live = t.Conntrack6.Count;
         Assert.InRange(live, 1400, 2200);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5_000; i++) Flow();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Rounds, not one exact zero: tiered compilation may allocate once on this thread mid-loop.
+        Support.AllocationAssert.NothingPerOperation(() => { for (int i = 0; i < 5_000; i++) Flow(); }, 5_000, "packets");
         Assert.InRange(t.Conntrack6.Count, 1400, 2200);
         Assert.InRange(t.Conntrack6.Entries(now).Count(), 1400, 1600);
     }

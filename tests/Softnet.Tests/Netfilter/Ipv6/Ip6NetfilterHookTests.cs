@@ -213,9 +213,9 @@ public class Ip6NetfilterHookTests
             Assert.True(r.Forward(b, r.WanDev, r.Lan, out _));
         }
         for (int i = 0; i < 100; i++) Run();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) Run();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Rounds, not one exact zero: tiered compilation may allocate once on this thread mid-loop (a loaded CI machine
+        // once saw 3,864 bytes in 1,000 rounds), where an allocation per packet shows in every round.
+        Support.AllocationAssert.NothingPerOperation(() => { for (int i = 0; i < 1000; i++) Run(); }, 2000, "established packets forwarded");
         a.Free();
         b.Free();
     }
