@@ -390,9 +390,12 @@ public sealed class RxRing
         long ntu = _nextToUse.Value;
         long limit = _nextToClean.Value + _mask; // one slot stays unused
         int posted = 0;
+        // The pool's owner check wants the thread: looked up once a refill, not once a buffer (a thread-static read is a
+        // call into the TLS resolver here).
+        Thread current = Thread.CurrentThread;
         while (ntu < limit)
         {
-            if (!Pool.TryRent(out int index))
+            if (!Pool.TryRent(out int index, current))
             {
                 Volatile.Write(ref _allocFailed, _allocFailed + 1);
                 break;
