@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Softnet.Capture;
@@ -30,6 +32,8 @@ public sealed class PcapngReader : ICaptureReader
     // Per interface of the current section: timestamp conversion and snaplen.
     private readonly List<TsConv> _conv = [];
     private bool _bigEndian;
+    // The current section is in this host's byte order and nothing has failed: TryRead reads its EPBs straight off the window.
+    private bool _native;
     private int _sectionBase; // index in _interfaces of the current section's interface 0
     private int _sections;
     private long _blocks;
@@ -72,7 +76,44 @@ public sealed class PcapngReader : ICaptureReader
     /// <summary>Sections seen so far.</summary>
     public int Sections => _sections;
 
-    public bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
+    public unsafe bool TryRead(out FrameMeta meta, out ReadOnlySpan<byte> data)
+    {
+        // The usual block: an EPB of the host's byte order, whole inside the window, from an interface the section
+        // described. It is read off the window without spans, with the checked path's tests (the lengths, the trailer,
+        // the captured length within the block, the interface id); anything else takes that path.
+        if (_native)
+        {
+            _in.PrefetchAhead();
+            byte* b = _in.Here(EpbMinLength);
+            if (b != null && Unsafe.ReadUnaligned<uint>(b) == EpbType)
+            {
+                uint len = Unsafe.ReadUnaligned<uint>(b + 4), iface = Unsafe.ReadUnaligned<uint>(b + 8);
+                var conv = CollectionsMarshal.AsSpan(_conv);
+                if (len >= EpbMinLength && (len & 3) == 0 && len <= MaxBlockLength && iface < (uint)conv.Length
+                    && _in.Here((int)len) != null && Unsafe.ReadUnaligned<uint>(b + len - 4) == len)
+                {
+                    uint cap = Unsafe.ReadUnaligned<uint>(b + 20);
+                    if (cap <= len - EpbMinLength)
+                    {
+                        ulong ticks = ((ulong)Unsafe.ReadUnaligned<uint>(b + 12) << 32) | Unsafe.ReadUnaligned<uint>(b + 16);
+                        ref readonly TsConv c = ref conv[(int)iface];
+                        meta = new FrameMeta(c.ToNs(ticks), Clamp(Unsafe.ReadUnaligned<uint>(b + 24)), c.LinkType, _sectionBase + (int)iface);
+                        data = new ReadOnlySpan<byte>(b + 28, (int)cap);
+                        _in.Advance((int)len);
+                        _blocks++;
+                        return true;
+                    }
+                }
+            }
+        }
+        return TryReadChecked(out meta, out data);
+    }
+
+    /// <summary>An EPB's header (8), fixed fields (20) and trailing length (4).</summary>
+    private const int EpbMinLength = 32;
+
+    /// <summary>Every other block: the window moved, another byte order, another block type, a bad length, the end.</summary>
+    private bool TryReadChecked(out FrameMeta meta, out ReadOnlySpan<byte> data)
     {
         if (_failed is not null) throw _failed;
         meta = default;
@@ -145,6 +186,7 @@ public sealed class PcapngReader : ICaptureReader
         if (bom == ByteOrderMagic) _bigEndian = false;
         else if (bom == BinaryPrimitives.ReverseEndianness(ByteOrderMagic)) _bigEndian = true;
         else throw Fail($"bad byte-order magic 0x{BinaryPrimitives.ReadUInt32BigEndian(h[8..]):x8}", at, name);
+        _native = _failed is null && _bigEndian != BitConverter.IsLittleEndian;
         uint len = U32(h[4..]);
         if (len < 28 || len % 4 != 0)
             throw Fail($"block total length {len} is {(len % 4 != 0 ? "not a multiple of 4" : "below the minimum 28")}", at, name);
@@ -197,6 +239,7 @@ public sealed class PcapngReader : ICaptureReader
         if (!TsConv.TryCreate(tsresol, tsoffset, out var conv))
             throw Fail($"if_tsresol 0x{tsresol:x2} is beyond the supported range", at, name);
         conv.SnapLength = snap;
+        conv.LinkType = link;
         _conv.Add(conv);
         _interfaces.Add(new CaptureInterface(link, snap > int.MaxValue ? int.MaxValue : (int)snap, ifName, conv.TicksPerSecond));
         return false;
@@ -263,7 +306,10 @@ public sealed class PcapngReader : ICaptureReader
     };
 
     private CaptureFormatException Fail(string message, long offset, string block)
-        => _failed = new CaptureFormatException($"{block}: {message}", offset, block);
+    {
+        _native = false; // every later call rethrows
+        return _failed = new CaptureFormatException($"{block}: {message}", offset, block);
+    }
 
     private uint U32(ReadOnlySpan<byte> s)
         => _bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(s) : BinaryPrimitives.ReadUInt32LittleEndian(s);
@@ -286,6 +332,8 @@ public sealed class PcapngReader : ICaptureReader
         private long _offsetNs;
         public long TicksPerSecond;
         public uint SnapLength;
+        /// <summary>The interface's link type (the fast path's copy of its <see cref="CaptureInterface"/>).</summary>
+        public LinkType LinkType;
 
         public static bool TryCreate(byte tsresol, long offsetSeconds, out TsConv c)
         {
