@@ -159,6 +159,9 @@ public sealed class PcapReader : ICaptureReader
         return true;
     }
 
+    /// <summary>Reads every record through the checked path (tests compare it with the window fast path).</summary>
+    internal void UseCheckedPath() => _native = false;
+
     private CaptureFormatException Fail(string message, long offset)
     {
         _native = false; // every later call rethrows

@@ -34,6 +34,7 @@ public sealed class PcapngReader : ICaptureReader
     private bool _bigEndian;
     // The current section is in this host's byte order and nothing has failed: TryRead reads its EPBs straight off the window.
     private bool _native;
+    private bool _checkedOnly; // tests: every block through the checked path
     private int _sectionBase; // index in _interfaces of the current section's interface 0
     private int _sections;
     private long _blocks;
@@ -186,7 +187,7 @@ public sealed class PcapngReader : ICaptureReader
         if (bom == ByteOrderMagic) _bigEndian = false;
         else if (bom == BinaryPrimitives.ReverseEndianness(ByteOrderMagic)) _bigEndian = true;
         else throw Fail($"bad byte-order magic 0x{BinaryPrimitives.ReadUInt32BigEndian(h[8..]):x8}", at, name);
-        _native = _failed is null && _bigEndian != BitConverter.IsLittleEndian;
+        _native = !_checkedOnly && _failed is null && _bigEndian != BitConverter.IsLittleEndian;
         uint len = U32(h[4..]);
         if (len < 28 || len % 4 != 0)
             throw Fail($"block total length {len} is {(len % 4 != 0 ? "not a multiple of 4" : "below the minimum 28")}", at, name);
@@ -304,6 +305,13 @@ public sealed class PcapngReader : ICaptureReader
         0x00000BAD or 0x40000BAD => "pcapng custom block",
         _ => $"pcapng block type 0x{type:x8}",
     };
+
+    /// <summary>Reads every block through the checked path (tests compare it with the window fast path).</summary>
+    internal void UseCheckedPath()
+    {
+        _checkedOnly = true;
+        _native = false;
+    }
 
     private CaptureFormatException Fail(string message, long offset, string block)
     {

@@ -137,6 +137,44 @@ public class CorruptionTests
     }
 
     [Fact]
+    public void Window_fast_path_reads_damaged_files_as_the_checked_path_does()
+    {
+        // The readers take a record or EPB that lies whole in the window straight off it; every file, damaged or not,
+        // must give the same frames and the same error (offset and message) as when each record takes the checked path.
+        var files = LayoutNames.Select(n => Get(n).File).ToArray();
+        Gen.Select(Gen.Int[0, files.Length - 1], Gen.Select(Gen.Int[0, 1 << 20], Gen.Byte).Array[0, 6], Gen.Int[0, 64]).Sample((which, edits, cut) =>
+        {
+            var bad = (byte[])files[which].Clone();
+            foreach (var (pos, value) in edits) bad[pos % bad.Length] = value;
+            bad = bad[..Math.Max(0, bad.Length - cut)];
+            var fast = Read(bad, checkedPath: false);
+            var slow = Read(bad, checkedPath: true);
+            Assert.Equal(slow.Frames.Count, fast.Frames.Count);
+            for (int i = 0; i < fast.Frames.Count; i++) Assert.True(fast.Frames[i].Same(slow.Frames[i]), $"frame {i} differs");
+            Assert.Equal(slow.Error?.Offset, fast.Error?.Offset);
+            Assert.Equal(slow.Error?.Message, fast.Error?.Message);
+        }, iter: 3000);
+
+        static (List<ReadFrame> Frames, CaptureFormatException? Error) Read(byte[] file, bool checkedPath)
+        {
+            try
+            {
+                using var r = CaptureReader.Open(new MemoryStream(file));
+                if (checkedPath)
+                {
+                    if (r is PcapReader p) p.UseCheckedPath();
+                    else ((PcapngReader)r).UseCheckedPath();
+                }
+                return ReadAll(r);
+            }
+            catch (CaptureFormatException e)
+            {
+                return ([], e);
+            }
+        }
+    }
+
+    [Fact]
     public void Error_is_sticky()
     {
         var file = PcapLayout(false, false).File;
