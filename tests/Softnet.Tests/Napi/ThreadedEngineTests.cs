@@ -157,9 +157,11 @@ public class ThreadedEngineTests
             p.Produce(1);
             irq.NotifyFrames(1, t0);
             var sw = Stopwatch.StartNew();
-            while (p.Consumed < i && sw.ElapsedMilliseconds < 5000) Thread.Sleep(0);
+            // The worker counts the frame before it stamps the poll: wait for the stamp too, or a stale one (the last
+            // frame's, milliseconds earlier) is read as this frame's (a loaded CI run saw -6.65 ms).
+            while ((p.Consumed < i || Volatile.Read(ref p.LastConsumedNs) < t0) && sw.ElapsedMilliseconds < 5000) Thread.Sleep(0);
             Assert.Equal(i, p.Consumed);
-            delays.Add(p.LastConsumedNs - t0);
+            delays.Add(Volatile.Read(ref p.LastConsumedNs) - t0);
             Thread.Sleep(3);
         }
         engine.Stop();
