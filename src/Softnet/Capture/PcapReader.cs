@@ -118,9 +118,7 @@ public sealed class PcapReader : ICaptureReader
                 int total = RecordHeaderLength + (int)incl;
                 if (incl <= (uint)_maxRecord && _in.Here(total) != null)
                 {
-                    uint sec = Unsafe.ReadUnaligned<uint>(h), frac = Unsafe.ReadUnaligned<uint>(h + 4), orig = Unsafe.ReadUnaligned<uint>(h + 12);
-                    long ns = sec * 1_000_000_000L + (_nanos ? frac : frac * 1000L);
-                    meta = new FrameMeta(ns, orig > int.MaxValue ? int.MaxValue : (int)orig, _linkType, 0);
+                    meta = Meta(Unsafe.ReadUnaligned<uint>(h), Unsafe.ReadUnaligned<uint>(h + 4), Unsafe.ReadUnaligned<uint>(h + 12));
                     data = new ReadOnlySpan<byte>(h + RecordHeaderLength, (int)incl);
                     _in.Advance(total);
                     _record++;
@@ -152,12 +150,15 @@ public sealed class PcapReader : ICaptureReader
         if (!_in.Ensure(total))
             throw Fail($"pcap record #{_record} data truncated ({_in.Available - RecordHeaderLength} of {incl} bytes)", at);
         data = _in.Peek(total)[RecordHeaderLength..];
-        long ns = sec * 1_000_000_000L + (_nanos ? frac : frac * 1000L);
-        meta = new FrameMeta(ns, orig > int.MaxValue ? int.MaxValue : (int)orig, _linkType, 0);
+        meta = Meta(sec, frac, orig);
         _in.Advance(total);
         _record++;
         return true;
     }
+
+    /// <summary>A record's metadata from its header's timestamp (seconds and the fraction) and original length.</summary>
+    private FrameMeta Meta(uint sec, uint frac, uint orig)
+        => new(sec * 1_000_000_000L + (_nanos ? frac : frac * 1000L), orig > int.MaxValue ? int.MaxValue : (int)orig, _linkType, 0);
 
     /// <summary>Reads every record through the checked path (tests compare it with the window fast path).</summary>
     internal void UseCheckedPath() => _native = false;

@@ -98,7 +98,7 @@ public sealed class PcapngReader : ICaptureReader
                     {
                         ulong ticks = ((ulong)Unsafe.ReadUnaligned<uint>(b + 12) << 32) | Unsafe.ReadUnaligned<uint>(b + 16);
                         ref readonly TsConv c = ref conv[(int)iface];
-                        meta = new FrameMeta(c.ToNs(ticks), Clamp(Unsafe.ReadUnaligned<uint>(b + 24)), c.LinkType, _sectionBase + (int)iface);
+                        meta = PacketMeta(in c, ticks, Unsafe.ReadUnaligned<uint>(b + 24), iface);
                         data = new ReadOnlySpan<byte>(b + 28, (int)cap);
                         _in.Advance((int)len);
                         _blocks++;
@@ -187,7 +187,7 @@ public sealed class PcapngReader : ICaptureReader
         if (bom == ByteOrderMagic) _bigEndian = false;
         else if (bom == BinaryPrimitives.ReverseEndianness(ByteOrderMagic)) _bigEndian = true;
         else throw Fail($"bad byte-order magic 0x{BinaryPrimitives.ReadUInt32BigEndian(h[8..]):x8}", at, name);
-        _native = !_checkedOnly && _failed is null && _bigEndian != BitConverter.IsLittleEndian;
+        _native = !_checkedOnly && _bigEndian != BitConverter.IsLittleEndian;
         uint len = U32(h[4..]);
         if (len < 28 || len % 4 != 0)
             throw Fail($"block total length {len} is {(len % 4 != 0 ? "not a multiple of 4" : "below the minimum 28")}", at, name);
@@ -264,7 +264,7 @@ public sealed class PcapngReader : ICaptureReader
             throw Fail($"captured length {cap} runs past the block", at, name);
         var conv = Interface(iface, at, name);
         data = body.Slice(20, (int)cap);
-        meta = new FrameMeta(conv.ToNs(ticks), Clamp(orig), _interfaces[_sectionBase + (int)iface].LinkType, _sectionBase + (int)iface);
+        meta = PacketMeta(in conv, ticks, orig, iface);
         return true;
     }
 
@@ -280,7 +280,7 @@ public sealed class PcapngReader : ICaptureReader
         if (conv.SnapLength != 0) cap = Math.Min(cap, conv.SnapLength);
         data = body.Slice(4, (int)cap);
         // No timestamp in an SPB.
-        meta = new FrameMeta(0, Clamp(orig), _interfaces[_sectionBase].LinkType, _sectionBase);
+        meta = new FrameMeta(0, Clamp(orig), conv.LinkType, _sectionBase);
         return true;
     }
 
@@ -292,6 +292,10 @@ public sealed class PcapngReader : ICaptureReader
     }
 
     private static int Clamp(uint v) => v > int.MaxValue ? int.MaxValue : (int)v;
+
+    /// <summary>An EPB's or OPB's metadata: its timestamp on the interface's clock, its original length, the interface.</summary>
+    private FrameMeta PacketMeta(in TsConv conv, ulong ticks, uint orig, uint iface)
+        => new(conv.ToNs(ticks), Clamp(orig), conv.LinkType, _sectionBase + (int)iface);
 
     private static string BlockName(uint type) => type switch
     {
@@ -340,7 +344,7 @@ public sealed class PcapngReader : ICaptureReader
         private long _offsetNs;
         public long TicksPerSecond;
         public uint SnapLength;
-        /// <summary>The interface's link type (the fast path's copy of its <see cref="CaptureInterface"/>).</summary>
+        /// <summary>The interface's link type, as its <see cref="CaptureInterface"/> has it (what every packet block reads).</summary>
         public LinkType LinkType;
 
         public static bool TryCreate(byte tsresol, long offsetSeconds, out TsConv c)

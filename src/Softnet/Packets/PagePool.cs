@@ -38,9 +38,8 @@ public sealed class PagePool
     /// <summary>XDP_PACKET_HEADROOM.</summary>
     public const int DefaultHeadroom = 256;
 
-    private readonly byte[] _memory; // pinned: addresses stay fixed, as DMA memory would
-    private readonly int _offset; // where buffer 0 starts in _memory: the first page boundary
-    private readonly unsafe byte* _base; // buffer 0's first byte; valid as long as the pool lives (pinned)
+    private readonly byte[] _memory; // pinned: addresses stay fixed, as DMA memory would; held for _base
+    private readonly unsafe byte* _base; // buffer 0's first byte, _memory's first page boundary; valid as long as the pool lives
     private readonly int[] _refs;
     private readonly IndexQueue _free;
     private readonly int[] _cache = new int[OwnerCacheSize];
@@ -73,8 +72,7 @@ public sealed class PagePool
         unsafe
         {
             byte* start = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_memory));
-            _offset = (int)((PageAlign - (nint)start % PageAlign) % PageAlign);
-            _base = start + _offset;
+            _base = start + (PageAlign - (nint)start % PageAlign) % PageAlign;
         }
         _refs = new int[capacity];
         _free = new IndexQueue(capacity);
@@ -219,7 +217,9 @@ public sealed class PagePool
     /// <summary>The whole buffer, headroom included.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> Buffer(int index)
-        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), _offset + (nint)CheckIndex(index) * BufferSize), BufferSize);
+    {
+        unsafe { return new Span<byte>(_base + (nint)CheckIndex(index) * BufferSize, BufferSize); }
+    }
 
     /// <summary>The data area: the buffer after its headroom.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -238,7 +238,9 @@ public sealed class PagePool
     /// offsets the skb keeps within bounds): no checks, for the per-packet paths.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Span<byte> SliceUnchecked(int index, int offset, int length)
-        => MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_memory), _offset + (nint)index * BufferSize + offset), length);
+    {
+        unsafe { return new Span<byte>(_base + (nint)index * BufferSize + offset, length); }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckIndex(int index)
