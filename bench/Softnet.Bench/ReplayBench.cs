@@ -215,7 +215,8 @@ public static class ReplayBench
         var marks = new List<(long Packets, long Alloc)>(4096); // never grows inside the loop
         var options = new ReplayOptions
         {
-            Gro = gro ? new Gro.GroOptions() : null,
+            // As `softnet replay FILE` runs GRO: the per-flow merge table is kept only when --json asks for a report.
+            Gro = gro ? new Gro.GroOptions { PerFlowStats = false } : null,
             Nic = xdpDrop ? new Nic.NicOptions { Xdp = Xdp.XdpPrograms.DropAll } : new Nic.NicOptions(),
             Mode = threadedRateMax ? ReplayMode.Threaded : ReplayMode.Deterministic,
             Rate = threadedRateMax ? Capture.Rate.Max : null,
