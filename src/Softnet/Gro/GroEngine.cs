@@ -484,7 +484,12 @@ public sealed class GroEngine
 
     /// <summary>skb_checksum over the GRO payload of a linear skb (skb_gro_offset to the end of the head), read in place.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe uint SumLinear(Skb skb) => Checksum.Sum(new ReadOnlySpan<byte>(skb.DataAddress + skb.Gro.DataOffset, GroLen(skb)));
+    private static unsafe uint SumLinear(Skb skb)
+    {
+        int len = GroLen(skb);
+        byte* p = skb.DataAddress + skb.Gro.DataOffset;
+        return len < Checksum.ShortMax ? Checksum.SumShort(p, len) : Checksum.Sum(new ReadOnlySpan<byte>(p, len));
+    }
 
     /// <summary>inet_gro_compute_pseudo: the pseudo-header of the innermost IPv4 header parsed, for
     /// <paramref name="proto"/> over skb_gro_len, read in place (the header was made linear when it was parsed).</summary>

@@ -51,6 +51,21 @@ public class ChecksumTests
     }
 
     [Fact]
+    public unsafe void SumShort_equals_naive_sum_for_every_length_below_its_limit()
+    {
+        // GRO's in-line sum of a small datagram: every length below ShortMax, from odd and even starts, and all-ones
+        // words (the most each accumulator gains).
+        Gen.Select(Gen.Byte.Array[Checksum.ShortMax + 8], Gen.Int[0, 7], Gen.Int[0, Checksum.ShortMax - 1]).Sample((d, start, len) =>
+        {
+            fixed (byte* p = d) Assert.Equal(NaiveSum(d.AsSpan(start, len).ToArray()), Checksum.SumShort(p + start, len));
+        }, iter: 5000);
+        var ones = new byte[Checksum.ShortMax];
+        Array.Fill(ones, (byte)0xFF);
+        for (int len = 0; len < Checksum.ShortMax; len++)
+            fixed (byte* p = ones) Assert.Equal(NaiveSum(ones.AsSpan(0, len).ToArray()), Checksum.SumShort(p, len));
+    }
+
+    [Fact]
     public void Vectorised_sum_of_all_ones_past_the_accumulator_drain_equals_naive_sum()
     {
         // 0xFFFF in every word is the most a lane gains per step: past 2 MiB the vector accumulators must drain.
