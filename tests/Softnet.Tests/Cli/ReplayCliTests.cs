@@ -39,6 +39,11 @@ public class ReplayCliTests
             Assert.Equal(Count("ip"), report.GetProperty("protocols").GetProperty("ipv4").GetInt64());
             Assert.Equal(report.GetProperty("packets_in").GetInt64(), report.GetProperty("delivered").GetInt64());
             Assert.True(report.GetProperty("conserved").GetBoolean());
+            // --json asks for the per-flow merge table (kept only then): a row per UDP 4-tuple tshark sees.
+            var (rc, tuples, _) = ExternalTool.Run("tshark", "-r", cap, "-Y", "udp", "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.srcport", "-e", "udp.dstport");
+            Assert.Equal(0, rc);
+            int flows = tuples.Split('\n', StringSplitOptions.RemoveEmptyEntries).Distinct().Count();
+            Assert.Equal(flows, report.GetProperty("gro").GetProperty("flows").GetArrayLength());
         }
         finally { dir.Delete(true); }
     }
