@@ -129,12 +129,21 @@ public sealed class VirtualNic
         // The descriptors carry the frame's trace id (one store; 0 for every frame a trace did not select).
         ring.PortTraceId = traceId;
         if (traceId != 0) Telemetry.PacketTracer.Current?.Arrival(traceId, queue, _vectors[queue].TargetCpu.Id, ring.PortSlot, hash, frame.Length);
-        RxAggregate aggregate = default;
-        if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame)
-            && !(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out aggregate)))
+        if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame))
+            return TakeLong(frame, nowNs, ifindex, held, ring, hash, type);
+        // A frame the MAC takes as it is: no aggregate fields (a constant, so the inlined descriptor write folds them).
+        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, default)
+            : ring.TryReceive(frame, nowNs, hash, type, ifindex, default);
+        return taken ? DropReason.None : DropReason.RingFull;
+    }
+
+    /// <summary>A frame longer than the MTU lets the MAC take: a TCP aggregate the port accepts whole, or a drop.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private DropReason TakeLong(ReadOnlySpan<byte> frame, long nowNs, int ifindex, bool held, RxRing ring, uint hash, PktHashType type)
+    {
+        if (!(Options.TcpAggregates && TcpAggregate.TryParse(frame, Options.Mtu, out var aggregate)))
         {
-            // Longer than the MTU lets the MAC take: the NIC drops it and counts it oversize (GLPRT_ROC, part
-            // of rx_length_errors); the driver never sees it.
+            // The NIC drops it and counts it oversize (GLPRT_ROC, part of rx_length_errors); the driver never sees it.
             ring.CountOversize();
             return DropReason.FrameTooLong;
         }
