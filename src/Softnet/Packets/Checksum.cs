@@ -17,9 +17,12 @@ public static class Checksum
 {
     /// <summary>Ones'-complement sum of <paramref name="data"/>, folded to 16 bits (not complemented).
     /// Only the last chunk of a multi-part sum may have odd length.</summary>
-    public static uint Sum(ReadOnlySpan<byte> data)
+    public static uint Sum(ReadOnlySpan<byte> data) => FoldNative(SumNative(data));
+
+    /// <summary>A native-order word sum folded to 16 bits in network order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint FoldNative(ulong acc)
     {
-        ulong acc = SumNative(data);
         ushort folded = (ushort)Fold64(acc);
         // The native sum of little-endian words is the byte-swapped big-endian sum.
         return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(folded) : folded;
@@ -27,33 +30,12 @@ public static class Checksum
 
     /// <summary><see cref="Sum"/> of fewer than <see cref="ShortMax"/> bytes at <paramref name="p"/>, inlined where it is
     /// called: the checksum GRO verifies on every small datagram, where the general sum's call and its vector-length
-    /// tests cost more than the few words themselves. Two accumulators keep the adds of a word's halves apart.</summary>
+    /// tests cost more than the few words themselves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe uint SumShort(byte* p, int length)
     {
         Debug.Assert(length >= 0 && length < ShortMax);
-        ulong lo = 0, hi = 0;
-        int i = 0;
-        for (; i + 8 <= length; i += 8)
-        {
-            ulong w = Unsafe.ReadUnaligned<ulong>(p + i);
-            lo += (uint)w;
-            hi += w >> 32;
-        }
-        if (i + 4 <= length)
-        {
-            lo += Unsafe.ReadUnaligned<uint>(p + i);
-            i += 4;
-        }
-        if (i + 2 <= length)
-        {
-            hi += Unsafe.ReadUnaligned<ushort>(p + i);
-            i += 2;
-        }
-        // A trailing odd byte is padded with a zero byte on the right in network order.
-        if (i < length) lo += BitConverter.IsLittleEndian ? p[i] : (ulong)p[i] << 8;
-        ushort folded = (ushort)Fold64(lo + hi);
-        return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(folded) : folded;
+        return FoldNative(SumScalar(ref *p, 0, (nuint)length));
     }
 
     /// <summary>Inputs shorter than this may take <see cref="SumShort"/>.</summary>
@@ -183,20 +165,39 @@ public static class Checksum
                  + Vector128.Sum(Vector128.WidenLower(acc1) + Vector128.WidenUpper(acc1));
         }
 
+        return acc + SumScalar(ref start, i, len);
+    }
+
+    /// <summary>Native-order 16-bit words of bytes [<paramref name="i"/>, <paramref name="len"/>) from
+    /// <paramref name="start"/>, unfolded: eight bytes a step (two accumulators keep the adds of a word's halves apart),
+    /// then a 4-, a 2- and a 1-byte rest. What the vector loops leave, or a whole short input.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong SumScalar(ref byte start, nuint i, nuint len)
+    {
+        ulong lo = 0, hi = 0;
         for (; i + 8 <= len; i += 8)
         {
             ulong w = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i));
-            acc += (w & 0xFFFF_FFFF) + (w >> 32);
+            lo += (uint)w;
+            hi += w >> 32;
         }
-        for (; i + 2 <= len; i += 2)
-            acc += Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, i));
+        if (i + 4 <= len)
+        {
+            lo += Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref start, i));
+            i += 4;
+        }
+        if (i + 2 <= len)
+        {
+            hi += Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, i));
+            i += 2;
+        }
         if (i < len)
         {
             // A trailing odd byte is padded with a zero byte on the right in network order.
             byte b = Unsafe.Add(ref start, i);
-            acc += BitConverter.IsLittleEndian ? b : (ulong)b << 8;
+            lo += BitConverter.IsLittleEndian ? b : (ulong)b << 8;
         }
-        return acc;
+        return lo + hi;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
