@@ -132,8 +132,15 @@ public sealed class VirtualNic
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame))
             return TakeLong(frame, nowNs, ifindex, held, ring, hash, type);
         // A frame the MAC takes as it is: no aggregate fields (a constant, so the inlined descriptor write folds them).
-        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, default)
-            : ring.TryReceive(frame, nowNs, hash, type, ifindex, default);
+        return Dma(ring, frame, nowNs, hash, type, ifindex, held, default);
+    }
+
+    /// <summary>The frame into the ring's posted buffers, its descriptors held for the burst's write-back or handed over now.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static DropReason Dma(RxRing ring, ReadOnlySpan<byte> frame, long nowNs, uint hash, PktHashType type, int ifindex, bool held, RxAggregate aggregate)
+    {
+        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate)
+            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate);
         return taken ? DropReason.None : DropReason.RingFull;
     }
 
@@ -147,9 +154,7 @@ public sealed class VirtualNic
             ring.CountOversize();
             return DropReason.FrameTooLong;
         }
-        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate)
-            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate);
-        return taken ? DropReason.None : DropReason.RingFull;
+        return Dma(ring, frame, nowNs, hash, type, ifindex, held, aggregate);
     }
 
     /// <summary>Returns every buffer the rings hold to their pools (ifdown); all threads must be stopped.</summary>
