@@ -30,6 +30,7 @@ public static class ReplayBench
         Console.WriteLine($"replay: last-level cache {llc >> 20} MiB ({llcSource}); captures of {fileBytes >> 20} MiB each");
         int[] sizes = args.Case is { } c && int.TryParse(c, out int only) ? [only] : FrameSizes;
         var r = Measure(fileBytes, args.Seconds, Path.GetTempPath(), sizes);
+        r = r with { Kernel = MeasureKernel(sizes) };
         r.Print();
         if (args.Json is not null)
         {
@@ -44,7 +45,10 @@ public static class ReplayBench
         double StreamedPps, double ReaderPps, double TcpdumpPps, double AllocPerPacket, double DriverNs, double StackNs, double DeliveredFraction,
         double GroOffPps, double RateMaxPps, double RateMaxDeliveredFraction, double MapPps, double CopyPps, string AutoAccess, double XdpDropPps);
 
-    public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond)
+    /// <summary>The kernel peer's figures per frame size (<see cref="ReplayKernelPeer"/>), or why there are none.</summary>
+    public sealed record KernelFigures(IReadOnlyDictionary<int, ReplayKernelPeer.Result?> BySize, string? Unavailable);
+
+    public sealed record Result(IReadOnlyList<SizeResult> Sizes, double MemcpyGBytesPerSecond, KernelFigures? Kernel = null)
     {
         public SizeResult Of(int frameLength) => Sizes.First(s => s.FrameLength == frameLength);
 
@@ -70,6 +74,19 @@ public static class ReplayBench
                                   $"{(double.IsNaN(s.TcpdumpPps) ? "n/a" : $"{s.TcpdumpPps / 1e6:F2} Mpps"),12} {s.AllocPerPacket,5:F2} B/p" +
                                   $"  (auto chose {s.AutoAccess}; delivered {s.DeliveredFraction:P1}; threaded rate max delivered {s.RateMaxDeliveredFraction:P1})");
             Console.WriteLine($"softnet at 1514 B: {SoftnetGBytesPerSecond:F2} GB/s of frames; memcpy {MemcpyGBytesPerSecond:F2} GB/s ({SoftnetGBytesPerSecond / MemcpyGBytesPerSecond:P0})");
+            if (Kernel is null) return;
+            if (Kernel.Unavailable is { } why)
+            {
+                Console.WriteLine($"kernel peer: not measured ({why})");
+                return;
+            }
+            foreach (var s in Sizes)
+            {
+                double softnetNs = 1e9 / s.SoftnetPps;
+                Console.WriteLine(Kernel.BySize.GetValueOrDefault(s.FrameLength) is { } k
+                    ? $"{s.FrameLength + " B",-8} kernel (veth, GRO on, dropped at ip_rcv) {k.NsPerPacket,6:F0} ns/packet of softirq; softnet {softnetNs:F0} ns/packet: the kernel takes {k.NsPerPacket / softnetNs:F1}x"
+                    : $"{s.FrameLength + " B",-8} kernel: nothing measured");
+            }
         }
 
         public void WriteJson(Stream stream, long llc, string llcSource)
@@ -102,6 +119,14 @@ public static class ReplayBench
             w.WriteNumber("memcpy_gbytes_per_s", Math.Round(MemcpyGBytesPerSecond, 3));
             w.WriteNumber("memcpy_fraction_1514", Math.Round(SoftnetGBytesPerSecond / MemcpyGBytesPerSecond, 3));
             w.WriteNumber("alloc_bytes_per_packet", Math.Round(AllocPerPacket, 3));
+            Sized(w, "softnet_ns_per_packet", s => Math.Round(1e9 / s.SoftnetPps, 1));
+            if (Kernel is not null)
+            {
+                Sized(w, "kernel_softirq_ns_per_packet", s => Kernel.BySize.GetValueOrDefault(s.FrameLength) is { } k ? Math.Round(k.NsPerPacket, 1) : null);
+                Sized(w, "kernel_over_softnet", s => Kernel.BySize.GetValueOrDefault(s.FrameLength) is { } k ? Math.Round(k.NsPerPacket * s.SoftnetPps / 1e9, 2) : null);
+                if (Kernel.Unavailable is { } why) w.WriteString("kernel_unavailable", why);
+                w.WriteString("kernel_method", ReplayKernelPeer.Method);
+            }
             w.WriteEndObject();
         }
 
@@ -116,6 +141,37 @@ public static class ReplayBench
             w.WriteEndObject();
         }
     }
+
+    /// <summary>The kernel peer for each frame size: the head of a capture generated as <see cref="Generate"/> does (the same
+    /// frames the replay read first), sent for 3 seconds from the CPU this process runs on.</summary>
+    private static KernelFigures MeasureKernel(int[] sizes)
+    {
+        if (ReplayKernelPeer.Unavailable() is { } why) return new KernelFigures(new Dictionary<int, ReplayKernelPeer.Result?>(), why);
+        int cpu = ScenarioBench.PickCpu();
+        double idle = ScenarioBench.IdleSoftirqRate(cpu);
+        var bySize = new Dictionary<int, ReplayKernelPeer.Result?>();
+        foreach (int frameLength in sizes)
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"softnet-bench-replay-k-{frameLength}-{Environment.ProcessId}.pcap");
+            try
+            {
+                Generate(path, frameLength, 8 << 20);
+                bySize[frameLength] = ReplayKernelPeer.Measure(path, cpu, KernelSeconds, idle);
+            }
+            catch (Exception e) when (e is InvalidOperationException or JsonException or KeyNotFoundException or IOException)
+            {
+                Console.Error.WriteLine($"bench replay: kernel peer at {frameLength} B: {e.Message}");
+                bySize[frameLength] = null;
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+        return new KernelFigures(bySize, null);
+    }
+
+    private const double KernelSeconds = 3;
 
     /// <summary>Generates a capture of about <paramref name="fileBytes"/> per frame size in <paramref name="dir"/>, measures
     /// it and deletes it.</summary>

@@ -46,6 +46,40 @@ public class ReplayBenchTests
         }
     }
 
+    [SkippableFact]
+    public void Kernel_peer_counts_softirq_time_over_the_frames_the_veth_received()
+    {
+        string? why = ReplayKernelPeer.Unavailable();
+        Skip.If(why != null, $"bench replay's kernel peer needs root, network namespaces and its tools: {why}");
+        string path = Path.Combine(Path.GetTempPath(), $"softnet-replay-k-test-{Guid.NewGuid():N}.pcap");
+        try
+        {
+            ReplayBench.Generate(path, 64, 1 << 20);
+            int cpu = ScenarioBench.PickCpu();
+            var k = ReplayKernelPeer.Measure(path, cpu, seconds: 1, idleTicksPerSecond: 0);
+            Assert.NotNull(k);
+            // A python sender passes at least tens of thousands of frames a second; the kernel spends between tens of
+            // nanoseconds and tens of microseconds of softirq on each.
+            Assert.True(k.Value.Received > 10_000, $"received {k.Value.Received}");
+            Assert.InRange(k.Value.NsPerPacket, 20, 50_000);
+            // What the JSON says of it.
+            var size = new ReplayBench.SizeResult(64, 1, 1, 64, 1e7, 1, 1, double.NaN, 0, 0, 0, 1, 1, 1, 1, 1, 1, "map", 1);
+            var r = new ReplayBench.Result([size], 1, new ReplayBench.KernelFigures(new Dictionary<int, ReplayKernelPeer.Result?> { [64] = k }, null));
+            var ms = new MemoryStream();
+            r.WriteJson(ms, 32 << 20, "test");
+            using var doc = JsonDocument.Parse(ms.ToArray());
+            var root = doc.RootElement;
+            Assert.Equal(Math.Round(k.Value.NsPerPacket, 1), root.GetProperty("kernel_softirq_ns_per_packet").GetProperty("frames_64").GetDouble());
+            Assert.Equal(100.0, root.GetProperty("softnet_ns_per_packet").GetProperty("frames_64").GetDouble());
+            Assert.Equal(Math.Round(k.Value.NsPerPacket / 100, 2), root.GetProperty("kernel_over_softnet").GetProperty("frames_64").GetDouble());
+            Assert.Contains("PACKET_OTHERHOST", root.GetProperty("kernel_method").GetString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void Generated_frames_have_the_named_length_but_for_the_udp_handshake()
     {
