@@ -80,7 +80,8 @@ public sealed class SoftnetCpu
 
     /// <summary>Deterministic mode: the replay thread's wall time spent running this CPU's rounds and tasks (what the
     /// virtual CPU's work cost here: its share of a replay's CPU time), and the work another CPU's round ran on this
-    /// CPU's behalf (a reader's read and the ACK it sends, NetifRxSteering.RunOn).</summary>
+    /// CPU's behalf (a reader's read and the ACK it sends, NetifRxSteering.RunOn). Kept only when the engine has more
+    /// than one CPU (0 on one: all of the replay's time is that CPU's).</summary>
     public long HostNs { get; internal set; }
 
     /// <summary>Virtual time this CPU is busy until (deterministic mode).</summary>
