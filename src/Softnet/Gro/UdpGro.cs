@@ -44,8 +44,11 @@ public static class UdpGro
         ushort check = GroEngine.Be16(skb.DataAddress + off + 6);
         if (skb.Gro.Flush == 0)
         {
-            // Don't bother verifying a packet that is flushed anyway (as udp4_gro_receive skips it).
-            uint pseudo = Pseudo(skb, v6);
+            // Don't bother verifying a packet that is flushed anyway (as udp4_gro_receive skips it). The pseudo-header
+            // is for the verification, or for the sum a tunnel's inner layers reuse: a datagram the device vouched
+            // for, with no tunnel socket to take it, needs neither.
+            bool tunnels = e.HasUdpTunnels;
+            uint pseudo = tunnels || GroEngine.ChecksumNeeded(skb, !v6, check) ? Pseudo(skb, v6) : 0;
             if (GroEngine.ChecksumBad(skb, pseudo, !v6, check))
             {
                 e.NoteNormal(GroNormalReason.BadChecksum);
@@ -53,8 +56,9 @@ public static class UdpGro
                 return null;
             }
             // skb_gro_checksum_try_convert: a checksum the device vouched for becomes the sum the tunnel's inner
-            // layers validate against, so the inner TCP checksum costs no second pass over the data.
-            if (check != 0 && skb.Gro.CsumCnt == 0 && !skb.Gro.CsumValid)
+            // layers validate against, so the inner TCP checksum costs no second pass over the data. Without a tunnel
+            // socket the datagram is flushed just below and nothing reads it.
+            if (tunnels && check != 0 && skb.Gro.CsumCnt == 0 && !skb.Gro.CsumValid)
             {
                 skb.Gro.Csum = (ushort)~Checksum.Fold64(pseudo);
                 skb.Gro.CsumValid = true;
