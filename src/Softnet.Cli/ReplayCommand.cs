@@ -29,6 +29,8 @@ public static class ReplayCommand
         var queues = new Option<int>("--queues") { Description = "RX queues (ethtool -L combined N)", DefaultValueFactory = _ => 1 };
         var cpus = new Option<string>("--cpus") { Description = "CPUs running NAPI, e.g. 0,1 or 0-3", DefaultValueFactory = _ => "0" };
         var mtu = new Option<int>("--mtu") { Description = $"device MTU (ip link set DEV mtu N), {NicOptions.DefaultMtu} by default, up to {NicOptions.MaxMtu}: longer frames are dropped as oversize, frames past one RX buffer span several descriptors", DefaultValueFactory = _ => NicOptions.DefaultMtu };
+        var rxChecksum = new Option<string>("--rx-checksum") { Description = "receive checksum offload (ethtool -K DEV rx): on, the port checks IP and TCP/UDP checksums as ice does and the clean frames arrive CHECKSUM_UNNECESSARY (GRO and the stack sum nothing; failures counted as rx_csum_bad.nic); off, every frame arrives CHECKSUM_NONE, as from a veth", DefaultValueFactory = _ => "on" };
+        rxChecksum.AcceptOnlyFromAmong("on", "off");
         var aggregates = new Option<string>("--aggregates") { Description = "TCP frames longer than the MTU, as captures on GRO/TSO hosts hold (up to 64 KB): accept (whole, as hardware-GRO aggregates: GSO skbs) or drop (oversize, like any long frame)", DefaultValueFactory = _ => "accept" };
         aggregates.AcceptOnlyFromAmong("accept", "drop");
         var ring = new Option<int>("--ring") { Description = "descriptors per RX ring (ethtool -G rx N)", DefaultValueFactory = _ => RxRing.DefaultSize };
@@ -72,7 +74,7 @@ public static class ReplayCommand
 
         var cmd = new Command("replay", "Replay a capture through the receive path and report what each stage did")
         {
-            capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
+            capture, json, quiet, noProgress, queues, cpus, mtu, aggregates, rxChecksum, ring, budget, budgetUsecs, weight, skb, irqUsecs, irqFrames,
             rate, clock, mode, deterministic, pollCost, busyPoll, xdp, xdpEngine, xdpTx, gro, groFlushTimeout, deferIrqs, groMaxSize, groInterval, hz, tap,
             scenario, inject, dump, rpsCpus, rpsFlowCnt, rpsSockFlows, maxBacklog, flowLimitCpus, readerPerByte, readerPerRead,
         };
@@ -97,6 +99,7 @@ public static class ReplayCommand
                     RingSize = pr.GetValue(ring),
                     Mtu = pr.GetValue(mtu),
                     TcpAggregates = pr.GetValue(aggregates) != "drop",
+                    RxChecksum = pr.GetValue(rxChecksum) != "off",
                     Weight = pr.GetValue(weight),
                     SkbMode = pr.GetValue(skb) == "construct" ? SkbBuildMode.Construct : SkbBuildMode.Build,
                     Moderation = new InterruptModeration(pr.GetValue(irqUsecs), pr.GetValue(irqFrames)),

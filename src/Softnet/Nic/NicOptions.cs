@@ -43,6 +43,11 @@ public sealed record NicOptions
     /// what captures taken on GRO/TSO hosts hold. Off, such frames are oversize drops like any other.</summary>
     public bool TcpAggregates { get; init; } = true;
 
+    /// <summary>Receive checksum offload (ethtool -K DEV rx on|off, NETIF_F_RXCSUM; on by default, as ice has it): the port
+    /// checks each frame's IP and TCP/UDP checksums and the driver marks the clean ones CHECKSUM_UNNECESSARY, so GRO and
+    /// the stack sum nothing; see <see cref="RxChecksumOffload"/>. Off: every frame arrives CHECKSUM_NONE, as from a veth.</summary>
+    public bool RxChecksum { get; init; } = true;
+
     /// <summary>The longest frame of all (two VLAN tags): the ring's rxmax.</summary>
     public int MaxFrameSize => Mtu + EthHlen + 2 * VlanHlen;
 

@@ -247,6 +247,43 @@ public sealed class RssHasher
         return true;
     }
 
+    /// <summary><see cref="TryHashFrame"/> for an untagged IPv4 frame whose header is 20 bytes (version and IHL byte
+    /// 0x45; the port's common frame, whose headers its parser reads once for RSS and for the checksum offload): the
+    /// same checks, hash and type, read by pointer. <paramref name="ip"/> is the IPv4 header, <paramref name="length"/>
+    /// (at least 20) the bytes from there to the end of the frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal unsafe bool TryHashPlainIpv4(byte* ip, int length, out uint hash, out RssHashType type)
+    {
+        int totalLength = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ushort>(ip + 2));
+        if (totalLength < 20) return Malformed(out hash, out type);
+        bool fragment = (Unsafe.ReadUnaligned<ushort>(ip + 6) & BinaryPrimitives.ReverseEndianness((ushort)0x3FFF)) != 0;
+        byte proto = ip[9];
+        bool ports = !fragment && proto switch
+        {
+            IpProtocols.Tcp => Fields.TcpV4Ports,
+            IpProtocols.Udp => Fields.UdpV4Ports,
+            _ => false,
+        };
+        ulong addresses = LittleEndian64(ip + 12);
+        if (ports && Math.Min(totalLength, length) >= 24)
+        {
+            hash = HashV4Tuple(addresses, LittleEndian32(ip + 20));
+            type = proto == IpProtocols.Tcp ? RssHashType.TcpIpv4 : RssHashType.UdpIpv4;
+            return true;
+        }
+        hash = Mix4Word(Mix4Word(0, 0, (uint)addresses), 4, (uint)(addresses >> 32));
+        type = RssHashType.Ipv4;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe ulong LittleEndian64(byte* p)
+        => BitConverter.IsLittleEndian ? Unsafe.ReadUnaligned<ulong>(p) : BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(p));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe uint LittleEndian32(byte* p)
+        => BitConverter.IsLittleEndian ? Unsafe.ReadUnaligned<uint>(p) : BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(p));
+
     // The last 4-tuples hashed, by a multiplicative hash of the tuple: a capture's frames come in runs of a few flows, and
     // a hit costs one compare where the twelve table loads of the Toeplitz sum cost ~3 ns a frame. An all-zero entry is
     // right as it stands (Toeplitz of zeros is 0), so the table needs no valid bits.

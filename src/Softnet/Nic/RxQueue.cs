@@ -135,6 +135,9 @@ public sealed class RxQueue : INapiPoller
 
     public long SkbAllocFailed => _builder.AllocFailed;
 
+    /// <summary>Frames the port's checksum offload found wrong (see <see cref="RxChecksumOffload"/>).</summary>
+    public long ChecksumErrors => _builder.ChecksumErrors;
+
     /// <summary>Stopwatch ticks spent in sampled NAPI polls of this queue, everything above the driver included.
     /// One poll in <see cref="TimingSampleEvery"/> is timed (reading the clock costs ~20 ns a call).</summary>
     public long PollTicks { get; private set; }

@@ -17,6 +17,15 @@ public struct RxDescriptor
     public const int DescriptorDone = 1;
     /// <summary>Status bit "end of packet": the last buffer of a frame (ICE_RX_FLEX_DESC_STATUS0_EOF).</summary>
     public const int EndOfPacket = 2;
+    /// <summary>The port checked the IP and TCP/UDP checksums (ICE_RX_FLEX_DESC_STATUS0_L3L4P); the two error bits
+    /// below say what failed. Set on a frame's last descriptor only. See <see cref="RxChecksumOffload"/>.</summary>
+    public const int L3L4Processed = 4;
+    /// <summary>The IPv4 header checksum is wrong (ICE_RX_FLEX_DESC_STATUS0_XSUM_IPE).</summary>
+    public const int IpChecksumError = 8;
+    /// <summary>The TCP or UDP checksum is wrong (ICE_RX_FLEX_DESC_STATUS0_XSUM_L4E).</summary>
+    public const int L4ChecksumError = 16;
+    /// <summary>The checksum bits of <see cref="Status"/>.</summary>
+    public const int ChecksumBits = L3L4Processed | IpChecksumError | L4ChecksumError;
 
     public int BufferIndex;
     /// <summary>Bytes of the frame in this buffer (the write-back pkt_len), written at <see cref="PagePool.Headroom"/>.</summary>
@@ -215,9 +224,10 @@ public sealed class RxRing
     /// <summary>As <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType, int)"/>; a frame the port took
     /// as a TCP <paramref name="aggregate"/> is accepted past <see cref="MaxFrameSize"/> and its descriptors carry
     /// the aggregate's GSO fields.</summary>
-    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
+    /// <param name="checksum">The port's checksum verdict for the frame's last descriptor (<see cref="RxChecksumOffload.Status"/>).</param>
+    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksum = 0)
     {
-        bool ok = TryReceiveHeld(frame, timestampNs, rssHash, hashType, ifindex, aggregate);
+        bool ok = TryReceiveHeld(frame, timestampNs, rssHash, hashType, ifindex, aggregate, checksum);
         if (ok) WriteBack();
         return ok;
     }
@@ -226,7 +236,7 @@ public sealed class RxRing
     /// descriptors stay unseen by NAPI until <see cref="WriteBack"/>: a DMA engine writing a burst hands its
     /// descriptors over together (ice writes descriptors back a cache line at a time, or on the interrupt with
     /// WB_ON_ITR), and NAPI then reads lines the port has finished with instead of chasing the port line by line.</summary>
-    internal bool TryReceiveHeld(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate)
+    internal bool TryReceiveHeld(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksum = 0)
     {
         ref PortSide p = ref _port;
         if (frame.Length > p.MaxFrame && !aggregate.IsAggregate)
@@ -254,7 +264,7 @@ public sealed class RxRing
             ref RxDescriptor d = ref descs[(int)head & p.Mask];
             CopyFrame(frame, PortBuffer(ref p, d.BufferIndex));
             Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
-            Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket);
+            Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksum);
         }
         else
         {
@@ -268,7 +278,7 @@ public sealed class RxRing
                 frame.Slice(offset, n).CopyTo(PortBuffer(ref p, d.BufferIndex));
                 Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
                 offset += n;
-                Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket : RxDescriptor.DescriptorDone);
+                Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksum : RxDescriptor.DescriptorDone);
             }
         }
         if (aggregate.IsAggregate)

@@ -53,6 +53,11 @@ public sealed class SkbBuilder
     /// <summary>Packets dropped because no skb or head buffer was available.</summary>
     public long AllocFailed => Volatile.Read(ref _allocFailed);
 
+    /// <summary>Frames whose checksum the port found wrong (ice's hw_csum_rx_error; ethtool -S rx_csum_bad.nic). Written
+    /// only by the queue's NAPI context.</summary>
+    public long ChecksumErrors => Volatile.Read(ref _csumBad);
+    private long _csumBad;
+
     /// <summary>ice_build_skb with the frame at <paramref name="dataOffset"/> (from the buffer start) and
     /// <paramref name="length"/> bytes long, as XDP may have moved them (bpf_xdp_adjust_head/tail).</summary>
     public Skb? BuildSkb(PagePool ringPool, in RxDescriptor d, int queue, int dataOffset, int length)
@@ -184,7 +189,7 @@ public sealed class SkbBuilder
 
     // ice_process_skb_fields, minus eth_type_trans (which belongs to the next stage): the MAC header is at
     // skb->data and skb->protocol is still unset.
-    private static void FillFields(Skb skb, in RxDescriptor d, int queue)
+    private void FillFields(Skb skb, in RxDescriptor d, int queue)
     {
         skb.TimestampNs = d.TimestampNs;
         skb.Ifindex = d.Ifindex;
@@ -192,7 +197,21 @@ public sealed class SkbBuilder
         if (d.HashType != PktHashType.None) skb.SetHash(d.RssHash, d.HashType);
         skb.QueueMapping = (ushort)queue; // skb_record_rx_queue
         skb.ResetMacHeader();
+        if ((d.Status & RxDescriptor.L3L4Processed) != 0) RxCsum(skb, d.Status);
         if (d.GsoSize != 0) SetAggregate(skb, in d);
+    }
+
+    // ice_rx_csum: a frame the port checked is CHECKSUM_UNNECESSARY unless a check failed; a failure is counted
+    // (hw_csum_rx_error) and the frame left CHECKSUM_NONE, for the stack to verify and drop.
+    private void RxCsum(Skb skb, int status)
+    {
+        if ((status & (RxDescriptor.IpChecksumError | RxDescriptor.L4ChecksumError)) != 0)
+        {
+            _csumBad++;
+            return;
+        }
+        skb.IpSummed = CsumState.Unnecessary;
+        skb.CsumLevel = 0;
     }
 
     // A hardware-GRO completion: the driver marks the skb as the GSO packet it is (skb_shinfo gso_size, gso_segs,

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Softnet.Napi;
 using Softnet.Packets;
 
@@ -19,12 +20,14 @@ public sealed class VirtualNic
     private readonly IrqVector[] _vectors;
     private readonly int[] _burst; // frames taken per queue since the burst's interrupt causes were last signalled
     private int _burstFrames;
+    private readonly bool _rxChecksum; // ethtool -K DEV rx: the port checks IP and TCP/UDP checksums
 
     public VirtualNic(NicOptions options, NapiEngine engine, IRxHandler handler)
     {
         options.Validate();
         Options = options;
         _plainMax = options.Mtu + NicOptions.EthHlen;
+        _rxChecksum = options.RxChecksum;
         _rss = options.RssKey is null ? new RssHasher() : new RssHasher(options.RssKey);
         _indir = options.RssWeights is null
             ? RssIndirectionTable.Equal(options.Queues)
@@ -113,12 +116,39 @@ public sealed class VirtualNic
         }
     }
 
+    /// <summary>The EtherType 0x0800 as the two bytes read in native order give it.</summary>
+    private static readonly ushort PlainIpv4Type = BitConverter.IsLittleEndian ? (ushort)0x0008 : (ushort)0x0800;
+
     // RSS, the MTU check and the DMA into the chosen queue's ring; the interrupt is the caller's.
     private DropReason Take(ReadOnlySpan<byte> frame, long nowNs, int ifindex, bool held, int traceId, out int queue)
     {
         uint hash = 0;
         PktHashType type = PktHashType.None;
-        if (_rss.TryHashFrame(frame, out uint h, out var rssType))
+        bool hashed;
+        uint h;
+        RssHashType rssType;
+        int checksum = 0;
+        // The parser reads the common frame (untagged IPv4, 20-byte header) once, by pointer, for RSS and the checksum
+        // offload; any other goes through their general paths, which give the same results.
+        if (frame.Length >= NicOptions.EthHlen + 20 && Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in frame[12])) == PlainIpv4Type && frame[14] == 0x45)
+        {
+            unsafe
+            {
+                fixed (byte* f = frame)
+                {
+                    byte* ip = f + NicOptions.EthHlen;
+                    int length = frame.Length - NicOptions.EthHlen;
+                    hashed = _rss.TryHashPlainIpv4(ip, length, out h, out rssType);
+                    if (_rxChecksum) checksum = RxChecksumOffload.Ipv4(ip, length);
+                }
+            }
+        }
+        else
+        {
+            hashed = _rss.TryHashFrame(frame, out h, out rssType);
+            if (_rxChecksum) checksum = RxChecksumOffload.Status(frame);
+        }
+        if (hashed)
         {
             hash = h;
             type = rssType.IsL4() ? PktHashType.L4 : PktHashType.L3;
@@ -132,15 +162,15 @@ public sealed class VirtualNic
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame))
             return TakeLong(frame, nowNs, ifindex, held, ring, hash, type);
         // A frame the MAC takes as it is: no aggregate fields (a constant, so the inlined descriptor write folds them).
-        return Dma(ring, frame, nowNs, hash, type, ifindex, held, default);
+        return Dma(ring, frame, nowNs, hash, type, ifindex, held, default, checksum);
     }
 
     /// <summary>The frame into the ring's posted buffers, its descriptors held for the burst's write-back or handed over now.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static DropReason Dma(RxRing ring, ReadOnlySpan<byte> frame, long nowNs, uint hash, PktHashType type, int ifindex, bool held, RxAggregate aggregate)
+    private static DropReason Dma(RxRing ring, ReadOnlySpan<byte> frame, long nowNs, uint hash, PktHashType type, int ifindex, bool held, RxAggregate aggregate, int checksum = 0)
     {
-        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate)
-            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate);
+        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate, checksum)
+            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate, checksum);
         return taken ? DropReason.None : DropReason.RingFull;
     }
 

@@ -38,6 +38,13 @@ public static class Checksum
         return FoldNative(SumScalar(ref *p, 0, (nuint)length));
     }
 
+    /// <summary>The unfolded sum of <paramref name="length"/> bytes at <paramref name="p"/> as native-order 16-bit words.
+    /// For checks only: folded, it is 0xFFFF exactly when the network-order sum is (0xFFFF reads the same both ways), so
+    /// a verifier adds the other words in native order and folds once, with no byte swaps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ulong SumNativeUnfolded(byte* p, int length)
+        => length < ShortMax ? SumScalar(ref *p, 0, (nuint)length) : SumNative(new ReadOnlySpan<byte>(p, length));
+
     /// <summary>Inputs shorter than this may take <see cref="SumShort"/>.</summary>
     public const int ShortMax = 64;
 

@@ -77,8 +77,9 @@ public sealed class GroStage : IRxHandler
         var engine = sink.Engine!;
         if (engine.TimerDeadlineNs is long deadline && deadline <= now) engine.TimerFired(now);
         skb.ResetMacHeader();
-        // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it.
-        if (skb.IpSummed != CsumState.Partial) GroReplay.SetChecksumState(skb, _checksum);
+        // What the driver found stands (CHECKSUM_UNNECESSARY from the port's offload, CHECKSUM_PARTIAL on a hardware-GRO
+        // aggregate); the option speaks for a device that vouched for nothing.
+        if (skb.IpSummed == CsumState.None && _checksum != RxChecksum.None) GroReplay.SetChecksumState(skb, _checksum);
         int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
         var result = engine.Receive(skb, now);
         if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result, engine.LastMergeTraceId);

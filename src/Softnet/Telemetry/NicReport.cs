@@ -23,6 +23,7 @@ public sealed class NicReportSection(IReadOnlyList<VirtualNic> nics) : IReportSe
         w.WriteNumber("buffer_size", nic.Options.BufferSize);
         w.WriteString("skb", nic.Options.SkbMode == SkbBuildMode.Build ? "build" : "construct");
         w.WriteNumber("weight", nic.Options.Weight);
+        w.WriteString("rx_checksumming", nic.Options.RxChecksum ? "on" : "off");
         w.WriteString("moderation", nic.Options.Moderation.ToString());
         w.WriteStartArray("queues");
         int index = 0;
@@ -42,6 +43,7 @@ public sealed class NicReportSection(IReadOnlyList<VirtualNic> nics) : IReportSe
             w.WriteNumber("rx_gro_skbs", s.RxGroSkbs);
             w.WriteNumber("rx_gro_packets", s.RxGroPackets);
             w.WriteNumber("alloc_failed", s.AllocFailed + q.SkbAllocFailed);
+            w.WriteNumber("rx_csum_bad", q.ChecksumErrors);
             w.WriteNumber("occupancy_max", q.MaxOccupancy);
             w.WriteNumber("occupancy_mean", q.OccupancySamples > 0 ? Math.Round((double)q.OccupancySum / q.OccupancySamples, 2) : 0);
             w.WriteNumber("interrupts", q.Vector.InterruptsFired);
@@ -81,6 +83,9 @@ public sealed class NicReportSection(IReadOnlyList<VirtualNic> nics) : IReportSe
                 string shown = nics.Count == 1 ? name : name.Replace($"rx_queue_{queues[i].Id}_", $"rx_queue_{i}_", StringComparison.Ordinal);
                 sb.Append("     ").Append(shown).Append(": ").Append(value).Append('\n');
             }
+        // ice counts checksum failures for the whole device (a PF statistic, hence the .nic suffix).
+        if (nics.Any(n => n.Options.RxChecksum))
+            sb.Append("     rx_csum_bad.nic: ").Append(queues.Sum(q => q.ChecksumErrors)).Append('\n');
         if (queues.Count > 0 && queues[0].XdpHook is not null)
         {
             // The port's XDP verdict totals, in the rx_xdp_* names drivers print (mlx5, veth, virtio_net alike).
