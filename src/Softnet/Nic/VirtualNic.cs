@@ -138,7 +138,7 @@ public sealed class VirtualNic
                 {
                     byte* ip = f + NicOptions.EthHlen;
                     int length = frame.Length - NicOptions.EthHlen;
-                    hashed = _rss.TryHashPlainIpv4(ip, length, out h, out rssType);
+                    hashed = _rss.TryHashIpv4(ip, length, out h, out rssType);
                     if (_rxChecksum) checksum = RxChecksumOffload.Ipv4(ip, length);
                 }
             }

@@ -12,17 +12,17 @@ namespace Softnet.Tests.Nic;
 public class RssHasherTests
 {
     [Fact]
-    public unsafe void The_ports_plain_ipv4_parse_hashes_as_the_frame_parse()
+    public unsafe void The_ports_ipv4_parse_by_pointer_hashes_as_the_frame_parse()
     {
-        // Untagged IPv4 with a 20-byte header: any total length, fragment field, protocol and frame length, with the port
-        // hashing turned on and off per protocol; the pointer path must give the general path's verdict, hash and type.
+        // Untagged IPv4 with any header length, total length, fragment field, protocol and frame length, with the port
+        // hashing turned on and off per protocol: the port's pointer parse must give the frame parse's verdict, hash and type.
         var fieldSets = new[] { RssHashFields.Default, new RssHashFields(false, false, true, true), new RssHashFields(true, false, true, false) };
         Gen.Select(Gen.Int[34, 120], Gen.UShort, Gen.UShort, Gen.Int[0, 3].Select(i => new byte[] { 6, 17, 1, 132 }[i]), Gen.Int[0, 2], Gen.Int[0, int.MaxValue])
             .Sample((length, total, frag, proto, fields, seed) =>
             {
                 var f = new byte[length];
                 new Random(seed).NextBytes(f);
-                f[12] = 0x08; f[13] = 0x00; f[14] = 0x45;
+                f[12] = 0x08; f[13] = 0x00; f[14] = new byte[] { 0x45, 0x45, 0x46, 0x4F, 0x44, 0x55 }[seed % 6];
                 BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(16), (ushort)(total % 140));
                 BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(20), (ushort)(frag & (seed % 3 == 0 ? 0xFFFF : 0x4000)));
                 f[23] = proto;
@@ -31,7 +31,7 @@ public class RssHasherTests
                 bool got;
                 uint h2;
                 RssHashType t2;
-                fixed (byte* p = f) got = rss.TryHashPlainIpv4(p + 14, length - 14, out h2, out t2);
+                fixed (byte* p = f) got = rss.TryHashIpv4(p + 14, length - 14, out h2, out t2);
                 Assert.Equal(expected, got);
                 Assert.Equal(t1, t2);
                 Assert.Equal(h1, h2);
