@@ -22,7 +22,7 @@ public abstract class UdpTunnelGro
 
 /// <summary>
 /// udp4_gro_receive / udp6_gro_receive and udp_gro_receive (net/ipv4/udp_offload.c, net/ipv6/udp_offload.c), and
-/// their completions. The checksum is verified (a zero IPv4 checksum is allowed) or, when the device already did,
+/// their completions. The checksum is verified (a zero one is allowed, over IPv6 too: the socket decides on it later) or, when the device already did,
 /// turned into a CHECKSUM_COMPLETE-style sum the inner layers can reuse. A datagram to a port a UDP tunnel socket
 /// registered (<see cref="GroEngine.AddUdpTunnel"/>, udp_tunnel_sock's gro_receive) continues into the tunnel's
 /// handler: the held packets of the same outer flow must have the same ports and both a checksum or both none, and
@@ -47,9 +47,11 @@ public static class UdpGro
             // Don't bother verifying a packet that is flushed anyway (as udp4_gro_receive skips it). The pseudo-header
             // is for the verification, or for the sum a tunnel's inner layers reuse: a datagram the device vouched
             // for, with no tunnel socket to take it, needs neither.
+            // A zero checksum passes here over IPv6 too (udp6_gro_receive's skb_gro_checksum_validate_zero_check): the
+            // socket decides later whether it takes one (no_check6_rx).
             bool tunnels = e.HasUdpTunnels;
-            uint pseudo = tunnels || GroEngine.ChecksumNeeded(skb, !v6, check) ? Pseudo(skb, v6) : 0;
-            if (GroEngine.ChecksumBad(skb, pseudo, !v6, check))
+            uint pseudo = tunnels || GroEngine.ChecksumNeeded(skb, true, check) ? Pseudo(skb, v6) : 0;
+            if (GroEngine.ChecksumBad(skb, pseudo, true, check))
             {
                 e.NoteNormal(GroNormalReason.BadChecksum);
                 skb.Gro.Flush = 1;
@@ -57,7 +59,8 @@ public static class UdpGro
             }
             // skb_gro_checksum_try_convert: a checksum the device vouched for becomes the sum the tunnel's inner
             // layers validate against, so the inner TCP checksum costs no second pass over the data. Without a tunnel
-            // socket the datagram is flushed just below and nothing reads it.
+            // socket the datagram is flushed just below and nothing reads it (UDP_GRO sockets, NETIF_F_GRO_UDP_FWD and
+            // fraglist GRO, which would merge it, are not modelled).
             if (tunnels && check != 0 && skb.Gro.CsumCnt == 0 && !skb.Gro.CsumValid)
             {
                 skb.Gro.Csum = (ushort)~Checksum.Fold64(pseudo);

@@ -227,9 +227,9 @@ public sealed class RssHasher
     {
         if (length < 20 || ip[0] >> 4 != 4) return Malformed(out hash, out type);
         int ihl = (ip[0] & 0x0f) * 4;
-        int totalLength = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ushort>(ip + 2));
+        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(ip + 2, 2));
         if (ihl < 20 || ihl > length || totalLength < ihl) return Malformed(out hash, out type);
-        bool fragment = (Unsafe.ReadUnaligned<ushort>(ip + 6) & BinaryPrimitives.ReverseEndianness((ushort)0x3FFF)) != 0;
+        bool fragment = (BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(ip + 6, 2)) & 0x3FFF) != 0;
         byte proto = ip[9];
         bool ports = !fragment && proto switch
         {

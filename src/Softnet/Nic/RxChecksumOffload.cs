@@ -6,16 +6,19 @@ using Softnet.Packets.Headers;
 namespace Softnet.Nic;
 
 /// <summary>
-/// The NIC's receive checksum offload (ethtool -K DEV rx on, NETIF_F_RXCSUM), as ice's parser and ice_rx_csum see a
-/// frame: the port checks the IPv4 header checksum and the TCP or UDP checksum of a frame whose packet type has a TCP
-/// or UDP inner protocol, and writes the result into the descriptor's status (L3L4P with the IPE and L4E error bits).
-/// The driver then marks a clean frame CHECKSUM_UNNECESSARY (csum_level 0), so GRO and the stack sum nothing, and
-/// counts a failed one (hw_csum_rx_error, ethtool's rx_csum_bad.nic) and leaves it CHECKSUM_NONE for the stack to
-/// verify and drop. Not checked (no L3L4P, CHECKSUM_NONE, not counted), as the ice packet types give them: IPv4
-/// fragments, IPv4 or IPv6 carrying anything but TCP or UDP (ICMP, SCTP, tunnels without an outer UDP header), IPv6
-/// with extension headers (IPV6EXADD), and lengths the headers do not agree with. A UDP tunnel's inner checksum is
-/// left to the stack too: ice checks it only for UDP ports the vxlan or geneve driver programmed into it, which the
-/// port does not model, so its tunnelled frames look like plain UDP.
+/// The NIC's receive checksum offload (ethtool -K DEV rx on, NETIF_F_RXCSUM), as ice's hardware and ice_rx_csum
+/// (drivers/net/ethernet/intel/ice/ice_txrx_lib.c, the version that reports CHECKSUM_UNNECESSARY for TCP, UDP and
+/// SCTP) treat a frame: the port checks the IPv4 header checksum of every IPv4 packet and the TCP or UDP checksum of
+/// an unfragmented segment, and writes the result into the descriptor (L3L4P with the IPE and L4E error bits). The
+/// driver then marks a clean TCP or UDP frame CHECKSUM_UNNECESSARY (csum_level 0), so GRO and the stack sum nothing,
+/// and counts a failed one (hw_csum_rx_error, ethtool's rx_csum_bad.nic) and leaves it CHECKSUM_NONE for the stack to
+/// verify and drop. Everything else arrives CHECKSUM_NONE and uncounted, and the stack checks it as it would anyway:
+/// fragments, ICMP and other protocols. Where ice goes further, the model stops short, on purpose and with the same
+/// outcome for every packet (only rx_csum_bad.nic misses their failures): SCTP (ice checks its CRC32c); IPv6 with
+/// extension headers (ice checks most of them, and counts IPV6EXADD ones as failures); and the inner checksum of a
+/// UDP tunnel, which ice checks (csum_level 1) for the ports the vxlan or geneve driver programs into it: the port
+/// does not model that programming, so tunnelled frames look like plain UDP to it and their inner checksum is
+/// verified by GRO or the stack.
 /// </summary>
 public static class RxChecksumOffload
 {
@@ -23,14 +26,6 @@ public static class RxChecksumOffload
     /// 0, or <see cref="RxDescriptor.L3L4Processed"/> with <see cref="RxDescriptor.IpChecksumError"/> or
     /// <see cref="RxDescriptor.L4ChecksumError"/> when a check failed.</summary>
     public static unsafe int Status(ReadOnlySpan<byte> frame)
-    {
-        // Untagged IPv4, nearly every frame, in line; the rest through a call.
-        if (frame.Length < EthernetView.HeaderLength + 20 || BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) != EtherTypes.Ipv4) return Other(frame);
-        fixed (byte* f = frame) return Ipv4(f + EthernetView.HeaderLength, frame.Length - EthernetView.HeaderLength);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe int Other(ReadOnlySpan<byte> frame)
     {
         if (frame.Length < EthernetView.HeaderLength) return 0;
         ushort type = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12));
@@ -47,22 +42,24 @@ public static class RxChecksumOffload
         }
     }
 
-    /// <summary>The status of an IPv4 packet at <paramref name="ip"/>, <paramref name="length"/> bytes to the frame's end.</summary>
+    /// <summary>The status of an IPv4 packet at <paramref name="ip"/>, <paramref name="length"/> bytes to the frame's end
+    /// (the port's parser calls it directly for an untagged IPv4 frame).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe int Ipv4(byte* ip, int length)
     {
         if (length < 20 || ip[0] >> 4 != 4) return 0;
         int ihl = (ip[0] & 0x0F) * 4;
         int total = Be16(ip + 2);
-        byte proto = ip[9];
-        // A fragment's packet type has no inner protocol; so has a header whose lengths do not fit the frame.
-        if (ihl < 20 || total < ihl || total > length || (Be16(ip + 6) & 0x3FFF) != 0) return 0;
-        if (proto is not (IpProtocols.Tcp or IpProtocols.Udp)) return 0;
+        // A header whose lengths do not fit the frame is not one the parser can check.
+        if (ihl < 20 || total < ihl || total > length) return 0;
         // The sums are taken over native-order words and folded once: a check needs no byte swaps (see SumNativeUnfolded).
         ulong header = ihl == 20
             ? (ulong)U32(ip) + U32(ip + 4) + U32(ip + 8) + U32(ip + 12) + U32(ip + 16)
             : Long(ip, ihl);
         if (Checksum.Fold64(header) != 0xFFFF) return RxDescriptor.L3L4Processed | RxDescriptor.IpChecksumError;
+        // Only an unfragmented TCP or UDP segment has a transport checksum the port checks.
+        byte proto = ip[9];
+        if ((Be16(ip + 6) & 0x3FFF) != 0 || proto is not (IpProtocols.Tcp or IpProtocols.Udp)) return 0;
         byte* l4 = ip + ihl;
         int l4Length = total - ihl;
         if (!L4Fits(l4, l4Length, proto)) return 0;
@@ -84,7 +81,7 @@ public static class RxChecksumOffload
         if (!L4Fits(l4, payload, next)) return 0;
         // IPv6 UDP must carry a checksum; a zero one is for the stack to refuse (or a socket's no_check6_rx to accept).
         if (next == IpProtocols.Udp && Be16(l4 + 6) == 0) return 0;
-        ulong pseudo = Native16(next) + Native16((ushort)payload);
+        ulong pseudo = (ulong)Native16(next) + Native16((ushort)payload);
         for (int i = 8; i < 40; i += 4) pseudo += U32(ip + i);
         return L4(pseudo, l4, payload);
     }
@@ -97,21 +94,25 @@ public static class RxChecksumOffload
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe int L4(ulong pseudo, byte* l4, int length)
-        => Checksum.Fold64(pseudo + (length < Checksum.ShortMax ? Checksum.SumNativeUnfolded(l4, length) : Long(l4, length))) == 0xFFFF
+    {
+        // A short segment's words are summed in line; a long one's vector loop is kept out of this path.
+        ulong sum = length < Checksum.ShortMax ? Checksum.SumNativeUnfolded(l4, length) : Long(l4, length);
+        return Checksum.Fold64(pseudo + sum) == 0xFFFF
             ? RxDescriptor.L3L4Processed
             : RxDescriptor.L3L4Processed | RxDescriptor.L4ChecksumError;
+    }
 
     /// <summary>The vector sum of a long run, out of line so the short frame's path stays small.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe ulong Long(byte* p, int length) => Checksum.SumNativeUnfolded(p, length);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe ushort Be16(byte* p) => BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ushort>(p));
+    private static unsafe ushort Be16(byte* p) => Native16(Unsafe.ReadUnaligned<ushort>(p));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe uint U32(byte* p) => Unsafe.ReadUnaligned<uint>(p);
 
-    /// <summary>A network-order 16-bit word as the native-order read of its two bytes gives it.</summary>
+    /// <summary>A network-order 16-bit word as the native-order read of its two bytes gives it (and back).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint Native16(ushort value) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(value) : value;
+    private static ushort Native16(ushort value) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(value) : value;
 }

@@ -24,8 +24,6 @@ public struct RxDescriptor
     public const int IpChecksumError = 8;
     /// <summary>The TCP or UDP checksum is wrong (ICE_RX_FLEX_DESC_STATUS0_XSUM_L4E).</summary>
     public const int L4ChecksumError = 16;
-    /// <summary>The checksum bits of <see cref="Status"/>.</summary>
-    public const int ChecksumBits = L3L4Processed | IpChecksumError | L4ChecksumError;
 
     public int BufferIndex;
     /// <summary>Bytes of the frame in this buffer (the write-back pkt_len), written at <see cref="PagePool.Headroom"/>.</summary>
@@ -224,10 +222,10 @@ public sealed class RxRing
     /// <summary>As <see cref="TryReceive(ReadOnlySpan{byte}, long, uint, PktHashType, int)"/>; a frame the port took
     /// as a TCP <paramref name="aggregate"/> is accepted past <see cref="MaxFrameSize"/> and its descriptors carry
     /// the aggregate's GSO fields.</summary>
-    /// <param name="checksum">The port's checksum verdict for the frame's last descriptor (<see cref="RxChecksumOffload.Status"/>).</param>
-    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksum = 0)
+    /// <param name="checksumStatus">The port's checksum verdict for the frame's last descriptor (<see cref="RxChecksumOffload.Status"/>).</param>
+    public bool TryReceive(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksumStatus = 0)
     {
-        bool ok = TryReceiveHeld(frame, timestampNs, rssHash, hashType, ifindex, aggregate, checksum);
+        bool ok = TryReceiveHeld(frame, timestampNs, rssHash, hashType, ifindex, aggregate, checksumStatus);
         if (ok) WriteBack();
         return ok;
     }
@@ -236,7 +234,7 @@ public sealed class RxRing
     /// descriptors stay unseen by NAPI until <see cref="WriteBack"/>: a DMA engine writing a burst hands its
     /// descriptors over together (ice writes descriptors back a cache line at a time, or on the interrupt with
     /// WB_ON_ITR), and NAPI then reads lines the port has finished with instead of chasing the port line by line.</summary>
-    internal bool TryReceiveHeld(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksum = 0)
+    internal bool TryReceiveHeld(ReadOnlySpan<byte> frame, long timestampNs, uint rssHash, PktHashType hashType, int ifindex, RxAggregate aggregate, int checksumStatus = 0)
     {
         ref PortSide p = ref _port;
         if (frame.Length > p.MaxFrame && !aggregate.IsAggregate)
@@ -264,7 +262,7 @@ public sealed class RxRing
             ref RxDescriptor d = ref descs[(int)head & p.Mask];
             CopyFrame(frame, PortBuffer(ref p, d.BufferIndex));
             Fill(ref d, frame.Length, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
-            Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksum);
+            Volatile.Write(ref d.Status, RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksumStatus);
         }
         else
         {
@@ -278,7 +276,7 @@ public sealed class RxRing
                 frame.Slice(offset, n).CopyTo(PortBuffer(ref p, d.BufferIndex));
                 Fill(ref d, n, timestampNs, rssHash, hashType, ifindex, aggregate, p.TraceId);
                 offset += n;
-                Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksum : RxDescriptor.DescriptorDone);
+                Volatile.Write(ref d.Status, i == need - 1 ? RxDescriptor.DescriptorDone | RxDescriptor.EndOfPacket | checksumStatus : RxDescriptor.DescriptorDone);
             }
         }
         if (aggregate.IsAggregate)

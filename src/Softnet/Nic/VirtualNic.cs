@@ -127,7 +127,7 @@ public sealed class VirtualNic
         bool hashed;
         uint h;
         RssHashType rssType;
-        int checksum = 0;
+        int checksumStatus = 0;
         // The parser reads the common frame (untagged IPv4, 20-byte header) once, by pointer, for RSS and the checksum
         // offload; any other goes through their general paths, which give the same results.
         if (frame.Length >= NicOptions.EthHlen + 20 && Unsafe.ReadUnaligned<ushort>(ref Unsafe.AsRef(in frame[12])) == PlainIpv4Type && frame[14] == 0x45)
@@ -139,14 +139,15 @@ public sealed class VirtualNic
                     byte* ip = f + NicOptions.EthHlen;
                     int length = frame.Length - NicOptions.EthHlen;
                     hashed = _rss.TryHashIpv4(ip, length, out h, out rssType);
-                    if (_rxChecksum) checksum = RxChecksumOffload.Ipv4(ip, length);
+                    // A frame longer than the MTU is an aggregate (CHECKSUM_PARTIAL whatever the check says) or a drop.
+                    if (_rxChecksum && frame.Length <= _plainMax) checksumStatus = RxChecksumOffload.Ipv4(ip, length);
                 }
             }
         }
         else
         {
             hashed = _rss.TryHashFrame(frame, out h, out rssType);
-            if (_rxChecksum) checksum = RxChecksumOffload.Status(frame);
+            checksumStatus = _rxChecksum ? -1 : 0; // checked below, once the frame is known to be a plain one
         }
         if (hashed)
         {
@@ -161,16 +162,17 @@ public sealed class VirtualNic
         if (traceId != 0) Telemetry.PacketTracer.Current?.Arrival(traceId, queue, _vectors[queue].TargetCpu.Id, ring.PortSlot, hash, frame.Length);
         if (frame.Length > _plainMax && frame.Length > _plainMax + NicOptions.VlanHlen * TcpAggregate.VlanTags(frame))
             return TakeLong(frame, nowNs, ifindex, held, ring, hash, type);
+        if (checksumStatus < 0) checksumStatus = RxChecksumOffload.Status(frame);
         // A frame the MAC takes as it is: no aggregate fields (a constant, so the inlined descriptor write folds them).
-        return Dma(ring, frame, nowNs, hash, type, ifindex, held, default, checksum);
+        return Dma(ring, frame, nowNs, hash, type, ifindex, held, default, checksumStatus);
     }
 
     /// <summary>The frame into the ring's posted buffers, its descriptors held for the burst's write-back or handed over now.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static DropReason Dma(RxRing ring, ReadOnlySpan<byte> frame, long nowNs, uint hash, PktHashType type, int ifindex, bool held, RxAggregate aggregate, int checksum = 0)
+    private static DropReason Dma(RxRing ring, ReadOnlySpan<byte> frame, long nowNs, uint hash, PktHashType type, int ifindex, bool held, RxAggregate aggregate, int checksumStatus = 0)
     {
-        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate, checksum)
-            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate, checksum);
+        bool taken = held ? ring.TryReceiveHeld(frame, nowNs, hash, type, ifindex, aggregate, checksumStatus)
+            : ring.TryReceive(frame, nowNs, hash, type, ifindex, aggregate, checksumStatus);
         return taken ? DropReason.None : DropReason.RingFull;
     }
 

@@ -19,10 +19,12 @@ public sealed class GroStage : IRxHandler
 
     /// <param name="created">Called with each queue's engine once it is made, before any packet (the scenario registers
     /// its UDP tunnel sockets' GRO handlers here).</param>
-    public GroStage(int queues, GroOptions options, IRxHandler next, Action<GroEngine>? created = null)
+    /// <param name="deviceChecksums">The NIC checks checksums itself (<see cref="NicOptions.RxChecksum"/>): what its driver
+    /// set stands, and <see cref="GroOptions.RxChecksum"/> (a stand-in for a device that is not modelled) is not applied.</param>
+    public GroStage(int queues, GroOptions options, IRxHandler next, Action<GroEngine>? created = null, bool deviceChecksums = false)
     {
         _next = next;
-        _checksum = options.RxChecksum;
+        _checksum = deviceChecksums ? RxChecksum.None : options.RxChecksum;
         _engines = new GroEngine[queues];
         GroTicks = new long[queues];
         _warm = new bool[queues];
@@ -77,9 +79,9 @@ public sealed class GroStage : IRxHandler
         var engine = sink.Engine!;
         if (engine.TimerDeadlineNs is long deadline && deadline <= now) engine.TimerFired(now);
         skb.ResetMacHeader();
-        // What the driver found stands (CHECKSUM_UNNECESSARY from the port's offload, CHECKSUM_PARTIAL on a hardware-GRO
-        // aggregate); the option speaks for a device that vouched for nothing.
-        if (skb.IpSummed == CsumState.None && _checksum != RxChecksum.None) GroReplay.SetChecksumState(skb, _checksum);
+        // A hardware-GRO aggregate arrives CHECKSUM_PARTIAL from the driver and keeps it; so does what a NIC that checks
+        // checksums found (then the option is None).
+        if (_checksum != RxChecksum.None && skb.IpSummed == CsumState.None) GroReplay.SetChecksumState(skb, _checksum);
         int traceId = skb.TraceId; // the skb may be freed (merged) by the time Receive returns
         var result = engine.Receive(skb, now);
         if (traceId != 0) Telemetry.PacketTracer.Current?.GroReceived(traceId, result, engine.LastMergeTraceId);

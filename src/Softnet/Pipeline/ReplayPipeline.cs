@@ -133,7 +133,7 @@ public sealed class ReplayPipeline(ReplayOptions options)
             if (stack is Steering.IRfsReader rfs) rfs.RpsSockFlows = rps.SockFlows;
             top = rps;
         }
-        GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top, options.GroCreated);
+        GroStage? gro = options.Gro is null ? null : new GroStage(queues, options.Gro, top, options.GroCreated, options.Nic.RxChecksum);
         if (gro is not null) top = gro;
         var xdpTx = options.XdpTxPath is null ? null : new Xdp.XdpTxCapture(CaptureWriter.Create(options.XdpTxPath, LinkType.Ethernet));
         var nic = new VirtualNic(xdpTx is null ? options.Nic : options.Nic with { XdpTransmit = xdpTx }, engine, top);

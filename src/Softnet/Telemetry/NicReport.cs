@@ -83,9 +83,8 @@ public sealed class NicReportSection(IReadOnlyList<VirtualNic> nics) : IReportSe
                 string shown = nics.Count == 1 ? name : name.Replace($"rx_queue_{queues[i].Id}_", $"rx_queue_{i}_", StringComparison.Ordinal);
                 sb.Append("     ").Append(shown).Append(": ").Append(value).Append('\n');
             }
-        // ice counts checksum failures for the whole device (a PF statistic, hence the .nic suffix).
-        if (nics.Any(n => n.Options.RxChecksum))
-            sb.Append("     rx_csum_bad.nic: ").Append(queues.Sum(q => q.ChecksumErrors)).Append('\n');
+        // ice counts checksum failures for the whole device (a PF statistic, hence the .nic suffix), offload on or off.
+        sb.Append("     rx_csum_bad.nic: ").Append(queues.Sum(q => q.ChecksumErrors)).Append('\n');
         if (queues.Count > 0 && queues[0].XdpHook is not null)
         {
             // The port's XDP verdict totals, in the rx_xdp_* names drivers print (mlx5, veth, virtio_net alike).

@@ -56,7 +56,7 @@ internal sealed unsafe class LiveFront
         {
             options.Replay.GroCreated?.Invoke(e);
             for (int i = 0; i < wires.Count; i++) VxlanLink.RegisterGro(wires[i].Device.Namespace, e, i);
-        });
+        }, nicOptions.RxChecksum);
         if (Gro is not null) handler = Gro;
         Nic = new VirtualNic(nicOptions, Engine, handler);
         if (Gro is not null) Gro.Queues = Nic.Queues;
