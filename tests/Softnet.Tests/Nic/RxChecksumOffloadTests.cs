@@ -6,13 +6,16 @@ using Softnet.Capture.Generator;
 using Softnet.Nic;
 using Softnet.Packets;
 using Softnet.Pipeline;
+using Softnet.Tests.Packets;
+using Softnet.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Softnet.Tests.Nic;
 
 /// <summary>The port's receive checksum offload (ice's L3L4P with its IPE and L4E bits, then ice_rx_csum): which frames
 /// it checks, what it finds, and that a replay's outcome is the same with it on or off but for the counter.</summary>
-public class RxChecksumOffloadTests
+public class RxChecksumOffloadTests(ITestOutputHelper output)
 {
     private const int Ok = RxDescriptor.L3L4Processed;
     private const int IpBad = RxDescriptor.L3L4Processed | RxDescriptor.IpChecksumError;
@@ -238,5 +241,60 @@ public class RxChecksumOffloadTests
         Assert.Contains("rx_csum_bad.nic: 0\n", nicOff.GetProperty("ethtool_s").GetString());
         Assert.Equal(pOff.Gro!.TotalStats().Merged, pOn.Gro!.TotalStats().Merged);
         Assert.True(pOn.Gro!.TotalStats().Merged > 0);
+    }
+
+    /// <summary>Every Ethernet frame of the tcpdump test corpus the port checks gets tshark's verdict on the same bytes
+    /// (ip.check_checksum, tcp.check_checksum, udp.check_checksum): the IPv4 header checksum, then the first TCP or UDP
+    /// header's (the outer one of a tunnel), good where tshark says good or absent, wrong where it says bad.</summary>
+    [SkippableFact]
+    public void Corpus_frames_the_port_checks_get_tsharks_verdict()
+    {
+        const string corpus = "/work/shared/corpus/tcpdump-tests";
+        Skip.IfNot(Directory.Exists(corpus), "tcpdump test corpus not present");
+        Skip.IfNot(ExternalTool.Exists("tshark"), ExternalTool.Missing("tshark"));
+        var frames = new List<(string File, byte[] Frame)>();
+        foreach (var f in Directory.EnumerateFiles(corpus, "*.pcap").Order())
+        {
+            var (lt, list) = PacketDecoderCorpusTests.ReadPcap(f);
+            if (lt == LinkType.Ethernet) frames.AddRange(list.Select(x => (Path.GetFileName(f), x)));
+        }
+        string[] fields = ["ip.checksum.status", "tcp.checksum.status", "udp.checksum.status", "frame.protocols"];
+        var oracle = new TsharkOracle(frames.Select(x => x.Frame).ToList(), fields, LinkType.Ethernet,
+            "ip.check_checksum:TRUE", "tcp.check_checksum:TRUE", "udp.check_checksum:TRUE", "ip.defragment:FALSE", "ipv6.defragment:FALSE",
+            "tcp.desegment_tcp_streams:FALSE");
+        Assert.True(oracle.Available, oracle.Error);
+        int checkedFrames = 0, ipBad = 0, l4Bad = 0, mismatches = 0;
+        for (int i = 0; i < frames.Count; i++)
+        {
+            int status = RxChecksumOffload.Status(frames[i].Frame);
+            if (status == 0) continue;
+            checkedFrames++;
+            var row = oracle[i];
+            // Wireshark's checksum status: 0 bad, 1 good, 2 unverified, 3 not present.
+            static long First(string v) => v.Length == 0 ? -1 : TsharkOracle.Numbers(v)[0];
+            long ip = First(row["ip.checksum.status"]);
+            var protos = row["frame.protocols"].Split(':');
+            int tcpAt = Array.IndexOf(protos, "tcp"), udpAt = Array.IndexOf(protos, "udp");
+            long l4 = tcpAt >= 0 && (udpAt < 0 || tcpAt < udpAt) ? First(row["tcp.checksum.status"]) : First(row["udp.checksum.status"]);
+            string? why = null;
+            if ((status & RxDescriptor.IpChecksumError) != 0)
+            {
+                ipBad++;
+                if (ip != 0) why = $"IPE, tshark ip {ip}";
+            }
+            else if (ip == 0) why = "IPv4 header passed, tshark says bad";
+            else if ((status & RxDescriptor.L4ChecksumError) != 0)
+            {
+                l4Bad++;
+                if (l4 != 0) why = $"L4E, tshark l4 {l4}";
+            }
+            else if (l4 is not (1 or 3)) why = $"L4 passed, tshark l4 {l4}";
+            if (why is null) continue;
+            mismatches++;
+            if (mismatches <= 20) output.WriteLine($"{frames[i].File} frame {i}: {why} ({row["frame.protocols"]})");
+        }
+        output.WriteLine($"{frames.Count} Ethernet frames, {checkedFrames} checked by the port: {ipBad} IPv4 header and {l4Bad} TCP/UDP checksums wrong");
+        Assert.Equal(0, mismatches);
+        Assert.True(checkedFrames > 1000 && l4Bad > 10 && ipBad > 0, $"checked {checkedFrames}, L4 bad {l4Bad}, IP bad {ipBad}");
     }
 }
