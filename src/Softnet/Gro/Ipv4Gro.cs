@@ -39,7 +39,7 @@ public static class Ipv4Gro
             e.NoteNormal(GroNormalReason.Fragment);
             goto Out;
         }
-        if (!HeaderChecksumOk(iph))
+        if (!Checksum.Ipv4HeaderOk(iph))
         {
             e.NoteNormal(GroNormalReason.IpHeader);
             goto Out;
@@ -80,14 +80,6 @@ public static class Ipv4Gro
     Out:
         if (flush != 0) skb.Gro.Flush |= 1;
         return pp;
-    }
-
-    /// <summary>ip_fast_csum over a 20-byte header: five 32-bit words summed and folded must give 0xFFFF.</summary>
-    private static unsafe bool HeaderChecksumOk(byte* iph)
-    {
-        ulong sum = (ulong)GroEngine.Be32(iph) + GroEngine.Be32(iph + 4) + GroEngine.Be32(iph + 8)
-            + GroEngine.Be32(iph + 12) + GroEngine.Be32(iph + 16);
-        return Checksum.Fold64(sum) == 0xFFFF;
     }
 
     /// <summary>inet_gro_flush: TTL, TOS and DF must match; the ID must advance by the number of merged

@@ -53,10 +53,8 @@ public static class RxChecksumOffload
         // A header whose lengths do not fit the frame is not one the parser can check.
         if (ihl < 20 || total < ihl || total > length) return 0;
         // The sums are taken over native-order words and folded once: a check needs no byte swaps (see SumNativeUnfolded).
-        ulong header = ihl == 20
-            ? (ulong)U32(ip) + U32(ip + 4) + U32(ip + 8) + U32(ip + 12) + U32(ip + 16)
-            : Long(ip, ihl);
-        if (Checksum.Fold64(header) != 0xFFFF) return RxDescriptor.L3L4Processed | RxDescriptor.IpChecksumError;
+        bool headerOk = ihl == 20 ? Checksum.Ipv4HeaderOk(ip) : Checksum.Fold64(Checksum.SumNativeUnfolded(ip, ihl)) == 0xFFFF;
+        if (!headerOk) return RxDescriptor.L3L4Processed | RxDescriptor.IpChecksumError;
         // Only an unfragmented TCP or UDP segment has a transport checksum the port checks.
         byte proto = ip[9];
         if ((Be16(ip + 6) & 0x3FFF) != 0 || proto is not (IpProtocols.Tcp or IpProtocols.Udp)) return 0;
@@ -94,17 +92,9 @@ public static class RxChecksumOffload
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe int L4(ulong pseudo, byte* l4, int length)
-    {
-        // A short segment's words are summed in line; a long one's vector loop is kept out of this path.
-        ulong sum = length < Checksum.ShortMax ? Checksum.SumNativeUnfolded(l4, length) : Long(l4, length);
-        return Checksum.Fold64(pseudo + sum) == 0xFFFF
+        => Checksum.Fold64(pseudo + Checksum.SumNativeUnfolded(l4, length)) == 0xFFFF
             ? RxDescriptor.L3L4Processed
             : RxDescriptor.L3L4Processed | RxDescriptor.L4ChecksumError;
-    }
-
-    /// <summary>The vector sum of a long run, out of line so the short frame's path stays small.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe ulong Long(byte* p, int length) => Checksum.SumNativeUnfolded(p, length);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe ushort Be16(byte* p) => Native16(Unsafe.ReadUnaligned<ushort>(p));

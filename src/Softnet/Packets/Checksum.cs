@@ -45,6 +45,13 @@ public static class Checksum
     public static unsafe ulong SumNativeUnfolded(byte* p, int length)
         => length < ShortMax ? SumScalar(ref *p, 0, (nuint)length) : SumNative(new ReadOnlySpan<byte>(p, length));
 
+    /// <summary>ip_fast_csum == 0 for a 20-byte IPv4 header at <paramref name="iph"/>: its five 32-bit words, read in native
+    /// order (see <see cref="SumNativeUnfolded"/>), fold to 0xFFFF. GRO's inet_gro_receive and the NIC's offload check.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe bool Ipv4HeaderOk(byte* iph)
+        => Fold64((ulong)Unsafe.ReadUnaligned<uint>(iph) + Unsafe.ReadUnaligned<uint>(iph + 4) + Unsafe.ReadUnaligned<uint>(iph + 8)
+                  + Unsafe.ReadUnaligned<uint>(iph + 12) + Unsafe.ReadUnaligned<uint>(iph + 16)) == 0xFFFF;
+
     /// <summary>Inputs shorter than this may take <see cref="SumShort"/>.</summary>
     public const int ShortMax = 64;
 

@@ -66,6 +66,19 @@ public class ChecksumTests
     }
 
     [Fact]
+    public unsafe void Ipv4HeaderOk_is_a_network_order_sum_of_0xFFFF()
+    {
+        // Random headers (nearly all wrong) and the same headers with their checksum field filled in (all right).
+        Gen.Byte.Array[20].Sample(h =>
+        {
+            fixed (byte* p = h) Assert.Equal(NaiveSum(h) == 0xFFFF, Checksum.Ipv4HeaderOk(p));
+            h[10] = h[11] = 0;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(h.AsSpan(10), Checksum.Compute(h));
+            fixed (byte* p = h) Assert.True(Checksum.Ipv4HeaderOk(p));
+        }, iter: 5000);
+    }
+
+    [Fact]
     public void Vectorised_sum_of_all_ones_past_the_accumulator_drain_equals_naive_sum()
     {
         // 0xFFFF in every word is the most a lane gains per step: past 2 MiB the vector accumulators must drain.
